@@ -1,0 +1,85 @@
+/**
+ * One interface for every provider channel: verify → normalize inbound → send outbound → map statuses.
+ * Adapters are pure domain code: no Lambda types, no AWS clients. Adding a channel is one module
+ * plus one line in registry.ts.
+ */
+import type { Attachment, InboundEvent, ProviderChannel } from '../domain/types';
+
+/** A webhook request as the provider sent it. Header names are lower-case. */
+export interface WebhookRequest {
+  method: string;
+  /** The raw body, byte for byte as received: signatures are computed over it. */
+  rawBody: string;
+  headers: Readonly<Record<string, string | undefined>>;
+  query: Readonly<Record<string, string | undefined>>;
+  /** The public URL the provider called (Twilio signs it). */
+  url: string;
+}
+
+/** A channel's secrets and settings (CONTRACT.md section 2), e.g. { appSecret, verifyToken, accessToken }. */
+export type Credentials = Readonly<Record<string, string>>;
+
+export interface HttpReply {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export interface OutboundSend {
+  /** The customer's handle on the channel: phone, PSID, IGSID, chat id. */
+  to: string;
+  text: string;
+  attachments: Attachment[];
+  /** WhatsApp: an approved template, required outside the 24-hour window. */
+  template?: { name: string; language?: string; params?: string[] };
+  /** Messenger/Instagram message tag, e.g. HUMAN_AGENT between 24 h and 7 days. */
+  tag?: string;
+  /** Our message id, passed to providers that accept an idempotency key. */
+  idempotencyKey: string;
+}
+
+export type SendResult =
+  | { ok: true; providerMessageId: string }
+  /** retryable: 429, 5xx, network errors; the queue retries. Permanent errors mark the message failed. */
+  | { ok: false; retryable: boolean; error: string };
+
+export type WindowDecision =
+  | { allowed: true; tag?: string }
+  | { allowed: false; code: 'outside_window' | 'template_required'; message: string };
+
+export interface SendContext {
+  credentials: Credentials;
+  /** Provider API base URL (configuration; the local stack serves its own). */
+  baseUrl: string;
+  fetch: typeof fetch;
+}
+
+export interface ChannelAdapter {
+  readonly channel: ProviderChannel;
+  /** Environment variable names of this channel's credentials, with local development defaults. */
+  readonly credentialDefaults: Readonly<Record<string, { env: string; dev: string }>>;
+  /** Production base URL of the provider API; overridable by `<CHANNEL>_API_BASE_URL`. */
+  readonly defaultBaseUrl: string;
+  /** GET subscription handshake (Meta channels). Undefined when the channel has none. */
+  challenge?(request: WebhookRequest, credentials: Credentials): HttpReply;
+  /** Signature check on the raw body; constant-time comparison. */
+  verify(request: WebhookRequest, credentials: Credentials): boolean;
+  /**
+   * Every event in a verified webhook: messages (text, media, unknown types with a readable
+   * fallback text), delivery/read statuses. Echoes of our own sends are dropped.
+   * Throws `BadWebhookError` when the body cannot be parsed at all.
+   */
+  normalize(request: WebhookRequest, credentials: Credentials): InboundEvent[];
+  /** What the provider expects as the 200 answer (Twilio: `<Response/>`). */
+  ack(): HttpReply;
+  /** Whether a send is allowed now given the last customer message (24-hour rules). */
+  window(lastInboundAt: string | undefined, now: Date, hasTemplate: boolean): WindowDecision;
+  send(message: OutboundSend, context: SendContext): Promise<SendResult>;
+}
+
+export class BadWebhookError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BadWebhookError';
+  }
+}

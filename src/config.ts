@@ -1,0 +1,73 @@
+/**
+ * Runtime configuration, read from the environment once per cold start.
+ * The CDK stateless stack sets these on each function; the local stack sets them for its process.
+ */
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`Missing environment variable ${name}`);
+  return value;
+}
+
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number of seconds`);
+  return value;
+}
+
+/** Environment variable names, shared with lib/ and local/ so that nobody spells them twice. */
+export const ENV = {
+  tableName: 'TABLE_NAME',
+  inboundQueueUrl: 'INBOUND_QUEUE_URL',
+  outboundQueueUrl: 'OUTBOUND_QUEUE_URL',
+  /** The WebSocket @connections management endpoint, e.g. https://abc.execute-api.eu-west-1.amazonaws.com/live */
+  wsCallbackUrl: 'WS_CALLBACK_URL',
+  /** The URL clients connect to (wss://…); returned by the widget session route. */
+  wsPublicUrl: 'WS_PUBLIC_URL',
+  jwtIssuer: 'JWT_ISSUER',
+  jwtJwksUri: 'JWT_JWKS_URI',
+  jwtAudience: 'JWT_AUDIENCE',
+  publicUrl: 'CONVERSA_PUBLIC_URL',
+  scheduleGroup: 'SCHEDULE_GROUP',
+  schedulerRoleArn: 'SCHEDULER_ROLE_ARN',
+  engagementFunctionArn: 'ENGAGEMENT_FUNCTION_ARN',
+  schedulerDlqArn: 'SCHEDULER_DLQ_ARN',
+  mailFrom: 'MAIL_FROM',
+  mailReplyDomain: 'MAIL_REPLY_DOMAIN',
+  replySecret: 'REPLY_ADDRESS_SECRET',
+  emailFallbackDelay: 'CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS',
+  reengageAfter: 'CONVERSA_REENGAGE_AFTER_SECONDS',
+  autoResolveAfter: 'CONVERSA_AUTO_RESOLVE_AFTER_SECONDS',
+} as const;
+
+export const config = {
+  get tableName() {
+    return required(ENV.tableName);
+  },
+  get inboundQueueUrl() {
+    return required(ENV.inboundQueueUrl);
+  },
+  get outboundQueueUrl() {
+    return required(ENV.outboundQueueUrl);
+  },
+  get wsCallbackUrl() {
+    return required(ENV.wsCallbackUrl);
+  },
+  get wsPublicUrl() {
+    return required(ENV.wsPublicUrl);
+  },
+  get publicUrl() {
+    return process.env[ENV.publicUrl] ?? 'http://127.0.0.1:3000';
+  },
+  get jwt() {
+    return { issuer: required(ENV.jwtIssuer), jwksUri: required(ENV.jwtJwksUri), audience: required(ENV.jwtAudience) };
+  },
+  get timers() {
+    return {
+      emailFallbackDelaySeconds: seconds(ENV.emailFallbackDelay, 120),
+      reengageAfterSeconds: seconds(ENV.reengageAfter, 86_400),
+      autoResolveAfterSeconds: seconds(ENV.autoResolveAfter, 172_800),
+    };
+  },
+};

@@ -1,0 +1,112 @@
+/** Public shapes (CONTRACT.md section 5) and the events that travel through the queues. */
+
+export const CHANNELS = ['web', 'whatsapp', 'messenger', 'instagram', 'telegram', 'sms', 'email'] as const;
+export type Channel = (typeof CHANNELS)[number];
+export const PROVIDER_CHANNELS = ['whatsapp', 'messenger', 'instagram', 'telegram', 'sms'] as const;
+export type ProviderChannel = (typeof PROVIDER_CHANNELS)[number];
+
+export function isProviderChannel(value: string): value is ProviderChannel {
+  return (PROVIDER_CHANNELS as readonly string[]).includes(value);
+}
+
+export type MessageStatus = 'received' | 'queued' | 'sent' | 'delivered' | 'read' | 'failed';
+export type SenderType = 'contact' | 'agent' | 'bot' | 'system';
+
+export interface Attachment {
+  type: string;
+  url: string;
+  mimeType?: string;
+  name?: string;
+  size?: number;
+}
+
+export interface Message {
+  id: string;
+  conversationId: string;
+  direction: 'inbound' | 'outbound';
+  sender: { type: SenderType; id: string; name?: string };
+  channel: Channel;
+  text: string;
+  attachments: Attachment[];
+  status: MessageStatus;
+  private: boolean;
+  providerMessageId?: string;
+  /** Why a send failed, shown to the agent. */
+  error?: string;
+  /** WhatsApp template used for a send outside the customer-service window. */
+  template?: { name: string; language?: string; params?: string[] };
+  createdAt: string;
+}
+
+export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';
+
+export interface Conversation {
+  id: string;
+  channel: Channel;
+  status: ConversationStatus;
+  contact: { id: string; name?: string; email?: string; phone?: string };
+  assigneeId: string | null;
+  team?: string | null;
+  unreadCount: number;
+  createdAt: string;
+  updatedAt: string;
+  lastMessageAt: string;
+  /** Last message from the customer: opens the providers' 24-hour service window. */
+  lastInboundAt?: string;
+  firstReplyAt?: string;
+  resolvedAt?: string;
+  snoozedUntil?: string;
+  csat?: { score: number; comment?: string };
+}
+
+export interface Contact {
+  id: string;
+  name?: string;
+  email?: string;
+  phone?: string;
+  handles: { channel: Channel; handle: string }[];
+  conversations: Conversation[];
+}
+
+/**
+ * What a channel adapter (or the web widget) hands to the inbound queue.
+ * `handle` is the customer's id on that channel (phone, PSID, IGSID, chat id, visitor id):
+ * together with `channel` it names the conversation, so it is also the FIFO group.
+ */
+export type InboundEvent = InboundMessageEvent | InboundStatusEvent;
+
+export interface InboundMessageEvent {
+  kind: 'message';
+  channel: Channel;
+  handle: string;
+  /** What the provider tells us about the customer. */
+  profile?: { name?: string; phone?: string; email?: string };
+  /** The provider's message id: the key that makes redeliveries idempotent. */
+  providerMessageId?: string;
+  /** The web widget's client-side id (idempotency for visitor sends). */
+  clientMessageId?: string;
+  text: string;
+  attachments: Attachment[];
+  /** ISO time the provider says the message was sent, else when we received it. */
+  sentAt: string;
+  /** Web only: the connection to acknowledge once stored. */
+  replyToConnectionId?: string;
+  /** Web only: the conversation the visitor's session already points at. */
+  conversationId?: string;
+}
+
+export interface InboundStatusEvent {
+  kind: 'status';
+  channel: Channel;
+  handle: string;
+  providerMessageId: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed';
+  error?: string;
+  at: string;
+}
+
+/** Outbound queue body: the message is already stored; the consumer delivers it. */
+export interface OutboundJob {
+  conversationId: string;
+  messageId: string;
+}

@@ -1,0 +1,146 @@
+/**
+ * The one declaration of Conversa's functions, queues and routes.
+ * The CDK stacks (lib/) and the local stack (local/) both read it, so they cannot drift apart.
+ * Plain data only: no CDK or Lambda types here.
+ */
+
+export type FunctionName =
+  | 'webhook'
+  | 'widget'
+  | 'api'
+  | 'realtime'
+  | 'wsAuthorizer'
+  | 'inbound'
+  | 'outbound'
+  | 'engagement';
+
+export interface FunctionSpec {
+  /** Path of the handler module, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+}
+
+export const FUNCTIONS: Readonly<Record<FunctionName, FunctionSpec>> = {
+  webhook: {
+    entry: 'functions/webhook/handler.ts',
+    description: 'Verifies provider webhooks and queues their events',
+    memoryMb: 512,
+    timeoutSeconds: 10,
+  },
+  widget: {
+    entry: 'functions/widget/handler.ts',
+    description: 'Starts and resumes web widget visitor sessions',
+    memoryMb: 512,
+    timeoutSeconds: 10,
+  },
+  api: {
+    entry: 'functions/api/handler.ts',
+    description: 'Agent HTTP API: inbox, history, replies, assignment, settings, reports',
+    memoryMb: 1024,
+    timeoutSeconds: 15,
+  },
+  realtime: {
+    entry: 'functions/realtime/handler.ts',
+    description: 'WebSocket routes: connect, disconnect and client actions',
+    memoryMb: 512,
+    timeoutSeconds: 10,
+  },
+  wsAuthorizer: {
+    entry: 'functions/ws-authorizer/handler.ts',
+    description: 'Checks the agent JWT or visitor token on WebSocket $connect',
+    memoryMb: 512,
+    timeoutSeconds: 5,
+  },
+  inbound: {
+    entry: 'functions/inbound/handler.ts',
+    description: 'Stores inbound messages once, routes conversations and fans out events',
+    memoryMb: 1024,
+    timeoutSeconds: 30,
+  },
+  outbound: {
+    entry: 'functions/outbound/handler.ts',
+    description: 'Delivers agent replies to visitors and provider APIs',
+    memoryMb: 1024,
+    timeoutSeconds: 30,
+  },
+  engagement: {
+    entry: 'functions/engagement/handler.ts',
+    description: 'Scheduled timers: email fallback, re-engagement, auto-resolve and CSAT',
+    memoryMb: 512,
+    timeoutSeconds: 30,
+  },
+};
+
+export type QueueName = 'inbound' | 'outbound';
+
+export interface QueueSpec {
+  readonly consumer: FunctionName;
+  readonly fifo: true;
+  readonly batchSize: number;
+  /** Receives before a message moves to the dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** Environment variable through which functions learn the queue URL. */
+  readonly urlEnv: string;
+}
+
+export const QUEUES: Readonly<Record<QueueName, QueueSpec>> = {
+  inbound: { consumer: 'inbound', fifo: true, batchSize: 10, maxReceiveCount: 5, urlEnv: 'INBOUND_QUEUE_URL' },
+  outbound: { consumer: 'outbound', fifo: true, batchSize: 10, maxReceiveCount: 5, urlEnv: 'OUTBOUND_QUEUE_URL' },
+};
+
+/** SQS visibility timeout: six times the consumer's timeout, as AWS recommends for event sources. */
+export function visibilityTimeoutSeconds(queue: QueueName): number {
+  return FUNCTIONS[QUEUES[queue].consumer].timeoutSeconds * 6;
+}
+
+export type RouteAuth = 'none' | 'agent';
+
+export interface HttpRouteSpec {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** API Gateway path syntax: `{name}` is one segment. */
+  readonly path: string;
+  readonly fn: FunctionName;
+  readonly auth: RouteAuth;
+}
+
+const agent = (method: HttpRouteSpec['method'], path: string): HttpRouteSpec => ({ method, path, fn: 'api', auth: 'agent' });
+
+export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
+  { method: 'GET', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
+  { method: 'POST', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
+  { method: 'POST', path: '/v1/widget/sessions', fn: 'widget', auth: 'none' },
+  agent('GET', '/v1/conversations'),
+  agent('GET', '/v1/conversations/{id}'),
+  agent('GET', '/v1/conversations/{id}/messages'),
+  agent('POST', '/v1/conversations/{id}/messages'),
+  agent('POST', '/v1/conversations/{id}/assign'),
+  agent('POST', '/v1/conversations/{id}/transfer'),
+  agent('POST', '/v1/conversations/{id}/resolve'),
+  agent('POST', '/v1/conversations/{id}/reopen'),
+  agent('POST', '/v1/conversations/{id}/status'),
+  agent('POST', '/v1/conversations/{id}/read'),
+  agent('GET', '/v1/contacts/{id}'),
+  agent('POST', '/v1/contacts/{id}/merge'),
+  agent('GET', '/v1/agents'),
+  agent('PUT', '/v1/agents/{id}'),
+  agent('GET', '/v1/settings'),
+  agent('PUT', '/v1/settings'),
+  agent('GET', '/v1/canned-responses'),
+  agent('POST', '/v1/canned-responses'),
+  agent('DELETE', '/v1/canned-responses/{id}'),
+  agent('GET', '/v1/reports/summary'),
+  agent('POST', '/v1/proactive'),
+];
+
+/** WebSocket routes; `$default` carries every client action (routed by the `action` field in the handler). */
+export const WS_ROUTES = ['$connect', '$disconnect', '$default'] as const;
+export const WS_FUNCTION: FunctionName = 'realtime';
+export const WS_AUTHORIZER: FunctionName = 'wsAuthorizer';
+/** Where the authorizer finds the token on $connect. */
+export const WS_TOKEN_QUERY_PARAM = 'token';
+
+/** Largest accepted HTTP body and WebSocket frame. */
+export const MAX_BODY_BYTES = 256 * 1024;
+export const MAX_FRAME_BYTES = 32 * 1024;

@@ -1,0 +1,67 @@
+/**
+ * The one place that builds table keys. Every item's pk/sk (and index keys) come from here;
+ * README.md's access-pattern table documents each.
+ */
+import type { ConversationStatus } from '../domain/types';
+
+export type Key = { pk: string; sk: string };
+
+const ONE = (pk: string, sk: string): Key => ({ pk, sk });
+
+export const keys = {
+  conversation: (id: string) => ONE(`CONV#${id}`, 'CONV'),
+  /** Inbox index: by status, newest activity first. */
+  conversationInbox: (status: ConversationStatus, lastMessageAt: string, id: string) => ({
+    gsi1pk: `INBOX#${status}`,
+    gsi1sk: `${lastMessageAt}#${id}`,
+  }),
+  inboxPartition: (status: ConversationStatus) => `INBOX#${status}`,
+  /** Assignee index: per agent (or `none`, the waiting queue) and status, in arrival order. */
+  conversationAssignee: (assigneeId: string | null, status: ConversationStatus, createdAt: string, id: string) => ({
+    gsi2pk: assigneePartition(assigneeId, status),
+    gsi2sk: `${createdAt}#${id}`,
+  }),
+  assigneePartition: (assigneeId: string | null, status: ConversationStatus) => assigneePartition(assigneeId, status),
+
+  message: (conversationId: string, messageId: string) => ONE(`CONV#${conversationId}`, `MSG#${messageId}`),
+  messagePartition: (conversationId: string) => `CONV#${conversationId}`,
+  messagePrefix: 'MSG#',
+
+  /** Idempotency record: a provider message id, or a client's message id, seen once. */
+  dedup: (scope: string) => ONE(`DEDUP#${scope}`, 'DEDUP'),
+
+  contact: (id: string) => ONE(`CONTACT#${id}`, 'CONTACT'),
+  contactPartition: (id: string) => `CONTACT#${id}`,
+  /** Pointer from a contact to one of its conversations (the 360° history). */
+  contactConversation: (contactId: string, conversationId: string) => ONE(`CONTACT#${contactId}`, `CONV#${conversationId}`),
+  contactConversationPrefix: 'CONV#',
+  /**
+   * A customer's id on a channel → its contact and that channel's conversation.
+   * Identity handles (`phone`, `email`) link channels to one contact.
+   */
+  handle: (channel: string, handle: string) => ONE(`HANDLE#${channel}#${handle.toLowerCase()}`, 'HANDLE'),
+
+  visitor: (id: string) => ONE(`VISITOR#${id}`, 'VISITOR'),
+
+  /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
+  connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),
+  connectionPartition: (audience: ConnectionAudience) => audiencePartition(audience),
+
+  agent: (id: string) => ONE('AGENTS', `AGENT#${id}`),
+  agentsPartition: 'AGENTS',
+  agentPrefix: 'AGENT#',
+
+  settings: () => ONE('SETTINGS', 'SETTINGS'),
+  cannedResponse: (id: string) => ONE('CANNED', `CANNED#${id}`),
+  cannedPartition: 'CANNED',
+} as const;
+
+export type ConnectionAudience = { kind: 'agents' } | { kind: 'visitor'; visitorId: string };
+
+function audiencePartition(audience: ConnectionAudience): string {
+  return audience.kind === 'agents' ? 'WS#agents' : `WS#visitor#${audience.visitorId}`;
+}
+
+function assigneePartition(assigneeId: string | null, status: ConversationStatus): string {
+  return `ASSIGNEE#${assigneeId ?? 'none'}#${status}`;
+}
