@@ -111,6 +111,8 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   { method: 'GET', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
   { method: 'POST', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
   { method: 'POST', path: '/v1/widget/sessions', fn: 'widget', auth: 'none' },
+  // The visitor's own history; the widget handler checks the visitor token itself.
+  { method: 'GET', path: '/v1/widget/messages', fn: 'widget', auth: 'none' },
   agent('GET', '/v1/conversations'),
   agent('GET', '/v1/conversations/{id}'),
   agent('GET', '/v1/conversations/{id}/messages'),

@@ -1,2 +1,18 @@
-// Placeholder until the handler lands.
-export const handler = async (): Promise<unknown> => ({ statusCode: 501 });
+/** The agent HTTP API: one function, routed by API Gateway's route key. */
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { httpHandler } from '../../src/http/http';
+import { agentFromEvent } from '../../src/api/context';
+import { ROUTES } from '../../src/api/routes';
+import { ClientError } from '../../src/domain/errors';
+
+export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
+  const agent = agentFromEvent(event);
+  const route = ROUTES[event.routeKey];
+  if (!route) throw new ClientError(404, 'not_found', `no route ${event.routeKey}`);
+  return route({
+    event,
+    agent,
+    params: (event.pathParameters ?? {}) as Record<string, string>,
+    query: event.queryStringParameters ?? {},
+  });
+});

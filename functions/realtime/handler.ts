@@ -1,2 +1,35 @@
-// Placeholder until the handler lands.
-export const handler = async (): Promise<unknown> => ({ statusCode: 501 });
+/** WebSocket routes: $connect, $disconnect and every client action on $default. */
+import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { connect, disconnect, handleFrame, type Principal } from '../../src/domain/realtime';
+
+const logger = new Logger({ serviceName: 'conversa' });
+
+type WebSocketEvent = APIGatewayProxyWebsocketEventV2 & {
+  requestContext: { authorizer?: Record<string, unknown> };
+};
+
+function principalOf(event: WebSocketEvent): Principal | undefined {
+  const context = event.requestContext.authorizer;
+  const role = context?.role;
+  const id = context?.principalId;
+  if ((role !== 'agent' && role !== 'admin' && role !== 'visitor') || typeof id !== 'string' || !id) return undefined;
+  const name = typeof context?.name === 'string' && context.name ? context.name : undefined;
+  return { role, id, ...(name ? { name } : {}) };
+}
+
+export const handler = async (event: WebSocketEvent): Promise<APIGatewayProxyResultV2> => {
+  const { routeKey, connectionId } = event.requestContext;
+  const principal = principalOf(event);
+  // The authorizer guards $connect; without its context there is nobody to act for.
+  if (!principal) return { statusCode: 401, body: 'Unauthorized' };
+  try {
+    if (routeKey === '$connect') await connect(principal, connectionId);
+    else if (routeKey === '$disconnect') await disconnect(principal, connectionId);
+    else await handleFrame(principal, connectionId, event.body ?? '');
+    return { statusCode: 200 };
+  } catch (error) {
+    logger.error('websocket route failed', { error: error as Error, routeKey });
+    return { statusCode: 500 };
+  }
+};

@@ -1,2 +1,47 @@
-// Placeholder until the handler lands.
-export const handler = async (): Promise<unknown> => ({ statusCode: 501 });
+/**
+ * Provider webhooks: verify the signature on the raw body, normalize, queue, answer.
+ * Nothing else happens before the 200: providers retry slow answers.
+ */
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { httpHandler, rawBody, type HttpResult } from '../../src/http/http';
+import { BadWebhookError, type WebhookRequest } from '../../src/channels/types';
+import { getAdapter } from '../../src/channels/registry';
+import { loadCredentials } from '../../src/channels/credentials';
+import { isProviderChannel } from '../../src/domain/types';
+import { badRequest, ClientError, notFound } from '../../src/domain/errors';
+import { enqueueInbound } from '../../src/aws/queues';
+import { config } from '../../src/config';
+
+const reply = (r: { status: number; contentType: string; body: string }): HttpResult => ({
+  statusCode: r.status,
+  headers: { 'content-type': r.contentType },
+  body: r.body,
+});
+
+export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
+  const channel = event.pathParameters?.channel ?? '';
+  if (!isProviderChannel(channel)) throw notFound(`channel ${channel}`);
+  const adapter = getAdapter(channel);
+  const credentials = await loadCredentials(channel);
+  const request: WebhookRequest = {
+    method: event.requestContext.http.method,
+    rawBody: rawBody(event),
+    headers: event.headers ?? {},
+    query: event.queryStringParameters ?? {},
+    url: `${config.publicUrl}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`,
+  };
+  if (request.method === 'GET') {
+    if (!adapter.challenge) throw notFound('verification endpoint');
+    return reply(adapter.challenge(request, credentials));
+  }
+  if (!adapter.verify(request, credentials)) throw new ClientError(401, 'invalid_signature', 'the webhook signature does not match');
+  let events;
+  try {
+    events = adapter.normalize(request, credentials);
+  } catch (error) {
+    if (error instanceof BadWebhookError) throw badRequest('invalid_payload', error.message);
+    throw error;
+  }
+  if (events.length > 0) await enqueueInbound(events);
+  return reply(adapter.ack());
+});

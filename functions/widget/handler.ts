@@ -1,2 +1,42 @@
-// Placeholder until the handler lands.
-export const handler = async (): Promise<unknown> => ({ statusCode: 501 });
+/** Web widget sessions (pre-chat form, resumable token) and the visitor's own history. */
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { httpHandler, json, parseBody, validate } from '../../src/http/http';
+import { startSession, verifyVisitorToken } from '../../src/domain/visitors';
+import { ClientError } from '../../src/domain/errors';
+import { listMessages } from '../../src/store/messages';
+import { config } from '../../src/config';
+
+const SessionBody = z.object({
+  name: z.string().trim().min(1).max(200).optional(),
+  email: z.string().trim().email().max(320).optional(),
+  token: z.string().min(1).max(200).optional(),
+});
+
+const HistoryQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().max(2048).optional(),
+});
+
+const unauthorized = () => new ClientError(401, 'invalid_token', 'the visitor token is missing or not valid');
+
+export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
+  if (event.requestContext.http.method === 'GET') {
+    // GET /v1/widget/messages: the visitor's own conversation, without private notes.
+    const token = /^Bearer (.+)$/.exec(event.headers?.authorization ?? '')?.[1];
+    const visitor = token ? await verifyVisitorToken(token) : undefined;
+    if (!visitor) throw unauthorized();
+    const query = validate(HistoryQuery, event.queryStringParameters ?? {});
+    if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
+    return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false }));
+  }
+  const body = parseBody(event, SessionBody, { optional: true });
+  const session = await startSession(body);
+  if (!session) throw unauthorized();
+  return json(201, {
+    visitorId: session.visitor.id,
+    token: session.token,
+    websocketUrl: config.wsPublicUrl,
+    conversationId: session.visitor.conversationId ?? null,
+  });
+});

@@ -1,0 +1,56 @@
+/** Sends to the FIFO queues. Group = the conversation key; dedup id = the event's own id. */
+import { createHash } from 'node:crypto';
+import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
+import { sqs } from './clients';
+import { config } from '../config';
+import type { InboundEvent, OutboundJob } from '../domain/types';
+
+/** SQS allows 128 characters of a limited alphabet in group and dedup ids: long or odd ids are hashed. */
+function sqsId(raw: string): string {
+  return /^[\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]{1,128}$/.test(raw) ? raw : createHash('sha256').update(raw).digest('hex');
+}
+
+export function inboundGroupId(event: Pick<InboundEvent, 'channel' | 'handle'>): string {
+  return sqsId(`${event.channel}#${event.handle}`);
+}
+
+export function inboundDedupId(event: InboundEvent): string {
+  if (event.kind === 'status') return sqsId(`${event.channel}#status#${event.providerMessageId}#${event.status}`);
+  const id = event.providerMessageId ?? event.clientMessageId;
+  // Without an id of its own an event cannot be recognised again: each send is new.
+  return sqsId(id ? `${event.channel}#${event.handle}#${id}` : `${event.channel}#${crypto.randomUUID()}`);
+}
+
+async function sendBatches(queueUrl: string, entries: SendMessageBatchRequestEntry[]): Promise<void> {
+  for (let i = 0; i < entries.length; i += 10) {
+    const out = await sqs().send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(i, i + 10) }));
+    if (out.Failed && out.Failed.length > 0) {
+      // The caller answers 5xx-free only once everything is durable: a partial failure must surface.
+      throw new Error(`SQS refused ${out.Failed.length} of ${entries.length} events: ${out.Failed[0]?.Message ?? out.Failed[0]?.Code}`);
+    }
+  }
+}
+
+export async function enqueueInbound(events: InboundEvent[]): Promise<void> {
+  await sendBatches(
+    config.inboundQueueUrl,
+    events.map((event, i) => ({
+      Id: String(i),
+      MessageBody: JSON.stringify(event),
+      MessageGroupId: inboundGroupId(event),
+      MessageDeduplicationId: inboundDedupId(event),
+    })),
+  );
+}
+
+export async function enqueueOutbound(jobs: OutboundJob[]): Promise<void> {
+  await sendBatches(
+    config.outboundQueueUrl,
+    jobs.map((job, i) => ({
+      Id: String(i),
+      MessageBody: JSON.stringify(job),
+      MessageGroupId: sqsId(job.conversationId),
+      MessageDeduplicationId: sqsId(job.messageId),
+    })),
+  );
+}

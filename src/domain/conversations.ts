@@ -1,0 +1,28 @@
+/** Conversation lifecycle changes made by agents; each one emits `conversation.updated`. */
+import { notFound } from './errors';
+import { conversationEvent } from './events';
+import { publishToConversation } from './events';
+import type { ConversationStatus } from './types';
+import { updateConversation, type ConversationRecord } from '../store/conversations';
+
+/** Applies a change and publishes the result; 404 when the conversation does not exist. */
+export async function changeConversation(
+  id: string,
+  change: (current: ConversationRecord) => ConversationRecord | undefined,
+): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
+  const result = await updateConversation(id, change);
+  if (!result) throw notFound('conversation');
+  if (result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)]);
+  return result;
+}
+
+export function withStatus(c: ConversationRecord, status: ConversationStatus, now = new Date().toISOString()): ConversationRecord {
+  if (c.status === status) return c;
+  return {
+    ...c,
+    status,
+    updatedAt: now,
+    resolvedAt: status === 'resolved' ? now : undefined,
+    ...(status === 'snoozed' ? {} : { snoozedUntil: undefined }),
+  };
+}

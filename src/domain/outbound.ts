@@ -1,0 +1,163 @@
+/**
+ * The agent side of a conversation: replies and private notes are stored first (so the
+ * API can answer 202 with the message), then delivered by the outbound queue's consumer.
+ */
+import { newId } from './ids';
+import { ClientError, notFound } from './errors';
+import type { Message } from './types';
+import { isProviderChannel } from './types';
+import { afterOutbound } from './automation';
+import { conversationEvent, messageEvent } from './events';
+import { publish } from './fanout';
+import { getAdapter } from '../channels/registry';
+import { baseUrl, loadCredentials } from '../channels/credentials';
+import { enqueueOutbound } from '../aws/queues';
+import {
+  applyMessageToOpenConversation,
+  getConversation,
+  updateConversation,
+  type ConversationRecord,
+} from '../store/conversations';
+import { claimDedup, getMessage, putMessage, updateMessageStatus } from '../store/messages';
+
+export interface AgentIdentity {
+  id: string;
+  name?: string;
+  role: 'agent' | 'admin';
+}
+
+export interface AgentMessageInput {
+  text: string;
+  clientMessageId?: string;
+  private?: boolean;
+  template?: { name: string; language?: string; params?: string[] };
+}
+
+/** Moves the conversation's activity forward for a message that is not the customer's. */
+export async function applyOutboundToConversation(conversationId: string, message: Message): Promise<ConversationRecord | undefined> {
+  const fast = await applyMessageToOpenConversation(conversationId, {
+    id: message.id,
+    createdAt: message.createdAt,
+    direction: 'outbound',
+    private: message.private,
+    senderType: message.sender.type,
+  });
+  if (fast === 'duplicate') return undefined;
+  if (fast) return fast;
+  // Not open: an agent may still write (e.g. a follow-up on a resolved conversation) without reopening it.
+  const result = await updateConversation(conversationId, (c) => {
+    if (c.lastMessageId && c.lastMessageId >= message.id) return undefined;
+    return {
+      ...c,
+      lastMessageId: message.id,
+      updatedAt: message.createdAt,
+      ...(message.private ? {} : { lastMessageAt: message.createdAt }),
+      ...(message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),
+    };
+  });
+  return result?.after;
+}
+
+/** Refuses a send the provider would refuse (24-hour windows), with a reason the agent can act on. */
+export function checkWindow(conversation: ConversationRecord, hasTemplate: boolean, now = new Date()): void {
+  if (!isProviderChannel(conversation.channel)) return;
+  const decision = getAdapter(conversation.channel).window(conversation.lastInboundAt, now, hasTemplate);
+  if (!decision.allowed) throw new ClientError(422, decision.code, decision.message);
+}
+
+export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
+  const conversation = await getConversation(conversationId);
+  if (!conversation) throw notFound('conversation');
+  const isPrivate = input.private === true;
+  if (!isPrivate) checkWindow(conversation, Boolean(input.template));
+
+  const tentative = { conversationId, messageId: newId() };
+  const { claimed, record } = input.clientMessageId
+    ? await claimDedup(`agent#${agent.id}#${input.clientMessageId}`, tentative)
+    : { claimed: true, record: tentative };
+  if (!claimed) {
+    const existing = await getMessage(record.conversationId, record.messageId);
+    if (existing) return existing;
+  }
+  const message: Message = {
+    id: record.messageId,
+    conversationId,
+    direction: 'outbound',
+    sender: { type: 'agent', id: agent.id, ...(agent.name ? { name: agent.name } : {}) },
+    channel: conversation.channel,
+    text: input.text,
+    attachments: [],
+    status: isPrivate ? 'sent' : 'queued',
+    private: isPrivate,
+    ...(input.template && conversation.channel === 'whatsapp' ? { template: input.template } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  await putMessage(message);
+  const updated = await applyOutboundToConversation(conversationId, message);
+  if (isPrivate) {
+    // Notes never leave the team: no outbound job, agents only.
+    await publish([messageEvent(message), ...(updated ? [conversationEvent(updated)] : [])], { agents: true });
+  } else {
+    await enqueueOutbound([{ conversationId, messageId: message.id }]);
+  }
+  return message;
+}
+
+/** A provider said "try later" (429, 5xx, network): the queue redelivers the job. */
+export class RetryableSendError extends Error {}
+
+/**
+ * Delivers one stored reply. `lastAttempt` is true on the queue's final delivery, when a
+ * retryable failure becomes a permanent one instead of a trip to the DLQ.
+ */
+export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastAttempt: boolean): Promise<void> {
+  const message = await getMessage(job.conversationId, job.messageId);
+  // Gone, or handled by an earlier delivery of the same job: nothing is sent twice.
+  if (!message || message.status !== 'queued') return;
+  const conversation = await getConversation(job.conversationId);
+  if (!conversation) return;
+
+  let final: Message | undefined;
+  if (conversation.channel === 'web') {
+    const reached = conversation.visitorId
+      ? await publish([messageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
+      : 0;
+    final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
+  } else if (isProviderChannel(conversation.channel)) {
+    final = await sendToProvider(conversation, message, lastAttempt);
+  } else {
+    final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
+  }
+  if (!final) return;
+  await publish([messageEvent(final), conversationEvent(conversation)], { agents: true });
+  await afterOutbound(conversation, final);
+}
+
+async function sendToProvider(conversation: ConversationRecord, message: Message, lastAttempt: boolean): Promise<Message | undefined> {
+  const channel = conversation.channel;
+  if (!isProviderChannel(channel)) return undefined;
+  const adapter = getAdapter(channel);
+  const decision = adapter.window(conversation.lastInboundAt, new Date(), Boolean(message.template));
+  if (!decision.allowed) {
+    return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });
+  }
+  const result = await adapter.send(
+    {
+      to: conversation.handle,
+      text: message.text,
+      attachments: message.attachments,
+      ...(message.template ? { template: message.template } : {}),
+      ...(decision.tag ? { tag: decision.tag } : {}),
+      idempotencyKey: message.id,
+    },
+    { credentials: await loadCredentials(channel), baseUrl: baseUrl(channel), fetch },
+  );
+  if (result.ok) {
+    // The provider id leads its status callbacks (and echoes of our own send) back to this message.
+    await claimDedup(`${channel}#${result.providerMessageId}`, { conversationId: message.conversationId, messageId: message.id });
+    return updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
+  }
+  if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error);
+  return updateMessageStatus(message.conversationId, message.id, 'failed', { error: result.error });
+}
+

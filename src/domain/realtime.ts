@@ -1,0 +1,172 @@
+/**
+ * WebSocket client actions (CONTRACT.md section 4). Every answer goes back through the
+ * @connections API, so the same code serves API Gateway and the local stand-in.
+ */
+import { z } from 'zod';
+import { MAX_FRAME_BYTES } from '../manifest';
+import { ClientError, forbidden, notFound } from './errors';
+import { afterPresence, afterVisitorRead } from './automation';
+import { conversationEvent } from './events';
+import { publish, sendToConnection, type ServerEvent } from './fanout';
+import { postAgentMessage } from './outbound';
+import { enqueueInbound } from '../aws/queues';
+import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
+import { deleteConnection, listConnections, putConnection } from '../store/connections';
+import { getVisitor } from '../store/contacts';
+import { setAgentPresence, touchAgent } from '../store/agents';
+import type { ConnectionAudience } from '../store/keys';
+
+export interface Principal {
+  role: 'agent' | 'admin' | 'visitor';
+  /** Agent id (the token's subject) or visitor id. */
+  id: string;
+  name?: string;
+}
+
+const audienceOf = (p: Principal): ConnectionAudience => (p.role === 'visitor' ? { kind: 'visitor', visitorId: p.id } : { kind: 'agents' });
+
+export async function connect(principal: Principal, connectionId: string): Promise<void> {
+  await putConnection({
+    connectionId,
+    audience: audienceOf(principal),
+    principalId: principal.id,
+    role: principal.role,
+    ...(principal.name ? { name: principal.name } : {}),
+    connectedAt: new Date().toISOString(),
+  });
+  if (principal.role !== 'visitor') {
+    await touchAgent(principal.id, { role: principal.role, ...(principal.name ? { name: principal.name } : {}) });
+    await changePresence(principal.id, 'online');
+  }
+}
+
+export async function disconnect(principal: Principal, connectionId: string): Promise<void> {
+  await deleteConnection(audienceOf(principal), connectionId);
+  if (principal.role === 'visitor') return;
+  const remaining = (await listConnections({ kind: 'agents' })).filter((c) => c.principalId === principal.id);
+  if (remaining.length === 0) await changePresence(principal.id, 'away');
+}
+
+async function changePresence(agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
+  await setAgentPresence(agentId, status);
+  await publish([{ type: 'presence', agentId, status }], { agents: true });
+  await afterPresence(agentId, status);
+}
+
+const id = z.string().min(1).max(128);
+const Frame = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('sendMessage'), conversationId: id.optional(), text: z.string().trim().min(1).max(4096), clientMessageId: id }),
+  z.object({ action: z.literal('typing'), conversationId: id.optional(), state: z.enum(['on', 'off']) }),
+  z.object({ action: z.literal('markRead'), conversationId: id.optional(), messageId: id }),
+  z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
+  z.object({ action: z.literal('ping') }),
+]);
+type Frame = z.infer<typeof Frame>;
+const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping']);
+
+/** Handles one frame; bad input gets an error frame and changes nothing. */
+export async function handleFrame(principal: Principal, connectionId: string, raw: string): Promise<void> {
+  const reply = (event: ServerEvent) => sendToConnection({ connectionId, audience: audienceOf(principal) }, event);
+  let clientMessageId: string | undefined;
+  try {
+    if (Buffer.byteLength(raw) > MAX_FRAME_BYTES) throw new ClientError(413, 'frame_too_large', `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new ClientError(400, 'invalid_json', 'frames must be JSON objects');
+    }
+    const action = (json as { action?: unknown } | null)?.action;
+    clientMessageId = typeof (json as { clientMessageId?: unknown }).clientMessageId === 'string' ? (json as { clientMessageId: string }).clientMessageId : undefined;
+    if (typeof action !== 'string' || !ACTIONS.has(action)) {
+      throw new ClientError(400, 'unknown_action', `action must be one of ${[...ACTIONS].join(', ')}`);
+    }
+    const parsed = Frame.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ClientError(400, 'invalid_frame', `${issue?.path.join('.') || 'frame'}: ${issue?.message ?? 'invalid'}`);
+    }
+    await dispatch(principal, connectionId, parsed.data, reply);
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    await reply({ type: 'error', code: error.code, message: error.message, ...(clientMessageId ? { clientMessageId } : {}) });
+  }
+}
+
+/** The conversation a frame is about: a visitor's own, or the one an agent names. */
+async function conversationFor(principal: Principal, conversationId: string | undefined): Promise<ConversationRecord | undefined> {
+  if (principal.role === 'visitor') {
+    const visitor = await getVisitor(principal.id);
+    if (conversationId && conversationId !== visitor?.conversationId) throw forbidden('visitors can only reach their own conversation');
+    return visitor?.conversationId ? getConversation(visitor.conversationId) : undefined;
+  }
+  if (!conversationId) throw new ClientError(400, 'invalid_frame', 'conversationId: required for agents');
+  const conversation = await getConversation(conversationId);
+  if (!conversation) throw notFound('conversation');
+  return conversation;
+}
+
+async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>): Promise<void> {
+  const isVisitor = principal.role === 'visitor';
+  switch (frame.action) {
+    case 'ping':
+      await reply({ type: 'pong' });
+      return;
+    case 'sendMessage': {
+      if (isVisitor) {
+        if (frame.conversationId) await conversationFor(principal, frame.conversationId);
+        // Stored by the inbound consumer, which acknowledges once the message is durable.
+        await enqueueInbound([
+          {
+            kind: 'message',
+            channel: 'web',
+            handle: principal.id,
+            clientMessageId: frame.clientMessageId,
+            text: frame.text,
+            attachments: [],
+            sentAt: new Date().toISOString(),
+            replyToConnectionId: connectionId,
+          },
+        ]);
+        return;
+      }
+      const conversation = await conversationFor(principal, frame.conversationId);
+      const message = await postAgentMessage(conversation!.id, { id: principal.id, role: principal.role as 'agent' | 'admin', ...(principal.name ? { name: principal.name } : {}) }, {
+        text: frame.text,
+        clientMessageId: frame.clientMessageId,
+      });
+      await reply({ type: 'ack', clientMessageId: frame.clientMessageId, messageId: message.id, conversationId: message.conversationId });
+      return;
+    }
+    case 'typing': {
+      const conversation = await conversationFor(principal, frame.conversationId);
+      if (!conversation) return;
+      const event = { type: 'typing', conversationId: conversation.id, sender: { type: isVisitor ? 'contact' : 'agent', id: principal.id }, state: frame.state };
+      await Promise.all([
+        publish([event], { agents: true, except: connectionId }),
+        !isVisitor && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+      ]);
+      return;
+    }
+    case 'markRead': {
+      const conversation = await conversationFor(principal, frame.conversationId);
+      if (!conversation) return;
+      const event = { type: 'read', conversationId: conversation.id, messageId: frame.messageId, by: { type: isVisitor ? 'contact' : 'agent', id: principal.id } };
+      if (isVisitor) {
+        await publish([event], { agents: true });
+        await afterVisitorRead(conversation, frame.messageId);
+        return;
+      }
+      const result = await updateConversation(conversation.id, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+      await Promise.all([
+        publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: true }),
+        conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+      ]);
+      return;
+    }
+    case 'setPresence':
+      if (isVisitor) throw forbidden('only agents have presence');
+      await changePresence(principal.id, frame.status);
+      return;
+  }
+}

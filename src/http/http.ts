@@ -1,0 +1,71 @@
+/**
+ * What every HTTP handler shares: JSON in and out, the contract's error shape, and one
+ * middy chain that turns client errors into 4xx and logs the rest. Bad input never
+ * reaches domain code unparsed.
+ */
+import middy from '@middy/core';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { z } from 'zod';
+import { MAX_BODY_BYTES } from '../manifest';
+import { ClientError, badRequest } from '../domain/errors';
+
+export const logger = new Logger({ serviceName: 'conversa' });
+
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}
+
+export function errorResult(error: ClientError): HttpResult {
+  return json(error.status, { error: { code: error.code, message: error.message } });
+}
+
+export function rawBody(event: APIGatewayProxyEventV2): string {
+  if (!event.body) return '';
+  return event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+/** Parses and validates a JSON body; any problem is a 400 naming the field. */
+export function parseBody<T extends z.ZodType>(event: APIGatewayProxyEventV2, schema: T, options: { optional?: boolean } = {}): z.infer<T> {
+  const raw = rawBody(event);
+  if (Buffer.byteLength(raw) > MAX_BODY_BYTES) throw new ClientError(413, 'payload_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  let value: unknown = {};
+  if (raw.trim() !== '' || !options.optional) {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw badRequest('invalid_json', 'the body must be a JSON object');
+    }
+  }
+  return validate(schema, value);
+}
+
+export function validate<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badRequest('invalid_request', `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+type HttpFn = (event: APIGatewayProxyEventV2) => Promise<HttpResult>;
+
+/** Wraps a handler: ClientError → its 4xx; anything else is a bug, logged and answered 500. */
+export function httpHandler(fn: HttpFn) {
+  return middy<APIGatewayProxyEventV2, HttpResult>()
+    .use({
+      onError: async (request) => {
+        const error = request.error;
+        if (error instanceof ClientError) {
+          request.response = errorResult(error);
+          return;
+        }
+        logger.error('unhandled error', { error: error as Error, route: request.event.routeKey });
+        request.response = json(500, { error: { code: 'internal_error', message: 'Something went wrong on our side; it has been logged.' } });
+      },
+    })
+    .handler(fn);
+}

@@ -1,0 +1,57 @@
+import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import { keys, type ConnectionAudience } from './keys';
+
+/** API Gateway closes WebSocket connections after 2 hours; the item outlives that a little. */
+const CONNECTION_TTL_SECONDS = 3 * 3600;
+
+export interface ConnectionRecord {
+  connectionId: string;
+  audience: ConnectionAudience;
+  /** Agent id or visitor id. */
+  principalId: string;
+  role: 'agent' | 'admin' | 'visitor';
+  name?: string;
+  connectedAt: string;
+}
+
+export async function putConnection(record: ConnectionRecord): Promise<void> {
+  await ddb().send(
+    new PutCommand({
+      TableName: config.tableName,
+      Item: {
+        ...keys.connection(record.audience, record.connectionId),
+        ...record,
+        expiresAt: Math.floor(Date.now() / 1000) + CONNECTION_TTL_SECONDS,
+      },
+    }),
+  );
+}
+
+export async function deleteConnection(audience: ConnectionAudience, connectionId: string): Promise<void> {
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.connection(audience, connectionId) }));
+}
+
+/** Every live connection of an audience: one Query by key, never a Scan. */
+export async function listConnections(audience: ConnectionAudience): Promise<ConnectionRecord[]> {
+  const found: ConnectionRecord[] = [];
+  let start: Record<string, unknown> | undefined;
+  const now = Math.floor(Date.now() / 1000);
+  do {
+    const out = await ddb().send(
+      new QueryCommand({
+        TableName: config.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
+        ProjectionExpression: 'connectionId, audience, principalId, #role, expiresAt',
+        ExpressionAttributeNames: { '#role': 'role' },
+        ExclusiveStartKey: start,
+      }),
+    );
+    // TTL deletion lags by up to days: expired items are skipped here.
+    for (const item of out.Items ?? []) if (Number(item.expiresAt) > now) found.push(item as ConnectionRecord);
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return found;
+}

@@ -1,0 +1,184 @@
+import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import type { Channel } from '../domain/types';
+import { keys } from './keys';
+
+export interface ContactRecord {
+  id: string;
+  name?: string;
+  email?: string;
+  phone?: string;
+  handles: { channel: Channel | 'phone' | 'email'; handle: string }[];
+  createdAt: string;
+  /** Set when an admin merged this contact into another. */
+  mergedInto?: string;
+}
+
+export interface HandleRecord {
+  contactId: string;
+  conversationId?: string;
+}
+
+export interface VisitorRecord {
+  id: string;
+  tokenHash: string;
+  name?: string;
+  email?: string;
+  contactId?: string;
+  conversationId?: string;
+  createdAt: string;
+}
+
+const strip = <T>(item: Record<string, unknown> | undefined): T | undefined => {
+  if (!item) return undefined;
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as T;
+};
+
+export async function getHandle(channel: string, handle: string): Promise<HandleRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.handle(channel, handle), ConsistentRead: true }));
+  return strip<HandleRecord>(out.Item);
+}
+
+/** Claims a handle for a contact; if another contact holds it already, returns that one. */
+export async function claimHandle(channel: string, handle: string, record: HandleRecord): Promise<HandleRecord> {
+  try {
+    await ddb().send(
+      new PutCommand({
+        TableName: config.tableName,
+        Item: { ...keys.handle(channel, handle), ...record },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return record;
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    const existing = await getHandle(channel, handle);
+    if (!existing) throw new Error(`handle ${channel}:${handle} vanished`);
+    return existing;
+  }
+}
+
+export async function setHandleConversation(channel: string, handle: string, conversationId: string): Promise<void> {
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.handle(channel, handle),
+      UpdateExpression: 'SET conversationId = :c',
+      ExpressionAttributeValues: { ':c': conversationId },
+    }),
+  );
+}
+
+export async function putContact(contact: ContactRecord): Promise<void> {
+  await ddb().send(
+    new PutCommand({
+      TableName: config.tableName,
+      Item: { ...keys.contact(contact.id), ...contact },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+}
+
+export async function getContact(id: string): Promise<ContactRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.contact(id) }));
+  return strip<ContactRecord>(out.Item);
+}
+
+/** Adds handles to a contact's list (idempotent) and fills the name/email/phone it lacked. */
+export async function addContactHandles(
+  contactId: string,
+  handles: ContactRecord['handles'],
+  profile: { name?: string; email?: string; phone?: string } = {},
+): Promise<void> {
+  const contact = await getContact(contactId);
+  if (!contact) return;
+  const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
+  const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);
+  if (missing.length === 0 && fill.length === 0) return;
+  const sets: string[] = [];
+  const values: Record<string, unknown> = {};
+  if (missing.length > 0) {
+    sets.push('handles = list_append(handles, :h)');
+    values[':h'] = missing;
+  }
+  for (const [k, v] of fill) {
+    sets.push(`${k} = :${k}`);
+    values[`:${k}`] = v;
+  }
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.contact(contactId),
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ExpressionAttributeValues: values,
+    }),
+  );
+}
+
+export async function linkContactConversation(contactId: string, conversationId: string): Promise<void> {
+  await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactConversation(contactId, conversationId), conversationId } }));
+}
+
+/** The contact item and the ids of its conversations: one Query on the contact's partition. */
+export async function getContactWithConversationIds(id: string): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await ddb().send(
+      new QueryCommand({
+        TableName: config.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': keys.contactPartition(id) },
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  const contactItem = items.find((item) => item.sk === 'CONTACT');
+  if (!contactItem) return undefined;
+  const conversationIds = items
+    .filter((item) => String(item.sk).startsWith(keys.contactConversationPrefix))
+    .map((item) => String(item.conversationId));
+  return { contact: strip<ContactRecord>(contactItem)!, conversationIds };
+}
+
+export async function putVisitor(visitor: VisitorRecord): Promise<void> {
+  await ddb().send(
+    new PutCommand({
+      TableName: config.tableName,
+      Item: { ...keys.visitor(visitor.id), ...visitor },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+}
+
+export async function getVisitor(id: string, consistent = false): Promise<VisitorRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.visitor(id), ConsistentRead: consistent }));
+  return strip<VisitorRecord>(out.Item);
+}
+
+export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email'>>): Promise<void> {
+  const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return;
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.visitor(id),
+      UpdateExpression: `SET ${entries.map(([k]) => `${k} = :${k}`).join(', ')}`,
+      ExpressionAttributeValues: Object.fromEntries(entries.map(([k, v]) => [`:${k}`, v])),
+      ConditionExpression: 'attribute_exists(pk)',
+    }),
+  );
+}
+
+export async function getContacts(ids: string[]): Promise<ContactRecord[]> {
+  if (ids.length === 0) return [];
+  const out = await ddb().send(
+    new BatchGetCommand({ RequestItems: { [config.tableName]: { Keys: ids.slice(0, 100).map((id) => keys.contact(id)) } } }),
+  );
+  return (out.Responses?.[config.tableName] ?? []).map((item) => strip<ContactRecord>(item)!);
+}

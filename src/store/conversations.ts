@@ -1,0 +1,196 @@
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, BatchGetCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import type { Channel, Conversation, ConversationStatus } from '../domain/types';
+import { keys } from './keys';
+import { decodeCursor, encodeCursor } from './cursor';
+
+/** A conversation as stored: the public shape plus what routing needs. */
+export interface ConversationRecord extends Conversation {
+  /** The customer's id on the channel (phone, PSID, chat id, visitor id): where replies go. */
+  handle: string;
+  visitorId?: string;
+  /** Newest message applied to this item: makes the per-message update idempotent. */
+  lastMessageId?: string;
+  /** Optimistic-locking counter for read-modify-write changes. */
+  version: number;
+  /** Engagement state (issue 6): ids of agent replies not yet seen by a web visitor, etc. */
+  autoresponded?: boolean;
+}
+
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'expiresAt']);
+
+export function toConversation(record: ConversationRecord): Conversation {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
+  return out as unknown as Conversation;
+}
+
+function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt'>) {
+  return {
+    ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
+    ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
+  };
+}
+
+export async function createConversation(record: ConversationRecord): Promise<void> {
+  await ddb().send(
+    new PutCommand({
+      TableName: config.tableName,
+      Item: { ...keys.conversation(record.id), ...indexKeys(record), ...record },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    }),
+  );
+}
+
+export async function getConversation(id: string, consistent = false): Promise<ConversationRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.conversation(id), ConsistentRead: consistent }));
+  return out.Item as ConversationRecord | undefined;
+}
+
+/**
+ * Applies one new message to an open conversation without reading it first (the hot path).
+ * Returns undefined when the conversation is not open (the caller takes the slow path) and
+ * `'duplicate'` when this message (or a newer one) was already applied.
+ */
+export async function applyMessageToOpenConversation(
+  id: string,
+  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string },
+): Promise<ConversationRecord | 'duplicate' | undefined> {
+  const inbound = message.direction === 'inbound';
+  const sets = ['lastMessageId = :mid', 'updatedAt = :now', 'version = version + :one'];
+  const values: Record<string, unknown> = { ':mid': message.id, ':now': message.createdAt, ':one': 1, ':open': 'open' };
+  if (!message.private) {
+    sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
+    values[':gsi1sk'] = `${message.createdAt}#${id}`;
+  }
+  if (inbound) {
+    sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
+  } else if (message.senderType === 'agent' && !message.private) {
+    sets.push('firstReplyAt = if_not_exists(firstReplyAt, :now)');
+  }
+  try {
+    const out = await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.conversation(id),
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: '#status = :open AND (attribute_not_exists(lastMessageId) OR lastMessageId < :mid)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+      }),
+    );
+    return out.Attributes as ConversationRecord;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) {
+      const old = error.Item as unknown as ConversationRecord | undefined;
+      if (old && old.lastMessageId && old.lastMessageId >= message.id) return 'duplicate';
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/**
+ * Read-modify-write with optimistic locking: `change` gets the current record and returns the
+ * new one (or undefined for "nothing to do"). Index keys are recomputed from the result.
+ */
+export async function updateConversation(
+  id: string,
+  change: (current: ConversationRecord) => ConversationRecord | undefined,
+  attempts = 5,
+): Promise<{ before: ConversationRecord; after: ConversationRecord } | undefined> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const current = await getConversation(id, true);
+    if (!current) return undefined;
+    const next = change(structuredClone(current));
+    if (!next) return { before: current, after: current };
+    const item = { ...next, ...keys.conversation(id), ...indexKeys(next), version: current.version + 1 };
+    try {
+      await ddb().send(
+        new PutCommand({
+          TableName: config.tableName,
+          Item: item,
+          ConditionExpression: 'version = :v',
+          ExpressionAttributeValues: { ':v': current.version },
+        }),
+      );
+      return { before: current, after: item };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+  throw new Error(`conversation ${id} kept changing; gave up after ${attempts} attempts`);
+}
+
+export interface ConversationFilter {
+  status: ConversationStatus;
+  /** An agent id, or null for the unassigned queue; undefined for everybody's. */
+  assignee?: string | null;
+  channel?: Channel;
+  limit: number;
+  cursor?: string;
+}
+
+/**
+ * One query per page. Without an assignee: the inbox index, newest activity first. With one:
+ * the assignee index (keys only, arrival order), then one BatchGet for the page, which is
+ * sorted by activity.
+ */
+export async function listConversations(filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null }> {
+  const channelFilter = filter.channel
+    ? { FilterExpression: 'channel = :channel', ExpressionAttributeValues: { ':channel': filter.channel } }
+    : { ExpressionAttributeValues: {} as Record<string, unknown> };
+  if (filter.assignee === undefined) {
+    const pk = keys.inboxPartition(filter.status);
+    const out = await ddb().send(
+      new QueryCommand({
+        TableName: config.tableName,
+        IndexName: 'gsi1',
+        KeyConditionExpression: 'gsi1pk = :pk',
+        ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
+        ...(filter.channel ? { FilterExpression: channelFilter.FilterExpression } : {}),
+        ScanIndexForward: false,
+        Limit: filter.limit,
+        ExclusiveStartKey: decodeCursor(filter.cursor, { attribute: 'gsi1pk', value: pk }),
+      }),
+    );
+    return { items: (out.Items ?? []) as ConversationRecord[], nextCursor: encodeCursor(out.LastEvaluatedKey) };
+  }
+  const pk = keys.assigneePartition(filter.assignee, filter.status);
+  const page = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+      // The unassigned queue reads oldest first (arrival order); an agent's list newest first.
+      ScanIndexForward: filter.assignee === null,
+      Limit: filter.limit,
+      ExclusiveStartKey: decodeCursor(filter.cursor, { attribute: 'gsi2pk', value: pk }),
+    }),
+  );
+  const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
+  let items = await getConversations(ids);
+  if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
+  items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt));
+  return { items, nextCursor: encodeCursor(page.LastEvaluatedKey) };
+}
+
+export async function getConversations(ids: string[]): Promise<ConversationRecord[]> {
+  const found: ConversationRecord[] = [];
+  for (let i = 0; i < ids.length; i += 100) {
+    let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = {
+      [config.tableName]: { Keys: ids.slice(i, i + 100).map((id) => keys.conversation(id)) },
+    };
+    while (request && Object.keys(request).length > 0) {
+      const out = await ddb().send(new BatchGetCommand({ RequestItems: request }));
+      found.push(...((out.Responses?.[config.tableName] ?? []) as ConversationRecord[]));
+      request = out.UnprocessedKeys as typeof request;
+    }
+  }
+  return found;
+}

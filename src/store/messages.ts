@@ -1,0 +1,141 @@
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import type { Message, MessageStatus } from '../domain/types';
+import { keys } from './keys';
+import { decodeCursor, encodeCursor } from './cursor';
+
+const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt']);
+
+export function toMessage(item: Record<string, unknown>): Message {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(item)) if (!INTERNAL.has(k)) out[k] = v;
+  return out as unknown as Message;
+}
+
+export interface DedupRecord {
+  conversationId: string;
+  messageId: string;
+}
+
+/**
+ * Claims an idempotency scope (a provider message id, a client message id) for a message.
+ * The first caller wins; later callers get the winner's record. Lives 14 days, longer
+ * than any provider retries.
+ */
+export async function claimDedup(scope: string, record: DedupRecord): Promise<{ claimed: boolean; record: DedupRecord }> {
+  try {
+    await ddb().send(
+      new PutCommand({
+        TableName: config.tableName,
+        Item: { ...keys.dedup(scope), ...record, expiresAt: Math.floor(Date.now() / 1000) + DEDUP_TTL_SECONDS },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return { claimed: true, record };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    const existing = await getDedup(scope);
+    if (!existing) throw new Error(`dedup record ${scope} vanished`);
+    return { claimed: false, record: existing };
+  }
+}
+
+export async function getDedup(scope: string): Promise<DedupRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.dedup(scope), ConsistentRead: true }));
+  return out.Item ? { conversationId: String(out.Item.conversationId), messageId: String(out.Item.messageId) } : undefined;
+}
+
+/** Stores a message once: false when a message with this id is already there. */
+export async function putMessage(message: Message): Promise<boolean> {
+  try {
+    await ddb().send(
+      new PutCommand({
+        TableName: config.tableName,
+        Item: { ...keys.message(message.conversationId, message.id), ...message },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+export async function getMessage(conversationId: string, messageId: string): Promise<Message | undefined> {
+  const out = await ddb().send(
+    new GetCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ConsistentRead: true }),
+  );
+  return out.Item ? toMessage(out.Item) : undefined;
+}
+
+/** Statuses only move forward (sent → delivered → read); `failed` ends a send. */
+const RANK: Record<MessageStatus, number> = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+
+export async function updateMessageStatus(
+  conversationId: string,
+  messageId: string,
+  status: MessageStatus,
+  extra: { providerMessageId?: string; error?: string } = {},
+): Promise<Message | undefined> {
+  const sets = ['#status = :status'];
+  const values: Record<string, unknown> = { ':status': status };
+  if (extra.providerMessageId) {
+    sets.push('providerMessageId = :pmid');
+    values[':pmid'] = extra.providerMessageId;
+  }
+  if (extra.error) {
+    sets.push('#error = :error');
+    values[':error'] = extra.error;
+  }
+  const lower = Object.entries(RANK)
+    .filter(([, rank]) => rank < RANK[status])
+    .map(([name]) => name);
+  const allowed = lower.map((_, i) => `:s${i}`);
+  lower.forEach((name, i) => (values[`:s${i}`] = name));
+  try {
+    const out = await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.message(conversationId, messageId),
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
+        ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return out.Attributes ? toMessage(out.Attributes) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/** History, oldest first within a page; the cursor walks back to older pages. */
+export async function listMessages(
+  conversationId: string,
+  options: { limit: number; cursor?: string; includePrivate: boolean },
+): Promise<{ items: Message[]; nextCursor: string | null }> {
+  const pk = keys.messagePartition(conversationId);
+  const out = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: {
+        ':pk': pk,
+        ':prefix': keys.messagePrefix,
+        ...(options.includePrivate ? {} : { ':false': false }),
+      },
+      ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
+      ScanIndexForward: false,
+      Limit: options.limit,
+      ExclusiveStartKey: decodeCursor(options.cursor, { attribute: 'pk', value: pk }),
+    }),
+  );
+  const items = (out.Items ?? []).map(toMessage).reverse();
+  return { items, nextCursor: encodeCursor(out.LastEvaluatedKey) };
+}
