@@ -16,6 +16,8 @@ export function inboundGroupId(event: Pick<InboundEvent, 'channel' | 'handle'>):
 
 export function inboundDedupId(event: InboundEvent): string {
   if (event.kind === 'status') return sqsId(`${event.channel}#status#${event.providerMessageId}#${event.status}`);
+  // A visitor repeating a clientMessageId wants its ack again: the store, not SQS, drops the copy.
+  if (event.replyToConnectionId) return crypto.randomUUID();
   const id = event.providerMessageId ?? event.clientMessageId;
   // Without an id of its own an event cannot be recognised again: each send is new.
   return sqsId(id ? `${event.channel}#${event.handle}#${id}` : `${event.channel}#${crypto.randomUUID()}`);

@@ -6,7 +6,7 @@
 import { GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
-import { deleteConnection, listConnections, type ConnectionRecord } from '../store/connections';
+import { deleteGoneConnection, listConnections, type ConnectionRecord } from '../store/connections';
 import type { ConnectionAudience } from '../store/keys';
 
 export type ServerEvent = { type: string } & Record<string, unknown>;
@@ -29,7 +29,7 @@ export async function sendToConnection(connection: Pick<ConnectionRecord, 'conne
     return true;
   } catch (error) {
     if (error instanceof GoneException || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410) {
-      await deleteConnection(connection.audience, connection.connectionId);
+      await deleteGoneConnection(connection.audience, connection.connectionId);
       return false;
     }
     throw error;

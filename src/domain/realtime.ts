@@ -36,7 +36,7 @@ export async function connect(principal: Principal, connectionId: string): Promi
   });
   if (principal.role !== 'visitor') {
     await touchAgent(principal.id, { role: principal.role, ...(principal.name ? { name: principal.name } : {}) });
-    await changePresence(principal.id, 'online');
+    await changePresence(principal.id, 'online', connectionId);
   }
 }
 
@@ -47,9 +47,10 @@ export async function disconnect(principal: Principal, connectionId: string): Pr
   if (remaining.length === 0) await changePresence(principal.id, 'away');
 }
 
-async function changePresence(agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
+/** `connecting` is left out: a connection cannot receive inside its own $connect. */
+async function changePresence(agentId: string, status: 'online' | 'away' | 'offline', connecting?: string): Promise<void> {
   await setAgentPresence(agentId, status);
-  await publish([{ type: 'presence', agentId, status }], { agents: true });
+  await publish([{ type: 'presence', agentId, status }], { agents: true, ...(connecting ? { except: connecting } : {}) });
   await afterPresence(agentId, status);
 }
 

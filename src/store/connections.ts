@@ -33,6 +33,25 @@ export async function deleteConnection(audience: ConnectionAudience, connectionI
   await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.connection(audience, connectionId) }));
 }
 
+/**
+ * Forgets a connection that answered 410 Gone, unless it was stored moments ago: API Gateway
+ * answers 410 while a connection is still inside its $connect, and that one is about to live.
+ */
+export async function deleteGoneConnection(audience: ConnectionAudience, connectionId: string, graceMs = 5000): Promise<void> {
+  try {
+    await ddb().send(
+      new DeleteCommand({
+        TableName: config.tableName,
+        Key: keys.connection(audience, connectionId),
+        ConditionExpression: 'connectedAt < :recent',
+        ExpressionAttributeValues: { ':recent': new Date(Date.now() - graceMs).toISOString() },
+      }),
+    );
+  } catch (error) {
+    if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+  }
+}
+
 /** Every live connection of an audience: one Query by key, never a Scan. */
 export async function listConnections(audience: ConnectionAudience): Promise<ConnectionRecord[]> {
   const found: ConnectionRecord[] = [];
@@ -44,7 +63,7 @@ export async function listConnections(audience: ConnectionAudience): Promise<Con
         TableName: config.tableName,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
-        ProjectionExpression: 'connectionId, audience, principalId, #role, expiresAt',
+        ProjectionExpression: 'connectionId, audience, principalId, #role, connectedAt, expiresAt',
         ExpressionAttributeNames: { '#role': 'role' },
         ExclusiveStartKey: start,
       }),

@@ -1,0 +1,222 @@
+/**
+ * The web chat end to end on the local stack: a visitor and an agent talk over WebSocket,
+ * sessions resume, history pages, and nobody sees what is not theirs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+
+let stack: LocalStack;
+let agent: WsClient;
+let agentJwt: string;
+const clients: WsClient[] = [];
+
+async function connect(token: string | undefined): Promise<WsClient> {
+  const client = await WsClient.connect(stack.wsUrl, token);
+  clients.push(client);
+  return client;
+}
+
+/** A visitor who has written once: the conversation exists. */
+async function visitorWithConversation(text = 'Hello, I need help') {
+  const session = await visitorSession(stack.httpUrl, { name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` });
+  const ws = await connect(session.token);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text, clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+  return { session, ws, ack, clientMessageId };
+}
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  agentJwt = await agentToken(stack.httpUrl, 'agent-ana', 'agent', 'Ana');
+  agent = await connect(agentJwt);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+describe('web chat', () => {
+  it('delivers a visitor message to the agent and an agent reply to the visitor', async () => {
+    // Prepare
+    const { session, ws, ack } = await visitorWithConversation('Where is my order?');
+
+    // Assess: the agent sees the message and the new conversation
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId, 10_000, 'message.created');
+    expect(created.message).toMatchObject({
+      conversationId: ack.conversationId,
+      direction: 'inbound',
+      channel: 'web',
+      text: 'Where is my order?',
+      status: 'received',
+      private: false,
+      sender: { type: 'contact', name: 'Vera' },
+    });
+    const update = await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === ack.conversationId);
+    expect(update.conversation).toMatchObject({ channel: 'web', status: 'open', unreadCount: 1, assigneeId: null });
+
+    // Act: the agent answers over HTTP
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${ack.conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'It ships today', clientMessageId: 'reply-1' },
+    });
+
+    // Assess
+    expect(reply.status).toBe(202);
+    expect(reply.body.message).toMatchObject({ direction: 'outbound', text: 'It ships today', status: 'queued', sender: { type: 'agent', id: 'agent-ana', name: 'Ana' } });
+    const received = await ws.waitFor((f) => f.type === 'message.created' && f.message.id === reply.body.message.id, 10_000, 'reply at visitor');
+    expect(received.message.text).toBe('It ships today');
+    const stored = await eventually(async () => {
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt });
+      return page.body.items.find((m: { id: string; status: string }) => m.id === reply.body.message.id && m.status === 'delivered');
+    });
+    expect(stored.text).toBe('It ships today');
+    const conversation = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}`, { token: agentJwt });
+    expect(conversation.body.firstReplyAt).toBeDefined();
+    expect(session.conversationId).toBeNull();
+  });
+
+  it('lets an agent reply over WebSocket with an ack, and sends the same clientMessageId once', async () => {
+    const { ws, ack } = await visitorWithConversation();
+    agent.send({ action: 'sendMessage', conversationId: ack.conversationId, text: 'Hi from the socket', clientMessageId: 'ws-1' });
+    const agentAck = await agent.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'ws-1');
+    expect(agentAck.conversationId).toBe(ack.conversationId);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.id === agentAck.messageId);
+
+    const again = await http(stack.httpUrl, 'POST', `/v1/conversations/${ack.conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'Hi from the socket', clientMessageId: 'ws-1' },
+    });
+    expect(again.status).toBe(202);
+    expect(again.body.message.id).toBe(agentAck.messageId);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt });
+    expect(history.body.items.filter((m: { text: string }) => m.text === 'Hi from the socket')).toHaveLength(1);
+  });
+
+  it('stores a visitor message sent twice with one clientMessageId once', async () => {
+    const { ws, ack, clientMessageId } = await visitorWithConversation('only once');
+    ws.send({ action: 'sendMessage', text: 'only once', clientMessageId });
+    const acks = await eventually(() => {
+      const found = ws.frames.filter((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+      return found.length === 2 ? found : undefined;
+    });
+    expect(acks[1]!.messageId).toBe(ack.messageId);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt });
+    expect(history.body.items.filter((m: { text: string }) => m.text === 'only once')).toHaveLength(1);
+  });
+
+  it('resumes a session with its token: same visitor, same conversation, on another connection', async () => {
+    const { session, ack } = await visitorWithConversation('first tab');
+    const resumed = await visitorSession(stack.httpUrl, { token: session.token });
+    expect(resumed.visitorId).toBe(session.visitorId);
+    expect(resumed.conversationId).toBe(ack.conversationId);
+
+    const secondTab = await connect(resumed.token);
+    secondTab.send({ action: 'sendMessage', text: 'second tab', clientMessageId: crypto.randomUUID() });
+    const secondAck = await secondTab.waitFor((f) => f.type === 'ack');
+    expect(secondAck.conversationId).toBe(ack.conversationId);
+
+    const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: resumed.token });
+    expect(history.status).toBe(200);
+    expect(history.body.items.map((m: { text: string }) => m.text)).toEqual(['first tab', 'second tab']);
+  });
+
+  it('pages history oldest first within a page, the cursor walking back', async () => {
+    const { ws, ack } = await visitorWithConversation('m0');
+    for (let i = 1; i < 7; i++) {
+      const id = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text: `m${i}`, clientMessageId: id });
+      await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === id);
+    }
+    const seen: string[][] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = `?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages${query}`, { token: agentJwt });
+      expect(page.status).toBe(200);
+      seen.push(page.body.items.map((m: { text: string }) => m.text));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen[0]).toEqual(['m4', 'm5', 'm6']);
+    expect(seen[1]).toEqual(['m1', 'm2', 'm3']);
+    expect(seen.flat().sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+
+    const bad = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?cursor=bm9wZQ`, { token: agentJwt });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_cursor');
+  });
+
+  it('lists conversations newest activity first with cursor pagination', async () => {
+    const a = await visitorWithConversation('conv a');
+    const b = await visitorWithConversation('conv b');
+    const first = await http(stack.httpUrl, 'GET', '/v1/conversations?status=open&limit=1', { token: agentJwt });
+    expect(first.status).toBe(200);
+    expect(first.body.items[0].id).toBe(b.ack.conversationId);
+    const second = await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&limit=1&cursor=${encodeURIComponent(first.body.nextCursor)}`, {
+      token: agentJwt,
+    });
+    expect(second.body.items[0].id).toBe(a.ack.conversationId);
+    const unassigned = await http(stack.httpUrl, 'GET', '/v1/conversations?assignee=unassigned&limit=100', { token: agentJwt });
+    expect(unassigned.body.items.map((c: { id: string }) => c.id)).toContain(a.ack.conversationId);
+  });
+
+  it('refuses bad tokens at the handshake and on agent routes', async () => {
+    await expect(WsClient.connect(stack.wsUrl, undefined)).rejects.toMatchObject({ status: 401 });
+    await expect(WsClient.connect(stack.wsUrl, 'not-a-token')).rejects.toMatchObject({ status: 401 });
+    await expect(WsClient.connect(stack.wsUrl, `${agentJwt.slice(0, -4)}AAAA`)).rejects.toMatchObject({ status: 401 });
+    const session = await visitorSession(stack.httpUrl);
+    await expect(WsClient.connect(stack.wsUrl, `${session.token.slice(0, -2)}xx`)).rejects.toMatchObject({ status: 401 });
+
+    expect((await http(stack.httpUrl, 'GET', '/v1/conversations')).status).toBe(401);
+    expect((await http(stack.httpUrl, 'GET', '/v1/conversations', { token: session.token })).status).toBe(401);
+    expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: 'nope' } })).status).toBe(401);
+  });
+
+  it('keeps each visitor to its own conversation', async () => {
+    const one = await visitorWithConversation('visitor one');
+    const two = await visitorWithConversation('visitor two');
+    // An agent reply and a private note on conversation one
+    await http(stack.httpUrl, 'POST', `/v1/conversations/${one.ack.conversationId}/messages`, { token: agentJwt, body: { text: 'for one' } });
+    await http(stack.httpUrl, 'POST', `/v1/conversations/${one.ack.conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'secret note', private: true },
+    });
+    await one.ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'for one');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'secret note');
+
+    // Visitor two tries to reach conversation one
+    two.ws.send({ action: 'typing', conversationId: one.ack.conversationId, state: 'on' });
+    const refused = await two.ws.waitFor((f) => f.type === 'error');
+    expect(refused.code).toBe('forbidden');
+
+    const seenByTwo = two.ws.frames.filter((f) => f.conversationId === one.ack.conversationId || f.conversation?.id === one.ack.conversationId);
+    expect(seenByTwo).toEqual([]);
+    expect(one.ws.frames.some((f) => f.message?.text === 'secret note')).toBe(false);
+    const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: one.session.token });
+    expect(history.body.items.map((m: { text: string }) => m.text)).toEqual(['visitor one', 'for one']);
+  });
+
+  it('answers bad frames with an error and keeps the connection working', async () => {
+    const { ws } = await visitorWithConversation();
+    ws.send('{not json');
+    expect((await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_json')).message).toBeTruthy();
+    ws.send({ action: 'fly' });
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'unknown_action');
+    ws.send({ action: 'sendMessage', clientMessageId: 'x' });
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_frame' && f.clientMessageId === 'x');
+    ws.send({ action: 'sendMessage', text: 'x'.repeat(40_000), clientMessageId: 'big' });
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large');
+    ws.send({ action: 'ping' });
+    await ws.waitFor((f) => f.type === 'pong');
+
+    const missing = await http(stack.httpUrl, 'POST', '/v1/conversations/01NOPE/messages', { token: agentJwt, body: { text: 'hi' } });
+    expect(missing.status).toBe(404);
+    const invalid = await http(stack.httpUrl, 'POST', '/v1/conversations/01NOPE/messages', { token: agentJwt, raw: '{', headers: { 'content-type': 'application/json' } });
+    expect(invalid.status).toBe(400);
+    const huge = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { raw: JSON.stringify({ name: 'x'.repeat(300 * 1024) }) });
+    expect(huge.status).toBe(413);
+  });
+});
