@@ -1,0 +1,310 @@
+/**
+ * Local stand-in for the five provider APIs, served under /local/providers/<channel>/...
+ * Point `<CHANNEL>_API_BASE_URL` at http://127.0.0.1:<port>/local/providers/<channel> and the adapters
+ * talk to it exactly as they talk to the real APIs: same paths, same auth, same answer shapes.
+ * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { credentialsFromEnv } from '../src/channels/credentials';
+import type { Credentials } from '../src/channels/types';
+import { isProviderChannel, type ProviderChannel } from '../src/domain/types';
+
+export const PROVIDERS_PREFIX = '/local/providers/';
+
+export interface OutboxItem {
+  channel: ProviderChannel;
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  /** Parsed JSON, or the form fields as an object (repeated fields become arrays). */
+  body: unknown;
+  at: string;
+  /** What the stand-in answered, so tests can tell accepted sends from rejected or failed attempts. */
+  status: number;
+}
+
+export interface ProviderStandIn {
+  /** Answers the request if its path is under /local/providers/; returns false otherwise. */
+  handle(req: IncomingMessage, res: ServerResponse, body: string): boolean;
+  outbox(channel?: string): OutboxItem[];
+  failNext(channel: ProviderChannel, status: number, count: number): void;
+  reset(): void;
+}
+
+export interface ProviderStandInOptions {
+  /** The credentials the stand-in expects; by default the same environment/dev values the backend reads. */
+  credentials?: (channel: ProviderChannel) => Credentials;
+}
+
+interface Reply {
+  status: number;
+  body: unknown;
+}
+
+type Handler = (request: ParsedRequest, credentials: Credentials) => Reply;
+
+interface ParsedRequest {
+  method: string;
+  /** Path below /local/providers/<channel>. */
+  path: string;
+  query: URLSearchParams;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+
+function parseBody(raw: string, contentType: string | undefined): unknown {
+  if (!raw) return {};
+  if (contentType?.includes('application/x-www-form-urlencoded')) {
+    const result: Record<string, string | string[]> = {};
+    for (const [key, value] of new URLSearchParams(raw)) {
+      const existing = result[key];
+      result[key] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+    }
+    return result;
+  }
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+function field(body: unknown, key: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+}
+
+function graphError(status: number, message: string, code: number, type = 'OAuthException'): Reply {
+  return { status, body: { error: { message, type, code, fbtrace_id: `A${hex(10)}` } } };
+}
+
+function bearerOrQuery(request: ParsedRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header?.startsWith('Bearer ')) return header.slice('Bearer '.length);
+  return request.query.get('access_token') ?? undefined;
+}
+
+const whatsapp: Handler = (request, credentials) => {
+  if (bearerOrQuery(request) !== credentials.accessToken) {
+    return graphError(401, 'Invalid OAuth access token - Cannot parse access token', 190);
+  }
+  const match = /^\/([^/]+)\/messages$/.exec(request.path);
+  if (request.method !== 'POST' || !match) return graphError(400, 'Unsupported request - method type or path not supported', 100, 'GraphMethodException');
+  if (match[1] !== credentials.phoneNumberId) {
+    return graphError(400, `Unsupported post request. Object with ID '${match[1]}' does not exist`, 100, 'GraphMethodException');
+  }
+  const to = field(request.body, 'to');
+  const type = field(request.body, 'type') ?? 'text';
+  if (field(request.body, 'messaging_product') !== 'whatsapp') {
+    return graphError(400, '(#100) The parameter messaging_product is required.', 100);
+  }
+  if (typeof to !== 'string' || !to) return graphError(400, '(#100) The parameter to is required.', 100);
+  if (typeof type !== 'string' || field(request.body, type) === undefined) {
+    return graphError(400, `(#100) Param ${String(type)} is required`, 100);
+  }
+  return {
+    status: 200,
+    body: {
+      messaging_product: 'whatsapp',
+      contacts: [{ input: to, wa_id: to.replace(/\D/g, '') }],
+      messages: [{ id: `wamid.${randomBytes(24).toString('base64url')}` }],
+    },
+  };
+};
+
+const sendApi: Handler = (request, credentials) => {
+  if (bearerOrQuery(request) !== credentials.accessToken) {
+    return graphError(401, 'Invalid OAuth access token - Cannot parse access token', 190);
+  }
+  if (request.method !== 'POST' || request.path !== '/me/messages') {
+    return graphError(400, 'Unsupported request - method type or path not supported', 100, 'GraphMethodException');
+  }
+  const recipientId = field(field(request.body, 'recipient'), 'id');
+  const message = field(request.body, 'message');
+  if (typeof recipientId !== 'string' || !recipientId) return graphError(400, '(#100) The parameter recipient is required', 100);
+  if (field(message, 'text') === undefined && field(message, 'attachment') === undefined) {
+    return graphError(400, '(#100) Must send either message or state', 100);
+  }
+  const type = field(request.body, 'messaging_type');
+  if (type === 'MESSAGE_TAG' && typeof field(request.body, 'tag') !== 'string') {
+    return graphError(400, '(#100) Tag is required for MESSAGE_TAG messaging type', 100);
+  }
+  return { status: 200, body: { recipient_id: recipientId, message_id: `m_${hex(20)}` } };
+};
+
+const TELEGRAM_METHODS = new Set(['sendMessage', 'sendPhoto', 'sendDocument', 'sendAudio', 'sendVideo', 'sendSticker', 'sendVoice']);
+
+function createTelegram(): Handler & { reset(): void } {
+  let nextMessageId = 1;
+  const handler = (request: ParsedRequest, credentials: Credentials): Reply => {
+    const match = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(request.path);
+    if (!match) return { status: 404, body: { ok: false, error_code: 404, description: 'Not Found' } };
+    if (match[1] !== credentials.botToken) return { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } };
+    const method = match[2] ?? '';
+    if (!TELEGRAM_METHODS.has(method)) return { status: 404, body: { ok: false, error_code: 404, description: 'Not Found: method not found' } };
+    const chatId = field(request.body, 'chat_id');
+    if (chatId === undefined || chatId === '') return { status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: chat_id is empty' } };
+    const text = field(request.body, 'text');
+    if (method === 'sendMessage' && (typeof text !== 'string' || !text)) {
+      return { status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: message text is empty' } };
+    }
+    const result: Record<string, unknown> = {
+      message_id: nextMessageId++,
+      from: { id: Number(String(credentials.botToken).split(':')[0]) || 1, is_bot: true, first_name: 'Conversa' },
+      chat: { id: Number.isNaN(Number(chatId)) ? chatId : Number(chatId), type: 'private' },
+      date: Math.floor(Date.now() / 1000),
+    };
+    if (typeof text === 'string') result.text = text;
+    const caption = field(request.body, 'caption');
+    if (typeof caption === 'string') result.caption = caption;
+    return { status: 200, body: { ok: true, result } };
+  };
+  return Object.assign(handler, {
+    reset() {
+      nextMessageId = 1;
+    },
+  });
+}
+
+function twilioError(status: number, code: number, message: string): Reply {
+  return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status } };
+}
+
+const twilio: Handler = (request, credentials) => {
+  const match = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(request.path);
+  if (!match) return twilioError(404, 20404, 'The requested resource was not found');
+  const expected = `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
+  if (request.headers.authorization !== expected || match[1] !== credentials.accountSid) {
+    return twilioError(401, 20003, 'Authenticate');
+  }
+  if (request.method !== 'POST') return twilioError(405, 20004, 'Method not allowed');
+  const to = field(request.body, 'To');
+  const from = field(request.body, 'From');
+  const body = field(request.body, 'Body');
+  const media = field(request.body, 'MediaUrl');
+  if (typeof to !== 'string' || !to) return twilioError(400, 21604, "A 'To' phone number is required.");
+  if (typeof from !== 'string' || !from) return twilioError(400, 21603, "A 'From' phone number is required.");
+  if ((typeof body !== 'string' || !body) && media === undefined) return twilioError(400, 21602, 'Message body is required.');
+  const sid = `SM${hex(16)}`;
+  const now = new Date().toUTCString().replace('GMT', '+0000');
+  return {
+    status: 201,
+    body: {
+      sid,
+      account_sid: credentials.accountSid,
+      to,
+      from,
+      body: typeof body === 'string' ? body : '',
+      status: 'queued',
+      direction: 'outbound-api',
+      num_segments: '1',
+      num_media: String(Array.isArray(media) ? media.length : media === undefined ? 0 : 1),
+      api_version: '2010-04-01',
+      date_created: now,
+      date_updated: now,
+      date_sent: null,
+      price: null,
+      price_unit: 'USD',
+      error_code: null,
+      error_message: null,
+      messaging_service_sid: null,
+      uri: `/2010-04-01/Accounts/${credentials.accountSid}/Messages/${sid}.json`,
+    },
+  };
+};
+
+/** What each provider answers when it is down or throttling, for `failNext`. */
+function failure(channel: ProviderChannel, status: number): Reply {
+  const message = status === 429 ? 'Too Many Requests' : `Simulated provider failure (${status})`;
+  switch (channel) {
+    case 'telegram':
+      return { status, body: { ok: false, error_code: status, description: status === 429 ? 'Too Many Requests: retry after 1' : message } };
+    case 'sms':
+      return twilioError(status, status === 429 ? 20429 : 20500, message);
+    default:
+      return { status, body: { error: { message, type: 'OAuthException', code: status === 429 ? 4 : 2, is_transient: status >= 500, fbtrace_id: `A${hex(10)}` } } };
+  }
+}
+
+function headersOf(req: IncomingMessage): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) result[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return result;
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const text = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function createProviderStandIn(options: ProviderStandInOptions = {}): ProviderStandIn {
+  const credentialsOf = options.credentials ?? ((channel: ProviderChannel) => credentialsFromEnv(channel));
+  const telegram = createTelegram();
+  const handlers: Record<ProviderChannel, Handler> = { whatsapp, messenger: sendApi, instagram: sendApi, telegram, sms: twilio };
+  let items: OutboxItem[] = [];
+  const failures = new Map<ProviderChannel, { status: number; remaining: number }>();
+
+  function failNext(channel: ProviderChannel, status: number, count: number): void {
+    if (count > 0) failures.set(channel, { status, remaining: count });
+    else failures.delete(channel);
+  }
+
+  function takeFailure(channel: ProviderChannel): number | undefined {
+    const pending = failures.get(channel);
+    if (!pending) return undefined;
+    pending.remaining -= 1;
+    if (pending.remaining <= 0) failures.delete(channel);
+    return pending.status;
+  }
+
+  return {
+    handle(req, res, rawBody) {
+      const url = new URL(req.url ?? '/', 'http://stand-in');
+      if (!url.pathname.startsWith(PROVIDERS_PREFIX)) return false;
+      const rest = url.pathname.slice(PROVIDERS_PREFIX.length);
+      const slash = rest.indexOf('/');
+      const channel = slash === -1 ? rest : rest.slice(0, slash);
+      const path = slash === -1 ? '/' : rest.slice(slash);
+      if (!isProviderChannel(channel)) {
+        send(res, { status: 404, body: { error: { code: 'unknown_channel', message: `No provider stand-in for "${channel}"` } } });
+        return true;
+      }
+      const method = req.method ?? 'GET';
+      const headers = headersOf(req);
+      const body = parseBody(rawBody, headers['content-type']);
+      if (path === '/_fail' && method === 'POST') {
+        const status = Number(field(body, 'status'));
+        const count = Number(field(body, 'count') ?? 1);
+        if (!Number.isInteger(status) || status < 400 || status > 599 || !Number.isInteger(count) || count < 0) {
+          send(res, { status: 400, body: { error: { code: 'bad_request', message: 'Expected {"status": 400..599, "count": n >= 0}' } } });
+        } else {
+          failNext(channel, status, count);
+          send(res, { status: 200, body: { ok: true } });
+        }
+        return true;
+      }
+      const failStatus = takeFailure(channel);
+      const reply =
+        failStatus !== undefined
+          ? failure(channel, failStatus)
+          : handlers[channel]({ method, path, query: url.searchParams, headers, body }, credentialsOf(channel));
+      items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status });
+      send(res, reply);
+      return true;
+    },
+    outbox(channel) {
+      return items.filter((item) => channel === undefined || item.channel === channel);
+    },
+    failNext,
+    reset() {
+      items = [];
+      failures.clear();
+      telegram.reset();
+    },
+  };
+}

@@ -1,0 +1,165 @@
+/**
+ * Helpers every channel adapter needs: constant-time comparison, lenient JSON access, epoch
+ * conversion, the 24-hour window arithmetic and the one place that turns a provider HTTP call into
+ * a SendResult. Kept here so that no adapter re-implements retry classification differently.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { BadWebhookError, type Credentials, type SendContext, type SendResult } from './types';
+
+/** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
+export const PROVIDER_TIMEOUT_MS = 10_000;
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * Constant-time string comparison. timingSafeEqual throws on different lengths, and an early
+ * length mismatch only reveals the length of the expected value, which is public for HMAC digests.
+ */
+export function safeEqual(actual: string | undefined, expected: string | undefined): boolean {
+  if (!actual || !expected) return false;
+  const a = Buffer.from(actual, 'utf8');
+  const b = Buffer.from(expected, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function parseJsonBody(rawBody: string): unknown {
+  try {
+    return JSON.parse(rawBody) as unknown;
+  } catch {
+    throw new BadWebhookError('Webhook body is not valid JSON');
+  }
+}
+
+/** Providers add fields over time and omit optional ones: arrays are read leniently, never trusted. */
+export function list<T>(value: T[] | undefined | null): T[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `unit` is how the provider counts: WhatsApp and Telegram send seconds, Messenger milliseconds. */
+export function isoFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): string {
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (n === undefined || !Number.isFinite(n) || n <= 0) return new Date().toISOString();
+  return new Date(unit === 's' ? n * 1000 : n).toISOString();
+}
+
+/** Milliseconds since the customer's last message; undefined (never wrote, or garbage) means "outside any window". */
+export function elapsedSince(lastInboundAt: string | undefined, now: Date): number | undefined {
+  if (!lastInboundAt) return undefined;
+  const at = Date.parse(lastInboundAt);
+  return Number.isNaN(at) ? undefined : now.getTime() - at;
+}
+
+export function credential(credentials: Credentials, key: string): string | undefined {
+  const value = credentials[key];
+  return value ? value : undefined;
+}
+
+export function missingCredential(key: string): SendResult {
+  return { ok: false, retryable: false, error: `Channel credential "${key}" is not configured` };
+}
+
+export function formatLocation(latitude: unknown, longitude: unknown, name?: string): string {
+  const label = name ? ` (${name})` : '';
+  return `📍 ${String(latitude)},${String(longitude)}${label}`;
+}
+
+/** RFC 5870 geo URI: a neutral way to carry a location as an attachment url. */
+export function geoUri(latitude: unknown, longitude: unknown): string {
+  return `geo:${String(latitude)},${String(longitude)}`;
+}
+
+export function unsupportedText(type: string): string {
+  return `[unsupported message type: ${type}]`;
+}
+
+/** One HTTP request to a provider API, built by the adapter. */
+export interface ProviderCall {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** How a provider spells its answers. */
+export interface ProviderDialect {
+  messageId(body: unknown): string | undefined;
+  errorMessage(body: unknown): string | undefined;
+  /** Some providers signal throttling inside a 4xx (Meta error codes); those are worth a retry. */
+  retryable?(body: unknown, status: number): boolean;
+}
+
+function parseMaybeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    return error.name === 'TimeoutError' ? `timed out after ${PROVIDER_TIMEOUT_MS} ms` : error.message;
+  }
+  return String(error);
+}
+
+/** 2xx → ok; 429, 5xx and network errors → retryable; any other status → permanent. */
+export async function callProvider(call: ProviderCall, context: SendContext, dialect: ProviderDialect): Promise<SendResult> {
+  let response: Response;
+  try {
+    response = await context.fetch(call.url, {
+      method: 'POST',
+      headers: call.headers,
+      body: call.body,
+      signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
+    });
+  } catch (error) {
+    return { ok: false, retryable: true, error: `Network error: ${describeError(error)}` };
+  }
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    // The provider may have accepted the message; a retry could duplicate it, but losing it is worse.
+    return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error)}` };
+  }
+  const body = parseMaybeJson(text);
+  if (response.ok) {
+    const id = dialect.messageId(body);
+    if (id) return { ok: true, providerMessageId: id };
+    // Accepted but unidentifiable: retrying would send twice, so this is reported, not retried.
+    return { ok: false, retryable: false, error: `Provider answered ${response.status} without a message id` };
+  }
+  const detail = dialect.errorMessage(body) ?? (typeof body === 'string' && body ? body.slice(0, 200) : response.statusText);
+  const retryable = response.status === 429 || response.status >= 500 || (dialect.retryable?.(body, response.status) ?? false);
+  return { ok: false, retryable, error: `${response.status}: ${detail || 'request failed'}` };
+}
+
+/**
+ * Sends the parts of one message in order (providers that take one attachment per request).
+ * Stops at the first failure. The result carries the id of `primary`, the part that holds the text.
+ * A retry after a partial failure resends the earlier parts: providers offer no idempotency key.
+ */
+export async function callProviderParts(
+  calls: ProviderCall[],
+  primary: number,
+  context: SendContext,
+  dialect: ProviderDialect,
+): Promise<SendResult> {
+  let primaryId: string | undefined;
+  for (const [index, call] of calls.entries()) {
+    const result = await callProvider(call, context, dialect);
+    if (!result.ok) return result;
+    if (index === primary) primaryId = result.providerMessageId;
+  }
+  if (primaryId === undefined) return { ok: false, retryable: false, error: 'Nothing to send: no text and no attachments' };
+  return { ok: true, providerMessageId: primaryId };
+}
+
+export function jsonCall(url: string, body: unknown, headers: Record<string, string> = {}): ProviderCall {
+  return { url, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}

@@ -1,0 +1,106 @@
+/**
+ * Channel credentials and provider base URLs.
+ * Deployed: one Secrets Manager secret per channel, named by `<CHANNEL>_SECRET_ARN`, whose JSON keys
+ * are the environment variable names of CONTRACT.md section 2. Locally: those environment variables,
+ * each with a development default, so `npm start` needs no configuration.
+ */
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
+import { adapters } from './registry';
+import type { Credentials } from './types';
+
+const ENV_PREFIX: Readonly<Record<ProviderChannel, string>> = {
+  whatsapp: 'WHATSAPP',
+  messenger: 'MESSENGER',
+  instagram: 'INSTAGRAM',
+  telegram: 'TELEGRAM',
+  sms: 'SMS',
+};
+
+/** Base-URL variables follow the provider's name where that differs from the channel (Twilio). */
+const BASE_URL_ENV: Readonly<Record<ProviderChannel, string>> = {
+  whatsapp: 'WHATSAPP_API_BASE_URL',
+  messenger: 'MESSENGER_API_BASE_URL',
+  instagram: 'INSTAGRAM_API_BASE_URL',
+  telegram: 'TELEGRAM_API_BASE_URL',
+  sms: 'TWILIO_API_BASE_URL',
+};
+
+export function secretArnEnv(channel: ProviderChannel): string {
+  return `${ENV_PREFIX[channel]}_SECRET_ARN`;
+}
+
+export function baseUrlEnv(channel: ProviderChannel): string {
+  return BASE_URL_ENV[channel];
+}
+
+function fromDefaults(channel: ProviderChannel, read: (env: string) => string | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, { env, dev }] of Object.entries(adapters[channel].credentialDefaults)) {
+    result[key] = read(env) ?? dev;
+  }
+  return result;
+}
+
+/** The documented development credentials: tests and the local stack sign and check with these. */
+export const DEV_CREDENTIALS: Readonly<Record<ProviderChannel, Credentials>> = Object.fromEntries(
+  PROVIDER_CHANNELS.map((channel) => [channel, fromDefaults(channel, () => undefined)]),
+) as Record<ProviderChannel, Credentials>;
+
+/** Credentials from environment variables, falling back to the development defaults. */
+export function credentialsFromEnv(channel: ProviderChannel, env: NodeJS.ProcessEnv = process.env): Credentials {
+  return fromDefaults(channel, (name) => env[name] || undefined);
+}
+
+/** Long enough to spare Secrets Manager on every invocation, short enough that a rotation lands within minutes. */
+export const CREDENTIALS_TTL_MS = 5 * 60_000;
+
+let client: SecretsManagerClient | undefined;
+const cache = new Map<ProviderChannel, { expiresAt: number; value: Promise<Credentials> }>();
+
+async function fromSecret(channel: ProviderChannel, secretId: string): Promise<Credentials> {
+  client ??= new SecretsManagerClient({});
+  const output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+  let json: unknown;
+  try {
+    json = JSON.parse(output.SecretString ?? '');
+  } catch {
+    throw new Error(`Secret ${secretId} for ${channel} is not a JSON object`);
+  }
+  if (typeof json !== 'object' || json === null) throw new Error(`Secret ${secretId} for ${channel} is not a JSON object`);
+  const values = json as Record<string, unknown>;
+  const result: Record<string, string> = {};
+  for (const [key, { env }] of Object.entries(adapters[channel].credentialDefaults)) {
+    const value = values[env];
+    // A public development default in production would let anyone forge webhooks: a gap is an error.
+    if (typeof value !== 'string' || value === '') throw new Error(`Secret ${secretId} for ${channel} lacks ${env}`);
+    result[key] = value;
+  }
+  return result;
+}
+
+export async function loadCredentials(channel: ProviderChannel, now: number = Date.now()): Promise<Credentials> {
+  const secretId = process.env[secretArnEnv(channel)];
+  if (!secretId) return credentialsFromEnv(channel);
+  const cached = cache.get(channel);
+  if (cached && cached.expiresAt > now) return cached.value;
+  // The promise is cached so that concurrent cold-start calls share one GetSecretValue.
+  const value = fromSecret(channel, secretId);
+  cache.set(channel, { expiresAt: now + CREDENTIALS_TTL_MS, value });
+  try {
+    return await value;
+  } catch (error) {
+    cache.delete(channel);
+    throw error;
+  }
+}
+
+/** Forgets cached secrets (tests, or after a provider rejects a token as revoked). */
+export function clearCredentialCache(): void {
+  cache.clear();
+}
+
+export function baseUrl(channel: ProviderChannel): string {
+  const configured = process.env[BASE_URL_ENV[channel]];
+  return (configured || adapters[channel].defaultBaseUrl).replace(/\/+$/, '');
+}

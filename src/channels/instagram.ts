@@ -1,0 +1,19 @@
+/**
+ * Instagram Messaging: webhook object "instagram", same entry[].messaging[] shape and Send API as
+ * Messenger. The default base URL is the Instagram API with Instagram Login (graph.instagram.com),
+ * which matches an Instagram user access token; with Facebook Login point INSTAGRAM_API_BASE_URL
+ * at graph.facebook.com and use the Page token.
+ */
+import { createMetaMessagingAdapter } from './meta';
+
+export const instagramAdapter = createMetaMessagingAdapter({
+  channel: 'instagram',
+  object: 'instagram',
+  defaultBaseUrl: 'https://graph.instagram.com/v21.0',
+  credentialDefaults: {
+    appSecret: { env: 'INSTAGRAM_APP_SECRET', dev: 'dev-instagram-app-secret' },
+    verifyToken: { env: 'INSTAGRAM_VERIFY_TOKEN', dev: 'dev-instagram-verify-token' },
+    accessToken: { env: 'INSTAGRAM_ACCESS_TOKEN', dev: 'dev-instagram-access-token' },
+  },
+  sendsMetadata: false,
+});

@@ -1,0 +1,14 @@
+/** Facebook Messenger: webhook object "page", Send API on the Page's access token. */
+import { createMetaMessagingAdapter } from './meta';
+
+export const messengerAdapter = createMetaMessagingAdapter({
+  channel: 'messenger',
+  object: 'page',
+  defaultBaseUrl: 'https://graph.facebook.com/v21.0',
+  credentialDefaults: {
+    appSecret: { env: 'MESSENGER_APP_SECRET', dev: 'dev-messenger-app-secret' },
+    verifyToken: { env: 'MESSENGER_VERIFY_TOKEN', dev: 'dev-messenger-verify-token' },
+    accessToken: { env: 'MESSENGER_PAGE_ACCESS_TOKEN', dev: 'dev-messenger-page-access-token' },
+  },
+  sendsMetadata: true,
+});

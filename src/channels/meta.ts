@@ -1,0 +1,331 @@
+/**
+ * What the Meta channels share. WhatsApp, Messenger and Instagram all sign webhooks with
+ * X-Hub-Signature-256 and subscribe with the hub.* GET handshake; Messenger and Instagram also share
+ * the entry[].messaging[] webhook shape and the Send API, so both adapters are built by
+ * `createMetaMessagingAdapter` and differ only in configuration.
+ */
+import { createHmac } from 'node:crypto';
+import type { Attachment, InboundEvent, InboundMessageEvent, ProviderChannel } from '../domain/types';
+import {
+  DAY_MS,
+  HOUR_MS,
+  callProviderParts,
+  credential,
+  elapsedSince,
+  formatLocation,
+  geoUri,
+  isRecord,
+  isoFromEpoch,
+  jsonCall,
+  list,
+  missingCredential,
+  parseJsonBody,
+  safeEqual,
+  unsupportedText,
+  type ProviderCall,
+  type ProviderDialect,
+} from './common';
+import {
+  BadWebhookError,
+  type ChannelAdapter,
+  type Credentials,
+  type HttpReply,
+  type OutboundSend,
+  type SendContext,
+  type SendResult,
+  type WebhookRequest,
+  type WindowDecision,
+} from './types';
+
+export const HUMAN_AGENT_TAG = 'HUMAN_AGENT';
+
+export function metaSignature(rawBody: string, appSecret: string): string {
+  return `sha256=${createHmac('sha256', appSecret).update(rawBody, 'utf8').digest('hex')}`;
+}
+
+export function verifyMetaSignature(request: WebhookRequest, appSecret: string | undefined): boolean {
+  if (!appSecret) return false;
+  return safeEqual(request.headers['x-hub-signature-256'], metaSignature(request.rawBody, appSecret));
+}
+
+export function metaChallenge(request: WebhookRequest, verifyToken: string | undefined): HttpReply {
+  const { query } = request;
+  const challenge = query['hub.challenge'];
+  if (query['hub.mode'] === 'subscribe' && challenge !== undefined && safeEqual(query['hub.verify_token'], verifyToken)) {
+    return { status: 200, contentType: 'text/plain', body: challenge };
+  }
+  return { status: 403, contentType: 'text/plain', body: 'Forbidden' };
+}
+
+/** Meta only needs the 200; the body is ignored. */
+export function metaAck(): HttpReply {
+  return { status: 200, contentType: 'text/plain', body: 'EVENT_RECEIVED' };
+}
+
+/** Parses the envelope and checks `object`, so a webhook for another product is refused rather than misread. */
+export function parseMetaEnvelope<T>(rawBody: string, expectedObject: string): T & { entry: unknown[] } {
+  const body = parseJsonBody(rawBody);
+  if (!isRecord(body) || body.object !== expectedObject) {
+    throw new BadWebhookError(`Expected a webhook with object "${expectedObject}"`);
+  }
+  return { ...(body as T), entry: list(body.entry as unknown[]) };
+}
+
+/** Graph API error body: { error: { message, type, code, error_subcode, is_transient, fbtrace_id } }. */
+interface GraphError {
+  error?: { message?: string; code?: number; error_subcode?: number; is_transient?: boolean; error_data?: { details?: string } };
+}
+
+/**
+ * Graph error codes that mean "slow down" or "try again" even when the HTTP status is 400:
+ * 1/2 unknown/temporary, 4/17/32/613 rate limits, 80007 and 130429 messaging throughput.
+ */
+const TRANSIENT_GRAPH_CODES = new Set([1, 2, 4, 17, 32, 613, 80007, 130429, 131056]);
+
+export function graphErrorMessage(body: unknown): string | undefined {
+  if (!isRecord(body)) return undefined;
+  const error = (body as GraphError).error;
+  if (!error) return undefined;
+  const details = error.error_data?.details ? `: ${error.error_data.details}` : '';
+  const code = error.code !== undefined ? ` (code ${error.code})` : '';
+  return `${error.message ?? 'Graph API error'}${details}${code}`;
+}
+
+export function graphErrorRetryable(body: unknown): boolean {
+  if (!isRecord(body)) return false;
+  const error = (body as GraphError).error;
+  return error?.is_transient === true || (error?.code !== undefined && TRANSIENT_GRAPH_CODES.has(error.code));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messenger and Instagram: entry[].messaging[]
+// ---------------------------------------------------------------------------------------------
+
+interface MessagingAttachment {
+  type?: string;
+  /** Legacy location shares put the title beside the payload. */
+  title?: string;
+  payload?: { url?: string; sticker_id?: number; title?: string; coordinates?: { lat?: number; long?: number } };
+}
+
+interface MessagingEvent {
+  sender?: { id?: string };
+  recipient?: { id?: string };
+  timestamp?: number;
+  message?: {
+    mid?: string;
+    text?: string;
+    is_echo?: boolean;
+    is_deleted?: boolean;
+    is_unsupported?: boolean;
+    attachments?: MessagingAttachment[];
+    quick_reply?: { payload?: string };
+  };
+  delivery?: { mids?: string[]; watermark?: number };
+  /** Messenger sends a watermark; Instagram (messaging_seen) sends the mid that was seen. */
+  read?: { watermark?: number; mid?: string };
+  postback?: { mid?: string; title?: string; payload?: string };
+  reaction?: { mid?: string; action?: string; emoji?: string; reaction?: string };
+}
+
+interface MessagingEntry {
+  id?: string;
+  time?: number;
+  messaging?: MessagingEvent[];
+}
+
+/**
+ * Messenger read receipts and watermark-only delivery receipts name no message: they mean
+ * "everything we sent before `at` is read/delivered". They are emitted with providerMessageId '*'
+ * and `at` = the watermark, and the consumer applies them to every outbound message of that
+ * conversation sent at or before `at`.
+ */
+export const ALL_BEFORE_WATERMARK = '*';
+
+function messagingAttachment(attachment: MessagingAttachment): Attachment | undefined {
+  const payload = attachment.payload ?? {};
+  if (attachment.type === 'location' && payload.coordinates) {
+    return { type: 'location', url: geoUri(payload.coordinates.lat, payload.coordinates.long) };
+  }
+  if (!payload.url) return undefined;
+  if (payload.sticker_id !== undefined) return { type: 'sticker', url: payload.url };
+  switch (attachment.type) {
+    case 'image':
+    case 'audio':
+    case 'video':
+    case 'file':
+      return { type: attachment.type, url: payload.url };
+    default:
+      // Instagram shares, reels and story mentions: a link to the provider's media.
+      return { type: 'file', url: payload.url, name: attachment.type };
+  }
+}
+
+function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, handle: string): InboundMessageEvent | undefined {
+  const message = event.message;
+  if (!message || message.is_echo) return undefined;
+  // An unsend (Instagram) refers to an earlier message; it is not something the customer wrote.
+  if (message.is_deleted) return undefined;
+  const attachments: Attachment[] = [];
+  const notes: string[] = [];
+  for (const raw of list(message.attachments)) {
+    const attachment = messagingAttachment(raw);
+    if (attachment) attachments.push(attachment);
+    const coordinates = raw.type === 'location' ? raw.payload?.coordinates : undefined;
+    if (coordinates) notes.push(formatLocation(coordinates.lat, coordinates.long, raw.title ?? raw.payload?.title));
+    else if (!attachment) notes.push(raw.payload?.title ?? `[unsupported attachment: ${raw.type ?? 'unknown'}]`);
+  }
+  let text = message.text || notes.join('\n');
+  if (!text && attachments.length === 0) text = unsupportedText(message.is_unsupported ? 'unsupported' : 'message');
+  return {
+    kind: 'message',
+    channel,
+    handle,
+    providerMessageId: message.mid,
+    text,
+    attachments,
+    sentAt: isoFromEpoch(event.timestamp, 'ms'),
+  };
+}
+
+function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): InboundEvent[] {
+  const handle = event.sender?.id;
+  if (!handle) return [];
+  const at = isoFromEpoch(event.timestamp, 'ms');
+  if (event.message) {
+    const message = messageFromMessaging(channel, event, handle);
+    return message ? [message] : [];
+  }
+  if (event.delivery) {
+    const deliveredAt = isoFromEpoch(event.delivery.watermark ?? event.timestamp, 'ms');
+    const mids = list(event.delivery.mids);
+    const ids = mids.length > 0 ? mids : [ALL_BEFORE_WATERMARK];
+    return ids.map((id) => ({ kind: 'status', channel, handle, providerMessageId: id, status: 'delivered', at: deliveredAt }));
+  }
+  if (event.read) {
+    const { mid, watermark } = event.read;
+    return [
+      {
+        kind: 'status',
+        channel,
+        handle,
+        providerMessageId: mid ?? ALL_BEFORE_WATERMARK,
+        status: 'read',
+        at: mid ? at : isoFromEpoch(watermark ?? event.timestamp, 'ms'),
+      },
+    ];
+  }
+  if (event.postback) {
+    // A button tap is the customer's answer: it reads as the button's title.
+    const { title, payload, mid } = event.postback;
+    return [
+      {
+        kind: 'message',
+        channel,
+        handle,
+        providerMessageId: mid ?? `postback:${handle}:${event.timestamp ?? at}`,
+        text: title || payload || '[button]',
+        attachments: [],
+        sentAt: at,
+      },
+    ];
+  }
+  if (event.reaction) {
+    const { mid, action, emoji, reaction } = event.reaction;
+    const removed = action === 'unreact';
+    return [
+      {
+        kind: 'message',
+        channel,
+        handle,
+        // Reactions have no id of their own; the target, the action and the time identify a redelivery.
+        providerMessageId: `reaction:${mid ?? 'unknown'}:${action ?? 'react'}:${event.timestamp ?? at}`,
+        text: removed ? 'removed a reaction from a message' : `reacted ${emoji ?? reaction ?? 'with an emoji'} to a message`,
+        attachments: [],
+        sentAt: at,
+      },
+    ];
+  }
+  // Opt-ins, referrals, handovers, policy notices: not conversation content.
+  return [];
+}
+
+export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string): InboundEvent[] {
+  const { entry } = parseMetaEnvelope<object>(rawBody, object);
+  return (entry as MessagingEntry[]).flatMap((e) =>
+    list(e?.messaging).flatMap((event) => (isRecord(event) ? eventsFromMessaging(channel, event) : [])),
+  );
+}
+
+/** Messenger and Instagram windows: 24 h standard messaging, then the HUMAN_AGENT tag up to 7 days. */
+export function metaMessagingWindow(lastInboundAt: string | undefined, now: Date): WindowDecision {
+  const elapsed = elapsedSince(lastInboundAt, now);
+  if (elapsed !== undefined && elapsed <= DAY_MS) return { allowed: true };
+  if (elapsed !== undefined && elapsed <= 7 * DAY_MS) return { allowed: true, tag: HUMAN_AGENT_TAG };
+  return {
+    allowed: false,
+    code: 'outside_window',
+    message:
+      elapsed === undefined
+        ? 'The customer has not written on this channel yet, so it cannot be messaged first.'
+        : `The customer last wrote ${Math.floor(elapsed / HOUR_MS)} hours ago; replies are only allowed within 7 days.`,
+  };
+}
+
+const sendApiDialect: ProviderDialect = {
+  messageId: (body) => (isRecord(body) && typeof body.message_id === 'string' ? body.message_id : undefined),
+  errorMessage: graphErrorMessage,
+  retryable: graphErrorRetryable,
+};
+
+const SEND_API_ATTACHMENT_TYPES = new Set(['image', 'audio', 'video', 'file']);
+
+export interface MetaMessagingConfig {
+  channel: ProviderChannel;
+  /** Webhook `object` value. */
+  object: string;
+  defaultBaseUrl: string;
+  credentialDefaults: ChannelAdapter['credentialDefaults'];
+  /**
+   * Messenger's message.metadata comes back in echoes, tying an echo to our message id.
+   * Instagram does not document the field, so it is not sent there.
+   */
+  sendsMetadata: boolean;
+}
+
+function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, sendsMetadata: boolean): { calls: ProviderCall[]; primary: number } {
+  const url = `${baseUrl}/me/messages?access_token=${encodeURIComponent(token)}`;
+  const tagged = message.tag ? { messaging_type: 'MESSAGE_TAG', tag: message.tag } : { messaging_type: 'RESPONSE' };
+  const metadata = sendsMetadata ? { metadata: message.idempotencyKey } : {};
+  const body = (content: Record<string, unknown>) => ({ recipient: { id: message.to }, ...tagged, message: { ...content, ...metadata } });
+  const calls: ProviderCall[] = [];
+  const unsendable: string[] = [];
+  if (message.text) calls.push(jsonCall(url, body({ text: message.text })));
+  for (const attachment of message.attachments) {
+    const type = SEND_API_ATTACHMENT_TYPES.has(attachment.type) ? attachment.type : attachment.type === 'sticker' ? 'image' : undefined;
+    if (type) calls.push(jsonCall(url, body({ attachment: { type, payload: { url: attachment.url, is_reusable: true } } })));
+    else unsendable.push(attachment.url);
+  }
+  // The Send API takes one attachment per message; what it cannot carry travels as a link.
+  if (unsendable.length > 0) calls.push(jsonCall(url, body({ text: unsendable.join('\n') })));
+  return { calls, primary: 0 };
+}
+
+export function createMetaMessagingAdapter(config: MetaMessagingConfig): ChannelAdapter {
+  return {
+    channel: config.channel,
+    credentialDefaults: config.credentialDefaults,
+    defaultBaseUrl: config.defaultBaseUrl,
+    challenge: (request: WebhookRequest, credentials: Credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
+    verify: (request: WebhookRequest, credentials: Credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
+    normalize: (request: WebhookRequest) => normalizeMessaging(config.channel, request.rawBody, config.object),
+    ack: metaAck,
+    window: (lastInboundAt: string | undefined, now: Date) => metaMessagingWindow(lastInboundAt, now),
+    async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
+      const token = credential(context.credentials, 'accessToken');
+      if (!token) return missingCredential('accessToken');
+      const { calls, primary } = sendApiCalls(message, token, context.baseUrl, config.sendsMetadata);
+      return callProviderParts(calls, primary, context, sendApiDialect);
+    },
+  };
+}

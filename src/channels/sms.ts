@@ -1,0 +1,158 @@
+/**
+ * SMS/MMS through Twilio Programmable Messaging. Inbound messages and status callbacks are form
+ * posts signed with X-Twilio-Signature; sends are form posts to the 2010-04-01 Messages resource.
+ */
+import { createHmac } from 'node:crypto';
+import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
+import { callProvider, credential, isRecord, missingCredential, safeEqual, type ProviderDialect } from './common';
+import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
+
+/**
+ * base64(HMAC-SHA1(authToken, url + every POST parameter as name+value, sorted by name)).
+ * Repeated names are sorted by value too, which is how Twilio's own helpers order them.
+ */
+export function twilioSignature(url: string, params: Iterable<[string, string]>, authToken: string): string {
+  const pairs = [...params].sort(([ak, av], [bk, bv]) => (ak === bk ? (av < bv ? -1 : av > bv ? 1 : 0) : ak < bk ? -1 : 1));
+  const data = pairs.reduce((acc, [key, value]) => acc + key + value, url);
+  return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
+}
+
+function parseForm(rawBody: string): URLSearchParams {
+  // A JSON or XML body here is a misrouted request, not a Twilio webhook.
+  if (/^\s*[[{<]/.test(rawBody)) throw new BadWebhookError('Expected a form-encoded Twilio webhook');
+  try {
+    return new URLSearchParams(rawBody);
+  } catch {
+    throw new BadWebhookError('Webhook body is not form-encoded');
+  }
+}
+
+const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
+  accepted: 'sent',
+  scheduled: 'sent',
+  queued: 'sent',
+  sending: 'sent',
+  sent: 'sent',
+  delivered: 'delivered',
+  read: 'read',
+  undelivered: 'failed',
+  failed: 'failed',
+  canceled: 'failed',
+};
+
+function attachmentType(contentType: string): Attachment['type'] {
+  if (/^text\/(x-)?vcard/i.test(contentType)) return 'contact';
+  const major = contentType.split('/')[0]?.toLowerCase();
+  return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
+}
+
+function normalizeSms(rawBody: string): InboundEvent[] {
+  const form = parseForm(rawBody);
+  const sid = form.get('MessageSid') ?? form.get('SmsMessageSid');
+  if (!sid) throw new BadWebhookError('Twilio webhook without MessageSid');
+  const messageStatus = form.get('MessageStatus');
+  if (messageStatus) {
+    const status = STATUS_MAP[messageStatus];
+    // 'receiving'/'received' describe inbound messages, which arrive as their own webhook.
+    const to = form.get('To');
+    if (!status || !to) return [];
+    const event: InboundStatusEvent = {
+      kind: 'status',
+      channel: 'sms',
+      handle: to,
+      providerMessageId: sid,
+      status,
+      // Status callbacks carry no timestamp: the time we heard about it is the best there is.
+      at: new Date().toISOString(),
+    };
+    const errorCode = form.get('ErrorCode');
+    if (status === 'failed') event.error = errorCode ? `Twilio error ${errorCode} (${messageStatus})` : `Message ${messageStatus}`;
+    return [event];
+  }
+  const from = form.get('From');
+  if (!from) throw new BadWebhookError('Twilio message webhook without From');
+  const count = Number(form.get('NumMedia') ?? '0');
+  const attachments: Attachment[] = [];
+  for (let i = 0; i < (Number.isFinite(count) ? Math.min(count, 10) : 0); i++) {
+    const url = form.get(`MediaUrl${i}`);
+    if (!url) continue;
+    const mimeType = form.get(`MediaContentType${i}`) ?? '';
+    const attachment: Attachment = { type: attachmentType(mimeType), url };
+    if (mimeType) attachment.mimeType = mimeType;
+    attachments.push(attachment);
+  }
+  return [
+    {
+      kind: 'message',
+      channel: 'sms',
+      handle: from,
+      profile: { phone: from },
+      providerMessageId: sid,
+      text: form.get('Body') ?? '',
+      attachments,
+      sentAt: new Date().toISOString(),
+    },
+  ];
+}
+
+const dialect: ProviderDialect = {
+  messageId: (body) => (isRecord(body) && typeof body.sid === 'string' ? body.sid : undefined),
+  errorMessage(body) {
+    if (!isRecord(body) || typeof body.message !== 'string') return undefined;
+    return body.code !== undefined ? `${body.message} (Twilio error ${String(body.code)})` : body.message;
+  },
+};
+
+async function sendSms(message: OutboundSend, context: SendContext): Promise<SendResult> {
+  const { credentials } = context;
+  const accountSid = credential(credentials, 'accountSid');
+  const authToken = credential(credentials, 'authToken');
+  const from = credential(credentials, 'fromNumber');
+  if (!accountSid) return missingCredential('accountSid');
+  if (!authToken) return missingCredential('authToken');
+  if (!from) return missingCredential('fromNumber');
+  const form = new URLSearchParams({ To: message.to, From: from });
+  if (message.text) form.set('Body', message.text);
+  // MMS carries up to 10 media URLs in the same request.
+  for (const attachment of message.attachments.slice(0, 10)) form.append('MediaUrl', attachment.url);
+  // Twilio's Messages resource has no idempotency key: a message is sent at most once per queue delivery,
+  // and a retry only happens when Twilio did not answer with a sid.
+  return callProvider(
+    {
+      url: `${context.baseUrl}/2010-04-01/Accounts/${encodeURIComponent(accountSid)}/Messages.json`,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`,
+      },
+      body: form.toString(),
+    },
+    context,
+    dialect,
+  );
+}
+
+export const smsAdapter: ChannelAdapter = {
+  channel: 'sms',
+  credentialDefaults: {
+    accountSid: { env: 'TWILIO_ACCOUNT_SID', dev: 'AC00000000000000000000000000000000' },
+    authToken: { env: 'TWILIO_AUTH_TOKEN', dev: 'dev-twilio-auth-token' },
+    fromNumber: { env: 'TWILIO_FROM_NUMBER', dev: '+15005550006' },
+  },
+  defaultBaseUrl: 'https://api.twilio.com',
+  verify(request, credentials) {
+    const authToken = credential(credentials, 'authToken');
+    if (!authToken) return false;
+    let form: URLSearchParams;
+    try {
+      form = parseForm(request.rawBody);
+    } catch {
+      return false;
+    }
+    return safeEqual(request.headers['x-twilio-signature'], twilioSignature(request.url, form, authToken));
+  },
+  normalize: (request) => normalizeSms(request.rawBody),
+  ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),
+  // SMS has no provider-imposed window; consent rules (STOP) are enforced by Twilio itself.
+  window: () => ({ allowed: true }),
+  send: sendSms,
+};

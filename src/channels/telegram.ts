@@ -1,0 +1,256 @@
+/**
+ * Telegram Bot API. Webhooks are Update objects authenticated by the secret_token given to
+ * setWebhook (X-Telegram-Bot-Api-Secret-Token). Send: POST {base}/bot{token}/{method}.
+ * Telegram reports no delivery or read receipts to bots, so this adapter emits no statuses.
+ */
+import type { Attachment, InboundEvent, InboundMessageEvent } from '../domain/types';
+import {
+  callProviderParts,
+  credential,
+  formatLocation,
+  geoUri,
+  isRecord,
+  isoFromEpoch,
+  jsonCall,
+  list,
+  missingCredential,
+  parseJsonBody,
+  safeEqual,
+  unsupportedText,
+  type ProviderCall,
+  type ProviderDialect,
+} from './common';
+import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
+
+interface TgFile {
+  file_id?: string;
+  file_size?: number;
+  mime_type?: string;
+  file_name?: string;
+  title?: string;
+  emoji?: string;
+}
+
+interface TgUser {
+  id?: number;
+  is_bot?: boolean;
+  first_name?: string;
+  last_name?: string;
+  username?: string;
+}
+
+interface TgMessage {
+  message_id?: number;
+  from?: TgUser;
+  chat?: { id?: number | string; title?: string; first_name?: string; last_name?: string };
+  date?: number;
+  edit_date?: number;
+  text?: string;
+  caption?: string;
+  photo?: TgFile[];
+  voice?: TgFile;
+  audio?: TgFile;
+  video?: TgFile;
+  video_note?: TgFile;
+  animation?: TgFile;
+  document?: TgFile;
+  sticker?: TgFile;
+  location?: { latitude?: number; longitude?: number };
+  venue?: { title?: string; location?: { latitude?: number; longitude?: number } };
+  contact?: { phone_number?: string; first_name?: string; last_name?: string };
+  [key: string]: unknown;
+}
+
+interface TgUpdate {
+  update_id?: number;
+  message?: TgMessage;
+  edited_message?: TgMessage;
+  channel_post?: TgMessage;
+  edited_channel_post?: TgMessage;
+  business_message?: TgMessage;
+  edited_business_message?: TgMessage;
+  callback_query?: { id?: string; from?: TgUser; message?: TgMessage; data?: string };
+}
+
+/** Fields every message may carry that say nothing about its content. */
+const METADATA_KEYS = new Set([
+  'message_id', 'message_thread_id', 'from', 'sender_chat', 'sender_boost_count', 'sender_business_bot', 'date',
+  'business_connection_id', 'chat', 'forward_origin', 'is_topic_message', 'is_automatic_forward', 'reply_to_message',
+  'external_reply', 'quote', 'reply_to_story', 'via_bot', 'edit_date', 'has_protected_content', 'is_from_offline',
+  'media_group_id', 'author_signature', 'entities', 'caption_entities', 'link_preview_options', 'reply_markup',
+  'show_caption_above_media', 'has_media_spoiler', 'effect_id', 'forward_from', 'forward_from_chat', 'forward_date',
+  'forward_signature', 'forward_sender_name', 'forward_from_message_id',
+]);
+
+function fileAttachment(type: Attachment['type'], file: TgFile | undefined): Attachment[] {
+  if (!file?.file_id) return [];
+  // Bot file URLs embed the bot token, so only the file_id is kept; it is resolved with getFile when needed.
+  const attachment: Attachment = { type, url: `telegram-file://${file.file_id}` };
+  if (file.mime_type) attachment.mimeType = file.mime_type;
+  if (file.file_name) attachment.name = file.file_name;
+  if (file.file_size !== undefined) attachment.size = file.file_size;
+  return [attachment];
+}
+
+function content(message: TgMessage): { text: string; attachments: Attachment[] } {
+  const caption = message.caption ?? '';
+  if (message.text !== undefined) return { text: message.text, attachments: [] };
+  const photos = list(message.photo);
+  // Telegram lists every resolution, smallest first.
+  if (photos.length > 0) return { text: caption, attachments: fileAttachment('image', photos[photos.length - 1]) };
+  if (message.voice) return { text: caption, attachments: fileAttachment('audio', message.voice) };
+  if (message.audio) return { text: caption, attachments: fileAttachment('audio', message.audio) };
+  if (message.video) return { text: caption, attachments: fileAttachment('video', message.video) };
+  if (message.video_note) return { text: caption, attachments: fileAttachment('video', message.video_note) };
+  // An animation also carries a `document` copy of itself; checked first so it is counted once.
+  if (message.animation) return { text: caption, attachments: fileAttachment('video', message.animation) };
+  if (message.document) return { text: caption, attachments: fileAttachment('file', message.document) };
+  if (message.sticker) return { text: message.sticker.emoji ?? '', attachments: fileAttachment('sticker', message.sticker) };
+  const venue = message.venue;
+  const location = venue?.location ?? message.location;
+  if (location) {
+    return {
+      text: formatLocation(location.latitude, location.longitude, venue?.title),
+      attachments: [{ type: 'location', url: geoUri(location.latitude, location.longitude) }],
+    };
+  }
+  if (message.contact) {
+    const { first_name, last_name, phone_number } = message.contact;
+    const name = [first_name, last_name].filter(Boolean).join(' ');
+    const attachment: Attachment = { type: 'contact', url: `tel:${(phone_number ?? '').replace(/[^\d+]/g, '')}` };
+    if (name) attachment.name = name;
+    return { text: `Shared contact: ${[name, phone_number].filter(Boolean).join(' ')}`, attachments: phone_number ? [attachment] : [] };
+  }
+  const type = Object.keys(message).find((key) => !METADATA_KEYS.has(key)) ?? 'unknown';
+  return { text: caption || unsupportedText(type), attachments: [] };
+}
+
+function profileOf(user: TgUser | undefined, chat: TgMessage['chat']): InboundMessageEvent['profile'] {
+  const name = [user?.first_name ?? chat?.first_name, user?.last_name ?? chat?.last_name].filter(Boolean).join(' ') || chat?.title;
+  return name ? { name } : undefined;
+}
+
+function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | undefined {
+  if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
+  // Other bots in a group, including our own messages relayed back, are not customers.
+  if (message.from?.is_bot) return undefined;
+  const chatId = String(message.chat.id);
+  const { text, attachments } = content(message);
+  const event: InboundMessageEvent = {
+    kind: 'message',
+    channel: 'telegram',
+    handle: chatId,
+    // An edit keeps the message_id; its own id keeps it from being deduplicated away as a redelivery.
+    providerMessageId: edited
+      ? `${chatId}:${message.message_id}:edited:${message.edit_date ?? message.date ?? 0}`
+      : `${chatId}:${message.message_id}`,
+    text: edited ? `(edited) ${text}` : text,
+    attachments,
+    sentAt: isoFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
+  };
+  const profile = profileOf(message.from, message.chat);
+  if (profile) event.profile = profile;
+  return event;
+}
+
+function fromCallbackQuery(query: NonNullable<TgUpdate['callback_query']>): InboundMessageEvent | undefined {
+  const chatId = query.message?.chat?.id ?? query.from?.id;
+  if (chatId === undefined || !query.id || query.from?.is_bot) return undefined;
+  // A tap on an inline button is the customer's answer, like a Messenger postback.
+  const event: InboundMessageEvent = {
+    kind: 'message',
+    channel: 'telegram',
+    handle: String(chatId),
+    providerMessageId: `callback:${query.id}`,
+    text: query.data ?? '[button]',
+    attachments: [],
+    sentAt: new Date().toISOString(),
+  };
+  const profile = profileOf(query.from, query.message?.chat);
+  if (profile) event.profile = profile;
+  return event;
+}
+
+function normalizeTelegram(rawBody: string): InboundEvent[] {
+  const update = parseJsonBody(rawBody);
+  if (!isRecord(update)) throw new BadWebhookError('Expected a Telegram Update object');
+  const u = update as TgUpdate;
+  const candidates = [
+    fromMessage(u.message, false),
+    fromMessage(u.channel_post, false),
+    fromMessage(u.business_message, false),
+    fromMessage(u.edited_message, true),
+    fromMessage(u.edited_channel_post, true),
+    fromMessage(u.edited_business_message, true),
+    u.callback_query ? fromCallbackQuery(u.callback_query) : undefined,
+  ];
+  // Member changes, polls answers, inline queries: not conversation content.
+  return candidates.filter((event): event is InboundMessageEvent => event !== undefined);
+}
+
+/** Telegram's limit for media captions; longer text goes as its own message. */
+const CAPTION_LIMIT = 1024;
+
+const METHODS: Record<string, { method: string; field: string }> = {
+  image: { method: 'sendPhoto', field: 'photo' },
+  video: { method: 'sendVideo', field: 'video' },
+  audio: { method: 'sendAudio', field: 'audio' },
+  sticker: { method: 'sendSticker', field: 'sticker' },
+  file: { method: 'sendDocument', field: 'document' },
+};
+
+function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCall[]; primary: number } {
+  const call = (method: string, body: Record<string, unknown>) => jsonCall(`${base}/${method}`, { chat_id: message.to, ...body });
+  const calls: ProviderCall[] = [];
+  let text = message.text;
+  let primary = -1;
+  for (const attachment of message.attachments) {
+    if (attachment.type === 'location' || attachment.type === 'contact') {
+      text = [text, attachment.url].filter(Boolean).join('\n');
+      continue;
+    }
+    const { method, field } = METHODS[attachment.type] ?? { method: 'sendDocument', field: 'document' };
+    const body: Record<string, unknown> = { [field]: attachment.url };
+    if (primary === -1 && text && method !== 'sendSticker' && text.length <= CAPTION_LIMIT) {
+      body.caption = text;
+      primary = calls.length;
+    }
+    calls.push(call(method, body));
+  }
+  if (primary === -1 && text) {
+    calls.unshift(call('sendMessage', { text }));
+    primary = 0;
+  }
+  return { calls, primary: Math.max(primary, 0) };
+}
+
+export const telegramAdapter: ChannelAdapter = {
+  channel: 'telegram',
+  credentialDefaults: {
+    botToken: { env: 'TELEGRAM_BOT_TOKEN', dev: '100000001:dev-telegram-bot-token' },
+    secretToken: { env: 'TELEGRAM_SECRET_TOKEN', dev: 'dev-telegram-secret-token' },
+  },
+  defaultBaseUrl: 'https://api.telegram.org',
+  verify: (request, credentials) =>
+    safeEqual(request.headers['x-telegram-bot-api-secret-token'], credential(credentials, 'secretToken')),
+  normalize: (request) => normalizeTelegram(request.rawBody),
+  ack: () => ({ status: 200, contentType: 'text/plain', body: 'OK' }),
+  // Bots may write to a chat at any time once the user has started it.
+  window: () => ({ allowed: true }),
+  async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
+    const token = credential(context.credentials, 'botToken');
+    if (!token) return missingCredential('botToken');
+    const { calls, primary } = telegramCalls(message, `${context.baseUrl}/bot${token}`);
+    // message_id is only unique per chat: the id is prefixed like inbound ids.
+    const dialect: ProviderDialect = {
+      messageId(body) {
+        if (!isRecord(body) || body.ok !== true || !isRecord(body.result)) return undefined;
+        const id = body.result.message_id;
+        return typeof id === 'number' ? `${message.to}:${id}` : undefined;
+      },
+      errorMessage: (body) => (isRecord(body) && typeof body.description === 'string' ? body.description : undefined),
+    };
+    // Telegram has no idempotency key either; the queue's single delivery is what prevents resends.
+    return callProviderParts(calls, primary, context, dialect);
+  },
+};

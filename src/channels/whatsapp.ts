@@ -1,0 +1,311 @@
+/**
+ * WhatsApp Cloud API. Webhooks: entry[].changes[].value.messages[] (customer messages) and
+ * value.statuses[] (our sends). Send: POST {base}/{phone-number-id}/messages.
+ */
+import type { Attachment, InboundEvent, InboundMessageEvent, InboundStatusEvent } from '../domain/types';
+import {
+  DAY_MS,
+  HOUR_MS,
+  callProviderParts,
+  credential,
+  elapsedSince,
+  formatLocation,
+  geoUri,
+  isRecord,
+  isoFromEpoch,
+  jsonCall,
+  list,
+  missingCredential,
+  unsupportedText,
+  type ProviderCall,
+  type ProviderDialect,
+} from './common';
+import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, parseMetaEnvelope, verifyMetaSignature } from './meta';
+import type { ChannelAdapter, OutboundSend, SendContext, SendResult, WindowDecision } from './types';
+
+interface WaMedia {
+  id?: string;
+  link?: string;
+  mime_type?: string;
+  caption?: string;
+  filename?: string;
+}
+
+interface WaContactCard {
+  name?: { formatted_name?: string; first_name?: string; last_name?: string };
+  phones?: { phone?: string; wa_id?: string }[];
+}
+
+interface WaMessage {
+  from?: string;
+  id?: string;
+  timestamp?: string;
+  type?: string;
+  text?: { body?: string };
+  image?: WaMedia;
+  audio?: WaMedia;
+  video?: WaMedia;
+  document?: WaMedia;
+  sticker?: WaMedia;
+  location?: { latitude?: number; longitude?: number; name?: string; address?: string; url?: string };
+  contacts?: WaContactCard[];
+  interactive?: {
+    type?: string;
+    button_reply?: { id?: string; title?: string };
+    list_reply?: { id?: string; title?: string; description?: string };
+    nfm_reply?: { body?: string; name?: string };
+  };
+  button?: { text?: string; payload?: string };
+  reaction?: { message_id?: string; emoji?: string };
+  system?: { body?: string };
+  unsupported?: { type?: string };
+  errors?: { code?: number; title?: string }[];
+}
+
+interface WaStatus {
+  id?: string;
+  status?: string;
+  timestamp?: string;
+  recipient_id?: string;
+  errors?: { code?: number; title?: string; message?: string; error_data?: { details?: string } }[];
+}
+
+interface WaValue {
+  contacts?: { wa_id?: string; profile?: { name?: string } }[];
+  messages?: WaMessage[];
+  statuses?: WaStatus[];
+}
+
+interface WaEntry {
+  changes?: { field?: string; value?: WaValue }[];
+}
+
+const MEDIA_TYPES: Record<string, Attachment['type']> = {
+  image: 'image',
+  audio: 'audio',
+  video: 'video',
+  document: 'file',
+  sticker: 'sticker',
+};
+
+function mediaAttachment(type: string, media: WaMedia): Attachment {
+  const attachment: Attachment = {
+    type: MEDIA_TYPES[type] ?? 'file',
+    // Inbound media comes as an id; fetching it needs the access token, so the id is kept as a reference.
+    url: media.link ?? `whatsapp-media://${media.id ?? ''}`,
+  };
+  if (media.mime_type) attachment.mimeType = media.mime_type;
+  if (media.filename) attachment.name = media.filename;
+  return attachment;
+}
+
+function contactCard(card: WaContactCard): { line: string; attachment: Attachment | undefined } {
+  const name = card.name?.formatted_name ?? [card.name?.first_name, card.name?.last_name].filter(Boolean).join(' ');
+  const phone = list(card.phones)[0]?.phone;
+  const attachment: Attachment | undefined = phone ? { type: 'contact', url: `tel:${phone.replace(/[^\d+]/g, '')}` } : undefined;
+  if (attachment && name) attachment.name = name;
+  return { line: `Shared contact: ${[name, phone].filter(Boolean).join(' ')}`, attachment };
+}
+
+function content(message: WaMessage): { text: string; attachments: Attachment[] } {
+  const type = message.type ?? 'unknown';
+  const media = MEDIA_TYPES[type] ? (message[type as keyof WaMessage] as WaMedia | undefined) : undefined;
+  if (media) return { text: media.caption ?? '', attachments: [mediaAttachment(type, media)] };
+  switch (type) {
+    case 'text':
+      return { text: message.text?.body ?? '', attachments: [] };
+    case 'location': {
+      const { latitude, longitude, name } = message.location ?? {};
+      return { text: formatLocation(latitude, longitude, name), attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
+    }
+    case 'contacts': {
+      const cards = list(message.contacts).map(contactCard);
+      return {
+        text: cards.map((c) => c.line).join('\n') || 'Shared contact',
+        attachments: cards.flatMap((c) => (c.attachment ? [c.attachment] : [])),
+      };
+    }
+    case 'interactive': {
+      const i = message.interactive ?? {};
+      const title = i.button_reply?.title ?? i.list_reply?.title ?? i.nfm_reply?.body;
+      return { text: title ?? unsupportedText(`interactive ${i.type ?? ''}`.trim()), attachments: [] };
+    }
+    case 'button':
+      return { text: message.button?.text ?? message.button?.payload ?? '[button]', attachments: [] };
+    case 'reaction': {
+      // An empty emoji is WhatsApp's way of saying the reaction was removed.
+      const emoji = message.reaction?.emoji;
+      return { text: emoji ? `reacted ${emoji} to a message` : 'removed a reaction from a message', attachments: [] };
+    }
+    case 'system':
+      return { text: message.system?.body ?? unsupportedText('system'), attachments: [] };
+    default:
+      return { text: unsupportedText(message.unsupported?.type ?? type), attachments: [] };
+  }
+}
+
+function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | undefined {
+  if (!message.from) return undefined;
+  const contact = list(value.contacts).find((c) => c.wa_id === message.from) ?? list(value.contacts)[0];
+  const profile: InboundMessageEvent['profile'] = { phone: `+${message.from}` };
+  if (contact?.profile?.name) profile.name = contact.profile.name;
+  return {
+    kind: 'message',
+    channel: 'whatsapp',
+    handle: message.from,
+    profile,
+    providerMessageId: message.id,
+    ...content(message),
+    sentAt: isoFromEpoch(message.timestamp, 's'),
+  };
+}
+
+const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
+  sent: 'sent',
+  delivered: 'delivered',
+  read: 'read',
+  failed: 'failed',
+};
+
+function toStatus(status: WaStatus): InboundStatusEvent | undefined {
+  const mapped = status.status ? STATUS_MAP[status.status] : undefined;
+  // 'deleted', 'warning' and future states do not change what the agent sees.
+  if (!mapped || !status.id || !status.recipient_id) return undefined;
+  const event: InboundStatusEvent = {
+    kind: 'status',
+    channel: 'whatsapp',
+    handle: status.recipient_id,
+    providerMessageId: status.id,
+    status: mapped,
+    at: isoFromEpoch(status.timestamp, 's'),
+  };
+  const error = list(status.errors)[0];
+  if (error) {
+    const detail = error.error_data?.details ?? error.message;
+    event.error = `${error.title ?? 'Error'}${detail && detail !== error.title ? `: ${detail}` : ''} (code ${error.code ?? 'unknown'})`;
+  }
+  return event;
+}
+
+function normalizeWhatsApp(rawBody: string): InboundEvent[] {
+  const { entry } = parseMetaEnvelope<object>(rawBody, 'whatsapp_business_account');
+  const events: InboundEvent[] = [];
+  for (const e of entry as WaEntry[]) {
+    for (const change of list(e?.changes)) {
+      const value = change?.value;
+      if (typeof value !== 'object' || value === null) continue;
+      for (const message of list(value.messages)) {
+        const event = isRecord(message) ? toMessage(message, value) : undefined;
+        if (event) events.push(event);
+      }
+      for (const status of list(value.statuses)) {
+        const event = isRecord(status) ? toStatus(status) : undefined;
+        if (event) events.push(event);
+      }
+    }
+  }
+  return events;
+}
+
+function whatsappWindow(lastInboundAt: string | undefined, now: Date, hasTemplate: boolean): WindowDecision {
+  const elapsed = elapsedSince(lastInboundAt, now);
+  if ((elapsed !== undefined && elapsed < DAY_MS) || hasTemplate) return { allowed: true };
+  return {
+    allowed: false,
+    code: 'template_required',
+    message:
+      elapsed === undefined
+        ? 'The customer has not written on WhatsApp yet: an approved template is required to start the conversation.'
+        : `The customer last wrote ${Math.floor(elapsed / HOUR_MS)} hours ago, outside WhatsApp's 24-hour window: an approved template is required.`,
+  };
+}
+
+const dialect: ProviderDialect = {
+  messageId(body) {
+    if (!isRecord(body)) return undefined;
+    const id = list(body.messages as { id?: unknown }[])[0]?.id;
+    return typeof id === 'string' ? id : undefined;
+  },
+  errorMessage: graphErrorMessage,
+  retryable: graphErrorRetryable,
+};
+
+/** Media objects that accept a caption; audio and stickers do not. */
+const CAPTIONED = new Set(['image', 'video', 'document']);
+const OUTBOUND_MEDIA: Record<string, string> = { image: 'image', video: 'video', audio: 'audio', sticker: 'sticker' };
+
+function outboundPayloads(message: OutboundSend): { payloads: Record<string, unknown>[]; primary: number } {
+  if (message.template) {
+    const { name, language, params } = message.template;
+    const template: Record<string, unknown> = { name, language: { code: language ?? 'en_US' } };
+    if (params && params.length > 0) {
+      template.components = [{ type: 'body', parameters: params.map((text) => ({ type: 'text', text })) }];
+    }
+    return { payloads: [{ type: 'template', template }], primary: 0 };
+  }
+  const payloads: Record<string, unknown>[] = [];
+  let text = message.text;
+  let primary = -1;
+  for (const attachment of message.attachments) {
+    if (attachment.type === 'location' || attachment.type === 'contact') {
+      // No URL form exists for these: they travel as a link in the text.
+      text = [text, attachment.url].filter(Boolean).join('\n');
+      continue;
+    }
+    const type = OUTBOUND_MEDIA[attachment.type] ?? 'document';
+    const media: Record<string, unknown> = { link: attachment.url };
+    if (type === 'document' && attachment.name) media.filename = attachment.name;
+    if (text && CAPTIONED.has(type) && primary === -1) {
+      media.caption = text;
+      primary = payloads.length;
+    }
+    payloads.push({ type, [type]: media });
+  }
+  if (primary === -1 && text) {
+    payloads.unshift({ type: 'text', text: { body: text, preview_url: false } });
+    primary = 0;
+  }
+  return { payloads, primary: Math.max(primary, 0) };
+}
+
+async function sendWhatsApp(message: OutboundSend, context: SendContext): Promise<SendResult> {
+  const token = credential(context.credentials, 'accessToken');
+  if (!token) return missingCredential('accessToken');
+  const phoneNumberId = credential(context.credentials, 'phoneNumberId');
+  if (!phoneNumberId) return missingCredential('phoneNumberId');
+  const url = `${context.baseUrl}/${encodeURIComponent(phoneNumberId)}/messages`;
+  const { payloads, primary } = outboundPayloads(message);
+  const calls: ProviderCall[] = payloads.map((payload) =>
+    jsonCall(
+      url,
+      {
+        messaging_product: 'whatsapp',
+        recipient_type: 'individual',
+        to: message.to,
+        ...payload,
+        // The Cloud API has no idempotency key; this opaque field comes back in status webhooks,
+        // so a status can always be traced to our message.
+        biz_opaque_callback_data: message.idempotencyKey,
+      },
+      { authorization: `Bearer ${token}` },
+    ),
+  );
+  return callProviderParts(calls, primary, context, dialect);
+}
+
+export const whatsappAdapter: ChannelAdapter = {
+  channel: 'whatsapp',
+  credentialDefaults: {
+    appSecret: { env: 'WHATSAPP_APP_SECRET', dev: 'dev-whatsapp-app-secret' },
+    verifyToken: { env: 'WHATSAPP_VERIFY_TOKEN', dev: 'dev-whatsapp-verify-token' },
+    accessToken: { env: 'WHATSAPP_ACCESS_TOKEN', dev: 'dev-whatsapp-access-token' },
+    phoneNumberId: { env: 'WHATSAPP_PHONE_NUMBER_ID', dev: '100000000000001' },
+  },
+  defaultBaseUrl: 'https://graph.facebook.com/v21.0',
+  challenge: (request, credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
+  verify: (request, credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
+  normalize: (request) => normalizeWhatsApp(request.rawBody),
+  ack: metaAck,
+  window: whatsappWindow,
+  send: sendWhatsApp,
+};

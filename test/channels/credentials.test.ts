@@ -1,0 +1,139 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  CREDENTIALS_TTL_MS,
+  DEV_CREDENTIALS,
+  baseUrl,
+  clearCredentialCache,
+  credentialsFromEnv,
+  loadCredentials,
+} from '../../src/channels/credentials';
+import { adapters, getAdapter } from '../../src/channels/registry';
+import { PROVIDER_CHANNELS } from '../../src/domain/types';
+
+const secrets = mockClient(SecretsManagerClient);
+const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:conversa/whatsapp-AbCdEf';
+
+beforeEach(() => {
+  secrets.reset();
+  clearCredentialCache();
+});
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('registry', () => {
+  it('has one adapter per provider channel, named by its channel', () => {
+    expect(Object.keys(adapters).sort()).toEqual([...PROVIDER_CHANNELS].sort());
+    for (const channel of PROVIDER_CHANNELS) expect(getAdapter(channel).channel).toBe(channel);
+  });
+});
+
+describe('credentials from the environment', () => {
+  it('falls back to the documented development defaults', async () => {
+    for (const name of ['WHATSAPP_APP_SECRET', 'WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID', 'WHATSAPP_SECRET_ARN']) {
+      vi.stubEnv(name, '');
+    }
+    expect(await loadCredentials('whatsapp')).toEqual({
+      appSecret: 'dev-whatsapp-app-secret',
+      verifyToken: 'dev-whatsapp-verify-token',
+      accessToken: 'dev-whatsapp-access-token',
+      phoneNumberId: '100000000000001',
+    });
+    expect(DEV_CREDENTIALS.whatsapp.appSecret).toBe('dev-whatsapp-app-secret');
+  });
+
+  it('reads every CONTRACT variable of every channel', () => {
+    const env = {
+      WHATSAPP_APP_SECRET: 'w1', WHATSAPP_VERIFY_TOKEN: 'w2', WHATSAPP_ACCESS_TOKEN: 'w3', WHATSAPP_PHONE_NUMBER_ID: 'w4',
+      MESSENGER_APP_SECRET: 'm1', MESSENGER_VERIFY_TOKEN: 'm2', MESSENGER_PAGE_ACCESS_TOKEN: 'm3',
+      INSTAGRAM_APP_SECRET: 'i1', INSTAGRAM_VERIFY_TOKEN: 'i2', INSTAGRAM_ACCESS_TOKEN: 'i3',
+      TELEGRAM_BOT_TOKEN: 't1', TELEGRAM_SECRET_TOKEN: 't2',
+      TWILIO_ACCOUNT_SID: 's1', TWILIO_AUTH_TOKEN: 's2', TWILIO_FROM_NUMBER: 's3',
+    };
+    expect(credentialsFromEnv('whatsapp', env)).toEqual({ appSecret: 'w1', verifyToken: 'w2', accessToken: 'w3', phoneNumberId: 'w4' });
+    expect(credentialsFromEnv('messenger', env)).toEqual({ appSecret: 'm1', verifyToken: 'm2', accessToken: 'm3' });
+    expect(credentialsFromEnv('instagram', env)).toEqual({ appSecret: 'i1', verifyToken: 'i2', accessToken: 'i3' });
+    expect(credentialsFromEnv('telegram', env)).toEqual({ botToken: 't1', secretToken: 't2' });
+    expect(credentialsFromEnv('sms', env)).toEqual({ accountSid: 's1', authToken: 's2', fromNumber: 's3' });
+  });
+
+  it('does not call Secrets Manager without a secret ARN', async () => {
+    vi.stubEnv('TELEGRAM_SECRET_ARN', '');
+    vi.stubEnv('TELEGRAM_BOT_TOKEN', '42:abc');
+    expect(await loadCredentials('telegram')).toMatchObject({ botToken: '42:abc' });
+    expect(secrets.calls()).toHaveLength(0);
+  });
+});
+
+describe('credentials from Secrets Manager', () => {
+  const secret = {
+    WHATSAPP_APP_SECRET: 'prod-app-secret',
+    WHATSAPP_VERIFY_TOKEN: 'prod-verify',
+    WHATSAPP_ACCESS_TOKEN: 'prod-token',
+    WHATSAPP_PHONE_NUMBER_ID: '5550001',
+  };
+
+  it('reads the secret named by <CHANNEL>_SECRET_ARN and maps its keys', async () => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', ARN);
+    vi.stubEnv('WHATSAPP_APP_SECRET', 'ignored-when-a-secret-is-configured');
+    secrets.on(GetSecretValueCommand, { SecretId: ARN }).resolves({ SecretString: JSON.stringify(secret) });
+    expect(await loadCredentials('whatsapp')).toEqual({
+      appSecret: 'prod-app-secret',
+      verifyToken: 'prod-verify',
+      accessToken: 'prod-token',
+      phoneNumberId: '5550001',
+    });
+  });
+
+  it('caches per cold start and refreshes after the TTL', async () => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', ARN);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(secret) });
+    const t0 = 1_000_000;
+    await Promise.all([loadCredentials('whatsapp', t0), loadCredentials('whatsapp', t0)]);
+    await loadCredentials('whatsapp', t0 + CREDENTIALS_TTL_MS - 1);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    await loadCredentials('whatsapp', t0 + CREDENTIALS_TTL_MS + 1);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
+  it('refuses a secret that lacks a key instead of falling back to a public dev default', async () => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', ARN);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ ...secret, WHATSAPP_APP_SECRET: undefined }) });
+    await expect(loadCredentials('whatsapp')).rejects.toThrow(/WHATSAPP_APP_SECRET/);
+  });
+
+  it('does not cache a failure', async () => {
+    vi.stubEnv('SMS_SECRET_ARN', ARN);
+    secrets
+      .on(GetSecretValueCommand)
+      .rejectsOnce(new Error('ThrottlingException'))
+      .resolves({ SecretString: JSON.stringify({ TWILIO_ACCOUNT_SID: 'AC1', TWILIO_AUTH_TOKEN: 'tok', TWILIO_FROM_NUMBER: '+1555' }) });
+    await expect(loadCredentials('sms')).rejects.toThrow('ThrottlingException');
+    expect(await loadCredentials('sms')).toEqual({ accountSid: 'AC1', authToken: 'tok', fromNumber: '+1555' });
+  });
+
+  it('rejects a secret that is not JSON', async () => {
+    vi.stubEnv('TELEGRAM_SECRET_ARN', ARN);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: 'plain-text' });
+    await expect(loadCredentials('telegram')).rejects.toThrow(/not a JSON object/);
+  });
+});
+
+describe('baseUrl', () => {
+  it('is the production API by default', () => {
+    vi.stubEnv('WHATSAPP_API_BASE_URL', '');
+    vi.stubEnv('TWILIO_API_BASE_URL', '');
+    expect(baseUrl('whatsapp')).toBe('https://graph.facebook.com/v21.0');
+    expect(baseUrl('sms')).toBe('https://api.twilio.com');
+  });
+
+  it('follows <CHANNEL>_API_BASE_URL (TWILIO_ for sms) without a trailing slash', () => {
+    vi.stubEnv('TELEGRAM_API_BASE_URL', 'http://127.0.0.1:3000/local/providers/telegram/');
+    vi.stubEnv('TWILIO_API_BASE_URL', 'http://127.0.0.1:3000/local/providers/sms');
+    expect(baseUrl('telegram')).toBe('http://127.0.0.1:3000/local/providers/telegram');
+    expect(baseUrl('sms')).toBe('http://127.0.0.1:3000/local/providers/sms');
+  });
+});

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { instagramAdapter as adapter } from '../../src/channels/instagram';
+import { fixture, signedRequest } from '../fixtures/sign';
+import { DAY, HOUR, MINUTE, NOW, ago } from './support';
+
+const credentials = DEV_CREDENTIALS.instagram;
+const IGSID = '1234567890123456';
+const SENT_AT = '2025-06-08T20:59:43.000Z';
+
+function normalize(name: string) {
+  return adapter.normalize(signedRequest('instagram', fixture('instagram', name)), credentials);
+}
+
+describe('instagram normalize', () => {
+  it('text → sender IGSID as handle, mid, provider time', () => {
+    expect(normalize('text')).toEqual([
+      {
+        kind: 'message',
+        channel: 'instagram',
+        handle: IGSID,
+        providerMessageId:
+          'aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAwMDAwMDAwMDAwOjM0MDI4MjM2Njg0MTcxMDMwMTI0NDI1OTY2ODEzNjIyNDM2MjcwNDozMTI4MjM0NjQ4OTgwNTY3NDkwNDE2NzY2NDI5OTU2MDEyMAZDZD',
+        text: 'Is this still available?',
+        attachments: [],
+        sentAt: SENT_AT,
+      },
+    ]);
+  });
+
+  it('image → the CDN URL', () => {
+    expect(normalize('image')).toMatchObject([
+      { providerMessageId: 'ig_IMAGE1', attachments: [{ type: 'image', url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1799&signature=abc' }] },
+    ]);
+  });
+
+  it('a story mention is kept as a file link named by its kind', () => {
+    expect(normalize('story-mention')).toMatchObject([
+      { attachments: [{ type: 'file', name: 'story_mention', url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1800&signature=def' }] },
+    ]);
+  });
+
+  it('drops echoes and unsends', () => {
+    expect(normalize('echo')).toEqual([]);
+    expect(normalize('deleted')).toEqual([]);
+  });
+
+  it('messaging_seen names the mid that was read', () => {
+    expect(normalize('seen')).toEqual([
+      { kind: 'status', channel: 'instagram', handle: IGSID, providerMessageId: 'ig_OUT1', status: 'read', at: '2025-06-08T20:59:50.000Z' },
+    ]);
+  });
+
+  it('reaction and unsupported messages get readable text', () => {
+    expect(normalize('reaction')).toMatchObject([{ handle: IGSID, text: 'reacted ❤️ to a message' }]);
+    expect(normalize('unsupported')).toMatchObject([{ providerMessageId: 'ig_UNSUPPORTED1', text: '[unsupported message type: unsupported]' }]);
+  });
+
+  it('several senders in one entry → one event each', () => {
+    expect(normalize('multiple').map((e) => [e.handle, e.providerMessageId])).toEqual([
+      [IGSID, 'ig_MULTI1'],
+      ['6543210987654321', 'ig_MULTI2'],
+    ]);
+  });
+
+  it('refuses a Messenger webhook', () => {
+    expect(() => adapter.normalize(signedRequest('instagram', fixture('messenger', 'text')), credentials)).toThrow(/object "instagram"/);
+  });
+});
+
+describe('instagram window (same rules as Messenger)', () => {
+  it.each([
+    [23 * HOUR + 59 * MINUTE, { allowed: true }],
+    [24 * HOUR + MINUTE, { allowed: true, tag: 'HUMAN_AGENT' }],
+    [6 * DAY + 23 * HOUR, { allowed: true, tag: 'HUMAN_AGENT' }],
+  ])('%i ms after the last message → %o', (elapsed, expected) => {
+    expect(adapter.window(ago(elapsed), NOW, false)).toEqual(expected);
+  });
+
+  it('7 d 1 min → outside_window', () => {
+    expect(adapter.window(ago(7 * DAY + MINUTE), NOW, false)).toMatchObject({ allowed: false, code: 'outside_window' });
+  });
+});

@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { instagramAdapter } from '../../src/channels/instagram';
+import { messengerAdapter as adapter } from '../../src/channels/messenger';
+import type { OutboundSend } from '../../src/channels/types';
+import { fixture, signedRequest } from '../fixtures/sign';
+import { DAY, HOUR, MINUTE, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
+
+const credentials = DEV_CREDENTIALS.messenger;
+const PSID = '6970123456789012';
+const SENT_AT = '2025-06-08T20:59:43.000Z';
+
+function normalize(name: string) {
+  return adapter.normalize(signedRequest('messenger', fixture('messenger', name)), credentials);
+}
+
+describe('messenger normalize', () => {
+  it('text → sender PSID as handle, mid, millisecond timestamp', () => {
+    expect(normalize('text')).toEqual([
+      {
+        kind: 'message',
+        channel: 'messenger',
+        handle: PSID,
+        providerMessageId: 'm_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8ma6AC8fplwlqLP_5cgXIbu7I3rBN0P',
+        text: 'Hello, is my order shipped?',
+        attachments: [],
+        sentAt: SENT_AT,
+      },
+    ]);
+  });
+
+  it('image, audio, video and file attachments keep the provider URL', () => {
+    expect(normalize('image')).toMatchObject([
+      { providerMessageId: 'm_IMAGE1', text: '', attachments: [{ type: 'image', url: 'https://scontent.xx.fbcdn.net/v/t1.15752-9/photo.jpg?_nc_cat=1' }] },
+    ]);
+    expect(normalize('attachments')).toMatchObject([
+      {
+        text: 'Here are the files',
+        attachments: [
+          { type: 'audio', url: 'https://cdn.fbsbx.com/v/t59.3654-21/audioclip.mp4' },
+          { type: 'video', url: 'https://video.xx.fbcdn.net/v/t42.3356-2/video.mp4' },
+          { type: 'file', url: 'https://cdn.fbsbx.com/v/t59.2708-21/receipt.pdf' },
+        ],
+      },
+    ]);
+  });
+
+  it('a sticker is an image with a sticker_id', () => {
+    expect(normalize('sticker')).toMatchObject([{ attachments: [{ type: 'sticker', url: 'https://scontent.xx.fbcdn.net/v/t39.1997-6/sticker.png' }] }]);
+  });
+
+  it('a location share → pin text and geo: attachment', () => {
+    expect(normalize('location')).toMatchObject([
+      { text: '📍 48.8584,2.2945 (Pinned location)', attachments: [{ type: 'location', url: 'geo:48.8584,2.2945' }] },
+    ]);
+  });
+
+  it('a quick reply reads as its text', () => {
+    expect(normalize('quick-reply')).toMatchObject([{ providerMessageId: 'm_QR1', text: 'Red' }]);
+  });
+
+  it('drops echoes of our own sends', () => {
+    expect(normalize('echo')).toEqual([]);
+  });
+
+  it('delivery mids → one delivered status each; a watermark-only delivery → "*"', () => {
+    expect(normalize('delivery')).toEqual([
+      { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: 'm_OUT1', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },
+      { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: 'm_OUT2', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },
+      { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: '*', status: 'delivered', at: '2025-06-08T20:59:55.000Z' },
+    ]);
+  });
+
+  it('read → one "*" read status at the watermark (everything sent before it is read)', () => {
+    expect(normalize('read')).toEqual([
+      { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: '*', status: 'read', at: '2025-06-08T21:00:00.000Z' },
+    ]);
+  });
+
+  it('a postback reads as the button title', () => {
+    expect(normalize('postback')).toEqual([
+      { kind: 'message', channel: 'messenger', handle: PSID, providerMessageId: 'm_POSTBACK1', text: 'Talk to a human', attachments: [], sentAt: SENT_AT },
+    ]);
+  });
+
+  it('reactions become readable messages with stable ids', () => {
+    expect(normalize('reaction')).toEqual([
+      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:react:1749416383000', text: 'reacted ❤️ to a message' }),
+      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:unreact:1749416399000', text: 'removed a reaction from a message' }),
+    ]);
+  });
+
+  it('an attachment it cannot show is kept with a fallback; opt-ins are not messages', () => {
+    expect(normalize('unknown')).toEqual([
+      expect.objectContaining({ providerMessageId: 'm_TEMPLATE1', text: '[unsupported attachment: template]', attachments: [] }),
+    ]);
+  });
+
+  it('several events and entries → one event each', () => {
+    expect(normalize('multiple').map((e) => [e.handle, e.providerMessageId])).toEqual([
+      [PSID, 'm_MULTI1'],
+      [PSID, 'm_MULTI2'],
+      ['7012345678901234', 'm_MULTI3'],
+    ]);
+  });
+
+  it('refuses an Instagram webhook sent to the Messenger endpoint', () => {
+    expect(() => normalize('../instagram/text.json')).toThrow(/object "page"/);
+  });
+});
+
+describe('messenger window', () => {
+  it('≤ 24 h: standard messaging', () => {
+    expect(adapter.window(ago(23 * HOUR + 59 * MINUTE), NOW, false)).toEqual({ allowed: true });
+  });
+
+  it('24 h – 7 d: allowed with the HUMAN_AGENT tag', () => {
+    expect(adapter.window(ago(24 * HOUR + MINUTE), NOW, false)).toEqual({ allowed: true, tag: 'HUMAN_AGENT' });
+    expect(adapter.window(ago(6 * DAY + 23 * HOUR), NOW, false)).toEqual({ allowed: true, tag: 'HUMAN_AGENT' });
+  });
+
+  it('after 7 d, or never written: outside the window, template or not', () => {
+    expect(adapter.window(ago(7 * DAY + MINUTE), NOW, false)).toMatchObject({ allowed: false, code: 'outside_window' });
+    expect(adapter.window(ago(7 * DAY + MINUTE), NOW, true)).toMatchObject({ allowed: false, code: 'outside_window' });
+    expect(adapter.window(undefined, NOW, false)).toMatchObject({ allowed: false, code: 'outside_window' });
+  });
+});
+
+describe('messenger send', () => {
+  const base: OutboundSend = { to: PSID, text: 'It shipped yesterday.', attachments: [], idempotencyKey: '01JMSG0002' };
+  const ok = { status: 200, body: { recipient_id: PSID, message_id: 'm_SENT1' } };
+
+  it('posts to /me/messages with the page token, RESPONSE type and our id as metadata', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    expect(await adapter.send(base, sendContext('messenger', fetch))).toEqual({ ok: true, providerMessageId: 'm_SENT1' });
+    expect(calls[0]?.url).toBe(`https://provider.test/messenger/me/messages?access_token=${credentials.accessToken}`);
+    expect(calls[0]?.headers['content-type']).toBe('application/json');
+    expect(calls[0]?.json()).toEqual({
+      recipient: { id: PSID },
+      messaging_type: 'RESPONSE',
+      message: { text: 'It shipped yesterday.', metadata: '01JMSG0002' },
+    });
+  });
+
+  it('uses MESSAGE_TAG + HUMAN_AGENT when the window asked for it', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    await adapter.send({ ...base, tag: 'HUMAN_AGENT' }, sendContext('messenger', fetch));
+    expect(calls[0]?.json()).toMatchObject({ messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' });
+  });
+
+  it('sends each attachment as its own message by URL after the text', async () => {
+    const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { recipient_id: PSID, message_id: 'm_SENT2' } });
+    const result = await adapter.send(
+      { ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] },
+      sendContext('messenger', fetch),
+    );
+    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1' });
+    expect(calls.map((c) => c.json().message)).toEqual([
+      { text: 'It shipped yesterday.', metadata: '01JMSG0002' },
+      { attachment: { type: 'image', payload: { url: 'https://cdn.example.com/a.jpg', is_reusable: true } }, metadata: '01JMSG0002' },
+      { attachment: { type: 'file', payload: { url: 'https://cdn.example.com/b.pdf', is_reusable: true } }, metadata: '01JMSG0002' },
+    ]);
+  });
+
+  it('stops at the first failed part and reports it', async () => {
+    const { fetch, calls } = scriptedFetch(ok, { status: 500, body: { error: { message: 'Temporary', code: 2 } } });
+    const result = await adapter.send(
+      { ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'image', url: 'https://cdn.example.com/c.jpg' }] },
+      sendContext('messenger', fetch),
+    );
+    expect(result).toMatchObject({ ok: false, retryable: true });
+    expect(calls).toHaveLength(2);
+  });
+
+  it.each([
+    [200, ok.body, { ok: true, providerMessageId: 'm_SENT1' }],
+    [429, { error: { message: 'Too many calls', code: 613 } }, { ok: false, retryable: true }],
+    [500, { error: { message: 'An unexpected error has occurred.', code: 2, is_transient: true } }, { ok: false, retryable: true }],
+    [
+      400,
+      { error: { message: '(#10) This message is sent outside of allowed window.', type: 'OAuthException', code: 10, error_subcode: 2018278 } },
+      { ok: false, retryable: false, error: '400: (#10) This message is sent outside of allowed window. (code 10)' },
+    ],
+  ])('maps %i', async (status, body, expected) => {
+    const { fetch } = scriptedFetch({ status, body });
+    expect(await adapter.send(base, sendContext('messenger', fetch))).toMatchObject(expected);
+  });
+
+  it('network error → retryable', async () => {
+    const { fetch } = scriptedFetch(networkError());
+    expect(await adapter.send(base, sendContext('messenger', fetch))).toMatchObject({ ok: false, retryable: true });
+  });
+
+  it('a 2xx without message_id is not retried (it may have been sent)', async () => {
+    const { fetch } = scriptedFetch({ status: 200, body: {} });
+    expect(await adapter.send(base, sendContext('messenger', fetch))).toMatchObject({ ok: false, retryable: false });
+  });
+});
+
+describe('instagram shares the Send API without metadata', () => {
+  it('posts the same shape to the Instagram base URL', async () => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: { recipient_id: '1234567890123456', message_id: 'ig_SENT1' } });
+    const result = await instagramAdapter.send(
+      { to: '1234567890123456', text: 'Hi!', attachments: [], tag: 'HUMAN_AGENT', idempotencyKey: 'k' },
+      sendContext('instagram', fetch),
+    );
+    expect(result).toEqual({ ok: true, providerMessageId: 'ig_SENT1' });
+    expect(calls[0]?.url).toBe(`https://provider.test/instagram/me/messages?access_token=${DEV_CREDENTIALS.instagram.accessToken}`);
+    expect(calls[0]?.json()).toEqual({ recipient: { id: '1234567890123456' }, messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT', message: { text: 'Hi!' } });
+    expect(instagramAdapter.defaultBaseUrl).toBe('https://graph.instagram.com/v21.0');
+  });
+});

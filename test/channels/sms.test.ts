@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { smsAdapter as adapter, twilioSignature } from '../../src/channels/sms';
+import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
+import { LOCAL_SMS_WEBHOOK_URL, fixture, signTwilio, signedRequest } from '../fixtures/sign';
+import { DAY, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
+
+const credentials = DEV_CREDENTIALS.sms;
+const token = credentials.authToken ?? '';
+
+function request(body: string, signature: string | undefined, url = LOCAL_SMS_WEBHOOK_URL): WebhookRequest {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (signature !== undefined) headers['x-twilio-signature'] = signature;
+  return { method: 'POST', rawBody: body, headers, query: {}, url };
+}
+
+function normalize(name: string) {
+  return adapter.normalize(signedRequest('sms', fixture('sms', name)), credentials);
+}
+
+describe('twilio signature', () => {
+  it("matches Twilio's documented example", () => {
+    const params = { CallSid: 'CA1234567890ABCDE', Caller: '+12349013030', Digits: '1234', From: '+12349013030', To: '+18005551212' };
+    expect(twilioSignature('https://mycompany.com/myapp.php?foo=1&bar=2', Object.entries(params), '12345')).toBe('0/KCTR6DLpKmkAf8muzZqo1nDgQ=');
+    expect(signTwilio('https://mycompany.com/myapp.php?foo=1&bar=2', params, '12345')).toBe('0/KCTR6DLpKmkAf8muzZqo1nDgQ=');
+  });
+
+  it('accepts a valid signature for the public webhook URL', () => {
+    const body = fixture('sms', 'text.txt');
+    expect(adapter.verify(request(body, signTwilio(LOCAL_SMS_WEBHOOK_URL, body, token)), credentials)).toBe(true);
+  });
+
+  it('rejects a wrong token, another URL, a tampered body, and a missing or truncated header', () => {
+    const body = fixture('sms', 'text.txt');
+    const good = signTwilio(LOCAL_SMS_WEBHOOK_URL, body, token);
+    expect(adapter.verify(request(body, signTwilio(LOCAL_SMS_WEBHOOK_URL, body, 'other-token')), credentials)).toBe(false);
+    expect(adapter.verify(request(body, signTwilio('https://elsewhere.example.com/webhooks/sms', body, token)), credentials)).toBe(false);
+    expect(adapter.verify(request(body.replace('booking', 'bookings'), good), credentials)).toBe(false);
+    expect(adapter.verify(request(body, undefined), credentials)).toBe(false);
+    expect(adapter.verify(request(body, good.slice(0, -2)), credentials)).toBe(false);
+  });
+
+  it('answers with empty TwiML', () => {
+    expect(adapter.ack()).toEqual({ status: 200, contentType: 'text/xml', body: '<Response/>' });
+  });
+});
+
+describe('twilio normalize', () => {
+  it('an SMS → From as handle and phone, MessageSid, Body', () => {
+    const [event] = normalize('text.txt');
+    expect(event).toMatchObject({
+      kind: 'message',
+      channel: 'sms',
+      handle: '+14155552671',
+      profile: { phone: '+14155552671' },
+      providerMessageId: 'SM1f0e8ae6ade43cb3c0ce4525424e404f',
+      text: 'Hi, I need help with my booking & payment ✓',
+      attachments: [],
+    });
+    expect(Number.isNaN(Date.parse(event?.kind === 'message' ? event.sentAt : ''))).toBe(false);
+  });
+
+  it('an MMS → every MediaUrlN with its content type', () => {
+    const media = 'https://api.twilio.com/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages/MM5e3c1f0a9b8d7c6e5f4a3b2c1d0e9f8a/Media';
+    expect(normalize('mms.txt')).toMatchObject([
+      {
+        providerMessageId: 'MM5e3c1f0a9b8d7c6e5f4a3b2c1d0e9f8a',
+        text: 'Photos of the damage',
+        attachments: [
+          { type: 'image', url: `${media}/ME0a1b2c3d4e5f60718293a4b5c6d7e8f9`, mimeType: 'image/jpeg' },
+          { type: 'contact', url: `${media}/ME1a1b2c3d4e5f60718293a4b5c6d7e8f9`, mimeType: 'text/vcard' },
+        ],
+      },
+    ]);
+  });
+
+  it.each([
+    ['status-queued.txt', 'sent', undefined],
+    ['status-delivered.txt', 'delivered', undefined],
+    ['status-read.txt', 'read', undefined],
+    ['status-undelivered.txt', 'failed', 'Twilio error 30003 (undelivered)'],
+    ['status-failed.txt', 'failed', 'Twilio error 30007 (failed)'],
+  ])('%s → %s', (name, status, error) => {
+    const [event] = normalize(name);
+    expect(event).toMatchObject({ kind: 'status', channel: 'sms', handle: '+14155552671', providerMessageId: 'SM0123456789abcdef0123456789abcdef', status });
+    expect(event?.kind === 'status' ? event.error : 'n/a').toBe(error);
+  });
+
+  it('throws BadWebhookError on JSON or a form without MessageSid', () => {
+    for (const body of ['{"MessageSid":"SM1"}', 'From=%2B1555&Body=hi', '']) {
+      expect(() => adapter.normalize(request(body, undefined), credentials)).toThrow(expect.objectContaining({ name: 'BadWebhookError' }));
+    }
+  });
+});
+
+describe('twilio window', () => {
+  it('is always open', () => {
+    expect(adapter.window(undefined, NOW, false)).toEqual({ allowed: true });
+    expect(adapter.window(ago(90 * DAY), NOW, false)).toEqual({ allowed: true });
+  });
+});
+
+describe('twilio send', () => {
+  const base: OutboundSend = { to: '+14155552671', text: 'Your booking is confirmed.', attachments: [], idempotencyKey: 'k' };
+  const created = { status: 201, body: { sid: 'SM00000000000000000000000000000001', status: 'queued' } };
+
+  it('posts the form to Messages.json with Basic auth', async () => {
+    const { fetch, calls } = scriptedFetch(created);
+    expect(await adapter.send(base, sendContext('sms', fetch))).toEqual({ ok: true, providerMessageId: 'SM00000000000000000000000000000001' });
+    const call = calls[0];
+    expect(call?.url).toBe(`https://provider.test/sms/2010-04-01/Accounts/${credentials.accountSid}/Messages.json`);
+    expect(call?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(call?.headers.authorization).toBe(`Basic ${Buffer.from(`${credentials.accountSid}:${token}`).toString('base64')}`);
+    expect(Object.fromEntries(call?.form() ?? [])).toEqual({ To: '+14155552671', From: credentials.fromNumber, Body: 'Your booking is confirmed.' });
+  });
+
+  it('sends attachments as MediaUrl in the same request', async () => {
+    const { fetch, calls } = scriptedFetch(created);
+    await adapter.send({ ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] }, sendContext('sms', fetch));
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.form().getAll('MediaUrl')).toEqual(['https://cdn.example.com/a.jpg', 'https://cdn.example.com/b.pdf']);
+  });
+
+  it.each([
+    [429, { code: 20429, message: 'Too Many Requests', more_info: 'https://www.twilio.com/docs/errors/20429', status: 429 }, true],
+    [500, { code: 20500, message: 'Internal Server Error', status: 500 }, true],
+    [400, { code: 21211, message: "The 'To' number +1555 is not a valid phone number.", more_info: 'https://www.twilio.com/docs/errors/21211', status: 400 }, false],
+    [401, { code: 20003, message: 'Authenticate', status: 401 }, false],
+  ])('maps %i', async (status, body, retryable) => {
+    const { fetch } = scriptedFetch({ status, body });
+    expect(await adapter.send(base, sendContext('sms', fetch))).toEqual({ ok: false, retryable, error: `${status}: ${body.message} (Twilio error ${body.code})` });
+  });
+
+  it('network error → retryable', async () => {
+    const { fetch } = scriptedFetch(networkError());
+    expect(await adapter.send(base, sendContext('sms', fetch))).toMatchObject({ ok: false, retryable: true });
+  });
+});

@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { telegramAdapter as adapter } from '../../src/channels/telegram';
+import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
+import { fixture, signedRequest } from '../fixtures/sign';
+import { DAY, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
+
+const credentials = DEV_CREDENTIALS.telegram;
+const SENT_AT = '2025-06-08T20:59:43.000Z';
+const ada = { channel: 'telegram', handle: '123456789', profile: { name: 'Ada Lovelace' } };
+
+function normalize(name: string) {
+  return adapter.normalize(signedRequest('telegram', fixture('telegram', name)), credentials);
+}
+
+function withSecret(secret: string | undefined): WebhookRequest {
+  const headers: Record<string, string> = {};
+  if (secret !== undefined) headers['x-telegram-bot-api-secret-token'] = secret;
+  return { method: 'POST', rawBody: fixture('telegram', 'text'), headers, query: {}, url: '' };
+}
+
+describe('telegram verify', () => {
+  it('accepts the configured secret token', () => {
+    expect(adapter.verify(withSecret(credentials.secretToken), credentials)).toBe(true);
+  });
+
+  it('rejects a wrong, truncated, missing or empty token', () => {
+    const good = credentials.secretToken ?? '';
+    for (const header of ['wrong', good.slice(0, -1), `${good}x`, undefined, '']) {
+      expect(adapter.verify(withSecret(header), credentials)).toBe(false);
+    }
+  });
+
+  it('has no GET handshake', () => {
+    expect(adapter.challenge).toBeUndefined();
+  });
+});
+
+describe('telegram normalize', () => {
+  it('text → chat id as handle, chat:message id, sender name', () => {
+    expect(normalize('text')).toEqual([
+      { kind: 'message', ...ada, providerMessageId: '123456789:42', text: 'Hi! Where is my parcel?', attachments: [], sentAt: SENT_AT },
+    ]);
+  });
+
+  it('photo → the largest size as a telegram-file:// reference, caption as text', () => {
+    expect(normalize('photo')).toMatchObject([
+      { ...ada, text: 'The box arrived like this', attachments: [{ type: 'image', url: 'telegram-file://AgACAgQAAxkBAAIBLarge', size: 98765 }] },
+    ]);
+  });
+
+  it.each([
+    ['voice', '', { type: 'audio', url: 'telegram-file://AwACAgQAAxkBAAIBVoice', mimeType: 'audio/ogg', size: 7321 }],
+    ['audio', '', { type: 'audio', url: 'telegram-file://CQACAgQAAxkBAAIBAudio', mimeType: 'audio/mpeg', name: 'song.mp3', size: 2900000 }],
+    ['video', 'See the scratch', { type: 'video', url: 'telegram-file://BAACAgQAAxkBAAIBVideo', mimeType: 'video/mp4', size: 3400000 }],
+    ['document', 'Invoice attached', { type: 'file', url: 'telegram-file://BQACAgQAAxkBAAIBDoc', mimeType: 'application/pdf', name: 'invoice.pdf', size: 45678 }],
+    ['sticker', '😂', { type: 'sticker', url: 'telegram-file://CAACAgIAAxkBAAIBSticker', size: 23456 }],
+  ])('%s', (name, text, attachment) => {
+    expect(normalize(name)).toEqual([{ kind: 'message', ...ada, providerMessageId: '123456789:42', text, attachments: [attachment], sentAt: SENT_AT }]);
+  });
+
+  it('location and venue → pin text and geo: attachment', () => {
+    expect(normalize('location')).toMatchObject([{ text: '📍 51.500729,-0.124625', attachments: [{ type: 'location', url: 'geo:51.500729,-0.124625' }] }]);
+    expect(normalize('venue')).toMatchObject([{ text: '📍 51.500729,-0.124625 (Big Ben)' }]);
+  });
+
+  it('contact → "Shared contact: name phone"', () => {
+    expect(normalize('contact')).toMatchObject([
+      { text: 'Shared contact: Charles Babbage +441234567890', attachments: [{ type: 'contact', url: 'tel:+441234567890', name: 'Charles Babbage' }] },
+    ]);
+  });
+
+  it('an edit is a new event with its own id, marked as edited', () => {
+    expect(normalize('edited')).toEqual([
+      {
+        kind: 'message',
+        ...ada,
+        providerMessageId: '123456789:42:edited:1749416450',
+        text: '(edited) Hi! Where is my parcel #123?',
+        attachments: [],
+        sentAt: '2025-06-08T21:00:50.000Z',
+      },
+    ]);
+  });
+
+  it('channel posts use the channel chat id and title', () => {
+    expect(normalize('channel-post')).toEqual([
+      {
+        kind: 'message',
+        channel: 'telegram',
+        handle: '-1001234567890',
+        profile: { name: 'Shop News' },
+        providerMessageId: '-1001234567890:7',
+        text: 'New arrivals!',
+        attachments: [],
+        sentAt: SENT_AT,
+      },
+    ]);
+  });
+
+  it('drops messages from bots and non-message updates', () => {
+    expect(normalize('bot')).toEqual([]);
+    expect(normalize('member-update')).toEqual([]);
+  });
+
+  it('unknown content keeps the message with its type named', () => {
+    expect(normalize('unknown')).toMatchObject([{ providerMessageId: '123456789:42', text: '[unsupported message type: poll]' }]);
+  });
+
+  it('an inline button tap reads as its data', () => {
+    expect(normalize('callback-query')).toMatchObject([{ ...ada, providerMessageId: 'callback:4382bfdwdsb323b2d9', text: 'rating:5' }]);
+  });
+
+  it('throws BadWebhookError on a body that is not an Update', () => {
+    for (const body of ['nope', '[]', 'null']) {
+      expect(() => adapter.normalize(signedRequest('telegram', body), credentials)).toThrow(expect.objectContaining({ name: 'BadWebhookError' }));
+    }
+  });
+});
+
+describe('telegram window', () => {
+  it('is always open', () => {
+    expect(adapter.window(undefined, NOW, false)).toEqual({ allowed: true });
+    expect(adapter.window(ago(30 * DAY), NOW, false)).toEqual({ allowed: true });
+  });
+});
+
+describe('telegram send', () => {
+  const base: OutboundSend = { to: '123456789', text: 'On its way!', attachments: [], idempotencyKey: 'k' };
+  const ok = (id: number) => ({ status: 200, body: { ok: true, result: { message_id: id, chat: { id: 123456789 }, date: 1, text: 'On its way!' } } });
+
+  it('sendMessage with chat_id and text → chat:message_id', async () => {
+    const { fetch, calls } = scriptedFetch(ok(77));
+    expect(await adapter.send(base, sendContext('telegram', fetch))).toEqual({ ok: true, providerMessageId: '123456789:77' });
+    expect(calls[0]?.url).toBe(`https://provider.test/telegram/bot${credentials.botToken}/sendMessage`);
+    expect(calls[0]?.json()).toEqual({ chat_id: '123456789', text: 'On its way!' });
+  });
+
+  it('a photo carries the text as caption; a document follows as its own message', async () => {
+    const { fetch, calls } = scriptedFetch(ok(78), ok(79));
+    const result = await adapter.send(
+      { ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] },
+      sendContext('telegram', fetch),
+    );
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:78' });
+    expect(calls.map((c) => [c.url.split('/').pop(), c.json()])).toEqual([
+      ['sendPhoto', { chat_id: '123456789', photo: 'https://cdn.example.com/a.jpg', caption: 'On its way!' }],
+      ['sendDocument', { chat_id: '123456789', document: 'https://cdn.example.com/b.pdf' }],
+    ]);
+  });
+
+  it('text longer than a caption allows goes first as its own message', async () => {
+    const { fetch, calls } = scriptedFetch(ok(80));
+    await adapter.send({ ...base, text: 'x'.repeat(1025), attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }] }, sendContext('telegram', fetch));
+    expect(calls.map((c) => c.url.split('/').pop())).toEqual(['sendMessage', 'sendPhoto']);
+  });
+
+  it.each([
+    [429, { ok: false, error_code: 429, description: 'Too Many Requests: retry after 5', parameters: { retry_after: 5 } }, true],
+    [502, 'Bad Gateway', true],
+    [400, { ok: false, error_code: 400, description: 'Bad Request: chat not found' }, false],
+    [403, { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' }, false],
+  ])('maps %i (retryable %s) with the description', async (status, body, retryable) => {
+    const { fetch } = scriptedFetch({ status, body });
+    const result = await adapter.send(base, sendContext('telegram', fetch));
+    expect(result).toMatchObject({ ok: false, retryable });
+    if (typeof body === 'object') expect(result.ok === false && result.error).toBe(`${status}: ${body.description}`);
+  });
+
+  it('network error → retryable', async () => {
+    const { fetch } = scriptedFetch(networkError());
+    expect(await adapter.send(base, sendContext('telegram', fetch))).toMatchObject({ ok: false, retryable: true });
+  });
+});

@@ -1,0 +1,239 @@
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import type { OutboundSend } from '../../src/channels/types';
+import { whatsappAdapter as adapter } from '../../src/channels/whatsapp';
+import { fixture, signedRequest } from '../fixtures/sign';
+import { DAY, HOUR, MINUTE, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
+
+const credentials = DEV_CREDENTIALS.whatsapp;
+const SENT_AT = '2025-06-08T20:59:43.000Z';
+const customer = { handle: '16505551234', profile: { name: 'Sheena Nelson', phone: '+16505551234' } };
+
+function normalize(name: string) {
+  return adapter.normalize(signedRequest('whatsapp', fixture('whatsapp', name)), credentials);
+}
+
+function only(name: string) {
+  const events = normalize(name);
+  expect(events).toHaveLength(1);
+  return events[0];
+}
+
+describe('whatsapp normalize: messages', () => {
+  it('text → the body, profile name and +E.164 phone, wamid and provider time', () => {
+    expect(only('text')).toEqual({
+      kind: 'message',
+      channel: 'whatsapp',
+      ...customer,
+      providerMessageId: 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDAwMQA=',
+      text: 'Does it come in another color?',
+      attachments: [],
+      sentAt: SENT_AT,
+    });
+  });
+
+  it.each([
+    ['image', 'This one, please', { type: 'image', url: 'whatsapp-media://1003383421387256', mimeType: 'image/jpeg' }],
+    ['audio', '', { type: 'audio', url: 'whatsapp-media://1003383421387257', mimeType: 'audio/ogg; codecs=opus' }],
+    ['video', 'Unboxing', { type: 'video', url: 'whatsapp-media://1003383421387258', mimeType: 'video/mp4' }],
+    [
+      'document',
+      'My invoice',
+      { type: 'file', url: 'whatsapp-media://1003383421387259', mimeType: 'application/pdf', name: 'invoice-0042.pdf' },
+    ],
+    ['sticker', '', { type: 'sticker', url: 'whatsapp-media://1003383421387260', mimeType: 'image/webp' }],
+  ])('%s → caption as text and a whatsapp-media:// reference', (name, text, attachment) => {
+    expect(only(name)).toMatchObject({ ...customer, text, attachments: [attachment], sentAt: SENT_AT });
+  });
+
+  it('location → a readable pin and a geo: attachment', () => {
+    expect(only('location')).toMatchObject({
+      text: '📍 37.483307,-122.148981 (Main office)',
+      attachments: [{ type: 'location', url: 'geo:37.483307,-122.148981' }],
+    });
+  });
+
+  it('contacts → "Shared contact: name phone" and a tel: attachment', () => {
+    expect(only('contacts')).toMatchObject({
+      providerMessageId: 'wamid.CONTACTS1',
+      text: 'Shared contact: Barbara J. Johnson +1 (940) 555-1234',
+      attachments: [{ type: 'contact', url: 'tel:+19405551234', name: 'Barbara J. Johnson' }],
+    });
+  });
+
+  it('interactive button and list replies and template quick replies → the chosen title', () => {
+    expect(only('interactive-button-reply')).toMatchObject({ providerMessageId: 'wamid.BTNREPLY1', text: 'Change' });
+    expect(only('interactive-list-reply')).toMatchObject({ providerMessageId: 'wamid.LISTREPLY1', text: 'Express Shipping' });
+    expect(only('button')).toMatchObject({ providerMessageId: 'wamid.QUICKREPLY1', text: 'Stop promotions' });
+  });
+
+  it('reaction → "reacted 👍 to a message"', () => {
+    expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [] });
+  });
+
+  it('unsupported and unknown types are kept with a readable fallback', () => {
+    expect(only('unsupported')).toMatchObject({ providerMessageId: 'wamid.UNSUPPORTED1', text: '[unsupported message type: edit]' });
+    expect(only('unknown-type')).toMatchObject({ providerMessageId: 'wamid.POLL1', text: '[unsupported message type: poll]' });
+  });
+
+  it('several messages and entries → one event each, each with its own sender profile', () => {
+    const events = normalize('multiple');
+    expect(events.map((e) => [e.kind === 'message' && e.handle, e.kind === 'message' && e.profile?.name, e.kind === 'message' && e.text])).toEqual([
+      ['16505551234', 'Sheena Nelson', 'First'],
+      ['447700900123', 'Oliver Smith', 'Second, other customer'],
+      ['5511987654321', 'Ana Lima', 'Third, second entry'],
+    ]);
+    expect(events[2]).toMatchObject({ providerMessageId: 'wamid.MULTI3', sentAt: '2025-06-08T21:00:00.000Z' });
+  });
+});
+
+describe('whatsapp normalize: statuses', () => {
+  it('maps sent/delivered/read/failed, keeps the error, ignores other states', () => {
+    expect(normalize('statuses')).toEqual([
+      { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'sent', at: '2025-06-08T21:01:40.000Z' },
+      { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'delivered', at: '2025-06-08T21:01:41.000Z' },
+      { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'read', at: '2025-06-08T21:02:40.000Z' },
+      {
+        kind: 'status',
+        channel: 'whatsapp',
+        handle: '16505551234',
+        providerMessageId: 'wamid.OUT2',
+        status: 'failed',
+        at: '2025-06-08T21:03:20.000Z',
+        error:
+          'Re-engagement message: Message failed to send because more than 24 hours have passed since the customer last replied to this number. (code 131047)',
+      },
+    ]);
+  });
+
+  it('uses the receive time when the provider gives no timestamp', () => {
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ changes: [{ field: 'messages', value: { messages: [{ from: '1555', id: 'wamid.X', type: 'text', text: { body: 'hi' } }] } }] }],
+    });
+    const before = Date.now();
+    const [event] = adapter.normalize(signedRequest('whatsapp', body), credentials);
+    expect(event).toMatchObject({ handle: '1555', profile: { phone: '+1555' }, text: 'hi' });
+    expect(Date.parse(event?.kind === 'message' ? event.sentAt : '')).toBeGreaterThanOrEqual(before);
+  });
+});
+
+describe('whatsapp window', () => {
+  it('allows free-form replies inside 24 h', () => {
+    expect(adapter.window(ago(23 * HOUR + 59 * MINUTE), NOW, false)).toEqual({ allowed: true });
+  });
+
+  it('requires a template after 24 h and when the customer never wrote', () => {
+    for (const last of [ago(24 * HOUR + MINUTE), ago(7 * DAY + MINUTE), undefined]) {
+      const decision = adapter.window(last, NOW, false);
+      expect(decision).toMatchObject({ allowed: false, code: 'template_required' });
+      expect(decision.allowed === false && decision.message).toMatch(/template/);
+    }
+  });
+
+  it('allows a template at any time', () => {
+    expect(adapter.window(ago(24 * HOUR + MINUTE), NOW, true)).toEqual({ allowed: true });
+    expect(adapter.window(undefined, NOW, true)).toEqual({ allowed: true });
+  });
+});
+
+describe('whatsapp send', () => {
+  const base: OutboundSend = { to: '16505551234', text: 'Yes, in blue too.', attachments: [], idempotencyKey: '01JMSG0001' };
+  const ok = { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: '16505551234', wa_id: '16505551234' }], messages: [{ id: 'wamid.SENT1' }] } };
+
+  it('posts a text message to /{phone-number-id}/messages with the bearer token', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    const result = await adapter.send(base, sendContext('whatsapp', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.url).toBe(`https://provider.test/whatsapp/${credentials.phoneNumberId}/messages`);
+    expect(calls[0]?.method).toBe('POST');
+    expect(calls[0]?.headers.authorization).toBe(`Bearer ${credentials.accessToken}`);
+    expect(calls[0]?.signal).toBeInstanceOf(AbortSignal);
+    expect(calls[0]?.json()).toEqual({
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to: '16505551234',
+      type: 'text',
+      text: { body: 'Yes, in blue too.', preview_url: false },
+      biz_opaque_callback_data: '01JMSG0001',
+    });
+  });
+
+  it('sends a template with body parameters', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    await adapter.send({ ...base, template: { name: 'order_update', language: 'pt_BR', params: ['Ana', '#42'] } }, sendContext('whatsapp', fetch));
+    expect(calls[0]?.json()).toMatchObject({
+      type: 'template',
+      template: {
+        name: 'order_update',
+        language: { code: 'pt_BR' },
+        components: [{ type: 'body', parameters: [{ type: 'text', text: 'Ana' }, { type: 'text', text: '#42' }] }],
+      },
+    });
+    expect(calls[0]?.json()).not.toHaveProperty('text');
+  });
+
+  it('puts the text in the caption of the first image and sends further documents by link', async () => {
+    const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { messages: [{ id: 'wamid.SENT2' }] } });
+    const result = await adapter.send(
+      {
+        ...base,
+        attachments: [
+          { type: 'image', url: 'https://cdn.example.com/a.jpg' },
+          { type: 'file', url: 'https://cdn.example.com/b.pdf', name: 'b.pdf' },
+        ],
+      },
+      sendContext('whatsapp', fetch),
+    );
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    expect(calls.map((c) => c.json())).toMatchObject([
+      { type: 'image', image: { link: 'https://cdn.example.com/a.jpg', caption: 'Yes, in blue too.' } },
+      { type: 'document', document: { link: 'https://cdn.example.com/b.pdf', filename: 'b.pdf' } },
+    ]);
+  });
+
+  it('sends the text first when the attachment takes no caption', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    await adapter.send({ ...base, attachments: [{ type: 'audio', url: 'https://cdn.example.com/a.ogg' }] }, sendContext('whatsapp', fetch));
+    expect(calls.map((c) => c.json().type)).toEqual(['text', 'audio']);
+  });
+
+  it.each([
+    [429, { error: { message: '(#130429) Rate limit hit', code: 130429 } }, true],
+    [500, { error: { message: 'An unknown error has occurred.', code: 1 } }, true],
+    [503, 'Service Unavailable', true],
+    [400, { error: { message: '(#100) Invalid parameter', type: 'OAuthException', code: 100, error_data: { details: 'Parameter to is invalid' } } }, false],
+    [401, { error: { message: 'Invalid OAuth access token', type: 'OAuthException', code: 190 } }, false],
+    [400, { error: { message: '(#130429) Rate limit hit', code: 130429 } }, true],
+  ])('maps HTTP %i to retryable=%s with the provider message', async (status, body, retryable) => {
+    const { fetch } = scriptedFetch({ status, body });
+    const result = await adapter.send(base, sendContext('whatsapp', fetch));
+    expect(result).toMatchObject({ ok: false, retryable });
+    expect(result.ok === false && result.error).toContain(String(status));
+    if (typeof body === 'object') expect(result.ok === false && result.error).toContain(body.error.message);
+  });
+
+  it('keeps the Graph error details in the message for a permanent error', async () => {
+    const { fetch } = scriptedFetch({ status: 400, body: { error: { message: '(#100) Invalid parameter', code: 100, error_data: { details: 'Parameter to is invalid' } } } });
+    expect(await adapter.send(base, sendContext('whatsapp', fetch))).toEqual({
+      ok: false,
+      retryable: false,
+      error: '400: (#100) Invalid parameter: Parameter to is invalid (code 100)',
+    });
+  });
+
+  it('treats a network error or a timeout as retryable', async () => {
+    const failed = scriptedFetch(networkError());
+    expect(await adapter.send(base, sendContext('whatsapp', failed.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('fetch failed') });
+    const timeout = scriptedFetch(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    expect(await adapter.send(base, sendContext('whatsapp', timeout.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('timed out') });
+  });
+
+  it('does not call the API without an access token', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    const result = await adapter.send(base, { ...sendContext('whatsapp', fetch), credentials: { ...credentials, accessToken: '' } });
+    expect(result).toMatchObject({ ok: false, retryable: false });
+    expect(calls).toHaveLength(0);
+  });
+});
