@@ -4,6 +4,7 @@ import type { Route } from './context';
 import { json, parseBody } from '../http/http';
 import { changeConversation } from '../domain/conversations';
 import { toConversation } from '../store/conversations';
+import { notYet } from './not-yet';
 
 const AssignBody = z.object({ agentId: z.string().min(1).max(128).nullable() });
 
@@ -14,3 +15,7 @@ export const assignRoute: Route = async ({ event, params }) => {
   );
   return json(200, toConversation(after));
 };
+
+export const transferRoute = notYet('transfer');
+export const statusRoute = notYet('status changes');
+export const markReadRoute = notYet('marking read');

@@ -5,6 +5,7 @@ import { notFound } from '../domain/errors';
 import type { Contact } from '../domain/types';
 import { getContactWithConversationIds } from '../store/contacts';
 import { getConversations, toConversation } from '../store/conversations';
+import { notYet } from './not-yet';
 
 export const getContactRoute: Route = async ({ params }) => {
   const found = await getContactWithConversationIds(params.id!);
@@ -23,3 +24,5 @@ export const getContactRoute: Route = async ({ params }) => {
   };
   return json(200, body);
 };
+
+export const mergeContactRoute = notYet('merging contacts');

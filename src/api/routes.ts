@@ -12,8 +12,13 @@ import {
   reopenRoute,
   resolveRoute,
 } from './conversations';
-import { assignRoute } from './assignment';
-import { getContactRoute } from './contacts';
+import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
+import { getContactRoute, mergeContactRoute } from './contacts';
+import { listAgentsRoute, updateAgentRoute } from './agents';
+import { getSettingsRoute, putSettingsRoute } from './settings';
+import { createCannedRoute, deleteCannedRoute, listCannedRoute } from './canned';
+import { reportSummaryRoute } from './reports';
+import { proactiveRoute } from './proactive';
 
 export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/conversations': listConversationsRoute,
@@ -21,7 +26,20 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/conversations/{id}/messages': listMessagesRoute,
   'POST /v1/conversations/{id}/messages': postMessageRoute,
   'POST /v1/conversations/{id}/assign': assignRoute,
+  'POST /v1/conversations/{id}/transfer': transferRoute,
   'POST /v1/conversations/{id}/resolve': resolveRoute,
   'POST /v1/conversations/{id}/reopen': reopenRoute,
+  'POST /v1/conversations/{id}/status': statusRoute,
+  'POST /v1/conversations/{id}/read': markReadRoute,
   'GET /v1/contacts/{id}': getContactRoute,
+  'POST /v1/contacts/{id}/merge': mergeContactRoute,
+  'GET /v1/agents': listAgentsRoute,
+  'PUT /v1/agents/{id}': updateAgentRoute,
+  'GET /v1/settings': getSettingsRoute,
+  'PUT /v1/settings': putSettingsRoute,
+  'GET /v1/canned-responses': listCannedRoute,
+  'POST /v1/canned-responses': createCannedRoute,
+  'DELETE /v1/canned-responses/{id}': deleteCannedRoute,
+  'GET /v1/reports/summary': reportSummaryRoute,
+  'POST /v1/proactive': proactiveRoute,
 };

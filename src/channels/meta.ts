@@ -62,13 +62,13 @@ export function metaAck(): HttpReply {
   return { status: 200, contentType: 'text/plain', body: 'EVENT_RECEIVED' };
 }
 
-/** Parses the envelope and checks `object`, so a webhook for another product is refused rather than misread. */
-export function parseMetaEnvelope<T>(rawBody: string, expectedObject: string): T & { entry: unknown[] } {
+/** The envelope's entries, after checking `object` so that a webhook for another product is refused rather than misread. */
+export function metaEntries(rawBody: string, expectedObject: string): unknown[] {
   const body = parseJsonBody(rawBody);
   if (!isRecord(body) || body.object !== expectedObject) {
     throw new BadWebhookError(`Expected a webhook with object "${expectedObject}"`);
   }
-  return { ...(body as T), entry: list(body.entry as unknown[]) };
+  return list(body.entry as unknown[]);
 }
 
 /** Graph API error body: { error: { message, type, code, error_subcode, is_transient, fbtrace_id } }. */
@@ -251,8 +251,7 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
 }
 
 export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string): InboundEvent[] {
-  const { entry } = parseMetaEnvelope<object>(rawBody, object);
-  return (entry as MessagingEntry[]).flatMap((e) =>
+  return (metaEntries(rawBody, object) as MessagingEntry[]).flatMap((e) =>
     list(e?.messaging).flatMap((event) => (isRecord(event) ? eventsFromMessaging(channel, event) : [])),
   );
 }

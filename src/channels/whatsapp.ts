@@ -20,7 +20,7 @@ import {
   type ProviderCall,
   type ProviderDialect,
 } from './common';
-import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, parseMetaEnvelope, verifyMetaSignature } from './meta';
+import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
 import type { ChannelAdapter, OutboundSend, SendContext, SendResult, WindowDecision } from './types';
 
 interface WaMedia {
@@ -188,9 +188,8 @@ function toStatus(status: WaStatus): InboundStatusEvent | undefined {
 }
 
 function normalizeWhatsApp(rawBody: string): InboundEvent[] {
-  const { entry } = parseMetaEnvelope<object>(rawBody, 'whatsapp_business_account');
   const events: InboundEvent[] = [];
-  for (const e of entry as WaEntry[]) {
+  for (const e of metaEntries(rawBody, 'whatsapp_business_account') as WaEntry[]) {
     for (const change of list(e?.changes)) {
       const value = change?.value;
       if (typeof value !== 'object' || value === null) continue;

@@ -1,10 +1,12 @@
 /**
- * What happens around a message without an agent: routing (assignment) and engagement
- * (autoresponder, timers). Inbound and outbound paths call these hooks; each returns the
- * events to fan out so that the callers stay the only place that publishes.
+ * What happens around a message without an agent: routing (src/domain/routing.ts) and
+ * engagement (src/domain/engagement.ts). The inbound, outbound and realtime paths call
+ * these hooks; hooks return what to publish so that those paths stay the only publishers.
  */
 import type { ConversationRecord } from '../store/conversations';
 import type { Message } from './types';
+import { routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
+import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead } from './engagement';
 
 export interface InboundHookContext {
   conversation: ConversationRecord;
@@ -16,21 +18,33 @@ export interface InboundHookContext {
 }
 
 export interface HookResult {
-  /** The conversation after the hook's changes (assignment, flags). */
+  /** The conversation after the hooks' changes (assignment, flags). */
   conversation: ConversationRecord;
-  /** Messages the hook stored (autoresponder), to publish after the customer's own message. */
+  /** Messages the hooks stored (autoresponder), published after the customer's own message. */
   messages: Message[];
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {
-  return { conversation: context.conversation, messages: [] };
+  const conversation = await routeOnInbound(context);
+  return engageOnInbound({ ...context, conversation });
 }
 
-/** After an agent (or bot) reply was stored: engagement timers react here. */
-export async function afterOutbound(_conversation: ConversationRecord, _message: Message): Promise<void> {}
+/** After an agent (or bot) reply was delivered. */
+export async function afterOutbound(conversation: ConversationRecord, message: Message): Promise<void> {
+  await engageOnOutbound(conversation, message);
+}
 
 /** An agent's presence changed (online agents may take waiting conversations). */
-export async function afterPresence(_agentId: string, _status: 'online' | 'away' | 'offline'): Promise<void> {}
+export async function afterPresence(agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
+  await routeOnPresence(agentId, status);
+}
 
 /** A web visitor read up to a message (cancels the email fallback). */
-export async function afterVisitorRead(_conversation: ConversationRecord, _messageId: string): Promise<void> {}
+export async function afterVisitorRead(conversation: ConversationRecord, messageId: string): Promise<void> {
+  await engageOnVisitorRead(conversation, messageId);
+}
+
+/** An agent changed a conversation (status, assignee). */
+export async function afterConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<void> {
+  await Promise.all([routeOnConversationChange(before, after), engageOnConversationChange(before, after)]);
+}

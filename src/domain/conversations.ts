@@ -1,7 +1,7 @@
 /** Conversation lifecycle changes made by agents; each one emits `conversation.updated`. */
 import { notFound } from './errors';
-import { conversationEvent } from './events';
-import { publishToConversation } from './events';
+import { conversationEvent, publishToConversation } from './events';
+import { afterConversationChange } from './automation';
 import type { ConversationStatus } from './types';
 import { updateConversation, type ConversationRecord } from '../store/conversations';
 
@@ -12,7 +12,10 @@ export async function changeConversation(
 ): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
   const result = await updateConversation(id, change);
   if (!result) throw notFound('conversation');
-  if (result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)]);
+  if (result.after !== result.before) {
+    await publishToConversation(result.after, [conversationEvent(result.after)]);
+    await afterConversationChange(result.before, result.after);
+  }
   return result;
 }
 

@@ -1,0 +1,4 @@
+/** KPIs. */
+import { notYet } from './not-yet';
+
+export const reportSummaryRoute = notYet('reports');

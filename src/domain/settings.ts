@@ -1,0 +1,141 @@
+/**
+ * Workspace settings: business hours, autoresponder, capacities, timers, engagement texts
+ * and SLA targets. One item, validated by one schema, cached for a minute per function
+ * instance (changes reach every function within that minute).
+ */
+import { z } from 'zod';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import { keys } from '../store/keys';
+import { badRequest } from './errors';
+
+const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)');
+const interval = z.object({ open: time, close: time }).refine((i) => i.open < i.close, { message: 'open must be before close' });
+const day = z.array(interval).max(6);
+const timeZone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not an IANA time zone' },
+);
+
+export const SettingsSchema = z.object({
+  businessHours: z.object({
+    enabled: z.boolean(),
+    timeZone,
+    /** Opening intervals per weekday; a missing or empty day is closed. */
+    weekly: z.object({ mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day }).partial(),
+    /** Dates (YYYY-MM-DD, in the business's time zone) that are closed all day. */
+    holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).max(366),
+  }),
+  autoresponder: z.object({
+    enabled: z.boolean(),
+    message: z.string().min(1).max(1000),
+    helpCenterUrl: z.string().url().max(500).optional(),
+    /** `{{nextOpen}}` is replaced by when the team is back. */
+    outOfHoursMessage: z.string().min(1).max(1000),
+    /** Outside hours, a web visitor with no email is asked for one. */
+    askForEmail: z.boolean(),
+  }),
+  capacity: z.object({ live: z.number().int().min(0).max(50), async: z.number().int().min(0).max(200) }),
+  timers: z.object({
+    emailFallbackDelaySeconds: z.number().int().min(1).max(7 * 86400),
+    reengageAfterSeconds: z.number().int().min(1).max(30 * 86400),
+    autoResolveAfterSeconds: z.number().int().min(1).max(90 * 86400),
+  }),
+  reengagement: z.object({
+    enabled: z.boolean(),
+    message: z.string().min(1).max(1000),
+    /** WhatsApp outside 24 h needs an approved template. */
+    whatsappTemplate: z.object({ name: z.string().min(1).max(512), language: z.string().min(2).max(16) }).optional(),
+  }),
+  csat: z.object({ enabled: z.boolean(), question: z.string().min(1).max(500) }),
+  sla: z.object({ firstReplySeconds: z.number().int().min(1), resolutionSeconds: z.number().int().min(1) }),
+});
+
+export type Settings = z.infer<typeof SettingsSchema>;
+
+/** Any subset of the settings, each section merged into the current one. */
+const shape = SettingsSchema.shape;
+export const SettingsPatchSchema = z
+  .object({
+    businessHours: shape.businessHours.partial().optional(),
+    autoresponder: shape.autoresponder.partial().optional(),
+    capacity: shape.capacity.partial().optional(),
+    timers: shape.timers.partial().optional(),
+    reengagement: shape.reengagement.partial().optional(),
+    csat: shape.csat.partial().optional(),
+    sla: shape.sla.partial().optional(),
+  })
+  .strict();
+export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
+
+export function defaultSettings(): Settings {
+  const timers = config.timers;
+  const weekday = [{ open: '09:00', close: '17:00' }];
+  return {
+    businessHours: {
+      enabled: false,
+      timeZone: 'UTC',
+      weekly: { mon: weekday, tue: weekday, wed: weekday, thu: weekday, fri: weekday, sat: [], sun: [] },
+      holidays: [],
+    },
+    autoresponder: {
+      enabled: true,
+      message: 'Thanks for getting in touch! A member of our team will be with you shortly.',
+      outOfHoursMessage: 'Thanks for your message. Our team is away right now and will be back {{nextOpen}}.',
+      askForEmail: true,
+    },
+    capacity: { live: 3, async: 8 },
+    timers,
+    reengagement: { enabled: true, message: 'Just checking in: is there anything else we can help you with?' },
+    csat: { enabled: true, question: 'How would you rate our support? Reply with a number from 1 (poor) to 5 (great).' },
+    sla: { firstReplySeconds: 15 * 60, resolutionSeconds: 24 * 3600 },
+  };
+}
+
+const CACHE_MS = 60_000;
+let cached: { value: Settings; at: number } | undefined;
+
+export async function getSettings(options: { fresh?: boolean } = {}): Promise<Settings> {
+  if (!options.fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.value;
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.settings() }));
+  const stored = out.Item?.settings as SettingsPatch | undefined;
+  const defaults = defaultSettings();
+  // Sections added after a workspace saved its settings take their defaults.
+  const value = stored ? mergeSettings(defaults, stored) : defaults;
+  cached = { value, at: Date.now() };
+  return value;
+}
+
+export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {
+  const out = { ...base } as Record<string, unknown>;
+  for (const [section, values] of Object.entries(patch)) {
+    if (values) out[section] = { ...(base as Record<string, object>)[section], ...values };
+  }
+  return out as Settings;
+}
+
+export async function saveSettings(patch: SettingsPatch): Promise<Settings> {
+  const current = await getSettings({ fresh: true });
+  const parsed = SettingsSchema.safeParse(mergeSettings(current, patch));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badRequest('invalid_request', `${issue?.path.join('.') || 'settings'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const next = parsed.data;
+  await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.settings(), settings: next, updatedAt: new Date().toISOString() } }));
+  cached = { value: next, at: Date.now() };
+  return next;
+}
+
+/** For tests: forget the cached copy. */
+export function clearSettingsCache(): void {
+  cached = undefined;
+}
