@@ -15,6 +15,8 @@ import { ensureTable, startDynamoDbLocal, type DynamoDbLocal } from '../../local
 import { TABLE } from '../../src/store/table';
 
 const TABLE_NAME = 'conversa-test';
+/** Each case starts or restarts a JVM, which can take a while on a busy two-core machine. */
+const JVM_TIMEOUT_MS = 180_000;
 
 function clientFor(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
@@ -27,12 +29,12 @@ describe('DynamoDB Local in memory', () => {
   beforeAll(async () => {
     db = await startDynamoDbLocal({ port: 0 });
     client = clientFor(db.endpoint);
-  });
+  }, JVM_TIMEOUT_MS);
 
   afterAll(async () => {
     client?.destroy();
     await db?.stop();
-  });
+  }, JVM_TIMEOUT_MS);
 
   it('creates the table from the shared definition, with TTL, and tolerates being asked twice', async () => {
     await ensureTable(db.endpoint, TABLE_NAME);
@@ -48,14 +50,14 @@ describe('DynamoDB Local in memory', () => {
 
     const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: TABLE_NAME }));
     expect(ttl.TimeToLiveDescription).toMatchObject({ AttributeName: TABLE.ttlAttribute, TimeToLiveStatus: 'ENABLED' });
-  });
+  }, JVM_TIMEOUT_MS);
 
   it('loses its data on restart', async () => {
     await ensureTable(db.endpoint, TABLE_NAME);
     await db.restart();
     const { TableNames } = await client.send(new ListTablesCommand({}));
     expect(TableNames).toEqual([]);
-  });
+  }, JVM_TIMEOUT_MS);
 });
 
 describe('DynamoDB Local with a data directory', () => {
@@ -84,7 +86,7 @@ describe('DynamoDB Local with a data directory', () => {
     } finally {
       client.destroy();
     }
-  });
+  }, JVM_TIMEOUT_MS);
 });
 
 describe('DynamoDB Local lifetime', () => {
@@ -122,5 +124,5 @@ describe('DynamoDB Local lifetime', () => {
     } finally {
       parent.kill('SIGKILL');
     }
-  });
+  }, JVM_TIMEOUT_MS);
 });

@@ -312,7 +312,7 @@ describe('vanished clients', () => {
   });
 
   it('the heartbeat drops a client that stops answering pings and invokes $disconnect', async () => {
-    const fast = await startWebSocketGateway({ port: 0, invoke: fakeInvoke, authorizer: AUTHORIZER, handler: HANDLER, heartbeatMs: 100 });
+    const fast = await startWebSocketGateway({ port: 0, invoke: fakeInvoke, authorizer: AUTHORIZER, handler: HANDLER, heartbeatMs: 500 });
     try {
       const responsive = await connect('good', {}, fast.url);
       const responsiveId = connectionIdOf();
