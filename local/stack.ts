@@ -105,6 +105,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
     });
     stoppers.push(() => aws.close());
+    const scheduleGroup = 'conversa-local';
+    aws.scheduler.ensureGroup(scheduleGroup);
 
     const providers = createProviderStandIn();
     const websocket = await startWebSocketGateway({
@@ -190,7 +192,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.jwtJwksUri]: `${http.url}${LOCAL_AUTH_JWKS_PATH}`,
       [ENV.jwtAudience]: audience,
       [ENV.publicUrl]: process.env[ENV.publicUrl] ?? http.url,
-      [ENV.scheduleGroup]: 'conversa-local',
+      [ENV.scheduleGroup]: scheduleGroup,
       [ENV.schedulerRoleArn]: 'arn:aws:iam::000000000000:role/conversa-local-scheduler',
       [ENV.engagementFunctionArn]: 'arn:aws:lambda:us-east-1:000000000000:function:conversa-local-engagement',
       [ENV.schedulerDlqArn]: 'arn:aws:sqs:us-east-1:000000000000:conversa-scheduler-dlq',

@@ -26,6 +26,7 @@ export function withStatus(c: ConversationRecord, status: ConversationStatus, no
     status,
     updatedAt: now,
     resolvedAt: status === 'resolved' ? now : undefined,
+    ...(c.status === 'resolved' && status === 'open' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
     ...(status === 'snoozed' ? {} : { snoozedUntil: undefined }),
   };
 }

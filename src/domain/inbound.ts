@@ -116,6 +116,7 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
         reopened = c.status !== 'open';
         return {
           ...c,
+          ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
           status: 'open',
           resolvedAt: undefined,
           snoozedUntil: undefined,

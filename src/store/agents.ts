@@ -1,9 +1,12 @@
 import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { keys } from './keys';
 
 export type Presence = 'online' | 'away' | 'offline';
+/** Live chat (web) and asynchronous messaging (every other channel) have separate capacities. */
+export type LoadKind = 'live' | 'async';
 
 export interface AgentRecord {
   id: string;
@@ -18,12 +21,24 @@ export interface AgentRecord {
   /** Per-agent overrides of the capacities in settings. */
   liveCapacity?: number;
   asyncCapacity?: number;
+  /** Last automatic assignment: the round-robin tie-breaker among equally busy agents. */
+  lastAssignedAt?: string;
+  /**
+   * Set when the agent's last connection closed: until then the agent still counts as online
+   * (a page reload must not cost their queue); after it, as away.
+   */
+  graceUntil?: string;
 }
+
+export const loadAttribute = (kind: LoadKind) => (kind === 'live' ? 'liveLoad' : 'asyncLoad');
 
 const strip = (item: Record<string, unknown>): AgentRecord => {
   const { pk: _pk, sk: _sk, ...rest } = item;
   return rest as unknown as AgentRecord;
 };
+
+/** Load counters exist from the first write on, so that conditions can compare them. */
+const INIT_LOADS = 'liveLoad = if_not_exists(liveLoad, :zero), asyncLoad = if_not_exists(asyncLoad, :zero)';
 
 /** Records an agent seen at login; their presence is set separately. */
 export async function touchAgent(id: string, fields: { name?: string; role: 'agent' | 'admin' }): Promise<void> {
@@ -31,31 +46,173 @@ export async function touchAgent(id: string, fields: { name?: string; role: 'age
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.agent(id),
-      UpdateExpression: 'SET id = :id, #role = :role, updatedAt = :now, #status = if_not_exists(#status, :offline)' + (fields.name ? ', #name = :name' : ''),
+      UpdateExpression:
+        `SET id = :id, #role = :role, updatedAt = :now, #status = if_not_exists(#status, :offline), ${INIT_LOADS}` + (fields.name ? ', #name = :name' : ''),
       ExpressionAttributeNames: { '#role': 'role', '#status': 'status', ...(fields.name ? { '#name': 'name' } : {}) },
       ExpressionAttributeValues: {
         ':id': id,
         ':role': fields.role,
         ':now': new Date().toISOString(),
         ':offline': 'offline',
+        ':zero': 0,
         ...(fields.name ? { ':name': fields.name } : {}),
       },
     }),
   );
 }
 
+/** An explicit presence ends any grace period. */
 export async function setAgentPresence(id: string, status: Presence): Promise<AgentRecord> {
   const out = await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.agent(id),
-      UpdateExpression: 'SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent)',
+      UpdateExpression: `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS} REMOVE graceUntil`,
       ExpressionAttributeNames: { '#status': 'status', '#role': 'role' },
-      ExpressionAttributeValues: { ':id': id, ':status': status, ':now': new Date().toISOString(), ':agent': 'agent' },
+      ExpressionAttributeValues: { ':id': id, ':status': status, ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0 },
       ReturnValues: 'ALL_NEW',
     }),
   );
   return strip(out.Attributes ?? {});
+}
+
+/** Starts the grace period of an online agent whose last connection closed. */
+export async function startAgentGrace(id: string, until: string): Promise<void> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent(id),
+        UpdateExpression: 'SET graceUntil = :until',
+        ConditionExpression: '#status = :online',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':until': until, ':online': 'online' },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/**
+ * Turns an agent whose grace period ran out into `away`; false when something else happened
+ * first (they reconnected, or another caller already did it), so only one caller announces it.
+ */
+export async function expireAgentGrace(id: string, now: string): Promise<boolean> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent(id),
+        UpdateExpression: 'SET #status = :away, updatedAt = :now REMOVE graceUntil',
+        ConditionExpression: '#status = :online AND graceUntil <= :now',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':away': 'away', ':online': 'online', ':now': now },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+export interface AgentProfilePatch {
+  name?: string;
+  teams?: string[];
+  /** null removes the override (the workspace setting applies again). */
+  liveCapacity?: number | null;
+  asyncCapacity?: number | null;
+}
+
+/** Admin changes to an agent; creates the agent (offline) when they never logged in yet. */
+export async function updateAgentProfile(id: string, patch: AgentProfilePatch): Promise<AgentRecord> {
+  const sets = ['id = :id', 'updatedAt = :now', '#role = if_not_exists(#role, :agent)', '#status = if_not_exists(#status, :offline)', INIT_LOADS];
+  const removes: string[] = [];
+  const names: Record<string, string> = { '#role': 'role', '#status': 'status' };
+  const values: Record<string, unknown> = { ':id': id, ':now': new Date().toISOString(), ':agent': 'agent', ':offline': 'offline', ':zero': 0 };
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    names[`#${field}`] = field;
+    if (value === null) {
+      removes.push(`#${field}`);
+    } else {
+      sets.push(`#${field} = :${field}`);
+      values[`:${field}`] = value;
+    }
+  }
+  const out = await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.agent(id),
+      UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ReturnValues: 'ALL_NEW',
+    }),
+  );
+  return strip(out.Attributes ?? {});
+}
+
+/** Counts a conversation an agent was given by hand (no capacity check: a person decided). */
+export async function addAgentLoad(id: string, kind: LoadKind): Promise<void> {
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.agent(id),
+      UpdateExpression: 'SET #load = if_not_exists(#load, :zero) + :one',
+      ExpressionAttributeNames: { '#load': loadAttribute(kind) },
+      ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+    }),
+  );
+}
+
+/**
+ * Takes a slot back for a conversation that reopened with its assignee, only if the agent is
+ * available and below capacity; false means the conversation should go back to the queue.
+ */
+export async function reclaimAgentSlot(id: string, kind: LoadKind, capacity: number, now: string): Promise<boolean> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent(id),
+        UpdateExpression: 'SET #load = #load + :one',
+        ConditionExpression: availableCondition,
+        ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
+        ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/**
+ * The one rule for "may take one more conversation", checked by DynamoDB at write time:
+ * online (or within the grace period) and below capacity. Uses #status, #load, :online,
+ * :cap and :now.
+ */
+export const availableCondition = '#status = :online AND #load < :cap AND (attribute_not_exists(graceUntil) OR graceUntil > :now)';
+
+/** Frees a slot; never below zero (a repeated release is a no-op). */
+export async function releaseAgentSlot(id: string, kind: LoadKind): Promise<void> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent(id),
+        UpdateExpression: 'SET #load = #load - :one',
+        ConditionExpression: '#load > :zero',
+        ExpressionAttributeNames: { '#load': loadAttribute(kind) },
+        ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 export async function getAgent(id: string): Promise<AgentRecord | undefined> {

@@ -5,6 +5,7 @@ import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
+import { conversationWindow } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
 export interface ConversationRecord extends Conversation {
@@ -13,17 +14,20 @@ export interface ConversationRecord extends Conversation {
   visitorId?: string;
   /** Newest message applied to this item: makes the per-message update idempotent. */
   lastMessageId?: string;
+  /** Times a resolved conversation was reopened (first-contact resolution needs it). */
+  reopenCount?: number;
   /** Optimistic-locking counter for read-modify-write changes. */
   version: number;
   /** Engagement state (issue 6): ids of agent replies not yet seen by a web visitor, etc. */
   autoresponded?: boolean;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
+  out.window = conversationWindow(record.channel, record.lastInboundAt);
   return out as unknown as Conversation;
 }
 
@@ -31,6 +35,7 @@ function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id'
   return {
     ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
     ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
+    ...keys.conversationCreated(c.createdAt, c.id),
   };
 }
 

@@ -22,6 +22,9 @@ export const keys = {
     gsi2sk: `${createdAt}#${id}`,
   }),
   assigneePartition: (assigneeId: string | null, status: ConversationStatus) => assigneePartition(assigneeId, status),
+  /** Reports index: conversations by the UTC day they were created. */
+  conversationCreated: (createdAt: string, id: string) => ({ gsi3pk: createdPartition(createdAt.slice(0, 10)), gsi3sk: `${createdAt}#${id}` }),
+  createdPartition: (day: string) => createdPartition(day),
 
   message: (conversationId: string, messageId: string) => ONE(`CONV#${conversationId}`, `MSG#${messageId}`),
   messagePartition: (conversationId: string) => `CONV#${conversationId}`,
@@ -60,6 +63,10 @@ export type ConnectionAudience = { kind: 'agents' } | { kind: 'visitor'; visitor
 
 function audiencePartition(audience: ConnectionAudience): string {
   return audience.kind === 'agents' ? 'WS#agents' : `WS#visitor#${audience.visitorId}`;
+}
+
+function createdPartition(day: string): string {
+  return `CREATED#${day}`;
 }
 
 function assigneePartition(assigneeId: string | null, status: ConversationStatus): string {

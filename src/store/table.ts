@@ -7,8 +7,13 @@ export interface IndexSpec {
   readonly name: string;
   readonly partitionKey: string;
   readonly sortKey: string;
-  /** KEYS_ONLY indexes cost no write when only non-key attributes change. */
-  readonly projection: 'ALL' | 'KEYS_ONLY';
+  /**
+   * KEYS_ONLY and INCLUDE indexes cost no write when only attributes they do not project
+   * change: that keeps the per-message conversation update off them.
+   */
+  readonly projection: 'ALL' | 'KEYS_ONLY' | 'INCLUDE';
+  /** With INCLUDE: the projected attributes. */
+  readonly nonKeyAttributes?: readonly string[];
 }
 
 export const TABLE = {
@@ -20,7 +25,15 @@ export const TABLE = {
     { name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk', projection: 'ALL' },
     // Conversations by assignee (or the unassigned queue) and status, in arrival order.
     { name: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk', projection: 'KEYS_ONLY' },
-  ] satisfies IndexSpec[],
+    // Conversations by creation day, with just what reports need (not lastMessageAt or unreadCount).
+    {
+      name: 'gsi3',
+      partitionKey: 'gsi3pk',
+      sortKey: 'gsi3sk',
+      projection: 'INCLUDE',
+      nonKeyAttributes: ['id', 'channel', 'status', 'createdAt', 'firstReplyAt', 'resolvedAt', 'reopenCount', 'csat', 'assigneeId'],
+    },
+  ] as readonly IndexSpec[],
 } as const;
 
 /** A CreateTable input for DynamoDB Local, built from the same definition as the CDK table. */
@@ -44,7 +57,10 @@ export function createTableInput(tableName: string) {
         { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
         { AttributeName: index.sortKey, KeyType: 'RANGE' as const },
       ],
-      Projection: { ProjectionType: index.projection },
+      Projection: {
+        ProjectionType: index.projection,
+        ...(index.nonKeyAttributes ? { NonKeyAttributes: [...index.nonKeyAttributes] } : {}),
+      },
     })),
   };
 }

@@ -1,0 +1,139 @@
+/**
+ * The figures that run a support team, per channel and overall, for conversations created
+ * in a period: volume, first reply time, handle time, resolution time and rate,
+ * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
+ * per UTC day), which projects only what these figures need.
+ */
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import { keys } from '../store/keys';
+import { badRequest } from './errors';
+import type { Channel } from './types';
+
+export interface ReportRow {
+  id: string;
+  channel: Channel;
+  status: string;
+  createdAt: string;
+  firstReplyAt?: string;
+  resolvedAt?: string;
+  reopenCount?: number;
+  csat?: { score: number };
+}
+
+export interface Kpis {
+  conversations: number;
+  resolved: number;
+  resolutionRate: number | null;
+  firstReplySeconds: { avg: number | null; median: number | null; count: number };
+  /** From the first agent reply to resolution: the time the team spent on it. */
+  handleSeconds: { avg: number | null; median: number | null; count: number };
+  resolutionSeconds: { avg: number | null; median: number | null; count: number };
+  /** Resolved and never reopened, among resolved conversations. */
+  firstContactResolutionRate: number | null;
+  sla: { firstReplyTargetSeconds: number; firstReplyAttainment: number | null; resolutionTargetSeconds: number; resolutionAttainment: number | null };
+  csat: { responses: number; average: number | null; satisfiedRate: number | null };
+}
+
+export const MAX_REPORT_DAYS = 92;
+
+const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
+const ratio = (part: number, whole: number) => (whole === 0 ? null : Math.round((part / whole) * 10_000) / 10_000);
+
+function stats(values: number[]) {
+  if (values.length === 0) return { avg: null, median: null, count: 0 };
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const avg = values.reduce((a, b) => a + b, 0) / values.length;
+  return { avg: Math.round(avg * 10) / 10, median: Math.round(median * 10) / 10, count: values.length };
+}
+
+/** Pure: the KPIs of a set of conversations against SLA targets. */
+export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }): Kpis {
+  const replied = rows.filter((r) => r.firstReplyAt);
+  const resolved = rows.filter((r) => r.status === 'resolved' && r.resolvedAt);
+  const firstReply = replied.map((r) => seconds(r.createdAt, r.firstReplyAt!));
+  const resolution = resolved.map((r) => seconds(r.createdAt, r.resolvedAt!));
+  const handle = resolved.filter((r) => r.firstReplyAt).map((r) => seconds(r.firstReplyAt!, r.resolvedAt!));
+  const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number');
+  return {
+    conversations: rows.length,
+    resolved: resolved.length,
+    resolutionRate: ratio(resolved.length, rows.length),
+    firstReplySeconds: stats(firstReply),
+    handleSeconds: stats(handle),
+    resolutionSeconds: stats(resolution),
+    firstContactResolutionRate: ratio(resolved.filter((r) => !r.reopenCount).length, resolved.length),
+    sla: {
+      firstReplyTargetSeconds: sla.firstReplySeconds,
+      firstReplyAttainment: ratio(firstReply.filter((s) => s <= sla.firstReplySeconds).length, firstReply.length),
+      resolutionTargetSeconds: sla.resolutionSeconds,
+      resolutionAttainment: ratio(resolution.filter((s) => s <= sla.resolutionSeconds).length, resolution.length),
+    },
+    csat: {
+      responses: rated.length,
+      average: rated.length ? Math.round((rated.reduce((a, r) => a + r.csat!.score, 0) / rated.length) * 100) / 100 : null,
+      satisfiedRate: ratio(rated.filter((r) => r.csat!.score >= 4).length, rated.length),
+    },
+  };
+}
+
+/** UTC days from `from` to `to`, inclusive; refuses ranges the report would not read in one go. */
+export function daysBetween(from: Date, to: Date): string[] {
+  if (!(from <= to)) throw badRequest('invalid_range', 'from must not be after to');
+  const days: string[] = [];
+  for (let d = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); d <= to.getTime(); d += 86_400_000) {
+    days.push(new Date(d).toISOString().slice(0, 10));
+    if (days.length > MAX_REPORT_DAYS) throw badRequest('invalid_range', `a report covers at most ${MAX_REPORT_DAYS} days`);
+  }
+  return days;
+}
+
+export async function loadReportRows(from: Date, to: Date, channel?: Channel): Promise<ReportRow[]> {
+  const rows: ReportRow[] = [];
+  for (const day of daysBetween(from, to)) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await ddb().send(
+        new QueryCommand({
+          TableName: config.tableName,
+          IndexName: 'gsi3',
+          KeyConditionExpression: 'gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: {
+            ':pk': keys.createdPartition(day),
+            ':from': from.toISOString(),
+            // '~' sorts after the '#<id>' suffix, so conversations created at `to` itself count.
+            ':to': `${to.toISOString()}~`,
+            ...(channel ? { ':channel': channel } : {}),
+          },
+          ...(channel ? { FilterExpression: 'channel = :channel' } : {}),
+          ExclusiveStartKey: start,
+        }),
+      );
+      rows.push(...((out.Items ?? []) as ReportRow[]));
+      start = out.LastEvaluatedKey;
+    } while (start);
+  }
+  return rows;
+}
+
+export interface Summary extends Kpis {
+  from: string;
+  to: string;
+  channel: Channel | null;
+  byChannel: Partial<Record<Channel, Kpis>>;
+}
+
+export async function summary(from: Date, to: Date, sla: { firstReplySeconds: number; resolutionSeconds: number }, channel?: Channel): Promise<Summary> {
+  const rows = await loadReportRows(from, to, channel);
+  const byChannel: Partial<Record<Channel, Kpis>> = {};
+  for (const ch of [...new Set(rows.map((r) => r.channel))].sort()) {
+    byChannel[ch] = computeKpis(
+      rows.filter((r) => r.channel === ch),
+      sla,
+    );
+  }
+  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...computeKpis(rows, sla), byChannel };
+}
