@@ -20,9 +20,26 @@ export interface ConversationRecord extends Conversation {
   version: number;
   /** Engagement state (issue 6): ids of agent replies not yet seen by a web visitor, etc. */
   autoresponded?: boolean;
+  /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
+  engagement?: EngagementState;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'expiresAt']);
+export interface EngagementState {
+  /** Outside hours, the visitor was asked for an email address. */
+  askedForEmail?: boolean;
+  /** Newest message id the web visitor marked read. */
+  visitorReadUpTo?: string;
+  /** Newest agent reply already sent by email. */
+  emailedUpTo?: string;
+  /** The agent reply a re-engagement follow-up (or note) was made for. */
+  reengagedFor?: string;
+  /** Set when auto-resolve asked the CSAT question; the answer must not reopen. */
+  csatAskedAt?: string;
+  /** resolvedAt to restore after a CSAT answer went through the reopening inbound path. */
+  csatResolvedAt?: string;
+}
+
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
