@@ -41,6 +41,8 @@ export interface LocalStackOptions {
   heartbeatMs?: number;
   /** Print what happens to the console. @default false */
   verbose?: boolean;
+  /** Told after every handler invocation (the benchmark counts invocations and their durations). */
+  onInvoke?: (fn: FunctionName, durationMs: number, failed: boolean) => void;
 }
 
 export interface LocalStack {
@@ -50,8 +52,8 @@ export interface LocalStack {
   dynamodb: DynamoDbLocal | undefined;
   providers: ProviderStandIn;
   websocket: WebSocketGateway;
-  /** Agent tokens, as POST /local/auth/token issues them. */
-  issueAgentToken(sub: string, role?: 'agent' | 'admin', name?: string): string;
+  /** Agent tokens, as POST /local/auth/token issues them; a negative lifetime issues an expired one. */
+  issueAgentToken(sub: string, role?: 'agent' | 'admin', name?: string, expiresInSeconds?: number): string;
   stop(): Promise<void>;
 }
 
@@ -90,7 +92,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         handlers.set(fn, import(url).then((m: { handler: Handler }) => m.handler));
       }
       const handler = await handlers.get(fn)!;
-      return handler(event, lambdaContext(fn));
+      if (!options.onInvoke) return handler(event, lambdaContext(fn));
+      const started = performance.now();
+      let failed = true;
+      try {
+        const result = await handler(event, lambdaContext(fn));
+        failed = false;
+        return result;
+      } finally {
+        options.onInvoke(fn, performance.now() - started, failed);
+      }
     };
 
     const dynamodb = options.dynamodbEndpoint ? undefined : await startDynamoDbLocal({ ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
@@ -224,7 +235,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       dynamodb,
       providers,
       websocket,
-      issueAgentToken: (sub, role = 'agent', name) => identity!.issue({ sub, role, ...(name ? { name } : {}) }),
+      issueAgentToken: (sub, role = 'agent', name, expiresInSeconds) =>
+        identity!.issue({ sub, role, ...(name ? { name } : {}), ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }),
       stop,
     };
   } catch (error) {
