@@ -1,0 +1,49 @@
+/** Fan-out with the @connections API and DynamoDB mocked: a gone connection is forgotten, exactly that one. */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { ApiGatewayManagementApiClient, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBDocumentClient, DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+
+process.env.TABLE_NAME = 'conversa-test';
+process.env.WS_CALLBACK_URL = 'https://example.execute-api.us-east-1.amazonaws.com/live';
+process.env.AWS_REGION = 'us-east-1';
+const ddbMock = mockClient(DynamoDBDocumentClient);
+const wsMock = mockClient(ApiGatewayManagementApiClient);
+const { publish } = await import('../../src/domain/fanout');
+
+const future = Math.floor(Date.now() / 1000) + 3600;
+const old = new Date(Date.now() - 60_000).toISOString();
+const connection = (id: string) => ({ connectionId: id, audience: { kind: 'agents' }, principalId: `agent-${id}`, role: 'agent', connectedAt: old, expiresAt: future });
+
+beforeEach(() => {
+  ddbMock.reset();
+  wsMock.reset();
+});
+
+describe('publish', () => {
+  it('delivers to every live connection and deletes only the one that answered 410', async () => {
+    // Prepare
+    ddbMock.on(QueryCommand).resolves({ Items: [connection('a'), connection('gone'), connection('c')] });
+    ddbMock.on(DeleteCommand).resolves({});
+    wsMock.on(PostToConnectionCommand).resolves({});
+    wsMock.on(PostToConnectionCommand, { ConnectionId: 'gone' }).rejects(new GoneException({ message: 'gone', $metadata: {} }));
+
+    // Act
+    const reached = await publish([{ type: 'ping' }], { agents: true });
+
+    // Assess
+    expect(reached).toBe(2);
+    const posted = wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId);
+    expect(posted.sort()).toEqual(['a', 'c', 'gone']);
+    const deletes = ddbMock.commandCalls(DeleteCommand).map((c) => c.args[0].input.Key);
+    expect(deletes).toEqual([{ pk: 'WS#agents', sk: 'gone' }]);
+    expect(ddbMock.commandCalls(QueryCommand)[0]!.args[0].input.KeyConditionExpression).toBe('pk = :pk');
+  });
+
+  it('skips expired connections that TTL has not removed yet, and the excluded sender', async () => {
+    ddbMock.on(QueryCommand).resolves({ Items: [connection('a'), { ...connection('stale'), expiresAt: 1 }, connection('sender')] });
+    wsMock.on(PostToConnectionCommand).resolves({});
+    await publish([{ type: 'typing' }], { agents: true, except: 'sender' });
+    expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId)).toEqual(['a']);
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { computeKpis, daysBetween, type ReportRow } from '../../src/domain/reports';
+
+const at = (minutes: number) => new Date(Date.UTC(2026, 10, 2, 9, 0) + minutes * 60_000).toISOString();
+const row = (over: Partial<ReportRow>): ReportRow => ({ id: crypto.randomUUID(), channel: 'web', status: 'open', createdAt: at(0), ...over });
+
+describe('computeKpis', () => {
+  it('computes first reply, handle and resolution times, rates, FCR, SLA and CSAT', () => {
+    // Prepare: 4 conversations; 3 replied (5, 10, 30 min), 2 resolved (one reopened once)
+    const rows = [
+      row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(65), csat: { score: 5 } }),
+      row({ firstReplyAt: at(10), status: 'resolved', resolvedAt: at(130), reopenCount: 1, csat: { score: 2 } }),
+      row({ firstReplyAt: at(30) }),
+      row({ channel: 'whatsapp' }),
+    ];
+
+    // Act
+    const kpis = computeKpis(rows, { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 });
+
+    // Assess
+    expect(kpis.conversations).toBe(4);
+    expect(kpis.resolved).toBe(2);
+    expect(kpis.resolutionRate).toBe(0.5);
+    expect(kpis.firstReplySeconds).toEqual({ avg: 900, median: 600, count: 3 });
+    expect(kpis.handleSeconds).toEqual({ avg: 5400, median: 5400, count: 2 });
+    expect(kpis.resolutionSeconds).toEqual({ avg: 5850, median: 5850, count: 2 });
+    expect(kpis.firstContactResolutionRate).toBe(0.5);
+    expect(kpis.sla.firstReplyAttainment).toBe(0.6667);
+    expect(kpis.sla.resolutionAttainment).toBe(0.5);
+    expect(kpis.csat).toEqual({ responses: 2, average: 3.5, satisfiedRate: 0.5 });
+  });
+
+  it('gives null rather than a made-up number when nothing is there to measure', () => {
+    const kpis = computeKpis([], { firstReplySeconds: 60, resolutionSeconds: 60 });
+    expect(kpis.resolutionRate).toBeNull();
+    expect(kpis.firstReplySeconds.avg).toBeNull();
+    expect(kpis.csat.average).toBeNull();
+  });
+});
+
+describe('daysBetween', () => {
+  it('lists UTC days inclusively and refuses reversed or too long ranges', () => {
+    expect(daysBetween(new Date('2026-11-01T23:00:00Z'), new Date('2026-11-03T01:00:00Z'))).toEqual(['2026-11-01', '2026-11-02', '2026-11-03']);
+    expect(() => daysBetween(new Date('2026-11-03T00:00:00Z'), new Date('2026-11-01T00:00:00Z'))).toThrow(/from must not be after to/);
+    expect(() => daysBetween(new Date('2026-01-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'))).toThrow(/at most/);
+  });
+});

@@ -1,0 +1,88 @@
+/** The webhook handler with SQS mocked: verify, normalize, queue with the right ids, answer. */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { mockClient } from 'aws-sdk-client-mock';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { fixture, providerHeaders } from '../fixtures/sign';
+
+process.env.INBOUND_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/conversa-inbound.fifo';
+process.env.AWS_REGION = 'us-east-1';
+const sqsMock = mockClient(SQSClient);
+const { handler } = await import('../../functions/webhook/handler');
+
+function event(method: string, channel: string, body: string, headers: Record<string, string>, query: Record<string, string> = {}): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: `${method} /webhooks/{channel}`,
+    rawPath: `/webhooks/${channel}`,
+    rawQueryString: new URLSearchParams(query).toString(),
+    headers,
+    queryStringParameters: query,
+    pathParameters: { channel },
+    requestContext: { http: { method, path: `/webhooks/${channel}` } } as APIGatewayProxyEventV2['requestContext'],
+    body,
+    isBase64Encoded: false,
+  };
+}
+
+const invoke = (e: APIGatewayProxyEventV2) => handler(e, {} as never) as Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
+
+beforeEach(() => {
+  sqsMock.reset();
+  sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+});
+
+describe('webhook handler', () => {
+  it('queues every message of a signed WhatsApp webhook, grouped by conversation and deduplicated by provider id', async () => {
+    // Prepare
+    const body = fixture('whatsapp', 'multiple');
+
+    // Act
+    const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    const entries = sqsMock.commandCalls(SendMessageBatchCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    expect(entries.length).toBeGreaterThan(1);
+    for (const entry of entries) {
+      const queued = JSON.parse(entry.MessageBody!);
+      expect(entry.MessageGroupId).toBe(`whatsapp#${queued.handle}`);
+      expect(entry.MessageDeduplicationId).toContain(queued.providerMessageId);
+    }
+  });
+
+  it('answers 401 and queues nothing when the signature is wrong or missing', async () => {
+    const body = fixture('whatsapp', 'text');
+    const forged = await invoke(event('POST', 'whatsapp', body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }));
+    const missing = await invoke(event('POST', 'whatsapp', body, {}));
+    expect(forged.statusCode).toBe(401);
+    expect(missing.statusCode).toBe(401);
+    expect(JSON.parse(forged.body).error.code).toBe('invalid_signature');
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('answers 400 for a signed body that is not a webhook, and 404 for an unknown channel', async () => {
+    const body = '{"not":"a webhook"';
+    const bad = await invoke(event('POST', 'messenger', body, providerHeaders('messenger', body)));
+    expect(bad.statusCode).toBe(400);
+    const unknown = await invoke(event('POST', 'line', '{}', {}));
+    expect(unknown.statusCode).toBe(404);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('surfaces a queue failure instead of acknowledging what was not stored', async () => {
+    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
+    const body = fixture('whatsapp', 'text');
+    const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
+    expect(result.statusCode).toBe(500);
+  });
+
+  it('answers the Meta verification challenge only with the right verify token', async () => {
+    const ok = await invoke(
+      event('GET', 'whatsapp', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': 'dev-whatsapp-verify-token', 'hub.challenge': '12345' }),
+    );
+    const wrong = await invoke(event('GET', 'whatsapp', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': 'nope', 'hub.challenge': '12345' }));
+    expect([ok.statusCode, ok.body]).toEqual([200, '12345']);
+    expect(wrong.statusCode).toBe(403);
+  });
+});
