@@ -33,6 +33,7 @@ import {
   type OutboundSend,
   type SendContext,
   type SendResult,
+  type ServiceWindow,
   type WebhookRequest,
   type WindowDecision,
 } from './types';
@@ -257,10 +258,12 @@ export function normalizeMessaging(channel: ProviderChannel, rawBody: string, ob
 }
 
 /** Messenger and Instagram windows: 24 h standard messaging, then the HUMAN_AGENT tag up to 7 days. */
+export const META_MESSAGING_WINDOW = { openMs: DAY_MS, taggedMs: 7 * DAY_MS } satisfies ServiceWindow;
+
 export function metaMessagingWindow(lastInboundAt: string | undefined, now: Date): WindowDecision {
   const elapsed = elapsedSince(lastInboundAt, now);
-  if (elapsed !== undefined && elapsed <= DAY_MS) return { allowed: true };
-  if (elapsed !== undefined && elapsed <= 7 * DAY_MS) return { allowed: true, tag: HUMAN_AGENT_TAG };
+  if (elapsed !== undefined && elapsed <= META_MESSAGING_WINDOW.openMs) return { allowed: true };
+  if (elapsed !== undefined && elapsed <= META_MESSAGING_WINDOW.taggedMs) return { allowed: true, tag: HUMAN_AGENT_TAG };
   return {
     allowed: false,
     code: 'outside_window',
@@ -320,6 +323,7 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
     normalize: (request: WebhookRequest) => normalizeMessaging(config.channel, request.rawBody, config.object),
     ack: metaAck,
     window: (lastInboundAt: string | undefined, now: Date) => metaMessagingWindow(lastInboundAt, now),
+    serviceWindow: META_MESSAGING_WINDOW,
     async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
       const token = credential(context.credentials, 'accessToken');
       if (!token) return missingCredential('accessToken');

@@ -154,5 +154,6 @@ export const smsAdapter: ChannelAdapter = {
   ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),
   // SMS has no provider-imposed window; consent rules (STOP) are enforced by Twilio itself.
   window: () => ({ allowed: true }),
+  handleForPhone: (phone) => phone,
   send: sendSms,
 };

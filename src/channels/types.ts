@@ -47,6 +47,13 @@ export type WindowDecision =
   | { allowed: true; tag?: string }
   | { allowed: false; code: 'outside_window' | 'template_required'; message: string };
 
+export interface ServiceWindow {
+  /** Free-form replies are allowed this long after the customer's last message. */
+  openMs: number;
+  /** Then replies need a message tag until this long after it (Messenger's HUMAN_AGENT). */
+  taggedMs?: number;
+}
+
 export interface SendContext {
   credentials: Credentials;
   /** Provider API base URL (configuration; the local stack serves its own). */
@@ -74,6 +81,13 @@ export interface ChannelAdapter {
   ack(): HttpReply;
   /** Whether a send is allowed now given the last customer message (24-hour rules). */
   window(lastInboundAt: string | undefined, now: Date, hasTemplate: boolean): WindowDecision;
+  /**
+   * How long free replies (and tagged replies) stay allowed after the customer's last message,
+   * so that agents can be shown when the window closes. Undefined: the channel has no window.
+   */
+  readonly serviceWindow?: ServiceWindow;
+  /** The customer's handle on this channel for a phone number (E.164), for channels addressed by phone. */
+  handleForPhone?(phone: string): string;
   send(message: OutboundSend, context: SendContext): Promise<SendResult>;
 }
 

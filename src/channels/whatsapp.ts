@@ -21,7 +21,7 @@ import {
   type ProviderDialect,
 } from './common';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
-import type { ChannelAdapter, OutboundSend, SendContext, SendResult, WindowDecision } from './types';
+import type { ChannelAdapter, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
 
 interface WaMedia {
   id?: string;
@@ -206,9 +206,12 @@ function normalizeWhatsApp(rawBody: string): InboundEvent[] {
   return events;
 }
 
+/** The customer-service window: 24 h of free-form replies, then templates only. */
+const SERVICE_WINDOW: ServiceWindow = { openMs: DAY_MS };
+
 function whatsappWindow(lastInboundAt: string | undefined, now: Date, hasTemplate: boolean): WindowDecision {
   const elapsed = elapsedSince(lastInboundAt, now);
-  if ((elapsed !== undefined && elapsed < DAY_MS) || hasTemplate) return { allowed: true };
+  if ((elapsed !== undefined && elapsed < SERVICE_WINDOW.openMs) || hasTemplate) return { allowed: true };
   return {
     allowed: false,
     code: 'template_required',
@@ -306,5 +309,8 @@ export const whatsappAdapter: ChannelAdapter = {
   normalize: (request) => normalizeWhatsApp(request.rawBody),
   ack: metaAck,
   window: whatsappWindow,
+  serviceWindow: SERVICE_WINDOW,
+  // A WhatsApp id (wa_id) is the phone number's digits without the plus.
+  handleForPhone: (phone) => phone.replace(/\D/g, ''),
   send: sendWhatsApp,
 };

@@ -40,6 +40,17 @@ export interface Message {
 
 export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';
 
+/**
+ * The provider's customer-service window, computed when the conversation is read:
+ * `open` free replies; `tag_required` replies go out tagged (Messenger HUMAN_AGENT);
+ * `template_required` only approved templates (WhatsApp); `closed` nothing can be sent.
+ * `closesAt` is when the current state ends, for channels that have a window.
+ */
+export interface ConversationWindow {
+  state: 'open' | 'tag_required' | 'template_required' | 'closed';
+  closesAt?: string;
+}
+
 export interface Conversation {
   id: string;
   channel: Channel;
@@ -57,6 +68,7 @@ export interface Conversation {
   resolvedAt?: string;
   snoozedUntil?: string;
   csat?: { score: number; comment?: string };
+  window?: ConversationWindow;
 }
 
 export interface Contact {
