@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * The CDK app. The only place that reads context and environment variables; every value
+ * goes down to the stacks as props.
+ *
+ * Context (cdk.json or `-c key=value`):
+ *   sesIdentity       verified SES domain or address mail is sent from (default: example.com, a placeholder)
+ *   mailFrom          sender address (default: conversa@<sesIdentity>)
+ *   mailReplyDomain   domain of per-conversation reply addresses (default: none)
+ *   allowedOrigins    comma-separated CORS origins (default: *)
+ *   publicUrl         public base URL providers call, if not the execute-api URL
+ *   alarmEmail        address notified by dead-letter queue alarms (default: none)
+ *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
+ *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)
+ *   emailFallbackDelaySeconds, reengageAfterSeconds, autoResolveAfterSeconds  timers (defaults: 120, 86400, 172800)
+ *   nag               false to skip the cdk-nag AwsSolutions checks (default: true)
+ */
+import { fileURLToPath } from 'node:url';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { buildConversa } from '../lib/app';
+
+const app = new App();
+
+function context(key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  return value === undefined || value === null || value === '' ? undefined : String(value);
+}
+
+function seconds(key: string): number | undefined {
+  const raw = context(key);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
+  return value;
+}
+
+function flag(key: string, fallback: boolean): boolean {
+  const raw = context(key);
+  return raw === undefined ? fallback : raw !== 'false';
+}
+
+const logLevel = context('logLevel');
+if (logLevel !== undefined && !['DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) {
+  throw new Error(`context logLevel must be DEBUG, INFO, WARN or ERROR, got ${logLevel}`);
+}
+
+const account = process.env.CDK_DEFAULT_ACCOUNT;
+const region = process.env.CDK_DEFAULT_REGION;
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+
+buildConversa(app, {
+  projectRoot: fileURLToPath(new URL('..', import.meta.url)),
+  ...(account || region ? { env: { ...optional('account', account), ...optional('region', region) } } : {}),
+  ...optional('sesIdentity', context('sesIdentity')),
+  ...optional('mailFrom', context('mailFrom')),
+  ...optional('mailReplyDomain', context('mailReplyDomain')),
+  ...optional('publicUrl', context('publicUrl')),
+  ...optional('alarmEmail', context('alarmEmail')),
+  ...optional(
+    'allowedOrigins',
+    context('allowedOrigins')
+      ?.split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean),
+  ),
+  ...optional('logLevel', logLevel as 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | undefined),
+  webSocketAccessLogging: flag('webSocketAccessLogging', false),
+  ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
+  ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
+  ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),
+});
+
+if (flag('nag', true)) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,0 +1,38 @@
+import type { App, Environment, StackProps } from 'aws-cdk-lib';
+import { StatefulStack } from './stateful-stack';
+import { StatelessStack, type StatelessStackProps } from './stateless-stack';
+
+/** Everything the app needs from outside: bin/ reads it from context and environment, tests pass it. */
+export interface ConversaAppConfig
+  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | keyof StackProps> {
+  /**
+   * Account and region to deploy to.
+   * @default - environment-agnostic stacks
+   */
+  readonly env?: Environment;
+  /**
+   * Prefix of the stack names.
+   * @default 'Conversa'
+   */
+  readonly stackPrefix?: string;
+}
+
+export interface ConversaStacks {
+  readonly stateful: StatefulStack;
+  readonly stateless: StatelessStack;
+}
+
+/** Adds Conversa's two stacks to `app`; the stateless one depends on the stateful one. */
+export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
+  const { env, stackPrefix = 'Conversa', ...statelessProps } = config;
+  const stackProps = env ? { env } : {};
+  const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, stackProps);
+  const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
+    ...stackProps,
+    ...statelessProps,
+    table: stateful.table.table,
+    userPool: stateful.agents.userPool,
+    userPoolClient: stateful.agents.consoleClient,
+  });
+  return { stateful, stateless };
+}

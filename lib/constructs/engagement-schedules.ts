@@ -1,0 +1,97 @@
+import { Names, Stack, Validations } from 'aws-cdk-lib';
+import { Effect, type IGrantable, Grant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { Construct, type IConstruct } from 'constructs';
+import { AlarmedDeadLetterQueue } from './dead-letter-queue';
+import { acknowledgeWildcardResource } from './nag';
+
+/** What a function needs to create, replace, cancel and inspect one-time schedules. */
+export const SCHEDULE_WRITE_ACTIONS = [
+  'scheduler:CreateSchedule',
+  'scheduler:UpdateSchedule',
+  'scheduler:DeleteSchedule',
+  'scheduler:GetSchedule',
+] as const;
+
+/** Properties of {@link EngagementSchedules}. */
+export interface EngagementSchedulesProps {
+  /**
+   * Topic for the alarm on the schedules' dead-letter queue.
+   * @default - no alarm actions
+   */
+  readonly alarmTopic?: ITopic;
+}
+
+/**
+ * Where Conversa's timers live: an EventBridge Scheduler group for the one-time schedules
+ * the functions create at runtime (email fallback, re-engagement, auto-resolve), the role
+ * Scheduler assumes to invoke the target, and a dead-letter queue for invocations that failed.
+ * The schedules themselves are not part of the stack.
+ */
+export class EngagementSchedules extends Construct {
+  public readonly group: CfnScheduleGroup;
+  public readonly groupName: string;
+  /** ARN pattern of every schedule in the group, the only ones the functions may touch. */
+  public readonly schedulesArn: string;
+  /** The role each schedule names as its execution role. */
+  public readonly role: Role;
+  public readonly deadLetterQueue: AlarmedDeadLetterQueue;
+
+  constructor(scope: Construct, id: string, props: EngagementSchedulesProps = {}) {
+    super(scope, id);
+    const stack = Stack.of(this);
+
+    // Generated from the construct path, so two deployments in one account never collide,
+    // yet known at synth time so the schedule ARN pattern needs no token arithmetic.
+    this.groupName = Names.uniqueResourceName(this, { maxLength: 64, separator: '-' });
+    this.group = new CfnScheduleGroup(this, 'Group', { name: this.groupName });
+    this.schedulesArn = stack.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.groupName}/*` });
+
+    this.role = new Role(this, 'Role', {
+      description: 'Assumed by EventBridge Scheduler to run Conversa timers',
+      // Confused-deputy guard: only Scheduler acting for this account may assume it.
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    });
+
+    this.deadLetterQueue = new AlarmedDeadLetterQueue(this, 'DeadLetter', {
+      subject: 'Conversa timers',
+      ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
+    });
+    // Scheduler delivers dead-letter events with the schedule's execution role, so the role
+    // needs SendMessage on this queue (and nothing else of SQS).
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({ effect: Effect.ALLOW, actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queue.queueArn] }),
+    );
+    Validations.of(this.deadLetterQueue.queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself a dead-letter queue: the DeadLetterConfig of every schedule in the group, set at runtime by the functions (SCHEDULER_DLQ_ARN).',
+    });
+  }
+
+  /**
+   * Lets the schedules invoke `target` and nothing else. Kept apart from the constructor because
+   * the target is itself configured with this group and role.
+   */
+  public allowTarget(target: IFunction): void {
+    // The unqualified ARN only: schedules target $LATEST, never a version or alias (no `:*`).
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({ effect: Effect.ALLOW, actions: ['lambda:InvokeFunction'], resources: [target.functionArn] }),
+    );
+  }
+
+  /** Lets `grantee` manage the group's schedules and hand them the execution role. */
+  public grantManageSchedules(grantee: IGrantable & IConstruct): Grant {
+    const schedules = Grant.addToPrincipal({ grantee, actions: [...SCHEDULE_WRITE_ACTIONS], resourceArns: [this.schedulesArn] });
+    this.role.grantPassRole(grantee.grantPrincipal);
+    acknowledgeWildcardResource(
+      grantee,
+      this.schedulesArn,
+      'Schedules are created at runtime with names derived from conversation ids; the wildcard stays inside this schedule group.',
+    );
+    return schedules;
+  }
+}

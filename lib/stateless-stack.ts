@@ -1,0 +1,322 @@
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type { IUserPool, IUserPoolClient } from 'aws-cdk-lib/aws-cognito';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Construct } from 'constructs';
+import { ENV } from '../src/config';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  HTTP_ROUTES,
+  QUEUES,
+  type QueueName,
+  visibilityTimeoutSeconds,
+  WS_AUTHORIZER,
+  WS_FUNCTION,
+  WS_TOKEN_QUERY_PARAM,
+} from '../src/manifest';
+import { BufferedQueue } from './constructs/buffered-queue';
+import { secretArnEnv } from '../src/channels/credentials';
+import { ChannelSecrets } from './constructs/channel-secrets';
+import { ConversaFunction } from './constructs/conversa-function';
+import { EngagementSchedules } from './constructs/engagement-schedules';
+import { ConversaHttpApi } from './constructs/http-api';
+import { ConversaRealtimeApi } from './constructs/realtime-api';
+import { grantTableAccess, type TableAccess } from './constructs/table-access';
+
+/** Timer defaults of CONTRACT.md section 2. */
+export const DEFAULT_TIMERS = {
+  emailFallbackDelaySeconds: 120,
+  reengageAfterSeconds: 86_400,
+  autoResolveAfterSeconds: 172_800,
+} as const;
+
+/** Placeholder SES identity: deploys, but sends nothing until a verified identity replaces it. */
+export const DEFAULT_SES_IDENTITY = 'example.com';
+
+/** Properties of {@link StatelessStack}. */
+export interface StatelessStackProps extends StackProps {
+  /** The single table (from the stateful stack). */
+  readonly table: ITable;
+  /** The agents' user pool; its tokens authorize agent routes and WebSocket connections. */
+  readonly userPool: IUserPool;
+  /** The agent console's app client; its id is the JWT audience. */
+  readonly userPoolClient: IUserPoolClient;
+  /** Absolute path of the repository root, where the handlers and package-lock.json are. */
+  readonly projectRoot: string;
+  /**
+   * SES identity (verified domain or address) that mail is sent from; `ses:SendEmail` is
+   * limited to it.
+   * @default 'example.com' (a placeholder: set context `sesIdentity` to a verified identity)
+   */
+  readonly sesIdentity?: string;
+  /**
+   * Sender of fallback, re-engagement and CSAT mail (`MAIL_FROM`).
+   * @default `conversa@<sesIdentity>`
+   */
+  readonly mailFrom?: string;
+  /**
+   * Domain of the per-conversation reply addresses (`MAIL_REPLY_DOMAIN`).
+   * @default - not set; the engagement function sends mail without a reply address
+   */
+  readonly mailReplyDomain?: string;
+  /**
+   * Browser origins allowed to call the HTTP API.
+   * @default ['*'] (see ConversaHttpApiProps.allowedOrigins)
+   */
+  readonly allowedOrigins?: readonly string[];
+  /**
+   * Public base URL that providers call (`CONVERSA_PUBLIC_URL`); Twilio signs it, so it must
+   * be exactly what Twilio is configured with.
+   * @default the HTTP API's execute-api URL
+   */
+  readonly publicUrl?: string;
+  /**
+   * HTTP API stage throttling, requests per second.
+   * @default 500
+   */
+  readonly httpRateLimit?: number;
+  /**
+   * HTTP API stage throttling, burst.
+   * @default 1000
+   */
+  readonly httpBurstLimit?: number;
+  /**
+   * WebSocket stage throttling, messages per second.
+   * @default 500
+   */
+  readonly webSocketRateLimit?: number;
+  /**
+   * WebSocket stage throttling, burst.
+   * @default 1000
+   */
+  readonly webSocketBurstLimit?: number;
+  /**
+   * WebSocket access logs; needs the account's API Gateway CloudWatch role.
+   * @default false
+   */
+  readonly webSocketAccessLogging?: boolean;
+  /**
+   * `CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS`.
+   * @default 120
+   */
+  readonly emailFallbackDelaySeconds?: number;
+  /**
+   * `CONVERSA_REENGAGE_AFTER_SECONDS`.
+   * @default 86400
+   */
+  readonly reengageAfterSeconds?: number;
+  /**
+   * `CONVERSA_AUTO_RESOLVE_AFTER_SECONDS`.
+   * @default 172800
+   */
+  readonly autoResolveAfterSeconds?: number;
+  /**
+   * Powertools log level of every function.
+   * @default 'INFO'
+   */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /**
+   * Retention of the functions' and the HTTP API's log groups.
+   * @default RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: RetentionDays;
+  /**
+   * Topic notified by every dead-letter queue alarm.
+   * @default - a topic is created when `alarmEmail` is set; otherwise alarms have no action
+   */
+  readonly alarmTopic?: ITopic;
+  /**
+   * Address subscribed to a new alarm topic (ignored when `alarmTopic` is given).
+   * @default - no subscription
+   */
+  readonly alarmEmail?: string;
+}
+
+/** Functions that create, replace or cancel timers. */
+const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'api', 'engagement', 'realtime'];
+/** Producers of each queue. */
+const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
+  inbound: ['webhook', 'realtime', 'inbound', 'engagement'],
+  outbound: ['api', 'realtime', 'inbound', 'engagement'],
+};
+/** Table access; functions that write nothing get read-only access. */
+const TABLE_ACCESS: Readonly<Record<FunctionName, TableAccess>> = {
+  webhook: 'read',
+  widget: 'readWrite',
+  api: 'readWrite',
+  realtime: 'readWrite',
+  wsAuthorizer: 'read',
+  inbound: 'readWrite',
+  outbound: 'readWrite',
+  engagement: 'readWrite',
+};
+/** The only functions that see provider credentials. */
+const SECRET_READERS: readonly FunctionName[] = ['webhook', 'outbound'];
+/** The only functions that send mail. */
+const MAIL_SENDERS: readonly FunctionName[] = ['engagement'];
+
+/**
+ * Everything that can be destroyed and redeployed without losing data: the HTTP and
+ * WebSocket APIs, the queues, the functions, the timer plumbing and the channel secrets'
+ * grants. Table and user pool come in as props from the stateful stack.
+ */
+export class StatelessStack extends Stack {
+  public readonly functions: Readonly<Record<FunctionName, ConversaFunction>>;
+  public readonly queues: Readonly<Record<QueueName, BufferedQueue>>;
+  public readonly schedules: EngagementSchedules;
+  public readonly channelSecrets: ChannelSecrets;
+  public readonly httpApi: ConversaHttpApi;
+  public readonly realtimeApi: ConversaRealtimeApi;
+  public readonly alarmTopic?: ITopic;
+  /** ARN of the SES identity mail is sent from. */
+  public readonly sesIdentityArn: string;
+
+  constructor(scope: Construct, id: string, props: StatelessStackProps) {
+    super(scope, id, { description: 'Conversa APIs, queues, functions and timers', ...props });
+
+    const alarmTopic = props.alarmTopic ?? (props.alarmEmail ? this.createAlarmTopic(props.alarmEmail) : undefined);
+    if (alarmTopic) this.alarmTopic = alarmTopic;
+    const alarmProps = alarmTopic ? { alarmTopic } : {};
+
+    this.queues = {
+      inbound: this.createQueue('inbound', alarmProps),
+      outbound: this.createQueue('outbound', alarmProps),
+    };
+    this.schedules = new EngagementSchedules(this, 'Timers', alarmProps);
+    this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets');
+
+    const sesIdentity = props.sesIdentity ?? DEFAULT_SES_IDENTITY;
+    this.sesIdentityArn = this.formatArn({ service: 'ses', resource: 'identity', resourceName: sesIdentity });
+    const jwtIssuer = `https://cognito-idp.${this.region}.${this.urlSuffix}/${props.userPool.userPoolId}`;
+    const timers = { ...DEFAULT_TIMERS, ...definedOnly({
+      emailFallbackDelaySeconds: props.emailFallbackDelaySeconds,
+      reengageAfterSeconds: props.reengageAfterSeconds,
+      autoResolveAfterSeconds: props.autoResolveAfterSeconds,
+    }) };
+
+    const shared: Record<string, string> = {
+      [ENV.tableName]: props.table.tableName,
+      [ENV.inboundQueueUrl]: this.queues.inbound.queue.queueUrl,
+      [ENV.outboundQueueUrl]: this.queues.outbound.queue.queueUrl,
+      [ENV.jwtIssuer]: jwtIssuer,
+      [ENV.jwtJwksUri]: `${jwtIssuer}/.well-known/jwks.json`,
+      [ENV.jwtAudience]: props.userPoolClient.userPoolClientId,
+      [ENV.scheduleGroup]: this.schedules.groupName,
+      [ENV.schedulerRoleArn]: this.schedules.role.roleArn,
+      [ENV.schedulerDlqArn]: this.schedules.deadLetterQueue.queue.queueArn,
+      [ENV.mailFrom]: props.mailFrom ?? `conversa@${sesIdentity}`,
+      [ENV.emailFallbackDelay]: String(timers.emailFallbackDelaySeconds),
+      [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
+      [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
+      ...(props.mailReplyDomain ? { [ENV.mailReplyDomain]: props.mailReplyDomain } : {}),
+    };
+
+    const functions = {} as Record<FunctionName, ConversaFunction>;
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      functions[name] = new ConversaFunction(this, functionId(name), {
+        spec: FUNCTIONS[name],
+        projectRoot: props.projectRoot,
+        environment: { ...shared, ...(SECRET_READERS.includes(name) ? this.channelSecrets.environment() : {}) },
+        ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+        ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      });
+    }
+    this.functions = functions;
+    const all = Object.entries(functions) as [FunctionName, ConversaFunction][];
+
+    this.httpApi = new ConversaHttpApi(this, 'HttpApi', {
+      routes: HTTP_ROUTES,
+      handlers: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
+      jwtIssuer,
+      jwtAudience: [props.userPoolClient.userPoolClientId],
+      ...definedOnly({
+        allowedOrigins: props.allowedOrigins,
+        throttlingRateLimit: props.httpRateLimit,
+        throttlingBurstLimit: props.httpBurstLimit,
+        accessLogRetention: props.logRetention,
+      }),
+    });
+    this.realtimeApi = new ConversaRealtimeApi(this, 'RealtimeApi', {
+      handler: functions[WS_FUNCTION].function,
+      authorizer: functions[WS_AUTHORIZER].function,
+      tokenQueryParam: WS_TOKEN_QUERY_PARAM,
+      ...definedOnly({
+        throttlingRateLimit: props.webSocketRateLimit,
+        throttlingBurstLimit: props.webSocketBurstLimit,
+        accessLogging: props.webSocketAccessLogging,
+        accessLogRetention: props.logRetention,
+      }),
+    });
+
+    const engagement = functions.engagement.function;
+    for (const [name, fn] of all) {
+      // The APIs integrate the functions, so their URLs can only be added once both exist.
+      fn.function.addEnvironment(ENV.wsCallbackUrl, this.realtimeApi.callbackUrl);
+      fn.function.addEnvironment(ENV.wsPublicUrl, this.realtimeApi.url);
+      fn.function.addEnvironment(ENV.publicUrl, props.publicUrl ?? this.httpApi.url);
+      // A function cannot name its own ARN in its environment (CloudFormation cycle): the
+      // engagement function reads it from its invocation context (invokedFunctionArn) instead.
+      if (name !== 'engagement') fn.function.addEnvironment(ENV.engagementFunctionArn, engagement.functionArn);
+
+      grantTableAccess(props.table, fn.role, TABLE_ACCESS[name]);
+      this.realtimeApi.grantManageConnections(fn.role);
+      if (SCHEDULING_FUNCTIONS.includes(name)) this.schedules.grantManageSchedules(fn.role);
+      if (SECRET_READERS.includes(name)) this.channelSecrets.grantRead(fn.role);
+      if (MAIL_SENDERS.includes(name)) {
+        fn.role.addToPrincipalPolicy(new PolicyStatement({ effect: Effect.ALLOW, actions: ['ses:SendEmail'], resources: [this.sesIdentityArn] }));
+      }
+    }
+    for (const [queueName, queue] of Object.entries(this.queues) as [QueueName, BufferedQueue][]) {
+      for (const producer of QUEUE_PRODUCERS[queueName]) queue.queue.grantSendMessages(functions[producer].role);
+      const spec = QUEUES[queueName];
+      queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize });
+    }
+    this.schedules.allowTarget(engagement);
+
+    new CfnOutput(this, 'HttpApiUrl', { value: this.httpApi.url, description: 'HTTP API base URL (webhooks, widget, agent API)' });
+    new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });
+    new CfnOutput(this, 'UserPoolId', { value: props.userPool.userPoolId, description: 'Agents user pool id' });
+    new CfnOutput(this, 'UserPoolClientId', { value: props.userPoolClient.userPoolClientId, description: 'Agent console app client id' });
+    for (const [channel, secret] of this.channelSecrets.secrets) {
+      new CfnOutput(this, `${pascal(channel)}SecretArn`, {
+        value: secret.secretArn,
+        description: `Fill in the ${channel} credentials here (${secretArnEnv(channel)})`,
+      });
+    }
+  }
+
+  private createQueue(name: QueueName, alarmProps: { alarmTopic?: ITopic }): BufferedQueue {
+    const spec = QUEUES[name];
+    return new BufferedQueue(this, `${pascal(name)}Queue`, {
+      visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(name)),
+      maxReceiveCount: spec.maxReceiveCount,
+      ...alarmProps,
+    });
+  }
+
+  private createAlarmTopic(email: string): Topic {
+    const topic = new Topic(this, 'Alarms', { displayName: 'Conversa alarms', enforceSSL: true });
+    topic.addSubscription(new EmailSubscription(email));
+    return topic;
+  }
+}
+
+function pascal(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}
+
+/** Construct id of a manifest function, e.g. `WsAuthorizerFunction`. */
+function functionId(name: FunctionName): string {
+  return `${pascal(name)}Function`;
+}
+
+/** Drops undefined values, so that constructs apply their documented defaults. */
+function definedOnly<T extends object>(values: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}

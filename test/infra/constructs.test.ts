@@ -1,0 +1,63 @@
+/** The guards in Conversa's reusable constructs, each in a bare stack. */
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { BufferedQueue } from '../../lib/constructs/buffered-queue';
+import { ConversaHttpApi } from '../../lib/constructs/http-api';
+import { ConversaTable } from '../../lib/constructs/conversa-table';
+
+const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false }), 'Test');
+const fn = (stack: Stack, timeoutSeconds: number): LambdaFunction =>
+  new LambdaFunction(stack, `Fn${timeoutSeconds}`, {
+    runtime: Runtime.NODEJS_22_X,
+    handler: 'index.handler',
+    code: Code.fromInline('export const handler = async () => {};'),
+    timeout: Duration.seconds(timeoutSeconds),
+  });
+
+describe('BufferedQueue', () => {
+  it('refuses fewer than 5 receives before dead-lettering', () => {
+    const stack = newStack();
+    expect(() => new BufferedQueue(stack, 'Q', { visibilityTimeout: Duration.seconds(60), maxReceiveCount: 4 })).toThrow(/at least 5/);
+  });
+
+  it('refuses a consumer whose timeout × 6 exceeds the visibility timeout', () => {
+    const stack = newStack();
+    const queue = new BufferedQueue(stack, 'Q', { visibilityTimeout: Duration.seconds(60) });
+    expect(() => queue.addConsumer(fn(stack, 11))).toThrow(/under 6 × the consumer's 11s timeout/);
+  });
+
+  it('accepts a consumer at exactly 6 × and reports partial batch failures', () => {
+    const stack = newStack();
+    const queue = new BufferedQueue(stack, 'Q', { visibilityTimeout: Duration.seconds(60) });
+    queue.addConsumer(fn(stack, 10), { batchSize: 7 });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 7,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+});
+
+describe('ConversaHttpApi', () => {
+  it('refuses a route whose function was not given', () => {
+    const stack = newStack();
+    expect(
+      () =>
+        new ConversaHttpApi(stack, 'Api', {
+          routes: [{ method: 'GET', path: '/x', fn: 'api', auth: 'agent' }],
+          handlers: {},
+          jwtIssuer: 'https://issuer.example',
+          jwtAudience: ['client'],
+        }),
+    ).toThrow(/no handler for function 'api'/);
+  });
+});
+
+describe('ConversaTable', () => {
+  it('pins its logical id wherever it sits in the tree', () => {
+    const stack = newStack();
+    new ConversaTable(stack, 'SomewhereElse');
+    expect(Object.keys(Template.fromStack(stack).toJSON().Resources as object)).toEqual([ConversaTable.DEFAULT_LOGICAL_ID]);
+  });
+});

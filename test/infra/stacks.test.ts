@@ -1,0 +1,594 @@
+/**
+ * The synthesized Conversa stacks, with asset bundling skipped so the file runs in seconds.
+ * Expectations come from the declarations the app is built from (src/manifest.ts,
+ * src/store/table.ts, src/config.ts), so a route, queue or index added there is checked too.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { App, type Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../../lib/app';
+import { adapters } from '../../src/channels/registry';
+import { ENV } from '../../src/config';
+import { PROVIDER_CHANNELS } from '../../src/domain/types';
+import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
+import { TABLE } from '../../src/store/table';
+
+const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
+const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+function build(config: Partial<ConversaAppConfig> = {}): { app: App; stacks: ConversaStacks } {
+  const app = new App({
+    context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] },
+    // CDK's built-in CloudFormation schema check costs half a minute per process; `npm run synth` runs it.
+    builtinCloudFormationValidation: false,
+  });
+  return { app, stacks: buildConversa(app, { projectRoot, ...config }) };
+}
+
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+const actionsOf = (statement: Statement): string[] => asArray(statement.Action);
+
+/** Helpers over one synthesized template. */
+class Inspect {
+  readonly json: Json;
+  constructor(readonly template: Template) {
+    this.json = template.toJSON();
+  }
+
+  resources(type: string): [string, Json][] {
+    return Object.entries(this.json.Resources as Json).filter(([, r]) => r.Type === type);
+  }
+
+  functionId(name: FunctionName): string {
+    const matches = this.resources('AWS::Lambda::Function').filter(([, r]) => r.Properties.Description === FUNCTIONS[name].description);
+    expect(matches, `function ${name}`).toHaveLength(1);
+    return matches[0]![0];
+  }
+
+  fn(name: FunctionName): Json {
+    return this.json.Resources[this.functionId(name)];
+  }
+
+  roleIdOf(name: FunctionName): string {
+    return this.fn(name).Properties.Role['Fn::GetAtt'][0];
+  }
+
+  statementsOfRole(roleId: string): Statement[] {
+    const role = this.json.Resources[roleId];
+    const inline = ((role.Properties.Policies ?? []) as Json[]).flatMap((p) => p.PolicyDocument.Statement);
+    const attached = this.resources('AWS::IAM::Policy')
+      .filter(([, p]) => (p.Properties.Roles as Json[]).some((r) => r.Ref === roleId))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
+    return [...inline, ...attached];
+  }
+
+  statementsOf(name: FunctionName): Statement[] {
+    return this.statementsOfRole(this.roleIdOf(name));
+  }
+
+  actionsOf(name: FunctionName): string[] {
+    return this.statementsOf(name).flatMap(actionsOf);
+  }
+}
+
+/** Every unsuppressed AwsSolutions finding in `stack`, as `severity rule path`. */
+function nagFindings(stack: Stack): string[] {
+  const report = new AwsSolutionsChecks().validateScope(stack);
+  return report.violations.flatMap((v) => v.violatingResources.map((r) => `${v.severity} ${v.ruleName} ${r.constructPath ?? ''}`));
+}
+
+/** Names a cycle among resources (Ref, GetAtt, DependsOn), or returns undefined. */
+function findCycle(json: Json): string[] | undefined {
+  const ids = new Set(Object.keys(json.Resources));
+  const edges = new Map<string, Set<string>>();
+  const collect = (node: unknown, into: Set<string>): void => {
+    if (Array.isArray(node)) node.forEach((n) => collect(n, into));
+    else if (node && typeof node === 'object') {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === 'Ref' && typeof value === 'string' && ids.has(value)) into.add(value);
+        else if (key === 'Fn::GetAtt' && Array.isArray(value) && ids.has(value[0])) into.add(value[0]);
+        else collect(value, into);
+      }
+    }
+  };
+  for (const [id, resource] of Object.entries(json.Resources as Json)) {
+    const to = new Set<string>();
+    collect(resource.Properties, to);
+    for (const dep of asArray(resource.DependsOn ?? [])) to.add(dep);
+    edges.set(id, to);
+  }
+  const state = new Map<string, 'visiting' | 'done'>();
+  const path: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    if (state.get(id) === 'done') return undefined;
+    if (state.get(id) === 'visiting') return [...path.slice(path.indexOf(id)), id];
+    state.set(id, 'visiting');
+    path.push(id);
+    for (const next of edges.get(id) ?? []) {
+      const cycle = visit(next);
+      if (cycle) return cycle;
+    }
+    path.pop();
+    state.set(id, 'done');
+    return undefined;
+  };
+  for (const id of ids) {
+    const cycle = visit(id);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+let stacks: ConversaStacks;
+let stateful: Inspect;
+let stateless: Inspect;
+
+beforeAll(() => {
+  ({ stacks } = build());
+  stateful = new Inspect(Template.fromStack(stacks.stateful));
+  stateless = new Inspect(Template.fromStack(stacks.stateless));
+});
+
+describe('stateful stack: the table', () => {
+  it('keeps the logical id ConversaTable, so a deploy never swaps in an empty table', () => {
+    expect(stateful.json.Resources.ConversaTable?.Type).toBe('AWS::DynamoDB::Table');
+    stateful.template.resourceCountIs('AWS::DynamoDB::Table', 1);
+  });
+
+  it('is retained on delete and on replacement', () => {
+    expect(stateful.json.Resources.ConversaTable.DeletionPolicy).toBe('Retain');
+    expect(stateful.json.Resources.ConversaTable.UpdateReplacePolicy).toBe('Retain');
+  });
+
+  it('is on-demand with point-in-time recovery, deletion protection and TTL', () => {
+    stateful.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      DeletionProtectionEnabled: true,
+      TimeToLiveSpecification: { AttributeName: TABLE.ttlAttribute, Enabled: true },
+      KeySchema: [
+        { AttributeName: TABLE.partitionKey, KeyType: 'HASH' },
+        { AttributeName: TABLE.sortKey, KeyType: 'RANGE' },
+      ],
+    });
+    expect(TABLE.ttlAttribute).toBe('expiresAt');
+  });
+
+  it('has exactly the GSIs of src/store/table.ts with their projections', () => {
+    const gsis = stateful.json.Resources.ConversaTable.Properties.GlobalSecondaryIndexes as Json[];
+    expect(gsis.map((g) => g.IndexName).sort()).toEqual(TABLE.indexes.map((i) => i.name).sort());
+    for (const index of TABLE.indexes) {
+      expect(gsis.find((g) => g.IndexName === index.name)).toEqual({
+        IndexName: index.name,
+        KeySchema: [
+          { AttributeName: index.partitionKey, KeyType: 'HASH' },
+          { AttributeName: index.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: {
+          ProjectionType: index.projection,
+          ...(index.projection === 'INCLUDE' ? { NonKeyAttributes: index.nonKeyAttributes } : {}),
+        },
+      });
+    }
+    // The two projections are deliberate (inbox needs ALL; assignee lookups stay KEYS_ONLY).
+    expect(gsis.find((g) => g.IndexName === 'gsi1')?.Projection.ProjectionType).toBe('ALL');
+    expect(gsis.find((g) => g.IndexName === 'gsi2')?.Projection.ProjectionType).toBe('KEYS_ONLY');
+  });
+});
+
+describe('stateful stack: agents', () => {
+  it('keeps a retained user pool with a pinned logical id, MFA and no self sign-up', () => {
+    const pool = stateful.json.Resources.AgentUserPool;
+    expect(pool?.Type).toBe('AWS::Cognito::UserPool');
+    expect(pool.DeletionPolicy).toBe('Retain');
+    expect(pool.Properties).toMatchObject({ MfaConfiguration: 'ON', AdminCreateUserConfig: { AllowAdminCreateUserOnly: true } });
+  });
+
+  it('has the admin and agent groups', () => {
+    const groups = stateful.resources('AWS::Cognito::UserPoolGroup').map(([, g]) => g.Properties.GroupName);
+    expect(groups.sort()).toEqual(['admin', 'agent']);
+  });
+
+  it('has a console client with SRP and password auth and no secret', () => {
+    stateful.template.resourceCountIs('AWS::Cognito::UserPoolClient', 1);
+    const [[, client]] = stateful.resources('AWS::Cognito::UserPoolClient') as [[string, Json]];
+    expect(client.Properties.GenerateSecret ?? false).toBe(false);
+    expect(client.Properties.ExplicitAuthFlows).toEqual(expect.arrayContaining(['ALLOW_USER_SRP_AUTH', 'ALLOW_USER_PASSWORD_AUTH']));
+    expect(client.Properties.UserPoolId).toEqual({ Ref: 'AgentUserPool' });
+  });
+});
+
+describe('stateless stack: functions', () => {
+  const names = Object.keys(FUNCTIONS) as FunctionName[];
+
+  it.each(names)('%s runs Node.js 22 on arm64 with X-Ray, the manifest size and a retained log group', (name) => {
+    const fn = stateless.fn(name).Properties;
+    expect(fn.Runtime).toBe('nodejs22.x');
+    expect(fn.Architectures).toEqual(['arm64']);
+    expect(fn.MemorySize).toBe(FUNCTIONS[name].memoryMb);
+    expect(fn.Timeout).toBe(FUNCTIONS[name].timeoutSeconds);
+    expect(fn.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(fn.Handler).toBe('index.handler');
+    const logGroupId = fn.LoggingConfig.LogGroup.Ref as string;
+    expect(stateless.json.Resources[logGroupId].Properties.RetentionInDays).toBe(30);
+    expect(fn.Environment.Variables).toMatchObject({
+      POWERTOOLS_SERVICE_NAME: 'conversa',
+      POWERTOOLS_METRICS_NAMESPACE: 'Conversa',
+      LOG_LEVEL: 'INFO',
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+
+  it.each(names)('%s has its own role with no AWS managed policy', (name) => {
+    const role = stateless.json.Resources[stateless.roleIdOf(name)];
+    expect(role.Properties.ManagedPolicyArns ?? []).toEqual([]);
+    const others = names.filter((n) => n !== name).map((n) => stateless.roleIdOf(n));
+    expect(others).not.toContain(stateless.roleIdOf(name));
+  });
+
+  it.each(names)('%s gets the shared configuration from src/config.ts ENV', (name) => {
+    const env = stateless.fn(name).Properties.Environment.Variables as Json;
+    const expected = Object.entries(ENV)
+      .filter(([key]) => !['mailReplyDomain', 'replySecret'].includes(key))
+      .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
+      .map(([, variable]) => variable);
+    expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
+    expect(env[ENV.emailFallbackDelay]).toBe('120');
+    expect(env[ENV.reengageAfter]).toBe('86400');
+    expect(env[ENV.autoResolveAfter]).toBe('172800');
+    expect(JSON.stringify(env[ENV.wsCallbackUrl])).toMatch(/"https:\/\/".*execute-api.*\/live"/);
+    expect(JSON.stringify(env[ENV.wsPublicUrl])).toMatch(/"wss:\/\/".*execute-api.*\/live"/);
+    expect(JSON.stringify(env[ENV.jwtJwksUri])).toContain('/.well-known/jwks.json');
+    expect(JSON.stringify(env[ENV.jwtIssuer])).toContain('https://cognito-idp.');
+  });
+
+  it('gives every function but the engagement one the engagement function ARN', () => {
+    const engagementId = stateless.functionId('engagement');
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const env = stateless.fn(name).Properties.Environment.Variables as Json;
+      if (name === 'engagement') expect(env[ENV.engagementFunctionArn]).toBeUndefined();
+      else expect(env[ENV.engagementFunctionArn]).toEqual({ 'Fn::GetAtt': [engagementId, 'Arn'] });
+    }
+  });
+
+  it('has no dependency cycle (a function naming its own ARN would create one)', () => {
+    expect(findCycle(stateless.json)).toBeUndefined();
+  });
+});
+
+describe('stateless stack: queues', () => {
+  for (const [queueName, spec] of Object.entries(QUEUES)) {
+    describe(queueName, () => {
+      const consumerTimeout = FUNCTIONS[spec.consumer].timeoutSeconds;
+      const queue = (): [string, Json] => {
+        const mapping = stateless
+          .resources('AWS::Lambda::EventSourceMapping')
+          .find(([, m]) => m.Properties.FunctionName.Ref === stateless.functionId(spec.consumer));
+        expect(mapping, `event source of ${spec.consumer}`).toBeDefined();
+        const id = mapping![1].Properties.EventSourceArn['Fn::GetAtt'][0] as string;
+        return [id, stateless.json.Resources[id]];
+      };
+
+      it('is FIFO, deduplicates by sender ids, is encrypted and has a FIFO DLQ after ≥ 5 receives', () => {
+        const [, q] = queue();
+        expect(q.Properties).toMatchObject({ FifoQueue: true, ContentBasedDeduplication: false, SqsManagedSseEnabled: true });
+        expect(q.Properties.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(5);
+        expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(spec.maxReceiveCount);
+        const dlq = stateless.json.Resources[q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]];
+        expect(dlq.Properties).toMatchObject({ FifoQueue: true, SqsManagedSseEnabled: true });
+      });
+
+      it('hides a message for at least 6 × the consumer timeout', () => {
+        const [, q] = queue();
+        expect(q.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * consumerTimeout);
+      });
+
+      it('refuses plain-HTTP requests', () => {
+        const [id] = queue();
+        stateless.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+          Queues: [{ Ref: id }],
+          PolicyDocument: {
+            Statement: Match.arrayWith([
+              Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            ]),
+          },
+        });
+      });
+
+      it(`feeds ${spec.consumer} in batches of ${spec.batchSize} with partial batch failures`, () => {
+        const [id] = queue();
+        stateless.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+          EventSourceArn: { 'Fn::GetAtt': [id, 'Arn'] },
+          FunctionName: { Ref: stateless.functionId(spec.consumer) },
+          BatchSize: spec.batchSize,
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+        });
+      });
+    });
+  }
+
+  it('has an alarm on every dead-letter queue at the first message', () => {
+    const dlqIds = stateless
+      .resources('AWS::SQS::Queue')
+      .filter(([id]) => stateless.resources('AWS::SQS::Queue').some(([, q]) => q.Properties.RedrivePolicy?.deadLetterTargetArn['Fn::GetAtt'][0] === id))
+      .map(([id]) => id);
+    const schedulerDlq = stateless.fn('api').Properties.Environment.Variables[ENV.schedulerDlqArn]['Fn::GetAtt'][0] as string;
+    dlqIds.push(schedulerDlq);
+    expect(dlqIds).toHaveLength(Object.keys(QUEUES).length + 1);
+    for (const id of dlqIds) {
+      stateless.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Namespace: 'AWS/SQS',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+  });
+
+  it('lets only the intended producers send', () => {
+    const senders = (urlVariable: string): FunctionName[] => {
+      const queueRef = stateless.fn('api').Properties.Environment.Variables[urlVariable].Ref as string;
+      return (Object.keys(FUNCTIONS) as FunctionName[]).filter((name) =>
+        stateless.statementsOf(name).some((s) => actionsOf(s).includes('sqs:SendMessage') && JSON.stringify(s.Resource).includes(`"${queueRef}"`)),
+      );
+    };
+    expect(senders(ENV.inboundQueueUrl).sort()).toEqual(['engagement', 'inbound', 'realtime', 'webhook']);
+    expect(senders(ENV.outboundQueueUrl).sort()).toEqual(['api', 'engagement', 'inbound', 'realtime']);
+  });
+});
+
+describe('stateless stack: HTTP API', () => {
+  const httpApiId = (): string => stateless.resources('AWS::ApiGatewayV2::Api').find(([, a]) => a.Properties.ProtocolType === 'HTTP')![0];
+  const httpRoutes = (): Json[] =>
+    stateless.resources('AWS::ApiGatewayV2::Route').filter(([, r]) => r.Properties.ApiId.Ref === httpApiId()).map(([, r]) => r);
+
+  it('has exactly one route per manifest entry', () => {
+    expect(httpRoutes().map((r) => r.Properties.RouteKey).sort()).toEqual(HTTP_ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+  });
+
+  it.each(HTTP_ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('%s has the right authorization and function', (routeKey, spec) => {
+    const route = httpRoutes().find((r) => r.Properties.RouteKey === routeKey)!;
+    expect(route.Properties.AuthorizationType).toBe(spec.auth === 'agent' ? 'JWT' : 'NONE');
+    if (spec.auth === 'agent') {
+      const authorizer = stateless.json.Resources[route.Properties.AuthorizerId.Ref];
+      expect(authorizer.Properties.AuthorizerType).toBe('JWT');
+    }
+    const integrationId = (route.Properties.Target['Fn::Join'][1] as unknown[]).map((p) => (p as Json).Ref).find(Boolean) as string;
+    const integration = stateless.json.Resources[integrationId].Properties;
+    expect(integration.PayloadFormatVersion).toBe('2.0');
+    expect(integration.IntegrationUri).toEqual({ 'Fn::GetAtt': [stateless.functionId(spec.fn), 'Arn'] });
+  });
+
+  it('checks agent JWTs against the Cognito user pool and the console client', () => {
+    const [[, authorizer]] = stateless.resources('AWS::ApiGatewayV2::Authorizer').filter(([, a]) => a.Properties.AuthorizerType === 'JWT') as [[string, Json]];
+    const { Issuer, Audience } = authorizer.Properties.JwtConfiguration;
+    const issuer = JSON.stringify(Issuer);
+    expect(issuer).toContain('"https://cognito-idp."');
+    expect(issuer).toContain('{"Ref":"AWS::Region"}');
+    expect(issuer).toContain('ConversaStateful:ExportsOutputRefAgentUserPool');
+    expect(JSON.stringify(Audience)).toContain('ConversaStateful:ExportsOutputRefAgentsUserPoolConsoleClient');
+  });
+
+  it('has a throttled, access-logged default stage and CORS', () => {
+    stateless.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      ApiId: { Ref: httpApiId() },
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context.requestId') },
+    });
+    expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.AllowHeaders).toEqual(expect.arrayContaining(['authorization']));
+  });
+});
+
+describe('stateless stack: WebSocket API', () => {
+  const wsApiId = (): string => stateless.resources('AWS::ApiGatewayV2::Api').find(([, a]) => a.Properties.ProtocolType === 'WEBSOCKET')![0];
+  const route = (key: string): Json =>
+    stateless.resources('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.ApiId.Ref === wsApiId() && r.Properties.RouteKey === key)![1];
+
+  it('authorizes $connect with the wsAuthorizer function on the query-string token', () => {
+    const connect = route('$connect');
+    expect(connect.Properties.AuthorizationType).toBe('CUSTOM');
+    const authorizer = stateless.json.Resources[connect.Properties.AuthorizerId.Ref].Properties;
+    expect(authorizer.AuthorizerType).toBe('REQUEST');
+    expect(authorizer.IdentitySource).toEqual([`route.request.querystring.${WS_TOKEN_QUERY_PARAM}`]);
+    expect(JSON.stringify(authorizer.AuthorizerUri)).toContain(`"${stateless.functionId('wsAuthorizer')}","Arn"`);
+  });
+
+  it('sends $connect, $disconnect and $default to the realtime function', () => {
+    for (const key of ['$connect', '$disconnect', '$default']) {
+      const integrationId = (route(key).Properties.Target['Fn::Join'][1] as unknown[]).map((p) => (p as Json).Ref).find(Boolean) as string;
+      expect(JSON.stringify(stateless.json.Resources[integrationId].Properties.IntegrationUri)).toContain(`"${stateless.functionId('realtime')}","Arn"`);
+    }
+  });
+
+  it('has a throttled, auto-deployed live stage', () => {
+    stateless.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      ApiId: { Ref: wsApiId() },
+      StageName: 'live',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
+    });
+  });
+
+  it('lets every function manage connections of the live stage', () => {
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const statement = stateless.statementsOf(name).find((s) => actionsOf(s).includes('execute-api:ManageConnections'));
+      expect(statement, name).toBeDefined();
+      expect(JSON.stringify(statement!.Resource)).toContain('/live/*/@connections/*');
+    }
+  });
+});
+
+describe('stateless stack: timers', () => {
+  const schedulerRoleId = (): string => stateless.fn('api').Properties.Environment.Variables[ENV.schedulerRoleArn]['Fn::GetAtt'][0];
+
+  it('has a schedule group whose generated name the functions receive', () => {
+    const [[, group]] = stateless.resources('AWS::Scheduler::ScheduleGroup') as [[string, Json]];
+    expect(stateless.fn('engagement').Properties.Environment.Variables[ENV.scheduleGroup]).toBe(group.Properties.Name);
+  });
+
+  it('has a role only EventBridge Scheduler of this account can assume', () => {
+    const trust = stateless.json.Resources[schedulerRoleId()].Properties.AssumeRolePolicyDocument.Statement as Json[];
+    expect(trust).toEqual([
+      {
+        Action: 'sts:AssumeRole',
+        Effect: 'Allow',
+        Principal: { Service: 'scheduler.amazonaws.com' },
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      },
+    ]);
+  });
+
+  it('lets that role invoke the engagement function only, and deliver dead letters', () => {
+    const statements = stateless.statementsOfRole(schedulerRoleId());
+    const invoke = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('lambda:')));
+    expect(invoke).toEqual([{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [stateless.functionId('engagement'), 'Arn'] } }]);
+    const dlq = stateless.fn('api').Properties.Environment.Variables[ENV.schedulerDlqArn];
+    const rest = statements.filter((s) => !invoke.includes(s));
+    // Scheduler delivers dead-letter events with the execution role: SendMessage on its DLQ, nothing else.
+    expect(rest).toEqual([{ Action: 'sqs:SendMessage', Effect: 'Allow', Resource: dlq }]);
+  });
+
+  it('lets exactly the scheduling functions manage schedules of the group and pass that role', () => {
+    const group = stateless.fn('engagement').Properties.Environment.Variables[ENV.scheduleGroup] as string;
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const statements = stateless.statementsOf(name);
+      const manage = statements.find((s) => actionsOf(s).includes('scheduler:CreateSchedule'));
+      const pass = statements.find((s) => actionsOf(s).includes('iam:PassRole'));
+      if (['inbound', 'outbound', 'api', 'engagement', 'realtime'].includes(name)) {
+        expect(actionsOf(manage!).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule', 'scheduler:UpdateSchedule']);
+        expect(JSON.stringify(manage!.Resource)).toMatch(new RegExp(`:schedule/${group}/\\*"`));
+        expect(pass!.Resource).toEqual({ 'Fn::GetAtt': [schedulerRoleId(), 'Arn'] });
+      } else {
+        expect(manage, name).toBeUndefined();
+        expect(pass, name).toBeUndefined();
+      }
+    }
+  });
+});
+
+describe('stateless stack: mail, secrets and table access', () => {
+  it('lets only the engagement function send mail, as the configured identity only', () => {
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const ses = stateless.statementsOf(name).filter((s) => actionsOf(s).some((a) => a.startsWith('ses:')));
+      if (name !== 'engagement') {
+        expect(ses, name).toEqual([]);
+        continue;
+      }
+      expect(ses).toHaveLength(1);
+      expect(actionsOf(ses[0]!)).toEqual(['ses:SendEmail']);
+      expect(JSON.stringify(ses[0]!.Resource)).toMatch(/":identity\/example\.com"/);
+    }
+  });
+
+  it('has one secret per provider channel, readable by the webhook and outbound functions only', () => {
+    const secrets = stateless.resources('AWS::SecretsManager::Secret');
+    expect(secrets).toHaveLength(PROVIDER_CHANNELS.length);
+    for (const channel of PROVIDER_CHANNELS) {
+      const variable = `${channel.toUpperCase()}_SECRET_ARN`;
+      const secretRef = stateless.fn('webhook').Properties.Environment.Variables[variable] as Json;
+      expect(secretRef, variable).toEqual({ Ref: expect.any(String) });
+      const secret = stateless.json.Resources[secretRef.Ref];
+      expect(secret.Type).toBe('AWS::SecretsManager::Secret');
+      // The JSON keys are exactly what the credentials loader reads; the webhook-verifying one starts random.
+      const generate = secret.Properties.GenerateSecretString;
+      const keys = [...Object.keys(JSON.parse(generate.SecretStringTemplate) as Json), generate.GenerateStringKey];
+      expect(keys.sort(), channel).toEqual(Object.values(adapters[channel].credentialDefaults).map(({ env }) => env).sort());
+      const readers = (Object.keys(FUNCTIONS) as FunctionName[]).filter((name) =>
+        stateless
+          .statementsOf(name)
+          .some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(`"${secretRef.Ref}"`)),
+      );
+      expect(readers.sort(), channel).toEqual(['outbound', 'webhook']);
+      for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+        const env = stateless.fn(name).Properties.Environment.Variables as Json;
+        if (name === 'webhook' || name === 'outbound') expect(env[variable]).toEqual(secretRef);
+        else expect(env[variable], `${name} ${variable}`).toBeUndefined();
+      }
+    }
+    // Nobody else holds any Secrets Manager permission at all.
+    for (const name of ['widget', 'api', 'realtime', 'wsAuthorizer', 'inbound', 'engagement'] as FunctionName[]) {
+      expect(stateless.actionsOf(name).filter((a) => a.startsWith('secretsmanager:')), name).toEqual([]);
+    }
+  });
+
+  it('never grants Scan, and gives the read-only functions no write action', () => {
+    const writes = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const actions = stateless.actionsOf(name);
+      expect(actions, name).not.toContain('dynamodb:Scan');
+      expect(actions, name).toContain('dynamodb:Query');
+      if (name === 'webhook' || name === 'wsAuthorizer') expect(actions.filter((a) => writes.includes(a)), name).toEqual([]);
+      else expect(actions, name).toEqual(expect.arrayContaining(writes));
+    }
+  });
+
+  it('grants index queries by index name, not index/*', () => {
+    const text = JSON.stringify(stateless.statementsOf('api'));
+    for (const index of TABLE.indexes) expect(text).toContain(`"/index/${index.name}"`);
+    expect(text).not.toContain('/index/*');
+  });
+});
+
+describe('stateless stack: outputs', () => {
+  it('exports the URLs, the user pool ids and every channel secret ARN', () => {
+    const outputs = Object.keys(stateless.json.Outputs as Json);
+    expect(outputs).toEqual(expect.arrayContaining(['HttpApiUrl', 'WebSocketUrl', 'UserPoolId', 'UserPoolClientId']));
+    for (const channel of PROVIDER_CHANNELS) {
+      expect(outputs).toContain(`${channel.charAt(0).toUpperCase()}${channel.slice(1)}SecretArn`);
+    }
+  });
+});
+
+describe('props reach the template', () => {
+  it('uses the given SES identity, sender and timers', () => {
+    const { stacks: custom } = build({ sesIdentity: 'mail.acme.test', mailFrom: 'help@mail.acme.test', emailFallbackDelaySeconds: 5, reengageAfterSeconds: 6, autoResolveAfterSeconds: 7 });
+    const inspect = new Inspect(Template.fromStack(custom.stateless));
+    const env = inspect.fn('engagement').Properties.Environment.Variables as Json;
+    expect(env).toMatchObject({
+      [ENV.mailFrom]: 'help@mail.acme.test',
+      [ENV.emailFallbackDelay]: '5',
+      [ENV.reengageAfter]: '6',
+      [ENV.autoResolveAfter]: '7',
+    });
+    const ses = inspect.statementsOf('engagement').find((s) => actionsOf(s).includes('ses:SendEmail'))!;
+    expect(JSON.stringify(ses.Resource)).toMatch(/":identity\/mail\.acme\.test"/);
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports nothing unacknowledged on the stateful stack', () => {
+    expect(nagFindings(stacks.stateful)).toEqual([]);
+  });
+
+  it('reports nothing unacknowledged on the stateless stack', () => {
+    expect(nagFindings(stacks.stateless)).toEqual([]);
+  });
+
+  it('lets the whole app synthesize with the checks registered as a validation plugin', () => {
+    const { app: checked } = build();
+    Validations.of(checked).addPlugins(new AwsSolutionsChecks(checked));
+    expect(() => checked.synth()).not.toThrow();
+  });
+
+  it('does catch a violation (the checks above are live)', () => {
+    const { stacks: broken } = build();
+    new Queue(broken.stateless, 'PlainQueue');
+    const findings = nagFindings(broken.stateless);
+    expect(findings).toContain('error AwsSolutions-SQS3 ConversaStateless/PlainQueue/Resource');
+    expect(findings).toContain('error AwsSolutions-SQS4 ConversaStateless/PlainQueue/Resource');
+  });
+});
