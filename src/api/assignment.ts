@@ -1,21 +1,33 @@
-/** Manual assignment and transfer. */
+/** Assignment, transfer, status and read routes on one conversation. */
 import { z } from 'zod';
 import type { Route } from './context';
 import { json, parseBody } from '../http/http';
-import { changeConversation } from '../domain/conversations';
+import { assignConversation, markConversationRead, setConversationStatus, transferConversation } from '../domain/assignment';
 import { toConversation } from '../store/conversations';
-import { notYet } from './not-yet';
 
-const AssignBody = z.object({ agentId: z.string().min(1).max(128).nullable() });
+const agentId = z.string().min(1).max(128);
+const AssignBody = z.object({ agentId: agentId.nullable() });
+const TransferBody = z
+  .object({ agentId: agentId.optional(), team: z.string().trim().min(1).max(64).optional(), note: z.string().trim().min(1).max(4096).optional() })
+  .refine((b) => b.agentId || b.team, { message: 'agentId or team is required', path: ['agentId'] });
+const StatusBody = z.object({
+  status: z.enum(['open', 'pending', 'snoozed', 'resolved']),
+  snoozedUntil: z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString()).optional(),
+});
 
 export const assignRoute: Route = async ({ event, params }) => {
   const body = parseBody(event, AssignBody);
-  const { after } = await changeConversation(params.id!, (c) =>
-    c.assigneeId === body.agentId ? undefined : { ...c, assigneeId: body.agentId, updatedAt: new Date().toISOString() },
-  );
-  return json(200, toConversation(after));
+  return json(200, toConversation(await assignConversation(params.id!, body.agentId)));
 };
 
-export const transferRoute = notYet('transfer');
-export const statusRoute = notYet('status changes');
-export const markReadRoute = notYet('marking read');
+export const transferRoute: Route = async ({ event, params, agent }) => {
+  const body = parseBody(event, TransferBody);
+  return json(200, toConversation(await transferConversation(params.id!, agent, body)));
+};
+
+export const statusRoute: Route = async ({ event, params }) => {
+  const body = parseBody(event, StatusBody);
+  return json(200, toConversation(await setConversationStatus(params.id!, body.status, body.snoozedUntil)));
+};
+
+export const markReadRoute: Route = async ({ params }) => json(200, toConversation(await markConversationRead(params.id!)));

@@ -1,6 +1,37 @@
-/** Canned responses. */
-import { notYet } from './not-yet';
+/** Canned responses: agents list, search and render them; admins create and delete them. */
+import { z } from 'zod';
+import { requireAdmin, type Route } from './context';
+import { json, parseBody, validate } from '../http/http';
+import { notFound } from '../domain/errors';
+import { createCanned, removeCanned, renderCanned, searchCanned } from '../domain/canned';
+import { getConversation } from '../store/conversations';
+import { getAgent } from '../store/agents';
 
-export const listCannedRoute = notYet('canned responses');
-export const createCannedRoute = notYet('canned responses');
-export const deleteCannedRoute = notYet('canned responses');
+const CannedBody = z.object({
+  shortCode: z.string().trim().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+  text: z.string().trim().min(1).max(4096),
+}).strict();
+const ListQuery = z.object({ q: z.string().max(200).optional() });
+const RenderQuery = z.object({ conversationId: z.string().min(1).max(128) });
+
+export const listCannedRoute: Route = async ({ query }) => json(200, { items: await searchCanned(validate(ListQuery, query).q) });
+
+export const createCannedRoute: Route = async ({ event, agent }) => {
+  requireAdmin(agent);
+  return json(201, await createCanned(parseBody(event, CannedBody), agent.id));
+};
+
+export const deleteCannedRoute: Route = async ({ agent, params }) => {
+  requireAdmin(agent);
+  await removeCanned(params.id!);
+  return { statusCode: 204 };
+};
+
+/** The text with placeholders filled for this conversation and the asking agent, ready to send. */
+export const renderCannedRoute: Route = async ({ agent, params, query }) => {
+  const { conversationId } = validate(RenderQuery, query);
+  const conversation = await getConversation(conversationId);
+  if (!conversation) throw notFound('conversation');
+  const name = agent.name ?? (await getAgent(agent.id))?.name;
+  return json(200, await renderCanned(params.id!, { contact: conversation.contact, agent: { id: agent.id, ...(name ? { name } : {}) } }));
+};

@@ -1,14 +1,195 @@
-/** Routing: which agent works a conversation (capacity-based assignment lands here). */
+/**
+ * Routing: which agent works a conversation.
+ *
+ * - An open conversation holds one slot of its assignee's capacity, of its kind (live chat
+ *   for web, asynchronous for the other channels). Pending, snoozed and resolved ones hold none.
+ * - Automatic assignment goes to available agents (online, or within the grace period after
+ *   their last connection closed), least busy first and round-robin among equals, and only
+ *   through the conditional transaction in src/store/assignment.ts, so capacity holds under
+ *   any concurrency.
+ * - Conversations nobody can take wait in the unassigned queue (arrival order) and are
+ *   handed out when a slot frees, an agent comes online or a capacity grows.
+ * - Manual assignment and transfer to a named agent are a person's decision and may exceed
+ *   capacity; the counter still follows.
+ */
 import type { ConversationRecord } from '../store/conversations';
+import { getConversation, listConversations } from '../store/conversations';
+import { addAgentLoad, getAgent, listAgents, reclaimAgentSlot, releaseAgentSlot, type AgentRecord, type LoadKind } from '../store/agents';
+import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
+import { conversationEvent, publishToConversation } from './events';
+import { getSettings, type Settings } from './settings';
+import type { Channel } from './types';
+
+export const loadKindOf = (channel: Channel): LoadKind => (channel === 'web' ? 'live' : 'async');
+
+export function capacityOf(agent: AgentRecord, kind: LoadKind, settings: Pick<Settings, 'capacity'>): number {
+  const override = kind === 'live' ? agent.liveCapacity : agent.asyncCapacity;
+  return override ?? settings.capacity[kind];
+}
+
+export const loadOf = (agent: AgentRecord, kind: LoadKind): number => (kind === 'live' ? agent.liveLoad : agent.asyncLoad) ?? 0;
+
+/** Online, or still within the grace period after the last connection closed. */
+export function isAvailable(agent: AgentRecord, now: string): boolean {
+  return agent.status === 'online' && (!agent.graceUntil || agent.graceUntil > now);
+}
+
+/**
+ * Agents who may take a conversation of this kind (and team), best first: least busy in
+ * this kind, then least busy overall, then the one who waited longest since their last
+ * automatic assignment (round-robin among equals).
+ */
+export function rankCandidates(
+  agents: AgentRecord[],
+  conversation: { kind: LoadKind; team?: string | null },
+  settings: Pick<Settings, 'capacity'>,
+  now: string,
+): AgentRecord[] {
+  const total = (a: AgentRecord) => loadOf(a, 'live') + loadOf(a, 'async');
+  return agents
+    .filter((a) => isAvailable(a, now))
+    .filter((a) => !conversation.team || (a.teams ?? []).includes(conversation.team))
+    .filter((a) => loadOf(a, conversation.kind) < capacityOf(a, conversation.kind, settings))
+    .sort(
+      (a, b) =>
+        loadOf(a, conversation.kind) - loadOf(b, conversation.kind) ||
+        total(a) - total(b) ||
+        (a.lastAssignedAt ?? '').localeCompare(b.lastAssignedAt ?? '') ||
+        a.id.localeCompare(b.id),
+    );
+}
+
+const MAX_ROUNDS = 25;
+const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * Math.min(attempt, 5)));
+
+/**
+ * Gives a waiting conversation to the best available agent. Returns the conversation as
+ * stored afterwards, or undefined when it stays in the queue (nobody has room) or was
+ * taken by someone else. Does not publish.
+ */
+export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'>): Promise<ConversationRecord | undefined> {
+  const kind = loadKindOf(conversation.channel);
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const now = new Date().toISOString();
+    const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
+    const candidates = rankCandidates(agents, { kind, team: conversation.team ?? null }, settings, now);
+    if (candidates.length === 0) return undefined;
+    let raced = false;
+    for (const agent of candidates) {
+      const outcome = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity: capacityOf(agent, kind, settings), now });
+      if (outcome === 'assigned') return getConversation(conversation.id, true);
+      if (outcome === 'conversation_taken') return undefined;
+      if (outcome === 'conflict') {
+        raced = true;
+        break;
+      }
+      // agent_unavailable: our snapshot was stale; the next candidate may still have room.
+      raced = true;
+    }
+    if (raced) await pause(round + 1);
+  }
+  return undefined;
+}
+
+/** Upper bound on waiting conversations looked at per drain (a safety net, not a page size). */
+const DRAIN_LIMIT = 1000;
+
+/**
+ * Hands waiting conversations, oldest first, to whoever has room. Kinds and teams that
+ * found nobody are skipped for the rest of the drain. Publishes each assignment.
+ */
+export async function drainQueue(): Promise<number> {
+  let cursor: string | undefined;
+  let seen = 0;
+  let assigned = 0;
+  const exhausted = new Set<string>();
+  do {
+    const page = await listConversations({ status: 'open', assignee: null, limit: 50, ...(cursor ? { cursor } : {}) });
+    const waiting = page.items
+      .filter((c) => c.status === 'open' && !c.assigneeId)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    for (const conversation of waiting) {
+      const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}`;
+      if (exhausted.has(lane)) continue;
+      const after = await autoAssign(conversation);
+      if (after?.assigneeId) {
+        assigned++;
+        await publishToConversation(after, [conversationEvent(after)]);
+      } else if (after === undefined && (await stillWaiting(conversation.id))) {
+        exhausted.add(lane);
+      }
+    }
+    seen += page.items.length;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && seen < DRAIN_LIMIT);
+  return assigned;
+}
+
+async function stillWaiting(id: string): Promise<boolean> {
+  const current = await getConversation(id, true);
+  return Boolean(current && current.status === 'open' && !current.assigneeId);
+}
+
+/** The slot a conversation holds: its assignee's, of its kind, while it is open. */
+export function slotOf(c: Pick<ConversationRecord, 'status' | 'assigneeId' | 'channel'>): { agentId: string; kind: LoadKind } | undefined {
+  return c.status === 'open' && c.assigneeId ? { agentId: c.assigneeId, kind: loadKindOf(c.channel) } : undefined;
+}
+
+/**
+ * A conversation came back to `open` with its assignee: the agent takes the slot back when
+ * available with room, otherwise the conversation goes back to the queue for someone else.
+ */
+async function reclaimOrRequeue(conversation: ConversationRecord): Promise<ConversationRecord> {
+  const slot = slotOf(conversation);
+  if (!slot) return conversation;
+  const [agent, settings] = await Promise.all([getAgent(slot.agentId), getSettings()]);
+  const now = new Date().toISOString();
+  if (agent && (await reclaimAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now))) return conversation;
+  if (!(await requeueConversation(conversation.id, slot.agentId, now))) return (await getConversation(conversation.id, true)) ?? conversation;
+  const assigned = await autoAssign(conversation);
+  return assigned ?? (await getConversation(conversation.id, true)) ?? conversation;
+}
 
 /** Called for every stored customer message; returns the conversation after any assignment. */
 export async function routeOnInbound(context: InboundHookContext): Promise<ConversationRecord> {
-  return context.conversation;
+  const conversation = context.conversation;
+  if (conversation.status !== 'open') return conversation;
+  if (context.reopened && conversation.assigneeId) return reclaimOrRequeue(conversation);
+  if (conversation.assigneeId) return conversation;
+  return (await autoAssign(conversation)) ?? conversation;
 }
 
-/** An agent's presence changed. */
-export async function routeOnPresence(_agentId: string, _status: 'online' | 'away' | 'offline'): Promise<void> {}
+/** An agent's presence changed: one who comes online takes waiting conversations. */
+export async function routeOnPresence(_agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
+  if (status === 'online') await drainQueue();
+}
 
-/** A conversation changed status or assignee (a slot may have freed). */
-export async function routeOnConversationChange(_before: ConversationRecord, _after: ConversationRecord): Promise<void> {}
+/**
+ * A conversation changed status or assignee: the load counters follow the slot it holds,
+ * and a freed slot (or a conversation that became unassigned) drains the queue.
+ */
+export async function routeOnConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<void> {
+  const was = slotOf(before);
+  const is = slotOf(after);
+  const same = was && is && was.agentId === is.agentId && was.kind === is.kind;
+  if (same) return;
+  if (was) await releaseAgentSlot(was.agentId, was.kind);
+  let waiting = after.status === 'open' && !after.assigneeId;
+  if (is) {
+    const reopenedWithSameAgent = before.status !== 'open' && before.assigneeId === after.assigneeId;
+    if (reopenedWithSameAgent) {
+      const routed = await reclaimOrRequeue(after);
+      if (routed.assigneeId !== after.assigneeId) await publishToConversation(routed, [conversationEvent(routed)]);
+      waiting = false;
+    } else {
+      await addAgentLoad(is.agentId, is.kind);
+    }
+  }
+  if (was || waiting) await drainQueue();
+}
+
+/** A capacity grew (settings or an agent's override): waiting conversations may fit now. */
+export async function routeOnCapacityChange(): Promise<void> {
+  await drainQueue();
+}

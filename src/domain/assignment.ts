@@ -1,0 +1,72 @@
+/**
+ * What agents do to a conversation's ownership and lifecycle: assign, transfer, change
+ * status, mark read. Each goes through changeConversation (one `conversation.updated`, and
+ * routing keeps the load counters and the queue in step).
+ */
+import { badRequest, notFound } from './errors';
+import { changeConversation, withStatus } from './conversations';
+import { postAgentMessage, type AgentIdentity } from './outbound';
+import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
+import type { ConversationStatus } from './types';
+import { getAgent } from '../store/agents';
+import type { ConversationRecord } from '../store/conversations';
+
+async function requireAgent(agentId: string): Promise<void> {
+  if (!(await getAgent(agentId))) throw notFound('agent');
+}
+
+/** Manual assignment (null unassigns: back to the queue). */
+export async function assignConversation(conversationId: string, agentId: string | null): Promise<ConversationRecord> {
+  if (agentId) await requireAgent(agentId);
+  const { after } = await changeConversation(conversationId, (c) =>
+    c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, updatedAt: new Date().toISOString() },
+  );
+  return after;
+}
+
+export interface TransferInput {
+  agentId?: string;
+  team?: string;
+  note?: string;
+}
+
+/**
+ * To an agent (optionally naming the team it now belongs to) or to a team (unassigned, so
+ * that routing picks an available member). The note is a private message, written before
+ * the move so that the new assignee finds it in the history they are handed.
+ */
+export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
+  if (!input.agentId && !input.team) throw badRequest('invalid_request', 'agentId or team is required');
+  if (input.agentId) await requireAgent(input.agentId);
+  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true });
+  const { after } = await changeConversation(conversationId, (c) => {
+    const assigneeId = input.agentId ?? null;
+    const team = input.team ?? (input.agentId ? (c.team ?? null) : null);
+    if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
+    return { ...c, assigneeId, team, updatedAt: new Date().toISOString() };
+  });
+  return after;
+}
+
+export async function setConversationStatus(conversationId: string, status: ConversationStatus, snoozedUntil?: string): Promise<ConversationRecord> {
+  if (status === 'snoozed') {
+    if (!snoozedUntil) throw badRequest('invalid_request', 'snoozedUntil: required to snooze');
+    if (snoozedUntil <= new Date().toISOString()) throw badRequest('invalid_request', 'snoozedUntil: must be in the future');
+  } else if (snoozedUntil) {
+    throw badRequest('invalid_request', 'snoozedUntil: only with status "snoozed"');
+  }
+  const { before, after } = await changeConversation(conversationId, (c) => {
+    if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
+    const next = withStatus(c, status);
+    return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
+  });
+  if (after.status === 'snoozed' && after.snoozedUntil) await scheduleSnoozeWake(conversationId, after.snoozedUntil);
+  else if (before.status === 'snoozed') await cancelSnoozeWake(conversationId);
+  return after;
+}
+
+/** An agent read the conversation: its unread count starts again from zero. */
+export async function markConversationRead(conversationId: string): Promise<ConversationRecord> {
+  const { after } = await changeConversation(conversationId, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+  return after;
+}

@@ -1,0 +1,58 @@
+/** Canned responses: a shared library of replies with placeholders filled when used. */
+import { newId } from './ids';
+import { conflict, notFound } from './errors';
+import type { ConversationRecord } from '../store/conversations';
+import { deleteCannedResponse, getCannedResponse, listCannedResponses, putCannedResponse, type CannedResponse } from '../store/canned';
+
+export async function createCanned(input: { shortCode: string; text: string }, createdBy: string): Promise<CannedResponse> {
+  const existing = await listCannedResponses();
+  if (existing.some((c) => c.shortCode.toLowerCase() === input.shortCode.toLowerCase())) {
+    throw conflict('short_code_taken', `a canned response with short code "${input.shortCode}" exists`);
+  }
+  const record: CannedResponse = { id: newId(), shortCode: input.shortCode, text: input.text, createdAt: new Date().toISOString(), createdBy };
+  await putCannedResponse(record);
+  return record;
+}
+
+export async function removeCanned(id: string): Promise<void> {
+  if (!(await deleteCannedResponse(id))) throw notFound('canned response');
+}
+
+/** Short-code matches first, then text matches; both case-insensitive. */
+export async function searchCanned(q: string | undefined): Promise<CannedResponse[]> {
+  const all = (await listCannedResponses()).sort((a, b) => a.shortCode.localeCompare(b.shortCode));
+  const needle = q?.trim().toLowerCase();
+  if (!needle) return all;
+  const byCode = all.filter((c) => c.shortCode.toLowerCase().includes(needle));
+  const byText = all.filter((c) => !byCode.includes(c) && c.text.toLowerCase().includes(needle));
+  return [...byCode, ...byText];
+}
+
+export interface PlaceholderValues {
+  contact: ConversationRecord['contact'];
+  agent: { id: string; name?: string };
+}
+
+/**
+ * Fills `{{contact.name}}`, `{{contact.email}}`, `{{contact.phone}}`, `{{agent.name}}`;
+ * `{{contact.name|there}}` gives a fallback for a missing value. Unknown placeholders stay
+ * as written, so a typo shows up in the agent's composer instead of vanishing.
+ */
+export function fillPlaceholders(text: string, values: PlaceholderValues): string {
+  const lookup: Record<string, string | undefined> = {
+    'contact.name': values.contact.name,
+    'contact.email': values.contact.email,
+    'contact.phone': values.contact.phone,
+    'agent.name': values.agent.name,
+  };
+  return text.replace(/\{\{\s*([a-z]+\.[a-z]+)\s*(?:\|([^}]*))?\}\}/g, (whole, key: string, fallback: string | undefined) => {
+    if (!(key in lookup)) return whole;
+    return lookup[key] ?? fallback?.trim() ?? '';
+  });
+}
+
+export async function renderCanned(id: string, values: PlaceholderValues): Promise<{ id: string; shortCode: string; text: string }> {
+  const canned = await getCannedResponse(id);
+  if (!canned) throw notFound('canned response');
+  return { id: canned.id, shortCode: canned.shortCode, text: fillPlaceholders(canned.text, values) };
+}

@@ -1,0 +1,174 @@
+/**
+ * Capacity-based assignment under concurrency, on the local stack: many visitors write at
+ * once to a few agents; nobody goes past capacity, the load counters match the conversations
+ * each agent really holds, and waiting conversations move in arrival order when a slot frees
+ * or an agent comes online.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
+import { autoAssign, drainQueue } from '../../src/domain/routing';
+import { assignIfAvailable } from '../../src/store/assignment';
+import { getConversation, listConversations } from '../../src/store/conversations';
+import { updateAgentProfile } from '../../src/store/agents';
+
+let stack: LocalStack;
+let admin: string;
+const clients: WsClient[] = [];
+const AGENTS = ['cap-a', 'cap-b', 'cap-c'];
+const VISITORS = 24;
+const LIVE_CAPACITY = 3;
+
+async function connect(token: string): Promise<WsClient> {
+  const client = await WsClient.connect(stack.wsUrl, token);
+  clients.push(client);
+  return client;
+}
+
+async function openConversation(i: number): Promise<string> {
+  const session = await visitorSession(stack.httpUrl, { name: `Visitor ${i}` });
+  const ws = await connect(session.token);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text: `help ${i}`, clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 20_000, 'ack');
+  return ack.conversationId as string;
+}
+
+type AgentView = { id: string; status: string; load: { live: number; async: number }; capacity: { live: number } };
+
+async function team(): Promise<AgentView[]> {
+  const res = await http(stack.httpUrl, 'GET', '/v1/agents', { token: admin });
+  expect(res.status).toBe(200);
+  return res.body.items;
+}
+
+async function heldBy(agentId: string): Promise<string[]> {
+  const res = await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&assignee=${agentId}&limit=100`, { token: admin });
+  return res.body.items.map((c: { id: string }) => c.id);
+}
+
+async function waiting(): Promise<{ id: string; createdAt: string }[]> {
+  const res = await http(stack.httpUrl, 'GET', '/v1/conversations?status=open&assignee=unassigned&limit=100', { token: admin });
+  return res.body.items.sort((a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+/** Every agent within capacity, and each counter equal to what the agent really holds. */
+async function assertLoadsMatchReality(): Promise<Map<string, string[]>> {
+  const held = new Map<string, string[]>();
+  for (const agent of await team()) {
+    const ids = await heldBy(agent.id);
+    held.set(agent.id, ids);
+    expect(ids.length, `${agent.id} holds`).toBeLessThanOrEqual(agent.capacity.live);
+    expect(agent.load.live, `${agent.id} live load counter`).toBe(ids.length);
+  }
+  return held;
+}
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  admin = await agentToken(stack.httpUrl, 'cap-admin', 'admin', 'Boss');
+  // The admin reads but takes no conversations: capacity 0.
+  await http(stack.httpUrl, 'PUT', '/v1/agents/cap-admin', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
+  for (const id of AGENTS) await connect(await agentToken(stack.httpUrl, id, 'agent', id));
+  await eventually(async () => (await team()).filter((a) => AGENTS.includes(a.id) && a.status === 'online').length === AGENTS.length);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+describe('capacity-based assignment', () => {
+  it('never puts an agent past capacity when many visitors write at once', async () => {
+    // Act: every visitor writes at the same moment
+    const conversations = await Promise.all(Array.from({ length: VISITORS }, (_, i) => openConversation(i)));
+
+    // Assess: exactly the capacity of the team is assigned, the rest waits
+    const capacity = AGENTS.length * LIVE_CAPACITY;
+    await eventually(async () => {
+      const assigned = (await Promise.all(AGENTS.map(heldBy))).flat();
+      return assigned.length === capacity;
+    }, 30_000);
+    const held = await assertLoadsMatchReality();
+    for (const id of AGENTS) expect(held.get(id)).toHaveLength(LIVE_CAPACITY);
+    expect(new Set(conversations).size).toBe(VISITORS);
+    expect(await waiting()).toHaveLength(VISITORS - capacity);
+  });
+
+  it('keeps capacity when many assigners race for one newcomer', async () => {
+    // Prepare: a new agent with room for 3
+    const before = await waiting();
+    const ws = await connect(await agentToken(stack.httpUrl, 'cap-d', 'agent', 'Dee'));
+
+    // Act: besides the drain its coming online starts, ten more drains race for the same slots
+    await Promise.all(Array.from({ length: 10 }, () => drainQueue()));
+
+    // Assess: the newcomer took exactly 3, the oldest waiting ones, in arrival order
+    const held = await eventually(async () => {
+      const ids = await heldBy('cap-d');
+      return ids.length === LIVE_CAPACITY ? ids : undefined;
+    });
+    expect(held.sort()).toEqual(before.slice(0, LIVE_CAPACITY).map((c) => c.id).sort());
+    await assertLoadsMatchReality();
+    expect(ws.frames.some((f) => f.type === 'conversation.updated' && f.conversation.assigneeId === 'cap-d')).toBe(true);
+  });
+
+  it('gives the oldest waiting conversation to the agent whose slot frees on resolve', async () => {
+    // Prepare
+    const [oldest] = await waiting();
+    const [mine] = await heldBy('cap-a');
+
+    // Act
+    const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${mine}/resolve`, { token: admin });
+
+    // Assess
+    expect(resolved.body.status).toBe('resolved');
+    const taken = await eventually(async () => {
+      const c = await http(stack.httpUrl, 'GET', `/v1/conversations/${oldest!.id}`, { token: admin });
+      return c.body.assigneeId ? c.body : undefined;
+    });
+    expect(taken.assigneeId).toBe('cap-a');
+    await assertLoadsMatchReality();
+  });
+
+  it('sends a reopened conversation back to the queue when its agent is full', async () => {
+    // Prepare: cap-a is full again, and its resolved conversation gets a new customer message
+    const resolvedId = (await listConversations({ status: 'resolved', limit: 10 })).items[0]!.id;
+    expect((await getConversation(resolvedId))!.assigneeId).toBe('cap-a');
+
+    // Act
+    const reopened = await http(stack.httpUrl, 'POST', `/v1/conversations/${resolvedId}/reopen`, { token: admin });
+
+    // Assess: open, not with cap-a (full), waiting in the queue; counters unchanged
+    expect(reopened.status).toBe(200);
+    const now = await eventually(async () => {
+      const c = await getConversation(resolvedId, true);
+      return c?.status === 'open' && c.assigneeId === null ? c : undefined;
+    });
+    expect(now.assigneeId).toBeNull();
+    await assertLoadsMatchReality();
+  });
+
+  it('measures the capacity units of one automatic assignment', async () => {
+    // Prepare: one more slot for cap-b, without triggering a drain
+    await updateAgentProfile('cap-b', { liveCapacity: LIVE_CAPACITY + 2 });
+    const [first, second] = await waiting();
+
+    // Act: the whole automatic assignment (read the team, transaction, read back)…
+    resetCapacityTotals();
+    const assigned = await autoAssign((await getConversation(first!.id))!);
+    const whole = { ...capacityTotals };
+    // …and the conditional transaction alone
+    resetCapacityTotals();
+    const outcome = await assignIfAvailable({ conversationId: second!.id, agentId: 'cap-b', kind: 'live', capacity: LIVE_CAPACITY + 2, now: new Date().toISOString() });
+    const transaction = { ...capacityTotals };
+
+    // Assess
+    expect(assigned?.assigneeId).toBe('cap-b');
+    expect(outcome).toBe('assigned');
+    console.log(`capacity units per assignment: whole ${JSON.stringify(whole)}, transaction ${JSON.stringify(transaction)}`);
+    expect(transaction.write).toBeGreaterThan(0);
+  });
+});
