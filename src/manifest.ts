@@ -132,6 +132,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('GET', '/v1/canned-responses'),
   agent('POST', '/v1/canned-responses'),
   agent('DELETE', '/v1/canned-responses/{id}'),
+  agent('GET', '/v1/canned-responses/{id}/render'),
   agent('GET', '/v1/reports/summary'),
   agent('POST', '/v1/proactive'),
 ];

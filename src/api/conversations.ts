@@ -13,6 +13,7 @@ const ListQuery = z.object({
   status: z.enum(['open', 'pending', 'snoozed', 'resolved']).default('open'),
   assignee: z.string().min(1).max(128).optional(),
   channel: z.enum(CHANNELS).optional(),
+  team: z.string().min(1).max(64).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(25),
   cursor: z.string().max(2048).optional(),
 });
@@ -40,7 +41,7 @@ const SendBody = z
 export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);
   const assignee = q.assignee === undefined ? undefined : q.assignee === 'me' ? agent.id : q.assignee === 'unassigned' ? null : q.assignee;
-  const page = await listConversations({ status: q.status, assignee, channel: q.channel, limit: q.limit, cursor: q.cursor });
+  const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, limit: q.limit, cursor: q.cursor });
   return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
 };
 

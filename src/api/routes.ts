@@ -16,7 +16,7 @@ import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assign
 import { getContactRoute, mergeContactRoute } from './contacts';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
-import { createCannedRoute, deleteCannedRoute, listCannedRoute } from './canned';
+import { createCannedRoute, deleteCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
 import { reportSummaryRoute } from './reports';
 import { proactiveRoute } from './proactive';
 
@@ -40,6 +40,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/canned-responses': listCannedRoute,
   'POST /v1/canned-responses': createCannedRoute,
   'DELETE /v1/canned-responses/{id}': deleteCannedRoute,
+  'GET /v1/canned-responses/{id}/render': renderCannedRoute,
   'GET /v1/reports/summary': reportSummaryRoute,
   'POST /v1/proactive': proactiveRoute,
 };

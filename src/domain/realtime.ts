@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
-import { afterPresence, afterVisitorRead } from './automation';
+import { afterVisitorRead } from './automation';
+import { agentDisconnected, changePresence } from './presence';
 import { conversationEvent } from './events';
 import { publish, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
@@ -13,7 +14,7 @@ import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
-import { setAgentPresence, touchAgent } from '../store/agents';
+import { touchAgent } from '../store/agents';
 import type { ConnectionAudience } from '../store/keys';
 
 export interface Principal {
@@ -44,14 +45,8 @@ export async function disconnect(principal: Principal, connectionId: string): Pr
   await deleteConnection(audienceOf(principal), connectionId);
   if (principal.role === 'visitor') return;
   const remaining = (await listConnections({ kind: 'agents' })).filter((c) => c.principalId === principal.id);
-  if (remaining.length === 0) await changePresence(principal.id, 'away');
-}
-
-/** `connecting` is left out: a connection cannot receive inside its own $connect. */
-async function changePresence(agentId: string, status: 'online' | 'away' | 'offline', connecting?: string): Promise<void> {
-  await setAgentPresence(agentId, status);
-  await publish([{ type: 'presence', agentId, status }], { agents: true, ...(connecting ? { except: connecting } : {}) });
-  await afterPresence(agentId, status);
+  // Away only after a grace period (src/domain/presence.ts): a reload must not cost the queue.
+  if (remaining.length === 0) await agentDisconnected(principal.id);
 }
 
 const id = z.string().min(1).max(128);

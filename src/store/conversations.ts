@@ -153,6 +153,8 @@ export interface ConversationFilter {
   /** An agent id, or null for the unassigned queue; undefined for everybody's. */
   assignee?: string | null;
   channel?: Channel;
+  /** Conversations routed to this team. */
+  team?: string;
   limit: number;
   cursor?: string;
 }
@@ -163,8 +165,12 @@ export interface ConversationFilter {
  * sorted by activity.
  */
 export async function listConversations(filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null }> {
-  const channelFilter = filter.channel
-    ? { FilterExpression: 'channel = :channel', ExpressionAttributeValues: { ':channel': filter.channel } }
+  const conditions = [...(filter.channel ? ['channel = :channel'] : []), ...(filter.team ? ['team = :team'] : [])];
+  const channelFilter = conditions.length
+    ? {
+        FilterExpression: conditions.join(' AND '),
+        ExpressionAttributeValues: { ...(filter.channel ? { ':channel': filter.channel } : {}), ...(filter.team ? { ':team': filter.team } : {}) },
+      }
     : { ExpressionAttributeValues: {} as Record<string, unknown> };
   if (filter.assignee === undefined) {
     const pk = keys.inboxPartition(filter.status);
@@ -174,7 +180,7 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
         IndexName: 'gsi1',
         KeyConditionExpression: 'gsi1pk = :pk',
         ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
-        ...(filter.channel ? { FilterExpression: channelFilter.FilterExpression } : {}),
+        ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),
         ScanIndexForward: false,
         Limit: filter.limit,
         ExclusiveStartKey: decodeCursor(filter.cursor, { attribute: 'gsi1pk', value: pk }),
@@ -198,6 +204,7 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
   const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
   let items = await getConversations(ids);
   if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
+  if (filter.team) items = items.filter((c) => c.team === filter.team);
   items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt));
   return { items, nextCursor: encodeCursor(page.LastEvaluatedKey) };
 }
