@@ -4,8 +4,8 @@
  * Every step is safe to repeat: the queue redelivers after a crash at any point.
  */
 import { newId } from './ids';
-import type { InboundMessageEvent, InboundStatusEvent, Message } from './types';
-import { findOrCreateContact } from './contacts';
+import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
+import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound } from './automation';
 import { conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, sendToConnection } from './fanout';
@@ -16,7 +16,8 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, getDedup, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, getDedup, listMessages, putMessage, updateMessageStatus } from '../store/messages';
+import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
@@ -30,7 +31,6 @@ export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle'
 
 /** The customer's conversation on this channel, created (with its contact) on the first message. */
 async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; created: boolean }> {
-  const now = new Date().toISOString();
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
   if (event.channel === 'web') {
@@ -46,15 +46,32 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
     if (existing) return { conversation: existing, created: false };
   }
   const contactId = pointer?.contactId ?? (await findOrCreateContact(event.channel, event.handle, profile));
+  return openConversation({ channel: event.channel, handle: event.handle, contactId, conversationId: pointer?.conversationId, profile });
+}
+
+/**
+ * Creates the conversation of a customer's handle on a channel (or returns the one a crashed
+ * attempt created). Also used to continue a conversation on another channel.
+ */
+export async function openConversation(input: {
+  channel: Channel;
+  handle: string;
+  contactId: string;
+  /** The id the handle (or visitor) already points at, if any. */
+  conversationId?: string | undefined;
+  profile: Profile;
+}): Promise<{ conversation: ConversationRecord; created: boolean }> {
+  const { channel, handle, contactId, profile } = input;
+  const now = new Date().toISOString();
   // The pointer is written before the conversation so that a retry after a crash reuses the id.
-  const conversationId = pointer?.conversationId ?? newId();
-  if (!pointer?.conversationId) {
-    if (event.channel === 'web') await updateVisitor(event.handle, { contactId, conversationId });
-    else await setHandleConversation(event.channel, event.handle, conversationId);
+  const conversationId = input.conversationId ?? newId();
+  if (!input.conversationId) {
+    if (channel === 'web') await updateVisitor(handle, { contactId, conversationId });
+    else await setHandleConversation(channel, handle, conversationId);
   }
   const conversation: ConversationRecord = {
     id: conversationId,
-    channel: event.channel,
+    channel,
     status: 'open',
     contact: { id: contactId, name: profile.name, email: profile.email, phone: profile.phone },
     assigneeId: null,
@@ -62,8 +79,8 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
     createdAt: now,
     updatedAt: now,
     lastMessageAt: now,
-    handle: event.handle,
-    ...(event.channel === 'web' ? { visitorId: event.handle } : {}),
+    handle,
+    ...(channel === 'web' ? { visitorId: handle } : {}),
     version: 0,
   };
   try {
@@ -112,7 +129,7 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
       conversation = fast;
     } else {
       const result = await updateConversation(conversationId, (c) => {
-        if (c.lastMessageId && c.lastMessageId >= message.id) return undefined;
+        if (c.lastInboundId === message.id) return undefined;
         reopened = c.status !== 'open';
         return {
           ...c,
@@ -120,14 +137,14 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
           status: 'open',
           resolvedAt: undefined,
           snoozedUntil: undefined,
-          lastMessageId: message.id,
+          lastInboundId: message.id,
           lastMessageAt: message.createdAt,
           lastInboundAt: message.createdAt,
           updatedAt: message.createdAt,
           unreadCount: c.unreadCount + 1,
         };
       });
-      if (result && result.after.lastMessageId === message.id) conversation = result.after;
+      if (result && result.after.lastInboundId === message.id && result.after !== result.before) conversation = result.after;
     }
   }
 
@@ -148,7 +165,28 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
   ]);
 }
 
+/**
+ * Messenger's watermark receipts ("everything before `at`"): one Query on the conversation's
+ * newest messages. Older outbound messages were covered by earlier watermarks.
+ */
+const WATERMARK_LOOKBACK = 50;
+
+async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
+  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  if (!conversationId) return;
+  const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false });
+  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && m.createdAt <= event.at);
+  const updated: Message[] = [];
+  for (const message of covered) {
+    // updateMessageStatus only moves forward, so messages already read or failed are left alone.
+    const after = await updateMessageStatus(conversationId, message.id, event.status);
+    if (after) updated.push(after);
+  }
+  if (updated.length > 0) await publish(updated.map(messageUpdatedEvent), { agents: true });
+}
+
 export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
+  if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
   const pointer = await getDedup(`${event.channel}#${event.providerMessageId}`);
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;

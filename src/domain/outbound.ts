@@ -46,10 +46,10 @@ export async function applyOutboundToConversation(conversationId: string, messag
   if (fast) return fast;
   // Not open: an agent may still write (e.g. a follow-up on a resolved conversation) without reopening it.
   const result = await updateConversation(conversationId, (c) => {
-    if (c.lastMessageId && c.lastMessageId >= message.id) return undefined;
+    if (c.lastOutboundId === message.id) return undefined;
     return {
       ...c,
-      lastMessageId: message.id,
+      lastOutboundId: message.id,
       updatedAt: message.createdAt,
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),

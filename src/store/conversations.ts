@@ -12,8 +12,13 @@ export interface ConversationRecord extends Conversation {
   /** The customer's id on the channel (phone, PSID, chat id, visitor id): where replies go. */
   handle: string;
   visitorId?: string;
-  /** Newest message applied to this item: makes the per-message update idempotent. */
-  lastMessageId?: string;
+  /**
+   * The last customer (inbound) and team (outbound) message applied to this item: a redelivery
+   * of the same message changes nothing. Inbound order is FIFO per conversation, so "not the
+   * last one applied" is exact; ids from different writers are not compared (clocks differ).
+   */
+  lastInboundId?: string;
+  lastOutboundId?: string;
   /** Times a resolved conversation was reopened (first-contact resolution needs it). */
   reopenCount?: number;
   /** Optimistic-locking counter for read-modify-write changes. */
@@ -39,7 +44,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastMessageId', 'version', 'autoresponded', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'version', 'autoresponded', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -81,7 +86,8 @@ export async function applyMessageToOpenConversation(
   message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string },
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
   const inbound = message.direction === 'inbound';
-  const sets = ['lastMessageId = :mid', 'updatedAt = :now', 'version = version + :one'];
+  const guard = inbound ? 'lastInboundId' : 'lastOutboundId';
+  const sets = [`${guard} = :mid`, 'updatedAt = :now', 'version = version + :one'];
   const values: Record<string, unknown> = { ':mid': message.id, ':now': message.createdAt, ':one': 1, ':open': 'open' };
   if (!message.private) {
     sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
@@ -98,7 +104,7 @@ export async function applyMessageToOpenConversation(
         TableName: config.tableName,
         Key: keys.conversation(id),
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: '#status = :open AND (attribute_not_exists(lastMessageId) OR lastMessageId < :mid)',
+        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} <> :mid)`,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',
@@ -109,7 +115,7 @@ export async function applyMessageToOpenConversation(
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) {
       const old = error.Item as unknown as ConversationRecord | undefined;
-      if (old && old.lastMessageId && old.lastMessageId >= message.id) return 'duplicate';
+      if (old && old[guard] === message.id) return 'duplicate';
       return undefined;
     }
     throw error;

@@ -18,6 +18,9 @@ async function connect(token: string | undefined): Promise<WsClient> {
   return client;
 }
 
+/** Texts of the customer's and agents' messages (the autoresponder's bot greeting left out). */
+const texts = (items: { text: string; sender: { type: string } }[]) => items.filter((m) => m.sender.type !== 'bot').map((m) => m.text);
+
 /** A visitor who has written once: the conversation exists. */
 async function visitorWithConversation(text = 'Hello, I need help') {
   const session = await visitorSession(stack.httpUrl, { name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` });
@@ -56,7 +59,7 @@ describe('web chat', () => {
       sender: { type: 'contact', name: 'Vera' },
     });
     const update = await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === ack.conversationId);
-    expect(update.conversation).toMatchObject({ channel: 'web', status: 'open', unreadCount: 1, assigneeId: null });
+    expect(update.conversation).toMatchObject({ channel: 'web', status: 'open', unreadCount: 1 });
 
     // Act: the agent answers over HTTP
     const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${ack.conversationId}/messages`, {
@@ -121,7 +124,7 @@ describe('web chat', () => {
 
     const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: resumed.token });
     expect(history.status).toBe(200);
-    expect(history.body.items.map((m: { text: string }) => m.text)).toEqual(['first tab', 'second tab']);
+    expect(texts(history.body.items)).toEqual(['first tab', 'second tab']);
   });
 
   it('pages history oldest first within a page, the cursor walking back', async () => {
@@ -137,12 +140,13 @@ describe('web chat', () => {
       const query: string = `?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
       const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages${query}`, { token: agentJwt });
       expect(page.status).toBe(200);
-      seen.push(page.body.items.map((m: { text: string }) => m.text));
+      seen.push(texts(page.body.items));
       cursor = page.body.nextCursor;
     } while (cursor);
     expect(seen[0]).toEqual(['m4', 'm5', 'm6']);
-    expect(seen[1]).toEqual(['m1', 'm2', 'm3']);
-    expect(seen.flat().sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+    expect(seen.length).toBeGreaterThan(2);
+    // Newest page first, oldest first within each: reversing the pages gives the whole story in order.
+    expect(seen.reverse().flat()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6']);
 
     const bad = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?cursor=bm9wZQ`, { token: agentJwt });
     expect(bad.status).toBe(400);
@@ -196,7 +200,7 @@ describe('web chat', () => {
     expect(seenByTwo).toEqual([]);
     expect(one.ws.frames.some((f) => f.message?.text === 'secret note')).toBe(false);
     const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: one.session.token });
-    expect(history.body.items.map((m: { text: string }) => m.text)).toEqual(['visitor one', 'for one']);
+    expect(texts(history.body.items)).toEqual(['visitor one', 'for one']);
   });
 
   it('answers bad frames with an error and keeps the connection working', async () => {
