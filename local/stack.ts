@@ -20,6 +20,7 @@ import { startWebSocketGateway, type WebSocketGateway } from './gateway/websocke
 import { createLocalIdentity, LOCAL_AUTH_JWKS_PATH } from './auth';
 import { createProviderStandIn, type ProviderStandIn } from './providers';
 import { sendJson } from './gateway/shared';
+import { receiveLocalEmail } from '../src/domain/email';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -149,6 +150,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       if (providers.handle(req, res, body)) return true;
       if (req.method === 'GET' && url.pathname === '/local/outbox') {
         sendJson(res, 200, { items: providers.outbox(url.searchParams.get('channel') ?? undefined) });
+        return true;
+      }
+      if (req.method === 'POST' && url.pathname === '/local/mail/inbound') {
+        const answer = await receiveLocalEmail(body);
+        sendJson(res, answer.status, answer.body);
         return true;
       }
       if (req.method === 'GET' && url.pathname === '/local/mail') {

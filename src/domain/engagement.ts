@@ -1,14 +1,378 @@
-/** Engagement: autoresponder, business hours, timers (email fallback, re-engagement, auto-resolve), CSAT. */
+/**
+ * Engagement: what keeps a conversation moving without an agent watching it. The hooks below run
+ * on the inbound, outbound, read and change paths; the timers they arm (src/domain/timers.ts)
+ * come back through `runTimer`. Every timer re-reads the conversation before acting, so firing
+ * late, twice, or after activity that should have cancelled it changes nothing.
+ */
 import type { ConversationRecord } from '../store/conversations';
+import { getConversation, updateConversation } from '../store/conversations';
+import { getMessage, listMessages, putMessage } from '../store/messages';
+import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../store/contacts';
+import { enqueueOutbound } from '../aws/queues';
+import { getAdapter } from '../channels/registry';
 import type { HookResult, InboundHookContext } from './automation';
-import type { Message } from './types';
+import { describeOpening, isOpen, nextOpening } from './business-hours';
+import { normalizeEmail } from './contacts';
+import { changeConversation, withStatus } from './conversations';
+import { sendReplyEmail } from './email';
+import { conversationEvent, messageEvent } from './events';
+import { publish } from './fanout';
+import { newId } from './ids';
+import { applyOutboundToConversation } from './outbound';
+import { getSettings, type Settings } from './settings';
+import { cancelTimer, setTimer, type TimerInput } from './timers';
+import { isProviderChannel, type Attachment, type Message } from './types';
 
-export async function engageOnInbound(context: InboundHookContext): Promise<HookResult> {
-  return { conversation: context.conversation, messages: [] };
+export const BOT_SENDER = { type: 'bot', id: 'conversa', name: 'Conversa' } as const;
+export const ASK_FOR_EMAIL_TEXT = 'Leave us your email address and we will reply there if you are gone by then.';
+/** Messages shown as context under the unseen replies in a fallback email. */
+const EMAIL_CONTEXT_MESSAGES = 5;
+/** How far back a timer looks for unseen replies: more than anyone writes before a fallback. */
+const RECENT_MESSAGES = 50;
+const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]+@[^\s@<>()[\]"',;:]+\.[a-z]{2,}/i;
+
+type Delivery =
+  /** Published by the caller (the inbound path, right after the customer's message). */
+  | 'inline'
+  /** Through the outbound queue, like an agent reply. */
+  | 'queue'
+  /** A private note: agents only, never sent. */
+  | 'note';
+
+export interface OutboundDraft {
+  text: string;
+  attachments?: Attachment[];
+  template?: Message['template'];
+  sender?: Message['sender'];
 }
 
-export async function engageOnOutbound(_conversation: ConversationRecord, _message: Message): Promise<void> {}
+/** Stores a message the team (or the bot) sends and hands it to its delivery path. */
+export async function storeOutbound(
+  conversation: ConversationRecord,
+  draft: OutboundDraft,
+  delivery: Delivery,
+  id: string = newId(),
+): Promise<{ message: Message; conversation: ConversationRecord }> {
+  const message: Message = {
+    id,
+    conversationId: conversation.id,
+    direction: 'outbound',
+    sender: draft.sender ?? BOT_SENDER,
+    channel: conversation.channel,
+    text: draft.text,
+    attachments: draft.attachments ?? [],
+    status: delivery === 'queue' ? 'queued' : 'sent',
+    private: delivery === 'note',
+    ...(draft.template ? { template: draft.template } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  const stored = await putMessage(message);
+  const updated = (await applyOutboundToConversation(conversation.id, message)) ?? conversation;
+  // A redelivered job finds its message stored: the first delivery already queued or published it.
+  if (stored && delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
+  if (stored && delivery === 'note') await publish([messageEvent(message), conversationEvent(updated)], { agents: true });
+  return { message, conversation: updated };
+}
 
-export async function engageOnVisitorRead(_conversation: ConversationRecord, _messageId: string): Promise<void> {}
+// ---------------------------------------------------------------------------------------------
+// Hooks
 
-export async function engageOnConversationChange(_before: ConversationRecord, _after: ConversationRecord): Promise<void> {}
+export async function engageOnInbound(context: InboundHookContext): Promise<HookResult> {
+  const answered = await recordCsatAnswer(context);
+  if (answered) return { conversation: answered, messages: [] };
+
+  const settings = await getSettings();
+  let conversation = await captureEmail(context.conversation, context.message);
+  const auto = await autorespond(conversation, settings, new Date());
+  conversation = auto.conversation;
+  // The customer is here: no follow-up, and (web) the replies before this message were seen.
+  const replied = Boolean(conversation.firstReplyAt);
+  await Promise.all([
+    setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds),
+    replied ? cancelTimer('reengage', conversation.id) : undefined,
+    replied && conversation.channel === 'web' ? cancelTimer('emailFallback', conversation.id) : undefined,
+  ]);
+  return { conversation, messages: auto.messages };
+}
+
+/** After a reply, note or bot message was delivered (or failed). */
+export async function engageOnOutbound(conversation: ConversationRecord, message: Message): Promise<void> {
+  if (message.private || message.direction !== 'outbound' || message.status === 'failed') return;
+  const settings = await getSettings();
+  const active = conversation.status !== 'resolved' && conversation.status !== 'snoozed';
+  const byAgent = message.sender.type === 'agent';
+  await Promise.all([
+    active ? setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds) : undefined,
+    active && byAgent && settings.reengagement.enabled
+      ? setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: message.id })
+      : undefined,
+    byAgent && conversation.channel === 'web' && message.status !== 'read'
+      ? setTimer('emailFallback', conversation.id, settings.timers.emailFallbackDelaySeconds, { messageId: message.id })
+      : undefined,
+  ]);
+}
+
+export async function engageOnVisitorRead(conversation: ConversationRecord, messageId: string): Promise<void> {
+  if (!conversation.firstReplyAt) return;
+  await updateConversation(conversation.id, (c) =>
+    (c.engagement?.visitorReadUpTo ?? '') >= messageId ? undefined : { ...c, engagement: { ...c.engagement, visitorReadUpTo: messageId } },
+  );
+  // Read up to the newest reply: nothing is left to email. A partial read leaves the check to the timer.
+  if ((await unseenReplies(conversation, messageId)).length === 0) await cancelTimer('emailFallback', conversation.id);
+}
+
+/** Agent replies after `seenUpTo` that the web visitor has neither read nor answered, oldest first. */
+async function unseenReplies(conversation: ConversationRecord, seenUpTo: string): Promise<Message[]> {
+  const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
+  return items.filter(
+    (m) =>
+      m.direction === 'outbound' &&
+      m.sender.type === 'agent' &&
+      m.status !== 'read' &&
+      m.status !== 'failed' &&
+      m.id > seenUpTo &&
+      (!conversation.lastInboundAt || m.createdAt > conversation.lastInboundAt),
+  );
+}
+
+export async function engageOnConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<void> {
+  const tasks: Promise<void>[] = [];
+  if (after.status === 'resolved' && before.status !== 'resolved') {
+    tasks.push(cancelTimer('reengage', after.id), cancelTimer('autoResolve', after.id));
+  }
+  if (after.status === 'open' && before.status !== 'open') {
+    const settings = await getSettings();
+    tasks.push(setTimer('autoResolve', after.id, settings.timers.autoResolveAfterSeconds));
+  }
+  if (after.status === 'snoozed' && after.snoozedUntil && after.snoozedUntil !== before.snoozedUntil) {
+    tasks.push(setTimer('snoozeWake', after.id, (Date.parse(after.snoozedUntil) - Date.now()) / 1000));
+    tasks.push(cancelTimer('autoResolve', after.id));
+  } else if (before.status === 'snoozed' && after.status !== 'snoozed') {
+    tasks.push(cancelTimer('snoozeWake', after.id));
+  }
+  await Promise.all(tasks);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autoresponder and leave-a-message
+
+async function knownEmail(conversation: ConversationRecord): Promise<string | undefined> {
+  if (conversation.contact.email) return conversation.contact.email;
+  // The pre-chat form can come after the conversation started (a resumed session).
+  return conversation.visitorId ? (await getVisitor(conversation.visitorId))?.email : undefined;
+}
+
+export function autoresponseText(settings: Settings, now: Date): string {
+  const { autoresponder } = settings;
+  const text = isOpen(settings, now)
+    ? autoresponder.message
+    : autoresponder.outOfHoursMessage.replaceAll('{{nextOpen}}', describeOpening(settings, nextOpening(settings, now), now));
+  return autoresponder.helpCenterUrl ? `${text}\n\nIn the meantime, our help center may have your answer: ${autoresponder.helpCenterUrl}` : text;
+}
+
+/** Once per conversation, and never once an agent has answered. */
+async function autorespond(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
+  const none = { conversation, messages: [] };
+  if (!settings.autoresponder.enabled || conversation.autoresponded || conversation.firstReplyAt) return none;
+  const outOfHours = !isOpen(settings, now);
+  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !(await knownEmail(conversation));
+  // The claim is a conditional write: two messages racing at the start answer once.
+  const claim = await updateConversation(conversation.id, (c) =>
+    c.autoresponded || c.firstReplyAt ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: { ...c.engagement, askedForEmail: true } } : {}) },
+  );
+  if (!claim || claim.after === claim.before) return none;
+  const texts = [autoresponseText(settings, now), ...(askForEmail ? [ASK_FOR_EMAIL_TEXT] : [])];
+  // Web: published by the inbound path right after the customer's message, so it cannot overtake it.
+  const delivery: Delivery = conversation.channel === 'web' ? 'inline' : 'queue';
+  let current = claim.after;
+  const messages: Message[] = [];
+  for (const text of texts) {
+    const stored = await storeOutbound(current, { text }, delivery);
+    current = stored.conversation;
+    messages.push(stored.message);
+  }
+  return { conversation: current, messages: delivery === 'inline' ? messages : [] };
+}
+
+/** A web visitor without an email who writes one (e.g. after being asked): kept on visitor and contact. */
+async function captureEmail(conversation: ConversationRecord, message: Message): Promise<ConversationRecord> {
+  if (conversation.channel !== 'web' || conversation.contact.email) return conversation;
+  const email = normalizeEmail(EMAIL_IN_TEXT.exec(message.text)?.[0]);
+  if (!email) return conversation;
+  const contactId = conversation.contact.id;
+  await Promise.all([
+    conversation.visitorId ? updateVisitor(conversation.visitorId, { email }) : undefined,
+    addContactHandles(contactId, [{ channel: 'email', handle: email }], { email }),
+    // Links a later channel with this email to the same contact (unless another contact has it).
+    claimHandle('email', email, { contactId }),
+  ]);
+  const result = await updateConversation(conversation.id, (c) =>
+    c.contact.email ? undefined : { ...c, contact: { ...c.contact, email }, updatedAt: new Date().toISOString() },
+  );
+  return result?.after ?? conversation;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSAT
+
+/** "5", "4 - quick and kind", "3/5", "2 stars: slow": a score from 1 to 5 and an optional comment. */
+export function parseCsatAnswer(text: string): { score: number; comment?: string } | undefined {
+  const match = /^\s*([1-5])(?![\d.,]\d)\s*(?:\/\s*5|out of 5|stars?|⭐+)?\s*[-–—:;,.!)]*\s*([\s\S]*)$/i.exec(text);
+  if (!match) return undefined;
+  const comment = match[2]!.trim().slice(0, 1000);
+  return { score: Number(match[1]), ...(comment ? { comment } : {}) };
+}
+
+/**
+ * The customer's answer to the CSAT question. The inbound path has already reopened the
+ * conversation by the time hooks run; an answer puts it back as it was (resolved, same
+ * resolvedAt, not counted as a reopen), so rating never reopens a conversation.
+ */
+async function recordCsatAnswer(context: InboundHookContext): Promise<ConversationRecord | undefined> {
+  const { conversation, message, reopened } = context;
+  if (!reopened || !conversation.engagement?.csatAskedAt || conversation.csat) return undefined;
+  const answer = parseCsatAnswer(message.text);
+  const result = await updateConversation(conversation.id, (c) => {
+    if (!c.engagement?.csatAskedAt || c.csat) return undefined;
+    const engagement = { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined };
+    if (!answer) return { ...c, engagement };
+    return {
+      ...c,
+      status: 'resolved',
+      resolvedAt: c.engagement.csatResolvedAt ?? c.updatedAt,
+      reopenCount: Math.max(0, (c.reopenCount ?? 1) - 1),
+      csat: answer,
+      engagement,
+    };
+  });
+  return answer ? result?.after : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+export type TimerOutcome = 'done' | 'skipped';
+
+export async function runTimer(input: TimerInput, now = new Date()): Promise<TimerOutcome> {
+  switch (input.kind) {
+    case 'emailFallback':
+      return emailFallback(input.conversationId);
+    case 'reengage':
+      return reengage(input, now);
+    case 'autoResolve':
+      return autoResolve(input.conversationId, now);
+    case 'snoozeWake':
+      return snoozeWake(input.conversationId, now);
+  }
+}
+
+/** One email with every agent reply the web visitor has not seen (read, or answered after). */
+async function emailFallback(conversationId: string): Promise<TimerOutcome> {
+  const conversation = await getConversation(conversationId, true);
+  if (!conversation || conversation.channel !== 'web') return 'skipped';
+  const state = conversation.engagement ?? {};
+  const seenUpTo = [state.visitorReadUpTo ?? '', state.emailedUpTo ?? ''].sort().at(-1)!;
+  const unseen = await unseenReplies(conversation, seenUpTo);
+  if (unseen.length === 0) return 'skipped';
+  const to = await knownEmail(conversation);
+  if (!to) return 'skipped';
+  const newest = unseen.at(-1)!.id;
+  // Claimed before sending: a second fire (or a concurrent one) finds the replies emailed.
+  const claim = await updateConversation(conversationId, (c) =>
+    (c.engagement?.emailedUpTo ?? '') >= newest ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest } },
+  );
+  if (!claim || claim.after === claim.before) return 'skipped';
+  const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });
+  const context = items.filter((m) => m.id < unseen[0]!.id).slice(-EMAIL_CONTEXT_MESSAGES);
+  try {
+    await sendReplyEmail({ to, conversation, unseen, context });
+  } catch (error) {
+    // Give the claim back so that the Scheduler's retry can send.
+    await updateConversation(conversationId, (c) =>
+      c.engagement?.emailedUpTo === newest ? { ...c, engagement: { ...c.engagement, emailedUpTo: state.emailedUpTo } } : undefined,
+    );
+    throw error;
+  }
+  return 'done';
+}
+
+/**
+ * One follow-up when the customer has not answered an agent's reply. Provider windows decide
+ * how: a plain message inside the window, a tag (Messenger/Instagram, added by the adapter) or an
+ * approved template (WhatsApp), else no send and a private note telling the agent why.
+ */
+async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
+  const conversation = await getConversation(input.conversationId, true);
+  if (!conversation || conversation.status === 'resolved' || conversation.status === 'snoozed' || !input.messageId) return 'skipped';
+  const settings = await getSettings();
+  if (!settings.reengagement.enabled) return 'skipped';
+  const reply = await getMessage(conversation.id, input.messageId);
+  if (!reply) return 'skipped';
+  if (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt) return 'skipped';
+  if (now.getTime() + 1000 < Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000) return 'skipped';
+  const claim = await updateConversation(conversation.id, (c) =>
+    (c.engagement?.reengagedFor ?? '') >= reply.id ? undefined : { ...c, engagement: { ...c.engagement, reengagedFor: reply.id } },
+  );
+  if (!claim || claim.after === claim.before) return 'skipped';
+
+  const text = settings.reengagement.message;
+  if (!isProviderChannel(conversation.channel)) {
+    await storeOutbound(claim.after, { text }, 'queue');
+    return 'done';
+  }
+  const adapter = getAdapter(conversation.channel);
+  if (adapter.window(conversation.lastInboundAt, now, false).allowed) {
+    await storeOutbound(claim.after, { text }, 'queue');
+    return 'done';
+  }
+  const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
+  const decision = adapter.window(conversation.lastInboundAt, now, Boolean(template));
+  if (template && decision.allowed) {
+    await storeOutbound(claim.after, { text, template }, 'queue');
+    return 'done';
+  }
+  const reason = decision.allowed ? 'the channel does not allow it now' : decision.message;
+  await storeOutbound(claim.after, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note');
+  return 'done';
+}
+
+/** Resolves a conversation nobody touched for the configured time, then asks for a rating. */
+async function autoResolve(conversationId: string, now: Date): Promise<TimerOutcome> {
+  const conversation = await getConversation(conversationId, true);
+  if (!conversation || conversation.status === 'resolved' || conversation.status === 'snoozed') return 'skipped';
+  const settings = await getSettings();
+  const idleMs = now.getTime() - Date.parse(conversation.lastMessageAt);
+  // Activity since the schedule was armed re-armed a later one: this fire is stale.
+  if (idleMs + 1000 < settings.timers.autoResolveAfterSeconds * 1000) return 'skipped';
+  const at = now.toISOString();
+  const askCsat = settings.csat.enabled && canSendNow(conversation, now);
+  const { before, after } = await changeConversation(conversationId, (c) =>
+    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt
+      ? undefined
+      : { ...withStatus(c, 'resolved', at), ...(askCsat ? { engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } } : {}) },
+  );
+  if (after === before) return 'skipped';
+  if (askCsat) {
+    // The widget draws buttons 1–5 for a `csat` attachment; other channels read the question as text.
+    const attachments: Attachment[] = conversation.channel === 'web' ? [{ type: 'csat', url: '', name: 'rating 1-5' }] : [];
+    await storeOutbound(after, { text: settings.csat.question, attachments }, 'queue');
+  }
+  return 'done';
+}
+
+/** Inside the provider's free window (no template or tag needed): the CSAT question is not worth a template. */
+function canSendNow(conversation: ConversationRecord, now: Date): boolean {
+  if (!isProviderChannel(conversation.channel)) return true;
+  const decision = getAdapter(conversation.channel).window(conversation.lastInboundAt, now, false);
+  return decision.allowed && !decision.tag;
+}
+
+async function snoozeWake(conversationId: string, now: Date): Promise<TimerOutcome> {
+  const conversation = await getConversation(conversationId, true);
+  const until = conversation?.snoozedUntil ? Date.parse(conversation.snoozedUntil) : NaN;
+  if (!conversation || conversation.status !== 'snoozed' || !(until <= now.getTime() + 1000)) return 'skipped';
+  const { before, after } = await changeConversation(conversationId, (c) =>
+    c.status === 'snoozed' && c.snoozedUntil === conversation.snoozedUntil ? withStatus(c, 'open', now.toISOString()) : undefined,
+  );
+  return after === before ? 'skipped' : 'done';
+}

@@ -1,0 +1,190 @@
+/**
+ * Email around a web conversation: the fallback email with unseen agent replies (SES v2), and
+ * email replies coming back into the same conversation. The reply-to address carries the
+ * conversation id and an HMAC of it, so it names exactly one conversation and cannot be guessed.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
+import { z } from 'zod';
+import { config, ENV } from '../config';
+import { enqueueInbound } from '../aws/queues';
+import { getConversation, type ConversationRecord } from '../store/conversations';
+import type { InboundMessageEvent, Message } from './types';
+
+let client: SESv2Client | undefined;
+const ses = () => (client ??= new SESv2Client({}));
+
+/** For tests: use this client (e.g. one wrapped by aws-sdk-client-mock). */
+export function setSesClient(next: SESv2Client | undefined): void {
+  client = next;
+}
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`Missing environment variable ${name}`);
+  return value;
+}
+
+/** 128 bits of HMAC: far beyond guessing, short enough for a 64-character local part. */
+const MAC_HEX = 32;
+
+function mac(conversationId: string): string {
+  return createHmac('sha256', env(ENV.replySecret)).update(`reply#${conversationId}`).digest('hex').slice(0, MAC_HEX);
+}
+
+/**
+ * `c-<id>-<mac>@<reply domain>`, lower-case because mail systems may fold the local part's case;
+ * conversation ids are ULIDs (Crockford base32), which read back upper-case.
+ */
+export function replyAddress(conversationId: string): string {
+  return `c-${conversationId.toLowerCase()}-${mac(conversationId)}@${env(ENV.mailReplyDomain)}`;
+}
+
+/** The conversation a reply-to address names, or undefined when it is not one of ours or is forged. */
+export function conversationFromReplyAddress(address: string): string | undefined {
+  const bare = /<([^>]+)>/.exec(address)?.[1] ?? address;
+  const match = /^c-([0-9a-z]{1,64})-([0-9a-f]+)@(.+)$/i.exec(bare.trim());
+  if (!match || match[3]!.toLowerCase() !== env(ENV.mailReplyDomain).toLowerCase()) return undefined;
+  const conversationId = match[1]!.toUpperCase();
+  const expected = Buffer.from(mac(conversationId));
+  const given = Buffer.from(match[2]!.toLowerCase());
+  return expected.length === given.length && timingSafeEqual(expected, given) ? conversationId : undefined;
+}
+
+/** Where the visitor goes back to the conversation. */
+export function conversationLink(conversationId: string): string {
+  return `${config.publicUrl}/?conversation=${encodeURIComponent(conversationId)}`;
+}
+
+const escapeHtml = (text: string) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+const who = (m: Message) => (m.direction === 'inbound' ? 'You' : (m.sender.name ?? (m.sender.type === 'agent' ? 'Support' : 'Conversa')));
+
+export interface ReplyEmail {
+  to: string;
+  conversation: Pick<ConversationRecord, 'id'>;
+  /** The agent replies the visitor has not seen, oldest first. */
+  unseen: Message[];
+  /** Earlier messages shown for context, oldest first. */
+  context: Message[];
+}
+
+export function renderReplyEmail(email: ReplyEmail): { subject: string; text: string; html: string } {
+  const link = conversationLink(email.conversation.id);
+  const count = email.unseen.length;
+  const subject = count === 1 ? 'You have a new reply' : `You have ${count} new replies`;
+  const line = (m: Message) => `${who(m)}: ${m.text}`;
+  const text = [
+    `${subject} to your conversation:`,
+    '',
+    ...email.unseen.map(line),
+    '',
+    ...(email.context.length > 0 ? ['Earlier in the conversation:', ...email.context.map((m) => `> ${line(m)}`), ''] : []),
+    `Reply to this email or continue the conversation here: ${link}`,
+  ].join('\n');
+  const block = (m: Message) => `<p><strong>${escapeHtml(who(m))}:</strong> ${escapeHtml(m.text).replace(/\n/g, '<br>')}</p>`;
+  const html = [
+    `<p>${escapeHtml(subject)} to your conversation:</p>`,
+    ...email.unseen.map(block),
+    ...(email.context.length > 0
+      ? ['<hr><p style="color:#666">Earlier in the conversation:</p><blockquote style="color:#666">', ...email.context.map(block), '</blockquote>']
+      : []),
+    `<p>Reply to this email or <a href="${escapeHtml(link)}">continue the conversation</a>.</p>`,
+  ].join('\n');
+  return { subject, text, html };
+}
+
+export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefined> {
+  const { subject, text, html } = renderReplyEmail(email);
+  const out = await ses().send(
+    new SendEmailCommand({
+      FromEmailAddress: env(ENV.mailFrom),
+      Destination: { ToAddresses: [email.to] },
+      ReplyToAddresses: [replyAddress(email.conversation.id)],
+      Content: {
+        Simple: {
+          Subject: { Data: subject, Charset: 'UTF-8' },
+          Body: { Text: { Data: text, Charset: 'UTF-8' }, Html: { Data: html, Charset: 'UTF-8' } },
+        },
+      },
+    }),
+  );
+  return out.MessageId;
+}
+
+/**
+ * The new part of a reply: mail clients quote the earlier email under a "On … wrote:" line or
+ * with "> " prefixes, and that text is already in the conversation.
+ */
+export function stripQuotedReply(text: string): string {
+  const kept: string[] = [];
+  for (const line of text.replace(/\r\n/g, '\n').split('\n')) {
+    if (/^On .+wrote:\s*$/i.test(line) || /^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line)) break;
+    if (line.startsWith('>')) continue;
+    kept.push(line);
+  }
+  return kept.join('\n').trim();
+}
+
+export const InboundEmailSchema = z.object({
+  to: z.union([z.string().min(3).max(1000), z.array(z.string().min(3).max(320)).min(1).max(50)]),
+  from: z.string().min(3).max(320),
+  subject: z.string().max(1000).optional(),
+  text: z.string().max(200_000),
+  /** The email's Message-ID: a retried delivery of the same email is stored once. */
+  messageId: z.string().min(1).max(998).optional(),
+});
+export type InboundEmail = z.infer<typeof InboundEmailSchema>;
+
+export type InboundEmailResult = { accepted: true; conversationId: string } | { accepted: false; reason: 'unknown_recipient' | 'empty' };
+
+/**
+ * An email reply (SES receiving, or POST /local/mail/inbound) → an InboundMessageEvent on the
+ * conversation its reply-to address names, through the inbound queue like every customer message.
+ */
+export async function receiveEmail(email: InboundEmail): Promise<InboundEmailResult> {
+  const recipients = (Array.isArray(email.to) ? email.to : email.to.split(',')).map((r) => r.trim());
+  let conversation: ConversationRecord | undefined;
+  for (const recipient of recipients) {
+    const id = conversationFromReplyAddress(recipient);
+    conversation = id ? await getConversation(id) : undefined;
+    if (conversation) break;
+  }
+  if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
+  const text = stripQuotedReply(email.text);
+  if (!text) return { accepted: false, reason: 'empty' };
+  const event: InboundMessageEvent = {
+    kind: 'message',
+    channel: conversation.channel,
+    // The conversation's own handle keeps the event in its FIFO group and resolves to it.
+    handle: conversation.handle,
+    conversationId: conversation.id,
+    text,
+    attachments: [],
+    sentAt: new Date().toISOString(),
+    ...(email.messageId ? { providerMessageId: `email:${email.messageId}` } : {}),
+  };
+  await enqueueInbound([event]);
+  return { accepted: true, conversationId: conversation.id };
+}
+
+/** Local stand-in for SES receiving (POST /local/mail/inbound): status and body to answer with. */
+export async function receiveLocalEmail(rawBody: string): Promise<{ status: number; body: unknown }> {
+  let json: unknown;
+  try {
+    json = JSON.parse(rawBody);
+  } catch {
+    return { status: 400, body: { error: { code: 'invalid_json', message: 'the body must be a JSON object' } } };
+  }
+  const parsed = InboundEmailSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { status: 400, body: { error: { code: 'invalid_request', message: `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}` } } };
+  }
+  const result = await receiveEmail(parsed.data);
+  if (!result.accepted) {
+    return { status: 422, body: { error: { code: result.reason, message: result.reason === 'empty' ? 'the email has no new text' : 'no conversation has this address' } } };
+  }
+  return { status: 202, body: { conversationId: result.conversationId } };
+}

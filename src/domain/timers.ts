@@ -1,0 +1,110 @@
+/**
+ * Conversation timers as EventBridge Scheduler one-time schedules. A schedule's name is derived
+ * from the conversation and the timer's kind, so arming again replaces it and cancelling needs
+ * no lookup. Schedules delete themselves after firing; the engagement handler re-checks state,
+ * so a schedule that fires late, twice, or after a lost cancel changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ConflictException,
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  ResourceNotFoundException,
+  SchedulerClient,
+  UpdateScheduleCommand,
+  type CreateScheduleCommandInput,
+} from '@aws-sdk/client-scheduler';
+import { ENV } from '../config';
+
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake'] as const;
+export type TimerKind = (typeof TIMER_KINDS)[number];
+
+/** What the schedule hands the engagement function (the target's Input). */
+export interface TimerInput {
+  kind: TimerKind;
+  conversationId: string;
+  /** When the timer was meant to fire: the handler compares it with the current state. */
+  dueAt: string;
+  /** The message that armed the timer (e.g. the agent reply a follow-up is for). */
+  messageId?: string;
+}
+
+let client: SchedulerClient | undefined;
+const scheduler = () => (client ??= new SchedulerClient({}));
+
+/** For tests: use this client (e.g. one wrapped by aws-sdk-client-mock). */
+export function setSchedulerClient(next: SchedulerClient | undefined): void {
+  client = next;
+}
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`Missing environment variable ${name}`);
+  return value;
+}
+
+/** Scheduler names allow 64 characters of [0-9a-zA-Z-_.]; odd or long ids are hashed. */
+export function scheduleName(conversationId: string, kind: TimerKind): string {
+  const safe = /^[0-9A-Za-z_.-]{1,48}$/.test(conversationId) ? conversationId : createHash('sha256').update(conversationId).digest('hex').slice(0, 48);
+  return `${kind}-${safe}`;
+}
+
+/** `at()` takes wall time without a zone (the zone is a separate field) and whole seconds. */
+export function atExpression(at: Date): string {
+  return `at(${at.toISOString().slice(0, 19)})`;
+}
+
+function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput {
+  return {
+    Name: scheduleName(input.conversationId, input.kind),
+    GroupName: env(ENV.scheduleGroup),
+    ScheduleExpression: atExpression(at),
+    ScheduleExpressionTimezone: 'UTC',
+    FlexibleTimeWindow: { Mode: 'OFF' },
+    ActionAfterCompletion: 'DELETE',
+    Description: `Conversa ${input.kind} for conversation ${input.conversationId}`,
+    Target: {
+      Arn: env(ENV.engagementFunctionArn),
+      RoleArn: env(ENV.schedulerRoleArn),
+      Input: JSON.stringify(input),
+      DeadLetterConfig: { Arn: env(ENV.schedulerDlqArn) },
+      // A timer that could not run within the hour is better dropped to the DLQ than acted on late.
+      RetryPolicy: { MaximumRetryAttempts: 5, MaximumEventAgeInSeconds: 3600 },
+    },
+  };
+}
+
+/**
+ * Arms (or re-arms) a conversation's timer of one kind. Create first since most arms are new;
+ * a name that exists means a newer event replaces the older schedule.
+ */
+export async function setTimer(kind: TimerKind, conversationId: string, afterSeconds: number, extra: Pick<TimerInput, 'messageId'> = {}): Promise<void> {
+  // Whole seconds, and never in the past: at() has second resolution.
+  const at = new Date(Math.ceil((Date.now() + Math.max(1, afterSeconds) * 1000) / 1000) * 1000);
+  const input = scheduleInput({ kind, conversationId, dueAt: at.toISOString(), ...extra }, at);
+  try {
+    await scheduler().send(new CreateScheduleCommand(input));
+  } catch (error) {
+    if (!isError(error, ConflictException, 'ConflictException')) throw error;
+    try {
+      await scheduler().send(new UpdateScheduleCommand(input));
+    } catch (updateError) {
+      // Fired and deleted itself between our two calls: create it again.
+      if (!isError(updateError, ResourceNotFoundException, 'ResourceNotFoundException')) throw updateError;
+      await scheduler().send(new CreateScheduleCommand(input));
+    }
+  }
+}
+
+/** Cancels a conversation's timer of one kind; a timer that is not there is already cancelled. */
+export async function cancelTimer(kind: TimerKind, conversationId: string): Promise<void> {
+  try {
+    await scheduler().send(new DeleteScheduleCommand({ Name: scheduleName(conversationId, kind), GroupName: env(ENV.scheduleGroup) }));
+  } catch (error) {
+    if (!isError(error, ResourceNotFoundException, 'ResourceNotFoundException')) throw error;
+  }
+}
+
+function isError(error: unknown, type: abstract new (...args: never[]) => Error, name: string): boolean {
+  return error instanceof type || (error as { name?: string } | null)?.name === name;
+}
