@@ -1,0 +1,95 @@
+/**
+ * USD per million messages, from what one inbound and one outbound message measurably used on
+ * the local stack, AWS list prices (bench/prices.ts) and the assumptions below.
+ */
+import { FUNCTIONS, type FunctionName } from '../src/manifest';
+import { PRICES } from './prices';
+import type { PerMessageUsage } from './measure';
+
+/** What the measurements cannot know; each is a stated guess about a typical workspace. */
+export const ASSUMPTIONS = {
+  /** Share of messages that are the customer's; the rest are agent replies. */
+  inboundShare: 0.5,
+  /** A conversation's messages (both directions): its first message's extra cost is spread over them. */
+  messagesPerConversation: 10,
+  /** Agent connections online that every conversation event fans out to (the team inbox). */
+  agentConnectionsOnline: 3,
+  /** Messages the team handles per agent-connection minute: one agent, one message a minute. */
+  messagesPerAgentConnectionMinute: 1,
+  /** CloudWatch Logs per invocation: START, END and REPORT lines at WARN log level. */
+  logBytesPerInvocation: 350,
+  /** Scheduled engagement timers that fire per conversation (auto-resolve, re-engagement). */
+  scheduleFiresPerConversation: 1,
+  channel: 'whatsapp (provider webhooks and Cloud API sends); web chat adds visitor frames and connection minutes',
+} as const;
+
+export interface CostModel {
+  total: number;
+  breakdown: Record<string, number>;
+  assumptions: typeof ASSUMPTIONS;
+  pricesAsOf: string;
+  region: string;
+}
+
+/** One service's cost for a mixed message, given per-inbound and per-outbound quantities. */
+function mix(perInbound: number, perOutbound: number): number {
+  return ASSUMPTIONS.inboundShare * perInbound + (1 - ASSUMPTIONS.inboundShare) * perOutbound;
+}
+
+/**
+ * Invocations come from the concurrent batch (it shows how records share batches); durations from
+ * the one-at-a-time phase, because in one process concurrent handlers' wall times include each
+ * other's CPU, while each Lambda invocation has its own.
+ */
+function lambdaCost(usage: PerMessageUsage, timing: PerMessageUsage): { compute: number; requests: number; invocations: number } {
+  let compute = 0;
+  let invocations = 0;
+  for (const [fn, used] of Object.entries(usage.lambda) as [FunctionName, { invocations: number; billedMs: number }][]) {
+    const gb = FUNCTIONS[fn].memoryMb / 1024;
+    const billedMs = timing.lambda[fn]?.billedMs ?? used.billedMs;
+    compute += used.invocations * (billedMs / 1000) * gb * PRICES.lambda.armGbSecond;
+    invocations += used.invocations;
+  }
+  return { compute, requests: (invocations * PRICES.lambda.perMillionRequests) / 1e6, invocations };
+}
+
+/** Inbound cost with the first message's extra (contact, handle, conversation) spread over the conversation. */
+function amortized(steady: PerMessageUsage, first: PerMessageUsage, pick: (u: PerMessageUsage) => number): number {
+  const inboundPerConversation = ASSUMPTIONS.messagesPerConversation * ASSUMPTIONS.inboundShare;
+  return pick(steady) + (pick(first) - pick(steady)) / inboundPerConversation;
+}
+
+export interface MeasuredUsage {
+  inbound: PerMessageUsage;
+  outbound: PerMessageUsage;
+  firstInbound: PerMessageUsage;
+  /** One message at a time: webhook → agent, and agent reply → visitor. */
+  sequentialInbound: PerMessageUsage;
+  sequentialOutbound: PerMessageUsage;
+}
+
+export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbound, sequentialOutbound }: MeasuredUsage): CostModel {
+  const million = 1e6;
+  const lambdaIn = lambdaCost(inbound, sequentialInbound);
+  const lambdaOut = lambdaCost(outbound, sequentialOutbound);
+  const wruIn = amortized(inbound, firstInbound, (u) => u.wru);
+  const rruIn = amortized(inbound, firstInbound, (u) => u.rru);
+  const breakdown: Record<string, number> = {
+    apiGatewayHttp: mix(inbound.httpRequests, outbound.httpRequests) * PRICES.apiGateway.httpPerMillionRequests,
+    apiGatewayWebSocketMessages:
+      mix(inbound.agentFrames, outbound.agentFrames) * ASSUMPTIONS.agentConnectionsOnline * PRICES.apiGateway.websocketPerMillionMessages,
+    apiGatewayWebSocketMinutes: (1 / ASSUMPTIONS.messagesPerAgentConnectionMinute) * PRICES.apiGateway.websocketPerMillionConnectionMinutes,
+    lambdaCompute: mix(lambdaIn.compute, lambdaOut.compute) * million,
+    lambdaRequests: mix(lambdaIn.requests, lambdaOut.requests) * million,
+    sqs: mix(inbound.sqsRequests, outbound.sqsRequests) * PRICES.sqs.fifoPerMillionRequests,
+    dynamodbWrites: mix(wruIn, outbound.wru) * PRICES.dynamodb.perMillionWriteRequestUnits,
+    dynamodbReads: mix(rruIn, outbound.rru) * PRICES.dynamodb.perMillionReadRequestUnits,
+    // Each message replaces its conversation's timers (creating schedules is free); only the last ones fire.
+    scheduler: (ASSUMPTIONS.scheduleFiresPerConversation / ASSUMPTIONS.messagesPerConversation) * PRICES.scheduler.perMillionInvocations,
+    cloudwatchLogs:
+      (mix(lambdaIn.invocations, lambdaOut.invocations) * million * ASSUMPTIONS.logBytesPerInvocation * PRICES.cloudwatchLogs.perGbIngested) / 1024 ** 3,
+  };
+  for (const key of Object.keys(breakdown)) breakdown[key] = Math.round(breakdown[key]! * 1000) / 1000;
+  const total = Math.round(Object.values(breakdown).reduce((a, b) => a + b, 0) * 100) / 100;
+  return { total, breakdown, assumptions: ASSUMPTIONS, pricesAsOf: PRICES.asOf, region: PRICES.region };
+}

@@ -1,0 +1,320 @@
+/**
+ * The measurements that need the running stack: latencies, throughput with a store check, and
+ * the resources (capacity units, invocations, frames) one inbound and one outbound message use.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { LocalStack } from '../local/stack';
+import type { FunctionName } from '../src/manifest';
+import { capacityTotals } from '../src/aws/capacity';
+import { getHandle } from '../src/store/contacts';
+import { listMessages } from '../src/store/messages';
+import { FrameWatch, phone, send, sendJson, whatsappWebhook } from './traffic';
+import { summarize, waitUntil, type LatencySummary } from './stats';
+
+/** Every handler invocation the stack reports, by function. */
+export class Invocations {
+  readonly byFunction = new Map<FunctionName, { count: number; billedMs: number; failed: number }>();
+
+  readonly record = (fn: FunctionName, durationMs: number, failed: boolean): void => {
+    const entry = this.byFunction.get(fn) ?? { count: 0, billedMs: 0, failed: 0 };
+    entry.count += 1;
+    // Lambda bills duration rounded up to the millisecond.
+    entry.billedMs += Math.max(1, Math.ceil(durationMs));
+    if (failed) entry.failed += 1;
+    this.byFunction.set(fn, entry);
+  };
+
+  snapshot(): Map<FunctionName, { count: number; billedMs: number }> {
+    return new Map([...this.byFunction].map(([fn, e]) => [fn, { count: e.count, billedMs: e.billedMs }]));
+  }
+}
+
+export interface Bench {
+  stack: LocalStack;
+  invocations: Invocations;
+  /** The agent whose WebSocket receives every conversation's events. */
+  agent: FrameWatch;
+  agentToken: string;
+  /** Distinguishes this run's phone numbers and texts from any earlier run's. */
+  run: string;
+}
+
+const webhookUrl = (b: Bench) => `${b.stack.httpUrl}/webhooks/whatsapp`;
+
+async function postWebhook(b: Bench, from: string, text: string): Promise<number> {
+  const { body, headers } = whatsappWebhook(from, text);
+  const reply = await send(webhookUrl(b), 'POST', body, headers);
+  if (reply.status !== 200) throw new Error(`webhook answered ${reply.status}: ${reply.body}`);
+  return reply.status;
+}
+
+/** Waits until neither queue has a message waiting or in flight: every handler call has finished. */
+export async function drainQueues(stack: LocalStack, timeoutMs = 60_000): Promise<void> {
+  const queues = ['conversa-inbound.fifo', 'conversa-outbound.fifo'].map((name) => stack.aws.sqs.getQueue(name));
+  await waitUntil(
+    () => queues.every((q) => {
+      const c = q.counts();
+      return c.visible + c.inFlight + c.delayed === 0;
+    }),
+    timeoutMs,
+    'the queues to drain',
+    10,
+  );
+}
+
+/** A bare node:http server that reads the body and answers 200: the floor the webhook ack is compared with. */
+async function startFloorServer(): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/whatsapp`, server };
+}
+
+const ACK_WARMUP = 20;
+const ackText = (run: string, i: number) => `ack ${run} ${i}`;
+
+/** Each sender's conversation, from the first ack-phase message the agent saw from it. */
+export function conversationsOf(b: Bench, senders: string[]): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const [s, from] of senders.entries()) {
+    const first = b.agent.created.get(ackText(b.run, s - ACK_WARMUP));
+    if (first) found.set(from, first.frame.conversationId);
+  }
+  if (found.size !== senders.length) throw new Error(`found ${found.size} of ${senders.length} conversations`);
+  return found;
+}
+
+export interface AckResult extends LatencySummary {
+  floorP50Ms: number;
+  floorP99Ms: number;
+}
+
+/**
+ * Signed webhook → 200, interleaved with the same request to the floor server (the order
+ * alternates, so neither side always runs first after the other's background work).
+ * Senders are reused later as the steady-state conversations.
+ */
+export async function measureWebhookAck(b: Bench, n: number, senders: string[]): Promise<AckResult> {
+  const floor = await startFloorServer();
+  const stack: number[] = [];
+  const bare: number[] = [];
+  const warmup = ACK_WARMUP;
+  try {
+    for (let i = -warmup; i < n; i++) {
+      const { body, headers } = whatsappWebhook(senders[(i + warmup) % senders.length]!, ackText(b.run, i));
+      const timeOne = async (url: string) => {
+        const started = performance.now();
+        const reply = await send(url, 'POST', body, headers);
+        if (reply.status !== 200) throw new Error(`${url} answered ${reply.status}: ${reply.body}`);
+        return performance.now() - started;
+      };
+      const [first, second] = i % 2 === 0 ? [floor.url, webhookUrl(b)] : [webhookUrl(b), floor.url];
+      const a = await timeOne(first);
+      const c = await timeOne(second);
+      if (i < 0) continue;
+      const [floorMs, stackMs] = first === floor.url ? [a, c] : [c, a];
+      bare.push(floorMs);
+      stack.push(stackMs);
+    }
+  } finally {
+    await new Promise((resolve) => floor.server.close(resolve));
+  }
+  // The same texts went to the stack only once each: all must reach the agent before the next phase.
+  await Promise.all(Array.from({ length: n + warmup }, (_, k) => b.agent.arrival(ackText(b.run, k - warmup), 60_000)));
+  await drainQueues(b.stack);
+  const floorSummary = summarize(bare);
+  return { ...summarize(stack), floorP50Ms: floorSummary.p50Ms, floorP99Ms: floorSummary.p99Ms };
+}
+
+/** Provider webhook → `message.created` on the agent's WebSocket, one message at a time. */
+export async function measureEndToEnd(b: Bench, n: number, senders: string[], label: string): Promise<LatencySummary> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const text = `${label} ${b.run} ${i}`;
+    const arrival = b.agent.arrival(text);
+    const started = performance.now();
+    await postWebhook(b, senders[i % senders.length]!, text);
+    samples.push((await arrival) - started);
+  }
+  await drainQueues(b.stack);
+  return summarize(samples);
+}
+
+export interface Visitor {
+  watch: FrameWatch;
+  conversationId: string;
+}
+
+/** Web visitors who have written once, so each has a conversation and a live WebSocket. */
+export async function openVisitors(b: Bench, count: number): Promise<Visitor[]> {
+  const visitors: Visitor[] = [];
+  for (let i = 0; i < count; i++) {
+    const session = await sendJson<{ token: string }>(`${b.stack.httpUrl}/v1/widget/sessions`, 'POST', { name: `Visitor ${i}` });
+    if (session.status !== 201) throw new Error(`widget session: ${session.status}`);
+    const watch = await FrameWatch.connect(b.stack.wsUrl, session.body.token);
+    const clientMessageId = crypto.randomUUID();
+    const ack = watch.next((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+    watch.send({ action: 'sendMessage', text: `visitor ${b.run} ${i} hello`, clientMessageId });
+    visitors.push({ watch, conversationId: String((await ack).conversationId) });
+  }
+  await drainQueues(b.stack);
+  return visitors;
+}
+
+/** Agent POST /v1/conversations/{id}/messages → `message.created` on the visitor's WebSocket. */
+export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[]): Promise<LatencySummary> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const visitor = visitors[i % visitors.length]!;
+    const text = `reply ${b.run} ${i}`;
+    const arrival = visitor.watch.arrival(text);
+    const started = performance.now();
+    const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${visitor.conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID() }, b.agentToken);
+    if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+    samples.push((await arrival) - started);
+  }
+  await drainQueues(b.stack);
+  return summarize(samples);
+}
+
+/** What a batch of messages used, per message. */
+export interface PerMessageUsage {
+  messages: number;
+  wru: number;
+  rru: number;
+  /** Frames the one agent connection received. */
+  agentFrames: number;
+  /** Invocations and billed milliseconds by function. */
+  lambda: Partial<Record<FunctionName, { invocations: number; billedMs: number }>>;
+  /** HTTP API requests. */
+  httpRequests: number;
+  /** SendMessageBatch calls, plus ReceiveMessage and DeleteMessageBatch per consumer batch. */
+  sqsRequests: number;
+  /** One-time schedules created (each fires at most once). */
+  schedules: number;
+}
+
+/** Runs `act` and divides what it used by `messages`. The stack must be otherwise idle. */
+export async function usageOf(b: Bench, messages: number, httpRequests: number, act: () => Promise<void>): Promise<PerMessageUsage> {
+  await drainQueues(b.stack);
+  const before = { wru: capacityTotals.write, rru: capacityTotals.read, frames: b.agent.totalFrames(), calls: b.invocations.snapshot(), schedules: b.stack.aws.scheduler.list().length };
+  await act();
+  await drainQueues(b.stack);
+  const after = b.invocations.snapshot();
+  const lambda: PerMessageUsage['lambda'] = {};
+  let consumerBatches = 0;
+  let sends = 0;
+  for (const [fn, now] of after) {
+    const was = before.calls.get(fn) ?? { count: 0, billedMs: 0 };
+    const count = now.count - was.count;
+    if (count === 0) continue;
+    lambda[fn] = { invocations: count / messages, billedMs: (now.billedMs - was.billedMs) / count };
+    if (fn === 'inbound' || fn === 'outbound') consumerBatches += count;
+    // Each webhook and each agent reply enqueues with one SendMessageBatch.
+    if (fn === 'webhook' || fn === 'api') sends += count;
+  }
+  return {
+    messages,
+    wru: (capacityTotals.write - before.wru) / messages,
+    rru: (capacityTotals.read - before.rru) / messages,
+    agentFrames: (b.agent.totalFrames() - before.frames) / messages,
+    lambda,
+    httpRequests: httpRequests / messages,
+    sqsRequests: (sends + 2 * consumerBatches) / messages,
+    schedules: (b.stack.aws.scheduler.list().length - before.schedules) / messages,
+  };
+}
+
+/**
+ * Steady state: customers who already have an open conversation write (concurrently across
+ * customers, in order per customer), then an agent answers each of them once per message.
+ */
+export async function measureUsage(b: Bench, senders: string[], perSender: number, conversationOf: Map<string, string>): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage; firstInbound: PerMessageUsage }> {
+  const total = senders.length * perSender;
+  const inbound = await usageOf(b, total, total, async () => {
+    await Promise.all(senders.map(async (from, s) => {
+      for (let k = 0; k < perSender; k++) await postWebhook(b, from, `steady ${b.run} ${s} ${k}`);
+    }));
+    await Promise.all(senders.flatMap((_, s) => Array.from({ length: perSender }, (_, k) => b.agent.arrival(`steady ${b.run} ${s} ${k}`))));
+  });
+
+  const sentBefore = b.stack.providers.outbox('whatsapp').length;
+  const outbound = await usageOf(b, total, total, async () => {
+    await Promise.all(senders.map(async (from, s) => {
+      const conversationId = conversationOf.get(from)!;
+      for (let k = 0; k < perSender; k++) {
+        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `answer ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID() }, b.agentToken);
+        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+      }
+    }));
+    await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + total, 60_000, 'the replies to reach the provider');
+  });
+
+  // A customer's first message also creates the contact, its handle and the conversation.
+  const newcomers = senders.map((_, s) => phone(b.run, 90_000 + s));
+  const firstInbound = await usageOf(b, newcomers.length, newcomers.length, async () => {
+    await Promise.all(newcomers.map((from, s) => postWebhook(b, from, `first ${b.run} ${s}`)));
+    await Promise.all(newcomers.map((_, s) => b.agent.arrival(`first ${b.run} ${s}`)));
+  });
+  return { inbound, outbound, firstInbound };
+}
+
+export interface ThroughputResult {
+  messages: number;
+  seconds: number;
+  perSecond: number;
+  lost: number;
+  duplicated: number;
+  outOfOrder: number;
+  senders: number;
+}
+
+/**
+ * A burst from many new customers at once, each sending its messages in order (the next after
+ * the previous one's 200, as a provider does). Timed until the last `message.created` reaches
+ * the agent; then every customer's conversation is read back from the store.
+ */
+export async function measureThroughput(b: Bench, senderCount: number, perSender: number): Promise<ThroughputResult> {
+  const senders = Array.from({ length: senderCount }, (_, s) => phone(b.run, 50_000 + s));
+  const text = (s: number, k: number) => `burst ${b.run} ${s} ${k}`;
+  const started = performance.now();
+  await Promise.all(senders.map(async (from, s) => {
+    for (let k = 0; k < perSender; k++) await postWebhook(b, from, text(s, k));
+  }));
+  const arrivals = await Promise.all(senders.flatMap((_, s) => Array.from({ length: perSender }, (_, k) => b.agent.arrival(text(s, k), 120_000))));
+  const seconds = (Math.max(...arrivals) - started) / 1000;
+  await drainQueues(b.stack);
+
+  let lost = 0;
+  let duplicated = 0;
+  let outOfOrder = 0;
+  for (const [s, from] of senders.entries()) {
+    const handle = await getHandle('whatsapp', from);
+    const texts = handle?.conversationId ? await allTexts(handle.conversationId) : [];
+    const sequence = texts.filter((t) => t.startsWith(`burst ${b.run} ${s} `)).map((t) => Number(t.split(' ').pop()));
+    const distinct = new Set(sequence);
+    lost += perSender - distinct.size;
+    duplicated += sequence.length - distinct.size;
+    for (let i = 1; i < sequence.length; i++) if (sequence[i]! < sequence[i - 1]!) outOfOrder += 1;
+  }
+  const messages = senderCount * perSender;
+  return { messages, seconds: Math.round(seconds * 1000) / 1000, perSecond: Math.round(messages / seconds), lost, duplicated, outOfOrder, senders: senderCount };
+}
+
+/** Every message text of a conversation, oldest first. */
+async function allTexts(conversationId: string): Promise<string[]> {
+  const pages: string[][] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listMessages(conversationId, { limit: 100, ...(cursor ? { cursor } : {}), includePrivate: true });
+    pages.unshift(page.items.map((m) => m.text));
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return pages.flat();
+}

@@ -1,0 +1,77 @@
+/** The printed table, and the issue's targets checked against the figures (informational only). */
+import type { BundleResult } from './bundles';
+import type { CostModel } from './cost';
+import type { AckResult, ThroughputResult } from './measure';
+import type { LatencySummary } from './stats';
+
+export interface Results {
+  at: string;
+  quick: boolean;
+  webhookAck: AckResult;
+  endToEnd: LatencySummary;
+  endToEndFirstMessage: LatencySummary;
+  agentReply: LatencySummary;
+  throughput: ThroughputResult;
+  dynamodb: { wruPerInbound: number; rruPerInbound: number; wruPerOutbound: number; rruPerOutbound: number; wruPerFirstInbound: number; rruPerFirstInbound: number };
+  bundles: BundleResult[];
+  costUsdPerMillionMessages: CostModel;
+  machine: { node: string; seconds: number };
+}
+
+const MAX_BUNDLE_BYTES = 1.5 * 1024 * 1024;
+
+interface Target {
+  name: string;
+  pass: boolean;
+  detail: string;
+}
+
+export function targets(r: Results): Target[] {
+  const largest = r.bundles.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  const slowest = r.bundles.reduce((a, b) => (b.initMs > a.initMs ? b : a));
+  const ratio = r.webhookAck.p50Ms / r.webhookAck.floorP50Ms;
+  return [
+    { name: 'ack p50 within 3x floor', pass: ratio <= 3, detail: `${r.webhookAck.p50Ms} ms vs floor ${r.webhookAck.floorP50Ms} ms (${ratio.toFixed(1)}x)` },
+    { name: 'end-to-end p50 < 100 ms', pass: r.endToEnd.p50Ms < 100, detail: `${r.endToEnd.p50Ms} ms` },
+    { name: '<= 4 WRU per inbound', pass: r.dynamodb.wruPerInbound <= 4, detail: `${r.dynamodb.wruPerInbound} WRU` },
+    { name: '<= 4 RRU per inbound', pass: r.dynamodb.rruPerInbound <= 4, detail: `${r.dynamodb.rruPerInbound} RRU` },
+    { name: 'bundles < 1.5 MB', pass: largest.bytes < MAX_BUNDLE_BYTES, detail: `largest ${largest.name} ${(largest.bytes / 1024).toFixed(0)} KiB` },
+    { name: 'cold load < 400 ms', pass: slowest.initMs < 400, detail: `slowest ${slowest.name} ${slowest.initMs} ms` },
+    { name: '< $8 per million messages', pass: r.costUsdPerMillionMessages.total < 8, detail: `$${r.costUsdPerMillionMessages.total}` },
+    {
+      name: 'nothing lost or duplicated',
+      pass: r.throughput.lost === 0 && r.throughput.duplicated === 0 && r.throughput.outOfOrder === 0,
+      detail: `lost ${r.throughput.lost}, duplicated ${r.throughput.duplicated}, out of order ${r.throughput.outOfOrder}`,
+    },
+  ];
+}
+
+function table(rows: (string | number)[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => String(row[c]).length)));
+  return rows.map((row) => row.map((cell, c) => String(cell).padEnd(widths[c]!)).join('  ')).join('\n');
+}
+
+export function printReport(r: Results): void {
+  const lat = (name: string, s: LatencySummary, extra = '') => [name, s.n, s.p50Ms, s.p99Ms, extra];
+  console.log(`\nConversa bench ${r.quick ? '(quick) ' : ''}${r.at}, node ${r.machine.node}, ${r.machine.seconds} s\n`);
+  console.log(
+    table([
+      ['latency', 'n', 'p50 ms', 'p99 ms', ''],
+      lat('webhook ack', r.webhookAck),
+      ['  floor (bare node:http)', r.webhookAck.n, r.webhookAck.floorP50Ms, r.webhookAck.floorP99Ms, 'interleaved'],
+      lat('end to end (webhook → agent WS)', r.endToEnd, 'existing conversation'),
+      lat('  first message', r.endToEndFirstMessage, 'creates contact + conversation'),
+      lat('agent reply (POST → visitor WS)', r.agentReply),
+    ]),
+  );
+  const t = r.throughput;
+  console.log(`\nthroughput: ${t.messages} messages from ${t.senders} senders in ${t.seconds} s = ${t.perSecond}/s; lost ${t.lost}, duplicated ${t.duplicated}, out of order ${t.outOfOrder}`);
+  const d = r.dynamodb;
+  console.log(`dynamodb per message: inbound ${d.wruPerInbound} WRU / ${d.rruPerInbound} RRU (first of a conversation ${d.wruPerFirstInbound} / ${d.rruPerFirstInbound}), outbound ${d.wruPerOutbound} WRU / ${d.rruPerOutbound} RRU\n`);
+  console.log(table([['bundle', 'KiB', 'cold load ms'], ...r.bundles.map((b) => [b.name, (b.bytes / 1024).toFixed(0), b.initMs])]));
+  const c = r.costUsdPerMillionMessages;
+  console.log(`\ncost per million messages: $${c.total} (prices ${c.region}, ${c.pricesAsOf})`);
+  console.log(table(Object.entries(c.breakdown).map(([k, v]) => [`  ${k}`, `$${v.toFixed(3)}`])));
+  console.log('\ntargets (informational):');
+  console.log(table(targets(r).map((x) => [x.pass ? 'PASS' : 'FAIL', x.name, x.detail])));
+}

@@ -1,0 +1,98 @@
+/**
+ * `npm run bench`: every figure of CONTRACT.md section 6, measured in one run against the
+ * local stack, written to bench/results.json and printed with the issue's targets.
+ * BENCH_QUICK=1 shrinks the samples so the whole run takes under a minute.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLocalStack } from '../local/stack';
+import { resetCapacityTotals } from '../src/aws/capacity';
+import { costPerMillion } from './cost';
+import { measureBundles } from './bundles';
+import {
+  Invocations,
+  measureAgentReply,
+  measureEndToEnd,
+  measureThroughput,
+  measureUsage,
+  measureWebhookAck,
+  conversationsOf,
+  openVisitors,
+  usageOf,
+  type Bench,
+} from './measure';
+import { FrameWatch, phone } from './traffic';
+import { printReport } from './report';
+import type { LatencySummary } from './stats';
+
+const quick = process.env.BENCH_QUICK === '1';
+const SIZES = quick
+  ? { ack: 150, endToEnd: 40, firstMessage: 10, agentReply: 30, visitors: 5, steadySenders: 10, steadyPerSender: 5, burstSenders: 50, burstPerSender: 10, bundleLoads: 3 }
+  : { ack: 1000, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
+
+async function measureStack() {
+  const invocations = new Invocations();
+  const stack = await startLocalStack({ httpPort: 0, wsPort: 0, onInvoke: invocations.record });
+  const run = String(Date.now() % 100_000).padStart(5, '0');
+  const agentToken = stack.issueAgentToken('bench-agent', 'agent', 'Bench');
+  const agent = await FrameWatch.connect(stack.wsUrl, agentToken);
+  const bench: Bench = { stack, invocations, agent, agentToken, run };
+  try {
+    resetCapacityTotals();
+    const senders = Array.from({ length: SIZES.steadySenders }, (_, i) => phone(run, i));
+    const webhookAck = await measureWebhookAck(bench, SIZES.ack, senders);
+    // The ack phase opened a conversation per sender: the agent replies go there.
+    const conversationOf = conversationsOf(bench, senders);
+    let endToEnd!: LatencySummary;
+    const sequentialInbound = await usageOf(bench, SIZES.endToEnd, SIZES.endToEnd, async () => {
+      endToEnd = await measureEndToEnd(bench, SIZES.endToEnd, senders, 'e2e');
+    });
+    const newcomers = Array.from({ length: SIZES.firstMessage }, (_, i) => phone(run, 70_000 + i));
+    const endToEndFirstMessage = await measureEndToEnd(bench, SIZES.firstMessage, newcomers, 'e2e-first');
+    const visitors = await openVisitors(bench, SIZES.visitors);
+    let agentReply!: LatencySummary;
+    const sequentialOutbound = await usageOf(bench, SIZES.agentReply, SIZES.agentReply, async () => {
+      agentReply = await measureAgentReply(bench, SIZES.agentReply, visitors);
+    });
+    const usage = { ...(await measureUsage(bench, senders, SIZES.steadyPerSender, conversationOf)), sequentialInbound, sequentialOutbound };
+    const throughput = await measureThroughput(bench, SIZES.burstSenders, SIZES.burstPerSender);
+    for (const v of visitors) v.watch.close();
+    return { webhookAck, endToEnd, endToEndFirstMessage, agentReply, usage, throughput };
+  } finally {
+    agent.close();
+    await stack.stop();
+  }
+}
+
+const started = Date.now();
+const measured = await measureStack();
+// Bundles last, with the stack stopped, so the cold loads do not share the CPU with it.
+const bundles = await measureBundles(SIZES.bundleLoads);
+const { inbound, outbound, firstInbound } = measured.usage;
+const round = (x: number) => Math.round(x * 100) / 100;
+
+const results = {
+  at: new Date().toISOString(),
+  quick,
+  webhookAck: measured.webhookAck,
+  endToEnd: measured.endToEnd,
+  agentReply: measured.agentReply,
+  throughput: measured.throughput,
+  dynamodb: {
+    wruPerInbound: round(inbound.wru),
+    rruPerInbound: round(inbound.rru),
+    wruPerOutbound: round(outbound.wru),
+    rruPerOutbound: round(outbound.rru),
+    wruPerFirstInbound: round(firstInbound.wru),
+    rruPerFirstInbound: round(firstInbound.rru),
+    source: 'ReturnConsumedCapacity TOTAL (table and indexes) as DynamoDB Local reports it, summed over every request of the path',
+  },
+  bundles,
+  costUsdPerMillionMessages: costPerMillion(measured.usage),
+  endToEndFirstMessage: measured.endToEndFirstMessage,
+  usagePerMessage: measured.usage,
+  machine: { node: process.version, seconds: Math.round((Date.now() - started) / 100) / 10 },
+};
+
+writeFileSync(join(import.meta.dirname, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+printReport(results);
