@@ -1,20 +1,23 @@
-/** The 360° view of a customer: every handle and every conversation. */
+/** The 360° view of a customer (every handle and every conversation), and admin merges. */
+import { z } from 'zod';
 import type { Route } from './context';
-import { json } from '../http/http';
+import { requireAdmin } from './context';
+import { json, parseBody } from '../http/http';
 import { notFound } from '../domain/errors';
 import type { Contact } from '../domain/types';
-import { getContactWithConversationIds } from '../store/contacts';
+import { loadContact, mergeContacts } from '../domain/contacts';
 import { getConversations, toConversation } from '../store/conversations';
-import { notYet } from './not-yet';
 
-export const getContactRoute: Route = async ({ params }) => {
-  const found = await getContactWithConversationIds(params.id!);
+const MergeBody = z.object({ otherContactId: z.string().trim().min(1).max(128) });
+
+export async function contactView(id: string): Promise<Contact> {
+  const found = await loadContact(id);
   if (!found) throw notFound('contact');
   const conversations = (await getConversations(found.conversationIds))
     .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
     .map(toConversation);
   const { contact } = found;
-  const body: Contact = {
+  return {
     id: contact.id,
     ...(contact.name ? { name: contact.name } : {}),
     ...(contact.email ? { email: contact.email } : {}),
@@ -22,7 +25,14 @@ export const getContactRoute: Route = async ({ params }) => {
     handles: contact.handles as Contact['handles'],
     conversations,
   };
-  return json(200, body);
-};
+}
 
-export const mergeContactRoute = notYet('merging contacts');
+export const getContactRoute: Route = async ({ params }) => json(200, await contactView(params.id!));
+
+/** `{id}` survives; `otherContactId` is merged into it. Answers the surviving contact. */
+export const mergeContactRoute: Route = async ({ event, params, agent }) => {
+  requireAdmin(agent);
+  const body = parseBody(event, MergeBody);
+  await mergeContacts(params.id!, body.otherContactId);
+  return json(200, await contactView(params.id!));
+};

@@ -14,6 +14,7 @@ import {
 } from './conversations';
 import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
 import { getContactRoute, mergeContactRoute } from './contacts';
+import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
 import { createCannedRoute, deleteCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
@@ -31,6 +32,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'POST /v1/conversations/{id}/reopen': reopenRoute,
   'POST /v1/conversations/{id}/status': statusRoute,
   'POST /v1/conversations/{id}/read': markReadRoute,
+  'POST /v1/conversations/{id}/channel': channelTransferRoute,
   'GET /v1/contacts/{id}': getContactRoute,
   'POST /v1/contacts/{id}/merge': mergeContactRoute,
   'GET /v1/agents': listAgentsRoute,

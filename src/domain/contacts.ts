@@ -4,7 +4,22 @@
  */
 import type { Channel } from './types';
 import { newId } from './ids';
-import { addContactHandles, claimHandle, getHandle, putContact, type ContactRecord } from '../store/contacts';
+import { badRequest, conflict, notFound } from './errors';
+import { conversationEvent, publishToConversation } from './events';
+import {
+  addContactHandles,
+  claimHandle,
+  getContactWithConversationIds,
+  getHandle,
+  linkContactConversation,
+  markContactMerged,
+  moveHandle,
+  putContact,
+  unlinkContactConversation,
+  updateVisitor,
+  type ContactRecord,
+} from '../store/contacts';
+import { updateConversation } from '../store/conversations';
 
 export interface Profile {
   name?: string;
@@ -72,4 +87,61 @@ export async function findOrCreateContact(channel: Channel, handle: string, prof
     phone: normalizePhone(profile.phone),
   });
   return contactId;
+}
+
+/** A contact merged into another answers as the one it was merged into (one hop per merge). */
+export async function loadContact(id: string): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
+  const seen = new Set<string>();
+  let found = await getContactWithConversationIds(id);
+  while (found?.contact.mergedInto && !seen.has(found.contact.id)) {
+    seen.add(found.contact.id);
+    found = await getContactWithConversationIds(found.contact.mergedInto);
+  }
+  return found;
+}
+
+/**
+ * Merges `otherId` into `survivorId`: every handle (and its handle or visitor item), every
+ * conversation pointer and the conversations' contact move to the survivor; the other contact
+ * is marked `mergedInto`. Conversations keep their messages. Every step is idempotent, so a
+ * merge that failed half-way is finished by asking again.
+ */
+export async function mergeContacts(survivorId: string, otherId: string): Promise<void> {
+  if (survivorId === otherId) throw badRequest('same_contact', 'a contact cannot be merged into itself');
+  const [survivor, other] = await Promise.all([getContactWithConversationIds(survivorId), getContactWithConversationIds(otherId)]);
+  if (!survivor) throw notFound('contact');
+  if (!other) throw notFound('other contact');
+  if (survivor.contact.mergedInto) {
+    throw conflict('contact_merged', `contact ${survivorId} was itself merged into ${survivor.contact.mergedInto}; merge into that one`);
+  }
+  // Claimed first: a second merge of the same contact elsewhere is refused from here on.
+  if (!(await markContactMerged(otherId, survivorId))) {
+    throw conflict('contact_merged', `contact ${otherId} was already merged into ${other.contact.mergedInto ?? 'another contact'}`);
+  }
+  const { contact } = other;
+  for (const { channel, handle } of contact.handles) {
+    // A visitor's handle lives on its visitor item; every other handle has a handle item.
+    if (channel === 'web') await updateVisitor(handle, { contactId: survivorId });
+    else await moveHandle(channel, handle, otherId, survivorId);
+  }
+  await addContactHandles(survivorId, contact.handles, { name: contact.name, email: contact.email, phone: contact.phone });
+  for (const conversationId of other.conversationIds) {
+    await linkContactConversation(survivorId, conversationId);
+    const result = await updateConversation(conversationId, (c) =>
+      c.contact.id === survivorId ? undefined : { ...c, contact: { ...c.contact, id: survivorId } },
+    );
+    if (result && result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)]);
+    await unlinkContactConversation(otherId, conversationId);
+  }
+}
+
+/**
+ * The contact's handle on `channel`: one it wrote from, else (for channels addressed by phone)
+ * its phone number, so that a WhatsApp customer can be answered by SMS and the other way round.
+ */
+export function handleOnChannel(contact: ContactRecord, channel: Channel, handleForPhone?: (phone: string) => string): string | undefined {
+  const own = contact.handles.find((h) => h.channel === channel)?.handle;
+  if (own) return own;
+  const phone = normalizePhone(contact.phone) ?? contact.handles.find((h) => h.channel === 'phone')?.handle;
+  return phone && handleForPhone ? handleForPhone(phone) : undefined;
 }

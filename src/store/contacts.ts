@@ -1,4 +1,4 @@
-import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
@@ -181,4 +181,45 @@ export async function getContacts(ids: string[]): Promise<ContactRecord[]> {
     new BatchGetCommand({ RequestItems: { [config.tableName]: { Keys: ids.slice(0, 100).map((id) => keys.contact(id)) } } }),
   );
   return (out.Responses?.[config.tableName] ?? []).map((item) => strip<ContactRecord>(item)!);
+}
+
+/** Points a handle at another contact (a merge), only if it still belongs to `from`. */
+export async function moveHandle(channel: string, handle: string, from: string, to: string): Promise<void> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.handle(channel, handle),
+        UpdateExpression: 'SET contactId = :to',
+        ConditionExpression: 'contactId = :from',
+        ExpressionAttributeValues: { ':to': to, ':from': from },
+      }),
+    );
+  } catch (error) {
+    // Already moved by an earlier attempt, or never this contact's: nothing to do.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+export async function unlinkContactConversation(contactId: string, conversationId: string): Promise<void> {
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.contactConversation(contactId, conversationId) }));
+}
+
+/** Marks a contact merged into another; true when it is (or already was) merged into `into`. */
+export async function markContactMerged(id: string, into: string): Promise<boolean> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.contact(id),
+        UpdateExpression: 'SET mergedInto = :into',
+        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(mergedInto) OR mergedInto = :into)',
+        ExpressionAttributeValues: { ':into': into },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
 }

@@ -1,0 +1,65 @@
+/**
+ * Channel transfer: an agent continues a customer's conversation on another of the contact's
+ * channels. The target is the contact's conversation on that channel (created when the customer
+ * never wrote there); private notes on both sides link the two histories.
+ */
+import { z } from 'zod';
+import type { Route } from './context';
+import { json, parseBody } from '../http/http';
+import { badRequest, ClientError, conflict, notFound } from '../domain/errors';
+import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
+import { handleOnChannel, loadContact } from '../domain/contacts';
+import { openConversation } from '../domain/inbound';
+import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
+import { getAdapter } from '../channels/registry';
+import { addContactHandles, claimHandle, getHandle } from '../store/contacts';
+import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
+
+const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
+
+async function targetConversation(source: ConversationRecord, channel: ProviderChannel): Promise<{ conversation: ConversationRecord; created: boolean }> {
+  const found = await loadContact(source.contact.id);
+  if (!found) throw notFound('contact');
+  const { contact } = found;
+  const handle = handleOnChannel(contact, channel, getAdapter(channel).handleForPhone);
+  if (!handle) {
+    throw new ClientError(422, 'no_handle', `The customer has no ${channel} handle${getAdapter(channel).handleForPhone ? ' and no phone number' : ''} to continue on.`);
+  }
+  const pointer = (await getHandle(channel, handle)) ?? (await claimHandle(channel, handle, { contactId: contact.id }));
+  if (pointer.contactId !== contact.id) {
+    throw conflict('handle_taken', `The ${channel} handle ${handle} belongs to another contact; merge the contacts first.`);
+  }
+  if (pointer.conversationId) {
+    const existing = await getConversation(pointer.conversationId, true);
+    if (existing) return { conversation: existing, created: false };
+  }
+  await addContactHandles(contact.id, [{ channel, handle }]);
+  return openConversation({
+    channel,
+    handle,
+    contactId: contact.id,
+    conversationId: pointer.conversationId,
+    profile: { name: contact.name, email: contact.email, phone: contact.phone },
+  });
+}
+
+export async function transferToChannel(sourceId: string, channel: ProviderChannel, agent: AgentIdentity): Promise<{ conversation: ConversationRecord; created: boolean }> {
+  const source = await getConversation(sourceId, true);
+  if (!source) throw notFound('conversation');
+  if (source.channel === channel) throw badRequest('same_channel', `the conversation is already on ${channel}`);
+  const target = await targetConversation(source, channel);
+  await postAgentMessage(target.conversation.id, agent, {
+    text: `Continued from the ${source.channel} conversation ${source.id}.`,
+    private: true,
+  });
+  await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
+  // Re-read: the notes moved its activity forward.
+  const conversation = (await getConversation(target.conversation.id, true)) ?? target.conversation;
+  return { conversation, created: target.created };
+}
+
+export const channelTransferRoute: Route = async ({ event, params, agent }) => {
+  const body = parseBody(event, TransferBody);
+  const { conversation, created } = await transferToChannel(params.id!, body.channel, agent);
+  return json(created ? 201 : 200, toConversation(conversation));
+};
