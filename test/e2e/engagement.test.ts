@@ -1,0 +1,265 @@
+/**
+ * Engagement end to end on the local stack with timers of a few seconds: autoresponder and
+ * business hours, leave-a-message, email fallback and email replies, re-engagement, auto-resolve
+ * and CSAT, each with the case where it must not happen. Each test sets the timers it needs
+ * through PUT /v1/settings; the others stay at an hour so that they cannot interfere.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+
+let stack: LocalStack;
+let agent: WsClient;
+let agentJwt: string;
+let adminJwt: string;
+const clients: WsClient[] = [];
+const HOUR = 3600;
+
+async function connect(token: string): Promise<WsClient> {
+  const client = await WsClient.connect(stack.wsUrl, token);
+  clients.push(client);
+  return client;
+}
+
+async function settings(patch: Record<string, unknown>): Promise<void> {
+  const res = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: patch });
+  expect(res.status, res.text).toBe(200);
+}
+
+const timers = (t: Partial<Record<'emailFallbackDelaySeconds' | 'reengageAfterSeconds' | 'autoResolveAfterSeconds', number>>) =>
+  settings({ timers: { emailFallbackDelaySeconds: HOUR, reengageAfterSeconds: HOUR, autoResolveAfterSeconds: HOUR, ...t } });
+
+async function visitorSays(ws: WsClient, text: string): Promise<Frame> {
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text, clientMessageId });
+  return ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+}
+
+async function visitor(profile: { name?: string; email?: string } = { name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` }, first = 'Hello') {
+  const session = await visitorSession(stack.httpUrl, profile);
+  const ws = await connect(session.token);
+  const ack = await visitorSays(ws, first);
+  return { session, ws, conversationId: ack.conversationId as string, email: profile.email };
+}
+
+async function agentReply(conversationId: string, text: string): Promise<string> {
+  const res = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text } });
+  expect(res.status, res.text).toBe(202);
+  return res.body.message.id;
+}
+
+const history = async (conversationId: string) =>
+  (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt })).body.items as {
+    id: string;
+    text: string;
+    direction: string;
+    private: boolean;
+    sender: { type: string };
+    attachments: { type: string }[];
+  }[];
+const conversation = async (id: string) => (await http(stack.httpUrl, 'GET', `/v1/conversations/${id}`, { token: agentJwt })).body;
+const mailTo = async (address: string) =>
+  ((await http(stack.httpUrl, 'GET', '/local/mail')).body.items as { to: string; text: string; html: string; subject: string; replyTo: string[] }[]).filter(
+    (m) => m.to === address,
+  );
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The conversation's pending timers, by kind, as the Scheduler stand-in holds them. */
+const pendingTimers = (conversationId: string) =>
+  stack.aws.scheduler
+    .list()
+    .filter((s) => s.name.endsWith(`-${conversationId}`) && s.fireAt)
+    .map((s) => s.name.slice(0, -conversationId.length - 1));
+
+beforeAll(async () => {
+  stack = await startTestStack({
+    env: { CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS: '2', CONVERSA_REENGAGE_AFTER_SECONDS: String(HOUR), CONVERSA_AUTO_RESOLVE_AFTER_SECONDS: String(HOUR) },
+  });
+  agentJwt = await agentToken(stack.httpUrl, 'agent-eve', 'agent', 'Eve');
+  adminJwt = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  agent = await connect(agentJwt);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+describe('autoresponder and business hours', () => {
+  it('answers once at the start of a conversation, with the help-center link', async () => {
+    await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.', helpCenterUrl: 'https://help.example.com' } });
+    const { ws, conversationId } = await visitor();
+    const bot = await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot', 10_000, 'autoresponse');
+    expect(bot.message).toMatchObject({ conversationId, direction: 'outbound', private: false });
+    expect(bot.message.text).toContain('Hi! We reply within minutes.');
+    expect(bot.message.text).toContain('https://help.example.com');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.id === bot.message.id, 10_000, 'autoresponse at agent');
+
+    await visitorSays(ws, 'Are you there?');
+    await visitorSays(ws, 'Hello?');
+    const bots = (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    expect(bots).toHaveLength(1);
+  });
+
+  it('never answers a conversation an agent already answered', async () => {
+    await settings({ autoresponder: { enabled: false } });
+    const { ws, conversationId } = await visitor();
+    await agentReply(conversationId, 'Hello from Eve');
+    await eventually(async () => (await conversation(conversationId)).firstReplyAt);
+    await settings({ autoresponder: { enabled: true } });
+    await visitorSays(ws, 'Thanks Eve');
+    await sleep(500);
+    expect((await history(conversationId)).filter((m) => m.sender.type === 'bot')).toEqual([]);
+  });
+
+  it('outside hours says when the team is back, asks for an email and keeps the one the visitor gives', async () => {
+    // Open only on tomorrow's weekday (UTC): closed now, back tomorrow at 09:00.
+    const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][(new Date().getUTCDay() + 1) % 7]!;
+    await settings({
+      autoresponder: { enabled: true, askForEmail: true, outOfHoursMessage: 'We are away; back {{nextOpen}}.' },
+      businessHours: { enabled: true, timeZone: 'UTC', holidays: [], weekly: { [tomorrow]: [{ open: '09:00', close: '17:00' }] } },
+    });
+    try {
+      const { ws, conversationId } = await visitor({ name: 'Nora' }, 'Anyone there?');
+      const away = await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('We are away'), 10_000, 'out of hours');
+      expect(away.message.text).toContain('back tomorrow at 09:00 (UTC)');
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot' && /email/i.test(f.message.text), 10_000, 'ask for email');
+
+      await visitorSays(ws, 'Sure: Nora.Smith@Example.com thanks');
+      const updated = await agent.waitFor(
+        (f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.contact.email,
+        10_000,
+        'email on conversation',
+      );
+      expect(updated.conversation.contact.email).toBe('nora.smith@example.com');
+      const contact = await http(stack.httpUrl, 'GET', `/v1/contacts/${updated.conversation.contact.id}`, { token: agentJwt });
+      expect(contact.body.email).toBe('nora.smith@example.com');
+    } finally {
+      await settings({ businessHours: { enabled: false } });
+    }
+  });
+
+  it('inside hours sends the normal message and asks for no email', async () => {
+    await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
+    const { ws, conversationId } = await visitor({ name: 'Nils' });
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('In hours hello'), 10_000, 'autoresponse');
+    await sleep(300);
+    expect((await history(conversationId)).filter((m) => m.sender.type === 'bot')).toHaveLength(1);
+  });
+});
+
+describe('email fallback', () => {
+  it('emails unseen replies once (several replies, one email) and takes the email reply back into the conversation', async () => {
+    await timers({ emailFallbackDelaySeconds: 2 });
+    const { ws, conversationId, email } = await visitor(undefined, 'My parcel is late');
+    await ws.close();
+    await agentReply(conversationId, 'Sorry about that!');
+    await agentReply(conversationId, 'It leaves the warehouse today.');
+
+    const [mail] = await eventually(async () => {
+      const found = await mailTo(email!);
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(mail!.text).toContain('Sorry about that!');
+    expect(mail!.text).toContain('It leaves the warehouse today.');
+    expect(mail!.text).toContain('My parcel is late');
+    expect(mail!.html).toContain('It leaves the warehouse today.');
+    expect(mail!.text).toContain(conversationId);
+    expect(mail!.replyTo).toHaveLength(1);
+    const replyTo = mail!.replyTo[0]!;
+    expect(replyTo).toMatch(/^c-[0-9a-z]+-[0-9a-f]{32}@/);
+    await sleep(3000);
+    expect(await mailTo(email!)).toHaveLength(1);
+
+    const forged = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
+      body: { to: replyTo.replace(/-[0-9a-f]{32}@/, `-${'0'.repeat(32)}@`), from: email, subject: 'Re', text: 'hijack' },
+    });
+    expect(forged.status).toBe(422);
+    const bad = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: replyTo } });
+    expect(bad.status).toBe(400);
+
+    const reply = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
+      body: { to: replyTo, from: email, subject: 'Re: You have 2 new replies', text: 'Great, thanks!\n\nOn Tue, Support wrote:\n> Sorry about that!' },
+    });
+    expect(reply.status, reply.text).toBe(202);
+    const inbound = await agent.waitFor(
+      (f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'Great, thanks!',
+      10_000,
+      'email reply at agent',
+    );
+    expect(inbound.message).toMatchObject({ direction: 'inbound', sender: { type: 'contact' } });
+    expect((await history(conversationId)).some((m) => m.text.includes('hijack'))).toBe(false);
+  });
+
+  it('sends no email when the visitor was connected and read the reply', async () => {
+    await timers({ emailFallbackDelaySeconds: 2 });
+    const { ws, conversationId, email } = await visitor(undefined, 'Quick question');
+    const replyId = await agentReply(conversationId, 'Quick answer');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
+    await eventually(() => pendingTimers(conversationId).includes('emailFallback'));
+    ws.send({ action: 'markRead', messageId: replyId });
+    await agent.waitFor((f) => f.type === 'read' && f.messageId === replyId, 10_000, 'read at agent');
+    // Reading cancels the schedule itself, not just its effect.
+    await eventually(() => !pendingTimers(conversationId).includes('emailFallback'));
+    await sleep(5000);
+    expect(await mailTo(email!)).toEqual([]);
+  });
+});
+
+describe('re-engagement', () => {
+  it('follows up once when the customer does not answer the agent', async () => {
+    await timers({ reengageAfterSeconds: 2 });
+    await settings({ reengagement: { enabled: true, message: 'Still there? Anything else?' } });
+    const { ws, conversationId } = await visitor(undefined, 'Can you help?');
+    await agentReply(conversationId, 'Sure, what do you need?');
+    const followUp = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still there? Anything else?', 20_000, 'follow-up');
+    expect(followUp.message.sender.type).toBe('bot');
+    await sleep(3000);
+    expect((await history(conversationId)).filter((m) => m.text === 'Still there? Anything else?')).toHaveLength(1);
+  });
+
+  it('does not follow up when the customer answered', async () => {
+    await timers({ reengageAfterSeconds: 3 });
+    const { ws, conversationId } = await visitor(undefined, 'Help please');
+    const replyId = await agentReply(conversationId, 'What is your order number?');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
+    await eventually(() => pendingTimers(conversationId).includes('reengage'));
+    await visitorSays(ws, 'It is 12345');
+    await eventually(() => !pendingTimers(conversationId).includes('reengage'));
+    await sleep(5000);
+    expect((await history(conversationId)).filter((m) => m.text === 'Still there? Anything else?')).toEqual([]);
+  });
+});
+
+describe('auto-resolve and CSAT', () => {
+  it('resolves an idle conversation, asks for a rating, and stores the answer without reopening', async () => {
+    await timers({ autoResolveAfterSeconds: 2 });
+    await settings({ csat: { enabled: true, question: 'How did we do? 1 to 5' } });
+    const { ws, conversationId } = await visitor(undefined, 'One question');
+    const question = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'How did we do? 1 to 5', 20_000, 'CSAT question');
+    expect(question.message.attachments).toEqual([expect.objectContaining({ type: 'csat' })]);
+    expect((await conversation(conversationId)).status).toBe('resolved');
+    await timers({});
+
+    await visitorSays(ws, '4 - quick and friendly');
+    const rated = await agent.waitFor(
+      (f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.csat,
+      10_000,
+      'csat at agent',
+    );
+    expect(rated.conversation).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
+    const stored = await conversation(conversationId);
+    expect(stored).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
+  });
+
+  it('does not resolve a conversation that keeps moving', async () => {
+    await timers({ autoResolveAfterSeconds: 3 });
+    const { ws, conversationId } = await visitor(undefined, 'msg 0');
+    for (let i = 1; i <= 4; i++) {
+      await sleep(1000);
+      await visitorSays(ws, `msg ${i}`);
+    }
+    expect((await conversation(conversationId)).status).toBe('open');
+    await timers({});
+  });
+});
