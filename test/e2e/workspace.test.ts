@@ -1,0 +1,249 @@
+/**
+ * The agent workspace end to end on the local stack: roles, visitor isolation, transfer with
+ * a private note, live signals, lifecycle, inbox filters, canned responses and presence.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { HTTP_ROUTES } from '../../src/manifest';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { snoozeScheduleName, wakeSnoozed } from '../../src/domain/snooze';
+
+let stack: LocalStack;
+let admin: string;
+const tokens: Record<string, string> = {};
+const sockets: Record<string, WsClient> = {};
+const clients: WsClient[] = [];
+const AGENTS = ['ws-ana', 'ws-ben'];
+
+async function connect(token: string): Promise<WsClient> {
+  const client = await WsClient.connect(stack.wsUrl, token);
+  clients.push(client);
+  return client;
+}
+
+async function visitorWithConversation(text: string, name = 'Vera') {
+  const session = await visitorSession(stack.httpUrl, { name });
+  const ws = await connect(session.token);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text, clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+  return { session, ws, conversationId: ack.conversationId as string, messageId: ack.messageId as string };
+}
+
+const get = (path: string, token = admin) => http(stack.httpUrl, 'GET', path, { token });
+const post = (path: string, body: unknown, token = admin) => http(stack.httpUrl, 'POST', path, { token, body });
+
+async function assigned(conversationId: string): Promise<string> {
+  return eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId as string | null);
+}
+
+const updated = (id: string, check: (c: Record<string, unknown>) => boolean) => (f: Frame) => f.type === 'conversation.updated' && f.conversation.id === id && check(f.conversation);
+
+beforeAll(async () => {
+  stack = await startTestStack({ env: { CONVERSA_PRESENCE_GRACE_SECONDS: '1' } });
+  stack.aws.scheduler.ensureGroup('conversa-local');
+  admin = await agentToken(stack.httpUrl, 'ws-admin', 'admin', 'Ada');
+  // Histories below are the team's messages only.
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { autoresponder: { enabled: false } } })).status).toBe(200);
+  // The admin supervises: no conversations of their own.
+  expect((await http(stack.httpUrl, 'PUT', '/v1/agents/ws-admin', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } })).status).toBe(200);
+  for (const id of AGENTS) {
+    tokens[id] = await agentToken(stack.httpUrl, id, 'agent', id === 'ws-ana' ? 'Ana' : 'Ben');
+    sockets[id] = await connect(tokens[id]!);
+  }
+  await eventually(async () => (await get('/v1/agents')).body.items.filter((a: { status: string }) => a.status === 'online').length === 2);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+describe('agent workspace', () => {
+  it('refuses visitor tokens on every agent route', async () => {
+    const { session, conversationId } = await visitorWithConversation('isolation');
+    for (const route of HTTP_ROUTES.filter((r) => r.fn === 'api')) {
+      const path = route.path.replace('{id}', conversationId);
+      const res = await http(stack.httpUrl, route.method, path, { token: session.token, ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { body: {} }) });
+      expect(res.status, `${route.method} ${route.path}`).toBe(401);
+    }
+  });
+
+  it('lets only admins change settings, agents and canned responses', async () => {
+    const agent = tokens['ws-ana']!;
+    const settings = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: agent, body: { capacity: { live: 9 } } });
+    expect(settings.status).toBe(403);
+    expect(settings.body.error.code).toBe('forbidden');
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ana', { token: agent, body: { liveCapacity: 9 } })).status).toBe(403);
+    expect((await post('/v1/canned-responses', { shortCode: 'x', text: 'y' }, agent)).status).toBe(403);
+    expect((await http(stack.httpUrl, 'DELETE', '/v1/canned-responses/01NOPE', { token: agent })).status).toBe(403);
+    expect((await http(stack.httpUrl, 'GET', '/v1/settings', { token: agent })).status).toBe(200);
+    const bad = await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ana', { token: admin, body: { liveCapacity: -1 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_request');
+  });
+
+  it('transfers with a private note: the new assignee sees the whole history, the visitor never sees the note', async () => {
+    // Prepare: the conversation went to one agent automatically
+    const { session, ws, conversationId } = await visitorWithConversation('My parcel is lost');
+    const from = await assigned(conversationId);
+    const to = AGENTS.find((a) => a !== from)!;
+    await post(`/v1/conversations/${conversationId}/messages`, { text: 'Looking into it' }, tokens[from]);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Looking into it');
+
+    // Act
+    const res = await post(`/v1/conversations/${conversationId}/transfer`, { agentId: to, note: 'VIP, refund approved' }, tokens[from]);
+
+    // Assess
+    expect(res.status).toBe(200);
+    expect(res.body.assigneeId).toBe(to);
+    await sockets[to]!.waitFor(updated(conversationId, (c) => c.assigneeId === to), 10_000, 'transfer update');
+    const note = await sockets[to]!.waitFor((f) => f.type === 'message.created' && f.message.text === 'VIP, refund approved');
+    expect(note.message.private).toBe(true);
+    const history = await get(`/v1/conversations/${conversationId}/messages`, tokens[to]);
+    expect(history.body.items.map((m: { text: string }) => m.text)).toEqual(['My parcel is lost', 'Looking into it', 'VIP, refund approved']);
+    const visitorHistory = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: session.token });
+    expect(visitorHistory.body.items.map((m: { text: string }) => m.text)).toEqual(['My parcel is lost', 'Looking into it']);
+    expect(ws.frames.some((f) => JSON.stringify(f).includes('refund approved'))).toBe(false);
+    expect((await http(stack.httpUrl, 'GET', '/local/outbox')).body.items.some((i: { body: unknown }) => JSON.stringify(i.body).includes('refund approved'))).toBe(false);
+    const team = (await get('/v1/agents')).body.items as { id: string; load: { live: number } }[];
+    const loads = Object.fromEntries(team.map((a) => [a.id, a.load.live]));
+    const held = async (id: string) => (await get(`/v1/conversations?assignee=${id}&limit=100`)).body.items.length;
+    expect(loads[from]).toBe(await held(from));
+    expect(loads[to]).toBe(await held(to));
+  });
+
+  it('transfers to a team: only its members get the conversation, and the inbox filters by team', async () => {
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ben', { token: admin, body: { teams: ['billing'] } });
+    const { conversationId } = await visitorWithConversation('Invoice question');
+    const from = await assigned(conversationId);
+
+    const res = await post(`/v1/conversations/${conversationId}/transfer`, { team: 'billing' }, tokens[from]);
+
+    expect(res.status).toBe(200);
+    expect(res.body.team).toBe('billing');
+    await eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId === 'ws-ben');
+    const billing = await get('/v1/conversations?status=open&team=billing');
+    expect(billing.body.items.map((c: { id: string }) => c.id)).toEqual([conversationId]);
+    const mine = await get('/v1/conversations?assignee=me', tokens['ws-ben']);
+    expect(mine.body.items.map((c: { id: string }) => c.id)).toContain(conversationId);
+    expect((await post(`/v1/conversations/${conversationId}/transfer`, {}, tokens['ws-ben'])).status).toBe(400);
+    expect((await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'nobody' }, tokens['ws-ben'])).status).toBe(404);
+  });
+
+  it('carries typing and read receipts both ways, and reading resets the unread count', async () => {
+    const { ws, conversationId, messageId } = await visitorWithConversation('Are you there?');
+    const agentId = await assigned(conversationId);
+    const agent = sockets[agentId]!;
+
+    ws.send({ action: 'typing', state: 'on' });
+    const typing = await agent.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId);
+    expect(typing.sender.type).toBe('contact');
+    agent.send({ action: 'typing', conversationId, state: 'on' });
+    expect((await ws.waitFor((f) => f.type === 'typing')).sender).toMatchObject({ type: 'agent', id: agentId });
+
+    const before = await get('/v1/agents');
+    expect(before.body.items.find((a: { id: string }) => a.id === agentId).unreadCount).toBeGreaterThan(0);
+    agent.send({ action: 'markRead', conversationId, messageId });
+    expect((await ws.waitFor((f) => f.type === 'read')).by).toMatchObject({ type: 'agent', id: agentId });
+    await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0));
+
+    const reply = await post(`/v1/conversations/${conversationId}/messages`, { text: 'Yes!' }, tokens[agentId]);
+    ws.send({ action: 'markRead', messageId: reply.body.message.id });
+    await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact' && f.messageId === reply.body.message.id);
+
+    ws.send({ action: 'sendMessage', text: 'one more', clientMessageId: crypto.randomUUID() });
+    await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 1));
+    const read = await post(`/v1/conversations/${conversationId}/read`, {}, tokens[agentId]);
+    expect(read.body.unreadCount).toBe(0);
+    await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0 && c.status === 'open'));
+  });
+
+  it('moves through pending, snoozed (with a wake-up), resolved and back to open on a customer message', async () => {
+    const { ws, conversationId } = await visitorWithConversation('Lifecycle');
+    const agentId = await assigned(conversationId);
+    const load = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === agentId).load.live as number;
+    const held = await load();
+
+    const pending = await post(`/v1/conversations/${conversationId}/status`, { status: 'pending' });
+    expect(pending.body.status).toBe('pending');
+    expect(await load()).toBe(held - 1);
+
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed' })).status).toBe(400);
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: '2001-01-01T00:00:00Z' })).status).toBe(400);
+    const until = new Date(Date.now() + 3600_000).toISOString();
+    const snoozed = await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: until });
+    expect(snoozed.body).toMatchObject({ status: 'snoozed', snoozedUntil: until });
+    const schedule = stack.aws.scheduler.list().find((s) => s.name === snoozeScheduleName(conversationId));
+    expect(JSON.parse(schedule!.target.input!)).toEqual({ type: 'conversation.snoozeWake', conversationId });
+    expect(await wakeSnoozed(conversationId)).toBeUndefined(); // not due yet
+    const woken = await wakeSnoozed(conversationId, new Date(Date.now() + 3700_000));
+    expect(woken).toMatchObject({ status: 'open', assigneeId: agentId });
+    expect(await load()).toBe(held);
+
+    const resolved = await post(`/v1/conversations/${conversationId}/resolve`, {});
+    expect(resolved.body.status).toBe('resolved');
+    expect(await load()).toBe(held - 1);
+
+    ws.send({ action: 'sendMessage', text: 'Actually, one more thing', clientMessageId: crypto.randomUUID() });
+    await eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.status === 'open');
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBe(agentId);
+    await eventually(async () => (await load()) === held);
+    for (const status of ['pending', 'snoozed', 'resolved']) {
+      expect(sockets[agentId]!.frames.some(updated(conversationId, (c) => c.status === status)), status).toBe(true);
+    }
+  });
+
+  it('keeps canned responses for admins to manage and agents to search and fill in', async () => {
+    const created = await post('/v1/canned-responses', { shortCode: 'greet', text: 'Hi {{contact.name|there}}, {{agent.name}} here. {{unknown.thing}}' });
+    expect(created.status).toBe(201);
+    await post('/v1/canned-responses', { shortCode: 'refund', text: 'Your refund is on its way.' });
+    expect((await post('/v1/canned-responses', { shortCode: 'greet', text: 'again' })).status).toBe(409);
+    expect((await post('/v1/canned-responses', { shortCode: '', text: 'x' })).status).toBe(400);
+
+    const agent = tokens['ws-ana']!;
+    expect((await get('/v1/canned-responses', agent)).body.items.map((c: { shortCode: string }) => c.shortCode)).toEqual(['greet', 'refund']);
+    expect((await get('/v1/canned-responses?q=way', agent)).body.items.map((c: { shortCode: string }) => c.shortCode)).toEqual(['refund']);
+
+    const { conversationId } = await visitorWithConversation('canned', 'Carla');
+    const rendered = await get(`/v1/canned-responses/${created.body.id}/render?conversationId=${conversationId}`, agent);
+    expect(rendered.status).toBe(200);
+    expect(rendered.body.text).toBe('Hi Carla, Ana here. {{unknown.thing}}');
+    expect((await get(`/v1/canned-responses/${created.body.id}/render`, agent)).status).toBe(400);
+
+    expect((await http(stack.httpUrl, 'DELETE', `/v1/canned-responses/${created.body.id}`, { token: admin })).status).toBe(204);
+    expect((await http(stack.httpUrl, 'DELETE', `/v1/canned-responses/${created.body.id}`, { token: admin })).status).toBe(404);
+    expect((await get('/v1/canned-responses', agent)).body.items).toHaveLength(1);
+  });
+
+  it('announces presence, and an agent whose last connection closed turns away after the grace period and gets nothing new', async () => {
+    const token = await agentToken(stack.httpUrl, 'ws-cleo', 'agent', 'Cleo');
+    const cleo = await connect(token);
+    await sockets['ws-ana']!.waitFor((f) => f.type === 'presence' && f.agentId === 'ws-cleo' && f.status === 'online');
+    cleo.send({ action: 'setPresence', status: 'away' });
+    await sockets['ws-ana']!.waitFor((f) => f.type === 'presence' && f.agentId === 'ws-cleo' && f.status === 'away');
+    cleo.send({ action: 'setPresence', status: 'online' });
+    await eventually(async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-cleo').status === 'online');
+
+    // Act: the last connection closes; everybody else is made unavailable so Cleo would be the only choice
+    await cleo.close();
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ana', { token: admin, body: { liveCapacity: 0 } });
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ben', { token: admin, body: { liveCapacity: 0 } });
+    await new Promise((r) => setTimeout(r, 1500));
+
+    // Assess
+    const { conversationId } = await visitorWithConversation('anyone?');
+    await eventually(async () => {
+      const cleoNow = (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-cleo');
+      return cleoNow.status === 'away';
+    });
+    const awayEvents = () => sockets['ws-ana']!.frames.filter((f) => f.type === 'presence' && f.agentId === 'ws-cleo' && f.status === 'away');
+    await eventually(() => awayEvents().length === 2);
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
+
+    // A slot opening again hands the waiting conversation out
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ana', { token: admin, body: { liveCapacity: 20 } });
+    expect(await assigned(conversationId)).toBe('ws-ana');
+  });
+});
