@@ -37,7 +37,9 @@ type Delivery =
   /** Through the outbound queue, like an agent reply. */
   | 'queue'
   /** A private note: agents only, never sent. */
-  | 'note';
+  | 'note'
+  /** Stored as queued; the caller delivers it (a queue consumer already in the right lane). */
+  | 'stored';
 
 export interface OutboundDraft {
   text: string;
@@ -61,7 +63,7 @@ export async function storeOutbound(
     channel: conversation.channel,
     text: draft.text,
     attachments: draft.attachments ?? [],
-    status: delivery === 'queue' ? 'queued' : 'sent',
+    status: delivery === 'queue' || delivery === 'stored' ? 'queued' : 'sent',
     private: delivery === 'note',
     ...(draft.template ? { template: draft.template } : {}),
     createdAt: new Date().toISOString(),
@@ -217,7 +219,7 @@ async function captureEmail(conversation: ConversationRecord, message: Message):
 
 /** "5", "4 - quick and kind", "3/5", "2 stars: slow": a score from 1 to 5 and an optional comment. */
 export function parseCsatAnswer(text: string): { score: number; comment?: string } | undefined {
-  const match = /^\s*([1-5])(?![\d.,]\d)\s*(?:\/\s*5|out of 5|stars?|⭐+)?\s*[-–—:;,.!)]*\s*([\s\S]*)$/i.exec(text);
+  const match = /^\s*([1-5])(?!\d)(?![.,]\d)\s*(?:\/\s*5|out of 5|stars?|⭐+)?\s*[-–—:;,.!)]*\s*([\s\S]*)$/i.exec(text);
   if (!match) return undefined;
   const comment = match[2]!.trim().slice(0, 1000);
   return { score: Number(match[1]), ...(comment ? { comment } : {}) };

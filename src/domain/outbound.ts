@@ -7,6 +7,7 @@ import { ClientError, notFound } from './errors';
 import type { Message } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
+import { deliverProactive, isProactiveJob } from './proactive';
 import { conversationEvent, messageEvent } from './events';
 import { publish } from './fanout';
 import { getAdapter } from '../channels/registry';
@@ -111,6 +112,11 @@ export class RetryableSendError extends Error {}
  * retryable failure becomes a permanent one instead of a trip to the DLQ.
  */
 export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastAttempt: boolean): Promise<void> {
+  // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
+  if (isProactiveJob(job)) {
+    await deliverProactive(job, lastAttempt);
+    return;
+  }
   const message = await getMessage(job.conversationId, job.messageId);
   // Gone, or handled by an earlier delivery of the same job: nothing is sent twice.
   if (!message || message.status !== 'queued') return;

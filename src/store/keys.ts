@@ -55,6 +55,8 @@ export const keys = {
   agentPrefix: 'AGENT#',
 
   settings: () => ONE('SETTINGS', 'SETTINGS'),
+  /** Proactive recipients sent in one UTC hour (YYYY-MM-DDTHH): the admin rate limit. */
+  proactiveQuota: (hour: string) => ONE('PROACTIVE', `QUOTA#${hour}`),
   cannedResponse: (id: string) => ONE('CANNED', `CANNED#${id}`),
   cannedPartition: 'CANNED',
 } as const;

@@ -263,3 +263,33 @@ describe('auto-resolve and CSAT', () => {
     await timers({});
   });
 });
+
+describe('proactive messages', () => {
+  it('queues a message to a list of contacts (202 with a count) and delivers it on their conversations', async () => {
+    await settings({ autoresponder: { enabled: false } });
+    const one = await visitor(undefined, 'first');
+    const two = await visitor(undefined, 'second');
+    const contactOf = async (id: string) => (await conversation(id)).contact.id as string;
+    const contactIds = [await contactOf(one.conversationId), await contactOf(two.conversationId)];
+
+    const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [...contactIds, contactIds[0], 'NO-SUCH-CONTACT'], text: 'Our summer sale starts today' } });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body.queued).toBe(3);
+
+    for (const v of [one, two]) {
+      const got = await v.ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Our summer sale starts today', 15_000, 'proactive message');
+      expect(got.message).toMatchObject({ conversationId: v.conversationId, direction: 'outbound', sender: { type: 'agent', id: 'admin-ada' } });
+    }
+    await sleep(500);
+    expect((await history(one.conversationId)).filter((m) => m.text === 'Our summer sale starts today')).toHaveLength(1);
+  });
+
+  it('is for admins only and refuses bad input with 4xx', async () => {
+    expect((await http(stack.httpUrl, 'POST', '/v1/proactive', { token: agentJwt, body: { contactId: 'x', text: 'hi' } })).status).toBe(403);
+    const cases = [{ text: 'hi' }, { contactId: 'x', contactIds: ['y'], text: 'hi' }, { contactId: 'x' }, { contactIds: [], text: 'hi' }, { contactId: 'x', text: 'hi', channel: 'fax' }];
+    for (const body of cases) {
+      const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+  });
+});

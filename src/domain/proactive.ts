@@ -1,0 +1,117 @@
+/**
+ * Proactive messages from admins to contacts. The API call only validates, takes quota and
+ * queues one small job per contact; the outbound consumer expands each job (find the contact's
+ * conversation, store the message, send it). Jobs travel in a few fixed FIFO groups ("lanes"),
+ * and SQS FIFO never works on two messages of one group at once, so however many recipients a
+ * request names, at most LANES provider calls for proactive sends are in flight.
+ */
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ddb } from '../aws/clients';
+import { enqueueOutbound } from '../aws/queues';
+import { config } from '../config';
+import { keys } from '../store/keys';
+import { getConversations, type ConversationRecord } from '../store/conversations';
+import { getContactWithConversationIds } from '../store/contacts';
+import { claimDedup } from '../store/messages';
+import { ClientError } from './errors';
+import { storeOutbound } from './engagement';
+import { newId } from './ids';
+import { deliverOutbound, type AgentIdentity } from './outbound';
+import type { Channel, OutboundJob } from './types';
+
+/** Concurrent proactive sends across the workspace: well under every provider's rate limit. */
+export const PROACTIVE_LANES = 4;
+/** Recipients one request may name. */
+export const MAX_RECIPIENTS = 10_000;
+/** Recipients per hour, across requests: a runaway script cannot flood customers. */
+export const HOURLY_RECIPIENT_LIMIT = 50_000;
+/** SendMessageBatch calls in flight while queueing a large request. */
+const ENQUEUE_CONCURRENCY = 8;
+
+export interface ProactiveJob extends OutboundJob {
+  proactive: {
+    batchId: string;
+    contactId: string;
+    text: string;
+    channel?: Channel;
+    sender: { id: string; name?: string };
+  };
+}
+
+export function isProactiveJob(job: OutboundJob): job is ProactiveJob {
+  return typeof (job as Partial<ProactiveJob>).proactive === 'object';
+}
+
+export interface ProactiveRequest {
+  contactIds: string[];
+  text: string;
+  channel?: Channel;
+}
+
+/** Takes `count` recipients from this hour's quota, or refuses with 429. */
+async function takeQuota(count: number, now: Date): Promise<void> {
+  const hour = now.toISOString().slice(0, 13);
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.proactiveQuota(hour),
+        UpdateExpression: 'ADD recipients :n SET expiresAt = :ttl',
+        ConditionExpression: 'attribute_not_exists(recipients) OR recipients <= :room',
+        ExpressionAttributeValues: { ':n': count, ':room': HOURLY_RECIPIENT_LIMIT - count, ':ttl': Math.floor(now.getTime() / 1000) + 2 * 3600 },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    throw new ClientError(429, 'rate_limited', `at most ${HOURLY_RECIPIENT_LIMIT} proactive recipients per hour; try again later`);
+  }
+}
+
+/** Queues one job per distinct contact; answers how many were queued. */
+export async function queueProactive(request: ProactiveRequest, sender: AgentIdentity, now = new Date()): Promise<{ batchId: string; queued: number }> {
+  const contactIds = [...new Set(request.contactIds)];
+  if (contactIds.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
+  await takeQuota(contactIds.length, now);
+  const batchId = newId();
+  const jobs: ProactiveJob[] = contactIds.map((contactId, i) => ({
+    conversationId: `proactive-lane-${i % PROACTIVE_LANES}`,
+    messageId: `proactive-${batchId}-${contactId}`,
+    proactive: {
+      batchId,
+      contactId,
+      text: request.text,
+      ...(request.channel ? { channel: request.channel } : {}),
+      sender: { id: sender.id, ...(sender.name ? { name: sender.name } : {}) },
+    },
+  }));
+  const sliceSize = Math.ceil(jobs.length / ENQUEUE_CONCURRENCY);
+  await Promise.all(Array.from({ length: ENQUEUE_CONCURRENCY }, (_, i) => jobs.slice(i * sliceSize, (i + 1) * sliceSize)).filter((s) => s.length > 0).map((s) => enqueueOutbound(s)));
+  return { batchId, queued: jobs.length };
+}
+
+/** The contact's conversation to write in: on the requested channel, else the most recently active. */
+async function targetConversation(contactId: string, channel: Channel | undefined): Promise<ConversationRecord | undefined> {
+  const found = await getContactWithConversationIds(contactId);
+  if (!found) return undefined;
+  const conversations = (await getConversations(found.conversationIds)).filter((c) => !channel || c.channel === channel);
+  return conversations.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))[0];
+}
+
+export type ProactiveOutcome = 'sent' | 'no_conversation';
+
+/**
+ * One recipient, run by the outbound consumer. Repeatable: the message id is claimed once per
+ * batch and contact, and deliverOutbound sends a stored message at most once.
+ */
+export async function deliverProactive(job: ProactiveJob, lastAttempt: boolean): Promise<ProactiveOutcome> {
+  const { batchId, contactId, text, channel, sender } = job.proactive;
+  const conversation = await targetConversation(contactId, channel);
+  if (!conversation) return 'no_conversation';
+  const { record } = await claimDedup(`proactive#${batchId}#${contactId}`, { conversationId: conversation.id, messageId: newId() });
+  const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
+  await storeOutbound(target, { text, sender: { type: 'agent', ...sender } }, 'stored', record.messageId);
+  // Sent here, in this job's lane: that is what keeps proactive sends paced.
+  await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt);
+  return 'sent';
+}

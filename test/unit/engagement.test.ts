@@ -1,0 +1,304 @@
+/**
+ * Engagement units against mocked AWS clients: schedule shape and replacement, the reply-to
+ * address, the fallback email, CSAT parsing, re-engagement across provider windows, and the
+ * pacing of proactive sends.
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  ConflictException,
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  ResourceNotFoundException,
+  SchedulerClient,
+  UpdateScheduleCommand,
+} from '@aws-sdk/client-scheduler';
+import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { cancelTimer, scheduleName, setTimer } from '../../src/domain/timers';
+import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
+import { autoresponseText, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
+import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
+import { clearSettingsCache, defaultSettings, type Settings } from '../../src/domain/settings';
+import { keys } from '../../src/store/keys';
+import type { ConversationRecord } from '../../src/store/conversations';
+import type { Message } from '../../src/domain/types';
+
+const scheduler = mockClient(SchedulerClient);
+const ses = mockClient(SESv2Client);
+const sqs = mockClient(SQSClient);
+const ddb = mockClient(DynamoDBDocumentClient);
+
+const ENV = {
+  TABLE_NAME: 'conversa-unit',
+  OUTBOUND_QUEUE_URL: 'http://sqs.local/000000000000/conversa-outbound.fifo',
+  INBOUND_QUEUE_URL: 'http://sqs.local/000000000000/conversa-inbound.fifo',
+  WS_CALLBACK_URL: 'http://ws.local/live',
+  SCHEDULE_GROUP: 'conversa-timers',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/conversa-scheduler',
+  ENGAGEMENT_FUNCTION_ARN: 'arn:aws:lambda:eu-west-1:123456789012:function:conversa-engagement',
+  SCHEDULER_DLQ_ARN: 'arn:aws:sqs:eu-west-1:123456789012:conversa-scheduler-dlq',
+  MAIL_FROM: 'support@example.com',
+  MAIL_REPLY_DOMAIN: 'reply.example.com',
+  REPLY_ADDRESS_SECRET: 'unit-secret',
+  CONVERSA_PUBLIC_URL: 'https://chat.example.com',
+};
+const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+
+beforeEach(() => {
+  for (const [k, v] of Object.entries(ENV)) vi.stubEnv(k, v);
+  scheduler.reset();
+  ses.reset();
+  sqs.reset();
+  ddb.reset();
+  clearSettingsCache();
+});
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+  vi.useRealTimers();
+});
+
+describe('timers', () => {
+  it('arms a one-time at() schedule named after the conversation and kind, deleted after completion', async () => {
+    // Prepare
+    vi.useFakeTimers({ now: new Date('2026-05-01T10:00:00.300Z'), toFake: ['Date'] });
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+
+    // Act
+    await setTimer('reengage', CONVERSATION, 90, { messageId: 'M1' });
+
+    // Assess
+    const input = scheduler.commandCalls(CreateScheduleCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      Name: `reengage-${CONVERSATION}`,
+      GroupName: 'conversa-timers',
+      ScheduleExpression: 'at(2026-05-01T10:01:31)',
+      ScheduleExpressionTimezone: 'UTC',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      ActionAfterCompletion: 'DELETE',
+      Target: {
+        Arn: ENV.ENGAGEMENT_FUNCTION_ARN,
+        RoleArn: ENV.SCHEDULER_ROLE_ARN,
+        DeadLetterConfig: { Arn: ENV.SCHEDULER_DLQ_ARN },
+      },
+    });
+    expect(JSON.parse(input.Target!.Input!)).toEqual({ kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-01T10:01:31.000Z', messageId: 'M1' });
+  });
+
+  it('replaces the schedule when one of that name exists (a newer event)', async () => {
+    scheduler.on(CreateScheduleCommand).rejects(new ConflictException({ message: 'exists', Message: 'exists', $metadata: {} }));
+    scheduler.on(UpdateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    await setTimer('autoResolve', CONVERSATION, 60);
+    expect(scheduler.commandCalls(UpdateScheduleCommand)).toHaveLength(1);
+    expect(scheduler.commandCalls(UpdateScheduleCommand)[0]!.args[0].input.Name).toBe(`autoResolve-${CONVERSATION}`);
+  });
+
+  it('cancels with DeleteSchedule and treats a missing schedule as cancelled', async () => {
+    scheduler.on(DeleteScheduleCommand).rejects(new ResourceNotFoundException({ message: 'gone', Message: 'gone', $metadata: {} }));
+    await expect(cancelTimer('emailFallback', CONVERSATION)).resolves.toBeUndefined();
+    expect(scheduler.commandCalls(DeleteScheduleCommand)[0]!.args[0].input).toEqual({ Name: `emailFallback-${CONVERSATION}`, GroupName: 'conversa-timers' });
+
+    scheduler.reset();
+    scheduler.on(DeleteScheduleCommand).rejects(new Error('throttled'));
+    await expect(cancelTimer('emailFallback', CONVERSATION)).rejects.toThrow('throttled');
+  });
+
+  it('keeps names within the Scheduler alphabet and 64 characters', () => {
+    const name = scheduleName('weird id/with:chars and more than forty-eight characters in it', 'snoozeWake');
+    expect(name).toMatch(/^[0-9A-Za-z_.-]{1,64}$/);
+  });
+});
+
+describe('reply-to address', () => {
+  it('names exactly its conversation and cannot be forged', () => {
+    const address = replyAddress(CONVERSATION);
+    expect(address).toMatch(/^c-[0-9a-z]{26}-[0-9a-f]{32}@reply\.example\.com$/);
+    expect(conversationFromReplyAddress(address)).toBe(CONVERSATION);
+    expect(conversationFromReplyAddress(`Vera <${address.toUpperCase()}>`)).toBe(CONVERSATION);
+
+    const other = '01JD5Q8Z7V4R0M3X6N2B9C1K8V';
+    const [, , mac] = /^c-([^-]+)-([^@]+)@/.exec(address)!;
+    expect(conversationFromReplyAddress(`c-${other.toLowerCase()}-${mac}@reply.example.com`)).toBeUndefined();
+    expect(conversationFromReplyAddress(address.replace(/@.*/, '@evil.example.com'))).toBeUndefined();
+    expect(conversationFromReplyAddress(address.replace(/-[0-9a-f]{32}@/, '-deadbeef@'))).toBeUndefined();
+    vi.stubEnv('REPLY_ADDRESS_SECRET', 'another-secret');
+    expect(conversationFromReplyAddress(address)).toBeUndefined();
+  });
+
+  it('keeps only the new text of an email reply', () => {
+    expect(stripQuotedReply('Thanks!\r\n\r\nOn Tue, 5 May 2026, Support wrote:\r\n> earlier\r\n')).toBe('Thanks!');
+    expect(stripQuotedReply('> quoted\nmine')).toBe('mine');
+  });
+});
+
+const message = (over: Partial<Message>): Message => ({
+  id: '01A',
+  conversationId: CONVERSATION,
+  direction: 'outbound',
+  sender: { type: 'agent', id: 'a1', name: 'Eve' },
+  channel: 'web',
+  text: 'hello',
+  attachments: [],
+  status: 'sent',
+  private: false,
+  createdAt: '2026-05-01T10:00:00.000Z',
+  ...over,
+});
+
+describe('fallback email', () => {
+  it('sends text and HTML with the unseen replies, context, a link and the signed reply-to', async () => {
+    ses.on(SendEmailCommand).resolves({ MessageId: 'm-1' });
+    await sendReplyEmail({
+      to: 'vera@example.com',
+      conversation: { id: CONVERSATION },
+      unseen: [message({ text: 'First <b>reply</b>' }), message({ id: '01B', text: 'Second reply' })],
+      context: [message({ id: '009', direction: 'inbound', sender: { type: 'contact', id: 'c1' }, text: 'Where is my order?' })],
+    });
+    const input = ses.commandCalls(SendEmailCommand)[0]!.args[0].input;
+    expect(input.Destination?.ToAddresses).toEqual(['vera@example.com']);
+    expect(input.FromEmailAddress).toBe('support@example.com');
+    expect(input.ReplyToAddresses).toEqual([replyAddress(CONVERSATION)]);
+    const body = input.Content!.Simple!.Body!;
+    expect(input.Content!.Simple!.Subject!.Data).toBe('You have 2 new replies');
+    expect(body.Text!.Data).toContain('Eve: First <b>reply</b>');
+    expect(body.Text!.Data).toContain('> You: Where is my order?');
+    expect(body.Text!.Data).toContain(`https://chat.example.com/?conversation=${CONVERSATION}`);
+    expect(body.Html!.Data).toContain('First &lt;b&gt;reply&lt;/b&gt;');
+    expect(body.Html!.Data).not.toContain('<b>reply</b>');
+  });
+
+  it('reads one reply in the singular', () => {
+    expect(renderReplyEmail({ to: 'x@example.com', conversation: { id: CONVERSATION }, unseen: [message({})], context: [] }).subject).toBe('You have a new reply');
+  });
+});
+
+describe('CSAT answers', () => {
+  it.each([
+    ['5', { score: 5 }],
+    ['4 - quick and friendly', { score: 4, comment: 'quick and friendly' }],
+    ['3/5 ok I guess', { score: 3, comment: 'ok I guess' }],
+    ['  1: slow', { score: 1, comment: 'slow' }],
+  ])('reads %j', (text, expected) => {
+    expect(parseCsatAnswer(text)).toEqual(expected);
+  });
+
+  it.each(['10', '0', '6', 'great', '4.5', 'I have another question'])('does not read %j as a rating', (text) => {
+    expect(parseCsatAnswer(text)).toBeUndefined();
+  });
+});
+
+describe('autoresponder text', () => {
+  it('says when the team is back outside hours', () => {
+    const settings: Settings = defaultSettings();
+    settings.businessHours = { enabled: true, timeZone: 'UTC', weekly: { mon: [{ open: '09:00', close: '17:00' }] }, holidays: [] };
+    settings.autoresponder = { ...settings.autoresponder, outOfHoursMessage: 'Back {{nextOpen}}.', helpCenterUrl: 'https://help.example.com' };
+    const sunday = new Date('2026-05-03T12:00:00Z');
+    expect(autoresponseText(settings, sunday)).toBe('Back tomorrow at 09:00 (UTC).\n\nIn the meantime, our help center may have your answer: https://help.example.com');
+    expect(autoresponseText(settings, new Date('2026-05-04T10:00:00Z'))).toContain(settings.autoresponder.message);
+  });
+});
+
+describe('re-engagement across provider windows', () => {
+  const now = new Date('2026-05-03T12:00:00Z');
+  const reply = message({ id: '01REPLY', channel: 'whatsapp', createdAt: '2026-05-01T10:00:00.000Z' });
+
+  function arrange(channel: ConversationRecord['channel'], lastInboundAt: string, template?: Settings['reengagement']['whatsappTemplate']) {
+    const conversation: ConversationRecord = {
+      id: CONVERSATION,
+      channel,
+      status: 'open',
+      contact: { id: 'c1' },
+      assigneeId: 'a1',
+      unreadCount: 0,
+      createdAt: '2026-04-30T10:00:00.000Z',
+      updatedAt: reply.createdAt,
+      lastMessageAt: reply.createdAt,
+      lastInboundAt,
+      firstReplyAt: reply.createdAt,
+      handle: '+15550001',
+      version: 3,
+    };
+    const settings = { ...defaultSettings(), timers: { emailFallbackDelaySeconds: 60, reengageAfterSeconds: 3600, autoResolveAfterSeconds: 999_999 } };
+    if (template) settings.reengagement = { ...settings.reengagement, whatsappTemplate: template };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
+    ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { settings } });
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, reply.id) }).resolves({ Item: { ...reply, channel } });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...conversation, version: 5 } });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+  }
+
+  const storedMessages = () =>
+    ddb
+      .commandCalls(PutCommand)
+      .map((c) => c.args[0].input.Item as Record<string, unknown>)
+      .filter((item) => String(item.sk).startsWith('MSG#')) as unknown as Message[];
+
+  it('inside the window sends the follow-up through the outbound queue', async () => {
+    // Telegram has no service window: the customer's last message 51 h ago does not matter.
+    arrange('telegram', '2026-05-01T09:00:00.000Z');
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('done');
+    const [followUp] = storedMessages();
+    expect(followUp).toMatchObject({ sender: { type: 'bot' }, private: false, status: 'queued', text: defaultSettings().reengagement.message });
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
+  });
+
+  it('outside the WhatsApp window uses the approved template when one is configured', async () => {
+    arrange('whatsapp', '2026-05-01T09:00:00.000Z', { name: 'follow_up', language: 'en_US' });
+    await runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now);
+    const [followUp] = storedMessages();
+    expect(followUp).toMatchObject({ private: false, status: 'queued', template: { name: 'follow_up', language: 'en_US' } });
+  });
+
+  it('outside the WhatsApp window without a template sends nothing and leaves the agent a note', async () => {
+    arrange('whatsapp', '2026-05-01T09:00:00.000Z');
+    await runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now);
+    const [note] = storedMessages();
+    expect(note).toMatchObject({ private: true, sender: { type: 'bot' } });
+    expect(note!.text).toMatch(/not sent/);
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('does nothing when the customer answered after the reply (a late or stale fire)', async () => {
+    arrange('telegram', '2026-05-02T09:00:00.000Z');
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    expect(storedMessages()).toEqual([]);
+  });
+});
+
+describe('proactive messages', () => {
+  it('queues ten thousand recipients as paced jobs without a single provider call', async () => {
+    // Prepare
+    const fetchSpy = vi.spyOn(globalThis, 'fetch');
+    ddb.on(UpdateCommand).resolves({});
+    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: unknown[] }) => ({ Successful: input.Entries, Failed: [] }));
+    const contactIds = Array.from({ length: 10_000 }, (_, i) => `C${i}`);
+
+    // Act
+    const result = await queueProactive({ contactIds, text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+
+    // Assess
+    expect(result.queued).toBe(10_000);
+    const batches = sqs.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input.Entries!);
+    expect(batches).toHaveLength(1000);
+    expect(batches.every((b) => b.length <= 10)).toBe(true);
+    const groups = new Set(batches.flat().map((e) => e.MessageGroupId));
+    expect(groups.size).toBe(PROACTIVE_LANES);
+    expect(new Set(batches.flat().map((e) => e.MessageDeduplicationId)).size).toBe(10_000);
+    expect(fetchSpy).not.toHaveBeenCalled();
+    const quota = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect(quota.ExpressionAttributeValues).toMatchObject({ ':n': 10_000 });
+    fetchSpy.mockRestore();
+  });
+
+  it('answers 429 once the hourly quota is used up', async () => {
+    ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'no', $metadata: {} }));
+    await expect(queueProactive({ contactIds: ['C1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(HOURLY_RECIPIENT_LIMIT).toBeGreaterThanOrEqual(10_000);
+  });
+});
