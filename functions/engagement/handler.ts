@@ -5,7 +5,9 @@
  * Events:
  * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve' | 'snoozeWake', conversationId, dueAt, messageId? }`
  * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
- *   already parsed (whatever receives the mail turns it into this; locally POST /local/mail/inbound).
+ *   already parsed (locally POST /local/mail/inbound does the same without this function).
+ * - An SNS event whose messages are SES "Received" notifications (a receipt rule's SNS action,
+ *   UTF-8 encoding): email replies as SES receiving delivers them when deployed.
  *
  * A malformed event is logged and dropped: retrying cannot fix it, and the Scheduler's DLQ is for
  * failures worth a look. Errors while acting are thrown so that the Scheduler retries.
@@ -13,7 +15,7 @@
 import { z } from 'zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
-import { InboundEmailSchema, receiveEmail } from '../../src/domain/email';
+import { emailsFromSesNotifications, InboundEmailSchema, receiveEmail } from '../../src/domain/email';
 import { TIMER_KINDS } from '../../src/domain/timers';
 
 const logger = new Logger({ serviceName: 'conversa' });
@@ -28,7 +30,16 @@ const EngagementEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('inboundEmail'), email: InboundEmailSchema }),
 ]);
 
+const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).min(1) });
+
 export const handler = async (event: unknown): Promise<{ outcome: string }> => {
+  const sns = SnsEvent.safeParse(event);
+  if (sns.success) {
+    const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));
+    const dropped = results.filter((r) => !r.accepted);
+    if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length });
+    return { outcome: `queued ${results.length - dropped.length} of ${sns.data.Records.length}` };
+  }
   const parsed = EngagementEvent.safeParse(event);
   if (!parsed.success) {
     logger.warn('dropped malformed engagement event', { issue: parsed.error.issues[0]?.message });

@@ -188,3 +188,84 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   }
   return { status: 202, body: { conversationId: result.conversationId } };
 }
+
+// ---------------------------------------------------------------------------------------------
+// SES receiving, deployed: a receipt rule's SNS action (encoding UTF-8, emails up to 150 KB)
+// publishes the whole email; the engagement function, subscribed to that topic, gets it here.
+
+interface SesNotification {
+  notificationType?: string;
+  mail?: { messageId?: string; source?: string; commonHeaders?: { from?: string[]; to?: string[]; subject?: string; messageId?: string } };
+  receipt?: { recipients?: string[]; spamVerdict?: { status?: string }; virusVerdict?: { status?: string } };
+  content?: string;
+}
+
+/** The emails in an SNS event carrying SES "Received" notifications; spam and viruses are left out. */
+export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?: string } }[] }): InboundEmail[] {
+  const emails: InboundEmail[] = [];
+  for (const record of event.Records ?? []) {
+    let note: SesNotification;
+    try {
+      note = JSON.parse(record.Sns?.Message ?? '') as SesNotification;
+    } catch {
+      continue;
+    }
+    if (note.notificationType !== 'Received' || !note.content) continue;
+    if (note.receipt?.spamVerdict?.status === 'FAIL' || note.receipt?.virusVerdict?.status === 'FAIL') continue;
+    const raw = /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
+    const text = textFromMime(raw);
+    const to = [...(note.receipt?.recipients ?? []), ...(note.mail?.commonHeaders?.to ?? [])];
+    const from = note.mail?.commonHeaders?.from?.[0] ?? note.mail?.source;
+    const parsed = InboundEmailSchema.safeParse({
+      to,
+      from,
+      subject: note.mail?.commonHeaders?.subject,
+      text: text ?? '',
+      messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId,
+    });
+    if (parsed.success) emails.push(parsed.data);
+  }
+  return emails;
+}
+
+function splitMessage(raw: string): { headers: Record<string, string>; body: string } {
+  const normalised = raw.replace(/\r\n/g, '\n');
+  const end = normalised.indexOf('\n\n');
+  const head = end < 0 ? normalised : normalised.slice(0, end);
+  const headers: Record<string, string> = {};
+  // Folded header lines continue with whitespace.
+  for (const line of head.replace(/\n[ \t]+/g, ' ').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { headers, body: end < 0 ? '' : normalised.slice(end + 2) };
+}
+
+function decodeBody(body: string, encoding: string | undefined, charset: string | undefined): string {
+  const enc = (encoding ?? '').toLowerCase();
+  const bytes =
+    enc === 'base64'
+      ? Buffer.from(body.replace(/\s+/g, ''), 'base64')
+      : enc === 'quoted-printable'
+        ? Buffer.from(body.replace(/=\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
+        : Buffer.from(body, enc === '8bit' || enc === 'binary' ? 'utf8' : 'latin1');
+  return bytes.toString(/^(iso-8859-1|latin1|us-ascii|windows-1252)$/i.test(charset ?? '') ? 'latin1' : 'utf8');
+}
+
+/** The readable text of a MIME email: its text/plain part, else its HTML with the tags dropped. */
+export function textFromMime(raw: string): string | undefined {
+  const { headers, body } = splitMessage(raw);
+  const type = headers['content-type'] ?? 'text/plain';
+  const charset = /charset="?([^";\s]+)"?/i.exec(type)?.[1];
+  if (/^multipart\//i.test(type)) {
+    const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
+    if (!boundary) return undefined;
+    const parts = body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
+    const texts = parts.map((part) => ({ type: splitMessage(part.replace(/^\n/, '')).headers['content-type'] ?? 'text/plain', text: textFromMime(part.replace(/^\n/, '')) }));
+    return (texts.find((t) => /^(text\/plain|multipart\/)/i.test(t.type) && t.text) ?? texts.find((t) => t.text))?.text;
+  }
+  const text = decodeBody(body, headers['content-transfer-encoding'], charset);
+  if (/^text\/plain/i.test(type)) return text;
+  if (/^text\/html/i.test(type)) return text.replace(/<br\s*\/?>|<\/p>/gi, '\n').replace(/<[^>]+>/g, '').replace(/&nbsp;/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return undefined;
+}

@@ -1,0 +1,106 @@
+/**
+ * Email replies coming back: MIME parsing and the SES-over-SNS event the deployed engagement
+ * function receives, through to the inbound queue (mocked SQS and DynamoDB).
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { replyAddress, textFromMime } from '../../src/domain/email';
+import { handler } from '../../functions/engagement/handler';
+import { keys } from '../../src/store/keys';
+
+const sqs = mockClient(SQSClient);
+const ddb = mockClient(DynamoDBDocumentClient);
+const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+
+beforeEach(() => {
+  vi.stubEnv('TABLE_NAME', 'conversa-unit');
+  vi.stubEnv('INBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-inbound.fifo');
+  vi.stubEnv('MAIL_REPLY_DOMAIN', 'reply.example.com');
+  vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
+  sqs.reset();
+  ddb.reset();
+});
+afterEach(() => vi.unstubAllEnvs());
+
+const multipart = [
+  'From: Vera <vera@example.com>',
+  'Content-Type: multipart/alternative;',
+  ' boundary="b1"',
+  '',
+  '--b1',
+  'Content-Type: text/plain; charset=utf-8',
+  'Content-Transfer-Encoding: quoted-printable',
+  '',
+  'Merci, =C3=A7a marche =',
+  'tr=C3=A8s bien!',
+  '',
+  'On Tue, Support wrote:',
+  '> old',
+  '--b1',
+  'Content-Type: text/html; charset=utf-8',
+  '',
+  '<p>Merci</p>',
+  '--b1--',
+  '',
+].join('\r\n');
+
+describe('MIME text', () => {
+  it('takes the text/plain part of a multipart email and decodes quoted-printable UTF-8', () => {
+    expect(textFromMime(multipart)).toContain('Merci, ça marche très bien!');
+  });
+
+  it('decodes base64 and falls back to HTML without tags', () => {
+    const b64 = `Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n${Buffer.from('Hallo Welt').toString('base64')}\n`;
+    expect(textFromMime(b64)?.trim()).toBe('Hallo Welt');
+    expect(textFromMime('Content-Type: text/html\n\n<p>Hi <b>there</b></p>')?.trim()).toBe('Hi there');
+  });
+});
+
+describe('engagement handler', () => {
+  const sesEvent = (to: string, content: string, verdict = 'PASS') => ({
+    Records: [
+      {
+        Sns: {
+          Message: JSON.stringify({
+            notificationType: 'Received',
+            mail: { messageId: 'ses-1', source: 'vera@example.com', commonHeaders: { from: ['Vera <vera@example.com>'], to: [to], subject: 'Re: reply', messageId: '<m1@example.com>' } },
+            receipt: { recipients: [to], spamVerdict: { status: verdict }, virusVerdict: { status: 'PASS' } },
+            content,
+          }),
+        },
+      },
+    ],
+  });
+
+  it('queues an SES email reply as an inbound message on the conversation its address names', async () => {
+    // Prepare
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+
+    // Act
+    const out = await handler(sesEvent(replyAddress(CONVERSATION), multipart));
+
+    // Assess
+    expect(out.outcome).toBe('queued 1 of 1');
+    const entry = sqs.commandCalls(SendMessageBatchCommand)[0]!.args[0].input.Entries![0]!;
+    const event = JSON.parse(entry.MessageBody!);
+    expect(event).toMatchObject({ kind: 'message', channel: 'web', handle: 'VISITOR1', conversationId: CONVERSATION, providerMessageId: 'email:<m1@example.com>' });
+    expect(event.text).toBe('Merci, ça marche très bien!');
+  });
+
+  it('drops spam, forged addresses and malformed events without throwing (no retries, no DLQ)', async () => {
+    ddb.on(GetCommand).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    expect((await handler(sesEvent(replyAddress(CONVERSATION), multipart, 'FAIL'))).outcome).toBe('queued 0 of 1');
+    expect((await handler(sesEvent(`c-${CONVERSATION.toLowerCase()}-${'a'.repeat(32)}@reply.example.com`, multipart))).outcome).toBe('queued 0 of 1');
+    expect((await handler({ kind: 'reengage' })).outcome).toBe('invalid');
+    expect((await handler('nonsense')).outcome).toBe('invalid');
+    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
+  it('re-checks state for a timer whose conversation is gone', async () => {
+    ddb.on(GetCommand).resolves({});
+    expect((await handler({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: new Date().toISOString() })).outcome).toBe('skipped');
+  });
+});
