@@ -9,7 +9,6 @@ import { ingestMessage, ingestStatus, UnprocessableEventError } from '../../src/
 import type { InboundEvent } from '../../src/domain/types';
 
 const logger = new Logger({ serviceName: 'conversa' });
-const processor = new SqsFifoPartialProcessorAsync();
 
 async function record(record: SQSRecord): Promise<void> {
   const event = JSON.parse(record.body) as InboundEvent;
@@ -26,5 +25,10 @@ async function record(record: SQSRecord): Promise<void> {
   }
 }
 
+/**
+ * A processor per invocation: it keeps the batch's failures and skipped groups in its fields, so
+ * one shared by overlapping invocations (the local stack runs several batches at once in one
+ * process) would report one batch's failures in another's response.
+ */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, record, processor, { skipGroupOnError: true, throwOnFullBatchFailure: false });
+  processPartialResponse(event, record, new SqsFifoPartialProcessorAsync(), { skipGroupOnError: true, throwOnFullBatchFailure: false });

@@ -12,7 +12,6 @@ import { QUEUES } from '../../src/manifest';
 import { sqs } from '../../src/aws/clients';
 import { config } from '../../src/config';
 
-const processor = new SqsFifoPartialProcessorAsync();
 const BASE_SECONDS = Number(process.env.CONVERSA_RETRY_BASE_SECONDS ?? 2);
 const MAX_BACKOFF_SECONDS = 300;
 
@@ -39,5 +38,10 @@ async function record(record: SQSRecord): Promise<void> {
   }
 }
 
+/**
+ * A processor per invocation: it keeps the batch's failures and skipped groups in its fields, so
+ * one shared by overlapping invocations (the local stack runs several batches at once in one
+ * process) would report one batch's failures in another's response.
+ */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, record, processor, { skipGroupOnError: true, throwOnFullBatchFailure: false });
+  processPartialResponse(event, record, new SqsFifoPartialProcessorAsync(), { skipGroupOnError: true, throwOnFullBatchFailure: false });
