@@ -3,6 +3,7 @@
  * conversation, run routing and engagement hooks, and fan the result out.
  * Every step is safe to repeat: the queue redelivers after a crash at any point.
  */
+import { decodeTime } from 'ulid';
 import { newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
@@ -94,10 +95,21 @@ export async function openConversation(input: {
   return { conversation, created: true };
 }
 
+/**
+ * A message id above the last one applied to the conversation. FIFO processing then makes a
+ * conversation's inbound ids increase whatever the clocks of the instances that made them, so
+ * "not above the last applied" recognises every redelivery, also one that comes back after later
+ * messages of its batch were applied (a consumer that died mid-batch).
+ */
+function inboundIdAfter(last: string | undefined): string {
+  const id = newId();
+  return !last || id > last ? id : newId(decodeTime(last) + 1);
+}
+
 export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
   const { conversation: found, created } = await resolveConversation(event);
   const scope = dedupScope(event);
-  const tentative = { conversationId: found.id, messageId: newId() };
+  const tentative = { conversationId: found.id, messageId: inboundIdAfter(found.lastInboundId) };
   const { record } = scope ? await claimDedup(scope, tentative) : { record: tentative };
   const conversationId = record.conversationId;
   const message: Message = {
@@ -129,7 +141,7 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
       conversation = fast;
     } else {
       const result = await updateConversation(conversationId, (c) => {
-        if (c.lastInboundId === message.id) return undefined;
+        if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
         reopened = c.status !== 'open';
         return {
           ...c,

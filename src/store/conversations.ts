@@ -104,7 +104,9 @@ export async function applyMessageToOpenConversation(
         TableName: config.tableName,
         Key: keys.conversation(id),
         UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} <> :mid)`,
+        // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
+        // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
+        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)`,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',
@@ -115,7 +117,8 @@ export async function applyMessageToOpenConversation(
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) {
       const old = error.Item as unknown as ConversationRecord | undefined;
-      if (old && old[guard] === message.id) return 'duplicate';
+      const last = old?.[guard];
+      if (last && (inbound ? last >= message.id : last === message.id)) return 'duplicate';
       return undefined;
     }
     throw error;
