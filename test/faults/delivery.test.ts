@@ -1,0 +1,150 @@
+/**
+ * Delivery faults on the inbound path: provider retries arriving all at once, a burst from many
+ * customers, a poison message, and a consumer that dies halfway through a batch. Each ends with
+ * the store read back: every message exactly once, in order per customer.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent } from 'aws-lambda';
+import type { LocalStack } from '../../local/stack';
+import { enqueueInbound } from '../../src/aws/queues';
+import type { InboundMessageEvent } from '../../src/domain/types';
+import { startTestStack } from '../support/stack';
+import { eventually } from '../support/clients';
+import { conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
+
+/** The inbound consumer, wrapped so a test can make one invocation die after part of its batch. */
+const crash = vi.hoisted(() => ({ armed: false, after: 0, batches: [] as number[] }));
+vi.mock('../../functions/inbound/handler', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../functions/inbound/handler')>();
+  return {
+    handler: async (event: SQSEvent) => {
+      if (crash.armed && event.Records.length > crash.after) {
+        crash.armed = false;
+        crash.batches.push(event.Records.length);
+        // The first records are stored for real; then the process "dies" before answering.
+        await real.handler({ Records: event.Records.slice(0, crash.after) });
+        throw new Error('simulated crash in the middle of a batch');
+      }
+      return real.handler(event);
+    },
+  };
+});
+
+let stack: LocalStack;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  // Failed records come back after a second instead of three minutes.
+  await setInboundQueue(stack, { visibilityTimeoutSeconds: 1 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function event(handle: string, text: string): InboundMessageEvent {
+  return { kind: 'message', channel: 'whatsapp', handle, providerMessageId: `wamid.${crypto.randomUUID()}`, text, attachments: [], sentAt: new Date().toISOString(), profile: { name: 'Fault' } };
+}
+
+describe('inbound delivery faults', () => {
+  it('stores a webhook delivered 20 times at once exactly once', async () => {
+    // Prepare: one provider message, the same bytes and signature every time
+    const from = phone(1, 1);
+    const body = whatsappBody(from, 'twenty times', 'wamid.same-message-twenty-times');
+
+    // Act
+    const statuses = await Promise.all(Array.from({ length: 20 }, () => postWhatsapp(stack, body)));
+
+    // Assess
+    expect(statuses).toEqual(Array(20).fill(200));
+    const stored = await eventually(async () => {
+      const messages = await storedMessages(from);
+      return messages.length > 0 ? messages : undefined;
+    });
+    await eventually(async () => (await queueDepth(stack, 'conversa-inbound.fifo')).visible === 0 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0);
+    expect((await storedMessages(from)).map((m) => m.text)).toEqual(['twenty times']);
+    expect(stored[0]!.providerMessageId).toBe('wamid.same-message-twenty-times');
+    expect((await conversationOf(from))?.unreadCount).toBe(1);
+  });
+
+  it('stores hundreds of concurrent messages from many customers once each, in order per customer', async () => {
+    // Prepare
+    const senders = Array.from({ length: 25 }, (_, i) => phone(2, i));
+    const perSender = 8;
+
+    // Act: customers write at the same time; each one's messages follow one another, as providers send them
+    await Promise.all(
+      senders.map(async (from) => {
+        for (let k = 0; k < perSender; k++) expect(await postWhatsapp(stack, whatsappBody(from, `order ${k}`))).toBe(200);
+      }),
+    );
+
+    // Assess
+    for (const from of senders) {
+      const sequence = await eventually(async () => {
+        const seq = sequenceOf(await storedMessages(from), 'order ');
+        return seq.length >= perSender ? seq : undefined;
+      }, 30_000);
+      expect(sequence).toEqual(Array.from({ length: perSender }, (_, k) => k));
+      expect((await conversationOf(from))?.unreadCount).toBe(perSender);
+    }
+  }, 60_000);
+
+  it('moves a poison message to the DLQ after maxReceiveCount and leaves its batch and other conversations alone', async () => {
+    // Prepare: one unreadable record between two good ones of other conversations, in one batch
+    const [a, b, c] = [phone(3, 1), phone(3, 2), phone(3, 3)];
+    const sqs = sqsClient(stack);
+
+    // Act
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'),
+        Entries: [
+          { Id: 'good-a', MessageBody: JSON.stringify(event(a, 'before the poison')), MessageGroupId: `whatsapp#${a}`, MessageDeduplicationId: crypto.randomUUID() },
+          { Id: 'poison', MessageBody: '{"kind":"message", this is not JSON', MessageGroupId: `whatsapp#${b}`, MessageDeduplicationId: crypto.randomUUID() },
+          { Id: 'good-c', MessageBody: JSON.stringify(event(c, 'after the poison')), MessageGroupId: `whatsapp#${c}`, MessageDeduplicationId: crypto.randomUUID() },
+        ],
+      }),
+    );
+    sqs.destroy();
+    expect(sent.Failed ?? []).toEqual([]);
+    // Another conversation keeps flowing while the poison is retried.
+    expect(await postWhatsapp(stack, whatsappBody(phone(3, 4), 'meanwhile'))).toBe(200);
+
+    // Assess: the good records are stored once, at once; the poison ends in the DLQ, where the alarm's metric counts it
+    await eventually(async () => (await storedMessages(a)).length === 1 && (await storedMessages(c)).length === 1 && (await storedMessages(phone(3, 4))).length === 1);
+    const dlq = await eventually(async () => {
+      const depth = await queueDepth(stack, 'conversa-inbound-dlq.fifo');
+      return depth.visible === 1 ? depth : undefined;
+    }, 20_000, 100);
+    expect(dlq.visible).toBe(1);
+    const poisoned = stack.aws.sqs.getQueue('conversa-inbound-dlq.fifo').receiveNow({ maxMessages: 10 });
+    expect(poisoned.map((m) => m.body)).toEqual(['{"kind":"message", this is not JSON']);
+    expect(Number(poisoned[0]!.attributes.ApproximateReceiveCount)).toBeGreaterThanOrEqual(1);
+    expect((await storedMessages(a)).map((m) => m.text)).toEqual(['before the poison']);
+    expect((await storedMessages(c)).map((m) => m.text)).toEqual(['after the poison']);
+    expect(await queueDepth(stack, 'conversa-inbound.fifo')).toEqual({ visible: 0, inFlight: 0 });
+  }, 30_000);
+
+  it('does not apply the delivered part of a batch twice when the consumer dies mid-batch', async () => {
+    // Prepare: six messages of one conversation in one batch; the consumer dies after storing three
+    const from = phone(4, 1);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'crash 0'))).toBe(200);
+    await eventually(async () => (await storedMessages(from)).length === 1);
+    crash.after = 3;
+    crash.armed = true;
+
+    // Act: one SendMessageBatch, as the webhook sends a provider's multi-message delivery
+    await enqueueInbound(Array.from({ length: 6 }, (_, k) => event(from, `crash ${k + 1}`)));
+
+    // Assess: after the redelivery, seven messages once each, in order, and an exact unread count
+    const sequence = await eventually(async () => {
+      const seq = sequenceOf(await storedMessages(from), 'crash ');
+      return seq.length >= 7 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
+    }, 20_000);
+    expect(crash.batches).toEqual([6]);
+    expect(sequence).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect((await conversationOf(from))?.unreadCount).toBe(7);
+  }, 30_000);
+});
