@@ -1,0 +1,66 @@
+/**
+ * DynamoDB unavailable for a while in the middle of traffic: webhooks are still acknowledged
+ * (the queue holds the events), and once the database is back every message is stored exactly
+ * once, in order. This file starts its own DynamoDB Local with its data on disk, so the data
+ * survives the restart.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalStack, type LocalStack } from '../../local/stack';
+import { eventually } from '../support/clients';
+import { phone, postWhatsapp, queueDepth, sequenceOf, setInboundQueue, storedMessages, whatsappBody } from './support';
+
+let stack: LocalStack;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'conversa-outage-'));
+  stack = await startLocalStack({ httpPort: 0, wsPort: 0, dataDir });
+  // Retries every second; enough receives before the DLQ to outlast a restart of the JVM
+  // (deployed: 180 s visibility × 5 receives ride out a 15-minute outage).
+  await setInboundQueue(stack, { visibilityTimeoutSeconds: 1, maxReceiveCount: 100 });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('DynamoDB outage', () => {
+  it('acknowledges webhooks while DynamoDB is down and stores every message exactly once after', async () => {
+    // Prepare: customers with a conversation already
+    const senders = Array.from({ length: 5 }, (_, i) => phone(20, i));
+    for (const from of senders) expect(await postWhatsapp(stack, whatsappBody(from, 'seq 0'))).toBe(200);
+    for (const from of senders) await eventually(async () => (await storedMessages(from)).length === 1, 20_000);
+
+    // Act: the database goes away; customers keep writing
+    await stack.dynamodb!.stop();
+    const statuses: number[] = [];
+    for (let k = 1; k <= 4; k++) {
+      for (const from of senders) statuses.push(await postWhatsapp(stack, whatsappBody(from, `seq ${k}`)));
+    }
+    const held = await queueDepth(stack, 'conversa-inbound.fifo');
+    // Let the consumers fail against the missing database for a few rounds.
+    await new Promise((r) => setTimeout(r, 2500));
+    await stack.dynamodb!.restart();
+
+    // Assess
+    expect(statuses).toEqual(Array(20).fill(200));
+    expect(held.visible + held.inFlight).toBeGreaterThan(0);
+    for (const from of senders) {
+      const sequence = await eventually(async () => {
+        const seq = sequenceOf(await storedMessages(from), 'seq ');
+        return seq.length >= 5 ? seq : undefined;
+      }, 60_000, 200);
+      expect(sequence).toEqual([0, 1, 2, 3, 4]);
+    }
+    await eventually(async () => {
+      const depth = await queueDepth(stack, 'conversa-inbound.fifo');
+      return depth.visible + depth.inFlight === 0;
+    }, 30_000);
+    for (const from of senders) expect(sequenceOf(await storedMessages(from), 'seq ')).toEqual([0, 1, 2, 3, 4]);
+    expect(await queueDepth(stack, 'conversa-inbound-dlq.fifo')).toEqual({ visible: 0, inFlight: 0 });
+  }, 120_000);
+});
