@@ -224,7 +224,8 @@ function failure(channel: ProviderChannel, status: number): Reply {
     case 'sms':
       return twilioError(status, status === 429 ? 20429 : 20500, message);
     default:
-      return { status, body: { error: { message, type: 'OAuthException', code: status === 429 ? 4 : 2, is_transient: status >= 500, fbtrace_id: `A${hex(10)}` } } };
+      // Graph codes: 4 rate limit, 2 temporary outage, 100 invalid parameter (a permanent refusal).
+      return { status, body: { error: { message, type: 'OAuthException', code: status === 429 ? 4 : status >= 500 ? 2 : 100, is_transient: status >= 500, fbtrace_id: `A${hex(10)}` } } };
   }
 }
 

@@ -4,6 +4,7 @@ import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from '@aws
 import { sqs } from './clients';
 import { config } from '../config';
 import type { InboundEvent, OutboundJob } from '../domain/types';
+import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 
 /** SQS allows 128 characters of a limited alphabet in group and dedup ids: long or odd ids are hashed. */
 function sqsId(raw: string): string {
@@ -15,7 +16,11 @@ export function inboundGroupId(event: Pick<InboundEvent, 'channel' | 'handle'>):
 }
 
 export function inboundDedupId(event: InboundEvent): string {
-  if (event.kind === 'status') return sqsId(`${event.channel}#status#${event.providerMessageId}#${event.status}`);
+  if (event.kind === 'status') {
+    // A watermark names no message: its customer and its time tell one receipt from the next.
+    const subject = event.providerMessageId === ALL_BEFORE_WATERMARK ? `${event.handle}#${ALL_BEFORE_WATERMARK}#${event.at}` : event.providerMessageId;
+    return sqsId(`${event.channel}#status#${subject}#${event.status}`);
+  }
   // A visitor repeating a clientMessageId wants its ack again: the store, not SQS, drops the copy.
   if (event.replyToConnectionId) return crypto.randomUUID();
   const id = event.providerMessageId ?? event.clientMessageId;

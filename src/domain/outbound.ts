@@ -8,7 +8,7 @@ import type { Message } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
-import { conversationEvent, messageEvent } from './events';
+import { conversationEvent, messageEvent, messageUpdatedEvent } from './events';
 import { publish } from './fanout';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -95,12 +95,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   };
   await putMessage(message);
   const updated = await applyOutboundToConversation(conversationId, message);
-  if (isPrivate) {
-    // Notes never leave the team: no outbound job, agents only.
-    await publish([messageEvent(message), ...(updated ? [conversationEvent(updated)] : [])], { agents: true });
-  } else {
-    await enqueueOutbound([{ conversationId, messageId: message.id }]);
-  }
+  // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
+  await publish([messageEvent(message), ...(updated ? [conversationEvent(updated)] : [])], { agents: true });
+  // Notes never leave the team: no outbound job.
+  if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);
   return message;
 }
 
@@ -135,7 +133,7 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
   if (!final) return;
-  await publish([messageEvent(final), conversationEvent(conversation)], { agents: true });
+  await publish([messageUpdatedEvent(final), conversationEvent(conversation)], { agents: true });
   await afterOutbound(conversation, final);
 }
 

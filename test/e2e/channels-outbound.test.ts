@@ -1,0 +1,227 @@
+/**
+ * Agent replies on provider channels end to end: the provider request recorded at
+ * /local/outbox, delivery statuses from the providers' callbacks, the 24-hour windows, retries
+ * of 429/5xx and permanent failures shown to the agent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
+import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
+import { updateConversation } from '../../src/store/conversations';
+import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
+
+let stack: LocalStack;
+let agent: WsClient;
+let agentJwt: string;
+
+const HOUR = 3_600_000;
+
+beforeAll(async () => {
+  // Retries back off 1 s, 2 s… instead of production's longer steps.
+  stack = await startTestStack({ env: { CONVERSA_RETRY_BASE_SECONDS: '1' } });
+  agentJwt = await agentToken(stack.httpUrl, 'agent-ana', 'agent', 'Ana');
+  agent = await WsClient.connect(stack.wsUrl, agentJwt);
+  // The autoresponder would send (and consume injected provider failures) on its own.
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin');
+  const settings = await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin });
+  const updated = await http(stack.httpUrl, 'PUT', '/v1/settings', {
+    token: admin,
+    body: { ...settings.body, autoresponder: { ...settings.body.autoresponder, enabled: false } },
+  });
+  expect(updated.status).toBe(200);
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await stack?.stop();
+});
+
+/** A customer who wrote on `channel`: the conversation an agent answers. */
+async function customer(channel: ProviderChannel): Promise<{ handle: string; conversationId: string }> {
+  const handle = newHandle(channel);
+  const webhook = textWebhook(channel, handle, 'Hello, anyone there?');
+  expect((await postWebhook(stack, channel, webhook.body)).status).toBe(200);
+  const frame = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'inbound');
+  return { handle, conversationId: frame.conversationId };
+}
+
+function reply(conversationId: string, body: Record<string, unknown>) {
+  return http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body });
+}
+
+const updated = (messageId: string, status: string) => (f: Frame) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === status;
+
+/** Sends a reply and waits until the provider accepted it. */
+async function sentReply(conversationId: string, text: string): Promise<{ id: string; providerMessageId: string }> {
+  const response = await reply(conversationId, { text });
+  expect(response.status).toBe(202);
+  const frame = await agent.waitFor(updated(response.body.message.id, 'sent'), 15_000, `sent: ${text}`);
+  return { id: frame.message.id, providerMessageId: frame.message.providerMessageId };
+}
+
+async function outbox(channel: ProviderChannel, match: (item: { body: any }) => boolean) {
+  const response = await http(stack.httpUrl, 'GET', `/local/outbox?channel=${channel}`);
+  expect(response.status).toBe(200);
+  return (response.body.items as { url: string; headers: Record<string, string>; body: any; status: number }[]).filter(match);
+}
+
+const carries = (text: string) => (item: { body: any }) => JSON.stringify(item.body).includes(text);
+
+/** Writes the customer's last message time directly: no other way to be 25 hours in the past in a test. */
+async function lastWroteAgo(conversationId: string, ms: number): Promise<void> {
+  const at = new Date(Date.now() - ms).toISOString();
+  await updateConversation(conversationId, (c) => ({ ...c, lastInboundAt: at }));
+}
+
+function getConversation(id: string) {
+  return http(stack.httpUrl, 'GET', `/v1/conversations/${id}`, { token: agentJwt });
+}
+
+describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel replies', ({ channel }) => {
+  it('sends the agent’s reply through the provider API with its request shape and stores the provider id', async () => {
+    const { handle, conversationId } = await customer(channel);
+    const text = `Your order ships today (${channel})`;
+    const sent = await sentReply(conversationId, text);
+
+    const [request, ...more] = await outbox(channel, carries(text));
+    expect(more).toHaveLength(0);
+    const expected = expectedSend(channel, handle, text);
+    expect(request!.url).toBe(expected.url);
+    if (expected.authorization) expect(request!.headers.authorization).toBe(expected.authorization);
+    expect(request!.body).toMatchObject(expected.body);
+    expect(sent.providerMessageId).toBeTruthy();
+
+    const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(stored.body.items.find((m: { id: string }) => m.id === sent.id)).toMatchObject({
+      status: 'sent',
+      providerMessageId: sent.providerMessageId,
+      direction: 'outbound',
+      channel,
+    });
+  });
+
+  it.skipIf(REPORTED_STATUSES[channel].length === 0)('applies the provider’s delivery statuses and tells agents with message.updated', async () => {
+    const { handle, conversationId } = await customer(channel);
+    const sent = await sentReply(conversationId, `status check ${channel}`);
+    for (const status of REPORTED_STATUSES[channel].filter((s) => s !== 'failed')) {
+      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, status, sent.providerMessageId))).status).toBe(200);
+      await agent.waitFor(updated(sent.id, status), 10_000, `${status} for ${channel}`);
+    }
+    if (REPORTED_STATUSES[channel].includes('failed')) {
+      const doomed = await sentReply(conversationId, `this one will bounce ${channel}`);
+      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, 'failed', doomed.providerMessageId))).status).toBe(200);
+      const failed = await agent.waitFor(updated(doomed.id, 'failed'), 10_000, 'failed');
+      expect(failed.message.error).toMatch(channel === 'sms' ? /30007/ : /Re-engagement message/);
+    }
+    // A status never moves back: a late "delivered" after "read" changes nothing.
+    const final = REPORTED_STATUSES[channel].includes('read') ? 'read' : 'delivered';
+    const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(stored.body.items.find((m: { id: string }) => m.id === sent.id).status).toBe(final);
+  });
+
+  it('retries a provider that answers 429 or 5xx and finally marks the message sent', async () => {
+    const { conversationId } = await customer(channel);
+    const status = channel === 'whatsapp' || channel === 'sms' ? 503 : 429;
+    const failures = channel === 'whatsapp' ? 2 : 1;
+    expect((await http(stack.httpUrl, 'POST', `/local/providers/${channel}/_fail`, { body: { status, count: failures } })).status).toBe(200);
+    const text = `retry me ${channel}`;
+    await sentReply(conversationId, text);
+    const attempts = await outbox(channel, carries(text));
+    expect(attempts.map((a) => a.status)).toEqual([...Array(failures).fill(status), channel === 'sms' ? 201 : 200]);
+  });
+
+  it('marks a reply failed, with the provider’s reason for the agent, on a permanent 4xx', async () => {
+    const { conversationId } = await customer(channel);
+    expect((await http(stack.httpUrl, 'POST', `/local/providers/${channel}/_fail`, { body: { status: 400, count: 1 } })).status).toBe(200);
+    const response = await reply(conversationId, { text: `rejected ${channel}` });
+    expect(response.status).toBe(202);
+    const failed = await agent.waitFor(updated(response.body.message.id, 'failed'), 15_000, 'failed');
+    expect(failed.message.error).toMatch(/^400: .*Simulated provider failure/);
+    expect(await outbox(channel, carries(`rejected ${channel}`))).toHaveLength(1);
+  });
+
+  it('shows the service window on the conversation', async () => {
+    const { conversationId } = await customer(channel);
+    const conversation = await getConversation(conversationId);
+    expect(conversation.body.window.state).toBe('open');
+    const hasWindow = channel !== 'telegram' && channel !== 'sms';
+    if (hasWindow) {
+      expect(Date.parse(conversation.body.window.closesAt) - Date.parse(conversation.body.lastInboundAt)).toBe(24 * HOUR);
+    } else {
+      expect(conversation.body.window.closesAt).toBeUndefined();
+    }
+  });
+});
+
+describe('WhatsApp 24-hour window', () => {
+  it('refuses a free-form reply outside the window with template_required, and sends an approved template', async () => {
+    const { handle, conversationId } = await customer('whatsapp');
+    await lastWroteAgo(conversationId, 25 * HOUR);
+    expect((await getConversation(conversationId)).body.window).toEqual({ state: 'template_required' });
+
+    const refused = await reply(conversationId, { text: 'Are you still there?' });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.code).toBe('template_required');
+    expect(refused.body.error.message).toMatch(/24-hour window.*template/);
+    expect(await outbox('whatsapp', carries('Are you still there?'))).toHaveLength(0);
+
+    const template = { name: 'order_update', language: 'en_US', params: ['A-1042'] };
+    const accepted = await reply(conversationId, { template });
+    expect(accepted.status).toBe(202);
+    await agent.waitFor(updated(accepted.body.message.id, 'sent'), 15_000, 'template sent');
+    const [request] = await outbox('whatsapp', carries('A-1042'));
+    expect(request!.body).toMatchObject({
+      messaging_product: 'whatsapp',
+      to: handle,
+      type: 'template',
+      template: { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body', parameters: [{ type: 'text', text: 'A-1042' }] }] },
+    });
+  });
+});
+
+describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as const }])('$channel window', ({ channel }) => {
+  it('sends with the HUMAN_AGENT tag between 24 h and 7 days, and refuses after 7 days', async () => {
+    const { conversationId } = await customer(channel);
+    await lastWroteAgo(conversationId, 2 * 24 * HOUR);
+    const window = (await getConversation(conversationId)).body.window;
+    expect(window.state).toBe('tag_required');
+    expect(Date.parse(window.closesAt)).toBeGreaterThan(Date.now() + 4 * 24 * HOUR);
+
+    await sentReply(conversationId, `tagged follow-up ${channel}`);
+    const [request] = await outbox(channel, carries(`tagged follow-up ${channel}`));
+    expect(request!.body).toMatchObject({ messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' });
+
+    await lastWroteAgo(conversationId, 8 * 24 * HOUR);
+    expect((await getConversation(conversationId)).body.window).toEqual({ state: 'closed' });
+    const refused = await reply(conversationId, { text: 'too late' });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.code).toBe('outside_window');
+    expect(refused.body.error.message).toMatch(/7 days/);
+  });
+});
+
+describe('Messenger watermark receipts', () => {
+  it('applies delivery and read watermarks to every reply sent before them', async () => {
+    const { handle, conversationId } = await customer('messenger');
+    const first = await sentReply(conversationId, 'watermark one');
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'delivered', first.providerMessageId))).status).toBe(200);
+    await agent.waitFor(updated(first.id, 'delivered'), 10_000, 'first delivered by mid');
+    const second = await sentReply(conversationId, 'watermark two');
+
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'delivered', undefined))).status).toBe(200);
+    await agent.waitFor(updated(second.id, 'delivered'), 10_000, 'second delivered by watermark');
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined))).status).toBe(200);
+    await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
+    await agent.waitFor(updated(second.id, 'read'), 10_000, 'second read');
+
+    // A watermark from before a reply leaves that reply alone.
+    const third = await sentReply(conversationId, 'watermark three');
+    const before = Date.now() - HOUR;
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined, before))).status).toBe(200);
+    const marker = await sentReply(conversationId, 'after the old watermark');
+    expect(marker.id).toBeTruthy();
+    const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(stored.body.items.find((m: { id: string }) => m.id === third.id).status).toBe('sent');
+  });
+});
