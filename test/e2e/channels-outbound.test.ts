@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
-import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
+import { agentToken, http, WsClient, type Frame } from '../support/clients';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
@@ -60,13 +60,20 @@ async function sentReply(conversationId: string, text: string): Promise<{ id: st
   return { id: frame.message.id, providerMessageId: frame.message.providerMessageId };
 }
 
-async function outbox(channel: ProviderChannel, match: (item: { body: any }) => boolean) {
-  const response = await http(stack.httpUrl, 'GET', `/local/outbox?channel=${channel}`);
-  expect(response.status).toBe(200);
-  return (response.body.items as { url: string; headers: Record<string, string>; body: any; status: number }[]).filter(match);
+interface OutboxItem {
+  url: string;
+  headers: Record<string, string>;
+  body: unknown;
+  status: number;
 }
 
-const carries = (text: string) => (item: { body: any }) => JSON.stringify(item.body).includes(text);
+async function outbox(channel: ProviderChannel, match: (item: OutboxItem) => boolean): Promise<OutboxItem[]> {
+  const response = await http(stack.httpUrl, 'GET', `/local/outbox?channel=${channel}`);
+  expect(response.status).toBe(200);
+  return (response.body.items as OutboxItem[]).filter(match);
+}
+
+const carries = (text: string) => (item: OutboxItem) => JSON.stringify(item.body).includes(text);
 
 /** Writes the customer's last message time directly: no other way to be 25 hours in the past in a test. */
 async function lastWroteAgo(conversationId: string, ms: number): Promise<void> {
