@@ -73,7 +73,9 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
       throw new ClientError(400, 'invalid_json', 'frames must be JSON objects');
     }
     const action = (json as { action?: unknown } | null)?.action;
-    clientMessageId = typeof (json as { clientMessageId?: unknown }).clientMessageId === 'string' ? (json as { clientMessageId: string }).clientMessageId : undefined;
+    // `null` is valid JSON: every property read here must survive it.
+    const claimed = (json as { clientMessageId?: unknown } | null)?.clientMessageId;
+    clientMessageId = typeof claimed === 'string' ? claimed : undefined;
     if (typeof action !== 'string' || !ACTIONS.has(action)) {
       throw new ClientError(400, 'unknown_action', `action must be one of ${[...ACTIONS].join(', ')}`);
     }
