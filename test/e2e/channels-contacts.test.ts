@@ -1,0 +1,197 @@
+/**
+ * One customer across channels, end to end: identity handles (phone, email) link channels to
+ * one contact, admins merge contacts, agents continue a conversation on another channel.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import type { ProviderChannel } from '../../src/domain/types';
+import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
+
+let stack: LocalStack;
+let agent: WsClient;
+let agentJwt: string;
+let adminJwt: string;
+const sockets: WsClient[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  agentJwt = await agentToken(stack.httpUrl, 'agent-ana', 'agent', 'Ana');
+  adminJwt = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  agent = await WsClient.connect(stack.wsUrl, agentJwt);
+  sockets.push(agent);
+});
+
+afterAll(async () => {
+  await Promise.all(sockets.map((s) => s.close()));
+  await stack?.stop();
+});
+
+/** The customer writes on `channel`; returns the stored message as the agent saw it. */
+async function write(channel: ProviderChannel, handle: string, text: string): Promise<Frame> {
+  const webhook = textWebhook(channel, handle, text);
+  expect((await postWebhook(stack, channel, webhook.body)).status).toBe(200);
+  return agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, `${channel} message`);
+}
+
+async function visitorWrites(email: string, text: string): Promise<{ conversationId: string; contactId: string }> {
+  const session = await visitorSession(stack.httpUrl, { name: 'Vera', email });
+  const ws = await WsClient.connect(stack.wsUrl, session.token);
+  sockets.push(ws);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text, clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+  const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+  return { conversationId: ack.conversationId, contactId: seen.message.sender.id };
+}
+
+const getContact = (id: string, token = agentJwt) => http(stack.httpUrl, 'GET', `/v1/contacts/${id}`, { token });
+const merge = (id: string, otherContactId: string, token = adminJwt) =>
+  http(stack.httpUrl, 'POST', `/v1/contacts/${id}/merge`, { token, body: { otherContactId } });
+const moveTo = (conversationId: string, channel: string) =>
+  http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/channel`, { token: agentJwt, body: { channel } });
+const messages = async (conversationId: string) =>
+  (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt })).body.items as {
+    text: string;
+    private: boolean;
+    direction: string;
+  }[];
+
+describe('one customer across channels', () => {
+  it('makes WhatsApp and SMS from the same phone one contact, showing every handle and conversation', async () => {
+    const phone = phoneHandles();
+    const onWhatsApp = await write('whatsapp', phone.whatsapp, 'Hi from WhatsApp');
+    const bySms = await write('sms', phone.sms, 'Hi again by text');
+    expect(bySms.message.sender.id).toBe(onWhatsApp.message.sender.id);
+    expect(bySms.conversationId).not.toBe(onWhatsApp.conversationId);
+
+    const contact = await getContact(onWhatsApp.message.sender.id);
+    expect(contact.status).toBe(200);
+    expect(contact.body.phone).toBe(phone.phone);
+    expect(contact.body.handles).toEqual(
+      expect.arrayContaining([
+        { channel: 'whatsapp', handle: phone.whatsapp },
+        { channel: 'sms', handle: phone.sms },
+        { channel: 'phone', handle: phone.phone },
+      ]),
+    );
+    const conversations = contact.body.conversations as { id: string; channel: string; window: { state: string } }[];
+    expect(conversations.map((c) => c.id).sort()).toEqual([onWhatsApp.conversationId, bySms.conversationId].sort());
+    expect(conversations.every((c) => c.window.state === 'open')).toBe(true);
+  });
+
+  it('links a web visitor who gives an email to the contact that has it', async () => {
+    const email = `vera-${crypto.randomUUID()}@example.com`;
+    const laptop = await visitorWrites(email, 'from my laptop');
+    const phone = await visitorWrites(email.toUpperCase(), 'from my phone, new session');
+    expect(phone.contactId).toBe(laptop.contactId);
+    const contact = await getContact(laptop.contactId);
+    expect(contact.body.email).toBe(email);
+    expect(contact.body.handles).toEqual(expect.arrayContaining([{ channel: 'email', handle: email }]));
+    expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual(
+      expect.arrayContaining([laptop.conversationId, phone.conversationId]),
+    );
+  });
+
+  it('answers 404 for an unknown contact', async () => {
+    expect((await getContact('01NOSUCHCONTACT')).status).toBe(404);
+  });
+});
+
+describe('admin contact merge', () => {
+  it('moves handles and conversations to the surviving contact and keeps the history', async () => {
+    const telegramHandle = newHandle('telegram');
+    const messengerHandle = newHandle('messenger');
+    const a = await write('telegram', telegramHandle, 'I am Ada on Telegram');
+    const b = await write('messenger', messengerHandle, 'I am Ada on Messenger');
+    const survivor = a.message.sender.id as string;
+    const other = b.message.sender.id as string;
+    expect(survivor).not.toBe(other);
+
+    const byAgent = await merge(survivor, other, agentJwt);
+    expect(byAgent.status).toBe(403);
+
+    const merged = await merge(survivor, other);
+    expect(merged.status).toBe(200);
+    expect(merged.body.id).toBe(survivor);
+    expect(merged.body.handles).toEqual(
+      expect.arrayContaining([
+        { channel: 'telegram', handle: telegramHandle },
+        { channel: 'messenger', handle: messengerHandle },
+      ]),
+    );
+    expect(merged.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([a.conversationId, b.conversationId].sort());
+    const moved = merged.body.conversations.find((c: { id: string }) => c.id === b.conversationId);
+    expect(moved.contact.id).toBe(survivor);
+
+    // The merged contact answers as the survivor; agents were told the conversation changed hands.
+    expect((await getContact(other)).body.id).toBe(survivor);
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === b.conversationId && f.conversation.contact.id === survivor);
+
+    // The customer writes again on Messenger: same conversation, now the survivor's, history intact.
+    const again = await write('messenger', messengerHandle, 'Still me');
+    expect(again.conversationId).toBe(b.conversationId);
+    expect(again.message.sender.id).toBe(survivor);
+    expect((await messages(b.conversationId)).filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual([
+      'I am Ada on Messenger',
+      'Still me',
+    ]);
+
+    // Asking again is harmless; merging into a merged contact, into itself or with nobody is refused.
+    expect((await merge(survivor, other)).status).toBe(200);
+    const third = await write('telegram', newHandle('telegram'), 'someone else');
+    expect((await merge(other, third.message.sender.id)).status).toBe(409);
+    expect((await merge(survivor, survivor)).status).toBe(400);
+    expect((await merge(survivor, '01NOSUCHCONTACT')).status).toBe(404);
+    const bad = await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: adminJwt, body: {} });
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe('channel transfer', () => {
+  it('continues a WhatsApp conversation by SMS with linking notes, and the customer’s SMS lands there', async () => {
+    const phone = phoneHandles();
+    const start = await write('whatsapp', phone.whatsapp, 'Can you text me instead?');
+    const moved = await moveTo(start.conversationId, 'sms');
+    expect(moved.status).toBe(201);
+    expect(moved.body).toMatchObject({ channel: 'sms', status: 'open', contact: { id: start.message.sender.id }, window: { state: 'open' } });
+    const smsConversation = moved.body.id as string;
+
+    const notes = (await messages(smsConversation)).filter((m) => m.private);
+    expect(notes.map((m) => m.text)).toEqual([`Continued from the whatsapp conversation ${start.conversationId}.`]);
+    expect((await messages(start.conversationId)).filter((m) => m.private).map((m) => m.text)).toEqual([
+      `Continued on sms in conversation ${smsConversation}.`,
+    ]);
+
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${smsConversation}/messages`, {
+      token: agentJwt,
+      body: { text: 'Texting you now' },
+    });
+    expect(reply.status).toBe(202);
+    await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === reply.body.message.id && f.message.status === 'sent');
+    const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=sms');
+    const sent = outbox.body.items.find((i: { body: { Body?: string } }) => i.body.Body === 'Texting you now');
+    expect(sent.body).toMatchObject({ To: phone.sms, Body: 'Texting you now' });
+
+    const answer = await write('sms', phone.sms, 'Got it, thanks');
+    expect(answer.conversationId).toBe(smsConversation);
+    expect((await moveTo(start.conversationId, 'sms')).body.id).toBe(smsConversation);
+    const back = await moveTo(smsConversation, 'whatsapp');
+    expect(back.status).toBe(200);
+    expect(back.body.id).toBe(start.conversationId);
+
+    const contact = await getContact(start.message.sender.id);
+    expect(contact.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([start.conversationId, smsConversation].sort());
+  });
+
+  it('refuses a channel the customer cannot be reached on, the same channel, and bad input', async () => {
+    const start = await write('messenger', newHandle('messenger'), 'hello');
+    const telegram = await moveTo(start.conversationId, 'telegram');
+    expect(telegram.status).toBe(422);
+    expect(telegram.body.error.code).toBe('no_handle');
+    expect((await moveTo(start.conversationId, 'messenger')).body.error.code).toBe('same_channel');
+    expect((await moveTo(start.conversationId, 'fax')).status).toBe(400);
+    expect((await moveTo('01NOSUCHCONVERSATION', 'sms')).status).toBe(404);
+  });
+});
