@@ -90,7 +90,7 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = Boolean(conversation.firstReplyAt);
   await Promise.all([
-    setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds),
+    setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds, { likelyExists: !context.created }),
     replied ? cancelTimer('reengage', conversation.id) : undefined,
     replied && conversation.channel === 'web' ? cancelTimer('emailFallback', conversation.id) : undefined,
   ]);
@@ -104,7 +104,7 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
   const active = conversation.status !== 'resolved' && conversation.status !== 'snoozed';
   const byAgent = message.sender.type === 'agent';
   await Promise.all([
-    active ? setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds) : undefined,
+    active ? setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds, { likelyExists: true }) : undefined,
     active && byAgent && settings.reengagement.enabled
       ? setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: message.id })
       : undefined,

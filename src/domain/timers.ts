@@ -75,23 +75,33 @@ function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput 
 }
 
 /**
- * Arms (or re-arms) a conversation's timer of one kind. Create first since most arms are new;
- * a name that exists means a newer event replaces the older schedule.
+ * Arms (or re-arms) a conversation's timer of one kind: a name that exists means a newer event
+ * replaces the older schedule. `likelyExists` picks which call to try first (one call instead of
+ * two on the hot path, e.g. auto-resolve re-armed by every message).
  */
-export async function setTimer(kind: TimerKind, conversationId: string, afterSeconds: number, extra: Pick<TimerInput, 'messageId'> = {}): Promise<void> {
+export async function setTimer(
+  kind: TimerKind,
+  conversationId: string,
+  afterSeconds: number,
+  extra: Pick<TimerInput, 'messageId'> & { likelyExists?: boolean } = {},
+): Promise<void> {
   // Whole seconds, and never in the past: at() has second resolution.
   const at = new Date(Math.ceil((Date.now() + Math.max(1, afterSeconds) * 1000) / 1000) * 1000);
-  const input = scheduleInput({ kind, conversationId, dueAt: at.toISOString(), ...extra }, at);
+  const input = scheduleInput({ kind, conversationId, dueAt: at.toISOString(), ...(extra.messageId ? { messageId: extra.messageId } : {}) }, at);
+  const create = () => scheduler().send(new CreateScheduleCommand(input));
+  const update = () => scheduler().send(new UpdateScheduleCommand(input));
+  const [first, second] = extra.likelyExists ? [update, create] : [create, update];
+  const expected = (error: unknown) => isError(error, ConflictException, 'ConflictException') || isError(error, ResourceNotFoundException, 'ResourceNotFoundException');
   try {
-    await scheduler().send(new CreateScheduleCommand(input));
+    await first();
   } catch (error) {
-    if (!isError(error, ConflictException, 'ConflictException')) throw error;
+    if (!expected(error)) throw error;
     try {
-      await scheduler().send(new UpdateScheduleCommand(input));
-    } catch (updateError) {
-      // Fired and deleted itself between our two calls: create it again.
-      if (!isError(updateError, ResourceNotFoundException, 'ResourceNotFoundException')) throw updateError;
-      await scheduler().send(new CreateScheduleCommand(input));
+      await second();
+    } catch (again) {
+      // Created or fired-and-deleted between our two calls: the first call is right again.
+      if (!expected(again)) throw again;
+      await first();
     }
   }
 }

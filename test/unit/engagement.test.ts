@@ -96,6 +96,14 @@ describe('timers', () => {
     expect(scheduler.commandCalls(UpdateScheduleCommand)[0]!.args[0].input.Name).toBe(`autoResolve-${CONVERSATION}`);
   });
 
+  it('tries the update first when the schedule likely exists, and creates it when it had fired', async () => {
+    scheduler.on(UpdateScheduleCommand).rejects(new ResourceNotFoundException({ message: 'gone', Message: 'gone', $metadata: {} }));
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    await setTimer('autoResolve', CONVERSATION, 60, { likelyExists: true });
+    expect(scheduler.commandCalls(UpdateScheduleCommand)).toHaveLength(1);
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(1);
+  });
+
   it('cancels with DeleteSchedule and treats a missing schedule as cancelled', async () => {
     scheduler.on(DeleteScheduleCommand).rejects(new ResourceNotFoundException({ message: 'gone', Message: 'gone', $metadata: {} }));
     await expect(cancelTimer('emailFallback', CONVERSATION)).resolves.toBeUndefined();
