@@ -10,7 +10,7 @@ import { getMessage, listMessages, putMessage } from '../store/messages';
 import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
-import type { HookResult, InboundHookContext } from './automation';
+import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
@@ -247,7 +247,10 @@ async function recordCsatAnswer(context: InboundHookContext): Promise<Conversati
       engagement,
     };
   });
-  return answer ? result?.after : undefined;
+  if (!answer || !result) return undefined;
+  // Routing may have given the briefly reopened conversation a slot: the change back frees it.
+  if (result.after !== result.before) await afterConversationChange(result.before, result.after);
+  return result.after;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -116,8 +116,10 @@ export async function applyMessageToOpenConversation(
     return out.Attributes as ConversationRecord;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) {
-      const old = error.Item as unknown as ConversationRecord | undefined;
-      const last = old?.[guard];
+      // The exception carries the item in DynamoDB's wire format ({ S: "…" }): lib-dynamodb does not
+      // unmarshall errors, and comparing that object with an id would call every message a duplicate.
+      const attribute = (error.Item as Record<string, string | { S?: string } | undefined> | undefined)?.[guard];
+      const last = typeof attribute === 'string' ? attribute : attribute?.S;
       if (last && (inbound ? last >= message.id : last === message.id)) return 'duplicate';
       return undefined;
     }

@@ -240,6 +240,10 @@ describe('auto-resolve and CSAT', () => {
     expect(question.message.attachments).toEqual([expect.objectContaining({ type: 'csat' })]);
     expect((await conversation(conversationId)).status).toBe('resolved');
     await timers({});
+    const liveLoad = async () =>
+      ((await http(stack.httpUrl, 'GET', '/v1/agents', { token: agentJwt })).body.items as { id: string; load: { live: number } }[]).find((a) => a.id === 'agent-eve')
+        ?.load.live;
+    const loadBefore = await liveLoad();
 
     await visitorSays(ws, '4 - quick and friendly');
     const rated = await agent.waitFor(
@@ -250,6 +254,8 @@ describe('auto-resolve and CSAT', () => {
     expect(rated.conversation).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
     const stored = await conversation(conversationId);
     expect(stored).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
+    // The answer took no agent slot for good.
+    expect(await liveLoad()).toBe(loadBefore);
   });
 
   it('does not resolve a conversation that keeps moving', async () => {
