@@ -146,12 +146,8 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
     const settings = await getSettings();
     tasks.push(setTimer('autoResolve', after.id, settings.timers.autoResolveAfterSeconds));
   }
-  if (after.status === 'snoozed' && after.snoozedUntil && after.snoozedUntil !== before.snoozedUntil) {
-    tasks.push(setTimer('snoozeWake', after.id, (Date.parse(after.snoozedUntil) - Date.now()) / 1000));
-    tasks.push(cancelTimer('autoResolve', after.id));
-  } else if (before.status === 'snoozed' && after.status !== 'snoozed') {
-    tasks.push(cancelTimer('snoozeWake', after.id));
-  }
+  // The wake-up itself is src/domain/snooze.ts's schedule; a snoozed conversation must not auto-resolve meanwhile.
+  if (after.status === 'snoozed' && before.status !== 'snoozed') tasks.push(cancelTimer('autoResolve', after.id));
   await Promise.all(tasks);
 }
 
@@ -266,8 +262,6 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
       return reengage(input, now);
     case 'autoResolve':
       return autoResolve(input.conversationId, now);
-    case 'snoozeWake':
-      return snoozeWake(input.conversationId, now);
   }
 }
 
@@ -370,14 +364,4 @@ function canSendNow(conversation: ConversationRecord, now: Date): boolean {
   if (!isProviderChannel(conversation.channel)) return true;
   const decision = getAdapter(conversation.channel).window(conversation.lastInboundAt, now, false);
   return decision.allowed && !decision.tag;
-}
-
-async function snoozeWake(conversationId: string, now: Date): Promise<TimerOutcome> {
-  const conversation = await getConversation(conversationId, true);
-  const until = conversation?.snoozedUntil ? Date.parse(conversation.snoozedUntil) : NaN;
-  if (!conversation || conversation.status !== 'snoozed' || !(until <= now.getTime() + 1000)) return 'skipped';
-  const { before, after } = await changeConversation(conversationId, (c) =>
-    c.status === 'snoozed' && c.snoozedUntil === conversation.snoozedUntil ? withStatus(c, 'open', now.toISOString()) : undefined,
-  );
-  return after === before ? 'skipped' : 'done';
 }

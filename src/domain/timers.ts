@@ -16,7 +16,8 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { ENV } from '../config';
 
-export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake'] as const;
+/** Snooze wake-ups are src/domain/snooze.ts's own schedules (`snooze-<id>`), with the same target. */
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** What the schedule hands the engagement function (the target's Input). */

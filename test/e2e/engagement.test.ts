@@ -270,6 +270,27 @@ describe('auto-resolve and CSAT', () => {
   });
 });
 
+describe('snooze wake-up through the engagement function', () => {
+  it('reopens a snoozed conversation when its schedule fires, and it does not auto-resolve meanwhile', async () => {
+    await timers({ autoResolveAfterSeconds: 2 });
+    const { conversationId } = await visitor(undefined, 'Call me back in a bit');
+    const until = new Date(Date.now() + 4000).toISOString();
+    const snoozed = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status: 'snoozed', snoozedUntil: until } });
+    expect(snoozed.status, snoozed.text).toBe(200);
+    const seen = agent.frames.length;
+    await eventually(() => !pendingTimers(conversationId).includes('autoResolve'));
+    expect((await conversation(conversationId)).status).toBe('snoozed');
+    const woken = await eventually(
+      () => agent.frames.slice(seen).find((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open'),
+      20_000,
+    );
+    expect(woken.conversation.snoozedUntil).toBeUndefined();
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
+    expect((await conversation(conversationId)).status).toBe('open');
+    await timers({});
+  });
+});
+
 describe('proactive messages', () => {
   it('queues a message to a list of contacts (202 with a count) and delivers it on their conversations', async () => {
     await settings({ autoresponder: { enabled: false } });

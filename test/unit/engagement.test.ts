@@ -115,7 +115,7 @@ describe('timers', () => {
   });
 
   it('keeps names within the Scheduler alphabet and 64 characters', () => {
-    const name = scheduleName('weird id/with:chars and more than forty-eight characters in it', 'snoozeWake');
+    const name = scheduleName('weird id/with:chars and more than forty-eight characters in it', 'autoResolve');
     expect(name).toMatch(/^[0-9A-Za-z_.-]{1,64}$/);
   });
 });
