@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { newHandle, postWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -99,6 +100,25 @@ describe('autoresponder and business hours', () => {
     await visitorSays(ws, 'Hello?');
     const bots = (await history(conversationId)).filter((m) => m.sender.type === 'bot');
     expect(bots).toHaveLength(1);
+  });
+
+  it('answers on a provider channel through the provider API (Telegram), once', async () => {
+    await settings({ autoresponder: { enabled: true, message: 'Hello from the Telegram bot' } });
+    const handle = newHandle('telegram');
+    const sentTo = async () =>
+      ((await http(stack.httpUrl, 'GET', '/local/outbox?channel=telegram')).body.items as { body: unknown }[]).filter((i) => {
+        const body = JSON.stringify(i.body);
+        return body.includes('Hello from the Telegram bot') && body.includes(handle);
+      });
+    expect((await postWebhook(stack, 'telegram', textWebhook('telegram', handle, 'Hi there').body)).status).toBe(200);
+    await eventually(async () => (await sentTo()).length === 1, 15_000);
+    expect((await postWebhook(stack, 'telegram', textWebhook('telegram', handle, 'Hello?').body)).status).toBe(200);
+    await eventually(async () => {
+      const list = await http(stack.httpUrl, 'GET', '/v1/conversations?channel=telegram&limit=100', { token: agentJwt });
+      return list.body.items.some((c: { unreadCount: number }) => c.unreadCount >= 2);
+    });
+    await sleep(500);
+    expect(await sentTo()).toHaveLength(1);
   });
 
   it('never answers a conversation an agent already answered', async () => {
