@@ -17,7 +17,8 @@ import { z } from 'zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
 import { emailsFromSesNotifications, InboundEmailSchema, receiveEmail } from '../../src/domain/email';
-import { TIMER_KINDS } from '../../src/domain/timers';
+import type { Context } from 'aws-lambda';
+import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { SNOOZE_WAKE_EVENT, wakeSnoozed } from '../../src/domain/snooze';
 import { ClientError } from '../../src/domain/errors';
 import { getConversation } from '../../src/store/conversations';
@@ -37,7 +38,8 @@ const EngagementEvent = z.discriminatedUnion('kind', [
 const SnoozeWake = z.object({ type: z.literal(SNOOZE_WAKE_EVENT), conversationId: z.string().min(1).max(128) });
 const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).min(1) });
 
-export const handler = async (event: unknown): Promise<{ outcome: string }> => {
+export const handler = async (event: unknown, context?: Pick<Context, 'invokedFunctionArn'>): Promise<{ outcome: string }> => {
+  if (context?.invokedFunctionArn) useInvokedFunctionAsTarget(context.invokedFunctionArn);
   const sns = SnsEvent.safeParse(event);
   if (sns.success) {
     const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));

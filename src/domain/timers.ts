@@ -38,6 +38,18 @@ export function setSchedulerClient(next: SchedulerClient | undefined): void {
   client = next;
 }
 
+/**
+ * The engagement function cannot carry its own ARN in its environment (the ARN would depend on
+ * itself), so when it arms timers it names itself from its invocation context instead.
+ */
+let selfTarget: string | undefined;
+export function useInvokedFunctionAsTarget(invokedFunctionArn: string): void {
+  // arn:aws:lambda:region:account:function:name[:qualifier]: schedules target the unqualified function.
+  selfTarget = invokedFunctionArn.split(':').slice(0, 7).join(':');
+}
+
+const targetArn = () => process.env[ENV.engagementFunctionArn] || selfTarget || env(ENV.engagementFunctionArn);
+
 function env(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`Missing environment variable ${name}`);
@@ -65,7 +77,7 @@ function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput 
     ActionAfterCompletion: 'DELETE',
     Description: `Conversa ${input.kind} for conversation ${input.conversationId}`,
     Target: {
-      Arn: env(ENV.engagementFunctionArn),
+      Arn: targetArn(),
       RoleArn: env(ENV.schedulerRoleArn),
       Input: JSON.stringify(input),
       DeadLetterConfig: { Arn: env(ENV.schedulerDlqArn) },

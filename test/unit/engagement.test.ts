@@ -17,7 +17,7 @@ import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { cancelTimer, scheduleName, setTimer } from '../../src/domain/timers';
+import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
 import { autoresponseText, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
@@ -112,6 +112,14 @@ describe('timers', () => {
     scheduler.reset();
     scheduler.on(DeleteScheduleCommand).rejects(new Error('throttled'));
     await expect(cancelTimer('emailFallback', CONVERSATION)).rejects.toThrow('throttled');
+  });
+
+  it('targets the engagement function itself (unqualified) when it arms a timer without the ARN in its environment', async () => {
+    vi.stubEnv('ENGAGEMENT_FUNCTION_ARN', '');
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    useInvokedFunctionAsTarget('arn:aws:lambda:eu-west-1:123456789012:function:conversa-engagement:live');
+    await setTimer('autoResolve', CONVERSATION, 60);
+    expect(scheduler.commandCalls(CreateScheduleCommand)[0]!.args[0].input.Target!.Arn).toBe('arn:aws:lambda:eu-west-1:123456789012:function:conversa-engagement');
   });
 
   it('keeps names within the Scheduler alphabet and 64 characters', () => {
