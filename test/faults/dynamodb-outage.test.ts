@@ -18,9 +18,10 @@ let dataDir: string;
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'conversa-outage-'));
   stack = await startLocalStack({ httpPort: 0, wsPort: 0, dataDir });
-  // Retries every second; enough receives before the DLQ to outlast a restart of the JVM
-  // (deployed: 180 s visibility × 5 receives ride out a 15-minute outage).
-  await setInboundQueue(stack, { visibilityTimeoutSeconds: 1, maxReceiveCount: 100 });
+  // Retries every few seconds, and enough receives before the DLQ to outlast a restart of the JVM
+  // (deployed: 180 s visibility × 5 receives ride out a 15-minute outage). Not shorter: a batch
+  // still being handled when its visibility ends would be handed out a second time.
+  await setInboundQueue(stack, { visibilityTimeoutSeconds: 3, maxReceiveCount: 100 });
 }, 120_000);
 
 afterAll(async () => {
@@ -33,7 +34,7 @@ describe('DynamoDB outage', () => {
     // Prepare: customers with a conversation already
     const senders = Array.from({ length: 5 }, (_, i) => phone(20, i));
     for (const from of senders) expect(await postWhatsapp(stack, whatsappBody(from, 'seq 0'))).toBe(200);
-    for (const from of senders) await eventually(async () => (await storedMessages(from)).length === 1, 20_000);
+    for (const from of senders) await eventually(async () => (await storedMessages(from)).length === 1, 60_000);
 
     // Act: the database goes away; customers keep writing
     await stack.dynamodb!.stop();
@@ -53,14 +54,14 @@ describe('DynamoDB outage', () => {
       const sequence = await eventually(async () => {
         const seq = sequenceOf(await storedMessages(from), 'seq ');
         return seq.length >= 5 ? seq : undefined;
-      }, 60_000, 200);
+      }, 90_000, 200);
       expect(sequence).toEqual([0, 1, 2, 3, 4]);
     }
     await eventually(async () => {
       const depth = await queueDepth(stack, 'conversa-inbound.fifo');
       return depth.visible + depth.inFlight === 0;
-    }, 30_000);
+    }, 60_000);
     for (const from of senders) expect(sequenceOf(await storedMessages(from), 'seq ')).toEqual([0, 1, 2, 3, 4]);
     expect(await queueDepth(stack, 'conversa-inbound-dlq.fifo')).toEqual({ visible: 0, inFlight: 0 });
-  }, 120_000);
+  }, 240_000);
 });

@@ -53,9 +53,9 @@ describe('a connection that vanished without a close frame', () => {
     expect(await postWhatsapp(stack, whatsappBody(from, 'second after the loss'))).toBe(200);
 
     // Assess: the remaining agent gets both messages; the stale item is gone
-    await stayed.waitFor((f) => f.type === 'message.created' && f.message.text === 'first after the loss', 20_000);
-    await stayed.waitFor((f) => f.type === 'message.created' && f.message.text === 'second after the loss', 20_000);
-    await eventually(async () => (await connectionItem(lostId)) === undefined, 10_000);
+    await stayed.waitFor((f) => f.type === 'message.created' && f.message.text === 'first after the loss', 60_000);
+    await stayed.waitFor((f) => f.type === 'message.created' && f.message.text === 'second after the loss', 60_000);
+    await eventually(async () => (await connectionItem(lostId)) === undefined, 30_000);
     expect(await connectionItem(lostId)).toBeUndefined();
-  }, 40_000);
+  }, 90_000);
 });
