@@ -133,7 +133,8 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
   if (!final) return;
-  await publish([messageUpdatedEvent(final), conversationEvent(conversation)], { agents: true });
+  // Only the status is news: the conversation as it stands went out when the reply was posted.
+  await publish([messageUpdatedEvent(final)], { agents: true });
   await afterOutbound(conversation, final);
 }
 
