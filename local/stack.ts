@@ -15,7 +15,7 @@ import { createAgentTokenVerifier } from '../src/auth/agent-token';
 import { startDynamoDbLocal, ensureTable, type DynamoDbLocal } from './dynamodb';
 import { startAwsStandIns, type AwsStandIns } from './aws/server';
 import { startEventSource, type EventSource } from './aws/event-source';
-import { startHttpGateway, type HttpGateway } from './gateway/http';
+import { startHttpGateway } from './gateway/http';
 import { startWebSocketGateway, type WebSocketGateway } from './gateway/websocket';
 import { createLocalIdentity, LOCAL_AUTH_JWKS_PATH } from './auth';
 import { createProviderStandIn, type ProviderStandIn } from './providers';
@@ -134,8 +134,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // The HTTP port is needed before the handlers' environment can be written (public URL,
     // issuer): requests are only accepted once `ready` is set.
     let ready = false;
-    let identity: ReturnType<typeof createLocalIdentity> | undefined;
-    let verifier: ReturnType<typeof createAgentTokenVerifier> | undefined;
+    // Filled in once the HTTP port (part of the issuer URL) is known.
+    const auth = {} as { identity: ReturnType<typeof createLocalIdentity>; verifier: ReturnType<typeof createAgentTokenVerifier> };
     const extra = async (req: IncomingMessage, res: ServerResponse, body: string): Promise<boolean> => {
       const url = new URL(req.url ?? '/', 'http://local');
       if (!ready) {
@@ -146,7 +146,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sendJson(res, 200, { ok: true });
         return true;
       }
-      if (identity!.handle(req, res, body)) return true;
+      if (auth.identity.handle(req, res, body)) return true;
       if (providers.handle(req, res, body)) return true;
       if (req.method === 'GET' && url.pathname === '/local/outbox') {
         sendJson(res, 200, { items: providers.outbox(url.searchParams.get('channel') ?? undefined) });
@@ -169,15 +169,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       host: HOST,
       routes: HTTP_ROUTES,
       invoke: (fn, event) => invoke(fn, event),
-      authorizeJwt: (token) => verifier!.verifyClaims(token),
+      authorizeJwt: (token) => auth.verifier.verifyClaims(token),
       extra,
     });
     stoppers.push(() => http.close());
 
     const issuer = `${http.url}/local/auth`;
     const audience = 'conversa-local';
-    identity = createLocalIdentity({ issuer, audience });
-    verifier = createAgentTokenVerifier({ issuer, jwksUri: `${http.url}${LOCAL_AUTH_JWKS_PATH}`, audience });
+    auth.identity = createLocalIdentity({ issuer, audience });
+    auth.verifier = createAgentTokenVerifier({ issuer, jwksUri: `${http.url}${LOCAL_AUTH_JWKS_PATH}`, audience });
 
     const tableName = options.tableName ?? 'conversa-local';
     await ensureTable(dynamodbEndpoint, tableName);
@@ -242,7 +242,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       providers,
       websocket,
       issueAgentToken: (sub, role = 'agent', name, expiresInSeconds) =>
-        identity!.issue({ sub, role, ...(name ? { name } : {}), ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }),
+        auth.identity.issue({ sub, role, ...(name ? { name } : {}), ...(expiresInSeconds === undefined ? {} : { expiresInSeconds }) }),
       stop,
     };
   } catch (error) {

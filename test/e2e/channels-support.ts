@@ -34,7 +34,7 @@ export function phoneHandles(): { whatsapp: string; sms: string; phone: string }
   return { whatsapp: national, sms: `+${national}`, phone: `+${national}` };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- fixtures are provider JSON, edited by path
+ 
 type Json = any;
 
 function json(channel: ProviderChannel, name: string): Json {

@@ -20,7 +20,7 @@ import { TABLE } from '../../src/store/table';
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;  
 interface Statement {
   Effect: string;
   Action: string | string[];
