@@ -3,8 +3,7 @@
  * the schedule's Input as the event) and of email replies handed over as a simple event.
  *
  * Events:
- * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve', conversationId, dueAt, messageId? }`
- * - `{ type: 'conversation.snoozeWake', conversationId }`: src/domain/snooze.ts's wake-up.
+ * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve' | 'snoozeWake', conversationId, dueAt, messageId? }`
  * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
  * - An SNS event whose messages are SES "Received" notifications (a receipt rule's SNS action,
@@ -19,9 +18,6 @@ import { runTimer } from '../../src/domain/engagement';
 import { emailsFromSesNotifications, InboundEmailSchema, receiveEmail } from '../../src/domain/email';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
-import { SNOOZE_WAKE_EVENT, wakeSnoozed } from '../../src/domain/snooze';
-import { ClientError } from '../../src/domain/errors';
-import { getConversation } from '../../src/store/conversations';
 
 const logger = new Logger({ serviceName: 'conversa' });
 
@@ -35,7 +31,6 @@ const EngagementEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('inboundEmail'), email: InboundEmailSchema }),
 ]);
 
-const SnoozeWake = z.object({ type: z.literal(SNOOZE_WAKE_EVENT), conversationId: z.string().min(1).max(128) });
 const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).min(1) });
 
 export const handler = async (event: unknown, context?: Pick<Context, 'invokedFunctionArn'>): Promise<{ outcome: string }> => {
@@ -46,16 +41,6 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
     const dropped = results.filter((r) => !r.accepted);
     if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length });
     return { outcome: `queued ${results.length - dropped.length} of ${sns.data.Records.length}` };
-  }
-  const wake = SnoozeWake.safeParse(event);
-  if (wake.success) {
-    // at() has whole seconds: a wake-up for 10:00:05.300 fires at 10:00:05, a moment early.
-    const until = Date.parse((await getConversation(wake.data.conversationId, true))?.snoozedUntil ?? '');
-    const early = until - Date.now();
-    if (early > 0 && early <= 1500) await new Promise((resolve) => setTimeout(resolve, early));
-    // A conversation deleted since is nothing to wake (notFound is a ClientError), not a failure to retry.
-    const woken = await wakeSnoozed(wake.data.conversationId).catch((error: unknown) => (error instanceof ClientError ? undefined : Promise.reject(error)));
-    return { outcome: woken ? 'woken' : 'skipped' };
   }
   const parsed = EngagementEvent.safeParse(event);
   if (!parsed.success) {

@@ -15,6 +15,8 @@ import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
 import { sendReplyEmail } from './email';
+import { ClientError } from './errors';
+import { wakeSnoozed } from './snooze';
 import { conversationEvent, messageEvent } from './events';
 import { publish } from './fanout';
 import { newId } from './ids';
@@ -262,6 +264,11 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
       return reengage(input, now);
     case 'autoResolve':
       return autoResolve(input.conversationId, now);
+    case 'snoozeWake':
+      // A conversation deleted since is nothing to wake (notFound), not a failure to retry.
+      return (await wakeSnoozed(input.conversationId, now).catch((error: unknown) => (error instanceof ClientError ? undefined : Promise.reject(error))))
+        ? 'done'
+        : 'skipped';
   }
 }
 

@@ -16,8 +16,7 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { ENV } from '../config';
 
-/** Snooze wake-ups are src/domain/snooze.ts's own schedules (`snooze-<id>`), with the same target. */
-export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve'] as const;
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /** What the schedule hands the engagement function (the target's Input). */
@@ -98,8 +97,18 @@ export async function setTimer(
   afterSeconds: number,
   extra: Pick<TimerInput, 'messageId'> & { likelyExists?: boolean } = {},
 ): Promise<void> {
-  // Whole seconds, and never in the past: at() has second resolution.
-  const at = new Date(Math.ceil((Date.now() + Math.max(1, afterSeconds) * 1000) / 1000) * 1000);
+  await setTimerAt(kind, conversationId, new Date(Date.now() + Math.max(1, afterSeconds) * 1000), extra);
+}
+
+/** Arms a timer for a moment in time (e.g. a snooze's wake-up). */
+export async function setTimerAt(
+  kind: TimerKind,
+  conversationId: string,
+  when: Date,
+  extra: Pick<TimerInput, 'messageId'> & { likelyExists?: boolean } = {},
+): Promise<void> {
+  // at() has second resolution: round up, so the timer never fires before it is due.
+  const at = new Date(Math.ceil(when.getTime() / 1000) * 1000);
   const input = scheduleInput({ kind, conversationId, dueAt: at.toISOString(), ...(extra.messageId ? { messageId: extra.messageId } : {}) }, at);
   const create = () => scheduler().send(new CreateScheduleCommand(input));
   const update = () => scheduler().send(new UpdateScheduleCommand(input));

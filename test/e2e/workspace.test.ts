@@ -176,7 +176,7 @@ describe('agent workspace', () => {
     const snoozed = await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: until });
     expect(snoozed.body).toMatchObject({ status: 'snoozed', snoozedUntil: until });
     const schedule = stack.aws.scheduler.list().find((s) => s.name === snoozeScheduleName(conversationId));
-    expect(JSON.parse(schedule!.target.input!)).toEqual({ type: 'conversation.snoozeWake', conversationId });
+    expect(JSON.parse(schedule!.target.input!)).toMatchObject({ kind: 'snoozeWake', conversationId });
     expect(await wakeSnoozed(conversationId)).toBeUndefined(); // not due yet
     const woken = await wakeSnoozed(conversationId, new Date(Date.now() + 3700_000));
     expect(woken).toMatchObject({ status: 'open', assigneeId: agentId });
