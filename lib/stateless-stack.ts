@@ -26,6 +26,7 @@ import { EngagementSchedules } from './constructs/engagement-schedules';
 import { ConversaHttpApi } from './constructs/http-api';
 import { ConversaRealtimeApi } from './constructs/realtime-api';
 import { grantTableAccess, type TableAccess } from './constructs/table-access';
+import { InboundMail } from './constructs/inbound-mail';
 
 /** Timer defaults of CONTRACT.md section 2. */
 export const DEFAULT_TIMERS = {
@@ -59,8 +60,9 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly mailFrom?: string;
   /**
-   * Domain of the per-conversation reply addresses (`MAIL_REPLY_DOMAIN`).
-   * @default - not set; the engagement function sends mail without a reply address
+   * Domain of the per-conversation reply addresses (`MAIL_REPLY_DOMAIN`); SES receiving for it
+   * publishes to the `InboundMailTopicArn` output.
+   * @default `reply.<sesIdentity>`
    */
   readonly mailReplyDomain?: string;
   /**
@@ -171,6 +173,8 @@ export class StatelessStack extends Stack {
   public readonly channelSecrets: ChannelSecrets;
   public readonly httpApi: ConversaHttpApi;
   public readonly realtimeApi: ConversaRealtimeApi;
+  /** Reply-address key and the SNS topic for SES receiving. */
+  public readonly inboundMail: InboundMail;
   public readonly alarmTopic?: ITopic;
   /** ARN of the SES identity mail is sent from. */
   public readonly sesIdentityArn: string;
@@ -212,7 +216,7 @@ export class StatelessStack extends Stack {
       [ENV.emailFallbackDelay]: String(timers.emailFallbackDelaySeconds),
       [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
       [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
-      ...(props.mailReplyDomain ? { [ENV.mailReplyDomain]: props.mailReplyDomain } : {}),
+      [ENV.mailReplyDomain]: props.mailReplyDomain ?? `reply.${sesIdentity}`,
     };
 
     const functions = {} as Record<FunctionName, ConversaFunction>;
@@ -277,8 +281,18 @@ export class StatelessStack extends Stack {
     }
     this.schedules.allowTarget(engagement);
 
+    this.inboundMail = new InboundMail(this, 'InboundMail', { receiver: engagement });
+    for (const name of MAIL_SENDERS) {
+      functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
+      this.inboundMail.grantReadKey(functions[name].role);
+    }
+
     new CfnOutput(this, 'HttpApiUrl', { value: this.httpApi.url, description: 'HTTP API base URL (webhooks, widget, agent API)' });
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });
+    new CfnOutput(this, 'InboundMailTopicArn', {
+      value: this.inboundMail.topic.topicArn,
+      description: 'Target of your SES receipt rule (SNS action, UTF-8) for the reply domain',
+    });
     new CfnOutput(this, 'UserPoolId', { value: props.userPool.userPoolId, description: 'Agents user pool id' });
     new CfnOutput(this, 'UserPoolClientId', { value: props.userPoolClient.userPoolClientId, description: 'Agent console app client id' });
     for (const [channel, secret] of this.channelSecrets.secrets) {

@@ -36,6 +36,8 @@ export const ENV = {
   mailFrom: 'MAIL_FROM',
   mailReplyDomain: 'MAIL_REPLY_DOMAIN',
   replySecret: 'REPLY_ADDRESS_SECRET',
+  /** Deployed: the Secrets Manager secret holding REPLY_ADDRESS_SECRET's value. */
+  replySecretArn: 'REPLY_ADDRESS_SECRET_ARN',
   emailFallbackDelay: 'CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS',
   reengageAfter: 'CONVERSA_REENGAGE_AFTER_SECONDS',
   autoResolveAfter: 'CONVERSA_AUTO_RESOLVE_AFTER_SECONDS',

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
-import { emailsFromSesNotifications, InboundEmailSchema, receiveEmail } from '../../src/domain/email';
+import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail } from '../../src/domain/email';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 
@@ -35,6 +35,7 @@ const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message:
 
 export const handler = async (event: unknown, context?: Pick<Context, 'invokedFunctionArn'>): Promise<{ outcome: string }> => {
   if (context?.invokedFunctionArn) useInvokedFunctionAsTarget(context.invokedFunctionArn);
+  await loadReplySecret();
   const sns = SnsEvent.safeParse(event);
   if (sns.success) {
     const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));

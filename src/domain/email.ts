@@ -28,6 +28,19 @@ function env(name: string): string {
 /** 128 bits of HMAC: far beyond guessing, short enough for a 64-character local part. */
 const MAC_HEX = 32;
 
+/**
+ * Deployed, the HMAC key lives in Secrets Manager (REPLY_ADDRESS_SECRET_ARN) and is read once
+ * per cold start into REPLY_ADDRESS_SECRET, where the local stack puts it directly.
+ */
+export async function loadReplySecret(): Promise<void> {
+  const arn = process.env[ENV.replySecretArn];
+  if (process.env[ENV.replySecret] || !arn) return;
+  const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+  const out = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: arn }));
+  if (!out.SecretString) throw new Error('the reply-address secret is empty');
+  process.env[ENV.replySecret] = out.SecretString;
+}
+
 function mac(conversationId: string): string {
   return createHmac('sha256', env(ENV.replySecret)).update(`reply#${conversationId}`).digest('hex').slice(0, MAC_HEX);
 }

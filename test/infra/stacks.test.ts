@@ -240,7 +240,8 @@ describe('stateless stack: functions', () => {
   it.each(names)('%s gets the shared configuration from src/config.ts ENV', (name) => {
     const env = stateless.fn(name).Properties.Environment.Variables as Json;
     const expected = Object.entries(ENV)
-      .filter(([key]) => !['mailReplyDomain', 'replySecret'].includes(key))
+      // The reply-address key is for mail senders only, and deployed only as a secret ARN.
+      .filter(([key]) => !['replySecret', 'replySecretArn'].includes(key))
       .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
       .map(([, variable]) => variable);
     expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
@@ -495,7 +496,7 @@ describe('stateless stack: mail, secrets and table access', () => {
   });
 
   it('has one secret per provider channel, readable by the webhook and outbound functions only', () => {
-    const secrets = stateless.resources('AWS::SecretsManager::Secret');
+    const secrets = stateless.resources('AWS::SecretsManager::Secret').filter(([, r]) => String(r.Properties.Description).includes('channel credentials'));
     expect(secrets).toHaveLength(PROVIDER_CHANNELS.length);
     for (const channel of PROVIDER_CHANNELS) {
       const variable = `${channel.toUpperCase()}_SECRET_ARN`;
@@ -519,8 +520,8 @@ describe('stateless stack: mail, secrets and table access', () => {
         else expect(env[variable], `${name} ${variable}`).toBeUndefined();
       }
     }
-    // Nobody else holds any Secrets Manager permission at all.
-    for (const name of ['widget', 'api', 'realtime', 'wsAuthorizer', 'inbound', 'engagement'] as FunctionName[]) {
+    // Nobody else holds any Secrets Manager permission at all (engagement reads only the reply-address key, tested below).
+    for (const name of ['widget', 'api', 'realtime', 'wsAuthorizer', 'inbound'] as FunctionName[]) {
       expect(stateless.actionsOf(name).filter((a) => a.startsWith('secretsmanager:')), name).toEqual([]);
     }
   });
@@ -566,6 +567,31 @@ describe('props reach the template', () => {
     });
     const ses = inspect.statementsOf('engagement').find((s) => actionsOf(s).includes('ses:SendEmail'))!;
     expect(JSON.stringify(ses.Resource)).toMatch(/":identity\/mail\.acme\.test"/);
+    expect(env[ENV.mailReplyDomain]).toBe('reply.mail.acme.test');
+  });
+});
+
+describe('email replies', () => {
+  it('keeps the reply-address key in a secret only the mail sender can read', () => {
+    const key = stateless.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('reply-to'));
+    expect(key).toBeDefined();
+    const [keyId, resource] = key!;
+    expect(resource.DeletionPolicy).toBe('Retain');
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const env = stateless.fn(name).Properties.Environment.Variables as Json;
+      const reads = stateless.statementsOf(name).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(keyId));
+      expect([name, reads, env[ENV.replySecretArn] !== undefined]).toEqual([name, name === 'engagement', name === 'engagement']);
+    }
+  });
+
+  it('lets SES publish received mail to an encrypted topic the engagement function subscribes to', () => {
+    const t = stateless.template;
+    expect(stateless.resources('AWS::SNS::Topic').every(([, topic]) => topic.Properties.KmsMasterKeyId)).toBe(true);
+    t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'lambda', Endpoint: { 'Fn::GetAtt': [stateless.functionId('engagement'), 'Arn'] } });
+    t.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'sns:Publish', Principal: { Service: 'ses.amazonaws.com' } })]) },
+    });
+    t.hasOutput('InboundMailTopicArn', {});
   });
 });
 

@@ -1,0 +1,73 @@
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { LambdaSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+/** Properties of {@link InboundMail}. */
+export interface InboundMailProps {
+  /** The function that turns SES "Received" notifications into inbound messages. */
+  readonly receiver: IFunction;
+  /**
+   * What happens to the reply-address key when it leaves the stack. A new key invalidates
+   * every reply address already in customers' inboxes.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Email replies back into conversations: the key that signs per-conversation reply-to
+ * addresses, and the SNS topic an SES receipt rule publishes received mail to. The receipt
+ * rule itself is left to the platform team (README, Deploy): an account has one active rule
+ * set per region, and a stack should not take it over.
+ */
+export class InboundMail extends Construct {
+  /** HMAC key of the reply-to addresses (a generated string). */
+  public readonly replyAddressSecret: Secret;
+  /** Target of the SES receipt rule's SNS action (UTF-8 encoding). */
+  public readonly topic: Topic;
+
+  constructor(scope: Construct, id: string, props: InboundMailProps) {
+    super(scope, id);
+    this.replyAddressSecret = new Secret(this, 'ReplyAddressKey', {
+      description: 'Conversa: HMAC key of per-conversation email reply-to addresses',
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.replyAddressSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
+    });
+
+    // SES can only publish to an encrypted topic whose customer-managed key lets it.
+    const key = new Key(this, 'TopicKey', { enableKeyRotation: true, description: 'Conversa inbound mail topic', removalPolicy: RemovalPolicy.DESTROY });
+    const account = Stack.of(this).account;
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('ses.amazonaws.com')],
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
+    this.topic = new Topic(this, 'Topic', { masterKey: key, enforceSSL: true, displayName: 'Conversa inbound mail' });
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('ses.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+      }),
+    );
+    this.topic.addSubscription(new LambdaSubscription(props.receiver));
+  }
+
+  /** Lets `grantee` read the reply-address key. */
+  grantReadKey(grantee: IGrantable): void {
+    this.replyAddressSecret.grantRead(grantee);
+  }
+}
