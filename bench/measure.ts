@@ -77,7 +77,7 @@ async function startFloorServer(): Promise<{ url: string; server: Server }> {
 }
 
 const ACK_WARMUP = 20;
-const ackText = (run: string, i: number) => `ack ${run} ${i}`;
+const ackText = (run: string, i: number, label = 'ack') => `${label} ${run} ${i}`;
 
 /** Each sender's conversation, from the first ack-phase message the agent saw from it. */
 export function conversationsOf(b: Bench, senders: string[]): Map<string, string> {
@@ -98,16 +98,19 @@ export interface AckResult extends LatencySummary {
 /**
  * Signed webhook → 200, interleaved with the same request to the floor server (the order
  * alternates, so neither side always runs first after the other's background work).
+ * With `idle`, each pair waits for the consumers to finish the previous message first: deployed,
+ * the webhook function has a CPU of its own, while here every function shares one event loop.
  * Senders are reused later as the steady-state conversations.
  */
-export async function measureWebhookAck(b: Bench, n: number, senders: string[]): Promise<AckResult> {
+export async function measureWebhookAck(b: Bench, n: number, senders: string[], idle: boolean, label = 'ack'): Promise<AckResult> {
   const floor = await startFloorServer();
   const stack: number[] = [];
   const bare: number[] = [];
   const warmup = ACK_WARMUP;
   try {
     for (let i = -warmup; i < n; i++) {
-      const { body, headers } = whatsappWebhook(senders[(i + warmup) % senders.length]!, ackText(b.run, i));
+      if (idle) await drainQueues(b.stack);
+      const { body, headers } = whatsappWebhook(senders[(i + warmup) % senders.length]!, ackText(b.run, i, label));
       const timeOne = async (url: string) => {
         const started = performance.now();
         const reply = await send(url, 'POST', body, headers);
@@ -126,7 +129,7 @@ export async function measureWebhookAck(b: Bench, n: number, senders: string[]):
     await new Promise((resolve) => floor.server.close(resolve));
   }
   // The same texts went to the stack only once each: all must reach the agent before the next phase.
-  await Promise.all(Array.from({ length: n + warmup }, (_, k) => b.agent.arrival(ackText(b.run, k - warmup), 60_000)));
+  await Promise.all(Array.from({ length: n + warmup }, (_, k) => b.agent.arrival(ackText(b.run, k - warmup, label), 60_000)));
   await drainQueues(b.stack);
   const floorSummary = summarize(bare);
   return { ...summarize(stack), floorP50Ms: floorSummary.p50Ms, floorP99Ms: floorSummary.p99Ms };

@@ -8,6 +8,7 @@ export interface Results {
   at: string;
   quick: boolean;
   webhookAck: AckResult;
+  webhookAckWhileConsuming: AckResult;
   endToEnd: LatencySummary;
   endToEndFirstMessage: LatencySummary;
   agentReply: LatencySummary;
@@ -58,7 +59,9 @@ export function printReport(r: Results): void {
     table([
       ['latency', 'n', 'p50 ms', 'p99 ms', ''],
       lat('webhook ack', r.webhookAck),
-      ['  floor (bare node:http)', r.webhookAck.n, r.webhookAck.floorP50Ms, r.webhookAck.floorP99Ms, 'interleaved'],
+      ['  floor (bare node:http)', r.webhookAck.n, r.webhookAck.floorP50Ms, r.webhookAck.floorP99Ms, 'interleaved, consumers idle'],
+      lat('webhook ack, consumers busy', r.webhookAckWhileConsuming),
+      ['  floor (bare node:http)', r.webhookAckWhileConsuming.n, r.webhookAckWhileConsuming.floorP50Ms, r.webhookAckWhileConsuming.floorP99Ms, 'interleaved, same event loop'],
       lat('end to end (webhook → agent WS)', r.endToEnd, 'existing conversation'),
       lat('  first message', r.endToEndFirstMessage, 'creates contact + conversation'),
       lat('agent reply (POST → visitor WS)', r.agentReply),
