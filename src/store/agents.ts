@@ -2,6 +2,7 @@ import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
+import { withoutKeys } from './items';
 import { keys } from './keys';
 
 export type Presence = 'online' | 'away' | 'offline';
@@ -32,10 +33,7 @@ export interface AgentRecord {
 
 export const loadAttribute = (kind: LoadKind) => (kind === 'live' ? 'liveLoad' : 'asyncLoad');
 
-const strip = (item: Record<string, unknown>): AgentRecord => {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest as unknown as AgentRecord;
-};
+const strip = (item: Record<string, unknown>) => withoutKeys<AgentRecord>(item);
 
 /** Load counters exist from the first write on, so that conditions can compare them. */
 const INIT_LOADS = 'liveLoad = if_not_exists(liveLoad, :zero), asyncLoad = if_not_exists(asyncLoad, :zero)';

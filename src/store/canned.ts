@@ -1,6 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
+import { withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface CannedResponse {
@@ -12,10 +13,7 @@ export interface CannedResponse {
   createdBy: string;
 }
 
-const strip = (item: Record<string, unknown>): CannedResponse => {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest as unknown as CannedResponse;
-};
+const strip = (item: Record<string, unknown>) => withoutKeys<CannedResponse>(item);
 
 export async function putCannedResponse(record: CannedResponse): Promise<void> {
   await ddb().send(

@@ -3,6 +3,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
+import { putNew, withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -31,11 +32,7 @@ export interface VisitorRecord {
   createdAt: string;
 }
 
-const strip = <T>(item: Record<string, unknown> | undefined): T | undefined => {
-  if (!item) return undefined;
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest as T;
-};
+const strip = <T>(item: Record<string, unknown> | undefined): T | undefined => (item ? withoutKeys<T>(item) : undefined);
 
 export async function getHandle(channel: string, handle: string): Promise<HandleRecord | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.handle(channel, handle), ConsistentRead: true }));
@@ -44,21 +41,10 @@ export async function getHandle(channel: string, handle: string): Promise<Handle
 
 /** Claims a handle for a contact; if another contact holds it already, returns that one. */
 export async function claimHandle(channel: string, handle: string, record: HandleRecord): Promise<HandleRecord> {
-  try {
-    await ddb().send(
-      new PutCommand({
-        TableName: config.tableName,
-        Item: { ...keys.handle(channel, handle), ...record },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-    return record;
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    const existing = await getHandle(channel, handle);
-    if (!existing) throw new Error(`handle ${channel}:${handle} vanished`);
-    return existing;
-  }
+  if (await putNew({ ...keys.handle(channel, handle), ...record })) return record;
+  const existing = await getHandle(channel, handle);
+  if (!existing) throw new Error(`handle ${channel}:${handle} vanished`);
+  return existing;
 }
 
 export async function setHandleConversation(channel: string, handle: string, conversationId: string): Promise<void> {

@@ -1,8 +1,9 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Message, MessageStatus } from '../domain/types';
+import { putNew } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
@@ -26,21 +27,12 @@ export interface DedupRecord {
  * than any provider retries.
  */
 export async function claimDedup(scope: string, record: DedupRecord): Promise<{ claimed: boolean; record: DedupRecord }> {
-  try {
-    await ddb().send(
-      new PutCommand({
-        TableName: config.tableName,
-        Item: { ...keys.dedup(scope), ...record, expiresAt: Math.floor(Date.now() / 1000) + DEDUP_TTL_SECONDS },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
+  if (await putNew({ ...keys.dedup(scope), ...record, expiresAt: Math.floor(Date.now() / 1000) + DEDUP_TTL_SECONDS })) {
     return { claimed: true, record };
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    const existing = await getDedup(scope);
-    if (!existing) throw new Error(`dedup record ${scope} vanished`);
-    return { claimed: false, record: existing };
   }
+  const existing = await getDedup(scope);
+  if (!existing) throw new Error(`dedup record ${scope} vanished`);
+  return { claimed: false, record: existing };
 }
 
 export async function getDedup(scope: string): Promise<DedupRecord | undefined> {
@@ -50,19 +42,7 @@ export async function getDedup(scope: string): Promise<DedupRecord | undefined> 
 
 /** Stores a message once: false when a message with this id is already there. */
 export async function putMessage(message: Message): Promise<boolean> {
-  try {
-    await ddb().send(
-      new PutCommand({
-        TableName: config.tableName,
-        Item: { ...keys.message(message.conversationId, message.id), ...message },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return putNew({ ...keys.message(message.conversationId, message.id), ...message });
 }
 
 export async function getMessage(conversationId: string, messageId: string): Promise<Message | undefined> {
