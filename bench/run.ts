@@ -27,7 +27,7 @@ import type { LatencySummary } from './stats';
 
 const quick = process.env.BENCH_QUICK === '1';
 const SIZES = quick
-  ? { ack: 80, endToEnd: 30, firstMessage: 10, agentReply: 30, visitors: 5, steadySenders: 10, steadyPerSender: 5, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
+  ? { ack: 60, endToEnd: 30, firstMessage: 10, agentReply: 20, visitors: 5, steadySenders: 10, steadyPerSender: 5, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
   : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
 
 async function measureStack() {
