@@ -297,13 +297,14 @@ describe('snooze wake-up through the engagement function', () => {
     const until = new Date(Date.now() + 4000).toISOString();
     const snoozed = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status: 'snoozed', snoozedUntil: until } });
     expect(snoozed.status, snoozed.text).toBe(200);
-    const seen = agent.frames.length;
     await eventually(() => !pendingTimers(conversationId).includes('autoResolve'));
     expect((await conversation(conversationId)).status).toBe('snoozed');
-    const woken = await eventually(
-      () => agent.frames.slice(seen).find((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open'),
-      20_000,
-    );
+    // The 'open' that counts comes after the 'snoozed' event (the first message's own update may arrive late).
+    const woken = await eventually(() => {
+      const updates = agent.frames.filter((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId);
+      const snoozedAt = updates.findIndex((f) => f.conversation.status === 'snoozed');
+      return snoozedAt < 0 ? undefined : updates.slice(snoozedAt + 1).find((f) => f.conversation.status === 'open');
+    }, 20_000);
     expect(woken.conversation.snoozedUntil).toBeUndefined();
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
     expect((await conversation(conversationId)).status).toBe('open');
