@@ -64,7 +64,7 @@ export async function drainQueues(stack: LocalStack, timeoutMs = 60_000): Promis
 }
 
 /** A bare node:http server that reads the body and answers 200: the floor the webhook ack is compared with. */
-async function startFloorServer(): Promise<{ url: string; server: Server }> {
+export async function startFloorServer(): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {

@@ -3,6 +3,7 @@
  * local stack, written to bench/results.json and printed with the issue's targets.
  * BENCH_QUICK=1 shrinks the samples so the whole run takes under a minute.
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalStack } from '../local/stack';
@@ -66,7 +67,19 @@ async function measureStack() {
   }
 }
 
+/** The webhook ack with the webhook alone in its process (bench/isolated-ack.ts). */
+function measureIsolatedAck(n: number): AckLike {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'isolated-ack.ts'), String(n)], {
+    encoding: 'utf8',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
+  if (child.status !== 0) throw new Error(`isolated ack run failed: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as AckLike;
+}
+type AckLike = LatencySummary & { floorP50Ms: number; floorP99Ms: number };
+
 const started = Date.now();
+const webhookAckIsolated = measureIsolatedAck(SIZES.ack);
 const measured = await measureStack();
 // Bundles last, with the stack stopped, so the cold loads do not share the CPU with it.
 const bundles = await measureBundles(SIZES.bundleLoads);
@@ -93,6 +106,7 @@ const results = {
   costUsdPerMillionMessages: costPerMillion(measured.usage),
   endToEndFirstMessage: measured.endToEndFirstMessage,
   webhookAckWhileConsuming: measured.webhookAckWhileConsuming,
+  webhookAckIsolated: { ...webhookAckIsolated, conditions: 'webhook function alone in its process: HTTP gateway stand-in + handler + SQS stand-in, as deployed' },
   usagePerMessage: measured.usage,
   machine: { node: process.version, seconds: Math.round((Date.now() - started) / 100) / 10 },
 };
