@@ -10,6 +10,7 @@ import { config } from '../../src/config';
 const SessionBody = z.object({
   name: z.string().trim().min(1).max(200).optional(),
   email: z.string().trim().email().max(320).optional(),
+  phone: z.string().trim().regex(/^\+?[\d\s().-]{7,24}$/, 'a phone number').optional(),
   token: z.string().min(1).max(200).optional(),
 });
 

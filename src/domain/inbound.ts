@@ -38,7 +38,7 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
     const visitor = await getVisitor(event.handle, true);
     if (!visitor) throw new UnprocessableEventError(`unknown visitor ${event.handle}`);
     pointer = visitor;
-    profile = { name: visitor.name, email: visitor.email, ...profile };
+    profile = { name: visitor.name, email: visitor.email, phone: visitor.phone, ...profile };
   } else {
     pointer = await getHandle(event.channel, event.handle);
   }

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { newId } from './ids';
-import { normalizeEmail } from './contacts';
+import { normalizeEmail, normalizePhone } from './contacts';
 import { getVisitor, putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
 
 const hash = (secret: string) => createHash('sha256').update(secret).digest();
@@ -28,7 +28,15 @@ export async function verifyVisitorToken(token: string): Promise<VisitorRecord |
 export interface SessionInput {
   name?: string;
   email?: string;
+  phone?: string;
   token?: string;
+}
+
+/** What the pre-chat form says about the visitor, normalized; unusable values are left out. */
+function profileOf(input: SessionInput): Pick<VisitorRecord, 'name' | 'email' | 'phone'> {
+  const email = normalizeEmail(input.email);
+  const phone = normalizePhone(input.phone);
+  return { ...(input.name ? { name: input.name } : {}), ...(email ? { email } : {}), ...(phone ? { phone } : {}) };
 }
 
 export interface Session {
@@ -41,9 +49,8 @@ export async function startSession(input: SessionInput): Promise<Session | undef
   if (input.token) {
     const visitor = await verifyVisitorToken(input.token);
     if (!visitor) return undefined;
-    const email = normalizeEmail(input.email);
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
-    const fill = { ...(input.name && !visitor.name ? { name: input.name } : {}), ...(email && !visitor.email ? { email } : {}) };
+    const fill = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
     if (Object.keys(fill).length > 0) await updateVisitor(visitor.id, fill);
     return { visitor: { ...visitor, ...fill }, token: input.token };
   }
@@ -52,8 +59,7 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     id: newId(),
     tokenHash: hash(secret).toString('base64url'),
     createdAt: new Date().toISOString(),
-    ...(input.name ? { name: input.name } : {}),
-    ...(normalizeEmail(input.email) ? { email: normalizeEmail(input.email) } : {}),
+    ...profileOf(input),
   };
   await putVisitor(visitor);
   return { visitor, token: `${visitor.id}.${secret}` };

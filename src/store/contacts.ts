@@ -27,6 +27,7 @@ export interface VisitorRecord {
   tokenHash: string;
   name?: string;
   email?: string;
+  phone?: string;
   contactId?: string;
   conversationId?: string;
   createdAt: string;
@@ -147,7 +148,7 @@ export async function getVisitor(id: string, consistent = false): Promise<Visito
   return strip<VisitorRecord>(out.Item);
 }
 
-export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email'>>): Promise<void> {
+export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email' | 'phone'>>): Promise<void> {
   const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return;
   await ddb().send(

@@ -94,6 +94,21 @@ describe('one customer across channels', () => {
     );
   });
 
+  it('links a web visitor who gives a phone number to the WhatsApp contact with that number', async () => {
+    const phone = phoneHandles();
+    const onWhatsApp = await write('whatsapp', phone.whatsapp, 'Hi from WhatsApp');
+    const session = await visitorSession(stack.httpUrl, { name: 'Vera', phone: phone.phone });
+    const ws = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(ws);
+    ws.send({ action: 'sendMessage', text: 'now on the website', clientMessageId: crypto.randomUUID() });
+    const ack = await ws.waitFor((f) => f.type === 'ack');
+    const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+    expect(seen.message.sender.id).toBe(onWhatsApp.message.sender.id);
+    const contact = await getContact(onWhatsApp.message.sender.id);
+    expect(contact.body.conversations.map((c: { channel: string }) => c.channel).sort()).toEqual(['web', 'whatsapp']);
+    expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { phone: 'call me maybe' } })).status).toBe(400);
+  });
+
   it('answers 404 for an unknown contact', async () => {
     expect((await getContact('01NOSUCHCONTACT')).status).toBe(404);
   });
