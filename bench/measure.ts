@@ -186,6 +186,21 @@ export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[]
   return summarize(samples);
 }
 
+/** Visitor WebSocket `sendMessage` → `message.created` on the agent's WebSocket (the web chat's inbound path). */
+export async function measureVisitorToAgent(b: Bench, n: number, visitors: Visitor[]): Promise<LatencySummary> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const visitor = visitors[i % visitors.length]!;
+    const text = `visitor says ${b.run} ${i}`;
+    const arrival = b.agent.arrival(text);
+    const started = performance.now();
+    visitor.watch.send({ action: 'sendMessage', text, clientMessageId: crypto.randomUUID() });
+    samples.push((await arrival) - started);
+  }
+  await drainQueues(b.stack);
+  return summarize(samples);
+}
+
 /** What a batch of messages used, per message. */
 export interface PerMessageUsage {
   messages: number;

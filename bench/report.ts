@@ -13,6 +13,7 @@ export interface Results {
   endToEnd: LatencySummary;
   endToEndFirstMessage: LatencySummary;
   agentReply: LatencySummary;
+  visitorToAgent: LatencySummary;
   throughput: ThroughputResult;
   dynamodb: { wruPerInbound: number; rruPerInbound: number; wruPerOutbound: number; rruPerOutbound: number; wruPerFirstInbound: number; rruPerFirstInbound: number };
   bundles: BundleResult[];
@@ -74,6 +75,7 @@ export function printReport(r: Results): void {
       lat('end to end (webhook → agent WS)', r.endToEnd, 'existing conversation'),
       lat('  first message', r.endToEndFirstMessage, 'creates contact + conversation'),
       lat('agent reply (POST → visitor WS)', r.agentReply),
+      lat('visitor → agent (WS → agent WS)', r.visitorToAgent),
     ]),
   );
   const t = r.throughput;

@@ -15,6 +15,7 @@ import {
   measureAgentReply,
   measureEndToEnd,
   measureThroughput,
+  measureVisitorToAgent,
   measureUsage,
   measureWebhookAck,
   conversationsOf,
@@ -57,10 +58,11 @@ async function measureStack() {
     const sequentialOutbound = await usageOf(bench, SIZES.agentReply, SIZES.agentReply, async () => {
       agentReply = await measureAgentReply(bench, SIZES.agentReply, visitors);
     });
+    const visitorToAgent = await measureVisitorToAgent(bench, SIZES.agentReply, visitors);
     const usage = { ...(await measureUsage(bench, senders, SIZES.steadyPerSender, conversationOf)), sequentialInbound, sequentialOutbound };
     const throughput = await measureThroughput(bench, SIZES.burstSenders, SIZES.burstPerSender);
     for (const v of visitors) v.watch.close();
-    return { webhookAck, webhookAckWhileConsuming, endToEnd, endToEndFirstMessage, agentReply, usage, throughput };
+    return { webhookAck, webhookAckWhileConsuming, endToEnd, endToEndFirstMessage, agentReply, visitorToAgent, usage, throughput };
   } finally {
     agent.close();
     await stack.stop();
@@ -92,6 +94,7 @@ const results = {
   webhookAck: { ...measured.webhookAck, conditions: 'consumers idle between samples (deployed, the webhook function has its own CPU)' },
   endToEnd: measured.endToEnd,
   agentReply: measured.agentReply,
+  visitorToAgent: measured.visitorToAgent,
   throughput: measured.throughput,
   dynamodb: {
     wruPerInbound: round(inbound.wru),
