@@ -5,7 +5,7 @@
  */
 import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
-import { providerHeaders } from '../test/fixtures/sign';
+import { providerHeaders, whatsappTextWebhook } from '../test/fixtures/sign';
 
 /** One keep-alive pool for every request, so the stack and the floor server see the same client. */
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -39,27 +39,9 @@ export function phone(run: string, index: number): string {
   return `1555${run}${String(index).padStart(5, '0')}`;
 }
 
-/** A WhatsApp Cloud API webhook with one text message, shaped like test/fixtures/whatsapp/text.json, signed. */
+/** A signed WhatsApp webhook with one text message. */
 export function whatsappWebhook(from: string, text: string): { body: string; headers: Record<string, string> } {
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '100000000000001' },
-              contacts: [{ profile: { name: `Customer ${from}` }, wa_id: from }],
-              messages: [{ from, id: `wamid.${crypto.randomUUID()}`, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const body = whatsappTextWebhook(from, text);
   return { body, headers: providerHeaders('whatsapp', body) };
 }
 

@@ -19,28 +19,7 @@ export function phone(prefix: number, index: number): string {
   return `1666${String(prefix).padStart(3, '0')}${String(index).padStart(5, '0')}`;
 }
 
-/** A WhatsApp Cloud API webhook with one text message (the shape of test/fixtures/whatsapp/text.json). */
-export function whatsappBody(from: string, text: string, messageId = `wamid.${crypto.randomUUID()}`): string {
-  return JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '100000000000001' },
-              contacts: [{ profile: { name: `Customer ${from}` }, wa_id: from }],
-              messages: [{ from, id: messageId, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
-            },
-          },
-        ],
-      },
-    ],
-  });
-}
+export { whatsappTextWebhook as whatsappBody } from '../fixtures/sign';
 
 /** Posts a correctly signed WhatsApp webhook; returns the status. */
 export async function postWhatsapp(stack: LocalStack, body: string): Promise<number> {
