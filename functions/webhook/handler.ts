@@ -11,6 +11,7 @@ import { isProviderChannel } from '../../src/domain/types';
 import { badRequest, ClientError, notFound } from '../../src/domain/errors';
 import { enqueueInbound } from '../../src/aws/queues';
 import { config } from '../../src/config';
+import { MAX_BODY_BYTES } from '../../src/manifest';
 
 const reply = (r: { status: number; contentType: string; body: string }): HttpResult => ({
   statusCode: r.status,
@@ -23,9 +24,12 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   if (!isProviderChannel(channel)) throw notFound(`channel ${channel}`);
   const adapter = getAdapter(channel);
   const credentials = await loadCredentials(channel);
+  const body = rawBody(event);
+  // API Gateway accepts up to 10 MB; the contract's limit is ours to keep.
+  if (Buffer.byteLength(body) > MAX_BODY_BYTES) throw new ClientError(413, 'payload_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
   const request: WebhookRequest = {
     method: event.requestContext.http.method,
-    rawBody: rawBody(event),
+    rawBody: body,
     headers: event.headers ?? {},
     query: event.queryStringParameters ?? {},
     url: `${config.publicUrl}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ''}`,

@@ -70,6 +70,13 @@ describe('webhook handler', () => {
     expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
   });
 
+  it('answers 413 for a body over the contract limit, even a correctly signed one, and queues nothing', async () => {
+    const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [], padding: 'x'.repeat(300 * 1024) });
+    const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
+    expect(result.statusCode).toBe(413);
+    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+  });
+
   it('surfaces a queue failure instead of acknowledging what was not stored', async () => {
     sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
     const body = fixture('whatsapp', 'text');
