@@ -5,14 +5,16 @@ import { agentFromEvent } from '../../src/api/context';
 import { ROUTES } from '../../src/api/routes';
 import { ClientError } from '../../src/domain/errors';
 
+/** Ids are ULIDs, UUIDs or short names: anything else names nothing (and could not be a table key). */
+const ID = /^[A-Za-z0-9_.:@+-]{1,128}$/;
+
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   const agent = agentFromEvent(event);
   const route = ROUTES[event.routeKey];
   if (!route) throw new ClientError(404, 'not_found', `no route ${event.routeKey}`);
-  return route({
-    event,
-    agent,
-    params: (event.pathParameters ?? {}) as Record<string, string>,
-    query: event.queryStringParameters ?? {},
-  });
+  const params = (event.pathParameters ?? {}) as Record<string, string>;
+  for (const [name, value] of Object.entries(params)) {
+    if (!ID.test(value)) throw new ClientError(404, 'not_found', `no ${name} like that`);
+  }
+  return route({ event, agent, params, query: event.queryStringParameters ?? {} });
 });

@@ -71,11 +71,7 @@ export async function createConversation(record: ConversationRecord): Promise<vo
   );
 }
 
-/** No stored conversation has a longer id; DynamoDB refuses keys over 2048 bytes with a ValidationException. */
-const MAX_ID_BYTES = 1024;
-
 export async function getConversation(id: string, consistent = false): Promise<ConversationRecord | undefined> {
-  if (Buffer.byteLength(id) > MAX_ID_BYTES) return undefined;
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.conversation(id), ConsistentRead: consistent }));
   return out.Item as ConversationRecord | undefined;
 }
