@@ -5,8 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 
-// CI replays one known seed, so a red build is reproducible; local runs explore new inputs each time.
-if (process.env.CI) fc.configureGlobal({ seed: 20261125 });
 import type { LocalStack } from '../../local/stack';
 import { HTTP_ROUTES, MAX_BODY_BYTES, MAX_FRAME_BYTES } from '../../src/manifest';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
@@ -14,6 +12,9 @@ import { providerHeaders } from '../fixtures/sign';
 import { startTestStack } from '../support/stack';
 import { eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { countItems } from './support';
+
+// CI replays one known seed, so a red build is reproducible; local runs explore new inputs each time.
+if (process.env.CI) fc.configureGlobal({ seed: 20261125 });
 
 let stack: LocalStack;
 let adminToken: string;
