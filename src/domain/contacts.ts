@@ -73,9 +73,8 @@ export async function findOrCreateContact(channel: Channel, handle: string, prof
         handles: [{ channel, handle }, ...ids],
         createdAt: new Date().toISOString(),
       };
-      await putContact(contact).catch((error: Error) => {
-        if (error.name !== 'ConditionalCheckFailedException') throw error;
-      });
+      // Already there after a crash and retry: nothing more to do.
+      await putContact(contact);
     }
   }
   for (const identity of ids) await claimHandle(identity.channel, identity.handle, { contactId });

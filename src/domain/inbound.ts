@@ -84,10 +84,7 @@ export async function openConversation(input: {
     ...(channel === 'web' ? { visitorId: handle } : {}),
     version: 0,
   };
-  try {
-    await createConversation(conversation);
-  } catch (error) {
-    if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+  if (!(await createConversation(conversation))) {
     const existing = await getConversation(conversationId, true);
     if (existing) return { conversation: existing, created: false };
   }

@@ -4,10 +4,8 @@
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
  * per UTC day), which projects only what these figures need.
  */
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { ddb } from '../aws/clients';
-import { config } from '../config';
 import { keys } from '../store/keys';
+import { queryAll } from '../store/items';
 import { badRequest } from './errors';
 import type { Channel } from './types';
 
@@ -94,27 +92,19 @@ export function daysBetween(from: Date, to: Date): string[] {
 export async function loadReportRows(from: Date, to: Date, channel?: Channel): Promise<ReportRow[]> {
   const rows: ReportRow[] = [];
   for (const day of daysBetween(from, to)) {
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await ddb().send(
-        new QueryCommand({
-          TableName: config.tableName,
-          IndexName: 'gsi3',
-          KeyConditionExpression: 'gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to',
-          ExpressionAttributeValues: {
-            ':pk': keys.createdPartition(day),
-            ':from': from.toISOString(),
-            // '~' sorts after the '#<id>' suffix, so conversations created at `to` itself count.
-            ':to': `${to.toISOString()}~`,
-            ...(channel ? { ':channel': channel } : {}),
-          },
-          ...(channel ? { FilterExpression: 'channel = :channel' } : {}),
-          ExclusiveStartKey: start,
-        }),
-      );
-      rows.push(...((out.Items ?? []) as ReportRow[]));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll({
+      IndexName: 'gsi3',
+      KeyConditionExpression: 'gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to',
+      ExpressionAttributeValues: {
+        ':pk': keys.createdPartition(day),
+        ':from': from.toISOString(),
+        // '~' sorts after the '#<id>' suffix, so conversations created at `to` itself count.
+        ':to': `${to.toISOString()}~`,
+        ...(channel ? { ':channel': channel } : {}),
+      },
+      ...(channel ? { FilterExpression: 'channel = :channel' } : {}),
+    });
+    rows.push(...(items as unknown as ReportRow[]));
   }
   return rows;
 }

@@ -1,8 +1,8 @@
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { withoutKeys } from './items';
+import { withoutKeys, queryAll } from './items';
 import { keys } from './keys';
 
 export type Presence = 'online' | 'away' | 'offline';
@@ -220,20 +220,11 @@ export async function getAgent(id: string): Promise<AgentRecord | undefined> {
 
 /** The whole team in one Query (teams are tens of agents, not thousands). */
 export async function listAgents(): Promise<AgentRecord[]> {
-  const found: AgentRecord[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ddb().send(
-      new QueryCommand({
-        TableName: config.tableName,
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-        ExpressionAttributeValues: { ':pk': keys.agentsPartition, ':prefix': keys.agentPrefix },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    found.push(...(out.Items ?? []).map(strip));
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return found;
+  return (
+    await queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': keys.agentsPartition, ':prefix': keys.agentPrefix },
+      ConsistentRead: true,
+    })
+  ).map(strip);
 }

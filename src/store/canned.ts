@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { withoutKeys } from './items';
+import { withoutKeys, queryAll, putNew } from './items';
 import { keys } from './keys';
 
 export interface CannedResponse {
@@ -16,13 +16,7 @@ export interface CannedResponse {
 const strip = (item: Record<string, unknown>) => withoutKeys<CannedResponse>(item);
 
 export async function putCannedResponse(record: CannedResponse): Promise<void> {
-  await ddb().send(
-    new PutCommand({
-      TableName: config.tableName,
-      Item: { ...keys.cannedResponse(record.id), ...record },
-      ConditionExpression: 'attribute_not_exists(pk)',
-    }),
-  );
+  if (!(await putNew({ ...keys.cannedResponse(record.id), ...record }))) throw new Error(`canned response ${record.id} exists already`);
 }
 
 export async function getCannedResponse(id: string): Promise<CannedResponse | undefined> {
@@ -38,19 +32,5 @@ export async function deleteCannedResponse(id: string): Promise<boolean> {
 
 /** The whole library in one Query: a workspace keeps hundreds, not millions. */
 export async function listCannedResponses(): Promise<CannedResponse[]> {
-  const found: CannedResponse[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ddb().send(
-      new QueryCommand({
-        TableName: config.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': keys.cannedPartition },
-        ExclusiveStartKey: start,
-      }),
-    );
-    found.push(...(out.Items ?? []).map(strip));
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return found;
+  return (await queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': keys.cannedPartition } })).map(strip);
 }

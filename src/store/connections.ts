@@ -1,6 +1,7 @@
-import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
+import { queryAll } from './items';
 import { keys, type ConnectionAudience } from './keys';
 
 /** API Gateway closes WebSocket connections after 2 hours; the item outlives that a little. */
@@ -54,23 +55,13 @@ export async function deleteGoneConnection(audience: ConnectionAudience, connect
 
 /** Every live connection of an audience: one Query by key, never a Scan. */
 export async function listConnections(audience: ConnectionAudience): Promise<ConnectionRecord[]> {
-  const found: ConnectionRecord[] = [];
-  let start: Record<string, unknown> | undefined;
   const now = Math.floor(Date.now() / 1000);
-  do {
-    const out = await ddb().send(
-      new QueryCommand({
-        TableName: config.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
-        ProjectionExpression: 'connectionId, audience, principalId, #role, connectedAt, expiresAt',
-        ExpressionAttributeNames: { '#role': 'role' },
-        ExclusiveStartKey: start,
-      }),
-    );
-    // TTL deletion lags by up to days: expired items are skipped here.
-    for (const item of out.Items ?? []) if (Number(item.expiresAt) > now) found.push(item as ConnectionRecord);
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return found;
+  const items = await queryAll({
+    KeyConditionExpression: 'pk = :pk',
+    ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
+    ProjectionExpression: 'connectionId, audience, principalId, #role, connectedAt, expiresAt',
+    ExpressionAttributeNames: { '#role': 'role' },
+  });
+  // TTL deletion lags by up to days: expired items are skipped here.
+  return items.filter((item) => Number(item.expiresAt) > now) as unknown as ConnectionRecord[];
 }

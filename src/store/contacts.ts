@@ -1,9 +1,9 @@
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
-import { putNew, withoutKeys } from './items';
+import { putNew, withoutKeys, queryAll } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -59,14 +59,9 @@ export async function setHandleConversation(channel: string, handle: string, con
   );
 }
 
-export async function putContact(contact: ContactRecord): Promise<void> {
-  await ddb().send(
-    new PutCommand({
-      TableName: config.tableName,
-      Item: { ...keys.contact(contact.id), ...contact },
-      ConditionExpression: 'attribute_not_exists(pk)',
-    }),
-  );
+/** False when the contact exists already (a retry after a crash). */
+export async function putContact(contact: ContactRecord): Promise<boolean> {
+  return putNew({ ...keys.contact(contact.id), ...contact });
 }
 
 export async function getContact(id: string): Promise<ContactRecord | undefined> {
@@ -111,20 +106,7 @@ export async function linkContactConversation(contactId: string, conversationId:
 
 /** The contact item and the ids of its conversations: one Query on the contact's partition. */
 export async function getContactWithConversationIds(id: string): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
-  const items: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ddb().send(
-      new QueryCommand({
-        TableName: config.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': keys.contactPartition(id) },
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(out.Items ?? []));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  const items = await queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': keys.contactPartition(id) } });
   const contactItem = items.find((item) => item.sk === 'CONTACT');
   if (!contactItem) return undefined;
   const conversationIds = items
@@ -134,13 +116,7 @@ export async function getContactWithConversationIds(id: string): Promise<{ conta
 }
 
 export async function putVisitor(visitor: VisitorRecord): Promise<void> {
-  await ddb().send(
-    new PutCommand({
-      TableName: config.tableName,
-      Item: { ...keys.visitor(visitor.id), ...visitor },
-      ConditionExpression: 'attribute_not_exists(pk)',
-    }),
-  );
+  if (!(await putNew({ ...keys.visitor(visitor.id), ...visitor }))) throw new Error(`visitor ${visitor.id} exists already`);
 }
 
 export async function getVisitor(id: string, consistent = false): Promise<VisitorRecord | undefined> {

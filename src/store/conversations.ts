@@ -3,6 +3,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
+import { putNew } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 import { conversationWindow } from '../channels/window';
@@ -61,14 +62,9 @@ function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id'
   };
 }
 
-export async function createConversation(record: ConversationRecord): Promise<void> {
-  await ddb().send(
-    new PutCommand({
-      TableName: config.tableName,
-      Item: { ...keys.conversation(record.id), ...indexKeys(record), ...record },
-      ConditionExpression: 'attribute_not_exists(pk)',
-    }),
-  );
+/** False when a conversation with this id exists already (a retry after a crash). */
+export async function createConversation(record: ConversationRecord): Promise<boolean> {
+  return putNew({ ...keys.conversation(record.id), ...indexKeys(record), ...record });
 }
 
 export async function getConversation(id: string, consistent = false): Promise<ConversationRecord | undefined> {
