@@ -3,6 +3,7 @@
  * calling `onScheduleFire`, which stands in for the target (the engagement function).
  */
 import { ACCOUNT_ID, REGION } from './sqs';
+import { zonedTimeToInstant } from '../../src/domain/business-hours';
 
 export interface ScheduleTarget {
   arn: string;
@@ -140,23 +141,6 @@ function validName(kind: string, name: string): string {
   return name;
 }
 
-/** The offset of `timeZone` from UTC at the instant `utcMs`, in ms. */
-function zoneOffsetMs(timeZone: string, utcMs: number): number {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  }).formatToParts(utcMs);
-  const part = (type: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === type)?.value);
-  const wallClock = Date.UTC(part('year'), part('month') - 1, part('day'), part('hour'), part('minute'), part('second'));
-  return wallClock - Math.floor(utcMs / 1000) * 1000;
-}
-
 /** Parses `at(yyyy-mm-ddThh:mm:ss)`, a wall-clock time in `timeZone`, into epoch ms. */
 export function parseAtExpression(expression: string, timeZone: string): number {
   const match = AT_EXPRESSION.exec(expression);
@@ -170,9 +154,7 @@ export function parseAtExpression(expression: string, timeZone: string): number 
     throw new SchedulerError('ValidationException', `Invalid Schedule Expression ${expression}: no such date.`);
   }
   try {
-    // Twice, so that a time just across a daylight-saving change uses the offset in force then.
-    const guess = wallClock - zoneOffsetMs(timeZone, wallClock);
-    return wallClock - zoneOffsetMs(timeZone, guess);
+    return zonedTimeToInstant(timeZone, year, month, day, hour, minute, second).getTime();
   } catch {
     throw new SchedulerError('ValidationException', `Invalid ScheduleExpressionTimezone ${timeZone}.`);
   }

@@ -54,8 +54,8 @@ function offsetMs(timeZone: string, instant: number): number {
  * The instant at which the zone's clock shows this wall time. A wall time that does not exist
  * (skipped by a spring-forward) lands just after the gap, which is when the door actually opens.
  */
-export function zonedTimeToInstant(timeZone: string, year: number, month: number, day: number, hour: number, minute: number): Date {
-  const wall = Date.UTC(year, month - 1, day, hour, minute);
+export function zonedTimeToInstant(timeZone: string, year: number, month: number, day: number, hour: number, minute: number, second = 0): Date {
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second);
   const first = wall - offsetMs(timeZone, wall);
   return new Date(wall - offsetMs(timeZone, first));
 }
