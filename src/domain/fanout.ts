@@ -52,8 +52,3 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   // One broken connection must not stop the others; failures other than 410 are logged by callers' retries.
   return results.filter((r) => r.status === 'fulfilled' && r.value).length;
 }
-
-/** How many of a visitor's connections took the events (0 = the visitor is away). */
-export async function publishToVisitor(visitorId: string, events: ServerEvent[]): Promise<number> {
-  return publish(events, { agents: false, visitorId });
-}
