@@ -22,6 +22,8 @@ export interface HookResult {
   conversation: ConversationRecord;
   /** Messages the hooks stored (autoresponder), published after the customer's own message. */
   messages: Message[];
+  /** Work that need not delay the fan-out (timer schedules): run once the events are out. */
+  afterPublish?: () => Promise<void>;
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {

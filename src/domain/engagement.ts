@@ -91,12 +91,16 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   conversation = auto.conversation;
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = Boolean(conversation.firstReplyAt);
-  await Promise.all([
-    setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds, { likelyExists: !context.created }),
-    replied ? cancelTimer('reengage', conversation.id) : undefined,
-    replied && conversation.channel === 'web' ? cancelTimer('emailFallback', conversation.id) : undefined,
-  ]);
-  return { conversation, messages: auto.messages };
+  const conversationId = conversation.id;
+  const channel = conversation.channel;
+  const afterPublish = async () => {
+    await Promise.all([
+      setTimer('autoResolve', conversationId, settings.timers.autoResolveAfterSeconds, { likelyExists: !context.created }),
+      replied ? cancelTimer('reengage', conversationId) : undefined,
+      replied && channel === 'web' ? cancelTimer('emailFallback', conversationId) : undefined,
+    ]);
+  };
+  return { conversation, messages: auto.messages, afterPublish };
 }
 
 /** After a reply, note or bot message was delivered (or failed). */

@@ -172,6 +172,9 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
     ...hooked.messages.map(messageEvent),
     conversationEvent(hooked.conversation),
   ]);
+  // Timers after the fan-out: they need not delay it. (A redelivery finds the message applied and
+  // skips the hooks, so a failure here leaves the timers unset, as for any hook step.)
+  await hooked.afterPublish?.();
 }
 
 /**
