@@ -14,7 +14,7 @@ async function record(record: SQSRecord): Promise<void> {
   const event = JSON.parse(record.body) as InboundEvent;
   try {
     if (event.kind === 'status') await ingestStatus(event);
-    else await ingestMessage(event);
+    else await ingestMessage(event, { messageGroupId: record.attributes.MessageGroupId, sequenceNumber: record.attributes.SequenceNumber });
   } catch (error) {
     // Retrying cannot help an event that refers to nothing; keep it out of the DLQ alarm.
     if (error instanceof UnprocessableEventError) {

@@ -46,6 +46,7 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
     if (error instanceof BadWebhookError) throw badRequest('invalid_payload', error.message);
     throw error;
   }
-  if (events.length > 0) await enqueueInbound(events);
+  const receivedAt = new Date().toISOString();
+  if (events.length > 0) await enqueueInbound(events.map((e) => (e.kind === 'message' ? { ...e, receivedAt } : e)));
   return reply(adapter.ack());
 });

@@ -474,9 +474,15 @@ export class LocalQueue {
     }
   }
 
+  /**
+   * Increasing for the life of the queue, as SQS's are, and also across restarts of the stand-in:
+   * consumers keep the last number they applied (src/domain/inbound.ts) in a store that may outlive
+   * the process (CONVERSA_DATA_DIR).
+   */
   private nextSequenceNumber(): string {
-    this.sequence += 1n;
-    return (10n ** 19n + this.sequence).toString();
+    const fromClock = 10n ** 19n + BigInt(Date.now()) * 1000n;
+    this.sequence = this.sequence >= fromClock ? this.sequence + 1n : fromClock;
+    return this.sequence.toString();
   }
 }
 

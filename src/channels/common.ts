@@ -40,11 +40,20 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** `unit` is how the provider counts: WhatsApp and Telegram send seconds, Messenger milliseconds. */
-export function isoFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): string {
+/**
+ * `unit` is how the provider counts: WhatsApp and Telegram send seconds, Messenger milliseconds.
+ * A message's sentAt from the provider's own time, marked `dated`: a redelivery carries the same
+ * time, which is how the inbound consumer recognises one that arrives late (src/domain/inbound.ts).
+ * Without a usable time the message is dated now and not marked.
+ */
+export function sentAtFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): { sentAt: string; dated?: true } {
   const n = typeof value === 'string' ? Number(value) : value;
-  if (n === undefined || !Number.isFinite(n) || n <= 0) return new Date().toISOString();
-  return new Date(unit === 's' ? n * 1000 : n).toISOString();
+  if (n === undefined || !Number.isFinite(n) || n <= 0) return { sentAt: new Date().toISOString() };
+  return { sentAt: new Date(unit === 's' ? n * 1000 : n).toISOString(), dated: true };
+}
+
+export function isoFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): string {
+  return sentAtFromEpoch(value, unit).sentAt;
 }
 
 /** Milliseconds since the customer's last message; undefined (never wrote, or garbage) means "outside any window". */

@@ -16,6 +16,7 @@ import {
   geoUri,
   isRecord,
   isoFromEpoch,
+  sentAtFromEpoch,
   jsonCall,
   list,
   missingCredential,
@@ -185,7 +186,7 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
     providerMessageId: message.mid,
     text,
     attachments,
-    sentAt: isoFromEpoch(event.timestamp, 'ms'),
+    ...sentAtFromEpoch(event.timestamp, 'ms'),
   };
 }
 
@@ -227,7 +228,7 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
         providerMessageId: mid ?? `postback:${handle}:${event.timestamp ?? at}`,
         text: title || payload || '[button]',
         attachments: [],
-        sentAt: at,
+        ...sentAtFromEpoch(event.timestamp, 'ms'),
       },
     ];
   }
@@ -243,7 +244,7 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
         providerMessageId: `reaction:${mid ?? 'unknown'}:${action ?? 'react'}:${event.timestamp ?? at}`,
         text: removed ? 'removed a reaction from a message' : `reacted ${emoji ?? reaction ?? 'with an emoji'} to a message`,
         attachments: [],
-        sentAt: at,
+        ...sentAtFromEpoch(event.timestamp, 'ms'),
       },
     ];
   }

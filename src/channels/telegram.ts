@@ -10,7 +10,7 @@ import {
   formatLocation,
   geoUri,
   isRecord,
-  isoFromEpoch,
+  sentAtFromEpoch,
   jsonCall,
   list,
   missingCredential,
@@ -146,7 +146,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
       : `${chatId}:${message.message_id}`,
     text: edited ? `(edited) ${text}` : text,
     attachments,
-    sentAt: isoFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
+    ...sentAtFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
   };
   const profile = profileOf(message.from, message.chat);
   if (profile) event.profile = profile;

@@ -13,6 +13,7 @@ import {
   geoUri,
   isRecord,
   isoFromEpoch,
+  sentAtFromEpoch,
   jsonCall,
   list,
   missingCredential,
@@ -156,7 +157,7 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
     profile,
     providerMessageId: message.id,
     ...content(message),
-    sentAt: isoFromEpoch(message.timestamp, 's'),
+    ...sentAtFromEpoch(message.timestamp, 's'),
   };
 }
 

@@ -4,7 +4,7 @@
  * Every step is safe to repeat: the queue redelivers after a crash at any point.
  */
 import { decodeTime } from 'ulid';
-import { newId } from './ids';
+import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound } from './automation';
@@ -17,7 +17,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, getDedup, listMessages, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, findByProviderMessageId, getDedup, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 
@@ -103,11 +103,86 @@ function inboundIdAfter(last: string | undefined): string {
   return !last || id > last ? id : newId(decodeTime(last) + 1);
 }
 
-export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
-  const { conversation: found, created } = await resolveConversation(event);
+/** What the queue says about one delivery of an event: its FIFO group and sequence number. */
+export interface Delivery {
+  messageGroupId?: string;
+  sequenceNumber?: string;
+}
+
+/**
+ * SQS drops a repeated deduplication id for 5 minutes. A provider's copy of a message that
+ * arrives later than this after the provider's own time may repeat one stored already (a minute
+ * of margin for clocks and queueing).
+ */
+const LATE_AFTER_MS = 4 * 60_000;
+/** How much earlier than the provider's time our id for the original may date (clock differences). */
+const CLOCK_SKEW_MS = 60_000;
+
+interface OrderedDelivery {
+  group: string;
+  seq: bigint;
+  receivedAtMs: number;
+  sentAtMs: number;
+  providerMessageId: string;
+}
+
+/** A provider message dated by the provider, queued by our webhook and delivered by a FIFO queue. */
+function orderedDelivery(event: InboundMessageEvent, delivery: Delivery): OrderedDelivery | undefined {
+  const { messageGroupId: group, sequenceNumber } = delivery;
+  if (!event.providerMessageId || !event.dated || !event.receivedAt || !group || !sequenceNumber || !/^\d{1,40}$/.test(sequenceNumber)) return undefined;
+  const receivedAtMs = Date.parse(event.receivedAt);
+  const sentAtMs = Date.parse(event.sentAt);
+  if (!Number.isFinite(receivedAtMs) || !Number.isFinite(sentAtMs)) return undefined;
+  return { group, seq: BigInt(sequenceNumber), receivedAtMs, sentAtMs, providerMessageId: event.providerMessageId };
+}
+
+const markOf = (d: OrderedDelivery) => `${d.group}|${d.seq}`;
+
+function parseMark(mark: string | undefined): { group: string; seq: bigint } | undefined {
+  const bar = mark?.lastIndexOf('|') ?? -1;
+  if (!mark || bar < 0) return undefined;
+  return { group: mark.slice(0, bar), seq: BigInt(mark.slice(bar + 1)) };
+}
+
+/**
+ * The id of an ordered delivery's message, with no idempotency record to write:
+ * - at or below the conversation's sequence mark, the delivery was applied before ('applied');
+ * - a late copy, or one whose group left no mark (an attempt that crashed before the
+ *   conversation update, another channel's group), is looked up by its provider id;
+ * - otherwise the id is made from the delivery alone, so a retry after a crash between the
+ *   message write and the conversation update makes the same id and writes nothing new.
+ */
+async function orderedMessageId(found: ConversationRecord, created: boolean, channel: Channel, d: OrderedDelivery): Promise<string | 'applied'> {
+  const mark = parseMark(found.lastInboundSeq);
+  const sameGroup = mark?.group === d.group;
+  if (mark && sameGroup && mark.seq >= d.seq) return 'applied';
+  if (!created && (!sameGroup || d.receivedAtMs - d.sentAtMs >= LATE_AFTER_MS)) {
+    const since = Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS;
+    const existing = await findByProviderMessageId(found.id, d.providerMessageId, since);
+    if (existing) return existing;
+  }
+  const after = found.lastInboundId ? decodeTime(found.lastInboundId) + 1 : 0;
+  return idFor(Math.max(d.receivedAtMs, after), `${channel}#${d.providerMessageId}`);
+}
+
+/** A message id and its conversation through an idempotency record (web visitors, undated provider messages). */
+async function claimedMessageId(found: ConversationRecord, event: InboundMessageEvent): Promise<{ conversationId: string; messageId: string }> {
   const scope = dedupScope(event);
   const tentative = { conversationId: found.id, messageId: inboundIdAfter(found.lastInboundId) };
-  const { record } = scope ? await claimDedup(scope, tentative) : { record: tentative };
+  return scope ? (await claimDedup(scope, tentative)).record : tentative;
+}
+
+export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
+  const { conversation: found, created } = await resolveConversation(event);
+  const ordered = orderedDelivery(event, delivery);
+  let record: { conversationId: string; messageId: string };
+  if (ordered) {
+    const messageId = await orderedMessageId(found, created, event.channel, ordered);
+    if (messageId === 'applied') return;
+    record = { conversationId: found.id, messageId };
+  } else {
+    record = await claimedMessageId(found, event);
+  }
   const conversationId = record.conversationId;
   const message: Message = {
     id: record.messageId,
@@ -132,7 +207,7 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
     direction: 'inbound',
     private: false,
     senderType: 'contact',
-  });
+  }, ordered && markOf(ordered));
   if (fast !== 'duplicate') {
     if (fast) {
       conversation = fast;
@@ -147,6 +222,7 @@ export async function ingestMessage(event: InboundMessageEvent): Promise<void> {
           resolvedAt: undefined,
           snoozedUntil: undefined,
           lastInboundId: message.id,
+          ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
           lastMessageAt: message.createdAt,
           lastInboundAt: message.createdAt,
           updatedAt: message.createdAt,

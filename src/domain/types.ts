@@ -101,6 +101,10 @@ export interface InboundMessageEvent {
   attachments: Attachment[];
   /** ISO time the provider says the message was sent, else when we received it. */
   sentAt: string;
+  /** sentAt is the provider's own time: a redelivery of the message carries it unchanged. */
+  dated?: boolean;
+  /** When the webhook queued the event (provider events only). */
+  receivedAt?: string;
   /** Web only: the connection to acknowledge once stored. */
   replyToConnectionId?: string;
   /** Web only: the conversation the visitor's session already points at. */

@@ -20,6 +20,11 @@ export interface ConversationRecord extends Conversation {
    */
   lastInboundId?: string;
   lastOutboundId?: string;
+  /**
+   * `<queue group>|<sequence number>` of the last inbound queue message applied: SQS numbers a
+   * FIFO group's messages in increasing order, so a redelivered one is "not above" this mark.
+   */
+  lastInboundSeq?: string;
   /** Times a resolved conversation was reopened (first-contact resolution needs it). */
   reopenCount?: number;
   /** Optimistic-locking counter for read-modify-write changes. */
@@ -45,7 +50,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'version', 'autoresponded', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -80,11 +85,17 @@ export async function getConversation(id: string, consistent = false): Promise<C
 export async function applyMessageToOpenConversation(
   id: string,
   message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string },
+  /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
+  sequenceMark?: string,
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
   const inbound = message.direction === 'inbound';
   const guard = inbound ? 'lastInboundId' : 'lastOutboundId';
   const sets = [`${guard} = :mid`, 'updatedAt = :now', 'version = version + :one'];
   const values: Record<string, unknown> = { ':mid': message.id, ':now': message.createdAt, ':one': 1, ':open': 'open' };
+  if (sequenceMark) {
+    sets.push('lastInboundSeq = :seq');
+    values[':seq'] = sequenceMark;
+  }
   if (!message.private) {
     sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
     values[':gsi1sk'] = `${message.createdAt}#${id}`;

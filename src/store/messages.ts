@@ -3,7 +3,8 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Message, MessageStatus } from '../domain/types';
-import { putNew } from './items';
+import { encodeTime } from 'ulid';
+import { putNew, queryAll } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
@@ -43,6 +44,26 @@ export async function getDedup(scope: string): Promise<DedupRecord | undefined> 
 /** Stores a message once: false when a message with this id is already there. */
 export async function putMessage(message: Message): Promise<boolean> {
   return putNew({ ...keys.message(message.conversationId, message.id), ...message });
+}
+
+/**
+ * The id of the message stored for a provider message id, looking only at messages whose ids
+ * date from `sinceMs` on: how a provider's late redelivery finds its original.
+ */
+export async function findByProviderMessageId(conversationId: string, providerMessageId: string, sinceMs: number): Promise<string | undefined> {
+  const items = await queryAll({
+    KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+    FilterExpression: 'providerMessageId = :pmid',
+    ProjectionExpression: 'id',
+    ExpressionAttributeValues: {
+      ':pk': keys.messagePartition(conversationId),
+      ':from': `${keys.messagePrefix}${encodeTime(Math.max(0, sinceMs), 10)}`,
+      ':to': `${keys.messagePrefix}~`,
+      ':pmid': providerMessageId,
+    },
+    ConsistentRead: true,
+  });
+  return items[0] ? String(items[0].id) : undefined;
 }
 
 export async function getMessage(conversationId: string, messageId: string): Promise<Message | undefined> {

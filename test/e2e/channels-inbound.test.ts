@@ -129,14 +129,16 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel webho
     expect((await postWebhook(stack, channel, webhook.body)).status).toBe(200);
     const first = await agent.waitFor(created(webhook.providerMessageId), 10_000, 'first delivery');
 
-    // Hours later SQS no longer remembers the id: the same event arrives with a new deduplication id.
+    // Hours later SQS no longer remembers the id: the same event arrives with a new deduplication id,
+    // as the webhook would queue it then.
     const [event] = getAdapter(channel).normalize(signedRequest(channel, webhook.body, smsWebhookUrl(stack)), DEV_CREDENTIALS[channel]);
     expect(event).toBeDefined();
+    const hoursLater = new Date(Date.now() + 6 * 3600_000).toISOString();
     const sqs = new SQSClient({});
     await sqs.send(
       new SendMessageCommand({
         QueueUrl: process.env.INBOUND_QUEUE_URL!,
-        MessageBody: JSON.stringify(event),
+        MessageBody: JSON.stringify({ ...event, receivedAt: hoursLater }),
         MessageGroupId: inboundGroupId(event!),
         MessageDeduplicationId: `${inboundDedupId(event!).slice(0, 90)}-later-${crypto.randomUUID()}`,
       }),

@@ -1,6 +1,7 @@
 /**
  * Delivery faults on the inbound path: provider retries arriving all at once, a burst from many
- * customers, a poison message, and a consumer that dies halfway through a batch. Each ends with
+ * customers, a poison message, a consumer that dies halfway through a batch, and one that dies
+ * between storing a message and updating its conversation. Each ends with
  * the store read back: every message exactly once, in order per customer.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -31,6 +32,23 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => {
   };
 });
 
+/** The conversation update, wrapped so a test can make it fail once after the message was stored. */
+const applyFails = vi.hoisted(() => ({ armed: false, failed: 0 }));
+vi.mock('../../src/store/conversations', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/store/conversations')>();
+  return {
+    ...real,
+    applyMessageToOpenConversation: async (...args: Parameters<typeof real.applyMessageToOpenConversation>) => {
+      if (applyFails.armed && args[1].direction === 'inbound') {
+        applyFails.armed = false;
+        applyFails.failed += 1;
+        throw new Error('simulated crash between the message write and the conversation update');
+      }
+      return real.applyMessageToOpenConversation(...args);
+    },
+  };
+});
+
 let stack: LocalStack;
 
 beforeAll(async () => {
@@ -48,8 +66,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** An event as the webhook queues it: dated by the provider, stamped with when it was received. */
 function event(handle: string, text: string): InboundMessageEvent {
-  return { kind: 'message', channel: 'whatsapp', handle, providerMessageId: `wamid.${crypto.randomUUID()}`, text, attachments: [], sentAt: new Date().toISOString(), profile: { name: 'Fault' } };
+  const now = new Date().toISOString();
+  return { kind: 'message', channel: 'whatsapp', handle, providerMessageId: `wamid.${crypto.randomUUID()}`, text, attachments: [], sentAt: now, dated: true, receivedAt: now, profile: { name: 'Fault' } };
 }
 
 describe('inbound delivery faults', { timeout: 120_000 }, () => {
@@ -158,5 +178,27 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(crash.batches).toEqual([6]);
     expect(sequence).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect((await conversationOf(from))?.unreadCount).toBe(7);
+  });
+
+  it('stores a message once when the consumer dies after writing it but before updating the conversation', async () => {
+    // Prepare: a conversation, and the next conversation update set to fail once
+    await retryQuickly();
+    const from = phone(4, 2);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'torn 0'))).toBe(200);
+    await eventually(async () => (await storedMessages(from)).length === 1, 60_000);
+    applyFails.armed = true;
+
+    // Act: two messages; the first is written, then its conversation update fails and it comes back
+    expect(await postWhatsapp(stack, whatsappBody(from, 'torn 1'))).toBe(200);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'torn 2'))).toBe(200);
+
+    // Assess: each once, in order, counted once in the conversation
+    const sequence = await eventually(async () => {
+      const seq = sequenceOf(await storedMessages(from), 'torn ');
+      return seq.length >= 3 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
+    }, 60_000);
+    expect(applyFails.failed).toBe(1);
+    expect(sequence).toEqual([0, 1, 2]);
+    expect((await conversationOf(from))?.unreadCount).toBe(3);
   });
 });

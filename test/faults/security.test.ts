@@ -11,6 +11,7 @@ import { createLocalIdentity } from '../../local/auth';
 import { MAX_BODY_BYTES, MAX_FRAME_BYTES } from '../../src/manifest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { inboundGroupId } from '../../src/aws/queues';
+import { getAdapter } from '../../src/channels/registry';
 import { fixture, providerHeaders, signMeta, signTwilio } from '../fixtures/sign';
 import { startTestStack } from '../support/stack';
 import { eventually, http, visitorSession, WsClient } from '../support/clients';
@@ -91,9 +92,11 @@ describe('webhook signatures', { timeout: 90_000 }, () => {
     // Act: the same bytes again; the same event after SQS's 5-minute deduplication window
     // (a new deduplication id); and the body changed under the old signature
     const replays = await Promise.all([postWhatsapp(stack, body), postWhatsapp(stack, body)]);
-    const event = { kind: 'message', channel: 'whatsapp', handle: from, providerMessageId: 'wamid.replayed-message', text: 'replay me', attachments: [], sentAt: new Date().toISOString() };
+    // What the webhook queues for that replay hours later: the provider's own time, and ours.
+    const [event] = getAdapter('whatsapp').normalize({ method: 'POST', rawBody: body, headers: {}, query: {}, url: '' }, DEV_CREDENTIALS.whatsapp);
+    const hoursLater = { ...event, receivedAt: new Date(Date.now() + 6 * 3600_000).toISOString() };
     const sqs = sqsClient(stack);
-    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'), MessageBody: JSON.stringify(event), MessageGroupId: inboundGroupId({ channel: 'whatsapp', handle: from }), MessageDeduplicationId: crypto.randomUUID() }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'), MessageBody: JSON.stringify(hoursLater), MessageGroupId: inboundGroupId({ channel: 'whatsapp', handle: from }), MessageDeduplicationId: crypto.randomUUID() }));
     sqs.destroy();
     const tampered = body.replace('replay me', 'pay me');
     const tamperedStatus = (await http(stack.httpUrl, 'POST', '/webhooks/whatsapp', { raw: tampered, headers: providerHeaders('whatsapp', body) })).status;
