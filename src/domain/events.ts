@@ -3,7 +3,16 @@ import { toConversation, type ConversationRecord } from '../store/conversations'
 import type { Message } from './types';
 import { publish, type ServerEvent } from './fanout';
 
-export const messageEvent = (message: Message): ServerEvent => ({ type: 'message.created', conversationId: message.conversationId, message });
+/**
+ * `conversation`, when given, is the conversation as the message left it (last message time,
+ * unread count): a plain message needs no conversation.updated of its own.
+ */
+export const messageEvent = (message: Message, conversation?: ConversationRecord): ServerEvent => ({
+  type: 'message.created',
+  conversationId: message.conversationId,
+  message,
+  ...(conversation ? { conversation: toConversation(conversation) } : {}),
+});
 export const messageUpdatedEvent = (message: Message): ServerEvent => ({
   type: 'message.updated',
   conversationId: message.conversationId,
@@ -13,6 +22,20 @@ export const conversationEvent = (conversation: ConversationRecord): ServerEvent
   type: 'conversation.updated',
   conversation: toConversation(conversation),
 });
+
+/** What a message changes in its conversation by itself; message.created carries these. */
+const ACTIVITY = new Set(['lastMessageAt', 'updatedAt', 'unreadCount', 'firstReplyAt', 'lastInboundAt', 'window']);
+
+/** The conversation changed beyond a message's activity (created, status, assignee, contact…): agents get conversation.updated. */
+export function changedBeyondActivity(before: ConversationRecord | undefined, after: ConversationRecord): boolean {
+  if (!before) return true;
+  const a = toConversation(before) as unknown as Record<string, unknown>;
+  const b = toConversation(after) as unknown as Record<string, unknown>;
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (!ACTIVITY.has(key) && JSON.stringify(a[key]) !== JSON.stringify(b[key])) return true;
+  }
+  return false;
+}
 
 /**
  * Agents get every event of a conversation; its web visitor gets the same minus private

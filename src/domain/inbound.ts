@@ -8,7 +8,7 @@ import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound } from './automation';
-import { conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
+import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, sendToConnection } from './fanout';
 import {
   applyMessageToOpenConversation,
@@ -244,9 +244,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
 
   const hooked = await afterInbound({ conversation, message, created, reopened });
   await publishToConversation(hooked.conversation, [
-    messageEvent(message),
-    ...hooked.messages.map(messageEvent),
-    conversationEvent(hooked.conversation),
+    messageEvent(message, hooked.conversation),
+    ...hooked.messages.map((m) => messageEvent(m)),
+    ...(changedBeyondActivity(created ? undefined : found, hooked.conversation) ? [conversationEvent(hooked.conversation)] : []),
   ]);
   // Timers after the fan-out: they need not delay it. (A redelivery finds the message applied and
   // skips the hooks, so a failure here leaves the timers unset, as for any hook step.)

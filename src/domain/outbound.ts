@@ -8,7 +8,7 @@ import type { Message } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
-import { conversationEvent, messageEvent, messageUpdatedEvent } from './events';
+import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent } from './events';
 import { publish } from './fanout';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -96,7 +96,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   await putMessage(message);
   const updated = await applyOutboundToConversation(conversationId, message);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
-  await publish([messageEvent(message), ...(updated ? [conversationEvent(updated)] : [])], { agents: true });
+  await publish(
+    [messageEvent(message, updated), ...(updated && changedBeyondActivity(conversation, updated) ? [conversationEvent(updated)] : [])],
+    { agents: true },
+  );
   // Notes never leave the team: no outbound job.
   if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);
   return message;

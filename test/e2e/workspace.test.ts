@@ -154,10 +154,14 @@ describe('agent workspace', () => {
     await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact' && f.messageId === reply.body.message.id);
 
     ws.send({ action: 'sendMessage', text: 'one more', clientMessageId: crypto.randomUUID() });
-    await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 1));
+    // A plain message brings its conversation's new unread count along (no conversation.updated of its own).
+    const more = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'one more');
+    expect(more.conversation).toMatchObject({ id: conversationId, unreadCount: 1, lastMessageAt: more.message.createdAt });
     const read = await post(`/v1/conversations/${conversationId}/read`, {}, tokens[agentId]);
     expect(read.body.unreadCount).toBe(0);
     await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0 && c.status === 'open'));
+    // Between the plain message and the read, no conversation.updated repeated what message.created said.
+    expect(agent.frames.slice(agent.frames.indexOf(more)).filter(updated(conversationId, (c) => c.unreadCount === 1))).toEqual([]);
   });
 
   it('moves through pending, snoozed (with a wake-up), resolved and back to open on a customer message', async () => {
