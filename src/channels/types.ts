@@ -36,6 +36,8 @@ export interface OutboundSend {
   tag?: string;
   /** Our message id, passed to providers that accept an idempotency key. */
   idempotencyKey: string;
+  /** `<conversationId>/<messageId>`, for providers that hand it back in status webhooks. */
+  reference: string;
 }
 
 export type SendResult =
@@ -89,6 +91,11 @@ export interface ChannelAdapter {
   /** The customer's handle on this channel for a phone number (E.164), for channels addressed by phone. */
   handleForPhone?(phone: string): string;
   send(message: OutboundSend, context: SendContext): Promise<SendResult>;
+  /**
+   * Status webhooks carry the send's `reference` back (InboundStatusEvent.reference), so no
+   * record from the provider's message id to ours needs to be written for them.
+   */
+  readonly statusesCarryReference?: boolean;
 }
 
 export class BadWebhookError extends Error {

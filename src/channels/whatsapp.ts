@@ -65,6 +65,7 @@ interface WaMessage {
 
 interface WaStatus {
   id?: string;
+  biz_opaque_callback_data?: string;
   status?: string;
   timestamp?: string;
   recipient_id?: string;
@@ -180,6 +181,7 @@ function toStatus(status: WaStatus): InboundStatusEvent | undefined {
     status: mapped,
     at: isoFromEpoch(status.timestamp, 's'),
   };
+  if (typeof status.biz_opaque_callback_data === 'string') event.reference = status.biz_opaque_callback_data;
   const error = list(status.errors)[0];
   if (error) {
     const detail = error.error_data?.details ?? error.message;
@@ -287,8 +289,8 @@ async function sendWhatsApp(message: OutboundSend, context: SendContext): Promis
         to: message.to,
         ...payload,
         // The Cloud API has no idempotency key; this opaque field comes back in status webhooks,
-        // so a status can always be traced to our message.
-        biz_opaque_callback_data: message.idempotencyKey,
+        // so a status leads straight to our message.
+        biz_opaque_callback_data: message.reference,
       },
       { authorization: `Bearer ${token}` },
     ),
@@ -305,6 +307,7 @@ export const whatsappAdapter: ChannelAdapter = {
     phoneNumberId: { env: 'WHATSAPP_PHONE_NUMBER_ID', dev: '100000000000001' },
   },
   defaultBaseUrl: 'https://graph.facebook.com/v21.0',
+  statusesCarryReference: true,
   challenge: (request, credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
   verify: (request, credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
   normalize: (request) => normalizeWhatsApp(request.rawBody),

@@ -273,9 +273,15 @@ async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
   if (updated.length > 0) await publish(updated.map(messageUpdatedEvent), { agents: true });
 }
 
+/** OutboundSend.reference as a provider handed it back: `<conversationId>/<messageId>`. */
+function fromReference(reference: string | undefined): { conversationId: string; messageId: string } | undefined {
+  const match = reference ? /^([0-9A-HJKMNP-TV-Z]{26})\/([0-9A-HJKMNP-TV-Z]{26})$/.exec(reference) : null;
+  return match ? { conversationId: match[1]!, messageId: match[2]! } : undefined;
+}
+
 export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
-  const pointer = await getDedup(`${event.channel}#${event.providerMessageId}`);
+  const pointer = fromReference(event.reference) ?? (await getDedup(`${event.channel}#${event.providerMessageId}`));
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;
   const updated = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {

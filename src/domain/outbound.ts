@@ -157,12 +157,16 @@ async function sendToProvider(conversation: ConversationRecord, message: Message
       ...(message.template ? { template: message.template } : {}),
       ...(decision.tag ? { tag: decision.tag } : {}),
       idempotencyKey: message.id,
+      reference: `${message.conversationId}/${message.id}`,
     },
     { credentials: await loadCredentials(channel), baseUrl: baseUrl(channel), fetch },
   );
   if (result.ok) {
-    // The provider id leads its status callbacks (and echoes of our own send) back to this message.
-    await claimDedup(`${channel}#${result.providerMessageId}`, { conversationId: message.conversationId, messageId: message.id });
+    // The provider id leads its status callbacks (and echoes of our own send) back to this message,
+    // unless the callbacks bring our reference themselves.
+    if (!adapter.statusesCarryReference) {
+      await claimDedup(`${channel}#${result.providerMessageId}`, { conversationId: message.conversationId, messageId: message.id });
+    }
     return updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
   }
   if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error);

@@ -119,6 +119,8 @@ export interface InboundStatusEvent {
   status: 'sent' | 'delivered' | 'read' | 'failed';
   error?: string;
   at: string;
+  /** The reference our send gave the provider (OutboundSend.reference), when the provider returns it. */
+  reference?: string;
 }
 
 /** Outbound queue body: the message is already stored; the consumer delivers it. */

@@ -24,6 +24,7 @@ describe('instagram normalize', () => {
         text: 'Is this still available?',
         attachments: [],
         sentAt: SENT_AT,
+        dated: true,
       },
     ]);
   });

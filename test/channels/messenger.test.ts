@@ -25,6 +25,7 @@ describe('messenger normalize', () => {
         text: 'Hello, is my order shipped?',
         attachments: [],
         sentAt: SENT_AT,
+        dated: true,
       },
     ]);
   });
@@ -79,7 +80,7 @@ describe('messenger normalize', () => {
 
   it('a postback reads as the button title', () => {
     expect(normalize('postback')).toEqual([
-      { kind: 'message', channel: 'messenger', handle: PSID, providerMessageId: 'm_POSTBACK1', text: 'Talk to a human', attachments: [], sentAt: SENT_AT },
+      { kind: 'message', channel: 'messenger', handle: PSID, providerMessageId: 'm_POSTBACK1', text: 'Talk to a human', attachments: [], sentAt: SENT_AT, dated: true },
     ]);
   });
 
@@ -127,7 +128,7 @@ describe('messenger window', () => {
 });
 
 describe('messenger send', () => {
-  const base: OutboundSend = { to: PSID, text: 'It shipped yesterday.', attachments: [], idempotencyKey: '01JMSG0002' };
+  const base: OutboundSend = { to: PSID, text: 'It shipped yesterday.', attachments: [], idempotencyKey: '01JMSG0002', reference: '01JCONV0002/01JMSG0002' };
   const ok = { status: 200, body: { recipient_id: PSID, message_id: 'm_SENT1' } };
 
   it('posts to /me/messages with the page token, RESPONSE type and our id as metadata', async () => {
@@ -201,7 +202,7 @@ describe('instagram shares the Send API without metadata', () => {
   it('posts the same shape to the Instagram base URL', async () => {
     const { fetch, calls } = scriptedFetch({ status: 200, body: { recipient_id: '1234567890123456', message_id: 'ig_SENT1' } });
     const result = await instagramAdapter.send(
-      { to: '1234567890123456', text: 'Hi!', attachments: [], tag: 'HUMAN_AGENT', idempotencyKey: 'k' },
+      { to: '1234567890123456', text: 'Hi!', attachments: [], tag: 'HUMAN_AGENT', idempotencyKey: 'k', reference: 'c/k' },
       sendContext('instagram', fetch),
     );
     expect(result).toEqual({ ok: true, providerMessageId: 'ig_SENT1' });

@@ -35,7 +35,7 @@ function context(channel: ProviderChannel, credentials = DEV_CREDENTIALS[channel
   return { credentials, baseUrl: `${origin}/local/providers/${channel}`, fetch };
 }
 
-const message = (to: string): OutboundSend => ({ to, text: 'Hello from Conversa', attachments: [], idempotencyKey: '01JK' });
+const message = (to: string): OutboundSend => ({ to, text: 'Hello from Conversa', attachments: [], idempotencyKey: '01JK', reference: 'c/01JK' });
 
 const recipients: Record<ProviderChannel, string> = {
   whatsapp: '16505551234',

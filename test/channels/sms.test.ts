@@ -101,7 +101,7 @@ describe('twilio window', () => {
 });
 
 describe('twilio send', () => {
-  const base: OutboundSend = { to: '+14155552671', text: 'Your booking is confirmed.', attachments: [], idempotencyKey: 'k' };
+  const base: OutboundSend = { to: '+14155552671', text: 'Your booking is confirmed.', attachments: [], idempotencyKey: 'k', reference: 'c/k' };
   const created = { status: 201, body: { sid: 'SM00000000000000000000000000000001', status: 'queued' } };
 
   it('posts the form to Messages.json with Basic auth', async () => {

@@ -39,7 +39,7 @@ describe('telegram verify', () => {
 describe('telegram normalize', () => {
   it('text → chat id as handle, chat:message id, sender name', () => {
     expect(normalize('text')).toEqual([
-      { kind: 'message', ...ada, providerMessageId: '123456789:42', text: 'Hi! Where is my parcel?', attachments: [], sentAt: SENT_AT },
+      { kind: 'message', ...ada, providerMessageId: '123456789:42', text: 'Hi! Where is my parcel?', attachments: [], sentAt: SENT_AT, dated: true },
     ]);
   });
 
@@ -56,7 +56,7 @@ describe('telegram normalize', () => {
     ['document', 'Invoice attached', { type: 'file', url: 'telegram-file://BQACAgQAAxkBAAIBDoc', mimeType: 'application/pdf', name: 'invoice.pdf', size: 45678 }],
     ['sticker', '😂', { type: 'sticker', url: 'telegram-file://CAACAgIAAxkBAAIBSticker', size: 23456 }],
   ])('%s', (name, text, attachment) => {
-    expect(normalize(name)).toEqual([{ kind: 'message', ...ada, providerMessageId: '123456789:42', text, attachments: [attachment], sentAt: SENT_AT }]);
+    expect(normalize(name)).toEqual([{ kind: 'message', ...ada, providerMessageId: '123456789:42', text, attachments: [attachment], sentAt: SENT_AT, dated: true }]);
   });
 
   it('location and venue → pin text and geo: attachment', () => {
@@ -79,6 +79,7 @@ describe('telegram normalize', () => {
         text: '(edited) Hi! Where is my parcel #123?',
         attachments: [],
         sentAt: '2025-06-08T21:00:50.000Z',
+        dated: true,
       },
     ]);
   });
@@ -94,6 +95,7 @@ describe('telegram normalize', () => {
         text: 'New arrivals!',
         attachments: [],
         sentAt: SENT_AT,
+        dated: true,
       },
     ]);
   });
@@ -126,7 +128,7 @@ describe('telegram window', () => {
 });
 
 describe('telegram send', () => {
-  const base: OutboundSend = { to: '123456789', text: 'On its way!', attachments: [], idempotencyKey: 'k' };
+  const base: OutboundSend = { to: '123456789', text: 'On its way!', attachments: [], idempotencyKey: 'k', reference: 'c/k' };
   const ok = (id: number) => ({ status: 200, body: { ok: true, result: { message_id: id, chat: { id: 123456789 }, date: 1, text: 'On its way!' } } });
 
   it('sendMessage with chat_id and text → chat:message_id', async () => {

@@ -29,6 +29,7 @@ describe('whatsapp normalize: messages', () => {
       text: 'Does it come in another color?',
       attachments: [],
       sentAt: SENT_AT,
+        dated: true,
     });
   });
 
@@ -91,7 +92,16 @@ describe('whatsapp normalize: statuses', () => {
   it('maps sent/delivered/read/failed, keeps the error, ignores other states', () => {
     expect(normalize('statuses')).toEqual([
       { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'sent', at: '2025-06-08T21:01:40.000Z' },
-      { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'delivered', at: '2025-06-08T21:01:41.000Z' },
+      // The reference our send set comes back as biz_opaque_callback_data.
+      {
+        kind: 'status',
+        channel: 'whatsapp',
+        handle: '16505551234',
+        providerMessageId: 'wamid.OUT1',
+        status: 'delivered',
+        at: '2025-06-08T21:01:41.000Z',
+        reference: '01JV8Q1Z0000000000000000C1/01JV8Q1Z0000000000000000M1',
+      },
       { kind: 'status', channel: 'whatsapp', handle: '16505551234', providerMessageId: 'wamid.OUT1', status: 'read', at: '2025-06-08T21:02:40.000Z' },
       {
         kind: 'status',
@@ -115,6 +125,8 @@ describe('whatsapp normalize: statuses', () => {
     const [event] = adapter.normalize(signedRequest('whatsapp', body), credentials);
     expect(event).toMatchObject({ handle: '1555', profile: { phone: '+1555' }, text: 'hi' });
     expect(Date.parse(event?.kind === 'message' ? event.sentAt : '')).toBeGreaterThanOrEqual(before);
+    // Not dated by the provider: a late copy could not be told by its time, so it keeps an idempotency record.
+    expect(event).not.toHaveProperty('dated');
   });
 });
 
@@ -138,7 +150,7 @@ describe('whatsapp window', () => {
 });
 
 describe('whatsapp send', () => {
-  const base: OutboundSend = { to: '16505551234', text: 'Yes, in blue too.', attachments: [], idempotencyKey: '01JMSG0001' };
+  const base: OutboundSend = { to: '16505551234', text: 'Yes, in blue too.', attachments: [], idempotencyKey: '01JMSG0001', reference: '01JCONV0001/01JMSG0001' };
   const ok = { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: '16505551234', wa_id: '16505551234' }], messages: [{ id: 'wamid.SENT1' }] } };
 
   it('posts a text message to /{phone-number-id}/messages with the bearer token', async () => {
@@ -156,7 +168,7 @@ describe('whatsapp send', () => {
       to: '16505551234',
       type: 'text',
       text: { body: 'Yes, in blue too.', preview_url: false },
-      biz_opaque_callback_data: '01JMSG0001',
+      biz_opaque_callback_data: '01JCONV0001/01JMSG0001',
     });
   });
 

@@ -53,11 +53,14 @@ function reply(conversationId: string, body: Record<string, unknown>) {
 const updated = (messageId: string, status: string) => (f: Frame) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === status;
 
 /** Sends a reply and waits until the provider accepted it. */
-async function sentReply(conversationId: string, text: string): Promise<{ id: string; providerMessageId: string }> {
+/** A reply the provider accepted, with the ids its callbacks will name (WhatsApp also hands back our reference). */
+async function sentReply(conversationId: string, text: string): Promise<{ id: string; providerMessageId: string; reference?: string }> {
   const response = await reply(conversationId, { text });
   expect(response.status).toBe(202);
   const frame = await agent.waitFor(updated(response.body.message.id, 'sent'), 15_000, `sent: ${text}`);
-  return { id: frame.message.id, providerMessageId: frame.message.providerMessageId };
+  const [request] = await outbox(frame.message.channel, carries(text));
+  const reference = (request?.body as { biz_opaque_callback_data?: string } | undefined)?.biz_opaque_callback_data;
+  return { id: frame.message.id, providerMessageId: frame.message.providerMessageId, ...(reference ? { reference } : {}) };
 }
 
 interface OutboxItem {
@@ -112,12 +115,12 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel repli
     const { handle, conversationId } = await customer(channel);
     const sent = await sentReply(conversationId, `status check ${channel}`);
     for (const status of REPORTED_STATUSES[channel].filter((s) => s !== 'failed')) {
-      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, status, sent.providerMessageId))).status).toBe(200);
+      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, status, sent.providerMessageId, undefined, sent.reference))).status).toBe(200);
       await agent.waitFor(updated(sent.id, status), 10_000, `${status} for ${channel}`);
     }
     if (REPORTED_STATUSES[channel].includes('failed')) {
       const doomed = await sentReply(conversationId, `this one will bounce ${channel}`);
-      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, 'failed', doomed.providerMessageId))).status).toBe(200);
+      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, 'failed', doomed.providerMessageId, undefined, doomed.reference))).status).toBe(200);
       const failed = await agent.waitFor(updated(doomed.id, 'failed'), 10_000, 'failed');
       expect(failed.message.error).toMatch(channel === 'sms' ? /30007/ : /Re-engagement message/);
     }

@@ -103,6 +103,7 @@ export type DeliveryStatus = 'delivered' | 'read' | 'failed';
 /**
  * A status callback for one of our sends, from the channel's documented status payload.
  * Messenger without `providerMessageId` sends the watermark form (no mids), at `watermark`.
+ * WhatsApp returns the send's `biz_opaque_callback_data` as `reference`.
  */
 export function statusWebhook(
   channel: ProviderChannel,
@@ -110,6 +111,7 @@ export function statusWebhook(
   status: DeliveryStatus,
   providerMessageId: string | undefined,
   watermark = Date.now(),
+  reference?: string,
 ): string {
   switch (channel) {
     case 'whatsapp': {
@@ -117,7 +119,9 @@ export function statusWebhook(
       const value = body.entry[0].changes[0].value;
       const failed = value.statuses.find((s: Json) => s.status === 'failed');
       const base = status === 'failed' ? failed : value.statuses[0];
-      value.statuses = [{ ...base, id: providerMessageId, status, recipient_id: handle, timestamp: String(Math.floor(Date.now() / 1000)) }];
+      const { biz_opaque_callback_data: _fixtureReference, ...rest } = base;
+      const echoed = reference ? { biz_opaque_callback_data: reference } : {};
+      value.statuses = [{ ...rest, ...echoed, id: providerMessageId, status, recipient_id: handle, timestamp: String(Math.floor(Date.now() / 1000)) }];
       return JSON.stringify(body);
     }
     case 'messenger': {
