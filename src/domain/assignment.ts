@@ -32,19 +32,19 @@ export interface TransferInput {
 
 /**
  * To an agent (optionally naming the team it now belongs to) or to a team (unassigned, so
- * that routing picks an available member). The note is a private message, written before
- * the move so that the new assignee finds it in the history they are handed.
+ * that routing picks an available member). The note is a private message written after the
+ * move, so that it goes live to the agents who now follow the conversation (the new assignee).
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team) throw badRequest('invalid_request', 'agentId or team is required');
   if (input.agentId) await requireAgent(input.agentId);
-  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true });
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (input.agentId ? (c.team ?? null) : null);
     if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
     return { ...c, assigneeId, team, updatedAt: new Date().toISOString() };
   });
+  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true });
   return after;
 }
 

@@ -129,7 +129,7 @@ export async function mergeContacts(survivorId: string, otherId: string): Promis
     const result = await updateConversation(conversationId, (c) =>
       c.contact.id === survivorId ? undefined : { ...c, contact: { ...c.contact, id: survivorId } },
     );
-    if (result && result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)]);
+    if (result && result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
     await unlinkContactConversation(otherId, conversationId);
   }
 }

@@ -13,7 +13,7 @@ export async function changeConversation(
   const result = await updateConversation(id, change);
   if (!result) throw notFound('conversation');
   if (result.after !== result.before) {
-    await publishToConversation(result.after, [conversationEvent(result.after)]);
+    await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
     await afterConversationChange(result.before, result.after);
   }
   return result;

@@ -18,7 +18,7 @@ import { sendReplyEmail } from './email';
 import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { conversationEvent, messageEvent } from './events';
-import { publish } from './fanout';
+import { publish, scopeOf } from './fanout';
 import { newId } from './ids';
 import { applyOutboundToConversation } from './outbound';
 import { getSettings, type Settings } from './settings';
@@ -74,7 +74,7 @@ export async function storeOutbound(
   const updated = (await applyOutboundToConversation(conversation.id, message)) ?? conversation;
   // A redelivered job finds its message stored: the first delivery already queued or published it.
   if (stored && delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
-  if (stored && delivery === 'note') await publish([messageEvent(message), conversationEvent(updated)], { agents: true });
+  if (stored && delivery === 'note') await publish([messageEvent(message), conversationEvent(updated)], { agents: scopeOf(updated) });
   return { message, conversation: updated };
 }
 

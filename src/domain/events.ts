@@ -1,7 +1,7 @@
 /** Server → client event frames (CONTRACT.md section 4) and who receives them. */
 import { toConversation, type ConversationRecord } from '../store/conversations';
 import type { Message } from './types';
-import { publish, type ServerEvent } from './fanout';
+import { publish, scopeOf, type ServerEvent } from './fanout';
 
 /**
  * `conversation`, when given, is the conversation as the message left it (last message time,
@@ -38,13 +38,14 @@ export function changedBeyondActivity(before: ConversationRecord | undefined, af
 }
 
 /**
- * Agents get every event of a conversation; its web visitor gets the same minus private
- * notes. Returns how many of the visitor's connections took them (0 = the visitor is away).
+ * The agents who follow the conversation get every event of it (with `before`, also those it
+ * just left: src/domain/fanout.ts); its web visitor gets the same minus private notes. Returns
+ * how many of the visitor's connections took them (0 = the visitor is away).
  */
-export async function publishToConversation(conversation: ConversationRecord, events: ServerEvent[]): Promise<number> {
+export async function publishToConversation(conversation: ConversationRecord, events: ServerEvent[], before?: ConversationRecord): Promise<number> {
   const visible = events.filter((event) => !(event.message as Message | undefined)?.private);
   const [, visitorCount] = await Promise.all([
-    publish(events, { agents: true }),
+    publish(events, { agents: scopeOf(conversation, before) }),
     conversation.visitorId && visible.length > 0 ? publish(visible, { agents: false, visitorId: conversation.visitorId }) : Promise.resolve(0),
   ]);
   return visitorCount;

@@ -11,9 +11,31 @@ import type { ConnectionAudience } from '../store/keys';
 
 export type ServerEvent = { type: string } & Record<string, unknown>;
 
+/**
+ * The agents who follow a conversation live: admins (they may see every conversation), its
+ * assignee, and every agent while it is unassigned (any of them may take it) or while its
+ * assignee has no console connected (nobody else would see it move). `assignees` lists the
+ * assignee and, on a change, the one before: an agent it left, or everyone when it leaves the
+ * queue, hears of the change once. Other agents still read any conversation over HTTP.
+ */
+export interface ConversationScope {
+  assignees: (string | null)[];
+}
+
+export function scopeOf(conversation: { assigneeId: string | null }, before?: { assigneeId: string | null }): ConversationScope {
+  return { assignees: before && before.assigneeId !== conversation.assigneeId ? [conversation.assigneeId, before.assigneeId] : [conversation.assigneeId] };
+}
+
+function follows(connection: ConnectionRecord, scope: ConversationScope, connected: Set<string>): boolean {
+  if (connection.role === 'admin') return true;
+  const [assignee, ...former] = scope.assignees;
+  if (!assignee || !connected.has(assignee)) return true;
+  return connection.principalId === assignee || former.some((f) => !f || f === connection.principalId);
+}
+
 export interface Audience {
-  /** All agents (the team inbox). */
-  agents: boolean;
+  /** All agents (team-wide events such as presence), or those who follow one conversation. */
+  agents: boolean | ConversationScope;
   /** A web visitor's connections; never set for private notes. */
   visitorId?: string | null;
   /** Connection ids not to send to (e.g. the sender of a typing signal). */
@@ -42,7 +64,10 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const groups: ConnectionAudience[] = [];
   if (audience.agents) groups.push({ kind: 'agents' });
   if (audience.visitorId) groups.push({ kind: 'visitor', visitorId: audience.visitorId });
-  const connections = (await Promise.all(groups.map((g) => listConnections(g)))).flat().filter((c) => c.connectionId !== audience.except);
+  const scope = typeof audience.agents === 'object' ? audience.agents : undefined;
+  const listed = (await Promise.all(groups.map((g) => listConnections(g)))).flat();
+  const connected = new Set(listed.filter((c) => c.audience.kind === 'agents').map((c) => c.principalId));
+  const connections = listed.filter((c) => c.connectionId !== audience.except && (!scope || c.audience.kind !== 'agents' || follows(c, scope, connected)));
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
       for (const event of events) if (!(await sendToConnection(connection, event))) return false;

@@ -9,7 +9,7 @@ import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from '
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound } from './automation';
 import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
-import { publish, sendToConnection } from './fanout';
+import { publish, scopeOf, sendToConnection } from './fanout';
 import {
   applyMessageToOpenConversation,
   createConversation,
@@ -247,7 +247,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     messageEvent(message, hooked.conversation),
     ...hooked.messages.map((m) => messageEvent(m)),
     ...(changedBeyondActivity(created ? undefined : found, hooked.conversation) ? [conversationEvent(hooked.conversation)] : []),
-  ]);
+  ], created ? undefined : found);
   // Timers after the fan-out: they need not delay it. (A redelivery finds the message applied and
   // skips the hooks, so a failure here leaves the timers unset, as for any hook step.)
   await hooked.afterPublish?.();
@@ -270,7 +270,7 @@ async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
     const after = await updateMessageStatus(conversationId, message.id, event.status);
     if (after) updated.push(after);
   }
-  if (updated.length > 0) await publish(updated.map(messageUpdatedEvent), { agents: true });
+  if (updated.length > 0) await publishStatuses(conversationId, updated);
 }
 
 /** OutboundSend.reference as a provider handed it back: `<conversationId>/<messageId>`. */
@@ -288,5 +288,11 @@ export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
     ...(event.error ? { error: event.error } : {}),
   });
   if (!updated) return;
-  await publish([messageUpdatedEvent(updated)], { agents: true });
+  await publishStatuses(pointer.conversationId, [updated]);
+}
+
+/** Status changes go to the agents who follow the conversation (a read that may lag a write is fine for that). */
+async function publishStatuses(conversationId: string, messages: Message[]): Promise<void> {
+  const conversation = await getConversation(conversationId);
+  if (conversation) await publish(messages.map(messageUpdatedEvent), { agents: scopeOf(conversation) });
 }

@@ -9,7 +9,7 @@ import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
 import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent } from './events';
-import { publish } from './fanout';
+import { publish, scopeOf } from './fanout';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { enqueueOutbound } from '../aws/queues';
@@ -98,7 +98,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated && changedBeyondActivity(conversation, updated) ? [conversationEvent(updated)] : [])],
-    { agents: true },
+    { agents: scopeOf(updated ?? conversation, conversation) },
   );
   // Notes never leave the team: no outbound job.
   if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);
@@ -137,7 +137,7 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   }
   if (!final) return;
   // Only the status is news: the conversation as it stands went out when the reply was posted.
-  await publish([messageUpdatedEvent(final)], { agents: true });
+  await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation) });
   await afterOutbound(conversation, final);
 }
 

@@ -8,7 +8,7 @@ import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';
 import { agentDisconnected, changePresence } from './presence';
 import { conversationEvent } from './events';
-import { publish, sendToConnection, type ServerEvent } from './fanout';
+import { publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -141,7 +141,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (!conversation) return;
       const event = { type: 'typing', conversationId: conversation.id, sender: { type: isVisitor ? 'contact' : 'agent', id: principal.id }, state: frame.state };
       await Promise.all([
-        publish([event], { agents: true, except: connectionId }),
+        publish([event], { agents: scopeOf(conversation), except: connectionId }),
         !isVisitor && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
@@ -151,13 +151,13 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (!conversation) return;
       const event = { type: 'read', conversationId: conversation.id, messageId: frame.messageId, by: { type: isVisitor ? 'contact' : 'agent', id: principal.id } };
       if (isVisitor) {
-        await publish([event], { agents: true });
+        await publish([event], { agents: scopeOf(conversation) });
         await afterVisitorRead(conversation, frame.messageId);
         return;
       }
       const result = await updateConversation(conversation.id, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
       await Promise.all([
-        publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: true }),
+        publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: scopeOf(conversation) }),
         conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;

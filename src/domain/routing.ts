@@ -115,7 +115,7 @@ export async function drainQueue(): Promise<number> {
       const after = await autoAssign(conversation);
       if (after?.assigneeId) {
         assigned++;
-        await publishToConversation(after, [conversationEvent(after)]);
+        await publishToConversation(after, [conversationEvent(after)], conversation);
       } else if (after === undefined && (await stillWaiting(conversation.id))) {
         exhausted.add(lane);
       }
@@ -180,7 +180,7 @@ export async function routeOnConversationChange(before: ConversationRecord, afte
     const reopenedWithSameAgent = before.status !== 'open' && before.assigneeId === after.assigneeId;
     if (reopenedWithSameAgent) {
       const routed = await reclaimOrRequeue(after);
-      if (routed.assigneeId !== after.assigneeId) await publishToConversation(routed, [conversationEvent(routed)]);
+      if (routed.assigneeId !== after.assigneeId) await publishToConversation(routed, [conversationEvent(routed)], after);
       waiting = false;
     } else {
       await addAgentLoad(is.agentId, is.kind);

@@ -84,6 +84,25 @@ describe('agent workspace', () => {
     expect(bad.body.error.code).toBe('invalid_request');
   });
 
+  it('sends an assigned conversation live to its assignee and the admins, not to the other agents', async () => {
+    // Prepare: an admin console besides the two agents'
+    const supervisor = await connect(admin);
+    const { ws, conversationId } = await visitorWithConversation('Only my agent should hear this');
+    const mine = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== mine)!;
+
+    // Act: the customer writes again
+    ws.send({ action: 'sendMessage', text: 'second line for my agent', clientMessageId: crypto.randomUUID() });
+
+    // Assess: assignee and admin get it; the other agent gets nothing of this conversation
+    const said = (f: Frame) => f.type === 'message.created' && f.message.text === 'second line for my agent';
+    await sockets[mine]!.waitFor(said, 10_000, 'assignee');
+    await supervisor.waitFor(said, 10_000, 'admin');
+    expect(sockets[other]!.frames.filter((f) => f.conversationId === conversationId || f.conversation?.id === conversationId)).toEqual([]);
+    // It is not hidden from them: any agent may still open it.
+    expect((await get(`/v1/conversations/${conversationId}/messages`, tokens[other])).status).toBe(200);
+  });
+
   it('transfers with a private note: the new assignee sees the whole history, the visitor never sees the note', async () => {
     // Prepare: the conversation went to one agent automatically
     const { session, ws, conversationId } = await visitorWithConversation('My parcel is lost');

@@ -27,9 +27,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function connectAgent(sub: string): Promise<{ client: WsClient; connectionId: string }> {
+async function connectAgent(sub: string, role: 'agent' | 'admin' = 'agent'): Promise<{ client: WsClient; connectionId: string }> {
   const before = new Set(stack.websocket.connections());
-  const client = await WsClient.connect(stack.wsUrl, stack.issueAgentToken(sub));
+  const client = await WsClient.connect(stack.wsUrl, stack.issueAgentToken(sub, role));
   clients.push(client);
   const connectionId = await eventually(() => stack.websocket.connections().find((id) => !before.has(id)));
   return { client, connectionId };
@@ -40,9 +40,10 @@ const connectionItem = async (connectionId: string) =>
 
 describe('a connection that vanished without a close frame', () => {
   it('does not stop delivery to the others, and its item is removed', async () => {
-    // Prepare: two agents; one of them will vanish once past the $connect grace period
+    // Prepare: an agent who will vanish once past the $connect grace period, and an admin (who
+    // follows every conversation, whoever it is assigned to)
     const { connectionId: lostId } = await connectAgent('agent-lost');
-    const { client: stayed } = await connectAgent('agent-stayed');
+    const { client: stayed } = await connectAgent('agent-stayed', 'admin');
     expect(await connectionItem(lostId)).toBeDefined();
     await new Promise((r) => setTimeout(r, CONNECT_GRACE_MS + 500));
 

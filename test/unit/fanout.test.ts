@@ -9,7 +9,7 @@ process.env.WS_CALLBACK_URL = 'https://example.execute-api.us-east-1.amazonaws.c
 process.env.AWS_REGION = 'us-east-1';
 const ddbMock = mockClient(DynamoDBDocumentClient);
 const wsMock = mockClient(ApiGatewayManagementApiClient);
-const { publish } = await import('../../src/domain/fanout');
+const { publish, scopeOf } = await import('../../src/domain/fanout');
 
 const future = Math.floor(Date.now() / 1000) + 3600;
 const old = new Date(Date.now() - 60_000).toISOString();
@@ -45,5 +45,39 @@ describe('publish', () => {
     wsMock.on(PostToConnectionCommand).resolves({});
     await publish([{ type: 'typing' }], { agents: true, except: 'sender' });
     expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId)).toEqual(['a']);
+  });
+});
+
+describe('publish to the agents who follow a conversation', () => {
+  const as = (id: string, role: 'agent' | 'admin') => ({ ...connection(id), principalId: id, role });
+  const team = [as('ana', 'agent'), as('ben', 'agent'), as('cy', 'agent'), as('boss', 'admin')];
+  const reached = () => wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort();
+
+  beforeEach(() => {
+    ddbMock.on(QueryCommand).resolves({ Items: team });
+    wsMock.on(PostToConnectionCommand).resolves({});
+  });
+
+  it('sends an assigned conversation’s events to its assignee and the admins only', async () => {
+    await publish([{ type: 'message.created' }], { agents: scopeOf({ assigneeId: 'ben' }) });
+    expect(reached()).toEqual(['ben', 'boss']);
+  });
+
+  it('sends to every agent while the assignee has no console connected', async () => {
+    await publish([{ type: 'message.created' }], { agents: scopeOf({ assigneeId: 'dee' }) });
+    expect(reached()).toEqual(['ana', 'ben', 'boss', 'cy']);
+  });
+
+  it('sends a waiting (unassigned) conversation’s events to every agent', async () => {
+    await publish([{ type: 'message.created' }], { agents: scopeOf({ assigneeId: null }) });
+    expect(reached()).toEqual(['ana', 'ben', 'boss', 'cy']);
+  });
+
+  it('tells the agent a conversation left, and everyone when it leaves the queue', async () => {
+    await publish([{ type: 'conversation.updated' }], { agents: scopeOf({ assigneeId: 'cy' }, { assigneeId: 'ana' }) });
+    expect(reached()).toEqual(['ana', 'boss', 'cy']);
+    wsMock.resetHistory();
+    await publish([{ type: 'conversation.updated' }], { agents: scopeOf({ assigneeId: 'cy' }, { assigneeId: null }) });
+    expect(reached()).toEqual(['ana', 'ben', 'boss', 'cy']);
   });
 });
