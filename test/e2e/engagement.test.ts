@@ -226,11 +226,19 @@ describe('email fallback', () => {
   });
 });
 
+/**
+ * The customer message's own timer steps (the last of its hooks) have run. The visitor's ack
+ * comes before them, and an agent answering within milliseconds (only a test does) would race
+ * them: the message's "the customer is here" step would cancel the follow-up armed for the reply.
+ */
+const customerHooksDone = (conversationId: string) => eventually(() => pendingTimers(conversationId).includes('autoResolve'));
+
 describe('re-engagement', () => {
   it('follows up once when the customer does not answer the agent', async () => {
     await timers({ reengageAfterSeconds: 2 });
     await settings({ reengagement: { enabled: true, message: 'Still there? Anything else?' } });
     const { ws, conversationId } = await visitor(undefined, 'Can you help?');
+    await customerHooksDone(conversationId);
     await agentReply(conversationId, 'Sure, what do you need?');
     const followUp = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still there? Anything else?', 20_000, 'follow-up');
     expect(followUp.message.sender.type).toBe('bot');
@@ -241,6 +249,7 @@ describe('re-engagement', () => {
   it('does not follow up when the customer answered', async () => {
     await timers({ reengageAfterSeconds: 3 });
     const { ws, conversationId } = await visitor(undefined, 'Help please');
+    await customerHooksDone(conversationId);
     const replyId = await agentReply(conversationId, 'What is your order number?');
     await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
     await eventually(() => pendingTimers(conversationId).includes('reengage'));
