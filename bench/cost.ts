@@ -12,8 +12,11 @@ export const ASSUMPTIONS = {
   inboundShare: 0.5,
   /** A conversation's messages (both directions): its first message's extra cost is spread over them. */
   messagesPerConversation: 10,
-  /** Agent connections online that every conversation event fans out to (the team inbox). */
-  agentConnectionsOnline: 3,
+  /**
+   * Agent consoles that get each event of a conversation: its assignee's (src/domain/fanout.ts).
+   * Each admin console online adds one; a conversation waiting unassigned reaches every agent.
+   */
+  agentConnectionsPerConversation: 1,
   /** Messages the team handles per agent-connection minute: one agent, one message a minute. */
   messagesPerAgentConnectionMinute: 1,
   /** CloudWatch Logs per invocation: START, END and REPORT lines at WARN log level. */
@@ -77,7 +80,7 @@ export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbo
   const breakdown: Record<string, number> = {
     apiGatewayHttp: mix(inbound.httpRequests, outbound.httpRequests) * PRICES.apiGateway.httpPerMillionRequests,
     apiGatewayWebSocketMessages:
-      mix(inbound.agentFrames, outbound.agentFrames) * ASSUMPTIONS.agentConnectionsOnline * PRICES.apiGateway.websocketPerMillionMessages,
+      mix(inbound.agentFrames, outbound.agentFrames) * ASSUMPTIONS.agentConnectionsPerConversation * PRICES.apiGateway.websocketPerMillionMessages,
     apiGatewayWebSocketMinutes: (1 / ASSUMPTIONS.messagesPerAgentConnectionMinute) * PRICES.apiGateway.websocketPerMillionConnectionMinutes,
     lambdaCompute: mix(lambdaIn.compute, lambdaOut.compute) * million,
     lambdaRequests: mix(lambdaIn.requests, lambdaOut.requests) * million,
