@@ -7,7 +7,7 @@ import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
-import { afterInbound } from './automation';
+import { afterInbound, type InboundHookContext } from './automation';
 import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -17,7 +17,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, findByProviderMessageId, getDedup, listMessages, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, findByProviderMessageId, getDedup, getMessage, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 
@@ -146,16 +146,17 @@ function parseMark(mark: string | undefined): { group: string; seq: bigint } | u
 
 /**
  * The id of an ordered delivery's message, with no idempotency record to write:
- * - at or below the conversation's sequence mark, the delivery was applied before ('applied');
+ * - at or below the conversation's sequence mark, the delivery was applied before ('applied';
+ *   'last' when it is the one applied last, whose hooks and fan-out may not have run);
  * - a late copy, or one whose group left no mark (an attempt that crashed before the
  *   conversation update, another channel's group), is looked up by its provider id;
  * - otherwise the id is made from the delivery alone, so a retry after a crash between the
  *   message write and the conversation update makes the same id and writes nothing new.
  */
-async function orderedMessageId(found: ConversationRecord, created: boolean, channel: Channel, d: OrderedDelivery): Promise<string | 'applied'> {
+async function orderedMessageId(found: ConversationRecord, created: boolean, channel: Channel, d: OrderedDelivery): Promise<string | 'applied' | 'last'> {
   const mark = parseMark(found.lastInboundSeq);
   const sameGroup = mark?.group === d.group;
-  if (mark && sameGroup && mark.seq >= d.seq) return 'applied';
+  if (mark && sameGroup && mark.seq >= d.seq) return mark.seq === d.seq ? 'last' : 'applied';
   if (!created && (!sameGroup || d.receivedAtMs - d.sentAtMs >= LATE_AFTER_MS)) {
     const since = Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS;
     const existing = await findByProviderMessageId(found.id, d.providerMessageId, since);
@@ -179,6 +180,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (ordered) {
     const messageId = await orderedMessageId(found, created, event.channel, ordered);
     if (messageId === 'applied') return;
+    if (messageId === 'last') return resumeApplied(found);
     record = { conversationId: found.id, messageId };
   } else {
     record = await claimedMessageId(found, event);
@@ -241,15 +243,31 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   }
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
+  await afterApply({ conversation, message, created, reopened }, created ? undefined : found);
+}
 
-  const hooked = await afterInbound({ conversation, message, created, reopened });
+/**
+ * The delivery applied last came back (a crash or a timeout after the conversation update):
+ * its hooks and fan-out may not have run, and each is safe to run again (the autoresponder and
+ * the assignment claim their change, timers are replaced). Agents may get its events twice,
+ * with the same message id.
+ */
+async function resumeApplied(conversation: ConversationRecord): Promise<void> {
+  const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
+  if (message) await afterApply({ conversation, message, created: false, reopened: false }, conversation);
+}
+
+/** Routing and engagement hooks, then the fan-out, then the timers. */
+async function afterApply(context: InboundHookContext, before: ConversationRecord | undefined): Promise<void> {
+  const { message } = context;
+  const hooked = await afterInbound(context);
   await publishToConversation(hooked.conversation, [
     messageEvent(message, hooked.conversation),
     ...hooked.messages.map((m) => messageEvent(m)),
-    ...(changedBeyondActivity(created ? undefined : found, hooked.conversation) ? [conversationEvent(hooked.conversation)] : []),
-  ], created ? undefined : found);
-  // Timers after the fan-out: they need not delay it. (A redelivery finds the message applied and
-  // skips the hooks, so a failure here leaves the timers unset, as for any hook step.)
+    ...(changedBeyondActivity(before, hooked.conversation) ? [conversationEvent(hooked.conversation)] : []),
+  ], before);
+  // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
+  // retried by the queue, and the redelivery resumes here (resumeApplied).
   await hooked.afterPublish?.();
 }
 

@@ -1,7 +1,8 @@
 /**
  * Delivery faults on the inbound path: provider retries arriving all at once, a burst from many
- * customers, a poison message, a consumer that dies halfway through a batch, and one that dies
- * between storing a message and updating its conversation. Each ends with
+ * customers, a poison message, a consumer that dies halfway through a batch, one that dies
+ * between storing a message and updating its conversation, and one that dies before the hooks.
+ * Each ends with
  * the store read back: every message exactly once, in order per customer.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -9,6 +10,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
 import { enqueueInbound } from '../../src/aws/queues';
+import { listMessages } from '../../src/store/messages';
 import type { InboundMessageEvent } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { eventually } from '../support/clients';
@@ -45,6 +47,23 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
         throw new Error('simulated crash between the message write and the conversation update');
       }
       return real.applyMessageToOpenConversation(...args);
+    },
+  };
+});
+
+/** The inbound hooks, wrapped so a test can make them fail once after the conversation update. */
+const hooksFail = vi.hoisted(() => ({ armed: false, failed: 0 }));
+vi.mock('../../src/domain/automation', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/automation')>();
+  return {
+    ...real,
+    afterInbound: async (...args: Parameters<typeof real.afterInbound>) => {
+      if (hooksFail.armed) {
+        hooksFail.armed = false;
+        hooksFail.failed += 1;
+        throw new Error('simulated crash after the conversation update, before the hooks');
+      }
+      return real.afterInbound(...args);
     },
   };
 });
@@ -200,5 +219,27 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(applyFails.failed).toBe(1);
     expect(sequence).toEqual([0, 1, 2]);
     expect((await conversationOf(from))?.unreadCount).toBe(3);
+  });
+
+  it('runs the hooks of a message again when the consumer died after updating the conversation', async () => {
+    // Prepare: the hooks of the next message (a new customer's first) fail once
+    await retryQuickly();
+    const from = phone(4, 3);
+    hooksFail.armed = true;
+
+    // Act
+    expect(await postWhatsapp(stack, whatsappBody(from, 'hooked 0'))).toBe(200);
+
+    // Assess: on the redelivery the message is not stored again, and what its hooks do happened
+    // once: the greeting, the auto-resolve timer
+    const conversation = await eventually(async () => {
+      const c = await conversationOf(from);
+      return c && stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${c.id}`) ? c : undefined;
+    }, 60_000);
+    expect(hooksFail.failed).toBe(1);
+    const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+    expect(items.filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['hooked 0']);
+    expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
+    expect(conversation.unreadCount).toBe(1);
   });
 });
