@@ -180,7 +180,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (ordered) {
     const messageId = await orderedMessageId(found, created, event.channel, ordered);
     if (messageId === 'applied') return;
-    if (messageId === 'last') return resumeApplied(found);
+    if (messageId === 'last') return resumeApplied(found, ordered.providerMessageId);
     record = { conversationId: found.id, messageId };
   } else {
     record = await claimedMessageId(found, event);
@@ -252,9 +252,11 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
  * the assignment claim their change, timers are replaced). Agents may get its events twice,
  * with the same message id.
  */
-async function resumeApplied(conversation: ConversationRecord): Promise<void> {
+async function resumeApplied(conversation: ConversationRecord, providerMessageId: string): Promise<void> {
   const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
-  if (message) await afterApply({ conversation, message, created: false, reopened: false }, conversation);
+  // An undated message of the same customer (no sequence mark of its own) may have come after it.
+  if (message?.providerMessageId !== providerMessageId) return;
+  await afterApply({ conversation, message, created: false, reopened: false }, conversation);
 }
 
 /** Routing and engagement hooks, then the fan-out, then the timers. */
