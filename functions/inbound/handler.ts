@@ -3,7 +3,7 @@
  * record fails the rest of its group (not other groups) so nothing overtakes it.
  */
 import type { SQSEvent, SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { processFifoGroups } from '../../src/aws/fifo-batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ingestMessage, ingestStatus, UnprocessableEventError } from '../../src/domain/inbound';
 import type { InboundEvent } from '../../src/domain/types';
@@ -25,10 +25,5 @@ async function record(record: SQSRecord): Promise<void> {
   }
 }
 
-/**
- * A processor per invocation: it keeps the batch's failures and skipped groups in its fields, so
- * one shared by overlapping invocations (the local stack runs several batches at once in one
- * process) would report one batch's failures in another's response.
- */
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> =>
-  processPartialResponse(event, record, new SqsFifoPartialProcessorAsync(), { skipGroupOnError: true, throwOnFullBatchFailure: false });
+/** Conversations side by side, each one's records in order (src/aws/fifo-batch.ts). */
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => processFifoGroups(event, record);
