@@ -30,8 +30,12 @@ export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle'
   return undefined;
 }
 
-/** The customer's conversation on this channel, created (with its contact) on the first message. */
-async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; created: boolean }> {
+/**
+ * The customer's conversation on this channel. On the first message (`draft`) the contact and the
+ * pointer to the new conversation are stored, the conversation itself is not: ingestMessage
+ * stores it once, with that message applied.
+ */
+async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean }> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
   if (event.channel === 'web') {
@@ -44,24 +48,39 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   }
   if (pointer?.conversationId) {
     const existing = await getConversation(pointer.conversationId, true);
-    if (existing) return { conversation: existing, created: false };
+    if (existing) return { conversation: existing, draft: false };
   }
   const contactId = pointer?.contactId ?? (await findOrCreateContact(event.channel, event.handle, profile));
-  return openConversation({ channel: event.channel, handle: event.handle, contactId, conversationId: pointer?.conversationId, profile });
+  const conversation = await draftConversation({ channel: event.channel, handle: event.handle, contactId, conversationId: pointer?.conversationId, profile });
+  return { conversation, draft: true };
 }
 
-/**
- * Creates the conversation of a customer's handle on a channel (or returns the one a crashed
- * attempt created). Also used to continue a conversation on another channel.
- */
-export async function openConversation(input: {
+interface NewConversation {
   channel: Channel;
   handle: string;
   contactId: string;
   /** The id the handle (or visitor) already points at, if any. */
   conversationId?: string | undefined;
   profile: Profile;
-}): Promise<{ conversation: ConversationRecord; created: boolean }> {
+}
+
+/**
+ * Creates the conversation of a customer's handle on a channel (or returns the one a crashed
+ * attempt created). Used to continue a conversation on another channel.
+ */
+export async function openConversation(input: NewConversation): Promise<{ conversation: ConversationRecord; created: boolean }> {
+  const conversation = await draftConversation(input);
+  await linkContactConversation(input.contactId, conversation.id);
+  if (await createConversation(conversation)) return { conversation, created: true };
+  const existing = await getConversation(conversation.id, true);
+  return existing ? { conversation: existing, created: false } : { conversation, created: true };
+}
+
+/**
+ * A new conversation, not stored yet. The handle (or visitor) points at its id first, so that a
+ * retry after a crash makes the same one.
+ */
+async function draftConversation(input: NewConversation): Promise<ConversationRecord> {
   const { channel, handle, contactId, profile } = input;
   const now = new Date().toISOString();
   // The pointer is written before the conversation so that a retry after a crash reuses the id.
@@ -70,7 +89,7 @@ export async function openConversation(input: {
     if (channel === 'web') await updateVisitor(handle, { contactId, conversationId });
     else await setHandleConversation(channel, handle, conversationId);
   }
-  const conversation: ConversationRecord = {
+  return {
     id: conversationId,
     channel,
     status: 'open',
@@ -84,12 +103,6 @@ export async function openConversation(input: {
     ...(channel === 'web' ? { visitorId: handle } : {}),
     version: 0,
   };
-  if (!(await createConversation(conversation))) {
-    const existing = await getConversation(conversationId, true);
-    if (existing) return { conversation: existing, created: false };
-  }
-  await linkContactConversation(contactId, conversationId);
-  return { conversation, created: true };
 }
 
 /**
@@ -174,11 +187,11 @@ async function claimedMessageId(found: ConversationRecord, event: InboundMessage
 }
 
 export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
-  const { conversation: found, created } = await resolveConversation(event);
+  const { conversation: found, draft } = await resolveConversation(event);
   const ordered = orderedDelivery(event, delivery);
   let record: { conversationId: string; messageId: string };
   if (ordered) {
-    const messageId = await orderedMessageId(found, created, event.channel, ordered);
+    const messageId = await orderedMessageId(found, draft, event.channel, ordered);
     if (messageId === 'applied') return;
     if (messageId === 'last') return resumeApplied(found, ordered.providerMessageId);
     record = { conversationId: found.id, messageId };
@@ -203,17 +216,33 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
 
   let conversation: ConversationRecord | undefined;
   let reopened = false;
-  const fast = await applyMessageToOpenConversation(conversationId, {
-    id: message.id,
-    createdAt: message.createdAt,
-    direction: 'inbound',
-    private: false,
-    senderType: 'contact',
-  }, ordered && markOf(ordered));
-  if (fast !== 'duplicate') {
-    if (fast) {
+  let created = false;
+  if (draft) {
+    // One write for the new conversation, its first message applied (the contact lists it first:
+    // a retry after a crash finds that done).
+    await linkContactConversation(found.contact.id, found.id);
+    const first: ConversationRecord = {
+      ...found,
+      lastInboundId: message.id,
+      ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
+      lastMessageAt: message.createdAt,
+      lastInboundAt: message.createdAt,
+      updatedAt: message.createdAt,
+      unreadCount: 1,
+    };
+    created = await createConversation(first);
+    if (created) conversation = first;
+  }
+  if (!created) {
+    const fast = await applyMessageToOpenConversation(
+      conversationId,
+      { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact' },
+      ordered && markOf(ordered),
+    );
+    if (fast && fast !== 'duplicate') {
       conversation = fast;
-    } else {
+    } else if (!fast) {
+      // Not open (or not there): read-modify-write, which also reopens.
       const result = await updateConversation(conversationId, (c) => {
         if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
         reopened = c.status !== 'open';

@@ -34,8 +34,9 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => {
   };
 });
 
-/** The conversation update, wrapped so a test can make it fail once after the message was stored. */
+/** The conversation update (and a new conversation's write), wrapped so a test can make it fail once after the message was stored. */
 const applyFails = vi.hoisted(() => ({ armed: false, failed: 0 }));
+const createFails = vi.hoisted(() => ({ armed: false, failed: 0 }));
 vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
@@ -47,6 +48,14 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
         throw new Error('simulated crash between the message write and the conversation update');
       }
       return real.applyMessageToOpenConversation(...args);
+    },
+    createConversation: async (...args: Parameters<typeof real.createConversation>) => {
+      if (createFails.armed) {
+        createFails.armed = false;
+        createFails.failed += 1;
+        throw new Error('simulated crash between the first message write and the new conversation write');
+      }
+      return real.createConversation(...args);
     },
   };
 });
@@ -219,6 +228,29 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(applyFails.failed).toBe(1);
     expect(sequence).toEqual([0, 1, 2]);
     expect((await conversationOf(from))?.unreadCount).toBe(3);
+  });
+
+  it('stores a new customer’s first message and conversation once when the consumer dies in between', async () => {
+    // Prepare: the next new conversation's write fails once, after its first message was written
+    await retryQuickly();
+    const from = phone(4, 4);
+    createFails.armed = true;
+
+    // Act
+    expect(await postWhatsapp(stack, whatsappBody(from, 'first 0'))).toBe(200);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'first 1'))).toBe(200);
+
+    // Assess: one conversation holding each message once, counted once; greeted once
+    const sequence = await eventually(async () => {
+      const seq = sequenceOf(await storedMessages(from), 'first ');
+      return seq.length >= 2 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
+    }, 60_000);
+    expect(createFails.failed).toBe(1);
+    expect(sequence).toEqual([0, 1]);
+    const conversation = (await conversationOf(from))!;
+    expect(conversation.unreadCount).toBe(2);
+    const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+    expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
   });
 
   it('runs the hooks of a message again when the consumer died after updating the conversation', async () => {
