@@ -34,47 +34,37 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => {
   };
 });
 
-/** The conversation update (and a new conversation's write), wrapped so a test can make it fail once after the message was stored. */
-const applyFails = vi.hoisted(() => ({ armed: false, failed: 0 }));
-const createFails = vi.hoisted(() => ({ armed: false, failed: 0 }));
+/**
+ * Switches that make the next call of a wrapped step fail once (a consumer dying right there):
+ * the conversation update after the message write, a new conversation's write after its first
+ * message, and the hooks after the conversation update.
+ */
+const faults = vi.hoisted(() => {
+  const state = () => ({ armed: false, failed: 0 });
+  const failOnce =
+    <A extends unknown[], R>(switch_: { armed: boolean; failed: number }, what: string, real: (...args: A) => Promise<R>, applies: (...args: A) => boolean = () => true) =>
+    async (...args: A): Promise<R> => {
+      if (switch_.armed && applies(...args)) {
+        switch_.armed = false;
+        switch_.failed += 1;
+        throw new Error(`simulated crash ${what}`);
+      }
+      return real(...args);
+    };
+  return { apply: state(), create: state(), hooks: state(), failOnce };
+});
+const { apply: applyFails, create: createFails, hooks: hooksFail } = faults;
 vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
     ...real,
-    applyMessageToOpenConversation: async (...args: Parameters<typeof real.applyMessageToOpenConversation>) => {
-      if (applyFails.armed && args[1].direction === 'inbound') {
-        applyFails.armed = false;
-        applyFails.failed += 1;
-        throw new Error('simulated crash between the message write and the conversation update');
-      }
-      return real.applyMessageToOpenConversation(...args);
-    },
-    createConversation: async (...args: Parameters<typeof real.createConversation>) => {
-      if (createFails.armed) {
-        createFails.armed = false;
-        createFails.failed += 1;
-        throw new Error('simulated crash between the first message write and the new conversation write');
-      }
-      return real.createConversation(...args);
-    },
+    applyMessageToOpenConversation: faults.failOnce(faults.apply, 'between the message write and the conversation update', real.applyMessageToOpenConversation, (_id, message) => message.direction === 'inbound'),
+    createConversation: faults.failOnce(faults.create, 'between the first message write and the new conversation write', real.createConversation),
   };
 });
-
-/** The inbound hooks, wrapped so a test can make them fail once after the conversation update. */
-const hooksFail = vi.hoisted(() => ({ armed: false, failed: 0 }));
 vi.mock('../../src/domain/automation', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/automation')>();
-  return {
-    ...real,
-    afterInbound: async (...args: Parameters<typeof real.afterInbound>) => {
-      if (hooksFail.armed) {
-        hooksFail.armed = false;
-        hooksFail.failed += 1;
-        throw new Error('simulated crash after the conversation update, before the hooks');
-      }
-      return real.afterInbound(...args);
-    },
-  };
+  return { ...real, afterInbound: faults.failOnce(faults.hooks, 'after the conversation update, before the hooks', real.afterInbound) };
 });
 
 let stack: LocalStack;
