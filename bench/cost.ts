@@ -13,8 +13,10 @@ export const ASSUMPTIONS = {
   /** A conversation's messages (both directions): its first message's extra cost is spread over them. */
   messagesPerConversation: 10,
   /**
-   * Agent consoles that get each event of a conversation: its assignee's (src/domain/fanout.ts).
-   * Each admin console online adds one; a conversation waiting unassigned reaches every agent.
+   * Agent consoles that get each event of a conversation: its assignee's, with consoles on the
+   * focused feed (`?feed=focused`, src/domain/fanout.ts; the bench's agent uses it). Each admin
+   * console adds one; a conversation waiting unassigned reaches every agent; a console on the
+   * full feed gets every conversation's events and a conversation.updated after each message.
    */
   agentConnectionsPerConversation: 1,
   /** Messages the team handles per agent-connection minute: one agent, one message a minute. */

@@ -37,7 +37,8 @@ async function measureStack() {
   const stack = await startLocalStack({ httpPort: 0, wsPort: 0, onInvoke: invocations.record });
   const run = String(Date.now() % 100_000).padStart(5, '0');
   const agentToken = stack.issueAgentToken('bench-agent', 'agent', 'Bench');
-  const agent = await FrameWatch.connect(stack.wsUrl, agentToken);
+  // The agent console's focused feed: what bench/cost.ts prices.
+  const agent = await FrameWatch.connect(stack.wsUrl, agentToken, { focused: true });
   const bench: Bench = { stack, invocations, agent, agentToken, run };
   try {
     resetCapacityTotals();

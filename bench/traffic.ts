@@ -74,9 +74,10 @@ export class FrameWatch {
     });
   }
 
-  static connect(wsUrl: string, token: string): Promise<FrameWatch> {
+  /** `focused`: the feed an agent console asks for (src/domain/fanout.ts). */
+  static connect(wsUrl: string, token: string, options: { focused?: boolean } = {}): Promise<FrameWatch> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`);
+      const socket = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}${options.focused ? '&feed=focused' : ''}`);
       socket.once('open', () => resolve(new FrameWatch(socket)));
       socket.once('error', reject);
     });

@@ -144,6 +144,8 @@ export const WS_FUNCTION: FunctionName = 'realtime';
 export const WS_AUTHORIZER: FunctionName = 'wsAuthorizer';
 /** Where the authorizer finds the token on $connect. */
 export const WS_TOKEN_QUERY_PARAM = 'token';
+/** `?feed=focused` on an agent's $connect: the console's focused feed (src/domain/fanout.ts). */
+export const WS_FEED_QUERY_PARAM = 'feed';
 
 /** Largest accepted HTTP body and WebSocket frame. */
 export const MAX_BODY_BYTES = 256 * 1024;

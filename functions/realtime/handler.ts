@@ -2,11 +2,14 @@
 import type { APIGatewayProxyResultV2, APIGatewayProxyWebsocketEventV2 } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { connect, disconnect, handleFrame, type Principal } from '../../src/domain/realtime';
+import { WS_FEED_QUERY_PARAM } from '../../src/manifest';
 
 const logger = new Logger({ serviceName: 'conversa' });
 
 type WebSocketEvent = APIGatewayProxyWebsocketEventV2 & {
   requestContext: { authorizer?: Record<string, unknown> };
+  /** Sent on $connect only. */
+  queryStringParameters?: Record<string, string | undefined>;
 };
 
 function principalOf(event: WebSocketEvent): Principal | undefined {
@@ -24,7 +27,7 @@ export const handler = async (event: WebSocketEvent): Promise<APIGatewayProxyRes
   // The authorizer guards $connect; without its context there is nobody to act for.
   if (!principal) return { statusCode: 401, body: 'Unauthorized' };
   try {
-    if (routeKey === '$connect') await connect(principal, connectionId);
+    if (routeKey === '$connect') await connect(principal, connectionId, { focused: event.queryStringParameters?.[WS_FEED_QUERY_PARAM] === 'focused' });
     else if (routeKey === '$disconnect') await disconnect(principal, connectionId);
     else await handleFrame(principal, connectionId, event.body ?? '');
     return { statusCode: 200 };

@@ -1,7 +1,7 @@
 /** Server → client event frames (CONTRACT.md section 4) and who receives them. */
 import { toConversation, type ConversationRecord } from '../store/conversations';
 import type { Message } from './types';
-import { publish, scopeOf, type ServerEvent } from './fanout';
+import { publish, REPEATS_ACTIVITY, scopeOf, type ServerEvent } from './fanout';
 
 /**
  * `conversation`, when given, is the conversation as the message left it (last message time,
@@ -23,11 +23,19 @@ export const conversationEvent = (conversation: ConversationRecord): ServerEvent
   conversation: toConversation(conversation),
 });
 
+/** conversation.updated for a message's own activity: every feed but a focused one gets it. */
+export const activityEvent = (conversation: ConversationRecord): ServerEvent => ({ ...conversationEvent(conversation), [REPEATS_ACTIVITY]: true });
+
 /** What a message changes in its conversation by itself; message.created carries these. */
 const ACTIVITY = new Set(['lastMessageAt', 'updatedAt', 'unreadCount', 'firstReplyAt', 'lastInboundAt', 'window']);
 
-/** The conversation changed beyond a message's activity (created, status, assignee, contact…): agents get conversation.updated. */
-export function changedBeyondActivity(before: ConversationRecord | undefined, after: ConversationRecord): boolean {
+/** conversation.updated after a message: marked as a repeat when only the message's activity changed. */
+export function conversationEventAfterMessage(before: ConversationRecord | undefined, after: ConversationRecord): ServerEvent {
+  return changedBeyondActivity(before, after) ? conversationEvent(after) : activityEvent(after);
+}
+
+/** The conversation changed beyond a message's activity (created, status, assignee, contact…). */
+function changedBeyondActivity(before: ConversationRecord | undefined, after: ConversationRecord): boolean {
   if (!before) return true;
   const a = toConversation(before) as unknown as Record<string, unknown>;
   const b = toConversation(after) as unknown as Record<string, unknown>;

@@ -9,14 +9,20 @@ import { config } from '../config';
 import { deleteGoneConnection, listConnections, type ConnectionRecord } from '../store/connections';
 import type { ConnectionAudience } from '../store/keys';
 
-export type ServerEvent = { type: string } & Record<string, unknown>;
+/** Marks a conversation.updated that only repeats what its message.created carries. */
+export const REPEATS_ACTIVITY: unique symbol = Symbol('repeatsActivity');
+
+/** A frame's content; symbol-keyed marks stay out of the JSON. */
+export type ServerEvent = { type: string; [REPEATS_ACTIVITY]?: true } & Record<string, unknown>;
 
 /**
- * The agents who follow a conversation live: admins (they may see every conversation), its
- * assignee, and every agent while it is unassigned (any of them may take it) or while its
- * assignee has no console connected (nobody else would see it move). `assignees` lists the
- * assignee and, on a change, the one before: an agent it left, or everyone when it leaves the
- * queue, hears of the change once. Other agents still read any conversation over HTTP.
+ * Agent consoles get every event of every conversation, as CONTRACT.md promises, unless they
+ * connect with `?feed=focused`. A focused console follows, live, the conversations assigned to
+ * its agent, and every one while it is unassigned (any agent may take it) or while its assignee
+ * has no console connected (nobody else would see it move); admins follow all. `assignees`
+ * lists the assignee and, on a change, the one before: an agent it left, or everyone when it
+ * leaves the queue, hears of the change once. A focused console also skips the
+ * conversation.updated that only repeats a message's activity. Anything else it reads over HTTP.
  */
 export interface ConversationScope {
   assignees: (string | null)[];
@@ -27,7 +33,7 @@ export function scopeOf(conversation: { assigneeId: string | null }, before?: { 
 }
 
 function follows(connection: ConnectionRecord, scope: ConversationScope, connected: Set<string>): boolean {
-  if (connection.role === 'admin') return true;
+  if (connection.feed !== 'focused' || connection.role === 'admin') return true;
   const [assignee, ...former] = scope.assignees;
   if (!assignee || !connected.has(assignee)) return true;
   return connection.principalId === assignee || former.some((f) => !f || f === connection.principalId);
@@ -70,7 +76,11 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const connections = listed.filter((c) => c.connectionId !== audience.except && (!scope || c.audience.kind !== 'agents' || follows(c, scope, connected)));
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
-      for (const event of events) if (!(await sendToConnection(connection, event))) return false;
+      const focused = connection.feed === 'focused';
+      for (const event of events) {
+        if (focused && event[REPEATS_ACTIVITY]) continue;
+        if (!(await sendToConnection(connection, event))) return false;
+      }
       return true;
     }),
   );

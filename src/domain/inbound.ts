@@ -8,7 +8,7 @@ import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, type InboundHookContext } from './automation';
-import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
+import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, scopeOf, sendToConnection } from './fanout';
 import {
   applyMessageToOpenConversation,
@@ -295,7 +295,7 @@ async function afterApply(context: InboundHookContext, before: ConversationRecor
   await publishToConversation(hooked.conversation, [
     messageEvent(message, hooked.conversation),
     ...hooked.messages.map((m) => messageEvent(m)),
-    ...(changedBeyondActivity(before, hooked.conversation) ? [conversationEvent(hooked.conversation)] : []),
+    conversationEventAfterMessage(before, hooked.conversation),
   ], before);
   // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
   // retried by the queue, and the redelivery resumes here (resumeApplied).

@@ -8,7 +8,7 @@ import type { Message } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
-import { changedBeyondActivity, conversationEvent, messageEvent, messageUpdatedEvent } from './events';
+import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { publish, scopeOf } from './fanout';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -97,7 +97,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   const updated = await applyOutboundToConversation(conversationId, message);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
-    [messageEvent(message, updated), ...(updated && changedBeyondActivity(conversation, updated) ? [conversationEvent(updated)] : [])],
+    [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],
     { agents: scopeOf(updated ?? conversation, conversation) },
   );
   // Notes never leave the team: no outbound job.

@@ -26,13 +26,14 @@ export interface Principal {
 
 const audienceOf = (p: Principal): ConnectionAudience => (p.role === 'visitor' ? { kind: 'visitor', visitorId: p.id } : { kind: 'agents' });
 
-export async function connect(principal: Principal, connectionId: string): Promise<void> {
+export async function connect(principal: Principal, connectionId: string, options: { focused?: boolean } = {}): Promise<void> {
   await putConnection({
     connectionId,
     audience: audienceOf(principal),
     principalId: principal.id,
     role: principal.role,
     ...(principal.name ? { name: principal.name } : {}),
+    ...(options.focused && principal.role !== 'visitor' ? { feed: 'focused' as const } : {}),
     connectedAt: new Date().toISOString(),
   });
   if (principal.role !== 'visitor') {

@@ -14,6 +14,8 @@ export interface ConnectionRecord {
   principalId: string;
   role: 'agent' | 'admin' | 'visitor';
   name?: string;
+  /** An agent console that asked for the focused feed (src/domain/fanout.ts); absent: every event. */
+  feed?: 'focused';
   connectedAt: string;
 }
 
@@ -59,7 +61,7 @@ export async function listConnections(audience: ConnectionAudience): Promise<Con
   const items = await queryAll({
     KeyConditionExpression: 'pk = :pk',
     ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
-    ProjectionExpression: 'connectionId, audience, principalId, #role, connectedAt, expiresAt',
+    ProjectionExpression: 'connectionId, audience, principalId, #role, feed, connectedAt, expiresAt',
     ExpressionAttributeNames: { '#role': 'role' },
   });
   // TTL deletion lags by up to days: expired items are skipped here.

@@ -84,22 +84,35 @@ describe('agent workspace', () => {
     expect(bad.body.error.code).toBe('invalid_request');
   });
 
-  it('sends an assigned conversation live to its assignee and the admins, not to the other agents', async () => {
-    // Prepare: an admin console besides the two agents'
-    const supervisor = await connect(admin);
+  it('sends a focused console only its agent’s conversations, and no repeats of a message’s activity', async () => {
+    // Prepare: focused consoles for both agents and an admin, besides their full ones
+    const focused = async (token: string) => {
+      const client = await WsClient.connect(`${stack.wsUrl}?feed=focused`, token);
+      clients.push(client);
+      return client;
+    };
+    const focusedOf = { 'ws-ana': await focused(tokens['ws-ana']!), 'ws-ben': await focused(tokens['ws-ben']!) } as Record<string, WsClient>;
+    const supervisor = await focused(admin);
     const { ws, conversationId } = await visitorWithConversation('Only my agent should hear this');
     const mine = await assigned(conversationId);
     const other = AGENTS.find((a) => a !== mine)!;
 
-    // Act: the customer writes again
+    // Act: the customer writes again; then the assignee reads
     ws.send({ action: 'sendMessage', text: 'second line for my agent', clientMessageId: crypto.randomUUID() });
-
-    // Assess: assignee and admin get it; the other agent gets nothing of this conversation
     const said = (f: Frame) => f.type === 'message.created' && f.message.text === 'second line for my agent';
-    await sockets[mine]!.waitFor(said, 10_000, 'assignee');
+    await focusedOf[mine]!.waitFor(said, 10_000, 'assignee');
+    await post(`/v1/conversations/${conversationId}/read`, {}, tokens[mine]);
+
+    // Assess: the assignee's and the admin's focused consoles get it, the other agent's nothing of
+    // this conversation; the full feeds (the contract's default) get everything, repeats included
     await supervisor.waitFor(said, 10_000, 'admin');
-    expect(sockets[other]!.frames.filter((f) => f.conversationId === conversationId || f.conversation?.id === conversationId)).toEqual([]);
-    // It is not hidden from them: any agent may still open it.
+    await focusedOf[mine]!.waitFor(updated(conversationId, (c) => c.unreadCount === 0), 10_000, 'read');
+    const ofIt = (f: Frame) => f.conversationId === conversationId || f.conversation?.id === conversationId;
+    expect(focusedOf[other]!.frames.filter(ofIt).map((f) => `${f.type}:${f.message?.text ?? ''}:${f.conversation?.assigneeId}`)).toEqual([]);
+    expect(focusedOf[mine]!.frames.filter(updated(conversationId, (c) => c.unreadCount === 2))).toEqual([]);
+    await sockets[other]!.waitFor(said, 10_000, 'full feed of the other agent');
+    await sockets[mine]!.waitFor(updated(conversationId, (c) => c.unreadCount === 2), 10_000, 'full feed repeat');
+    // Nothing is hidden: any agent may still open it.
     expect((await get(`/v1/conversations/${conversationId}/messages`, tokens[other])).status).toBe(200);
   });
 
@@ -173,14 +186,13 @@ describe('agent workspace', () => {
     await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact' && f.messageId === reply.body.message.id);
 
     ws.send({ action: 'sendMessage', text: 'one more', clientMessageId: crypto.randomUUID() });
-    // A plain message brings its conversation's new unread count along (no conversation.updated of its own).
+    // A plain message brings its conversation's new unread count along, and (full feed) conversation.updated too.
     const more = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'one more');
     expect(more.conversation).toMatchObject({ id: conversationId, unreadCount: 1, lastMessageAt: more.message.createdAt });
+    await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 1));
     const read = await post(`/v1/conversations/${conversationId}/read`, {}, tokens[agentId]);
     expect(read.body.unreadCount).toBe(0);
     await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0 && c.status === 'open'));
-    // Between the plain message and the read, no conversation.updated repeated what message.created said.
-    expect(agent.frames.slice(agent.frames.indexOf(more)).filter(updated(conversationId, (c) => c.unreadCount === 1))).toEqual([]);
   });
 
   it('moves through pending, snoozed (with a wake-up), resolved and back to open on a customer message', async () => {

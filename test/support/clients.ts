@@ -71,7 +71,7 @@ export class WsClient {
   /** Connects; rejects with the HTTP status when the handshake is refused. */
   static connect(url: string, token: string | undefined): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(token === undefined ? url : `${url}?token=${encodeURIComponent(token)}`);
+      const socket = new WebSocket(token === undefined ? url : `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
       const client = new WsClient(socket);
       socket.once('open', () => resolve(client));
       socket.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { status: res.statusCode })));

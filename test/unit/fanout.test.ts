@@ -9,7 +9,7 @@ process.env.WS_CALLBACK_URL = 'https://example.execute-api.us-east-1.amazonaws.c
 process.env.AWS_REGION = 'us-east-1';
 const ddbMock = mockClient(DynamoDBDocumentClient);
 const wsMock = mockClient(ApiGatewayManagementApiClient);
-const { publish, scopeOf } = await import('../../src/domain/fanout');
+const { publish, scopeOf, REPEATS_ACTIVITY } = await import('../../src/domain/fanout');
 
 const future = Math.floor(Date.now() / 1000) + 3600;
 const old = new Date(Date.now() - 60_000).toISOString();
@@ -48,8 +48,8 @@ describe('publish', () => {
   });
 });
 
-describe('publish to the agents who follow a conversation', () => {
-  const as = (id: string, role: 'agent' | 'admin') => ({ ...connection(id), principalId: id, role });
+describe('publish to focused consoles: the agents who follow a conversation', () => {
+  const as = (id: string, role: 'agent' | 'admin') => ({ ...connection(id), principalId: id, role, feed: 'focused' });
   const team = [as('ana', 'agent'), as('ben', 'agent'), as('cy', 'agent'), as('boss', 'admin')];
   const reached = () => wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort();
 
@@ -79,5 +79,24 @@ describe('publish to the agents who follow a conversation', () => {
     wsMock.resetHistory();
     await publish([{ type: 'conversation.updated' }], { agents: scopeOf({ assigneeId: 'cy' }, { assigneeId: null }) });
     expect(reached()).toEqual(['ana', 'ben', 'boss', 'cy']);
+  });
+});
+
+describe('publish to full feeds (the contract default) and focused ones side by side', () => {
+  it('gives a full feed every conversation and every repeat, a focused one neither', async () => {
+    ddbMock.on(QueryCommand).resolves({
+      Items: [
+        { ...connection('full'), principalId: 'ana' },
+        { ...connection('focused'), principalId: 'ben', feed: 'focused' },
+        { ...connection('assignee'), principalId: 'cy', feed: 'focused' },
+      ],
+    });
+    wsMock.on(PostToConnectionCommand).resolves({});
+    const repeat = { type: 'conversation.updated', [REPEATS_ACTIVITY]: true as const };
+
+    await publish([{ type: 'message.created' }, repeat], { agents: scopeOf({ assigneeId: 'cy' }) });
+
+    const sent = wsMock.commandCalls(PostToConnectionCommand).map((c) => `${c.args[0].input.ConnectionId}:${JSON.parse(Buffer.from(c.args[0].input.Data as Uint8Array).toString()).type}`);
+    expect(sent.sort()).toEqual(['assignee:message.created', 'full:conversation.updated', 'full:message.created']);
   });
 });
