@@ -40,8 +40,11 @@ function follows(connection: ConnectionRecord, scope: ConversationScope, connect
 }
 
 export interface Audience {
-  /** All agents (team-wide events such as presence), or those who follow one conversation. */
-  agents: boolean | ConversationScope;
+  /**
+   * All agents (team-wide events such as presence), or those who follow one conversation: its
+   * scope, or how to find it (only looked up when a focused console is connected).
+   */
+  agents: boolean | ConversationScope | (() => Promise<ConversationScope>);
   /** A web visitor's connections; never set for private notes. */
   visitorId?: string | null;
   /** Connection ids not to send to (e.g. the sender of a typing signal). */
@@ -70,8 +73,10 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const groups: ConnectionAudience[] = [];
   if (audience.agents) groups.push({ kind: 'agents' });
   if (audience.visitorId) groups.push({ kind: 'visitor', visitorId: audience.visitorId });
-  const scope = typeof audience.agents === 'object' ? audience.agents : undefined;
   const listed = (await Promise.all(groups.map((g) => listConnections(g)))).flat();
+  const { agents } = audience;
+  const focused = listed.some((c) => c.feed === 'focused' && c.role !== 'admin');
+  const scope = typeof agents === 'boolean' || !focused ? undefined : typeof agents === 'function' ? await agents() : agents;
   const connected = new Set(listed.filter((c) => c.audience.kind === 'agents').map((c) => c.principalId));
   const connections = listed.filter((c) => c.connectionId !== audience.except && (!scope || c.audience.kind !== 'agents' || follows(c, scope, connected)));
   const results = await Promise.allSettled(

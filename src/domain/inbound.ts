@@ -340,8 +340,11 @@ export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   await publishStatuses(pointer.conversationId, [updated]);
 }
 
-/** Status changes go to the agents who follow the conversation (a read that may lag a write is fine for that). */
+/**
+ * Status changes go to the agents who follow the conversation; its assignee is read only when a
+ * focused console needs it (a read that may lag a write is fine for that).
+ */
 async function publishStatuses(conversationId: string, messages: Message[]): Promise<void> {
-  const conversation = await getConversation(conversationId);
-  if (conversation) await publish(messages.map(messageUpdatedEvent), { agents: scopeOf(conversation) });
+  const scope = async () => scopeOf((await getConversation(conversationId)) ?? { assigneeId: null });
+  await publish(messages.map(messageUpdatedEvent), { agents: scope });
 }

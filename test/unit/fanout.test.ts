@@ -100,3 +100,23 @@ describe('publish to full feeds (the contract default) and focused ones side by 
     expect(sent.sort()).toEqual(['assignee:message.created', 'full:conversation.updated', 'full:message.created']);
   });
 });
+
+describe('publish with a scope to look up', () => {
+  it('looks the conversation up only when a focused console is connected', async () => {
+    wsMock.on(PostToConnectionCommand).resolves({});
+    let lookups = 0;
+    const scope = async () => {
+      lookups += 1;
+      return scopeOf({ assigneeId: 'cy' });
+    };
+    ddbMock.on(QueryCommand).resolves({ Items: [{ ...connection('full'), principalId: 'ana' }] });
+    await publish([{ type: 'message.updated' }], { agents: scope });
+    expect(lookups).toBe(0);
+
+    ddbMock.on(QueryCommand).resolves({ Items: [{ ...connection('full'), principalId: 'ana' }, { ...connection('other'), principalId: 'ben', feed: 'focused' }] });
+    wsMock.resetHistory();
+    await publish([{ type: 'message.updated' }], { agents: scope });
+    expect(lookups).toBe(1);
+    expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId)).toEqual(['full']);
+  });
+});
