@@ -113,10 +113,16 @@ describe('publish with a scope to look up', () => {
     await publish([{ type: 'message.updated' }], { agents: scope });
     expect(lookups).toBe(0);
 
-    ddbMock.on(QueryCommand).resolves({ Items: [{ ...connection('full'), principalId: 'ana' }, { ...connection('other'), principalId: 'ben', feed: 'focused' }] });
+    ddbMock.on(QueryCommand).resolves({
+      Items: [
+        { ...connection('full'), principalId: 'ana' },
+        { ...connection('other'), principalId: 'ben', feed: 'focused' },
+        { ...connection('assignee'), principalId: 'cy', feed: 'focused' },
+      ],
+    });
     wsMock.resetHistory();
     await publish([{ type: 'message.updated' }], { agents: scope });
     expect(lookups).toBe(1);
-    expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId)).toEqual(['full']);
+    expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['assignee', 'full']);
   });
 });
