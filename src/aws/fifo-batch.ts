@@ -10,7 +10,9 @@ export async function processFifoGroups(event: SQSEvent, handle: (record: SQSRec
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
-    groups.set(group, [...(groups.get(group) ?? []), record]);
+    const records = groups.get(group) ?? [];
+    records.push(record);
+    groups.set(group, records);
   }
   // A processor per group: it keeps its failures and skipped records in its own fields.
   const responses = await Promise.all(

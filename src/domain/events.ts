@@ -24,7 +24,7 @@ export const conversationEvent = (conversation: ConversationRecord): ServerEvent
 });
 
 /** conversation.updated for a message's own activity: every feed but a focused one gets it. */
-export const activityEvent = (conversation: ConversationRecord): ServerEvent => ({ ...conversationEvent(conversation), [REPEATS_ACTIVITY]: true });
+const activityEvent = (conversation: ConversationRecord): ServerEvent => ({ ...conversationEvent(conversation), [REPEATS_ACTIVITY]: true });
 
 /** What a message changes in its conversation by itself; message.created carries these. */
 const ACTIVITY = new Set(['lastMessageAt', 'updatedAt', 'unreadCount', 'firstReplyAt', 'lastInboundAt', 'window']);
