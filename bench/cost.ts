@@ -21,8 +21,13 @@ export const ASSUMPTIONS = {
   agentConnectionsPerConversation: 1,
   /** Messages the team handles per agent-connection minute: one agent, one message a minute. */
   messagesPerAgentConnectionMinute: 1,
-  /** CloudWatch Logs per invocation: START, END and REPORT lines at WARN log level. */
-  logBytesPerInvocation: 350,
+  /**
+   * CloudWatch Logs per fired timer: the engagement function's one INFO line with Powertools'
+   * context fields. The functions log JSON with the platform's lines at WARN
+   * (lib/constructs/conversa-function.ts), so an invocation that goes well writes no
+   * START/END/REPORT lines; failures are not priced.
+   */
+  logBytesPerTimerFire: 500,
   /** Scheduled engagement timers that fire per conversation (auto-resolve, re-engagement). */
   scheduleFiresPerConversation: 1,
   channel: 'whatsapp (provider webhooks and Cloud API sends); web chat adds visitor frames and connection minutes',
@@ -92,7 +97,7 @@ export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbo
     // Each message replaces its conversation's timers (creating schedules is free); only the last ones fire.
     scheduler: (ASSUMPTIONS.scheduleFiresPerConversation / ASSUMPTIONS.messagesPerConversation) * PRICES.scheduler.perMillionInvocations,
     cloudwatchLogs:
-      (mix(lambdaIn.invocations, lambdaOut.invocations) * million * ASSUMPTIONS.logBytesPerInvocation * PRICES.cloudwatchLogs.perGbIngested) / 1024 ** 3,
+      ((ASSUMPTIONS.scheduleFiresPerConversation / ASSUMPTIONS.messagesPerConversation) * million * ASSUMPTIONS.logBytesPerTimerFire * PRICES.cloudwatchLogs.perGbIngested) / 1024 ** 3,
   };
   for (const key of Object.keys(breakdown)) breakdown[key] = Math.round(breakdown[key]! * 1000) / 1000;
   const total = Math.round(Object.values(breakdown).reduce((a, b) => a + b, 0) * 100) / 100;

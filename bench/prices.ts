@@ -33,7 +33,7 @@ export const PRICES = {
     perMillionInvocations: 1.0,
   },
   cloudwatchLogs: {
-    /** Ingestion, per GB (each Lambda invocation writes at least its START/END/REPORT lines). */
+    /** Ingestion, per GB. */
     perGbIngested: 0.5,
   },
 } as const;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { ApplicationLogLevel, Architecture, LoggingFormat, Runtime, SystemLogLevel, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -33,7 +33,8 @@ export interface ConversaFunctionProps {
    */
   readonly logRetention?: RetentionDays;
   /**
-   * Powertools logger level (`LOG_LEVEL`).
+   * Powertools logger level (`LOG_LEVEL`), also the function's application log level, so
+   * Lambda drops nothing the logger writes.
    * @default 'INFO'
    */
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
@@ -89,6 +90,11 @@ export class ConversaFunction extends Construct {
       tracing: Tracing.ACTIVE,
       role: this.role,
       logGroup: this.logGroup,
+      // JSON logs with the platform's own lines at WARN: no START/END/REPORT lines per
+      // invocation (billed as ingestion on every message); duration and errors are in metrics.
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: ApplicationLogLevel[props.logLevel ?? 'INFO'],
+      systemLogLevelV2: SystemLogLevel.WARN,
       environment: {
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'conversa',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Conversa',

@@ -222,6 +222,8 @@ describe('stateless stack: functions', () => {
     expect(fn.Handler).toBe('index.handler');
     const logGroupId = fn.LoggingConfig.LogGroup.Ref as string;
     expect(stateless.json.Resources[logGroupId].Properties.RetentionInDays).toBe(30);
+    // No START/END/REPORT lines ingested per invocation (bench/cost.ts counts on it).
+    expect(fn.LoggingConfig).toMatchObject({ LogFormat: 'JSON', SystemLogLevel: 'WARN', ApplicationLogLevel: 'INFO' });
     expect(fn.Environment.Variables).toMatchObject({
       POWERTOOLS_SERVICE_NAME: 'conversa',
       POWERTOOLS_METRICS_NAMESPACE: 'Conversa',
