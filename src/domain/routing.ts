@@ -14,7 +14,7 @@
  */
 import type { ConversationRecord } from '../store/conversations';
 import { getConversation, listConversations } from '../store/conversations';
-import { addAgentLoad, getAgent, listAgents, reclaimAgentSlot, releaseAgentSlot, type AgentRecord, type LoadKind } from '../store/agents';
+import { addAgentLoad, getAgent, listAgents, reserveAgentSlot, releaseAgentSlot, type AgentRecord, type LoadKind } from '../store/agents';
 import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
 import { conversationEvent, publishToConversation } from './events';
@@ -75,19 +75,13 @@ export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | '
     const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
     const candidates = rankCandidates(agents, { kind, team: conversation.team ?? null }, settings, now);
     if (candidates.length === 0) return undefined;
-    let raced = false;
     for (const agent of candidates) {
-      const outcome = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity: capacityOf(agent, kind, settings), now });
-      if (outcome === 'assigned') return getConversation(conversation.id, true);
-      if (outcome === 'conversation_taken') return undefined;
-      if (outcome === 'conflict') {
-        raced = true;
-        break;
-      }
+      const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity: capacityOf(agent, kind, settings), now });
+      if (result.outcome === 'assigned') return result.conversation;
+      if (result.outcome === 'conversation_taken') return undefined;
       // agent_unavailable: our snapshot was stale; the next candidate may still have room.
-      raced = true;
     }
-    if (raced) await pause(round + 1);
+    await pause(round + 1);
   }
   return undefined;
 }
@@ -145,7 +139,7 @@ async function reclaimOrRequeue(conversation: ConversationRecord): Promise<Conve
   if (!slot) return conversation;
   const [agent, settings] = await Promise.all([getAgent(slot.agentId), getSettings()]);
   const now = new Date().toISOString();
-  if (agent && (await reclaimAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now))) return conversation;
+  if (agent && (await reserveAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now))) return conversation;
   if (!(await requeueConversation(conversation.id, slot.agentId, now))) return (await getConversation(conversation.id, true)) ?? conversation;
   const assigned = await autoAssign(conversation);
   return assigned ?? (await getConversation(conversation.id, true)) ?? conversation;

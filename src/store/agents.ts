@@ -166,16 +166,17 @@ export async function addAgentLoad(id: string, kind: LoadKind): Promise<void> {
 }
 
 /**
- * Takes a slot back for a conversation that reopened with its assignee, only if the agent is
- * available and below capacity; false means the conversation should go back to the queue.
+ * Reserves one slot of the agent's capacity, only while the agent is available and below
+ * `capacity`: for an automatic assignment, or for a conversation that reopened with its
+ * assignee. False means the agent has no room (the conversation goes elsewhere or waits).
  */
-export async function reclaimAgentSlot(id: string, kind: LoadKind, capacity: number, now: string): Promise<boolean> {
+export async function reserveAgentSlot(id: string, kind: LoadKind, capacity: number, now: string): Promise<boolean> {
   try {
     await ddb().send(
       new UpdateCommand({
         TableName: config.tableName,
         Key: keys.agent(id),
-        UpdateExpression: 'SET #load = #load + :one',
+        UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now',
         ConditionExpression: availableCondition,
         ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
         ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },

@@ -1,25 +1,27 @@
 /**
  * The writes that move a conversation between the waiting queue and an agent. An automatic
- * assignment is one transaction: the agent's load counter goes up only while it is below
- * capacity, and the conversation takes the agent only while it is open and unassigned. Two
- * handlers racing for the last slot (or for the same conversation) cannot both win.
+ * assignment is two conditional writes, not a transaction (which DynamoDB bills at twice the
+ * units, index writes included): the agent's slot is reserved first, only while it is below
+ * capacity, then the conversation takes the agent only while it is open and unassigned; if
+ * it was taken meanwhile the slot is given back. Two handlers racing for the last slot (or
+ * for the same conversation) still cannot both win. A crash between the two writes leaves
+ * the agent's counter one high: it errs towards fewer assignments, never past capacity.
  */
-import { TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { keys } from './keys';
-import { availableCondition, loadAttribute, type LoadKind } from './agents';
+import { releaseAgentSlot, reserveAgentSlot, type LoadKind } from './agents';
+import type { ConversationRecord } from './conversations';
 
 export type AssignOutcome =
-  /** Both writes happened. */
-  | 'assigned'
+  /** Both writes happened: the conversation as stored afterwards. */
+  | { outcome: 'assigned'; conversation: ConversationRecord }
   /** The agent is full, away or gone: try the next one. */
-  | 'agent_unavailable'
+  | { outcome: 'agent_unavailable' }
   /** Someone else assigned (or closed) the conversation first. */
-  | 'conversation_taken'
-  /** Another transaction touched one of the items at the same moment: read again and retry. */
-  | 'conflict';
+  | { outcome: 'conversation_taken' };
 
 export interface AssignInput {
   conversationId: string;
@@ -30,57 +32,36 @@ export interface AssignInput {
   now: string;
 }
 
-export function assignTransaction(input: AssignInput) {
-  return new TransactWriteCommand({
-    TransactItems: [
-      {
-        Update: {
-          TableName: config.tableName,
-          Key: keys.agent(input.agentId),
-          UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now',
-          ConditionExpression: availableCondition,
-          ExpressionAttributeNames: { '#load': loadAttribute(input.kind), '#status': 'status' },
-          ExpressionAttributeValues: { ':one': 1, ':cap': input.capacity, ':online': 'online', ':now': input.now },
-        },
-      },
-      {
-        Update: {
-          TableName: config.tableName,
-          Key: keys.conversation(input.conversationId),
-          // `version` moves so that a concurrent read-modify-write of the conversation retries.
-          UpdateExpression: 'SET assigneeId = :agent, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one',
-          ConditionExpression: '#status = :open AND (attribute_not_exists(assigneeId) OR attribute_type(assigneeId, :null))',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: {
-            ':agent': input.agentId,
-            ':gsi2pk': keys.assigneePartition(input.agentId, 'open'),
-            ':now': input.now,
-            ':one': 1,
-            ':open': 'open',
-            ':null': 'NULL',
-          },
-        },
-      },
-    ],
+export function takeConversationUpdate(input: AssignInput) {
+  return new UpdateCommand({
+    TableName: config.tableName,
+    Key: keys.conversation(input.conversationId),
+    // `version` moves so that a concurrent read-modify-write of the conversation retries.
+    UpdateExpression: 'SET assigneeId = :agent, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one',
+    ConditionExpression: '#status = :open AND (attribute_not_exists(assigneeId) OR attribute_type(assigneeId, :null))',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: {
+      ':agent': input.agentId,
+      ':gsi2pk': keys.assigneePartition(input.agentId, 'open'),
+      ':now': input.now,
+      ':one': 1,
+      ':open': 'open',
+      ':null': 'NULL',
+    },
+    // The caller publishes the assigned conversation: no read after the write.
+    ReturnValues: 'ALL_NEW',
   });
 }
 
-interface CancellationReason {
-  Code?: string;
-}
-
 export async function assignIfAvailable(input: AssignInput): Promise<AssignOutcome> {
+  if (!(await reserveAgentSlot(input.agentId, input.kind, input.capacity, input.now))) return { outcome: 'agent_unavailable' };
   try {
-    await ddb().send(assignTransaction(input));
-    return 'assigned';
+    const out = await ddb().send(takeConversationUpdate(input));
+    return { outcome: 'assigned', conversation: out.Attributes as ConversationRecord };
   } catch (error) {
-    const name = (error as Error).name;
-    if (name === 'TransactionConflictException') return 'conflict';
-    if (name !== 'TransactionCanceledException') throw error;
-    const reasons = ((error as { CancellationReasons?: CancellationReason[] }).CancellationReasons ?? []).map((r) => r.Code ?? 'None');
-    if (reasons[1] === 'ConditionalCheckFailed') return 'conversation_taken';
-    if (reasons[0] === 'ConditionalCheckFailed') return 'agent_unavailable';
-    return 'conflict';
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    await releaseAgentSlot(input.agentId, input.kind);
+    return { outcome: 'conversation_taken' };
   }
 }
 

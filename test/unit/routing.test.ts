@@ -1,8 +1,8 @@
-/** Routing rules without a table: candidate order, and the conditional transaction's shape and outcomes. */
+/** Routing rules without a table: candidate order, and the conditional writes' shape and outcomes. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { capacityOf, rankCandidates, slotOf } from '../../src/domain/routing';
 import { assignIfAvailable } from '../../src/store/assignment';
 import type { AgentRecord } from '../../src/store/agents';
@@ -58,8 +58,10 @@ describe('rankCandidates', () => {
 describe('assignIfAvailable', () => {
   const ddb = mockClient(DynamoDBDocumentClient);
   const input = { conversationId: 'c1', agentId: 'a1', kind: 'live' as const, capacity: 3, now: NOW };
-  const cancelled = (codes: string[]) =>
-    new TransactionCanceledException({ message: 'cancelled', $metadata: {}, CancellationReasons: codes.map((Code) => ({ Code })) });
+  const failed = () => new ConditionalCheckFailedException({ message: 'failed', $metadata: {} });
+  const agentKey = { pk: 'AGENTS', sk: 'AGENT#a1' };
+  const conversationKey = { pk: 'CONV#c1', sk: 'CONV' };
+  const updates = () => ddb.commandCalls(UpdateCommand).map((call) => call.args[0].input);
 
   beforeEach(() => {
     process.env.TABLE_NAME = 'unit';
@@ -67,33 +69,42 @@ describe('assignIfAvailable', () => {
   });
   afterEach(() => ddb.reset());
 
-  it('conditions the load increment on capacity and presence, and the conversation on being unassigned', async () => {
+  it('reserves a slot only below capacity, then takes the conversation only while unassigned', async () => {
     // Prepare
-    ddb.on(TransactWriteCommand).resolves({});
+    ddb.on(UpdateCommand, { Key: conversationKey }).resolves({ Attributes: { id: 'c1', assigneeId: 'a1' } });
+    ddb.on(UpdateCommand, { Key: agentKey }).resolves({});
     // Act
-    const outcome = await assignIfAvailable(input);
+    const result = await assignIfAvailable(input);
     // Assess
-    expect(outcome).toBe('assigned');
-    const [agentUpdate, conversationUpdate] = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!;
-    expect(agentUpdate!.Update).toMatchObject({
-      Key: { pk: 'AGENTS', sk: 'AGENT#a1' },
+    expect(result).toEqual({ outcome: 'assigned', conversation: { id: 'c1', assigneeId: 'a1' } });
+    const [reserve, take] = updates();
+    expect(reserve).toMatchObject({
+      Key: agentKey,
+      UpdateExpression: expect.stringContaining('#load = #load + :one'),
       ConditionExpression: expect.stringContaining('#load < :cap'),
       ExpressionAttributeNames: { '#load': 'liveLoad', '#status': 'status' },
       ExpressionAttributeValues: expect.objectContaining({ ':cap': 3, ':online': 'online' }),
     });
-    expect(conversationUpdate!.Update).toMatchObject({
-      Key: { pk: 'CONV#c1', sk: 'CONV' },
+    expect(take).toMatchObject({
+      Key: conversationKey,
       ConditionExpression: expect.stringContaining('attribute_type(assigneeId, :null)'),
       ExpressionAttributeValues: expect.objectContaining({ ':gsi2pk': 'ASSIGNEE#a1#open' }),
+      ReturnValues: 'ALL_NEW',
     });
   });
 
-  it('tells a full agent, a taken conversation and a race apart', async () => {
-    ddb.on(TransactWriteCommand).rejects(cancelled(['ConditionalCheckFailed', 'None']));
-    expect(await assignIfAvailable(input)).toBe('agent_unavailable');
-    ddb.on(TransactWriteCommand).rejects(cancelled(['None', 'ConditionalCheckFailed']));
-    expect(await assignIfAvailable(input)).toBe('conversation_taken');
-    ddb.on(TransactWriteCommand).rejects(cancelled(['TransactionConflict', 'None']));
-    expect(await assignIfAvailable(input)).toBe('conflict');
+  it('leaves the conversation alone when the agent has no room', async () => {
+    ddb.on(UpdateCommand, { Key: agentKey }).rejects(failed());
+    expect(await assignIfAvailable(input)).toEqual({ outcome: 'agent_unavailable' });
+    expect(updates().map((u) => u.Key)).toEqual([agentKey]);
+  });
+
+  it('gives the reserved slot back when the conversation was taken first', async () => {
+    ddb.on(UpdateCommand, { Key: agentKey }).resolves({});
+    ddb.on(UpdateCommand, { Key: conversationKey }).rejects(failed());
+    expect(await assignIfAvailable(input)).toEqual({ outcome: 'conversation_taken' });
+    const [reserve, take, release] = updates();
+    expect([reserve!.Key, take!.Key, release!.Key]).toEqual([agentKey, conversationKey, agentKey]);
+    expect(release).toMatchObject({ UpdateExpression: 'SET #load = #load - :one', ExpressionAttributeNames: { '#load': 'liveLoad' } });
   });
 });
