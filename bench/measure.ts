@@ -9,6 +9,7 @@ import type { FunctionName } from '../src/manifest';
 import { capacityTotals } from '../src/aws/capacity';
 import { getHandle } from '../src/store/contacts';
 import { listMessages } from '../src/store/messages';
+import { getConversation } from '../src/store/conversations';
 import { FrameWatch, phone, send, sendJson, whatsappWebhook } from './traffic';
 import { summarize, waitUntil, type LatencySummary } from './stats';
 
@@ -280,6 +281,11 @@ export async function measureUsage(b: Bench, senders: string[], perSender: numbe
     await Promise.all(newcomers.map((from, s) => postWebhook(b, from, `first ${b.run} ${s}`)));
     await Promise.all(newcomers.map((_, s) => b.agent.arrival(`first ${b.run} ${s}`)));
   });
+  // What the first message's units are meant to include: routing gave each conversation an agent.
+  const unassigned = (
+    await Promise.all(newcomers.map((_, s) => getConversation(b.agent.created.get(`first ${b.run} ${s}`)!.frame.conversationId, true)))
+  ).filter((c) => !c?.assigneeId);
+  if (unassigned.length > 0) throw new Error(`${unassigned.length} first messages were not routed to the bench agent`);
   return { inbound, outbound, firstInbound };
 }
 

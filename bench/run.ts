@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startLocalStack } from '../local/stack';
+import { startLocalStack, type LocalStack } from '../local/stack';
 import { resetCapacityTotals } from '../src/aws/capacity';
 import { costPerMillion } from './cost';
 import { measureBundles } from './bundles';
@@ -23,7 +23,7 @@ import {
   usageOf,
   type Bench,
 } from './measure';
-import { FrameWatch, phone } from './traffic';
+import { FrameWatch, phone, sendJson } from './traffic';
 import { printReport } from './report';
 import type { LatencySummary } from './stats';
 
@@ -32,15 +32,28 @@ const SIZES = quick
   ? { ack: 60, endToEnd: 30, firstMessage: 10, agentReply: 20, visitors: 5, steadySenders: 10, steadyPerSender: 5, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
   : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
 
+/**
+ * A team with room for every new conversation, as a staffed workspace has: each customer's
+ * first message is then routed to the agent, and its capacity units include the assignment.
+ */
+async function giveAgentRoom(stack: LocalStack): Promise<void> {
+  const admin = stack.issueAgentToken('bench-admin', 'admin', 'Bench admin');
+  const reply = await sendJson(`${stack.httpUrl}/v1/agents/${BENCH_AGENT}`, 'PUT', { asyncCapacity: 200 }, admin);
+  if (reply.status !== 200) throw new Error(`raising the agent's capacity answered ${reply.status}`);
+}
+
+const BENCH_AGENT = 'bench-agent';
+
 async function measureStack() {
   const invocations = new Invocations();
   const stack = await startLocalStack({ httpPort: 0, wsPort: 0, onInvoke: invocations.record });
   const run = String(Date.now() % 100_000).padStart(5, '0');
-  const agentToken = stack.issueAgentToken('bench-agent', 'agent', 'Bench');
+  const agentToken = stack.issueAgentToken(BENCH_AGENT, 'agent', 'Bench');
   // The agent console's focused feed: what bench/cost.ts prices.
   const agent = await FrameWatch.connect(stack.wsUrl, agentToken, { focused: true });
   const bench: Bench = { stack, invocations, agent, agentToken, run };
   try {
+    await giveAgentRoom(stack);
     resetCapacityTotals();
     const senders = Array.from({ length: SIZES.steadySenders }, (_, i) => phone(run, i));
     const webhookAck = await measureWebhookAck(bench, SIZES.ack, senders, true);

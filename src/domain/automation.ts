@@ -5,7 +5,7 @@
  */
 import type { ConversationRecord } from '../store/conversations';
 import type { Message } from './types';
-import { routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
+import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
 import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead } from './engagement';
 
 export interface InboundHookContext {
@@ -24,6 +24,16 @@ export interface HookResult {
   messages: Message[];
   /** Work that need not delay the fan-out (timer schedules): run once the events are out. */
   afterPublish?: () => Promise<void>;
+}
+
+/**
+ * Before a customer's new conversation is written: the agent it goes to (their slot reserved),
+ * so that the write that creates it also assigns it. `release` gives the slot back if the
+ * conversation turns out to exist already.
+ */
+export async function beforeNewConversation(conversation: ConversationRecord): Promise<{ assigneeId: string | null; release: () => Promise<void> }> {
+  const assigneeId = await reserveAgentForNew(conversation);
+  return { assigneeId: assigneeId ?? null, release: async () => (assigneeId ? releaseReservation(conversation, assigneeId) : undefined) };
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {

@@ -7,7 +7,7 @@ import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
-import { afterInbound, type InboundHookContext } from './automation';
+import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -221,8 +221,10 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     // One write for the new conversation, its first message applied (the contact lists it first:
     // a retry after a crash finds that done).
     await linkContactConversation(found.contact.id, found.id);
+    const routed = await beforeNewConversation(found);
     const first: ConversationRecord = {
       ...found,
+      assigneeId: routed.assigneeId,
       lastInboundId: message.id,
       ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
       lastMessageAt: message.createdAt,
@@ -232,6 +234,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     };
     created = await createConversation(first);
     if (created) conversation = first;
+    else await routed.release();
   }
   if (!created) {
     const fast = await applyMessageToOpenConversation(

@@ -5,8 +5,9 @@
  *   for web, asynchronous for the other channels). Pending, snoozed and resolved ones hold none.
  * - Automatic assignment goes to available agents (online, or within the grace period after
  *   their last connection closed), least busy first and round-robin among equals, and only
- *   through the conditional transaction in src/store/assignment.ts, so capacity holds under
- *   any concurrency.
+ *   through the conditional writes in src/store/assignment.ts (a slot is reserved before the
+ *   conversation names its agent), so capacity holds under any concurrency. A customer's new
+ *   conversation is written with its agent already named.
  * - Conversations nobody can take wait in the unassigned queue (arrival order) and are
  *   handed out when a slot frees, an agent comes online or a capacity grows.
  * - Manual assignment and transfer to a named agent are a person's decision and may exceed
@@ -64,26 +65,57 @@ const MAX_ROUNDS = 25;
 const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * Math.min(attempt, 5)));
 
 /**
+ * Offers the conversation to the available agents, best first, until `offer` answers with
+ * something other than 'agent_unavailable' (a stale snapshot: the next candidate may still have
+ * room; after the whole list, the team is read again). Undefined when nobody has room.
+ */
+async function offerToCandidates<T>(
+  target: { kind: LoadKind; team?: string | null | undefined },
+  offer: (agent: AgentRecord, capacity: number, now: string) => Promise<T | 'agent_unavailable'>,
+): Promise<T | undefined> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const now = new Date().toISOString();
+    const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
+    const candidates = rankCandidates(agents, { kind: target.kind, team: target.team ?? null }, settings, now);
+    if (candidates.length === 0) return undefined;
+    for (const agent of candidates) {
+      const answer = await offer(agent, capacityOf(agent, target.kind, settings), now);
+      if (answer !== 'agent_unavailable') return answer;
+    }
+    await pause(round + 1);
+  }
+  return undefined;
+}
+
+/**
  * Gives a waiting conversation to the best available agent. Returns the conversation as
  * stored afterwards, or undefined when it stays in the queue (nobody has room) or was
  * taken by someone else. Does not publish.
  */
 export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'>): Promise<ConversationRecord | undefined> {
   const kind = loadKindOf(conversation.channel);
-  for (let round = 0; round < MAX_ROUNDS; round++) {
-    const now = new Date().toISOString();
-    const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
-    const candidates = rankCandidates(agents, { kind, team: conversation.team ?? null }, settings, now);
-    if (candidates.length === 0) return undefined;
-    for (const agent of candidates) {
-      const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity: capacityOf(agent, kind, settings), now });
-      if (result.outcome === 'assigned') return result.conversation;
-      if (result.outcome === 'conversation_taken') return undefined;
-      // agent_unavailable: our snapshot was stale; the next candidate may still have room.
-    }
-    await pause(round + 1);
-  }
-  return undefined;
+  const assigned = await offerToCandidates({ kind, team: conversation.team }, async (agent, capacity, now) => {
+    const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now });
+    return result.outcome === 'agent_unavailable' ? result.outcome : result;
+  });
+  return assigned?.outcome === 'assigned' ? assigned.conversation : undefined;
+}
+
+/**
+ * The agent for a conversation about to be created: their slot is reserved here, and the
+ * write that creates the conversation names them (one write instead of a second one that
+ * moves it out of the queue). Undefined when nobody has room: it is created waiting.
+ */
+export async function reserveAgentForNew(conversation: Pick<ConversationRecord, 'channel' | 'team'>): Promise<string | undefined> {
+  const kind = loadKindOf(conversation.channel);
+  return offerToCandidates({ kind, team: conversation.team }, async (agent, capacity, now) =>
+    (await reserveAgentSlot(agent.id, kind, capacity, now)) ? agent.id : 'agent_unavailable',
+  );
+}
+
+/** Gives back the slot reserved for a conversation that was not created after all. */
+export async function releaseReservation(conversation: Pick<ConversationRecord, 'channel'>, agentId: string): Promise<void> {
+  await releaseAgentSlot(agentId, loadKindOf(conversation.channel));
 }
 
 /** Upper bound on waiting conversations looked at per drain (a safety net, not a page size). */

@@ -13,6 +13,7 @@ import { autoAssign, drainQueue } from '../../src/domain/routing';
 import { assignIfAvailable } from '../../src/store/assignment';
 import { getConversation, listConversations } from '../../src/store/conversations';
 import { updateAgentProfile } from '../../src/store/agents';
+import { ddb } from '../../src/aws/clients';
 
 let stack: LocalStack;
 let admin: string;
@@ -82,6 +83,17 @@ afterAll(async () => {
 
 describe('capacity-based assignment', () => {
   it('never puts an agent past capacity when many visitors write at once', async () => {
+    // Prepare: note every write that moves a conversation out of the queue after it was created
+    const movedOutOfQueue = new Set<string>();
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Key?: { pk?: string }; UpdateExpression?: string };
+        if (input.UpdateExpression?.includes('assigneeId = :agent')) movedOutOfQueue.add(String(input.Key?.pk));
+        return next(args);
+      },
+      { step: 'initialize', name: 'testWatchAssignments' },
+    );
+
     // Act: every visitor writes at the same moment
     const conversations = await Promise.all(Array.from({ length: VISITORS }, (_, i) => openConversation(i)));
 
@@ -95,6 +107,9 @@ describe('capacity-based assignment', () => {
     for (const id of AGENTS) expect(held.get(id)).toHaveLength(LIVE_CAPACITY);
     expect(new Set(conversations).size).toBe(VISITORS);
     expect(await waiting()).toHaveLength(VISITORS - capacity);
+    // Each assigned newcomer was written with its agent: no second write took it from the queue.
+    ddb().middlewareStack.remove('testWatchAssignments');
+    expect([...held.values()].flat().filter((id) => movedOutOfQueue.has(`CONV#${id}`))).toEqual([]);
   });
 
   it('keeps capacity when many assigners race for one newcomer', async () => {
