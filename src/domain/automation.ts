@@ -6,7 +6,7 @@
 import type { ConversationRecord } from '../store/conversations';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
-import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead } from './engagement';
+import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
 
 export interface InboundHookContext {
   conversation: ConversationRecord;
@@ -15,6 +15,8 @@ export interface InboundHookContext {
   created: boolean;
   /** The conversation was resolved/snoozed/pending and this message reopened it. */
   reopened: boolean;
+  /** The autoresponder's messages, stored with the conversation this message created. */
+  greeting?: Greeting | undefined;
 }
 
 export interface HookResult {
@@ -27,13 +29,22 @@ export interface HookResult {
 }
 
 /**
- * Before a customer's new conversation is written: the agent it goes to (their slot reserved),
- * so that the write that creates it also assigns it. `release` gives the slot back if the
- * conversation turns out to exist already.
+ * Before a customer's new conversation is written (its first message is stored): the agent it
+ * goes to (their slot reserved) and the autoresponder's greeting (stored), so that the one write
+ * that creates the conversation also assigns and answers it. `release` gives the slot back if
+ * the conversation turns out to exist already.
  */
-export async function beforeNewConversation(conversation: ConversationRecord): Promise<{ assigneeId: string | null; release: () => Promise<void> }> {
+export async function beforeNewConversation(
+  conversation: ConversationRecord,
+  first: Message,
+): Promise<{ fields: Partial<ConversationRecord>; greeting: Greeting | undefined; release: () => Promise<void> }> {
   const assigneeId = await reserveAgentForNew(conversation);
-  return { assigneeId: assigneeId ?? null, release: async () => (assigneeId ? releaseReservation(conversation, assigneeId) : undefined) };
+  const greeting = await greetNewConversation({ ...conversation, assigneeId: assigneeId ?? null }, first);
+  return {
+    fields: { assigneeId: assigneeId ?? null, ...greeting?.fields },
+    greeting,
+    release: async () => (assigneeId ? releaseReservation(conversation, assigneeId) : undefined),
+  };
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {

@@ -4,6 +4,7 @@
  * come back through `runTimer`. Every timer re-reads the conversation before acting, so firing
  * late, twice, or after activity that should have cancelled it changes nothing.
  */
+import { decodeTime } from 'ulid';
 import type { ConversationRecord } from '../store/conversations';
 import { getConversation, updateConversation } from '../store/conversations';
 import { getMessage, listMessages, putMessage } from '../store/messages';
@@ -19,7 +20,7 @@ import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { conversationEvent, messageEvent } from './events';
 import { publish, scopeOf } from './fanout';
-import { newId } from './ids';
+import { idFor, newId } from './ids';
 import { applyOutboundToConversation } from './outbound';
 import { getSettings, type Settings } from './settings';
 import { cancelTimer, setTimer, type TimerInput } from './timers';
@@ -50,14 +51,9 @@ export interface OutboundDraft {
   sender?: Message['sender'];
 }
 
-/** Stores a message the team (or the bot) sends and hands it to its delivery path. */
-export async function storeOutbound(
-  conversation: ConversationRecord,
-  draft: OutboundDraft,
-  delivery: Delivery,
-  id: string = newId(),
-): Promise<{ message: Message; conversation: ConversationRecord }> {
-  const message: Message = {
+/** A message the team (or the bot) sends, not stored yet. */
+function outboundMessage(conversation: ConversationRecord, draft: OutboundDraft, delivery: Delivery, id: string): Message {
+  return {
     id,
     conversationId: conversation.id,
     direction: 'outbound',
@@ -70,6 +66,16 @@ export async function storeOutbound(
     ...(draft.template ? { template: draft.template } : {}),
     createdAt: new Date().toISOString(),
   };
+}
+
+/** Stores a message the team (or the bot) sends and hands it to its delivery path. */
+export async function storeOutbound(
+  conversation: ConversationRecord,
+  draft: OutboundDraft,
+  delivery: Delivery,
+  id: string = newId(),
+): Promise<{ message: Message; conversation: ConversationRecord }> {
+  const message = outboundMessage(conversation, draft, delivery, id);
   const stored = await putMessage(message);
   const updated = (await applyOutboundToConversation(conversation.id, message)) ?? conversation;
   // A redelivered job finds its message stored: the first delivery already queued or published it.
@@ -87,7 +93,9 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
 
   const settings = await getSettings();
   let conversation = await captureEmail(context.conversation, context.message);
-  const auto = await autorespond(conversation, settings, new Date());
+  const auto = context.greeting
+    ? { conversation, messages: await deliverGreeting(context.greeting) }
+    : await autorespond(conversation, settings, new Date());
   conversation = auto.conversation;
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = Boolean(conversation.firstReplyAt);
@@ -175,19 +183,24 @@ export function autoresponseText(settings: Settings, now: Date): string {
 }
 
 /** Once per conversation, and never once an agent has answered. */
+/** What the autoresponder says to this conversation now: the opening-hours text, and outside them (web, no email known) a request for one. */
+async function autoresponse(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ texts: string[]; askForEmail: boolean; delivery: Delivery }> {
+  const outOfHours = !isOpen(settings, now);
+  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !(await knownEmail(conversation));
+  const texts = [autoresponseText(settings, now), ...(askForEmail ? [ASK_FOR_EMAIL_TEXT] : [])];
+  // Web: published by the inbound path right after the customer's message, so it cannot overtake it.
+  return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
+}
+
 async function autorespond(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
   const none = { conversation, messages: [] };
   if (!settings.autoresponder.enabled || conversation.autoresponded || conversation.firstReplyAt) return none;
-  const outOfHours = !isOpen(settings, now);
-  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !(await knownEmail(conversation));
+  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, now);
   // The claim is a conditional write: two messages racing at the start answer once.
   const claim = await updateConversation(conversation.id, (c) =>
     c.autoresponded || c.firstReplyAt ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: { ...c.engagement, askedForEmail: true } } : {}) },
   );
   if (!claim || claim.after === claim.before) return none;
-  const texts = [autoresponseText(settings, now), ...(askForEmail ? [ASK_FOR_EMAIL_TEXT] : [])];
-  // Web: published by the inbound path right after the customer's message, so it cannot overtake it.
-  const delivery: Delivery = conversation.channel === 'web' ? 'inline' : 'queue';
   let current = claim.after;
   const messages: Message[] = [];
   for (const text of texts) {
@@ -196,6 +209,49 @@ async function autorespond(conversation: ConversationRecord, settings: Settings,
     messages.push(stored.message);
   }
   return { conversation: current, messages: delivery === 'inline' ? messages : [] };
+}
+
+/** The autoresponder's messages for a conversation its first message is about to create. */
+export interface Greeting {
+  /** Stored already; delivered by the inbound hooks once the conversation exists. */
+  messages: Message[];
+  delivery: Delivery;
+  /** What the conversation records about them: answered, and its activity. */
+  fields: Partial<ConversationRecord>;
+}
+
+/**
+ * The autoresponder at the start of a conversation, before the conversation is written: its
+ * messages are stored now, with ids made from the customer's first message (a retry after a
+ * crash stores the same ones), and the write that creates the conversation records them. That
+ * spares the claim and the activity update a greeting of an existing conversation costs.
+ */
+export async function greetNewConversation(conversation: ConversationRecord, first: Message): Promise<Greeting | undefined> {
+  const settings = await getSettings();
+  if (!settings.autoresponder.enabled) return undefined;
+  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date());
+  const after = decodeTime(first.id);
+  const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, idFor(after + 1 + i, `${first.id}#greeting#${i}`)));
+  await Promise.all(messages.map(putMessage));
+  const last = messages[messages.length - 1]!;
+  return {
+    messages,
+    delivery,
+    fields: {
+      autoresponded: true,
+      ...(askForEmail ? { engagement: { ...conversation.engagement, askedForEmail: true } } : {}),
+      lastOutboundId: last.id,
+      lastMessageAt: last.createdAt,
+      updatedAt: last.createdAt,
+    },
+  };
+}
+
+/** Hands a new conversation's greeting to its delivery path; inline ones are the caller's to publish. */
+async function deliverGreeting(greeting: Greeting): Promise<Message[]> {
+  if (greeting.delivery !== 'queue') return greeting.messages;
+  await enqueueOutbound(greeting.messages.map((m) => ({ conversationId: m.conversationId, messageId: m.id })));
+  return [];
 }
 
 /** A web visitor without an email who writes one (e.g. after being asked): kept on visitor and contact. */

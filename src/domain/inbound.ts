@@ -8,6 +8,7 @@ import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
+import type { Greeting } from './engagement';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -217,24 +218,26 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   let conversation: ConversationRecord | undefined;
   let reopened = false;
   let created = false;
+  let greeting: Greeting | undefined;
   if (draft) {
     // One write for the new conversation, its first message applied (the contact lists it first:
     // a retry after a crash finds that done).
     await linkContactConversation(found.contact.id, found.id);
-    const routed = await beforeNewConversation(found);
+    const prepared = await beforeNewConversation(found, message);
+    greeting = prepared.greeting;
     const first: ConversationRecord = {
       ...found,
-      assigneeId: routed.assigneeId,
       lastInboundId: message.id,
       ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
       lastMessageAt: message.createdAt,
       lastInboundAt: message.createdAt,
       updatedAt: message.createdAt,
       unreadCount: 1,
+      ...prepared.fields,
     };
     created = await createConversation(first);
     if (created) conversation = first;
-    else await routed.release();
+    else await prepared.release();
   }
   if (!created) {
     const fast = await applyMessageToOpenConversation(
@@ -275,7 +278,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   }
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
-  await afterApply({ conversation, message, created, reopened }, created ? undefined : found);
+  await afterApply({ conversation, message, created, reopened, ...(created ? { greeting } : {}) }, created ? undefined : found);
 }
 
 /**

@@ -241,6 +241,11 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(conversation.unreadCount).toBe(2);
     const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
     expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
+    // The greeting, stored before the crash, still reaches the customer after the retry.
+    await eventually(async () => {
+      const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+      return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
+    });
   });
 
   it('runs the hooks of a message again when the consumer died after updating the conversation', async () => {
