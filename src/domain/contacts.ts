@@ -51,10 +51,18 @@ function identities(profile: Profile): { channel: 'phone' | 'email'; handle: str
 /**
  * The contact for a customer's handle on a channel: the one the handle already belongs to,
  * else the one holding the same phone or email, else a new one. Safe to repeat after a crash.
+ * A new handle item points at `conversationId` from the start (the conversation its first
+ * message opens); the answer says which conversation the handle points at in the end.
  */
-export async function findOrCreateContact(channel: Channel, handle: string, profile: Profile): Promise<string> {
+export async function findOrCreateContact(
+  channel: Channel,
+  handle: string,
+  profile: Profile,
+  conversationId?: string,
+): Promise<{ contactId: string; conversationId?: string | undefined }> {
   const ids = identities(profile);
   let contactId: string | undefined;
+  let created = false;
   for (const identity of ids) {
     contactId = (await getHandle(identity.channel, identity.handle))?.contactId;
     if (contactId) break;
@@ -65,6 +73,7 @@ export async function findOrCreateContact(channel: Channel, handle: string, prof
     const first = ids[0];
     contactId = first ? (await claimHandle(first.channel, first.handle, { contactId: candidate })).contactId : candidate;
     if (contactId === candidate) {
+      created = true;
       const contact: ContactRecord = {
         id: candidate,
         name: profile.name,
@@ -77,15 +86,19 @@ export async function findOrCreateContact(channel: Channel, handle: string, prof
       await putContact(contact);
     }
   }
-  for (const identity of ids) await claimHandle(identity.channel, identity.handle, { contactId });
+  // The first identity was claimed above when the contact was created here.
+  for (const identity of created ? ids.slice(1) : ids) await claimHandle(identity.channel, identity.handle, { contactId });
   // A web visitor's handle lives on its visitor item; other channels get a handle item.
-  if (channel !== 'web') await claimHandle(channel, handle, { contactId });
-  await addContactHandles(contactId, [{ channel, handle }, ...ids], {
-    name: profile.name,
-    email: normalizeEmail(profile.email),
-    phone: normalizePhone(profile.phone),
-  });
-  return contactId;
+  const claimed = channel === 'web' ? undefined : await claimHandle(channel, handle, { contactId, ...(conversationId ? { conversationId } : {}) });
+  // A contact created here has these handles and this profile already.
+  if (!created) {
+    await addContactHandles(contactId, [{ channel, handle }, ...ids], {
+      name: profile.name,
+      email: normalizeEmail(profile.email),
+      phone: normalizePhone(profile.phone),
+    });
+  }
+  return { contactId, conversationId: claimed?.conversationId };
 }
 
 /** A contact merged into another answers as the one it was merged into (one hop per merge). */

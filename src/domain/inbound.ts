@@ -51,8 +51,11 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
     const existing = await getConversation(pointer.conversationId, true);
     if (existing) return { conversation: existing, draft: false };
   }
-  const contactId = pointer?.contactId ?? (await findOrCreateContact(event.channel, event.handle, profile));
-  const conversation = await draftConversation({ channel: event.channel, handle: event.handle, contactId, conversationId: pointer?.conversationId, profile });
+  // A new handle is stored pointing at the conversation this message opens (one write, not two).
+  const owner = pointer?.contactId
+    ? { contactId: pointer.contactId, conversationId: pointer.conversationId }
+    : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId());
+  const conversation = await draftConversation({ channel: event.channel, handle: event.handle, ...owner, profile });
   return { conversation, draft: true };
 }
 
