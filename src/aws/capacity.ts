@@ -28,7 +28,15 @@ export function countConsumedCapacity(client: DynamoDBClient): void {
       if (input && typeof input === 'object' && !('ReturnConsumedCapacity' in input)) {
         input.ReturnConsumedCapacity = 'TOTAL';
       }
-      const result = await next(args);
+      let result;
+      try {
+        result = await next(args);
+      } catch (error) {
+        capacityTotals.requests += 1;
+        // DynamoDB bills a write whose condition fails (at least one unit) but reports nothing.
+        if ((error as Error).name === 'ConditionalCheckFailedException') capacityTotals.write += 1;
+        throw error;
+      }
       const output = result.output as { ConsumedCapacity?: ConsumedCapacityLike | ConsumedCapacityLike[] };
       const consumed = output?.ConsumedCapacity;
       const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];

@@ -13,6 +13,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTable, startDynamoDbLocal, type DynamoDbLocal } from '../../local/dynamodb';
 import { TABLE } from '../../src/store/table';
+import { capacityTotals, countConsumedCapacity, resetCapacityTotals } from '../../src/aws/capacity';
 
 const TABLE_NAME = 'conversa-test';
 /** Each case starts or restarts a JVM, which can take a while on a busy two-core machine. */
@@ -50,6 +51,25 @@ describe('DynamoDB Local in memory', () => {
 
     const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: TABLE_NAME }));
     expect(ttl.TimeToLiveDescription).toMatchObject({ AttributeName: TABLE.ttlAttribute, TimeToLiveStatus: 'ENABLED' });
+  }, JVM_TIMEOUT_MS);
+
+  it('reports the units each request consumed, a write refused by its condition counted as one', async () => {
+    // Prepare
+    await ensureTable(db.endpoint, TABLE_NAME);
+    const counted = clientFor(db.endpoint);
+    countConsumedCapacity(counted);
+    resetCapacityTotals();
+    const put = () =>
+      counted.send(new PutItemCommand({ TableName: TABLE_NAME, Item: { pk: { S: 'CAP' }, sk: { S: 'ONE' } }, ConditionExpression: 'attribute_not_exists(pk)' }));
+
+    // Act
+    await put();
+    await expect(put()).rejects.toMatchObject({ name: 'ConditionalCheckFailedException' });
+    await counted.send(new GetItemCommand({ TableName: TABLE_NAME, Key: { pk: { S: 'CAP' }, sk: { S: 'ONE' } }, ConsistentRead: true }));
+
+    // Assess
+    expect(capacityTotals).toEqual({ write: 2, read: 1, requests: 3 });
+    counted.destroy();
   }, JVM_TIMEOUT_MS);
 
   it('loses its data on restart', async () => {
