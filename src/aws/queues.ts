@@ -1,7 +1,6 @@
 /** Sends to the FIFO queues. Group = the conversation key; dedup id = the event's own id. */
 import { createHash } from 'node:crypto';
-import { SendMessageBatchCommand, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { sqs } from './clients';
+import { sendMessageBatch, type BatchEntry } from './sqs-send';
 import { config } from '../config';
 import type { InboundEvent, OutboundJob } from '../domain/types';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
@@ -28,10 +27,10 @@ export function inboundDedupId(event: InboundEvent): string {
   return sqsId(id ? `${event.channel}#${event.handle}#${id}` : `${event.channel}#${crypto.randomUUID()}`);
 }
 
-async function sendBatches(queueUrl: string, entries: SendMessageBatchRequestEntry[]): Promise<void> {
+async function sendBatches(queueUrl: string, entries: BatchEntry[]): Promise<void> {
   for (let i = 0; i < entries.length; i += 10) {
-    const out = await sqs().send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(i, i + 10) }));
-    if (out.Failed && out.Failed.length > 0) {
+    const out = await sendMessageBatch(queueUrl, entries.slice(i, i + 10));
+    if (out.Failed.length > 0) {
       // The caller answers 5xx-free only once everything is durable: a partial failure must surface.
       throw new Error(`SQS refused ${out.Failed.length} of ${entries.length} events: ${out.Failed[0]?.Message ?? out.Failed[0]?.Code}`);
     }

@@ -4,13 +4,15 @@
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { replyAddress, textFromMime } from '../../src/domain/email';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
+import type { BatchEntry } from '../../src/aws/sqs-send';
 
-const sqs = mockClient(SQSClient);
+/** The queue sender, faked: what would have been sent to SQS. */
+const sendMessageBatch = vi.hoisted(() => vi.fn());
+vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
@@ -19,7 +21,7 @@ beforeEach(() => {
   vi.stubEnv('INBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-inbound.fifo');
   vi.stubEnv('MAIL_REPLY_DOMAIN', 'reply.example.com');
   vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
-  sqs.reset();
+  sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
 });
 afterEach(() => vi.unstubAllEnvs());
@@ -77,14 +79,14 @@ describe('engagement handler', () => {
   it('queues an SES email reply as an inbound message on the conversation its address names', async () => {
     // Prepare
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
-    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [] });
 
     // Act
     const out = await handler(sesEvent(replyAddress(CONVERSATION), multipart));
 
     // Assess
     expect(out.outcome).toBe('queued 1 of 1');
-    const entry = sqs.commandCalls(SendMessageBatchCommand)[0]!.args[0].input.Entries![0]!;
+    const entry = (sendMessageBatch.mock.calls[0]![1] as BatchEntry[])[0]!;
     const event = JSON.parse(entry.MessageBody!);
     expect(event).toMatchObject({ kind: 'message', channel: 'web', handle: 'VISITOR1', conversationId: CONVERSATION, providerMessageId: 'email:<m1@example.com>' });
     expect(event.text).toBe('Merci, ça marche très bien!');
@@ -96,7 +98,7 @@ describe('engagement handler', () => {
     expect((await handler(sesEvent(`c-${CONVERSATION.toLowerCase()}-${'a'.repeat(32)}@reply.example.com`, multipart))).outcome).toBe('queued 0 of 1');
     expect((await handler({ kind: 'reengage' })).outcome).toBe('invalid');
     expect((await handler('nonsense')).outcome).toBe('invalid');
-    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
   it('re-checks state for a timer whose conversation is gone', async () => {

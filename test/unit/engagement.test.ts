@@ -14,7 +14,6 @@ import {
   UpdateScheduleCommand,
 } from '@aws-sdk/client-scheduler';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
@@ -23,12 +22,15 @@ import { autoresponseText, parseCsatAnswer, runTimer } from '../../src/domain/en
 import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { clearSettingsCache, defaultSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
+import type { BatchEntry } from '../../src/aws/sqs-send';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
 
 const scheduler = mockClient(SchedulerClient);
 const ses = mockClient(SESv2Client);
-const sqs = mockClient(SQSClient);
+/** The queue sender, faked: what would have been sent to SQS. */
+const sendMessageBatch = vi.hoisted(() => vi.fn());
+vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
 
 const ENV = {
@@ -51,7 +53,7 @@ beforeEach(() => {
   for (const [k, v] of Object.entries(ENV)) vi.stubEnv(k, v);
   scheduler.reset();
   ses.reset();
-  sqs.reset();
+  sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
   clearSettingsCache();
 });
@@ -245,7 +247,7 @@ describe('re-engagement across provider windows', () => {
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({ Attributes: { ...conversation, version: 5 } });
     ddb.on(QueryCommand).resolves({ Items: [] });
-    sqs.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [] });
   }
 
   const storedMessages = () =>
@@ -260,7 +262,7 @@ describe('re-engagement across provider windows', () => {
     await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('done');
     const [followUp] = storedMessages();
     expect(followUp).toMatchObject({ sender: { type: 'bot' }, private: false, status: 'queued', text: defaultSettings().reengagement.message });
-    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
+    expect(sendMessageBatch.mock.calls).toHaveLength(1);
   });
 
   it('outside the WhatsApp window uses the approved template when one is configured', async () => {
@@ -276,7 +278,7 @@ describe('re-engagement across provider windows', () => {
     const [note] = storedMessages();
     expect(note).toMatchObject({ private: true, sender: { type: 'bot' } });
     expect(note!.text).toMatch(/not sent/);
-    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
   it('does nothing when the customer answered after the reply (a late or stale fire)', async () => {
@@ -291,7 +293,7 @@ describe('proactive messages', () => {
     // Prepare
     const fetchSpy = vi.spyOn(globalThis, 'fetch');
     ddb.on(UpdateCommand).resolves({});
-    sqs.on(SendMessageBatchCommand).callsFake((input: { Entries: unknown[] }) => ({ Successful: input.Entries, Failed: [] }));
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
     const contactIds = Array.from({ length: 10_000 }, (_, i) => `C${i}`);
 
     // Act
@@ -299,7 +301,7 @@ describe('proactive messages', () => {
 
     // Assess
     expect(result.queued).toBe(10_000);
-    const batches = sqs.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input.Entries!);
+    const batches = sendMessageBatch.mock.calls.map(([, entries]) => entries as BatchEntry[]);
     expect(batches).toHaveLength(1000);
     expect(batches.every((b) => b.length <= 10)).toBe(true);
     const groups = new Set(batches.flat().map((e) => e.MessageGroupId));
@@ -314,7 +316,7 @@ describe('proactive messages', () => {
   it('answers 429 once the hourly quota is used up', async () => {
     ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'no', $metadata: {} }));
     await expect(queueProactive({ contactIds: ['C1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
-    expect(sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
     expect(HOURLY_RECIPIENT_LIMIT).toBeGreaterThanOrEqual(10_000);
   });
 });

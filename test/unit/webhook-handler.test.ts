@@ -1,13 +1,14 @@
-/** The webhook handler with SQS mocked: verify, normalize, queue with the right ids, answer. */
-import { beforeEach, describe, expect, it } from 'vitest';
-import { mockClient } from 'aws-sdk-client-mock';
-import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+/** The webhook handler with the queue sender faked: verify, normalize, queue with the right ids, answer. */
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { BatchEntry } from '../../src/aws/sqs-send';
 import { fixture, providerHeaders } from '../fixtures/sign';
 
 process.env.INBOUND_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/conversa-inbound.fifo';
 process.env.AWS_REGION = 'us-east-1';
-const sqsMock = mockClient(SQSClient);
+/** The queue sender, faked: what would have been sent to SQS. */
+const sendMessageBatch = vi.hoisted(() => vi.fn());
+vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
 const { handler } = await import('../../functions/webhook/handler');
 
 function event(method: string, channel: string, body: string, headers: Record<string, string>, query: Record<string, string> = {}): APIGatewayProxyEventV2 {
@@ -28,8 +29,7 @@ function event(method: string, channel: string, body: string, headers: Record<st
 const invoke = (e: APIGatewayProxyEventV2) => handler(e, {} as never) as Promise<{ statusCode: number; body: string; headers?: Record<string, string> }>;
 
 beforeEach(() => {
-  sqsMock.reset();
-  sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
+  sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
 });
 
 describe('webhook handler', () => {
@@ -42,7 +42,7 @@ describe('webhook handler', () => {
 
     // Assess
     expect(result.statusCode).toBe(200);
-    const entries = sqsMock.commandCalls(SendMessageBatchCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    const entries = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
     expect(entries.length).toBeGreaterThan(1);
     for (const entry of entries) {
       const queued = JSON.parse(entry.MessageBody!);
@@ -58,7 +58,7 @@ describe('webhook handler', () => {
     expect(forged.statusCode).toBe(401);
     expect(missing.statusCode).toBe(401);
     expect(JSON.parse(forged.body).error.code).toBe('invalid_signature');
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
   it('answers 400 for a signed body that is not a webhook, and 404 for an unknown channel', async () => {
@@ -67,18 +67,18 @@ describe('webhook handler', () => {
     expect(bad.statusCode).toBe(400);
     const unknown = await invoke(event('POST', 'line', '{}', {}));
     expect(unknown.statusCode).toBe(404);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
   it('answers 413 for a body over the contract limit, even a correctly signed one, and queues nothing', async () => {
     const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [], padding: 'x'.repeat(300 * 1024) });
     const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
     expect(result.statusCode).toBe(413);
-    expect(sqsMock.commandCalls(SendMessageBatchCommand)).toHaveLength(0);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
   it('surfaces a queue failure instead of acknowledging what was not stored', async () => {
-    sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
     const body = fixture('whatsapp', 'text');
     const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
     expect(result.statusCode).toBe(500);
