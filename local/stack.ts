@@ -24,6 +24,12 @@ import { receiveLocalEmail } from '../src/domain/email';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
+/**
+ * The queue pollers take a new batch this long after it is sent, as Lambda's own pollers do (a
+ * separate fleet that long-polls, then invokes): the consumer's work then never runs inside the
+ * webhook's or the API's reply, which deployed it could not, having its own CPU.
+ */
+const PICKUP_DELAY_MS = 3;
 
 export interface LocalStackOptions {
   /** @default 3000 (CONVERSA_HTTP_PORT); 0 picks a free port. */
@@ -225,6 +231,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         queue: queueUrls[name],
         sqs: aws.sqs,
         batchSize: spec.batchSize,
+        pickupDelayMs: PICKUP_DELAY_MS,
         handler: async (event) => (await invoke(spec.consumer, event)) as { batchItemFailures: { itemIdentifier: string }[] },
       }),
     );

@@ -15,6 +15,13 @@ export interface EventSourceOptions {
   handler: (event: SQSEvent) => Promise<SQSBatchResponse | void>;
   /** Longest a poller sleeps when nothing wakes it; sends and deletes wake it at once. @default 1000 */
   pollIntervalMs?: number;
+  /**
+   * How long after a wake-up a poller takes its batch. Lambda's pollers run apart from the
+   * producer and hand a batch over some milliseconds after it is visible, never inside the
+   * request that sent it; in this one process, taking it at once would run the consumer's first
+   * CPU burst inside the producer's reply. @default 0
+   */
+  pickupDelayMs?: number;
   /** Batches handled at the same time. A FIFO group is never in two batches at once. @default 4 */
   concurrency?: number;
   /** @default console */
@@ -87,6 +94,7 @@ export function startEventSource(options: EventSourceOptions): EventSource {
   const queue = resolveQueue(options);
   const { batchSize, handler } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const pickupDelayMs = options.pickupDelayMs ?? 0;
   const concurrency = options.concurrency ?? 4;
   const logger = options.logger ?? console;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, not ${batchSize}`);
@@ -126,6 +134,7 @@ export function startEventSource(options: EventSourceOptions): EventSource {
         const now = Date.now();
         const wakeAt = Math.min(now + pollIntervalMs, queue.nextVisibleAt(now) ?? Infinity);
         await queue.changes.wait(wakeAt - now, stopping.signal);
+        if (pickupDelayMs > 0 && !stopping.signal.aborted) await new Promise((resolve) => setTimeout(resolve, pickupDelayMs));
         continue;
       }
       running += 1;
