@@ -308,11 +308,12 @@ describe('snooze wake-up through the engagement function', () => {
     expect(snoozed.status, snoozed.text).toBe(200);
     await eventually(() => !pendingTimers(conversationId).includes('autoResolve'));
     expect((await conversation(conversationId)).status).toBe('snoozed');
-    // The 'open' that counts comes after the 'snoozed' event (the first message's own update may arrive late).
+    // The 'open' that counts is newer than the 'snoozed' one (the first message's own update may
+    // arrive after the snooze, carrying the older state).
     const woken = await eventually(() => {
       const updates = agent.frames.filter((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId);
-      const snoozedAt = updates.findIndex((f) => f.conversation.status === 'snoozed');
-      return snoozedAt < 0 ? undefined : updates.slice(snoozedAt + 1).find((f) => f.conversation.status === 'open');
+      const snoozedFrame = updates.find((f) => f.conversation.status === 'snoozed');
+      return snoozedFrame && updates.find((f) => f.conversation.status === 'open' && f.conversation.updatedAt > snoozedFrame.conversation.updatedAt);
     }, 20_000);
     expect(woken.conversation.snoozedUntil).toBeUndefined();
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(until));
