@@ -52,6 +52,23 @@ afterAll(async () => {
 });
 
 describe('event source mapping', () => {
+  it('takes a batch only after its pick-up delay, never inside the turn that sent it', async () => {
+    // Prepare: a poller already waiting on the empty queue
+    const { name, queue } = newQueue({ fifo: true });
+    const events: SQSEvent[] = [];
+    start({ queue: name, sqs: aws.sqs, batchSize: 10, pickupDelayMs: 50, handler: async (event) => void events.push(event) });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    // Act: a send wakes it
+    queue.send({ body: 'later', groupId: 'g', deduplicationId: 'later' });
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Assess: not yet handed over after the sender's turn, then handed over once
+    expect(events).toHaveLength(0);
+    await vi.waitFor(() => expect(events).toHaveLength(1), WAIT);
+    expect(events[0]!.Records.map((r) => r.body)).toEqual(['later']);
+  });
+
   it('hands the handler a Lambda SQSEvent and deletes the batch it handled', async () => {
     const { url, name, queue } = newQueue({ fifo: true });
     const events: SQSEvent[] = [];
