@@ -37,7 +37,7 @@ export class SqsError extends Error {
 }
 
 const ATTEMPTS = 3;
-const TIMEOUT_MS = 3_000;
+const TIMEOUT_MS = 2_000;
 /** Server-side trouble and throttling are worth another try; a refused request is not. */
 const RETRYABLE = /Throttl|RequestThrottled|ServiceUnavailable|InternalError|InternalFailure|KmsThrottled/;
 
