@@ -4,6 +4,7 @@
  * Scheduler and SES v2 by REST path. Requests are not signed-checked: any dummy credentials do.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readBody } from '../body';
 import type { AddressInfo } from 'node:net';
 import { LocalScheduler, SchedulerError, type ScheduleFire } from './scheduler';
 import { LocalSes, SesError } from './ses';
@@ -78,26 +79,6 @@ function match(route: Route, method: string, segments: string[]): string | undef
     else if (part !== segment) return undefined;
   }
   return name;
-}
-
-/** Data events rather than async iteration, which costs several microtask hops per request. */
-function readBody(request: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) {
-        request.removeAllListeners('data');
-        request.resume();
-        reject(new RequestTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    request.on('error', reject);
-  });
 }
 
 function parseJsonObject(raw: Buffer): Json {
@@ -181,7 +162,7 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
     response.on('close', () => {
       if (!response.writableFinished) abandoned.abort();
     });
-    const input = parseJsonObject(await readBody(request));
+    const input = parseJsonObject(await readBody(request, MAX_REQUEST_BYTES, () => new RequestTooLarge()));
     return jsonReply(200, await sqs.execute(operation, input, abandoned.signal));
   }
 
@@ -196,7 +177,7 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
     for (const route of restRoutes) {
       const name = match(route, method, segments);
       if (name === undefined) continue;
-      const body = parseJsonObject(await readBody(request));
+      const body = parseJsonObject(await readBody(request, MAX_REQUEST_BYTES, () => new RequestTooLarge()));
       return jsonReply(200, route.run(name, url.searchParams, body));
     }
     request.resume();

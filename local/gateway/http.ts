@@ -16,6 +16,7 @@ import type {
 } from 'aws-lambda';
 import { MAX_BODY_BYTES, type FunctionName, type HttpRouteSpec } from '../../src/manifest';
 import { clfTime, clientIp, closeServer, LOCAL_ACCOUNT_ID, listen, safeDecode, send, sendJson } from './shared';
+import { readBody as readBodyUpTo } from '../body';
 
 export type HttpInvoke = (fn: FunctionName, event: APIGatewayProxyEventV2) => Promise<unknown>;
 
@@ -196,22 +197,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     return Promise.reject(new PayloadTooLarge());
   }
   if (declared === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(EMPTY);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new PayloadTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
+  return readBodyUpTo(req, MAX_BODY_BYTES, () => new PayloadTooLarge());
 }
 
 const EMPTY = Buffer.alloc(0);

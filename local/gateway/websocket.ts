@@ -19,6 +19,7 @@ import type { APIGatewayEventWebsocketRequestContextV2 } from 'aws-lambda';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { WS_TOKEN_QUERY_PARAM, type FunctionName } from '../../src/manifest';
 import { clfTime, clientIp, closeServer, LOCAL_ACCOUNT_ID, listen, safeDecode, sendJson } from './shared';
+import { readBody as readBodyUpTo } from '../body';
 
 export type WsInvoke = (fn: FunctionName, event: unknown) => Promise<unknown>;
 
@@ -445,15 +446,16 @@ function gone(res: ServerResponse): void {
   sendJson(res, 410, { message: 'GoneException' }, { 'x-amzn-errortype': 'GoneException' });
 }
 
+class TooLarge extends Error {}
+
 /** Reads a request body; undefined when it exceeds the limit. */
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size <= limit) chunks.push(chunk);
+  try {
+    return await readBodyUpTo(req, limit, () => new TooLarge());
+  } catch (error) {
+    if (error instanceof TooLarge) return undefined;
+    throw error;
   }
-  return size > limit ? undefined : Buffer.concat(chunks, size);
 }
 
 /** Ids shaped like API Gateway's (e.g. "L0SM9cOFvHcCIhw="), minus '+' and '/' so they need no escaping in paths. */
