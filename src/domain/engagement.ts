@@ -230,8 +230,7 @@ export async function greetNewConversation(conversation: ConversationRecord, fir
   const settings = await getSettings();
   if (!settings.autoresponder.enabled) return undefined;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date());
-  const after = decodeTime(first.id);
-  const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, idFor(after + 1 + i, `${first.id}#greeting#${i}`)));
+  const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, greetingId(first.id, i)));
   await Promise.all(messages.map(putMessage));
   const last = messages[messages.length - 1]!;
   return {
@@ -245,6 +244,29 @@ export async function greetNewConversation(conversation: ConversationRecord, fir
       updatedAt: last.createdAt,
     },
   };
+}
+
+/** The id of a greeting's `index`th message: made from the first message's, after it. */
+function greetingId(firstMessageId: string, index: number): string {
+  return idFor(decodeTime(firstMessageId) + 1 + index, `${firstMessageId}#greeting#${index}`);
+}
+
+/** At most two texts: the autoresponse and the request for an email. */
+const GREETING_TEXTS = 2;
+
+/**
+ * The greeting stored with a conversation its first message created, when that message's
+ * delivery comes back (the attempt died after creating the conversation, maybe before the hooks
+ * queued the greeting): what is still to deliver, found by its ids. Undefined for any other message.
+ */
+export async function unfinishedGreeting(conversation: ConversationRecord, message: Message): Promise<Greeting | undefined> {
+  if (!conversation.autoresponded || conversation.firstReplyAt) return undefined;
+  const found = await Promise.all(Array.from({ length: GREETING_TEXTS }, (_, i) => getMessage(conversation.id, greetingId(message.id, i))));
+  const messages = found.filter((m): m is Message => m !== undefined && m.sender.type === 'bot');
+  if (messages.length === 0) return undefined;
+  if (conversation.channel === 'web') return { messages, delivery: 'inline', fields: {} };
+  const queued = messages.filter((m) => m.status === 'queued');
+  return queued.length > 0 ? { messages: queued, delivery: 'queue', fields: {} } : undefined;
 }
 
 /** Hands a new conversation's greeting to its delivery path; inline ones are the caller's to publish. */

@@ -8,7 +8,7 @@ import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
-import type { Greeting } from './engagement';
+import { unfinishedGreeting, type Greeting } from './engagement';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -294,7 +294,9 @@ async function resumeApplied(conversation: ConversationRecord, providerMessageId
   const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
   // An undated message of the same customer (no sequence mark of its own) may have come after it.
   if (message?.providerMessageId !== providerMessageId) return;
-  await afterApply({ conversation, message, created: false, reopened: false }, conversation);
+  // A first message's greeting is stored with its conversation but queued by the hooks.
+  const greeting = await unfinishedGreeting(conversation, message);
+  await afterApply({ conversation, message, created: false, reopened: false, greeting }, conversation);
 }
 
 /** Routing and engagement hooks, then the fan-out, then the timers. */

@@ -268,5 +268,10 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(items.filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['hooked 0']);
     expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
     expect(conversation.unreadCount).toBe(1);
+    // The greeting was stored with the conversation; the redelivery still sends it.
+    await eventually(async () => {
+      const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+      return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
+    });
   });
 });
