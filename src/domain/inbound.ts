@@ -287,8 +287,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
 /**
  * The delivery applied last came back (a crash or a timeout after the conversation update):
  * its hooks and fan-out may not have run, and each is safe to run again (the autoresponder and
- * the assignment claim their change, timers are replaced). Agents may get its events twice,
- * with the same message id.
+ * the assignment claim their change, timers are replaced, a new conversation's stored greeting
+ * is queued again under the same deduplication id). Agents may get its events twice, with the
+ * same message id.
  */
 async function resumeApplied(conversation: ConversationRecord, providerMessageId: string): Promise<void> {
   const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
