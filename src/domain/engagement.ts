@@ -184,9 +184,15 @@ export function autoresponseText(settings: Settings, now: Date): string {
 
 /** Once per conversation, and never once an agent has answered. */
 /** What the autoresponder says to this conversation now: the opening-hours text, and outside them (web, no email known) a request for one. */
-async function autoresponse(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ texts: string[]; askForEmail: boolean; delivery: Delivery }> {
+async function autoresponse(
+  conversation: ConversationRecord,
+  settings: Settings,
+  now: Date,
+  /** The customer's message gives an email (captured by the hooks, maybe not yet). */
+  givesEmail = false,
+): Promise<{ texts: string[]; askForEmail: boolean; delivery: Delivery }> {
   const outOfHours = !isOpen(settings, now);
-  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !(await knownEmail(conversation));
+  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !givesEmail && !(await knownEmail(conversation));
   const texts = [autoresponseText(settings, now), ...(askForEmail ? [ASK_FOR_EMAIL_TEXT] : [])];
   // Web: published by the inbound path right after the customer's message, so it cannot overtake it.
   return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
@@ -229,7 +235,7 @@ export interface Greeting {
 export async function greetNewConversation(conversation: ConversationRecord, first: Message): Promise<Greeting | undefined> {
   const settings = await getSettings();
   if (!settings.autoresponder.enabled) return undefined;
-  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date());
+  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date(), EMAIL_IN_TEXT.test(first.text));
   const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, greetingId(first.id, i)));
   await Promise.all(messages.map(putMessage));
   const last = messages[messages.length - 1]!;

@@ -159,6 +159,25 @@ describe('autoresponder and business hours', () => {
     }
   });
 
+  it('outside hours asks no email of a visitor whose first message gives one', async () => {
+    const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][(new Date().getUTCDay() + 1) % 7]!;
+    await settings({
+      autoresponder: { enabled: true, askForEmail: true, outOfHoursMessage: 'We are away; back {{nextOpen}}.' },
+      businessHours: { enabled: true, timeZone: 'UTC', holidays: [], weekly: { [tomorrow]: [{ open: '09:00', close: '17:00' }] } },
+    });
+    try {
+      const { ws, conversationId } = await visitor({ name: 'Omar' }, 'Write to omar@example.com please');
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('We are away'), 10_000, 'out of hours');
+      // The greeting is stored whole before the conversation exists: one message, no request for an email.
+      const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+      expect(history.body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot').map((m: { text: string }) => m.text)).toEqual([
+        expect.stringMatching(/^We are away/),
+      ]);
+    } finally {
+      await settings({ businessHours: { enabled: false } });
+    }
+  });
+
   it('inside hours sends the normal message and asks for no email', async () => {
     await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
     const { ws, conversationId } = await visitor({ name: 'Nils' });
