@@ -182,8 +182,10 @@ export function autoresponseText(settings: Settings, now: Date): string {
   return autoresponder.helpCenterUrl ? `${text}\n\nIn the meantime, our help center may have your answer: ${autoresponder.helpCenterUrl}` : text;
 }
 
-/** Once per conversation, and never once an agent has answered. */
-/** What the autoresponder says to this conversation now: the opening-hours text, and outside them (web, no email known) a request for one. */
+/**
+ * What the autoresponder says to this conversation now: the opening-hours text, and outside
+ * them (web, no email known) a request for one.
+ */
 async function autoresponse(
   conversation: ConversationRecord,
   settings: Settings,
@@ -198,6 +200,7 @@ async function autoresponse(
   return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
 }
 
+/** Once per conversation, and never once an agent has answered. */
 async function autorespond(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
   const none = { conversation, messages: [] };
   if (!settings.autoresponder.enabled || conversation.autoresponded || conversation.firstReplyAt) return none;
