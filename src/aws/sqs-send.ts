@@ -5,7 +5,7 @@
  * Why: it is the one call between a provider's webhook and our 200. On this 2-core machine the
  * SDK client spends about 1 ms of CPU per call in its middleware, serde, MD5 check and retry
  * bookkeeping, against 0.3 ms for the round trip itself (bench: webhook ack), and it adds
- * about 300 KiB to the functions that only ever send. Other SQS calls keep the SDK client.
+ * about 75 KiB to the functions that only ever send. Other SQS calls keep the SDK client.
  */
 import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
@@ -24,7 +24,7 @@ export interface BatchResult {
   Failed: { Id: string; Code: string; Message?: string; SenderFault: boolean }[];
 }
 
-/** An error SQS answered with (`name` is its error type, e.g. `AWS.SimpleQueueService.NonExistentQueue`). */
+/** An error SQS answered with (`name` is its error type, e.g. `QueueDoesNotExist`). */
 export class SqsError extends Error {
   constructor(
     readonly code: string,
@@ -39,7 +39,7 @@ export class SqsError extends Error {
 const ATTEMPTS = 3;
 const TIMEOUT_MS = 2_000;
 /** Server-side trouble and throttling are worth another try; a refused request is not. */
-const RETRYABLE = /Throttl|RequestThrottled|ServiceUnavailable|InternalError|InternalFailure|KmsThrottled/;
+const RETRYABLE = /Throttl|ServiceUnavailable|InternalError|InternalFailure/;
 
 type Data = string | ArrayBuffer | ArrayBufferView;
 const bytes = (data: Data): BinaryLike =>
