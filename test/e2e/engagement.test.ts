@@ -132,13 +132,17 @@ describe('autoresponder and business hours', () => {
     expect((await history(conversationId)).filter((m) => m.sender.type === 'bot')).toEqual([]);
   });
 
-  it('outside hours says when the team is back, asks for an email and keeps the one the visitor gives', async () => {
-    // Open only on tomorrow's weekday (UTC): closed now, back tomorrow at 09:00.
+  /** Open only on tomorrow's weekday (UTC): closed now, back tomorrow at 09:00; asks for an email. */
+  async function closedUntilTomorrow(): Promise<void> {
     const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][(new Date().getUTCDay() + 1) % 7]!;
     await settings({
       autoresponder: { enabled: true, askForEmail: true, outOfHoursMessage: 'We are away; back {{nextOpen}}.' },
       businessHours: { enabled: true, timeZone: 'UTC', holidays: [], weekly: { [tomorrow]: [{ open: '09:00', close: '17:00' }] } },
     });
+  }
+
+  it('outside hours says when the team is back, asks for an email and keeps the one the visitor gives', async () => {
+    await closedUntilTomorrow();
     try {
       const { ws, conversationId } = await visitor({ name: 'Nora' }, 'Anyone there?');
       const away = await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('We are away'), 10_000, 'out of hours');
@@ -160,11 +164,7 @@ describe('autoresponder and business hours', () => {
   });
 
   it('outside hours asks no email of a visitor whose first message gives one', async () => {
-    const tomorrow = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][(new Date().getUTCDay() + 1) % 7]!;
-    await settings({
-      autoresponder: { enabled: true, askForEmail: true, outOfHoursMessage: 'We are away; back {{nextOpen}}.' },
-      businessHours: { enabled: true, timeZone: 'UTC', holidays: [], weekly: { [tomorrow]: [{ open: '09:00', close: '17:00' }] } },
-    });
+    await closedUntilTomorrow();
     try {
       const { ws, conversationId } = await visitor({ name: 'Omar' }, 'Write to omar@example.com please');
       await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('We are away'), 10_000, 'out of hours');
