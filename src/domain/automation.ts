@@ -4,6 +4,7 @@
  * these hooks; hooks return what to publish so that those paths stay the only publishers.
  */
 import type { ConversationRecord } from '../store/conversations';
+import { deleteMessage } from '../store/messages';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
 import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
@@ -31,19 +32,24 @@ export interface HookResult {
 /**
  * Before a customer's new conversation is written (its first message is stored): the agent it
  * goes to (their slot reserved) and the autoresponder's greeting (stored), so that the one write
- * that creates the conversation also assigns and answers it. `release` gives the slot back if
- * the conversation turns out to exist already.
+ * that creates the conversation also assigns and answers it. `abandon` undoes both if that write
+ * finds the conversation there already (made meanwhile by another path, e.g. a channel move).
  */
 export async function beforeNewConversation(
   conversation: ConversationRecord,
   first: Message,
-): Promise<{ fields: Partial<ConversationRecord>; greeting: Greeting | undefined; release: () => Promise<void> }> {
+): Promise<{ fields: Partial<ConversationRecord>; greeting: Greeting | undefined; abandon: () => Promise<void> }> {
   const assigneeId = await reserveAgentForNew(conversation);
   const greeting = await greetNewConversation({ ...conversation, assigneeId: assigneeId ?? null }, first);
   return {
     fields: { assigneeId: assigneeId ?? null, ...greeting?.fields },
     greeting,
-    release: async () => (assigneeId ? releaseReservation(conversation, assigneeId) : undefined),
+    abandon: async () => {
+      await Promise.all([
+        assigneeId ? releaseReservation(conversation, assigneeId) : undefined,
+        ...(greeting?.messages ?? []).map((m) => deleteMessage(m.conversationId, m.id)),
+      ]);
+    },
   };
 }
 

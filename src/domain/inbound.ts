@@ -240,7 +240,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     };
     created = await createConversation(first);
     if (created) conversation = first;
-    else await prepared.release();
+    else await prepared.abandon();
   }
   if (!created) {
     const fast = await applyMessageToOpenConversation(

@@ -1,4 +1,4 @@
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
@@ -44,6 +44,11 @@ export async function getDedup(scope: string): Promise<DedupRecord | undefined> 
 /** Stores a message once: false when a message with this id is already there. */
 export async function putMessage(message: Message): Promise<boolean> {
   return putNew({ ...keys.message(message.conversationId, message.id), ...message });
+}
+
+/** Takes back a message stored for a conversation that, in the end, was not written. */
+export async function deleteMessage(conversationId: string, messageId: string): Promise<void> {
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId) }));
 }
 
 /**

@@ -51,15 +51,24 @@ const faults = vi.hoisted(() => {
       }
       return real(...args);
     };
-  return { apply: state(), create: state(), hooks: state(), failOnce };
+  return { apply: state(), create: state(), hooks: state(), race: state(), failOnce };
 });
-const { apply: applyFails, create: createFails, hooks: hooksFail } = faults;
+const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced } = faults;
 vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
     ...real,
     applyMessageToOpenConversation: faults.failOnce(faults.apply, 'between the message write and the conversation update', real.applyMessageToOpenConversation, (_id, message) => message.direction === 'inbound'),
-    createConversation: faults.failOnce(faults.create, 'between the first message write and the new conversation write', real.createConversation),
+    createConversation: faults.failOnce(faults.create, 'between the first message write and the new conversation write', async (record: Parameters<typeof real.createConversation>[0]) => {
+      if (faults.race.armed) {
+        // Another path (an agent moving a conversation to this channel) writes it first, bare.
+        faults.race.armed = false;
+        faults.race.failed += 1;
+        const { autoresponded: _greeted, lastOutboundId: _greeting, lastInboundId: _message, lastInboundSeq: _mark, lastInboundAt: _at, ...bare } = record;
+        await real.createConversation({ ...bare, assigneeId: null, unreadCount: 0, lastMessageAt: record.createdAt, updatedAt: record.createdAt });
+      }
+      return real.createConversation(record);
+    }),
   };
 });
 vi.mock('../../src/domain/automation', async (importOriginal) => {
@@ -246,6 +255,25 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
       const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
       return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
     });
+  });
+
+  it('takes its greeting back when another path created the new conversation first', async () => {
+    // Prepare: the next new conversation appears, bare, right before its first message's write
+    const from = phone(4, 5);
+    creationRaced.armed = true;
+
+    // Act
+    expect(await postWhatsapp(stack, whatsappBody(from, 'raced 0'))).toBe(200);
+
+    // Assess: the message lands in the conversation that won, which is greeted once (by the hooks)
+    const conversation = await eventually(async () => {
+      const c = await conversationOf(from);
+      return c?.autoresponded && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? c : undefined;
+    }, 30_000);
+    expect(creationRaced.failed).toBe(1);
+    const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+    expect(items.filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['raced 0']);
+    expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
   });
 
   it('runs the hooks of a message again when the consumer died after updating the conversation', async () => {
