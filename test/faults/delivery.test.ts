@@ -1,9 +1,9 @@
 /**
  * Delivery faults on the inbound path: provider retries arriving all at once, a burst from many
  * customers, a poison message, a consumer that dies halfway through a batch, one that dies
- * between storing a message and updating its conversation, and one that dies before the hooks.
- * Each ends with
- * the store read back: every message exactly once, in order per customer.
+ * between storing a message and updating its conversation, one that dies before the hooks, and
+ * a new conversation written first by another path. Each ends with the store read back: every
+ * message exactly once, in order per customer.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
