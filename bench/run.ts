@@ -28,8 +28,10 @@ import { printReport } from './report';
 import type { LatencySummary } from './stats';
 
 const quick = process.env.BENCH_QUICK === '1';
+// Quick runs keep the usage phase (steady senders) at full size: batch sizes decide the SQS
+// requests and Lambda invocations per message, and small phases would price them high.
 const SIZES = quick
-  ? { ack: 60, endToEnd: 30, firstMessage: 10, agentReply: 20, visitors: 5, steadySenders: 10, steadyPerSender: 5, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
+  ? { ack: 60, endToEnd: 60, firstMessage: 10, agentReply: 40, visitors: 5, steadySenders: 20, steadyPerSender: 10, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
   : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
 
 /**
