@@ -15,7 +15,7 @@
  */
 import type { ConversationRecord } from '../store/conversations';
 import { getConversation, listConversations } from '../store/conversations';
-import { addAgentLoad, getAgent, listAgents, reserveAgentSlot, releaseAgentSlot, type AgentRecord, type LoadKind } from '../store/agents';
+import { addAgentLoad, getAgent, listAgents, reserveAgentSlot, releaseAgentSlot, setAgentLoads, type AgentRecord, type LoadKind } from '../store/agents';
 import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
 import { conversationEvent, publishToConversation } from './events';
@@ -186,9 +186,41 @@ export async function routeOnInbound(context: InboundHookContext): Promise<Conve
   return (await autoAssign(conversation)) ?? conversation;
 }
 
-/** An agent's presence changed: one who comes online takes waiting conversations. */
-export async function routeOnPresence(_agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
-  if (status === 'online') await drainQueue();
+/** An agent's presence changed: one who comes online gets true counters and takes waiting conversations. */
+export async function routeOnPresence(agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
+  if (status !== 'online') return;
+  await recountLoad(agentId);
+  await drainQueue();
+}
+
+/**
+ * How long after a load change a recount waits: a conversation assigned just before may not be
+ * in the assignee index yet (GSIs lag by well under a second).
+ */
+const RECOUNT_SETTLE_MS = 10_000;
+
+/**
+ * Sets the agent's load counters to the open conversations they really hold, read from the
+ * assignee index and checked against the table. Counters drift only through a crash between
+ * a slot's reservation and the conversation's write (one too high); this heals them when the
+ * agent next comes online. Skipped while a load change is recent, and dropped if one happens
+ * while counting.
+ */
+export async function recountLoad(agentId: string, now = new Date()): Promise<void> {
+  const agent = await getAgent(agentId);
+  if (!agent || (agent.loadChangedAt && now.getTime() - Date.parse(agent.loadChangedAt) < RECOUNT_SETTLE_MS)) return;
+  const held: Record<LoadKind, number> = { live: 0, async: 0 };
+  let cursor: string | undefined;
+  do {
+    const page = await listConversations({ status: 'open', assignee: agentId, limit: 100, consistent: true, ...(cursor ? { cursor } : {}) });
+    for (const conversation of page.items) {
+      const slot = slotOf(conversation);
+      if (slot?.agentId === agentId) held[slot.kind] += 1;
+    }
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  if (held.live === loadOf(agent, 'live') && held.async === loadOf(agent, 'async')) return;
+  await setAgentLoads(agentId, held, agent, now.toISOString());
 }
 
 /**

@@ -24,6 +24,8 @@ export interface AgentRecord {
   asyncCapacity?: number;
   /** Last automatic assignment: the round-robin tie-breaker among equally busy agents. */
   lastAssignedAt?: string;
+  /** Last change of either load counter: a recount waits until the assignee index caught up. */
+  loadChangedAt?: string;
   /**
    * Set when the agent's last connection closed: until then the agent still counts as online
    * (a page reload must not cost their queue); after it, as away.
@@ -158,9 +160,9 @@ export async function addAgentLoad(id: string, kind: LoadKind): Promise<void> {
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.agent(id),
-      UpdateExpression: 'SET #load = if_not_exists(#load, :zero) + :one',
+      UpdateExpression: 'SET #load = if_not_exists(#load, :zero) + :one, loadChangedAt = :now',
       ExpressionAttributeNames: { '#load': loadAttribute(kind) },
-      ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
+      ExpressionAttributeValues: { ':zero': 0, ':one': 1, ':now': new Date().toISOString() },
     }),
   );
 }
@@ -176,7 +178,7 @@ export async function reserveAgentSlot(id: string, kind: LoadKind, capacity: num
       new UpdateCommand({
         TableName: config.tableName,
         Key: keys.agent(id),
-        UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now',
+        UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now, loadChangedAt = :now',
         ConditionExpression: availableCondition,
         ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
         ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },
@@ -203,14 +205,48 @@ export async function releaseAgentSlot(id: string, kind: LoadKind): Promise<void
       new UpdateCommand({
         TableName: config.tableName,
         Key: keys.agent(id),
-        UpdateExpression: 'SET #load = #load - :one',
+        UpdateExpression: 'SET #load = #load - :one, loadChangedAt = :now',
         ConditionExpression: '#load > :zero',
         ExpressionAttributeNames: { '#load': loadAttribute(kind) },
-        ExpressionAttributeValues: { ':one': 1, ':zero': 0 },
+        ExpressionAttributeValues: { ':one': 1, ':zero': 0, ':now': new Date().toISOString() },
       }),
     );
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/**
+ * Sets both load counters to what a recount found, only if neither changed since `seen` was
+ * read (an assignment or release in between makes the recount stale: it is dropped).
+ */
+export async function setAgentLoads(
+  id: string,
+  counted: Record<LoadKind, number>,
+  seen: Pick<AgentRecord, 'liveLoad' | 'asyncLoad' | 'loadChangedAt'>,
+  now: string,
+): Promise<boolean> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent(id),
+        UpdateExpression: 'SET liveLoad = :live, asyncLoad = :async, loadChangedAt = :now',
+        ConditionExpression: `liveLoad = :seenLive AND asyncLoad = :seenAsync AND ${seen.loadChangedAt ? 'loadChangedAt = :seenAt' : 'attribute_not_exists(loadChangedAt)'}`,
+        ExpressionAttributeValues: {
+          ':live': counted.live,
+          ':async': counted.async,
+          ':now': now,
+          ':seenLive': seen.liveLoad ?? 0,
+          ':seenAsync': seen.asyncLoad ?? 0,
+          ...(seen.loadChangedAt ? { ':seenAt': seen.loadChangedAt } : {}),
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
   }
 }
 

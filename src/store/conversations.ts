@@ -175,6 +175,8 @@ export interface ConversationFilter {
   team?: string;
   limit: number;
   cursor?: string;
+  /** With an assignee: read the page's conversations strongly consistent (the index may lag). */
+  consistent?: boolean;
 }
 
 /**
@@ -220,18 +222,18 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     }),
   );
   const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
-  let items = await getConversations(ids);
+  let items = await getConversations(ids, filter.consistent);
   if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
   if (filter.team) items = items.filter((c) => c.team === filter.team);
   items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt));
   return { items, nextCursor: encodeCursor(page.LastEvaluatedKey) };
 }
 
-export async function getConversations(ids: string[]): Promise<ConversationRecord[]> {
+export async function getConversations(ids: string[], consistent = false): Promise<ConversationRecord[]> {
   const found: ConversationRecord[] = [];
   for (let i = 0; i < ids.length; i += 100) {
-    let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = {
-      [config.tableName]: { Keys: ids.slice(i, i + 100).map((id) => keys.conversation(id)) },
+    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead?: boolean }> | undefined = {
+      [config.tableName]: { Keys: ids.slice(i, i + 100).map((id) => keys.conversation(id)), ...(consistent ? { ConsistentRead: true } : {}) },
     };
     while (request && Object.keys(request).length > 0) {
       const out = await ddb().send(new BatchGetCommand({ RequestItems: request }));

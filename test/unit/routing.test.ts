@@ -105,6 +105,6 @@ describe('assignIfAvailable', () => {
     expect(await assignIfAvailable(input)).toEqual({ outcome: 'conversation_taken' });
     const [reserve, take, release] = updates();
     expect([reserve!.Key, take!.Key, release!.Key]).toEqual([agentKey, conversationKey, agentKey]);
-    expect(release).toMatchObject({ UpdateExpression: 'SET #load = #load - :one', ExpressionAttributeNames: { '#load': 'liveLoad' } });
+    expect(release).toMatchObject({ UpdateExpression: expect.stringContaining('#load = #load - :one'), ExpressionAttributeNames: { '#load': 'liveLoad' } });
   });
 });
