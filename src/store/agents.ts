@@ -2,7 +2,7 @@ import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { withoutKeys, queryAll } from './items';
+import { queryAll, updateIf, withoutKeys } from './items';
 import { keys } from './keys';
 
 export type Presence = 'online' | 'away' | 'offline';
@@ -99,22 +99,13 @@ export async function startAgentGrace(id: string, until: string): Promise<void> 
  * first (they reconnected, or another caller already did it), so only one caller announces it.
  */
 export async function expireAgentGrace(id: string, now: string): Promise<boolean> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.agent(id),
-        UpdateExpression: 'SET #status = :away, updatedAt = :now REMOVE graceUntil',
-        ConditionExpression: '#status = :online AND graceUntil <= :now',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':away': 'away', ':online': 'online', ':now': now },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'SET #status = :away, updatedAt = :now REMOVE graceUntil',
+    ConditionExpression: '#status = :online AND graceUntil <= :now',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':away': 'away', ':online': 'online', ':now': now },
+  });
 }
 
 export interface AgentProfilePatch {
@@ -173,22 +164,13 @@ export async function addAgentLoad(id: string, kind: LoadKind): Promise<void> {
  * assignee. False means the agent has no room (the conversation goes elsewhere or waits).
  */
 export async function reserveAgentSlot(id: string, kind: LoadKind, capacity: number, now: string): Promise<boolean> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.agent(id),
-        UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now, loadChangedAt = :now',
-        ConditionExpression: availableCondition,
-        ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
-        ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now, loadChangedAt = :now',
+    ConditionExpression: availableCondition,
+    ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
+    ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },
+  });
 }
 
 /**
@@ -200,20 +182,13 @@ export const availableCondition = '#status = :online AND #load < :cap AND (attri
 
 /** Frees a slot; never below zero (a repeated release is a no-op). */
 export async function releaseAgentSlot(id: string, kind: LoadKind): Promise<void> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.agent(id),
-        UpdateExpression: 'SET #load = #load - :one, loadChangedAt = :now',
-        ConditionExpression: '#load > :zero',
-        ExpressionAttributeNames: { '#load': loadAttribute(kind) },
-        ExpressionAttributeValues: { ':one': 1, ':zero': 0, ':now': new Date().toISOString() },
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  await updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'SET #load = #load - :one, loadChangedAt = :now',
+    ConditionExpression: '#load > :zero',
+    ExpressionAttributeNames: { '#load': loadAttribute(kind) },
+    ExpressionAttributeValues: { ':one': 1, ':zero': 0, ':now': new Date().toISOString() },
+  });
 }
 
 /**
@@ -226,28 +201,19 @@ export async function setAgentLoads(
   seen: Pick<AgentRecord, 'liveLoad' | 'asyncLoad' | 'loadChangedAt'>,
   now: string,
 ): Promise<boolean> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.agent(id),
-        UpdateExpression: 'SET liveLoad = :live, asyncLoad = :async, loadChangedAt = :now',
-        ConditionExpression: `liveLoad = :seenLive AND asyncLoad = :seenAsync AND ${seen.loadChangedAt ? 'loadChangedAt = :seenAt' : 'attribute_not_exists(loadChangedAt)'}`,
-        ExpressionAttributeValues: {
-          ':live': counted.live,
-          ':async': counted.async,
-          ':now': now,
-          ':seenLive': seen.liveLoad ?? 0,
-          ':seenAsync': seen.asyncLoad ?? 0,
-          ...(seen.loadChangedAt ? { ':seenAt': seen.loadChangedAt } : {}),
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'SET liveLoad = :live, asyncLoad = :async, loadChangedAt = :now',
+    ConditionExpression: `liveLoad = :seenLive AND asyncLoad = :seenAsync AND ${seen.loadChangedAt ? 'loadChangedAt = :seenAt' : 'attribute_not_exists(loadChangedAt)'}`,
+    ExpressionAttributeValues: {
+      ':live': counted.live,
+      ':async': counted.async,
+      ':now': now,
+      ':seenLive': seen.liveLoad ?? 0,
+      ':seenAsync': seen.asyncLoad ?? 0,
+      ...(seen.loadChangedAt ? { ':seenAt': seen.loadChangedAt } : {}),
+    },
+  });
 }
 
 export async function getAgent(id: string): Promise<AgentRecord | undefined> {

@@ -12,6 +12,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { keys } from './keys';
+import { updateIf } from './items';
 import { releaseAgentSlot, reserveAgentSlot, type LoadKind } from './agents';
 import type { ConversationRecord } from './conversations';
 
@@ -70,27 +71,18 @@ export async function assignIfAvailable(input: AssignInput): Promise<AssignOutco
  * Used when a conversation reopens and its agent has no slot for it: no load changes hands.
  */
 export async function requeueConversation(conversationId: string, fromAgentId: string, now: string): Promise<boolean> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.conversation(conversationId),
-        UpdateExpression: 'SET assigneeId = :none, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one',
-        ConditionExpression: '#status = :open AND assigneeId = :from',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':none': null,
-          ':gsi2pk': keys.assigneePartition(null, 'open'),
-          ':now': now,
-          ':one': 1,
-          ':open': 'open',
-          ':from': fromAgentId,
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.conversation(conversationId),
+    UpdateExpression: 'SET assigneeId = :none, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one',
+    ConditionExpression: '#status = :open AND assigneeId = :from',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: {
+      ':none': null,
+      ':gsi2pk': keys.assigneePartition(null, 'open'),
+      ':now': now,
+      ':one': 1,
+      ':open': 'open',
+      ':from': fromAgentId,
+    },
+  });
 }

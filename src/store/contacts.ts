@@ -3,7 +3,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
-import { putNew, withoutKeys, queryAll } from './items';
+import { putNew, queryAll, updateIf, withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -170,19 +170,10 @@ export async function unlinkContactConversation(contactId: string, conversationI
 
 /** Marks a contact merged into another; true when it is (or already was) merged into `into`. */
 export async function markContactMerged(id: string, into: string): Promise<boolean> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.contact(id),
-        UpdateExpression: 'SET mergedInto = :into',
-        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(mergedInto) OR mergedInto = :into)',
-        ExpressionAttributeValues: { ':into': into },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.contact(id),
+    UpdateExpression: 'SET mergedInto = :into',
+    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(mergedInto) OR mergedInto = :into)',
+    ExpressionAttributeValues: { ':into': into },
+  });
 }

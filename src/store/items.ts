@@ -1,6 +1,6 @@
 /** What every store module does with items: drop the key attributes, write only new items. */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { PutCommand, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, QueryCommand, UpdateCommand, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 
@@ -14,6 +14,17 @@ export function withoutKeys<T>(item: Record<string, unknown>): T {
 export async function putNew(item: Record<string, unknown>): Promise<boolean> {
   try {
     await ddb().send(new PutCommand({ TableName: config.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }));
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** A conditional update; false when its condition does not hold (nothing was written). */
+export async function updateIf(input: Omit<UpdateCommandInput, 'TableName'> & { ConditionExpression: string }): Promise<boolean> {
+  try {
+    await ddb().send(new UpdateCommand({ ...input, TableName: config.tableName }));
     return true;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return false;
