@@ -93,6 +93,14 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** The numbers after `prefix` in a customer's stored texts, once `count` are there and nothing is in flight. */
+function settledSequence(from: string, prefix: string, count: number): Promise<number[]> {
+  return eventually(async () => {
+    const seq = sequenceOf(await storedMessages(from), prefix);
+    return seq.length >= count && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
+  }, 60_000);
+}
+
 /** An event as the webhook queues it: dated by the provider, stamped with when it was received. */
 function event(handle: string, text: string): InboundMessageEvent {
   const now = new Date().toISOString();
@@ -198,10 +206,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     await enqueueInbound(Array.from({ length: 6 }, (_, k) => event(from, `crash ${k + 1}`)));
 
     // Assess: after the redelivery, seven messages once each, in order, and an exact unread count
-    const sequence = await eventually(async () => {
-      const seq = sequenceOf(await storedMessages(from), 'crash ');
-      return seq.length >= 7 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
-    }, 60_000);
+    const sequence = await settledSequence(from, 'crash ', 7);
     expect(crash.batches).toEqual([6]);
     expect(sequence).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect((await conversationOf(from))?.unreadCount).toBe(7);
@@ -220,10 +225,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(await postWhatsapp(stack, whatsappBody(from, 'torn 2'))).toBe(200);
 
     // Assess: each once, in order, counted once in the conversation
-    const sequence = await eventually(async () => {
-      const seq = sequenceOf(await storedMessages(from), 'torn ');
-      return seq.length >= 3 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
-    }, 60_000);
+    const sequence = await settledSequence(from, 'torn ', 3);
     expect(applyFails.failed).toBe(1);
     expect(sequence).toEqual([0, 1, 2]);
     expect((await conversationOf(from))?.unreadCount).toBe(3);
@@ -240,10 +242,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(await postWhatsapp(stack, whatsappBody(from, 'first 1'))).toBe(200);
 
     // Assess: one conversation holding each message once, counted once; greeted once
-    const sequence = await eventually(async () => {
-      const seq = sequenceOf(await storedMessages(from), 'first ');
-      return seq.length >= 2 && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? seq : undefined;
-    }, 60_000);
+    const sequence = await settledSequence(from, 'first ', 2);
     expect(createFails.failed).toBe(1);
     expect(sequence).toEqual([0, 1]);
     const conversation = (await conversationOf(from))!;
