@@ -39,8 +39,7 @@ export async function beforeNewConversation(
   conversation: ConversationRecord,
   first: Message,
 ): Promise<{ fields: Partial<ConversationRecord>; greeting: Greeting | undefined; abandon: () => Promise<void> }> {
-  const assigneeId = await reserveAgentForNew(conversation);
-  const greeting = await greetNewConversation({ ...conversation, assigneeId: assigneeId ?? null }, first);
+  const [assigneeId, greeting] = await Promise.all([reserveAgentForNew(conversation), greetNewConversation(conversation, first)]);
   return {
     fields: { assigneeId: assigneeId ?? null, ...greeting?.fields },
     greeting,

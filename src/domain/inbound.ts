@@ -223,10 +223,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   let created = false;
   let greeting: Greeting | undefined;
   if (draft) {
-    // One write for the new conversation, its first message applied (the contact lists it first:
-    // a retry after a crash finds that done).
-    await linkContactConversation(found.contact.id, found.id);
-    const prepared = await beforeNewConversation(found, message);
+    // One write for the new conversation, its first message applied. Before it: the contact lists
+    // it (a retry after a crash finds that done), its agent and its greeting, side by side.
+    const [, prepared] = await Promise.all([linkContactConversation(found.contact.id, found.id), beforeNewConversation(found, message)]);
     greeting = prepared.greeting;
     const first: ConversationRecord = {
       ...found,
