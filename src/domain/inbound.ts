@@ -226,7 +226,6 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     // One write for the new conversation, its first message applied. Before it: the contact lists
     // it (a retry after a crash finds that done), its agent and its greeting, side by side.
     const [, prepared] = await Promise.all([linkContactConversation(found.contact.id, found.id), beforeNewConversation(found, message)]);
-    greeting = prepared.greeting;
     const first: ConversationRecord = {
       ...found,
       lastInboundId: message.id,
@@ -238,8 +237,12 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
       ...prepared.fields,
     };
     created = await createConversation(first);
-    if (created) conversation = first;
-    else await prepared.abandon();
+    if (created) {
+      conversation = first;
+      greeting = prepared.greeting;
+    } else {
+      await prepared.abandon();
+    }
   }
   if (!created) {
     const fast = await applyMessageToOpenConversation(
@@ -280,7 +283,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   }
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
-  await afterApply({ conversation, message, created, reopened, ...(created ? { greeting } : {}) }, created ? undefined : found);
+  await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found);
 }
 
 /**
