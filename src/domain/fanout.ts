@@ -81,9 +81,9 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const connections = listed.filter((c) => c.connectionId !== audience.except && (!scope || c.audience.kind !== 'agents' || follows(c, scope, connected)));
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
-      const focused = connection.feed === 'focused';
+      const skipsRepeats = connection.feed === 'focused';
       for (const event of events) {
-        if (focused && event[REPEATS_ACTIVITY]) continue;
+        if (skipsRepeats && event[REPEATS_ACTIVITY]) continue;
         if (!(await sendToConnection(connection, event))) return false;
       }
       return true;
