@@ -34,6 +34,8 @@ const SIZES = quick
   ? { ack: 60, endToEnd: 60, firstMessage: 10, agentReply: 40, visitors: 5, steadySenders: 20, steadyPerSender: 10, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
   : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
 
+const BENCH_AGENT = 'bench-agent';
+
 /**
  * A team with room for every new conversation, as a staffed workspace has: each customer's
  * first message is then routed to the agent, and its capacity units include the assignment.
@@ -43,8 +45,6 @@ async function giveAgentRoom(stack: LocalStack): Promise<void> {
   const reply = await sendJson(`${stack.httpUrl}/v1/agents/${BENCH_AGENT}`, 'PUT', { asyncCapacity: 200 }, admin);
   if (reply.status !== 200) throw new Error(`raising the agent's capacity answered ${reply.status}`);
 }
-
-const BENCH_AGENT = 'bench-agent';
 
 async function measureStack() {
   const invocations = new Invocations();
