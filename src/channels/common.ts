@@ -63,6 +63,56 @@ export function elapsedSince(lastInboundAt: string | undefined, now: Date): numb
   return Number.isNaN(at) ? undefined : now.getTime() - at;
 }
 
+/** How a provider measures a text against its limit. */
+export type TextMeasure = (text: string) => number;
+export const utf16Length: TextMeasure = (text) => text.length;
+export const utf8Bytes: TextMeasure = (text) => Buffer.byteLength(text, 'utf8');
+
+/**
+ * A text cut into parts the provider accepts, in order. Cuts fall after a paragraph, else a line,
+ * else a sentence, else a space, in the second half of a part when one is there; a word longer than
+ * a part is cut where it must be, never inside a surrogate pair. Whitespace at a cut is dropped.
+ */
+export function splitText(text: string, max: number, measure: TextMeasure = utf16Length): string[] {
+  const parts: string[] = [];
+  let rest = text.trim();
+  while (rest && measure(rest) > max) {
+    const fit = longestPrefix(rest, max, measure);
+    const head = rest.slice(0, fit);
+    let cut = fit;
+    for (const boundary of [/\n\s*\n/g, /\n/g, /[.!?]\s/g, /\s/g]) {
+      const last = lastMatchEnd(head, boundary);
+      if (last > fit / 2) {
+        cut = last;
+        break;
+      }
+    }
+    parts.push(rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+  }
+  if (rest) parts.push(rest);
+  return parts;
+}
+
+/** The longest prefix (in UTF-16 units) within `max`, ending on a whole code point. */
+function longestPrefix(text: string, max: number, measure: TextMeasure): number {
+  let low = 1;
+  let high = Math.min(text.length, max * 4);
+  while (low < high) {
+    const mid = Math.ceil((low + high) / 2);
+    if (measure(text.slice(0, mid)) <= max) low = mid;
+    else high = mid - 1;
+  }
+  const code = text.charCodeAt(low - 1);
+  return code >= 0xd800 && code <= 0xdbff && low > 1 ? low - 1 : low;
+}
+
+function lastMatchEnd(text: string, pattern: RegExp): number {
+  let end = -1;
+  for (const match of text.matchAll(pattern)) end = match.index + match[0].length;
+  return end;
+}
+
 export function credential(credentials: Credentials, key: string): string | undefined {
   const value = credentials[key];
   return value ? value : undefined;

@@ -4,6 +4,7 @@
  * which matches an Instagram user access token; with Facebook Login point INSTAGRAM_API_BASE_URL
  * at graph.facebook.com and use the Page token.
  */
+import { utf8Bytes } from './common';
 import { createMetaMessagingAdapter } from './meta';
 
 export const instagramAdapter = createMetaMessagingAdapter({
@@ -16,4 +17,6 @@ export const instagramAdapter = createMetaMessagingAdapter({
     accessToken: { env: 'INSTAGRAM_ACCESS_TOKEN', dev: 'dev-instagram-access-token' },
   },
   sendsMetadata: false,
+  // Instagram counts a text in UTF-8 bytes: at most 1000.
+  textLimit: { max: 1000, measure: utf8Bytes },
 });

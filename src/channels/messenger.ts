@@ -1,4 +1,5 @@
 /** Facebook Messenger: webhook object "page", Send API on the Page's access token. */
+import { utf16Length } from './common';
 import { createMetaMessagingAdapter } from './meta';
 
 export const messengerAdapter = createMetaMessagingAdapter({
@@ -11,4 +12,6 @@ export const messengerAdapter = createMetaMessagingAdapter({
     accessToken: { env: 'MESSENGER_PAGE_ACCESS_TOKEN', dev: 'dev-messenger-page-access-token' },
   },
   sendsMetadata: true,
+  // The Send API's text limit: 2000 characters.
+  textLimit: { max: 2000, measure: utf16Length },
 });

@@ -25,6 +25,8 @@ import {
   unsupportedText,
   type ProviderCall,
   type ProviderDialect,
+  splitText,
+  type TextMeasure,
 } from './common';
 import {
   BadWebhookError,
@@ -294,23 +296,26 @@ export interface MetaMessagingConfig {
    * Instagram does not document the field, so it is not sent there.
    */
   sendsMetadata: boolean;
+  /** The most text one message may carry, as the Send API counts it; longer texts go out in parts. */
+  textLimit: { max: number; measure: TextMeasure };
 }
 
-function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, sendsMetadata: boolean): { calls: ProviderCall[]; primary: number } {
+function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, config: MetaMessagingConfig): { calls: ProviderCall[]; primary: number } {
   const url = `${baseUrl}/me/messages?access_token=${encodeURIComponent(token)}`;
   const tagged = message.tag ? { messaging_type: 'MESSAGE_TAG', tag: message.tag } : { messaging_type: 'RESPONSE' };
-  const metadata = sendsMetadata ? { metadata: message.idempotencyKey } : {};
+  const metadata = config.sendsMetadata ? { metadata: message.idempotencyKey } : {};
+  const texts = (text: string) => splitText(text, config.textLimit.max, config.textLimit.measure).map((part) => jsonCall(url, body({ text: part })));
   const body = (content: Record<string, unknown>) => ({ recipient: { id: message.to }, ...tagged, message: { ...content, ...metadata } });
   const calls: ProviderCall[] = [];
   const unsendable: string[] = [];
-  if (message.text) calls.push(jsonCall(url, body({ text: message.text })));
+  if (message.text) calls.push(...texts(message.text));
   for (const attachment of message.attachments) {
     const type = SEND_API_ATTACHMENT_TYPES.has(attachment.type) ? attachment.type : attachment.type === 'sticker' ? 'image' : undefined;
     if (type) calls.push(jsonCall(url, body({ attachment: { type, payload: { url: attachment.url, is_reusable: true } } })));
     else unsendable.push(attachment.url);
   }
   // The Send API takes one attachment per message; what it cannot carry travels as a link.
-  if (unsendable.length > 0) calls.push(jsonCall(url, body({ text: unsendable.join('\n') })));
+  if (unsendable.length > 0) calls.push(...texts(unsendable.join('\n')));
   return { calls, primary: 0 };
 }
 
@@ -328,7 +333,7 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
     async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
       const token = credential(context.credentials, 'accessToken');
       if (!token) return missingCredential('accessToken');
-      const { calls, primary } = sendApiCalls(message, token, context.baseUrl, config.sendsMetadata);
+      const { calls, primary } = sendApiCalls(message, token, context.baseUrl, config);
       return callProviderParts(calls, primary, context, sendApiDialect);
     },
   };

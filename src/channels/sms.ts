@@ -4,7 +4,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
-import { callProvider, credential, isRecord, missingCredential, safeEqual, type ProviderDialect } from './common';
+import { callProviderParts, credential, isRecord, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
 import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
 
 /**
@@ -103,6 +103,9 @@ const dialect: ProviderDialect = {
   },
 };
 
+/** Twilio's limit on a message Body, in characters. */
+const TEXT_LIMIT = 1600;
+
 async function sendSms(message: OutboundSend, context: SendContext): Promise<SendResult> {
   const { credentials } = context;
   const accountSid = credential(credentials, 'accountSid');
@@ -111,24 +114,25 @@ async function sendSms(message: OutboundSend, context: SendContext): Promise<Sen
   if (!accountSid) return missingCredential('accountSid');
   if (!authToken) return missingCredential('authToken');
   if (!from) return missingCredential('fromNumber');
-  const form = new URLSearchParams({ To: message.to, From: from });
-  if (message.text) form.set('Body', message.text);
-  // MMS carries up to 10 media URLs in the same request.
-  for (const attachment of message.attachments.slice(0, 10)) form.append('MediaUrl', attachment.url);
-  // Twilio's Messages resource has no idempotency key: a message is sent at most once per queue delivery,
-  // and a retry only happens when Twilio did not answer with a sid.
-  return callProvider(
-    {
+  // Twilio takes at most 1600 characters of Body: a longer text goes out as several messages.
+  const bodies: (string | undefined)[] = message.text ? splitText(message.text, TEXT_LIMIT) : [undefined];
+  const calls = bodies.map((body, index) => {
+    const form = new URLSearchParams({ To: message.to, From: from });
+    if (body) form.set('Body', body);
+    // MMS carries up to 10 media URLs in the same request, the first one.
+    if (index === 0) for (const attachment of message.attachments.slice(0, 10)) form.append('MediaUrl', attachment.url);
+    return {
       url: `${context.baseUrl}/2010-04-01/Accounts/${encodeURIComponent(accountSid)}/Messages.json`,
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`,
       },
       body: form.toString(),
-    },
-    context,
-    dialect,
-  );
+    };
+  });
+  // Twilio's Messages resource has no idempotency key: a message is sent at most once per queue delivery,
+  // and a retry only happens when Twilio did not answer with a sid.
+  return callProviderParts(calls, 0, context, dialect);
 }
 
 export const smsAdapter: ChannelAdapter = {

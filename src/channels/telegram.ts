@@ -19,6 +19,7 @@ import {
   unsupportedText,
   type ProviderCall,
   type ProviderDialect,
+  splitText,
 } from './common';
 import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
 
@@ -190,6 +191,7 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
 
 /** Telegram's limit for media captions; longer text goes as its own message. */
 const CAPTION_LIMIT = 1024;
+const TEXT_LIMIT = 4096;
 
 const METHODS: Record<string, { method: string; field: string }> = {
   image: { method: 'sendPhoto', field: 'photo' },
@@ -218,7 +220,7 @@ function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCa
     calls.push(call(method, body));
   }
   if (primary === -1 && text) {
-    calls.unshift(call('sendMessage', { text }));
+    calls.unshift(...splitText(text, TEXT_LIMIT).map((part) => call('sendMessage', { text: part })));
     primary = 0;
   }
   return { calls, primary: Math.max(primary, 0) };

@@ -20,6 +20,7 @@ import {
   unsupportedText,
   type ProviderCall,
   type ProviderDialect,
+  splitText,
 } from './common';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
 import type { ChannelAdapter, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
@@ -237,6 +238,9 @@ const dialect: ProviderDialect = {
 
 /** Media objects that accept a caption; audio and stickers do not. */
 const CAPTIONED = new Set(['image', 'video', 'document']);
+/** The Cloud API's limits, in characters: a text body, and a caption. */
+const TEXT_LIMIT = 4096;
+const CAPTION_LIMIT = 1024;
 const OUTBOUND_MEDIA: Record<string, string> = { image: 'image', video: 'video', audio: 'audio', sticker: 'sticker' };
 
 function outboundPayloads(message: OutboundSend): { payloads: Record<string, unknown>[]; primary: number } {
@@ -260,14 +264,14 @@ function outboundPayloads(message: OutboundSend): { payloads: Record<string, unk
     const type = OUTBOUND_MEDIA[attachment.type] ?? 'document';
     const media: Record<string, unknown> = { link: attachment.url };
     if (type === 'document' && attachment.name) media.filename = attachment.name;
-    if (text && CAPTIONED.has(type) && primary === -1) {
+    if (text && CAPTIONED.has(type) && primary === -1 && text.length <= CAPTION_LIMIT) {
       media.caption = text;
       primary = payloads.length;
     }
     payloads.push({ type, [type]: media });
   }
   if (primary === -1 && text) {
-    payloads.unshift({ type: 'text', text: { body: text, preview_url: false } });
+    payloads.unshift(...splitText(text, TEXT_LIMIT).map((body) => ({ type: 'text', text: { body, preview_url: false } })));
     primary = 0;
   }
   return { payloads, primary: Math.max(primary, 0) };

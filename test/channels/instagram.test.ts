@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { instagramAdapter as adapter } from '../../src/channels/instagram';
 import { fixture, signedRequest } from '../fixtures/sign';
-import { DAY, HOUR, MINUTE, NOW, ago } from './support';
+import { DAY, HOUR, MINUTE, NOW, ago, scriptedFetch, sendContext } from './support';
 
 const credentials = DEV_CREDENTIALS.instagram;
 const IGSID = '1234567890123456';
@@ -80,5 +80,20 @@ describe('instagram window (same rules as Messenger)', () => {
 
   it('7 d 1 min → outside_window', () => {
     expect(adapter.window(ago(7 * DAY + MINUTE), NOW, false)).toMatchObject({ allowed: false, code: 'outside_window' });
+  });
+});
+
+describe('instagram send', () => {
+  it('cuts a text at 1000 UTF-8 bytes, which fewer characters reach when they are not ASCII', async () => {
+    const ok = { status: 200, body: { recipient_id: IGSID, message_id: 'ig_SENT1' } };
+    const { fetch, calls } = scriptedFetch(ok);
+    const text = 'Olá, já está à venda. '.repeat(60);
+    const result = await adapter.send({ to: IGSID, text, attachments: [], idempotencyKey: 'k', reference: 'c/k' }, sendContext('instagram', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'ig_SENT1' });
+    const parts = calls.map((c) => String((c.json().message as { text: string }).text));
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.every((p) => Buffer.byteLength(p) <= 1000)).toBe(true);
+    expect(parts.some((p) => p.length < 1000 && Buffer.byteLength(p) > 950)).toBe(true);
+    expect(parts.join(' ')).toBe(text.trim());
   });
 });

@@ -163,6 +163,17 @@ describe('messenger send', () => {
     ]);
   });
 
+  it('sends a text over 2000 characters as several messages, each tagged with our id', async () => {
+    const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { recipient_id: PSID, message_id: 'm_SENT2' } });
+    const text = `${'First part. '.repeat(150)}\n\n${'Second part. '.repeat(50)}`;
+    const result = await adapter.send({ ...base, text }, sendContext('messenger', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1' });
+    const messages = calls.map((c) => c.json().message as { text: string; metadata: string });
+    expect(messages).toHaveLength(2);
+    expect(messages.map((m) => m.text)).toEqual(['First part. '.repeat(150).trim(), 'Second part. '.repeat(50).trim()]);
+    expect(messages.every((m) => m.metadata === '01JMSG0002')).toBe(true);
+  });
+
   it('stops at the first failed part and reports it', async () => {
     const { fetch, calls } = scriptedFetch(ok, { status: 500, body: { error: { message: 'Temporary', code: 2 } } });
     const result = await adapter.send(

@@ -121,6 +121,18 @@ describe('twilio send', () => {
     expect(calls[0]?.form().getAll('MediaUrl')).toEqual(['https://cdn.example.com/a.jpg', 'https://cdn.example.com/b.pdf']);
   });
 
+  it('sends a text over 1600 characters as several messages, the media with the first', async () => {
+    const { fetch, calls } = scriptedFetch(created, { status: 201, body: { sid: 'SM00000000000000000000000000000002' } });
+    const text = 'Your order is on its way. '.repeat(100);
+    const result = await adapter.send({ ...base, text, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }] }, sendContext('sms', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'SM00000000000000000000000000000001' });
+    const bodies = calls.map((c) => c.form().get('Body') ?? '');
+    expect(bodies).toHaveLength(2);
+    expect(bodies.every((b) => b.length <= 1600)).toBe(true);
+    expect(bodies.join(' ')).toBe(text.trim());
+    expect(calls.map((c) => c.form().getAll('MediaUrl'))).toEqual([['https://cdn.example.com/a.jpg'], []]);
+  });
+
   it.each([
     [429, { code: 20429, message: 'Too Many Requests', more_info: 'https://www.twilio.com/docs/errors/20429', status: 429 }, true],
     [500, { code: 20500, message: 'Internal Server Error', status: 500 }, true],

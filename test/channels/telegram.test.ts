@@ -157,6 +157,17 @@ describe('telegram send', () => {
     expect(calls.map((c) => c.url.split('/').pop())).toEqual(['sendMessage', 'sendPhoto']);
   });
 
+  it('a text longer than Telegram allows goes out as several messages, in order', async () => {
+    const { fetch, calls } = scriptedFetch(ok(81), ok(82));
+    const text = `${'word '.repeat(900)}\n${'more '.repeat(200)}`;
+    const result = await adapter.send({ ...base, text }, sendContext('telegram', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:81' });
+    const parts = calls.map((c) => String(c.json().text));
+    expect(parts).toHaveLength(2);
+    expect(parts.every((p) => p.length <= 4096)).toBe(true);
+    expect(parts.join(' ').replace(/\s+/g, ' ')).toBe(text.trim().replace(/\s+/g, ' '));
+  });
+
   it.each([
     [429, { ok: false, error_code: 429, description: 'Too Many Requests: retry after 5', parameters: { retry_after: 5 } }, true],
     [502, 'Bad Gateway', true],

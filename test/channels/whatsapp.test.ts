@@ -205,6 +205,22 @@ describe('whatsapp send', () => {
     ]);
   });
 
+  it('sends a text longer than a message allows as several, in order; the first is the message', async () => {
+    const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { messages: [{ id: 'wamid.SENT2' }] } });
+    const text = `${'a'.repeat(3000)}\n\n${'b'.repeat(3000)}`;
+    const result = await adapter.send({ ...base, text }, sendContext('whatsapp', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    expect(calls.map((c) => c.json().text)).toEqual([{ body: 'a'.repeat(3000), preview_url: false }, { body: 'b'.repeat(3000), preview_url: false }]);
+    expect(calls.every((c) => c.json().biz_opaque_callback_data === base.reference)).toBe(true);
+  });
+
+  it('sends a text longer than a caption allows before the image, not as its caption', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    await adapter.send({ ...base, text: 'x'.repeat(1025), attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }] }, sendContext('whatsapp', fetch));
+    expect(calls.map((c) => c.json())).toMatchObject([{ type: 'text' }, { type: 'image', image: { link: 'https://cdn.example.com/a.jpg' } }]);
+    expect(calls[1]?.json().image).not.toHaveProperty('caption');
+  });
+
   it('sends the text first when the attachment takes no caption', async () => {
     const { fetch, calls } = scriptedFetch(ok);
     await adapter.send({ ...base, attachments: [{ type: 'audio', url: 'https://cdn.example.com/a.ogg' }] }, sendContext('whatsapp', fetch));
