@@ -6,7 +6,8 @@
  * Context (cdk.json or `-c key=value`):
  *   sesIdentity       verified SES domain or address mail is sent from (default: example.com, a placeholder)
  *   mailFrom          sender address (default: conversa@<sesIdentity>)
- *   mailReplyDomain   domain of per-conversation reply addresses (default: none)
+ *   mailReplyDomain   domain of per-conversation reply addresses (default: reply.<sesIdentity>)
+ *   mailReceiptRuleSet  the account's active SES receipt rule set, to add the reply domain's rule to (default: none)
  *   allowedOrigins    comma-separated CORS origins (default: *)
  *   publicUrl         public base URL providers call, if not the execute-api URL
  *   alarmEmail        address notified by dead-letter queue alarms (default: none)
@@ -56,6 +57,7 @@ buildConversa(app, {
   ...optional('sesIdentity', context('sesIdentity')),
   ...optional('mailFrom', context('mailFrom')),
   ...optional('mailReplyDomain', context('mailReplyDomain')),
+  ...optional('mailReceiptRuleSet', context('mailReceiptRuleSet')),
   ...optional('publicUrl', context('publicUrl')),
   ...optional('alarmEmail', context('alarmEmail')),
   ...optional(

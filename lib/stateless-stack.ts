@@ -66,6 +66,12 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly mailReplyDomain?: string;
   /**
+   * The account's active SES receipt rule set: the stack adds the rule that publishes mail for
+   * `mailReplyDomain` to the inbound mail topic.
+   * @default - none: add the rule yourself (README, Deploy)
+   */
+  readonly mailReceiptRuleSet?: string;
+  /**
    * Browser origins allowed to call the HTTP API.
    * @default ['*'] (see ConversaHttpApiProps.allowedOrigins)
    */
@@ -195,6 +201,7 @@ export class StatelessStack extends Stack {
 
     const sesIdentity = props.sesIdentity ?? DEFAULT_SES_IDENTITY;
     this.sesIdentityArn = this.formatArn({ service: 'ses', resource: 'identity', resourceName: sesIdentity });
+    const mailReplyDomain = props.mailReplyDomain ?? `reply.${sesIdentity}`;
     const jwtIssuer = `https://cognito-idp.${this.region}.${this.urlSuffix}/${props.userPool.userPoolId}`;
     const timers = { ...DEFAULT_TIMERS, ...definedOnly({
       emailFallbackDelaySeconds: props.emailFallbackDelaySeconds,
@@ -216,7 +223,7 @@ export class StatelessStack extends Stack {
       [ENV.emailFallbackDelay]: String(timers.emailFallbackDelaySeconds),
       [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
       [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
-      [ENV.mailReplyDomain]: props.mailReplyDomain ?? `reply.${sesIdentity}`,
+      [ENV.mailReplyDomain]: mailReplyDomain,
     };
 
     const functions = {} as Record<FunctionName, ConversaFunction>;
@@ -281,7 +288,10 @@ export class StatelessStack extends Stack {
     }
     this.schedules.allowTarget(engagement);
 
-    this.inboundMail = new InboundMail(this, 'InboundMail', { receiver: engagement });
+    this.inboundMail = new InboundMail(this, 'InboundMail', {
+      receiver: engagement,
+      ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
+    });
     for (const name of MAIL_SENDERS) {
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
       this.inboundMail.grantReadKey(functions[name].role);

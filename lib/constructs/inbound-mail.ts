@@ -2,6 +2,8 @@ import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { ReceiptRule, ReceiptRuleSet, TlsPolicy } from 'aws-cdk-lib/aws-ses';
+import { EmailEncoding, Sns } from 'aws-cdk-lib/aws-ses-actions';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { LambdaSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -17,13 +19,22 @@ export interface InboundMailProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Adds the receipt rule for the reply domain to this rule set, which must exist already (an
+   * account has one active rule set per region; the stack never takes it over).
+   * @default - no rule: the platform team adds one (README, Deploy)
+   */
+  readonly receiptRuleSetName?: string;
+  /** Domain of the reply addresses; needed with `receiptRuleSetName`. */
+  readonly replyDomain?: string;
 }
 
 /**
  * Email replies back into conversations: the key that signs per-conversation reply-to
  * addresses, and the SNS topic an SES receipt rule publishes received mail to. The receipt
- * rule itself is left to the platform team (README, Deploy): an account has one active rule
- * set per region, and a stack should not take it over.
+ * rule goes into an existing rule set when one is named; otherwise it is left to the platform
+ * team (README, Deploy): an account has one active rule set per region, and a stack should not
+ * take it over.
  */
 export class InboundMail extends Construct {
   /** HMAC key of the reply-to addresses (a generated string). */
@@ -64,6 +75,18 @@ export class InboundMail extends Construct {
       }),
     );
     this.topic.addSubscription(new LambdaSubscription(props.receiver));
+
+    if (props.receiptRuleSetName) {
+      if (!props.replyDomain) throw new Error('InboundMail: receiptRuleSetName needs replyDomain');
+      new ReceiptRule(this, 'ReceiptRule', {
+        ruleSet: ReceiptRuleSet.fromReceiptRuleSetName(this, 'RuleSet', props.receiptRuleSetName),
+        recipients: [props.replyDomain],
+        // Spam and virus verdicts are read before a reply is stored (src/domain/email.ts).
+        scanEnabled: true,
+        tlsPolicy: TlsPolicy.REQUIRE,
+        actions: [new Sns({ topic: this.topic, encoding: EmailEncoding.UTF8 })],
+      });
+    }
   }
 
   /** Lets `grantee` read the reply-address key. */

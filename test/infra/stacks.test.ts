@@ -594,6 +594,27 @@ describe('email replies', () => {
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'sns:Publish', Principal: { Service: 'ses.amazonaws.com' } })]) },
     });
     t.hasOutput('InboundMailTopicArn', {});
+    // No rule set named: the stack leaves the account's receipt rules alone.
+    expect(stateless.resources('AWS::SES::ReceiptRule')).toEqual([]);
+  });
+
+  it('adds the reply domain\'s receipt rule to the named rule set, publishing UTF-8 to the topic', () => {
+    const { stacks: custom } = build({ sesIdentity: 'mail.acme.test', mailReceiptRuleSet: 'acme-active' });
+    const inspect = new Inspect(Template.fromStack(custom.stateless));
+    const rules = inspect.resources('AWS::SES::ReceiptRule');
+    expect(rules).toHaveLength(1);
+    const [topicId] = inspect.resources('AWS::SNS::Topic')[0]!;
+    expect(rules[0]![1].Properties).toMatchObject({
+      RuleSetName: 'acme-active',
+      Rule: {
+        Enabled: true,
+        Recipients: ['reply.mail.acme.test'],
+        ScanEnabled: true,
+        TlsPolicy: 'Require',
+        Actions: [{ SNSAction: { Encoding: 'UTF-8', TopicArn: { Ref: topicId } } }],
+      },
+    });
+    expect(nagFindings(custom.stateless)).toEqual([]);
   });
 });
 
