@@ -13,6 +13,7 @@ import {
   HTTP_ROUTES,
   QUEUES,
   type QueueName,
+  RECURRING,
   visibilityTimeoutSeconds,
   WS_AUTHORIZER,
   WS_FUNCTION,
@@ -287,6 +288,15 @@ export class StatelessStack extends Stack {
       queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize });
     }
     this.schedules.allowTarget(engagement);
+    for (const [name, spec] of Object.entries(RECURRING)) {
+      this.schedules.addRecurring(`${name.charAt(0).toUpperCase()}${name.slice(1)}`, {
+        target: functions[spec.target].function,
+        everyMinutes: spec.everyMinutes,
+        input: spec.input,
+        description: `Conversa ${name}`,
+      });
+      if (spec.target !== 'engagement') this.schedules.allowTarget(functions[spec.target].function);
+    }
 
     this.inboundMail = new InboundMail(this, 'InboundMail', {
       receiver: engagement,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import { FUNCTIONS, HTTP_ROUTES, QUEUES, visibilityTimeoutSeconds, WS_AUTHORIZER, WS_FUNCTION, type FunctionName, type QueueName } from '../src/manifest';
+import { FUNCTIONS, HTTP_ROUTES, QUEUES, RECURRING, visibilityTimeoutSeconds, WS_AUTHORIZER, WS_FUNCTION, type FunctionName, type QueueName } from '../src/manifest';
 import { ENV } from '../src/config';
 import { PROVIDER_CHANNELS } from '../src/domain/types';
 import { baseUrlEnv } from '../src/channels/credentials';
@@ -239,6 +239,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stoppers.push(async () => {
       await Promise.all(sources.map((s) => s.stop()));
     });
+
+    // The stack's recurring schedules, as EventBridge Scheduler runs them deployed.
+    const recurring = Object.values(RECURRING).map((spec) =>
+      setInterval(() => {
+        invoke(spec.target, spec.input).catch((error: unknown) => console.error(`[local] recurring ${spec.input.kind} failed`, error));
+      }, spec.everyMinutes * 60_000).unref(),
+    );
+    stoppers.push(async () => recurring.forEach((timer) => clearInterval(timer)));
 
     ready = true;
     return {

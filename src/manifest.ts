@@ -90,6 +90,19 @@ export const QUEUES: Readonly<Record<QueueName, QueueSpec>> = {
   outbound: { consumer: 'outbound', fifo: true, batchSize: 10, maxReceiveCount: 5, urlEnv: 'OUTBOUND_QUEUE_URL' },
 };
 
+/** Jobs that run on a fixed rate (a recurring EventBridge schedule deployed, a timer locally). */
+export interface RecurringSpec {
+  readonly target: FunctionName;
+  readonly everyMinutes: number;
+  /** The event the target gets. */
+  readonly input: { readonly kind: string };
+}
+
+export const RECURRING: Readonly<Record<string, RecurringSpec>> = {
+  /** Heals agents' load counters left high by a crash (src/domain/routing.ts recountAllLoads). */
+  loadRecount: { target: 'engagement', everyMinutes: 15, input: { kind: 'recountLoads' } },
+};
+
 /** SQS visibility timeout: six times the consumer's timeout, as AWS recommends for event sources. */
 export function visibilityTimeoutSeconds(queue: QueueName): number {
   return FUNCTIONS[QUEUES[queue].consumer].timeoutSeconds * 6;

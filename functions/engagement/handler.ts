@@ -6,6 +6,7 @@
  * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve' | 'snoozeWake', conversationId, dueAt, messageId? }`
  * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
+ * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters.
  * - An SNS event whose messages are SES "Received" notifications (a receipt rule's SNS action,
  *   UTF-8 encoding): email replies as SES receiving delivers them when deployed.
  *
@@ -15,6 +16,7 @@
 import { z } from 'zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
+import { recountAllLoads } from '../../src/domain/routing';
 import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail } from '../../src/domain/email';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
@@ -29,6 +31,7 @@ const EngagementEvent = z.discriminatedUnion('kind', [
     messageId: z.string().min(1).max(128).optional(),
   }),
   z.object({ kind: z.literal('inboundEmail'), email: InboundEmailSchema }),
+  z.object({ kind: z.literal('recountLoads') }),
 ]);
 
 const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).min(1) });
@@ -53,6 +56,11 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
     const result = await receiveEmail(input.email);
     if (!result.accepted) logger.warn('dropped inbound email', { reason: result.reason });
     return { outcome: result.accepted ? 'queued' : result.reason };
+  }
+  if (input.kind === 'recountLoads') {
+    const healed = await recountAllLoads();
+    if (healed > 0) logger.warn('load counters healed', { agents: healed });
+    return { outcome: `healed ${healed}` };
   }
   const outcome = await runTimer(input);
   logger.info('timer', { kind: input.kind, conversationId: input.conversationId, dueAt: input.dueAt, outcome });

@@ -1,7 +1,7 @@
 import { Names, Stack, Validations } from 'aws-cdk-lib';
 import { Effect, type IGrantable, Grant, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import { CfnSchedule, CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct, type IConstruct } from 'constructs';
 import { AlarmedDeadLetterQueue } from './dead-letter-queue';
@@ -28,7 +28,7 @@ export interface EngagementSchedulesProps {
  * Where Conversa's timers live: an EventBridge Scheduler group for the one-time schedules
  * the functions create at runtime (email fallback, re-engagement, auto-resolve), the role
  * Scheduler assumes to invoke the target, and a dead-letter queue for invocations that failed.
- * The schedules themselves are not part of the stack.
+ * Those schedules are not part of the stack; the few recurring ones are (addRecurring).
  */
 export class EngagementSchedules extends Construct {
   public readonly group: CfnScheduleGroup;
@@ -81,6 +81,26 @@ export class EngagementSchedules extends Construct {
     this.role.addToPrincipalPolicy(
       new PolicyStatement({ effect: Effect.ALLOW, actions: ['lambda:InvokeFunction'], resources: [target.functionArn] }),
     );
+  }
+
+  /**
+   * A schedule of the stack itself that invokes `target` every `everyMinutes` with `input`, with
+   * the group's role, retries and dead-letter queue. The target must be allowed (allowTarget).
+   */
+  public addRecurring(id: string, props: { target: IFunction; everyMinutes: number; input: object; description: string }): CfnSchedule {
+    return new CfnSchedule(this, id, {
+      groupName: this.group.ref,
+      description: props.description,
+      scheduleExpression: `rate(${props.everyMinutes} minutes)`,
+      flexibleTimeWindow: { mode: 'OFF' },
+      target: {
+        arn: props.target.functionArn,
+        roleArn: this.role.roleArn,
+        input: JSON.stringify(props.input),
+        deadLetterConfig: { arn: this.deadLetterQueue.queue.queueArn },
+        retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: props.everyMinutes * 60 },
+      },
+    });
   }
 
   /** Lets `grantee` manage the group's schedules and hand them the execution role. */

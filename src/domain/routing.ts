@@ -203,12 +203,24 @@ const RECOUNT_SETTLE_MS = 10_000;
  * Sets the agent's load counters to the open conversations they really hold, read from the
  * assignee index and checked against the table. Counters drift only through a crash between
  * a slot's reservation and the conversation's write (one too high); this heals them when the
- * agent next comes online. Skipped while a load change is recent, and dropped if one happens
- * while counting.
+ * agent next comes online, and every team's counters on a recurring schedule (recountAllLoads).
+ * Skipped while a load change is recent, and dropped if one happens while counting. True when a
+ * counter went down (a slot is free).
  */
-export async function recountLoad(agentId: string, now = new Date()): Promise<void> {
-  const agent = await getAgent(agentId);
-  if (!agent || (agent.loadChangedAt && now.getTime() - Date.parse(agent.loadChangedAt) < RECOUNT_SETTLE_MS)) return;
+export async function recountLoad(agentId: string, now = new Date()): Promise<boolean> {
+  return recount(await getAgent(agentId), now);
+}
+
+/** Every agent's recount; a freed slot takes the longest-waiting conversations. Returns how many were healed. */
+export async function recountAllLoads(now = new Date()): Promise<number> {
+  const healed = (await Promise.all((await listAgents()).map((agent) => recount(agent, now)))).filter(Boolean).length;
+  if (healed > 0) await drainQueue();
+  return healed;
+}
+
+async function recount(agent: AgentRecord | undefined, now: Date): Promise<boolean> {
+  if (!agent || (agent.loadChangedAt && now.getTime() - Date.parse(agent.loadChangedAt) < RECOUNT_SETTLE_MS)) return false;
+  const agentId = agent.id;
   const held: Record<LoadKind, number> = { live: 0, async: 0 };
   let cursor: string | undefined;
   do {
@@ -219,8 +231,9 @@ export async function recountLoad(agentId: string, now = new Date()): Promise<vo
     }
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
-  if (held.live === loadOf(agent, 'live') && held.async === loadOf(agent, 'async')) return;
-  await setAgentLoads(agentId, held, agent, now.toISOString());
+  if (held.live === loadOf(agent, 'live') && held.async === loadOf(agent, 'async')) return false;
+  const set = await setAgentLoads(agentId, held, agent, now.toISOString());
+  return set && (held.live < loadOf(agent, 'live') || held.async < loadOf(agent, 'async'));
 }
 
 /**

@@ -17,6 +17,8 @@ import { ddb } from '../../src/aws/clients';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
+import { RECURRING } from '../../src/manifest';
+import { handler as engagementHandler } from '../../functions/engagement/handler';
 
 let stack: LocalStack;
 let admin: string;
@@ -217,6 +219,32 @@ describe('capacity-based assignment', () => {
       const agent = (await team()).find((a) => a.id === 'cap-c')!;
       return agent.load.live === (await heldBy('cap-c')).length;
     });
+    await assertLoadsMatchReality();
+  });
+
+  it('heals a counter on the recurring recount, and the freed slot takes the oldest waiting conversation', async () => {
+    // Prepare: cap-c gets a fourth slot that its counter, left high by a crash long ago, hides
+    await updateAgentProfile('cap-c', { liveCapacity: LIVE_CAPACITY + 1 });
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.agent('cap-c'),
+        UpdateExpression: 'SET liveLoad = liveLoad + :one, loadChangedAt = :at',
+        ExpressionAttributeValues: { ':one': 1, ':at': '2020-01-01T00:00:00.000Z' },
+      }),
+    );
+    const held = (await heldBy('cap-c')).length;
+    const [oldest] = await waiting();
+    expect(oldest).toBeDefined();
+    expect((await team()).find((a) => a.id === 'cap-c')!.load.live).toBe(LIVE_CAPACITY + 1);
+
+    // Act: the recurring schedule's event, as EventBridge Scheduler delivers it
+    const result = await engagementHandler(RECURRING.loadRecount!.input);
+
+    // Assess: one agent healed, the oldest waiting conversation went to cap-c, counters true
+    expect(result.outcome).toBe('healed 1');
+    await eventually(async () => (await getConversation(oldest!.id, true))?.assigneeId === 'cap-c');
+    expect((await heldBy('cap-c')).length).toBe(held + 1);
     await assertLoadsMatchReality();
   });
 });

@@ -14,7 +14,7 @@ import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../.
 import { adapters } from '../../src/channels/registry';
 import { ENV } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
-import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
+import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, RECURRING, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -480,6 +480,26 @@ describe('stateless stack: timers', () => {
         expect(pass, name).toBeUndefined();
       }
     }
+  });
+});
+
+describe('stateless stack: recurring schedules', () => {
+  it('runs the load recount on a rate in the group, with the timers\' role, retries and dead-letter queue', () => {
+    const schedules = stateless.resources('AWS::Scheduler::Schedule');
+    expect(schedules).toHaveLength(Object.keys(RECURRING).length);
+    const [groupId] = stateless.resources('AWS::Scheduler::ScheduleGroup')[0]!;
+    const recount = schedules.find(([, r]) => JSON.parse(r.Properties.Target.Input).kind === 'recountLoads')![1].Properties;
+    expect(recount).toMatchObject({
+      GroupName: { Ref: groupId },
+      ScheduleExpression: `rate(${RECURRING.loadRecount!.everyMinutes} minutes)`,
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: {
+        Arn: { 'Fn::GetAtt': [stateless.functionId('engagement'), 'Arn'] },
+        RoleArn: stateless.fn('api').Properties.Environment.Variables[ENV.schedulerRoleArn],
+        DeadLetterConfig: { Arn: stateless.fn('api').Properties.Environment.Variables[ENV.schedulerDlqArn] },
+        RetryPolicy: { MaximumRetryAttempts: 2 },
+      },
+    });
   });
 });
 
