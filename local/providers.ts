@@ -2,7 +2,8 @@
  * Local stand-in for the five provider APIs, served under /local/providers/<channel>/...
  * Point `<CHANNEL>_API_BASE_URL` at http://127.0.0.1:<port>/local/providers/<channel> and the adapters
  * talk to it exactly as they talk to the real APIs: same paths, same auth, same answer shapes.
- * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests.
+ * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests;
+ * `addMedia` holds files as a customer's media message leaves them at WhatsApp or Telegram.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -29,7 +30,21 @@ export interface ProviderStandIn {
   handle(req: IncomingMessage, res: ServerResponse, body: string): boolean;
   outbox(channel?: string): OutboxItem[];
   failNext(channel: ProviderChannel, status: number, count: number): void;
+  /**
+   * A file the provider holds, as a customer's media message would leave it: returns the id its
+   * webhooks name (a WhatsApp media id, a Telegram file_id), which the adapters fetch it by.
+   */
+  addMedia(channel: MediaChannel, file: MediaFile): string;
   reset(): void;
+}
+
+export type MediaChannel = 'whatsapp' | 'telegram';
+
+export interface MediaFile {
+  contentType: string;
+  bytes: Buffer;
+  /** What the provider announces (file_size); a test may claim more than it holds. @default bytes.length */
+  announcedSize?: number;
 }
 
 export interface ProviderStandInOptions {
@@ -40,6 +55,8 @@ export interface ProviderStandInOptions {
 interface Reply {
   status: number;
   body: unknown;
+  /** A file download instead of JSON. */
+  file?: MediaFile;
 }
 
 type Handler = (request: ParsedRequest, credentials: Credentials) => Reply;
@@ -237,7 +254,46 @@ function headersOf(req: IncomingMessage): Record<string, string> {
   return result;
 }
 
+/**
+ * The providers' media endpoints: WhatsApp's GET /{media-id} (metadata with a download URL,
+ * fetched with the same bearer token), Telegram's getFile and /file/bot<token>/<path>.
+ * Undefined when the request is not a media request.
+ */
+function mediaReply(channel: ProviderChannel, request: ParsedRequest, credentials: Credentials, files: Map<string, MediaFile>): Reply | undefined {
+  if (request.method !== 'GET') return undefined;
+  if (channel === 'whatsapp') {
+    const match = /^\/(_media\/)?(media-[\w-]+)$/.exec(request.path);
+    if (!match) return undefined;
+    if (bearerOrQuery(request) !== credentials.accessToken) return graphError(401, 'Invalid OAuth access token - Cannot parse access token', 190);
+    const id = match[2]!;
+    const file = files.get(`whatsapp/${id}`);
+    if (!file) return graphError(400, `Unsupported get request. Object with ID '${id}' does not exist`, 100, 'GraphMethodException');
+    if (match[1]) return { status: 200, body: undefined, file };
+    const url = `http://${request.headers.host ?? '127.0.0.1'}${PROVIDERS_PREFIX}whatsapp/_media/${id}`;
+    return { status: 200, body: { messaging_product: 'whatsapp', url, mime_type: file.contentType, file_size: file.announcedSize ?? file.bytes.length, id } };
+  }
+  if (channel === 'telegram') {
+    const download = /^\/file\/bot([^/]+)\/files\/([\w-]+)$/.exec(request.path);
+    const getFile = /^\/bot([^/]+)\/getFile$/.exec(request.path);
+    const match = download ?? getFile;
+    if (!match) return undefined;
+    if (match[1] !== credentials.botToken) return { status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } };
+    const id = download ? download[2]! : (request.query.get('file_id') ?? '');
+    const file = files.get(`telegram/${id}`);
+    if (!file) return download ? { status: 404, body: { ok: false, error_code: 404, description: 'Not Found' } } : { status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: invalid file_id' } };
+    if (download) return { status: 200, body: undefined, file };
+    const result = { file_id: id, file_unique_id: `u${id}`, file_size: file.announcedSize ?? file.bytes.length, file_path: `files/${id}` };
+    return { status: 200, body: { ok: true, result } };
+  }
+  return undefined;
+}
+
 function send(res: ServerResponse, reply: Reply): void {
+  if (reply.file) {
+    res.writeHead(reply.status, { 'content-type': reply.file.contentType, 'content-length': reply.file.bytes.length });
+    res.end(reply.file.bytes);
+    return;
+  }
   const text = JSON.stringify(reply.body);
   res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
@@ -249,6 +305,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
   const handlers: Record<ProviderChannel, Handler> = { whatsapp, messenger: sendApi, instagram: sendApi, telegram, sms: twilio };
   let items: OutboxItem[] = [];
   const failures = new Map<ProviderChannel, { status: number; remaining: number }>();
+  const files = new Map<string, MediaFile>();
 
   function failNext(channel: ProviderChannel, status: number, count: number): void {
     if (count > 0) failures.set(channel, { status, remaining: count });
@@ -290,10 +347,11 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
         return true;
       }
       const failStatus = takeFailure(channel);
+      const request = { method, path, query: url.searchParams, headers, body };
       const reply =
         failStatus !== undefined
           ? failure(channel, failStatus)
-          : handlers[channel]({ method, path, query: url.searchParams, headers, body }, credentialsOf(channel));
+          : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
       items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status });
       send(res, reply);
       return true;
@@ -302,9 +360,15 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
       return items.filter((item) => channel === undefined || item.channel === channel);
     },
     failNext,
+    addMedia(channel, file) {
+      const id = channel === 'whatsapp' ? `media-${hex(8)}` : `AgAC${hex(12)}`;
+      files.set(`${channel}/${id}`, file);
+      return id;
+    },
     reset() {
       items = [];
       failures.clear();
+      files.clear();
       telegram.reset();
     },
   };

@@ -130,6 +130,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('GET', '/v1/conversations/{id}'),
   agent('GET', '/v1/conversations/{id}/messages'),
   agent('POST', '/v1/conversations/{id}/messages'),
+  agent('GET', '/v1/conversations/{id}/messages/{messageId}/attachments/{index}'),
   agent('POST', '/v1/conversations/{id}/assign'),
   agent('POST', '/v1/conversations/{id}/transfer'),
   agent('POST', '/v1/conversations/{id}/resolve'),

@@ -20,12 +20,14 @@ import { getSettingsRoute, putSettingsRoute } from './settings';
 import { createCannedRoute, deleteCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
 import { reportSummaryRoute } from './reports';
 import { proactiveRoute } from './proactive';
+import { attachmentRoute } from './media';
 
 export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/conversations': listConversationsRoute,
   'GET /v1/conversations/{id}': getConversationRoute,
   'GET /v1/conversations/{id}/messages': listMessagesRoute,
   'POST /v1/conversations/{id}/messages': postMessageRoute,
+  'GET /v1/conversations/{id}/messages/{messageId}/attachments/{index}': attachmentRoute,
   'POST /v1/conversations/{id}/assign': assignRoute,
   'POST /v1/conversations/{id}/transfer': transferRoute,
   'POST /v1/conversations/{id}/resolve': resolveRoute,

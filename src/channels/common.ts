@@ -4,7 +4,7 @@
  * a SendResult. Kept here so that no adapter re-implements retry classification differently.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { BadWebhookError, type Credentials, type SendContext, type SendResult } from './types';
+import { BadWebhookError, type Credentials, type MediaResult, type SendContext, type SendResult } from './types';
 
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
@@ -221,4 +221,82 @@ export async function callProviderParts(
 
 export function jsonCall(url: string, body: unknown, headers: Record<string, string> = {}): ProviderCall {
   return { url, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };
+}
+
+/**
+ * The largest media file the API hands out: a Lambda response is at most 6 MB, and the bytes
+ * travel base64-encoded (4 MiB → 5.6 MB).
+ */
+export const MEDIA_MAX_BYTES = 4 * 1024 * 1024;
+
+const tooLarge = (size: number): MediaResult => ({
+  ok: false,
+  status: 413,
+  error: `the file is ${size} bytes; the API hands out files up to ${MEDIA_MAX_BYTES} bytes (open it in the provider's app)`,
+});
+
+/** GET of a provider's JSON metadata: the parsed body, or the MediaResult that explains why not. */
+export async function getProviderJson(url: string, headers: Record<string, string>, context: SendContext): Promise<{ ok: true; body: unknown } | (MediaResult & { ok: false })> {
+  let response: Response;
+  try {
+    response = await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
+  } catch (error) {
+    return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
+  }
+  const body = parseMaybeJson(await response.text());
+  if (response.ok) return { ok: true, body };
+  // Providers answer an unknown or expired file id with a 4xx; anything else is their trouble.
+  return response.status < 500 && response.status !== 429
+    ? { ok: false, status: 404, error: `the provider no longer has this file (${response.status})` }
+    : { ok: false, status: 502, error: `the provider answered ${response.status}` };
+}
+
+/** Downloads a media file, refusing one over MEDIA_MAX_BYTES (announced or while reading). */
+export async function downloadMedia(url: string, headers: Record<string, string>, context: SendContext, fallbackType?: string): Promise<MediaResult> {
+  let response: Response;
+  try {
+    response = await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
+  } catch (error) {
+    return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    return response.status < 500 && response.status !== 429
+      ? { ok: false, status: 404, error: `the provider no longer has this file (${response.status})` }
+      : { ok: false, status: 502, error: `the provider answered ${response.status}` };
+  }
+  const announced = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (announced > MEDIA_MAX_BYTES) {
+    await response.body?.cancel();
+    return tooLarge(announced);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  if (response.body) {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > MEDIA_MAX_BYTES) return tooLarge(size);
+      chunks.push(Buffer.from(chunk));
+    }
+  }
+  const contentType = response.headers.get('content-type') ?? fallbackType ?? 'application/octet-stream';
+  return { ok: true, contentType, bytes: Buffer.concat(chunks) };
+}
+
+/** A file the provider announced as too large is refused before any download. */
+export function refuseLarge(size: unknown): MediaResult | undefined {
+  return typeof size === 'number' && size > MEDIA_MAX_BYTES ? tooLarge(size) : undefined;
+}
+
+/** A media reference's id after its scheme, if it is one of ours and looks like a provider id. */
+export function mediaId(reference: string, scheme: string): string | undefined {
+  if (!reference.startsWith(scheme)) return undefined;
+  const id = reference.slice(scheme.length);
+  return /^[\w.-]{1,256}$/.test(id) ? id : undefined;
+}
+
+export const unknownMedia: MediaResult = { ok: false, status: 404, error: 'not a media reference of this channel' };
+
+export function mediaCredentialMissing(key: string): MediaResult {
+  return { ok: false, status: 502, error: `Channel credential "${key}" is not configured` };
 }

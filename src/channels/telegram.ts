@@ -20,8 +20,14 @@ import {
   type ProviderCall,
   type ProviderDialect,
   splitText,
+  downloadMedia,
+  getProviderJson,
+  mediaCredentialMissing,
+  mediaId,
+  refuseLarge,
+  unknownMedia,
 } from './common';
-import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
+import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 interface TgFile {
   file_id?: string;
@@ -226,6 +232,23 @@ function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCa
   return { calls, primary: Math.max(primary, 0) };
 }
 
+const FILE_SCHEME = 'telegram-file://';
+
+/** getFile gives the file's path; the download URL holds the bot token, so it never leaves here. */
+async function fetchTelegramFile(reference: string, context: SendContext): Promise<MediaResult> {
+  const id = mediaId(reference, FILE_SCHEME);
+  if (!id) return unknownMedia;
+  const token = credential(context.credentials, 'botToken');
+  if (!token) return mediaCredentialMissing('botToken');
+  const meta = await getProviderJson(`${context.baseUrl}/bot${token}/getFile?file_id=${encodeURIComponent(id)}`, {}, context);
+  if (!meta.ok) return meta;
+  const file = isRecord(meta.body) && isRecord(meta.body.result) ? meta.body.result : {};
+  const large = refuseLarge(file.file_size);
+  if (large) return large;
+  if (typeof file.file_path !== 'string' || !file.file_path) return { ok: false, status: 404, error: 'Telegram has no file for this id' };
+  return downloadMedia(`${context.baseUrl}/file/bot${token}/${file.file_path}`, {}, context);
+}
+
 export const telegramAdapter: ChannelAdapter = {
   channel: 'telegram',
   credentialDefaults: {
@@ -239,6 +262,7 @@ export const telegramAdapter: ChannelAdapter = {
   ack: () => ({ status: 200, contentType: 'text/plain', body: 'OK' }),
   // Bots may write to a chat at any time once the user has started it.
   window: () => ({ allowed: true }),
+  fetchMedia: fetchTelegramFile,
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
     const token = credential(context.credentials, 'botToken');
     if (!token) return missingCredential('botToken');

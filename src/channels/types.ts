@@ -96,7 +96,17 @@ export interface ChannelAdapter {
    * record from the provider's message id to ours needs to be written for them.
    */
   readonly statusesCarryReference?: boolean;
+  /**
+   * The file behind one of this channel's media references (`whatsapp-media://…`,
+   * `telegram-file://…`), which only the provider's credentials can fetch.
+   */
+  fetchMedia?(reference: string, context: SendContext): Promise<MediaResult>;
 }
+
+/** A media file fetched from a provider, or why not: 404 gone or unknown, 413 too large, 502 provider trouble. */
+export type MediaResult =
+  | { ok: true; contentType: string; bytes: Buffer }
+  | { ok: false; status: 404 | 413 | 502; error: string };
 
 export class BadWebhookError extends Error {
   constructor(message: string) {

@@ -21,9 +21,15 @@ import {
   type ProviderCall,
   type ProviderDialect,
   splitText,
+  downloadMedia,
+  getProviderJson,
+  mediaCredentialMissing,
+  mediaId,
+  refuseLarge,
+  unknownMedia,
 } from './common';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
-import type { ChannelAdapter, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
+import type { ChannelAdapter, MediaResult, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
 
 interface WaMedia {
   id?: string;
@@ -302,6 +308,35 @@ async function sendWhatsApp(message: OutboundSend, context: SendContext): Promis
   return callProviderParts(calls, primary, context, dialect);
 }
 
+const MEDIA_SCHEME = 'whatsapp-media://';
+
+/** GET /{media-id} gives a short-lived URL, fetched with the same token (Cloud API media). */
+async function fetchWhatsAppMedia(reference: string, context: SendContext): Promise<MediaResult> {
+  const id = mediaId(reference, MEDIA_SCHEME);
+  if (!id) return unknownMedia;
+  const token = credential(context.credentials, 'accessToken');
+  if (!token) return mediaCredentialMissing('accessToken');
+  const auth = { authorization: `Bearer ${token}` };
+  const meta = await getProviderJson(`${context.baseUrl}/${encodeURIComponent(id)}`, auth, context);
+  if (!meta.ok) return meta;
+  const info = isRecord(meta.body) ? meta.body : {};
+  const url = typeof info.url === 'string' ? info.url : undefined;
+  // The token goes along only over TLS, or to the API's own host (the local stand-in).
+  if (!url || !sameOriginOrHttps(url, context.baseUrl)) return { ok: false, status: 502, error: 'the provider gave no usable download URL' };
+  const large = refuseLarge(Number(info.file_size));
+  if (large) return large;
+  return downloadMedia(url, auth, context, typeof info.mime_type === 'string' ? info.mime_type : undefined);
+}
+
+function sameOriginOrHttps(url: string, baseUrl: string): boolean {
+  try {
+    const target = new URL(url);
+    return target.protocol === 'https:' || target.origin === new URL(baseUrl).origin;
+  } catch {
+    return false;
+  }
+}
+
 export const whatsappAdapter: ChannelAdapter = {
   channel: 'whatsapp',
   credentialDefaults: {
@@ -321,4 +356,5 @@ export const whatsappAdapter: ChannelAdapter = {
   // A WhatsApp id (wa_id) is the phone number's digits without the plus.
   handleForPhone: (phone) => phone.replace(/\D/g, ''),
   send: sendWhatsApp,
+  fetchMedia: fetchWhatsAppMedia,
 };

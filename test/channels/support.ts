@@ -13,7 +13,8 @@ export interface RecordedCall {
   form(): URLSearchParams;
 }
 
-export type ScriptedReply = { status: number; body: unknown } | Error;
+/** A JSON (or text) answer, or with `file` raw bytes of that content type. */
+export type ScriptedReply = { status: number; body: unknown; file?: { contentType: string; bytes: Buffer } } | Error;
 
 /** A fetch that answers from a script, one reply per call (the last reply repeats). */
 export function scriptedFetch(...replies: ScriptedReply[]): { fetch: typeof fetch; calls: RecordedCall[] } {
@@ -32,6 +33,10 @@ export function scriptedFetch(...replies: ScriptedReply[]): { fetch: typeof fetc
     const reply = replies[Math.min(calls.length - 1, replies.length - 1)];
     if (!reply) throw new Error('scriptedFetch: no reply scripted');
     if (reply instanceof Error) throw reply;
+    if (reply.file) {
+      const { contentType, bytes } = reply.file;
+      return new Response(new Uint8Array(bytes), { status: reply.status, headers: { 'content-type': contentType, 'content-length': String(bytes.length) } });
+    }
     const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
     return new Response(text, { status: reply.status, headers: { 'content-type': 'application/json' } });
   };

@@ -1,0 +1,53 @@
+/**
+ * An attachment's file for the agent console. WhatsApp and Telegram media arrive as references
+ * that only the channel's credentials can fetch: the file is fetched here and answered inline
+ * (up to MEDIA_MAX_BYTES). Attachments that are plain URLs (Messenger, Instagram, Twilio, web)
+ * are answered with a redirect to them.
+ */
+import type { Route } from './context';
+import type { HttpResult } from '../http/http';
+import { ClientError, notFound } from '../domain/errors';
+import { isProviderChannel } from '../domain/types';
+import { getAdapter } from '../channels/registry';
+import { baseUrl, loadCredentials } from '../channels/credentials';
+import { getMessage } from '../store/messages';
+
+const MEDIA_ERRORS = { 404: 'media_gone', 413: 'media_too_large', 502: 'provider_unavailable' } as const;
+/** type/subtype with optional parameters, nothing a header could be split with. */
+const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
+const GENERIC_TYPE = 'application/octet-stream';
+
+export const attachmentRoute: Route = async ({ params }) => {
+  if (!/^\d{1,3}$/.test(params.index ?? '')) throw notFound('attachment');
+  const message = await getMessage(params.id!, params.messageId!);
+  if (!message) throw notFound('message');
+  const attachment = message.attachments[Number(params.index)];
+  if (!attachment) throw notFound('attachment');
+
+  if (/^https?:\/\//i.test(attachment.url)) {
+    return { statusCode: 302, headers: { location: attachment.url, 'cache-control': 'private, max-age=300' }, body: '' };
+  }
+  const channel = message.channel;
+  const adapter = isProviderChannel(channel) ? getAdapter(channel) : undefined;
+  if (!adapter?.fetchMedia) throw new ClientError(404, 'no_file', 'this attachment has no file to fetch');
+  const result = await adapter.fetchMedia(attachment.url, { credentials: await loadCredentials(adapter.channel), baseUrl: baseUrl(adapter.channel), fetch });
+  if (!result.ok) throw new ClientError(result.status, MEDIA_ERRORS[result.status], result.error);
+
+  // Providers often label files generically; the type the webhook announced is more precise.
+  const announced = attachment.mimeType && CONTENT_TYPE.test(attachment.mimeType) ? attachment.mimeType : undefined;
+  const served = CONTENT_TYPE.test(result.contentType) ? result.contentType : GENERIC_TYPE;
+  const response: HttpResult = {
+    statusCode: 200,
+    headers: {
+      'content-type': served === GENERIC_TYPE && announced ? announced : served,
+      'cache-control': 'private, max-age=3600',
+      // A customer's file must never run as a page of the API's origin.
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "sandbox; default-src 'none'",
+      ...(attachment.name ? { 'content-disposition': `inline; filename*=UTF-8''${encodeURIComponent(attachment.name)}` } : {}),
+    },
+    body: result.bytes.toString('base64'),
+    isBase64Encoded: true,
+  };
+  return response;
+};

@@ -1,0 +1,84 @@
+/** Fetching the media behind WhatsApp and Telegram references with the channel's credentials. */
+import { describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { MEDIA_MAX_BYTES } from '../../src/channels/common';
+import { telegramAdapter } from '../../src/channels/telegram';
+import { whatsappAdapter } from '../../src/channels/whatsapp';
+import { networkError, scriptedFetch, sendContext } from './support';
+
+const photo = { contentType: 'image/jpeg', bytes: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]) };
+
+describe('whatsapp media', () => {
+  const token = DEV_CREDENTIALS.whatsapp.accessToken;
+  const meta = (over: Record<string, unknown> = {}) => ({
+    status: 200,
+    body: { messaging_product: 'whatsapp', url: 'https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1', mime_type: 'image/jpeg', file_size: 7, id: '1037', ...over },
+  });
+
+  it('reads the media URL, then downloads it with the same token', async () => {
+    const { fetch, calls } = scriptedFetch(meta(), { status: 200, body: undefined, file: photo });
+    const result = await whatsappAdapter.fetchMedia!('whatsapp-media://1037', sendContext('whatsapp', fetch));
+    expect(result).toEqual({ ok: true, contentType: 'image/jpeg', bytes: photo.bytes });
+    expect(calls.map((c) => [c.method, c.url, c.headers.authorization])).toEqual([
+      ['GET', 'https://provider.test/whatsapp/1037', `Bearer ${token}`],
+      ['GET', 'https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1', `Bearer ${token}`],
+    ]);
+  });
+
+  it('refuses a file announced over the limit without downloading it', async () => {
+    const { fetch, calls } = scriptedFetch(meta({ file_size: MEDIA_MAX_BYTES + 1 }));
+    expect(await whatsappAdapter.fetchMedia!('whatsapp-media://1037', sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 413 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('stops reading a file that turns out larger than the limit', async () => {
+    const big = { contentType: 'video/mp4', bytes: Buffer.alloc(MEDIA_MAX_BYTES + 10) };
+    const { fetch } = scriptedFetch(meta({ file_size: undefined }), { status: 200, body: undefined, file: big });
+    expect(await whatsappAdapter.fetchMedia!('whatsapp-media://1037', sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 413 });
+  });
+
+  it('never sends the token to a plain-HTTP URL of another host', async () => {
+    const { fetch, calls } = scriptedFetch(meta({ url: 'http://elsewhere.test/file' }));
+    expect(await whatsappAdapter.fetchMedia!('whatsapp-media://1037', sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 502 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it.each([
+    ['an unknown or expired id', { status: 400, body: { error: { message: "Unsupported get request. Object with ID '1037' does not exist", code: 100 } } }, 404],
+    ['a provider outage', { status: 503, body: 'Service Unavailable' }, 502],
+    ['no answer', networkError(), 502],
+  ])('maps %s', async (_name, reply, status) => {
+    const { fetch } = scriptedFetch(reply);
+    expect(await whatsappAdapter.fetchMedia!('whatsapp-media://1037', sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status });
+  });
+
+  it('takes only its own references, with ids that cannot leave the path', async () => {
+    const { fetch, calls } = scriptedFetch(meta());
+    for (const reference of ['telegram-file://AgAC', 'whatsapp-media://../me/messages', 'whatsapp-media://', 'https://cdn.example.com/a.jpg']) {
+      expect(await whatsappAdapter.fetchMedia!(reference, sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 404 });
+    }
+    expect(calls).toHaveLength(0);
+  });
+});
+
+describe('telegram media', () => {
+  const token = DEV_CREDENTIALS.telegram.botToken;
+  const file = (over: Record<string, unknown> = {}) => ({ status: 200, body: { ok: true, result: { file_id: 'AgACx', file_unique_id: 'u1', file_size: 7, file_path: 'photos/file_3.jpg', ...over } } });
+
+  it('asks getFile for the path, then downloads it under the bot token', async () => {
+    const { fetch, calls } = scriptedFetch(file(), { status: 200, body: undefined, file: photo });
+    expect(await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', fetch))).toEqual({ ok: true, contentType: 'image/jpeg', bytes: photo.bytes });
+    expect(calls.map((c) => c.url)).toEqual([
+      `https://provider.test/telegram/bot${token}/getFile?file_id=AgACx`,
+      `https://provider.test/telegram/file/bot${token}/photos/file_3.jpg`,
+    ]);
+  });
+
+  it('maps a wrong file_id to 404 and a file over the limit to 413', async () => {
+    const wrong = scriptedFetch({ status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: invalid file_id' } });
+    expect(await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', wrong.fetch))).toMatchObject({ ok: false, status: 404 });
+    const large = scriptedFetch(file({ file_size: MEDIA_MAX_BYTES + 1 }));
+    expect(await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', large.fetch))).toMatchObject({ ok: false, status: 413 });
+    expect(large.calls).toHaveLength(1);
+  });
+});

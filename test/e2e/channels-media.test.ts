@@ -1,0 +1,119 @@
+/**
+ * A customer's media, as the agent console opens it: GET
+ * /v1/conversations/{id}/messages/{messageId}/attachments/{index} fetches WhatsApp and Telegram
+ * files with the channel's credentials (from the provider stand-in) and redirects to plain URLs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, WsClient, type Frame } from '../support/clients';
+import { fixture } from '../fixtures/sign';
+import { MEDIA_MAX_BYTES } from '../../src/channels/common';
+import { newHandle, postWebhook } from './channels-support';
+
+let stack: LocalStack;
+let agent: WsClient;
+let jwt: string;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  jwt = await agentToken(stack.httpUrl, 'agent-mia', 'agent', 'Mia');
+  agent = await WsClient.connect(stack.wsUrl, jwt);
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await stack?.stop();
+});
+
+const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+
+/** Posts a customer's photo whose file the provider holds; resolves with the stored message. */
+async function customerPhoto(channel: 'whatsapp' | 'telegram' | 'messenger', fileId: string): Promise<{ conversationId: string; id: string; attachments: { url: string }[] }> {
+  const body = JSON.parse(fixture(channel, channel === 'telegram' ? 'photo.json' : 'image.json'));
+  const handle = newHandle(channel);
+  let providerMessageId: string;
+  if (channel === 'whatsapp') {
+    const value = body.entry[0].changes[0].value;
+    value.contacts[0].wa_id = handle;
+    providerMessageId = `wamid.${unique()}`;
+    Object.assign(value.messages[0], { from: handle, id: providerMessageId, timestamp: String(Math.floor(Date.now() / 1000)) });
+    value.messages[0].image.id = fileId;
+  } else if (channel === 'telegram') {
+    const messageId = Number(unique().slice(-9));
+    Object.assign(body.message, { message_id: messageId, date: Math.floor(Date.now() / 1000) });
+    body.update_id = messageId;
+    body.message.from.id = Number(handle);
+    body.message.chat.id = Number(handle);
+    body.message.photo.at(-1).file_id = fileId;
+    providerMessageId = `${handle}:${messageId}`;
+  } else {
+    const event = body.entry[0].messaging[0];
+    event.sender.id = handle;
+    providerMessageId = `m_${unique()}`;
+    event.message.mid = providerMessageId;
+  }
+  expect((await postWebhook(stack, channel, JSON.stringify(body))).status).toBe(200);
+  const frame = await agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === providerMessageId, 10_000, `${channel} photo`);
+  return { conversationId: frame.conversationId, id: frame.message.id, attachments: frame.message.attachments };
+}
+
+function open(message: { conversationId: string; id: string }, index = 0, token: string | null = jwt): Promise<Response> {
+  return fetch(`${stack.httpUrl}/v1/conversations/${message.conversationId}/messages/${message.id}/attachments/${index}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    redirect: 'manual',
+  });
+}
+
+const jpeg = (size: number) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(size - 4, 7)]);
+
+describe('attachments', () => {
+  it.each(['whatsapp', 'telegram'] as const)('hands the agent the %s file, fetched with the channel credentials', async (channel) => {
+    // Prepare: the provider holds the customer's photo
+    const bytes = jpeg(150_000);
+    const fileId = stack.providers.addMedia(channel, { contentType: 'image/jpeg', bytes });
+    const message = await customerPhoto(channel, fileId);
+    expect(message.attachments[0]!.url).toMatch(channel === 'whatsapp' ? /^whatsapp-media:\/\// : /^telegram-file:\/\//);
+
+    // Act
+    const response = await open(message);
+
+    // Assess: the very bytes, typed, and never runnable as a page of the API's origin
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('image/jpeg');
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('content-security-policy')).toContain('sandbox');
+    expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  it('refuses a file over the limit with 413 and one the provider lost with 404', async () => {
+    const large = stack.providers.addMedia('whatsapp', { contentType: 'video/mp4', bytes: jpeg(10), announcedSize: MEDIA_MAX_BYTES + 1 });
+    const tooLarge = await open(await customerPhoto('whatsapp', large));
+    expect(tooLarge.status).toBe(413);
+    expect(((await tooLarge.json()) as { error: { code: string } }).error.code).toBe('media_too_large');
+
+    const gone = await open(await customerPhoto('telegram', 'AgACnever-stored'));
+    expect(gone.status).toBe(404);
+    expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('media_gone');
+  });
+
+  it('redirects to a plain URL, and answers 404 for an attachment that does not exist', async () => {
+    const message = await customerPhoto('messenger', '');
+    const redirect = await open(message);
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe(message.attachments[0]!.url);
+
+    for (const index of [1, 'x']) {
+      const missing = await open(message, index as number);
+      expect(missing.status).toBe(404);
+    }
+    const otherMessage = await fetch(`${stack.httpUrl}/v1/conversations/${message.conversationId}/messages/01J0000000000000000000000/attachments/0`, { headers: { authorization: `Bearer ${jwt}` } });
+    expect(otherMessage.status).toBe(404);
+  });
+
+  it('is for agents only', async () => {
+    const fileId = stack.providers.addMedia('whatsapp', { contentType: 'image/jpeg', bytes: jpeg(100) });
+    const message = await customerPhoto('whatsapp', fileId);
+    expect((await open(message, 0, null)).status).toBe(401);
+  });
+});
