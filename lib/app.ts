@@ -4,7 +4,7 @@ import { StatelessStack, type StatelessStackProps } from './stateless-stack';
 
 /** Everything the app needs from outside: bin/ reads it from context and environment, tests pass it. */
 export interface ConversaAppConfig
-  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | keyof StackProps> {
+  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | keyof StackProps> {
   /**
    * Account and region to deploy to.
    * @default - environment-agnostic stacks
@@ -31,6 +31,8 @@ export function buildConversa(app: App, config: ConversaAppConfig): ConversaStac
     ...stackProps,
     ...statelessProps,
     table: stateful.table.table,
+    channelSecrets: stateful.channelSecrets,
+    replyAddressKey: stateful.replyAddressKey,
     userPool: stateful.agents.userPool,
     userPoolClient: stateful.agents.consoleClient,
   });

@@ -1,7 +1,10 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { AgentDirectory, type AgentDirectoryProps } from './constructs/agent-directory';
+import { ChannelSecrets, type ChannelSecretsProps } from './constructs/channel-secrets';
 import { ConversaTable, type ConversaTableProps } from './constructs/conversa-table';
+import { secretArnEnv } from '../src/channels/credentials';
 
 /** Properties of {@link StatefulStack}. */
 export interface StatefulStackProps extends StackProps {
@@ -15,19 +18,45 @@ export interface StatefulStackProps extends StackProps {
    * @default - RETAIN, PLUS feature plan, pinned logical id
    */
   readonly agents?: AgentDirectoryProps;
+  /**
+   * Options of the channels' credential secrets.
+   * @default - one per provider channel, RETAIN
+   */
+  readonly channelSecrets?: ChannelSecretsProps;
 }
 
 /**
- * What a redeploy must never lose: the table holding every conversation and the user pool
- * holding every agent. Kept apart from the stateless stack, which can be destroyed freely.
+ * What a redeploy must never lose: the table holding every conversation, the user pool holding
+ * every agent, and the secrets people typed in or handed out (channel credentials, the key of
+ * the reply addresses in customers' inboxes). Kept apart from the stateless stack, which can be
+ * destroyed freely.
  */
 export class StatefulStack extends Stack {
   public readonly table: ConversaTable;
   public readonly agents: AgentDirectory;
+  public readonly channelSecrets: ChannelSecrets;
+  /** HMAC key of the per-conversation email reply-to addresses (a generated string). */
+  public readonly replyAddressKey: Secret;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
-    super(scope, id, { description: 'Conversa data: the single DynamoDB table and the agent user pool', ...props });
+    super(scope, id, { description: 'Conversa data: the single DynamoDB table, the agent user pool and the secrets', ...props });
     this.table = new ConversaTable(this, 'Data', props.table);
     this.agents = new AgentDirectory(this, 'Agents', props.agents);
+    this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets', props.channelSecrets);
+    this.replyAddressKey = new Secret(this, 'ReplyAddressKey', {
+      description: 'Conversa: HMAC key of per-conversation email reply-to addresses',
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.replyAddressKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
+    });
+    for (const [channel, secret] of this.channelSecrets.secrets) {
+      new CfnOutput(this, `${channel.charAt(0).toUpperCase()}${channel.slice(1)}SecretArn`, {
+        value: secret.secretArn,
+        description: `Fill in the ${channel} credentials here (${secretArnEnv(channel)})`,
+      });
+    }
   }
 }

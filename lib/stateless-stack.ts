@@ -20,8 +20,8 @@ import {
   WS_TOKEN_QUERY_PARAM,
 } from '../src/manifest';
 import { BufferedQueue } from './constructs/buffered-queue';
-import { secretArnEnv } from '../src/channels/credentials';
-import { ChannelSecrets } from './constructs/channel-secrets';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { ChannelSecrets } from './constructs/channel-secrets';
 import { ConversaFunction } from './constructs/conversa-function';
 import { EngagementSchedules } from './constructs/engagement-schedules';
 import { ConversaHttpApi } from './constructs/http-api';
@@ -43,6 +43,10 @@ export const DEFAULT_SES_IDENTITY = 'example.com';
 export interface StatelessStackProps extends StackProps {
   /** The single table (from the stateful stack). */
   readonly table: ITable;
+  /** The channels' credential secrets (from the stateful stack). */
+  readonly channelSecrets: ChannelSecrets;
+  /** HMAC key of the email reply-to addresses (from the stateful stack). */
+  readonly replyAddressKey: ISecret;
   /** The agents' user pool; its tokens authorize agent routes and WebSocket connections. */
   readonly userPool: IUserPool;
   /** The agent console's app client; its id is the JWT audience. */
@@ -170,8 +174,8 @@ const MAIL_SENDERS: readonly FunctionName[] = ['engagement'];
 
 /**
  * Everything that can be destroyed and redeployed without losing data: the HTTP and
- * WebSocket APIs, the queues, the functions, the timer plumbing and the channel secrets'
- * grants. Table and user pool come in as props from the stateful stack.
+ * WebSocket APIs, the queues, the functions, the timer plumbing and the grants on the secrets.
+ * Table, user pool and secrets come in as props from the stateful stack.
  */
 export class StatelessStack extends Stack {
   public readonly functions: Readonly<Record<FunctionName, ConversaFunction>>;
@@ -198,7 +202,7 @@ export class StatelessStack extends Stack {
       outbound: this.createQueue('outbound', alarmProps),
     };
     this.schedules = new EngagementSchedules(this, 'Timers', alarmProps);
-    this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets');
+    this.channelSecrets = props.channelSecrets;
 
     const sesIdentity = props.sesIdentity ?? DEFAULT_SES_IDENTITY;
     this.sesIdentityArn = this.formatArn({ service: 'ses', resource: 'identity', resourceName: sesIdentity });
@@ -300,6 +304,7 @@ export class StatelessStack extends Stack {
 
     this.inboundMail = new InboundMail(this, 'InboundMail', {
       receiver: engagement,
+      replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
     for (const name of MAIL_SENDERS) {
@@ -315,12 +320,6 @@ export class StatelessStack extends Stack {
     });
     new CfnOutput(this, 'UserPoolId', { value: props.userPool.userPoolId, description: 'Agents user pool id' });
     new CfnOutput(this, 'UserPoolClientId', { value: props.userPoolClient.userPoolClientId, description: 'Agent console app client id' });
-    for (const [channel, secret] of this.channelSecrets.secrets) {
-      new CfnOutput(this, `${pascal(channel)}SecretArn`, {
-        value: secret.secretArn,
-        description: `Fill in the ${channel} credentials here (${secretArnEnv(channel)})`,
-      });
-    }
   }
 
   private createQueue(name: QueueName, alarmProps: { alarmTopic?: ITopic }): BufferedQueue {

@@ -1,10 +1,10 @@
-import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { ReceiptRule, ReceiptRuleSet, TlsPolicy } from 'aws-cdk-lib/aws-ses';
 import { EmailEncoding, Sns } from 'aws-cdk-lib/aws-ses-actions';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { LambdaSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -14,11 +14,10 @@ export interface InboundMailProps {
   /** The function that turns SES "Received" notifications into inbound messages. */
   readonly receiver: IFunction;
   /**
-   * What happens to the reply-address key when it leaves the stack. A new key invalidates
-   * every reply address already in customers' inboxes.
-   * @default RemovalPolicy.RETAIN
+   * HMAC key of the reply-to addresses. It lives with the data (stateful stack): a new key
+   * invalidates every reply address already in customers' inboxes.
    */
-  readonly removalPolicy?: RemovalPolicy;
+  readonly replyAddressSecret: ISecret;
   /**
    * Adds the receipt rule for the reply domain to this rule set, which must exist already (an
    * account has one active rule set per region; the stack never takes it over).
@@ -30,29 +29,21 @@ export interface InboundMailProps {
 }
 
 /**
- * Email replies back into conversations: the key that signs per-conversation reply-to
- * addresses, and the SNS topic an SES receipt rule publishes received mail to. The receipt
+ * Email replies back into conversations: the SNS topic an SES receipt rule publishes received
+ * mail to, and read access to the key that signs per-conversation reply-to addresses. The receipt
  * rule goes into an existing rule set when one is named; otherwise it is left to the platform
  * team (README, Deploy): an account has one active rule set per region, and a stack should not
  * take it over.
  */
 export class InboundMail extends Construct {
   /** HMAC key of the reply-to addresses (a generated string). */
-  public readonly replyAddressSecret: Secret;
+  public readonly replyAddressSecret: ISecret;
   /** Target of the SES receipt rule's SNS action (UTF-8 encoding). */
   public readonly topic: Topic;
 
   constructor(scope: Construct, id: string, props: InboundMailProps) {
     super(scope, id);
-    this.replyAddressSecret = new Secret(this, 'ReplyAddressKey', {
-      description: 'Conversa: HMAC key of per-conversation email reply-to addresses',
-      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
-    });
-    Validations.of(this.replyAddressSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason: 'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
-    });
+    this.replyAddressSecret = props.replyAddressSecret;
 
     // SES can only publish to an encrypted topic whose customer-managed key lets it.
     const key = new Key(this, 'TopicKey', { enableKeyRotation: true, description: 'Conversa inbound mail topic', removalPolicy: RemovalPolicy.DESTROY });

@@ -140,6 +140,13 @@ beforeAll(() => {
   stateless = new Inspect(Template.fromStack(stacks.stateless));
 });
 
+/** The stateful stack's resource behind an `Fn::ImportValue` of the stateless stack. */
+function exportedRef(imported: Json): string {
+  const name = imported['Fn::ImportValue'];
+  const output = Object.values(stateful.json.Outputs as Record<string, Json>).find((o) => o.Export?.Name === name);
+  return output?.Value?.Ref;
+}
+
 describe('stateful stack: the table', () => {
   it('keeps the logical id ConversaTable, so a deploy never swaps in an empty table', () => {
     expect(stateful.json.Resources.ConversaTable?.Type).toBe('AWS::DynamoDB::Table');
@@ -517,15 +524,18 @@ describe('stateless stack: mail, secrets and table access', () => {
     }
   });
 
-  it('has one secret per provider channel, readable by the webhook and outbound functions only', () => {
-    const secrets = stateless.resources('AWS::SecretsManager::Secret').filter(([, r]) => String(r.Properties.Description).includes('channel credentials'));
+  it('has one secret per provider channel in the stateful stack, readable by the webhook and outbound functions only', () => {
+    // The secrets hold what people typed in: destroying the stateless stack must not take them along.
+    expect(stateless.resources('AWS::SecretsManager::Secret')).toEqual([]);
+    const secrets = stateful.resources('AWS::SecretsManager::Secret').filter(([, r]) => String(r.Properties.Description).includes('channel credentials'));
     expect(secrets).toHaveLength(PROVIDER_CHANNELS.length);
     for (const channel of PROVIDER_CHANNELS) {
       const variable = `${channel.toUpperCase()}_SECRET_ARN`;
       const secretRef = stateless.fn('webhook').Properties.Environment.Variables[variable] as Json;
-      expect(secretRef, variable).toEqual({ Ref: expect.any(String) });
-      const secret = stateless.json.Resources[secretRef.Ref];
+      expect(secretRef, variable).toEqual({ 'Fn::ImportValue': expect.any(String) });
+      const secret = stateful.json.Resources[exportedRef(secretRef)];
       expect(secret.Type).toBe('AWS::SecretsManager::Secret');
+      expect(secret.DeletionPolicy).toBe('Retain');
       // The JSON keys are exactly what the credentials loader reads; the webhook-verifying one starts random.
       const generate = secret.Properties.GenerateSecretString;
       const keys = [...Object.keys(JSON.parse(generate.SecretStringTemplate) as Json), generate.GenerateStringKey];
@@ -533,7 +543,7 @@ describe('stateless stack: mail, secrets and table access', () => {
       const readers = (Object.keys(FUNCTIONS) as FunctionName[]).filter((name) =>
         stateless
           .statementsOf(name)
-          .some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(`"${secretRef.Ref}"`)),
+          .some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(JSON.stringify(secretRef))),
       );
       expect(readers.sort(), channel).toEqual(['outbound', 'webhook']);
       for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
@@ -567,11 +577,11 @@ describe('stateless stack: mail, secrets and table access', () => {
 });
 
 describe('stateless stack: outputs', () => {
-  it('exports the URLs, the user pool ids and every channel secret ARN', () => {
+  it('exports the URLs and the user pool ids; the stateful stack exports every channel secret ARN', () => {
     const outputs = Object.keys(stateless.json.Outputs as Json);
     expect(outputs).toEqual(expect.arrayContaining(['HttpApiUrl', 'WebSocketUrl', 'UserPoolId', 'UserPoolClientId']));
     for (const channel of PROVIDER_CHANNELS) {
-      expect(outputs).toContain(`${channel.charAt(0).toUpperCase()}${channel.slice(1)}SecretArn`);
+      expect(Object.keys(stateful.json.Outputs as Json)).toContain(`${channel.charAt(0).toUpperCase()}${channel.slice(1)}SecretArn`);
     }
   });
 });
@@ -594,14 +604,16 @@ describe('props reach the template', () => {
 });
 
 describe('email replies', () => {
-  it('keeps the reply-address key in a secret only the mail sender can read', () => {
-    const key = stateless.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('reply-to'));
+  it('keeps the reply-address key in a secret of the stateful stack only the mail sender can read', () => {
+    const key = stateful.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('reply-to'));
     expect(key).toBeDefined();
     const [keyId, resource] = key!;
     expect(resource.DeletionPolicy).toBe('Retain');
+    const keyRef = stateless.fn('engagement').Properties.Environment.Variables[ENV.replySecretArn] as Json;
+    expect(exportedRef(keyRef)).toBe(keyId);
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       const env = stateless.fn(name).Properties.Environment.Variables as Json;
-      const reads = stateless.statementsOf(name).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(keyId));
+      const reads = stateless.statementsOf(name).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(JSON.stringify(keyRef)));
       expect([name, reads, env[ENV.replySecretArn] !== undefined]).toEqual([name, name === 'engagement', name === 'engagement']);
     }
   });
