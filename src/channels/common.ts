@@ -235,40 +235,40 @@ const tooLarge = (size: number): MediaResult => ({
   error: `the file is ${size} bytes; the API hands out files up to ${MEDIA_MAX_BYTES} bytes (open it in the provider's app)`,
 });
 
-/** GET of a provider's JSON metadata: the parsed body, or the MediaResult that explains why not. */
-export async function getProviderJson(url: string, headers: Record<string, string>, context: SendContext): Promise<{ ok: true; body: unknown } | (MediaResult & { ok: false })> {
-  let response: Response;
+type MediaFailure = MediaResult & { ok: false };
+
+/** A provider's GET, or why it did not answer. */
+async function getFromProvider(url: string, headers: Record<string, string>, context: SendContext): Promise<Response | MediaFailure> {
   try {
-    response = await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
+    return await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
   } catch (error) {
     return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
   }
+}
+
+/** Providers answer an unknown or expired file with a 4xx; anything else is their trouble. */
+function mediaFailure(status: number): MediaFailure {
+  return status < 500 && status !== 429
+    ? { ok: false, status: 404, error: `the provider no longer has this file (${status})` }
+    : { ok: false, status: 502, error: `the provider answered ${status}` };
+}
+
+/** GET of a provider's JSON metadata: the parsed body, or the MediaResult that explains why not. */
+export async function getProviderJson(url: string, headers: Record<string, string>, context: SendContext): Promise<{ ok: true; body: unknown } | MediaFailure> {
+  const response = await getFromProvider(url, headers, context);
+  if (!(response instanceof Response)) return response;
   const body = parseMaybeJson(await response.text());
-  if (response.ok) return { ok: true, body };
-  // Providers answer an unknown or expired file id with a 4xx; anything else is their trouble.
-  return response.status < 500 && response.status !== 429
-    ? { ok: false, status: 404, error: `the provider no longer has this file (${response.status})` }
-    : { ok: false, status: 502, error: `the provider answered ${response.status}` };
+  return response.ok ? { ok: true, body } : mediaFailure(response.status);
 }
 
 /** Downloads a media file, refusing one over MEDIA_MAX_BYTES (announced or while reading). */
 export async function downloadMedia(url: string, headers: Record<string, string>, context: SendContext, fallbackType?: string): Promise<MediaResult> {
-  let response: Response;
-  try {
-    response = await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
-  } catch (error) {
-    return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
-  }
-  if (!response.ok) {
-    await response.body?.cancel();
-    return response.status < 500 && response.status !== 429
-      ? { ok: false, status: 404, error: `the provider no longer has this file (${response.status})` }
-      : { ok: false, status: 502, error: `the provider answered ${response.status}` };
-  }
+  const response = await getFromProvider(url, headers, context);
+  if (!(response instanceof Response)) return response;
   const announced = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (announced > MEDIA_MAX_BYTES) {
+  if (!response.ok || announced > MEDIA_MAX_BYTES) {
     await response.body?.cancel();
-    return tooLarge(announced);
+    return response.ok ? tooLarge(announced) : mediaFailure(response.status);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -292,7 +292,8 @@ export function refuseLarge(size: unknown): MediaResult | undefined {
 export function mediaId(reference: string, scheme: string): string | undefined {
   if (!reference.startsWith(scheme)) return undefined;
   const id = reference.slice(scheme.length);
-  return /^[\w.-]{1,256}$/.test(id) ? id : undefined;
+  // Dots alone would walk up the provider's URL path.
+  return /^(?!\.+$)[\w.-]{1,256}$/.test(id) ? id : undefined;
 }
 
 export const unknownMedia: MediaResult = { ok: false, status: 404, error: 'not a media reference of this channel' };

@@ -54,7 +54,7 @@ describe('whatsapp media', () => {
 
   it('takes only its own references, with ids that cannot leave the path', async () => {
     const { fetch, calls } = scriptedFetch(meta());
-    for (const reference of ['telegram-file://AgAC', 'whatsapp-media://../me/messages', 'whatsapp-media://', 'https://cdn.example.com/a.jpg']) {
+    for (const reference of ['telegram-file://AgAC', 'whatsapp-media://../me/messages', 'whatsapp-media://..', 'whatsapp-media://', 'https://cdn.example.com/a.jpg']) {
       expect(await whatsappAdapter.fetchMedia!(reference, sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 404 });
     }
     expect(calls).toHaveLength(0);
