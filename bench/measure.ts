@@ -172,11 +172,11 @@ export async function openVisitors(b: Bench, count: number): Promise<Visitor[]> 
 }
 
 /** Agent POST /v1/conversations/{id}/messages → `message.created` on the visitor's WebSocket. */
-export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[]): Promise<LatencySummary> {
+export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[], label = 'reply'): Promise<LatencySummary> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const visitor = visitors[i % visitors.length]!;
-    const text = `reply ${b.run} ${i}`;
+    const text = `${label} ${b.run} ${i}`;
     const arrival = visitor.watch.arrival(text);
     const started = performance.now();
     const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${visitor.conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID() }, b.agentToken);
