@@ -288,16 +288,15 @@ export function refuseLarge(size: unknown): MediaResult | undefined {
   return typeof size === 'number' && size > MEDIA_MAX_BYTES ? tooLarge(size) : undefined;
 }
 
-/** A media reference's id after its scheme, if it is one of ours and looks like a provider id. */
-export function mediaId(reference: string, scheme: string): string | undefined {
-  if (!reference.startsWith(scheme)) return undefined;
-  const id = reference.slice(scheme.length);
+/**
+ * What a media fetch needs: the provider's id after our scheme (if the reference is one of
+ * this channel's and looks like a provider id) and the credential that opens it.
+ */
+export function mediaAccess(reference: string, scheme: string, credentialKey: string, context: SendContext): { id: string; secret: string } | MediaFailure {
+  const id = reference.startsWith(scheme) ? reference.slice(scheme.length) : '';
   // Dots alone would walk up the provider's URL path.
-  return /^(?!\.+$)[\w.-]{1,256}$/.test(id) ? id : undefined;
-}
-
-export const unknownMedia: MediaResult = { ok: false, status: 404, error: 'not a media reference of this channel' };
-
-export function mediaCredentialMissing(key: string): MediaResult {
-  return { ok: false, status: 502, error: `Channel credential "${key}" is not configured` };
+  if (!/^(?!\.+$)[\w.-]{1,256}$/.test(id)) return { ok: false, status: 404, error: 'not a media reference of this channel' };
+  const secret = credential(context.credentials, credentialKey);
+  if (!secret) return { ok: false, status: 502, error: `Channel credential "${credentialKey}" is not configured` };
+  return { id, secret };
 }

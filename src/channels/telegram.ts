@@ -22,10 +22,8 @@ import {
   splitText,
   downloadMedia,
   getProviderJson,
-  mediaCredentialMissing,
-  mediaId,
+  mediaAccess,
   refuseLarge,
-  unknownMedia,
 } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
@@ -236,17 +234,16 @@ const FILE_SCHEME = 'telegram-file://';
 
 /** getFile gives the file's path; the download URL holds the bot token, so it never leaves here. */
 async function fetchTelegramFile(reference: string, context: SendContext): Promise<MediaResult> {
-  const id = mediaId(reference, FILE_SCHEME);
-  if (!id) return unknownMedia;
-  const token = credential(context.credentials, 'botToken');
-  if (!token) return mediaCredentialMissing('botToken');
-  const meta = await getProviderJson(`${context.baseUrl}/bot${token}/getFile?file_id=${encodeURIComponent(id)}`, {}, context);
+  const access = mediaAccess(reference, FILE_SCHEME, 'botToken', context);
+  if ('ok' in access) return access;
+  const bot = `bot${access.secret}`;
+  const meta = await getProviderJson(`${context.baseUrl}/${bot}/getFile?file_id=${encodeURIComponent(access.id)}`, {}, context);
   if (!meta.ok) return meta;
   const file = isRecord(meta.body) && isRecord(meta.body.result) ? meta.body.result : {};
   const large = refuseLarge(file.file_size);
   if (large) return large;
   if (typeof file.file_path !== 'string' || !file.file_path) return { ok: false, status: 404, error: 'Telegram has no file for this id' };
-  return downloadMedia(`${context.baseUrl}/file/bot${token}/${file.file_path}`, {}, context);
+  return downloadMedia(`${context.baseUrl}/file/${bot}/${file.file_path}`, {}, context);
 }
 
 export const telegramAdapter: ChannelAdapter = {

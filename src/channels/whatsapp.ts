@@ -23,10 +23,8 @@ import {
   splitText,
   downloadMedia,
   getProviderJson,
-  mediaCredentialMissing,
-  mediaId,
+  mediaAccess,
   refuseLarge,
-  unknownMedia,
 } from './common';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
 import type { ChannelAdapter, MediaResult, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
@@ -312,12 +310,10 @@ const MEDIA_SCHEME = 'whatsapp-media://';
 
 /** GET /{media-id} gives a short-lived URL, fetched with the same token (Cloud API media). */
 async function fetchWhatsAppMedia(reference: string, context: SendContext): Promise<MediaResult> {
-  const id = mediaId(reference, MEDIA_SCHEME);
-  if (!id) return unknownMedia;
-  const token = credential(context.credentials, 'accessToken');
-  if (!token) return mediaCredentialMissing('accessToken');
-  const auth = { authorization: `Bearer ${token}` };
-  const meta = await getProviderJson(`${context.baseUrl}/${encodeURIComponent(id)}`, auth, context);
+  const access = mediaAccess(reference, MEDIA_SCHEME, 'accessToken', context);
+  if ('ok' in access) return access;
+  const auth = { authorization: `Bearer ${access.secret}` };
+  const meta = await getProviderJson(`${context.baseUrl}/${encodeURIComponent(access.id)}`, auth, context);
   if (!meta.ok) return meta;
   const info = isRecord(meta.body) ? meta.body : {};
   const url = typeof info.url === 'string' ? info.url : undefined;
