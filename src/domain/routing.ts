@@ -211,7 +211,7 @@ export async function recountLoad(agentId: string, now = new Date()): Promise<bo
   return recount(await getAgent(agentId), now);
 }
 
-/** Every agent's recount; a freed slot takes the longest-waiting conversations. Returns how many were healed. */
+/** Every agent's recount; a freed slot takes the longest-waiting conversations. Returns how many agents got slots back. */
 export async function recountAllLoads(now = new Date()): Promise<number> {
   const healed = (await Promise.all((await listAgents()).map((agent) => recount(agent, now)))).filter(Boolean).length;
   if (healed > 0) await drainQueue();
