@@ -17,6 +17,7 @@ import {
   visibilityTimeoutSeconds,
   WS_AUTHORIZER,
   WS_FUNCTION,
+  WS_ROUTE_THROTTLES,
   WS_TOKEN_QUERY_PARAM,
 } from '../src/manifest';
 import { BufferedQueue } from './constructs/buffered-queue';
@@ -260,6 +261,7 @@ export class StatelessStack extends Stack {
       handler: functions[WS_FUNCTION].function,
       authorizer: functions[WS_AUTHORIZER].function,
       tokenQueryParam: WS_TOKEN_QUERY_PARAM,
+      routeThrottles: WS_ROUTE_THROTTLES,
       ...definedOnly({
         throttlingRateLimit: props.webSocketRateLimit,
         throttlingBurstLimit: props.webSocketBurstLimit,

@@ -110,12 +110,20 @@ export function visibilityTimeoutSeconds(queue: QueueName): number {
 
 export type RouteAuth = 'none' | 'agent';
 
+/** API Gateway throttling: steady requests (or frames) per second, and the burst above it. */
+export interface RouteThrottle {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
 export interface HttpRouteSpec {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** API Gateway path syntax: `{name}` is one segment. */
   readonly path: string;
   readonly fn: FunctionName;
   readonly auth: RouteAuth;
+  /** Tighter than the stage's limits, for routes anyone may call without a signature or token. */
+  readonly throttle?: RouteThrottle;
 }
 
 const agent = (method: HttpRouteSpec['method'], path: string): HttpRouteSpec => ({ method, path, fn: 'api', auth: 'agent' });
@@ -123,9 +131,10 @@ const agent = (method: HttpRouteSpec['method'], path: string): HttpRouteSpec => 
 export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   { method: 'GET', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
   { method: 'POST', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
-  { method: 'POST', path: '/v1/widget/sessions', fn: 'widget', auth: 'none' },
+  // Anonymous: a flood of new visitors must not eat the stage's budget for webhooks and agents.
+  { method: 'POST', path: '/v1/widget/sessions', fn: 'widget', auth: 'none', throttle: { rateLimit: 20, burstLimit: 50 } },
   // The visitor's own history; the widget handler checks the visitor token itself.
-  { method: 'GET', path: '/v1/widget/messages', fn: 'widget', auth: 'none' },
+  { method: 'GET', path: '/v1/widget/messages', fn: 'widget', auth: 'none', throttle: { rateLimit: 50, burstLimit: 100 } },
   agent('GET', '/v1/conversations'),
   agent('GET', '/v1/conversations/{id}'),
   agent('GET', '/v1/conversations/{id}/messages'),
@@ -154,6 +163,10 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
 
 /** WebSocket routes; `$default` carries every client action (routed by the `action` field in the handler). */
 export const WS_ROUTES = ['$connect', '$disconnect', '$default'] as const;
+/** New connections run the authorizer and a write each: limited below the stage's frame budget. */
+export const WS_ROUTE_THROTTLES: Readonly<Partial<Record<(typeof WS_ROUTES)[number], RouteThrottle>>> = {
+  $connect: { rateLimit: 50, burstLimit: 100 },
+};
 export const WS_FUNCTION: FunctionName = 'realtime';
 export const WS_AUTHORIZER: FunctionName = 'wsAuthorizer';
 /** Where the authorizer finds the token on $connect. */

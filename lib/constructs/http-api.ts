@@ -17,6 +17,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { FunctionName, HttpRouteSpec } from '../../src/manifest';
+import { applyRouteThrottles } from './route-throttles';
 
 /** Why a function's routes carry no API Gateway authorization. */
 const PUBLIC_ROUTE_REASONS: Readonly<Partial<Record<FunctionName, string>>> = {
@@ -150,6 +151,10 @@ export class ConversaHttpApi extends Construct {
       routes.push(route);
     }
     this.routes = routes;
+    applyRouteThrottles(
+      this.stage,
+      props.routes.flatMap((spec, i) => (spec.throttle ? [{ routeKey: `${spec.method} ${spec.path}`, route: routes[i]!, throttle: spec.throttle }] : [])),
+    );
 
     this.url = `https://${this.api.apiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`;
   }

@@ -8,6 +8,8 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct, type IConstruct } from 'constructs';
 import { acknowledgeWildcardResource } from './nag';
+import { applyRouteThrottles } from './route-throttles';
+import type { RouteThrottle } from '../../src/manifest';
 
 /** Properties of {@link ConversaRealtimeApi}. */
 export interface ConversaRealtimeApiProps {
@@ -32,6 +34,11 @@ export interface ConversaRealtimeApiProps {
    * @default 1000
    */
   readonly throttlingBurstLimit?: number;
+  /**
+   * Per-route limits below the stage's, by route key.
+   * @default - the stage's limits on every route
+   */
+  readonly routeThrottles?: Readonly<Record<string, RouteThrottle>>;
   /**
    * Write access logs. WebSocket APIs can only log once the account's API Gateway settings
    * name a CloudWatch Logs role; that is account-wide, so this app does not set it for you.
@@ -122,6 +129,16 @@ export class ConversaRealtimeApi extends Construct {
           'WebSocket access logging needs the account-wide API Gateway CloudWatch role, which this app must not own; the realtime function logs every connect, disconnect and action. Set accessLogging once the account role exists.',
       });
     }
+
+    const routeByKey = new Map<string, WebSocketRoute>([['$connect', connect], ['$disconnect', afterConnect[0]!], ['$default', afterConnect[1]!]]);
+    applyRouteThrottles(
+      this.stage,
+      Object.entries(props.routeThrottles ?? {}).map(([routeKey, throttle]) => {
+        const route = routeByKey.get(routeKey);
+        if (!route) throw new Error(`${this.node.path}: no route ${routeKey} to throttle`);
+        return { routeKey, route, throttle };
+      }),
+    );
 
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;

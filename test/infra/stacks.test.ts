@@ -14,7 +14,7 @@ import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../.
 import { adapters } from '../../src/channels/registry';
 import { ENV } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
-import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, RECURRING, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
+import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -401,6 +401,22 @@ describe('stateless stack: HTTP API', () => {
     });
     expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.AllowHeaders).toEqual(expect.arrayContaining(['authorization']));
   });
+
+  it('limits the anonymous widget routes below the stage, and deploys the stage after them', () => {
+    const [stageId, stage] = stateless.resources('AWS::ApiGatewayV2::Stage').find(([, r]) => r.Properties.ApiId.Ref === httpApiId())!;
+    const throttled = HTTP_ROUTES.filter((r) => r.throttle);
+    expect(throttled.map((r) => r.path).sort()).toEqual(['/v1/widget/messages', '/v1/widget/sessions']);
+    const stageLimit = stage.Properties.DefaultRouteSettings.ThrottlingRateLimit as number;
+    for (const spec of throttled) {
+      const key = `${spec.method} ${spec.path}`;
+      expect(stage.Properties.RouteSettings[key], key).toEqual({ ThrottlingRateLimit: spec.throttle!.rateLimit, ThrottlingBurstLimit: spec.throttle!.burstLimit });
+      expect(spec.throttle!.rateLimit).toBeLessThan(stageLimit);
+      const [routeId] = stateless.resources('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === key)!;
+      expect(stage.DependsOn, `${stageId} waits for ${key}`).toContain(routeId);
+    }
+    // Webhooks keep the stage's limits: providers send in bursts and retry what is refused.
+    expect(Object.keys(stage.Properties.RouteSettings).some((k) => k.includes('/webhooks/'))).toBe(false);
+  });
 });
 
 describe('stateless stack: WebSocket API', () => {
@@ -431,6 +447,16 @@ describe('stateless stack: WebSocket API', () => {
       AutoDeploy: true,
       DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() },
     });
+  });
+
+  it('limits new connections below the stage\'s frame rate', () => {
+    const [, stage] = stateless.resources('AWS::ApiGatewayV2::Stage').find(([, r]) => r.Properties.ApiId.Ref === wsApiId())!;
+    expect(stage.Properties.RouteSettings).toEqual({
+      $connect: { ThrottlingRateLimit: WS_ROUTE_THROTTLES.$connect!.rateLimit, ThrottlingBurstLimit: WS_ROUTE_THROTTLES.$connect!.burstLimit },
+    });
+    expect(WS_ROUTE_THROTTLES.$connect!.rateLimit).toBeLessThan(stage.Properties.DefaultRouteSettings.ThrottlingRateLimit);
+    const connectId = stateless.resources('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.ApiId.Ref === wsApiId() && r.Properties.RouteKey === '$connect')![0];
+    expect(stage.DependsOn).toContain(connectId);
   });
 
   it('lets every function manage connections of the live stage', () => {
