@@ -78,6 +78,30 @@ export interface MeasuredUsage {
   sequentialOutbound: PerMessageUsage;
 }
 
+/**
+ * Two usages of one message added up: `extra` is what the message causes besides (a reply's
+ * delivery receipts). Lambda durations are averaged over both sides' invocations.
+ */
+export function withExtra(base: PerMessageUsage, extra: PerMessageUsage): PerMessageUsage {
+  const lambda: PerMessageUsage['lambda'] = { ...base.lambda };
+  for (const [fn, more] of Object.entries(extra.lambda) as [FunctionName, { invocations: number; billedMs: number }][]) {
+    const was = lambda[fn];
+    const invocations = (was?.invocations ?? 0) + more.invocations;
+    const billedMs = ((was?.invocations ?? 0) * (was?.billedMs ?? 0) + more.invocations * more.billedMs) / invocations;
+    lambda[fn] = { invocations, billedMs };
+  }
+  return {
+    messages: base.messages,
+    wru: base.wru + extra.wru,
+    rru: base.rru + extra.rru,
+    agentFrames: base.agentFrames + extra.agentFrames,
+    lambda,
+    httpRequests: base.httpRequests + extra.httpRequests,
+    sqsRequests: base.sqsRequests + extra.sqsRequests,
+    schedules: base.schedules + extra.schedules,
+  };
+}
+
 export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbound, sequentialOutbound }: MeasuredUsage): CostModel {
   const million = 1e6;
   const lambdaIn = lambdaCost(inbound, sequentialInbound);

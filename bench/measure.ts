@@ -8,9 +8,9 @@ import type { LocalStack } from '../local/stack';
 import type { FunctionName } from '../src/manifest';
 import { capacityTotals } from '../src/aws/capacity';
 import { getHandle } from '../src/store/contacts';
-import { listMessages } from '../src/store/messages';
+import { getMessage, listMessages } from '../src/store/messages';
 import { getConversation } from '../src/store/conversations';
-import { FrameWatch, phone, send, sendJson, whatsappWebhook } from './traffic';
+import { FrameWatch, phone, send, sendJson, whatsappStatusWebhook, whatsappWebhook } from './traffic';
 import { summarize, waitUntil, type LatencySummary } from './stats';
 
 /** Every handler invocation the stack reports, by function. */
@@ -254,7 +254,12 @@ export async function usageOf(b: Bench, messages: number, httpRequests: number, 
  * Steady state: customers who already have an open conversation write (concurrently across
  * customers, in order per customer), then an agent answers each of them once per message.
  */
-export async function measureUsage(b: Bench, senders: string[], perSender: number, conversationOf: Map<string, string>): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage; firstInbound: PerMessageUsage }> {
+export async function measureUsage(
+  b: Bench,
+  senders: string[],
+  perSender: number,
+  conversationOf: Map<string, string>,
+): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage; firstInbound: PerMessageUsage; receipts: PerMessageUsage }> {
   const total = senders.length * perSender;
   const inbound = await usageOf(b, total, total, async () => {
     await Promise.all(senders.map(async (from, s) => {
@@ -275,6 +280,29 @@ export async function measureUsage(b: Bench, senders: string[], perSender: numbe
     await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + total, 60_000, 'the replies to reach the provider');
   });
 
+  // The Cloud API reports each reply's progress in three more webhooks (sent, delivered, read),
+  // one at a time here, so that each is priced with its own invocations.
+  // The replies' provider ids are read before the measurement, which counts every DynamoDB request.
+  const sends = b.stack.providers.outbox('whatsapp').slice(sentBefore).filter((item) => item.status === 200);
+  const replies = await Promise.all(
+    sends.map(async (item) => {
+      const { to, biz_opaque_callback_data: reference } = item.body as { to: string; biz_opaque_callback_data: string };
+      const [conversationId, messageId] = reference.split('/') as [string, string];
+      const providerMessageId = (await getMessage(conversationId, messageId))?.providerMessageId;
+      if (!providerMessageId) throw new Error(`reply ${messageId} has no provider id`);
+      return { to, reference, providerMessageId };
+    }),
+  );
+  const receipts = await usageOf(b, replies.length, replies.length * RECEIPTS.length, async () => {
+    for (const { to, reference, providerMessageId } of replies) {
+      for (const status of RECEIPTS) {
+        const { body, headers } = whatsappStatusWebhook(to, providerMessageId, status, reference);
+        const reply = await send(webhookUrl(b), 'POST', body, headers);
+        if (reply.status !== 200) throw new Error(`status webhook answered ${reply.status}`);
+      }
+    }
+  });
+
   // A customer's first message also creates the contact, its handle and the conversation.
   const newcomers = senders.map((_, s) => phone(b.run, 90_000 + s));
   const firstInbound = await usageOf(b, newcomers.length, newcomers.length, async () => {
@@ -286,8 +314,11 @@ export async function measureUsage(b: Bench, senders: string[], perSender: numbe
     await Promise.all(newcomers.map((_, s) => getConversation(b.agent.created.get(`first ${b.run} ${s}`)!.frame.conversationId, true)))
   ).filter((c) => !c?.assigneeId);
   if (unassigned.length > 0) throw new Error(`${unassigned.length} first messages were not routed to the bench agent`);
-  return { inbound, outbound, firstInbound };
+  return { inbound, outbound, firstInbound, receipts };
 }
+
+const RECEIPTS = ['sent', 'delivered', 'read'] as const;
+
 
 export interface ThroughputResult {
   messages: number;

@@ -18,6 +18,7 @@ export interface Results {
   dynamodb: { wruPerInbound: number; rruPerInbound: number; wruPerOutbound: number; rruPerOutbound: number; wruPerFirstInbound: number; rruPerFirstInbound: number };
   bundles: BundleResult[];
   costUsdPerMillionMessages: CostModel;
+  costUsdPerMillionMessagesWithReceipts: CostModel;
   machine: { node: string; seconds: number };
 }
 
@@ -86,6 +87,9 @@ export function printReport(r: Results): void {
   const c = r.costUsdPerMillionMessages;
   console.log(`\ncost per million messages: $${c.total} (prices ${c.region}, ${c.pricesAsOf})`);
   console.log(table(Object.entries(c.breakdown).map(([k, v]) => [`  ${k}`, `$${v.toFixed(3)}`])));
+  const w = r.costUsdPerMillionMessagesWithReceipts;
+  const grew = Object.entries(w.breakdown).filter(([k, v]) => v !== c.breakdown[k]).map(([k, v]) => `${k} $${v.toFixed(2)}`);
+  console.log(`with WhatsApp's three receipts per reply (sent, delivered, read): $${w.total} (${grew.join(', ')})`);
   console.log('\ntargets (informational):');
   console.log(table(targets(r).map((x) => [x.pass ? 'PASS' : 'FAIL', x.name, x.detail])));
 }

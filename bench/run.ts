@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalStack, type LocalStack } from '../local/stack';
 import { resetCapacityTotals } from '../src/aws/capacity';
-import { costPerMillion } from './cost';
+import { costPerMillion, withExtra } from './cost';
 import { measureBundles } from './bundles';
 import {
   Invocations,
@@ -107,7 +107,7 @@ const webhookAckIsolated = measureIsolatedAck(SIZES.ack);
 const measured = await measureStack();
 // Bundles last, with the stack stopped, so the cold loads do not share the CPU with it.
 const bundles = await measureBundles(SIZES.bundleLoads);
-const { inbound, outbound, firstInbound } = measured.usage;
+const { inbound, outbound, firstInbound, receipts } = measured.usage;
 const round = (x: number) => Math.round(x * 100) / 100;
 
 const results = {
@@ -129,6 +129,12 @@ const results = {
   },
   bundles,
   costUsdPerMillionMessages: costPerMillion(measured.usage),
+  // The same mix with the three status webhooks WhatsApp sends per reply (sent, delivered, read).
+  costUsdPerMillionMessagesWithReceipts: costPerMillion({
+    ...measured.usage,
+    outbound: withExtra(outbound, receipts),
+    sequentialOutbound: withExtra(measured.usage.sequentialOutbound, receipts),
+  }),
   endToEndFirstMessage: measured.endToEndFirstMessage,
   webhookAckWhileConsuming: measured.webhookAckWhileConsuming,
   webhookAckIsolated: { ...webhookAckIsolated, conditions: 'webhook function alone in its process: HTTP gateway stand-in + handler + SQS stand-in, as deployed' },

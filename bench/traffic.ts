@@ -45,6 +45,32 @@ export function whatsappWebhook(from: string, text: string): { body: string; hea
   return { body, headers: providerHeaders('whatsapp', body) };
 }
 
+/**
+ * A signed WhatsApp status webhook for one of our sends, as the Cloud API sends one per status
+ * (`sent`, `delivered`, `read`), carrying the send's `biz_opaque_callback_data` back.
+ */
+export function whatsappStatusWebhook(recipient: string, providerMessageId: string, status: 'sent' | 'delivered' | 'read', reference: string): { body: string; headers: Record<string, string> } {
+  const body = JSON.stringify({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: '102290129340398',
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550783881', phone_number_id: '100000000000001' },
+              statuses: [{ id: providerMessageId, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: recipient, biz_opaque_callback_data: reference }],
+            },
+          },
+        ],
+      },
+    ],
+  });
+  return { body, headers: providerHeaders('whatsapp', body) };
+}
+
 export interface CreatedFrame {
   type: string;
   conversationId: string;
