@@ -5,7 +5,7 @@
  */
 import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
-import { providerHeaders, whatsappTextWebhook } from '../test/fixtures/sign';
+import { providerHeaders, whatsappTextWebhook, whatsappWebhookBody } from '../test/fixtures/sign';
 
 /** One keep-alive pool for every request, so the stack and the floor server see the same client. */
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -50,24 +50,8 @@ export function whatsappWebhook(from: string, text: string): { body: string; hea
  * (`sent`, `delivered`, `read`), carrying the send's `biz_opaque_callback_data` back.
  */
 export function whatsappStatusWebhook(recipient: string, providerMessageId: string, status: 'sent' | 'delivered' | 'read', reference: string): { body: string; headers: Record<string, string> } {
-  const body = JSON.stringify({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: '102290129340398',
-        changes: [
-          {
-            field: 'messages',
-            value: {
-              messaging_product: 'whatsapp',
-              metadata: { display_phone_number: '15550783881', phone_number_id: '100000000000001' },
-              statuses: [{ id: providerMessageId, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: recipient, biz_opaque_callback_data: reference }],
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const body = whatsappWebhookBody({ statuses: [{ id: providerMessageId, status, timestamp, recipient_id: recipient, biz_opaque_callback_data: reference }] });
   return { body, headers: providerHeaders('whatsapp', body) };
 }
 
