@@ -32,13 +32,14 @@ export interface ProviderStandIn {
   failNext(channel: ProviderChannel, status: number, count: number): void;
   /**
    * A file the provider holds, as a customer's media message would leave it: returns the id its
-   * webhooks name (a WhatsApp media id, a Telegram file_id), which the adapters fetch it by.
+   * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid), which the
+   * adapters fetch it by.
    */
   addMedia(channel: MediaChannel, file: MediaFile): string;
   reset(): void;
 }
 
-export type MediaChannel = 'whatsapp' | 'telegram';
+export type MediaChannel = 'whatsapp' | 'telegram' | 'sms';
 
 export interface MediaFile {
   contentType: string;
@@ -57,6 +58,8 @@ interface Reply {
   body: unknown;
   /** A file download instead of JSON. */
   file?: MediaFile;
+  /** A redirect (with a 3xx status) instead of JSON. */
+  location?: string;
 }
 
 type Handler = (request: ParsedRequest, credentials: Credentials) => Reply;
@@ -256,7 +259,8 @@ function headersOf(req: IncomingMessage): Record<string, string> {
 
 /**
  * The providers' media endpoints: WhatsApp's GET /{media-id} (metadata with a download URL,
- * fetched with the same bearer token), Telegram's getFile and /file/bot<token>/<path>.
+ * fetched with the same bearer token), Telegram's getFile and /file/bot<token>/<path>, Twilio's
+ * Messages/{MM}/Media/{ME} (Basic auth, then a redirect).
  * Undefined when the request is not a media request.
  */
 function mediaReply(channel: ProviderChannel, request: ParsedRequest, credentials: Credentials, files: Map<string, MediaFile>): Reply | undefined {
@@ -285,10 +289,28 @@ function mediaReply(channel: ProviderChannel, request: ParsedRequest, credential
     const result = { file_id: id, file_unique_id: `u${id}`, file_size: file.announcedSize ?? file.bytes.length, file_path: `files/${id}` };
     return { status: 200, body: { ok: true, result } };
   }
+  if (channel === 'sms') {
+    // Twilio: the media URL wants Basic auth and redirects to a short-lived CDN URL that does not.
+    const cdn = /^\/_cdn\/(ME\w+)$/.exec(request.path);
+    const media = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/MM\w+\/Media\/(ME\w+)$/.exec(request.path);
+    const id = cdn?.[1] ?? media?.[2];
+    if (!id) return undefined;
+    const expected = `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
+    if (media && (request.headers.authorization !== expected || media[1] !== credentials.accountSid)) return twilioError(401, 20003, 'Authenticate');
+    const file = files.get(`sms/${id}`);
+    if (!file) return twilioError(404, 20404, 'The requested resource was not found');
+    if (cdn) return { status: 200, body: undefined, file };
+    return { status: 307, body: undefined, location: `http://${request.headers.host ?? '127.0.0.1'}${PROVIDERS_PREFIX}sms/_cdn/${id}` };
+  }
   return undefined;
 }
 
 function send(res: ServerResponse, reply: Reply): void {
+  if (reply.location) {
+    res.writeHead(reply.status, { location: reply.location, 'content-length': 0 });
+    res.end();
+    return;
+  }
   if (reply.file) {
     res.writeHead(reply.status, { 'content-type': reply.file.contentType, 'content-length': reply.file.bytes.length });
     res.end(reply.file.bytes);
@@ -361,7 +383,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
     },
     failNext,
     addMedia(channel, file) {
-      const id = channel === 'whatsapp' ? `media-${hex(8)}` : `AgAC${hex(12)}`;
+      const id = { whatsapp: `media-${hex(8)}`, telegram: `AgAC${hex(12)}`, sms: `ME${hex(16)}` }[channel];
       files.set(`${channel}/${id}`, file);
       return id;
     },

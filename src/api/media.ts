@@ -1,8 +1,8 @@
 /**
- * An attachment's file for the agent console. WhatsApp and Telegram media arrive as references
- * that only the channel's credentials can fetch: the file is fetched here and answered inline
- * (up to MEDIA_MAX_BYTES). Attachments that are plain URLs (Messenger, Instagram, Twilio, web)
- * are answered with a redirect to them.
+ * An attachment's file for the agent console. WhatsApp and Telegram media arrive as references,
+ * Twilio's as URLs behind the account's credentials: the file is fetched here and answered
+ * inline (up to MEDIA_MAX_BYTES). Public URLs (Messenger and Instagram CDNs, links) are answered
+ * with a redirect to them.
  */
 import type { Route } from './context';
 import type { HttpResult } from '../http/http';
@@ -24,13 +24,16 @@ export const attachmentRoute: Route = async ({ params }) => {
   const attachment = message.attachments[Number(params.index)];
   if (!attachment) throw notFound('attachment');
 
-  if (/^https?:\/\//i.test(attachment.url)) {
-    return { statusCode: 302, headers: { location: attachment.url, 'cache-control': 'private, max-age=300' }, body: '' };
-  }
   const channel = message.channel;
   const adapter = isProviderChannel(channel) ? getAdapter(channel) : undefined;
-  if (!adapter?.fetchMedia) throw new ClientError(404, 'no_file', 'this attachment has no file to fetch');
-  const result = await adapter.fetchMedia(attachment.url, { credentials: await loadCredentials(adapter.channel), baseUrl: baseUrl(adapter.channel), fetch });
+  const result = adapter?.fetchMedia
+    ? await adapter.fetchMedia(attachment.url, { credentials: await loadCredentials(adapter.channel), baseUrl: baseUrl(adapter.channel), fetch })
+    : undefined;
+  if (!result) {
+    // Not a file only the channel's credentials open: a public URL is the console's to open.
+    if (/^https?:\/\//i.test(attachment.url)) return { statusCode: 302, headers: { location: attachment.url, 'cache-control': 'private, max-age=300' }, body: '' };
+    throw new ClientError(404, 'no_file', 'this attachment has no file to fetch');
+  }
   if (!result.ok) throw new ClientError(result.status, MEDIA_ERRORS[result.status], result.error);
 
   // Providers often label files generically; the type the webhook announced is more precise.

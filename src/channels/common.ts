@@ -289,14 +289,19 @@ export function refuseLarge(size: unknown): MediaResult | undefined {
 }
 
 /**
- * What a media fetch needs: the provider's id after our scheme (if the reference is one of
- * this channel's and looks like a provider id) and the credential that opens it.
+ * What a media fetch needs: the provider's id after our scheme and the credential that opens it.
+ * Undefined for a reference of another scheme; a malformed id of ours is a 404.
  */
-export function mediaAccess(reference: string, scheme: string, credentialKey: string, context: SendContext): { id: string; secret: string } | MediaFailure {
-  const id = reference.startsWith(scheme) ? reference.slice(scheme.length) : '';
+export function mediaAccess(reference: string, scheme: string, credentialKey: string, context: SendContext): { id: string; secret: string } | MediaFailure | undefined {
+  if (!reference.startsWith(scheme)) return undefined;
+  const id = reference.slice(scheme.length);
   // Dots alone would walk up the provider's URL path.
-  if (!/^(?!\.+$)[\w.-]{1,256}$/.test(id)) return { ok: false, status: 404, error: 'not a media reference of this channel' };
+  if (!/^(?!\.+$)[\w.-]{1,256}$/.test(id)) return { ok: false, status: 404, error: `not a valid ${scheme} reference` };
   const secret = credential(context.credentials, credentialKey);
-  if (!secret) return { ok: false, status: 502, error: `Channel credential "${credentialKey}" is not configured` };
+  if (!secret) return mediaCredentialMissing(credentialKey);
   return { id, secret };
+}
+
+export function mediaCredentialMissing(key: string): MediaFailure {
+  return { ok: false, status: 502, error: `Channel credential "${key}" is not configured` };
 }

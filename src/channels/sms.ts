@@ -4,8 +4,8 @@
  */
 import { createHmac } from 'node:crypto';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
-import { callProviderParts, credential, isRecord, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
-import { BadWebhookError, type ChannelAdapter, type OutboundSend, type SendContext, type SendResult } from './types';
+import { callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
+import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 /**
  * base64(HMAC-SHA1(authToken, url + every POST parameter as name+value, sorted by name)).
@@ -125,7 +125,7 @@ async function sendSms(message: OutboundSend, context: SendContext): Promise<Sen
       url: `${context.baseUrl}/2010-04-01/Accounts/${encodeURIComponent(accountSid)}/Messages.json`,
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`,
+        authorization: basicAuth(accountSid, authToken),
       },
       body: form.toString(),
     };
@@ -133,6 +133,24 @@ async function sendSms(message: OutboundSend, context: SendContext): Promise<Sen
   // Twilio's Messages resource has no idempotency key: a message is sent at most once per queue delivery,
   // and a retry only happens when Twilio did not answer with a sid.
   return callProviderParts(calls, 0, context, dialect);
+}
+
+/**
+ * Twilio keeps MMS media under the account's Messages resource and enforces HTTP Basic auth on
+ * it; the media URL answers with a redirect to a short-lived CDN URL, which fetch follows
+ * without the credentials. URLs anywhere else are not Twilio's to open.
+ */
+async function fetchTwilioMedia(reference: string, context: SendContext): Promise<MediaResult | undefined> {
+  const accountSid = credential(context.credentials, 'accountSid');
+  const authToken = credential(context.credentials, 'authToken');
+  const prefix = `${context.baseUrl}/2010-04-01/Accounts/${accountSid ?? ''}/Messages/`;
+  if (!accountSid || !reference.startsWith(prefix) || !/^MM\w+\/Media\/ME\w+$/.test(reference.slice(prefix.length))) return undefined;
+  if (!authToken) return mediaCredentialMissing('authToken');
+  return downloadMedia(reference, { authorization: basicAuth(accountSid, authToken) }, context);
+}
+
+function basicAuth(accountSid: string, authToken: string): string {
+  return `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`;
 }
 
 export const smsAdapter: ChannelAdapter = {
@@ -160,4 +178,5 @@ export const smsAdapter: ChannelAdapter = {
   window: () => ({ allowed: true }),
   handleForPhone: (phone) => phone,
   send: sendSms,
+  fetchMedia: fetchTwilioMedia,
 };

@@ -233,9 +233,9 @@ function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCa
 const FILE_SCHEME = 'telegram-file://';
 
 /** getFile gives the file's path; the download URL holds the bot token, so it never leaves here. */
-async function fetchTelegramFile(reference: string, context: SendContext): Promise<MediaResult> {
+async function fetchTelegramFile(reference: string, context: SendContext): Promise<MediaResult | undefined> {
   const access = mediaAccess(reference, FILE_SCHEME, 'botToken', context);
-  if ('ok' in access) return access;
+  if (!access || 'ok' in access) return access;
   const bot = `bot${access.secret}`;
   const meta = await getProviderJson(`${context.baseUrl}/${bot}/getFile?file_id=${encodeURIComponent(access.id)}`, {}, context);
   if (!meta.ok) return meta;

@@ -97,10 +97,11 @@ export interface ChannelAdapter {
    */
   readonly statusesCarryReference?: boolean;
   /**
-   * The file behind one of this channel's media references (`whatsapp-media://…`,
-   * `telegram-file://…`), which only the provider's credentials can fetch.
+   * The file behind one of this channel's media references that only the provider's credentials
+   * can fetch (`whatsapp-media://…`, `telegram-file://…`, Twilio's media URLs); undefined for a
+   * reference that is not one of those (a public URL is opened as it is).
    */
-  fetchMedia?(reference: string, context: SendContext): Promise<MediaResult>;
+  fetchMedia?(reference: string, context: SendContext): Promise<MediaResult | undefined>;
 }
 
 /** A media file fetched from a provider, or why not: 404 gone or unknown, 413 too large, 502 provider trouble. */

@@ -309,9 +309,9 @@ async function sendWhatsApp(message: OutboundSend, context: SendContext): Promis
 const MEDIA_SCHEME = 'whatsapp-media://';
 
 /** GET /{media-id} gives a short-lived URL, fetched with the same token (Cloud API media). */
-async function fetchWhatsAppMedia(reference: string, context: SendContext): Promise<MediaResult> {
+async function fetchWhatsAppMedia(reference: string, context: SendContext): Promise<MediaResult | undefined> {
   const access = mediaAccess(reference, MEDIA_SCHEME, 'accessToken', context);
-  if ('ok' in access) return access;
+  if (!access || 'ok' in access) return access;
   const auth = { authorization: `Bearer ${access.secret}` };
   const meta = await getProviderJson(`${context.baseUrl}/${encodeURIComponent(access.id)}`, auth, context);
   if (!meta.ok) return meta;

@@ -4,6 +4,7 @@ import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { MEDIA_MAX_BYTES } from '../../src/channels/common';
 import { telegramAdapter } from '../../src/channels/telegram';
 import { whatsappAdapter } from '../../src/channels/whatsapp';
+import { smsAdapter } from '../../src/channels/sms';
 import { networkError, scriptedFetch, sendContext } from './support';
 
 const photo = { contentType: 'image/jpeg', bytes: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]) };
@@ -54,8 +55,11 @@ describe('whatsapp media', () => {
 
   it('takes only its own references, with ids that cannot leave the path', async () => {
     const { fetch, calls } = scriptedFetch(meta());
-    for (const reference of ['telegram-file://AgAC', 'whatsapp-media://../me/messages', 'whatsapp-media://..', 'whatsapp-media://', 'https://cdn.example.com/a.jpg']) {
-      expect(await whatsappAdapter.fetchMedia!(reference, sendContext('whatsapp', fetch))).toMatchObject({ ok: false, status: 404 });
+    for (const reference of ['telegram-file://AgAC', 'https://cdn.example.com/a.jpg']) {
+      expect(await whatsappAdapter.fetchMedia!(reference, sendContext('whatsapp', fetch)), reference).toBeUndefined();
+    }
+    for (const reference of ['whatsapp-media://../me/messages', 'whatsapp-media://..', 'whatsapp-media://']) {
+      expect(await whatsappAdapter.fetchMedia!(reference, sendContext('whatsapp', fetch)), reference).toMatchObject({ ok: false, status: 404 });
     }
     expect(calls).toHaveLength(0);
   });
@@ -80,5 +84,29 @@ describe('telegram media', () => {
     const large = scriptedFetch(file({ file_size: MEDIA_MAX_BYTES + 1 }));
     expect(await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', large.fetch))).toMatchObject({ ok: false, status: 413 });
     expect(large.calls).toHaveLength(1);
+  });
+});
+
+describe('twilio media', () => {
+  const { accountSid, authToken } = DEV_CREDENTIALS.sms;
+  const url = `https://provider.test/sms/2010-04-01/Accounts/${accountSid}/Messages/MM5e3c1f0a/Media/ME0a1b2c3d`;
+
+  it('downloads a media URL of the account with Basic auth', async () => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: undefined, file: photo });
+    expect(await smsAdapter.fetchMedia!(url, sendContext('sms', fetch))).toEqual({ ok: true, contentType: 'image/jpeg', bytes: photo.bytes });
+    expect(calls.map((c) => [c.url, c.headers.authorization])).toEqual([[url, `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`]]);
+  });
+
+  it('leaves every other URL alone: another account, another host, another resource', async () => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: undefined, file: photo });
+    for (const other of [
+      url.replace(accountSid!, 'AC11111111111111111111111111111111'),
+      url.replace('https://provider.test/sms', 'https://evil.example'),
+      `https://provider.test/sms/2010-04-01/Accounts/${accountSid}/Messages.json`,
+      'https://cdn.example.com/a.jpg',
+    ]) {
+      expect(await smsAdapter.fetchMedia!(other, sendContext('sms', fetch)), other).toBeUndefined();
+    }
+    expect(calls).toHaveLength(0);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * A customer's media, as the agent console opens it: GET
- * /v1/conversations/{id}/messages/{messageId}/attachments/{index} fetches WhatsApp and Telegram
- * files with the channel's credentials (from the provider stand-in) and redirects to plain URLs.
+ * /v1/conversations/{id}/messages/{messageId}/attachments/{index} fetches WhatsApp, Telegram and
+ * Twilio files with the channel's credentials (from the provider stand-in) and redirects to
+ * public URLs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
@@ -9,6 +10,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, WsClient, type Frame } from '../support/clients';
 import { fixture } from '../fixtures/sign';
 import { MEDIA_MAX_BYTES } from '../../src/channels/common';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { newHandle, postWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -109,6 +111,30 @@ describe('attachments', () => {
     }
     const otherMessage = await fetch(`${stack.httpUrl}/v1/conversations/${message.conversationId}/messages/01J0000000000000000000000/attachments/0`, { headers: { authorization: `Bearer ${jwt}` } });
     expect(otherMessage.status).toBe(404);
+  });
+
+  it('fetches Twilio MMS media with the account credentials, through its redirect', async () => {
+    // Prepare: Twilio holds the customer's photo behind Basic auth
+    const bytes = jpeg(20_000);
+    const mediaSid = stack.providers.addMedia('sms', { contentType: 'image/jpeg', bytes });
+    const { accountSid } = DEV_CREDENTIALS.sms;
+    const url = `${stack.httpUrl}/local/providers/sms/2010-04-01/Accounts/${accountSid}/Messages/MM${unique()}/Media/${mediaSid}`;
+    const messageSid = `SM${unique().padStart(32, '0').slice(-32)}`;
+    const params = new URLSearchParams(fixture('sms', 'mms.txt'));
+    const from = newHandle('sms');
+    for (const [key, value] of Object.entries({ From: from, MessageSid: messageSid, SmsSid: messageSid, SmsMessageSid: messageSid, NumMedia: '1', MediaUrl0: url, MediaContentType0: 'image/jpeg' })) params.set(key, value);
+    params.delete('MediaUrl1');
+    params.delete('MediaContentType1');
+    expect((await postWebhook(stack, 'sms', params.toString())).status).toBe(200);
+    const frame = await agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === messageSid, 10_000, 'MMS');
+
+    // Act
+    const response = await open({ conversationId: frame.conversationId, id: frame.message.id });
+
+    // Assess: the bytes, not a redirect the console could not follow without the credentials
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
   });
 
   it('is for agents only', async () => {
