@@ -301,7 +301,6 @@ export class StatelessStack extends Stack {
         input: spec.input,
         description: `Conversa ${name}`,
       });
-      if (spec.target !== 'engagement') this.schedules.allowTarget(functions[spec.target].function);
     }
 
     this.inboundMail = new InboundMail(this, 'InboundMail', {

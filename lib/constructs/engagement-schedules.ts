@@ -38,6 +38,7 @@ export class EngagementSchedules extends Construct {
   /** The role each schedule names as its execution role. */
   public readonly role: Role;
   public readonly deadLetterQueue: AlarmedDeadLetterQueue;
+  private readonly allowed = new Set<IFunction>();
 
   constructor(scope: Construct, id: string, props: EngagementSchedulesProps = {}) {
     super(scope, id);
@@ -77,6 +78,8 @@ export class EngagementSchedules extends Construct {
    * the target is itself configured with this group and role.
    */
   public allowTarget(target: IFunction): void {
+    if (this.allowed.has(target)) return;
+    this.allowed.add(target);
     // The unqualified ARN only: schedules target $LATEST, never a version or alias (no `:*`).
     this.role.addToPrincipalPolicy(
       new PolicyStatement({ effect: Effect.ALLOW, actions: ['lambda:InvokeFunction'], resources: [target.functionArn] }),
@@ -85,9 +88,10 @@ export class EngagementSchedules extends Construct {
 
   /**
    * A schedule of the stack itself that invokes `target` every `everyMinutes` with `input`, with
-   * the group's role, retries and dead-letter queue. The target must be allowed (allowTarget).
+   * the group's role, retries and dead-letter queue; the role may invoke `target` from then on.
    */
   public addRecurring(id: string, props: { target: IFunction; everyMinutes: number; input: object; description: string }): CfnSchedule {
+    this.allowTarget(props.target);
     return new CfnSchedule(this, id, {
       groupName: this.group.ref,
       description: props.description,
