@@ -188,6 +188,11 @@ function createTelegram(): Handler & { reset(): void } {
   });
 }
 
+/** The Basic authorization Twilio expects for the account: its SID and auth token. */
+function twilioBasic(credentials: Credentials): string {
+  return `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
+}
+
 function twilioError(status: number, code: number, message: string): Reply {
   return { status, body: { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status } };
 }
@@ -195,8 +200,7 @@ function twilioError(status: number, code: number, message: string): Reply {
 const twilio: Handler = (request, credentials) => {
   const match = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(request.path);
   if (!match) return twilioError(404, 20404, 'The requested resource was not found');
-  const expected = `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
-  if (request.headers.authorization !== expected || match[1] !== credentials.accountSid) {
+  if (request.headers.authorization !== twilioBasic(credentials) || match[1] !== credentials.accountSid) {
     return twilioError(401, 20003, 'Authenticate');
   }
   if (request.method !== 'POST') return twilioError(405, 20004, 'Method not allowed');
@@ -295,8 +299,7 @@ function mediaReply(channel: ProviderChannel, request: ParsedRequest, credential
     const media = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/MM\w+\/Media\/(ME\w+)$/.exec(request.path);
     const id = cdn?.[1] ?? media?.[2];
     if (!id) return undefined;
-    const expected = `Basic ${Buffer.from(`${credentials.accountSid}:${credentials.authToken}`).toString('base64')}`;
-    if (media && (request.headers.authorization !== expected || media[1] !== credentials.accountSid)) return twilioError(401, 20003, 'Authenticate');
+    if (media && (request.headers.authorization !== twilioBasic(credentials) || media[1] !== credentials.accountSid)) return twilioError(401, 20003, 'Authenticate');
     const file = files.get(`sms/${id}`);
     if (!file) return twilioError(404, 20404, 'The requested resource was not found');
     if (cdn) return { status: 200, body: undefined, file };

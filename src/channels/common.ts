@@ -283,9 +283,10 @@ export async function downloadMedia(url: string, headers: Record<string, string>
   return { ok: true, contentType, bytes: Buffer.concat(chunks) };
 }
 
-/** A file the provider announced as too large is refused before any download. */
+/** A file the provider announced as too large (a number or a numeric string) is refused before any download. */
 export function refuseLarge(size: unknown): MediaResult | undefined {
-  return typeof size === 'number' && size > MEDIA_MAX_BYTES ? tooLarge(size) : undefined;
+  const announced = typeof size === 'number' || typeof size === 'string' ? Number(size) : Number.NaN;
+  return announced > MEDIA_MAX_BYTES ? tooLarge(announced) : undefined;
 }
 
 /**
