@@ -1,16 +1,15 @@
 /**
- * SQS SendMessageBatch without the SDK client: the request is signed by the SDK's own SigV4
- * signer (@smithy/signature-v4) and sent in SQS's JSON protocol on a keep-alive connection.
+ * SQS SendMessageBatch without the SDK client: the request is signed with SigV4 (./sigv4) and
+ * sent in SQS's JSON protocol on a keep-alive connection.
  *
  * Why: it is the one call between a provider's webhook and our 200. On this 2-core machine the
  * SDK client spends about 1 ms of CPU per call in its middleware, serde, MD5 check and retry
  * bookkeeping, against 0.3 ms for the round trip itself (bench: webhook ack), and it adds
  * about 75 KiB to the functions that only ever send. Other SQS calls keep the SDK client.
  */
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { signRequest } from './sigv4';
 
 export interface BatchEntry {
   Id: string;
@@ -41,84 +40,63 @@ const TIMEOUT_MS = 2_000;
 /** Server-side trouble and throttling are worth another try; a refused request is not. */
 const RETRYABLE = /Throttl|ServiceUnavailable|InternalError|InternalFailure/;
 
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (data: Data): BinaryLike =>
-  typeof data === 'string' ? data : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
-
-/** The signer's hash, on Node's crypto. */
-class Sha256 {
-  private readonly hash;
-  constructor(secret?: Data) {
-    this.hash = secret ? createHmac('sha256', bytes(secret)) : createHash('sha256');
-  }
-  update(data: Data): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.hash.digest());
-  }
-}
-
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
-let signer: SignatureV4 | undefined;
 
 function region(): string {
   return process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
 }
 
-/** The standard endpoint variables first (the local stack sets them), else the queue's own host. */
-function endpointFor(queueUrl: string): URL {
-  return new URL(process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL ?? new URL(queueUrl).origin);
+/** What a request to one endpoint needs, worked out once (URL getters are not free on the hot path). */
+interface Endpoint {
+  readonly https: boolean;
+  readonly hostname: string;
+  readonly port: string;
+  readonly host: string;
+  readonly path: string;
 }
 
-function getSigner(): SignatureV4 {
-  signer ??= new SignatureV4({
+const endpoints = new Map<string, Endpoint>();
+
+/** The standard endpoint variables first (the local stack sets them), else the queue's own host. */
+function endpointFor(queueUrl: string): Endpoint {
+  const configured = process.env.AWS_ENDPOINT_URL_SQS ?? process.env.AWS_ENDPOINT_URL ?? queueUrl;
+  let endpoint = endpoints.get(configured);
+  if (!endpoint) {
+    const url = new URL(configured === queueUrl ? new URL(queueUrl).origin : configured);
+    const https = url.protocol === 'https:';
+    endpoint = { https, hostname: url.hostname, port: url.port || (https ? '443' : '80'), host: url.host, path: url.pathname };
+    endpoints.set(configured, endpoint);
+  }
+  return endpoint;
+}
+
+function post(endpoint: Endpoint, body: string): Promise<{ status: number; text: string }> {
+  const signed = signRequest({
     service: 'sqs',
     region: region(),
-    sha256: Sha256,
     // Lambda puts the role's credentials in the environment; read per request in case they change.
-    credentials: async () => ({
+    credentials: {
       accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? '',
       secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? '',
       ...(process.env.AWS_SESSION_TOKEN ? { sessionToken: process.env.AWS_SESSION_TOKEN } : {}),
-    }),
-  });
-  return signer;
-}
-
-async function post(endpoint: URL, body: string): Promise<{ status: number; text: string }> {
-  const https = endpoint.protocol === 'https:';
-  const headers = {
-    host: endpoint.host,
-    'content-type': 'application/x-amz-json-1.0',
-    'x-amz-target': 'AmazonSQS.SendMessageBatch',
-  };
-  const signed = await getSigner().sign({
+    },
     method: 'POST',
-    protocol: endpoint.protocol,
-    hostname: endpoint.hostname,
-    ...(endpoint.port ? { port: Number(endpoint.port) } : {}),
-    path: endpoint.pathname,
-    query: {},
-    headers,
+    path: endpoint.path,
+    headers: { host: endpoint.host, 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'AmazonSQS.SendMessageBatch' },
     body,
   });
+  // As a flat list node:http writes the headers as they are, without a setHeader call for each.
+  const headers: string[] = ['content-length', String(Buffer.byteLength(body))];
+  for (const name in signed) headers.push(name, signed[name]!);
   return new Promise((resolve, reject) => {
-    const options = {
-      hostname: endpoint.hostname,
-      port: endpoint.port || (https ? 443 : 80),
-      path: endpoint.pathname,
-      method: 'POST',
-      headers: { ...signed.headers, 'content-length': String(Buffer.byteLength(body)) },
-      timeout: TIMEOUT_MS,
-    };
+    const options = { hostname: endpoint.hostname, port: endpoint.port, path: endpoint.path, method: 'POST', headers, timeout: TIMEOUT_MS };
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     };
-    const req = https ? httpsRequest({ ...options, agent: agents.https }, onResponse) : httpRequest({ ...options, agent: agents.http }, onResponse);
+    const req = endpoint.https ? httpsRequest({ ...options, agent: agents.https }, onResponse) : httpRequest({ ...options, agent: agents.http }, onResponse);
     req.on('timeout', () => req.destroy(new Error(`SQS did not answer within ${TIMEOUT_MS} ms`)));
     req.on('error', reject);
     req.end(body);
