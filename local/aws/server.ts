@@ -157,13 +157,16 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
   const sqs = new LocalSqs(url);
 
   async function handleSqs(request: IncomingMessage, response: ServerResponse, operation: string): Promise<Reply> {
-    // A client that gives up on a long poll must not leave messages in flight for nobody.
-    const abandoned = new AbortController();
-    response.on('close', () => {
-      if (!response.writableFinished) abandoned.abort();
-    });
+    let abandoned: AbortController | undefined;
+    if (operation === 'ReceiveMessage') {
+      // A client that gives up on a long poll must not leave messages in flight for nobody.
+      abandoned = new AbortController();
+      response.on('close', () => {
+        if (!response.writableFinished) abandoned!.abort();
+      });
+    }
     const input = parseJsonObject(await readBody(request, MAX_REQUEST_BYTES, () => new RequestTooLarge()));
-    return jsonReply(200, await sqs.execute(operation, input, abandoned.signal));
+    return jsonReply(200, await sqs.execute(operation, input, abandoned?.signal));
   }
 
   async function handleRest(request: IncomingMessage, url: URL): Promise<Reply> {

@@ -3,6 +3,7 @@
  * dead-letter queue. `execute` speaks the operations of the AWS JSON protocol (what SDK v3 sends);
  * the queue objects are also used directly by the local event source mapping and by tests.
  */
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
 export const ACCOUNT_ID = '000000000000';
@@ -164,11 +165,22 @@ interface DeduplicationRecord {
  */
 export class ChangeSignal {
   private readonly waiters = new Set<() => void>();
+  private waking = false;
 
+  /**
+   * The waiters wake once the current I/O callback is done, all together however many changes it
+   * made: the request that caused the change is answered first, as SQS answers a send without
+   * waiting for the pollers it wakes (other machines there, this event loop here).
+   */
   notify(): void {
-    const waiters = [...this.waiters];
-    this.waiters.clear();
-    for (const wake of waiters) wake();
+    if (this.waking || this.waiters.size === 0) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
+      const waiters = [...this.waiters];
+      this.waiters.clear();
+      for (const wake of waiters) wake();
+    });
   }
 
   /** Resolves on the next notify, after `timeoutMs`, or on abort, whichever comes first. */
@@ -189,7 +201,7 @@ export class ChangeSignal {
 }
 
 export function md5Hex(data: string | Buffer): string {
-  return createHash('md5').update(data).digest('hex');
+  return typeof crypto.hash === 'function' ? crypto.hash('md5', data, 'hex') : createHash('md5').update(data).digest('hex');
 }
 
 /**
