@@ -143,6 +143,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Filled in once the HTTP port (part of the issuer URL) is known.
     const auth = {} as { identity: ReturnType<typeof createLocalIdentity>; verifier: ReturnType<typeof createAgentTokenVerifier> };
     const extra = async (req: IncomingMessage, res: ServerResponse, body: string): Promise<boolean> => {
+      // Every request passes here first: the API's own (webhooks above all) leave at once.
+      if (ready && !req.url?.startsWith('/local/')) return false;
       const url = new URL(req.url ?? '/', 'http://local');
       if (!ready) {
         sendJson(res, 503, { error: { code: 'starting', message: 'the local stack is starting' } });
