@@ -157,12 +157,11 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
   const sqs = new LocalSqs(url);
 
   async function handleSqs(request: IncomingMessage, response: ServerResponse, operation: string): Promise<Reply> {
-    let abandoned: AbortController | undefined;
-    if (operation === 'ReceiveMessage') {
-      // A client that gives up on a long poll must not leave messages in flight for nobody.
-      abandoned = new AbortController();
+    // A client that gives up on a long poll must not leave messages in flight for nobody.
+    const abandoned = operation === 'ReceiveMessage' ? new AbortController() : undefined;
+    if (abandoned) {
       response.on('close', () => {
-        if (!response.writableFinished) abandoned!.abort();
+        if (!response.writableFinished) abandoned.abort();
       });
     }
     const input = parseJsonObject(await readBody(request, MAX_REQUEST_BYTES, () => new RequestTooLarge()));

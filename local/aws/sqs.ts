@@ -3,7 +3,6 @@
  * dead-letter queue. `execute` speaks the operations of the AWS JSON protocol (what SDK v3 sends);
  * the queue objects are also used directly by the local event source mapping and by tests.
  */
-import * as crypto from 'node:crypto';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
 export const ACCOUNT_ID = '000000000000';
@@ -201,7 +200,7 @@ export class ChangeSignal {
 }
 
 export function md5Hex(data: string | Buffer): string {
-  return typeof crypto.hash === 'function' ? crypto.hash('md5', data, 'hex') : createHash('md5').update(data).digest('hex');
+  return createHash('md5').update(data).digest('hex');
 }
 
 /**

@@ -8,7 +8,6 @@
  * on node:crypto and keeps the day's signing key. test/unit/sigv4.test.ts checks, over generated
  * requests, that it produces exactly the headers @smithy/signature-v4 produces.
  */
-import { createHash, createHmac } from 'node:crypto';
 import * as crypto from 'node:crypto';
 
 export interface SigV4Credentials {
@@ -24,7 +23,7 @@ export interface SigV4Request {
   readonly method: string;
   /** The URL's path, as it goes on the request line. */
   readonly path: string;
-  /** Lower-case names, `host` among them. */
+  /** Lower-case names, `host` among them, none of those the signer adds. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
   /** @default now */
@@ -33,15 +32,15 @@ export interface SigV4Request {
 
 /** One-shot hashing where Node has it (20.12+), which spares a Hash object per call. */
 const sha256Hex: (data: string) => string =
-  typeof crypto.hash === 'function' ? (data) => crypto.hash('sha256', data, 'hex') : (data) => createHash('sha256').update(data).digest('hex');
+  typeof crypto.hash === 'function' ? (data) => crypto.hash('sha256', data, 'hex') : (data) => crypto.createHash('sha256').update(data).digest('hex');
 
 let cachedKey: { id: string; key: Buffer } | undefined;
 
 function signingKey(secret: string, day: string, region: string, service: string): Buffer {
   const id = `${secret}\n${day}\n${region}\n${service}`;
   if (cachedKey?.id !== id) {
-    let key = createHmac('sha256', `AWS4${secret}`).update(day).digest();
-    for (const part of [region, service, 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+    let key = crypto.createHmac('sha256', `AWS4${secret}`).update(day).digest();
+    for (const part of [region, service, 'aws4_request']) key = crypto.createHmac('sha256', key).update(part).digest();
     cachedKey = { id, key };
   }
   return cachedKey.key;
@@ -85,7 +84,7 @@ export function signRequest(request: SigV4Request): Record<string, string> {
   const canonicalRequest = `${request.method}\n${canonicalPath(request.path)}\n\n${canonicalHeaders}\n${signedHeaders}\n${payloadHash}`;
   const scope = `${day}/${request.region}/${request.service}/aws4_request`;
   const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
-  const signature = createHmac('sha256', signingKey(credentials.secretAccessKey, day, request.region, request.service)).update(stringToSign).digest('hex');
+  const signature = crypto.createHmac('sha256', signingKey(credentials.secretAccessKey, day, request.region, request.service)).update(stringToSign).digest('hex');
   headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return headers;
 }
