@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAwsStandIns, type AwsStandIns } from '../../local/aws/server';
-import { md5OfMessageAttributes } from '../../local/aws/sqs';
+import { ChangeSignal, md5OfMessageAttributes } from '../../local/aws/sqs';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 
@@ -349,6 +349,23 @@ describe('long polling', () => {
   it('returns empty when the wait ends without messages', async () => {
     const { url } = newQueue();
     expect(await receive(url, { WaitTimeSeconds: 1 })).toEqual([]);
+  });
+
+  it('wakes the waiters only after the turn that made the change, so its request is answered first', async () => {
+    // Prepare
+    const changes = new ChangeSignal();
+    let woken = 0;
+    const waiting = changes.wait(10_000).then(() => (woken += 1));
+
+    // Act
+    changes.notify();
+    changes.notify();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+
+    // Assess: nothing ran within the turn (its microtasks included); then the waiter woke once.
+    expect(woken).toBe(0);
+    await waiting;
+    expect(woken).toBe(1);
   });
 });
 
