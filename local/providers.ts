@@ -29,7 +29,8 @@ export interface ProviderStandIn {
   /** Answers the request if its path is under /local/providers/; returns false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse, body: string): boolean;
   outbox(channel?: string): OutboxItem[];
-  failNext(channel: ProviderChannel, status: number, count: number): void;
+  /** Fails the next `count` requests of the channel with `status`, after letting `after` through. */
+  failNext(channel: ProviderChannel, status: number, count: number, after?: number): void;
   /**
    * A file the provider holds, as a customer's media message would leave it: returns the id its
    * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid), which the
@@ -329,17 +330,21 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
   const telegram = createTelegram();
   const handlers: Record<ProviderChannel, Handler> = { whatsapp, messenger: sendApi, instagram: sendApi, telegram, sms: twilio };
   let items: OutboxItem[] = [];
-  const failures = new Map<ProviderChannel, { status: number; remaining: number }>();
+  const failures = new Map<ProviderChannel, { status: number; remaining: number; pass: number }>();
   const files = new Map<string, MediaFile>();
 
-  function failNext(channel: ProviderChannel, status: number, count: number): void {
-    if (count > 0) failures.set(channel, { status, remaining: count });
+  function failNext(channel: ProviderChannel, status: number, count: number, after = 0): void {
+    if (count > 0) failures.set(channel, { status, remaining: count, pass: after });
     else failures.delete(channel);
   }
 
   function takeFailure(channel: ProviderChannel): number | undefined {
     const pending = failures.get(channel);
     if (!pending) return undefined;
+    if (pending.pass > 0) {
+      pending.pass -= 1;
+      return undefined;
+    }
     pending.remaining -= 1;
     if (pending.remaining <= 0) failures.delete(channel);
     return pending.status;
@@ -363,10 +368,12 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
       if (path === '/_fail' && method === 'POST') {
         const status = Number(field(body, 'status'));
         const count = Number(field(body, 'count') ?? 1);
-        if (!Number.isInteger(status) || status < 400 || status > 599 || !Number.isInteger(count) || count < 0) {
-          send(res, { status: 400, body: { error: { code: 'bad_request', message: 'Expected {"status": 400..599, "count": n >= 0}' } } });
+        const after = Number(field(body, 'after') ?? 0);
+        const counts = [count, after].every((n) => Number.isInteger(n) && n >= 0);
+        if (!Number.isInteger(status) || status < 400 || status > 599 || !counts) {
+          send(res, { status: 400, body: { error: { code: 'bad_request', message: 'Expected {"status": 400..599, "count": n >= 0, "after"?: n >= 0}' } } });
         } else {
-          failNext(channel, status, count);
+          failNext(channel, status, count, after);
           send(res, { status: 200, body: { ok: true } });
         }
         return true;

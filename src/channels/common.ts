@@ -201,7 +201,9 @@ export async function callProvider(call: ProviderCall, context: SendContext, dia
 /**
  * Sends the parts of one message in order (providers that take one attachment per request).
  * Stops at the first failure. The result carries the id of `primary`, the part that holds the text.
- * A retry after a partial failure resends the earlier parts: providers offer no idempotency key.
+ * Providers offer no idempotency key, so progress is handed to `onPartSent` after each part and a
+ * retry (`resume`) starts after the parts already accepted: a customer sees each part once,
+ * unless a crash falls between a part's acceptance and its record.
  */
 export async function callProviderParts(
   calls: ProviderCall[],
@@ -209,11 +211,14 @@ export async function callProviderParts(
   context: SendContext,
   dialect: ProviderDialect,
 ): Promise<SendResult> {
-  let primaryId: string | undefined;
+  let primaryId = context.resume?.primaryId;
+  const start = context.resume?.partsSent ?? 0;
   for (const [index, call] of calls.entries()) {
+    if (index < start) continue;
     const result = await callProvider(call, context, dialect);
     if (!result.ok) return result;
     if (index === primary) primaryId = result.providerMessageId;
+    if (index < calls.length - 1) await context.onPartSent?.({ partsSent: index + 1, ...(primaryId ? { primaryId } : {}) });
   }
   if (primaryId === undefined) return { ok: false, retryable: false, error: 'Nothing to send: no text and no attachments' };
   return { ok: true, providerMessageId: primaryId };

@@ -130,8 +130,8 @@ async function sendSms(message: OutboundSend, context: SendContext): Promise<Sen
       body: form.toString(),
     };
   });
-  // Twilio's Messages resource has no idempotency key: a message is sent at most once per queue delivery,
-  // and a retry only happens when Twilio did not answer with a sid.
+  // Twilio's Messages resource has no idempotency key: a retry happens only when Twilio did not answer
+  // with a sid, and starts after the parts it accepted (callProviderParts).
   return callProviderParts(calls, 0, context, dialect);
 }
 

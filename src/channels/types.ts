@@ -3,7 +3,7 @@
  * Adapters are pure domain code: no Lambda types, no AWS clients. Adding a channel is one module
  * plus one line in registry.ts.
  */
-import type { Attachment, InboundEvent, ProviderChannel } from '../domain/types';
+import type { Attachment, InboundEvent, ProviderChannel, SendProgress } from '../domain/types';
 
 /** A webhook request as the provider sent it. Header names are lower-case. */
 export interface WebhookRequest {
@@ -61,6 +61,10 @@ export interface SendContext {
   /** Provider API base URL (configuration; the local stack serves its own). */
   baseUrl: string;
   fetch: typeof fetch;
+  /** What an earlier attempt at this message got accepted (providers offer no idempotency key). */
+  resume?: SendProgress;
+  /** Called after each accepted part but the last, and awaited: a retry resumes from what it kept. */
+  onPartSent?(progress: SendProgress): Promise<void>;
 }
 
 export interface ChannelAdapter {

@@ -4,7 +4,7 @@
  */
 import { newId } from './ids';
 import { ClientError, notFound } from './errors';
-import type { Message } from './types';
+import type { Message, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
@@ -19,7 +19,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, getMessage, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, getMessage, getMessageToSend, putMessage, recordSendProgress, updateMessageStatus } from '../store/messages';
 
 export interface AgentIdentity {
   id: string;
@@ -118,9 +118,10 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     await deliverProactive(job, lastAttempt);
     return;
   }
-  const message = await getMessage(job.conversationId, job.messageId);
+  const stored = await getMessageToSend(job.conversationId, job.messageId);
   // Gone, or handled by an earlier delivery of the same job: nothing is sent twice.
-  if (!message || message.status !== 'queued') return;
+  if (!stored || stored.message.status !== 'queued') return;
+  const message = stored.message;
   const conversation = await getConversation(job.conversationId);
   if (!conversation) return;
 
@@ -131,7 +132,7 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
       : 0;
     final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
   } else if (isProviderChannel(conversation.channel)) {
-    final = await sendToProvider(conversation, message, lastAttempt);
+    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress);
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
@@ -141,7 +142,12 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   await afterOutbound(conversation, final);
 }
 
-async function sendToProvider(conversation: ConversationRecord, message: Message, lastAttempt: boolean): Promise<Message | undefined> {
+async function sendToProvider(
+  conversation: ConversationRecord,
+  message: Message,
+  lastAttempt: boolean,
+  resume: SendProgress | undefined,
+): Promise<Message | undefined> {
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
   const adapter = getAdapter(channel);
@@ -159,7 +165,14 @@ async function sendToProvider(conversation: ConversationRecord, message: Message
       idempotencyKey: message.id,
       reference: `${message.conversationId}/${message.id}`,
     },
-    { credentials: await loadCredentials(channel), baseUrl: baseUrl(channel), fetch },
+    {
+      credentials: await loadCredentials(channel),
+      baseUrl: baseUrl(channel),
+      fetch,
+      ...(resume ? { resume } : {}),
+      // A reply sent in parts: a retry after a failed part must not resend the ones before it.
+      onPartSent: (progress) => recordSendProgress(message.conversationId, message.id, progress),
+    },
   );
   if (result.ok) {
     // The provider id leads its status callbacks (and echoes of our own send) back to this message,

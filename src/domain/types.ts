@@ -38,6 +38,14 @@ export interface Message {
   createdAt: string;
 }
 
+/** How far an earlier attempt got with a reply that goes out in parts (kept on the message, never shown). */
+export interface SendProgress {
+  /** Parts the provider accepted, in order: a retry starts after them. */
+  partsSent: number;
+  /** The provider's id of the primary part, when it is among them. */
+  primaryId?: string;
+}
+
 export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';
 
 /**

@@ -2,14 +2,14 @@ import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import type { Message, MessageStatus } from '../domain/types';
+import type { Message, MessageStatus, SendProgress } from '../domain/types';
 import { encodeTime } from 'ulid';
 import { putNew, queryAll } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
-const INTERNAL = new Set(['pk', 'sk', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress']);
 
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
@@ -72,10 +72,35 @@ export async function findByProviderMessageId(conversationId: string, providerMe
 }
 
 export async function getMessage(conversationId: string, messageId: string): Promise<Message | undefined> {
+  return (await getMessageToSend(conversationId, messageId))?.message;
+}
+
+/** A message with what earlier attempts at sending it in parts got accepted. */
+export async function getMessageToSend(conversationId: string, messageId: string): Promise<{ message: Message; sendProgress?: SendProgress } | undefined> {
   const out = await ddb().send(
     new GetCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ConsistentRead: true }),
   );
-  return out.Item ? toMessage(out.Item) : undefined;
+  if (!out.Item) return undefined;
+  const progress = out.Item.sendProgress as SendProgress | undefined;
+  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}) };
+}
+
+/** Records the parts of a queued message the provider accepted; a finished send is left alone. */
+export async function recordSendProgress(conversationId: string, messageId: string, progress: SendProgress): Promise<void> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.message(conversationId, messageId),
+        UpdateExpression: 'SET sendProgress = :progress',
+        ConditionExpression: '#status = :queued',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':progress': progress, ':queued': 'queued' },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */

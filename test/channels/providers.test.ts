@@ -5,7 +5,7 @@ import { createProviderStandIn } from '../../local/providers';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { adapters } from '../../src/channels/registry';
 import type { OutboundSend, SendContext } from '../../src/channels/types';
-import type { ProviderChannel } from '../../src/domain/types';
+import type { ProviderChannel, SendProgress } from '../../src/domain/types';
 
 const standIn = createProviderStandIn({ credentials: (channel) => DEV_CREDENTIALS[channel] });
 let server: Server;
@@ -96,6 +96,31 @@ describe('provider stand-in', () => {
     expect(await send()).toMatchObject({ ok: false, retryable: true });
     expect(await send()).toMatchObject({ ok: true });
     expect(standIn.outbox('whatsapp').map((i) => i.status)).toEqual([503, 503, 200]);
+  });
+
+  it.each(['sms', 'messenger', 'instagram'] as const)('%s: a reply sent in parts resumes after the parts the provider accepted', async (channel) => {
+    // Paragraphs of 900 characters: every limit (1600, 2000, 1000) cuts between them, into 3+ parts.
+    const text = ['a', 'b', 'c', 'd', 'e', 'f'].map((letter) => letter.repeat(900)).join('\n\n');
+    const long = { ...message(recipients[channel]), text };
+    const kept: SendProgress[] = [];
+    const attempt = (resume?: SendProgress) =>
+      adapters[channel].send(long, { ...context(channel), ...(resume ? { resume } : {}), onPartSent: async (progress) => void kept.push(progress) });
+    standIn.failNext(channel, 503, 1, 1);
+    expect(await attempt()).toMatchObject({ ok: false, retryable: true });
+    expect(kept).toHaveLength(1);
+    expect(kept[0]?.partsSent).toBe(1);
+    const firstId = kept[0]?.primaryId;
+    expect(firstId).toBeTruthy();
+
+    const result = await attempt(kept.at(-1));
+    expect(result).toEqual({ ok: true, providerMessageId: firstId });
+    const accepted = standIn.outbox(channel).filter((item) => item.status < 300);
+    const sentTexts = accepted.map((item) => JSON.stringify(item.body).match(/([a-f])\1{50,}/g)?.join('') ?? '');
+    // Every paragraph reached the customer, each once and in order.
+    expect(sentTexts.join('').replace(/(.)\1*/g, '$1')).toBe('abcdef');
+    expect(accepted.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(sentTexts).size).toBe(accepted.length);
+    expect(kept.map((p) => p.partsSent)).toEqual(Array.from({ length: accepted.length - 1 }, (_, i) => i + 1));
   });
 
   it('POST /_fail arms failures over HTTP for black-box tests; 429 is retryable, 400 permanent', async () => {

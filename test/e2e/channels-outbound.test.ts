@@ -164,6 +164,33 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel repli
   });
 });
 
+describe.each((['sms', 'messenger', 'instagram'] as const).map((channel) => ({ channel })))('$channel long replies', ({ channel }) => {
+  it('sends a reply in parts, and a retry after a failed part sends only the parts not yet accepted', async () => {
+    const { conversationId } = await customer(channel);
+    // Four paragraphs of 900 characters: the channel's limit (1600, 2000 or 1000) cuts between them.
+    const tag = `${channel}${Date.now()}`;
+    const paragraphs = ['p', 'q', 'r', 's'].map((letter) => `${tag}-${letter} ${letter.repeat(880)}`);
+    expect((await http(stack.httpUrl, 'POST', `/local/providers/${channel}/_fail`, { body: { status: 503, count: 1, after: 1 } })).status).toBe(200);
+    const response = await reply(conversationId, { text: paragraphs.join('\n\n') });
+    expect(response.status).toBe(202);
+    const frame = await agent.waitFor(updated(response.body.message.id, 'sent'), 15_000, `long reply on ${channel}`);
+
+    const attempts = await outbox(channel, carries(tag));
+    expect(attempts.filter((a) => a.status === 503)).toHaveLength(1);
+    const accepted = attempts.filter((a) => a.status < 300).map((a) => JSON.stringify(a.body));
+    expect(accepted.length).toBeGreaterThanOrEqual(2);
+    // Each paragraph reached the customer in exactly one request, in order.
+    const where = paragraphs.map((p) => accepted.flatMap((body, i) => (body.includes(p.slice(0, tag.length + 2)) ? [i] : [])));
+    expect(where.every((found) => found.length === 1)).toBe(true);
+    expect(where.flat()).toEqual([...where.flat()].sort((a, b) => a - b));
+
+    const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    const message = stored.body.items.find((m: { id: string }) => m.id === response.body.message.id);
+    expect(message).toMatchObject({ status: 'sent', providerMessageId: frame.message.providerMessageId, text: paragraphs.join('\n\n') });
+    expect(message).not.toHaveProperty('sendProgress');
+  });
+});
+
 describe('WhatsApp 24-hour window', () => {
   it('refuses a free-form reply outside the window with template_required, and sends an approved template', async () => {
     const { handle, conversationId } = await customer('whatsapp');
