@@ -399,37 +399,42 @@ async function emailFallback(conversationId: string): Promise<TimerOutcome> {
  * approved template (WhatsApp), else no send and a private note telling the agent why.
  */
 async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
-  const conversation = await getConversation(input.conversationId, true);
-  if (!conversation || conversation.status === 'resolved' || conversation.status === 'snoozed' || !input.messageId) return 'skipped';
+  const first = await getConversation(input.conversationId, true);
+  const active = (c: ConversationRecord) => c.status !== 'resolved' && c.status !== 'snoozed';
+  if (!first || !active(first) || !input.messageId) return 'skipped';
   const settings = await getSettings();
   if (!settings.reengagement.enabled) return 'skipped';
-  const reply = await getMessage(conversation.id, input.messageId);
+  const reply = await getMessage(first.id, input.messageId);
   if (!reply) return 'skipped';
-  if (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt) return 'skipped';
+  const unanswered = (c: ConversationRecord) => active(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
+  if (!unanswered(first)) return 'skipped';
   if (now.getTime() + 1000 < Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000) return 'skipped';
-  const claim = await updateConversation(conversation.id, (c) =>
-    (c.engagement?.reengagedFor ?? '') >= reply.id ? undefined : { ...c, engagement: { ...c.engagement, reengagedFor: reply.id } },
+  // Checked again on the record the claim replaces: the customer may have written (or an agent
+  // resolved) since the read above, and the cancel of this timer can lose that race.
+  const claim = await updateConversation(first.id, (c) =>
+    !unanswered(c) || (c.engagement?.reengagedFor ?? '') >= reply.id ? undefined : { ...c, engagement: { ...c.engagement, reengagedFor: reply.id } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
+  const conversation = claim.after;
 
   const text = settings.reengagement.message;
   if (!isProviderChannel(conversation.channel)) {
-    await storeOutbound(claim.after, { text }, 'queue');
+    await storeOutbound(conversation, { text }, 'queue');
     return 'done';
   }
   const adapter = getAdapter(conversation.channel);
   if (adapter.window(conversation.lastInboundAt, now, false).allowed) {
-    await storeOutbound(claim.after, { text }, 'queue');
+    await storeOutbound(conversation, { text }, 'queue');
     return 'done';
   }
   const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
   const decision = adapter.window(conversation.lastInboundAt, now, Boolean(template));
   if (template && decision.allowed) {
-    await storeOutbound(claim.after, { text, template }, 'queue');
+    await storeOutbound(conversation, { text, template }, 'queue');
     return 'done';
   }
   const reason = decision.allowed ? 'the channel does not allow it now' : decision.message;
-  await storeOutbound(claim.after, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note');
+  await storeOutbound(conversation, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note');
   return 'done';
 }
 

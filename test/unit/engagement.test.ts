@@ -248,6 +248,7 @@ describe('re-engagement across provider windows', () => {
     ddb.on(UpdateCommand).resolves({ Attributes: { ...conversation, version: 5 } });
     ddb.on(QueryCommand).resolves({ Items: [] });
     sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [] });
+    return conversation;
   }
 
   const storedMessages = () =>
@@ -278,6 +279,18 @@ describe('re-engagement across provider windows', () => {
     const [note] = storedMessages();
     expect(note).toMatchObject({ private: true, sender: { type: 'bot' } });
     expect(note!.text).toMatch(/not sent/);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
+  it('does nothing when the customer writes between the timer’s first read and its claim', async () => {
+    const conversation = arrange('telegram', '2026-05-01T09:00:00.000Z');
+    // The first read still shows the old message; the claim's fresh read has the customer's answer.
+    ddb
+      .on(GetCommand, { Key: keys.conversation(CONVERSATION) })
+      .resolvesOnce({ Item: conversation })
+      .resolves({ Item: { ...conversation, lastInboundAt: '2026-05-03T11:59:59.000Z', version: 4 } });
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    expect(storedMessages()).toEqual([]);
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
