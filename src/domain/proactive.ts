@@ -5,15 +5,11 @@
  * and SQS FIFO never works on two messages of one group at once, so however many recipients a
  * request names, at most LANES provider calls for proactive sends are in flight.
  */
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { ddb } from '../aws/clients';
 import { enqueueOutbound } from '../aws/queues';
-import { config } from '../config';
-import { keys } from '../store/keys';
 import { getConversations, type ConversationRecord } from '../store/conversations';
 import { getContactWithConversationIds } from '../store/contacts';
 import { claimDedup } from '../store/messages';
+import { takeProactiveQuota } from '../store/quota';
 import { ClientError } from './errors';
 import { storeOutbound } from './engagement';
 import { newId } from './ids';
@@ -51,19 +47,7 @@ export interface ProactiveRequest {
 
 /** Takes `count` recipients from this hour's quota, or refuses with 429. */
 async function takeQuota(count: number, now: Date): Promise<void> {
-  const hour = now.toISOString().slice(0, 13);
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.proactiveQuota(hour),
-        UpdateExpression: 'ADD recipients :n SET expiresAt = :ttl',
-        ConditionExpression: 'attribute_not_exists(recipients) OR recipients <= :room',
-        ExpressionAttributeValues: { ':n': count, ':room': HOURLY_RECIPIENT_LIMIT - count, ':ttl': Math.floor(now.getTime() / 1000) + 2 * 3600 },
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  if (!(await takeProactiveQuota(now.toISOString().slice(0, 13), count, HOURLY_RECIPIENT_LIMIT, now))) {
     throw new ClientError(429, 'rate_limited', `at most ${HOURLY_RECIPIENT_LIMIT} proactive recipients per hour; try again later`);
   }
 }

@@ -1,5 +1,4 @@
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { queryAll, updateIf, withoutKeys } from './items';
@@ -78,20 +77,13 @@ export async function setAgentPresence(id: string, status: Presence): Promise<Ag
 
 /** Starts the grace period of an online agent whose last connection closed. */
 export async function startAgentGrace(id: string, until: string): Promise<void> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.agent(id),
-        UpdateExpression: 'SET graceUntil = :until',
-        ConditionExpression: '#status = :online',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':until': until, ':online': 'online' },
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  await updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'SET graceUntil = :until',
+    ConditionExpression: '#status = :online',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':until': until, ':online': 'online' },
+  });
 }
 
 /**

@@ -1,5 +1,4 @@
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
@@ -148,20 +147,13 @@ export async function getContacts(ids: string[]): Promise<ContactRecord[]> {
 
 /** Points a handle at another contact (a merge), only if it still belongs to `from`. */
 export async function moveHandle(channel: string, handle: string, from: string, to: string): Promise<void> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.handle(channel, handle),
-        UpdateExpression: 'SET contactId = :to',
-        ConditionExpression: 'contactId = :from',
-        ExpressionAttributeValues: { ':to': to, ':from': from },
-      }),
-    );
-  } catch (error) {
-    // Already moved by an earlier attempt, or never this contact's: nothing to do.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  // False when already moved by an earlier attempt, or never this contact's: nothing to do.
+  await updateIf({
+    Key: keys.handle(channel, handle),
+    UpdateExpression: 'SET contactId = :to',
+    ConditionExpression: 'contactId = :from',
+    ExpressionAttributeValues: { ':to': to, ':from': from },
+  });
 }
 
 export async function unlinkContactConversation(contactId: string, conversationId: string): Promise<void> {

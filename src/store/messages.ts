@@ -4,7 +4,7 @@ import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Message, MessageStatus, SendProgress } from '../domain/types';
 import { encodeTime } from 'ulid';
-import { putNew, queryAll } from './items';
+import { putNew, queryAll, updateIf } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
@@ -87,20 +87,13 @@ export async function getMessageToSend(conversationId: string, messageId: string
 
 /** Records the parts of a queued message the provider accepted; a finished send is left alone. */
 export async function recordSendProgress(conversationId: string, messageId: string, progress: SendProgress): Promise<void> {
-  try {
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.message(conversationId, messageId),
-        UpdateExpression: 'SET sendProgress = :progress',
-        ConditionExpression: '#status = :queued',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':progress': progress, ':queued': 'queued' },
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  await updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'SET sendProgress = :progress',
+    ConditionExpression: '#status = :queued',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':progress': progress, ':queued': 'queued' },
+  });
 }
 
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */
