@@ -4,10 +4,8 @@
  * instance (changes reach every function within that minute).
  */
 import { z } from 'zod';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { keys } from '../store/keys';
+import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
 
 const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)');
@@ -105,8 +103,7 @@ let cached: { value: Settings; at: number } | undefined;
 
 export async function getSettings(options: { fresh?: boolean } = {}): Promise<Settings> {
   if (!options.fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.value;
-  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.settings() }));
-  const stored = out.Item?.settings as SettingsPatch | undefined;
+  const stored = (await getStoredSettings()) as SettingsPatch | undefined;
   const defaults = defaultSettings();
   // Sections added after a workspace saved its settings take their defaults.
   const value = stored ? mergeSettings(defaults, stored) : defaults;
@@ -130,7 +127,7 @@ export async function saveSettings(patch: SettingsPatch): Promise<Settings> {
     throw badRequest('invalid_request', `${issue?.path.join('.') || 'settings'}: ${issue?.message ?? 'invalid'}`);
   }
   const next = parsed.data;
-  await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.settings(), settings: next, updatedAt: new Date().toISOString() } }));
+  await putSettings(next, new Date());
   cached = { value: next, at: Date.now() };
   return next;
 }
