@@ -5,7 +5,7 @@
  */
 import { createHash, createSign, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AgentRole } from '../src/auth/agent-token';
 
 export const LOCAL_AUTH_TOKEN_PATH = '/local/auth/token';

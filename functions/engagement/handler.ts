@@ -13,7 +13,7 @@
  * A malformed event is logged and dropped: retrying cannot fix it, and the Scheduler's DLQ is for
  * failures worth a look. Errors while acting are thrown so that the Scheduler retries.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
 import { recountAllLoads } from '../../src/domain/routing';

@@ -1,6 +1,6 @@
 /** Web widget sessions (pre-chat form, resumable token) and the visitor's own history. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { httpHandler, json, parseBody, validate } from '../../src/http/http';
 import { startSession, verifyVisitorToken } from '../../src/domain/visitors';
 import { ClientError } from '../../src/domain/errors';

@@ -1,5 +1,5 @@
 /** Team routes: GET /v1/agents (any agent), PUT /v1/agents/{id} (admins). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { listTeam, updateAgent } from '../domain/team';

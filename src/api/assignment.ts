@@ -1,5 +1,5 @@
 /** Assignment, transfer, status and read routes on one conversation. */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Route } from './context';
 import { json, parseBody } from '../http/http';
 import { assignConversation, markConversationRead, setConversationStatus, transferConversation } from '../domain/assignment';

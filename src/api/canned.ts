@@ -1,5 +1,5 @@
 /** Canned responses: agents list, search and render them; admins create and delete them. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';

@@ -1,5 +1,5 @@
 /** The 360° view of a customer (every handle and every conversation), and admin merges. */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Route } from './context';
 import { requireAdmin } from './context';
 import { json, parseBody } from '../http/http';

@@ -1,5 +1,5 @@
 /** Agent routes on conversations and their messages. */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';

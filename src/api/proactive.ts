@@ -1,5 +1,5 @@
 /** POST /v1/proactive (admins): a message to one contact or a list, queued and paced (src/domain/proactive.ts). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { MAX_RECIPIENTS, queueProactive } from '../domain/proactive';

@@ -1,5 +1,5 @@
 /** GET /v1/reports/summary?from=&to=&channel= (defaults: the last 7 days, every channel). */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Route } from './context';
 import { json, validate } from '../http/http';
 import { summary } from '../domain/reports';

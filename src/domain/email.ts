@@ -5,7 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import { z } from 'zod';
+import * as z from 'zod';
 import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';

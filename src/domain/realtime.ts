@@ -2,7 +2,7 @@
  * WebSocket client actions (CONTRACT.md section 4). Every answer goes back through the
  * @connections API, so the same code serves API Gateway and the local stand-in.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';

@@ -3,7 +3,7 @@
  * and SLA targets. One item, validated by one schema, cached for a minute per function
  * instance (changes reach every function within that minute).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { config } from '../config';
 import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
