@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 import { FUNCTIONS, type FunctionName } from '../src/manifest';
-import { ESM_REQUIRE_BANNER } from '../lib/constructs/conversa-function';
+import { BUNDLE_ALIASES, ESM_REQUIRE_BANNER, RUNTIME_NODE_OPTIONS } from '../lib/constructs/conversa-function';
 import { median } from './stats';
 
 const run = promisify(execFile);
@@ -40,14 +40,37 @@ const INIT_ENV: Record<string, string> = {
   POWERTOOLS_LOG_LEVEL: 'WARN',
 };
 
-/** Imports the bundle in a new process and prints how long the import took (process start excluded). */
+/**
+ * Imports the bundle in a new process started with the functions' Node options (source maps on,
+ * as deployed) and prints how long the import took (process start excluded).
+ */
 const LOADER = `const t = performance.now(); await import(process.argv[1]); process.stdout.write(String(performance.now() - t));`;
 
 async function coldLoadMs(file: string): Promise<number> {
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', LOADER, pathToFileURL(file).href], {
+  const { stdout } = await run(process.execPath, [...RUNTIME_NODE_OPTIONS.split(' '), '--input-type=module', '-e', LOADER, pathToFileURL(file).href], {
     env: { PATH: process.env.PATH ?? '', ...INIT_ENV },
   });
   return Number(stdout);
+}
+
+/** esbuild options that bundle a function as ConversaFunction has the CDK bundle it. */
+export function bundleOptions(entry: string, outfile: string): BuildOptions {
+  return {
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    mainFields: ['module', 'main'],
+    minify: true,
+    // Written next to the bundle, as the CDK does: with --enable-source-maps Node parses it at load.
+    sourcemap: true,
+    banner: { js: ESM_REQUIRE_BANNER },
+    absWorkingDir: ROOT,
+    alias: { ...BUNDLE_ALIASES },
+    logLevel: 'error',
+  };
 }
 
 export async function measureBundles(loads: number): Promise<BundleResult[]> {
@@ -56,20 +79,7 @@ export async function measureBundles(loads: number): Promise<BundleResult[]> {
     const results: BundleResult[] = [];
     for (const [name, spec] of Object.entries(FUNCTIONS) as [FunctionName, (typeof FUNCTIONS)[FunctionName]][]) {
       const outfile = join(dir, name, 'index.mjs');
-      await build({
-        entryPoints: [join(ROOT, spec.entry)],
-        outfile,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        minify: true,
-        // Written next to the bundle, as the CDK does; Lambda loads it only with --enable-source-maps on errors.
-        sourcemap: true,
-        banner: { js: ESM_REQUIRE_BANNER },
-        logLevel: 'error',
-      });
+      await build(bundleOptions(join(ROOT, spec.entry), outfile));
       const samples: number[] = [];
       for (let i = 0; i < loads; i++) samples.push(await coldLoadMs(outfile));
       results.push({ name, bytes: statSync(outfile).size, initMs: Math.round(median(samples) * 10) / 10 });

@@ -13,6 +13,21 @@ import type { FunctionSpec } from '../../src/manifest';
  */
 export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
+/**
+ * Modules every bundle replaces, each with a file relative to the project root: the SDK's default
+ * credential chain with the environment provider alone (src/aws/lambda-credentials.ts says why).
+ */
+export const BUNDLE_ALIASES: Readonly<Record<string, string>> = {
+  '@aws-sdk/credential-provider-node': './src/aws/lambda-credentials.ts',
+};
+
+/**
+ * Node options of every function: stack traces that name our source files and lines. Node reads
+ * and parses the bundle's source map when it loads the bundle, which costs cold starts tens of
+ * milliseconds (bench/bundles.ts measures the load with these options).
+ */
+export const RUNTIME_NODE_OPTIONS = '--enable-source-maps';
+
 /** Properties of {@link ConversaFunction}. */
 export interface ConversaFunctionProps {
   /** The function's entry in src/manifest.ts: handler path, description, memory, timeout. */
@@ -99,7 +114,7 @@ export class ConversaFunction extends Construct {
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'conversa',
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace ?? 'Conversa',
         LOG_LEVEL: props.logLevel ?? 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: RUNTIME_NODE_OPTIONS,
         ...props.environment,
       },
       bundling: {
@@ -112,6 +127,7 @@ export class ConversaFunction extends Construct {
         banner: ESM_REQUIRE_BANNER,
         bundleAwsSDK: true,
         externalModules: [],
+        esbuildArgs: Object.fromEntries(Object.entries(BUNDLE_ALIASES).map(([module, file]) => [`--alias:${module}`, file])),
       },
     });
 
