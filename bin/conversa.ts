@@ -12,6 +12,7 @@
  *   publicUrl         public base URL providers call, if not the execute-api URL
  *   alarmEmail        address notified by dead-letter queue alarms (default: none)
  *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
+ *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
  *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)
  *   emailFallbackDelaySeconds, reengageAfterSeconds, autoResolveAfterSeconds  timers (defaults: 120, 86400, 172800)
  *   nag               false to skip the cdk-nag AwsSolutions checks (default: true)
@@ -69,6 +70,7 @@ buildConversa(app, {
   ),
   ...optional('logLevel', logLevel as 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | undefined),
   webSocketAccessLogging: flag('webSocketAccessLogging', false),
+  sourceMaps: flag('sourceMaps', true),
   ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
   ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
   ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),

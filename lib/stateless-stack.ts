@@ -134,6 +134,11 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /**
+   * Stack traces mapped to the TypeScript sources at run time (ConversaFunction `sourceMaps`).
+   * @default true
+   */
+  readonly sourceMaps?: boolean;
+  /**
    * Retention of the functions' and the HTTP API's log groups.
    * @default RetentionDays.ONE_MONTH
    */
@@ -239,6 +244,7 @@ export class StatelessStack extends Stack {
         projectRoot: props.projectRoot,
         environment: { ...shared, ...(SECRET_READERS.includes(name) ? this.channelSecrets.environment() : {}) },
         ...(props.logLevel ? { logLevel: props.logLevel } : {}),
+        ...(props.sourceMaps === false ? { sourceMaps: false } : {}),
         ...(props.logRetention ? { logRetention: props.logRetention } : {}),
       });
     }

@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { BufferedQueue } from '../../lib/constructs/buffered-queue';
 import { ConversaHttpApi } from '../../lib/constructs/http-api';
 import { ConversaTable } from '../../lib/constructs/conversa-table';
+import { ConversaFunction } from '../../lib/constructs/conversa-function';
+import { FUNCTIONS } from '../../src/manifest';
 
 const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false }), 'Test');
 const fn = (stack: Stack, timeoutSeconds: number): LambdaFunction =>
@@ -51,6 +53,23 @@ describe('ConversaHttpApi', () => {
           jwtAudience: ['client'],
         }),
     ).toThrow(/no handler for function 'api'/);
+  });
+});
+
+describe('ConversaFunction', () => {
+  // Bundling skipped: only the function's configuration is under test.
+  const stackWithout = () => new Stack(new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
+  const nodeOptions = (sourceMaps?: boolean) => {
+    const stack = stackWithout();
+    new ConversaFunction(stack, 'Fn', { spec: FUNCTIONS.webhook, projectRoot: process.cwd(), ...(sourceMaps === undefined ? {} : { sourceMaps }) });
+    const [fn] = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'));
+    return (fn?.Properties.Environment.Variables as Record<string, string>).NODE_OPTIONS;
+  };
+
+  it('maps stack traces to the sources unless sourceMaps is false (shorter cold starts)', () => {
+    expect(nodeOptions()).toBe('--enable-source-maps');
+    expect(nodeOptions(true)).toBe('--enable-source-maps');
+    expect(nodeOptions(false)).toBeUndefined();
   });
 });
 

@@ -627,6 +627,14 @@ describe('props reach the template', () => {
     expect(JSON.stringify(ses.Resource)).toMatch(/":identity\/mail\.acme\.test"/);
     expect(env[ENV.mailReplyDomain]).toBe('reply.mail.acme.test');
   });
+
+  it('turns run-time source maps off in every function with sourceMaps: false', () => {
+    const { stacks: custom } = build({ sourceMaps: false });
+    const inspect = new Inspect(Template.fromStack(custom.stateless));
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      expect(inspect.fn(name).Properties.Environment.Variables).not.toHaveProperty('NODE_OPTIONS');
+    }
+  });
 });
 
 describe('email replies', () => {
