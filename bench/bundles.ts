@@ -66,6 +66,7 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
     minify: true,
     // Written next to the bundle, as the CDK does: with --enable-source-maps Node parses it at load.
     sourcemap: true,
+    sourcesContent: false,
     banner: { js: ESM_REQUIRE_BANNER },
     absWorkingDir: ROOT,
     alias: { ...BUNDLE_ALIASES },
