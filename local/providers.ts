@@ -23,6 +23,8 @@ export interface OutboxItem {
   at: string;
   /** What the stand-in answered, so tests can tell accepted sends from rejected or failed attempts. */
   status: number;
+  /** The answer's body: the provider's id of an accepted send is there. */
+  answer: unknown;
 }
 
 export interface ProviderStandIn {
@@ -384,7 +386,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
         failStatus !== undefined
           ? failure(channel, failStatus)
           : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
-      items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status });
+      items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status, answer: reply.body });
       send(res, reply);
       return true;
     },

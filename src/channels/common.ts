@@ -212,16 +212,20 @@ export async function callProviderParts(
   dialect: ProviderDialect,
 ): Promise<SendResult> {
   let primaryId = context.resume?.primaryId;
+  const otherIds = [...(context.resume?.otherIds ?? [])];
   const start = context.resume?.partsSent ?? 0;
   for (const [index, call] of calls.entries()) {
     if (index < start) continue;
     const result = await callProvider(call, context, dialect);
     if (!result.ok) return result;
     if (index === primary) primaryId = result.providerMessageId;
-    if (index < calls.length - 1) await context.onPartSent?.({ partsSent: index + 1, ...(primaryId ? { primaryId } : {}) });
+    else otherIds.push(result.providerMessageId);
+    if (index < calls.length - 1) {
+      await context.onPartSent?.({ partsSent: index + 1, ...(primaryId ? { primaryId } : {}), ...(otherIds.length ? { otherIds: [...otherIds] } : {}) });
+    }
   }
   if (primaryId === undefined) return { ok: false, retryable: false, error: 'Nothing to send: no text and no attachments' };
-  return { ok: true, providerMessageId: primaryId };
+  return { ok: true, providerMessageId: primaryId, ...(otherIds.length ? { otherIds } : {}) };
 }
 
 export function jsonCall(url: string, body: unknown, headers: Record<string, string> = {}): ProviderCall {

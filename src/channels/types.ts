@@ -41,7 +41,8 @@ export interface OutboundSend {
 }
 
 export type SendResult =
-  | { ok: true; providerMessageId: string }
+  /** `otherIds`: the provider's ids of a reply's other parts, whose statuses are the reply's too. */
+  | { ok: true; providerMessageId: string; otherIds?: string[] }
   /** retryable: 429, 5xx, network errors; the queue retries. Permanent errors mark the message failed. */
   | { ok: false; retryable: boolean; error: string };
 

@@ -174,10 +174,11 @@ async function sendToProvider(
     },
   );
   if (result.ok) {
-    // The provider id leads its status callbacks (and echoes of our own send) back to this message,
-    // unless the callbacks bring our reference themselves.
+    // Each part's provider id leads its status callbacks back to this message (a later part that
+    // fails fails the reply), unless the callbacks bring our reference themselves.
     if (!adapter.statusesCarryReference) {
-      await claimDedup(`${channel}#${result.providerMessageId}`, { conversationId: message.conversationId, messageId: message.id });
+      const pointer = { conversationId: message.conversationId, messageId: message.id };
+      await Promise.all([result.providerMessageId, ...(result.otherIds ?? [])].map((id) => claimDedup(`${channel}#${id}`, pointer)));
     }
     return updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
   }

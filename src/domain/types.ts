@@ -44,6 +44,8 @@ export interface SendProgress {
   partsSent: number;
   /** The provider's id of the primary part, when it is among them. */
   primaryId?: string;
+  /** The provider's ids of the other parts among them. */
+  otherIds?: string[];
 }
 
 export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';

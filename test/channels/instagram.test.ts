@@ -89,7 +89,7 @@ describe('instagram send', () => {
     const { fetch, calls } = scriptedFetch(ok);
     const text = 'Olá, já está à venda. '.repeat(60);
     const result = await adapter.send({ to: IGSID, text, attachments: [], idempotencyKey: 'k', reference: 'c/k' }, sendContext('instagram', fetch));
-    expect(result).toEqual({ ok: true, providerMessageId: 'ig_SENT1' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'ig_SENT1', otherIds: ['ig_SENT1'] });
     const parts = calls.map((c) => String((c.json().message as { text: string }).text));
     expect(parts.length).toBeGreaterThan(1);
     expect(parts.every((p) => Buffer.byteLength(p) <= 1000)).toBe(true);

@@ -155,7 +155,7 @@ describe('messenger send', () => {
       { ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] },
       sendContext('messenger', fetch),
     );
-    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1', otherIds: ['m_SENT2', 'm_SENT2'] });
     expect(calls.map((c) => c.json().message)).toEqual([
       { text: 'It shipped yesterday.', metadata: '01JMSG0002' },
       { attachment: { type: 'image', payload: { url: 'https://cdn.example.com/a.jpg', is_reusable: true } }, metadata: '01JMSG0002' },
@@ -167,7 +167,7 @@ describe('messenger send', () => {
     const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { recipient_id: PSID, message_id: 'm_SENT2' } });
     const text = `${'First part. '.repeat(150)}\n\n${'Second part. '.repeat(50)}`;
     const result = await adapter.send({ ...base, text }, sendContext('messenger', fetch));
-    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'm_SENT1', otherIds: ['m_SENT2'] });
     const messages = calls.map((c) => c.json().message as { text: string; metadata: string });
     expect(messages).toHaveLength(2);
     expect(messages.map((m) => m.text)).toEqual(['First part. '.repeat(150).trim(), 'Second part. '.repeat(50).trim()]);

@@ -113,7 +113,7 @@ describe('provider stand-in', () => {
     expect(firstId).toBeTruthy();
 
     const result = await attempt(kept.at(-1));
-    expect(result).toEqual({ ok: true, providerMessageId: firstId });
+    expect(result).toMatchObject({ ok: true, providerMessageId: firstId });
     const accepted = standIn.outbox(channel).filter((item) => item.status < 300);
     const sentTexts = accepted.map((item) => JSON.stringify(item.body).match(/([a-f])\1{50,}/g)?.join('') ?? '');
     // Every paragraph reached the customer, each once and in order.
@@ -121,6 +121,10 @@ describe('provider stand-in', () => {
     expect(accepted.length).toBeGreaterThanOrEqual(3);
     expect(new Set(sentTexts).size).toBe(accepted.length);
     expect(kept.map((p) => p.partsSent)).toEqual(Array.from({ length: accepted.length - 1 }, (_, i) => i + 1));
+    // The other parts' ids, from both attempts, for their statuses.
+    const otherIds = result.ok ? (result.otherIds ?? []) : [];
+    expect(otherIds).toHaveLength(accepted.length - 1);
+    expect(new Set([firstId, ...otherIds]).size).toBe(accepted.length);
   });
 
   it('POST /_fail arms failures over HTTP for black-box tests; 429 is retryable, 400 permanent', async () => {

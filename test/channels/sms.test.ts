@@ -125,7 +125,7 @@ describe('twilio send', () => {
     const { fetch, calls } = scriptedFetch(created, { status: 201, body: { sid: 'SM00000000000000000000000000000002' } });
     const text = 'Your order is on its way. '.repeat(100);
     const result = await adapter.send({ ...base, text, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }] }, sendContext('sms', fetch));
-    expect(result).toEqual({ ok: true, providerMessageId: 'SM00000000000000000000000000000001' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'SM00000000000000000000000000000001', otherIds: ['SM00000000000000000000000000000002'] });
     const bodies = calls.map((c) => c.form().get('Body') ?? '');
     expect(bodies).toHaveLength(2);
     expect(bodies.every((b) => b.length <= 1600)).toBe(true);

@@ -144,7 +144,7 @@ describe('telegram send', () => {
       { ...base, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] },
       sendContext('telegram', fetch),
     );
-    expect(result).toEqual({ ok: true, providerMessageId: '123456789:78' });
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:78', otherIds: ['123456789:79'] });
     expect(calls.map((c) => [c.url.split('/').pop(), c.json()])).toEqual([
       ['sendPhoto', { chat_id: '123456789', photo: 'https://cdn.example.com/a.jpg', caption: 'On its way!' }],
       ['sendDocument', { chat_id: '123456789', document: 'https://cdn.example.com/b.pdf' }],
@@ -161,7 +161,7 @@ describe('telegram send', () => {
     const { fetch, calls } = scriptedFetch(ok(81), ok(82));
     const text = `${'word '.repeat(900)}\n${'more '.repeat(200)}`;
     const result = await adapter.send({ ...base, text }, sendContext('telegram', fetch));
-    expect(result).toEqual({ ok: true, providerMessageId: '123456789:81' });
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:81', otherIds: ['123456789:82'] });
     const parts = calls.map((c) => String(c.json().text));
     expect(parts).toHaveLength(2);
     expect(parts.every((p) => p.length <= 4096)).toBe(true);

@@ -198,7 +198,7 @@ describe('whatsapp send', () => {
       },
       sendContext('whatsapp', fetch),
     );
-    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1', otherIds: ['wamid.SENT2'] });
     expect(calls.map((c) => c.json())).toMatchObject([
       { type: 'image', image: { link: 'https://cdn.example.com/a.jpg', caption: 'Yes, in blue too.' } },
       { type: 'document', document: { link: 'https://cdn.example.com/b.pdf', filename: 'b.pdf' } },
@@ -209,7 +209,7 @@ describe('whatsapp send', () => {
     const { fetch, calls } = scriptedFetch(ok, { status: 200, body: { messages: [{ id: 'wamid.SENT2' }] } });
     const text = `${'a'.repeat(3000)}\n\n${'b'.repeat(3000)}`;
     const result = await adapter.send({ ...base, text }, sendContext('whatsapp', fetch));
-    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1', otherIds: ['wamid.SENT2'] });
     expect(calls.map((c) => c.json().text)).toEqual([{ body: 'a'.repeat(3000), preview_url: false }, { body: 'b'.repeat(3000), preview_url: false }]);
     expect(calls.every((c) => c.json().biz_opaque_callback_data === base.reference)).toBe(true);
   });

@@ -68,6 +68,7 @@ interface OutboxItem {
   headers: Record<string, string>;
   body: unknown;
   status: number;
+  answer: unknown;
 }
 
 async function outbox(channel: ProviderChannel, match: (item: OutboxItem) => boolean): Promise<OutboxItem[]> {
@@ -188,6 +189,30 @@ describe.each((['sms', 'messenger', 'instagram'] as const).map((channel) => ({ c
     const message = stored.body.items.find((m: { id: string }) => m.id === response.body.message.id);
     expect(message).toMatchObject({ status: 'sent', providerMessageId: frame.message.providerMessageId, text: paragraphs.join('\n\n') });
     expect(message).not.toHaveProperty('sendProgress');
+  });
+});
+
+describe.each([
+  { channel: 'sms' as const, status: 'failed' as const },
+  { channel: 'messenger' as const, status: 'delivered' as const },
+])('$channel statuses of a reply’s later parts', ({ channel, status }) => {
+  it(`applies a ${status} receipt for the last part to the reply`, async () => {
+    const { handle, conversationId } = await customer(channel);
+    const tag = `${channel}parts${Date.now()}`;
+    const text = ['p', 'q', 'r'].map((letter) => `${tag}-${letter} ${letter.repeat(880)}`).join('\n\n');
+    const response = await reply(conversationId, { text });
+    expect(response.status).toBe(202);
+    const sent = await agent.waitFor(updated(response.body.message.id, 'sent'), 15_000, `long reply on ${channel}`);
+    const parts = (await outbox(channel, carries(tag))).filter((a) => a.status < 300);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    const answer = parts.at(-1)!.answer as { sid?: string; message_id?: string };
+    const lastId = answer.sid ?? answer.message_id;
+    expect(lastId).toBeTruthy();
+    expect(lastId).not.toBe(sent.message.providerMessageId);
+
+    expect((await postWebhook(stack, channel, statusWebhook(channel, handle, status, lastId))).status).toBe(200);
+    const frame = await agent.waitFor(updated(response.body.message.id, status), 10_000, `${status} of the last part`);
+    expect(frame.message.providerMessageId).toBe(sent.message.providerMessageId);
   });
 });
 
