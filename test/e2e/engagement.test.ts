@@ -306,6 +306,26 @@ describe('auto-resolve and CSAT', () => {
     expect(await liveLoad()).toBe(loadBefore);
   });
 
+  it('takes no message for a rating asked at an earlier resolution (reopened and resolved by an agent since)', async () => {
+    await timers({ autoResolveAfterSeconds: 2 });
+    await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { ws, conversationId } = await visitor(undefined, 'First question');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rate us 1 to 5', 20_000, 'CSAT question');
+    await timers({});
+    const setStatus = (status: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status } });
+    expect((await setStatus('open')).status).toBe(200);
+    expect((await setStatus('resolved')).status).toBe(200);
+
+    // Reads like a rating, but it is a new question: it reopens the conversation (a rating would
+    // put it back to resolved right after the reopening, within milliseconds).
+    await visitorSays(ws, '2 more questions about my order');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === '2 more questions about my order', 10_000, 'the question at the agent');
+    await sleep(2000);
+    const after = await conversation(conversationId);
+    expect(after.status).toBe('open');
+    expect(after.csat).toBeUndefined();
+  });
+
   it('does not resolve a conversation that keeps moving', async () => {
     await timers({ autoResolveAfterSeconds: 3 });
     const { ws, conversationId } = await visitor(undefined, 'msg 0');
