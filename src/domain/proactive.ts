@@ -47,7 +47,7 @@ export interface ProactiveRequest {
 
 /** Takes `count` recipients from this hour's quota, or refuses with 429. */
 async function takeQuota(count: number, now: Date): Promise<void> {
-  if (!(await takeProactiveQuota(now.toISOString().slice(0, 13), count, HOURLY_RECIPIENT_LIMIT, now))) {
+  if (!(await takeProactiveQuota(now, count, HOURLY_RECIPIENT_LIMIT))) {
     throw new ClientError(429, 'rate_limited', `at most ${HOURLY_RECIPIENT_LIMIT} proactive recipients per hour; try again later`);
   }
 }

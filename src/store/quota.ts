@@ -2,12 +2,12 @@ import { keys } from './keys';
 import { updateIf } from './items';
 
 /**
- * Adds `count` proactive recipients to an hour's tally if they fit under `limit`; false (and
- * nothing counted) when they do not. The tally expires an hour after its hour ends.
+ * Adds `count` proactive recipients to the tally of `now`'s UTC hour if they fit under `limit`;
+ * false (and nothing counted) when they do not. The tally expires an hour after its hour ends.
  */
-export async function takeProactiveQuota(hour: string, count: number, limit: number, now: Date): Promise<boolean> {
+export async function takeProactiveQuota(now: Date, count: number, limit: number): Promise<boolean> {
   return updateIf({
-    Key: keys.proactiveQuota(hour),
+    Key: keys.proactiveQuota(now.toISOString().slice(0, 13)),
     UpdateExpression: 'ADD recipients :n SET expiresAt = :ttl',
     ConditionExpression: 'attribute_not_exists(recipients) OR recipients <= :room',
     ExpressionAttributeValues: { ':n': count, ':room': limit - count, ':ttl': Math.floor(now.getTime() / 1000) + 2 * 3600 },
