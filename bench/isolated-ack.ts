@@ -8,9 +8,8 @@
 import { startAwsStandIns } from '../local/aws/server';
 import { startHttpGateway } from '../local/gateway/http';
 import { HTTP_ROUTES, type FunctionName } from '../src/manifest';
-import { startFloorServer } from './measure';
-import { summarize } from './stats';
-import { send, whatsappWebhook } from './traffic';
+import { ackWithReferences } from './measure';
+import { whatsappWebhook } from './traffic';
 
 const n = Number(process.argv[2] ?? 200);
 const WARMUP = 50;
@@ -30,29 +29,10 @@ const gateway = await startHttpGateway({
   invoke: (fn: FunctionName, event) => (fn === 'webhook' ? handler(event, {} as never) : Promise.reject(new Error(`${fn} is not here`))),
   authorizeJwt: async () => null,
 });
-const floor = await startFloorServer();
-
-const stack: number[] = [];
-const bare: number[] = [];
-for (let i = -WARMUP; i < n; i++) {
-  const { body, headers } = whatsappWebhook(`1555000${String(i + WARMUP).padStart(5, '0')}`, `isolated ${i}`);
-  const time = async (url: string) => {
-    const started = performance.now();
-    const reply = await send(url, 'POST', body, headers);
-    if (reply.status !== 200) throw new Error(`${url} answered ${reply.status}`);
-    return performance.now() - started;
-  };
-  // Interleaved, alternating which goes first.
-  const [first, second] = i % 2 === 0 ? [floor.url, `${gateway.url}/webhooks/whatsapp`] : [`${gateway.url}/webhooks/whatsapp`, floor.url];
-  const a = await time(first);
-  const b = await time(second);
-  if (i < 0) continue;
-  bare.push(first === floor.url ? a : b);
-  stack.push(first === floor.url ? b : a);
-}
-const floorSummary = summarize(bare);
-console.log(JSON.stringify({ ...summarize(stack), floorP50Ms: floorSummary.p50Ms, floorP99Ms: floorSummary.p99Ms }));
+const result = await ackWithReferences(`${gateway.url}/webhooks/whatsapp`, { from: -WARMUP, to: n }, (i) =>
+  whatsappWebhook(`1555000${String(i + WARMUP).padStart(5, '0')}`, `isolated ${i}`),
+);
+console.log(JSON.stringify(result));
 await gateway.close();
-floor.server.close();
 await aws.close();
 process.exit(0);

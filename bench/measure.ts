@@ -2,7 +2,7 @@
  * The measurements that need the running stack: latencies, throughput with a store check, and
  * the resources (capacity units, invocations, frames) one inbound and one outbound message use.
  */
-import { createServer, type Server } from 'node:http';
+import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LocalStack } from '../local/stack';
 import type { FunctionName } from '../src/manifest';
@@ -77,6 +77,102 @@ export async function startFloorServer(): Promise<{ url: string; server: Server 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/whatsapp`, server };
 }
 
+/**
+ * The reference for a path that must hand each request on before it may answer (the webhook
+ * queues its event first): a bare server that passes the body to a second bare server over a
+ * keep-alive connection and answers 200 once that one has. Two exchanges, no work of our own.
+ */
+async function startChainServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const downstream = await startFloorServer();
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const onward = request(downstream.url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (reply) => {
+        reply.resume();
+        reply.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end('');
+        });
+      });
+      onward.on('error', () => res.writeHead(502).end());
+      onward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/whatsapp`,
+    async close() {
+      agent.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      await new Promise((resolve) => downstream.server.close(resolve));
+    },
+  };
+}
+
+/**
+ * Times the same request against each URL in turn, the order rotating from one round to the
+ * next so that none always runs first after the others' background work. Rounds below zero
+ * warm up and are not kept; `beforeRound` runs untimed.
+ */
+async function timeInterleaved(
+  urls: string[],
+  rounds: { from: number; to: number },
+  requestOf: (round: number) => { body: string; headers: Record<string, string> },
+  beforeRound?: () => Promise<void>,
+): Promise<number[][]> {
+  const samples = urls.map((): number[] => []);
+  for (let round = rounds.from; round < rounds.to; round++) {
+    await beforeRound?.();
+    const { body, headers } = requestOf(round);
+    for (let k = 0; k < urls.length; k++) {
+      const at = (((round + k) % urls.length) + urls.length) % urls.length;
+      const started = performance.now();
+      const reply = await send(urls[at]!, 'POST', body, headers);
+      if (reply.status !== 200) throw new Error(`${urls[at]} answered ${reply.status}: ${reply.body}`);
+      if (round >= 0) samples[at]!.push(performance.now() - started);
+    }
+  }
+  return samples;
+}
+
+/**
+ * The webhook's ack beside the floor (samples interleaved: webhook, floor), then the bare
+ * two-exchange chain beside a floor of its own, in a pass of its own: interleaved with the ack,
+ * a third server would change the conditions the ack and its floor are compared in.
+ */
+export async function ackWithReferences(
+  webhookUrl: string,
+  rounds: { from: number; to: number },
+  requestOf: (round: number) => { body: string; headers: Record<string, string> },
+  beforeRound?: () => Promise<void>,
+): Promise<AckResult> {
+  const floor = await startFloorServer();
+  try {
+    const [stack, bare] = await timeInterleaved([webhookUrl, floor.url], rounds, requestOf, beforeRound);
+    const chain = await startChainServer();
+    try {
+      const [chained, chainFloor] = await timeInterleaved([chain.url, floor.url], rounds, requestOf);
+      const floorSummary = summarize(bare!);
+      const chainSummary = summarize(chained!);
+      return {
+        ...summarize(stack!),
+        floorP50Ms: floorSummary.p50Ms,
+        floorP99Ms: floorSummary.p99Ms,
+        chainP50Ms: chainSummary.p50Ms,
+        chainP99Ms: chainSummary.p99Ms,
+        chainFloorP50Ms: summarize(chainFloor!).p50Ms,
+      };
+    } finally {
+      await chain.close();
+    }
+  } finally {
+    await new Promise((resolve) => floor.server.close(resolve));
+  }
+}
+
 const ACK_WARMUP = 20;
 const ackText = (run: string, i: number, label = 'ack') => `${label} ${run} ${i}`;
 
@@ -94,46 +190,33 @@ export function conversationsOf(b: Bench, senders: string[]): Map<string, string
 export interface AckResult extends LatencySummary {
   floorP50Ms: number;
   floorP99Ms: number;
+  /** Two bare exchanges chained (startChainServer): the least a path that hands on first can take. */
+  chainP50Ms: number;
+  chainP99Ms: number;
+  /** The floor measured beside the chain, in the chain's own pass. */
+  chainFloorP50Ms: number;
 }
 
 /**
  * Signed webhook → 200, interleaved with the same request to the floor server (the order
- * alternates, so neither side always runs first after the other's background work).
+ * alternates, so neither side always runs first after the other's background work); then the
+ * bare two-exchange chain for reference (ackWithReferences).
  * With `idle`, each pair waits for the consumers to finish the previous message first: deployed,
  * the webhook function has a CPU of its own, while here every function shares one event loop.
  * Senders are reused later as the steady-state conversations.
  */
 export async function measureWebhookAck(b: Bench, n: number, senders: string[], idle: boolean, label = 'ack'): Promise<AckResult> {
-  const floor = await startFloorServer();
-  const stack: number[] = [];
-  const bare: number[] = [];
   const warmup = ACK_WARMUP;
-  try {
-    for (let i = -warmup; i < n; i++) {
-      if (idle) await drainQueues(b.stack);
-      const { body, headers } = whatsappWebhook(senders[(i + warmup) % senders.length]!, ackText(b.run, i, label));
-      const timeOne = async (url: string) => {
-        const started = performance.now();
-        const reply = await send(url, 'POST', body, headers);
-        if (reply.status !== 200) throw new Error(`${url} answered ${reply.status}: ${reply.body}`);
-        return performance.now() - started;
-      };
-      const [first, second] = i % 2 === 0 ? [floor.url, webhookUrl(b)] : [webhookUrl(b), floor.url];
-      const a = await timeOne(first);
-      const c = await timeOne(second);
-      if (i < 0) continue;
-      const [floorMs, stackMs] = first === floor.url ? [a, c] : [c, a];
-      bare.push(floorMs);
-      stack.push(stackMs);
-    }
-  } finally {
-    await new Promise((resolve) => floor.server.close(resolve));
-  }
+  const result = await ackWithReferences(
+    webhookUrl(b),
+    { from: -warmup, to: n },
+    (i) => whatsappWebhook(senders[(i + warmup) % senders.length]!, ackText(b.run, i, label)),
+    idle ? () => drainQueues(b.stack) : undefined,
+  );
   // The same texts went to the stack only once each: all must reach the agent before the next phase.
   await Promise.all(Array.from({ length: n + warmup }, (_, k) => b.agent.arrival(ackText(b.run, k - warmup, label), 60_000)));
   await drainQueues(b.stack);
-  const floorSummary = summarize(bare);
-  return { ...summarize(stack), floorP50Ms: floorSummary.p50Ms, floorP99Ms: floorSummary.p99Ms };
+  return result;
 }
 
 /** Provider webhook → `message.created` on the agent's WebSocket, one message at a time. */

@@ -21,6 +21,7 @@ import {
   conversationsOf,
   openVisitors,
   usageOf,
+  type AckResult,
   type Bench,
 } from './measure';
 import { FrameWatch, phone, sendJson } from './traffic';
@@ -92,15 +93,14 @@ async function measureStack() {
 }
 
 /** The webhook ack with the webhook alone in its process (bench/isolated-ack.ts). */
-function measureIsolatedAck(n: number): AckLike {
+function measureIsolatedAck(n: number): AckResult {
   const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'isolated-ack.ts'), String(n)], {
     encoding: 'utf8',
     env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   });
   if (child.status !== 0) throw new Error(`isolated ack run failed: ${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as AckLike;
+  return JSON.parse(child.stdout.trim().split('\n').at(-1)!) as AckResult;
 }
-type AckLike = LatencySummary & { floorP50Ms: number; floorP99Ms: number };
 
 const started = Date.now();
 const webhookAckIsolated = measureIsolatedAck(SIZES.ack);
