@@ -16,6 +16,11 @@ export interface InboundHookContext {
   created: boolean;
   /** The conversation was resolved/snoozed/pending and this message reopened it. */
   reopened: boolean;
+  /**
+   * The hooks run again for the message applied last, whose first run died before it finished
+   * (`reopened` is then unknown and false: re-running the routing of a reopen could take a second slot).
+   */
+  resumed?: boolean;
   /** The autoresponder's messages, stored with the conversation this message created. */
   greeting?: Greeting | undefined;
 }

@@ -27,9 +27,9 @@ export function withStatus(c: ConversationRecord, status: ConversationStatus, no
     updatedAt: now,
     resolvedAt: status === 'resolved' ? now : undefined,
     ...(c.status === 'resolved' && status === 'open' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
-    // A rating asked at an earlier resolution is not this one's: the customer's next message must
-    // not be taken for its answer (auto-resolve asks again, after this).
-    ...(status === 'resolved' && c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {}),
+    // A rating asked at an earlier resolution is not for what the conversation becomes now: the
+    // customer's next message must not be taken for its answer (auto-resolve asks again, after this).
+    ...(c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {}),
     ...(status === 'snoozed' ? {} : { snoozedUntil: undefined }),
   };
 }

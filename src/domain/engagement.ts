@@ -320,8 +320,10 @@ export function parseCsatAnswer(text: string): { score: number; comment?: string
  * resolvedAt, not counted as a reopen), so rating never reopens a conversation.
  */
 async function recordCsatAnswer(context: InboundHookContext): Promise<ConversationRecord | undefined> {
-  const { conversation, message, reopened } = context;
-  if (!reopened || !conversation.engagement?.csatAskedAt || conversation.csat) return undefined;
+  const { conversation, message, reopened, resumed } = context;
+  // Resumed, a pending ask on an open conversation means this message reopened it: any other
+  // change of status drops the ask (withStatus), and the first message after it answers or drops it.
+  if (!(reopened || (resumed && conversation.status === 'open')) || !conversation.engagement?.csatAskedAt || conversation.csat) return undefined;
   const answer = parseCsatAnswer(message.text);
   const result = await updateConversation(conversation.id, (c) => {
     if (!c.engagement?.csatAskedAt || c.csat) return undefined;

@@ -299,7 +299,7 @@ async function resumeApplied(conversation: ConversationRecord, providerMessageId
   if (message?.providerMessageId !== providerMessageId) return;
   // A first message's greeting is stored with its conversation but queued by the hooks.
   const greeting = await unfinishedGreeting(conversation, message);
-  await afterApply({ conversation, message, created: false, reopened: false, greeting }, conversation);
+  await afterApply({ conversation, message, created: false, reopened: false, resumed: true, greeting }, conversation);
 }
 
 /** Routing and engagement hooks, then the fan-out, then the timers. */

@@ -11,6 +11,7 @@ import type { SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
 import { enqueueInbound } from '../../src/aws/queues';
 import { listMessages } from '../../src/store/messages';
+import { updateConversation } from '../../src/store/conversations';
 import type { InboundMessageEvent } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { eventually } from '../support/clients';
@@ -300,5 +301,32 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
       const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
       return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
     });
+  });
+
+  it('takes a rating whose first processing died after the rating had reopened the conversation', async () => {
+    // Prepare: a conversation as auto-resolve leaves it after asking for a rating
+    await retryQuickly();
+    const from = phone(4, 4);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'question 0'))).toBe(200);
+    const conversation = await eventually(async () => {
+      const c = await conversationOf(from);
+      return c && stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${c.id}`) && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? c : undefined;
+    }, 60_000);
+    const askedAt = new Date().toISOString();
+    await updateConversation(conversation.id, (c) => ({ ...c, status: 'resolved', resolvedAt: askedAt, engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt } }));
+    const failedBefore = hooksFail.failed;
+    hooksFail.armed = true;
+
+    // Act: the rating reopens the conversation, then the consumer dies before the hooks ran
+    expect(await postWhatsapp(stack, whatsappBody(from, '5 thanks'))).toBe(200);
+
+    // Assess: the redelivery records the rating and puts the conversation back as it was
+    const rated = await eventually(async () => {
+      const c = await conversationOf(from);
+      return c?.csat ? c : undefined;
+    }, 60_000);
+    expect(hooksFail.failed).toBe(failedBefore + 1);
+    expect(rated).toMatchObject({ status: 'resolved', resolvedAt: askedAt, csat: { score: 5, comment: 'thanks' } });
+    expect(rated.engagement?.csatAskedAt).toBeUndefined();
   });
 });
