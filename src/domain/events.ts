@@ -1,5 +1,6 @@
 /** Server → client event frames (CONTRACT.md section 4) and who receives them. */
 import { toConversation, type ConversationRecord } from '../store/conversations';
+import type { ConnectionRecord } from '../store/connections';
 import type { Message } from './types';
 import { publish, REPEATS_ACTIVITY, scopeOf, type ServerEvent } from './fanout';
 
@@ -50,10 +51,15 @@ function changedBeyondActivity(before: ConversationRecord | undefined, after: Co
  * just left: src/domain/fanout.ts); its web visitor gets the same minus private notes. Returns
  * how many of the visitor's connections took them (0 = the visitor is away).
  */
-export async function publishToConversation(conversation: ConversationRecord, events: ServerEvent[], before?: ConversationRecord): Promise<number> {
+export async function publishToConversation(
+  conversation: ConversationRecord,
+  events: ServerEvent[],
+  before?: ConversationRecord,
+  agentConnections?: Promise<ConnectionRecord[]>,
+): Promise<number> {
   const visible = events.filter((event) => !(event.message as Message | undefined)?.private);
   const [, visitorCount] = await Promise.all([
-    publish(events, { agents: scopeOf(conversation, before) }),
+    publish(events, { agents: scopeOf(conversation, before), ...(agentConnections ? { agentConnections } : {}) }),
     conversation.visitorId && visible.length > 0 ? publish(visible, { agents: false, visitorId: conversation.visitorId }) : Promise.resolve(0),
   ]);
   return visitorCount;

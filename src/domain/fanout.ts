@@ -49,6 +49,19 @@ export interface Audience {
   visitorId?: string | null;
   /** Connection ids not to send to (e.g. the sender of a typing signal). */
   except?: string;
+  /** The agents' connections, already being looked up (agentConnectionsAhead). */
+  agentConnections?: Promise<ConnectionRecord[]>;
+}
+
+/**
+ * Starts the agents' connection lookup for a publish that comes after other round trips, so
+ * that it overlaps them instead of following them. The publish that gets it awaits it (and
+ * surfaces its failure); a caller that ends up not publishing just drops it.
+ */
+export function agentConnectionsAhead(): Promise<ConnectionRecord[]> {
+  const listed = listConnections({ kind: 'agents' });
+  listed.catch(() => undefined);
+  return listed;
 }
 
 /** Sends to one connection; false when it is gone (and now forgotten). */
@@ -73,7 +86,7 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const groups: ConnectionAudience[] = [];
   if (audience.agents) groups.push({ kind: 'agents' });
   if (audience.visitorId) groups.push({ kind: 'visitor', visitorId: audience.visitorId });
-  const listed = (await Promise.all(groups.map((g) => listConnections(g)))).flat();
+  const listed = (await Promise.all(groups.map((g) => (g.kind === 'agents' && audience.agentConnections) || listConnections(g)))).flat();
   const { agents } = audience;
   const focused = listed.some((c) => c.feed === 'focused' && c.role !== 'admin');
   const scope = typeof agents === 'boolean' || !focused ? undefined : typeof agents === 'function' ? await agents() : agents;

@@ -10,7 +10,7 @@ import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { unfinishedGreeting, type Greeting } from './engagement';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
-import { publish, scopeOf, sendToConnection } from './fanout';
+import { agentConnectionsAhead, publish, scopeOf, sendToConnection } from './fanout';
 import {
   applyMessageToOpenConversation,
   createConversation,
@@ -21,6 +21,7 @@ import {
 import { claimDedup, findByProviderMessageId, getDedup, getMessage, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
+import type { ConnectionRecord } from '../store/connections';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
 export class UnprocessableEventError extends Error {}
@@ -216,6 +217,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     ...(event.providerMessageId ? { providerMessageId: event.providerMessageId } : {}),
     createdAt: new Date().toISOString(),
   };
+  // Who to tell is looked up while the message and its conversation are written.
+  const agentConnections = agentConnectionsAhead();
   await putMessage(message);
 
   let conversation: ConversationRecord | undefined;
@@ -283,7 +286,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   }
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
-  await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found);
+  await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found, agentConnections);
 }
 
 /**
@@ -303,14 +306,14 @@ async function resumeApplied(conversation: ConversationRecord, providerMessageId
 }
 
 /** Routing and engagement hooks, then the fan-out, then the timers. */
-async function afterApply(context: InboundHookContext, before: ConversationRecord | undefined): Promise<void> {
+async function afterApply(context: InboundHookContext, before: ConversationRecord | undefined, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
   const { message } = context;
   const hooked = await afterInbound(context);
   await publishToConversation(hooked.conversation, [
     messageEvent(message, hooked.conversation),
     ...hooked.messages.map((m) => messageEvent(m)),
     conversationEventAfterMessage(before, hooked.conversation),
-  ], before);
+  ], before, agentConnections);
   // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
   // retried by the queue, and the redelivery resumes here (resumeApplied).
   await hooked.afterPublish?.();

@@ -9,7 +9,7 @@ import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { deliverProactive, isProactiveJob } from './proactive';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
-import { publish, scopeOf } from './fanout';
+import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { enqueueOutbound } from '../aws/queues';
@@ -19,6 +19,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
+import type { ConnectionRecord } from '../store/connections';
 import { claimDedup, getMessage, getMessageToSend, putMessage, recordSendProgress, updateMessageStatus } from '../store/messages';
 
 export interface AgentIdentity {
@@ -93,12 +94,15 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     ...(input.template && conversation.channel === 'whatsapp' ? { template: input.template } : {}),
     createdAt: new Date().toISOString(),
   };
-  await putMessage(message);
-  const updated = await applyOutboundToConversation(conversationId, message);
+  // The two writes and the lookup of who to tell do not depend on each other: side by side, the
+  // reply waits two round trips less. If the message's write fails after the conversation's, the
+  // client's retry (same clientMessageId) writes the message and finds the conversation moved on.
+  const agentConnections = agentConnectionsAhead();
+  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message)]);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],
-    { agents: scopeOf(updated ?? conversation, conversation) },
+    { agents: scopeOf(updated ?? conversation, conversation), agentConnections },
   );
   // Notes never leave the team: no outbound job.
   if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);
@@ -124,20 +128,26 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   if (!stored || stored.message.status !== 'queued' || !conversation) return;
   const message = stored.message;
 
+  // Who hears of the new status is looked up as soon as the status is known, beside its write.
+  let agentConnections: Promise<ConnectionRecord[]> | undefined;
+  const statusKnown = () => {
+    agentConnections = agentConnectionsAhead();
+  };
   let final: Message | undefined;
   if (conversation.channel === 'web') {
+    statusKnown();
     const reached = conversation.visitorId
       ? await publish([messageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
       : 0;
     final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
   } else if (isProviderChannel(conversation.channel)) {
-    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress);
+    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown);
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
   if (!final) return;
   // Only the status is news: the conversation as it stands went out when the reply was posted.
-  await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation) });
+  await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
   await afterOutbound(conversation, final);
 }
 
@@ -146,6 +156,8 @@ async function sendToProvider(
   message: Message,
   lastAttempt: boolean,
   resume: SendProgress | undefined,
+  /** Called once the provider has answered (the reply's status is then known). */
+  answered: () => void,
 ): Promise<Message | undefined> {
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
@@ -173,6 +185,7 @@ async function sendToProvider(
       onPartSent: (progress) => recordSendProgress(message.conversationId, message.id, progress),
     },
   );
+  answered();
   if (result.ok) {
     // Each part's provider id leads its status callbacks back to this message (a later part that
     // fails fails the reply), unless the callbacks bring our reference themselves.

@@ -2,8 +2,9 @@
  * Delivery faults on the inbound path: provider retries arriving all at once, a burst from many
  * customers, a poison message, a consumer that dies halfway through a batch, one that dies
  * between storing a message and updating its conversation, one that dies before the hooks, and
- * a new conversation written first by another path. Each ends with the store read back: every
- * message exactly once, in order per customer.
+ * a new conversation written first by another path; and an agent reply whose message write
+ * failed after its conversation's. Each ends with the store read back: every message exactly
+ * once, in order per customer.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
@@ -14,8 +15,8 @@ import { listMessages } from '../../src/store/messages';
 import { updateConversation } from '../../src/store/conversations';
 import type { InboundMessageEvent } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
-import { eventually } from '../support/clients';
-import { conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
+import { agentToken, eventually, http } from '../support/clients';
+import { allMessages, conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
 
 /** The inbound consumer, wrapped so a test can make one invocation die after part of its batch. */
 const crash = vi.hoisted(() => ({ armed: false, after: 0, batches: [] as number[] }));
@@ -70,6 +71,23 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
       }
       return real.createConversation(record);
     }),
+  };
+});
+/** An agent reply's message write fails once, after its conversation update (written side by side) went through. */
+const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
+vi.mock('../../src/store/messages', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/store/messages')>();
+  return {
+    ...real,
+    putMessage: async (message: Parameters<typeof real.putMessage>[0]) => {
+      if (replyWrite.armed && message.sender.type === 'agent') {
+        replyWrite.armed = false;
+        replyWrite.failed += 1;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        throw new Error('simulated failure of a reply\'s message write');
+      }
+      return real.putMessage(message);
+    },
   };
 });
 vi.mock('../../src/domain/automation', async (importOriginal) => {
@@ -328,5 +346,37 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(hooksFail.failed).toBe(failedBefore + 1);
     expect(rated).toMatchObject({ status: 'resolved', resolvedAt: askedAt, csat: { score: 5, comment: 'thanks' } });
     expect(rated.engagement?.csatAskedAt).toBeUndefined();
+  });
+});
+
+describe('agent reply faults', { timeout: 60_000 }, () => {
+  it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
+    // Prepare: a customer's conversation, the agent's token, and the next reply's message write set to fail
+    const from = phone(5, 1);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'need help'))).toBe(200);
+    const conversation = await eventually(() => conversationOf(from), 60_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const reply = { text: `retried reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
+    replyWrite.armed = true;
+
+    // Act: the first POST fails, the client sends the same reply again
+    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    const moved = await conversationOf(from);
+    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+
+    // Assess: the failure happened after the conversation had moved on; the retry stored the reply once, and it left once
+    expect(replyWrite.failed).toBe(1);
+    expect(first.status).toBe(500);
+    expect(moved!.lastMessageAt > conversation.lastMessageAt).toBe(true);
+    expect(second.status).toBe(202);
+    const sent = await eventually(() => {
+      const out = stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(reply.text));
+      return out.length > 0 ? out : undefined;
+    }, 30_000);
+    await eventually(async () => (await queueDepth(stack, 'conversa-outbound.fifo')).inFlight === 0, 30_000);
+    expect(sent).toHaveLength(1);
+    const stored = (await allMessages(conversation.id)).filter((m) => m.text === reply.text);
+    expect(stored.map((m) => m.id)).toEqual([second.body.message.id]);
+    expect(stored[0]!.status).toBe('sent');
   });
 });

@@ -9,7 +9,7 @@ process.env.WS_CALLBACK_URL = 'https://example.execute-api.us-east-1.amazonaws.c
 process.env.AWS_REGION = 'us-east-1';
 const ddbMock = mockClient(DynamoDBDocumentClient);
 const wsMock = mockClient(ApiGatewayManagementApiClient);
-const { publish, scopeOf, REPEATS_ACTIVITY } = await import('../../src/domain/fanout');
+const { agentConnectionsAhead, publish, scopeOf, REPEATS_ACTIVITY } = await import('../../src/domain/fanout');
 
 const future = Math.floor(Date.now() / 1000) + 3600;
 const old = new Date(Date.now() - 60_000).toISOString();
@@ -45,6 +45,31 @@ describe('publish', () => {
     wsMock.on(PostToConnectionCommand).resolves({});
     await publish([{ type: 'typing' }], { agents: true, except: 'sender' });
     expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId)).toEqual(['a']);
+  });
+
+  it('uses the agents looked up ahead instead of querying again, and still asks for a visitor', async () => {
+    // Prepare: the agents' lookup starts before the publish, then the table changes
+    ddbMock.on(QueryCommand).resolvesOnce({ Items: [connection('early')] }).resolves({ Items: [{ ...connection('v1'), audience: { kind: 'visitor', visitorId: 'v' } }] });
+    wsMock.on(PostToConnectionCommand).resolves({});
+    const agentConnections = agentConnectionsAhead();
+
+    // Act
+    await publish([{ type: 'ping' }], { agents: true, visitorId: 'v', agentConnections });
+
+    // Assess: one query for the agents (ahead), one for the visitor
+    const queried = ddbMock.commandCalls(QueryCommand).map((c) => c.args[0].input.ExpressionAttributeValues?.[':pk']);
+    expect(queried).toEqual(['WS#agents', 'WS#visitor#v']);
+    expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['early', 'v1']);
+  });
+
+  it('surfaces a failed lookup ahead at the publish that uses it, and nowhere when none does', async () => {
+    ddbMock.on(QueryCommand).rejects(new Error('throttled'));
+    const unused = agentConnectionsAhead();
+    const used = agentConnectionsAhead();
+    await expect(publish([{ type: 'ping' }], { agents: true, agentConnections: used })).rejects.toThrow('throttled');
+    // Dropping the unused one must raise no unhandled rejection: vitest fails the run on one.
+    void unused;
+    await new Promise((resolve) => setTimeout(resolve, 10));
   });
 });
 
