@@ -19,24 +19,27 @@ export type ServerEvent = { type: string; [REPEATS_ACTIVITY]?: true } & Record<s
  * Agent consoles get every event of every conversation, as CONTRACT.md promises, unless they
  * connect with `?feed=focused`. A focused console follows, live, the conversations assigned to
  * its agent, and every one while it is unassigned (any agent may take it) or while its assignee
- * has no console connected (nobody else would see it move); admins follow all. `assignees`
+ * has no console connected (nobody else would see it move), and those its agent wrote in while
+ * another had it (participants, as in Chatwoot); admins follow all. `assignees`
  * lists the assignee and, on a change, the one before: an agent it left, or everyone when it
  * leaves the queue, hears of the change once. A focused console also skips the
  * conversation.updated that only repeats a message's activity. Anything else it reads over HTTP.
  */
 export interface ConversationScope {
   assignees: (string | null)[];
+  participants?: readonly string[];
 }
 
-export function scopeOf(conversation: { assigneeId: string | null }, before?: { assigneeId: string | null }): ConversationScope {
-  return { assignees: before && before.assigneeId !== conversation.assigneeId ? [conversation.assigneeId, before.assigneeId] : [conversation.assigneeId] };
+export function scopeOf(conversation: { assigneeId: string | null; participants?: Iterable<string> }, before?: { assigneeId: string | null }): ConversationScope {
+  const assignees = before && before.assigneeId !== conversation.assigneeId ? [conversation.assigneeId, before.assigneeId] : [conversation.assigneeId];
+  return conversation.participants ? { assignees, participants: [...conversation.participants] } : { assignees };
 }
 
 function follows(connection: ConnectionRecord, scope: ConversationScope, connected: Set<string>): boolean {
   if (connection.feed !== 'focused' || connection.role === 'admin') return true;
   const [assignee, ...former] = scope.assignees;
   if (!assignee || !connected.has(assignee)) return true;
-  return connection.principalId === assignee || former.some((f) => !f || f === connection.principalId);
+  return connection.principalId === assignee || former.some((f) => !f || f === connection.principalId) || (scope.participants?.includes(connection.principalId) ?? false);
 }
 
 export interface Audience {

@@ -35,14 +35,18 @@ export interface AgentMessageInput {
   template?: { name: string; language?: string; params?: string[] };
 }
 
-/** Moves the conversation's activity forward for a message that is not the customer's. */
-export async function applyOutboundToConversation(conversationId: string, message: Message): Promise<ConversationRecord | undefined> {
+/**
+ * Moves the conversation's activity forward for a message that is not the customer's; an agent
+ * other than the assignee who wrote it (`participant`) joins the conversation's participants.
+ */
+export async function applyOutboundToConversation(conversationId: string, message: Message, participant?: string): Promise<ConversationRecord | undefined> {
   const fast = await applyMessageToOpenConversation(conversationId, {
     id: message.id,
     createdAt: message.createdAt,
     direction: 'outbound',
     private: message.private,
     senderType: message.sender.type,
+    ...(participant ? { participant } : {}),
   });
   if (fast === 'duplicate') return undefined;
   if (fast) return fast;
@@ -53,6 +57,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...c,
       lastOutboundId: message.id,
       updatedAt: message.createdAt,
+      ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),
     };
@@ -98,7 +103,9 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // reply waits two round trips less. If the message's write fails after the conversation's, the
   // client's retry (same clientMessageId) writes the message and finds the conversation moved on.
   const agentConnections = agentConnectionsAhead();
-  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message)]);
+  // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
+  const participant = conversation.assigneeId === agent.id ? undefined : agent.id;
+  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, participant)]);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],

@@ -79,6 +79,8 @@ export interface Conversation {
   snoozedUntil?: string;
   csat?: { score: number; comment?: string };
   window?: ConversationWindow;
+  /** Agents besides the assignee who wrote in it (a reply or a note): their focused consoles follow it. */
+  participants?: string[];
 }
 
 export interface Contact {

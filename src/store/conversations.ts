@@ -9,7 +9,9 @@ import { decodeCursor, encodeCursor } from './cursor';
 import { conversationWindow } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
-export interface ConversationRecord extends Conversation {
+export interface ConversationRecord extends Omit<Conversation, 'participants'> {
+  /** A DynamoDB string set, so that adding an agent is one idempotent `ADD` in the message's update. */
+  participants?: ReadonlySet<string>;
   /** The customer's id on the channel (phone, PSID, chat id, visitor id): where replies go. */
   handle: string;
   visitorId?: string;
@@ -55,6 +57,7 @@ const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'g
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
+  if (record.participants) out.participants = [...record.participants].sort();
   out.window = conversationWindow(record.channel, record.lastInboundAt);
   return out as unknown as Conversation;
 }
@@ -84,7 +87,7 @@ export async function getConversation(id: string, consistent = false): Promise<C
  */
 export async function applyMessageToOpenConversation(
   id: string,
-  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string },
+  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; participant?: string },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
   sequenceMark?: string,
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
@@ -100,6 +103,7 @@ export async function applyMessageToOpenConversation(
     sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
     values[':gsi1sk'] = `${message.createdAt}#${id}`;
   }
+  if (message.participant) values[':participant'] = new Set([message.participant]);
   if (inbound) {
     sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
   } else if (message.senderType === 'agent' && !message.private) {
@@ -110,7 +114,7 @@ export async function applyMessageToOpenConversation(
       new UpdateCommand({
         TableName: config.tableName,
         Key: keys.conversation(id),
-        UpdateExpression: `SET ${sets.join(', ')}`,
+        UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}`,
         // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
         // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
         ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)`,

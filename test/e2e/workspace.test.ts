@@ -116,6 +116,35 @@ describe('agent workspace', () => {
     expect((await get(`/v1/conversations/${conversationId}/messages`, tokens[other])).status).toBe(200);
   });
 
+  it('makes an agent who writes in a colleague’s conversation follow it on the focused feed', async () => {
+    // Prepare: a conversation assigned to one agent; the other agent's focused console
+    const { ws, conversationId } = await visitorWithConversation('Can someone from billing help?');
+    const owner = await assigned(conversationId);
+    const helper = AGENTS.find((a) => a !== owner)!;
+    const helperFeed = await WsClient.connect(`${stack.wsUrl}?feed=focused`, tokens[helper]!);
+    clients.push(helperFeed);
+    const ownerFeed = await WsClient.connect(`${stack.wsUrl}?feed=focused`, tokens[owner]!);
+    clients.push(ownerFeed);
+
+    // Act: the helper leaves a note, then the customer writes again
+    const note = await post(`/v1/conversations/${conversationId}/messages`, { text: 'Billing here: refund is on its way', private: true }, tokens[helper]);
+    await helperFeed.waitFor((f) => f.type === 'message.created' && f.message.text === 'Billing here: refund is on its way', 10_000, 'own note');
+    ws.send({ action: 'sendMessage', text: 'thanks, and the invoice?', clientMessageId: crypto.randomUUID() });
+
+    // Assess: the helper's focused console now follows the conversation; the owner's still does
+    expect(note.status).toBe(202);
+    await helperFeed.waitFor((f) => f.type === 'message.created' && f.message.text === 'thanks, and the invoice?', 10_000, 'participant');
+    await ownerFeed.waitFor((f) => f.type === 'message.created' && f.message.text === 'thanks, and the invoice?', 10_000, 'assignee');
+    const conversation = (await get(`/v1/conversations/${conversationId}`, tokens[owner])).body;
+    expect(conversation.assigneeId).toBe(owner);
+    expect(conversation.participants).toEqual([helper]);
+    // The assignee's own replies do not make them a participant.
+    await post(`/v1/conversations/${conversationId}/messages`, { text: 'On it' }, tokens[owner]);
+    expect((await get(`/v1/conversations/${conversationId}`, tokens[owner])).body.participants).toEqual([helper]);
+    // Cleanup: the owner's live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
   it('transfers with a private note: the new assignee sees the whole history, the visitor never sees the note', async () => {
     // Prepare: the conversation went to one agent automatically
     const { session, ws, conversationId } = await visitorWithConversation('My parcel is lost');

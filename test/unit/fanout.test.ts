@@ -88,6 +88,11 @@ describe('publish to focused consoles: the agents who follow a conversation', ()
     expect(reached()).toEqual(['ben', 'boss']);
   });
 
+  it('sends an assigned conversation’s events to the agents who wrote in it as well (participants)', async () => {
+    await publish([{ type: 'message.created' }], { agents: scopeOf({ assigneeId: 'ben', participants: new Set(['cy']) }) });
+    expect(reached()).toEqual(['ben', 'boss', 'cy']);
+  });
+
   it('sends to every agent while the assignee has no console connected', async () => {
     await publish([{ type: 'message.created' }], { agents: scopeOf({ assigneeId: 'dee' }) });
     expect(reached()).toEqual(['ana', 'ben', 'boss', 'cy']);
