@@ -20,7 +20,7 @@ import {
   type ConversationRecord,
 } from '../store/conversations';
 import type { ConnectionRecord } from '../store/connections';
-import { claimDedup, getMessage, getMessageToSend, putMessage, recordSendProgress, updateMessageStatus } from '../store/messages';
+import { claimDedup, getMessage, releaseDedup, getMessageToSend, putMessage, recordSendProgress, updateMessageStatus } from '../store/messages';
 
 export interface AgentIdentity {
   id: string;
@@ -73,15 +73,22 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
 }
 
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
-  const conversation = await getConversation(conversationId);
-  if (!conversation) throw notFound('conversation');
   const isPrivate = input.private === true;
-  if (!isPrivate) checkWindow(conversation, Boolean(input.template));
-
   const tentative = { conversationId, messageId: newId() };
-  const { claimed, record } = input.clientMessageId
-    ? await claimDedup(`agent#${agent.id}#${input.clientMessageId}`, tentative)
-    : { claimed: true, record: tentative };
+  const scope = input.clientMessageId ? `agent#${agent.id}#${input.clientMessageId}` : undefined;
+  // The claim beside the read, one round trip less; a request refused by the checks that follow
+  // takes its claim back, so bad input changes nothing.
+  const [conversation, { claimed, record }] = await Promise.all([
+    getConversation(conversationId),
+    scope ? claimDedup(scope, tentative) : Promise.resolve({ claimed: true, record: tentative }),
+  ]);
+  try {
+    if (!conversation) throw notFound('conversation');
+    if (!isPrivate) checkWindow(conversation, Boolean(input.template));
+  } catch (error) {
+    if (scope && claimed) await releaseDedup(scope);
+    throw error;
+  }
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
     if (existing) return existing;

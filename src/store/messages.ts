@@ -36,6 +36,11 @@ export async function claimDedup(scope: string, record: DedupRecord): Promise<{ 
   return { claimed: false, record: existing };
 }
 
+/** Takes back a claim whose request was refused after all (the claim was made beside the checks). */
+export async function releaseDedup(scope: string): Promise<void> {
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.dedup(scope) }));
+}
+
 export async function getDedup(scope: string): Promise<DedupRecord | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.dedup(scope), ConsistentRead: true }));
   return out.Item ? { conversationId: String(out.Item.conversationId), messageId: String(out.Item.messageId) } : undefined;

@@ -9,6 +9,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient, type Frame } from '../support/clients';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
+import { getDedup } from '../../src/store/messages';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -222,11 +223,14 @@ describe('WhatsApp 24-hour window', () => {
     await lastWroteAgo(conversationId, 25 * HOUR);
     expect((await getConversation(conversationId)).body.window).toEqual({ state: 'template_required' });
 
-    const refused = await reply(conversationId, { text: 'Are you still there?' });
+    const clientMessageId = crypto.randomUUID();
+    const refused = await reply(conversationId, { text: 'Are you still there?', clientMessageId });
     expect(refused.status).toBe(422);
     expect(refused.body.error.code).toBe('template_required');
     expect(refused.body.error.message).toMatch(/24-hour window.*template/);
     expect(await outbox('whatsapp', carries('Are you still there?'))).toHaveLength(0);
+    // The refusal leaves nothing behind, not even the claim of its clientMessageId.
+    expect(await getDedup(`agent#agent-ana#${clientMessageId}`)).toBeUndefined();
 
     const template = { name: 'order_update', language: 'en_US', params: ['A-1042'] };
     const accepted = await reply(conversationId, { template });
