@@ -5,7 +5,7 @@
  */
 import { createHash, createSign, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import * as z from 'zod';
+import * as z from '../src/zod';
 import type { AgentRole } from '../src/auth/agent-token';
 
 export const LOCAL_AUTH_TOKEN_PATH = '/local/auth/token';
@@ -43,8 +43,8 @@ export interface LocalIdentity {
 }
 
 const tokenRequest = z.object({
-  sub: z.string().min(1, 'sub must not be empty').max(128, 'sub must be at most 128 characters'),
-  name: z.string().max(256, 'name must be at most 256 characters').optional(),
+  sub: z.string().check(z.minLength(1, 'sub must not be empty'), z.maxLength(128, 'sub must be at most 128 characters')),
+  name: z.optional(z.string().check(z.maxLength(256, 'name must be at most 256 characters'))),
   role: z.enum(['agent', 'admin'], { error: 'role must be "agent" or "admin"' }),
 });
 

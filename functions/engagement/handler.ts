@@ -13,7 +13,7 @@
  * A malformed event is logged and dropped: retrying cannot fix it, and the Scheduler's DLQ is for
  * failures worth a look. Errors while acting are thrown so that the Scheduler retries.
  */
-import * as z from 'zod';
+import * as z from '../../src/zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
 import { recountAllLoads } from '../../src/domain/routing';
@@ -26,15 +26,15 @@ const logger = new Logger({ serviceName: 'conversa' });
 const EngagementEvent = z.discriminatedUnion('kind', [
   z.object({
     kind: z.enum(TIMER_KINDS),
-    conversationId: z.string().min(1).max(128),
-    dueAt: z.string().max(64),
-    messageId: z.string().min(1).max(128).optional(),
+    conversationId: z.text(1, 128),
+    dueAt: z.text(0, 64),
+    messageId: z.optional(z.text(1, 128)),
   }),
   z.object({ kind: z.literal('inboundEmail'), email: InboundEmailSchema }),
   z.object({ kind: z.literal('recountLoads') }),
 ]);
 
-const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).min(1) });
+const SnsEvent = z.object({ Records: z.array(z.object({ Sns: z.object({ Message: z.string() }) })).check(z.minLength(1)) });
 
 export const handler = async (event: unknown, context?: Pick<Context, 'invokedFunctionArn'>): Promise<{ outcome: string }> => {
   if (context?.invokedFunctionArn) useInvokedFunctionAsTarget(context.invokedFunctionArn);

@@ -1,6 +1,6 @@
 /** Web widget sessions (pre-chat form, resumable token) and the visitor's own history. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import * as z from 'zod';
+import * as z from '../../src/zod';
 import { httpHandler, json, parseBody, validate } from '../../src/http/http';
 import { startSession, verifyVisitorToken } from '../../src/domain/visitors';
 import { ClientError } from '../../src/domain/errors';
@@ -8,15 +8,15 @@ import { listMessages } from '../../src/store/messages';
 import { config } from '../../src/config';
 
 const SessionBody = z.object({
-  name: z.string().trim().min(1).max(200).optional(),
-  email: z.string().trim().email().max(320).optional(),
-  phone: z.string().trim().regex(/^\+?[\d\s().-]{7,24}$/, 'a phone number').optional(),
-  token: z.string().min(1).max(200).optional(),
+  name: z.optional(z.trimmedText(1, 200)),
+  email: z.optional(z.string().check(z.trim(), z.email(), z.maxLength(320))),
+  phone: z.optional(z.string().check(z.trim(), z.regex(/^\+?[\d\s().-]{7,24}$/, 'a phone number'))),
+  token: z.optional(z.text(1, 200)),
 });
 
 const HistoryQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(2048).optional(),
+  limit: z.pageLimit(50),
+  cursor: z.optional(z.text(0, 2048)),
 });
 
 const unauthorized = () => new ClientError(401, 'invalid_token', 'the visitor token is missing or not valid');

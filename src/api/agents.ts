@@ -1,18 +1,16 @@
 /** Team routes: GET /v1/agents (any agent), PUT /v1/agents/{id} (admins). */
-import * as z from 'zod';
+import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { listTeam, updateAgent } from '../domain/team';
 
-const capacity = (max: number) => z.number().int().min(0).max(max).nullable().optional();
-const AgentPatch = z
-  .object({
-    name: z.string().trim().min(1).max(200).optional(),
-    teams: z.array(z.string().trim().min(1).max(64)).max(20).optional(),
-    liveCapacity: capacity(50),
-    asyncCapacity: capacity(200),
-  })
-  .strict();
+const capacity = (max: number) => z.optional(z.nullable(z.wholeNumber(0, max)));
+const AgentPatch = z.strictObject({
+  name: z.optional(z.trimmedText(1, 200)),
+  teams: z.optional(z.array(z.trimmedText(1, 64)).check(z.maxLength(20))),
+  liveCapacity: capacity(50),
+  asyncCapacity: capacity(200),
+});
 
 export const listAgentsRoute: Route = async () => json(200, { items: await listTeam() });
 

@@ -1,18 +1,18 @@
 /** Assignment, transfer, status and read routes on one conversation. */
-import * as z from 'zod';
+import * as z from '../zod';
 import type { Route } from './context';
 import { json, parseBody } from '../http/http';
 import { assignConversation, markConversationRead, setConversationStatus, transferConversation } from '../domain/assignment';
 import { toConversation } from '../store/conversations';
 
-const agentId = z.string().min(1).max(128);
-const AssignBody = z.object({ agentId: agentId.nullable() });
+const agentId = z.text(1, 128);
+const AssignBody = z.object({ agentId: z.nullable(agentId) });
 const TransferBody = z
-  .object({ agentId: agentId.optional(), team: z.string().trim().min(1).max(64).optional(), note: z.string().trim().min(1).max(4096).optional() })
-  .refine((b) => b.agentId || b.team, { message: 'agentId or team is required', path: ['agentId'] });
+  .object({ agentId: z.optional(agentId), team: z.optional(z.trimmedText(1, 64)), note: z.optional(z.trimmedText(1, 4096)) })
+  .check(z.refine((b) => Boolean(b.agentId || b.team), { message: 'agentId or team is required', path: ['agentId'] }));
 const StatusBody = z.object({
   status: z.enum(['open', 'pending', 'snoozed', 'resolved']),
-  snoozedUntil: z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString()).optional(),
+  snoozedUntil: z.optional(z.pipe(z.iso.datetime({ offset: true }), z.transform((s) => new Date(s).toISOString()))),
 });
 
 export const assignRoute: Route = async ({ event, params }) => {

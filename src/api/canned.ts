@@ -1,5 +1,5 @@
 /** Canned responses: agents list, search and render them; admins create and delete them. */
-import * as z from 'zod';
+import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';
@@ -7,12 +7,12 @@ import { createCanned, removeCanned, renderCanned, searchCanned } from '../domai
 import { getConversation } from '../store/conversations';
 import { getAgent } from '../store/agents';
 
-const CannedBody = z.object({
-  shortCode: z.string().trim().min(1).max(64).regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
-  text: z.string().trim().min(1).max(4096),
-}).strict();
-const ListQuery = z.object({ q: z.string().max(200).optional() });
-const RenderQuery = z.object({ conversationId: z.string().min(1).max(128) });
+const CannedBody = z.strictObject({
+  shortCode: z.trimmedText(1, 64).check(z.regex(/^[\w.-]+$/, 'letters, digits, _ . - only')),
+  text: z.trimmedText(1, 4096),
+});
+const ListQuery = z.object({ q: z.optional(z.text(0, 200)) });
+const RenderQuery = z.object({ conversationId: z.text(1, 128) });
 
 export const listCannedRoute: Route = async ({ query }) => json(200, { items: await searchCanned(validate(ListQuery, query).q) });
 

@@ -3,7 +3,7 @@
  * channels. The target is the contact's conversation on that channel (created when the customer
  * never wrote there); private notes on both sides link the two histories.
  */
-import * as z from 'zod';
+import * as z from '../zod';
 import type { Route } from './context';
 import { json, parseBody } from '../http/http';
 import { badRequest, ClientError, conflict, notFound } from '../domain/errors';

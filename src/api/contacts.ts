@@ -1,5 +1,5 @@
 /** The 360° view of a customer (every handle and every conversation), and admin merges. */
-import * as z from 'zod';
+import * as z from '../zod';
 import type { Route } from './context';
 import { requireAdmin } from './context';
 import { json, parseBody } from '../http/http';
@@ -8,7 +8,7 @@ import type { Contact } from '../domain/types';
 import { loadContact, mergeContacts } from '../domain/contacts';
 import { getConversations, toConversation } from '../store/conversations';
 
-const MergeBody = z.object({ otherContactId: z.string().trim().min(1).max(128) });
+const MergeBody = z.object({ otherContactId: z.trimmedText(1, 128) });
 
 export async function contactView(id: string): Promise<Contact> {
   const found = await loadContact(id);

@@ -1,5 +1,5 @@
 /** Agent routes on conversations and their messages. */
-import * as z from 'zod';
+import * as z from '../zod';
 import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';
@@ -10,33 +10,33 @@ import { getConversation, listConversations, toConversation } from '../store/con
 import { listMessages } from '../store/messages';
 
 const ListQuery = z.object({
-  status: z.enum(['open', 'pending', 'snoozed', 'resolved']).default('open'),
-  assignee: z.string().min(1).max(128).optional(),
-  channel: z.enum(CHANNELS).optional(),
-  team: z.string().min(1).max(64).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(25),
-  cursor: z.string().max(2048).optional(),
+  status: z._default(z.enum(['open', 'pending', 'snoozed', 'resolved']), 'open'),
+  assignee: z.optional(z.text(1, 128)),
+  channel: z.optional(z.enum(CHANNELS)),
+  team: z.optional(z.text(1, 64)),
+  limit: z.pageLimit(25),
+  cursor: z.optional(z.text(0, 2048)),
 });
 
 const PageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(50),
-  cursor: z.string().max(2048).optional(),
+  limit: z.pageLimit(50),
+  cursor: z.optional(z.text(0, 2048)),
 });
 
 const Template = z.object({
-  name: z.string().min(1).max(512),
-  language: z.string().min(2).max(16).optional(),
-  params: z.array(z.string().max(1024)).max(20).optional(),
+  name: z.text(1, 512),
+  language: z.optional(z.text(2, 16)),
+  params: z.optional(z.array(z.text(0, 1024)).check(z.maxLength(20))),
 });
 
 const SendBody = z
   .object({
-    text: z.string().trim().max(4096).default(''),
-    clientMessageId: z.string().min(1).max(128).optional(),
-    private: z.boolean().optional(),
-    template: Template.optional(),
+    text: z._default(z.trimmedText(0, 4096), ''),
+    clientMessageId: z.optional(z.text(1, 128)),
+    private: z.optional(z.boolean()),
+    template: z.optional(Template),
   })
-  .refine((b) => b.text.length > 0 || b.template, { message: 'text is required (or a template)', path: ['text'] });
+  .check(z.refine((b) => b.text.length > 0 || Boolean(b.template), { message: 'text is required (or a template)', path: ['text'] }));
 
 export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);

@@ -1,20 +1,21 @@
 /** POST /v1/proactive (admins): a message to one contact or a list, queued and paced (src/domain/proactive.ts). */
-import * as z from 'zod';
+import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { MAX_RECIPIENTS, queueProactive } from '../domain/proactive';
 import { CHANNELS } from '../domain/types';
 
-const contactId = z.string().min(1).max(128);
+const contactId = z.text(1, 128);
 const ProactiveBody = z
-  .object({
-    contactId: contactId.optional(),
-    contactIds: z.array(contactId).min(1).max(MAX_RECIPIENTS).optional(),
-    text: z.string().trim().min(1).max(4096),
-    channel: z.enum(CHANNELS).optional(),
+  .strictObject({
+    contactId: z.optional(contactId),
+    contactIds: z.optional(z.array(contactId).check(z.minLength(1), z.maxLength(MAX_RECIPIENTS))),
+    text: z.trimmedText(1, 4096),
+    channel: z.optional(z.enum(CHANNELS)),
   })
-  .strict()
-  .refine((b) => (b.contactId === undefined) !== (b.contactIds === undefined), { message: 'give contactId or contactIds (one of them)', path: ['contactIds'] });
+  .check(
+    z.refine((b) => (b.contactId === undefined) !== (b.contactIds === undefined), { message: 'give contactId or contactIds (one of them)', path: ['contactIds'] }),
+  );
 
 export const proactiveRoute: Route = async ({ event, agent }) => {
   requireAdmin(agent);

@@ -1,5 +1,5 @@
 /** GET /v1/reports/summary?from=&to=&channel= (defaults: the last 7 days, every channel). */
-import * as z from 'zod';
+import * as z from '../zod';
 import type { Route } from './context';
 import { json, validate } from '../http/http';
 import { summary } from '../domain/reports';
@@ -7,9 +7,9 @@ import { getSettings } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 
 const Query = z.object({
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
-  channel: z.enum(CHANNELS).optional(),
+  from: z.optional(z.iso.datetime({ offset: true })),
+  to: z.optional(z.iso.datetime({ offset: true })),
+  channel: z.optional(z.enum(CHANNELS)),
 });
 
 export const reportSummaryRoute: Route = async ({ query }) => {

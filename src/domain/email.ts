@@ -5,7 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import * as z from 'zod';
+import * as z from '../zod';
 import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';
@@ -141,12 +141,12 @@ export function stripQuotedReply(text: string): string {
 }
 
 export const InboundEmailSchema = z.object({
-  to: z.union([z.string().min(3).max(1000), z.array(z.string().min(3).max(320)).min(1).max(50)]),
-  from: z.string().min(3).max(320),
-  subject: z.string().max(1000).optional(),
-  text: z.string().max(200_000),
+  to: z.union([z.text(3, 1000), z.array(z.text(3, 320)).check(z.minLength(1), z.maxLength(50))]),
+  from: z.text(3, 320),
+  subject: z.optional(z.text(0, 1000)),
+  text: z.text(0, 200_000),
   /** The email's Message-ID: a retried delivery of the same email is stored once. */
-  messageId: z.string().min(1).max(998).optional(),
+  messageId: z.optional(z.text(1, 998)),
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 

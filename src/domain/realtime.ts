@@ -2,7 +2,7 @@
  * WebSocket client actions (CONTRACT.md section 4). Every answer goes back through the
  * @connections API, so the same code serves API Gateway and the local stand-in.
  */
-import * as z from 'zod';
+import * as z from '../zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';
@@ -50,11 +50,11 @@ export async function disconnect(principal: Principal, connectionId: string): Pr
   if (remaining.length === 0) await agentDisconnected(principal.id);
 }
 
-const id = z.string().min(1).max(128);
+const id = z.text(1, 128);
 const Frame = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('sendMessage'), conversationId: id.optional(), text: z.string().trim().min(1).max(4096), clientMessageId: id }),
-  z.object({ action: z.literal('typing'), conversationId: id.optional(), state: z.enum(['on', 'off']) }),
-  z.object({ action: z.literal('markRead'), conversationId: id.optional(), messageId: id }),
+  z.object({ action: z.literal('sendMessage'), conversationId: z.optional(id), text: z.trimmedText(1, 4096), clientMessageId: id }),
+  z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']) }),
+  z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
   z.object({ action: z.literal('ping') }),
 ]);

@@ -3,24 +3,26 @@
  * and SLA targets. One item, validated by one schema, cached for a minute per function
  * instance (changes reach every function within that minute).
  */
-import * as z from 'zod';
+import * as z from '../zod';
 import { config } from '../config';
 import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
 
-const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)');
-const interval = z.object({ open: time, close: time }).refine((i) => i.open < i.close, { message: 'open must be before close' });
-const day = z.array(interval).max(6);
-const timeZone = z.string().refine(
-  (tz) => {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: tz });
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'not an IANA time zone' },
+const time = z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)'));
+const interval = z.object({ open: time, close: time }).check(z.refine((i) => i.open < i.close, { message: 'open must be before close' }));
+const day = z.array(interval).check(z.maxLength(6));
+const timeZone = z.string().check(
+  z.refine(
+    (tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'not an IANA time zone' },
+  ),
 );
 
 export const SettingsSchema = z.object({
@@ -28,50 +30,48 @@ export const SettingsSchema = z.object({
     enabled: z.boolean(),
     timeZone,
     /** Opening intervals per weekday; a missing or empty day is closed. */
-    weekly: z.object({ mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day }).partial(),
+    weekly: z.partial(z.object({ mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day })),
     /** Dates (YYYY-MM-DD, in the business's time zone) that are closed all day. */
-    holidays: z.array(z.string().regex(/^\d{4}-\d{2}-\d{2}$/)).max(366),
+    holidays: z.array(z.string().check(z.regex(/^\d{4}-\d{2}-\d{2}$/))).check(z.maxLength(366)),
   }),
   autoresponder: z.object({
     enabled: z.boolean(),
-    message: z.string().min(1).max(1000),
-    helpCenterUrl: z.string().url().max(500).optional(),
+    message: z.text(1, 1000),
+    helpCenterUrl: z.optional(z.string().check(z.url(), z.maxLength(500))),
     /** `{{nextOpen}}` is replaced by when the team is back. */
-    outOfHoursMessage: z.string().min(1).max(1000),
+    outOfHoursMessage: z.text(1, 1000),
     /** Outside hours, a web visitor with no email is asked for one. */
     askForEmail: z.boolean(),
   }),
-  capacity: z.object({ live: z.number().int().min(0).max(50), async: z.number().int().min(0).max(200) }),
+  capacity: z.object({ live: z.wholeNumber(0, 50), async: z.wholeNumber(0, 200) }),
   timers: z.object({
-    emailFallbackDelaySeconds: z.number().int().min(1).max(7 * 86400),
-    reengageAfterSeconds: z.number().int().min(1).max(30 * 86400),
-    autoResolveAfterSeconds: z.number().int().min(1).max(90 * 86400),
+    emailFallbackDelaySeconds: z.wholeNumber(1, 7 * 86400),
+    reengageAfterSeconds: z.wholeNumber(1, 30 * 86400),
+    autoResolveAfterSeconds: z.wholeNumber(1, 90 * 86400),
   }),
   reengagement: z.object({
     enabled: z.boolean(),
-    message: z.string().min(1).max(1000),
+    message: z.text(1, 1000),
     /** WhatsApp outside 24 h needs an approved template. */
-    whatsappTemplate: z.object({ name: z.string().min(1).max(512), language: z.string().min(2).max(16) }).optional(),
+    whatsappTemplate: z.optional(z.object({ name: z.text(1, 512), language: z.text(2, 16) })),
   }),
-  csat: z.object({ enabled: z.boolean(), question: z.string().min(1).max(500) }),
-  sla: z.object({ firstReplySeconds: z.number().int().min(1), resolutionSeconds: z.number().int().min(1) }),
+  csat: z.object({ enabled: z.boolean(), question: z.text(1, 500) }),
+  sla: z.object({ firstReplySeconds: z.wholeNumber(1), resolutionSeconds: z.wholeNumber(1) }),
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;
 
 /** Any subset of the settings, each section merged into the current one. */
 const shape = SettingsSchema.shape;
-export const SettingsPatchSchema = z
-  .object({
-    businessHours: shape.businessHours.partial().optional(),
-    autoresponder: shape.autoresponder.partial().optional(),
-    capacity: shape.capacity.partial().optional(),
-    timers: shape.timers.partial().optional(),
-    reengagement: shape.reengagement.partial().optional(),
-    csat: shape.csat.partial().optional(),
-    sla: shape.sla.partial().optional(),
-  })
-  .strict();
+export const SettingsPatchSchema = z.strictObject({
+  businessHours: z.optional(z.partial(shape.businessHours)),
+  autoresponder: z.optional(z.partial(shape.autoresponder)),
+  capacity: z.optional(z.partial(shape.capacity)),
+  timers: z.optional(z.partial(shape.timers)),
+  reengagement: z.optional(z.partial(shape.reengagement)),
+  csat: z.optional(z.partial(shape.csat)),
+  sla: z.optional(z.partial(shape.sla)),
+});
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 export function defaultSettings(): Settings {

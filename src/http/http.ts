@@ -6,7 +6,7 @@
 import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type * as z from 'zod';
+import type * as z from '../zod';
 import { MAX_BODY_BYTES } from '../manifest';
 import { ClientError, badRequest } from '../domain/errors';
 
@@ -28,7 +28,7 @@ export function rawBody(event: APIGatewayProxyEventV2): string {
 }
 
 /** Parses and validates a JSON body; any problem is a 400 naming the field. */
-export function parseBody<T extends z.ZodType>(event: APIGatewayProxyEventV2, schema: T, options: { optional?: boolean } = {}): z.infer<T> {
+export function parseBody<T extends z.ZodMiniType>(event: APIGatewayProxyEventV2, schema: T, options: { optional?: boolean } = {}): z.infer<T> {
   const raw = rawBody(event);
   if (Buffer.byteLength(raw) > MAX_BODY_BYTES) throw new ClientError(413, 'payload_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);
   let value: unknown = {};
@@ -42,7 +42,7 @@ export function parseBody<T extends z.ZodType>(event: APIGatewayProxyEventV2, sc
   return validate(schema, value);
 }
 
-export function validate<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+export function validate<T extends z.ZodMiniType>(schema: T, value: unknown): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
