@@ -26,7 +26,8 @@ export function withStatus(c: ConversationRecord, status: ConversationStatus, no
     status,
     updatedAt: now,
     resolvedAt: status === 'resolved' ? now : undefined,
-    ...(c.status === 'resolved' && status === 'open' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
+    // Leaving `resolved` for anything (open, pending, snoozed) is a reopen: it was not done.
+    ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
     // A rating asked at an earlier resolution is not for what the conversation becomes now: the
     // customer's next message must not be taken for its answer (auto-resolve asks again, after this).
     ...(c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {}),

@@ -306,33 +306,43 @@ async function captureEmail(conversation: ConversationRecord, message: Message):
 // ---------------------------------------------------------------------------------------------
 // CSAT
 
-/** "5", "4 - quick and kind", "3/5", "2 stars: slow": a score from 1 to 5 and an optional comment. */
+/**
+ * "5", "4 - quick and kind", "3/5", "2 stars: slow": a score from 1 to 5 and an optional comment.
+ * A digit that only starts a sentence ("3 items are missing", "2nd order") is not a rating: the
+ * customer is asking something, and taken for an answer it would never reach an agent.
+ */
 export function parseCsatAnswer(text: string): { score: number; comment?: string } | undefined {
-  const match = /^\s*([1-5])(?!\d)(?![.,]\d)\s*(?:\/\s*5|out of 5|stars?|⭐+)?\s*[-–—:;,.!)]*\s*([\s\S]*)$/i.exec(text);
+  const match = /^\s*([1-5])(?![\d]|[.,]\d)\s*(?:(?:\/\s*5|out of 5|stars?|⭐+)\s*[-–—:;,.!)]*|[-–—:;,.!)]+|$)\s*([\s\S]*)$/i.exec(text);
   if (!match) return undefined;
   const comment = match[2]!.trim().slice(0, 1000);
   return { score: Number(match[1]), ...(comment ? { comment } : {}) };
 }
 
+/** How long a CSAT question waits for its answer: a score sent later is about something else. */
+export const CSAT_ANSWER_WINDOW_MS = 3 * 86_400_000;
+
 /**
  * The customer's answer to the CSAT question. The inbound path has already reopened the
  * conversation by the time hooks run; an answer puts it back as it was (resolved, same
- * resolvedAt, not counted as a reopen), so rating never reopens a conversation.
+ * resolvedAt, not counted as a reopen), so rating never reopens a conversation. A customer who
+ * comes back and is asked again rates again: the newest rating is the conversation's.
  */
 async function recordCsatAnswer(context: InboundHookContext): Promise<ConversationRecord | undefined> {
   const { conversation, message, reopened, resumed } = context;
   // Resumed, a pending ask on an open conversation means this message reopened it: any other
   // change of status drops the ask (withStatus), and the first message after it answers or drops it.
-  if (!(reopened || (resumed && conversation.status === 'open')) || !conversation.engagement?.csatAskedAt || conversation.csat) return undefined;
-  const answer = parseCsatAnswer(message.text);
+  const askedAt = conversation.engagement?.csatAskedAt;
+  if (!(reopened || (resumed && conversation.status === 'open')) || !askedAt) return undefined;
+  const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS;
+  const answer = inTime ? parseCsatAnswer(message.text) : undefined;
   const result = await updateConversation(conversation.id, (c) => {
-    if (!c.engagement?.csatAskedAt || c.csat) return undefined;
+    if (c.engagement?.csatAskedAt !== askedAt) return undefined;
     const engagement = { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined };
     if (!answer) return { ...c, engagement };
     return {
       ...c,
       status: 'resolved',
-      resolvedAt: c.engagement.csatResolvedAt ?? c.updatedAt,
+      resolvedAt: c.engagement?.csatResolvedAt ?? c.updatedAt,
       reopenCount: Math.max(0, (c.reopenCount ?? 1) - 1),
       csat: answer,
       engagement,

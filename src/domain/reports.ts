@@ -48,14 +48,39 @@ function stats(values: number[]) {
   return { avg: Math.round(avg * 10) / 10, median: Math.round(median * 10) / 10, count: values.length };
 }
 
-/** Pure: the KPIs of a set of conversations against SLA targets. */
-export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }): Kpis {
+/**
+ * The share of conversations that met a target, among those it can be judged for: the ones done
+ * (`doneAt`) and the ones still waiting past the target, which have missed it whatever comes
+ * next. Those still waiting inside the target are left out, not counted as met.
+ */
+function attainment(rows: ReportRow[], targetSeconds: number, doneAt: (r: ReportRow) => string | undefined, now: string): number | null {
+  let met = 0;
+  let judged = 0;
+  for (const r of rows) {
+    const done = doneAt(r);
+    const waited = seconds(r.createdAt, done ?? now);
+    if (done) {
+      judged++;
+      if (waited <= targetSeconds) met++;
+    } else if (waited > targetSeconds) {
+      judged++;
+    }
+  }
+  return ratio(met, judged);
+}
+
+/** Pure: the KPIs of a set of conversations against SLA targets, as they stand at `now`. */
+export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }, now = new Date().toISOString()): Kpis {
   const replied = rows.filter((r) => r.firstReplyAt);
   const resolved = rows.filter((r) => r.status === 'resolved' && r.resolvedAt);
   const firstReply = replied.map((r) => seconds(r.createdAt, r.firstReplyAt!));
   const resolution = resolved.map((r) => seconds(r.createdAt, r.resolvedAt!));
-  const handle = resolved.filter((r) => r.firstReplyAt).map((r) => seconds(r.firstReplyAt!, r.resolvedAt!));
+  // A first reply after the resolution (a follow-up on a closed conversation) handled nothing.
+  const handle = resolved.filter((r) => r.firstReplyAt && r.firstReplyAt <= r.resolvedAt!).map((r) => seconds(r.firstReplyAt!, r.resolvedAt!));
   const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number');
+  const isResolved = (r: ReportRow) => (r.status === 'resolved' ? r.resolvedAt : undefined);
+  // Resolved unanswered within the first-reply target: nobody was kept waiting, nothing to judge.
+  const closedUnanswered = (r: ReportRow) => !r.firstReplyAt && r.status === 'resolved' && r.resolvedAt && seconds(r.createdAt, r.resolvedAt) <= sla.firstReplySeconds;
   return {
     conversations: rows.length,
     resolved: resolved.length,
@@ -66,9 +91,14 @@ export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number;
     firstContactResolutionRate: ratio(resolved.filter((r) => !r.reopenCount).length, resolved.length),
     sla: {
       firstReplyTargetSeconds: sla.firstReplySeconds,
-      firstReplyAttainment: ratio(firstReply.filter((s) => s <= sla.firstReplySeconds).length, firstReply.length),
+      firstReplyAttainment: attainment(
+        rows.filter((r) => !closedUnanswered(r)),
+        sla.firstReplySeconds,
+        (r) => r.firstReplyAt,
+        now,
+      ),
       resolutionTargetSeconds: sla.resolutionSeconds,
-      resolutionAttainment: ratio(resolution.filter((s) => s <= sla.resolutionSeconds).length, resolution.length),
+      resolutionAttainment: attainment(rows, sla.resolutionSeconds, isResolved, now),
     },
     csat: {
       responses: rated.length,

@@ -9,6 +9,7 @@ import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { updateConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -324,6 +325,35 @@ describe('auto-resolve and CSAT', () => {
     const after = await conversation(conversationId);
     expect(after.status).toBe('open');
     expect(after.csat).toBeUndefined();
+  });
+
+  it('records the newest rating of a customer asked again, and takes no rating after the answer window', async () => {
+    const { ws, conversationId } = await visitor(undefined, 'A question');
+    // As auto-resolve leaves a conversation rated once before and asked again (`askedAt`).
+    const askedAgain = (askedAt: string) =>
+      updateConversation(conversationId, (c) => ({
+        ...c,
+        status: 'resolved',
+        resolvedAt: askedAt,
+        csat: { score: 5 },
+        engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt },
+      }));
+
+    await askedAgain(new Date().toISOString());
+    await visitorSays(ws, '3');
+    await eventually(async () => ((await conversation(conversationId)).csat?.score === 3 ? true : undefined), 10_000);
+    expect((await conversation(conversationId)).status).toBe('resolved');
+
+    // Asked four days ago: a "2" now is about something else. It reopens the conversation.
+    await askedAgain(new Date(Date.now() - 4 * 86_400_000).toISOString());
+    await visitorSays(ws, '2');
+    const reopened = await eventually(async () => {
+      const c = await conversation(conversationId);
+      return c.status === 'open' ? c : undefined;
+    }, 10_000);
+    await sleep(1000);
+    expect(await conversation(conversationId)).toMatchObject({ status: 'open', csat: { score: 5 } });
+    expect(reopened.csat).toEqual({ score: 5 });
   });
 
   it('does not resolve a conversation that keeps moving', async () => {

@@ -336,7 +336,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     hooksFail.armed = true;
 
     // Act: the rating reopens the conversation, then the consumer dies before the hooks ran
-    expect(await postWhatsapp(stack, whatsappBody(from, '5 thanks'))).toBe(200);
+    expect(await postWhatsapp(stack, whatsappBody(from, '5 - thanks'))).toBe(200);
 
     // Assess: the redelivery records the rating and puts the conversation back as it was
     const rated = await eventually(async () => {

@@ -199,11 +199,13 @@ describe('CSAT answers', () => {
     ['4 - quick and friendly', { score: 4, comment: 'quick and friendly' }],
     ['3/5 ok I guess', { score: 3, comment: 'ok I guess' }],
     ['  1: slow', { score: 1, comment: 'slow' }],
+    ['5!', { score: 5 }],
+    ['4 stars, great', { score: 4, comment: 'great' }],
   ])('reads %j', (text, expected) => {
     expect(parseCsatAnswer(text)).toEqual(expected);
   });
 
-  it.each(['10', '0', '6', 'great', '4.5', 'I have another question'])('does not read %j as a rating', (text) => {
+  it.each(['10', '0', '6', 'great', '4.5', 'I have another question', '3 items are missing from my order', '2nd order broken', '5 great service'])('does not read %j as a rating', (text) => {
     expect(parseCsatAnswer(text)).toBeUndefined();
   });
 });

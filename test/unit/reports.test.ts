@@ -15,7 +15,7 @@ describe('computeKpis', () => {
     ];
 
     // Act
-    const kpis = computeKpis(rows, { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 });
+    const kpis = computeKpis(rows, { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 }, at(200));
 
     // Assess
     expect(kpis.conversations).toBe(4);
@@ -25,9 +25,40 @@ describe('computeKpis', () => {
     expect(kpis.handleSeconds).toEqual({ avg: 5400, median: 5400, count: 2 });
     expect(kpis.resolutionSeconds).toEqual({ avg: 5850, median: 5850, count: 2 });
     expect(kpis.firstContactResolutionRate).toBe(0.5);
-    expect(kpis.sla.firstReplyAttainment).toBe(0.6667);
-    expect(kpis.sla.resolutionAttainment).toBe(0.5);
+    // The WhatsApp conversation has waited 200 min for a reply: a miss, as are the two open
+    // conversations for resolution.
+    expect(kpis.sla.firstReplyAttainment).toBe(0.5);
+    expect(kpis.sla.resolutionAttainment).toBe(0.25);
     expect(kpis.csat).toEqual({ responses: 2, average: 3.5, satisfiedRate: 0.5 });
+  });
+
+  it('counts a conversation still waiting past a target as a miss, and leaves out one still inside it', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const rows = [row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(20) }), row({})];
+
+    // 10 minutes in, the second conversation is still inside both targets: nothing to judge yet.
+    expect(computeKpis(rows, sla, at(10)).sla).toMatchObject({ firstReplyAttainment: 1, resolutionAttainment: 1 });
+    // 60 minutes in, its first reply is late whatever happens next; its resolution is not yet.
+    expect(computeKpis(rows, sla, at(60)).sla).toMatchObject({ firstReplyAttainment: 0.5, resolutionAttainment: 1 });
+    expect(computeKpis(rows, sla, at(100)).sla).toMatchObject({ firstReplyAttainment: 0.5, resolutionAttainment: 0.5 });
+  });
+
+  it('judges a conversation resolved without a reply by how long the customer waited', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const quick = row({ status: 'resolved', resolvedAt: at(5) });
+    const slow = row({ status: 'resolved', resolvedAt: at(40) });
+
+    expect(computeKpis([quick], sla, at(300)).sla.firstReplyAttainment).toBeNull();
+    expect(computeKpis([quick, slow], sla, at(300)).sla.firstReplyAttainment).toBe(0);
+  });
+
+  it('leaves a first reply written after the resolution (a follow-up) out of handle time', () => {
+    const rows = [
+      row({ firstReplyAt: at(10), status: 'resolved', resolvedAt: at(40) }),
+      row({ firstReplyAt: at(300), status: 'resolved', resolvedAt: at(60) }),
+    ];
+
+    expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(400)).handleSeconds).toEqual({ avg: 1800, median: 1800, count: 1 });
   });
 
   it('gives null rather than a made-up number when nothing is there to measure', () => {
