@@ -60,7 +60,8 @@ export const config = {
     return required(ENV.wsPublicUrl);
   },
   get publicUrl() {
-    return process.env[ENV.publicUrl] ?? 'http://127.0.0.1:3000';
+    // Paths are appended to it (Twilio signs `<publicUrl>/webhooks/sms`), and the HTTP API's own URL ends in '/'.
+    return (process.env[ENV.publicUrl] ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
   },
   get jwt() {
     return { issuer: required(ENV.jwtIssuer), jwksUri: required(ENV.jwtJwksUri), audience: required(ENV.jwtAudience) };

@@ -3,6 +3,7 @@
  * posts signed with X-Twilio-Signature; sends are form posts to the 2010-04-01 Messages resource.
  */
 import { createHmac } from 'node:crypto';
+import { config } from '../config';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
 import { callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
@@ -117,7 +118,9 @@ async function sendSms(message: OutboundSend, context: SendContext): Promise<Sen
   // Twilio takes at most 1600 characters of Body: a longer text goes out as several messages.
   const bodies: (string | undefined)[] = message.text ? splitText(message.text, TEXT_LIMIT) : [undefined];
   const calls = bodies.map((body, index) => {
-    const form = new URLSearchParams({ To: message.to, From: from });
+    // Twilio posts delivery statuses only to a StatusCallback given here, and signs them with exactly this
+    // URL: the same one the webhook verifies against (public URL + path).
+    const form = new URLSearchParams({ To: message.to, From: from, StatusCallback: `${config.publicUrl}/webhooks/sms` });
     if (body) form.set('Body', body);
     // MMS carries up to 10 media URLs in the same request, the first one.
     if (index === 0) for (const attachment of message.attachments.slice(0, 10)) form.append('MediaUrl', attachment.url);

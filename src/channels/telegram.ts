@@ -70,10 +70,6 @@ interface TgUpdate {
   update_id?: number;
   message?: TgMessage;
   edited_message?: TgMessage;
-  channel_post?: TgMessage;
-  edited_channel_post?: TgMessage;
-  business_message?: TgMessage;
-  edited_business_message?: TgMessage;
   callback_query?: { id?: string; from?: TgUser; message?: TgMessage; data?: string };
 }
 
@@ -85,6 +81,23 @@ const METADATA_KEYS = new Set([
   'media_group_id', 'author_signature', 'entities', 'caption_entities', 'link_preview_options', 'reply_markup',
   'show_caption_above_media', 'has_media_spoiler', 'effect_id', 'forward_from', 'forward_from_chat', 'forward_date',
   'forward_signature', 'forward_sender_name', 'forward_from_message_id',
+]);
+
+/**
+ * Service messages: chat events (members, titles, pins, topics, migrations, payments, shares, video
+ * chats…) with no customer content. They are not messages, and storing them would reopen conversations.
+ */
+const SERVICE_KEYS = new Set([
+  'new_chat_members', 'left_chat_member', 'new_chat_title', 'new_chat_photo', 'delete_chat_photo', 'group_chat_created',
+  'supergroup_chat_created', 'channel_chat_created', 'message_auto_delete_timer_changed', 'migrate_to_chat_id',
+  'migrate_from_chat_id', 'pinned_message', 'successful_payment', 'refunded_payment', 'users_shared', 'chat_shared',
+  'gift', 'unique_gift', 'connected_website', 'write_access_allowed', 'passport_data', 'proximity_alert_triggered',
+  'boost_added', 'chat_background_set', 'checklist_tasks_done', 'checklist_tasks_added', 'direct_message_price_changed',
+  'paid_message_price_changed', 'forum_topic_created', 'forum_topic_edited', 'forum_topic_closed', 'forum_topic_reopened',
+  'general_forum_topic_hidden', 'general_forum_topic_unhidden', 'giveaway_created', 'giveaway_winners', 'giveaway_completed',
+  'video_chat_scheduled', 'video_chat_started', 'video_chat_ended', 'video_chat_participants_invited', 'web_app_data',
+  'suggested_post_approved', 'suggested_post_approval_failed', 'suggested_post_declined', 'suggested_post_paid',
+  'suggested_post_refunded',
 ]);
 
 function fileAttachment(type: Attachment['type'], file: TgFile | undefined): Attachment[] {
@@ -139,6 +152,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
   if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
   // Other bots in a group, including our own messages relayed back, are not customers.
   if (message.from?.is_bot) return undefined;
+  if (Object.keys(message).some((key) => SERVICE_KEYS.has(key))) return undefined;
   const chatId = String(message.chat.id);
   const { text, attachments } = content(message);
   const event: InboundMessageEvent = {
@@ -182,14 +196,13 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
   const u = update as TgUpdate;
   const candidates = [
     fromMessage(u.message, false),
-    fromMessage(u.channel_post, false),
-    fromMessage(u.business_message, false),
     fromMessage(u.edited_message, true),
-    fromMessage(u.edited_channel_post, true),
-    fromMessage(u.edited_business_message, true),
     u.callback_query ? fromCallbackQuery(u.callback_query) : undefined,
   ];
-  // Member changes, polls answers, inline queries: not conversation content.
+  // Member changes, polls answers, inline queries: not conversation content. Channel posts are the
+  // channel's own admins writing, and a reply keyed on the channel would go to every subscriber.
+  // Business-account updates (business_message…) also carry the owner's own outgoing messages, and a
+  // reply needs a business_connection_id that the handle does not keep: they are ignored too.
   return candidates.filter((event): event is InboundMessageEvent => event !== undefined);
 }
 

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { config } from '../../src/config';
 import { smsAdapter as adapter, twilioSignature } from '../../src/channels/sms';
 import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
 import { LOCAL_SMS_WEBHOOK_URL, fixture, signTwilio, signedRequest } from '../fixtures/sign';
@@ -111,7 +112,44 @@ describe('twilio send', () => {
     expect(call?.url).toBe(`https://provider.test/sms/2010-04-01/Accounts/${credentials.accountSid}/Messages.json`);
     expect(call?.headers['content-type']).toBe('application/x-www-form-urlencoded');
     expect(call?.headers.authorization).toBe(`Basic ${Buffer.from(`${credentials.accountSid}:${token}`).toString('base64')}`);
-    expect(Object.fromEntries(call?.form() ?? [])).toEqual({ To: '+14155552671', From: credentials.fromNumber, Body: 'Your booking is confirmed.' });
+    expect(Object.fromEntries(call?.form() ?? [])).toEqual({
+      To: '+14155552671',
+      From: credentials.fromNumber,
+      Body: 'Your booking is confirmed.',
+      StatusCallback: `${config.publicUrl}/webhooks/sms`,
+    });
+  });
+
+  describe('StatusCallback (Twilio posts statuses only there)', () => {
+    afterEach(() => {
+      vi.unstubAllEnvs();
+    });
+
+    it('is the configured public URL + /webhooks/sms on every part', async () => {
+      vi.stubEnv('CONVERSA_PUBLIC_URL', 'https://api.example.com');
+      const { fetch, calls } = scriptedFetch(created);
+      await adapter.send({ ...base, text: 'Your order is on its way. '.repeat(100) }, sendContext('sms', fetch));
+      expect(calls).toHaveLength(2);
+      expect(calls.map((c) => c.form().get('StatusCallback'))).toEqual(['https://api.example.com/webhooks/sms', 'https://api.example.com/webhooks/sms']);
+    });
+
+    it('ignores trailing slashes on CONVERSA_PUBLIC_URL, and the callback verifies as Twilio signs it', async () => {
+      vi.stubEnv('CONVERSA_PUBLIC_URL', 'https://api.example.com/prod//');
+      expect(config.publicUrl).toBe('https://api.example.com/prod');
+      const { fetch, calls } = scriptedFetch(created);
+      await adapter.send(base, sendContext('sms', fetch));
+      const callback = calls[0]?.form().get('StatusCallback') ?? '';
+      expect(callback).toBe('https://api.example.com/prod/webhooks/sms');
+      // Twilio signs the callback with the StatusCallback URL; the webhook checks `${config.publicUrl}${rawPath}`.
+      const body = fixture('sms', 'status-delivered.txt');
+      const url = `${config.publicUrl}/webhooks/sms`;
+      expect(adapter.verify(request(body, signTwilio(callback, body, token), url), credentials)).toBe(true);
+    });
+
+    it('defaults to the local HTTP API URL', () => {
+      vi.stubEnv('CONVERSA_PUBLIC_URL', undefined);
+      expect(config.publicUrl).toBe('http://127.0.0.1:3000');
+    });
   });
 
   it('sends attachments as MediaUrl in the same request', async () => {

@@ -13,6 +13,13 @@ function normalize(name: string) {
   return adapter.normalize(signedRequest('telegram', fixture('telegram', name)), credentials);
 }
 
+/** An Update of `kind` wrapping fixture text.json's message with `fields` added or replaced. */
+function update(kind: string, fields: Record<string, unknown>) {
+  const { message } = JSON.parse(fixture('telegram', 'text')) as { message: Record<string, unknown> };
+  const body = JSON.stringify({ update_id: 10100, [kind]: { ...message, ...fields } });
+  return adapter.normalize(signedRequest('telegram', body), credentials);
+}
+
 function withSecret(secret: string | undefined): WebhookRequest {
   const headers: Record<string, string> = {};
   if (secret !== undefined) headers['x-telegram-bot-api-secret-token'] = secret;
@@ -84,20 +91,41 @@ describe('telegram normalize', () => {
     ]);
   });
 
-  it('channel posts use the channel chat id and title', () => {
-    expect(normalize('channel-post')).toEqual([
-      {
-        kind: 'message',
-        channel: 'telegram',
-        handle: '-1001234567890',
-        profile: { name: 'Shop News' },
-        providerMessageId: '-1001234567890:7',
-        text: 'New arrivals!',
-        attachments: [],
-        sentAt: SENT_AT,
-        dated: true,
-      },
-    ]);
+  it('drops channel posts and their edits: a reply keyed on the channel would reach every subscriber', () => {
+    expect(normalize('channel-post')).toEqual([]);
+    const channel = { chat: { id: -1001234567890, title: 'Shop News', type: 'channel' }, sender_chat: { id: -1001234567890, title: 'Shop News', type: 'channel' } };
+    expect(update('channel_post', { ...channel, from: undefined })).toEqual([]);
+    expect(update('edited_channel_post', { ...channel, from: undefined, edit_date: 1749416450 })).toEqual([]);
+  });
+
+  it("drops business-account updates: they carry the owner's own messages and replies would need business_connection_id", () => {
+    const business = { business_connection_id: 'bc-1' };
+    expect(update('business_message', business)).toEqual([]);
+    expect(update('edited_business_message', { ...business, edit_date: 1749416450 })).toEqual([]);
+    // The owner writing to the customer, in the customer's chat: the case that stored the owner's words as the customer's.
+    expect(update('business_message', { ...business, from: { id: 555, is_bot: false, first_name: 'Owner' } })).toEqual([]);
+  });
+
+  it.each([
+    ['pinned_message', { message_id: 41, date: 1749416000, chat: { id: 123456789, type: 'private' }, text: 'Hi' }],
+    ['new_chat_members', [{ id: 777, is_bot: false, first_name: 'Bob' }]],
+    ['left_chat_member', { id: 777, is_bot: false, first_name: 'Bob' }],
+    ['new_chat_title', 'Support group'],
+    ['new_chat_photo', [{ file_id: 'AgACPhoto', file_unique_id: 'u', width: 160, height: 160 }]],
+    ['delete_chat_photo', true],
+    ['group_chat_created', true],
+    ['message_auto_delete_timer_changed', { message_auto_delete_time: 86400 }],
+    ['migrate_to_chat_id', -1009876543210],
+    ['migrate_from_chat_id', -987654321],
+    ['chat_shared', { request_id: 1, chat_id: -1001 }],
+    ['users_shared', { request_id: 2, users: [{ user_id: 777 }] }],
+    ['write_access_allowed', { from_request: true }],
+    ['forum_topic_created', { name: 'Orders', icon_color: 7322096 }],
+    ['video_chat_started', {}],
+    ['successful_payment', { currency: 'EUR', total_amount: 500, invoice_payload: 'p', telegram_payment_charge_id: 't', provider_payment_charge_id: 'p' }],
+  ])('drops the service message %s (no event, no reopened conversation)', (key, value) => {
+    expect(update('message', { text: undefined, [key]: value })).toEqual([]);
+    expect(update('edited_message', { text: undefined, [key]: value, edit_date: 1749416450 })).toEqual([]);
   });
 
   it('drops messages from bots and non-message updates', () => {
@@ -107,6 +135,9 @@ describe('telegram normalize', () => {
 
   it('unknown content keeps the message with its type named', () => {
     expect(normalize('unknown')).toMatchObject([{ providerMessageId: '123456789:42', text: '[unsupported message type: poll]' }]);
+    // Content types newer than this adapter are still shown, not mistaken for service messages.
+    expect(update('message', { text: undefined, dice: { emoji: '🎲', value: 4 } })).toMatchObject([{ text: '[unsupported message type: dice]' }]);
+    expect(update('message', { text: undefined, some_future_content: { id: 1 } })).toMatchObject([{ text: '[unsupported message type: some_future_content]' }]);
   });
 
   it('an inline button tap reads as its data', () => {
