@@ -17,6 +17,7 @@ import * as z from '../../src/zod';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
 import { recountAllLoads } from '../../src/domain/routing';
+import { sweepPresence } from '../../src/domain/presence';
 import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail } from '../../src/domain/email';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
@@ -58,6 +59,8 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
     return { outcome: result.accepted ? 'queued' : result.reason };
   }
   if (input.kind === 'recountLoads') {
+    const orphaned = await sweepPresence();
+    if (orphaned > 0) logger.info('online agents without a connection start their grace period', { agents: orphaned });
     const healed = await recountAllLoads();
     // A counter only drifts through a crash: worth a look when it happens.
     if (healed > 0) logger.warn('load counters were high and are recounted', { agents: healed });

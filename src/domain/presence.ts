@@ -6,12 +6,25 @@
  *
  * The grace period needs no timer: the deadline is stored on the agent item, the assignment
  * condition refuses agents past it, and whoever reads the team next (the agent list, the
- * assignment path) turns them `away` and announces it. `expirePresenceGrace` is exported for
- * a scheduled check as well, should a deployment want the `presence` event on the dot.
+ * assignment path) turns them `away` and announces it. The load recount's schedule also runs
+ * `sweepPresence`, for agents whose last connection ended without a $disconnect.
+ *
+ * A console that connects turns its agent online, unless the agent chose away or offline: that
+ * choice outlives reconnections, as an agent status does in Amazon Connect.
  */
 import { afterPresence } from './automation';
 import { publish } from './fanout';
-import { expireAgentGrace, getAgent, setAgentPresence, startAgentGrace, type AgentRecord, type Presence } from '../store/agents';
+import {
+  clearAgentGrace,
+  expireAgentGrace,
+  getAgent,
+  listAgents,
+  setAgentOnlineOnConnect,
+  setAgentPresence,
+  startAgentGrace,
+  type AgentRecord,
+  type Presence,
+} from '../store/agents';
 import { listConnections } from '../store/connections';
 
 export const PRESENCE_GRACE_ENV = 'CONVERSA_PRESENCE_GRACE_SECONDS';
@@ -22,15 +35,34 @@ export function presenceGraceSeconds(): number {
   return Number.isFinite(value) && value >= 0 ? value : 30;
 }
 
-/** Sets presence, tells the other agents and lets routing react. `except`: a connection still inside $connect. */
-export async function changePresence(agentId: string, status: Presence, except?: string): Promise<void> {
+/** The agent's own choice of presence: stored, told to the other agents, and routing reacts. */
+export async function changePresence(agentId: string, status: Presence): Promise<void> {
   await setAgentPresence(agentId, status);
+  await announce(agentId, status);
+}
+
+/** A console connected (`connectionId`, still inside $connect): online, unless away or offline by choice. */
+export async function agentConnected(agentId: string, connectionId: string): Promise<void> {
+  if (await setAgentOnlineOnConnect(agentId)) await announce(agentId, 'online', connectionId);
+}
+
+async function announce(agentId: string, status: Presence, except?: string): Promise<void> {
   await publish([{ type: 'presence', agentId, status }], { agents: true, ...(except ? { except } : {}) });
   await afterPresence(agentId, status);
 }
 
+/** The agents with a connection now (a strongly consistent read: one may have closed a moment ago). */
+async function connectedAgents(): Promise<Set<string>> {
+  return new Set((await listConnections({ kind: 'agents' }, { consistent: true })).map((c) => c.principalId));
+}
+
+/** One of the agent's connections closed: the last one starts the grace period. */
+export async function agentConnectionClosed(agentId: string): Promise<void> {
+  if (!(await connectedAgents()).has(agentId)) await agentDisconnected(agentId);
+}
+
 /** The agent's last connection closed (checked by the caller): start the grace period. */
-export async function agentDisconnected(agentId: string): Promise<void> {
+async function agentDisconnected(agentId: string): Promise<void> {
   const grace = presenceGraceSeconds();
   if (grace === 0) {
     await changePresence(agentId, 'away');
@@ -39,14 +71,33 @@ export async function agentDisconnected(agentId: string): Promise<void> {
   await startAgentGrace(agentId, new Date(Date.now() + grace * 1000).toISOString());
 }
 
-/** Turns an agent whose grace ran out (and who did not come back) away, once. */
-export async function expirePresenceGrace(agentId: string, now = new Date().toISOString()): Promise<boolean> {
-  const connections = await listConnections({ kind: 'agents' });
-  if (connections.some((c) => c.principalId === agentId)) return false;
+/**
+ * Turns an agent whose grace ran out (and who did not come back) away, once. An agent who is
+ * connected after all (a reload whose old tab's close was handled after the new tab opened)
+ * loses the stale deadline instead, which would otherwise keep them out of assignment.
+ */
+export async function expirePresenceGrace(agentId: string, now = new Date().toISOString(), graceUntil?: string): Promise<boolean> {
+  if ((await connectedAgents()).has(agentId)) {
+    if (graceUntil) await clearAgentGrace(agentId, graceUntil);
+    return false;
+  }
   if (!(await expireAgentGrace(agentId, now))) return false;
-  await publish([{ type: 'presence', agentId, status: 'away' }], { agents: true });
-  await afterPresence(agentId, 'away');
+  await announce(agentId, 'away');
   return true;
+}
+
+/**
+ * The recurring check (every 15 minutes, with the load recount): an agent online without any
+ * connection — whose $disconnect never came (API Gateway sends it on a best-effort basis) or
+ * whose last connection was found gone by a delivery — starts the grace period, and expired
+ * ones are settled. Without it such an agent would stay assignable with nobody there.
+ */
+export async function sweepPresence(now = new Date()): Promise<number> {
+  const [agents, connected] = await Promise.all([listAgents(), connectedAgents()]);
+  const orphaned = agents.filter((a) => a.status === 'online' && !a.graceUntil && !connected.has(a.id));
+  await Promise.all(orphaned.map((a) => startAgentGrace(a.id, new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString())));
+  await settlePresence(await listAgents(), now.toISOString());
+  return orphaned.length;
 }
 
 /** The agents as they are now: expired grace periods are settled (and announced) on the way. */
@@ -54,7 +105,7 @@ export async function settlePresence(agents: AgentRecord[], now = new Date().toI
   return Promise.all(
     agents.map(async (agent) => {
       if (agent.status !== 'online' || !agent.graceUntil || agent.graceUntil > now) return agent;
-      await expirePresenceGrace(agent.id, now);
+      await expirePresenceGrace(agent.id, now, agent.graceUntil);
       return (await getAgent(agent.id)) ?? agent;
     }),
   );

@@ -6,13 +6,13 @@ import * as z from '../zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';
-import { agentDisconnected, changePresence } from './presence';
+import { agentConnected, agentConnectionClosed, changePresence } from './presence';
 import { conversationEvent } from './events';
 import { publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
-import { deleteConnection, listConnections, putConnection } from '../store/connections';
+import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
 import { touchAgent } from '../store/agents';
 import type { ConnectionAudience } from '../store/keys';
@@ -38,16 +38,14 @@ export async function connect(principal: Principal, connectionId: string, option
   });
   if (principal.role !== 'visitor') {
     await touchAgent(principal.id, { role: principal.role, ...(principal.name ? { name: principal.name } : {}) });
-    await changePresence(principal.id, 'online', connectionId);
+    await agentConnected(principal.id, connectionId);
   }
 }
 
 export async function disconnect(principal: Principal, connectionId: string): Promise<void> {
   await deleteConnection(audienceOf(principal), connectionId);
-  if (principal.role === 'visitor') return;
-  const remaining = (await listConnections({ kind: 'agents' })).filter((c) => c.principalId === principal.id);
   // Away only after a grace period (src/domain/presence.ts): a reload must not cost the queue.
-  if (remaining.length === 0) await agentDisconnected(principal.id);
+  if (principal.role !== 'visitor') await agentConnectionClosed(principal.id);
 }
 
 const id = z.text(1, 128);

@@ -30,6 +30,8 @@ export interface AgentRecord {
    * (a page reload must not cost their queue); after it, as away.
    */
   graceUntil?: string;
+  /** Away or offline by the agent's own choice: a new connection does not turn them online. */
+  statusChosen?: boolean;
 }
 
 export const loadAttribute = (kind: LoadKind) => (kind === 'live' ? 'liveLoad' : 'asyncLoad');
@@ -60,19 +62,55 @@ export async function touchAgent(id: string, fields: { name?: string; role: 'age
   );
 }
 
-/** An explicit presence ends any grace period. */
+/**
+ * The agent's own choice of presence; it ends any grace period. Away or offline is remembered
+ * as chosen, so that the console reconnecting (API Gateway closes sockets after two hours at
+ * most) does not put an agent on a break back in the queue.
+ */
 export async function setAgentPresence(id: string, status: Presence): Promise<AgentRecord> {
+  const chosen = status !== 'online';
   const out = await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.agent(id),
-      UpdateExpression: `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS} REMOVE graceUntil`,
+      UpdateExpression: `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS}${chosen ? ', statusChosen = :true REMOVE graceUntil' : ' REMOVE graceUntil, statusChosen'}`,
       ExpressionAttributeNames: { '#status': 'status', '#role': 'role' },
-      ExpressionAttributeValues: { ':id': id, ':status': status, ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0 },
+      ExpressionAttributeValues: {
+        ':id': id,
+        ':status': status,
+        ':now': new Date().toISOString(),
+        ':agent': 'agent',
+        ':zero': 0,
+        ...(chosen ? { ':true': true } : {}),
+      },
       ReturnValues: 'ALL_NEW',
     }),
   );
   return strip(out.Attributes ?? {});
+}
+
+/**
+ * A connection opened: the agent is online again, unless away or offline by choice. False when
+ * the choice stands (nothing changed).
+ */
+export async function setAgentOnlineOnConnect(id: string): Promise<boolean> {
+  return updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: `SET id = :id, #status = :online, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS} REMOVE graceUntil`,
+    ConditionExpression: 'attribute_not_exists(statusChosen) OR statusChosen = :false',
+    ExpressionAttributeNames: { '#status': 'status', '#role': 'role' },
+    ExpressionAttributeValues: { ':id': id, ':online': 'online', ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0, ':false': false },
+  });
+}
+
+/** A grace period that started while the agent was in fact connected (a reload's race): gone. */
+export async function clearAgentGrace(id: string, until: string): Promise<void> {
+  await updateIf({
+    Key: keys.agent(id),
+    UpdateExpression: 'REMOVE graceUntil',
+    ConditionExpression: 'graceUntil = :until',
+    ExpressionAttributeValues: { ':until': until },
+  });
 }
 
 /** Starts the grace period of an online agent whose last connection closed. */

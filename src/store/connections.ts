@@ -55,10 +55,14 @@ export async function deleteGoneConnection(audience: ConnectionAudience, connect
   }
 }
 
-/** Every live connection of an audience: one Query by key, never a Scan. */
-export async function listConnections(audience: ConnectionAudience): Promise<ConnectionRecord[]> {
+/**
+ * Every live connection of an audience: one Query by key, never a Scan. `consistent` for the
+ * presence decisions, which must see a connection closed or opened a moment ago.
+ */
+export async function listConnections(audience: ConnectionAudience, options: { consistent?: boolean } = {}): Promise<ConnectionRecord[]> {
   const now = Math.floor(Date.now() / 1000);
   const items = await queryAll({
+    ...(options.consistent ? { ConsistentRead: true } : {}),
     KeyConditionExpression: 'pk = :pk',
     ExpressionAttributeValues: { ':pk': keys.connectionPartition(audience) },
     ProjectionExpression: 'connectionId, audience, principalId, #role, feed, connectedAt, expiresAt',

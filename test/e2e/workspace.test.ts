@@ -281,6 +281,30 @@ describe('agent workspace', () => {
     expect((await get('/v1/canned-responses', agent)).body.items).toHaveLength(1);
   });
 
+  it('keeps an agent away by choice away when the console reconnects, and back online when they say so', async () => {
+    const token = await agentToken(stack.httpUrl, 'ws-dora', 'agent', 'Dora');
+    // No room: Dora's presence must not take conversations the other tests count on.
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-dora', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
+    const status = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-dora')?.status;
+    const first = await connect(token);
+    await eventually(async () => (await status()) === 'online');
+    first.send({ action: 'setPresence', status: 'away' });
+    await eventually(async () => (await status()) === 'away');
+
+    // Act: the console's socket closes (API Gateway ends every connection within two hours) and reconnects
+    await first.close();
+    const again = await connect(token);
+    await new Promise((r) => setTimeout(r, 500));
+
+    // Assess: still away, and nobody was told otherwise
+    expect(await status()).toBe('away');
+    const onlineAfterAway = sockets['ws-ana']!.frames.filter((f) => f.type === 'presence' && f.agentId === 'ws-dora' && f.status === 'online');
+    expect(onlineAfterAway).toHaveLength(1);
+    again.send({ action: 'setPresence', status: 'online' });
+    await eventually(async () => (await status()) === 'online');
+    await again.close();
+  });
+
   it('announces presence, and an agent whose last connection closed turns away after the grace period and gets nothing new', async () => {
     const token = await agentToken(stack.httpUrl, 'ws-cleo', 'agent', 'Cleo');
     const cleo = await connect(token);

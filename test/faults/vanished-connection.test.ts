@@ -1,6 +1,7 @@
 /**
  * A WebSocket client that vanishes without a close frame ($disconnect never arrives): fan-out
- * to everyone else carries on, and the stale connection item is removed on its first 410 Gone.
+ * to everyone else carries on, the stale connection item is removed on its first 410 Gone, and
+ * the recurring presence sweep turns its agent away (nobody is there to take conversations).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -8,6 +9,8 @@ import type { LocalStack } from '../../local/stack';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
+import { getAgent } from '../../src/store/agents';
+import { sweepPresence } from '../../src/domain/presence';
 import { startTestStack } from '../support/stack';
 import { eventually, WsClient } from '../support/clients';
 import { phone, postWhatsapp, whatsappBody } from './support';
@@ -19,7 +22,7 @@ let stack: LocalStack;
 const clients: WsClient[] = [];
 
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({ env: { CONVERSA_PRESENCE_GRACE_SECONDS: '1' } });
 });
 
 afterAll(async () => {
@@ -58,5 +61,17 @@ describe('a connection that vanished without a close frame', () => {
     await stayed.waitFor((f) => f.type === 'message.created' && f.message.text === 'second after the loss', 60_000);
     await eventually(async () => (await connectionItem(lostId)) === undefined, 30_000);
     expect(await connectionItem(lostId)).toBeUndefined();
+
+    // Without a $disconnect nothing started the agent's grace period: still online, still assignable
+    expect((await getAgent('agent-lost'))?.status).toBe('online');
+    // Act: the recurring sweep (with the load recount) runs, and again once the grace period is over
+    expect(await sweepPresence()).toBe(1);
+    await new Promise((r) => setTimeout(r, 1500));
+    await sweepPresence();
+    // Assess: away and announced; the agent who is still connected is untouched
+    expect((await getAgent('agent-lost'))?.status).toBe('away');
+    await stayed.waitFor((f) => f.type === 'presence' && f.agentId === 'agent-lost' && f.status === 'away', 10_000);
+    expect((await getAgent('agent-stayed'))).toMatchObject({ status: 'online' });
+    expect((await getAgent('agent-stayed'))?.graceUntil).toBeUndefined();
   }, 90_000);
 });
