@@ -11,6 +11,7 @@ type Weekday = keyof Hours['weekly'];
 const WEEKDAYS: readonly Weekday[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 /** Far enough to cross a year of holidays; a schedule with no opening at all gives up there. */
 const LOOKAHEAD_DAYS = 400;
+const DAY_MS = 86_400_000;
 
 interface WallClock {
   year: number;
@@ -51,16 +52,21 @@ function offsetMs(timeZone: string, instant: number): number {
 }
 
 /**
- * The instant at which the zone's clock shows this wall time. A wall time that does not exist
- * (skipped by a spring-forward) lands just after the gap, which is when the door actually opens.
+ * The instant at which the zone's clock shows this wall time. The zone's offsets a day either side
+ * give the candidates: an ordinary time matches one; a time shown twice (fall-back) takes the first.
+ * A time skipped by a spring-forward matches neither and lands after the gap, as far past it as it
+ * was into it (02:30 → 03:30), which is when the door actually opens, east and west of UTC alike.
  */
 export function zonedTimeToInstant(timeZone: string, year: number, month: number, day: number, hour: number, minute: number, second = 0): Date {
   const wall = Date.UTC(year, month - 1, day, hour, minute, second);
-  const first = wall - offsetMs(timeZone, wall);
-  return new Date(wall - offsetMs(timeZone, first));
+  const before = offsetMs(timeZone, wall - DAY_MS);
+  const after = offsetMs(timeZone, wall + DAY_MS);
+  const exact = [wall - Math.max(before, after), wall - Math.min(before, after)].find((at) => at + offsetMs(timeZone, at) === wall);
+  return new Date(exact ?? wall - before);
 }
 
 const isoDate = (year: number, month: number, day: number) => `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+/** `24:00` (a closing time only) is 1440: past every minute of the day, so the day is open to its end. */
 const minutesOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 
 function intervalsOn(hours: Hours, year: number, month: number, day: number) {
@@ -89,7 +95,8 @@ export function nextOpening(settings: Pick<Settings, 'businessHours'>, now: Date
     const [y, m, d] = [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()];
     for (const interval of intervalsOn(hours, y, m, d)) {
       const at = zonedTimeToInstant(hours.timeZone, y, m, d, Number(interval.open.slice(0, 2)), Number(interval.open.slice(3, 5)));
-      if (at.getTime() > now.getTime()) return at;
+      // An interval that lies wholly in a spring-forward gap never opens that day.
+      if (at.getTime() > now.getTime() && isOpen(settings, at)) return at;
     }
   }
   return undefined;

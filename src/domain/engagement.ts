@@ -23,7 +23,7 @@ import { publish, scopeOf } from './fanout';
 import { idFor, newId } from './ids';
 import { applyOutboundToConversation } from './outbound';
 import { getSettings, type Settings } from './settings';
-import { cancelTimer, setTimer, type TimerInput } from './timers';
+import { cancelTimer, setTimer, setTimerAt, type TimerInput } from './timers';
 import { isProviderChannel, type Attachment, type Message } from './types';
 
 export const BOT_SENDER = { type: 'bot', id: 'conversa', name: 'Conversa' } as const;
@@ -419,8 +419,15 @@ async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
   const reply = await getMessage(first.id, input.messageId);
   if (!reply) return 'skipped';
   const unanswered = (c: ConversationRecord) => active(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
-  if (!unanswered(first)) return 'skipped';
-  if (now.getTime() + 1000 < Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000) return 'skipped';
+  if (!unanswered(first) || (first.engagement?.reengagedFor ?? '') >= reply.id) return 'skipped';
+  const dueAt = Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000;
+  if (now.getTime() + 1000 < dueAt) {
+    // Early: the delay was raised since this was armed, and the schedule deletes itself after
+    // firing, so wait out the rest. Not when a later message (a newer reply arms its own
+    // follow-up) made this fire stale. The time comes from stored state: a retried fire re-arms the same.
+    if (first.lastMessageAt <= reply.createdAt) await setTimerAt('reengage', first.id, new Date(dueAt), { messageId: reply.id });
+    return 'skipped';
+  }
   // Checked again on the record the claim replaces: the customer may have written (or an agent
   // resolved) since the read above, and the cancel of this timer can lose that race.
   const claim = await updateConversation(first.id, (c) =>
@@ -455,9 +462,14 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
   const conversation = await getConversation(conversationId, true);
   if (!conversation || conversation.status === 'resolved' || conversation.status === 'snoozed') return 'skipped';
   const settings = await getSettings();
-  const idleMs = now.getTime() - Date.parse(conversation.lastMessageAt);
-  // Activity since the schedule was armed re-armed a later one: this fire is stale.
-  if (idleMs + 1000 < settings.timers.autoResolveAfterSeconds * 1000) return 'skipped';
+  const dueAt = Date.parse(conversation.lastMessageAt) + settings.timers.autoResolveAfterSeconds * 1000;
+  if (now.getTime() + 1000 < dueAt) {
+    // Early: the delay was raised since this was armed (the schedule deletes itself after firing,
+    // so wait out the rest), or activity since re-armed a later one. Counted from the newest
+    // activity, the rest is what that activity armed anyway, and a retried fire re-arms the same.
+    await setTimerAt('autoResolve', conversationId, new Date(dueAt));
+    return 'skipped';
+  }
   const at = now.toISOString();
   const askCsat = settings.csat.enabled && canSendNow(conversation, now);
   const { before, after } = await changeConversation(conversationId, (c) =>

@@ -9,7 +9,9 @@ import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
 
 const time = z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)'));
-const interval = z.object({ open: time, close: time }).check(z.refine((i) => i.open < i.close, { message: 'open must be before close' }));
+/** `24:00` closes at the end of the day: with the next day's `00:00` opening, hours run through midnight. */
+const closing = z.string().check(z.regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'use HH:MM (24-hour; 24:00 for the end of the day)'));
+const interval = z.object({ open: time, close: closing }).check(z.refine((i) => i.open < i.close, { message: 'open must be before close' }));
 const day = z.array(interval).check(z.maxLength(6));
 const timeZone = z.string().check(
   z.refine(

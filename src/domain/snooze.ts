@@ -17,10 +17,15 @@ export async function cancelSnoozeWake(conversationId: string): Promise<void> {
   await cancelTimer('snoozeWake', conversationId);
 }
 
-/** The wake-up fired: reopens the conversation if it is still snoozed and due (a late or repeated fire is harmless). */
+/**
+ * The wake-up fired: reopens the conversation if it is still snoozed and due (a late or repeated
+ * fire is harmless). Like the other timers it allows a second of clock skew; a fire earlier than
+ * that is re-armed for the rest, from the stored `snoozedUntil` (what a newer snooze armed, and the
+ * same again on a retried fire), since the schedule deletes itself after firing.
+ */
 export async function wakeSnoozed(conversationId: string, now = new Date()): Promise<ConversationRecord | undefined> {
-  const { after } = await changeConversation(conversationId, (c) =>
-    c.status === 'snoozed' && (!c.snoozedUntil || c.snoozedUntil <= now.toISOString()) ? withStatus(c, 'open', now.toISOString()) : undefined,
-  );
+  const due = (c: ConversationRecord) => !c.snoozedUntil || Date.parse(c.snoozedUntil) <= now.getTime() + 1000;
+  const { after } = await changeConversation(conversationId, (c) => (c.status === 'snoozed' && due(c) ? withStatus(c, 'open', now.toISOString()) : undefined));
+  if (after.status === 'snoozed' && !due(after)) await scheduleSnoozeWake(conversationId, after.snoozedUntil!);
   return after.status === 'open' ? after : undefined;
 }

@@ -71,7 +71,12 @@ describe('provider stand-in', () => {
     expect(await adapters.telegram.send(message('123456789'), context('telegram'))).toEqual({ ok: true, providerMessageId: '123456789:1' });
     expect(await adapters.telegram.send(message('123456789'), context('telegram'))).toEqual({ ok: true, providerMessageId: '123456789:2' });
     expect(await adapters.sms.send(message('+14155552671'), context('sms'))).toMatchObject({ providerMessageId: expect.stringMatching(/^SM[0-9a-f]{32}$/) });
-    expect(standIn.outbox('sms')[0]?.body).toEqual({ To: '+14155552671', From: DEV_CREDENTIALS.sms.fromNumber, Body: 'Hello from Conversa' });
+    expect(standIn.outbox('sms')[0]?.body).toEqual({
+      To: '+14155552671',
+      From: DEV_CREDENTIALS.sms.fromNumber,
+      Body: 'Hello from Conversa',
+      StatusCallback: 'http://127.0.0.1:3000/webhooks/sms',
+    });
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeOpening, isOpen, nextOpening, zonedTimeToInstant } from '../../src/domain/business-hours';
-import type { Settings } from '../../src/domain/settings';
+import { SettingsSchema, defaultSettings, type Settings } from '../../src/domain/settings';
 
 const nineToFive = [{ open: '09:00', close: '17:00' }];
 
@@ -95,5 +95,98 @@ describe('business hours', () => {
     const tuesdayEvening = new Date('2026-01-13T18:00:00Z');
     expect(describeOpening(settings, nextOpening(settings, tuesdayEvening), tuesdayEvening)).toBe('tomorrow at 09:00 (Europe/Berlin)');
     expect(describeOpening(settings, undefined, monday)).toBe('as soon as possible');
+  });
+
+  /** The zone's wall clock at an instant, as `YYYY-MM-DD HH:MM:SS`. */
+  const wallAt = (timeZone: string, at: Date) => new Intl.DateTimeFormat('sv-SE', { timeZone, dateStyle: 'short', timeStyle: 'medium' }).format(at);
+
+  it.each([
+    // [zone, wall time asked, instant, what the zone's clock shows then]
+    ['America/Havana', '2025-03-09 00:00:00', '2025-03-09T05:00:00Z', '2025-03-09 01:00:00', 'gap at midnight, behind UTC'],
+    ['America/New_York', '2025-03-09 02:30:00', '2025-03-09T07:30:00Z', '2025-03-09 03:30:00', 'gap, behind UTC'],
+    ['America/Santiago', '2025-09-07 00:00:00', '2025-09-07T04:00:00Z', '2025-09-07 01:00:00', 'gap at midnight, southern hemisphere'],
+    ['America/Santiago', '2025-09-06 23:59:30', '2025-09-07T03:59:30Z', '2025-09-06 23:59:30', 'the second before that gap'],
+    ['Europe/Berlin', '2026-03-29 02:30:00', '2026-03-29T01:30:00Z', '2026-03-29 03:30:00', 'gap, ahead of UTC'],
+    ['Australia/Lord_Howe', '2025-10-05 02:15:00', '2025-10-04T15:45:00Z', '2025-10-05 02:45:00', 'a 30-minute gap'],
+    ['America/New_York', '2025-06-10 09:00:00', '2025-06-10T13:00:00Z', '2025-06-10 09:00:00', 'an ordinary day'],
+    ['America/New_York', '2025-11-02 01:30:00', '2025-11-02T05:30:00Z', '2025-11-02 01:30:00', 'fall-back: the first 01:30'],
+    ['Europe/Berlin', '2025-10-26 02:30:00', '2025-10-26T00:30:00Z', '2025-10-26 02:30:00', 'fall-back ahead of UTC: the first 02:30'],
+    ['America/New_York', '2025-11-02 03:00:00', '2025-11-02T08:00:00Z', '2025-11-02 03:00:00', 'after the fall-back'],
+  ])('converts %s %s to %s, shown as %s (%s)', (timeZone, wall, instant, shown) => {
+    const [y, mo, d, h, mi, s] = wall.split(/[- :]/).map(Number) as [number, number, number, number, number, number];
+    const at = zonedTimeToInstant(timeZone, y, mo, d, h, mi, s);
+    expect(at).toEqual(new Date(instant));
+    expect(wallAt(timeZone, at)).toBe(shown);
+  });
+
+  it.each([
+    ['America/Havana', '2025-03-09'],
+    ['America/New_York', '2025-03-09'],
+    ['America/Santiago', '2025-09-07'],
+    ['America/Sao_Paulo', '2018-11-04'],
+    ['Europe/Berlin', '2026-03-29'],
+    ['Australia/Lord_Howe', '2025-10-05'],
+    ['America/New_York', '2025-11-02'],
+    ['America/Santiago', '2025-04-06'],
+  ])('never lands before the wall time asked, every 5 minutes of %s %s', (timeZone, date) => {
+    const [y, mo, d] = date.split('-').map(Number) as [number, number, number];
+    for (let minute = 0; minute < 1440; minute += 5) {
+      const asked = `${date} ${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}:00`;
+      const shown = wallAt(timeZone, zonedTimeToInstant(timeZone, y, mo, d, Math.floor(minute / 60), minute % 60));
+      // Shown as asked, or (in a gap) at most an hour later.
+      expect(shown >= asked, `${asked} shown as ${shown}`).toBe(true);
+      expect(Date.parse(shown.replace(' ', 'T') + 'Z') - Date.parse(asked.replace(' ', 'T') + 'Z')).toBeLessThanOrEqual(3_600_000);
+    }
+  });
+
+  it.each<[string, Settings['businessHours']['weekly'], string, string, string]>([
+    ['America/Havana', { sun: [{ open: '00:00', close: '12:00' }] }, '2025-03-09T01:00:00Z', '2025-03-09T05:00:00Z', 'tomorrow at 01:00 (America/Havana)'],
+    ['America/New_York', { sun: [{ open: '02:30', close: '05:00' }] }, '2025-03-09T05:00:00Z', '2025-03-09T07:30:00Z', 'today at 03:30 (America/New_York)'],
+    // Saturday 23:59:30: the Sunday that opens at (the missing) midnight is not skipped for the next one
+    ['America/Santiago', { sun: [{ open: '00:00', close: '12:00' }] }, '2025-09-07T03:59:30Z', '2025-09-07T04:00:00Z', 'tomorrow at 01:00 (America/Santiago)'],
+    // An interval wholly inside the gap never opens that day
+    ['America/Havana', { sun: [{ open: '00:00', close: '00:30' }] }, '2025-03-08T12:00:00Z', '2025-03-16T04:00:00Z', 'on Sunday 16 March at 00:00 (America/Havana)'],
+  ])('opens after a spring-forward gap in %s', (timeZone, weekly, now, opening, described) => {
+    const settings = hours({ timeZone, weekly });
+    const at = nextOpening(settings, new Date(now));
+    expect(at).toEqual(new Date(opening));
+    expect(isOpen(settings, at!)).toBe(true);
+    expect(describeOpening(settings, at, new Date(now))).toBe(described);
+  });
+
+  it('accepts 24:00 as a closing time only', () => {
+    const valid = (interval: { open: string; close: string }) => {
+      const settings = defaultSettings();
+      return SettingsSchema.safeParse({ ...settings, businessHours: { ...settings.businessHours, weekly: { mon: [interval] } } }).success;
+    };
+    expect(valid({ open: '00:00', close: '24:00' })).toBe(true);
+    expect(valid({ open: '22:00', close: '24:00' })).toBe(true);
+    expect(valid({ open: '09:00', close: '23:59' })).toBe(true);
+    expect(valid({ open: '24:00', close: '24:00' })).toBe(false);
+    expect(valid({ open: '24:00', close: '23:00' })).toBe(false);
+    expect(valid({ open: '09:00', close: '24:30' })).toBe(false);
+    expect(valid({ open: '09:00', close: '25:00' })).toBe(false);
+  });
+
+  it('is open all day, to the last second, with 00:00–24:00 (a 25-hour fall-back day included)', () => {
+    const always = [{ open: '00:00', close: '24:00' }];
+    const settings = hours({ timeZone: 'America/New_York', weekly: { sun: always, mon: always, tue: always, wed: always, thu: always, fri: always, sat: always } });
+    // Saturday 00:00 EDT to Monday 00:00 EST, across the fall-back on Sunday 2025-11-02, every 30 s
+    for (let t = Date.parse('2025-11-01T04:00:00Z'); t < Date.parse('2025-11-03T05:00:00Z'); t += 30_000) {
+      expect(isOpen(settings, new Date(t)), new Date(t).toISOString()).toBe(true);
+    }
+    expect(nextOpening(settings, new Date('2025-11-02T04:59:59Z'))).toEqual(new Date('2025-11-02T04:59:59Z'));
+  });
+
+  it('stays open through midnight with 22:00–24:00 and the next day\'s 00:00–06:00', () => {
+    const settings = hours({ timeZone: 'UTC', weekly: { mon: [{ open: '22:00', close: '24:00' }], tue: [{ open: '00:00', close: '06:00' }] } });
+    // Monday 2026-01-05
+    expect(isOpen(settings, new Date('2026-01-05T21:59:59Z'))).toBe(false);
+    expect(nextOpening(settings, new Date('2026-01-05T21:00:00Z'))).toEqual(new Date('2026-01-05T22:00:00Z'));
+    for (const at of ['2026-01-05T22:00:00Z', '2026-01-05T23:59:00Z', '2026-01-05T23:59:59Z', '2026-01-06T00:00:00Z', '2026-01-06T05:59:59Z']) {
+      expect(isOpen(settings, new Date(at)), at).toBe(true);
+    }
+    expect(isOpen(settings, new Date('2026-01-06T06:00:00Z'))).toBe(false);
+    expect(nextOpening(settings, new Date('2026-01-06T06:00:00Z'))).toEqual(new Date('2026-01-12T22:00:00Z'));
   });
 });

@@ -303,6 +303,124 @@ describe('re-engagement across provider windows', () => {
   });
 });
 
+describe('timers that fire early (a delay raised since they were armed)', () => {
+  const now = new Date('2026-05-03T12:00:00Z');
+  const reply = message({ id: '01REPLY', channel: 'telegram', createdAt: '2026-05-01T10:00:00.000Z' });
+
+  /** One conversation, the settings with these timers, and a Scheduler that takes every schedule. */
+  function arrange(over: Partial<ConversationRecord>, timers: Partial<Settings['timers']>) {
+    const conversation: ConversationRecord = {
+      id: CONVERSATION,
+      channel: 'telegram',
+      status: 'open',
+      contact: { id: 'c1' },
+      assigneeId: 'a1',
+      unreadCount: 0,
+      createdAt: '2026-04-30T10:00:00.000Z',
+      updatedAt: reply.createdAt,
+      lastMessageAt: reply.createdAt,
+      lastInboundAt: '2026-05-01T09:00:00.000Z',
+      firstReplyAt: reply.createdAt,
+      handle: '12345',
+      version: 3,
+      ...over,
+    };
+    const defaults = defaultSettings();
+    const settings = { ...defaults, timers: { ...defaults.timers, ...timers } };
+    ddb.on(GetCommand).resolves({});
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
+    ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { settings } });
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, reply.id) }).resolves({ Item: reply });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    return conversation;
+  }
+
+  /** The schedules armed for this kind: their at() and what they hand the engagement function. */
+  const armed = (kind: string) =>
+    scheduler
+      .commandCalls(CreateScheduleCommand)
+      .map((c) => c.args[0].input)
+      .filter((input) => input.Name === `${kind}-${CONVERSATION}`)
+      .map((input) => ({ at: input.ScheduleExpression, input: JSON.parse(input.Target!.Input!) as Record<string, unknown> }));
+  const conversationWrites = () => ddb.commandCalls(PutCommand).filter((c) => c.args[0].input.Item?.pk === keys.conversation(CONVERSATION).pk);
+
+  it('re-arms a follow-up for the rest of a raised delay, the same on a retried fire, and sends nothing yet', async () => {
+    // Prepare: armed for 1 hour, raised to 3 days; the 1-hour schedule fires 50 hours after the reply
+    arrange({}, { reengageAfterSeconds: 3 * 86400 });
+    const fire = { kind: 'reengage' as const, conversationId: CONVERSATION, dueAt: '2026-05-01T11:00:00.000Z', messageId: reply.id };
+
+    // Act: the Scheduler may deliver a fire twice
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+
+    // Assess
+    const expected = { at: 'at(2026-05-04T10:00:00)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-04T10:00:00.000Z', messageId: reply.id } };
+    expect(armed('reengage')).toEqual([expected, expected]);
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+    expect(ddb.commandCalls(PutCommand)).toEqual([]);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
+  it('does not re-arm a follow-up that a later message made stale (a newer reply armed its own)', async () => {
+    arrange({ lastMessageAt: '2026-05-02T08:00:00.000Z' }, { reengageAfterSeconds: 3 * 86400 });
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toEqual([]);
+  });
+
+  it('does not re-arm a follow-up already sent for that reply, nor one for a snoozed conversation', async () => {
+    arrange({ engagement: { reengagedFor: reply.id } }, { reengageAfterSeconds: 3 * 86400 });
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    arrange({ status: 'snoozed', snoozedUntil: '2026-05-09T00:00:00.000Z' }, { reengageAfterSeconds: 3 * 86400 });
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toEqual([]);
+  });
+
+  it('sends a follow-up that fires within a second of its time without re-arming it', async () => {
+    arrange({}, { reengageAfterSeconds: 50 * 3600 });
+    const almost = new Date(now.getTime() - 500);
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, almost)).resolves.toBe('done');
+    expect(armed('reengage')).toEqual([]);
+  });
+
+  it('re-arms an auto-resolve for the rest of a raised delay, counted from the last message, and leaves the conversation open', async () => {
+    // Prepare: idle since 11:00; the delay went from 1 hour to 2 hours after the schedule was armed
+    arrange({ lastMessageAt: '2026-05-03T11:00:00.000Z' }, { autoResolveAfterSeconds: 7200 });
+
+    // Act
+    await expect(runTimer({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: now.toISOString() }, now)).resolves.toBe('skipped');
+
+    // Assess
+    expect(armed('autoResolve')).toEqual([{ at: 'at(2026-05-03T13:00:00)', input: { kind: 'autoResolve', conversationId: CONVERSATION, dueAt: '2026-05-03T13:00:00.000Z' } }]);
+    expect(conversationWrites()).toEqual([]);
+  });
+
+  it.each([
+    ['resolved', { status: 'resolved' as const, resolvedAt: '2026-05-03T11:30:00.000Z' }],
+    ['snoozed', { status: 'snoozed' as const, snoozedUntil: '2026-05-09T00:00:00.000Z' }],
+  ])('does not re-arm an auto-resolve for a %s conversation', async (_, over) => {
+    arrange({ lastMessageAt: '2026-05-03T11:00:00.000Z', ...over }, { autoResolveAfterSeconds: 7200 });
+    await expect(runTimer({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: now.toISOString() }, now)).resolves.toBe('skipped');
+    expect(scheduler.commandCalls(CreateScheduleCommand)).toEqual([]);
+  });
+
+  it('keeps a snoozed conversation asleep when its wake-up comes early, and re-arms it for snoozedUntil', async () => {
+    arrange({ status: 'snoozed', snoozedUntil: '2026-05-03T12:00:05.000Z' }, {});
+    await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:05.000Z' }, now)).resolves.toBe('skipped');
+    expect(armed('snoozeWake')).toEqual([{ at: 'at(2026-05-03T12:00:05)', input: { kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:05.000Z' } }]);
+    expect(conversationWrites()).toEqual([]);
+  });
+
+  it('wakes a snoozed conversation whose wake-up comes less than a second early (clock skew)', async () => {
+    arrange({ status: 'snoozed', snoozedUntil: '2026-05-03T12:00:00.500Z' }, {});
+    await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:01.000Z' }, now)).resolves.toBe('done');
+    expect(conversationWrites().map((c) => c.args[0].input.Item?.status)).toEqual(['open']);
+    expect(armed('snoozeWake')).toEqual([]);
+  });
+});
+
 describe('proactive messages', () => {
   it('queues ten thousand recipients as paced jobs without a single provider call', async () => {
     // Prepare
