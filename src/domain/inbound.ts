@@ -184,11 +184,16 @@ async function orderedMessageId(found: ConversationRecord, created: boolean, cha
   return idFor(Math.max(d.receivedAtMs, after), `${channel}#${d.providerMessageId}`);
 }
 
-/** A message id and its conversation through an idempotency record (web visitors, undated provider messages). */
-async function claimedMessageId(found: ConversationRecord, event: InboundMessageEvent): Promise<{ conversationId: string; messageId: string }> {
+/**
+ * A message id and its conversation through an idempotency record (web visitors, undated provider
+ * messages); `repeated` when an earlier delivery had claimed it.
+ */
+async function claimedMessageId(found: ConversationRecord, event: InboundMessageEvent): Promise<{ record: { conversationId: string; messageId: string }; repeated: boolean }> {
   const scope = dedupScope(event);
   const tentative = { conversationId: found.id, messageId: inboundIdAfter(found.lastInboundId) };
-  return scope ? (await claimDedup(scope, tentative)).record : tentative;
+  if (!scope) return { record: tentative, repeated: false };
+  const { claimed, record } = await claimDedup(scope, tentative);
+  return { record, repeated: !claimed };
 }
 
 export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
@@ -198,10 +203,16 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (ordered) {
     const messageId = await orderedMessageId(found, draft, event.channel, ordered);
     if (messageId === 'applied') return;
-    if (messageId === 'last') return resumeApplied(found, ordered.providerMessageId);
+    if (messageId === 'last') return resumeApplied(found, (m) => m.providerMessageId === ordered.providerMessageId);
     record = { conversationId: found.id, messageId };
   } else {
-    record = await claimedMessageId(found, event);
+    const claim = await claimedMessageId(found, event);
+    record = claim.record;
+    // Applied last by an earlier delivery that may have died before its hooks and fan-out.
+    if (claim.repeated && record.conversationId === found.id && found.lastInboundId === record.messageId) {
+      await ackVisitor(event, record);
+      return resumeApplied(found, (m) => m.id === record.messageId);
+    }
   }
   const conversationId = record.conversationId;
   const message: Message = {
@@ -278,15 +289,19 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     }
   }
 
-  if (event.replyToConnectionId) {
-    await sendToConnection(
-      { connectionId: event.replyToConnectionId, audience: { kind: 'visitor', visitorId: event.handle } },
-      { type: 'ack', clientMessageId: event.clientMessageId, messageId: message.id, conversationId },
-    );
-  }
+  await ackVisitor(event, record);
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
   await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found, agentConnections);
+}
+
+/** The widget's `ack` for a visitor's sendMessage, on the connection that sent it. */
+async function ackVisitor(event: InboundMessageEvent, record: { conversationId: string; messageId: string }): Promise<void> {
+  if (!event.replyToConnectionId) return;
+  await sendToConnection(
+    { connectionId: event.replyToConnectionId, audience: { kind: 'visitor', visitorId: event.handle } },
+    { type: 'ack', clientMessageId: event.clientMessageId, messageId: record.messageId, conversationId: record.conversationId },
+  );
 }
 
 /**
@@ -296,10 +311,10 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
  * is queued again under the same deduplication id). Agents may get its events twice, with the
  * same message id.
  */
-async function resumeApplied(conversation: ConversationRecord, providerMessageId: string): Promise<void> {
+async function resumeApplied(conversation: ConversationRecord, isThisDelivery: (m: Message) => boolean): Promise<void> {
   const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
   // An undated message of the same customer (no sequence mark of its own) may have come after it.
-  if (message?.providerMessageId !== providerMessageId) return;
+  if (!message || !isThisDelivery(message)) return;
   // A first message's greeting is stored with its conversation but queued by the hooks.
   const greeting = await unfinishedGreeting(conversation, message);
   await afterApply({ conversation, message, created: false, reopened: false, resumed: true, greeting }, conversation);

@@ -16,6 +16,7 @@ import { updateConversation } from '../../src/store/conversations';
 import type { InboundMessageEvent } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http } from '../support/clients';
+import { newHandle, postWebhook, textWebhook } from '../e2e/channels-support';
 import { allMessages, conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
 
 /** The inbound consumer, wrapped so a test can make one invocation die after part of its batch. */
@@ -319,6 +320,31 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
       const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
       return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
     });
+  });
+
+  it('runs the hooks again for a message without a provider time (SMS) whose consumer died after the conversation update', async () => {
+    // Prepare: SMS carries no provider timestamp, so its id comes from an idempotency claim
+    await retryQuickly();
+    const from = newHandle('sms');
+    hooksFail.armed = true;
+
+    // Act
+    expect((await postWebhook(stack, 'sms', textWebhook('sms', from, 'sms hooked 0').body)).status).toBe(200);
+
+    // Assess: the redelivery finds its claim applied last and resumes: the greeting goes out once, the timer is armed
+    const conversation = await eventually(async () => {
+      const c = await conversationOf(from, 'sms');
+      return c && stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${c.id}`) ? c : undefined;
+    }, 60_000);
+    expect(hooksFail.failed).toBe(1);
+    await eventually(async () => {
+      const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+      return items.find((m) => m.sender.type === 'bot')?.status === 'sent';
+    });
+    const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+    expect(items.filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['sms hooked 0']);
+    expect(items.filter((m) => m.sender.type === 'bot')).toHaveLength(1);
+    expect(stack.providers.outbox('sms').filter((sent) => (sent.body as { To?: string }).To === from)).toHaveLength(1);
   });
 
   it('takes a rating whose first processing died after the rating had reopened the conversation', async () => {
