@@ -78,8 +78,10 @@ export async function storeOutbound(
   const message = outboundMessage(conversation, draft, delivery, id);
   const stored = await putMessage(message);
   const updated = (await applyOutboundToConversation(conversation.id, message)) ?? conversation;
-  // A redelivered job finds its message stored: the first delivery already queued or published it.
-  if (stored && delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
+  // A redelivered job finds its message stored, maybe by an attempt that died before queueing it:
+  // queued again under the same deduplication id, it is still sent at most once (deliverOutbound).
+  if (delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
+  // A note already shown by the first attempt is not shown again.
   if (stored && delivery === 'note') await publish([messageEvent(message), conversationEvent(updated)], { agents: scopeOf(updated) });
   return { message, conversation: updated };
 }

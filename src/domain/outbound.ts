@@ -91,6 +91,12 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   }
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
+    // The same reply again: a first attempt that died after storing it may not have shown or
+    // queued it. Queued again under the same deduplication id, and sent at most once (deliverOutbound).
+    if (existing?.status === 'queued' && !existing.private) {
+      await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
+      await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
+    }
     if (existing) return existing;
   }
   const message: Message = {

@@ -74,6 +74,22 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
     }),
   };
 });
+/** The next outbound enqueue fails once (SQS unreachable after the reply was stored). */
+const replyEnqueue = vi.hoisted(() => ({ armed: false, failed: 0 }));
+vi.mock('../../src/aws/queues', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/aws/queues')>();
+  return {
+    ...real,
+    enqueueOutbound: async (jobs: Parameters<typeof real.enqueueOutbound>[0]) => {
+      if (replyEnqueue.armed) {
+        replyEnqueue.armed = false;
+        replyEnqueue.failed += 1;
+        throw new Error('simulated failure of the outbound enqueue');
+      }
+      return real.enqueueOutbound(jobs);
+    },
+  };
+});
 /** An agent reply's message write fails once, after its conversation update (written side by side) went through. */
 const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
 vi.mock('../../src/store/messages', async (importOriginal) => {
@@ -376,6 +392,39 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
 });
 
 describe('agent reply faults', { timeout: 60_000 }, () => {
+  it('queues a stored reply whose first enqueue failed when the client sends it again, and sends it once', async () => {
+    // Prepare
+    const from = phone(5, 2);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'hello there'))).toBe(200);
+    const conversation = await eventually(() => conversationOf(from), 60_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const reply = { text: `requeued reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
+    // The customer's message fully handled (its greeting queued), so the fault hits the reply's enqueue.
+    await eventually(async () => {
+      const depth = await queueDepth(stack, 'conversa-inbound.fifo');
+      return depth.visible === 0 && depth.inFlight === 0;
+    }, 30_000);
+    replyEnqueue.armed = true;
+
+    // Act: stored, then the enqueue fails (500); the client sends the same reply again
+    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+
+    // Assess: one stored reply, sent once
+    expect(replyEnqueue.failed).toBe(1);
+    expect(first.status).toBe(500);
+    expect(second.status).toBe(202);
+    const sent = await eventually(() => {
+      const out = stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(reply.text));
+      return out.length > 0 ? out : undefined;
+    }, 30_000);
+    await eventually(async () => (await queueDepth(stack, 'conversa-outbound.fifo')).inFlight === 0, 30_000);
+    expect(sent).toHaveLength(1);
+    const stored = (await allMessages(conversation.id)).filter((m) => m.text === reply.text);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ id: second.body.message.id, status: 'sent' });
+  });
+
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
     // Prepare: a customer's conversation, the agent's token, and the next reply's message write set to fail
     const from = phone(5, 1);
