@@ -279,6 +279,6 @@ export function textFromMime(raw: string): string | undefined {
   }
   const text = decodeBody(body, headers['content-transfer-encoding'], charset);
   if (/^text\/plain/i.test(type)) return text;
-  if (/^text\/html/i.test(type)) return text.replace(/<br\s*\/?>|<\/p>/gi, '\n').replace(/<[^>]+>/g, '').replace(/&nbsp;/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  if (/^text\/html/i.test(type)) return text.replace(/<br\s*\/?>|<\/p>/gi, '\n').replace(/<[^<>]*>/g, '').replace(/&nbsp;/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
   return undefined;
 }

@@ -207,7 +207,7 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
         ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),
         ScanIndexForward: false,
         Limit: filter.limit,
-        ExclusiveStartKey: decodeCursor(filter.cursor, { attribute: 'gsi1pk', value: pk }),
+        ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi1pk', value: pk }, attributes: ['gsi1pk', 'gsi1sk', 'pk', 'sk'] }),
       }),
     );
     return { items: (out.Items ?? []) as ConversationRecord[], nextCursor: encodeCursor(out.LastEvaluatedKey) };
@@ -222,7 +222,7 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
       // The unassigned queue reads oldest first (arrival order); an agent's list newest first.
       ScanIndexForward: filter.assignee === null,
       Limit: filter.limit,
-      ExclusiveStartKey: decodeCursor(filter.cursor, { attribute: 'gsi2pk', value: pk }),
+      ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
     }),
   );
   const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));

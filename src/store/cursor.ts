@@ -5,24 +5,34 @@ export function encodeCursor(key: Record<string, unknown> | undefined): string |
   return key ? Buffer.from(JSON.stringify(key)).toString('base64url') : null;
 }
 
+/** What a cursor of one query must hold to be handed to DynamoDB as its start key. */
+export interface CursorShape {
+  /** The partition key attribute and value the query reads. */
+  partition: { attribute: string; value: string };
+  /** Every attribute a LastEvaluatedKey of this query has (an index's keys and the table's). */
+  attributes: readonly string[];
+  /** A sort key the key condition limits to a prefix: a start key outside it is refused by DynamoDB. */
+  sortPrefix?: { attribute: string; prefix: string };
+}
+
 /**
- * `partition` names the key attribute and value the cursor must belong to: a cursor from
- * another query (or a forged one) would otherwise reach DynamoDB as an invalid start key.
+ * A cursor from another query, or a forged one, would reach DynamoDB as an invalid start key
+ * (a ValidationException, so a 500): it must have exactly this query's key attributes, in its
+ * partition and within its sort-key range.
  */
-export function decodeCursor(
-  cursor: string | undefined | null,
-  partition: { attribute: string; value: string },
-): Record<string, string> | undefined {
+export function decodeCursor(cursor: string | undefined | null, shape: CursorShape): Record<string, string> | undefined {
   if (!cursor) return undefined;
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      value &&
-      typeof value === 'object' &&
-      Object.values(value).every((v) => typeof v === 'string') &&
-      (value as Record<string, string>)[partition.attribute] === partition.value
-    ) {
-      return value as Record<string, string>;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const key = value as Record<string, unknown>;
+      const names = Object.keys(key);
+      const valid =
+        names.length === shape.attributes.length &&
+        shape.attributes.every((name) => typeof key[name] === 'string' && key[name] !== '') &&
+        key[shape.partition.attribute] === shape.partition.value &&
+        (!shape.sortPrefix || (key[shape.sortPrefix.attribute] as string).startsWith(shape.sortPrefix.prefix));
+      if (valid) return key as Record<string, string>;
     }
   } catch {
     // fall through to the client error

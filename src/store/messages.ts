@@ -162,7 +162,7 @@ export async function listMessages(
       ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
       ScanIndexForward: false,
       Limit: options.limit,
-      ExclusiveStartKey: decodeCursor(options.cursor, { attribute: 'pk', value: pk }),
+      ExclusiveStartKey: decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } }),
     }),
   );
   const items = (out.Items ?? []).map(toMessage).reverse();

@@ -151,6 +151,16 @@ describe('web chat', () => {
     const bad = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?cursor=bm9wZQ`, { token: agentJwt });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_cursor');
+    // Forged in the right partition but not a start key DynamoDB takes: a 400, not a 500.
+    const pk = `CONV#${ack.conversationId}`;
+    const forged = [{ pk }, { pk, sk: 'CONV' }, { pk, sk: 'MSG#1', extra: 'x' }, { pk, sk: 5 }];
+    for (const key of forged) {
+      const cursor = Buffer.from(JSON.stringify(key)).toString('base64url');
+      const refused = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?cursor=${cursor}`, { token: agentJwt });
+      expect(refused.status, JSON.stringify(key)).toBe(400);
+    }
+    const inbox = Buffer.from(JSON.stringify({ gsi1pk: 'INBOX#open' })).toString('base64url');
+    expect((await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&cursor=${inbox}`, { token: agentJwt })).status).toBe(400);
   });
 
   it('lists conversations newest activity first with cursor pagination', async () => {
