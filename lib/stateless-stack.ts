@@ -3,6 +3,7 @@ import type { IUserPool, IUserPoolClient } from 'aws-cdk-lib/aws-cognito';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
@@ -159,12 +160,11 @@ export interface StatelessStackProps extends StackProps {
 const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'api', 'engagement', 'realtime'];
 /** Producers of each queue. */
 const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
-  inbound: ['webhook', 'realtime', 'inbound', 'engagement'],
+  inbound: ['webhook', 'realtime', 'engagement'],
   outbound: ['api', 'realtime', 'inbound', 'engagement'],
 };
-/** Table access; functions that write nothing get read-only access. */
-const TABLE_ACCESS: Readonly<Record<FunctionName, TableAccess>> = {
-  webhook: 'read',
+/** Table access; functions that write nothing get read-only access, the webhook (it only queues) none. */
+const TABLE_ACCESS: Readonly<Partial<Record<FunctionName, TableAccess>>> = {
   widget: 'readWrite',
   api: 'readWrite',
   realtime: 'readWrite',
@@ -173,8 +173,10 @@ const TABLE_ACCESS: Readonly<Record<FunctionName, TableAccess>> = {
   outbound: 'readWrite',
   engagement: 'readWrite',
 };
-/** The only functions that see provider credentials. */
-const SECRET_READERS: readonly FunctionName[] = ['webhook', 'outbound'];
+/** The only functions that see provider credentials (the API opens attachments kept at the provider). */
+const SECRET_READERS: readonly FunctionName[] = ['webhook', 'outbound', 'api'];
+/** The functions that post to WebSocket connections. */
+const CONNECTION_POSTERS: readonly FunctionName[] = ['api', 'realtime', 'inbound', 'outbound', 'engagement'];
 /** The only functions that send mail. */
 const MAIL_SENDERS: readonly FunctionName[] = ['engagement'];
 
@@ -212,7 +214,9 @@ export class StatelessStack extends Stack {
 
     const sesIdentity = props.sesIdentity ?? DEFAULT_SES_IDENTITY;
     this.sesIdentityArn = this.formatArn({ service: 'ses', resource: 'identity', resourceName: sesIdentity });
-    const mailReplyDomain = props.mailReplyDomain ?? `reply.${sesIdentity}`;
+    // A verified address is an identity too: mail then goes from it, replies to its domain.
+    const sesDomain = sesIdentity.includes('@') ? sesIdentity.slice(sesIdentity.lastIndexOf('@') + 1) : sesIdentity;
+    const mailReplyDomain = props.mailReplyDomain ?? `reply.${sesDomain}`;
     const jwtIssuer = `https://cognito-idp.${this.region}.${this.urlSuffix}/${props.userPool.userPoolId}`;
     const timers = { ...DEFAULT_TIMERS, ...definedOnly({
       emailFallbackDelaySeconds: props.emailFallbackDelaySeconds,
@@ -230,7 +234,7 @@ export class StatelessStack extends Stack {
       [ENV.scheduleGroup]: this.schedules.groupName,
       [ENV.schedulerRoleArn]: this.schedules.role.roleArn,
       [ENV.schedulerDlqArn]: this.schedules.deadLetterQueue.queue.queueArn,
-      [ENV.mailFrom]: props.mailFrom ?? `conversa@${sesIdentity}`,
+      [ENV.mailFrom]: props.mailFrom ?? (sesIdentity.includes('@') ? sesIdentity : `conversa@${sesIdentity}`),
       [ENV.emailFallbackDelay]: String(timers.emailFallbackDelaySeconds),
       [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
       [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
@@ -286,8 +290,9 @@ export class StatelessStack extends Stack {
       // engagement function reads it from its invocation context (invokedFunctionArn) instead.
       if (name !== 'engagement') fn.function.addEnvironment(ENV.engagementFunctionArn, engagement.functionArn);
 
-      grantTableAccess(props.table, fn.role, TABLE_ACCESS[name]);
-      this.realtimeApi.grantManageConnections(fn.role);
+      const tableAccess = TABLE_ACCESS[name];
+      if (tableAccess) grantTableAccess(props.table, fn.role, tableAccess);
+      if (CONNECTION_POSTERS.includes(name)) this.realtimeApi.grantManageConnections(fn.role);
       if (SCHEDULING_FUNCTIONS.includes(name)) this.schedules.grantManageSchedules(fn.role);
       if (SECRET_READERS.includes(name)) this.channelSecrets.grantRead(fn.role);
       if (MAIL_SENDERS.includes(name)) {
@@ -300,6 +305,10 @@ export class StatelessStack extends Stack {
       queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize });
     }
     this.schedules.allowTarget(engagement);
+    // Scheduler and SNS invoke the engagement function asynchronously: their retry policies end
+    // once Lambda has the event. A run that still fails after Lambda's own two retries (SES or
+    // DynamoDB throttling) lands in the timers' alarmed dead-letter queue instead of vanishing.
+    engagement.configureAsyncInvoke({ onFailure: new SqsDestination(this.schedules.deadLetterQueue.queue), retryAttempts: 2 });
     for (const [name, spec] of Object.entries(RECURRING)) {
       this.schedules.addRecurring(`${name.charAt(0).toUpperCase()}${name.slice(1)}`, {
         target: functions[spec.target].function,

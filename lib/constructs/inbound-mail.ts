@@ -57,7 +57,7 @@ export class InboundMail extends Construct {
       }),
     );
     this.topic = new Topic(this, 'Topic', { masterKey: key, enforceSSL: true, displayName: 'Conversa inbound mail' });
-    this.topic.addToResourcePolicy(
+    const publishBySes = this.topic.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('ses.amazonaws.com')],
         actions: ['sns:Publish'],
@@ -69,7 +69,7 @@ export class InboundMail extends Construct {
 
     if (props.receiptRuleSetName) {
       if (!props.replyDomain) throw new Error('InboundMail: receiptRuleSetName needs replyDomain');
-      new ReceiptRule(this, 'ReceiptRule', {
+      const rule = new ReceiptRule(this, 'ReceiptRule', {
         ruleSet: ReceiptRuleSet.fromReceiptRuleSetName(this, 'RuleSet', props.receiptRuleSetName),
         recipients: [props.replyDomain],
         // Spam and virus verdicts are read before a reply is stored (src/domain/email.ts).
@@ -77,6 +77,8 @@ export class InboundMail extends Construct {
         tlsPolicy: TlsPolicy.REQUIRE,
         actions: [new Sns({ topic: this.topic, encoding: EmailEncoding.UTF8 })],
       });
+      // SES checks that it may publish when the rule is created: the topic policy must exist first.
+      if (publishBySes.policyDependable) rule.node.addDependency(publishBySes.policyDependable);
     }
   }
 

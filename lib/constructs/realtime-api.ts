@@ -126,7 +126,7 @@ export class ConversaRealtimeApi extends Construct {
       Validations.of(this.stage).acknowledge({
         id: 'AwsSolutions-APIG1',
         reason:
-          'WebSocket access logging needs the account-wide API Gateway CloudWatch role, which this app must not own; the realtime function logs every connect, disconnect and action. Set accessLogging once the account role exists.',
+          'WebSocket access logging needs the account-wide API Gateway CloudWatch role, which this app must not own; until `accessLogging` is set (once that role exists), connections leave no access record, and the realtime function logs only failed routes.',
       });
     }
 

@@ -354,7 +354,7 @@ describe('stateless stack: queues', () => {
         stateless.statementsOf(name).some((s) => actionsOf(s).includes('sqs:SendMessage') && JSON.stringify(s.Resource).includes(`"${queueRef}"`)),
       );
     };
-    expect(senders(ENV.inboundQueueUrl).sort()).toEqual(['engagement', 'inbound', 'realtime', 'webhook']);
+    expect(senders(ENV.inboundQueueUrl).sort()).toEqual(['engagement', 'realtime', 'webhook']);
     expect(senders(ENV.outboundQueueUrl).sort()).toEqual(['api', 'engagement', 'inbound', 'realtime']);
   });
 });
@@ -459,9 +459,14 @@ describe('stateless stack: WebSocket API', () => {
     expect(stage.DependsOn).toContain(connectId);
   });
 
-  it('lets every function manage connections of the live stage', () => {
+  it('lets the functions that post to connections manage those of the live stage, and no other', () => {
+    const posters: FunctionName[] = ['api', 'realtime', 'inbound', 'outbound', 'engagement'];
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       const statement = stateless.statementsOf(name).find((s) => actionsOf(s).includes('execute-api:ManageConnections'));
+      if (!posters.includes(name)) {
+        expect(statement, name).toBeUndefined();
+        continue;
+      }
       expect(statement, name).toBeDefined();
       expect(JSON.stringify(statement!.Resource)).toContain('/live/*/@connections/*');
     }
@@ -550,7 +555,7 @@ describe('stateless stack: mail, secrets and table access', () => {
     }
   });
 
-  it('has one secret per provider channel in the stateful stack, readable by the webhook and outbound functions only', () => {
+  it('has one secret per provider channel in the stateful stack, readable by the webhook, outbound and API functions only', () => {
     // The secrets hold what people typed in: destroying the stateless stack must not take them along.
     expect(stateless.resources('AWS::SecretsManager::Secret')).toEqual([]);
     const secrets = stateful.resources('AWS::SecretsManager::Secret').filter(([, r]) => String(r.Properties.Description).includes('channel credentials'));
@@ -571,26 +576,28 @@ describe('stateless stack: mail, secrets and table access', () => {
           .statementsOf(name)
           .some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(JSON.stringify(secretRef))),
       );
-      expect(readers.sort(), channel).toEqual(['outbound', 'webhook']);
+      // The API opens attachments kept at the provider with the channel's credentials.
+      expect(readers.sort(), channel).toEqual(['api', 'outbound', 'webhook']);
       for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
         const env = stateless.fn(name).Properties.Environment.Variables as Json;
-        if (name === 'webhook' || name === 'outbound') expect(env[variable]).toEqual(secretRef);
+        if (name === 'webhook' || name === 'outbound' || name === 'api') expect(env[variable]).toEqual(secretRef);
         else expect(env[variable], `${name} ${variable}`).toBeUndefined();
       }
     }
     // Nobody else holds any Secrets Manager permission at all (engagement reads only the reply-address key, tested below).
-    for (const name of ['widget', 'api', 'realtime', 'wsAuthorizer', 'inbound'] as FunctionName[]) {
+    for (const name of ['widget', 'realtime', 'wsAuthorizer', 'inbound'] as FunctionName[]) {
       expect(stateless.actionsOf(name).filter((a) => a.startsWith('secretsmanager:')), name).toEqual([]);
     }
   });
 
-  it('never grants Scan, and gives the read-only functions no write action', () => {
+  it('never grants Scan, gives the read-only functions no write action and the webhook no table access', () => {
     const writes = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
-    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+    expect(stateless.actionsOf('webhook').filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+    for (const name of (Object.keys(FUNCTIONS) as FunctionName[]).filter((n) => n !== 'webhook')) {
       const actions = stateless.actionsOf(name);
       expect(actions, name).not.toContain('dynamodb:Scan');
       expect(actions, name).toContain('dynamodb:Query');
-      if (name === 'webhook' || name === 'wsAuthorizer') expect(actions.filter((a) => writes.includes(a)), name).toEqual([]);
+      if (name === 'wsAuthorizer') expect(actions.filter((a) => writes.includes(a)), name).toEqual([]);
       else expect(actions, name).toEqual(expect.arrayContaining(writes));
     }
   });
@@ -626,6 +633,12 @@ describe('props reach the template', () => {
     const ses = inspect.statementsOf('engagement').find((s) => actionsOf(s).includes('ses:SendEmail'))!;
     expect(JSON.stringify(ses.Resource)).toMatch(/":identity\/mail\.acme\.test"/);
     expect(env[ENV.mailReplyDomain]).toBe('reply.mail.acme.test');
+  });
+
+  it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
+    const { stacks: custom } = build({ sesIdentity: 'support@acme.test' });
+    const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
+    expect(env).toMatchObject({ [ENV.mailFrom]: 'support@acme.test', [ENV.mailReplyDomain]: 'reply.acme.test' });
   });
 
   it('turns run-time source maps off in every function with sourceMaps: false', () => {
@@ -680,7 +693,21 @@ describe('email replies', () => {
         Actions: [{ SNSAction: { Encoding: 'UTF-8', TopicArn: { Ref: topicId } } }],
       },
     });
+    // SES checks it may publish when the rule is created: the rule waits for the topic policy.
+    const [policyId] = inspect.resources('AWS::SNS::TopicPolicy')[0]!;
+    expect(rules[0]![1].DependsOn).toContain(policyId);
     expect(nagFindings(custom.stateless)).toEqual([]);
+  });
+});
+
+describe('engagement failures', () => {
+  it('sends a timer or mail run that still fails after Lambda\'s retries to the alarmed timers dead-letter queue', () => {
+    const [[, config]] = stateless.resources('AWS::Lambda::EventInvokeConfig') as [[string, Json]];
+    expect(config.Properties.FunctionName).toEqual({ Ref: stateless.functionId('engagement') });
+    expect(config.Properties.MaximumRetryAttempts).toBe(2);
+    const dlqArn = stateless.fn('engagement').Properties.Environment.Variables[ENV.schedulerDlqArn] as Json;
+    expect(config.Properties.DestinationConfig.OnFailure.Destination).toEqual(dlqArn);
+    expect(stateless.statementsOf('engagement').some((st) => actionsOf(st).includes('sqs:SendMessage') && JSON.stringify(st.Resource).includes(JSON.stringify(dlqArn)))).toBe(true);
   });
 });
 
