@@ -6,12 +6,14 @@
  * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve' | 'snoozeWake', conversationId, dueAt, messageId? }`
  * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
- * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters.
+ * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters and
+ *   turns away online agents left without a connection.
  * - An SNS event whose messages are SES "Received" notifications (a receipt rule's SNS action,
  *   UTF-8 encoding): email replies as SES receiving delivers them when deployed.
  *
- * A malformed event is logged and dropped: retrying cannot fix it, and the Scheduler's DLQ is for
- * failures worth a look. Errors while acting are thrown so that the Scheduler retries.
+ * A malformed event is logged and dropped: retrying cannot fix it, and the timers' DLQ is for
+ * failures worth a look. Errors while acting are thrown: Lambda retries the (asynchronous)
+ * invocation twice, then sends the event to that DLQ, whose alarm fires.
  */
 import * as z from '../../src/zod';
 import { Logger } from '@aws-lambda-powertools/logger';
