@@ -87,7 +87,9 @@ export interface QueueSpec {
 
 export const QUEUES: Readonly<Record<QueueName, QueueSpec>> = {
   inbound: { consumer: 'inbound', fifo: true, batchSize: 10, maxReceiveCount: 5, urlEnv: 'INBOUND_QUEUE_URL' },
-  outbound: { consumer: 'outbound', fifo: true, batchSize: 10, maxReceiveCount: 5, urlEnv: 'OUTBOUND_QUEUE_URL' },
+  // Receives count the jobs skipped behind a failing one of their conversation too: attempts are
+  // counted on the message (MAX_SEND_ATTEMPTS), and the DLQ is for jobs that crash the consumer.
+  outbound: { consumer: 'outbound', fifo: true, batchSize: 10, maxReceiveCount: 10, urlEnv: 'OUTBOUND_QUEUE_URL' },
 };
 
 /** Jobs that run on a fixed rate (a recurring EventBridge schedule deployed, a timer locally). */

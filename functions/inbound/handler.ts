@@ -14,7 +14,12 @@ async function record(record: SQSRecord): Promise<void> {
   const event = JSON.parse(record.body) as InboundEvent;
   try {
     if (event.kind === 'status') await ingestStatus(event);
-    else await ingestMessage(event, { messageGroupId: record.attributes.MessageGroupId, sequenceNumber: record.attributes.SequenceNumber });
+    else
+      await ingestMessage(event, {
+        messageGroupId: record.attributes.MessageGroupId,
+        sequenceNumber: record.attributes.SequenceNumber,
+        redelivered: Number(record.attributes.ApproximateReceiveCount) > 1,
+      });
   } catch (error) {
     // Retrying cannot help an event that refers to nothing; keep it out of the DLQ alarm.
     if (error instanceof UnprocessableEventError) {

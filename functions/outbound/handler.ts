@@ -1,12 +1,13 @@
 /**
  * Outbound queue consumer: delivers stored agent replies to visitors and provider APIs.
- * A provider that says "later" (429, 5xx) gets the job back after an exponential backoff,
- * set on the message's visibility, within the queue's maxReceiveCount budget.
+ * A provider that says "later" (429, 5xx) gets the job back after an exponential backoff, set
+ * on the visibility of the job and of the jobs of its conversation skipped behind it (a FIFO
+ * group waits while any of its messages is in flight), up to MAX_SEND_ATTEMPTS attempts.
  */
 import type { SQSEvent, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { processFifoGroups } from '../../src/aws/fifo-batch';
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
-import { deliverOutbound, RetryableSendError } from '../../src/domain/outbound';
+import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
+import { abandonOutbound, deliverOutbound, RetryableSendError } from '../../src/domain/outbound';
 import type { OutboundJob } from '../../src/domain/types';
 import { QUEUES } from '../../src/manifest';
 import { sqs } from '../../src/aws/clients';
@@ -15,28 +16,51 @@ import { config } from '../../src/config';
 const BASE_SECONDS = Number(process.env.CONVERSA_RETRY_BASE_SECONDS ?? 2);
 const MAX_BACKOFF_SECONDS = 300;
 
-export function backoffSeconds(receiveCount: number): number {
-  return Math.min(MAX_BACKOFF_SECONDS, Math.ceil(BASE_SECONDS * 2 ** Math.max(0, receiveCount - 1)));
+export function backoffSeconds(failures: number): number {
+  return Math.min(MAX_BACKOFF_SECONDS, Math.ceil(BASE_SECONDS * 2 ** Math.max(0, failures - 1)));
 }
 
-async function record(record: SQSRecord): Promise<void> {
+const receiveCount = (r: SQSRecord) => Number(r.attributes.ApproximateReceiveCount);
+const lastReceive = (r: SQSRecord) => receiveCount(r) >= QUEUES.outbound.maxReceiveCount;
+
+/** The backoff a job's retryable failure asks for, by message id, for `settle`. */
+const backoffs = new Map<string, number>();
+
+async function deliver(record: SQSRecord): Promise<void> {
   const job = JSON.parse(record.body) as OutboundJob;
-  const receiveCount = Number(record.attributes.ApproximateReceiveCount);
   try {
-    await deliverOutbound(job, receiveCount >= QUEUES.outbound.maxReceiveCount);
+    await deliverOutbound(job, lastReceive(record));
   } catch (error) {
-    if (error instanceof RetryableSendError) {
-      await sqs().send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: config.outboundQueueUrl,
-          ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: backoffSeconds(receiveCount),
-        }),
-      );
-    }
+    if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures));
     throw error;
   }
 }
 
+/**
+ * A group's failed jobs before they go back. Jobs skipped behind the failing one were received
+ * without being tried, which SQS counts all the same: one about to go to the DLQ that way is
+ * marked failed instead (the agent sees it and can send it again), never left queued for good.
+ * The others wait out the failing job's backoff with it.
+ */
+async function settle(failed: SQSRecord[]): Promise<SQSRecord[]> {
+  const [first, ...skipped] = failed;
+  const backoff = backoffs.get(first!.messageId);
+  backoffs.delete(first!.messageId);
+  const abandoned = new Set<SQSRecord>();
+  for (const record of skipped.filter(lastReceive)) {
+    if (await abandonOutbound(JSON.parse(record.body) as OutboundJob, 'not sent: the provider kept refusing the messages before it')) abandoned.add(record);
+  }
+  const back = failed.filter((r) => !abandoned.has(r));
+  if (backoff !== undefined) {
+    await sqs().send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: config.outboundQueueUrl,
+        Entries: back.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle, VisibilityTimeout: backoff })),
+      }),
+    );
+  }
+  return back;
+}
+
 /** Conversations side by side, each one's records in order (src/aws/fifo-batch.ts). */
-export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => processFifoGroups(event, record);
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => processFifoGroups(event, deliver, settle);

@@ -6,7 +6,15 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
 
-export async function processFifoGroups(event: SQSEvent, handle: (record: SQSRecord) => Promise<void>): Promise<SQSBatchResponse> {
+/**
+ * `settle` sees each group's failed records (the one that threw, then the ones skipped behind
+ * it, in order) before they go back to the queue, and answers which still go back.
+ */
+export async function processFifoGroups(
+  event: SQSEvent,
+  handle: (record: SQSRecord) => Promise<void>,
+  settle?: (failed: SQSRecord[]) => Promise<SQSRecord[]>,
+): Promise<SQSBatchResponse> {
   const groups = new Map<string, SQSRecord[]>();
   for (const record of event.Records) {
     const group = record.attributes.MessageGroupId ?? '';
@@ -15,10 +23,13 @@ export async function processFifoGroups(event: SQSEvent, handle: (record: SQSRec
     groups.set(group, records);
   }
   // A processor per group: it keeps its failures and skipped records in its own fields.
-  const responses = await Promise.all(
-    [...groups.values()].map((Records) =>
-      processPartialResponse({ Records }, handle, new SqsFifoPartialProcessorAsync(), { skipGroupOnError: true, throwOnFullBatchFailure: false }),
-    ),
+  const failures = await Promise.all(
+    [...groups.values()].map(async (Records) => {
+      const response = await processPartialResponse({ Records }, handle, new SqsFifoPartialProcessorAsync(), { skipGroupOnError: true, throwOnFullBatchFailure: false });
+      const failedIds = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      const failed = Records.filter((r) => failedIds.has(r.messageId));
+      return settle && failed.length > 0 ? settle(failed) : failed;
+    }),
   );
-  return { batchItemFailures: responses.flatMap((r) => r.batchItemFailures) };
+  return { batchItemFailures: failures.flat().map((r) => ({ itemIdentifier: r.messageId })) };
 }

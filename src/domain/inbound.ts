@@ -125,6 +125,8 @@ function inboundIdAfter(last: string | undefined): string {
 export interface Delivery {
   messageGroupId?: string;
   sequenceNumber?: string;
+  /** The queue hands this message over again (a failed or crashed attempt), not a provider's copy. */
+  redelivered?: boolean;
 }
 
 /**
@@ -208,8 +210,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   } else {
     const claim = await claimedMessageId(found, event);
     record = claim.record;
-    // Applied last by an earlier delivery that may have died before its hooks and fan-out.
-    if (claim.repeated && record.conversationId === found.id && found.lastInboundId === record.messageId) {
+    // Applied last by an earlier attempt at this very queue message, which may have died before
+    // its hooks and fan-out. (A provider's later copy is a new queue message: it changes nothing.)
+    if (claim.repeated && delivery.redelivered && record.conversationId === found.id && found.lastInboundId === record.messageId) {
       await ackVisitor(event, record);
       return resumeApplied(found, (m) => m.id === record.messageId);
     }

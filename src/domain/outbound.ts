@@ -20,7 +20,7 @@ import {
   type ConversationRecord,
 } from '../store/conversations';
 import type { ConnectionRecord } from '../store/connections';
-import { claimDedup, getMessage, releaseDedup, getMessageToSend, putMessage, recordSendProgress, updateMessageStatus } from '../store/messages';
+import { claimDedup, getMessage, releaseDedup, getMessageToSend, putMessage, recordSendFailure, recordSendProgress, updateMessageStatus } from '../store/messages';
 
 export interface AgentIdentity {
   id: string;
@@ -130,16 +130,28 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
 }
 
 /** A provider said "try later" (429, 5xx, network): the queue redelivers the job. */
-export class RetryableSendError extends Error {}
+export class RetryableSendError extends Error {
+  constructor(
+    message: string,
+    /** How many attempts at this message failed so far: the backoff grows with it. */
+    readonly failures: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Attempts at one message before a provider that keeps saying "later" makes it `failed`. */
+export const MAX_SEND_ATTEMPTS = 5;
 
 /**
- * Delivers one stored reply. `lastAttempt` is true on the queue's final delivery, when a
- * retryable failure becomes a permanent one instead of a trip to the DLQ.
+ * Delivers one stored reply. After MAX_SEND_ATTEMPTS retryable failures (counted on the message),
+ * or on the queue's last delivery of the job (`lastReceive`), a retryable failure becomes a
+ * permanent one instead of a trip to the DLQ.
  */
-export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastAttempt: boolean): Promise<void> {
+export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastReceive: boolean): Promise<void> {
   // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
   if (isProactiveJob(job)) {
-    await deliverProactive(job, lastAttempt);
+    await deliverProactive(job, lastReceive);
     return;
   }
   // Both reads at once: one round trip less before the send (a redelivered job wastes half a unit).
@@ -147,6 +159,7 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   // Gone, or handled by an earlier delivery of the same job: nothing is sent twice.
   if (!stored || stored.message.status !== 'queued' || !conversation) return;
   const message = stored.message;
+  const lastAttempt = lastReceive || stored.sendFailures + 1 >= MAX_SEND_ATTEMPTS;
 
   // Who hears of the new status is looked up as soon as the status is known, beside its write.
   let agentConnections: Promise<ConnectionRecord[]> | undefined;
@@ -169,6 +182,19 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   // Only the status is news: the conversation as it stands went out when the reply was posted.
   await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
   await afterOutbound(conversation, final);
+}
+
+/**
+ * Gives up on a stored reply that is still queued, with `reason` for the agent; true once the
+ * job has nothing left to do. False for a proactive job, which names no stored message.
+ */
+export async function abandonOutbound(job: { conversationId: string; messageId: string }, reason: string): Promise<boolean> {
+  if (isProactiveJob(job)) return false;
+  const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
+  if (stored?.message.status !== 'queued' || !conversation) return true;
+  const failed = await updateMessageStatus(job.conversationId, job.messageId, 'failed', { error: reason });
+  if (failed) await publish([messageUpdatedEvent(failed)], { agents: scopeOf(conversation) });
+  return true;
 }
 
 async function sendToProvider(
@@ -215,7 +241,7 @@ async function sendToProvider(
     }
     return updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
   }
-  if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error);
+  if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id));
   return updateMessageStatus(message.conversationId, message.id, 'failed', { error: result.error });
 }
 

@@ -9,7 +9,7 @@ import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
-const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress']);
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures']);
 
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
@@ -81,13 +81,39 @@ export async function getMessage(conversationId: string, messageId: string): Pro
 }
 
 /** A message with what earlier attempts at sending it in parts got accepted. */
-export async function getMessageToSend(conversationId: string, messageId: string): Promise<{ message: Message; sendProgress?: SendProgress } | undefined> {
+export interface MessageToSend {
+  message: Message;
+  sendProgress?: SendProgress;
+  /** Attempts the provider answered "later" to so far. */
+  sendFailures: number;
+}
+
+export async function getMessageToSend(conversationId: string, messageId: string): Promise<MessageToSend | undefined> {
   const out = await ddb().send(
     new GetCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ConsistentRead: true }),
   );
   if (!out.Item) return undefined;
   const progress = out.Item.sendProgress as SendProgress | undefined;
-  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}) };
+  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}), sendFailures: Number(out.Item.sendFailures ?? 0) };
+}
+
+/**
+ * Counts an attempt the provider answered "later" to, on the message itself: the queue's receive
+ * count also rises for records skipped behind a failing one of their conversation, so it cannot
+ * tell how often this message was tried. Written on failures only.
+ */
+export async function recordSendFailure(conversationId: string, messageId: string): Promise<number> {
+  const out = await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.message(conversationId, messageId),
+      UpdateExpression: 'ADD sendFailures :one',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':one': 1 },
+      ReturnValues: 'UPDATED_NEW',
+    }),
+  );
+  return Number(out.Attributes?.sendFailures ?? 1);
 }
 
 /** Records the parts of a queued message the provider accepted; a finished send is left alone. */

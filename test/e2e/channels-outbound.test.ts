@@ -217,6 +217,24 @@ describe.each([
   });
 });
 
+describe('a provider down while a conversation has several replies queued', () => {
+  it('gives each reply its own five attempts, in order, the ones behind waiting out the backoff with it', async () => {
+    const { conversationId } = await customer('whatsapp');
+    // Six refusals: the first reply uses up its five attempts, the second is refused once, then sent.
+    expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 503, count: 6 } })).status).toBe(200);
+    const first = await reply(conversationId, { text: 'first of two while down' });
+    const second = await reply(conversationId, { text: 'second of two while down' });
+    expect([first.status, second.status]).toEqual([202, 202]);
+
+    const failed = await agent.waitFor(updated(first.body.message.id, 'failed'), 60_000, 'first failed');
+    await agent.waitFor(updated(second.body.message.id, 'sent'), 60_000, 'second sent');
+    const attempts = async (text: string) => (await outbox('whatsapp', carries(text))).map((a) => a.status);
+    expect(await attempts('first of two while down')).toEqual([503, 503, 503, 503, 503]);
+    expect(await attempts('second of two while down')).toEqual([503, 200]);
+    expect(failed.message.error).toBeTruthy();
+  }, 90_000);
+});
+
 describe('WhatsApp 24-hour window', () => {
   it('refuses a free-form reply outside the window with template_required, and sends an approved template', async () => {
     const { handle, conversationId } = await customer('whatsapp');

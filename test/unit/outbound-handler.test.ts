@@ -1,0 +1,76 @@
+/**
+ * The outbound consumer's retry bookkeeping, with the domain and SQS mocked: a conversation's
+ * jobs behind a failing one wait out its backoff, and one of them about to reach the DLQ without
+ * ever being tried is marked failed instead.
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { QUEUES } from '../../src/manifest';
+
+const domain = vi.hoisted(() => ({ deliverOutbound: vi.fn(), abandonOutbound: vi.fn() }));
+vi.mock('../../src/domain/outbound', async (importOriginal) => ({ ...(await importOriginal<object>()), ...domain }));
+const { RetryableSendError } = await import('../../src/domain/outbound');
+const { handler, backoffSeconds } = await import('../../functions/outbound/handler');
+
+const sqs = mockClient(SQSClient);
+
+const record = (id: string, group: string, receiveCount: number): SQSRecord =>
+  ({
+    messageId: id,
+    receiptHandle: `rh-${id}`,
+    body: JSON.stringify({ conversationId: group, messageId: `msg-${id}` }),
+    attributes: { MessageGroupId: group, ApproximateReceiveCount: String(receiveCount) },
+  }) as unknown as SQSRecord;
+
+beforeEach(() => {
+  vi.stubEnv('OUTBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-outbound.fifo');
+  sqs.reset();
+  sqs.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [], Failed: [] });
+  domain.deliverOutbound.mockReset();
+  domain.abandonOutbound.mockReset().mockResolvedValue(true);
+});
+
+describe('outbound consumer', () => {
+  it('backs off the failing job and the jobs of its conversation skipped behind it, not other conversations', async () => {
+    // Prepare: conversation A's first job is refused for the third time; B's job goes through
+    domain.deliverOutbound.mockImplementation(async (job: { messageId: string }) => {
+      if (job.messageId === 'msg-a1') throw new RetryableSendError('503', 3);
+    });
+    const event = { Records: [record('a1', 'A', 3), record('a2', 'A', 3), record('b1', 'B', 1)] } as SQSEvent;
+
+    // Act
+    const response = await handler(event);
+
+    // Assess
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a2']);
+    const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
+    expect(call!.args[0].input.Entries).toEqual([
+      { Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: backoffSeconds(3) },
+      { Id: '1', ReceiptHandle: 'rh-a2', VisibilityTimeout: backoffSeconds(3) },
+    ]);
+    expect(domain.deliverOutbound.mock.calls.map(([job]) => job.messageId)).toEqual(['msg-a1', 'msg-b1']);
+    expect(domain.abandonOutbound).not.toHaveBeenCalled();
+  });
+
+  it('marks a skipped job at its last receive failed instead of leaving it to the DLQ', async () => {
+    domain.deliverOutbound.mockRejectedValue(new RetryableSendError('503', 1));
+    const last = QUEUES.outbound.maxReceiveCount;
+    const event = { Records: [record('a1', 'A', 2), record('a2', 'A', last), record('a3', 'A', last - 1)] } as SQSEvent;
+
+    const response = await handler(event);
+
+    expect(domain.abandonOutbound).toHaveBeenCalledTimes(1);
+    expect(domain.abandonOutbound.mock.calls[0]![0]).toEqual({ conversationId: 'A', messageId: 'msg-a2' });
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a3']);
+  });
+
+  it('leaves a job that crashed the consumer to the queue\'s own visibility timeout', async () => {
+    domain.deliverOutbound.mockRejectedValue(new Error('a bug'));
+    const response = await handler({ Records: [record('a1', 'A', 1), record('a2', 'A', 1)] } as SQSEvent);
+
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a2']);
+    expect(sqs.commandCalls(ChangeMessageVisibilityBatchCommand)).toHaveLength(0);
+  });
+});
