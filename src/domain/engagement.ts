@@ -34,6 +34,18 @@ const EMAIL_CONTEXT_MESSAGES = 5;
 const RECENT_MESSAGES = 50;
 const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]+@[^\s@<>()[\]"',;:]+\.[a-z]{2,}/i;
 
+/**
+ * The visitor's own address in their message: after we asked for it, or a message that is little
+ * more than an address ("Sure: ana@example.com thanks"). An address inside a longer sentence ("the
+ * invoice went to billing@acme.com") may well be someone else's, and replies would be mailed there.
+ */
+export function ownEmailIn(text: string, asked: boolean): string | undefined {
+  const found = EMAIL_IN_TEXT.exec(text)?.[0];
+  if (!found) return undefined;
+  const otherWords = text.replace(found, ' ').split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length;
+  return asked || otherWords <= 4 ? normalizeEmail(found) : undefined;
+}
+
 type Delivery =
   /** Published by the caller (the inbound path, right after the customer's message). */
   | 'inline'
@@ -240,7 +252,7 @@ export interface Greeting {
 export async function greetNewConversation(conversation: ConversationRecord, first: Message): Promise<Greeting | undefined> {
   const settings = await getSettings();
   if (!settings.autoresponder.enabled) return undefined;
-  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date(), EMAIL_IN_TEXT.test(first.text));
+  const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date(), ownEmailIn(first.text, false) !== undefined);
   const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, greetingId(first.id, i)));
   await Promise.all(messages.map(putMessage));
   const last = messages[messages.length - 1]!;
@@ -287,10 +299,10 @@ async function deliverGreeting(greeting: Greeting): Promise<Message[]> {
   return [];
 }
 
-/** A web visitor without an email who writes one (e.g. after being asked): kept on visitor and contact. */
+/** A web visitor without an email who gives theirs (ownEmailIn): kept on visitor and contact. */
 async function captureEmail(conversation: ConversationRecord, message: Message): Promise<ConversationRecord> {
   if (conversation.channel !== 'web' || conversation.contact.email) return conversation;
-  const email = normalizeEmail(EMAIL_IN_TEXT.exec(message.text)?.[0]);
+  const email = ownEmailIn(message.text, conversation.engagement?.askedForEmail === true);
   if (!email) return conversation;
   const contactId = conversation.contact.id;
   await Promise.all([

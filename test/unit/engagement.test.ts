@@ -18,7 +18,7 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCom
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
-import { autoresponseText, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
+import { autoresponseText, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { clearSettingsCache, defaultSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
@@ -207,6 +207,18 @@ describe('CSAT answers', () => {
 
   it.each(['10', '0', '6', 'great', '4.5', 'I have another question', '3 items are missing from my order', '2nd order broken', '5 great service'])('does not read %j as a rating', (text) => {
     expect(parseCsatAnswer(text)).toBeUndefined();
+  });
+});
+
+describe('a visitor\'s own email in a message', () => {
+  it.each([
+    ['Sure: Nora.Smith@Example.com thanks', false, 'nora.smith@example.com'],
+    ['Write to omar@example.com please', false, 'omar@example.com'],
+    ['the invoice went to billing@acme.com but I never got it', false, undefined],
+    ['the invoice went to billing@acme.com but I never got it', true, 'billing@acme.com'],
+    ['no address here', true, undefined],
+  ])('reads %j (asked: %s) as %j', (text, asked, expected) => {
+    expect(ownEmailIn(text, asked)).toBe(expected);
   });
 });
 
