@@ -4,7 +4,7 @@ import { StatelessStack, type StatelessStackProps } from './stateless-stack';
 
 /** Everything the app needs from outside: bin/ reads it from context and environment, tests pass it. */
 export interface ConversaAppConfig
-  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | keyof StackProps> {
+  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | keyof StackProps> {
   /**
    * Account and region to deploy to.
    * @default - environment-agnostic stacks
@@ -33,6 +33,7 @@ export function buildConversa(app: App, config: ConversaAppConfig): ConversaStac
     table: stateful.table.table,
     channelSecrets: stateful.channelSecrets,
     replyAddressKey: stateful.replyAddressKey,
+    widgetIdentityKey: stateful.widgetIdentityKey,
     userPool: stateful.agents.userPool,
     userPoolClient: stateful.agents.consoleClient,
   });

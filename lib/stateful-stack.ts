@@ -37,6 +37,8 @@ export class StatefulStack extends Stack {
   public readonly channelSecrets: ChannelSecrets;
   /** HMAC key of the per-conversation email reply-to addresses (a generated string). */
   public readonly replyAddressKey: Secret;
+  /** HMAC key the website signs its signed-in visitors' email or phone with (widget identity verification). */
+  public readonly widgetIdentityKey: Secret;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
     super(scope, id, { description: 'Conversa data: the single DynamoDB table, the agent user pool and the secrets', ...props });
@@ -51,6 +53,19 @@ export class StatefulStack extends Stack {
     Validations.of(this.replyAddressKey).acknowledge({
       id: 'AwsSolutions-SMG4',
       reason: 'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
+    });
+    this.widgetIdentityKey = new Secret(this, 'WidgetIdentityKey', {
+      description: 'Conversa: HMAC key of web visitors\' identity hashes (give it to the website backend)',
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.widgetIdentityKey).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'The website backend holds a copy of the identity key to sign visitors; it is rotated by hand, together with the website.',
+    });
+    new CfnOutput(this, 'WidgetIdentityKeyArn', {
+      value: this.widgetIdentityKey.secretArn,
+      description: 'HMAC key for identityHash on POST /v1/widget/sessions (settings widget.identityVerification)',
     });
     for (const [channel, secret] of this.channelSecrets.secrets) {
       new CfnOutput(this, `${channel.charAt(0).toUpperCase()}${channel.slice(1)}SecretArn`, {

@@ -49,6 +49,8 @@ export interface StatelessStackProps extends StackProps {
   readonly channelSecrets: ChannelSecrets;
   /** HMAC key of the email reply-to addresses (from the stateful stack). */
   readonly replyAddressKey: ISecret;
+  /** HMAC key of web visitors' identity hashes, read by the widget function (from the stateful stack). */
+  readonly widgetIdentityKey: ISecret;
   /** The agents' user pool; its tokens authorize agent routes and WebSocket connections. */
   readonly userPool: IUserPool;
   /** The agent console's app client; its id is the JWT audience. */
@@ -327,6 +329,9 @@ export class StatelessStack extends Stack {
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
       this.inboundMail.grantReadKey(functions[name].role);
     }
+    // Only the widget function checks identity hashes (at session start).
+    functions.widget.function.addEnvironment(ENV.widgetIdentitySecretArn, props.widgetIdentityKey.secretArn);
+    props.widgetIdentityKey.grantRead(functions.widget.role);
 
     new CfnOutput(this, 'HttpApiUrl', { value: this.httpApi.url, description: 'HTTP API base URL (webhooks, widget, agent API)' });
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });

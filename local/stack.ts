@@ -224,6 +224,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.mailFrom]: process.env[ENV.mailFrom] ?? 'support@conversa.local',
       [ENV.mailReplyDomain]: process.env[ENV.mailReplyDomain] ?? 'reply.conversa.local',
       [ENV.replySecret]: process.env[ENV.replySecret] ?? 'dev-reply-address-secret',
+      [ENV.widgetIdentitySecret]: process.env[ENV.widgetIdentitySecret] ?? 'dev-widget-identity-secret',
       ...Object.fromEntries(PROVIDER_CHANNELS.map((c) => [baseUrlEnv(c), `${http.url}/local/providers/${c}`])),
       ...options.env,
     });

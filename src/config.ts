@@ -38,6 +38,10 @@ export const ENV = {
   replySecret: 'REPLY_ADDRESS_SECRET',
   /** Deployed: the Secrets Manager secret holding REPLY_ADDRESS_SECRET's value. */
   replySecretArn: 'REPLY_ADDRESS_SECRET_ARN',
+  /** HMAC key of web visitors' identity hashes (widget identity verification). */
+  widgetIdentitySecret: 'WIDGET_IDENTITY_SECRET',
+  /** Deployed: the Secrets Manager secret holding WIDGET_IDENTITY_SECRET's value. */
+  widgetIdentitySecretArn: 'WIDGET_IDENTITY_SECRET_ARN',
   emailFallbackDelay: 'CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS',
   reengageAfter: 'CONVERSA_REENGAGE_AFTER_SECONDS',
   autoResolveAfter: 'CONVERSA_AUTO_RESOLVE_AFTER_SECONDS',

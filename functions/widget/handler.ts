@@ -12,6 +12,7 @@ const SessionBody = z.object({
   email: z.optional(z.string().check(z.trim(), z.email(), z.maxLength(320))),
   phone: z.optional(z.string().check(z.trim(), z.regex(/^\+?[\d\s().-]{7,24}$/, 'a phone number'))),
   token: z.optional(z.text(1, 200)),
+  identityHash: z.optional(z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, 'a hex HMAC-SHA256'))),
 });
 
 const HistoryQuery = z.object({

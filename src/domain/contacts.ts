@@ -59,8 +59,10 @@ export async function findOrCreateContact(
   handle: string,
   profile: Profile,
   conversationId?: string,
+  /** `links: false`: the profile's email and phone are contact details only, claimed by nobody. */
+  options: { links?: boolean } = {},
 ): Promise<{ contactId: string; conversationId?: string | undefined }> {
-  const ids = identities(profile);
+  const ids = options.links === false ? [] : identities(profile);
   let contactId: string | undefined;
   let created = false;
   for (const identity of ids) {

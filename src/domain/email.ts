@@ -6,6 +6,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import * as z from '../zod';
+import { loadSecretIntoEnv } from '../aws/secret-env';
 import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';
@@ -33,12 +34,7 @@ const MAC_HEX = 32;
  * per cold start into REPLY_ADDRESS_SECRET, where the local stack puts it directly.
  */
 export async function loadReplySecret(): Promise<void> {
-  const arn = process.env[ENV.replySecretArn];
-  if (process.env[ENV.replySecret] || !arn) return;
-  const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
-  const out = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: arn }));
-  if (!out.SecretString) throw new Error('the reply-address secret is empty');
-  process.env[ENV.replySecret] = out.SecretString;
+  await loadSecretIntoEnv(ENV.replySecret, ENV.replySecretArn);
 }
 
 function mac(conversationId: string): string {

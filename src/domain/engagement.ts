@@ -106,7 +106,7 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   if (answered) return { conversation: answered, messages: [] };
 
   const settings = await getSettings();
-  let conversation = await captureEmail(context.conversation, context.message);
+  let conversation = await captureEmail(context.conversation, context.message, settings.widget.identityVerification);
   const auto = context.greeting
     ? { conversation, messages: await deliverGreeting(context.greeting) }
     : await autorespond(conversation, settings, new Date());
@@ -299,17 +299,21 @@ async function deliverGreeting(greeting: Greeting): Promise<Message[]> {
   return [];
 }
 
-/** A web visitor without an email who gives theirs (ownEmailIn): kept on visitor and contact. */
-async function captureEmail(conversation: ConversationRecord, message: Message): Promise<ConversationRecord> {
+/**
+ * A web visitor without an email who gives theirs (ownEmailIn): kept on visitor and contact. With
+ * identity verification on, nothing vouches for an address typed in the chat: it is a contact
+ * detail (the email fallback uses it), never an identity that links other channels.
+ */
+async function captureEmail(conversation: ConversationRecord, message: Message, verifying: boolean): Promise<ConversationRecord> {
   if (conversation.channel !== 'web' || conversation.contact.email) return conversation;
   const email = ownEmailIn(message.text, conversation.engagement?.askedForEmail === true);
   if (!email) return conversation;
   const contactId = conversation.contact.id;
   await Promise.all([
     conversation.visitorId ? updateVisitor(conversation.visitorId, { email }) : undefined,
-    addContactHandles(contactId, [{ channel: 'email', handle: email }], { email }),
+    addContactHandles(contactId, verifying ? [] : [{ channel: 'email', handle: email }], { email }),
     // Links a later channel with this email to the same contact (unless another contact has it).
-    claimHandle('email', email, { contactId }),
+    verifying ? undefined : claimHandle('email', email, { contactId }),
   ]);
   const result = await updateConversation(conversation.id, (c) =>
     c.contact.email ? undefined : { ...c, contact: { ...c.contact, email }, updatedAt: new Date().toISOString() },

@@ -40,11 +40,14 @@ export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle'
 async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean }> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
+  // A provider vouches for its handles; a web visitor's email or phone links only when not unverified.
+  let links = true;
   if (event.channel === 'web') {
     const visitor = await getVisitor(event.handle, true);
     if (!visitor) throw new UnprocessableEventError(`unknown visitor ${event.handle}`);
     pointer = visitor;
     profile = { name: visitor.name, email: visitor.email, phone: visitor.phone, ...profile };
+    links = !visitor.unverified;
   } else {
     pointer = await getHandle(event.channel, event.handle);
   }
@@ -55,7 +58,7 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   // A new handle is stored pointing at the conversation this message opens (one write, not two).
   const owner = pointer?.contactId
     ? { contactId: pointer.contactId, conversationId: pointer.conversationId }
-    : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId());
+    : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId(), { links });
   const conversation = await draftConversation({ channel: event.channel, handle: event.handle, ...owner, profile });
   return { conversation, draft: true };
 }

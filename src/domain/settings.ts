@@ -59,6 +59,11 @@ export const SettingsSchema = z.object({
   }),
   csat: z.object({ enabled: z.boolean(), question: z.text(1, 500) }),
   sla: z.object({ firstReplySeconds: z.wholeNumber(1), resolutionSeconds: z.wholeNumber(1) }),
+  /**
+   * With identityVerification, a web visitor's email or phone links them to the contact that has
+   * it only when the website vouches for it (identityHash, src/domain/visitors.ts).
+   */
+  widget: z.object({ identityVerification: z.boolean() }),
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;
@@ -73,6 +78,7 @@ export const SettingsPatchSchema = z.strictObject({
   reengagement: z.optional(z.partial(shape.reengagement)),
   csat: z.optional(z.partial(shape.csat)),
   sla: z.optional(z.partial(shape.sla)),
+  widget: z.optional(z.partial(shape.widget)),
 });
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
@@ -97,6 +103,7 @@ export function defaultSettings(): Settings {
     reengagement: { enabled: true, message: 'Just checking in: is there anything else we can help you with?' },
     csat: { enabled: true, question: 'How would you rate our support? Reply with a number from 1 (poor) to 5 (great).' },
     sla: { firstReplySeconds: 15 * 60, resolutionSeconds: 24 * 3600 },
+    widget: { identityVerification: false },
   };
 }
 

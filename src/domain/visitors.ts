@@ -3,9 +3,13 @@
  * is stored, so a leaked table does not leak sessions. The token reaches only that
  * visitor's own conversation.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { newId } from './ids';
 import { normalizeEmail, normalizePhone } from './contacts';
+import { getSettings } from './settings';
+import { ClientError } from './errors';
+import { ENV } from '../config';
+import { loadSecretIntoEnv } from '../aws/secret-env';
 import { getVisitor, putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
 
 const hash = (secret: string) => createHash('sha256').update(secret).digest();
@@ -30,6 +34,37 @@ export interface SessionInput {
   email?: string;
   phone?: string;
   token?: string;
+  /** The website's hex HMAC-SHA256 of the visitor's email (else phone) with the widget identity key. */
+  identityHash?: string;
+}
+
+/**
+ * What the website vouches for, as Chatwoot's identity validation does: its backend signs the
+ * signed-in user's email (or, without one, phone) with the widget identity key, so that a visitor
+ * cannot claim a customer's address and be linked to their history.
+ */
+export function identityHashOf(identifier: string, key: string): string {
+  return createHmac('sha256', key).update(identifier).digest('hex');
+}
+
+/**
+ * True when `profile`'s email or phone may link the visitor to the contact that has it: identity
+ * verification is off, or the website's hash matches. Without a hash the visitor is anonymous
+ * (false); a hash that does not match is refused, as a misconfigured site or a forgery.
+ */
+async function vouchedFor(profile: Pick<VisitorRecord, 'email' | 'phone'>, identityHash: string | undefined): Promise<boolean> {
+  if (!profile.email && !profile.phone) return true;
+  if (!(await getSettings()).widget.identityVerification) return true;
+  if (!identityHash) return false;
+  await loadSecretIntoEnv(ENV.widgetIdentitySecret, ENV.widgetIdentitySecretArn);
+  const key = process.env[ENV.widgetIdentitySecret];
+  if (!key) throw new Error(`${ENV.widgetIdentitySecret} is not set`);
+  const expected = Buffer.from(identityHashOf((profile.email ?? profile.phone)!, key), 'hex');
+  const given = Buffer.from(identityHash, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(expected, given)) {
+    throw new ClientError(401, 'invalid_identity_hash', 'identityHash does not match the email (or phone) given');
+  }
+  return true;
 }
 
 /** What the pre-chat form says about the visitor, normalized; unusable values are left out. */
@@ -50,16 +85,21 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     const visitor = await verifyVisitorToken(input.token);
     if (!visitor) return undefined;
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
-    const fill = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
-    if (Object.keys(fill).length > 0) await updateVisitor(visitor.id, fill);
+    const fill: Partial<VisitorRecord> = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
+    if (Object.keys(fill).length > 0) {
+      if (!(await vouchedFor({ ...visitor, ...fill }, input.identityHash))) fill.unverified = true;
+      await updateVisitor(visitor.id, fill);
+    }
     return { visitor: { ...visitor, ...fill }, token: input.token };
   }
   const secret = randomBytes(32).toString('base64url');
+  const profile = profileOf(input);
   const visitor: VisitorRecord = {
     id: newId(),
     tokenHash: hash(secret).toString('base64url'),
     createdAt: new Date().toISOString(),
-    ...profileOf(input),
+    ...profile,
+    ...((await vouchedFor(profile, input.identityHash)) ? {} : { unverified: true }),
   };
   await putVisitor(visitor);
   return { visitor, token: `${visitor.id}.${secret}` };

@@ -30,6 +30,11 @@ export interface VisitorRecord {
   contactId?: string;
   conversationId?: string;
   createdAt: string;
+  /**
+   * The email or phone the visitor gave was not vouched for by the website while identity
+   * verification was on: it is kept as contact details but links to no other contact.
+   */
+  unverified?: boolean;
 }
 
 const strip = <T>(item: Record<string, unknown> | undefined): T | undefined => (item ? withoutKeys<T>(item) : undefined);

@@ -8,6 +8,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import type { ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
+import { identityHashOf } from '../../src/domain/visitors';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -35,8 +36,8 @@ async function write(channel: ProviderChannel, handle: string, text: string): Pr
   return agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, `${channel} message`);
 }
 
-async function visitorWrites(email: string, text: string): Promise<{ conversationId: string; contactId: string }> {
-  const session = await visitorSession(stack.httpUrl, { name: 'Vera', email });
+async function visitorWrites(email: string, text: string, identityHash?: string): Promise<{ conversationId: string; contactId: string }> {
+  const session = await visitorSession(stack.httpUrl, { name: 'Vera', email, ...(identityHash ? { identityHash } : {}) });
   const ws = await WsClient.connect(stack.wsUrl, session.token);
   sockets.push(ws);
   const clientMessageId = crypto.randomUUID();
@@ -92,6 +93,29 @@ describe('one customer across channels', () => {
     expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual(
       expect.arrayContaining([laptop.conversationId, phone.conversationId]),
     );
+  });
+
+  it('with identity verification on, links a web visitor by email only when the website vouches for it', async () => {
+    const verification = (on: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: { widget: { identityVerification: on } } });
+    expect((await verification(true)).status).toBe(200);
+    try {
+      const email = `ivy-${crypto.randomUUID()}@example.com`;
+      // The website's backend signs its signed-in user's email with the widget identity key.
+      const hash = identityHashOf(email, 'dev-widget-identity-secret');
+      const signedIn = await visitorWrites(email, 'signed in on the website', hash);
+      // Anyone can type the same address into the pre-chat form: kept as a detail, linked to nobody.
+      const impostor = await visitorWrites(email, 'it is me, really');
+      expect(impostor.contactId).not.toBe(signedIn.contactId);
+      expect((await getContact(impostor.contactId)).body).toMatchObject({ email, handles: [{ channel: 'web', handle: expect.any(String) }] });
+      const again = await visitorWrites(email.toUpperCase(), 'signed in on my phone', hash);
+      expect(again.contactId).toBe(signedIn.contactId);
+      // A hash that does not match is refused, not quietly ignored.
+      const forged = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { email, identityHash: identityHashOf(email, 'a guess') } });
+      expect(forged.status).toBe(401);
+      expect(forged.body.error.code).toBe('invalid_identity_hash');
+    } finally {
+      expect((await verification(false)).status).toBe(200);
+    }
   });
 
   it('links a web visitor who gives a phone number to the WhatsApp contact with that number', async () => {

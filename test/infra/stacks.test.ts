@@ -249,8 +249,8 @@ describe('stateless stack: functions', () => {
   it.each(names)('%s gets the shared configuration from src/config.ts ENV', (name) => {
     const env = stateless.fn(name).Properties.Environment.Variables as Json;
     const expected = Object.entries(ENV)
-      // The reply-address key is for mail senders only, and deployed only as a secret ARN.
-      .filter(([key]) => !['replySecret', 'replySecretArn'].includes(key))
+      // The reply-address and widget identity keys are for one function each, deployed only as secret ARNs.
+      .filter(([key]) => !['replySecret', 'replySecretArn', 'widgetIdentitySecret', 'widgetIdentitySecretArn'].includes(key))
       .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
       .map(([, variable]) => variable);
     expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
@@ -585,7 +585,7 @@ describe('stateless stack: mail, secrets and table access', () => {
       }
     }
     // Nobody else holds any Secrets Manager permission at all (engagement reads only the reply-address key, tested below).
-    for (const name of ['widget', 'realtime', 'wsAuthorizer', 'inbound'] as FunctionName[]) {
+    for (const name of ['realtime', 'wsAuthorizer', 'inbound'] as FunctionName[]) {
       expect(stateless.actionsOf(name).filter((a) => a.startsWith('secretsmanager:')), name).toEqual([]);
     }
   });
@@ -697,6 +697,23 @@ describe('email replies', () => {
     const [policyId] = inspect.resources('AWS::SNS::TopicPolicy')[0]!;
     expect(rules[0]![1].DependsOn).toContain(policyId);
     expect(nagFindings(custom.stateless)).toEqual([]);
+  });
+});
+
+describe('widget identity verification', () => {
+  it('keeps the identity key in a secret of the stateful stack that only the widget function reads', () => {
+    const key = stateful.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('identity hashes'));
+    expect(key).toBeDefined();
+    const [keyId, resource] = key!;
+    expect(resource.DeletionPolicy).toBe('Retain');
+    const keyRef = stateless.fn('widget').Properties.Environment.Variables[ENV.widgetIdentitySecretArn] as Json;
+    expect(exportedRef(keyRef)).toBe(keyId);
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const env = stateless.fn(name).Properties.Environment.Variables as Json;
+      const reads = stateless.statementsOf(name).some((st) => actionsOf(st).includes('secretsmanager:GetSecretValue') && JSON.stringify(st.Resource).includes(JSON.stringify(keyRef)));
+      expect([name, reads, env[ENV.widgetIdentitySecretArn] !== undefined]).toEqual([name, name === 'widget', name === 'widget']);
+    }
+    expect(Object.keys(stateful.json.Outputs as Json)).toContain('WidgetIdentityKeyArn');
   });
 });
 
