@@ -2,7 +2,8 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from '../../src/zod';
 import { httpHandler, json, parseBody, validate } from '../../src/http/http';
-import { startSession, verifyVisitorToken } from '../../src/domain/visitors';
+import { startSession } from '../../src/domain/visitors';
+import { verifyVisitorToken } from '../../src/domain/visitor-tokens';
 import { ClientError } from '../../src/domain/errors';
 import { listMessages } from '../../src/store/messages';
 import { config } from '../../src/config';

@@ -4,7 +4,7 @@
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { createAgentTokenVerifier } from '../../src/auth/agent-token';
-import { verifyVisitorToken } from '../../src/domain/visitors';
+import { verifyVisitorToken } from '../../src/domain/visitor-tokens';
 import { WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { config } from '../../src/config';
 

@@ -3,31 +3,15 @@
  * is stored, so a leaked table does not leak sessions. The token reaches only that
  * visitor's own conversation.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hashOfSecret, verifyVisitorToken } from './visitor-tokens';
 import { newId } from './ids';
 import { normalizeEmail, normalizePhone } from './contacts';
 import { getSettings } from './settings';
 import { ClientError } from './errors';
 import { ENV } from '../config';
 import { loadSecretIntoEnv } from '../aws/secret-env';
-import { getVisitor, putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
-
-const hash = (secret: string) => createHash('sha256').update(secret).digest();
-
-export function parseVisitorToken(token: string): { visitorId: string; secret: string } | undefined {
-  const match = /^([0-9A-HJKMNP-TV-Z]{26})\.([A-Za-z0-9_-]{32,64})$/.exec(token);
-  return match ? { visitorId: match[1]!, secret: match[2]! } : undefined;
-}
-
-export async function verifyVisitorToken(token: string): Promise<VisitorRecord | undefined> {
-  const parsed = parseVisitorToken(token);
-  if (!parsed) return undefined;
-  const visitor = await getVisitor(parsed.visitorId);
-  if (!visitor) return undefined;
-  const expected = Buffer.from(visitor.tokenHash, 'base64url');
-  const actual = hash(parsed.secret);
-  return expected.length === actual.length && timingSafeEqual(expected, actual) ? visitor : undefined;
-}
+import { putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
 
 export interface SessionInput {
   name?: string;
@@ -96,7 +80,7 @@ export async function startSession(input: SessionInput): Promise<Session | undef
   const profile = profileOf(input);
   const visitor: VisitorRecord = {
     id: newId(),
-    tokenHash: hash(secret).toString('base64url'),
+    tokenHash: hashOfSecret(secret).toString('base64url'),
     createdAt: new Date().toISOString(),
     ...profile,
     ...((await vouchedFor(profile, input.identityHash)) ? {} : { unverified: true }),
