@@ -45,24 +45,16 @@ export class StatefulStack extends Stack {
     this.table = new ConversaTable(this, 'Data', props.table);
     this.agents = new AgentDirectory(this, 'Agents', props.agents);
     this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets', props.channelSecrets);
-    this.replyAddressKey = new Secret(this, 'ReplyAddressKey', {
-      description: 'Conversa: HMAC key of per-conversation email reply-to addresses',
-      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    Validations.of(this.replyAddressKey).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason: 'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
-    });
-    this.widgetIdentityKey = new Secret(this, 'WidgetIdentityKey', {
-      description: 'Conversa: HMAC key of web visitors\' identity hashes (give it to the website backend)',
-      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    Validations.of(this.widgetIdentityKey).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason: 'The website backend holds a copy of the identity key to sign visitors; it is rotated by hand, together with the website.',
-    });
+    this.replyAddressKey = this.hmacKey(
+      'ReplyAddressKey',
+      'HMAC key of per-conversation email reply-to addresses',
+      'Rotating the reply-address key would break every reply address already sent to customers; it is rotated by hand when compromised.',
+    );
+    this.widgetIdentityKey = this.hmacKey(
+      'WidgetIdentityKey',
+      "HMAC key of web visitors' identity hashes (give it to the website backend)",
+      'The website backend holds a copy of the identity key to sign visitors; it is rotated by hand, together with the website.',
+    );
     new CfnOutput(this, 'WidgetIdentityKeyArn', {
       value: this.widgetIdentityKey.secretArn,
       description: 'HMAC key for identityHash on POST /v1/widget/sessions (settings widget.identityVerification)',
@@ -73,5 +65,16 @@ export class StatefulStack extends Stack {
         description: `Fill in the ${channel} credentials here (${secretArnEnv(channel)})`,
       });
     }
+  }
+
+  /** A generated HMAC key kept across stack deletions; `whyNoRotation` answers cdk-nag's SMG4. */
+  private hmacKey(id: string, what: string, whyNoRotation: string): Secret {
+    const key = new Secret(this, id, {
+      description: `Conversa: ${what}`,
+      generateSecretString: { excludePunctuation: true, passwordLength: 48 },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(key).acknowledge({ id: 'AwsSolutions-SMG4', reason: whyNoRotation });
+    return key;
   }
 }

@@ -392,6 +392,19 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
   });
 });
 
+/** The reply left for the provider once, and is stored once, as `messageId`, sent. */
+async function expectSentOnce(conversationId: string, text: string, messageId: string): Promise<void> {
+  const sent = await eventually(() => {
+    const out = stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(text));
+    return out.length > 0 ? out : undefined;
+  }, 30_000);
+  await eventually(async () => (await queueDepth(stack, 'conversa-outbound.fifo')).inFlight === 0, 30_000);
+  expect(sent).toHaveLength(1);
+  const stored = (await allMessages(conversationId)).filter((m) => m.text === text);
+  expect(stored.map((m) => m.id)).toEqual([messageId]);
+  expect(stored[0]!.status).toBe('sent');
+}
+
 describe('agent reply faults', { timeout: 60_000 }, () => {
   it('queues a stored reply whose first enqueue failed when the client sends it again, and sends it once', async () => {
     // Prepare
@@ -415,15 +428,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     expect(replyEnqueue.failed).toBe(1);
     expect(first.status).toBe(500);
     expect(second.status).toBe(202);
-    const sent = await eventually(() => {
-      const out = stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(reply.text));
-      return out.length > 0 ? out : undefined;
-    }, 30_000);
-    await eventually(async () => (await queueDepth(stack, 'conversa-outbound.fifo')).inFlight === 0, 30_000);
-    expect(sent).toHaveLength(1);
-    const stored = (await allMessages(conversation.id)).filter((m) => m.text === reply.text);
-    expect(stored).toHaveLength(1);
-    expect(stored[0]).toMatchObject({ id: second.body.message.id, status: 'sent' });
+    await expectSentOnce(conversation.id, reply.text, second.body.message.id);
   });
 
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
@@ -445,14 +450,6 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     expect(first.status).toBe(500);
     expect(moved!.lastMessageAt > conversation.lastMessageAt).toBe(true);
     expect(second.status).toBe(202);
-    const sent = await eventually(() => {
-      const out = stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(reply.text));
-      return out.length > 0 ? out : undefined;
-    }, 30_000);
-    await eventually(async () => (await queueDepth(stack, 'conversa-outbound.fifo')).inFlight === 0, 30_000);
-    expect(sent).toHaveLength(1);
-    const stored = (await allMessages(conversation.id)).filter((m) => m.text === reply.text);
-    expect(stored.map((m) => m.id)).toEqual([second.body.message.id]);
-    expect(stored[0]!.status).toBe('sent');
+    await expectSentOnce(conversation.id, reply.text, second.body.message.id);
   });
 });

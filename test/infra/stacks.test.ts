@@ -650,19 +650,24 @@ describe('props reach the template', () => {
   });
 });
 
+/** The stateful stack's key secret described with `described`: retained, its ARN in `arnVariable` of `reader` only, readable by it only. */
+function expectKeyOnlyFor(described: string, arnVariable: string, reader: FunctionName): void {
+  const key = stateful.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes(described));
+  expect(key).toBeDefined();
+  const [keyId, resource] = key!;
+  expect(resource.DeletionPolicy).toBe('Retain');
+  const keyRef = stateless.fn(reader).Properties.Environment.Variables[arnVariable] as Json;
+  expect(exportedRef(keyRef)).toBe(keyId);
+  for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+    const env = stateless.fn(name).Properties.Environment.Variables as Json;
+    const reads = stateless.statementsOf(name).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(JSON.stringify(keyRef)));
+    expect([name, reads, env[arnVariable] !== undefined]).toEqual([name, name === reader, name === reader]);
+  }
+}
+
 describe('email replies', () => {
   it('keeps the reply-address key in a secret of the stateful stack only the mail sender can read', () => {
-    const key = stateful.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('reply-to'));
-    expect(key).toBeDefined();
-    const [keyId, resource] = key!;
-    expect(resource.DeletionPolicy).toBe('Retain');
-    const keyRef = stateless.fn('engagement').Properties.Environment.Variables[ENV.replySecretArn] as Json;
-    expect(exportedRef(keyRef)).toBe(keyId);
-    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
-      const env = stateless.fn(name).Properties.Environment.Variables as Json;
-      const reads = stateless.statementsOf(name).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && JSON.stringify(s.Resource).includes(JSON.stringify(keyRef)));
-      expect([name, reads, env[ENV.replySecretArn] !== undefined]).toEqual([name, name === 'engagement', name === 'engagement']);
-    }
+    expectKeyOnlyFor('reply-to', ENV.replySecretArn, 'engagement');
   });
 
   it('lets SES publish received mail to an encrypted topic the engagement function subscribes to', () => {
@@ -702,17 +707,7 @@ describe('email replies', () => {
 
 describe('widget identity verification', () => {
   it('keeps the identity key in a secret of the stateful stack that only the widget function reads', () => {
-    const key = stateful.resources('AWS::SecretsManager::Secret').find(([, r]) => String(r.Properties.Description).includes('identity hashes'));
-    expect(key).toBeDefined();
-    const [keyId, resource] = key!;
-    expect(resource.DeletionPolicy).toBe('Retain');
-    const keyRef = stateless.fn('widget').Properties.Environment.Variables[ENV.widgetIdentitySecretArn] as Json;
-    expect(exportedRef(keyRef)).toBe(keyId);
-    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
-      const env = stateless.fn(name).Properties.Environment.Variables as Json;
-      const reads = stateless.statementsOf(name).some((st) => actionsOf(st).includes('secretsmanager:GetSecretValue') && JSON.stringify(st.Resource).includes(JSON.stringify(keyRef)));
-      expect([name, reads, env[ENV.widgetIdentitySecretArn] !== undefined]).toEqual([name, name === 'widget', name === 'widget']);
-    }
+    expectKeyOnlyFor('identity hashes', ENV.widgetIdentitySecretArn, 'widget');
     expect(Object.keys(stateful.json.Outputs as Json)).toContain('WidgetIdentityKeyArn');
   });
 });

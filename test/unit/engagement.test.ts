@@ -233,26 +233,32 @@ describe('autoresponder text', () => {
   });
 });
 
+/** An open conversation an agent answered with `reply` (the timers' usual subject). */
+function answeredConversation(reply: Message, over: Partial<ConversationRecord>): ConversationRecord {
+  return {
+    id: CONVERSATION,
+    channel: 'telegram',
+    status: 'open',
+    contact: { id: 'c1' },
+    assigneeId: 'a1',
+    unreadCount: 0,
+    createdAt: '2026-04-30T10:00:00.000Z',
+    updatedAt: reply.createdAt,
+    lastMessageAt: reply.createdAt,
+    lastInboundAt: '2026-05-01T09:00:00.000Z',
+    firstReplyAt: reply.createdAt,
+    handle: '12345',
+    version: 3,
+    ...over,
+  };
+}
+
 describe('re-engagement across provider windows', () => {
   const now = new Date('2026-05-03T12:00:00Z');
   const reply = message({ id: '01REPLY', channel: 'whatsapp', createdAt: '2026-05-01T10:00:00.000Z' });
 
   function arrange(channel: ConversationRecord['channel'], lastInboundAt: string, template?: Settings['reengagement']['whatsappTemplate']) {
-    const conversation: ConversationRecord = {
-      id: CONVERSATION,
-      channel,
-      status: 'open',
-      contact: { id: 'c1' },
-      assigneeId: 'a1',
-      unreadCount: 0,
-      createdAt: '2026-04-30T10:00:00.000Z',
-      updatedAt: reply.createdAt,
-      lastMessageAt: reply.createdAt,
-      lastInboundAt,
-      firstReplyAt: reply.createdAt,
-      handle: '+15550001',
-      version: 3,
-    };
+    const conversation = answeredConversation(reply, { channel, lastInboundAt, handle: '+15550001' });
     const settings = { ...defaultSettings(), timers: { emailFallbackDelaySeconds: 60, reengageAfterSeconds: 3600, autoResolveAfterSeconds: 999_999 } };
     if (template) settings.reengagement = { ...settings.reengagement, whatsappTemplate: template };
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
@@ -321,22 +327,7 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
 
   /** One conversation, the settings with these timers, and a Scheduler that takes every schedule. */
   function arrange(over: Partial<ConversationRecord>, timers: Partial<Settings['timers']>) {
-    const conversation: ConversationRecord = {
-      id: CONVERSATION,
-      channel: 'telegram',
-      status: 'open',
-      contact: { id: 'c1' },
-      assigneeId: 'a1',
-      unreadCount: 0,
-      createdAt: '2026-04-30T10:00:00.000Z',
-      updatedAt: reply.createdAt,
-      lastMessageAt: reply.createdAt,
-      lastInboundAt: '2026-05-01T09:00:00.000Z',
-      firstReplyAt: reply.createdAt,
-      handle: '12345',
-      version: 3,
-      ...over,
-    };
+    const conversation = answeredConversation(reply, over);
     const defaults = defaultSettings();
     const settings = { ...defaults, timers: { ...defaults.timers, ...timers } };
     ddb.on(GetCommand).resolves({});
