@@ -214,14 +214,21 @@ async function autoresponse(
   return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
 }
 
-/** Once per conversation, and never once an agent has answered. */
+/** An agent answered since the conversation started, or since the customer reopened it. */
+const answeredSinceStart = (c: ConversationRecord) => Boolean(c.firstReplyAt && c.firstReplyAt >= (c.episodeStartedAt ?? ''));
+
+/**
+ * Once per conversation, and never once an agent has answered; a customer who comes back to a
+ * resolved conversation starts anew and is greeted again (and, outside hours, told when the team
+ * is back), as a new conversation would be.
+ */
 async function autorespond(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
   const none = { conversation, messages: [] };
-  if (!settings.autoresponder.enabled || conversation.autoresponded || conversation.firstReplyAt) return none;
+  if (!settings.autoresponder.enabled || conversation.autoresponded || answeredSinceStart(conversation)) return none;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, now);
   // The claim is a conditional write: two messages racing at the start answer once.
   const claim = await updateConversation(conversation.id, (c) =>
-    c.autoresponded || c.firstReplyAt ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: { ...c.engagement, askedForEmail: true } } : {}) },
+    c.autoresponded || answeredSinceStart(c) ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: { ...c.engagement, askedForEmail: true } } : {}) },
   );
   if (!claim || claim.after === claim.before) return none;
   let current = claim.after;

@@ -279,7 +279,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
         reopened = c.status !== 'open';
         return {
           ...c,
-          ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
+          // Back after a resolution: a new start, which the autoresponder greets again.
+          ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1, autoresponded: false, episodeStartedAt: message.createdAt } : {}),
           status: 'open',
           resolvedAt: undefined,
           snoozedUntil: undefined,

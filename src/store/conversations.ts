@@ -31,8 +31,13 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
   reopenCount?: number;
   /** Optimistic-locking counter for read-modify-write changes. */
   version: number;
-  /** Engagement state (issue 6): ids of agent replies not yet seen by a web visitor, etc. */
+  /** The autoresponder answered since the conversation started (or was last reopened by the customer). */
   autoresponded?: boolean;
+  /**
+   * When the customer's message reopened it from `resolved`: a new start, greeted again as a new
+   * conversation would be. Absent for a conversation never reopened that way.
+   */
+  episodeStartedAt?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
 }
@@ -52,7 +57,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};

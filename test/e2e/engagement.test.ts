@@ -179,6 +179,25 @@ describe('autoresponder and business hours', () => {
     }
   });
 
+  it('greets a customer who comes back after a resolution again, once', async () => {
+    await settings({ autoresponder: { enabled: true, message: 'Hello from the team' } });
+    const { ws, conversationId } = await visitor({ name: 'Rosa' });
+    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
+    await agentReply(conversationId, 'How can I help?');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+
+    // Act: days later (here: now) the customer writes again, and then once more
+    await visitorSays(ws, 'Me again, a new question');
+    await eventually(async () => ((await greetings()).length === 2 ? true : undefined), 10_000);
+    await visitorSays(ws, 'and a detail');
+    await sleep(500);
+
+    // Assess: greeted at each start, not at every message
+    expect(await greetings()).toHaveLength(2);
+    expect((await conversation(conversationId)).status).toBe('open');
+  });
+
   it('inside hours sends the normal message and asks for no email', async () => {
     await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
     const { ws, conversationId } = await visitor({ name: 'Nils' });
