@@ -61,6 +61,8 @@ export interface OutboundDraft {
   attachments?: Attachment[];
   template?: Message['template'];
   sender?: Message['sender'];
+  /** Sent without the customer asking (proactive): written, but no reply (reports' first reply). */
+  unprompted?: boolean;
 }
 
 /** A message the team (or the bot) sends, not stored yet. */
@@ -89,7 +91,7 @@ export async function storeOutbound(
 ): Promise<{ message: Message; conversation: ConversationRecord }> {
   const message = outboundMessage(conversation, draft, delivery, id);
   const stored = await putMessage(message);
-  const updated = (await applyOutboundToConversation(conversation.id, message)) ?? conversation;
+  const updated = (await applyOutboundToConversation(conversation.id, message, { unprompted: draft.unprompted === true })) ?? conversation;
   // A redelivered job finds its message stored, maybe by an attempt that died before queueing it:
   // queued again under the same deduplication id, it is still sent at most once (deliverOutbound).
   if (delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
@@ -112,7 +114,7 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
     : await autorespond(conversation, settings, new Date());
   conversation = auto.conversation;
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
-  const replied = Boolean(conversation.firstReplyAt);
+  const replied = teamWrote(conversation);
   const conversationId = conversation.id;
   const channel = conversation.channel;
   const afterPublish = async () => {
@@ -143,7 +145,7 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
 }
 
 export async function engageOnVisitorRead(conversation: ConversationRecord, messageId: string): Promise<void> {
-  if (!conversation.firstReplyAt) return;
+  if (!teamWrote(conversation)) return;
   await updateConversation(conversation.id, (c) =>
     (c.engagement?.visitorReadUpTo ?? '') >= messageId ? undefined : { ...c, engagement: { ...c.engagement, visitorReadUpTo: messageId } },
   );
@@ -214,8 +216,13 @@ async function autoresponse(
   return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
 }
 
-/** An agent answered since the conversation started, or since the customer reopened it. */
-const answeredSinceStart = (c: ConversationRecord) => Boolean(c.firstReplyAt && c.firstReplyAt >= (c.episodeStartedAt ?? ''));
+/** An agent wrote to the customer (a reply, or a proactive message): what the timers and reads follow. */
+function teamWrote(c: ConversationRecord, since = ''): boolean {
+  return Boolean((c.firstReplyAt && c.firstReplyAt >= since) || (c.lastUnpromptedAt && c.lastUnpromptedAt >= since));
+}
+
+/** An agent wrote since the conversation started, or since the customer reopened it. */
+const answeredSinceStart = (c: ConversationRecord) => teamWrote(c, c.episodeStartedAt ?? '');
 
 /**
  * Once per conversation, and never once an agent has answered; a customer who comes back to a

@@ -35,17 +35,23 @@ export interface AgentMessageInput {
   template?: { name: string; language?: string; params?: string[] };
 }
 
-/**
- * Moves the conversation's activity forward for a message that is not the customer's; an agent
- * other than the assignee who wrote it (`participant`) joins the conversation's participants.
- */
-export async function applyOutboundToConversation(conversationId: string, message: Message, participant?: string): Promise<ConversationRecord | undefined> {
+export interface OutboundEffects {
+  /** An agent other than the assignee who wrote it: joins the conversation's participants. */
+  participant?: string | undefined;
+  /** Sent without the customer asking (proactive): no first reply, recorded as `lastUnpromptedAt`. */
+  unprompted?: boolean;
+}
+
+/** Moves the conversation's activity forward for a message that is not the customer's. */
+export async function applyOutboundToConversation(conversationId: string, message: Message, effects: OutboundEffects = {}): Promise<ConversationRecord | undefined> {
+  const { participant, unprompted = false } = effects;
   const fast = await applyMessageToOpenConversation(conversationId, {
     id: message.id,
     createdAt: message.createdAt,
     direction: 'outbound',
     private: message.private,
     senderType: message.sender.type,
+    ...(unprompted ? { unprompted } : {}),
     ...(participant ? { participant } : {}),
   });
   if (fast === 'duplicate') return undefined;
@@ -59,7 +65,8 @@ export async function applyOutboundToConversation(conversationId: string, messag
       updatedAt: message.createdAt,
       ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
-      ...(message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),
+      ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
+      ...(!unprompted && message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),
     };
   });
   return result?.after;
@@ -118,7 +125,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   const agentConnections = agentConnectionsAhead();
   // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
   const participant = conversation.assigneeId === agent.id ? undefined : agent.id;
-  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, participant)]);
+  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participant })]);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],

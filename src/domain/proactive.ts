@@ -94,7 +94,7 @@ export async function deliverProactive(job: ProactiveJob, lastAttempt: boolean):
   if (!conversation) return 'no_conversation';
   const { record } = await claimDedup(`proactive#${batchId}#${contactId}`, { conversationId: conversation.id, messageId: newId() });
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
-  await storeOutbound(target, { text, sender: { type: 'agent', ...sender } }, 'stored', record.messageId);
+  await storeOutbound(target, { text, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.
   await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt);
   return 'sent';

@@ -38,6 +38,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    * conversation would be. Absent for a conversation never reopened that way.
    */
   episodeStartedAt?: string;
+  /**
+   * Newest proactive message (sent without the customer asking): the team has written, but it is
+   * no reply, so `firstReplyAt` (what the reports read) does not move for it.
+   */
+  lastUnpromptedAt?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
 }
@@ -57,7 +62,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'lastUnpromptedAt', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -92,7 +97,7 @@ export async function getConversation(id: string, consistent = false): Promise<C
  */
 export async function applyMessageToOpenConversation(
   id: string,
-  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; participant?: string },
+  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participant?: string },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
   sequenceMark?: string,
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
@@ -111,6 +116,8 @@ export async function applyMessageToOpenConversation(
   if (message.participant) values[':participant'] = new Set([message.participant]);
   if (inbound) {
     sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
+  } else if (message.unprompted) {
+    sets.push('lastUnpromptedAt = :now');
   } else if (message.senderType === 'agent' && !message.private) {
     sets.push('firstReplyAt = if_not_exists(firstReplyAt, :now)');
   }

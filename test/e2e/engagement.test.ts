@@ -413,6 +413,8 @@ describe('snooze wake-up through the engagement function', () => {
 describe('proactive messages', () => {
   it('queues a message to a list of contacts (202 with a count) and delivers it on their conversations', async () => {
     await settings({ autoresponder: { enabled: false } });
+    // Timers an hour away: the email fallback's schedule can only go by being cancelled.
+    await timers({});
     const one = await visitor(undefined, 'first');
     const two = await visitor(undefined, 'second');
     const contactOf = async (id: string) => (await conversation(id)).contact.id as string;
@@ -427,7 +429,16 @@ describe('proactive messages', () => {
       expect(got.message).toMatchObject({ conversationId: v.conversationId, direction: 'outbound', sender: { type: 'agent', id: 'admin-ada' } });
     }
     await sleep(500);
-    expect((await history(one.conversationId)).filter((m) => m.text === 'Our summer sale starts today')).toHaveLength(1);
+    const sale = (await history(one.conversationId)).filter((m) => m.text === 'Our summer sale starts today');
+    expect(sale).toHaveLength(1);
+    // Not a reply to the customer's question: the first reply (reports, SLA) is still to come.
+    expect((await conversation(one.conversationId)).firstReplyAt).toBeUndefined();
+    // Read on the web: nothing left to email.
+    expect(pendingTimers(one.conversationId)).toContain('emailFallback');
+    one.ws.send({ action: 'markRead', messageId: sale[0]!.id });
+    await eventually(async () => (pendingTimers(one.conversationId).includes('emailFallback') ? undefined : true), 10_000);
+    await agentReply(one.conversationId, 'About your question: yes');
+    await eventually(async () => ((await conversation(one.conversationId)).firstReplyAt ? true : undefined), 10_000);
   });
 
   it('is for admins only and refuses bad input with 4xx', async () => {
