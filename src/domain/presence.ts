@@ -95,8 +95,11 @@ export async function expirePresenceGrace(agentId: string, now = new Date().toIS
 export async function sweepPresence(now = new Date()): Promise<number> {
   const [agents, connected] = await Promise.all([listAgents(), connectedAgents()]);
   const orphaned = agents.filter((a) => a.status === 'online' && !a.graceUntil && !connected.has(a.id));
-  await Promise.all(orphaned.map((a) => startAgentGrace(a.id, new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString())));
-  await settlePresence(await listAgents(), now.toISOString());
+  // The periods started here end later; the ones that have ended are those read above.
+  await Promise.all([
+    ...orphaned.map((a) => startAgentGrace(a.id, new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString())),
+    settlePresence(agents, now.toISOString()),
+  ]);
   return orphaned.length;
 }
 

@@ -41,6 +41,11 @@ const strip = (item: Record<string, unknown>) => withoutKeys<AgentRecord>(item);
 /** Load counters exist from the first write on, so that conditions can compare them. */
 const INIT_LOADS = 'liveLoad = if_not_exists(liveLoad, :zero), asyncLoad = if_not_exists(asyncLoad, :zero)';
 
+/** A presence write that also creates the agent item (`:status` and the values of presenceValues). */
+const SET_PRESENCE = `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS}`;
+const presenceNames = { '#status': 'status', '#role': 'role' };
+const presenceValues = (id: string, status: Presence) => ({ ':id': id, ':status': status, ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0 });
+
 /** Records an agent seen at login; their presence is set separately. */
 export async function touchAgent(id: string, fields: { name?: string; role: 'agent' | 'admin' }): Promise<void> {
   await ddb().send(
@@ -73,16 +78,9 @@ export async function setAgentPresence(id: string, status: Presence): Promise<Ag
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.agent(id),
-      UpdateExpression: `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS}${chosen ? ', statusChosen = :true REMOVE graceUntil' : ' REMOVE graceUntil, statusChosen'}`,
-      ExpressionAttributeNames: { '#status': 'status', '#role': 'role' },
-      ExpressionAttributeValues: {
-        ':id': id,
-        ':status': status,
-        ':now': new Date().toISOString(),
-        ':agent': 'agent',
-        ':zero': 0,
-        ...(chosen ? { ':true': true } : {}),
-      },
+      UpdateExpression: `${SET_PRESENCE}${chosen ? ', statusChosen = :true REMOVE graceUntil' : ' REMOVE graceUntil, statusChosen'}`,
+      ExpressionAttributeNames: presenceNames,
+      ExpressionAttributeValues: { ...presenceValues(id, status), ...(chosen ? { ':true': true } : {}) },
       ReturnValues: 'ALL_NEW',
     }),
   );
@@ -96,10 +94,10 @@ export async function setAgentPresence(id: string, status: Presence): Promise<Ag
 export async function setAgentOnlineOnConnect(id: string): Promise<boolean> {
   return updateIf({
     Key: keys.agent(id),
-    UpdateExpression: `SET id = :id, #status = :online, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS} REMOVE graceUntil`,
+    UpdateExpression: `${SET_PRESENCE} REMOVE graceUntil`,
     ConditionExpression: 'attribute_not_exists(statusChosen) OR statusChosen = :false',
-    ExpressionAttributeNames: { '#status': 'status', '#role': 'role' },
-    ExpressionAttributeValues: { ':id': id, ':online': 'online', ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0, ':false': false },
+    ExpressionAttributeNames: presenceNames,
+    ExpressionAttributeValues: { ...presenceValues(id, 'online'), ':false': false },
   });
 }
 

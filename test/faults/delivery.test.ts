@@ -40,7 +40,7 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => {
 /**
  * Switches that make the next call of a wrapped step fail once (a consumer dying right there):
  * the conversation update after the message write, a new conversation's write after its first
- * message, and the hooks after the conversation update.
+ * message, the hooks after the conversation update, and an agent reply's outbound enqueue.
  */
 const faults = vi.hoisted(() => {
   const state = () => ({ armed: false, failed: 0 });
@@ -54,9 +54,9 @@ const faults = vi.hoisted(() => {
       }
       return real(...args);
     };
-  return { apply: state(), create: state(), hooks: state(), race: state(), failOnce };
+  return { apply: state(), create: state(), hooks: state(), race: state(), enqueue: state(), failOnce };
 });
-const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced } = faults;
+const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced, enqueue: replyEnqueue } = faults;
 vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
@@ -75,20 +75,9 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
   };
 });
 /** The next outbound enqueue fails once (SQS unreachable after the reply was stored). */
-const replyEnqueue = vi.hoisted(() => ({ armed: false, failed: 0 }));
 vi.mock('../../src/aws/queues', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/aws/queues')>();
-  return {
-    ...real,
-    enqueueOutbound: async (jobs: Parameters<typeof real.enqueueOutbound>[0]) => {
-      if (replyEnqueue.armed) {
-        replyEnqueue.armed = false;
-        replyEnqueue.failed += 1;
-        throw new Error('simulated failure of the outbound enqueue');
-      }
-      return real.enqueueOutbound(jobs);
-    },
-  };
+  return { ...real, enqueueOutbound: faults.failOnce(faults.enqueue, 'in the outbound enqueue', real.enqueueOutbound) };
 });
 /** An agent reply's message write fails once, after its conversation update (written side by side) went through. */
 const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
