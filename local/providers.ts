@@ -2,7 +2,8 @@
  * Local stand-in for the five provider APIs, served under /local/providers/<channel>/...
  * Point `<CHANNEL>_API_BASE_URL` at http://127.0.0.1:<port>/local/providers/<channel> and the adapters
  * talk to it exactly as they talk to the real APIs: same paths, same auth, same answer shapes.
- * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests;
+ * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests,
+ * `holdNext` a provider slow to answer;
  * `addMedia` holds files as a customer's media message leaves them at WhatsApp or Telegram.
  */
 import { randomBytes } from 'node:crypto';
@@ -33,6 +34,11 @@ export interface ProviderStandIn {
   outbox(channel?: string): OutboxItem[];
   /** Fails the next `count` requests of the channel with `status`, after letting `after` through. */
   failNext(channel: ProviderChannel, status: number, count: number, after?: number): void;
+  /**
+   * Holds the answer to the channel's next request until `until` settles (it gets the request's
+   * body): a test can make something happen between the provider taking a send and answering it.
+   */
+  holdNext(channel: ProviderChannel, until: (body: unknown) => Promise<void>): void;
   /**
    * A file the provider holds, as a customer's media message would leave it: returns the id its
    * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid), which the
@@ -334,6 +340,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
   let items: OutboxItem[] = [];
   const failures = new Map<ProviderChannel, { status: number; remaining: number; pass: number }>();
   const files = new Map<string, MediaFile>();
+  const holds = new Map<ProviderChannel, (body: unknown) => Promise<void>>();
 
   function failNext(channel: ProviderChannel, status: number, count: number, after = 0): void {
     if (count > 0) failures.set(channel, { status, remaining: count, pass: after });
@@ -380,20 +387,29 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
         }
         return true;
       }
-      const failStatus = takeFailure(channel);
-      const request = { method, path, query: url.searchParams, headers, body };
-      const reply =
-        failStatus !== undefined
-          ? failure(channel, failStatus)
-          : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
-      items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status, answer: reply.body });
-      send(res, reply);
+      const answer = () => {
+        const failStatus = takeFailure(channel);
+        const request = { method, path, query: url.searchParams, headers, body };
+        const reply =
+          failStatus !== undefined
+            ? failure(channel, failStatus)
+            : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
+        items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status, answer: reply.body });
+        send(res, reply);
+      };
+      const hold = holds.get(channel);
+      holds.delete(channel);
+      if (hold) hold(body).then(answer, (error: unknown) => res.destroy(error as Error));
+      else answer();
       return true;
     },
     outbox(channel) {
       return items.filter((item) => channel === undefined || item.channel === channel);
     },
     failNext,
+    holdNext(channel, until) {
+      holds.set(channel, until);
+    },
     addMedia(channel, file) {
       const id = { whatsapp: `media-${hex(8)}`, telegram: `AgAC${hex(12)}`, sms: `ME${hex(16)}` }[channel];
       files.set(`${channel}/${id}`, file);
@@ -402,6 +418,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
     reset() {
       items = [];
       failures.clear();
+      holds.clear();
       files.clear();
       telegram.reset();
     },

@@ -20,7 +20,17 @@ import {
   type ConversationRecord,
 } from '../store/conversations';
 import type { ConnectionRecord } from '../store/connections';
-import { claimDedup, getMessage, releaseDedup, getMessageToSend, putMessage, recordSendFailure, recordSendProgress, updateMessageStatus } from '../store/messages';
+import {
+  claimDedup,
+  getMessage,
+  releaseDedup,
+  getMessageToSend,
+  putMessage,
+  recordSendFailure,
+  recordSendProgress,
+  settleOvertakenSend,
+  updateMessageStatus,
+} from '../store/messages';
 
 export interface AgentIdentity {
   id: string;
@@ -179,14 +189,18 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     const reached = conversation.visitorId
       ? await publish([messageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
       : 0;
-    final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
+    final =
+      (await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent')) ??
+      // The widget's read receipt can land first; the reply went out all the same.
+      (await settleOvertakenSend(message.conversationId, message.id));
   } else if (isProviderChannel(conversation.channel)) {
     final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown);
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
   if (!final) return;
-  // Only the status is news: the conversation as it stands went out when the reply was posted.
+  // Only the status is news (after an overtaking receipt, the status as it stands: the same frame
+  // again, never an older one): the conversation as it stands went out when the reply was posted.
   await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
   await afterOutbound(conversation, final);
 }
@@ -246,7 +260,9 @@ async function sendToProvider(
       const pointer = { conversationId: message.conversationId, messageId: message.id };
       await Promise.all([result.providerMessageId, ...(result.otherIds ?? [])].map((id) => claimDedup(`${channel}#${id}`, pointer)));
     }
-    return updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
+    const sent = await updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
+    // A status callback can overtake the provider's own answer: the reply still gets its id and its timers.
+    return sent ?? settleOvertakenSend(message.conversationId, message.id, result.providerMessageId);
   }
   if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id));
   return updateMessageStatus(message.conversationId, message.id, 'failed', { error: result.error });

@@ -170,6 +170,35 @@ export async function updateMessageStatus(
   }
 }
 
+/**
+ * A reply the provider (or the visitor's widget) took, whose receipt moved it past `queued`
+ * before the send's own status write: keeps the provider's id and returns the message as it
+ * stands. Undefined when it is gone or a receipt said `failed`.
+ */
+export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId?: string): Promise<Message | undefined> {
+  if (!providerMessageId) {
+    const message = await getMessage(conversationId, messageId);
+    return message && RANK[message.status] >= RANK.sent && message.status !== 'failed' ? message : undefined;
+  }
+  try {
+    const out = await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.message(conversationId, messageId),
+        UpdateExpression: 'SET providerMessageId = :pmid',
+        ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read)',
+        ExpressionAttributeNames: { '#status': 'status' },
+        ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read' },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return out.Attributes ? toMessage(out.Attributes) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
 /** History, oldest first within a page; the cursor walks back to older pages. */
 export async function listMessages(
   conversationId: string,

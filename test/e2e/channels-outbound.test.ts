@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
-import { agentToken, http, WsClient, type Frame } from '../support/clients';
+import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
 import { getDedup } from '../../src/store/messages';
@@ -233,6 +233,37 @@ describe('a provider down while a conversation has several replies queued', () =
     expect(await attempts('second of two while down')).toEqual([503, 200]);
     expect(failed.message.error).toBeTruthy();
   }, 90_000);
+});
+
+describe('a receipt that overtakes the provider’s answer', () => {
+  it('keeps the provider id on the reply and still arms its timers', async () => {
+    const { handle, conversationId } = await customer('whatsapp');
+    // The provider takes the send, and its "delivered" callback is applied before its answer reaches us.
+    stack.providers.holdNext('whatsapp', async (body) => {
+      const reference = (body as { biz_opaque_callback_data?: string }).biz_opaque_callback_data;
+      expect(reference).toBeTruthy();
+      const callback = statusWebhook('whatsapp', handle, 'delivered', `wamid.overtaking${Date.now()}`, undefined, reference);
+      expect((await postWebhook(stack, 'whatsapp', callback)).status).toBe(200);
+      await agent.waitFor((f) => f.type === 'message.updated' && f.message.status === 'delivered' && `${conversationId}/${f.message.id}` === reference, 10_000, 'delivered first');
+    });
+    const response = await reply(conversationId, { text: 'overtaken by its own receipt' });
+    expect(response.status).toBe(202);
+    const messageId: string = response.body.message.id;
+
+    const [accepted] = await eventually(async () => {
+      const items = (await outbox('whatsapp', carries('overtaken by its own receipt'))).filter((a) => a.status === 200);
+      return items.length > 0 ? items : undefined;
+    });
+    const providerMessageId = (accepted!.answer as { messages: { id: string }[] }).messages[0]!.id;
+    const stored = await eventually(async () => {
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+      const message = page.body.items.find((m: { id: string }) => m.id === messageId);
+      return message?.providerMessageId ? message : undefined;
+    });
+    // The receipt's status stands; the send adds only what it alone knows.
+    expect(stored).toMatchObject({ status: 'delivered', providerMessageId });
+    await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversationId}` && s.fireAt));
+  });
 });
 
 describe('WhatsApp 24-hour window', () => {
