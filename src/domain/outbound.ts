@@ -113,6 +113,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (existing?.status === 'queued' && !existing.private) {
       await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
       await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
+      // The first attempt's delivery may have moved it on since the read: that frame must not be the last word.
+      const current = await getMessage(existing.conversationId, existing.id);
+      if (current && current.status !== 'queued') await publish([messageUpdatedEvent(current)], { agents: scopeOf(conversation) });
+      return current ?? existing;
     }
     if (existing) return existing;
   }

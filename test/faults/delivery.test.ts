@@ -15,7 +15,7 @@ import { listMessages } from '../../src/store/messages';
 import { updateConversation } from '../../src/store/conversations';
 import type { InboundMessageEvent } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
-import { agentToken, eventually, http } from '../support/clients';
+import { agentToken, eventually, http, WsClient } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from '../e2e/channels-support';
 import { allMessages, conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
 
@@ -81,6 +81,11 @@ vi.mock('../../src/aws/queues', async (importOriginal) => {
 });
 /** An agent reply's message write fails once, after its conversation update (written side by side) went through. */
 const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
+/**
+ * A retried reply's read of the stored reply returns what it read only after `until` settles (the
+ * first attempt's delivery finishing meanwhile); `read` is called as soon as it has read.
+ */
+const slowRetryRead = vi.hoisted(() => ({ pending: undefined as { messageId: string; read: () => void; until: Promise<void> } | undefined }));
 vi.mock('../../src/store/messages', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/messages')>();
   return {
@@ -93,6 +98,16 @@ vi.mock('../../src/store/messages', async (importOriginal) => {
         throw new Error('simulated failure of a reply\'s message write');
       }
       return real.putMessage(message);
+    },
+    getMessage: async (...args: Parameters<typeof real.getMessage>) => {
+      const found = await real.getMessage(...args);
+      const slow = slowRetryRead.pending;
+      if (slow && found?.id === slow.messageId && found.status === 'queued') {
+        slowRetryRead.pending = undefined;
+        slow.read();
+        await slow.until;
+      }
+      return found;
     },
   };
 });
@@ -418,6 +433,36 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     expect(first.status).toBe(500);
     expect(second.status).toBe(202);
     await expectSentOnce(conversation.id, reply.text, second.body.message.id);
+  });
+
+  it('leaves agents on the sent status of a reply retried while its first attempt was being delivered', async () => {
+    // Prepare: a customer, an agent watching, and the provider holding its answer to the first send
+    const from = phone(5, 3);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'are you there?'))).toBe(200);
+    const conversation = await eventually(() => conversationOf(from), 60_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const agent = await WsClient.connect(stack.wsUrl, token);
+    const reply = { text: `reply retried in flight ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
+    let retryRead!: () => void;
+    const retryHasRead = new Promise<void>((resolve) => (retryRead = resolve));
+    stack.providers.holdNext('whatsapp', () => retryHasRead);
+
+    // Act: the reply is taken and queued; its client, unsure, sends it again, and the retry reads it
+    // still queued just before the delivery lets the provider answer and marks it sent
+    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    expect(first.status).toBe(202);
+    const messageId: string = first.body.message.id;
+    const sent = agent.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === 'sent', 30_000, 'sent');
+    slowRetryRead.pending = { messageId, read: retryRead, until: sent.then(() => undefined) };
+    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+
+    // Assess: the retry answered with the reply as it stands, and the agent's last word on it is "sent"
+    expect(slowRetryRead.pending).toBeUndefined();
+    expect(second.status).toBe(202);
+    expect(second.body.message).toMatchObject({ id: messageId, status: 'sent' });
+    await eventually(() => agent.frames.filter((f) => f.message?.id === messageId).at(-1)?.message.status === 'sent');
+    await expectSentOnce(conversation.id, reply.text, messageId);
+    await agent.close();
   });
 
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
