@@ -394,7 +394,7 @@ export type TimerOutcome = 'done' | 'skipped';
 export async function runTimer(input: TimerInput, now = new Date()): Promise<TimerOutcome> {
   switch (input.kind) {
     case 'emailFallback':
-      return emailFallback(input.conversationId);
+      return emailFallback(input.conversationId, now);
     case 'reengage':
       return reengage(input, now);
     case 'autoResolve':
@@ -408,19 +408,26 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
 }
 
 /** One email with every agent reply the web visitor has not seen (read, or answered after). */
-async function emailFallback(conversationId: string): Promise<TimerOutcome> {
+async function emailFallback(conversationId: string, now: Date): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
   if (!conversation || conversation.channel !== 'web') return 'skipped';
   const state = conversation.engagement ?? {};
   const seenUpTo = [state.visitorReadUpTo ?? '', state.emailedUpTo ?? ''].sort().at(-1)!;
-  const unseen = await unseenReplies(conversation, seenUpTo);
+  const [unseen, settings] = await Promise.all([unseenReplies(conversation, seenUpTo), getSettings()]);
   if (unseen.length === 0) return 'skipped';
+  // Each reply re-arms the fallback, so it is due the delay after the newest one. Early: the delay
+  // was raised since this was armed (the schedule deletes itself after firing), so wait out the rest.
+  const newest = unseen.at(-1)!;
+  const dueAt = Date.parse(newest.createdAt) + settings.timers.emailFallbackDelaySeconds * 1000;
+  if (now.getTime() + 1000 < dueAt) {
+    await setTimerAt('emailFallback', conversationId, new Date(dueAt), { messageId: newest.id });
+    return 'skipped';
+  }
   const to = await knownEmail(conversation);
   if (!to) return 'skipped';
-  const newest = unseen.at(-1)!.id;
   // Claimed before sending: a second fire (or a concurrent one) finds the replies emailed.
   const claim = await updateConversation(conversationId, (c) =>
-    (c.engagement?.emailedUpTo ?? '') >= newest ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest } },
+    (c.engagement?.emailedUpTo ?? '') >= newest.id ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
   const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });
@@ -430,7 +437,7 @@ async function emailFallback(conversationId: string): Promise<TimerOutcome> {
   } catch (error) {
     // Give the claim back so that the Scheduler's retry can send.
     await updateConversation(conversationId, (c) =>
-      c.engagement?.emailedUpTo === newest ? { ...c, engagement: { ...c.engagement, emailedUpTo: state.emailedUpTo } } : undefined,
+      c.engagement?.emailedUpTo === newest.id ? { ...c, engagement: { ...c.engagement, emailedUpTo: state.emailedUpTo } } : undefined,
     );
     throw error;
   }

@@ -409,6 +409,24 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     expect(scheduler.commandCalls(CreateScheduleCommand)).toEqual([]);
   });
 
+  it('re-arms an email fallback for the rest of a raised delay, counted from the newest unseen reply, and emails nothing yet', async () => {
+    // Prepare: a web visitor left two replies unread; the delay went from 1 minute to 10 after they were armed
+    const older = message({ id: '01REPLYA', channel: 'web', createdAt: '2026-05-03T11:50:00.000Z' });
+    const newer = message({ id: '01REPLYB', channel: 'web', createdAt: '2026-05-03T11:59:00.000Z' });
+    arrange({ channel: 'web', visitorId: 'v1', lastInboundAt: '2026-05-03T11:40:00.000Z' }, { emailFallbackDelaySeconds: 600 });
+    ddb.on(QueryCommand).resolves({ Items: [newer, older].map((m) => ({ ...keys.message(CONVERSATION, m.id), ...m })) });
+
+    // Act
+    await expect(runTimer({ kind: 'emailFallback', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: newer.id }, now)).resolves.toBe('skipped');
+
+    // Assess
+    expect(armed('emailFallback')).toEqual([
+      { at: 'at(2026-05-03T12:09:00)', input: { kind: 'emailFallback', conversationId: CONVERSATION, dueAt: '2026-05-03T12:09:00.000Z', messageId: newer.id } },
+    ]);
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+    expect(ses.commandCalls(SendEmailCommand)).toEqual([]);
+  });
+
   it('keeps a snoozed conversation asleep when its wake-up comes early, and re-arms it for snoozedUntil', async () => {
     arrange({ status: 'snoozed', snoozedUntil: '2026-05-03T12:00:05.000Z' }, {});
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:05.000Z' }, now)).resolves.toBe('skipped');
