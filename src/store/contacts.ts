@@ -73,6 +73,15 @@ export async function getContact(id: string): Promise<ContactRecord | undefined>
   return strip<ContactRecord>(out.Item);
 }
 
+/** `#a = :a` for each field: every name aliased, since some (`name`) are DynamoDB reserved words. */
+function setClauses(fields: [string, unknown][]): { clause: string; names: Record<string, string>; values: Record<string, unknown> } {
+  return {
+    clause: fields.map(([k]) => `#${k} = :${k}`).join(', '),
+    names: Object.fromEntries(fields.map(([k]) => [`#${k}`, k])),
+    values: Object.fromEntries(fields.map(([k, v]) => [`:${k}`, v])),
+  };
+}
+
 /** Adds handles to a contact's list (idempotent) and fills the name/email/phone it lacked. */
 export async function addContactHandles(
   contactId: string,
@@ -90,16 +99,14 @@ export async function addContactHandles(
     sets.push('handles = list_append(handles, :h)');
     values[':h'] = missing;
   }
-  for (const [k, v] of fill) {
-    sets.push(`${k} = :${k}`);
-    values[`:${k}`] = v;
-  }
+  const profileSet = setClauses(fill);
   await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.contact(contactId),
-      UpdateExpression: `SET ${sets.join(', ')}`,
-      ExpressionAttributeValues: values,
+      UpdateExpression: `SET ${[...sets, profileSet.clause].filter(Boolean).join(', ')}`,
+      ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
+      ExpressionAttributeValues: { ...values, ...profileSet.values },
     }),
   );
 }
@@ -131,12 +138,14 @@ export async function getVisitor(id: string, consistent = false): Promise<Visito
 export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email' | 'phone'>>): Promise<void> {
   const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return;
+  const { clause, names, values } = setClauses(entries);
   await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.visitor(id),
-      UpdateExpression: `SET ${entries.map(([k]) => `${k} = :${k}`).join(', ')}`,
-      ExpressionAttributeValues: Object.fromEntries(entries.map(([k, v]) => [`:${k}`, v])),
+      UpdateExpression: `SET ${clause}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
       ConditionExpression: 'attribute_exists(pk)',
     }),
   );

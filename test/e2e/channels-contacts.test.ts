@@ -133,6 +133,20 @@ describe('one customer across channels', () => {
     expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { phone: 'call me maybe' } })).status).toBe(400);
   });
 
+  it('gives an unnamed SMS contact the name a web visitor with the same phone number types', async () => {
+    // `name` is a DynamoDB reserved word: the write that fills it once failed, and the message with it.
+    const phone = phoneHandles();
+    const bySms = await write('sms', phone.sms, 'Hi by text');
+    const session = await visitorSession(stack.httpUrl, { name: 'Vera', phone: phone.phone });
+    const ws = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(ws);
+    ws.send({ action: 'sendMessage', text: 'and on the website', clientMessageId: crypto.randomUUID() });
+    const ack = await ws.waitFor((f) => f.type === 'ack', 10_000, 'ack');
+    const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId, 10_000, 'the web message');
+    expect(seen.message.sender.id).toBe(bySms.message.sender.id);
+    expect((await getContact(bySms.message.sender.id)).body).toMatchObject({ name: 'Vera', phone: phone.phone });
+  });
+
   it('answers 404 for an unknown contact', async () => {
     expect((await getContact('01NOSUCHCONTACT')).status).toBe(404);
   });

@@ -22,8 +22,8 @@ async function connect(token: string | undefined): Promise<WsClient> {
 const texts = (items: { text: string; sender: { type: string } }[]) => items.filter((m) => m.sender.type !== 'bot').map((m) => m.text);
 
 /** A visitor who has written once: the conversation exists. */
-async function visitorWithConversation(text = 'Hello, I need help') {
-  const session = await visitorSession(stack.httpUrl, { name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` });
+async function visitorWithConversation(text = 'Hello, I need help', profile: Record<string, string> = { name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` }) {
+  const session = await visitorSession(stack.httpUrl, profile);
   const ws = await connect(session.token);
   const clientMessageId = crypto.randomUUID();
   ws.send({ action: 'sendMessage', text, clientMessageId });
@@ -125,6 +125,13 @@ describe('web chat', () => {
     const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: resumed.token });
     expect(history.status).toBe(200);
     expect(texts(history.body.items)).toEqual(['first tab', 'second tab']);
+  });
+
+  it('takes a name given later (a pre-chat form after the first message) on the resumed session', async () => {
+    const { session, ack } = await visitorWithConversation('before the form', {});
+    const named = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: session.token, name: 'Later' } });
+    expect(named.status).toBe(201);
+    expect(named.body).toMatchObject({ visitorId: session.visitorId, conversationId: ack.conversationId });
   });
 
   it('pages history oldest first within a page, the cursor walking back', async () => {
