@@ -48,9 +48,15 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
  */
 export function sentAtFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): { sentAt: string; dated?: true } {
   const n = typeof value === 'string' ? Number(value) : value;
-  if (n === undefined || !Number.isFinite(n) || n <= 0) return { sentAt: new Date().toISOString() };
-  return { sentAt: new Date(unit === 's' ? n * 1000 : n).toISOString(), dated: true };
+  const ms = n === undefined ? NaN : unit === 's' ? n * 1000 : n;
+  // Out of range (a provider's bug, or a body signed with a leaked secret) is no provider time:
+  // past year 9999 it threw, a 500 the provider retries for days; far ahead, it sorts wrong.
+  if (!(ms >= EARLIEST_SENT_AT && ms <= Date.now() + DAY_MS)) return { sentAt: new Date().toISOString() };
+  return { sentAt: new Date(ms).toISOString(), dated: true };
 }
+
+/** Before any of these providers existed. */
+const EARLIEST_SENT_AT = Date.UTC(2000, 0, 1);
 
 export function isoFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): string {
   return sentAtFromEpoch(value, unit).sentAt;

@@ -130,6 +130,19 @@ describe('whatsapp normalize: statuses', () => {
   });
 });
 
+describe('whatsapp normalize: times out of range', () => {
+  it.each(['99999999999999', '1e20', '-5', String(Math.floor(Date.now() / 1000) + 3 * 86400)])('dates a message stamped %s now, not by the provider', (timestamp) => {
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ changes: [{ field: 'messages', value: { messages: [{ from: '1555', id: 'wamid.T', timestamp, type: 'text', text: { body: 'hi' } }] } }] }],
+    });
+    const before = Date.now();
+    const [event] = adapter.normalize(signedRequest('whatsapp', body), credentials);
+    expect(Date.parse(event?.kind === 'message' ? event.sentAt : '')).toBeGreaterThanOrEqual(before);
+    expect(event).not.toHaveProperty('dated');
+  });
+});
+
 describe('whatsapp window', () => {
   it('allows free-form replies inside 24 h', () => {
     expect(adapter.window(ago(23 * HOUR + 59 * MINUTE), NOW, false)).toEqual({ allowed: true });

@@ -51,6 +51,19 @@ describe('webhook handler', () => {
     }
   });
 
+  it.each([
+    ['whatsapp', (body: Record<string, any>) => (body.entry[0].changes[0].value.messages[0].timestamp = '99999999999999')],
+    ['telegram', (body: Record<string, any>) => (body.message.date = 1e20)],
+  ])('queues a signed %s message whose provider time is out of range, dated now (a 500 was retried for days)', async (channel, stamp) => {
+    const body = JSON.parse(fixture(channel, 'text')) as Record<string, any>;
+    stamp(body);
+    const raw = JSON.stringify(body);
+    const result = await invoke(event('POST', channel, raw, providerHeaders(channel as 'whatsapp' | 'telegram', raw)));
+    expect(result.statusCode).toBe(200);
+    const [entry] = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
+    expect(Math.abs(Date.parse(JSON.parse(entry!.MessageBody).sentAt) - Date.now())).toBeLessThan(60_000);
+  });
+
   it('answers 401 and queues nothing when the signature is wrong or missing', async () => {
     const body = fixture('whatsapp', 'text');
     const forged = await invoke(event('POST', 'whatsapp', body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }));
