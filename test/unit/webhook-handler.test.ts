@@ -52,13 +52,13 @@ describe('webhook handler', () => {
   });
 
   it.each([
-    ['whatsapp', (body: Record<string, any>) => (body.entry[0].changes[0].value.messages[0].timestamp = '99999999999999')],
-    ['telegram', (body: Record<string, any>) => (body.message.date = 1e20)],
+    ['whatsapp' as const, (body: Record<string, any>): void => void (body.entry[0].changes[0].value.messages[0].timestamp = '99999999999999')],
+    ['telegram' as const, (body: Record<string, any>): void => void (body.message.date = 1e20)],
   ])('queues a signed %s message whose provider time is out of range, dated now (a 500 was retried for days)', async (channel, stamp) => {
     const body = JSON.parse(fixture(channel, 'text')) as Record<string, any>;
     stamp(body);
     const raw = JSON.stringify(body);
-    const result = await invoke(event('POST', channel, raw, providerHeaders(channel as 'whatsapp' | 'telegram', raw)));
+    const result = await invoke(event('POST', channel, raw, providerHeaders(channel, raw)));
     expect(result.statusCode).toBe(200);
     const [entry] = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
     expect(Math.abs(Date.parse(JSON.parse(entry!.MessageBody).sentAt) - Date.now())).toBeLessThan(60_000);
