@@ -82,6 +82,25 @@ export async function applyOutboundToConversation(conversationId: string, messag
   return result?.after;
 }
 
+/**
+ * What a stored reply's conversation write would have added, for a retry after that write failed:
+ * its first reply, its activity (never moved back by a later message) and its participant.
+ */
+async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
+  await updateConversation(conversationId, (c) => {
+    const firstReply = message.sender.type === 'agent' && !message.private && !c.firstReplyAt;
+    const latest = !message.private && c.lastMessageAt < message.createdAt;
+    const joins = participant !== undefined && !c.participants?.has(participant);
+    if (!firstReply && !latest && !joins) return undefined;
+    return {
+      ...c,
+      ...(firstReply ? { firstReplyAt: message.createdAt } : {}),
+      ...(latest ? { lastMessageAt: message.createdAt, updatedAt: message.createdAt, lastOutboundId: message.id } : {}),
+      ...(joins ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
+    };
+  });
+}
+
 /** Refuses a send the provider would refuse (24-hour windows), with a reason the agent can act on. */
 export function checkWindow(conversation: ConversationRecord, hasTemplate: boolean, now = new Date()): void {
   if (!isProviderChannel(conversation.channel)) return;
@@ -92,7 +111,8 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
   const isPrivate = input.private === true;
   const tentative = { conversationId, messageId: newId() };
-  const scope = input.clientMessageId ? `agent#${agent.id}#${input.clientMessageId}` : undefined;
+  // Per conversation: a client counting its ids per conversation must not collide across them.
+  const scope = input.clientMessageId ? `agent#${agent.id}#${conversationId}#${input.clientMessageId}` : undefined;
   // The claim beside the read, one round trip less; a request refused by the checks that follow
   // takes its claim back, so bad input changes nothing.
   const [conversation, { claimed, record }] = await Promise.all([
@@ -106,10 +126,14 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (scope && claimed) await releaseDedup(scope);
     throw error;
   }
+  // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
+  const participant = conversation.assigneeId === agent.id ? undefined : agent.id;
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
-    // The same reply again: a first attempt that died after storing it may not have shown or
-    // queued it. Queued again under the same deduplication id, and sent at most once (deliverOutbound).
+    // The same reply again: a first attempt that died after storing it may not have moved the
+    // conversation, shown the reply or queued it. Queued again under the same deduplication id,
+    // and sent at most once (deliverOutbound).
+    if (existing) await catchUpConversation(conversationId, existing, participant);
     if (existing?.status === 'queued' && !existing.private) {
       await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
       await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
@@ -137,8 +161,6 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // reply waits two round trips less. If the message's write fails after the conversation's, the
   // client's retry (same clientMessageId) writes the message and finds the conversation moved on.
   const agentConnections = agentConnectionsAhead();
-  // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
-  const participant = conversation.assigneeId === agent.id ? undefined : agent.id;
   const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participant })]);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(

@@ -193,6 +193,22 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'nobody' }, tokens['ws-ben'])).status).toBe(404);
   });
 
+  it('keeps an agent’s clientMessageId per conversation: the same id in two conversations sends two replies', async () => {
+    const one = await visitorWithConversation('first visitor');
+    const two = await visitorWithConversation('second visitor');
+    const clientMessageId = 'c-1';
+    const first = await post(`/v1/conversations/${one.conversationId}/messages`, { text: 'for the first', clientMessageId });
+    const second = await post(`/v1/conversations/${two.conversationId}/messages`, { text: 'for the second', clientMessageId });
+    expect([first.status, second.status]).toEqual([202, 202]);
+    expect(second.body.message).toMatchObject({ conversationId: two.conversationId, text: 'for the second' });
+    await two.ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'for the second', 10_000, 'the second reply');
+    // Still one reply per retry within a conversation.
+    const again = await post(`/v1/conversations/${two.conversationId}/messages`, { text: 'for the second', clientMessageId });
+    expect(again.body.message.id).toBe(second.body.message.id);
+    // Their slots go back for the tests that follow.
+    for (const { conversationId } of [one, two]) expect((await post(`/v1/conversations/${conversationId}/resolve`, {})).status).toBe(200);
+  });
+
   it('carries typing and read receipts both ways, and reading resets the unread count', async () => {
     const { ws, conversationId, messageId } = await visitorWithConversation('Are you there?');
     const agentId = await assigned(conversationId);

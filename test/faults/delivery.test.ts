@@ -61,7 +61,21 @@ vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
     ...real,
-    applyMessageToOpenConversation: faults.failOnce(faults.apply, 'between the message write and the conversation update', real.applyMessageToOpenConversation, (_id, message) => message.direction === 'inbound'),
+    applyMessageToOpenConversation: faults.failOnce(
+      faults.apply,
+      'between the message write and the conversation update',
+      async (...args: Parameters<typeof real.applyMessageToOpenConversation>) => {
+        if (replyApply.armed && args[1].direction === 'outbound') {
+          replyApply.armed = false;
+          replyApply.failed += 1;
+          // Written side by side with the reply's message: that write lands first.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          throw new Error('simulated failure of a reply\'s conversation write');
+        }
+        return real.applyMessageToOpenConversation(...args);
+      },
+      (_id, message) => message.direction === 'inbound',
+    ),
     createConversation: faults.failOnce(faults.create, 'between the first message write and the new conversation write', async (record: Parameters<typeof real.createConversation>[0]) => {
       if (faults.race.armed) {
         // Another path (an agent moving a conversation to this channel) writes it first, bare.
@@ -81,6 +95,8 @@ vi.mock('../../src/aws/queues', async (importOriginal) => {
 });
 /** An agent reply's message write fails once, after its conversation update (written side by side) went through. */
 const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
+/** An agent reply's conversation write fails once, after its message write went through. */
+const replyApply = vi.hoisted(() => ({ armed: false, failed: 0 }));
 /**
  * A retried reply's read of the stored reply returns what it read only after `until` settles (the
  * first attempt's delivery finishing meanwhile); `read` is called as soon as it has read.
@@ -463,6 +479,28 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     await eventually(() => agent.frames.filter((f) => f.message?.id === messageId).at(-1)?.message.status === 'sent');
     await expectSentOnce(conversation.id, reply.text, messageId);
     await agent.close();
+  });
+
+  it('moves the conversation on for a reply whose conversation write failed, when the client sends it again', async () => {
+    // Prepare: a customer nobody answered yet, and the next reply's conversation write set to fail
+    const from = phone(5, 4);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'hello, anyone?'))).toBe(200);
+    const conversation = await eventually(() => conversationOf(from), 60_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const reply = { text: `caught up reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
+    replyApply.armed = true;
+
+    // Act: the first POST fails after storing the message; the client sends the same reply again
+    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+
+    // Assess: the reply counts as the first reply and the conversation's latest activity; sent once
+    expect(replyApply.failed).toBe(1);
+    expect(first.status).toBe(500);
+    expect(second.status).toBe(202);
+    const { createdAt } = second.body.message as { createdAt: string };
+    expect(await conversationOf(from)).toMatchObject({ firstReplyAt: createdAt, lastMessageAt: createdAt });
+    await expectSentOnce(conversation.id, reply.text, second.body.message.id);
   });
 
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
