@@ -29,7 +29,7 @@ const backoffs = new Map<string, number>();
 async function deliver(record: SQSRecord): Promise<void> {
   const job = JSON.parse(record.body) as OutboundJob;
   try {
-    await deliverOutbound(job, lastReceive(record));
+    await deliverOutbound(job, lastReceive(record), receiveCount(record) > 1);
   } catch (error) {
     if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures));
     throw error;

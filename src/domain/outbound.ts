@@ -191,17 +191,25 @@ export const MAX_SEND_ATTEMPTS = 5;
  * or on the queue's last delivery of the job (`lastReceive`), a retryable failure becomes a
  * permanent one instead of a trip to the DLQ.
  */
-export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastReceive: boolean): Promise<void> {
+export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastReceive: boolean, redelivered = false): Promise<void> {
   // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
   if (isProactiveJob(job)) {
     await deliverProactive(job, lastReceive);
     return;
   }
   // Both reads at once: one round trip less before the send (a redelivered job wastes half a unit).
-  const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
-  // Gone, or handled by an earlier delivery of the same job: nothing is sent twice.
-  if (!stored || stored.message.status !== 'queued' || !conversation) return;
+  const [stored, seen] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
+  if (!stored) return;
+  // A conversation written moments ago (a new customer's greeting) may not show in that read yet.
+  const conversation = seen ?? (await getConversation(job.conversationId, true));
+  if (!conversation) return;
   const message = stored.message;
+  // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
+  // status write may not have told the agents or armed the reply's timers: a redelivery does.
+  if (message.status !== 'queued') {
+    if (redelivered && message.status !== 'failed' && message.status !== 'received') await finishDelivery(conversation, message);
+    return;
+  }
   const lastAttempt = lastReceive || stored.sendFailures + 1 >= MAX_SEND_ATTEMPTS;
 
   // Who hears of the new status is looked up as soon as the status is known, beside its write.
@@ -215,20 +223,23 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     const reached = conversation.visitorId
       ? await publish([messageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
       : 0;
-    final =
-      (await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent')) ??
-      // The widget's read receipt can land first; the reply went out all the same.
-      (await settleOvertakenSend(message.conversationId, message.id));
+    final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
   } else if (isProviderChannel(conversation.channel)) {
     final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown);
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
-  if (!final) return;
-  // Only the status is news (after an overtaking receipt, the status as it stands: the same frame
-  // again, never an older one): the conversation as it stands went out when the reply was posted.
-  await publish([messageUpdatedEvent(final)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
-  await afterOutbound(conversation, final);
+  if (final) await finishDelivery(conversation, final, agentConnections);
+}
+
+/**
+ * Tells the agents a reply's status and arms its timers. Only the status is news (after an
+ * overtaking receipt, the status as it stands: the same frame again, never an older one): the
+ * conversation as it stands went out when the reply was posted.
+ */
+async function finishDelivery(conversation: ConversationRecord, message: Message, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
+  await publish([messageUpdatedEvent(message)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
+  await afterOutbound(conversation, message);
 }
 
 /**
@@ -255,7 +266,12 @@ async function sendToProvider(
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
   const adapter = getAdapter(channel);
-  const decision = adapter.window(conversation.lastInboundAt, new Date(), Boolean(message.template));
+  let decision = adapter.window(conversation.lastInboundAt, new Date(), Boolean(message.template));
+  if (!decision.allowed) {
+    // The customer's newest message (the one a greeting answers) may be missing from an eventually consistent read.
+    const fresh = await getConversation(conversation.id, true);
+    decision = adapter.window((fresh ?? conversation).lastInboundAt, new Date(), Boolean(message.template));
+  }
   if (!decision.allowed) {
     return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });
   }

@@ -171,15 +171,11 @@ export async function updateMessageStatus(
 }
 
 /**
- * A reply the provider (or the visitor's widget) took, whose receipt moved it past `queued`
- * before the send's own status write: keeps the provider's id and returns the message as it
- * stands. Undefined when it is gone or a receipt said `failed`.
+ * A reply the provider took, whose status callback moved it past `queued` before the send's own
+ * status write: keeps the provider's id and returns the message as it stands. Undefined when it
+ * is gone or the callback said `failed`.
  */
-export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId?: string): Promise<Message | undefined> {
-  if (!providerMessageId) {
-    const message = await getMessage(conversationId, messageId);
-    return message && RANK[message.status] >= RANK.sent && message.status !== 'failed' ? message : undefined;
-  }
+export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId: string): Promise<Message | undefined> {
   try {
     const out = await ddb().send(
       new UpdateCommand({

@@ -54,9 +54,9 @@ const faults = vi.hoisted(() => {
       }
       return real(...args);
     };
-  return { apply: state(), create: state(), hooks: state(), race: state(), enqueue: state(), failOnce };
+  return { apply: state(), create: state(), hooks: state(), race: state(), enqueue: state(), outboundHooks: state(), failOnce };
 });
-const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced, enqueue: replyEnqueue } = faults;
+const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced, enqueue: replyEnqueue, outboundHooks: replyHooksFail } = faults;
 vi.mock('../../src/store/conversations', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/store/conversations')>();
   return {
@@ -126,6 +126,11 @@ vi.mock('../../src/store/messages', async (importOriginal) => {
       return found;
     },
   };
+});
+/** Arming a reply's follow-up fails once: its delivery dies after the status write. */
+vi.mock('../../src/domain/timers', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/timers')>();
+  return { ...real, setTimer: faults.failOnce(faults.outboundHooks, 'after a reply\'s status write, arming its timers', real.setTimer, (kind) => kind === 'reengage') };
 });
 vi.mock('../../src/domain/automation', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/automation')>();
@@ -501,6 +506,32 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     const { createdAt } = second.body.message as { createdAt: string };
     expect(await conversationOf(from)).toMatchObject({ firstReplyAt: createdAt, lastMessageAt: createdAt });
     await expectSentOnce(conversation.id, reply.text, second.body.message.id);
+  });
+
+  it('arms the timers of a reply whose delivery died after its status write, when the job comes back', async () => {
+    // Prepare: a customer's conversation with its greeting gone out, and redeliveries after 2 s
+    const from = phone(5, 5);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'anyone around?'))).toBe(200);
+    const conversation = await eventually(() => conversationOf(from), 60_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
+    await eventually(() => Object.values(outbound.counts()).every((n) => n === 0), 30_000);
+    const visibility = outbound.visibilityTimeoutSeconds;
+    outbound.visibilityTimeoutSeconds = 2;
+    replyHooksFail.armed = true;
+    try {
+      // Act: the reply is sent and marked sent; the consumer dies before the timers
+      const text = `timers after a crash ${crypto.randomUUID()}`;
+      const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: { text }, token });
+      expect(reply.status).toBe(202);
+
+      // Assess: the job's next delivery armed the follow-up, and the reply left once
+      await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversation.id}` && s.fireAt), 20_000);
+      expect(replyHooksFail.failed).toBe(1);
+      await expectSentOnce(conversation.id, text, reply.body.message.id);
+    } finally {
+      outbound.visibilityTimeoutSeconds = visibility;
+    }
   });
 
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
