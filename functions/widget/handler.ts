@@ -26,7 +26,8 @@ const unauthorized = () => new ClientError(401, 'invalid_token', 'the visitor to
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   if (event.requestContext.http.method === 'GET') {
     // GET /v1/widget/messages: the visitor's own conversation, without private notes.
-    const token = /^Bearer (.+)$/.exec(event.headers?.authorization ?? '')?.[1];
+    // The scheme name is case-insensitive (RFC 9110), as on the agent routes.
+    const token = /^Bearer\s+(.+)$/i.exec(event.headers?.authorization ?? '')?.[1];
     const visitor = token ? await verifyVisitorToken(token) : undefined;
     if (!visitor) throw unauthorized();
     const query = validate(HistoryQuery, event.queryStringParameters ?? {});

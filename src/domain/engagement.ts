@@ -340,11 +340,12 @@ async function captureEmail(conversation: ConversationRecord, message: Message, 
 
 /**
  * "5", "4 - quick and kind", "3/5", "2 stars: slow": a score from 1 to 5 and an optional comment.
- * A digit that only starts a sentence ("3 items are missing", "2nd order") is not a rating: the
- * customer is asking something, and taken for an answer it would never reach an agent.
+ * A digit that only starts a sentence ("3 items are missing", "2nd order", "2:30 works for me?",
+ * "1-800-555-0100 called") is not a rating: the customer is asking something, and taken for an
+ * answer it would never reach an agent.
  */
 export function parseCsatAnswer(text: string): { score: number; comment?: string } | undefined {
-  const match = /^\s*([1-5])(?![\d]|[.,]\d)\s*(?:(?:\/\s*5|out of 5|stars?|⭐+)\s*[-–—:;,.!)]*|[-–—:;,.!)]+|$)\s*([\s\S]*)$/i.exec(text);
+  const match = /^\s*([1-5])(?![\d]|[.,:\-–]\d)\s*(?:(?:\/\s*5|out of 5|stars?|⭐+)\s*[-–—:;,.!)]*|[-–—:;,.!)]+|$)\s*([\s\S]*)$/i.exec(text);
   if (!match) return undefined;
   const comment = match[2]!.trim().slice(0, 1000);
   return { score: Number(match[1]), ...(comment ? { comment } : {}) };

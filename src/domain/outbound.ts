@@ -3,7 +3,7 @@
  * API can answer 202 with the message), then delivered by the outbound queue's consumer.
  */
 import { newId } from './ids';
-import { ClientError, notFound } from './errors';
+import { badRequest, ClientError, notFound } from './errors';
 import type { Message, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
@@ -121,6 +121,9 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   ]);
   try {
     if (!conversation) throw notFound('conversation');
+    if (input.template && (isPrivate || conversation.channel !== 'whatsapp')) {
+      throw badRequest('template_not_supported', 'templates are WhatsApp message templates: send text on this conversation');
+    }
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
   } catch (error) {
     if (scope && claimed) await releaseDedup(scope);
@@ -154,7 +157,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     attachments: [],
     status: isPrivate ? 'sent' : 'queued',
     private: isPrivate,
-    ...(input.template && conversation.channel === 'whatsapp' ? { template: input.template } : {}),
+    ...(input.template ? { template: input.template } : {}),
     createdAt: new Date().toISOString(),
   };
   // The two writes and the lookup of who to tell do not depend on each other: side by side, the

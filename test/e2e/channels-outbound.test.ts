@@ -266,6 +266,19 @@ describe('a receipt that overtakes the provider’s answer', () => {
   });
 });
 
+describe('templates', () => {
+  it.each(['telegram', 'sms'] as const)('refuses a template on %s with 400 and stores nothing', async (channel) => {
+    const { conversationId } = await customer(channel);
+    const before = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt })).body.items.length;
+    const refused = await reply(conversationId, { template: { name: 'order_update', language: 'en_US' } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('template_not_supported');
+    const after = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(after.body.items).toHaveLength(before);
+    expect((await getConversation(conversationId)).body.firstReplyAt ?? null).toBeNull();
+  });
+});
+
 describe('WhatsApp 24-hour window', () => {
   it('refuses a free-form reply outside the window with template_required, and sends an approved template', async () => {
     const { handle, conversationId } = await customer('whatsapp');

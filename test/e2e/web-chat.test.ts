@@ -125,6 +125,9 @@ describe('web chat', () => {
     const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: resumed.token });
     expect(history.status).toBe(200);
     expect(texts(history.body.items)).toEqual(['first tab', 'second tab']);
+    // The scheme name in any case, as HTTP has it.
+    const lower = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { headers: { authorization: `bearer ${resumed.token}` } });
+    expect(lower.status).toBe(200);
   });
 
   it('takes a name given later (a pre-chat form after the first message) on the resumed session', async () => {
