@@ -2,11 +2,15 @@
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { getSettings, saveSettings, SettingsPatchSchema } from '../domain/settings';
+import { routeOnCapacityChange } from '../domain/routing';
 
 export const getSettingsRoute: Route = async () => json(200, await getSettings({ fresh: true }));
 
 export const putSettingsRoute: Route = async ({ event, agent }) => {
   requireAdmin(agent);
   const patch = parseBody(event, SettingsPatchSchema);
-  return json(200, await saveSettings(patch));
+  const saved = await saveSettings(patch);
+  // A larger workspace capacity lets waiting conversations in now, not at the next unrelated event.
+  if (patch.capacity) await routeOnCapacityChange();
+  return json(200, saved);
 };

@@ -247,4 +247,23 @@ describe('capacity-based assignment', () => {
     expect((await heldBy('cap-c')).length).toBe(held + 1);
     await assertLoadsMatchReality();
   });
+
+  it('hands waiting conversations out when an admin raises the workspace’s live capacity', async () => {
+    // Prepare: the agents who follow the workspace capacity (no override) are full; some still wait
+    type Member = AgentView & { capacityOverride: { live: number | null } };
+    const following = ((await team()) as Member[]).filter((a) => AGENTS.concat('cap-d').includes(a.id) && a.capacityOverride.live === null);
+    expect(following.length).toBeGreaterThanOrEqual(2);
+    for (const agent of following) expect(agent.load.live).toBe(LIVE_CAPACITY);
+    const before = await waiting();
+    expect(before.length).toBeGreaterThanOrEqual(following.length);
+
+    // Act
+    const saved = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { capacity: { live: LIVE_CAPACITY + 1 } } });
+
+    // Assess: each of them took one more, without any other event
+    expect(saved.status).toBe(200);
+    for (const { id } of following) await eventually(async () => (await heldBy(id)).length === LIVE_CAPACITY + 1);
+    expect(await waiting()).toHaveLength(before.length - following.length);
+    await assertLoadsMatchReality();
+  });
 });
