@@ -5,7 +5,7 @@
  * late, twice, or after activity that should have cancelled it changes nothing.
  */
 import { decodeTime } from 'ulid';
-import type { ConversationRecord } from '../store/conversations';
+import type { ConversationRecord, EngagementState } from '../store/conversations';
 import { getConversation, updateConversation } from '../store/conversations';
 import { getMessage, listMessages, putMessage } from '../store/messages';
 import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../store/contacts';
@@ -111,7 +111,7 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   let conversation = await captureEmail(context.conversation, context.message, settings.widget.identityVerification);
   const auto = context.greeting
     ? { conversation, messages: await deliverGreeting(context.greeting) }
-    : await autorespond(conversation, settings, new Date());
+    : await autorespond(conversation, context.message, settings, new Date());
   conversation = auto.conversation;
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = teamWrote(conversation);
@@ -229,13 +229,13 @@ const answeredSinceStart = (c: ConversationRecord) => teamWrote(c, c.episodeStar
  * resolved conversation starts anew and is greeted again (and, outside hours, told when the team
  * is back), as a new conversation would be.
  */
-async function autorespond(conversation: ConversationRecord, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
+async function autorespond(conversation: ConversationRecord, trigger: Message, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
   const none = { conversation, messages: [] };
   if (!settings.autoresponder.enabled || conversation.autoresponded || answeredSinceStart(conversation)) return none;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, now);
   // The claim is a conditional write: two messages racing at the start answer once.
   const claim = await updateConversation(conversation.id, (c) =>
-    c.autoresponded || answeredSinceStart(c) ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: { ...c.engagement, askedForEmail: true } } : {}) },
+    c.autoresponded || answeredSinceStart(c) ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: askedForEmail(c, trigger) } : {}) },
   );
   if (!claim || claim.after === claim.before) return none;
   let current = claim.after;
@@ -275,7 +275,7 @@ export async function greetNewConversation(conversation: ConversationRecord, fir
     delivery,
     fields: {
       autoresponded: true,
-      ...(askForEmail ? { engagement: { ...conversation.engagement, askedForEmail: true } } : {}),
+      ...(askForEmail ? { engagement: askedForEmail(conversation, first) } : {}),
       lastOutboundId: last.id,
       lastMessageAt: last.createdAt,
       updatedAt: last.createdAt,
@@ -313,15 +313,30 @@ async function deliverGreeting(greeting: Greeting): Promise<Message[]> {
   return [];
 }
 
+/** The engagement state of a conversation whose greeting for `trigger` asks for an email. */
+function askedForEmail(conversation: ConversationRecord, trigger: Message): EngagementState {
+  return { ...conversation.engagement, askedForEmail: true, emailAskedAfter: trigger.id };
+}
+
 /**
- * A web visitor without an email who gives theirs (ownEmailIn): kept on visitor and contact. With
+ * A web visitor without an email who gives theirs (ownEmailIn): kept on visitor and contact. The
+ * request for an email is answered by the visitor's next message only; an address in a later one
+ * may be anybody's (a colleague's), and the email fallback would send them the replies. With
  * identity verification on, nothing vouches for an address typed in the chat: it is a contact
  * detail (the email fallback uses it), never an identity that links other channels.
  */
 async function captureEmail(conversation: ConversationRecord, message: Message, verifying: boolean): Promise<ConversationRecord> {
   if (conversation.channel !== 'web' || conversation.contact.email) return conversation;
-  const email = ownEmailIn(message.text, conversation.engagement?.askedForEmail === true);
-  if (!email) return conversation;
+  const state = conversation.engagement;
+  const asked = state?.askedForEmail === true && message.id > (state.emailAskedAfter ?? '');
+  const email = ownEmailIn(message.text, asked);
+  if (!email) {
+    if (!asked) return conversation;
+    const cleared = await updateConversation(conversation.id, (c) =>
+      c.engagement?.askedForEmail ? { ...c, engagement: { ...c.engagement, askedForEmail: false } } : undefined,
+    );
+    return cleared?.after ?? conversation;
+  }
   const contactId = conversation.contact.id;
   await Promise.all([
     conversation.visitorId ? updateVisitor(conversation.visitorId, { email }) : undefined,

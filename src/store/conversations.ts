@@ -48,8 +48,10 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
 }
 
 export interface EngagementState {
-  /** Outside hours, the visitor was asked for an email address. */
+  /** Outside hours, the visitor was asked for an email address; cleared by their next message. */
   askedForEmail?: boolean;
+  /** The message the request for an email answered: only a message after it can answer it. */
+  emailAskedAfter?: string;
   /** Newest message id the web visitor marked read. */
   visitorReadUpTo?: string;
   /** Newest agent reply already sent by email. */

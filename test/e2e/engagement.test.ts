@@ -164,6 +164,21 @@ describe('autoresponder and business hours', () => {
     }
   });
 
+  it('outside hours takes an email only from the answer to its request, not one mentioned before or after', async () => {
+    await closedUntilTomorrow();
+    try {
+      const { ws, conversationId } = await visitor({ name: 'Pia' }, 'My colleague bob@acme.com had this problem too, can you help me with it?');
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot' && /email/i.test(f.message.text), 10_000, 'ask for email');
+      await visitorSays(ws, 'I would rather not say, sorry');
+      await visitorSays(ws, 'bob@acme.com can tell you more about the order we placed together');
+      await agent.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('bob@acme.com can tell'), 10_000, 'the last message');
+      await sleep(500);
+      expect((await conversation(conversationId)).contact.email).toBeUndefined();
+    } finally {
+      await settings({ businessHours: { enabled: false } });
+    }
+  });
+
   it('outside hours asks no email of a visitor whose first message gives one', async () => {
     await closedUntilTomorrow();
     try {
