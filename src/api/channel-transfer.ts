@@ -1,7 +1,8 @@
 /**
  * Channel transfer: an agent continues a customer's conversation on another of the contact's
  * channels. The target is the contact's conversation on that channel (created when the customer
- * never wrote there); private notes on both sides link the two histories.
+ * never wrote there), assigned to the agent who moves it when nobody holds it; private notes on
+ * both sides link the two histories.
  */
 import * as z from '../zod';
 import type { Route } from './context';
@@ -11,6 +12,7 @@ import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
 import { handleOnChannel, loadContact } from '../domain/contacts';
 import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
+import { assignConversation } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { addContactHandles, claimHandle, getHandle } from '../store/contacts';
 import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
@@ -53,9 +55,11 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
     private: true,
   });
   await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
-  // Re-read: the notes moved its activity forward.
-  const conversation = (await getConversation(target.conversation.id, true)) ?? target.conversation;
-  return { conversation, created: target.created };
+  // The agent who moves it goes on with it, as with a manual assignment; else it would wait in the
+  // queue for an unrelated event to route it.
+  const current = await getConversation(target.conversation.id, true);
+  if (current?.status === 'open' && !current.assigneeId) return { conversation: await assignConversation(current.id, agent.id), created: target.created };
+  return { conversation: current ?? target.conversation, created: target.created };
 }
 
 export const channelTransferRoute: Route = async ({ event, params, agent }) => {

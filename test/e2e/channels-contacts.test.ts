@@ -209,6 +209,8 @@ describe('channel transfer', () => {
     const moved = await moveTo(start.conversationId, 'sms');
     expect(moved.status).toBe(201);
     expect(moved.body).toMatchObject({ channel: 'sms', status: 'open', contact: { id: start.message.sender.id }, window: { state: 'open' } });
+    // The agent who moved it goes on with it.
+    expect(moved.body.assigneeId).toBe('agent-ana');
     const smsConversation = moved.body.id as string;
 
     const notes = (await messages(smsConversation)).filter((m) => m.private);
