@@ -279,8 +279,11 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
         reopened = c.status !== 'open';
         return {
           ...c,
-          // Back after a resolution: a new start, which the autoresponder greets again.
-          ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1, autoresponded: false, episodeStartedAt: message.createdAt } : {}),
+          // Back after a resolution: a new start, which the autoresponder greets again, unless
+          // the customer is answering what the team wrote since (a follow-up, a campaign).
+          ...(c.status === 'resolved'
+            ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, ...(wroteSinceResolved(c) ? {} : { autoresponded: false }) }
+            : {}),
           status: 'open',
           resolvedAt: undefined,
           snoozedUntil: undefined,
@@ -359,6 +362,12 @@ async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
     if (after) updated.push(after);
   }
   if (updated.length > 0) await publishStatuses(conversationId, updated);
+}
+
+/** The team wrote to the customer after the conversation was resolved. */
+function wroteSinceResolved(c: ConversationRecord): boolean {
+  const since = c.resolvedAt ?? '';
+  return [c.followedUpAt, c.lastUnpromptedAt].some((at) => at !== undefined && at >= since);
 }
 
 /** OutboundSend.reference as a provider handed it back: `<conversationId>/<messageId>`. */

@@ -76,7 +76,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
-      ...(!unprompted && message.sender.type === 'agent' && !message.private && !c.firstReplyAt ? { firstReplyAt: message.createdAt } : {}),
+      ...(!unprompted && message.sender.type === 'agent' && !message.private ? { followedUpAt: message.createdAt, ...(c.firstReplyAt ? {} : { firstReplyAt: message.createdAt }) } : {}),
     };
   });
   return result?.after;

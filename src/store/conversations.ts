@@ -43,6 +43,8 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    * no reply, so `firstReplyAt` (what the reports read) does not move for it.
    */
   lastUnpromptedAt?: string;
+  /** Newest agent message (not a note) written while the conversation was not open: a follow-up. */
+  followedUpAt?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
 }
@@ -64,7 +66,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'lastUnpromptedAt', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};

@@ -213,6 +213,25 @@ describe('autoresponder and business hours', () => {
     expect((await conversation(conversationId)).status).toBe('open');
   });
 
+  it('does not greet a customer who answers the team’s follow-up on a resolved conversation', async () => {
+    await settings({ autoresponder: { enabled: true, message: 'Hello from the team' } });
+    const { ws, conversationId } = await visitor({ name: 'Sol' });
+    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
+    await agentReply(conversationId, 'How can I help?');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+    await agentReply(conversationId, 'Did the replacement arrive?');
+
+    // Act: the customer answers the follow-up
+    await visitorSays(ws, 'Yes it did, thanks');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yes it did, thanks', 10_000, 'the answer');
+    await sleep(500);
+
+    // Assess: the conversation is open again, and nobody told the customer "thanks for getting in touch"
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect(await greetings()).toHaveLength(1);
+  });
+
   it('inside hours sends the normal message and asks for no email', async () => {
     await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
     const { ws, conversationId } = await visitor({ name: 'Nils' });
