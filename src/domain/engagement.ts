@@ -111,7 +111,7 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   let conversation = await captureEmail(context.conversation, context.message, settings.widget.identityVerification);
   const auto = context.greeting
     ? { conversation, messages: await deliverGreeting(context.greeting) }
-    : await autorespond(conversation, context.message, settings, new Date());
+    : await autorespond(conversation, context.message, settings, new Date(), context.resumed === true);
   conversation = auto.conversation;
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = teamWrote(conversation);
@@ -229,19 +229,33 @@ const answeredSinceStart = (c: ConversationRecord) => teamWrote(c, c.episodeStar
  * resolved conversation starts anew and is greeted again (and, outside hours, told when the team
  * is back), as a new conversation would be.
  */
-async function autorespond(conversation: ConversationRecord, trigger: Message, settings: Settings, now: Date): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
+async function autorespond(
+  conversation: ConversationRecord,
+  trigger: Message,
+  settings: Settings,
+  now: Date,
+  resumed: boolean,
+): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
   const none = { conversation, messages: [] };
-  if (!settings.autoresponder.enabled || conversation.autoresponded || answeredSinceStart(conversation)) return none;
+  // The hooks of the message it answers run again (their first run died after the claim): the
+  // greeting is stored under the same ids, so what the first run stored stays, and is queued once.
+  const redo = resumed && conversation.autoresponded === true && conversation.engagement?.greetedFor === trigger.id;
+  if (!settings.autoresponder.enabled || (conversation.autoresponded && !redo) || answeredSinceStart(conversation)) return none;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, now);
-  // The claim is a conditional write: two messages racing at the start answer once.
-  const claim = await updateConversation(conversation.id, (c) =>
-    c.autoresponded || answeredSinceStart(c) ? undefined : { ...c, autoresponded: true, ...(askForEmail ? { engagement: askedForEmail(c, trigger) } : {}) },
-  );
-  if (!claim || claim.after === claim.before) return none;
-  let current = claim.after;
+  let current = conversation;
+  if (!redo) {
+    // The claim is a conditional write: two messages racing at the start answer once.
+    const claim = await updateConversation(conversation.id, (c) =>
+      c.autoresponded || answeredSinceStart(c)
+        ? undefined
+        : { ...c, autoresponded: true, engagement: { ...(askForEmail ? askedForEmail(c, trigger) : c.engagement), greetedFor: trigger.id } },
+    );
+    if (!claim || claim.after === claim.before) return none;
+    current = claim.after;
+  }
   const messages: Message[] = [];
-  for (const text of texts) {
-    const stored = await storeOutbound(current, { text }, delivery);
+  for (const [i, text] of texts.entries()) {
+    const stored = await storeOutbound(current, { text }, delivery, greetingId(trigger.id, i));
     current = stored.conversation;
     messages.push(stored.message);
   }

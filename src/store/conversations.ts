@@ -54,6 +54,8 @@ export interface EngagementState {
   askedForEmail?: boolean;
   /** The message the request for an email answered: only a message after it can answer it. */
   emailAskedAfter?: string;
+  /** The customer message the autoresponder's claim answered (its greeting's ids come from it). */
+  greetedFor?: string;
   /** Newest message id the web visitor marked read. */
   visitorReadUpTo?: string;
   /** Newest agent reply already sent by email. */

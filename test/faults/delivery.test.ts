@@ -97,6 +97,8 @@ vi.mock('../../src/aws/queues', async (importOriginal) => {
 const replyWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
 /** An agent reply's conversation write fails once, after its message write went through. */
 const replyApply = vi.hoisted(() => ({ armed: false, failed: 0 }));
+/** The autoresponder's next message write fails once (after its claim on the conversation). */
+const greetingWrite = vi.hoisted(() => ({ armed: false, failed: 0 }));
 /**
  * A retried reply's read of the stored reply returns what it read only after `until` settles (the
  * first attempt's delivery finishing meanwhile); `read` is called as soon as it has read.
@@ -107,6 +109,11 @@ vi.mock('../../src/store/messages', async (importOriginal) => {
   return {
     ...real,
     putMessage: async (message: Parameters<typeof real.putMessage>[0]) => {
+      if (greetingWrite.armed && message.sender.type === 'bot') {
+        greetingWrite.armed = false;
+        greetingWrite.failed += 1;
+        throw new Error('simulated failure of a greeting\'s message write');
+      }
       if (replyWrite.armed && message.sender.type === 'agent') {
         replyWrite.armed = false;
         replyWrite.failed += 1;
@@ -361,6 +368,34 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
       const { items: now } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
       return now.find((m) => m.sender.type === 'bot')?.status === 'sent';
     });
+  });
+
+  it('greets a returning customer once when the consumer died between the autoresponder’s claim and its greeting', async () => {
+    // Prepare: a customer answered and resolved, who writes again; the greeting's write fails once
+    await retryQuickly();
+    const from = phone(4, 6);
+    expect(await postWhatsapp(stack, whatsappBody(from, 'first visit'))).toBe(200);
+    const conversation = await eventually(async () => {
+      const c = await conversationOf(from);
+      return c?.autoresponded && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? c : undefined;
+    }, 30_000);
+    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: { text: 'Sorted!' }, token })).status).toBe(202);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/resolve`, { token })).status).toBe(200);
+    greetingWrite.armed = true;
+
+    // Act
+    expect(await postWhatsapp(stack, whatsappBody(from, 'back again'))).toBe(200);
+
+    // Assess: the redelivery stored the greeting the first run had claimed, and it left once
+    const greetings = async () => (await allMessages(conversation.id)).filter((m) => m.sender.type === 'bot');
+    await eventually(async () => {
+      const bot = await greetings();
+      return bot.length === 2 && bot.every((m) => m.status === 'sent') ? bot : undefined;
+    }, 30_000);
+    expect(greetingWrite.failed).toBe(1);
+    const greeting = (await greetings())[1]!;
+    expect(stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes(JSON.stringify(greeting.text).slice(1, -1)) && JSON.stringify(item.body).includes(from))).toHaveLength(2);
   });
 
   it('runs the hooks again for a message without a provider time (SMS) whose consumer died after the conversation update', async () => {
