@@ -27,43 +27,54 @@ const timeZone = z.string().check(
   ),
 );
 
-export const SettingsSchema = z.object({
-  businessHours: z.object({
+/** A real calendar date: `2026-02-30` would never match a day, and the holiday would silently not be one. */
+const calendarDate = z.string().check(
+  z.regex(/^\d{4}-\d{2}-\d{2}$/, 'use YYYY-MM-DD'),
+  z.refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), { message: 'not a calendar date' }),
+);
+
+/**
+ * Strict objects throughout: a key we do not know (a misspelt weekday, a setting in the wrong
+ * section) is a 400, not dropped with a 200 (a dropped `Mon` left the business closed all week).
+ */
+export const SettingsSchema = z.strictObject({
+  businessHours: z.strictObject({
     enabled: z.boolean(),
     timeZone,
     /** Opening intervals per weekday; a missing or empty day is closed. */
-    weekly: z.partial(z.object({ mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day })),
+    weekly: z.partial(z.strictObject({ mon: day, tue: day, wed: day, thu: day, fri: day, sat: day, sun: day })),
     /** Dates (YYYY-MM-DD, in the business's time zone) that are closed all day. */
-    holidays: z.array(z.string().check(z.regex(/^\d{4}-\d{2}-\d{2}$/))).check(z.maxLength(366)),
+    holidays: z.array(calendarDate).check(z.maxLength(366)),
   }),
-  autoresponder: z.object({
+  autoresponder: z.strictObject({
     enabled: z.boolean(),
     message: z.text(1, 1000),
-    helpCenterUrl: z.optional(z.string().check(z.url(), z.maxLength(500))),
+    /** Sent to customers as a link: http(s) only. */
+    helpCenterUrl: z.optional(z.string().check(z.url(), z.maxLength(500), z.refine((u) => /^https?:\/\//i.test(u), { message: 'must be an http(s) URL' }))),
     /** `{{nextOpen}}` is replaced by when the team is back. */
     outOfHoursMessage: z.text(1, 1000),
     /** Outside hours, a web visitor with no email is asked for one. */
     askForEmail: z.boolean(),
   }),
-  capacity: z.object({ live: z.wholeNumber(0, 50), async: z.wholeNumber(0, 200) }),
-  timers: z.object({
+  capacity: z.strictObject({ live: z.wholeNumber(0, 50), async: z.wholeNumber(0, 200) }),
+  timers: z.strictObject({
     emailFallbackDelaySeconds: z.wholeNumber(1, 7 * 86400),
     reengageAfterSeconds: z.wholeNumber(1, 30 * 86400),
     autoResolveAfterSeconds: z.wholeNumber(1, 90 * 86400),
   }),
-  reengagement: z.object({
+  reengagement: z.strictObject({
     enabled: z.boolean(),
     message: z.text(1, 1000),
     /** WhatsApp outside 24 h needs an approved template. */
-    whatsappTemplate: z.optional(z.object({ name: z.text(1, 512), language: z.text(2, 16) })),
+    whatsappTemplate: z.optional(z.strictObject({ name: z.text(1, 512), language: z.text(2, 16) })),
   }),
-  csat: z.object({ enabled: z.boolean(), question: z.text(1, 500) }),
-  sla: z.object({ firstReplySeconds: z.wholeNumber(1), resolutionSeconds: z.wholeNumber(1) }),
+  csat: z.strictObject({ enabled: z.boolean(), question: z.text(1, 500) }),
+  sla: z.strictObject({ firstReplySeconds: z.wholeNumber(1), resolutionSeconds: z.wholeNumber(1) }),
   /**
    * With identityVerification, a web visitor's email or phone links them to the contact that has
    * it only when the website vouches for it (identityHash, src/domain/visitors.ts).
    */
-  widget: z.object({ identityVerification: z.boolean() }),
+  widget: z.strictObject({ identityVerification: z.boolean() }),
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;

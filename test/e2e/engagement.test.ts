@@ -484,3 +484,24 @@ describe('proactive messages', () => {
     }
   });
 });
+
+describe('settings', () => {
+  it('refuses a misspelt day, an unknown key, a date that is not one and a non-http link with 400, and changes nothing', async () => {
+    const before = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: adminJwt })).body;
+    const cases = [
+      { businessHours: { enabled: true, weekly: { Mon: [{ open: '09:00', close: '17:00' }] } } },
+      { businessHours: { weekly: { funday: [{ open: '09:00', close: '10:00' }] } } },
+      { businessHours: { holidays: ['2026-02-30'] } },
+      { capacity: { live: 5, bogus: 1 } },
+      { autoresponder: { helpCenterUrl: 'javascript:alert(1)' } },
+    ];
+    for (const body of cases) {
+      const res = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+    }
+    expect((await http(stack.httpUrl, 'GET', '/v1/settings', { token: adminJwt })).body).toEqual(before);
+    // The same settings spelt right are taken.
+    await settings({ businessHours: { holidays: ['2028-02-29'] }, autoresponder: { helpCenterUrl: 'https://help.example.com/faq' } });
+  });
+});
