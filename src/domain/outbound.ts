@@ -7,7 +7,7 @@ import { badRequest, ClientError, notFound } from './errors';
 import type { Message, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
-import { deliverProactive, isProactiveJob } from './proactive';
+import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { getAdapter } from '../channels/registry';
@@ -246,11 +246,16 @@ async function finishDelivery(conversation: ConversationRecord, message: Message
 }
 
 /**
- * Gives up on a stored reply that is still queued, with `reason` for the agent; true once the
- * job has nothing left to do. False for a proactive job, which names no stored message.
+ * A job about to reach the DLQ without ever being tried (skipped behind failing sends): gives up
+ * on its stored reply if still queued, with `reason` for the agent. A proactive job names no
+ * stored message yet: it goes back to the end of its lane as a new job instead, so that a
+ * provider outage does not silently drop recipients. True once the job has nothing left to do.
  */
 export async function abandonOutbound(job: { conversationId: string; messageId: string }, reason: string): Promise<boolean> {
-  if (isProactiveJob(job)) return false;
+  if (isProactiveJob(job)) {
+    await requeueProactive(job);
+    return true;
+  }
   const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
   if (stored?.message.status !== 'queued' || !conversation) return true;
   const failed = await updateMessageStatus(job.conversationId, job.messageId, 'failed', { error: reason });

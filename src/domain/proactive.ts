@@ -74,6 +74,14 @@ export async function queueProactive(request: ProactiveRequest, sender: AgentIde
   return { batchId, queued: jobs.length };
 }
 
+/**
+ * A job queued again, at the end of its lane, under a deduplication id of its own (SQS would drop
+ * a copy of the old one within five minutes). Repeatable: deliverProactive sends once per batch and contact.
+ */
+export async function requeueProactive(job: ProactiveJob): Promise<void> {
+  await enqueueOutbound([{ ...job, messageId: `proactive-${job.proactive.batchId}-${job.proactive.contactId}#${newId()}` }]);
+}
+
 /** The contact's conversation to write in: on the requested channel, else the most recently active. */
 async function targetConversation(contactId: string, channel: Channel | undefined): Promise<ConversationRecord | undefined> {
   const found = await getContactWithConversationIds(contactId);

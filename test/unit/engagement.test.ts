@@ -20,6 +20,7 @@ import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from 
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
 import { autoresponseText, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
+import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
@@ -467,6 +468,25 @@ describe('proactive messages', () => {
     const quota = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
     expect(quota.ExpressionAttributeValues).toMatchObject({ ':n': 10_000 });
     fetchSpy.mockRestore();
+  });
+
+  it('sends a campaign job that would reach the DLQ untried (skipped behind failing sends) to the end of its lane as a new job', async () => {
+    // Prepare: one queued job, as the consumer got it
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+    await queueProactive({ contactIds: ['C1'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+    const [queued] = sendMessageBatch.mock.calls[0]![1] as BatchEntry[];
+    sendMessageBatch.mockClear();
+
+    // Act
+    const done = await abandonOutbound(JSON.parse(queued!.MessageBody), 'not sent: the provider kept refusing the messages before it');
+
+    // Assess: the same recipient and text, in the same lane, under an id SQS will not drop as a copy
+    expect(done).toBe(true);
+    const [again] = sendMessageBatch.mock.calls[0]![1] as BatchEntry[];
+    expect(JSON.parse(again!.MessageBody).proactive).toEqual(JSON.parse(queued!.MessageBody).proactive);
+    expect(again!.MessageGroupId).toBe(queued!.MessageGroupId);
+    expect(again!.MessageDeduplicationId).not.toBe(queued!.MessageDeduplicationId);
   });
 
   it('answers 429 once the hourly quota is used up', async () => {
