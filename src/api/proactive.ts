@@ -12,6 +12,7 @@ const ProactiveBody = z
     contactIds: z.optional(z.array(contactId).check(z.minLength(1), z.maxLength(MAX_RECIPIENTS))),
     text: z.trimmedText(1, 4096),
     channel: z.optional(z.enum(CHANNELS)),
+    clientRequestId: z.optional(z.text(1, 128)),
   })
   .check(
     z.refine((b) => (b.contactId === undefined) !== (b.contactIds === undefined), { message: 'give contactId or contactIds (one of them)', path: ['contactIds'] }),
@@ -21,7 +22,12 @@ export const proactiveRoute: Route = async ({ event, agent }) => {
   requireAdmin(agent);
   const body = parseBody(event, ProactiveBody);
   const result = await queueProactive(
-    { contactIds: body.contactIds ?? [body.contactId!], text: body.text, ...(body.channel ? { channel: body.channel } : {}) },
+    {
+      contactIds: body.contactIds ?? [body.contactId!],
+      text: body.text,
+      ...(body.channel ? { channel: body.channel } : {}),
+      ...(body.clientRequestId ? { clientRequestId: body.clientRequestId } : {}),
+    },
     agent,
   );
   return json(202, result);

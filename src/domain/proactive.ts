@@ -8,7 +8,7 @@
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, type ConversationRecord } from '../store/conversations';
 import { getContactWithConversationIds } from '../store/contacts';
-import { claimDedup } from '../store/messages';
+import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
 import { ClientError } from './errors';
 import { storeOutbound } from './engagement';
@@ -43,6 +43,8 @@ export interface ProactiveRequest {
   contactIds: string[];
   text: string;
   channel?: Channel;
+  /** The client's id for this request: sent again (a retry after a 5xx), it queues the same batch. */
+  clientRequestId?: string;
 }
 
 /** Takes `count` recipients from this hour's quota, or refuses with 429. */
@@ -56,8 +58,21 @@ async function takeQuota(count: number, now: Date): Promise<void> {
 export async function queueProactive(request: ProactiveRequest, sender: AgentIdentity, now = new Date()): Promise<{ batchId: string; queued: number }> {
   const contactIds = [...new Set(request.contactIds)];
   if (contactIds.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
-  await takeQuota(contactIds.length, now);
-  const batchId = newId();
+  // A retry of a request whose queueing failed halfway reuses its batch (its jobs' deduplication
+  // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
+  // quota is taken once.
+  const scope = request.clientRequestId ? `proactive-request#${sender.id}#${request.clientRequestId}` : undefined;
+  const tentative = { conversationId: 'proactive', messageId: newId() };
+  const { claimed, record } = scope ? await claimDedup(scope, tentative) : { claimed: true, record: tentative };
+  if (claimed) {
+    try {
+      await takeQuota(contactIds.length, now);
+    } catch (error) {
+      if (scope) await releaseDedup(scope);
+      throw error;
+    }
+  }
+  const batchId = record.messageId;
   const jobs: ProactiveJob[] = contactIds.map((contactId, i) => ({
     conversationId: `proactive-lane-${i % PROACTIVE_LANES}`,
     messageId: `proactive-${batchId}-${contactId}`,

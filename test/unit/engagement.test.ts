@@ -489,6 +489,39 @@ describe('proactive messages', () => {
     expect(again!.MessageDeduplicationId).not.toBe(queued!.MessageDeduplicationId);
   });
 
+  it('queues the same batch again, and takes the quota once, for a request retried with its clientRequestId', async () => {
+    // Prepare: the request's claim is stored as DynamoDB would; one of its slices fails to queue
+    const claims = new Map<string, Record<string, unknown>>();
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
+      const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
+      if (claims.has(key)) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
+      claims.set(key, input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: claims.get(`${input.Key.pk}|${input.Key.sk}`) }));
+    ddb.on(UpdateCommand).resolves({});
+    let calls = 0;
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => {
+      calls += 1;
+      return calls === 3 ? { Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] } : { Successful: entries, Failed: [] };
+    });
+    const request = { contactIds: Array.from({ length: 100 }, (_, i) => `C${i}`), text: 'Sale!', clientRequestId: 'campaign-42' };
+    const admin = { id: 'admin-1', role: 'admin' as const };
+
+    // Act
+    await expect(queueProactive(request, admin)).rejects.toThrow(/SQS refused/);
+    const first = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
+    sendMessageBatch.mockClear();
+    const retried = await queueProactive(request, admin);
+
+    // Assess: every job again under the ids of the first attempt; one quota take
+    const again = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
+    expect(retried.queued).toBe(100);
+    expect(new Set(again.map((e) => e.MessageDeduplicationId)).size).toBe(100);
+    expect(first.every((e) => again.some((a) => a.MessageDeduplicationId === e.MessageDeduplicationId))).toBe(true);
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+  });
+
   it('answers 429 once the hourly quota is used up', async () => {
     ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'no', $metadata: {} }));
     await expect(queueProactive({ contactIds: ['C1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
