@@ -7,6 +7,7 @@ import { badRequest, ClientError, notFound } from './errors';
 import type { Message, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
+import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
@@ -200,6 +201,11 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
     await deliverProactive(job, lastReceive);
     return;
   }
+  // Routing's request to hand waiting conversations out (an agent came online).
+  if (isDrainJob(job)) {
+    await drainQueue();
+    return;
+  }
   // Both reads at once: one round trip less before the send (a redelivered job wastes half a unit).
   const [stored, seen] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
   if (!stored) return;
@@ -252,6 +258,7 @@ async function finishDelivery(conversation: ConversationRecord, message: Message
  * provider outage does not silently drop recipients. True once the job has nothing left to do.
  */
 export async function abandonOutbound(job: { conversationId: string; messageId: string }, reason: string): Promise<boolean> {
+  if (isDrainJob(job)) return true;
   if (isProactiveJob(job)) {
     await requeueProactive(job);
     return true;

@@ -20,7 +20,9 @@ import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
 import { conversationEvent, publishToConversation } from './events';
 import { getSettings, type Settings } from './settings';
-import type { Channel } from './types';
+import type { Channel, OutboundJob } from './types';
+import { enqueueOutbound } from '../aws/queues';
+import { newId } from './ids';
 
 export const loadKindOf = (channel: Channel): LoadKind => (channel === 'web' ? 'live' : 'async');
 
@@ -186,11 +188,28 @@ export async function routeOnInbound(context: InboundHookContext): Promise<Conve
   return (await autoAssign(conversation)) ?? conversation;
 }
 
-/** An agent's presence changed: one who comes online gets true counters and takes waiting conversations. */
+/**
+ * An agent's presence changed: one who comes online gets true counters and takes waiting
+ * conversations. The drain runs in the outbound consumer, not here: this runs inside the
+ * console's $connect, where the agent's own connection cannot take the frames of what they get
+ * yet, and a long drain would hold the handshake (and its connection record) past its limits.
+ */
 export async function routeOnPresence(agentId: string, status: 'online' | 'away' | 'offline'): Promise<void> {
   if (status !== 'online') return;
   await recountLoad(agentId);
-  await drainQueue();
+  await requestDrain();
+}
+
+/** The outbound queue's group for drain requests: one drain at a time, beside the replies. */
+const DRAIN_JOB_GROUP = 'routing-drain';
+
+export function isDrainJob(job: OutboundJob): boolean {
+  return job.conversationId === DRAIN_JOB_GROUP;
+}
+
+/** Has the outbound consumer run drainQueue (deliverOutbound), moments from now. */
+export async function requestDrain(): Promise<void> {
+  await enqueueOutbound([{ conversationId: DRAIN_JOB_GROUP, messageId: `drain-${newId()}` }]);
 }
 
 /**

@@ -266,4 +266,25 @@ describe('capacity-based assignment', () => {
     expect(await waiting()).toHaveLength(before.length - following.length);
     await assertLoadsMatchReality();
   });
+
+  it('tells an agent who comes online of each conversation they take', async () => {
+    // Prepare: everybody full, and two visitors waiting
+    await Promise.all([openConversation(100), openConversation(101)]);
+    // The workspace capacity is LIVE_CAPACITY + 1 since the test before.
+    const expected = Math.min(LIVE_CAPACITY + 1, (await waiting()).length);
+    expect(expected).toBeGreaterThanOrEqual(2);
+
+    // Act: a new agent's console connects
+    const console_ = await connect(await agentToken(stack.httpUrl, 'cap-e', 'agent', 'Eve'));
+
+    // Assess: what they took reached their console, not only the store
+    const held = await eventually(async () => {
+      const ids = await heldBy('cap-e');
+      return ids.length === expected ? ids : undefined;
+    }, 20_000);
+    for (const id of held) {
+      await console_.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === id && f.conversation.assigneeId === 'cap-e', 10_000, `conversation ${id}`);
+    }
+    await assertLoadsMatchReality();
+  });
 });
