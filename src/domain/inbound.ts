@@ -282,7 +282,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
           // Back after a resolution: a new start, which the autoresponder greets again, unless
           // the customer is answering what the team wrote since (a follow-up, a campaign).
           ...(c.status === 'resolved'
-            ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, ...(wroteSinceResolved(c) ? {} : { autoresponded: false }) }
+            ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, autoresponded: wroteSinceResolved(c) }
             : {}),
           status: 'open',
           resolvedAt: undefined,

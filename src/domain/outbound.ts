@@ -89,14 +89,20 @@ export async function applyOutboundToConversation(conversationId: string, messag
  */
 async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
   await updateConversation(conversationId, (c) => {
-    const firstReply = message.sender.type === 'agent' && !message.private && !c.firstReplyAt;
+    const reply = message.sender.type === 'agent' && !message.private;
+    const firstReply = reply && !c.firstReplyAt;
+    // A follow-up (written while not open), as applyOutboundToConversation records it.
+    const followUp = reply && c.status !== 'open' && (c.followedUpAt ?? '') < message.createdAt;
     const latest = !message.private && c.lastMessageAt < message.createdAt;
     const joins = participant !== undefined && !c.participants?.has(participant);
-    if (!firstReply && !latest && !joins) return undefined;
+    if (!firstReply && !followUp && !latest && !joins) return undefined;
     return {
       ...c,
       ...(firstReply ? { firstReplyAt: message.createdAt } : {}),
-      ...(latest ? { lastMessageAt: message.createdAt, updatedAt: message.createdAt, lastOutboundId: message.id } : {}),
+      ...(followUp ? { followedUpAt: message.createdAt } : {}),
+      ...(latest ? { lastMessageAt: message.createdAt } : {}),
+      ...(c.updatedAt < message.createdAt ? { updatedAt: message.createdAt } : {}),
+      ...((c.lastOutboundId ?? '') < message.id ? { lastOutboundId: message.id } : {}),
       ...(joins ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
     };
   });
@@ -198,7 +204,7 @@ export const MAX_SEND_ATTEMPTS = 5;
 export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastReceive: boolean, redelivered = false): Promise<void> {
   // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
   if (isProactiveJob(job)) {
-    await deliverProactive(job, lastReceive);
+    await deliverProactive(job, lastReceive, redelivered);
     return;
   }
   // Routing's request to hand waiting conversations out (an agent came online).

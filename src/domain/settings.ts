@@ -33,6 +33,9 @@ const calendarDate = z.string().check(
   z.refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)) && new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), { message: 'not a calendar date' }),
 );
 
+/** Sent to customers as a link: http(s) only. */
+const helpCenterUrl = z.string().check(z.url(), z.maxLength(500), z.refine((u) => /^https?:\/\//i.test(u), { message: 'must be an http(s) URL' }));
+
 /**
  * Strict objects throughout: a key we do not know (a misspelt weekday, a setting in the wrong
  * section) is a 400, not dropped with a 200 (a dropped `Mon` left the business closed all week).
@@ -49,8 +52,7 @@ export const SettingsSchema = z.strictObject({
   autoresponder: z.strictObject({
     enabled: z.boolean(),
     message: z.text(1, 1000),
-    /** Sent to customers as a link: http(s) only. */
-    helpCenterUrl: z.optional(z.string().check(z.url(), z.maxLength(500), z.refine((u) => /^https?:\/\//i.test(u), { message: 'must be an http(s) URL' }))),
+    helpCenterUrl: z.optional(helpCenterUrl),
     /** `{{nextOpen}}` is replaced by when the team is back. */
     outOfHoursMessage: z.text(1, 1000),
     /** Outside hours, a web visitor with no email is asked for one. */
@@ -126,9 +128,23 @@ export async function getSettings(options: { fresh?: boolean } = {}): Promise<Se
   const stored = (await getStoredSettings()) as SettingsPatch | undefined;
   const defaults = defaultSettings();
   // Sections added after a workspace saved its settings take their defaults.
-  const value = stored ? mergeSettings(defaults, stored) : defaults;
+  const value = stored ? withoutRefused(mergeSettings(defaults, stored)) : defaults;
   cached = { value, at: Date.now() };
   return value;
+}
+
+/**
+ * Settings stored before the rules became stricter, minus what the rules now refuse (a holiday
+ * that is not on the calendar never matched a day; a link that is not http(s) is not sent): a
+ * save of any other section must not fail on them.
+ */
+function withoutRefused(settings: Settings): Settings {
+  const { helpCenterUrl: url, ...autoresponder } = settings.autoresponder;
+  return {
+    ...settings,
+    businessHours: { ...settings.businessHours, holidays: settings.businessHours.holidays.filter((d) => calendarDate.safeParse(d).success) },
+    autoresponder: url === undefined || helpCenterUrl.safeParse(url).success ? settings.autoresponder : autoresponder,
+  };
 }
 
 export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {

@@ -213,12 +213,16 @@ describe('autoresponder and business hours', () => {
     expect((await conversation(conversationId)).status).toBe('open');
   });
 
-  it('does not greet a customer who answers the team’s follow-up on a resolved conversation', async () => {
-    await settings({ autoresponder: { enabled: true, message: 'Hello from the team' } });
+  it.each([
+    ['greeted at its start', true],
+    ['started while the autoresponder was off', false],
+  ])('does not greet a customer who answers the team’s follow-up on a resolved conversation (%s)', async (_, greetedAtStart) => {
+    await settings({ autoresponder: { enabled: greetedAtStart, message: 'Hello from the team' } });
     const { ws, conversationId } = await visitor({ name: 'Sol' });
     const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
-    await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
+    if (greetedAtStart) await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
     await agentReply(conversationId, 'How can I help?');
+    await settings({ autoresponder: { enabled: true } });
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
     await agentReply(conversationId, 'Did the replacement arrive?');
 
@@ -229,7 +233,7 @@ describe('autoresponder and business hours', () => {
 
     // Assess: the conversation is open again, and nobody told the customer "thanks for getting in touch"
     expect((await conversation(conversationId)).status).toBe('open');
-    expect(await greetings()).toHaveLength(1);
+    expect(await greetings()).toHaveLength(greetedAtStart ? 1 : 0);
   });
 
   it('inside hours sends the normal message and asks for no email', async () => {

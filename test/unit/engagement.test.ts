@@ -21,7 +21,7 @@ import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReply
 import { autoresponseText, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { abandonOutbound } from '../../src/domain/outbound';
-import { clearSettingsCache, defaultSettings, type Settings } from '../../src/domain/settings';
+import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import type { ConversationRecord } from '../../src/store/conversations';
@@ -527,5 +527,24 @@ describe('proactive messages', () => {
     await expect(queueProactive({ contactIds: ['C1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
     expect(HOURLY_RECIPIENT_LIMIT).toBeGreaterThanOrEqual(10_000);
+  });
+});
+
+describe('settings stored under older, laxer rules', () => {
+  it('drops what the rules now refuse, so that saving another section still works', async () => {
+    // Prepare: a holiday that is not on the calendar and a mailto: help link, both once accepted
+    const old = defaultSettings();
+    old.businessHours.holidays = ['2025-02-29', '2025-12-25'];
+    old.autoresponder.helpCenterUrl = 'mailto:help@example.com';
+    ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { ...keys.settings(), settings: old } });
+    ddb.on(PutCommand).resolves({});
+
+    // Act
+    const saved = await saveSettings({ capacity: { live: 5 } });
+
+    // Assess
+    expect(saved.capacity.live).toBe(5);
+    expect(saved.businessHours.holidays).toEqual(['2025-12-25']);
+    expect(saved.autoresponder).not.toHaveProperty('helpCenterUrl');
   });
 });
