@@ -36,6 +36,27 @@ export function list<T>(value: T[] | undefined | null): T[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** A provider's array of objects, without the elements that are not objects (a `null` among them). */
+export function records<T>(value: T[] | undefined | null): T[] {
+  return list(value).filter((item) => isRecord(item));
+}
+
+/**
+ * The events of one element of a provider's batch (a message, a status, a messaging event); an
+ * element whose shape breaks the mapping (a `null` attachment, a number where text goes) is
+ * skipped and logged. Thrown, it would be a 500 that the provider retries with the same body for
+ * days, and the batch's good events would never be queued.
+ */
+export function leniently<T>(what: string, map: () => T[]): T[] {
+  try {
+    return map();
+  } catch (error) {
+    if (error instanceof BadWebhookError) throw error;
+    console.warn(`skipped a malformed ${what}`, error);
+    return [];
+  }
+}
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

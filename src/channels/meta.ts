@@ -15,6 +15,8 @@ import {
   formatLocation,
   geoUri,
   isRecord,
+  leniently,
+  records,
   isoFromEpoch,
   sentAtFromEpoch,
   jsonCall,
@@ -84,7 +86,8 @@ interface GraphError {
  * Graph error codes that mean "slow down" or "try again" even when the HTTP status is 400:
  * 1/2 unknown/temporary, 4/17/32/613 rate limits, 80007 and 130429 messaging throughput.
  */
-const TRANSIENT_GRAPH_CODES = new Set([1, 2, 4, 17, 32, 613, 80007, 130429, 131056]);
+/** Rate limits and "temporary send failure" (1200, which comes as an HTTP 400): worth another try. */
+const TRANSIENT_GRAPH_CODES = new Set([1, 2, 4, 17, 32, 613, 1200, 80007, 130429, 131056]);
 
 export function graphErrorMessage(body: unknown): string | undefined {
   if (!isRecord(body)) return undefined;
@@ -136,6 +139,8 @@ interface MessagingEntry {
   id?: string;
   time?: number;
   messaging?: MessagingEvent[];
+  /** The same events while another app controls the thread. */
+  standby?: MessagingEvent[];
 }
 
 /**
@@ -172,7 +177,7 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
   if (message.is_deleted) return undefined;
   const attachments: Attachment[] = [];
   const notes: string[] = [];
-  for (const raw of list(message.attachments)) {
+  for (const raw of records(message.attachments)) {
     const attachment = messagingAttachment(raw);
     if (attachment) attachments.push(attachment);
     const coordinates = raw.type === 'location' ? raw.payload?.coordinates : undefined;
@@ -255,8 +260,12 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
 }
 
 export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string): InboundEvent[] {
+  // While another app has the thread (handover protocol, conversation routing), the customer's
+  // messages come as `standby` events of the same shape: ours to see, not to lose.
   return (metaEntries(rawBody, object) as MessagingEntry[]).flatMap((e) =>
-    list(e?.messaging).flatMap((event) => (isRecord(event) ? eventsFromMessaging(channel, event) : [])),
+    [...list(e?.messaging), ...list(e?.standby)].flatMap((event) =>
+      isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event)) : [],
+    ),
   );
 }
 

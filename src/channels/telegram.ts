@@ -10,6 +10,7 @@ import {
   formatLocation,
   geoUri,
   isRecord,
+  leniently,
   sentAtFromEpoch,
   jsonCall,
   list,
@@ -133,7 +134,8 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
     };
   }
   if (message.contact) {
-    const { first_name, last_name, phone_number } = message.contact;
+    const { first_name, last_name } = message.contact;
+    const phone_number = typeof message.contact.phone_number === 'string' ? message.contact.phone_number : undefined;
     const name = [first_name, last_name].filter(Boolean).join(' ');
     const attachment: Attachment = { type: 'contact', url: `tel:${(phone_number ?? '').replace(/[^\d+]/g, '')}` };
     if (name) attachment.name = name;
@@ -153,6 +155,8 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
   // Other bots in a group, including our own messages relayed back, are not customers.
   if (message.from?.is_bot) return undefined;
   if (Object.keys(message).some((key) => SERVICE_KEYS.has(key))) return undefined;
+  // A live location moves by editing its message, every few seconds: one message, not hundreds.
+  if (edited && (message.location || message.venue)) return undefined;
   const chatId = String(message.chat.id);
   const { text, attachments } = content(message);
   const event: InboundMessageEvent = {
@@ -195,9 +199,9 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
   if (!isRecord(update)) throw new BadWebhookError('Expected a Telegram Update object');
   const u = update as TgUpdate;
   const candidates = [
-    fromMessage(u.message, false),
-    fromMessage(u.edited_message, true),
-    u.callback_query ? fromCallbackQuery(u.callback_query) : undefined,
+    ...leniently('Telegram message', () => [fromMessage(u.message, false)]),
+    ...leniently('Telegram edited message', () => [fromMessage(u.edited_message, true)]),
+    ...leniently('Telegram callback query', () => [u.callback_query ? fromCallbackQuery(u.callback_query) : undefined]),
   ];
   // Member changes, polls answers, inline queries: not conversation content. Channel posts are the
   // channel's own admins writing, and a reply keyed on the channel would go to every subscriber.

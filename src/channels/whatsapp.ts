@@ -13,6 +13,8 @@ import {
   geoUri,
   isRecord,
   isoFromEpoch,
+  leniently,
+  records,
   sentAtFromEpoch,
   jsonCall,
   list,
@@ -108,7 +110,8 @@ function mediaAttachment(type: string, media: WaMedia): Attachment {
 
 function contactCard(card: WaContactCard): { line: string; attachment: Attachment | undefined } {
   const name = card.name?.formatted_name ?? [card.name?.first_name, card.name?.last_name].filter(Boolean).join(' ');
-  const phone = list(card.phones)[0]?.phone;
+  const given = records(card.phones)[0]?.phone;
+  const phone = typeof given === 'string' ? given : undefined;
   const attachment: Attachment | undefined = phone ? { type: 'contact', url: `tel:${phone.replace(/[^\d+]/g, '')}` } : undefined;
   if (attachment && name) attachment.name = name;
   return { line: `Shared contact: ${[name, phone].filter(Boolean).join(' ')}`, attachment };
@@ -126,7 +129,7 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
       return { text: formatLocation(latitude, longitude, name), attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
     }
     case 'contacts': {
-      const cards = list(message.contacts).map(contactCard);
+      const cards = records(message.contacts).map(contactCard);
       return {
         text: cards.map((c) => c.line).join('\n') || 'Shared contact',
         attachments: cards.flatMap((c) => (c.attachment ? [c.attachment] : [])),
@@ -153,7 +156,8 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
 
 function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | undefined {
   if (!message.from) return undefined;
-  const contact = list(value.contacts).find((c) => c.wa_id === message.from) ?? list(value.contacts)[0];
+  const contacts = records(value.contacts);
+  const contact = contacts.find((c) => c.wa_id === message.from) ?? contacts[0];
   const profile: InboundMessageEvent['profile'] = { phone: `+${message.from}` };
   if (contact?.profile?.name) profile.name = contact.profile.name;
   return {
@@ -202,12 +206,10 @@ function normalizeWhatsApp(rawBody: string): InboundEvent[] {
       const value = change?.value;
       if (typeof value !== 'object' || value === null) continue;
       for (const message of list(value.messages)) {
-        const event = isRecord(message) ? toMessage(message, value) : undefined;
-        if (event) events.push(event);
+        events.push(...leniently('WhatsApp message', () => (isRecord(message) ? [toMessage(message, value)].filter((e) => e !== undefined) : [])));
       }
       for (const status of list(value.statuses)) {
-        const event = isRecord(status) ? toStatus(status) : undefined;
-        if (event) events.push(event);
+        events.push(...leniently('WhatsApp status', () => (isRecord(status) ? [toStatus(status)].filter((e) => e !== undefined) : [])));
       }
     }
   }

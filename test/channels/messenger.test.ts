@@ -14,6 +14,22 @@ function normalize(name: string) {
   return adapter.normalize(signedRequest('messenger', fixture('messenger', name)), credentials);
 }
 
+describe('messenger normalize: surprising batches', () => {
+  const body = (entry: Record<string, unknown>) => JSON.stringify({ object: 'page', entry: [{ id: 'PAGE', time: 1, ...entry }] });
+  const event = (mid: string, message: Record<string, unknown>) => ({ sender: { id: PSID }, recipient: { id: 'PAGE' }, timestamp: 1749416383000, message: { mid, ...message } });
+
+  it('keeps the good events of a batch whose other event is malformed (a null attachment threw: a 500, retried forever)', () => {
+    const raw = body({ messaging: [event('m_GOOD', { text: 'hello' }), event('m_BAD', { attachments: [null, { type: 'image', payload: null }] })] });
+    const events = adapter.normalize(signedRequest('messenger', raw), credentials);
+    expect(events.map((e) => (e.kind === 'message' ? e.providerMessageId : undefined))).toContain('m_GOOD');
+  });
+
+  it('takes the customer’s messages that come as standby events while another app has the thread', () => {
+    const raw = body({ standby: [event('m_STANDBY', { text: 'anyone?' })] });
+    expect(adapter.normalize(signedRequest('messenger', raw), credentials)).toMatchObject([{ kind: 'message', providerMessageId: 'm_STANDBY', text: 'anyone?' }]);
+  });
+});
+
 describe('messenger normalize', () => {
   it('text → sender PSID as handle, mid, millisecond timestamp', () => {
     expect(normalize('text')).toEqual([
@@ -188,6 +204,7 @@ describe('messenger send', () => {
     [200, ok.body, { ok: true, providerMessageId: 'm_SENT1' }],
     [429, { error: { message: 'Too many calls', code: 613 } }, { ok: false, retryable: true }],
     [500, { error: { message: 'An unexpected error has occurred.', code: 2, is_transient: true } }, { ok: false, retryable: true }],
+    [400, { error: { message: '(#1200) Temporary send message failure. Please try again later', type: 'OAuthException', code: 1200 } }, { ok: false, retryable: true }],
     [
       400,
       { error: { message: '(#10) This message is sent outside of allowed window.', type: 'OAuthException', code: 10, error_subcode: 2018278 } },

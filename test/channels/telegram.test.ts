@@ -26,6 +26,17 @@ function withSecret(secret: string | undefined): WebhookRequest {
   return { method: 'POST', rawBody: fixture('telegram', 'text'), headers, query: {}, url: '' };
 }
 
+describe('telegram normalize: surprising updates', () => {
+  it('takes no message from the edits that move a live location', () => {
+    expect(update('edited_message', { text: undefined, location: { latitude: 52.52, longitude: 13.4, live_period: 900 }, edit_date: 1749416400 })).toEqual([]);
+  });
+
+  it('takes a shared contact whose phone number is not a string, without throwing', () => {
+    const [event] = update('message', { text: undefined, contact: { first_name: 'Bob', phone_number: 123 } });
+    expect(event).toMatchObject({ kind: 'message', attachments: [] });
+  });
+});
+
 describe('telegram verify', () => {
   it('accepts the configured secret token', () => {
     expect(adapter.verify(withSecret(credentials.secretToken), credentials)).toBe(true);

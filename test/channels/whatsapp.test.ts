@@ -143,6 +143,24 @@ describe('whatsapp normalize: times out of range', () => {
   });
 });
 
+describe('whatsapp normalize: malformed elements', () => {
+  it('keeps the batch’s good message when a contacts message holds a null card and a numeric phone', () => {
+    const body = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [{ changes: [{ field: 'messages', value: {
+        contacts: [null],
+        messages: [
+          { from: '1555', id: 'wamid.GOOD', timestamp: '1749416383', type: 'text', text: { body: 'hi' } },
+          { from: '1555', id: 'wamid.CARDS', timestamp: '1749416384', type: 'contacts', contacts: [null, { name: { formatted_name: 'Bob' }, phones: [{ phone: 12345 }] }] },
+        ],
+      } }] }],
+    });
+    const events = adapter.normalize(signedRequest('whatsapp', body), credentials);
+    expect(events.map((e) => (e.kind === 'message' ? e.providerMessageId : undefined))).toEqual(['wamid.GOOD', 'wamid.CARDS']);
+    expect(events[1]).toMatchObject({ text: 'Shared contact: Bob', attachments: [] });
+  });
+});
+
 describe('whatsapp window', () => {
   it('allows free-form replies inside 24 h', () => {
     expect(adapter.window(ago(23 * HOUR + 59 * MINUTE), NOW, false)).toEqual({ allowed: true });
