@@ -67,12 +67,33 @@ export function agentConnectionsAhead(): Promise<ConnectionRecord[]> {
   return listed;
 }
 
+/** API Gateway refuses WebSocket frames over 128 KiB; this leaves room for its own framing. */
+export const MAX_FRAME_OUT_BYTES = 120 * 1024;
+
+/**
+ * The frame for an event, within MAX_FRAME_OUT_BYTES: an oversized message (a long email reply)
+ * goes with its text cut and `truncated: true`, and without the conversation; the full message is
+ * in the history (GET .../messages). Refused by API Gateway, it would reach nobody.
+ */
+export function frameOf(event: ServerEvent): Buffer {
+  const whole = Buffer.from(JSON.stringify(event));
+  if (whole.length <= MAX_FRAME_OUT_BYTES) return whole;
+  const message = (event as { message?: { text?: unknown } }).message;
+  const { conversation: _conversation, ...rest } = event as ServerEvent & { conversation?: unknown };
+  if (message && typeof message.text === 'string') {
+    // JSON escaping can take up to 6 bytes a character: cut to what surely fits, then check.
+    const text = message.text.slice(0, Math.max(0, Math.floor((MAX_FRAME_OUT_BYTES - 8 * 1024) / 6)));
+    const slim = Buffer.from(JSON.stringify({ ...rest, message: { ...message, text, truncated: true } }));
+    if (slim.length <= MAX_FRAME_OUT_BYTES) return slim;
+  }
+  const id = (message as { id?: unknown } | undefined)?.id;
+  return Buffer.from(JSON.stringify({ type: event.type, conversationId: (event as { conversationId?: unknown }).conversationId, ...(id ? { message: { id, truncated: true } } : {}), truncated: true }));
+}
+
 /** Sends to one connection; false when it is gone (and now forgotten). */
 export async function sendToConnection(connection: Pick<ConnectionRecord, 'connectionId' | 'audience'>, event: ServerEvent): Promise<boolean> {
   try {
-    await connectionsApi(config.wsCallbackUrl).send(
-      new PostToConnectionCommand({ ConnectionId: connection.connectionId, Data: Buffer.from(JSON.stringify(event)) }),
-    );
+    await connectionsApi(config.wsCallbackUrl).send(new PostToConnectionCommand({ ConnectionId: connection.connectionId, Data: frameOf(event) }));
     return true;
   } catch (error) {
     if (error instanceof GoneException || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410) {
@@ -98,13 +119,21 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
       const skipsRepeats = connection.feed === 'focused';
+      let failure: unknown;
       for (const event of events) {
         if (skipsRepeats && event[REPEATS_ACTIVITY]) continue;
-        if (!(await sendToConnection(connection, event))) return false;
+        try {
+          if (!(await sendToConnection(connection, event))) return false;
+        } catch (error) {
+          // One refused frame must not keep the events after it from this connection.
+          failure ??= error;
+        }
       }
+      if (failure) throw failure;
       return true;
     }),
   );
-  // One broken connection must not stop the others; failures other than 410 are logged by callers' retries.
+  // One broken connection must not stop the others.
+  for (const r of results) if (r.status === 'rejected') console.error('a frame did not reach its connection', r.reason);
   return results.filter((r) => r.status === 'fulfilled' && r.value).length;
 }

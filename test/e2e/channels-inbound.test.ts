@@ -160,6 +160,26 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel webho
   });
 });
 
+describe('a message too long for one WebSocket frame', () => {
+  it('reaches the agent cut and marked truncated, the conversation event after it too, and is stored whole', async () => {
+    // Prepare: 70 000 two-byte characters, past API Gateway's 128 KiB frame limit
+    const handle = newHandle('whatsapp');
+    const text = `${'é'.repeat(70_000)} end`;
+    const webhook = textWebhook('whatsapp', handle, text);
+
+    // Act
+    expect((await postWebhook(stack, 'whatsapp', webhook.body)).status).toBe(200);
+
+    // Assess
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'the long message');
+    expect(created.message.truncated).toBe(true);
+    expect(text.startsWith(created.message.text)).toBe(true);
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === created.conversationId, 10_000, 'the conversation event after it');
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${created.conversationId}/messages`, { token: agentJwt });
+    expect(history.body.items.find((m: { id: string }) => m.id === created.message.id).text).toBe(text);
+  });
+});
+
 describe.each(META_CHANNELS.map((channel) => ({ channel })))('$channel verification challenge', ({ channel }) => {
   const path = (q: Record<string, string>) => `/webhooks/${channel}?${new URLSearchParams(q).toString()}`;
 
