@@ -12,7 +12,8 @@ import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
 import { handleOnChannel, loadContact } from '../domain/contacts';
 import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
-import { assignConversation } from '../domain/assignment';
+import { changeConversation } from '../domain/conversations';
+import { getAgent } from '../store/agents';
 import { getAdapter } from '../channels/registry';
 import { addContactHandles, claimHandle, getHandle } from '../store/contacts';
 import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
@@ -55,11 +56,14 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
     private: true,
   });
   await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
-  // The agent who moves it goes on with it, as with a manual assignment; else it would wait in the
-  // queue for an unrelated event to route it.
-  const current = await getConversation(target.conversation.id, true);
-  if (current?.status === 'open' && !current.assigneeId) return { conversation: await assignConversation(current.id, agent.id), created: target.created };
-  return { conversation: current ?? target.conversation, created: target.created };
+  // The agent who moves it goes on with it, as with a manual assignment (when nobody holds it,
+  // checked on the record the write replaces); else it would wait in the queue for an unrelated
+  // event to route it. An agent who never opened the console has no record to count a slot on.
+  const known = await getAgent(agent.id);
+  const { after } = await changeConversation(target.conversation.id, (c) =>
+    known && c.status === 'open' && !c.assigneeId ? { ...c, assigneeId: agent.id, updatedAt: new Date().toISOString() } : undefined,
+  );
+  return { conversation: after, created: target.created };
 }
 
 export const channelTransferRoute: Route = async ({ event, params, agent }) => {
