@@ -3,6 +3,7 @@
  * conversation, run routing and engagement hooks, and fan the result out.
  * Every step is safe to repeat: the queue redelivers after a crash at any point.
  */
+import { createHash } from 'node:crypto';
 import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
 import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
@@ -26,11 +27,15 @@ import type { ConnectionRecord } from '../store/connections';
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
 export class UnprocessableEventError extends Error {}
 
-export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId'>): string | undefined {
+export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId' | 'text'>): string | undefined {
   if (event.providerMessageId) return `${event.channel}#${event.providerMessageId}`;
-  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}`;
+  // With the text's hash: a widget that counts its ids anew after a reload ("c-1" again) sends a
+  // new message, which must not be acknowledged as the old one and dropped; a retry is the same text.
+  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}#${textHash(event.text)}`;
   return undefined;
 }
+
+const textHash = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 16);
 
 /**
  * The customer's conversation on this channel. On the first message (`draft`) the contact and the

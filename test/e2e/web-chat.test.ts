@@ -111,6 +111,16 @@ describe('web chat', () => {
     expect(history.body.items.filter((m: { text: string }) => m.text === 'only once')).toHaveLength(1);
   });
 
+  it('stores a new message of a reloaded widget that counts its clientMessageIds anew', async () => {
+    const { session, ack, clientMessageId } = await visitorWithConversation('before the reload');
+    const reloaded = await connect((await visitorSession(stack.httpUrl, { token: session.token })).token);
+    reloaded.send({ action: 'sendMessage', text: 'after the reload: my order is missing', clientMessageId });
+    const second = await reloaded.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+    expect(second.messageId).not.toBe(ack.messageId);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt });
+    expect(texts(history.body.items.filter((m: { direction: string }) => m.direction === 'inbound'))).toEqual(['before the reload', 'after the reload: my order is missing']);
+  });
+
   it('resumes a session with its token: same visitor, same conversation, on another connection', async () => {
     const { session, ack } = await visitorWithConversation('first tab');
     const resumed = await visitorSession(stack.httpUrl, { token: session.token });
