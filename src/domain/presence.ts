@@ -64,11 +64,11 @@ export async function agentConnectionClosed(agentId: string): Promise<void> {
 /** The agent's last connection closed (checked by the caller): start the grace period. */
 async function agentDisconnected(agentId: string): Promise<void> {
   const grace = presenceGraceSeconds();
-  if (grace === 0) {
-    await changePresence(agentId, 'away');
-    return;
-  }
-  await startAgentGrace(agentId, new Date(Date.now() + grace * 1000).toISOString());
+  const until = new Date(Date.now() + grace * 1000).toISOString();
+  await startAgentGrace(agentId, until);
+  // Without a grace period, away at once, the same automatic way (not as the agent's own
+  // choice, which a reconnection would keep).
+  if (grace === 0) await expirePresenceGrace(agentId, until, until);
 }
 
 /**

@@ -321,6 +321,29 @@ describe('agent workspace', () => {
     await again.close();
   });
 
+  it('with no grace period, turns an agent whose console closed away at once, and online again when it reconnects', async () => {
+    const previous = process.env.CONVERSA_PRESENCE_GRACE_SECONDS;
+    process.env.CONVERSA_PRESENCE_GRACE_SECONDS = '0';
+    try {
+      const token = await agentToken(stack.httpUrl, 'ws-eli', 'agent', 'Eli');
+      await http(stack.httpUrl, 'PUT', '/v1/agents/ws-eli', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
+      const status = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-eli')?.status;
+      const first = await connect(token);
+      await eventually(async () => (await status()) === 'online');
+      await first.close();
+      await eventually(async () => (await status()) === 'away');
+
+      // Act: a reload's new console
+      const again = await connect(token);
+
+      // Assess: away was not the agent's choice, so the reconnection puts them back online
+      await eventually(async () => (await status()) === 'online');
+      await again.close();
+    } finally {
+      process.env.CONVERSA_PRESENCE_GRACE_SECONDS = previous;
+    }
+  });
+
   it('announces presence, and an agent whose last connection closed turns away after the grace period and gets nothing new', async () => {
     const token = await agentToken(stack.httpUrl, 'ws-cleo', 'agent', 'Cleo');
     const cleo = await connect(token);
