@@ -255,7 +255,15 @@ async function autorespond(
   }
   const messages: Message[] = [];
   for (const [i, text] of texts.entries()) {
-    const stored = await storeOutbound(current, { text }, delivery, greetingId(trigger.id, i));
+    const id = greetingId(trigger.id, i);
+    // Stored and applied by the first run: as it stands (queued again, sent at most once).
+    const earlier = redo && (current.lastOutboundId ?? '') >= id ? await getMessage(current.id, id) : undefined;
+    if (earlier) {
+      if (delivery === 'queue' && earlier.status === 'queued') await enqueueOutbound([{ conversationId: earlier.conversationId, messageId: earlier.id }]);
+      messages.push(earlier);
+      continue;
+    }
+    const stored = await storeOutbound(current, { text }, delivery, id);
     current = stored.conversation;
     messages.push(stored.message);
   }
