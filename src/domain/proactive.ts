@@ -5,6 +5,7 @@
  * and SQS FIFO never works on two messages of one group at once, so however many recipients a
  * request names, at most LANES provider calls for proactive sends are in flight.
  */
+import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, type ConversationRecord } from '../store/conversations';
 import { getContactWithConversationIds } from '../store/contacts';
@@ -62,8 +63,13 @@ export async function queueProactive(request: ProactiveRequest, sender: AgentIde
   // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
   // quota is taken once.
   const scope = request.clientRequestId ? `proactive-request#${sender.id}#${request.clientRequestId}` : undefined;
-  const tentative = { conversationId: 'proactive', messageId: newId() };
+  // What the request asks, kept with its claim: the same id for another request is refused.
+  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([[...contactIds].sort(), request.text, request.channel ?? null])).digest('base64url')}`;
+  const tentative = { conversationId: fingerprint, messageId: newId() };
   const { claimed, record } = scope ? await claimDedup(scope, tentative) : { claimed: true, record: tentative };
+  if (record.conversationId !== fingerprint) {
+    throw new ClientError(409, 'client_request_id_reused', 'this clientRequestId was used for another request: give each request its own');
+  }
   if (claimed) {
     try {
       await takeQuota(contactIds.length, now);

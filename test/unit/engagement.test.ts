@@ -520,6 +520,11 @@ describe('proactive messages', () => {
     expect(new Set(again.map((e) => e.MessageDeduplicationId)).size).toBe(100);
     expect(first.every((e) => again.some((a) => a.MessageDeduplicationId === e.MessageDeduplicationId))).toBe(true);
     expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+    // The same id for another request (other text): refused, nothing queued, no quota taken.
+    sendMessageBatch.mockClear();
+    await expect(queueProactive({ ...request, text: 'Another sale!' }, admin)).rejects.toMatchObject({ status: 409, code: 'client_request_id_reused' });
+    expect(sendMessageBatch).not.toHaveBeenCalled();
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
   });
 
   it('answers 429 once the hourly quota is used up', async () => {
