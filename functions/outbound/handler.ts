@@ -15,9 +15,13 @@ import { config } from '../../src/config';
 
 const BASE_SECONDS = Number(process.env.CONVERSA_RETRY_BASE_SECONDS ?? 2);
 const MAX_BACKOFF_SECONDS = 300;
+/** A provider's own wait is honoured up to an hour (SQS allows a visibility of 12 hours). */
+const MAX_RETRY_AFTER_SECONDS = 3600;
 
-export function backoffSeconds(failures: number): number {
-  return Math.min(MAX_BACKOFF_SECONDS, Math.ceil(BASE_SECONDS * 2 ** Math.max(0, failures - 1)));
+/** Exponential, and never sooner than the provider asked (a flood wait may be longer than the cap). */
+export function backoffSeconds(failures: number, retryAfterSeconds = 0): number {
+  const exponential = Math.min(MAX_BACKOFF_SECONDS, Math.ceil(BASE_SECONDS * 2 ** Math.max(0, failures - 1)));
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(exponential, Math.ceil(retryAfterSeconds)));
 }
 
 const receiveCount = (r: SQSRecord) => Number(r.attributes.ApproximateReceiveCount);
@@ -31,7 +35,7 @@ async function deliver(record: SQSRecord): Promise<void> {
   try {
     await deliverOutbound(job, lastReceive(record), receiveCount(record) > 1);
   } catch (error) {
-    if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures));
+    if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures, error.retryAfterSeconds));
     throw error;
   }
 }

@@ -176,6 +176,14 @@ export interface ProviderDialect {
   errorMessage(body: unknown): string | undefined;
   /** Some providers signal throttling inside a 4xx (Meta error codes); those are worth a retry. */
   retryable?(body: unknown, status: number): boolean;
+  /** When the provider says to try again, in seconds, in its body (Telegram's retry_after). */
+  retryAfter?(body: unknown): number | undefined;
+}
+
+/** A Retry-After header in seconds (its HTTP-date form is not used by these providers). */
+function retryAfterHeader(response: Response): number | undefined {
+  const value = Number(response.headers.get('retry-after'));
+  return Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
 function parseMaybeJson(text: string): unknown {
@@ -222,7 +230,8 @@ export async function callProvider(call: ProviderCall, context: SendContext, dia
   }
   const detail = dialect.errorMessage(body) ?? (typeof body === 'string' && body ? body.slice(0, 200) : response.statusText);
   const retryable = response.status === 429 || response.status >= 500 || (dialect.retryable?.(body, response.status) ?? false);
-  return { ok: false, retryable, error: `${response.status}: ${detail || 'request failed'}` };
+  const retryAfterSeconds = retryable ? (dialect.retryAfter?.(body) ?? retryAfterHeader(response)) : undefined;
+  return { ok: false, retryable, error: `${response.status}: ${detail || 'request failed'}`, ...(retryAfterSeconds ? { retryAfterSeconds } : {}) };
 }
 
 /**

@@ -289,6 +289,11 @@ export const telegramAdapter: ChannelAdapter = {
         return typeof id === 'number' ? `${message.to}:${id}` : undefined;
       },
       errorMessage: (body) => (isRecord(body) && typeof body.description === 'string' ? body.description : undefined),
+      // Flood control: {"error_code":429,"parameters":{"retry_after":45}}.
+      retryAfter: (body) => {
+        const seconds = isRecord(body) && isRecord(body.parameters) ? body.parameters.retry_after : undefined;
+        return typeof seconds === 'number' && seconds > 0 ? seconds : undefined;
+      },
     };
     // Telegram has no idempotency key either; the queue's single delivery is what prevents resends.
     return callProviderParts(calls, primary, context, dialect);

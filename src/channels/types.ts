@@ -43,8 +43,12 @@ export interface OutboundSend {
 export type SendResult =
   /** `otherIds`: the provider's ids of a reply's other parts, whose statuses are the reply's too. */
   | { ok: true; providerMessageId: string; otherIds?: string[] }
-  /** retryable: 429, 5xx, network errors; the queue retries. Permanent errors mark the message failed. */
-  | { ok: false; retryable: boolean; error: string };
+  /**
+   * retryable: 429, 5xx, network errors; the queue retries, not before `retryAfterSeconds` when
+   * the provider says when (Telegram's retry_after, a Retry-After header). Permanent errors mark
+   * the message failed.
+   */
+  | { ok: false; retryable: boolean; error: string; retryAfterSeconds?: number };
 
 export type WindowDecision =
   | { allowed: true; tag?: string }

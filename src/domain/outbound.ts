@@ -188,6 +188,8 @@ export class RetryableSendError extends Error {
     message: string,
     /** How many attempts at this message failed so far: the backoff grows with it. */
     readonly failures: number,
+    /** The provider's own "not before" (Telegram's retry_after), when it gave one. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
@@ -327,7 +329,9 @@ async function sendToProvider(
     // A status callback can overtake the provider's own answer: the reply still gets its id and its timers.
     return sent ?? settleOvertakenSend(message.conversationId, message.id, result.providerMessageId);
   }
-  if (result.retryable && !lastAttempt) throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id));
+  if (result.retryable && !lastAttempt) {
+    throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id), result.retryAfterSeconds);
+  }
   return updateMessageStatus(message.conversationId, message.id, 'failed', { error: result.error });
 }
 

@@ -226,4 +226,9 @@ describe('telegram send', () => {
     const { fetch } = scriptedFetch(networkError());
     expect(await adapter.send(base, sendContext('telegram', fetch))).toMatchObject({ ok: false, retryable: true });
   });
+
+  it('hands on flood control’s retry_after, so the retry waits as long as Telegram asks', async () => {
+    const { fetch } = scriptedFetch({ status: 429, body: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 45', parameters: { retry_after: 45 } } });
+    expect(await adapter.send(base, sendContext('telegram', fetch))).toMatchObject({ ok: false, retryable: true, retryAfterSeconds: 45 });
+  });
 });

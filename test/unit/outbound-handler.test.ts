@@ -54,6 +54,15 @@ describe('outbound consumer', () => {
     expect(domain.abandonOutbound).not.toHaveBeenCalled();
   });
 
+  it('waits at least as long as the provider asked (retry_after) before the next attempt', async () => {
+    domain.deliverOutbound.mockRejectedValue(new RetryableSendError('429', 1, 45));
+    const response = await handler({ Records: [record('a1', 'A', 1)] } as SQSEvent);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1']);
+    const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
+    expect(call!.args[0].input.Entries).toEqual([{ Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: 45 }]);
+    expect(backoffSeconds(1)).toBeLessThan(45);
+  });
+
   it('marks a skipped job at its last receive failed instead of leaving it to the DLQ', async () => {
     domain.deliverOutbound.mockRejectedValue(new RetryableSendError('503', 1));
     const last = QUEUES.outbound.maxReceiveCount;
