@@ -127,9 +127,17 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
  * with "> " prefixes, and that text is already in the conversation.
  */
 export function stripQuotedReply(text: string): string {
+  const lines = text.replace(/\r\n/g, '\n').split('\n');
   const kept: string[] = [];
-  for (const line of text.replace(/\r\n/g, '\n').split('\n')) {
-    if (/^On .+wrote:\s*$/i.test(line) || /^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line)) break;
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i]!;
+    // Gmail wraps a long attribution line after the sender's "<".
+    if (/^On .+<\s*$/i.test(line) && /wrote:\s*$/i.test(lines[i + 1] ?? '')) line = `${line}${lines[++i]}`;
+    // Outlook's separators: everything under them is the earlier email.
+    if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line)) break;
+    // An attribution heads the quote under it, which is skipped; the customer may write on below
+    // it. Not followed by a quote, "On Monday I wrote:" is the customer's own words.
+    if (/^On .+wrote:\s*$/i.test(line) && (lines.slice(i + 1).find((l) => l.trim() !== '') ?? '>').startsWith('>')) continue;
     if (line.startsWith('>')) continue;
     kept.push(line);
   }
@@ -228,11 +236,13 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
     const parsed = InboundEmailSchema.safeParse({
       to,
       from,
-      subject: note.mail?.commonHeaders?.subject,
+      // Never used: a long one must not cost the reply.
+      subject: note.mail?.commonHeaders?.subject?.slice(0, 1000),
       text: text ?? '',
       messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId,
     });
     if (parsed.success) emails.push(parsed.data);
+    else console.warn('an inbound email was dropped', parsed.error.issues[0]?.path.join('.'), parsed.error.issues[0]?.message);
   }
   return emails;
 }
@@ -252,17 +262,70 @@ function splitMessage(raw: string): { headers: Record<string, string>; body: str
 
 function decodeBody(body: string, encoding: string | undefined, charset: string | undefined): string {
   const enc = (encoding ?? '').toLowerCase();
+  // 7bit, 8bit, binary or none: SNS hands the email over as decoded text already.
+  if (enc !== 'base64' && enc !== 'quoted-printable') return body;
   const bytes =
     enc === 'base64'
       ? Buffer.from(body.replace(/\s+/g, ''), 'base64')
-      : enc === 'quoted-printable'
-        ? Buffer.from(body.replace(/=\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
-        : Buffer.from(body, enc === '8bit' || enc === 'binary' ? 'utf8' : 'latin1');
-  return bytes.toString(/^(iso-8859-1|latin1|us-ascii|windows-1252)$/i.test(charset ?? '') ? 'latin1' : 'utf8');
+      : Buffer.from(body.replace(/=\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  // Mail clients label windows-1252 text latin1 too (WHATWG reads both as windows-1252); Node's
+  // decoder takes them as ISO-8859-1, which turns ’ “ ” € into invisible control characters.
+  if (/^(windows-1252|cp1252|iso-8859-1|latin1|us-ascii)$/i.test(charset ?? '')) return windows1252(bytes);
+  try {
+    // iso-8859-15, iso-8859-2, koi8-r…: each by its own table.
+    return new TextDecoder(charset ?? 'utf-8').decode(bytes);
+  } catch {
+    return new TextDecoder('utf-8').decode(bytes);
+  }
+}
+
+/** windows-1252's characters for 0x80–0x9F (undefined slots stay as they are). */
+const CP1252_HIGH = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ';
+
+function windows1252(bytes: Buffer): string {
+  let out = '';
+  for (const byte of bytes) out += byte >= 0x80 && byte <= 0x9f ? CP1252_HIGH[byte - 0x80]! : String.fromCharCode(byte);
+  return out;
+}
+
+/** Nested multiparts deeper than any mail client makes: a hostile email, not a reply. */
+const MAX_MIME_DEPTH = 10;
+
+/** Removes each `<tag …>…</tag>` with its content, in one pass (an unclosed one runs to the end). */
+function dropElements(html: string, tag: string): string {
+  const opening = new RegExp(`<${tag}\\b`, 'gi');
+  const closing = new RegExp(`</${tag}\\s*>`, 'gi');
+  let out = '';
+  let at = 0;
+  for (;;) {
+    opening.lastIndex = at;
+    const open = opening.exec(html);
+    if (!open) return out + html.slice(at);
+    out += html.slice(at, open.index);
+    closing.lastIndex = open.index;
+    const close = closing.exec(html);
+    if (!close) return out;
+    at = close.index + close[0].length;
+  }
+}
+
+/** HTML to text: styles, scripts and quoted earlier emails dropped, blocks and breaks as lines. */
+function htmlText(html: string): string {
+  const visible = ['style', 'script', 'blockquote'].reduce(dropElements, html);
+  return visible
+    .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, '\n')
+    .replace(/<[^<>]*>/g, '')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&');
 }
 
 /** The readable text of a MIME email: its text/plain part, else its HTML with the tags dropped. */
-export function textFromMime(raw: string): string | undefined {
+export function textFromMime(raw: string, depth = 0): string | undefined {
+  if (depth > MAX_MIME_DEPTH) return undefined;
   const { headers, body } = splitMessage(raw);
   const type = headers['content-type'] ?? 'text/plain';
   const charset = /charset="?([^";\s]+)"?/i.exec(type)?.[1];
@@ -270,11 +333,11 @@ export function textFromMime(raw: string): string | undefined {
     const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
     if (!boundary) return undefined;
     const parts = body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
-    const texts = parts.map((part) => ({ type: splitMessage(part.replace(/^\n/, '')).headers['content-type'] ?? 'text/plain', text: textFromMime(part.replace(/^\n/, '')) }));
+    const texts = parts.map((part) => ({ type: splitMessage(part.replace(/^\n/, '')).headers['content-type'] ?? 'text/plain', text: textFromMime(part.replace(/^\n/, ''), depth + 1) }));
     return (texts.find((t) => /^(text\/plain|multipart\/)/i.test(t.type) && t.text) ?? texts.find((t) => t.text))?.text;
   }
   const text = decodeBody(body, headers['content-transfer-encoding'], charset);
   if (/^text\/plain/i.test(type)) return text;
-  if (/^text\/html/i.test(type)) return text.replace(/<br\s*\/?>|<\/p>/gi, '\n').replace(/<[^<>]*>/g, '').replace(/&nbsp;/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  if (/^text\/html/i.test(type)) return htmlText(text);
   return undefined;
 }

@@ -59,6 +59,25 @@ describe('MIME text', () => {
     expect(textFromMime('Content-Type: text/html\n\n<p>Hi <b>there</b></p>')?.trim()).toBe('Hi there');
   });
 
+  it('decodes each charset by its own table, and leaves text the mail carried decoded as it is', () => {
+    const qp = 'Content-Type: text/plain; charset=windows-1252\nContent-Transfer-Encoding: quoted-printable\n\nI=92m =93ok=94';
+    expect(textFromMime(qp)).toBe('I’m “ok”');
+    expect(textFromMime('Content-Type: text/plain; charset=utf-8\n\nGrüße, ça va €')).toBe('Grüße, ça va €');
+    const latin9 = `Content-Type: text/plain; charset=iso-8859-15\nContent-Transfer-Encoding: base64\n\n${Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xa4]).toString('base64')}`;
+    expect(textFromMime(latin9)).toBe('café €');
+  });
+
+  it('reads an HTML-only email without its styles, scripts and quoted earlier email, a line per block', () => {
+    const html = 'Content-Type: text/html\n\n<style>p{color:red}</style><div>Hi</div><div>there</div><blockquote>You wrote: old</blockquote><SCRIPT>x()</SCRIPT>';
+    expect(textFromMime(html)?.trim()).toBe('Hi\nthere');
+  });
+
+  it('gives up on multiparts nested deeper than any mail client makes them', () => {
+    let mime = 'Content-Type: text/plain\n\nhi\n';
+    for (let i = 2999; i >= 0; i--) mime = `Content-Type: multipart/mixed; boundary="b${i}"\n\n--b${i}\n${mime}--b${i}--\n`;
+    expect(textFromMime(mime)).toBeUndefined();
+  });
+
   it('strips tags in one pass over a hostile body (an unclosed `<` run took seconds, quadratically)', () => {
     // Anyone may mail the reply domain, and the body is parsed before the address is checked.
     const hostile = `Content-Type: text/html\n\n${'<'.repeat(145_000)}hello`;

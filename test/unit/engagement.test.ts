@@ -150,6 +150,12 @@ describe('reply-to address', () => {
   it('keeps only the new text of an email reply', () => {
     expect(stripQuotedReply('Thanks!\r\n\r\nOn Tue, 5 May 2026, Support wrote:\r\n> earlier\r\n')).toBe('Thanks!');
     expect(stripQuotedReply('> quoted\nmine')).toBe('mine');
+    // Written under the quote (bottom posting): the reply is below it, not gone.
+    expect(stripQuotedReply('On 02/01/2024 10:00, Conversa wrote:\n> Can you send the order number?\n\nSure, it is 12345.')).toBe('Sure, it is 12345.');
+    // The customer's own words, not an attribution: no quote follows.
+    expect(stripQuotedReply('Hi,\n\nOn Monday I wrote:\nthe box was damaged')).toBe('Hi,\n\nOn Monday I wrote:\nthe box was damaged');
+    // Gmail's attribution wrapped after the sender's "<": the secret reply address is not kept.
+    expect(stripQuotedReply('Thanks!\n\nOn Tue, 5 May 2026 at 10:00, Support <\nc-abc-123@reply.example.com> wrote:\n> earlier')).toBe('Thanks!');
   });
 });
 
