@@ -68,8 +68,8 @@ export async function putContact(contact: ContactRecord): Promise<boolean> {
   return putNew({ ...keys.contact(contact.id), ...contact });
 }
 
-export async function getContact(id: string): Promise<ContactRecord | undefined> {
-  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.contact(id) }));
+export async function getContact(id: string, consistent = false): Promise<ContactRecord | undefined> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.contact(id), ConsistentRead: consistent }));
   return strip<ContactRecord>(out.Item);
 }
 
@@ -88,7 +88,8 @@ export async function addContactHandles(
   handles: ContactRecord['handles'],
   profile: { name?: string; email?: string; phone?: string } = {},
 ): Promise<void> {
-  const contact = await getContact(contactId);
+  // Consistent: a contact made a moment ago (two channels' first messages) must not read as missing.
+  const contact = await getContact(contactId, true);
   if (!contact) return;
   const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
   const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);

@@ -195,27 +195,39 @@ export async function settleOvertakenSend(conversationId: string, messageId: str
   }
 }
 
+/** Queries one page of history may take when most of it is private notes. */
+const MAX_PAGE_ROUNDS = 5;
+
 /** History, oldest first within a page; the cursor walks back to older pages. */
 export async function listMessages(
   conversationId: string,
   options: { limit: number; cursor?: string; includePrivate: boolean },
 ): Promise<{ items: Message[]; nextCursor: string | null }> {
   const pk = keys.messagePartition(conversationId);
-  const out = await ddb().send(
-    new QueryCommand({
-      TableName: config.tableName,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: {
-        ':pk': pk,
-        ':prefix': keys.messagePrefix,
-        ...(options.includePrivate ? {} : { ':false': false }),
-      },
-      ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
-      ScanIndexForward: false,
-      Limit: options.limit,
-      ExclusiveStartKey: decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } }),
-    }),
-  );
-  const items = (out.Items ?? []).map(toMessage).reverse();
-  return { items, nextCursor: encodeCursor(out.LastEvaluatedKey) };
+  let startKey = decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } });
+  const newestFirst: Message[] = [];
+  // DynamoDB filters after Limit: notes among the newest would leave a page short (or empty), so
+  // the query goes on for what is missing. Each round reads no more than it may keep, so the
+  // cursor stays exact; the rounds are bounded for a history that is nearly all notes.
+  for (let round = 0; round < MAX_PAGE_ROUNDS; round++) {
+    const out = await ddb().send(
+      new QueryCommand({
+        TableName: config.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+        ExpressionAttributeValues: {
+          ':pk': pk,
+          ':prefix': keys.messagePrefix,
+          ...(options.includePrivate ? {} : { ':false': false }),
+        },
+        ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
+        ScanIndexForward: false,
+        Limit: options.limit - newestFirst.length,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    newestFirst.push(...(out.Items ?? []).map(toMessage));
+    startKey = out.LastEvaluatedKey;
+    if (!startKey || newestFirst.length >= options.limit) break;
+  }
+  return { items: newestFirst.reverse(), nextCursor: encodeCursor(startKey) };
 }

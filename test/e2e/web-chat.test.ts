@@ -147,6 +147,21 @@ describe('web chat', () => {
     expect(named.body).toMatchObject({ visitorId: session.visitorId, conversationId: ack.conversationId });
   });
 
+  it('fills a history page with what the visitor may see when the newest messages are notes', async () => {
+    const { session, ws, ack } = await visitorWithConversation('one');
+    const id = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'two', clientMessageId: id });
+    await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === id);
+    for (let i = 0; i < 8; i++) {
+      const note = await http(stack.httpUrl, 'POST', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt, body: { text: `note ${i}`, private: true } });
+      expect(note.status).toBe(202);
+    }
+    // Three: the visitor's two messages and the greeting between them.
+    const page = await http(stack.httpUrl, 'GET', '/v1/widget/messages?limit=3', { token: session.token });
+    expect(page.status).toBe(200);
+    expect(texts(page.body.items)).toEqual(['one', 'two']);
+  });
+
   it('pages history oldest first within a page, the cursor walking back', async () => {
     const { ws, ack } = await visitorWithConversation('m0');
     for (let i = 1; i < 7; i++) {
