@@ -224,7 +224,7 @@ export async function deliverOutbound(job: { conversationId: string; messageId: 
   // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
   // status write may not have told the agents or armed the reply's timers: a redelivery does.
   if (message.status !== 'queued') {
-    if (redelivered && message.status !== 'failed' && message.status !== 'received') await finishDelivery(conversation, message);
+    if (redelivered && message.status !== 'failed') await finishDelivery(conversation, message);
     return;
   }
   const lastAttempt = lastReceive || stored.sendFailures + 1 >= MAX_SEND_ATTEMPTS;
