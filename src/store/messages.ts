@@ -1,4 +1,4 @@
-import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
@@ -151,17 +151,23 @@ export async function updateMessageStatus(
     .map(([name]) => name);
   const allowed = lower.map((_, i) => `:s${i}`);
   lower.forEach((name, i) => (values[`:s${i}`] = name));
+  return updateMessageIf(conversationId, messageId, {
+    UpdateExpression: `SET ${sets.join(', ')}`,
+    ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
+    ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
+    ExpressionAttributeValues: values,
+  });
+}
+
+/** A conditional update of one message: the message as it is after it, or undefined when the condition failed. */
+async function updateMessageIf(
+  conversationId: string,
+  messageId: string,
+  update: Pick<UpdateCommandInput, 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>,
+): Promise<Message | undefined> {
   try {
     const out = await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.message(conversationId, messageId),
-        UpdateExpression: `SET ${sets.join(', ')}`,
-        ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
-        ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_NEW',
-      }),
+      new UpdateCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ...update, ReturnValues: 'ALL_NEW' }),
     );
     return out.Attributes ? toMessage(out.Attributes) : undefined;
   } catch (error) {
@@ -176,23 +182,12 @@ export async function updateMessageStatus(
  * is gone or the callback said `failed`.
  */
 export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId: string): Promise<Message | undefined> {
-  try {
-    const out = await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.message(conversationId, messageId),
-        UpdateExpression: 'SET providerMessageId = :pmid',
-        ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read)',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read' },
-        ReturnValues: 'ALL_NEW',
-      }),
-    );
-    return out.Attributes ? toMessage(out.Attributes) : undefined;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+  return updateMessageIf(conversationId, messageId, {
+    UpdateExpression: 'SET providerMessageId = :pmid',
+    ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read)',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read' },
+  });
 }
 
 /** Queries one page of history may take when most of it is private notes. */
