@@ -128,6 +128,12 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
  */
 export function stripQuotedReply(text: string): string {
   const lines = text.replace(/\r\n/g, '\n').split('\n');
+  // Whether the next non-blank line after each one is quoted (or there is none): one pass from the end.
+  const quoteNext: boolean[] = [];
+  for (let i = lines.length - 1, next = true; i >= 0; i--) {
+    quoteNext[i] = next;
+    if (lines[i]!.trim() !== '') next = lines[i]!.startsWith('>');
+  }
   const kept: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i]!;
@@ -137,7 +143,7 @@ export function stripQuotedReply(text: string): string {
     if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line)) break;
     // An attribution heads the quote under it, which is skipped; the customer may write on below
     // it. Not followed by a quote, "On Monday I wrote:" is the customer's own words.
-    if (/^On .+wrote:\s*$/i.test(line) && (lines.slice(i + 1).find((l) => l.trim() !== '') ?? '>').startsWith('>')) continue;
+    if (/^On .+wrote:\s*$/i.test(line) && quoteNext[i]) continue;
     if (line.startsWith('>')) continue;
     kept.push(line);
   }
