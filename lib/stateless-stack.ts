@@ -306,6 +306,10 @@ export class StatelessStack extends Stack {
       const spec = QUEUES[queueName];
       queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize });
     }
+    // On a record's last receive the inbound consumer dead-letters it itself, so that the records
+    // of its conversation skipped behind it are tried instead of dead-lettered with it.
+    functions.inbound.function.addEnvironment(ENV.inboundDlqUrl, this.queues.inbound.deadLetterQueue.queue.queueUrl);
+    this.queues.inbound.deadLetterQueue.queue.grantSendMessages(functions.inbound.role);
     this.schedules.allowTarget(engagement);
     // Scheduler and SNS invoke the engagement function asynchronously: their retry policies end
     // once Lambda has the event. A run that still fails after Lambda's own two retries (SES or

@@ -211,6 +211,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.tableName]: tableName,
       [ENV.inboundQueueUrl]: queueUrls.inbound,
       [ENV.outboundQueueUrl]: queueUrls.outbound,
+      [ENV.inboundDlqUrl]: aws.sqs.queueUrl('conversa-inbound-dlq.fifo'),
       [ENV.wsCallbackUrl]: websocket.managementUrl,
       [ENV.wsPublicUrl]: websocket.url,
       [ENV.jwtIssuer]: issuer,

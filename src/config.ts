@@ -21,6 +21,8 @@ export const ENV = {
   tableName: 'TABLE_NAME',
   inboundQueueUrl: 'INBOUND_QUEUE_URL',
   outboundQueueUrl: 'OUTBOUND_QUEUE_URL',
+  /** The inbound queue's dead-letter queue, where its consumer puts a record it gives up on. */
+  inboundDlqUrl: 'INBOUND_DLQ_URL',
   /** The WebSocket @connections management endpoint, e.g. https://abc.execute-api.eu-west-1.amazonaws.com/live */
   wsCallbackUrl: 'WS_CALLBACK_URL',
   /** The URL clients connect to (wss://…); returned by the widget session route. */
@@ -56,6 +58,9 @@ export const config = {
   },
   get outboundQueueUrl() {
     return required(ENV.outboundQueueUrl);
+  },
+  get inboundDlqUrl() {
+    return required(ENV.inboundDlqUrl);
   },
   get wsCallbackUrl() {
     return required(ENV.wsCallbackUrl);

@@ -4,13 +4,16 @@
  */
 import type { SQSEvent, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { processFifoGroups } from '../../src/aws/fifo-batch';
+import { sendMessageBatch } from '../../src/aws/sqs-send';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ingestMessage, ingestStatus, UnprocessableEventError } from '../../src/domain/inbound';
 import type { InboundEvent } from '../../src/domain/types';
+import { QUEUES } from '../../src/manifest';
+import { config } from '../../src/config';
 
 const logger = new Logger({ serviceName: 'conversa' });
 
-async function record(record: SQSRecord): Promise<void> {
+async function ingest(record: SQSRecord): Promise<void> {
   const event = JSON.parse(record.body) as InboundEvent;
   try {
     if (event.kind === 'status') await ingestStatus(event);
@@ -27,6 +30,25 @@ async function record(record: SQSRecord): Promise<void> {
       return;
     }
     throw error;
+  }
+}
+
+/**
+ * A record failing on its last receive goes to the DLQ from here rather than by the queue's
+ * redrive: the records of its conversation skipped behind it were received as often, and the
+ * redrive would take them along; this way they are tried next. The DLQ alarm fires all the same.
+ */
+async function record(record: SQSRecord): Promise<void> {
+  try {
+    await ingest(record);
+  } catch (error) {
+    if (Number(record.attributes.ApproximateReceiveCount) < QUEUES.inbound.maxReceiveCount) throw error;
+    const out = await sendMessageBatch(config.inboundDlqUrl, [
+      // The record's own id as dedup id: a retry of this send (or the redrive, should we die now) adds no copy.
+      { Id: '0', MessageBody: record.body, MessageGroupId: record.attributes.MessageGroupId ?? 'unknown', MessageDeduplicationId: record.messageId },
+    ]);
+    if (out.Failed.length > 0) throw error;
+    logger.error('inbound event dead-lettered after its last receive', { messageId: record.messageId, error: error as Error });
   }
 }
 

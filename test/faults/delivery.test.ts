@@ -261,6 +261,39 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(await queueDepth(stack, 'conversa-inbound.fifo')).toEqual({ visible: 0, inFlight: 0 });
   });
 
+  it('dead-letters only the poison, not the later messages of its conversation skipped behind it', async () => {
+    // Prepare: a customer's messages in one batch, an unreadable record second
+    await retryQuickly();
+    const dlq = stack.aws.sqs.getQueue('conversa-inbound-dlq.fifo');
+    dlq.purge();
+    const from = phone(3, 5);
+    const entry = (id: string, body: string) => ({ Id: id, MessageBody: body, MessageGroupId: `whatsapp#${from}`, MessageDeduplicationId: crypto.randomUUID() });
+    const sqs = sqsClient(stack);
+
+    // Act
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'),
+        Entries: [
+          entry('first', JSON.stringify(event(from, 'seq 0'))),
+          entry('poison', '{"kind":"message", not JSON either'),
+          entry('second', JSON.stringify(event(from, 'seq 1'))),
+          entry('third', JSON.stringify(event(from, 'seq 2'))),
+        ],
+      }),
+    );
+    sqs.destroy();
+    expect(sent.Failed ?? []).toEqual([]);
+
+    // Assess: the messages behind the poison are stored once, in order, once it is dead-lettered alone
+    expect(await settledSequence(from, 'seq ', 3)).toEqual([0, 1, 2]);
+    const dead = await eventually(async () => (dlq.counts().visible > 0 ? dlq.receiveNow({ maxMessages: 10 }) : undefined), 60_000, 100);
+    expect(dead.map((m) => m.body)).toEqual(['{"kind":"message", not JSON either']);
+    expect(dead[0]!.attributes.MessageGroupId).toBe(`whatsapp#${from}`);
+    expect(dlq.counts()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
+    expect(await queueDepth(stack, 'conversa-inbound.fifo')).toEqual({ visible: 0, inFlight: 0 });
+  });
+
   it('does not apply the delivered part of a batch twice when the consumer dies mid-batch', async () => {
     // Prepare: six messages of one conversation in one batch; the consumer dies after storing three
     await retryQuickly();

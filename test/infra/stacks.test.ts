@@ -251,6 +251,8 @@ describe('stateless stack: functions', () => {
     const expected = Object.entries(ENV)
       // The reply-address and widget identity keys are for one function each, deployed only as secret ARNs.
       .filter(([key]) => !['replySecret', 'replySecretArn', 'widgetIdentitySecret', 'widgetIdentitySecretArn'].includes(key))
+      // Only the inbound consumer dead-letters records itself.
+      .filter(([key]) => !(name !== 'inbound' && key === 'inboundDlqUrl'))
       .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
       .map(([, variable]) => variable);
     expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
@@ -356,6 +358,19 @@ describe('stateless stack: queues', () => {
     };
     expect(senders(ENV.inboundQueueUrl).sort()).toEqual(['engagement', 'realtime', 'webhook']);
     expect(senders(ENV.outboundQueueUrl).sort()).toEqual(['api', 'engagement', 'inbound', 'realtime']);
+  });
+
+  it('points the inbound consumer at its own queue\'s DLQ, which only it may send to', () => {
+    const dlqRef = stateless.fn('inbound').Properties.Environment.Variables[ENV.inboundDlqUrl].Ref as string;
+    const inboundRef = stateless.fn('api').Properties.Environment.Variables[ENV.inboundQueueUrl].Ref as string;
+    expect(stateless.json.Resources[inboundRef].Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': [dlqRef, 'Arn'] });
+    const senders = (Object.keys(FUNCTIONS) as FunctionName[]).filter((name) =>
+      stateless.statementsOf(name).some((s) => actionsOf(s).includes('sqs:SendMessage') && JSON.stringify(s.Resource).includes(`"${dlqRef}"`)),
+    );
+    expect(senders).toEqual(['inbound']);
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      if (name !== 'inbound') expect(stateless.fn(name).Properties.Environment.Variables[ENV.inboundDlqUrl]).toBeUndefined();
+    }
   });
 });
 
