@@ -82,7 +82,10 @@ function setClauses(fields: [string, unknown][]): { clause: string; names: Recor
   };
 }
 
-/** Adds handles to a contact's list (idempotent) and fills the name/email/phone it lacked. */
+/**
+ * Adds handles to a contact (idempotent) and fills the name/email/phone it lacked. Web visitors
+ * get an item each (keys.contactVisitor); the other handles, a few per customer, go in its list.
+ */
 export async function addContactHandles(
   contactId: string,
   handles: ContactRecord['handles'],
@@ -92,13 +95,19 @@ export async function addContactHandles(
   const contact = await getContact(contactId, true);
   if (!contact) return;
   const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
+  const listed = missing.filter((h) => h.channel !== 'web');
+  await Promise.all(
+    missing
+      .filter((h) => h.channel === 'web')
+      .map((h) => ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } }))),
+  );
   const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);
-  if (missing.length === 0 && fill.length === 0) return;
+  if (listed.length === 0 && fill.length === 0) return;
   const sets: string[] = [];
   const values: Record<string, unknown> = {};
-  if (missing.length > 0) {
+  if (listed.length > 0) {
     sets.push('handles = list_append(handles, :h)');
-    values[':h'] = missing;
+    values[':h'] = listed;
   }
   const profileSet = setClauses(fill);
   await ddb().send(
@@ -116,15 +125,25 @@ export async function linkContactConversation(contactId: string, conversationId:
   await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactConversation(contactId, conversationId), conversationId } }));
 }
 
-/** The contact item and the ids of its conversations: one Query on the contact's partition. */
+/**
+ * The contact item, with its web visitors among its handles, and the ids of its conversations:
+ * one Query on the contact's partition.
+ */
 export async function getContactWithConversationIds(id: string): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
   const items = await queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': keys.contactPartition(id) } });
   const contactItem = items.find((item) => item.sk === 'CONTACT');
   if (!contactItem) return undefined;
-  const conversationIds = items
-    .filter((item) => String(item.sk).startsWith(keys.contactConversationPrefix))
-    .map((item) => String(item.conversationId));
-  return { contact: strip<ContactRecord>(contactItem)!, conversationIds };
+  const contact = strip<ContactRecord>(contactItem)!;
+  const conversationIds: string[] = [];
+  for (const item of items) {
+    const sk = String(item.sk);
+    if (sk.startsWith(keys.contactConversationPrefix)) conversationIds.push(String(item.conversationId));
+    // Contacts written before visitors had items of their own keep theirs in the list as well.
+    else if (sk.startsWith(keys.contactVisitorPrefix) && !contact.handles.some((h) => h.channel === 'web' && h.handle === item.visitorId)) {
+      contact.handles.push({ channel: 'web', handle: String(item.visitorId) });
+    }
+  }
+  return { contact, conversationIds };
 }
 
 export async function putVisitor(visitor: VisitorRecord): Promise<void> {

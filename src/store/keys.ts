@@ -39,6 +39,12 @@ export const keys = {
   contactConversation: (contactId: string, conversationId: string) => ONE(`CONTACT#${contactId}`, `CONV#${conversationId}`),
   contactConversationPrefix: 'CONV#',
   /**
+   * One of a contact's web visitors. Not in the contact item's handles list: visitors sharing
+   * an email (identity verification off) are unbounded, and the item must stay small.
+   */
+  contactVisitor: (contactId: string, visitorId: string) => ONE(`CONTACT#${contactId}`, `VISITOR#${visitorId}`),
+  contactVisitorPrefix: 'VISITOR#',
+  /**
    * A customer's id on a channel → its contact and that channel's conversation.
    * Identity handles (`phone`, `email`) link channels to one contact.
    */

@@ -9,6 +9,8 @@ import { agentToken, http, visitorSession, WsClient, type Frame } from '../suppo
 import type { ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { identityHashOf } from '../../src/domain/visitors';
+import { getContact as getContactItem } from '../../src/store/contacts';
+import { getConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -36,7 +38,7 @@ async function write(channel: ProviderChannel, handle: string, text: string): Pr
   return agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, `${channel} message`);
 }
 
-async function visitorWrites(email: string, text: string, identityHash?: string): Promise<{ conversationId: string; contactId: string }> {
+async function visitorWrites(email: string, text: string, identityHash?: string): Promise<{ conversationId: string; contactId: string; ws: WsClient }> {
   const session = await visitorSession(stack.httpUrl, { name: 'Vera', email, ...(identityHash ? { identityHash } : {}) });
   const ws = await WsClient.connect(stack.wsUrl, session.token);
   sockets.push(ws);
@@ -44,7 +46,7 @@ async function visitorWrites(email: string, text: string, identityHash?: string)
   ws.send({ action: 'sendMessage', text, clientMessageId });
   const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
   const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
-  return { conversationId: ack.conversationId, contactId: seen.message.sender.id };
+  return { conversationId: ack.conversationId, contactId: seen.message.sender.id, ws };
 }
 
 const getContact = (id: string, token = agentJwt) => http(stack.httpUrl, 'GET', `/v1/contacts/${id}`, { token });
@@ -199,6 +201,37 @@ describe('admin contact merge', () => {
     expect((await merge(survivor, '01NOSUCHCONTACT')).status).toBe(404);
     const bad = await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: adminJwt, body: {} });
     expect(bad.status).toBe(400);
+  });
+
+  it('keeps a contact\'s further web visitors beside its item, not in it, and moves them all in a merge', async () => {
+    // Prepare: three browser sessions typing one email (identity verification off), and the same customer on Telegram
+    const email = `shared-${crypto.randomUUID()}@example.com`;
+    const sessions = [];
+    for (let i = 0; i < 3; i++) sessions.push(await visitorWrites(email, `session ${i}`));
+    const contactId = sessions[0]!.contactId;
+    expect(sessions.map((s) => s.contactId)).toEqual([contactId, contactId, contactId]);
+    const visitors = await Promise.all(sessions.map(async (s) => (await getConversation(s.conversationId))!.handle));
+    const telegram = await write('telegram', newHandle('telegram'), 'me again, on Telegram');
+    const survivor = telegram.message.sender.id as string;
+
+    // Assess: the stored contact lists only the visitor that created it; the API shows every visitor
+    expect((await getContactItem(contactId, true))!.handles.filter((h) => h.channel === 'web')).toEqual([{ channel: 'web', handle: visitors[0] }]);
+    const shown = (await getContact(contactId)).body.handles as { channel: string; handle: string }[];
+    expect(shown.filter((h) => h.channel === 'web').map((h) => h.handle).sort()).toEqual([...visitors].sort());
+
+    // Act: merge the web contact into the Telegram one
+    const merged = await merge(survivor, contactId);
+    expect(merged.status).toBe(200);
+
+    // Assess: every visitor moved; the last session writes again as the survivor
+    expect((merged.body.handles as { channel: string; handle: string }[]).filter((h) => h.channel === 'web').map((h) => h.handle).sort()).toEqual([...visitors].sort());
+    const { ws } = sessions[2]!;
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'after the merge', clientMessageId });
+    const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+    expect(ack.conversationId).toBe(sessions[2]!.conversationId);
+    const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+    expect(seen.message.sender.id).toBe(survivor);
   });
 });
 
