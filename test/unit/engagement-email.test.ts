@@ -86,13 +86,13 @@ describe('MIME text', () => {
 });
 
 describe('engagement handler', () => {
-  const sesEvent = (to: string, content: string, verdict = 'PASS') => ({
+  const sesEvent = (to: string, content: string, verdict = 'PASS', subject = 'Re: reply') => ({
     Records: [
       {
         Sns: {
           Message: JSON.stringify({
             notificationType: 'Received',
-            mail: { messageId: 'ses-1', source: 'vera@example.com', commonHeaders: { from: ['Vera <vera@example.com>'], to: [to], subject: 'Re: reply', messageId: '<m1@example.com>' } },
+            mail: { messageId: 'ses-1', source: 'vera@example.com', commonHeaders: { from: ['Vera <vera@example.com>'], to: [to], subject, messageId: '<m1@example.com>' } },
             receipt: { recipients: [to], spamVerdict: { status: verdict }, virusVerdict: { status: 'PASS' } },
             content,
           }),
@@ -124,6 +124,23 @@ describe('engagement handler', () => {
     expect((await handler({ kind: 'reengage' })).outcome).toBe('invalid');
     expect((await handler('nonsense')).outcome).toBe('invalid');
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
+  it('keeps a reply whose subject is longer than any it stores, and says why it drops one it cannot read', async () => {
+    // Prepare
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+
+    // Act
+    const long = await handler(sesEvent(replyAddress(CONVERSATION), multipart, 'PASS', `Re: ${'very '.repeat(400)}long`));
+    const unreadable = await handler(sesEvent('x', multipart));
+
+    // Assess
+    expect(long.outcome).toBe('queued 1 of 1');
+    expect(JSON.parse((sendMessageBatch.mock.calls[0]![1] as BatchEntry[])[0]!.MessageBody).text).toBe('Merci, ça marche très bien!');
+    expect(unreadable.outcome).toBe('queued 0 of 1');
+    expect(warn).toHaveBeenCalledWith('an inbound email was dropped', expect.stringMatching(/^to/), expect.any(String));
+    warn.mockRestore();
   });
 
   it('re-checks state for a timer whose conversation is gone', async () => {
