@@ -576,9 +576,23 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     await expectSentOnce(conversation.id, reply.text, second.body.message.id);
   });
 
-  it('arms the timers of a reply whose delivery died after its status write, when the job comes back', async () => {
+  /** Sends `text` to the conversation as an agent's reply or as a campaign's message; answers the stored message's id. */
+  const senders: [string, number, (conversation: { id: string; contact: { id: string } }, text: string, token: string) => Promise<string>][] = [
+    ['reply', 5, async (conversation, text, token) => {
+      const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: { text }, token });
+      expect(reply.status).toBe(202);
+      return reply.body.message.id;
+    }],
+    ['campaign message', 6, async (conversation, text, token) => {
+      const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token, body: { contactIds: [conversation.contact.id], text } });
+      expect(res.status).toBe(202);
+      return (await eventually(async () => (await allMessages(conversation.id)).find((m) => m.text === text), 30_000)).id;
+    }],
+  ];
+
+  it.each(senders)('arms the timers of a %s whose delivery died after its status write, when the job comes back', async (_, n, send) => {
     // Prepare: a customer's conversation with its greeting gone out, and redeliveries after 2 s
-    const from = phone(5, 5);
+    const from = phone(5, n);
     expect(await postWhatsapp(stack, whatsappBody(from, 'anyone around?'))).toBe(200);
     const conversation = await eventually(() => conversationOf(from), 60_000);
     const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
@@ -586,17 +600,17 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     await eventually(() => Object.values(outbound.counts()).every((n) => n === 0), 30_000);
     const visibility = outbound.visibilityTimeoutSeconds;
     outbound.visibilityTimeoutSeconds = 2;
+    const failedBefore = replyHooksFail.failed;
     replyHooksFail.armed = true;
     try {
-      // Act: the reply is sent and marked sent; the consumer dies before the timers
+      // Act: the message is sent and marked sent; the consumer dies before the timers
       const text = `timers after a crash ${crypto.randomUUID()}`;
-      const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: { text }, token });
-      expect(reply.status).toBe(202);
+      const messageId = await send(conversation, text, token);
 
-      // Assess: the job's next delivery armed the follow-up, and the reply left once
+      // Assess: the job's next delivery armed the follow-up, and the message left once
       await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversation.id}` && s.fireAt), 20_000);
-      expect(replyHooksFail.failed).toBe(1);
-      await expectSentOnce(conversation.id, text, reply.body.message.id);
+      expect(replyHooksFail.failed).toBe(failedBefore + 1);
+      await expectSentOnce(conversation.id, text, messageId);
     } finally {
       outbound.visibilityTimeoutSeconds = visibility;
     }
