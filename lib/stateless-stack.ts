@@ -163,7 +163,8 @@ const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'a
 /** Producers of each queue. */
 const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
   inbound: ['webhook', 'realtime', 'engagement'],
-  outbound: ['api', 'realtime', 'inbound', 'engagement'],
+  // The outbound consumer puts a campaign job skipped behind failing sends back at the end of its lane.
+  outbound: ['api', 'realtime', 'inbound', 'engagement', 'outbound'],
 };
 /** Table access; functions that write nothing get read-only access, the webhook (it only queues) none. */
 const TABLE_ACCESS: Readonly<Partial<Record<FunctionName, TableAccess>>> = {

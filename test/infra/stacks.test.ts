@@ -295,6 +295,8 @@ describe('stateless stack: queues', () => {
       it('is FIFO, deduplicates by sender ids, is encrypted and has a FIFO DLQ after ≥ 5 receives', () => {
         const [, q] = queue();
         expect(q.Properties).toMatchObject({ FifoQueue: true, ContentBasedDeduplication: false, SqsManagedSseEnabled: true });
+        // High throughput: per-group limits, not the queue-wide ~300 calls/s.
+        expect(q.Properties).toMatchObject({ DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' });
         expect(q.Properties.RedrivePolicy.maxReceiveCount).toBeGreaterThanOrEqual(5);
         expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(spec.maxReceiveCount);
         const dlq = stateless.json.Resources[q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]];
@@ -357,7 +359,7 @@ describe('stateless stack: queues', () => {
       );
     };
     expect(senders(ENV.inboundQueueUrl).sort()).toEqual(['engagement', 'realtime', 'webhook']);
-    expect(senders(ENV.outboundQueueUrl).sort()).toEqual(['api', 'engagement', 'inbound', 'realtime']);
+    expect(senders(ENV.outboundQueueUrl).sort()).toEqual(['api', 'engagement', 'inbound', 'outbound', 'realtime']);
   });
 
   it('points the inbound consumer at its own queue\'s DLQ, which only it may send to', () => {
