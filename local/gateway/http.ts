@@ -61,6 +61,12 @@ interface RouteMatch {
 
 class PayloadTooLarge extends Error {}
 
+/**
+ * API Gateway's own answers carry `message`; the contract's error shape (`error.code`) is added
+ * beside it, so that clients written against either read these.
+ */
+const gatewayError = (code: string, message: string) => ({ message, error: { code, message } });
+
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<HttpGateway> {
   const host = options.host ?? '127.0.0.1';
   const router = compileRoutes(options.routes);
@@ -68,7 +74,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
   const server = createServer((req, res) => {
     handleRequest(req, res).catch((error: unknown) => {
       console.error('[http-gateway] request failed', error);
-      if (!res.headersSent) sendJson(res, 500, { message: 'Internal Server Error' });
+      if (!res.headersSent) sendJson(res, 500, gatewayError('internal_error', 'Internal Server Error'));
       else res.destroy();
     });
   });
@@ -95,7 +101,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     if (options.extra && (await options.extra(req, res, body.toString('utf8')))) return;
 
     const match = router(method, rawPath);
-    if (!match) return sendJson(res, 404, { message: 'Not Found' });
+    if (!match) return sendJson(res, 404, gatewayError('not_found', 'Not Found'));
     const { route } = match;
 
     let authorizer: APIGatewayEventRequestContextJWTAuthorizer | undefined;
@@ -103,7 +109,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
       authorizer = await authorize(req.headers.authorization);
       if (!authorizer) {
         res.setHeader('www-authenticate', 'Bearer error="invalid_token"');
-        return sendJson(res, 401, { message: 'Unauthorized' });
+        return sendJson(res, 401, gatewayError('unauthorized', 'Unauthorized'));
       }
     }
 
@@ -113,7 +119,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
       result = await options.invoke(route.spec.fn, event);
     } catch (error) {
       console.error(`[http-gateway] ${route.spec.fn} failed on ${route.routeKey}`, error);
-      return sendJson(res, 500, { message: 'Internal Server Error' });
+      return sendJson(res, 500, gatewayError('internal_error', 'Internal Server Error'));
     }
     sendResult(res, result, route);
   }
@@ -318,7 +324,7 @@ function sendResult(res: ServerResponse, result: unknown, route: CompiledRoute):
   const status = structured.statusCode;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
     console.error(`[http-gateway] ${route.spec.fn} returned a malformed response on ${route.routeKey}`, result);
-    return sendJson(res, 500, { message: 'Internal Server Error' });
+    return sendJson(res, 500, gatewayError('internal_error', 'Internal Server Error'));
   }
   const headers: Record<string, string | string[]> = { 'content-type': 'application/json' };
   for (const [name, value] of Object.entries(structured.headers ?? {})) headers[name.toLowerCase()] = String(value);

@@ -152,7 +152,7 @@ describe('HTTP gateway routing', () => {
   ])('answers 404 Not Found to %s without invoking', async (_label, method, path) => {
     const response = await call(path, { method });
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({ message: 'Not Found' });
+    expect(await response.json()).toEqual({ message: 'Not Found', error: { code: 'not_found', message: 'Not Found' } });
     expect(calls).toHaveLength(0);
   });
 
@@ -171,7 +171,7 @@ describe('HTTP gateway JWT authorizer', () => {
   ])('answers 401 to %s without invoking', async (_label, headers: Record<string, string>) => {
     const response = await call('/v1/conversations', { headers });
     expect(response.status).toBe(401);
-    expect(await response.json()).toEqual({ message: 'Unauthorized' });
+    expect(await response.json()).toEqual({ message: 'Unauthorized', error: { code: 'unauthorized', message: 'Unauthorized' } });
     expect(calls).toHaveLength(0);
   });
 
@@ -215,7 +215,7 @@ describe('HTTP gateway limits and failures', () => {
     };
     const response = await call('/v1/widget/sessions', { method: 'POST' });
     expect(response.status).toBe(500);
-    expect(await response.json()).toEqual({ message: 'Internal Server Error' });
+    expect(await response.json()).toEqual({ message: 'Internal Server Error', error: { code: 'internal_error', message: 'Internal Server Error' } });
   });
 
   it('answers CORS preflights itself', async () => {
