@@ -9,7 +9,7 @@ const agentId = z.text(1, 128);
 const AssignBody = z.object({ agentId: z.nullable(agentId) });
 const TransferBody = z
   .object({ agentId: z.optional(agentId), team: z.optional(z.trimmedText(1, 64)), note: z.optional(z.trimmedText(1, 4096)) })
-  .check(z.refine((b) => Boolean(b.agentId || b.team), { message: 'agentId or team is required', path: ['agentId'] }));
+  .check(z.refine((b) => Boolean(b.agentId || b.team || b.note), { message: 'agentId, team or note is required', path: ['agentId'] }));
 const StatusBody = z.object({
   status: z.enum(['open', 'pending', 'snoozed', 'resolved']),
   snoozedUntil: z.optional(z.pipe(z.iso.datetime({ offset: true }), z.transform((s) => new Date(s).toISOString()))),

@@ -3,21 +3,25 @@
  * status, mark read. Each goes through changeConversation (one `conversation.updated`, and
  * routing keeps the load counters and the queue in step).
  */
-import { badRequest, notFound } from './errors';
+import { badRequest } from './errors';
 import { changeConversation, withStatus } from './conversations';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
-import { getAgent } from '../store/agents';
+import { getAgent, updateAgentProfile } from '../store/agents';
 import type { ConversationRecord } from '../store/conversations';
 
-async function requireAgent(agentId: string): Promise<void> {
-  if (!(await getAgent(agentId))) throw notFound('agent');
+/**
+ * Agents get a record when they first open the console; one named in an assignment before that
+ * gets it here (offline, no load yet), so that the conversation counts on their load like any other.
+ */
+async function ensureAgent(agentId: string): Promise<void> {
+  if (!(await getAgent(agentId))) await updateAgentProfile(agentId, {});
 }
 
 /** Manual assignment (null unassigns: back to the queue). */
 export async function assignConversation(conversationId: string, agentId: string | null): Promise<ConversationRecord> {
-  if (agentId) await requireAgent(agentId);
+  if (agentId) await ensureAgent(agentId);
   const { after } = await changeConversation(conversationId, (c) =>
     c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, updatedAt: new Date().toISOString() },
   );
@@ -31,16 +35,17 @@ export interface TransferInput {
 }
 
 /**
- * To an agent (optionally naming the team it now belongs to) or to a team (unassigned, so
- * that routing picks an available member). The note is a private message written after the
- * move, so that it goes live to the agents who now follow the conversation (the new assignee).
+ * To an agent (optionally naming the team it now belongs to), to a team, or with only a note
+ * back to its team's queue (unassigned, so that routing picks an available member). The note is
+ * a private message written after the move, so that it goes live to the agents who now follow
+ * the conversation (the new assignee).
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
-  if (!input.agentId && !input.team) throw badRequest('invalid_request', 'agentId or team is required');
-  if (input.agentId) await requireAgent(input.agentId);
+  if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
+  if (input.agentId) await ensureAgent(input.agentId);
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
-    const team = input.team ?? (input.agentId ? (c.team ?? null) : null);
+    const team = input.team ?? (c.team ?? null);
     if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
     return { ...c, assigneeId, team, updatedAt: new Date().toISOString() };
   });

@@ -190,7 +190,29 @@ describe('agent workspace', () => {
     const mine = await get('/v1/conversations?assignee=me', tokens['ws-ben']);
     expect(mine.body.items.map((c: { id: string }) => c.id)).toContain(conversationId);
     expect((await post(`/v1/conversations/${conversationId}/transfer`, {}, tokens['ws-ben'])).status).toBe(400);
-    expect((await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'nobody' }, tokens['ws-ben'])).status).toBe(404);
+  });
+
+  it('assigns to an agent who never opened the console, counting it on their load, and sends one back to the queue with a note', async () => {
+    // Prepare
+    const { conversationId } = await visitorWithConversation('Anyone there?');
+    const from = await assigned(conversationId);
+
+    // Act: to a colleague with no record yet, then back to the queue with only a note
+    const assign = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws-newcomer' }, tokens[from]);
+    const newcomer = (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-newcomer');
+    const back = await post(`/v1/conversations/${conversationId}/transfer`, { note: 'Needs someone who speaks Dutch' }, tokens[from]);
+
+    // Assess
+    expect(assign.status).toBe(200);
+    expect(assign.body.assigneeId).toBe('ws-newcomer');
+    expect(newcomer).toMatchObject({ status: 'offline', load: { live: 1 } });
+    expect(back.status).toBe(200);
+    expect(back.body.assigneeId).toBeNull();
+    const history = (await get(`/v1/conversations/${conversationId}/messages`)).body.items as { text: string; private: boolean }[];
+    expect(history.at(-1)).toMatchObject({ text: 'Needs someone who speaks Dutch', private: true });
+    await eventually(async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-newcomer').load.live === 0);
+    // Cleanup: routing gave it to an agent online; that live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
   it('keeps an agent’s clientMessageId per conversation: the same id in two conversations sends two replies', async () => {
