@@ -157,6 +157,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('PUT', '/v1/settings'),
   agent('GET', '/v1/canned-responses'),
   agent('POST', '/v1/canned-responses'),
+  agent('GET', '/v1/canned-responses/{id}'),
   agent('DELETE', '/v1/canned-responses/{id}'),
   agent('GET', '/v1/canned-responses/{id}/render'),
   agent('GET', '/v1/reports/summary'),

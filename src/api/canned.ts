@@ -3,7 +3,7 @@ import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';
-import { createCanned, removeCanned, renderCanned, searchCanned } from '../domain/canned';
+import { createCanned, getCanned, removeCanned, renderCanned, searchCanned } from '../domain/canned';
 import { getConversation } from '../store/conversations';
 import { getAgent } from '../store/agents';
 
@@ -20,6 +20,8 @@ export const createCannedRoute: Route = async ({ event, agent }) => {
   requireAdmin(agent);
   return json(201, await createCanned(parseBody(event, CannedBody), agent.id));
 };
+
+export const getCannedRoute: Route = async ({ params }) => json(200, await getCanned(params.id!));
 
 export const deleteCannedRoute: Route = async ({ agent, params }) => {
   requireAdmin(agent);

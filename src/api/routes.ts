@@ -17,7 +17,7 @@ import { getContactRoute, mergeContactRoute } from './contacts';
 import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
-import { createCannedRoute, deleteCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
+import { createCannedRoute, deleteCannedRoute, getCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
 import { reportSummaryRoute } from './reports';
 import { proactiveRoute } from './proactive';
 import { attachmentRoute } from './media';
@@ -43,6 +43,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'PUT /v1/settings': putSettingsRoute,
   'GET /v1/canned-responses': listCannedRoute,
   'POST /v1/canned-responses': createCannedRoute,
+  'GET /v1/canned-responses/{id}': getCannedRoute,
   'DELETE /v1/canned-responses/{id}': deleteCannedRoute,
   'GET /v1/canned-responses/{id}/render': renderCannedRoute,
   'GET /v1/reports/summary': reportSummaryRoute,

@@ -14,6 +14,12 @@ export async function createCanned(input: { shortCode: string; text: string }, c
   return record;
 }
 
+export async function getCanned(id: string): Promise<CannedResponse> {
+  const canned = await getCannedResponse(id);
+  if (!canned) throw notFound('canned response');
+  return canned;
+}
+
 export async function removeCanned(id: string): Promise<void> {
   if (!(await deleteCannedResponse(id))) throw notFound('canned response');
 }
@@ -52,7 +58,6 @@ export function fillPlaceholders(text: string, values: PlaceholderValues): strin
 }
 
 export async function renderCanned(id: string, values: PlaceholderValues): Promise<{ id: string; shortCode: string; text: string }> {
-  const canned = await getCannedResponse(id);
-  if (!canned) throw notFound('canned response');
+  const canned = await getCanned(id);
   return { id: canned.id, shortCode: canned.shortCode, text: fillPlaceholders(canned.text, values) };
 }

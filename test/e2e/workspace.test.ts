@@ -307,6 +307,7 @@ describe('agent workspace', () => {
     const agent = tokens['ws-ana']!;
     expect((await get('/v1/canned-responses', agent)).body.items.map((c: { shortCode: string }) => c.shortCode)).toEqual(['greet', 'refund']);
     expect((await get('/v1/canned-responses?q=way', agent)).body.items.map((c: { shortCode: string }) => c.shortCode)).toEqual(['refund']);
+    expect((await get(`/v1/canned-responses/${created.body.id}`, agent)).body).toEqual(created.body);
 
     const { conversationId } = await visitorWithConversation('canned', 'Carla');
     const rendered = await get(`/v1/canned-responses/${created.body.id}/render?conversationId=${conversationId}`, agent);
@@ -316,6 +317,7 @@ describe('agent workspace', () => {
 
     expect((await http(stack.httpUrl, 'DELETE', `/v1/canned-responses/${created.body.id}`, { token: admin })).status).toBe(204);
     expect((await http(stack.httpUrl, 'DELETE', `/v1/canned-responses/${created.body.id}`, { token: admin })).status).toBe(404);
+    expect((await get(`/v1/canned-responses/${created.body.id}`, agent)).body.error.code).toBe('not_found');
     expect((await get('/v1/canned-responses', agent)).body.items).toHaveLength(1);
   });
 
