@@ -1,6 +1,6 @@
 /** The agent HTTP API: one function, routed by API Gateway's route key. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { httpHandler } from '../../src/http/http';
+import { httpHandler, queryOf } from '../../src/http/http';
 import { agentFromEvent } from '../../src/api/context';
 import { ROUTES } from '../../src/api/routes';
 import { ClientError } from '../../src/domain/errors';
@@ -16,5 +16,5 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   for (const [name, value] of Object.entries(params)) {
     if (!ID.test(value)) throw new ClientError(404, 'not_found', `no ${name} like that`);
   }
-  return route({ event, agent, params, query: event.queryStringParameters ?? {} });
+  return route({ event, agent, params, query: queryOf(event) });
 });

@@ -1,7 +1,7 @@
 /** Web widget sessions (pre-chat form, resumable token) and the visitor's own history. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from '../../src/zod';
-import { httpHandler, json, parseBody, validate } from '../../src/http/http';
+import { httpHandler, json, parseBody, queryOf, validate } from '../../src/http/http';
 import { startSession } from '../../src/domain/visitors';
 import { verifyVisitorToken } from '../../src/domain/visitor-tokens';
 import { ClientError } from '../../src/domain/errors';
@@ -30,7 +30,7 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
     const token = /^Bearer\s+(.+)$/i.exec(event.headers?.authorization ?? '')?.[1];
     const visitor = token ? await verifyVisitorToken(token) : undefined;
     if (!visitor) throw unauthorized();
-    const query = validate(HistoryQuery, event.queryStringParameters ?? {});
+    const query = validate(HistoryQuery, queryOf(event));
     if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
     return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false }));
   }

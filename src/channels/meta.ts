@@ -60,7 +60,8 @@ export function metaChallenge(request: WebhookRequest, verifyToken: string | und
   if (query['hub.mode'] === 'subscribe' && challenge !== undefined && safeEqual(query['hub.verify_token'], verifyToken)) {
     return { status: 200, contentType: 'text/plain', body: challenge };
   }
-  return { status: 403, contentType: 'text/plain', body: 'Forbidden' };
+  const message = 'hub.mode must be subscribe and hub.verify_token the channel\'s verify token';
+  return { status: 403, contentType: 'application/json', body: JSON.stringify({ error: { code: 'invalid_verify_token', message } }) };
 }
 
 /** Meta only needs the 200; the body is ignored. */

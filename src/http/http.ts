@@ -42,6 +42,13 @@ export function parseBody<T extends z.ZodMiniType>(event: APIGatewayProxyEventV2
   return validate(schema, value);
 }
 
+/** The query string's parameters; one left empty (`?status=&limit=`) counts as not given, as clients build them from blank fields. */
+export function queryOf(event: APIGatewayProxyEventV2): Record<string, string> {
+  const query: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) if (value) query[name] = value;
+  return query;
+}
+
 export function validate<T extends z.ZodMiniType>(schema: T, value: unknown): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {

@@ -66,7 +66,9 @@ describe.each(META_CHANNELS)('%s: X-Hub-Signature-256 and the subscription hands
       { 'hub.mode': 'subscribe', 'hub.challenge': '1' },
     ];
     for (const query of queries) {
-      expect(adapter.challenge?.(get(query), credentials).status).toBe(403);
+      const reply = adapter.challenge?.(get(query), credentials);
+      expect(reply?.status).toBe(403);
+      expect(JSON.parse(reply!.body).error.code).toBe('invalid_verify_token');
     }
   });
 

@@ -187,6 +187,9 @@ describe('agent workspace', () => {
     await eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId === 'ws-ben');
     const billing = await get('/v1/conversations?status=open&team=billing');
     expect(billing.body.items.map((c: { id: string }) => c.id)).toEqual([conversationId]);
+    // Parameters left empty by a form count as not given.
+    const blanks = await get('/v1/conversations?status=&team=billing&channel=&assignee=&limit=&cursor=');
+    expect(blanks.body.items.map((c: { id: string }) => c.id)).toEqual([conversationId]);
     const mine = await get('/v1/conversations?assignee=me', tokens['ws-ben']);
     expect(mine.body.items.map((c: { id: string }) => c.id)).toContain(conversationId);
     expect((await post(`/v1/conversations/${conversationId}/transfer`, {}, tokens['ws-ben'])).status).toBe(400);
