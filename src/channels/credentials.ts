@@ -81,7 +81,11 @@ async function fromSecret(channel: ProviderChannel, secretId: string): Promise<C
 
 export async function loadCredentials(channel: ProviderChannel, now: number = Date.now()): Promise<Credentials> {
   const secretId = process.env[secretArnEnv(channel)];
-  if (!secretId) return credentialsFromEnv(channel);
+  if (!secretId) {
+    // In Lambda the development defaults, which are public, would let anyone forge webhooks.
+    if (process.env.AWS_LAMBDA_FUNCTION_NAME) throw new Error(`${secretArnEnv(channel)} is not set: this function has no ${channel} credentials`);
+    return credentialsFromEnv(channel);
+  }
   const cached = cache.get(channel);
   if (cached && cached.expiresAt > now) return cached.value;
   // The promise is cached so that concurrent cold-start calls share one GetSecretValue.

@@ -95,8 +95,16 @@ export const SettingsPatchSchema = z.strictObject({
 });
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
+/** Whole seconds, at least one, as settings keep timers: an environment's 0 or 0.5 (a test's "at once") must not make every later save invalid. */
+const wholeSeconds = (value: number) => Math.max(1, Math.ceil(value));
+
 export function defaultSettings(): Settings {
-  const timers = config.timers;
+  const env = config.timers;
+  const timers = {
+    emailFallbackDelaySeconds: wholeSeconds(env.emailFallbackDelaySeconds),
+    reengageAfterSeconds: wholeSeconds(env.reengageAfterSeconds),
+    autoResolveAfterSeconds: wholeSeconds(env.autoResolveAfterSeconds),
+  };
   const weekday = [{ open: '09:00', close: '17:00' }];
   return {
     businessHours: {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -58,6 +59,21 @@ describe('credentials from the environment', () => {
     expect(credentialsFromEnv('instagram', env)).toEqual({ appSecret: 'i1', verifyToken: 'i2', accessToken: 'i3' });
     expect(credentialsFromEnv('telegram', env)).toEqual({ botToken: 't1', secretToken: 't2' });
     expect(credentialsFromEnv('sms', env)).toEqual({ accountSid: 's1', authToken: 's2', fromNumber: 's3' });
+  });
+
+  it('documents every development default in the README, variable and exact value on one row', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const channel of PROVIDER_CHANNELS) {
+      for (const { env, dev } of Object.values(adapters[channel].credentialDefaults)) {
+        expect(readme, env).toContain(`| \`${env}\` | \`${dev}\` |`);
+      }
+    }
+  });
+
+  it('refuses to run a deployed function on the public development credentials', async () => {
+    vi.stubEnv('AWS_LAMBDA_FUNCTION_NAME', 'ConversaStateless-WebhookFunction');
+    vi.stubEnv('WHATSAPP_SECRET_ARN', '');
+    await expect(loadCredentials('whatsapp')).rejects.toThrow(/WHATSAPP_SECRET_ARN/);
   });
 
   it('does not call Secrets Manager without a secret ARN', async () => {
