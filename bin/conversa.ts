@@ -10,6 +10,7 @@
  *   mailReceiptRuleSet  the account's active SES receipt rule set, to add the reply domain's rule to (default: none)
  *   allowedOrigins    comma-separated CORS origins (default: *)
  *   publicUrl         public base URL providers call, if not the execute-api URL
+ *   widgetUrl         the web page visitors chat on; fallback emails link to it (default: no link)
  *   alarmEmail        address notified by dead-letter queue alarms (default: none)
  *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
  *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
@@ -60,6 +61,7 @@ buildConversa(app, {
   ...optional('mailReplyDomain', context('mailReplyDomain')),
   ...optional('mailReceiptRuleSet', context('mailReceiptRuleSet')),
   ...optional('publicUrl', context('publicUrl')),
+  ...optional('widgetUrl', context('widgetUrl')),
   ...optional('alarmEmail', context('alarmEmail')),
   ...optional(
     'allowedOrigins',

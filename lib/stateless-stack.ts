@@ -92,6 +92,12 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly publicUrl?: string;
   /**
+   * The web page visitors chat on (the website with the widget, `CONVERSA_WIDGET_URL`): email
+   * fallbacks link to it with `?conversation=<id>`. An http(s) URL.
+   * @default - no link: the emails ask the visitor to reply by email
+   */
+  readonly widgetUrl?: string;
+  /**
    * HTTP API stage throttling, requests per second.
    * @default 500
    */
@@ -330,7 +336,11 @@ export class StatelessStack extends Stack {
       replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
+    if (props.widgetUrl !== undefined && !/^https?:\/\/[^\s/]+/i.test(props.widgetUrl)) {
+      throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
+    }
     for (const name of MAIL_SENDERS) {
+      if (props.widgetUrl) functions[name].function.addEnvironment(ENV.widgetUrl, props.widgetUrl);
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
       this.inboundMail.grantReadKey(functions[name].role);
     }

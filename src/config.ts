@@ -31,6 +31,8 @@ export const ENV = {
   jwtJwksUri: 'JWT_JWKS_URI',
   jwtAudience: 'JWT_AUDIENCE',
   publicUrl: 'CONVERSA_PUBLIC_URL',
+  /** The web page visitors chat on (the website with the widget); fallback emails link to it. */
+  widgetUrl: 'CONVERSA_WIDGET_URL',
   scheduleGroup: 'SCHEDULE_GROUP',
   schedulerRoleArn: 'SCHEDULER_ROLE_ARN',
   engagementFunctionArn: 'ENGAGEMENT_FUNCTION_ARN',
@@ -67,6 +69,10 @@ export const config = {
   },
   get wsPublicUrl() {
     return required(ENV.wsPublicUrl);
+  },
+  /** Undefined when not configured: emails then offer replying by email only. */
+  get widgetUrl(): string | undefined {
+    return process.env[ENV.widgetUrl] || undefined;
   },
   get publicUrl() {
     // Paths are appended to it (Twilio signs `<publicUrl>/webhooks/sms`), and the HTTP API's own URL ends in '/'.

@@ -60,9 +60,17 @@ export function conversationFromReplyAddress(address: string): string | undefine
   return expected.length === given.length && timingSafeEqual(expected, given) ? conversationId : undefined;
 }
 
-/** Where the visitor goes back to the conversation. */
-export function conversationLink(conversationId: string): string {
-  return `${config.publicUrl}/?conversation=${encodeURIComponent(conversationId)}`;
+/**
+ * Where the visitor goes back to the conversation: the page with the widget, told which
+ * conversation (the widget's session token resumes it there). None without a configured page:
+ * the API's own URL has nothing to show a person.
+ */
+export function conversationLink(conversationId: string): string | undefined {
+  const page = config.widgetUrl;
+  if (!page) return undefined;
+  const url = new URL(page);
+  url.searchParams.set('conversation', conversationId);
+  return url.toString();
 }
 
 const escapeHtml = (text: string) =>
@@ -90,7 +98,7 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
     ...email.unseen.map(line),
     '',
     ...(email.context.length > 0 ? ['Earlier in the conversation:', ...email.context.map((m) => `> ${line(m)}`), ''] : []),
-    `Reply to this email or continue the conversation here: ${link}`,
+    link ? `Reply to this email or continue the conversation here: ${link}` : 'Reply to this email to continue the conversation.',
   ].join('\n');
   const block = (m: Message) => `<p><strong>${escapeHtml(who(m))}:</strong> ${escapeHtml(m.text).replace(/\n/g, '<br>')}</p>`;
   const html = [
@@ -99,7 +107,7 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
     ...(email.context.length > 0
       ? ['<hr><p style="color:#666">Earlier in the conversation:</p><blockquote style="color:#666">', ...email.context.map(block), '</blockquote>']
       : []),
-    `<p>Reply to this email or <a href="${escapeHtml(link)}">continue the conversation</a>.</p>`,
+    link ? `<p>Reply to this email or <a href="${escapeHtml(link)}">continue the conversation</a>.</p>` : '<p>Reply to this email to continue the conversation.</p>',
   ].join('\n');
   return { subject, text, html };
 }

@@ -253,6 +253,8 @@ describe('stateless stack: functions', () => {
       .filter(([key]) => !['replySecret', 'replySecretArn', 'widgetIdentitySecret', 'widgetIdentitySecretArn'].includes(key))
       // Only the inbound consumer dead-letters records itself.
       .filter(([key]) => !(name !== 'inbound' && key === 'inboundDlqUrl'))
+      // Optional, for the mail sender only (props reach the template, below).
+      .filter(([key]) => key !== 'widgetUrl')
       .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
       .map(([, variable]) => variable);
     expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
@@ -650,6 +652,15 @@ describe('props reach the template', () => {
     const ses = inspect.statementsOf('engagement').find((s) => actionsOf(s).includes('ses:SendEmail'))!;
     expect(JSON.stringify(ses.Resource)).toMatch(/":identity\/mail\.acme\.test"/);
     expect(env[ENV.mailReplyDomain]).toBe('reply.mail.acme.test');
+  });
+
+  it('links fallback emails to the widget page given, and refuses one that is not a web address', () => {
+    const { stacks: custom } = build({ widgetUrl: 'https://www.acme.test/help' });
+    const inspect = new Inspect(Template.fromStack(custom.stateless));
+    expect(inspect.fn('engagement').Properties.Environment.Variables[ENV.widgetUrl]).toBe('https://www.acme.test/help');
+    expect(inspect.fn('api').Properties.Environment.Variables[ENV.widgetUrl]).toBeUndefined();
+    expect(stateless.fn('engagement').Properties.Environment.Variables[ENV.widgetUrl]).toBeUndefined();
+    expect(() => build({ widgetUrl: 'www.acme.test/help' })).toThrow(/widgetUrl must be an http\(s\) URL/);
   });
 
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {

@@ -46,7 +46,8 @@ const ENV = {
   MAIL_FROM: 'support@example.com',
   MAIL_REPLY_DOMAIN: 'reply.example.com',
   REPLY_ADDRESS_SECRET: 'unit-secret',
-  CONVERSA_PUBLIC_URL: 'https://chat.example.com',
+  CONVERSA_PUBLIC_URL: 'https://api.example.com',
+  CONVERSA_WIDGET_URL: 'https://www.example.com/support?lang=en',
 };
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
@@ -190,9 +191,18 @@ describe('fallback email', () => {
     expect(input.Content!.Simple!.Subject!.Data).toBe('You have 2 new replies');
     expect(body.Text!.Data).toContain('Eve: First <b>reply</b>');
     expect(body.Text!.Data).toContain('> You: Where is my order?');
-    expect(body.Text!.Data).toContain(`https://chat.example.com/?conversation=${CONVERSATION}`);
+    expect(body.Text!.Data).toContain(`https://www.example.com/support?lang=en&conversation=${CONVERSATION}`);
+    expect(body.Text!.Data).not.toContain('api.example.com');
     expect(body.Html!.Data).toContain('First &lt;b&gt;reply&lt;/b&gt;');
     expect(body.Html!.Data).not.toContain('<b>reply</b>');
+  });
+
+  it('offers replying by email only when no widget page is configured (the API has no page to show)', () => {
+    vi.stubEnv('CONVERSA_WIDGET_URL', '');
+    const email = renderReplyEmail({ to: 'x@example.com', conversation: { id: CONVERSATION }, unseen: [message({})], context: [] });
+    expect(email.text).toContain('Reply to this email to continue the conversation.');
+    expect(email.text).not.toContain('http');
+    expect(email.html).not.toContain('href');
   });
 
   it('reads one reply in the singular', () => {
