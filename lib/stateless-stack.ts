@@ -354,6 +354,10 @@ export class StatelessStack extends Stack {
       value: this.inboundMail.topic.topicArn,
       description: 'Target of your SES receipt rule (SNS action, UTF-8) for the reply domain',
     });
+    // Where to look (and redrive from) when a dead-letter alarm fires.
+    new CfnOutput(this, 'InboundDeadLetterQueueUrl', { value: this.queues.inbound.deadLetterQueue.queue.queueUrl, description: 'Customer messages the inbound consumer gave up on' });
+    new CfnOutput(this, 'OutboundDeadLetterQueueUrl', { value: this.queues.outbound.deadLetterQueue.queue.queueUrl, description: 'Outbound jobs that failed every delivery' });
+    new CfnOutput(this, 'TimersDeadLetterQueueUrl', { value: this.schedules.deadLetterQueue.queue.queueUrl, description: 'Timer runs (email fallback, re-engagement, auto-resolve) that failed' });
     new CfnOutput(this, 'UserPoolId', { value: props.userPool.userPoolId, description: 'Agents user pool id' });
     new CfnOutput(this, 'UserPoolClientId', { value: props.userPoolClient.userPoolClientId, description: 'Agent console app client id' });
   }

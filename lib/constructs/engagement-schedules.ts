@@ -110,7 +110,15 @@ export class EngagementSchedules extends Construct {
   /** Lets `grantee` manage the group's schedules and hand them the execution role. */
   public grantManageSchedules(grantee: IGrantable & IConstruct): Grant {
     const schedules = Grant.addToPrincipal({ grantee, actions: [...SCHEDULE_WRITE_ACTIONS], resourceArns: [this.schedulesArn] });
-    this.role.grantPassRole(grantee.grantPrincipal);
+    // Only to Scheduler: the role cannot be handed to another service by these functions.
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['iam:PassRole'],
+        resources: [this.role.roleArn],
+        conditions: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } },
+      }),
+    );
     acknowledgeWildcardResource(
       grantee,
       this.schedulesArn,

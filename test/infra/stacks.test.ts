@@ -522,6 +522,16 @@ describe('stateless stack: timers', () => {
     expect(rest).toEqual([{ Action: 'sqs:SendMessage', Effect: 'Allow', Resource: dlq }]);
   });
 
+  it('names every dead-letter queue in the outputs, for whoever the alarm pages', () => {
+    const outputs = stateless.json.Outputs as Json;
+    for (const name of ['InboundDeadLetterQueueUrl', 'OutboundDeadLetterQueueUrl', 'TimersDeadLetterQueueUrl']) {
+      const ref = outputs[name].Value.Ref as string;
+      expect(stateless.json.Resources[ref].Type, name).toBe('AWS::SQS::Queue');
+    }
+    const inboundRef = stateless.fn('api').Properties.Environment.Variables[ENV.inboundQueueUrl].Ref as string;
+    expect(stateless.json.Resources[inboundRef].Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]).toBe(outputs.InboundDeadLetterQueueUrl.Value.Ref);
+  });
+
   it('lets exactly the scheduling functions manage schedules of the group and pass that role', () => {
     const group = stateless.fn('engagement').Properties.Environment.Variables[ENV.scheduleGroup] as string;
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
@@ -532,6 +542,7 @@ describe('stateless stack: timers', () => {
         expect(actionsOf(manage!).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule', 'scheduler:UpdateSchedule']);
         expect(JSON.stringify(manage!.Resource)).toMatch(new RegExp(`:schedule/${group}/\\*"`));
         expect(pass!.Resource).toEqual({ 'Fn::GetAtt': [schedulerRoleId(), 'Arn'] });
+        expect((pass as Statement & { Condition?: unknown }).Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } });
       } else {
         expect(manage, name).toBeUndefined();
         expect(pass, name).toBeUndefined();
