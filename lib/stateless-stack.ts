@@ -172,12 +172,12 @@ const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
   // The outbound consumer puts a campaign job skipped behind failing sends back at the end of its lane.
   outbound: ['api', 'realtime', 'inbound', 'engagement', 'outbound'],
 };
-/** Table access; functions that write nothing get read-only access, the webhook (it only queues) none. */
+/** Table access, no more than each function's code does; the webhook (it only queues) none. */
 const TABLE_ACCESS: Readonly<Partial<Record<FunctionName, TableAccess>>> = {
-  widget: 'readWrite',
+  widget: 'visitorSessions',
   api: 'readWrite',
   realtime: 'readWrite',
-  wsAuthorizer: 'read',
+  wsAuthorizer: 'itemLookup',
   inbound: 'readWrite',
   outbound: 'readWrite',
   engagement: 'readWrite',

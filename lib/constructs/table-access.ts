@@ -10,19 +10,33 @@ export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 
 /** Write actions, on top of the read ones; transactions are authorized by these per-item actions. */
 export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'] as const;
 
-export type TableAccess = 'read' | 'readWrite';
+/**
+ * - `read`, `readWrite`: the table and its indexes;
+ * - `visitorSessions`: what the anonymous widget routes do (items read, put and updated, a
+ *   conversation's history queried; nothing deleted, no index);
+ * - `itemLookup`: single items by key (the WebSocket authorizer reads a visitor).
+ */
+export type TableAccess = 'read' | 'readWrite' | 'visitorSessions' | 'itemLookup';
+
+const ACCESS: Readonly<Record<TableAccess, { readonly actions: readonly string[]; readonly indexes: boolean }>> = {
+  read: { actions: TABLE_READ_ACTIONS, indexes: true },
+  readWrite: { actions: [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS], indexes: true },
+  visitorSessions: { actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], indexes: false },
+  itemLookup: { actions: ['dynamodb:GetItem'], indexes: false },
+};
 
 /**
  * Grants item access to the table, and Query on each index declared in src/store/table.ts
  * by name rather than CDK's `index/*`, so that the policy names exactly what exists.
  */
 export function grantTableAccess(table: ITable, grantee: IGrantable, access: TableAccess): Grant {
-  const actions = access === 'read' ? [...TABLE_READ_ACTIONS] : [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS];
-  const items = Grant.addToPrincipal({ grantee, actions, resourceArns: [table.tableArn] });
-  const indexes = Grant.addToPrincipal({
+  const { actions, indexes } = ACCESS[access];
+  const items = Grant.addToPrincipal({ grantee, actions: [...actions], resourceArns: [table.tableArn] });
+  if (!indexes) return items;
+  const onIndexes = Grant.addToPrincipal({
     grantee,
     actions: ['dynamodb:Query'],
     resourceArns: TABLE.indexes.map((index) => `${table.tableArn}/index/${index.name}`),
   });
-  return items.combine(indexes);
+  return items.combine(onIndexes);
 }
