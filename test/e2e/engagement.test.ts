@@ -75,7 +75,12 @@ const pendingTimers = (conversationId: string) =>
 
 beforeAll(async () => {
   stack = await startTestStack({
-    env: { CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS: '2', CONVERSA_REENGAGE_AFTER_SECONDS: String(HOUR), CONVERSA_AUTO_RESOLVE_AFTER_SECONDS: String(HOUR) },
+    env: {
+      CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS: '2',
+      CONVERSA_REENGAGE_AFTER_SECONDS: String(HOUR),
+      CONVERSA_AUTO_RESOLVE_AFTER_SECONDS: String(HOUR),
+      CONVERSA_WIDGET_URL: 'https://shop.example.com/help',
+    },
   });
   agentJwt = await agentToken(stack.httpUrl, 'agent-eve', 'agent', 'Eve');
   adminJwt = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
@@ -261,7 +266,7 @@ describe('email fallback', () => {
     expect(mail!.text).toContain('It leaves the warehouse today.');
     expect(mail!.text).toContain('My parcel is late');
     expect(mail!.html).toContain('It leaves the warehouse today.');
-    expect(mail!.text).toContain(conversationId);
+    expect(mail!.text).toContain(`https://shop.example.com/help?conversation=${conversationId}`);
     expect(mail!.replyTo).toHaveLength(1);
     const replyTo = mail!.replyTo[0]!;
     expect(replyTo).toMatch(/^c-[0-9a-z]+-[0-9a-f]{32}@/);
