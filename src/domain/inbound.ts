@@ -10,6 +10,7 @@ import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from '
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { unfinishedGreeting, type Greeting } from './engagement';
+import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { agentConnectionsAhead, publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -279,27 +280,34 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
       conversation = fast;
     } else if (!fast) {
       // Not open (or not there): read-modify-write, which also reopens.
-      const result = await updateConversation(conversationId, (c) => {
-        if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
-        reopened = c.status !== 'open';
-        return {
-          ...c,
-          // Back after a resolution: a new start, which the autoresponder greets again, unless
-          // the customer is answering what the team wrote since (a follow-up, a campaign).
-          ...(c.status === 'resolved'
-            ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, autoresponded: wroteSinceResolved(c) }
-            : {}),
-          status: 'open',
-          resolvedAt: undefined,
-          snoozedUntil: undefined,
-          lastInboundId: message.id,
-          ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
-          lastMessageAt: message.createdAt,
-          lastInboundAt: message.createdAt,
-          updatedAt: message.createdAt,
-          unreadCount: c.unreadCount + 1,
-        };
-      });
+      const result = await updateConversation(
+        conversationId,
+        (c) => {
+          if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
+          reopened = c.status !== 'open';
+          return {
+            ...c,
+            // Back after a resolution: a new start, which the autoresponder greets again, unless
+            // the customer is answering what the team wrote since (a follow-up, a campaign).
+            ...(c.status === 'resolved'
+              ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, autoresponded: wroteSinceResolved(c) }
+              : {}),
+            // Long after it: a new issue as well, for the reports (src/domain/episodes.ts).
+            ...(startsNewEpisode(c, message.createdAt) ? newEpisode(message.createdAt) : {}),
+            status: 'open',
+            resolvedAt: undefined,
+            snoozedUntil: undefined,
+            lastInboundId: message.id,
+            ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
+            lastMessageAt: message.createdAt,
+            lastInboundAt: message.createdAt,
+            updatedAt: message.createdAt,
+            unreadCount: c.unreadCount + 1,
+          };
+        },
+        // The closed episode keeps its figures, in the same write.
+        (before, after) => (after.reportStartedAt !== before.reportStartedAt ? closedEpisodeItem(before) : undefined),
+      );
       if (result && result.after.lastInboundId === message.id && result.after !== result.before) conversation = result.after;
     }
   }

@@ -77,7 +77,10 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
-      ...(!unprompted && message.sender.type === 'agent' && !message.private ? { followedUpAt: message.createdAt, ...(c.firstReplyAt ? {} : { firstReplyAt: message.createdAt }) } : {}),
+      // A follow-up on a resolved conversation answers nothing waiting: it is no first reply.
+      ...(!unprompted && message.sender.type === 'agent' && !message.private
+        ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || c.status === 'resolved' ? {} : { firstReplyAt: message.createdAt }) }
+        : {}),
     };
   });
   return result?.after;
@@ -90,7 +93,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
 async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
   await updateConversation(conversationId, (c) => {
     const reply = message.sender.type === 'agent' && !message.private;
-    const firstReply = reply && !c.firstReplyAt;
+    const firstReply = reply && !c.firstReplyAt && c.status !== 'resolved';
     // A follow-up (written while not open), as applyOutboundToConversation records it.
     const followUp = reply && c.status !== 'open' && (c.followedUpAt ?? '') < message.createdAt;
     const latest = !message.private && c.lastMessageAt < message.createdAt;

@@ -1,6 +1,6 @@
 /**
- * The figures that run a support team, per channel and overall, for conversations created
- * in a period: volume, first reply time, handle time, resolution time and rate,
+ * The figures that run a support team, per channel and overall, for conversations started in
+ * a period (a customer back with a new issue starts one again: src/domain/episodes.ts): volume, first reply time, handle time, resolution time and rate,
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
  * per UTC day), which projects only what these figures need.
  */
@@ -88,7 +88,8 @@ export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number;
     firstReplySeconds: stats(firstReply),
     handleSeconds: stats(handle),
     resolutionSeconds: stats(resolution),
-    firstContactResolutionRate: ratio(resolved.filter((r) => !r.reopenCount).length, resolved.length),
+    // Among those ever resolved: one reopened and open again was not resolved on first contact.
+    firstContactResolutionRate: ratio(resolved.filter((r) => !r.reopenCount).length, rows.filter((r) => isResolved(r) || r.reopenCount).length),
     sla: {
       firstReplyTargetSeconds: sla.firstReplySeconds,
       firstReplyAttainment: attainment(
@@ -134,7 +135,8 @@ export async function loadReportRows(from: Date, to: Date, channel?: Channel): P
       },
       ...(channel ? { FilterExpression: 'channel = :channel' } : {}),
     });
-    rows.push(...(items as unknown as ReportRow[]));
+    // A conversation's row starts with the episode the index keys it by (src/domain/episodes.ts).
+    for (const item of items) rows.push({ ...(item as unknown as ReportRow), createdAt: keys.startOfReportKey(String(item.gsi3sk)) });
   }
   return rows;
 }
@@ -148,12 +150,15 @@ export interface Summary extends Kpis {
 
 export async function summary(from: Date, to: Date, sla: { firstReplySeconds: number; resolutionSeconds: number }, channel?: Channel): Promise<Summary> {
   const rows = await loadReportRows(from, to, channel);
+  // One "now" for every figure, so that the channels add up to the total.
+  const now = new Date().toISOString();
   const byChannel: Partial<Record<Channel, Kpis>> = {};
   for (const ch of [...new Set(rows.map((r) => r.channel))].sort()) {
     byChannel[ch] = computeKpis(
       rows.filter((r) => r.channel === ch),
       sla,
+      now,
     );
   }
-  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...computeKpis(rows, sla), byChannel };
+  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...computeKpis(rows, sla, now), byChannel };
 }

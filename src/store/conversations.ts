@@ -1,5 +1,5 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, BatchGetCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, BatchGetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
@@ -39,6 +39,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    */
   episodeStartedAt?: string;
   /**
+   * Start of the episode the reports count this item for (src/domain/episodes.ts): a customer
+   * back long after a resolution brings a new issue. Absent: `createdAt`.
+   */
+  reportStartedAt?: string;
+  /**
    * Newest proactive message (sent without the customer asking): the team has written, but it is
    * no reply, so `firstReplyAt` (what the reports read) does not move for it.
    */
@@ -68,7 +73,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -78,11 +83,11 @@ export function toConversation(record: ConversationRecord): Conversation {
   return out as unknown as Conversation;
 }
 
-function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt'>) {
+function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt'>) {
   return {
     ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
     ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
-    ...keys.conversationCreated(c.createdAt, c.id),
+    ...keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id),
   };
 }
 
@@ -159,30 +164,32 @@ export async function applyMessageToOpenConversation(
 /**
  * Read-modify-write with optimistic locking: `change` gets the current record and returns the
  * new one (or undefined for "nothing to do"). Index keys are recomputed from the result.
+ * `alongside` may name one more item to put in the same transaction (written only if the
+ * conversation's write is).
  */
 export async function updateConversation(
   id: string,
   change: (current: ConversationRecord) => ConversationRecord | undefined,
-  attempts = 5,
+  alongside?: (before: ConversationRecord, after: ConversationRecord) => Record<string, unknown> | undefined,
 ): Promise<{ before: ConversationRecord; after: ConversationRecord } | undefined> {
+  const attempts = 5;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const current = await getConversation(id, true);
     if (!current) return undefined;
     const next = change(structuredClone(current));
     if (!next) return { before: current, after: current };
     const item = { ...next, ...keys.conversation(id), ...indexKeys(next), version: current.version + 1 };
+    const put = { TableName: config.tableName, Item: item, ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': current.version } };
+    const extra = alongside?.(current, item);
     try {
-      await ddb().send(
-        new PutCommand({
-          TableName: config.tableName,
-          Item: item,
-          ConditionExpression: 'version = :v',
-          ExpressionAttributeValues: { ':v': current.version },
-        }),
-      );
+      if (extra) await ddb().send(new TransactWriteCommand({ TransactItems: [{ Put: put }, { Put: { TableName: config.tableName, Item: extra } }] }));
+      else await ddb().send(new PutCommand(put));
       return { before: current, after: item };
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const lostRace =
+        error instanceof ConditionalCheckFailedException ||
+        (error instanceof TransactionCanceledException && error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed');
+      if (!lostRace) throw error;
     }
   }
   throw new Error(`conversation ${id} kept changing; gave up after ${attempts} attempts`);

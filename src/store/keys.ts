@@ -10,6 +10,8 @@ const ONE = (pk: string, sk: string): Key => ({ pk, sk });
 
 export const keys = {
   conversation: (id: string) => ONE(`CONV#${id}`, 'CONV'),
+  /** A conversation's closed report episode, frozen when the customer came back with a new issue. */
+  conversationEpisode: (id: string, startedAt: string) => ONE(`CONV#${id}`, `EPISODE#${startedAt}`),
   /** Inbox index: by status, newest activity first. */
   conversationInbox: (status: ConversationStatus, lastMessageAt: string, id: string) => ({
     gsi1pk: `INBOX#${status}`,
@@ -22,8 +24,10 @@ export const keys = {
     gsi2sk: `${createdAt}#${id}`,
   }),
   assigneePartition: (assigneeId: string | null, status: ConversationStatus) => assigneePartition(assigneeId, status),
-  /** Reports index: conversations by the UTC day they were created. */
-  conversationCreated: (createdAt: string, id: string) => ({ gsi3pk: createdPartition(createdAt.slice(0, 10)), gsi3sk: `${createdAt}#${id}` }),
+  /** Reports index: conversations (and closed episodes) by the UTC day their episode started. */
+  conversationCreated: (startedAt: string, id: string) => ({ gsi3pk: createdPartition(startedAt.slice(0, 10)), gsi3sk: `${startedAt}#${id}` }),
+  /** The episode start a reports index key names. */
+  startOfReportKey: (gsi3sk: string) => gsi3sk.slice(0, gsi3sk.lastIndexOf('#')),
   createdPartition: (day: string) => createdPartition(day),
 
   message: (conversationId: string, messageId: string) => ONE(`CONV#${conversationId}`, `MSG#${messageId}`),

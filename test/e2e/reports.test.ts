@@ -3,6 +3,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { getHandle } from '../../src/store/contacts';
+import { getConversation, updateConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
 let jwt: string;
@@ -52,4 +55,80 @@ it('reports volume, replies, resolution and FCR for the period, per channel', as
   expect(bad.status).toBe(400);
   const reversed = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${new Date().toISOString()}&to=${from}`, { token: jwt });
   expect(reversed.status).toBe(400);
+});
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+const report = async (from: number, to: number) =>
+  (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(from)}&to=${iso(to)}&channel=whatsapp`, { token: jwt })).body;
+
+/** A WhatsApp customer writes; answers their conversation's id once it is stored. */
+async function customerWrites(handle: string, text: string): Promise<string> {
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+  return eventually(async () => {
+    const id = (await getHandle('whatsapp', handle))?.conversationId;
+    const conversation = id ? await getConversation(id, true) : undefined;
+    return conversation?.status === 'open' && conversation.lastInboundAt! > iso(Date.now() - MINUTE) ? conversation.id : undefined;
+  });
+}
+
+const agentWrites = (id: string, text: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/messages`, { token: jwt, body: { text } });
+const resolve = async (id: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: jwt })).status).toBe(200);
+
+/** Moves a conversation's story back in time, as if it had happened `days` ago. */
+async function happenedDaysAgo(id: string, days: number, minutes: { firstReply?: number; resolved: number }): Promise<number> {
+  const start = Date.now() - days * DAY;
+  await updateConversation(id, (c) => ({
+    ...c,
+    createdAt: iso(start),
+    ...(minutes.firstReply === undefined ? {} : { firstReplyAt: iso(start + minutes.firstReply * MINUTE) }),
+    resolvedAt: iso(start + minutes.resolved * MINUTE),
+  }));
+  return start;
+}
+
+it('counts a customer back long after a resolution as a new conversation, leaving the closed one’s figures where they were', async () => {
+  // Prepare: a conversation answered in 5 minutes and resolved in 30, six days ago
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'My order is late');
+  await agentWrites(id, 'Sorry, it ships today');
+  await resolve(id);
+  const then = await happenedDaysAgo(id, 6, { firstReply: 5, resolved: 30 });
+  const now = Date.now();
+
+  // Act: the customer comes back with something else
+  expect(await customerWrites(handle, 'The new shoes are the wrong size')).toBe(id);
+
+  // Assess: six days ago, one conversation, resolved on first contact as it was
+  const before = { conversations: 1, resolved: 1, firstContactResolutionRate: 1 };
+  expect(await report(then - MINUTE, then + 60 * MINUTE)).toMatchObject({ ...before, firstReplySeconds: { avg: 300 }, resolutionSeconds: { avg: 1800 } });
+  // Today, a new one waiting for its first reply
+  expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
+
+  // Act: the team answers and resolves the new issue
+  await agentWrites(id, 'We will send the right size');
+  await resolve(id);
+
+  // Assess: today's figures are the new issue's; six days ago is unchanged
+  expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, firstReplySeconds: { count: 1 } });
+  expect(await report(then - MINUTE, then + 60 * MINUTE)).toMatchObject({ ...before, resolutionSeconds: { avg: 1800 } });
+});
+
+it('reopens the same conversation for a customer back within days (not resolved on first contact), and a follow-up is no first reply', async () => {
+  // Prepare: a conversation resolved unanswered; the agent follows up once it is resolved
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'Do you ship to Norway?');
+  await resolve(id);
+  expect((await agentWrites(id, 'Following up: yes, we do!')).status).toBe(202);
+  expect((await getConversation(id, true))!.firstReplyAt).toBeUndefined();
+  const then = await happenedDaysAgo(id, 1, { resolved: 10 });
+  const back = Date.now();
+
+  // Act
+  expect(await customerWrites(handle, 'Actually it did not arrive')).toBe(id);
+
+  // Assess: still one conversation, reopened and open
+  expect(await report(then - MINUTE, then + MINUTE)).toMatchObject({ conversations: 1, resolved: 0, firstContactResolutionRate: 0, firstReplySeconds: { count: 0 } });
+  expect(await report(back, Date.now() + 1000)).toMatchObject({ conversations: 0 });
 });

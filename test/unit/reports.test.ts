@@ -61,6 +61,18 @@ describe('computeKpis', () => {
     expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(400)).handleSeconds).toEqual({ avg: 1800, median: 1800, count: 1 });
   });
 
+  it('counts a conversation reopened and still open against first-contact resolution', () => {
+    const rows = [
+      row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(20) }),
+      row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(30) }),
+      // Resolved, then the customer wrote again: open, waiting for the team again.
+      row({ firstReplyAt: at(5), status: 'open', reopenCount: 1 }),
+      row({ status: 'open' }),
+    ];
+
+    expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(100)).firstContactResolutionRate).toBe(0.6667);
+  });
+
   it('gives null rather than a made-up number when nothing is there to measure', () => {
     const kpis = computeKpis([], { firstReplySeconds: 60, resolutionSeconds: 60 });
     expect(kpis.resolutionRate).toBeNull();

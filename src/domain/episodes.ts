@@ -1,0 +1,46 @@
+/**
+ * Report episodes. A conversation is one thread per customer and channel, but a customer who
+ * writes again long after a resolution brings a new issue, which the figures must count as a
+ * new conversation in the period it started: a ticket solved in Zendesk takes replies as a
+ * reopen until it closes (4 days by default), and a later reply opens a follow-up ticket.
+ * Within REOPEN_WINDOW_MS the same episode is reopened (not resolved on first contact); after
+ * it the closed episode keeps its figures in an item of its own in the reports index, and the
+ * conversation's first reply, rating and reopen count start again.
+ */
+import { keys } from '../store/keys';
+import type { ConversationRecord } from '../store/conversations';
+
+export const REOPEN_WINDOW_MS = 4 * 86_400_000;
+
+export const episodeStart = (c: Pick<ConversationRecord, 'reportStartedAt' | 'createdAt'>): string => c.reportStartedAt ?? c.createdAt;
+
+/** The customer's message at `at` on this conversation starts a new episode. */
+export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolvedAt'>, at: string): boolean {
+  return c.status === 'resolved' && c.resolvedAt !== undefined && Date.parse(at) - Date.parse(c.resolvedAt) > REOPEN_WINDOW_MS;
+}
+
+/** The fields that start an episode at `at` on the conversation's own item. */
+export function newEpisode(at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount'> {
+  return { reportStartedAt: at, firstReplyAt: undefined, csat: undefined, reopenCount: 0 };
+}
+
+/**
+ * The closed episode of `c` (as it stood before the new one), frozen: the fields the reports
+ * index projects, under the episode's own start.
+ */
+export function closedEpisodeItem(c: ConversationRecord): Record<string, unknown> {
+  const start = episodeStart(c);
+  return {
+    ...keys.conversationEpisode(c.id, start),
+    ...keys.conversationCreated(start, c.id),
+    id: c.id,
+    channel: c.channel,
+    status: c.status,
+    createdAt: c.createdAt,
+    assigneeId: c.assigneeId,
+    ...(c.firstReplyAt ? { firstReplyAt: c.firstReplyAt } : {}),
+    ...(c.resolvedAt ? { resolvedAt: c.resolvedAt } : {}),
+    ...(c.reopenCount ? { reopenCount: c.reopenCount } : {}),
+    ...(c.csat ? { csat: c.csat } : {}),
+  };
+}
