@@ -414,7 +414,7 @@ async function recordCsatAnswer(context: InboundHookContext): Promise<Conversati
       status: 'resolved',
       resolvedAt: c.engagement?.csatResolvedAt ?? c.updatedAt,
       reopenCount: Math.max(0, (c.reopenCount ?? 1) - 1),
-      csat: answer,
+      csat: { ...answer, at: message.createdAt },
       engagement,
     };
   });

@@ -5,7 +5,8 @@
  * reopen until it closes (4 days by default), and a later reply opens a follow-up ticket.
  * Within REOPEN_WINDOW_MS the same episode is reopened (not resolved on first contact); after
  * it the closed episode keeps its figures in an item of its own in the reports index, and the
- * conversation's first reply, rating and reopen count start again.
+ * conversation's first reply and reopen count start again (it still shows its newest rating,
+ * dated, which the reports leave to the episode it was given in).
  */
 import { keys } from '../store/keys';
 import type { ConversationRecord } from '../store/conversations';
@@ -19,9 +20,11 @@ export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolve
   return c.status === 'resolved' && c.resolvedAt !== undefined && Date.parse(at) - Date.parse(c.resolvedAt) > REOPEN_WINDOW_MS;
 }
 
-/** The fields that start an episode at `at` on the conversation's own item. */
-export function newEpisode(at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount'> {
-  return { reportStartedAt: at, firstReplyAt: undefined, csat: undefined, reopenCount: 0 };
+/** The fields that start an episode at `at` on the conversation `c`'s own item. */
+export function newEpisode(c: ConversationRecord, at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount'> {
+  // A rating given before ratings were dated belongs to the closing episode: dated by its resolution.
+  const csat = c.csat && !c.csat.at ? { ...c.csat, at: c.resolvedAt ?? episodeStart(c) } : c.csat;
+  return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0 };
 }
 
 /**

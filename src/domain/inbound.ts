@@ -293,7 +293,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
               ? { reopenCount: (c.reopenCount ?? 0) + 1, episodeStartedAt: message.createdAt, autoresponded: wroteSinceResolved(c) }
               : {}),
             // Long after it: a new issue as well, for the reports (src/domain/episodes.ts).
-            ...(startsNewEpisode(c, message.createdAt) ? newEpisode(message.createdAt) : {}),
+            ...(startsNewEpisode(c, message.createdAt) ? newEpisode(c, message.createdAt) : {}),
             status: 'open',
             resolvedAt: undefined,
             snoozedUntil: undefined,

@@ -17,7 +17,7 @@ export interface ReportRow {
   firstReplyAt?: string;
   resolvedAt?: string;
   reopenCount?: number;
-  csat?: { score: number };
+  csat?: { score: number; at?: string };
 }
 
 export interface Kpis {
@@ -77,7 +77,8 @@ export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number;
   const resolution = resolved.map((r) => seconds(r.createdAt, r.resolvedAt!));
   // A first reply after the resolution (a follow-up on a closed conversation) handled nothing.
   const handle = resolved.filter((r) => r.firstReplyAt && r.firstReplyAt <= r.resolvedAt!).map((r) => seconds(r.firstReplyAt!, r.resolvedAt!));
-  const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number');
+  // A conversation shows its newest rating; one given before this episode started is the last one's.
+  const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number' && !(r.csat.at && r.csat.at < r.createdAt));
   const isResolved = (r: ReportRow) => (r.status === 'resolved' ? r.resolvedAt : undefined);
   // Resolved unanswered within the first-reply target: nobody was kept waiting, nothing to judge.
   const closedUnanswered = (r: ReportRow) => !r.firstReplyAt && r.status === 'resolved' && r.resolvedAt && seconds(r.createdAt, r.resolvedAt) <= sla.firstReplySeconds;

@@ -77,7 +77,8 @@ export interface Conversation {
   firstReplyAt?: string;
   resolvedAt?: string;
   snoozedUntil?: string;
-  csat?: { score: number; comment?: string };
+  /** The newest rating; `at` (when it was given) tells which report episode it belongs to. */
+  csat?: { score: number; comment?: string; at?: string };
   window?: ConversationWindow;
   /** Agents besides the assignee who wrote in it (a reply or a note): their focused consoles follow it. */
   participants?: string[];

@@ -415,7 +415,7 @@ describe('auto-resolve and CSAT', () => {
     }, 10_000);
     await sleep(1000);
     expect(await conversation(conversationId)).toMatchObject({ status: 'open', csat: { score: 5 } });
-    expect(reopened.csat).toEqual({ score: 5 });
+    expect(reopened.csat).toMatchObject({ score: 5 });
   });
 
   it('does not resolve a conversation that keeps moving', async () => {

@@ -77,13 +77,15 @@ const agentWrites = (id: string, text: string) => http(stack.httpUrl, 'POST', `/
 const resolve = async (id: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: jwt })).status).toBe(200);
 
 /** Moves a conversation's story back in time, as if it had happened `days` ago. */
-async function happenedDaysAgo(id: string, days: number, minutes: { firstReply?: number; resolved: number }): Promise<number> {
+async function happenedDaysAgo(id: string, days: number, minutes: { firstReply?: number; resolved: number }, rating?: number): Promise<number> {
   const start = Date.now() - days * DAY;
   await updateConversation(id, (c) => ({
     ...c,
     createdAt: iso(start),
     ...(minutes.firstReply === undefined ? {} : { firstReplyAt: iso(start + minutes.firstReply * MINUTE) }),
     resolvedAt: iso(start + minutes.resolved * MINUTE),
+    // Undated, as ratings were stored before they carried their time.
+    ...(rating ? { csat: { score: rating } } : {}),
   }));
   return start;
 }
@@ -94,17 +96,17 @@ it('counts a customer back long after a resolution as a new conversation, leavin
   const id = await customerWrites(handle, 'My order is late');
   await agentWrites(id, 'Sorry, it ships today');
   await resolve(id);
-  const then = await happenedDaysAgo(id, 6, { firstReply: 5, resolved: 30 });
+  const then = await happenedDaysAgo(id, 6, { firstReply: 5, resolved: 30 }, 4);
   const now = Date.now();
 
   // Act: the customer comes back with something else
   expect(await customerWrites(handle, 'The new shoes are the wrong size')).toBe(id);
 
   // Assess: six days ago, one conversation, resolved on first contact as it was
-  const before = { conversations: 1, resolved: 1, firstContactResolutionRate: 1 };
+  const before = { conversations: 1, resolved: 1, firstContactResolutionRate: 1, csat: { responses: 1, average: 4 } };
   expect(await report(then - MINUTE, then + 60 * MINUTE)).toMatchObject({ ...before, firstReplySeconds: { avg: 300 }, resolutionSeconds: { avg: 1800 } });
   // Today, a new one waiting for its first reply
-  expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
+  expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 }, csat: { responses: 0 } });
 
   // Act: the team answers and resolves the new issue
   await agentWrites(id, 'We will send the right size');

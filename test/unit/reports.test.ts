@@ -73,6 +73,17 @@ describe('computeKpis', () => {
     expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(100)).firstContactResolutionRate).toBe(0.6667);
   });
 
+  it('leaves a rating given in an earlier episode to that episode', () => {
+    const rows = [
+      // A returning customer's new issue still shows the rating of the last one.
+      row({ createdAt: at(100), csat: { score: 1, at: at(50) } }),
+      row({ status: 'resolved', resolvedAt: at(40), csat: { score: 4, at: at(45) } }),
+      row({ status: 'resolved', resolvedAt: at(40), csat: { score: 5 } }),
+    ];
+
+    expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(200)).csat).toEqual({ responses: 2, average: 4.5, satisfiedRate: 1 });
+  });
+
   it('gives null rather than a made-up number when nothing is there to measure', () => {
     const kpis = computeKpis([], { firstReplySeconds: 60, resolutionSeconds: 60 });
     expect(kpis.resolutionRate).toBeNull();
