@@ -15,9 +15,9 @@ const StatusBody = z.object({
   snoozedUntil: z.optional(z.pipe(z.iso.datetime({ offset: true }), z.transform((s) => new Date(s).toISOString()))),
 });
 
-export const assignRoute: Route = async ({ event, params }) => {
+export const assignRoute: Route = async ({ event, params, agent }) => {
   const body = parseBody(event, AssignBody);
-  return json(200, toConversation(await assignConversation(params.id!, body.agentId)));
+  return json(200, toConversation(await assignConversation(params.id!, body.agentId, agent)));
 };
 
 export const transferRoute: Route = async ({ event, params, agent }) => {

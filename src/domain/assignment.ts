@@ -3,25 +3,30 @@
  * status, mark read. Each goes through changeConversation (one `conversation.updated`, and
  * routing keeps the load counters and the queue in step).
  */
-import { badRequest } from './errors';
+import { badRequest, notFound } from './errors';
 import { changeConversation, withStatus } from './conversations';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
-import { getAgent, updateAgentProfile } from '../store/agents';
+import { getAgent, touchAgent, updateAgentProfile } from '../store/agents';
 import type { ConversationRecord } from '../store/conversations';
 
 /**
- * Agents get a record when they first open the console; one named in an assignment before that
- * gets it here (offline, no load yet), so that the conversation counts on their load like any other.
+ * Agents get a record when they first open the console. One named in an assignment before that
+ * gets it here (offline, no load yet) when the caller vouches for them: themselves (their token
+ * proves them), or an admin (who manages the team, as with PUT /v1/agents/{id}). An agent naming
+ * an id nobody has seen gets a 404, so that a typo does not make up a colleague.
  */
-async function ensureAgent(agentId: string): Promise<void> {
-  if (!(await getAgent(agentId))) await updateAgentProfile(agentId, {});
+async function ensureAgent(agentId: string, by: AgentIdentity): Promise<void> {
+  if (await getAgent(agentId)) return;
+  if (agentId === by.id) await touchAgent(by.id, { role: by.role, ...(by.name ? { name: by.name } : {}) });
+  else if (by.role === 'admin') await updateAgentProfile(agentId, {});
+  else throw notFound('agent (an agent appears once they have opened the console)');
 }
 
 /** Manual assignment (null unassigns: back to the queue). */
-export async function assignConversation(conversationId: string, agentId: string | null): Promise<ConversationRecord> {
-  if (agentId) await ensureAgent(agentId);
+export async function assignConversation(conversationId: string, agentId: string | null, by: AgentIdentity): Promise<ConversationRecord> {
+  if (agentId) await ensureAgent(agentId, by);
   const { after } = await changeConversation(conversationId, (c) =>
     c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, updatedAt: new Date().toISOString() },
   );
@@ -42,7 +47,7 @@ export interface TransferInput {
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
-  if (input.agentId) await ensureAgent(input.agentId);
+  if (input.agentId) await ensureAgent(input.agentId, by);
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);

@@ -195,20 +195,28 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/transfer`, {}, tokens['ws-ben'])).status).toBe(400);
   });
 
-  it('assigns to an agent who never opened the console, counting it on their load, and sends one back to the queue with a note', async () => {
+  it('assigns to an agent who never opened the console (themselves, or named by an admin), counting it on their load, and sends one back to the queue with a note', async () => {
     // Prepare
     const { conversationId } = await visitorWithConversation('Anyone there?');
     const from = await assigned(conversationId);
+    const fresh = await agentToken(stack.httpUrl, 'ws-fresh', 'agent', 'Fay');
 
-    // Act: to a colleague with no record yet, then back to the queue with only a note
-    const assign = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws-newcomer' }, tokens[from]);
-    const newcomer = (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-newcomer');
+    // Act: an agent names someone nobody has seen; the new agent takes it; an admin gives it to a
+    // colleague who has not signed in yet; then it goes back to the queue with only a note
+    const typo = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws-bne' }, tokens[from]);
+    const self = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws-fresh' }, fresh);
+    const assign = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws-newcomer' });
+    const agents = (await get('/v1/agents')).body.items as { id: string; name?: string; status: string; load: { live: number } }[];
     const back = await post(`/v1/conversations/${conversationId}/transfer`, { note: 'Needs someone who speaks Dutch' }, tokens[from]);
 
     // Assess
+    expect(typo.status).toBe(404);
+    expect(agents.some((a) => a.id === 'ws-bne')).toBe(false);
+    expect(self.body.assigneeId).toBe('ws-fresh');
     expect(assign.status).toBe(200);
     expect(assign.body.assigneeId).toBe('ws-newcomer');
-    expect(newcomer).toMatchObject({ status: 'offline', load: { live: 1 } });
+    expect(agents.find((a) => a.id === 'ws-fresh')).toMatchObject({ name: 'Fay', status: 'offline', load: { live: 0 } });
+    expect(agents.find((a) => a.id === 'ws-newcomer')).toMatchObject({ status: 'offline', load: { live: 1 } });
     expect(back.status).toBe(200);
     expect(back.body.assigneeId).toBeNull();
     const history = (await get(`/v1/conversations/${conversationId}/messages`)).body.items as { text: string; private: boolean }[];
