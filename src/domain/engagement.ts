@@ -218,7 +218,8 @@ async function autoresponse(
 
 /** An agent wrote to the customer (a reply, or a proactive message): what the timers and reads follow. */
 function teamWrote(c: ConversationRecord, since = ''): boolean {
-  return Boolean((c.firstReplyAt && c.firstReplyAt >= since) || (c.lastUnpromptedAt && c.lastUnpromptedAt >= since));
+  // A follow-up on a resolved conversation sets no first reply, but it was written all the same.
+  return [c.firstReplyAt, c.lastUnpromptedAt, c.followedUpAt].some((at) => at !== undefined && at >= since);
 }
 
 /** An agent wrote since the conversation started, or since the customer reopened it. */

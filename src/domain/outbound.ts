@@ -77,14 +77,19 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
-      // A follow-up on a resolved conversation answers nothing waiting: it is no first reply.
       ...(!unprompted && message.sender.type === 'agent' && !message.private
-        ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || c.status === 'resolved' ? {} : { firstReplyAt: message.createdAt }) }
+        ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || writtenAfterResolution(c, message) ? {} : { firstReplyAt: message.createdAt }) }
         : {}),
     };
   });
   return result?.after;
 }
+
+/**
+ * A follow-up on a resolved conversation answers nothing waiting: it is no first reply. A reply
+ * written before a colleague resolved it (and applied after) still is.
+ */
+const writtenAfterResolution = (c: ConversationRecord, message: Message) => c.status === 'resolved' && (c.resolvedAt ?? '') <= message.createdAt;
 
 /**
  * What a stored reply's conversation write would have added, for a retry after that write failed:
@@ -93,7 +98,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
 async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
   await updateConversation(conversationId, (c) => {
     const reply = message.sender.type === 'agent' && !message.private;
-    const firstReply = reply && !c.firstReplyAt && c.status !== 'resolved';
+    const firstReply = reply && !c.firstReplyAt && !writtenAfterResolution(c, message);
     // A follow-up (written while not open), as applyOutboundToConversation records it.
     const followUp = reply && c.status !== 'open' && (c.followedUpAt ?? '') < message.createdAt;
     const latest = !message.private && c.lastMessageAt < message.createdAt;

@@ -188,7 +188,8 @@ export async function updateConversation(
     } catch (error) {
       const lostRace =
         error instanceof ConditionalCheckFailedException ||
-        (error instanceof TransactionCanceledException && error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed');
+        (error instanceof TransactionCanceledException &&
+          ['ConditionalCheckFailed', 'TransactionConflict'].includes(error.CancellationReasons?.[0]?.Code ?? ''));
       if (!lostRace) throw error;
     }
   }

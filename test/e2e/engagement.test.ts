@@ -293,9 +293,16 @@ describe('email fallback', () => {
     expect((await history(conversationId)).some((m) => m.text.includes('hijack'))).toBe(false);
   });
 
-  it('sends no email when the visitor was connected and read the reply', async () => {
+  it.each([
+    ['a reply', false],
+    ['a follow-up on the conversation resolved unanswered', true],
+  ])('sends no email when the visitor was connected and read %s', async (_, resolvedFirst) => {
     await timers({ emailFallbackDelaySeconds: 2 });
     const { ws, conversationId, email } = await visitor(undefined, 'Quick question');
+    if (resolvedFirst) {
+      const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });
+      expect(resolved.body.status).toBe('resolved');
+    }
     const replyId = await agentReply(conversationId, 'Quick answer');
     await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
     await eventually(() => pendingTimers(conversationId).includes('emailFallback'));
