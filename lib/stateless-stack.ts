@@ -336,7 +336,7 @@ export class StatelessStack extends Stack {
       replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
-    if (props.widgetUrl !== undefined && !/^https?:\/\/[^\s/]+/i.test(props.widgetUrl)) {
+    if (props.widgetUrl !== undefined && !(URL.canParse(props.widgetUrl) && /^https?:$/.test(new URL(props.widgetUrl).protocol))) {
       throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
     }
     for (const name of MAIL_SENDERS) {

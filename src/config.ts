@@ -72,7 +72,10 @@ export const config = {
   },
   /** Undefined when not configured: emails then offer replying by email only. */
   get widgetUrl(): string | undefined {
-    return process.env[ENV.widgetUrl] || undefined;
+    const value = process.env[ENV.widgetUrl];
+    if (!value) return undefined;
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new Error(`${ENV.widgetUrl} must be an http(s) URL, got ${value}`);
+    return value;
   },
   get publicUrl() {
     // Paths are appended to it (Twilio signs `<publicUrl>/webhooks/sms`), and the HTTP API's own URL ends in '/'.

@@ -44,7 +44,8 @@ async function record(record: SQSRecord): Promise<void> {
   } catch (error) {
     if (Number(record.attributes.ApproximateReceiveCount) < QUEUES.inbound.maxReceiveCount) throw error;
     const out = await sendMessageBatch(config.inboundDlqUrl, [
-      // The record's own id as dedup id: a retry of this send (or the redrive, should we die now) adds no copy.
+      // The record's own id as dedup id: a retry of this send adds no copy. Should we die before
+      // answering, the redrive adds its own (ingest applies a redriven copy once).
       { Id: '0', MessageBody: record.body, MessageGroupId: record.attributes.MessageGroupId ?? 'unknown', MessageDeduplicationId: record.messageId },
     ]);
     if (out.Failed.length > 0) throw error;

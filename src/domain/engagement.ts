@@ -404,7 +404,8 @@ async function recordCsatAnswer(context: InboundHookContext): Promise<Conversati
   // change of status drops the ask (withStatus), and the first message after it answers or drops it.
   const askedAt = conversation.engagement?.csatAskedAt;
   if (!(reopened || (resumed && conversation.status === 'open')) || !askedAt) return undefined;
-  const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS;
+  // An ask of an earlier report episode is never answered in a later one (src/domain/episodes.ts).
+  const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS && !(conversation.reportStartedAt && conversation.reportStartedAt > askedAt);
   const answer = inTime ? parseCsatAnswer(message.text) : undefined;
   const result = await updateConversation(conversation.id, (c) => {
     if (c.engagement?.csatAskedAt !== askedAt) return undefined;

@@ -28,7 +28,7 @@ export interface Kpis {
   /** From the first agent reply to resolution: the time the team spent on it. */
   handleSeconds: { avg: number | null; median: number | null; count: number };
   resolutionSeconds: { avg: number | null; median: number | null; count: number };
-  /** Resolved and never reopened, among resolved conversations. */
+  /** Resolved and never reopened, among the conversations ever resolved (reopened and open again included). */
   firstContactResolutionRate: number | null;
   sla: { firstReplyTargetSeconds: number; firstReplyAttainment: number | null; resolutionTargetSeconds: number; resolutionAttainment: number | null };
   csat: { responses: number; average: number | null; satisfiedRate: number | null };

@@ -40,6 +40,8 @@ const helpCenterUrl = z.string().check(z.url(), z.maxLength(500), z.refine((u) =
  * Strict objects throughout: a key we do not know (a misspelt weekday, a setting in the wrong
  * section) is a 400, not dropped with a 200 (a dropped `Mon` left the business closed all week).
  */
+const TIMER_MAX_SECONDS = { emailFallbackDelaySeconds: 7 * 86400, reengageAfterSeconds: 30 * 86400, autoResolveAfterSeconds: 90 * 86400 } as const;
+
 export const SettingsSchema = z.strictObject({
   businessHours: z.strictObject({
     enabled: z.boolean(),
@@ -60,9 +62,9 @@ export const SettingsSchema = z.strictObject({
   }),
   capacity: z.strictObject({ live: z.wholeNumber(0, 50), async: z.wholeNumber(0, 200) }),
   timers: z.strictObject({
-    emailFallbackDelaySeconds: z.wholeNumber(1, 7 * 86400),
-    reengageAfterSeconds: z.wholeNumber(1, 30 * 86400),
-    autoResolveAfterSeconds: z.wholeNumber(1, 90 * 86400),
+    emailFallbackDelaySeconds: z.wholeNumber(1, TIMER_MAX_SECONDS.emailFallbackDelaySeconds),
+    reengageAfterSeconds: z.wholeNumber(1, TIMER_MAX_SECONDS.reengageAfterSeconds),
+    autoResolveAfterSeconds: z.wholeNumber(1, TIMER_MAX_SECONDS.autoResolveAfterSeconds),
   }),
   reengagement: z.strictObject({
     enabled: z.boolean(),
@@ -95,15 +97,18 @@ export const SettingsPatchSchema = z.strictObject({
 });
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
-/** Whole seconds, at least one, as settings keep timers: an environment's 0 or 0.5 (a test's "at once") must not make every later save invalid. */
-const wholeSeconds = (value: number) => Math.max(1, Math.ceil(value));
+/**
+ * Whole seconds within the settings' bounds, as settings keep timers: an environment's 0 or 0.5
+ * (a test's "at once") or a value past the bound must not make every later save invalid.
+ */
+const withinBounds = (value: number, max: number) => Math.min(max, Math.max(1, Math.ceil(value)));
 
 export function defaultSettings(): Settings {
   const env = config.timers;
   const timers = {
-    emailFallbackDelaySeconds: wholeSeconds(env.emailFallbackDelaySeconds),
-    reengageAfterSeconds: wholeSeconds(env.reengageAfterSeconds),
-    autoResolveAfterSeconds: wholeSeconds(env.autoResolveAfterSeconds),
+    emailFallbackDelaySeconds: withinBounds(env.emailFallbackDelaySeconds, TIMER_MAX_SECONDS.emailFallbackDelaySeconds),
+    reengageAfterSeconds: withinBounds(env.reengageAfterSeconds, TIMER_MAX_SECONDS.reengageAfterSeconds),
+    autoResolveAfterSeconds: withinBounds(env.autoResolveAfterSeconds, TIMER_MAX_SECONDS.autoResolveAfterSeconds),
   };
   const weekday = [{ open: '09:00', close: '17:00' }];
   return {
