@@ -41,7 +41,7 @@ const SendBody = z
 export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);
   const assignee = q.assignee === undefined ? undefined : q.assignee === 'me' ? agent.id : q.assignee === 'unassigned' ? null : q.assignee;
-  const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, limit: q.limit, cursor: q.cursor });
+  const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, limit: q.limit, cursor: q.cursor, order: 'activity' });
   return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
 };
 

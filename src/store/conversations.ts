@@ -207,12 +207,22 @@ export interface ConversationFilter {
   cursor?: string;
   /** With an assignee: read the page's conversations strongly consistent (the index may lag). */
   consistent?: boolean;
+  /**
+   * With an assignee: 'activity' (an inbox) pages newest activity first across pages, exactly
+   * while the list has up to WHOLE_LIST_MAX conversations; 'index' (the default, for routing)
+   * walks the assignee index in its order (the unassigned queue oldest first).
+   */
+  order?: 'activity' | 'index';
 }
 
+/** An assignee's list (or the queue) up to this long is read whole, to be paged in activity order. */
+export const WHOLE_LIST_MAX = 200;
+
 /**
- * One query per page. Without an assignee: the inbox index, newest activity first. With one:
- * the assignee index (keys only, arrival order), then one BatchGet for the page, which is
- * sorted by activity.
+ * Without an assignee: one query on the inbox index per page, newest activity first. With one:
+ * in 'activity' order a list of up to WHOLE_LIST_MAX read whole (keys, then BatchGet) and paged
+ * newest activity first; otherwise (or longer) the assignee index walked in its order (keys
+ * only, arrival order), one BatchGet per page, each page sorted by activity.
  */
 export async function listConversations(filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null }> {
   const conditions = [...(filter.channel ? ['channel = :channel'] : []), ...(filter.team ? ['team = :team'] : [])];
@@ -239,6 +249,13 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     return { items: (out.Items ?? []) as ConversationRecord[], nextCursor: encodeCursor(out.LastEvaluatedKey) };
   }
   const pk = keys.assigneePartition(filter.assignee, filter.status);
+  let cursor = filter.cursor;
+  if (filter.order === 'activity') {
+    const whole = await wholeList(pk, filter);
+    if (whole) return whole;
+    // The list grew past what is read whole while the client walked it: the walk starts over.
+    if (cursor && offsetCursor(cursor, pk)) cursor = undefined;
+  }
   const page = await ddb().send(
     new QueryCommand({
       TableName: config.tableName,
@@ -248,7 +265,7 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
       // The unassigned queue reads oldest first (arrival order); an agent's list newest first.
       ScanIndexForward: filter.assignee === null,
       Limit: filter.limit,
-      ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
+      ExclusiveStartKey: decodeCursor(cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
     }),
   );
   const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
@@ -257,6 +274,46 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
   if (filter.team) items = items.filter((c) => c.team === filter.team);
   items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt));
   return { items, nextCursor: encodeCursor(page.LastEvaluatedKey) };
+}
+
+/** A cursor of wholeList: an offset into the list of this partition. */
+function offsetCursor(cursor: string, pk: string): { offset: string } | undefined {
+  try {
+    const key = decodeCursor(cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'offset'] });
+    return key && /^\d{1,6}$/.test(key.offset ?? '') ? { offset: key.offset! } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The whole list of one assignee partition, newest activity first, one page of it: undefined when
+ * the list is longer than WHOLE_LIST_MAX (then it is walked in index order). Its cursor is an
+ * offset into the list as read again on the next page.
+ */
+async function wholeList(pk: string, filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null } | undefined> {
+  let offset = 0;
+  if (filter.cursor) {
+    const key = offsetCursor(filter.cursor, pk);
+    if (!key) return undefined; // a cursor of the index walk: that walk goes on
+    offset = Number(key.offset);
+  }
+  const keysPage = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+      Limit: WHOLE_LIST_MAX,
+    }),
+  );
+  if (keysPage.LastEvaluatedKey) return undefined;
+  let items = await getConversations((keysPage.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), filter.consistent);
+  if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
+  if (filter.team) items = items.filter((c) => c.team === filter.team);
+  items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.id.localeCompare(a.id));
+  const end = offset + filter.limit;
+  return { items: items.slice(offset, end), nextCursor: end < items.length ? encodeCursor({ gsi2pk: pk, offset: String(end) }) : null };
 }
 
 export async function getConversations(ids: string[], consistent = false): Promise<ConversationRecord[]> {

@@ -226,6 +226,34 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
+  it('pages an agent’s inbox newest activity first across pages, not in the order the conversations arrived', async () => {
+    // Prepare: two conversations of one agent; the older one then gets the newest message
+    const first = await visitorWithConversation('first to arrive');
+    const owner = await assigned(first.conversationId);
+    const second = await visitorWithConversation('second to arrive');
+    expect((await post(`/v1/conversations/${second.conversationId}/assign`, { agentId: owner })).status).toBe(200);
+    first.ws.send({ action: 'sendMessage', text: 'first, again', clientMessageId: crypto.randomUUID() });
+    await eventually(async () => (await get(`/v1/conversations/${first.conversationId}`)).body.unreadCount === 2);
+
+    // Act: walk the owner's inbox one conversation per page
+    const walked: { id: string; lastMessageAt: string }[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await get(`/v1/conversations?assignee=me&limit=1${cursor ? `&cursor=${cursor}` : ''}`, tokens[owner]);
+      expect(page.status).toBe(200);
+      walked.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+
+    // Assess
+    const ids = walked.map((c) => c.id);
+    expect(ids.indexOf(first.conversationId)).toBeLessThan(ids.indexOf(second.conversationId));
+    expect(walked.map((c) => c.lastMessageAt)).toEqual(walked.map((c) => c.lastMessageAt).sort().reverse());
+    expect(new Set(ids).size).toBe(ids.length);
+    // Cleanup: both live slots go back for the tests after this one
+    for (const { conversationId } of [first, second]) expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
   it('keeps an agent’s clientMessageId per conversation: the same id in two conversations sends two replies', async () => {
     const one = await visitorWithConversation('first visitor');
     const two = await visitorWithConversation('second visitor');
