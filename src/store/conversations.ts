@@ -269,11 +269,14 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     }),
   );
   const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
-  let items = await getConversations(ids, filter.consistent);
-  if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
-  if (filter.team) items = items.filter((c) => c.team === filter.team);
-  items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt));
-  return { items, nextCursor: encodeCursor(page.LastEvaluatedKey) };
+  return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor: encodeCursor(page.LastEvaluatedKey) };
+}
+
+/** An assignee list's conversations the filter shows, newest activity first. */
+function inView(items: ConversationRecord[], filter: Pick<ConversationFilter, 'channel' | 'team'>): ConversationRecord[] {
+  return items
+    .filter((c) => (!filter.channel || c.channel === filter.channel) && (!filter.team || c.team === filter.team))
+    .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.id.localeCompare(a.id));
 }
 
 /** A cursor of wholeList: an offset into the list of this partition. */
@@ -308,10 +311,7 @@ async function wholeList(pk: string, filter: ConversationFilter): Promise<{ item
     }),
   );
   if (keysPage.LastEvaluatedKey) return undefined;
-  let items = await getConversations((keysPage.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), filter.consistent);
-  if (filter.channel) items = items.filter((c) => c.channel === filter.channel);
-  if (filter.team) items = items.filter((c) => c.team === filter.team);
-  items.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.id.localeCompare(a.id));
+  const items = inView(await getConversations((keysPage.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), filter.consistent), filter);
   const end = offset + filter.limit;
   return { items: items.slice(offset, end), nextCursor: end < items.length ? encodeCursor({ gsi2pk: pk, offset: String(end) }) : null };
 }
