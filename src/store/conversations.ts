@@ -256,20 +256,32 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     // The list grew past what is read whole while the client walked it: the walk starts over.
     if (cursor && offsetCursor(cursor, pk)) cursor = undefined;
   }
-  const page = await ddb().send(
+  const page = await assigneeKeys(pk, {
+    // The unassigned queue reads oldest first (arrival order); an agent's list newest first.
+    forward: filter.assignee === null,
+    limit: filter.limit,
+    startKey: decodeCursor(cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
+  });
+  return { items: inView(await getConversations(page.ids, filter.consistent), filter), nextCursor: encodeCursor(page.lastKey) };
+}
+
+/** One page of the assignee index (keys only): the conversation ids, in index order. */
+async function assigneeKeys(
+  pk: string,
+  page: { limit: number; forward?: boolean; startKey?: Record<string, string> | undefined },
+): Promise<{ ids: string[]; lastKey: Record<string, unknown> | undefined }> {
+  const out = await ddb().send(
     new QueryCommand({
       TableName: config.tableName,
       IndexName: 'gsi2',
       KeyConditionExpression: 'gsi2pk = :pk',
       ExpressionAttributeValues: { ':pk': pk },
-      // The unassigned queue reads oldest first (arrival order); an agent's list newest first.
-      ScanIndexForward: filter.assignee === null,
-      Limit: filter.limit,
-      ExclusiveStartKey: decodeCursor(cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
+      ScanIndexForward: page.forward ?? true,
+      Limit: page.limit,
+      ...(page.startKey ? { ExclusiveStartKey: page.startKey } : {}),
     }),
   );
-  const ids = (page.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length));
-  return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor: encodeCursor(page.LastEvaluatedKey) };
+  return { ids: (out.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), lastKey: out.LastEvaluatedKey };
 }
 
 /** An assignee list's conversations the filter shows, newest activity first. */
@@ -301,17 +313,9 @@ async function wholeList(pk: string, filter: ConversationFilter): Promise<{ item
     if (!key) return undefined; // a cursor of the index walk: that walk goes on
     offset = Number(key.offset);
   }
-  const keysPage = await ddb().send(
-    new QueryCommand({
-      TableName: config.tableName,
-      IndexName: 'gsi2',
-      KeyConditionExpression: 'gsi2pk = :pk',
-      ExpressionAttributeValues: { ':pk': pk },
-      Limit: WHOLE_LIST_MAX,
-    }),
-  );
-  if (keysPage.LastEvaluatedKey) return undefined;
-  const items = inView(await getConversations((keysPage.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), filter.consistent), filter);
+  const all = await assigneeKeys(pk, { limit: WHOLE_LIST_MAX });
+  if (all.lastKey) return undefined;
+  const items = inView(await getConversations(all.ids, filter.consistent), filter);
   const end = offset + filter.limit;
   return { items: items.slice(offset, end), nextCursor: end < items.length ? encodeCursor({ gsi2pk: pk, offset: String(end) }) : null };
 }
