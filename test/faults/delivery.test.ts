@@ -498,13 +498,26 @@ async function expectSentOnce(conversationId: string, text: string, messageId: s
   expect(stored[0]!.status).toBe('sent');
 }
 
+/** A customer (number `n` of the reply faults) who wrote, their conversation, and an agent's token to answer with. */
+async function customerAwaitingReply(n: number, text: string) {
+  const from = phone(5, n);
+  expect(await postWhatsapp(stack, whatsappBody(from, text))).toBe(200);
+  const conversation = await eventually(() => conversationOf(from), 60_000);
+  const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+  return { from, conversation, token };
+}
+
+/** The same reply posted twice, one after the other, as a client unsure of its first try does. */
+async function sendTwice(conversationId: string, reply: { text: string; clientMessageId: string }, token: string) {
+  const post = () => http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { body: reply, token });
+  const first = await post();
+  return [first, await post()] as const;
+}
+
 describe('agent reply faults', { timeout: 60_000 }, () => {
   it('queues a stored reply whose first enqueue failed when the client sends it again, and sends it once', async () => {
     // Prepare
-    const from = phone(5, 2);
-    expect(await postWhatsapp(stack, whatsappBody(from, 'hello there'))).toBe(200);
-    const conversation = await eventually(() => conversationOf(from), 60_000);
-    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const { conversation, token } = await customerAwaitingReply(2, 'hello there');
     const reply = { text: `requeued reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
     // The customer's message fully handled (its greeting queued), so the fault hits the reply's enqueue.
     await eventually(async () => {
@@ -514,8 +527,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     replyEnqueue.armed = true;
 
     // Act: stored, then the enqueue fails (500); the client sends the same reply again
-    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
-    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    const [first, second] = await sendTwice(conversation.id, reply, token);
 
     // Assess: one stored reply, sent once
     expect(replyEnqueue.failed).toBe(1);
@@ -526,10 +538,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
 
   it('leaves agents on the sent status of a reply retried while its first attempt was being delivered', async () => {
     // Prepare: a customer, an agent watching, and the provider holding its answer to the first send
-    const from = phone(5, 3);
-    expect(await postWhatsapp(stack, whatsappBody(from, 'are you there?'))).toBe(200);
-    const conversation = await eventually(() => conversationOf(from), 60_000);
-    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const { conversation, token } = await customerAwaitingReply(3, 'are you there?');
     const agent = await WsClient.connect(stack.wsUrl, token);
     const reply = { text: `reply retried in flight ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
     let retryRead!: () => void;
@@ -556,16 +565,12 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
 
   it('moves the conversation on for a reply whose conversation write failed, when the client sends it again', async () => {
     // Prepare: a customer nobody answered yet, and the next reply's conversation write set to fail
-    const from = phone(5, 4);
-    expect(await postWhatsapp(stack, whatsappBody(from, 'hello, anyone?'))).toBe(200);
-    const conversation = await eventually(() => conversationOf(from), 60_000);
-    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const { from, conversation, token } = await customerAwaitingReply(4, 'hello, anyone?');
     const reply = { text: `caught up reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
     replyApply.armed = true;
 
     // Act: the first POST fails after storing the message; the client sends the same reply again
-    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
-    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: reply, token });
+    const [first, second] = await sendTwice(conversation.id, reply, token);
 
     // Assess: the reply counts as the first reply and the conversation's latest activity; sent once
     expect(replyApply.failed).toBe(1);
@@ -592,10 +597,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
 
   it.each(senders)('arms the timers of a %s whose delivery died after its status write, when the job comes back', async (_, n, send) => {
     // Prepare: a customer's conversation with its greeting gone out, and redeliveries after 2 s
-    const from = phone(5, n);
-    expect(await postWhatsapp(stack, whatsappBody(from, 'anyone around?'))).toBe(200);
-    const conversation = await eventually(() => conversationOf(from), 60_000);
-    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const { conversation, token } = await customerAwaitingReply(n, 'anyone around?');
     const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
     await eventually(() => Object.values(outbound.counts()).every((n) => n === 0), 30_000);
     const visibility = outbound.visibilityTimeoutSeconds;
@@ -618,10 +620,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
 
   it('stores and sends a reply once when its message write failed after the conversation update and the client retried', async () => {
     // Prepare: a customer's conversation, the agent's token, and the next reply's message write set to fail
-    const from = phone(5, 1);
-    expect(await postWhatsapp(stack, whatsappBody(from, 'need help'))).toBe(200);
-    const conversation = await eventually(() => conversationOf(from), 60_000);
-    const token = await agentToken(stack.httpUrl, 'fault-agent', 'admin', 'Fault');
+    const { from, conversation, token } = await customerAwaitingReply(1, 'need help');
     const reply = { text: `retried reply ${crypto.randomUUID()}`, clientMessageId: crypto.randomUUID() };
     replyWrite.armed = true;
 
