@@ -14,6 +14,7 @@ import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
+import { getMessage } from '../store/messages';
 import { touchAgent } from '../store/agents';
 import type { ConnectionAudience } from '../store/keys';
 
@@ -50,7 +51,8 @@ export async function disconnect(principal: Principal, connectionId: string): Pr
 
 const id = z.text(1, 128);
 const Frame = z.discriminatedUnion('action', [
-  z.object({ action: z.literal('sendMessage'), conversationId: z.optional(id), text: z.trimmedText(1, 4096), clientMessageId: id }),
+  // `private` as on the HTTP route: a console must not see its note go to the customer instead.
+  z.object({ action: z.literal('sendMessage'), conversationId: z.optional(id), text: z.trimmedText(1, 4096), clientMessageId: id, private: z.optional(z.boolean()) }),
   z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']) }),
   z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
@@ -103,6 +105,11 @@ async function conversationFor(principal: Principal, conversationId: string | un
   return conversation;
 }
 
+/** Who a typing or read signal is from: a visitor as the contact their messages name (Message.sender). */
+function signalSender(principal: Principal, conversation: ConversationRecord): { type: 'contact' | 'agent'; id: string } {
+  return principal.role === 'visitor' ? { type: 'contact', id: conversation.contact.id } : { type: 'agent', id: principal.id };
+}
+
 async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>): Promise<void> {
   const isVisitor = principal.role === 'visitor';
   switch (frame.action) {
@@ -111,6 +118,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       return;
     case 'sendMessage': {
       if (isVisitor) {
+        if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
         // Stored by the inbound consumer, which acknowledges once the message is durable.
         await enqueueInbound([
@@ -131,6 +139,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       const message = await postAgentMessage(conversation!.id, { id: principal.id, role: principal.role as 'agent' | 'admin', ...(principal.name ? { name: principal.name } : {}) }, {
         text: frame.text,
         clientMessageId: frame.clientMessageId,
+        private: frame.private === true,
       });
       await reply({ type: 'ack', clientMessageId: frame.clientMessageId, messageId: message.id, conversationId: message.conversationId });
       return;
@@ -138,7 +147,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     case 'typing': {
       const conversation = await conversationFor(principal, frame.conversationId);
       if (!conversation) return;
-      const event = { type: 'typing', conversationId: conversation.id, sender: { type: isVisitor ? 'contact' : 'agent', id: principal.id }, state: frame.state };
+      const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state };
       await Promise.all([
         publish([event], { agents: scopeOf(conversation), except: connectionId }),
         !isVisitor && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
@@ -148,7 +157,11 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     case 'markRead': {
       const conversation = await conversationFor(principal, frame.conversationId);
       if (!conversation) return;
-      const event = { type: 'read', conversationId: conversation.id, messageId: frame.messageId, by: { type: isVisitor ? 'contact' : 'agent', id: principal.id } };
+      // The id becomes the visitor's read watermark (what the email fallback skips) and the agents'
+      // receipt: only a message of this conversation its reader can see may be one.
+      const read = await getMessage(conversation.id, frame.messageId);
+      if (!read || (isVisitor && read.private)) throw notFound('message');
+      const event = { type: 'read', conversationId: conversation.id, messageId: frame.messageId, by: signalSender(principal, conversation) };
       if (isVisitor) {
         await publish([event], { agents: scopeOf(conversation) });
         await afterVisitorRead(conversation, frame.messageId);

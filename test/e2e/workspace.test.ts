@@ -175,6 +175,34 @@ describe('agent workspace', () => {
     expect(loads[to]).toBe(await held(to));
   });
 
+  it('keeps a note written over the WebSocket private, and refuses one from a visitor', async () => {
+    const { session, ws, conversationId } = await visitorWithConversation('Can I get a discount?');
+    const agentId = await assigned(conversationId);
+    const agent = sockets[agentId]!;
+
+    agent.send({ action: 'sendMessage', conversationId, text: 'Loyal customer, 10% ok', clientMessageId: 'ws-note-1', private: true });
+    const ack = await agent.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'ws-note-1');
+    const note = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+    expect(note.message.private).toBe(true);
+    // A reply written after the note reaches the visitor behind where the note would have been.
+    agent.send({ action: 'sendMessage', conversationId, text: 'Here is 10% off', clientMessageId: 'ws-reply-1' });
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Here is 10% off');
+    expect(ws.frames.some((f) => JSON.stringify(f).includes('Loyal customer'))).toBe(false);
+    const visitorHistory = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: session.token });
+    expect(visitorHistory.body.items.map((m: { text: string }) => m.text)).toEqual(['Can I get a discount?', 'Here is 10% off']);
+
+    ws.send({ action: 'sendMessage', text: 'pretend note', clientMessageId: 'visitor-note', private: true });
+    expect(await ws.waitFor((f) => f.type === 'error' && f.clientMessageId === 'visitor-note')).toMatchObject({ code: 'forbidden' });
+    const history = await get(`/v1/conversations/${conversationId}/messages`, tokens[agentId]);
+    expect(history.body.items.map((m: { text: string; private: boolean }) => [m.text, m.private])).toEqual([
+      ['Can I get a discount?', false],
+      ['Loyal customer, 10% ok', true],
+      ['Here is 10% off', false],
+    ]);
+    // Its agent's live slot back for the tests below.
+    expect((await post(`/v1/conversations/${conversationId}/resolve`, {})).status).toBe(200);
+  });
+
   it('transfers to a team: only its members get the conversation, and the inbox filters by team', async () => {
     await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ben', { token: admin, body: { teams: ['billing'] } });
     const { conversationId } = await visitorWithConversation('Invoice question');
@@ -275,9 +303,13 @@ describe('agent workspace', () => {
     const agentId = await assigned(conversationId);
     const agent = sockets[agentId]!;
 
+    // The visitor's signals name the contact its messages name, so a console can match them.
+    const contactId = (await get(`/v1/conversations/${conversationId}`)).body.contact.id as string;
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === messageId);
+    expect(created.message.sender).toMatchObject({ type: 'contact', id: contactId });
     ws.send({ action: 'typing', state: 'on' });
     const typing = await agent.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId);
-    expect(typing.sender.type).toBe('contact');
+    expect(typing.sender).toEqual({ type: 'contact', id: contactId });
     agent.send({ action: 'typing', conversationId, state: 'on' });
     expect((await ws.waitFor((f) => f.type === 'typing')).sender).toMatchObject({ type: 'agent', id: agentId });
 
@@ -288,8 +320,16 @@ describe('agent workspace', () => {
     await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0));
 
     const reply = await post(`/v1/conversations/${conversationId}/messages`, { text: 'Yes!' }, tokens[agentId]);
+    // A read receipt names a message of its conversation: a made-up id (one past every real id
+    // would mark every later reply read) is refused, and the agents hear nothing of it.
+    const madeUp = 'ZZZZZZZZZZZZZZZZZZZZZZZZZZ';
+    ws.send({ action: 'markRead', messageId: madeUp });
+    expect(await ws.waitFor((f) => f.type === 'error')).toMatchObject({ code: 'not_found' });
     ws.send({ action: 'markRead', messageId: reply.body.message.id });
-    await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact' && f.messageId === reply.body.message.id);
+    const receipt = await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact');
+    expect(receipt).toMatchObject({ messageId: reply.body.message.id, by: { type: 'contact', id: contactId } });
+    agent.send({ action: 'markRead', conversationId, messageId: madeUp });
+    expect(await agent.waitFor((f) => f.type === 'error' && f.code === 'not_found')).toBeTruthy();
 
     ws.send({ action: 'sendMessage', text: 'one more', clientMessageId: crypto.randomUUID() });
     // A plain message brings its conversation's new unread count along, and (full feed) conversation.updated too.
