@@ -4,7 +4,7 @@ import type { Route } from './context';
 import { requireAdmin } from './context';
 import { json, parseBody } from '../http/http';
 import { notFound } from '../domain/errors';
-import type { Contact } from '../domain/types';
+import { isChannel, type Contact } from '../domain/types';
 import { loadContact, mergeContacts } from '../domain/contacts';
 import { getConversations, toConversation } from '../store/conversations';
 
@@ -22,7 +22,8 @@ export async function contactView(id: string): Promise<Contact> {
     ...(contact.name ? { name: contact.name } : {}),
     ...(contact.email ? { email: contact.email } : {}),
     ...(contact.phone ? { phone: contact.phone } : {}),
-    handles: contact.handles as Contact['handles'],
+    // The phone identity that links WhatsApp and SMS is the contact's `phone`, not a channel.
+    handles: contact.handles.filter((h): h is Contact['handles'][number] => isChannel(h.channel)),
     conversations,
   };
 }

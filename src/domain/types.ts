@@ -5,6 +5,10 @@ export type Channel = (typeof CHANNELS)[number];
 export const PROVIDER_CHANNELS = ['whatsapp', 'messenger', 'instagram', 'telegram', 'sms'] as const;
 export type ProviderChannel = (typeof PROVIDER_CHANNELS)[number];
 
+export function isChannel(value: string): value is Channel {
+  return (CHANNELS as readonly string[]).includes(value);
+}
+
 export function isProviderChannel(value: string): value is ProviderChannel {
   return (PROVIDER_CHANNELS as readonly string[]).includes(value);
 }
