@@ -174,7 +174,12 @@ async function reclaimOrRequeue(conversation: ConversationRecord): Promise<Conve
   const [agent, settings] = await Promise.all([getAgent(slot.agentId), getSettings()]);
   const now = new Date().toISOString();
   if (agent && (await reserveAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now))) return conversation;
-  if (!(await requeueConversation(conversation.id, slot.agentId, now))) return (await getConversation(conversation.id, true)) ?? conversation;
+  if (!(await requeueConversation(conversation.id, slot.agentId, now))) {
+    // A later change has moved it on from open with this agent, and that change's routing gives
+    // back the slot this state holds: counted here, so that the give-back does not undercount.
+    await addAgentLoad(slot.agentId, slot.kind);
+    return (await getConversation(conversation.id, true)) ?? conversation;
+  }
   const assigned = await autoAssign(conversation);
   return assigned ?? (await getConversation(conversation.id, true)) ?? conversation;
 }

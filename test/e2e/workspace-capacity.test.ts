@@ -9,9 +9,10 @@ import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
-import { autoAssign, drainQueue, recountLoad } from '../../src/domain/routing';
+import { autoAssign, drainQueue, recountLoad, routeOnConversationChange } from '../../src/domain/routing';
+import { withStatus } from '../../src/domain/conversations';
 import { assignIfAvailable } from '../../src/store/assignment';
-import { getConversation, listConversations } from '../../src/store/conversations';
+import { getConversation, listConversations, updateConversation } from '../../src/store/conversations';
 import { updateAgentProfile } from '../../src/store/agents';
 import { ddb } from '../../src/aws/clients';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -286,5 +287,26 @@ describe('capacity-based assignment', () => {
       await console_.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === id && f.conversation.assigneeId === 'cap-e', 10_000, `conversation ${id}`);
     }
     await assertLoadsMatchReality();
+  });
+
+  it('keeps the counter true when a reopening that found its agent away is overtaken by the next change', async () => {
+    // Prepare: one of cap-e's conversations set pending (its slot given back)
+    const [mine] = await heldBy('cap-e');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${mine}/status`, { token: admin, body: { status: 'pending' } })).status).toBe(200);
+    const setStatus = (status: string) =>
+      ddb().send(new UpdateCommand({ TableName: config.tableName, Key: keys.agent('cap-e'), UpdateExpression: 'SET #s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': status } }));
+
+    // Act: two clicks stored before the first one's routing runs (open with cap-e, then pending
+    // again), cap-e away in between: the reopening cannot take a slot, nor requeue what has moved on
+    const reopen = (await updateConversation(mine!, (c) => withStatus(c, 'open')))!;
+    await setStatus('away');
+    const again = (await updateConversation(mine!, (c) => withStatus(c, 'pending')))!;
+    await routeOnConversationChange(reopen.before, reopen.after);
+    await routeOnConversationChange(again.before, again.after);
+
+    // Assess: the second change gave back the slot the first one was counted for
+    const eve = (await team()).find((a) => a.id === 'cap-e')!;
+    expect(eve.load.live).toBe((await heldBy('cap-e')).length);
+    await setStatus('online');
   });
 });
