@@ -77,7 +77,8 @@ export async function afterVisitorRead(conversation: ConversationRecord, message
   await engageOnVisitorRead(conversation, messageId);
 }
 
-/** An agent changed a conversation (status, assignee). */
-export async function afterConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<void> {
-  await Promise.all([routeOnConversationChange(before, after), engageOnConversationChange(before, after)]);
+/** An agent changed a conversation (status, assignee). True when routing may have reassigned it since. */
+export async function afterConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<boolean> {
+  const [rerouted] = await Promise.all([routeOnConversationChange(before, after), engageOnConversationChange(before, after)]);
+  return rerouted;
 }

@@ -3,9 +3,13 @@ import { notFound } from './errors';
 import { conversationEvent, publishToConversation } from './events';
 import { afterConversationChange } from './automation';
 import type { ConversationStatus } from './types';
-import { updateConversation, type ConversationRecord } from '../store/conversations';
+import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 
-/** Applies a change and publishes the result; 404 when the conversation does not exist. */
+/**
+ * Applies a change and publishes the result; 404 when the conversation does not exist. `after`
+ * is the conversation as it stands once routing has followed the change (a reopening whose
+ * agent has no room goes back to the queue), which is what the caller answers with.
+ */
 export async function changeConversation(
   id: string,
   change: (current: ConversationRecord) => ConversationRecord | undefined,
@@ -14,7 +18,9 @@ export async function changeConversation(
   if (!result) throw notFound('conversation');
   if (result.after !== result.before) {
     await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
-    await afterConversationChange(result.before, result.after);
+    if (await afterConversationChange(result.before, result.after)) {
+      return { before: result.before, after: (await getConversation(id, true)) ?? result.after };
+    }
   }
   return result;
 }

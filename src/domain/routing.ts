@@ -262,26 +262,30 @@ async function recount(agent: AgentRecord | undefined, now: Date): Promise<boole
 
 /**
  * A conversation changed status or assignee: the load counters follow the slot it holds,
- * and a freed slot (or a conversation that became unassigned) drains the queue.
+ * and a freed slot (or a conversation that became unassigned) drains the queue. True when
+ * routing may have given `after` another assignee (requeued, or assigned by the drain).
  */
-export async function routeOnConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<void> {
+export async function routeOnConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<boolean> {
   const was = slotOf(before);
   const is = slotOf(after);
   const same = was && is && was.agentId === is.agentId && was.kind === is.kind;
-  if (same) return;
+  if (same) return false;
   if (was) await releaseAgentSlot(was.agentId, was.kind);
   let waiting = after.status === 'open' && !after.assigneeId;
+  let moved = false;
   if (is) {
     const reopenedWithSameAgent = before.status !== 'open' && before.assigneeId === after.assigneeId;
     if (reopenedWithSameAgent) {
       const routed = await reclaimOrRequeue(after);
-      if (routed.assigneeId !== after.assigneeId) await publishToConversation(routed, [conversationEvent(routed)], after);
+      moved = routed.assigneeId !== after.assigneeId;
+      if (moved) await publishToConversation(routed, [conversationEvent(routed)], after);
       waiting = false;
     } else {
       await addAgentLoad(is.agentId, is.kind);
     }
   }
-  if (was || waiting) await drainQueue();
+  const drained = was || waiting ? await drainQueue() : 0;
+  return moved || (waiting && drained > 0);
 }
 
 /** A capacity grew (settings or an agent's override): waiting conversations may fit now. */

@@ -160,8 +160,10 @@ describe('capacity-based assignment', () => {
     // Act
     const reopened = await http(stack.httpUrl, 'POST', `/v1/conversations/${resolvedId}/reopen`, { token: admin });
 
-    // Assess: open, not with cap-a (full), waiting in the queue; counters unchanged
+    // Assess: open, not with cap-a (full), waiting in the queue; counters unchanged. The answer
+    // says so too: a console trusting it must not show cap-a as the owner.
     expect(reopened.status).toBe(200);
+    expect(reopened.body).toMatchObject({ status: 'open', assigneeId: null });
     const now = await eventually(async () => {
       const c = await getConversation(resolvedId, true);
       return c?.status === 'open' && c.assigneeId === null ? c : undefined;
