@@ -5,6 +5,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { httpHandler, rawBody, type HttpResult } from '../../src/http/http';
 import { BadWebhookError, type WebhookRequest } from '../../src/channels/types';
+import { hasUsableIds } from '../../src/channels/common';
 import { getAdapter } from '../../src/channels/registry';
 import { loadCredentials } from '../../src/channels/credentials';
 import { isProviderChannel } from '../../src/domain/types';
@@ -41,7 +42,7 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   if (!adapter.verify(request, credentials)) throw new ClientError(401, 'invalid_signature', 'the webhook signature does not match');
   let events;
   try {
-    events = adapter.normalize(request, credentials);
+    events = adapter.normalize(request, credentials).filter(hasUsableIds);
   } catch (error) {
     if (error instanceof BadWebhookError) throw badRequest('invalid_payload', error.message);
     throw error;

@@ -5,6 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { BadWebhookError, type Credentials, type MediaResult, type SendContext, type SendResult } from './types';
+import type { InboundEvent } from '../domain/types';
 
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
@@ -55,6 +56,17 @@ export function leniently<T>(what: string, map: () => T[]): T[] {
     console.warn(`skipped a malformed ${what}`, error);
     return [];
   }
+}
+
+/**
+ * The ids the store's keys are made of arrive as strings from every provider; an event whose
+ * body says otherwise (a number where a phone goes) is skipped and logged like any malformed
+ * element. Queued, it would fail on every receive and hold that customer's next messages back.
+ */
+export function hasUsableIds(event: InboundEvent): boolean {
+  const usable = typeof event.handle === 'string' && event.handle !== '' && (event.providerMessageId === undefined || typeof event.providerMessageId === 'string');
+  if (!usable) console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not strings`, { handle: event.handle, providerMessageId: event.providerMessageId });
+  return usable;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

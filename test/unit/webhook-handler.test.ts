@@ -64,6 +64,24 @@ describe('webhook handler', () => {
     expect(Math.abs(Date.parse(JSON.parse(entry!.MessageBody).sentAt) - Date.now())).toBeLessThan(60_000);
   });
 
+  it.each([
+    ['whatsapp' as const, (body: Record<string, any>): void => void (body.entry[0].changes[0].value.messages[0].from = 16505551234)],
+    ['messenger' as const, (body: Record<string, any>): void => void (body.entry[0].messaging[0].sender.id = 6970123456789012)],
+  ])('skips a signed %s event whose customer id is a number, and queues the rest (queued, it failed on every receive)', async (channel, corrupt) => {
+    const body = JSON.parse(fixture(channel, 'multiple')) as Record<string, any>;
+    const whole = await invoke(event('POST', channel, JSON.stringify(body), providerHeaders(channel, JSON.stringify(body))));
+    expect(whole.statusCode).toBe(200);
+    const all = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).length;
+    sendMessageBatch.mockClear();
+    corrupt(body);
+    const raw = JSON.stringify(body);
+    const result = await invoke(event('POST', channel, raw, providerHeaders(channel, raw)));
+    expect(result.statusCode).toBe(200);
+    const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody));
+    expect(queued).toHaveLength(all - 1);
+    expect(queued.every((e) => typeof e.handle === 'string')).toBe(true);
+  });
+
   it('answers 401 and queues nothing when the signature is wrong or missing', async () => {
     const body = fixture('whatsapp', 'text');
     const forged = await invoke(event('POST', 'whatsapp', body, { 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` }));
