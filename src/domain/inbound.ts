@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
-import type { Channel, InboundMessageEvent, InboundStatusEvent, Message } from './types';
+import { isProviderChannel, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { unfinishedGreeting, type Greeting } from './engagement';
@@ -22,6 +22,7 @@ import {
 } from '../store/conversations';
 import { claimDedup, findByProviderMessageId, getDedup, getMessage, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
+import { getAdapter } from '../channels/registry';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
@@ -389,9 +390,29 @@ function fromReference(reference: string | undefined): { conversationId: string;
   return match ? { conversationId: match[1]!, messageId: match[2]! } : undefined;
 }
 
+/** How far back a status without our reference is looked for: WhatsApp gives up on a message after 30 days. */
+const UNREFERENCED_STATUS_LOOKBACK_MS = 30 * 86_400_000;
+
+/**
+ * The message a status names by the provider's id only, in its customer's conversation, for a
+ * channel that writes no id record for its sends (its statuses carry our reference). WhatsApp
+ * brings the reference back on sent, delivered and read, but not always on `failed`, the one an
+ * agent most needs to see.
+ */
+async function sentTo(event: InboundStatusEvent): Promise<{ conversationId: string; messageId: string } | undefined> {
+  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  if (!conversationId) return undefined;
+  const messageId = await findByProviderMessageId(conversationId, event.providerMessageId, Date.parse(event.at) - UNREFERENCED_STATUS_LOOKBACK_MS);
+  return messageId ? { conversationId, messageId } : undefined;
+}
+
 export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
-  const pointer = fromReference(event.reference) ?? (await getDedup(`${event.channel}#${event.providerMessageId}`));
+  const pointer =
+    fromReference(event.reference) ??
+    (isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference
+      ? await sentTo(event)
+      : await getDedup(`${event.channel}#${event.providerMessageId}`));
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;
   const updated = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {
