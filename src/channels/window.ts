@@ -7,6 +7,14 @@ import type { Channel, ConversationWindow } from '../domain/types';
 import { isProviderChannel } from '../domain/types';
 import { getAdapter } from './registry';
 
+/**
+ * When the customer last wrote, as the provider's window counts it: `windowFrom`, kept when a
+ * message arrived late (the provider retried its webhook for hours), else its arrival.
+ */
+export function windowStart(c: { lastInboundAt?: string | undefined; windowFrom?: string | undefined }): string | undefined {
+  return c.windowFrom ?? c.lastInboundAt;
+}
+
 export function conversationWindow(channel: Channel, lastInboundAt: string | undefined, now = new Date()): ConversationWindow {
   if (!isProviderChannel(channel)) return { state: 'open' };
   const adapter = getAdapter(channel);

@@ -11,6 +11,7 @@ import { getMessage, listMessages, putMessage } from '../store/messages';
 import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
+import { windowStart } from '../channels/window';
 import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { normalizeEmail } from './contacts';
@@ -521,12 +522,12 @@ async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
     return 'done';
   }
   const adapter = getAdapter(conversation.channel);
-  if (adapter.window(conversation.lastInboundAt, now, false).allowed) {
+  if (adapter.window(windowStart(conversation), now, false).allowed) {
     await storeOutbound(conversation, { text }, 'queue');
     return 'done';
   }
   const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
-  const decision = adapter.window(conversation.lastInboundAt, now, Boolean(template));
+  const decision = adapter.window(windowStart(conversation), now, Boolean(template));
   if (template && decision.allowed) {
     await storeOutbound(conversation, { text, template }, 'queue');
     return 'done';
@@ -568,6 +569,6 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
 /** Inside the provider's free window (no template or tag needed): the CSAT question is not worth a template. */
 function canSendNow(conversation: ConversationRecord, now: Date): boolean {
   if (!isProviderChannel(conversation.channel)) return true;
-  const decision = getAdapter(conversation.channel).window(conversation.lastInboundAt, now, false);
+  const decision = getAdapter(conversation.channel).window(windowStart(conversation), now, false);
   return decision.allowed && !decision.tag;
 }

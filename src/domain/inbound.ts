@@ -23,6 +23,7 @@ import {
 import { claimDedup, findByProviderMessageId, getDedup, getMessage, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getAdapter } from '../channels/registry';
+import { windowStart } from '../channels/window';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
@@ -241,6 +242,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     ...(event.providerMessageId ? { providerMessageId: event.providerMessageId } : {}),
     createdAt: new Date().toISOString(),
   };
+  // The provider's service window counts from when the customer wrote: a message whose webhook
+  // the provider retried for hours must not open it anew.
+  const wroteLate = event.dated && Date.parse(message.createdAt) - Date.parse(event.sentAt) > LATE_ARRIVAL_MS ? event.sentAt : undefined;
   // Who to tell is looked up while the message and its conversation are written.
   const agentConnections = agentConnectionsAhead();
   await putMessage(message);
@@ -259,6 +263,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
       ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
       lastMessageAt: message.createdAt,
       lastInboundAt: message.createdAt,
+      ...(wroteLate ? { windowFrom: wroteLate } : {}),
       updatedAt: message.createdAt,
       unreadCount: 1,
       ...prepared.fields,
@@ -272,11 +277,14 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     }
   }
   if (!created) {
-    const fast = await applyMessageToOpenConversation(
-      conversationId,
-      { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact' },
-      ordered && markOf(ordered),
-    );
+    // A late message takes the read-modify-write: the window's start must not move back.
+    const fast = wroteLate
+      ? undefined
+      : await applyMessageToOpenConversation(
+          conversationId,
+          { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact' },
+          ordered && markOf(ordered),
+        );
     if (fast && fast !== 'duplicate') {
       conversation = fast;
     } else if (!fast) {
@@ -302,6 +310,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
             ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
             lastMessageAt: message.createdAt,
             lastInboundAt: message.createdAt,
+            windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
             updatedAt: message.createdAt,
             unreadCount: c.unreadCount + 1,
           };
@@ -317,6 +326,19 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
   await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found, agentConnections);
+}
+
+/** A message that reaches us this long after its provider time arrived late (a retried webhook). */
+const LATE_ARRIVAL_MS = 60_000;
+
+/**
+ * The window's start after a customer message arriving at `arrivedAt` (written at `wroteLate`
+ * when it came late): never earlier than it was, and absent when it is the arrival itself.
+ */
+function windowFromAfter(c: ConversationRecord, wroteLate: string | undefined, arrivedAt: string): string | undefined {
+  if (!wroteLate) return undefined;
+  const start = [windowStart(c) ?? '', wroteLate].sort().at(-1)!;
+  return start === arrivedAt ? undefined : start;
 }
 
 /** The widget's `ack` for a visitor's sendMessage, on the connection that sent it. */

@@ -12,6 +12,7 @@ import { deliverProactive, isProactiveJob, requeueProactive } from './proactive'
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { getAdapter } from '../channels/registry';
+import { windowStart } from '../channels/window';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { enqueueOutbound } from '../aws/queues';
 import {
@@ -119,7 +120,7 @@ async function catchUpConversation(conversationId: string, message: Message, par
 /** Refuses a send the provider would refuse (24-hour windows), with a reason the agent can act on. */
 export function checkWindow(conversation: ConversationRecord, hasTemplate: boolean, now = new Date()): void {
   if (!isProviderChannel(conversation.channel)) return;
-  const decision = getAdapter(conversation.channel).window(conversation.lastInboundAt, now, hasTemplate);
+  const decision = getAdapter(conversation.channel).window(windowStart(conversation), now, hasTemplate);
   if (!decision.allowed) throw new ClientError(422, decision.code, decision.message);
 }
 
@@ -297,11 +298,11 @@ async function sendToProvider(
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
   const adapter = getAdapter(channel);
-  let decision = adapter.window(conversation.lastInboundAt, new Date(), Boolean(message.template));
+  let decision = adapter.window(windowStart(conversation), new Date(), Boolean(message.template));
   if (!decision.allowed) {
     // The customer's newest message (the one a greeting answers) may be missing from an eventually consistent read.
     const fresh = await getConversation(conversation.id, true);
-    decision = adapter.window((fresh ?? conversation).lastInboundAt, new Date(), Boolean(message.template));
+    decision = adapter.window(windowStart(fresh ?? conversation), new Date(), Boolean(message.template));
   }
   if (!decision.allowed) {
     return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });

@@ -6,7 +6,7 @@ import type { Channel, Conversation, ConversationStatus } from '../domain/types'
 import { putNew } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
-import { conversationWindow } from '../channels/window';
+import { conversationWindow, windowStart } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
 export interface ConversationRecord extends Omit<Conversation, 'participants'> {
@@ -48,6 +48,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    * no reply, so `firstReplyAt` (what the reports read) does not move for it.
    */
   lastUnpromptedAt?: string;
+  /**
+   * The provider's time of the newest customer message when it arrived late (more than
+   * LATE_ARRIVAL_MS after it was written, src/domain/inbound.ts): the service window counts from it.
+   */
+  windowFrom?: string;
   /** Newest agent message (not a note) written while the conversation was not open: a follow-up. */
   followedUpAt?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
@@ -73,13 +78,13 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
   if (record.participants) out.participants = [...record.participants].sort();
-  out.window = conversationWindow(record.channel, record.lastInboundAt);
+  out.window = conversationWindow(record.channel, windowStart(record));
   return out as unknown as Conversation;
 }
 
@@ -137,7 +142,8 @@ export async function applyMessageToOpenConversation(
       new UpdateCommand({
         TableName: config.tableName,
         Key: keys.conversation(id),
-        UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}`,
+        // A message on time counts the window from its arrival (a late one takes the slow path).
+        UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
         // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
         // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
         ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)`,

@@ -83,7 +83,7 @@ const carries = (text: string) => (item: OutboxItem) => JSON.stringify(item.body
 /** Writes the customer's last message time directly: no other way to be 25 hours in the past in a test. */
 async function lastWroteAgo(conversationId: string, ms: number): Promise<void> {
   const at = new Date(Date.now() - ms).toISOString();
-  await updateConversation(conversationId, (c) => ({ ...c, lastInboundAt: at }));
+  await updateConversation(conversationId, (c) => ({ ...c, lastInboundAt: at, windowFrom: undefined }));
 }
 
 function getConversation(id: string) {
@@ -307,6 +307,41 @@ describe('WhatsApp 24-hour window', () => {
       type: 'template',
       template: { name: 'order_update', language: { code: 'en_US' }, components: [{ type: 'body', parameters: [{ type: 'text', text: 'A-1042' }] }] },
     });
+  });
+});
+
+describe('WhatsApp window after a late webhook', () => {
+  /** A WhatsApp message the customer wrote `agoMs` ago, its webhook arriving only now (retried by Meta). */
+  async function writtenAgo(handle: string, text: string, agoMs: number): Promise<string> {
+    const webhook = textWebhook('whatsapp', handle, text);
+    const body = JSON.parse(webhook.body);
+    body.entry[0].changes[0].value.messages[0].timestamp = String(Math.floor((Date.now() - agoMs) / 1000));
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+    const frame = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, text);
+    return frame.conversationId as string;
+  }
+
+  it('counts the window from when the customer wrote, not from when the webhook arrived', async () => {
+    // A first message written 30 h ago: the window it opened has closed.
+    const handle = newHandle('whatsapp');
+    const conversationId = await writtenAgo(handle, 'Written yesterday morning', 30 * HOUR);
+    expect((await getConversation(conversationId)).body.window).toEqual({ state: 'template_required' });
+    const refused = await reply(conversationId, { text: 'free-form, too late' });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.code).toBe('template_required');
+
+    // A message on time opens it again.
+    await writtenAgo(handle, 'Hello again, now', 0);
+    expect((await getConversation(conversationId)).body.window.state).toBe('open');
+
+    // A late one never takes it back, and one later than the window's start moves it on.
+    await writtenAgo(handle, 'An old one, delivered late', 26 * HOUR);
+    expect((await getConversation(conversationId)).body.window.state).toBe('open');
+    await lastWroteAgo(conversationId, 25 * HOUR);
+    await writtenAgo(handle, 'Written 23 h ago', 23 * HOUR);
+    const window = (await getConversation(conversationId)).body.window;
+    expect(window.state).toBe('open');
+    expect(Math.abs(Date.parse(window.closesAt) - (Date.now() + HOUR))).toBeLessThan(5 * 60_000);
   });
 });
 
