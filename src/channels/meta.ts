@@ -222,6 +222,8 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
         providerMessageId: mid ?? ALL_BEFORE_WATERMARK,
         status: 'read',
         at: mid ? at : isoFromEpoch(watermark ?? event.timestamp, 'ms'),
+        // Instagram's seen names the last message read: the ones before it were read as well.
+        ...(mid ? { coversEarlier: true as const } : {}),
       },
     ];
   }

@@ -389,12 +389,19 @@ const WATERMARK_LOOKBACK = 50;
 async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
   const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
   if (!conversationId) return;
+  await applyToCovered(conversationId, event.status, (m) => m.createdAt <= event.at);
+}
+
+/**
+ * A receipt for everything up to a point: applied to the conversation's newest outbound messages
+ * that `covers`, and told to agents with `updated` (what was already applied) in one fan-out.
+ */
+async function applyToCovered(conversationId: string, status: InboundStatusEvent['status'], covers: (m: Message) => boolean, updated: Message[] = []): Promise<void> {
   const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false });
-  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && m.createdAt <= event.at);
-  const updated: Message[] = [];
+  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && !updated.some((u) => u.id === m.id));
   for (const message of covered) {
     // updateMessageStatus only moves forward, so messages already read or failed are left alone.
-    const after = await updateMessageStatus(conversationId, message.id, event.status);
+    const after = await updateMessageStatus(conversationId, message.id, status);
     if (after) updated.push(after);
   }
   if (updated.length > 0) await publishStatuses(conversationId, updated);
@@ -440,6 +447,7 @@ export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   const updated = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {
     ...(event.error ? { error: event.error } : {}),
   });
+  if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : []);
   if (!updated) return;
   await publishStatuses(pointer.conversationId, [updated]);
 }

@@ -138,6 +138,8 @@ export interface InboundStatusEvent {
   at: string;
   /** The reference our send gave the provider (OutboundSend.reference), when the provider returns it. */
   reference?: string;
+  /** The receipt names the newest message it covers: every earlier one we sent has that status too (Instagram's seen). */
+  coversEarlier?: true;
 }
 
 /** Outbound queue body: the message is already stored; the consumer delivers it. */

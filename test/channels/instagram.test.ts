@@ -46,9 +46,9 @@ describe('instagram normalize', () => {
     expect(normalize('deleted')).toEqual([]);
   });
 
-  it('messaging_seen names the mid that was read', () => {
+  it('messaging_seen names the last mid read, which covers the ones before it', () => {
     expect(normalize('seen')).toEqual([
-      { kind: 'status', channel: 'instagram', handle: IGSID, providerMessageId: 'ig_OUT1', status: 'read', at: '2025-06-08T20:59:50.000Z' },
+      { kind: 'status', channel: 'instagram', handle: IGSID, providerMessageId: 'ig_OUT1', status: 'read', at: '2025-06-08T20:59:50.000Z', coversEarlier: true },
     ]);
   });
 

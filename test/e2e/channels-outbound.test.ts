@@ -310,6 +310,17 @@ describe('WhatsApp 24-hour window', () => {
   });
 });
 
+describe('Instagram seen', () => {
+  it('marks the named reply read and every earlier one too: it names the last message read', async () => {
+    const { handle, conversationId } = await customer('instagram');
+    const first = await sentReply(conversationId, 'first of two');
+    const second = await sentReply(conversationId, 'second of two');
+    expect((await postWebhook(stack, 'instagram', statusWebhook('instagram', handle, 'read', second.providerMessageId))).status).toBe(200);
+    await agent.waitFor(updated(second.id, 'read'), 10_000, 'second read');
+    await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
+  });
+});
+
 describe('WhatsApp window after a late webhook', () => {
   /** A WhatsApp message the customer wrote `agoMs` ago, its webhook arriving only now (retried by Meta). */
   async function writtenAgo(handle: string, text: string, agoMs: number): Promise<string> {
