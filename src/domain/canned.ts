@@ -5,12 +5,12 @@ import type { ConversationRecord } from '../store/conversations';
 import { deleteCannedResponse, getCannedResponse, listCannedResponses, putCannedResponse, type CannedResponse } from '../store/canned';
 
 export async function createCanned(input: { shortCode: string; text: string }, createdBy: string): Promise<CannedResponse> {
+  const taken = () => conflict('short_code_taken', `a canned response with short code "${input.shortCode}" exists`);
+  // Responses stored before short codes were claimed have no claim: the library is read for them.
   const existing = await listCannedResponses();
-  if (existing.some((c) => c.shortCode.toLowerCase() === input.shortCode.toLowerCase())) {
-    throw conflict('short_code_taken', `a canned response with short code "${input.shortCode}" exists`);
-  }
+  if (existing.some((c) => c.shortCode.toLowerCase() === input.shortCode.toLowerCase())) throw taken();
   const record: CannedResponse = { id: newId(), shortCode: input.shortCode, text: input.text, createdAt: new Date().toISOString(), createdBy };
-  await putCannedResponse(record);
+  if (!(await putCannedResponse(record))) throw taken();
   return record;
 }
 

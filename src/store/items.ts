@@ -1,6 +1,6 @@
 /** What every store module does with items: drop the key attributes, write only new items. */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { PutCommand, QueryCommand, UpdateCommand, type QueryCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type QueryCommandInput, type TransactWriteCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 
@@ -29,6 +29,28 @@ export async function updateIf(input: Omit<UpdateCommandInput, 'TableName'> & { 
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
+  }
+}
+
+const TRANSACTION_ATTEMPTS = 4;
+
+/**
+ * A transaction whose conditions decide; false when one of them does not hold (nothing was
+ * written). Cancelled only because another transaction held an item (two admins at once), it is
+ * tried again, so that its conditions answer rather than a 500.
+ */
+export async function transactIf(items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ddb().send(new TransactWriteCommand({ TransactItems: items }));
+      return true;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const codes = (error.CancellationReasons ?? []).map((r) => r.Code);
+      if (codes.includes('ConditionalCheckFailed')) return false;
+      if (!codes.includes('TransactionConflict') || attempt >= TRANSACTION_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt * Math.random()));
+    }
   }
 }
 

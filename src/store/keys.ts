@@ -69,6 +69,9 @@ export const keys = {
   proactiveQuota: (hour: string) => ONE('PROACTIVE', `QUOTA#${hour}`),
   cannedResponse: (id: string) => ONE('CANNED', `CANNED#${id}`),
   cannedPartition: 'CANNED',
+  cannedPrefix: 'CANNED#',
+  /** A short code's claim (lower case): two admins saving the same code at once cannot both win. */
+  cannedCode: (shortCode: string) => ONE('CANNED', `CODE#${shortCode.toLowerCase()}`),
 } as const;
 
 export type ConnectionAudience = { kind: 'agents' } | { kind: 'visitor'; visitorId: string };

@@ -246,7 +246,9 @@ describe('agent workspace', () => {
     expect(agents.find((a) => a.id === 'ws-fresh')).toMatchObject({ name: 'Fay', status: 'offline', load: { live: 0 } });
     expect(agents.find((a) => a.id === 'ws-newcomer')).toMatchObject({ status: 'offline', load: { live: 1 } });
     expect(back.status).toBe(200);
-    expect(back.body.assigneeId).toBeNull();
+    // Back in the queue, and the answer shows where routing took it from there (an agent online).
+    expect(back.body.assigneeId).not.toBe('ws-newcomer');
+    expect(back.body.assigneeId).toBe((await get(`/v1/conversations/${conversationId}`)).body.assigneeId);
     const history = (await get(`/v1/conversations/${conversationId}/messages`)).body.items as { text: string; private: boolean }[];
     expect(history.at(-1)).toMatchObject({ text: 'Needs someone who speaks Dutch', private: true });
     await eventually(async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-newcomer').load.live === 0);
@@ -398,6 +400,13 @@ describe('agent workspace', () => {
     expect((await http(stack.httpUrl, 'DELETE', `/v1/canned-responses/${created.body.id}`, { token: admin })).status).toBe(404);
     expect((await get(`/v1/canned-responses/${created.body.id}`, agent)).body.error.code).toBe('not_found');
     expect((await get('/v1/canned-responses', agent)).body.items).toHaveLength(1);
+    // Its short code is free again.
+    expect((await post('/v1/canned-responses', { shortCode: 'GREET', text: 'Hello!' })).status).toBe(201);
+
+    // Two admins (or a double click) saving the same code at once: one wins, the others hear 409.
+    const racers = await Promise.all(['thanks', 'Thanks', 'THANKS', 'thanks', 'thanks', 'Thanks', 'thanks', 'thanks'].map((shortCode) => post('/v1/canned-responses', { shortCode, text: 'Thanks!' })));
+    expect(racers.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    expect((await get('/v1/canned-responses?q=thanks', agent)).body.items).toHaveLength(1);
   });
 
   it('keeps an agent away by choice away when the console reconnects, and back online when they say so', async () => {
