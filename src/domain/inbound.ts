@@ -370,11 +370,19 @@ async function resumeApplied(conversation: ConversationRecord, isThisDelivery: (
 async function afterApply(context: InboundHookContext, before: ConversationRecord | undefined, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
   const { message } = context;
   const hooked = await afterInbound(context);
-  await publishToConversation(hooked.conversation, [
+  const reached = await publishToConversation(hooked.conversation, [
     messageEvent(message, hooked.conversation),
     ...hooked.messages.map((m) => messageEvent(m)),
     conversationEventAfterMessage(before, hooked.conversation),
   ], before, agentConnections);
+  // The autoresponder's web messages went out in that fan-out: a visitor connection that took
+  // them makes them delivered, as it does an agent's reply (src/domain/outbound.ts).
+  const handed = hooked.messages.filter((m) => m.channel === 'web' && !m.private && m.status === 'sent');
+  if (reached > 0 && handed.length > 0) {
+    const delivered = await Promise.all(handed.map((m) => updateMessageStatus(m.conversationId, m.id, 'delivered')));
+    const changed = delivered.filter((m): m is Message => m !== undefined);
+    if (changed.length > 0) await publish(changed.map(messageUpdatedEvent), { agents: scopeOf(hooked.conversation) });
+  }
   // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
   // retried by the queue, and the redelivery resumes here (resumeApplied).
   await hooked.afterPublish?.();

@@ -82,6 +82,15 @@ describe('web chat', () => {
     expect(session.conversationId).toBeNull();
   });
 
+  it('marks the autoresponder’s greeting delivered once the visitor’s connection took it, and tells the agents', async () => {
+    const { ws, ack } = await visitorWithConversation('Is anyone there?');
+    const greeting = await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot', 10_000, 'greeting');
+    const updated = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === greeting.message.id, 10_000, 'greeting delivered');
+    expect(updated.message.status).toBe('delivered');
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages`, { token: agentJwt });
+    expect(page.body.items.find((m: { id: string }) => m.id === greeting.message.id).status).toBe('delivered');
+  });
+
   it('lets an agent reply over WebSocket with an ack, and sends the same clientMessageId once', async () => {
     const { ws, ack } = await visitorWithConversation();
     agent.send({ action: 'sendMessage', conversationId: ack.conversationId, text: 'Hi from the socket', clientMessageId: 'ws-1' });
