@@ -120,26 +120,34 @@ export async function releaseReservation(conversation: Pick<ConversationRecord, 
   await releaseAgentSlot(agentId, loadKindOf(conversation.channel));
 }
 
-/** Upper bound on waiting conversations looked at per drain (a safety net, not a page size). */
-const DRAIN_LIMIT = 1000;
+/**
+ * A drain's bounds, a safety net for the function's time (not page sizes): conversations offered
+ * to the team, and index pages read. Conversations skipped in lanes that found nobody count only
+ * towards the pages, so that a backlog of one team cannot hide another team's waiting customers.
+ */
+export const DRAIN_LIMITS = { offers: 1000, pages: 200, pageSize: 50 };
 
 /**
  * Hands waiting conversations, oldest first, to whoever has room. Kinds and teams that
  * found nobody are skipped for the rest of the drain. Publishes each assignment.
  */
-export async function drainQueue(): Promise<number> {
+export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
   let cursor: string | undefined;
-  let seen = 0;
+  let offered = 0;
+  let pages = 0;
   let assigned = 0;
   const exhausted = new Set<string>();
   do {
-    const page = await listConversations({ status: 'open', assignee: null, limit: 50, ...(cursor ? { cursor } : {}) });
+    const page = await listConversations({ status: 'open', assignee: null, limit: limits.pageSize, ...(cursor ? { cursor } : {}) });
+    pages++;
     const waiting = page.items
       .filter((c) => c.status === 'open' && !c.assigneeId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     for (const conversation of waiting) {
       const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}`;
       if (exhausted.has(lane)) continue;
+      if (offered >= limits.offers) break;
+      offered++;
       const after = await autoAssign(conversation);
       if (after?.assigneeId) {
         assigned++;
@@ -148,9 +156,8 @@ export async function drainQueue(): Promise<number> {
         exhausted.add(lane);
       }
     }
-    seen += page.items.length;
     cursor = page.nextCursor ?? undefined;
-  } while (cursor && seen < DRAIN_LIMIT);
+  } while (cursor && offered < limits.offers && pages < limits.pages);
   return assigned;
 }
 
