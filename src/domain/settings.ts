@@ -83,14 +83,18 @@ export const SettingsSchema = z.strictObject({
 
 export type Settings = z.infer<typeof SettingsSchema>;
 
-/** Any subset of the settings, each section merged into the current one. */
+/**
+ * Any subset of the settings, each section merged into the current one. A setting that may be
+ * absent (the help center link, the follow-up template) is removed with `null`.
+ */
 const shape = SettingsSchema.shape;
+const whatsappTemplate = shape.reengagement.shape.whatsappTemplate.def.innerType;
 export const SettingsPatchSchema = z.strictObject({
   businessHours: z.optional(z.partial(shape.businessHours)),
-  autoresponder: z.optional(z.partial(shape.autoresponder)),
+  autoresponder: z.optional(z.extend(z.partial(shape.autoresponder), { helpCenterUrl: z.optional(z.nullable(helpCenterUrl)) })),
   capacity: z.optional(z.partial(shape.capacity)),
   timers: z.optional(z.partial(shape.timers)),
-  reengagement: z.optional(z.partial(shape.reengagement)),
+  reengagement: z.optional(z.extend(z.partial(shape.reengagement), { whatsappTemplate: z.optional(z.nullable(whatsappTemplate)) })),
   csat: z.optional(z.partial(shape.csat)),
   sla: z.optional(z.partial(shape.sla)),
   widget: z.optional(z.partial(shape.widget)),
@@ -163,7 +167,10 @@ function withoutRefused(settings: Settings): Settings {
 export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {
   const out = { ...base } as Record<string, unknown>;
   for (const [section, values] of Object.entries(patch)) {
-    if (values) out[section] = { ...(base as Record<string, object>)[section], ...values };
+    if (!values) continue;
+    const merged: Record<string, unknown> = { ...(base as Record<string, object>)[section], ...values };
+    for (const [key, value] of Object.entries(merged)) if (value === null) delete merged[key];
+    out[section] = merged;
   }
   return out as Settings;
 }

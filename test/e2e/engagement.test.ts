@@ -520,4 +520,17 @@ describe('settings', () => {
     // The same settings spelt right are taken.
     await settings({ businessHours: { holidays: ['2028-02-29'] }, autoresponder: { helpCenterUrl: 'https://help.example.com/faq' } });
   });
+
+  it('removes the help-center link and the follow-up template with null, and refuses null for a setting that must be there', async () => {
+    await settings({ autoresponder: { helpCenterUrl: 'https://help.example.com/faq' }, reengagement: { whatsappTemplate: { name: 'follow_up', language: 'en_US' } } });
+    const put = (body: unknown) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });
+    expect((await put({ autoresponder: { message: null } })).status).toBe(400);
+
+    const cleared = await put({ autoresponder: { helpCenterUrl: null }, reengagement: { whatsappTemplate: null } });
+    expect(cleared.status).toBe(200);
+    const stored = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: adminJwt })).body;
+    expect(stored.autoresponder).not.toHaveProperty('helpCenterUrl');
+    expect(stored.reengagement).not.toHaveProperty('whatsappTemplate');
+    expect(stored.autoresponder.message).toBeTruthy();
+  });
 });
