@@ -375,9 +375,11 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
       const headers = headersOf(req);
       const body = parseBody(rawBody, headers['content-type']);
       if (path === '/_fail' && method === 'POST') {
-        const status = Number(field(body, 'status'));
-        const count = Number(field(body, 'count') ?? 1);
-        const after = Number(field(body, 'after') ?? 0);
+        // Our own JSON route, whatever the client labels it (curl -d says form-urlencoded).
+        const control = parseBody(rawBody, undefined);
+        const status = Number(field(control, 'status'));
+        const count = Number(field(control, 'count') ?? 1);
+        const after = Number(field(control, 'after') ?? 0);
         const counts = [count, after].every((n) => Number.isInteger(n) && n >= 0);
         if (!Number.isInteger(status) || status < 400 || status > 599 || !counts) {
           send(res, { status: 400, body: { error: { code: 'bad_request', message: 'Expected {"status": 400..599, "count": n >= 0, "after"?: n >= 0}' } } });

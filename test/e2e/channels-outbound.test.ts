@@ -138,7 +138,9 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel repli
     const { conversationId } = await customer(channel);
     const status = channel === 'whatsapp' || channel === 'sms' ? 503 : 429;
     const failures = channel === 'whatsapp' ? 2 : 1;
-    expect((await http(stack.httpUrl, 'POST', `/local/providers/${channel}/_fail`, { body: { status, count: failures } })).status).toBe(200);
+    // Sent as curl -d sends it (labelled form-urlencoded), as the README shows it.
+    const control = { raw: JSON.stringify({ status, count: failures }), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    expect((await http(stack.httpUrl, 'POST', `/local/providers/${channel}/_fail`, control)).status).toBe(200);
     const text = `retry me ${channel}`;
     await sentReply(conversationId, text);
     const attempts = await outbox(channel, carries(text));
