@@ -59,10 +59,13 @@ export async function findOrCreateContact(
   handle: string,
   profile: Profile,
   conversationId?: string,
-  /** `links: false`: the profile's email and phone are contact details only, claimed by nobody. */
-  options: { links?: boolean } = {},
+  /**
+   * Which of the profile's email and phone link to (and are claimed for) the contact; the others
+   * are contact details only. Default: both.
+   */
+  options: { linkBy?: readonly ('phone' | 'email')[] } = {},
 ): Promise<{ contactId: string; conversationId?: string | undefined }> {
-  const ids = options.links === false ? [] : identities(profile);
+  const ids = identities(profile).filter((identity) => !options.linkBy || options.linkBy.includes(identity.channel));
   let contactId: string | undefined;
   let created = false;
   for (const identity of ids) {

@@ -48,14 +48,14 @@ const textHash = (text: string) => createHash('sha256').update(text).digest('bas
 async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean }> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
-  // A provider vouches for its handles; a web visitor's email or phone links only when not unverified.
-  let links = true;
+  // A provider vouches for its handles; a web visitor's email or phone only as far as the website did.
+  let linkBy: readonly ('phone' | 'email')[] | undefined;
   if (event.channel === 'web') {
     const visitor = await getVisitor(event.handle, true);
     if (!visitor) throw new UnprocessableEventError(`unknown visitor ${event.handle}`);
     pointer = visitor;
     profile = { name: visitor.name, email: visitor.email, phone: visitor.phone, ...profile };
-    links = !visitor.unverified;
+    linkBy = visitor.unverified ? [] : visitor.vouched ? [visitor.vouched] : undefined;
   } else {
     pointer = await getHandle(event.channel, event.handle);
   }
@@ -66,7 +66,7 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   // A new handle is stored pointing at the conversation this message opens (one write, not two).
   const owner = pointer?.contactId
     ? { contactId: pointer.contactId, conversationId: pointer.conversationId }
-    : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId(), { links });
+    : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId(), { linkBy });
   const conversation = await draftConversation({ channel: event.channel, handle: event.handle, ...owner, profile });
   return { conversation, draft: true };
 }

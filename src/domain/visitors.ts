@@ -32,14 +32,16 @@ export function identityHashOf(identifier: string, key: string): string {
 }
 
 /**
- * True when `profile`'s email or phone may link the visitor to the contact that has it: identity
- * verification is off, or the website's hash matches. Without a hash the visitor is anonymous
- * (false); a hash that does not match is refused, as a misconfigured site or a forgery.
+ * Which of `profile`'s email and phone may link the visitor to the contact that has it: both with
+ * identity verification off; with it on, the one the website's hash signs (the email, or without
+ * one the phone), so that a vouched email cannot carry an unvouched phone into someone's
+ * history. Without a hash the visitor is anonymous (`unverified`); a hash that does not match is
+ * refused, as a misconfigured site or a forgery.
  */
-async function vouchedFor(profile: Pick<VisitorRecord, 'email' | 'phone'>, identityHash: string | undefined): Promise<boolean> {
-  if (!profile.email && !profile.phone) return true;
-  if (!(await getSettings()).widget.identityVerification) return true;
-  if (!identityHash) return false;
+async function vouchedFor(profile: Pick<VisitorRecord, 'email' | 'phone'>, identityHash: string | undefined): Promise<Pick<VisitorRecord, 'unverified' | 'vouched'>> {
+  if (!profile.email && !profile.phone) return {};
+  if (!(await getSettings()).widget.identityVerification) return {};
+  if (!identityHash) return { unverified: true };
   await loadSecretIntoEnv(ENV.widgetIdentitySecret, ENV.widgetIdentitySecretArn);
   const key = process.env[ENV.widgetIdentitySecret];
   if (!key) throw new Error(`${ENV.widgetIdentitySecret} is not set`);
@@ -48,7 +50,7 @@ async function vouchedFor(profile: Pick<VisitorRecord, 'email' | 'phone'>, ident
   if (given.length !== expected.length || !timingSafeEqual(expected, given)) {
     throw new ClientError(401, 'invalid_identity_hash', 'identityHash does not match the email (or phone) given');
   }
-  return true;
+  return { vouched: profile.email ? 'email' : 'phone' };
 }
 
 /** What the pre-chat form says about the visitor, normalized; unusable values are left out. */
@@ -71,7 +73,7 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
     const fill: Partial<VisitorRecord> = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
     if (Object.keys(fill).length > 0) {
-      if (!(await vouchedFor({ ...visitor, ...fill }, input.identityHash))) fill.unverified = true;
+      Object.assign(fill, await vouchedFor({ ...visitor, ...fill }, input.identityHash));
       await updateVisitor(visitor.id, fill);
     }
     return { visitor: { ...visitor, ...fill }, token: input.token };
@@ -83,7 +85,7 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     tokenHash: hashOfSecret(secret).toString('base64url'),
     createdAt: new Date().toISOString(),
     ...profile,
-    ...((await vouchedFor(profile, input.identityHash)) ? {} : { unverified: true }),
+    ...(await vouchedFor(profile, input.identityHash)),
   };
   await putVisitor(visitor);
   return { visitor, token: `${visitor.id}.${secret}` };

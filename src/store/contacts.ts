@@ -35,6 +35,11 @@ export interface VisitorRecord {
    * verification was on: it is kept as contact details but links to no other contact.
    */
   unverified?: boolean;
+  /**
+   * With identity verification on, the one of email and phone the website's hash signed: only it
+   * links; the other is a contact detail. Absent (and not unverified): both link.
+   */
+  vouched?: 'email' | 'phone';
 }
 
 const strip = <T>(item: Record<string, unknown> | undefined): T | undefined => (item ? withoutKeys<T>(item) : undefined);
@@ -155,7 +160,7 @@ export async function getVisitor(id: string, consistent = false): Promise<Visito
   return strip<VisitorRecord>(out.Item);
 }
 
-export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email' | 'phone'>>): Promise<void> {
+export async function updateVisitor(id: string, fields: Partial<Pick<VisitorRecord, 'contactId' | 'conversationId' | 'name' | 'email' | 'phone' | 'unverified' | 'vouched'>>): Promise<void> {
   const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
   if (entries.length === 0) return;
   const { clause, names, values } = setClauses(entries);

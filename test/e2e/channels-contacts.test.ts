@@ -117,6 +117,13 @@ describe('one customer across channels', () => {
       expect((await getContact(impostor.contactId)).body).toMatchObject({ email, handles: [{ channel: 'web', handle: expect.any(String) }] });
       const again = await visitorWrites(email.toUpperCase(), 'signed in on my phone', hash);
       expect(again.contactId).toBe(signedIn.contactId);
+      // The hash vouches for the email alone: a phone typed beside it links to nobody's history.
+      const phone = phoneHandles();
+      const owner = await write('whatsapp', phone.whatsapp, 'the phone is mine');
+      const otherEmail = `ian-${crypto.randomUUID()}@example.com`;
+      const withPhone = await visitorWithProfileWrites({ email: otherEmail, identityHash: identityHashOf(otherEmail, 'dev-widget-identity-secret'), phone: phone.phone }, 'and my phone');
+      expect(withPhone.contactId).not.toBe(owner.message.sender.id);
+      expect((await getContact(owner.message.sender.id)).body.handles).toEqual([{ channel: 'whatsapp', handle: phone.whatsapp }]);
       // A hash that does not match is refused, not quietly ignored.
       const forged = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { email, identityHash: identityHashOf(email, 'a guess') } });
       expect(forged.status).toBe(401);
