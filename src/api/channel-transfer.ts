@@ -13,7 +13,7 @@ import { handleOnChannel, loadContact } from '../domain/contacts';
 import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
 import { changeConversation } from '../domain/conversations';
-import { getAgent } from '../store/agents';
+import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { addContactHandles, claimHandle, getHandle } from '../store/contacts';
 import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
@@ -24,9 +24,16 @@ async function targetConversation(source: ConversationRecord, channel: ProviderC
   const found = await loadContact(source.contact.id);
   if (!found) throw notFound('contact');
   const { contact } = found;
-  const handle = handleOnChannel(contact, channel, getAdapter(channel).handleForPhone);
-  if (!handle) {
+  const reachable = handleOnChannel(contact, channel, getAdapter(channel).handleForPhone);
+  if (!reachable) {
     throw new ClientError(422, 'no_handle', `The customer has no ${channel} handle${getAdapter(channel).handleForPhone ? ' and no phone number' : ''} to continue on.`);
+  }
+  const { handle, fromPhone } = reachable;
+  // A phone another contact holds (a visitor's unvouched one, with identity verification on) is
+  // that customer's: continuing there would hand their messages on this channel to this contact.
+  const phoneOwner = fromPhone ? (await getHandle('phone', fromPhone))?.contactId : undefined;
+  if (phoneOwner && phoneOwner !== contact.id) {
+    throw conflict('handle_taken', `The phone number ${fromPhone} belongs to another contact; merge the contacts first.`);
   }
   const pointer = (await getHandle(channel, handle)) ?? (await claimHandle(channel, handle, { contactId: contact.id }));
   if (pointer.contactId !== contact.id) {
@@ -58,10 +65,10 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
   // The agent who moves it goes on with it, as with a manual assignment (when nobody holds it,
   // checked on the record the write replaces); else it would wait in the queue for an unrelated
-  // event to route it. An agent who never opened the console has no record to count a slot on.
-  const known = await getAgent(agent.id);
+  // event to route it. One who never opened the console gets their record, as when they take one.
+  await ensureAgent(agent.id, agent);
   const { after } = await changeConversation(target.conversation.id, (c) =>
-    known && c.status === 'open' && !c.assigneeId ? { ...c, assigneeId: agent.id, updatedAt: new Date().toISOString() } : undefined,
+    c.status === 'open' && !c.assigneeId ? { ...c, assigneeId: agent.id, updatedAt: new Date().toISOString() } : undefined,
   );
   return { conversation: after, created: target.created };
 }

@@ -17,7 +17,7 @@ import type { ConversationRecord } from '../store/conversations';
  * proves them), or an admin (who manages the team, as with PUT /v1/agents/{id}). An agent naming
  * an id nobody has seen gets a 404, so that a typo does not make up a colleague.
  */
-async function ensureAgent(agentId: string, by: AgentIdentity): Promise<void> {
+export async function ensureAgent(agentId: string, by: AgentIdentity): Promise<void> {
   if (await getAgent(agentId)) return;
   if (agentId === by.id) await touchAgent(by.id, { role: by.role, ...(by.name ? { name: by.name } : {}) });
   else if (by.role === 'admin') await updateAgentProfile(agentId, {});

@@ -155,10 +155,15 @@ export async function mergeContacts(survivorId: string, otherId: string): Promis
 /**
  * The contact's handle on `channel`: one it wrote from, else (for channels addressed by phone)
  * its phone number, so that a WhatsApp customer can be answered by SMS and the other way round.
+ * `fromPhone` says which; a phone is only a lead (a web visitor may have typed someone's).
  */
-export function handleOnChannel(contact: ContactRecord, channel: Channel, handleForPhone?: (phone: string) => string): string | undefined {
+export function handleOnChannel(
+  contact: ContactRecord,
+  channel: Channel,
+  handleForPhone?: (phone: string) => string,
+): { handle: string; fromPhone?: string } | undefined {
   const own = contact.handles.find((h) => h.channel === channel)?.handle;
-  if (own) return own;
+  if (own) return { handle: own };
   const phone = normalizePhone(contact.phone) ?? contact.handles.find((h) => h.channel === 'phone')?.handle;
-  return phone && handleForPhone ? handleForPhone(phone) : undefined;
+  return phone && handleForPhone ? { handle: handleForPhone(phone), fromPhone: phone } : undefined;
 }

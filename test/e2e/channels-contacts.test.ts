@@ -57,8 +57,8 @@ async function visitorWithProfileWrites(profile: Record<string, string>, text: s
 const getContact = (id: string, token = agentJwt) => http(stack.httpUrl, 'GET', `/v1/contacts/${id}`, { token });
 const merge = (id: string, otherContactId: string, token = adminJwt) =>
   http(stack.httpUrl, 'POST', `/v1/contacts/${id}/merge`, { token, body: { otherContactId } });
-const moveTo = (conversationId: string, channel: string) =>
-  http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/channel`, { token: agentJwt, body: { channel } });
+const moveTo = (conversationId: string, channel: string, token = agentJwt) =>
+  http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/channel`, { token, body: { channel } });
 const messages = async (conversationId: string) =>
   (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt })).body.items as {
     text: string;
@@ -274,6 +274,34 @@ describe('channel transfer', () => {
 
     const contact = await getContact(start.message.sender.id);
     expect(contact.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([start.conversationId, smsConversation].sort());
+  });
+
+  it('gives the moved conversation to an agent who never opened the console, as when they take one', async () => {
+    const phone = phoneHandles();
+    const start = await write('whatsapp', phone.whatsapp, 'Text me please');
+    const fresh = await agentToken(stack.httpUrl, 'agent-new', 'agent', 'Nia');
+    const moved = await moveTo(start.conversationId, 'sms', fresh);
+    expect(moved.status).toBe(201);
+    expect(moved.body.assigneeId).toBe('agent-new');
+  });
+
+  it('refuses to continue on a phone that another contact holds (a visitor’s unvouched number)', async () => {
+    const verification = (on: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: { widget: { identityVerification: on } } });
+    const phone = phoneHandles();
+    const owner = await write('sms', phone.sms, 'the number is mine');
+    expect((await verification(true)).status).toBe(200);
+    try {
+      const impostor = await visitorWithProfileWrites({ phone: phone.phone }, 'call me on WhatsApp');
+      expect(impostor.contactId).not.toBe(owner.message.sender.id);
+      const moved = await moveTo(impostor.conversationId, 'whatsapp');
+      expect(moved.status).toBe(409);
+      expect(moved.body.error.code).toBe('handle_taken');
+      // The owner's WhatsApp stays theirs.
+      const later = await write('whatsapp', phone.whatsapp, 'now on WhatsApp');
+      expect(later.message.sender.id).toBe(owner.message.sender.id);
+    } finally {
+      expect((await verification(false)).status).toBe(200);
+    }
   });
 
   it('refuses a channel the customer cannot be reached on, the same channel, and bad input', async () => {
