@@ -100,10 +100,10 @@ async function draftConversation(input: NewConversation): Promise<ConversationRe
   const { channel, handle, contactId, profile } = input;
   const now = new Date().toISOString();
   // The pointer is written before the conversation so that a retry after a crash reuses the id.
-  const conversationId = input.conversationId ?? newId();
+  let conversationId = input.conversationId ?? newId();
   if (!input.conversationId) {
     if (channel === 'web') await updateVisitor(handle, { contactId, conversationId });
-    else await setHandleConversation(channel, handle, conversationId);
+    else conversationId = await setHandleConversation(channel, handle, conversationId);
   }
   return {
     id: conversationId,

@@ -57,15 +57,19 @@ export async function claimHandle(channel: string, handle: string, record: Handl
   return existing;
 }
 
-export async function setHandleConversation(channel: string, handle: string, conversationId: string): Promise<void> {
-  await ddb().send(
-    new UpdateCommand({
-      TableName: config.tableName,
-      Key: keys.handle(channel, handle),
-      UpdateExpression: 'SET conversationId = :c',
-      ExpressionAttributeValues: { ':c': conversationId },
-    }),
-  );
+/**
+ * Points a handle at the conversation it opens, unless another writer pointed it first (a channel
+ * transfer beside the customer's first message there, two transfers at once): the id it points
+ * at in the end, which every writer then uses, so that the customer has one conversation there.
+ */
+export async function setHandleConversation(channel: string, handle: string, conversationId: string): Promise<string> {
+  const set = await updateIf({
+    Key: keys.handle(channel, handle),
+    UpdateExpression: 'SET conversationId = :c',
+    ConditionExpression: 'attribute_not_exists(conversationId) OR conversationId = :c',
+    ExpressionAttributeValues: { ':c': conversationId },
+  });
+  return set ? conversationId : ((await getHandle(channel, handle))?.conversationId ?? conversationId);
 }
 
 /** False when the contact exists already (a retry after a crash). */

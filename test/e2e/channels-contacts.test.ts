@@ -276,6 +276,25 @@ describe('channel transfer', () => {
     expect(contact.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([start.conversationId, smsConversation].sort());
   });
 
+  it('keeps one conversation per channel when transfers and the customer’s first message there come at once', async () => {
+    // Three transfers at once (a double click, two agents): one SMS conversation, which each names
+    const phone = phoneHandles();
+    const start = await write('whatsapp', phone.whatsapp, 'Can you text me?');
+    const moves = await Promise.all([1, 2, 3].map(() => moveTo(start.conversationId, 'sms')));
+    expect(moves.map((m) => m.status).sort()).toEqual([200, 200, 201]);
+    expect(new Set(moves.map((m) => m.body.id)).size).toBe(1);
+    const smsConversations = async (contactId: string) =>
+      (await getContact(contactId)).body.conversations.filter((c: { channel: string }) => c.channel === 'sms') as { id: string }[];
+    expect(await smsConversations(start.message.sender.id)).toHaveLength(1);
+
+    // A transfer beside the customer's first SMS: the SMS lands in the conversation it answers
+    const other = phoneHandles();
+    const second = await write('whatsapp', other.whatsapp, 'Or text me');
+    const [move, answer] = await Promise.all([moveTo(second.conversationId, 'sms'), write('sms', other.sms, 'texting you first')]);
+    expect(move.body.id).toBe(answer.conversationId);
+    expect(await smsConversations(second.message.sender.id)).toHaveLength(1);
+  });
+
   it('gives the moved conversation to an agent who never opened the console, as when they take one', async () => {
     const phone = phoneHandles();
     const start = await write('whatsapp', phone.whatsapp, 'Text me please');
