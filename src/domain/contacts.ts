@@ -7,6 +7,7 @@ import { newId } from './ids';
 import { badRequest, conflict, notFound } from './errors';
 import { conversationEvent, publishToConversation } from './events';
 import {
+  acquireMergeLock,
   addContactHandles,
   claimHandle,
   getContactWithConversationIds,
@@ -15,6 +16,7 @@ import {
   markContactMerged,
   moveHandle,
   putContact,
+  releaseMergeLock,
   unlinkContactConversation,
   updateVisitor,
   type ContactRecord,
@@ -125,7 +127,22 @@ export async function loadContact(id: string): Promise<{ contact: ContactRecord;
  */
 export async function mergeContacts(survivorId: string, otherId: string): Promise<void> {
   if (survivorId === otherId) throw badRequest('same_contact', 'a contact cannot be merged into itself');
-  const [survivor, other] = await Promise.all([getContactWithConversationIds(survivorId), getContactWithConversationIds(otherId)]);
+  // One merge at a time: two at once could each absorb the other (A into B, B into A), or move a
+  // third contact's conversations into one that is being merged away.
+  const owner = newId();
+  if (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) throw conflict('merge_in_progress', 'another merge is running; try again in a moment');
+  try {
+    await mergeLocked(survivorId, otherId);
+  } finally {
+    await releaseMergeLock(owner);
+  }
+}
+
+/** Longer than the API function may run: a lock is only taken over from a merge that died. */
+const MERGE_LEASE_MS = 60_000;
+
+async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
+  const [survivor, other] = await Promise.all([getContactWithConversationIds(survivorId, true), getContactWithConversationIds(otherId, true)]);
   if (!survivor) throw notFound('contact');
   if (!other) throw notFound('other contact');
   if (survivor.contact.mergedInto) {

@@ -1,4 +1,5 @@
 import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
@@ -138,8 +139,8 @@ export async function linkContactConversation(contactId: string, conversationId:
  * The contact item, with its web visitors among its handles, and the ids of its conversations:
  * one Query on the contact's partition.
  */
-export async function getContactWithConversationIds(id: string): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
-  const items = await queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': keys.contactPartition(id) } });
+export async function getContactWithConversationIds(id: string, consistent = false): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
+  const items = await queryAll({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': keys.contactPartition(id) }, ConsistentRead: consistent });
   const contactItem = items.find((item) => item.sk === 'CONTACT');
   if (!contactItem) return undefined;
   const contact = strip<ContactRecord>(contactItem)!;
@@ -201,6 +202,36 @@ export async function moveHandle(channel: string, handle: string, from: string, 
 
 export async function unlinkContactConversation(contactId: string, conversationId: string): Promise<void> {
   await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.contactConversation(contactId, conversationId) }));
+}
+
+/** Takes the merge lock for `owner` until `leaseMs` from now; false while another merge holds it. */
+export async function acquireMergeLock(owner: string, leaseMs: number): Promise<boolean> {
+  const now = Date.now();
+  try {
+    await ddb().send(
+      new PutCommand({
+        TableName: config.tableName,
+        Item: { ...keys.mergeLock(), owner, until: now + leaseMs, expiresAt: Math.ceil((now + leaseMs) / 1000) + 3600 },
+        // A lock left by a merge that died is taken over once its lease ran out.
+        ConditionExpression: 'attribute_not_exists(pk) OR #until < :now',
+        ExpressionAttributeNames: { '#until': 'until' },
+        ExpressionAttributeValues: { ':now': now },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+export async function releaseMergeLock(owner: string): Promise<void> {
+  try {
+    await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.mergeLock(), ConditionExpression: '#owner = :owner', ExpressionAttributeNames: { '#owner': 'owner' }, ExpressionAttributeValues: { ':owner': owner } }));
+  } catch (error) {
+    // Taken over after the lease ran out: it is the other merge's now.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /** Marks a contact merged into another; true when it is (or already was) merged into `into`. */

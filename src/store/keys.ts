@@ -67,6 +67,8 @@ export const keys = {
   settings: () => ONE('SETTINGS', 'SETTINGS'),
   /** Proactive recipients sent in one UTC hour (YYYY-MM-DDTHH): the admin rate limit. */
   proactiveQuota: (hour: string) => ONE('PROACTIVE', `QUOTA#${hour}`),
+  /** Held while contacts merge: merges run one at a time (two at once could each absorb the other). */
+  mergeLock: () => ONE('MERGE', 'LOCK'),
   cannedResponse: (id: string) => ONE('CANNED', `CANNED#${id}`),
   cannedPartition: 'CANNED',
   cannedPrefix: 'CANNED#',

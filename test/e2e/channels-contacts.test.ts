@@ -206,6 +206,30 @@ describe('admin contact merge', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('runs merges asked at once one after the other: none absorbs the other, no conversation is lost', async () => {
+    const customers = await Promise.all([1, 2, 3, 4, 5].map((i) => write('telegram', newHandle('telegram'), `customer ${i}`)));
+    const [a, b, c, d, e] = customers.map((f) => ({ contact: f.message.sender.id as string, conversation: f.conversationId as string }));
+    // As a console does: asked again while another merge runs (409 merge_in_progress).
+    const mergeWhenFree = async (into: string, other: string) => {
+      for (;;) {
+        const result = await merge(into, other);
+        if (result.body?.error?.code !== 'merge_in_progress') return result;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    // A into B and B into A at once; C into D while D goes into E
+    const results = await Promise.all([mergeWhenFree(a!.contact, b!.contact), mergeWhenFree(b!.contact, a!.contact), mergeWhenFree(c!.contact, d!.contact), mergeWhenFree(d!.contact, e!.contact)]);
+    expect(results.map((r) => r.status).filter((status) => status === 200).length).toBeGreaterThanOrEqual(2);
+    for (const result of results) expect([200, 409]).toContain(result.status);
+    expect((await getContact(a!.contact)).body.id).toBe((await getContact(b!.contact)).body.id);
+    // Every conversation is listed by the contact its own record names, as that contact answers.
+    for (const { conversation } of [a, b, c, d, e]) {
+      const owner = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversation}`, { token: agentJwt })).body.contact.id as string;
+      const view = (await getContact(owner)).body;
+      expect(view.conversations.map((x: { id: string }) => x.id), `${conversation} in ${view.id}`).toContain(conversation);
+    }
+  });
+
   it('keeps a contact\'s further web visitors beside its item, not in it, and moves them all in a merge', async () => {
     // Prepare: three browser sessions typing one email (identity verification off), and the same customer on Telegram
     const email = `shared-${crypto.randomUUID()}@example.com`;
