@@ -223,7 +223,7 @@ describe('admin contact merge', () => {
     for (const result of results) expect([200, 409]).toContain(result.status);
     expect((await getContact(a!.contact)).body.id).toBe((await getContact(b!.contact)).body.id);
     // Every conversation is listed by the contact its own record names, as that contact answers.
-    for (const { conversation } of [a, b, c, d, e]) {
+    for (const { conversation } of [a!, b!, c!, d!, e!]) {
       const owner = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversation}`, { token: agentJwt })).body.contact.id as string;
       const view = (await getContact(owner)).body;
       expect(view.conversations.map((x: { id: string }) => x.id), `${conversation} in ${view.id}`).toContain(conversation);
