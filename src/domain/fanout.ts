@@ -3,10 +3,10 @@
  * Connections are looked up by key; a connection that answers 410 Gone is deleted, exactly
  * that one, and delivery to everyone else carries on.
  */
-import { GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteConnectionCommand, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
-import { deleteGoneConnection, listConnections, type ConnectionRecord } from '../store/connections';
+import { deleteConnection, deleteGoneConnection, listConnections, type ConnectionRecord } from '../store/connections';
 import type { ConnectionAudience } from '../store/keys';
 
 /** Marks a conversation.updated that only repeats what its message.created carries. */
@@ -88,6 +88,30 @@ export function frameOf(event: ServerEvent): Buffer {
   }
   const id = (message as { id?: unknown } | undefined)?.id;
   return Buffer.from(JSON.stringify({ type: event.type, conversationId: (event as { conversationId?: unknown }).conversationId, ...(id ? { message: { id, truncated: true } } : {}), truncated: true }));
+}
+
+/**
+ * A visitor's connections at most (tabs, devices). One token holding thousands would have every
+ * frame of its conversation sent thousands of times (billed, and slow for everyone).
+ */
+export const MAX_VISITOR_CONNECTIONS = 10;
+
+/** Closes a visitor's oldest connections beyond MAX_VISITOR_CONNECTIONS, keeping `newest`. */
+export async function closeOldestVisitorConnections(visitorId: string, newest: string): Promise<void> {
+  const audience: ConnectionAudience = { kind: 'visitor', visitorId };
+  const connections = await listConnections(audience, { consistent: true });
+  if (connections.length <= MAX_VISITOR_CONNECTIONS) return;
+  const oldest = connections
+    .filter((c) => c.connectionId !== newest)
+    .sort((a, b) => a.connectedAt.localeCompare(b.connectedAt))
+    .slice(0, connections.length - MAX_VISITOR_CONNECTIONS);
+  await Promise.all(
+    oldest.map(async (c) => {
+      await deleteConnection(audience, c.connectionId);
+      // Gone already (a tab that vanished without a close) is as good as closed.
+      await connectionsApi(config.wsCallbackUrl).send(new DeleteConnectionCommand({ ConnectionId: c.connectionId })).catch(() => undefined);
+    }),
+  );
 }
 
 /** Sends to one connection; false when it is gone (and now forgotten). */

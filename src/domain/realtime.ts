@@ -8,7 +8,7 @@ import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';
 import { agentConnected, agentConnectionClosed, changePresence } from './presence';
 import { conversationEvent } from './events';
-import { publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
+import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -40,6 +40,8 @@ export async function connect(principal: Principal, connectionId: string, option
   if (principal.role !== 'visitor') {
     await touchAgent(principal.id, { role: principal.role, ...(principal.name ? { name: principal.name } : {}) });
     await agentConnected(principal.id, connectionId);
+  } else {
+    await closeOldestVisitorConnections(principal.id, connectionId);
   }
 }
 

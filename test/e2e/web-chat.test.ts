@@ -91,6 +91,19 @@ describe('web chat', () => {
     expect(page.body.items.find((m: { id: string }) => m.id === greeting.message.id).status).toBe('delivered');
   });
 
+  it('keeps at most ten connections per visitor, closing the oldest when another opens', async () => {
+    const session = await visitorSession(stack.httpUrl, { name: 'Many tabs' });
+    const tabs: WsClient[] = [];
+    for (let i = 0; i < 12; i++) tabs.push(await connect(session.token));
+    const CLOSED = 3;
+    const OPEN = 1;
+    await eventually(() => tabs.slice(0, 2).every((tab) => tab.socket.readyState === CLOSED));
+    expect(tabs.slice(2).map((tab) => tab.socket.readyState)).toEqual(Array(10).fill(OPEN));
+    const clientMessageId = crypto.randomUUID();
+    tabs[11]!.send({ action: 'sendMessage', text: 'from the newest tab', clientMessageId });
+    await tabs[11]!.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+  });
+
   it('lets an agent reply over WebSocket with an ack, and sends the same clientMessageId once', async () => {
     const { ws, ack } = await visitorWithConversation();
     agent.send({ action: 'sendMessage', conversationId: ack.conversationId, text: 'Hi from the socket', clientMessageId: 'ws-1' });
