@@ -31,7 +31,8 @@ export const attachmentRoute: Route = async ({ params }) => {
     : undefined;
   if (!result) {
     // Not a file only the channel's credentials open: a public URL is the console's to open.
-    if (/^https?:\/\//i.test(attachment.url)) return { statusCode: 302, headers: { location: attachment.url, 'cache-control': 'private, max-age=300' }, body: '' };
+    const location = headerSafeUrl(attachment.url);
+    if (location) return { statusCode: 302, headers: { location, 'cache-control': 'private, max-age=300' }, body: '' };
     throw new ClientError(404, 'no_file', 'this attachment has no file to fetch');
   }
   if (!result.ok) throw new ClientError(result.status, MEDIA_ERRORS[result.status], result.error);
@@ -54,3 +55,16 @@ export const attachmentRoute: Route = async ({ params }) => {
   };
   return response;
 };
+
+/**
+ * An http(s) URL as a Location header can carry it: URL parsing drops newlines and
+ * percent-encodes what is not ASCII (a provider's URL with either made Node refuse the header: a 500).
+ */
+function headerSafeUrl(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}

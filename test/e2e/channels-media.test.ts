@@ -31,7 +31,7 @@ afterAll(async () => {
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
 
 /** Posts a customer's photo whose file the provider holds; resolves with the stored message. */
-async function customerPhoto(channel: 'whatsapp' | 'telegram' | 'messenger', fileId: string): Promise<{ conversationId: string; id: string; attachments: { url: string }[] }> {
+async function customerPhoto(channel: 'whatsapp' | 'telegram' | 'messenger', fileId: string, publicUrl?: string): Promise<{ conversationId: string; id: string; attachments: { url: string }[] }> {
   const body = JSON.parse(fixture(channel, channel === 'telegram' ? 'photo.json' : 'image.json'));
   const handle = newHandle(channel);
   let providerMessageId: string;
@@ -54,6 +54,7 @@ async function customerPhoto(channel: 'whatsapp' | 'telegram' | 'messenger', fil
     event.sender.id = handle;
     providerMessageId = `m_${unique()}`;
     event.message.mid = providerMessageId;
+    if (publicUrl) event.message.attachments[0].payload.url = publicUrl;
   }
   expect((await postWebhook(stack, channel, JSON.stringify(body))).status).toBe(200);
   const frame = await agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === providerMessageId, 10_000, `${channel} photo`);
@@ -111,6 +112,15 @@ describe('attachments', () => {
     }
     const otherMessage = await fetch(`${stack.httpUrl}/v1/conversations/${message.conversationId}/messages/01J0000000000000000000000/attachments/0`, { headers: { authorization: `Bearer ${jwt}` } });
     expect(otherMessage.status).toBe(404);
+
+    // A URL a header cannot carry as it is (a line break, a character outside Latin-1): redirected
+    // to its parsed form, never a 500 and never a split header.
+    for (const url of ['https://cdn.example/x\r\nSet-Cookie: a=b', 'https://cdn.example/\u2028x']) {
+      const odd = await open(await customerPhoto('messenger', '', url));
+      expect(odd.status).toBe(302);
+      expect(odd.headers.get('set-cookie')).toBeNull();
+      expect(odd.headers.get('location')).toBe(new URL(url).href);
+    }
   });
 
   it('fetches Twilio MMS media with the account credentials, through its redirect', async () => {
