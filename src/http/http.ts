@@ -9,6 +9,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import type * as z from '../zod';
 import { MAX_BODY_BYTES } from '../manifest';
 import { ClientError, badRequest } from '../domain/errors';
+import { isDependencyUnavailable } from '../aws/availability';
 
 export const logger = new Logger({ serviceName: 'conversa' });
 
@@ -60,7 +61,14 @@ export function validate<T extends z.ZodMiniType>(schema: T, value: unknown): z.
 
 type HttpFn = (event: APIGatewayProxyEventV2) => Promise<HttpResult>;
 
-/** Wraps a handler: ClientError → its 4xx; anything else is a bug, logged and answered 500. */
+/** How long a client is asked to wait before trying again after a 503. */
+const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Wraps a handler: ClientError → its 4xx; a dependency that is not answering (the store paused,
+ * throttled) → 503 with Retry-After, as a request that may or may not have been applied (a retry
+ * with the same clientMessageId is safe); anything else is a bug, logged and answered 500.
+ */
 export function httpHandler(fn: HttpFn) {
   return middy<APIGatewayProxyEventV2, HttpResult>()
     .use({
@@ -68,6 +76,12 @@ export function httpHandler(fn: HttpFn) {
         const error = request.error;
         if (error instanceof ClientError) {
           request.response = errorResult(error);
+          return;
+        }
+        if (isDependencyUnavailable(error)) {
+          logger.warn('a dependency is not answering', { error: error as Error, route: request.event.routeKey });
+          const message = 'A service we depend on is not answering; try again shortly (the same clientMessageId is never sent twice).';
+          request.response = json(503, { error: { code: 'service_unavailable', message } }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
           return;
         }
         logger.error('unhandled error', { error: error as Error, route: request.event.routeKey });

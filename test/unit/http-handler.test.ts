@@ -1,0 +1,45 @@
+/** The HTTP wrapper's answers to failures: a client's mistake, a dependency not answering, a bug. */
+import { describe, expect, it, vi } from 'vitest';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { ProvisionedThroughputExceededException, InternalServerError } from '@aws-sdk/client-dynamodb';
+import { httpHandler } from '../../src/http/http';
+import { badRequest } from '../../src/domain/errors';
+import { SqsError } from '../../src/aws/sqs-send';
+
+vi.hoisted(() => {
+  // The handler logs each failure; the answers are what is checked here.
+  process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
+
+const event = { routeKey: 'GET /v1/conversations', headers: {}, requestContext: { http: { method: 'GET' } } } as unknown as APIGatewayProxyEventV2;
+
+async function answerTo(error: Error): Promise<{ statusCode: number; headers?: Record<string, string>; body: string }> {
+  const handler = httpHandler(async () => {
+    throw error;
+  });
+  return (await handler(event, {} as never)) as { statusCode: number; headers?: Record<string, string>; body: string };
+}
+
+const timeout = () => Object.assign(new Error('[AbortError]: The operation was aborted.'), { name: 'TimeoutError' });
+const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8000'), { code: 'ECONNREFUSED' });
+
+describe('httpHandler', () => {
+  it.each([
+    ['the function running out of time on a paused store', timeout()],
+    ['a refused connection', refused()],
+    ['DynamoDB throttling past the retries', new ProvisionedThroughputExceededException({ message: 'slow down', $metadata: {} })],
+    ['a DynamoDB server fault', new InternalServerError({ message: 'oops', $metadata: {} })],
+    ['SQS failing after the retries', new SqsError('ServiceUnavailable', 'try later', 503)],
+  ])('answers 503 with Retry-After for %s', async (_what, error) => {
+    const answer = await answerTo(error);
+    expect(answer.statusCode).toBe(503);
+    expect(answer.headers?.['retry-after']).toBe('5');
+    expect(JSON.parse(answer.body).error.code).toBe('service_unavailable');
+  });
+
+  it('answers a client error with its 4xx, and a bug with 500', async () => {
+    expect((await answerTo(badRequest('invalid_request', 'no'))).statusCode).toBe(400);
+    expect((await answerTo(new TypeError('x is undefined'))).statusCode).toBe(500);
+    expect((await answerTo(new SqsError('AccessDenied', 'not allowed', 403))).statusCode).toBe(500);
+  });
+});
