@@ -1,6 +1,6 @@
 /** Sends to the FIFO queues. Group = the conversation key; dedup id = the event's own id. */
 import { createHash } from 'node:crypto';
-import { sendMessageBatch, type BatchEntry } from './sqs-send';
+import { sendMessageBatch, SqsError, type BatchEntry } from './sqs-send';
 import { config } from '../config';
 import type { InboundEvent, OutboundJob } from '../domain/types';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
@@ -30,9 +30,12 @@ export function inboundDedupId(event: InboundEvent): string {
 async function sendBatches(queueUrl: string, entries: BatchEntry[]): Promise<void> {
   for (let i = 0; i < entries.length; i += 10) {
     const out = await sendMessageBatch(queueUrl, entries.slice(i, i + 10));
-    if (out.Failed.length > 0) {
-      // The caller answers 5xx-free only once everything is durable: a partial failure must surface.
-      throw new Error(`SQS refused ${out.Failed.length} of ${entries.length} events: ${out.Failed[0]?.Message ?? out.Failed[0]?.Code}`);
+    const [failed] = out.Failed;
+    if (failed) {
+      // The caller answers 5xx-free only once everything is durable: a partial failure must surface,
+      // as SQS's trouble (503, retried by a provider) unless SQS blames the request.
+      const message = `SQS refused ${out.Failed.length} of ${entries.length} events: ${failed.Message ?? failed.Code}`;
+      throw new SqsError(failed.Code, message, failed.SenderFault ? 400 : 503);
     }
   }
 }

@@ -97,7 +97,8 @@ function post(endpoint: Endpoint, body: string): Promise<{ status: number; text:
       res.on('error', reject);
     };
     const req = endpoint.https ? httpsRequest({ ...options, agent: agents.https }, onResponse) : httpRequest({ ...options, agent: agents.http }, onResponse);
-    req.on('timeout', () => req.destroy(new Error(`SQS did not answer within ${TIMEOUT_MS} ms`)));
+    // Named as the SDK names its own, so that callers tell an outage from a bug (src/aws/availability.ts).
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`SQS did not answer within ${TIMEOUT_MS} ms`), { name: 'TimeoutError' })));
     req.on('error', reject);
     req.end(body);
   });

@@ -107,12 +107,19 @@ export async function closeOldestVisitorConnections(visitorId: string, newest: s
     .slice(0, connections.length - MAX_VISITOR_CONNECTIONS);
   await Promise.all(
     oldest.map(async (c) => {
+      try {
+        await connectionsApi(config.wsCallbackUrl).send(new DeleteConnectionCommand({ ConnectionId: c.connectionId }));
+      } catch (error) {
+        // Not closed (throttled, say): its record stays, or the open tab would hear nothing more.
+        // Gone already (a tab that vanished without a close) is as good as closed.
+        if (!isGone(error)) return;
+      }
       await deleteConnection(audience, c.connectionId);
-      // Gone already (a tab that vanished without a close) is as good as closed.
-      await connectionsApi(config.wsCallbackUrl).send(new DeleteConnectionCommand({ ConnectionId: c.connectionId })).catch(() => undefined);
     }),
   );
 }
+
+const isGone = (error: unknown) => error instanceof GoneException || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410;
 
 /** Sends to one connection; false when it is gone (and now forgotten). */
 export async function sendToConnection(connection: Pick<ConnectionRecord, 'connectionId' | 'audience'>, event: ServerEvent): Promise<boolean> {
@@ -120,7 +127,7 @@ export async function sendToConnection(connection: Pick<ConnectionRecord, 'conne
     await connectionsApi(config.wsCallbackUrl).send(new PostToConnectionCommand({ ConnectionId: connection.connectionId, Data: frameOf(event) }));
     return true;
   } catch (error) {
-    if (error instanceof GoneException || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410) {
+    if (isGone(error)) {
       await deleteGoneConnection(connection.audience, connection.connectionId);
       return false;
     }

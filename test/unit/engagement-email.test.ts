@@ -12,7 +12,7 @@ import type { BatchEntry } from '../../src/aws/sqs-send';
 
 /** The queue sender, faked: what would have been sent to SQS. */
 const sendMessageBatch = vi.hoisted(() => vi.fn());
-vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
+vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 

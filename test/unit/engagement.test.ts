@@ -31,7 +31,7 @@ const scheduler = mockClient(SchedulerClient);
 const ses = mockClient(SESv2Client);
 /** The queue sender, faked: what would have been sent to SQS. */
 const sendMessageBatch = vi.hoisted(() => vi.fn());
-vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
+vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
 
 const ENV = {

@@ -1,7 +1,7 @@
 /** Fan-out with the @connections API and DynamoDB mocked: a gone connection is forgotten, exactly that one. */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
-import { ApiGatewayManagementApiClient, GoneException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand, GoneException, LimitExceededException, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBDocumentClient, DeleteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 
 process.env.TABLE_NAME = 'conversa-test';
@@ -9,7 +9,7 @@ process.env.WS_CALLBACK_URL = 'https://example.execute-api.us-east-1.amazonaws.c
 process.env.AWS_REGION = 'us-east-1';
 const ddbMock = mockClient(DynamoDBDocumentClient);
 const wsMock = mockClient(ApiGatewayManagementApiClient);
-const { agentConnectionsAhead, publish, scopeOf, REPEATS_ACTIVITY } = await import('../../src/domain/fanout');
+const { agentConnectionsAhead, closeOldestVisitorConnections, MAX_VISITOR_CONNECTIONS, publish, scopeOf, REPEATS_ACTIVITY } = await import('../../src/domain/fanout');
 
 const future = Math.floor(Date.now() / 1000) + 3600;
 const old = new Date(Date.now() - 60_000).toISOString();
@@ -154,5 +154,25 @@ describe('publish with a scope to look up', () => {
     await publish([{ type: 'message.updated' }], { agents: scope });
     expect(lookups).toBe(1);
     expect(wsMock.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['assignee', 'full']);
+  });
+});
+
+describe('closeOldestVisitorConnections', () => {
+  const tab = (i: number) => ({ connectionId: `tab-${i}`, audience: { kind: 'visitor', visitorId: 'v1' }, principalId: 'v1', role: 'visitor', connectedAt: new Date(Date.UTC(2030, 0, 1, 0, i)).toISOString(), expiresAt: future });
+
+  it('closes the oldest beyond the cap and forgets those closed or gone, keeping the record of one it could not close', async () => {
+    // Prepare: three tabs too many; closing the oldest is throttled, the second is gone already
+    ddbMock.on(QueryCommand).resolves({ Items: Array.from({ length: MAX_VISITOR_CONNECTIONS + 3 }, (_, i) => tab(i)) });
+    ddbMock.on(DeleteCommand).resolves({});
+    wsMock.on(DeleteConnectionCommand).resolves({});
+    wsMock.on(DeleteConnectionCommand, { ConnectionId: 'tab-0' }).rejects(new LimitExceededException({ message: 'slow down', $metadata: {} }));
+    wsMock.on(DeleteConnectionCommand, { ConnectionId: 'tab-1' }).rejects(new GoneException({ message: 'gone', $metadata: {} }));
+
+    // Act
+    await closeOldestVisitorConnections('v1', `tab-${MAX_VISITOR_CONNECTIONS + 2}`);
+
+    // Assess: tabs 0–2 asked to close; the records of 1 and 2 deleted, tab 0 (still open) kept
+    expect(wsMock.commandCalls(DeleteConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['tab-0', 'tab-1', 'tab-2']);
+    expect(ddbMock.commandCalls(DeleteCommand).map((c) => c.args[0].input.Key!.sk).sort()).toEqual(['tab-1', 'tab-2']);
   });
 });

@@ -8,7 +8,7 @@ process.env.INBOUND_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/12345678901
 process.env.AWS_REGION = 'us-east-1';
 /** The queue sender, faked: what would have been sent to SQS. */
 const sendMessageBatch = vi.hoisted(() => vi.fn());
-vi.mock('../../src/aws/sqs-send', () => ({ sendMessageBatch }));
+vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const { handler } = await import('../../functions/webhook/handler');
 
 function event(method: string, channel: string, body: string, headers: Record<string, string>, query: Record<string, string> = {}): APIGatewayProxyEventV2 {
@@ -108,11 +108,15 @@ describe('webhook handler', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
-  it('surfaces a queue failure instead of acknowledging what was not stored', async () => {
-    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
+  it('surfaces a queue failure instead of acknowledging what was not stored: 503 for SQS trouble, 500 for a request it refuses', async () => {
     const body = fixture('whatsapp', 'text');
-    const result = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
-    expect(result.statusCode).toBe(500);
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [{ Id: '0', Code: 'InternalError', SenderFault: false }] });
+    const outage = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
+    expect(outage.statusCode).toBe(503);
+    expect(outage.headers?.['retry-after']).toBe('5');
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [{ Id: '0', Code: 'InvalidParameterValue', SenderFault: true }] });
+    const refused = await invoke(event('POST', 'whatsapp', body, providerHeaders('whatsapp', body)));
+    expect(refused.statusCode).toBe(500);
   });
 
   it('answers the Meta verification challenge only with the right verify token', async () => {
