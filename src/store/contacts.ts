@@ -207,22 +207,14 @@ export async function unlinkContactConversation(contactId: string, conversationI
 /** Takes the merge lock for `owner` until `leaseMs` from now; false while another merge holds it. */
 export async function acquireMergeLock(owner: string, leaseMs: number): Promise<boolean> {
   const now = Date.now();
-  try {
-    await ddb().send(
-      new PutCommand({
-        TableName: config.tableName,
-        Item: { ...keys.mergeLock(), owner, until: now + leaseMs, expiresAt: Math.ceil((now + leaseMs) / 1000) + 3600 },
-        // A lock left by a merge that died is taken over once its lease ran out.
-        ConditionExpression: 'attribute_not_exists(pk) OR #until < :now',
-        ExpressionAttributeNames: { '#until': 'until' },
-        ExpressionAttributeValues: { ':now': now },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return updateIf({
+    Key: keys.mergeLock(),
+    UpdateExpression: 'SET #owner = :owner, #until = :until, expiresAt = :expires',
+    // A lock left by a merge that died is taken over once its lease ran out.
+    ConditionExpression: 'attribute_not_exists(pk) OR #until < :now',
+    ExpressionAttributeNames: { '#owner': 'owner', '#until': 'until' },
+    ExpressionAttributeValues: { ':owner': owner, ':until': now + leaseMs, ':expires': Math.ceil((now + leaseMs) / 1000) + 3600, ':now': now },
+  });
 }
 
 export async function releaseMergeLock(owner: string): Promise<void> {
