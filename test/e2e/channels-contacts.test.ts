@@ -59,6 +59,7 @@ const merge = (id: string, otherContactId: string, token = adminJwt) =>
   http(stack.httpUrl, 'POST', `/v1/contacts/${id}/merge`, { token, body: { otherContactId } });
 const moveTo = (conversationId: string, channel: string, token = agentJwt) =>
   http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/channel`, { token, body: { channel } });
+const verification = (on: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: { widget: { identityVerification: on } } });
 const messages = async (conversationId: string) =>
   (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt })).body.items as {
     text: string;
@@ -104,7 +105,6 @@ describe('one customer across channels', () => {
   });
 
   it('with identity verification on, links a web visitor by email only when the website vouches for it', async () => {
-    const verification = (on: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: { widget: { identityVerification: on } } });
     expect((await verification(true)).status).toBe(200);
     try {
       const email = `ivy-${crypto.randomUUID()}@example.com`;
@@ -329,7 +329,6 @@ describe('channel transfer', () => {
   });
 
   it('refuses to continue on a phone that another contact holds (a visitor’s unvouched number)', async () => {
-    const verification = (on: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body: { widget: { identityVerification: on } } });
     const phone = phoneHandles();
     const owner = await write('sms', phone.sms, 'the number is mine');
     expect((await verification(true)).status).toBe(200);
