@@ -128,11 +128,35 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel repli
       const failed = await agent.waitFor(updated(doomed.id, 'failed'), 10_000, 'failed');
       expect(failed.message.error).toMatch(channel === 'sms' ? /30007/ : /Re-engagement message/);
     }
-    // A status never moves back: a late "delivered" after "read" changes nothing.
     const final = REPORTED_STATUSES[channel].includes('read') ? 'read' : 'delivered';
     const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
     expect(stored.body.items.find((m: { id: string }) => m.id === sent.id).status).toBe(final);
   });
+
+  it.skipIf(!(REPORTED_STATUSES[channel].includes('delivered') && REPORTED_STATUSES[channel].includes('read')))(
+    'never moves a status back: a late delivered after read changes nothing',
+    async () => {
+      const { handle, conversationId } = await customer(channel);
+      const sent = await sentReply(conversationId, `read before delivered ${channel}`);
+      const status = (s: 'read' | 'delivered') => postWebhook(stack, channel, statusWebhook(channel, handle, s, sent.providerMessageId, undefined, sent.reference));
+      expect((await status('read')).status).toBe(200);
+      await agent.waitFor(updated(sent.id, 'read'), 10_000, `read for ${channel}`);
+      const seenBefore = agent.frames.length;
+
+      // Act: the delivery receipt comes in after the read receipt
+      expect((await status('delivered')).status).toBe(200);
+      // The customer's next message queues behind it (same FIFO group): once it is shown, the late
+      // status has been processed.
+      const marker = textWebhook(channel, handle, `after the late delivered ${channel}`);
+      expect((await postWebhook(stack, channel, marker.body)).status).toBe(200);
+      await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === marker.providerMessageId, 10_000, 'marker message');
+
+      // Assess
+      expect(agent.frames.slice(seenBefore).filter((f) => f.type === 'message.updated' && f.message.id === sent.id)).toEqual([]);
+      const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+      expect(stored.body.items.find((m: { id: string }) => m.id === sent.id).status).toBe('read');
+    },
+  );
 
   it('retries a provider that answers 429 or 5xx and finally marks the message sent', async () => {
     const { conversationId } = await customer(channel);

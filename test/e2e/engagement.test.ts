@@ -9,7 +9,7 @@ import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
-import { updateConversation } from '../../src/store/conversations';
+import { getConversation, updateConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -427,12 +427,28 @@ describe('auto-resolve and CSAT', () => {
 
   it('does not resolve a conversation that keeps moving', async () => {
     await timers({ autoResolveAfterSeconds: 3 });
+    await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
     const { ws, conversationId } = await visitor(undefined, 'msg 0');
+    // Four more messages a second apart: well past the 3 s delay since the first, never 3 s idle.
     for (let i = 1; i <= 4; i++) {
       await sleep(1000);
       await visitorSays(ws, `msg ${i}`);
     }
-    expect((await conversation(conversationId)).status).toBe('open');
+    // Still under 3 s since the last message: the timer it armed has not come due yet.
+    await sleep(1000);
+
+    // Never resolved in between: a customer message would have reopened it, so 'open' alone says
+    // nothing. No resolution, no reopen, no CSAT question, and no 'resolved' shown to the agent.
+    const stored = await getConversation(conversationId, true);
+    expect(stored).toMatchObject({ status: 'open' });
+    expect(stored!.resolvedAt).toBeUndefined();
+    expect(stored!.reopenCount ?? 0).toBe(0);
+    expect(stored!.engagement?.csatAskedAt).toBeUndefined();
+    const current = await conversation(conversationId);
+    expect(current.status).toBe('open');
+    expect(current.resolvedAt).toBeUndefined();
+    expect((await history(conversationId)).filter((m) => m.text === 'Rate us 1 to 5')).toEqual([]);
+    expect(agent.frames.filter((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'resolved')).toEqual([]);
     await timers({});
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { getVisitor } from '../../src/store/contacts';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -78,7 +79,11 @@ describe('web chat', () => {
     });
     expect(stored.text).toBe('It ships today');
     const conversation = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}`, { token: agentJwt });
-    expect(conversation.body.firstReplyAt).toBeDefined();
+    // The time of the first reply: an ISO timestamp, not before the reply was written.
+    const firstReplyAt = conversation.body.firstReplyAt;
+    expect(firstReplyAt).toEqual(expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/));
+    expect(new Date(firstReplyAt).toISOString()).toBe(firstReplyAt);
+    expect(Date.parse(firstReplyAt)).toBeGreaterThanOrEqual(Date.parse(reply.body.message.createdAt));
     expect(session.conversationId).toBeNull();
   });
 
@@ -167,6 +172,8 @@ describe('web chat', () => {
     const named = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: session.token, name: 'Later' } });
     expect(named.status).toBe(201);
     expect(named.body).toMatchObject({ visitorId: session.visitorId, conversationId: ack.conversationId });
+    // The name is kept on the visitor, where the session and the visitor's next messages read it.
+    expect(await getVisitor(session.visitorId, true)).toMatchObject({ name: 'Later' });
   });
 
   it('fills a history page with what the visitor may see when the newest messages are notes', async () => {

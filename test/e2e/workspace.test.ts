@@ -8,6 +8,7 @@ import { HTTP_ROUTES } from '../../src/manifest';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { snoozeScheduleName, wakeSnoozed } from '../../src/domain/snooze';
+import { getAgent } from '../../src/store/agents';
 
 let stack: LocalStack;
 let admin: string;
@@ -442,8 +443,18 @@ describe('agent workspace', () => {
       const status = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-eli')?.status;
       const first = await connect(token);
       await eventually(async () => (await status()) === 'online');
+      const seen = sockets['ws-ana']!.frames.length;
       await first.close();
-      await eventually(async () => (await status()) === 'away');
+
+      // Assess without the agents list (reading it settles grace periods that ran out by itself):
+      // the close alone turns Eli away, in the store and for the rest of the team.
+      const awayFrame = await eventually(
+        () => sockets['ws-ana']!.frames.slice(seen).find((f) => f.type === 'presence' && f.agentId === 'ws-eli' && f.status === 'away'),
+        5_000,
+      );
+      expect(awayFrame).toMatchObject({ type: 'presence', agentId: 'ws-eli', status: 'away' });
+      expect(await getAgent('ws-eli')).toMatchObject({ status: 'away' });
+      expect(await status()).toBe('away');
 
       // Act: a reload's new console
       const again = await connect(token);

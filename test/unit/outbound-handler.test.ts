@@ -47,8 +47,9 @@ describe('outbound consumer', () => {
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['a1', 'a2']);
     const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
     expect(call!.args[0].input.Entries).toEqual([
-      { Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: backoffSeconds(3) },
-      { Id: '1', ReceiptHandle: 'rh-a2', VisibilityTimeout: backoffSeconds(3) },
+      // README: CONVERSA_RETRY_BASE_SECONDS (default 2) after the first failure, doubling: 2, 4, 8
+      { Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: 8 },
+      { Id: '1', ReceiptHandle: 'rh-a2', VisibilityTimeout: 8 },
     ]);
     expect(domain.deliverOutbound.mock.calls.map(([job]) => job.messageId)).toEqual(['msg-a1', 'msg-b1']);
     expect(domain.abandonOutbound).not.toHaveBeenCalled();
@@ -61,6 +62,25 @@ describe('outbound consumer', () => {
     const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
     expect(call!.args[0].input.Entries).toEqual([{ Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: 45 }]);
     expect(backoffSeconds(1)).toBeLessThan(45);
+  });
+
+  it('backs off from 2 s after the first failure, doubling per attempt, never over 300 s', () => {
+    // README: CONVERSA_RETRY_BASE_SECONDS default 2, "first provider retry backoff (doubles per attempt, ≤ 300 s)"
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((failures) => backoffSeconds(failures))).toEqual([2, 4, 8, 16, 32, 64, 128, 256]);
+    expect(backoffSeconds(9)).toBe(300);
+    expect(backoffSeconds(20)).toBe(300);
+  });
+
+  it('takes the first backoff from CONVERSA_RETRY_BASE_SECONDS', async () => {
+    vi.stubEnv('CONVERSA_RETRY_BASE_SECONDS', '5');
+    vi.resetModules();
+    try {
+      const configured = await import('../../functions/outbound/handler');
+      expect([1, 2, 3].map((failures) => configured.backoffSeconds(failures))).toEqual([5, 10, 20]);
+      expect(configured.backoffSeconds(7)).toBe(300);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('marks a skipped job at its last receive failed instead of leaving it to the DLQ', async () => {

@@ -4,7 +4,7 @@
  * refusals thrown at once.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startAwsStandIns, type AwsStandIns } from '../../local/aws/server';
 import { sendMessageBatch, SqsError } from '../../src/aws/sqs-send';
@@ -41,7 +41,7 @@ async function scripted(replies: { status: number; body: unknown }[]): Promise<{
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server };
 }
 
-const servers: Server[] = [];
+const servers: (Server | NetServer)[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
 });
@@ -110,6 +110,25 @@ describe('sendMessageBatch', () => {
   });
 
   it('gives up after three attempts when nobody answers', async () => {
+    // Prepare: a server that takes each connection and drops it without a word, counting them
+    let connections = 0;
+    const silent = createNetServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    servers.push(silent);
+    vi.stubEnv('AWS_ENDPOINT_URL_SQS', `http://127.0.0.1:${(silent.address() as AddressInfo).port}`);
+
+    // Act
+    const failure = sendMessageBatch('https://sqs.us-east-1.amazonaws.com/1/q.fifo', [entry]);
+
+    // Assess: the connection error of the last attempt, after exactly three of them
+    await expect(failure).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(connections).toBe(3);
+  });
+
+  it('hands back the connection error when the endpoint refuses connections', async () => {
     const fake = await against([]);
     await new Promise((resolve) => fake.server.close(resolve));
     await expect(sendMessageBatch('https://sqs.us-east-1.amazonaws.com/1/q.fifo', [entry])).rejects.toMatchObject({ code: 'ECONNREFUSED' });
