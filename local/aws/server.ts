@@ -1,11 +1,14 @@
 /**
  * One HTTP server for the local AWS stand-ins. The unmodified SDK v3 clients reach it by endpoint
- * (AWS_ENDPOINT_URL_SQS, ..._SCHEDULER, ..._SESV2): SQS by its X-Amz-Target header (AWS JSON 1.0),
- * Scheduler and SES v2 by REST path. Requests are not signed-checked: any dummy credentials do.
+ * (AWS_ENDPOINT_URL_SQS, ..._SCHEDULER, ..._SESV2, ..._S3): SQS by its X-Amz-Target header (AWS JSON
+ * 1.0), S3 by a path whose first segment is a bucket made with `s3.createBucket` (path-style),
+ * Scheduler and SES v2 by REST path. Requests are not signed-checked, any dummy credentials do,
+ * except S3 presigned URLs (see ./s3).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readBody } from '../body';
 import type { AddressInfo } from 'node:net';
+import { LocalS3, type LocalS3Options } from './s3';
 import { LocalScheduler, SchedulerError, type ScheduleFire } from './scheduler';
 import { LocalSes, SesError } from './ses';
 import { LocalSqs, SqsError } from './sqs';
@@ -22,6 +25,8 @@ export interface AwsStandInsOptions {
   /** Passed to the scheduler; tests shorten them. */
   scheduleRetries?: number;
   scheduleRetryDelayMs?: number;
+  /** Passed to the S3 stand-in; tests lower its maximum object size. */
+  s3?: LocalS3Options;
 }
 
 export interface AwsStandIns {
@@ -30,6 +35,8 @@ export interface AwsStandIns {
   sqs: LocalSqs;
   scheduler: LocalScheduler;
   ses: LocalSes;
+  /** Serves only the buckets created on it. */
+  s3: LocalS3;
   close(): Promise<void>;
 }
 
@@ -141,6 +148,7 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
     retryDelayMs: options.scheduleRetryDelayMs,
   });
   const ses = new LocalSes();
+  const s3 = new LocalS3(options.s3);
   const restRoutes = routes(scheduler, ses);
   // Queue URLs embed the server's address, so requests are served only once it listens.
   const server = createServer();
@@ -188,6 +196,11 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const target = request.headers['x-amz-target'];
+    // S3 answers in XML and binary, on its own.
+    if (target === undefined && s3.serves(request.url ?? '/')) {
+      void s3.handle(request, response);
+      return;
+    }
     const isSqs = typeof target === 'string' && target.startsWith(SQS_TARGET_PREFIX);
     const contentType = isSqs ? 'application/x-amz-json-1.0' : 'application/json';
     const handle = async (): Promise<Reply> => {
@@ -213,6 +226,7 @@ export async function startAwsStandIns(options: AwsStandInsOptions): Promise<Aws
     sqs,
     scheduler,
     ses,
+    s3,
     async close() {
       sqs.close();
       await scheduler.close();

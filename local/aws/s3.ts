@@ -1,0 +1,592 @@
+/**
+ * S3 stand-in: path-style object storage in memory (PutObject, HeadObject, GetObject, CopyObject,
+ * DeleteObject) behind the bucket's CORS rule, for S3Client with forcePathStyle and for browsers
+ * holding presigned URLs. Query-signed (presigned) requests are verified, signature and expiry, so
+ * that a tampered or stale URL, or an upload of another size or type than signed, fails here as it
+ * does on AWS. Header-signed SDK requests are not, like the other stand-ins: any credentials do.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { crc32 } from 'node:zlib';
+import { readBody } from '../body';
+
+export interface LocalS3Options {
+  /** Larger uploads are refused with EntityTooLarge. @default 100 MiB */
+  maxObjectBytes?: number;
+  /** The secret presigned URLs must be signed with. @default 'local' */
+  secretAccessKey?: string;
+}
+
+export interface S3ObjectView {
+  body: Buffer;
+  contentType: string;
+  /** User metadata (`x-amz-meta-*`), keys in lower case as S3 returns them. */
+  metadata: Record<string, string>;
+  lastModified: Date;
+  /** Quoted, as in the ETag header. */
+  etag: string;
+}
+
+export interface PutOptions {
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+interface StoredObject {
+  readonly body: Buffer;
+  readonly etag: string;
+  readonly contentType: string;
+  readonly metadata: Record<string, string>;
+  /** Content headers given at upload (cache-control, content-disposition...), returned with the object. */
+  readonly headers: Record<string, string>;
+  /** Verified x-amz-checksum-* values by algorithm, returned when the client asks (x-amz-checksum-mode). */
+  readonly checksums: Record<string, string>;
+  readonly lastModified: Date;
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  body?: Buffer | string;
+}
+
+interface Target {
+  bucket: string;
+  key: string;
+  rawPath: string;
+  /** Decoded query parameters in order; `+` is not a space in S3 URLs. */
+  query: [string, string][];
+}
+
+class S3Error extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    /** Extra elements of the XML error body. */
+    readonly details: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+const DEFAULT_MAX_OBJECT_BYTES = 100 * 1024 * 1024;
+const DEFAULT_SECRET_ACCESS_KEY = 'local';
+const DEFAULT_CONTENT_TYPE = 'binary/octet-stream';
+const MAX_KEY_BYTES = 1024;
+const MAX_METADATA_BYTES = 2 * 1024;
+const MAX_PRESIGN_EXPIRES_SECONDS = 7 * 24 * 60 * 60;
+/** Room for aws-chunked framing (chunk sizes, signatures, trailers) on top of the decoded length. */
+const CHUNK_FRAMING_ALLOWANCE = 1024 * 1024;
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+const SIGNING_ALGORITHM = 'AWS4-HMAC-SHA256';
+const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
+const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const META_PREFIX = 'x-amz-meta-';
+/** The deployed bucket's CORS rule (lib/constructs/media-bucket.ts): any origin and request header, these methods, etag readable. */
+const CORS_METHODS = ['GET', 'PUT', 'HEAD'];
+const CORS_MAX_AGE_SECONDS = 3600;
+/** Content headers S3 keeps with an object and answers with. */
+const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
+/** GetObject's query overrides of response headers. */
+const RESPONSE_OVERRIDES: Record<string, string> = {
+  'response-cache-control': 'cache-control',
+  'response-content-disposition': 'content-disposition',
+  'response-content-encoding': 'content-encoding',
+  'response-content-language': 'content-language',
+  'response-content-type': 'content-type',
+  'response-expires': 'expires',
+};
+/** Sub-resources of operations not stood in for: refused rather than mistaken for the plain operation. */
+const UNSUPPORTED_SUBRESOURCES = [
+  'uploads',
+  'uploadId',
+  'partNumber',
+  'versionId',
+  'acl',
+  'tagging',
+  'attributes',
+  'retention',
+  'legal-hold',
+  'restore',
+  'select',
+  'torrent',
+];
+/** The flexible checksums node can compute; others (crc32c, crc64nvme) are accepted unchecked. */
+const CHECKSUMS: Record<string, (body: Buffer) => string> = {
+  crc32: (body) => {
+    const digest = Buffer.alloc(4);
+    digest.writeUInt32BE(crc32(body));
+    return digest.toString('base64');
+  },
+  sha1: (body) => createHash('sha1').update(body).digest('base64'),
+  sha256: (body) => createHash('sha256').update(body).digest('base64'),
+};
+
+function safeDecode(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 3986 encoding, as SigV4 canonicalises paths and query parameters. */
+function uriEncode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function xmlEscape(value: string): string {
+  return value.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function splitUrl(rawUrl: string): { rawPath: string; rawQuery: string } {
+  const queryStart = rawUrl.indexOf('?');
+  return queryStart < 0 ? { rawPath: rawUrl, rawQuery: '' } : { rawPath: rawUrl.slice(0, queryStart), rawQuery: rawUrl.slice(queryStart + 1) };
+}
+
+/** The bucket of a path-style request target (path and query, as in IncomingMessage.url). */
+function bucketOf(rawUrl: string): string | undefined {
+  const { rawPath } = splitUrl(rawUrl);
+  if (!rawPath.startsWith('/')) return undefined;
+  const slash = rawPath.indexOf('/', 1);
+  return safeDecode(slash < 0 ? rawPath.slice(1) : rawPath.slice(1, slash));
+}
+
+function parseTarget(rawUrl: string): Target {
+  const invalid = () => new S3Error('InvalidURI', "Couldn't parse the specified URI.", 400);
+  const { rawPath, rawQuery } = splitUrl(rawUrl);
+  const bucket = bucketOf(rawUrl);
+  const slash = rawPath.indexOf('/', 1);
+  const key = slash < 0 ? '' : safeDecode(rawPath.slice(slash + 1));
+  if (bucket === undefined || key === undefined) throw invalid();
+  const query: [string, string][] = [];
+  for (const pair of rawQuery.split('&')) {
+    if (pair === '') continue;
+    const equals = pair.indexOf('=');
+    const name = safeDecode(equals < 0 ? pair : pair.slice(0, equals));
+    const value = safeDecode(equals < 0 ? '' : pair.slice(equals + 1));
+    if (name === undefined || value === undefined) throw invalid();
+    query.push([name, value]);
+  }
+  return { bucket, key, rawPath, query };
+}
+
+function parseAmzDate(value: string): number | undefined {
+  const parts = AMZ_DATE.exec(value);
+  if (!parts) return undefined;
+  const [year, month, day, hours, minutes, seconds] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
+  return Date.UTC(year, month - 1, day, hours, minutes, seconds);
+}
+
+function hmac(key: Buffer | string, data: string): Buffer {
+  return createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+function noSuchKey(key: string): S3Error {
+  return new S3Error('NoSuchKey', 'The specified key does not exist.', 404, { Key: key });
+}
+
+function authQueryError(message: string): S3Error {
+  return new S3Error('AuthorizationQueryParametersError', message, 400);
+}
+
+function isAwsChunked(headers: IncomingHttpHeaders): boolean {
+  const encoding = header(headers, 'content-encoding') ?? '';
+  return encoding.split(',').some((part) => part.trim() === 'aws-chunked') || (header(headers, 'x-amz-content-sha256') ?? '').startsWith('STREAMING-');
+}
+
+/** The payload of an aws-chunked body (`<hex size>[;chunk-signature=...]\r\n<data>\r\n ... 0\r\n<trailers>\r\n\r\n`) and its trailers. */
+function decodeAwsChunked(raw: Buffer): { body: Buffer; trailers: Record<string, string> } {
+  const malformed = () => new S3Error('IncompleteBody', 'The aws-chunked request body is malformed.', 400);
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (;;) {
+    const lineEnd = raw.indexOf('\r\n', offset);
+    if (lineEnd < 0) throw malformed();
+    const sizeField = raw.toString('latin1', offset, lineEnd).split(';')[0]!.trim();
+    if (!/^[0-9a-fA-F]+$/.test(sizeField)) throw malformed();
+    const size = Number.parseInt(sizeField, 16);
+    offset = lineEnd + 2;
+    if (size === 0) break;
+    if (offset + size + 2 > raw.length || raw.toString('latin1', offset + size, offset + size + 2) !== '\r\n') throw malformed();
+    chunks.push(raw.subarray(offset, offset + size));
+    offset += size + 2;
+  }
+  const trailers: Record<string, string> = {};
+  for (const line of raw.toString('latin1', offset).split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) trailers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { body: Buffer.concat(chunks), trailers };
+}
+
+/** User metadata from x-amz-meta-* headers and, in presigned URLs, query parameters (S3 takes both). */
+function metadataOf(headers: IncomingHttpHeaders, query: [string, string][]): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of query) if (name.toLowerCase().startsWith(META_PREFIX)) metadata[name.toLowerCase().slice(META_PREFIX.length)] = value;
+  for (const name of Object.keys(headers)) if (name.startsWith(META_PREFIX)) metadata[name.slice(META_PREFIX.length)] = header(headers, name)!;
+  const size = Object.entries(metadata).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + Buffer.byteLength(value), 0);
+  if (size > MAX_METADATA_BYTES) throw new S3Error('MetadataTooLarge', `User metadata is limited to ${MAX_METADATA_BYTES} bytes.`, 400);
+  return metadata;
+}
+
+function storedHeadersOf(headers: IncomingHttpHeaders): Record<string, string> {
+  const stored: Record<string, string> = {};
+  for (const name of STORED_HEADERS) {
+    let value = header(headers, name);
+    // aws-chunked describes the transfer, not the object.
+    if (name === 'content-encoding' && value !== undefined) {
+      value = value
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== '' && part !== 'aws-chunked')
+        .join(',');
+    }
+    if (value) stored[name] = value;
+  }
+  return stored;
+}
+
+/** Checks Content-MD5 and the x-amz-checksum-* values (header or trailer) against the body; answers the verified checksums. */
+function verifiedChecksums(headers: IncomingHttpHeaders, trailers: Record<string, string>, body: Buffer): Record<string, string> {
+  const md5 = header(headers, 'content-md5');
+  if (md5 !== undefined) {
+    const expected = Buffer.from(md5, 'base64');
+    if (expected.length !== 16) throw new S3Error('InvalidDigest', 'The Content-MD5 you specified is not valid.', 400);
+    if (!expected.equals(createHash('md5').update(body).digest())) {
+      throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what was received.', 400);
+    }
+  }
+  const verified: Record<string, string> = {};
+  for (const [algorithm, compute] of Object.entries(CHECKSUMS)) {
+    const name = `x-amz-checksum-${algorithm}`;
+    const given = trailers[name] ?? header(headers, name);
+    if (given === undefined) continue;
+    if (compute(body) !== given) throw new S3Error('BadDigest', `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`, 400);
+    verified[algorithm] = given;
+  }
+  return verified;
+}
+
+function requestId(): string {
+  return randomBytes(8).toString('hex').toUpperCase();
+}
+
+export class LocalS3 {
+  private readonly buckets = new Map<string, Map<string, StoredObject>>();
+  private readonly maxObjectBytes: number;
+  private readonly secretAccessKey: string;
+
+  constructor(options: LocalS3Options = {}) {
+    this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+    this.secretAccessKey = options.secretAccessKey ?? DEFAULT_SECRET_ACCESS_KEY;
+  }
+
+  /** Idempotent. Only requests to created buckets reach the stand-in. */
+  createBucket(name: string): void {
+    if (!BUCKET_NAME.test(name)) throw new Error(`Invalid S3 bucket name: ${name}`);
+    if (!this.buckets.has(name)) this.buckets.set(name, new Map());
+  }
+
+  /** Stores an object as PutObject would, for seeding. */
+  putObject(bucket: string, key: string, body: Buffer | string, options: PutOptions = {}): void {
+    const data = Buffer.from(body);
+    this.store(bucket, key, {
+      body: data,
+      etag: `"${createHash('md5').update(data).digest('hex')}"`,
+      contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
+      metadata: Object.fromEntries(Object.entries(options.metadata ?? {}).map(([name, value]) => [name.toLowerCase(), value])),
+      headers: {},
+      checksums: {},
+      lastModified: new Date(),
+    });
+  }
+
+  getObject(bucket: string, key: string): S3ObjectView | undefined {
+    const object = this.objects(bucket).get(key);
+    if (!object) return undefined;
+    const { body, contentType, metadata, lastModified, etag } = object;
+    return { body: Buffer.from(body), contentType, metadata: { ...metadata }, lastModified, etag };
+  }
+
+  /** Keys in S3's listing order. */
+  listKeys(bucket: string, prefix = ''): string[] {
+    return [...this.objects(bucket).keys()].filter((key) => key.startsWith(prefix)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+
+  /** Whether the request target (path and query, as in IncomingMessage.url) is for S3: its first path segment names a created bucket. */
+  serves(rawUrl: string): boolean {
+    const bucket = bucketOf(rawUrl);
+    return bucket !== undefined && this.buckets.has(bucket);
+  }
+
+  /** Answers a request `serves` accepted; never rejects. */
+  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const id = requestId();
+    let reply: Reply;
+    try {
+      reply = await this.dispatch(request);
+    } catch (error) {
+      if (!(error instanceof S3Error)) console.error('S3 stand-in failure:', error);
+      const failure = error instanceof S3Error ? error : new S3Error('InternalError', 'The local stand-in failed; see its log.', 500);
+      reply = this.errorReply(failure, id);
+      // A body not yet received (refused before reading) is not worth waiting for.
+      if (!request.complete) reply.headers.connection = 'close';
+      request.resume();
+    }
+    this.send(request, response, reply, id);
+  }
+
+  private objects(bucket: string): Map<string, StoredObject> {
+    const objects = this.buckets.get(bucket);
+    if (!objects) throw new Error(`No local S3 bucket ${bucket}`);
+    return objects;
+  }
+
+  private store(bucket: string, key: string, object: StoredObject): void {
+    if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', 'Your key is too long.', 400);
+    this.objects(bucket).set(key, object);
+  }
+
+  private async dispatch(request: IncomingMessage): Promise<Reply> {
+    const method = request.method ?? 'GET';
+    const target = parseTarget(request.url ?? '/');
+    if (method === 'OPTIONS') return this.preflight(request.headers);
+    const query = new Map(target.query);
+    if (query.has('X-Amz-Algorithm')) this.verifyPresigned(method, target, query, request.headers);
+    if (target.key === '') throw new S3Error('NotImplemented', 'The local S3 supports object operations only.', 501);
+    const unsupported = UNSUPPORTED_SUBRESOURCES.find((name) => query.has(name));
+    if (unsupported) throw new S3Error('NotImplemented', `The local S3 does not support the ${unsupported} sub-resource.`, 501);
+
+    switch (method) {
+      case 'PUT':
+        return header(request.headers, 'x-amz-copy-source') === undefined ? this.put(request, target) : this.copy(request, target);
+      case 'GET':
+      case 'HEAD':
+        return this.get(request.headers, target, method === 'HEAD');
+      case 'DELETE':
+        this.objects(target.bucket).delete(target.key);
+        return { status: 204, headers: {} };
+      default:
+        throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', 405, { Method: method, ResourceType: 'OBJECT' });
+    }
+  }
+
+  private async put(request: IncomingMessage, target: Target): Promise<Reply> {
+    const headers = request.headers;
+    const chunked = isAwsChunked(headers);
+    const declared = header(headers, chunked ? 'x-amz-decoded-content-length' : 'content-length');
+    if (declared === undefined) throw new S3Error('MissingContentLength', 'You must provide the Content-Length HTTP header.', 411);
+    const size = Number(declared);
+    if (!/^\d+$/.test(declared) || !Number.isSafeInteger(size)) throw new S3Error('InvalidArgument', 'The Content-Length is not a valid number.', 400);
+    const tooLarge = () =>
+      new S3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size.', 400, {
+        ProposedSize: String(size),
+        MaxSizeAllowed: String(this.maxObjectBytes),
+      });
+    if (size > this.maxObjectBytes) throw tooLarge();
+    if (Buffer.byteLength(target.key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', 'Your key is too long.', 400);
+    const metadata = metadataOf(headers, target.query);
+
+    const raw = await readBody(request, chunked ? size + CHUNK_FRAMING_ALLOWANCE : size, tooLarge);
+    const { body, trailers } = chunked ? decodeAwsChunked(raw) : { body: raw, trailers: {} };
+    if (body.length !== size) throw new S3Error('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.', 400);
+    const checksums = verifiedChecksums(headers, trailers, body);
+    const etag = `"${createHash('md5').update(body).digest('hex')}"`;
+    this.store(target.bucket, target.key, {
+      body,
+      etag,
+      contentType: header(headers, 'content-type') ?? DEFAULT_CONTENT_TYPE,
+      metadata,
+      headers: storedHeadersOf(headers),
+      checksums,
+      lastModified: new Date(),
+    });
+    const checksumHeaders = Object.fromEntries(Object.entries(checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
+    return { status: 200, headers: { etag, ...checksumHeaders } };
+  }
+
+  private copy(request: IncomingMessage, target: Target): Reply {
+    request.resume();
+    const rawSource = header(request.headers, 'x-amz-copy-source')!.split('?')[0]!;
+    const source = safeDecode(rawSource.startsWith('/') ? rawSource.slice(1) : rawSource);
+    const slash = source?.indexOf('/') ?? -1;
+    if (source === undefined || slash <= 0 || slash === source.length - 1) throw new S3Error('InvalidArgument', 'Invalid copy source object key', 400);
+    const [sourceBucket, sourceKey] = [source.slice(0, slash), source.slice(slash + 1)];
+    const sourceObjects = this.buckets.get(sourceBucket);
+    if (!sourceObjects) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', 404, { BucketName: sourceBucket });
+    const original = sourceObjects.get(sourceKey);
+    if (!original) throw noSuchKey(sourceKey);
+
+    const directive = header(request.headers, 'x-amz-metadata-directive') ?? 'COPY';
+    if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'Unknown metadata directive.', 400);
+    if (directive === 'COPY' && sourceBucket === target.bucket && sourceKey === target.key) {
+      throw new S3Error('InvalidRequest', 'This copy request is illegal: it copies an object onto itself without changing its metadata.', 400);
+    }
+    const described =
+      directive === 'REPLACE'
+        ? {
+            contentType: header(request.headers, 'content-type') ?? DEFAULT_CONTENT_TYPE,
+            metadata: metadataOf(request.headers, target.query),
+            headers: storedHeadersOf(request.headers),
+          }
+        : { contentType: original.contentType, metadata: original.metadata, headers: original.headers };
+    const lastModified = new Date();
+    this.store(target.bucket, target.key, { body: original.body, etag: original.etag, checksums: original.checksums, lastModified, ...described });
+    const result =
+      `${XML_DECLARATION}<CopyObjectResult xmlns="${S3_XMLNS}"><LastModified>${lastModified.toISOString()}</LastModified>` +
+      `<ETag>${xmlEscape(original.etag)}</ETag></CopyObjectResult>`;
+    return { status: 200, headers: { 'content-type': 'application/xml' }, body: result };
+  }
+
+  private get(headers: IncomingHttpHeaders, target: Target, head: boolean): Reply {
+    const object = this.objects(target.bucket).get(target.key);
+    if (!object) throw noSuchKey(target.key);
+    const replyHeaders: Record<string, string> = {
+      'content-type': object.contentType,
+      'content-length': String(object.body.length),
+      etag: object.etag,
+      'last-modified': object.lastModified.toUTCString(),
+      ...object.headers,
+    };
+    for (const [name, value] of Object.entries(object.metadata)) replyHeaders[`${META_PREFIX}${name}`] = value;
+    if (header(headers, 'x-amz-checksum-mode') === 'ENABLED' && Object.keys(object.checksums).length > 0) {
+      for (const [algorithm, value] of Object.entries(object.checksums)) replyHeaders[`x-amz-checksum-${algorithm}`] = value;
+      replyHeaders['x-amz-checksum-type'] = 'FULL_OBJECT';
+    }
+    for (const [name, value] of target.query) {
+      const overridden = RESPONSE_OVERRIDES[name];
+      if (overridden) replyHeaders[overridden] = value;
+    }
+    return { status: 200, headers: replyHeaders, ...(head ? {} : { body: object.body }) };
+  }
+
+  private preflight(headers: IncomingHttpHeaders): Reply {
+    const requestMethod = header(headers, 'access-control-request-method');
+    if (header(headers, 'origin') === undefined) throw new S3Error('BadRequest', 'A CORS preflight request needs an Origin header.', 400);
+    if (requestMethod === undefined) throw new S3Error('BadRequest', 'A CORS preflight request needs an Access-Control-Request-Method header.', 400);
+    if (!CORS_METHODS.includes(requestMethod)) {
+      throw new S3Error('AccessForbidden', `CORSResponse: the bucket's CORS rule does not allow ${requestMethod} (only ${CORS_METHODS.join(', ')}).`, 403, {
+        Method: requestMethod,
+        ResourceType: 'OBJECT',
+      });
+    }
+    const requestHeaders = header(headers, 'access-control-request-headers');
+    return {
+      status: 200,
+      headers: {
+        'access-control-allow-methods': CORS_METHODS.join(', '),
+        ...(requestHeaders ? { 'access-control-allow-headers': requestHeaders.toLowerCase() } : {}),
+        'access-control-max-age': String(CORS_MAX_AGE_SECONDS),
+      },
+    };
+  }
+
+  /** SigV4 query authentication, as S3 checks a presigned URL. */
+  private verifyPresigned(method: string, target: Target, query: Map<string, string>, headers: IncomingHttpHeaders): void {
+    const [algorithm, credential, amzDate, expires, signedHeaders, signature] = [
+      'X-Amz-Algorithm',
+      'X-Amz-Credential',
+      'X-Amz-Date',
+      'X-Amz-Expires',
+      'X-Amz-SignedHeaders',
+      'X-Amz-Signature',
+    ].map((name) => query.get(name));
+    if (!algorithm || !credential || !amzDate || !expires || !signedHeaders || !signature) {
+      throw authQueryError('A presigned URL needs X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Expires.');
+    }
+    if (algorithm !== SIGNING_ALGORITHM) throw authQueryError(`X-Amz-Algorithm only supports "${SIGNING_ALGORITHM}".`);
+    if (header(headers, 'authorization') !== undefined) {
+      throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed: the X-Amz-Algorithm query parameter or the Authorization header.', 400);
+    }
+    const credentialParts = credential.split('/');
+    if (credentialParts.length < 5 || credentialParts.at(-1) !== 'aws4_request') throw authQueryError('X-Amz-Credential is malformed.');
+    const signedAt = parseAmzDate(amzDate);
+    if (signedAt === undefined) throw authQueryError("X-Amz-Date must be in the ISO8601 long format \"yyyyMMdd'T'HHmmss'Z'\".");
+    if (!/^\d+$/.test(expires)) throw authQueryError('X-Amz-Expires should be a number.');
+    if (Number(expires) > MAX_PRESIGN_EXPIRES_SECONDS) throw authQueryError('X-Amz-Expires must be less than a week (in seconds) that is 7 days.');
+    const expiresAt = signedAt + Number(expires) * 1000;
+    if (Date.now() > expiresAt) {
+      throw new S3Error('AccessDenied', 'Request has expired', 403, {
+        'X-Amz-Expires': expires,
+        Expires: new Date(expiresAt).toISOString(),
+        ServerTime: new Date().toISOString(),
+      });
+    }
+
+    const signed = signedHeaders.split(';');
+    const notSigned = Object.keys(headers).filter((name) => name.startsWith('x-amz-') && !signed.includes(name));
+    if (notSigned.length > 0) {
+      throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', 403, { HeadersNotSigned: notSigned.join(', ') });
+    }
+    const canonicalHeaders = signed.map((name) => `${name}:${(header(headers, name) ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+    const canonicalQuery = [...target.query]
+      .filter(([name]) => name !== 'X-Amz-Signature')
+      .map(([name, value]) => `${uriEncode(name)}=${uriEncode(value)}`)
+      .sort()
+      .join('&');
+    // S3 paths are encoded once (no double encoding as for other services), segment by segment.
+    const canonicalPath = target.rawPath
+      .split('/')
+      .map((segment) => uriEncode(safeDecode(segment) ?? segment))
+      .join('/');
+    const payloadHash = query.get('X-Amz-Content-Sha256') ?? 'UNSIGNED-PAYLOAD';
+    const canonicalRequest = [method, canonicalPath, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].join('\n');
+    const scope = credentialParts.slice(-4);
+    const stringToSign = [SIGNING_ALGORITHM, amzDate, scope.join('/'), createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+    const signingKey = scope.reduce<Buffer | string>((key, part) => hmac(key, part), `AWS4${this.secretAccessKey}`);
+    const expected = Buffer.from(hmac(signingKey, stringToSign).toString('hex'));
+    const provided = Buffer.from(signature);
+    if (expected.length !== provided.length || !timingSafeEqual(expected, provided)) {
+      const message = 'The request signature we calculated does not match the signature you provided. Check your key and signing method.';
+      throw new S3Error('SignatureDoesNotMatch', message, 403, {
+        AWSAccessKeyId: credentialParts.slice(0, -4).join('/'),
+        StringToSign: stringToSign,
+        SignatureProvided: signature,
+        CanonicalRequest: canonicalRequest,
+      });
+    }
+  }
+
+  private errorReply(error: S3Error, id: string): Reply {
+    const details = Object.entries(error.details)
+      .map(([name, value]) => `<${name}>${xmlEscape(value)}</${name}>`)
+      .join('');
+    const message = xmlEscape(error.message);
+    const body = `${XML_DECLARATION}<Error><Code>${error.code}</Code><Message>${message}</Message>${details}<RequestId>${id}</RequestId></Error>`;
+    return { status: error.status, headers: { 'content-type': 'application/xml' }, body };
+  }
+
+  private send(request: IncomingMessage, response: ServerResponse, reply: Reply, id: string): void {
+    if (response.headersSent || response.destroyed) return;
+    const method = request.method ?? 'GET';
+    const headers: Record<string, string> = { 'x-amz-request-id': id };
+    // The CORS rule's headers, on errors too so that a page can read why its upload failed.
+    if (header(request.headers, 'origin') !== undefined && (CORS_METHODS.includes(method) || (method === 'OPTIONS' && reply.status === 200))) {
+      headers['access-control-allow-origin'] = '*';
+      headers['access-control-expose-headers'] = 'etag';
+      if (method !== 'OPTIONS') headers['access-control-allow-methods'] = CORS_METHODS.join(', ');
+      headers.vary = 'Origin, Access-Control-Request-Headers, Access-Control-Request-Method';
+    }
+    Object.assign(headers, reply.headers);
+    // HEAD answers carry no body, errors included (the SDK then names them by status: NotFound).
+    if (method === 'HEAD') {
+      if (reply.status >= 300) delete headers['content-type'];
+      response.writeHead(reply.status, headers);
+      response.end();
+      return;
+    }
+    const body = reply.body ?? '';
+    if (reply.status !== 204) headers['content-length'] = String(Buffer.byteLength(body));
+    response.writeHead(reply.status, headers);
+    response.end(body);
+  }
+}
