@@ -3,7 +3,8 @@
  * The CDK app. The only place that reads context and environment variables; every value
  * goes down to the stacks as props.
  *
- * Context (cdk.json or `-c key=value`):
+ * Context: the `context` of cdk.json, or `-c key=value` for one run only (not saved: a later
+ * deploy without it falls back to the defaults below; README, Deploy):
  *   sesIdentity       verified SES domain or address mail is sent from (default: example.com, a placeholder)
  *   mailFrom          sender address (default: conversa@<sesIdentity>)
  *   mailReplyDomain   domain of per-conversation reply addresses (default: reply.<sesIdentity>)
@@ -11,7 +12,7 @@
  *   allowedOrigins    comma-separated CORS origins (default: *)
  *   publicUrl         public base URL providers call, if not the execute-api URL
  *   widgetUrl         the web page visitors chat on; fallback emails link to it (default: no link)
- *   alarmEmail        address notified by dead-letter queue alarms (default: none)
+ *   alarmEmail        address notified by every alarm: dead-letter queues, 5xx, throttles, errors, queue age (default: none)
  *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
  *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
  *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)

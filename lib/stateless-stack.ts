@@ -1,7 +1,7 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { IUserPool, IUserPoolClient } from 'aws-cdk-lib/aws-cognito';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
@@ -30,6 +30,7 @@ import { ConversaHttpApi } from './constructs/http-api';
 import { ConversaRealtimeApi } from './constructs/realtime-api';
 import { grantTableAccess, type TableAccess } from './constructs/table-access';
 import { InboundMail } from './constructs/inbound-mail';
+import { OperationalAlarms } from './constructs/operational-alarms';
 
 /** Timer defaults of CONTRACT.md section 2. */
 export const DEFAULT_TIMERS = {
@@ -153,7 +154,8 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly logRetention?: RetentionDays;
   /**
-   * Topic notified by every dead-letter queue alarm.
+   * Topic notified by every alarm (dead-letter queues and {@link OperationalAlarms}). Its policy
+   * must let `cloudwatch.amazonaws.com` publish (the topic created for `alarmEmail` does).
    * @default - a topic is created when `alarmEmail` is set; otherwise alarms have no action
    */
   readonly alarmTopic?: ITopic;
@@ -172,6 +174,12 @@ const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
   // The outbound consumer puts a campaign job skipped behind failing sends back at the end of its lane.
   outbound: ['api', 'realtime', 'inbound', 'engagement', 'outbound'],
 };
+/**
+ * Concurrent invocations each queue's event source may run (SQS `ScalingConfig`): a burst of
+ * queued work cannot take the account's whole Lambda concurrency from the API functions, nor
+ * flood the table and the providers. FIFO message groups bound it further.
+ */
+export const QUEUE_MAX_CONCURRENCY: Readonly<Record<QueueName, number>> = { inbound: 50, outbound: 50 };
 /** Table access, no more than each function's code does; the webhook (it only queues) none. */
 const TABLE_ACCESS: Readonly<Partial<Record<FunctionName, TableAccess>>> = {
   widget: 'visitorSessions',
@@ -204,6 +212,8 @@ export class StatelessStack extends Stack {
   /** Reply-address key and the SNS topic for SES receiving. */
   public readonly inboundMail: InboundMail;
   public readonly alarmTopic?: ITopic;
+  /** Alarms on HTTP 5xx, WebSocket errors, throttles, consumer errors and queue age. */
+  public readonly operationalAlarms: OperationalAlarms;
   /** ARN of the SES identity mail is sent from. */
   public readonly sesIdentityArn: string;
 
@@ -311,7 +321,7 @@ export class StatelessStack extends Stack {
     for (const [queueName, queue] of Object.entries(this.queues) as [QueueName, BufferedQueue][]) {
       for (const producer of QUEUE_PRODUCERS[queueName]) queue.queue.grantSendMessages(functions[producer].role);
       const spec = QUEUES[queueName];
-      queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize });
+      queue.addConsumer(functions[spec.consumer].function, { batchSize: spec.batchSize, maxConcurrency: QUEUE_MAX_CONCURRENCY[queueName] });
     }
     // On a record's last receive the inbound consumer dead-letters it itself, so that the records
     // of its conversation skipped behind it are tried instead of dead-lettered with it.
@@ -348,6 +358,19 @@ export class StatelessStack extends Stack {
     functions.widget.function.addEnvironment(ENV.widgetIdentitySecretArn, props.widgetIdentityKey.secretArn);
     props.widgetIdentityKey.grantRead(functions.widget.role);
 
+    this.operationalAlarms = new OperationalAlarms(this, 'OperationalAlarms', {
+      ...alarmProps,
+      httpStage: this.httpApi.stage,
+      webSocketStage: this.realtimeApi.stage,
+      webSocketAuthorizer: functions[WS_AUTHORIZER].function,
+      functions: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
+      consumers: Object.fromEntries(Object.values(QUEUES).map((spec) => [spec.consumer, functions[spec.consumer].function])),
+      queues: Object.fromEntries(Object.entries(this.queues).map(([name, queue]) => [name, queue.queue])),
+      // The outbound consumer backs a job refused by a provider off for up to 300 s per attempt
+      // (longer when the provider asks): one rate-limited conversation keeps a job that old.
+      maxMessageAgeByQueue: { outbound: Duration.minutes(15) },
+    });
+
     new CfnOutput(this, 'HttpApiUrl', { value: this.httpApi.url, description: 'HTTP API base URL (webhooks, widget, agent API)' });
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });
     new CfnOutput(this, 'InboundMailTopicArn', {
@@ -373,6 +396,20 @@ export class StatelessStack extends Stack {
 
   private createAlarmTopic(email: string): Topic {
     const topic = new Topic(this, 'Alarms', { displayName: 'Conversa alarms', enforceSSL: true });
+    // enforceSSL writes a topic policy, and a topic policy replaces SNS's default one: without
+    // this statement CloudWatch could not publish a single alarm. Only this account's alarms may.
+    topic.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+        },
+      }),
+    );
     topic.addSubscription(new EmailSubscription(email));
     return topic;
   }

@@ -10,6 +10,8 @@ import { AlarmedDeadLetterQueue } from './dead-letter-queue';
 export const MIN_MAX_RECEIVE_COUNT = 5;
 /** Lambda's guidance: visibility timeout at least six times the consumer's timeout. */
 export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
+/** Concurrent invocations of a consumer's event source unless `maxConcurrency` says otherwise. */
+export const DEFAULT_MAX_CONCURRENCY = 50;
 
 /** Properties of {@link BufferedQueue}. */
 export interface BufferedQueueProps {
@@ -42,6 +44,14 @@ export interface BufferedQueueConsumerOptions {
    * @default 10
    */
   readonly batchSize?: number;
+  /**
+   * Most concurrent invocations the event source runs for this queue (SQS `ScalingConfig`,
+   * 2–1000): a backlog then drains at a bounded pace instead of taking the account's Lambda
+   * concurrency from the API functions; messages beyond it wait in the queue, not throttled
+   * and retried towards the dead-letter queue.
+   * @default DEFAULT_MAX_CONCURRENCY (50)
+   */
+  readonly maxConcurrency?: number;
 }
 
 /**
@@ -86,8 +96,8 @@ export class BufferedQueue extends Construct {
   }
 
   /**
-   * Makes `consumer` process this queue in batches, reporting partial batch failures so that
-   * one bad message does not send its whole batch back.
+   * Makes `consumer` process this queue in batches, at most `maxConcurrency` at a time,
+   * reporting partial batch failures so that one bad message does not send its whole batch back.
    */
   public addConsumer(consumer: LambdaFunction, options: BufferedQueueConsumerOptions = {}): SqsEventSource {
     // Lambda's own default timeout when the function does not say.
@@ -98,7 +108,11 @@ export class BufferedQueue extends Construct {
         `${this.node.path}: visibility timeout ${visibility}s is under ${VISIBILITY_TO_TIMEOUT_RATIO} × the consumer's ${timeout}s timeout`,
       );
     }
-    const source = new SqsEventSource(this.queue, { batchSize: options.batchSize ?? 10, reportBatchItemFailures: true });
+    const source = new SqsEventSource(this.queue, {
+      batchSize: options.batchSize ?? 10,
+      reportBatchItemFailures: true,
+      maxConcurrency: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    });
     consumer.addEventSource(source);
     return source;
   }

@@ -7,13 +7,11 @@ import { Construct, type IConstruct } from 'constructs';
 import { AlarmedDeadLetterQueue } from './dead-letter-queue';
 import { acknowledgeWildcardResource } from './nag';
 
-/** What a function needs to create, replace, cancel and inspect one-time schedules. */
-export const SCHEDULE_WRITE_ACTIONS = [
-  'scheduler:CreateSchedule',
-  'scheduler:UpdateSchedule',
-  'scheduler:DeleteSchedule',
-  'scheduler:GetSchedule',
-] as const;
+/**
+ * What a function needs to create, replace and cancel one-time schedules. No
+ * `scheduler:GetSchedule`: no function reads a schedule back (src/domain/timers.ts).
+ */
+export const SCHEDULE_WRITE_ACTIONS = ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule'] as const;
 
 /** Properties of {@link EngagementSchedules}. */
 export interface EngagementSchedulesProps {

@@ -92,6 +92,8 @@ export class ConversaHttpApi extends Construct {
               allowOrigins,
               allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.PUT, CorsHttpMethod.DELETE, CorsHttpMethod.OPTIONS],
               allowHeaders: ['authorization', 'content-type'],
+              // A 503 asks to try again later; the browser shows the script the header only if exposed.
+              exposeHeaders: ['retry-after'],
               maxAge: Duration.days(1),
             },
           }

@@ -7,8 +7,11 @@ import { TABLE } from '../../src/store/table';
  * and the policy makes that a rule rather than a habit.
  */
 export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem'] as const;
-/** Write actions, on top of the read ones; transactions are authorized by these per-item actions. */
-export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'] as const;
+/**
+ * Write actions, on top of the read ones; transactions are authorized by these per-item actions.
+ * No `dynamodb:BatchWriteItem`: no function calls it (grant it with the first one that does).
+ */
+export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
 
 /**
  * - `read`, `readWrite`: the table and its indexes;

@@ -39,6 +39,16 @@ describe('BufferedQueue', () => {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
+
+  it('bounds the consumer\'s concurrency: 50 by default, maxConcurrency when given', () => {
+    const stack = newStack();
+    new BufferedQueue(stack, 'A', { visibilityTimeout: Duration.seconds(60) }).addConsumer(fn(stack, 10));
+    new BufferedQueue(stack, 'B', { visibilityTimeout: Duration.seconds(60) }).addConsumer(fn(stack, 5), { maxConcurrency: 7 });
+    const concurrency = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::EventSourceMapping')).map(
+      (m) => (m.Properties as { ScalingConfig: { MaximumConcurrency: number } }).ScalingConfig.MaximumConcurrency,
+    );
+    expect(concurrency.sort((a, b) => a - b)).toEqual([7, 50]);
+  });
 });
 
 describe('ConversaHttpApi', () => {

@@ -16,6 +16,7 @@ import { ENV } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
 import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
+import { QUEUE_MAX_CONCURRENCY } from '../../lib/stateless-stack';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
@@ -322,14 +323,16 @@ describe('stateless stack: queues', () => {
         });
       });
 
-      it(`feeds ${spec.consumer} in batches of ${spec.batchSize} with partial batch failures`, () => {
+      it(`feeds ${spec.consumer} in batches of ${spec.batchSize} with partial batch failures, at bounded concurrency`, () => {
         const [id] = queue();
         stateless.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
           EventSourceArn: { 'Fn::GetAtt': [id, 'Arn'] },
           FunctionName: { Ref: stateless.functionId(spec.consumer) },
           BatchSize: spec.batchSize,
           FunctionResponseTypes: ['ReportBatchItemFailures'],
+          ScalingConfig: { MaximumConcurrency: QUEUE_MAX_CONCURRENCY[queueName as keyof typeof QUEUES] },
         });
+        expect(QUEUE_MAX_CONCURRENCY[queueName as keyof typeof QUEUES]).toBe(50);
       });
     });
   }
@@ -419,6 +422,8 @@ describe('stateless stack: HTTP API', () => {
       AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context.requestId') },
     });
     expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.AllowHeaders).toEqual(expect.arrayContaining(['authorization']));
+    // Browsers hide response headers from scripts unless exposed: the widget and console read Retry-After on 503s.
+    expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.ExposeHeaders).toEqual(expect.arrayContaining(['retry-after']));
   });
 
   it('limits the anonymous widget routes below the stage, and deploys the stage after them', () => {
@@ -539,7 +544,8 @@ describe('stateless stack: timers', () => {
       const manage = statements.find((s) => actionsOf(s).includes('scheduler:CreateSchedule'));
       const pass = statements.find((s) => actionsOf(s).includes('iam:PassRole'));
       if (['inbound', 'outbound', 'api', 'engagement', 'realtime'].includes(name)) {
-        expect(actionsOf(manage!).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule', 'scheduler:UpdateSchedule']);
+        // No GetSchedule: no function reads a schedule back.
+        expect(actionsOf(manage!).sort()).toEqual(['scheduler:CreateSchedule', 'scheduler:DeleteSchedule', 'scheduler:UpdateSchedule']);
         expect(JSON.stringify(manage!.Resource)).toMatch(new RegExp(`:schedule/${group}/\\*"`));
         expect(pass!.Resource).toEqual({ 'Fn::GetAtt': [schedulerRoleId(), 'Arn'] });
         expect((pass as Statement & { Condition?: unknown }).Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } });
@@ -621,7 +627,7 @@ describe('stateless stack: mail, secrets and table access', () => {
   });
 
   it('never grants Scan, and gives each function no more table access than its code uses', () => {
-    const writes = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+    const writes = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
     const dynamodb = (name: FunctionName) => [...new Set(stateless.actionsOf(name).filter((a) => a.startsWith('dynamodb:')))].sort();
     expect(dynamodb('webhook')).toEqual([]);
     // The anonymous routes: the widget deletes nothing and reads no index; the authorizer reads one visitor.
@@ -631,6 +637,8 @@ describe('stateless stack: mail, secrets and table access', () => {
     for (const name of ['api', 'realtime', 'inbound', 'outbound', 'engagement'] as FunctionName[]) {
       const actions = stateless.actionsOf(name);
       expect(actions, name).not.toContain('dynamodb:Scan');
+      // No function calls BatchWriteItem (src/ and functions/ use per-item writes and transactions).
+      expect(actions, name).not.toContain('dynamodb:BatchWriteItem');
       expect(actions, name).toEqual(expect.arrayContaining(['dynamodb:Query', ...writes]));
     }
   });
@@ -762,6 +770,127 @@ describe('engagement failures', () => {
     const dlqArn = stateless.fn('engagement').Properties.Environment.Variables[ENV.schedulerDlqArn] as Json;
     expect(config.Properties.DestinationConfig.OnFailure.Destination).toEqual(dlqArn);
     expect(stateless.statementsOf('engagement').some((st) => actionsOf(st).includes('sqs:SendMessage') && JSON.stringify(st.Resource).includes(JSON.stringify(dlqArn)))).toBe(true);
+  });
+});
+
+describe('alarms', () => {
+  const EMAIL = 'oncall@acme.test';
+  let alarmedStacks: ConversaStacks;
+  let alarmed: Inspect;
+  beforeAll(() => {
+    ({ stacks: alarmedStacks } = build({ alarmEmail: EMAIL }));
+    alarmed = new Inspect(Template.fromStack(alarmedStacks.stateless));
+  });
+  const alarmTopicId = (): string => alarmed.resources('AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName === 'Conversa alarms')![0];
+  const apiId = (inspect: Inspect, protocol: 'HTTP' | 'WEBSOCKET'): string =>
+    inspect.resources('AWS::ApiGatewayV2::Api').find(([, a]) => a.Properties.ProtocolType === protocol)![0];
+  const queueIdOf = (inspect: Inspect, consumer: FunctionName): string =>
+    inspect.resources('AWS::Lambda::EventSourceMapping').find(([, m]) => m.Properties.FunctionName.Ref === inspect.functionId(consumer))![1].Properties
+      .EventSourceArn['Fn::GetAtt'][0];
+  /** Alarms on `metricName` of `namespace`. */
+  const alarmsOn = (inspect: Inspect, namespace: string, metricName: string): Json[] =>
+    inspect.resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties).filter((a) => a.Namespace === namespace && a.MetricName === metricName);
+  const functionsAlarmedOn = (inspect: Inspect, metricName: string): FunctionName[] =>
+    (Object.keys(FUNCTIONS) as FunctionName[]).filter((name) =>
+      alarmsOn(inspect, 'AWS/Lambda', metricName).some((a) => JSON.stringify(a.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: inspect.functionId(name) } }])),
+    );
+
+  it('lets CloudWatch alarms of this account, and nothing else, publish to the alarm topic, over TLS only', () => {
+    const topicId = alarmTopicId();
+    const policies = alarmed.resources('AWS::SNS::TopicPolicy').filter(([, p]) => (p.Properties.Topics as Json[]).some((t) => t.Ref === topicId));
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]![1].Properties.PolicyDocument.Statement as Json[];
+    expect(statements.filter((st) => st.Effect === 'Allow')).toEqual([
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Resource: { Ref: topicId },
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+          ArnLike: {
+            'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:*']] },
+          },
+        },
+      }),
+    ]);
+    expect(statements).toEqual(expect.arrayContaining([expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]));
+    alarmed.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: EMAIL, TopicArn: { Ref: topicId } });
+  });
+
+  it('alarms on HTTP 5xx answers of the $default stage', () => {
+    expect(alarmsOn(alarmed, 'AWS/ApiGateway', '5xx')).toEqual([
+      expect.objectContaining({
+        Dimensions: expect.arrayContaining([
+          { Name: 'ApiId', Value: { Ref: apiId(alarmed, 'HTTP') } },
+          { Name: 'Stage', Value: '$default' },
+        ]),
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 5,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
+  });
+
+  it.each(['IntegrationError', 'ExecutionError'])('alarms on WebSocket %s of the live stage', (metricName) => {
+    expect(alarmsOn(alarmed, 'AWS/ApiGateway', metricName)).toEqual([
+      expect.objectContaining({
+        Dimensions: expect.arrayContaining([
+          { Name: 'ApiId', Value: { Ref: apiId(alarmed, 'WEBSOCKET') } },
+          { Name: 'Stage', Value: 'live' },
+        ]),
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 5,
+      }),
+    ]);
+  });
+
+  it('alarms on throttles of every function, and on errors of the queue consumers and the WebSocket authorizer only', () => {
+    expect(functionsAlarmedOn(alarmed, 'Throttles')).toEqual(Object.keys(FUNCTIONS));
+    // The HTTP and WebSocket handlers answer their failures themselves (5xx and WebSocket alarms above).
+    expect(functionsAlarmedOn(alarmed, 'Errors').sort()).toEqual([...new Set([...Object.values(QUEUES).map((q) => q.consumer), 'wsAuthorizer'])].sort());
+    for (const alarm of [...alarmsOn(alarmed, 'AWS/Lambda', 'Throttles'), ...alarmsOn(alarmed, 'AWS/Lambda', 'Errors')]) {
+      expect(alarm).toMatchObject({ Statistic: 'Sum', Period: 300, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    }
+  });
+
+  // The outbound consumer itself holds jobs back for up to 300 s per provider refusal.
+  it.each([['inbound', 300], ['outbound', 900]] as const)('alarms when the oldest message of the %s queue waits over %i s for 3 minutes', (queueName, maxAge) => {
+    const queueId = queueIdOf(alarmed, QUEUES[queueName].consumer);
+    expect(alarmsOn(alarmed, 'AWS/SQS', 'ApproximateAgeOfOldestMessage')).toContainEqual(
+      expect.objectContaining({
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Period: 60,
+        EvaluationPeriods: 3,
+        Threshold: maxAge,
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    );
+  });
+
+  it('notifies the alarm topic from every alarm, when it fires and when it clears', () => {
+    const alarms = alarmed.resources('AWS::CloudWatch::Alarm');
+    // 3 dead-letter queues; 5xx, 2 WebSocket, authorizer errors; throttles per function; errors and age per queue.
+    expect(alarms).toHaveLength(3 + 4 + Object.keys(FUNCTIONS).length + 2 * Object.keys(QUEUES).length);
+    for (const [id, alarm] of alarms) {
+      expect(alarm.Properties.AlarmActions, id).toEqual([{ Ref: alarmTopicId() }]);
+      expect(alarm.Properties.OKActions, id).toEqual([{ Ref: alarmTopicId() }]);
+    }
+  });
+
+  it('keeps the alarms without an alarm email, with no actions', () => {
+    const alarms = stateless.resources('AWS::CloudWatch::Alarm');
+    expect(alarms).toHaveLength(alarmed.resources('AWS::CloudWatch::Alarm').length);
+    expect(alarms.every(([, a]) => a.Properties.AlarmActions === undefined)).toBe(true);
+    expect(stateless.resources('AWS::SNS::Topic').some(([, t]) => t.Properties.DisplayName === 'Conversa alarms')).toBe(false);
+  });
+
+  it('reports nothing unacknowledged to cdk-nag with the alarm topic', () => {
+    expect(nagFindings(alarmedStacks.stateless)).toEqual([]);
   });
 });
 

@@ -1,0 +1,150 @@
+import { Duration } from 'aws-cdk-lib';
+import type { IHttpStage, IWebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { Alarm, ComparisonOperator, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/** Period over which the count alarms (5xx, WebSocket errors, throttles, function errors) sum their metric. */
+export const COUNT_ALARM_PERIOD = Duration.minutes(5);
+/** Consecutive one-minute periods a queue's oldest message must stay too old before its alarm fires. */
+export const QUEUE_AGE_EVALUATION_MINUTES = 3;
+
+/** Properties of {@link OperationalAlarms}. */
+export interface OperationalAlarmsProps {
+  /**
+   * Topic notified when an alarm fires and when it clears. Its policy must let
+   * `cloudwatch.amazonaws.com` publish.
+   * @default - the alarms have no actions; they still show in the CloudWatch console
+   */
+  readonly alarmTopic?: ITopic;
+  /**
+   * The HTTP API's stage: an alarm on its `5xx` responses (AWS/ApiGateway, ApiId and Stage).
+   * The handlers answer their own failures with 500/503, so Lambda `Errors` stay at zero there.
+   */
+  readonly httpStage: IHttpStage;
+  /**
+   * The WebSocket API's stage: alarms on `IntegrationError` (the realtime function answered a
+   * route with 4xx/5xx: it catches its failures and returns 500) and `ExecutionError` (the
+   * function could not be invoked, crashed or timed out).
+   */
+  readonly webSocketStage: IWebSocketStage;
+  /**
+   * The WebSocket `$connect` authorizer: an alarm on its `Errors`. It refuses a bad or expired
+   * token by throwing `Unauthorized` (API Gateway's 401), so refusals count as errors too, hence
+   * its own, higher threshold (`authorizerErrorThreshold`).
+   */
+  readonly webSocketAuthorizer: IFunction;
+  /** Every function, by name: an alarm on each one's `Throttles`. */
+  readonly functions: Readonly<Record<string, IFunction>>;
+  /**
+   * The queue consumers, by name: an alarm on each one's `Errors` (a crash or a timeout that
+   * sends a whole batch back; single records fail through partial batch responses instead).
+   */
+  readonly consumers: Readonly<Record<string, IFunction>>;
+  /** The work queues, by name: an alarm on each one's `ApproximateAgeOfOldestMessage`. */
+  readonly queues: Readonly<Record<string, IQueue>>;
+  /**
+   * Sum over {@link COUNT_ALARM_PERIOD} at which the HTTP 5xx, WebSocket error, throttle and
+   * consumer error alarms fire: a handful, not one stray failure that a retry already fixed.
+   * @default 5
+   */
+  readonly countThreshold?: number;
+  /**
+   * `Errors` of the WebSocket authorizer over {@link COUNT_ALARM_PERIOD} at which its alarm
+   * fires. Refused tokens count: a burst means a wave of bad tokens or a broken authorizer
+   * (issuer keys unreachable, table errors, a wrong audience after a deploy).
+   * @default 25
+   */
+  readonly authorizerErrorThreshold?: number;
+  /**
+   * Age of a queue's oldest message above which, for {@link QUEUE_AGE_EVALUATION_MINUTES}
+   * minutes in a row, its alarm fires: the consumer is stuck, throttled or behind, or a
+   * conversation's messages wait behind one that keeps failing (FIFO). Well under the time a
+   * failing message takes to reach the dead-letter queue (receives × visibility timeout).
+   * @default Duration.minutes(5)
+   */
+  readonly maxMessageAge?: Duration;
+  /**
+   * `maxMessageAge` of particular queues, by the names of `queues`: for a queue whose consumer
+   * itself holds messages back (backoff through the visibility timeout).
+   * @default - `maxMessageAge` for every queue
+   */
+  readonly maxMessageAgeByQueue?: Readonly<Record<string, Duration>>;
+}
+
+/**
+ * Alarms on the failures the dead-letter queues do not see: HTTP 5xx answers, failed WebSocket
+ * routes and connections, throttled functions, crashing queue consumers and queues falling
+ * behind. Every alarm notifies `alarmTopic` when it fires and when it clears; missing data (no
+ * traffic) is healthy.
+ */
+export class OperationalAlarms extends Construct {
+  /** Every alarm of this construct. */
+  public readonly alarms: readonly Alarm[];
+  private readonly action?: SnsAction;
+  private readonly created: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: OperationalAlarmsProps) {
+    super(scope, id);
+    if (props.alarmTopic) this.action = new SnsAction(props.alarmTopic);
+    const count = props.countThreshold ?? 5;
+    const sum = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' };
+
+    this.add('HttpServerErrors', props.httpStage.metricServerError(sum), count, 'HTTP API answered 5xx (handler failures, 503 while an AWS dependency throttles or fails, timeouts)');
+    this.add('WebSocketIntegrationErrors', props.webSocketStage.metric('IntegrationError', sum), count, 'WebSocket routes the realtime function answered with an error');
+    this.add('WebSocketExecutionErrors', props.webSocketStage.metric('ExecutionError', sum), count, 'WebSocket routes whose function could not be invoked, crashed or timed out');
+    this.add(
+      'WebSocketAuthorizerErrors',
+      props.webSocketAuthorizer.metricErrors(sum),
+      props.authorizerErrorThreshold ?? 25,
+      'WebSocket connections refused or failed by the authorizer (refused tokens count too)',
+    );
+    for (const [name, fn] of Object.entries(props.functions)) {
+      this.add(`${pascal(name)}Throttles`, fn.metricThrottles(sum), count, `Function ${name} throttled (account or function concurrency exhausted)`);
+    }
+    for (const [name, fn] of Object.entries(props.consumers)) {
+      this.add(`${pascal(name)}ConsumerErrors`, fn.metricErrors(sum), count, `Queue consumer ${name} crashed or timed out; its batches go back to the queue`);
+    }
+    for (const [name, queue] of Object.entries(props.queues)) {
+      const maxAge = props.maxMessageAgeByQueue?.[name] ?? props.maxMessageAge ?? Duration.minutes(5);
+      this.add(
+        `${pascal(name)}QueueAge`,
+        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        maxAge.toSeconds(),
+        `Oldest message of the ${name} queue waits over ${maxAge.toSeconds()} s: consumer stuck, throttled or behind`,
+        { evaluationPeriods: QUEUE_AGE_EVALUATION_MINUTES, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD },
+      );
+    }
+    this.alarms = this.created;
+  }
+
+  private add(
+    id: string,
+    metric: IMetric,
+    threshold: number,
+    description: string,
+    options: { evaluationPeriods?: number; comparisonOperator?: ComparisonOperator } = {},
+  ): void {
+    const alarm = new Alarm(this, id, {
+      alarmDescription: description,
+      metric,
+      threshold,
+      evaluationPeriods: options.evaluationPeriods ?? 1,
+      comparisonOperator: options.comparisonOperator ?? ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      // These metrics are only published while there is traffic; silence is the healthy state.
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    if (this.action) {
+      alarm.addAlarmAction(this.action);
+      alarm.addOkAction(this.action);
+    }
+    this.created.push(alarm);
+  }
+}
+
+function pascal(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}
