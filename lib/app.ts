@@ -4,7 +4,7 @@ import { StatelessStack, type StatelessStackProps } from './stateless-stack';
 
 /** Everything the app needs from outside: bin/ reads it from context and environment, tests pass it. */
 export interface ConversaAppConfig
-  extends Omit<StatelessStackProps, 'table' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | keyof StackProps> {
+  extends Omit<StatelessStackProps, 'table' | 'mediaBucketArn' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | keyof StackProps> {
   /**
    * Account and region to deploy to.
    * @default - environment-agnostic stacks
@@ -26,11 +26,16 @@ export interface ConversaStacks {
 export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
   const { env, stackPrefix = 'Conversa', ...statelessProps } = config;
   const stackProps = env ? { env } : {};
-  const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, stackProps);
+  // The pages that chat (allowedOrigins) upload and download files too.
+  const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, {
+    ...stackProps,
+    ...(statelessProps.allowedOrigins ? { media: { allowedOrigins: statelessProps.allowedOrigins } } : {}),
+  });
   const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
     ...stackProps,
     ...statelessProps,
     table: stateful.table.table,
+    mediaBucketArn: stateful.media.exportedArn,
     channelSecrets: stateful.channelSecrets,
     replyAddressKey: stateful.replyAddressKey,
     widgetIdentityKey: stateful.widgetIdentityKey,

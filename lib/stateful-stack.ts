@@ -4,6 +4,7 @@ import type { Construct } from 'constructs';
 import { AgentDirectory, type AgentDirectoryProps } from './constructs/agent-directory';
 import { ChannelSecrets, type ChannelSecretsProps } from './constructs/channel-secrets';
 import { ConversaTable, type ConversaTableProps } from './constructs/conversa-table';
+import { MediaBucket, type MediaBucketProps } from './constructs/media-bucket';
 import { secretArnEnv } from '../src/channels/credentials';
 
 /** Properties of {@link StatefulStack}. */
@@ -23,11 +24,16 @@ export interface StatefulStackProps extends StackProps {
    * @default - one per provider channel, RETAIN
    */
   readonly channelSecrets?: ChannelSecretsProps;
+  /**
+   * Options of the bucket of files agents and visitors send.
+   * @default - RETAIN, CORS for any origin, unsent uploads expired after a day
+   */
+  readonly media?: MediaBucketProps;
 }
 
 /**
- * What a redeploy must never lose: the table holding every conversation, the user pool holding
- * every agent, and the secrets people typed in or handed out (channel credentials, the key of
+ * What a redeploy must never lose: the table holding every conversation, the bucket holding the
+ * files sent in them, the user pool holding every agent, and the secrets people typed in or handed out (channel credentials, the key of
  * the reply addresses in customers' inboxes). Kept apart from the stateless stack, which can be
  * destroyed freely.
  */
@@ -35,16 +41,18 @@ export class StatefulStack extends Stack {
   public readonly table: ConversaTable;
   public readonly agents: AgentDirectory;
   public readonly channelSecrets: ChannelSecrets;
+  public readonly media: MediaBucket;
   /** HMAC key of the per-conversation email reply-to addresses (a generated string). */
   public readonly replyAddressKey: Secret;
   /** HMAC key the website signs its signed-in visitors' email or phone with (widget identity verification). */
   public readonly widgetIdentityKey: Secret;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps = {}) {
-    super(scope, id, { description: 'Conversa data: the single DynamoDB table, the agent user pool and the secrets', ...props });
+    super(scope, id, { description: 'Conversa data: the single DynamoDB table, the media bucket, the agent user pool and the secrets', ...props });
     this.table = new ConversaTable(this, 'Data', props.table);
     this.agents = new AgentDirectory(this, 'Agents', props.agents);
     this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets', props.channelSecrets);
+    this.media = new MediaBucket(this, 'Media', props.media);
     this.replyAddressKey = this.hmacKey(
       'ReplyAddressKey',
       'HMAC key of per-conversation email reply-to addresses',

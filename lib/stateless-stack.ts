@@ -24,6 +24,8 @@ import {
 import { BufferedQueue } from './constructs/buffered-queue';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { ChannelSecrets } from './constructs/channel-secrets';
+import { grantMediaAccess, type MediaAccess } from './constructs/media-bucket';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { ConversaFunction } from './constructs/conversa-function';
 import { EngagementSchedules } from './constructs/engagement-schedules';
 import { ConversaHttpApi } from './constructs/http-api';
@@ -48,6 +50,8 @@ export interface StatelessStackProps extends StackProps {
   readonly table: ITable;
   /** The channels' credential secrets (from the stateful stack). */
   readonly channelSecrets: ChannelSecrets;
+  /** ARN of the bucket of files agents and visitors send (the stateful stack's MediaBucket.exportedArn). */
+  readonly mediaBucketArn: string;
   /** HMAC key of the email reply-to addresses (from the stateful stack). */
   readonly replyAddressKey: ISecret;
   /** HMAC key of web visitors' identity hashes, read by the widget function (from the stateful stack). */
@@ -196,6 +200,13 @@ const SECRET_READERS: readonly FunctionName[] = ['webhook', 'outbound', 'api'];
 const CONNECTION_POSTERS: readonly FunctionName[] = ['api', 'realtime', 'inbound', 'outbound', 'engagement'];
 /** The only functions that send mail. */
 const MAIL_SENDERS: readonly FunctionName[] = ['engagement'];
+/** What each function does with the media bucket (lib/constructs/media-bucket.ts). */
+const MEDIA_ACCESS: Readonly<Partial<Record<FunctionName, readonly MediaAccess[]>>> = {
+  api: ['upload', 'attach', 'download'],
+  widget: ['upload', 'download'],
+  realtime: ['attach'],
+  outbound: ['download'],
+};
 
 /**
  * Everything that can be destroyed and redeployed without losing data: the HTTP and
@@ -260,6 +271,7 @@ export class StatelessStack extends Stack {
       [ENV.mailReplyDomain]: mailReplyDomain,
     };
 
+    const mediaBucket = Bucket.fromBucketArn(this, 'MediaBucket', props.mediaBucketArn);
     const functions = {} as Record<FunctionName, ConversaFunction>;
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       functions[name] = new ConversaFunction(this, functionId(name), {
@@ -314,6 +326,8 @@ export class StatelessStack extends Stack {
       if (CONNECTION_POSTERS.includes(name)) this.realtimeApi.grantManageConnections(fn.role);
       if (SCHEDULING_FUNCTIONS.includes(name)) this.schedules.grantManageSchedules(fn.role);
       if (SECRET_READERS.includes(name)) this.channelSecrets.grantRead(fn.role);
+      for (const access of MEDIA_ACCESS[name] ?? []) grantMediaAccess(mediaBucket, fn.role, access);
+      if (MEDIA_ACCESS[name]) fn.function.addEnvironment(ENV.mediaBucket, mediaBucket.bucketName);
       if (MAIL_SENDERS.includes(name)) {
         fn.role.addToPrincipalPolicy(new PolicyStatement({ effect: Effect.ALLOW, actions: ['ses:SendEmail'], resources: [this.sesIdentityArn] }));
       }

@@ -125,6 +125,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stoppers.push(() => aws.close());
     const scheduleGroup = 'conversa-local';
     aws.scheduler.ensureGroup(scheduleGroup);
+    const mediaBucket = 'conversa-local-media';
+    aws.s3.createBucket(mediaBucket);
 
     const providers = createProviderStandIn();
     const websocket = await startWebSocketGateway({
@@ -207,6 +209,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       AWS_ENDPOINT_URL_SQS: aws.url,
       AWS_ENDPOINT_URL_SCHEDULER: aws.url,
       AWS_ENDPOINT_URL_SESV2: aws.url,
+      AWS_ENDPOINT_URL_S3: aws.url,
+      [ENV.mediaBucket]: mediaBucket,
       POWERTOOLS_LOG_LEVEL: options.verbose ? 'INFO' : 'WARN',
       [ENV.tableName]: tableName,
       [ENV.inboundQueueUrl]: queueUrls.inbound,

@@ -49,6 +49,8 @@ export const ENV = {
   emailFallbackDelay: 'CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS',
   reengageAfter: 'CONVERSA_REENGAGE_AFTER_SECONDS',
   autoResolveAfter: 'CONVERSA_AUTO_RESOLVE_AFTER_SECONDS',
+  /** The S3 bucket of uploaded files (src/aws/media-store.ts). */
+  mediaBucket: 'MEDIA_BUCKET',
 } as const;
 
 export const config = {

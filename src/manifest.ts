@@ -162,6 +162,10 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('GET', '/v1/canned-responses/{id}/render'),
   agent('GET', '/v1/reports/summary'),
   agent('POST', '/v1/proactive'),
+  agent('POST', '/v1/uploads'),
+  // Visitors' files and their conversation's files; the widget handler checks the visitor token itself.
+  { method: 'POST', path: '/v1/widget/uploads', fn: 'widget', auth: 'none', throttle: { rateLimit: 10, burstLimit: 20 } },
+  { method: 'GET', path: '/v1/widget/messages/{messageId}/attachments/{index}', fn: 'widget', auth: 'none', throttle: { rateLimit: 50, burstLimit: 100 } },
 ];
 
 /** WebSocket routes; `$default` carries every client action (routed by the `action` field in the handler). */
@@ -180,3 +184,7 @@ export const WS_FEED_QUERY_PARAM = 'feed';
 /** Largest accepted HTTP body and WebSocket frame. */
 export const MAX_BODY_BYTES = 256 * 1024;
 export const MAX_FRAME_BYTES = 32 * 1024;
+/** Largest file an agent or visitor may upload (it goes straight to S3, never through a function). */
+export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+/** Attachments one message may carry (Twilio's MMS limit; other channels send one per part). */
+export const MAX_ATTACHMENTS = 10;

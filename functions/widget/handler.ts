@@ -1,11 +1,13 @@
-/** Web widget sessions (pre-chat form, resumable token) and the visitor's own history. */
+/** Web widget sessions (pre-chat form, resumable token), the visitor's own history and files. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from '../../src/zod';
-import { httpHandler, json, parseBody, queryOf, validate } from '../../src/http/http';
+import { httpHandler, json, parseBody, queryOf, validate, type HttpResult } from '../../src/http/http';
 import { startSession } from '../../src/domain/visitors';
 import { verifyVisitorToken } from '../../src/domain/visitor-tokens';
-import { ClientError } from '../../src/domain/errors';
-import { listMessages } from '../../src/store/messages';
+import { ClientError, notFound } from '../../src/domain/errors';
+import { createUpload, downloadUrl, UploadBody } from '../../src/domain/media';
+import { getMessage, listMessages } from '../../src/store/messages';
+import type { VisitorRecord } from '../../src/store/contacts';
 import { config } from '../../src/config';
 
 const SessionBody = z.object({
@@ -23,24 +25,52 @@ const HistoryQuery = z.object({
 
 const unauthorized = () => new ClientError(401, 'invalid_token', 'the visitor token is missing or not valid');
 
+/** The visitor whose token the request carries; the scheme name is case-insensitive (RFC 9110), as on the agent routes. */
+async function visitorOf(event: APIGatewayProxyEventV2): Promise<VisitorRecord> {
+  const token = /^Bearer\s+(.+)$/i.exec(event.headers?.authorization ?? '')?.[1];
+  const visitor = token ? await verifyVisitorToken(token) : undefined;
+  if (!visitor) throw unauthorized();
+  return visitor;
+}
+
+/** A file of the visitor's own conversation (never of a private note): a short-lived URL of it. */
+async function attachment(visitor: VisitorRecord, params: Record<string, string | undefined>): Promise<HttpResult> {
+  const messageId = params.messageId ?? '';
+  if (!visitor.conversationId || !/^[A-Za-z0-9]{1,64}$/.test(messageId) || !/^\d{1,3}$/.test(params.index ?? '')) throw notFound('attachment');
+  const message = await getMessage(visitor.conversationId, messageId);
+  const file = message && !message.private ? message.attachments[Number(params.index)] : undefined;
+  const location = file ? await downloadUrl(file, 'person') : undefined;
+  if (!location) throw notFound('attachment');
+  return { statusCode: 302, headers: { location, 'cache-control': 'private, no-store' }, body: '' };
+}
+
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
-  if (event.requestContext.http.method === 'GET') {
-    // GET /v1/widget/messages: the visitor's own conversation, without private notes.
-    // The scheme name is case-insensitive (RFC 9110), as on the agent routes.
-    const token = /^Bearer\s+(.+)$/i.exec(event.headers?.authorization ?? '')?.[1];
-    const visitor = token ? await verifyVisitorToken(token) : undefined;
-    if (!visitor) throw unauthorized();
-    const query = validate(HistoryQuery, queryOf(event));
-    if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
-    return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false }));
+  switch (event.routeKey) {
+    case 'GET /v1/widget/messages': {
+      // The visitor's own conversation, without private notes.
+      const visitor = await visitorOf(event);
+      const query = validate(HistoryQuery, queryOf(event));
+      if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
+      return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false }));
+    }
+    case 'POST /v1/widget/uploads': {
+      const visitor = await visitorOf(event);
+      return json(201, await createUpload({ kind: 'visitor', id: visitor.id }, parseBody(event, UploadBody)));
+    }
+    case 'GET /v1/widget/messages/{messageId}/attachments/{index}':
+      return attachment(await visitorOf(event), event.pathParameters ?? {});
+    case 'POST /v1/widget/sessions': {
+      const body = parseBody(event, SessionBody, { optional: true });
+      const session = await startSession(body);
+      if (!session) throw unauthorized();
+      return json(201, {
+        visitorId: session.visitor.id,
+        token: session.token,
+        websocketUrl: config.wsPublicUrl,
+        conversationId: session.visitor.conversationId ?? null,
+      });
+    }
+    default:
+      throw new ClientError(404, 'not_found', `no route ${event.routeKey}`);
   }
-  const body = parseBody(event, SessionBody, { optional: true });
-  const session = await startSession(body);
-  if (!session) throw unauthorized();
-  return json(201, {
-    visitorId: session.visitor.id,
-    token: session.token,
-    websocketUrl: config.wsPublicUrl,
-    conversationId: session.visitor.conversationId ?? null,
-  });
 });

@@ -6,6 +6,7 @@ import { notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
 import { changeConversation, withStatus } from '../domain/conversations';
 import { CHANNELS } from '../domain/types';
+import { AttachmentRefs } from '../domain/media';
 import { getConversation, listConversations, toConversation } from '../store/conversations';
 import { listMessages } from '../store/messages';
 
@@ -35,8 +36,14 @@ const SendBody = z
     clientMessageId: z.optional(z.text(1, 128)),
     private: z.optional(z.boolean()),
     template: z.optional(Template),
+    attachments: z.optional(AttachmentRefs),
   })
-  .check(z.refine((b) => b.text.length > 0 || Boolean(b.template), { message: 'text is required (or a template)', path: ['text'] }));
+  .check(
+    z.refine((b) => b.text.length > 0 || Boolean(b.template) || (b.attachments?.length ?? 0) > 0, {
+      message: 'text is required (or a template, or attachments)',
+      path: ['text'],
+    }),
+  );
 
 export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);
@@ -64,6 +71,7 @@ export const postMessageRoute: Route = async ({ event, params, agent }) => {
     ...(body.clientMessageId ? { clientMessageId: body.clientMessageId } : {}),
     ...(body.private ? { private: true } : {}),
     ...(body.template ? { template: body.template } : {}),
+    ...(body.attachments ? { attachments: body.attachments } : {}),
   });
   return json(202, { message });
 };

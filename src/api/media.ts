@@ -5,17 +5,26 @@
  * with a redirect to them.
  */
 import type { Route } from './context';
-import type { HttpResult } from '../http/http';
+import { json, parseBody, type HttpResult } from '../http/http';
 import { ClientError, notFound } from '../domain/errors';
+import { CONTENT_TYPE, createUpload, downloadUrl, UploadBody } from '../domain/media';
+import type { Attachment } from '../domain/types';
 import { isProviderChannel } from '../domain/types';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { getMessage } from '../store/messages';
 
 const MEDIA_ERRORS = { 404: 'media_gone', 413: 'media_too_large', 502: 'provider_unavailable' } as const;
-/** type/subtype with optional parameters, nothing a header could be split with. */
-const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
 const GENERIC_TYPE = 'application/octet-stream';
+
+/** POST /v1/uploads: a presigned PUT for one file an agent will attach to a reply or note. */
+export const uploadRoute: Route = async ({ event, agent }) => json(201, await createUpload({ kind: 'agent', id: agent.id }, parseBody(event, UploadBody)));
+
+/** A file of ours opens through a short-lived presigned URL: no 4 MiB limit, no bytes through the function. */
+export async function redirectToStored(attachment: Attachment): Promise<HttpResult | undefined> {
+  const location = await downloadUrl(attachment, 'person');
+  return location ? { statusCode: 302, headers: { location, 'cache-control': 'private, no-store' }, body: '' } : undefined;
+}
 
 export const attachmentRoute: Route = async ({ params }) => {
   if (!/^\d{1,3}$/.test(params.index ?? '')) throw notFound('attachment');
@@ -24,6 +33,8 @@ export const attachmentRoute: Route = async ({ params }) => {
   const attachment = message.attachments[Number(params.index)];
   if (!attachment) throw notFound('attachment');
 
+  const stored = await redirectToStored(attachment);
+  if (stored) return stored;
   const channel = message.channel;
   const adapter = isProviderChannel(channel) ? getAdapter(channel) : undefined;
   const result = adapter?.fetchMedia

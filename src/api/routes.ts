@@ -20,7 +20,7 @@ import { getSettingsRoute, putSettingsRoute } from './settings';
 import { createCannedRoute, deleteCannedRoute, getCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
 import { reportSummaryRoute } from './reports';
 import { proactiveRoute } from './proactive';
-import { attachmentRoute } from './media';
+import { attachmentRoute, uploadRoute } from './media';
 
 export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/conversations': listConversationsRoute,
@@ -48,4 +48,5 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/canned-responses/{id}/render': renderCannedRoute,
   'GET /v1/reports/summary': reportSummaryRoute,
   'POST /v1/proactive': proactiveRoute,
+  'POST /v1/uploads': uploadRoute,
 };

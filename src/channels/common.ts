@@ -171,6 +171,13 @@ export function geoUri(latitude: unknown, longitude: unknown): string {
   return `geo:${String(latitude)},${String(longitude)}`;
 }
 
+/** An attachment's type from its MIME type: image, audio, video, contact (vCard) or file. */
+export function attachmentType(contentType: string): string {
+  if (/^text\/(x-)?vcard/i.test(contentType)) return 'contact';
+  const major = contentType.split('/')[0]?.toLowerCase();
+  return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
+}
+
 export function unsupportedText(type: string): string {
   return `[unsupported message type: ${type}]`;
 }

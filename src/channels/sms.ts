@@ -5,7 +5,7 @@
 import { createHmac } from 'node:crypto';
 import { config } from '../config';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
-import { callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
+import { attachmentType, callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 /**
@@ -40,12 +40,6 @@ const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
   failed: 'failed',
   canceled: 'failed',
 };
-
-function attachmentType(contentType: string): Attachment['type'] {
-  if (/^text\/(x-)?vcard/i.test(contentType)) return 'contact';
-  const major = contentType.split('/')[0]?.toLowerCase();
-  return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
-}
 
 function normalizeSms(rawBody: string): InboundEvent[] {
   const form = parseForm(rawBody);

@@ -78,6 +78,13 @@ const escapeHtml = (text: string) =>
 
 const who = (m: Message) => (m.direction === 'inbound' ? 'You' : (m.sender.name ?? (m.sender.type === 'agent' ? 'Support' : 'Conversa')));
 
+/** Files are named, not attached: they open in the conversation, where the visitor's token reaches them. */
+function shown(m: Message): string {
+  if (m.attachments.length === 0) return m.text;
+  const files = `[${m.attachments.length === 1 ? 'a file' : `${m.attachments.length} files`}: ${m.attachments.map((a) => a.name ?? a.type).join(', ')}]`;
+  return m.text ? `${m.text}\n${files}` : files;
+}
+
 export interface ReplyEmail {
   to: string;
   conversation: Pick<ConversationRecord, 'id'>;
@@ -91,7 +98,7 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
   const link = conversationLink(email.conversation.id);
   const count = email.unseen.length;
   const subject = count === 1 ? 'You have a new reply' : `You have ${count} new replies`;
-  const line = (m: Message) => `${who(m)}: ${m.text}`;
+  const line = (m: Message) => `${who(m)}: ${shown(m)}`;
   const text = [
     `${subject} to your conversation:`,
     '',
@@ -100,7 +107,7 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
     ...(email.context.length > 0 ? ['Earlier in the conversation:', ...email.context.map((m) => `> ${line(m)}`), ''] : []),
     link ? `Reply to this email or continue the conversation here: ${link}` : 'Reply to this email to continue the conversation.',
   ].join('\n');
-  const block = (m: Message) => `<p><strong>${escapeHtml(who(m))}:</strong> ${escapeHtml(m.text).replace(/\n/g, '<br>')}</p>`;
+  const block = (m: Message) => `<p><strong>${escapeHtml(who(m))}:</strong> ${escapeHtml(shown(m)).replace(/\n/g, '<br>')}</p>`;
   const html = [
     `<p>${escapeHtml(subject)} to your conversation:</p>`,
     ...email.unseen.map(block),

@@ -4,13 +4,14 @@
  */
 import { newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
-import type { Message, SendProgress } from './types';
+import type { Attachment, Message, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
+import { attachUploads, forProvider, type AttachmentRef } from './media';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -45,6 +46,8 @@ export interface AgentMessageInput {
   clientMessageId?: string;
   private?: boolean;
   template?: { name: string; language?: string; params?: string[] };
+  /** Files the agent uploaded (src/domain/media.ts). */
+  attachments?: AttachmentRef[];
 }
 
 export interface OutboundEffects {
@@ -135,12 +138,17 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     getConversation(conversationId),
     scope ? claimDedup(scope, tentative) : Promise.resolve({ claimed: true, record: tentative }),
   ]);
+  let attachments: Attachment[] = [];
   try {
     if (!conversation) throw notFound('conversation');
     if (input.template && (isPrivate || conversation.channel !== 'whatsapp')) {
       throw badRequest('template_not_supported', 'templates are WhatsApp message templates: send text on this conversation');
     }
+    if (input.template && input.attachments?.length) {
+      throw badRequest('template_not_supported', 'a template carries no attachments: send the files in a reply of their own');
+    }
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
+    if (input.attachments?.length) attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments);
   } catch (error) {
     if (scope && claimed) await releaseDedup(scope);
     throw error;
@@ -170,7 +178,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     sender: { type: 'agent', id: agent.id, ...(agent.name ? { name: agent.name } : {}) },
     channel: conversation.channel,
     text: input.text,
-    attachments: [],
+    attachments,
     status: isPrivate ? 'sent' : 'queued',
     private: isPrivate,
     ...(input.template ? { template: input.template } : {}),
@@ -311,7 +319,7 @@ async function sendToProvider(
     {
       to: conversation.handle,
       text: message.text,
-      attachments: message.attachments,
+      attachments: await forProvider(message.attachments),
       ...(message.template ? { template: message.template } : {}),
       ...(decision.tag ? { tag: decision.tag } : {}),
       idempotencyKey: message.id,

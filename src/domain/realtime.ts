@@ -10,6 +10,7 @@ import { agentConnected, agentConnectionClosed, changePresence } from './presenc
 import { conversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
+import { attachUploads, AttachmentRefs } from './media';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, putConnection } from '../store/connections';
@@ -54,7 +55,14 @@ export async function disconnect(principal: Principal, connectionId: string): Pr
 const id = z.text(1, 128);
 const Frame = z.discriminatedUnion('action', [
   // `private` as on the HTTP route: a console must not see its note go to the customer instead.
-  z.object({ action: z.literal('sendMessage'), conversationId: z.optional(id), text: z.trimmedText(1, 4096), clientMessageId: id, private: z.optional(z.boolean()) }),
+  z.object({
+    action: z.literal('sendMessage'),
+    conversationId: z.optional(id),
+    text: z._default(z.trimmedText(0, 4096), ''),
+    clientMessageId: id,
+    private: z.optional(z.boolean()),
+    attachments: z.optional(AttachmentRefs),
+  }),
   z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']) }),
   z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
@@ -119,9 +127,12 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       await reply({ type: 'pong' });
       return;
     case 'sendMessage': {
+      if (!frame.text && !frame.attachments?.length) throw new ClientError(400, 'invalid_frame', 'text: required (or attachments)');
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
+        // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
+        const attachments = frame.attachments?.length ? await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments) : [];
         // Stored by the inbound consumer, which acknowledges once the message is durable.
         await enqueueInbound([
           {
@@ -130,7 +141,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
             handle: principal.id,
             clientMessageId: frame.clientMessageId,
             text: frame.text,
-            attachments: [],
+            attachments,
             sentAt: new Date().toISOString(),
             replyToConnectionId: connectionId,
           },
@@ -142,6 +153,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
         text: frame.text,
         clientMessageId: frame.clientMessageId,
         private: frame.private === true,
+        ...(frame.attachments?.length ? { attachments: frame.attachments } : {}),
       });
       await reply({ type: 'ack', clientMessageId: frame.clientMessageId, messageId: message.id, conversationId: message.conversationId });
       return;

@@ -257,6 +257,8 @@ describe('stateless stack: functions', () => {
       // Optional, for the mail sender only (props reach the template, below).
       .filter(([key]) => key !== 'widgetUrl')
       .filter(([key]) => !(name === 'engagement' && key === 'engagementFunctionArn'))
+      // Only the functions that touch files (checked below).
+      .filter(([key]) => key !== 'mediaBucket')
       .map(([, variable]) => variable);
     expect(Object.keys(env)).toEqual(expect.arrayContaining(expected));
     expect(env[ENV.emailFallbackDelay]).toBe('120');
@@ -429,7 +431,12 @@ describe('stateless stack: HTTP API', () => {
   it('limits the anonymous widget routes below the stage, and deploys the stage after them', () => {
     const [stageId, stage] = stateless.resources('AWS::ApiGatewayV2::Stage').find(([, r]) => r.Properties.ApiId.Ref === httpApiId())!;
     const throttled = HTTP_ROUTES.filter((r) => r.throttle);
-    expect(throttled.map((r) => r.path).sort()).toEqual(['/v1/widget/messages', '/v1/widget/sessions']);
+    expect(throttled.map((r) => r.path).sort()).toEqual([
+      '/v1/widget/messages',
+      '/v1/widget/messages/{messageId}/attachments/{index}',
+      '/v1/widget/sessions',
+      '/v1/widget/uploads',
+    ]);
     const stageLimit = stage.Properties.DefaultRouteSettings.ThrottlingRateLimit as number;
     for (const spec of throttled) {
       const key = `${spec.method} ${spec.path}`;
@@ -915,5 +922,56 @@ describe('cdk-nag AwsSolutions', () => {
     const findings = nagFindings(broken.stateless);
     expect(findings).toContain('error AwsSolutions-SQS3 ConversaStateless/PlainQueue/Resource');
     expect(findings).toContain('error AwsSolutions-SQS4 ConversaStateless/PlainQueue/Resource');
+  });
+});
+
+describe('media files', () => {
+  const bucket = (): [string, Json] => stateful.resources('AWS::S3::Bucket')[0] as [string, Json];
+  /** Every S3 action a function's role may take, with the object prefix it is limited to. */
+  const s3Grants = (name: FunctionName): string[] =>
+    stateless
+      .statementsOf(name)
+      .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
+      .flatMap((s) => {
+        const resources: unknown[] = Array.isArray(s.Resource) ? s.Resource : [s.Resource];
+        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media)\/\*/)?.[1] ?? 'bucket'}`));
+      })
+      .sort();
+
+  it('keeps files in one private, TLS-only bucket of the stateful stack that outlives it', () => {
+    stateful.template.resourceCountIs('AWS::S3::Bucket', 1);
+    const [id, resource] = bucket();
+    expect(resource.DeletionPolicy).toBe('Retain');
+    expect(resource.Properties.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(resource.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
+    const policy = stateful.resources('AWS::S3::BucketPolicy').find(([, p]) => p.Properties.Bucket.Ref === id)![1];
+    expect(policy.Properties.PolicyDocument.Statement).toEqual(
+      expect.arrayContaining([expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+    );
+  });
+
+  it('expires uploads no message named after a day, and lets pages upload from their origin', () => {
+    const { LifecycleConfiguration, CorsConfiguration } = bucket()[1].Properties;
+    expect(LifecycleConfiguration.Rules).toEqual(expect.arrayContaining([expect.objectContaining({ Prefix: 'uploads/', ExpirationInDays: 1, Status: 'Enabled' })]));
+    expect(JSON.stringify(LifecycleConfiguration.Rules)).not.toContain('media/');
+    expect(CorsConfiguration.CorsRules[0]).toMatchObject({ AllowedMethods: expect.arrayContaining(['GET', 'PUT', 'HEAD']), AllowedOrigins: ['*'] });
+  });
+
+  it('gives each function only the file access its code uses, and the bucket name with it', () => {
+    const grants = Object.fromEntries((Object.keys(FUNCTIONS) as FunctionName[]).map((name) => [name, s3Grants(name)]));
+    expect(grants).toEqual({
+      webhook: [],
+      widget: ['s3:GetObject media', 's3:PutObject uploads'],
+      api: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media', 's3:PutObject uploads'],
+      realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media'],
+      wsAuthorizer: [],
+      inbound: [],
+      outbound: ['s3:GetObject media'],
+      engagement: [],
+    });
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const env = stateless.fn(name).Properties.Environment.Variables as Json;
+      expect([name, env[ENV.mediaBucket] !== undefined]).toEqual([name, grants[name]!.length > 0]);
+    }
   });
 });

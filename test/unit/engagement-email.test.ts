@@ -5,7 +5,8 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { replyAddress, textFromMime } from '../../src/domain/email';
+import { renderReplyEmail, replyAddress, textFromMime } from '../../src/domain/email';
+import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
@@ -47,6 +48,23 @@ const multipart = [
   '--b1--',
   '',
 ].join('\r\n');
+
+describe('fallback email', () => {
+  const reply = (text: string, attachments: Message['attachments']): Message => ({
+    id: '01JD5Q8Z7V4R0M3X6N2B9C1K9A', conversationId: CONVERSATION, direction: 'outbound', sender: { type: 'agent', id: 'ana', name: 'Ana' },
+    channel: 'web', text, attachments, status: 'sent', private: false, createdAt: '2026-11-26T10:00:00.000Z',
+  });
+
+  it('names the files a missed reply carried, which the visitor opens in the chat', () => {
+    const file = { type: 'file', url: 'conversa-media://media/agent/ana/01JD5Q8Z7V4R0M3X6N2B9C1K9B', name: 'invoice <2>.pdf' };
+    const email = renderReplyEmail({ to: 'vera@example.com', conversation: { id: CONVERSATION }, unseen: [reply('', [file]), reply('See both', [file, { ...file, name: undefined, type: 'image' }])], context: [] });
+
+    expect(email.text).toContain('Ana: [a file: invoice <2>.pdf]');
+    expect(email.text).toContain('Ana: See both\n[2 files: invoice <2>.pdf, image]');
+    expect(email.html).toContain('[a file: invoice &lt;2&gt;.pdf]');
+    expect(email.text).not.toContain('conversa-media://');
+  });
+});
 
 describe('MIME text', () => {
   it('takes the text/plain part of a multipart email and decodes quoted-printable UTF-8', () => {

@@ -1,0 +1,97 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
+import { BlockPublicAccess, Bucket, BucketEncryption, HttpMethods, ObjectOwnership, type IBucket } from 'aws-cdk-lib/aws-s3';
+import { Construct, type IConstruct } from 'constructs';
+import { acknowledgeWildcardResource } from './nag';
+
+/** Properties of {@link MediaBucket}. */
+export interface MediaBucketProps {
+  /**
+   * Origins whose pages upload and download files (the website with the widget, the agent console).
+   * @default ['*']
+   */
+  readonly allowedOrigins?: readonly string[];
+  /**
+   * Days an upload that no message named stays in `uploads/`.
+   * @default 1
+   */
+  readonly uploadExpiryDays?: number;
+  /**
+   * What happens to the bucket (every file customers and agents sent) when the stack goes.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The files agents and web visitors attach (src/aws/media-store.ts). Private: people and providers
+ * reach a file only through a presigned URL the API issues after checking who asks, so the grants
+ * below are what those URLs can do. Uploads land in `uploads/` (expired), sent files are kept in `media/`.
+ */
+export class MediaBucket extends Construct {
+  public readonly bucket: Bucket;
+  /**
+   * The bucket's ARN for another stack, as `Fn::ImportValue` of an export named after this stack:
+   * a name known at construction lets that stack acknowledge cdk-nag's findings on its grants.
+   */
+  public readonly exportedArn: string;
+
+  constructor(scope: Construct, id: string, props: MediaBucketProps = {}) {
+    super(scope, id);
+    this.bucket = new Bucket(this, 'Bucket', {
+      blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
+      encryption: BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      // Browsers PUT to presigned URLs and read the files from another origin than the bucket's.
+      cors: [
+        {
+          allowedOrigins: [...(props.allowedOrigins ?? ['*'])],
+          allowedMethods: [HttpMethods.GET, HttpMethods.PUT, HttpMethods.HEAD],
+          allowedHeaders: ['*'],
+          exposedHeaders: ['etag'],
+          maxAge: 3600,
+        },
+      ],
+      lifecycleRules: [
+        { id: 'UnsentUploads', prefix: 'uploads/', expiration: Duration.days(props.uploadExpiryDays ?? 1) },
+        { id: 'AbandonedMultipart', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+    Validations.of(this.bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason: 'Every object is reached through a presigned URL the API issues to an authenticated agent or visitor, and the API logs those requests; S3 server access logs would add a second bucket for little more.',
+    });
+    const stack = Stack.of(this);
+    this.exportedArn = stack.exportValue(this.bucket.bucketArn, { name: `${stack.stackName}-MediaBucketArn` });
+  }
+}
+
+/**
+ * What a function does with the media bucket:
+ * - `upload`: presigned PUTs into `uploads/` (agents in the API, visitors in the widget function);
+ * - `attach`: checks an upload and copies it into `media/` when a message names it;
+ * - `download`: presigned GETs of kept files (consoles, the widget, providers fetching a reply's file).
+ */
+export type MediaAccess = 'upload' | 'attach' | 'download';
+
+const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; prefixes: string[]; reason: string }[]>> = {
+  upload: [{ actions: ['s3:PutObject'], prefixes: ['uploads/*'], reason: 'Uploads are presigned per file under uploads/; the key holds the uploader and an id issued at the same time.' }],
+  attach: [
+    { actions: ['s3:GetObject'], prefixes: ['uploads/*', 'media/*'], reason: 'A sent file is checked in uploads/ (or media/, on a retry) by key.' },
+    { actions: ['s3:PutObject'], prefixes: ['media/*'], reason: 'A sent file is copied into media/ under its uploader and upload id.' },
+  ],
+  download: [{ actions: ['s3:GetObject'], prefixes: ['media/*'], reason: 'Sent files are presigned one by one for the people of their conversation and its provider.' }],
+};
+
+/** Grants `access` on the media bucket; presigned URLs can do no more than their signer's role. */
+export function grantMediaAccess(bucket: IBucket, grantee: IGrantable & IConstruct, access: MediaAccess): void {
+  // ListBucket lets HeadObject answer 404 for an upload never made (403 without it).
+  if (access === 'attach') Grant.addToPrincipal({ grantee, actions: ['s3:ListBucket'], resourceArns: [bucket.bucketArn] });
+  for (const { actions, prefixes, reason } of MEDIA_GRANTS[access]) {
+    const arns = prefixes.map((prefix) => bucket.arnForObjects(prefix));
+    Grant.addToPrincipal({ grantee, actions, resourceArns: arns });
+    for (const arn of arns) acknowledgeWildcardResource(grantee, arn, reason);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Files people upload (agents' and web visitors' attachments), in the media bucket.
+ * Clients upload straight to S3 with a presigned PUT and everyone downloads with a presigned GET:
+ * no file passes through a Lambda, so neither the 6 MB payload limit nor its cost applies.
+ *
+ * Layout (the one place that names keys):
+ * - `uploads/<agent|visitor>/<owner>/<uploadId>`: where a presigned PUT lands; expired by a
+ *   lifecycle rule after a day, so an upload never sent costs nothing for long;
+ * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept.
+ */
+import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { ENV } from '../config';
+
+export type UploaderKind = 'agent' | 'visitor';
+
+/** The attachment URL of a file in the media bucket; it opens through the attachment routes. */
+export const MEDIA_SCHEME = 'conversa-media://';
+
+let client: S3Client | undefined;
+
+function s3(): S3Client {
+  // The local stack's stand-in (AWS_ENDPOINT_URL_S3) answers on one host: path-style addressing.
+  client ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL) });
+  return client;
+}
+
+function bucket(): string {
+  const name = process.env[ENV.mediaBucket];
+  if (!name) throw new Error(`Missing environment variable ${ENV.mediaBucket}`);
+  return name;
+}
+
+const ownerPath = (kind: UploaderKind, owner: string, uploadId: string) => `${kind}/${encodeURIComponent(owner)}/${uploadId}`;
+export const uploadKey = (kind: UploaderKind, owner: string, uploadId: string) => `uploads/${ownerPath(kind, owner, uploadId)}`;
+export const storedKey = (kind: UploaderKind, owner: string, uploadId: string) => `media/${ownerPath(kind, owner, uploadId)}`;
+
+/** The key behind an attachment URL, when the file is ours. */
+export function mediaKeyOf(url: string): string | undefined {
+  return url.startsWith(MEDIA_SCHEME) && url.length > MEDIA_SCHEME.length ? url.slice(MEDIA_SCHEME.length) : undefined;
+}
+
+/** A PUT URL for exactly this size and type: S3 refuses another (both headers are signed). */
+export function presignUpload(key: string, contentType: string, size: number, expiresInSeconds: number): Promise<string> {
+  const command = new PutObjectCommand({ Bucket: bucket(), Key: key, ContentType: contentType, ContentLength: size });
+  return getSignedUrl(s3(), command, { expiresIn: expiresInSeconds, signableHeaders: new Set(['content-type', 'content-length']) });
+}
+
+export interface DownloadOptions {
+  contentType?: string;
+  /** `Content-Disposition` to answer with, e.g. `attachment; filename*=UTF-8''report.pdf`. */
+  disposition?: string;
+  expiresInSeconds: number;
+}
+
+export function presignDownload(key: string, options: DownloadOptions): Promise<string> {
+  const command = new GetObjectCommand({
+    Bucket: bucket(),
+    Key: key,
+    ...(options.contentType ? { ResponseContentType: options.contentType } : {}),
+    ...(options.disposition ? { ResponseContentDisposition: options.disposition } : {}),
+  });
+  return getSignedUrl(s3(), command, { expiresIn: options.expiresInSeconds });
+}
+
+/** Size and type of a stored object; undefined when there is none. */
+export async function headObject(key: string): Promise<{ size: number; contentType?: string } | undefined> {
+  try {
+    const head = await s3().send(new HeadObjectCommand({ Bucket: bucket(), Key: key }));
+    return { size: head.ContentLength ?? 0, ...(head.ContentType ? { contentType: head.ContentType } : {}) };
+  } catch (error) {
+    if ((error as { name?: string }).name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    throw error;
+  }
+}
+
+/** Server-side copy; copying again over the same key is harmless (retries). */
+export async function copyObject(from: string, to: string): Promise<void> {
+  await s3().send(new CopyObjectCommand({ Bucket: bucket(), Key: to, CopySource: `${bucket()}/${encodeURIComponent(from).replace(/%2F/g, '/')}` }));
+}

@@ -1,0 +1,113 @@
+/**
+ * Files agents and web visitors attach: an upload ticket first (a presigned PUT for one file of
+ * a declared size and type), then a message naming the upload. Sending copies the file out of
+ * the uploads area (expired daily) into the kept media area, so a message never points at a file
+ * that goes away, and a retried send copies to the same place again.
+ */
+import * as z from '../zod';
+import { MAX_ATTACHMENTS, MAX_UPLOAD_BYTES } from '../manifest';
+import { copyObject, headObject, mediaKeyOf, MEDIA_SCHEME, presignDownload, presignUpload, storedKey, uploadKey, type UploaderKind } from '../aws/media-store';
+import { attachmentType } from '../channels/common';
+import { badRequest, ClientError } from './errors';
+import { newId } from './ids';
+import type { Attachment } from './types';
+
+/** type/subtype with optional parameters, nothing a header could be split with. */
+export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
+/** Long enough for a slow phone to start a 25 MiB upload, short enough that a leaked URL soon dies. */
+const UPLOAD_URL_SECONDS = 300;
+/** Consoles and widgets follow the redirect at once; a copied link stops working soon after. */
+const DOWNLOAD_URL_SECONDS = 300;
+/** Providers fetch a reply's file when it is sent; Twilio may take a few minutes under load. */
+const PROVIDER_URL_SECONDS = 3600;
+/** Shown in the page; everything else downloads (an HTML or SVG file must never render). */
+const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp)|audio\/[\w.+-]+|video\/[\w.+-]+|application\/pdf)$/i;
+
+export interface Uploader {
+  kind: UploaderKind;
+  id: string;
+}
+
+/** What an upload ticket is asked for with: the file's type and exact size (both are signed). */
+export const UploadBody = z.object({
+  contentType: z.text(3, 255),
+  size: z.wholeNumber(1, MAX_UPLOAD_BYTES),
+});
+export type UploadRequest = z.infer<typeof UploadBody>;
+
+export interface UploadTicket {
+  uploadId: string;
+  url: string;
+  method: 'PUT';
+  /** Send exactly these with the file: both are part of the signature. */
+  headers: { 'content-type': string };
+  expiresAt: string;
+}
+
+export async function createUpload(uploader: Uploader, request: UploadRequest): Promise<UploadTicket> {
+  if (!CONTENT_TYPE.test(request.contentType)) throw badRequest('invalid_content_type', 'contentType must be a MIME type such as image/png');
+  if (request.size > MAX_UPLOAD_BYTES) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
+  const uploadId = newId();
+  const url = await presignUpload(uploadKey(uploader.kind, uploader.id, uploadId), request.contentType, request.size, UPLOAD_URL_SECONDS);
+  return {
+    uploadId,
+    url,
+    method: 'PUT',
+    headers: { 'content-type': request.contentType },
+    expiresAt: new Date(Date.now() + UPLOAD_URL_SECONDS * 1000).toISOString(),
+  };
+}
+
+/** Upload ids are ULIDs (newId): nothing else can name a key of the uploader's. */
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** `attachments` on a reply or a visitor's message: uploads by id, each with the name to show. */
+export const AttachmentRefs = z.array(z.object({ uploadId: z.string().check(z.regex(ULID, 'an uploadId from POST …/uploads')), name: z.optional(z.trimmedText(1, 255)) })).check(z.maxLength(MAX_ATTACHMENTS));
+export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
+
+/**
+ * The attachments of a message from the uploads it names: each must be the sender's own upload
+ * (the key holds the uploader), else 400 `upload_not_found` and nothing is copied for it.
+ */
+export async function attachUploads(uploader: Uploader, refs: readonly AttachmentRef[]): Promise<Attachment[]> {
+  if (refs.length > MAX_ATTACHMENTS) throw badRequest('too_many_attachments', `a message takes at most ${MAX_ATTACHMENTS} attachments`);
+  const found = await Promise.all(
+    refs.map(async (ref) => {
+      const staged = uploadKey(uploader.kind, uploader.id, ref.uploadId);
+      const kept = storedKey(uploader.kind, uploader.id, ref.uploadId);
+      // Kept already: an earlier attempt at this message copied it, or another message sent it.
+      const keptHead = await headObject(kept);
+      return { ref, staged, kept, copied: keptHead !== undefined, head: keptHead ?? (await headObject(staged)) };
+    }),
+  );
+  const missing = found.find((f) => !f.head);
+  if (missing) throw badRequest('upload_not_found', `upload ${missing.ref.uploadId} has no file: PUT the file to the upload URL first`);
+  if (found.some((f) => f.head!.size > MAX_UPLOAD_BYTES)) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
+  return Promise.all(
+    found.map(async ({ ref, staged, kept, copied, head }) => {
+      if (!copied) await copyObject(staged, kept);
+      const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
+      const attachment: Attachment = { type: attachmentType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
+      if (ref.name) attachment.name = ref.name;
+      return attachment;
+    }),
+  );
+}
+
+/** A short-lived URL of one of our files, served as its type allows (inline, or as a download). */
+export function downloadUrl(attachment: Attachment, audience: 'person' | 'provider'): Promise<string> | undefined {
+  const key = mediaKeyOf(attachment.url);
+  if (!key) return undefined;
+  const type = attachment.mimeType && CONTENT_TYPE.test(attachment.mimeType) ? attachment.mimeType : 'application/octet-stream';
+  const name = attachment.name ? `; filename*=UTF-8''${encodeURIComponent(attachment.name)}` : '';
+  return presignDownload(key, {
+    contentType: type,
+    disposition: `${INLINE_TYPES.test(type) ? 'inline' : 'attachment'}${name}`,
+    expiresInSeconds: audience === 'provider' ? PROVIDER_URL_SECONDS : DOWNLOAD_URL_SECONDS,
+  });
+}
+
+/** A reply's attachments as a provider can fetch them: our files by a presigned URL, others as they are. */
+export async function forProvider(attachments: readonly Attachment[]): Promise<Attachment[]> {
+  return Promise.all(attachments.map(async (a) => ({ ...a, url: (await downloadUrl(a, 'provider')) ?? a.url })));
+}

@@ -1,0 +1,254 @@
+/**
+ * Files end to end on the local stack: agents and visitors upload with a presigned PUT, send
+ * messages that name the upload, and open what their conversation holds through the
+ * attachment routes; providers get a URL they can fetch. Nobody reaches a file that is not theirs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { MAX_UPLOAD_BYTES } from '../../src/manifest';
+
+let stack: LocalStack;
+let agent: WsClient;
+let agentJwt: string;
+const clients: WsClient[] = [];
+const BUCKET = 'conversa-local-media';
+
+/** Every byte value, so that a text or encoding conversion anywhere shows. */
+const PNG_BYTES = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.from(Array.from({ length: 256 }, (_, i) => i))]);
+
+async function connect(token: string): Promise<WsClient> {
+  const client = await WsClient.connect(stack.wsUrl, token);
+  clients.push(client);
+  return client;
+}
+
+interface Ticket {
+  uploadId: string;
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  expiresAt: string;
+}
+
+/** A ticket from `path` (agent or visitor token), then the file PUT as a browser would. */
+async function upload(path: string, token: string, bytes: Buffer, contentType: string): Promise<Ticket> {
+  const ticket = await http<Ticket>(stack.httpUrl, 'POST', path, { token, body: { contentType, size: bytes.length } });
+  expect(ticket.status, ticket.text).toBe(201);
+  const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
+  expect(put.status, await put.clone().text()).toBe(200);
+  return ticket.body;
+}
+
+/** Follows an attachment route's redirect the way a console or widget does; the file and how it is served. */
+async function open(path: string, token: string) {
+  const redirect = await fetch(`${stack.httpUrl}${path}`, { headers: { authorization: `Bearer ${token}` }, redirect: 'manual' });
+  if (redirect.status !== 302) return { status: redirect.status, body: await redirect.text() };
+  const location = redirect.headers.get('location')!;
+  const file = await fetch(location);
+  return {
+    status: file.status,
+    location,
+    bytes: Buffer.from(await file.arrayBuffer()),
+    contentType: file.headers.get('content-type'),
+    disposition: file.headers.get('content-disposition'),
+  };
+}
+
+async function visitorWithConversation() {
+  const session = await visitorSession(stack.httpUrl, { name: 'Vera' });
+  const ws = await connect(session.token);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text: 'Hello, I have a question', clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+  return { session, ws, conversationId: ack.conversationId as string };
+}
+
+const keptKeys = () => stack.aws.s3.listKeys(BUCKET, 'media/');
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  agentJwt = await agentToken(stack.httpUrl, 'agent-mia', 'agent', 'Mia');
+  agent = await connect(agentJwt);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+describe('files agents send', () => {
+  it('reach the visitor, who opens them with its own token, and the agent opens them too', async () => {
+    const { session, ws, conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: '', attachments: [{ uploadId: ticket.uploadId, name: 'label.png' }] },
+    });
+
+    expect(reply.status, reply.text).toBe(202);
+    const attachment = reply.body.message.attachments[0];
+    expect(attachment).toMatchObject({ type: 'image', mimeType: 'image/png', name: 'label.png', size: PNG_BYTES.length });
+    expect(attachment.url).toMatch(/^conversa-media:\/\/media\/agent\//);
+    const frame = await ws.waitFor((f) => f.type === 'message.created' && f.message.id === reply.body.message.id, 10_000, 'the reply on the visitor socket');
+    expect(frame.message.attachments).toEqual([attachment]);
+
+    const byVisitor = await open(`/v1/widget/messages/${reply.body.message.id}/attachments/0`, session.token);
+    expect(byVisitor.status).toBe(200);
+    expect(byVisitor.bytes!.equals(PNG_BYTES)).toBe(true);
+    expect(byVisitor.contentType).toBe('image/png');
+    expect(byVisitor.disposition).toBe("inline; filename*=UTF-8''label.png");
+    const byAgent = await open(`/v1/conversations/${conversationId}/messages/${reply.body.message.id}/attachments/0`, agentJwt);
+    expect(byAgent.bytes!.equals(PNG_BYTES)).toBe(true);
+    // Kept apart from the uploads area, which expires.
+    expect(keptKeys()).toContain(attachment.url.slice('conversa-media://'.length));
+  });
+
+  it('serve anything that could run as a page as a download', async () => {
+    const { conversationId } = await visitorWithConversation();
+    const page = Buffer.from('<script>alert(1)</script>');
+    const ticket = await upload('/v1/uploads', agentJwt, page, 'text/html');
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'see attached', attachments: [{ uploadId: ticket.uploadId, name: 'page.html' }] },
+    });
+    expect(reply.status, reply.text).toBe(202);
+
+    const file = await open(`/v1/conversations/${conversationId}/messages/${reply.body.message.id}/attachments/0`, agentJwt);
+
+    expect(file.disposition).toBe("attachment; filename*=UTF-8''page.html");
+  });
+
+  it('go to a provider as a URL it can fetch', async () => {
+    const handle = newHandle('whatsapp');
+    const text = `need the invoice ${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const pdf = Buffer.from('%PDF-1.4 invoice');
+    const ticket = await upload('/v1/uploads', agentJwt, pdf, 'application/pdf');
+
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'Here it is', attachments: [{ uploadId: ticket.uploadId, name: 'invoice.pdf' }] },
+    });
+
+    expect(reply.status, reply.text).toBe(202);
+    const sent = await eventually(async () => {
+      const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
+      return (outbox.body.items as { body: unknown }[]).map((i) => (typeof i.body === 'string' ? JSON.parse(i.body) : i.body)).find((b) => b.to === handle && b.type === 'document');
+    });
+    expect(sent.document.filename).toBe('invoice.pdf');
+    const fetched = await fetch(sent.document.link);
+    expect(fetched.status).toBe(200);
+    expect(Buffer.from(await fetched.arrayBuffer()).equals(pdf)).toBe(true);
+  });
+
+  it('are stored once when the same reply is retried', async () => {
+    const { conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+    const body = { text: 'twice', clientMessageId: crypto.randomUUID(), attachments: [{ uploadId: ticket.uploadId }] };
+
+    const first = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body });
+    const second = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body });
+
+    expect(second.body.message.id).toBe(first.body.message.id);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(history.body.items.filter((m: { text: string }) => m.text === 'twice')).toHaveLength(1);
+    expect(keptKeys().filter((k) => k.endsWith(ticket.uploadId))).toHaveLength(1);
+  });
+});
+
+describe('files visitors send', () => {
+  it('reach the agent, who opens them', async () => {
+    const { session, ws, conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/widget/uploads', session.token, PNG_BYTES, 'image/png');
+    const clientMessageId = crypto.randomUUID();
+
+    ws.send({ action: 'sendMessage', clientMessageId, attachments: [{ uploadId: ticket.uploadId, name: 'screenshot.png' }] });
+
+    const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId, 10_000, 'the visitor file');
+    expect(created.message).toMatchObject({ conversationId, direction: 'inbound', text: '', attachments: [{ type: 'image', name: 'screenshot.png', size: PNG_BYTES.length }] });
+    const file = await open(`/v1/conversations/${conversationId}/messages/${ack.messageId}/attachments/0`, agentJwt);
+    expect(file.bytes!.equals(PNG_BYTES)).toBe(true);
+  });
+});
+
+describe('refusals', () => {
+  it("refuse another visitor's upload, and store nothing", async () => {
+    const owner = await visitorSession(stack.httpUrl, {});
+    const theirs = await upload('/v1/widget/uploads', owner.token, PNG_BYTES, 'image/png');
+    const { ws, conversationId } = await visitorWithConversation();
+    const clientMessageId = crypto.randomUUID();
+
+    ws.send({ action: 'sendMessage', text: 'look', clientMessageId, attachments: [{ uploadId: theirs.uploadId }] });
+
+    const error = await ws.waitFor((f) => f.type === 'error' && f.clientMessageId === clientMessageId, 10_000, 'error frame');
+    expect(error.code).toBe('upload_not_found');
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(history.body.items.map((m: { text: string }) => m.text)).not.toContain('look');
+  });
+
+  it('refuse a reply naming an upload never made, and let the same clientMessageId send once it exists', async () => {
+    const { conversationId } = await visitorWithConversation();
+    const ticket = await http<Ticket>(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType: 'image/png', size: PNG_BYTES.length } });
+    const body = { text: 'file', clientMessageId: crypto.randomUUID(), attachments: [{ uploadId: ticket.body.uploadId }] };
+
+    const early = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body });
+    expect(early.status).toBe(400);
+    expect(early.body.error.code).toBe('upload_not_found');
+
+    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: PNG_BYTES });
+    expect(put.status).toBe(200);
+    const later = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body });
+    expect(later.status, later.text).toBe(202);
+    expect(later.body.message.attachments).toHaveLength(1);
+  });
+
+  it('refuse a file of another size than the ticket was for', async () => {
+    const ticket = await http<Ticket>(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType: 'image/png', size: 10 } });
+
+    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: PNG_BYTES });
+
+    expect(put.status).toBe(403);
+  });
+
+  it('refuse tickets for files too large, of no real type, or without a token', async () => {
+    const large = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType: 'video/mp4', size: MAX_UPLOAD_BYTES + 1 } });
+    const typeless = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType: 'png\r\nx-evil: 1', size: 10 } });
+    const anonymous = await http(stack.httpUrl, 'POST', '/v1/widget/uploads', { body: { contentType: 'image/png', size: 10 } });
+
+    expect(large.status).toBe(400);
+    expect(typeless.status).toBe(400);
+    expect(typeless.body.error.code).toBe('invalid_content_type');
+    expect(anonymous.status).toBe(401);
+  });
+
+  it("keep private notes' files and other conversations' files from visitors", async () => {
+    const { session, conversationId } = await visitorWithConversation();
+    const other = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+    const note = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'internal', private: true, attachments: [{ uploadId: ticket.uploadId }] },
+    });
+    expect(note.status, note.text).toBe(202);
+    const shared = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${other.conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'for the other visitor', attachments: [{ uploadId: shared.uploadId }] },
+    });
+    expect(reply.status, reply.text).toBe(202);
+
+    const privateFile = await open(`/v1/widget/messages/${note.body.message.id}/attachments/0`, session.token);
+    const othersFile = await open(`/v1/widget/messages/${reply.body.message.id}/attachments/0`, session.token);
+    const ownersCopy = await open(`/v1/widget/messages/${reply.body.message.id}/attachments/0`, other.session.token);
+
+    expect(privateFile.status).toBe(404);
+    expect(othersFile.status).toBe(404);
+    expect(ownersCopy.status).toBe(200);
+  });
+});
