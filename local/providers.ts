@@ -36,9 +36,10 @@ export interface ProviderStandIn {
   failNext(channel: ProviderChannel, status: number, count: number, after?: number): void;
   /**
    * Holds the answer to the channel's next request until `until` settles (it gets the request's
-   * body): a test can make something happen between the provider taking a send and answering it.
+   * body and the answer's): a test can make something happen between the provider taking a send
+   * and answering it, knowing the id the answer names.
    */
-  holdNext(channel: ProviderChannel, until: (body: unknown) => Promise<void>): void;
+  holdNext(channel: ProviderChannel, until: (body: unknown, answer: unknown) => Promise<void>): void;
   /**
    * A file the provider holds, as a customer's media message would leave it: returns the id its
    * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid), which the
@@ -340,7 +341,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
   let items: OutboxItem[] = [];
   const failures = new Map<ProviderChannel, { status: number; remaining: number; pass: number }>();
   const files = new Map<string, MediaFile>();
-  const holds = new Map<ProviderChannel, (body: unknown) => Promise<void>>();
+  const holds = new Map<ProviderChannel, (body: unknown, answer: unknown) => Promise<void>>();
 
   function failNext(channel: ProviderChannel, status: number, count: number, after = 0): void {
     if (count > 0) failures.set(channel, { status, remaining: count, pass: after });
@@ -389,19 +390,20 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
         }
         return true;
       }
+      // Decided before a hold, so that the test holding it knows the id the answer will carry.
+      const failStatus = takeFailure(channel);
+      const request = { method, path, query: url.searchParams, headers, body };
+      const reply =
+        failStatus !== undefined
+          ? failure(channel, failStatus)
+          : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
       const answer = () => {
-        const failStatus = takeFailure(channel);
-        const request = { method, path, query: url.searchParams, headers, body };
-        const reply =
-          failStatus !== undefined
-            ? failure(channel, failStatus)
-            : (mediaReply(channel, request, credentialsOf(channel), files) ?? handlers[channel](request, credentialsOf(channel)));
         items.push({ channel, method, url: `${url.pathname}${url.search}`, headers, body, at: new Date().toISOString(), status: reply.status, answer: reply.body });
         send(res, reply);
       };
       const hold = holds.get(channel);
       holds.delete(channel);
-      if (hold) hold(body).then(answer, (error: unknown) => res.destroy(error as Error));
+      if (hold) hold(body, reply.body).then(answer, (error: unknown) => res.destroy(error as Error));
       else answer();
       return true;
     },

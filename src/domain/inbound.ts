@@ -20,7 +20,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, findByProviderMessageId, getDedup, getMessage, listMessages, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
@@ -445,15 +445,22 @@ async function sentTo(event: InboundStatusEvent): Promise<{ conversationId: stri
 
 export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
-  const pointer =
-    fromReference(event.reference) ??
-    (isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference
-      ? await sentTo(event)
-      : await getDedup(`${event.channel}#${event.providerMessageId}`));
+  const referenced = fromReference(event.reference);
+  const byId = !referenced && !(isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference);
+  const scope = `${event.channel}#${event.providerMessageId}`;
+  let pointer = referenced ?? (byId ? await getDedup(scope) : await sentTo(event));
+  if (!pointer && byId) {
+    // The status may have overtaken the send's own answer (which records the id): held for that
+    // send to apply, then looked up once more in case it recorded the id meanwhile.
+    await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}) });
+    pointer = await getDedup(scope);
+  }
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;
   const updated = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {
     ...(event.error ? { error: event.error } : {}),
+    // The receipt of a send whose answer was lost: the only place its provider id comes from.
+    ...(referenced ? { providerMessageIdIfMissing: event.providerMessageId } : {}),
   });
   if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : []);
   if (!updated) return;

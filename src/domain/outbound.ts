@@ -25,6 +25,8 @@ import {
 import type { ConnectionRecord } from '../store/connections';
 import {
   claimDedup,
+  earlyStatuses,
+  STATUS_RANK,
   getMessage,
   releaseDedup,
   getMessageToSend,
@@ -338,13 +340,18 @@ async function sendToProvider(
   if (result.ok) {
     // Each part's provider id leads its status callbacks back to this message (a later part that
     // fails fails the reply), unless the callbacks bring our reference themselves.
-    if (!adapter.statusesCarryReference) {
-      const pointer = { conversationId: message.conversationId, messageId: message.id };
-      await Promise.all([result.providerMessageId, ...(result.otherIds ?? [])].map((id) => claimDedup(`${channel}#${id}`, pointer)));
-    }
+    const scopes = adapter.statusesCarryReference ? [] : [result.providerMessageId, ...(result.otherIds ?? [])].map((id) => `${channel}#${id}`);
+    const pointer = { conversationId: message.conversationId, messageId: message.id };
+    await Promise.all(scopes.map((scope) => claimDedup(scope, pointer)));
     const sent = await updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
     // A status callback can overtake the provider's own answer: the reply still gets its id and its timers.
-    return sent ?? settleOvertakenSend(message.conversationId, message.id, result.providerMessageId);
+    let final = sent ?? (await settleOvertakenSend(message.conversationId, message.id, result.providerMessageId));
+    // One that came before any id was recorded was held (ingestStatus): applied now, after the claims above.
+    const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
+    for (const early of held) {
+      final = (await updateMessageStatus(message.conversationId, message.id, early.status, early.error ? { error: early.error } : {})) ?? final;
+    }
+    return final;
   }
   if (result.retryable && !lastAttempt) {
     throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id), result.retryAfterSeconds);

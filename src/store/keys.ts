@@ -36,6 +36,9 @@ export const keys = {
 
   /** Idempotency record: a provider message id, or a client's message id, seen once. */
   dedup: (scope: string) => ONE(`DEDUP#${scope}`, 'DEDUP'),
+  /** A provider status that came before its send's answer had named the provider id: the send applies it. */
+  earlyStatus: (scope: string, status: string) => ONE(`EARLY#${scope}`, `STATUS#${status}`),
+  earlyStatusPartition: (scope: string) => `EARLY#${scope}`,
 
   contact: (id: string) => ONE(`CONTACT#${id}`, 'CONTACT'),
   contactPartition: (id: string) => `CONTACT#${id}`,

@@ -1,4 +1,4 @@
-import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
@@ -44,6 +44,39 @@ export async function releaseDedup(scope: string): Promise<void> {
 export async function getDedup(scope: string): Promise<DedupRecord | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.dedup(scope), ConsistentRead: true }));
   return out.Item ? { conversationId: String(out.Item.conversationId), messageId: String(out.Item.messageId) } : undefined;
+}
+
+/** How far a message has got: a status update never moves it back. */
+export const STATUS_RANK: Readonly<Record<MessageStatus, number>> = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+
+/** Sends finish within the queue's retries (minutes); a status for a message we never sent lingers no longer. */
+const EARLY_STATUS_TTL_SECONDS = 24 * 3600;
+
+export interface EarlyStatus {
+  status: MessageStatus;
+  error?: string;
+}
+
+/** Keeps a status whose provider id no send has recorded yet, for that send to apply (applyEarlyStatuses). */
+export async function holdEarlyStatus(scope: string, early: EarlyStatus): Promise<void> {
+  await ddb().send(
+    new PutCommand({ TableName: config.tableName, Item: { ...keys.earlyStatus(scope, early.status), ...early, expiresAt: Math.floor(Date.now() / 1000) + EARLY_STATUS_TTL_SECONDS } }),
+  );
+}
+
+/** Statuses held for a provider id, in the order they may apply (a status never moves back). */
+export async function earlyStatuses(scope: string): Promise<EarlyStatus[]> {
+  const out = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': keys.earlyStatusPartition(scope) },
+      ConsistentRead: true,
+    }),
+  );
+  return (out.Items ?? [])
+    .map((item) => ({ status: item.status as MessageStatus, ...(typeof item.error === 'string' ? { error: item.error } : {}) }))
+    .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
 }
 
 /** Stores a message once: false when a message with this id is already there. */
@@ -128,26 +161,27 @@ export async function recordSendProgress(conversationId: string, messageId: stri
 }
 
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */
-const RANK: Record<MessageStatus, number> = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
-
 export async function updateMessageStatus(
   conversationId: string,
   messageId: string,
   status: MessageStatus,
-  extra: { providerMessageId?: string; error?: string } = {},
+  extra: { providerMessageId?: string; error?: string; providerMessageIdIfMissing?: string } = {},
 ): Promise<Message | undefined> {
   const sets = ['#status = :status'];
   const values: Record<string, unknown> = { ':status': status };
   if (extra.providerMessageId) {
     sets.push('providerMessageId = :pmid');
     values[':pmid'] = extra.providerMessageId;
+  } else if (extra.providerMessageIdIfMissing) {
+    sets.push('providerMessageId = if_not_exists(providerMessageId, :pmid)');
+    values[':pmid'] = extra.providerMessageIdIfMissing;
   }
   if (extra.error) {
     sets.push('#error = :error');
     values[':error'] = extra.error;
   }
-  const lower = Object.entries(RANK)
-    .filter(([, rank]) => rank < RANK[status])
+  const lower = Object.entries(STATUS_RANK)
+    .filter(([, rank]) => rank < STATUS_RANK[status])
     .map(([name]) => name);
   const allowed = lower.map((_, i) => `:s${i}`);
   lower.forEach((name, i) => (values[`:s${i}`] = name));
@@ -184,9 +218,9 @@ async function updateMessageIf(
 export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId: string): Promise<Message | undefined> {
   return updateMessageIf(conversationId, messageId, {
     UpdateExpression: 'SET providerMessageId = :pmid',
-    ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read)',
+    ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read, :failed)',
     ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read' },
+    ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read', ':failed': 'failed' },
   });
 }
 

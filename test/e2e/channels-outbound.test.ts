@@ -9,7 +9,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
-import { getDedup } from '../../src/store/messages';
+import { earlyStatuses, getDedup } from '../../src/store/messages';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -53,7 +53,6 @@ function reply(conversationId: string, body: Record<string, unknown>) {
 
 const updated = (messageId: string, status: string) => (f: Frame) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === status;
 
-/** Sends a reply and waits until the provider accepted it. */
 /** A reply the provider accepted, with the ids its callbacks will name (WhatsApp also hands back our reference). */
 async function sentReply(conversationId: string, text: string): Promise<{ id: string; providerMessageId: string; reference?: string }> {
   const response = await reply(conversationId, { text });
@@ -267,10 +266,10 @@ describe('a receipt that overtakes the provider’s answer', () => {
   it('keeps the provider id on the reply and still arms its timers', async () => {
     const { handle, conversationId } = await customer('whatsapp');
     // The provider takes the send, and its "delivered" callback is applied before its answer reaches us.
-    stack.providers.holdNext('whatsapp', async (body) => {
+    stack.providers.holdNext('whatsapp', async (body, answer) => {
       const reference = (body as { biz_opaque_callback_data?: string }).biz_opaque_callback_data;
       expect(reference).toBeTruthy();
-      const callback = statusWebhook('whatsapp', handle, 'delivered', `wamid.overtaking${Date.now()}`, undefined, reference);
+      const callback = statusWebhook('whatsapp', handle, 'delivered', (answer as { messages: { id: string }[] }).messages[0]!.id, undefined, reference);
       expect((await postWebhook(stack, 'whatsapp', callback)).status).toBe(200);
       await agent.waitFor((f) => f.type === 'message.updated' && f.message.status === 'delivered' && `${conversationId}/${f.message.id}` === reference, 10_000, 'delivered first');
     });
@@ -291,6 +290,60 @@ describe('a receipt that overtakes the provider’s answer', () => {
     // The receipt's status stands; the send adds only what it alone knows.
     expect(stored).toMatchObject({ status: 'delivered', providerMessageId });
     await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversationId}` && s.fireAt));
+  });
+});
+
+describe('a status that comes before any send recorded its id', () => {
+  const LAST_STATUS = { sms: 'failed', messenger: 'delivered', instagram: 'read' } as const;
+  const answeredId = (channel: keyof typeof LAST_STATUS, answer: unknown): string =>
+    channel === 'sms' ? (answer as { sid: string }).sid : (answer as { message_id: string }).message_id;
+
+  it.each(Object.keys(LAST_STATUS) as (keyof typeof LAST_STATUS)[])('is held and applied by the send on %s', async (channel) => {
+    const { handle, conversationId } = await customer(channel);
+    const status = LAST_STATUS[channel];
+    let providerMessageId = '';
+    // The provider takes the send, and its callback reaches us before its answer does.
+    stack.providers.holdNext(channel, async (_body, answer) => {
+      providerMessageId = answeredId(channel, answer);
+      expect((await postWebhook(stack, channel, statusWebhook(channel, handle, status, providerMessageId))).status).toBe(200);
+      await eventually(async () => (await earlyStatuses(`${channel}#${providerMessageId}`)).some((s) => s.status === status));
+    });
+
+    const response = await reply(conversationId, { text: `overtaken on ${channel}` });
+
+    expect(response.status).toBe(202);
+    const frame = await agent.waitFor(updated(response.body.message.id, status), 15_000, `${status} after the answer`);
+    expect(frame.message.providerMessageId).toBe(providerMessageId);
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    expect(page.body.items.find((m: { id: string }) => m.id === response.body.message.id)).toMatchObject({ status, providerMessageId });
+  });
+});
+
+describe('a WhatsApp send whose answer was lost', () => {
+  it('takes its provider id from the sent receipt, so a later failed status without our reference finds it', async () => {
+    const { handle, conversationId } = await customer('whatsapp');
+    const wamid = `wamid.receipt${Date.now()}`;
+    // The answer never comes (the connection drops); the receipt with our reference does.
+    stack.providers.holdNext('whatsapp', async (body) => {
+      const reference = (body as { biz_opaque_callback_data: string }).biz_opaque_callback_data;
+      const receipt = JSON.parse(statusWebhook('whatsapp', handle, 'delivered', wamid, undefined, reference));
+      receipt.entry[0].changes[0].value.statuses[0].status = 'sent';
+      expect((await postWebhook(stack, 'whatsapp', JSON.stringify(receipt))).status).toBe(200);
+      await agent.waitFor((f) => f.type === 'message.updated' && f.message.status === 'sent' && `${conversationId}/${f.message.id}` === reference, 10_000, 'sent receipt');
+      throw new Error('connection lost');
+    });
+    const response = await reply(conversationId, { text: 'answer lost' });
+    expect(response.status).toBe(202);
+    const messageId: string = response.body.message.id;
+    await eventually(async () => {
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+      return page.body.items.find((m: { id: string }) => m.id === messageId)?.providerMessageId === wamid;
+    });
+
+    expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'failed', wamid))).status).toBe(200);
+
+    const failed = await agent.waitFor(updated(messageId, 'failed'), 15_000, 'failed without our reference');
+    expect(failed.message.providerMessageId).toBe(wamid);
   });
 });
 
