@@ -21,7 +21,11 @@ let client: S3Client | undefined;
 
 function s3(): S3Client {
   // The local stack's stand-in (AWS_ENDPOINT_URL_S3) answers on one host: path-style addressing.
-  client ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL) });
+  client ??= new S3Client({
+    forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL),
+    // Otherwise presigned PUTs carry the CRC32 of an empty body, which S3 ignores today and other stores refuse.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
   return client;
 }
 

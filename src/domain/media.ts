@@ -7,7 +7,6 @@
 import * as z from '../zod';
 import { MAX_ATTACHMENTS, MAX_UPLOAD_BYTES } from '../manifest';
 import { copyObject, headObject, mediaKeyOf, MEDIA_SCHEME, presignDownload, presignUpload, storedKey, uploadKey, type UploaderKind } from '../aws/media-store';
-import { attachmentType } from '../channels/common';
 import { badRequest, ClientError } from './errors';
 import { newId } from './ids';
 import type { Attachment } from './types';
@@ -20,8 +19,11 @@ const UPLOAD_URL_SECONDS = 300;
 const DOWNLOAD_URL_SECONDS = 300;
 /** Providers fetch a reply's file when it is sent; Twilio may take a few minutes under load. */
 const PROVIDER_URL_SECONDS = 3600;
-/** Shown in the page; everything else downloads (an HTML or SVG file must never render). */
-const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp)|audio\/[\w.+-]+|video\/[\w.+-]+|application\/pdf)$/i;
+/**
+ * Shown in the page, by exact type; everything else downloads. Nothing that a browser could run
+ * as a document (HTML, SVG, any `+xml`) is in the list: S3 cannot add nosniff or a CSP.
+ */
+const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp)|audio\/(mpeg|mp4|aac|ogg|wav|webm)|video\/(mp4|webm|ogg|quicktime)|application\/pdf)$/i;
 
 export interface Uploader {
   kind: UploaderKind;
@@ -87,11 +89,17 @@ export async function attachUploads(uploader: Uploader, refs: readonly Attachmen
     found.map(async ({ ref, staged, kept, copied, head }) => {
       if (!copied) await copyObject(staged, kept);
       const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
-      const attachment: Attachment = { type: attachmentType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
+      const attachment: Attachment = { type: uploadType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
       if (ref.name) attachment.name = ref.name;
       return attachment;
     }),
   );
+}
+
+/** What a file is shown as; a vCard stays a file (as a `contact`, adapters would send its URL as text). */
+function uploadType(mimeType: string): string {
+  const major = mimeType.split('/')[0]!.toLowerCase();
+  return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
 }
 
 /** A short-lived URL of one of our files, served as its type allows (inline, or as a download). */

@@ -152,7 +152,8 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
     if (input.attachments?.length) attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments);
   } catch (error) {
-    if (scope && claimed) await releaseDedup(scope);
+    // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.
+    if (scope && claimed && error instanceof ClientError) await releaseDedup(scope);
     throw error;
   }
   // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).

@@ -107,19 +107,35 @@ describe('files agents send', () => {
     expect(keptKeys()).toContain(attachment.url.slice('conversa-media://'.length));
   });
 
-  it('serve anything that could run as a page as a download', async () => {
+  it.each(['text/html', 'image/svg+xml', 'video/x+xml'])('serve %s, which could run as a page, as a download', async (contentType) => {
     const { conversationId } = await visitorWithConversation();
     const page = Buffer.from('<script>alert(1)</script>');
-    const ticket = await upload('/v1/uploads', agentJwt, page, 'text/html');
+    const ticket = await upload('/v1/uploads', agentJwt, page, contentType);
     const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
       token: agentJwt,
-      body: { text: 'see attached', attachments: [{ uploadId: ticket.uploadId, name: 'page.html' }] },
+      body: { text: 'see attached', attachments: [{ uploadId: ticket.uploadId, name: 'page' }] },
     });
     expect(reply.status, reply.text).toBe(202);
 
     const file = await open(`/v1/conversations/${conversationId}/messages/${reply.body.message.id}/attachments/0`, agentJwt);
 
-    expect(file.disposition).toBe("attachment; filename*=UTF-8''page.html");
+    expect(file.disposition).toBe("attachment; filename*=UTF-8''page");
+  });
+
+  it('keep a vCard a file, so that providers get the file rather than its URL as text', async () => {
+    const { conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('BEGIN:VCARD\nEND:VCARD'), 'text/vcard');
+
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { attachments: [{ uploadId: ticket.uploadId }] } });
+
+    expect(reply.body.message.attachments[0].type).toBe('file');
+  });
+
+  it('upload with URLs that carry no checksum of a body they cannot know', async () => {
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+
+    expect([...new URL(ticket.url).searchParams.keys()].filter((k) => k.toLowerCase().startsWith('x-amz-checksum') || k.toLowerCase() === 'x-amz-sdk-checksum-algorithm')).toEqual([]);
+    expect(new URL(ticket.url).searchParams.get('X-Amz-SignedHeaders')).toBe('content-length;content-type;host');
   });
 
   it('go to a provider as a URL it can fetch', async () => {
