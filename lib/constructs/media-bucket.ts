@@ -69,9 +69,10 @@ export class MediaBucket extends Construct {
  * What a function does with the media bucket:
  * - `upload`: presigned PUTs into `uploads/` (agents in the API, visitors in the widget function);
  * - `attach`: checks an upload and copies it into `media/` when a message names it;
- * - `download`: presigned GETs of kept files (consoles, the widget, providers fetching a reply's file).
+ * - `download`: presigned GETs of kept files (consoles, the widget, providers fetching a reply's file);
+ * - `keep`: writes a customer's file copied from the provider into `media/provider/`.
  */
-export type MediaAccess = 'upload' | 'attach' | 'download';
+export type MediaAccess = 'upload' | 'attach' | 'download' | 'keep';
 
 const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; prefixes: string[]; reason: string }[]>> = {
   upload: [{ actions: ['s3:PutObject'], prefixes: ['uploads/*'], reason: 'Uploads are presigned per file under uploads/; the key holds the uploader and an id issued at the same time.' }],
@@ -80,6 +81,7 @@ const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; p
     { actions: ['s3:PutObject'], prefixes: ['media/*'], reason: 'A sent file is copied into media/ under its uploader and upload id.' },
   ],
   download: [{ actions: ['s3:GetObject'], prefixes: ['media/*'], reason: 'Sent files are presigned one by one for the people of their conversation and its provider.' }],
+  keep: [{ actions: ['s3:PutObject'], prefixes: ['media/provider/*'], reason: "A customer's file is written under its conversation and message ids." }],
 };
 
 /** Grants `access` on the media bucket; presigned URLs can do no more than their signer's role. */

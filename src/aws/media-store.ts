@@ -6,16 +6,17 @@
  * Layout (the one place that names keys):
  * - `uploads/<agent|visitor>/<owner>/<uploadId>`: where a presigned PUT lands; expired by a
  *   lifecycle rule after a day, so an upload never sent costs nothing for long;
- * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept.
+ * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept;
+ * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider.
  */
 import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ENV } from '../config';
+import { MEDIA_SCHEME } from '../domain/types';
 
 export type UploaderKind = 'agent' | 'visitor';
 
-/** The attachment URL of a file in the media bucket; it opens through the attachment routes. */
-export const MEDIA_SCHEME = 'conversa-media://';
+export { MEDIA_SCHEME };
 
 let client: S3Client | undefined;
 
@@ -38,6 +39,7 @@ function bucket(): string {
 const ownerPath = (kind: UploaderKind, owner: string, uploadId: string) => `${kind}/${encodeURIComponent(owner)}/${uploadId}`;
 export const uploadKey = (kind: UploaderKind, owner: string, uploadId: string) => `uploads/${ownerPath(kind, owner, uploadId)}`;
 export const storedKey = (kind: UploaderKind, owner: string, uploadId: string) => `media/${ownerPath(kind, owner, uploadId)}`;
+export const providerFileKey = (conversationId: string, messageId: string, index: number) => `media/provider/${conversationId}/${messageId}/${index}`;
 
 /** The key behind an attachment URL, when the file is ours. */
 export function mediaKeyOf(url: string): string | undefined {
@@ -76,6 +78,10 @@ export async function headObject(key: string): Promise<{ size: number; contentTy
     if ((error as { name?: string }).name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
     throw error;
   }
+}
+
+export async function putObject(key: string, bytes: Buffer, contentType: string): Promise<void> {
+  await s3().send(new PutObjectCommand({ Bucket: bucket(), Key: key, Body: bytes, ContentType: contentType }));
 }
 
 /** Server-side copy; copying again over the same key is harmless (retries). */

@@ -58,8 +58,9 @@ export async function enqueueOutbound(jobs: OutboundJob[]): Promise<void> {
     jobs.map((job, i) => ({
       Id: String(i),
       MessageBody: JSON.stringify(job),
-      MessageGroupId: sqsId(job.conversationId),
-      MessageDeduplicationId: sqsId(job.messageId),
+      // A copy job has a lane of its own: a large download must not hold the conversation's replies.
+      MessageGroupId: sqsId(job.kind ? `${job.kind}#${job.conversationId}` : job.conversationId),
+      MessageDeduplicationId: sqsId(job.kind ? `${job.kind}#${job.messageId}` : job.messageId),
     })),
   );
 }

@@ -293,10 +293,10 @@ export function jsonCall(url: string, body: unknown, headers: Record<string, str
  */
 export const MEDIA_MAX_BYTES = 4 * 1024 * 1024;
 
-const tooLarge = (size: number): MediaResult => ({
+const tooLarge = (size: number, max: number): MediaResult => ({
   ok: false,
   status: 413,
-  error: `the file is ${size} bytes; the API hands out files up to ${MEDIA_MAX_BYTES} bytes (open it in the provider's app)`,
+  error: `the file is ${size} bytes; files up to ${max} bytes are fetched (open it in the provider's app)`,
 });
 
 type MediaFailure = MediaResult & { ok: false };
@@ -325,21 +325,22 @@ export async function getProviderJson(url: string, headers: Record<string, strin
   return response.ok ? { ok: true, body } : mediaFailure(response.status);
 }
 
-/** Downloads a media file, refusing one over MEDIA_MAX_BYTES (announced or while reading). */
+/** Downloads a media file, refusing one over the context's maxMediaBytes (announced or while reading). */
 export async function downloadMedia(url: string, headers: Record<string, string>, context: SendContext, fallbackType?: string): Promise<MediaResult> {
   const response = await getFromProvider(url, headers, context);
   if (!(response instanceof Response)) return response;
+  const max = context.maxMediaBytes ?? MEDIA_MAX_BYTES;
   const announced = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (!response.ok || announced > MEDIA_MAX_BYTES) {
+  if (!response.ok || announced > max) {
     await response.body?.cancel();
-    return response.ok ? tooLarge(announced) : mediaFailure(response.status);
+    return response.ok ? tooLarge(announced, max) : mediaFailure(response.status);
   }
   const chunks: Buffer[] = [];
   let size = 0;
   if (response.body) {
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
       size += chunk.byteLength;
-      if (size > MEDIA_MAX_BYTES) return tooLarge(size);
+      if (size > max) return tooLarge(size, max);
       chunks.push(Buffer.from(chunk));
     }
   }
@@ -348,9 +349,10 @@ export async function downloadMedia(url: string, headers: Record<string, string>
 }
 
 /** A file the provider announced as too large (a number or a numeric string) is refused before any download. */
-export function refuseLarge(size: unknown): MediaResult | undefined {
+export function refuseLarge(size: unknown, context: Pick<SendContext, 'maxMediaBytes'>): MediaResult | undefined {
+  const max = context.maxMediaBytes ?? MEDIA_MAX_BYTES;
   const announced = typeof size === 'number' || typeof size === 'string' ? Number(size) : Number.NaN;
-  return announced > MEDIA_MAX_BYTES ? tooLarge(announced) : undefined;
+  return announced > max ? tooLarge(announced, max) : undefined;
 }
 
 /**

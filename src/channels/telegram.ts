@@ -257,7 +257,7 @@ async function fetchTelegramFile(reference: string, context: SendContext): Promi
   const meta = await getProviderJson(`${context.baseUrl}/${bot}/getFile?file_id=${encodeURIComponent(access.id)}`, {}, context);
   if (!meta.ok) return meta;
   const file = isRecord(meta.body) && isRecord(meta.body.result) ? meta.body.result : {};
-  const large = refuseLarge(file.file_size);
+  const large = refuseLarge(file.file_size, context);
   if (large) return large;
   if (typeof file.file_path !== 'string' || !file.file_path) return { ok: false, status: 404, error: 'Telegram has no file for this id' };
   return downloadMedia(`${context.baseUrl}/file/${bot}/${file.file_path}`, {}, context);

@@ -70,6 +70,8 @@ export interface SendContext {
   resume?: SendProgress;
   /** Called after each accepted part but the last, and awaited: a retry resumes from what it kept. */
   onPartSent?(progress: SendProgress): Promise<void>;
+  /** Largest media file fetchMedia takes. @default MEDIA_MAX_BYTES (what the API can answer inline) */
+  maxMediaBytes?: number;
 }
 
 export interface ChannelAdapter {

@@ -321,7 +321,7 @@ async function fetchWhatsAppMedia(reference: string, context: SendContext): Prom
   const url = typeof info.url === 'string' ? info.url : undefined;
   // The token goes along only over TLS, or to the API's own host (the local stand-in).
   if (!url || !sameOriginOrHttps(url, context.baseUrl)) return { ok: false, status: 502, error: 'the provider gave no usable download URL' };
-  const large = refuseLarge(info.file_size);
+  const large = refuseLarge(info.file_size, context);
   if (large) return large;
   return downloadMedia(url, auth, context, typeof info.mime_type === 'string' ? info.mime_type : undefined);
 }

@@ -23,6 +23,8 @@ import {
 import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, putMessage, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getAdapter } from '../channels/registry';
+import { keepMediaJob } from './media-jobs';
+import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
 import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
@@ -383,6 +385,9 @@ async function afterApply(context: InboundHookContext, before: ConversationRecor
     const changed = delivered.filter((m): m is Message => m !== undefined);
     if (changed.length > 0) await publish(changed.map(messageUpdatedEvent), { agents: scopeOf(hooked.conversation) });
   }
+  // The customer's files are copied from the provider meanwhile (src/domain/provider-media.ts).
+  const keep = keepMediaJob(message);
+  if (keep) await enqueueOutbound([keep]);
   // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
   // retried by the queue, and the redelivery resumes here (resumeApplied).
   await hooked.afterPublish?.();

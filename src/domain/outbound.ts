@@ -4,7 +4,7 @@
  */
 import { newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
-import type { Attachment, Message, SendProgress } from './types';
+import type { Attachment, Message, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { drainQueue, isDrainJob } from './routing';
@@ -12,6 +12,8 @@ import { deliverProactive, isProactiveJob, requeueProactive } from './proactive'
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { attachUploads, forProvider, type AttachmentRef } from './media';
+import { keepProviderMedia } from './provider-media';
+import { isKeepMediaJob } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -223,7 +225,12 @@ export const MAX_SEND_ATTEMPTS = 5;
  * or on the queue's last delivery of the job (`lastReceive`), a retryable failure becomes a
  * permanent one instead of a trip to the DLQ.
  */
-export async function deliverOutbound(job: { conversationId: string; messageId: string }, lastReceive: boolean, redelivered = false): Promise<void> {
+export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, redelivered = false): Promise<void> {
+  // A customer's files to copy from the provider, in a lane of their own.
+  if (isKeepMediaJob(job)) {
+    await keepProviderMedia(job, lastReceive);
+    return;
+  }
   // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
   if (isProactiveJob(job)) {
     await deliverProactive(job, lastReceive, redelivered);

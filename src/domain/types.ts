@@ -16,6 +16,9 @@ export function isProviderChannel(value: string): value is ProviderChannel {
 export type MessageStatus = 'received' | 'queued' | 'sent' | 'delivered' | 'read' | 'failed';
 export type SenderType = 'contact' | 'agent' | 'bot' | 'system';
 
+/** The attachment URL of a file in our media bucket; it opens through the attachment routes. */
+export const MEDIA_SCHEME = 'conversa-media://';
+
 export interface Attachment {
   type: string;
   url: string;
@@ -146,4 +149,6 @@ export interface InboundStatusEvent {
 export interface OutboundJob {
   conversationId: string;
   messageId: string;
+  /** `keepMedia`: copy a customer's files from the provider into our bucket (src/domain/media.ts). */
+  kind?: 'keepMedia';
 }

@@ -2,7 +2,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, typ
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import type { Message, MessageStatus, SendProgress } from '../domain/types';
+import type { Attachment, Message, MessageStatus, SendProgress } from '../domain/types';
 import { encodeTime } from 'ulid';
 import { putNew, queryAll, updateIf } from './items';
 import { keys } from './keys';
@@ -157,6 +157,19 @@ export async function recordSendProgress(conversationId: string, messageId: stri
     ConditionExpression: '#status = :queued',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':progress': progress, ':queued': 'queued' },
+  });
+}
+
+/**
+ * Points one attachment at its copy of ours, unless it was changed meanwhile (a copy job that
+ * ran twice): the message as it is after, or undefined.
+ */
+export async function replaceAttachment(conversationId: string, messageId: string, index: number, from: string, to: Attachment): Promise<Message | undefined> {
+  return updateMessageIf(conversationId, messageId, {
+    UpdateExpression: `SET attachments[${index}] = :to`,
+    ConditionExpression: `attachments[${index}].#url = :from`,
+    ExpressionAttributeNames: { '#url': 'url' },
+    ExpressionAttributeValues: { ':from': from, ':to': to },
   });
 }
 

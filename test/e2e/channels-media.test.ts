@@ -1,17 +1,19 @@
 /**
- * A customer's media, as the agent console opens it: GET
- * /v1/conversations/{id}/messages/{messageId}/attachments/{index} fetches WhatsApp, Telegram and
- * Twilio files with the channel's credentials (from the provider stand-in) and redirects to
- * public URLs.
+ * A customer's media, as the agent console opens it: WhatsApp, Telegram and Twilio files are
+ * copied into our bucket after the message is stored, and GET
+ * /v1/conversations/{id}/messages/{messageId}/attachments/{index} redirects to the copy; until
+ * then (or when the copy cannot be made) it fetches the file with the channel's credentials (from
+ * the provider stand-in). Public URLs are redirected to.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
-import { agentToken, WsClient, type Frame } from '../support/clients';
+import { agentToken, eventually, WsClient, type Frame } from '../support/clients';
 import { fixture } from '../fixtures/sign';
 import { MEDIA_MAX_BYTES } from '../../src/channels/common';
+import { MAX_UPLOAD_BYTES } from '../../src/manifest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
-import { newHandle, postWebhook } from './channels-support';
+import { newHandle, postWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -31,9 +33,13 @@ afterAll(async () => {
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
 
 /** Posts a customer's photo whose file the provider holds; resolves with the stored message. */
-async function customerPhoto(channel: 'whatsapp' | 'telegram' | 'messenger', fileId: string, publicUrl?: string): Promise<{ conversationId: string; id: string; attachments: { url: string }[] }> {
+async function customerPhoto(
+  channel: 'whatsapp' | 'telegram' | 'messenger',
+  fileId: string,
+  publicUrl?: string,
+  handle = newHandle(channel),
+): Promise<{ conversationId: string; id: string; attachments: { url: string }[] }> {
   const body = JSON.parse(fixture(channel, channel === 'telegram' ? 'photo.json' : 'image.json'));
-  const handle = newHandle(channel);
   let providerMessageId: string;
   if (channel === 'whatsapp') {
     const value = body.entry[0].changes[0].value;
@@ -70,13 +76,33 @@ function open(message: { conversationId: string; id: string }, index = 0, token:
 
 const jpeg = (size: number) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(size - 4, 7)]);
 
+/** The attachment once the copy job has pointed it at our bucket (a `message.updated` frame). */
+const kept = (message: { id: string }) =>
+  agent.waitFor((f: Frame) => f.type === 'message.updated' && f.message.id === message.id && String(f.message.attachments[0]?.url).startsWith('conversa-media://'), 15_000, 'the kept copy');
+
+/**
+ * A customer whose conversation is open and greeted: the next request to the provider will be the
+ * copy job's for the photo they send next.
+ */
+async function greetedCustomer(channel: 'whatsapp' | 'telegram'): Promise<string> {
+  const handle = newHandle(channel);
+  expect((await postWebhook(stack, channel, textWebhook(channel, handle, 'Hi').body)).status).toBe(200);
+  await eventually(() => stack.providers.outbox(channel).some((item) => item.status === 200 && JSON.stringify(item.body).includes(handle)));
+  return handle;
+}
+
 describe('attachments', () => {
-  it.each(['whatsapp', 'telegram'] as const)('hands the agent the %s file, fetched with the channel credentials', async (channel) => {
-    // Prepare: the provider holds the customer's photo
+  it.each(['whatsapp', 'telegram'] as const)('hands the agent the %s file, fetched with the channel credentials, before it is copied', async (channel) => {
+    // Prepare: the provider holds the customer's photo, and is down when the copy job first asks
     const bytes = jpeg(150_000);
     const fileId = stack.providers.addMedia(channel, { contentType: 'image/jpeg', bytes });
-    const message = await customerPhoto(channel, fileId);
+    const handle = await greetedCustomer(channel);
+    const before = stack.providers.outbox(channel).length;
+    stack.providers.failNext(channel, 503, 1);
+    const message = await customerPhoto(channel, fileId, undefined, handle);
     expect(message.attachments[0]!.url).toMatch(channel === 'whatsapp' ? /^whatsapp-media:\/\// : /^telegram-file:\/\//);
+    // The copy job asked first, and waits out its retry.
+    await eventually(() => stack.providers.outbox(channel).slice(before).some((item) => item.status === 503));
 
     // Act
     const response = await open(message);
@@ -89,8 +115,23 @@ describe('attachments', () => {
     expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
   });
 
+  it.each(['whatsapp', 'telegram'] as const)('copies the %s file into our bucket and redirects to the copy, also beyond what the API answers inline', async (channel) => {
+    const bytes = jpeg(MEDIA_MAX_BYTES + 1024);
+    const message = await customerPhoto(channel, stack.providers.addMedia(channel, { contentType: 'image/jpeg', bytes }));
+
+    const copy = await kept(message);
+    const response = await open(message);
+
+    expect(copy.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/jpeg', size: bytes.length });
+    expect(response.status).toBe(302);
+    const file = await fetch(response.headers.get('location')!);
+    expect(file.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
   it('refuses a file over the limit with 413 and one the provider lost with 404', async () => {
-    const large = stack.providers.addMedia('whatsapp', { contentType: 'video/mp4', bytes: jpeg(10), announcedSize: MEDIA_MAX_BYTES + 1 });
+    // Too large to copy as well: the provider's reference stays.
+    const large = stack.providers.addMedia('whatsapp', { contentType: 'video/mp4', bytes: jpeg(10), announcedSize: MAX_UPLOAD_BYTES + 1 });
     const tooLarge = await open(await customerPhoto('whatsapp', large));
     expect(tooLarge.status).toBe(413);
     expect(((await tooLarge.json()) as { error: { code: string } }).error.code).toBe('media_too_large');
@@ -138,13 +179,16 @@ describe('attachments', () => {
     expect((await postWebhook(stack, 'sms', params.toString())).status).toBe(200);
     const frame = await agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === messageSid, 10_000, 'MMS');
 
-    // Act
-    const response = await open({ conversationId: frame.conversationId, id: frame.message.id });
+    // Act: the console opens the copy, made with the account credentials
+    const message = { conversationId: frame.conversationId, id: frame.message.id };
+    await kept(message);
+    const response = await open(message);
 
     // Assess: the bytes, not a redirect the console could not follow without the credentials
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-type')).toBe('image/jpeg');
-    expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(response.status).toBe(302);
+    const file = await fetch(response.headers.get('location')!);
+    expect(file.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
   });
 
   it('is for agents only', async () => {

@@ -934,7 +934,7 @@ describe('media files', () => {
       .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
       .flatMap((s) => {
         const resources: unknown[] = Array.isArray(s.Resource) ? s.Resource : [s.Resource];
-        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media)\/\*/)?.[1] ?? 'bucket'}`));
+        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media|media\/provider)\/\*/)?.[1] ?? 'bucket'}`));
       })
       .sort();
 
@@ -970,7 +970,7 @@ describe('media files', () => {
       realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media'],
       wsAuthorizer: [],
       inbound: [],
-      outbound: ['s3:GetObject media'],
+      outbound: ['s3:GetObject media', 's3:PutObject media/provider'],
       engagement: [],
     });
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {

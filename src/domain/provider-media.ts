@@ -1,0 +1,48 @@
+/**
+ * Customers' files, copied from the provider into our bucket after their message is stored.
+ * WhatsApp keeps a media id 30 days, Twilio until the account deletes it, and only our
+ * credentials open either: a copy keeps the history whole and lets consoles open files larger
+ * than the API could answer inline. The copy runs as an outbound-queue job in a lane of its own
+ * per conversation (src/aws/queues.ts), so a large download never holds a reply back.
+ */
+import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
+import { KEPT_TYPES } from './media-jobs';
+import { getAdapter } from '../channels/registry';
+import { baseUrl, loadCredentials } from '../channels/credentials';
+import { MAX_UPLOAD_BYTES } from '../manifest';
+import { MEDIA_SCHEME, providerFileKey, putObject } from '../aws/media-store';
+import { getMessage, replaceAttachment } from '../store/messages';
+import { getConversation } from '../store/conversations';
+import { messageUpdatedEvent } from './events';
+import { publish, scopeOf } from './fanout';
+
+/**
+ * Copies each file of the message the provider still has, and points its attachment at the copy.
+ * A provider outage throws (the queue tries again) until the last attempt; a file the provider no
+ * longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
+ */
+export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean): Promise<void> {
+  const message = await getMessage(job.conversationId, job.messageId);
+  if (!message || !isProviderChannel(message.channel)) return;
+  const adapter = getAdapter(message.channel);
+  if (!adapter.fetchMedia) return;
+  const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES };
+  let updated: Message | undefined;
+  for (const [index, attachment] of message.attachments.entries()) {
+    if (!KEPT_TYPES.has(attachment.type) || attachment.url.startsWith(MEDIA_SCHEME)) continue;
+    const result = await adapter.fetchMedia(attachment.url, context);
+    if (!result) continue;
+    if (!result.ok) {
+      if (result.status === 502 && !lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);
+      continue;
+    }
+    const key = providerFileKey(message.conversationId, message.id, index);
+    const mimeType = attachment.mimeType ?? result.contentType;
+    await putObject(key, result.bytes, mimeType);
+    const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
+    updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
+  }
+  if (!updated) return;
+  const conversation = await getConversation(message.conversationId);
+  await publish([messageUpdatedEvent(updated)], { agents: scopeOf(conversation ?? { assigneeId: null }) });
+}
