@@ -7,7 +7,7 @@
 import type { Route } from './context';
 import { json, parseBody, type HttpResult } from '../http/http';
 import { ClientError, notFound } from '../domain/errors';
-import { CONTENT_TYPE, createUpload, downloadUrl, UploadBody } from '../domain/media';
+import { CONTENT_TYPE, createUpload, downloadUrl, filenameParameter, UploadBody } from '../domain/media';
 import type { Attachment } from '../domain/types';
 import { isProviderChannel } from '../domain/types';
 import { getAdapter } from '../channels/registry';
@@ -59,7 +59,7 @@ export const attachmentRoute: Route = async ({ params }) => {
       // A customer's file must never run as a page of the API's origin.
       'x-content-type-options': 'nosniff',
       'content-security-policy': "sandbox; default-src 'none'",
-      ...(attachment.name ? { 'content-disposition': `inline; filename*=UTF-8''${encodeURIComponent(attachment.name)}` } : {}),
+      ...(attachment.name ? { 'content-disposition': `inline; ${filenameParameter(attachment.name)}` } : {}),
     },
     body: result.bytes.toString('base64'),
     isBase64Encoded: true,

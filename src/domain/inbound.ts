@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
-import { isProviderChannel, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
+import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { unfinishedGreeting, type Greeting } from './engagement';
@@ -238,7 +238,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     sender: { type: 'contact', id: found.contact.id, ...(found.contact.name ? { name: found.contact.name } : {}) },
     channel: event.channel,
     text: event.text,
-    attachments: event.attachments,
+    // Our own scheme names files of our bucket: only our web path may put it on a customer's message.
+    attachments: event.channel === 'web' ? event.attachments : event.attachments.filter((a) => !a.url.startsWith(MEDIA_SCHEME)),
     status: 'received',
     private: false,
     ...(event.providerMessageId ? { providerMessageId: event.providerMessageId } : {}),

@@ -60,11 +60,21 @@ export async function createUpload(uploader: Uploader, request: UploadRequest): 
   };
 }
 
+/** Half of a UTF-16 pair without its other half: encodeURIComponent throws on it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Upload ids are ULIDs (newId): nothing else can name a key of the uploader's. */
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** `attachments` on a reply or a visitor's message: uploads by id, each with the name to show. */
-export const AttachmentRefs = z.array(z.object({ uploadId: z.string().check(z.regex(ULID, 'an uploadId from POST …/uploads')), name: z.optional(z.trimmedText(1, 255)) })).check(z.maxLength(MAX_ATTACHMENTS));
+export const AttachmentRefs = z
+  .array(
+    z.object({
+      uploadId: z.string().check(z.regex(ULID, 'an uploadId from POST …/uploads')),
+      name: z.optional(z.trimmedText(1, 255).check(z.refine((name) => !LONE_SURROGATE.test(name), 'must be well-formed Unicode (no lone surrogate)'))),
+    }),
+  )
+  .check(z.maxLength(MAX_ATTACHMENTS));
 export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
 
 /**
@@ -102,12 +112,22 @@ function uploadType(mimeType: string): string {
   return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
 }
 
+/**
+ * `filename*` as RFC 8187 has it: every byte outside attr-char percent-encoded (encodeURIComponent
+ * leaves ' ( ) * as they are), and a name with a lone surrogate (which it cannot encode) mended first.
+ */
+export function filenameParameter(name: string): string {
+  const encoded = encodeURIComponent(name.replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `filename*=UTF-8''${encoded}`;
+}
+
 /** A short-lived URL of one of our files, served as its type allows (inline, or as a download). */
 export function downloadUrl(attachment: Attachment, audience: 'person' | 'provider'): Promise<string> | undefined {
   const key = mediaKeyOf(attachment.url);
-  if (!key) return undefined;
+  // Only kept files: never an upload (which no message holds), whatever a URL claims.
+  if (!key?.startsWith('media/')) return undefined;
   const type = attachment.mimeType && CONTENT_TYPE.test(attachment.mimeType) ? attachment.mimeType : 'application/octet-stream';
-  const name = attachment.name ? `; filename*=UTF-8''${encodeURIComponent(attachment.name)}` : '';
+  const name = attachment.name ? `; ${filenameParameter(attachment.name)}` : '';
   return presignDownload(key, {
     contentType: type,
     disposition: `${INLINE_TYPES.test(type) ? 'inline' : 'attachment'}${name}`,
@@ -115,7 +135,24 @@ export function downloadUrl(attachment: Attachment, audience: 'person' | 'provid
   });
 }
 
+/**
+ * Media types every provider's send API takes as that kind (WhatsApp's lists are the narrowest);
+ * anything else goes as a document, which they all take, rather than be refused as a photo.
+ */
+const PROVIDER_MEDIA: Readonly<Record<string, RegExp>> = {
+  image: /^image\/(jpeg|png)$/i,
+  video: /^video\/mp4$/i,
+  audio: /^audio\/(mpeg|mp4|aac|ogg|amr)$/i,
+};
+
 /** A reply's attachments as a provider can fetch them: our files by a presigned URL, others as they are. */
 export async function forProvider(attachments: readonly Attachment[]): Promise<Attachment[]> {
-  return Promise.all(attachments.map(async (a) => ({ ...a, url: (await downloadUrl(a, 'provider')) ?? a.url })));
+  return Promise.all(
+    attachments.map(async (a) => {
+      const url = await downloadUrl(a, 'provider');
+      if (!url) return a;
+      const fits = PROVIDER_MEDIA[a.type]?.test((a.mimeType ?? '').split(';')[0]!.trim()) ?? true;
+      return { ...a, url, ...(fits ? {} : { type: 'file' }) };
+    }),
+  );
 }

@@ -8,6 +8,7 @@ import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { fixture } from '../fixtures/sign';
 import { MAX_UPLOAD_BYTES } from '../../src/manifest';
 
 let stack: LocalStack;
@@ -174,6 +175,62 @@ describe('files agents send', () => {
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
     expect(history.body.items.filter((m: { text: string }) => m.text === 'twice')).toHaveLength(1);
     expect(keptKeys().filter((k) => k.endsWith(ticket.uploadId))).toHaveLength(1);
+  });
+});
+
+describe('names and types', () => {
+  it('refuse a name that is not well-formed Unicode, and encode odd names as RFC 8187 has it', async () => {
+    const { conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'application/pdf');
+
+    const broken = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      raw: `{"text":"doc","attachments":[{"uploadId":"${ticket.uploadId}","name":"r\\udc00.pdf"}]}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    const odd = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      body: { text: 'doc', attachments: [{ uploadId: ticket.uploadId, name: "it's (1)*.pdf" }] },
+    });
+
+    expect(broken.status).toBe(400);
+    expect(odd.status, odd.text).toBe(202);
+    const file = await open(`/v1/conversations/${conversationId}/messages/${odd.body.message.id}/attachments/0`, agentJwt);
+    expect(file.disposition).toBe("inline; filename*=UTF-8''it%27s%20%281%29%2A.pdf");
+  });
+
+  it('send a provider an image of a type it cannot show as a document', async () => {
+    const handle = newHandle('whatsapp');
+    const text = `svg please ${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('<svg/>'), 'image/svg+xml');
+
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+      token: agentJwt,
+      body: { attachments: [{ uploadId: ticket.uploadId, name: 'logo.svg' }] },
+    });
+
+    expect(reply.status, reply.text).toBe(202);
+    expect(reply.body.message.attachments[0].type).toBe('image');
+    const sent = await eventually(async () => {
+      const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
+      return (outbox.body.items as { body: { to?: string; type?: string } }[]).map((i) => i.body).find((b) => b.to === handle && b.type !== 'text');
+    });
+    expect(sent).toMatchObject({ type: 'document', document: { filename: 'logo.svg' } });
+  });
+
+  it("drop our own scheme from a customer's message, so a provider cannot point at our files", async () => {
+    const body = JSON.parse(fixture('messenger', 'image.json'));
+    const event = body.entry[0].messaging[0];
+    event.sender.id = newHandle('messenger');
+    event.message.mid = `m_${crypto.randomUUID()}`;
+    event.message.attachments[0].payload.url = 'conversa-media://uploads/agent/agent-mia/01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+
+    expect((await postWebhook(stack, 'messenger', JSON.stringify(body))).status).toBe(200);
+
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === event.message.mid, 10_000, 'the customer message');
+    expect(JSON.stringify(created.message.attachments)).not.toContain('conversa-media');
   });
 });
 
