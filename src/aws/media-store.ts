@@ -80,8 +80,8 @@ export async function headObject(key: string): Promise<{ size: number; contentTy
   }
 }
 
-export async function putObject(key: string, bytes: Buffer, contentType: string): Promise<void> {
-  await s3().send(new PutObjectCommand({ Bucket: bucket(), Key: key, Body: bytes, ContentType: contentType }));
+export async function putObject(key: string, bytes: Buffer, contentType: string, signal?: AbortSignal): Promise<void> {
+  await s3().send(new PutObjectCommand({ Bucket: bucket(), Key: key, Body: bytes, ContentType: contentType }), signal ? { abortSignal: signal } : {});
 }
 
 /** Server-side copy; copying again over the same key is harmless (retries). */

@@ -304,7 +304,8 @@ type MediaFailure = MediaResult & { ok: false };
 /** A provider's GET, or why it did not answer. */
 async function getFromProvider(url: string, headers: Record<string, string>, context: SendContext): Promise<Response | MediaFailure> {
   try {
-    return await context.fetch(url, { method: 'GET', headers, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
+    const timeout = AbortSignal.timeout(PROVIDER_TIMEOUT_MS);
+    return await context.fetch(url, { method: 'GET', headers, signal: context.signal ? AbortSignal.any([context.signal, timeout]) : timeout });
   } catch (error) {
     return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
   }
@@ -337,12 +338,17 @@ export async function downloadMedia(url: string, headers: Record<string, string>
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  if (response.body) {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      size += chunk.byteLength;
-      if (size > max) return tooLarge(size, max);
-      chunks.push(Buffer.from(chunk));
+  try {
+    if (response.body) {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+        if (size > max) return tooLarge(size, max);
+        chunks.push(Buffer.from(chunk));
+      }
     }
+  } catch (error) {
+    // The timeout covers the body too: a provider that stops sending midway is an outage, not a bug.
+    return { ok: false, status: 502, error: `the provider did not finish sending the file: ${describeError(error)}` };
   }
   const contentType = response.headers.get('content-type') ?? fallbackType ?? 'application/octet-stream';
   return { ok: true, contentType, bytes: Buffer.concat(chunks) };

@@ -72,6 +72,8 @@ export interface SendContext {
   onPartSent?(progress: SendProgress): Promise<void>;
   /** Largest media file fetchMedia takes. @default MEDIA_MAX_BYTES (what the API can answer inline) */
   maxMediaBytes?: number;
+  /** Ends a media fetch sooner than the provider timeout (a copy job's share of its batch's time). */
+  signal?: AbortSignal;
 }
 
 export interface ChannelAdapter {

@@ -18,6 +18,7 @@ import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { enqueueOutbound } from '../aws/queues';
+import { FUNCTIONS } from '../manifest';
 import {
   applyMessageToOpenConversation,
   getConversation,
@@ -38,6 +39,12 @@ import {
   settleOvertakenSend,
   updateMessageStatus,
 } from '../store/messages';
+
+/**
+ * The share of an outbound batch's time its copy jobs may take: the replies beside them must be
+ * sent and recorded before the function's timeout, or a reply the provider took could go again.
+ */
+export const COPY_BUDGET_MS = (FUNCTIONS.outbound.timeoutSeconds * 1000) / 2;
 
 export interface AgentIdentity {
   id: string;
@@ -225,10 +232,10 @@ export const MAX_SEND_ATTEMPTS = 5;
  * or on the queue's last delivery of the job (`lastReceive`), a retryable failure becomes a
  * permanent one instead of a trip to the DLQ.
  */
-export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, redelivered = false): Promise<void> {
+export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, redelivered = false, copyDeadlineMs = Date.now() + COPY_BUDGET_MS): Promise<void> {
   // A customer's files to copy from the provider, in a lane of their own.
   if (isKeepMediaJob(job)) {
-    await keepProviderMedia(job, lastReceive);
+    await keepProviderMedia(job, lastReceive, copyDeadlineMs);
     return;
   }
   // A proactive job names a contact, not a stored message: it is expanded (and sent) there.

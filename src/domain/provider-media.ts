@@ -11,6 +11,7 @@ import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { MAX_UPLOAD_BYTES } from '../manifest';
 import { MEDIA_SCHEME, providerFileKey, putObject } from '../aws/media-store';
+import { CONTENT_TYPE } from './media';
 import { getMessage, replaceAttachment } from '../store/messages';
 import { getConversation } from '../store/conversations';
 import { messageUpdatedEvent } from './events';
@@ -18,15 +19,17 @@ import { publish, scopeOf } from './fanout';
 
 /**
  * Copies each file of the message the provider still has, and points its attachment at the copy.
- * A provider outage throws (the queue tries again) until the last attempt; a file the provider no
- * longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
+ * A provider outage, or running out of time before `deadlineMs` (the copy's share of a batch that
+ * also sends replies), throws: the queue tries again, until the last attempt. A file the provider
+ * no longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
  */
-export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean): Promise<void> {
+export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, deadlineMs: number): Promise<void> {
   const message = await getMessage(job.conversationId, job.messageId);
   if (!message || !isProviderChannel(message.channel)) return;
   const adapter = getAdapter(message.channel);
   if (!adapter.fetchMedia) return;
-  const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES };
+  const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
+  const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
   for (const [index, attachment] of message.attachments.entries()) {
     if (!KEPT_TYPES.has(attachment.type) || attachment.url.startsWith(MEDIA_SCHEME)) continue;
@@ -37,8 +40,14 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean):
       continue;
     }
     const key = providerFileKey(message.conversationId, message.id, index);
-    const mimeType = attachment.mimeType ?? result.contentType;
-    await putObject(key, result.bytes, mimeType);
+    // The customer's app names the type (Telegram's mime_type): only a well-formed one becomes a header.
+    const mimeType = [attachment.mimeType, result.contentType].find((t) => t && CONTENT_TYPE.test(t)) ?? 'application/octet-stream';
+    try {
+      await putObject(key, result.bytes, mimeType, signal);
+    } catch (error) {
+      if (lastAttempt) return;
+      throw error;
+    }
     const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
     updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
   }

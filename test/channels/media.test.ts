@@ -110,3 +110,25 @@ describe('twilio media', () => {
     expect(calls).toHaveLength(0);
   });
 });
+
+describe('a provider that stops sending a file midway', () => {
+  it('is an outage (502), not an error thrown past the adapter', async () => {
+    // Headers and the first bytes, then nothing: the fetch's signal ends the read.
+    const stalled: typeof fetch = async (_url, init) =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new Uint8Array([0xff, 0xd8]));
+            init?.signal?.addEventListener('abort', () => controller.error(init.signal!.reason));
+          },
+        }),
+        { status: 200, headers: { 'content-type': 'image/jpeg' } },
+      );
+    const context = { ...sendContext('sms', stalled), signal: AbortSignal.timeout(50) };
+    const url = `https://provider.test/sms/2010-04-01/Accounts/${DEV_CREDENTIALS.sms.accountSid}/Messages/MM1/Media/ME1`;
+
+    const result = await smsAdapter.fetchMedia!(url, context);
+
+    expect(result).toMatchObject({ ok: false, status: 502 });
+  });
+});
