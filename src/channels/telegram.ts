@@ -277,6 +277,8 @@ export const telegramAdapter: ChannelAdapter = {
   // Bots may write to a chat at any time once the user has started it.
   window: () => ({ allowed: true }),
   fetchMedia: fetchTelegramFile,
+  // Bots hear of no delivery or read.
+  reportsStatuses: false,
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
     const token = credential(context.credentials, 'botToken');
     if (!token) return missingCredential('botToken');

@@ -109,6 +109,8 @@ export interface ChannelAdapter {
    * record from the provider's message id to ours needs to be written for them.
    */
   readonly statusesCarryReference?: boolean;
+  /** False for a provider that reports no delivery statuses (Telegram): its sends' ids need no lookup records. */
+  readonly reportsStatuses?: boolean;
   /**
    * The file behind one of this channel's media references that only the provider's credentials
    * can fetch (`whatsapp-media://…`, `telegram-file://…`, Twilio's media URLs); undefined for a

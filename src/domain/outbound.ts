@@ -211,6 +211,26 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   return message;
 }
 
+/** Whether the channel's status callbacks find a reply by the provider's id (so ids are recorded and statuses may be held). */
+function statusesById(channel: string): boolean {
+  if (!isProviderChannel(channel)) return false;
+  const adapter = getAdapter(channel);
+  return !adapter.statusesCarryReference && adapter.reportsStatuses !== false;
+}
+
+/**
+ * Applies the statuses held for the provider ids in `scopes` (src/domain/inbound.ts ingestStatus),
+ * in the order they may apply: the reply as it is after, or undefined when none moved it.
+ */
+async function applyHeldStatuses(message: Message, scopes: string[]): Promise<Message | undefined> {
+  const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
+  let final: Message | undefined;
+  for (const early of held) {
+    final = (await updateMessageStatus(message.conversationId, message.id, early.status, early.error ? { error: early.error } : {})) ?? final;
+  }
+  return final;
+}
+
 /** A provider said "try later" (429, 5xx, network): the queue redelivers the job. */
 export class RetryableSendError extends Error {
   constructor(
@@ -258,7 +278,10 @@ export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, re
   // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
   // status write may not have told the agents or armed the reply's timers: a redelivery does.
   if (message.status !== 'queued') {
-    if (redelivered && message.status !== 'failed') await finishDelivery(conversation, message);
+    if (!redelivered || message.status === 'failed') return;
+    // A delivery that died after its `sent` write may not have applied what was held for its id.
+    const held = statusesById(conversation.channel) && message.providerMessageId ? await applyHeldStatuses(message, [`${conversation.channel}#${message.providerMessageId}`]) : undefined;
+    await finishDelivery(conversation, held ?? message);
     return;
   }
   const lastAttempt = lastReceive || stored.sendFailures + 1 >= MAX_SEND_ATTEMPTS;
@@ -355,18 +378,14 @@ async function sendToProvider(
   if (result.ok) {
     // Each part's provider id leads its status callbacks back to this message (a later part that
     // fails fails the reply), unless the callbacks bring our reference themselves.
-    const scopes = adapter.statusesCarryReference ? [] : [result.providerMessageId, ...(result.otherIds ?? [])].map((id) => `${channel}#${id}`);
+    const scopes = statusesById(channel) ? [result.providerMessageId, ...(result.otherIds ?? [])].map((id) => `${channel}#${id}`) : [];
     const pointer = { conversationId: message.conversationId, messageId: message.id };
     await Promise.all(scopes.map((scope) => claimDedup(scope, pointer)));
     const sent = await updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
     // A status callback can overtake the provider's own answer: the reply still gets its id and its timers.
-    let final = sent ?? (await settleOvertakenSend(message.conversationId, message.id, result.providerMessageId));
+    const final = sent ?? (await settleOvertakenSend(message.conversationId, message.id, result.providerMessageId));
     // One that came before any id was recorded was held (ingestStatus): applied now, after the claims above.
-    const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
-    for (const early of held) {
-      final = (await updateMessageStatus(message.conversationId, message.id, early.status, early.error ? { error: early.error } : {})) ?? final;
-    }
-    return final;
+    return (await applyHeldStatuses(message, scopes)) ?? final;
   }
   if (result.retryable && !lastAttempt) {
     throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id), result.retryAfterSeconds);

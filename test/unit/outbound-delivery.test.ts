@@ -5,7 +5,7 @@
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { keys } from '../../src/store/keys';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
@@ -95,5 +95,24 @@ describe('delivering a reply', () => {
     arrange(old, old);
     await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
     expect(statuses()).toEqual(['failed']);
+  });
+});
+
+describe('a redelivered job whose reply was already sent', () => {
+  it('applies a status held for its provider id, which the first delivery died before applying', async () => {
+    const sms = { ...reply, channel: 'sms' as const, status: 'sent' as const, providerMessageId: 'SM1' };
+    const now = new Date().toISOString();
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...sms } });
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { ...conversation(now), channel: 'sms', handle: '+15550001111' } });
+    ddb.on(QueryCommand, { ExpressionAttributeValues: { ':pk': keys.earlyStatusPartition('sms#SM1') } }).resolves({ Items: [{ status: 'failed', error: 'Twilio error 30003' }] });
+    ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
+      Attributes: { ...sms, status: input.ExpressionAttributeValues[':status'], error: input.ExpressionAttributeValues[':error'] },
+    }));
+
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
+
+    expect(statuses()).toEqual(['failed']);
+    expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'failed', error: 'Twilio error 30003' }));
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
   });
 });
