@@ -59,13 +59,26 @@ export function leniently<T>(what: string, map: () => T[]): T[] {
 }
 
 /**
- * The ids the store's keys are made of arrive as strings from every provider; an event whose
- * body says otherwise (a number where a phone goes) is skipped and logged like any malformed
- * element. Queued, it would fail on every receive and hold that customer's next messages back.
+ * Far longer than any provider's ids (WhatsApp's wamid, Meta's mid: under 200); a table key holds
+ * at most 2048 bytes, which 512 characters with their prefix never exceed.
+ */
+export const MAX_PROVIDER_ID_CHARS = 512;
+
+const usableId = (id: unknown): boolean => typeof id === 'string' && id !== '' && id.length <= MAX_PROVIDER_ID_CHARS;
+
+/**
+ * The ids the store's keys are made of arrive as short strings from every provider; an event
+ * whose body says otherwise (a number where a phone goes, an id longer than a key may be) is
+ * skipped and logged like any malformed element. Queued, it would fail on every receive and hold
+ * that customer's next messages back.
  */
 export function hasUsableIds(event: InboundEvent): boolean {
-  const usable = typeof event.handle === 'string' && event.handle !== '' && (event.providerMessageId === undefined || typeof event.providerMessageId === 'string');
-  if (!usable) console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not strings`, { handle: event.handle, providerMessageId: event.providerMessageId });
+  const ids = [event.handle, event.providerMessageId, event.kind === 'status' ? event.reference : undefined];
+  const usable = usableId(event.handle) && ids.slice(1).every((id) => id === undefined || usableId(id));
+  if (!usable) {
+    const shown = (id: unknown) => (typeof id === 'string' ? id.slice(0, 64) : id);
+    console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not usable strings`, { handle: shown(event.handle), providerMessageId: shown(event.providerMessageId) });
+  }
   return usable;
 }
 

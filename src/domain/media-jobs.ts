@@ -2,16 +2,25 @@
  * Which customer messages get a copy job (src/domain/provider-media.ts), decided without the S3
  * client: the inbound consumer that asks never touches the bucket itself.
  */
-import { isProviderChannel, MEDIA_SCHEME, type Message, type OutboundJob } from './types';
+import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Message, type OutboundJob } from './types';
 import { getAdapter } from '../channels/registry';
 
-/** Places and contact cards are not files; a public link (Meta's CDN) is not ours to fetch. */
-export const KEPT_TYPES = new Set(['image', 'audio', 'video', 'file', 'sticker']);
+const KEPT_TYPES = new Set(['image', 'audio', 'video', 'file', 'sticker']);
+
+/**
+ * Whether the attachment is a provider's file worth a copy: places are not files, and a contact is
+ * one only as a vCard the provider holds (Twilio MMS), not a `tel:` link. Whether the provider's
+ * reference is one the channel can fetch is the adapter's to say (a public CDN link is not).
+ */
+export function isProviderFile(attachment: Attachment): boolean {
+  if (attachment.url.startsWith(MEDIA_SCHEME)) return false;
+  return KEPT_TYPES.has(attachment.type) || (attachment.type === 'contact' && /^https?:/i.test(attachment.url));
+}
 
 /** The copy job for a customer's message with files only the channel's credentials open, if it has any. */
 export function keepMediaJob(message: Message): OutboundJob | undefined {
   if (message.direction !== 'inbound' || !isProviderChannel(message.channel) || !getAdapter(message.channel).fetchMedia) return undefined;
-  const files = message.attachments.some((a) => KEPT_TYPES.has(a.type) && !a.url.startsWith(MEDIA_SCHEME));
+  const files = message.attachments.some(isProviderFile);
   return files ? { conversationId: message.conversationId, messageId: message.id, kind: 'keepMedia' } : undefined;
 }
 

@@ -130,7 +130,8 @@ export function downloadUrl(attachment: Attachment, audience: 'person' | 'provid
   const name = attachment.name ? `; ${filenameParameter(attachment.name)}` : '';
   return presignDownload(key, {
     contentType: type,
-    disposition: `${INLINE_TYPES.test(type) ? 'inline' : 'attachment'}${name}`,
+    // Parameters (`audio/ogg; codecs=opus`) do not change how a browser shows it.
+    disposition: `${INLINE_TYPES.test(type.split(';')[0]!.trim()) ? 'inline' : 'attachment'}${name}`,
     expiresInSeconds: audience === 'provider' ? PROVIDER_URL_SECONDS : DOWNLOAD_URL_SECONDS,
   });
 }

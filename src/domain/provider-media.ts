@@ -6,7 +6,7 @@
  * per conversation (src/aws/queues.ts), so a large download never holds a reply back.
  */
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
-import { KEPT_TYPES } from './media-jobs';
+import { isProviderFile } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { MAX_UPLOAD_BYTES } from '../manifest';
@@ -31,27 +31,34 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
   const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
   const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
-  for (const [index, attachment] of message.attachments.entries()) {
-    if (!KEPT_TYPES.has(attachment.type) || attachment.url.startsWith(MEDIA_SCHEME)) continue;
-    const result = await adapter.fetchMedia(attachment.url, context);
-    if (!result) continue;
-    if (!result.ok) {
-      if (result.status === 502 && !lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);
-      continue;
+  try {
+    for (const [index, attachment] of message.attachments.entries()) {
+      if (!isProviderFile(attachment)) continue;
+      const result = await adapter.fetchMedia(attachment.url, context);
+      if (!result) continue;
+      if (!result.ok) {
+        if (result.status === 502 && !lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);
+        continue;
+      }
+      const key = providerFileKey(message.conversationId, message.id, index);
+      // The customer's app names the type (Telegram's mime_type): only a well-formed one becomes a header.
+      const mimeType = [attachment.mimeType, result.contentType].find((t) => t && CONTENT_TYPE.test(t)) ?? 'application/octet-stream';
+      try {
+        await putObject(key, result.bytes, mimeType, signal);
+      } catch (error) {
+        if (lastAttempt) return;
+        throw error;
+      }
+      const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
+      updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
     }
-    const key = providerFileKey(message.conversationId, message.id, index);
-    // The customer's app names the type (Telegram's mime_type): only a well-formed one becomes a header.
-    const mimeType = [attachment.mimeType, result.contentType].find((t) => t && CONTENT_TYPE.test(t)) ?? 'application/octet-stream';
-    try {
-      await putObject(key, result.bytes, mimeType, signal);
-    } catch (error) {
-      if (lastAttempt) return;
-      throw error;
-    }
-    const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
-    updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
+  } finally {
+    // Also when a later file throws: the consoles learn of the copies already made.
+    if (updated) await announce(updated);
   }
-  if (!updated) return;
+}
+
+async function announce(message: Message): Promise<void> {
   const conversation = await getConversation(message.conversationId);
-  await publish([messageUpdatedEvent(updated)], { agents: scopeOf(conversation ?? { assigneeId: null }) });
+  await publish([messageUpdatedEvent(message)], { agents: scopeOf(conversation ?? { assigneeId: null }) });
 }

@@ -84,11 +84,29 @@ const kept = (message: { id: string }) =>
  * A customer whose conversation is open and greeted: the next request to the provider will be the
  * copy job's for the photo they send next.
  */
-async function greetedCustomer(channel: 'whatsapp' | 'telegram'): Promise<string> {
+async function greetedCustomer(channel: 'whatsapp' | 'telegram' | 'sms'): Promise<string> {
   const handle = newHandle(channel);
   expect((await postWebhook(stack, channel, textWebhook(channel, handle, 'Hi').body)).status).toBe(200);
-  await eventually(() => stack.providers.outbox(channel).some((item) => item.status === 200 && JSON.stringify(item.body).includes(handle)));
+  await eventually(() => stack.providers.outbox(channel).some((item) => item.status < 300 && JSON.stringify(item.body).includes(handle)));
   return handle;
+}
+
+/** An MMS from `from` with files Twilio holds; resolves with the agent's `message.created` frame. */
+async function customerMms(from: string, files: { sid: string; contentType: string }[]): Promise<Frame> {
+  const { accountSid } = DEV_CREDENTIALS.sms;
+  const messageSid = `SM${unique().padStart(32, '0').slice(-32)}`;
+  const params = new URLSearchParams(fixture('sms', 'mms.txt'));
+  for (const [key, value] of Object.entries({ From: from, MessageSid: messageSid, SmsSid: messageSid, SmsMessageSid: messageSid, NumMedia: String(files.length) })) params.set(key, value);
+  for (const i of [0, 1]) {
+    params.delete(`MediaUrl${i}`);
+    params.delete(`MediaContentType${i}`);
+  }
+  for (const [i, { sid, contentType }] of files.entries()) {
+    params.set(`MediaUrl${i}`, `${stack.httpUrl}/local/providers/sms/2010-04-01/Accounts/${accountSid}/Messages/MM${unique()}/Media/${sid}`);
+    params.set(`MediaContentType${i}`, contentType);
+  }
+  expect((await postWebhook(stack, 'sms', params.toString())).status).toBe(200);
+  return agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === messageSid, 10_000, 'MMS');
 }
 
 describe('attachments', () => {
@@ -164,31 +182,43 @@ describe('attachments', () => {
     }
   });
 
-  it('fetches Twilio MMS media with the account credentials, through its redirect', async () => {
-    // Prepare: Twilio holds the customer's photo behind Basic auth
-    const bytes = jpeg(20_000);
-    const mediaSid = stack.providers.addMedia('sms', { contentType: 'image/jpeg', bytes });
-    const { accountSid } = DEV_CREDENTIALS.sms;
-    const url = `${stack.httpUrl}/local/providers/sms/2010-04-01/Accounts/${accountSid}/Messages/MM${unique()}/Media/${mediaSid}`;
-    const messageSid = `SM${unique().padStart(32, '0').slice(-32)}`;
-    const params = new URLSearchParams(fixture('sms', 'mms.txt'));
-    const from = newHandle('sms');
-    for (const [key, value] of Object.entries({ From: from, MessageSid: messageSid, SmsSid: messageSid, SmsMessageSid: messageSid, NumMedia: '1', MediaUrl0: url, MediaContentType0: 'image/jpeg' })) params.set(key, value);
-    params.delete('MediaUrl1');
-    params.delete('MediaContentType1');
-    expect((await postWebhook(stack, 'sms', params.toString())).status).toBe(200);
-    const frame = await agent.waitFor((f: Frame) => f.type === 'message.created' && f.message.providerMessageId === messageSid, 10_000, 'MMS');
+  it.each([
+    ['a photo', 'image/jpeg', jpeg(20_000), 'image'],
+    ['a contact card', 'text/vcard', Buffer.from('BEGIN:VCARD\nVERSION:3.0\nFN:Ada\nEND:VCARD\n'), 'contact'],
+  ])('copies %s a customer sent by MMS, fetched with the account credentials through its redirect', async (_, contentType, bytes, type) => {
+    // Prepare: Twilio holds the customer's file behind Basic auth
+    const frame = await customerMms(newHandle('sms'), [{ sid: stack.providers.addMedia('sms', { contentType, bytes }), contentType }]);
 
     // Act: the console opens the copy, made with the account credentials
     const message = { conversationId: frame.conversationId, id: frame.message.id };
-    await kept(message);
+    const copy = await kept(message);
     const response = await open(message);
 
-    // Assess: the bytes, not a redirect the console could not follow without the credentials
+    // Assess: a redirect to our copy, not to Twilio, which the console could not open without the credentials
+    expect(copy.message.attachments[0]).toMatchObject({ type, mimeType: contentType, size: bytes.length });
     expect(response.status).toBe(302);
     const file = await fetch(response.headers.get('location')!);
-    expect(file.headers.get('content-type')).toBe('image/jpeg');
+    expect(file.headers.get('content-type')).toBe(contentType);
     expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  it('announces the files it copied when a later one of the message fails', async () => {
+    // Prepare: an MMS with two files; Twilio hands over the first (its URL, then the CDN's) and is down for the second
+    const first = jpeg(5_000);
+    const files = [first, jpeg(6_000)].map((bytes) => ({ sid: stack.providers.addMedia('sms', { contentType: 'image/jpeg', bytes }), contentType: 'image/jpeg' }));
+    const from = await greetedCustomer('sms');
+    stack.providers.failNext('sms', 503, 1, 2);
+    try {
+      // Act
+      const frame = await customerMms(from, files);
+
+      // Assess: the console has the first copy now, not after the retry
+      const copy = await kept({ id: frame.message.id });
+      expect(copy.message.attachments[0]).toMatchObject({ mimeType: 'image/jpeg', size: first.length });
+      expect(copy.message.attachments[1].url).toBe(frame.message.attachments[1].url);
+    } finally {
+      stack.providers.failNext('sms', 503, 0);
+    }
   });
 
   it('is for agents only', async () => {

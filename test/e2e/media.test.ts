@@ -123,6 +123,24 @@ describe('files agents send', () => {
     expect(file.disposition).toBe("attachment; filename*=UTF-8''page");
   });
 
+  it.each([
+    ['audio/ogg; codecs=opus', 'inline'],
+    ['text/html; charset=utf-8', 'attachment'],
+  ])('serve %s by its type without the parameters: %s', async (contentType, shown) => {
+    const { conversationId } = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('OggS voice note'), contentType);
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token: agentJwt,
+      body: { attachments: [{ uploadId: ticket.uploadId, name: 'voice' }] },
+    });
+    expect(reply.status, reply.text).toBe(202);
+
+    const file = await open(`/v1/conversations/${conversationId}/messages/${reply.body.message.id}/attachments/0`, agentJwt);
+
+    expect(file.contentType).toBe(contentType);
+    expect(file.disposition).toBe(`${shown}; filename*=UTF-8''voice`);
+  });
+
   it('keep a vCard a file, so that providers get the file rather than its URL as text', async () => {
     const { conversationId } = await visitorWithConversation();
     const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('BEGIN:VCARD\nEND:VCARD'), 'text/vcard');

@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import { fixture, providerHeaders } from '../fixtures/sign';
+import { MAX_PROVIDER_ID_CHARS } from '../../src/channels/common';
 
 process.env.INBOUND_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/conversa-inbound.fifo';
 process.env.AWS_REGION = 'us-east-1';
@@ -67,7 +68,10 @@ describe('webhook handler', () => {
   it.each([
     ['whatsapp' as const, (body: Record<string, any>): void => void (body.entry[0].changes[0].value.messages[0].from = 16505551234)],
     ['messenger' as const, (body: Record<string, any>): void => void (body.entry[0].messaging[0].sender.id = 6970123456789012)],
-  ])('skips a signed %s event whose customer id is a number, and queues the rest (queued, it failed on every receive)', async (channel, corrupt) => {
+    ['whatsapp' as const, (body: Record<string, any>): void => void (body.entry[0].changes[0].value.messages[0].id = `wamid.${'A'.repeat(MAX_PROVIDER_ID_CHARS)}`)],
+    ['messenger' as const, (body: Record<string, any>): void => void (body.entry[0].messaging[0].sender.id = '6'.repeat(MAX_PROVIDER_ID_CHARS + 1))],
+    ['whatsapp' as const, (body: Record<string, any>): void => void (body.entry[0].changes[0].value.messages[0].id = '')],
+  ])('skips a signed %s event whose customer or message id is a number, empty or longer than a table key holds, and queues the rest (queued, it failed on every receive)', async (channel, corrupt) => {
     const body = JSON.parse(fixture(channel, 'multiple')) as Record<string, any>;
     const whole = await invoke(event('POST', channel, JSON.stringify(body), providerHeaders(channel, JSON.stringify(body))));
     expect(whole.statusCode).toBe(200);
@@ -80,6 +84,23 @@ describe('webhook handler', () => {
     const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody));
     expect(queued).toHaveLength(all - 1);
     expect(queued.every((e) => typeof e.handle === 'string')).toBe(true);
+  });
+
+  it('skips a status whose message id is longer than a table key holds, and queues the other statuses', async () => {
+    const body = JSON.parse(fixture('whatsapp', 'statuses')) as Record<string, any>;
+    const queuedIds = async (): Promise<string[]> => {
+      sendMessageBatch.mockClear();
+      const raw = JSON.stringify(body);
+      expect((await invoke(event('POST', 'whatsapp', raw, providerHeaders('whatsapp', raw)))).statusCode).toBe(200);
+      return sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody).providerMessageId);
+    };
+    const all = await queuedIds();
+    body.entry[0].changes[0].value.statuses[0].id = `wamid.${'B'.repeat(MAX_PROVIDER_ID_CHARS)}`;
+
+    const queued = await queuedIds();
+
+    expect(all.length).toBeGreaterThan(1);
+    expect(queued).toEqual(all.slice(1));
   });
 
   it('answers 401 and queues nothing when the signature is wrong or missing', async () => {
