@@ -20,8 +20,9 @@ import {
   unlinkContactConversation,
   updateVisitor,
   type ContactRecord,
+  type VisitorRecord,
 } from '../store/contacts';
-import { updateConversation } from '../store/conversations';
+import { updateConversation, type ConversationRecord } from '../store/conversations';
 
 export interface Profile {
   name?: string;
@@ -48,6 +49,42 @@ function identities(profile: Profile): { channel: 'phone' | 'email'; handle: str
   if (phone) out.push({ channel: 'phone', handle: phone });
   if (email) out.push({ channel: 'email', handle: email });
   return out;
+}
+
+/**
+ * Which of a web visitor's email and phone link to other contacts: what the website vouched for
+ * while identity verification was on (none if it vouched for nothing), else both.
+ */
+export function visitorLinks(visitor: VisitorRecord): readonly ('phone' | 'email')[] | undefined {
+  return visitor.unverified ? [] : visitor.vouched ? [visitor.vouched] : undefined;
+}
+
+const PROFILE_FIELDS = ['name', 'email', 'phone'] as const;
+
+/**
+ * What a web visitor told the pre-chat form after its conversation began (a resumed session,
+ * leave-a-message), brought to the contact and to the conversation agents see, with the
+ * visitor's next message: each field only where they lack it, linking as a first message would.
+ */
+export async function withVisitorProfile(conversation: ConversationRecord, visitor: VisitorRecord): Promise<ConversationRecord> {
+  const lacking = (contact: Profile) => {
+    const fill: Profile = {};
+    for (const field of PROFILE_FIELDS) if (visitor[field] && !contact[field]) fill[field] = visitor[field];
+    return fill;
+  };
+  const fill = lacking(conversation.contact);
+  if (Object.keys(fill).length === 0) return conversation;
+  const contactId = conversation.contact.id;
+  const linkBy = visitorLinks(visitor);
+  const ids = identities(fill).filter((identity) => !linkBy || linkBy.includes(identity.channel));
+  await addContactHandles(contactId, ids, fill);
+  // Links a later channel with this email or phone to the contact, unless another contact has it.
+  await Promise.all(ids.map((identity) => claimHandle(identity.channel, identity.handle, { contactId })));
+  const result = await updateConversation(conversation.id, (c) => {
+    const add = lacking(c.contact);
+    return Object.keys(add).length > 0 ? { ...c, contact: { ...c.contact, ...add }, updatedAt: new Date().toISOString() } : undefined;
+  });
+  return result?.after ?? conversation;
 }
 
 /**

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { decodeTime } from 'ulid';
 import { idFor, newId } from './ids';
 import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
-import { findOrCreateContact, type Profile } from './contacts';
+import { findOrCreateContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
@@ -26,7 +26,7 @@ import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
 import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
-import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor } from '../store/contacts';
+import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
@@ -52,18 +52,19 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   let profile = event.profile ?? {};
   // A provider vouches for its handles; a web visitor's email or phone only as far as the website did.
   let linkBy: readonly ('phone' | 'email')[] | undefined;
+  let visitor: VisitorRecord | undefined;
   if (event.channel === 'web') {
-    const visitor = await getVisitor(event.handle, true);
+    visitor = await getVisitor(event.handle, true);
     if (!visitor) throw new UnprocessableEventError(`unknown visitor ${event.handle}`);
     pointer = visitor;
     profile = { name: visitor.name, email: visitor.email, phone: visitor.phone, ...profile };
-    linkBy = visitor.unverified ? [] : visitor.vouched ? [visitor.vouched] : undefined;
+    linkBy = visitorLinks(visitor);
   } else {
     pointer = await getHandle(event.channel, event.handle);
   }
   if (pointer?.conversationId) {
     const existing = await getConversation(pointer.conversationId, true);
-    if (existing) return { conversation: existing, draft: false };
+    if (existing) return { conversation: visitor ? await withVisitorProfile(existing, visitor) : existing, draft: false };
   }
   // A new handle is stored pointing at the conversation this message opens (one write, not two).
   const owner = pointer?.contactId

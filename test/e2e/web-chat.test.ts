@@ -167,13 +167,28 @@ describe('web chat', () => {
     expect(lower.status).toBe(200);
   });
 
-  it('takes a name given later (a pre-chat form after the first message) on the resumed session', async () => {
-    const { session, ack } = await visitorWithConversation('before the form', {});
-    const named = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: session.token, name: 'Later' } });
+  it('takes a name and email given later (a pre-chat form after the first message): on the visitor at once, on the contact and the conversation agents see with the next message', async () => {
+    // Prepare: an anonymous visitor's conversation, then the form on the resumed session
+    const { session, ws, ack } = await visitorWithConversation('before the form', {});
+    const email = `later-${crypto.randomUUID()}@example.com`;
+    const named = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: session.token, name: 'Later', email } });
     expect(named.status).toBe(201);
     expect(named.body).toMatchObject({ visitorId: session.visitorId, conversationId: ack.conversationId });
-    // The name is kept on the visitor, where the session and the visitor's next messages read it.
-    expect(await getVisitor(session.visitorId, true)).toMatchObject({ name: 'Later' });
+    expect(await getVisitor(session.visitorId, true)).toMatchObject({ name: 'Later', email });
+
+    // Act: the visitor writes again
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'after the form', clientMessageId });
+    const next = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+
+    // Assess: agents see who wrote, and the contact has the email (which links other channels)
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === next.messageId, 10_000, 'message.created');
+    expect(created.message.sender).toMatchObject({ type: 'contact', name: 'Later' });
+    const conversation = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}`, { token: agentJwt });
+    expect(conversation.body.contact).toMatchObject({ name: 'Later', email });
+    const contact = await http(stack.httpUrl, 'GET', `/v1/contacts/${conversation.body.contact.id}`, { token: agentJwt });
+    expect(contact.body).toMatchObject({ name: 'Later', email });
+    expect(contact.body.handles).toContainEqual({ channel: 'email', handle: email });
   });
 
   it('fills a history page with what the visitor may see when the newest messages are notes', async () => {
