@@ -33,7 +33,12 @@ export const ASK_FOR_EMAIL_TEXT = 'Leave us your email address and we will reply
 const EMAIL_CONTEXT_MESSAGES = 5;
 /** How far back a timer looks for unseen replies: more than anyone writes before a fallback. */
 const RECENT_MESSAGES = 50;
-const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]+@[^\s@<>()[\]"',;:]+\.[a-z]{2,}/i;
+/**
+ * Bounded as addresses are (64-character local part, 253-character domain): unbounded, each start
+ * in a long run without an address scanned to its end, and a customer's 140 000-character message
+ * held the inbound consumer for ten seconds.
+ */
+const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]{1,64}@[^\s@<>()[\]"',;:]{1,253}\.[a-z]{2,63}/i;
 
 /**
  * The visitor's own address in their message: after we asked for it, or a message that is little
@@ -41,7 +46,7 @@ const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]+@[^\s@<>()[\]"',;:]+\.[a-z]{2,}/i;
  * invoice went to billing@acme.com") may well be someone else's, and replies would be mailed there.
  */
 export function ownEmailIn(text: string, asked: boolean): string | undefined {
-  const found = EMAIL_IN_TEXT.exec(text)?.[0];
+  const found = text.includes('@') ? EMAIL_IN_TEXT.exec(text)?.[0] : undefined;
   if (!found) return undefined;
   const otherWords = text.replace(found, ' ').split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length;
   return asked || otherWords <= 4 ? normalizeEmail(found) : undefined;

@@ -239,6 +239,15 @@ describe('a visitor\'s own email in a message', () => {
   ])('reads %j (asked: %s) as %j', (text, asked, expected) => {
     expect(ownEmailIn(text, asked)).toBe(expected);
   });
+
+  // Each took minutes (a scan from every start to the end of the run) before the bounds.
+  it.each([
+    ['one long word', 'é'.repeat(250_000), undefined],
+    ['long runs around each @', `${'a'.repeat(5_000)}@${'b'.repeat(5_000)}`.repeat(25), undefined],
+    ['an address after a long word', `${'x'.repeat(250_000)} ana@example.com`, 'ana@example.com'],
+  ])('reads a message of %s, as long as a body may be, in one pass', (_, text, expected) => {
+    expect(ownEmailIn(text, true)).toBe(expected);
+  });
 });
 
 describe('autoresponder text', () => {
