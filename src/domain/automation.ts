@@ -7,7 +7,7 @@ import type { ConversationRecord } from '../store/conversations';
 import { deleteMessage } from '../store/messages';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
-import { engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
+import { csatAnswerIn, engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
 
 export interface InboundHookContext {
   conversation: ConversationRecord;
@@ -58,6 +58,14 @@ export async function beforeNewConversation(
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {
+  if (csatAnswerIn(context)) {
+    // A rating puts the conversation back as it was, resolved and its agent's: routing the brief
+    // reopening first could hand it to someone else when its agent has no room left.
+    const result = await engageOnInbound(context);
+    if (result.conversation.status !== 'open') return result;
+    // Not taken as a rating after all (the ask changed meanwhile): routed as any customer message.
+    return { ...result, conversation: await routeOnInbound({ ...context, conversation: result.conversation }) };
+  }
   const conversation = await routeOnInbound(context);
   return engageOnInbound({ ...context, conversation });
 }

@@ -12,7 +12,7 @@ import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../st
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
-import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
+import type { HookResult, InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
@@ -405,14 +405,10 @@ export const CSAT_ANSWER_WINDOW_MS = 3 * 86_400_000;
  * comes back and is asked again rates again: the newest rating is the conversation's.
  */
 async function recordCsatAnswer(context: InboundHookContext): Promise<ConversationRecord | undefined> {
-  const { conversation, message, reopened, resumed } = context;
-  // Resumed, a pending ask on an open conversation means this message reopened it: any other
-  // change of status drops the ask (withStatus), and the first message after it answers or drops it.
+  const { conversation, message } = context;
+  if (!pendingCsatAsk(context)) return undefined;
   const askedAt = conversation.engagement?.csatAskedAt;
-  if (!(reopened || (resumed && conversation.status === 'open')) || !askedAt) return undefined;
-  // An ask of an earlier report episode is never answered in a later one (src/domain/episodes.ts).
-  const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS && !(conversation.reportStartedAt && conversation.reportStartedAt > askedAt);
-  const answer = inTime ? parseCsatAnswer(message.text) : undefined;
+  const answer = csatAnswerIn(context);
   const result = await updateConversation(conversation.id, (c) => {
     if (c.engagement?.csatAskedAt !== askedAt) return undefined;
     const engagement = { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined };
@@ -427,9 +423,29 @@ async function recordCsatAnswer(context: InboundHookContext): Promise<Conversati
     };
   });
   if (!answer || !result) return undefined;
-  // Routing may have given the briefly reopened conversation a slot: the change back frees it.
-  if (result.after !== result.before) await afterConversationChange(result.before, result.after);
+  // Routing left the brief reopening alone (src/domain/automation.ts): no slot to give back.
+  if (result.after !== result.before) await engageOnConversationChange(result.before, result.after);
   return result.after;
+}
+
+/**
+ * The message came right after a CSAT question: resumed, a pending ask on an open conversation
+ * means this message reopened it (any other change of status drops the ask, withStatus), and the
+ * first message after it answers or drops it.
+ */
+function pendingCsatAsk(context: InboundHookContext): boolean {
+  const { conversation, reopened, resumed } = context;
+  return (reopened || (resumed === true && conversation.status === 'open')) && conversation.engagement?.csatAskedAt !== undefined;
+}
+
+/** The customer's rating, when the message answers a pending CSAT question in time. */
+export function csatAnswerIn(context: InboundHookContext): { score: number; comment?: string } | undefined {
+  if (!pendingCsatAsk(context)) return undefined;
+  const { conversation, message } = context;
+  const askedAt = conversation.engagement!.csatAskedAt!;
+  // An ask of an earlier report episode is never answered in a later one (src/domain/episodes.ts).
+  const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS && !(conversation.reportStartedAt && conversation.reportStartedAt > askedAt);
+  return inTime ? parseCsatAnswer(message.text) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

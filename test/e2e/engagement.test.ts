@@ -376,6 +376,34 @@ describe('auto-resolve and CSAT', () => {
     expect(await liveLoad()).toBe(loadBefore);
   });
 
+  it('keeps a rated conversation with its agent, also when that agent has no room left and a colleague has', async () => {
+    // Prepare: Eve's conversation, auto-resolved and asked for a rating
+    await timers({ autoResolveAfterSeconds: 2 });
+    await settings({ csat: { enabled: true, question: 'Rate us, 1 to 5' } });
+    const { ws, conversationId } = await visitor(undefined, 'A quick one');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: adminJwt, body: { agentId: 'agent-eve' } })).status).toBe(200);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rate us, 1 to 5', 20_000, 'CSAT question');
+    await timers({});
+    // Eve is full now; Finn, online, has room.
+    const capacity = (body: Record<string, number>) => http(stack.httpUrl, 'PUT', '/v1/agents/agent-eve', { token: adminJwt, body });
+    const eve = ((await http(stack.httpUrl, 'GET', '/v1/agents', { token: adminJwt })).body.items as { id: string; liveCapacity: number }[]).find((a) => a.id === 'agent-eve')!;
+    expect((await capacity({ liveCapacity: 0 })).status).toBe(200);
+    const finn = await connect(await agentToken(stack.httpUrl, 'agent-finn', 'agent', 'Finn'));
+    try {
+      // Act
+      await visitorSays(ws, '5');
+
+      // Assess: rated, still resolved and Eve's; Finn was never handed it
+      await eventually(async () => ((await conversation(conversationId)).csat?.score === 5 ? true : undefined), 10_000);
+      await sleep(1000);
+      expect(await conversation(conversationId)).toMatchObject({ status: 'resolved', assigneeId: 'agent-eve', csat: { score: 5 } });
+      const handed = finn.frames.filter((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.assigneeId !== 'agent-eve');
+      expect(handed).toEqual([]);
+    } finally {
+      await capacity({ liveCapacity: eve.liveCapacity });
+    }
+  });
+
   it('takes no message for a rating asked at an earlier resolution (reopened and resolved by an agent since)', async () => {
     await timers({ autoResolveAfterSeconds: 2 });
     await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
