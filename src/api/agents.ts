@@ -3,6 +3,7 @@ import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { listTeam, updateAgent } from '../domain/team';
+import { refuseReservedAgentId } from '../domain/assignment';
 
 const capacity = (max: number) => z.optional(z.nullable(z.wholeNumber(0, max)));
 const AgentPatch = z.strictObject({
@@ -16,6 +17,7 @@ export const listAgentsRoute: Route = async () => json(200, { items: await listT
 
 export const updateAgentRoute: Route = async ({ event, agent, params }) => {
   requireAdmin(agent);
+  refuseReservedAgentId(params.id!);
   const patch = parseBody(event, AgentPatch);
   const teams = patch.teams ? [...new Set(patch.teams)] : undefined;
   return json(200, await updateAgent(params.id!, { ...patch, ...(teams ? { teams } : {}) }));

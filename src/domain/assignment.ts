@@ -9,7 +9,8 @@ import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
 import { getAgent, touchAgent, updateAgentProfile } from '../store/agents';
-import type { ConversationRecord } from '../store/conversations';
+import { getConversation, type ConversationRecord } from '../store/conversations';
+import { UNASSIGNED_ID } from '../store/keys';
 
 /**
  * Agents get a record when they first open the console. One named in an assignment before that
@@ -17,16 +18,24 @@ import type { ConversationRecord } from '../store/conversations';
  * proves them), or an admin (who manages the team, as with PUT /v1/agents/{id}). An agent naming
  * an id nobody has seen gets a 404, so that a typo does not make up a colleague.
  */
-export async function ensureAgent(agentId: string, by: AgentIdentity): Promise<void> {
+export async function ensureAgent(agentId: string, by: AgentIdentity, conversationId?: string): Promise<void> {
+  refuseReservedAgentId(agentId);
   if (await getAgent(agentId)) return;
+  // A request that fails (no such conversation) must not have made up a colleague either.
+  if (conversationId && !(await getConversation(conversationId))) throw notFound('conversation');
   if (agentId === by.id) await touchAgent(by.id, { role: by.role, ...(by.name ? { name: by.name } : {}) });
   else if (by.role === 'admin') await updateAgentProfile(agentId, {});
   else throw notFound('agent (an agent appears once they have opened the console)');
 }
 
+/** The id the assignee index files unassigned conversations under names nobody. */
+export function refuseReservedAgentId(agentId: string): void {
+  if (agentId === UNASSIGNED_ID) throw badRequest('invalid_request', `agentId: "${UNASSIGNED_ID}" is reserved (null unassigns)`);
+}
+
 /** Manual assignment (null unassigns: back to the queue). */
 export async function assignConversation(conversationId: string, agentId: string | null, by: AgentIdentity): Promise<ConversationRecord> {
-  if (agentId) await ensureAgent(agentId, by);
+  if (agentId) await ensureAgent(agentId, by, conversationId);
   const { after } = await changeConversation(conversationId, (c) =>
     c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, updatedAt: new Date().toISOString() },
   );
@@ -47,7 +56,7 @@ export interface TransferInput {
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
-  if (input.agentId) await ensureAgent(input.agentId, by);
+  if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);

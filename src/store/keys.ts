@@ -8,6 +8,9 @@ export type Key = { pk: string; sk: string };
 
 const ONE = (pk: string, sk: string): Key => ({ pk, sk });
 
+/** Where unassigned conversations are listed in the assignee index: no agent may have this id. */
+export const UNASSIGNED_ID = 'none';
+
 export const keys = {
   conversation: (id: string) => ONE(`CONV#${id}`, 'CONV'),
   /** A conversation's closed report episode, frozen when the customer came back with a new issue. */
@@ -90,5 +93,5 @@ function createdPartition(day: string): string {
 }
 
 function assigneePartition(assigneeId: string | null, status: ConversationStatus): string {
-  return `ASSIGNEE#${assigneeId ?? 'none'}#${status}`;
+  return `ASSIGNEE#${assigneeId ?? UNASSIGNED_ID}#${status}`;
 }

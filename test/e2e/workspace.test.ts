@@ -257,6 +257,24 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
+  it('makes up no agent for a request it refuses, and keeps the id unassigned conversations are filed under for nobody', async () => {
+    const { conversationId } = await visitorWithConversation('Who has this?');
+
+    const missingAssign = await post('/v1/conversations/01J0000000000000000000000Z/assign', { agentId: 'ws-ghost-a' });
+    const missingTransfer = await post('/v1/conversations/01J0000000000000000000000Z/transfer', { agentId: 'ws-ghost-t' });
+    const none = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'none' });
+    const noneTransfer = await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'none' });
+    const noneProfile = await http(stack.httpUrl, 'PUT', '/v1/agents/none', { token: admin, body: { liveCapacity: 3 } });
+
+    expect([missingAssign.status, missingTransfer.status]).toEqual([404, 404]);
+    expect([none.status, noneTransfer.status, noneProfile.status]).toEqual([400, 400, 400]);
+    const agents = (await get('/v1/agents')).body.items as { id: string }[];
+    expect(agents.map((a) => a.id).filter((id) => ['ws-ghost-a', 'ws-ghost-t', 'none'].includes(id))).toEqual([]);
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).not.toBe('none');
+    // Cleanup: the live slot routing gave it goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
   it('pages an agent’s inbox newest activity first across pages, not in the order the conversations arrived', async () => {
     // Prepare: two conversations of one agent; the older one then gets the newest message
     const first = await visitorWithConversation('first to arrive');
