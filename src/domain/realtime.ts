@@ -184,7 +184,8 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       const result = await updateConversation(conversation.id, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
       await Promise.all([
         publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: scopeOf(conversation) }),
-        conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+        // A note's id is not the visitor's to know: the receipt would tell them one was written, and when.
+        conversation.visitorId && !read.private ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
     }

@@ -351,6 +351,14 @@ describe('agent workspace', () => {
     expect(receipt).toMatchObject({ messageId: reply.body.message.id, by: { type: 'contact', id: contactId } });
     agent.send({ action: 'markRead', conversationId, messageId: madeUp });
     expect(await agent.waitFor((f) => f.type === 'error' && f.code === 'not_found')).toBeTruthy();
+    // An agent reading up to a note tells the agents, never the visitor (whom the note's id would
+    // tell that one was written, and when); the next receipt on a reply reaches them as before.
+    const note = await post(`/v1/conversations/${conversationId}/messages`, { text: 'VIP, be kind', private: true }, tokens[agentId]);
+    agent.send({ action: 'markRead', conversationId, messageId: note.body.message.id });
+    await agent.waitFor((f) => f.type === 'read' && f.messageId === note.body.message.id);
+    agent.send({ action: 'markRead', conversationId, messageId: reply.body.message.id });
+    await ws.waitFor((f) => f.type === 'read' && f.messageId === reply.body.message.id);
+    expect(ws.frames.filter((f) => JSON.stringify(f).includes(note.body.message.id))).toEqual([]);
 
     ws.send({ action: 'sendMessage', text: 'one more', clientMessageId: crypto.randomUUID() });
     // A plain message brings its conversation's new unread count along, and (full feed) conversation.updated too.
