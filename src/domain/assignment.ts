@@ -8,7 +8,7 @@ import { changeConversation, withStatus } from './conversations';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
-import { getAgent, touchAgent, updateAgentProfile } from '../store/agents';
+import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
 import { getConversation, type ConversationRecord } from '../store/conversations';
 import { UNASSIGNED_ID } from '../store/keys';
 
@@ -26,6 +26,14 @@ export async function ensureAgent(agentId: string, by: AgentIdentity, conversati
   if (agentId === by.id) await touchAgent(by.id, { role: by.role, ...(by.name ? { name: by.name } : {}) });
   else if (by.role === 'admin') await updateAgentProfile(agentId, {});
   else throw notFound('agent (an agent appears once they have opened the console)');
+}
+
+/**
+ * Teams are what agents belong to (PUT /v1/agents/{id}): a conversation sent to a team nobody is
+ * in (a typo) would wait in a queue no agent is offered.
+ */
+async function requireTeam(team: string): Promise<void> {
+  if (!(await listAgents()).some((agent) => agent.teams?.includes(team))) throw notFound(`team ${team} (no agent belongs to it)`);
 }
 
 /** The id the assignee index files unassigned conversations under names nobody. */
@@ -57,6 +65,7 @@ export interface TransferInput {
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
   if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
+  else if (input.team) await requireTeam(input.team);
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);

@@ -39,7 +39,8 @@ afterAll(async () => {
 
 describe('queue drain', () => {
   it('reaches a customer waiting behind a backlog of a team with nobody online', async () => {
-    // Prepare: nobody online; three customers wait for team "night" (nobody in it), then one for anyone
+    // Prepare: nobody online; three customers wait for team "night" (its one member offline), then one for anyone
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/drain-nina', { token: admin, body: { teams: ['night'] } })).status).toBe(200);
     const backlog = [];
     for (let i = 0; i < 3; i++) {
       const id = await waitingConversation(i);

@@ -209,8 +209,10 @@ describe('agent workspace', () => {
     const { conversationId } = await visitorWithConversation('Invoice question');
     const from = await assigned(conversationId);
 
+    const typo = await post(`/v1/conversations/${conversationId}/transfer`, { team: 'biling' }, tokens[from]);
     const res = await post(`/v1/conversations/${conversationId}/transfer`, { team: 'billing' }, tokens[from]);
 
+    expect(typo.status).toBe(404);
     expect(res.status).toBe(200);
     expect(res.body.team).toBe('billing');
     await eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId === 'ws-ben');
