@@ -84,6 +84,7 @@ function outboundMessage(conversation: ConversationRecord, draft: OutboundDraft,
     status: delivery === 'queue' || delivery === 'stored' ? 'queued' : 'sent',
     private: delivery === 'note',
     ...(draft.template ? { template: draft.template } : {}),
+    ...(draft.unprompted ? { unprompted: true as const } : {}),
     createdAt: new Date().toISOString(),
   };
 }
@@ -141,7 +142,8 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
   const byAgent = message.sender.type === 'agent';
   await Promise.all([
     active ? setTimer('autoResolve', conversation.id, settings.timers.autoResolveAfterSeconds, { likelyExists: true }) : undefined,
-    active && byAgent && settings.reengagement.enabled
+    // A campaign is no reply: a customer still waiting for an answer would get "anything else?" for it.
+    active && byAgent && !message.unprompted && settings.reengagement.enabled
       ? setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: message.id })
       : undefined,
     byAgent && conversation.channel === 'web' && message.status !== 'read'

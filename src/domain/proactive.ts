@@ -8,10 +8,10 @@
 import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, type ConversationRecord } from '../store/conversations';
-import { getContactWithConversationIds } from '../store/contacts';
+import { getContactWithConversationIds, getContacts } from '../store/contacts';
 import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
-import { ClientError } from './errors';
+import { ClientError, notFound } from './errors';
 import { storeOutbound } from './engagement';
 import { newId } from './ids';
 import { deliverOutbound, type AgentIdentity } from './outbound';
@@ -19,8 +19,8 @@ import type { Channel, OutboundJob } from './types';
 
 /** Concurrent proactive sends across the workspace: well under every provider's rate limit. */
 export const PROACTIVE_LANES = 4;
-/** Recipients one request may name. */
-export const MAX_RECIPIENTS = 10_000;
+/** Recipients one request may name: 8 000 ids as long as ours (26 characters) fit a 256 KiB body. */
+export const MAX_RECIPIENTS = 8_000;
 /** Recipients per hour, across requests: a runaway script cannot flood customers. */
 export const HOURLY_RECIPIENT_LIMIT = 50_000;
 /** SendMessageBatch calls in flight while queueing a large request. */
@@ -55,10 +55,19 @@ async function takeQuota(count: number, now: Date): Promise<void> {
   }
 }
 
-/** Queues one job per distinct contact; answers how many were queued. */
-export async function queueProactive(request: ProactiveRequest, sender: AgentIdentity, now = new Date()): Promise<{ batchId: string; queued: number }> {
-  const contactIds = [...new Set(request.contactIds)];
-  if (contactIds.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
+/** Queues one job per distinct known contact; answers how many were queued, and the ids nobody has. */
+export async function queueProactive(
+  request: ProactiveRequest,
+  sender: AgentIdentity,
+  now = new Date(),
+): Promise<{ batchId: string; queued: number; unknownContactIds?: string[] }> {
+  const requested = [...new Set(request.contactIds)];
+  if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
+  // An id no contact has (a typo, a stale list) takes no quota and no lane: it is answered back.
+  const known = new Set((await getContacts(requested)).map((contact) => contact.id));
+  const contactIds = requested.filter((id) => known.has(id));
+  const unknownContactIds = requested.filter((id) => !known.has(id));
+  if (contactIds.length === 0) throw notFound('contacts (none of the ids is a contact)');
   // A retry of a request whose queueing failed halfway reuses its batch (its jobs' deduplication
   // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
   // quota is taken once.
@@ -92,7 +101,7 @@ export async function queueProactive(request: ProactiveRequest, sender: AgentIde
   }));
   const sliceSize = Math.ceil(jobs.length / ENQUEUE_CONCURRENCY);
   await Promise.all(Array.from({ length: ENQUEUE_CONCURRENCY }, (_, i) => jobs.slice(i * sliceSize, (i + 1) * sliceSize)).filter((s) => s.length > 0).map((s) => enqueueOutbound(s)));
-  return { batchId, queued: jobs.length };
+  return { batchId, queued: jobs.length, ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}) };
 }
 
 /**

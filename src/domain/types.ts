@@ -42,6 +42,8 @@ export interface Message {
   error?: string;
   /** WhatsApp template used for a send outside the customer-service window. */
   template?: { name: string; language?: string; params?: string[] };
+  /** Sent without the customer asking (a proactive message): no reply, so no first reply and no follow-up. */
+  unprompted?: true;
   createdAt: string;
 }
 

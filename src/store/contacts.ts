@@ -1,9 +1,9 @@
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
-import { putNew, queryAll, updateIf, withoutKeys } from './items';
+import { batchGetAll, putNew, queryAll, updateIf, withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -182,11 +182,7 @@ export async function updateVisitor(id: string, fields: Partial<Pick<VisitorReco
 }
 
 export async function getContacts(ids: string[]): Promise<ContactRecord[]> {
-  if (ids.length === 0) return [];
-  const out = await ddb().send(
-    new BatchGetCommand({ RequestItems: { [config.tableName]: { Keys: ids.slice(0, 100).map((id) => keys.contact(id)) } } }),
-  );
-  return (out.Responses?.[config.tableName] ?? []).map((item) => strip<ContactRecord>(item)!);
+  return (await batchGetAll(ids.map((id) => keys.contact(id)))).map((item) => strip<ContactRecord>(item)!);
 }
 
 /** Points a handle at another contact (a merge), only if it still belongs to `from`. */

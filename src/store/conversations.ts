@@ -1,9 +1,9 @@
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand, BatchGetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
-import { putNew } from './items';
+import { batchGetAll, putNew } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 import { conversationWindow, windowStart } from '../channels/window';
@@ -327,16 +327,5 @@ async function wholeList(pk: string, filter: ConversationFilter): Promise<{ item
 }
 
 export async function getConversations(ids: string[], consistent = false): Promise<ConversationRecord[]> {
-  const found: ConversationRecord[] = [];
-  for (let i = 0; i < ids.length; i += 100) {
-    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead?: boolean }> | undefined = {
-      [config.tableName]: { Keys: ids.slice(i, i + 100).map((id) => keys.conversation(id)), ...(consistent ? { ConsistentRead: true } : {}) },
-    };
-    while (request && Object.keys(request).length > 0) {
-      const out = await ddb().send(new BatchGetCommand({ RequestItems: request }));
-      found.push(...((out.Responses?.[config.tableName] ?? []) as ConversationRecord[]));
-      request = out.UnprocessedKeys as typeof request;
-    }
-  }
-  return found;
+  return (await batchGetAll(ids.map((id) => keys.conversation(id)), { consistent })) as unknown as ConversationRecord[];
 }

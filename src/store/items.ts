@@ -1,6 +1,17 @@
 /** What every store module does with items: drop the key attributes, write only new items. */
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type QueryCommandInput, type TransactWriteCommandInput, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type BatchGetCommandInput,
+  type BatchGetCommandOutput,
+  type QueryCommandInput,
+  type TransactWriteCommandInput,
+  type UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 
@@ -64,4 +75,20 @@ export async function queryAll(input: Omit<QueryCommandInput, 'TableName' | 'Exc
     start = out.LastEvaluatedKey;
   } while (start);
   return items;
+}
+
+/** Every item of `itemKeys` that exists: 100 keys a request, the keys DynamoDB left unprocessed asked again. */
+export async function batchGetAll(itemKeys: Record<string, unknown>[], options: { consistent?: boolean } = {}): Promise<Record<string, unknown>[]> {
+  const found: Record<string, unknown>[] = [];
+  for (let i = 0; i < itemKeys.length; i += 100) {
+    let request: BatchGetCommandInput['RequestItems'] = {
+      [config.tableName]: { Keys: itemKeys.slice(i, i + 100), ...(options.consistent ? { ConsistentRead: true } : {}) },
+    };
+    while (request && Object.keys(request).length > 0) {
+      const out: BatchGetCommandOutput = await ddb().send(new BatchGetCommand({ RequestItems: request }));
+      found.push(...(out.Responses?.[config.tableName] ?? []));
+      request = out.UnprocessedKeys;
+    }
+  }
+  return found;
 }

@@ -516,7 +516,7 @@ describe('proactive messages', () => {
 
     const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [...contactIds, contactIds[0], 'NO-SUCH-CONTACT'], text: 'Our summer sale starts today' } });
     expect(res.status, res.text).toBe(202);
-    expect(res.body.queued).toBe(3);
+    expect(res.body).toMatchObject({ queued: 2, unknownContactIds: ['NO-SUCH-CONTACT'] });
 
     for (const v of [one, two]) {
       const got = await v.ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Our summer sale starts today', 15_000, 'proactive message');
@@ -527,6 +527,9 @@ describe('proactive messages', () => {
     expect(sale).toHaveLength(1);
     // Not a reply to the customer's question: the first reply (reports, SLA) is still to come.
     expect((await conversation(one.conversationId)).firstReplyAt).toBeUndefined();
+    // No reply: it arms no follow-up (the customer's question is still unanswered).
+    expect(sale[0]).toMatchObject({ unprompted: true });
+    expect(pendingTimers(one.conversationId)).not.toContain('reengage');
     // Read on the web: nothing left to email.
     expect(pendingTimers(one.conversationId)).toContain('emailFallback');
     one.ws.send({ action: 'markRead', messageId: sale[0]!.id });

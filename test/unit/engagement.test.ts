@@ -14,12 +14,12 @@ import {
   UpdateScheduleCommand,
 } from '@aws-sdk/client-scheduler';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
 import { autoresponseText, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
-import { HOURLY_RECIPIENT_LIMIT, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
+import { HOURLY_RECIPIENT_LIMIT, MAX_RECIPIENTS, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
@@ -471,32 +471,68 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
 });
 
 describe('proactive messages', () => {
-  it('queues ten thousand recipients as paced jobs without a single provider call', async () => {
+  /** The table holds a contact for every id but those in `missing` (DynamoDB leaves one key of each request unprocessed once). */
+  function contactsExist(missing: string[] = []): void {
+    const retried = new Set<string>();
+    ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[] }> }) => {
+      const [table, { Keys }] = Object.entries(input.RequestItems)[0]!;
+      const [first, ...rest] = Keys;
+      const leftOver = first && !retried.has(first.pk) ? (retried.add(first.pk), [first]) : [];
+      const answered = leftOver.length > 0 ? rest : Keys;
+      const items = answered.map((k) => ({ ...k, id: k.pk.slice('CONTACT#'.length), handles: [] })).filter((c) => !missing.includes(c.id));
+      return { Responses: { [table]: items }, ...(leftOver.length > 0 ? { UnprocessedKeys: { [table]: { Keys: leftOver } } } : {}) };
+    });
+  }
+
+  it('queues eight thousand recipients as paced jobs without a single provider call', async () => {
     // Prepare
     const fetchSpy = vi.spyOn(globalThis, 'fetch');
+    contactsExist();
     ddb.on(UpdateCommand).resolves({});
     sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
-    const contactIds = Array.from({ length: 10_000 }, (_, i) => `C${i}`);
+    const contactIds = Array.from({ length: 8_000 }, (_, i) => `C${i}`);
 
     // Act
     const result = await queueProactive({ contactIds, text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
 
     // Assess
-    expect(result.queued).toBe(10_000);
+    expect(result.queued).toBe(8_000);
+    expect(result.unknownContactIds).toBeUndefined();
     const batches = sendMessageBatch.mock.calls.map(([, entries]) => entries as BatchEntry[]);
-    expect(batches).toHaveLength(1000);
+    expect(batches).toHaveLength(800);
     expect(batches.every((b) => b.length <= 10)).toBe(true);
     const groups = new Set(batches.flat().map((e) => e.MessageGroupId));
     expect(groups.size).toBe(PROACTIVE_LANES);
-    expect(new Set(batches.flat().map((e) => e.MessageDeduplicationId)).size).toBe(10_000);
+    expect(new Set(batches.flat().map((e) => e.MessageDeduplicationId)).size).toBe(8_000);
     expect(fetchSpy).not.toHaveBeenCalled();
     const quota = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
-    expect(quota.ExpressionAttributeValues).toMatchObject({ ':n': 10_000 });
+    expect(quota.ExpressionAttributeValues).toMatchObject({ ':n': 8_000 });
     fetchSpy.mockRestore();
+  });
+
+  it('queues only the ids that are contacts, takes quota for those only, and answers the others back', async () => {
+    contactsExist(['TYPO-1', 'GONE-2']);
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+
+    const result = await queueProactive({ contactIds: ['C1', 'TYPO-1', 'C2', 'GONE-2'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+
+    expect(result).toMatchObject({ queued: 2, unknownContactIds: ['TYPO-1', 'GONE-2'] });
+    const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody).proactive.contactId);
+    expect(queued.sort()).toEqual(['C1', 'C2']);
+    expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 2 });
+  });
+
+  it('answers 404 and takes no quota when no id is a contact', async () => {
+    contactsExist(['TYPO-1']);
+    await expect(queueProactive({ contactIds: ['TYPO-1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 404 });
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+    expect(sendMessageBatch).not.toHaveBeenCalled();
   });
 
   it('sends a campaign job that would reach the DLQ untried (skipped behind failing sends) to the end of its lane as a new job', async () => {
     // Prepare: one queued job, as the consumer got it
+    contactsExist();
     ddb.on(UpdateCommand).resolves({});
     sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
     await queueProactive({ contactIds: ['C1'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
@@ -516,6 +552,7 @@ describe('proactive messages', () => {
 
   it('queues the same batch again, and takes the quota once, for a request retried with its clientRequestId', async () => {
     // Prepare: the request's claim is stored as DynamoDB would; one of its slices fails to queue
+    contactsExist();
     const claims = new Map<string, Record<string, unknown>>();
     ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
       const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
@@ -553,10 +590,11 @@ describe('proactive messages', () => {
   });
 
   it('answers 429 once the hourly quota is used up', async () => {
+    contactsExist();
     ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'no', $metadata: {} }));
     await expect(queueProactive({ contactIds: ['C1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 429, code: 'rate_limited' });
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
-    expect(HOURLY_RECIPIENT_LIMIT).toBeGreaterThanOrEqual(10_000);
+    expect(HOURLY_RECIPIENT_LIMIT).toBeGreaterThanOrEqual(MAX_RECIPIENTS);
   });
 });
 
