@@ -172,6 +172,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     // The same reply again: a first attempt that died after storing it may not have moved the
     // conversation, shown the reply or queued it. Queued again under the same deduplication id,
     // and sent at most once (deliverOutbound).
+    // The same id for another message (a client that counts its ids anew): refused, never dropped unseen.
+    if (existing && (existing.text !== input.text || existing.private !== isPrivate)) {
+      throw new ClientError(409, 'client_message_id_reused', 'this clientMessageId was used for another message in this conversation: give each message its own');
+    }
     if (existing) await catchUpConversation(conversationId, existing, participant);
     if (existing?.status === 'queued' && !existing.private) {
       await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
