@@ -137,9 +137,28 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
   return out.MessageId;
 }
 
+/** "On … wrote:" as mail clients put it in the languages customers most often write in. */
+const ATTRIBUTION = /^(On .+ wrote|Le .+ a écrit|Am .+ schrieb.*|El .+ escribió|Em .+ escreveu|Il .+ ha scritto|Op .+ schreef.*)\s*:\s*$/i;
+/** Longer than any attribution line: longer lines are never tested against ATTRIBUTION (it backtracks). */
+const MAX_ATTRIBUTION_CHARS = 400;
+const isAttribution = (line: string) => line.length <= MAX_ATTRIBUTION_CHARS && ATTRIBUTION.test(line);
+/** An attribution as a client writes it, with the time or the address (not "On Monday I wrote:"). */
+const DATED_ATTRIBUTION = /\d{1,2}[:.]\d{2}|@/;
+/** Outlook's header block over the earlier email, in a few languages: From, then Sent or Date, To and Subject. */
+const HEADER_FROM = /^\*?(From|De|Von|Van|Da)\s*:\*?\s*\S/i;
+const HEADER_NEXT = /^\*?(Sent|Date|Envoyé|Gesendet|Verzonden|Inviato|Enviado|To|À|An|Aan|A|Para|Cc|Subject|Objet|Betreff|Onderwerp|Oggetto|Asunto|Assunto)\s*:/i;
+
+/** Whether line `i` starts Outlook's header block: at least two more header lines right under it. */
+function startsHeaderBlock(lines: readonly string[], i: number): boolean {
+  if (!HEADER_FROM.test(lines[i]!)) return false;
+  let headers = 0;
+  for (let j = i + 1; j < lines.length && j <= i + 4 && HEADER_NEXT.test(lines[j]!); j++) headers += 1;
+  return headers >= 2;
+}
+
 /**
- * The new part of a reply: mail clients quote the earlier email under a "On … wrote:" line or
- * with "> " prefixes, and that text is already in the conversation.
+ * The new part of a reply: mail clients quote the earlier email under a "On … wrote:" line, with
+ * "> " prefixes, or under Outlook's header block, and that text is already in the conversation.
  */
 export function stripQuotedReply(text: string): string {
   const lines = text.replace(/\r\n/g, '\n').split('\n');
@@ -153,12 +172,16 @@ export function stripQuotedReply(text: string): string {
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i]!;
     // Gmail wraps a long attribution line after the sender's "<".
-    if (/^On .+<\s*$/i.test(line) && /wrote:\s*$/i.test(lines[i + 1] ?? '')) line = `${line}${lines[++i]}`;
-    // Outlook's separators: everything under them is the earlier email.
-    if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line)) break;
+    if (line.length <= MAX_ATTRIBUTION_CHARS && /^On .+<\s*$/i.test(line) && /wrote:\s*$/i.test(lines[i + 1] ?? '')) line = `${line}${lines[++i]}`;
+    // Outlook's separators and header block: everything under them is the earlier email.
+    if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line) || startsHeaderBlock(lines, i)) break;
     // An attribution heads the quote under it, which is skipped; the customer may write on below
-    // it. Not followed by a quote, "On Monday I wrote:" is the customer's own words.
-    if (/^On .+wrote:\s*$/i.test(line) && quoteNext[i]) continue;
+    // it. Followed by unprefixed text (iOS), all of it is the quote. Neither dated nor followed by
+    // a quote, "On Monday I wrote:" is the customer's own words.
+    if (isAttribution(line)) {
+      if (quoteNext[i]) continue;
+      if (DATED_ATTRIBUTION.test(line)) break;
+    }
     if (line.startsWith('>')) continue;
     kept.push(line);
   }

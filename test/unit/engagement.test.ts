@@ -158,6 +158,27 @@ describe('reply-to address', () => {
     // Gmail's attribution wrapped after the sender's "<": the secret reply address is not kept.
     expect(stripQuotedReply('Thanks!\n\nOn Tue, 5 May 2026 at 10:00, Support <\nc-abc-123@reply.example.com> wrote:\n> earlier')).toBe('Thanks!');
   });
+
+  it.each([
+    ['French', 'Merci !\n\nLe lun. 5 janv. 2026 à 10:00, Conversa <support@example.com> a écrit :\n> Ana: Hi Vera\n'],
+    ['German', 'Merci !\n\nAm Mo., 5. Jan. 2026 um 10:00 Uhr schrieb Conversa <support@example.com>:\n> Ana: Hi\n'],
+    ['Spanish', 'Merci !\n\nEl lun, 5 ene 2026 a las 10:00, Conversa (<support@example.com>) escribió:\n> Ana: Hola\n'],
+    ['iOS, the quote unprefixed', 'Merci !\n\nOn Jan 5, 2026, at 10:00, Conversa <support@example.com> wrote:\n\nYou have a new reply:\n\nAna: Hi Vera\n'],
+    ['Outlook, no separator', 'Merci !\r\n\r\nFrom: Conversa <support@example.com>\r\nSent: Monday, January 5, 2026 10:00 AM\r\nTo: vera@example.com\r\nSubject: A new reply\r\n\r\nAna: Hi Vera\r\n'],
+    ['Outlook in French', 'Merci !\n\nDe : Conversa <support@example.com>\nEnvoyé : lundi 5 janvier 2026 10:00\nÀ : vera@example.com\nObjet : Réponse\n\nAna: Hi Vera\n'],
+  ])('drops the earlier email quoted the way %s clients do', (_, email) => {
+    expect(stripQuotedReply(email)).toBe('Merci !');
+  });
+
+  it('reads a long hostile line in one pass', () => {
+    const line = `Am ${' schrieb x'.repeat(20_000)}`;
+    expect(stripQuotedReply(`${line}\n${'On '.repeat(60_000)}<`)).toBe(`${line}\n${'On '.repeat(60_000)}<`.trim());
+  });
+
+  it('keeps lines that only look like headers or attributions', () => {
+    const text = 'From: my phone, sorry for typos\nThe order never came.\nOn Monday I wrote:\nit was late';
+    expect(stripQuotedReply(text)).toBe(text);
+  });
 });
 
 const message = (over: Partial<Message>): Message => ({
