@@ -143,7 +143,9 @@ const ATTRIBUTION = /^(On .+ wrote|Le .+ a écrit|Am .+ schrieb.*|El .+ escribi�
 const MAX_ATTRIBUTION_CHARS = 400;
 const isAttribution = (line: string) => line.length <= MAX_ATTRIBUTION_CHARS && ATTRIBUTION.test(line);
 /** An attribution as a client writes it, with the time or the address (not "On Monday I wrote:"). */
-const DATED_ATTRIBUTION = /\d{1,2}[:.]\d{2}|@/;
+const DATED_ATTRIBUTION = /\b\d{1,2}:\d{2}\b|@/;
+/** The first line of the emails we send (renderReplyEmail): what marks a quote without `>` as ours. */
+const OUR_EMAIL = /You have (a new reply|\d+ new replies) to your conversation:/;
 /** Outlook's header block over the earlier email, in a few languages: From, then Sent or Date, To and Subject. */
 const HEADER_FROM = /^\*?(From|De|Von|Van|Da)\s*:\*?\s*\S/i;
 const HEADER_NEXT = /^\*?(Sent|Date|Envoyé|Gesendet|Verzonden|Inviato|Enviado|To|À|An|Aan|A|Para|Cc|Subject|Objet|Betreff|Onderwerp|Oggetto|Asunto|Assunto)\s*:/i;
@@ -158,10 +160,14 @@ function startsHeaderBlock(lines: readonly string[], i: number): boolean {
 
 /**
  * The new part of a reply: mail clients quote the earlier email under a "On … wrote:" line, with
- * "> " prefixes, or under Outlook's header block, and that text is already in the conversation.
+ * "> " prefixes, or (ours, unprefixed) under Outlook's header block, and that text is already in
+ * the conversation.
  */
 export function stripQuotedReply(text: string): string {
   const lines = text.replace(/\r\n/g, '\n').split('\n');
+  // A quote without `>` is cut only above our own email: a customer's itinerary ("From: Lisbon /
+  // To: Porto / Date: …") or a forwarded email is their message, never in the conversation yet.
+  const ourEmailAt = lines.findIndex((line) => OUR_EMAIL.test(line));
   // Whether the next non-blank line after each one is quoted (or there is none): one pass from the end.
   const quoteNext: boolean[] = [];
   for (let i = lines.length - 1, next = true; i >= 0; i--) {
@@ -174,13 +180,13 @@ export function stripQuotedReply(text: string): string {
     // Gmail wraps a long attribution line after the sender's "<".
     if (line.length <= MAX_ATTRIBUTION_CHARS && /^On .+<\s*$/i.test(line) && /wrote:\s*$/i.test(lines[i + 1] ?? '')) line = `${line}${lines[++i]}`;
     // Outlook's separators and header block: everything under them is the earlier email.
-    if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line) || startsHeaderBlock(lines, i)) break;
+    if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line) || (ourEmailAt > i && startsHeaderBlock(lines, i))) break;
     // An attribution heads the quote under it, which is skipped; the customer may write on below
     // it. Followed by unprefixed text (iOS), all of it is the quote. Neither dated nor followed by
     // a quote, "On Monday I wrote:" is the customer's own words.
     if (isAttribution(line)) {
       if (quoteNext[i]) continue;
-      if (DATED_ATTRIBUTION.test(line)) break;
+      if (ourEmailAt > i && DATED_ATTRIBUTION.test(line)) break;
     }
     if (line.startsWith('>')) continue;
     kept.push(line);

@@ -34,11 +34,12 @@ const EMAIL_CONTEXT_MESSAGES = 5;
 /** How far back a timer looks for unseen replies: more than anyone writes before a fallback. */
 const RECENT_MESSAGES = 50;
 /**
- * Bounded as addresses are (64-character local part, 253-character domain): unbounded, each start
- * in a long run without an address scanned to its end, and a customer's 140 000-character message
- * held the inbound consumer for ten seconds.
+ * Bounded as addresses are (64-character local part, 253-character domain), and whole: it starts
+ * after a delimiter and its domain ends at one, so a longer run is no address rather than a cut
+ * one (someone else's mailbox). Unbounded, each start in a long run was scanned to its end, and a
+ * customer's 140 000-character message held the inbound consumer for ten seconds.
  */
-const EMAIL_IN_TEXT = /[^\s@<>()[\]"',;:]{1,64}@[^\s@<>()[\]"',;:]{1,253}\.[a-z]{2,63}/i;
+const EMAIL_IN_TEXT = /(?<![^\s@<>()[\]"',;:])[^\s@<>()[\]"',;:]{1,64}@[^\s@<>()[\]"',;:]{1,253}\.[a-z]{2,63}(?![a-z0-9_-])/i;
 
 /**
  * The visitor's own address in their message: after we asked for it, or a message that is little

@@ -163,9 +163,9 @@ describe('reply-to address', () => {
     ['French', 'Merci !\n\nLe lun. 5 janv. 2026 à 10:00, Conversa <support@example.com> a écrit :\n> Ana: Hi Vera\n'],
     ['German', 'Merci !\n\nAm Mo., 5. Jan. 2026 um 10:00 Uhr schrieb Conversa <support@example.com>:\n> Ana: Hi\n'],
     ['Spanish', 'Merci !\n\nEl lun, 5 ene 2026 a las 10:00, Conversa (<support@example.com>) escribió:\n> Ana: Hola\n'],
-    ['iOS, the quote unprefixed', 'Merci !\n\nOn Jan 5, 2026, at 10:00, Conversa <support@example.com> wrote:\n\nYou have a new reply:\n\nAna: Hi Vera\n'],
-    ['Outlook, no separator', 'Merci !\r\n\r\nFrom: Conversa <support@example.com>\r\nSent: Monday, January 5, 2026 10:00 AM\r\nTo: vera@example.com\r\nSubject: A new reply\r\n\r\nAna: Hi Vera\r\n'],
-    ['Outlook in French', 'Merci !\n\nDe : Conversa <support@example.com>\nEnvoyé : lundi 5 janvier 2026 10:00\nÀ : vera@example.com\nObjet : Réponse\n\nAna: Hi Vera\n'],
+    ['iOS, the quote unprefixed', 'Merci !\n\nOn Jan 5, 2026, at 10:00, Conversa <support@example.com> wrote:\n\nYou have a new reply to your conversation:\n\nAna: Hi Vera\n'],
+    ['Outlook, no separator', 'Merci !\r\n\r\nFrom: Conversa <support@example.com>\r\nSent: Monday, January 5, 2026 10:00 AM\r\nTo: vera@example.com\r\nSubject: You have a new reply\r\n\r\nYou have a new reply to your conversation:\r\n\r\nAna: Hi Vera\r\n'],
+    ['Outlook in French', 'Merci !\n\nDe : Conversa <support@example.com>\nEnvoyé : lundi 5 janvier 2026 10:00\nÀ : vera@example.com\nObjet : Réponse\n\nYou have 2 new replies to your conversation:\n\nAna: Hi Vera\n'],
   ])('drops the earlier email quoted the way %s clients do', (_, email) => {
     expect(stripQuotedReply(email)).toBe('Merci !');
   });
@@ -175,8 +175,12 @@ describe('reply-to address', () => {
     expect(stripQuotedReply(`${line}\n${'On '.repeat(60_000)}<`)).toBe(`${line}\n${'On '.repeat(60_000)}<`.trim());
   });
 
-  it('keeps lines that only look like headers or attributions', () => {
-    const text = 'From: my phone, sorry for typos\nThe order never came.\nOn Monday I wrote:\nit was late';
+  it.each([
+    ['a line that reads like a header', 'From: my phone, sorry for typos\nThe order never came.\nOn Monday I wrote:\nit was late'],
+    ['an itinerary', 'From: Lisbon\nTo: Porto\nDate: 12 June\nCan you book this for two people?'],
+    ['a forwarded email', 'See what the shop sent me:\n\n---------- Forwarded message ---------\nFrom: Shop <orders@shop.com>\nDate: Mon, 5 May 2026 at 10:00\nSubject: Your order\nTo: <me@x.com>\n\nYour order 123 was cancelled.\n\nWhy??'],
+    ['a date in an attribution-like line', 'Am 05.05.2026 schrieb ich Ihnen:\nBestellung 123 fehlt. Bitte prüfen.'],
+  ])('keeps %s, which is the customer\'s own message', (_, text) => {
     expect(stripQuotedReply(text)).toBe(text);
   });
 });
@@ -257,6 +261,8 @@ describe('a visitor\'s own email in a message', () => {
     ['the invoice went to billing@acme.com but I never got it', false, undefined],
     ['the invoice went to billing@acme.com but I never got it', true, 'billing@acme.com'],
     ['no address here', true, undefined],
+    ['(ana@example.co.uk).', true, 'ana@example.co.uk'],
+    ['Write to me: omar@example.com.', false, 'omar@example.com'],
   ])('reads %j (asked: %s) as %j', (text, asked, expected) => {
     expect(ownEmailIn(text, asked)).toBe(expected);
   });
@@ -266,6 +272,9 @@ describe('a visitor\'s own email in a message', () => {
     ['one long word', 'é'.repeat(250_000), undefined],
     ['long runs around each @', `${'a'.repeat(5_000)}@${'b'.repeat(5_000)}`.repeat(25), undefined],
     ['an address after a long word', `${'x'.repeat(250_000)} ana@example.com`, 'ana@example.com'],
+    // Longer than an address may be: no address, rather than a cut one (another mailbox).
+    ['a local part over 64 characters', `my address is ${'x'.repeat(70)}@example.com`, undefined],
+    ['a domain over 253 characters', `my address is ana@${'d'.repeat(300)}.com`, undefined],
   ])('reads a message of %s, as long as a body may be, in one pass', (_, text, expected) => {
     expect(ownEmailIn(text, true)).toBe(expected);
   });
