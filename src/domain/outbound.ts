@@ -2,6 +2,7 @@
  * The agent side of a conversation: replies and private notes are stored first (so the
  * API can answer 202 with the message), then delivered by the outbound queue's consumer.
  */
+import { createHash } from 'node:crypto';
 import { newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
 import type { Attachment, Message, OutboundJob, SendProgress } from './types';
@@ -138,11 +139,19 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
   if (!decision.allowed) throw new ClientError(422, decision.code, decision.message);
 }
 
+/** What makes two sends one message: text, note or reply, template and files. */
+function contentHash(input: AgentMessageInput): string {
+  const content = [input.text, input.private === true, input.template ?? null, (input.attachments ?? []).map((a) => [a.uploadId, a.name ?? null])];
+  return createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 16);
+}
+
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
   const isPrivate = input.private === true;
   const tentative = { conversationId, messageId: newId() };
-  // Per conversation: a client counting its ids per conversation must not collide across them.
-  const scope = input.clientMessageId ? `agent#${agent.id}#${conversationId}#${input.clientMessageId}` : undefined;
+  // Per conversation (a client counting its ids per conversation must not collide across them), and
+  // per content: the same id for another message (a console that counts its ids anew) is that
+  // other message, sent, as a retry of the same one is not.
+  const scope = input.clientMessageId ? `agent#${agent.id}#${conversationId}#${input.clientMessageId}#${contentHash(input)}` : undefined;
   // The claim beside the read, one round trip less; a request refused by the checks that follow
   // takes its claim back, so bad input changes nothing.
   const [conversation, { claimed, record }] = await Promise.all([
@@ -172,10 +181,6 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     // The same reply again: a first attempt that died after storing it may not have moved the
     // conversation, shown the reply or queued it. Queued again under the same deduplication id,
     // and sent at most once (deliverOutbound).
-    // The same id for another message (a client that counts its ids anew): refused, never dropped unseen.
-    if (existing && (existing.text !== input.text || existing.private !== isPrivate)) {
-      throw new ClientError(409, 'client_message_id_reused', 'this clientMessageId was used for another message in this conversation: give each message its own');
-    }
     if (existing) await catchUpConversation(conversationId, existing, participant);
     if (existing?.status === 'queued' && !existing.private) {
       await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
