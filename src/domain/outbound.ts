@@ -139,19 +139,22 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
   if (!decision.allowed) throw new ClientError(422, decision.code, decision.message);
 }
 
-/** What makes two sends one message: text, note or reply, template and files. */
-function contentHash(input: AgentMessageInput): string {
+/**
+ * The idempotency scope of an agent's send with a clientMessageId. Per conversation (a client
+ * counting its ids per conversation must not collide across them), and per content (text, note or
+ * reply, template, files): the same id for another message (a console that counts its ids anew)
+ * is that other message, sent, as a retry of the same one is not.
+ */
+export function agentMessageScope(agentId: string, conversationId: string, input: AgentMessageInput): string | undefined {
+  if (!input.clientMessageId) return undefined;
   const content = [input.text, input.private === true, input.template ?? null, (input.attachments ?? []).map((a) => [a.uploadId, a.name ?? null])];
-  return createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 16);
+  return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 16)}`;
 }
 
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
   const isPrivate = input.private === true;
   const tentative = { conversationId, messageId: newId() };
-  // Per conversation (a client counting its ids per conversation must not collide across them), and
-  // per content: the same id for another message (a console that counts its ids anew) is that
-  // other message, sent, as a retry of the same one is not.
-  const scope = input.clientMessageId ? `agent#${agent.id}#${conversationId}#${input.clientMessageId}#${contentHash(input)}` : undefined;
+  const scope = agentMessageScope(agent.id, conversationId, input);
   // The claim beside the read, one round trip less; a request refused by the checks that follow
   // takes its claim back, so bad input changes nothing.
   const [conversation, { claimed, record }] = await Promise.all([

@@ -10,6 +10,7 @@ import { agentToken, eventually, http, WsClient, type Frame } from '../support/c
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
 import { earlyStatuses, getDedup } from '../../src/store/messages';
+import { agentMessageScope } from '../../src/domain/outbound';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -373,7 +374,7 @@ describe('WhatsApp 24-hour window', () => {
     expect(refused.body.error.message).toMatch(/24-hour window.*template/);
     expect(await outbox('whatsapp', carries('Are you still there?'))).toHaveLength(0);
     // The refusal leaves nothing behind, not even the claim of its clientMessageId.
-    expect(await getDedup(`agent#agent-ana#${clientMessageId}`)).toBeUndefined();
+    expect(await getDedup(agentMessageScope('agent-ana', conversationId, { text: 'Are you still there?', clientMessageId })!)).toBeUndefined();
 
     const template = { name: 'order_update', language: 'en_US', params: ['A-1042'] };
     const accepted = await reply(conversationId, { template });
