@@ -7,6 +7,7 @@
 import { JwtRsaVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
+import { UNASSIGNED_ID } from '../store/keys';
 
 export type AgentRole = 'agent' | 'admin';
 
@@ -79,7 +80,8 @@ export function createAgentTokenVerifier(options: AgentTokenVerifierOptions): Ag
  */
 export function agentFromClaims(claims: Record<string, unknown>): AgentClaims | null {
   const sub = claims.sub;
-  if (typeof sub !== 'string' || sub === '') return null;
+  // The assignee index files unassigned conversations under that id: it names no agent.
+  if (typeof sub !== 'string' || sub === '' || sub === UNASSIGNED_ID) return null;
   const role: AgentRole = groupsOf(claims[GROUPS_CLAIM]).includes('admin') ? 'admin' : 'agent';
   const name = claims.name;
   return typeof name === 'string' ? { sub, name, role } : { sub, role };

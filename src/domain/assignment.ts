@@ -65,7 +65,7 @@ export interface TransferInput {
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
   if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
-  else if (input.team) await requireTeam(input.team);
+  if (input.team) await requireTeam(input.team);
   const { after } = await changeConversation(conversationId, (c) => {
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);

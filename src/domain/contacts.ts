@@ -23,6 +23,7 @@ import {
   type VisitorRecord,
 } from '../store/contacts';
 import { updateConversation, type ConversationRecord } from '../store/conversations';
+import { getSettings } from './settings';
 
 export interface Profile {
   name?: string;
@@ -64,7 +65,9 @@ const PROFILE_FIELDS = ['name', 'email', 'phone'] as const;
 /**
  * What a web visitor told the pre-chat form after its conversation began (a resumed session,
  * leave-a-message), brought to the contact and to the conversation agents see, with the
- * visitor's next message: each field only where they lack it, linking as a first message would.
+ * visitor's next message: each field only where they lack it. An email or phone links as a first
+ * message's would (with identity verification on, only what the website vouched for), and only if
+ * no other contact has it: that one is not merged in (agents can merge the two).
  */
 export async function withVisitorProfile(conversation: ConversationRecord, visitor: VisitorRecord): Promise<ConversationRecord> {
   const lacking = (contact: Profile) => {
@@ -75,11 +78,15 @@ export async function withVisitorProfile(conversation: ConversationRecord, visit
   const fill = lacking(conversation.contact);
   if (Object.keys(fill).length === 0) return conversation;
   const contactId = conversation.contact.id;
-  const linkBy = visitorLinks(visitor);
+  // An address captured from the chat (captureEmail) carries no flag: with verification on it vouches for nothing.
+  const linkBy = (await getSettings()).widget.identityVerification && !visitor.vouched ? [] : visitorLinks(visitor);
   const ids = identities(fill).filter((identity) => !linkBy || linkBy.includes(identity.channel));
-  await addContactHandles(contactId, ids, fill);
-  // Links a later channel with this email or phone to the contact, unless another contact has it.
-  await Promise.all(ids.map((identity) => claimHandle(identity.channel, identity.handle, { contactId })));
+  const claims = await Promise.all(ids.map((identity) => claimHandle(identity.channel, identity.handle, { contactId })));
+  await addContactHandles(
+    contactId,
+    ids.filter((_, i) => claims[i]!.contactId === contactId),
+    fill,
+  );
   const result = await updateConversation(conversation.id, (c) => {
     const add = lacking(c.contact);
     return Object.keys(add).length > 0 ? { ...c, contact: { ...c.contact, ...add }, updatedAt: new Date().toISOString() } : undefined;

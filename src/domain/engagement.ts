@@ -12,7 +12,7 @@ import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../st
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
-import type { HookResult, InboundHookContext } from './automation';
+import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
@@ -426,8 +426,11 @@ async function recordCsatAnswer(context: InboundHookContext): Promise<Conversati
     };
   });
   if (!answer || !result) return undefined;
-  // Routing left the brief reopening alone (src/domain/automation.ts): no slot to give back.
-  if (result.after !== result.before) await engageOnConversationChange(result.before, result.after);
+  if (result.after === result.before) return result.after;
+  // Routing left the brief reopening alone (src/domain/automation.ts): no slot to give back,
+  // unless a change in between (an assignment) gave the conversation someone's slot.
+  if (result.before.assigneeId !== conversation.assigneeId) await afterConversationChange(result.before, result.after);
+  else await engageOnConversationChange(result.before, result.after);
   return result.after;
 }
 

@@ -47,7 +47,7 @@ const textHash = (text: string) => createHash('sha256').update(text).digest('bas
  * pointer to the new conversation are stored, the conversation itself is not: ingestMessage
  * stores it once, with that message applied.
  */
-async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean }> {
+async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean; before?: ConversationRecord }> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
   // A provider vouches for its handles; a web visitor's email or phone only as far as the website did.
@@ -64,7 +64,8 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   }
   if (pointer?.conversationId) {
     const existing = await getConversation(pointer.conversationId, true);
-    if (existing) return { conversation: visitor ? await withVisitorProfile(existing, visitor) : existing, draft: false };
+    // `before` as read: the profile just filled in is news to the agents' consoles (afterApply).
+    if (existing) return { conversation: visitor ? await withVisitorProfile(existing, visitor) : existing, draft: false, before: existing };
   }
   // A new handle is stored pointing at the conversation this message opens (one write, not two).
   const owner = pointer?.contactId
@@ -213,7 +214,7 @@ async function claimedMessageId(found: ConversationRecord, event: InboundMessage
 }
 
 export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
-  const { conversation: found, draft } = await resolveConversation(event);
+  const { conversation: found, draft, before } = await resolveConversation(event);
   const ordered = orderedDelivery(event, delivery);
   let record: { conversationId: string; messageId: string };
   if (ordered) {
@@ -329,7 +330,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   await ackVisitor(event, record);
   // Already applied by an earlier delivery: its events went out then.
   if (!conversation) return;
-  await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : found, agentConnections);
+  await afterApply({ conversation, message, created, reopened, greeting }, created ? undefined : (before ?? found), agentConnections);
 }
 
 /** A message that reaches us this long after its provider time arrived late (a retried webhook). */

@@ -63,8 +63,9 @@ export async function queueProactive(
 ): Promise<{ batchId: string; queued: number; unknownContactIds?: string[] }> {
   const requested = [...new Set(request.contactIds)];
   if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
-  // An id no contact has (a typo, a stale list) takes no quota and no lane: it is answered back.
-  const known = new Set((await getContacts(requested)).map((contact) => contact.id));
+  // An id no contact has (a typo, a stale list, one merged into another) takes no quota and no
+  // lane: it is answered back.
+  const known = new Set((await getContacts(requested)).filter((contact) => !contact.mergedInto).map((contact) => contact.id));
   const contactIds = requested.filter((id) => known.has(id));
   const unknownContactIds = requested.filter((id) => !known.has(id));
   if (contactIds.length === 0) throw notFound('contacts (none of the ids is a contact)');

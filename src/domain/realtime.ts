@@ -182,10 +182,13 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
         return;
       }
       const result = await updateConversation(conversation.id, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+      // A note's id is not the visitor's to know (it would tell them one was written, and when):
+      // read up to a note written after the visitor's last message, that message is what they hear of.
+      const last = conversation.lastInboundId;
+      const seen = !read.private ? frame.messageId : last && last < read.id ? last : undefined;
       await Promise.all([
         publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: scopeOf(conversation) }),
-        // A note's id is not the visitor's to know: the receipt would tell them one was written, and when.
-        conversation.visitorId && !read.private ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+        conversation.visitorId && seen ? publish([{ ...event, messageId: seen }], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
     }

@@ -84,7 +84,9 @@ export async function batchGetAll(itemKeys: Record<string, unknown>[], options: 
     let request: BatchGetCommandInput['RequestItems'] = {
       [config.tableName]: { Keys: itemKeys.slice(i, i + 100), ...(options.consistent ? { ConsistentRead: true } : {}) },
     };
-    while (request && Object.keys(request).length > 0) {
+    for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+      // Keys come back unprocessed when the table throttles: asking again at once would spin.
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
       const out: BatchGetCommandOutput = await ddb().send(new BatchGetCommand({ RequestItems: request }));
       found.push(...(out.Responses?.[config.tableName] ?? []));
       request = out.UnprocessedKeys;

@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
-import { agentToken, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { isChannel, type ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { identityHashOf } from '../../src/domain/visitors';
-import { getContact as getContactItem } from '../../src/store/contacts';
+import { getContact as getContactItem, getHandle, updateVisitor } from '../../src/store/contacts';
 import { getConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
@@ -128,6 +128,24 @@ describe('one customer across channels', () => {
       const forged = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { email, identityHash: identityHashOf(email, 'a guess') } });
       expect(forged.status).toBe(401);
       expect(forged.body.error.code).toBe('invalid_identity_hash');
+    } finally {
+      expect((await verification(false)).status).toBe(200);
+    }
+  });
+
+  it('with identity verification on, links no address the website did not vouch for that reached the visitor later (one the chat captured)', async () => {
+    expect((await verification(true)).status).toBe(200);
+    try {
+      const email = `cap-${crypto.randomUUID()}@example.com`;
+      const { conversationId, contactId, ws } = await visitorWithProfileWrites({}, 'hello');
+      // As the chat's capture leaves it when it stops after its first write: on the visitor, unflagged.
+      await updateVisitor((await getConversation(conversationId, true))!.visitorId!, { email });
+
+      ws.send({ action: 'sendMessage', text: 'still there?', clientMessageId: crypto.randomUUID() });
+
+      await eventually(async () => ((await getConversation(conversationId, true))?.contact.email === email ? true : undefined));
+      expect(await getHandle('email', email)).toBeUndefined();
+      expect((await getContactItem(contactId))?.handles.some((h) => h.channel === 'email')).toBe(false);
     } finally {
       expect((await verification(false)).status).toBe(200);
     }

@@ -159,4 +159,8 @@ describe('agentFromClaims', () => {
     expect(agentFromClaims({ sub: 'x' })).toEqual({ sub: 'x', role: 'agent' });
     expect(agentFromClaims({ name: 'no sub' })).toBeNull();
   });
+
+  it('takes no token whose subject is the id unassigned conversations are filed under', () => {
+    expect(agentFromClaims({ sub: 'none', 'cognito:groups': '[agent]' })).toBeNull();
+  });
 });

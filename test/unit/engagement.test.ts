@@ -553,6 +553,17 @@ describe('proactive messages', () => {
     expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 2 });
   });
 
+  it('answers a contact merged into another back, as one no longer to write to', async () => {
+    contactsExist();
+    ddb.on(BatchGetCommand).resolves({ Responses: { 'conversa-unit': [{ pk: 'CONTACT#C1', sk: 'CONTACT', id: 'C1', handles: [] }, { pk: 'CONTACT#OLD', sk: 'CONTACT', id: 'OLD', handles: [], mergedInto: 'C1' }] } });
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+
+    const result = await queueProactive({ contactIds: ['C1', 'OLD'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+
+    expect(result).toMatchObject({ queued: 1, unknownContactIds: ['OLD'] });
+  });
+
   it('answers 404 and takes no quota when no id is a contact', async () => {
     contactsExist(['TYPO-1']);
     await expect(queueProactive({ contactIds: ['TYPO-1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 404 });
