@@ -54,7 +54,9 @@ const faults = vi.hoisted(() => {
       }
       return real(...args);
     };
-  return { apply: state(), create: state(), hooks: state(), race: state(), enqueue: state(), outboundHooks: state(), failOnce };
+  // The timer whose arming fails: a reply's follow-up, or the auto-resolve a campaign re-arms.
+  const outboundHooks = { ...state(), timer: { conversationId: '', kind: 'reengage' } };
+  return { apply: state(), create: state(), hooks: state(), race: state(), enqueue: state(), outboundHooks, failOnce };
 });
 const { apply: applyFails, create: createFails, hooks: hooksFail, race: creationRaced, enqueue: replyEnqueue, outboundHooks: replyHooksFail } = faults;
 vi.mock('../../src/store/conversations', async (importOriginal) => {
@@ -134,10 +136,10 @@ vi.mock('../../src/store/messages', async (importOriginal) => {
     },
   };
 });
-/** Arming a reply's follow-up fails once: its delivery dies after the status write. */
+/** Arming a message's timer fails once: its delivery dies after the status write. */
 vi.mock('../../src/domain/timers', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/timers')>();
-  return { ...real, setTimer: faults.failOnce(faults.outboundHooks, 'after a reply\'s status write, arming its timers', real.setTimer, (kind) => kind === 'reengage') };
+  return { ...real, setTimer: faults.failOnce(faults.outboundHooks, 'after a reply\'s status write, arming its timers', real.setTimer, (kind, conversationId) => kind === faults.outboundHooks.timer.kind && conversationId === faults.outboundHooks.timer.conversationId) };
 });
 vi.mock('../../src/domain/automation', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/automation')>();
@@ -581,21 +583,24 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     await expectSentOnce(conversation.id, reply.text, second.body.message.id);
   });
 
-  /** Sends `text` to the conversation as an agent's reply or as a campaign's message; answers the stored message's id. */
-  const senders: [string, number, (conversation: { id: string; contact: { id: string } }, text: string, token: string) => Promise<string>][] = [
-    ['reply', 5, async (conversation, text, token) => {
+  /**
+   * Sends `text` to the conversation as an agent's reply or as a campaign's message; answers the
+   * stored message's id. A reply arms the follow-up; a campaign, no reply, re-arms auto-resolve.
+   */
+  const senders: [string, number, 'reengage' | 'autoResolve', (conversation: { id: string; contact: { id: string } }, text: string, token: string) => Promise<string>][] = [
+    ['reply', 5, 'reengage', async (conversation, text, token) => {
       const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversation.id}/messages`, { body: { text }, token });
       expect(reply.status).toBe(202);
       return reply.body.message.id;
     }],
-    ['campaign message', 6, async (conversation, text, token) => {
+    ['campaign message', 6, 'autoResolve', async (conversation, text, token) => {
       const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token, body: { contactIds: [conversation.contact.id], text } });
       expect(res.status).toBe(202);
       return (await eventually(async () => (await allMessages(conversation.id)).find((m) => m.text === text), 30_000)).id;
     }],
   ];
 
-  it.each(senders)('arms the timers of a %s whose delivery died after its status write, when the job comes back', async (_, n, send) => {
+  it.each(senders)('arms the timers of a %s whose delivery died after its status write, when the job comes back', async (_, n, timer, send) => {
     // Prepare: a customer's conversation with its greeting gone out, and redeliveries after 2 s
     const { conversation, token } = await customerAwaitingReply(n, 'anyone around?');
     const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
@@ -603,14 +608,19 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     const visibility = outbound.visibilityTimeoutSeconds;
     outbound.visibilityTimeoutSeconds = 2;
     const failedBefore = replyHooksFail.failed;
+    const armedAt = () => stack.aws.scheduler.list().find((s) => s.name === `${timer}-${conversation.id}`)?.fireAt?.getTime();
+    // Schedules are armed to the second: a re-arm must land in a later one to be seen.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const armedBefore = armedAt();
+    replyHooksFail.timer = { conversationId: conversation.id, kind: timer };
     replyHooksFail.armed = true;
     try {
       // Act: the message is sent and marked sent; the consumer dies before the timers
       const text = `timers after a crash ${crypto.randomUUID()}`;
       const messageId = await send(conversation, text, token);
 
-      // Assess: the job's next delivery armed the follow-up, and the message left once
-      await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversation.id}` && s.fireAt), 20_000);
+      // Assess: the job's next delivery armed its timer, and the message left once
+      await eventually(() => replyHooksFail.failed > failedBefore && armedAt() !== undefined && armedAt() !== armedBefore, 20_000);
       expect(replyHooksFail.failed).toBe(failedBefore + 1);
       await expectSentOnce(conversation.id, text, messageId);
     } finally {
