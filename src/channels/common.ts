@@ -73,8 +73,8 @@ const usableId = (id: unknown): boolean => typeof id === 'string' && id !== '' &
  * that customer's next messages back.
  */
 export function hasUsableIds(event: InboundEvent): boolean {
-  const ids = [event.handle, event.providerMessageId, event.kind === 'status' ? event.reference : undefined];
-  const usable = usableId(event.handle) && ids.slice(1).every((id) => id === undefined || usableId(id));
+  const optional = [event.providerMessageId, event.kind === 'status' ? event.reference : undefined];
+  const usable = usableId(event.handle) && optional.every((id) => id === undefined || usableId(id));
   if (!usable) {
     const shown = (id: unknown) => (typeof id === 'string' ? id.slice(0, 64) : id);
     console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not usable strings`, { handle: shown(event.handle), providerMessageId: shown(event.providerMessageId) });

@@ -16,3 +16,8 @@ export function idFor(timeMs: number, seed: string): string {
   for (let i = 0; i < 16; i++) random += CROCKFORD[digest[i]! & 31];
   return encodeTime(timeMs, 10) + random;
 }
+
+/** A short digest of what an idempotency key stands for: two sends with the same id and other content are two messages. */
+export function contentHash(content: string): string {
+  return createHash('sha256').update(content).digest('base64url').slice(0, 16);
+}

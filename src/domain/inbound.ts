@@ -3,9 +3,8 @@
  * conversation, run routing and engagement hooks, and fan the result out.
  * Every step is safe to repeat: the queue redelivers after a crash at any point.
  */
-import { createHash } from 'node:crypto';
 import { decodeTime } from 'ulid';
-import { idFor, newId } from './ids';
+import { contentHash, idFor, newId } from './ids';
 import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
@@ -36,11 +35,9 @@ export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle'
   if (event.providerMessageId) return `${event.channel}#${event.providerMessageId}`;
   // With the text's hash: a widget that counts its ids anew after a reload ("c-1" again) sends a
   // new message, which must not be acknowledged as the old one and dropped; a retry is the same text.
-  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}#${textHash(event.text)}`;
+  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}#${contentHash(event.text)}`;
   return undefined;
 }
-
-const textHash = (text: string) => createHash('sha256').update(text).digest('base64url').slice(0, 16);
 
 /**
  * The customer's conversation on this channel. On the first message (`draft`) the contact and the

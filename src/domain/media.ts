@@ -121,6 +121,9 @@ export function filenameParameter(name: string): string {
   return `filename*=UTF-8''${encoded}`;
 }
 
+/** A media type without its parameters (`audio/ogg; codecs=opus` → `audio/ogg`), as both lists match it. */
+const baseType = (type: string) => type.split(';')[0]!.trim();
+
 /** A short-lived URL of one of our files, served as its type allows (inline, or as a download). */
 export function downloadUrl(attachment: Attachment, audience: 'person' | 'provider'): Promise<string> | undefined {
   const key = mediaKeyOf(attachment.url);
@@ -130,8 +133,7 @@ export function downloadUrl(attachment: Attachment, audience: 'person' | 'provid
   const name = attachment.name ? `; ${filenameParameter(attachment.name)}` : '';
   return presignDownload(key, {
     contentType: type,
-    // Parameters (`audio/ogg; codecs=opus`) do not change how a browser shows it.
-    disposition: `${INLINE_TYPES.test(type.split(';')[0]!.trim()) ? 'inline' : 'attachment'}${name}`,
+    disposition: `${INLINE_TYPES.test(baseType(type)) ? 'inline' : 'attachment'}${name}`,
     expiresInSeconds: audience === 'provider' ? PROVIDER_URL_SECONDS : DOWNLOAD_URL_SECONDS,
   });
 }
@@ -152,7 +154,7 @@ export async function forProvider(attachments: readonly Attachment[]): Promise<A
     attachments.map(async (a) => {
       const url = await downloadUrl(a, 'provider');
       if (!url) return a;
-      const fits = PROVIDER_MEDIA[a.type]?.test((a.mimeType ?? '').split(';')[0]!.trim()) ?? true;
+      const fits = PROVIDER_MEDIA[a.type]?.test(baseType(a.mimeType ?? '')) ?? true;
       return { ...a, url, ...(fits ? {} : { type: 'file' }) };
     }),
   );

@@ -2,8 +2,7 @@
  * The agent side of a conversation: replies and private notes are stored first (so the
  * API can answer 202 with the message), then delivered by the outbound queue's consumer.
  */
-import { createHash } from 'node:crypto';
-import { newId } from './ids';
+import { contentHash, newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
 import type { Attachment, Message, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
@@ -148,7 +147,7 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
 export function agentMessageScope(agentId: string, conversationId: string, input: AgentMessageInput): string | undefined {
   if (!input.clientMessageId) return undefined;
   const content = [input.text, input.private === true, input.template ?? null, (input.attachments ?? []).map((a) => [a.uploadId, a.name ?? null])];
-  return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 16)}`;
+  return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${contentHash(JSON.stringify(content))}`;
 }
 
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
