@@ -4,7 +4,7 @@
  * talk to it exactly as they talk to the real APIs: same paths, same auth, same answer shapes.
  * Every request is recorded in the outbox; `failNext` simulates provider outages for retry tests,
  * `holdNext` a provider slow to answer;
- * `addMedia` holds files as a customer's media message leaves them at WhatsApp or Telegram.
+ * `addMedia` holds files as a customer's media message leaves them at its provider.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -42,14 +42,15 @@ export interface ProviderStandIn {
   holdNext(channel: ProviderChannel, until: (body: unknown, answer: unknown) => Promise<void>): void;
   /**
    * A file the provider holds, as a customer's media message would leave it: returns the id its
-   * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid), which the
-   * adapters fetch it by.
+   * webhooks name (a WhatsApp media id, a Telegram file_id, a Twilio media sid, the last segment
+   * of a Messenger or Instagram CDN link), which the adapters fetch it by.
    */
   addMedia(channel: MediaChannel, file: MediaFile): string;
   reset(): void;
 }
 
-export type MediaChannel = 'whatsapp' | 'telegram' | 'sms';
+/** Messenger's and Instagram's files are served at `<base URL>/_cdn/<id>`: their webhooks name that link. */
+export type MediaChannel = 'whatsapp' | 'telegram' | 'sms' | 'messenger' | 'instagram';
 
 export interface MediaFile {
   contentType: string;
@@ -315,7 +316,11 @@ function mediaReply(channel: ProviderChannel, request: ParsedRequest, credential
     if (cdn) return { status: 200, body: undefined, file };
     return { status: 307, body: undefined, location: `http://${request.headers.host ?? '127.0.0.1'}${PROVIDERS_PREFIX}sms/_cdn/${id}` };
   }
-  return undefined;
+  // Messenger and Instagram: a signed CDN link, no credentials; an expired one is refused.
+  const cdn = /^\/_cdn\/(asset-\w+)$/.exec(request.path);
+  if (!cdn) return undefined;
+  const file = files.get(`${channel}/${cdn[1]!}`);
+  return file ? { status: 200, body: undefined, file } : { status: 403, body: 'URL signature expired' };
 }
 
 function send(res: ServerResponse, reply: Reply): void {
@@ -415,7 +420,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
       holds.set(channel, until);
     },
     addMedia(channel, file) {
-      const id = { whatsapp: `media-${hex(8)}`, telegram: `AgAC${hex(12)}`, sms: `ME${hex(16)}` }[channel];
+      const id = { whatsapp: `media-${hex(8)}`, telegram: `AgAC${hex(12)}`, sms: `ME${hex(16)}`, messenger: `asset-${hex(8)}`, instagram: `asset-${hex(8)}` }[channel];
       files.set(`${channel}/${id}`, file);
       return id;
     },

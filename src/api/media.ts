@@ -1,8 +1,8 @@
 /**
  * An attachment's file for the agent console. WhatsApp and Telegram media arrive as references,
  * Twilio's as URLs behind the account's credentials: the file is fetched here and answered
- * inline (up to MEDIA_MAX_BYTES). Public URLs (Messenger and Instagram CDNs, links) are answered
- * with a redirect to them.
+ * inline (up to MEDIA_MAX_BYTES). Public URLs (Messenger and Instagram CDN links until they are
+ * copied, links customers shared) are answered with a redirect to them.
  */
 import type { Route } from './context';
 import { json, parseBody, type HttpResult } from '../http/http';

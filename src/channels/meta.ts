@@ -11,6 +11,7 @@ import {
   HOUR_MS,
   callProviderParts,
   credential,
+  downloadMedia,
   elapsedSince,
   formatLocation,
   geoUri,
@@ -35,6 +36,7 @@ import {
   type ChannelAdapter,
   type Credentials,
   type HttpReply,
+  type MediaResult,
   type OutboundSend,
   type SendContext,
   type SendResult,
@@ -331,6 +333,26 @@ function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, con
   return { calls, primary: 0 };
 }
 
+/** Where Meta serves the files customers send on Messenger and Instagram. */
+const META_CDN_HOST = /(^|\.)(fbcdn\.net|fbsbx\.com|cdninstagram\.com)$/i;
+
+/**
+ * A customer's Messenger or Instagram file, from the CDN link its webhook named (no credentials:
+ * the link is signed). Only Meta's CDN hosts, and the configured API's own (the local stand-in):
+ * an attachment of another host is a link the customer shared, not a file to copy.
+ */
+export async function fetchMetaCdnFile(reference: string, context: SendContext): Promise<MediaResult | undefined> {
+  let url: URL;
+  try {
+    url = new URL(reference);
+  } catch {
+    return undefined;
+  }
+  const meta = url.protocol === 'https:' && META_CDN_HOST.test(url.hostname);
+  if (!meta && !url.href.startsWith(`${context.baseUrl}/`)) return undefined;
+  return downloadMedia(url.href, {}, context);
+}
+
 export function createMetaMessagingAdapter(config: MetaMessagingConfig): ChannelAdapter {
   return {
     channel: config.channel,
@@ -348,5 +370,6 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
       const { calls, primary } = sendApiCalls(message, token, context.baseUrl, config);
       return callProviderParts(calls, primary, context, sendApiDialect);
     },
+    copyMedia: fetchMetaCdnFile,
   };
 }

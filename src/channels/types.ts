@@ -117,6 +117,12 @@ export interface ChannelAdapter {
    * reference that is not one of those (a public URL is opened as it is).
    */
   fetchMedia?(reference: string, context: SendContext): Promise<MediaResult | undefined>;
+  /**
+   * The file behind a customer's media link that expires (Meta's CDN links last days), fetched
+   * only to copy it into our bucket (src/domain/provider-media.ts); until then consoles open the
+   * link itself. Undefined for a link that is not the provider's file (a shared web page).
+   */
+  copyMedia?(reference: string, context: SendContext): Promise<MediaResult | undefined>;
 }
 
 /** A media file fetched from a provider, or why not: 404 gone or unknown, 413 too large, 502 provider trouble. */

@@ -1,12 +1,12 @@
 /**
  * Customers' files, copied from the provider into our bucket after their message is stored.
  * WhatsApp keeps a media id 30 days, Twilio until the account deletes it, and only our
- * credentials open either: a copy keeps the history whole and lets consoles open files larger
- * than the API could answer inline. The copy runs as an outbound-queue job in a lane of its own
+ * credentials open either; Messenger's and Instagram's CDN links expire within days. A copy keeps
+ * the history whole and lets consoles open files larger than the API could answer inline. The copy runs as an outbound-queue job in a lane of its own
  * per conversation (src/aws/queues.ts), so a large download never holds a reply back.
  */
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
-import { isProviderFile } from './media-jobs';
+import { isProviderFile, mediaCopier } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { MAX_UPLOAD_BYTES } from '../manifest';
@@ -26,15 +26,15 @@ import { publish, scopeOf } from './fanout';
 export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, deadlineMs: number): Promise<void> {
   const message = await getMessage(job.conversationId, job.messageId);
   if (!message || !isProviderChannel(message.channel)) return;
-  const adapter = getAdapter(message.channel);
-  if (!adapter.fetchMedia) return;
+  const copier = mediaCopier(getAdapter(message.channel));
+  if (!copier) return;
   const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
   const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
   try {
     for (const [index, attachment] of message.attachments.entries()) {
       if (!isProviderFile(attachment)) continue;
-      const result = await adapter.fetchMedia(attachment.url, context);
+      const result = await copier(attachment.url, context);
       if (!result) continue;
       if (!result.ok) {
         if (result.status === 502 && !lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);

@@ -1,10 +1,12 @@
-/** Fetching the media behind WhatsApp and Telegram references with the channel's credentials. */
+/** Fetching the media behind WhatsApp, Telegram and Twilio references with the channel's credentials, and Meta's expiring CDN links for their copy. */
 import { describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { MEDIA_MAX_BYTES } from '../../src/channels/common';
 import { telegramAdapter } from '../../src/channels/telegram';
 import { whatsappAdapter } from '../../src/channels/whatsapp';
 import { smsAdapter } from '../../src/channels/sms';
+import { messengerAdapter } from '../../src/channels/messenger';
+import { instagramAdapter } from '../../src/channels/instagram';
 import { networkError, scriptedFetch, sendContext } from './support';
 
 const photo = { contentType: 'image/jpeg', bytes: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]) };
@@ -108,6 +110,44 @@ describe('twilio media', () => {
       expect(await smsAdapter.fetchMedia!(other, sendContext('sms', fetch)), other).toBeUndefined();
     }
     expect(calls).toHaveLength(0);
+  });
+});
+
+describe('messenger and instagram files, copied from the CDN link their webhook named', () => {
+  const links = [
+    ['messenger', messengerAdapter, 'https://scontent.xx.fbcdn.net/v/t1.15752-9/photo.jpg?_nc_cat=1&oh=00_AbC'],
+    ['instagram', instagramAdapter, 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1799&signature=abc'],
+  ] as const;
+
+  it.each(links)('downloads a %s CDN link as it is, without the page token', async (channel, adapter, link) => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: undefined, file: photo });
+    expect(await adapter.copyMedia!(link, sendContext(channel, fetch))).toEqual({ ok: true, contentType: 'image/jpeg', bytes: photo.bytes });
+    expect(calls.map((c) => [c.method, c.url, c.headers.authorization])).toEqual([['GET', link, undefined]]);
+    // The console keeps opening the link itself until the copy is made.
+    expect(adapter.fetchMedia).toBeUndefined();
+  });
+
+  it('leaves links the customer shared alone: other hosts, look-alike hosts, plain HTTP', async () => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: undefined, file: photo });
+    for (const other of [
+      'https://example.com/menu.pdf',
+      'https://fbcdn.net.evil.example/photo.jpg',
+      'https://evilfbcdn.net/photo.jpg',
+      'http://scontent.xx.fbcdn.net/v/photo.jpg',
+      'not a url',
+    ]) {
+      expect(await messengerAdapter.copyMedia!(other, sendContext('messenger', fetch)), other).toBeUndefined();
+    }
+    expect(calls).toHaveLength(0);
+  });
+
+  it.each([
+    ['an expired link', { status: 403, body: 'URL signature expired' }, 404],
+    ['a CDN outage', { status: 503, body: 'Service Unavailable' }, 502],
+    ['no answer', networkError(), 502],
+  ])('maps %s', async (_name, reply, status) => {
+    const { fetch } = scriptedFetch(reply);
+    expect(await messengerAdapter.copyMedia!(links[0][2], sendContext('messenger', fetch))).toMatchObject({ ok: false, status });
   });
 });
 

@@ -1,9 +1,9 @@
 /**
- * A customer's media, as the agent console opens it: WhatsApp, Telegram and Twilio files are
- * copied into our bucket after the message is stored, and GET
- * /v1/conversations/{id}/messages/{messageId}/attachments/{index} redirects to the copy; until
- * then (or when the copy cannot be made) it fetches the file with the channel's credentials (from
- * the provider stand-in). Public URLs are redirected to.
+ * A customer's media, as the agent console opens it: WhatsApp, Telegram and Twilio files, and
+ * Messenger's and Instagram's CDN links, are copied into our bucket after the message is stored,
+ * and GET /v1/conversations/{id}/messages/{messageId}/attachments/{index} redirects to the copy;
+ * until then (or when the copy cannot be made) it fetches the file with the channel's credentials
+ * (from the provider stand-in), or redirects to the public link.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
@@ -34,7 +34,7 @@ const unique = () => `${Date.now()}${Math.floor(Math.random() * 1e6)}`;
 
 /** Posts a customer's photo whose file the provider holds; resolves with the stored message. */
 async function customerPhoto(
-  channel: 'whatsapp' | 'telegram' | 'messenger',
+  channel: 'whatsapp' | 'telegram' | 'messenger' | 'instagram',
   fileId: string,
   publicUrl?: string,
   handle = newHandle(channel),
@@ -60,6 +60,7 @@ async function customerPhoto(
     event.sender.id = handle;
     providerMessageId = `m_${unique()}`;
     event.message.mid = providerMessageId;
+    event.timestamp = Date.now();
     if (publicUrl) event.message.attachments[0].payload.url = publicUrl;
   }
   expect((await postWebhook(stack, channel, JSON.stringify(body))).status).toBe(200);
@@ -159,8 +160,38 @@ describe('attachments', () => {
     expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('media_gone');
   });
 
+  it.each(['messenger', 'instagram'] as const)('copies a %s file from its CDN link, which expires, and redirects to the copy', async (channel) => {
+    // Prepare: Meta's CDN serves the customer's photo at the link the webhook names
+    const bytes = jpeg(30_000);
+    const link = `${stack.httpUrl}/local/providers/${channel}/_cdn/${stack.providers.addMedia(channel, { contentType: 'image/jpeg', bytes })}`;
+
+    // Act
+    const message = await customerPhoto(channel, '', link);
+    const copy = await kept(message);
+    const response = await open(message);
+
+    // Assess: the console is sent to our copy, not to the link that will stop working
+    expect(message.attachments[0]!.url).toBe(link);
+    expect(copy.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/jpeg', size: bytes.length });
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).not.toContain('/_cdn/');
+    const file = await fetch(response.headers.get('location')!);
+    expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  it('keeps the link of a Messenger file whose CDN link had expired before the copy', async () => {
+    const expired = `${stack.httpUrl}/local/providers/messenger/_cdn/asset-0000dead`;
+    const message = await customerPhoto('messenger', '', expired);
+    // The CDN refused the copy job: the console is still sent to the link, and no copy is announced.
+    await eventually(() => stack.providers.outbox('messenger').some((item) => item.url.endsWith('/_cdn/asset-0000dead') && item.status === 403));
+    const redirect = await open(message);
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.get('location')).toBe(expired);
+  });
+
   it('redirects to a plain URL, and answers 404 for an attachment that does not exist', async () => {
-    const message = await customerPhoto('messenger', '');
+    // A link the customer shared is not a file of Meta's: it is opened where it is, never copied.
+    const message = await customerPhoto('messenger', '', 'https://example.com/shared/menu.jpg');
     const redirect = await open(message);
     expect(redirect.status).toBe(302);
     expect(redirect.headers.get('location')).toBe(message.attachments[0]!.url);
