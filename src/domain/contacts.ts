@@ -15,10 +15,10 @@ import {
   linkContactConversation,
   markContactMerged,
   moveHandle,
+  moveVisitor,
   putContact,
   releaseMergeLock,
   unlinkContactConversation,
-  updateVisitor,
   type ContactRecord,
   type VisitorRecord,
 } from '../store/contacts';
@@ -52,6 +52,28 @@ function identities(profile: Profile): { channel: 'phone' | 'email'; handle: str
   return out;
 }
 
+/** Merges chained one after another are at most this deep here (each hop is a merge that ran meanwhile). */
+const MAX_MERGE_HOPS = 5;
+
+/**
+ * addContactHandles, following the contact into the one it was merged into while the caller held
+ * it: what was claimed for it (handle items, visitors) moves there too, as the merge would have
+ * moved it. Returns the contact that has them in the end.
+ */
+async function addHandlesFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile): Promise<string> {
+  let current = contactId;
+  for (let hop = 0; hop < MAX_MERGE_HOPS; hop++) {
+    const merged = await addContactHandles(current, handles, profile);
+    if (!merged) return current;
+    for (const { channel, handle } of handles) {
+      if (channel === 'web') await moveVisitor(handle, current, merged.mergedInto);
+      else await moveHandle(channel, handle, current, merged.mergedInto);
+    }
+    current = merged.mergedInto;
+  }
+  return current;
+}
+
 /**
  * Which of a web visitor's email and phone link to other contacts: what the website vouched for
  * while identity verification was on (none if it vouched for nothing), else both.
@@ -82,7 +104,7 @@ export async function withVisitorProfile(conversation: ConversationRecord, visit
   const linkBy = (await getSettings()).widget.identityVerification && !visitor.vouched ? [] : visitorLinks(visitor);
   const ids = identities(fill).filter((identity) => !linkBy || linkBy.includes(identity.channel));
   const claims = await Promise.all(ids.map((identity) => claimHandle(identity.channel, identity.handle, { contactId })));
-  await addContactHandles(
+  await addHandlesFollowingMerges(
     contactId,
     ids.filter((_, i) => claims[i]!.contactId === contactId),
     fill,
@@ -143,7 +165,7 @@ export async function findOrCreateContact(
   const claimed = channel === 'web' ? undefined : await claimHandle(channel, handle, { contactId, ...(conversationId ? { conversationId } : {}) });
   // A contact created here has these handles and this profile already.
   if (!created) {
-    await addContactHandles(contactId, [{ channel, handle }, ...ids], {
+    contactId = await addHandlesFollowingMerges(contactId, [{ channel, handle }, ...ids], {
       name: profile.name,
       email: normalizeEmail(profile.email),
       phone: normalizePhone(profile.phone),
@@ -196,14 +218,17 @@ async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
   if (!(await markContactMerged(otherId, survivorId))) {
     throw conflict('contact_merged', `contact ${otherId} was already merged into ${other.contact.mergedInto ?? 'another contact'}`);
   }
-  const { contact } = other;
+  // Read again now that it is marked: a handle added before the mark is in this read, and one
+  // added after it is moved here by its writer (addHandlesFollowingMerges).
+  const marked = (await getContactWithConversationIds(otherId, true)) ?? other;
+  const { contact } = marked;
   for (const { channel, handle } of contact.handles) {
     // A visitor's handle lives on its visitor item; every other handle has a handle item.
-    if (channel === 'web') await updateVisitor(handle, { contactId: survivorId });
+    if (channel === 'web') await moveVisitor(handle, otherId, survivorId);
     else await moveHandle(channel, handle, otherId, survivorId);
   }
   await addContactHandles(survivorId, contact.handles, { name: contact.name, email: contact.email, phone: contact.phone });
-  for (const conversationId of other.conversationIds) {
+  for (const conversationId of marked.conversationIds) {
     await linkContactConversation(survivorId, conversationId);
     const result = await updateConversation(conversationId, (c) =>
       c.contact.id === survivorId ? undefined : { ...c, contact: { ...c.contact, id: survivorId } },

@@ -95,15 +95,18 @@ function setClauses(fields: [string, unknown][]): { clause: string; names: Recor
 /**
  * Adds handles to a contact (idempotent) and fills the name/email/phone it lacked. Web visitors
  * get an item each (keys.contactVisitor); the other handles, a few per customer, go in its list.
+ * A contact merged into another takes nothing: the answer is the one it was merged into, for the
+ * caller to move what it claimed there (the merge has read the handles it moves already).
  */
 export async function addContactHandles(
   contactId: string,
   handles: ContactRecord['handles'],
   profile: { name?: string; email?: string; phone?: string } = {},
-): Promise<void> {
+): Promise<{ mergedInto: string } | undefined> {
   // Consistent: a contact made a moment ago (two channels' first messages) must not read as missing.
   const contact = await getContact(contactId, true);
-  if (!contact) return;
+  if (!contact) return undefined;
+  if (contact.mergedInto) return { mergedInto: contact.mergedInto };
   const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
   const listed = missing.filter((h) => h.channel !== 'web');
   await Promise.all(
@@ -112,7 +115,7 @@ export async function addContactHandles(
       .map((h) => ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } }))),
   );
   const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);
-  if (listed.length === 0 && fill.length === 0) return;
+  if (listed.length === 0 && fill.length === 0) return undefined;
   const sets: string[] = [];
   const values: Record<string, unknown> = {};
   if (listed.length > 0) {
@@ -120,15 +123,16 @@ export async function addContactHandles(
     values[':h'] = listed;
   }
   const profileSet = setClauses(fill);
-  await ddb().send(
-    new UpdateCommand({
-      TableName: config.tableName,
-      Key: keys.contact(contactId),
-      UpdateExpression: `SET ${[...sets, profileSet.clause].filter(Boolean).join(', ')}`,
-      ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
-      ExpressionAttributeValues: { ...values, ...profileSet.values },
-    }),
-  );
+  const updated = await updateIf({
+    Key: keys.contact(contactId),
+    UpdateExpression: `SET ${[...sets, profileSet.clause].filter(Boolean).join(', ')}`,
+    ConditionExpression: 'attribute_not_exists(mergedInto)',
+    ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
+    ExpressionAttributeValues: { ...values, ...profileSet.values },
+  });
+  if (updated) return undefined;
+  const merged = await getContact(contactId, true);
+  return merged?.mergedInto ? { mergedInto: merged.mergedInto } : undefined;
 }
 
 export async function linkContactConversation(contactId: string, conversationId: string): Promise<void> {
@@ -192,6 +196,16 @@ export async function moveHandle(channel: string, handle: string, from: string, 
     Key: keys.handle(channel, handle),
     UpdateExpression: 'SET contactId = :to',
     ConditionExpression: 'contactId = :from',
+    ExpressionAttributeValues: { ':to': to, ':from': from },
+  });
+}
+
+/** Points a web visitor at the contact `from` was merged into (not one it was linked to since). */
+export async function moveVisitor(visitorId: string, from: string, to: string): Promise<void> {
+  await updateIf({
+    Key: keys.visitor(visitorId),
+    UpdateExpression: 'SET contactId = :to',
+    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(contactId) OR contactId = :from)',
     ExpressionAttributeValues: { ':to': to, ':from': from },
   });
 }

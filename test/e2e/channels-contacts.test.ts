@@ -9,7 +9,8 @@ import { agentToken, eventually, http, visitorSession, WsClient, type Frame } fr
 import { isChannel, type ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { identityHashOf } from '../../src/domain/visitors';
-import { getContact as getContactItem, getHandle, updateVisitor } from '../../src/store/contacts';
+import { getContact as getContactItem, getHandle, getVisitor, updateVisitor } from '../../src/store/contacts';
+import { withVisitorProfile } from '../../src/domain/contacts';
 import { getConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
@@ -277,6 +278,30 @@ describe('admin contact merge', () => {
     expect(ack.conversationId).toBe(sessions[2]!.conversationId);
     const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
     expect(seen.message.sender.id).toBe(survivor);
+  });
+});
+
+describe('a contact merged away while a customer\'s message is being handled', () => {
+  it('brings the profile a visitor gives meanwhile to the surviving contact, not the merged one', async () => {
+    // Prepare: a web visitor's contact (the consumer has just read their conversation), and a Telegram contact
+    const web = await visitorWithProfileWrites({}, 'hello from the website');
+    const telegram = await write('telegram', newHandle('telegram'), 'hello from Telegram');
+    const survivor = telegram.message.sender.id as string;
+    const held = (await getConversation(web.conversationId, true))!;
+    expect(held.contact.id).toBe(web.contactId);
+
+    // Act: the admin merges the web contact away; then the visitor's later profile (an email given on a resumed session) is applied
+    expect((await merge(survivor, web.contactId)).status).toBe(200);
+    const email = `late-${crypto.randomUUID()}@example.com`;
+    await updateVisitor(held.handle!, { email });
+    await withVisitorProfile(held, (await getVisitor(held.handle!, true))!);
+
+    // Assess: the address belongs to the survivor, listed there, and a later customer with it finds the survivor
+    expect((await getHandle('email', email))?.contactId).toBe(survivor);
+    expect((await getContactItem(survivor, true))!.handles).toContainEqual({ channel: 'email', handle: email });
+    expect((await getContactItem(web.contactId, true))!.handles).not.toContainEqual({ channel: 'email', handle: email });
+    const later = await visitorWrites(email, 'me again, from another browser');
+    expect(later.contactId).toBe(survivor);
   });
 });
 
