@@ -16,6 +16,7 @@ import { getConversation, updateConversation, type ConversationRecord } from '..
 import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
 import { getMessage } from '../store/messages';
+import { takeVisitorSend } from '../store/quota';
 import { touchAgent } from '../store/agents';
 import type { ConnectionAudience } from '../store/keys';
 
@@ -102,6 +103,21 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
   }
 }
 
+/**
+ * A web visitor's messages per window: more than a person types, fewer than a script sends. The
+ * stage's throttling is shared by every visitor; this keeps one of them from using it all (and
+ * from filling an agent's inbox). Agents are not limited.
+ */
+export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
+
+async function limitVisitorSends(visitorId: string, now = Date.now()): Promise<void> {
+  const windowStart = now - (now % VISITOR_SEND_LIMIT.windowMs);
+  if (!(await takeVisitorSend(visitorId, windowStart, VISITOR_SEND_LIMIT.windowMs, VISITOR_SEND_LIMIT.messages))) {
+    const wait = Math.ceil((windowStart + VISITOR_SEND_LIMIT.windowMs - now) / 1000);
+    throw new ClientError(429, 'rate_limited', `at most ${VISITOR_SEND_LIMIT.messages} messages every ${VISITOR_SEND_LIMIT.windowMs / 1000} s; send it again in ${wait} s`);
+  }
+}
+
 /** The conversation a frame is about: a visitor's own, or the one an agent names. */
 async function conversationFor(principal: Principal, conversationId: string | undefined): Promise<ConversationRecord | undefined> {
   if (principal.role === 'visitor') {
@@ -131,6 +147,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
+        await limitVisitorSends(principal.id);
         // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
         const attachments = frame.attachments?.length ? await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments) : [];
         // Stored by the inbound consumer, which acknowledges once the message is durable.

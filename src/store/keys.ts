@@ -61,6 +61,8 @@ export const keys = {
   handle: (channel: string, handle: string) => ONE(`HANDLE#${channel}#${handle.toLowerCase()}`, 'HANDLE'),
 
   visitor: (id: string) => ONE(`VISITOR#${id}`, 'VISITOR'),
+  /** A web visitor's messages in one window of time (the per-visitor send limit). */
+  visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
 
   /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
   connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),

@@ -13,3 +13,16 @@ export async function takeProactiveQuota(now: Date, count: number, limit: number
     ExpressionAttributeValues: { ':n': count, ':room': limit - count, ':ttl': Math.floor(now.getTime() / 1000) + 2 * 3600 },
   });
 }
+
+/**
+ * Counts one message of a web visitor in the window starting at `windowStart` (epoch ms) if the
+ * window has room; false (nothing counted) when it is full. The tally expires with its window.
+ */
+export async function takeVisitorSend(visitorId: string, windowStart: number, windowMs: number, limit: number): Promise<boolean> {
+  return updateIf({
+    Key: keys.visitorSends(visitorId, new Date(windowStart).toISOString()),
+    UpdateExpression: 'ADD messages :one SET expiresAt = :ttl',
+    ConditionExpression: 'attribute_not_exists(messages) OR messages < :limit',
+    ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': Math.ceil((windowStart + windowMs) / 1000) + 60 },
+  });
+}

@@ -7,6 +7,7 @@ import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { getVisitor } from '../../src/store/contacts';
+import { VISITOR_SEND_LIMIT } from '../../src/domain/realtime';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -204,6 +205,32 @@ describe('web chat', () => {
     const page = await http(stack.httpUrl, 'GET', '/v1/widget/messages?limit=3', { token: session.token });
     expect(page.status).toBe(200);
     expect(texts(page.body.items)).toEqual(['one', 'two']);
+  });
+
+  it('refuses a visitor\'s messages beyond the send limit with an error frame, storing none of them', async () => {
+    // Prepare: a visitor with a conversation, early enough in a window that the burst stays inside it
+    const { ws, ack } = await visitorWithConversation('first');
+    const { messages, windowMs } = VISITOR_SEND_LIMIT;
+    const intoWindow = () => Date.now() % windowMs;
+    if (intoWindow() > windowMs / 4) await new Promise((resolve) => setTimeout(resolve, windowMs - intoWindow() + 50));
+
+    // Act: a script's burst, more than the window allows
+    const ids = Array.from({ length: messages + 5 }, () => crypto.randomUUID());
+    for (const [i, id] of ids.entries()) ws.send({ action: 'sendMessage', text: `burst ${i}`, clientMessageId: id });
+    const answers = await eventually(() => {
+      const found = ids.map((id) => ws.frames.find((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === id));
+      return found.every(Boolean) ? found : undefined;
+    }, 20_000);
+
+    // Assess: the window's messages are acknowledged and stored, the rest refused and never stored
+    const refused = answers.filter((f) => f!.type === 'error');
+    expect(refused.length).toBeGreaterThanOrEqual(5);
+    for (const frame of refused) expect(frame!.code).toBe('rate_limited');
+    const accepted = ids.filter((_, i) => answers[i]!.type === 'ack');
+    expect(accepted.length).toBeLessThanOrEqual(messages);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?limit=100`, { token: agentJwt });
+    const stored = texts(history.body.items).filter((t) => t.startsWith('burst '));
+    expect(stored.sort()).toEqual(accepted.map((id) => `burst ${ids.indexOf(id)}`).sort());
   });
 
   it('pages history oldest first within a page, the cursor walking back', async () => {
