@@ -10,6 +10,10 @@ import type { InboundEvent } from '../domain/types';
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
 
+/** File sizes as providers document them: decimal units. */
+export const KB = 1_000;
+export const MB = 1_000_000;
+
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 

@@ -1,5 +1,5 @@
 /** Facebook Messenger: webhook object "page", Send API on the Page's access token. */
-import { utf16Length } from './common';
+import { MB, utf16Length } from './common';
 import { createMetaMessagingAdapter } from './meta';
 
 export const messengerAdapter = createMetaMessagingAdapter({
@@ -12,6 +12,8 @@ export const messengerAdapter = createMetaMessagingAdapter({
     accessToken: { env: 'MESSENGER_PAGE_ACCESS_TOKEN', dev: 'dev-messenger-page-access-token' },
   },
   sendsMetadata: true,
+  // The Send API fetches attachments up to 25 MB.
+  mediaLimits: { image: 25 * MB, video: 25 * MB, audio: 25 * MB, sticker: 25 * MB, file: 25 * MB },
   // The Send API's text limit: 2000 characters.
   textLimit: { max: 2000, measure: utf16Length },
 });

@@ -36,6 +36,7 @@ import {
   type ChannelAdapter,
   type Credentials,
   type HttpReply,
+  type MediaLimits,
   type MediaResult,
   type OutboundSend,
   type SendContext,
@@ -312,6 +313,7 @@ export interface MetaMessagingConfig {
   sendsMetadata: boolean;
   /** The most text one message may carry, as the Send API counts it; longer texts go out in parts. */
   textLimit: { max: number; measure: TextMeasure };
+  mediaLimits: MediaLimits;
 }
 
 function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, config: MetaMessagingConfig): { calls: ProviderCall[]; primary: number } {
@@ -371,5 +373,6 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
       return callProviderParts(calls, primary, context, sendApiDialect);
     },
     copyMedia: fetchMetaCdnFile,
+    mediaLimits: config.mediaLimits,
   };
 }

@@ -5,7 +5,7 @@
 import { createHmac } from 'node:crypto';
 import { config } from '../config';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
-import { attachmentType, callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
+import { attachmentType, MB, callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 /**
@@ -175,5 +175,7 @@ export const smsAdapter: ChannelAdapter = {
   window: () => ({ allowed: true }),
   handleForPhone: (phone) => phone,
   send: sendSms,
+  // MMS: 5 MB for the whole message, its files together.
+  mediaLimits: { image: 5 * MB, video: 5 * MB, audio: 5 * MB, sticker: 5 * MB, file: 5 * MB, perMessage: 5 * MB },
   fetchMedia: fetchTwilioMedia,
 };

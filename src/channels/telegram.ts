@@ -25,6 +25,7 @@ import {
   getProviderJson,
   mediaAccess,
   refuseLarge,
+  MB,
 } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
@@ -277,6 +278,8 @@ export const telegramAdapter: ChannelAdapter = {
   // Bots may write to a chat at any time once the user has started it.
   window: () => ({ allowed: true }),
   fetchMedia: fetchTelegramFile,
+  // What the Bot API fetches from a URL: photos up to 5 MB, other files up to 20 MB.
+  mediaLimits: { image: 5 * MB, video: 20 * MB, audio: 20 * MB, sticker: 20 * MB, file: 20 * MB },
   // Bots hear of no delivery or read.
   reportsStatuses: false,
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {

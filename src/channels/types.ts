@@ -76,6 +76,9 @@ export interface SendContext {
   signal?: AbortSignal;
 }
 
+/** The largest file a provider takes, by the kind it is sent as, and all of one message's together (bytes). */
+export type MediaLimits = Readonly<Partial<Record<'image' | 'video' | 'audio' | 'sticker' | 'file', number>>> & { readonly perMessage?: number };
+
 export interface ChannelAdapter {
   readonly channel: ProviderChannel;
   /** Environment variable names of this channel's credentials, with local development defaults. */
@@ -104,6 +107,11 @@ export interface ChannelAdapter {
   /** The customer's handle on this channel for a phone number (E.164), for channels addressed by phone. */
   handleForPhone?(phone: string): string;
   send(message: OutboundSend, context: SendContext): Promise<SendResult>;
+  /**
+   * File sizes the send API takes (src/domain/media.ts sendingKinds): a reply's file over its
+   * kind's limit goes as a document, and one over that is refused when the agent sends it.
+   */
+  readonly mediaLimits?: MediaLimits;
   /**
    * Status webhooks carry the send's `reference` back (InboundStatusEvent.reference), so no
    * record from the provider's message id to ours needs to be written for them.

@@ -27,6 +27,8 @@ import {
   getProviderJson,
   mediaAccess,
   refuseLarge,
+  KB,
+  MB,
 } from './common';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
 import type { ChannelAdapter, MediaResult, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
@@ -354,5 +356,7 @@ export const whatsappAdapter: ChannelAdapter = {
   // A WhatsApp id (wa_id) is the phone number's digits without the plus.
   handleForPhone: (phone) => phone.replace(/\D/g, ''),
   send: sendWhatsApp,
+  // Cloud API media limits; a file too large for its kind goes as a document.
+  mediaLimits: { image: 5 * MB, video: 16 * MB, audio: 16 * MB, sticker: 500 * KB, file: 100 * MB },
   fetchMedia: fetchWhatsAppMedia,
 };

@@ -10,6 +10,7 @@ import { copyObject, headObject, mediaKeyOf, MEDIA_SCHEME, presignDownload, pres
 import { badRequest, ClientError } from './errors';
 import { newId } from './ids';
 import type { Attachment } from './types';
+import type { MediaLimits } from '../channels/types';
 
 /** type/subtype with optional parameters, nothing a header could be split with. */
 export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
@@ -148,14 +149,40 @@ const PROVIDER_MEDIA: Readonly<Record<string, RegExp>> = {
   audio: /^audio\/(mpeg|mp4|aac|ogg|amr)$/i,
 };
 
+const MB = 1_000_000;
+const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 10) / 10} MB`;
+
+/**
+ * The kind each attachment goes to a provider as: its own, or a document where the provider would
+ * refuse it as that kind (a type it does not take, or larger than it takes that kind at); and, when
+ * a file is too large even as a document (or all of them for one message), why.
+ */
+export function sendingKinds(attachments: readonly Attachment[], limits: MediaLimits = {}): { kinds: string[]; tooLarge?: string } {
+  let tooLarge: string | undefined;
+  const limitOf = (kind: string) => limits[kind as keyof MediaLimits] ?? Number.POSITIVE_INFINITY;
+  const kinds = attachments.map((a) => {
+    const fits = PROVIDER_MEDIA[a.type]?.test(baseType(a.mimeType ?? '')) ?? true;
+    let kind = fits ? a.type : 'file';
+    const size = a.size ?? 0;
+    if (size > limitOf(kind) && size <= limitOf('file')) kind = 'file';
+    if (size > limitOf(kind)) tooLarge ??= `${a.name ? `"${a.name}"` : 'a file'} is ${megabytes(size)}: this channel takes files up to ${megabytes(limitOf(kind))}`;
+    return kind;
+  });
+  const total = attachments.reduce((sum, a) => sum + (a.size ?? 0), 0);
+  if (limits.perMessage !== undefined && total > limits.perMessage) {
+    tooLarge ??= `the files are ${megabytes(total)} together: this channel takes up to ${megabytes(limits.perMessage)} in one message`;
+  }
+  return tooLarge ? { kinds, tooLarge } : { kinds };
+}
+
 /** A reply's attachments as a provider can fetch them: our files by a presigned URL, others as they are. */
-export async function forProvider(attachments: readonly Attachment[]): Promise<Attachment[]> {
+export async function forProvider(attachments: readonly Attachment[], limits?: MediaLimits): Promise<Attachment[]> {
+  const { kinds } = sendingKinds(attachments, limits);
   return Promise.all(
-    attachments.map(async (a) => {
+    attachments.map(async (a, i) => {
       const url = await downloadUrl(a, 'provider');
       if (!url) return a;
-      const fits = PROVIDER_MEDIA[a.type]?.test(baseType(a.mimeType ?? '')) ?? true;
-      return { ...a, url, ...(fits ? {} : { type: 'file' }) };
+      return { ...a, url, type: kinds[i]! };
     }),
   );
 }

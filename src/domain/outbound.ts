@@ -11,7 +11,7 @@ import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
-import { attachUploads, forProvider, type AttachmentRef } from './media';
+import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './media';
 import { keepProviderMedia } from './provider-media';
 import { isKeepMediaJob } from './media-jobs';
 import { getAdapter } from '../channels/registry';
@@ -150,6 +150,13 @@ export function agentMessageScope(agentId: string, conversationId: string, input
   return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${contentHash(JSON.stringify(content))}`;
 }
 
+/** A file the channel would refuse for its size is refused now, with the reason, not failed after the 202. */
+function refuseOversizedFiles(channel: string, attachments: readonly Attachment[]): void {
+  if (attachments.length === 0 || !isProviderChannel(channel)) return;
+  const { tooLarge } = sendingKinds(attachments, getAdapter(channel).mediaLimits);
+  if (tooLarge) throw new ClientError(413, 'attachment_too_large', tooLarge);
+}
+
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
   const isPrivate = input.private === true;
   const tentative = { conversationId, messageId: newId() };
@@ -171,6 +178,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     }
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
     if (input.attachments?.length) attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments);
+    if (!isPrivate) refuseOversizedFiles(conversation.channel, attachments);
   } catch (error) {
     // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.
     if (scope && claimed && error instanceof ClientError) await releaseDedup(scope);
@@ -370,7 +378,7 @@ async function sendToProvider(
     {
       to: conversation.handle,
       text: message.text,
-      attachments: await forProvider(message.attachments),
+      attachments: await forProvider(message.attachments, adapter.mediaLimits),
       ...(message.template ? { template: message.template } : {}),
       ...(decision.tag ? { tag: decision.tag } : {}),
       idempotencyKey: message.id,

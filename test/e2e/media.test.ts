@@ -238,6 +238,61 @@ describe('names and types', () => {
     expect(sent).toMatchObject({ type: 'document', document: { filename: 'logo.svg' } });
   });
 
+  it('send a provider a photo larger than it takes as a photo as a document', async () => {
+    // Prepare: a WhatsApp customer; a 6 MB JPEG (the Cloud API takes images up to 5 MB, documents up to 100 MB)
+    const handle = newHandle('whatsapp');
+    const text = `the big photo ${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const photo = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(6_000_000)]);
+    const ticket = await upload('/v1/uploads', agentJwt, photo, 'image/jpeg');
+
+    // Act
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+      token: agentJwt,
+      body: { attachments: [{ uploadId: ticket.uploadId, name: 'site.jpg' }] },
+    });
+
+    // Assess: stored as the photo it is, sent as a document the provider accepts
+    expect(reply.status, reply.text).toBe(202);
+    expect(reply.body.message.attachments[0]).toMatchObject({ type: 'image', size: photo.length });
+    const sent = await eventually(async () => {
+      const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
+      return (outbox.body.items as { body: { to?: string; type?: string } }[]).map((i) => i.body).find((b) => b.to === handle && b.type !== 'text');
+    });
+    expect(sent).toMatchObject({ type: 'document', document: { filename: 'site.jpg' } });
+  });
+
+  it('refuse a reply whose files the channel cannot take, before anything is stored or sent', async () => {
+    // Prepare: an SMS customer; two 3 MB images (an MMS carries at most 5 MB)
+    const handle = newHandle('sms');
+    const text = `send me the photos ${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'sms', textWebhook('sms', handle, text).body)).status).toBe(200);
+    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const image = (fill: number) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(3_000_000, fill)]);
+    const tickets = [await upload('/v1/uploads', agentJwt, image(1), 'image/jpeg'), await upload('/v1/uploads', agentJwt, image(2), 'image/jpeg')];
+    const clientMessageId = crypto.randomUUID();
+    const path = `/v1/conversations/${inbound.conversationId}/messages`;
+    const sentBefore = stack.providers.outbox('sms').length;
+
+    // Act
+    const refused = await http(stack.httpUrl, 'POST', path, {
+      token: agentJwt,
+      body: { text: 'both photos', clientMessageId, attachments: tickets.map((t) => ({ uploadId: t.uploadId })) },
+    });
+
+    // Assess: a clear 413 and nothing stored; the same clientMessageId then sends one photo
+    expect(refused.status, refused.text).toBe(413);
+    expect(refused.body.error).toMatchObject({ code: 'attachment_too_large' });
+    expect(refused.body.error.message).toContain('5 MB');
+    const history = await http(stack.httpUrl, 'GET', path, { token: agentJwt });
+    expect(history.body.items.filter((m: { text: string }) => m.text === 'both photos')).toHaveLength(0);
+    const one = await http(stack.httpUrl, 'POST', path, { token: agentJwt, body: { text: 'one photo', clientMessageId, attachments: [{ uploadId: tickets[0]!.uploadId }] } });
+    expect(one.status, one.text).toBe(202);
+    await eventually(() => stack.providers.outbox('sms').slice(sentBefore).some((item) => item.status < 300 && JSON.stringify(item.body).includes('one photo')));
+    expect(stack.providers.outbox('sms').slice(sentBefore).some((item) => JSON.stringify(item.body).includes('both photos'))).toBe(false);
+  });
+
   it("drop our own scheme from a customer's message, so a provider cannot point at our files", async () => {
     const body = JSON.parse(fixture('messenger', 'image.json'));
     const event = body.entry[0].messaging[0];
