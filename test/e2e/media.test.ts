@@ -80,6 +80,22 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/** A customer who wrote on a provider channel: their handle and the conversation the agent saw. */
+async function providerCustomer(channel: 'whatsapp' | 'sms', what: string): Promise<{ handle: string; conversationId: string }> {
+  const handle = newHandle(channel);
+  const text = `${what} ${crypto.randomUUID()}`;
+  expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
+  const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+  return { handle, conversationId: inbound.conversationId };
+}
+
+/** The first send to a WhatsApp customer that is not text, as the provider got it. */
+const whatsappFileTo = (handle: string) =>
+  eventually(async () => {
+    const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
+    return (outbox.body.items as { body: { to?: string; type?: string } }[]).map((i) => i.body).find((b) => b.to === handle && b.type !== 'text');
+  });
+
 describe('files agents send', () => {
   it('reach the visitor, who opens them with its own token, and the agent opens them too', async () => {
     const { session, ws, conversationId } = await visitorWithConversation();
@@ -158,14 +174,11 @@ describe('files agents send', () => {
   });
 
   it('go to a provider as a URL it can fetch', async () => {
-    const handle = newHandle('whatsapp');
-    const text = `need the invoice ${crypto.randomUUID()}`;
-    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
-    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const { handle, conversationId } = await providerCustomer('whatsapp', 'need the invoice');
     const pdf = Buffer.from('%PDF-1.4 invoice');
     const ticket = await upload('/v1/uploads', agentJwt, pdf, 'application/pdf');
 
-    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
       token: agentJwt,
       body: { text: 'Here it is', attachments: [{ uploadId: ticket.uploadId, name: 'invoice.pdf' }] },
     });
@@ -218,37 +231,27 @@ describe('names and types', () => {
   });
 
   it('send a provider an image of a type it cannot show as a document', async () => {
-    const handle = newHandle('whatsapp');
-    const text = `svg please ${crypto.randomUUID()}`;
-    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
-    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const { handle, conversationId } = await providerCustomer('whatsapp', 'svg please');
     const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('<svg/>'), 'image/svg+xml');
 
-    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
       token: agentJwt,
       body: { attachments: [{ uploadId: ticket.uploadId, name: 'logo.svg' }] },
     });
 
     expect(reply.status, reply.text).toBe(202);
     expect(reply.body.message.attachments[0].type).toBe('image');
-    const sent = await eventually(async () => {
-      const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
-      return (outbox.body.items as { body: { to?: string; type?: string } }[]).map((i) => i.body).find((b) => b.to === handle && b.type !== 'text');
-    });
-    expect(sent).toMatchObject({ type: 'document', document: { filename: 'logo.svg' } });
+    expect(await whatsappFileTo(handle)).toMatchObject({ type: 'document', document: { filename: 'logo.svg' } });
   });
 
   it('send a provider a photo larger than it takes as a photo as a document', async () => {
     // Prepare: a WhatsApp customer; a 6 MB JPEG (the Cloud API takes images up to 5 MB, documents up to 100 MB)
-    const handle = newHandle('whatsapp');
-    const text = `the big photo ${crypto.randomUUID()}`;
-    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
-    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const { handle, conversationId } = await providerCustomer('whatsapp', 'the big photo');
     const photo = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(6_000_000)]);
     const ticket = await upload('/v1/uploads', agentJwt, photo, 'image/jpeg');
 
     // Act
-    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${inbound.conversationId}/messages`, {
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
       token: agentJwt,
       body: { attachments: [{ uploadId: ticket.uploadId, name: 'site.jpg' }] },
     });
@@ -256,23 +259,16 @@ describe('names and types', () => {
     // Assess: stored as the photo it is, sent as a document the provider accepts
     expect(reply.status, reply.text).toBe(202);
     expect(reply.body.message.attachments[0]).toMatchObject({ type: 'image', size: photo.length });
-    const sent = await eventually(async () => {
-      const outbox = await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp');
-      return (outbox.body.items as { body: { to?: string; type?: string } }[]).map((i) => i.body).find((b) => b.to === handle && b.type !== 'text');
-    });
-    expect(sent).toMatchObject({ type: 'document', document: { filename: 'site.jpg' } });
+    expect(await whatsappFileTo(handle)).toMatchObject({ type: 'document', document: { filename: 'site.jpg' } });
   });
 
   it('refuse a reply whose files the channel cannot take, before anything is stored or sent', async () => {
     // Prepare: an SMS customer; two 3 MB images (an MMS carries at most 5 MB)
-    const handle = newHandle('sms');
-    const text = `send me the photos ${crypto.randomUUID()}`;
-    expect((await postWebhook(stack, 'sms', textWebhook('sms', handle, text).body)).status).toBe(200);
-    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'the customer message');
+    const { conversationId } = await providerCustomer('sms', 'send me the photos');
     const image = (fill: number) => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(3_000_000, fill)]);
     const tickets = [await upload('/v1/uploads', agentJwt, image(1), 'image/jpeg'), await upload('/v1/uploads', agentJwt, image(2), 'image/jpeg')];
     const clientMessageId = crypto.randomUUID();
-    const path = `/v1/conversations/${inbound.conversationId}/messages`;
+    const path = `/v1/conversations/${conversationId}/messages`;
     const sentBefore = stack.providers.outbox('sms').length;
 
     // Act
