@@ -7,7 +7,7 @@ import type { ConversationRecord } from '../store/conversations';
 import { deleteMessage } from '../store/messages';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
-import { csatAnswerIn, engageOnConversationChange, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
+import { csatAnswerIn, engageOnConversationChange, ratedBy, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
 
 export interface InboundHookContext {
   conversation: ConversationRecord;
@@ -58,9 +58,12 @@ export async function beforeNewConversation(
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {
+  // Recorded with the message, the conversation left resolved: nothing to route or answer.
+  if (ratedBy(context)) return { conversation: context.conversation, messages: [] };
   if (csatAnswerIn(context)) {
-    // A rating puts the conversation back as it was, resolved and its agent's: routing the brief
-    // reopening first could hand it to someone else when its agent has no room left.
+    // A rating that reopened the conversation (written before ratings were recorded with their
+    // message, and redelivered since) puts it back as it was, resolved and its agent's: routing
+    // the reopening first could hand it to someone else when its agent has no room left.
     const result = await engageOnInbound(context);
     if (result.conversation.status !== 'open') return result;
     // Not taken as a rating after all (the ask changed meanwhile): routed as any customer message.

@@ -402,10 +402,11 @@ export function parseCsatAnswer(text: string): { score: number; comment?: string
 export const CSAT_ANSWER_WINDOW_MS = 3 * 86_400_000;
 
 /**
- * The customer's answer to the CSAT question. The inbound path has already reopened the
- * conversation by the time hooks run; an answer puts it back as it was (resolved, same
- * resolvedAt, not counted as a reopen), so rating never reopens a conversation. A customer who
- * comes back and is asked again rates again: the newest rating is the conversation's.
+ * The first message after a CSAT question that reopened the conversation: it drops the question.
+ * A rating is recorded by the inbound write itself (csatRatingFor); one that a previous version
+ * took for a reopening, and redelivered since, puts it back as it was (resolved, same resolvedAt,
+ * not counted as a reopen). A customer who comes back and is asked again rates again: the newest
+ * rating is the conversation's.
  */
 async function recordCsatAnswer(context: InboundHookContext): Promise<ConversationRecord | undefined> {
   const { conversation, message } = context;
@@ -446,9 +447,26 @@ function pendingCsatAsk(context: InboundHookContext): boolean {
 
 /** The customer's rating, when the message answers a pending CSAT question in time. */
 export function csatAnswerIn(context: InboundHookContext): { score: number; comment?: string } | undefined {
-  if (!pendingCsatAsk(context)) return undefined;
-  const { conversation, message } = context;
-  const askedAt = conversation.engagement!.csatAskedAt!;
+  return pendingCsatAsk(context) ? ratingIn(context.conversation, context.message) : undefined;
+}
+
+/**
+ * The rating a customer's message gives a resolved conversation's CSAT question: the inbound
+ * write records it and leaves the conversation resolved, so that no reopening is ever seen (a
+ * brief one held no agent's slot, and a change made meanwhile gave one back, or lost the rating).
+ */
+export function csatRatingFor(conversation: ConversationRecord, message: Pick<Message, 'text' | 'createdAt'>): { score: number; comment?: string } | undefined {
+  return conversation.status === 'resolved' ? ratingIn(conversation, message) : undefined;
+}
+
+/** The stored message was the conversation's rating (csatRatingFor, applied in its write). */
+export function ratedBy(context: Pick<InboundHookContext, 'conversation' | 'message'>): boolean {
+  return context.conversation.status === 'resolved' && context.conversation.csat?.at === context.message.createdAt;
+}
+
+function ratingIn(conversation: ConversationRecord, message: Pick<Message, 'text' | 'createdAt'>): { score: number; comment?: string } | undefined {
+  const askedAt = conversation.engagement?.csatAskedAt;
+  if (!askedAt) return undefined;
   // An ask of an earlier report episode is never answered in a later one (src/domain/episodes.ts).
   const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS && !(conversation.reportStartedAt && conversation.reportStartedAt > askedAt);
   return inTime ? parseCsatAnswer(message.text) : undefined;

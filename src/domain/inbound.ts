@@ -8,7 +8,7 @@ import { contentHash, idFor, newId } from './ids';
 import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
-import { unfinishedGreeting, type Greeting } from './engagement';
+import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { agentConnectionsAhead, publish, scopeOf, sendToConnection } from './fanout';
@@ -295,7 +295,21 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
         conversationId,
         (c) => {
           if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
-          reopened = c.status !== 'open';
+          const arrived = {
+            lastInboundId: message.id,
+            ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
+            lastMessageAt: message.createdAt,
+            lastInboundAt: message.createdAt,
+            windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
+            updatedAt: message.createdAt,
+            unreadCount: c.unreadCount + 1,
+          };
+          // A rating answers the CSAT question and leaves the conversation resolved, its agent's.
+          const rating = csatRatingFor(c, message);
+          reopened = c.status !== 'open' && !rating;
+          if (rating) {
+            return { ...c, ...arrived, csat: { ...rating, at: message.createdAt }, engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } };
+          }
           return {
             ...c,
             // Back after a resolution: a new start, which the autoresponder greets again, unless
@@ -308,13 +322,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
             status: 'open',
             resolvedAt: undefined,
             snoozedUntil: undefined,
-            lastInboundId: message.id,
-            ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
-            lastMessageAt: message.createdAt,
-            lastInboundAt: message.createdAt,
-            windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
-            updatedAt: message.createdAt,
-            unreadCount: c.unreadCount + 1,
+            ...arrived,
           };
         },
         // The closed episode keeps its figures, in the same write.

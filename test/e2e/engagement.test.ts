@@ -10,6 +10,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
+import { ddb } from '../../src/aws/clients';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -451,6 +452,37 @@ describe('auto-resolve and CSAT', () => {
     await sleep(1000);
     expect(await conversation(conversationId)).toMatchObject({ status: 'open', csat: { score: 5 } });
     expect(reopened.csat).toMatchObject({ score: 5 });
+  });
+
+  it('records a rating with its message, so that an agent\'s change right after neither loses it nor frees a slot', async () => {
+    // Prepare: a resolved conversation asked for a rating; the store is slow to take the rating's write
+    const { ws, conversationId } = await visitor(undefined, 'One more thing');
+    const askedAt = new Date().toISOString();
+    await updateConversation(conversationId, (c) => ({ ...c, status: 'resolved', resolvedAt: askedAt, engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt } }));
+    const assignee = (await conversation(conversationId)).assigneeId as string;
+    const load = async () => ((await http(stack.httpUrl, 'GET', '/v1/agents', { token: adminJwt })).body.items as { id: string; load: { live: number } }[]).find((a) => a.id === assignee)?.load.live;
+    const loadBefore = await load();
+    const slowRating = 'slowRating';
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const item = (args.input as { Item?: { id?: string; csat?: unknown } }).Item;
+        if (item?.id === conversationId && item.csat) await sleep(300);
+        return next(args);
+      },
+      { step: 'initialize', name: slowRating },
+    );
+    try {
+      // Act: the rating, and the agent sets the conversation pending as soon as the visitor has its ack
+      await visitorSays(ws, '2 - took a while');
+      expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status: 'pending' } })).status).toBe(200);
+      await sleep(1000);
+    } finally {
+      ddb().middlewareStack.remove(slowRating);
+    }
+
+    // Assess: the rating is kept through the agent's change, and the agent's counter never moved
+    expect(await conversation(conversationId)).toMatchObject({ status: 'pending', csat: { score: 2, comment: 'took a while' } });
+    expect(await load()).toBe(loadBefore);
   });
 
   it('does not resolve a conversation that keeps moving', async () => {
