@@ -187,6 +187,20 @@ export async function addAgentLoad(id: string, kind: LoadKind): Promise<void> {
 }
 
 /**
+ * Marks the agents' counters as about to change: a conversation write that moves a slot comes
+ * before the counter update that follows it (src/domain/routing.ts), and a recount counting in
+ * between would take the one for the other. Marked first, the recount waits (or is dropped).
+ */
+export async function markLoadChanging(ids: readonly string[]): Promise<void> {
+  const now = new Date().toISOString();
+  await Promise.all(
+    ids.map((id) =>
+      updateIf({ Key: keys.agent(id), UpdateExpression: 'SET loadChangedAt = :now', ConditionExpression: 'attribute_exists(pk)', ExpressionAttributeValues: { ':now': now } }),
+    ),
+  );
+}
+
+/**
  * Reserves one slot of the agent's capacity, only while the agent is available and below
  * `capacity`: for an automatic assignment, or for a conversation that reopened with its
  * assignee. False means the agent has no room (the conversation goes elsewhere or waits).

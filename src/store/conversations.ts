@@ -5,6 +5,7 @@ import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
 import { batchGetAll, putNew } from './items';
 import { keys } from './keys';
+import { markLoadChanging } from './agents';
 import { decodeCursor, encodeCursor } from './cursor';
 import { conversationWindow, windowStart } from '../channels/window';
 
@@ -167,11 +168,19 @@ export async function applyMessageToOpenConversation(
   }
 }
 
+/** The agents whose slot a change moves: an open conversation holds one of its assignee's. */
+function slotHoldersMoved(before: ConversationRecord, after: ConversationRecord): string[] {
+  const holder = (c: ConversationRecord) => (c.status === 'open' ? (c.assigneeId ?? null) : null);
+  const [was, is] = [holder(before), holder(after)];
+  return was === is ? [] : [was, is].filter((id): id is string => id !== null);
+}
+
 /**
  * Read-modify-write with optimistic locking: `change` gets the current record and returns the
  * new one (or undefined for "nothing to do"). Index keys are recomputed from the result.
  * `alongside` may name one more item to put in the same transaction (written only if the
- * conversation's write is).
+ * conversation's write is). A change that moves an agent's slot marks their counters first
+ * (markLoadChanging): the counter update that follows the write must not be counted apart from it.
  */
 export async function updateConversation(
   id: string,
@@ -184,6 +193,8 @@ export async function updateConversation(
     if (!current) return undefined;
     const next = change(structuredClone(current));
     if (!next) return { before: current, after: current };
+    const moved = slotHoldersMoved(current, next);
+    if (moved.length > 0) await markLoadChanging(moved);
     const item = { ...next, ...keys.conversation(id), ...indexKeys(next), version: current.version + 1 };
     const put = { TableName: config.tableName, Item: item, ConditionExpression: 'version = :v', ExpressionAttributeValues: { ':v': current.version } };
     const extra = alongside?.(current, item);

@@ -311,4 +311,45 @@ describe('capacity-based assignment', () => {
     expect(eve.load.live).toBe((await heldBy('cap-e')).length);
     await setStatus('online');
   });
+
+  it('drops a recount that counts between a conversation\'s change and the counter update that follows it', async () => {
+    // Prepare: cap-b holds at least two conversations, its counter true and last changed long ago
+    for (const i of [900, 901]) {
+      const id = await openConversation(i);
+      expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: admin, body: { agentId: 'cap-b' } })).status).toBe(200);
+    }
+    const [target] = await heldBy('cap-b');
+    expect((await heldBy('cap-b')).length).toBeGreaterThanOrEqual(2);
+    expect((await team()).find((a) => a.id === 'cap-b')!.load.live).toBe((await heldBy('cap-b')).length);
+    await ddb().send(new UpdateCommand({ TableName: config.tableName, Key: keys.agent('cap-b'), UpdateExpression: 'SET loadChangedAt = :at', ExpressionAttributeValues: { ':at': '2020-01-01T00:00:00.000Z' } }));
+    // The release that follows the resolve is slow to land (a slow function, a busy table).
+    let slowRelease = true;
+    const name = 'slowRelease';
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Key?: { pk?: string; sk?: string }; UpdateExpression?: string };
+        if (slowRelease && input.Key?.sk === keys.agent('cap-b').sk && input.UpdateExpression?.includes('#load - :one')) {
+          slowRelease = false;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      // Act: an agent resolves one; the recount runs once the conversation is written, before its release
+      const resolving = http(stack.httpUrl, 'POST', `/v1/conversations/${target}/status`, { token: admin, body: { status: 'resolved' } });
+      await eventually(async () => (await getConversation(target!, true))?.status === 'resolved');
+      await recountLoad('cap-b');
+      expect((await resolving).status).toBe(200);
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
+
+    // Assess: the counter is what cap-b holds, not one less
+    await eventually(async () => {
+      const agent = (await team()).find((a) => a.id === 'cap-b')!;
+      return agent.load.live === (await heldBy('cap-b')).length;
+    });
+  });
 });
