@@ -380,7 +380,8 @@ export class LocalScheduler {
     if (this.closed) return;
     const delay = schedule.fireAt - Date.now();
     schedule.timer = setTimeout(
-      () => (delay > MAX_TIMER_MS ? this.arm(schedule) : this.track(this.fire(schedule))),
+      // Node may wake a timer a millisecond before its time by the wall clock: never fire early.
+      () => (Date.now() < schedule.fireAt ? this.arm(schedule) : this.track(this.fire(schedule))),
       Math.min(Math.max(delay, 0), MAX_TIMER_MS),
     );
   }
