@@ -9,7 +9,6 @@ import { processFifoGroups } from '../../src/aws/fifo-batch';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
 import { abandonOutbound, COPY_BUDGET_MS, deliverOutbound, RetryableSendError } from '../../src/domain/outbound';
 import type { OutboundJob } from '../../src/domain/types';
-import { isKeepMediaJob } from '../../src/domain/media-jobs';
 import { QUEUES } from '../../src/manifest';
 import { sqs } from '../../src/aws/clients';
 import { config } from '../../src/config';
@@ -25,15 +24,6 @@ export function backoffSeconds(failures: number, retryAfterSeconds = 0): number 
   return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(exponential, Math.ceil(retryAfterSeconds)));
 }
 
-/**
- * A customer's file the provider would not hand over (an outage) is asked for again after 5
- * minutes, doubling up to an hour: the queue's attempts then span about six hours rather than
- * the half hour of its visibility timeout, while the provider still holds the file.
- */
-export function copyBackoffSeconds(receives: number): number {
-  return Math.min(MAX_RETRY_AFTER_SECONDS, 300 * 2 ** Math.max(0, receives - 1));
-}
-
 const receiveCount = (r: SQSRecord) => Number(r.attributes.ApproximateReceiveCount);
 const lastReceive = (r: SQSRecord) => receiveCount(r) >= QUEUES.outbound.maxReceiveCount;
 
@@ -46,7 +36,6 @@ async function deliver(record: SQSRecord, copyDeadlineMs: number): Promise<void>
     await deliverOutbound(job, lastReceive(record), receiveCount(record) > 1, copyDeadlineMs);
   } catch (error) {
     if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures, error.retryAfterSeconds));
-    else if (isKeepMediaJob(job)) backoffs.set(record.messageId, copyBackoffSeconds(receiveCount(record)));
     throw error;
   }
 }

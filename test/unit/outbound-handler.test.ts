@@ -12,7 +12,7 @@ import { QUEUES } from '../../src/manifest';
 const domain = vi.hoisted(() => ({ deliverOutbound: vi.fn(), abandonOutbound: vi.fn() }));
 vi.mock('../../src/domain/outbound', async (importOriginal) => ({ ...(await importOriginal<object>()), ...domain }));
 const { RetryableSendError } = await import('../../src/domain/outbound');
-const { handler, backoffSeconds, copyBackoffSeconds } = await import('../../functions/outbound/handler');
+const { handler, backoffSeconds } = await import('../../functions/outbound/handler');
 
 const sqs = mockClient(SQSClient);
 
@@ -62,26 +62,6 @@ describe('outbound consumer', () => {
     const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
     expect(call!.args[0].input.Entries).toEqual([{ Id: '0', ReceiptHandle: 'rh-a1', VisibilityTimeout: 45 }]);
     expect(backoffSeconds(1)).toBeLessThan(45);
-  });
-
-  it('asks a provider again for a customer\'s file after 5 minutes, doubling up to an hour, with the copies behind it', async () => {
-    // Prepare: conversation A's copy job fails (the provider is down) on its third receive; another copy waits behind it
-    domain.deliverOutbound.mockRejectedValue(new Error('copying whatsapp-media://1: the provider answered 503'));
-    const copy = (id: string, receives: number): SQSRecord => {
-      const r = record(id, 'keepMedia#A', receives);
-      return { ...r, body: JSON.stringify({ conversationId: 'A', messageId: `msg-${id}`, kind: 'keepMedia' }) };
-    };
-
-    // Act
-    const response = await handler({ Records: [copy('k1', 3), copy('k2', 3)] } as SQSEvent);
-
-    // Assess: 20 minutes for both; the schedule spans hours, where the visibility timeout alone gave half an hour
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(['k1', 'k2']);
-    const [call] = sqs.commandCalls(ChangeMessageVisibilityBatchCommand);
-    expect(call!.args[0].input.Entries!.map((e) => e.VisibilityTimeout)).toEqual([1200, 1200]);
-    const waits = Array.from({ length: QUEUES.outbound.maxReceiveCount - 1 }, (_, i) => copyBackoffSeconds(i + 1));
-    expect(waits.slice(0, 5)).toEqual([300, 600, 1200, 2400, 3600]);
-    expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThan(6 * 3600 - 1);
   });
 
   it('backs off from 2 s after the first failure, doubling per attempt, never over 300 s', () => {
