@@ -318,11 +318,28 @@ const tooLarge = (size: number, max: number): MediaResult => ({
 
 type MediaFailure = MediaResult & { ok: false };
 
-/** A provider's GET, or why it did not answer. */
-async function getFromProvider(url: string, headers: Record<string, string>, context: SendContext): Promise<Response | MediaFailure> {
+/** Redirects a checked download follows, each one checked again. */
+const MAX_REDIRECTS = 3;
+
+/**
+ * A provider's GET, or why it did not answer. With `allowed`, redirects are followed only to URLs
+ * it accepts (each hop checked, as the first one was); any other is a 404 (no file of theirs).
+ */
+async function getFromProvider(url: string, headers: Record<string, string>, context: SendContext, allowed?: (url: URL) => boolean): Promise<Response | MediaFailure> {
   try {
     const timeout = AbortSignal.timeout(PROVIDER_TIMEOUT_MS);
-    return await context.fetch(url, { method: 'GET', headers, signal: context.signal ? AbortSignal.any([context.signal, timeout]) : timeout });
+    const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
+    if (!allowed) return await context.fetch(url, { method: 'GET', headers, signal });
+    let next = url;
+    for (let hop = 0; ; hop++) {
+      const response = await context.fetch(next, { method: 'GET', headers, signal, redirect: 'manual' });
+      const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;
+      if (location === null) return response;
+      await response.body?.cancel();
+      const target = new URL(location, next);
+      if (hop >= MAX_REDIRECTS || !allowed(target)) return { ok: false, status: 404, error: `the provider's link leads elsewhere (${target.host})` };
+      next = target.href;
+    }
   } catch (error) {
     return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
   }
@@ -343,9 +360,18 @@ export async function getProviderJson(url: string, headers: Record<string, strin
   return response.ok ? { ok: true, body } : mediaFailure(response.status);
 }
 
-/** Downloads a media file, refusing one over the context's maxMediaBytes (announced or while reading). */
-export async function downloadMedia(url: string, headers: Record<string, string>, context: SendContext, fallbackType?: string): Promise<MediaResult> {
-  const response = await getFromProvider(url, headers, context);
+/**
+ * Downloads a media file, refusing one over the context's maxMediaBytes (announced or while
+ * reading). With `allowed`, a redirect is followed only to a URL it accepts.
+ */
+export async function downloadMedia(
+  url: string,
+  headers: Record<string, string>,
+  context: SendContext,
+  fallbackType?: string,
+  allowed?: (url: URL) => boolean,
+): Promise<MediaResult> {
+  const response = await getFromProvider(url, headers, context, allowed);
   if (!(response instanceof Response)) return response;
   const max = context.maxMediaBytes ?? MEDIA_MAX_BYTES;
   const announced = Number(response.headers.get('content-length') ?? Number.NaN);

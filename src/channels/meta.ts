@@ -350,9 +350,10 @@ export async function fetchMetaCdnFile(reference: string, context: SendContext):
   } catch {
     return undefined;
   }
-  const meta = url.protocol === 'https:' && META_CDN_HOST.test(url.hostname);
-  if (!meta && !url.href.startsWith(`${context.baseUrl}/`)) return undefined;
-  return downloadMedia(url.href, {}, context);
+  // Lookaside links redirect to the CDN: every hop must be one of these too.
+  const allowed = (target: URL) => (target.protocol === 'https:' && META_CDN_HOST.test(target.hostname)) || target.href.startsWith(`${context.baseUrl}/`);
+  if (!allowed(url)) return undefined;
+  return downloadMedia(url.href, {}, context, undefined, allowed);
 }
 
 export function createMetaMessagingAdapter(config: MetaMessagingConfig): ChannelAdapter {

@@ -127,6 +127,23 @@ describe('messenger and instagram files, copied from the CDN link their webhook 
     expect(adapter.fetchMedia).toBeUndefined();
   });
 
+  it('follows a lookaside link to the CDN, and no redirect that leaves Meta\'s CDN or HTTPS', async () => {
+    const lookaside = links[1][2];
+    const cdn = 'https://scontent.cdninstagram.com/v/t51.2885-15/photo.jpg';
+    const followed = scriptedFetch({ status: 302, body: '', location: cdn }, { status: 200, body: undefined, file: photo });
+    expect(await instagramAdapter.copyMedia!(lookaside, sendContext('instagram', followed.fetch))).toEqual({ ok: true, contentType: 'image/jpeg', bytes: photo.bytes });
+    expect(followed.calls.map((c) => c.url)).toEqual([lookaside, cdn]);
+
+    for (const elsewhere of ['https://evil.example/photo.jpg', 'http://scontent.cdninstagram.com/photo.jpg', 'http://169.254.169.254/latest/meta-data/']) {
+      const refused = scriptedFetch({ status: 302, body: '', location: elsewhere }, { status: 200, body: undefined, file: photo });
+      expect(await instagramAdapter.copyMedia!(lookaside, sendContext('instagram', refused.fetch)), elsewhere).toMatchObject({ ok: false, status: 404 });
+      expect(refused.calls).toHaveLength(1);
+    }
+    const endless = scriptedFetch({ status: 302, body: '', location: cdn });
+    expect(await instagramAdapter.copyMedia!(lookaside, sendContext('instagram', endless.fetch))).toMatchObject({ ok: false, status: 404 });
+    expect(endless.calls).toHaveLength(4);
+  });
+
   it('leaves links the customer shared alone: other hosts, look-alike hosts, plain HTTP', async () => {
     const { fetch, calls } = scriptedFetch({ status: 200, body: undefined, file: photo });
     for (const other of [

@@ -13,8 +13,8 @@ export interface RecordedCall {
   form(): URLSearchParams;
 }
 
-/** A JSON (or text) answer, or with `file` raw bytes of that content type. */
-export type ScriptedReply = { status: number; body: unknown; file?: { contentType: string; bytes: Buffer } } | Error;
+/** A JSON (or text) answer, or with `file` raw bytes of that content type; `location` for a redirect. */
+export type ScriptedReply = { status: number; body: unknown; file?: { contentType: string; bytes: Buffer }; location?: string } | Error;
 
 /** A fetch that answers from a script, one reply per call (the last reply repeats). */
 export function scriptedFetch(...replies: ScriptedReply[]): { fetch: typeof fetch; calls: RecordedCall[] } {
@@ -38,7 +38,7 @@ export function scriptedFetch(...replies: ScriptedReply[]): { fetch: typeof fetc
       return new Response(new Uint8Array(bytes), { status: reply.status, headers: { 'content-type': contentType, 'content-length': String(bytes.length) } });
     }
     const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
-    return new Response(text, { status: reply.status, headers: { 'content-type': 'application/json' } });
+    return new Response(text, { status: reply.status, headers: { 'content-type': 'application/json', ...(reply.location ? { location: reply.location } : {}) } });
   };
   return { fetch: fake as typeof fetch, calls };
 }
