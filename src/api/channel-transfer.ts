@@ -9,13 +9,13 @@ import type { Route } from './context';
 import { json, parseBody } from '../http/http';
 import { badRequest, ClientError, conflict, notFound } from '../domain/errors';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
-import { handleOnChannel, loadContact } from '../domain/contacts';
+import { addHandlesFollowingMerges, handleOnChannel, loadContact } from '../domain/contacts';
 import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
 import { changeConversation } from '../domain/conversations';
 import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
-import { addContactHandles, claimHandle, getHandle } from '../store/contacts';
+import { claimHandle, getHandle } from '../store/contacts';
 import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
 
 const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
@@ -43,7 +43,7 @@ async function targetConversation(source: ConversationRecord, channel: ProviderC
     const existing = await getConversation(pointer.conversationId, true);
     if (existing) return { conversation: existing, created: false };
   }
-  await addContactHandles(contact.id, [{ channel, handle }]);
+  await addHandlesFollowingMerges(contact.id, [{ channel, handle }]);
   return openConversation({
     channel,
     handle,

@@ -60,7 +60,7 @@ const MAX_MERGE_HOPS = 5;
  * it: what was claimed for it (handle items, visitors) moves there too, as the merge would have
  * moved it. Returns the contact that has them in the end.
  */
-async function addHandlesFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile): Promise<string> {
+export async function addHandlesFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile = {}): Promise<string> {
   let current = contactId;
   for (let hop = 0; hop < MAX_MERGE_HOPS; hop++) {
     const merged = await addContactHandles(current, handles, profile);

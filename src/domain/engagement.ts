@@ -8,13 +8,13 @@ import { decodeTime } from 'ulid';
 import type { ConversationRecord, EngagementState } from '../store/conversations';
 import { getConversation, updateConversation } from '../store/conversations';
 import { getMessage, listMessages, putMessage } from '../store/messages';
-import { addContactHandles, claimHandle, getVisitor, updateVisitor } from '../store/contacts';
+import { claimHandle, getVisitor, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
-import { normalizeEmail } from './contacts';
+import { addHandlesFollowingMerges, normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
 import { sendReplyEmail } from './email';
 import { ClientError } from './errors';
@@ -372,9 +372,12 @@ async function captureEmail(conversation: ConversationRecord, message: Message, 
   const contactId = conversation.contact.id;
   await Promise.all([
     conversation.visitorId ? updateVisitor(conversation.visitorId, { email }) : undefined,
-    addContactHandles(contactId, verifying ? [] : [{ channel: 'email', handle: email }], { email }),
-    // Links a later channel with this email to the same contact (unless another contact has it).
-    verifying ? undefined : claimHandle('email', email, { contactId }),
+    (async () => {
+      // Links a later channel with this email to the same contact (unless another contact has it);
+      // claimed first, so that a merge meanwhile takes the claim along with the address.
+      if (!verifying) await claimHandle('email', email, { contactId });
+      await addHandlesFollowingMerges(contactId, verifying ? [] : [{ channel: 'email', handle: email }], { email });
+    })(),
   ]);
   const result = await updateConversation(conversation.id, (c) =>
     c.contact.email ? undefined : { ...c, contact: { ...c.contact, email }, updatedAt: new Date().toISOString() },

@@ -3,7 +3,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
-import { batchGetAll, putNew, queryAll, updateIf, withoutKeys } from './items';
+import { batchGetAll, putNew, queryAll, transactIf, updateIf, withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -109,11 +109,11 @@ export async function addContactHandles(
   if (contact.mergedInto) return { mergedInto: contact.mergedInto };
   const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
   const listed = missing.filter((h) => h.channel !== 'web');
-  await Promise.all(
-    missing
-      .filter((h) => h.channel === 'web')
-      .map((h) => ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } }))),
-  );
+  const visitors = missing.filter((h) => h.channel === 'web');
+  // Only beside a contact not merged at that moment: the merge reads its visitors after marking it.
+  const unmerged = { ConditionCheck: { TableName: config.tableName, Key: keys.contact(contactId), ConditionExpression: 'attribute_not_exists(mergedInto)' } };
+  const visitorItems = visitors.map((h) => ({ Put: { TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } } }));
+  if (visitorItems.length > 0 && !(await transactIf([unmerged, ...visitorItems]))) return mergedInto(contactId);
   const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);
   if (listed.length === 0 && fill.length === 0) return undefined;
   const sets: string[] = [];
@@ -130,7 +130,11 @@ export async function addContactHandles(
     ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
     ExpressionAttributeValues: { ...values, ...profileSet.values },
   });
-  if (updated) return undefined;
+  return updated ? undefined : mergedInto(contactId);
+}
+
+/** Where a contact whose conditional write failed was merged to (undefined if it was not). */
+async function mergedInto(contactId: string): Promise<{ mergedInto: string } | undefined> {
   const merged = await getContact(contactId, true);
   return merged?.mergedInto ? { mergedInto: merged.mergedInto } : undefined;
 }

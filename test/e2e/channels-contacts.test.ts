@@ -11,6 +11,7 @@ import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-su
 import { identityHashOf } from '../../src/domain/visitors';
 import { getContact as getContactItem, getHandle, getVisitor, updateVisitor } from '../../src/store/contacts';
 import { withVisitorProfile } from '../../src/domain/contacts';
+import { ddb } from '../../src/aws/clients';
 import { getConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
@@ -302,6 +303,42 @@ describe('a contact merged away while a customer\'s message is being handled', (
     expect((await getContactItem(web.contactId, true))!.handles).not.toContainEqual({ channel: 'email', handle: email });
     const later = await visitorWrites(email, 'me again, from another browser');
     expect(later.contactId).toBe(survivor);
+  });
+});
+
+describe('a contact merged away in the moment its new web visitor is linked', () => {
+  it('links the visitor, and the conversation it opens, to the surviving contact', async () => {
+    // Prepare: a contact with an email (its first visitor), and a Telegram contact it will be merged into
+    const email = `linked-${crypto.randomUUID()}@example.com`;
+    const first = await visitorWrites(email, 'first visit');
+    const survivor = (await write('telegram', newHandle('telegram'), 'same person on Telegram')).message.sender.id as string;
+    // The merge is marked right when the second visitor's link is written (after it read the contact).
+    const name = 'mergeMeanwhile';
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        type Item = { pk?: string; sk?: string };
+        const input = args.input as { Item?: Item; TransactItems?: { Put?: { Item?: Item } }[] };
+        const linksVisitor = (item?: Item) => item?.pk === `CONTACT#${first.contactId}` && item.sk?.startsWith('VISITOR#');
+        if (linksVisitor(input.Item) || input.TransactItems?.some((i) => linksVisitor(i.Put?.Item))) {
+          ddb().middlewareStack.remove(name);
+          expect((await merge(survivor, first.contactId)).status).toBe(200);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      // Act: a second browser session with the same email writes
+      const second = await visitorWrites(email, 'second visit');
+
+      // Assess: the new visitor and its conversation are the survivor's, and the survivor lists both
+      expect(second.contactId).toBe(survivor);
+      expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${second.conversationId}`, { token: agentJwt })).body.contact.id).toBe(survivor);
+      const view = (await getContact(survivor)).body;
+      expect(view.conversations.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining([first.conversationId, second.conversationId]));
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
   });
 });
 
