@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalStack, type LocalStack } from '../local/stack';
+import { ENV } from '../src/config';
 import { resetCapacityTotals } from '../src/aws/capacity';
 import { costPerMillion, withExtra } from './cost';
 import { measureBundles } from './bundles';
@@ -51,7 +52,8 @@ async function giveAgentRoom(stack: LocalStack): Promise<void> {
 
 async function measureStack() {
   const invocations = new Invocations();
-  const stack = await startLocalStack({ httpPort: 0, wsPort: 0, onInvoke: invocations.record });
+  // Every bench visitor writes from 127.0.0.1: one network address's limit would stop the phases, not measure them.
+  const stack = await startLocalStack({ httpPort: 0, wsPort: 0, onInvoke: invocations.record, env: { [ENV.visitorAddressSends]: '1000000' } });
   const run = String(Date.now() % 100_000).padStart(5, '0');
   const agentToken = stack.issueAgentToken(BENCH_AGENT, 'agent', 'Bench');
   // The agent console's focused feed: what bench/cost.ts prices.

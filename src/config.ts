@@ -51,9 +51,19 @@ export const ENV = {
   autoResolveAfter: 'CONVERSA_AUTO_RESOLVE_AFTER_SECONDS',
   /** The S3 bucket of uploaded files (src/aws/media-store.ts). */
   mediaBucket: 'MEDIA_BUCKET',
+  /** Web visitors' messages one network address may send in 10 s, all its sessions together. */
+  visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
 } as const;
 
 export const config = {
+  /** Undefined: the default (src/domain/realtime.ts ADDRESS_SENDS_DEFAULT). */
+  get visitorAddressSends(): number | undefined {
+    const raw = process.env[ENV.visitorAddressSends];
+    if (raw === undefined || raw === '') return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${ENV.visitorAddressSends} must be a whole number of messages`);
+    return value;
+  },
   get tableName() {
     return required(ENV.tableName);
   },

@@ -7,7 +7,8 @@ import { WS_FEED_QUERY_PARAM } from '../../src/manifest';
 const logger = new Logger({ serviceName: 'conversa' });
 
 type WebSocketEvent = APIGatewayProxyWebsocketEventV2 & {
-  requestContext: { authorizer?: Record<string, unknown> };
+  /** API Gateway sends `identity` on every route (the types leave it out). */
+  requestContext: { authorizer?: Record<string, unknown>; identity?: { sourceIp?: string } };
   /** Sent on $connect only. */
   queryStringParameters?: Record<string, string | undefined>;
 };
@@ -29,7 +30,7 @@ export const handler = async (event: WebSocketEvent): Promise<APIGatewayProxyRes
   try {
     if (routeKey === '$connect') await connect(principal, connectionId, { focused: event.queryStringParameters?.[WS_FEED_QUERY_PARAM] === 'focused' });
     else if (routeKey === '$disconnect') await disconnect(principal, connectionId);
-    else await handleFrame(principal, connectionId, event.body ?? '');
+    else await handleFrame(principal, connectionId, event.body ?? '', { sourceIp: event.requestContext.identity?.sourceIp });
     return { statusCode: 200 };
   } catch (error) {
     logger.error('websocket route failed', { error: error as Error, routeKey });

@@ -16,9 +16,10 @@ import { getConversation, updateConversation, type ConversationRecord } from '..
 import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
 import { getMessage } from '../store/messages';
-import { takeVisitorSend } from '../store/quota';
+import { takeSend } from '../store/quota';
+import { config } from '../config';
 import { touchAgent } from '../store/agents';
-import type { ConnectionAudience } from '../store/keys';
+import { keys, type ConnectionAudience } from '../store/keys';
 
 export interface Principal {
   role: 'agent' | 'admin' | 'visitor';
@@ -73,7 +74,12 @@ type Frame = z.infer<typeof Frame>;
 const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping']);
 
 /** Handles one frame; bad input gets an error frame and changes nothing. */
-export async function handleFrame(principal: Principal, connectionId: string, raw: string): Promise<void> {
+/** Where a frame came from, as the gateway saw it. */
+export interface FrameOrigin {
+  sourceIp?: string;
+}
+
+export async function handleFrame(principal: Principal, connectionId: string, raw: string, origin: FrameOrigin = {}): Promise<void> {
   const reply = (event: ServerEvent) => sendToConnection({ connectionId, audience: audienceOf(principal) }, event);
   let clientMessageId: string | undefined;
   try {
@@ -96,7 +102,7 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
       const issue = parsed.error.issues[0];
       throw new ClientError(400, 'invalid_frame', `${issue?.path.join('.') || 'frame'}: ${issue?.message ?? 'invalid'}`);
     }
-    await dispatch(principal, connectionId, parsed.data, reply);
+    await dispatch(principal, connectionId, parsed.data, reply, origin);
   } catch (error) {
     if (!(error instanceof ClientError)) throw error;
     await reply({ type: 'error', code: error.code, message: error.message, ...(clientMessageId ? { clientMessageId } : {}) });
@@ -104,17 +110,27 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
 }
 
 /**
- * A web visitor's messages per window: more than a person types, fewer than a script sends. The
- * stage's throttling is shared by every visitor; this keeps one of them from using it all (and
- * from filling an agent's inbox). Agents are not limited.
+ * Web visitors' messages per window: per visitor, more than a person types and fewer than a
+ * script sends; per network address, what many people behind one address (an office, a carrier's
+ * NAT) send, and what stops a script that opens session after session. The stage's throttling is
+ * shared by every visitor; these keep one of them from using it all (and from filling an agent's
+ * inbox). Agents are not limited.
  */
 export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
+/** The per-address limit's default (ENV.visitorAddressSends). */
+export const ADDRESS_SENDS_DEFAULT = 100;
 
-async function limitVisitorSends(visitorId: string, now = Date.now()): Promise<void> {
-  const windowStart = now - (now % VISITOR_SEND_LIMIT.windowMs);
-  if (!(await takeVisitorSend(visitorId, windowStart, VISITOR_SEND_LIMIT.windowMs, VISITOR_SEND_LIMIT.messages))) {
-    const wait = Math.ceil((windowStart + VISITOR_SEND_LIMIT.windowMs - now) / 1000);
-    throw new ClientError(429, 'rate_limited', `at most ${VISITOR_SEND_LIMIT.messages} messages every ${VISITOR_SEND_LIMIT.windowMs / 1000} s; send it again in ${wait} s`);
+async function limitVisitorSends(visitorId: string, sourceIp: string | undefined, now = Date.now()): Promise<void> {
+  const { messages, windowMs } = VISITOR_SEND_LIMIT;
+  const windowStart = now - (now % windowMs);
+  const window = new Date(windowStart).toISOString();
+  const perAddress = config.visitorAddressSends ?? ADDRESS_SENDS_DEFAULT;
+  const wait = Math.ceil((windowStart + windowMs - now) / 1000);
+  if (!(await takeSend(keys.visitorSends(visitorId, window), windowStart, windowMs, messages))) {
+    throw new ClientError(429, 'rate_limited', `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`);
+  }
+  if (sourceIp && !(await takeSend(keys.addressSends(sourceIp, window), windowStart, windowMs, perAddress))) {
+    throw new ClientError(429, 'rate_limited', `too many messages from your network just now; send it again in ${wait} s`);
   }
 }
 
@@ -136,7 +152,7 @@ function signalSender(principal: Principal, conversation: ConversationRecord): {
   return principal.role === 'visitor' ? { type: 'contact', id: conversation.contact.id } : { type: 'agent', id: principal.id };
 }
 
-async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>): Promise<void> {
+async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>, origin: FrameOrigin): Promise<void> {
   const isVisitor = principal.role === 'visitor';
   switch (frame.action) {
     case 'ping':
@@ -147,7 +163,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
-        await limitVisitorSends(principal.id);
+        await limitVisitorSends(principal.id, origin.sourceIp);
         // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
         const attachments = frame.attachments?.length ? await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments) : [];
         // Stored by the inbound consumer, which acknowledges once the message is durable.

@@ -63,6 +63,8 @@ export const keys = {
   visitor: (id: string) => ONE(`VISITOR#${id}`, 'VISITOR'),
   /** A web visitor's messages in one window of time (the per-visitor send limit). */
   visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
+  /** Web visitors' messages from one network address in one window (however many sessions it opened). */
+  addressSends: (address: string, windowStart: string) => ONE(`ADDRESS#${address}`, `SENDS#${windowStart}`),
 
   /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
   connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),

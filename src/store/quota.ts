@@ -1,4 +1,4 @@
-import { keys } from './keys';
+import { keys, type Key } from './keys';
 import { updateIf } from './items';
 
 /**
@@ -15,12 +15,13 @@ export async function takeProactiveQuota(now: Date, count: number, limit: number
 }
 
 /**
- * Counts one message of a web visitor in the window starting at `windowStart` (epoch ms) if the
- * window has room; false (nothing counted) when it is full. The tally expires with its window.
+ * Counts one message in the window starting at `windowStart` (epoch ms) of `key` (a web visitor,
+ * or a network address) if the window has room; false (nothing counted) when it is full. The
+ * tally expires with its window.
  */
-export async function takeVisitorSend(visitorId: string, windowStart: number, windowMs: number, limit: number): Promise<boolean> {
+export async function takeSend(key: Key, windowStart: number, windowMs: number, limit: number): Promise<boolean> {
   return updateIf({
-    Key: keys.visitorSends(visitorId, new Date(windowStart).toISOString()),
+    Key: key,
     UpdateExpression: 'ADD messages :one SET expiresAt = :ttl',
     ConditionExpression: 'attribute_not_exists(messages) OR messages < :limit',
     ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': Math.ceil((windowStart + windowMs) / 1000) + 60 },

@@ -8,6 +8,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { getVisitor } from '../../src/store/contacts';
 import { VISITOR_SEND_LIMIT } from '../../src/domain/realtime';
+import { ENV } from '../../src/config';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -231,6 +232,31 @@ describe('web chat', () => {
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?limit=100`, { token: agentJwt });
     const stored = texts(history.body.items).filter((t) => t.startsWith('burst '));
     expect(stored.sort()).toEqual(accepted.map((id) => `burst ${ids.indexOf(id)}`).sort());
+  });
+
+  it('refuses the messages of many sessions from one network address beyond its limit, whoever sends them', async () => {
+    // Prepare: three fresh sessions from one address (this machine), whose limit is 4 messages in 10 s
+    const visitors = [];
+    for (let i = 0; i < 3; i++) visitors.push(await connect((await visitorSession(stack.httpUrl, { name: `Script ${i}` })).token));
+    process.env[ENV.visitorAddressSends] = '4';
+    try {
+      // A window of its own: the tests before sent from this address too.
+      const { windowMs } = VISITOR_SEND_LIMIT;
+      await new Promise((resolve) => setTimeout(resolve, windowMs - (Date.now() % windowMs) + 50));
+
+      // Act: each session sends two messages, each well within its own limit
+      const sent = visitors.flatMap((ws) => [1, 2].map((k) => ({ ws, id: crypto.randomUUID(), k })));
+      for (const { ws, id, k } of sent) ws.send({ action: 'sendMessage', text: `from the script ${k}`, clientMessageId: id });
+      const answers = await Promise.all(sent.map(({ ws, id }) => ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === id, 10_000, 'answer')));
+
+      // Assess: four acknowledged, the rest refused for the address
+      expect(answers.filter((f) => f.type === 'ack')).toHaveLength(4);
+      const refused = answers.filter((f) => f.type === 'error');
+      expect(refused).toHaveLength(2);
+      for (const frame of refused) expect(frame).toMatchObject({ code: 'rate_limited', message: expect.stringContaining('your network') });
+    } finally {
+      delete process.env[ENV.visitorAddressSends];
+    }
   });
 
   it('pages history oldest first within a page, the cursor walking back', async () => {
