@@ -462,9 +462,9 @@ export function csatRatingFor(conversation: ConversationRecord, message: Pick<Me
   return conversation.status === 'resolved' ? ratingIn(conversation, message) : undefined;
 }
 
-/** The stored message was the conversation's rating (csatRatingFor, applied in its write). */
+/** The stored message was the conversation's rating (csatRatingFor, applied in its write), whatever its status since. */
 export function ratedBy(context: Pick<InboundHookContext, 'conversation' | 'message'>): boolean {
-  return context.conversation.status === 'resolved' && context.conversation.csat?.at === context.message.createdAt;
+  return context.conversation.csat?.at === context.message.createdAt;
 }
 
 function ratingIn(conversation: ConversationRecord, message: Pick<Message, 'text' | 'createdAt'>): { score: number; comment?: string } | undefined {

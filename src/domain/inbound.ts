@@ -230,7 +230,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     }
   }
   const conversationId = record.conversationId;
-  const message: Message = {
+  const fresh: Message = {
     id: record.messageId,
     conversationId,
     direction: 'inbound',
@@ -244,12 +244,14 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     ...(event.providerMessageId ? { providerMessageId: event.providerMessageId } : {}),
     createdAt: new Date().toISOString(),
   };
+  // Who to tell is looked up while the message and its conversation are written.
+  const agentConnections = agentConnectionsAhead();
+  // Stored by an earlier attempt that died before the conversation's write: that one (its time) is
+  // the message every later write and event names.
+  const message = (await putMessage(fresh)) ? fresh : ((await getMessage(conversationId, fresh.id)) ?? fresh);
   // The provider's service window counts from when the customer wrote: a message whose webhook
   // the provider retried for hours must not open it anew.
   const wroteLate = event.dated && Date.parse(message.createdAt) - Date.parse(event.sentAt) > LATE_ARRIVAL_MS ? event.sentAt : undefined;
-  // Who to tell is looked up while the message and its conversation are written.
-  const agentConnections = agentConnectionsAhead();
-  await putMessage(message);
 
   let conversation: ConversationRecord | undefined;
   let reopened = false;

@@ -82,7 +82,12 @@ export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
  * The attachments of a message from the uploads it names: each must be the sender's own upload
  * (the key holds the uploader), else 400 `upload_not_found` and nothing is copied for it.
  */
-export async function attachUploads(uploader: Uploader, refs: readonly AttachmentRef[]): Promise<Attachment[]> {
+export async function attachUploads(
+  uploader: Uploader,
+  refs: readonly AttachmentRef[],
+  /** Refuses the files before any is copied (throws). */
+  check?: (attachments: readonly Attachment[]) => void,
+): Promise<Attachment[]> {
   if (refs.length > MAX_ATTACHMENTS) throw badRequest('too_many_attachments', `a message takes at most ${MAX_ATTACHMENTS} attachments`);
   const found = await Promise.all(
     refs.map(async (ref) => {
@@ -96,15 +101,15 @@ export async function attachUploads(uploader: Uploader, refs: readonly Attachmen
   const missing = found.find((f) => !f.head);
   if (missing) throw badRequest('upload_not_found', `upload ${missing.ref.uploadId} has no file: PUT the file to the upload URL first`);
   if (found.some((f) => f.head!.size > MAX_UPLOAD_BYTES)) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
-  return Promise.all(
-    found.map(async ({ ref, staged, kept, copied, head }) => {
-      if (!copied) await copyObject(staged, kept);
-      const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
-      const attachment: Attachment = { type: uploadType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
-      if (ref.name) attachment.name = ref.name;
-      return attachment;
-    }),
-  );
+  const attachments = found.map(({ ref, kept, head }) => {
+    const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
+    const attachment: Attachment = { type: uploadType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
+    if (ref.name) attachment.name = ref.name;
+    return attachment;
+  });
+  check?.(attachments);
+  await Promise.all(found.filter((f) => !f.copied).map((f) => copyObject(f.staged, f.kept)));
+  return attachments;
 }
 
 /** What a file is shown as; a vCard stays a file (as a `contact`, adapters would send its URL as text). */
@@ -165,7 +170,9 @@ export function sendingKinds(attachments: readonly Attachment[], limits: MediaLi
     let kind = fits ? a.type : 'file';
     const size = a.size ?? 0;
     if (size > limitOf(kind) && size <= limitOf('file')) kind = 'file';
-    if (size > limitOf(kind)) tooLarge ??= `${a.name ? `"${a.name}"` : 'a file'} is ${megabytes(size)}: this channel takes files up to ${megabytes(limitOf(kind))}`;
+    // The most it takes the file at: as its kind, or as a document.
+    const most = Math.max(limitOf(kind), limitOf('file'));
+    if (size > limitOf(kind)) tooLarge ??= `${a.name ? `"${a.name}"` : 'a file'} is ${megabytes(size)}: this channel takes files up to ${megabytes(most)}`;
     return kind;
   });
   const total = attachments.reduce((sum, a) => sum + (a.size ?? 0), 0);

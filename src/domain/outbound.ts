@@ -177,8 +177,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
       throw badRequest('template_not_supported', 'a template carries no attachments: send the files in a reply of their own');
     }
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
-    if (input.attachments?.length) attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments);
-    if (!isPrivate) refuseOversizedFiles(conversation.channel, attachments);
+    if (input.attachments?.length) {
+      const channel = conversation.channel;
+      attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments, isPrivate ? undefined : (files) => refuseOversizedFiles(channel, files));
+    }
   } catch (error) {
     // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.
     if (scope && claimed && error instanceof ClientError) await releaseDedup(scope);

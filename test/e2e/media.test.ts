@@ -281,6 +281,7 @@ describe('names and types', () => {
     expect(refused.status, refused.text).toBe(413);
     expect(refused.body.error).toMatchObject({ code: 'attachment_too_large' });
     expect(refused.body.error.message).toContain('5 MB');
+    expect(keptKeys().filter((key) => tickets.some((t) => key.endsWith(t.uploadId)))).toEqual([]);
     const history = await http(stack.httpUrl, 'GET', path, { token: agentJwt });
     expect(history.body.items.filter((m: { text: string }) => m.text === 'both photos')).toHaveLength(0);
     const one = await http(stack.httpUrl, 'POST', path, { token: agentJwt, body: { text: 'one photo', clientMessageId, attachments: [{ uploadId: tickets[0]!.uploadId }] } });

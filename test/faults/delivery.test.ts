@@ -459,7 +459,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(stack.providers.outbox('sms').filter((sent) => (sent.body as { To?: string }).To === from)).toHaveLength(1);
   });
 
-  it('takes a rating whose first processing died after the rating had reopened the conversation', async () => {
+  it('takes a rating whose first processing died after its write, and does nothing more when its hooks run again', async () => {
     // Prepare: a conversation as auto-resolve leaves it after asking for a rating
     await retryQuickly();
     const from = phone(4, 4);
@@ -470,20 +470,24 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     }, 60_000);
     const askedAt = new Date().toISOString();
     await updateConversation(conversation.id, (c) => ({ ...c, status: 'resolved', resolvedAt: askedAt, engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt } }));
+    for (const s of stack.aws.scheduler.list().filter((s) => s.name === `autoResolve-${conversation.id}`)) stack.aws.scheduler.deleteSchedule(s.name, s.groupName);
     const failedBefore = hooksFail.failed;
+    const sentBefore = stack.providers.outbox('whatsapp').length;
     hooksFail.armed = true;
 
-    // Act: the rating reopens the conversation, then the consumer dies before the hooks ran
+    // Act: the rating is written, then the consumer dies before the hooks ran; the queue delivers it again
     expect(await postWhatsapp(stack, whatsappBody(from, '5 - thanks'))).toBe(200);
 
-    // Assess: the redelivery records the rating and puts the conversation back as it was
-    const rated = await eventually(async () => {
-      const c = await conversationOf(from);
-      return c?.csat ? c : undefined;
-    }, 60_000);
-    expect(hooksFail.failed).toBe(failedBefore + 1);
-    expect(rated).toMatchObject({ status: 'resolved', resolvedAt: askedAt, csat: { score: 5, comment: 'thanks' } });
+    // Assess: recorded once, the conversation as it was; the hooks' second run routed, answered and armed nothing
+    await eventually(() => hooksFail.failed === failedBefore + 1, 60_000);
+    await eventually(async () => (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 && (await queueDepth(stack, 'conversa-inbound.fifo')).visible === 0, 60_000);
+    const rated = (await conversationOf(from))!;
+    expect(rated).toMatchObject({ status: 'resolved', resolvedAt: askedAt, assigneeId: conversation.assigneeId, csat: { score: 5, comment: 'thanks' } });
     expect(rated.engagement?.csatAskedAt).toBeUndefined();
+    expect(stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${conversation.id}`)).toBe(false);
+    expect(stack.providers.outbox('whatsapp').slice(sentBefore)).toEqual([]);
+    const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
+    expect(items.filter((m) => m.text === '5 - thanks')).toHaveLength(1);
   });
 });
 
