@@ -17,6 +17,7 @@
  *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
  *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)
  *   emailFallbackDelaySeconds, reengageAfterSeconds, autoResolveAfterSeconds  timers (defaults: 120, 86400, 172800)
+ *   visitorAddressSends  web visitors' messages one network address may send in 10 s (default: 100)
  *   nag               false to skip the cdk-nag AwsSolutions checks (default: true)
  */
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,14 @@ function seconds(key: string): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
+  return value;
+}
+
+function messages(key: string): number | undefined {
+  const raw = context(key);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of messages, got ${raw}`);
   return value;
 }
 
@@ -77,6 +86,7 @@ buildConversa(app, {
   ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
   ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
   ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),
+  ...optional('visitorAddressSends', messages('visitorAddressSends')),
 });
 
 if (flag('nag', true)) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

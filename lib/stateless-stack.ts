@@ -7,7 +7,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
-import { ENV } from '../src/config';
+import { ENV, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
 import {
   FUNCTIONS,
   type FunctionName,
@@ -143,6 +143,12 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly autoResolveAfterSeconds?: number;
   /**
+   * Web visitors' messages one network address may send in 10 s, all its sessions together
+   * (`CONVERSA_VISITOR_ADDRESS_SENDS`); each visitor may send 20.
+   * @default 100
+   */
+  readonly visitorAddressSends?: number;
+  /**
    * Powertools log level of every function.
    * @default 'INFO'
    */
@@ -268,6 +274,7 @@ export class StatelessStack extends Stack {
       [ENV.emailFallbackDelay]: String(timers.emailFallbackDelaySeconds),
       [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
       [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
+      [ENV.visitorAddressSends]: String(props.visitorAddressSends ?? VISITOR_ADDRESS_SENDS_DEFAULT),
       [ENV.mailReplyDomain]: mailReplyDomain,
     };
 

@@ -55,11 +55,13 @@ export const ENV = {
   visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
 } as const;
 
+/** Web visitors' messages one network address may send in 10 s (ENV.visitorAddressSends). */
+export const VISITOR_ADDRESS_SENDS_DEFAULT = 100;
+
 export const config = {
-  /** Undefined: the default (src/domain/realtime.ts ADDRESS_SENDS_DEFAULT). */
-  get visitorAddressSends(): number | undefined {
+  get visitorAddressSends(): number {
     const raw = process.env[ENV.visitorAddressSends];
-    if (raw === undefined || raw === '') return undefined;
+    if (raw === undefined || raw === '') return VISITOR_ADDRESS_SENDS_DEFAULT;
     const value = Number(raw);
     if (!Number.isInteger(value) || value < 1) throw new Error(`${ENV.visitorAddressSends} must be a whole number of messages`);
     return value;

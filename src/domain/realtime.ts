@@ -117,14 +117,12 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
  * inbox). Agents are not limited.
  */
 export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
-/** The per-address limit's default (ENV.visitorAddressSends). */
-export const ADDRESS_SENDS_DEFAULT = 100;
 
 async function limitVisitorSends(visitorId: string, sourceIp: string | undefined, now = Date.now()): Promise<void> {
   const { messages, windowMs } = VISITOR_SEND_LIMIT;
   const windowStart = now - (now % windowMs);
   const window = new Date(windowStart).toISOString();
-  const perAddress = config.visitorAddressSends ?? ADDRESS_SENDS_DEFAULT;
+  const perAddress = config.visitorAddressSends;
   const wait = Math.ceil((windowStart + windowMs - now) / 1000);
   if (!(await takeSend(keys.visitorSends(visitorId, window), windowStart, windowMs, messages))) {
     throw new ClientError(429, 'rate_limited', `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`);
