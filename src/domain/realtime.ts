@@ -73,12 +73,12 @@ const Frame = z.discriminatedUnion('action', [
 type Frame = z.infer<typeof Frame>;
 const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping']);
 
-/** Handles one frame; bad input gets an error frame and changes nothing. */
 /** Where a frame came from, as the gateway saw it. */
 export interface FrameOrigin {
   sourceIp?: string;
 }
 
+/** Handles one frame; bad input gets an error frame and changes nothing. */
 export async function handleFrame(principal: Principal, connectionId: string, raw: string, origin: FrameOrigin = {}): Promise<void> {
   const reply = (event: ServerEvent) => sendToConnection({ connectionId, audience: audienceOf(principal) }, event);
   let clientMessageId: string | undefined;
