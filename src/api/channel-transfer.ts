@@ -43,11 +43,12 @@ async function targetConversation(source: ConversationRecord, channel: ProviderC
     const existing = await getConversation(pointer.conversationId, true);
     if (existing) return { conversation: existing, created: false };
   }
-  await addHandlesFollowingMerges(contact.id, [{ channel, handle }]);
+  // The contact it was merged into meanwhile, if it was.
+  const contactId = await addHandlesFollowingMerges(contact.id, [{ channel, handle }]);
   return openConversation({
     channel,
     handle,
-    contactId: contact.id,
+    contactId,
     conversationId: pointer.conversationId,
     profile: { name: contact.name, email: contact.email, phone: contact.phone },
   });

@@ -10,6 +10,7 @@ import {
   acquireMergeLock,
   addContactHandles,
   claimHandle,
+  getContact,
   getContactWithConversationIds,
   getHandle,
   linkContactConversation,
@@ -70,6 +71,24 @@ export async function addHandlesFollowingMerges(contactId: string, handles: Cont
       else await moveHandle(channel, handle, current, merged.mergedInto);
     }
     current = merged.mergedInto;
+  }
+  return current;
+}
+
+/**
+ * Lists a new conversation under its contact, or under the one that contact was merged into
+ * meanwhile: listed first, then the contact read. A merge reads a contact's conversations once,
+ * after marking it: a listing it missed was written after that mark, which this read then sees,
+ * and the listing moves to the survivor. Returns the contact the conversation belongs to.
+ */
+export async function listUnderContact(contactId: string, conversationId: string): Promise<string> {
+  let current = contactId;
+  for (let hop = 0; hop < MAX_MERGE_HOPS; hop++) {
+    await linkContactConversation(current, conversationId);
+    const mergedInto = (await getContact(current, true))?.mergedInto;
+    if (!mergedInto) return current;
+    await unlinkContactConversation(current, conversationId);
+    current = mergedInto;
   }
   return current;
 }

@@ -6,7 +6,7 @@
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
 import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
-import { findOrCreateContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
+import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
@@ -25,7 +25,7 @@ import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
 import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
-import { getHandle, getVisitor, linkContactConversation, setHandleConversation, updateVisitor, type VisitorRecord } from '../store/contacts';
+import { getHandle, getVisitor, pointVisitorAt, setHandleConversation, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
@@ -86,8 +86,9 @@ interface NewConversation {
  * attempt created). Used to continue a conversation on another channel.
  */
 export async function openConversation(input: NewConversation): Promise<{ conversation: ConversationRecord; created: boolean }> {
-  const conversation = await draftConversation(input);
-  await linkContactConversation(input.contactId, conversation.id);
+  const draft = await draftConversation(input);
+  const contactId = await listUnderContact(input.contactId, draft.id);
+  const conversation = { ...draft, contact: { ...draft.contact, id: contactId } };
   if (await createConversation(conversation)) return { conversation, created: true };
   const existing = await getConversation(conversation.id, true);
   return existing ? { conversation: existing, created: false } : { conversation, created: true };
@@ -103,7 +104,7 @@ async function draftConversation(input: NewConversation): Promise<ConversationRe
   // The pointer is written before the conversation so that a retry after a crash reuses the id.
   let conversationId = input.conversationId ?? newId();
   if (!input.conversationId) {
-    if (channel === 'web') await updateVisitor(handle, { contactId, conversationId });
+    if (channel === 'web') await pointVisitorAt(handle, contactId, conversationId);
     else conversationId = await setHandleConversation(channel, handle, conversationId);
   }
   return {
@@ -260,9 +261,11 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (draft) {
     // One write for the new conversation, its first message applied. Before it: the contact lists
     // it (a retry after a crash finds that done), its agent and its greeting, side by side.
-    const [, prepared] = await Promise.all([linkContactConversation(found.contact.id, found.id), beforeNewConversation(found, message)]);
+    const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(found, message)]);
     const first: ConversationRecord = {
       ...found,
+      // The contact it was merged into meanwhile, if it was.
+      contact: { ...found.contact, id: contactId },
       lastInboundId: message.id,
       ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
       lastMessageAt: message.createdAt,

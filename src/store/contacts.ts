@@ -204,6 +204,19 @@ export async function moveHandle(channel: string, handle: string, from: string, 
   });
 }
 
+/** A visitor's new conversation; its contact only if it has none yet (a merge may have moved it meanwhile). */
+export async function pointVisitorAt(visitorId: string, contactId: string, conversationId: string): Promise<void> {
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.visitor(visitorId),
+      UpdateExpression: 'SET conversationId = :conversation, contactId = if_not_exists(contactId, :contact)',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':conversation': conversationId, ':contact': contactId },
+    }),
+  );
+}
+
 /** Points a web visitor at the contact `from` was merged into (not one it was linked to since). */
 export async function moveVisitor(visitorId: string, from: string, to: string): Promise<void> {
   await updateIf({

@@ -342,6 +342,41 @@ describe('a contact merged away in the moment its new web visitor is linked', ()
   });
 });
 
+describe('a contact merged away in the moment a new conversation is listed under it', () => {
+  it('lists the conversation under the surviving contact, and names that contact on it', async () => {
+    // Prepare: a WhatsApp customer (their contact will be merged away), and a Telegram contact it goes into
+    const phone = phoneHandles();
+    const first = await write('whatsapp', phone.whatsapp, 'first, on WhatsApp');
+    const merged = first.message.sender.id as string;
+    const survivor = (await write('telegram', newHandle('telegram'), 'same person on Telegram')).message.sender.id as string;
+    // The merge runs right before the SMS conversation's listing is written (after its contact was found).
+    const name = 'mergeBeforeListing';
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const item = (args.input as { Item?: { pk?: string; sk?: string } }).Item;
+        if (item?.pk === `CONTACT#${merged}` && item.sk?.startsWith('CONV#') && item.sk !== `CONV#${first.conversationId}`) {
+          ddb().middlewareStack.remove(name);
+          expect((await merge(survivor, merged)).status).toBe(200);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    try {
+      // Act: the same customer writes by SMS (the same phone: their contact, a new conversation)
+      const sms = await write('sms', phone.sms, 'now by SMS');
+
+      // Assess: the new conversation is the survivor's, listed there
+      const conversation = (await http(stack.httpUrl, 'GET', `/v1/conversations/${sms.conversationId}`, { token: agentJwt })).body;
+      expect(conversation.contact.id).toBe(survivor);
+      const view = (await getContact(survivor)).body;
+      expect(view.conversations.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining([first.conversationId, sms.conversationId]));
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
+  });
+});
+
 describe('channel transfer', () => {
   it('continues a WhatsApp conversation by SMS with linking notes, and the customer’s SMS lands there', async () => {
     const phone = phoneHandles();
