@@ -15,7 +15,8 @@ import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
-import { getMessage } from '../store/messages';
+import { getDedup, getMessage } from '../store/messages';
+import { dedupScope } from './inbound';
 import { takeSend } from '../store/quota';
 import { config } from '../config';
 import { touchAgent } from '../store/agents';
@@ -118,18 +119,24 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
  */
 export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
 
-async function limitVisitorSends(visitorId: string, sourceIp: string | undefined, now = Date.now()): Promise<void> {
+/**
+ * Counts the visitor's message in both windows. A message refused there that was stored already
+ * (a widget sending it again after a lost ack) still goes on: the consumer answers its ack.
+ */
+async function limitVisitorSends(visitorId: string, sourceIp: string | undefined, sent: { clientMessageId: string; text: string }, now = Date.now()): Promise<void> {
   const { messages, windowMs } = VISITOR_SEND_LIMIT;
   const windowStart = now - (now % windowMs);
   const window = new Date(windowStart).toISOString();
-  const perAddress = config.visitorAddressSends;
   const wait = Math.ceil((windowStart + windowMs - now) / 1000);
-  if (!(await takeSend(keys.visitorSends(visitorId, window), windowStart, windowMs, messages))) {
-    throw new ClientError(429, 'rate_limited', `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`);
-  }
-  if (sourceIp && !(await takeSend(keys.addressSends(sourceIp, window), windowStart, windowMs, perAddress))) {
-    throw new ClientError(429, 'rate_limited', `too many messages from your network just now; send it again in ${wait} s`);
-  }
+  const refusal = !(await takeSend(keys.visitorSends(visitorId, window), windowStart, windowMs, messages))
+    ? `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`
+    : sourceIp && !(await takeSend(keys.addressSends(sourceIp, window), windowStart, windowMs, config.visitorAddressSends))
+      ? `too many messages from your network just now; send it again in ${wait} s`
+      : undefined;
+  if (!refusal) return;
+  const scope = dedupScope({ channel: 'web', handle: visitorId, ...sent });
+  if (scope && (await getDedup(scope))) return;
+  throw new ClientError(429, 'rate_limited', refusal);
 }
 
 /** The conversation a frame is about: a visitor's own, or the one an agent names. */
@@ -161,7 +168,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
-        await limitVisitorSends(principal.id, origin.sourceIp);
+        await limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text });
         // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
         const attachments = frame.attachments?.length ? await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments) : [];
         // Stored by the inbound consumer, which acknowledges once the message is durable.

@@ -232,6 +232,13 @@ describe('web chat', () => {
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${ack.conversationId}/messages?limit=100`, { token: agentJwt });
     const stored = texts(history.body.items).filter((t) => t.startsWith('burst '));
     expect(stored.sort()).toEqual(accepted.map((id) => `burst ${ids.indexOf(id)}`).sort());
+
+    // A message already stored, sent again in the full window (its ack was lost), is acknowledged as itself
+    const again = accepted[0]!;
+    const firstAck = answers[ids.indexOf(again)]!;
+    ws.send({ action: 'sendMessage', text: `burst ${ids.indexOf(again)}`, clientMessageId: again });
+    const repeated = await ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === again && f !== firstAck, 10_000, 'the repeat');
+    expect(repeated).toMatchObject({ type: 'ack', messageId: firstAck.messageId });
   });
 
   it('refuses the messages of many sessions from one network address beyond its limit, whoever sends them', async () => {
