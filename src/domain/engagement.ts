@@ -458,8 +458,17 @@ export function csatAnswerIn(context: InboundHookContext): { score: number; comm
  * write records it and leaves the conversation resolved, so that no reopening is ever seen (a
  * brief one held no agent's slot, and a change made meanwhile gave one back, or lost the rating).
  */
-export function csatRatingFor(conversation: ConversationRecord, message: Pick<Message, 'text' | 'createdAt'>): { score: number; comment?: string } | undefined {
-  return conversation.status === 'resolved' ? ratingIn(conversation, message) : undefined;
+export function csatRatingFor(
+  conversation: ConversationRecord,
+  message: Pick<Message, 'text' | 'createdAt'>,
+  /** When the customer wrote it, as the provider dates it: a message written before the question answers nothing. */
+  writtenAt?: string,
+): { score: number; comment?: string } | undefined {
+  if (conversation.status !== 'resolved') return undefined;
+  const askedAt = conversation.engagement?.csatAskedAt;
+  // Providers date in whole seconds: written within the question's second may be after it.
+  if (writtenAt && askedAt && Date.parse(writtenAt) + 1000 <= Date.parse(askedAt)) return undefined;
+  return ratingIn(conversation, message);
 }
 
 /** The stored message was the conversation's rating (csatRatingFor, applied in its write), whatever its status since. */

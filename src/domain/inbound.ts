@@ -309,12 +309,12 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
             updatedAt: message.createdAt,
             unreadCount: c.unreadCount + 1,
           };
-          // A rating answers the CSAT question and leaves the conversation resolved, its agent's.
-          const rating = csatRatingFor(c, message);
+          // A rating answers the CSAT question and leaves the conversation resolved, its agent's; any
+          // other message (one written before the question too, however late it arrives) drops it.
+          const rating = csatRatingFor(c, message, event.dated ? event.sentAt : undefined);
+          const unasked = c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {};
           reopened = c.status !== 'open' && !rating;
-          if (rating) {
-            return { ...c, ...arrived, csat: { ...rating, at: message.createdAt }, engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } };
-          }
+          if (rating) return { ...c, ...arrived, ...unasked, csat: { ...rating, at: message.createdAt } };
           return {
             ...c,
             // Back after a resolution: a new start, which the autoresponder greets again, unless
@@ -328,6 +328,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
             resolvedAt: undefined,
             snoozedUntil: undefined,
             ...arrived,
+            ...unasked,
           };
         },
         // The closed episode keeps its figures, in the same write.

@@ -485,6 +485,28 @@ describe('auto-resolve and CSAT', () => {
     expect(await load()).toBe(loadBefore);
   });
 
+  it('takes no message the customer wrote before the question for its answer, however late it arrives', async () => {
+    // Prepare: a WhatsApp conversation resolved and asked for a rating a minute ago
+    const handle = newHandle('whatsapp');
+    const hello = textWebhook('whatsapp', handle, 'How many do you need?');
+    expect((await postWebhook(stack, 'whatsapp', hello.body)).status).toBe(200);
+    const opened = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === hello.providerMessageId, 10_000, 'the first message');
+    const askedAt = new Date(Date.now() - 60_000).toISOString();
+    await updateConversation(opened.conversationId, (c) => ({ ...c, status: 'resolved', resolvedAt: askedAt, engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt } }));
+
+    // Act: "2", written two minutes ago (the provider retried it), arrives now
+    const late = JSON.parse(textWebhook('whatsapp', handle, '2').body);
+    late.entry[0].changes[0].value.messages[0].timestamp = String(Math.floor(Date.now() / 1000) - 120);
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(late))).status).toBe(200);
+
+    // Assess: an answer to the team's earlier question, not a rating: the conversation reopens for an agent
+    const reopened = await eventually(async () => {
+      const c = await conversation(opened.conversationId);
+      return c.status === 'open' ? c : undefined;
+    }, 10_000);
+    expect(reopened.csat).toBeUndefined();
+  });
+
   it('does not resolve a conversation that keeps moving', async () => {
     await timers({ autoResolveAfterSeconds: 3 });
     await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
