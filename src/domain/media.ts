@@ -155,7 +155,8 @@ const PROVIDER_MEDIA: Readonly<Record<string, RegExp>> = {
 };
 
 const MB = 1_000_000;
-const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 10) / 10} MB`;
+// Two decimals: a file just over a limit must not read as the limit itself.
+const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 100) / 100} MB`;
 
 /**
  * The kind each attachment goes to a provider as: its own, or a document where the provider would
