@@ -306,74 +306,70 @@ describe('a contact merged away while a customer\'s message is being handled', (
   });
 });
 
-describe('a contact merged away in the moment its new web visitor is linked', () => {
-  it('links the visitor, and the conversation it opens, to the surviving contact', async () => {
+type StoredItem = { pk?: string; sk?: string };
+
+/**
+ * Runs `act` with a merge of `merged` into `survivor` made right before the first write of an item
+ * `at` accepts (a Put, alone or in a transaction): the moment a customer's message is between
+ * finding its contact and writing what it links to it.
+ */
+async function mergingAt<T>(at: (item: StoredItem) => boolean, survivor: string, merged: string, act: () => Promise<T>): Promise<T> {
+  const name = 'mergeMeanwhile';
+  ddb().middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as { Item?: StoredItem; TransactItems?: { Put?: { Item?: StoredItem } }[] };
+      const items = [input.Item, ...(input.TransactItems ?? []).map((i) => i.Put?.Item)].filter((i): i is StoredItem => i !== undefined);
+      if (items.some(at)) {
+        ddb().middlewareStack.remove(name);
+        expect((await merge(survivor, merged)).status).toBe(200);
+      }
+      return next(args);
+    },
+    { step: 'initialize', name },
+  );
+  try {
+    return await act();
+  } finally {
+    ddb().middlewareStack.remove(name);
+  }
+}
+
+/** The conversation names the survivor, which lists it beside `others`. */
+async function expectSurvivorHas(survivor: string, conversationId: string, others: string[]): Promise<void> {
+  expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: agentJwt })).body.contact.id).toBe(survivor);
+  const view = (await getContact(survivor)).body;
+  expect(view.conversations.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining([...others, conversationId]));
+}
+
+describe('a contact merged away in the moment a customer\'s message links to it', () => {
+  it('links a new web visitor, and the conversation it opens, to the surviving contact', async () => {
     // Prepare: a contact with an email (its first visitor), and a Telegram contact it will be merged into
     const email = `linked-${crypto.randomUUID()}@example.com`;
     const first = await visitorWrites(email, 'first visit');
     const survivor = (await write('telegram', newHandle('telegram'), 'same person on Telegram')).message.sender.id as string;
-    // The merge is marked right when the second visitor's link is written (after it read the contact).
-    const name = 'mergeMeanwhile';
-    ddb().middlewareStack.add(
-      (next) => async (args) => {
-        type Item = { pk?: string; sk?: string };
-        const input = args.input as { Item?: Item; TransactItems?: { Put?: { Item?: Item } }[] };
-        const linksVisitor = (item?: Item) => item?.pk === `CONTACT#${first.contactId}` && item.sk?.startsWith('VISITOR#');
-        if (linksVisitor(input.Item) || input.TransactItems?.some((i) => linksVisitor(i.Put?.Item))) {
-          ddb().middlewareStack.remove(name);
-          expect((await merge(survivor, first.contactId)).status).toBe(200);
-        }
-        return next(args);
-      },
-      { step: 'initialize', name },
-    );
-    try {
-      // Act: a second browser session with the same email writes
-      const second = await visitorWrites(email, 'second visit');
 
-      // Assess: the new visitor and its conversation are the survivor's, and the survivor lists both
-      expect(second.contactId).toBe(survivor);
-      expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${second.conversationId}`, { token: agentJwt })).body.contact.id).toBe(survivor);
-      const view = (await getContact(survivor)).body;
-      expect(view.conversations.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining([first.conversationId, second.conversationId]));
-    } finally {
-      ddb().middlewareStack.remove(name);
-    }
+    // Act: a second browser session with the same email writes; the merge lands as its visitor is linked
+    const linksVisitor = (item: StoredItem) => item.pk === `CONTACT#${first.contactId}` && item.sk?.startsWith('VISITOR#') === true;
+    const second = await mergingAt(linksVisitor, survivor, first.contactId, () => visitorWrites(email, 'second visit'));
+
+    // Assess: the new visitor and its conversation are the survivor's
+    expect(second.contactId).toBe(survivor);
+    await expectSurvivorHas(survivor, second.conversationId, [first.conversationId]);
   });
-});
 
-describe('a contact merged away in the moment a new conversation is listed under it', () => {
-  it('lists the conversation under the surviving contact, and names that contact on it', async () => {
+  it('lists a new conversation under the surviving contact, and names that contact on it', async () => {
     // Prepare: a WhatsApp customer (their contact will be merged away), and a Telegram contact it goes into
     const phone = phoneHandles();
     const first = await write('whatsapp', phone.whatsapp, 'first, on WhatsApp');
     const merged = first.message.sender.id as string;
     const survivor = (await write('telegram', newHandle('telegram'), 'same person on Telegram')).message.sender.id as string;
-    // The merge runs right before the SMS conversation's listing is written (after its contact was found).
-    const name = 'mergeBeforeListing';
-    ddb().middlewareStack.add(
-      (next) => async (args) => {
-        const item = (args.input as { Item?: { pk?: string; sk?: string } }).Item;
-        if (item?.pk === `CONTACT#${merged}` && item.sk?.startsWith('CONV#') && item.sk !== `CONV#${first.conversationId}`) {
-          ddb().middlewareStack.remove(name);
-          expect((await merge(survivor, merged)).status).toBe(200);
-        }
-        return next(args);
-      },
-      { step: 'initialize', name },
-    );
-    try {
-      // Act: the same customer writes by SMS (the same phone: their contact, a new conversation)
-      const sms = await write('sms', phone.sms, 'now by SMS');
 
-      // Assess: the new conversation is the survivor's, listed there
-      const conversation = (await http(stack.httpUrl, 'GET', `/v1/conversations/${sms.conversationId}`, { token: agentJwt })).body;
-      expect(conversation.contact.id).toBe(survivor);
-      const view = (await getContact(survivor)).body;
-      expect(view.conversations.map((c: { id: string }) => c.id)).toEqual(expect.arrayContaining([first.conversationId, sms.conversationId]));
-    } finally {
-      ddb().middlewareStack.remove(name);
-    }
+    // Act: the same customer writes by SMS (the same phone: their contact, a new conversation); the merge lands as it is listed
+    const listsConversation = (item: StoredItem) => item.pk === `CONTACT#${merged}` && item.sk?.startsWith('CONV#') === true && item.sk !== `CONV#${first.conversationId}`;
+    const sms = await mergingAt(listsConversation, survivor, merged, () => write('sms', phone.sms, 'now by SMS'));
+
+    // Assess: the new conversation is the survivor's, listed there
+    await expectSurvivorHas(survivor, sms.conversationId, [first.conversationId]);
   });
 });
 
