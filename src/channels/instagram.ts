@@ -17,8 +17,8 @@ export const instagramAdapter = createMetaMessagingAdapter({
     accessToken: { env: 'INSTAGRAM_ACCESS_TOKEN', dev: 'dev-instagram-access-token' },
   },
   sendsMetadata: false,
-  // Images up to 8 MB; video, audio and files up to 25 MB.
-  mediaLimits: { image: 8 * MB, video: 25 * MB, audio: 25 * MB, sticker: 8 * MB, file: 25 * MB },
+  // Images (stickers go as images) up to 8 MB; video, audio and files up to 25 MB.
+  mediaLimits: { image: 8 * MB, sticker: 8 * MB, file: 25 * MB },
   // Instagram counts a text in UTF-8 bytes: at most 1000.
   textLimit: { max: 1000, measure: utf8Bytes },
 });

@@ -13,7 +13,7 @@ export const messengerAdapter = createMetaMessagingAdapter({
   },
   sendsMetadata: true,
   // The Send API fetches attachments up to 25 MB.
-  mediaLimits: { image: 25 * MB, video: 25 * MB, audio: 25 * MB, sticker: 25 * MB, file: 25 * MB },
+  mediaLimits: { file: 25 * MB },
   // The Send API's text limit: 2000 characters.
   textLimit: { max: 2000, measure: utf16Length },
 });

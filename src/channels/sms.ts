@@ -176,6 +176,6 @@ export const smsAdapter: ChannelAdapter = {
   handleForPhone: (phone) => phone,
   send: sendSms,
   // MMS: 5 MB for the whole message, its files together.
-  mediaLimits: { image: 5 * MB, video: 5 * MB, audio: 5 * MB, sticker: 5 * MB, file: 5 * MB, perMessage: 5 * MB },
+  mediaLimits: { file: 5 * MB, perMessage: 5 * MB },
   fetchMedia: fetchTwilioMedia,
 };

@@ -279,7 +279,7 @@ export const telegramAdapter: ChannelAdapter = {
   window: () => ({ allowed: true }),
   fetchMedia: fetchTelegramFile,
   // What the Bot API fetches from a URL: photos up to 5 MB, other files up to 20 MB.
-  mediaLimits: { image: 5 * MB, video: 20 * MB, audio: 20 * MB, sticker: 20 * MB, file: 20 * MB },
+  mediaLimits: { image: 5 * MB, file: 20 * MB },
   // Bots hear of no delivery or read.
   reportsStatuses: false,
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {

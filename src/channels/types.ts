@@ -76,7 +76,10 @@ export interface SendContext {
   signal?: AbortSignal;
 }
 
-/** The largest file a provider takes, by the kind it is sent as, and all of one message's together (bytes). */
+/**
+ * The largest file a provider takes, by the kind it is sent as (a kind not named: as `file`, a
+ * document), and all of one message's together (bytes).
+ */
 export type MediaLimits = Readonly<Partial<Record<'image' | 'video' | 'audio' | 'sticker' | 'file', number>>> & { readonly perMessage?: number };
 
 export interface ChannelAdapter {

@@ -165,7 +165,8 @@ const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 100) / 100} MB
  */
 export function sendingKinds(attachments: readonly Attachment[], limits: MediaLimits = {}): { kinds: string[]; tooLarge?: string } {
   let tooLarge: string | undefined;
-  const limitOf = (kind: string) => limits[kind as keyof MediaLimits] ?? Number.POSITIVE_INFINITY;
+  // A kind without a limit of its own is taken up to the document limit.
+  const limitOf = (kind: string) => limits[kind as keyof MediaLimits] ?? limits.file ?? Number.POSITIVE_INFINITY;
   const kinds = attachments.map((a) => {
     const fits = PROVIDER_MEDIA[a.type]?.test(baseType(a.mimeType ?? '')) ?? true;
     let kind = fits ? a.type : 'file';

@@ -2,8 +2,9 @@
  * Customers' files, copied from the provider into our bucket after their message is stored.
  * WhatsApp keeps a media id 30 days, Twilio until the account deletes it, and only our
  * credentials open either; Messenger's and Instagram's CDN links expire within days. A copy keeps
- * the history whole and lets consoles open files larger than the API could answer inline. The copy runs as an outbound-queue job in a lane of its own
- * per conversation (src/aws/queues.ts), so a large download never holds a reply back.
+ * the history whole and lets consoles open files larger than the API could answer inline. The
+ * copy runs as an outbound-queue job in a lane of its own per conversation (src/aws/queues.ts),
+ * so a large download never holds a reply back.
  */
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
 import { isProviderFile, mediaCopier } from './media-jobs';
