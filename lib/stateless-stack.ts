@@ -382,6 +382,7 @@ export class StatelessStack extends Stack {
     this.operationalAlarms = new OperationalAlarms(this, 'OperationalAlarms', {
       ...alarmProps,
       httpStage: this.httpApi.stage,
+      httpFunctionLogs: functions.api.logGroup,
       webSocketStage: this.realtimeApi.stage,
       webSocketAuthorizer: functions[WS_AUTHORIZER].function,
       functions: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),

@@ -181,6 +181,13 @@ export const WS_TOKEN_QUERY_PARAM = 'token';
 /** `?feed=focused` on an agent's $connect: the console's focused feed (src/domain/fanout.ts). */
 export const WS_FEED_QUERY_PARAM = 'feed';
 
+/**
+ * Error code of the answers that are a channel provider's failure, not ours (502 when an agent
+ * opens a file the provider cannot serve just now). The HTTP function logs each one with this
+ * `errorCode`, and the 5xx alarm leaves them out (lib/constructs/operational-alarms.ts).
+ */
+export const PROVIDER_UNAVAILABLE = 'provider_unavailable';
+
 /** Largest accepted HTTP body and WebSocket frame. */
 export const MAX_BODY_BYTES = 256 * 1024;
 export const MAX_FRAME_BYTES = 32 * 1024;

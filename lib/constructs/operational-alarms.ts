@@ -1,11 +1,13 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type { IHttpStage, IWebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
-import { Alarm, ComparisonOperator, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, type IMetric, MathExpression, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { PROVIDER_UNAVAILABLE } from '../../src/manifest';
 
 /** Period over which the count alarms (5xx, WebSocket errors, throttles, function errors) sum their metric. */
 export const COUNT_ALARM_PERIOD = Duration.minutes(5);
@@ -25,6 +27,14 @@ export interface OperationalAlarmsProps {
    * The handlers answer their own failures with 500/503, so Lambda `Errors` stay at zero there.
    */
   readonly httpStage: IHttpStage;
+  /**
+   * Log group of the HTTP function. Its answers that are a channel provider's outage (a 502
+   * `provider_unavailable` when an agent opens a file the provider cannot serve) are counted
+   * from its log lines and left out of the 5xx alarm: nothing of ours failed, and the provider's
+   * outage shows where it matters, in the replies that wait for it (the outbound queue's age).
+   * @default - every 5xx counts
+   */
+  readonly httpFunctionLogs?: ILogGroup;
   /**
    * The WebSocket API's stage: alarms on `IntegrationError` (the realtime function answered a
    * route with 4xx/5xx: it catches its failures and returns 500) and `ExecutionError` (the
@@ -93,7 +103,7 @@ export class OperationalAlarms extends Construct {
     const count = props.countThreshold ?? 5;
     const sum = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' };
 
-    this.add('HttpServerErrors', props.httpStage.metricServerError(sum), count, 'HTTP API answered 5xx (handler failures, 503 while an AWS dependency throttles or fails, timeouts)');
+    this.add('HttpServerErrors', this.serverErrors(props, sum), count, 'HTTP API answered 5xx (handler failures, 503 while an AWS dependency throttles or fails, timeouts)');
     this.add('WebSocketIntegrationErrors', props.webSocketStage.metric('IntegrationError', sum), count, 'WebSocket routes the realtime function answered with an error');
     this.add('WebSocketExecutionErrors', props.webSocketStage.metric('ExecutionError', sum), count, 'WebSocket routes whose function could not be invoked, crashed or timed out');
     this.add(
@@ -119,6 +129,26 @@ export class OperationalAlarms extends Construct {
       );
     }
     this.alarms = this.created;
+  }
+
+  /** The stage's 5xx, less the providers' outages when the function's log group is known. */
+  private serverErrors(props: OperationalAlarmsProps, sum: { period: Duration; statistic: string }): IMetric {
+    const serverErrors = props.httpStage.metricServerError(sum);
+    if (!props.httpFunctionLogs) return serverErrors;
+    const filter = new MetricFilter(this, 'ProviderUnavailable', {
+      logGroup: props.httpFunctionLogs,
+      filterPattern: FilterPattern.stringValue('$.errorCode', '=', PROVIDER_UNAVAILABLE),
+      // A namespace per stack: two deployments in one account count apart.
+      metricNamespace: `Conversa/${Stack.of(this).stackName}`,
+      metricName: 'ProviderUnavailable',
+      metricValue: '1',
+    });
+    return new MathExpression({
+      expression: 'serverErrors - FILL(providerUnavailable, 0)',
+      usingMetrics: { serverErrors, providerUnavailable: filter.metric(sum) },
+      label: 'HTTP 5xx not caused by a provider outage',
+      period: sum.period,
+    });
   }
 
   private add(

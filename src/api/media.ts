@@ -13,8 +13,9 @@ import { isProviderChannel } from '../domain/types';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { getMessage } from '../store/messages';
+import { PROVIDER_UNAVAILABLE } from '../manifest';
 
-const MEDIA_ERRORS = { 404: 'media_gone', 413: 'media_too_large', 502: 'provider_unavailable' } as const;
+const MEDIA_ERRORS = { 404: 'media_gone', 413: 'media_too_large', 502: PROVIDER_UNAVAILABLE } as const;
 const GENERIC_TYPE = 'application/octet-stream';
 
 /** POST /v1/uploads: a presigned PUT for one file an agent will attach to a reply or note. */

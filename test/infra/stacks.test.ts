@@ -14,7 +14,7 @@ import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../.
 import { adapters } from '../../src/channels/registry';
 import { ENV } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
-import { FUNCTIONS, type FunctionName, HTTP_ROUTES, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
+import { FUNCTIONS, type FunctionName, HTTP_ROUTES, PROVIDER_UNAVAILABLE, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
 import { QUEUE_MAX_CONCURRENCY } from '../../lib/stateless-stack';
 
@@ -825,18 +825,35 @@ describe('alarms', () => {
     alarmed.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: EMAIL, TopicArn: { Ref: topicId } });
   });
 
-  it('alarms on HTTP 5xx answers of the $default stage', () => {
-    expect(alarmsOn(alarmed, 'AWS/ApiGateway', '5xx')).toEqual([
-      expect.objectContaining({
+  it("alarms on HTTP 5xx answers of the $default stage, less the api function's logged provider outages", () => {
+    const alarms = alarmed.resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties).filter((a) => JSON.stringify(a.Metrics ?? []).includes('"5xx"'));
+    expect(alarms).toEqual([
+      expect.objectContaining({ Threshold: 5, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' }),
+    ]);
+    const metrics = alarms[0]!.Metrics as Json[];
+    expect(metrics.find((m) => m.Expression)).toMatchObject({ Expression: 'serverErrors - FILL(providerUnavailable, 0)', ReturnData: true });
+    const stat = (id: string) => metrics.find((m) => m.Id === id)?.MetricStat as Json;
+    expect(stat('serverErrors')).toEqual({
+      Metric: {
+        Namespace: 'AWS/ApiGateway',
+        MetricName: '5xx',
         Dimensions: expect.arrayContaining([
           { Name: 'ApiId', Value: { Ref: apiId(alarmed, 'HTTP') } },
           { Name: 'Stage', Value: '$default' },
         ]),
-        Statistic: 'Sum',
-        Period: 300,
-        Threshold: 5,
-        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-        TreatMissingData: 'notBreaching',
+      },
+      Period: 300,
+      Stat: 'Sum',
+    });
+    const provider = stat('providerUnavailable');
+    expect(provider).toMatchObject({ Period: 300, Stat: 'Sum', Metric: { MetricName: 'ProviderUnavailable' } });
+    // The metric comes from the api function's own log lines with the provider-outage code.
+    const filters = alarmed.resources('AWS::Logs::MetricFilter').map(([, f]) => f.Properties);
+    expect(filters).toEqual([
+      expect.objectContaining({
+        FilterPattern: `{ $.errorCode = "${PROVIDER_UNAVAILABLE}" }`,
+        LogGroupName: { Ref: alarmed.fn('api').Properties.LoggingConfig.LogGroup.Ref },
+        MetricTransformations: [expect.objectContaining({ MetricName: 'ProviderUnavailable', MetricNamespace: (provider.Metric as Json).Namespace, MetricValue: '1' })],
       }),
     ]);
   });

@@ -2,8 +2,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ProvisionedThroughputExceededException, InternalServerError } from '@aws-sdk/client-dynamodb';
-import { httpHandler } from '../../src/http/http';
-import { badRequest } from '../../src/domain/errors';
+import { httpHandler, logger } from '../../src/http/http';
+import { badRequest, ClientError } from '../../src/domain/errors';
+import { PROVIDER_UNAVAILABLE } from '../../src/manifest';
 import { SqsError } from '../../src/aws/sqs-send';
 
 vi.hoisted(() => {
@@ -41,5 +42,19 @@ describe('httpHandler', () => {
     expect((await answerTo(badRequest('invalid_request', 'no'))).statusCode).toBe(400);
     expect((await answerTo(new TypeError('x is undefined'))).statusCode).toBe(500);
     expect((await answerTo(new SqsError('AccessDenied', 'not allowed', 403))).statusCode).toBe(500);
+  });
+
+  // The 5xx alarm subtracts a metric filtered from these lines: `errorCode` must be a top-level field.
+  it("logs a provider's outage answered as 502 with its error code, and a client's mistake not at all", async () => {
+    const warn = vi.spyOn(logger, 'warn');
+    try {
+      expect((await answerTo(new ClientError(502, PROVIDER_UNAVAILABLE, 'WhatsApp answered 500'))).statusCode).toBe(502);
+      expect(warn).toHaveBeenCalledExactlyOnceWith(expect.any(String), expect.objectContaining({ errorCode: PROVIDER_UNAVAILABLE, route: event.routeKey }));
+      warn.mockClear();
+      await answerTo(badRequest('invalid_request', 'no'));
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
