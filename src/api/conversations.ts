@@ -4,7 +4,8 @@ import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
-import { changeConversation, withStatus } from '../domain/conversations';
+import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
+import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
 import { getConversation, listConversations, toConversation } from '../store/conversations';
@@ -15,6 +16,7 @@ const ListQuery = z.object({
   assignee: z.optional(z.text(1, 128)),
   channel: z.optional(z.enum(CHANNELS)),
   team: z.optional(z.text(1, 64)),
+  label: z.optional(LabelName),
   limit: z.pageLimit(25),
   cursor: z.optional(z.text(0, 2048)),
 });
@@ -48,7 +50,7 @@ const SendBody = z
 export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);
   const assignee = q.assignee === undefined ? undefined : q.assignee === 'me' ? agent.id : q.assignee === 'unassigned' ? null : q.assignee;
-  const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, limit: q.limit, cursor: q.cursor, order: 'activity' });
+  const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, label: q.label, limit: q.limit, cursor: q.cursor, order: 'activity' });
   return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
 };
 
@@ -74,6 +76,15 @@ export const postMessageRoute: Route = async ({ event, params, agent }) => {
     ...(body.attachments ? { attachments: body.attachments } : {}),
   });
   return json(202, { message });
+};
+
+// Twice the limit passes here so that the domain's message names the limit rather than zod's.
+const LabelsBody = z.object({ labels: z.array(z.text(1, 64)).check(z.maxLength(2 * MAX_CONVERSATION_LABELS)) });
+
+/** PUT /v1/conversations/{id}/labels `{labels}`: the conversation's whole set of labels. */
+export const setLabelsRoute: Route = async ({ event, params }) => {
+  const body = parseBody(event, LabelsBody);
+  return json(200, toConversation(await setLabels(params.id!, body.labels)));
 };
 
 export const resolveRoute: Route = async ({ params }) => {

@@ -11,6 +11,7 @@ import {
   postMessageRoute,
   reopenRoute,
   resolveRoute,
+  setLabelsRoute,
 } from './conversations';
 import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
 import { getContactRoute, mergeContactRoute } from './contacts';
@@ -35,6 +36,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'POST /v1/conversations/{id}/status': statusRoute,
   'POST /v1/conversations/{id}/read': markReadRoute,
   'POST /v1/conversations/{id}/channel': channelTransferRoute,
+  'PUT /v1/conversations/{id}/labels': setLabelsRoute,
   'GET /v1/contacts/{id}': getContactRoute,
   'POST /v1/contacts/{id}/merge': mergeContactRoute,
   'GET /v1/agents': listAgentsRoute,

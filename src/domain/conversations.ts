@@ -1,5 +1,6 @@
 /** Conversation lifecycle changes made by agents; each one emits `conversation.updated`. */
-import { notFound } from './errors';
+import { badRequest, notFound } from './errors';
+import { getSettings } from './settings';
 import { conversationEvent, publishToConversation } from './events';
 import { afterConversationChange } from './automation';
 import type { ConversationStatus } from './types';
@@ -39,4 +40,26 @@ export function withStatus(c: ConversationRecord, status: ConversationStatus, no
     ...(c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {}),
     ...(status === 'snoozed' ? {} : { snoozedUntil: undefined }),
   };
+}
+
+/** Labels one conversation may carry. */
+export const MAX_CONVERSATION_LABELS = 20;
+
+/**
+ * Replaces a conversation's labels (as Chatwoot's label picker does); each must be defined in
+ * the settings. A label an admin defined a moment ago may not be in this instance's cached
+ * settings yet: a name not found there is looked up again before it is refused.
+ */
+export async function setLabels(id: string, requested: readonly string[]): Promise<ConversationRecord> {
+  const wanted = [...new Set(requested)].sort();
+  if (wanted.length > MAX_CONVERSATION_LABELS) throw badRequest('invalid_request', `labels: at most ${MAX_CONVERSATION_LABELS} per conversation`);
+  const defined = async (fresh: boolean) => new Set((await getSettings({ fresh })).labels.map((l) => l.name));
+  let known = await defined(false);
+  if (wanted.some((name) => !known.has(name))) known = await defined(true);
+  const unknown = wanted.find((name) => !known.has(name));
+  if (unknown !== undefined) throw badRequest('unknown_label', `label ${unknown} is not defined (settings.labels)`);
+  const { after } = await changeConversation(id, (c) =>
+    (c.labels ?? []).join('\n') === wanted.join('\n') ? undefined : { ...c, labels: wanted, updatedAt: new Date().toISOString() },
+  );
+  return after;
 }

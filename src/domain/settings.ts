@@ -8,6 +8,9 @@ import { config } from '../config';
 import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
 
+/** Labels a workspace may define. */
+export const MAX_LABELS = 100;
+
 const time = z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)'));
 /** `24:00` closes at the end of the day: with the next day's `00:00` opening, hours run through midnight. */
 const closing = z.string().check(z.regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'use HH:MM (24-hour; 24:00 for the end of the day)'));
@@ -40,6 +43,19 @@ const helpCenterUrl = z.string().check(z.url(), z.maxLength(500), z.refine((u) =
  * Strict objects throughout: a key we do not know (a misspelt weekday, a setting in the wrong
  * section) is a 400, not dropped with a 200 (a dropped `Mon` left the business closed all week).
  */
+/** Chatwoot's label rule: lower case, digits, `-` and `_`; a name is how filters and reports match it. */
+export const LabelName = z.string().check(z.regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'use 1–32 lower-case letters, digits, - or _'));
+const labelDefinition = z.strictObject({
+  name: LabelName,
+  description: z.optional(z.text(0, 200)),
+  color: z.optional(z.string().check(z.regex(/^#[0-9a-fA-F]{6}$/, 'use #rrggbb'))),
+});
+/** Labels agents may put on conversations; names unique. */
+const labels = z.array(labelDefinition).check(
+  z.maxLength(MAX_LABELS),
+  z.refine((defs) => new Set(defs.map((d) => d.name)).size === defs.length, { message: 'label names must be unique' }),
+);
+
 const TIMER_MAX_SECONDS = { emailFallbackDelaySeconds: 7 * 86400, reengageAfterSeconds: 30 * 86400, autoResolveAfterSeconds: 90 * 86400 } as const;
 
 export const SettingsSchema = z.strictObject({
@@ -79,6 +95,8 @@ export const SettingsSchema = z.strictObject({
    * it only when the website vouches for it (identityHash, src/domain/visitors.ts).
    */
   widget: z.strictObject({ identityVerification: z.boolean() }),
+  /** The labels agents put on conversations (as Chatwoot's): defined here first, by an admin. */
+  labels,
 });
 
 export type Settings = z.infer<typeof SettingsSchema>;
@@ -98,6 +116,8 @@ export const SettingsPatchSchema = z.strictObject({
   csat: z.optional(z.partial(shape.csat)),
   sla: z.optional(z.partial(shape.sla)),
   widget: z.optional(z.partial(shape.widget)),
+  /** The whole list: a label left out is no longer offered (conversations keep theirs). */
+  labels: z.optional(labels),
 });
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
@@ -134,6 +154,7 @@ export function defaultSettings(): Settings {
     csat: { enabled: true, question: 'How would you rate our support? Reply with a number from 1 (poor) to 5 (great).' },
     sla: { firstReplySeconds: 15 * 60, resolutionSeconds: 24 * 3600 },
     widget: { identityVerification: false },
+    labels: [],
   };
 }
 
@@ -168,6 +189,10 @@ export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {
   const out = { ...base } as Record<string, unknown>;
   for (const [section, values] of Object.entries(patch)) {
     if (!values) continue;
+    if (Array.isArray(values)) {
+      out[section] = values;
+      continue;
+    }
     const merged: Record<string, unknown> = { ...(base as Record<string, object>)[section], ...values };
     for (const [key, value] of Object.entries(merged)) if (value === null) delete merged[key];
     out[section] = merged;

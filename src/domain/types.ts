@@ -91,6 +91,8 @@ export interface Conversation {
   window?: ConversationWindow;
   /** Agents besides the assignee who wrote in it (a reply or a note): their focused consoles follow it. */
   participants?: string[];
+  /** Labels agents put on it (defined in the settings), sorted; `[]` when none. */
+  labels?: string[];
 }
 
 export interface Contact {

@@ -85,6 +85,7 @@ export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
   if (record.participants) out.participants = [...record.participants].sort();
+  out.labels = record.labels ?? [];
   out.window = conversationWindow(record.channel, windowStart(record));
   return out as unknown as Conversation;
 }
@@ -220,6 +221,8 @@ export interface ConversationFilter {
   channel?: Channel;
   /** Conversations routed to this team. */
   team?: string;
+  /** Conversations carrying this label. */
+  label?: string;
   limit: number;
   cursor?: string;
   /** With an assignee: read the page's conversations strongly consistent (the index may lag). */
@@ -242,11 +245,19 @@ export const WHOLE_LIST_MAX = 200;
  * only, arrival order), one BatchGet per page, each page sorted by activity.
  */
 export async function listConversations(filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null }> {
-  const conditions = [...(filter.channel ? ['channel = :channel'] : []), ...(filter.team ? ['team = :team'] : [])];
+  const conditions = [
+    ...(filter.channel ? ['channel = :channel'] : []),
+    ...(filter.team ? ['team = :team'] : []),
+    ...(filter.label ? ['contains(labels, :label)'] : []),
+  ];
   const channelFilter = conditions.length
     ? {
         FilterExpression: conditions.join(' AND '),
-        ExpressionAttributeValues: { ...(filter.channel ? { ':channel': filter.channel } : {}), ...(filter.team ? { ':team': filter.team } : {}) },
+        ExpressionAttributeValues: {
+          ...(filter.channel ? { ':channel': filter.channel } : {}),
+          ...(filter.team ? { ':team': filter.team } : {}),
+          ...(filter.label ? { ':label': filter.label } : {}),
+        },
       }
     : { ExpressionAttributeValues: {} as Record<string, unknown> };
   if (filter.assignee === undefined) {
@@ -302,9 +313,9 @@ async function assigneeKeys(
 }
 
 /** An assignee list's conversations the filter shows, newest activity first. */
-function inView(items: ConversationRecord[], filter: Pick<ConversationFilter, 'channel' | 'team'>): ConversationRecord[] {
+function inView(items: ConversationRecord[], filter: Pick<ConversationFilter, 'channel' | 'team' | 'label'>): ConversationRecord[] {
   return items
-    .filter((c) => (!filter.channel || c.channel === filter.channel) && (!filter.team || c.team === filter.team))
+    .filter((c) => (!filter.channel || c.channel === filter.channel) && (!filter.team || c.team === filter.team) && (!filter.label || (c.labels ?? []).includes(filter.label)))
     .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.id.localeCompare(a.id));
 }
 

@@ -227,6 +227,51 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/transfer`, {}, tokens['ws-ben'])).status).toBe(400);
   });
 
+  it('labels conversations with the labels an admin defined, and filters the inbox by label', async () => {
+    const put = (path: string, body: unknown, token = admin) => http(stack.httpUrl, 'PUT', path, { token, body });
+    expect((await put('/v1/settings', { labels: [{ name: 'vip' }, { name: 'vip' }] })).status).toBe(400);
+    expect((await put('/v1/settings', { labels: [{ name: 'Billing Issue' }] })).status).toBe(400);
+    const defined = await put('/v1/settings', { labels: [{ name: 'billing-issue', color: '#ff0000', description: 'Invoices' }, { name: 'vip' }] });
+    expect(defined.status).toBe(200);
+    expect(defined.body.labels.map((l: { name: string }) => l.name)).toEqual(['billing-issue', 'vip']);
+
+    const { ws, conversationId } = await visitorWithConversation('Where is my refund?');
+    const other = await visitorWithConversation('Just browsing');
+    const agentId = await assigned(conversationId);
+    const agentSocket = sockets[agentId]!;
+    const labelled = agentSocket.waitFor(updated(conversationId, (c) => JSON.stringify(c.labels) === '["billing-issue","vip"]'), 10_000, 'labels event');
+    const res = await put(`/v1/conversations/${conversationId}/labels`, { labels: ['vip', 'billing-issue', 'vip'] }, tokens[agentId]);
+    expect(res.status).toBe(200);
+    expect(res.body.labels).toEqual(['billing-issue', 'vip']);
+    await labelled;
+
+    // Refused changes change nothing.
+    const unknown = await put(`/v1/conversations/${conversationId}/labels`, { labels: ['vip', 'refund'] }, tokens[agentId]);
+    expect([unknown.status, unknown.body.error.code]).toEqual([400, 'unknown_label']);
+    const tooMany = await put(`/v1/conversations/${conversationId}/labels`, { labels: Array.from({ length: 21 }, (_, i) => `l${i}`) }, tokens[agentId]);
+    expect(tooMany.status).toBe(400);
+    expect((await put('/v1/conversations/nope/labels', { labels: ['vip'] }, tokens[agentId])).status).toBe(404);
+    expect((await get('/v1/conversations?label=VIP')).status).toBe(400);
+
+    // A customer's message (the hot path's update) keeps them.
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'Any news?', clientMessageId });
+    await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+    await eventually(async () => (await get(`/v1/conversations/${conversationId}/messages`)).body.items.some((m: { text: string }) => m.text === 'Any news?'));
+    expect((await get(`/v1/conversations/${conversationId}`)).body.labels).toEqual(['billing-issue', 'vip']);
+
+    const ids = (res: { body: { items: { id: string }[] } }) => res.body.items.map((c) => c.id);
+    expect(ids(await get('/v1/conversations?status=open&label=vip'))).toEqual([conversationId]);
+    expect(ids(await get(`/v1/conversations?assignee=${agentId}&label=billing-issue`))).toEqual([conversationId]);
+    expect(ids(await get('/v1/conversations?status=open'))).toContain(other.conversationId);
+    expect((await get(`/v1/conversations/${other.conversationId}`)).body.labels).toEqual([]);
+
+    expect((await put(`/v1/conversations/${conversationId}/labels`, { labels: [] }, tokens[agentId])).body.labels).toEqual([]);
+    expect(ids(await get('/v1/conversations?status=open&label=vip'))).toEqual([]);
+    // Their slots are for the tests after this one.
+    for (const id of [conversationId, other.conversationId]) expect((await post(`/v1/conversations/${id}/resolve`, {})).status).toBe(200);
+  });
+
   it('assigns to an agent who never opened the console (themselves, or named by an admin), counting it on their load, and sends one back to the queue with a note', async () => {
     // Prepare
     const { conversationId } = await visitorWithConversation('Anyone there?');
