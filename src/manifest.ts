@@ -150,6 +150,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('POST', '/v1/conversations/{id}/read'),
   agent('POST', '/v1/conversations/{id}/channel'),
   agent('PUT', '/v1/conversations/{id}/labels'),
+  agent('GET', '/v1/contacts'),
   agent('GET', '/v1/contacts/{id}'),
   agent('POST', '/v1/contacts/{id}/merge'),
   agent('GET', '/v1/agents'),

@@ -2,17 +2,22 @@
 import * as z from '../zod';
 import type { Route } from './context';
 import { requireAdmin } from './context';
-import { json, parseBody } from '../http/http';
-import { notFound } from '../domain/errors';
+import { json, parseBody, validate } from '../http/http';
+import { badRequest, notFound } from '../domain/errors';
 import { isChannel, type Contact } from '../domain/types';
-import { loadContact, mergeContacts } from '../domain/contacts';
+import { findContactBy, loadContact, mergeContacts } from '../domain/contacts';
 import { getConversations, toConversation } from '../store/conversations';
 
 const MergeBody = z.object({ otherContactId: z.trimmedText(1, 128) });
+const FindQuery = z.object({ email: z.optional(z.text(3, 320)), phone: z.optional(z.text(3, 40)) });
 
 export async function contactView(id: string): Promise<Contact> {
   const found = await loadContact(id);
   if (!found) throw notFound('contact');
+  return viewOf(found);
+}
+
+async function viewOf(found: NonNullable<Awaited<ReturnType<typeof loadContact>>>): Promise<Contact> {
   const conversations = (await getConversations(found.conversationIds))
     .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
     .map(toConversation);
@@ -29,6 +34,17 @@ export async function contactView(id: string): Promise<Contact> {
 }
 
 export const getContactRoute: Route = async ({ params }) => json(200, await contactView(params.id!));
+
+/**
+ * GET /v1/contacts?email= or ?phone=: the contact that address or number links, as `items` (none
+ * or one). An exact lookup (the handle's GetItem), not a search: the table has no text index.
+ */
+export const findContactsRoute: Route = async ({ query }) => {
+  const q = validate(FindQuery, query);
+  if ((q.email === undefined) === (q.phone === undefined)) throw badRequest('invalid_request', 'give either email or phone');
+  const found = await findContactBy(q.email !== undefined ? { email: q.email } : { phone: q.phone! });
+  return json(200, { items: found ? [await viewOf(found)] : [] });
+};
 
 /** `{id}` survives; `otherContactId` is merged into it. Answers the surviving contact. */
 export const mergeContactRoute: Route = async ({ event, params, agent }) => {

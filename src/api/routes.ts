@@ -14,7 +14,7 @@ import {
   setLabelsRoute,
 } from './conversations';
 import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
-import { getContactRoute, mergeContactRoute } from './contacts';
+import { findContactsRoute, getContactRoute, mergeContactRoute } from './contacts';
 import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
@@ -37,6 +37,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'POST /v1/conversations/{id}/read': markReadRoute,
   'POST /v1/conversations/{id}/channel': channelTransferRoute,
   'PUT /v1/conversations/{id}/labels': setLabelsRoute,
+  'GET /v1/contacts': findContactsRoute,
   'GET /v1/contacts/{id}': getContactRoute,
   'POST /v1/contacts/{id}/merge': mergeContactRoute,
   'GET /v1/agents': listAgentsRoute,

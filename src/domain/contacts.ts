@@ -205,6 +205,18 @@ export async function loadContact(id: string): Promise<{ contact: ContactRecord;
 }
 
 /**
+ * The contact an email address or phone number links to (its identity handle), as merges left
+ * it; undefined when none does. An address a web visitor typed while identity verification was
+ * on, unvouched, links nothing and is not found.
+ */
+export async function findContactBy(identity: { email: string } | { phone: string }): Promise<{ contact: ContactRecord; conversationIds: string[] } | undefined> {
+  const [channel, handle] = 'email' in identity ? (['email', normalizeEmail(identity.email)] as const) : (['phone', normalizePhone(identity.phone)] as const);
+  if (!handle) throw badRequest('invalid_request', `${channel}: not ${channel === 'email' ? 'an email address' : 'a phone number'}`);
+  const found = await getHandle(channel, handle);
+  return found ? loadContact(found.contactId) : undefined;
+}
+
+/**
  * Merges `otherId` into `survivorId`: every handle (and its handle or visitor item), every
  * conversation pointer and the conversations' contact move to the survivor; the other contact
  * is marked `mergedInto`. Conversations keep their messages. Every step is idempotent, so a

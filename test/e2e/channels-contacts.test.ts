@@ -172,6 +172,32 @@ describe('one customer across channels', () => {
     expect((await getContact(bySms.message.sender.id)).body).toMatchObject({ name: 'Vera', phone: phone.phone });
   });
 
+  it('finds the contact a phone number or an email address links, as merges left it', async () => {
+    const find = async (query: string) => http(stack.httpUrl, 'GET', `/v1/contacts?${query}`, { token: agentJwt });
+    const ids = (res: { body: { items: { id: string }[] } }) => res.body.items.map((c) => c.id);
+    const phone = phoneHandles();
+    const onWhatsApp = await write('whatsapp', phone.whatsapp, 'Looking for my order');
+    const contactId = onWhatsApp.message.sender.id as string;
+    // Written as people type them: spaces, dashes, brackets; the email in any case.
+    const typed = `+${phone.phone.slice(1, 2)} (${phone.phone.slice(2, 5)}) ${phone.phone.slice(5, 8)}-${phone.phone.slice(8)}`;
+    const byPhone = await find(`phone=${encodeURIComponent(typed)}`);
+    expect(byPhone.status).toBe(200);
+    expect(ids(byPhone)).toEqual([contactId]);
+    expect(byPhone.body.items[0].conversations.map((c: { id: string }) => c.id)).toEqual([onWhatsApp.conversationId]);
+
+    const email = `finn-${crypto.randomUUID()}@example.com`;
+    const visitor = await visitorWrites(email, 'hello from the website');
+    expect(ids(await find(`email=${encodeURIComponent(email.toUpperCase())}`))).toEqual([visitor.contactId]);
+    // After a merge both find the survivor.
+    expect((await merge(contactId, visitor.contactId)).status).toBe(200);
+    expect(ids(await find(`email=${encodeURIComponent(email)}`))).toEqual([contactId]);
+
+    expect((await find(`email=${encodeURIComponent(`nobody-${crypto.randomUUID()}@example.com`)}`)).body).toEqual({ items: [] });
+    for (const bad of ['', `email=${encodeURIComponent(email)}&phone=${encodeURIComponent(phone.phone)}`, 'phone=12', 'email=not-an-address']) {
+      expect((await find(bad)).status, bad).toBe(400);
+    }
+  });
+
   it('answers 404 for an unknown contact', async () => {
     expect((await getContact('01NOSUCHCONTACT')).status).toBe(404);
   });
