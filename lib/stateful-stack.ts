@@ -75,7 +75,11 @@ export class StatefulStack extends Stack {
     }
   }
 
-  /** A generated HMAC key kept across stack deletions; `whyNoRotation` answers cdk-nag's SMG4. */
+  /**
+   * A generated HMAC key kept across stack deletions; `whyNoRotation` answers cdk-nag's SMG4.
+   * Its generation settings are frozen: CloudFormation makes a new value when they change, which
+   * would void every reply-to address in customers' inboxes and every identity hash a website made.
+   */
   private hmacKey(id: string, what: string, whyNoRotation: string): Secret {
     const key = new Secret(this, id, {
       description: `Conversa: ${what}`,

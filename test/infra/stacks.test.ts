@@ -598,6 +598,35 @@ describe('stateless stack: mail, secrets and table access', () => {
     }
   });
 
+  // CloudFormation makes a new secret value whenever GenerateSecretString changes: a change here
+  // would wipe the credentials typed into every channel secret, or void the HMAC keys' reply-to
+  // addresses and identity hashes, on the next deploy. These are literals on purpose.
+  it('creates the secrets from frozen templates, so that a deploy never regenerates what people typed in', () => {
+    const generated = Object.fromEntries(
+      stateful.resources('AWS::SecretsManager::Secret').map(([, r]) => [String(r.Properties.Description), r.Properties.GenerateSecretString as Json]),
+    );
+    const channel = (placeholders: string[], key: string) => ({
+      SecretStringTemplate: JSON.stringify(Object.fromEntries(placeholders.map((p) => [p, '']))),
+      GenerateStringKey: key,
+      ExcludePunctuation: true,
+      PasswordLength: 48,
+    });
+    const described = (name: string) => `Conversa ${name} channel credentials (JSON; keys as in CONTRACT.md section 2)`;
+    expect(generated).toEqual({
+      [described('whatsapp')]: channel(['WHATSAPP_VERIFY_TOKEN', 'WHATSAPP_ACCESS_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID'], 'WHATSAPP_APP_SECRET'),
+      [described('messenger')]: channel(['MESSENGER_VERIFY_TOKEN', 'MESSENGER_PAGE_ACCESS_TOKEN'], 'MESSENGER_APP_SECRET'),
+      [described('instagram')]: channel(['INSTAGRAM_VERIFY_TOKEN', 'INSTAGRAM_ACCESS_TOKEN'], 'INSTAGRAM_APP_SECRET'),
+      [described('telegram')]: channel(['TELEGRAM_BOT_TOKEN'], 'TELEGRAM_SECRET_TOKEN'),
+      [described('sms')]: channel(['TWILIO_ACCOUNT_SID', 'TWILIO_FROM_NUMBER'], 'TWILIO_AUTH_TOKEN'),
+      ...Object.fromEntries(
+        Object.keys(generated)
+          .filter((d) => !d.includes('channel credentials'))
+          .map((d) => [d, { ExcludePunctuation: true, PasswordLength: 48 }]),
+      ),
+    });
+    expect(Object.keys(generated).filter((d) => !d.includes('channel credentials'))).toHaveLength(2);
+  });
+
   it('has one secret per provider channel in the stateful stack, readable by the webhook, outbound and API functions only', () => {
     // The secrets hold what people typed in: destroying the stateless stack must not take them along.
     expect(stateless.resources('AWS::SecretsManager::Secret')).toEqual([]);
@@ -610,7 +639,8 @@ describe('stateless stack: mail, secrets and table access', () => {
       const secret = stateful.json.Resources[exportedRef(secretRef)];
       expect(secret.Type).toBe('AWS::SecretsManager::Secret');
       expect(secret.DeletionPolicy).toBe('Retain');
-      // The JSON keys are exactly what the credentials loader reads; the webhook-verifying one starts random.
+      // The JSON keys are what the credentials loader reads; the webhook-verifying one starts random.
+      // (A credential an adapter gains later is added to the secret by hand: see the frozen templates below.)
       const generate = secret.Properties.GenerateSecretString;
       const keys = [...Object.keys(JSON.parse(generate.SecretStringTemplate) as Json), generate.GenerateStringKey];
       expect(keys.sort(), channel).toEqual(Object.values(adapters[channel].credentialDefaults).map(({ env }) => env).sort());
