@@ -6,6 +6,7 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
+import { ClientError } from '../domain/errors';
 import { adapters } from './registry';
 import type { Credentials } from './types';
 
@@ -55,6 +56,26 @@ export function credentialsFromEnv(channel: ProviderChannel, env: NodeJS.Process
 /** Long enough to spare Secrets Manager on every invocation, short enough that a rotation lands within minutes. */
 export const CREDENTIALS_TTL_MS = 5 * 60_000;
 
+/**
+ * How long "not configured" is believed. A deployment creates every channel's secret with
+ * placeholders, and a scanner posting to a channel nobody set up must not cost a Secrets Manager
+ * call each time; a team that fills the secret in waits at most this long.
+ */
+export const NOT_CONFIGURED_TTL_MS = 60_000;
+
+/**
+ * A channel whose secret still has a placeholder: nobody set it up, which is no failure of ours
+ * (404, not a 5xx that pages someone). The missing key goes to the log, not to the caller.
+ */
+export class ChannelNotConfiguredError extends ClientError {
+  constructor(
+    readonly channel: ProviderChannel,
+    readonly missing: string,
+  ) {
+    super(404, 'channel_not_configured', `the ${channel} channel is not configured`);
+  }
+}
+
 let client: SecretsManagerClient | undefined;
 const cache = new Map<ProviderChannel, { expiresAt: number; value: Promise<Credentials> }>();
 
@@ -72,8 +93,8 @@ async function fromSecret(channel: ProviderChannel, secretId: string): Promise<C
   const result: Record<string, string> = {};
   for (const [key, { env }] of Object.entries(adapters[channel].credentialDefaults)) {
     const value = values[env];
-    // A public development default in production would let anyone forge webhooks: a gap is an error.
-    if (typeof value !== 'string' || value === '') throw new Error(`Secret ${secretId} for ${channel} lacks ${env}`);
+    // A public development default in production would let anyone forge webhooks: a gap means "not set up".
+    if (typeof value !== 'string' || value === '') throw new ChannelNotConfiguredError(channel, env);
     result[key] = value;
   }
   return result;
@@ -89,14 +110,18 @@ export async function loadCredentials(channel: ProviderChannel, now: number = Da
   const cached = cache.get(channel);
   if (cached && cached.expiresAt > now) return cached.value;
   // The promise is cached so that concurrent cold-start calls share one GetSecretValue.
-  const value = fromSecret(channel, secretId);
-  cache.set(channel, { expiresAt: now + CREDENTIALS_TTL_MS, value });
-  try {
-    return await value;
-  } catch (error) {
-    cache.delete(channel);
+  const value: Promise<Credentials> = fromSecret(channel, secretId).catch((error: unknown) => {
+    if (error instanceof ChannelNotConfiguredError) {
+      // Believed for a while, and told once per while, not once per request.
+      cache.set(channel, { expiresAt: now + NOT_CONFIGURED_TTL_MS, value });
+      console.warn(`the ${channel} channel is not configured: its secret ${secretId} has no ${error.missing}`);
+    } else if (cache.get(channel)?.value === value) {
+      cache.delete(channel);
+    }
     throw error;
-  }
+  });
+  cache.set(channel, { expiresAt: now + CREDENTIALS_TTL_MS, value });
+  return value;
 }
 
 /** Forgets cached secrets (tests, or after a provider rejects a token as revoked). */

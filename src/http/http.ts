@@ -75,8 +75,9 @@ export function httpHandler(fn: HttpFn) {
       onError: async (request) => {
         const error = request.error;
         if (error instanceof ClientError) {
-          // A provider's outage answered as 5xx: logged with its code, which the 5xx alarm subtracts.
-          if (error.status >= 500) logger.warn('a provider is not answering', { errorCode: error.code, route: request.event.routeKey, detail: error.message });
+          // A provider's outage answered as 5xx: logged with its code, which the 5xx alarm subtracts;
+          // at ERROR, so that a function whose log level is ERROR still writes the line it counts.
+          if (error.status >= 500) logger.error('a provider is not answering', { errorCode: error.code, route: request.event.routeKey, detail: error.message });
           request.response = errorResult(error);
           return;
         }

@@ -3,6 +3,8 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  ChannelNotConfiguredError,
+  NOT_CONFIGURED_TTL_MS,
   CREDENTIALS_TTL_MS,
   DEV_CREDENTIALS,
   baseUrl,
@@ -118,7 +120,25 @@ describe('credentials from Secrets Manager', () => {
   it('refuses a secret that lacks a key instead of falling back to a public dev default', async () => {
     vi.stubEnv('WHATSAPP_SECRET_ARN', ARN);
     secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ ...secret, WHATSAPP_APP_SECRET: undefined }) });
-    await expect(loadCredentials('whatsapp')).rejects.toThrow(/WHATSAPP_APP_SECRET/);
+    await expect(loadCredentials('whatsapp')).rejects.toMatchObject({ status: 404, code: 'channel_not_configured', missing: 'WHATSAPP_APP_SECRET' });
+  });
+
+  // As the stack creates it: placeholders, one generated key. Scanners post to such channels.
+  it('answers a channel left with its placeholders as not configured, from the cache for a minute, telling the log once', async () => {
+    vi.stubEnv('SMS_SECRET_ARN', ARN);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ TWILIO_ACCOUNT_SID: '', TWILIO_FROM_NUMBER: '', TWILIO_AUTH_TOKEN: 'generated' }) });
+    const t0 = 2_000_000;
+    const first = await Promise.allSettled([loadCredentials('sms', t0), loadCredentials('sms', t0), loadCredentials('sms', t0 + NOT_CONFIGURED_TTL_MS - 1)]);
+    expect(first.map((r) => r.status === 'rejected' && r.reason instanceof ChannelNotConfiguredError)).toEqual([true, true, true]);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]![0])).toContain('TWILIO_ACCOUNT_SID');
+
+    // Filled in meanwhile: picked up once the minute is over.
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ TWILIO_ACCOUNT_SID: 'AC1', TWILIO_FROM_NUMBER: '+1555', TWILIO_AUTH_TOKEN: 'tok' }) });
+    expect(await loadCredentials('sms', t0 + NOT_CONFIGURED_TTL_MS + 1)).toEqual({ accountSid: 'AC1', authToken: 'tok', fromNumber: '+1555' });
+    warn.mockRestore();
   });
 
   it('does not cache a failure', async () => {

@@ -46,15 +46,15 @@ describe('httpHandler', () => {
 
   // The 5xx alarm subtracts a metric filtered from these lines: `errorCode` must be a top-level field.
   it("logs a provider's outage answered as 502 with its error code, and a client's mistake not at all", async () => {
-    const warn = vi.spyOn(logger, 'warn');
+    const logged = vi.spyOn(logger, 'error');
     try {
       expect((await answerTo(new ClientError(502, PROVIDER_UNAVAILABLE, 'WhatsApp answered 500'))).statusCode).toBe(502);
-      expect(warn).toHaveBeenCalledExactlyOnceWith(expect.any(String), expect.objectContaining({ errorCode: PROVIDER_UNAVAILABLE, route: event.routeKey }));
-      warn.mockClear();
+      expect(logged).toHaveBeenCalledExactlyOnceWith(expect.any(String), expect.objectContaining({ errorCode: PROVIDER_UNAVAILABLE, route: event.routeKey }));
+      logged.mockClear();
       await answerTo(badRequest('invalid_request', 'no'));
-      expect(warn).not.toHaveBeenCalled();
+      expect(logged).not.toHaveBeenCalled();
     } finally {
-      warn.mockRestore();
+      logged.mockRestore();
     }
   });
 });

@@ -4,6 +4,9 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import { fixture, providerHeaders } from '../fixtures/sign';
 import { MAX_PROVIDER_ID_CHARS } from '../../src/channels/common';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { clearCredentialCache } from '../../src/channels/credentials';
 
 process.env.INBOUND_QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/conversa-inbound.fifo';
 process.env.AWS_REGION = 'us-east-1';
@@ -147,5 +150,28 @@ describe('webhook handler', () => {
     const wrong = await invoke(event('GET', 'whatsapp', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': 'nope', 'hub.challenge': '12345' }));
     expect([ok.statusCode, ok.body]).toEqual([200, '12345']);
     expect(wrong.statusCode).toBe(403);
+  });
+
+  // Every deployment has all five channels' secrets, with placeholders until someone fills them in.
+  it('answers 404 channel_not_configured, not a 5xx, on a channel whose secret still has its placeholders, and queues nothing', async () => {
+    const secrets = mockClient(SecretsManagerClient);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ MESSENGER_VERIFY_TOKEN: '', MESSENGER_PAGE_ACCESS_TOKEN: '', MESSENGER_APP_SECRET: 'generated' }) });
+    vi.stubEnv('MESSENGER_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:messenger');
+    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const body = fixture('messenger', 'text');
+      const posted = await invoke(event('POST', 'messenger', body, providerHeaders('messenger', body)));
+      const challenge = await invoke(event('GET', 'messenger', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': '', 'hub.challenge': '1' }));
+      for (const answer of [posted, challenge]) {
+        expect(answer.statusCode).toBe(404);
+        expect(JSON.parse(answer.body).error.code).toBe('channel_not_configured');
+      }
+      expect(sendMessageBatch).not.toHaveBeenCalled();
+    } finally {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+      secrets.restore();
+      clearCredentialCache();
+    }
   });
 });
