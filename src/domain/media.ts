@@ -184,14 +184,53 @@ export function sendingKinds(attachments: readonly Attachment[], limits: MediaLi
   return tooLarge ? { kinds, tooLarge } : { kinds };
 }
 
-/** A reply's attachments as a provider can fetch them: our files by a presigned URL, others as they are. */
+/** Extensions that are not the media type's subtype; any other short subtype (png, pdf, heic) is its own. */
+const EXTENSIONS: Readonly<Record<string, string>> = {
+  'image/jpeg': 'jpg',
+  'image/svg+xml': 'svg',
+  'audio/mpeg': 'mp3',
+  'audio/mp4': 'm4a',
+  'video/mpeg': 'mpg',
+  'video/quicktime': 'mov',
+  'text/plain': 'txt',
+  'text/vcard': 'vcf',
+  'application/msword': 'doc',
+  'application/vnd.ms-excel': 'xls',
+  'application/vnd.ms-powerpoint': 'ppt',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
+};
+
+/**
+ * A name for one of our files that has none, from its key (the upload id: the same on every retry,
+ * and one support can find) and its type's extension, by which the customer's phone knows what
+ * opens it. Providers show a document without a filename as an unnamed file.
+ */
+function fileNameOf(attachment: Attachment): string | undefined {
+  const stem = mediaKeyOf(attachment.url)?.split('/').pop();
+  if (!stem) return undefined;
+  const type = baseType(attachment.mimeType ?? '').toLowerCase();
+  const subtype = type.split('/')[1] ?? '';
+  const extension = EXTENSIONS[type] ?? (/^[a-z0-9]{2,4}$/.test(subtype) ? subtype : undefined);
+  return extension ? `${stem}.${extension}` : stem;
+}
+
+/**
+ * A reply's attachments as a provider can fetch them: our files by a presigned URL, as the kind
+ * they go as, a document named if it has no name (in the URL's disposition too, for the providers
+ * that name a fetched file by it); others as they are.
+ */
 export async function forProvider(attachments: readonly Attachment[], limits?: MediaLimits): Promise<Attachment[]> {
   const { kinds } = sendingKinds(attachments, limits);
   return Promise.all(
     attachments.map(async (a, i) => {
-      const url = await downloadUrl(a, 'provider');
+      const type = kinds[i]!;
+      const name = a.name ?? (type === 'file' ? fileNameOf(a) : undefined);
+      const sent: Attachment = { ...a, type, ...(name ? { name } : {}) };
+      const url = await downloadUrl(sent, 'provider');
       if (!url) return a;
-      return { ...a, url, type: kinds[i]! };
+      return { ...sent, url };
     }),
   );
 }

@@ -260,6 +260,13 @@ describe('names and types', () => {
     expect(reply.status, reply.text).toBe(202);
     expect(reply.body.message.attachments[0]).toMatchObject({ type: 'image', size: photo.length });
     expect(await whatsappFileTo(handle)).toMatchObject({ type: 'document', document: { filename: 'site.jpg' } });
+
+    // The same photo without a name: the document is named after the upload, with its type's extension
+    const other = await providerCustomer('whatsapp', 'the big photo again');
+    const unnamed = await http(stack.httpUrl, 'POST', `/v1/conversations/${other.conversationId}/messages`, { token: agentJwt, body: { attachments: [{ uploadId: ticket.uploadId }] } });
+    expect(unnamed.status, unnamed.text).toBe(202);
+    expect(unnamed.body.message.attachments[0]).not.toHaveProperty('name');
+    expect(await whatsappFileTo(other.handle)).toMatchObject({ type: 'document', document: { filename: `${ticket.uploadId}.jpg` } });
   });
 
   it('refuse a reply whose files the channel cannot take, before anything is stored or sent', async () => {

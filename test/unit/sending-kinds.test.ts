@@ -1,8 +1,9 @@
 /** How a reply's files go to a provider: as their kind, as a document, or refused for their size. */
-import { describe, expect, it } from 'vitest';
-import { sendingKinds } from '../../src/domain/media';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { forProvider, sendingKinds } from '../../src/domain/media';
 import { whatsappAdapter } from '../../src/channels/whatsapp';
 import { telegramAdapter } from '../../src/channels/telegram';
+import { scriptedFetch, sendContext } from '../channels/support';
 
 const file = (type: string, mimeType: string, size: number, name?: string) => ({ type, url: 'conversa-media://media/agent/a/1', mimeType, size, ...(name ? { name } : {}) });
 const MB = 1_000_000;
@@ -30,5 +31,57 @@ describe('sendingKinds', () => {
 
   it('limits nothing without limits (the web widget, links)', () => {
     expect(sendingKinds([file('image', 'image/jpeg', 25 * MB)])).toEqual({ kinds: ['image'] });
+  });
+});
+
+describe('forProvider', () => {
+  const UPLOAD = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+  const kept = (type: string, mimeType: string, size: number, name?: string) => ({ ...file(type, mimeType, size, name), url: `conversa-media://media/agent/agent-1/${UPLOAD}` });
+  /** The name the presigned URL answers with (Telegram and Meta name a file they fetch by it). */
+  const disposition = (url: string) => new URL(url).searchParams.get('response-content-disposition');
+
+  beforeEach(() => {
+    // Presigning is local arithmetic: any credentials and bucket do.
+    vi.stubEnv('MEDIA_BUCKET', 'conversa-unit-media');
+    vi.stubEnv('AWS_REGION', 'eu-west-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDUNIT');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'unit-secret');
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('names a photo it sends as a document when the agent gave it no name, and WhatsApp gets that filename', async () => {
+    // Prepare: a 6 MB JPEG without a name (WhatsApp takes images up to 5 MB)
+    const { fetch, calls } = scriptedFetch({ status: 200, body: { messages: [{ id: 'wamid.SENT1' }] } });
+
+    // Act
+    const [sent] = await forProvider([kept('image', 'image/jpeg', 6 * MB)], whatsappAdapter.mediaLimits);
+    await whatsappAdapter.send({ to: '16505551234', text: '', attachments: [sent!], idempotencyKey: 'm', reference: 'c/m' }, sendContext('whatsapp', fetch));
+
+    // Assess
+    expect(sent).toMatchObject({ type: 'file', name: `${UPLOAD}.jpg` });
+    expect(disposition(sent!.url)).toBe(`inline; filename*=UTF-8''${UPLOAD}.jpg`);
+    expect(calls[0]?.json()).toMatchObject({ type: 'document', document: { link: sent!.url, filename: `${UPLOAD}.jpg` } });
+  });
+
+  it("keeps the agent's name, names a document by its type's extension, and names nothing it sends as its own kind", async () => {
+    const [named, pdf, untyped, photo] = await forProvider(
+      [kept('image', 'image/jpeg', 6 * MB, 'site.jpg'), kept('file', 'application/pdf', MB), kept('file', 'application/octet-stream', MB), kept('image', 'image/png', MB)],
+      whatsappAdapter.mediaLimits,
+    );
+
+    expect(named).toMatchObject({ type: 'file', name: 'site.jpg' });
+    expect(pdf).toMatchObject({ type: 'file', name: `${UPLOAD}.pdf` });
+    expect(untyped).toMatchObject({ type: 'file', name: UPLOAD });
+    expect(photo).toMatchObject({ type: 'image' });
+    expect(photo).not.toHaveProperty('name');
+  });
+
+  it('leaves a link that is not one of our files as it is', async () => {
+    const link = { type: 'file', url: 'https://example.com/brochure', mimeType: 'application/pdf' };
+
+    expect(await forProvider([link], whatsappAdapter.mediaLimits)).toEqual([link]);
   });
 });
