@@ -85,8 +85,8 @@ export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
 export async function attachUploads(
   uploader: Uploader,
   refs: readonly AttachmentRef[],
-  /** Refuses the files before any is copied (throws). */
-  check?: (attachments: readonly Attachment[]) => void,
+  /** Refuses the files (or the message) once they are found, before any is copied (throws). */
+  check?: (attachments: readonly Attachment[]) => void | Promise<void>,
 ): Promise<Attachment[]> {
   if (refs.length > MAX_ATTACHMENTS) throw badRequest('too_many_attachments', `a message takes at most ${MAX_ATTACHMENTS} attachments`);
   const found = await Promise.all(
@@ -107,7 +107,7 @@ export async function attachUploads(
     if (ref.name) attachment.name = ref.name;
     return attachment;
   });
-  check?.(attachments);
+  await check?.(attachments);
   await Promise.all(found.filter((f) => !f.copied).map((f) => copyObject(f.staged, f.kept)));
   return attachments;
 }

@@ -168,9 +168,12 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
-        await limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text });
         // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
-        const attachments = frame.attachments?.length ? await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments) : [];
+        // Counted between the two: a send refused for its files takes no slot, and one refused by the
+        // limit copies nothing.
+        const attachments = await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments ?? [], () =>
+          limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text }),
+        );
         // Stored by the inbound consumer, which acknowledges once the message is durable.
         await enqueueInbound([
           {

@@ -10,6 +10,8 @@ import { agentToken, eventually, http, visitorSession, WsClient } from '../suppo
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 import { fixture } from '../fixtures/sign';
 import { MAX_UPLOAD_BYTES } from '../../src/manifest';
+import { ENV } from '../../src/config';
+import { VISITOR_SEND_LIMIT } from '../../src/domain/realtime';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -340,6 +342,34 @@ describe('refusals', () => {
     expect(error.code).toBe('upload_not_found');
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
     expect(history.body.items.map((m: { text: string }) => m.text)).not.toContain('look');
+  });
+
+  it("refuse a visitor's file beyond the send limit before it is copied", async () => {
+    // Prepare: a visitor's upload; this address may send one message in a window, and has sent it
+    const { ws } = await visitorWithConversation();
+    const session = await visitorSession(stack.httpUrl, {});
+    const own = await upload('/v1/widget/uploads', session.token, PNG_BYTES, 'image/png');
+    const sender = await connect(session.token);
+    process.env[ENV.visitorAddressSends] = '1';
+    try {
+      const { windowMs } = VISITOR_SEND_LIMIT;
+      // Both sends in one window.
+      if (Date.now() % windowMs > windowMs - 2_000) await new Promise((resolve) => setTimeout(resolve, windowMs - (Date.now() % windowMs) + 50));
+      const first = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text: 'takes the window', clientMessageId: first });
+      await ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === first, 10_000, 'the first answer');
+
+      // Act
+      const clientMessageId = crypto.randomUUID();
+      sender.send({ action: 'sendMessage', clientMessageId, attachments: [{ uploadId: own.uploadId }] });
+
+      // Assess: refused by the limit, and the file never copied to the kept area
+      const refused = await sender.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === clientMessageId, 10_000, 'the answer');
+      expect(refused).toMatchObject({ type: 'error', code: 'rate_limited' });
+      expect(keptKeys().filter((key) => key.endsWith(own.uploadId))).toEqual([]);
+    } finally {
+      delete process.env[ENV.visitorAddressSends];
+    }
   });
 
   it('refuse a reply naming an upload never made, and let the same clientMessageId send once it exists', async () => {

@@ -241,6 +241,25 @@ describe('web chat', () => {
     expect(repeated).toMatchObject({ type: 'ack', messageId: firstAck.messageId });
   });
 
+  it("counts no send refused for its files against the visitor's limit", async () => {
+    // Prepare: a visitor with a conversation, early enough in a window that the sends below stay inside it
+    const { ws, ack } = await visitorWithConversation('first');
+    const { messages, windowMs } = VISITOR_SEND_LIMIT;
+    const intoWindow = () => Date.now() % windowMs;
+    if (intoWindow() > windowMs / 4) await new Promise((resolve) => setTimeout(resolve, windowMs - intoWindow() + 50));
+
+    // Act: a window's worth of sends naming an upload that has no file, then a message
+    const ids = Array.from({ length: messages }, () => crypto.randomUUID());
+    for (const id of ids) ws.send({ action: 'sendMessage', text: 'look', clientMessageId: id, attachments: [{ uploadId: '01JD5Q8Z7V4R0M3X6N2B9C1K8T' }] });
+    const refused = await Promise.all(ids.map((id) => ws.waitFor((f) => f.type === 'error' && f.clientMessageId === id, 10_000, 'refusal')));
+    const id = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'the right file this time', clientMessageId: id });
+
+    // Assess: each refused for its file, none of them counted, so the message goes
+    for (const frame of refused) expect(frame.code).toBe('upload_not_found');
+    expect(await ws.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === id, 10_000, 'the answer')).toMatchObject({ type: 'ack', conversationId: ack.conversationId });
+  });
+
   it('refuses the messages of many sessions from one network address beyond its limit, whoever sends them', async () => {
     // Prepare: three fresh sessions from one address (this machine), whose limit is 4 messages in 10 s
     const visitors = [];
