@@ -77,20 +77,53 @@ export async function queryAll(input: Omit<QueryCommandInput, 'TableName' | 'Exc
   return items;
 }
 
-/** Every item of `itemKeys` that exists: 100 keys a request, the keys DynamoDB left unprocessed asked again. */
+/**
+ * BatchGetItem requests one batchGetAll keeps in flight. An 8 000-id proactive request is 80 of
+ * them: one after another they take seconds of the request's time; all at once they would take
+ * the table's burst (and the client's sockets) from every other caller and come back as unprocessed
+ * keys. Eight takes it to ten round trips.
+ */
+export const BATCH_GET_CONCURRENCY = 8;
+/** BatchGetItem's limit of keys per request. */
+const BATCH_GET_KEYS = 100;
+
+/**
+ * Every item of `itemKeys` that exists: 100 keys a request, a few requests at a time, the keys
+ * DynamoDB left unprocessed asked again. Items come request by request, in the order of the keys'
+ * requests (within one, in DynamoDB's order), as they would one request after another.
+ */
 export async function batchGetAll(itemKeys: Record<string, unknown>[], options: { consistent?: boolean } = {}): Promise<Record<string, unknown>[]> {
-  const found: Record<string, unknown>[] = [];
-  for (let i = 0; i < itemKeys.length; i += 100) {
-    let request: BatchGetCommandInput['RequestItems'] = {
-      [config.tableName]: { Keys: itemKeys.slice(i, i + 100), ...(options.consistent ? { ConsistentRead: true } : {}) },
-    };
-    for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
-      // Keys come back unprocessed when the table throttles: asking again at once would spin.
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
-      const out: BatchGetCommandOutput = await ddb().send(new BatchGetCommand({ RequestItems: request }));
-      found.push(...(out.Responses?.[config.tableName] ?? []));
-      request = out.UnprocessedKeys;
+  const chunks = Array.from({ length: Math.ceil(itemKeys.length / BATCH_GET_KEYS) }, (_, i) => itemKeys.slice(i * BATCH_GET_KEYS, (i + 1) * BATCH_GET_KEYS));
+  const found: Record<string, unknown>[][] = chunks.map(() => []);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    // After a failure the call is lost anyway: no more requests for it.
+    while (!failed && next < chunks.length) {
+      const i = next++;
+      try {
+        found[i] = await batchGetChunk(chunks[i]!, options);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
+  };
+  await Promise.all(Array.from({ length: Math.min(BATCH_GET_CONCURRENCY, chunks.length) }, worker));
+  return found.flat();
+}
+
+async function batchGetChunk(chunkKeys: Record<string, unknown>[], options: { consistent?: boolean }): Promise<Record<string, unknown>[]> {
+  const found: Record<string, unknown>[] = [];
+  let request: BatchGetCommandInput['RequestItems'] = {
+    [config.tableName]: { Keys: chunkKeys, ...(options.consistent ? { ConsistentRead: true } : {}) },
+  };
+  for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+    // Keys come back unprocessed when the table throttles: asking again at once would spin.
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+    const out: BatchGetCommandOutput = await ddb().send(new BatchGetCommand({ RequestItems: request }));
+    found.push(...(out.Responses?.[config.tableName] ?? []));
+    request = out.UnprocessedKeys;
   }
   return found;
 }
