@@ -176,12 +176,13 @@ export interface StatelessStackProps extends StackProps {
   readonly alarmEmail?: string;
 }
 
-/** Functions that create, replace or cancel timers. */
+/** Functions that create, replace or cancel timers (the outbound one also a customer file copy's next round). */
 const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'api', 'engagement', 'realtime'];
 /** Producers of each queue. */
 const QUEUE_PRODUCERS: Readonly<Record<QueueName, readonly FunctionName[]>> = {
   inbound: ['webhook', 'realtime', 'engagement'],
-  // The outbound consumer puts a campaign job skipped behind failing sends back at the end of its lane.
+  // The outbound consumer puts a campaign job skipped behind failing sends back at the end of its
+  // lane; the engagement function queues what its timers send, and a file copy's next round.
   outbound: ['api', 'realtime', 'inbound', 'engagement', 'outbound'],
 };
 /**

@@ -4,6 +4,8 @@
  *
  * Events:
  * - `{ kind: 'emailFallback' | 'reengage' | 'autoResolve' | 'snoozeWake', conversationId, dueAt, messageId? }`
+ * - `{ kind: 'keepMedia', conversationId, messageId, dueAt, round }`: a customer's files to copy
+ *   again after an outage outlasted the outbound queue's attempts (src/domain/media-jobs.ts).
  * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
  * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters and
@@ -32,6 +34,7 @@ const EngagementEvent = z.discriminatedUnion('kind', [
     conversationId: z.text(1, 128),
     dueAt: z.text(0, 64),
     messageId: z.optional(z.text(1, 128)),
+    round: z.optional(z.wholeNumber(1, 100)),
   }),
   z.object({ kind: z.literal('inboundEmail'), email: InboundEmailSchema }),
   z.object({ kind: z.literal('recountLoads') }),

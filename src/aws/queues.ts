@@ -60,7 +60,8 @@ export async function enqueueOutbound(jobs: OutboundJob[]): Promise<void> {
       MessageBody: JSON.stringify(job),
       // A copy job has a lane of its own: a large download must not hold the conversation's replies.
       MessageGroupId: sqsId(job.kind ? `${job.kind}#${job.conversationId}` : job.conversationId),
-      MessageDeduplicationId: sqsId(job.kind ? `${job.kind}#${job.messageId}` : job.messageId),
+      // A copy's later round (its timer fired) is new work, not the first job sent again.
+      MessageDeduplicationId: sqsId(job.kind ? `${job.kind}#${job.messageId}${job.round ? `#${job.round}` : ''}` : job.messageId),
     })),
   );
 }

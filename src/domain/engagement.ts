@@ -19,6 +19,7 @@ import { changeConversation, withStatus } from './conversations';
 import { sendReplyEmail } from './email';
 import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
+import { requeueCopy } from './media-jobs';
 import { conversationEvent, messageEvent } from './events';
 import { publish, scopeOf } from './fanout';
 import { idFor, newId } from './ids';
@@ -502,6 +503,8 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
       return (await wakeSnoozed(input.conversationId, now).catch((error: unknown) => (error instanceof ClientError ? undefined : Promise.reject(error))))
         ? 'done'
         : 'skipped';
+    case 'keepMedia':
+      return (await requeueCopy(input)) ? 'done' : 'skipped';
   }
 }
 

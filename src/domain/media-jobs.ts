@@ -1,10 +1,22 @@
 /**
- * Which customer messages get a copy job (src/domain/provider-media.ts), decided without the S3
- * client: the inbound consumer that asks never touches the bucket itself.
+ * Which customer messages get a copy job (src/domain/provider-media.ts), and when a copy that
+ * failed is tried again, decided without the S3 client: the inbound consumer and the engagement
+ * function that ask never touch the bucket themselves.
  */
 import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Message, type OutboundJob } from './types';
 import { getAdapter } from '../channels/registry';
 import type { ChannelAdapter } from '../channels/types';
+import { enqueueOutbound } from '../aws/queues';
+import { setTimer, type TimerInput } from './timers';
+
+/**
+ * Hours from a round of copy attempts that failed for the provider's (or S3's) trouble to the
+ * next round. A round is the outbound queue's own attempts (about half an hour): waiting longer
+ * there would make its age alarm fire for a copy, when it means a stuck reply lane. The last
+ * round starts some 3½ days after the customer wrote: longer outages are rare, and by then
+ * Meta's CDN links have expired anyway. After it the attachment keeps the provider's reference.
+ */
+export const COPY_RETRY_HOURS: readonly number[] = [1, 2, 4, 8, 16, 24, 24];
 
 const KEPT_TYPES = new Set(['image', 'audio', 'video', 'file', 'sticker']);
 
@@ -34,3 +46,25 @@ export function isKeepMediaJob(job: OutboundJob): boolean {
   return job.kind === 'keepMedia';
 }
 
+/**
+ * A copy whose queue attempts ran out while its files could not be fetched or stored (an
+ * outage): its next round is armed as a one-time schedule of its own (src/domain/timers.ts,
+ * named after the message, so arming it twice arms it once). False after the last round.
+ */
+export async function retryCopyLater(job: OutboundJob): Promise<boolean> {
+  const round = job.round ?? 0;
+  const hours = COPY_RETRY_HOURS[round];
+  if (hours === undefined) return false;
+  await setTimer('keepMedia', job.conversationId, hours * 3600, { messageId: job.messageId, round: round + 1 });
+  return true;
+}
+
+/**
+ * The copy's timer fired: the job goes back on the outbound queue, in its lane, as its next round.
+ * A job whose files were copied meanwhile finds nothing left to copy.
+ */
+export async function requeueCopy(input: TimerInput): Promise<boolean> {
+  if (!input.messageId) return false;
+  await enqueueOutbound([{ conversationId: input.conversationId, messageId: input.messageId, kind: 'keepMedia', ...(input.round ? { round: input.round } : {}) }]);
+  return true;
+}

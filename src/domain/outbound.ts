@@ -13,7 +13,7 @@ import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './media';
 import { keepProviderMedia } from './provider-media';
-import { isKeepMediaJob } from './media-jobs';
+import { isKeepMediaJob, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, loadCredentials } from '../channels/credentials';
@@ -341,12 +341,17 @@ async function finishDelivery(conversation: ConversationRecord, message: Message
  * A job about to reach the DLQ without ever being tried (skipped behind failing sends): gives up
  * on its stored reply if still queued, with `reason` for the agent. A proactive job names no
  * stored message yet: it goes back to the end of its lane as a new job instead, so that a
- * provider outage does not silently drop recipients. True once the job has nothing left to do.
+ * provider outage does not silently drop recipients; a copy job gets its next round, as one that
+ * failed would. True once the job has nothing left to do.
  */
-export async function abandonOutbound(job: { conversationId: string; messageId: string }, reason: string): Promise<boolean> {
+export async function abandonOutbound(job: OutboundJob, reason: string): Promise<boolean> {
   if (isDrainJob(job)) return true;
   if (isProactiveJob(job)) {
     await requeueProactive(job);
+    return true;
+  }
+  if (isKeepMediaJob(job)) {
+    await retryCopyLater(job);
     return true;
   }
   const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);

@@ -7,7 +7,7 @@
  * so a large download never holds a reply back.
  */
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
-import { isProviderFile, mediaCopier } from './media-jobs';
+import { isProviderFile, mediaCopier, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { MAX_UPLOAD_BYTES } from '../manifest';
@@ -20,9 +20,10 @@ import { publish, scopeOf } from './fanout';
 
 /**
  * Copies each file of the message the provider still has, and points its attachment at the copy.
- * A provider outage, or running out of time before `deadlineMs` (the copy's share of a batch that
- * also sends replies), throws: the queue tries again, until the last attempt. A file the provider
- * no longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
+ * A provider or S3 outage, or running out of time before `deadlineMs` (the copy's share of a
+ * batch that also sends replies), throws: the queue tries again. On its last attempt the copy
+ * arms a later round instead (src/domain/media-jobs.ts), until the last round. A file the
+ * provider no longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
  */
 export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, deadlineMs: number): Promise<void> {
   const message = await getMessage(job.conversationId, job.messageId);
@@ -32,13 +33,17 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
   const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
   const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
+  // A file left behind by an outage on the last attempt: worth another round.
+  let later = false;
   try {
     for (const [index, attachment] of message.attachments.entries()) {
       if (!isProviderFile(attachment)) continue;
       const result = await copier(attachment.url, context);
       if (!result) continue;
       if (!result.ok) {
-        if (result.status === 502 && !lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);
+        if (result.status !== 502) continue;
+        if (!lastAttempt) throw new Error(`copying ${attachment.url}: ${result.error}`);
+        later = true;
         continue;
       }
       const key = providerFileKey(message.conversationId, message.id, index);
@@ -47,8 +52,10 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
       try {
         await putObject(key, result.bytes, mimeType, signal);
       } catch (error) {
-        if (lastAttempt) return;
-        throw error;
+        if (!lastAttempt) throw error;
+        // The bucket would refuse the files after it too.
+        later = true;
+        break;
       }
       const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
       updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
@@ -57,6 +64,7 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
     // Also when a later file throws: the consoles learn of the copies already made.
     if (updated) await announce(updated);
   }
+  if (later) await retryCopyLater(job);
 }
 
 async function announce(message: Message): Promise<void> {

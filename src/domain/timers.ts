@@ -1,8 +1,9 @@
 /**
  * Conversation timers as EventBridge Scheduler one-time schedules. A schedule's name is derived
- * from the conversation and the timer's kind, so arming again replaces it and cancelling needs
- * no lookup. Schedules delete themselves after firing; the engagement handler re-checks state,
- * so a schedule that fires late, twice, or after a lost cancel changes nothing.
+ * from the conversation (a message's timer: the message) and the timer's kind, so arming again
+ * replaces it and cancelling needs no lookup. Schedules delete themselves after firing; the
+ * engagement handler re-checks state, so a schedule that fires late, twice, or after a lost
+ * cancel changes nothing.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -16,8 +17,14 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { ENV } from '../config';
 
-export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake'] as const;
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake', 'keepMedia'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
+
+/**
+ * Timers of one message rather than of its conversation, named after the message: a copy retry
+ * (src/domain/media-jobs.ts) of one customer message must not replace another's.
+ */
+const MESSAGE_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['keepMedia']);
 
 /** What the schedule hands the engagement function (the target's Input). */
 export interface TimerInput {
@@ -27,6 +34,8 @@ export interface TimerInput {
   dueAt: string;
   /** The message that armed the timer (e.g. the agent reply a follow-up is for). */
   messageId?: string;
+  /** The round a copy retry (`keepMedia`) starts when it fires. */
+  round?: number;
 }
 
 let client: SchedulerClient | undefined;
@@ -55,10 +64,19 @@ function env(name: string): string {
   return value;
 }
 
-/** Scheduler names allow 64 characters of [0-9a-zA-Z-_.]; odd or long ids are hashed. */
-export function scheduleName(conversationId: string, kind: TimerKind): string {
-  const safe = /^[0-9A-Za-z_.-]{1,48}$/.test(conversationId) ? conversationId : createHash('sha256').update(conversationId).digest('hex').slice(0, 48);
+/**
+ * Scheduler names allow 64 characters of [0-9a-zA-Z-_.]; odd or long ids are hashed. `id` is the
+ * conversation's, or the message's for a timer of one message.
+ */
+export function scheduleName(id: string, kind: TimerKind): string {
+  const safe = /^[0-9A-Za-z_.-]{1,48}$/.test(id) ? id : createHash('sha256').update(id).digest('hex').slice(0, 48);
   return `${kind}-${safe}`;
+}
+
+function nameOf(input: TimerInput): string {
+  if (!MESSAGE_TIMERS.has(input.kind)) return scheduleName(input.conversationId, input.kind);
+  if (!input.messageId) throw new Error(`a ${input.kind} timer is armed for a message`);
+  return scheduleName(input.messageId, input.kind);
 }
 
 /** `at()` takes wall time without a zone (the zone is a separate field) and whole seconds. */
@@ -68,13 +86,13 @@ export function atExpression(at: Date): string {
 
 function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput {
   return {
-    Name: scheduleName(input.conversationId, input.kind),
+    Name: nameOf(input),
     GroupName: env(ENV.scheduleGroup),
     ScheduleExpression: atExpression(at),
     ScheduleExpressionTimezone: 'UTC',
     FlexibleTimeWindow: { Mode: 'OFF' },
     ActionAfterCompletion: 'DELETE',
-    Description: `Conversa ${input.kind} for conversation ${input.conversationId}`,
+    Description: `Conversa ${input.kind} for conversation ${input.conversationId}${MESSAGE_TIMERS.has(input.kind) ? `, message ${input.messageId}` : ''}`,
     Target: {
       Arn: targetArn(),
       RoleArn: env(ENV.schedulerRoleArn),
@@ -95,7 +113,7 @@ export async function setTimer(
   kind: TimerKind,
   conversationId: string,
   afterSeconds: number,
-  extra: Pick<TimerInput, 'messageId'> & { likelyExists?: boolean } = {},
+  extra: Pick<TimerInput, 'messageId' | 'round'> & { likelyExists?: boolean } = {},
 ): Promise<void> {
   await setTimerAt(kind, conversationId, new Date(Date.now() + Math.max(1, afterSeconds) * 1000), extra);
 }
@@ -105,11 +123,18 @@ export async function setTimerAt(
   kind: TimerKind,
   conversationId: string,
   when: Date,
-  extra: Pick<TimerInput, 'messageId'> & { likelyExists?: boolean } = {},
+  extra: Pick<TimerInput, 'messageId' | 'round'> & { likelyExists?: boolean } = {},
 ): Promise<void> {
   // at() has second resolution: round up, so the timer never fires before it is due.
   const at = new Date(Math.ceil(when.getTime() / 1000) * 1000);
-  const input = scheduleInput({ kind, conversationId, dueAt: at.toISOString(), ...(extra.messageId ? { messageId: extra.messageId } : {}) }, at);
+  const timer: TimerInput = {
+    kind,
+    conversationId,
+    dueAt: at.toISOString(),
+    ...(extra.messageId ? { messageId: extra.messageId } : {}),
+    ...(extra.round ? { round: extra.round } : {}),
+  };
+  const input = scheduleInput(timer, at);
   const create = () => scheduler().send(new CreateScheduleCommand(input));
   const update = () => scheduler().send(new UpdateScheduleCommand(input));
   const [first, second] = extra.likelyExists ? [update, create] : [create, update];

@@ -153,6 +153,11 @@ export interface InboundStatusEvent {
 export interface OutboundJob {
   conversationId: string;
   messageId: string;
-  /** `keepMedia`: copy a customer's files from the provider into our bucket (src/domain/media.ts). */
+  /** `keepMedia`: copy a customer's files from the provider into our bucket (src/domain/provider-media.ts). */
   kind?: 'keepMedia';
+  /**
+   * A copy's round of queue attempts after the first, put back on the queue by a timer
+   * (src/domain/media-jobs.ts): a job of its own to SQS's deduplication, not the first one again.
+   */
+  round?: number;
 }

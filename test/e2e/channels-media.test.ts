@@ -13,6 +13,7 @@ import { fixture } from '../fixtures/sign';
 import { MEDIA_MAX_BYTES } from '../../src/channels/common';
 import { MAX_UPLOAD_BYTES } from '../../src/manifest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { atExpression } from '../../src/domain/timers';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -257,4 +258,43 @@ describe('attachments', () => {
     const message = await customerPhoto('whatsapp', fileId);
     expect((await open(message, 0, null)).status).toBe(401);
   });
+});
+
+describe('a copy that outlasts a provider outage', () => {
+  it('is tried again by a schedule once the queue has given up, and copies the file when the provider is back', async () => {
+    // Prepare: WhatsApp is down for every attempt the queue makes, which come back within a second
+    const bytes = jpeg(20_000);
+    const fileId = stack.providers.addMedia('whatsapp', { contentType: 'image/jpeg', bytes });
+    const handle = await greetedCustomer('whatsapp');
+    const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
+    const visibility = outbound.visibilityTimeoutSeconds;
+    outbound.visibilityTimeoutSeconds = 1;
+    stack.providers.failNext('whatsapp', 503, 1000);
+    try {
+      const message = await customerPhoto('whatsapp', fileId, undefined, handle);
+
+      // Act: the queue's last attempt arms the next round instead of giving up
+      const name = `keepMedia-${message.id}`;
+      const armed = await eventually(() => stack.aws.scheduler.list().find((s) => s.name === name && s.fireAt), 25_000);
+
+      // Assess: an hour later, as round 1 of the same message
+      expect(armed.fireAt!.getTime() - Date.now()).toBeGreaterThan(3_500_000);
+      expect(armed.fireAt!.getTime() - Date.now()).toBeLessThanOrEqual(3_601_000);
+      expect(JSON.parse(armed.target.input!)).toMatchObject({ kind: 'keepMedia', conversationId: message.conversationId, messageId: message.id, round: 1 });
+
+      // Act: the provider is back, and the hour is up (within SQS's deduplication window of the first job)
+      stack.providers.failNext('whatsapp', 503, 0);
+      outbound.visibilityTimeoutSeconds = visibility;
+      const schedule = stack.aws.scheduler.getSchedule(name, armed.groupName);
+      stack.aws.scheduler.updateSchedule(name, { ...schedule, ScheduleExpression: atExpression(new Date()) });
+
+      // Assess: the copy is made, and the schedule is gone
+      const copy = await kept(message);
+      expect(copy.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/jpeg', size: bytes.length });
+      await eventually(() => !stack.aws.scheduler.list().some((s) => s.name === name));
+    } finally {
+      stack.providers.failNext('whatsapp', 503, 0);
+      outbound.visibilityTimeoutSeconds = visibility;
+    }
+  }, 60_000);
 });

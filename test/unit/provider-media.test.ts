@@ -1,0 +1,182 @@
+/**
+ * Copying a customer's files from the provider, with AWS mocked: a copy whose queue attempts ran
+ * out in an outage arms a later round (a one-time schedule), backing off round by round until the
+ * last; a file the provider no longer has arms none; and a round that fires goes back on the
+ * outbound queue as a job SQS does not take for the first one again.
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { keys } from '../../src/store/keys';
+import type { BatchEntry } from '../../src/aws/sqs-send';
+import type { Message, OutboundJob } from '../../src/domain/types';
+
+vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true }));
+/** The queue sender, faked: what would have been sent to SQS. */
+const sendMessageBatch = vi.hoisted(() => vi.fn());
+vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
+const { keepProviderMedia } = await import('../../src/domain/provider-media');
+const { COPY_RETRY_HOURS } = await import('../../src/domain/media-jobs');
+const { abandonOutbound } = await import('../../src/domain/outbound');
+const { runTimer } = await import('../../src/domain/engagement');
+
+const scheduler = mockClient(SchedulerClient);
+const s3 = mockClient(S3Client);
+const ddb = mockClient(DynamoDBDocumentClient);
+
+const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+const MESSAGE = '01JD5Q8Z7V4R0M3X6N2B9C1K9V';
+const API = 'https://graph.whatsapp.test';
+const HOUR_MS = 3_600_000;
+const NOW = new Date('2026-05-01T10:00:00.000Z');
+
+const photo: Message = {
+  id: MESSAGE,
+  conversationId: CONVERSATION,
+  direction: 'inbound',
+  sender: { type: 'contact', id: 'contact-1' },
+  channel: 'whatsapp',
+  text: '',
+  attachments: [{ type: 'image', url: 'whatsapp-media://MEDIA1', mimeType: 'image/jpeg' }],
+  status: 'received',
+  private: false,
+  createdAt: NOW.toISOString(),
+};
+
+const job = (round?: number): OutboundJob => ({ conversationId: CONVERSATION, messageId: MESSAGE, kind: 'keepMedia', ...(round ? { round } : {}) });
+
+/** WhatsApp answers the media id's lookup with `status` (and the file with 200 when it is up). */
+function provider(status: number): void {
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async (url: string) => {
+      if (status !== 200) return new Response('{}', { status });
+      if (url === `${API}/MEDIA1`) return Response.json({ url: `${API}/files/MEDIA1`, mime_type: 'image/jpeg', file_size: 4 });
+      return new Response(Buffer.from([0xff, 0xd8, 0xff, 0xe0]), { status: 200, headers: { 'content-type': 'image/jpeg' } });
+    }),
+  );
+}
+
+const armed = () => scheduler.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input);
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: NOW, toFake: ['Date'] });
+  for (const [k, v] of Object.entries({
+    TABLE_NAME: 'conversa-unit',
+    MEDIA_BUCKET: 'conversa-media',
+    OUTBOUND_QUEUE_URL: 'http://sqs.local/000000000000/conversa-outbound.fifo',
+    WHATSAPP_API_BASE_URL: API,
+    SCHEDULE_GROUP: 'conversa-timers',
+    SCHEDULER_ROLE_ARN: 'arn:aws:iam::123456789012:role/conversa-scheduler',
+    ENGAGEMENT_FUNCTION_ARN: 'arn:aws:lambda:eu-west-1:123456789012:function:conversa-engagement',
+    SCHEDULER_DLQ_ARN: 'arn:aws:sqs:eu-west-1:123456789012:conversa-scheduler-dlq',
+  })) {
+    vi.stubEnv(k, v);
+  }
+  scheduler.reset();
+  scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+  s3.reset();
+  s3.on(PutObjectCommand).resolves({});
+  ddb.reset();
+  ddb.on(GetCommand).resolves({});
+  ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...photo } });
+  ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
+    Attributes: { ...keys.message(CONVERSATION, MESSAGE), ...photo, attachments: [input.ExpressionAttributeValues[':to']] },
+  }));
+  sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllEnvs();
+  vi.unstubAllGlobals();
+});
+
+const deadline = () => Date.now() + 10_000;
+
+describe('a copy in a provider outage', () => {
+  it('leaves the retry to the queue before its last attempt', async () => {
+    provider(503);
+    await expect(keepProviderMedia(job(), false, deadline())).rejects.toThrow(/copying whatsapp-media:\/\/MEDIA1/);
+    expect(armed()).toEqual([]);
+  });
+
+  it('arms its next round an hour later, named after the message, when the queue\'s attempts ran out', async () => {
+    provider(503);
+
+    await keepProviderMedia(job(), true, deadline());
+
+    const [input, ...more] = armed();
+    expect(more).toEqual([]);
+    expect(input).toMatchObject({ Name: `keepMedia-${MESSAGE}`, ScheduleExpression: 'at(2026-05-01T11:00:00)', ActionAfterCompletion: 'DELETE' });
+    expect(JSON.parse(input!.Target!.Input!)).toEqual({ kind: 'keepMedia', conversationId: CONVERSATION, messageId: MESSAGE, round: 1, dueAt: '2026-05-01T11:00:00.000Z' });
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+  });
+
+  it('backs off round by round, about 3½ days in all, and gives up after the last round', async () => {
+    provider(503);
+    const waits: number[] = [];
+    for (let round = 0; round <= COPY_RETRY_HOURS.length; round++) {
+      scheduler.resetHistory();
+      await keepProviderMedia(job(round), true, deadline());
+      const [input] = armed();
+      if (!input) break;
+      expect(JSON.parse(input.Target!.Input!).round).toBe(round + 1);
+      waits.push((Date.parse(JSON.parse(input.Target!.Input!).dueAt) - NOW.getTime()) / HOUR_MS);
+    }
+    expect(waits).toEqual([1, 2, 4, 8, 16, 24, 24]);
+    // The last round armed nothing: the attachment keeps the provider's reference.
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+  });
+
+  it('arms its next round when S3 fails on the last attempt', async () => {
+    provider(200);
+    s3.on(PutObjectCommand).rejects(new Error('S3 is down'));
+    await keepProviderMedia(job(2), true, deadline());
+    expect(armed().map((input) => JSON.parse(input.Target!.Input!).round)).toEqual([3]);
+  });
+
+  it('arms nothing for a file the provider no longer has', async () => {
+    provider(404);
+    await keepProviderMedia(job(), true, deadline());
+    expect(armed()).toEqual([]);
+  });
+
+  it('arms nothing once the file is copied, and a later round changes nothing', async () => {
+    provider(200);
+    await keepProviderMedia(job(), true, deadline());
+    expect(armed()).toEqual([]);
+    const [update] = ddb.commandCalls(UpdateCommand);
+    const kept = update!.args[0].input.ExpressionAttributeValues![':to'];
+    expect(kept).toMatchObject({ url: `conversa-media://media/provider/${CONVERSATION}/${MESSAGE}/0`, size: 4 });
+
+    // The round armed by an earlier attempt fires after all: the message already points at the copy.
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...photo, attachments: [kept] } });
+    ddb.resetHistory();
+    s3.resetHistory();
+    provider(503);
+    await keepProviderMedia(job(1), true, deadline());
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+    expect(s3.commandCalls(PutObjectCommand)).toEqual([]);
+    expect(armed()).toEqual([]);
+  });
+
+  it('arms the next round of a copy job skipped behind a failing one until its last receive', async () => {
+    expect(await abandonOutbound(job(1), 'not sent')).toBe(true);
+    expect(armed().map((input) => JSON.parse(input.Target!.Input!).round)).toEqual([2]);
+  });
+});
+
+describe('a copy round that fires', () => {
+  it('goes back on the outbound queue in the copy lane, as a job of its own to SQS', async () => {
+    const outcome = await runTimer({ kind: 'keepMedia', conversationId: CONVERSATION, messageId: MESSAGE, round: 3, dueAt: NOW.toISOString() });
+
+    expect(outcome).toBe('done');
+    const [[, entries]] = sendMessageBatch.mock.calls as [[string, BatchEntry[]]];
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ MessageGroupId: `keepMedia#${CONVERSATION}`, MessageDeduplicationId: `keepMedia#${MESSAGE}#3` });
+    expect(JSON.parse(entries[0]!.MessageBody)).toEqual(job(3));
+  });
+});
