@@ -339,21 +339,29 @@ function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, con
 const META_CDN_HOST = /(^|\.)(fbcdn\.net|fbsbx\.com|cdninstagram\.com)$/i;
 
 /**
- * A customer's Messenger or Instagram file, from the CDN link its webhook named (no credentials:
- * the link is signed). Only Meta's CDN hosts, and the configured API's own (the local stand-in):
- * an attachment of another host is a link the customer shared, not a file to copy.
+ * Whether a Messenger or Instagram attachment is a file of Meta's: a link to its CDN hosts, or to
+ * the configured API's own (the local stand-in). A link of another host is one the customer
+ * shared, not a file to copy. Told by the link alone, so the inbound path queues no copy job for it.
  */
-export async function fetchMetaCdnFile(reference: string, context: SendContext): Promise<MediaResult | undefined> {
+export function isMetaCdnLink(reference: string, baseUrl: string): boolean {
   let url: URL;
   try {
     url = new URL(reference);
   } catch {
-    return undefined;
+    return false;
   }
+  return (url.protocol === 'https:' && META_CDN_HOST.test(url.hostname)) || url.href.startsWith(`${baseUrl}/`);
+}
+
+/**
+ * A customer's Messenger or Instagram file, from the CDN link its webhook named (no credentials:
+ * the link is signed); undefined for a link that is not Meta's file (isMetaCdnLink).
+ */
+export async function fetchMetaCdnFile(reference: string, context: SendContext): Promise<MediaResult | undefined> {
+  if (!isMetaCdnLink(reference, context.baseUrl)) return undefined;
   // Lookaside links redirect to the CDN: every hop must be one of these too.
-  const allowed = (target: URL) => (target.protocol === 'https:' && META_CDN_HOST.test(target.hostname)) || target.href.startsWith(`${context.baseUrl}/`);
-  if (!allowed(url)) return undefined;
-  return downloadMedia(url.href, {}, context, undefined, allowed);
+  const allowed = (target: URL) => isMetaCdnLink(target.href, context.baseUrl);
+  return downloadMedia(new URL(reference).href, {}, context, undefined, allowed);
 }
 
 export function createMetaMessagingAdapter(config: MetaMessagingConfig): ChannelAdapter {
@@ -374,6 +382,7 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
       return callProviderParts(calls, primary, context, sendApiDialect);
     },
     copyMedia: fetchMetaCdnFile,
+    canCopyMedia: isMetaCdnLink,
     mediaLimits: config.mediaLimits,
   };
 }

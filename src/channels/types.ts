@@ -134,6 +134,12 @@ export interface ChannelAdapter {
    * link itself. Undefined for a link that is not the provider's file (a shared web page).
    */
   copyMedia?(reference: string, context: SendContext): Promise<MediaResult | undefined>;
+  /**
+   * Whether a customer's attachment is one of the channel's files that its copier fetches, told
+   * from the reference alone (no network, no credentials): the inbound path queues no copy job
+   * for a message with none (a link the customer shared). Undefined: every provider file is.
+   */
+  canCopyMedia?(reference: string, baseUrl: string): boolean;
 }
 
 /** A media file fetched from a provider, or why not: 404 gone or unknown, 413 too large, 502 provider trouble. */

@@ -5,6 +5,7 @@
  */
 import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Message, type OutboundJob } from './types';
 import { getAdapter } from '../channels/registry';
+import { baseUrl } from '../channels/credentials';
 import type { ChannelAdapter } from '../channels/types';
 import { enqueueOutbound } from '../aws/queues';
 import { setTimer, type TimerInput } from './timers';
@@ -23,7 +24,8 @@ const KEPT_TYPES = new Set(['image', 'audio', 'video', 'file', 'sticker']);
 /**
  * Whether the attachment is a provider's file worth a copy: places are not files, and a contact is
  * one only as a vCard the provider holds (Twilio MMS), not a `tel:` link. Whether the provider's
- * reference is one the channel can fetch is the adapter's to say (a link the customer shared is not).
+ * reference is one the channel can fetch is the adapter's to say (`canCopyMedia`: a link the
+ * customer shared is not).
  */
 export function isProviderFile(attachment: Attachment): boolean {
   if (attachment.url.startsWith(MEDIA_SCHEME)) return false;
@@ -35,10 +37,16 @@ export function mediaCopier(adapter: ChannelAdapter): ChannelAdapter['copyMedia'
   return adapter.copyMedia ?? adapter.fetchMedia;
 }
 
-/** The copy job for a customer's message with files the provider holds (and may drop), if it has any. */
+/**
+ * The copy job for a customer's message with files the provider holds (and may drop), if it has
+ * any: a message whose only attachments are links the customer shared costs no job.
+ */
 export function keepMediaJob(message: Message): OutboundJob | undefined {
-  if (message.direction !== 'inbound' || !isProviderChannel(message.channel) || !mediaCopier(getAdapter(message.channel))) return undefined;
-  const files = message.attachments.some(isProviderFile);
+  if (message.direction !== 'inbound' || !isProviderChannel(message.channel)) return undefined;
+  const adapter = getAdapter(message.channel);
+  if (!mediaCopier(adapter)) return undefined;
+  const base = baseUrl(message.channel);
+  const files = message.attachments.some((a) => isProviderFile(a) && (adapter.canCopyMedia?.(a.url, base) ?? true));
   return files ? { conversationId: message.conversationId, messageId: message.id, kind: 'keepMedia' } : undefined;
 }
 

@@ -125,6 +125,8 @@ describe('messenger and instagram files, copied from the CDN link their webhook 
     expect(calls.map((c) => [c.method, c.url, c.headers.authorization])).toEqual([['GET', link, undefined]]);
     // The console keeps opening the link itself until the copy is made.
     expect(adapter.fetchMedia).toBeUndefined();
+    // The inbound path tells the same from the link alone, and queues the copy.
+    expect(adapter.canCopyMedia!(link, `https://provider.test/${channel}`)).toBe(true);
   });
 
   it('follows a lookaside link to the CDN, and no redirect that leaves Meta\'s CDN or HTTPS', async () => {
@@ -154,6 +156,9 @@ describe('messenger and instagram files, copied from the CDN link their webhook 
       'not a url',
     ]) {
       expect(await messengerAdapter.copyMedia!(other, sendContext('messenger', fetch)), other).toBeUndefined();
+      // Nor is a copy job queued for one.
+      expect(messengerAdapter.canCopyMedia!(other, 'https://provider.test/messenger'), other).toBe(false);
+      expect(instagramAdapter.canCopyMedia!(other, 'https://provider.test/instagram'), other).toBe(false);
     }
     expect(calls).toHaveLength(0);
   });

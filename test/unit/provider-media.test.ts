@@ -1,8 +1,9 @@
 /**
- * Copying a customer's files from the provider, with AWS mocked: a copy whose queue attempts ran
- * out in an outage arms a later round (a one-time schedule), backing off round by round until the
- * last; a file the provider no longer has arms none; and a round that fires goes back on the
- * outbound queue as a job SQS does not take for the first one again.
+ * Copying a customer's files from the provider, with AWS mocked: which messages get a copy job
+ * (none for links the customer shared); a copy whose queue attempts ran out in an outage arms a
+ * later round (a one-time schedule), backing off round by round until the last; a file the
+ * provider no longer has arms none; and a round that fires goes back on the outbound queue as a
+ * job SQS does not take for the first one again.
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -18,7 +19,7 @@ vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agent
 const sendMessageBatch = vi.hoisted(() => vi.fn());
 vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const { keepProviderMedia } = await import('../../src/domain/provider-media');
-const { COPY_RETRY_HOURS } = await import('../../src/domain/media-jobs');
+const { COPY_RETRY_HOURS, keepMediaJob } = await import('../../src/domain/media-jobs');
 const { abandonOutbound } = await import('../../src/domain/outbound');
 const { runTimer } = await import('../../src/domain/engagement');
 
@@ -95,6 +96,24 @@ afterEach(() => {
 });
 
 const deadline = () => Date.now() + 10_000;
+
+describe('a copy job', () => {
+  const cdnPhoto = { type: 'image', url: 'https://scontent.xx.fbcdn.net/v/t1.15752-9/photo.jpg?oh=00_AbC' };
+  const sharedPage = { type: 'file', url: 'https://example.com/menu.pdf', name: 'share' };
+  const messenger = (attachments: Message['attachments']): Message => ({ ...photo, channel: 'messenger', attachments });
+
+  it('is queued for a customer\'s Messenger file on Meta\'s CDN, and a WhatsApp media id', () => {
+    expect(keepMediaJob(messenger([sharedPage, cdnPhoto]))).toEqual(job());
+    expect(keepMediaJob({ ...photo, channel: 'instagram', attachments: [{ ...cdnPhoto, url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1' }] })).toEqual(job());
+    expect(keepMediaJob(photo)).toEqual(job());
+  });
+
+  it('is not queued for a message whose files are only links the customer shared', () => {
+    expect(keepMediaJob(messenger([sharedPage]))).toBeUndefined();
+    expect(keepMediaJob(messenger([sharedPage, { type: 'image', url: 'http://scontent.xx.fbcdn.net/photo.jpg' }]))).toBeUndefined();
+    expect(keepMediaJob({ ...messenger([sharedPage]), channel: 'instagram' })).toBeUndefined();
+  });
+});
 
 describe('a copy in a provider outage', () => {
   it('leaves the retry to the queue before its last attempt', async () => {
