@@ -148,6 +148,29 @@ function exportedRef(imported: Json): string {
   return output?.Value?.Ref;
 }
 
+describe('stateful stack: what it keeps', () => {
+  // A changed logical id (a construct moved or renamed in a refactor) makes CloudFormation create a
+  // new, empty resource and orphan the retained one: the table, the files, the typed-in credentials
+  // and the HMAC keys behind every reply-to address would all start over. These are literals on purpose.
+  it('keeps the logical id of every retained resource', () => {
+    const retained = Object.entries(stateful.json.Resources as Json).filter(([, r]) => r.DeletionPolicy === 'Retain').map(([id, r]) => `${id} ${r.Type}`);
+    expect(retained.sort()).toEqual(
+      [
+        'AgentUserPool AWS::Cognito::UserPool',
+        'ChannelSecretsinstagramB13D4AC7 AWS::SecretsManager::Secret',
+        'ChannelSecretsmessenger8A3F87CD AWS::SecretsManager::Secret',
+        'ChannelSecretssms87E83A0D AWS::SecretsManager::Secret',
+        'ChannelSecretstelegram979D4F79 AWS::SecretsManager::Secret',
+        'ChannelSecretswhatsapp63E19ED6 AWS::SecretsManager::Secret',
+        'ConversaTable AWS::DynamoDB::Table',
+        'MediaBucket4022EBBF AWS::S3::Bucket',
+        'ReplyAddressKeyD63806F9 AWS::SecretsManager::Secret',
+        'WidgetIdentityKey67ED8F3C AWS::SecretsManager::Secret',
+      ].sort(),
+    );
+  });
+});
+
 describe('stateful stack: the table', () => {
   it('keeps the logical id ConversaTable, so a deploy never swaps in an empty table', () => {
     expect(stateful.json.Resources.ConversaTable?.Type).toBe('AWS::DynamoDB::Table');
