@@ -78,7 +78,8 @@ const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; p
   upload: [{ actions: ['s3:PutObject'], prefixes: ['uploads/*'], reason: 'Uploads are presigned per file under uploads/; the key holds the uploader and an id issued at the same time.' }],
   attach: [
     { actions: ['s3:GetObject'], prefixes: ['uploads/*', 'media/*'], reason: 'A sent file is checked in uploads/ (or media/, on a retry) by key.' },
-    { actions: ['s3:PutObject'], prefixes: ['media/*'], reason: 'A sent file is copied into media/ under its uploader and upload id.' },
+    // Not media/provider/: customers' files are the copy job's to write, never a sender's.
+    { actions: ['s3:PutObject'], prefixes: ['media/agent/*', 'media/visitor/*'], reason: 'A sent file is copied into media/ under its uploader and upload id.' },
   ],
   download: [{ actions: ['s3:GetObject'], prefixes: ['media/*'], reason: 'Sent files are presigned one by one for the people of their conversation and its provider.' }],
   keep: [{ actions: ['s3:PutObject'], prefixes: ['media/provider/*'], reason: "A customer's file is written under its conversation and message ids." }],

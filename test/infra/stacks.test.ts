@@ -1004,7 +1004,7 @@ describe('media files', () => {
       .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
       .flatMap((s) => {
         const resources: unknown[] = Array.isArray(s.Resource) ? s.Resource : [s.Resource];
-        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media|media\/provider)\/\*/)?.[1] ?? 'bucket'}`));
+        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media|media\/(?:provider|agent|visitor))\/\*/)?.[1] ?? 'bucket'}`));
       })
       .sort();
 
@@ -1036,8 +1036,9 @@ describe('media files', () => {
     expect(grants).toEqual({
       webhook: [],
       widget: ['s3:GetObject media', 's3:PutObject uploads'],
-      api: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media', 's3:PutObject uploads'],
-      realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media'],
+      // Senders copy into their own prefixes: customers' files (media/provider) are the copy job's alone.
+      api: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media/agent', 's3:PutObject media/visitor', 's3:PutObject uploads'],
+      realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media/agent', 's3:PutObject media/visitor'],
       wsAuthorizer: [],
       inbound: [],
       outbound: ['s3:GetObject media', 's3:PutObject media/provider'],
