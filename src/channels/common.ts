@@ -199,11 +199,18 @@ export function unsupportedText(type: string): string {
   return `[unsupported message type: ${type}]`;
 }
 
+/** A send that did not get through, and whether trying again may. */
+export type SendFailure = Extract<SendResult, { ok: false }>;
+
 /** One HTTP request to a provider API, built by the adapter. */
 export interface ProviderCall {
   url: string;
   headers: Record<string, string>;
-  body: string;
+  /**
+   * The body; or a multipart one (a file uploaded, not linked) built only when this part is sent,
+   * so a resumed send downloads nothing for the parts already accepted.
+   */
+  body: string | (() => Promise<FormData | SendFailure>);
 }
 
 /** How a provider spells its answers. */
@@ -239,12 +246,19 @@ function describeError(error: unknown): string {
 
 /** 2xx → ok; 429, 5xx and network errors → retryable; any other status → permanent. */
 export async function callProvider(call: ProviderCall, context: SendContext, dialect: ProviderDialect): Promise<SendResult> {
+  let payload: string | FormData;
+  if (typeof call.body === 'string') payload = call.body;
+  else {
+    const built = await call.body();
+    if (!(built instanceof FormData)) return built;
+    payload = built;
+  }
   let response: Response;
   try {
     response = await context.fetch(call.url, {
       method: 'POST',
       headers: call.headers,
-      body: call.body,
+      body: payload,
       signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
     });
   } catch (error) {

@@ -223,7 +223,53 @@ const METHODS: Record<string, { method: string; field: string }> = {
   file: { method: 'sendDocument', field: 'document' },
 };
 
-function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCall[]; primary: number } {
+/**
+ * sendDocument by URL "will currently only work for GIF, PDF and ZIP files" (Bot API): any other
+ * document (a .docx, a photo too large for sendPhoto) is uploaded instead.
+ */
+const LINKABLE_DOCUMENT_TYPE = /^(image\/gif|application\/pdf|application\/(x-)?zip|application\/x-zip-compressed)$/i;
+const LINKABLE_DOCUMENT_NAME = /\.(gif|pdf|zip)$/i;
+
+/** What we send as a document (mediaLimits.file); Telegram takes uploads up to 50 MB. */
+const DOCUMENT_MAX_BYTES = 20 * MB;
+
+/** By its type when it has one (our files are served with theirs); else by its name's extension. */
+function linkable(attachment: Attachment): boolean {
+  if (attachment.mimeType) return LINKABLE_DOCUMENT_TYPE.test(attachment.mimeType.split(';')[0]!.trim());
+  return LINKABLE_DOCUMENT_NAME.test(attachment.name ?? lastSegment(attachment.url) ?? '');
+}
+
+function lastSegment(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '') || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * sendDocument as multipart/form-data with the file itself: fetched when the part is sent, within
+ * the document limit and the provider timeout. The upload carries its name, which Telegram shows.
+ */
+function uploadCall(url: string, fields: Record<string, unknown>, attachment: Attachment, context: SendContext): ProviderCall {
+  return {
+    url,
+    // fetch writes the multipart content-type itself, with its boundary.
+    headers: {},
+    body: async () => {
+      const file = await downloadMedia(attachment.url, {}, { ...context, maxMediaBytes: DOCUMENT_MAX_BYTES }, attachment.mimeType);
+      // The file's store not answering is worth a retry (the URL is signed again); a file gone or too large stays so.
+      if (!file.ok) return { ok: false, retryable: file.status === 502, error: `Could not fetch the file to upload: ${file.error}` };
+      const form = new FormData();
+      for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
+      const type = attachment.mimeType ?? file.contentType;
+      form.append('document', new Blob([file.bytes], { type }), attachment.name ?? lastSegment(attachment.url) ?? 'document');
+      return form;
+    },
+  };
+}
+
+function telegramCalls(message: OutboundSend, base: string, context: SendContext): { calls: ProviderCall[]; primary: number } {
   const call = (method: string, body: Record<string, unknown>) => jsonCall(`${base}/${method}`, { chat_id: message.to, ...body });
   const calls: ProviderCall[] = [];
   let text = message.text;
@@ -234,12 +280,14 @@ function telegramCalls(message: OutboundSend, base: string): { calls: ProviderCa
       continue;
     }
     const { method, field } = METHODS[attachment.type] ?? { method: 'sendDocument', field: 'document' };
-    const body: Record<string, unknown> = { [field]: attachment.url };
+    const extra: Record<string, unknown> = {};
     if (primary === -1 && text && method !== 'sendSticker' && text.length <= CAPTION_LIMIT) {
-      body.caption = text;
+      extra.caption = text;
       primary = calls.length;
     }
-    calls.push(call(method, body));
+    // Only a web URL can be fetched here; anything else goes as it is, for Telegram to refuse.
+    const upload = method === 'sendDocument' && !linkable(attachment) && /^https?:\/\//i.test(attachment.url);
+    calls.push(upload ? uploadCall(`${base}/${method}`, { chat_id: message.to, ...extra }, attachment, context) : call(method, { [field]: attachment.url, ...extra }));
   }
   if (primary === -1 && text) {
     calls.unshift(...splitText(text, TEXT_LIMIT).map((part) => call('sendMessage', { text: part })));
@@ -285,7 +333,7 @@ export const telegramAdapter: ChannelAdapter = {
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
     const token = credential(context.credentials, 'botToken');
     if (!token) return missingCredential('botToken');
-    const { calls, primary } = telegramCalls(message, `${context.baseUrl}/bot${token}`);
+    const { calls, primary } = telegramCalls(message, `${context.baseUrl}/bot${token}`, context);
     // message_id is only unique per chat: the id is prefixed like inbound ids.
     const dialect: ProviderDialect = {
       messageId(body) {

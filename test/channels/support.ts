@@ -11,6 +11,8 @@ export interface RecordedCall {
   signal: AbortSignal | undefined;
   json(): Record<string, unknown>;
   form(): URLSearchParams;
+  /** A multipart/form-data body as it was handed to fetch. */
+  multipart(): FormData;
 }
 
 /** A JSON (or text) answer, or with `file` raw bytes of that content type; `location` for a redirect. */
@@ -29,6 +31,10 @@ export function scriptedFetch(...replies: ScriptedReply[]): { fetch: typeof fetc
       signal: init?.signal ?? undefined,
       json: () => JSON.parse(body) as Record<string, unknown>,
       form: () => new URLSearchParams(body),
+      multipart: () => {
+        if (!(init?.body instanceof FormData)) throw new Error('scriptedFetch: the body is not FormData');
+        return init.body;
+      },
     });
     const reply = replies[Math.min(calls.length - 1, replies.length - 1)];
     if (!reply) throw new Error('scriptedFetch: no reply scripted');

@@ -232,3 +232,73 @@ describe('telegram send', () => {
     expect(await adapter.send(base, sendContext('telegram', fetch))).toMatchObject({ ok: false, retryable: true, retryAfterSeconds: 45 });
   });
 });
+
+describe('telegram send: documents Telegram cannot fetch by URL', () => {
+  const base: OutboundSend = { to: '123456789', text: 'Your contract', attachments: [], idempotencyKey: 'k', reference: 'c/k' };
+  const ok = (id: number) => ({ status: 200, body: { ok: true, result: { message_id: id, chat: { id: 123456789 }, date: 1 } } });
+  const presigned = 'https://media.test/media/agent/a1/01J0000000000000000000000?X-Amz-Signature=abc';
+  const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+  /** Every byte value, so that a text conversion anywhere shows. */
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+
+  async function uploaded(call: { multipart(): FormData }) {
+    const form = call.multipart();
+    const file = form.get('document') as File;
+    return { fields: Object.fromEntries([...form.entries()].filter(([key]) => key !== 'document')), name: file.name, type: file.type, bytes: Buffer.from(await file.arrayBuffer()) };
+  }
+
+  it.each([
+    ['a .docx', { type: 'file', url: presigned, mimeType: DOCX, name: 'contract.docx' }],
+    ['a JPEG too large for sendPhoto, sent as a document', { type: 'file', url: presigned, mimeType: 'image/jpeg', name: 'site.jpg' }],
+  ])('uploads %s as multipart/form-data with its bytes, name and the caption', async (_, attachment) => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: null, file: { contentType: attachment.mimeType, bytes } }, ok(90));
+    const result = await adapter.send({ ...base, attachments: [attachment] }, sendContext('telegram', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:90' });
+    expect(calls.map((c) => [c.method, c.url])).toEqual([
+      ['GET', presigned],
+      ['POST', `https://provider.test/telegram/bot${credentials.botToken}/sendDocument`],
+    ]);
+    expect(calls[0]?.signal).toBeDefined();
+    // fetch writes the content-type with the form's boundary: a JSON one would break the upload.
+    expect(calls[1]?.headers).toEqual({});
+    expect(await uploaded(calls[1]!)).toEqual({ fields: { chat_id: '123456789', caption: 'Your contract' }, name: attachment.name, type: attachment.mimeType, bytes });
+  });
+
+  it('still sends a PDF, a GIF and a ZIP by URL, without downloading them', async () => {
+    const { fetch, calls } = scriptedFetch(ok(91), ok(92), ok(93));
+    const files = [
+      { type: 'file', url: presigned, mimeType: 'application/pdf', name: 'invoice.pdf' },
+      { type: 'file', url: presigned, mimeType: 'image/gif', name: 'dance.gif' },
+      { type: 'file', url: presigned, mimeType: 'application/zip', name: 'logs.zip' },
+    ];
+    const result = await adapter.send({ ...base, attachments: files }, sendContext('telegram', fetch));
+    expect(result).toMatchObject({ ok: true, providerMessageId: '123456789:91' });
+    expect(calls.map((c) => [c.method, c.url.split('/').pop(), c.json().document])).toEqual(files.map(() => ['POST', 'sendDocument', presigned]));
+  });
+
+  it('a resumed send downloads nothing for the parts already accepted', async () => {
+    const { fetch, calls } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes } }, ok(95));
+    const files = ['a.docx', 'b.docx'].map((name) => ({ type: 'file', url: `${presigned}&f=${name}`, mimeType: DOCX, name }));
+    const context = { ...sendContext('telegram', fetch), resume: { partsSent: 1, primaryId: '123456789:94' } };
+    expect(await adapter.send({ ...base, attachments: files }, context)).toEqual({ ok: true, providerMessageId: '123456789:94', otherIds: ['123456789:95'] });
+    expect(calls.map((c) => c.url.split('/').pop())).toEqual(['01J0000000000000000000000?X-Amz-Signature=abc&f=b.docx', 'sendDocument']);
+  });
+
+  it.each([
+    ['the store does not answer: retryable', networkError(), true],
+    ['the store fails: retryable', { status: 503, body: 'Slow Down' }, true],
+    ['the file is gone: permanent', { status: 404, body: 'NoSuchKey' }, false],
+    ['the file is larger than a document may be: permanent', { status: 200, body: null, file: { contentType: DOCX, bytes: Buffer.alloc(20_000_001) } }, false],
+  ])('when %s, and nothing is sent', async (_, reply, retryable) => {
+    const { fetch, calls } = scriptedFetch(reply as Parameters<typeof scriptedFetch>[0], ok(96));
+    const result = await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'contract.docx' }] }, sendContext('telegram', fetch));
+    expect(result).toMatchObject({ ok: false, retryable, error: expect.stringMatching(/^Could not fetch the file to upload: /) });
+    expect(calls.map((c) => c.method)).toEqual(['GET']);
+  });
+
+  it('maps Telegram refusing the upload as it maps any answer', async () => {
+    const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes } }, { status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: file must be non-empty' } });
+    const result = await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'contract.docx' }] }, sendContext('telegram', fetch));
+    expect(result).toEqual({ ok: false, retryable: false, error: '400: Bad Request: file must be non-empty' });
+  });
+});
