@@ -19,7 +19,10 @@ export interface OutboxItem {
   method: string;
   url: string;
   headers: Record<string, string>;
-  /** Parsed JSON, or the form fields as an object (repeated fields become arrays). */
+  /**
+   * Parsed JSON, or the form fields as an object (repeated fields become arrays); in a multipart
+   * form (Telegram's uploads) a file is `{ filename, contentType, size, base64 }`.
+   */
   body: unknown;
   at: string;
   /** What the stand-in answered, so tests can tell accepted sends from rejected or failed attempts. */
@@ -29,8 +32,11 @@ export interface OutboxItem {
 }
 
 export interface ProviderStandIn {
-  /** Answers the request if its path is under /local/providers/; returns false otherwise. */
-  handle(req: IncomingMessage, res: ServerResponse, body: string): boolean;
+  /**
+   * Answers the request if its path is under /local/providers/; returns false otherwise. `bytes`
+   * is the body as received, which a multipart upload is read from (the text loses binary files).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, body: string, bytes?: Buffer): boolean;
   outbox(channel?: string): OutboxItem[];
   /** Fails the next `count` requests of the channel with `status`, after letting `after` through. */
   failNext(channel: ProviderChannel, status: number, count: number, after?: number): void;
@@ -86,8 +92,9 @@ interface ParsedRequest {
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 
-function parseBody(raw: string, contentType: string | undefined): unknown {
+function parseBody(raw: string, contentType: string | undefined, bytes?: Buffer): unknown {
   if (!raw) return {};
+  if (contentType?.includes('multipart/form-data')) return parseMultipart(bytes ?? Buffer.from(raw, 'utf8'), contentType);
   if (contentType?.includes('application/x-www-form-urlencoded')) {
     const result: Record<string, string | string[]> = {};
     for (const [key, value] of new URLSearchParams(raw)) {
@@ -101,6 +108,34 @@ function parseBody(raw: string, contentType: string | undefined): unknown {
   } catch {
     return raw;
   }
+}
+
+/** A multipart/form-data body: fields as text, files with their name, type and bytes (base64, so the outbox stays JSON). */
+function parseMultipart(bytes: Buffer, contentType: string): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  const boundary = /boundary="?([^";]+)"?/i.exec(contentType)?.[1];
+  if (!boundary) return result;
+  const delimiter = Buffer.from(`--${boundary}`);
+  let at = bytes.indexOf(delimiter);
+  while (at !== -1) {
+    const next = bytes.indexOf(delimiter, at + delimiter.length);
+    if (next === -1) break;
+    // Each part: CRLF after the delimiter, headers, a blank line, the content, CRLF before the next one.
+    const part = bytes.subarray(at + delimiter.length + 2, next - 2);
+    const split = part.indexOf('\r\n\r\n');
+    const head = part.subarray(0, split).toString('utf8');
+    const content = part.subarray(split + 4);
+    const name = /;\s*name="([^"]*)"/i.exec(head)?.[1];
+    const filename = /;\s*filename="([^"]*)"/i.exec(head)?.[1];
+    if (name !== undefined) {
+      result[name] =
+        filename === undefined
+          ? content.toString('utf8')
+          : { filename, contentType: /^content-type:\s*(.+)$/im.exec(head)?.[1]?.trim(), size: content.length, base64: content.toString('base64') };
+    }
+    at = next;
+  }
+  return result;
 }
 
 function field(body: unknown, key: string): unknown {
@@ -366,7 +401,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
   }
 
   return {
-    handle(req, res, rawBody) {
+    handle(req, res, rawBody, bytes) {
       const url = new URL(req.url ?? '/', 'http://stand-in');
       if (!url.pathname.startsWith(PROVIDERS_PREFIX)) return false;
       const rest = url.pathname.slice(PROVIDERS_PREFIX.length);
@@ -379,7 +414,7 @@ export function createProviderStandIn(options: ProviderStandInOptions = {}): Pro
       }
       const method = req.method ?? 'GET';
       const headers = headersOf(req);
-      const body = parseBody(rawBody, headers['content-type']);
+      const body = parseBody(rawBody, headers['content-type'], bytes);
       if (path === '/_fail' && method === 'POST') {
         // Our own JSON route, whatever the client labels it (curl -d says form-urlencoded).
         const control = parseBody(rawBody, undefined);

@@ -144,7 +144,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     let ready = false;
     // Filled in once the HTTP port (part of the issuer URL) is known.
     const auth = {} as { identity: ReturnType<typeof createLocalIdentity>; verifier: ReturnType<typeof createAgentTokenVerifier> };
-    const extra = async (req: IncomingMessage, res: ServerResponse, body: string): Promise<boolean> => {
+    const extra = async (req: IncomingMessage, res: ServerResponse, body: string, bytes: Buffer): Promise<boolean> => {
       // Every request passes here first: the API's own (webhooks above all) leave at once.
       if (ready && !req.url?.startsWith('/local/')) return false;
       const url = new URL(req.url ?? '/', 'http://local');
@@ -157,7 +157,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         return true;
       }
       if (auth.identity.handle(req, res, body)) return true;
-      if (providers.handle(req, res, body)) return true;
+      if (providers.handle(req, res, body, bytes)) return true;
       if (req.method === 'GET' && url.pathname === '/local/outbox') {
         sendJson(res, 200, { items: providers.outbox(url.searchParams.get('channel') ?? undefined) });
         return true;

@@ -28,8 +28,11 @@ export interface HttpGatewayOptions {
   readonly invoke: HttpInvoke;
   /** The claims of a valid agent JWT, null when it is not one. */
   readonly authorizeJwt: (token: string) => Promise<Record<string, unknown> | null>;
-  /** Local-only routes (/local/*), tried before the API routes; true when it answered the request. */
-  readonly extra?: (req: IncomingMessage, res: ServerResponse, body: string) => Promise<boolean> | boolean;
+  /**
+   * Local-only routes (/local/*), tried before the API routes; true when it answered the request.
+   * `bytes` is the body as received (a provider stand-in's multipart upload).
+   */
+  readonly extra?: (req: IncomingMessage, res: ServerResponse, body: string, bytes: Buffer) => Promise<boolean> | boolean;
 }
 
 export interface HttpGateway {
@@ -61,6 +64,9 @@ interface RouteMatch {
 
 class PayloadTooLarge extends Error {}
 
+/** Telegram's limit for a file a bot uploads. */
+const PROVIDER_BODY_BYTES = 50 * 1024 * 1024;
+
 /**
  * API Gateway's own answers carry `message`; the contract's error shape (`error.code`) is added
  * beside it, so that clients written against either read these.
@@ -89,16 +95,18 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     if (req.headers.origin !== undefined) res.setHeader('access-control-allow-origin', '*');
     if (method === 'OPTIONS') return answerPreflight(req, res);
 
+    // The provider stand-ins take what the providers take (Telegram's uploads), not the API's limit.
+    const limit = rawPath.startsWith('/local/providers/') ? PROVIDER_BODY_BYTES : MAX_BODY_BYTES;
     let body: Buffer;
     try {
-      body = await readBody(req);
+      body = await readBody(req, limit);
     } catch (error) {
       if (!(error instanceof PayloadTooLarge)) throw error;
-      const message = `Request bodies are limited to ${MAX_BODY_BYTES} bytes`;
+      const message = `Request bodies are limited to ${limit} bytes`;
       return sendJson(res, 413, { error: { code: 'payload_too_large', message } });
     }
 
-    if (options.extra && (await options.extra(req, res, body.toString('utf8')))) return;
+    if (options.extra && (await options.extra(req, res, body.toString('utf8'), body))) return;
 
     const match = router(method, rawPath);
     if (!match) return sendJson(res, 404, gatewayError('not_found', 'Not Found'));
@@ -196,14 +204,14 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
   return 0;
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > MAX_BODY_BYTES) {
+  if (declared !== undefined && Number(declared) > limit) {
     req.resume();
     return Promise.reject(new PayloadTooLarge());
   }
   if (declared === undefined && req.headers['transfer-encoding'] === undefined) return Promise.resolve(EMPTY);
-  return readBodyUpTo(req, MAX_BODY_BYTES, () => new PayloadTooLarge());
+  return readBodyUpTo(req, limit, () => new PayloadTooLarge());
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -16,7 +16,8 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      if (!standIn.handle(req, res, Buffer.concat(chunks).toString('utf8'))) {
+      const bytes = Buffer.concat(chunks);
+      if (!standIn.handle(req, res, bytes.toString('utf8'), bytes)) {
         res.writeHead(404).end('not a provider path');
       }
     });
@@ -76,6 +77,22 @@ describe('provider stand-in', () => {
       From: DEV_CREDENTIALS.sms.fromNumber,
       Body: 'Hello from Conversa',
       StatusCallback: 'http://127.0.0.1:3000/webhooks/sms',
+    });
+  });
+
+  it('telegram: an upload (multipart sendDocument) is recorded with its fields and the file, byte for byte', async () => {
+    const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    // A file any client can fetch: a Messenger CDN link of the stand-in's.
+    const url = `${origin}/local/providers/messenger/_cdn/${standIn.addMedia('messenger', { contentType: DOCX, bytes })}`;
+    const result = await adapters.telegram.send({ ...message('123456789'), attachments: [{ type: 'file', url, mimeType: DOCX, name: 'contract.docx' }] }, context('telegram'));
+    expect(result).toEqual({ ok: true, providerMessageId: '123456789:1' });
+    const [item] = standIn.outbox('telegram');
+    expect(item?.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/);
+    expect(item?.body).toEqual({
+      chat_id: '123456789',
+      caption: 'Hello from Conversa',
+      document: { filename: 'contract.docx', contentType: DOCX, size: 256, base64: bytes.toString('base64') },
     });
   });
 
