@@ -1,0 +1,113 @@
+/**
+ * The CDK context keys of the app and how their values are read, apart from bin/ so that tests
+ * can check the parsing without starting the CDK app. Keys (README, Configuration):
+ *   sesIdentity       verified SES domain or address mail is sent from (default: example.com, a placeholder)
+ *   mailFrom          sender address (default: conversa@<sesIdentity>)
+ *   mailReplyDomain   domain of per-conversation reply addresses (default: reply.<sesIdentity>)
+ *   mailReceiptRuleSet  the account's active SES receipt rule set, to add the reply domain's rule to (default: none)
+ *   allowedOrigins    comma-separated CORS origins (default: *)
+ *   publicUrl         public base URL providers call, if not the execute-api URL
+ *   widgetUrl         the web page visitors chat on; fallback emails link to it (default: no link)
+ *   alarmEmail        address notified by every alarm: dead-letter queues, 5xx, throttles, errors, queue age (default: none)
+ *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
+ *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
+ *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)
+ *   emailFallbackDelaySeconds, reengageAfterSeconds, autoResolveAfterSeconds  timers (defaults: 120, 86400, 172800)
+ *   visitorAddressSends  web visitors' messages one network address may send in 10 s (default: 100)
+ *   nag               false to skip the cdk-nag AwsSolutions checks (default: true)
+ */
+import type { ConversaAppConfig } from './app';
+
+/** Every context key the app reads. */
+export const CONTEXT_KEYS = [
+  'sesIdentity',
+  'mailFrom',
+  'mailReplyDomain',
+  'mailReceiptRuleSet',
+  'allowedOrigins',
+  'publicUrl',
+  'widgetUrl',
+  'alarmEmail',
+  'logLevel',
+  'sourceMaps',
+  'webSocketAccessLogging',
+  'emailFallbackDelaySeconds',
+  'reengageAfterSeconds',
+  'autoResolveAfterSeconds',
+  'visitorAddressSends',
+  'nag',
+] as const;
+export type ContextKey = (typeof CONTEXT_KEYS)[number];
+
+/** What the context sets: the app's settings, and whether cdk-nag runs. */
+export interface ConversaContext {
+  readonly config: Omit<ConversaAppConfig, 'projectRoot' | 'env' | 'stackPrefix'>;
+  /** Whether the cdk-nag AwsSolutions checks run on synth. */
+  readonly nag: boolean;
+}
+
+const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+
+/**
+ * Reads the app's settings through `tryGetContext` (an `App`'s `node.tryGetContext`). Values
+ * come as strings from `-c key=value` and as JSON from cdk.json, so both forms are accepted;
+ * an empty value counts as unset. Throws on a value that cannot be meant.
+ */
+export function readConversaContext(tryGetContext: (key: ContextKey) => unknown): ConversaContext {
+  const context = (key: ContextKey): string | undefined => {
+    const value = tryGetContext(key);
+    return value === undefined || value === null || value === '' ? undefined : String(value);
+  };
+  const seconds = (key: ContextKey): number | undefined => {
+    const raw = context(key);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
+    return value;
+  };
+  const messages = (key: ContextKey): number | undefined => {
+    const raw = context(key);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of messages, got ${raw}`);
+    return value;
+  };
+  const flag = (key: ContextKey, fallback: boolean): boolean => {
+    const raw = context(key);
+    return raw === undefined ? fallback : raw !== 'false';
+  };
+
+  const logLevel = context('logLevel');
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new Error(`context logLevel must be DEBUG, INFO, WARN or ERROR, got ${logLevel}`);
+  }
+  const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+    (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+
+  return {
+    config: {
+      ...optional('sesIdentity', context('sesIdentity')),
+      ...optional('mailFrom', context('mailFrom')),
+      ...optional('mailReplyDomain', context('mailReplyDomain')),
+      ...optional('mailReceiptRuleSet', context('mailReceiptRuleSet')),
+      ...optional('publicUrl', context('publicUrl')),
+      ...optional('widgetUrl', context('widgetUrl')),
+      ...optional('alarmEmail', context('alarmEmail')),
+      ...optional(
+        'allowedOrigins',
+        context('allowedOrigins')
+          ?.split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean),
+      ),
+      ...optional('logLevel', logLevel as (typeof LOG_LEVELS)[number] | undefined),
+      webSocketAccessLogging: flag('webSocketAccessLogging', false),
+      sourceMaps: flag('sourceMaps', true),
+      ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
+      ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
+      ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),
+      ...optional('visitorAddressSends', messages('visitorAddressSends')),
+    },
+    nag: flag('nag', true),
+  };
+}

@@ -1,0 +1,53 @@
+/** How the CDK app reads its context (lib/context.ts), without synthesizing anything. */
+import { describe, expect, it } from 'vitest';
+import { CONTEXT_KEYS, readConversaContext } from '../../lib/context';
+
+/** Reads `values` as the app's context, as `-c key=value` strings or cdk.json JSON. */
+const read = (values: Record<string, unknown> = {}) => readConversaContext((key) => values[key]);
+const refused = (values: Record<string, unknown>) => () => read(values);
+
+describe('context', () => {
+  it('reads exactly the keys it lists', () => {
+    const asked = new Set<string>();
+    readConversaContext((key) => {
+      asked.add(key);
+      return undefined;
+    });
+    expect([...asked].sort()).toEqual([...CONTEXT_KEYS].sort());
+  });
+
+  it('leaves every setting to its default when nothing is set, and runs cdk-nag', () => {
+    expect(read()).toEqual({ config: { webSocketAccessLogging: false, sourceMaps: true }, nag: true });
+    // An empty value (`-c mailFrom=`) is no value.
+    expect(read({ mailFrom: '', nag: null })).toEqual(read());
+  });
+
+  it('passes strings through, splits allowedOrigins and reads numbers from strings or JSON', () => {
+    const { config } = read({
+      sesIdentity: 'acme.test',
+      allowedOrigins: ' https://www.acme.test, https://console.acme.test ,',
+      logLevel: 'DEBUG',
+      visitorAddressSends: '250',
+      reengageAfterSeconds: 3600,
+    });
+    expect(config).toMatchObject({
+      sesIdentity: 'acme.test',
+      allowedOrigins: ['https://www.acme.test', 'https://console.acme.test'],
+      logLevel: 'DEBUG',
+      visitorAddressSends: 250,
+      reengageAfterSeconds: 3600,
+    });
+  });
+
+  it('refuses a log level or message count that cannot be meant', () => {
+    expect(refused({ logLevel: 'debug' })).toThrow('context logLevel must be DEBUG, INFO, WARN or ERROR, got debug');
+    expect(refused({ visitorAddressSends: '2.5' })).toThrow('context visitorAddressSends must be a whole number of messages, got 2.5');
+  });
+
+  it('reads flags from cdk.json booleans and -c strings', () => {
+    expect(read({ webSocketAccessLogging: true, sourceMaps: 'false', nag: false })).toEqual({
+      config: { webSocketAccessLogging: true, sourceMaps: false },
+      nag: false,
+    });
+  });
+});
