@@ -72,9 +72,13 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
     if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of messages, got ${raw}`);
     return value;
   };
+  // Only the spellings that say which way: `-c webSocketAccessLogging=0` or `=no` must not turn it on.
   const flag = (key: ContextKey, fallback: boolean): boolean => {
     const raw = context(key);
-    return raw === undefined ? fallback : raw !== 'false';
+    if (raw === undefined) return fallback;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw new Error(`context ${key} must be true or false (or 1 or 0), got ${raw}`);
   };
 
   const logLevel = context('logLevel');

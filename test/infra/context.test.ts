@@ -50,4 +50,17 @@ describe('context', () => {
       nag: false,
     });
   });
+
+  it('reads 1 and 0 as true and false', () => {
+    expect(read({ webSocketAccessLogging: '1', sourceMaps: '0', nag: 0 })).toEqual({
+      config: { webSocketAccessLogging: true, sourceMaps: false },
+      nag: false,
+    });
+  });
+
+  it.each(['webSocketAccessLogging', 'sourceMaps', 'nag'])('refuses a %s that is neither true nor false', (key) => {
+    for (const value of ['yes', 'no', 'False', 'off', '2']) {
+      expect(refused({ [key]: value })).toThrow(`context ${key} must be true or false (or 1 or 0), got ${value}`);
+    }
+  });
 });
