@@ -62,7 +62,8 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
     const raw = context(key);
     if (raw === undefined) return undefined;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
+    // Whole seconds within bounds: StatelessStack checks that, for props as well.
+    if (!Number.isFinite(value)) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
     return value;
   };
   const messages = (key: ContextKey): number | undefined => {

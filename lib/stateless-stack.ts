@@ -7,7 +7,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
-import { ENV, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
+import { ENV, TIMER_MAX_SECONDS, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
 import {
   FUNCTIONS,
   type FunctionName,
@@ -128,17 +128,17 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly webSocketAccessLogging?: boolean;
   /**
-   * `CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS`.
+   * `CONVERSA_EMAIL_FALLBACK_DELAY_SECONDS`: whole seconds, 1 to 7 days (the settings' bounds).
    * @default 120
    */
   readonly emailFallbackDelaySeconds?: number;
   /**
-   * `CONVERSA_REENGAGE_AFTER_SECONDS`.
+   * `CONVERSA_REENGAGE_AFTER_SECONDS`: whole seconds, 1 to 30 days (the settings' bounds).
    * @default 86400
    */
   readonly reengageAfterSeconds?: number;
   /**
-   * `CONVERSA_AUTO_RESOLVE_AFTER_SECONDS`.
+   * `CONVERSA_AUTO_RESOLVE_AFTER_SECONDS`: whole seconds, 1 to 90 days (the settings' bounds).
    * @default 172800
    */
   readonly autoResolveAfterSeconds?: number;
@@ -237,6 +237,7 @@ export class StatelessStack extends Stack {
 
   constructor(scope: Construct, id: string, props: StatelessStackProps) {
     super(scope, id, { description: 'Conversa APIs, queues, functions and timers', ...props });
+    refuseInvalidProps(props);
 
     const alarmTopic = props.alarmTopic ?? (props.alarmEmail ? this.createAlarmTopic(props.alarmEmail) : undefined);
     if (alarmTopic) this.alarmTopic = alarmTopic;
@@ -368,9 +369,6 @@ export class StatelessStack extends Stack {
       replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
-    if (props.widgetUrl !== undefined && !(URL.canParse(props.widgetUrl) && /^https?:$/.test(new URL(props.widgetUrl).protocol))) {
-      throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
-    }
     for (const name of MAIL_SENDERS) {
       if (props.widgetUrl) functions[name].function.addEnvironment(ENV.widgetUrl, props.widgetUrl);
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
@@ -435,6 +433,24 @@ export class StatelessStack extends Stack {
     );
     topic.addSubscription(new EmailSubscription(email));
     return topic;
+  }
+}
+
+/**
+ * Throws on a prop that would deploy but not work, naming it as its context key is named, before
+ * anything is built.
+ */
+function refuseInvalidProps(props: StatelessStackProps): void {
+  if (props.widgetUrl !== undefined && !(URL.canParse(props.widgetUrl) && /^https?:$/.test(new URL(props.widgetUrl).protocol))) {
+    throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
+  }
+  // The functions would take a 0 or a fraction up to a whole second (defaultSettings), so that
+  // `autoResolveAfterSeconds=0` would resolve every conversation a second after each message.
+  for (const key of Object.keys(TIMER_MAX_SECONDS) as (keyof typeof TIMER_MAX_SECONDS)[]) {
+    const value = props[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= TIMER_MAX_SECONDS[key])) {
+      throw new Error(`${key} must be whole seconds from 1 to ${TIMER_MAX_SECONDS[key]}, got ${value}`);
+    }
   }
 }
 

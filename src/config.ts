@@ -55,6 +55,12 @@ export const ENV = {
   visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
 } as const;
 
+/**
+ * Longest delay of each timer, in seconds: the bounds of the workspace settings
+ * (src/domain/settings.ts), which the deployed defaults (CDK context) must keep too.
+ */
+export const TIMER_MAX_SECONDS = { emailFallbackDelaySeconds: 7 * 86400, reengageAfterSeconds: 30 * 86400, autoResolveAfterSeconds: 90 * 86400 } as const;
+
 /** Web visitors' messages one network address may send in 10 s (ENV.visitorAddressSends). */
 export const VISITOR_ADDRESS_SENDS_DEFAULT = 100;
 

@@ -4,7 +4,7 @@
  * instance (changes reach every function within that minute).
  */
 import * as z from '../zod';
-import { config } from '../config';
+import { config, TIMER_MAX_SECONDS } from '../config';
 import { getStoredSettings, putSettings } from '../store/settings';
 import { badRequest } from './errors';
 
@@ -55,8 +55,6 @@ const labels = z.array(labelDefinition).check(
   z.maxLength(MAX_LABELS),
   z.refine((defs) => new Set(defs.map((d) => d.name)).size === defs.length, { message: 'label names must be unique' }),
 );
-
-const TIMER_MAX_SECONDS = { emailFallbackDelaySeconds: 7 * 86400, reengageAfterSeconds: 30 * 86400, autoResolveAfterSeconds: 90 * 86400 } as const;
 
 export const SettingsSchema = z.strictObject({
   businessHours: z.strictObject({

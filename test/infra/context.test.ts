@@ -44,6 +44,11 @@ describe('context', () => {
     expect(refused({ visitorAddressSends: '2.5' })).toThrow('context visitorAddressSends must be a whole number of messages, got 2.5');
   });
 
+  it('reads timers as numbers, left to the stack to bound, and refuses what is not a number', () => {
+    expect(read({ autoResolveAfterSeconds: '0.5', emailFallbackDelaySeconds: '0' }).config).toMatchObject({ autoResolveAfterSeconds: 0.5, emailFallbackDelaySeconds: 0 });
+    expect(refused({ reengageAfterSeconds: '1d' })).toThrow('context reengageAfterSeconds must be a number of seconds, got 1d');
+  });
+
   it('reads flags from cdk.json booleans and -c strings', () => {
     expect(read({ webSocketAccessLogging: true, sourceMaps: 'false', nag: false })).toEqual({
       config: { webSocketAccessLogging: true, sourceMaps: false },

@@ -12,7 +12,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../../lib/app';
 import { adapters } from '../../src/channels/registry';
-import { ENV } from '../../src/config';
+import { ENV, TIMER_MAX_SECONDS } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
 import { FUNCTIONS, type FunctionName, HTTP_ROUTES, PROVIDER_UNAVAILABLE, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
@@ -743,6 +743,22 @@ describe('props reach the template', () => {
     expect(inspect.fn('api').Properties.Environment.Variables[ENV.widgetUrl]).toBeUndefined();
     expect(stateless.fn('engagement').Properties.Environment.Variables[ENV.widgetUrl]).toBeUndefined();
     expect(() => build({ widgetUrl: 'www.acme.test/help' })).toThrow(/widgetUrl must be an http\(s\) URL/);
+  });
+
+  it.each(Object.entries(TIMER_MAX_SECONDS))('refuses %s other than whole seconds from 1 to %i', (key, max) => {
+    for (const value of [0, 0.5, 119.5, -1, max + 1]) {
+      expect(() => build({ [key]: value }), String(value)).toThrow(`${key} must be whole seconds from 1 to ${max}, got ${value}`);
+    }
+  });
+
+  it('takes each timer up to its bound', () => {
+    const { stacks: custom } = build({ ...TIMER_MAX_SECONDS });
+    const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
+    expect(env).toMatchObject({
+      [ENV.emailFallbackDelay]: String(TIMER_MAX_SECONDS.emailFallbackDelaySeconds),
+      [ENV.reengageAfter]: String(TIMER_MAX_SECONDS.reengageAfterSeconds),
+      [ENV.autoResolveAfter]: String(TIMER_MAX_SECONDS.autoResolveAfterSeconds),
+    });
   });
 
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
