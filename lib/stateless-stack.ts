@@ -91,8 +91,9 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly allowedOrigins?: readonly string[];
   /**
-   * Public base URL that providers call (`CONVERSA_PUBLIC_URL`); Twilio signs it, so it must
-   * be exactly what Twilio is configured with.
+   * Public base URL that providers call (`CONVERSA_PUBLIC_URL`), e.g. a custom domain in front
+   * of the HTTP API: an https URL with no path, query or fragment (a trailing slash is dropped).
+   * Twilio signs the exact URL it calls, so it must be what Twilio is configured with.
    * @default the HTTP API's execute-api URL
    */
   readonly publicUrl?: string;
@@ -325,7 +326,7 @@ export class StatelessStack extends Stack {
       // The APIs integrate the functions, so their URLs can only be added once both exist.
       fn.function.addEnvironment(ENV.wsCallbackUrl, this.realtimeApi.callbackUrl);
       fn.function.addEnvironment(ENV.wsPublicUrl, this.realtimeApi.url);
-      fn.function.addEnvironment(ENV.publicUrl, props.publicUrl ?? this.httpApi.url);
+      fn.function.addEnvironment(ENV.publicUrl, props.publicUrl?.replace(/\/$/, '') ?? this.httpApi.url);
       // A function cannot name its own ARN in its environment (CloudFormation cycle): the
       // engagement function reads it from its invocation context (invokedFunctionArn) instead.
       if (name !== 'engagement') fn.function.addEnvironment(ENV.engagementFunctionArn, engagement.functionArn);
@@ -444,6 +445,11 @@ function refuseInvalidProps(props: StatelessStackProps): void {
   if (props.widgetUrl !== undefined && !(URL.canParse(props.widgetUrl) && /^https?:$/.test(new URL(props.widgetUrl).protocol))) {
     throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
   }
+  // Webhook paths are appended to it and Twilio signs the whole URL it calls: a path, a query or
+  // a plain-http URL here would make every signature check fail (each SMS webhook a 401).
+  if (props.publicUrl !== undefined && !isBaseUrl(props.publicUrl)) {
+    throw new Error(`publicUrl must be an https URL with no path, query or fragment (e.g. https://chat.acme.com), got ${props.publicUrl}`);
+  }
   // The functions would take a 0 or a fraction up to a whole second (defaultSettings), so that
   // `autoResolveAfterSeconds=0` would resolve every conversation a second after each message.
   for (const key of Object.keys(TIMER_MAX_SECONDS) as (keyof typeof TIMER_MAX_SECONDS)[]) {
@@ -452,6 +458,13 @@ function refuseInvalidProps(props: StatelessStackProps): void {
       throw new Error(`${key} must be whole seconds from 1 to ${TIMER_MAX_SECONDS[key]}, got ${value}`);
     }
   }
+}
+
+/** `https://host[:port]`, with or without a trailing slash. */
+function isBaseUrl(value: string): boolean {
+  if (!URL.canParse(value) || /[\s?#]/.test(value)) return false;
+  const url = new URL(value);
+  return url.protocol === 'https:' && url.pathname === '/' && url.username === '' && url.password === '';
 }
 
 function pascal(name: string): string {

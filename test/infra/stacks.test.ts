@@ -761,6 +761,30 @@ describe('props reach the template', () => {
     });
   });
 
+  it('gives every function the public URL given, without a trailing slash, and the HTTP API URL otherwise', () => {
+    const { stacks: custom } = build({ publicUrl: 'https://chat.acme.test/' });
+    const inspect = new Inspect(Template.fromStack(custom.stateless));
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      expect(inspect.fn(name).Properties.Environment.Variables[ENV.publicUrl], name).toBe('https://chat.acme.test');
+      expect(stateless.fn(name).Properties.Environment.Variables[ENV.publicUrl], name).toMatchObject({ 'Fn::Join': expect.anything() });
+    }
+    expect(() => build({ publicUrl: 'https://chat.acme.test:8443' })).not.toThrow();
+  });
+
+  it.each([
+    'chat.acme.test',
+    'http://chat.acme.test',
+    'https://chat.acme.test/webhooks',
+    'https://chat.acme.test//',
+    'https://chat.acme.test/?x=1',
+    'https://chat.acme.test?',
+    'https://chat.acme.test#top',
+    'https://user:pw@chat.acme.test',
+    ' https://chat.acme.test',
+  ])('refuses the public URL %j', (publicUrl) => {
+    expect(() => build({ publicUrl })).toThrow(`publicUrl must be an https URL with no path, query or fragment (e.g. https://chat.acme.com), got ${publicUrl}`);
+  });
+
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
     const { stacks: custom } = build({ sesIdentity: 'support@acme.test' });
     const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
