@@ -86,6 +86,12 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new Error(`context logLevel must be DEBUG, INFO, WARN or ERROR, got ${logLevel}`);
   }
+  const allowedOrigins = context('allowedOrigins')
+    ?.split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  // `-c allowedOrigins=,` would leave the API without CORS and the media bucket's CORS rule with no origin.
+  if (allowedOrigins?.length === 0) throw new Error(`context allowedOrigins must name origins separated by commas, got ${context('allowedOrigins')}`);
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
@@ -98,13 +104,7 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
       ...optional('publicUrl', context('publicUrl')),
       ...optional('widgetUrl', context('widgetUrl')),
       ...optional('alarmEmail', context('alarmEmail')),
-      ...optional(
-        'allowedOrigins',
-        context('allowedOrigins')
-          ?.split(',')
-          .map((origin) => origin.trim())
-          .filter(Boolean),
-      ),
+      ...optional('allowedOrigins', allowedOrigins),
       ...optional('logLevel', logLevel as (typeof LOG_LEVELS)[number] | undefined),
       webSocketAccessLogging: flag('webSocketAccessLogging', false),
       sourceMaps: flag('sourceMaps', true),

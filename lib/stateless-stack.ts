@@ -86,7 +86,8 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly mailReceiptRuleSet?: string;
   /**
-   * Browser origins allowed to call the HTTP API.
+   * Browser origins allowed to call the HTTP API, each `scheme://host[:port]` as browsers send
+   * it, or `['*']`.
    * @default ['*'] (see ConversaHttpApiProps.allowedOrigins)
    */
   readonly allowedOrigins?: readonly string[];
@@ -450,6 +451,18 @@ function refuseInvalidProps(props: StatelessStackProps): void {
   if (props.publicUrl !== undefined && !isBaseUrl(props.publicUrl)) {
     throw new Error(`publicUrl must be an https URL with no path, query or fragment (e.g. https://chat.acme.com), got ${props.publicUrl}`);
   }
+  // Not an address, it fails the deploy late or is never confirmed, and every alarm goes unheard.
+  if (props.alarmEmail !== undefined && !EMAIL_ADDRESS.test(props.alarmEmail)) {
+    throw new Error(`alarmEmail must be an email address, got ${props.alarmEmail}`);
+  }
+  // Browsers send `Origin: scheme://host[:port]`, lowercase and without a default port, and CORS
+  // compares it as a string: `https://console.acme.com/` or a path would never match.
+  const origins = props.allowedOrigins ?? [];
+  for (const origin of origins) {
+    if (origin === '*' ? origins.length > 1 : !isOrigin(origin)) {
+      throw new Error(`allowedOrigins must each be an origin as browsers send it, scheme://host[:port] (lowercase, no path, no trailing slash), or * alone, got ${origin}`);
+    }
+  }
   // The functions would take a 0 or a fraction up to a whole second (defaultSettings), so that
   // `autoResolveAfterSeconds=0` would resolve every conversation a second after each message.
   for (const key of Object.keys(TIMER_MAX_SECONDS) as (keyof typeof TIMER_MAX_SECONDS)[]) {
@@ -458,6 +471,14 @@ function refuseInvalidProps(props: StatelessStackProps): void {
       throw new Error(`${key} must be whole seconds from 1 to ${TIMER_MAX_SECONDS[key]}, got ${value}`);
     }
   }
+}
+
+/** An address, as SES and SNS take one. */
+const EMAIL_ADDRESS = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
+
+/** An http(s) origin exactly as a browser serializes it. */
+function isOrigin(value: string): boolean {
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol) && new URL(value).origin === value;
 }
 
 /** `https://host[:port]`, with or without a trailing slash. */

@@ -39,6 +39,10 @@ describe('context', () => {
     });
   });
 
+  it('refuses an allowedOrigins that names no origin', () => {
+    expect(refused({ allowedOrigins: ' , ' })).toThrow('context allowedOrigins must name origins separated by commas, got  , ');
+  });
+
   it('refuses a log level or message count that cannot be meant', () => {
     expect(refused({ logLevel: 'debug' })).toThrow('context logLevel must be DEBUG, INFO, WARN or ERROR, got debug');
     expect(refused({ visitorAddressSends: '2.5' })).toThrow('context visitorAddressSends must be a whole number of messages, got 2.5');

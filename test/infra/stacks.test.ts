@@ -785,6 +785,37 @@ describe('props reach the template', () => {
     expect(() => build({ publicUrl })).toThrow(`publicUrl must be an https URL with no path, query or fragment (e.g. https://chat.acme.com), got ${publicUrl}`);
   });
 
+  it.each(['oncall', 'oncall@acme', 'oncall@acme.test,ops@acme.test', 'On Call <oncall@acme.test>', ' oncall@acme.test'])('refuses the alarm email %j', (alarmEmail) => {
+    expect(() => build({ alarmEmail })).toThrow(`alarmEmail must be an email address, got ${alarmEmail}`);
+  });
+
+  it('allows the origins given, on the HTTP API and for uploads to the media bucket', () => {
+    const allowedOrigins = ['https://www.acme.test', 'http://localhost:5173'];
+    const { stacks: custom } = build({ allowedOrigins });
+    Template.fromStack(custom.stateless).hasResourceProperties('AWS::ApiGatewayV2::Api', { CorsConfiguration: { AllowOrigins: allowedOrigins } });
+    const [, bucket] = new Inspect(Template.fromStack(custom.stateful)).resources('AWS::S3::Bucket')[0]!;
+    expect(bucket.Properties.CorsConfiguration.CorsRules[0]).toMatchObject({ AllowedMethods: ['PUT'], AllowedOrigins: allowedOrigins });
+    expect(() => build({ allowedOrigins: ['*'] })).not.toThrow();
+  });
+
+  it.each([
+    'www.acme.test',
+    'https://www.acme.test/',
+    'https://www.acme.test/help',
+    'https://WWW.acme.test',
+    'https://www.acme.test:443',
+    'ftp://www.acme.test',
+    'https://www.acme.test?x',
+  ])('refuses the allowed origin %j', (origin) => {
+    expect(() => build({ allowedOrigins: ['https://console.acme.test', origin] })).toThrow(
+      `allowedOrigins must each be an origin as browsers send it, scheme://host[:port] (lowercase, no path, no trailing slash), or * alone, got ${origin}`,
+    );
+  });
+
+  it('refuses * among other origins', () => {
+    expect(() => build({ allowedOrigins: ['https://console.acme.test', '*'] })).toThrow(/or \* alone, got \*/);
+  });
+
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
     const { stacks: custom } = build({ sesIdentity: 'support@acme.test' });
     const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
