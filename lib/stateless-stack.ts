@@ -69,8 +69,9 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly sesIdentity?: string;
   /**
-   * Sender of fallback, re-engagement and CSAT mail (`MAIL_FROM`).
-   * @default `conversa@<sesIdentity>`
+   * Sender of fallback, re-engagement and CSAT mail (`MAIL_FROM`), `address` or
+   * `Name <address>`: an address at `sesIdentity` when that is a domain, or that very address.
+   * @default `conversa@<sesIdentity>`, or `sesIdentity` when it is an address
    */
   readonly mailFrom?: string;
   /**
@@ -463,6 +464,20 @@ function refuseInvalidProps(props: StatelessStackProps): void {
       throw new Error(`allowedOrigins must each be an origin as browsers send it, scheme://host[:port] (lowercase, no path, no trailing slash), or * alone, got ${origin}`);
     }
   }
+  // IAM allows ses:SendEmail on the SES identity only: a sender it does not cover deploys, then
+  // every fallback, follow-up and CSAT email fails and lands in the timers' dead-letter queue.
+  if (props.mailFrom !== undefined) {
+    const sesIdentity = (props.sesIdentity ?? DEFAULT_SES_IDENTITY).toLowerCase();
+    const address = senderAddress(props.mailFrom)?.toLowerCase();
+    if (address === undefined) throw new Error(`mailFrom must be an email address (or Name <address>), got ${props.mailFrom}`);
+    const covered = sesIdentity.includes('@') ? address === sesIdentity : address.slice(address.lastIndexOf('@') + 1) === sesIdentity;
+    if (!covered) {
+      throw new Error(
+        `mailFrom ${props.mailFrom} is not covered by sesIdentity ${sesIdentity}, the only identity the functions may send from: ` +
+          (sesIdentity.includes('@') ? `set mailFrom to ${sesIdentity} or leave it out` : `use an address @${sesIdentity}`),
+      );
+    }
+  }
   // The functions would take a 0 or a fraction up to a whole second (defaultSettings), so that
   // `autoResolveAfterSeconds=0` would resolve every conversation a second after each message.
   for (const key of Object.keys(TIMER_MAX_SECONDS) as (keyof typeof TIMER_MAX_SECONDS)[]) {
@@ -475,6 +490,13 @@ function refuseInvalidProps(props: StatelessStackProps): void {
 
 /** An address, as SES and SNS take one. */
 const EMAIL_ADDRESS = /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/;
+
+/** The address of a sender, `address` or `Name <address>` as SES takes it; undefined when there is none. */
+function senderAddress(from: string): string | undefined {
+  const match = /^(?:[^<>]*<([^<>]+)>|([^<>]+))$/.exec(from);
+  const address = match?.[1] ?? match?.[2];
+  return address !== undefined && EMAIL_ADDRESS.test(address) ? address : undefined;
+}
 
 /** An http(s) origin exactly as a browser serializes it. */
 function isOrigin(value: string): boolean {

@@ -816,6 +816,34 @@ describe('props reach the template', () => {
     expect(() => build({ allowedOrigins: ['https://console.acme.test', '*'] })).toThrow(/or \* alone, got \*/);
   });
 
+  it.each([
+    ['acme.test', 'help@acme.test'],
+    ['acme.test', 'Acme Support <help@acme.test>'],
+    ['acme.test', 'Help@ACME.test'],
+    ['support@acme.test', 'support@acme.test'],
+    ['support@acme.test', 'Acme <support@acme.test>'],
+  ])('takes, with the SES identity %s, the sender %j', (sesIdentity, mailFrom) => {
+    const { stacks: custom } = build({ sesIdentity, mailFrom });
+    expect(new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables[ENV.mailFrom]).toBe(mailFrom);
+  });
+
+  it.each([
+    ['acme.test', 'help@mail.acme.test', 'use an address @acme.test'],
+    ['mail.acme.test', 'help@acme.test', 'use an address @mail.acme.test'],
+    ['acme.test', 'help@acme.test.evil', 'use an address @acme.test'],
+    [undefined, 'help@acme.test', 'use an address @example.com'],
+    ['support@acme.test', 'help@acme.test', 'set mailFrom to support@acme.test or leave it out'],
+    ['support@acme.test', 'Support <sales@acme.test>', 'set mailFrom to support@acme.test or leave it out'],
+  ])('refuses, with the SES identity %s, the sender %j it does not cover', (sesIdentity, mailFrom, advice) => {
+    expect(() => build({ ...(sesIdentity ? { sesIdentity } : {}), mailFrom })).toThrow(
+      `mailFrom ${mailFrom} is not covered by sesIdentity ${sesIdentity ?? 'example.com'}, the only identity the functions may send from: ${advice}`,
+    );
+  });
+
+  it.each(['help', 'help@acme', 'Help <help@acme.test', 'a@acme.test, b@acme.test'])('refuses the sender %j, not an address', (mailFrom) => {
+    expect(() => build({ sesIdentity: 'acme.test', mailFrom })).toThrow(`mailFrom must be an email address (or Name <address>), got ${mailFrom}`);
+  });
+
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
     const { stacks: custom } = build({ sesIdentity: 'support@acme.test' });
     const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
