@@ -5,6 +5,7 @@ import { AgentDirectory, type AgentDirectoryProps } from './constructs/agent-dir
 import { ChannelSecrets, type ChannelSecretsProps } from './constructs/channel-secrets';
 import { ConversaTable, type ConversaTableProps } from './constructs/conversa-table';
 import { MediaBucket, type MediaBucketProps } from './constructs/media-bucket';
+import { warnPlaceholder } from './placeholder-warnings';
 import { secretArnEnv } from '../src/channels/credentials';
 
 /** Properties of {@link StatefulStack}. */
@@ -53,6 +54,13 @@ export class StatefulStack extends Stack {
     this.agents = new AgentDirectory(this, 'Agents', props.agents);
     this.channelSecrets = new ChannelSecrets(this, 'ChannelSecrets', props.channelSecrets);
     this.media = new MediaBucket(this, 'Media', props.media);
+    if (props.media?.allowedOrigins === undefined) {
+      warnPlaceholder(
+        this.media,
+        'corsAnyOrigin',
+        'allowedOrigins is not set: the media bucket takes browser uploads from any origin (CORS *). Set context allowedOrigins to the origins of the agent console and of the sites with the widget (or to * to keep any origin).',
+      );
+    }
     this.replyAddressKey = this.hmacKey(
       'ReplyAddressKey',
       'HMAC key of per-conversation email reply-to addresses',

@@ -33,6 +33,7 @@ import { ConversaRealtimeApi } from './constructs/realtime-api';
 import { grantTableAccess, type TableAccess } from './constructs/table-access';
 import { InboundMail } from './constructs/inbound-mail';
 import { OperationalAlarms } from './constructs/operational-alarms';
+import { warnPlaceholder } from './placeholder-warnings';
 
 /** Timer defaults of CONTRACT.md section 2. */
 export const DEFAULT_TIMERS = {
@@ -254,6 +255,13 @@ export class StatelessStack extends Stack {
     this.channelSecrets = props.channelSecrets;
 
     const sesIdentity = props.sesIdentity ?? DEFAULT_SES_IDENTITY;
+    if (sesIdentity === DEFAULT_SES_IDENTITY) {
+      warnPlaceholder(
+        this,
+        'sesIdentity',
+        `sesIdentity is the placeholder ${DEFAULT_SES_IDENTITY}: SES sends from verified identities only, so every email (fallback, follow-up, CSAT) fails. Set context sesIdentity to your verified SES domain or address.`,
+      );
+    }
     this.sesIdentityArn = this.formatArn({ service: 'ses', resource: 'identity', resourceName: sesIdentity });
     // A verified address is an identity too: mail then goes from it, replies to its domain.
     const sesDomain = sesIdentity.includes('@') ? sesIdentity.slice(sesIdentity.lastIndexOf('@') + 1) : sesIdentity;
@@ -310,6 +318,13 @@ export class StatelessStack extends Stack {
         accessLogRetention: props.logRetention,
       }),
     });
+    if (props.allowedOrigins === undefined) {
+      warnPlaceholder(
+        this.httpApi,
+        'corsAnyOrigin',
+        'allowedOrigins is not set: the HTTP API answers CORS for any origin (*). Set context allowedOrigins to the origins of the agent console and of the sites with the widget (or to * to keep any origin).',
+      );
+    }
     this.realtimeApi = new ConversaRealtimeApi(this, 'RealtimeApi', {
       handler: functions[WS_FUNCTION].function,
       authorizer: functions[WS_AUTHORIZER].function,
@@ -381,6 +396,13 @@ export class StatelessStack extends Stack {
     functions.widget.function.addEnvironment(ENV.widgetIdentitySecretArn, props.widgetIdentityKey.secretArn);
     props.widgetIdentityKey.grantRead(functions.widget.role);
 
+    if (!alarmTopic) {
+      warnPlaceholder(
+        this,
+        'alarmsWithoutActions',
+        'alarmEmail is not set: no alarm (dead-letter queues, 5xx, throttles, errors, queue age) notifies anyone. Set context alarmEmail, or pass an alarmTopic.',
+      );
+    }
     this.operationalAlarms = new OperationalAlarms(this, 'OperationalAlarms', {
       ...alarmProps,
       httpStage: this.httpApi.stage,
