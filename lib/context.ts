@@ -1,20 +1,7 @@
 /**
  * The CDK context keys of the app and how their values are read, apart from bin/ so that tests
- * can check the parsing without starting the CDK app. Keys (README, Configuration):
- *   sesIdentity       verified SES domain or address mail is sent from (default: example.com, a placeholder)
- *   mailFrom          sender address (default: conversa@<sesIdentity>)
- *   mailReplyDomain   domain of per-conversation reply addresses (default: reply.<sesIdentity>)
- *   mailReceiptRuleSet  the account's active SES receipt rule set, to add the reply domain's rule to (default: none)
- *   allowedOrigins    comma-separated CORS origins (default: *)
- *   publicUrl         public base URL providers call, if not the execute-api URL
- *   widgetUrl         the web page visitors chat on; fallback emails link to it (default: no link)
- *   alarmEmail        address notified by every alarm: dead-letter queues, 5xx, throttles, errors, queue age (default: none)
- *   logLevel          DEBUG | INFO | WARN | ERROR (default: INFO)
- *   sourceMaps        false for shorter cold starts without source-mapped stack traces (default: true)
- *   webSocketAccessLogging  true once the account's API Gateway CloudWatch role exists (default: false)
- *   emailFallbackDelaySeconds, reengageAfterSeconds, autoResolveAfterSeconds  timers (defaults: 120, 86400, 172800)
- *   visitorAddressSends  web visitors' messages one network address may send in 10 s (default: 100)
- *   nag               false to skip the cdk-nag AwsSolutions checks (default: true)
+ * can check the parsing without starting the CDK app. What each key does, its default and the
+ * values it takes: README, Configuration (a test keeps that table and CONTEXT_KEYS in step).
  */
 import type { ConversaAppConfig } from './app';
 

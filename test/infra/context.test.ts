@@ -1,4 +1,5 @@
 /** How the CDK app reads its context (lib/context.ts), without synthesizing anything. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CONTEXT_KEYS, readConversaContext } from '../../lib/context';
 
@@ -71,5 +72,15 @@ describe('context', () => {
     for (const value of ['yes', 'no', 'False', 'off', '2']) {
       expect(refused({ [key]: value })).toThrow(`context ${key} must be true or false (or 1 or 0), got ${value}`);
     }
+  });
+});
+
+describe('README', () => {
+  it('lists every context key the app reads in the Configuration table, and no other', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const configuration = readme.slice(readme.indexOf('\n## Configuration'), readme.indexOf('\n## Deploy'));
+    // A row's first cell names one key or several (`a`, `b`); environment variables are UPPER_CASE.
+    const documented = [...configuration.matchAll(/^\| ((?:`[a-z]\w*`(?:, )?)+) \|/gm)].flatMap((row) => row[1]!.match(/[a-z]\w*/g) ?? []);
+    expect(documented.sort()).toEqual([...CONTEXT_KEYS].sort());
   });
 });
