@@ -47,7 +47,7 @@ export const MAX_CONVERSATION_LABELS = 20;
 
 /**
  * Replaces a conversation's labels (as Chatwoot's label picker does); each must be defined in
- * the settings. A label an admin defined a moment ago may not be in this instance's cached
+ * the settings, or be one the conversation has already. A label an admin defined a moment ago may not be in this instance's cached
  * settings yet: a name not found there is looked up again before it is refused.
  */
 export async function setLabels(id: string, requested: readonly string[]): Promise<ConversationRecord> {
@@ -56,10 +56,13 @@ export async function setLabels(id: string, requested: readonly string[]): Promi
   const defined = async (fresh: boolean) => new Set((await getSettings({ fresh })).labels.map((l) => l.name));
   let known = await defined(false);
   if (wanted.some((name) => !known.has(name))) known = await defined(true);
-  const unknown = wanted.find((name) => !known.has(name));
-  if (unknown !== undefined) throw badRequest('unknown_label', `label ${unknown} is not defined (settings.labels)`);
-  const { after } = await changeConversation(id, (c) =>
-    (c.labels ?? []).join('\n') === wanted.join('\n') ? undefined : { ...c, labels: wanted, updatedAt: new Date().toISOString() },
-  );
+  const { after } = await changeConversation(id, (c) => {
+    // A label the admin has since removed stays on the conversations that have it: keeping it
+    // while changing the others is no new use of it.
+    const had = new Set(c.labels ?? []);
+    const unknown = wanted.find((name) => !known.has(name) && !had.has(name));
+    if (unknown !== undefined) throw badRequest('unknown_label', `label ${unknown} is not defined (settings.labels)`);
+    return (c.labels ?? []).join('\n') === wanted.join('\n') ? undefined : { ...c, labels: wanted, updatedAt: new Date().toISOString() };
+  });
   return after;
 }

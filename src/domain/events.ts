@@ -57,10 +57,21 @@ export async function publishToConversation(
   before?: ConversationRecord,
   agentConnections?: Promise<ConnectionRecord[]>,
 ): Promise<number> {
-  const visible = events.filter((event) => !(event.message as Message | undefined)?.private);
+  const visible = events.filter((event) => !(event.message as Message | undefined)?.private).map(forVisitor);
   const [, visitorCount] = await Promise.all([
     publish(events, { agents: scopeOf(conversation, before), ...(agentConnections ? { agentConnections } : {}) }),
     conversation.visitorId && visible.length > 0 ? publish(visible, { agents: false, visitorId: conversation.visitorId }) : Promise.resolve(0),
   ]);
   return visitorCount;
+}
+
+/** How the team files a conversation (its labels, its team, who else wrote in it): not the customer's to see. */
+const TEAM_ONLY = ['labels', 'team', 'participants'] as const;
+
+function forVisitor(event: ServerEvent): ServerEvent {
+  const conversation = event.conversation as Record<string, unknown> | undefined;
+  if (!conversation) return event;
+  const shown = { ...conversation };
+  for (const field of TEAM_ONLY) delete shown[field];
+  return { ...event, conversation: shown };
 }

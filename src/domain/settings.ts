@@ -6,7 +6,7 @@
 import * as z from '../zod';
 import { config, TIMER_MAX_SECONDS } from '../config';
 import { getStoredSettings, putSettings } from '../store/settings';
-import { badRequest } from './errors';
+import { badRequest, conflict } from './errors';
 
 /** Labels a workspace may define. */
 export const MAX_LABELS = 100;
@@ -161,12 +161,16 @@ let cached: { value: Settings; at: number } | undefined;
 
 export async function getSettings(options: { fresh?: boolean } = {}): Promise<Settings> {
   if (!options.fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.value;
-  const stored = (await getStoredSettings()) as SettingsPatch | undefined;
+  return (await readSettings(false)).value;
+}
+
+async function readSettings(consistent: boolean): Promise<{ value: Settings; version: number | undefined }> {
+  const stored = await getStoredSettings(consistent);
   const defaults = defaultSettings();
   // Sections added after a workspace saved its settings take their defaults.
-  const value = stored ? withoutRefused(mergeSettings(defaults, stored)) : defaults;
+  const value = stored ? withoutRefused(mergeSettings(defaults, stored.settings as SettingsPatch)) : defaults;
   cached = { value, at: Date.now() };
-  return value;
+  return { value, version: stored?.version };
 }
 
 /**
@@ -198,17 +202,30 @@ export function mergeSettings(base: Settings, patch: SettingsPatch): Settings {
   return out as Settings;
 }
 
+/** Saves of the settings one request tries when others keep landing in between. */
+const SAVE_ATTEMPTS = 5;
+
+/**
+ * Merges `patch` into the settings as stored and saves the result, unless another save landed
+ * since they were read: then it reads and merges again, so that concurrent saves of different
+ * sections both hold. A patch that is invalid against the current settings changes nothing.
+ */
 export async function saveSettings(patch: SettingsPatch): Promise<Settings> {
-  const current = await getSettings({ fresh: true });
-  const parsed = SettingsSchema.safeParse(mergeSettings(current, patch));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw badRequest('invalid_request', `${issue?.path.join('.') || 'settings'}: ${issue?.message ?? 'invalid'}`);
+  for (let attempt = 0; attempt < SAVE_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+    const current = await readSettings(true);
+    const parsed = SettingsSchema.safeParse(mergeSettings(current.value, patch));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw badRequest('invalid_request', `${issue?.path.join('.') || 'settings'}: ${issue?.message ?? 'invalid'}`);
+    }
+    const next = parsed.data;
+    if (await putSettings(next, new Date(), current.version)) {
+      cached = { value: next, at: Date.now() };
+      return next;
+    }
   }
-  const next = parsed.data;
-  await putSettings(next, new Date());
-  cached = { value: next, at: Date.now() };
-  return next;
+  throw conflict('settings_busy', 'the settings kept changing while this change was saved; try again');
 }
 
 /** For tests: forget the cached copy. */

@@ -7,6 +7,7 @@ import { batchGetAll, putNew } from './items';
 import { keys } from './keys';
 import { markLoadChanging } from './agents';
 import { decodeCursor, encodeCursor } from './cursor';
+import { conflict } from '../domain/errors';
 import { conversationWindow, windowStart } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
@@ -183,13 +184,17 @@ function slotHoldersMoved(before: ConversationRecord, after: ConversationRecord)
  * conversation's write is). A change that moves an agent's slot marks their counters first
  * (markLoadChanging): the counter update that follows the write must not be counted apart from it.
  */
+/** Writes of one change when other writers keep landing in between. */
+const UPDATE_ATTEMPTS = 8;
+
 export async function updateConversation(
   id: string,
   change: (current: ConversationRecord) => ConversationRecord | undefined,
   alongside?: (before: ConversationRecord, after: ConversationRecord) => Record<string, unknown> | undefined,
 ): Promise<{ before: ConversationRecord; after: ConversationRecord } | undefined> {
-  const attempts = 5;
-  for (let attempt = 0; attempt < attempts; attempt++) {
+  for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    // Writers that lost a race back off apart, so that a dozen at once do not keep colliding.
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     const current = await getConversation(id, true);
     if (!current) return undefined;
     const next = change(structuredClone(current));
@@ -211,7 +216,7 @@ export async function updateConversation(
       if (!lostRace) throw error;
     }
   }
-  throw new Error(`conversation ${id} kept changing; gave up after ${attempts} attempts`);
+  throw conflict('conversation_busy', `conversation ${id} kept changing while this change was made; try again`);
 }
 
 export interface ConversationFilter {

@@ -244,6 +244,11 @@ describe('agent workspace', () => {
     expect(res.status).toBe(200);
     expect(res.body.labels).toEqual(['billing-issue', 'vip']);
     await labelled;
+    // The customer hears that the conversation changed, not how the team files it.
+    await ws.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.updatedAt === res.body.updatedAt, 10_000, 'visitor update');
+    const shown = ws.frames.filter((f) => f.conversation).map((f) => Object.keys(f.conversation));
+    expect(shown.length).toBeGreaterThan(1);
+    for (const fields of shown) expect(fields.filter((k) => ['labels', 'team', 'participants'].includes(k))).toEqual([]);
 
     // Refused changes change nothing.
     const unknown = await put(`/v1/conversations/${conversationId}/labels`, { labels: ['vip', 'refund'] }, tokens[agentId]);
@@ -266,10 +271,41 @@ describe('agent workspace', () => {
     expect(ids(await get('/v1/conversations?status=open'))).toContain(other.conversationId);
     expect((await get(`/v1/conversations/${other.conversationId}`)).body.labels).toEqual([]);
 
+    // A label the admin removes stays where it is, and may stay while the others change; it is not put anywhere new.
+    expect((await put('/v1/settings', { labels: [{ name: 'billing-issue' }] })).status).toBe(200);
+    const kept = await put(`/v1/conversations/${conversationId}/labels`, { labels: ['vip'] }, tokens[agentId]);
+    expect([kept.status, kept.body.labels]).toEqual([200, ['vip']]);
+    const spread = await put(`/v1/conversations/${other.conversationId}/labels`, { labels: ['vip'] }, tokens[agentId]);
+    expect([spread.status, spread.body.error?.code]).toEqual([400, 'unknown_label']);
     expect((await put(`/v1/conversations/${conversationId}/labels`, { labels: [] }, tokens[agentId])).body.labels).toEqual([]);
     expect(ids(await get('/v1/conversations?status=open&label=vip'))).toEqual([]);
+    // Once gone from the conversation too, it is gone.
+    expect((await put(`/v1/conversations/${conversationId}/labels`, { labels: ['vip'] }, tokens[agentId])).status).toBe(400);
     // Their slots are for the tests after this one.
     for (const id of [conversationId, other.conversationId]) expect((await post(`/v1/conversations/${id}/resolve`, {})).status).toBe(200);
+  });
+
+  it('answers many label writes to one conversation at once without a 5xx, and keeps one of them whole', async () => {
+    const put = (path: string, body: unknown) => http(stack.httpUrl, 'PUT', path, { token: admin, body });
+    const names = Array.from({ length: 20 }, (_, i) => `busy-${i}`);
+    expect((await put('/v1/settings', { labels: names.map((name) => ({ name })) })).status).toBe(200);
+    const { conversationId } = await visitorWithConversation('Many hands');
+    const answers = await Promise.all(names.map((name) => put(`/v1/conversations/${conversationId}/labels`, { labels: [name] })));
+    // Each write lands, or is told to try again (409); none fails as a bug.
+    expect(answers.filter((a) => a.status !== 200 && a.status !== 409).map((a) => a.status)).toEqual([]);
+    const [only] = (await get(`/v1/conversations/${conversationId}`)).body.labels as string[];
+    expect(names).toContain(only);
+    expect((await post(`/v1/conversations/${conversationId}/resolve`, {})).status).toBe(200);
+  });
+
+  it('keeps both of two settings saves made at once, each of its own section', async () => {
+    const put = (body: unknown) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body });
+    for (let round = 0; round < 8; round++) {
+      const answers = await Promise.all([put({ labels: [{ name: `round-${round}` }] }), put({ sla: { firstReplySeconds: 600 + round } })]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      const saved = (await get('/v1/settings')).body;
+      expect([saved.labels.map((l: { name: string }) => l.name), saved.sla.firstReplySeconds], `round ${round}`).toEqual([[`round-${round}`], 600 + round]);
+    }
   });
 
   it('assigns to an agent who never opened the console (themselves, or named by an admin), counting it on their load, and sends one back to the queue with a note', async () => {
