@@ -499,8 +499,9 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
     case 'autoResolve':
       return autoResolve(input.conversationId, now);
     case 'snoozeWake':
-      // A conversation deleted since is nothing to wake (notFound), not a failure to retry.
-      return (await wakeSnoozed(input.conversationId, now).catch((error: unknown) => (error instanceof ClientError ? undefined : Promise.reject(error))))
+      // A conversation deleted since is nothing to wake (notFound), not a failure to retry; one
+      // that kept changing (conversation_busy) is, so the schedule's retries try again.
+      return (await wakeSnoozed(input.conversationId, now).catch((error: unknown) => (error instanceof ClientError && error.status === 404 ? undefined : Promise.reject(error))))
         ? 'done'
         : 'skipped';
     case 'keepMedia':
