@@ -64,13 +64,17 @@ export const CREDENTIALS_TTL_MS = 5 * 60_000;
 export const NOT_CONFIGURED_TTL_MS = 60_000;
 
 /**
- * A channel whose secret still has a placeholder: nobody set it up, which is no failure of ours
- * (404, not a 5xx that pages someone). The missing key goes to the log, not to the caller.
+ * A channel nobody set up: its secret still has a placeholder (a key missing or empty), is not a
+ * JSON object, or does not exist. That is no failure of ours (404, not a 5xx that pages someone).
+ * What is wrong goes to the log, not to the caller.
  */
 export class ChannelNotConfiguredError extends ClientError {
   constructor(
     readonly channel: ProviderChannel,
-    readonly missing: string,
+    /** What is wrong with the secret, as the log says it after "its secret <id>": "has no KEY", "does not exist". */
+    readonly problem: string,
+    /** The key missing or unusable, when that is what is wrong. */
+    readonly missing?: string,
   ) {
     super(404, 'channel_not_configured', `the ${channel} channel is not configured`);
   }
@@ -79,22 +83,37 @@ export class ChannelNotConfiguredError extends ClientError {
 let client: SecretsManagerClient | undefined;
 const cache = new Map<ProviderChannel, { expiresAt: number; value: Promise<Credentials> }>();
 
-async function fromSecret(channel: ProviderChannel, secretId: string): Promise<Credentials> {
+/** The secret as Secrets Manager answers it; a secret that does not exist is a channel nobody set up. */
+async function secretString(channel: ProviderChannel, secretId: string): Promise<string | undefined> {
   client ??= new SecretsManagerClient({});
-  const output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+  try {
+    const output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+    return output.SecretString;
+  } catch (error) {
+    // Throttling, AccessDenied, a network error: not ours to believe for a minute, they go up as they are.
+    if ((error as { name?: unknown } | null)?.name === 'ResourceNotFoundException') throw new ChannelNotConfiguredError(channel, 'does not exist');
+    throw error;
+  }
+}
+
+async function fromSecret(channel: ProviderChannel, secretId: string): Promise<Credentials> {
+  const text = await secretString(channel, secretId);
   let json: unknown;
   try {
-    json = JSON.parse(output.SecretString ?? '');
+    json = JSON.parse(text ?? '');
   } catch {
-    throw new Error(`Secret ${secretId} for ${channel} is not a JSON object`);
+    json = undefined;
   }
-  if (typeof json !== 'object' || json === null) throw new Error(`Secret ${secretId} for ${channel} is not a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ChannelNotConfiguredError(channel, 'is not a JSON object');
   const values = json as Record<string, unknown>;
   const result: Record<string, string> = {};
   for (const [key, { env }] of Object.entries(adapters[channel].credentialDefaults)) {
     const value = values[env];
     // A public development default in production would let anyone forge webhooks: a gap means "not set up".
-    if (typeof value !== 'string' || value === '') throw new ChannelNotConfiguredError(channel, env);
+    if (value === undefined || value === null) throw new ChannelNotConfiguredError(channel, `has no ${env}`, env);
+    // A number typed without quotes (a phone number id) is no credential either, and the log says so.
+    if (typeof value !== 'string') throw new ChannelNotConfiguredError(channel, `has ${env} as a ${Array.isArray(value) ? 'list' : typeof value}, not a string`, env);
+    if (value === '') throw new ChannelNotConfiguredError(channel, `has ${env} empty`, env);
     result[key] = value;
   }
   return result;
@@ -114,7 +133,7 @@ export async function loadCredentials(channel: ProviderChannel, now: number = Da
     if (error instanceof ChannelNotConfiguredError) {
       // Believed for a while, and told once per while, not once per request.
       cache.set(channel, { expiresAt: now + NOT_CONFIGURED_TTL_MS, value });
-      console.warn(`the ${channel} channel is not configured: its secret ${secretId} has no ${error.missing}`);
+      console.warn(`the ${channel} channel is not configured: its secret ${secretId} ${error.problem}`);
     } else if (cache.get(channel)?.value === value) {
       cache.delete(channel);
     }

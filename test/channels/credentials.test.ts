@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -151,10 +151,67 @@ describe('credentials from Secrets Manager', () => {
     expect(await loadCredentials('sms')).toEqual({ accountSid: 'AC1', authToken: 'tok', fromNumber: '+1555' });
   });
 
-  it('rejects a secret that is not JSON', async () => {
+  // Not JSON, or no secret at all: as much "nobody set it up" as a placeholder, and a scanner
+  // posting to the channel must neither keep the 5xx alarm firing nor cost a call per request.
+  it.each([
+    ['a secret that is not JSON', () => secrets.on(GetSecretValueCommand).resolves({ SecretString: 'plain-text' }), 'is not a JSON object'],
+    ['a secret that is a JSON list', () => secrets.on(GetSecretValueCommand).resolves({ SecretString: '["42:abc","s"]' }), 'is not a JSON object'],
+    ['a binary secret', () => secrets.on(GetSecretValueCommand).resolves({ SecretBinary: new Uint8Array([1, 2]) }), 'is not a JSON object'],
+    [
+      'a secret that does not exist',
+      () => secrets.on(GetSecretValueCommand).rejects(new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} })),
+      'does not exist',
+    ],
+  ])('answers %s as not configured, from the cache for a minute, telling the log once what is wrong', async (_, arrange, problem) => {
     vi.stubEnv('TELEGRAM_SECRET_ARN', ARN);
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: 'plain-text' });
-    await expect(loadCredentials('telegram')).rejects.toThrow(/not a JSON object/);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    arrange();
+    const t0 = 3_000_000;
+    const answers = await Promise.allSettled([loadCredentials('telegram', t0), loadCredentials('telegram', t0 + 1), loadCredentials('telegram', t0 + NOT_CONFIGURED_TTL_MS - 1)]);
+    for (const answer of answers) {
+      expect(answer.status).toBe('rejected');
+      const reason = (answer as PromiseRejectedResult).reason;
+      expect(reason).toBeInstanceOf(ChannelNotConfiguredError);
+      expect(reason).toMatchObject({ status: 404, code: 'channel_not_configured', message: 'the telegram channel is not configured' });
+    }
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]![0])).toBe(`the telegram channel is not configured: its secret ${ARN} ${problem}`);
+
+    // Set up meanwhile: picked up once the minute is over.
+    secrets.reset();
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ TELEGRAM_BOT_TOKEN: '42:abc', TELEGRAM_SECRET_TOKEN: 's' }) });
+    expect(await loadCredentials('telegram', t0 + NOT_CONFIGURED_TTL_MS + 1)).toEqual({ botToken: '42:abc', secretToken: 's' });
+    warn.mockRestore();
+  });
+
+  it.each([
+    ['AccessDeniedException', 'User: arn:aws:sts::123456789012:assumed-role/webhook is not authorized to perform: secretsmanager:GetSecretValue'],
+    ['ThrottlingException', 'Rate exceeded'],
+    ['InternalServiceError', 'An error occurred on the server side.'],
+  ])('leaves %s as it is: no "not configured", nothing cached', async (name, message) => {
+    vi.stubEnv('TELEGRAM_SECRET_ARN', ARN);
+    const error = Object.assign(new Error(message), { name });
+    secrets.on(GetSecretValueCommand).rejects(error);
+    const t0 = 4_000_000;
+    await expect(loadCredentials('telegram', t0)).rejects.toMatchObject({ name, message });
+    await expect(loadCredentials('telegram', t0 + 1)).rejects.not.toBeInstanceOf(ChannelNotConfiguredError);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
+  it('tells the log a key whose value is not a string for what it is, not as missing', async () => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', ARN);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ ...secret, WHATSAPP_PHONE_NUMBER_ID: 5550001 }) });
+    await expect(loadCredentials('whatsapp')).rejects.toMatchObject({ code: 'channel_not_configured', missing: 'WHATSAPP_PHONE_NUMBER_ID' });
+    expect(String(warn.mock.calls[0]![0])).toBe(`the whatsapp channel is not configured: its secret ${ARN} has WHATSAPP_PHONE_NUMBER_ID as a number, not a string`);
+
+    clearCredentialCache();
+    warn.mockClear();
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ ...secret, WHATSAPP_APP_SECRET: undefined }) });
+    await expect(loadCredentials('whatsapp')).rejects.toBeInstanceOf(ChannelNotConfiguredError);
+    expect(String(warn.mock.calls[0]![0])).toBe(`the whatsapp channel is not configured: its secret ${ARN} has no WHATSAPP_APP_SECRET`);
+    warn.mockRestore();
   });
 });
 

@@ -4,7 +4,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import { fixture, providerHeaders } from '../fixtures/sign';
 import { MAX_PROVIDER_ID_CHARS } from '../../src/channels/common';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { clearCredentialCache } from '../../src/channels/credentials';
 
@@ -166,6 +166,31 @@ describe('webhook handler', () => {
         expect(answer.statusCode).toBe(404);
         expect(JSON.parse(answer.body).error.code).toBe('channel_not_configured');
       }
+      expect(sendMessageBatch).not.toHaveBeenCalled();
+    } finally {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+      secrets.restore();
+      clearCredentialCache();
+    }
+  });
+  // A scanner posting again and again to such a channel kept the 5xx alarm firing, a Secrets Manager call each time.
+  it.each([
+    ['is not JSON', (secrets: ReturnType<typeof mockClient>) => secrets.on(GetSecretValueCommand).resolves({ SecretString: 'fill me in' })],
+    ['does not exist', (secrets: ReturnType<typeof mockClient>) => secrets.on(GetSecretValueCommand).rejects(new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }))],
+  ])('answers 404 channel_not_configured on a channel whose secret %s, asking Secrets Manager once', async (_, arrange) => {
+    const secrets = mockClient(SecretsManagerClient);
+    arrange(secrets);
+    vi.stubEnv('TELEGRAM_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:telegram');
+    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const body = fixture('telegram', 'text');
+      for (let i = 0; i < 3; i++) {
+        const answer = await invoke(event('POST', 'telegram', body, providerHeaders('telegram', body)));
+        expect(answer.statusCode).toBe(404);
+        expect(JSON.parse(answer.body).error.code).toBe('channel_not_configured');
+      }
+      expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
       expect(sendMessageBatch).not.toHaveBeenCalled();
     } finally {
       vi.unstubAllEnvs();
