@@ -16,7 +16,8 @@ import { keepProviderMedia } from './provider-media';
 import { isKeepMediaJob, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
-import { baseUrl, loadCredentials } from '../channels/credentials';
+import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
+import type { Credentials } from '../channels/types';
 import { enqueueOutbound } from '../aws/queues';
 import { FUNCTIONS } from '../manifest';
 import {
@@ -381,6 +382,16 @@ async function sendToProvider(
   if (!decision.allowed) {
     return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });
   }
+  let credentials: Credentials;
+  try {
+    credentials = await loadCredentials(channel);
+  } catch (error) {
+    // Nobody set the channel up (its secret lacks a key, is not JSON or does not exist): no retry
+    // changes that within the job's attempts, and the DLQ would leave the reply queued for good.
+    // The agent sees why, and can send it again once the secret is filled in.
+    if (error instanceof ChannelNotConfiguredError) return updateMessageStatus(message.conversationId, message.id, 'failed', { error: error.message });
+    throw error;
+  }
   const result = await adapter.send(
     {
       to: conversation.handle,
@@ -392,7 +403,7 @@ async function sendToProvider(
       reference: `${message.conversationId}/${message.id}`,
     },
     {
-      credentials: await loadCredentials(channel),
+      credentials,
       baseUrl: baseUrl(channel),
       fetch,
       ...(resume ? { resume } : {}),

@@ -9,7 +9,8 @@
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
 import { isProviderFile, mediaCopier, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
-import { baseUrl, loadCredentials } from '../channels/credentials';
+import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
+import type { Credentials } from '../channels/types';
 import { MAX_UPLOAD_BYTES } from '../manifest';
 import { MEDIA_SCHEME, providerFileKey, putObject } from '../aws/media-store';
 import { CONTENT_TYPE } from './media';
@@ -23,15 +24,24 @@ import { publish, scopeOf } from './fanout';
  * A provider or S3 outage, or running out of time before `deadlineMs` (the copy's share of a
  * batch that also sends replies), throws: the queue tries again. On its last attempt the copy
  * arms a later round instead (src/domain/media-jobs.ts), until the last round. A file the
- * provider no longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference.
+ * provider no longer has, or one over MAX_UPLOAD_BYTES, keeps its provider reference; so do the
+ * files of a channel that is not configured (ChannelNotConfiguredError).
  */
 export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, deadlineMs: number): Promise<void> {
   const message = await getMessage(job.conversationId, job.messageId);
   if (!message || !isProviderChannel(message.channel)) return;
   const copier = mediaCopier(getAdapter(message.channel));
   if (!copier) return;
+  let credentials: Credentials;
+  try {
+    credentials = await loadCredentials(message.channel);
+  } catch (error) {
+    // A channel nobody set up (logged by loadCredentials): the files keep the provider's reference, no retry, no DLQ.
+    if (error instanceof ChannelNotConfiguredError) return;
+    throw error;
+  }
   const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
-  const context = { credentials: await loadCredentials(message.channel), baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
+  const context = { credentials, baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
   // A file left behind by an outage on the last attempt: worth another round.
   let later = false;

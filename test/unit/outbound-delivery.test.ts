@@ -6,6 +6,9 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { clearCredentialCache } from '../../src/channels/credentials';
 import { keys } from '../../src/store/keys';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
@@ -14,6 +17,8 @@ const automation = vi.hoisted(() => ({ afterOutbound: vi.fn() }));
 vi.mock('../../src/domain/automation', () => automation);
 vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true }));
 const { deliverOutbound } = await import('../../src/domain/outbound');
+const { handler } = await import('../../functions/outbound/handler');
+const { publish } = await import('../../src/domain/fanout');
 
 const ddb = mockClient(DynamoDBDocumentClient);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
@@ -57,7 +62,7 @@ function arrange(eventual: ConversationRecord | undefined, latest: ConversationR
   ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION), ConsistentRead: true }).resolves({ Item: latest });
   ddb.on(PutCommand).resolves({});
   ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
-    Attributes: { ...reply, status: input.ExpressionAttributeValues[':status'] },
+    Attributes: { ...reply, status: input.ExpressionAttributeValues[':status'], ...(input.ExpressionAttributeValues[':error'] ? { error: input.ExpressionAttributeValues[':error'] } : {}) },
   }));
 }
 
@@ -95,6 +100,48 @@ describe('delivering a reply', () => {
     arrange(old, old);
     await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
     expect(statuses()).toEqual(['failed']);
+  });
+});
+
+describe('a reply on a channel nobody set up', () => {
+  const secrets = mockClient(SecretsManagerClient);
+  const record = (receiveCount: number): SQSRecord =>
+    ({
+      messageId: 'sqs-1',
+      receiptHandle: 'rh-1',
+      body: JSON.stringify({ conversationId: CONVERSATION, messageId: MESSAGE }),
+      attributes: { MessageGroupId: CONVERSATION, ApproximateReceiveCount: String(receiveCount) },
+    }) as unknown as SQSRecord;
+
+  beforeEach(() => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:conversa/whatsapp-AbCdEf');
+    vi.stubEnv('OUTBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-outbound.fifo');
+    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    // As the stack creates it: placeholders where the team has not typed its credentials in.
+    secrets.reset();
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ WHATSAPP_APP_SECRET: 'generated', WHATSAPP_VERIFY_TOKEN: '', WHATSAPP_ACCESS_TOKEN: '', WHATSAPP_PHONE_NUMBER_ID: '' }) });
+    clearCredentialCache();
+    vi.mocked(publish).mockClear();
+  });
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+    clearCredentialCache();
+  });
+
+  it('fails at its first attempt with the reason, tells the agents, and leaves nothing to the queue or its DLQ', async () => {
+    arrange(conversation(new Date().toISOString()), conversation(new Date().toISOString()));
+
+    const response = await handler({ Records: [record(1)] } as SQSEvent);
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(statuses()).toEqual(['failed']);
+    const [update] = ddb.commandCalls(UpdateCommand);
+    expect(update!.args[0].input.ExpressionAttributeValues?.[':error']).toBe('the whatsapp channel is not configured');
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    const frames = vi.mocked(publish).mock.calls.flatMap(([events]) => events);
+    expect(frames).toEqual([expect.objectContaining({ type: 'message.updated', message: expect.objectContaining({ id: MESSAGE, status: 'failed', error: 'the whatsapp channel is not configured' }) })]);
+    expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'failed' }));
   });
 });
 

@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { clearCredentialCache } from '../../src/channels/credentials';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import type { Message, OutboundJob } from '../../src/domain/types';
@@ -185,6 +187,31 @@ describe('a copy in a provider outage', () => {
   it('arms the next round of a copy job skipped behind a failing one until its last receive', async () => {
     expect(await abandonOutbound(job(1), 'not sent')).toBe(true);
     expect(armed().map((input) => JSON.parse(input.Target!.Input!).round)).toEqual([2]);
+  });
+});
+
+describe('a copy on a channel nobody set up', () => {
+  const secrets = mockClient(SecretsManagerClient);
+
+  afterEach(() => {
+    vi.restoreAllMocks();
+    clearCredentialCache();
+  });
+
+  it('keeps the provider reference: no fetch, no retry, no round, nothing thrown to the DLQ', async () => {
+    vi.stubEnv('WHATSAPP_SECRET_ARN', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:conversa/whatsapp-AbCdEf');
+    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    secrets.reset();
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ WHATSAPP_APP_SECRET: 'generated', WHATSAPP_VERIFY_TOKEN: '', WHATSAPP_ACCESS_TOKEN: '', WHATSAPP_PHONE_NUMBER_ID: '' }) });
+    clearCredentialCache();
+    provider(200);
+
+    for (const lastAttempt of [false, true]) await keepProviderMedia(job(), lastAttempt, deadline());
+
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+    expect(s3.commandCalls(PutObjectCommand)).toEqual([]);
+    expect(armed()).toEqual([]);
   });
 });
 
