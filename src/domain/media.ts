@@ -184,49 +184,107 @@ export function sendingKinds(attachments: readonly Attachment[], limits: MediaLi
   return tooLarge ? { kinds, tooLarge } : { kinds };
 }
 
-/** Extensions that are not the media type's subtype; any other short subtype (png, pdf, heic) is its own. */
+/**
+ * Extensions that are not the media type's subtype (or whose subtype is not a short name), for the
+ * types people commonly send; any other short subtype (png, pdf, heic) is its own.
+ */
 const EXTENSIONS: Readonly<Record<string, string>> = {
   'image/jpeg': 'jpg',
   'image/svg+xml': 'svg',
+  'image/x-icon': 'ico',
+  'image/vnd.microsoft.icon': 'ico',
   'audio/mpeg': 'mp3',
   'audio/mp4': 'm4a',
+  'audio/x-m4a': 'm4a',
+  'audio/wave': 'wav',
+  'audio/x-wav': 'wav',
+  'audio/vnd.wave': 'wav',
+  'audio/x-flac': 'flac',
+  'audio/3gpp': '3gp',
+  'audio/midi': 'mid',
+  'audio/x-midi': 'mid',
   'video/mpeg': 'mpg',
   'video/quicktime': 'mov',
+  'video/3gpp': '3gp',
+  'video/3gpp2': '3g2',
+  'video/x-msvideo': 'avi',
+  'video/x-matroska': 'mkv',
+  'video/x-ms-wmv': 'wmv',
+  'video/x-m4v': 'm4v',
+  'video/ogg': 'ogv',
+  'video/mp2t': 'ts',
   'text/plain': 'txt',
   'text/vcard': 'vcf',
+  'text/x-vcard': 'vcf',
+  'text/calendar': 'ics',
+  'text/markdown': 'md',
+  'text/javascript': 'js',
+  'text/tab-separated-values': 'tsv',
+  'message/rfc822': 'eml',
   'application/msword': 'doc',
   'application/vnd.ms-excel': 'xls',
   'application/vnd.ms-powerpoint': 'ppt',
   'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
   'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
   'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
+  'application/vnd.oasis.opendocument.text': 'odt',
+  'application/vnd.oasis.opendocument.spreadsheet': 'ods',
+  'application/vnd.oasis.opendocument.presentation': 'odp',
+  'application/vnd.ms-outlook': 'msg',
+  'application/epub+zip': 'epub',
+  'application/x-zip-compressed': 'zip',
+  'application/gzip': 'gz',
+  'application/x-gzip': 'gz',
+  'application/x-bzip2': 'bz2',
+  'application/x-tar': 'tar',
+  'application/vnd.rar': 'rar',
+  'application/x-rar-compressed': 'rar',
+  'application/x-7z-compressed': '7z',
+  'application/vnd.android.package-archive': 'apk',
+  'application/javascript': 'js',
+  'application/postscript': 'ps',
 };
 
+/** The extension a file of this media type is known by (`jpg`, `zip`), if any. */
+function extensionOf(mimeType: string | undefined): string | undefined {
+  const type = baseType(mimeType ?? '').toLowerCase();
+  const subtype = type.split('/')[1] ?? '';
+  return EXTENSIONS[type] ?? (/^[a-z0-9]{2,4}$/.test(subtype) ? subtype : undefined);
+}
+
 /**
- * A name for one of our files that has none, from its key (the upload id: the same on every retry,
- * and one support can find) and its type's extension, by which the customer's phone knows what
- * opens it. Providers show a document without a filename as an unnamed file.
+ * A name that ends in an extension: a dot, then up to 8 letters and digits with a letter among
+ * them (`.pdf`, `.7z`, `.docx`); not a version or a date (`v1.2`, `12.05.2024`) nor `Mr. Smith`.
  */
-function fileNameOf(attachment: Attachment): string | undefined {
+const HAS_EXTENSION = /\.(?=[a-z0-9]{0,7}[a-z])[a-z0-9]{1,8}$/i;
+
+/**
+ * The name a document goes to the provider under, by which the customer's phone knows what opens
+ * it (providers show a document without a filename as an unnamed file): the agent's, with its
+ * type's extension when it has none (`receipt` → `receipt.jpg`); else one from its key (the upload
+ * id: the same on every retry, and one support can find) and that extension.
+ */
+function documentNameOf(attachment: Attachment): string | undefined {
+  const extension = extensionOf(attachment.mimeType);
+  if (attachment.name !== undefined) {
+    return extension && !HAS_EXTENSION.test(attachment.name) ? `${attachment.name.replace(/\.+$/, '')}.${extension}` : attachment.name;
+  }
   const stem = mediaKeyOf(attachment.url)?.split('/').pop();
   if (!stem) return undefined;
-  const type = baseType(attachment.mimeType ?? '').toLowerCase();
-  const subtype = type.split('/')[1] ?? '';
-  const extension = EXTENSIONS[type] ?? (/^[a-z0-9]{2,4}$/.test(subtype) ? subtype : undefined);
   return extension ? `${stem}.${extension}` : stem;
 }
 
 /**
  * A reply's attachments as a provider can fetch them: our files by a presigned URL, as the kind
- * they go as, a document named if it has no name (in the URL's disposition too, for the providers
- * that name a fetched file by it); others as they are.
+ * they go as, a document named if it has no name and given its extension if its name has none (in
+ * the URL's disposition too, for the providers that name a fetched file by it); others as they are.
  */
 export async function forProvider(attachments: readonly Attachment[], limits?: MediaLimits): Promise<Attachment[]> {
   const { kinds } = sendingKinds(attachments, limits);
   return Promise.all(
     attachments.map(async (a, i) => {
       const type = kinds[i]!;
-      const name = a.name ?? (type === 'file' ? fileNameOf(a) : undefined);
+      const name = type === 'file' ? documentNameOf(a) : a.name;
       const sent: Attachment = { ...a, type, ...(name ? { name } : {}) };
       const url = await downloadUrl(sent, 'provider');
       if (!url) return a;

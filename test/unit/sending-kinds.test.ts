@@ -79,6 +79,62 @@ describe('forProvider', () => {
     expect(photo).not.toHaveProperty('name');
   });
 
+  it('names a document by the extension its type is known by, not a long or misleading subtype', async () => {
+    const types: [string, string][] = [
+      ['audio/x-wav', 'wav'],
+      ['audio/wave', 'wav'],
+      ['audio/wav', 'wav'],
+      ['audio/x-m4a', 'm4a'],
+      ['video/x-msvideo', 'avi'],
+      ['video/x-matroska', 'mkv'],
+      ['video/3gpp', '3gp'],
+      ['text/calendar', 'ics'],
+      ['application/x-zip-compressed', 'zip'],
+      ['application/zip', 'zip'],
+      ['application/gzip', 'gz'],
+      ['application/vnd.rar', 'rar'],
+      ['application/x-rar-compressed', 'rar'],
+      ['application/x-7z-compressed', '7z'],
+      ['application/epub+zip', 'epub'],
+      ['application/vnd.oasis.opendocument.text', 'odt'],
+      ['application/vnd.oasis.opendocument.spreadsheet', 'ods'],
+      ['application/vnd.oasis.opendocument.presentation', 'odp'],
+      ['Application/PDF; charset=binary', 'pdf'],
+    ];
+
+    const sent = await forProvider(
+      types.map(([type]) => kept('file', type, MB)),
+      whatsappAdapter.mediaLimits,
+    );
+
+    expect(sent.map((a) => a.name)).toEqual(types.map(([, extension]) => `${UPLOAD}.${extension}`));
+  });
+
+  it("gives the agent's name its type's extension when it has none and the file goes as a document", async () => {
+    // Prepare: a 6 MB JPEG the agent named "receipt" (WhatsApp takes images up to 5 MB)
+    const { fetch, calls } = scriptedFetch({ status: 200, body: { messages: [{ id: 'wamid.SENT2' }] } });
+
+    // Act
+    const sent = await forProvider(
+      [
+        kept('image', 'image/jpeg', 6 * MB, 'receipt'),
+        kept('file', 'application/pdf', MB, 'Invoice v1.2'),
+        kept('file', 'application/pdf', MB, 'contract.PDF'),
+        kept('file', 'application/x-7z-compressed', MB, 'backup.7z'),
+        kept('file', 'application/octet-stream', MB, 'notes'),
+        kept('image', 'image/png', MB, 'diagram'),
+      ],
+      whatsappAdapter.mediaLimits,
+    );
+    await whatsappAdapter.send({ to: '16505551234', text: '', attachments: [sent[0]!], idempotencyKey: 'm', reference: 'c/m' }, sendContext('whatsapp', fetch));
+
+    // Assess: an extension added where there was none; a name with one, or a type without one, as it was; a photo's name untouched
+    expect(sent.map((a) => a.name)).toEqual(['receipt.jpg', 'Invoice v1.2.pdf', 'contract.PDF', 'backup.7z', 'notes', 'diagram']);
+    expect(sent[5]).toMatchObject({ type: 'image' });
+    expect(disposition(sent[0]!.url)).toBe(`inline; filename*=UTF-8''receipt.jpg`);
+    expect(calls[0]?.json()).toMatchObject({ type: 'document', document: { filename: 'receipt.jpg' } });
+  });
+
   it('leaves a link that is not one of our files as it is', async () => {
     const link = { type: 'file', url: 'https://example.com/brochure', mimeType: 'application/pdf' };
 
