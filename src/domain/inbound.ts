@@ -5,7 +5,7 @@
  */
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
-import { isProviderChannel, MEDIA_SCHEME, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
+import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
@@ -31,12 +31,25 @@ import type { ConnectionRecord } from '../store/connections';
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
 export class UnprocessableEventError extends Error {}
 
-export function dedupScope(event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId' | 'text'>): string | undefined {
+export function dedupScope(
+  event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId' | 'text'> & { attachments?: readonly Attachment[] },
+): string | undefined {
   if (event.providerMessageId) return `${event.channel}#${event.providerMessageId}`;
-  // With the text's hash: a widget that counts its ids anew after a reload ("c-1" again) sends a
-  // new message, which must not be acknowledged as the old one and dropped; a retry is the same text.
-  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}#${contentHash(event.text)}`;
+  // With the content's hash: a widget that counts its ids anew after a reload ("c-1" again) sends a
+  // new message, which must not be acknowledged as the old one and dropped; a retry is the same
+  // text and the same files.
+  if (event.clientMessageId) return `client#${event.channel}#${event.handle}#${event.clientMessageId}#${visitorContentHash(event.text, event.attachments ?? [])}`;
   return undefined;
+}
+
+/**
+ * The text's hash alone without files (as every record before files counted, so a send retried
+ * across a deploy still finds its record); with files, the text and each file's URL and name in
+ * order (the kept file's URL holds the upload id), as an agent's content hash has them.
+ */
+function visitorContentHash(text: string, attachments: readonly Attachment[]): string {
+  if (attachments.length === 0) return contentHash(text);
+  return contentHash(JSON.stringify([text, attachments.map((a) => [a.url, a.name ?? null])]));
 }
 
 /**

@@ -11,6 +11,7 @@ import { conversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
 import { attachUploads, AttachmentRefs } from './media';
+import type { Attachment } from './types';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, putConnection } from '../store/connections';
@@ -123,7 +124,12 @@ export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
  * Counts the visitor's message in both windows. A message refused there that was stored already
  * (a widget sending it again after a lost ack) still goes on: the consumer answers its ack.
  */
-async function limitVisitorSends(visitorId: string, sourceIp: string | undefined, sent: { clientMessageId: string; text: string }, now = Date.now()): Promise<void> {
+async function limitVisitorSends(
+  visitorId: string,
+  sourceIp: string | undefined,
+  sent: { clientMessageId: string; text: string; attachments: readonly Attachment[] },
+  now = Date.now(),
+): Promise<void> {
   const { messages, windowMs } = VISITOR_SEND_LIMIT;
   const windowStart = now - (now % windowMs);
   const window = new Date(windowStart).toISOString();
@@ -171,8 +177,8 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
         // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
         // Counted between the two: a send refused for its files takes no slot, and one refused by the
         // limit copies nothing.
-        const attachments = await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments ?? [], () =>
-          limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text }),
+        const attachments = await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments ?? [], (found) =>
+          limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text, attachments: found }),
         );
         // Stored by the inbound consumer, which acknowledges once the message is durable.
         await enqueueInbound([

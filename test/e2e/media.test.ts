@@ -327,6 +327,33 @@ describe('files visitors send', () => {
     const file = await open(`/v1/conversations/${conversationId}/messages/${ack.messageId}/attachments/0`, agentJwt);
     expect(file.bytes!.equals(PNG_BYTES)).toBe(true);
   });
+
+  it('are another message under a clientMessageId already used with another file, and the same message when the same file is sent again', async () => {
+    // Prepare: two files; the first sent as "c-1"
+    const { session, ws, conversationId } = await visitorWithConversation();
+    const [a, b] = [await upload('/v1/widget/uploads', session.token, PNG_BYTES, 'image/png'), await upload('/v1/widget/uploads', session.token, PNG_BYTES, 'image/png')];
+    const acks = (n: number) =>
+      eventually(() => {
+        const found = ws.frames.filter((f) => f.type === 'ack' && f.clientMessageId === 'c-1');
+        return found.length >= n ? found : undefined;
+      });
+    ws.send({ action: 'sendMessage', text: 'my receipt', clientMessageId: 'c-1', attachments: [{ uploadId: a!.uploadId }] });
+    const [first] = await acks(1);
+
+    // Act: another file under the same id and text (a widget counting its ids anew), then the first again (a lost ack)
+    ws.send({ action: 'sendMessage', text: 'my receipt', clientMessageId: 'c-1', attachments: [{ uploadId: b!.uploadId }] });
+    const second = (await acks(2))[1]!;
+    ws.send({ action: 'sendMessage', text: 'my receipt', clientMessageId: 'c-1', attachments: [{ uploadId: a!.uploadId }] });
+    const again = (await acks(3))[2]!;
+
+    // Assess: two messages, each with its own file; the resend acknowledged as the first
+    expect(second.messageId).not.toBe(first!.messageId);
+    expect(again.messageId).toBe(first!.messageId);
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    const sent = (history.body.items as { id: string; text: string; attachments: { url: string }[] }[]).filter((m) => m.text === 'my receipt');
+    expect(sent.map((m) => m.id)).toEqual([first!.messageId, second.messageId]);
+    expect(sent.map((m) => m.attachments.map((f) => f.url.split('/').pop()))).toEqual([[a!.uploadId], [b!.uploadId]]);
+  });
 });
 
 describe('refusals', () => {
