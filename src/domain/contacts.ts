@@ -32,10 +32,16 @@ export interface Profile {
   phone?: string;
 }
 
+/**
+ * The international prefix `00` (most of Europe, Africa, Asia) written where E.164 has its `+`:
+ * `0044 20…`, `(00) 1 555…`; a country code follows, which never starts with 0.
+ */
+const INTERNATIONAL_PREFIX = /^[^\d+]*00(?=[^\d]*[1-9])/;
+
 /** E.164 with a leading +, digits only; undefined when it does not look like a phone number. */
 export function normalizePhone(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
-  const digits = raw.replace(/[^\d]/g, '');
+  const digits = raw.replace(INTERNATIONAL_PREFIX, '').replace(/[^\d]/g, '');
   return digits.length >= 7 && digits.length <= 15 ? `+${digits}` : undefined;
 }
 

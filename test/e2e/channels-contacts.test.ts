@@ -184,6 +184,9 @@ describe('one customer across channels', () => {
     expect(byPhone.status).toBe(200);
     expect(ids(byPhone)).toEqual([contactId]);
     expect(byPhone.body.items[0].conversations.map((c: { id: string }) => c.id)).toEqual([onWhatsApp.conversationId]);
+    // With the international prefix 00 where the + goes, as much of the world dials it.
+    expect(ids(await find(`phone=00${phone.phone.slice(1)}`))).toEqual([contactId]);
+    expect(ids(await find(`phone=${encodeURIComponent(`00 ${typed.slice(1)}`)}`))).toEqual([contactId]);
 
     const email = `finn-${crypto.randomUUID()}@example.com`;
     const visitor = await visitorWrites(email, 'hello from the website');
