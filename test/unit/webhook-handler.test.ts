@@ -152,13 +152,26 @@ describe('webhook handler', () => {
     expect(wrong.statusCode).toBe(403);
   });
 
-  // Every deployment has all five channels' secrets, with placeholders until someone fills them in.
-  it('answers 404 channel_not_configured, not a 5xx, on a channel whose secret still has its placeholders, and queues nothing', async () => {
+  /** Runs `act` with `channel`'s credentials coming from a faked Secrets Manager that `arrange` sets up. */
+  async function withSecret(channel: string, arrange: (secrets: ReturnType<typeof mockClient>) => unknown, act: (secrets: ReturnType<typeof mockClient>) => Promise<void>) {
     const secrets = mockClient(SecretsManagerClient);
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ MESSENGER_VERIFY_TOKEN: '', MESSENGER_PAGE_ACCESS_TOKEN: '', MESSENGER_APP_SECRET: 'generated' }) });
-    vi.stubEnv('MESSENGER_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:messenger');
+    arrange(secrets);
+    vi.stubEnv(`${channel.toUpperCase()}_SECRET_ARN`, `arn:aws:secretsmanager:us-east-1:123456789012:secret:${channel}`);
     vi.spyOn(console, 'warn').mockImplementation(() => undefined);
     try {
+      await act(secrets);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.restoreAllMocks();
+      secrets.restore();
+      clearCredentialCache();
+    }
+  }
+
+  // Every deployment has all five channels' secrets, with placeholders until someone fills them in.
+  it('answers 404 channel_not_configured, not a 5xx, on a channel whose secret still has its placeholders, and queues nothing', async () => {
+    const placeholders = { MESSENGER_VERIFY_TOKEN: '', MESSENGER_PAGE_ACCESS_TOKEN: '', MESSENGER_APP_SECRET: 'generated' };
+    await withSecret('messenger', (secrets) => secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(placeholders) }), async () => {
       const body = fixture('messenger', 'text');
       const posted = await invoke(event('POST', 'messenger', body, providerHeaders('messenger', body)));
       const challenge = await invoke(event('GET', 'messenger', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': '', 'hub.challenge': '1' }));
@@ -167,23 +180,15 @@ describe('webhook handler', () => {
         expect(JSON.parse(answer.body).error.code).toBe('channel_not_configured');
       }
       expect(sendMessageBatch).not.toHaveBeenCalled();
-    } finally {
-      vi.unstubAllEnvs();
-      vi.restoreAllMocks();
-      secrets.restore();
-      clearCredentialCache();
-    }
+    });
   });
+
   // A scanner posting again and again to such a channel kept the 5xx alarm firing, a Secrets Manager call each time.
   it.each([
     ['is not JSON', (secrets: ReturnType<typeof mockClient>) => secrets.on(GetSecretValueCommand).resolves({ SecretString: 'fill me in' })],
     ['does not exist', (secrets: ReturnType<typeof mockClient>) => secrets.on(GetSecretValueCommand).rejects(new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }))],
   ])('answers 404 channel_not_configured on a channel whose secret %s, asking Secrets Manager once', async (_, arrange) => {
-    const secrets = mockClient(SecretsManagerClient);
-    arrange(secrets);
-    vi.stubEnv('TELEGRAM_SECRET_ARN', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:telegram');
-    vi.spyOn(console, 'warn').mockImplementation(() => undefined);
-    try {
+    await withSecret('telegram', arrange, async (secrets) => {
       const body = fixture('telegram', 'text');
       for (let i = 0; i < 3; i++) {
         const answer = await invoke(event('POST', 'telegram', body, providerHeaders('telegram', body)));
@@ -192,11 +197,6 @@ describe('webhook handler', () => {
       }
       expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
       expect(sendMessageBatch).not.toHaveBeenCalled();
-    } finally {
-      vi.unstubAllEnvs();
-      vi.restoreAllMocks();
-      secrets.restore();
-      clearCredentialCache();
-    }
+    });
   });
 });
