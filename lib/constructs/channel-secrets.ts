@@ -2,22 +2,11 @@ import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { secretArnEnv } from '../../src/channels/credentials';
+import { GENERATED_CREDENTIAL, secretArnEnv } from '../../src/channels/credentials';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 
-/**
- * Per channel, the key that authenticates the provider's webhooks. It gets a random value when
- * the secret is created, so a channel nobody has configured yet rejects every webhook instead
- * of checking signatures against a key anyone could guess. For Telegram it is the real value:
- * we choose the secret token and hand it to setWebhook.
- */
-export const GENERATED_SECRET_KEYS: Readonly<Record<ProviderChannel, string>> = {
-  whatsapp: 'WHATSAPP_APP_SECRET',
-  messenger: 'MESSENGER_APP_SECRET',
-  instagram: 'INSTAGRAM_APP_SECRET',
-  telegram: 'TELEGRAM_SECRET_TOKEN',
-  sms: 'TWILIO_AUTH_TOKEN',
-};
+/** The credential each channel's secret is created with a random value for (src/channels/credentials.ts). */
+export const GENERATED_SECRET_KEYS = GENERATED_CREDENTIAL;
 
 /**
  * The placeholder keys each channel's secret is created with, besides its generated one: the

@@ -64,18 +64,27 @@ export const CREDENTIALS_TTL_MS = 5 * 60_000;
 export const NOT_CONFIGURED_TTL_MS = 60_000;
 
 /**
- * A channel nobody set up: its secret still has a placeholder (a key missing or empty), is not a
- * JSON object, or does not exist. That is no failure of ours (404, not a 5xx that pages someone).
- * What is wrong goes to the log, not to the caller.
+ * Per channel, the credential the stack generates a random value for when it creates the secret
+ * (lib/constructs/channel-secrets.ts): the one that authenticates the provider's webhooks, so a
+ * channel nobody has set up refuses every webhook. For Telegram it is the real value: we choose
+ * the secret token and hand it to setWebhook.
+ */
+export const GENERATED_CREDENTIAL: Readonly<Record<ProviderChannel, string>> = {
+  whatsapp: 'WHATSAPP_APP_SECRET',
+  messenger: 'MESSENGER_APP_SECRET',
+  instagram: 'INSTAGRAM_APP_SECRET',
+  telegram: 'TELEGRAM_SECRET_TOKEN',
+  sms: 'TWILIO_AUTH_TOKEN',
+};
+
+/**
+ * A channel nobody set up: its secret is as the stack created it, every credential still empty
+ * but the generated one. That is no failure of ours (404, not a 5xx that pages someone). A secret
+ * someone did fill in, but wrongly (a key missing or not a string, not JSON, or no secret at all),
+ * is a broken channel instead: an error, so that the 5xx and dead-letter alarms page someone.
  */
 export class ChannelNotConfiguredError extends ClientError {
-  constructor(
-    readonly channel: ProviderChannel,
-    /** What is wrong with the secret, as the log says it after "its secret <id>": "has no KEY", "does not exist". */
-    readonly problem: string,
-    /** The key missing or unusable, when that is what is wrong. */
-    readonly missing?: string,
-  ) {
+  constructor(readonly channel: ProviderChannel) {
     super(404, 'channel_not_configured', `the ${channel} channel is not configured`);
   }
 }
@@ -83,37 +92,30 @@ export class ChannelNotConfiguredError extends ClientError {
 let client: SecretsManagerClient | undefined;
 const cache = new Map<ProviderChannel, { expiresAt: number; value: Promise<Credentials> }>();
 
-/** The secret as Secrets Manager answers it; a secret that does not exist is a channel nobody set up. */
-async function secretString(channel: ProviderChannel, secretId: string): Promise<string | undefined> {
-  client ??= new SecretsManagerClient({});
-  try {
-    const output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
-    return output.SecretString;
-  } catch (error) {
-    // Throttling, AccessDenied, a network error: not ours to believe for a minute, they go up as they are.
-    if ((error as { name?: unknown } | null)?.name === 'ResourceNotFoundException') throw new ChannelNotConfiguredError(channel, 'does not exist');
-    throw error;
-  }
-}
-
 async function fromSecret(channel: ProviderChannel, secretId: string): Promise<Credentials> {
-  const text = await secretString(channel, secretId);
+  client ??= new SecretsManagerClient({});
+  const output = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
   let json: unknown;
   try {
-    json = JSON.parse(text ?? '');
+    json = JSON.parse(output.SecretString ?? '');
   } catch {
     json = undefined;
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ChannelNotConfiguredError(channel, 'is not a JSON object');
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`Secret ${secretId} for ${channel} is not a JSON object`);
   const values = json as Record<string, unknown>;
+  const envs = Object.values(adapters[channel].credentialDefaults).map(({ env }) => env);
+  // Nothing typed in beside the generated key (a credential a later release added may be absent too).
+  const blank = (value: unknown) => value === undefined || value === null || value === '';
+  if (envs.every((env) => env === GENERATED_CREDENTIAL[channel] || blank(values[env]))) throw new ChannelNotConfiguredError(channel);
   const result: Record<string, string> = {};
   for (const [key, { env }] of Object.entries(adapters[channel].credentialDefaults)) {
     const value = values[env];
-    // A public development default in production would let anyone forge webhooks: a gap means "not set up".
-    if (value === undefined || value === null) throw new ChannelNotConfiguredError(channel, `has no ${env}`, env);
-    // A number typed without quotes (a phone number id) is no credential either, and the log says so.
-    if (typeof value !== 'string') throw new ChannelNotConfiguredError(channel, `has ${env} as a ${Array.isArray(value) ? 'list' : typeof value}, not a string`, env);
-    if (value === '') throw new ChannelNotConfiguredError(channel, `has ${env} empty`, env);
+    // A public development default in production would let anyone forge webhooks: a gap is an error.
+    // A number typed without quotes (a phone number id) is no credential either, and the error says so.
+    if (typeof value !== 'string' || value === '') {
+      const what = blank(value) && typeof value !== 'string' ? 'lacks' : typeof value === 'string' ? 'has an empty' : `has a ${Array.isArray(value) ? 'list' : typeof value}, not a string, as`;
+      throw new Error(`Secret ${secretId} for ${channel} ${what} ${env}`);
+    }
     result[key] = value;
   }
   return result;
@@ -133,7 +135,7 @@ export async function loadCredentials(channel: ProviderChannel, now: number = Da
     if (error instanceof ChannelNotConfiguredError) {
       // Believed for a while, and told once per while, not once per request.
       cache.set(channel, { expiresAt: now + NOT_CONFIGURED_TTL_MS, value });
-      console.warn(`the ${channel} channel is not configured: its secret ${secretId} ${error.problem}`);
+      console.warn(`the ${channel} channel is not configured: its secret ${secretId} has only placeholders`);
     } else if (cache.get(channel)?.value === value) {
       cache.delete(channel);
     }
