@@ -75,10 +75,12 @@ export function httpHandler(fn: HttpFn) {
       onError: async (request) => {
         const error = request.error;
         if (error instanceof ClientError) {
-          // A provider's outage answered as 5xx: logged with its code, which the 5xx alarm subtracts;
-          // at ERROR, so that a function whose log level is ERROR still writes the line it counts.
-          if (error.status >= 500) logger.error('a provider is not answering', { errorCode: error.code, route: request.event.routeKey, detail: error.message });
+          // A 5xx that is no bug of ours (a provider's outage, a conversation too busy to change):
+          // logged with its code, which the 5xx alarm can subtract (provider_unavailable); at
+          // ERROR, so that a function whose log level is ERROR still writes the line it counts.
+          if (error.status >= 500) logger.error('answered 5xx for a condition outside this request', { errorCode: error.code, route: request.event.routeKey, detail: error.message });
           request.response = errorResult(error);
+          if (error.status === 503) request.response.headers = { ...request.response.headers, 'retry-after': String(RETRY_AFTER_SECONDS) };
           return;
         }
         if (isDependencyUnavailable(error)) {

@@ -7,7 +7,7 @@ import { batchGetAll, putNew } from './items';
 import { keys } from './keys';
 import { markLoadChanging } from './agents';
 import { decodeCursor, encodeCursor } from './cursor';
-import { conflict } from '../domain/errors';
+import { ClientError } from '../domain/errors';
 import { conversationWindow, windowStart } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
@@ -216,7 +216,9 @@ export async function updateConversation(
       if (!lostRace) throw error;
     }
   }
-  throw conflict('conversation_busy', `conversation ${id} kept changing while this change was made; try again`);
+  // 503, not 409: the caller may have written beside this change (a reply's message), so it may or
+  // may not have been applied, as with service_unavailable; a retry with the same ids is safe.
+  throw new ClientError(503, 'conversation_busy', `conversation ${id} kept changing while this change was made; try again`);
 }
 
 export interface ConversationFilter {

@@ -48,11 +48,16 @@ describe('httpHandler', () => {
   it("logs a provider's outage answered as 502 with its error code, and a client's mistake not at all", async () => {
     const logged = vi.spyOn(logger, 'error');
     try {
-      expect((await answerTo(new ClientError(502, PROVIDER_UNAVAILABLE, 'WhatsApp answered 500'))).statusCode).toBe(502);
+      const outage = await answerTo(new ClientError(502, PROVIDER_UNAVAILABLE, 'WhatsApp answered 500'));
+      expect(outage.statusCode).toBe(502);
+      expect(outage.headers?.['retry-after']).toBeUndefined();
       expect(logged).toHaveBeenCalledExactlyOnceWith(expect.any(String), expect.objectContaining({ errorCode: PROVIDER_UNAVAILABLE, route: event.routeKey }));
       logged.mockClear();
       await answerTo(badRequest('invalid_request', 'no'));
       expect(logged).not.toHaveBeenCalled();
+      // Too busy to change: try again shortly, as after a dependency's 503.
+      const busy = await answerTo(new ClientError(503, 'conversation_busy', 'kept changing'));
+      expect([busy.statusCode, busy.headers?.['retry-after'], JSON.parse(busy.body).error.code]).toEqual([503, '5', 'conversation_busy']);
     } finally {
       logged.mockRestore();
     }
