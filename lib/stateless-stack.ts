@@ -492,11 +492,13 @@ function refuseInvalidProps(props: StatelessStackProps): void {
     const sesIdentity = (props.sesIdentity ?? DEFAULT_SES_IDENTITY).toLowerCase();
     const address = senderAddress(props.mailFrom)?.toLowerCase();
     if (address === undefined) throw new Error(`mailFrom must be an email address (or Name <address>), got ${props.mailFrom}`);
-    const covered = sesIdentity.includes('@') ? address === sesIdentity : address.slice(address.lastIndexOf('@') + 1) === sesIdentity;
+    const domain = address.slice(address.lastIndexOf('@') + 1);
+    // A verified domain covers its subdomains too (SES's verification inheritance): mail.acme.test sends under acme.test.
+    const covered = sesIdentity.includes('@') ? address === sesIdentity : domain === sesIdentity || domain.endsWith(`.${sesIdentity}`);
     if (!covered) {
       throw new Error(
         `mailFrom ${props.mailFrom} is not covered by sesIdentity ${sesIdentity}, the only identity the functions may send from: ` +
-          (sesIdentity.includes('@') ? `set mailFrom to ${sesIdentity} or leave it out` : `use an address @${sesIdentity}`),
+          (sesIdentity.includes('@') ? `set mailFrom to ${sesIdentity} or leave it out` : `use an address @${sesIdentity} (or at one of its subdomains)`),
       );
     }
   }

@@ -161,7 +161,8 @@ let cached: { value: Settings; at: number } | undefined;
 
 export async function getSettings(options: { fresh?: boolean } = {}): Promise<Settings> {
   if (!options.fresh && cached && Date.now() - cached.at < CACHE_MS) return cached.value;
-  return (await readSettings(false)).value;
+  // Fresh means as saved: a label defined a moment ago must be there (a consistent read).
+  return (await readSettings(options.fresh === true)).value;
 }
 
 async function readSettings(consistent: boolean): Promise<{ value: Settings; version: number | undefined }> {

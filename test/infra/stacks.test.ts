@@ -831,16 +831,18 @@ describe('props reach the template', () => {
     ['acme.test', 'Help@ACME.test'],
     ['support@acme.test', 'support@acme.test'],
     ['support@acme.test', 'Acme <support@acme.test>'],
+    // A verified domain covers its subdomains.
+    ['acme.test', 'help@mail.acme.test'],
   ])('takes, with the SES identity %s, the sender %j', (sesIdentity, mailFrom) => {
     const { stacks: custom } = build({ sesIdentity, mailFrom });
     expect(new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables[ENV.mailFrom]).toBe(mailFrom);
   });
 
   it.each([
-    ['acme.test', 'help@mail.acme.test', 'use an address @acme.test'],
-    ['mail.acme.test', 'help@acme.test', 'use an address @mail.acme.test'],
-    ['acme.test', 'help@acme.test.evil', 'use an address @acme.test'],
-    [undefined, 'help@acme.test', 'use an address @example.com'],
+    ['mail.acme.test', 'help@acme.test', 'use an address @mail.acme.test (or at one of its subdomains)'],
+    ['acme.test', 'help@notacme.test', 'use an address @acme.test (or at one of its subdomains)'],
+    ['acme.test', 'help@acme.test.evil', 'use an address @acme.test (or at one of its subdomains)'],
+    [undefined, 'help@acme.test', 'use an address @example.com (or at one of its subdomains)'],
     ['support@acme.test', 'help@acme.test', 'set mailFrom to support@acme.test or leave it out'],
     ['support@acme.test', 'Support <sales@acme.test>', 'set mailFrom to support@acme.test or leave it out'],
   ])('refuses, with the SES identity %s, the sender %j it does not cover', (sesIdentity, mailFrom, advice) => {
