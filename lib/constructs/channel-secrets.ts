@@ -5,9 +5,6 @@ import { Construct } from 'constructs';
 import { GENERATED_CREDENTIAL, secretArnEnv } from '../../src/channels/credentials';
 import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
 
-/** The credential each channel's secret is created with a random value for (src/channels/credentials.ts). */
-export const GENERATED_SECRET_KEYS = GENERATED_CREDENTIAL;
-
 /**
  * The placeholder keys each channel's secret is created with, besides its generated one: the
  * variable names of CONTRACT.md section 2 as the adapters had them when the secrets were first
@@ -52,7 +49,8 @@ export class ChannelSecrets extends Construct {
     super(scope, id);
     const secrets = new Map<ProviderChannel, Secret>();
     for (const channel of props.channels ?? PROVIDER_CHANNELS) {
-      const generated = GENERATED_SECRET_KEYS[channel];
+      // The webhook-verifying credential starts random, so a channel nobody set up refuses every webhook.
+      const generated = GENERATED_CREDENTIAL[channel];
       const secret = new Secret(this, channel, {
         description: `Conversa ${channel} channel credentials (JSON; keys as in CONTRACT.md section 2)`,
         generateSecretString: {
