@@ -71,7 +71,8 @@ export interface StatelessStackProps extends StackProps {
   readonly sesIdentity?: string;
   /**
    * Sender of fallback, re-engagement and CSAT mail (`MAIL_FROM`), `address` or
-   * `Name <address>`: an address at `sesIdentity` when that is a domain, or that very address.
+   * `Name <address>`: an address at `sesIdentity` (or one of its subdomains) when that is a
+   * domain, or that very address.
    * @default `conversa@<sesIdentity>`, or `sesIdentity` when it is an address
    */
   readonly mailFrom?: string;
