@@ -7,7 +7,7 @@
 import type { SQSEvent, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { processFifoGroups } from '../../src/aws/fifo-batch';
 import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
-import { abandonOutbound, COPY_BUDGET_MS, deliverOutbound, RetryableSendError } from '../../src/domain/outbound';
+import { abandonOutbound, COPY_BUDGET_MS, deliverOutbound, RetryableSendError, SEND_BUDGET_MS } from '../../src/domain/outbound';
 import type { OutboundJob } from '../../src/domain/types';
 import { QUEUES } from '../../src/manifest';
 import { sqs } from '../../src/aws/clients';
@@ -30,10 +30,10 @@ const lastReceive = (r: SQSRecord) => receiveCount(r) >= QUEUES.outbound.maxRece
 /** The backoff a job's retryable failure asks for, by message id, for `settle`. */
 const backoffs = new Map<string, number>();
 
-async function deliver(record: SQSRecord, copyDeadlineMs: number): Promise<void> {
+async function deliver(record: SQSRecord, deadlines: { copy: number; send: number }): Promise<void> {
   const job = JSON.parse(record.body) as OutboundJob;
   try {
-    await deliverOutbound(job, lastReceive(record), receiveCount(record) > 1, copyDeadlineMs);
+    await deliverOutbound(job, lastReceive(record), receiveCount(record) > 1, deadlines.copy, deadlines.send);
   } catch (error) {
     if (error instanceof RetryableSendError) backoffs.set(record.messageId, backoffSeconds(error.failures, error.retryAfterSeconds));
     throw error;
@@ -68,7 +68,9 @@ async function settle(failed: SQSRecord[]): Promise<SQSRecord[]> {
 
 /** Conversations side by side, each one's records in order (src/aws/fifo-batch.ts). */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
-  // Counted from the batch's start: copies (media jobs) stop in time for the replies beside them.
-  const copyDeadlineMs = Date.now() + COPY_BUDGET_MS;
-  return processFifoGroups(event, (record) => deliver(record, copyDeadlineMs), settle);
+  // Counted from the batch's start: copies (media jobs) stop in time for the replies beside them, and
+  // a reply's long upload in time to record it.
+  const start = Date.now();
+  const deadlines = { copy: start + COPY_BUDGET_MS, send: start + SEND_BUDGET_MS };
+  return processFifoGroups(event, (record) => deliver(record, deadlines), settle);
 };

@@ -49,5 +49,5 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   }
   const receivedAt = new Date().toISOString();
   if (events.length > 0) await enqueueInbound(events.map((e) => (e.kind === 'message' ? { ...e, receivedAt } : e)));
-  return reply(adapter.ack());
+  return reply(adapter.ack(request));
 });

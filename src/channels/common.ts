@@ -10,6 +10,23 @@ import type { InboundEvent } from '../domain/types';
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
 
+/**
+ * The slowest transfer a file is given time for: a file moved whole (Telegram's multipart uploads
+ * of up to 50 MB, and the download before one) gets the provider timeout plus this long per byte.
+ */
+export const MIN_TRANSFER_BYTES_PER_SECOND = 1_000_000;
+
+/**
+ * How long moving a file of `bytes` may take: the provider timeout and the time the file needs at
+ * MIN_TRANSFER_BYTES_PER_SECOND, but not past `deadlineMs` (when the invocation must have recorded
+ * the send), and never less than the provider timeout that every call has.
+ */
+export function transferTimeoutMs(bytes: number, deadlineMs?: number, now = Date.now()): number {
+  const sized = PROVIDER_TIMEOUT_MS + Math.ceil((Math.max(0, bytes) / MIN_TRANSFER_BYTES_PER_SECOND) * 1000);
+  const left = deadlineMs === undefined ? sized : deadlineMs - now;
+  return Math.max(PROVIDER_TIMEOUT_MS, Math.min(sized, left));
+}
+
 /** File sizes as providers document them: decimal units. */
 export const KB = 1_000;
 export const MB = 1_000_000;
@@ -210,7 +227,13 @@ export interface ProviderCall {
    * The body; or a multipart one (a file uploaded, not linked) built only when this part is sent,
    * so a resumed send downloads nothing for the parts already accepted.
    */
-  body: string | (() => Promise<FormData | SendFailure>);
+  body: string | (() => Promise<Upload | SendFailure>);
+}
+
+/** A multipart body with a file in it, and the file's size: the request is given time to match (transferTimeoutMs). */
+export interface Upload {
+  form: FormData;
+  bytes: number;
 }
 
 /** How a provider spells its answers. */
@@ -237,9 +260,9 @@ function parseMaybeJson(text: string): unknown {
   }
 }
 
-function describeError(error: unknown): string {
+function describeError(error: unknown, timeoutMs = PROVIDER_TIMEOUT_MS): string {
   if (error instanceof Error) {
-    return error.name === 'TimeoutError' ? `timed out after ${PROVIDER_TIMEOUT_MS} ms` : error.message;
+    return error.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : error.message;
   }
   return String(error);
 }
@@ -247,11 +270,14 @@ function describeError(error: unknown): string {
 /** 2xx → ok; 429, 5xx and network errors → retryable; any other status → permanent. */
 export async function callProvider(call: ProviderCall, context: SendContext, dialect: ProviderDialect): Promise<SendResult> {
   let payload: string | FormData;
+  let timeoutMs = PROVIDER_TIMEOUT_MS;
   if (typeof call.body === 'string') payload = call.body;
   else {
     const built = await call.body();
-    if (!(built instanceof FormData)) return built;
-    payload = built;
+    if ('ok' in built) return built;
+    payload = built.form;
+    // A large file takes longer to go up than a JSON body: 10 s would cut every upload of a few MB on a slow link.
+    timeoutMs = transferTimeoutMs(built.bytes, context.deadlineMs);
   }
   let response: Response;
   try {
@@ -259,17 +285,17 @@ export async function callProvider(call: ProviderCall, context: SendContext, dia
       method: 'POST',
       headers: call.headers,
       body: payload,
-      signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
-    return { ok: false, retryable: true, error: `Network error: ${describeError(error)}` };
+    return { ok: false, retryable: true, error: `Network error: ${describeError(error, timeoutMs)}` };
   }
   let text: string;
   try {
     text = await response.text();
   } catch (error) {
     // The provider may have accepted the message; a retry could duplicate it, but losing it is worse.
-    return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error)}` };
+    return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error, timeoutMs)}` };
   }
   const body = parseMaybeJson(text);
   if (response.ok) {
@@ -340,8 +366,9 @@ const MAX_REDIRECTS = 3;
  * it accepts (each hop checked, as the first one was); any other is a 404 (no file of theirs).
  */
 async function getFromProvider(url: string, headers: Record<string, string>, context: SendContext, allowed?: (url: URL) => boolean): Promise<Response | MediaFailure> {
+  const timeoutMs = context.timeoutMs ?? PROVIDER_TIMEOUT_MS;
   try {
-    const timeout = AbortSignal.timeout(PROVIDER_TIMEOUT_MS);
+    const timeout = AbortSignal.timeout(timeoutMs);
     const signal = context.signal ? AbortSignal.any([context.signal, timeout]) : timeout;
     if (!allowed) return await context.fetch(url, { method: 'GET', headers, signal });
     let next = url;
@@ -355,7 +382,7 @@ async function getFromProvider(url: string, headers: Record<string, string>, con
       next = target.href;
     }
   } catch (error) {
-    return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error)}` };
+    return { ok: false, status: 502, error: `the provider did not answer: ${describeError(error, timeoutMs)}` };
   }
 }
 
@@ -405,7 +432,7 @@ export async function downloadMedia(
     }
   } catch (error) {
     // The timeout covers the body too: a provider that stops sending midway is an outage, not a bug.
-    return { ok: false, status: 502, error: `the provider did not finish sending the file: ${describeError(error)}` };
+    return { ok: false, status: 502, error: `the provider did not finish sending the file: ${describeError(error, context.timeoutMs)}` };
   }
   const contentType = response.headers.get('content-type') ?? fallbackType ?? 'application/octet-stream';
   return { ok: true, contentType, bytes: Buffer.concat(chunks) };

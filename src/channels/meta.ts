@@ -131,7 +131,11 @@ interface MessagingEvent {
     is_unsupported?: boolean;
     attachments?: MessagingAttachment[];
     quick_reply?: { payload?: string };
+    /** Instagram: the customer answered one of the account's stories (its link expires with the story). */
+    reply_to?: { mid?: string; story?: { url?: string; id?: string } };
   };
+  /** The customer edited an earlier message (Messenger's and Instagram's message_edits field). */
+  message_edit?: { mid?: string; text?: string; num_edit?: number | string };
   delivery?: { mids?: string[]; watermark?: number };
   /** Messenger sends a watermark; Instagram (messaging_seen) sends the mid that was seen. */
   read?: { watermark?: number; mid?: string };
@@ -188,6 +192,9 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
     if (coordinates) notes.push(formatLocation(coordinates.lat, coordinates.long, raw.title ?? raw.payload?.title));
     else if (!attachment) notes.push(raw.payload?.title ?? `[unsupported attachment: ${raw.type ?? 'unknown'}]`);
   }
+  // The story a reply answers, as a story mention is shown: a link to it (copied like any file of Meta's).
+  const story = message.reply_to?.story;
+  if (isRecord(story) && typeof story.url === 'string' && story.url) attachments.push({ type: 'file', url: story.url, name: 'story_reply' });
   let text = message.text || notes.join('\n');
   if (!text && attachments.length === 0) text = unsupportedText(message.is_unsupported ? 'unsupported' : 'message');
   return {
@@ -227,6 +234,26 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
         at: mid ? at : isoFromEpoch(watermark ?? event.timestamp, 'ms'),
         // Instagram's seen names the last message read: the ones before it were read as well.
         ...(mid ? { coversEarlier: true as const } : {}),
+      },
+    ];
+  }
+  if (event.message_edit) {
+    // Shown as the other channels' edits are: a message of its own with the new wording, under an id
+    // of its own (the original's mid and the edit's count), so a redelivery is still recognised.
+    const { mid, text, num_edit } = event.message_edit;
+    const count = Number(num_edit);
+    // No edit at all (0): the message itself, which its own `message` event brings.
+    if (count === 0) return [];
+    const edition = Number.isInteger(count) && count > 0 ? count : (event.timestamp ?? at);
+    return [
+      {
+        kind: 'message',
+        channel,
+        handle,
+        providerMessageId: `edit:${mid ?? 'unknown'}:${edition}`,
+        text: `(edited) ${typeof text === 'string' && text ? text : '[no text]'}`,
+        attachments: [],
+        ...sentAtFromEpoch(event.timestamp, 'ms'),
       },
     ];
   }

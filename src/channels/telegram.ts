@@ -25,9 +25,10 @@ import {
   getProviderJson,
   mediaAccess,
   refuseLarge,
+  transferTimeoutMs,
   MB,
 } from './common';
-import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
+import { BadWebhookError, type ChannelAdapter, type HttpReply, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 interface TgFile {
   file_id?: string;
@@ -73,6 +74,12 @@ interface TgUpdate {
   message?: TgMessage;
   edited_message?: TgMessage;
   callback_query?: { id?: string; from?: TgUser; message?: TgMessage; data?: string };
+}
+
+/** An inline keyboard button, as the message a callback query comes from carries it. */
+interface TgInlineButton {
+  text?: string;
+  callback_data?: string;
 }
 
 /** Fields every message may carry that say nothing about its content. */
@@ -180,19 +187,46 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
 function fromCallbackQuery(query: NonNullable<TgUpdate['callback_query']>): InboundMessageEvent | undefined {
   const chatId = query.message?.chat?.id ?? query.from?.id;
   if (chatId === undefined || !query.id || query.from?.is_bot) return undefined;
-  // A tap on an inline button is the customer's answer, like a Messenger postback.
+  // A tap on an inline button is the customer's answer, like a Messenger postback: it reads as the
+  // button's label (what the customer saw), found by its data on the message it was under.
   const event: InboundMessageEvent = {
     kind: 'message',
     channel: 'telegram',
     handle: String(chatId),
     providerMessageId: `callback:${query.id}`,
-    text: query.data ?? '[button]',
+    text: buttonLabel(query.message, query.data) ?? query.data ?? '[button]',
     attachments: [],
     sentAt: new Date().toISOString(),
   };
   const profile = profileOf(query.from, query.message?.chat);
   if (profile) event.profile = profile;
   return event;
+}
+
+function buttonLabel(message: TgMessage | undefined, data: string | undefined): string | undefined {
+  if (data === undefined || !isRecord(message) || !isRecord(message.reply_markup)) return undefined;
+  const rows = list(message.reply_markup.inline_keyboard as TgInlineButton[][] | undefined);
+  const button = rows.flatMap((row) => list(row)).find((b) => isRecord(b) && b.callback_data === data);
+  return typeof button?.text === 'string' && button.text ? button.text : undefined;
+}
+
+/**
+ * The webhook's answer. A callback query must be answered, or the customer's app shows the
+ * button loading for a while: the answer carries that Bot API call (Telegram runs a method named in
+ * a webhook's answer), so it costs no request of our own.
+ */
+function ackTelegram(request?: { rawBody: string }): HttpReply {
+  const ok: HttpReply = { status: 200, contentType: 'text/plain', body: 'OK' };
+  if (!request?.rawBody.includes('"callback_query"')) return ok;
+  let id: unknown;
+  try {
+    const update = JSON.parse(request.rawBody) as unknown;
+    id = isRecord(update) && isRecord(update.callback_query) ? update.callback_query.id : undefined;
+  } catch {
+    return ok;
+  }
+  if (typeof id !== 'string' || !id) return ok;
+  return { status: 200, contentType: 'application/json', body: JSON.stringify({ method: 'answerCallbackQuery', callback_query_id: id }) };
 }
 
 function normalizeTelegram(rawBody: string): InboundEvent[] {
@@ -249,7 +283,8 @@ function lastSegment(url: string): string | undefined {
 
 /**
  * sendDocument as multipart/form-data with the file itself: fetched when the part is sent, within
- * the document limit and the provider timeout. The upload carries its name, which Telegram shows.
+ * the document limit. Both transfers are given time for the file's size (transferTimeoutMs), up to
+ * the send's deadline. The upload carries its name, which Telegram shows.
  */
 function uploadCall(url: string, fields: Record<string, unknown>, attachment: Attachment, context: SendContext): ProviderCall {
   return {
@@ -257,14 +292,17 @@ function uploadCall(url: string, fields: Record<string, unknown>, attachment: At
     // fetch writes the multipart content-type itself, with its boundary.
     headers: {},
     body: async () => {
-      const file = await downloadMedia(attachment.url, {}, { ...context, maxMediaBytes: DOCUMENT_MAX_BYTES }, attachment.mimeType);
+      // Our stored files know their size; one that does not may be as large as a document may be.
+      const expected = typeof attachment.size === 'number' && attachment.size > 0 ? Math.min(attachment.size, DOCUMENT_MAX_BYTES) : DOCUMENT_MAX_BYTES;
+      const fetchContext = { ...context, maxMediaBytes: DOCUMENT_MAX_BYTES, timeoutMs: transferTimeoutMs(expected, context.deadlineMs) };
+      const file = await downloadMedia(attachment.url, {}, fetchContext, attachment.mimeType);
       // The file's store not answering is worth a retry (the URL is signed again); a file gone or too large stays so.
       if (!file.ok) return { ok: false, retryable: file.status === 502, error: `Could not fetch the file to upload: ${file.error}` };
       const form = new FormData();
       for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
       const type = attachment.mimeType ?? file.contentType;
       form.append('document', new Blob([file.bytes], { type }), attachment.name ?? lastSegment(attachment.url) ?? 'document');
-      return form;
+      return { form, bytes: file.bytes.length };
     },
   };
 }
@@ -322,7 +360,7 @@ export const telegramAdapter: ChannelAdapter = {
   verify: (request, credentials) =>
     safeEqual(request.headers['x-telegram-bot-api-secret-token'], credential(credentials, 'secretToken')),
   normalize: (request) => normalizeTelegram(request.rawBody),
-  ack: () => ({ status: 200, contentType: 'text/plain', body: 'OK' }),
+  ack: ackTelegram,
   // Bots may write to a chat at any time once the user has started it.
   window: () => ({ allowed: true }),
   fetchMedia: fetchTelegramFile,

@@ -74,6 +74,13 @@ export interface SendContext {
   maxMediaBytes?: number;
   /** Ends a media fetch sooner than the provider timeout (a copy job's share of its batch's time). */
   signal?: AbortSignal;
+  /** A media fetch's timeout, for a file that needs longer than PROVIDER_TIMEOUT_MS (transferTimeoutMs). */
+  timeoutMs?: number;
+  /**
+   * When the invocation sending this must be done with it (epoch ms), so that it can still record
+   * what the provider took: a file's transfer is given time for its size up to then, no further.
+   */
+  deadlineMs?: number;
 }
 
 /**
@@ -98,8 +105,11 @@ export interface ChannelAdapter {
    * Throws `BadWebhookError` when the body cannot be parsed at all.
    */
   normalize(request: WebhookRequest, credentials: Credentials): InboundEvent[];
-  /** What the provider expects as the 200 answer (Twilio: `<Response/>`). */
-  ack(): HttpReply;
+  /**
+   * What the provider expects as the 200 answer to `request` (Twilio: `<Response/>`; Telegram may
+   * carry a Bot API call in it).
+   */
+  ack(request?: WebhookRequest): HttpReply;
   /** Whether a send is allowed now given the last customer message (24-hour rules). */
   window(lastInboundAt: string | undefined, now: Date, hasTemplate: boolean): WindowDecision;
   /**

@@ -68,6 +68,8 @@ interface WaMessage {
   button?: { text?: string; payload?: string };
   reaction?: { message_id?: string; emoji?: string };
   system?: { body?: string };
+  /** A customer's edit of an earlier message (text, or a caption): the message as it now reads. */
+  edit?: { original_message_id?: string; message?: WaMessage };
   unsupported?: { type?: string };
   errors?: { code?: number; title?: string }[];
 }
@@ -151,6 +153,13 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
     }
     case 'system':
       return { text: message.system?.body ?? unsupportedText('system'), attachments: [] };
+    case 'edit': {
+      // Shown as Telegram's edits are: a message of its own with the new wording. Only a text or a
+      // caption can be edited, so the file (already on the original message) is not taken again.
+      const edited = message.edit?.message;
+      const text = isRecord(edited) && edited.type !== 'edit' ? content(edited).text : '';
+      return { text: `(edited) ${text || '[no text]'}`, attachments: [] };
+    }
     default:
       return { text: unsupportedText(message.unsupported?.type ?? type), attachments: [] };
   }
@@ -158,6 +167,9 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
 
 function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | undefined {
   if (!message.from) return undefined;
+  // A customer deleting an earlier message is nothing they wrote (as Instagram's unsends): it would
+  // only reopen the conversation with a placeholder.
+  if (message.type === 'revoke') return undefined;
   const contacts = records(value.contacts);
   const contact = contacts.find((c) => c.wa_id === message.from) ?? contacts[0];
   const profile: InboundMessageEvent['profile'] = { phone: `+${message.from}` };

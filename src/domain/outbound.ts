@@ -47,6 +47,12 @@ import {
  */
 export const COPY_BUDGET_MS = (FUNCTIONS.outbound.timeoutSeconds * 1000) / 2;
 
+/**
+ * How long into its batch a reply's send may run: a large file's transfer (Telegram's uploads) is
+ * given time for its size up to then, and the rest of the function's time records what the provider took.
+ */
+export const SEND_BUDGET_MS = FUNCTIONS.outbound.timeoutSeconds * 1000 - 5_000;
+
 export interface AgentIdentity {
   id: string;
   name?: string;
@@ -274,7 +280,13 @@ export const MAX_SEND_ATTEMPTS = 5;
  * or on the queue's last delivery of the job (`lastReceive`), a retryable failure becomes a
  * permanent one instead of a trip to the DLQ.
  */
-export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, redelivered = false, copyDeadlineMs = Date.now() + COPY_BUDGET_MS): Promise<void> {
+export async function deliverOutbound(
+  job: OutboundJob,
+  lastReceive: boolean,
+  redelivered = false,
+  copyDeadlineMs = Date.now() + COPY_BUDGET_MS,
+  sendDeadlineMs = Date.now() + SEND_BUDGET_MS,
+): Promise<void> {
   // A customer's files to copy from the provider, in a lane of their own.
   if (isKeepMediaJob(job)) {
     await keepProviderMedia(job, lastReceive, copyDeadlineMs);
@@ -321,7 +333,7 @@ export async function deliverOutbound(job: OutboundJob, lastReceive: boolean, re
       : 0;
     final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
   } else if (isProviderChannel(conversation.channel)) {
-    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown);
+    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown, sendDeadlineMs);
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
@@ -369,6 +381,7 @@ async function sendToProvider(
   resume: SendProgress | undefined,
   /** Called once the provider has answered (the reply's status is then known). */
   answered: () => void,
+  deadlineMs: number,
 ): Promise<Message | undefined> {
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
@@ -406,6 +419,7 @@ async function sendToProvider(
       credentials,
       baseUrl: baseUrl(channel),
       fetch,
+      deadlineMs,
       ...(resume ? { resume } : {}),
       // A reply sent in parts: a retry after a failed part must not resend the ones before it.
       onPartSent: (progress) => recordSendProgress(message.conversationId, message.id, progress),

@@ -41,6 +41,36 @@ describe('instagram normalize', () => {
     ]);
   });
 
+  it('a story reply is the customer’s text with the story they answered as a file link', () => {
+    expect(normalize('story-reply')).toEqual([
+      {
+        kind: 'message',
+        channel: 'instagram',
+        handle: IGSID,
+        providerMessageId: 'ig_STORYREPLY1',
+        text: 'Love this! Which size is she wearing?',
+        attachments: [{ type: 'file', name: 'story_reply', url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1801&signature=ghi' }],
+        sentAt: SENT_AT,
+        dated: true,
+      },
+    ]);
+  });
+
+  it('an edit → "(edited)" and the new text, under an id of its own per edit (its count given as a string too)', () => {
+    expect(normalize('message-edit')).toEqual([
+      {
+        kind: 'message',
+        channel: 'instagram',
+        handle: IGSID,
+        providerMessageId: 'edit:ig_TEXT1:2',
+        text: '(edited) Is the blue one back in stock?',
+        attachments: [],
+        sentAt: '2025-06-08T21:00:50.000Z',
+        dated: true,
+      },
+    ]);
+  });
+
   it('drops echoes and unsends', () => {
     expect(normalize('echo')).toEqual([]);
     expect(normalize('deleted')).toEqual([]);

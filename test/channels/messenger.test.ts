@@ -100,6 +100,23 @@ describe('messenger normalize', () => {
     ]);
   });
 
+  it('an edit → "(edited)" and the new text, its id made of the mid and the edit’s count; an edit count of 0 is no edit', () => {
+    const [event] = normalize('message-edit');
+    expect(event).toMatchObject({
+      kind: 'message',
+      handle: PSID,
+      providerMessageId: 'edit:m_AG5Hz2Uq7tuwNEhXfYYKj8mJEM_QPpz5jdCK48PnKAjSdjfipqxqMvK8ma6AC8fplwlqLP_5cgXIbu7I3rBN0P:1',
+      text: '(edited) Hello, has my order shipped?',
+      attachments: [],
+      dated: true,
+    });
+    const body = (edit: unknown) => JSON.stringify({ object: 'page', entry: [{ id: 'P', time: 1, messaging: [{ sender: { id: PSID }, recipient: { id: 'P' }, timestamp: 1749416460000, message_edit: edit }] }] });
+    const read = (edit: unknown) => adapter.normalize(signedRequest('messenger', body(edit)), credentials);
+    expect(read({ mid: 'm_1', text: 'same', num_edit: 0 })).toEqual([]);
+    // Without a count, the edit's time tells one edit from the next.
+    expect(read({ mid: 'm_1', text: '' })).toMatchObject([{ providerMessageId: 'edit:m_1:1749416460000', text: '(edited) [no text]' }]);
+  });
+
   it('reactions become readable messages with stable ids', () => {
     expect(normalize('reaction')).toEqual([
       expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:react:1749416383000', text: 'reacted ❤️ to a message' }),

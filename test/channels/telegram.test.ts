@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { telegramAdapter as adapter } from '../../src/channels/telegram';
 import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
@@ -151,8 +151,22 @@ describe('telegram normalize', () => {
     expect(update('message', { text: undefined, some_future_content: { id: 1 } })).toMatchObject([{ text: '[unsupported message type: some_future_content]' }]);
   });
 
-  it('an inline button tap reads as its data', () => {
+  it('an inline button tap reads as the label of the button tapped, or as its data when the keyboard is not there', () => {
+    expect(normalize('callback-query-keyboard')).toMatchObject([{ ...ada, providerMessageId: 'callback:4382bfdwdsb323b2e1', text: '⭐️⭐️⭐️⭐️⭐️ Great' }]);
     expect(normalize('callback-query')).toMatchObject([{ ...ada, providerMessageId: 'callback:4382bfdwdsb323b2d9', text: 'rating:5' }]);
+  });
+
+  it('answers a callback query in the webhook’s answer (the app shows the button loading until it is), and anything else with OK', () => {
+    expect(adapter.ack(signedRequest('telegram', fixture('telegram', 'callback-query-keyboard')))).toEqual({
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ method: 'answerCallbackQuery', callback_query_id: '4382bfdwdsb323b2e1' }),
+    });
+    const ok = { status: 200, contentType: 'text/plain', body: 'OK' };
+    expect(adapter.ack(signedRequest('telegram', fixture('telegram', 'text')))).toEqual(ok);
+    expect(adapter.ack(signedRequest('telegram', '{"callback_query": null}'))).toEqual(ok);
+    expect(adapter.ack(signedRequest('telegram', '{"callback_query":'))).toEqual(ok);
+    expect(adapter.ack()).toEqual(ok);
   });
 
   it('throws BadWebhookError on a body that is not an Update', () => {
@@ -294,6 +308,55 @@ describe('telegram send: documents Telegram cannot fetch by URL', () => {
     const result = await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'contract.docx' }] }, sendContext('telegram', fetch));
     expect(result).toMatchObject({ ok: false, retryable, error: expect.stringMatching(/^Could not fetch the file to upload: /) });
     expect(calls.map((c) => c.method)).toEqual(['GET']);
+  });
+
+  describe('gives a file the time its size needs', () => {
+    const timeouts = () => vi.mocked(AbortSignal.timeout).mock.calls.map(([ms]) => ms);
+    beforeEach(() => {
+      vi.spyOn(AbortSignal, 'timeout');
+    });
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it('a 5 MB upload (and its download) 10 s and a second a megabyte; a message beside it 10 s', async () => {
+      const file = Buffer.alloc(5_000_000, 1);
+      const { fetch } = scriptedFetch(ok(97), { status: 200, body: null, file: { contentType: DOCX, bytes: file } }, ok(98));
+      const attachment = { type: 'file', url: presigned, mimeType: DOCX, name: 'plans.docx', size: file.length };
+      const result = await adapter.send({ ...base, text: 'x'.repeat(1025), attachments: [attachment] }, sendContext('telegram', fetch));
+      expect(result).toMatchObject({ ok: true });
+      // sendMessage (a caption too long for the document), the file's download, then its upload.
+      expect(timeouts()).toEqual([10_000, 15_000, 15_000]);
+    });
+
+    it('never past the send’s deadline, and never under the 10 s every call has', async () => {
+      const file = Buffer.alloc(20_000_000, 1);
+      const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes: file } }, ok(99));
+      const attachment = { type: 'file', url: presigned, mimeType: DOCX, name: 'plans.docx', size: file.length };
+      const soon = { ...sendContext('telegram', fetch), deadlineMs: Date.now() + 18_000 };
+      expect(await adapter.send({ ...base, attachments: [attachment] }, soon)).toMatchObject({ ok: true });
+      expect(timeouts()).toEqual([expect.closeTo(18_000, -3), expect.closeTo(18_000, -3)]);
+      expect(Math.max(...timeouts())).toBeLessThanOrEqual(18_000);
+
+      vi.mocked(AbortSignal.timeout).mockClear();
+      const late = { ...sendContext('telegram', fetch), deadlineMs: Date.now() + 2_000 };
+      await adapter.send({ ...base, attachments: [attachment] }, late);
+      expect(timeouts()).toEqual([10_000, 10_000]);
+    });
+
+    it('a file whose size is not known is given the time of the largest document', async () => {
+      const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes } }, ok(100));
+      await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'c.docx' }] }, sendContext('telegram', fetch));
+      // The download: a document may be 20 MB; the upload: the 256 bytes it turned out to be.
+      expect(timeouts()).toEqual([30_000, 10_001]);
+    });
+
+    it('an upload that times out is retryable, and says after how long', async () => {
+      const timeout = Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
+      const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes: Buffer.alloc(3_000_000) } }, timeout);
+      const result = await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'c.docx', size: 3_000_000 }] }, sendContext('telegram', fetch));
+      expect(result).toEqual({ ok: false, retryable: true, error: 'Network error: timed out after 13000 ms' });
+    });
   });
 
   it('maps Telegram refusing the upload as it maps any answer', async () => {

@@ -72,6 +72,22 @@ describe('whatsapp normalize: messages', () => {
     expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [] });
   });
 
+  it('an edit (text or caption) → "(edited)" and the new wording, under the edit’s own id; a deletion → nothing', () => {
+    expect(only('edit')).toEqual({
+      kind: 'message',
+      channel: 'whatsapp',
+      ...customer,
+      providerMessageId: 'wamid.EDIT1',
+      text: '(edited) Does it come in another colour?',
+      attachments: [],
+      sentAt: '2025-06-08T21:00:50.000Z',
+      dated: true,
+    });
+    // The file is on the original message already: the edit changes its caption only.
+    expect(only('edit-media')).toMatchObject({ providerMessageId: 'wamid.EDIT2', text: '(edited) This one, in blue', attachments: [] });
+    expect(normalize('revoke')).toEqual([]);
+  });
+
   it('unsupported and unknown types are kept with a readable fallback', () => {
     expect(only('unsupported')).toMatchObject({ providerMessageId: 'wamid.UNSUPPORTED1', text: '[unsupported message type: edit]' });
     expect(only('unknown-type')).toMatchObject({ providerMessageId: 'wamid.POLL1', text: '[unsupported message type: poll]' });

@@ -200,3 +200,94 @@ describe.each(META_CHANNELS.map((channel) => ({ channel })))('$channel verificat
     expect([wrongToken.status, wrongMode.status, otherChannelToken.status]).toEqual([403, 403, 403]);
   });
 });
+
+describe('edits, deletions, story replies and button taps, as the providers send them', () => {
+  /** The customer's inbound texts in their conversation, oldest first. */
+  async function inboundTexts(conversationId: string): Promise<string[]> {
+    return (await history(conversationId)).filter((m) => m.direction === 'inbound').map((m) => m.text);
+  }
+
+  it('WhatsApp: an edit is shown as "(edited)" with the new wording, once however often it comes; a deletion adds nothing', async () => {
+    // Prepare: a customer's message
+    const handle = newHandle('whatsapp');
+    const original = textWebhook('whatsapp', handle, 'Does it come in red?');
+    expect((await postWebhook(stack, 'whatsapp', original.body)).status).toBe(200);
+    const first = await agent.waitFor(created(original.providerMessageId), 10_000, 'the original');
+
+    // Act: the customer edits it (delivered twice), then deletes it
+    const edit = JSON.parse(fixture('whatsapp', 'edit'));
+    const revoke = JSON.parse(fixture('whatsapp', 'revoke'));
+    const nowS = String(Math.floor(Date.now() / 1000));
+    const editId = `wamid.EDIT-${crypto.randomUUID()}`;
+    for (const [body, id] of [[edit, editId], [revoke, `wamid.REVOKE-${crypto.randomUUID()}`]] as const) {
+      const value = body.entry[0].changes[0].value;
+      value.contacts[0].wa_id = handle;
+      Object.assign(value.messages[0], { from: handle, id, timestamp: nowS });
+      (value.messages[0].edit ?? value.messages[0].revoke).original_message_id = original.providerMessageId;
+    }
+    for (const body of [edit, edit, revoke]) expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+    const marker = textWebhook('whatsapp', handle, 'marker');
+    expect((await postWebhook(stack, 'whatsapp', marker.body)).status).toBe(200);
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+
+    // Assess
+    expect(agent.frames.filter(created(editId))).toHaveLength(1);
+    expect(await inboundTexts(first.conversationId)).toEqual(['Does it come in red?', '(edited) Does it come in another colour?', 'marker']);
+  });
+
+  it('Messenger: an edit is shown once as "(edited)" with the new text', async () => {
+    const handle = newHandle('messenger');
+    const original = textWebhook('messenger', handle, 'Hello, is my order shipped?');
+    expect((await postWebhook(stack, 'messenger', original.body)).status).toBe(200);
+    const first = await agent.waitFor(created(original.providerMessageId), 10_000, 'the original');
+
+    const edit = JSON.parse(fixture('messenger', 'message-edit'));
+    const event = edit.entry[0].messaging[0];
+    event.sender.id = handle;
+    event.timestamp = Date.now();
+    event.message_edit.mid = original.providerMessageId;
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'messenger', JSON.stringify(edit))).status).toBe(200);
+    const editId = `edit:${original.providerMessageId}:1`;
+    await agent.waitFor(created(editId), 10_000, 'the edit');
+    const marker = textWebhook('messenger', handle, 'marker');
+    expect((await postWebhook(stack, 'messenger', marker.body)).status).toBe(200);
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+
+    expect(agent.frames.filter(created(editId))).toHaveLength(1);
+    expect(await inboundTexts(first.conversationId)).toEqual(['Hello, is my order shipped?', '(edited) Hello, has my order shipped?', 'marker']);
+  });
+
+  it('Instagram: a story reply carries the story the customer answered', async () => {
+    const body = JSON.parse(fixture('instagram', 'story-reply'));
+    const event = body.entry[0].messaging[0];
+    event.sender.id = newHandle('instagram');
+    event.message.mid = `ig_STORYREPLY-${crypto.randomUUID()}`;
+    event.timestamp = Date.now();
+    expect((await postWebhook(stack, 'instagram', JSON.stringify(body))).status).toBe(200);
+    const frame = await agent.waitFor(created(event.message.mid), 10_000, 'the story reply');
+    expect(frame.message).toMatchObject({ text: 'Love this! Which size is she wearing?', attachments: [{ type: 'file', name: 'story_reply' }] });
+  });
+
+  it('Telegram: a button tap reads as the button’s label, is answered in the webhook’s answer, and is stored once when Telegram sends it again', async () => {
+    const body = JSON.parse(fixture('telegram', 'callback-query-keyboard'));
+    const handle = Number(newHandle('telegram'));
+    const query = body.callback_query;
+    query.id = `cq-${crypto.randomUUID()}`;
+    query.from.id = handle;
+    query.message.chat.id = handle;
+    const raw = JSON.stringify(body);
+
+    const answers = [await postWebhook(stack, 'telegram', raw), await postWebhook(stack, 'telegram', raw)];
+    for (const answer of answers) {
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(answer.body).toEqual({ method: 'answerCallbackQuery', callback_query_id: query.id });
+    }
+    const frame = await agent.waitFor(created(`callback:${query.id}`), 10_000, 'the tap');
+    expect(frame.message.text).toBe('⭐️⭐️⭐️⭐️⭐️ Great');
+    const marker = textWebhook('telegram', String(handle), 'marker');
+    expect((await postWebhook(stack, 'telegram', marker.body)).status).toBe(200);
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+    expect(await inboundTexts(frame.conversationId)).toEqual(['⭐️⭐️⭐️⭐️⭐️ Great', 'marker']);
+  });
+});

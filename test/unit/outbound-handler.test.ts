@@ -55,6 +55,25 @@ describe('outbound consumer', () => {
     expect(domain.abandonOutbound).not.toHaveBeenCalled();
   });
 
+  it('gives every job of a batch the same deadlines, counted from the batch’s start: copies half the function’s time, sends all but the time to record them', async () => {
+    // Prepare
+    domain.deliverOutbound.mockResolvedValue(undefined);
+    const { COPY_BUDGET_MS, SEND_BUDGET_MS } = await import('../../src/domain/outbound');
+    const before = Date.now();
+
+    // Act
+    await handler({ Records: [record('a1', 'A', 1), record('b1', 'B', 1)] } as SQSEvent);
+
+    // Assess
+    const deadlines = domain.deliverOutbound.mock.calls.map((args) => [args[3], args[4]] as [number, number]);
+    expect(new Set(deadlines.map((d) => d.join()))).toHaveProperty('size', 1);
+    const [copy, send] = deadlines[0]!;
+    expect(copy - before).toBeGreaterThanOrEqual(COPY_BUDGET_MS);
+    expect(send - before).toBeGreaterThanOrEqual(SEND_BUDGET_MS);
+    expect(send - Date.now()).toBeLessThanOrEqual(SEND_BUDGET_MS);
+    expect(SEND_BUDGET_MS).toBeLessThan(30_000);
+  });
+
   it('waits at least as long as the provider asked (retry_after) before the next attempt', async () => {
     domain.deliverOutbound.mockRejectedValue(new RetryableSendError('429', 1, 45));
     const response = await handler({ Records: [record('a1', 'A', 1)] } as SQSEvent);
