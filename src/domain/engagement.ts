@@ -560,7 +560,12 @@ async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
   const reply = await getMessage(first.id, input.messageId);
   if (!reply) return 'skipped';
   const unanswered = (c: ConversationRecord) => active(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
-  if (!unanswered(first) || (first.engagement?.reengagedFor ?? '') >= reply.id) return 'skipped';
+  if (!unanswered(first)) return 'skipped';
+  const claimedFor = first.engagement?.reengagedFor ?? '';
+  // Claimed for this reply by a run that may have died before its follow-up was stored or queued
+  // (the Scheduler retries a run that failed): finished here, under the same id, never twice.
+  if (claimedFor === reply.id) return (await finishFollowUp(first, reply, settings, now)) ? 'done' : 'skipped';
+  if (claimedFor > reply.id) return 'skipped';
   const dueAt = Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000;
   if (now.getTime() + 1000 < dueAt) {
     // Early: the delay was raised since this was armed, and the schedule deletes itself after
@@ -570,39 +575,70 @@ async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
     return 'skipped';
   }
   // Checked again on the record the claim replaces: the customer may have written (or an agent
-  // resolved) since the read above, and the cancel of this timer can lose that race.
+  // resolved) since the read above, and the cancel of this timer can lose that race. The claim's
+  // time names the follow-up (followUpId), so that a retry after a failure stores the same one.
   const claim = await updateConversation(first.id, (c) =>
-    !unanswered(c) || (c.engagement?.reengagedFor ?? '') >= reply.id ? undefined : { ...c, engagement: { ...c.engagement, reengagedFor: reply.id } },
+    !unanswered(c) || (c.engagement?.reengagedFor ?? '') >= reply.id
+      ? undefined
+      : { ...c, engagement: { ...c.engagement, reengagedFor: reply.id, reengagedAt: now.toISOString() } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
-  const conversation = claim.after;
+  await sendFollowUp(claim.after, settings, now, followUpId(claim.after, reply.id)!);
+  return 'done';
+}
 
+/** The id of the follow-up claimed for `replyId`: made from the claim, the same on every retry. */
+function followUpId(conversation: ConversationRecord, replyId: string): string | undefined {
+  const at = conversation.engagement?.reengagedFor === replyId ? conversation.engagement.reengagedAt : undefined;
+  return at ? idFor(Date.parse(at), `${conversation.id}#reengage#${replyId}`) : undefined;
+}
+
+/**
+ * A follow-up claimed by an earlier run: stored and queued if that run died before it did, queued
+ * again if it died before the queue took it (sent at most once, deliverOutbound). True when this
+ * run stored it. A claim made before follow-ups had ids of their own is left as it stands.
+ */
+async function finishFollowUp(conversation: ConversationRecord, reply: Message, settings: Settings, now: Date): Promise<boolean> {
+  const id = followUpId(conversation, reply.id);
+  if (!id) return false;
+  const stored = await getMessage(conversation.id, id);
+  if (!stored) {
+    await sendFollowUp(conversation, settings, now, id);
+    return true;
+  }
+  if (stored.status === 'queued' && !stored.private) await enqueueOutbound([{ conversationId: stored.conversationId, messageId: stored.id }]);
+  return false;
+}
+
+/** The follow-up itself, as the conversation's channel and its provider window allow it now. */
+async function sendFollowUp(conversation: ConversationRecord, settings: Settings, now: Date, id: string): Promise<void> {
   const text = settings.reengagement.message;
   if (!isProviderChannel(conversation.channel)) {
-    await storeOutbound(conversation, { text }, 'queue');
-    return 'done';
+    await storeOutbound(conversation, { text }, 'queue', id);
+    return;
   }
   const adapter = getAdapter(conversation.channel);
   if (adapter.window(windowStart(conversation), now, false).allowed) {
-    await storeOutbound(conversation, { text }, 'queue');
-    return 'done';
+    await storeOutbound(conversation, { text }, 'queue', id);
+    return;
   }
   const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
   const decision = adapter.window(windowStart(conversation), now, Boolean(template));
   if (template && decision.allowed) {
-    await storeOutbound(conversation, { text, template }, 'queue');
-    return 'done';
+    await storeOutbound(conversation, { text, template }, 'queue', id);
+    return;
   }
   const reason = decision.allowed ? 'the channel does not allow it now' : decision.message;
-  await storeOutbound(conversation, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note');
-  return 'done';
+  await storeOutbound(conversation, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note', id);
 }
 
 /** Resolves a conversation nobody touched for the configured time, then asks for a rating. */
 async function autoResolve(conversationId: string, now: Date): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
-  if (!conversation || conversation.status === 'resolved' || conversation.status === 'snoozed') return 'skipped';
+  if (!conversation || conversation.status === 'snoozed') return 'skipped';
   const settings = await getSettings();
+  // Resolved by a run that may have died before its question was stored (the Scheduler retries it).
+  if (conversation.status === 'resolved') return (await finishCsatQuestion(conversation, settings)) ? 'done' : 'skipped';
   const dueAt = Date.parse(conversation.lastMessageAt) + settings.timers.autoResolveAfterSeconds * 1000;
   if (now.getTime() + 1000 < dueAt) {
     // Early: the delay was raised since this was armed (the schedule deletes itself after firing,
@@ -619,12 +655,40 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
       : { ...withStatus(c, 'resolved', at), ...(askCsat ? { engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } } : {}) },
   );
   if (after === before) return 'skipped';
-  if (askCsat) {
-    // The widget draws buttons 1–5 for a `csat` attachment; other channels read the question as text.
-    const attachments: Attachment[] = conversation.channel === 'web' ? [{ type: 'csat', url: '', name: 'rating 1-5' }] : [];
-    await storeOutbound(after, { text: settings.csat.question, attachments }, 'queue');
-  }
+  if (askCsat) await askForRating(after, settings, csatQuestionId(conversationId, at));
   return 'done';
+}
+
+/** The CSAT question an auto-resolve asked at `askedAt`: its id is made from the ask, the same on every retry. */
+const csatQuestionId = (conversationId: string, askedAt: string) => idFor(Date.parse(askedAt), `${conversationId}#csat#${askedAt}`);
+
+async function askForRating(conversation: ConversationRecord, settings: Settings, id: string): Promise<void> {
+  // The widget draws buttons 1–5 for a `csat` attachment; other channels read the question as text.
+  const attachments: Attachment[] = conversation.channel === 'web' ? [{ type: 'csat', url: '', name: 'rating 1-5' }] : [];
+  await storeOutbound(conversation, { text: settings.csat.question, attachments }, 'queue', id);
+}
+
+/**
+ * An auto-resolve whose run died after the resolution (its fan-out, routing, or the question's
+ * write or queueing failed) left its question unasked: asked now, or queued again if it is stored
+ * but still queued (sent at most once). True when this run stored it. Nothing once the customer
+ * answered or anything changed the status (the ask is dropped then), nor when a message was
+ * written since the ask without being the question (a question of an earlier version, whose id
+ * was not made from the ask).
+ */
+async function finishCsatQuestion(conversation: ConversationRecord, settings: Settings): Promise<boolean> {
+  const askedAt = conversation.engagement?.csatAskedAt;
+  // An auto-resolve resolves and asks at one moment.
+  if (!askedAt || conversation.resolvedAt !== askedAt) return false;
+  const id = csatQuestionId(conversation.id, askedAt);
+  const stored = await getMessage(conversation.id, id);
+  if (stored) {
+    if (stored.status === 'queued') await enqueueOutbound([{ conversationId: stored.conversationId, messageId: stored.id }]);
+    return false;
+  }
+  if (conversation.lastOutboundId && decodeTime(conversation.lastOutboundId) >= Date.parse(askedAt)) return false;
+  await askForRating(conversation, settings, id);
+  return true;
 }
 
 /** Inside the provider's free window (no template or tag needed): the CSAT question is not worth a template. */

@@ -74,6 +74,8 @@ export interface EngagementState {
   emailedUpTo?: string;
   /** The agent reply a re-engagement follow-up (or note) was made for. */
   reengagedFor?: string;
+  /** When that follow-up was claimed: its message id is made from it (a retried run stores the same one). */
+  reengagedAt?: string;
   /** Set when auto-resolve asked the CSAT question; the answer must not reopen. */
   csatAskedAt?: string;
   /** resolvedAt to restore after a CSAT answer went through the reopening inbound path. */

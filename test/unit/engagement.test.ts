@@ -23,6 +23,7 @@ import { HOURLY_RECIPIENT_LIMIT, MAX_RECIPIENTS, PROACTIVE_LANES, queueProactive
 import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
+import { idFor } from '../../src/domain/ids';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
@@ -497,6 +498,123 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:01.000Z' }, now)).resolves.toBe('done');
     expect(conversationWrites().map((c) => c.args[0].input.Item?.status)).toEqual(['open']);
     expect(armed('snoozeWake')).toEqual([]);
+  });
+});
+
+describe('a timer run that dies after its claim, retried', () => {
+  const now = new Date('2026-05-03T12:00:00Z');
+  const reply = message({ id: '01JD5Q0000REPLY0000000000A', channel: 'telegram', createdAt: '2026-05-01T10:00:00.000Z' });
+
+  /** A table in memory: items by key, conditional puts as DynamoDB checks them. */
+  function table(conversation: ConversationRecord) {
+    const items = new Map<string, Record<string, unknown>>();
+    const at = (key: { pk: unknown; sk: unknown }) => `${String(key.pk)}|${String(key.sk)}`;
+    items.set(at(keys.conversation(CONVERSATION)), { ...conversation, ...keys.conversation(CONVERSATION) });
+    items.set(at(keys.message(CONVERSATION, reply.id)), { ...reply, ...keys.message(CONVERSATION, reply.id) });
+    const settings = { ...defaultSettings(), timers: { emailFallbackDelaySeconds: 60, reengageAfterSeconds: 3600, autoResolveAfterSeconds: 3600 } };
+    items.set(at(keys.settings()), { ...keys.settings(), settings });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: structuredClone(items.get(at(input.Key))) }));
+    const failing = { messageWrites: 0 };
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown>; ConditionExpression?: string; ExpressionAttributeValues?: Record<string, unknown> }) => {
+      if (String(input.Item.sk).startsWith('MSG#') && failing.messageWrites > 0) {
+        failing.messageWrites -= 1;
+        throw new Error('DynamoDB is throttling');
+      }
+      const existing = items.get(at(input.Item as { pk: string; sk: string }));
+      const refused =
+        (input.ConditionExpression?.includes('attribute_not_exists') && existing) ||
+        (input.ConditionExpression === 'version = :v' && existing?.version !== input.ExpressionAttributeValues?.[':v']);
+      if (refused) throw new ConditionalCheckFailedException({ message: 'condition', $metadata: {} });
+      items.set(at(input.Item as { pk: string; sk: string }), structuredClone(input.Item));
+      return {};
+    });
+    // The open conversation's fast path; a resolved one's refuses it, as DynamoDB would.
+    ddb.on(UpdateCommand).callsFake((input: { Key: { pk: string; sk: string } }) => {
+      const item = items.get(at(input.Key));
+      if (item?.status !== 'open') throw new ConditionalCheckFailedException({ message: 'not open', $metadata: {} });
+      return { Attributes: item };
+    });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    scheduler.on(DeleteScheduleCommand).resolves({});
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    const messages = () => [...items.values()].filter((item) => String(item.sk).startsWith('MSG#') && item.id !== reply.id) as unknown as Message[];
+    const conversationNow = () => items.get(at(keys.conversation(CONVERSATION))) as unknown as ConversationRecord;
+    return { messages, conversationNow, failNextMessageWrite: () => (failing.messageWrites = 1) };
+  }
+
+  /** The jobs queued on the outbound queue, by message id. */
+  const queuedJobs = () =>
+    sendMessageBatch.mock.calls.flatMap((call) => (call[1] as BatchEntry[]).map((entry) => (JSON.parse(entry.MessageBody) as { messageId: string }).messageId));
+
+  it('stores the follow-up its first run claimed but did not store, once, under the same id', async () => {
+    // Prepare: the first run's write of the follow-up fails after its claim
+    const { messages, conversationNow, failNextMessageWrite } = table(answeredConversation(reply, {}));
+    failNextMessageWrite();
+    const fire = { kind: 'reengage' as const, conversationId: CONVERSATION, dueAt: '2026-05-01T11:00:00.000Z', messageId: reply.id };
+
+    // Act: the run fails, the Scheduler retries it, and delivers it once more later
+    await expect(runTimer(fire, now)).rejects.toThrow(/throttling/);
+    expect(conversationNow().engagement?.reengagedFor).toBe(reply.id);
+    await expect(runTimer(fire, now)).resolves.toBe('done');
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+
+    // Assess: one follow-up, queued (the last fire found it queued and queued it again: sent at most once)
+    expect(messages()).toHaveLength(1);
+    expect(messages()[0]).toMatchObject({ sender: { type: 'bot' }, status: 'queued', text: defaultSettings().reengagement.message });
+    expect(queuedJobs()).toEqual([messages()[0]!.id, messages()[0]!.id]);
+  });
+
+  it('queues again a follow-up its first run stored but could not queue, and stores no second one', async () => {
+    const { messages } = table(answeredConversation(reply, {}));
+    sendMessageBatch.mockRejectedValueOnce(new Error('SQS is unavailable'));
+    const fire = { kind: 'reengage' as const, conversationId: CONVERSATION, dueAt: '2026-05-01T11:00:00.000Z', messageId: reply.id };
+    await expect(runTimer(fire, now)).rejects.toThrow(/unavailable/);
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+    expect(messages()).toHaveLength(1);
+    expect(queuedJobs()).toEqual([messages()[0]!.id, messages()[0]!.id]);
+  });
+
+  it('sends no follow-up on the retry once the customer has written since the claim', async () => {
+    const { messages, conversationNow, failNextMessageWrite } = table(answeredConversation(reply, {}));
+    failNextMessageWrite();
+    const fire = { kind: 'reengage' as const, conversationId: CONVERSATION, dueAt: '2026-05-01T11:00:00.000Z', messageId: reply.id };
+    await expect(runTimer(fire, now)).rejects.toThrow();
+    Object.assign(conversationNow(), { lastInboundAt: '2026-05-03T11:59:30.000Z' });
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+    expect(messages()).toEqual([]);
+  });
+
+  it('asks the CSAT question an auto-resolve resolved for but did not ask, once', async () => {
+    // Prepare: idle for the whole period; the question's write fails after the resolution
+    const { messages, conversationNow, failNextMessageWrite } = table(answeredConversation(reply, { lastMessageAt: '2026-05-03T10:00:00.000Z', lastInboundAt: '2026-05-03T10:00:00.000Z' }));
+    failNextMessageWrite();
+    const fire = { kind: 'autoResolve' as const, conversationId: CONVERSATION, dueAt: '2026-05-03T11:00:00.000Z' };
+
+    // Act
+    await expect(runTimer(fire, now)).rejects.toThrow(/throttling/);
+    expect(conversationNow()).toMatchObject({ status: 'resolved', engagement: { csatAskedAt: now.toISOString() } });
+    await expect(runTimer(fire, now)).resolves.toBe('done');
+    await expect(runTimer(fire, now)).resolves.toBe('skipped');
+
+    // Assess
+    expect(messages()).toHaveLength(1);
+    expect(messages()[0]).toMatchObject({ sender: { type: 'bot' }, text: defaultSettings().csat.question, status: 'queued' });
+    expect(queuedJobs()).toEqual([messages()[0]!.id, messages()[0]!.id]);
+  });
+
+  it('asks nothing again for a conversation an earlier version resolved and asked (its question has an id of its own)', async () => {
+    const askedAt = '2026-05-03T11:00:00.000Z';
+    const { messages } = table(
+      answeredConversation(reply, {
+        status: 'resolved',
+        resolvedAt: askedAt,
+        lastOutboundId: idFor(Date.parse(askedAt) + 40, 'a question stored under a random id'),
+        engagement: { csatAskedAt: askedAt, csatResolvedAt: askedAt },
+      }),
+    );
+    await expect(runTimer({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: askedAt }, now)).resolves.toBe('skipped');
+    expect(messages()).toEqual([]);
+    expect(queuedJobs()).toEqual([]);
   });
 });
 
