@@ -38,19 +38,60 @@ export function identityHashOf(identifier: string, key: string): string {
  * history. Without a hash the visitor is anonymous (`unverified`); a hash that does not match is
  * refused, as a misconfigured site or a forgery.
  */
-async function vouchedFor(profile: Pick<VisitorRecord, 'email' | 'phone'>, identityHash: string | undefined): Promise<Pick<VisitorRecord, 'unverified' | 'vouched'>> {
+async function vouchedFor(
+  profile: Pick<VisitorRecord, 'email' | 'phone'>,
+  identityHash: string | undefined,
+  given: Pick<SessionInput, 'email' | 'phone'>,
+): Promise<Pick<VisitorRecord, 'unverified' | 'vouched'>> {
   if (!profile.email && !profile.phone) return {};
   if (!(await getSettings()).widget.identityVerification) return {};
   if (!identityHash) return { unverified: true };
-  await loadSecretIntoEnv(ENV.widgetIdentitySecret, ENV.widgetIdentitySecretArn);
-  const key = process.env[ENV.widgetIdentitySecret];
-  if (!key) throw new Error(`${ENV.widgetIdentitySecret} is not set`);
-  const expected = Buffer.from(identityHashOf((profile.email ?? profile.phone)!, key), 'hex');
-  const given = Buffer.from(identityHash, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(expected, given)) {
+  if (!(await signs(identityHash, profile, given))) {
     throw new ClientError(401, 'invalid_identity_hash', 'identityHash does not match the email (or phone) given');
   }
   return { vouched: profile.email ? 'email' : 'phone' };
+}
+
+/**
+ * Whether the hash signs the profile's email (else its phone), as we keep it (normalized) or as
+ * the request wrote it: a website signs the address as its own records have it ("Vera@Example.com",
+ * "+1 555 010 0000"), and that is the same identity.
+ */
+async function signs(identityHash: string, profile: Pick<VisitorRecord, 'email' | 'phone'>, given: Pick<SessionInput, 'email' | 'phone'>): Promise<boolean> {
+  await loadSecretIntoEnv(ENV.widgetIdentitySecret, ENV.widgetIdentitySecretArn);
+  const key = process.env[ENV.widgetIdentitySecret];
+  if (!key) throw new Error(`${ENV.widgetIdentitySecret} is not set`);
+  const identifier = (profile.email ?? profile.phone)!;
+  const written = profile.email ? given.email?.trim() : given.phone?.trim();
+  const sameIdentity = written !== undefined && (profile.email ? normalizeEmail(written) : normalizePhone(written)) === identifier;
+  const hash = Buffer.from(identityHash, 'hex');
+  return [identifier, ...(sameIdentity && written !== identifier ? [written] : [])].some((form) => {
+    const expected = Buffer.from(identityHashOf(form, key), 'hex');
+    return hash.length === expected.length && timingSafeEqual(expected, hash);
+  });
+}
+
+/**
+ * What a resumed session changes in what the website vouches for. Details it brings are vouched
+ * for as in a new session (a hash that does not match them is refused). A hash alone signs the
+ * details the visitor has (someone who chatted anonymously signs in on the website): it vouches
+ * for them if it matches, and changes nothing if it does not. A visitor already vouched for keeps
+ * that: details added later without a hash are contact details only.
+ */
+async function vouchingOnResume(
+  visitor: VisitorRecord,
+  fill: Partial<VisitorRecord>,
+  input: SessionInput,
+): Promise<Pick<VisitorRecord, 'unverified' | 'vouched'>> {
+  if (visitor.vouched) return {};
+  const merged = { ...visitor, ...fill };
+  if (fill.email !== undefined || fill.phone !== undefined) {
+    const vouching = await vouchedFor(merged, input.identityHash, input);
+    return vouching.vouched && visitor.unverified ? { ...vouching, unverified: false } : vouching;
+  }
+  if (!input.identityHash || (!merged.email && !merged.phone) || !(await getSettings()).widget.identityVerification) return {};
+  if (!(await signs(input.identityHash, merged, input))) return {};
+  return { vouched: merged.email ? 'email' : 'phone', ...(visitor.unverified ? { unverified: false } : {}) };
 }
 
 /** What the pre-chat form says about the visitor, normalized; unusable values are left out. */
@@ -72,10 +113,8 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     if (!visitor) return undefined;
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
     const fill: Partial<VisitorRecord> = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
-    if (Object.keys(fill).length > 0) {
-      Object.assign(fill, await vouchedFor({ ...visitor, ...fill }, input.identityHash));
-      await updateVisitor(visitor.id, fill);
-    }
+    Object.assign(fill, await vouchingOnResume(visitor, fill, input));
+    if (Object.keys(fill).length > 0) await updateVisitor(visitor.id, fill);
     return { visitor: { ...visitor, ...fill }, token: input.token };
   }
   const secret = randomBytes(32).toString('base64url');
@@ -85,7 +124,7 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     tokenHash: hashOfSecret(secret).toString('base64url'),
     createdAt: new Date().toISOString(),
     ...profile,
-    ...(await vouchedFor(profile, input.identityHash)),
+    ...(await vouchedFor(profile, input.identityHash, input)),
   };
   await putVisitor(visitor);
   return { visitor, token: `${visitor.id}.${secret}` };

@@ -135,6 +135,45 @@ describe('one customer across channels', () => {
     }
   });
 
+  it('with identity verification on, takes the hash of an address as the website writes it, and vouches for a visitor who signs in after chatting anonymously', async () => {
+    expect((await verification(true)).status).toBe(200);
+    try {
+      const sign = (identifier: string) => identityHashOf(identifier, 'dev-widget-identity-secret');
+      // A website keeps its users' addresses as they typed them, and signs them so.
+      const written = `Mia.${crypto.randomUUID()}@Example.COM`;
+      const email = written.toLowerCase();
+      const signedIn = await visitorWrites(written, 'signed in, address as my account has it', sign(written));
+      const spaced = '+1 555 010 ' + String(Math.floor(Math.random() * 9000) + 1000);
+      expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { phone: spaced, identityHash: sign(spaced) } })).status).toBe(201);
+
+      // Someone opens the chat with the pre-chat form, then signs in on the website before writing.
+      const anonymous = await visitorSession(stack.httpUrl, { name: 'Mia', email });
+      const wrongUser = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: anonymous.token, identityHash: sign(`other-${email}`) } });
+      expect(wrongUser.status).toBe(201);
+      const signedInLater = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: anonymous.token, email: written, identityHash: sign(written) } });
+      expect(signedInLater.status).toBe(201);
+      const ws = await WsClient.connect(stack.wsUrl, anonymous.token);
+      sockets.push(ws);
+      const clientMessageId = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text: 'signed in now', clientMessageId });
+      const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+      const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+      expect(seen.message.sender.id).toBe(signedIn.contactId);
+
+      // A visitor the website vouched for stays so when the form later adds a phone without a hash.
+      const vouched = await visitorSession(stack.httpUrl, { email: written, identityHash: sign(written) });
+      expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: vouched.token, phone: '+15550109999' } })).status).toBe(201);
+      const ws2 = await WsClient.connect(stack.wsUrl, vouched.token);
+      sockets.push(ws2);
+      const second = crypto.randomUUID();
+      ws2.send({ action: 'sendMessage', text: 'from my other browser', clientMessageId: second });
+      const ack2 = await ws2.waitFor((f) => f.type === 'ack' && f.clientMessageId === second);
+      expect((await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack2.messageId)).message.sender.id).toBe(signedIn.contactId);
+    } finally {
+      expect((await verification(false)).status).toBe(200);
+    }
+  });
+
   it('with identity verification on, links no address the website did not vouch for that reached the visitor later (one the chat captured)', async () => {
     expect((await verification(true)).status).toBe(200);
     try {
