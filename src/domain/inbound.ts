@@ -324,10 +324,12 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
           };
           // A rating answers the CSAT question and leaves the conversation resolved, its agent's; any
           // other message (one written before the question too, however late it arrives) drops it.
+          // The question stays open to ratings: one sent again (a second tap on the widget's
+          // buttons, a change of mind) is the newest rating, not a new issue greeted and routed.
           const rating = csatRatingFor(c, message, event.dated ? event.sentAt : undefined);
           const unasked = c.engagement?.csatAskedAt ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {};
           reopened = c.status !== 'open' && !rating;
-          if (rating) return { ...c, ...arrived, ...unasked, csat: { ...rating, at: message.createdAt } };
+          if (rating) return { ...c, ...arrived, csat: { ...rating, at: message.createdAt } };
           return {
             ...c,
             // Back after a resolution: a new start, which the autoresponder greets again, unless

@@ -60,6 +60,7 @@ const history = async (conversationId: string) =>
     private: boolean;
     sender: { type: string };
     attachments: { type: string }[];
+    createdAt: string;
   }[];
 const conversation = async (id: string) => (await http(stack.httpUrl, 'GET', `/v1/conversations/${id}`, { token: agentJwt })).body;
 const mailTo = async (address: string) =>
@@ -375,6 +376,35 @@ describe('auto-resolve and CSAT', () => {
     expect(stored).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
     // The answer took no agent slot for good.
     expect(await liveLoad()).toBe(loadBefore);
+  });
+
+  it('takes a rating sent again right after (a second tap, a change of mind) as the newest, without reopening or greeting; anything else reopens', async () => {
+    // Prepare: as auto-resolve leaves a conversation it asked to rate
+    const { ws, conversationId } = await visitor(undefined, 'Quick one');
+    const askedAt = new Date().toISOString();
+    await updateConversation(conversationId, (c) => ({
+      ...c,
+      status: 'resolved',
+      resolvedAt: askedAt,
+      engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt },
+    }));
+
+    // Act
+    await visitorSays(ws, '4');
+    await visitorSays(ws, '5 - actually great');
+
+    // Assess
+    await eventually(async () => ((await conversation(conversationId)).csat?.score === 5 ? true : undefined), 10_000);
+    await sleep(1000);
+    expect(await conversation(conversationId)).toMatchObject({ status: 'resolved', csat: { score: 5, comment: 'actually great' } });
+    const since = (await history(conversationId)).filter((m) => m.createdAt > askedAt);
+    expect(since.map((m) => [m.sender.type, m.text])).toEqual([
+      ['contact', '4'],
+      ['contact', '5 - actually great'],
+    ]);
+    await visitorSays(ws, 'and one more thing');
+    await eventually(async () => ((await conversation(conversationId)).status === 'open' ? true : undefined), 10_000);
+    expect((await conversation(conversationId)).csat).toMatchObject({ score: 5 });
   });
 
   it('keeps a rated conversation with its agent, also when that agent has no room left and a colleague has', async () => {
