@@ -396,10 +396,21 @@ async function captureEmail(conversation: ConversationRecord, message: Message, 
  * answer it would never reach an agent.
  */
 export function parseCsatAnswer(text: string): { score: number; comment?: string } | undefined {
-  const match = /^\s*([1-5])(?![\d]|[.,:\-–]\d)\s*(?:(?:\/\s*5|out of 5|stars?|⭐+)\s*[-–—:;,.!)]*|[-–—:;,.!)]+|$)\s*([\s\S]*)$/i.exec(text);
+  const match = /^\s*([1-5])(?![\d]|[.,:\-–]\d)\s*(?:(?:\/\s*5|out of 5|stars?|⭐+)\s*[-–—:;,.!)]*|[-–—:;,.!)]+|$)\s*([\s\S]*)$/i.exec(asDigit(text));
   if (!match) return undefined;
   const comment = match[2]!.trim().slice(0, 1000);
   return { score: Number(match[1]), ...(comment ? { comment } : {}) };
+}
+
+/**
+ * A rating as a phone keyboard offers it, read as the digit: a keycap ("4️⃣") is the digit, and one
+ * to five stars alone ("⭐⭐⭐⭐", with or without emoji presentation selectors) are that many stars.
+ * Six stars or more are no rating.
+ */
+function asDigit(text: string): string {
+  return text
+    .replace(/^(\s*)([1-5])\uFE0F?\u20E3/, '$1$2')
+    .replace(/^(\s*)((?:\u2B50\uFE0F?){1,5})(?!\uFE0F|\u2B50)/, (_, space: string, stars: string) => `${space}${stars.replace(/\uFE0F/g, '').length} stars `);
 }
 
 /** How long a CSAT question waits for its answer: a score sent later is about something else. */

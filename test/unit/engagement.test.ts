@@ -246,11 +246,16 @@ describe('CSAT answers', () => {
     ['4 stars, great', { score: 4, comment: 'great' }],
     ['4-quick', { score: 4, comment: 'quick' }],
     ['2 stars: slow', { score: 2, comment: 'slow' }],
+    ['⭐⭐⭐⭐', { score: 4 }],
+    ['⭐️⭐️⭐️⭐️⭐️', { score: 5 }],
+    ['⭐⭐⭐ ok I guess', { score: 3, comment: 'ok I guess' }],
+    ['4️⃣', { score: 4 }],
+    ['2️⃣ - slow', { score: 2, comment: 'slow' }],
   ])('reads %j', (text, expected) => {
     expect(parseCsatAnswer(text)).toEqual(expected);
   });
 
-  it.each(['10', '0', '6', 'great', '4.5', 'I have another question', '3 items are missing from my order', '2nd order broken', '5 great service', '2:30 works for me?', '1-800-555-0100 called me'])('does not read %j as a rating', (text) => {
+  it.each(['10', '0', '6', 'great', '4.5', 'I have another question', '3 items are missing from my order', '2nd order broken', '5 great service', '2:30 works for me?', '1-800-555-0100 called me', '⭐⭐⭐⭐⭐⭐', '⭐️⭐️⭐️⭐️⭐️⭐️', '6️⃣', '4️⃣ items are missing'])('does not read %j as a rating', (text) => {
     expect(parseCsatAnswer(text)).toBeUndefined();
   });
 });
