@@ -64,6 +64,14 @@ describe('fallback email', () => {
     expect(email.html).toContain('[a file: invoice &lt;2&gt;.pdf]');
     expect(email.text).not.toContain('conversa-media://');
   });
+
+  it('quotes every line of an earlier message shown for context, its files and a longer text', () => {
+    const visitor = { ...reply('My screenshot', [{ type: 'image', url: 'conversa-media://media/visitor/v1/01JD5Q8Z7V4R0M3X6N2B9C1K9C', name: 'shot.png' }]), direction: 'inbound' as const };
+    const twoLines = { ...reply('Line one\nLine two', []), direction: 'inbound' as const };
+    const email = renderReplyEmail({ to: 'vera@example.com', conversation: { id: CONVERSATION }, unseen: [reply('Got it', [])], context: [visitor, twoLines] });
+
+    expect(email.text).toContain('> You: My screenshot\n> [a file: shot.png]\n> You: Line one\n> Line two\n');
+  });
 });
 
 describe('MIME text', () => {
