@@ -154,8 +154,12 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
   ]);
 }
 
-export async function engageOnVisitorRead(conversation: ConversationRecord, messageId: string): Promise<void> {
-  if (!teamWrote(conversation)) return;
+export async function engageOnVisitorRead(read: ConversationRecord, messageId: string): Promise<void> {
+  // The frame's read of the conversation may not show a reply written a moment ago (the widget
+  // marks it read as soon as it shows it): asked again, consistently, before the read is ignored,
+  // or the email fallback would mail the visitor a reply they saw.
+  const conversation = teamWrote(read) ? read : await getConversation(read.id, true);
+  if (!conversation || !teamWrote(conversation)) return;
   await updateConversation(conversation.id, (c) =>
     (c.engagement?.visitorReadUpTo ?? '') >= messageId ? undefined : { ...c, engagement: { ...c.engagement, visitorReadUpTo: messageId } },
   );

@@ -18,7 +18,7 @@ import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryC
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
-import { autoresponseText, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
+import { autoresponseText, engageOnVisitorRead, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, MAX_RECIPIENTS, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
@@ -503,6 +503,36 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:01.000Z' }, now)).resolves.toBe('done');
     expect(conversationWrites().map((c) => c.args[0].input.Item?.status)).toEqual(['open']);
     expect(armed('snoozeWake')).toEqual([]);
+  });
+});
+
+describe('a web visitor marking a reply read', () => {
+  it('takes the read of a reply that the frame\'s own read of the conversation did not show yet, and cancels the email fallback', async () => {
+    // Prepare: the realtime function's read lags the reply's write; a consistent read has it
+    const reply = message({ id: '01JD5Q8Z7V4R0M3X6N2B9C1K9R', createdAt: '2026-05-03T12:00:00.000Z' });
+    const stale = answeredConversation(reply, { channel: 'web', visitorId: 'v1', firstReplyAt: undefined, lastInboundAt: '2026-05-03T11:59:00.000Z' });
+    const fresh = { ...stale, firstReplyAt: reply.createdAt, version: 4 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: fresh });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(QueryCommand).resolves({ Items: [{ ...keys.message(CONVERSATION, reply.id), ...reply }] });
+    scheduler.on(DeleteScheduleCommand).resolves({});
+
+    // Act
+    await engageOnVisitorRead(stale, reply.id);
+
+    // Assess
+    const written = ddb.commandCalls(PutCommand).map((c) => c.args[0].input.Item as ConversationRecord);
+    expect(written.map((c) => c.engagement?.visitorReadUpTo)).toEqual([reply.id]);
+    expect(scheduler.commandCalls(DeleteScheduleCommand).map((c) => c.args[0].input.Name)).toEqual([`emailFallback-${CONVERSATION}`]);
+  });
+
+  it('writes nothing for a read before anyone on the team wrote (the greeting)', async () => {
+    const greeting = message({ id: '01JD5Q8Z7V4R0M3X6N2B9C1K9G', sender: { type: 'bot', id: 'conversa' } });
+    const conversation = answeredConversation(greeting, { channel: 'web', visitorId: 'v1', firstReplyAt: undefined });
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
+    await engageOnVisitorRead(conversation, greeting.id);
+    expect(ddb.commandCalls(PutCommand)).toEqual([]);
+    expect(scheduler.commandCalls(DeleteScheduleCommand)).toEqual([]);
   });
 });
 
