@@ -464,9 +464,14 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     await retryQuickly();
     const from = phone(4, 4);
     expect(await postWhatsapp(stack, whatsappBody(from, 'question 0'))).toBe(200);
+    // Settled: the greeting's delivery (the outbound queue) re-arms the auto-resolve too, after the inbound consumer is done.
+    const settled = async (queue: string) => {
+      const depth = await queueDepth(stack, queue);
+      return depth.inFlight === 0 && depth.visible === 0;
+    };
     const conversation = await eventually(async () => {
       const c = await conversationOf(from);
-      return c && stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${c.id}`) && (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 ? c : undefined;
+      return c && stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${c.id}`) && (await settled('conversa-inbound.fifo')) && (await settled('conversa-outbound.fifo')) ? c : undefined;
     }, 60_000);
     const askedAt = new Date().toISOString();
     await updateConversation(conversation.id, (c) => ({ ...c, status: 'resolved', resolvedAt: askedAt, engagement: { ...c.engagement, csatAskedAt: askedAt, csatResolvedAt: askedAt } }));
@@ -483,7 +488,8 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     await eventually(async () => (await queueDepth(stack, 'conversa-inbound.fifo')).inFlight === 0 && (await queueDepth(stack, 'conversa-inbound.fifo')).visible === 0, 60_000);
     const rated = (await conversationOf(from))!;
     expect(rated).toMatchObject({ status: 'resolved', resolvedAt: askedAt, assigneeId: conversation.assigneeId, csat: { score: 5, comment: 'thanks' } });
-    expect(rated.engagement?.csatAskedAt).toBeUndefined();
+    // The question stays open to ratings only: a second tap would be the newest rating, anything else reopens.
+    expect(rated.engagement?.csatAskedAt).toBe(askedAt);
     expect(stack.aws.scheduler.list().some((s) => s.name === `autoResolve-${conversation.id}`)).toBe(false);
     expect(stack.providers.outbox('whatsapp').slice(sentBefore)).toEqual([]);
     const { items } = await listMessages(conversation.id, { limit: 50, includePrivate: true });
