@@ -1,12 +1,9 @@
 /** The agent HTTP API: one function, routed by API Gateway's route key. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { httpHandler, queryOf } from '../../src/http/http';
-import { agentFromEvent } from '../../src/api/context';
+import { agentFromEvent, ID_PATTERN } from '../../src/api/context';
 import { ROUTES } from '../../src/api/routes';
 import { ClientError } from '../../src/domain/errors';
-
-/** Ids are ULIDs, UUIDs or short names: anything else names nothing (and could not be a table key). */
-const ID = /^[A-Za-z0-9_.:@+-]{1,128}$/;
 
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   const agent = agentFromEvent(event);
@@ -14,7 +11,7 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   if (!route) throw new ClientError(404, 'not_found', `no route ${event.routeKey}`);
   const params = (event.pathParameters ?? {}) as Record<string, string>;
   for (const [name, value] of Object.entries(params)) {
-    if (!ID.test(value)) throw new ClientError(404, 'not_found', `no ${name} like that`);
+    if (!ID_PATTERN.test(value)) throw new ClientError(404, 'not_found', `no ${name} like that`);
   }
   return route({ event, agent, params, query: queryOf(event) });
 });

@@ -1,11 +1,11 @@
 /** Assignment, transfer, status and read routes on one conversation. */
 import * as z from '../zod';
-import type { Route } from './context';
+import { ID_PATTERN, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { assignConversation, markConversationRead, setConversationStatus, transferConversation } from '../domain/assignment';
 import { toConversation } from '../store/conversations';
 
-const agentId = z.text(1, 128);
+const agentId = z.string().check(z.regex(ID_PATTERN, 'an agent id (letters, digits and _ . : @ + - only, at most 128)'));
 const AssignBody = z.object({ agentId: z.nullable(agentId) });
 const TransferBody = z
   .object({ agentId: z.optional(agentId), team: z.optional(z.trimmedText(1, 64)), note: z.optional(z.trimmedText(1, 4096)) })

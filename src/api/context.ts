@@ -13,6 +13,13 @@ export interface RouteContext {
 
 export type Route = (context: RouteContext) => Promise<HttpResult>;
 
+/**
+ * What an id in a path may look like (ULIDs, UUIDs, short names): anything else names nothing, and
+ * could not be a table key. An agent id given in a body must look the same, or the agent it makes
+ * up could never be reached at PUT /v1/agents/{id}.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9_.:@+-]{1,128}$/;
+
 /** Claims as the HTTP API JWT authorizer passes them: arrays arrive as "[a b]" strings. */
 function groups(value: unknown): string[] {
   if (Array.isArray(value)) return value.map(String);

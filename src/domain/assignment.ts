@@ -36,16 +36,34 @@ async function requireTeam(team: string): Promise<void> {
   if (!(await listAgents()).some((agent) => agent.teams?.includes(team))) throw notFound(`team ${team} (no agent belongs to it)`);
 }
 
-/** The id the assignee index files unassigned conversations under names nobody. */
+/**
+ * Names no agent can have: the id the assignee index files unassigned conversations under, and the
+ * inbox filter's own words (`assignee=me`, `assignee=unassigned`), which an agent so named could
+ * never be listed by. A console that sends `"me"` meaning its own agent must not make up a colleague.
+ */
+const RESERVED_AGENT_IDS: ReadonlySet<string> = new Set([UNASSIGNED_ID, 'me', 'unassigned']);
+
 export function refuseReservedAgentId(agentId: string): void {
-  if (agentId === UNASSIGNED_ID) throw badRequest('invalid_request', `agentId: "${UNASSIGNED_ID}" is reserved (null unassigns)`);
+  if (!RESERVED_AGENT_IDS.has(agentId)) return;
+  const instead = agentId === UNASSIGNED_ID || agentId === 'unassigned' ? 'null unassigns' : 'name the agent by their id';
+  throw badRequest('invalid_request', `agentId: "${agentId}" is reserved (${instead})`);
 }
 
-/** Manual assignment (null unassigns: back to the queue). */
+/**
+ * Who had it, when a change sends a conversation back to the queue: routing then offers it to
+ * anyone else, since the agent whose slot just freed would most often be the least busy and get it
+ * straight back. Someone taking it (a person or routing) ends that.
+ */
+function handedOff(c: ConversationRecord, assigneeId: string | null): Pick<ConversationRecord, 'handedOffBy'> {
+  if (assigneeId) return { handedOffBy: undefined };
+  return { handedOffBy: c.assigneeId ?? c.handedOffBy };
+}
+
+/** Manual assignment (null unassigns: back to the queue, for anyone but who had it). */
 export async function assignConversation(conversationId: string, agentId: string | null, by: AgentIdentity): Promise<ConversationRecord> {
   if (agentId) await ensureAgent(agentId, by, conversationId);
   const { after } = await changeConversation(conversationId, (c) =>
-    c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, updatedAt: new Date().toISOString() },
+    c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, ...handedOff(c, agentId), updatedAt: new Date().toISOString() },
   );
   return after;
 }
@@ -58,9 +76,10 @@ export interface TransferInput {
 
 /**
  * To an agent (optionally naming the team it now belongs to), to a team, or with only a note
- * back to its team's queue (unassigned, so that routing picks an available member). The note is
+ * back to its team's queue (unassigned, so that routing picks an available member other than the
+ * agent it was taken from). The note is
  * a private message written after the move, so that it goes live to the agents who now follow
- * the conversation (the new assignee).
+ * the conversation (the new assignee); its writer does not become a participant by it.
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
@@ -70,9 +89,9 @@ export async function transferConversation(conversationId: string, by: AgentIden
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);
     if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
-    return { ...c, assigneeId, team, updatedAt: new Date().toISOString() };
+    return { ...c, assigneeId, team, ...handedOff(c, assigneeId), updatedAt: new Date().toISOString() };
   });
-  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true });
+  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true });
   return after;
 }
 

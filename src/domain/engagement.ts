@@ -19,6 +19,7 @@ import { changeConversation, withStatus } from './conversations';
 import { sendReplyEmail } from './email';
 import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
+import { endPresenceGrace } from './presence';
 import { requeueCopy } from './media-jobs';
 import { conversationEvent, messageEvent } from './events';
 import { publish, scopeOf } from './fanout';
@@ -521,6 +522,8 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
         : 'skipped';
     case 'keepMedia':
       return (await requeueCopy(input)) ? 'done' : 'skipped';
+    case 'presenceGrace':
+      return (await endPresenceGrace(input.conversationId, input.dueAt, now)) ? 'done' : 'skipped';
   }
 }
 

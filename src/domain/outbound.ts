@@ -66,6 +66,11 @@ export interface AgentMessageInput {
   template?: { name: string; language?: string; params?: string[] };
   /** Files the agent uploaded (src/domain/media.ts). */
   attachments?: AttachmentRef[];
+  /**
+   * A transfer's note: its writer handed the conversation over, which is no help on a colleague's
+   * conversation, so they do not join its participants (a focused console stops following it).
+   */
+  handoff?: boolean;
 }
 
 export interface OutboundEffects {
@@ -194,7 +199,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     throw error;
   }
   // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
-  const participant = conversation.assigneeId === agent.id ? undefined : agent.id;
+  const participant = conversation.assigneeId === agent.id || input.handoff ? undefined : agent.id;
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
     // The same reply again: a first attempt that died after storing it may not have moved the

@@ -4,10 +4,12 @@
  * (CONVERSA_PRESENCE_GRACE_SECONDS, default 30: a page reload or a network blip must not
  * cost them their queue) and then count as away.
  *
- * The grace period needs no timer: the deadline is stored on the agent item, the assignment
- * condition refuses agents past it, and whoever reads the team next (the agent list, the
- * assignment path) turns them `away` and announces it. The load recount's schedule also runs
- * `sweepPresence`, for agents whose last connection ended without a $disconnect.
+ * The deadline is stored on the agent item and the assignment condition refuses agents past it,
+ * so assignment needs no timer. The rest of the team hears of it from a one-time timer armed with
+ * the grace period (`presenceGrace`, run by the engagement function), which turns them `away` and
+ * announces it; whoever reads the team first (the agent list) does the same, once. The load
+ * recount's schedule also runs `sweepPresence`, for agents whose last connection ended without a
+ * $disconnect, or whose timer could not be armed.
  *
  * A console that connects turns its agent online, unless the agent chose away or offline: that
  * choice outlives reconnections, as an agent status does in Amazon Connect.
@@ -26,6 +28,7 @@ import {
   type Presence,
 } from '../store/agents';
 import { listConnections } from '../store/connections';
+import { setTimerAt } from './timers';
 
 export const PRESENCE_GRACE_ENV = 'CONVERSA_PRESENCE_GRACE_SECONDS';
 
@@ -65,10 +68,38 @@ export async function agentConnectionClosed(agentId: string): Promise<void> {
 async function agentDisconnected(agentId: string): Promise<void> {
   const grace = presenceGraceSeconds();
   const until = new Date(Date.now() + grace * 1000).toISOString();
-  await startAgentGrace(agentId, until);
+  const started = await startAgentGrace(agentId, until);
   // Without a grace period, away at once, the same automatic way (not as the agent's own
   // choice, which a reconnection would keep).
   if (grace === 0) await expirePresenceGrace(agentId, until, until);
+  else if (started) await armGraceTimer(agentId, until);
+}
+
+/**
+ * The timer that ends a grace period, so that the team hears of it then and not when someone next
+ * reads the agent list. Best effort, as $disconnect itself is: a timer that could not be armed
+ * leaves the period to the agent list and to the recurring sweep, as before.
+ */
+async function armGraceTimer(agentId: string, until: string): Promise<void> {
+  try {
+    await setTimerAt('presenceGrace', agentId, new Date(until));
+  } catch (error) {
+    console.warn('the timer that ends an agent\'s grace period could not be armed', agentId, error);
+  }
+}
+
+/**
+ * The grace timer fired: the agent turns away (announced) unless they came back meanwhile. The
+ * timer fires no earlier than the deadline it was armed for (`dueAt`, rounded up to the second),
+ * so that deadline counts as passed even on a clock a little behind; a later period (the agent
+ * came back and left again) has a timer of its own.
+ */
+export async function endPresenceGrace(agentId: string, dueAt: string, now = new Date()): Promise<boolean> {
+  const agent = await getAgent(agentId);
+  if (!agent || agent.status !== 'online' || !agent.graceUntil) return false;
+  const at = [now.toISOString(), Number.isNaN(Date.parse(dueAt)) ? '' : new Date(dueAt).toISOString()].sort().at(-1)!;
+  if (agent.graceUntil > at) return false;
+  return expirePresenceGrace(agentId, at, agent.graceUntil);
 }
 
 /**
@@ -95,9 +126,12 @@ export async function expirePresenceGrace(agentId: string, now = new Date().toIS
 export async function sweepPresence(now = new Date()): Promise<number> {
   const [agents, connected] = await Promise.all([listAgents(), connectedAgents()]);
   const orphaned = agents.filter((a) => a.status === 'online' && !a.graceUntil && !connected.has(a.id));
-  // The periods started here end later; the ones that have ended are those read above.
+  // The periods started here end later (each with its timer); the ones that have ended are those read above.
+  const until = new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString();
   await Promise.all([
-    ...orphaned.map((a) => startAgentGrace(a.id, new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString())),
+    ...orphaned.map(async (a) => {
+      if (await startAgentGrace(a.id, until)) await armGraceTimer(a.id, until);
+    }),
     settlePresence(agents, now.toISOString()),
   ]);
   return orphaned.length;

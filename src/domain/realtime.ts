@@ -67,7 +67,8 @@ const Frame = z.discriminatedUnion('action', [
     private: z.optional(z.boolean()),
     attachments: z.optional(AttachmentRefs),
   }),
-  z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']) }),
+  // `private`: an agent typing a note, which the customer must not see as someone typing to them.
+  z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']), private: z.optional(z.boolean()) }),
   z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
   z.object({ action: z.literal('ping') }),
@@ -206,12 +207,14 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       return;
     }
     case 'typing': {
+      if (isVisitor && frame.private) throw forbidden('visitors cannot write private notes');
       const conversation = await conversationFor(principal, frame.conversationId);
       if (!conversation) return;
-      const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state };
+      const isPrivate = frame.private === true;
+      const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state, ...(isPrivate ? { private: true } : {}) };
       await Promise.all([
         publish([event], { agents: scopeOf(conversation), except: connectionId }),
-        !isVisitor && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+        !isVisitor && !isPrivate && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
     }

@@ -45,13 +45,15 @@ export function isAvailable(agent: AgentRecord, now: string): boolean {
  */
 export function rankCandidates(
   agents: AgentRecord[],
-  conversation: { kind: LoadKind; team?: string | null },
+  conversation: { kind: LoadKind; team?: string | null; handedOffBy?: string | undefined },
   settings: Pick<Settings, 'capacity'>,
   now: string,
 ): AgentRecord[] {
   const total = (a: AgentRecord) => loadOf(a, 'live') + loadOf(a, 'async');
   return agents
     .filter((a) => isAvailable(a, now))
+    // The agent a transfer took it from would most often be the least busy one (their slot just freed).
+    .filter((a) => a.id !== conversation.handedOffBy)
     .filter((a) => !conversation.team || (a.teams ?? []).includes(conversation.team))
     .filter((a) => loadOf(a, conversation.kind) < capacityOf(a, conversation.kind, settings))
     .sort(
@@ -72,13 +74,13 @@ const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 
  * room; after the whole list, the team is read again). Undefined when nobody has room.
  */
 async function offerToCandidates<T>(
-  target: { kind: LoadKind; team?: string | null | undefined },
+  target: { kind: LoadKind; team?: string | null | undefined; handedOffBy?: string | undefined },
   offer: (agent: AgentRecord, capacity: number, now: string) => Promise<T | 'agent_unavailable'>,
 ): Promise<T | undefined> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const now = new Date().toISOString();
     const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
-    const candidates = rankCandidates(agents, { kind: target.kind, team: target.team ?? null }, settings, now);
+    const candidates = rankCandidates(agents, { kind: target.kind, team: target.team ?? null, handedOffBy: target.handedOffBy }, settings, now);
     if (candidates.length === 0) return undefined;
     for (const agent of candidates) {
       const answer = await offer(agent, capacityOf(agent, target.kind, settings), now);
@@ -94,9 +96,9 @@ async function offerToCandidates<T>(
  * stored afterwards, or undefined when it stays in the queue (nobody has room) or was
  * taken by someone else. Does not publish.
  */
-export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'>): Promise<ConversationRecord | undefined> {
+export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team' | 'handedOffBy'>): Promise<ConversationRecord | undefined> {
   const kind = loadKindOf(conversation.channel);
-  const assigned = await offerToCandidates({ kind, team: conversation.team }, async (agent, capacity, now) => {
+  const assigned = await offerToCandidates({ kind, team: conversation.team, handedOffBy: conversation.handedOffBy }, async (agent, capacity, now) => {
     const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now });
     return result.outcome === 'agent_unavailable' ? result.outcome : result;
   });
@@ -144,7 +146,8 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
       .filter((c) => c.status === 'open' && !c.assigneeId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     for (const conversation of waiting) {
-      const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}`;
+      // One handed off by an agent may find nobody where the others of its kind and team would.
+      const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}#${conversation.handedOffBy ?? ''}`;
       if (exhausted.has(lane)) continue;
       if (offered >= limits.offers) break;
       offered++;

@@ -17,8 +17,14 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { ENV } from '../config';
 
-export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake', 'keepMedia'] as const;
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake', 'keepMedia', 'presenceGrace'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
+
+/**
+ * Timers of an agent rather than of a conversation: their `conversationId` carries the agent's id
+ * (src/domain/presence.ts: the end of a grace period after the last connection closed).
+ */
+const AGENT_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['presenceGrace']);
 
 /**
  * Timers of one message rather than of its conversation, named after the message: a copy retry
@@ -29,6 +35,7 @@ const MESSAGE_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['keepMedia'])
 /** What the schedule hands the engagement function (the target's Input). */
 export interface TimerInput {
   kind: TimerKind;
+  /** The conversation's id; an agent's timer (AGENT_TIMERS): the agent's. */
   conversationId: string;
   /** When the timer was meant to fire: the handler compares it with the current state. */
   dueAt: string;
@@ -92,7 +99,7 @@ function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput 
     ScheduleExpressionTimezone: 'UTC',
     FlexibleTimeWindow: { Mode: 'OFF' },
     ActionAfterCompletion: 'DELETE',
-    Description: `Conversa ${input.kind} for conversation ${input.conversationId}${MESSAGE_TIMERS.has(input.kind) ? `, message ${input.messageId}` : ''}`,
+    Description: `Conversa ${input.kind} for ${AGENT_TIMERS.has(input.kind) ? 'agent' : 'conversation'} ${input.conversationId}${MESSAGE_TIMERS.has(input.kind) ? `, message ${input.messageId}` : ''}`,
     Target: {
       Arn: targetArn(),
       RoleArn: env(ENV.schedulerRoleArn),

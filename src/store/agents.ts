@@ -111,9 +111,9 @@ export async function clearAgentGrace(id: string, until: string): Promise<void> 
   });
 }
 
-/** Starts the grace period of an online agent whose last connection closed. */
-export async function startAgentGrace(id: string, until: string): Promise<void> {
-  await updateIf({
+/** Starts the grace period of an online agent whose last connection closed; false when they are not online. */
+export async function startAgentGrace(id: string, until: string): Promise<boolean> {
+  return updateIf({
     Key: keys.agent(id),
     UpdateExpression: 'SET graceUntil = :until',
     ConditionExpression: '#status = :online',

@@ -57,6 +57,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
   windowFrom?: string;
   /** Newest agent message (not a note) written while the conversation was not open: a follow-up. */
   followedUpAt?: string;
+  /**
+   * The agent a transfer took it from, back to the queue: automatic assignment offers it to
+   * anyone else (src/domain/routing.ts). Gone once someone has it again.
+   */
+  handedOffBy?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
 }
@@ -82,7 +87,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -321,9 +326,14 @@ async function assigneeKeys(
   return { ids: (out.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), lastKey: out.LastEvaluatedKey };
 }
 
-/** An assignee list's conversations the filter shows, newest activity first. */
-function inView(items: ConversationRecord[], filter: Pick<ConversationFilter, 'channel' | 'team' | 'label'>): ConversationRecord[] {
+/**
+ * An assignee list's conversations the filter shows, newest activity first. The index is read
+ * keys only and may lag the table: a conversation it still files under this assignee and status
+ * that has moved since (a transfer, a resolve a moment ago) is left out, as the table has it.
+ */
+function inView(items: ConversationRecord[], filter: Pick<ConversationFilter, 'status' | 'assignee' | 'channel' | 'team' | 'label'>): ConversationRecord[] {
   return items
+    .filter((c) => c.status === filter.status && (filter.assignee === undefined || (c.assigneeId ?? null) === filter.assignee))
     .filter((c) => (!filter.channel || c.channel === filter.channel) && (!filter.team || c.team === filter.team) && (!filter.label || (c.labels ?? []).includes(filter.label)))
     .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt) || b.id.localeCompare(a.id));
 }

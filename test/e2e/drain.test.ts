@@ -61,4 +61,27 @@ describe('queue drain', () => {
     expect((await getConversation(newest, true))?.assigneeId).toBe('drain-ana');
     for (const id of backlog) expect((await getConversation(id, true))?.assigneeId ?? null).toBeNull();
   });
+
+  it('reaches a customer waiting behind one that only the agent it was handed off by could take', async () => {
+    // Prepare: one agent online (the first test's agent has no room left); the oldest waiting
+    // conversation was handed off by them
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/drain-ana', { token: admin, body: { liveCapacity: 0 } })).status).toBe(200);
+    const agentId = 'drain-hal';
+    expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${agentId}`, { token: admin, body: { liveCapacity: 0 } })).status).toBe(200);
+    await ddb().send(
+      new UpdateCommand({ TableName: config.tableName, Key: keys.agent(agentId), UpdateExpression: 'SET #s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': 'online' } }),
+    );
+    const handedOff = await waitingConversation(20);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${handedOff}/assign`, { token: admin, body: { agentId } })).status).toBe(200);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${handedOff}/transfer`, { token: admin, body: { note: 'someone else, please' } })).body.assigneeId).toBeNull();
+    const behind = await waitingConversation(21);
+    expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${agentId}`, { token: admin, body: { liveCapacity: 3 } })).status).toBe(200);
+
+    // Act: a drain (the capacity change ran one too)
+    await drainQueue();
+
+    // Assess: the one handed off still waits for someone else; the one behind it has the agent
+    expect((await getConversation(handedOff, true))?.assigneeId ?? null).toBeNull();
+    expect((await getConversation(behind, true))?.assigneeId).toBe(agentId);
+  });
 });

@@ -9,6 +9,10 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { snoozeScheduleName, wakeSnoozed } from '../../src/domain/snooze';
 import { getAgent } from '../../src/store/agents';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { keys } from '../../src/store/keys';
 
 let stack: LocalStack;
 let admin: string;
@@ -176,6 +180,29 @@ describe('agent workspace', () => {
     expect(loads[to]).toBe(await held(to));
   });
 
+  it('does not make the agent who transferred with a note follow the conversation on the focused feed', async () => {
+    // Prepare: a conversation of one agent, whose focused console follows it
+    const { ws, conversationId } = await visitorWithConversation('Can I change my order?');
+    const from = await assigned(conversationId);
+    const to = AGENTS.find((a) => a !== from)!;
+    const fromFeed = await WsClient.connect(`${stack.wsUrl}?feed=focused`, tokens[from]!);
+    clients.push(fromFeed);
+
+    // Act: handed over with a note, then the customer writes again
+    expect((await post(`/v1/conversations/${conversationId}/transfer`, { agentId: to, note: 'Orders is yours' }, tokens[from])).status).toBe(200);
+    await sockets[to]!.waitFor((f) => f.type === 'message.created' && f.message.text === 'Orders is yours', 10_000, 'the note');
+    ws.send({ action: 'sendMessage', text: 'to size M please', clientMessageId: crypto.randomUUID() });
+    await sockets[to]!.waitFor((f) => f.type === 'message.created' && f.message.text === 'to size M please', 10_000, 'the new assignee');
+    await new Promise((r) => setTimeout(r, 300));
+
+    // Assess: the one who handed it over heard once that it left, and nothing after
+    const ofIt = fromFeed.frames.filter((f) => f.conversationId === conversationId || f.conversation?.id === conversationId);
+    expect(ofIt.map((f) => `${f.type}:${f.conversation?.assigneeId ?? f.message?.text}`)).toEqual([`conversation.updated:${to}`]);
+    expect((await get(`/v1/conversations/${conversationId}`)).body.participants).toBeUndefined();
+    // Cleanup: the live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
   it('keeps a note written over the WebSocket private, and refuses one from a visitor', async () => {
     const { session, ws, conversationId } = await visitorWithConversation('Can I get a discount?');
     const agentId = await assigned(conversationId);
@@ -207,7 +234,9 @@ describe('agent workspace', () => {
   it('transfers to a team: only its members get the conversation, and the inbox filters by team', async () => {
     await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ben', { token: admin, body: { teams: ['billing'] } });
     const { conversationId } = await visitorWithConversation('Invoice question');
-    const from = await assigned(conversationId);
+    // From an agent not in the team (one handing it to their own team would not get it back).
+    const from = 'ws-ana';
+    expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: from })).status).toBe(200);
 
     const typo = await post(`/v1/conversations/${conversationId}/transfer`, { team: 'biling' }, tokens[from]);
     const typoWithAgent = await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'ws-ben', team: 'biling' }, tokens[from]);
@@ -341,6 +370,34 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
+  it('hands a conversation sent back to the queue to anyone but the agent it was taken from', async () => {
+    // Prepare: a conversation of one agent; the other has no room for now
+    const { conversationId } = await visitorWithConversation('Sprechen Sie Deutsch?');
+    const from = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== from)!;
+    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
+    expect((await capacity(other, 0)).status).toBe(200);
+
+    // Act: back to the team's queue with a note, by the agent whose slot that frees
+    const back = await post(`/v1/conversations/${conversationId}/transfer`, { note: 'Needs someone who speaks German' }, tokens[from]);
+
+    // Assess: it waits for someone else rather than going straight back (its agent has the most room now)
+    expect(back.status).toBe(200);
+    expect(back.body.assigneeId).toBeNull();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
+    // The other agent's room comes back: it is theirs
+    expect((await capacity(other, null)).status).toBe(200);
+    expect(await assigned(conversationId)).toBe(other);
+    // Unassigning sends it back to the queue the same way: not to the one who had it
+    expect((await capacity(from, 0)).status).toBe(200);
+    expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: null }, tokens[other])).body.assigneeId).toBeNull();
+    expect((await capacity(from, null)).status).toBe(200);
+    expect(await assigned(conversationId)).toBe(from);
+    // Cleanup: the live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
   it('makes up no agent for a request it refuses, and keeps the id unassigned conversations are filed under for nobody', async () => {
     const { conversationId } = await visitorWithConversation('Who has this?');
 
@@ -356,6 +413,53 @@ describe('agent workspace', () => {
     expect(agents.map((a) => a.id).filter((id) => ['ws-ghost-a', 'ws-ghost-t', 'none'].includes(id))).toEqual([]);
     expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).not.toBe('none');
     // Cleanup: the live slot routing gave it goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
+  it('refuses the inbox filter’s own words and ids no path could name as agent ids', async () => {
+    const { conversationId } = await visitorWithConversation('Whose is this?');
+    const owner = await assigned(conversationId);
+
+    // Act: a console that says "me" for its own agent, an admin who names the queue, an id no
+    // PUT /v1/agents/{id} could reach
+    const me = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'me' }, tokens[owner]);
+    const unassigned = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'unassigned' });
+    const transferMe = await post(`/v1/conversations/${conversationId}/transfer`, { agentId: 'me', note: 'mine' });
+    const odd = await post(`/v1/conversations/${conversationId}/assign`, { agentId: 'ws ana/😀' });
+    const profiles = await Promise.all(['me', 'unassigned'].map((id) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity: 3 } })));
+
+    // Assess: 400s that change nothing, and make up nobody
+    expect([me.status, unassigned.status, transferMe.status, odd.status, ...profiles.map((r) => r.status)]).toEqual([400, 400, 400, 400, 400, 400]);
+    expect(me.body.error.message).toContain('"me" is reserved');
+    const agents = (await get('/v1/agents')).body.items as { id: string }[];
+    expect(agents.map((a) => a.id).filter((id) => ['me', 'unassigned', 'ws ana/😀'].includes(id))).toEqual([]);
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBe(owner);
+    expect((await get(`/v1/conversations/${conversationId}/messages`)).body.items.map((m: { text: string }) => m.text)).toEqual(['Whose is this?']);
+    // Cleanup: the live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
+  it('leaves out of an agent’s list a conversation the assignee index still files there after it moved', async () => {
+    // Prepare: the index lagging a transfer (deployed, an index is eventually consistent): the
+    // conversation's item names another agent while its index key still says the owner's
+    const { conversationId } = await visitorWithConversation('Moved a moment ago');
+    const owner = await assigned(conversationId);
+    const mine = async () => (await get(`/v1/conversations?assignee=${owner}&limit=100`)).body.items.map((c: { id: string }) => c.id) as string[];
+    const openCount = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === owner).openCount as number;
+    expect(await mine()).toContain(conversationId);
+    const countBefore = await openCount();
+    const setAssignee = (assigneeId: string) =>
+      ddb().send(new UpdateCommand({ TableName: config.tableName, Key: keys.conversation(conversationId), UpdateExpression: 'SET assigneeId = :a', ExpressionAttributeValues: { ':a': assigneeId } }));
+    await setAssignee('ws-elsewhere');
+
+    // Act + Assess: the owner's inbox and counts are the table's
+    try {
+      expect(await mine()).not.toContain(conversationId);
+      expect(await openCount()).toBe(countBefore - 1);
+    } finally {
+      await setAssignee(owner);
+    }
+    // Cleanup: the live slot goes back for the tests after this one
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
@@ -420,8 +524,14 @@ describe('agent workspace', () => {
     ws.send({ action: 'typing', state: 'on' });
     const typing = await agent.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId);
     expect(typing.sender).toEqual({ type: 'contact', id: contactId });
+    // An agent typing a note: the team sees it, the customer does not see anyone typing to them.
+    const watcher = sockets[AGENTS.find((a) => a !== agentId)!]!;
+    agent.send({ action: 'typing', conversationId, state: 'on', private: true });
+    expect(await watcher.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId && f.sender.type === 'agent')).toMatchObject({ private: true, state: 'on' });
     agent.send({ action: 'typing', conversationId, state: 'on' });
     expect((await ws.waitFor((f) => f.type === 'typing')).sender).toMatchObject({ type: 'agent', id: agentId });
+    expect(ws.frames.filter((f) => f.type === 'typing')).toHaveLength(1);
+    expect(ws.frames.filter((f) => f.type === 'typing')[0]!.private).toBeUndefined();
 
     const before = await get('/v1/agents');
     expect(before.body.items.find((a: { id: string }) => a.id === agentId).unreadCount).toBeGreaterThan(0);
@@ -458,6 +568,9 @@ describe('agent workspace', () => {
     const read = await post(`/v1/conversations/${conversationId}/read`, {}, tokens[agentId]);
     expect(read.body.unreadCount).toBe(0);
     await agent.waitFor(updated(conversationId, (c) => c.unreadCount === 0 && c.status === 'open'));
+    // Notes are the team's: a visitor's typing cannot be one.
+    ws.send({ action: 'typing', state: 'on', private: true });
+    expect(await ws.waitFor((f) => f.type === 'error' && f.code === 'forbidden')).toMatchObject({ message: 'visitors cannot write private notes' });
   });
 
   it('moves through pending, snoozed (with a wake-up), resolved and back to open on a customer message', async () => {
@@ -581,6 +694,45 @@ describe('agent workspace', () => {
     } finally {
       process.env.CONVERSA_PRESENCE_GRACE_SECONDS = previous;
     }
+  });
+
+  it('tells the team an agent turned away when the grace period ends, with nobody reading the agent list', async () => {
+    const token = await agentToken(stack.httpUrl, 'ws-finn', 'agent', 'Finn');
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-finn', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
+    const finn = await connect(token);
+    await sockets['ws-ana']!.waitFor((f) => f.type === 'presence' && f.agentId === 'ws-finn' && f.status === 'online');
+    const seen = sockets['ws-ana']!.frames.length;
+
+    // Act: the console closes (the test stack's grace period is a second)
+    await finn.close();
+
+    // Assess: the grace period's timer announces it, once; the agent list is not read meanwhile
+    const away = await eventually(() => sockets['ws-ana']!.frames.slice(seen).find((f) => f.type === 'presence' && f.agentId === 'ws-finn'), 8_000);
+    expect(away).toMatchObject({ status: 'away' });
+    expect(await getAgent('ws-finn')).toMatchObject({ status: 'away' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-finn').status).toBe('away');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sockets['ws-ana']!.frames.slice(seen).filter((f) => f.type === 'presence' && f.agentId === 'ws-finn')).toHaveLength(1);
+  });
+
+  it('keeps an agent who reloaded within the grace period online when its timer fires', async () => {
+    const token = await agentToken(stack.httpUrl, 'ws-gus', 'agent', 'Gus');
+    await http(stack.httpUrl, 'PUT', '/v1/agents/ws-gus', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
+    const first = await connect(token);
+    await eventually(async () => (await getAgent('ws-gus'))?.status === 'online');
+    const seen = sockets['ws-ana']!.frames.length;
+
+    // Act: a reload: the old tab closes, the new one opens within the grace period, and the timer fires
+    await first.close();
+    await eventually(async () => Boolean((await getAgent('ws-gus'))?.graceUntil));
+    const again = await connect(token);
+    await new Promise((r) => setTimeout(r, 3000));
+
+    // Assess: online all along, and nobody was told otherwise
+    expect(await getAgent('ws-gus')).toMatchObject({ status: 'online' });
+    expect(sockets['ws-ana']!.frames.slice(seen).filter((f) => f.type === 'presence' && f.agentId === 'ws-gus' && f.status !== 'online')).toEqual([]);
+    await again.close();
   });
 
   it('announces presence, and an agent whose last connection closed turns away after the grace period and gets nothing new', async () => {

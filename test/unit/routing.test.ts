@@ -47,6 +47,12 @@ describe('rankCandidates', () => {
     expect(capacityOf(agent('x', { asyncCapacity: 2 }), 'async', settings)).toBe(2);
   });
 
+  it('leaves out the agent a transfer took the conversation from, least busy as they are', () => {
+    const agents = [agent('handed-off'), agent('colleague', { liveLoad: 2 })];
+    expect(rankCandidates(agents, { kind: 'live', handedOffBy: 'handed-off' }, settings, NOW).map((a) => a.id)).toEqual(['colleague']);
+    expect(rankCandidates(agents, { kind: 'live' }, settings, NOW).map((a) => a.id)).toEqual(['handed-off', 'colleague']);
+  });
+
   it('counts a slot only for open assigned conversations, by kind', () => {
     expect(slotOf({ status: 'open', assigneeId: 'a', channel: 'web' })).toEqual({ agentId: 'a', kind: 'live' });
     expect(slotOf({ status: 'open', assigneeId: 'a', channel: 'whatsapp' })).toEqual({ agentId: 'a', kind: 'async' });
