@@ -1,10 +1,10 @@
 /**
- * The figures that run a support team, per channel and overall, for conversations started in
+ * The figures that run a support team, overall, per channel and per agent, for conversations started in
  * a period (a customer back with a new issue starts one again: src/domain/episodes.ts): volume, first reply time, handle time, resolution time and rate,
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
  * per UTC day), which projects only what these figures need.
  */
-import { keys } from '../store/keys';
+import { keys, UNASSIGNED_ID } from '../store/keys';
 import { queryAll } from '../store/items';
 import { badRequest } from './errors';
 import type { Channel } from './types';
@@ -18,6 +18,8 @@ export interface ReportRow {
   resolvedAt?: string;
   reopenCount?: number;
   csat?: { score: number; at?: string };
+  /** The agent holding it now (or when its episode closed): the one its figures are credited to. */
+  assigneeId?: string;
 }
 
 export interface Kpis {
@@ -147,19 +149,37 @@ export interface Summary extends Kpis {
   to: string;
   channel: Channel | null;
   byChannel: Partial<Record<Channel, Kpis>>;
+  /** Per agent id, the conversations each holds; unassigned ones count only in the totals. */
+  byAgent: Record<string, Kpis>;
+}
+
+/** The rows grouped by `keyOf` (rows without a key left out), keys sorted, each group's KPIs. */
+function breakdown<K extends string>(rows: ReportRow[], keyOf: (r: ReportRow) => K | undefined, kpisOf: (group: ReportRow[]) => Kpis): Partial<Record<K, Kpis>> {
+  const groups = new Map<K, ReportRow[]>();
+  for (const r of rows) {
+    const key = keyOf(r);
+    if (key === undefined) continue;
+    const group = groups.get(key);
+    if (group) group.push(r);
+    else groups.set(key, [r]);
+  }
+  const out: Partial<Record<K, Kpis>> = {};
+  for (const key of [...groups.keys()].sort()) out[key] = kpisOf(groups.get(key)!);
+  return out;
+}
+
+/** Pure: the report of the rows loaded for a period, every figure as it stands at `now`. */
+export function summarizeRows(rows: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }, now: string): Kpis & Pick<Summary, 'byChannel' | 'byAgent'> {
+  // One "now" for every figure, so that the channels and the agents add up to the total.
+  const kpisOf = (group: ReportRow[]) => computeKpis(group, sla, now);
+  return {
+    ...kpisOf(rows),
+    byChannel: breakdown(rows, (r) => r.channel, kpisOf),
+    byAgent: breakdown(rows, (r) => (r.assigneeId && r.assigneeId !== UNASSIGNED_ID ? r.assigneeId : undefined), kpisOf) as Record<string, Kpis>,
+  };
 }
 
 export async function summary(from: Date, to: Date, sla: { firstReplySeconds: number; resolutionSeconds: number }, channel?: Channel): Promise<Summary> {
   const rows = await loadReportRows(from, to, channel);
-  // One "now" for every figure, so that the channels add up to the total.
-  const now = new Date().toISOString();
-  const byChannel: Partial<Record<Channel, Kpis>> = {};
-  for (const ch of [...new Set(rows.map((r) => r.channel))].sort()) {
-    byChannel[ch] = computeKpis(
-      rows.filter((r) => r.channel === ch),
-      sla,
-      now,
-    );
-  }
-  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...computeKpis(rows, sla, now), byChannel };
+  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...summarizeRows(rows, sla, new Date().toISOString()) };
 }

@@ -31,6 +31,9 @@ async function conversation(): Promise<string> {
 it('reports volume, replies, resolution and FCR for the period, per channel', async () => {
   const from = new Date(Date.now() - 60_000).toISOString();
   const [a, b, c] = [await conversation(), await conversation(), await conversation()];
+  for (const [id, agentId] of [[a, 'agent-rita'], [c, 'agent-sam']] as const) {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId } })).status).toBe(200);
+  }
   await http(stack.httpUrl, 'POST', `/v1/conversations/${a}/messages`, { token: jwt, body: { text: 'hi' } });
   await http(stack.httpUrl, 'POST', `/v1/conversations/${b}/messages`, { token: jwt, body: { text: 'hi' } });
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${a}/resolve`, { token: jwt })).status).toBe(200);
@@ -46,8 +49,12 @@ it('reports volume, replies, resolution and FCR for the period, per channel', as
   expect(report.body).toMatchObject({ conversations: 3, resolved: 2, resolutionRate: 0.6667, firstContactResolutionRate: 0.5 });
   expect(report.body.firstReplySeconds.count).toBe(2);
   expect(report.body.byChannel.web.conversations).toBe(3);
+  // Per agent: the conversations each holds; b, back in the queue since its reopening (nobody is
+  // online to take it), counts in the totals only.
+  expect(Object.keys(report.body.byAgent)).toEqual(['agent-rita', 'agent-sam']);
+  expect(report.body.byAgent['agent-rita']).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+  expect(report.body.byAgent['agent-sam']).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
   expect(report.body.sla.firstReplyAttainment).toBe(1);
-  expect(c).toBeTruthy();
 
   const none = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${from}&channel=sms`, { token: jwt });
   expect(none.body.conversations).toBe(0);

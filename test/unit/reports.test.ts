@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeKpis, daysBetween, type ReportRow } from '../../src/domain/reports';
+import { computeKpis, daysBetween, summarizeRows, type ReportRow } from '../../src/domain/reports';
 
 const at = (minutes: number) => new Date(Date.UTC(2026, 10, 2, 9, 0) + minutes * 60_000).toISOString();
 const row = (over: Partial<ReportRow>): ReportRow => ({ id: crypto.randomUUID(), channel: 'web', status: 'open', createdAt: at(0), ...over });
@@ -89,6 +89,29 @@ describe('computeKpis', () => {
     expect(kpis.resolutionRate).toBeNull();
     expect(kpis.firstReplySeconds.avg).toBeNull();
     expect(kpis.csat.average).toBeNull();
+  });
+});
+
+describe('summarizeRows', () => {
+  it('breaks the figures down per channel and per agent, unassigned conversations in the totals only', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const rows = [
+      row({ assigneeId: 'ana', firstReplyAt: at(2), status: 'resolved', resolvedAt: at(30), csat: { score: 5 } }),
+      row({ assigneeId: 'ana', channel: 'whatsapp', firstReplyAt: at(20) }),
+      row({ assigneeId: 'bo', firstReplyAt: at(4), status: 'resolved', resolvedAt: at(10), reopenCount: 1 }),
+      row({ assigneeId: 'none' }),
+      row({}),
+    ];
+
+    const report = summarizeRows(rows, sla, at(100));
+
+    expect(Object.keys(report.byAgent)).toEqual(['ana', 'bo']);
+    expect(report.byAgent.ana).toMatchObject({ conversations: 2, resolved: 1, firstReplySeconds: { avg: 660, median: 660, count: 2 }, csat: { responses: 1, average: 5 } });
+    expect(report.byAgent.ana!.sla.firstReplyAttainment).toBe(0.5);
+    expect(report.byAgent.bo).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 0 });
+    expect(report.conversations).toBe(5);
+    expect(report.byChannel.web!.conversations).toBe(4);
+    expect(report.byChannel.whatsapp!.conversations).toBe(1);
   });
 });
 
