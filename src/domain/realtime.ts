@@ -159,9 +159,13 @@ async function conversationFor(principal: Principal, conversationId: string | un
   return conversation;
 }
 
-/** Who a typing or read signal is from: a visitor as the contact their messages name (Message.sender). */
-function signalSender(principal: Principal, conversation: ConversationRecord): { type: 'contact' | 'agent'; id: string } {
-  return principal.role === 'visitor' ? { type: 'contact', id: conversation.contact.id } : { type: 'agent', id: principal.id };
+/**
+ * Who a typing or read signal is from, named as their messages' `sender` is: a visitor as the
+ * contact; the name lets a widget say who is typing before any reply carries it.
+ */
+function signalSender(principal: Principal, conversation: ConversationRecord): { type: 'contact' | 'agent'; id: string; name?: string } {
+  const [type, id, name] = principal.role === 'visitor' ? (['contact', conversation.contact.id, conversation.contact.name] as const) : (['agent', principal.id, principal.name] as const);
+  return name ? { type, id, name } : { type, id };
 }
 
 async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>, origin: FrameOrigin): Promise<void> {

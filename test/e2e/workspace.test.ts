@@ -518,18 +518,21 @@ describe('agent workspace', () => {
     const agent = sockets[agentId]!;
 
     // The visitor's signals name the contact its messages name, so a console can match them.
-    const contactId = (await get(`/v1/conversations/${conversationId}`)).body.contact.id as string;
+    const contact = (await get(`/v1/conversations/${conversationId}`)).body.contact as { id: string; name: string };
+    const contactId = contact.id;
+    expect(contact.name).toBeTruthy();
     const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === messageId);
     expect(created.message.sender).toMatchObject({ type: 'contact', id: contactId });
     ws.send({ action: 'typing', state: 'on' });
     const typing = await agent.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId);
-    expect(typing.sender).toEqual({ type: 'contact', id: contactId });
+    expect(typing.sender).toEqual({ type: 'contact', id: contactId, name: contact.name });
     // An agent typing a note: the team sees it, the customer does not see anyone typing to them.
     const watcher = sockets[AGENTS.find((a) => a !== agentId)!]!;
     agent.send({ action: 'typing', conversationId, state: 'on', private: true });
     expect(await watcher.waitFor((f) => f.type === 'typing' && f.conversationId === conversationId && f.sender.type === 'agent')).toMatchObject({ private: true, state: 'on' });
     agent.send({ action: 'typing', conversationId, state: 'on' });
-    expect((await ws.waitFor((f) => f.type === 'typing')).sender).toMatchObject({ type: 'agent', id: agentId });
+    // An agent's signal carries their name, as their messages' sender does: the widget shows who types.
+    expect((await ws.waitFor((f) => f.type === 'typing')).sender).toEqual({ type: 'agent', id: agentId, name: agentId === 'ws-ana' ? 'Ana' : 'Ben' });
     expect(ws.frames.filter((f) => f.type === 'typing')).toHaveLength(1);
     expect(ws.frames.filter((f) => f.type === 'typing')[0]!.private).toBeUndefined();
 
