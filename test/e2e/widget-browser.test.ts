@@ -1,0 +1,105 @@
+/**
+ * The reference widget in a real browser (Debian's chromium through playwright-core), on a page
+ * of another origin than the API, as a shop's site is: CORS, the session, the WebSocket, typing,
+ * read receipts both ways, and the conversation resumed after a reload.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { LocalStack } from '../../local/stack';
+import { widgetDemoPage, WIDGET_PATH } from '../../local/widget';
+import { startTestStack } from '../support/stack';
+import { agentToken, http, WsClient } from '../support/clients';
+
+const CHROMIUM = '/usr/bin/chromium';
+// CI installs chromium (.ci/run): there the test must run. Elsewhere it needs the package.
+const runs = existsSync(CHROMIUM) || process.env.CI === 'true';
+
+let stack: LocalStack;
+let site: Server;
+let siteUrl: string;
+let browser: Browser;
+let agent: WsClient;
+let jwt: string;
+
+beforeAll(async () => {
+  if (!runs) return;
+  stack = await startTestStack();
+  // The shop's own site: another origin than the API's.
+  site = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(widgetDemoPage(stack.httpUrl, `${stack.httpUrl}${WIDGET_PATH}conversa-widget.js`));
+  });
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/shop`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  jwt = await agentToken(stack.httpUrl, 'agent-wanda', 'agent', 'Wanda');
+  agent = await WsClient.connect(stack.wsUrl, jwt);
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await browser?.close();
+  await new Promise((resolve) => (site ? site.close(resolve) : resolve(undefined)));
+  await stack?.stop();
+});
+
+const widget = (page: Page) => page.locator('.conversa-widget');
+
+it.skipIf(!runs)('chats from a page of another origin: session, messages both ways, typing, receipts, and a reload that resumes', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const browserErrors: string[] = [];
+  page.on('pageerror', (error) => browserErrors.push(error.message));
+  await page.goto(siteUrl);
+
+  // The pre-chat form, then the visitor's first message.
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Bea');
+  await widget(page).getByPlaceholder(/^Email/).fill('bea@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await widget(page).getByLabel('Message').fill('Is my order on its way?');
+  await widget(page).getByLabel('Message').press('Enter');
+
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is my order on its way?', 15_000, 'the visitor message');
+  const conversationId: string = created.conversationId;
+  expect(created.message).toMatchObject({ channel: 'web', direction: 'inbound', sender: { type: 'contact' } });
+  const conversation = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: jwt });
+  expect(conversation.body.contact).toMatchObject({ name: 'Bea', email: 'bea@example.com' });
+  // The page's own copy took the stored message's id (from the ack or the event): one bubble.
+  await expect.poll(() => widget(page).locator(`.message.inbound[data-id="${created.message.id}"]`).count()).toBe(1);
+  await expect.poll(() => widget(page).locator('.message.inbound').count()).toBe(1);
+
+  // The agent types, then replies: the widget shows both, and reads the reply on its own.
+  agent.send({ action: 'typing', conversationId, state: 'on' });
+  await expect.poll(() => widget(page).locator('.typing').textContent()).toBe('Wanda is typing…');
+  const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'It ships today.' } });
+  expect(reply.status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('It ships today.');
+  expect(await widget(page).locator('.typing').textContent()).toBe('');
+  const sent = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'It ships today.', 15_000, 'the reply');
+  await agent.waitFor((f) => f.type === 'read' && f.messageId === sent.message.id && f.by?.type === 'contact', 15_000, "the visitor's read of the reply");
+
+  // The agent reads the visitor's message: the widget says it was seen.
+  agent.send({ action: 'markRead', conversationId, messageId: created.message.id });
+  await expect.poll(() => widget(page).locator('.message.inbound .meta').last().textContent()).toBe('Seen');
+
+  // A reload resumes the same visitor and conversation from the token the page kept.
+  await page.reload();
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  // The history: the autoresponder's greeting, the visitor's message and the reply, once each.
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual([
+    expect.stringContaining('Is my order on its way?'),
+    expect.stringContaining('Thanks for getting in touch'),
+    expect.stringContaining('It ships today.'),
+  ]);
+  await widget(page).getByLabel('Message').fill('Thanks!');
+  await widget(page).getByLabel('Message').press('Enter');
+  const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks!', 15_000, 'the message after the reload');
+  expect(again.conversationId).toBe(conversationId);
+
+  expect(browserErrors).toEqual([]);
+  await context.close();
+}, 90_000);

@@ -1,0 +1,294 @@
+/**
+ * Conversa's reference website widget: one file, no build step, no dependencies. It speaks only
+ * the public contract (CONTRACT.md: POST /v1/widget/sessions, GET /v1/widget/messages and the
+ * WebSocket frames), so a team can host it as it is or read it as the example of a client.
+ *
+ *   <script src="https://your.cdn/conversa-widget.js" data-api="https://<http api>" async></script>
+ *
+ * or `ConversaWidget.mount({ apiUrl, title?, target? })`. The visitor's token is kept in
+ * localStorage, so another tab or a later visit resumes the same conversation; the page opens
+ * with the chat shown when its URL has `?conversation=` (the fallback email's link).
+ */
+(() => {
+  const TOKEN_KEY = 'conversa.visitorToken';
+  // API Gateway closes a WebSocket idle for 10 minutes.
+  const PING_MS = 4 * 60_000;
+  const TYPING_IDLE_MS = 2_000;
+  const MAX_BACKOFF_MS = 30_000;
+
+  const STYLE = `
+    :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
+    .launcher { position: fixed; right: 20px; bottom: 20px; border: 0; border-radius: 24px; padding: 12px 18px; background: #1f6feb; color: #fff; cursor: pointer; }
+    .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; }
+    .panel[hidden] { display: none; }
+    header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
+    .state { font-weight: 400; font-size: 12px; opacity: .85; }
+    form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; }
+    input, textarea { font: inherit; padding: 8px; border: 1px solid #d0d7de; border-radius: 6px; }
+    .log { flex: 1; overflow-y: auto; padding: 10px; display: flex; flex-direction: column; gap: 6px; }
+    .message { max-width: 80%; padding: 6px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; }
+    .message.inbound { align-self: flex-end; background: #ddf4ff; }
+    .message.outbound { align-self: flex-start; background: #f6f8fa; }
+    .message .meta { display: block; font-size: 11px; color: #57606a; }
+    .message.failed .meta { color: #cf222e; }
+    .typing, .notice { font-size: 12px; color: #57606a; padding: 0 10px; min-height: 16px; }
+    form.composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #d0d7de; }
+    form.composer textarea { flex: 1; resize: none; height: 38px; }
+    button { font: inherit; border: 0; border-radius: 6px; padding: 8px 12px; background: #1f6feb; color: #fff; cursor: pointer; }
+    .csat button { margin: 4px 4px 0 0; padding: 4px 9px; }
+  `;
+
+  const el = (tag, props = {}, children = []) => {
+    const node = Object.assign(document.createElement(tag), props);
+    for (const child of children) node.append(child);
+    return node;
+  };
+
+  function mount(options) {
+    if (!options || !options.apiUrl) throw new Error('ConversaWidget.mount needs { apiUrl }');
+    const apiUrl = options.apiUrl.replace(/\/+$/, '');
+    const host = el('div', { className: 'conversa-widget' });
+    (options.target || document.body).append(host);
+    const root = host.attachShadow({ mode: 'open' });
+
+    const state = el('span', { className: 'state' });
+    const log = el('div', { className: 'log', role: 'log', ariaLive: 'polite' });
+    const typing = el('div', { className: 'typing' });
+    const notice = el('div', { className: 'notice' });
+    const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message' });
+    const composer = el('form', { className: 'composer', hidden: true }, [text, el('button', { type: 'submit', textContent: 'Send' })]);
+    const prechat = el('form', { className: 'prechat', hidden: true }, [
+      el('input', { name: 'name', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
+      el('input', { name: 'email', type: 'email', placeholder: 'Email (to hear back if you leave)', autocomplete: 'email', maxLength: 320 }),
+      el('button', { type: 'submit', textContent: 'Start chatting' }),
+    ]);
+    const panel = el('div', { className: 'panel', hidden: true }, [
+      el('header', {}, [el('div', { textContent: options.title || 'Chat with us' }), state]),
+      prechat,
+      log,
+      typing,
+      notice,
+      composer,
+    ]);
+    const launcher = el('button', { className: 'launcher', type: 'button', textContent: options.title || 'Chat with us' });
+    root.append(el('style', { textContent: STYLE }), panel, launcher);
+
+    let token = localStorage.getItem(TOKEN_KEY);
+    let socket;
+    let websocketUrl;
+    let backoff = 1000;
+    let pinger;
+    let typingOff;
+    let typingSent = false;
+    const outbox = [];
+
+    const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
+    const showNotice = (s) => (notice.textContent = s || '');
+
+    async function api(method, path, body) {
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', ...(token && path !== '/v1/widget/sessions' ? { authorization: `Bearer ${token}` } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));
+      if (!res.ok) throw Object.assign(new Error(answer.error?.message || `HTTP ${res.status}`), { status: res.status, code: answer.error?.code });
+      return answer;
+    }
+
+    /** Starts or resumes the session; a token the API no longer knows gives the form again. */
+    async function begin(profile) {
+      try {
+        const session = await api('POST', '/v1/widget/sessions', token && !profile ? { token } : profile || {});
+        token = session.token;
+        localStorage.setItem(TOKEN_KEY, token);
+        websocketUrl = session.websocketUrl;
+        prechat.hidden = true;
+        composer.hidden = false;
+        connect();
+      } catch (error) {
+        if (error.status === 401) {
+          token = null;
+          localStorage.removeItem(TOKEN_KEY);
+          prechat.hidden = false;
+          return;
+        }
+        showNotice(`Could not start the chat: ${error.message}`);
+      }
+    }
+
+    function connect() {
+      setState('connecting');
+      socket = new WebSocket(`${websocketUrl}?token=${encodeURIComponent(token)}`);
+      socket.onopen = async () => {
+        backoff = 1000;
+        setState('online');
+        clearInterval(pinger);
+        pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
+        // What arrived while the socket was down comes with the history.
+        await loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
+        while (outbox.length && socket.readyState === WebSocket.OPEN) socket.send(outbox.shift());
+      };
+      socket.onmessage = (event) => onFrame(JSON.parse(event.data));
+      socket.onclose = () => {
+        clearInterval(pinger);
+        setState('reconnecting');
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      };
+    }
+
+    function send(frame) {
+      const data = JSON.stringify(frame);
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(data);
+      else if (frame.action === 'sendMessage') outbox.push(data);
+    }
+
+    async function loadHistory() {
+      const page = await api('GET', '/v1/widget/messages?limit=50');
+      for (const message of page.items) render(message);
+      markRead();
+    }
+
+    const byId = (id) => log.querySelector(`[data-id="${CSS.escape(id)}"]`);
+
+    /** One element per message: a later frame (status, a copy after reconnecting) updates it. */
+    function render(message) {
+      if (message.private) return;
+      let node = byId(message.id);
+      if (!node && message.direction === 'inbound') {
+        // This tab's own send, shown before its ack named it.
+        node = [...log.querySelectorAll('.message.pending:not([data-id])')].find((n) => n.dataset.text === message.text);
+      }
+      if (!node) {
+        node = el('div');
+        log.append(node);
+      }
+      node.className = `message ${message.direction} ${message.status === 'failed' ? 'failed' : ''}`;
+      node.dataset.id = message.id;
+      node.dataset.status = message.status;
+      node.replaceChildren(message.text);
+      const files = (message.attachments || []).filter((a) => a.type !== 'csat');
+      for (const file of files) node.append(el('span', { className: 'meta', textContent: `📎 ${file.name || file.type}` }));
+      if ((message.attachments || []).some((a) => a.type === 'csat')) {
+        node.append(el('div', { className: 'csat' }, [1, 2, 3, 4, 5].map((score) => el('button', { type: 'button', textContent: String(score), onclick: () => post(String(score)) }))));
+      }
+      // The visitor's own messages are `received` once stored; the agent's read marks them seen.
+      const meta = message.direction === 'inbound' ? (message.status === 'failed' ? 'Not sent' : node.dataset.seen ? 'Seen' : 'Sent') : message.sender?.name;
+      if (meta) node.append(el('span', { className: 'meta', textContent: meta }));
+      log.scrollTop = log.scrollHeight;
+    }
+
+    function onFrame(frame) {
+      switch (frame.type) {
+        case 'ack': {
+          const pending = log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
+          if (pending && !byId(frame.messageId)) pending.dataset.id = frame.messageId;
+          else pending?.remove();
+          break;
+        }
+        case 'message.created':
+        case 'message.updated':
+          render(frame.message);
+          if (frame.message.direction === 'outbound') {
+            typing.textContent = '';
+            markRead();
+          }
+          break;
+        case 'typing':
+          if (frame.sender?.type !== 'contact') typing.textContent = frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '';
+          break;
+        case 'read':
+          // The agent read up to this message: everything the visitor sent before it is seen.
+          if (frame.by?.type === 'contact') break;
+          for (const node of log.querySelectorAll('.message.inbound[data-id]')) {
+            const meta = node.querySelector('.meta:last-child');
+            node.dataset.seen = '1';
+            if (meta && node.dataset.status !== 'failed') meta.textContent = 'Seen';
+            if (node.dataset.id === frame.messageId) break;
+          }
+          break;
+        case 'error': {
+          showNotice(frame.message || frame.code);
+          const pending = frame.clientMessageId && log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
+          if (pending) pending.classList.add('failed');
+          break;
+        }
+      }
+    }
+
+    function markRead() {
+      if (panel.hidden || document.visibilityState !== 'visible') return;
+      const last = [...log.querySelectorAll('.message.outbound[data-id]')].pop();
+      if (last && last.dataset.id !== last.dataset.readSent) {
+        last.dataset.readSent = last.dataset.id;
+        send({ action: 'markRead', messageId: last.dataset.id });
+      }
+    }
+
+    function post(value) {
+      const clientMessageId = crypto.randomUUID();
+      const node = el('div', { className: 'message inbound pending' });
+      node.dataset.clientId = clientMessageId;
+      node.dataset.text = value;
+      node.append(value, el('span', { className: 'meta', textContent: 'Sending…' }));
+      log.append(node);
+      log.scrollTop = log.scrollHeight;
+      showNotice('');
+      send({ action: 'sendMessage', text: value, clientMessageId });
+    }
+
+    function setTyping(on) {
+      clearTimeout(typingOff);
+      if (on) typingOff = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
+      if (on === typingSent) return;
+      typingSent = on;
+      send({ action: 'typing', state: on ? 'on' : 'off' });
+    }
+
+    composer.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const value = text.value.trim();
+      if (!value) return;
+      text.value = '';
+      setTyping(false);
+      post(value);
+    });
+    text.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    });
+    text.addEventListener('input', () => setTyping(text.value.length > 0));
+    prechat.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const form = new FormData(prechat);
+      const profile = {};
+      for (const field of ['name', 'email']) if (String(form.get(field) || '').trim()) profile[field] = String(form.get(field)).trim();
+      begin(profile);
+    });
+    launcher.addEventListener('click', () => {
+      panel.hidden = !panel.hidden;
+      if (!panel.hidden) {
+        if (!socket && prechat.hidden && composer.hidden) {
+          if (token) begin();
+          else prechat.hidden = false;
+        }
+        markRead();
+      }
+    });
+    document.addEventListener('visibilitychange', markRead);
+    const open = () => panel.hidden && launcher.click();
+    if (new URLSearchParams(location.search).has('conversation')) open();
+    return { open, root };
+  }
+
+  window.ConversaWidget = { mount };
+  const script = document.currentScript;
+  if (script && script.dataset.api) {
+    const start = () => mount({ apiUrl: script.dataset.api, title: script.dataset.title });
+    if (document.body) start();
+    else document.addEventListener('DOMContentLoaded', start);
+  }
+})();
