@@ -105,6 +105,7 @@
         websocketUrl = session.websocketUrl;
         prechat.hidden = true;
         composer.hidden = false;
+        showNotice('');
         connect();
       } catch (error) {
         if (error.status === 401) {
@@ -114,13 +115,20 @@
           return;
         }
         showNotice(`Could not start the chat: ${error.message}`);
+        // A resumed chat whose API is out of reach tries again, as a dropped socket does.
+        if (!profile && token) {
+          setTimeout(() => begin(), backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
       }
     }
 
     function connect() {
       setState('connecting');
       socket = new WebSocket(`${websocketUrl}?token=${encodeURIComponent(token)}`);
+      let opened = false;
       socket.onopen = async () => {
+        opened = true;
         backoff = 1000;
         setState('online');
         clearInterval(pinger);
@@ -133,7 +141,8 @@
       socket.onclose = () => {
         clearInterval(pinger);
         setState('reconnecting');
-        setTimeout(connect, backoff);
+        // A handshake refused may be a token the API no longer takes: the session call says so.
+        setTimeout(opened ? connect : () => begin(), backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       };
     }

@@ -1,7 +1,7 @@
 /**
  * The reference widget in a real browser (Debian's chromium through playwright-core), on a page
  * of another origin than the API, as a shop's site is: CORS, the session, the WebSocket, typing,
- * read receipts both ways, and the conversation resumed after a reload.
+ * read receipts both ways, a reconnection that catches up, and the conversation resumed after a reload.
  */
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -23,6 +23,7 @@ let siteUrl: string;
 let browser: Browser;
 let agent: WsClient;
 let jwt: string;
+let agentConnections: string[];
 
 beforeAll(async () => {
   if (!runs) return;
@@ -37,6 +38,7 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   jwt = await agentToken(stack.httpUrl, 'agent-wanda', 'agent', 'Wanda');
   agent = await WsClient.connect(stack.wsUrl, jwt);
+  agentConnections = stack.websocket.connections();
 });
 
 afterAll(async () => {
@@ -48,7 +50,7 @@ afterAll(async () => {
 
 const widget = (page: Page) => page.locator('.conversa-widget');
 
-it.skipIf(!runs)('chats from a page of another origin: session, messages both ways, typing, receipts, and a reload that resumes', async () => {
+it.skipIf(!runs)('chats from a page of another origin: session, messages both ways, typing, receipts, a reconnection and a reload that resume', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const browserErrors: string[] = [];
@@ -86,6 +88,18 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   agent.send({ action: 'markRead', conversationId, messageId: created.message.id });
   await expect.poll(() => widget(page).locator('.message.inbound .meta').last().textContent()).toBe('Seen');
 
+  // API Gateway ends the socket (its two hours are up): what the agent writes meanwhile comes
+  // with the history the widget reloads once it has reconnected.
+  const visitorSockets = stack.websocket.connections().filter((id) => !agentConnections.includes(id));
+  expect(visitorSockets).toHaveLength(1);
+  stack.websocket.dropConnection(visitorSockets[0]!, { notify: true });
+  await expect.poll(() => stack.websocket.connections().length).toBe(agentConnections.length);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'Tracking: ZX-1' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('Tracking: ZX-1');
+  expect(stack.websocket.connections().filter((id) => !agentConnections.includes(id))).toHaveLength(1);
+  // The history reloaded over what was shown: each message once (greeting, question, two replies).
+  expect(await widget(page).locator('.message').count()).toBe(4);
+
   // A reload resumes the same visitor and conversation from the token the page kept.
   await page.reload();
   await widget(page).getByRole('button', { name: 'Chat with us' }).click();
@@ -94,6 +108,7 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
     expect.stringContaining('Is my order on its way?'),
     expect.stringContaining('Thanks for getting in touch'),
     expect.stringContaining('It ships today.'),
+    expect.stringContaining('Tracking: ZX-1'),
   ]);
   await widget(page).getByLabel('Message').fill('Thanks!');
   await widget(page).getByLabel('Message').press('Enter');
