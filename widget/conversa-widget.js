@@ -36,6 +36,8 @@
     form.composer textarea { flex: 1; resize: none; height: 38px; }
     button { font: inherit; border: 0; border-radius: 6px; padding: 8px 12px; background: #1f6feb; color: #fff; cursor: pointer; }
     .csat button { margin: 4px 4px 0 0; padding: 4px 9px; }
+    .file { display: block; margin-top: 4px; padding: 0; background: none; color: #0969da; text-decoration: underline; text-align: left; }
+    .file img { display: block; max-width: 100%; max-height: 160px; border-radius: 6px; }
   `;
 
   const el = (tag, props = {}, children = []) => {
@@ -56,7 +58,9 @@
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
     const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message' });
-    const composer = el('form', { className: 'composer', hidden: true }, [text, el('button', { type: 'submit', textContent: 'Send' })]);
+    const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
+    const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
+    const composer = el('form', { className: 'composer', hidden: true }, [attachButton, picker, text, el('button', { type: 'submit', textContent: 'Send' })]);
     const prechat = el('form', { className: 'prechat', hidden: true }, [
       el('input', { name: 'name', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
       el('input', { name: 'email', type: 'email', placeholder: 'Email (to hear back if you leave)', autocomplete: 'email', maxLength: 320 }),
@@ -177,8 +181,13 @@
       node.dataset.id = message.id;
       node.dataset.status = message.status;
       node.replaceChildren(message.text);
-      const files = (message.attachments || []).filter((a) => a.type !== 'csat');
-      for (const file of files) node.append(el('span', { className: 'meta', textContent: `📎 ${file.name || file.type}` }));
+      (message.attachments || []).forEach((file, index) => {
+        if (file.type === 'csat') return;
+        const link = el('button', { type: 'button', className: 'file', textContent: `📎 ${file.name || file.type}` });
+        link.dataset.index = String(index);
+        link.onclick = () => openFile(message.id, index, file).catch((error) => showNotice(`Could not open the file: ${error.message}`));
+        node.append(link);
+      });
       if ((message.attachments || []).some((a) => a.type === 'csat')) {
         node.append(el('div', { className: 'csat' }, [1, 2, 3, 4, 5].map((score) => el('button', { type: 'button', textContent: String(score), onclick: () => post(String(score)) }))));
       }
@@ -186,6 +195,33 @@
       const meta = message.direction === 'inbound' ? (message.status === 'failed' ? 'Not sent' : node.dataset.seen ? 'Seen' : 'Sent') : message.sender?.name;
       if (meta) node.append(el('span', { className: 'meta', textContent: meta }));
       log.scrollTop = log.scrollHeight;
+    }
+
+    /**
+     * A file of the conversation: the API answers with a redirect to a short-lived URL of it,
+     * which fetch follows (the token does not go along to the other origin). Images show inline.
+     */
+    async function openFile(messageId, index, file) {
+      const res = await fetch(`${apiUrl}/v1/widget/messages/${encodeURIComponent(messageId)}/attachments/${index}`, { headers: { authorization: `Bearer ${token}` } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      if (file.type === 'image') {
+        const shown = byId(messageId)?.querySelector(`.file[data-index="${index}"]`);
+        if (shown) return void shown.replaceChildren(el('img', { src: url, alt: file.name || 'image' }));
+      }
+      const save = el('a', { href: url, download: file.name || 'file', target: '_blank', rel: 'noopener' });
+      root.append(save);
+      save.click();
+      save.remove();
+    }
+
+    /** Upload ticket, the file straight to storage, then the message naming the upload. */
+    async function sendFile(file) {
+      const ticket = await api('POST', '/v1/widget/uploads', { contentType: file.type || 'application/octet-stream', size: file.size });
+      const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: file });
+      if (!put.ok) throw new Error(`the upload was refused (${put.status})`);
+      post(text.value.trim(), [{ uploadId: ticket.uploadId, name: file.name }]);
+      text.value = '';
     }
 
     function onFrame(frame) {
@@ -235,16 +271,16 @@
       }
     }
 
-    function post(value) {
+    function post(value, attachments) {
       const clientMessageId = crypto.randomUUID();
       const node = el('div', { className: 'message inbound pending' });
       node.dataset.clientId = clientMessageId;
       node.dataset.text = value;
-      node.append(value, el('span', { className: 'meta', textContent: 'Sending…' }));
+      node.append(value, ...(attachments || []).map((a) => el('span', { className: 'meta', textContent: `📎 ${a.name}` })), el('span', { className: 'meta', textContent: 'Sending…' }));
       log.append(node);
       log.scrollTop = log.scrollHeight;
       showNotice('');
-      send({ action: 'sendMessage', text: value, clientMessageId });
+      send({ action: 'sendMessage', text: value, clientMessageId, ...(attachments ? { attachments } : {}) });
     }
 
     function setTyping(on) {
@@ -270,6 +306,12 @@
       }
     });
     text.addEventListener('input', () => setTyping(text.value.length > 0));
+    attachButton.addEventListener('click', () => picker.click());
+    picker.addEventListener('change', () => {
+      const [file] = picker.files;
+      picker.value = '';
+      if (file) sendFile(file).catch((error) => showNotice(`Could not send the file: ${error.message}`));
+    });
     prechat.addEventListener('submit', (event) => {
       event.preventDefault();
       const form = new FormData(prechat);

@@ -4,6 +4,7 @@
  * read receipts both ways, a reconnection that catches up, and the conversation resumed after a reload.
  */
 import { existsSync } from 'node:fs';
+import { crc32, deflateSync } from 'node:zlib';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -49,6 +50,34 @@ afterAll(async () => {
 });
 
 const widget = (page: Page) => page.locator('.conversa-widget');
+
+/** A real PNG of `width` × `height` grey pixels, for the browser to decode. */
+function png(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const framed = Buffer.alloc(body.length + 8);
+    framed.writeUInt32BE(data.length, 0);
+    body.copy(framed, 4);
+    framed.writeUInt32BE(crc32(body), body.length + 4);
+    return framed;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 0, 0, 0, 0], 8); // 8-bit greyscale
+  const rows = Buffer.concat(Array.from({ length: height }, () => Buffer.from([0, ...Array<number>(width).fill(128)])));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** An agent's file, through an upload ticket, as a console sends one. */
+async function agentSendsFile(conversationId: string, bytes: Buffer, name: string): Promise<void> {
+  const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: jwt, body: { contentType: 'image/png', size: bytes.length } });
+  expect(ticket.status).toBe(201);
+  const put = await fetch(ticket.body.url, { method: ticket.body.method, headers: ticket.body.headers, body: bytes });
+  expect(put.status).toBe(200);
+  const sent = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: '', attachments: [{ uploadId: ticket.body.uploadId, name }] } });
+  expect(sent.status).toBe(202);
+}
 
 it.skipIf(!runs)('chats from a page of another origin: session, messages both ways, typing, receipts, a reconnection and a reload that resume', async () => {
   const context = await browser.newContext();
@@ -114,6 +143,23 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   await widget(page).getByLabel('Message').press('Enter');
   const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks!', 15_000, 'the message after the reload');
   expect(again.conversationId).toBe(conversationId);
+
+  // Files both ways: the visitor's goes straight to storage from the page (the bucket's CORS),
+  // the agent's opens in the page through the API's redirect.
+  const screenshot = png(3, 2);
+  await widget(page).locator('input[type=file]').setInputFiles({ name: 'screenshot.png', mimeType: 'image/png', buffer: screenshot });
+  const withFile = await agent.waitFor((f) => f.type === 'message.created' && f.message.attachments?.length === 1, 15_000, "the visitor's file");
+  expect(withFile.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/png', name: 'screenshot.png', size: screenshot.length });
+  const stored = await fetch(`${stack.httpUrl}/v1/conversations/${conversationId}/messages/${withFile.message.id}/attachments/0`, { headers: { authorization: `Bearer ${jwt}` } });
+  expect(Buffer.from(await stored.arrayBuffer()).equals(screenshot)).toBe(true);
+  await agentSendsFile(conversationId, png(5, 4), 'label.png');
+  const label = widget(page).getByRole('button', { name: '📎 label.png' });
+  await label.click();
+  await expect.poll(() => widget(page).locator('img[alt="label.png"]').evaluate((img) => {
+      // Decoded by the browser: the bytes came through whole.
+      const decoded = img as unknown as { naturalWidth: number; naturalHeight: number };
+      return `${decoded.naturalWidth}x${decoded.naturalHeight}`;
+    })).toBe('5x4');
 
   expect(browserErrors).toEqual([]);
   await context.close();
