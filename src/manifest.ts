@@ -135,6 +135,8 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   { method: 'POST', path: '/webhooks/{channel}', fn: 'webhook', auth: 'none' },
   // Anonymous: a flood of new visitors must not eat the stage's budget for webhooks and agents.
   { method: 'POST', path: '/v1/widget/sessions', fn: 'widget', auth: 'none', throttle: { rateLimit: 20, burstLimit: 50 } },
+  // Public: whether the team is in, for the widget to say before a chat starts.
+  { method: 'GET', path: '/v1/widget/availability', fn: 'widget', auth: 'none', throttle: { rateLimit: 50, burstLimit: 100 } },
   // The visitor's own history; the widget handler checks the visitor token itself.
   { method: 'GET', path: '/v1/widget/messages', fn: 'widget', auth: 'none', throttle: { rateLimit: 50, burstLimit: 100 } },
   agent('GET', '/v1/conversations'),

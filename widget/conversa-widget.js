@@ -20,7 +20,7 @@
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
     .launcher { position: fixed; right: 20px; bottom: 20px; border: 0; border-radius: 24px; padding: 12px 18px; background: #1f6feb; color: #fff; cursor: pointer; }
     .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; }
-    .panel[hidden] { display: none; }
+    [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
     .state { font-weight: 400; font-size: 12px; opacity: .85; }
     form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; }
@@ -32,6 +32,7 @@
     .message .meta { display: block; font-size: 11px; color: #57606a; }
     .message.failed .meta { color: #cf222e; }
     .typing, .notice { font-size: 12px; color: #57606a; padding: 0 10px; min-height: 16px; }
+    .hours { padding: 8px 14px; background: #fff8c5; font-size: 13px; }
     form.composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #d0d7de; }
     form.composer textarea { flex: 1; resize: none; height: 38px; }
     button { font: inherit; border: 0; border-radius: 6px; padding: 8px 12px; background: #1f6feb; color: #fff; cursor: pointer; }
@@ -57,6 +58,7 @@
     const log = el('div', { className: 'log', role: 'log', ariaLive: 'polite' });
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
+    const hours = el('div', { className: 'hours', hidden: true });
     const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message' });
     const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
     const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
@@ -68,6 +70,7 @@
     ]);
     const panel = el('div', { className: 'panel', hidden: true }, [
       el('header', {}, [el('div', { textContent: options.title || 'Chat with us' }), state]),
+      hours,
       prechat,
       log,
       typing,
@@ -89,15 +92,26 @@
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     const showNotice = (s) => (notice.textContent = s || '');
 
+    /** The visitor's token goes only where it is asked for (not to sessions and availability). */
     async function api(method, path, body) {
+      const anonymous = path === '/v1/widget/sessions' || path === '/v1/widget/availability';
       const res = await fetch(`${apiUrl}${path}`, {
         method,
-        headers: { 'content-type': 'application/json', ...(token && path !== '/v1/widget/sessions' ? { authorization: `Bearer ${token}` } : {}) },
+        headers: { 'content-type': 'application/json', ...(token && !anonymous ? { authorization: `Bearer ${token}` } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));
       if (!res.ok) throw Object.assign(new Error(answer.error?.message || `HTTP ${res.status}`), { status: res.status, code: answer.error?.code });
       return answer;
+    }
+
+    /** Outside business hours the team answers later: say when, and ask for an email to answer at. */
+    async function showAvailability() {
+      const team = await api('GET', '/v1/widget/availability');
+      hours.hidden = team.open;
+      if (team.open) return;
+      hours.textContent = `We're away right now${team.nextOpen ? ` and back ${team.nextOpen}` : ''}. Leave a message${team.asksForEmail ? ' and your email: we will answer there' : ''}.`;
+      prechat.elements.email.required = team.asksForEmail;
     }
 
     /** Starts or resumes the session; a token the API no longer knows gives the form again. */
@@ -322,6 +336,7 @@
     launcher.addEventListener('click', () => {
       panel.hidden = !panel.hidden;
       if (!panel.hidden) {
+        showAvailability().catch(() => (hours.hidden = true));
         if (!socket && prechat.hidden && composer.hidden) {
           if (token) begin();
           else prechat.hidden = false;

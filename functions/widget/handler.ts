@@ -1,4 +1,4 @@
-/** Web widget sessions (pre-chat form, resumable token), the visitor's own history and files. */
+/** Web widget sessions (pre-chat form, resumable token), the team's availability, the visitor's own history and files. */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from '../../src/zod';
 import { httpHandler, json, parseBody, queryOf, validate, type HttpResult } from '../../src/http/http';
@@ -9,6 +9,8 @@ import { createUpload, downloadUrl, UploadBody } from '../../src/domain/media';
 import { getMessage, listMessages } from '../../src/store/messages';
 import type { VisitorRecord } from '../../src/store/contacts';
 import { config } from '../../src/config';
+import { getSettings } from '../../src/domain/settings';
+import { availability } from '../../src/domain/business-hours';
 
 const SessionBody = z.object({
   name: z.optional(z.trimmedText(1, 200)),
@@ -59,6 +61,10 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
     }
     case 'GET /v1/widget/messages/{messageId}/attachments/{index}':
       return attachment(await visitorOf(event), event.pathParameters ?? {});
+    case 'GET /v1/widget/availability': {
+      // Every visitor of a site asks: a minute in browsers' caches (settings are cached as long).
+      return json(200, availability(await getSettings(), new Date()), { 'cache-control': 'public, max-age=60' });
+    }
     case 'POST /v1/widget/sessions': {
       const body = parseBody(event, SessionBody, { optional: true });
       const session = await startSession(body);

@@ -118,3 +118,19 @@ export function describeOpening(settings: Pick<Settings, 'businessHours'>, at: D
         : `on ${new Intl.DateTimeFormat('en-GB', { timeZone, weekday: 'long', day: 'numeric', month: 'long' }).format(at)}`;
   return `${day} at ${time} (${timeZone})`;
 }
+
+/**
+ * What a website widget shows before a chat starts (as Chatwoot's "we are away" and Amazon
+ * Connect's hours of operation): whether the team is in, when it is next, and whether a visitor
+ * starting a chat now is asked for an email to be answered at.
+ */
+export function availability(settings: Pick<Settings, 'businessHours' | 'autoresponder'>, now: Date): { open: boolean; nextOpenAt: string | null; nextOpen: string | null; asksForEmail: boolean } {
+  if (isOpen(settings, now)) return { open: true, nextOpenAt: null, nextOpen: null, asksForEmail: false };
+  const at = nextOpening(settings, now);
+  return {
+    open: false,
+    nextOpenAt: at?.toISOString() ?? null,
+    nextOpen: at ? describeOpening(settings, at, now) : null,
+    asksForEmail: settings.autoresponder.enabled && settings.autoresponder.askForEmail,
+  };
+}

@@ -164,3 +164,25 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   expect(browserErrors).toEqual([]);
   await context.close();
 }, 90_000);
+
+it.skipIf(!runs)('tells a visitor outside business hours when the team is back, and asks for an email to answer at', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  const timeZone = 'Europe/Paris';
+  const mondays = [{ open: '09:00', close: '09:01' }];
+  const saved = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { businessHours: { enabled: true, timeZone, weekly: { mon: mondays }, holidays: [] } } });
+  expect(saved.status).toBe(200);
+  const team = await http(stack.httpUrl, 'GET', '/v1/widget/availability');
+  expect(team.body).toMatchObject({ open: false, asksForEmail: true, nextOpen: expect.stringContaining(`at 09:00 (${timeZone})`) });
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(page).locator('.hours').textContent()).toBe(`We're away right now and back ${team.body.nextOpen}. Leave a message and your email: we will answer there.`);
+  // The form will not start a chat without the email the team needs to answer.
+  await widget(page).getByPlaceholder('Your name').fill('Nico');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  expect(await widget(page).getByPlaceholder(/^Email/).evaluate((input) => (input as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing)).toBe(true);
+  expect(await widget(page).getByLabel('Message').isVisible()).toBe(false);
+  await context.close();
+});

@@ -464,6 +464,7 @@ describe('stateless stack: HTTP API', () => {
     const [stageId, stage] = stateless.resources('AWS::ApiGatewayV2::Stage').find(([, r]) => r.Properties.ApiId.Ref === httpApiId())!;
     const throttled = HTTP_ROUTES.filter((r) => r.throttle);
     expect(throttled.map((r) => r.path).sort()).toEqual([
+      '/v1/widget/availability',
       '/v1/widget/messages',
       '/v1/widget/messages/{messageId}/attachments/{index}',
       '/v1/widget/sessions',

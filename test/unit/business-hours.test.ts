@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeOpening, isOpen, nextOpening, zonedTimeToInstant } from '../../src/domain/business-hours';
+import { availability, describeOpening, isOpen, nextOpening, zonedTimeToInstant } from '../../src/domain/business-hours';
 import { SettingsSchema, defaultSettings, type Settings } from '../../src/domain/settings';
 
 const nineToFive = [{ open: '09:00', close: '17:00' }];
@@ -188,5 +188,28 @@ describe('business hours', () => {
     }
     expect(isOpen(settings, new Date('2026-01-06T06:00:00Z'))).toBe(false);
     expect(nextOpening(settings, new Date('2026-01-06T06:00:00Z'))).toEqual(new Date('2026-01-12T22:00:00Z'));
+  });
+});
+
+describe('availability', () => {
+  const autoresponder = defaultSettings().autoresponder;
+
+  it('says when a closed team is back and that a chat now is asked for an email', () => {
+    // Friday 2026-01-09, 18:00 in Berlin: back on Monday at 09:00 local (08:00 UTC).
+    const now = new Date('2026-01-09T17:00:00Z');
+    expect(availability({ ...hours(), autoresponder }, now)).toEqual({
+      open: false,
+      nextOpenAt: '2026-01-12T08:00:00.000Z',
+      nextOpen: describeOpening(hours(), new Date('2026-01-12T08:00:00Z'), now),
+      asksForEmail: true,
+    });
+    expect(availability({ ...hours(), autoresponder: { ...autoresponder, askForEmail: false } }, now).asksForEmail).toBe(false);
+    // The autoresponder switched off asks for nothing.
+    expect(availability({ ...hours(), autoresponder: { ...autoresponder, enabled: false } }, now).asksForEmail).toBe(false);
+  });
+
+  it('is open with nothing to say while the team is in, and null when it never opens', () => {
+    expect(availability({ ...hours(), autoresponder }, new Date('2026-01-09T09:00:00Z'))).toEqual({ open: true, nextOpenAt: null, nextOpen: null, asksForEmail: false });
+    expect(availability({ ...hours({ weekly: {} }), autoresponder }, new Date('2026-01-09T09:00:00Z'))).toMatchObject({ open: false, nextOpenAt: null, nextOpen: null });
   });
 });
