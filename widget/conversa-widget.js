@@ -19,6 +19,7 @@
   const STYLE = `
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
     .launcher { position: fixed; right: 20px; bottom: 20px; border: 0; border-radius: 24px; padding: 12px 18px; background: #1f6feb; color: #fff; cursor: pointer; }
+    .badge { margin-left: 8px; padding: 0 7px; border-radius: 10px; background: #cf222e; font-size: 12px; }
     .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; }
     [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
@@ -77,7 +78,9 @@
       notice,
       composer,
     ]);
-    const launcher = el('button', { className: 'launcher', type: 'button', textContent: options.title || 'Chat with us' });
+    const badge = el('span', { className: 'badge', hidden: true, ariaLabel: 'unread replies' });
+    const launcher = el('button', { className: 'launcher', type: 'button', textContent: options.title || 'Chat with us' }, [badge]);
+    let unread = 0;
     root.append(el('style', { textContent: STYLE }), panel, launcher);
 
     let token = localStorage.getItem(TOKEN_KEY);
@@ -252,6 +255,12 @@
           if (frame.message.direction === 'outbound') {
             typing.textContent = '';
             markRead();
+            // A reply while the chat is closed: counted on the launcher until the visitor opens it.
+            if (frame.type === 'message.created' && panel.hidden && !frame.message.private) {
+              unread += 1;
+              badge.textContent = String(unread);
+              badge.hidden = false;
+            }
           }
           break;
         case 'typing':
@@ -336,6 +345,8 @@
     launcher.addEventListener('click', () => {
       panel.hidden = !panel.hidden;
       if (!panel.hidden) {
+        unread = 0;
+        badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
         if (!socket && prechat.hidden && composer.hidden) {
           if (token) begin();
@@ -347,6 +358,8 @@
     document.addEventListener('visibilitychange', markRead);
     const open = () => panel.hidden && launcher.click();
     if (new URLSearchParams(location.search).has('conversation')) open();
+    // A visitor who has chatted before hears the team's replies with the chat closed (the badge).
+    else if (token) begin();
     return { open, root };
   }
 

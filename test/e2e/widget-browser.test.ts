@@ -130,19 +130,36 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   expect(await widget(page).locator('.message').count()).toBe(4);
 
   // A reload resumes the same visitor and conversation from the token the page kept.
+  // It connects with the chat still closed, so that a reply shows on the launcher.
   await page.reload();
+  await expect.poll(() => stack.websocket.connections().length).toBe(agentConnections.length + 1);
+  const nudge = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'Anything else?' } });
+  expect(nudge.status).toBe(202);
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  expect(await widget(page).locator('.badge').isVisible()).toBe(true);
   await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-  // The history: the autoresponder's greeting, the visitor's message and the reply, once each.
+  expect(await widget(page).locator('.badge').isVisible()).toBe(false);
+  // The history: the visitor's message, the autoresponder's greeting and the replies, once each.
   await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual([
     expect.stringContaining('Is my order on its way?'),
     expect.stringContaining('Thanks for getting in touch'),
     expect.stringContaining('It ships today.'),
     expect.stringContaining('Tracking: ZX-1'),
+    expect.stringContaining('Anything else?'),
   ]);
+  // Opened, the reply is read.
+  await agent.waitFor((f) => f.type === 'read' && f.messageId === nudge.body.message.id && f.by?.type === 'contact', 15_000, "the visitor's read once opened");
   await widget(page).getByLabel('Message').fill('Thanks!');
   await widget(page).getByLabel('Message').press('Enter');
   const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks!', 15_000, 'the message after the reload');
   expect(again.conversationId).toBe(conversationId);
+
+  // An agent's text is text: markup in it is shown, never run or rendered.
+  const markup = '<img src=x onerror="document.title=\'owned\'"><b>bold</b>';
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: markup } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain(markup);
+  expect(await widget(page).locator('.message img, .message b').count()).toBe(0);
+  expect(await page.title()).toBe('Conversa widget demo');
 
   // Files both ways: the visitor's goes straight to storage from the page (the bucket's CORS),
   // the agent's opens in the page through the API's redirect.
