@@ -25,9 +25,9 @@ export const transferRoute: Route = async ({ event, params, agent }) => {
   return json(200, toConversation(await transferConversation(params.id!, agent, body)));
 };
 
-export const statusRoute: Route = async ({ event, params }) => {
+export const statusRoute: Route = async ({ event, params, agent }) => {
   const body = parseBody(event, StatusBody);
-  return json(200, toConversation(await setConversationStatus(params.id!, body.status, body.snoozedUntil)));
+  return json(200, toConversation(await setConversationStatus(params.id!, body.status, body.snoozedUntil, agent.id)));
 };
 
 export const markReadRoute: Route = async ({ params }) => json(200, toConversation(await markConversationRead(params.id!)));

@@ -92,7 +92,7 @@ export const resolveRoute: Route = async ({ params }) => {
   return json(200, toConversation(after));
 };
 
-export const reopenRoute: Route = async ({ params }) => {
-  const { after } = await changeConversation(params.id!, (c) => (c.status === 'open' ? undefined : withStatus(c, 'open')));
+export const reopenRoute: Route = async ({ params, agent }) => {
+  const { after } = await changeConversation(params.id!, (c) => (c.status === 'open' ? undefined : withStatus(c, 'open')), { by: agent.id });
   return json(200, toConversation(after));
 };

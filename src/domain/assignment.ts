@@ -95,7 +95,7 @@ export async function transferConversation(conversationId: string, by: AgentIden
   return after;
 }
 
-export async function setConversationStatus(conversationId: string, status: ConversationStatus, snoozedUntil?: string): Promise<ConversationRecord> {
+export async function setConversationStatus(conversationId: string, status: ConversationStatus, snoozedUntil?: string, by?: string): Promise<ConversationRecord> {
   if (status === 'snoozed') {
     if (!snoozedUntil) throw badRequest('invalid_request', 'snoozedUntil: required to snooze');
     if (snoozedUntil <= new Date().toISOString()) throw badRequest('invalid_request', 'snoozedUntil: must be in the future');
@@ -106,7 +106,7 @@ export async function setConversationStatus(conversationId: string, status: Conv
     if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
     const next = withStatus(c, status);
     return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
-  });
+  }, { by });
   if (after.status === 'snoozed' && after.snoozedUntil) await scheduleSnoozeWake(conversationId, after.snoozedUntil);
   else if (before.status === 'snoozed') await cancelSnoozeWake(conversationId);
   return after;

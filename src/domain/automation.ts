@@ -89,7 +89,12 @@ export async function afterVisitorRead(conversation: ConversationRecord, message
 }
 
 /** An agent changed a conversation (status, assignee). True when routing may have reassigned it since. */
-export async function afterConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<boolean> {
-  const [rerouted] = await Promise.all([routeOnConversationChange(before, after), engageOnConversationChange(before, after)]);
+/** Who made a change, when a person did (an agent's id): routing keeps what they chose to take. */
+export interface ChangeOptions {
+  readonly by?: string;
+}
+
+export async function afterConversationChange(before: ConversationRecord, after: ConversationRecord, options: ChangeOptions = {}): Promise<boolean> {
+  const [rerouted] = await Promise.all([routeOnConversationChange(before, after, options), engageOnConversationChange(before, after)]);
   return rerouted;
 }

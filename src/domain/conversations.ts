@@ -2,7 +2,7 @@
 import { badRequest, notFound } from './errors';
 import { getSettings } from './settings';
 import { conversationEvent, publishToConversation } from './events';
-import { afterConversationChange } from './automation';
+import { afterConversationChange, type ChangeOptions } from './automation';
 import type { ConversationStatus } from './types';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 
@@ -14,12 +14,13 @@ import { getConversation, updateConversation, type ConversationRecord } from '..
 export async function changeConversation(
   id: string,
   change: (current: ConversationRecord) => ConversationRecord | undefined,
+  options: ChangeOptions = {},
 ): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
   const result = await updateConversation(id, change);
   if (!result) throw notFound('conversation');
   if (result.after !== result.before) {
     await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
-    if (await afterConversationChange(result.before, result.after)) {
+    if (await afterConversationChange(result.before, result.after, options)) {
       return { before: result.before, after: (await getConversation(id, true)) ?? result.after };
     }
   }

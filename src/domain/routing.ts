@@ -275,7 +275,7 @@ async function recount(agent: AgentRecord | undefined, now: Date): Promise<boole
  * and a freed slot (or a conversation that became unassigned) drains the queue. True when
  * routing may have given `after` another assignee (requeued, or assigned by the drain).
  */
-export async function routeOnConversationChange(before: ConversationRecord, after: ConversationRecord): Promise<boolean> {
+export async function routeOnConversationChange(before: ConversationRecord, after: ConversationRecord, options: { by?: string } = {}): Promise<boolean> {
   const was = slotOf(before);
   const is = slotOf(after);
   const same = was && is && was.agentId === is.agentId && was.kind === is.kind;
@@ -285,7 +285,8 @@ export async function routeOnConversationChange(before: ConversationRecord, afte
   let moved = false;
   if (is) {
     const reopenedWithSameAgent = before.status !== 'open' && before.assigneeId === after.assigneeId;
-    if (reopenedWithSameAgent) {
+    // Its agent reopening it is taking it back, as a manual assignment is: it may exceed capacity.
+    if (reopenedWithSameAgent && options.by !== after.assigneeId) {
       const routed = await reclaimOrRequeue(after);
       moved = routed.assigneeId !== after.assigneeId;
       if (moved) await publishToConversation(routed, [conversationEvent(routed)], after);

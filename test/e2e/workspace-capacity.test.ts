@@ -172,6 +172,29 @@ describe('capacity-based assignment', () => {
     await assertLoadsMatchReality();
   });
 
+  it('keeps a conversation its own agent reopens with them, full or not, as a manual assignment', async () => {
+    // Prepare: cap-a resolves one of its conversations, and its freed slot takes a waiting one
+    const capA = await agentToken(stack.httpUrl, 'cap-a', 'agent', 'cap-a');
+    const [mine] = await heldBy('cap-a');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${mine}/resolve`, { token: capA })).status).toBe(200);
+    await eventually(async () => (await heldBy('cap-a')).length === LIVE_CAPACITY);
+
+    // Act: cap-a takes the resolved one back, full as it is
+    const reopened = await http(stack.httpUrl, 'POST', `/v1/conversations/${mine}/status`, { token: capA, body: { status: 'open' } });
+
+    // Assess: with cap-a, one over capacity, and the counter says so
+    expect(reopened.status).toBe(200);
+    expect(reopened.body).toMatchObject({ status: 'open', assigneeId: 'cap-a' });
+    await eventually(async () => {
+      const me = (await team()).find((a) => a.id === 'cap-a')!;
+      return me.load.live === LIVE_CAPACITY + 1 && (await heldBy('cap-a')).length === LIVE_CAPACITY + 1;
+    });
+    // Back within capacity for the tests that follow (nothing waiting takes the freed slot: cap-a is still full).
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${mine}/resolve`, { token: capA })).status).toBe(200);
+    await eventually(async () => (await team()).find((a) => a.id === 'cap-a')!.load.live === LIVE_CAPACITY);
+    await assertLoadsMatchReality();
+  });
+
   it('measures the capacity units of one automatic assignment', async () => {
     // Prepare: one more slot for cap-b, without triggering a drain
     await updateAgentProfile('cap-b', { liveCapacity: LIVE_CAPACITY + 2 });
