@@ -95,10 +95,15 @@ export async function transferConversation(conversationId: string, by: AgentIden
   return after;
 }
 
+/** How far ahead a conversation may be snoozed. */
+export const MAX_SNOOZE_DAYS = 366;
+
 export async function setConversationStatus(conversationId: string, status: ConversationStatus, snoozedUntil?: string, by?: string): Promise<ConversationRecord> {
   if (status === 'snoozed') {
     if (!snoozedUntil) throw badRequest('invalid_request', 'snoozedUntil: required to snooze');
     if (snoozedUntil <= new Date().toISOString()) throw badRequest('invalid_request', 'snoozedUntil: must be in the future');
+    // A wake-up timer far off is a typo (9999), and one that outlives every reason to snooze.
+    if (Date.parse(snoozedUntil) > Date.now() + MAX_SNOOZE_DAYS * 86_400_000) throw badRequest('invalid_request', `snoozedUntil: at most ${MAX_SNOOZE_DAYS} days ahead`);
   } else if (snoozedUntil) {
     throw badRequest('invalid_request', 'snoozedUntil: only with status "snoozed"');
   }

@@ -588,6 +588,11 @@ describe('agent workspace', () => {
 
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed' })).status).toBe(400);
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: '2001-01-01T00:00:00Z' })).status).toBe(400);
+    // A year and a bit ahead at most: 9999 is a typo, and nothing would be snoozed at all.
+    const farOff = await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: '9999-12-31T00:00:00Z' });
+    expect(farOff.status).toBe(400);
+    expect(farOff.body.error.message).toContain('366 days');
+    expect((await get(`/v1/conversations/${conversationId}`)).body.status).not.toBe('snoozed');
     const until = new Date(Date.now() + 3600_000).toISOString();
     const snoozed = await post(`/v1/conversations/${conversationId}/status`, { status: 'snoozed', snoozedUntil: until });
     expect(snoozed.body).toMatchObject({ status: 'snoozed', snoozedUntil: until });
