@@ -15,7 +15,7 @@ import { ClientError, notFound } from './errors';
 import { storeOutbound } from './engagement';
 import { newId } from './ids';
 import { deliverOutbound, type AgentIdentity } from './outbound';
-import type { Channel, OutboundJob } from './types';
+import { isProviderChannel, type Channel, type OutboundJob } from './types';
 
 /** Concurrent proactive sends across the workspace: well under every provider's rate limit. */
 export const PROACTIVE_LANES = 4;
@@ -55,20 +55,35 @@ async function takeQuota(count: number, now: Date): Promise<void> {
   }
 }
 
-/** Queues one job per distinct known contact; answers how many were queued, and the ids nobody has. */
+/**
+ * Queues one job per distinct known contact that the channel can reach; answers how many were
+ * queued, the ids nobody has, and the contacts the named channel cannot reach.
+ */
 export async function queueProactive(
   request: ProactiveRequest,
   sender: AgentIdentity,
   now = new Date(),
-): Promise<{ batchId: string; queued: number; unknownContactIds?: string[] }> {
+): Promise<{ batchId: string; queued: number; unknownContactIds?: string[]; unreachableContactIds?: string[] }> {
   const requested = [...new Set(request.contactIds)];
   if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
   // An id no contact has (a typo, a stale list, one merged into another) takes no quota and no
   // lane: it is answered back.
-  const known = new Set((await getContacts(requested)).filter((contact) => !contact.mergedInto).map((contact) => contact.id));
-  const contactIds = requested.filter((id) => known.has(id));
+  const contacts = (await getContacts(requested)).filter((contact) => !contact.mergedInto);
+  const known = new Set(contacts.map((contact) => contact.id));
   const unknownContactIds = requested.filter((id) => !known.has(id));
-  if (contactIds.length === 0) throw notFound('contacts (none of the ids is a contact)');
+  // A provider channel reaches a customer on the conversation their handle there opened: one
+  // without such a handle would be queued, then skipped by the job, and nobody told.
+  const channel = request.channel;
+  const reachable =
+    channel && isProviderChannel(channel)
+      ? new Set(contacts.filter((contact) => contact.handles.some((h) => h.channel === channel)).map((contact) => contact.id))
+      : known;
+  const contactIds = requested.filter((id) => reachable.has(id));
+  const unreachableContactIds = requested.filter((id) => known.has(id) && !reachable.has(id));
+  if (contactIds.length === 0) {
+    if (unreachableContactIds.length > 0) throw new ClientError(422, 'not_reachable', `none of the contacts has a ${channel} conversation to write in`);
+    throw notFound('contacts (none of the ids is a contact)');
+  }
   // A retry of a request whose queueing failed halfway reuses its batch (its jobs' deduplication
   // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
   // quota is taken once.
@@ -102,7 +117,12 @@ export async function queueProactive(
   }));
   const sliceSize = Math.ceil(jobs.length / ENQUEUE_CONCURRENCY);
   await Promise.all(Array.from({ length: ENQUEUE_CONCURRENCY }, (_, i) => jobs.slice(i * sliceSize, (i + 1) * sliceSize)).filter((s) => s.length > 0).map((s) => enqueueOutbound(s)));
-  return { batchId, queued: jobs.length, ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}) };
+  return {
+    batchId,
+    queued: jobs.length,
+    ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}),
+    ...(unreachableContactIds.length > 0 ? { unreachableContactIds } : {}),
+  };
 }
 
 /**

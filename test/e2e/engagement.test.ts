@@ -10,6 +10,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
+import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
 
 let stack: LocalStack;
@@ -620,6 +621,29 @@ describe('proactive messages', () => {
     await eventually(async () => (pendingTimers(one.conversationId).includes('emailFallback') ? undefined : true), 10_000);
     await agentReply(one.conversationId, 'About your question: yes');
     await eventually(async () => ((await conversation(one.conversationId)).firstReplyAt ? true : undefined), 10_000);
+  });
+
+  it('answers back the contacts a named provider channel cannot reach, and queues none for them', async () => {
+    const web = await visitor(undefined, 'web only');
+    const webContact = (await conversation(web.conversationId)).contact.id as string;
+    const handle = newHandle('whatsapp');
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Hello from WhatsApp').body)).status).toBe(200);
+    const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+    const text = `Back in stock ${handle}`;
+
+    const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [webContact, whatsappContact], text, channel: 'whatsapp' } });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toMatchObject({ queued: 1, unreachableContactIds: [webContact] });
+    const outbox = async () => (await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp')).body.items as unknown[];
+    await eventually(async () => (await outbox()).some((r) => JSON.stringify(r).includes(text)), 15_000);
+    // Nothing reaches the web visitor, on the web or anywhere.
+    await sleep(300);
+    expect((await history(web.conversationId)).some((m) => m.text === text)).toBe(false);
+
+    // Nobody the channel reaches: refused, and no quota taken.
+    const none = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [webContact], text, channel: 'telegram' } });
+    expect(none.status).toBe(422);
+    expect(none.body.error.code).toBe('not_reachable');
   });
 
   it('is for admins only and refuses bad input with 4xx', async () => {
