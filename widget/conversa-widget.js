@@ -87,6 +87,9 @@
     let socket;
     let websocketUrl;
     let backoff = 1000;
+    // A session call (or its retry) is under way: opening the chat again, or a second click on the
+    // form, must not start another (a second visitor, a second socket counting every reply twice).
+    let starting = false;
     let pinger;
     let typingOff;
     let typingSent = false;
@@ -119,6 +122,9 @@
 
     /** Starts or resumes the session; a token the API no longer knows gives the form again. */
     async function begin(profile) {
+      if (starting) return;
+      starting = true;
+      let retrying = false;
       try {
         const session = await api('POST', '/v1/widget/sessions', token && !profile ? { token } : profile || {});
         token = session.token;
@@ -138,9 +144,15 @@
         showNotice(`Could not start the chat: ${error.message}`);
         // A resumed chat whose API is out of reach tries again, as a dropped socket does.
         if (!profile && token) {
-          setTimeout(() => begin(), backoff);
+          retrying = true;
+          setTimeout(() => {
+            starting = false;
+            begin();
+          }, backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
+      } finally {
+        if (!retrying) starting = false;
       }
     }
 
@@ -348,7 +360,7 @@
         unread = 0;
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
-        if (!socket && prechat.hidden && composer.hidden) {
+        if (!socket && !starting && prechat.hidden && composer.hidden) {
           if (token) begin();
           else prechat.hidden = false;
         }

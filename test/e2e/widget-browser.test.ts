@@ -8,7 +8,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { LocalStack } from '../../local/stack';
 import { widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
@@ -203,3 +203,59 @@ it.skipIf(!runs)('tells a visitor outside business hours when the team is back, 
   expect(await widget(page).getByLabel('Message').isVisible()).toBe(false);
   await context.close();
 });
+
+/** The page's WebSockets, counted by a wrapper installed before the widget runs (browser code, as text). */
+async function countSockets(context: BrowserContext): Promise<void> {
+  await context.addInitScript(`
+    const Native = window.WebSocket;
+    window.conversaSockets = [];
+    window.WebSocket = class extends Native {
+      constructor(url, protocols) {
+        super(url, protocols);
+        window.conversaSockets.push(this);
+      }
+    };
+  `);
+}
+const openSockets = (page: Page): Promise<number> => page.evaluate('window.conversaSockets.filter((s) => s.readyState <= 1).length');
+
+it.skipIf(!runs)('starts one session at a time: a second click on the form, or the chat opened again while the API is down, adds no visitor and no socket', async () => {
+  const context = await browser.newContext();
+  await countSockets(context);
+  const page = await context.newPage();
+  // A slow session call: the visitor clicks "Start chatting" twice.
+  await page.route('**/v1/widget/sessions', async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await route.continue();
+  });
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Dora');
+  await widget(page).getByPlaceholder(/^Email/).fill('dora@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click({ force: true });
+  await expect.poll(() => openSockets(page)).toBe(1);
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  expect(await openSockets(page)).toBe(1);
+  await widget(page).getByLabel('Message').fill('Hello from Dora');
+  await widget(page).getByLabel('Message').press('Enter');
+  const conversationId = (await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from Dora', 15_000, "Dora's message")).conversationId;
+
+  // A returning visitor whose page loads while the API is out of reach opens and closes the chat
+  // twice; once the API is back, one socket, and a reply counts once on the launcher.
+  await page.unroute('**/v1/widget/sessions');
+  let down = true;
+  await page.route('**/v1/widget/sessions', (route) => (down ? route.abort('connectionrefused') : route.continue()));
+  await page.reload();
+  const launcher = widget(page).getByRole('button', { name: /^Chat with us/ });
+  for (let i = 0; i < 4; i++) await launcher.click();
+  down = false;
+  await expect.poll(() => openSockets(page), { timeout: 15_000 }).toBe(1);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  expect(await openSockets(page)).toBe(1);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'Welcome back' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await widget(page).locator('.badge').textContent()).toBe('1');
+  await context.close();
+}, 60_000);
