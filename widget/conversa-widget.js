@@ -125,8 +125,10 @@
       if (starting) return;
       starting = true;
       let retrying = false;
+      // Another tab of the site may have started the chat since this one loaded: the same visitor.
+      token = token || localStorage.getItem(TOKEN_KEY);
       try {
-        const session = await api('POST', '/v1/widget/sessions', token && !profile ? { token } : profile || {});
+        const session = await api('POST', '/v1/widget/sessions', { ...(profile || {}), ...(token ? { token } : {}) });
         token = session.token;
         localStorage.setItem(TOKEN_KEY, token);
         websocketUrl = session.websocketUrl;
@@ -368,6 +370,12 @@
       }
     });
     document.addEventListener('visibilitychange', markRead);
+    // Another tab started the chat while this one shows the form (or nothing yet): joined at once.
+    window.addEventListener('storage', (event) => {
+      if (event.key !== TOKEN_KEY || !event.newValue || token || socket || starting) return;
+      token = event.newValue;
+      begin();
+    });
     const open = () => panel.hidden && launcher.click();
     if (new URLSearchParams(location.search).has('conversation')) open();
     // A visitor who has chatted before hears the team's replies with the chat closed (the badge).

@@ -259,3 +259,31 @@ it.skipIf(!runs)('starts one session at a time: a second click on the form, or t
   expect(await widget(page).locator('.badge').textContent()).toBe('1');
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gives way to that conversation, not a second one", async () => {
+  const context = await browser.newContext();
+  const first = await context.newPage();
+  const second = await context.newPage();
+  await first.goto(siteUrl);
+  await second.goto(siteUrl);
+  // Both tabs open before the visitor ever chatted: the second shows the form too.
+  await widget(second).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(second).getByPlaceholder('Your name').isVisible()).toBe(true);
+
+  await widget(first).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(first).getByPlaceholder('Your name').fill('Tess');
+  await widget(first).getByPlaceholder(/^Email/).fill('tess@example.com');
+  await widget(first).getByRole('button', { name: 'Start chatting' }).click();
+  await widget(first).getByLabel('Message').fill('Hello from the first tab');
+  await widget(first).getByLabel('Message').press('Enter');
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from the first tab', 15_000, "the first tab's message");
+
+  await expect.poll(() => widget(second).getByLabel('Message').isVisible()).toBe(true);
+  expect(await widget(second).getByPlaceholder('Your name').isVisible()).toBe(false);
+  await expect.poll(() => widget(second).locator('.message.inbound').allTextContents()).toEqual([expect.stringContaining('Hello from the first tab')]);
+  await widget(second).getByLabel('Message').fill('And from the second');
+  await widget(second).getByLabel('Message').press('Enter');
+  const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'And from the second', 15_000, "the second tab's message");
+  expect(again.conversationId).toBe(created.conversationId);
+  await context.close();
+});
