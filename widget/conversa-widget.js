@@ -15,6 +15,8 @@
   const PING_MS = 4 * 60_000;
   const TYPING_IDLE_MS = 2_000;
   const MAX_BACKOFF_MS = 30_000;
+  // The longest text a message may have (the API refuses longer ones).
+  const MAX_TEXT = 4096;
 
   const STYLE = `
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
@@ -60,7 +62,7 @@
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
     const hours = el('div', { className: 'hours', hidden: true });
-    const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message' });
+    const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message', maxLength: MAX_TEXT });
     const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
     const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
     const composer = el('form', { className: 'composer', hidden: true }, [attachButton, picker, text, el('button', { type: 'submit', textContent: 'Send' })]);
@@ -293,7 +295,11 @@
         case 'error': {
           showNotice(frame.message || frame.code);
           const pending = frame.clientMessageId && log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
-          if (pending) pending.classList.add('failed');
+          if (pending) {
+            pending.classList.add('failed');
+            const meta = pending.querySelector('.meta:last-child');
+            if (meta) meta.textContent = 'Not sent';
+          }
           break;
         }
       }

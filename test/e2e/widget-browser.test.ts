@@ -287,3 +287,32 @@ it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gi
   expect(again.conversationId).toBe(created.conversationId);
   await context.close();
 });
+
+it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent" of one it refused', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Lena');
+  await widget(page).getByPlaceholder(/^Email/).fill('lena@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+
+  // A long paste stops at the API's 4096 characters, and goes.
+  const message = widget(page).getByLabel('Message');
+  await message.fill(`${'long '.repeat(1200)}end`);
+  expect((await message.inputValue()).length).toBe(4096);
+  await message.press('Enter');
+  const long = await agent.waitFor((f) => f.type === 'message.created' && f.message.text?.startsWith('long long'), 15_000, 'the long message');
+  expect(long.message.text).toBe(`${'long '.repeat(1200)}end`.slice(0, 4096));
+
+  // More than 20 messages in 10 s: the ones refused say so, none stays "Sending…".
+  for (let i = 0; i < 45; i++) {
+    await message.fill(`quick ${i}`);
+    await message.press('Enter');
+  }
+  await expect.poll(() => widget(page).locator('.message.inbound .meta:last-child').allTextContents(), { timeout: 15_000 }).not.toContain('Sending…');
+  const outcomes = await widget(page).locator('.message.inbound .meta:last-child').allTextContents();
+  expect(outcomes).toContain('Not sent');
+  expect(new Set(outcomes)).toEqual(new Set(['Sent', 'Not sent']));
+  await context.close();
+});
