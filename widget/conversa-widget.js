@@ -283,13 +283,15 @@
           if (frame.sender?.type !== 'contact') typing.textContent = frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '';
           break;
         case 'read':
-          // The agent read up to this message: everything the visitor sent before it is seen.
+          // The agent read up to this message: what the visitor sent up to it is seen. Ids grow with
+          // time (ULIDs), so a message written after it is not, whatever the read names (the
+          // agent's own reply, say, read before the visitor's next message reached the console).
           if (frame.by?.type === 'contact') break;
           for (const node of log.querySelectorAll('.message.inbound[data-id]')) {
+            if (node.dataset.id > frame.messageId) continue;
             const meta = node.querySelector('.meta:last-child');
             node.dataset.seen = '1';
             if (meta && node.dataset.status !== 'failed') meta.textContent = 'Seen';
-            if (node.dataset.id === frame.messageId) break;
           }
           break;
         case 'error': {

@@ -316,3 +316,32 @@ it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent"
   expect(new Set(outcomes)).toEqual(new Set(['Sent', 'Not sent']));
   await context.close();
 });
+
+it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after the one read stays "Sent"', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Rhea');
+  await widget(page).getByPlaceholder(/^Email/).fill('rhea@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  const message = widget(page).getByLabel('Message');
+  await message.fill('Where is parcel A?');
+  await message.press('Enter');
+  const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Where is parcel A?', 15_000, 'the first message');
+  const conversationId: string = first.conversationId;
+  const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'On its way.' } });
+  expect(reply.status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('On its way.');
+  await message.fill('And parcel B?');
+  await message.press('Enter');
+  const second = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'And parcel B?', 15_000, 'the second message');
+  await expect.poll(() => widget(page).locator(`.message.inbound[data-id="${second.message.id}"]`).count()).toBe(1);
+
+  // The console marks its own reply read, as it shows it, before the visitor's next message reached it.
+  agent.send({ action: 'markRead', conversationId, messageId: reply.body.message.id });
+  await expect.poll(() => widget(page).locator(`.message.inbound[data-id="${first.message.id}"] .meta`).textContent()).toBe('Seen');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(await widget(page).locator(`.message.inbound[data-id="${second.message.id}"] .meta`).textContent()).toBe('Sent');
+  await context.close();
+});
