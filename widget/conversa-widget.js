@@ -92,6 +92,8 @@
     // A session call (or its retry) is under way: opening the chat again, or a second click on the
     // form, must not start another (a second visitor, a second socket counting every reply twice).
     let starting = false;
+    // The API closed this tab's socket while the tab was out of sight: it waits to be seen again.
+    let parked = false;
     let pinger;
     let typingOff;
     let typingSent = false;
@@ -175,8 +177,16 @@
         while (outbox.length && socket.readyState === WebSocket.OPEN) socket.send(outbox.shift());
       };
       socket.onmessage = (event) => onFrame(JSON.parse(event.data));
-      socket.onclose = () => {
+      socket.onclose = (event) => {
         clearInterval(pinger);
+        // Closed on purpose by the API (1000): a visitor's connections are capped, and a newer tab
+        // or device took this one's place. Out of sight, the tab waits until it is seen again, or
+        // with more tabs open than the cap they would take each other's places for good.
+        if (opened && event.code === 1000 && document.visibilityState === 'hidden') {
+          parked = true;
+          setState('paused');
+          return;
+        }
         setState('reconnecting');
         // A handshake refused may be a token the API no longer takes: the session call says so.
         setTimeout(opened ? connect : () => begin(), backoff);
@@ -377,7 +387,13 @@
         markRead();
       }
     });
-    document.addEventListener('visibilitychange', markRead);
+    document.addEventListener('visibilitychange', () => {
+      if (parked && document.visibilityState === 'visible') {
+        parked = false;
+        connect();
+      }
+      markRead();
+    });
     // Another tab started the chat while this one shows the form (or nothing yet): joined at once.
     window.addEventListener('storage', (event) => {
       if (event.key !== TOKEN_KEY || !event.newValue || token || socket || starting) return;

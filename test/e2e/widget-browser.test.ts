@@ -13,6 +13,7 @@ import type { LocalStack } from '../../local/stack';
 import { widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient } from '../support/clients';
+import { MAX_VISITOR_CONNECTIONS } from '../../src/domain/fanout';
 
 const CHROMIUM = '/usr/bin/chromium';
 // CI installs chromium (.ci/run): there the test must run. Elsewhere it needs the package.
@@ -343,5 +344,38 @@ it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after
   await expect.poll(() => widget(page).locator(`.message.inbound[data-id="${first.message.id}"] .meta`).textContent()).toBe('Seen');
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect(await widget(page).locator(`.message.inbound[data-id="${second.message.id}"] .meta`).textContent()).toBe('Sent');
+  await context.close();
+});
+
+it.skipIf(!runs)("waits, out of sight, when a visitor's newer tabs took its socket's place: with more tabs than the cap, they do not take turns for good", async () => {
+  const context = await browser.newContext();
+  await countSockets(context);
+  // The tab's visibility, as the test sets it (a headless page is always visible).
+  await context.addInitScript(`
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (window.conversaHidden ? 'hidden' : 'visible') });
+  `);
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Ines');
+  await widget(page).getByPlaceholder(/^Email/).fill('ines@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await expect.poll(() => openSockets(page)).toBe(1);
+  const token = await page.evaluate<string>("localStorage.getItem('conversa.visitorToken')");
+
+  // The visitor moves to other tabs (as many as the cap allows): this one, the oldest, is closed.
+  await page.evaluate("window.conversaHidden = true; document.dispatchEvent(new Event('visibilitychange'))");
+  const others: WsClient[] = [];
+  for (let i = 0; i < MAX_VISITOR_CONNECTIONS; i++) others.push(await WsClient.connect(stack.wsUrl, token));
+  await expect.poll(() => openSockets(page)).toBe(0);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  expect(await openSockets(page)).toBe(0);
+  expect(others.every((client) => client.socket.readyState === client.socket.OPEN)).toBe(true);
+
+  // Back to this tab: it connects again (and the oldest of the others gives way).
+  await page.evaluate("window.conversaHidden = false; document.dispatchEvent(new Event('visibilitychange'))");
+  await expect.poll(() => openSockets(page)).toBe(1);
+  await expect.poll(() => others[0]!.socket.readyState).toBe(others[0]!.socket.CLOSED);
+  await Promise.all(others.map((client) => client.close()));
   await context.close();
 });
