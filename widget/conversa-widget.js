@@ -141,7 +141,8 @@
         showNotice('');
         connect();
       } catch (error) {
-        if (error.status === 401) {
+        // 401: a token the API no longer knows; 400 to a resume (it sent the token alone): no token at all.
+        if (error.status === 401 || (error.status === 400 && !profile && token)) {
           token = null;
           localStorage.removeItem(TOKEN_KEY);
           prechat.hidden = false;

@@ -379,3 +379,15 @@ it.skipIf(!runs)("waits, out of sight, when a visitor's newer tabs took its sock
   await Promise.all(others.map((client) => client.close()));
   await context.close();
 });
+
+it.skipIf(!runs)('gives the form to a visitor whose kept token is no token at all, instead of retrying it for good', async () => {
+  const context = await browser.newContext();
+  // Something else on the site wrote the key (or a token from another widget version): 300 characters.
+  await context.addInitScript(`if (!sessionStorage.getItem('seeded')) { localStorage.setItem('conversa.visitorToken', '${'x'.repeat(300)}'); sessionStorage.setItem('seeded', '1'); }`);
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(page).getByPlaceholder('Your name').isVisible()).toBe(true);
+  expect(await page.evaluate("localStorage.getItem('conversa.visitorToken')")).toBeNull();
+  await context.close();
+});
