@@ -163,9 +163,9 @@ function breakdown<K extends string>(rows: ReportRow[], keyOf: (r: ReportRow) =>
     if (group) group.push(r);
     else groups.set(key, [r]);
   }
-  const out: Partial<Record<K, Kpis>> = {};
-  for (const key of [...groups.keys()].sort()) out[key] = kpisOf(groups.get(key)!);
-  return out;
+  // Defined as entries, not assigned: an agent id such as "__proto__" (a valid id) would set the
+  // object's prototype instead of a field, and its row would be missing from the answer.
+  return Object.fromEntries([...groups.keys()].sort().map((key) => [key, kpisOf(groups.get(key)!)])) as Partial<Record<K, Kpis>>;
 }
 
 /** Pure: the report of the rows loaded for a period, every figure as it stands at `now`. */

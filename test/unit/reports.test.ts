@@ -113,6 +113,16 @@ describe('summarizeRows', () => {
     expect(report.byChannel.web!.conversations).toBe(4);
     expect(report.byChannel.whatsapp!.conversations).toBe(1);
   });
+
+  it('has a row for every agent id the API accepts, "__proto__" and "constructor" too', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const rows = [row({ assigneeId: '__proto__' }), row({ assigneeId: 'constructor' }), row({ assigneeId: 'ana' })];
+
+    const report = JSON.parse(JSON.stringify(summarizeRows(rows, sla, at(100)))) as ReturnType<typeof summarizeRows>;
+
+    expect(Object.keys(report.byAgent)).toEqual(['__proto__', 'ana', 'constructor']);
+    expect(Object.values(report.byAgent).map((k) => k.conversations)).toEqual([1, 1, 1]);
+  });
 });
 
 describe('daysBetween', () => {
