@@ -493,12 +493,22 @@ export function ratedBy(context: Pick<InboundHookContext, 'conversation' | 'mess
   return context.conversation.csat?.at === context.message.createdAt;
 }
 
+/**
+ * How long after a rating another one is taken as a change of mind (a second tap, a correction).
+ * Later, a message that reads as a rating ("1. My refund never came") is a customer back with
+ * something: it reopens, as it did before the question stayed open to ratings.
+ */
+export const CSAT_RERATE_WINDOW_MS = 10 * 60_000;
+
 function ratingIn(conversation: ConversationRecord, message: Pick<Message, 'text' | 'createdAt'>): { score: number; comment?: string } | undefined {
   const askedAt = conversation.engagement?.csatAskedAt;
   if (!askedAt) return undefined;
   // An ask of an earlier report episode is never answered in a later one (src/domain/episodes.ts).
   const inTime = Date.parse(message.createdAt) - Date.parse(askedAt) <= CSAT_ANSWER_WINDOW_MS && !(conversation.reportStartedAt && conversation.reportStartedAt > askedAt);
-  return inTime ? parseCsatAnswer(message.text) : undefined;
+  // Rated already for this question: only right after that rating is another one a change of mind.
+  const ratedAt = conversation.csat?.at && conversation.csat.at >= askedAt ? conversation.csat.at : undefined;
+  const rerateInTime = !ratedAt || Date.parse(message.createdAt) - Date.parse(ratedAt) <= CSAT_RERATE_WINDOW_MS;
+  return inTime && rerateInTime ? parseCsatAnswer(message.text) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

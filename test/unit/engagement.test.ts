@@ -18,7 +18,7 @@ import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryC
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
-import { autoresponseText, engageOnVisitorRead, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
+import { autoresponseText, csatRatingFor, CSAT_RERATE_WINDOW_MS, engageOnVisitorRead, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, MAX_RECIPIENTS, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
@@ -257,6 +257,28 @@ describe('CSAT answers', () => {
 
   it.each(['10', '0', '6', 'great', '4.5', 'I have another question', '3 items are missing from my order', '2nd order broken', '5 great service', '2:30 works for me?', '1-800-555-0100 called me', '⭐⭐⭐⭐⭐⭐', '⭐️⭐️⭐️⭐️⭐️⭐️', '6️⃣', '4️⃣ items are missing'])('does not read %j as a rating', (text) => {
     expect(parseCsatAnswer(text)).toBeUndefined();
+  });
+});
+
+describe('a rating sent again', () => {
+  const askedAt = '2026-11-02T09:00:00.000Z';
+  const later = (ms: number) => new Date(Date.parse(askedAt) + ms).toISOString();
+  const rated = (at: string) =>
+    ({ id: 'c1', status: 'resolved', resolvedAt: askedAt, engagement: { csatAskedAt: askedAt, csatResolvedAt: askedAt }, csat: { score: 5, at } }) as unknown as ConversationRecord;
+
+  it('is the newest rating right after the first (a second tap, a change of mind)', () => {
+    const first = later(60_000);
+    expect(csatRatingFor(rated(first), { text: '4', createdAt: later(90_000) })).toEqual({ score: 4 });
+    expect(csatRatingFor(rated(first), { text: '2 - actually slow', createdAt: later(60_000 + CSAT_RERATE_WINDOW_MS) })).toEqual({ score: 2, comment: 'actually slow' });
+  });
+
+  it('is a customer back with something once the rating is a while old: "1. My refund never came" a day later reopens', () => {
+    const first = later(60_000);
+    expect(csatRatingFor(rated(first), { text: '1. My refund never came', createdAt: later(86_400_000) })).toBeUndefined();
+    expect(csatRatingFor(rated(first), { text: '3', createdAt: later(60_000 + CSAT_RERATE_WINDOW_MS + 1000) })).toBeUndefined();
+    // Not rated yet: the question waits for its first answer as long as before.
+    const asked = { ...rated(first), csat: undefined } as ConversationRecord;
+    expect(csatRatingFor(asked, { text: '1. My refund never came', createdAt: later(86_400_000) })).toEqual({ score: 1, comment: 'My refund never came' });
   });
 });
 
