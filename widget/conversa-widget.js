@@ -97,7 +97,6 @@
     let pinger;
     let typingOff;
     let typingSent = false;
-    const outbox = [];
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     const showNotice = (s) => (notice.textContent = s || '');
@@ -175,7 +174,12 @@
         pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
         // What arrived while the socket was down comes with the history.
         await loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
-        while (outbox.length && socket.readyState === WebSocket.OPEN) socket.send(outbox.shift());
+        // Then what the visitor sent that is not known stored (no ack, not in the history): written
+        // while the socket was down, or sent on one that died before the API had it. The same
+        // clientMessageId again: one the API stored meanwhile is acknowledged as itself, never twice.
+        for (const node of log.querySelectorAll('.message.pending:not(.failed):not([data-id])')) {
+          if (socket.readyState === WebSocket.OPEN && node.dataset.frame) socket.send(node.dataset.frame);
+        }
       };
       socket.onmessage = (event) => onFrame(JSON.parse(event.data));
       socket.onclose = (event) => {
@@ -195,10 +199,9 @@
       };
     }
 
+    /** Sends a frame if the socket is open; a message's frame is kept on its bubble (post) until it is known stored. */
     function send(frame) {
-      const data = JSON.stringify(frame);
-      if (socket && socket.readyState === WebSocket.OPEN) socket.send(data);
-      else if (frame.action === 'sendMessage') outbox.push(data);
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
     }
 
     async function loadHistory() {
@@ -336,7 +339,9 @@
       log.append(node);
       log.scrollTop = log.scrollHeight;
       showNotice('');
-      send({ action: 'sendMessage', text: value, clientMessageId, ...(attachments ? { attachments } : {}) });
+      const frame = { action: 'sendMessage', text: value, clientMessageId, ...(attachments ? { attachments } : {}) };
+      node.dataset.frame = JSON.stringify(frame);
+      send(frame);
     }
 
     function setTyping(on) {

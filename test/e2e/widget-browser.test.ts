@@ -391,3 +391,40 @@ it.skipIf(!runs)('gives the form to a visitor whose kept token is no token at al
   expect(await page.evaluate("localStorage.getItem('conversa.visitorToken')")).toBeNull();
   await context.close();
 });
+
+it.skipIf(!runs)('sends again, once reconnected, a message whose socket died under it before the API had it', async () => {
+  const context = await browser.newContext();
+  // A connection that dies as the frame goes out (a phone changing networks): the frame is lost.
+  await context.addInitScript(`
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      if (window.conversaLoseNext && String(data).includes('"sendMessage"')) {
+        window.conversaLoseNext = false;
+        this.close(4000);
+        return;
+      }
+      return send.call(this, data);
+    };
+  `);
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill('Mona');
+  await widget(page).getByPlaceholder(/^Email/).fill('mona@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  const message = widget(page).getByLabel('Message');
+  await message.fill('First, before the tunnel');
+  await message.press('Enter');
+  const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'First, before the tunnel', 15_000, 'the first message');
+
+  await page.evaluate('window.conversaLoseNext = true');
+  await message.fill('Lost in the tunnel?');
+  await message.press('Enter');
+  const second = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Lost in the tunnel?', 15_000, 'the message sent again');
+  expect(second.conversationId).toBe(first.conversationId);
+  await expect.poll(() => widget(page).locator('.message.inbound .meta:last-child').allTextContents()).toEqual(['Sent', 'Sent']);
+  // Once: the reconnection's history and the ack make one bubble of it.
+  const texts = (await http(stack.httpUrl, 'GET', `/v1/conversations/${first.conversationId}/messages`, { token: jwt })).body.items.map((m: { text: string }) => m.text);
+  expect(texts.filter((t: string) => t === 'Lost in the tunnel?')).toHaveLength(1);
+  await context.close();
+});
