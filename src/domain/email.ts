@@ -105,7 +105,8 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
     ...email.unseen.map(line),
     '',
     // Every line of an earlier message is quoted, its file line and the lines of a longer text too.
-    ...(email.context.length > 0 ? ['Earlier in the conversation:', ...email.context.map((m) => line(m).replace(/^/gm, '> ')), ''] : []),
+    // (A line break written \r\n is one break: `^` would also quote after its \r, leaving a bare CR.)
+    ...(email.context.length > 0 ? ['Earlier in the conversation:', ...email.context.map((m) => line(m).replace(/\r\n?/g, '\n').replace(/^/gm, '> ')), ''] : []),
     link ? `Reply to this email or continue the conversation here: ${link}` : 'Reply to this email to continue the conversation.',
   ].join('\n');
   const block = (m: Message) => `<p><strong>${escapeHtml(who(m))}:</strong> ${escapeHtml(shown(m)).replace(/\n/g, '<br>')}</p>`;

@@ -72,6 +72,14 @@ describe('fallback email', () => {
 
     expect(email.text).toContain('> You: My screenshot\n> [a file: shot.png]\n> You: Line one\n> Line two\n');
   });
+
+  it('quotes a context line broken as \\r\\n once, leaving no bare CR', () => {
+    const crlf = { ...reply('Line one\r\nLine two', []), direction: 'inbound' as const };
+    const email = renderReplyEmail({ to: 'vera@example.com', conversation: { id: CONVERSATION }, unseen: [reply('Got it', [])], context: [crlf] });
+
+    expect(email.text).toContain('> You: Line one\n> Line two\n');
+    expect(email.text).not.toMatch(/\r(?!\n)/);
+  });
 });
 
 describe('MIME text', () => {
