@@ -94,6 +94,18 @@ async function vouchingOnResume(
   return { vouched: merged.email ? 'email' : 'phone', ...(visitor.unverified ? { unverified: false } : {}) };
 }
 
+/**
+ * Whether a resumed session's hash comes with an email (else phone) other than the visitor's own:
+ * the website now vouches for another person than the one the kept token belongs to.
+ */
+async function vouchesForSomeoneElse(visitor: VisitorRecord, input: SessionInput): Promise<boolean> {
+  if (!input.identityHash) return false;
+  const claimed = profileOf(input);
+  const [theirs, own] = claimed.email ? [claimed.email, visitor.email] : [claimed.phone, visitor.phone];
+  if (!theirs || !own || theirs === own) return false;
+  return (await getSettings()).widget.identityVerification;
+}
+
 /** What the pre-chat form says about the visitor, normalized; unusable values are left out. */
 function profileOf(input: SessionInput): Pick<VisitorRecord, 'name' | 'email' | 'phone'> {
   const email = normalizeEmail(input.email);
@@ -111,6 +123,9 @@ export async function startSession(input: SessionInput): Promise<Session | undef
   if (input.token) {
     const visitor = await verifyVisitorToken(input.token);
     if (!visitor) return undefined;
+    // Someone else signed in on this browser (a shared computer): theirs is a session of its own,
+    // never the history the kept token reaches.
+    if (await vouchesForSomeoneElse(visitor, input)) return startSession({ ...input, token: undefined });
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
     const fill: Partial<VisitorRecord> = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
     Object.assign(fill, await vouchingOnResume(visitor, fill, input));

@@ -174,6 +174,39 @@ describe('one customer across channels', () => {
     }
   });
 
+  it('with identity verification on, gives someone else signing in on the same browser a session of their own, not the kept one', async () => {
+    expect((await verification(true)).status).toBe(200);
+    try {
+      const sign = (identifier: string) => identityHashOf(identifier, 'dev-widget-identity-secret');
+      const first = `ana-${crypto.randomUUID()}@example.com`;
+      const ana = await visitorSession(stack.httpUrl, { email: first, identityHash: sign(first) });
+      const ws = await WsClient.connect(stack.wsUrl, ana.token);
+      sockets.push(ws);
+      const clientMessageId = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text: 'my private order details', clientMessageId });
+      await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+
+      // Ben signs in on the shared computer; the widget still keeps Ana's token.
+      const second = `ben-${crypto.randomUUID()}@example.com`;
+      const forged = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: ana.token, email: second, identityHash: sign(`not-${second}`) } });
+      expect(forged.status).toBe(401);
+      const ben = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: ana.token, email: second, identityHash: sign(second) } });
+      expect(ben.status).toBe(201);
+      expect(ben.body.visitorId).not.toBe(ana.visitorId);
+      expect(ben.body.token).not.toBe(ana.token);
+      expect(ben.body.conversationId).toBeNull();
+      const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: ben.body.token });
+      expect(history.body.items).toEqual([]);
+
+      // Ana's own session is as it was.
+      const back = await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { token: ana.token, email: first, identityHash: sign(first) } });
+      expect(back.body).toMatchObject({ visitorId: ana.visitorId, token: ana.token });
+      expect((await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: ana.token })).body.items.map((m: { text: string }) => m.text)).toContain('my private order details');
+    } finally {
+      expect((await verification(false)).status).toBe(200);
+    }
+  });
+
   it('with identity verification on, links no address the website did not vouch for that reached the visitor later (one the chat captured)', async () => {
     expect((await verification(true)).status).toBe(200);
     try {
