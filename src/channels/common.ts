@@ -16,15 +16,24 @@ export const PROVIDER_TIMEOUT_MS = 10_000;
  */
 export const MIN_TRANSFER_BYTES_PER_SECOND = 1_000_000;
 
+/** What a transfer started at (or past) its deadline still gets: cut short, it is retried. */
+const MIN_TRANSFER_MS = 1_000;
+
 /**
  * How long moving a file of `bytes` may take: the provider timeout and the time the file needs at
  * MIN_TRANSFER_BYTES_PER_SECOND, but not past `deadlineMs` (when the invocation must have recorded
- * the send), and never less than the provider timeout that every call has.
+ * the send, some seconds before it is stopped): a transfer cut at the deadline is retried, one
+ * still running when the function is stopped may have gone through, and be sent again.
  */
 export function transferTimeoutMs(bytes: number, deadlineMs?: number, now = Date.now()): number {
   const sized = PROVIDER_TIMEOUT_MS + Math.ceil((Math.max(0, bytes) / MIN_TRANSFER_BYTES_PER_SECOND) * 1000);
-  const left = deadlineMs === undefined ? sized : deadlineMs - now;
-  return Math.max(PROVIDER_TIMEOUT_MS, Math.min(sized, left));
+  if (deadlineMs === undefined) return sized;
+  return Math.min(sized, Math.max(MIN_TRANSFER_MS, deadlineMs - now));
+}
+
+/** Halfway from now to `deadlineMs`: a download that an upload of the same file follows stops there. */
+export function halfwayTo(deadlineMs: number | undefined, now = Date.now()): number | undefined {
+  return deadlineMs === undefined ? undefined : now + Math.max(0, deadlineMs - now) / 2;
 }
 
 /** File sizes as providers document them: decimal units. */

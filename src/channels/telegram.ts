@@ -26,6 +26,7 @@ import {
   mediaAccess,
   refuseLarge,
   transferTimeoutMs,
+  halfwayTo,
   MB,
 } from './common';
 import { BadWebhookError, type ChannelAdapter, type HttpReply, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
@@ -283,8 +284,9 @@ function lastSegment(url: string): string | undefined {
 
 /**
  * sendDocument as multipart/form-data with the file itself: fetched when the part is sent, within
- * the document limit. Both transfers are given time for the file's size (transferTimeoutMs), up to
- * the send's deadline. The upload carries its name, which Telegram shows.
+ * the document limit. Both transfers are given time for the file's size (transferTimeoutMs), the
+ * download up to halfway to the send's deadline, the upload up to it. The upload carries its name,
+ * which Telegram shows.
  */
 function uploadCall(url: string, fields: Record<string, unknown>, attachment: Attachment, context: SendContext): ProviderCall {
   return {
@@ -294,7 +296,8 @@ function uploadCall(url: string, fields: Record<string, unknown>, attachment: At
     body: async () => {
       // Our stored files know their size; one that does not may be as large as a document may be.
       const expected = typeof attachment.size === 'number' && attachment.size > 0 ? Math.min(attachment.size, DOCUMENT_MAX_BYTES) : DOCUMENT_MAX_BYTES;
-      const fetchContext = { ...context, maxMediaBytes: DOCUMENT_MAX_BYTES, timeoutMs: transferTimeoutMs(expected, context.deadlineMs) };
+      // The download leaves the upload as much time: both move the same bytes.
+      const fetchContext = { ...context, maxMediaBytes: DOCUMENT_MAX_BYTES, timeoutMs: transferTimeoutMs(expected, halfwayTo(context.deadlineMs)) };
       const file = await downloadMedia(attachment.url, {}, fetchContext, attachment.mimeType);
       // The file's store not answering is worth a retry (the URL is signed again); a file gone or too large stays so.
       if (!file.ok) return { ok: false, retryable: file.status === 502, error: `Could not fetch the file to upload: ${file.error}` };
