@@ -28,12 +28,13 @@ const MIN_TRANSFER_MS = 1_000;
 export function transferTimeoutMs(bytes: number, deadlineMs?: number, now = Date.now()): number {
   const sized = PROVIDER_TIMEOUT_MS + Math.ceil((Math.max(0, bytes) / MIN_TRANSFER_BYTES_PER_SECOND) * 1000);
   if (deadlineMs === undefined) return sized;
-  return Math.min(sized, Math.max(MIN_TRANSFER_MS, deadlineMs - now));
+  // Whole milliseconds: AbortSignal.timeout throws on a fraction.
+  return Math.floor(Math.min(sized, Math.max(MIN_TRANSFER_MS, deadlineMs - now)));
 }
 
 /** Halfway from now to `deadlineMs`: a download that an upload of the same file follows stops there. */
 export function halfwayTo(deadlineMs: number | undefined, now = Date.now()): number | undefined {
-  return deadlineMs === undefined ? undefined : now + Math.max(0, deadlineMs - now) / 2;
+  return deadlineMs === undefined ? undefined : now + Math.floor(Math.max(0, deadlineMs - now) / 2);
 }
 
 /** File sizes as providers document them: decimal units. */

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { telegramAdapter as adapter } from '../../src/channels/telegram';
+import { halfwayTo, transferTimeoutMs } from '../../src/channels/common';
 import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
 import { fixture, signedRequest } from '../fixtures/sign';
 import { DAY, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
@@ -334,7 +335,8 @@ describe('telegram send: documents Telegram cannot fetch by URL', () => {
       const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes: file } }, ok(99));
       const attachment = { type: 'file', url: presigned, mimeType: DOCX, name: 'plans.docx', size: file.length };
       const soon = { ...sendContext('telegram', fetch), deadlineMs: Date.now() + 18_000 };
-      expect(await adapter.send({ ...base, attachments: [attachment] }, soon)).toMatchObject({ ok: true });
+      const sent = await adapter.send({ ...base, attachments: [attachment] }, soon);
+      expect(sent, JSON.stringify(sent)).toMatchObject({ ok: true });
       expect(timeouts()).toEqual([expect.closeTo(9_000, -3), expect.closeTo(18_000, -3)]);
       expect(Math.max(...timeouts())).toBeLessThanOrEqual(18_000);
 
@@ -343,6 +345,12 @@ describe('telegram send: documents Telegram cannot fetch by URL', () => {
       const late = { ...sendContext('telegram', fetch), deadlineMs: Date.now() + 500 };
       await adapter.send({ ...base, attachments: [attachment] }, late);
       expect(timeouts()).toEqual([1_000, 1_000]);
+    });
+
+    it('gives AbortSignal.timeout whole milliseconds, whatever the deadline (a fraction throws)', () => {
+      expect(transferTimeoutMs(20_000_000, 1_000_017.5, 1_000_000)).toBe(1_000);
+      expect(transferTimeoutMs(20_000_000, 1_009_999.5, 1_000_000)).toBe(9_999);
+      expect(halfwayTo(1_017_999, 1_000_000)).toBe(1_008_999);
     });
 
     it('a file whose size is not known is given the time of the largest document', async () => {
