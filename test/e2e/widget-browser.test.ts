@@ -52,6 +52,18 @@ afterAll(async () => {
 
 const widget = (page: Page) => page.locator('.conversa-widget');
 
+/** A new browser (its own storage) on the shop's page, the chat started through the pre-chat form. */
+async function startChat(name: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill(name);
+  await widget(page).getByPlaceholder(/^Email/).fill(`${name.toLowerCase()}@example.com`);
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  return { context, page };
+}
+
 /** A real PNG of `width` × `height` grey pixels, for the browser to decode. */
 function png(width: number, height: number): Buffer {
   const chunk = (type: string, data: Buffer) => {
@@ -290,13 +302,7 @@ it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gi
 });
 
 it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent" of one it refused', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(siteUrl);
-  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-  await widget(page).getByPlaceholder('Your name').fill('Lena');
-  await widget(page).getByPlaceholder(/^Email/).fill('lena@example.com');
-  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  const { context, page } = await startChat('Lena');
 
   // A long paste stops at the API's 4096 characters, and goes.
   const message = widget(page).getByLabel('Message');
@@ -319,13 +325,7 @@ it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent"
 });
 
 it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after the one read stays "Sent"', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(siteUrl);
-  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-  await widget(page).getByPlaceholder('Your name').fill('Rhea');
-  await widget(page).getByPlaceholder(/^Email/).fill('rhea@example.com');
-  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  const { context, page } = await startChat('Rhea');
   const message = widget(page).getByLabel('Message');
   await message.fill('Where is parcel A?');
   await message.press('Enter');
