@@ -52,15 +52,20 @@ afterAll(async () => {
 
 const widget = (page: Page) => page.locator('.conversa-widget');
 
+/** Opens the chat on a page of the shop and starts it through the pre-chat form. */
+async function fillPreChat(page: Page, name: string): Promise<void> {
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(page).getByPlaceholder('Your name').fill(name);
+  await widget(page).getByPlaceholder(/^Email/).fill(`${name.toLowerCase()}@example.com`);
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+}
+
 /** A new browser (its own storage) on the shop's page, the chat started through the pre-chat form. */
 async function startChat(name: string): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(siteUrl);
-  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-  await widget(page).getByPlaceholder('Your name').fill(name);
-  await widget(page).getByPlaceholder(/^Email/).fill(`${name.toLowerCase()}@example.com`);
-  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await fillPreChat(page, name);
   return { context, page };
 }
 
@@ -100,10 +105,7 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   await page.goto(siteUrl);
 
   // The pre-chat form, then the visitor's first message.
-  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-  await widget(page).getByPlaceholder('Your name').fill('Bea');
-  await widget(page).getByPlaceholder(/^Email/).fill('bea@example.com');
-  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await fillPreChat(page, 'Bea');
   await widget(page).getByLabel('Message').fill('Is my order on its way?');
   await widget(page).getByLabel('Message').press('Enter');
 
@@ -283,10 +285,7 @@ it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gi
   await widget(second).getByRole('button', { name: 'Chat with us' }).click();
   await expect.poll(() => widget(second).getByPlaceholder('Your name').isVisible()).toBe(true);
 
-  await widget(first).getByRole('button', { name: 'Chat with us' }).click();
-  await widget(first).getByPlaceholder('Your name').fill('Tess');
-  await widget(first).getByPlaceholder(/^Email/).fill('tess@example.com');
-  await widget(first).getByRole('button', { name: 'Start chatting' }).click();
+  await fillPreChat(first, 'Tess');
   await widget(first).getByLabel('Message').fill('Hello from the first tab');
   await widget(first).getByLabel('Message').press('Enter');
   const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from the first tab', 15_000, "the first tab's message");
