@@ -3,8 +3,9 @@
  * writes again long after a resolution brings a new issue, which the figures must count as a
  * new conversation in the period it started: a ticket solved in Zendesk takes replies as a
  * reopen until it closes (4 days by default), and a later reply opens a follow-up ticket.
- * Within REOPEN_WINDOW_MS the same episode is reopened (not resolved on first contact); after
- * it the closed episode keeps its figures in an item of its own in the reports index, and the
+ * Within REOPEN_WINDOW_MS the same episode is reopened (not resolved on first contact), unless
+ * the customer answers a proactive message sent since the resolution; otherwise the closed
+ * episode keeps its figures in an item of its own in the reports index, and the
  * conversation's first reply and reopen count start again (it still shows its newest rating,
  * dated, which the reports leave to the episode it was given in).
  */
@@ -16,8 +17,12 @@ export const REOPEN_WINDOW_MS = 4 * 86_400_000;
 export const episodeStart = (c: Pick<ConversationRecord, 'reportStartedAt' | 'createdAt'>): string => c.reportStartedAt ?? c.createdAt;
 
 /** The customer's message at `at` on this conversation starts a new episode. */
-export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolvedAt'>, at: string): boolean {
-  return c.status === 'resolved' && c.resolvedAt !== undefined && Date.parse(at) - Date.parse(c.resolvedAt) > REOPEN_WINDOW_MS;
+export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolvedAt' | 'lastUnpromptedAt'>, at: string): boolean {
+  if (c.status !== 'resolved' || c.resolvedAt === undefined) return false;
+  // An answer to a proactive message (a campaign) sent since the resolution is a contact the team
+  // started, as Chatwoot opens a new conversation per campaign message: not the old issue back.
+  if (c.lastUnpromptedAt !== undefined && c.lastUnpromptedAt >= c.resolvedAt) return true;
+  return Date.parse(at) - Date.parse(c.resolvedAt) > REOPEN_WINDOW_MS;
 }
 
 /** The fields that start an episode at `at` on the conversation `c`'s own item. */

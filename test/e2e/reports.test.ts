@@ -141,3 +141,25 @@ it('reopens the same conversation for a customer back within days (not resolved 
   expect(await report(then - MINUTE, then + MINUTE)).toMatchObject({ conversations: 1, resolved: 0, firstContactResolutionRate: 0, firstReplySeconds: { count: 0 } });
   expect(await report(back, Date.now() + 1000)).toMatchObject({ conversations: 0 });
 });
+
+it('counts a customer’s answer to a campaign sent after the resolution as a new conversation, not a reopening', async () => {
+  // Prepare: resolved on first contact two days ago; today the team sends a campaign
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'Is the blue one in stock?');
+  await agentWrites(id, 'Yes, it is');
+  await resolve(id);
+  const then = await happenedDaysAgo(id, 2, { firstReply: 5, resolved: 30 });
+  const contactId = (await getConversation(id, true))!.contact.id;
+  const sent = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: jwt, body: { contactId, text: 'Our summer sale starts today', channel: 'whatsapp' } });
+  expect(sent.status).toBe(202);
+  await eventually(async () => ((await getConversation(id, true))?.lastUnpromptedAt ? true : undefined));
+  const now = Date.now();
+
+  // Act: the customer answers the campaign
+  expect(await customerWrites(handle, 'Does the sale include shoes?')).toBe(id);
+
+  // Assess: that conversation stays resolved on first contact; today's answer is a new one,
+  // waiting for its first reply (the campaign is none)
+  expect(await report(then - MINUTE, then + 60 * MINUTE)).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, resolutionSeconds: { avg: 1800 } });
+  expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
+});
