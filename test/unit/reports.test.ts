@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { computeKpis, daysBetween, summarizeRows, type ReportRow } from '../../src/domain/reports';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { computeKpis, DAY_QUERY_CONCURRENCY, daysBetween, loadReportRows, summarizeRows, type ReportRow } from '../../src/domain/reports';
 
 const at = (minutes: number) => new Date(Date.UTC(2026, 10, 2, 9, 0) + minutes * 60_000).toISOString();
 const row = (over: Partial<ReportRow>): ReportRow => ({ id: crypto.randomUUID(), channel: 'web', status: 'open', createdAt: at(0), ...over });
@@ -130,5 +132,43 @@ describe('daysBetween', () => {
     expect(daysBetween(new Date('2026-11-01T23:00:00Z'), new Date('2026-11-03T01:00:00Z'))).toEqual(['2026-11-01', '2026-11-02', '2026-11-03']);
     expect(() => daysBetween(new Date('2026-11-03T00:00:00Z'), new Date('2026-11-01T00:00:00Z'))).toThrow(/from must not be after to/);
     expect(() => daysBetween(new Date('2026-01-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'))).toThrow(/at most/);
+  });
+});
+
+describe('loadReportRows', () => {
+  const ddb = mockClient(DynamoDBDocumentClient);
+  beforeEach(() => {
+    vi.stubEnv('TABLE_NAME', 'conversa-unit');
+    ddb.reset();
+  });
+  afterEach(() => vi.unstubAllEnvs());
+
+  it('reads a 92-day range with one Query per day, a few at a time, each conversation once from its episode start', async () => {
+    // Prepare: every day's partition holds one conversation, answered after a varying while
+    const partitions: string[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    ddb.on(QueryCommand).callsFake(async (input: { IndexName: string; ExpressionAttributeValues: Record<string, string> }) => {
+      const pk = input.ExpressionAttributeValues[':pk']!;
+      partitions.push(pk);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 1 + ((partitions.length * 7) % 5)));
+      inFlight--;
+      const day = pk.slice('CREATED#'.length);
+      return { Items: [{ id: day, channel: 'web', status: 'open', createdAt: '2020-01-01T00:00:00.000Z', gsi3sk: `${day}T12:00:00.000Z#${day}` }] };
+    });
+
+    // Act
+    const rows = await loadReportRows(new Date('2026-08-01T00:00:00Z'), new Date('2026-10-31T23:59:59Z'));
+
+    // Assess
+    expect(ddb.commandCalls(QueryCommand).every((c) => c.args[0].input.IndexName === 'gsi3')).toBe(true);
+    expect(new Set(partitions).size).toBe(92);
+    expect(partitions).toHaveLength(92);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(maxInFlight).toBeLessThanOrEqual(DAY_QUERY_CONCURRENCY);
+    expect(rows.map((r) => r.id)).toEqual(daysBetween(new Date('2026-08-01T00:00:00Z'), new Date('2026-10-31T23:59:59Z')));
+    expect(rows[0]!.createdAt).toBe('2026-08-01T12:00:00.000Z');
   });
 });
