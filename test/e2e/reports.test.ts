@@ -163,3 +163,49 @@ it('counts a customer’s answer to a campaign sent after the resolution as a ne
   expect(await report(then - MINUTE, then + 60 * MINUTE)).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, resolutionSeconds: { avg: 1800 } });
   expect(await report(now, Date.now() + 1000)).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
 });
+
+it('answers a bad report query with a 400 that says what is wrong, never a 5xx or the default week', async () => {
+  const get = (query: string) => http(stack.httpUrl, 'GET', `/v1/reports/summary?${query}`, { token: jwt });
+  const bad: [string, string, RegExp][] = [
+    // A misspelt parameter would otherwise answer for the last 7 days, as if it were asked for.
+    ['since=2026-11-01T00:00:00Z', 'invalid_request', /since/],
+    ['from=2026-11-01T00:00:00Z&timezone=Europe/Paris', 'invalid_request', /timezone/],
+    ['from=yesterday', 'invalid_request', /from/],
+    ['from=2026-02-30T00:00:00Z', 'invalid_request', /from/],
+    ['to=2026-11-02', 'invalid_request', /to/],
+    ['channel=fax', 'invalid_request', /channel/],
+    ['from=2026-11-03T00:00:00Z&to=2026-11-01T00:00:00Z', 'invalid_range', /after/],
+    ['from=2026-01-01T00:00:00Z&to=2026-06-01T00:00:00Z', 'invalid_range', /92 days/],
+  ];
+  for (const [query, code, message] of bad) {
+    const res = await get(query);
+    expect({ query, status: res.status, code: res.body.error?.code }).toEqual({ query, status: 400, code });
+    expect(res.body.error.message).toMatch(message);
+  }
+
+  // An offset's "+" typed unencoded arrives as a space: it still means +02:00.
+  const plus = await get('from=2026-11-02T09:00:00+02:00&to=2026-11-02T10:00:00+02:00');
+  expect(plus.status).toBe(200);
+  expect(plus.body).toMatchObject({ from: '2026-11-02T07:00:00.000Z', to: '2026-11-02T08:00:00.000Z', conversations: 0 });
+  // An empty range: nothing to measure, null rather than a made-up figure.
+  const empty = await get('from=2026-11-02T09:00:00Z&to=2026-11-02T09:00:00Z');
+  expect(empty.body).toMatchObject({ conversations: 0, resolutionRate: null, firstContactResolutionRate: null, byChannel: {}, byAgent: {} });
+});
+
+it('counts a conversation in the range its start falls in, whatever the time zone the range is written in', async () => {
+  // Prepare: a conversation started 30 s after a UTC midnight three days ago (09:00:30 in Tokyo)
+  const id = await customerWrites(newHandle('whatsapp'), 'Where is my parcel?');
+  const midnight = Math.floor((Date.now() - 3 * DAY) / DAY) * DAY;
+  const start = midnight + 30_000;
+  await updateConversation(id, (c) => ({ ...c, createdAt: iso(start) }));
+  const tokyo = (ms: number) => encodeURIComponent(new Date(ms + 9 * 3_600_000).toISOString().replace('Z', '+09:00'));
+  const count = async (from: number, to: number) =>
+    (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${tokyo(from)}&to=${tokyo(to)}&channel=whatsapp`, { token: jwt })).body.conversations;
+
+  // Assess: a range across the UTC day boundary finds it; the start itself is in the range on both ends
+  expect(await count(midnight - MINUTE, midnight + MINUTE)).toBe(1);
+  expect(await count(start, start + MINUTE)).toBe(1);
+  expect(await count(start - MINUTE, start)).toBe(1);
+  expect(await count(midnight - MINUTE, start - 1)).toBe(0);
+  expect(await count(start + 1, start + MINUTE)).toBe(0);
+});
