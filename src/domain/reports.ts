@@ -71,8 +71,19 @@ function attainment(rows: ReportRow[], targetSeconds: number, doneAt: (r: Report
   return ratio(met, judged);
 }
 
+/**
+ * A reply written before its episode started answered nothing in it: a follow-up on the resolved
+ * conversation, applied just after the customer's new message had started the episode.
+ */
+function replyInEpisode(r: ReportRow): ReportRow {
+  if (!r.firstReplyAt || r.firstReplyAt >= r.createdAt) return r;
+  const { firstReplyAt: _before, ...row } = r;
+  return row;
+}
+
 /** Pure: the KPIs of a set of conversations against SLA targets, as they stand at `now`. */
-export function computeKpis(rows: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }, now = new Date().toISOString()): Kpis {
+export function computeKpis(all: ReportRow[], sla: { firstReplySeconds: number; resolutionSeconds: number }, now = new Date().toISOString()): Kpis {
+  const rows = all.map(replyInEpisode);
   const replied = rows.filter((r) => r.firstReplyAt);
   const resolved = rows.filter((r) => r.status === 'resolved' && r.resolvedAt);
   const firstReply = replied.map((r) => seconds(r.createdAt, r.firstReplyAt!));

@@ -63,6 +63,19 @@ describe('computeKpis', () => {
     expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(400)).handleSeconds).toEqual({ avg: 1800, median: 1800, count: 1 });
   });
 
+  it('takes no reply written before the episode started for its first reply', () => {
+    // A follow-up written on the resolved conversation, applied just after the customer's new
+    // message had started a new episode: the customer is still waiting.
+    const rows = [row({ createdAt: at(100), firstReplyAt: at(99) }), row({ createdAt: at(100), firstReplyAt: at(104), status: 'resolved', resolvedAt: at(110) })];
+
+    const kpis = computeKpis(rows, { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 }, at(200));
+
+    expect(kpis.firstReplySeconds).toEqual({ avg: 240, median: 240, count: 1 });
+    expect(kpis.handleSeconds).toEqual({ avg: 360, median: 360, count: 1 });
+    // Waiting 100 minutes for a reply: a miss.
+    expect(kpis.sla.firstReplyAttainment).toBe(0.5);
+  });
+
   it('counts a conversation reopened and still open against first-contact resolution', () => {
     const rows = [
       row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(20) }),
