@@ -9,11 +9,13 @@ import { getConversation, updateConversation } from '../../src/store/conversatio
 
 let stack: LocalStack;
 let jwt: string;
+let samJwt: string;
 const sockets: WsClient[] = [];
 
 beforeAll(async () => {
   stack = await startTestStack();
   jwt = await agentToken(stack.httpUrl, 'agent-rita', 'admin', 'Rita');
+  samJwt = await agentToken(stack.httpUrl, 'agent-sam', 'agent', 'Sam');
 });
 afterAll(async () => {
   await Promise.all(sockets.map((s) => s.close()));
@@ -208,4 +210,37 @@ it('counts a conversation in the range its start falls in, whatever the time zon
   expect(await count(start - MINUTE, start)).toBe(1);
   expect(await count(midnight - MINUTE, start - 1)).toBe(0);
   expect(await count(start + 1, start + MINUTE)).toBe(0);
+});
+
+it('takes no greeting, note or transfer note for a first reply, credits the agent it was transferred to, and counts an agent’s reopening against FCR', async () => {
+  const start = Date.now();
+  const now = async () => report(start, Date.now() + 1000);
+  // Prepare: the autoresponder greets the customer (on by default); Rita takes it, writes a note
+  // and hands it to Sam with another
+  const id = await customerWrites(newHandle('whatsapp'), 'My card was charged twice');
+  await eventually(async () => {
+    const { body } = await http(stack.httpUrl, 'GET', `/v1/conversations/${id}/messages`, { token: jwt });
+    return body.items.some((m: { sender: { type: string } }) => m.sender.type === 'bot') ? true : undefined;
+  });
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId: 'agent-rita' } })).status).toBe(200);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/messages`, { token: jwt, body: { text: 'Billing issue', private: true } })).status).toBe(202);
+  const transfer = await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/transfer`, { token: jwt, body: { agentId: 'agent-sam', note: 'Yours, Sam' } });
+  expect(transfer.status).toBe(200);
+
+  // Assess: still waiting for a first reply, and Sam's
+  expect(await now()).toMatchObject({ conversations: 1, firstReplySeconds: { count: 0 }, byAgent: { 'agent-sam': { conversations: 1, firstReplySeconds: { count: 0 } } } });
+  expect((await now()).byAgent['agent-rita']).toBeUndefined();
+
+  // Act: Sam answers and resolves
+  const samWrites = (path: string, body?: unknown) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/${path}`, { token: samJwt, ...(body ? { body } : {}) });
+  expect((await samWrites('messages', { text: 'Refunded the second charge' })).status).toBe(202);
+  expect((await samWrites('resolve')).status).toBe(200);
+  const sams = { conversations: 1, resolved: 1, firstReplySeconds: { count: 1 }, handleSeconds: { count: 1 } };
+  expect(await now()).toMatchObject({ ...sams, firstContactResolutionRate: 1, byAgent: { 'agent-sam': { ...sams, firstContactResolutionRate: 1 } } });
+
+  // Act: Sam reopens it (it was not done after all) and resolves it again
+  expect((await samWrites('reopen')).status).toBe(200);
+  expect(await now()).toMatchObject({ resolved: 0, firstContactResolutionRate: 0, byAgent: { 'agent-sam': { resolved: 0, firstContactResolutionRate: 0 } } });
+  expect((await samWrites('resolve')).status).toBe(200);
+  expect(await now()).toMatchObject({ ...sams, firstContactResolutionRate: 0, byAgent: { 'agent-sam': { ...sams, firstContactResolutionRate: 0 } } });
 });
