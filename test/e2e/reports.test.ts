@@ -244,3 +244,36 @@ it('takes no greeting, note or transfer note for a first reply, credits the agen
   expect((await samWrites('resolve')).status).toBe(200);
   expect(await now()).toMatchObject({ ...sams, firstContactResolutionRate: 0, byAgent: { 'agent-sam': { ...sams, firstContactResolutionRate: 0 } } });
 });
+
+it('counts a re-rated conversation once, with its newest rating, and keeps it resolved on first contact', async () => {
+  // Prepare: auto-resolve after 2 s, which asks for a rating
+  const timers = (autoResolveAfterSeconds: number) =>
+    http(stack.httpUrl, 'PUT', '/v1/settings', { token: jwt, body: { timers: { emailFallbackDelaySeconds: 3600, reengageAfterSeconds: 3600, autoResolveAfterSeconds } } });
+  expect((await timers(2)).status).toBe(200);
+  try {
+    const start = Date.now();
+    const session = await visitorSession(stack.httpUrl);
+    const ws = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(ws);
+    const says = async (text: string) => {
+      const clientMessageId = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text, clientMessageId });
+      return (await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId)).conversationId as string;
+    };
+    const id = await says('Can I change my delivery address?');
+    expect((await agentWrites(id, 'Done, it is changed')).status).toBe(202);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot' && /rate/i.test(f.message.text), 20_000);
+
+    // Act: the customer rates 2, then thinks better of it
+    await says('2');
+    await eventually(async () => ((await getConversation(id, true))?.csat?.score === 2 ? true : undefined));
+    await says('5');
+    await eventually(async () => ((await getConversation(id, true))?.csat?.score === 5 ? true : undefined));
+
+    // Assess
+    const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=web`, { token: jwt });
+    expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, csat: { responses: 1, average: 5, satisfiedRate: 1 } });
+  } finally {
+    await timers(3600);
+  }
+});
