@@ -88,6 +88,29 @@ describe('computeKpis', () => {
     expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(100)).firstContactResolutionRate).toBe(0.6667);
   });
 
+  it('counts a conversation resolved without any agent reply as resolved, with no first reply or handle time', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    // "Never mind, found it": resolved after 20 minutes, nobody having answered
+    const kpis = computeKpis([row({ status: 'resolved', resolvedAt: at(20) })], sla, at(300));
+
+    expect(kpis).toMatchObject({ conversations: 1, resolved: 1, resolutionRate: 1, firstContactResolutionRate: 1 });
+    expect(kpis.firstReplySeconds.count).toBe(0);
+    expect(kpis.handleSeconds.count).toBe(0);
+    expect(kpis.resolutionSeconds).toEqual({ avg: 1200, median: 1200, count: 1 });
+    // The customer waited 20 minutes with no answer: past the 15-minute target.
+    expect(kpis.sla).toMatchObject({ firstReplyAttainment: 0, resolutionAttainment: 1 });
+  });
+
+  it('counts a resolved conversation snoozed or set pending since as reopened, and not resolved', () => {
+    const rows = [row({ firstReplyAt: at(5), status: 'snoozed', reopenCount: 1 }), row({ firstReplyAt: at(5), status: 'pending', reopenCount: 1 }), row({ firstReplyAt: at(5), status: 'resolved', resolvedAt: at(10) })];
+
+    const kpis = computeKpis(rows, { firstReplySeconds: 60 * 60, resolutionSeconds: 60 * 60 }, at(30));
+
+    expect(kpis).toMatchObject({ resolved: 1, resolutionRate: 0.3333, firstContactResolutionRate: 0.3333 });
+    // Still inside the resolution target, the two are not judged yet.
+    expect(kpis.sla.resolutionAttainment).toBe(1);
+  });
+
   it('leaves a rating given in an earlier episode to that episode', () => {
     const rows = [
       // A returning customer's new issue still shows the rating of the last one.
