@@ -126,10 +126,11 @@ export function computeKpis(all: ReportRow[], sla: { firstReplySeconds: number; 
 /** UTC days from `from` to `to`, inclusive; refuses ranges the report would not read in one go. */
 export function daysBetween(from: Date, to: Date): string[] {
   if (!(from <= to)) throw badRequest('invalid_range', 'from must not be after to');
+  // The length of the range, not its UTC days: a 92-day quarter in a zone off UTC touches 93.
+  if (to.getTime() - from.getTime() > MAX_REPORT_DAYS * 86_400_000) throw badRequest('invalid_range', `a report covers at most ${MAX_REPORT_DAYS} days`);
   const days: string[] = [];
   for (let d = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); d <= to.getTime(); d += 86_400_000) {
     days.push(new Date(d).toISOString().slice(0, 10));
-    if (days.length > MAX_REPORT_DAYS) throw badRequest('invalid_range', `a report covers at most ${MAX_REPORT_DAYS} days`);
   }
   return days;
 }

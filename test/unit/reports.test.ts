@@ -169,6 +169,17 @@ describe('daysBetween', () => {
     expect(() => daysBetween(new Date('2026-11-03T00:00:00Z'), new Date('2026-11-01T00:00:00Z'))).toThrow(/from must not be after to/);
     expect(() => daysBetween(new Date('2026-01-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'))).toThrow(/at most/);
   });
+
+  it('takes a 92-day quarter in any time zone, though it touches 93 UTC days, and refuses a millisecond more', () => {
+    // The third quarter in Paris: from 22:00 UTC on 30 June to 21:59:59.999 UTC on 30 September
+    const from = new Date('2026-07-01T00:00:00+02:00');
+    const days = daysBetween(from, new Date('2026-09-30T23:59:59.999+02:00'));
+
+    expect(days).toHaveLength(93);
+    expect([days[0], days.at(-1)]).toEqual(['2026-06-30', '2026-09-30']);
+    expect(daysBetween(from, new Date('2026-10-01T00:00:00+02:00'))).toHaveLength(93);
+    expect(() => daysBetween(from, new Date('2026-10-01T00:00:00.001+02:00'))).toThrow(/at most 92 days/);
+  });
 });
 
 describe('loadReportRows', () => {
