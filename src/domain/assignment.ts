@@ -50,21 +50,25 @@ export function refuseReservedAgentId(agentId: string): void {
 }
 
 /**
- * Who had it, when a change sends a conversation back to the queue: routing then offers it to
- * anyone else, since the agent whose slot just freed would most often be the least busy and get it
- * straight back. Someone taking it (a person or routing) ends that.
+ * Who had it, and when, when a change sends a conversation back to the queue: routing then offers
+ * it to anyone else, since the agent whose slot just freed would most often be the least busy and
+ * get it straight back; once the customer writes again or the hold lapses they may have it too, if
+ * nobody else can (src/domain/routing.ts). Someone taking it (a person or routing) ends that.
  */
-function handedOff(c: ConversationRecord, assigneeId: string | null): Pick<ConversationRecord, 'handedOffBy'> {
-  if (assigneeId) return { handedOffBy: undefined };
-  return { handedOffBy: c.assigneeId ?? c.handedOffBy };
+function handedOff(c: ConversationRecord, assigneeId: string | null, now: string): Pick<ConversationRecord, 'handedOffBy' | 'handedOffAt'> {
+  if (assigneeId) return { handedOffBy: undefined, handedOffAt: undefined };
+  if (c.assigneeId) return { handedOffBy: c.assigneeId, handedOffAt: now };
+  return { handedOffBy: c.handedOffBy, handedOffAt: c.handedOffAt };
 }
 
 /** Manual assignment (null unassigns: back to the queue, for anyone but who had it). */
 export async function assignConversation(conversationId: string, agentId: string | null, by: AgentIdentity): Promise<ConversationRecord> {
   if (agentId) await ensureAgent(agentId, by, conversationId);
-  const { after } = await changeConversation(conversationId, (c) =>
-    c.assigneeId === agentId ? undefined : { ...c, assigneeId: agentId, ...handedOff(c, agentId), updatedAt: new Date().toISOString() },
-  );
+  const { after } = await changeConversation(conversationId, (c) => {
+    if (c.assigneeId === agentId) return undefined;
+    const now = new Date().toISOString();
+    return { ...c, assigneeId: agentId, ...handedOff(c, agentId, now), updatedAt: now };
+  });
   return after;
 }
 
@@ -89,7 +93,8 @@ export async function transferConversation(conversationId: string, by: AgentIden
     const assigneeId = input.agentId ?? null;
     const team = input.team ?? (c.team ?? null);
     if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
-    return { ...c, assigneeId, team, ...handedOff(c, assigneeId), updatedAt: new Date().toISOString() };
+    const now = new Date().toISOString();
+    return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now };
   });
   if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true });
   return after;

@@ -35,7 +35,7 @@ export function withStatus(c: ConversationRecord, status: ConversationStatus, no
     updatedAt: now,
     resolvedAt: status === 'resolved' ? now : undefined,
     // A hand-off ends with what it was about: back after a resolution, it is anyone's again.
-    ...(status === 'resolved' ? { handedOffBy: undefined } : {}),
+    ...(status === 'resolved' ? { handedOffBy: undefined, handedOffAt: undefined } : {}),
     // Leaving `resolved` for anything (open, pending, snoozed) is a reopen: it was not done.
     ...(c.status === 'resolved' ? { reopenCount: (c.reopenCount ?? 0) + 1 } : {}),
     // A rating asked at an earlier resolution is not for what the conversation becomes now: the

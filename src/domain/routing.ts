@@ -39,25 +39,46 @@ export function isAvailable(agent: AgentRecord, now: string): boolean {
 }
 
 /**
+ * How long a hand-off back to the queue keeps the agent who gave it up out of the offers. After
+ * it, or once the customer has written since, that agent is offered it when nobody else can take
+ * it (after everyone else): a customer is never stranded by who touched the conversation last.
+ */
+export const HANDOFF_HOLD_MS = 15 * 60_000;
+
+type HandOff = Pick<ConversationRecord, 'handedOffBy' | 'handedOffAt' | 'lastInboundAt'>;
+
+/** True while the hand-off keeps its agent out entirely (not merely last). */
+export function handOffHolds(c: Partial<HandOff>, now: string): boolean {
+  // A hand-off stored without its time predates the hold: treated as lapsed.
+  if (!c.handedOffBy || !c.handedOffAt) return false;
+  if (c.lastInboundAt && c.lastInboundAt > c.handedOffAt) return false;
+  return Date.parse(now) - Date.parse(c.handedOffAt) < HANDOFF_HOLD_MS;
+}
+
+/**
  * Agents who may take a conversation of this kind (and team), best first: least busy in
  * this kind, then least busy overall, then the one who waited longest since their last
- * automatic assignment (round-robin among equals).
+ * automatic assignment (round-robin among equals). The agent it was handed off by is left out
+ * while the hand-off holds, and comes after everyone else once it has lapsed.
  */
 export function rankCandidates(
   agents: AgentRecord[],
-  conversation: { kind: LoadKind; team?: string | null; handedOffBy?: string | undefined },
+  conversation: { kind: LoadKind; team?: string | null } & Partial<HandOff>,
   settings: Pick<Settings, 'capacity'>,
   now: string,
 ): AgentRecord[] {
   const total = (a: AgentRecord) => loadOf(a, 'live') + loadOf(a, 'async');
+  const holds = handOffHolds(conversation, now);
+  const handedOff = (a: AgentRecord) => (a.id === conversation.handedOffBy ? 1 : 0);
   return agents
     .filter((a) => isAvailable(a, now))
     // The agent a transfer took it from would most often be the least busy one (their slot just freed).
-    .filter((a) => a.id !== conversation.handedOffBy)
+    .filter((a) => !(holds && handedOff(a)))
     .filter((a) => !conversation.team || (a.teams ?? []).includes(conversation.team))
     .filter((a) => loadOf(a, conversation.kind) < capacityOf(a, conversation.kind, settings))
     .sort(
       (a, b) =>
+        handedOff(a) - handedOff(b) ||
         loadOf(a, conversation.kind) - loadOf(b, conversation.kind) ||
         total(a) - total(b) ||
         (a.lastAssignedAt ?? '').localeCompare(b.lastAssignedAt ?? '') ||
@@ -74,13 +95,13 @@ const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, 
  * room; after the whole list, the team is read again). Undefined when nobody has room.
  */
 async function offerToCandidates<T>(
-  target: { kind: LoadKind; team?: string | null | undefined; handedOffBy?: string | undefined },
+  target: { kind: LoadKind; team?: string | null | undefined } & Partial<HandOff>,
   offer: (agent: AgentRecord, capacity: number, now: string) => Promise<T | 'agent_unavailable'>,
 ): Promise<T | undefined> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const now = new Date().toISOString();
     const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
-    const candidates = rankCandidates(agents, { kind: target.kind, team: target.team ?? null, handedOffBy: target.handedOffBy }, settings, now);
+    const candidates = rankCandidates(agents, { ...target, team: target.team ?? null }, settings, now);
     if (candidates.length === 0) return undefined;
     for (const agent of candidates) {
       const answer = await offer(agent, capacityOf(agent, target.kind, settings), now);
@@ -96,9 +117,10 @@ async function offerToCandidates<T>(
  * stored afterwards, or undefined when it stays in the queue (nobody has room) or was
  * taken by someone else. Does not publish.
  */
-export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team' | 'handedOffBy'>): Promise<ConversationRecord | undefined> {
+export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'> & Partial<HandOff>): Promise<ConversationRecord | undefined> {
   const kind = loadKindOf(conversation.channel);
-  const assigned = await offerToCandidates({ kind, team: conversation.team, handedOffBy: conversation.handedOffBy }, async (agent, capacity, now) => {
+  const { handedOffBy, handedOffAt, lastInboundAt } = conversation;
+  const assigned = await offerToCandidates({ kind, team: conversation.team, handedOffBy, handedOffAt, lastInboundAt }, async (agent, capacity, now) => {
     const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now });
     return result.outcome === 'agent_unavailable' ? result.outcome : result;
   });
@@ -146,8 +168,9 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
       .filter((c) => c.status === 'open' && !c.assigneeId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     for (const conversation of waiting) {
-      // One handed off by an agent may find nobody where the others of its kind and team would.
-      const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}#${conversation.handedOffBy ?? ''}`;
+      // One whose hand-off still holds may find nobody where the others of its kind and team would.
+      const held = handOffHolds(conversation, new Date().toISOString()) ? conversation.handedOffBy : '';
+      const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}#${held}`;
       if (exhausted.has(lane)) continue;
       if (offered >= limits.offers) break;
       offered++;
@@ -245,10 +268,14 @@ export async function recountLoad(agentId: string, now = new Date()): Promise<bo
   return recount(await getAgent(agentId), now);
 }
 
-/** Every agent's recount; a freed slot takes the longest-waiting conversations. Returns how many agents got slots back. */
+/**
+ * Every agent's recount, then a drain: a freed slot takes the longest-waiting conversations, and a
+ * hand-off whose hold lapsed with time (no event of its own) reaches the agent who gave it up.
+ * Returns how many agents got slots back.
+ */
 export async function recountAllLoads(now = new Date()): Promise<number> {
   const healed = (await Promise.all((await listAgents()).map((agent) => recount(agent, now)))).filter(Boolean).length;
-  if (healed > 0) await drainQueue();
+  await drainQueue();
   return healed;
 }
 

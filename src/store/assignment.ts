@@ -38,7 +38,7 @@ export function takeConversationUpdate(input: AssignInput) {
     TableName: config.tableName,
     Key: keys.conversation(input.conversationId),
     // `version` moves so that a concurrent read-modify-write of the conversation retries.
-    UpdateExpression: 'SET assigneeId = :agent, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one REMOVE handedOffBy',
+    UpdateExpression: 'SET assigneeId = :agent, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one REMOVE handedOffBy, handedOffAt',
     ConditionExpression: '#status = :open AND (attribute_not_exists(assigneeId) OR attribute_type(assigneeId, :null))',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: {

@@ -8,6 +8,7 @@ import { HTTP_ROUTES } from '../../src/manifest';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { snoozeScheduleName, wakeSnoozed } from '../../src/domain/snooze';
+import { drainQueue, HANDOFF_HOLD_MS, recountAllLoads } from '../../src/domain/routing';
 import { getAgent } from '../../src/store/agents';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../../src/aws/clients';
@@ -395,6 +396,50 @@ describe('agent workspace', () => {
     expect((await capacity(from, null)).status).toBe(200);
     expect(await assigned(conversationId)).toBe(from);
     // Cleanup: the live slot goes back for the tests after this one
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
+  it('offers a handed-off conversation back to its agent once the customer writes again and nobody else can take it', async () => {
+    // Prepare: handed back to the queue by its agent, the only one with room; it waits
+    const { ws, conversationId } = await visitorWithConversation('Can you check my order?');
+    const from = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== from)!;
+    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
+    expect((await capacity(other, 0)).status).toBe(200);
+    expect((await post(`/v1/conversations/${conversationId}/transfer`, { note: 'someone else, please' }, tokens[from])).body.assigneeId).toBeNull();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
+
+    // Act: the customer writes again
+    ws.send({ action: 'sendMessage', text: 'Hello? Anyone there?', clientMessageId: crypto.randomUUID() });
+
+    // Assess: nobody else has room, so the agent who gave it up is offered it rather than leaving the customer waiting
+    expect(await assigned(conversationId)).toBe(from);
+    // Cleanup
+    expect((await capacity(other, null)).status).toBe(200);
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
+  it('offers a handed-off conversation back to its agent once the hold has lapsed, on the recurring drain', async () => {
+    // Prepare: handed back by its agent, the only one with room; the hand-off is older than the hold
+    const { conversationId } = await visitorWithConversation('Still waiting for my refund');
+    const from = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== from)!;
+    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
+    expect((await capacity(other, 0)).status).toBe(200);
+    expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: null }, tokens[from])).body.assigneeId).toBeNull();
+    await drainQueue();
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
+    const longAgo = new Date(Date.now() - HANDOFF_HOLD_MS - 60_000).toISOString();
+    await ddb().send(new UpdateCommand({ TableName: config.tableName, Key: keys.conversation(conversationId), UpdateExpression: 'SET handedOffAt = :t', ExpressionAttributeValues: { ':t': longAgo } }));
+
+    // Act: the recurring job (the load recount) runs
+    await recountAllLoads();
+
+    // Assess
+    expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBe(from);
+    // Cleanup
+    expect((await capacity(other, null)).status).toBe(200);
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 

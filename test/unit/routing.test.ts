@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { capacityOf, rankCandidates, slotOf } from '../../src/domain/routing';
+import { capacityOf, handOffHolds, HANDOFF_HOLD_MS, rankCandidates, slotOf } from '../../src/domain/routing';
 import { assignIfAvailable } from '../../src/store/assignment';
 import type { AgentRecord } from '../../src/store/agents';
 
@@ -49,8 +49,27 @@ describe('rankCandidates', () => {
 
   it('leaves out the agent a transfer took the conversation from, least busy as they are', () => {
     const agents = [agent('handed-off'), agent('colleague', { liveLoad: 2 })];
-    expect(rankCandidates(agents, { kind: 'live', handedOffBy: 'handed-off' }, settings, NOW).map((a) => a.id)).toEqual(['colleague']);
+    const handOff = { handedOffBy: 'handed-off', handedOffAt: '2030-01-01T11:59:00.000Z', lastInboundAt: '2030-01-01T11:58:00.000Z' };
+    expect(rankCandidates(agents, { kind: 'live', ...handOff }, settings, NOW).map((a) => a.id)).toEqual(['colleague']);
     expect(rankCandidates(agents, { kind: 'live' }, settings, NOW).map((a) => a.id)).toEqual(['handed-off', 'colleague']);
+  });
+
+  it('offers the agent it was handed off by last once the customer has written since, or the hold has lapsed', () => {
+    // Prepare
+    const agents = [agent('handed-off'), agent('colleague', { liveLoad: 2 })];
+    const handedOffAt = '2030-01-01T11:59:00.000Z';
+    const wroteSince = { handedOffBy: 'handed-off', handedOffAt, lastInboundAt: '2030-01-01T11:59:30.000Z' };
+    const lapsed = { handedOffBy: 'handed-off', handedOffAt: new Date(Date.parse(NOW) - HANDOFF_HOLD_MS).toISOString() };
+    // Act
+    const afterMessage = rankCandidates(agents, { kind: 'live', ...wroteSince }, settings, NOW);
+    const afterHold = rankCandidates(agents, { kind: 'live', ...lapsed }, settings, NOW);
+    const alone = rankCandidates([agent('handed-off')], { kind: 'live', ...wroteSince }, settings, NOW);
+    // Assess: someone else first, still; but never nobody because of who had it
+    expect(afterMessage.map((a) => a.id)).toEqual(['colleague', 'handed-off']);
+    expect(afterHold.map((a) => a.id)).toEqual(['colleague', 'handed-off']);
+    expect(alone.map((a) => a.id)).toEqual(['handed-off']);
+    expect(handOffHolds({ handedOffBy: 'handed-off', handedOffAt }, NOW)).toBe(true);
+    expect(handOffHolds(lapsed, NOW)).toBe(false);
   });
 
   it('counts a slot only for open assigned conversations, by kind', () => {
