@@ -50,8 +50,8 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
   const sns = SnsEvent.safeParse(event);
   if (sns.success) {
     const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));
-    const dropped = results.filter((r) => !r.accepted);
-    if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length });
+    const dropped = results.flatMap((r) => (r.accepted ? [] : [r.reason]));
+    if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length, reasons: dropped });
     return { outcome: `queued ${results.length - dropped.length} of ${sns.data.Records.length}` };
   }
   const parsed = EngagementEvent.safeParse(event);

@@ -1,7 +1,9 @@
 /**
  * Email around a web conversation: the fallback email with unseen agent replies (SES v2), and
  * email replies coming back into the same conversation. The reply-to address carries the
- * conversation id and an HMAC of it, so it names exactly one conversation and cannot be guessed.
+ * conversation id and an HMAC of it, so it names exactly one conversation and cannot be guessed;
+ * since an address can still be forwarded or quoted, a reply is also taken only from the address
+ * the email went to.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
@@ -10,6 +12,8 @@ import { loadSecretIntoEnv } from '../aws/secret-env';
 import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';
+import { getVisitor } from '../store/contacts';
+import { normalizeEmail } from './contacts';
 import type { InboundMessageEvent, Message } from './types';
 
 let client: SESv2Client | undefined;
@@ -206,11 +210,40 @@ export const InboundEmailSchema = z.object({
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 
-export type InboundEmailResult = { accepted: true; conversationId: string } | { accepted: false; reason: 'unknown_recipient' | 'empty' };
+export type InboundEmailResult = { accepted: true; conversationId: string } | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' };
+
+/** The customer's email address as the fallback finds it: the contact's, else the web visitor's (a pre-chat form given later). */
+export async function customerEmail(conversation: ConversationRecord): Promise<string | undefined> {
+  if (conversation.contact.email) return conversation.contact.email;
+  return conversation.visitorId ? (await getVisitor(conversation.visitorId))?.email : undefined;
+}
+
+/**
+ * The bare, normalized address of a From header (`Vera <Vera@Example.com>` → `vera@example.com`).
+ * A quoted display name may hold anything, an address too; a From naming two addresses names nobody
+ * (else a stranger could list the customer's beside their own).
+ */
+export function senderAddress(from: string): string | undefined {
+  const unquoted = from.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  if (unquoted.split('@').length !== 2) return undefined;
+  return normalizeEmail(/<([^<>]+)>\s*$/.exec(unquoted)?.[1] ?? unquoted);
+}
+
+/**
+ * Whether `from` is the address the conversation's email went to (recorded when it was sent; for
+ * one emailed before that was recorded, the customer's address, which is what it was sent to).
+ */
+async function fromCustomer(conversation: ConversationRecord, from: string): Promise<boolean> {
+  const sender = senderAddress(from);
+  const emailedTo = conversation.engagement?.emailedTo ?? normalizeEmail(await customerEmail(conversation));
+  return sender !== undefined && sender === emailedTo;
+}
 
 /**
  * An email reply (SES receiving, or POST /local/mail/inbound) → an InboundMessageEvent on the
  * conversation its reply-to address names, through the inbound queue like every customer message.
+ * Only the address the conversation's email went to may write in it: anyone else holding the
+ * reply address (a forward, a quote in a thread) is refused, and nothing is stored.
  */
 export async function receiveEmail(email: InboundEmail): Promise<InboundEmailResult> {
   const recipients = (Array.isArray(email.to) ? email.to : email.to.split(',')).map((r) => r.trim());
@@ -221,6 +254,7 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
     if (conversation) break;
   }
   if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
+  if (!(await fromCustomer(conversation, email.from))) return { accepted: false, reason: 'unknown_sender' };
   const text = stripQuotedReply(email.text);
   if (!text) return { accepted: false, reason: 'empty' };
   const event: InboundMessageEvent = {
@@ -253,6 +287,9 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   }
   const result = await receiveEmail(parsed.data);
   if (!result.accepted) {
+    if (result.reason === 'unknown_sender') {
+      return { status: 403, body: { error: { code: result.reason, message: 'the sender is not the address this conversation was emailed at' } } };
+    }
     return { status: 422, body: { error: { code: result.reason, message: result.reason === 'empty' ? 'the email has no new text' : 'no conversation has this address' } } };
   }
   return { status: 202, body: { conversationId: result.conversationId } };
@@ -265,11 +302,14 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
 interface SesNotification {
   notificationType?: string;
   mail?: { messageId?: string; source?: string; commonHeaders?: { from?: string[]; to?: string[]; subject?: string; messageId?: string } };
-  receipt?: { recipients?: string[]; spamVerdict?: { status?: string }; virusVerdict?: { status?: string } };
+  receipt?: { recipients?: string[]; spamVerdict?: { status?: string }; virusVerdict?: { status?: string }; dmarcVerdict?: { status?: string } };
   content?: string;
 }
 
-/** The emails in an SNS event carrying SES "Received" notifications; spam and viruses are left out. */
+/**
+ * The emails in an SNS event carrying SES "Received" notifications; spam, viruses and emails whose
+ * From fails DMARC (forged: the sender check in receiveEmail trusts the From) are left out.
+ */
 export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?: string } }[] }): InboundEmail[] {
   const emails: InboundEmail[] = [];
   for (const record of event.Records ?? []) {
@@ -280,7 +320,7 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
       continue;
     }
     if (note.notificationType !== 'Received' || !note.content) continue;
-    if (note.receipt?.spamVerdict?.status === 'FAIL' || note.receipt?.virusVerdict?.status === 'FAIL') continue;
+    if ([note.receipt?.spamVerdict, note.receipt?.virusVerdict, note.receipt?.dmarcVerdict].some((verdict) => verdict?.status === 'FAIL')) continue;
     const raw = /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
     const text = textFromMime(raw);
     const to = [...(note.receipt?.recipients ?? []), ...(note.mail?.commonHeaders?.to ?? [])];

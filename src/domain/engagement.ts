@@ -8,7 +8,7 @@ import { decodeTime } from 'ulid';
 import type { ConversationRecord, EngagementState } from '../store/conversations';
 import { getConversation, updateConversation } from '../store/conversations';
 import { getMessage, listMessages, putMessage } from '../store/messages';
-import { claimHandle, getVisitor, updateVisitor } from '../store/contacts';
+import { claimHandle, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
@@ -16,7 +16,7 @@ import { afterConversationChange, type HookResult, type InboundHookContext } fro
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { addHandlesFollowingMerges, normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
-import { sendReplyEmail } from './email';
+import { customerEmail, sendReplyEmail } from './email';
 import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { endPresenceGrace } from './presence';
@@ -199,12 +199,6 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
 // ---------------------------------------------------------------------------------------------
 // Autoresponder and leave-a-message
 
-async function knownEmail(conversation: ConversationRecord): Promise<string | undefined> {
-  if (conversation.contact.email) return conversation.contact.email;
-  // The pre-chat form can come after the conversation started (a resumed session).
-  return conversation.visitorId ? (await getVisitor(conversation.visitorId))?.email : undefined;
-}
-
 export function autoresponseText(settings: Settings, now: Date): string {
   const { autoresponder } = settings;
   const text = isOpen(settings, now)
@@ -225,7 +219,7 @@ async function autoresponse(
   givesEmail = false,
 ): Promise<{ texts: string[]; askForEmail: boolean; delivery: Delivery }> {
   const outOfHours = !isOpen(settings, now);
-  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !givesEmail && !(await knownEmail(conversation));
+  const askForEmail = outOfHours && settings.autoresponder.askForEmail && conversation.channel === 'web' && !givesEmail && !(await customerEmail(conversation));
   const texts = [autoresponseText(settings, now), ...(askForEmail ? [ASK_FOR_EMAIL_TEXT] : [])];
   // Web: published by the inbound path right after the customer's message, so it cannot overtake it.
   return { texts, askForEmail, delivery: conversation.channel === 'web' ? 'inline' : 'queue' };
@@ -553,11 +547,13 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
     await setTimerAt('emailFallback', conversationId, new Date(dueAt), { messageId: newest.id });
     return 'skipped';
   }
-  const to = await knownEmail(conversation);
+  const to = await customerEmail(conversation);
   if (!to) return 'skipped';
   // Claimed before sending: a second fire (or a concurrent one) finds the replies emailed.
+  // The address is recorded with the claim: replies are taken only from it (receiveEmail).
+  const emailedTo = normalizeEmail(to) ?? to.toLowerCase();
   const claim = await updateConversation(conversationId, (c) =>
-    (c.engagement?.emailedUpTo ?? '') >= newest.id ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id } },
+    (c.engagement?.emailedUpTo ?? '') >= newest.id ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
   const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });

@@ -79,6 +79,8 @@ export interface EngagementState {
   visitorReadUpTo?: string;
   /** Newest agent reply already sent by email. */
   emailedUpTo?: string;
+  /** The address (normalized) the fallback email went to: the only sender whose email replies are taken in. */
+  emailedTo?: string;
   /** The agent reply a re-engagement follow-up (or note) was made for. */
   reengagedFor?: string;
   /** When that follow-up was claimed: its message id is made from it (a retried run stores the same one). */

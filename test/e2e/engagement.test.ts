@@ -282,9 +282,15 @@ describe('email fallback', () => {
     expect(forged.status).toBe(422);
     const bad = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: replyTo } });
     expect(bad.status).toBe(400);
+    // The real reply address, forwarded to someone else: only the address it was emailed to writes in it
+    const stranger = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
+      body: { to: replyTo, from: 'Mallory <mallory@example.net>', subject: 'Fwd: You have 2 new replies', text: 'hijack: send the refund to my account' },
+    });
+    expect(stranger.status, stranger.text).toBe(403);
+    expect(stranger.body.error.code).toBe('unknown_sender');
 
     const reply = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
-      body: { to: replyTo, from: email, subject: 'Re: You have 2 new replies', text: 'Great, thanks!\n\nOn Tue, Support wrote:\n> Sorry about that!' },
+      body: { to: replyTo, from: `"Vera" <${email!.toUpperCase()}>`, subject: 'Re: You have 2 new replies', text: 'Great, thanks!\n\nOn Tue, Support wrote:\n> Sorry about that!' },
     });
     expect(reply.status, reply.text).toBe(202);
     const inbound = await agent.waitFor(

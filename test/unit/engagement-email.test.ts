@@ -5,7 +5,7 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { renderReplyEmail, replyAddress, textFromMime } from '../../src/domain/email';
+import { renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
 import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
@@ -120,14 +120,14 @@ describe('MIME text', () => {
 });
 
 describe('engagement handler', () => {
-  const sesEvent = (to: string, content: string, verdict = 'PASS', subject = 'Re: reply') => ({
+  const sesEvent = (to: string, content: string, verdict = 'PASS', subject = 'Re: reply', from = 'Vera <vera@example.com>', dmarc = 'PASS') => ({
     Records: [
       {
         Sns: {
           Message: JSON.stringify({
             notificationType: 'Received',
-            mail: { messageId: 'ses-1', source: 'vera@example.com', commonHeaders: { from: ['Vera <vera@example.com>'], to: [to], subject, messageId: '<m1@example.com>' } },
-            receipt: { recipients: [to], spamVerdict: { status: verdict }, virusVerdict: { status: 'PASS' } },
+            mail: { messageId: 'ses-1', source: senderAddress(from), commonHeaders: { from: [from], to: [to], subject, messageId: '<m1@example.com>' } },
+            receipt: { recipients: [to], spamVerdict: { status: verdict }, virusVerdict: { status: 'PASS' }, dmarcVerdict: { status: dmarc } },
             content,
           }),
         },
@@ -137,7 +137,7 @@ describe('engagement handler', () => {
 
   it('queues an SES email reply as an inbound message on the conversation its address names', async () => {
     // Prepare
-    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
     sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [] });
 
     // Act
@@ -152,7 +152,7 @@ describe('engagement handler', () => {
   });
 
   it('drops spam, forged addresses and malformed events without throwing (no retries, no DLQ)', async () => {
-    ddb.on(GetCommand).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    ddb.on(GetCommand).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
     expect((await handler(sesEvent(replyAddress(CONVERSATION), multipart, 'FAIL'))).outcome).toBe('queued 0 of 1');
     expect((await handler(sesEvent(`c-${CONVERSATION.toLowerCase()}-${'a'.repeat(32)}@reply.example.com`, multipart))).outcome).toBe('queued 0 of 1');
     expect((await handler({ kind: 'reengage' })).outcome).toBe('invalid');
@@ -160,9 +160,31 @@ describe('engagement handler', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
+  it('takes a reply only from the address the conversation was emailed at, and not one whose From fails DMARC', async () => {
+    // Prepare: emailed at the visitor's address (the contact has none)
+    const emailed = { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1' }, engagement: { emailedUpTo: 'M1', emailedTo: 'vera@example.com' }, version: 1 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    const to = replyAddress(CONVERSATION);
+
+    // Act
+    const forwarded = await handler(sesEvent(to, multipart, 'PASS', 'Fwd: reply', 'Mallory <mallory@example.net>'));
+    const spoofed = await handler(sesEvent(to, multipart, 'PASS', 'Re: reply', 'Vera <vera@example.com>', 'FAIL'));
+    const noAddress = await handler(sesEvent(to, multipart, 'PASS', 'Re: reply', 'Vera'));
+    const queuedBefore = sendMessageBatch.mock.calls.length;
+    const customer = await handler(sesEvent(to, multipart, 'PASS', 'Re: reply', '"Vera V." <Vera@Example.COM>'));
+
+    // Assess: only the customer's reply is queued
+    expect([forwarded.outcome, spoofed.outcome, noAddress.outcome]).toEqual(['queued 0 of 1', 'queued 0 of 1', 'queued 0 of 1']);
+    expect(queuedBefore).toBe(0);
+    expect(customer.outcome).toBe('queued 1 of 1');
+    expect(senderAddress('"vera@example.com" <Vera@Example.com>')).toBe('vera@example.com');
+    expect(senderAddress('Mallory <m@example.net>, Vera <vera@example.com>')).toBeUndefined();
+    expect(senderAddress('m@example.net, vera@example.com')).toBeUndefined();
+  });
+
   it('keeps a reply whose subject is longer than any it stores, and says why it drops one it cannot read', async () => {
     // Prepare
-    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', version: 1 } });
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
 
     // Act
