@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, type ConversationRecord } from '../store/conversations';
-import { getContactWithConversationIds, getContacts } from '../store/contacts';
+import { contactsWithVisitorItems, getContactWithConversationIds, getContacts, type ContactRecord } from '../store/contacts';
 import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
 import { ClientError, notFound } from './errors';
@@ -71,13 +71,8 @@ export async function queueProactive(
   const contacts = (await getContacts(requested)).filter((contact) => !contact.mergedInto);
   const known = new Set(contacts.map((contact) => contact.id));
   const unknownContactIds = requested.filter((id) => !known.has(id));
-  // A provider channel reaches a customer on the conversation their handle there opened: one
-  // without such a handle would be queued, then skipped by the job, and nobody told.
   const channel = request.channel;
-  const reachable =
-    channel && isProviderChannel(channel)
-      ? new Set(contacts.filter((contact) => contact.handles.some((h) => h.channel === channel)).map((contact) => contact.id))
-      : known;
+  const reachable = await reachableOn(channel, contacts);
   const contactIds = requested.filter((id) => reachable.has(id));
   const unreachableContactIds = requested.filter((id) => known.has(id) && !reachable.has(id));
   if (contactIds.length === 0) {
@@ -123,6 +118,23 @@ export async function queueProactive(
     ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}),
     ...(unreachableContactIds.length > 0 ? { unreachableContactIds } : {}),
   };
+}
+
+/**
+ * The contacts a named channel reaches: those with a conversation on it to write in. One without
+ * would be queued, then skipped by the job ('no_conversation'), and nobody told. A provider handle
+ * opened one; so did a web visitor (a visitor is linked to its contact by the message that starts
+ * its conversation), on the contact's list or, linked later, an item of its own; email opens none
+ * (an email reply joins the web conversation it answers). No channel: the newest conversation of
+ * any, which every contact has (a contact is made by its first message).
+ */
+async function reachableOn(channel: Channel | undefined, contacts: ContactRecord[]): Promise<Set<string>> {
+  if (!channel) return new Set(contacts.map((contact) => contact.id));
+  if (!isProviderChannel(channel) && channel !== 'web') return new Set();
+  const listed = new Set(contacts.filter((contact) => contact.handles.some((h) => h.channel === channel)).map((contact) => contact.id));
+  if (channel !== 'web') return listed;
+  const rest = contacts.filter((contact) => !listed.has(contact.id)).map((contact) => contact.id);
+  return new Set([...listed, ...(await contactsWithVisitorItems(rest))]);
 }
 
 /**

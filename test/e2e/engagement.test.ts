@@ -652,6 +652,25 @@ describe('proactive messages', () => {
     expect(none.body.error.code).toBe('not_reachable');
   });
 
+  it('answers back the contacts the web cannot reach (no web visitor), and queues none for them', async () => {
+    const web = await visitor(undefined, 'web visitor');
+    const webContact = (await conversation(web.conversationId)).contact.id as string;
+    const handle = newHandle('whatsapp');
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Hello, WhatsApp only').body)).status).toBe(200);
+    const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+    const text = `Web sale ${handle}`;
+
+    const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [webContact, whatsappContact], text, channel: 'web' } });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toMatchObject({ queued: 1, unreachableContactIds: [whatsappContact] });
+    await web.ws.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, 'proactive message on the web');
+
+    // Nobody the web reaches: refused
+    const none = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [whatsappContact], text, channel: 'web' } });
+    expect(none.status, none.text).toBe(422);
+    expect(none.body.error.code).toBe('not_reachable');
+  });
+
   it('is for admins only and refuses bad input with 4xx', async () => {
     expect((await http(stack.httpUrl, 'POST', '/v1/proactive', { token: agentJwt, body: { contactId: 'x', text: 'hi' } })).status).toBe(403);
     const cases = [{ text: 'hi' }, { contactId: 'x', contactIds: ['y'], text: 'hi' }, { contactId: 'x' }, { contactIds: [], text: 'hi' }, { contactId: 'x', text: 'hi', channel: 'fax' }];

@@ -739,6 +739,40 @@ describe('proactive messages', () => {
     expect(result).toMatchObject({ queued: 1, unknownContactIds: ['OLD'] });
   });
 
+  it('with channel web, queues only contacts with a web visitor (on their list or an item of their own), answers the others back and charges them no quota', async () => {
+    // Prepare: W1 started on the web; W2 on WhatsApp, its web visitor linked later; P1 only ever on WhatsApp
+    const contact = (id: string, handles: { channel: string; handle: string }[]) => ({ pk: `CONTACT#${id}`, sk: 'CONTACT', id, handles });
+    ddb.on(BatchGetCommand).resolves({
+      Responses: {
+        'conversa-unit': [
+          contact('W1', [{ channel: 'web', handle: 'V1' }]),
+          contact('W2', [{ channel: 'whatsapp', handle: '+15550001' }]),
+          contact('P1', [{ channel: 'whatsapp', handle: '+15550002' }, { channel: 'email', handle: 'p1@example.com' }]),
+        ],
+      },
+    });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    ddb.on(QueryCommand, { ExpressionAttributeValues: { ':pk': 'CONTACT#W2', ':visitor': 'VISITOR#' } }).resolves({ Items: [{ pk: 'CONTACT#W2' }] });
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+    const admin = { id: 'admin-1', role: 'admin' as const };
+
+    // Act
+    const result = await queueProactive({ contactIds: ['W1', 'W2', 'P1'], text: 'Sale!', channel: 'web' }, admin);
+    const onlyWhatsapp = queueProactive({ contactIds: ['P1'], text: 'Sale!', channel: 'web' }, admin);
+    const byEmail = queueProactive({ contactIds: ['P1'], text: 'Sale!', channel: 'email' }, admin);
+
+    // Assess
+    expect(result).toMatchObject({ queued: 2, unreachableContactIds: ['P1'] });
+    const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody).proactive.contactId);
+    expect(queued.sort()).toEqual(['W1', 'W2']);
+    expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 2 });
+    await expect(onlyWhatsapp).rejects.toMatchObject({ status: 422, code: 'not_reachable' });
+    // No conversation is ever on email (a reply by email joins the web conversation it answers).
+    await expect(byEmail).rejects.toMatchObject({ status: 422, code: 'not_reachable' });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+  });
+
   it('answers 404 and takes no quota when no id is a contact', async () => {
     contactsExist(['TYPO-1']);
     await expect(queueProactive({ contactIds: ['TYPO-1'], text: 'hi' }, { id: 'admin-1', role: 'admin' })).rejects.toMatchObject({ status: 404 });
