@@ -187,13 +187,30 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
   if (after.status === 'resolved' && before.status !== 'resolved') {
     tasks.push(cancelTimer('reengage', after.id), cancelTimer('autoResolve', after.id));
   }
-  if (after.status === 'open' && before.status !== 'open') {
+  const waking = before.status === 'snoozed' && (after.status === 'open' || after.status === 'pending');
+  if ((after.status === 'open' && before.status !== 'open') || waking) {
     const settings = await getSettings();
     tasks.push(setTimer('autoResolve', after.id, settings.timers.autoResolveAfterSeconds));
+    if (waking) tasks.push(resumeFollowUp(after, settings));
   }
   // The wake-up itself is src/domain/snooze.ts's schedule; a snoozed conversation must not auto-resolve meanwhile.
   if (after.status === 'snoozed' && before.status !== 'snoozed') tasks.push(cancelTimer('autoResolve', after.id));
   await Promise.all(tasks);
+}
+
+/**
+ * A snooze holds back what the team would say on its own (the follow-up does not go while it
+ * sleeps), not what an agent wrote: waking, or an agent opening it, brings back the follow-up of
+ * the newest reply the customer has not answered, sent before or during the snooze, counted in
+ * full from now, so that it never lands the moment the conversation comes back to its agent.
+ */
+async function resumeFollowUp(conversation: ConversationRecord, settings: Settings): Promise<void> {
+  if (!settings.reengagement.enabled) return;
+  const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
+  const reply = items.filter((m) => m.direction === 'outbound' && m.sender.type === 'agent' && !m.unprompted && m.status !== 'failed').at(-1);
+  if (!reply || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
+  if ((conversation.engagement?.reengagedFor ?? '') >= reply.id) return;
+  await setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: reply.id });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -344,6 +344,28 @@ describe('re-engagement', () => {
     expect((await history(conversationId)).filter((m) => m.text === 'Still there? Anything else?')).toHaveLength(1);
   });
 
+  it('holds the follow-up of a reply sent while snoozed until the conversation wakes, then follows up', async () => {
+    // Prepare: the agent snoozes the conversation and writes to the customer meanwhile
+    await timers({ reengageAfterSeconds: 2 });
+    await settings({ reengagement: { enabled: true, message: 'Still there? Anything else?' } });
+    const { ws, conversationId } = await visitor(undefined, 'Has my order shipped?');
+    await customerHooksDone(conversationId);
+    const until = new Date(Date.now() + 4000).toISOString();
+    const snoozed = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status: 'snoozed', snoozedUntil: until } });
+    expect(snoozed.status, snoozed.text).toBe(200);
+    const replyId = await agentReply(conversationId, 'Checking with the warehouse, back to you on this');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
+
+    // Act: the snooze wakes, and the customer stays silent
+    const followUp = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still there? Anything else?', 20_000, 'follow-up');
+
+    // Assess: one follow-up, not while the conversation slept (the reply's own delay ended inside the snooze)
+    expect(followUp.message.createdAt >= until).toBe(true);
+    expect((await conversation(conversationId)).status).toBe('open');
+    await sleep(3000);
+    expect((await history(conversationId)).filter((m) => m.text === 'Still there? Anything else?')).toHaveLength(1);
+  });
+
   it('does not follow up when the customer answered', async () => {
     await timers({ reengageAfterSeconds: 3 });
     const { ws, conversationId } = await visitor(undefined, 'Help please');
