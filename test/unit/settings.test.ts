@@ -19,3 +19,18 @@ describe('default settings', () => {
     expect(SettingsSchema.safeParse(mergeSettings(defaults, { capacity: { live: 2 } })).success).toBe(true);
   });
 });
+
+describe('a settings save', () => {
+  it('merges the keys a section names and replaces each one whole: the week sent is the whole week', () => {
+    // Prepare: Monday to Friday 09–17 (the defaults), in Paris
+    const base = mergeSettings(defaultSettings(), { businessHours: { timeZone: 'Europe/Paris' } });
+    const saturdays = [{ open: '10:00', close: '14:00' }];
+
+    // Act: clients send the week they want ("open only on Saturdays"), as GET returned it or not
+    const saved = mergeSettings(base, { businessHours: { weekly: { sat: saturdays } } });
+
+    // Assess: a day left out is closed; the section's other keys stay
+    expect(saved.businessHours.weekly).toEqual({ sat: saturdays });
+    expect(saved.businessHours).toMatchObject({ timeZone: 'Europe/Paris', enabled: false, holidays: [] });
+  });
+});
