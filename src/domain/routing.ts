@@ -269,13 +269,16 @@ export async function recountLoad(agentId: string, now = new Date()): Promise<bo
 }
 
 /**
- * Every agent's recount, then a drain: a freed slot takes the longest-waiting conversations, and a
- * hand-off whose hold lapsed with time (no event of its own) reaches the agent who gave it up.
- * Returns how many agents got slots back.
+ * Every agent's recount, then a drain while anyone has room: a freed slot takes the
+ * longest-waiting conversations, and a hand-off whose hold lapsed with time (no event of its own)
+ * reaches the agent who gave it up. Returns how many agents got slots back.
  */
 export async function recountAllLoads(now = new Date()): Promise<number> {
-  const healed = (await Promise.all((await listAgents()).map((agent) => recount(agent, now)))).filter(Boolean).length;
-  await drainQueue();
+  const [agents, settings] = await Promise.all([listAgents(), getSettings()]);
+  const healed = (await Promise.all(agents.map((agent) => recount(agent, now)))).filter(Boolean).length;
+  // With nobody to offer them to, reading the whole waiting queue every 15 minutes is for nothing.
+  const room = agents.some((a) => isAvailable(a, now.toISOString()) && (['live', 'async'] as const).some((kind) => loadOf(a, kind) < capacityOf(a, kind, settings)));
+  if (healed > 0 || room) await drainQueue();
   return healed;
 }
 
