@@ -144,7 +144,7 @@ interface MessagingEvent {
 }
 
 interface MessagingEntry {
-  id?: string;
+  id?: string | number;
   time?: number;
   messaging?: MessagingEvent[];
   /** The same events while another app controls the thread. */
@@ -208,7 +208,7 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
   };
 }
 
-function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): InboundEvent[] {
+function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, accountId: string | undefined): InboundEvent[] {
   const handle = event.sender?.id;
   if (!handle) return [];
   const at = isoFromEpoch(event.timestamp, 'ms');
@@ -242,17 +242,21 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
     // of its own (the original's mid and the edit's count), so a redelivery is still recognised.
     const { mid, text, num_edit } = event.message_edit;
     const count = Number(num_edit);
-    // No edit at all (0): the message itself, which its own `message` event brings.
-    if (count === 0) return [];
+    // No edit at all (0): the message itself, which its own `message` event brings. The Page (or
+    // account) editing one of its own messages is no customer's words; nor is an edit that names
+    // no message, whose author cannot be checked.
+    if (count === 0 || handle === accountId || typeof mid !== 'string' || !mid) return [];
     const edition = Number.isInteger(count) && count > 0 ? count : (event.timestamp ?? at);
     return [
       {
         kind: 'message',
         channel,
         handle,
-        providerMessageId: `edit:${mid ?? 'unknown'}:${edition}`,
+        providerMessageId: `edit:${mid}:${edition}`,
         text: `(edited) ${typeof text === 'string' && text ? text : '[no text]'}`,
         attachments: [],
+        // The consumer stores it only as an edit of this customer's own message (src/domain/inbound.ts).
+        edits: mid,
         ...sentAtFromEpoch(event.timestamp, 'ms'),
       },
     ];
@@ -292,12 +296,18 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent): I
   return [];
 }
 
+/** An id Meta may write as a string or a number. */
+function idOf(value: unknown): string | undefined {
+  return typeof value === 'string' && value ? value : typeof value === 'number' ? String(value) : undefined;
+}
+
 export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string): InboundEvent[] {
   // While another app has the thread (handover protocol, conversation routing), the customer's
   // messages come as `standby` events of the same shape: ours to see, not to lose.
+  // The entry's id is the Page's (Instagram: the professional account's): a sender of that id is the business itself.
   return (metaEntries(rawBody, object) as MessagingEntry[]).flatMap((e) =>
     [...list(e?.messaging), ...list(e?.standby)].flatMap((event) =>
-      isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event)) : [],
+      isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event, isRecord(e) ? idOf(e.id) : undefined)) : [],
     ),
   );
 }

@@ -205,7 +205,7 @@ async function orderedMessageId(found: ConversationRecord, created: boolean, cha
   if (mark && sameGroup && mark.seq >= d.seq) return mark.seq === d.seq ? 'last' : 'applied';
   if (!created && (!sameGroup || d.receivedAtMs - d.sentAtMs >= LATE_AFTER_MS)) {
     const since = Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS;
-    const existing = await findByProviderMessageId(found.id, d.providerMessageId, since);
+    const existing = await findByProviderMessageId(found.id, d.providerMessageId, since, 'inbound');
     if (existing) return existing;
   }
   const after = found.lastInboundId ? decodeTime(found.lastInboundId) + 1 : 0;
@@ -224,7 +224,23 @@ async function claimedMessageId(found: ConversationRecord, event: InboundMessage
   return { record, repeated: !claimed };
 }
 
+/**
+ * Meta lets a message be edited for 15 minutes after it was sent; the original is looked for an
+ * hour back from the edit's provider time (a late original has a later id, never an earlier one).
+ */
+const EDITED_WITHIN_MS = 3_600_000;
+
+/** Whether an edit names a message the customer wrote in their conversation on this channel (not one of ours). */
+async function editsCustomerMessage(event: InboundMessageEvent & { edits: string }): Promise<boolean> {
+  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  if (!conversationId) return false;
+  return (await findByProviderMessageId(conversationId, event.edits, Date.parse(event.sentAt) - EDITED_WITHIN_MS - CLOCK_SKEW_MS, 'inbound')) !== undefined;
+}
+
 export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
+  // An edit of our own message (an echo, a reply), or of nothing we have, is no customer's words:
+  // it must neither add a message nor open a conversation.
+  if (event.edits !== undefined && !(await editsCustomerMessage({ ...event, edits: event.edits }))) return;
   const { conversation: found, draft, before } = await resolveConversation(event);
   const ordered = orderedDelivery(event, delivery);
   let record: { conversationId: string; messageId: string };
@@ -473,7 +489,7 @@ const UNREFERENCED_STATUS_LOOKBACK_MS = 30 * 86_400_000;
 async function sentTo(event: InboundStatusEvent): Promise<{ conversationId: string; messageId: string } | undefined> {
   const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
   if (!conversationId) return undefined;
-  const messageId = await findByProviderMessageId(conversationId, event.providerMessageId, Date.parse(event.at) - UNREFERENCED_STATUS_LOOKBACK_MS);
+  const messageId = await findByProviderMessageId(conversationId, event.providerMessageId, Date.parse(event.at) - UNREFERENCED_STATUS_LOOKBACK_MS, 'outbound');
   return messageId ? { conversationId, messageId } : undefined;
 }
 

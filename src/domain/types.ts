@@ -133,6 +133,11 @@ export interface InboundMessageEvent {
   replyToConnectionId?: string;
   /** Web only: the conversation the visitor's session already points at. */
   conversationId?: string;
+  /**
+   * An edit (Meta's message_edit): the provider id of the message it edits. Stored only when that
+   * is the customer's own message of this conversation, never for an edit of one of ours.
+   */
+  edits?: string;
 }
 
 export interface InboundStatusEvent {

@@ -90,19 +90,29 @@ export async function deleteMessage(conversationId: string, messageId: string): 
 }
 
 /**
- * The id of the message stored for a provider message id, looking only at messages whose ids
- * date from `sinceMs` on: how a provider's late redelivery finds its original.
+ * The id of the message stored for a provider message id in one direction (the customer's, or
+ * ours), looking only at messages whose ids date from `sinceMs` on: how a provider's late
+ * redelivery finds its original, a status our send, an edit the customer's message it edits.
+ * The direction is part of the question: a customer's edit must never be taken for one of our
+ * own messages, nor a status for the customer's.
  */
-export async function findByProviderMessageId(conversationId: string, providerMessageId: string, sinceMs: number): Promise<string | undefined> {
+export async function findByProviderMessageId(
+  conversationId: string,
+  providerMessageId: string,
+  sinceMs: number,
+  direction: Message['direction'],
+): Promise<string | undefined> {
   const items = await queryAll({
     KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-    FilterExpression: 'providerMessageId = :pmid',
+    FilterExpression: 'providerMessageId = :pmid AND #direction = :direction',
+    ExpressionAttributeNames: { '#direction': 'direction' },
     ProjectionExpression: 'id',
     ExpressionAttributeValues: {
       ':pk': keys.messagePartition(conversationId),
       ':from': `${keys.messagePrefix}${encodeTime(Math.max(0, sinceMs), 10)}`,
       ':to': `${keys.messagePrefix}~`,
       ':pmid': providerMessageId,
+      ':direction': direction,
     },
     ConsistentRead: true,
   });

@@ -67,6 +67,7 @@ describe('instagram normalize', () => {
         attachments: [],
         sentAt: '2025-06-08T21:00:50.000Z',
         dated: true,
+        edits: 'ig_TEXT1',
       },
     ]);
   });

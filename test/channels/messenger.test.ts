@@ -114,7 +114,20 @@ describe('messenger normalize', () => {
     const read = (edit: unknown) => adapter.normalize(signedRequest('messenger', body(edit)), credentials);
     expect(read({ mid: 'm_1', text: 'same', num_edit: 0 })).toEqual([]);
     // Without a count, the edit's time tells one edit from the next.
-    expect(read({ mid: 'm_1', text: '' })).toMatchObject([{ providerMessageId: 'edit:m_1:1749416460000', text: '(edited) [no text]' }]);
+    expect(read({ mid: 'm_1', text: '' })).toMatchObject([{ providerMessageId: 'edit:m_1:1749416460000', text: '(edited) [no text]', edits: 'm_1' }]);
+    // Naming no message, it cannot be checked to be the customer's own.
+    expect(read({ text: 'what?', num_edit: 1 })).toEqual([]);
+  });
+
+  it('an edit the Page makes of its own message is no customer’s edit (and no customer: the sender is the Page)', () => {
+    const body = JSON.stringify({
+      object: 'page',
+      entry: [{ id: 'PAGE', time: 1, messaging: [{ sender: { id: 'PAGE' }, recipient: { id: PSID }, timestamp: 1749416460000, message_edit: { mid: 'm_OURS', text: 'typo fixed', num_edit: 1 } }] }],
+    });
+    expect(adapter.normalize(signedRequest('messenger', body), credentials)).toEqual([]);
+    // The Page's id as Meta may write it, a number.
+    const numeric = body.replace('"id":"PAGE"', '"id":1073117887').replace('"sender":{"id":"PAGE"}', '"sender":{"id":"1073117887"}');
+    expect(adapter.normalize(signedRequest('messenger', numeric), credentials)).toEqual([]);
   });
 
   it('reactions become readable messages with stable ids', () => {

@@ -346,6 +346,25 @@ describe('a WhatsApp send whose answer was lost', () => {
     const failed = await agent.waitFor(updated(messageId, 'failed'), 15_000, 'failed without our reference');
     expect(failed.message.providerMessageId).toBe(wamid);
   });
+
+  it('never applies a status without our reference to the customer’s own message of that id', async () => {
+    // Prepare: the customer's message, stored under its wamid
+    const handle = newHandle('whatsapp');
+    const theirs = textWebhook('whatsapp', handle, 'Did it fail?');
+    expect((await postWebhook(stack, 'whatsapp', theirs.body)).status).toBe(200);
+    const stored = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === theirs.providerMessageId, 10_000, 'the customer’s message');
+
+    // Act: a failed status naming that wamid, then a marker in the same FIFO group
+    expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'failed', theirs.providerMessageId))).status).toBe(200);
+    const marker = textWebhook('whatsapp', handle, 'marker');
+    expect((await postWebhook(stack, 'whatsapp', marker.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === marker.providerMessageId, 10_000, 'marker');
+
+    // Assess: statuses are our sends' only
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${stored.conversationId}/messages`, { token: agentJwt });
+    expect(page.body.items.find((m: { id: string }) => m.id === stored.message.id)).toMatchObject({ direction: 'inbound', status: 'received' });
+    expect(agent.frames.some((f) => f.type === 'message.updated' && f.message.id === stored.message.id)).toBe(false);
+  });
 });
 
 describe('templates', () => {
@@ -479,5 +498,43 @@ describe('Messenger watermark receipts', () => {
     expect(marker.id).toBeTruthy();
     const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
     expect(stored.body.items.find((m: { id: string }) => m.id === third.id).status).toBe('sent');
+  });
+});
+
+describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as const }])('$channel edits', ({ channel }) => {
+  /** A message_edit webhook as Meta sends it, from `sender` (the customer, or the business's own account). */
+  function editWebhook(sender: string, recipient: string, mid: string, text: string): string {
+    const body = JSON.parse(textWebhook(channel, sender, 'unused').body);
+    const entry = body.entry[0];
+    entry.id = channel === 'messenger' ? 'PAGE-1' : 'IG-ACCOUNT-1';
+    entry.messaging = [{ sender: { id: sender }, recipient: { id: recipient }, timestamp: Date.now(), message_edit: { mid, text, num_edit: 1 } }];
+    return JSON.stringify(body);
+  }
+
+  it('stores an edit of the customer’s own message, and never an edit naming one of our replies as the customer’s', async () => {
+    // Prepare: the customer wrote, an agent answered (the provider gave the reply its mid)
+    const { handle, conversationId } = await customer(channel);
+    const ours = await sentReply(conversationId, 'Your parcel left yesterday.');
+    const theirs = textWebhook(channel, handle, 'Is it insured?');
+    expect((await postWebhook(stack, channel, theirs.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === theirs.providerMessageId, 10_000, 'the customer’s message');
+
+    // Act: an edit naming our reply's mid, then one of the customer's message, then a marker (same FIFO group)
+    expect((await postWebhook(stack, channel, editWebhook(handle, 'PAGE-1', ours.providerMessageId, 'They are coming today.'))).status).toBe(200);
+    expect((await postWebhook(stack, channel, editWebhook(handle, 'PAGE-1', theirs.providerMessageId, 'Is it insured, and by whom?'))).status).toBe(200);
+    const marker = textWebhook(channel, handle, 'marker');
+    expect((await postWebhook(stack, channel, marker.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === marker.providerMessageId, 10_000, 'marker');
+
+    // Assess: the customer's edit only; our reply is as it was sent
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt });
+    const texts = (page.body.items as { direction: string; text: string }[]).map((m) => `${m.direction} ${m.text}`);
+    expect(texts).toEqual([
+      'inbound Hello, anyone there?',
+      'outbound Your parcel left yesterday.',
+      'inbound Is it insured?',
+      'inbound (edited) Is it insured, and by whom?',
+      'inbound marker',
+    ]);
   });
 });
