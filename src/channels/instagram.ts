@@ -19,6 +19,17 @@ export const instagramAdapter = createMetaMessagingAdapter({
   sendsMetadata: false,
   // Images (stickers go as images) up to 8 MB; video, audio and files up to 25 MB.
   mediaLimits: { image: 8 * MB, sticker: 8 * MB, file: 25 * MB },
+  // The formats Meta lists for Instagram messages; its only documents are PDFs, so a .docx (or an
+  // image it takes in no format, a WebP) is refused when the agent sends it, not after.
+  mediaTypes: {
+    kinds: {
+      image: /^image\/(jpeg|png|gif)$/i,
+      video: /^video\/(mp4|ogg|webm|quicktime|x-msvideo|avi)$/i,
+      audio: /^audio\/(aac|mp4|x-m4a|m4a|wav|x-wav|wave|vnd\.wave)$/i,
+      file: /^application\/pdf$/i,
+    },
+    described: 'JPEG, PNG and GIF images, MP4, Ogg, WebM, MOV and AVI video, AAC, M4A, WAV and MP4 audio, and PDF documents',
+  },
   // Instagram counts a text in UTF-8 bytes: at most 1000.
   textLimit: { max: 1000, measure: utf8Bytes },
 });

@@ -38,6 +38,7 @@ import {
   type HttpReply,
   type MediaLimits,
   type MediaResult,
+  type MediaTypes,
   type OutboundSend,
   type SendContext,
   type SendResult,
@@ -351,6 +352,7 @@ export interface MetaMessagingConfig {
   /** The most text one message may carry, as the Send API counts it; longer texts go out in parts. */
   textLimit: { max: number; measure: TextMeasure };
   mediaLimits: MediaLimits;
+  mediaTypes?: MediaTypes;
 }
 
 function sendApiCalls(message: OutboundSend, token: string, baseUrl: string, config: MetaMessagingConfig): { calls: ProviderCall[]; primary: number } {
@@ -421,5 +423,6 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
     copyMedia: fetchMetaCdnFile,
     canCopyMedia: isMetaCdnLink,
     mediaLimits: config.mediaLimits,
+    ...(config.mediaTypes ? { mediaTypes: config.mediaTypes } : {}),
   };
 }

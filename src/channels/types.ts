@@ -89,6 +89,16 @@ export interface SendContext {
  */
 export type MediaLimits = Readonly<Partial<Record<'image' | 'video' | 'audio' | 'sticker' | 'file', number>>> & { readonly perMessage?: number };
 
+/**
+ * The media types a send API takes, for a provider narrower than every provider's common ground
+ * (src/domain/media.ts): per kind, the types it takes as that kind (another goes as a document),
+ * and for `file` the only documents it takes at all. `described` says so to the agent.
+ */
+export interface MediaTypes {
+  readonly kinds: Readonly<Partial<Record<'image' | 'video' | 'audio' | 'file', RegExp>>>;
+  readonly described: string;
+}
+
 export interface ChannelAdapter {
   readonly channel: ProviderChannel;
   /** Environment variable names of this channel's credentials, with local development defaults. */
@@ -125,6 +135,8 @@ export interface ChannelAdapter {
    * kind's limit goes as a document, and one over that is refused when the agent sends it.
    */
   readonly mediaLimits?: MediaLimits;
+  /** The media types the send API takes, where fewer than every provider's (Instagram's): a reply with another is refused when sent. */
+  readonly mediaTypes?: MediaTypes;
   /**
    * Status webhooks carry the send's `reference` back (InboundStatusEvent.reference), so no
    * record from the provider's message id to ours needs to be written for them.

@@ -10,7 +10,7 @@ import { copyObject, headObject, mediaKeyOf, MEDIA_SCHEME, presignDownload, pres
 import { badRequest, ClientError } from './errors';
 import { newId } from './ids';
 import type { Attachment } from './types';
-import type { MediaLimits } from '../channels/types';
+import type { MediaLimits, MediaTypes } from '../channels/types';
 
 /** type/subtype with optional parameters, nothing a header could be split with. */
 export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
@@ -161,27 +161,41 @@ const megabytes = (bytes: number) => `${Math.round((bytes / MB) * 100) / 100} MB
 /**
  * The kind each attachment goes to a provider as: its own, or a document where the provider would
  * refuse it as that kind (a type it does not take, or larger than it takes that kind at); and, when
- * a file is too large even as a document (or all of them for one message), why.
+ * a file is too large even as a document (or all of them for one message), or the provider takes
+ * it neither as its kind nor as a document (`types`: Instagram's documents are PDFs only), why.
  */
-export function sendingKinds(attachments: readonly Attachment[], limits: MediaLimits = {}): { kinds: string[]; tooLarge?: string } {
+export function sendingKinds(
+  attachments: readonly Attachment[],
+  limits: MediaLimits = {},
+  types?: MediaTypes,
+): { kinds: string[]; tooLarge?: string; unsupported?: string } {
   let tooLarge: string | undefined;
+  let unsupported: string | undefined;
   // A kind without a limit of its own is taken up to the document limit.
   const limitOf = (kind: string) => limits[kind as keyof MediaLimits] ?? limits.file ?? Number.POSITIVE_INFINITY;
   const kinds = attachments.map((a) => {
-    const fits = PROVIDER_MEDIA[a.type]?.test(baseType(a.mimeType ?? '')) ?? true;
+    const type = baseType(a.mimeType ?? '');
+    const takes = (kind: string) => (types?.kinds[kind as keyof MediaTypes['kinds']] ?? PROVIDER_MEDIA[kind])?.test(type) ?? true;
+    const fits = takes(a.type);
     let kind = fits ? a.type : 'file';
     const size = a.size ?? 0;
     if (size > limitOf(kind) && size <= limitOf('file')) kind = 'file';
     // The most it takes the file at: as its kind, or as a document.
     const most = Math.max(limitOf(kind), limitOf('file'));
-    if (size > limitOf(kind)) tooLarge ??= `${a.name ? `"${a.name}"` : 'a file'} is ${megabytes(size)}: this channel takes files up to ${megabytes(most)}`;
+    const named = a.name ? `"${a.name}"` : 'a file';
+    if (size > limitOf(kind)) tooLarge ??= `${named} is ${megabytes(size)}: this channel takes files up to ${megabytes(most)}`;
+    else if (kind === 'file' && !takes('file')) {
+      // A document the provider does not take: too large for its own kind, or of a type it takes in no way.
+      if (fits) tooLarge ??= `${named} is ${megabytes(size)}: this channel takes files of its kind (${a.type}) up to ${megabytes(limitOf(a.type))}`;
+      else unsupported ??= `${named} is ${type || 'of no known type'}: this channel takes ${types?.described ?? 'other files'}`;
+    }
     return kind;
   });
   const total = attachments.reduce((sum, a) => sum + (a.size ?? 0), 0);
   if (limits.perMessage !== undefined && total > limits.perMessage) {
     tooLarge ??= `the files are ${megabytes(total)} together: this channel takes up to ${megabytes(limits.perMessage)} in one message`;
   }
-  return tooLarge ? { kinds, tooLarge } : { kinds };
+  return { kinds, ...(tooLarge ? { tooLarge } : {}), ...(unsupported ? { unsupported } : {}) };
 }
 
 /**
@@ -279,8 +293,8 @@ function documentNameOf(attachment: Attachment): string | undefined {
  * they go as, a document named if it has no name and given its extension if its name has none (in
  * the URL's disposition too, for the providers that name a fetched file by it); others as they are.
  */
-export async function forProvider(attachments: readonly Attachment[], limits?: MediaLimits): Promise<Attachment[]> {
-  const { kinds } = sendingKinds(attachments, limits);
+export async function forProvider(attachments: readonly Attachment[], limits?: MediaLimits, types?: MediaTypes): Promise<Attachment[]> {
+  const { kinds } = sendingKinds(attachments, limits, types);
   return Promise.all(
     attachments.map(async (a, i) => {
       const type = kinds[i]!;

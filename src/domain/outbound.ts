@@ -162,11 +162,13 @@ export function agentMessageScope(agentId: string, conversationId: string, input
   return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${contentHash(JSON.stringify(content))}`;
 }
 
-/** A file the channel would refuse for its size is refused now, with the reason, not failed after the 202. */
-function refuseOversizedFiles(channel: string, attachments: readonly Attachment[]): void {
+/** A file the channel would refuse for its size or type is refused now, with the reason, not failed after the 202. */
+function refuseUnsendableFiles(channel: string, attachments: readonly Attachment[]): void {
   if (attachments.length === 0 || !isProviderChannel(channel)) return;
-  const { tooLarge } = sendingKinds(attachments, getAdapter(channel).mediaLimits);
+  const adapter = getAdapter(channel);
+  const { tooLarge, unsupported } = sendingKinds(attachments, adapter.mediaLimits, adapter.mediaTypes);
   if (tooLarge) throw new ClientError(413, 'attachment_too_large', tooLarge);
+  if (unsupported) throw new ClientError(415, 'attachment_type_not_supported', unsupported);
 }
 
 export async function postAgentMessage(conversationId: string, agent: AgentIdentity, input: AgentMessageInput): Promise<Message> {
@@ -191,7 +193,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
     if (input.attachments?.length) {
       const channel = conversation.channel;
-      attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments, isPrivate ? undefined : (files) => refuseOversizedFiles(channel, files));
+      attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments, isPrivate ? undefined : (files) => refuseUnsendableFiles(channel, files));
     }
   } catch (error) {
     // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.
@@ -414,7 +416,7 @@ async function sendToProvider(
     {
       to: conversation.handle,
       text: message.text,
-      attachments: await forProvider(message.attachments, adapter.mediaLimits),
+      attachments: await forProvider(message.attachments, adapter.mediaLimits, adapter.mediaTypes),
       ...(message.template ? { template: message.template } : {}),
       ...(decision.tag ? { tag: decision.tag } : {}),
       idempotencyKey: message.id,

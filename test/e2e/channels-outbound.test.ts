@@ -538,3 +538,38 @@ describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as cons
     ]);
   });
 });
+
+describe('Instagram file types', () => {
+  async function upload(bytes: Buffer, contentType: string): Promise<string> {
+    const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType, size: bytes.length } });
+    expect(ticket.status, ticket.text).toBe(201);
+    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
+    expect(put.status).toBe(200);
+    return ticket.body.uploadId;
+  }
+
+  it('refuses a reply with a file Instagram does not take (a .docx) with 415 and nothing stored or sent; a PDF goes as a file', async () => {
+    // Prepare: an Instagram customer; a Word document and a PDF
+    const { conversationId } = await customer('instagram');
+    const docx = await upload(Buffer.from('PK\x03\x04 not really a docx'), 'application/vnd.openxmlformats-officedocument.wordprocessingml.document');
+    const pdf = await upload(Buffer.from('%PDF-1.4 tiny'), 'application/pdf');
+    const sentBefore = stack.providers.outbox('instagram').length;
+
+    // Act
+    const refused = await reply(conversationId, { text: 'the contract', attachments: [{ uploadId: docx, name: 'contract.docx' }] });
+    const accepted = await reply(conversationId, { text: 'the invoice', attachments: [{ uploadId: pdf, name: 'invoice.pdf' }] });
+
+    // Assess: a clear 4xx naming the file and what the channel takes; the PDF is sent as a file
+    expect(refused.status, refused.text).toBe(415);
+    expect(refused.body.error).toMatchObject({ code: 'attachment_type_not_supported' });
+    expect(refused.body.error.message).toContain('"contract.docx"');
+    expect(refused.body.error.message).toContain('PDF');
+    expect(accepted.status, accepted.text).toBe(202);
+    await agent.waitFor(updated(accepted.body.message.id, 'sent'), 15_000, 'the PDF reply');
+    const sent = stack.providers.outbox('instagram').slice(sentBefore).map((item) => JSON.stringify(item.body));
+    expect(sent.some((body) => body.includes('"type":"file"'))).toBe(true);
+    expect(sent.some((body) => body.includes('the contract'))).toBe(false);
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt });
+    expect(page.body.items.map((m: { text: string }) => m.text)).not.toContain('the contract');
+  });
+});

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { forProvider, sendingKinds } from '../../src/domain/media';
 import { whatsappAdapter } from '../../src/channels/whatsapp';
 import { telegramAdapter } from '../../src/channels/telegram';
+import { instagramAdapter } from '../../src/channels/instagram';
 import { scriptedFetch, sendContext } from '../channels/support';
 
 const file = (type: string, mimeType: string, size: number, name?: string) => ({ type, url: 'conversa-media://media/agent/a/1', mimeType, size, ...(name ? { name } : {}) });
@@ -27,6 +28,19 @@ describe('sendingKinds', () => {
     expect(sendingKinds([file('image', 'image/png', 3 * MB), file('image', 'image/png', 3 * MB)], { image: 5 * MB, file: 5 * MB, perMessage: 5 * MB }).tooLarge).toBe(
       'the files are 6 MB together: this channel takes up to 5 MB in one message',
     );
+  });
+
+  it('on Instagram, sends PDFs as documents and refuses a document or format it takes in no way, saying why', () => {
+    const { mediaLimits, mediaTypes } = instagramAdapter;
+    const kinds = (...files: ReturnType<typeof file>[]) => sendingKinds(files, mediaLimits, mediaTypes);
+    expect(kinds(file('file', 'application/pdf', MB), file('image', 'image/png', MB), file('video', 'video/quicktime', MB), file('audio', 'audio/x-m4a', MB))).toEqual({
+      kinds: ['file', 'image', 'video', 'audio'],
+    });
+    const docx = kinds(file('file', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', MB, 'contract.docx'));
+    expect(docx.unsupported).toMatch(/^"contract\.docx" is application\/vnd\.openxml.*: this channel takes .*PDF documents$/);
+    expect(kinds(file('image', 'image/webp', MB)).unsupported).toMatch(/^a file is image\/webp: /);
+    // A PNG too large for an image cannot go as a document either: its size is the reason.
+    expect(kinds(file('image', 'image/png', 9 * MB, 'scan.png'))).toEqual({ kinds: ['file'], tooLarge: '"scan.png" is 9 MB: this channel takes files of its kind (image) up to 8 MB' });
   });
 
   it('limits nothing without limits (the web widget, links)', () => {
