@@ -40,6 +40,10 @@ function fromDefaults(channel: ProviderChannel, read: (env: string) => string | 
   for (const [key, { env, dev }] of Object.entries(adapters[channel].credentialDefaults)) {
     result[key] = read(env) ?? dev;
   }
+  for (const [key, { env }] of Object.entries(adapters[channel].optionalCredentials ?? {})) {
+    const value = read(env);
+    if (value) result[key] = value;
+  }
   return result;
 }
 
@@ -108,15 +112,22 @@ async function fromSecret(channel: ProviderChannel, secretId: string): Promise<C
   const blank = (value: unknown) => value === undefined || value === null || value === '';
   if (envs.every((env) => env === GENERATED_CREDENTIAL[channel] || blank(values[env]))) throw new ChannelNotConfiguredError(channel);
   const result: Record<string, string> = {};
+  const refuse = (env: string, value: unknown) => {
+    const what = blank(value) && typeof value !== 'string' ? 'lacks' : typeof value === 'string' ? 'has an empty' : `has a ${Array.isArray(value) ? 'list' : typeof value}, not a string, as`;
+    return new Error(`Secret ${secretId} for ${channel} ${what} ${env}`);
+  };
   for (const [key, { env }] of Object.entries(adapters[channel].credentialDefaults)) {
     const value = values[env];
     // A public development default in production would let anyone forge webhooks: a gap is an error.
     // A number typed without quotes (a phone number id) is no credential either, and the error says so.
-    if (typeof value !== 'string' || value === '') {
-      const what = blank(value) && typeof value !== 'string' ? 'lacks' : typeof value === 'string' ? 'has an empty' : `has a ${Array.isArray(value) ? 'list' : typeof value}, not a string, as`;
-      throw new Error(`Secret ${secretId} for ${channel} ${what} ${env}`);
-    }
+    if (typeof value !== 'string' || value === '') throw refuse(env, value);
     result[key] = value;
+  }
+  // An optional one may be absent or empty; typed in as something other than a string, it is refused all the same.
+  for (const [key, { env }] of Object.entries(adapters[channel].optionalCredentials ?? {})) {
+    const value = values[env];
+    if (typeof value === 'string' && value !== '') result[key] = value;
+    else if (!blank(value)) throw refuse(env, value);
   }
   return result;
 }

@@ -11,6 +11,8 @@ export const messengerAdapter = createMetaMessagingAdapter({
     verifyToken: { env: 'MESSENGER_VERIFY_TOKEN', dev: 'dev-messenger-verify-token' },
     accessToken: { env: 'MESSENGER_PAGE_ACCESS_TOKEN', dev: 'dev-messenger-page-access-token' },
   },
+  optionalCredentials: { appId: { env: 'MESSENGER_APP_ID' } },
+  echoSender: 'Page inbox',
   sendsMetadata: true,
   // The Send API fetches attachments up to 25 MB.
   mediaLimits: { file: 25 * MB },

@@ -128,6 +128,9 @@ interface MessagingEvent {
     mid?: string;
     text?: string;
     is_echo?: boolean;
+    /** Echoes: the app that sent the message (Meta writes it as a number) and the metadata it sent with it. */
+    app_id?: number | string;
+    metadata?: string;
     is_deleted?: boolean;
     is_unsupported?: boolean;
     attachments?: MessagingAttachment[];
@@ -181,7 +184,7 @@ function messagingAttachment(attachment: MessagingAttachment): Attachment | unde
 
 function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, handle: string): InboundMessageEvent | undefined {
   const message = event.message;
-  if (!message || message.is_echo) return undefined;
+  if (!message) return undefined;
   // An unsend (Instagram) refers to an earlier message; it is not something the customer wrote.
   if (message.is_deleted) return undefined;
   const attachments: Attachment[] = [];
@@ -209,7 +212,41 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
   };
 }
 
-function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, accountId: string | undefined): InboundEvent[] {
+/** Our message ids (ULIDs), which our sends give Messenger as their metadata. */
+const OUR_METADATA = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** Whether an echo's app_id is ours. Meta writes it as a number, which may be past 2^53: compared as Meta's own JSON reads. */
+function isOwnApp(appId: number | string, ownAppId: string): boolean {
+  return typeof appId === 'number' ? Number(ownAppId) === appId : String(appId) === ownAppId;
+}
+
+/**
+ * An echo: a message the business sent to the customer (the recipient). Ours (our app's id, or our
+ * message id as its metadata) are recorded by their send already; one another app sent, Meta's
+ * Page inbox, the Instagram app, another tool of the Page's, is the team's too: shown as such. Without
+ * our app id configured, or an app_id on the echo, ours cannot be told apart: dropped.
+ */
+function echoFromMessaging(channel: ProviderChannel, event: MessagingEvent, echoes: EchoSettings): InboundMessageEvent | undefined {
+  const message = event.message!;
+  const customer = event.recipient?.id;
+  const { app_id: appId, metadata } = message;
+  if (!echoes.ownAppId || !customer || (typeof appId !== 'number' && typeof appId !== 'string')) return undefined;
+  if (isOwnApp(appId, echoes.ownAppId) || (typeof metadata === 'string' && OUR_METADATA.test(metadata))) return undefined;
+  const content = messageFromMessaging(channel, event, customer);
+  return content && { ...content, echo: { name: echoes.senderName } };
+}
+
+/** What tells echoes of our own sends from the team's others, and whom those are shown as. */
+interface EchoSettings {
+  ownAppId: string | undefined;
+  senderName: string;
+}
+
+function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, accountId: string | undefined, echoes: EchoSettings): InboundEvent[] {
+  if (event.message?.is_echo) {
+    const echo = echoFromMessaging(channel, event, echoes);
+    return echo ? [echo] : [];
+  }
   const handle = event.sender?.id;
   if (!handle) return [];
   const at = isoFromEpoch(event.timestamp, 'ms');
@@ -302,13 +339,13 @@ function idOf(value: unknown): string | undefined {
   return typeof value === 'string' && value ? value : typeof value === 'number' ? String(value) : undefined;
 }
 
-export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string): InboundEvent[] {
+export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string, echoes: EchoSettings): InboundEvent[] {
   // While another app has the thread (handover protocol, conversation routing), the customer's
   // messages come as `standby` events of the same shape: ours to see, not to lose.
   // The entry's id is the Page's (Instagram: the professional account's): a sender of that id is the business itself.
   return (metaEntries(rawBody, object) as MessagingEntry[]).flatMap((e) =>
     [...list(e?.messaging), ...list(e?.standby)].flatMap((event) =>
-      isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event, isRecord(e) ? idOf(e.id) : undefined)) : [],
+      isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event, isRecord(e) ? idOf(e.id) : undefined, echoes)) : [],
     ),
   );
 }
@@ -344,6 +381,10 @@ export interface MetaMessagingConfig {
   object: string;
   defaultBaseUrl: string;
   credentialDefaults: ChannelAdapter['credentialDefaults'];
+  /** `appId`, our Meta app's id: with it, echoes of other apps' sends (the Page inbox) are stored. */
+  optionalCredentials: ChannelAdapter['optionalCredentials'];
+  /** Whom a message the business sent from outside Conversa is shown as. */
+  echoSender: string;
   /**
    * Messenger's message.metadata comes back in echoes, tying an echo to our message id.
    * Instagram does not document the field, so it is not sent there.
@@ -407,10 +448,12 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
   return {
     channel: config.channel,
     credentialDefaults: config.credentialDefaults,
+    ...(config.optionalCredentials ? { optionalCredentials: config.optionalCredentials } : {}),
     defaultBaseUrl: config.defaultBaseUrl,
     challenge: (request: WebhookRequest, credentials: Credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
     verify: (request: WebhookRequest, credentials: Credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
-    normalize: (request: WebhookRequest) => normalizeMessaging(config.channel, request.rawBody, config.object),
+    normalize: (request: WebhookRequest, credentials: Credentials) =>
+      normalizeMessaging(config.channel, request.rawBody, config.object, { ownAppId: credential(credentials, 'appId'), senderName: config.echoSender }),
     ack: metaAck,
     window: (lastInboundAt: string | undefined, now: Date) => metaMessagingWindow(lastInboundAt, now),
     serviceWindow: META_MESSAGING_WINDOW,

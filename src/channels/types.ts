@@ -103,6 +103,11 @@ export interface ChannelAdapter {
   readonly channel: ProviderChannel;
   /** Environment variable names of this channel's credentials, with local development defaults. */
   readonly credentialDefaults: Readonly<Record<string, { env: string; dev: string }>>;
+  /**
+   * Settings of the channel's that may be left out (no development default; deployed, a key the
+   * secret may lack): absent, the feature that needs one is off (Meta's `appId`: echoes).
+   */
+  readonly optionalCredentials?: Readonly<Record<string, { env: string }>>;
   /** Production base URL of the provider API; overridable by `<CHANNEL>_API_BASE_URL`. */
   readonly defaultBaseUrl: string;
   /** GET subscription handshake (Meta channels). Undefined when the channel has none. */

@@ -7,7 +7,8 @@ import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
 import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
-import { afterInbound, beforeNewConversation, type InboundHookContext } from './automation';
+import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
+import { applyOutboundToConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
@@ -237,7 +238,54 @@ async function editsCustomerMessage(event: InboundMessageEvent & { edits: string
   return (await findByProviderMessageId(conversationId, event.edits, Date.parse(event.sentAt) - EDITED_WITHIN_MS - CLOCK_SKEW_MS, 'inbound')) !== undefined;
 }
 
+/** The sender id of messages the team sent from outside Conversa (Meta's Page inbox): no agent of ours. */
+export const EXTERNAL_SENDER_ID = 'external';
+
+const isEcho = (m: Message) => m.direction === 'outbound' && m.sender.id === EXTERNAL_SENDER_ID;
+
+/**
+ * A message the team sent from outside Conversa (a Meta echo that is not of our own send): stored
+ * once as the team's reply, `sent`, in the customer's conversation, and applied as a reply is
+ * (first reply, follow-up, timers). It never reopens the conversation, opens one, or counts as the
+ * customer's (no unread, no service window).
+ */
+async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } }, delivery: Delivery): Promise<void> {
+  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  // A thread nobody here follows (the customer never wrote to us): nothing to show it in.
+  if (!conversationId || !event.providerMessageId) return;
+  const conversation = await getConversation(conversationId, true);
+  if (!conversation) return;
+  // The record our own sends claim for their status callbacks (src/domain/outbound.ts): a provider id
+  // already recorded for a send of ours, or for this echo delivered before, adds nothing.
+  const { claimed, record } = await claimDedup(`${event.channel}#${event.providerMessageId}`, { conversationId, messageId: newId() });
+  const existing = claimed ? undefined : await getMessage(record.conversationId, record.messageId);
+  // Only a redelivery of the queue message that stored it may have died before telling the agents.
+  if (existing && !(isEcho(existing) && delivery.redelivered)) return;
+  const fresh: Message = {
+    id: record.messageId,
+    conversationId: record.conversationId,
+    direction: 'outbound',
+    sender: { type: 'agent', id: EXTERNAL_SENDER_ID, name: event.echo.name },
+    channel: event.channel,
+    text: event.text,
+    attachments: event.attachments.filter((a) => !a.url.startsWith(MEDIA_SCHEME)),
+    status: 'sent',
+    private: false,
+    providerMessageId: event.providerMessageId,
+    createdAt: new Date().toISOString(),
+  };
+  const message = existing ?? ((await putMessage(fresh)) ? fresh : ((await getMessage(fresh.conversationId, fresh.id)) ?? fresh));
+  const agentConnections = agentConnectionsAhead();
+  const updated = await applyOutboundToConversation(message.conversationId, message);
+  await publish([messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])], {
+    agents: scopeOf(updated ?? conversation, conversation),
+    agentConnections,
+  });
+  await afterOutbound(updated ?? conversation, message);
+}
+
 export async function ingestMessage(event: InboundMessageEvent, delivery: Delivery = {}): Promise<void> {
+  if (event.echo) return ingestEcho({ ...event, echo: event.echo }, delivery);
   // An edit of our own message (an echo, a reply), or of nothing we have, is no customer's words:
   // it must neither add a message nor open a conversation.
   if (event.edits !== undefined && !(await editsCustomerMessage({ ...event, edits: event.edits }))) return;

@@ -138,6 +138,11 @@ export interface InboundMessageEvent {
    * is the customer's own message of this conversation, never for an edit of one of ours.
    */
   edits?: string;
+  /**
+   * An echo (Meta): a message the business sent the customer from outside Conversa (the Page
+   * inbox), shown under this name: stored as the team's outbound message, not the customer's.
+   */
+  echo?: { name: string };
 }
 
 export interface InboundStatusEvent {

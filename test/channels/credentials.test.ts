@@ -61,6 +61,9 @@ describe('credentials from the environment', () => {
     expect(credentialsFromEnv('instagram', env)).toEqual({ appSecret: 'i1', verifyToken: 'i2', accessToken: 'i3' });
     expect(credentialsFromEnv('telegram', env)).toEqual({ botToken: 't1', secretToken: 't2' });
     expect(credentialsFromEnv('sms', env)).toEqual({ accountSid: 's1', authToken: 's2', fromNumber: 's3' });
+    // Meta's app id has no default: without it, echoes are dropped.
+    expect(credentialsFromEnv('messenger', { ...env, MESSENGER_APP_ID: '1517776481860111' })).toMatchObject({ appId: '1517776481860111' });
+    expect(credentialsFromEnv('instagram', { ...env, INSTAGRAM_APP_ID: '42' })).toMatchObject({ appId: '42' });
   });
 
   it('documents every development default in the README, variable and exact value on one row', () => {
@@ -190,6 +193,20 @@ describe('credentials from Secrets Manager', () => {
     await expect(loadCredentials('telegram', t0)).rejects.toMatchObject({ name, message });
     await expect(loadCredentials('telegram', t0 + 1)).rejects.not.toBeInstanceOf(ChannelNotConfiguredError);
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
+  it('reads Meta’s optional app id when the secret has it, and does without it when it lacks it', async () => {
+    const messenger = { MESSENGER_APP_SECRET: 'm1', MESSENGER_VERIFY_TOKEN: 'm2', MESSENGER_PAGE_ACCESS_TOKEN: 'm3' };
+    vi.stubEnv('MESSENGER_SECRET_ARN', ARN);
+    secrets
+      .on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: JSON.stringify({ ...messenger, MESSENGER_APP_ID: '1517776481860111' }) })
+      .resolvesOnce({ SecretString: JSON.stringify(messenger) })
+      // A number typed without quotes may have lost digits on the way (2^53): refused, not misread.
+      .resolvesOnce({ SecretString: JSON.stringify({ ...messenger, MESSENGER_APP_ID: 1517776481860111 }) });
+    expect(await loadCredentials('messenger', 5_000_000)).toEqual({ appSecret: 'm1', verifyToken: 'm2', accessToken: 'm3', appId: '1517776481860111' });
+    expect(await loadCredentials('messenger', 5_000_000 + CREDENTIALS_TTL_MS + 1)).toEqual({ appSecret: 'm1', verifyToken: 'm2', accessToken: 'm3' });
+    await expect(loadCredentials('messenger', 5_000_000 + 2 * CREDENTIALS_TTL_MS + 2)).rejects.toThrow(`Secret ${ARN} for messenger has a number, not a string, as MESSENGER_APP_ID`);
   });
 
   it('names a key whose value is not a string for what it is, not as missing', async () => {

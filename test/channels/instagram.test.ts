@@ -77,6 +77,18 @@ describe('instagram normalize', () => {
     expect(normalize('deleted')).toEqual([]);
   });
 
+  it('with our app id configured, keeps an echo another app sent as the team’s message, shown as the Instagram inbox', () => {
+    const body = JSON.parse(fixture('instagram', 'echo'));
+    const read = (appId: number) => {
+      body.entry[0].messaging[0].message.app_id = appId;
+      return adapter.normalize(signedRequest('instagram', JSON.stringify(body)), { ...credentials, appId: '1517776481860111' });
+    };
+    expect(read(263902037430900)).toMatchObject([{ kind: 'message', handle: IGSID, providerMessageId: 'ig_ECHO1', text: 'Thanks for writing!', echo: { name: 'Instagram inbox' } }]);
+    expect(read(1517776481860111)).toEqual([]);
+    // As documented, without an app_id: it cannot be told from ours.
+    expect(adapter.normalize(signedRequest('instagram', fixture('instagram', 'echo')), { ...credentials, appId: '1517776481860111' })).toEqual([]);
+  });
+
   it('messaging_seen names the last mid read, which covers the ones before it', () => {
     expect(normalize('seen')).toEqual([
       { kind: 'status', channel: 'instagram', handle: IGSID, providerMessageId: 'ig_OUT1', status: 'read', at: '2025-06-08T20:59:50.000Z', coversEarlier: true },

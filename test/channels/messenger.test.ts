@@ -80,6 +80,40 @@ describe('messenger normalize', () => {
     expect(normalize('echo')).toEqual([]);
   });
 
+  describe('echoes of what the Page sent from elsewhere (its inbox), with our app id configured', () => {
+    const withAppId = (appId: string, change: (message: Record<string, unknown>) => void = () => {}) => {
+      const body = JSON.parse(fixture('messenger', 'echo'));
+      change(body.entry[0].messaging[0].message);
+      return adapter.normalize(signedRequest('messenger', JSON.stringify(body)), { ...credentials, appId });
+    };
+
+    it('are the team’s message to the customer (the recipient), shown as the Page inbox', () => {
+      expect(withAppId('999000111')).toEqual([
+        {
+          kind: 'message',
+          channel: 'messenger',
+          handle: PSID,
+          providerMessageId: 'm_ECHO1',
+          text: 'Yes, it shipped yesterday.',
+          attachments: [],
+          sentAt: '2025-06-08T20:59:44.000Z',
+          dated: true,
+          echo: { name: 'Page inbox' },
+        },
+      ]);
+    });
+
+    it('drop our own app’s, one that bears our message id as metadata, and one that names no app', () => {
+      expect(withAppId('1517776481860111')).toEqual([]);
+      expect(withAppId('999000111', (m) => (m.metadata = '01JXYZ00000000000000000000'))).toEqual([]);
+      expect(withAppId('999000111', (m) => delete m.app_id)).toEqual([]);
+    });
+
+    it('are all dropped without our app id: ours could not be told apart', () => {
+      expect(withAppId('')).toEqual([]);
+    });
+  });
+
   it('delivery mids → one delivered status each; a watermark-only delivery → "*"', () => {
     expect(normalize('delivery')).toEqual([
       { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: 'm_OUT1', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },

@@ -18,10 +18,12 @@ let agent: WsClient;
 let agentJwt: string;
 
 const HOUR = 3_600_000;
+const OUR_APP_ID = '1517776481860111';
 
 beforeAll(async () => {
   // Retries back off 1 s, 2 s… instead of production's longer steps.
-  stack = await startTestStack({ env: { CONVERSA_RETRY_BASE_SECONDS: '1' } });
+  // Our Meta app's id: echoes of other apps' sends (the Page inbox) are then stored.
+  stack = await startTestStack({ env: { CONVERSA_RETRY_BASE_SECONDS: '1', MESSENGER_APP_ID: OUR_APP_ID } });
   agentJwt = await agentToken(stack.httpUrl, 'agent-ana', 'agent', 'Ana');
   agent = await WsClient.connect(stack.wsUrl, agentJwt);
   // The autoresponder would send (and consume injected provider failures) on its own.
@@ -571,5 +573,68 @@ describe('Instagram file types', () => {
     expect(sent.some((body) => body.includes('the contract'))).toBe(false);
     const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt });
     expect(page.body.items.map((m: { text: string }) => m.text)).not.toContain('the contract');
+  });
+});
+
+describe('Messenger echoes of what the team sent from the Page inbox', () => {
+  /** An echo as Meta sends it: from the Page to the customer, naming the app that sent it. */
+  function echoWebhook(handle: string, mid: string, text: string, appId: number): string {
+    const body = JSON.parse(textWebhook('messenger', handle, 'unused').body);
+    body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: handle }, timestamp: Date.now(), message: { mid, text, is_echo: true, app_id: appId } }];
+    return JSON.stringify(body);
+  }
+  const PAGE_INBOX_APP = 263902037430900;
+
+  async function conversationOf(id: string) {
+    const response = await http(stack.httpUrl, 'GET', `/v1/conversations/${id}`, { token: agentJwt });
+    expect(response.status).toBe(200);
+    return response.body;
+  }
+
+  async function messagesOf(id: string): Promise<{ id: string; direction: string; text: string; status: string; sender: Record<string, unknown>; providerMessageId?: string }[]> {
+    return (await http(stack.httpUrl, 'GET', `/v1/conversations/${id}/messages?limit=100`, { token: agentJwt })).body.items;
+  }
+
+  async function marker(handle: string): Promise<void> {
+    const webhook = textWebhook('messenger', handle, 'marker');
+    expect((await postWebhook(stack, 'messenger', webhook.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'marker');
+  }
+
+  it('stores a colleague’s Page-inbox reply once as the team’s sent message, its first reply, never the customer’s; echoes of our own sends add nothing', async () => {
+    // Prepare: the customer wrote; an agent here replied too (its mid is recorded)
+    const { handle, conversationId } = await customer('messenger');
+    const before = await conversationOf(conversationId);
+    const mid = `m_ECHO-${crypto.randomUUID()}`;
+
+    // Act: the Page-inbox reply, delivered twice; an echo of our own app's send; an echo naming our reply's mid
+    const echo = echoWebhook(handle, mid, 'I am on it, from the Page inbox', PAGE_INBOX_APP);
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'messenger', echo)).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox reply');
+    const ours = await sentReply(conversationId, 'And from Conversa');
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, `m_OWN-${crypto.randomUUID()}`, 'ours, echoed', Number(OUR_APP_ID)))).status).toBe(200);
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, ours.providerMessageId, 'And from Conversa', PAGE_INBOX_APP))).status).toBe(200);
+    await marker(handle);
+
+    // Assess
+    expect(shown.message).toMatchObject({ direction: 'outbound', status: 'sent', sender: { type: 'agent', id: 'external', name: 'Page inbox' }, text: 'I am on it, from the Page inbox' });
+    expect(agent.frames.filter((f) => f.type === 'message.created' && f.message.providerMessageId === mid)).toHaveLength(1);
+    const texts = (await messagesOf(conversationId)).map((m) => `${m.direction} ${m.text}`);
+    expect(texts).toEqual(['inbound Hello, anyone there?', 'outbound I am on it, from the Page inbox', 'outbound And from Conversa', 'inbound marker']);
+    const after = await conversationOf(conversationId);
+    expect(after).toMatchObject({ status: 'open', unreadCount: before.unreadCount + 1, firstReplyAt: shown.message.createdAt });
+  });
+
+  it('does not reopen a resolved conversation', async () => {
+    const { handle, conversationId } = await customer('messenger');
+    const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });
+    expect(resolved.status).toBe(200);
+    const mid = `m_ECHO-${crypto.randomUUID()}`;
+
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, mid, 'One more thing from the Page inbox', PAGE_INBOX_APP))).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox message');
+
+    expect(await conversationOf(conversationId)).toMatchObject({ status: 'resolved' });
+    expect((await messagesOf(conversationId)).map((m) => m.text)).toContain('One more thing from the Page inbox');
   });
 });
