@@ -11,6 +11,11 @@ import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types'
 import { updateConversation } from '../../src/store/conversations';
 import { earlyStatuses, getDedup } from '../../src/store/messages';
 import { agentMessageScope } from '../../src/domain/outbound';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { messengerAdapter } from '../../src/channels/messenger';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
+import { signedRequest } from '../fixtures/sign';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -611,6 +616,17 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
     const echo = echoWebhook(handle, mid, 'I am on it, from the Page inbox', PAGE_INBOX_APP);
     for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'messenger', echo)).status).toBe(200);
     const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox reply');
+    // Meta's copy hours later, once SQS no longer remembers its deduplication id.
+    const [event] = messengerAdapter.normalize(signedRequest('messenger', echo), { ...DEV_CREDENTIALS.messenger, appId: OUR_APP_ID });
+    expect(event).toMatchObject({ echo: { name: 'Page inbox' } });
+    await new SQSClient({}).send(
+      new SendMessageCommand({
+        QueueUrl: process.env.INBOUND_QUEUE_URL!,
+        MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * HOUR).toISOString() }),
+        MessageGroupId: inboundGroupId(event!),
+        MessageDeduplicationId: `${inboundDedupId(event!).slice(0, 90)}-later-${crypto.randomUUID()}`,
+      }),
+    );
     const ours = await sentReply(conversationId, 'And from Conversa');
     expect((await postWebhook(stack, 'messenger', echoWebhook(handle, `m_OWN-${crypto.randomUUID()}`, 'ours, echoed', Number(OUR_APP_ID)))).status).toBe(200);
     expect((await postWebhook(stack, 'messenger', echoWebhook(handle, ours.providerMessageId, 'And from Conversa', PAGE_INBOX_APP))).status).toBe(200);
