@@ -248,7 +248,9 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, ac
     return echo ? [echo] : [];
   }
   const handle = event.sender?.id;
-  if (!handle) return [];
+  // The business is never its own customer: what the Page (or account) does itself, a reaction, a
+  // read, an edit, would otherwise open a conversation with the Page as the contact.
+  if (!handle || handle === accountId) return [];
   const at = isoFromEpoch(event.timestamp, 'ms');
   if (event.message) {
     const message = messageFromMessaging(channel, event, handle);
@@ -280,10 +282,9 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, ac
     // of its own (the original's mid and the edit's count), so a redelivery is still recognised.
     const { mid, text, num_edit } = event.message_edit;
     const count = Number(num_edit);
-    // No edit at all (0): the message itself, which its own `message` event brings. The Page (or
-    // account) editing one of its own messages is no customer's words; nor is an edit that names
-    // no message, whose author cannot be checked.
-    if (count === 0 || handle === accountId || typeof mid !== 'string' || !mid) return [];
+    // No edit at all (0): the message itself, which its own `message` event brings. An edit that
+    // names no message cannot be checked to be of the customer's own.
+    if (count === 0 || typeof mid !== 'string' || !mid) return [];
     const edition = Number.isInteger(count) && count > 0 ? count : (event.timestamp ?? at);
     return [
       {

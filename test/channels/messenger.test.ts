@@ -153,6 +153,25 @@ describe('messenger normalize', () => {
     expect(read({ text: 'what?', num_edit: 1 })).toEqual([]);
   });
 
+  it('nothing the Page itself does (a reaction, a read, a message not marked as an echo) is a customer’s event', () => {
+    const event = (what: Record<string, unknown>) => ({ sender: { id: 'PAGE' }, recipient: { id: PSID }, timestamp: 1749416460000, ...what });
+    const body = JSON.stringify({
+      object: 'page',
+      entry: [
+        {
+          id: 'PAGE',
+          time: 1,
+          messaging: [
+            event({ reaction: { mid: 'm_THEIRS', action: 'react', emoji: '👍' } }),
+            event({ read: { watermark: 1749416460000 } }),
+            event({ message: { mid: 'm_PAGE', text: 'from the Page, unmarked' } }),
+          ],
+        },
+      ],
+    });
+    expect(adapter.normalize(signedRequest('messenger', body), credentials)).toEqual([]);
+  });
+
   it('an edit the Page makes of its own message is no customer’s edit (and no customer: the sender is the Page)', () => {
     const body = JSON.stringify({
       object: 'page',
