@@ -84,6 +84,8 @@ interface WaStatus {
 }
 
 interface WaValue {
+  /** The business number that received the messages (or sent what the statuses are of). */
+  metadata?: { phone_number_id?: string | number };
   contacts?: { wa_id?: string; profile?: { name?: string } }[];
   messages?: WaMessage[];
   statuses?: WaStatus[];
@@ -213,12 +215,22 @@ function toStatus(status: WaStatus): InboundStatusEvent | undefined {
   return event;
 }
 
-function normalizeWhatsApp(rawBody: string): InboundEvent[] {
+/**
+ * Whether a change concerns our business number. One app may be subscribed to several numbers (of
+ * the account, or of other accounts): what another number received is not ours to answer, since
+ * replies go from the configured number and the customer's window is with the number they wrote to.
+ */
+function forOurNumber(value: WaValue, phoneNumberId: string | undefined): boolean {
+  const receiver = isRecord(value.metadata) ? value.metadata.phone_number_id : undefined;
+  return !phoneNumberId || (typeof receiver !== 'string' && typeof receiver !== 'number') || String(receiver) === phoneNumberId;
+}
+
+function normalizeWhatsApp(rawBody: string, phoneNumberId: string | undefined): InboundEvent[] {
   const events: InboundEvent[] = [];
   for (const e of metaEntries(rawBody, 'whatsapp_business_account') as WaEntry[]) {
     for (const change of list(e?.changes)) {
       const value = change?.value;
-      if (typeof value !== 'object' || value === null) continue;
+      if (typeof value !== 'object' || value === null || !forOurNumber(value, phoneNumberId)) continue;
       for (const message of list(value.messages)) {
         events.push(...leniently('WhatsApp message', () => (isRecord(message) ? [toMessage(message, value)].filter((e) => e !== undefined) : [])));
       }
@@ -361,7 +373,7 @@ export const whatsappAdapter: ChannelAdapter = {
   statusesCarryReference: true,
   challenge: (request, credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
   verify: (request, credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
-  normalize: (request) => normalizeWhatsApp(request.rawBody),
+  normalize: (request, credentials) => normalizeWhatsApp(request.rawBody, credential(credentials, 'phoneNumberId')),
   ack: metaAck,
   window: whatsappWindow,
   serviceWindow: SERVICE_WINDOW,

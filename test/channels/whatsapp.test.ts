@@ -94,13 +94,22 @@ describe('whatsapp normalize: messages', () => {
   });
 
   it('several messages and entries → one event each, each with its own sender profile', () => {
-    const events = normalize('multiple');
-    expect(events.map((e) => [e.kind === 'message' && e.handle, e.kind === 'message' && e.profile?.name, e.kind === 'message' && e.text])).toEqual([
+    // The second entry's number is another business number: ours when it is the one configured.
+    const events = adapter.normalize(signedRequest('whatsapp', fixture('whatsapp', 'multiple')), { ...credentials, phoneNumberId: '100000000000002' });
+    const both = [...normalize('multiple'), ...events];
+    expect(both.map((e) => [e.kind === 'message' && e.handle, e.kind === 'message' && e.profile?.name, e.kind === 'message' && e.text])).toEqual([
       ['16505551234', 'Sheena Nelson', 'First'],
       ['447700900123', 'Oliver Smith', 'Second, other customer'],
       ['5511987654321', 'Ana Lima', 'Third, second entry'],
     ]);
-    expect(events[2]).toMatchObject({ providerMessageId: 'wamid.MULTI3', sentAt: '2025-06-08T21:00:00.000Z' });
+    expect(both[2]).toMatchObject({ providerMessageId: 'wamid.MULTI3', sentAt: '2025-06-08T21:00:00.000Z' });
+  });
+
+  it('ignores what another number of the business account received: replies go from ours, and its customers’ windows are with that number', () => {
+    expect(normalize('multiple').map((e) => e.providerMessageId)).toEqual(['wamid.MULTI1', 'wamid.MULTI2']);
+    const statuses = JSON.parse(fixture('whatsapp', 'statuses'));
+    statuses.entry[0].changes[0].value.metadata.phone_number_id = '100000000000009';
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(statuses)), credentials)).toEqual([]);
   });
 });
 
