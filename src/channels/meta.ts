@@ -230,7 +230,8 @@ function echoFromMessaging(channel: ProviderChannel, event: MessagingEvent, echo
   const message = event.message!;
   const customer = event.recipient?.id;
   const { app_id: appId, metadata } = message;
-  if (!echoes.ownAppId || !customer || (typeof appId !== 'number' && typeof appId !== 'string')) return undefined;
+  // An app id that is not one (a typo) would take our own sends for the team's: as good as none.
+  if (!echoes.ownAppId || !/^\d+$/.test(echoes.ownAppId) || !customer || (typeof appId !== 'number' && typeof appId !== 'string')) return undefined;
   if (isOwnApp(appId, echoes.ownAppId) || (typeof metadata === 'string' && OUR_METADATA.test(metadata))) return undefined;
   const content = messageFromMessaging(channel, event, customer);
   return content && { ...content, echo: { name: echoes.senderName } };

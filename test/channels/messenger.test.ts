@@ -109,8 +109,9 @@ describe('messenger normalize', () => {
       expect(withAppId('999000111', (m) => delete m.app_id)).toEqual([]);
     });
 
-    it('are all dropped without our app id: ours could not be told apart', () => {
+    it('are all dropped without our app id, or with one that is no app id: ours could not be told apart', () => {
       expect(withAppId('')).toEqual([]);
+      expect(withAppId('my-app')).toEqual([]);
     });
   });
 
