@@ -18,10 +18,12 @@ let dataDir: string;
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'conversa-outage-'));
   stack = await startLocalStack({ httpPort: 0, wsPort: 0, dataDir });
-  // Retries every few seconds, and enough receives before the DLQ to outlast a restart of the JVM
-  // (deployed: 180 s visibility × 5 receives ride out a 15-minute outage). Not shorter: a batch
-  // still being handled when its visibility ends would be handed out a second time.
-  await setInboundQueue(stack, { visibilityTimeoutSeconds: 3, maxReceiveCount: 100 });
+  // The consumer dead-letters a record itself on its last receive (QUEUES.inbound.maxReceiveCount,
+  // 5, whatever the queue's redrive says), so the receives must outlast the JVM's restart, which on
+  // a loaded machine takes tens of seconds: 5 receives 10 s apart ride out about 40 s (deployed:
+  // 180 s apart, a 15-minute outage). Not much shorter: a batch still being handled when its
+  // visibility ends would be handed out a second time.
+  await setInboundQueue(stack, { visibilityTimeoutSeconds: 10 });
 }, 120_000);
 
 afterAll(async () => {

@@ -71,17 +71,17 @@ export function sqsClient(stack: LocalStack): SQSClient {
 
 export const queueUrl = (stack: LocalStack, name: string) => stack.aws.sqs.queueUrl(name);
 
-/** Shortens the inbound queue's visibility timeout so failed records come back in about a second. */
-export async function setInboundQueue(stack: LocalStack, attributes: { visibilityTimeoutSeconds: number; maxReceiveCount?: number }): Promise<void> {
+/**
+ * The inbound queue's visibility timeout, for tests that want retries sooner. Its receive count
+ * before the DLQ is not set here: the consumer dead-letters a record itself on the receive
+ * QUEUES.inbound.maxReceiveCount names, whatever the queue's redrive policy says.
+ */
+export async function setInboundQueue(stack: LocalStack, attributes: { visibilityTimeoutSeconds: number }): Promise<void> {
   const sqs = sqsClient(stack);
-  const dlqArn = stack.aws.sqs.getQueue('conversa-inbound-dlq.fifo').arn;
   await sqs.send(
     new SetQueueAttributesCommand({
       QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'),
-      Attributes: {
-        VisibilityTimeout: String(attributes.visibilityTimeoutSeconds),
-        ...(attributes.maxReceiveCount ? { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: attributes.maxReceiveCount }) } : {}),
-      },
+      Attributes: { VisibilityTimeout: String(attributes.visibilityTimeoutSeconds) },
     }),
   );
   sqs.destroy();
