@@ -14,6 +14,10 @@
   // API Gateway closes a WebSocket idle for 10 minutes.
   const PING_MS = 4 * 60_000;
   const TYPING_IDLE_MS = 2_000;
+  // "on" is said again this often while typing lasts, and a sign not renewed for twice as long
+  // goes: a console (or tab) that died mid-word never sends its "off".
+  const TYPING_RENEW_MS = 3_000;
+  const TYPING_SHOWN_MS = 6_000;
   const MAX_BACKOFF_MS = 30_000;
   // The longest text a message may have (the API refuses longer ones).
   const MAX_TEXT = 4096;
@@ -96,7 +100,8 @@
     let parked = false;
     let pinger;
     let typingOff;
-    let typingSent = false;
+    let typingSentAt = 0;
+    let typingShown;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     const showNotice = (s) => (notice.textContent = s || '');
@@ -283,7 +288,7 @@
         case 'message.updated':
           render(frame.message);
           if (frame.message.direction === 'outbound') {
-            typing.textContent = '';
+            showTyping('');
             markRead();
             // A reply while the chat is closed: counted on the launcher until the visitor opens it.
             if (frame.type === 'message.created' && panel.hidden && !frame.message.private) {
@@ -294,7 +299,7 @@
           }
           break;
         case 'typing':
-          if (frame.sender?.type !== 'contact') typing.textContent = frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '';
+          if (frame.sender?.type !== 'contact') showTyping(frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '');
           break;
         case 'read':
           // The agent read up to this message: what the visitor sent up to it is seen. Ids grow with
@@ -344,11 +349,17 @@
       send(frame);
     }
 
+    function showTyping(line) {
+      clearTimeout(typingShown);
+      typing.textContent = line;
+      if (line) typingShown = setTimeout(() => (typing.textContent = ''), TYPING_SHOWN_MS);
+    }
+
     function setTyping(on) {
       clearTimeout(typingOff);
       if (on) typingOff = setTimeout(() => setTyping(false), TYPING_IDLE_MS);
-      if (on === typingSent) return;
-      typingSent = on;
+      if (on ? Date.now() - typingSentAt < TYPING_RENEW_MS : !typingSentAt) return;
+      typingSentAt = on ? Date.now() : 0;
       send({ action: 'typing', state: on ? 'on' : 'off' });
     }
 

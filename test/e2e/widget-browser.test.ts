@@ -427,3 +427,27 @@ it.skipIf(!runs)('sends again, once reconnected, a message whose socket died und
   expect(texts.filter((t: string) => t === 'Lost in the tunnel?')).toHaveLength(1);
   await context.close();
 });
+
+it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so (it died mid-word), and keeps saying it while the visitor types on", async () => {
+  const { context, page } = await startChat('Tina');
+  const message = widget(page).getByLabel('Message');
+  await message.fill('Are you there?');
+  await message.press('Enter');
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Are you there?', 15_000, 'the first message');
+  const conversationId: string = created.conversationId;
+
+  // One "on" and then nothing, no "off": the sign goes after a few seconds.
+  agent.send({ action: 'typing', conversationId, state: 'on' });
+  await expect.poll(() => widget(page).locator('.typing').textContent()).toBe('Wanda is typing…');
+  await expect.poll(() => widget(page).locator('.typing').textContent(), { timeout: 15_000 }).toBe('');
+
+  // The visitor types on for several seconds: the agent's console hears "on" again while it lasts.
+  const ons = () => agent.frames.filter((f) => f.type === 'typing' && f.conversationId === conversationId && f.state === 'on').length;
+  const before = ons();
+  for (let i = 0; i < 8; i++) {
+    await message.press('a');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+  }
+  await expect.poll(ons).toBeGreaterThanOrEqual(before + 2);
+  await context.close();
+}, 60_000);
