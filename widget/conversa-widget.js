@@ -106,12 +106,16 @@
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     const showNotice = (s) => (notice.textContent = s || '');
 
-    /** The visitor's token goes only where it is asked for (not to sessions and availability). */
+    /**
+     * The visitor's token goes only where it is asked for (not to sessions and availability).
+     * content-type only with a body: on a GET it would cost a CORS preflight for nothing (the
+     * Authorization header of the visitor's own routes needs one anyway, cached per URL).
+     */
     async function api(method, path, body) {
       const anonymous = path === '/v1/widget/sessions' || path === '/v1/widget/availability';
       const res = await fetch(`${apiUrl}${path}`, {
         method,
-        headers: { 'content-type': 'application/json', ...(token && !anonymous ? { authorization: `Bearer ${token}` } : {}) },
+        headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(token && !anonymous ? { authorization: `Bearer ${token}` } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));

@@ -451,3 +451,22 @@ it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so
   await expect.poll(ons).toBeGreaterThanOrEqual(before + 2);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)('says content-type only on a request with a body: a GET of the availability needs no CORS preflight', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const sent: { method: string; path: string; contentType: string | undefined }[] = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (request.url().startsWith(`${stack.httpUrl}/v1/`)) sent.push({ method: request.method(), path: url.pathname, contentType: request.headers()['content-type'] });
+  });
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Gus');
+  await expect.poll(() => widget(page).getByLabel('Message').isVisible()).toBe(true);
+  await expect.poll(() => sent.map((r) => `${r.method} ${r.path}`)).toEqual(
+    expect.arrayContaining(['GET /v1/widget/availability', 'POST /v1/widget/sessions', 'GET /v1/widget/messages']),
+  );
+  expect(sent.filter((r) => r.method === 'GET').map((r) => r.contentType)).toEqual(sent.filter((r) => r.method === 'GET').map(() => undefined));
+  expect(sent.find((r) => r.method === 'POST')?.contentType).toBe('application/json');
+  await context.close();
+});
