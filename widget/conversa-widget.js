@@ -19,6 +19,8 @@
   const TYPING_RENEW_MS = 3_000;
   const TYPING_SHOWN_MS = 6_000;
   const MAX_BACKOFF_MS = 30_000;
+  // The availability is cached a minute (API and browser): the form shown follows it this often.
+  const AVAILABILITY_MS = 60_000;
   // The longest text a message may have (the API refuses longer ones).
   const MAX_TEXT = 4096;
 
@@ -127,9 +129,10 @@
     async function showAvailability() {
       const team = await api('GET', '/v1/widget/availability');
       hours.hidden = team.open;
+      // The team may come back (or leave) while the form is shown: required follows, both ways.
+      prechat.elements.email.required = !team.open && team.asksForEmail;
       if (team.open) return;
       hours.textContent = `We're away right now${team.nextOpen ? ` and back ${team.nextOpen}` : ''}. Leave a message${team.asksForEmail ? ' and your email: we will answer there' : ''}.`;
-      prechat.elements.email.required = team.asksForEmail;
     }
 
     /** Starts or resumes the session; a token the API no longer knows gives the form again. */
@@ -421,6 +424,9 @@
       token = event.newValue;
       begin();
     });
+    setInterval(() => {
+      if (!panel.hidden && !prechat.hidden) showAvailability().catch(() => undefined);
+    }, AVAILABILITY_MS);
     const open = () => panel.hidden && launcher.click();
     if (new URLSearchParams(location.search).has('conversation')) open();
     // A visitor who has chatted before hears the team's replies with the chat closed (the badge).

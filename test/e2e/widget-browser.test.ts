@@ -470,3 +470,43 @@ it.skipIf(!runs)('says content-type only on a request with a body: a GET of the 
   expect(sent.find((r) => r.method === 'POST')?.contentType).toBe('application/json');
   await context.close();
 });
+
+it.skipIf(!runs)('asks for the email only while the team is away: the form shown follows the team coming back and leaving again', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  const hours = (enabled: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { businessHours: { enabled, timeZone: 'Europe/Paris', weekly: { mon: [{ open: '09:00', close: '09:01' }] }, holidays: [] } } });
+  expect((await hours(true)).status).toBe(200);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // The page's own timers, run ahead by the test; a route keeps the browser from caching the answer for its minute.
+  await page.clock.install();
+  await page.route('**/v1/widget/availability', (route) => route.continue());
+  await page.goto(siteUrl);
+  const launcher = widget(page).getByRole('button', { name: 'Chat with us' });
+  const email = widget(page).getByPlaceholder(/^Email/);
+  const required = () => email.evaluate((input) => (input as unknown as { required: boolean }).required);
+  await launcher.click();
+  await expect.poll(required).toBe(true);
+
+  // The team is back while the form is open: a minute later it no longer insists on the email.
+  expect((await hours(false)).status).toBe(200);
+  await page.clock.fastForward(61_000);
+  await expect.poll(required).toBe(false);
+  expect(await widget(page).locator('.hours').isVisible()).toBe(false);
+  await widget(page).getByPlaceholder('Your name').fill('Ulla');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await expect.poll(() => widget(page).getByLabel('Message').isVisible()).toBe(true);
+
+  // Shown again on another page of the shop while the team is away: the email is asked for again.
+  expect((await hours(true)).status).toBe(200);
+  const other = await browser.newContext();
+  const next = await other.newPage();
+  await next.route('**/v1/widget/availability', (route) => route.continue());
+  await next.goto(siteUrl);
+  await widget(next).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(next).getByPlaceholder(/^Email/).evaluate((input) => (input as unknown as { required: boolean }).required)).toBe(true);
+  expect((await hours(false)).status).toBe(200);
+  await widget(next).getByRole('button', { name: 'Chat with us' }).click();
+  await widget(next).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(next).getByPlaceholder(/^Email/).evaluate((input) => (input as unknown as { required: boolean }).required)).toBe(false);
+  await Promise.all([context.close(), other.close()]);
+});
