@@ -224,6 +224,17 @@
 
     const byId = (id) => log.querySelector(`[data-id="${CSS.escape(id)}"]`);
 
+    /**
+     * Puts a message in the order of the history (ids grow with time): one that came live while
+     * the history was reloading is not left above older ones. Sends not acknowledged yet stay last.
+     */
+    function place(node, id) {
+      node.dataset.id = id;
+      const before = [...log.children].reverse().find((other) => other !== node && other.dataset.id && other.dataset.id < id);
+      if (before) before.after(node);
+      else log.prepend(node);
+    }
+
     /** One element per message: a later frame (status, a copy after reconnecting) updates it. */
     function render(message) {
       if (message.private) return;
@@ -232,12 +243,9 @@
         // This tab's own send, shown before its ack named it.
         node = [...log.querySelectorAll('.message.pending:not([data-id])')].find((n) => n.dataset.text === message.text);
       }
-      if (!node) {
-        node = el('div');
-        log.append(node);
-      }
+      if (!node) node = el('div');
       node.className = `message ${message.direction} ${message.status === 'failed' ? 'failed' : ''}`;
-      node.dataset.id = message.id;
+      if (node.dataset.id !== message.id) place(node, message.id);
       node.dataset.status = message.status;
       node.replaceChildren(message.text);
       (message.attachments || []).forEach((file, index) => {
@@ -287,7 +295,7 @@
       switch (frame.type) {
         case 'ack': {
           const pending = log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
-          if (pending && !byId(frame.messageId)) pending.dataset.id = frame.messageId;
+          if (pending && !byId(frame.messageId)) place(pending, frame.messageId);
           else pending?.remove();
           break;
         }

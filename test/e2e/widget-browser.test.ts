@@ -510,3 +510,49 @@ it.skipIf(!runs)('asks for the email only while the team is away: the form shown
   await expect.poll(() => widget(next).getByPlaceholder(/^Email/).evaluate((input) => (input as unknown as { required: boolean }).required)).toBe(false);
   await Promise.all([context.close(), other.close()]);
 });
+
+it.skipIf(!runs)('keeps the order the API gives when a message comes live while the history is reloading after a reconnection, each message once', async () => {
+  const { context, page } = await startChat('Olaf');
+  const message = widget(page).getByLabel('Message');
+  await message.fill('Order 7?');
+  await message.press('Enter');
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Order 7?', 15_000, 'the first message');
+  const conversationId: string = created.conversationId;
+  const say = async (text: string) => {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, text);
+  };
+  await say('one');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('one');
+
+  // The history the widget reloads once reconnected is slow to come.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let asked = false;
+  await page.route('**/v1/widget/messages?*', async (route) => {
+    asked = true;
+    await released;
+    await route.continue();
+  });
+  const visitorSocket = stack.websocket.connections().filter((id) => !agentConnections.includes(id));
+  expect(visitorSocket).toHaveLength(1);
+  stack.websocket.dropConnection(visitorSocket[0]!, { notify: true });
+  await expect.poll(() => stack.websocket.connections().length).toBe(agentConnections.length);
+  // Written while the socket is down: it comes with the history.
+  await say('two');
+  await expect.poll(() => asked, { timeout: 15_000 }).toBe(true);
+  await expect.poll(() => stack.websocket.connections().length).toBe(agentConnections.length + 1);
+  // Written once reconnected, before the history came: it comes live, first.
+  await say('three');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('three');
+  release();
+
+  const texts = () => widget(page).locator('.message').evaluateAll((nodes) => nodes.map((node) => node.firstChild?.textContent ?? ''));
+  await expect.poll(texts).toEqual(expect.arrayContaining(['two']));
+  const shown = await texts();
+  expect(shown.filter((t) => ['Order 7?', 'one', 'two', 'three'].includes(t))).toEqual(['Order 7?', 'one', 'two', 'three']);
+  // In the order of the ids (the history's order).
+  const ids = await widget(page).locator('.message').evaluateAll((nodes) => nodes.map((node) => (node as unknown as { dataset: { id: string } }).dataset.id));
+  expect(ids).toEqual([...ids].sort());
+  await context.close();
+}, 60_000);
