@@ -23,6 +23,8 @@
   const AVAILABILITY_MS = 60_000;
   // The longest text a message may have (the API refuses longer ones).
   const MAX_TEXT = 4096;
+  // A rating later than this after its question is no rating (the API reads it as a message).
+  const CSAT_ANSWERS_MS = 3 * 24 * 3600_000;
 
   const STYLE = `
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
@@ -46,6 +48,8 @@
     form.composer textarea { flex: 1; resize: none; height: 38px; }
     button { font: inherit; border: 0; border-radius: 6px; padding: 8px 12px; background: #1f6feb; color: #fff; cursor: pointer; }
     .csat button { margin: 4px 4px 0 0; padding: 4px 9px; }
+    .csat button:disabled { opacity: .45; cursor: default; }
+    .csat button[aria-pressed=true] { opacity: 1; background: #0a3069; }
     .file { display: block; margin-top: 4px; padding: 0; background: none; color: #0969da; text-decoration: underline; text-align: left; }
     .file img { display: block; max-width: 100%; max-height: 160px; border-radius: 6px; }
   `;
@@ -219,6 +223,7 @@
     async function loadHistory() {
       const page = await api('GET', '/v1/widget/messages?limit=50');
       for (const message of page.items) render(message);
+      refreshCsat();
       markRead();
     }
 
@@ -247,6 +252,8 @@
       node.className = `message ${message.direction} ${message.status === 'failed' ? 'failed' : ''}`;
       if (node.dataset.id !== message.id) place(node, message.id);
       node.dataset.status = message.status;
+      node.dataset.text = message.text;
+      node.dataset.at = message.createdAt;
       node.replaceChildren(message.text);
       (message.attachments || []).forEach((file, index) => {
         if (file.type === 'csat') return;
@@ -262,6 +269,28 @@
       const meta = message.direction === 'inbound' ? (message.status === 'failed' ? 'Not sent' : node.dataset.seen ? 'Seen' : 'Sent') : message.sender?.name;
       if (meta) node.append(el('span', { className: 'meta', textContent: meta }));
       log.scrollTop = log.scrollHeight;
+    }
+
+    /**
+     * Only the newest question takes a rating, and only until the visitor's next message (the
+     * rating, or anything else, which drops the question), a status change or its 3 days are up,
+     * as the API reads answers; the rating given shows as chosen.
+     */
+    function refreshCsat() {
+      let next;
+      let newest = true;
+      for (const node of [...log.children].reverse()) {
+        if (node.classList.contains('inbound') && !node.classList.contains('failed')) next = node;
+        const csat = node.querySelector('.csat');
+        if (!csat) continue;
+        const rating = next && /^([1-5])(?!\d)/.exec(next.dataset.text || '')?.[1];
+        const closed = !newest || next || node.dataset.closed || Date.now() - Date.parse(node.dataset.at) > CSAT_ANSWERS_MS;
+        for (const button of csat.children) {
+          button.disabled = Boolean(closed);
+          button.setAttribute('aria-pressed', String(button.textContent === rating));
+        }
+        newest = false;
+      }
     }
 
     /**
@@ -302,6 +331,7 @@
         case 'message.created':
         case 'message.updated':
           render(frame.message);
+          refreshCsat();
           if (frame.message.direction === 'outbound') {
             showTyping('');
             markRead();
@@ -312,6 +342,11 @@
               badge.hidden = false;
             }
           }
+          break;
+        case 'conversation.updated':
+          // Reopened, snoozed…: the API dropped the question asked before.
+          if (frame.conversation?.status !== 'resolved') for (const csat of log.querySelectorAll('.csat')) csat.parentNode.dataset.closed = '1';
+          refreshCsat();
           break;
         case 'typing':
           if (frame.sender?.type !== 'contact') showTyping(frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '');
@@ -362,6 +397,7 @@
       const frame = { action: 'sendMessage', text: value, clientMessageId, ...(attachments ? { attachments } : {}) };
       node.dataset.frame = JSON.stringify(frame);
       send(frame);
+      refreshCsat();
     }
 
     function showTyping(line) {

@@ -556,3 +556,52 @@ it.skipIf(!runs)('keeps the order the API gives when a message comes live while 
   expect(ids).toEqual([...ids].sort());
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)("answers only the live CSAT question: a rating given shows as chosen, and an older question's buttons no longer work", async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
+  const quick = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers: { autoResolveAfterSeconds: 2 }, csat: { enabled: true, question: 'Rate us, 1 to 5' } } });
+  expect(quick.status).toBe(200);
+  try {
+    const { context, page } = await startChat('Cleo');
+    const message = widget(page).getByLabel('Message');
+    await message.fill('Just one question');
+    await message.press('Enter');
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Just one question', 15_000, 'the first message');
+    const conversationId: string = created.conversationId;
+    // Each question's buttons: the score, "-" when it no longer works, "*" when it is the rating given.
+    const buttons = (n: number) =>
+      widget(page).locator('.csat').nth(n).locator('button').evaluateAll((nodes) =>
+        nodes.map((b) => `${b.textContent}${(b as unknown as { disabled: boolean }).disabled ? '-' : ''}${b.getAttribute('aria-pressed') === 'true' ? '*' : ''}`),
+      );
+    await expect.poll(() => widget(page).locator('.csat').count(), { timeout: 20_000 }).toBe(1);
+    expect(await buttons(0)).toEqual(['1', '2', '3', '4', '5']);
+
+    await widget(page).locator('.csat').first().getByRole('button', { name: '4' }).click();
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.csat?.score === 4, 15_000, 'the rating');
+    await expect.poll(() => buttons(0)).toEqual(['1-', '2-', '3-', '4-*', '5-']);
+
+    // The visitor writes again, and is asked again once the conversation is resolved again.
+    await message.fill('Actually, one more thing');
+    await message.press('Enter');
+    await expect.poll(() => widget(page).locator('.csat').count(), { timeout: 20_000 }).toBe(2);
+    expect(await buttons(0)).toEqual(['1-', '2-', '3-', '4-*', '5-']);
+    expect(await buttons(1)).toEqual(['1', '2', '3', '4', '5']);
+
+    // A reload shows the same from the history alone; the old question's "2" sends nothing.
+    await page.reload();
+    await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(() => widget(page).locator('.csat').count()).toBe(2);
+    expect(await buttons(0)).toEqual(['1-', '2-', '3-', '4-*', '5-']);
+    expect(await buttons(1)).toEqual(['1', '2', '3', '4', '5']);
+    await widget(page).locator('.csat').first().getByRole('button', { name: '2' }).click({ force: true });
+    await widget(page).locator('.csat').nth(1).getByRole('button', { name: '5' }).click();
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.csat?.score === 5, 15_000, 'the second rating');
+    await expect.poll(() => buttons(1)).toEqual(['1-', '2-', '3-', '4-', '5-*']);
+    const texts = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: jwt })).body.items.map((m: { text: string }) => m.text);
+    expect(texts.filter((t: string) => /^[1-5]$/.test(t))).toEqual(['4', '5']);
+    await context.close();
+  } finally {
+    await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat } });
+  }
+}, 90_000);
