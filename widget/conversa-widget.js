@@ -54,6 +54,11 @@
     .file img { display: block; max-width: 100%; max-height: 160px; border-radius: 6px; }
   `;
 
+  // The website's signed-in customer (identify), sent with every session call of every widget on the page.
+  let identity;
+  const widgets = [];
+  const known = () => Boolean(identity && (identity.email || identity.phone));
+
   const el = (tag, props = {}, children = []) => {
     const node = Object.assign(document.createElement(tag), props);
     for (const child of children) node.append(child);
@@ -108,6 +113,12 @@
     let typingOff;
     let typingSentAt = 0;
     let typingShown;
+    let retryTimer;
+    // Asked for while a session call was under way (identify): one more when it is done.
+    let rerun = false;
+    // Bumped when the visitor changes (reset, someone else identified): answers still on their way
+    // for the one before are dropped, never shown to the next.
+    let generation = 0;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     const showNotice = (s) => (notice.textContent = s || '');
@@ -141,23 +152,34 @@
 
     /** Starts or resumes the session; a token the API no longer knows gives the form again. */
     async function begin(profile) {
-      if (starting) return;
+      if (starting) return void (rerun = true);
       starting = true;
+      const gen = generation;
       let retrying = false;
       // Another tab of the site may have started the chat since this one loaded: the same visitor.
       token = token || localStorage.getItem(TOKEN_KEY);
       try {
-        const session = await api('POST', '/v1/widget/sessions', { ...(profile || {}), ...(token ? { token } : {}) });
+        const session = await api('POST', '/v1/widget/sessions', { ...identity, ...profile, ...(token ? { token } : {}) });
+        if (gen !== generation) return;
+        // The website vouches for someone else than the kept token's visitor: the API made them a
+        // session of their own, and the previous chat leaves the page.
+        if (token && session.token !== token) clear();
         token = session.token;
         localStorage.setItem(TOKEN_KEY, token);
         websocketUrl = session.websocketUrl;
         prechat.hidden = true;
         composer.hidden = false;
         showNotice('');
-        connect();
+        clearTimeout(retryTimer);
+        if (!parked && !(socket && socket.readyState <= WebSocket.OPEN)) connect();
       } catch (error) {
+        if (gen !== generation) return;
+        // The website's identityHash does not sign what it gave: no chat is shown to whoever that
+        // is, and the token stays for the hash once fixed.
+        const refused = error.code === 'invalid_identity_hash';
+        if (refused) clear();
         // 401: a token the API no longer knows; 400 to a resume (it sent the token alone): no token at all.
-        if (error.status === 401 || (error.status === 400 && !profile && token)) {
+        if (!refused && (error.status === 401 || (error.status === 400 && !profile && token))) {
           token = null;
           localStorage.removeItem(TOKEN_KEY);
           prechat.hidden = false;
@@ -165,17 +187,60 @@
         }
         showNotice(`Could not start the chat: ${error.message}`);
         // A resumed chat whose API is out of reach tries again, as a dropped socket does.
-        if (!profile && token) {
+        if (!refused && !profile && token) {
           retrying = true;
-          setTimeout(() => {
+          retryTimer = setTimeout(() => {
             starting = false;
             begin();
           }, backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
       } finally {
-        if (!retrying) starting = false;
+        if (!retrying && gen === generation) {
+          starting = false;
+          if (rerun) {
+            rerun = false;
+            begin();
+          }
+        }
       }
+    }
+
+    /** Takes another person's chat off the page: socket, messages, draft, timers. */
+    function clear() {
+      generation += 1;
+      starting = rerun = parked = false;
+      backoff = 1000;
+      clearTimeout(retryTimer);
+      clearTimeout(typingOff);
+      clearInterval(pinger);
+      typingSentAt = 0;
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        socket.close();
+        socket = undefined;
+      }
+      log.replaceChildren();
+      showTyping('');
+      showNotice('');
+      setState('');
+      text.value = '';
+      unread = 0;
+      badge.hidden = composer.hidden = true;
+    }
+
+    /** The website's logout: the next person on this browser starts afresh. */
+    function forget() {
+      clear();
+      token = null;
+      localStorage.removeItem(TOKEN_KEY);
+      prechat.reset();
+      prechat.hidden = panel.hidden;
+    }
+
+    /** The website named its signed-in customer: the kept chat resumes as theirs (or gives way to theirs). */
+    function identified() {
+      if (token || localStorage.getItem(TOKEN_KEY) || (known() && !prechat.hidden)) begin();
     }
 
     function connect() {
@@ -210,7 +275,7 @@
         }
         setState('reconnecting');
         // A handshake refused may be a token the API no longer takes: the session call says so.
-        setTimeout(opened ? connect : () => begin(), backoff);
+        retryTimer = setTimeout(opened ? connect : () => begin(), backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       };
     }
@@ -221,7 +286,9 @@
     }
 
     async function loadHistory() {
+      const gen = generation;
       const page = await api('GET', '/v1/widget/messages?limit=50');
+      if (gen !== generation) return;
       for (const message of page.items) render(message);
       refreshCsat();
       markRead();
@@ -449,7 +516,7 @@
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
         if (!socket && !starting && prechat.hidden && composer.hidden) {
-          if (token) begin();
+          if (token || known()) begin();
           else prechat.hidden = false;
         }
         markRead();
@@ -463,9 +530,17 @@
       markRead();
     });
     // Another tab started the chat while this one shows the form (or nothing yet): joined at once.
+    // Another tab's logout (reset) or someone else signed in there: this one follows.
     window.addEventListener('storage', (event) => {
-      if (event.key !== TOKEN_KEY || !event.newValue || token || socket || starting) return;
-      token = event.newValue;
+      if (event.key !== TOKEN_KEY && event.key !== null) return;
+      const kept = localStorage.getItem(TOKEN_KEY);
+      if (kept === token || starting) return;
+      if (!kept) {
+        identity = undefined;
+        return forget();
+      }
+      if (token) clear();
+      token = kept;
       begin();
     });
     setInterval(() => {
@@ -475,10 +550,32 @@
     if (new URLSearchParams(location.search).has('conversation')) open();
     // A visitor who has chatted before hears the team's replies with the chat closed (the badge).
     else if (token) begin();
+    widgets.push({ identified, forget });
     return { open, root };
   }
 
-  window.ConversaWidget = { mount };
+  window.ConversaWidget = {
+    mount,
+    /**
+     * The website's signed-in customer, on every page while they are: `{ name?, email?, phone?,
+     * identityHash? }` (identityHash: the website backend's HMAC of the email, else phone, when
+     * identity verification is on). No pre-chat form for them; the kept chat resumes as theirs,
+     * and someone else's kept chat on this browser gives way to a new one.
+     */
+    identify(who) {
+      identity = {};
+      for (const key of ['name', 'email', 'phone', 'identityHash']) if (who && who[key]) identity[key] = String(who[key]);
+      for (const widget of widgets) widget.identified();
+    },
+    /** The website's logout: the kept token, the socket and the chat go; the next visitor starts afresh. */
+    reset() {
+      identity = undefined;
+      localStorage.removeItem(TOKEN_KEY);
+      for (const widget of widgets) widget.forget();
+    },
+  };
+  // For a website whose code runs before this async script: call identify on this event.
+  window.dispatchEvent(new window.Event('conversa:ready'));
   const script = document.currentScript;
   if (script && script.dataset.api) {
     const start = () => mount({ apiUrl: script.dataset.api, title: script.dataset.title });

@@ -14,6 +14,7 @@ import { widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient } from '../support/clients';
 import { MAX_VISITOR_CONNECTIONS } from '../../src/domain/fanout';
+import { identityHashOf } from '../../src/domain/visitors';
 
 const CHROMIUM = '/usr/bin/chromium';
 // CI installs chromium (.ci/run): there the test must run. Elsewhere it needs the package.
@@ -605,3 +606,134 @@ it.skipIf(!runs)("answers only the live CSAT question: a rating given shows as c
     await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat } });
   }
 }, 90_000);
+
+it.skipIf(!runs)('takes the signed-in customer from the website (identify), and forgets them at its logout (reset): the next person on that browser never sees their chat', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: true } } })).status).toBe(200);
+  const who = (name: string) => {
+    const email = `${name.toLowerCase()}.${crypto.randomUUID().slice(0, 6)}@example.com`;
+    return { name, email, identityHash: identityHashOf(email, 'dev-widget-identity-secret') };
+  };
+  const vera = who('Vera');
+  const walt = who('Walt');
+  try {
+    const context = await browser.newContext();
+    await countSockets(context);
+    const page = await context.newPage();
+    // The website's own code, once the widget is there (it may load after the page's scripts).
+    const identify = (identity: object) => page.evaluate(`new Promise((resolve) => {
+      const go = () => resolve(window.ConversaWidget.identify(${JSON.stringify(identity)}));
+      window.ConversaWidget ? go() : window.addEventListener('conversa:ready', go);
+    })`);
+    const message = widget(page).getByLabel('Message');
+    const texts = () => widget(page).locator('.message').allTextContents();
+    await page.goto(siteUrl);
+    await identify(vera);
+    // Known to the website: no pre-chat form.
+    await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+    await expect.poll(() => message.isVisible()).toBe(true);
+    expect(await widget(page).getByPlaceholder('Your name').isVisible()).toBe(false);
+    await message.fill('Vera here, about invoice 12');
+    await message.press('Enter');
+    const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Vera here, about invoice 12', 15_000, "Vera's message");
+    const conversationId: string = first.conversationId;
+    expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: jwt })).body.contact).toMatchObject({ name: 'Vera', email: vera.email });
+
+    // Vera's next page: the same chat.
+    await page.reload();
+    await identify(vera);
+    await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(texts).toEqual(expect.arrayContaining([expect.stringContaining('Vera here, about invoice 12')]));
+    await message.fill('Still Vera');
+    await message.press('Enter');
+    expect((await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still Vera', 15_000, "Vera's second message")).conversationId).toBe(conversationId);
+    const veraToken = await page.evaluate<string>("localStorage.getItem('conversa.visitorToken')");
+
+    // Walt signs in on the same browser, the website forgot its reset: a chat of his own, and Vera's is gone from the page.
+    await identify(walt);
+    await expect.poll(() => page.evaluate<string>("localStorage.getItem('conversa.visitorToken')")).not.toBe(veraToken);
+    await expect.poll(texts).not.toEqual(expect.arrayContaining([expect.stringContaining('Vera')]));
+    await expect.poll(() => openSockets(page)).toBe(1);
+    await message.fill('Walt asking about shipping');
+    await message.press('Enter');
+    const walts = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Walt asking about shipping', 15_000, "Walt's message");
+    expect(walts.conversationId).not.toBe(conversationId);
+    expect((await texts()).join('\n')).not.toContain('Vera');
+
+    // Walt logs out: the widget forgets him, and the next person gets a fresh chat through the form.
+    await page.evaluate('window.ConversaWidget.reset()');
+    expect(await page.evaluate("localStorage.getItem('conversa.visitorToken')")).toBeNull();
+    await expect.poll(() => openSockets(page)).toBe(0);
+    expect(await texts()).toEqual([]);
+    await expect.poll(() => widget(page).getByPlaceholder('Your name').isVisible()).toBe(true);
+    expect(await widget(page).getByPlaceholder('Your name').inputValue()).toBe('');
+    // A reply to Walt after his logout reaches no one on this page.
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${walts.conversationId}/messages`, { token: jwt, body: { text: 'Walt, it ships Monday' } })).status).toBe(202);
+    // The chat is still open: the form is there to fill.
+    await widget(page).getByPlaceholder('Your name').fill('Nora');
+    await widget(page).getByPlaceholder(/^Email/).fill('nora@example.com');
+    await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+    await message.fill('Hello, Nora here');
+    await message.press('Enter');
+    const noras = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello, Nora here', 15_000, "Nora's message");
+    expect([conversationId, walts.conversationId]).not.toContain(noras.conversationId);
+    expect((await texts()).join('\n')).not.toMatch(/Vera|Walt/);
+    await page.reload();
+    await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(texts).toEqual(expect.arrayContaining([expect.stringContaining('Hello, Nora here')]));
+    expect((await texts()).join('\n')).not.toMatch(/Vera|Walt/);
+    await context.close();
+  } finally {
+    await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: false } } });
+  }
+}, 90_000);
+
+it.skipIf(!runs)("shows no chat to a signed-in customer whose hash does not check, and a logout in one tab empties the site's other tabs", async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: true } } })).status).toBe(200);
+  const email = `yara.${crypto.randomUUID().slice(0, 6)}@example.com`;
+  const yara = { name: 'Yara', email, identityHash: identityHashOf(email, 'dev-widget-identity-secret') };
+  const forged = { name: 'Mallory', email: `mallory.${crypto.randomUUID().slice(0, 6)}@example.com`, identityHash: identityHashOf(email, 'not the key') };
+  try {
+    const context = await browser.newContext();
+    await countSockets(context);
+    const [one, two] = [await context.newPage(), await context.newPage()];
+    const identify = (page: Page, identity: object) => page.evaluate(`new Promise((resolve) => {
+      const go = () => resolve(window.ConversaWidget.identify(${JSON.stringify(identity)}));
+      window.ConversaWidget ? go() : window.addEventListener('conversa:ready', go);
+    })`);
+    const texts = (page: Page) => widget(page).locator('.message').allTextContents();
+    const kept = (page: Page) => page.evaluate<string | null>("localStorage.getItem('conversa.visitorToken')");
+    await one.goto(siteUrl);
+    await identify(one, yara);
+    await widget(one).getByRole('button', { name: 'Chat with us' }).click();
+    await widget(one).getByLabel('Message').fill('Yara: where is my refund?');
+    await widget(one).getByLabel('Message').press('Enter');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yara: where is my refund?', 15_000, "Yara's message");
+    await two.goto(siteUrl);
+    await identify(two, yara);
+    await widget(two).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(() => texts(two)).toEqual(expect.arrayContaining([expect.stringContaining('Yara: where is my refund?')]));
+    const token = await kept(one);
+
+    // The website names someone else with a hash that does not check: no chat shown, the reason said.
+    await identify(one, forged);
+    await expect.poll(() => widget(one).locator('.notice').textContent()).toContain('identityHash');
+    expect(await texts(one)).toEqual([]);
+    expect(await openSockets(one)).toBe(0);
+    expect(await kept(one)).toBe(token);
+    // Yara again (the site fixed its hash): her chat is back.
+    await identify(one, yara);
+    await expect.poll(() => texts(one)).toEqual(expect.arrayContaining([expect.stringContaining('Yara: where is my refund?')]));
+
+    // Yara logs out in the first tab: the second tab shows her chat no more either.
+    await one.evaluate('window.ConversaWidget.reset()');
+    await expect.poll(() => texts(two)).toEqual([]);
+    await expect.poll(() => openSockets(two)).toBe(0);
+    expect(await kept(two)).toBeNull();
+    await expect.poll(() => widget(two).getByPlaceholder('Your name').isVisible()).toBe(true);
+    await context.close();
+  } finally {
+    await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: false } } });
+  }
+}, 60_000);
