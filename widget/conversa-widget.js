@@ -44,6 +44,7 @@
     .message.failed .meta { color: #cf222e; }
     .typing, .notice { font-size: 12px; color: #57606a; padding: 0 10px; min-height: 16px; }
     .hours { padding: 8px 14px; background: #fff8c5; font-size: 13px; }
+    .linked { margin: 0; font-size: 13px; color: #57606a; }
     form.composer { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #d0d7de; }
     form.composer textarea { flex: 1; resize: none; height: 38px; }
     button { font: inherit; border: 0; border-radius: 6px; padding: 8px 12px; background: #1f6feb; color: #fff; cursor: pointer; }
@@ -81,7 +82,16 @@
     const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
     const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
     const composer = el('form', { className: 'composer', hidden: true }, [attachButton, picker, text, el('button', { type: 'submit', textContent: 'Send' })]);
+    // The fallback email's link (`?conversation=`) on a browser without the chat's token: as
+    // Chatwoot, nothing here can show it; the email continues it, or a new chat the team can
+    // tie to it by the same address.
+    const linked = el('p', {
+      className: 'linked',
+      hidden: true,
+      textContent: 'This conversation was started in another browser, so it cannot be shown here. Reply to our email to continue it, or start a new chat with the same email so that we can find it.',
+    });
     const prechat = el('form', { className: 'prechat', hidden: true }, [
+      linked,
       el('input', { name: 'name', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
       el('input', { name: 'email', type: 'email', placeholder: 'Email (to hear back if you leave)', autocomplete: 'email', maxLength: 320 }),
       el('button', { type: 'submit', textContent: 'Start chatting' }),
@@ -145,7 +155,7 @@
       const team = await api('GET', '/v1/widget/availability');
       hours.hidden = team.open;
       // The team may come back (or leave) while the form is shown: required follows, both ways.
-      prechat.elements.email.required = !team.open && team.asksForEmail;
+      prechat.elements.email.required = !linked.hidden || (!team.open && team.asksForEmail);
       if (team.open) return;
       hours.textContent = `We're away right now${team.nextOpen ? ` and back ${team.nextOpen}` : ''}. Leave a message${team.asksForEmail ? ' and your email: we will answer there' : ''}.`;
     }
@@ -547,7 +557,11 @@
       if (!panel.hidden && !prechat.hidden) showAvailability().catch(() => undefined);
     }, AVAILABILITY_MS);
     const open = () => panel.hidden && launcher.click();
-    if (new URLSearchParams(location.search).has('conversation')) open();
+    if (new URLSearchParams(location.search).has('conversation')) {
+      linked.hidden = Boolean(token);
+      prechat.elements.email.required = !linked.hidden;
+      open();
+    }
     // A visitor who has chatted before hears the team's replies with the chat closed (the badge).
     else if (token) begin();
     widgets.push({ identified, forget });

@@ -737,3 +737,21 @@ it.skipIf(!runs)("shows no chat to a signed-in customer whose hash does not chec
     await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: false } } });
   }
 }, 60_000);
+
+it.skipIf(!runs)("explains, on a browser without the chat, that the email's link cannot show it here, and asks for the email before a new chat starts", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${siteUrl}?conversation=01JC0NVERSAT10NFR0MANEMA1L`);
+  // Opened by the link: the form, with why, and the email required.
+  await expect.poll(() => widget(page).locator('.linked').textContent()).toContain('started in another browser');
+  expect(await widget(page).locator('.linked').isVisible()).toBe(true);
+  await widget(page).getByPlaceholder('Your name').fill('Pia');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  expect(await widget(page).getByPlaceholder(/^Email/).evaluate((input) => (input as unknown as { validity: { valueMissing: boolean } }).validity.valueMissing)).toBe(true);
+  expect(await widget(page).getByLabel('Message').isVisible()).toBe(false);
+  await widget(page).getByPlaceholder(/^Email/).fill('pia@example.com');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  await expect.poll(() => widget(page).getByLabel('Message').isVisible()).toBe(true);
+  expect(await widget(page).locator('.linked').isVisible()).toBe(false);
+  await context.close();
+});
