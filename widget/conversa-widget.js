@@ -264,11 +264,14 @@
         clearInterval(pinger);
         pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
         // What arrived while the socket was down comes with the history.
+        const gen = generation;
         await loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
-        // Then what the visitor sent that is not known stored (no ack, not in the history): written
-        // while the socket was down, or sent on one that died before the API had it. The same
-        // clientMessageId again: one the API stored meanwhile is acknowledged as itself, never twice.
-        for (const node of log.querySelectorAll('.message.pending:not(.failed):not([data-id])')) {
+        if (gen !== generation) return;
+        // Then what this tab sent without an ack: written while the socket was down, or sent on one
+        // that died before the API had it. The same clientMessageId again: one the API stored
+        // meanwhile is acknowledged as itself, never twice; and one the history seemed to hold may be
+        // another tab's message with the same words.
+        for (const node of log.querySelectorAll('.message[data-frame]:not(.failed)')) {
           if (socket.readyState === WebSocket.OPEN && node.dataset.frame) socket.send(node.dataset.frame);
         }
       };
@@ -400,9 +403,14 @@
     function onFrame(frame) {
       switch (frame.type) {
         case 'ack': {
-          const pending = log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
-          if (pending && !byId(frame.messageId)) place(pending, frame.messageId);
-          else pending?.remove();
+          const mine = log.querySelector(`.message[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
+          if (!mine) break;
+          // Known stored: never sent again. Shown already under another id (the same words from
+          // another tab), its own message.created shows it.
+          delete mine.dataset.frame;
+          if (mine.dataset.id) break;
+          if (byId(frame.messageId)) mine.remove();
+          else place(mine, frame.messageId);
           break;
         }
         case 'message.created':

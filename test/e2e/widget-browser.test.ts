@@ -755,3 +755,50 @@ it.skipIf(!runs)("explains, on a browser without the chat, that the email's link
   expect(await widget(page).locator('.linked').isVisible()).toBe(false);
   await context.close();
 });
+
+it.skipIf(!runs)("sends again after a reconnection a message that the history seems to hold, when that is another tab's message with the same words: nothing is lost", async () => {
+  const context = await browser.newContext();
+  // The second tab's connection dies as its frame goes out.
+  await context.addInitScript(`
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+      if (window.conversaLoseNext && String(data).includes('"sendMessage"')) {
+        window.conversaLoseNext = false;
+        this.close(4000);
+        return;
+      }
+      return send.call(this, data);
+    };
+  `);
+  const first = await context.newPage();
+  await first.goto(siteUrl);
+  await fillPreChat(first, 'Vik');
+  await widget(first).getByLabel('Message').fill('Hello from Vik');
+  await widget(first).getByLabel('Message').press('Enter');
+  const hello = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from Vik', 15_000, 'the first message');
+  const second = await context.newPage();
+  await second.goto(siteUrl);
+  await widget(second).getByRole('button', { name: /^Chat with us/ }).click();
+  await expect.poll(() => widget(second).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Hello from Vik')]));
+
+  // The second tab's history, once it reconnects, waits until the first tab's message is stored.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await second.route('**/v1/widget/messages?*', async (route) => {
+    await released;
+    await route.continue();
+  });
+  await second.evaluate('window.conversaLoseNext = true');
+  await widget(second).getByLabel('Message').fill('Same words');
+  await widget(second).getByLabel('Message').press('Enter');
+  await widget(first).getByLabel('Message').fill('Same words');
+  await widget(first).getByLabel('Message').press('Enter');
+  await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Same words', 15_000, "the first tab's message");
+  release();
+
+  const stored = async () =>
+    ((await http(stack.httpUrl, 'GET', `/v1/conversations/${hello.conversationId}/messages`, { token: jwt })).body.items as { text: string }[]).filter((m) => m.text === 'Same words').length;
+  await expect.poll(stored, { timeout: 15_000 }).toBe(2);
+  await expect.poll(() => widget(second).locator('.message.inbound').allTextContents()).toEqual(['Hello from VikSent', 'Same wordsSent', 'Same wordsSent']);
+  await context.close();
+}, 60_000);
