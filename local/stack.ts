@@ -168,7 +168,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sendJson(res, answer.status, answer.body);
         return true;
       }
-      if (req.method === 'GET' && serveWidget(url.pathname, res, http.url)) return true;
+      if (req.method === 'GET' && serveWidget(url, res, http.url)) return true;
       if (req.method === 'GET' && url.pathname === '/local/mail') {
         const items = aws.ses.sent.map((m) => ({ to: m.to.join(', '), from: m.from, subject: m.subject, text: m.text, html: m.html, replyTo: m.replyTo, at: m.at.toISOString() }));
         sendJson(res, 200, { items });

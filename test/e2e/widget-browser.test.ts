@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { LocalStack } from '../../local/stack';
-import { widgetDemoPage, WIDGET_PATH } from '../../local/widget';
+import { demoCustomer, widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient } from '../support/clients';
 import { MAX_VISITOR_CONNECTIONS } from '../../src/domain/fanout';
@@ -32,9 +32,10 @@ beforeAll(async () => {
   if (!runs) return;
   stack = await startTestStack();
   // The shop's own site: another origin than the API's.
-  site = createServer((_req, res) => {
+  site = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(widgetDemoPage(stack.httpUrl, `${stack.httpUrl}${WIDGET_PATH}conversa-widget.js`));
+    const customer = demoCustomer(new URL(req.url ?? '/', 'http://shop').searchParams);
+    res.end(widgetDemoPage(stack.httpUrl, `${stack.httpUrl}${WIDGET_PATH}conversa-widget.js`, customer));
   });
   await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
   siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/shop`;
@@ -802,3 +803,29 @@ it.skipIf(!runs)("sends again after a reconnection a message that the history se
   await expect.poll(() => widget(second).locator('.message.inbound').allTextContents()).toEqual(['Hello from VikSent', 'Same wordsSent', 'Same wordsSent']);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)("the demo shop's own code signs its customer in and out, as the README shows a website doing it", async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: true } } })).status).toBe(200);
+  const email = `dana.${crypto.randomUUID().slice(0, 6)}@example.com`;
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${siteUrl}?as=${encodeURIComponent(email)}&name=${encodeURIComponent('Dana </script>')}`);
+    await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+    await widget(page).getByLabel('Message').fill('Dana, signed in');
+    await widget(page).getByLabel('Message').press('Enter');
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dana, signed in', 15_000, "Dana's message");
+    expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${created.conversationId}`, { token: jwt })).body.contact).toMatchObject({ name: 'Dana </script>', email });
+
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.waitForURL((url) => !url.search);
+    expect(await page.evaluate("localStorage.getItem('conversa.visitorToken')")).toBeNull();
+    await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+    await expect.poll(() => widget(page).getByPlaceholder('Your name').isVisible()).toBe(true);
+    expect(await widget(page).locator('.message').count()).toBe(0);
+    await context.close();
+  } finally {
+    await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: false } } });
+  }
+});
