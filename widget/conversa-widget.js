@@ -5,7 +5,9 @@
  *
  *   <script src="https://your.cdn/conversa-widget.js" data-api="https://<http api>" async></script>
  *
- * or `ConversaWidget.mount({ apiUrl, title?, target? })`. The visitor's token is kept in
+ * or `ConversaWidget.mount({ apiUrl, title?, target? })`; `ConversaWidget.identify({ name?, email?,
+ * phone?, identityHash? })` names a website's signed-in customer and `ConversaWidget.reset()` forgets
+ * them at its logout (after the `conversa:ready` event). The visitor's token is kept in
  * localStorage, so another tab or a later visit resumes the same conversation; the page opens
  * with the chat shown when its URL has `?conversation=` (the fallback email's link).
  */
@@ -82,9 +84,7 @@
     const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
     const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
     const composer = el('form', { className: 'composer', hidden: true }, [attachButton, picker, text, el('button', { type: 'submit', textContent: 'Send' })]);
-    // The fallback email's link (`?conversation=`) on a browser without the chat's token: as
-    // Chatwoot, nothing here can show it; the email continues it, or a new chat the team can
-    // tie to it by the same address.
+    // The fallback email's link on a browser without the chat's token (README: Website widget).
     const linked = el('p', {
       className: 'linked',
       hidden: true,
@@ -134,9 +134,8 @@
     const showNotice = (s) => (notice.textContent = s || '');
 
     /**
-     * The visitor's token goes only where it is asked for (not to sessions and availability).
-     * content-type only with a body: on a GET it would cost a CORS preflight for nothing (the
-     * Authorization header of the visitor's own routes needs one anyway, cached per URL).
+     * The visitor's token goes only where it is asked for (not to sessions and availability);
+     * content-type only with a body, as on a GET it would cost a CORS preflight.
      */
     async function api(method, path, body) {
       const anonymous = path === '/v1/widget/sessions' || path === '/v1/widget/availability';
@@ -267,10 +266,9 @@
         const gen = generation;
         await loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
         if (gen !== generation) return;
-        // Then what this tab sent without an ack: written while the socket was down, or sent on one
-        // that died before the API had it. The same clientMessageId again: one the API stored
-        // meanwhile is acknowledged as itself, never twice; and one the history seemed to hold may be
-        // another tab's message with the same words.
+        // Then what this tab sent without an ack (written while the socket was down, or lost with
+        // it), even if the history seemed to hold it (another tab's same words). The same
+        // clientMessageId again: one the API stored meanwhile is acknowledged as itself, never twice.
         for (const node of log.querySelectorAll('.message[data-frame]:not(.failed)')) {
           if (socket.readyState === WebSocket.OPEN && node.dataset.frame) socket.send(node.dataset.frame);
         }
@@ -352,9 +350,8 @@
     }
 
     /**
-     * Only the newest question takes a rating, and only until the visitor's next message (the
-     * rating, or anything else, which drops the question), a status change or its 3 days are up,
-     * as the API reads answers; the rating given shows as chosen.
+     * As the API reads ratings: only the newest question takes one, until the visitor's next
+     * message, a status change or its 3 days end it; the rating given shows as chosen.
      */
     function refreshCsat() {
       let next;
@@ -578,18 +575,13 @@
 
   window.ConversaWidget = {
     mount,
-    /**
-     * The website's signed-in customer, on every page while they are: `{ name?, email?, phone?,
-     * identityHash? }` (identityHash: the website backend's HMAC of the email, else phone, when
-     * identity verification is on). No pre-chat form for them; the kept chat resumes as theirs,
-     * and someone else's kept chat on this browser gives way to a new one.
-     */
+    /** The website's signed-in customer `{ name?, email?, phone?, identityHash? }`, on every page (README: Website widget). */
     identify(who) {
       identity = {};
       for (const key of ['name', 'email', 'phone', 'identityHash']) if (who && who[key]) identity[key] = String(who[key]);
       for (const widget of widgets) widget.identified();
     },
-    /** The website's logout: the kept token, the socket and the chat go; the next visitor starts afresh. */
+    /** The website's logout: the next person on this browser starts afresh. */
     reset() {
       identity = undefined;
       localStorage.removeItem(TOKEN_KEY);
