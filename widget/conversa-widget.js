@@ -90,6 +90,7 @@
       hidden: true,
       textContent: 'This conversation was started in another browser, so it cannot be shown here. Reply to our email to continue it, or start a new chat with the same email so that we can find it.',
     });
+    const linkedId = new URLSearchParams(location.search).get('conversation');
     const prechat = el('form', { className: 'prechat', hidden: true }, [
       linked,
       el('input', { name: 'name', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
@@ -178,7 +179,8 @@
         websocketUrl = session.websocketUrl;
         prechat.hidden = true;
         composer.hidden = false;
-        showNotice('');
+        // The link names a chat this browser does not keep (a shared computer, a forwarded email).
+        showNotice(linkedId && session.conversationId !== linkedId ? 'The link you followed is for a conversation started in another browser: reply to our email to continue it.' : '');
         clearTimeout(retryTimer);
         if (!parked && !(socket && socket.readyState <= WebSocket.OPEN)) connect();
       } catch (error) {
@@ -562,7 +564,7 @@
       if (!panel.hidden && !prechat.hidden) showAvailability().catch(() => undefined);
     }, AVAILABILITY_MS);
     const open = () => panel.hidden && launcher.click();
-    if (new URLSearchParams(location.search).has('conversation')) {
+    if (linkedId) {
       linked.hidden = Boolean(token);
       prechat.elements.email.required = !linked.hidden;
       open();

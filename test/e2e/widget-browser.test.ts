@@ -829,3 +829,18 @@ it.skipIf(!runs)("the demo shop's own code signs its customer in and out, as the
     await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: false } } });
   }
 });
+
+it.skipIf(!runs)("says so when the email's link names another conversation than the one this browser keeps", async () => {
+  const { context, page } = await startChat('Hal');
+  await widget(page).getByLabel('Message').fill('Hal here');
+  await widget(page).getByLabel('Message').press('Enter');
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hal here', 15_000, "Hal's message");
+  // Hal's own link: his chat, nothing to say.
+  await page.goto(`${siteUrl}?conversation=${created.conversationId}`);
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Hal here')]));
+  expect(await widget(page).locator('.notice').textContent()).toBe('');
+  // Someone else's (a shared computer, a forwarded email): the chat shown is not that one.
+  await page.goto(`${siteUrl}?conversation=01JC0NVERSAT10NFR0MANEMA1L`);
+  await expect.poll(() => widget(page).locator('.notice').textContent()).toContain('another browser');
+  await context.close();
+});
