@@ -13,6 +13,7 @@
  */
 (() => {
   const TOKEN_KEY = 'conversa.visitorToken';
+  const WS_KEY = 'conversa.websocketUrl';
   // API Gateway closes a WebSocket idle for 10 minutes.
   const PING_MS = 4 * 60_000;
   const TYPING_IDLE_MS = 2_000;
@@ -177,6 +178,7 @@
         token = session.token;
         localStorage.setItem(TOKEN_KEY, token);
         websocketUrl = session.websocketUrl;
+        localStorage.setItem(WS_KEY, websocketUrl);
         prechat.hidden = true;
         composer.hidden = false;
         // The link names a chat this browser does not keep (a shared computer, a forwarded email).
@@ -194,6 +196,7 @@
           token = null;
           localStorage.removeItem(TOKEN_KEY);
           prechat.hidden = false;
+          composer.hidden = true;
           return;
         }
         showNotice(`Could not start the chat: ${error.message}`);
@@ -570,7 +573,15 @@
       open();
     }
     // A visitor who has chatted before hears the team's replies with the chat closed (the badge).
-    else if (token) begin();
+    // Straight to the socket: a session call per page view would spend the route's limit, shared
+    // by every visitor (a handshake refused asks the session call). A website's customer has theirs.
+    else if (token) {
+      websocketUrl = !identity && localStorage.getItem(WS_KEY);
+      if (websocketUrl) {
+        composer.hidden = false;
+        connect();
+      } else begin();
+    }
     widgets.push({ identified, forget });
     return { open, root };
   }

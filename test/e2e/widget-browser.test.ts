@@ -263,6 +263,8 @@ it.skipIf(!runs)('starts one session at a time: a second click on the form, or t
   await page.unroute('**/v1/widget/sessions');
   let down = true;
   await page.route('**/v1/widget/sessions', (route) => (down ? route.abort('connectionrefused') : route.continue()));
+  // Without the WebSocket URL kept from an earlier session, the page must ask the session route.
+  await page.evaluate("localStorage.removeItem('conversa.websocketUrl')");
   await page.reload();
   const launcher = widget(page).getByRole('button', { name: /^Chat with us/ });
   for (let i = 0; i < 4; i++) await launcher.click();
@@ -844,3 +846,37 @@ it.skipIf(!runs)("says so when the email's link names another conversation than 
   await expect.poll(() => widget(page).locator('.notice').textContent()).toContain('another browser');
   await context.close();
 });
+
+it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a session call (its limit is shared by every visitor), and asks one when the socket refuses the token", async () => {
+  const context = await browser.newContext();
+  await countSockets(context);
+  const page = await context.newPage();
+  const sessions: string[] = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().endsWith('/v1/widget/sessions')) sessions.push(request.url());
+  });
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Rui');
+  await widget(page).getByLabel('Message').fill('Rui, first page');
+  await widget(page).getByLabel('Message').press('Enter');
+  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rui, first page', 15_000, "Rui's message");
+  expect(sessions).toHaveLength(1);
+
+  // The next page: connected, replies counted on the launcher, no session call.
+  await page.goto(siteUrl);
+  await expect.poll(() => openSockets(page)).toBe(1);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${created.conversationId}/messages`, { token: jwt, body: { text: 'Hi Rui' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Hi Rui')]));
+  expect(sessions).toHaveLength(1);
+
+  // A token the API no longer takes (here: another secret): the handshake is refused, the session call says why, and the form comes back.
+  await page.evaluate("localStorage.setItem('conversa.visitorToken', localStorage.getItem('conversa.visitorToken').split('.')[0] + '.not-the-secret')");
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+  await expect.poll(() => widget(page).getByPlaceholder('Your name').isVisible(), { timeout: 15_000 }).toBe(true);
+  expect(await widget(page).getByLabel('Message').isVisible()).toBe(false);
+  expect(sessions).toHaveLength(2);
+  await context.close();
+}, 60_000);
