@@ -126,6 +126,7 @@
     let typingSentAt = 0;
     let typingShown;
     let retryTimer;
+    let historyDue = false;
     // Asked for while a session call was under way (identify): one more when it is done.
     let rerun = false;
     // Bumped when the visitor changes (reset, someone else identified): answers still on their way
@@ -223,7 +224,7 @@
     /** Takes another person's chat off the page: socket, messages, draft, timers. */
     function clear() {
       generation += 1;
-      starting = rerun = parked = false;
+      starting = rerun = parked = historyDue = false;
       backoff = 1000;
       clearTimeout(retryTimer);
       clearTimeout(typingOff);
@@ -267,9 +268,11 @@
         setState('online');
         clearInterval(pinger);
         pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
-        // What arrived while the socket was down comes with the history.
+        // What arrived while the socket was down comes with the history; with the chat closed, once
+        // it opens (a page view needs none: the route's limit is shared by every visitor).
         const gen = generation;
-        await loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
+        historyDue = panel.hidden;
+        if (!historyDue) await reloadHistory();
         if (gen !== generation) return;
         // Then what this tab sent without an ack (written while the socket was down, or lost with
         // it), even if the history seemed to hold it (another tab's same words). The same
@@ -300,6 +303,8 @@
     function send(frame) {
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
     }
+
+    const reloadHistory = () => loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
 
     async function loadHistory() {
       const gen = generation;
@@ -535,6 +540,10 @@
         unread = 0;
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
+        if (historyDue && socket?.readyState === WebSocket.OPEN) {
+          historyDue = false;
+          reloadHistory();
+        }
         if (!socket && !starting && prechat.hidden && composer.hidden) {
           if (token || known()) begin();
           else prechat.hidden = false;

@@ -852,8 +852,10 @@ it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a 
   await countSockets(context);
   const page = await context.newPage();
   const sessions: string[] = [];
+  const histories: string[] = [];
   page.on('request', (request) => {
     if (request.method() === 'POST' && request.url().endsWith('/v1/widget/sessions')) sessions.push(request.url());
+    if (request.method() === 'GET' && request.url().includes('/v1/widget/messages?')) histories.push(request.url());
   });
   await page.goto(siteUrl);
   await fillPreChat(page, 'Rui');
@@ -862,13 +864,21 @@ it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a 
   const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rui, first page', 15_000, "Rui's message");
   expect(sessions).toHaveLength(1);
 
-  // The next page: connected, replies counted on the launcher, no session call.
+  // The next page: connected, replies counted on the launcher, no session call, and the history
+  // only once the chat is opened.
   await page.goto(siteUrl);
   await expect.poll(() => openSockets(page)).toBe(1);
+  const historiesBefore = histories.length;
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${created.conversationId}/messages`, { token: jwt, body: { text: 'Hi Rui' } })).status).toBe(202);
   await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  expect(histories).toHaveLength(historiesBefore);
   await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
-  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Hi Rui')]));
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual([
+    expect.stringContaining('Rui, first page'),
+    expect.stringContaining('Thanks for getting in touch'),
+    expect.stringContaining('Hi Rui'),
+  ]);
+  expect(histories).toHaveLength(historiesBefore + 1);
   expect(sessions).toHaveLength(1);
 
   // A token the API no longer takes (here: another secret): the handshake is refused, the session call says why, and the form comes back.
