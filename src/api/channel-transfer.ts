@@ -2,7 +2,8 @@
  * Channel transfer: an agent continues a customer's conversation on another of the contact's
  * channels. The target is the contact's conversation on that channel (created when the customer
  * never wrote there), assigned to the agent who moves it when nobody holds it; private notes on
- * both sides link the two histories.
+ * both sides link the two histories. The customer's unresolved issue is counted once in the
+ * reports: its episode goes with it (README, Reports).
  */
 import * as z from '../zod';
 import type { Route } from './context';
@@ -16,11 +17,16 @@ import { changeConversation } from '../domain/conversations';
 import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { claimHandle, getHandle } from '../store/contacts';
-import { getConversation, toConversation, type ConversationRecord } from '../store/conversations';
+import { getConversation, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
+import { movedEpisode } from '../domain/episodes';
 
 const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
 
-async function targetConversation(source: ConversationRecord, channel: ProviderChannel): Promise<{ conversation: ConversationRecord; created: boolean }> {
+async function targetConversation(
+  source: ConversationRecord,
+  channel: ProviderChannel,
+  episode: ReturnType<typeof movedEpisode> | undefined,
+): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const found = await loadContact(source.contact.id);
   if (!found) throw notFound('contact');
   const { contact } = found;
@@ -45,20 +51,43 @@ async function targetConversation(source: ConversationRecord, channel: ProviderC
   }
   // The contact it was merged into meanwhile, if it was.
   const contactId = await addHandlesFollowingMerges(contact.id, [{ channel, handle }]);
-  return openConversation({
-    channel,
-    handle,
-    contactId,
-    conversationId: pointer.conversationId,
-    profile: { name: contact.name, email: contact.email, phone: contact.phone },
-  });
+  return openConversation(
+    {
+      channel,
+      handle,
+      contactId,
+      conversationId: pointer.conversationId,
+      profile: { name: contact.name, email: contact.email, phone: contact.phone },
+    },
+    episode,
+  );
+}
+
+/**
+ * Moves the source's unresolved episode to the target, so that the customer's issue counts once:
+ * a target made for it was created carrying it; one whose own episode went elsewhere before (a
+ * conversation moved back) takes it again; one with a live episode of its own (the customer wrote
+ * there too) already counts the customer. Only then does the source leave the reports (a crash in
+ * between counts it twice until the transfer is retried, never not at all). A resolved target
+ * takes nothing (the customer's answer there reopens or starts its own episode), nor does a
+ * resolved source, whose episode is over.
+ */
+async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: ReturnType<typeof movedEpisode>): Promise<void> {
+  if (target.status === 'resolved') return;
+  if (target.movedTo) {
+    await updateConversation(target.id, (c) => (c.movedTo && c.status !== 'resolved' ? { ...c, ...episode, movedTo: undefined } : undefined));
+  }
+  await updateConversation(source.id, (c) => (c.status === 'resolved' || c.movedTo === target.id ? undefined : { ...c, movedTo: target.id }));
 }
 
 export async function transferToChannel(sourceId: string, channel: ProviderChannel, agent: AgentIdentity): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const source = await getConversation(sourceId, true);
   if (!source) throw notFound('conversation');
   if (source.channel === channel) throw badRequest('same_channel', `the conversation is already on ${channel}`);
-  const target = await targetConversation(source, channel);
+  // A source that moved before has no episode of its own left to give.
+  const episode = source.status !== 'resolved' && !source.movedTo ? movedEpisode(source) : undefined;
+  const target = await targetConversation(source, channel, episode);
+  if (episode) await moveEpisode(source, target.conversation, episode);
   await postAgentMessage(target.conversation.id, agent, {
     text: `Continued from the ${source.channel} conversation ${source.id}.`,
     private: true,

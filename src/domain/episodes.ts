@@ -26,10 +26,31 @@ export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolve
 }
 
 /** The fields that start an episode at `at` on the conversation `c`'s own item. */
-export function newEpisode(c: ConversationRecord, at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount'> {
+export function newEpisode(c: ConversationRecord, at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount' | 'movedTo'> {
   // A rating given before ratings were dated belongs to the closing episode: dated by its resolution.
   const csat = c.csat && !c.csat.at ? { ...c.csat, at: c.resolvedAt ?? episodeStart(c) } : c.csat;
-  return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0 };
+  // A conversation whose episode was moved away counts again from its new one.
+  return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0, movedTo: undefined };
+}
+
+/**
+ * Whether a customer's new episode on `c` closes one of its own: not when its last one went to
+ * another channel's conversation (that one keeps its figures).
+ */
+export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo'>): boolean => c.movedTo === undefined;
+
+/**
+ * The unresolved episode of `source`, for the conversation on another channel an agent moves it
+ * to: one customer issue, counted once, from the customer's first message. Its first reply is
+ * the first the team wrote on either channel; its resolution, the new conversation's.
+ */
+export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount'> {
+  const start = episodeStart(source);
+  return {
+    reportStartedAt: start,
+    ...(source.firstReplyAt && source.firstReplyAt >= start ? { firstReplyAt: source.firstReplyAt } : {}),
+    ...(source.reopenCount ? { reopenCount: source.reopenCount } : {}),
+  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile
 import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { applyOutboundToConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
-import { closedEpisodeItem, newEpisode, startsNewEpisode } from './episodes';
+import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { agentConnectionsAhead, publish, scopeOf, sendToConnection } from './fanout';
 import {
@@ -99,10 +99,14 @@ interface NewConversation {
  * Creates the conversation of a customer's handle on a channel (or returns the one a crashed
  * attempt created). Used to continue a conversation on another channel.
  */
-export async function openConversation(input: NewConversation): Promise<{ conversation: ConversationRecord; created: boolean }> {
+export async function openConversation(
+  input: NewConversation,
+  /** The report episode it carries on (src/domain/episodes.ts movedEpisode). */
+  episode: Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount'> = {},
+): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const draft = await draftConversation(input);
   const contactId = await listUnderContact(input.contactId, draft.id);
-  const conversation = { ...draft, contact: { ...draft.contact, id: contactId } };
+  const conversation = { ...draft, ...episode, contact: { ...draft.contact, id: contactId } };
   if (await createConversation(conversation)) return { conversation, created: true };
   const existing = await getConversation(conversation.id, true);
   return existing ? { conversation: existing, created: false } : { conversation, created: true };
@@ -411,7 +415,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
           };
         },
         // The closed episode keeps its figures, in the same write.
-        (before, after) => (after.reportStartedAt !== before.reportStartedAt ? closedEpisodeItem(before) : undefined),
+        (before, after) => (after.reportStartedAt !== before.reportStartedAt && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined),
       );
       if (result && result.after.lastInboundId === message.id && result.after !== result.before) conversation = result.after;
     }

@@ -46,6 +46,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    */
   reportStartedAt?: string;
   /**
+   * The conversation an agent moved this one to (src/api/channel-transfer.ts): its episode went
+   * with it, so this one stays out of the reports index until the customer starts a new episode here.
+   */
+  movedTo?: string;
+  /**
    * Newest proactive message (sent without the customer asking): the team has written, but it is
    * no reply, so `firstReplyAt` (what the reports read) does not move for it.
    */
@@ -91,7 +96,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -102,11 +107,12 @@ export function toConversation(record: ConversationRecord): Conversation {
   return out as unknown as Conversation;
 }
 
-function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt'>) {
+function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt' | 'movedTo'>) {
   return {
     ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
     ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
-    ...keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id),
+    // Undefined (dropped from the put) rather than absent: the record read back still carries them.
+    ...(c.movedTo ? { gsi3pk: undefined, gsi3sk: undefined } : keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id)),
   };
 }
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
-import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { getHandle } from '../../src/store/contacts';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 
@@ -276,4 +276,70 @@ it('counts a re-rated conversation once, with its newest rating, and keeps it re
   } finally {
     await timers(3600);
   }
+});
+
+it('counts a conversation moved to another channel once, from the customer’s first message, with its first reply and resolution there', async () => {
+  // Prepare: a WhatsApp customer has waited 20 minutes
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Can you text me instead?');
+  const start = Date.now() - 20 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+
+  // Act: the agent moves it to SMS and texts the customer
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  const target = moved.body.id as string;
+  expect((await agentWrites(target, 'Texting you now')).status).toBe(202);
+
+  // Assess: one conversation, answered 20 minutes after the customer wrote (past the 15-minute target)
+  const answered = { conversations: 1, byChannel: { sms: { conversations: 1 } }, sla: { firstReplyAttainment: 0 } };
+  const waited = await figures();
+  expect(waited).toMatchObject({ ...answered, resolved: 0, firstReplySeconds: { count: 1 } });
+  expect(waited.firstReplySeconds.avg).toBeGreaterThanOrEqual(20 * 60);
+  expect(waited.byChannel.whatsapp).toBeUndefined();
+  expect((await figures()).byAgent['agent-rita']).toMatchObject({ conversations: 1 });
+
+  // Act: the customer answers by SMS, the agent resolves it there, and the WhatsApp thread too
+  await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
+  const answer = textWebhook('sms', phone.sms, 'Got it, thanks');
+  expect((await postWebhook(stack, 'sms', answer.body)).status).toBe(200);
+  await eventually(async () => ((await getConversation(target, true))?.lastInboundAt ? true : undefined));
+  await resolve(target);
+  await resolve(source);
+
+  // Assess: still one, resolved on first contact within the day from the WhatsApp message
+  const done = await figures();
+  expect(done).toMatchObject({ ...answered, resolved: 1, resolutionRate: 1, firstContactResolutionRate: 1, sla: { resolutionAttainment: 1 } });
+  expect(done.resolutionSeconds.avg).toBeGreaterThanOrEqual(20 * 60);
+  // Nothing was counted at the move or the customer's first SMS either
+  expect((await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start + MINUTE)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt })).body.conversations).toBe(0);
+});
+
+it('counts a conversation moved to SMS and back once, and the customer’s new issue by SMS days later as a new one', async () => {
+  // Prepare
+  const start = Date.now();
+  const count = async (channel: string) =>
+    (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=${channel}`, { token: jwt })).body.conversations;
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Text me, or not');
+  const move = (id: string, channel: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/channel`, { token: jwt, body: { channel } });
+
+  // Act: moved to SMS, then back to WhatsApp
+  const target = (await move(source, 'sms')).body.id as string;
+  const back = await move(target, 'whatsapp');
+  expect(back.body.id).toBe(source);
+
+  // Assess: one issue, on WhatsApp again
+  expect([await count('whatsapp'), await count('sms')]).toEqual([1, 0]);
+
+  // Act: both resolved; five days later the customer texts about something else
+  await resolve(source);
+  await resolve(target);
+  await updateConversation(target, (c) => ({ ...c, resolvedAt: iso(Date.now() - 5 * DAY) }));
+  expect((await postWebhook(stack, 'sms', textWebhook('sms', phone.sms, 'New question').body)).status).toBe(200);
+  await eventually(async () => ((await getConversation(target, true))?.status === 'open' ? true : undefined));
+
+  // Assess: a new conversation by SMS; the WhatsApp issue still counted once
+  expect([await count('whatsapp'), await count('sms')]).toEqual([1, 1]);
 });
