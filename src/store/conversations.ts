@@ -136,8 +136,11 @@ export async function applyMessageToOpenConversation(
   message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participant?: string },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
   sequenceMark?: string,
+  /** Set on the second try of a reply written before the customer reopened the conversation. */
+  notFirstReply = false,
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
   const inbound = message.direction === 'inbound';
+  const reply = !inbound && !message.unprompted && message.senderType === 'agent' && !message.private;
   const guard = inbound ? 'lastInboundId' : 'lastOutboundId';
   const sets = [`${guard} = :mid`, 'updatedAt = :now', 'version = version + :one'];
   const values: Record<string, unknown> = { ':mid': message.id, ':now': message.createdAt, ':one': 1, ':open': 'open' };
@@ -154,9 +157,13 @@ export async function applyMessageToOpenConversation(
     sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
   } else if (message.unprompted) {
     sets.push('lastUnpromptedAt = :now');
-  } else if (message.senderType === 'agent' && !message.private) {
+  } else if (reply && !notFirstReply) {
     sets.push('firstReplyAt = if_not_exists(firstReplyAt, :now)');
   }
+  // A reply written before the customer's message reopened the conversation (a follow-up written
+  // while it was resolved, applied just after) answers nothing waiting: refused here without a
+  // read, then applied again without the first reply.
+  const firstReplyCheck = reply && !notFirstReply ? ' AND (attribute_exists(firstReplyAt) OR attribute_not_exists(episodeStartedAt) OR episodeStartedAt <= :now)' : '';
   try {
     const out = await ddb().send(
       new UpdateCommand({
@@ -166,7 +173,7 @@ export async function applyMessageToOpenConversation(
         UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
         // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
         // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
-        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)`,
+        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)${firstReplyCheck}`,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',
@@ -178,9 +185,16 @@ export async function applyMessageToOpenConversation(
     if (error instanceof ConditionalCheckFailedException) {
       // The exception carries the item in DynamoDB's wire format ({ S: "…" }): lib-dynamodb does not
       // unmarshall errors, and comparing that object with an id would call every message a duplicate.
-      const attribute = (error.Item as Record<string, string | { S?: string } | undefined> | undefined)?.[guard];
-      const last = typeof attribute === 'string' ? attribute : attribute?.S;
+      const item = error.Item as Record<string, string | { S?: string } | undefined> | undefined;
+      const text = (name: string) => {
+        const attribute = item?.[name];
+        return typeof attribute === 'string' ? attribute : attribute?.S;
+      };
+      const last = text(guard);
       if (last && (inbound ? last >= message.id : last === message.id)) return 'duplicate';
+      if (firstReplyCheck && text('status') === 'open' && !text('firstReplyAt') && (text('episodeStartedAt') ?? '') > message.createdAt) {
+        return applyMessageToOpenConversation(id, message, sequenceMark, true);
+      }
       return undefined;
     }
     throw error;

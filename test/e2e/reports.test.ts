@@ -6,6 +6,9 @@ import { agentToken, eventually, http, visitorSession, WsClient } from '../suppo
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { getHandle } from '../../src/store/contacts';
 import { getConversation, updateConversation } from '../../src/store/conversations';
+import { applyOutboundToConversation } from '../../src/domain/outbound';
+import { newId } from '../../src/domain/ids';
+import type { Message } from '../../src/domain/types';
 
 let stack: LocalStack;
 let jwt: string;
@@ -342,4 +345,40 @@ it('counts a conversation moved to SMS and back once, and the customer’s new i
 
   // Assess: a new conversation by SMS; the WhatsApp issue still counted once
   expect([await count('whatsapp'), await count('sms')]).toEqual([1, 1]);
+});
+
+it('takes no follow-up written while resolved for the first reply when it is applied after the customer reopened the conversation', async () => {
+  // Prepare: resolved unanswered; the agent's follow-up is written, but its conversation update
+  // is overtaken by the customer's message that reopens the conversation
+  const start = Date.now();
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'Where is my parcel?');
+  await resolve(id);
+  const writtenAt = iso(Date.now() - 1);
+  const followUp: Message = {
+    id: newId(Date.parse(writtenAt)),
+    conversationId: id,
+    direction: 'outbound',
+    sender: { type: 'agent', id: 'agent-rita' },
+    channel: 'whatsapp',
+    text: 'It left the depot',
+    attachments: [],
+    status: 'queued',
+    private: false,
+    createdAt: writtenAt,
+  };
+  expect(await customerWrites(handle, 'Still nothing')).toBe(id);
+
+  // Act
+  await applyOutboundToConversation(id, followUp);
+
+  // Assess: still waiting for its first reply, which the next reply is
+  const conversation = await getConversation(id, true);
+  expect(conversation).toMatchObject({ status: 'open', lastOutboundId: followUp.id });
+  expect(conversation!.firstReplyAt).toBeUndefined();
+  expect(await report(start, Date.now() + 1000)).toMatchObject({ conversations: 1, firstReplySeconds: { count: 0 } });
+  expect((await agentWrites(id, 'Checking with the courier')).status).toBe(202);
+  const replied = await eventually(async () => (await getConversation(id, true))?.firstReplyAt);
+  expect(replied > conversation!.episodeStartedAt!).toBe(true);
+  expect(await report(start, Date.now() + 1000)).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 } });
 });
