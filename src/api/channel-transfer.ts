@@ -59,14 +59,15 @@ async function targetConversation(
       conversationId: pointer.conversationId,
       profile: { name: contact.name, email: contact.email, phone: contact.phone },
     },
-    episode,
+    // Without an issue to carry the team starts this contact: it counts once the customer writes there.
+    episode ?? { teamStarted: true },
   );
 }
 
 /**
  * Moves the source's unresolved episode to the target, so that the customer's issue counts once:
- * a target made for it was created carrying it; one whose own episode went elsewhere before (a
- * conversation moved back) takes it again; one with a live episode of its own (the customer wrote
+ * a target made for it was created carrying it; one without an episode of its own (moved back,
+ * or started by the team) takes it; one with a live episode of its own (the customer wrote
  * there too) already counts the customer. Only then does the source leave the reports (a crash in
  * between counts it twice until the transfer is retried, never not at all). A resolved target
  * takes nothing (the customer's answer there reopens or starts its own episode), nor does a
@@ -74,8 +75,10 @@ async function targetConversation(
  */
 async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: ReturnType<typeof movedEpisode>): Promise<void> {
   if (target.status === 'resolved') return;
-  if (target.movedTo) {
-    await updateConversation(target.id, (c) => (c.movedTo && c.status !== 'resolved' ? { ...c, ...episode, movedTo: undefined } : undefined));
+  if (target.movedTo || target.teamStarted) {
+    await updateConversation(target.id, (c) =>
+      (c.movedTo || c.teamStarted) && c.status !== 'resolved' ? { ...c, ...episode, movedTo: undefined, teamStarted: undefined } : undefined,
+    );
   }
   await updateConversation(source.id, (c) => (c.status === 'resolved' || c.movedTo === target.id ? undefined : { ...c, movedTo: target.id }));
 }

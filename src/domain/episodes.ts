@@ -17,7 +17,9 @@ export const REOPEN_WINDOW_MS = 4 * 86_400_000;
 export const episodeStart = (c: Pick<ConversationRecord, 'reportStartedAt' | 'createdAt'>): string => c.reportStartedAt ?? c.createdAt;
 
 /** The customer's message at `at` on this conversation starts a new episode. */
-export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolvedAt' | 'lastUnpromptedAt'>, at: string): boolean {
+export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolvedAt' | 'lastUnpromptedAt' | 'teamStarted'>, at: string): boolean {
+  // The team made it: the customer's first message there is where it starts.
+  if (c.teamStarted) return true;
   if (c.status !== 'resolved' || c.resolvedAt === undefined) return false;
   // An answer to a proactive message (a campaign) sent since the resolution is a contact the team
   // started, as Chatwoot opens a new conversation per campaign message: not the old issue back.
@@ -26,18 +28,24 @@ export function startsNewEpisode(c: Pick<ConversationRecord, 'status' | 'resolve
 }
 
 /** The fields that start an episode at `at` on the conversation `c`'s own item. */
-export function newEpisode(c: ConversationRecord, at: string): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount' | 'movedTo'> {
+export function newEpisode(
+  c: ConversationRecord,
+  at: string,
+): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'csat' | 'reopenCount' | 'movedTo' | 'teamStarted' | 'lastUnpromptedAt'> {
   // A rating given before ratings were dated belongs to the closing episode: dated by its resolution.
   const csat = c.csat && !c.csat.at ? { ...c.csat, at: c.resolvedAt ?? episodeStart(c) } : c.csat;
+  // What the team wrote before the customer's first message on a conversation it started answered
+  // nothing, but was written (no greeting for it): kept as unprompted.
+  const wrote = c.teamStarted && c.firstReplyAt && c.firstReplyAt > (c.lastUnpromptedAt ?? '') ? { lastUnpromptedAt: c.firstReplyAt } : {};
   // A conversation whose episode was moved away counts again from its new one.
-  return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0, movedTo: undefined };
+  return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0, movedTo: undefined, teamStarted: undefined, ...wrote };
 }
 
 /**
  * Whether a customer's new episode on `c` closes one of its own: not when its last one went to
- * another channel's conversation (that one keeps its figures).
+ * another channel's conversation (that one keeps its figures), nor on one the team started.
  */
-export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo'>): boolean => c.movedTo === undefined;
+export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo' | 'teamStarted'>): boolean => c.movedTo === undefined && !c.teamStarted;
 
 /**
  * The unresolved episode of `source`, for the conversation on another channel an agent moves it

@@ -101,8 +101,8 @@ interface NewConversation {
  */
 export async function openConversation(
   input: NewConversation,
-  /** The report episode it carries on (src/domain/episodes.ts movedEpisode). */
-  episode: Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount'> = {},
+  /** The report episode it carries on (src/domain/episodes.ts movedEpisode), or that the team started it. */
+  episode: Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount' | 'teamStarted'> = {},
 ): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const draft = await draftConversation(input);
   const contactId = await listUnderContact(input.contactId, draft.id);

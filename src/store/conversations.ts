@@ -51,6 +51,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
    */
   movedTo?: string;
   /**
+   * Made by the team (a move to a channel the customer never wrote on, with no unresolved issue to
+   * carry): out of the reports index until the customer's first message there starts its episode.
+   */
+  teamStarted?: boolean;
+  /**
    * Newest proactive message (sent without the customer asking): the team has written, but it is
    * no reply, so `firstReplyAt` (what the reports read) does not move for it.
    */
@@ -96,7 +101,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -107,12 +112,12 @@ export function toConversation(record: ConversationRecord): Conversation {
   return out as unknown as Conversation;
 }
 
-function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt' | 'movedTo'>) {
+function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt' | 'movedTo' | 'teamStarted'>) {
   return {
     ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
     ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
     // Undefined (dropped from the put) rather than absent: the record read back still carries them.
-    ...(c.movedTo ? { gsi3pk: undefined, gsi3sk: undefined } : keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id)),
+    ...(c.movedTo || c.teamStarted ? { gsi3pk: undefined, gsi3sk: undefined } : keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id)),
   };
 }
 
@@ -163,6 +168,8 @@ export async function applyMessageToOpenConversation(
   // A reply written before the customer's message reopened the conversation (a follow-up written
   // while it was resolved, applied just after) answers nothing waiting: refused here without a
   // read, then applied again without the first reply.
+  // The customer's first message on a conversation the team started takes the slow path, which starts its episode.
+  const teamStartedCheck = inbound ? ' AND attribute_not_exists(teamStarted)' : '';
   const firstReplyCheck = reply && !notFirstReply ? ' AND (attribute_exists(firstReplyAt) OR attribute_not_exists(episodeStartedAt) OR episodeStartedAt <= :now)' : '';
   try {
     const out = await ddb().send(
@@ -173,7 +180,7 @@ export async function applyMessageToOpenConversation(
         UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
         // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
         // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
-        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)${firstReplyCheck}`,
+        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)${teamStartedCheck}${firstReplyCheck}`,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',

@@ -382,3 +382,37 @@ it('takes no follow-up written while resolved for the first reply when it is app
   expect(replied > conversation!.episodeStartedAt!).toBe(true);
   expect(await report(start, Date.now() + 1000)).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 } });
 });
+
+it('leaves a conversation the team started on another channel out of the figures until the customer writes there', async () => {
+  // Prepare: a WhatsApp conversation answered and resolved
+  const start = Date.now();
+  const count = async (channel: string) =>
+    (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=${channel}`, { token: jwt })).body;
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Thanks, all good');
+  await agentWrites(source, 'Glad to help');
+  await resolve(source);
+
+  // Act: later the agent moves it to SMS and texts the customer
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  const target = moved.body.id as string;
+  expect((await agentWrites(target, 'One more thing about your order')).status).toBe(202);
+  await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
+
+  // Assess: no SMS conversation yet (no instant first reply, no SLA to miss); WhatsApp's as it was
+  expect((await count('sms')).conversations).toBe(0);
+  expect(await count('whatsapp')).toMatchObject({ conversations: 1, resolved: 1 });
+
+  // Act: the customer answers by SMS
+  expect((await postWebhook(stack, 'sms', textWebhook('sms', phone.sms, 'What is it?').body)).status).toBe(200);
+  await eventually(async () => ((await getConversation(target, true))?.lastInboundAt ? true : undefined));
+
+  // Assess: counted from that message, waiting for a reply (the text before it was none)
+  expect(await count('sms')).toMatchObject({ conversations: 1, firstReplySeconds: { count: 0 }, firstContactResolutionRate: null });
+  expect((await agentWrites(target, 'Your parcel was split in two')).status).toBe(202);
+  await eventually(async () => ((await count('sms')).firstReplySeconds.count === 1 ? true : undefined));
+  // The team had written first: the customer is not greeted as a newcomer.
+  const { body } = await http(stack.httpUrl, 'GET', `/v1/conversations/${target}/messages`, { token: jwt });
+  expect(body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot')).toEqual([]);
+});
