@@ -105,7 +105,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
       ...(!unprompted && message.sender.type === 'agent' && !message.private
-        ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || writtenAfterResolution(c, message) ? {} : { firstReplyAt: message.createdAt }) }
+        ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || answersNothingWaiting(c, message) ? {} : { firstReplyAt: message.createdAt }) }
         : {}),
     };
   });
@@ -113,10 +113,12 @@ export async function applyOutboundToConversation(conversationId: string, messag
 }
 
 /**
- * A follow-up on a resolved conversation answers nothing waiting: it is no first reply. A reply
- * written before a colleague resolved it (and applied after) still is.
+ * A follow-up on a resolved conversation answers nothing waiting: it is no first reply, nor is one
+ * written before the customer's message that reopened it (applied after it). A reply written
+ * before a colleague resolved it (and applied after) still is.
  */
-const writtenAfterResolution = (c: ConversationRecord, message: Message) => c.status === 'resolved' && (c.resolvedAt ?? '') <= message.createdAt;
+const answersNothingWaiting = (c: ConversationRecord, message: Message) =>
+  (c.status === 'resolved' && (c.resolvedAt ?? '') <= message.createdAt) || (c.episodeStartedAt ?? '') > message.createdAt;
 
 /**
  * What a stored reply's conversation write would have added, for a retry after that write failed:
@@ -125,7 +127,7 @@ const writtenAfterResolution = (c: ConversationRecord, message: Message) => c.st
 async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
   await updateConversation(conversationId, (c) => {
     const reply = message.sender.type === 'agent' && !message.private;
-    const firstReply = reply && !c.firstReplyAt && !writtenAfterResolution(c, message);
+    const firstReply = reply && !c.firstReplyAt && !answersNothingWaiting(c, message);
     // A follow-up (written while not open), as applyOutboundToConversation records it.
     const followUp = reply && c.status !== 'open' && (c.followedUpAt ?? '') < message.createdAt;
     const latest = !message.private && c.lastMessageAt < message.createdAt;
