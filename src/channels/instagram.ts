@@ -16,7 +16,7 @@ export const instagramAdapter = createMetaMessagingAdapter({
     verifyToken: { env: 'INSTAGRAM_VERIFY_TOKEN', dev: 'dev-instagram-verify-token' },
     accessToken: { env: 'INSTAGRAM_ACCESS_TOKEN', dev: 'dev-instagram-access-token' },
   },
-  optionalCredentials: { appId: { env: 'INSTAGRAM_APP_ID' } },
+  optionalCredentials: { appId: { env: 'INSTAGRAM_APP_ID' }, accountId: { env: 'INSTAGRAM_ACCOUNT_ID' } },
   echoSender: 'Instagram inbox',
   sendsMetadata: false,
   // Images (stickers go as images) up to 8 MB; video, audio and files up to 25 MB.

@@ -11,7 +11,7 @@ export const messengerAdapter = createMetaMessagingAdapter({
     verifyToken: { env: 'MESSENGER_VERIFY_TOKEN', dev: 'dev-messenger-verify-token' },
     accessToken: { env: 'MESSENGER_PAGE_ACCESS_TOKEN', dev: 'dev-messenger-page-access-token' },
   },
-  optionalCredentials: { appId: { env: 'MESSENGER_APP_ID' } },
+  optionalCredentials: { appId: { env: 'MESSENGER_APP_ID' }, accountId: { env: 'MESSENGER_PAGE_ID' } },
   echoSender: 'Page inbox',
   sendsMetadata: true,
   // The Send API fetches attachments up to 25 MB.

@@ -215,9 +215,9 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
 /** Our message ids (ULIDs), which our sends give Messenger as their metadata. */
 const OUR_METADATA = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
-/** Whether an echo's app_id is ours. Meta writes it as a number, which may be past 2^53: compared as Meta's own JSON reads. */
-function isOwnApp(appId: number | string, ownAppId: string): boolean {
-  return typeof appId === 'number' ? Number(ownAppId) === appId : String(appId) === ownAppId;
+/** Whether a Meta id (an echo's app_id, an entry's id) is `ours`. Meta may write one as a number past 2^53: compared as Meta's own JSON reads. */
+function sameMetaId(id: number | string, ours: string): boolean {
+  return typeof id === 'number' ? Number(ours) === id : String(id) === ours;
 }
 
 /**
@@ -232,7 +232,7 @@ function echoFromMessaging(channel: ProviderChannel, event: MessagingEvent, echo
   const { app_id: appId, metadata } = message;
   // An app id that is not one (a typo) would take our own sends for the team's: as good as none.
   if (!echoes.ownAppId || !/^\d+$/.test(echoes.ownAppId) || !customer || (typeof appId !== 'number' && typeof appId !== 'string')) return undefined;
-  if (isOwnApp(appId, echoes.ownAppId) || (typeof metadata === 'string' && OUR_METADATA.test(metadata))) return undefined;
+  if (sameMetaId(appId, echoes.ownAppId) || (typeof metadata === 'string' && OUR_METADATA.test(metadata))) return undefined;
   const content = messageFromMessaging(channel, event, customer);
   return content && { ...content, echo: { name: echoes.senderName } };
 }
@@ -341,11 +341,22 @@ function idOf(value: unknown): string | undefined {
   return typeof value === 'string' && value ? value : typeof value === 'number' ? String(value) : undefined;
 }
 
-export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string, echoes: EchoSettings): InboundEvent[] {
+/**
+ * Whether an entry is of our Page (Instagram: our professional account). One app may be subscribed
+ * to several: another's customers have PSIDs of that Page, which our token cannot answer. Without our
+ * id configured (or with one that is no id: a typo would drop every customer), every entry is ours.
+ */
+function forOurAccount(entry: MessagingEntry, ownAccountId: string | undefined): boolean {
+  const id = entry.id;
+  return !ownAccountId || !/^\d+$/.test(ownAccountId) || (typeof id !== 'string' && typeof id !== 'number') || sameMetaId(id, ownAccountId);
+}
+
+export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string, echoes: EchoSettings, ownAccountId?: string): InboundEvent[] {
   // While another app has the thread (handover protocol, conversation routing), the customer's
   // messages come as `standby` events of the same shape: ours to see, not to lose.
   // The entry's id is the Page's (Instagram: the professional account's): a sender of that id is the business itself.
-  return (metaEntries(rawBody, object) as MessagingEntry[]).flatMap((e) =>
+  const entries = (metaEntries(rawBody, object) as MessagingEntry[]).filter((e) => isRecord(e) && forOurAccount(e, ownAccountId));
+  return entries.flatMap((e) =>
     [...list(e?.messaging), ...list(e?.standby)].flatMap((event) =>
       isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event, isRecord(e) ? idOf(e.id) : undefined, echoes)) : [],
     ),
@@ -383,7 +394,10 @@ export interface MetaMessagingConfig {
   object: string;
   defaultBaseUrl: string;
   credentialDefaults: ChannelAdapter['credentialDefaults'];
-  /** `appId`, our Meta app's id: with it, echoes of other apps' sends (the Page inbox) are stored. */
+  /**
+   * `appId`, our Meta app's id: with it, echoes of other apps' sends (the Page inbox) are stored.
+   * `accountId`, our Page's (Instagram: account's) id: with it, other Pages' entries are ignored.
+   */
   optionalCredentials: ChannelAdapter['optionalCredentials'];
   /** Whom a message the business sent from outside Conversa is shown as. */
   echoSender: string;
@@ -455,7 +469,13 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
     challenge: (request: WebhookRequest, credentials: Credentials) => metaChallenge(request, credential(credentials, 'verifyToken')),
     verify: (request: WebhookRequest, credentials: Credentials) => verifyMetaSignature(request, credential(credentials, 'appSecret')),
     normalize: (request: WebhookRequest, credentials: Credentials) =>
-      normalizeMessaging(config.channel, request.rawBody, config.object, { ownAppId: credential(credentials, 'appId'), senderName: config.echoSender }),
+      normalizeMessaging(
+        config.channel,
+        request.rawBody,
+        config.object,
+        { ownAppId: credential(credentials, 'appId'), senderName: config.echoSender },
+        credential(credentials, 'accountId'),
+      ),
     ack: metaAck,
     window: (lastInboundAt: string | undefined, now: Date) => metaMessagingWindow(lastInboundAt, now),
     serviceWindow: META_MESSAGING_WINDOW,

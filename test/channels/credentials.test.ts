@@ -64,6 +64,9 @@ describe('credentials from the environment', () => {
     // Meta's app id has no default: without it, echoes are dropped.
     expect(credentialsFromEnv('messenger', { ...env, MESSENGER_APP_ID: '1517776481860111' })).toMatchObject({ appId: '1517776481860111' });
     expect(credentialsFromEnv('instagram', { ...env, INSTAGRAM_APP_ID: '42' })).toMatchObject({ appId: '42' });
+    // Nor the Page's (account's) id: without it, every Page's entries are taken.
+    expect(credentialsFromEnv('messenger', { ...env, MESSENGER_PAGE_ID: '107311788749211' })).toMatchObject({ accountId: '107311788749211' });
+    expect(credentialsFromEnv('instagram', { ...env, INSTAGRAM_ACCOUNT_ID: '17841400000000000' })).toMatchObject({ accountId: '17841400000000000' });
   });
 
   it('documents every development default in the README, variable and exact value on one row', () => {
@@ -71,6 +74,9 @@ describe('credentials from the environment', () => {
     for (const channel of PROVIDER_CHANNELS) {
       for (const { env, dev } of Object.values(adapters[channel].credentialDefaults)) {
         expect(readme, env).toContain(`| \`${env}\` | \`${dev}\` |`);
+      }
+      for (const { env } of Object.values(adapters[channel].optionalCredentials ?? {})) {
+        expect(readme, env).toContain(`| \`${env}\` | none (optional) |`);
       }
     }
   });

@@ -107,6 +107,16 @@ describe('instagram normalize', () => {
     ]);
   });
 
+  it('with our account id configured, ignores every event of another account the app is subscribed to', () => {
+    const body = fixture('instagram', 'multiple');
+    const ids = (accountId: string) => adapter.normalize(signedRequest('instagram', body), { ...credentials, accountId }).map((e) => e.providerMessageId);
+    expect(ids('17841400000000000')).toEqual(['ig_MULTI1', 'ig_MULTI2']);
+    expect(ids('17841400000000001')).toEqual([]);
+    // Past 2^53 as a JSON number, the id is compared as Meta's own JSON reads it.
+    const numeric = body.replace('"id": "17841400000000000"', '"id": 17841400000000000');
+    expect(adapter.normalize(signedRequest('instagram', numeric), { ...credentials, accountId: '17841400000000000' })).toHaveLength(2);
+  });
+
   it('refuses a Messenger webhook', () => {
     expect(() => adapter.normalize(signedRequest('instagram', fixture('messenger', 'text')), credentials)).toThrow(/object "instagram"/);
   });

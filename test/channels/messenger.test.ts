@@ -205,6 +205,26 @@ describe('messenger normalize', () => {
     ]);
   });
 
+  it('with our Page id configured, ignores every event of another Page the app is subscribed to: its PSIDs are not ours to answer', () => {
+    const events = (pageId: string | undefined, change: (body: { entry: Record<string, unknown>[] }) => void = () => {}) => {
+      const body = JSON.parse(fixture('messenger', 'multiple'));
+      change(body);
+      const configured = pageId === undefined ? credentials : { ...credentials, accountId: pageId };
+      return adapter.normalize(signedRequest('messenger', JSON.stringify(body)), configured).map((e) => e.providerMessageId);
+    };
+    expect(events('107311788749211')).toEqual(['m_MULTI1', 'm_MULTI2']);
+    expect(events('107311788749212')).toEqual(['m_MULTI3']);
+    // Meta may write an id as a number; an entry without one is not known to be another Page's.
+    expect(events('107311788749212', (b) => (b.entry[1]!.id = 107311788749212))).toEqual(['m_MULTI3']);
+    expect(events('107311788749211', (b) => delete b.entry[1]!.id)).toEqual(['m_MULTI1', 'm_MULTI2', 'm_MULTI3']);
+    // A delivery or read of another Page's is not ours either.
+    const delivery = JSON.parse(fixture('messenger', 'delivery'));
+    expect(adapter.normalize(signedRequest('messenger', JSON.stringify(delivery)), { ...credentials, accountId: '999' })).toEqual([]);
+    // None configured, or one that is no Page id (a typo would drop every customer): every Page's, as before.
+    expect(events(undefined)).toEqual(['m_MULTI1', 'm_MULTI2', 'm_MULTI3']);
+    expect(events('my-page')).toEqual(['m_MULTI1', 'm_MULTI2', 'm_MULTI3']);
+  });
+
   it('refuses an Instagram webhook sent to the Messenger endpoint', () => {
     expect(() => normalize('../instagram/text.json')).toThrow(/object "page"/);
   });

@@ -24,11 +24,14 @@ let agentJwt: string;
 
 const HOUR = 3_600_000;
 const OUR_APP_ID = '1517776481860111';
+/** Our Page: the entry id of the documented Messenger payloads. */
+const OUR_PAGE_ID = '107311788749211';
 
 beforeAll(async () => {
   // Retries back off 1 s, 2 s… instead of production's longer steps.
   // Our Meta app's id: echoes of other apps' sends (the Page inbox) are then stored.
-  stack = await startTestStack({ env: { CONVERSA_RETRY_BASE_SECONDS: '1', MESSENGER_APP_ID: OUR_APP_ID } });
+  // Our Page's id: what another Page the app is subscribed to receives is ignored.
+  stack = await startTestStack({ env: { CONVERSA_RETRY_BASE_SECONDS: '1', MESSENGER_APP_ID: OUR_APP_ID, MESSENGER_PAGE_ID: OUR_PAGE_ID } });
   agentJwt = await agentToken(stack.httpUrl, 'agent-ana', 'agent', 'Ana');
   agent = await WsClient.connect(stack.wsUrl, agentJwt);
   // The autoresponder would send (and consume injected provider failures) on its own.
@@ -512,8 +515,8 @@ describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as cons
   /** A message_edit webhook as Meta sends it, from `sender` (the customer, or the business's own account). */
   function editWebhook(sender: string, recipient: string, mid: string, text: string): string {
     const body = JSON.parse(textWebhook(channel, sender, 'unused').body);
+    // The entry stays our Page's (or account's), as in the documented payload: another's is ignored.
     const entry = body.entry[0];
-    entry.id = channel === 'messenger' ? 'PAGE-1' : 'IG-ACCOUNT-1';
     entry.messaging = [{ sender: { id: sender }, recipient: { id: recipient }, timestamp: Date.now(), message_edit: { mid, text, num_edit: 1 } }];
     return JSON.stringify(body);
   }
@@ -652,5 +655,27 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
 
     expect(await conversationOf(conversationId)).toMatchObject({ status: 'resolved' });
     expect((await messagesOf(conversationId)).map((m) => m.text)).toContain('One more thing from the Page inbox');
+  });
+});
+
+describe('Messenger with the app subscribed to several Pages', () => {
+  it('ignores what another Page received (200, nothing stored, no conversation): its customers cannot be answered with our Page’s token', async () => {
+    // Prepare: the same customer id writes to another Page, then to ours
+    const handle = newHandle('messenger');
+    const other = JSON.parse(textWebhook('messenger', handle, 'To the other Page').body);
+    other.entry[0].id = '107311788749299';
+    other.entry[0].messaging[0].recipient.id = '107311788749299';
+    const ours = textWebhook('messenger', handle, 'To our Page');
+
+    // Act
+    const ignored = await postWebhook(stack, 'messenger', JSON.stringify(other));
+    expect((await postWebhook(stack, 'messenger', ours.body)).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === ours.providerMessageId, 10_000, 'our Page’s message');
+
+    // Assess: both in the customer's message group, so the other Page's would have come first
+    expect(ignored.status).toBe(200);
+    const messages = await http(stack.httpUrl, 'GET', `/v1/conversations/${shown.conversationId}/messages?limit=100`, { token: agentJwt });
+    expect(messages.body.items.map((m: { text: string }) => m.text)).toEqual(['To our Page']);
+    expect(agent.frames.some((f) => f.type === 'message.created' && f.message.text === 'To the other Page')).toBe(false);
   });
 });
