@@ -382,5 +382,17 @@ export const whatsappAdapter: ChannelAdapter = {
   send: sendWhatsApp,
   // Cloud API media limits; a file too large for its kind goes as a document.
   mediaLimits: { image: 5 * MB, video: 16 * MB, audio: 16 * MB, sticker: 500 * KB, file: 100 * MB },
+  // The types Meta lists for Cloud API sends. A .zip or .odt would be taken with a 202 and fail at
+  // Meta: refused when the agent sends it. Documents are the listed ones, and the media types above
+  // too, so that a photo too large for an image still goes as a document.
+  mediaTypes: {
+    kinds: {
+      image: /^image\/(jpeg|png)$/i,
+      video: /^video\/(mp4|3gpp?)$/i,
+      audio: /^audio\/(aac|amr|mpeg|mp4|ogg)$/i,
+      file: /^(text\/plain|application\/(pdf|msword|vnd\.ms-excel|vnd\.ms-powerpoint|vnd\.openxmlformats-officedocument\.(wordprocessingml\.document|spreadsheetml\.sheet|presentationml\.presentation))|image\/(jpeg|png)|video\/(mp4|3gpp?)|audio\/(aac|amr|mpeg|mp4|ogg))$/i,
+    },
+    described: 'JPEG and PNG images, MP4 and 3GP video, AAC, AMR, MP3, M4A and Ogg (Opus) audio, and PDF, Word, Excel, PowerPoint and plain-text documents',
+  },
   fetchMedia: fetchWhatsAppMedia,
 };

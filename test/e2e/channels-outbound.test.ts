@@ -584,6 +584,44 @@ describe('Instagram file types', () => {
   });
 });
 
+describe('WhatsApp document types', () => {
+  async function upload(bytes: Buffer, contentType: string): Promise<string> {
+    const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType, size: bytes.length } });
+    expect(ticket.status, ticket.text).toBe(201);
+    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
+    expect(put.status).toBe(200);
+    return ticket.body.uploadId;
+  }
+
+  it('refuses a reply with a document type WhatsApp does not take (a .zip, an .odt) with 415 and nothing stored or sent; a .docx goes as a document', async () => {
+    // Prepare: a WhatsApp customer; an archive, an OpenDocument text and a Word document
+    const { handle, conversationId } = await customer('whatsapp');
+    const zip = await upload(Buffer.from('PK\x03\x04 photos'), 'application/zip');
+    const odt = await upload(Buffer.from('PK\x03\x04 letter'), 'application/vnd.oasis.opendocument.text');
+    const docx = await upload(Buffer.from('PK\x03\x04 contract'), 'application/vnd.openxmlformats-officedocument.wordprocessingml.document');
+    const sentBefore = stack.providers.outbox('whatsapp').length;
+
+    // Act
+    const zipped = await reply(conversationId, { text: 'the photos', attachments: [{ uploadId: zip, name: 'photos.zip' }] });
+    const letter = await reply(conversationId, { text: 'the letter', attachments: [{ uploadId: odt, name: 'letter.odt' }] });
+    const accepted = await reply(conversationId, { text: 'the contract', attachments: [{ uploadId: docx, name: 'contract.docx' }] });
+
+    // Assess: a clear 4xx naming the file and what WhatsApp takes; the .docx is sent as a document
+    for (const [refused, name] of [[zipped, 'photos.zip'], [letter, 'letter.odt']] as const) {
+      expect(refused.status, refused.text).toBe(415);
+      expect(refused.body.error).toMatchObject({ code: 'attachment_type_not_supported' });
+      expect(refused.body.error.message).toContain(`"${name}"`);
+      expect(refused.body.error.message).toContain('Word');
+    }
+    expect(accepted.status, accepted.text).toBe(202);
+    await agent.waitFor(updated(accepted.body.message.id, 'sent'), 15_000, 'the .docx reply');
+    const sent = stack.providers.outbox('whatsapp').slice(sentBefore).map((item) => (typeof item.body === 'string' ? JSON.parse(item.body) : item.body) as Record<string, unknown>);
+    expect(sent.filter((body) => body.to === handle)).toMatchObject([{ type: 'document', document: { filename: 'contract.docx', caption: 'the contract' } }]);
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt });
+    expect(page.body.items.map((m: { text: string }) => m.text)).toEqual(['Hello, anyone there?', 'the contract']);
+  });
+});
+
 describe('Messenger echoes of what the team sent from the Page inbox', () => {
   /** An echo as Meta sends it: from the Page to the customer, naming the app that sent it. */
   function echoWebhook(handle: string, mid: string, text: string, appId: number): string {

@@ -232,18 +232,21 @@ describe('names and types', () => {
     expect(file.disposition).toBe("inline; filename*=UTF-8''it%27s%20%281%29%2A.pdf");
   });
 
-  it('send a provider an image of a type it cannot show as a document', async () => {
-    const { handle, conversationId } = await providerCustomer('whatsapp', 'svg please');
+  it('refuse an image of a type WhatsApp takes neither as a photo nor as a document (an SVG), before anything is stored or sent', async () => {
+    const { conversationId } = await providerCustomer('whatsapp', 'svg please');
     const ticket = await upload('/v1/uploads', agentJwt, Buffer.from('<svg/>'), 'image/svg+xml');
+    const sentBefore = stack.providers.outbox('whatsapp').length;
 
     const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
       token: agentJwt,
-      body: { attachments: [{ uploadId: ticket.uploadId, name: 'logo.svg' }] },
+      body: { text: 'the logo', attachments: [{ uploadId: ticket.uploadId, name: 'logo.svg' }] },
     });
 
-    expect(reply.status, reply.text).toBe(202);
-    expect(reply.body.message.attachments[0].type).toBe('image');
-    expect(await whatsappFileTo(handle)).toMatchObject({ type: 'document', document: { filename: 'logo.svg' } });
+    expect(reply.status, reply.text).toBe(415);
+    expect(reply.body.error).toMatchObject({ code: 'attachment_type_not_supported' });
+    expect(reply.body.error.message).toContain('"logo.svg" is image/svg+xml');
+    expect(keptKeys().filter((key) => key.endsWith(ticket.uploadId))).toEqual([]);
+    expect(stack.providers.outbox('whatsapp').slice(sentBefore)).toEqual([]);
   });
 
   it('send a provider a photo larger than it takes as a photo as a document', async () => {

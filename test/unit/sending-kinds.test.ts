@@ -43,6 +43,21 @@ describe('sendingKinds', () => {
     expect(kinds(file('image', 'image/png', 9 * MB, 'scan.png'))).toEqual({ kinds: ['file'], tooLarge: '"scan.png" is 9 MB: this channel takes files of its kind (image) up to 8 MB' });
   });
 
+  it('on WhatsApp, takes the document types Meta lists (PDF, Word, Excel, PowerPoint, text) and refuses a .zip or .odt when sent, saying why', () => {
+    const { mediaLimits, mediaTypes } = whatsappAdapter;
+    const kinds = (...files: ReturnType<typeof file>[]) => sendingKinds(files, mediaLimits, mediaTypes);
+    const documents = ['application/pdf', 'application/msword', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', 'application/vnd.ms-excel', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', 'application/vnd.ms-powerpoint', 'application/vnd.openxmlformats-officedocument.presentationml.presentation', 'text/plain; charset=utf-8'];
+    expect(kinds(...documents.map((type) => file('file', type, MB)))).toEqual({ kinds: documents.map(() => 'file') });
+    expect(kinds(file('video', 'video/3gpp', MB), file('audio', 'audio/amr', MB))).toEqual({ kinds: ['video', 'audio'] });
+    expect(kinds(file('file', 'application/zip', MB, 'photos.zip')).unsupported).toMatch(/^"photos\.zip" is application\/zip: this channel takes .*PDF, Word, Excel, PowerPoint and plain-text documents$/);
+    expect(kinds(file('file', 'application/vnd.oasis.opendocument.text', MB, 'letter.odt')).unsupported).toMatch(/^"letter\.odt" is application\/vnd\.oasis/);
+    // A format WhatsApp takes as no kind at all (a WebP is a sticker only, a WAV nothing) is no document either.
+    expect(kinds(file('image', 'image/webp', MB)).unsupported).toMatch(/^a file is image\/webp: /);
+    expect(kinds(file('audio', 'audio/wav', MB)).unsupported).toMatch(/^a file is audio\/wav: /);
+    // A photo too large for an image still goes as a document, as before.
+    expect(kinds(file('image', 'image/jpeg', 6 * MB))).toEqual({ kinds: ['file'] });
+  });
+
   it('limits nothing without limits (the web widget, links)', () => {
     expect(sendingKinds([file('image', 'image/jpeg', 25 * MB)])).toEqual({ kinds: ['image'] });
   });
