@@ -5,7 +5,7 @@
  */
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
-import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
+import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
 import { applyOutboundToConversation } from './outbound';
@@ -242,9 +242,6 @@ async function editsCustomerMessage(event: InboundMessageEvent & { edits: string
   return (await findByProviderMessageId(conversationId, event.edits, Date.parse(event.sentAt) - EDITED_WITHIN_MS - CLOCK_SKEW_MS, 'inbound')) !== undefined;
 }
 
-/** The sender id of messages the team sent from outside Conversa (Meta's Page inbox): no agent of ours. */
-export const EXTERNAL_SENDER_ID = 'external';
-
 const isEcho = (m: Message) => m.direction === 'outbound' && m.sender.id === EXTERNAL_SENDER_ID;
 
 /**
@@ -285,6 +282,9 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
     agents: scopeOf(updated ?? conversation, conversation),
     agentConnections,
   });
+  // Its files are Meta's CDN links, which expire as a customer's do: copied the same way.
+  const keep = keepMediaJob(message);
+  if (keep) await enqueueOutbound([keep]);
   await afterOutbound(updated ?? conversation, message);
 }
 

@@ -3,7 +3,7 @@
  * failed is tried again, decided without the S3 client: the inbound consumer and the engagement
  * function that ask never touch the bucket themselves.
  */
-import { isProviderChannel, MEDIA_SCHEME, type Attachment, type Message, type OutboundJob } from './types';
+import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Message, type OutboundJob } from './types';
 import { getAdapter } from '../channels/registry';
 import { baseUrl } from '../channels/credentials';
 import type { ChannelAdapter } from '../channels/types';
@@ -39,10 +39,12 @@ export function mediaCopier(adapter: ChannelAdapter): ChannelAdapter['copyMedia'
 
 /**
  * The copy job for a customer's message with files the provider holds (and may drop), if it has
- * any: a message whose only attachments are links the customer shared costs no job.
+ * any: a message whose only attachments are links the customer shared costs no job. The team's
+ * messages from Meta's own inbox (echoes) hold Meta's CDN links too; our own sends, our copies.
  */
 export function keepMediaJob(message: Message): OutboundJob | undefined {
-  if (message.direction !== 'inbound' || !isProviderChannel(message.channel)) return undefined;
+  const providers = message.direction === 'inbound' || message.sender.id === EXTERNAL_SENDER_ID;
+  if (!providers || !isProviderChannel(message.channel)) return undefined;
   const adapter = getAdapter(message.channel);
   if (!mediaCopier(adapter)) return undefined;
   const base = baseUrl(message.channel);

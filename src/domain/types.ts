@@ -19,6 +19,9 @@ export type SenderType = 'contact' | 'agent' | 'bot' | 'system';
 /** The attachment URL of a file in our media bucket; it opens through the attachment routes. */
 export const MEDIA_SCHEME = 'conversa-media://';
 
+/** The sender id of messages the team sent from outside Conversa (Meta's Page inbox): no agent of ours. */
+export const EXTERNAL_SENDER_ID = 'external';
+
 export interface Attachment {
   type: string;
   url: string;

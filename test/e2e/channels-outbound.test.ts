@@ -682,6 +682,34 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
     expect(after).toMatchObject({ status: 'open', unreadCount: before.unreadCount + 1, firstReplyAt: shown.message.createdAt });
   });
 
+  it('copies the files of a Page-inbox reply into our bucket, as a customer’s: Meta’s CDN links expire within days', async () => {
+    // Prepare: a customer; Meta's CDN serves the photo a colleague sent from the Page inbox
+    const { handle, conversationId } = await customer('messenger');
+    const bytes = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(20_000, 3)]);
+    const link = `${stack.httpUrl}/local/providers/messenger/_cdn/${stack.providers.addMedia('messenger', { contentType: 'image/jpeg', bytes })}`;
+    const mid = `m_ECHO-${crypto.randomUUID()}`;
+    const echo = JSON.parse(echoWebhook(handle, mid, '', PAGE_INBOX_APP));
+    echo.entry[0].messaging[0].message = { mid, is_echo: true, app_id: PAGE_INBOX_APP, attachments: [{ type: 'image', payload: { url: link } }] };
+
+    // Act
+    expect((await postWebhook(stack, 'messenger', JSON.stringify(echo))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox photo');
+    const copy = await agent.waitFor(
+      (f) => f.type === 'message.updated' && f.message.id === shown.message.id && String(f.message.attachments[0]?.url).startsWith('conversa-media://'),
+      15_000,
+      'the kept copy',
+    );
+    const opened = await fetch(`${stack.httpUrl}/v1/conversations/${conversationId}/messages/${shown.message.id}/attachments/0`, { headers: { authorization: `Bearer ${agentJwt}` }, redirect: 'manual' });
+
+    // Assess: still the team's sent message, now pointing at our copy, which the console is sent to
+    expect(shown.message.attachments[0]).toMatchObject({ type: 'image', url: link });
+    expect(copy.message).toMatchObject({ direction: 'outbound', status: 'sent', sender: { id: 'external' } });
+    expect(copy.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/jpeg', size: bytes.length });
+    expect(opened.status).toBe(302);
+    expect(opened.headers.get('location')).not.toContain('/_cdn/');
+    expect(Buffer.from(await (await fetch(opened.headers.get('location')!)).arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
   it('does not reopen a resolved conversation', async () => {
     const { handle, conversationId } = await customer('messenger');
     const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });

@@ -110,6 +110,13 @@ describe('a copy job', () => {
     expect(keepMediaJob(photo)).toEqual(job());
   });
 
+  it('is queued for the files of the team’s message from Meta’s own inbox (an echo): its CDN links expire as the customer’s do', () => {
+    const echo: Message = { ...messenger([cdnPhoto]), direction: 'outbound', sender: { type: 'agent', id: 'external', name: 'Page inbox' }, status: 'sent' };
+    expect(keepMediaJob(echo)).toEqual(job());
+    // An agent's own reply holds our copies only: nothing to fetch.
+    expect(keepMediaJob({ ...echo, sender: { type: 'agent', id: 'agent-1' }, attachments: [{ type: 'image', url: 'conversa-media://media/agent/agent-1/U1' }] })).toBeUndefined();
+  });
+
   it('is not queued for a message whose files are only links the customer shared', () => {
     expect(keepMediaJob(messenger([sharedPage]))).toBeUndefined();
     expect(keepMediaJob(messenger([sharedPage, { type: 'image', url: 'http://scontent.xx.fbcdn.net/photo.jpg' }]))).toBeUndefined();
