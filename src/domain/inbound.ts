@@ -8,7 +8,7 @@ import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
-import { applyOutboundToConversation } from './outbound';
+import { applyHeldStatuses, applyOutboundToConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
@@ -275,7 +275,10 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
     providerMessageId: event.providerMessageId,
     createdAt: new Date().toISOString(),
   };
-  const message = existing ?? ((await putMessage(fresh)) ? fresh : ((await getMessage(fresh.conversationId, fresh.id)) ?? fresh));
+  const stored = existing ?? ((await putMessage(fresh)) ? fresh : ((await getMessage(fresh.conversationId, fresh.id)) ?? fresh));
+  // A receipt naming its mid may have come first (Meta sends each webhook on its own), held as for
+  // our sends; a Messenger delivery names mids only, and would otherwise never reach the message.
+  const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`])) ?? stored;
   const agentConnections = agentConnectionsAhead();
   const updated = await applyOutboundToConversation(message.conversationId, message);
   await publish([messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])], {

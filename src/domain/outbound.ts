@@ -259,7 +259,7 @@ function statusesById(channel: string): boolean {
  * Applies the statuses held for the provider ids in `scopes` (src/domain/inbound.ts ingestStatus),
  * in the order they may apply: the reply as it is after, or undefined when none moved it.
  */
-async function applyHeldStatuses(message: Message, scopes: string[]): Promise<Message | undefined> {
+export async function applyHeldStatuses(message: Message, scopes: string[]): Promise<Message | undefined> {
   const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
   let final: Message | undefined;
   for (const early of held) {

@@ -710,6 +710,22 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
     expect(Buffer.from(await (await fetch(opened.headers.get('location')!)).arrayBuffer()).equals(bytes)).toBe(true);
   });
 
+  it('applies a delivery receipt that came before the echo it names (Meta sends each webhook on its own)', async () => {
+    // Prepare: a customer; the receipt for a Page-inbox message reaches us first, and is held
+    const { handle, conversationId } = await customer('messenger');
+    const mid = `m_ECHO-${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'delivered', mid))).status).toBe(200);
+    await eventually(async () => (await earlyStatuses(`messenger#${mid}`)).some((s) => s.status === 'delivered'));
+
+    // Act: the echo comes
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, mid, 'Delivered before we knew it', PAGE_INBOX_APP))).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox message');
+    await marker(handle);
+
+    // Assess: the team's message shows as delivered, not sent
+    expect((await messagesOf(conversationId)).find((m) => m.providerMessageId === mid)).toMatchObject({ status: 'delivered', sender: { id: 'external' } });
+  });
+
   it('does not reopen a resolved conversation', async () => {
     const { handle, conversationId } = await customer('messenger');
     const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });
