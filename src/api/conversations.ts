@@ -87,8 +87,8 @@ export const setLabelsRoute: Route = async ({ event, params }) => {
   return json(200, toConversation(await setLabels(params.id!, body.labels)));
 };
 
-export const resolveRoute: Route = async ({ params }) => {
-  const { after } = await changeConversation(params.id!, (c) => (c.status === 'resolved' ? undefined : withStatus(c, 'resolved')));
+export const resolveRoute: Route = async ({ params, agent }) => {
+  const { after } = await changeConversation(params.id!, (c) => (c.status === 'resolved' ? undefined : withStatus(c, 'resolved', undefined, agent.id)));
   return json(200, toConversation(after));
 };
 

@@ -114,7 +114,7 @@ export async function setConversationStatus(conversationId: string, status: Conv
   }
   const { before, after } = await changeConversation(conversationId, (c) => {
     if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
-    const next = withStatus(c, status);
+    const next = withStatus(c, status, undefined, by);
     return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
   }, { by });
   if (after.status === 'snoozed' && after.snoozedUntil) await scheduleSnoozeWake(conversationId, after.snoozedUntil);

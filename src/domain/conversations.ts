@@ -27,13 +27,19 @@ export async function changeConversation(
   return result;
 }
 
-export function withStatus(c: ConversationRecord, status: ConversationStatus, now = new Date().toISOString()): ConversationRecord {
+/**
+ * `by`: the agent making the change, if one is. A resolution is credited to the agent holding the
+ * conversation (as Chatwoot's reports credit its assignee), else to the agent who resolved it;
+ * nobody's when neither (auto-resolved in the queue).
+ */
+export function withStatus(c: ConversationRecord, status: ConversationStatus, now = new Date().toISOString(), by?: string): ConversationRecord {
   if (c.status === status) return c;
   return {
     ...c,
     status,
     updatedAt: now,
     resolvedAt: status === 'resolved' ? now : undefined,
+    ...(status === 'resolved' ? { resolvedBy: c.assigneeId ?? by } : {}),
     // A hand-off ends with what it was about: back after a resolution, it is anyone's again.
     ...(status === 'resolved' ? { handedOffBy: undefined, handedOffAt: undefined } : {}),
     // Leaving `resolved` for anything (open, pending, snoozed) is a reopen: it was not done.

@@ -52,12 +52,14 @@ export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo' | 'teamSt
  * to: one customer issue, counted once, from the customer's first message. Its first reply is
  * the first the team wrote on either channel; its resolution, the new conversation's.
  */
-export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount'> {
+export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount' | 'resolvedBy'> {
   const start = episodeStart(source);
   return {
     reportStartedAt: start,
     ...(source.firstReplyAt && source.firstReplyAt >= start ? { firstReplyAt: source.firstReplyAt } : {}),
     ...(source.reopenCount ? { reopenCount: source.reopenCount } : {}),
+    // Whose resolution of it did not hold; the target's own, of an episode of its own, is not this one's.
+    resolvedBy: source.reopenCount ? source.resolvedBy : undefined,
   };
 }
 
@@ -79,5 +81,7 @@ export function closedEpisodeItem(c: ConversationRecord): Record<string, unknown
     ...(c.resolvedAt ? { resolvedAt: c.resolvedAt } : {}),
     ...(c.reopenCount ? { reopenCount: c.reopenCount } : {}),
     ...(c.csat ? { csat: c.csat } : {}),
+    // Not in the reports index: read with the row when its figures go to the resolver.
+    ...(c.resolvedBy ? { resolvedBy: c.resolvedBy } : {}),
   };
 }

@@ -31,6 +31,12 @@ export interface ConversationRecord extends Omit<Conversation, 'participants'> {
   lastInboundSeq?: string;
   /** Times a resolved conversation was reopened (first-contact resolution needs it). */
   reopenCount?: number;
+  /**
+   * The agent credited with its latest resolution (src/domain/conversations.ts withStatus), kept
+   * through a reopening: the reports charge a resolution that did not hold to them, whoever holds
+   * the conversation now. Not in the reports index (its projection cannot change): read per row.
+   */
+  resolvedBy?: string;
   /** Optimistic-locking counter for read-modify-write changes. */
   version: number;
   /** The autoresponder answered since the conversation started (or was last reopened by the customer). */
@@ -101,7 +107,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};

@@ -2,6 +2,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { computeKpis, DAY_QUERY_CONCURRENCY, daysBetween, loadReportRows, summarizeRows, type ReportRow } from '../../src/domain/reports';
+import { withStatus } from '../../src/domain/conversations';
+import { closedEpisodeItem, movedEpisode } from '../../src/domain/episodes';
+import type { ConversationRecord } from '../../src/store/conversations';
 
 const at = (minutes: number) => new Date(Date.UTC(2026, 10, 2, 9, 0) + minutes * 60_000).toISOString();
 const row = (over: Partial<ReportRow>): ReportRow => ({ id: crypto.randomUUID(), channel: 'web', status: 'open', createdAt: at(0), ...over });
@@ -160,6 +163,29 @@ describe('summarizeRows', () => {
 
     expect(Object.keys(report.byAgent)).toEqual(['__proto__', 'ana', 'constructor']);
     expect(Object.values(report.byAgent).map((k) => k.conversations)).toEqual([1, 1, 1]);
+  });
+});
+
+describe('who a resolution is credited to', () => {
+  const conversation = (over: Partial<ConversationRecord>) =>
+    ({ id: 'c1', channel: 'web', status: 'open', assigneeId: null, createdAt: at(0), updatedAt: at(0), lastMessageAt: at(0), version: 1, ...over }) as ConversationRecord;
+
+  it('records the agent holding it, else the agent who resolved it, else nobody, and keeps it through a reopening', () => {
+    expect(withStatus(conversation({ assigneeId: 'rita' }), 'resolved', at(5), 'ana').resolvedBy).toBe('rita');
+    expect(withStatus(conversation({}), 'resolved', at(5), 'ana').resolvedBy).toBe('ana');
+    // Auto-resolved in the queue after an agent's earlier resolution: not theirs any more
+    expect(withStatus(conversation({ resolvedBy: 'ana' }), 'resolved', at(5)).resolvedBy).toBeUndefined();
+    const reopened = withStatus(conversation({ status: 'resolved', resolvedAt: at(5), resolvedBy: 'rita' }), 'open', at(9));
+    expect(reopened).toMatchObject({ reopenCount: 1, resolvedBy: 'rita' });
+  });
+
+  it('keeps it with a closed episode, and moves it with a reopened episode only, replacing the target’s own', () => {
+    expect(closedEpisodeItem(conversation({ status: 'resolved', resolvedAt: at(5), reopenCount: 1, resolvedBy: 'rita' })).resolvedBy).toBe('rita');
+    expect(movedEpisode(conversation({ reopenCount: 1, resolvedBy: 'rita' }))).toMatchObject({ reopenCount: 1, resolvedBy: 'rita' });
+    // Resolved in an episode before this one, which starts afresh: nothing to carry, and the
+    // target's own (of an episode of its own) must go
+    const fresh = movedEpisode(conversation({ resolvedBy: 'rita' }));
+    expect('resolvedBy' in fresh && fresh.resolvedBy === undefined).toBe(true);
   });
 });
 
