@@ -2,10 +2,11 @@
  * The figures that run a support team, overall, per channel and per agent, for conversations started in
  * a period (a customer back with a new issue starts one again: src/domain/episodes.ts): volume, first reply time, handle time, resolution time and rate,
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
- * per UTC day), which projects only what these figures need.
+ * per UTC day), which projects only what these figures need, and for the few reopened
+ * conversations whose figures may go to another agent than their holder, who resolved them.
  */
 import { keys, UNASSIGNED_ID } from '../store/keys';
-import { queryAll } from '../store/items';
+import { batchGetAll, queryAll } from '../store/items';
 import { badRequest } from './errors';
 import type { Channel } from './types';
 
@@ -18,8 +19,15 @@ export interface ReportRow {
   resolvedAt?: string;
   reopenCount?: number;
   csat?: { score: number; at?: string };
-  /** The agent holding it now (or when its episode closed): the one its figures are credited to. */
+  /** The agent holding it now (or when its episode closed): the one its figures are credited to, as a rule. */
   assigneeId?: string;
+  /**
+   * The agent credited with its latest resolution (not in the index: read only for the rows that
+   * need it, see needsResolver).
+   */
+  resolvedBy?: string;
+  /** Its item's key, to read what the index does not project. */
+  key?: { pk: string; sk: string };
 }
 
 export interface Kpis {
@@ -142,6 +150,40 @@ export function daysBetween(from: Date, to: Date): string[] {
  */
 export const DAY_QUERY_CONCURRENCY = 8;
 
+const holder = (r: ReportRow) => (r.assigneeId && r.assigneeId !== UNASSIGNED_ID ? r.assigneeId : undefined);
+
+/**
+ * A conversation reopened since it was resolved, and either open again or resolved with nobody
+ * holding it: its resolution that did not hold may be another agent's than its holder's (the
+ * reopening went to the queue or to someone else). One resolved again by its holder is theirs.
+ */
+export const needsResolver = (r: ReportRow): boolean => Boolean(r.reopenCount) && (r.status !== 'resolved' || !holder(r));
+
+/**
+ * The agent a conversation's figures are credited to in `byAgent`: its holder, but one reopened
+ * after an agent resolved it, not resolved again since by its holder, is that agent's (as Chatwoot
+ * credits a resolution to the agent who had it): their first-contact resolution failed, whoever
+ * took the conversation back, or if nobody did.
+ */
+export function creditedAgent(r: ReportRow): string | undefined {
+  if (needsResolver(r) && r.resolvedBy) return r.resolvedBy;
+  return holder(r);
+}
+
+/** Reads `resolvedBy` for the rows that need it: one BatchGet of that attribute alone, reopened rows only. */
+async function withResolvers(rows: ReportRow[]): Promise<ReportRow[]> {
+  const id = (key: { pk: string; sk: string }) => `${key.pk}\n${key.sk}`;
+  const wanted = new Map<string, { pk: string; sk: string }>();
+  for (const r of rows) if (r.key && needsResolver(r)) wanted.set(id(r.key), r.key);
+  if (wanted.size === 0) return rows;
+  const found = await batchGetAll([...wanted.values()], { projection: ['pk', 'sk', 'resolvedBy'] });
+  const resolvers = new Map(found.map((item) => [id(item as { pk: string; sk: string }), item.resolvedBy]));
+  return rows.map((r) => {
+    const resolvedBy = r.key ? resolvers.get(id(r.key)) : undefined;
+    return typeof resolvedBy === 'string' ? { ...r, resolvedBy } : r;
+  });
+}
+
 export async function loadReportRows(from: Date, to: Date, channel?: Channel): Promise<ReportRow[]> {
   const days = daysBetween(from, to);
   const perDay: ReportRow[][] = days.map(() => []);
@@ -160,7 +202,7 @@ export async function loadReportRows(from: Date, to: Date, channel?: Channel): P
     }
   };
   await Promise.all(Array.from({ length: Math.min(DAY_QUERY_CONCURRENCY, days.length) }, worker));
-  return perDay.flat();
+  return withResolvers(perDay.flat());
 }
 
 async function loadDay(day: string, from: Date, to: Date, channel: Channel | undefined): Promise<ReportRow[]> {
@@ -177,7 +219,11 @@ async function loadDay(day: string, from: Date, to: Date, channel: Channel | und
     ...(channel ? { FilterExpression: 'channel = :channel' } : {}),
   });
   // A conversation's row starts with the episode the index keys it by (src/domain/episodes.ts).
-  return items.map((item) => ({ ...(item as unknown as ReportRow), createdAt: keys.startOfReportKey(String(item.gsi3sk)) }));
+  return items.map((item) => ({
+    ...(item as unknown as ReportRow),
+    createdAt: keys.startOfReportKey(String(item.gsi3sk)),
+    ...(typeof item.pk === 'string' && typeof item.sk === 'string' ? { key: { pk: item.pk, sk: item.sk } } : {}),
+  }));
 }
 
 export interface Summary extends Kpis {
@@ -185,7 +231,11 @@ export interface Summary extends Kpis {
   to: string;
   channel: Channel | null;
   byChannel: Partial<Record<Channel, Kpis>>;
-  /** Per agent id, the conversations each holds; unassigned ones count only in the totals. */
+  /**
+   * Per agent id, the conversations each holds, but a reopened one that its holder did not resolve
+   * again goes to the agent whose resolution it undid (creditedAgent); ones credited to nobody
+   * count only in the totals.
+   */
   byAgent: Record<string, Kpis>;
 }
 
@@ -211,7 +261,7 @@ export function summarizeRows(rows: ReportRow[], sla: { firstReplySeconds: numbe
   return {
     ...kpisOf(rows),
     byChannel: breakdown(rows, (r) => r.channel, kpisOf),
-    byAgent: breakdown(rows, (r) => (r.assigneeId && r.assigneeId !== UNASSIGNED_ID ? r.assigneeId : undefined), kpisOf) as Record<string, Kpis>,
+    byAgent: breakdown(rows, creditedAgent, kpisOf) as Record<string, Kpis>,
   };
 }
 

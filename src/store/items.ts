@@ -87,12 +87,18 @@ export const BATCH_GET_CONCURRENCY = 8;
 /** BatchGetItem's limit of keys per request. */
 const BATCH_GET_KEYS = 100;
 
+export interface BatchGetOptions {
+  consistent?: boolean;
+  /** Only these attributes of each item (add its key attributes to tell the items apart). */
+  projection?: readonly string[];
+}
+
 /**
  * Every item of `itemKeys` that exists: 100 keys a request, a few requests at a time, the keys
  * DynamoDB left unprocessed asked again. Items come request by request, in the order of the keys'
  * requests (within one, in DynamoDB's order), as they would one request after another.
  */
-export async function batchGetAll(itemKeys: Record<string, unknown>[], options: { consistent?: boolean } = {}): Promise<Record<string, unknown>[]> {
+export async function batchGetAll(itemKeys: Record<string, unknown>[], options: BatchGetOptions = {}): Promise<Record<string, unknown>[]> {
   const chunks = Array.from({ length: Math.ceil(itemKeys.length / BATCH_GET_KEYS) }, (_, i) => itemKeys.slice(i * BATCH_GET_KEYS, (i + 1) * BATCH_GET_KEYS));
   const found: Record<string, unknown>[][] = chunks.map(() => []);
   let next = 0;
@@ -113,10 +119,17 @@ export async function batchGetAll(itemKeys: Record<string, unknown>[], options: 
   return found.flat();
 }
 
-async function batchGetChunk(chunkKeys: Record<string, unknown>[], options: { consistent?: boolean }): Promise<Record<string, unknown>[]> {
+async function batchGetChunk(chunkKeys: Record<string, unknown>[], options: BatchGetOptions): Promise<Record<string, unknown>[]> {
   const found: Record<string, unknown>[] = [];
+  // Named through placeholders: an attribute may be a reserved word.
+  const projection = options.projection?.length
+    ? {
+        ProjectionExpression: options.projection.map((_, i) => `#p${i}`).join(', '),
+        ExpressionAttributeNames: Object.fromEntries(options.projection.map((name, i) => [`#p${i}`, name])),
+      }
+    : {};
   let request: BatchGetCommandInput['RequestItems'] = {
-    [config.tableName]: { Keys: chunkKeys, ...(options.consistent ? { ConsistentRead: true } : {}) },
+    [config.tableName]: { Keys: chunkKeys, ...(options.consistent ? { ConsistentRead: true } : {}), ...projection },
   };
   for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
     // Keys come back unprocessed when the table throttles: asking again at once would spin.

@@ -54,10 +54,10 @@ it('reports volume, replies, resolution and FCR for the period, per channel', as
   expect(report.body).toMatchObject({ conversations: 3, resolved: 2, resolutionRate: 0.6667, firstContactResolutionRate: 0.5 });
   expect(report.body.firstReplySeconds.count).toBe(2);
   expect(report.body.byChannel.web.conversations).toBe(3);
-  // Per agent: the conversations each holds; b, back in the queue since its reopening (nobody is
-  // online to take it), counts in the totals only.
+  // Per agent: the conversations each holds; b, in nobody's hands (nobody is online to take it
+  // when it is reopened), is Rita's, who resolved it twice: once not for good.
   expect(Object.keys(report.body.byAgent)).toEqual(['agent-rita', 'agent-sam']);
-  expect(report.body.byAgent['agent-rita']).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+  expect(report.body.byAgent['agent-rita']).toMatchObject({ conversations: 2, resolved: 2, firstContactResolutionRate: 0.5 });
   expect(report.body.byAgent['agent-sam']).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 } });
   expect(report.body.sla.firstReplyAttainment).toBe(1);
 
@@ -246,6 +246,34 @@ it('takes no greeting, note or transfer note for a first reply, credits the agen
   expect(await now()).toMatchObject({ resolved: 0, firstContactResolutionRate: 0, byAgent: { 'agent-sam': { resolved: 0, firstContactResolutionRate: 0 } } });
   expect((await samWrites('resolve')).status).toBe(200);
   expect(await now()).toMatchObject({ ...sams, firstContactResolutionRate: 0, byAgent: { 'agent-sam': { ...sams, firstContactResolutionRate: 0 } } });
+});
+
+it('charges a resolution the customer undid to the agent who resolved it, though the reopening went to the queue or to someone else', async () => {
+  const start = Date.now();
+  const now = async () => report(start, Date.now() + 1000);
+  // Prepare: Rita takes a customer, answers and resolves; nobody is online (she went offline)
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'My parcel never came');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId: 'agent-rita' } })).status).toBe(200);
+  expect((await agentWrites(id, 'It was sent again')).status).toBe(202);
+  await resolve(id);
+  expect((await now()).byAgent['agent-rita']).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+
+  // Act: the customer writes again (within 4 days: a reopening); Rita cannot take it back, so it waits in the queue
+  expect(await customerWrites(handle, 'Still nothing')).toBe(id);
+  expect((await getConversation(id, true))!.assigneeId).toBeNull();
+
+  // Assess: Rita's resolution did not hold: still hers, not resolved on first contact
+  const reopened = { conversations: 1, resolved: 0, firstContactResolutionRate: 0 };
+  expect(await now()).toMatchObject({ ...reopened, byAgent: { 'agent-rita': reopened } });
+
+  // Act: Sam takes it; Assess: still Rita's failed resolution, not Sam's
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId: 'agent-sam' } })).status).toBe(200);
+  expect((await now()).byAgent).toEqual({ 'agent-rita': expect.objectContaining(reopened) });
+
+  // Act: Sam resolves it; Assess: his resolution, on second contact
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: samJwt })).status).toBe(200);
+  expect((await now()).byAgent).toEqual({ 'agent-sam': expect.objectContaining({ conversations: 1, resolved: 1, firstContactResolutionRate: 0 }) });
 });
 
 it('counts a re-rated conversation once, with its newest rating, and keeps it resolved on first contact', async () => {

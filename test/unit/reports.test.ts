@@ -1,6 +1,6 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { computeKpis, DAY_QUERY_CONCURRENCY, daysBetween, loadReportRows, summarizeRows, type ReportRow } from '../../src/domain/reports';
 import { withStatus } from '../../src/domain/conversations';
 import { closedEpisodeItem, movedEpisode } from '../../src/domain/episodes';
@@ -155,6 +155,30 @@ describe('summarizeRows', () => {
     expect(report.byChannel.whatsapp!.conversations).toBe(1);
   });
 
+  it('credits a reopened conversation its holder has not resolved again to the agent whose resolution it undid', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const rows = [
+      // Rita resolved these; the customer reopened them: back in the queue, or taken by Sam
+      row({ reopenCount: 1, resolvedBy: 'rita' }),
+      row({ assigneeId: 'sam', reopenCount: 1, resolvedBy: 'rita' }),
+      // Rita's, resolved on first contact
+      row({ assigneeId: 'rita', status: 'resolved', resolvedAt: at(30), resolvedBy: 'rita' }),
+      // Sam resolved it again himself: his, not resolved on first contact
+      row({ assigneeId: 'sam', status: 'resolved', resolvedAt: at(40), reopenCount: 1, resolvedBy: 'sam' }),
+      // Never reopened: its holder's, whoever resolved it
+      row({ assigneeId: 'sam', status: 'resolved', resolvedAt: at(50), resolvedBy: 'rita' }),
+      // Auto-resolved in the queue, then reopened: nobody's
+      row({ reopenCount: 1 }),
+    ];
+
+    const report = summarizeRows(rows, sla, at(100));
+
+    expect(Object.keys(report.byAgent)).toEqual(['rita', 'sam']);
+    expect(report.byAgent.rita).toMatchObject({ conversations: 3, resolved: 1, firstContactResolutionRate: 0.3333 });
+    expect(report.byAgent.sam).toMatchObject({ conversations: 2, resolved: 2, firstContactResolutionRate: 0.5 });
+    expect(report).toMatchObject({ conversations: 6, resolved: 3, firstContactResolutionRate: 0.3333 });
+  });
+
   it('has a row for every agent id the API accepts, "__proto__" and "constructor" too', () => {
     const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
     const rows = [row({ assigneeId: '__proto__' }), row({ assigneeId: 'constructor' }), row({ assigneeId: 'ana' })];
@@ -243,5 +267,34 @@ describe('loadReportRows', () => {
     expect(maxInFlight).toBeLessThanOrEqual(DAY_QUERY_CONCURRENCY);
     expect(rows.map((r) => r.id)).toEqual(daysBetween(new Date('2026-08-01T00:00:00Z'), new Date('2026-10-31T23:59:59Z')));
     expect(rows[0]!.createdAt).toBe('2026-08-01T12:00:00.000Z');
+  });
+
+  it('reads who resolved a reopened conversation in one BatchGet of that attribute, for the rows that need it only', async () => {
+    // Prepare: one day holding a reopened conversation in the queue, one resolved on first
+    // contact, one reopened and resolved again by its holder
+    const item = (id: string, over: Record<string, unknown>) => ({ pk: `CONV#${id}`, sk: 'CONV', id, channel: 'web', gsi3sk: `2026-11-02T09:00:00.000Z#${id}`, ...over });
+    ddb.on(QueryCommand).resolves({
+      Items: [
+        item('c1', { status: 'open', reopenCount: 1 }),
+        item('c2', { status: 'resolved', resolvedAt: at(30), assigneeId: 'ana' }),
+        item('c3', { status: 'resolved', resolvedAt: at(30), assigneeId: 'bo', reopenCount: 2 }),
+      ],
+    });
+    ddb.on(BatchGetCommand).resolves({ Responses: { 'conversa-unit': [{ pk: 'CONV#c1', sk: 'CONV', resolvedBy: 'rita' }] } });
+
+    // Act
+    const rows = await loadReportRows(new Date('2026-11-02T00:00:00Z'), new Date('2026-11-02T23:59:59Z'));
+
+    // Assess
+    expect(rows.map((r) => [r.id, r.resolvedBy])).toEqual([
+      ['c1', 'rita'],
+      ['c2', undefined],
+      ['c3', undefined],
+    ]);
+    const gets = ddb.commandCalls(BatchGetCommand);
+    expect(gets).toHaveLength(1);
+    const request = gets[0]!.args[0].input.RequestItems!['conversa-unit']!;
+    expect(request.Keys).toEqual([{ pk: 'CONV#c1', sk: 'CONV' }]);
+    expect(request.ProjectionExpression!.split(', ').map((name) => request.ExpressionAttributeNames![name])).toEqual(['pk', 'sk', 'resolvedBy']);
   });
 });
