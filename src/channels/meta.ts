@@ -258,9 +258,12 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, ac
     return message ? [message] : [];
   }
   if (event.delivery) {
-    const deliveredAt = isoFromEpoch(event.delivery.watermark ?? event.timestamp, 'ms');
+    const { watermark } = event.delivery;
+    const deliveredAt = isoFromEpoch(watermark ?? event.timestamp, 'ms');
     const mids = list(event.delivery.mids);
-    const ids = mids.length > 0 ? mids : [ALL_BEFORE_WATERMARK];
+    // Meta documents both as telling what was delivered: the mids name some messages, and the
+    // watermark says every message sent before it was (an earlier one the mids leave out, too).
+    const ids = [...mids, ...(mids.length === 0 || typeof watermark === 'number' ? [ALL_BEFORE_WATERMARK] : [])];
     return ids.map((id) => ({ kind: 'status', channel, handle, providerMessageId: id, status: 'delivered', at: deliveredAt }));
   }
   if (event.read) {

@@ -115,12 +115,18 @@ describe('messenger normalize', () => {
     });
   });
 
-  it('delivery mids → one delivered status each; a watermark-only delivery → "*"', () => {
+  it('delivery mids → one delivered status each, and its watermark a "*" as well (Meta: everything sent before it was delivered); a watermark-only delivery → "*"', () => {
     expect(normalize('delivery')).toEqual([
       { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: 'm_OUT1', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },
       { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: 'm_OUT2', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },
+      { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: '*', status: 'delivered', at: '2025-06-08T20:59:50.000Z' },
       { kind: 'status', channel: 'messenger', handle: PSID, providerMessageId: '*', status: 'delivered', at: '2025-06-08T20:59:55.000Z' },
     ]);
+    // Mids without a watermark (not what Meta documents): only the messages named.
+    const body = JSON.parse(fixture('messenger', 'delivery'));
+    delete body.entry[0].messaging[0].delivery.watermark;
+    body.entry[0].messaging.pop();
+    expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials).map((e) => e.providerMessageId)).toEqual(['m_OUT1', 'm_OUT2']);
   });
 
   it('read → one "*" read status at the watermark (everything sent before it is read)', () => {
