@@ -354,11 +354,44 @@ function forOurAccount(entry: MessagingEntry, ownAccountId: string | undefined):
   return !ownAccountId || !/^\d+$/.test(ownAccountId) || (typeof id !== 'string' && typeof id !== 'number') || sameMetaId(id, ownAccountId);
 }
 
-export function normalizeMessaging(channel: ProviderChannel, rawBody: string, object: string, echoes: EchoSettings, ownAccountId?: string): InboundEvent[] {
+/** The other Pages' (accounts') ids warned about by this instance: once each, as every webhook of theirs is ignored alike. */
+const warnedOtherAccounts = new Set<string>();
+const MAX_WARNED_ACCOUNTS = 100;
+
+/**
+ * An entry ignored as another Page's (account's) is logged, once per id and instance: a wrong
+ * but all-digits id configured drops every customer with a 200, and only this says so.
+ */
+function warnIgnoredAccount(channel: ProviderChannel, entry: MessagingEntry, ownAccountId: string, setting: string): void {
+  const seen = idOf(entry.id) ?? '';
+  const key = `${channel}#${seen}#${ownAccountId}`;
+  if (warnedOtherAccounts.has(key) || warnedOtherAccounts.size >= MAX_WARNED_ACCOUNTS) return;
+  warnedOtherAccounts.add(key);
+  console.warn(`ignored the ${channel} events of entry ${seen}: not the configured ${setting} ${ownAccountId} (if ${seen} is your own, ${setting} is wrong)`, {
+    channel,
+    entryId: seen,
+    configured: ownAccountId,
+  });
+}
+
+export function normalizeMessaging(
+  channel: ProviderChannel,
+  rawBody: string,
+  object: string,
+  echoes: EchoSettings,
+  ownAccountId?: string,
+  /** The variable that configures ownAccountId, named in the warning about another account's entry. */
+  accountSetting = 'account id',
+): InboundEvent[] {
   // While another app has the thread (handover protocol, conversation routing), the customer's
   // messages come as `standby` events of the same shape: ours to see, not to lose.
   // The entry's id is the Page's (Instagram: the professional account's): a sender of that id is the business itself.
-  const entries = (metaEntries(rawBody, object) as MessagingEntry[]).filter((e) => isRecord(e) && forOurAccount(e, ownAccountId));
+  const entries = (metaEntries(rawBody, object) as MessagingEntry[]).filter((e) => {
+    if (!isRecord(e)) return false;
+    if (forOurAccount(e, ownAccountId)) return true;
+    warnIgnoredAccount(channel, e, ownAccountId!, accountSetting);
+    return false;
+  });
   return entries.flatMap((e) =>
     [...list(e?.messaging), ...list(e?.standby)].flatMap((event) =>
       isRecord(event) ? leniently(`${channel} messaging event`, () => eventsFromMessaging(channel, event, isRecord(e) ? idOf(e.id) : undefined, echoes)) : [],
@@ -478,6 +511,7 @@ export function createMetaMessagingAdapter(config: MetaMessagingConfig): Channel
         config.object,
         { ownAppId: credential(credentials, 'appId'), senderName: config.echoSender },
         credential(credentials, 'accountId'),
+        config.optionalCredentials?.accountId?.env,
       ),
     ack: metaAck,
     window: (lastInboundAt: string | undefined, now: Date) => metaMessagingWindow(lastInboundAt, now),

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { instagramAdapter } from '../../src/channels/instagram';
 import { messengerAdapter as adapter } from '../../src/channels/messenger';
@@ -229,6 +229,30 @@ describe('messenger normalize', () => {
     // None configured, or one that is no Page id (a typo would drop every customer): every Page's, as before.
     expect(events(undefined)).toEqual(['m_MULTI1', 'm_MULTI2', 'm_MULTI3']);
     expect(events('my-page')).toEqual(['m_MULTI1', 'm_MULTI2', 'm_MULTI3']);
+  });
+
+  it('warns once (per instance) of an entry ignored as another Page\'s, naming its id and the configured one: a wrong MESSENGER_PAGE_ID drops every message with a 200', () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const text = signedRequest('messenger', fixture('messenger', 'text'));
+      const entryId = String(JSON.parse(fixture('messenger', 'text')).entry[0].id);
+      expect(adapter.normalize(text, { ...credentials, accountId: '5550001112' })).toEqual([]);
+      expect(adapter.normalize(text, { ...credentials, accountId: '5550001112' })).toEqual([]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]![0]).toContain('MESSENGER_PAGE_ID');
+      expect(warn.mock.calls[0]![1]).toEqual({ channel: 'messenger', entryId, configured: '5550001112' });
+      // Our own Page's entry, or none configured: nothing to say.
+      warn.mockClear();
+      expect(adapter.normalize(text, { ...credentials, accountId: entryId })).toHaveLength(1);
+      expect(adapter.normalize(text, credentials)).toHaveLength(1);
+      expect(warn).not.toHaveBeenCalled();
+      // Instagram names its own variable.
+      const instagram = signedRequest('instagram', fixture('instagram', 'text'));
+      expect(instagramAdapter.normalize(instagram, { ...DEV_CREDENTIALS.instagram, accountId: '5550001113' })).toEqual([]);
+      expect(warn.mock.calls[0]![0]).toContain('INSTAGRAM_ACCOUNT_ID');
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('refuses an Instagram webhook sent to the Messenger endpoint', () => {
