@@ -2,7 +2,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import * as z from '../../src/zod';
 import { httpHandler, json, parseBody, queryOf, validate, type HttpResult } from '../../src/http/http';
-import { startSession } from '../../src/domain/visitors';
+import { conversationStateOf, startSession } from '../../src/domain/visitors';
 import { verifyVisitorToken } from '../../src/domain/visitor-tokens';
 import { ClientError, notFound } from '../../src/domain/errors';
 import { createUpload, downloadUrl, UploadBody } from '../../src/domain/media';
@@ -74,6 +74,7 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
         token: session.token,
         websocketUrl: config.wsPublicUrl,
         conversationId: session.visitor.conversationId ?? null,
+        ...(await conversationStateOf(session.visitor)),
       });
     }
     default:

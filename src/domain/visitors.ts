@@ -12,6 +12,8 @@ import { ClientError } from './errors';
 import { ENV } from '../config';
 import { loadSecretIntoEnv } from '../aws/secret-env';
 import { putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
+import { getConversation } from '../store/conversations';
+import type { ConversationStatus } from './types';
 
 export interface SessionInput {
   name?: string;
@@ -143,4 +145,29 @@ export async function startSession(input: SessionInput): Promise<Session | undef
   };
   await putVisitor(visitor);
   return { visitor, token: `${visitor.id}.${secret}` };
+}
+
+/** What the widget may know of its conversation besides its messages: never the team's (assignee, notes). */
+export interface VisitorConversationState {
+  conversationStatus: ConversationStatus | null;
+  /**
+   * The CSAT question asked when the conversation was resolved still takes a rating: false once
+   * a status change dropped it (an agent reopened it, even if resolved again since). The widget's
+   * own rules (the visitor's next message, 3 days) end it as well.
+   */
+  csatOpen: boolean;
+}
+
+/**
+ * A reloaded widget learns from this what happened while it was away: a question it shows may
+ * have been dropped, and a score clicked then would be an ordinary message.
+ */
+export async function conversationStateOf(visitor: VisitorRecord): Promise<VisitorConversationState> {
+  // Strongly consistent: the widget asks right after a change (an agent's reopen) it must not miss.
+  const conversation = visitor.conversationId ? await getConversation(visitor.conversationId, true) : undefined;
+  if (!conversation) return { conversationStatus: null, csatOpen: false };
+  return {
+    conversationStatus: conversation.status,
+    csatOpen: conversation.status === 'resolved' && conversation.engagement?.csatAskedAt !== undefined,
+  };
 }

@@ -169,6 +169,39 @@ describe('web chat', () => {
     expect(lower.status).toBe(200);
   });
 
+  it("tells a resumed session its conversation's status and whether its CSAT question still takes a rating, and nothing of the team's", async () => {
+    // Prepare: auto-resolve in seconds, asking the CSAT question
+    const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+    const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
+    expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers: { autoResolveAfterSeconds: 2 }, csat: { enabled: true, question: 'Rate us, 1 to 5' } } })).status).toBe(200);
+    const restore = () => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat } });
+    try {
+      const { session, ws, ack } = await visitorWithConversation('A quick one');
+      const conversationId = ack.conversationId;
+      const resumed = () => visitorSession(stack.httpUrl, { token: session.token });
+      expect(session).toMatchObject({ conversationId: null, conversationStatus: null, csatOpen: false });
+      expect(await resumed()).toMatchObject({ conversationId, conversationStatus: 'open', csatOpen: false });
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.attachments.some((a: { type: string }) => a.type === 'csat'), 20_000, 'the CSAT question');
+      const asked = await resumed();
+      expect(asked).toMatchObject({ conversationId, conversationStatus: 'resolved', csatOpen: true });
+      expect(Object.keys(asked).sort()).toEqual(['conversationId', 'conversationStatus', 'csatOpen', 'token', 'visitorId', 'websocketUrl']);
+      // No second auto-resolve (and question) once reopened.
+      expect((await restore()).status).toBe(200);
+
+      // Act: an agent reopens it, then resolves it again (no question asked this time)
+      expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/reopen`, { token: agentJwt })).status).toBe(200);
+      const reopened = await resumed();
+      expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+      const resolved = await resumed();
+
+      // Assess: the old question takes no rating any more, whatever the status
+      expect(reopened).toMatchObject({ conversationStatus: 'open', csatOpen: false });
+      expect(resolved).toMatchObject({ conversationStatus: 'resolved', csatOpen: false });
+    } finally {
+      await restore();
+    }
+  }, 60_000);
+
   it('takes a name and email given later (a pre-chat form after the first message): on the visitor at once, on the contact and the conversation agents see with the next message', async () => {
     // Prepare: an anonymous visitor's conversation, then the form on the resumed session
     const { session, ws, ack } = await visitorWithConversation('before the form', {});
