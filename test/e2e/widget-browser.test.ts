@@ -610,6 +610,47 @@ it.skipIf(!runs)("answers only the live CSAT question: a rating given shows as c
   }
 }, 90_000);
 
+it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
+  const restore = () => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat } });
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers: { autoResolveAfterSeconds: 2 }, csat: { enabled: true, question: 'Rate us, 1 to 5' } } })).status).toBe(200);
+  try {
+    const { context, page } = await startChat('Dora');
+    const message = widget(page).getByLabel('Message');
+    await message.fill('Dora, one question');
+    await message.press('Enter');
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dora, one question', 15_000, 'the first message');
+    const conversationId: string = created.conversationId;
+    const disabled = () => widget(page).locator('.csat button').evaluateAll((nodes) => nodes.map((b) => (b as unknown as { disabled: boolean }).disabled));
+    await expect.poll(() => widget(page).locator('.csat').count(), { timeout: 20_000 }).toBe(1);
+    expect(await disabled()).toEqual([false, false, false, false, false]);
+    // No second question once reopened.
+    expect((await restore()).status).toBe(200);
+
+    // The page is away (closed) when the agent reopens the conversation.
+    const url = page.url();
+    await page.close();
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/reopen`, { token: jwt })).status).toBe(200);
+    const again = await context.newPage();
+    await again.goto(url);
+    await widget(again).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(() => widget(again).locator('.csat').count()).toBe(1);
+    await expect.poll(() => widget(again).locator('.csat button').evaluateAll((nodes) => nodes.map((b) => (b as unknown as { disabled: boolean }).disabled))).toEqual([true, true, true, true, true]);
+
+    // A click on "4" sends nothing: the next message the agent sees is the visitor's own words.
+    await widget(again).locator('.csat').getByRole('button', { name: '4' }).click({ force: true });
+    await widget(again).getByLabel('Message').fill('Dora again');
+    await widget(again).getByLabel('Message').press('Enter');
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dora again', 15_000, 'the next message');
+    const texts = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: jwt })).body.items.map((m: { text: string }) => m.text);
+    expect(texts).not.toContain('4');
+    await context.close();
+  } finally {
+    await restore();
+  }
+}, 90_000);
+
 it.skipIf(!runs)('takes the signed-in customer from the website (identify), and forgets them at its logout (reset): the next person on that browser never sees their chat', async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: true } } })).status).toBe(200);
