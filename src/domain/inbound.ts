@@ -20,7 +20,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, putMessage, updateMessageStatus } from '../store/messages';
+import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
@@ -511,9 +511,13 @@ async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
  */
 async function applyToCovered(conversationId: string, status: InboundStatusEvent['status'], covers: (m: Message) => boolean, updated: Message[] = []): Promise<void> {
   const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false });
-  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && !updated.some((u) => u.id === m.id));
+  // Statuses only move forward, so a message the read shows at this status or past it is skipped:
+  // its write would be refused, and a refused write is billed all the same (the read may lag, so
+  // one a step behind is still tried, and updateMessageStatus refuses it if it moved on meanwhile).
+  const covered = items.filter(
+    (m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && STATUS_RANK[m.status] < STATUS_RANK[status] && !updated.some((u) => u.id === m.id),
+  );
   for (const message of covered) {
-    // updateMessageStatus only moves forward, so messages already read or failed are left alone.
     const after = await updateMessageStatus(conversationId, message.id, status);
     if (after) updated.push(after);
   }

@@ -13,6 +13,9 @@ import { earlyStatuses, getDedup } from '../../src/store/messages';
 import { agentMessageScope } from '../../src/domain/outbound';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { messengerAdapter } from '../../src/channels/messenger';
+import { ALL_BEFORE_WATERMARK } from '../../src/channels/meta';
+import { ingestStatus } from '../../src/domain/inbound';
+import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
 import { signedRequest } from '../fixtures/sign';
@@ -499,6 +502,12 @@ describe('Messenger watermark receipts', () => {
     expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined))).status).toBe(200);
     await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
     await agent.waitFor(updated(second.id, 'read'), 10_000, 'second read');
+
+    // The same watermark again (Meta repeats it with every later receipt) writes nothing: a write
+    // its condition refuses is billed all the same.
+    resetCapacityTotals();
+    await ingestStatus({ kind: 'status', channel: 'messenger', handle, providerMessageId: ALL_BEFORE_WATERMARK, status: 'read', at: new Date().toISOString() });
+    expect(capacityTotals.write).toBe(0);
 
     // A watermark from before a reply leaves that reply alone.
     const third = await sentReply(conversationId, 'watermark three');
