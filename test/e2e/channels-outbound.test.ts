@@ -558,15 +558,16 @@ describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as cons
   });
 });
 
-describe('Instagram file types', () => {
-  async function upload(bytes: Buffer, contentType: string): Promise<string> {
-    const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType, size: bytes.length } });
-    expect(ticket.status, ticket.text).toBe(201);
-    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
-    expect(put.status).toBe(200);
-    return ticket.body.uploadId;
-  }
+/** An agent's upload of `bytes`, ready to attach to a reply: its uploadId. */
+async function upload(bytes: Buffer, contentType: string): Promise<string> {
+  const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType, size: bytes.length } });
+  expect(ticket.status, ticket.text).toBe(201);
+  const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
+  expect(put.status).toBe(200);
+  return ticket.body.uploadId;
+}
 
+describe('Instagram file types', () => {
   it('refuses a reply with a file Instagram does not take (a .docx) with 415 and nothing stored or sent; a PDF goes as a file', async () => {
     // Prepare: an Instagram customer; a Word document and a PDF
     const { conversationId } = await customer('instagram');
@@ -594,14 +595,6 @@ describe('Instagram file types', () => {
 });
 
 describe('WhatsApp document types', () => {
-  async function upload(bytes: Buffer, contentType: string): Promise<string> {
-    const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType, size: bytes.length } });
-    expect(ticket.status, ticket.text).toBe(201);
-    const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: bytes });
-    expect(put.status).toBe(200);
-    return ticket.body.uploadId;
-  }
-
   it('refuses a reply with a document type WhatsApp does not take (a .zip, an .odt) with 415 and nothing stored or sent; a .docx goes as a document', async () => {
     // Prepare: a WhatsApp customer; an archive, an OpenDocument text and a Word document
     const { handle, conversationId } = await customer('whatsapp');

@@ -395,20 +395,26 @@ it.skipIf(!runs)('gives the form to a visitor whose kept token is no token at al
   await context.close();
 });
 
+/**
+ * A page script: with `window.conversaLoseNext` set, the next `sendMessage` frame is lost as its
+ * connection dies under it (a phone changing networks).
+ */
+const LOSE_NEXT_SEND = `
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (window.conversaLoseNext && String(data).includes('"sendMessage"')) {
+      window.conversaLoseNext = false;
+      this.close(4000);
+      return;
+    }
+    return send.call(this, data);
+  };
+`;
+
 it.skipIf(!runs)('sends again, once reconnected, a message whose socket died under it before the API had it', async () => {
   const context = await browser.newContext();
   // A connection that dies as the frame goes out (a phone changing networks): the frame is lost.
-  await context.addInitScript(`
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-      if (window.conversaLoseNext && String(data).includes('"sendMessage"')) {
-        window.conversaLoseNext = false;
-        this.close(4000);
-        return;
-      }
-      return send.call(this, data);
-    };
-  `);
+  await context.addInitScript(LOSE_NEXT_SEND);
   const page = await context.newPage();
   await page.goto(siteUrl);
   await widget(page).getByRole('button', { name: 'Chat with us' }).click();
@@ -803,17 +809,7 @@ it.skipIf(!runs)("explains, on a browser without the chat, that the email's link
 it.skipIf(!runs)("sends again after a reconnection a message that the history seems to hold, when that is another tab's message with the same words: nothing is lost", async () => {
   const context = await browser.newContext();
   // The second tab's connection dies as its frame goes out.
-  await context.addInitScript(`
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-      if (window.conversaLoseNext && String(data).includes('"sendMessage"')) {
-        window.conversaLoseNext = false;
-        this.close(4000);
-        return;
-      }
-      return send.call(this, data);
-    };
-  `);
+  await context.addInitScript(LOSE_NEXT_SEND);
   const first = await context.newPage();
   await first.goto(siteUrl);
   await fillPreChat(first, 'Vik');
