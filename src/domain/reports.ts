@@ -6,7 +6,7 @@
  * conversations whose figures may go to another agent than their holder, who resolved them.
  */
 import { keys, UNASSIGNED_ID } from '../store/keys';
-import { batchGetAll, queryAll } from '../store/items';
+import { batchGetAll, mapConcurrently, queryAll } from '../store/items';
 import { badRequest } from './errors';
 import type { Channel } from './types';
 
@@ -185,23 +185,7 @@ async function withResolvers(rows: ReportRow[]): Promise<ReportRow[]> {
 }
 
 export async function loadReportRows(from: Date, to: Date, channel?: Channel): Promise<ReportRow[]> {
-  const days = daysBetween(from, to);
-  const perDay: ReportRow[][] = days.map(() => []);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    // After a failure the report is lost anyway: no more queries for it.
-    while (!failed && next < days.length) {
-      const i = next++;
-      try {
-        perDay[i] = await loadDay(days[i]!, from, to, channel);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(DAY_QUERY_CONCURRENCY, days.length) }, worker));
+  const perDay = await mapConcurrently(daysBetween(from, to), DAY_QUERY_CONCURRENCY, (day) => loadDay(day, from, to, channel));
   return withResolvers(perDay.flat());
 }
 

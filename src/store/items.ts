@@ -100,23 +100,30 @@ export interface BatchGetOptions {
  */
 export async function batchGetAll(itemKeys: Record<string, unknown>[], options: BatchGetOptions = {}): Promise<Record<string, unknown>[]> {
   const chunks = Array.from({ length: Math.ceil(itemKeys.length / BATCH_GET_KEYS) }, (_, i) => itemKeys.slice(i * BATCH_GET_KEYS, (i + 1) * BATCH_GET_KEYS));
-  const found: Record<string, unknown>[][] = chunks.map(() => []);
+  return (await mapConcurrently(chunks, BATCH_GET_CONCURRENCY, (chunk) => batchGetChunk(chunk, options))).flat();
+}
+
+/**
+ * `work` over every input, at most `limit` at a time, the results in the inputs' order. After a
+ * failure the whole call is lost anyway: no more work is started for it.
+ */
+export async function mapConcurrently<T, R>(inputs: readonly T[], limit: number, work: (input: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(inputs.length);
   let next = 0;
   let failed = false;
   const worker = async () => {
-    // After a failure the call is lost anyway: no more requests for it.
-    while (!failed && next < chunks.length) {
+    while (!failed && next < inputs.length) {
       const i = next++;
       try {
-        found[i] = await batchGetChunk(chunks[i]!, options);
+        results[i] = await work(inputs[i]!);
       } catch (error) {
         failed = true;
         throw error;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(BATCH_GET_CONCURRENCY, chunks.length) }, worker));
-  return found.flat();
+  await Promise.all(Array.from({ length: Math.min(limit, inputs.length) }, worker));
+  return results;
 }
 
 async function batchGetChunk(chunkKeys: Record<string, unknown>[], options: BatchGetOptions): Promise<Record<string, unknown>[]> {
