@@ -71,6 +71,13 @@ async function startChat(name: string): Promise<{ context: BrowserContext; page:
   return { context, page };
 }
 
+/** The visitor writes `text` in the chat and sends it: the agent's `message.created` frame for it. */
+async function visitorSays(page: Page, text: string, what: string) {
+  await widget(page).getByLabel('Message').fill(text);
+  await widget(page).getByLabel('Message').press('Enter');
+  return agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, what);
+}
+
 /** A real PNG of `width` × `height` grey pixels, for the browser to decode. */
 function png(width: number, height: number): Buffer {
   const chunk = (type: string, data: Buffer) => {
@@ -108,10 +115,7 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
 
   // The pre-chat form, then the visitor's first message.
   await fillPreChat(page, 'Bea');
-  await widget(page).getByLabel('Message').fill('Is my order on its way?');
-  await widget(page).getByLabel('Message').press('Enter');
-
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is my order on its way?', 15_000, 'the visitor message');
+  const created = await visitorSays(page, 'Is my order on its way?', 'the visitor message');
   const conversationId: string = created.conversationId;
   expect(created.message).toMatchObject({ channel: 'web', direction: 'inbound', sender: { type: 'contact' } });
   const conversation = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: jwt });
@@ -166,9 +170,7 @@ it.skipIf(!runs)('chats from a page of another origin: session, messages both wa
   ]);
   // Opened, the reply is read.
   await agent.waitFor((f) => f.type === 'read' && f.messageId === nudge.body.message.id && f.by?.type === 'contact', 15_000, "the visitor's read once opened");
-  await widget(page).getByLabel('Message').fill('Thanks!');
-  await widget(page).getByLabel('Message').press('Enter');
-  const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks!', 15_000, 'the message after the reload');
+  const again = await visitorSays(page, 'Thanks!', 'the message after the reload');
   expect(again.conversationId).toBe(conversationId);
 
   // An agent's text is text: markup in it is shown, never run or rendered.
@@ -254,9 +256,7 @@ it.skipIf(!runs)('starts one session at a time: a second click on the form, or t
   await expect.poll(() => openSockets(page)).toBe(1);
   await new Promise((resolve) => setTimeout(resolve, 800));
   expect(await openSockets(page)).toBe(1);
-  await widget(page).getByLabel('Message').fill('Hello from Dora');
-  await widget(page).getByLabel('Message').press('Enter');
-  const conversationId = (await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from Dora', 15_000, "Dora's message")).conversationId;
+  const conversationId = (await visitorSays(page, 'Hello from Dora', "Dora's message")).conversationId;
 
   // A returning visitor whose page loads while the API is out of reach opens and closes the chat
   // twice; once the API is back, one socket, and a reply counts once on the launcher.
@@ -290,16 +290,12 @@ it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gi
   await expect.poll(() => widget(second).getByPlaceholder('Your name').isVisible()).toBe(true);
 
   await fillPreChat(first, 'Tess');
-  await widget(first).getByLabel('Message').fill('Hello from the first tab');
-  await widget(first).getByLabel('Message').press('Enter');
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from the first tab', 15_000, "the first tab's message");
+  const created = await visitorSays(first, 'Hello from the first tab', "the first tab's message");
 
   await expect.poll(() => widget(second).getByLabel('Message').isVisible()).toBe(true);
   expect(await widget(second).getByPlaceholder('Your name').isVisible()).toBe(false);
   await expect.poll(() => widget(second).locator('.message.inbound').allTextContents()).toEqual([expect.stringContaining('Hello from the first tab')]);
-  await widget(second).getByLabel('Message').fill('And from the second');
-  await widget(second).getByLabel('Message').press('Enter');
-  const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'And from the second', 15_000, "the second tab's message");
+  const again = await visitorSays(second, 'And from the second', "the second tab's message");
   expect(again.conversationId).toBe(created.conversationId);
   await context.close();
 });
@@ -329,17 +325,12 @@ it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent"
 
 it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after the one read stays "Sent"', async () => {
   const { context, page } = await startChat('Rhea');
-  const message = widget(page).getByLabel('Message');
-  await message.fill('Where is parcel A?');
-  await message.press('Enter');
-  const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Where is parcel A?', 15_000, 'the first message');
+  const first = await visitorSays(page, 'Where is parcel A?', 'the first message');
   const conversationId: string = first.conversationId;
   const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'On its way.' } });
   expect(reply.status).toBe(202);
   await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('On its way.');
-  await message.fill('And parcel B?');
-  await message.press('Enter');
-  const second = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'And parcel B?', 15_000, 'the second message');
+  const second = await visitorSays(page, 'And parcel B?', 'the second message');
   await expect.poll(() => widget(page).locator(`.message.inbound[data-id="${second.message.id}"]`).count()).toBe(1);
 
   // The console marks its own reply read, as it shows it, before the visitor's next message reached it.
@@ -421,15 +412,10 @@ it.skipIf(!runs)('sends again, once reconnected, a message whose socket died und
   await widget(page).getByPlaceholder('Your name').fill('Mona');
   await widget(page).getByPlaceholder(/^Email/).fill('mona@example.com');
   await widget(page).getByRole('button', { name: 'Start chatting' }).click();
-  const message = widget(page).getByLabel('Message');
-  await message.fill('First, before the tunnel');
-  await message.press('Enter');
-  const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'First, before the tunnel', 15_000, 'the first message');
+  const first = await visitorSays(page, 'First, before the tunnel', 'the first message');
 
   await page.evaluate('window.conversaLoseNext = true');
-  await message.fill('Lost in the tunnel?');
-  await message.press('Enter');
-  const second = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Lost in the tunnel?', 15_000, 'the message sent again');
+  const second = await visitorSays(page, 'Lost in the tunnel?', 'the message sent again');
   expect(second.conversationId).toBe(first.conversationId);
   await expect.poll(() => widget(page).locator('.message.inbound .meta:last-child').allTextContents()).toEqual(['Sent', 'Sent']);
   // Once: the reconnection's history and the ack make one bubble of it.
@@ -441,9 +427,7 @@ it.skipIf(!runs)('sends again, once reconnected, a message whose socket died und
 it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so (it died mid-word), and keeps saying it while the visitor types on", async () => {
   const { context, page } = await startChat('Tina');
   const message = widget(page).getByLabel('Message');
-  await message.fill('Are you there?');
-  await message.press('Enter');
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Are you there?', 15_000, 'the first message');
+  const created = await visitorSays(page, 'Are you there?', 'the first message');
   const conversationId: string = created.conversationId;
 
   // One "on" and then nothing, no "off": the sign goes after a few seconds.
@@ -523,10 +507,7 @@ it.skipIf(!runs)('asks for the email only while the team is away: the form shown
 
 it.skipIf(!runs)('keeps the order the API gives when a message comes live while the history is reloading after a reconnection, each message once', async () => {
   const { context, page } = await startChat('Olaf');
-  const message = widget(page).getByLabel('Message');
-  await message.fill('Order 7?');
-  await message.press('Enter');
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Order 7?', 15_000, 'the first message');
+  const created = await visitorSays(page, 'Order 7?', 'the first message');
   const conversationId: string = created.conversationId;
   const say = async (text: string) => {
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
@@ -575,9 +556,7 @@ it.skipIf(!runs)("answers only the live CSAT question: a rating given shows as c
   try {
     const { context, page } = await startChat('Cleo');
     const message = widget(page).getByLabel('Message');
-    await message.fill('Just one question');
-    await message.press('Enter');
-    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Just one question', 15_000, 'the first message');
+    const created = await visitorSays(page, 'Just one question', 'the first message');
     const conversationId: string = created.conversationId;
     // Each question's buttons: the score, "-" when it no longer works, "*" when it is the rating given.
     const buttons = (n: number) =>
@@ -623,10 +602,7 @@ it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the p
   expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers: { autoResolveAfterSeconds: 2 }, csat: { enabled: true, question: 'Rate us, 1 to 5' } } })).status).toBe(200);
   try {
     const { context, page } = await startChat('Dora');
-    const message = widget(page).getByLabel('Message');
-    await message.fill('Dora, one question');
-    await message.press('Enter');
-    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dora, one question', 15_000, 'the first message');
+    const created = await visitorSays(page, 'Dora, one question', 'the first message');
     const conversationId: string = created.conversationId;
     const disabled = () => widget(page).locator('.csat button').evaluateAll((nodes) => nodes.map((b) => (b as unknown as { disabled: boolean }).disabled));
     await expect.poll(() => widget(page).locator('.csat').count(), { timeout: 20_000 }).toBe(1);
@@ -646,9 +622,7 @@ it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the p
 
     // A click on "4" sends nothing: the next message the agent sees is the visitor's own words.
     await widget(again).locator('.csat').getByRole('button', { name: '4' }).click({ force: true });
-    await widget(again).getByLabel('Message').fill('Dora again');
-    await widget(again).getByLabel('Message').press('Enter');
-    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dora again', 15_000, 'the next message');
+    await visitorSays(again, 'Dora again', 'the next message');
     const texts = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: jwt })).body.items.map((m: { text: string }) => m.text);
     expect(texts).not.toContain('4');
     await context.close();
@@ -683,9 +657,7 @@ it.skipIf(!runs)('takes the signed-in customer from the website (identify), and 
     await widget(page).getByRole('button', { name: 'Chat with us' }).click();
     await expect.poll(() => message.isVisible()).toBe(true);
     expect(await widget(page).getByPlaceholder('Your name').isVisible()).toBe(false);
-    await message.fill('Vera here, about invoice 12');
-    await message.press('Enter');
-    const first = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Vera here, about invoice 12', 15_000, "Vera's message");
+    const first = await visitorSays(page, 'Vera here, about invoice 12', "Vera's message");
     const conversationId: string = first.conversationId;
     expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: jwt })).body.contact).toMatchObject({ name: 'Vera', email: vera.email });
 
@@ -704,9 +676,7 @@ it.skipIf(!runs)('takes the signed-in customer from the website (identify), and 
     await expect.poll(() => page.evaluate<string>("localStorage.getItem('conversa.visitorToken')")).not.toBe(veraToken);
     await expect.poll(texts).not.toEqual(expect.arrayContaining([expect.stringContaining('Vera')]));
     await expect.poll(() => openSockets(page)).toBe(1);
-    await message.fill('Walt asking about shipping');
-    await message.press('Enter');
-    const walts = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Walt asking about shipping', 15_000, "Walt's message");
+    const walts = await visitorSays(page, 'Walt asking about shipping', "Walt's message");
     expect(walts.conversationId).not.toBe(conversationId);
     expect((await texts()).join('\n')).not.toContain('Vera');
 
@@ -723,9 +693,7 @@ it.skipIf(!runs)('takes the signed-in customer from the website (identify), and 
     await widget(page).getByPlaceholder('Your name').fill('Nora');
     await widget(page).getByPlaceholder(/^Email/).fill('nora@example.com');
     await widget(page).getByRole('button', { name: 'Start chatting' }).click();
-    await message.fill('Hello, Nora here');
-    await message.press('Enter');
-    const noras = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello, Nora here', 15_000, "Nora's message");
+    const noras = await visitorSays(page, 'Hello, Nora here', "Nora's message");
     expect([conversationId, walts.conversationId]).not.toContain(noras.conversationId);
     expect((await texts()).join('\n')).not.toMatch(/Vera|Walt/);
     await page.reload();
@@ -757,9 +725,7 @@ it.skipIf(!runs)("shows no chat to a signed-in customer whose hash does not chec
     await one.goto(siteUrl);
     await identify(one, yara);
     await widget(one).getByRole('button', { name: 'Chat with us' }).click();
-    await widget(one).getByLabel('Message').fill('Yara: where is my refund?');
-    await widget(one).getByLabel('Message').press('Enter');
-    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yara: where is my refund?', 15_000, "Yara's message");
+    await visitorSays(one, 'Yara: where is my refund?', "Yara's message");
     await two.goto(siteUrl);
     await identify(two, yara);
     await widget(two).getByRole('button', { name: /^Chat with us/ }).click();
@@ -813,9 +779,7 @@ it.skipIf(!runs)("sends again after a reconnection a message that the history se
   const first = await context.newPage();
   await first.goto(siteUrl);
   await fillPreChat(first, 'Vik');
-  await widget(first).getByLabel('Message').fill('Hello from Vik');
-  await widget(first).getByLabel('Message').press('Enter');
-  const hello = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hello from Vik', 15_000, 'the first message');
+  const hello = await visitorSays(first, 'Hello from Vik', 'the first message');
   const second = await context.newPage();
   await second.goto(siteUrl);
   await widget(second).getByRole('button', { name: /^Chat with us/ }).click();
@@ -831,9 +795,7 @@ it.skipIf(!runs)("sends again after a reconnection a message that the history se
   await second.evaluate('window.conversaLoseNext = true');
   await widget(second).getByLabel('Message').fill('Same words');
   await widget(second).getByLabel('Message').press('Enter');
-  await widget(first).getByLabel('Message').fill('Same words');
-  await widget(first).getByLabel('Message').press('Enter');
-  await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Same words', 15_000, "the first tab's message");
+  await visitorSays(first, 'Same words', "the first tab's message");
   release();
 
   const stored = async () =>
@@ -852,9 +814,7 @@ it.skipIf(!runs)("the demo shop's own code signs its customer in and out, as the
     const page = await context.newPage();
     await page.goto(`${siteUrl}?as=${encodeURIComponent(email)}&name=${encodeURIComponent('Dana </script>')}`);
     await widget(page).getByRole('button', { name: 'Chat with us' }).click();
-    await widget(page).getByLabel('Message').fill('Dana, signed in');
-    await widget(page).getByLabel('Message').press('Enter');
-    const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Dana, signed in', 15_000, "Dana's message");
+    const created = await visitorSays(page, 'Dana, signed in', "Dana's message");
     expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${created.conversationId}`, { token: jwt })).body.contact).toMatchObject({ name: 'Dana </script>', email });
 
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -871,9 +831,7 @@ it.skipIf(!runs)("the demo shop's own code signs its customer in and out, as the
 
 it.skipIf(!runs)("says so when the email's link names another conversation than the one this browser keeps", async () => {
   const { context, page } = await startChat('Hal');
-  await widget(page).getByLabel('Message').fill('Hal here');
-  await widget(page).getByLabel('Message').press('Enter');
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Hal here', 15_000, "Hal's message");
+  const created = await visitorSays(page, 'Hal here', "Hal's message");
   // Hal's own link: his chat, nothing to say.
   await page.goto(`${siteUrl}?conversation=${created.conversationId}`);
   await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Hal here')]));
@@ -896,9 +854,7 @@ it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a 
   });
   await page.goto(siteUrl);
   await fillPreChat(page, 'Rui');
-  await widget(page).getByLabel('Message').fill('Rui, first page');
-  await widget(page).getByLabel('Message').press('Enter');
-  const created = await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rui, first page', 15_000, "Rui's message");
+  const created = await visitorSays(page, 'Rui, first page', "Rui's message");
   expect(sessions).toHaveLength(1);
 
   // The next page: connected, replies counted on the launcher, no session call, and the history
