@@ -17,6 +17,8 @@ export const ASSUMPTIONS = {
    * focused feed (`?feed=focused`, src/domain/fanout.ts; the bench's agent uses it). Each admin
    * console adds one; a conversation waiting unassigned reaches every agent; a console on the
    * full feed gets every conversation's events and a conversation.updated after each message.
+   * The replying console names its connection (POST .../messages `connectionId`, from its pong)
+   * and gets no echo of its own reply; its status updates still reach it.
    */
   agentConnectionsPerConversation: 1,
   /** Messages the team handles per agent-connection minute: one agent, one message a minute. */

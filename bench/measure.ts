@@ -37,6 +37,11 @@ export interface Bench {
   /** The agent whose WebSocket receives every conversation's events. */
   agent: FrameWatch;
   agentToken: string;
+  /**
+   * The agent's connection, named on its replies so that it gets no echo of them (a console has
+   * its reply from the 202; src/domain/fanout.ts `sender`).
+   */
+  agentConnectionId: string;
   /** Distinguishes this run's phone numbers and texts from any earlier run's. */
   run: string;
 }
@@ -262,7 +267,7 @@ export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[]
     const text = `${label} ${b.run} ${i}`;
     const arrival = visitor.watch.arrival(text);
     const started = performance.now();
-    const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${visitor.conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID() }, b.agentToken);
+    const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${visitor.conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
     if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
     samples.push((await arrival) - started);
   }
@@ -356,7 +361,7 @@ export async function measureUsage(
     await Promise.all(senders.map(async (from, s) => {
       const conversationId = conversationOf.get(from)!;
       for (let k = 0; k < perSender; k++) {
-        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `answer ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID() }, b.agentToken);
+        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `answer ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
         if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
       }
     }));

@@ -58,7 +58,7 @@ async function measureStack() {
   const agentToken = stack.issueAgentToken(BENCH_AGENT, 'agent', 'Bench');
   // The agent console's focused feed: what bench/cost.ts prices.
   const agent = await FrameWatch.connect(stack.wsUrl, agentToken, { focused: true });
-  const bench: Bench = { stack, invocations, agent, agentToken, run };
+  const bench: Bench = { stack, invocations, agent, agentToken, agentConnectionId: await agent.connectionId(), run };
   try {
     await giveAgentRoom(stack);
     resetCapacityTotals();

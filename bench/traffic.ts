@@ -131,6 +131,15 @@ export class FrameWatch {
     });
   }
 
+  /** The connection's id, as its pong gives it: a console names it on the replies it sends over HTTP. */
+  async connectionId(): Promise<string> {
+    const pong = this.next((frame) => frame.type === 'pong');
+    this.send({ action: 'ping' });
+    const id = (await pong).connectionId;
+    if (typeof id !== 'string') throw new Error('the pong carried no connectionId');
+    return id;
+  }
+
   totalFrames(): number {
     let total = 0;
     for (const count of this.framesByType.values()) total += count;

@@ -39,6 +39,8 @@ const SendBody = z
     private: z.optional(z.boolean()),
     template: z.optional(Template),
     attachments: z.optional(AttachmentRefs),
+    /** The console's own WebSocket connection, from its pong: no message.created echo there. */
+    connectionId: z.optional(z.text(1, 128)),
   })
   .check(
     z.refine((b) => b.text.length > 0 || Boolean(b.template) || (b.attachments?.length ?? 0) > 0, {
@@ -74,6 +76,7 @@ export const postMessageRoute: Route = async ({ event, params, agent }) => {
     ...(body.private ? { private: true } : {}),
     ...(body.template ? { template: body.template } : {}),
     ...(body.attachments ? { attachments: body.attachments } : {}),
+    ...(body.connectionId ? { connectionId: body.connectionId } : {}),
   });
   return json(202, { message });
 };

@@ -52,6 +52,12 @@ export interface Audience {
   visitorId?: string | null;
   /** Connection ids not to send to (e.g. the sender of a typing signal). */
   except?: string;
+  /**
+   * The console a change came from over HTTP, which has the message from the answer: it gets no
+   * message.created (the other events still go). Only that principal's own connection is skipped,
+   * so naming someone else's connection silences nobody.
+   */
+  sender?: { connectionId: string; principalId: string };
   /** The agents' connections, already being looked up (agentConnectionsAhead). */
   agentConnections?: Promise<ConnectionRecord[]>;
 }
@@ -150,9 +156,11 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
       const skipsRepeats = connection.feed === 'focused';
+      const isSender = connection.connectionId === audience.sender?.connectionId && connection.principalId === audience.sender.principalId;
       let failure: unknown;
       for (const event of events) {
         if (skipsRepeats && event[REPEATS_ACTIVITY]) continue;
+        if (isSender && event.type === 'message.created') continue;
         try {
           if (!(await sendToConnection(connection, event))) return false;
         } catch (error) {

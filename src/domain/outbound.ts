@@ -71,6 +71,11 @@ export interface AgentMessageInput {
    * conversation, so they do not join its participants (a focused console stops following it).
    */
   handoff?: boolean;
+  /**
+   * The replying console's own WebSocket connection (its pong names it): it has the message from
+   * the answer, so it is not sent the message.created (Pusher's socket_id); its other tabs are.
+   */
+  connectionId?: string;
 }
 
 export interface OutboundEffects {
@@ -204,6 +209,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   }
   // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
   const participant = conversation.assigneeId === agent.id || input.handoff ? undefined : agent.id;
+  const sender = input.connectionId ? { sender: { connectionId: input.connectionId, principalId: agent.id } } : {};
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
     // The same reply again: a first attempt that died after storing it may not have moved the
@@ -211,7 +217,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     // and sent at most once (deliverOutbound).
     if (existing) await catchUpConversation(conversationId, existing, participant);
     if (existing?.status === 'queued' && !existing.private) {
-      await publish([messageEvent(existing)], { agents: scopeOf(conversation) });
+      await publish([messageEvent(existing)], { agents: scopeOf(conversation), ...sender });
       await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
       // The first attempt's delivery may have moved it on since the read: that frame must not be the last word.
       const current = await getMessage(existing.conversationId, existing.id);
@@ -241,7 +247,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],
-    { agents: scopeOf(updated ?? conversation, conversation), agentConnections },
+    { agents: scopeOf(updated ?? conversation, conversation), agentConnections, ...sender },
   );
   // Notes never leave the team: no outbound job.
   if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);

@@ -172,7 +172,8 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
   const isVisitor = principal.role === 'visitor';
   switch (frame.action) {
     case 'ping':
-      await reply({ type: 'pong' });
+      // The connection's id lets a console that replies over HTTP skip its own echo (POST .../messages `connectionId`).
+      await reply({ type: 'pong', connectionId });
       return;
     case 'sendMessage': {
       if (!frame.text && !frame.attachments?.length) throw new ClientError(400, 'invalid_frame', 'text: required (or attachments)');
