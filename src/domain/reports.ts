@@ -4,6 +4,7 @@
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
  * per UTC day), which projects only what these figures need, and for the few reopened
  * conversations whose figures may go to another agent than their holder, who resolved them.
+ * Narrowed to a team or a label, it reads the conversations' current team and labels too.
  */
 import { keys, UNASSIGNED_ID } from '../store/keys';
 import { batchGetAll, mapConcurrently, queryAll } from '../store/items';
@@ -184,9 +185,59 @@ async function withResolvers(rows: ReportRow[]): Promise<ReportRow[]> {
   });
 }
 
-export async function loadReportRows(from: Date, to: Date, channel?: Channel): Promise<ReportRow[]> {
-  const perDay = await mapConcurrently(daysBetween(from, to), DAY_QUERY_CONCURRENCY, (day) => loadDay(day, from, to, channel));
-  return withResolvers(perDay.flat());
+/** What a report may be narrowed to; every filter given must hold. */
+export interface ReportFilter {
+  channel?: Channel;
+  /** The conversation's team, as it is now (not in the index: read at report time). */
+  team?: string;
+  /** A label the conversation carries now (not in the index: read at report time). */
+  label?: string;
+}
+
+/** A conversation's team and labels, as its item holds them (what a team or label report reads). */
+export interface ConversationTags {
+  team?: string | null;
+  labels?: string[];
+}
+
+/**
+ * Pure: whether a conversation whose item holds `tags` (undefined: no item found) is in a report
+ * narrowed by `filter`'s team and label. Without either, every conversation is.
+ */
+export function matchesTeamAndLabel(tags: ConversationTags | undefined, filter: Pick<ReportFilter, 'team' | 'label'>): boolean {
+  if (filter.team !== undefined && tags?.team !== filter.team) return false;
+  if (filter.label !== undefined && !(Array.isArray(tags?.labels) && tags.labels.includes(filter.label))) return false;
+  return true;
+}
+
+/**
+ * Pure: the rows of the conversations in the team and label asked for, `tagsById` holding what
+ * each conversation's item holds now. A closed episode (`EPISODE#<start>`) is its conversation's:
+ * its row carries the conversation's id, so it goes with the conversation's current team and labels.
+ */
+export function keepTeamAndLabel(rows: ReportRow[], tagsById: ReadonlyMap<string, ConversationTags>, filter: Pick<ReportFilter, 'team' | 'label'>): ReportRow[] {
+  if (filter.team === undefined && filter.label === undefined) return rows;
+  return rows.filter((r) => matchesTeamAndLabel(tagsById.get(r.id), filter));
+}
+
+/**
+ * Narrows the rows to a team and/or label: one BatchGet of the conversations' `team` and `labels`
+ * alone (each conversation once, however many of its episodes are in the range). Neither in the
+ * reports index, whose projection cannot change in place; nothing is read without those filters.
+ */
+async function withTeamAndLabel(rows: ReportRow[], filter: Pick<ReportFilter, 'team' | 'label'>): Promise<ReportRow[]> {
+  if ((filter.team === undefined && filter.label === undefined) || rows.length === 0) return rows;
+  const ids = [...new Set(rows.map((r) => r.id))];
+  const found = await batchGetAll(ids.map((id) => keys.conversation(id)), { projection: ['id', 'team', 'labels'] });
+  const tagsById = new Map<string, ConversationTags>();
+  for (const item of found) if (typeof item.id === 'string') tagsById.set(item.id, item as ConversationTags);
+  return keepTeamAndLabel(rows, tagsById, filter);
+}
+
+export async function loadReportRows(from: Date, to: Date, filter: ReportFilter = {}): Promise<ReportRow[]> {
+  const perDay = await mapConcurrently(daysBetween(from, to), DAY_QUERY_CONCURRENCY, (day) => loadDay(day, from, to, filter.channel));
+  // The team and label are read for the rows the channel kept; who resolved them, for the rows kept then.
+  return withResolvers(await withTeamAndLabel(perDay.flat(), filter));
 }
 
 async function loadDay(day: string, from: Date, to: Date, channel: Channel | undefined): Promise<ReportRow[]> {
@@ -214,6 +265,8 @@ export interface Summary extends Kpis {
   from: string;
   to: string;
   channel: Channel | null;
+  team: string | null;
+  label: string | null;
   byChannel: Partial<Record<Channel, Kpis>>;
   /**
    * Per agent id, the conversations each holds, but a reopened one that its holder did not resolve
@@ -249,7 +302,14 @@ export function summarizeRows(rows: ReportRow[], sla: { firstReplySeconds: numbe
   };
 }
 
-export async function summary(from: Date, to: Date, sla: { firstReplySeconds: number; resolutionSeconds: number }, channel?: Channel): Promise<Summary> {
-  const rows = await loadReportRows(from, to, channel);
-  return { from: from.toISOString(), to: to.toISOString(), channel: channel ?? null, ...summarizeRows(rows, sla, new Date().toISOString()) };
+export async function summary(from: Date, to: Date, sla: { firstReplySeconds: number; resolutionSeconds: number }, filter: ReportFilter = {}): Promise<Summary> {
+  const rows = await loadReportRows(from, to, filter);
+  return {
+    from: from.toISOString(),
+    to: to.toISOString(),
+    channel: filter.channel ?? null,
+    team: filter.team ?? null,
+    label: filter.label ?? null,
+    ...summarizeRows(rows, sla, new Date().toISOString()),
+  };
 }

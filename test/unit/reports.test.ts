@@ -1,7 +1,7 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BatchGetCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { computeKpis, DAY_QUERY_CONCURRENCY, daysBetween, loadReportRows, summarizeRows, type ReportRow } from '../../src/domain/reports';
+import { computeKpis, DAY_QUERY_CONCURRENCY, daysBetween, keepTeamAndLabel, loadReportRows, matchesTeamAndLabel, summarizeRows, type ConversationTags, type ReportRow } from '../../src/domain/reports';
 import { withStatus } from '../../src/domain/conversations';
 import { closedEpisodeItem, movedEpisode } from '../../src/domain/episodes';
 import type { ConversationRecord } from '../../src/store/conversations';
@@ -213,6 +213,44 @@ describe('who a resolution is credited to', () => {
   });
 });
 
+describe('narrowing a report to a team or a label', () => {
+  it('keeps a conversation of that team, or carrying that label, both when both are asked', () => {
+    const billingRefund: ConversationTags = { team: 'billing', labels: ['refund', 'vip'] };
+    expect(matchesTeamAndLabel(billingRefund, { team: 'billing' })).toBe(true);
+    expect(matchesTeamAndLabel(billingRefund, { label: 'vip' })).toBe(true);
+    expect(matchesTeamAndLabel(billingRefund, { team: 'billing', label: 'refund' })).toBe(true);
+    expect(matchesTeamAndLabel(billingRefund, { team: 'billing', label: 'shipping' })).toBe(false);
+    expect(matchesTeamAndLabel(billingRefund, { team: 'sales', label: 'refund' })).toBe(false);
+    // Names match exactly: a team is not a prefix, a label not a substring
+    expect(matchesTeamAndLabel(billingRefund, { team: 'bill' })).toBe(false);
+    expect(matchesTeamAndLabel(billingRefund, { label: 'ref' })).toBe(false);
+  });
+
+  it('leaves out a conversation with no team, no labels or no item, and keeps every row without a filter', () => {
+    for (const tags of [undefined, {}, { team: null, labels: [] }]) {
+      expect(matchesTeamAndLabel(tags, { team: 'billing' })).toBe(false);
+      expect(matchesTeamAndLabel(tags, { label: 'refund' })).toBe(false);
+      expect(matchesTeamAndLabel(tags, {})).toBe(true);
+    }
+  });
+
+  it('counts a closed episode under its conversation’s current team and labels', () => {
+    // c1 is now billing's, labelled refund: its earlier episode goes with it; c2 is sales'
+    const episode = row({ id: 'c1', createdAt: at(-9000), key: { pk: 'CONV#c1', sk: `EPISODE#${at(-9000)}` } });
+    const current = row({ id: 'c1', key: { pk: 'CONV#c1', sk: 'CONV' } });
+    const other = row({ id: 'c2', key: { pk: 'CONV#c2', sk: 'CONV' } });
+    const tags = new Map<string, ConversationTags>([
+      ['c1', { team: 'billing', labels: ['refund'] }],
+      ['c2', { team: 'sales', labels: [] }],
+    ]);
+
+    expect(keepTeamAndLabel([episode, current, other], tags, { team: 'billing' })).toEqual([episode, current]);
+    expect(keepTeamAndLabel([episode, current, other], tags, { label: 'refund' })).toEqual([episode, current]);
+    expect(keepTeamAndLabel([episode, current, other], tags, { team: 'sales' })).toEqual([other]);
+    expect(keepTeamAndLabel([episode, current, other], tags, {})).toEqual([episode, current, other]);
+  });
+});
+
 describe('daysBetween', () => {
   it('lists UTC days inclusively and refuses reversed or too long ranges', () => {
     expect(daysBetween(new Date('2026-11-01T23:00:00Z'), new Date('2026-11-03T01:00:00Z'))).toEqual(['2026-11-01', '2026-11-02', '2026-11-03']);
@@ -296,5 +334,60 @@ describe('loadReportRows', () => {
     const request = gets[0]!.args[0].input.RequestItems!['conversa-unit']!;
     expect(request.Keys).toEqual([{ pk: 'CONV#c1', sk: 'CONV' }]);
     expect(request.ProjectionExpression!.split(', ').map((name) => request.ExpressionAttributeNames![name])).toEqual(['pk', 'sk', 'resolvedBy']);
+  });
+
+  it('reads each conversation’s team and labels once, only when asked for, then who resolved the rows kept', async () => {
+    // Prepare: one day holding c1 (billing, refund) and an earlier episode of it, c2 (sales,
+    // refund, reopened in the queue) and c3 (billing, reopened in the queue)
+    const item = (id: string, sk: string, over: Record<string, unknown>) => ({ pk: `CONV#${id}`, sk, id, channel: 'web', status: 'open', gsi3sk: `2026-11-02T09:00:00.000Z#${id}`, ...over });
+    ddb.on(QueryCommand).resolves({
+      Items: [
+        item('c1', 'EPISODE#2026-11-02T08:00:00.000Z', { status: 'resolved', resolvedAt: at(30), gsi3sk: '2026-11-02T08:00:00.000Z#c1' }),
+        item('c1', 'CONV', {}),
+        item('c2', 'CONV', { reopenCount: 1 }),
+        item('c3', 'CONV', { reopenCount: 1 }),
+      ],
+    });
+    const tags: Record<string, Record<string, unknown>> = {
+      c1: { id: 'c1', team: 'billing', labels: ['refund'] },
+      c2: { id: 'c2', team: 'sales', labels: ['refund'] },
+      c3: { id: 'c3', team: 'billing' },
+    };
+    ddb.on(BatchGetCommand).callsFake(async (input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[]; ExpressionAttributeNames: Record<string, string> }> }) => {
+      const request = input.RequestItems['conversa-unit']!;
+      const wantsTags = Object.values(request.ExpressionAttributeNames).includes('labels');
+      const items = request.Keys.map((k) => (wantsTags ? tags[k.pk.slice('CONV#'.length)]! : { ...k, resolvedBy: 'rita' }));
+      return { Responses: { 'conversa-unit': items } };
+    });
+    const day = [new Date('2026-11-02T00:00:00Z'), new Date('2026-11-02T23:59:59Z')] as const;
+    const projection = (call: number) => {
+      const request = ddb.commandCalls(BatchGetCommand)[call]!.args[0].input.RequestItems!['conversa-unit']!;
+      return { keys: request.Keys, attributes: request.ProjectionExpression!.split(', ').map((name) => request.ExpressionAttributeNames![name]) };
+    };
+
+    // Act: billing's conversations
+    const billing = await loadReportRows(...day, { team: 'billing' });
+
+    // Assess: c1's two rows and c3; the three conversations read once each, then c3's resolver
+    expect(billing.map((r) => [r.id, r.key!.sk, r.resolvedBy])).toEqual([
+      ['c1', 'EPISODE#2026-11-02T08:00:00.000Z', undefined],
+      ['c1', 'CONV', undefined],
+      ['c3', 'CONV', 'rita'],
+    ]);
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(2);
+    expect(projection(0)).toEqual({ keys: ['c1', 'c2', 'c3'].map((id) => ({ pk: `CONV#${id}`, sk: 'CONV' })), attributes: ['id', 'team', 'labels'] });
+    expect(projection(1)).toEqual({ keys: [{ pk: 'CONV#c3', sk: 'CONV' }], attributes: ['pk', 'sk', 'resolvedBy'] });
+
+    // Act: billing's conversations labelled refund; then the label alone
+    ddb.resetHistory();
+    expect((await loadReportRows(...day, { team: 'billing', label: 'refund' })).map((r) => r.key!.sk)).toEqual(['EPISODE#2026-11-02T08:00:00.000Z', 'CONV']);
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(1);
+    expect((await loadReportRows(...day, { label: 'refund' })).map((r) => r.id)).toEqual(['c1', 'c1', 'c2']);
+
+    // Act: no team or label: nothing read beyond the resolvers
+    ddb.resetHistory();
+    expect(await loadReportRows(...day)).toHaveLength(4);
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(1);
+    expect(projection(0).attributes).toEqual(['pk', 'sk', 'resolvedBy']);
   });
 });
