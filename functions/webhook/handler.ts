@@ -7,7 +7,7 @@ import { httpHandler, rawBody, type HttpResult } from '../../src/http/http';
 import { BadWebhookError, type WebhookRequest } from '../../src/channels/types';
 import { hasUsableIds } from '../../src/channels/common';
 import { getAdapter } from '../../src/channels/registry';
-import { loadCredentials } from '../../src/channels/credentials';
+import { ChannelNotConfiguredError, loadCredentials } from '../../src/channels/credentials';
 import { isProviderChannel } from '../../src/domain/types';
 import { badRequest, ClientError, notFound } from '../../src/domain/errors';
 import { enqueueInbound } from '../../src/aws/queues';
@@ -24,7 +24,11 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   const channel = event.pathParameters?.channel ?? '';
   if (!isProviderChannel(channel)) throw notFound(`channel ${channel}`);
   const adapter = getAdapter(channel);
-  const credentials = await loadCredentials(channel);
+  const credentials = await loadCredentials(channel).catch((error: unknown) => {
+    // Without a secret no signature or verify token can match: the contract's 401 (a challenge's 403), with the reason.
+    if (error instanceof ChannelNotConfiguredError) throw new ClientError(event.requestContext.http.method === 'GET' ? 403 : 401, error.code, error.message);
+    throw error;
+  });
   const body = rawBody(event);
   // API Gateway accepts up to 10 MB; the contract's limit is ours to keep.
   if (Buffer.byteLength(body) > MAX_BODY_BYTES) throw new ClientError(413, 'payload_too_large', `bodies are limited to ${MAX_BODY_BYTES} bytes`);

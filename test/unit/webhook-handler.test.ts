@@ -169,14 +169,15 @@ describe('webhook handler', () => {
   }
 
   // Every deployment has all five channels' secrets, with placeholders until someone fills them in.
-  it('answers 404 channel_not_configured, not a 5xx, on a channel whose secret still has its placeholders, and queues nothing', async () => {
+  it('answers 401 channel_not_configured to a post (403 to a challenge), not a 5xx, on a channel whose secret still has its placeholders, and queues nothing', async () => {
     const placeholders = { MESSENGER_VERIFY_TOKEN: '', MESSENGER_PAGE_ACCESS_TOKEN: '', MESSENGER_APP_SECRET: 'generated' };
     await withSecret('messenger', (secrets) => secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify(placeholders) }), async () => {
       const body = fixture('messenger', 'text');
       const posted = await invoke(event('POST', 'messenger', body, providerHeaders('messenger', body)));
       const challenge = await invoke(event('GET', 'messenger', '', {}, { 'hub.mode': 'subscribe', 'hub.verify_token': '', 'hub.challenge': '1' }));
+      // The contract's answers to a signature or verify token that does not match: nothing here can match.
+      expect([posted.statusCode, challenge.statusCode]).toEqual([401, 403]);
       for (const answer of [posted, challenge]) {
-        expect(answer.statusCode).toBe(404);
         expect(JSON.parse(answer.body).error.code).toBe('channel_not_configured');
       }
       expect(sendMessageBatch).not.toHaveBeenCalled();
