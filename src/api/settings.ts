@@ -10,7 +10,8 @@ export const putSettingsRoute: Route = async ({ event, agent }) => {
   requireAdmin(agent);
   const patch = parseBody(event, SettingsPatchSchema);
   const saved = await saveSettings(patch);
-  // A larger workspace capacity lets waiting conversations in now, not at the next unrelated event.
-  if (patch.capacity) await routeOnCapacityChange();
+  // A larger workspace capacity (or a shorter hand-off hold) lets waiting conversations in now,
+  // not at the next unrelated event.
+  if (patch.capacity || patch.routing) await routeOnCapacityChange();
   return json(200, saved);
 };

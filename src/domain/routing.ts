@@ -39,20 +39,21 @@ export function isAvailable(agent: AgentRecord, now: string): boolean {
 }
 
 /**
- * How long a hand-off back to the queue keeps the agent who gave it up out of the offers. After
- * it, or once the customer has written since, that agent is offered it when nobody else can take
- * it (after everyone else): a customer is never stranded by who touched the conversation last.
+ * A hand-off back to the queue keeps the agent who gave it up out of the offers for the
+ * workspace's `routing.handoffHoldMinutes` (settings, 15 by default; 0: no hold). After it, or
+ * once the customer has written since, that agent is offered it when nobody else can take it
+ * (after everyone else): a customer is never stranded by who touched the conversation last.
  */
-export const HANDOFF_HOLD_MS = 15 * 60_000;
+export const handoffHoldMs = (settings: Pick<Settings, 'routing'>): number => settings.routing.handoffHoldMinutes * 60_000;
 
 type HandOff = Pick<ConversationRecord, 'handedOffBy' | 'handedOffAt' | 'lastInboundAt'>;
 
 /** True while the hand-off keeps its agent out entirely (not merely last). */
-export function handOffHolds(c: Partial<HandOff>, now: string): boolean {
+export function handOffHolds(c: Partial<HandOff>, now: string, settings: Pick<Settings, 'routing'>): boolean {
   // A hand-off stored without its time predates the hold: treated as lapsed.
   if (!c.handedOffBy || !c.handedOffAt) return false;
   if (c.lastInboundAt && c.lastInboundAt > c.handedOffAt) return false;
-  return Date.parse(now) - Date.parse(c.handedOffAt) < HANDOFF_HOLD_MS;
+  return Date.parse(now) - Date.parse(c.handedOffAt) < handoffHoldMs(settings);
 }
 
 /**
@@ -64,11 +65,11 @@ export function handOffHolds(c: Partial<HandOff>, now: string): boolean {
 export function rankCandidates(
   agents: AgentRecord[],
   conversation: { kind: LoadKind; team?: string | null } & Partial<HandOff>,
-  settings: Pick<Settings, 'capacity'>,
+  settings: Pick<Settings, 'capacity' | 'routing'>,
   now: string,
 ): AgentRecord[] {
   const total = (a: AgentRecord) => loadOf(a, 'live') + loadOf(a, 'async');
-  const holds = handOffHolds(conversation, now);
+  const holds = handOffHolds(conversation, now, settings);
   const handedOff = (a: AgentRecord) => (a.id === conversation.handedOffBy ? 1 : 0);
   return agents
     .filter((a) => isAvailable(a, now))
@@ -167,9 +168,11 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
     const waiting = page.items
       .filter((c) => c.status === 'open' && !c.assigneeId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    // The copy each offer reads anyway (cached for a minute): no read of its own.
+    const settings = waiting.length > 0 ? await getSettings() : undefined;
     for (const conversation of waiting) {
       // One whose hand-off still holds may find nobody where the others of its kind and team would.
-      const held = handOffHolds(conversation, new Date().toISOString()) ? conversation.handedOffBy : '';
+      const held = settings && handOffHolds(conversation, new Date().toISOString(), settings) ? conversation.handedOffBy : '';
       const lane = `${loadKindOf(conversation.channel)}#${conversation.team ?? ''}#${held}`;
       if (exhausted.has(lane)) continue;
       if (offered >= limits.offers) break;
@@ -329,7 +332,10 @@ export async function routeOnConversationChange(before: ConversationRecord, afte
   return moved || (waiting && drained > 0);
 }
 
-/** A capacity grew (settings or an agent's override): waiting conversations may fit now. */
+/**
+ * A capacity grew (settings or an agent's override), or the hand-off hold shortened: waiting
+ * conversations may fit now.
+ */
 export async function routeOnCapacityChange(): Promise<void> {
   await drainQueue();
 }

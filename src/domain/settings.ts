@@ -1,6 +1,6 @@
 /**
- * Workspace settings: business hours, autoresponder, capacities, timers, engagement texts
- * and SLA targets. One item, validated by one schema, cached for a minute per function
+ * Workspace settings: business hours, autoresponder, capacities, routing, timers, engagement
+ * texts and SLA targets. One item, validated by one schema, cached for a minute per function
  * instance (changes reach every function within that minute).
  */
 import * as z from '../zod';
@@ -10,6 +10,14 @@ import { badRequest, conflict } from './errors';
 
 /** Labels a workspace may define. */
 export const MAX_LABELS = 100;
+
+/**
+ * How long a conversation handed back to the queue is kept from the agent who gave it up
+ * (src/domain/routing.ts), in minutes: at most a day; 0 is no hold (they are still offered it
+ * after everyone else).
+ */
+export const HANDOFF_HOLD_MAX_MINUTES = 1440;
+export const DEFAULT_HANDOFF_HOLD_MINUTES = 15;
 
 const time = z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)'));
 /** `24:00` closes at the end of the day: with the next day's `00:00` opening, hours run through midnight. */
@@ -75,6 +83,7 @@ export const SettingsSchema = z.strictObject({
     askForEmail: z.boolean(),
   }),
   capacity: z.strictObject({ live: z.wholeNumber(0, 50), async: z.wholeNumber(0, 200) }),
+  routing: z.strictObject({ handoffHoldMinutes: z.wholeNumber(0, HANDOFF_HOLD_MAX_MINUTES) }),
   timers: z.strictObject({
     emailFallbackDelaySeconds: z.wholeNumber(1, TIMER_MAX_SECONDS.emailFallbackDelaySeconds),
     reengageAfterSeconds: z.wholeNumber(1, TIMER_MAX_SECONDS.reengageAfterSeconds),
@@ -109,6 +118,7 @@ export const SettingsPatchSchema = z.strictObject({
   businessHours: z.optional(z.partial(shape.businessHours)),
   autoresponder: z.optional(z.extend(z.partial(shape.autoresponder), { helpCenterUrl: z.optional(z.nullable(helpCenterUrl)) })),
   capacity: z.optional(z.partial(shape.capacity)),
+  routing: z.optional(z.partial(shape.routing)),
   timers: z.optional(z.partial(shape.timers)),
   reengagement: z.optional(z.extend(z.partial(shape.reengagement), { whatsappTemplate: z.optional(z.nullable(whatsappTemplate)) })),
   csat: z.optional(z.partial(shape.csat)),
@@ -147,6 +157,7 @@ export function defaultSettings(): Settings {
       askForEmail: true,
     },
     capacity: { live: 3, async: 8 },
+    routing: { handoffHoldMinutes: DEFAULT_HANDOFF_HOLD_MINUTES },
     timers,
     reengagement: { enabled: true, message: 'Just checking in: is there anything else we can help you with?' },
     csat: { enabled: true, question: 'How would you rate our support? Reply with a number from 1 (poor) to 5 (great).' },

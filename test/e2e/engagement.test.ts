@@ -723,6 +723,42 @@ describe('settings', () => {
     await settings({ businessHours: { holidays: ['2028-02-29'] }, autoresponder: { helpCenterUrl: 'https://help.example.com/faq' } });
   });
 
+  it('keeps the hand-off hold in whole minutes from 0 to a day, 15 by default, and refuses anything else with 400 naming it, changing nothing', async () => {
+    // Prepare
+    const get = async () => (await http(stack.httpUrl, 'GET', '/v1/settings', { token: adminJwt })).body;
+    const put = (body: unknown) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });
+    const before = await get();
+    expect(before.routing).toEqual({ handoffHoldMinutes: 15 });
+
+    // Act: out of bounds, not whole, not a number, removed, unknown keys, and a section that is no object
+    const refused = [];
+    for (const routing of [{ handoffHoldMinutes: -1 }, { handoffHoldMinutes: 1441 }, { handoffHoldMinutes: 2.5 }, { handoffHoldMinutes: '30' }, { handoffHoldMinutes: null }, { handoffHoldMinutes: 30, holdMinutes: 30 }, 30]) {
+      refused.push({ routing, res: await put({ routing, sla: { firstReplySeconds: 61 } }) });
+    }
+
+    // Assess: each a 400 that names the setting, and nothing saved (not even the valid section beside it)
+    for (const { routing, res } of refused) {
+      expect(res.status, JSON.stringify(routing)).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+      expect(res.body.error.message, JSON.stringify(routing)).toMatch(/^routing(\.handoffHoldMinutes)?: /);
+    }
+    expect(refused[0]!.res.body.error.message).toMatch(/^routing\.handoffHoldMinutes: .*>=0/);
+    expect(refused[1]!.res.body.error.message).toMatch(/^routing\.handoffHoldMinutes: .*<=1440/);
+    expect(await get()).toEqual(before);
+
+    // Round trip: each bound taken, returned by the save and by GET, the other settings as they were
+    try {
+      for (const handoffHoldMinutes of [45, 0, 1440]) {
+        const saved = await put({ routing: { handoffHoldMinutes } });
+        expect(saved.status, saved.text).toBe(200);
+        expect(saved.body).toEqual({ ...before, routing: { handoffHoldMinutes } });
+        expect(await get()).toEqual({ ...before, routing: { handoffHoldMinutes } });
+      }
+    } finally {
+      await settings({ routing: { handoffHoldMinutes: 15 } });
+    }
+  });
+
   it('removes the help-center link and the follow-up template with null, and refuses null for a setting that must be there', async () => {
     await settings({ autoresponder: { helpCenterUrl: 'https://help.example.com/faq' }, reengagement: { whatsappTemplate: { name: 'follow_up', language: 'en_US' } } });
     const put = (body: unknown) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });

@@ -8,7 +8,8 @@ import { HTTP_ROUTES } from '../../src/manifest';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { snoozeScheduleName, wakeSnoozed } from '../../src/domain/snooze';
-import { drainQueue, HANDOFF_HOLD_MS, recountAllLoads } from '../../src/domain/routing';
+import { drainQueue, recountAllLoads } from '../../src/domain/routing';
+import { DEFAULT_HANDOFF_HOLD_MINUTES } from '../../src/domain/settings';
 import { getAgent } from '../../src/store/agents';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../../src/aws/clients';
@@ -42,6 +43,22 @@ const post = (path: string, body: unknown, token = admin) => http(stack.httpUrl,
 
 async function assigned(conversationId: string): Promise<string> {
   return eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId as string | null);
+}
+
+/**
+ * Dates the conversation's hand-off back, as if it had been made `minutes` ago, and the customer's
+ * last message a minute before that: one written since the hand-off would end the hold by itself.
+ */
+async function handedOffMinutesAgo(conversationId: string, minutes: number): Promise<void> {
+  const ago = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.conversation(conversationId),
+      UpdateExpression: 'SET handedOffAt = :at, lastInboundAt = :wrote',
+      ExpressionAttributeValues: { ':at': ago(minutes), ':wrote': ago(minutes + 1) },
+    }),
+  );
 }
 
 const updated = (id: string, check: (c: Record<string, unknown>) => boolean) => (f: Frame) => f.type === 'conversation.updated' && f.conversation.id === id && check(f.conversation);
@@ -467,8 +484,7 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: null }, tokens[from])).body.assigneeId).toBeNull();
     await drainQueue();
     expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
-    const longAgo = new Date(Date.now() - HANDOFF_HOLD_MS - 60_000).toISOString();
-    await ddb().send(new UpdateCommand({ TableName: config.tableName, Key: keys.conversation(conversationId), UpdateExpression: 'SET handedOffAt = :t', ExpressionAttributeValues: { ':t': longAgo } }));
+    await handedOffMinutesAgo(conversationId, DEFAULT_HANDOFF_HOLD_MINUTES + 1);
 
     // Act: the recurring job (the load recount) runs
     await recountAllLoads();
@@ -478,6 +494,43 @@ describe('agent workspace', () => {
     // Cleanup
     expect((await capacity(other, null)).status).toBe(200);
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+  });
+
+  it("keeps a handed-off conversation from its agent for the workspace's hold: a shorter one gives it back on saving, 0 at once", async () => {
+    // Prepare: handed back by its agent, the only one with room, 5 minutes ago: the default hold keeps it waiting
+    const { conversationId } = await visitorWithConversation('Where is my parcel?');
+    const from = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== from)!;
+    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
+    const hold = (handoffHoldMinutes: number) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { routing: { handoffHoldMinutes } } });
+    try {
+      expect((await capacity(other, 0)).status).toBe(200);
+      expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: null }, tokens[from])).body.assigneeId).toBeNull();
+      await handedOffMinutesAgo(conversationId, 5);
+      await recountAllLoads();
+      expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBeNull();
+
+      // Act: an admin shortens the hold to 2 minutes
+      const shorter = await hold(2);
+
+      // Assess: the hold has passed; the save itself offers it (no wait for the recurring drain)
+      expect(shorter.status, shorter.text).toBe(200);
+      expect(shorter.body.routing).toEqual({ handoffHoldMinutes: 2 });
+      expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).toBe(from);
+
+      // Act: with no hold, its agent sends it back again while nobody else has room
+      expect((await hold(0)).status).toBe(200);
+      const back = await post(`/v1/conversations/${conversationId}/transfer`, { note: 'back to the team' }, tokens[from]);
+
+      // Assess: nobody else can take it, so it comes straight back to them rather than waiting
+      expect(back.status).toBe(200);
+      expect(back.body.assigneeId).toBe(from);
+    } finally {
+      // Cleanup: the default hold, the other agent's room, and the live slot for the tests after this one
+      expect((await hold(DEFAULT_HANDOFF_HOLD_MINUTES)).status).toBe(200);
+      expect((await capacity(other, null)).status).toBe(200);
+      expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
+    }
   });
 
   it('makes up no agent for a request it refuses, and keeps the id unassigned conversations are filed under for nobody', async () => {

@@ -3,11 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { capacityOf, handOffHolds, HANDOFF_HOLD_MS, rankCandidates, slotOf } from '../../src/domain/routing';
+import { capacityOf, handOffHolds, handoffHoldMs, rankCandidates, slotOf } from '../../src/domain/routing';
 import { assignIfAvailable } from '../../src/store/assignment';
 import type { AgentRecord } from '../../src/store/agents';
 
-const settings = { capacity: { live: 3, async: 8 } };
+const settings = { capacity: { live: 3, async: 8 }, routing: { handoffHoldMinutes: 15 } };
 const NOW = '2030-01-01T12:00:00.000Z';
 const agent = (id: string, fields: Partial<AgentRecord> = {}): AgentRecord => ({
   id,
@@ -59,7 +59,7 @@ describe('rankCandidates', () => {
     const agents = [agent('handed-off'), agent('colleague', { liveLoad: 2 })];
     const handedOffAt = '2030-01-01T11:59:00.000Z';
     const wroteSince = { handedOffBy: 'handed-off', handedOffAt, lastInboundAt: '2030-01-01T11:59:30.000Z' };
-    const lapsed = { handedOffBy: 'handed-off', handedOffAt: new Date(Date.parse(NOW) - HANDOFF_HOLD_MS).toISOString() };
+    const lapsed = { handedOffBy: 'handed-off', handedOffAt: new Date(Date.parse(NOW) - handoffHoldMs(settings)).toISOString() };
     // Act
     const afterMessage = rankCandidates(agents, { kind: 'live', ...wroteSince }, settings, NOW);
     const afterHold = rankCandidates(agents, { kind: 'live', ...lapsed }, settings, NOW);
@@ -68,8 +68,27 @@ describe('rankCandidates', () => {
     expect(afterMessage.map((a) => a.id)).toEqual(['colleague', 'handed-off']);
     expect(afterHold.map((a) => a.id)).toEqual(['colleague', 'handed-off']);
     expect(alone.map((a) => a.id)).toEqual(['handed-off']);
-    expect(handOffHolds({ handedOffBy: 'handed-off', handedOffAt }, NOW)).toBe(true);
-    expect(handOffHolds(lapsed, NOW)).toBe(false);
+    expect(handOffHolds({ handedOffBy: 'handed-off', handedOffAt }, NOW, settings)).toBe(true);
+    expect(handOffHolds(lapsed, NOW, settings)).toBe(false);
+  });
+
+  it("keeps the agent it was handed off by out for the workspace's hold: longer, shorter, or not at all", () => {
+    // Prepare: handed off 20 minutes ago, and nobody else has room
+    const agents = [agent('handed-off'), agent('colleague', { liveLoad: 3 })];
+    const handOff = { handedOffBy: 'handed-off', handedOffAt: '2030-01-01T11:40:00.000Z' };
+    const withHold = (handoffHoldMinutes: number) => ({ ...settings, routing: { handoffHoldMinutes } });
+    const offered = (minutes: number, now = NOW) => rankCandidates(agents, { kind: 'live', ...handOff }, withHold(minutes), now).map((a) => a.id);
+
+    // Act and assess: the default 15 minutes have passed; an hour has not, until it has
+    expect(offered(15)).toEqual(['handed-off']);
+    expect(offered(60)).toEqual([]);
+    expect(offered(60, '2030-01-01T12:39:59.999Z')).toEqual([]);
+    expect(offered(60, '2030-01-01T12:40:00.000Z')).toEqual(['handed-off']);
+    // 0: offered at once, the moment it is handed off, though still after anyone else with room
+    expect(offered(0, handOff.handedOffAt)).toEqual(['handed-off']);
+    const roomy = [agent('handed-off'), agent('colleague', { liveLoad: 2 })];
+    expect(rankCandidates(roomy, { kind: 'live', ...handOff }, withHold(0), handOff.handedOffAt).map((a) => a.id)).toEqual(['colleague', 'handed-off']);
+    expect(handOffHolds(handOff, handOff.handedOffAt, withHold(0))).toBe(false);
   });
 
   it('counts a slot only for open assigned conversations, by kind', () => {

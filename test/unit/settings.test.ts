@@ -34,3 +34,18 @@ describe('a settings save', () => {
     expect(saved.businessHours).toMatchObject({ timeZone: 'Europe/Paris', enabled: false, holidays: [] });
   });
 });
+
+describe('the hand-off hold', () => {
+  it('is 15 minutes for a workspace whose settings were saved before it existed, and a later save keeps them valid', () => {
+    // Prepare: settings as stored before the routing section
+    const { routing: _, ...older } = defaultSettings();
+
+    // Act: what reading them gives (src/domain/settings.ts readSettings), then a save of another section
+    const read = mergeSettings(defaultSettings(), older);
+    const saved = SettingsSchema.safeParse(mergeSettings(read, { capacity: { live: 4 } }));
+
+    // Assess
+    expect(read.routing).toEqual({ handoffHoldMinutes: 15 });
+    expect(saved.success).toBe(true);
+  });
+});
