@@ -200,17 +200,20 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
 
 /**
  * A snooze holds back what the team would say on its own (the follow-up does not go while it
- * sleeps), not what an agent wrote: waking, or an agent opening it, brings back the follow-up of
- * the newest reply the customer has not answered, sent before or during the snooze, counted in
- * full from now, so that it never lands the moment the conversation comes back to its agent.
+ * sleeps), not what an agent wrote, and postpones nothing it did not hold back: waking, or an agent
+ * opening it, brings back the follow-up of the newest reply the customer has not answered, sent
+ * before or during the snooze, for when it is due (the delay after that reply, as without the
+ * snooze), or at once if it fell due while the conversation slept.
  */
-async function resumeFollowUp(conversation: ConversationRecord, settings: Settings): Promise<void> {
+async function resumeFollowUp(conversation: ConversationRecord, settings: Settings, now = new Date()): Promise<void> {
   if (!settings.reengagement.enabled) return;
   const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
   const reply = items.filter((m) => m.direction === 'outbound' && m.sender.type === 'agent' && !m.unprompted && m.status !== 'failed').at(-1);
   if (!reply || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
   if ((conversation.engagement?.reengagedFor ?? '') >= reply.id) return;
-  await setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: reply.id });
+  // Armed anew either way: a reply written while it slept armed nothing, and one before it may have fired and found it asleep.
+  const dueAt = Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000;
+  await setTimerAt('reengage', conversation.id, new Date(Math.max(dueAt, now.getTime() + 1000)), { messageId: reply.id });
 }
 
 // ---------------------------------------------------------------------------------------------

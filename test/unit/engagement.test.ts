@@ -18,7 +18,7 @@ import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryC
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 import { conversationFromReplyAddress, renderReplyEmail, replyAddress, sendReplyEmail, stripQuotedReply } from '../../src/domain/email';
-import { autoresponseText, csatRatingFor, CSAT_RERATE_WINDOW_MS, engageOnVisitorRead, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
+import { autoresponseText, csatRatingFor, CSAT_RERATE_WINDOW_MS, engageOnConversationChange, engageOnVisitorRead, ownEmailIn, parseCsatAnswer, runTimer } from '../../src/domain/engagement';
 import { HOURLY_RECIPIENT_LIMIT, MAX_RECIPIENTS, PROACTIVE_LANES, queueProactive } from '../../src/domain/proactive';
 import { abandonOutbound } from '../../src/domain/outbound';
 import { clearSettingsCache, defaultSettings, saveSettings, type Settings } from '../../src/domain/settings';
@@ -525,6 +525,44 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:01.000Z' }, now)).resolves.toBe('done');
     expect(conversationWrites().map((c) => c.args[0].input.Item?.status)).toEqual(['open']);
     expect(armed('snoozeWake')).toEqual([]);
+  });
+});
+
+describe('a snoozed conversation waking with an agent reply unanswered', () => {
+  // The reply at 10:00 arms its follow-up for an hour later, 11:00.
+  const reply = message({ id: '01REPLY', channel: 'telegram', createdAt: '2026-05-03T10:00:00.000Z' });
+
+  /** Wakes the conversation (snoozed, then open again) at `now`, and returns the follow-up schedules armed. */
+  async function wake(now: string) {
+    vi.useFakeTimers({ now: new Date(now), toFake: ['Date'] });
+    const defaults = defaultSettings();
+    const settings = { ...defaults, timers: { ...defaults.timers, reengageAfterSeconds: 3600 } };
+    ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { settings } });
+    ddb.on(QueryCommand).resolves({ Items: [{ ...keys.message(CONVERSATION, reply.id), ...reply }] });
+    scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
+    const before = answeredConversation(reply, { status: 'snoozed', snoozedUntil: now });
+    await engageOnConversationChange(before, { ...before, status: 'open', snoozedUntil: undefined, updatedAt: now });
+    return scheduler
+      .commandCalls(CreateScheduleCommand)
+      .map((c) => c.args[0].input)
+      .filter((input) => input.Name === `reengage-${CONVERSATION}`)
+      .map((input) => ({ at: input.ScheduleExpression, input: JSON.parse(input.Target!.Input!) as Record<string, unknown> }));
+  }
+
+  it('keeps the follow-up when it was due after a snooze that ended before then, not the whole delay after the wake', async () => {
+    // Act: snoozed at 10:10 for 10 minutes; the follow-up was not due yet when it woke
+    const armed = await wake('2026-05-03T10:20:00.000Z');
+
+    // Assess: still 11:00, as without the snooze (not 11:20)
+    expect(armed).toEqual([{ at: 'at(2026-05-03T11:00:00)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-03T11:00:00.000Z', messageId: reply.id } }]);
+  });
+
+  it('sends the follow-up at the wake when it fell due while the conversation slept', async () => {
+    // Act: it slept through 11:00 and wakes at 12:30
+    const armed = await wake('2026-05-03T12:30:00.000Z');
+
+    // Assess: at once (the next second), not an hour later
+    expect(armed).toEqual([{ at: 'at(2026-05-03T12:30:01)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-03T12:30:01.000Z', messageId: reply.id } }]);
   });
 });
 
