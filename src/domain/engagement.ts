@@ -203,7 +203,8 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
  * sleeps), not what an agent wrote, and postpones nothing it did not hold back: waking, or an agent
  * opening it, brings back the follow-up of the newest reply the customer has not answered, sent
  * before or during the snooze, for when it is due (the delay after that reply, as without the
- * snooze), or at once if it fell due while the conversation slept.
+ * snooze). One that fell due while it slept is counted in full from the wake: the agent chose to
+ * come back to the conversation then, and a follow-up must not land the moment they do.
  */
 async function resumeFollowUp(conversation: ConversationRecord, settings: Settings, now = new Date()): Promise<void> {
   if (!settings.reengagement.enabled) return;
@@ -212,8 +213,9 @@ async function resumeFollowUp(conversation: ConversationRecord, settings: Settin
   if (!reply || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
   if ((conversation.engagement?.reengagedFor ?? '') >= reply.id) return;
   // Armed anew either way: a reply written while it slept armed nothing, and one before it may have fired and found it asleep.
-  const dueAt = Date.parse(reply.createdAt) + settings.timers.reengageAfterSeconds * 1000;
-  await setTimerAt('reengage', conversation.id, new Date(Math.max(dueAt, now.getTime() + 1000)), { messageId: reply.id });
+  const delayMs = settings.timers.reengageAfterSeconds * 1000;
+  const dueAt = Date.parse(reply.createdAt) + delayMs;
+  await setTimerAt('reengage', conversation.id, new Date(dueAt > now.getTime() ? dueAt : now.getTime() + delayMs), { messageId: reply.id });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -557,12 +557,12 @@ describe('a snoozed conversation waking with an agent reply unanswered', () => {
     expect(armed).toEqual([{ at: 'at(2026-05-03T11:00:00)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-03T11:00:00.000Z', messageId: reply.id } }]);
   });
 
-  it('sends the follow-up at the wake when it fell due while the conversation slept', async () => {
+  it('counts a follow-up that fell due while the conversation slept in full from the wake, not the moment the agent comes back', async () => {
     // Act: it slept through 11:00 and wakes at 12:30
     const armed = await wake('2026-05-03T12:30:00.000Z');
 
-    // Assess: at once (the next second), not an hour later
-    expect(armed).toEqual([{ at: 'at(2026-05-03T12:30:01)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-03T12:30:01.000Z', messageId: reply.id } }]);
+    // Assess: the whole delay after the wake (13:30), leaving the agent the time they chose to come back
+    expect(armed).toEqual([{ at: 'at(2026-05-03T13:30:00)', input: { kind: 'reengage', conversationId: CONVERSATION, dueAt: '2026-05-03T13:30:00.000Z', messageId: reply.id } }]);
   });
 });
 
