@@ -168,43 +168,6 @@ describe('agent workspace', () => {
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 
-  it('skips the echo of a reply on the console that sent it (named by its pong), and only on a console of the sender', async () => {
-    // Prepare: the assignee has two tabs; each asks its connection id
-    const { ws, conversationId } = await visitorWithConversation('Is my parcel on its way?');
-    const mine = await assigned(conversationId);
-    const other = AGENTS.find((a) => a !== mine)!;
-    const [tab, otherTab] = [await connect(tokens[mine]!), await connect(tokens[mine]!)];
-    const idOf = async (client: WsClient) => {
-      client.send({ action: 'ping' });
-      return (await client.waitFor((f) => f.type === 'pong' && typeof f.connectionId === 'string', 10_000, 'pong')).connectionId as string;
-    };
-    const [tabId, otherTabId] = [await idOf(tab), await idOf(otherTab)];
-    const created = (id: string) => (f: Frame) => f.type === 'message.created' && f.message.id === id;
-
-    // Act: the assignee replies from the first tab, naming it
-    const reply = await post(`/v1/conversations/${conversationId}/messages`, { text: 'Yes, it left this morning', connectionId: tabId }, tokens[mine]);
-
-    // Assess: the other tab, the colleague and the visitor get the reply; the sending tab gets its
-    // status updates but not the message.created it already has from the 202
-    expect(reply.status).toBe(202);
-    expect(tabId).not.toBe(otherTabId);
-    const messageId = reply.body.message.id as string;
-    await otherTab.waitFor(created(messageId), 10_000, 'the other tab');
-    await sockets[other]!.waitFor(created(messageId), 10_000, 'the colleague');
-    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yes, it left this morning', 10_000, 'the visitor');
-    // Sent before its updates on the same connection: once an update is there, an echo would be too.
-    await tab.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId, 10_000, 'status update');
-    expect(tab.frames.filter(created(messageId))).toEqual([]);
-
-    // Act: the colleague writes a note naming the assignee's tab
-    const note = await post(`/v1/conversations/${conversationId}/messages`, { text: 'FYI tracking is in the CRM', private: true, connectionId: tabId }, tokens[other]);
-
-    // Assess: someone else's connection is not skipped
-    expect(note.status).toBe(202);
-    await tab.waitFor(created(note.body.message.id as string), 10_000, 'the note on the assignee’s tab');
-    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
-  });
-
   it('transfers with a private note: the new assignee sees the whole history, the visitor never sees the note', async () => {
     // Prepare: the conversation went to one agent automatically
     const { session, ws, conversationId } = await visitorWithConversation('My parcel is lost');
@@ -906,5 +869,43 @@ describe('agent workspace', () => {
     // A slot opening again hands the waiting conversation out
     await http(stack.httpUrl, 'PUT', '/v1/agents/ws-ana', { token: admin, body: { liveCapacity: 20 } });
     expect(await assigned(conversationId)).toBe('ws-ana');
+  });
+
+  it('skips the echo of a reply on the console that sent it (named by its pong), and only on a console of the sender', async () => {
+    // Prepare: the assignee has two tabs; each asks its connection id (last in this file: a
+    // conversation more would shift who the order-dependent routing tests above hand theirs to)
+    const { ws, conversationId } = await visitorWithConversation('Is my parcel on its way?');
+    const mine = await assigned(conversationId);
+    const other = AGENTS.find((a) => a !== mine)!;
+    const [tab, otherTab] = [await connect(tokens[mine]!), await connect(tokens[mine]!)];
+    const idOf = async (client: WsClient) => {
+      client.send({ action: 'ping' });
+      return (await client.waitFor((f) => f.type === 'pong' && typeof f.connectionId === 'string', 10_000, 'pong')).connectionId as string;
+    };
+    const [tabId, otherTabId] = [await idOf(tab), await idOf(otherTab)];
+    const created = (id: string) => (f: Frame) => f.type === 'message.created' && f.message.id === id;
+
+    // Act: the assignee replies from the first tab, naming it
+    const reply = await post(`/v1/conversations/${conversationId}/messages`, { text: 'Yes, it left this morning', connectionId: tabId }, tokens[mine]);
+
+    // Assess: the other tab, the colleague and the visitor get the reply; the sending tab gets its
+    // status updates but not the message.created it already has from the 202
+    expect(reply.status).toBe(202);
+    expect(tabId).not.toBe(otherTabId);
+    const messageId = reply.body.message.id as string;
+    await otherTab.waitFor(created(messageId), 10_000, 'the other tab');
+    await sockets[other]!.waitFor(created(messageId), 10_000, 'the colleague');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yes, it left this morning', 10_000, 'the visitor');
+    // Sent before its updates on the same connection: once an update is there, an echo would be too.
+    await tab.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId, 10_000, 'status update');
+    expect(tab.frames.filter(created(messageId))).toEqual([]);
+
+    // Act: the colleague writes a note naming the assignee's tab
+    const note = await post(`/v1/conversations/${conversationId}/messages`, { text: 'FYI tracking is in the CRM', private: true, connectionId: tabId }, tokens[other]);
+
+    // Assess: someone else's connection is not skipped
+    expect(note.status).toBe(202);
+    await tab.waitFor(created(note.body.message.id as string), 10_000, 'the note on the assignee’s tab');
+    expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
 });
