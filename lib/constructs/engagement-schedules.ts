@@ -33,6 +33,8 @@ export class EngagementSchedules extends Construct {
   public readonly groupName: string;
   /** ARN pattern of every schedule in the group, the only ones the functions may touch. */
   public readonly schedulesArn: string;
+  /** ARN of the group, which Scheduler names as the source when it assumes the role. */
+  public readonly groupArn: string;
   /** The role each schedule names as its execution role. */
   public readonly role: Role;
   public readonly deadLetterQueue: AlarmedDeadLetterQueue;
@@ -48,11 +50,20 @@ export class EngagementSchedules extends Construct {
     this.group = new CfnScheduleGroup(this, 'Group', { name: this.groupName });
     this.schedulesArn = stack.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.groupName}/*` });
 
+    this.groupArn = stack.formatArn({ service: 'scheduler', resource: 'schedule-group', resourceName: this.groupName });
+
     this.role = new Role(this, 'Role', {
       description: 'Assumed by EventBridge Scheduler to run Conversa timers',
-      // Confused-deputy guard: only Scheduler acting for this account may assume it.
+      // Confused-deputy guard: only Scheduler acting for this account, and for a schedule of this
+      // group, may assume it. AWS's guide names the schedule group's ARN as aws:SourceArn (and
+      // warns against a schedule's); an earlier version of it named the schedules' ARN. Both stay
+      // inside this group, so either form Scheduler sends matches and nothing else does: a
+      // condition that matched neither would fail every timer, and its dead-lettering with it.
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: { 'aws:SourceArn': [this.groupArn, this.schedulesArn] },
+        },
       }),
     });
 

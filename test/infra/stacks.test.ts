@@ -40,6 +40,14 @@ function build(config: Partial<ConversaAppConfig> = {}): { app: App; stacks: Con
 
 const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 const actionsOf = (statement: Statement): string[] => asArray(statement.Action);
+/** An ARN of the template as one string, each `Ref` as `<name>`. */
+const flatArn = (value: unknown): string => {
+  if (typeof value === 'string') return value;
+  const node = value as Json;
+  if (node.Ref) return `<${node.Ref}>`;
+  if (node['Fn::Join']) return (node['Fn::Join'][1] as unknown[]).map(flatArn).join(node['Fn::Join'][0]);
+  throw new Error(`not an ARN: ${JSON.stringify(value)}`);
+};
 
 /** Helpers over one synthesized template. */
 class Inspect {
@@ -545,16 +553,22 @@ describe('stateless stack: timers', () => {
     expect(stateless.fn('engagement').Properties.Environment.Variables[ENV.scheduleGroup]).toBe(group.Properties.Name);
   });
 
-  it('has a role only EventBridge Scheduler of this account can assume', () => {
+  it('has a role only EventBridge Scheduler of this account can assume, and only for the schedules of its group', () => {
     const trust = stateless.json.Resources[schedulerRoleId()].Properties.AssumeRolePolicyDocument.Statement as Json[];
-    expect(trust).toEqual([
-      {
-        Action: 'sts:AssumeRole',
-        Effect: 'Allow',
-        Principal: { Service: 'scheduler.amazonaws.com' },
-        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
-      },
-    ]);
+    expect(trust).toHaveLength(1);
+    const [statement] = trust as [Json];
+    expect(statement).toMatchObject({ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' } });
+    expect(Object.keys(statement.Condition).sort()).toEqual(['ArnLike', 'StringEquals']);
+    expect(statement.Condition.StringEquals).toEqual({ 'aws:SourceAccount': { Ref: 'AWS::AccountId' } });
+    // The group the functions create their schedules in (SCHEDULE_GROUP) and the stack's own schedules sit in.
+    const group = stateless.fn('api').Properties.Environment.Variables[ENV.scheduleGroup] as string;
+    const [groupId, groupResource] = stateless.resources('AWS::Scheduler::ScheduleGroup')[0]!;
+    expect(groupResource.Properties.Name).toBe(group);
+    for (const [, schedule] of stateless.resources('AWS::Scheduler::Schedule')) expect(schedule.Properties.GroupName).toEqual({ Ref: groupId });
+    const sourceArns = asArray(statement.Condition.ArnLike['aws:SourceArn'] as unknown).map(flatArn);
+    const arn = (resource: string) => `arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:${resource}`;
+    expect(sourceArns.sort()).toEqual([arn(`schedule-group/${group}`), arn(`schedule/${group}/*`)]);
+    expect(Object.keys(statement.Condition.ArnLike)).toEqual(['aws:SourceArn']);
   });
 
   it('lets that role invoke the engagement function only, and deliver dead letters', () => {
