@@ -1,7 +1,8 @@
-import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { IUserPool, IUserPoolClient } from 'aws-cdk-lib/aws-cognito';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
@@ -170,8 +171,11 @@ export interface StatelessStackProps extends StackProps {
   readonly logRetention?: RetentionDays;
   /**
    * Topic notified by every alarm (dead-letter queues and {@link OperationalAlarms}). Its policy
-   * must let `cloudwatch.amazonaws.com` publish (the topic created for `alarmEmail` does).
-   * @default - a topic is created when `alarmEmail` is set; otherwise alarms have no action
+   * must let `cloudwatch.amazonaws.com` publish, and when it is encrypted, its customer-managed
+   * key must let CloudWatch `kms:Decrypt` and `kms:GenerateDataKey*` (the topic created for
+   * `alarmEmail` does both; a topic under `alias/aws/sns` cannot take alarm actions).
+   * @default - a topic, encrypted with a key of its own, is created when `alarmEmail` is set;
+   * otherwise alarms have no action
    */
   readonly alarmTopic?: ITopic;
   /**
@@ -442,7 +446,24 @@ export class StatelessStack extends Stack {
   }
 
   private createAlarmTopic(email: string): Topic {
-    const topic = new Topic(this, 'Alarms', { displayName: 'Conversa alarms', enforceSSL: true });
+    // Encrypted at rest with a key of its own (about $1 a month): CloudWatch cannot publish to a
+    // topic under SNS's AWS-managed key (alias/aws/sns), whose policy does not let it use the key.
+    // The statement is the one AWS documents for alarm actions; who may publish is the topic
+    // policy's business below.
+    const key = new Key(this, 'AlarmsKey', {
+      description: 'Conversa alarm topic',
+      enableKeyRotation: true,
+      // SNS keeps no messages: nothing encrypted under it outlives the topic.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    const topic = new Topic(this, 'Alarms', { displayName: 'Conversa alarms', enforceSSL: true, masterKey: key });
     // enforceSSL writes a topic policy, and a topic policy replaces SNS's default one: without
     // this statement CloudWatch could not publish a single alarm. Only this account's alarms may.
     topic.addToResourcePolicy(

@@ -1003,6 +1003,23 @@ describe('alarms', () => {
     alarmed.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: EMAIL, TopicArn: { Ref: topicId } });
   });
 
+  it('encrypts the alarm topic with a rotated key of its own that CloudWatch may use (not alias/aws/sns, which CloudWatch cannot)', () => {
+    const key = alarmed.json.Resources[alarmTopicId()].Properties.KmsMasterKeyId as Json;
+    const keyId = key['Fn::GetAtt']?.[0] as string;
+    expect(key).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+    const resource = alarmed.json.Resources[keyId];
+    expect(resource.Type).toBe('AWS::KMS::Key');
+    expect(resource.Properties.EnableKeyRotation).toBe(true);
+    const statements = resource.Properties.KeyPolicy.Statement as Json[];
+    const byCloudWatch = statements.filter((st) => JSON.stringify(st.Principal ?? {}).includes('cloudwatch.amazonaws.com'));
+    expect(byCloudWatch).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Resource: '*' }),
+    ]);
+    // The key serves this topic alone: no other service principal may use it.
+    const services = statements.flatMap((st) => asArray((st.Principal as Json | undefined)?.Service ?? []));
+    expect(services).toEqual(['cloudwatch.amazonaws.com']);
+  });
+
   it("alarms on HTTP 5xx answers of the $default stage, less the api function's logged provider outages", () => {
     const alarms = alarmed.resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties).filter((a) => JSON.stringify(a.Metrics ?? []).includes('"5xx"'));
     expect(alarms).toEqual([
