@@ -15,6 +15,11 @@ export interface ConversaAppConfig
    * @default 'Conversa'
    */
   readonly stackPrefix?: string;
+  /**
+   * The agent console's client also takes `USER_PASSWORD_AUTH` (AgentDirectoryProps.passwordAuth).
+   * @default false: SRP only
+   */
+  readonly consolePasswordAuth?: boolean;
 }
 
 export interface ConversaStacks {
@@ -24,12 +29,13 @@ export interface ConversaStacks {
 
 /** Adds Conversa's two stacks to `app`; the stateless one depends on the stateful one. */
 export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
-  const { env, stackPrefix = 'Conversa', ...statelessProps } = config;
+  const { env, stackPrefix = 'Conversa', consolePasswordAuth, ...statelessProps } = config;
   const stackProps = env ? { env } : {};
   // The pages that chat (allowedOrigins) upload and download files too.
   const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, {
     ...stackProps,
     ...(statelessProps.allowedOrigins ? { media: { allowedOrigins: statelessProps.allowedOrigins } } : {}),
+    ...(consolePasswordAuth ? { agents: { passwordAuth: true } } : {}),
   });
   const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
     ...stackProps,

@@ -17,7 +17,7 @@ export interface StatefulStackProps extends StackProps {
   readonly table?: ConversaTableProps;
   /**
    * Options of the agents' user pool.
-   * @default - RETAIN, PLUS feature plan, pinned logical id
+   * @default - RETAIN, PLUS feature plan, pinned logical id, console client with SRP sign-in only
    */
   readonly agents?: AgentDirectoryProps;
   /**

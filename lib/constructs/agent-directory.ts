@@ -36,12 +36,20 @@ export interface AgentDirectoryProps {
    * @default 'AgentUserPool'
    */
   readonly logicalId?: string;
+  /**
+   * Lets the console client sign in with `USER_PASSWORD_AUTH` besides SRP. That flow sends the
+   * password itself to Cognito (over TLS) instead of an SRP proof, which a browser console never
+   * needs; turn it on only for a client that cannot do SRP (a script, a migration tool).
+   * Changing it updates the client in place: its id, the agents' JWT audience, stays.
+   * @default false
+   */
+  readonly passwordAuth?: boolean;
 }
 
 /**
  * The Cognito user pool in which agents sign in to the console, its `admin` and `agent`
- * groups, and the console's public client (SRP or password auth, no client secret:
- * the console is a browser app and cannot keep one).
+ * groups, and the console's public client (SRP, and password auth only when asked; no client
+ * secret: the console is a browser app and cannot keep one).
  */
 export class AgentDirectory extends Construct {
   public static readonly DEFAULT_LOGICAL_ID = 'AgentUserPool';
@@ -85,7 +93,7 @@ export class AgentDirectory extends Construct {
     };
 
     this.consoleClient = this.userPool.addClient('ConsoleClient', {
-      authFlows: { userSrp: true, userPassword: true },
+      authFlows: { userSrp: true, userPassword: props.passwordAuth ?? false },
       generateSecret: false,
       // The console signs in with the SDK, never through the hosted UI.
       disableOAuth: true,

@@ -248,12 +248,23 @@ describe('stateful stack: agents', () => {
     expect(groups.sort()).toEqual(['admin', 'agent']);
   });
 
-  it('has a console client with SRP and password auth and no secret', () => {
-    stateful.template.resourceCountIs('AWS::Cognito::UserPoolClient', 1);
-    const [[, client]] = stateful.resources('AWS::Cognito::UserPoolClient') as [[string, Json]];
+  const consoleClient = (inspect: Inspect): [string, Json] => {
+    inspect.template.resourceCountIs('AWS::Cognito::UserPoolClient', 1);
+    return inspect.resources('AWS::Cognito::UserPoolClient')[0]!;
+  };
+
+  it('has a console client with SRP auth only (the password never sent to Cognito) and no secret', () => {
+    const [, client] = consoleClient(stateful);
     expect(client.Properties.GenerateSecret ?? false).toBe(false);
-    expect(client.Properties.ExplicitAuthFlows).toEqual(expect.arrayContaining(['ALLOW_USER_SRP_AUTH', 'ALLOW_USER_PASSWORD_AUTH']));
+    expect([...client.Properties.ExplicitAuthFlows].sort()).toEqual(['ALLOW_REFRESH_TOKEN_AUTH', 'ALLOW_USER_SRP_AUTH']);
     expect(client.Properties.UserPoolId).toEqual({ Ref: 'AgentUserPool' });
+  });
+
+  it('lets the console client take USER_PASSWORD_AUTH too with consolePasswordAuth, as the same client', () => {
+    const [id, client] = consoleClient(new Inspect(Template.fromStack(build({ consolePasswordAuth: true }).stacks.stateful)));
+    expect([...client.Properties.ExplicitAuthFlows].sort()).toEqual(['ALLOW_REFRESH_TOKEN_AUTH', 'ALLOW_USER_PASSWORD_AUTH', 'ALLOW_USER_SRP_AUTH']);
+    // The same logical id: its client id, the agents' JWT audience, stays as it was.
+    expect(id).toBe(consoleClient(stateful)[0]);
   });
 });
 
