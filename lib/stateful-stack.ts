@@ -27,7 +27,7 @@ export interface StatefulStackProps extends StackProps {
   readonly channelSecrets?: ChannelSecretsProps;
   /**
    * Options of the bucket of files agents and visitors send.
-   * @default - RETAIN, CORS for any origin, unsent uploads expired after a day
+   * @default - RETAIN, versioned (earlier versions of sent files kept 30 days), CORS for any origin, unsent uploads expired after a day
    */
   readonly media?: MediaBucketProps;
 }

@@ -17,6 +17,15 @@ export interface MediaBucketProps {
    */
   readonly uploadExpiryDays?: number;
   /**
+   * Days a sent file under `media/` that was overwritten or deleted stays recoverable as an
+   * earlier version (the bucket is versioned). Nothing in Conversa replaces or deletes a sent
+   * file, so these versions are the work of a mistake (a hand-run `aws s3 rm`) or of a function
+   * gone wrong; a file erased on purpose (a customer's request) is gone for good only after
+   * this, unless its versions are deleted too.
+   * @default 30
+   */
+  readonly keptVersionDays?: number;
+  /**
    * What happens to the bucket (every file customers and agents sent) when the stack goes.
    * @default RemovalPolicy.RETAIN
    */
@@ -27,6 +36,7 @@ export interface MediaBucketProps {
  * The files agents and web visitors attach (src/aws/media-store.ts). Private: people and providers
  * reach a file only through a presigned URL the API issues after checking who asks, so the grants
  * below are what those URLs can do. Uploads land in `uploads/` (expired), sent files are kept in `media/`.
+ * Versioned, so that a sent file overwritten or deleted can be restored for `keptVersionDays`.
  */
 export class MediaBucket extends Construct {
   public readonly bucket: Bucket;
@@ -44,6 +54,7 @@ export class MediaBucket extends Construct {
       enforceSSL: true,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      versioned: true,
       // Browsers PUT to presigned URLs and read the files from another origin than the bucket's.
       cors: [
         { allowedOrigins: [...(props.allowedOrigins ?? ['*'])], allowedMethods: [HttpMethods.PUT], allowedHeaders: ['*'], exposedHeaders: ['etag'], maxAge: 3600 },
@@ -52,7 +63,17 @@ export class MediaBucket extends Construct {
         { allowedOrigins: ['*'], allowedMethods: [HttpMethods.GET, HttpMethods.HEAD], allowedHeaders: ['*'], maxAge: 3600 },
       ],
       lifecycleRules: [
-        { id: 'UnsentUploads', prefix: 'uploads/', expiration: Duration.days(props.uploadExpiryDays ?? 1) },
+        // An expired upload becomes an earlier version, removed a day later: unsent files stay no longer than before.
+        {
+          id: 'UnsentUploads',
+          prefix: 'uploads/',
+          expiration: Duration.days(props.uploadExpiryDays ?? 1),
+          noncurrentVersionExpiration: Duration.days(1),
+        },
+        // Every write lands under uploads/ or media/ (the grants below), so no earlier version is kept for ever.
+        { id: 'ReplacedFiles', prefix: 'media/', noncurrentVersionExpiration: Duration.days(props.keptVersionDays ?? 30) },
+        // A delete marker with no version left behind it (an expired upload's) is removed too.
+        { id: 'ExpiredDeleteMarkers', expiredObjectDeleteMarker: true },
         { id: 'AbandonedMultipart', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
     });

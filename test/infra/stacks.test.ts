@@ -1210,12 +1210,29 @@ describe('media files', () => {
   it('expires uploads no message named after a day, and lets pages upload from their origin', () => {
     const { LifecycleConfiguration, CorsConfiguration } = bucket()[1].Properties;
     expect(LifecycleConfiguration.Rules).toEqual(expect.arrayContaining([expect.objectContaining({ Prefix: 'uploads/', ExpirationInDays: 1, Status: 'Enabled' })]));
-    expect(JSON.stringify(LifecycleConfiguration.Rules)).not.toContain('media/');
+    // Sent files are kept: no rule expires a current file outside uploads/.
+    const expiring = (LifecycleConfiguration.Rules as Json[]).filter((rule) => rule.ExpirationInDays !== undefined || rule.ExpirationDate !== undefined);
+    expect(expiring.map((rule) => rule.Prefix)).toEqual(['uploads/']);
     // Uploads from the chatting pages; reads from anywhere, since a redirected fetch sends `Origin: null`.
     expect(CorsConfiguration.CorsRules).toEqual([
       expect.objectContaining({ AllowedMethods: ['PUT'], AllowedOrigins: ['*'] }),
       expect.objectContaining({ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'] }),
     ]);
+  });
+
+  it('keeps a replaced or deleted sent file 30 days as an earlier version, an unsent upload a day, and clears the delete markers left', () => {
+    const { VersioningConfiguration, LifecycleConfiguration } = bucket()[1].Properties;
+    expect(VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    const rules = (LifecycleConfiguration.Rules as Json[]).filter((rule) => rule.Status === 'Enabled');
+    const noncurrentDays = (prefix: string | undefined) =>
+      rules.filter((rule) => rule.Prefix === prefix && rule.NoncurrentVersionExpiration).map((rule) => rule.NoncurrentVersionExpiration.NoncurrentDays);
+    expect(noncurrentDays('media/')).toEqual([30]);
+    // An expired upload becomes an earlier version itself: it must not stay a month.
+    expect(noncurrentDays('uploads/')).toEqual([1]);
+    // Every write goes under one of the two (the grants), so no earlier version is kept for ever.
+    expect(rules.filter((rule) => rule.NoncurrentVersionExpiration).map((rule) => rule.Prefix).sort()).toEqual(['media/', 'uploads/']);
+    expect(rules).toContainEqual(expect.objectContaining({ ExpiredObjectDeleteMarker: true }));
+    expect(rules.find((rule) => rule.ExpiredObjectDeleteMarker)!.Prefix).toBeUndefined();
   });
 
   it('gives each function only the file access its code uses, and the bucket name with it', () => {
