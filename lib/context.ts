@@ -23,6 +23,7 @@ export const CONTEXT_KEYS = [
   'reengageAfterSeconds',
   'autoResolveAfterSeconds',
   'visitorAddressSends',
+  'engagementConcurrency',
   'nag',
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
@@ -59,6 +60,14 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
     if (raw === undefined) return undefined;
     const value = Number(raw);
     if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of messages, got ${raw}`);
+    return value;
+  };
+  // A count or `none`; its bounds are the stack's to check, for props as well.
+  const concurrency = (key: ContextKey): number | 'none' | undefined => {
+    const raw = context(key);
+    if (raw === undefined || raw === 'none') return raw;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new Error(`context ${key} must be a number or none, got ${raw}`);
     return value;
   };
   // Only the spellings that say which way: `-c webSocketAccessLogging=0` or `=no` must not turn it on.
@@ -101,6 +110,7 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
       ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
       ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),
       ...optional('visitorAddressSends', messages('visitorAddressSends')),
+      ...optional('engagementConcurrency', concurrency('engagementConcurrency')),
     },
     nag: flag('nag', true),
   };

@@ -155,6 +155,15 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly visitorAddressSends?: number;
   /**
+   * Concurrency reserved for the engagement function (the timers' target), also its ceiling: a
+   * burst of schedules firing together (business hours opening in one time zone) waits in Lambda's
+   * asynchronous queue, retried for up to 6 hours and then dead-lettered, instead of taking the
+   * account's concurrency from the webhook, API and queue consumers. `'none'` reserves nothing
+   * (an account whose concurrency quota leaves no room: Lambda keeps 100 unreserved).
+   * @default 20
+   */
+  readonly engagementConcurrency?: number | 'none';
+  /**
    * Powertools log level of every function.
    * @default 'INFO'
    */
@@ -184,6 +193,9 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly alarmEmail?: string;
 }
+
+/** Concurrency reserved for the engagement function unless `engagementConcurrency` says otherwise. */
+export const ENGAGEMENT_CONCURRENCY_DEFAULT = 20;
 
 /** Functions that create, replace or cancel timers (the outbound one also a customer file copy's next round). */
 const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'api', 'engagement', 'realtime'];
@@ -298,6 +310,7 @@ export class StatelessStack extends Stack {
 
     const mediaBucket = Bucket.fromBucketArn(this, 'MediaBucket', props.mediaBucketArn);
     const functions = {} as Record<FunctionName, ConversaFunction>;
+    const engagementConcurrency = props.engagementConcurrency ?? ENGAGEMENT_CONCURRENCY_DEFAULT;
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       functions[name] = new ConversaFunction(this, functionId(name), {
         spec: FUNCTIONS[name],
@@ -306,6 +319,7 @@ export class StatelessStack extends Stack {
         ...(props.logLevel ? { logLevel: props.logLevel } : {}),
         ...(props.sourceMaps === false ? { sourceMaps: false } : {}),
         ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+        ...(name === 'engagement' && engagementConcurrency !== 'none' ? { reservedConcurrency: engagementConcurrency } : {}),
       });
     }
     this.functions = functions;
@@ -523,6 +537,11 @@ function refuseInvalidProps(props: StatelessStackProps): void {
           (sesIdentity.includes('@') ? `set mailFrom to ${sesIdentity} or leave it out` : `use an address @${sesIdentity} (or at one of its subdomains)`),
       );
     }
+  }
+  // Lambda takes 0, and runs nothing: every timer would be throttled until it expired.
+  const concurrency = props.engagementConcurrency;
+  if (concurrency !== undefined && concurrency !== 'none' && !(Number.isInteger(concurrency) && concurrency >= 1)) {
+    throw new Error(`engagementConcurrency must be a whole number of at least 1 or 'none', got ${concurrency}`);
   }
   // The functions would take a 0 or a fraction up to a whole second (defaultSettings), so that
   // `autoResolveAfterSeconds=0` would resolve every conversation a second after each message.

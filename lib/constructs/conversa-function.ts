@@ -70,6 +70,12 @@ export interface ConversaFunctionProps {
    * @default true
    */
   readonly sourceMaps?: boolean;
+  /**
+   * Concurrent executions reserved for the function, which are also its ceiling: it can neither
+   * run more at once nor take them from the functions that share the account's unreserved pool.
+   * @default - none: the function draws on the account's unreserved concurrency
+   */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -112,6 +118,7 @@ export class ConversaFunction extends Construct {
       tracing: Tracing.ACTIVE,
       role: this.role,
       logGroup: this.logGroup,
+      ...(props.reservedConcurrency === undefined ? {} : { reservedConcurrentExecutions: props.reservedConcurrency }),
       // JSON logs with the platform's own lines at WARN: no START/END/REPORT lines per
       // invocation (billed as ingestion on every message); duration and errors are in metrics.
       loggingFormat: LoggingFormat.JSON,

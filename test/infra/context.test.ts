@@ -49,6 +49,13 @@ describe('context', () => {
     expect(refused({ visitorAddressSends: '2.5' })).toThrow('context visitorAddressSends must be a whole number of messages, got 2.5');
   });
 
+  it('reads engagementConcurrency as a number, left to the stack to bound, or none', () => {
+    expect(read({ engagementConcurrency: '35' }).config).toMatchObject({ engagementConcurrency: 35 });
+    expect(read({ engagementConcurrency: 0 }).config).toMatchObject({ engagementConcurrency: 0 });
+    expect(read({ engagementConcurrency: 'none' }).config).toMatchObject({ engagementConcurrency: 'none' });
+    expect(refused({ engagementConcurrency: 'off' })).toThrow("context engagementConcurrency must be a number or none, got off");
+  });
+
   it('reads timers as numbers, left to the stack to bound, and refuses what is not a number', () => {
     expect(read({ autoResolveAfterSeconds: '0.5', emailFallbackDelaySeconds: '0' }).config).toMatchObject({ autoResolveAfterSeconds: 0.5, emailFallbackDelaySeconds: 0 });
     expect(refused({ reengageAfterSeconds: '1d' })).toThrow('context reengageAfterSeconds must be a number of seconds, got 1d');

@@ -969,6 +969,38 @@ describe('engagement failures', () => {
   });
 });
 
+describe('engagement concurrency', () => {
+  const reserved = (inspect: Inspect): Partial<Record<FunctionName, unknown>> =>
+    Object.fromEntries(
+      (Object.keys(FUNCTIONS) as FunctionName[]).flatMap((name) => {
+        const value = inspect.fn(name).Properties.ReservedConcurrentExecutions;
+        return value === undefined ? [] : [[name, value]];
+      }),
+    );
+
+  it('reserves 20 for the engagement function, so a burst of timers cannot take the concurrency the other functions share', () => {
+    expect(reserved(stateless)).toEqual({ engagement: 20 });
+  });
+
+  it('reserves engagementConcurrency when given, and nothing with none', () => {
+    expect(reserved(new Inspect(Template.fromStack(build({ engagementConcurrency: 35 }).stacks.stateless)))).toEqual({ engagement: 35 });
+    expect(reserved(new Inspect(Template.fromStack(build({ engagementConcurrency: 'none' }).stacks.stateless)))).toEqual({});
+  });
+
+  it('refuses a reservation that would stop every timer or is not a whole number', () => {
+    // 0 is valid to Lambda, and means no run at all: every timer throttled until it expires.
+    for (const engagementConcurrency of [0, -1, 2.5]) {
+      expect(() => build({ engagementConcurrency }), String(engagementConcurrency)).toThrow(`engagementConcurrency must be a whole number of at least 1 or 'none', got ${engagementConcurrency}`);
+    }
+  });
+
+  it('keeps a throttled run retried by Lambda, then dead-lettered, not dropped: no event age below the default 6 hours', () => {
+    const [[, config]] = stateless.resources('AWS::Lambda::EventInvokeConfig') as [[string, Json]];
+    expect(config.Properties.MaximumEventAgeInSeconds ?? 21_600).toBe(21_600);
+    expect(config.Properties.DestinationConfig.OnFailure.Destination).toEqual(stateless.fn('engagement').Properties.Environment.Variables[ENV.schedulerDlqArn]);
+  });
+});
+
 describe('alarms', () => {
   const EMAIL = 'oncall@acme.test';
   let alarmedStacks: ConversaStacks;
