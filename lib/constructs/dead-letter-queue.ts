@@ -19,10 +19,17 @@ export interface AlarmedDeadLetterQueueProps {
    */
   readonly retentionPeriod?: Duration;
   /**
-   * Topic notified when the alarm fires and when it clears.
+   * Topic notified when the alarm fires (and when it clears, with `notifyOnOk`).
    * @default - the alarm has no actions; it still shows in the CloudWatch console
    */
   readonly alarmTopic?: ITopic;
+  /**
+   * Notify `alarmTopic` when the queue is empty again too. Unlike a count alarm, this one does not
+   * clear by itself (messages wait up to `retentionPeriod`): it clears once someone redrove or
+   * purged the queue, which is news for whoever else was paged.
+   * @default true
+   */
+  readonly notifyOnOk?: boolean;
   /**
    * What the alarm description calls the messages that failed, for whoever is paged.
    * @default 'messages'
@@ -60,7 +67,7 @@ export class AlarmedDeadLetterQueue extends Construct {
     if (props.alarmTopic) {
       const action = new SnsAction(props.alarmTopic);
       this.alarm.addAlarmAction(action);
-      this.alarm.addOkAction(action);
+      if (props.notifyOnOk ?? true) this.alarm.addOkAction(action);
     }
   }
 }

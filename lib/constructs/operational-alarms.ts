@@ -17,11 +17,18 @@ export const QUEUE_AGE_EVALUATION_MINUTES = 3;
 /** Properties of {@link OperationalAlarms}. */
 export interface OperationalAlarmsProps {
   /**
-   * Topic notified when an alarm fires and when it clears. Its policy must let
-   * `cloudwatch.amazonaws.com` publish.
+   * Topic notified when an alarm fires (and when it clears, with `notifyOnOk`). Its policy must
+   * let `cloudwatch.amazonaws.com` publish.
    * @default - the alarms have no actions; they still show in the CloudWatch console
    */
   readonly alarmTopic?: ITopic;
+  /**
+   * Notify `alarmTopic` when an alarm clears as well. These alarms clear by themselves once
+   * traffic is healthy again, so one that flaps around its threshold would send two emails a
+   * round; whoever was paged sees the current state in the CloudWatch console.
+   * @default false
+   */
+  readonly notifyOnOk?: boolean;
   /**
    * The HTTP API's stage: an alarm on its `5xx` responses (AWS/ApiGateway, ApiId and Stage).
    * The handlers answer their own failures with 500/503, so Lambda `Errors` stay at zero there.
@@ -88,18 +95,20 @@ export interface OperationalAlarmsProps {
 /**
  * Alarms on the failures the dead-letter queues do not see: HTTP 5xx answers, failed WebSocket
  * routes and connections, throttled functions, crashing queue consumers and queues falling
- * behind. Every alarm notifies `alarmTopic` when it fires and when it clears; missing data (no
- * traffic) is healthy.
+ * behind. Every alarm notifies `alarmTopic` when it fires (and when it clears, with
+ * `notifyOnOk`); missing data (no traffic) is healthy.
  */
 export class OperationalAlarms extends Construct {
   /** Every alarm of this construct. */
   public readonly alarms: readonly Alarm[];
   private readonly action?: SnsAction;
+  private readonly notifyOnOk: boolean;
   private readonly created: Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: OperationalAlarmsProps) {
     super(scope, id);
     if (props.alarmTopic) this.action = new SnsAction(props.alarmTopic);
+    this.notifyOnOk = props.notifyOnOk ?? false;
     const count = props.countThreshold ?? 5;
     const sum = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' };
 
@@ -131,7 +140,12 @@ export class OperationalAlarms extends Construct {
     this.alarms = this.created;
   }
 
-  /** The stage's 5xx, less the providers' outages when the function's log group is known. */
+  /**
+   * The stage's 5xx, less the providers' outages when the function's log group is known. A
+   * `conversation_busy` 503 (src/store/conversations.ts) stays in: it needs a conversation that
+   * kept changing through 8 attempts, a writer in a loop or a broken version check, which no other
+   * alarm sees, whereas a provider's outage shows in the outbound queue's age.
+   */
   private serverErrors(props: OperationalAlarmsProps, sum: { period: Duration; statistic: string }): IMetric {
     const serverErrors = props.httpStage.metricServerError(sum);
     if (!props.httpFunctionLogs) return serverErrors;
@@ -169,7 +183,7 @@ export class OperationalAlarms extends Construct {
     });
     if (this.action) {
       alarm.addAlarmAction(this.action);
-      alarm.addOkAction(this.action);
+      if (this.notifyOnOk) alarm.addOkAction(this.action);
     }
     this.created.push(alarm);
   }

@@ -8,6 +8,11 @@ import { ConversaHttpApi } from '../../lib/constructs/http-api';
 import { ConversaTable } from '../../lib/constructs/conversa-table';
 import { ConversaFunction } from '../../lib/constructs/conversa-function';
 import { FUNCTIONS } from '../../src/manifest';
+import { HttpApi, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import { AlarmedDeadLetterQueue } from '../../lib/constructs/dead-letter-queue';
+import { OperationalAlarms, type OperationalAlarmsProps } from '../../lib/constructs/operational-alarms';
 
 const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false }), 'Test');
 const fn = (stack: Stack, timeoutSeconds: number): LambdaFunction =>
@@ -88,5 +93,44 @@ describe('ConversaTable', () => {
     const stack = newStack();
     new ConversaTable(stack, 'SomewhereElse');
     expect(Object.keys(Template.fromStack(stack).toJSON().Resources as object)).toEqual([ConversaTable.DEFAULT_LOGICAL_ID]);
+  });
+});
+
+describe('alarm notifications when an alarm clears', () => {
+  /** Each alarm of `stack` as [has alarm actions, has OK actions]. */
+  const actions = (stack: Stack): [boolean, boolean][] =>
+    Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm')).map((a) => [a.Properties.AlarmActions !== undefined, a.Properties.OKActions !== undefined]);
+  const operational = (options: Partial<OperationalAlarmsProps>): Stack => {
+    const stack = newStack();
+    const lambda = fn(stack, 10);
+    const webSocketApi = new WebSocketApi(stack, 'Ws');
+    new OperationalAlarms(stack, 'Alarms', {
+      alarmTopic: new Topic(stack, 'Topic'),
+      httpStage: new HttpApi(stack, 'Http').defaultStage!,
+      webSocketStage: new WebSocketStage(stack, 'Live', { webSocketApi, stageName: 'live' }),
+      webSocketAuthorizer: lambda,
+      functions: { one: lambda },
+      consumers: { one: lambda },
+      queues: { one: new Queue(stack, 'Q') },
+      ...options,
+    });
+    return stack;
+  };
+
+  it('leaves the operational alarms without OK actions by default, and adds them with notifyOnOk', () => {
+    const quiet = actions(operational({}));
+    expect(quiet.length).toBeGreaterThan(0);
+    expect(quiet.every(([alarm, ok]) => alarm && !ok)).toBe(true);
+    expect(actions(operational({ notifyOnOk: true })).every(([alarm, ok]) => alarm && ok)).toBe(true);
+  });
+
+  it('tells when a dead-letter queue is empty again, unless notifyOnOk is false', () => {
+    const queue = (notifyOnOk?: boolean): Stack => {
+      const stack = newStack();
+      new AlarmedDeadLetterQueue(stack, 'Dlq', { alarmTopic: new Topic(stack, 'Topic'), ...(notifyOnOk === undefined ? {} : { notifyOnOk }) });
+      return stack;
+    };
+    expect(actions(queue())).toEqual([[true, true]]);
+    expect(actions(queue(false))).toEqual([[true, false]]);
   });
 });
