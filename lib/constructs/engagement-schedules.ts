@@ -49,7 +49,6 @@ export class EngagementSchedules extends Construct {
     this.groupName = Names.uniqueResourceName(this, { maxLength: 64, separator: '-' });
     this.group = new CfnScheduleGroup(this, 'Group', { name: this.groupName });
     this.schedulesArn = stack.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${this.groupName}/*` });
-
     this.groupArn = stack.formatArn({ service: 'scheduler', resource: 'schedule-group', resourceName: this.groupName });
 
     this.role = new Role(this, 'Role', {

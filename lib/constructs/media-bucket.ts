@@ -18,10 +18,10 @@ export interface MediaBucketProps {
   readonly uploadExpiryDays?: number;
   /**
    * Days a sent file under `media/` that was overwritten or deleted stays recoverable as an
-   * earlier version (the bucket is versioned). Nothing in Conversa replaces or deletes a sent
-   * file, so these versions are the work of a mistake (a hand-run `aws s3 rm`) or of a function
-   * gone wrong; a file erased on purpose (a customer's request) is gone for good only after
-   * this, unless its versions are deleted too.
+   * earlier version (the bucket is versioned). Conversa deletes no sent file and writes no other
+   * over one (a retried copy writes the same bytes again), so these versions are the work of a
+   * mistake (a hand-run `aws s3 rm`) or of a function gone wrong; a file erased on purpose (a
+   * customer's request) is gone for good only after this, unless its versions are deleted too.
    * @default 30
    */
   readonly keptVersionDays?: number;
