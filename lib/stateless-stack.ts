@@ -159,8 +159,9 @@ export interface StatelessStackProps extends StackProps {
    * burst of schedules firing together (business hours opening in one time zone) waits in Lambda's
    * asynchronous queue, retried for up to 6 hours and then dead-lettered, instead of taking the
    * account's concurrency from the webhook, API and queue consumers. `'none'` reserves nothing
-   * (an account whose concurrency quota leaves no room: Lambda keeps 100 unreserved).
-   * @default 20
+   * (an account whose concurrency quota leaves no room: Lambda keeps 100 unreserved). 20 suits
+   * an account with the default quota of 1,000.
+   * @default 'none' - a new account's quota may be as low as 10, where any reservation fails the deploy
    */
   readonly engagementConcurrency?: number | 'none';
   /**
@@ -194,8 +195,6 @@ export interface StatelessStackProps extends StackProps {
   readonly alarmEmail?: string;
 }
 
-/** Concurrency reserved for the engagement function unless `engagementConcurrency` says otherwise. */
-export const ENGAGEMENT_CONCURRENCY_DEFAULT = 20;
 
 /** Functions that create, replace or cancel timers (the outbound one also a customer file copy's next round). */
 const SCHEDULING_FUNCTIONS: readonly FunctionName[] = ['inbound', 'outbound', 'api', 'engagement', 'realtime'];
@@ -310,7 +309,7 @@ export class StatelessStack extends Stack {
 
     const mediaBucket = Bucket.fromBucketArn(this, 'MediaBucket', props.mediaBucketArn);
     const functions = {} as Record<FunctionName, ConversaFunction>;
-    const engagementConcurrency = props.engagementConcurrency ?? ENGAGEMENT_CONCURRENCY_DEFAULT;
+    const engagementConcurrency = props.engagementConcurrency ?? 'none';
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       functions[name] = new ConversaFunction(this, functionId(name), {
         spec: FUNCTIONS[name],
