@@ -1,6 +1,8 @@
 /**
- * WhatsApp Cloud API. Webhooks: entry[].changes[].value.messages[] (customer messages) and
- * value.statuses[] (our sends). Send: POST {base}/{phone-number-id}/messages.
+ * WhatsApp Cloud API. Webhooks: entry[].changes[].value.messages[] (customer messages),
+ * value.statuses[] (our sends) and value.message_echoes[] (the smb_message_echoes field: what the
+ * team sent from the WhatsApp Business app on the same number, "coexistence").
+ * Send: POST {base}/{phone-number-id}/messages.
  */
 import type { Attachment, InboundEvent, InboundMessageEvent, InboundStatusEvent } from '../domain/types';
 import {
@@ -74,6 +76,11 @@ interface WaMessage {
   errors?: { code?: number; title?: string }[];
 }
 
+/** A smb_message_echoes entry: a message as sent (its type and content as in `messages`), `from` the business, `to` the customer. */
+interface WaEcho extends WaMessage {
+  to?: string;
+}
+
 interface WaStatus {
   id?: string;
   biz_opaque_callback_data?: string;
@@ -89,6 +96,7 @@ interface WaValue {
   contacts?: { wa_id?: string; profile?: { name?: string } }[];
   messages?: WaMessage[];
   statuses?: WaStatus[];
+  message_echoes?: WaEcho[];
 }
 
 interface WaEntry {
@@ -187,6 +195,37 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   };
 }
 
+/** A WhatsApp id (wa_id) is the phone number's digits without the plus. */
+function waId(phone: string): string {
+  return phone.replace(/\D/g, '');
+}
+
+/** Whom the team's messages from the WhatsApp Business app are shown as. */
+const ECHO_SENDER = 'WhatsApp Business app';
+
+/**
+ * A message the team sent from the WhatsApp Business app (or a device linked to it) on the number
+ * the Cloud API shares: the team's message in the customer's conversation, stored as a Page-inbox
+ * echo of Messenger is (src/domain/inbound.ts). Meta sends these for the app's sends only, never
+ * for the API's, so no app id is needed to tell ours apart.
+ */
+function toEcho(echo: WaEcho): InboundMessageEvent | undefined {
+  // `to` is the number as the app addressed it (Meta's reference writes it with a plus).
+  const handle = typeof echo.to === 'string' ? waId(echo.to) : '';
+  if (!handle || typeof echo.id !== 'string' || !echo.id) return undefined;
+  // A deletion on the phone names an earlier message: nothing the team wrote.
+  if (echo.type === 'revoke') return undefined;
+  return {
+    kind: 'message',
+    channel: 'whatsapp',
+    handle,
+    providerMessageId: echo.id,
+    ...content(echo),
+    ...sentAtFromEpoch(echo.timestamp, 's'),
+    echo: { name: ECHO_SENDER },
+  };
+}
+
 const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
   sent: 'sent',
   delivered: 'delivered',
@@ -236,6 +275,9 @@ function normalizeWhatsApp(rawBody: string, phoneNumberId: string | undefined): 
       }
       for (const status of list(value.statuses)) {
         events.push(...leniently('WhatsApp status', () => (isRecord(status) ? [toStatus(status)].filter((e) => e !== undefined) : [])));
+      }
+      for (const echo of list(value.message_echoes)) {
+        events.push(...leniently('WhatsApp message echo', () => (isRecord(echo) ? [toEcho(echo)].filter((e) => e !== undefined) : [])));
       }
     }
   }
@@ -377,8 +419,7 @@ export const whatsappAdapter: ChannelAdapter = {
   ack: metaAck,
   window: whatsappWindow,
   serviceWindow: SERVICE_WINDOW,
-  // A WhatsApp id (wa_id) is the phone number's digits without the plus.
-  handleForPhone: (phone) => phone.replace(/\D/g, ''),
+  handleForPhone: waId,
   send: sendWhatsApp,
   // Cloud API media limits; a file too large for its kind goes as a document.
   mediaLimits: { image: 5 * MB, video: 16 * MB, audio: 16 * MB, sticker: 500 * KB, file: 100 * MB },

@@ -113,6 +113,77 @@ describe('whatsapp normalize: messages', () => {
   });
 });
 
+describe('whatsapp normalize: echoes of what the team sent from the WhatsApp Business app (coexistence)', () => {
+  /** A smb_message_echoes webhook of the dev number around `echoes`, in the shape of whatsapp/smb-message-echoes.json. */
+  function echoes(list: unknown, phoneNumberId = '100000000000001'): string {
+    const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
+    body.entry[0].changes[0].value.message_echoes = list;
+    body.entry[0].changes[0].value.metadata.phone_number_id = phoneNumberId;
+    return JSON.stringify(body);
+  }
+
+  it('a text or media echo → the team’s message in the conversation of the customer it went `to` (digits only, as a wa_id), no customer profile', () => {
+    expect(normalize('smb-message-echoes')).toEqual([
+      {
+        kind: 'message',
+        channel: 'whatsapp',
+        handle: '16505551234',
+        providerMessageId: 'wamid.ECHO1',
+        text: 'Yes, it comes in blue and in green.',
+        attachments: [],
+        sentAt: '2025-06-08T21:00:20.000Z',
+        dated: true,
+        echo: { name: 'WhatsApp Business app' },
+      },
+      {
+        kind: 'message',
+        channel: 'whatsapp',
+        // Meta's reference writes `to` with a plus: the same customer.
+        handle: '16505551234',
+        providerMessageId: 'wamid.ECHO2',
+        text: 'The blue one',
+        attachments: [{ type: 'image', url: 'whatsapp-media://1003383421387261', mimeType: 'image/jpeg' }],
+        sentAt: '2025-06-08T21:00:25.000Z',
+        dated: true,
+        echo: { name: 'WhatsApp Business app' },
+      },
+    ]);
+  });
+
+  it('an unknown type is kept with the readable fallback; a deletion (revoke) adds nothing', () => {
+    const body = echoes([
+      { from: '15550783881', to: '16505551234', id: 'wamid.ECHOPOLL', timestamp: '1749416420', type: 'poll', poll: {} },
+      { from: '15550783881', to: '16505551234', id: 'wamid.ECHOREVOKE', timestamp: '1749416421', type: 'revoke', revoke: { original_message_id: 'wamid.ECHO1' } },
+    ]);
+    expect(adapter.normalize(signedRequest('whatsapp', body), credentials)).toMatchObject([
+      { handle: '16505551234', providerMessageId: 'wamid.ECHOPOLL', text: '[unsupported message type: poll]', echo: { name: 'WhatsApp Business app' } },
+    ]);
+  });
+
+  it('drops a malformed echo without throwing and keeps the good ones beside it', () => {
+    const good = { from: '15550783881', to: '16505551234', id: 'wamid.ECHOGOOD', timestamp: '1749416420', type: 'text', text: { body: 'kept' } };
+    const body = echoes([
+      null,
+      'not an echo',
+      { ...good, to: undefined, id: 'wamid.NOTO' },
+      { ...good, to: 16505551234, id: 'wamid.NUMBERTO' },
+      { ...good, to: '+', id: 'wamid.NODIGITS' },
+      { ...good, id: undefined },
+      { ...good, id: 42 },
+      good,
+    ]);
+    const events = adapter.normalize(signedRequest('whatsapp', body), credentials);
+    expect(events.map((e) => e.providerMessageId)).toEqual(['wamid.ECHOGOOD']);
+    expect(adapter.normalize(signedRequest('whatsapp', echoes({ not: 'a list' })), credentials)).toEqual([]);
+  });
+
+  it('ignores what another number of the business account sent from its app; takes it when that number is the one configured', () => {
+    const body = echoes([{ from: '15550783899', to: '16505551234', id: 'wamid.OTHER', timestamp: '1749416420', type: 'text', text: { body: 'not ours' } }], '100000000000009');
+    expect(adapter.normalize(signedRequest('whatsapp', body), credentials)).toEqual([]);
+    expect(adapter.normalize(signedRequest('whatsapp', body), { ...credentials, phoneNumberId: '100000000000009' })).toMatchObject([{ providerMessageId: 'wamid.OTHER', echo: {} }]);
+  });
+});
+
 describe('whatsapp normalize: statuses', () => {
   it('maps sent/delivered/read/failed, keeps the error, ignores other states', () => {
     expect(normalize('statuses')).toEqual([
