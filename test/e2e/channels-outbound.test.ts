@@ -13,12 +13,13 @@ import { earlyStatuses, getDedup } from '../../src/store/messages';
 import { agentMessageScope } from '../../src/domain/outbound';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { messengerAdapter } from '../../src/channels/messenger';
+import { whatsappAdapter } from '../../src/channels/whatsapp';
 import { ALL_BEFORE_WATERMARK } from '../../src/channels/meta';
 import { ingestStatus } from '../../src/domain/inbound';
 import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
-import { signedRequest } from '../fixtures/sign';
+import { fixture, signedRequest } from '../fixtures/sign';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -741,6 +742,103 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
 
     expect(await conversationOf(conversationId)).toMatchObject({ status: 'resolved' });
     expect((await messagesOf(conversationId)).map((m) => m.text)).toContain('One more thing from the Page inbox');
+  });
+});
+
+describe('WhatsApp coexistence: what the team sent from the WhatsApp Business app on our number (smb_message_echoes)', () => {
+  /** Meta's smb_message_echoes webhook (test/fixtures/whatsapp/smb-message-echoes.json) with one echo to `to`. */
+  function echoWebhook(to: string, id: string, content: Record<string, unknown>): string {
+    const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
+    const value = body.entry[0].changes[0].value;
+    value.message_echoes = [{ from: value.metadata.display_phone_number, to, id, timestamp: String(Math.floor(Date.now() / 1000)), ...content }];
+    return JSON.stringify(body);
+  }
+  const text = (body: string) => ({ type: 'text', text: { body } });
+
+  async function messagesOf(id: string): Promise<{ direction: string; text: string; status: string; sender: Record<string, unknown>; providerMessageId?: string }[]> {
+    return (await http(stack.httpUrl, 'GET', `/v1/conversations/${id}/messages?limit=100`, { token: agentJwt })).body.items;
+  }
+
+  /** A customer message after the echoes, in the same FIFO group: once it shows, every copy before it was processed. */
+  async function marker(handle: string): Promise<string> {
+    const webhook = textWebhook('whatsapp', handle, 'marker');
+    expect((await postWebhook(stack, 'whatsapp', webhook.body)).status).toBe(200);
+    return (await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'marker')).conversationId;
+  }
+
+  /** What the WhatsApp stand-in was asked to send this customer (GET /local/outbox?channel=whatsapp). */
+  const sendsTo = (handle: string) => outbox('whatsapp', (item) => (item.body as { to?: unknown } | undefined)?.to === handle);
+
+  it('stores the team’s reply typed on the phone once, as the team’s sent message in the customer’s conversation, tells the agents, and sends nothing', async () => {
+    // Prepare: the customer wrote through the Cloud API
+    const { handle, conversationId } = await customer('whatsapp');
+    const before = (await getConversation(conversationId)).body;
+    const sentBefore = await sendsTo(handle);
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+    // Meta's reference writes `to` with a plus; our handle is the wa_id.
+    const echo = echoWebhook(`+${handle}`, id, text('Typed on the phone: it ships today'));
+
+    // Act: the webhook delivered twice, and Meta's copy hours later, once SQS no longer remembers its deduplication id
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'whatsapp', echo)).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
+    const [event] = whatsappAdapter.normalize(signedRequest('whatsapp', echo), DEV_CREDENTIALS.whatsapp);
+    expect(event).toMatchObject({ handle, echo: { name: 'WhatsApp Business app' } });
+    await new SQSClient({}).send(
+      new SendMessageCommand({
+        QueueUrl: process.env.INBOUND_QUEUE_URL!,
+        MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * HOUR).toISOString() }),
+        MessageGroupId: inboundGroupId(event!),
+        MessageDeduplicationId: `${inboundDedupId(event!).slice(0, 90)}-later-${crypto.randomUUID()}`,
+      }),
+    );
+    await marker(handle);
+
+    // Assess: the team's, once, in the customer's conversation; the customer's own count unchanged by it
+    expect(shown.conversationId).toBe(conversationId);
+    const team = { direction: 'outbound', status: 'sent', sender: { type: 'agent', id: 'external', name: 'WhatsApp Business app' } };
+    expect(shown.message).toMatchObject({ ...team, channel: 'whatsapp', text: 'Typed on the phone: it ships today' });
+    expect(agent.frames.filter((f) => f.type === 'message.created' && f.message.providerMessageId === id)).toHaveLength(1);
+    const history = await messagesOf(conversationId);
+    expect(history.map((m) => `${m.direction} ${m.text}`)).toEqual(['inbound Hello, anyone there?', 'outbound Typed on the phone: it ships today', 'inbound marker']);
+    expect(history.find((m) => m.providerMessageId === id)).toMatchObject(team);
+    expect((await getConversation(conversationId)).body).toMatchObject({ status: 'open', unreadCount: before.unreadCount + 1, firstReplyAt: shown.message.createdAt });
+    // Nothing went to the customer: the phone sent it already.
+    expect(await sendsTo(handle)).toEqual(sentBefore);
+  });
+
+  it('copies the photo of a reply from the phone into our bucket, as a customer’s (fetched with the channel’s token), and sends nothing', async () => {
+    // Prepare: a customer; the Cloud API holds the photo the team sent from the app
+    const { handle, conversationId } = await customer('whatsapp');
+    const bytes = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(20_000, 5)]);
+    const mediaId = stack.providers.addMedia('whatsapp', { contentType: 'image/jpeg', bytes });
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+
+    // Act
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(handle, id, { type: 'image', image: { id: mediaId, mime_type: 'image/jpeg', caption: 'The blue one' } }))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the photo from the phone');
+    const copy = await agent.waitFor(
+      (f) => f.type === 'message.updated' && f.message.id === shown.message.id && String(f.message.attachments[0]?.url).startsWith('conversa-media://'),
+      15_000,
+      'the kept copy',
+    );
+
+    // Assess: still the team's sent message, now with our copy
+    expect(shown.conversationId).toBe(conversationId);
+    expect(shown.message).toMatchObject({ text: 'The blue one', attachments: [{ type: 'image', url: `whatsapp-media://${mediaId}` }] });
+    expect(copy.message).toMatchObject({ direction: 'outbound', status: 'sent', sender: { id: 'external' } });
+    expect(copy.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/jpeg', size: bytes.length });
+    expect(await sendsTo(handle)).toEqual([]);
+  });
+
+  it('opens no conversation for a customer who never wrote to us: what the team sent them from the phone is not shown', async () => {
+    const handle = newHandle('whatsapp');
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(handle, id, text('Hi, from the shop')))).status).toBe(200);
+    const conversationId = await marker(handle);
+
+    expect((await messagesOf(conversationId)).map((m) => `${m.direction} ${m.text}`)).toEqual(['inbound marker']);
+    expect(agent.frames.some((f) => f.type === 'message.created' && f.message.providerMessageId === id)).toBe(false);
   });
 });
 
