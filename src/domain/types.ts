@@ -143,7 +143,8 @@ export interface InboundMessageEvent {
   edits?: string;
   /**
    * An echo (Meta): a message the business sent the customer from outside Conversa (the Page
-   * inbox), shown under this name: stored as the team's outbound message, not the customer's.
+   * inbox, the WhatsApp Business app), shown under this name: stored as the team's outbound
+   * message, not the customer's.
    */
   echo?: { name: string };
 }
