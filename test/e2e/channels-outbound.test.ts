@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
-import { PROVIDER_CHANNELS, type ProviderChannel } from '../../src/domain/types';
+import { PROVIDER_CHANNELS, type InboundEvent, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
 import { earlyStatuses, getDedup } from '../../src/store/messages';
 import { agentMessageScope } from '../../src/domain/outbound';
@@ -27,6 +27,18 @@ let agent: WsClient;
 let agentJwt: string;
 
 const HOUR = 3_600_000;
+
+/** The provider's copy of an event hours later, queued past SQS's deduplication window (5 minutes). */
+async function redeliverHoursLater(event: InboundEvent): Promise<void> {
+  await new SQSClient({}).send(
+    new SendMessageCommand({
+      QueueUrl: process.env.INBOUND_QUEUE_URL!,
+      MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * HOUR).toISOString() }),
+      MessageGroupId: inboundGroupId(event),
+      MessageDeduplicationId: `${inboundDedupId(event).slice(0, 90)}-later-${crypto.randomUUID()}`,
+    }),
+  );
+}
 const OUR_APP_ID = '1517776481860111';
 /** Our Page: the entry id of the documented Messenger payloads. */
 const OUR_PAGE_ID = '107311788749211';
@@ -665,14 +677,7 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
     // Meta's copy hours later, once SQS no longer remembers its deduplication id.
     const [event] = messengerAdapter.normalize(signedRequest('messenger', echo), { ...DEV_CREDENTIALS.messenger, appId: OUR_APP_ID });
     expect(event).toMatchObject({ echo: { name: 'Page inbox' } });
-    await new SQSClient({}).send(
-      new SendMessageCommand({
-        QueueUrl: process.env.INBOUND_QUEUE_URL!,
-        MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * HOUR).toISOString() }),
-        MessageGroupId: inboundGroupId(event!),
-        MessageDeduplicationId: `${inboundDedupId(event!).slice(0, 90)}-later-${crypto.randomUUID()}`,
-      }),
-    );
+    await redeliverHoursLater(event!);
     const ours = await sentReply(conversationId, 'And from Conversa');
     expect((await postWebhook(stack, 'messenger', echoWebhook(handle, `m_OWN-${crypto.randomUUID()}`, 'ours, echoed', Number(OUR_APP_ID)))).status).toBe(200);
     expect((await postWebhook(stack, 'messenger', echoWebhook(handle, ours.providerMessageId, 'And from Conversa', PAGE_INBOX_APP))).status).toBe(200);
@@ -783,14 +788,7 @@ describe('WhatsApp coexistence: what the team sent from the WhatsApp Business ap
     const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
     const [event] = whatsappAdapter.normalize(signedRequest('whatsapp', echo), DEV_CREDENTIALS.whatsapp);
     expect(event).toMatchObject({ handle, echo: { name: 'WhatsApp Business app' } });
-    await new SQSClient({}).send(
-      new SendMessageCommand({
-        QueueUrl: process.env.INBOUND_QUEUE_URL!,
-        MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * HOUR).toISOString() }),
-        MessageGroupId: inboundGroupId(event!),
-        MessageDeduplicationId: `${inboundDedupId(event!).slice(0, 90)}-later-${crypto.randomUUID()}`,
-      }),
-    );
+    await redeliverHoursLater(event!);
     await marker(handle);
 
     // Assess: the team's, once, in the customer's conversation; the customer's own count unchanged by it

@@ -8,7 +8,9 @@ import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import type { ProviderChannel } from '../../src/domain/types';
 import { fixture, providerHeaders, signMeta } from '../fixtures/sign';
 import type { LocalStack } from '../../local/stack';
-import { http, type HttpResponse } from '../support/clients';
+import { eventually, http, type HttpResponse } from '../support/clients';
+import { getHandle } from '../../src/store/contacts';
+import { getConversation } from '../../src/store/conversations';
 
 export const META_CHANNELS = ['whatsapp', 'messenger', 'instagram'] as const;
 
@@ -205,3 +207,12 @@ export function expectedSend(channel: ProviderChannel, handle: string, text: str
   }
 }
 
+/** A WhatsApp customer writes; answers their conversation's id once it holds the message (open, written to in the last minute). */
+export async function whatsappCustomerWrites(stack: LocalStack, handle: string, text: string): Promise<string> {
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+  return eventually(async () => {
+    const id = (await getHandle('whatsapp', handle))?.conversationId;
+    const conversation = id ? await getConversation(id, true) : undefined;
+    return conversation?.status === 'open' && conversation.lastInboundAt! > new Date(Date.now() - 60_000).toISOString() ? conversation.id : undefined;
+  });
+}

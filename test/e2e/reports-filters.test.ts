@@ -3,8 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
-import { newHandle, postWebhook, textWebhook } from './channels-support';
-import { getHandle } from '../../src/store/contacts';
+import { newHandle, whatsappCustomerWrites } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
@@ -42,15 +41,7 @@ async function visitorWrites(text: string): Promise<string> {
   return (await ws.waitFor((f) => f.type === 'ack')).conversationId;
 }
 
-/** A WhatsApp customer writes; answers their conversation's id once it is stored. */
-async function customerWrites(handle: string, text: string): Promise<string> {
-  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
-  return eventually(async () => {
-    const id = (await getHandle('whatsapp', handle))?.conversationId;
-    const conversation = id ? await getConversation(id, true) : undefined;
-    return conversation?.status === 'open' && conversation.lastInboundAt! > iso(Date.now() - MINUTE) ? conversation.id : undefined;
-  });
-}
+const customerWrites = (handle: string, text: string) => whatsappCustomerWrites(stack, handle, text);
 
 const post = (path: string, body?: unknown) => http(stack.httpUrl, 'POST', path, { token: jwt, ...(body ? { body } : {}) });
 const toTeam = async (id: string, team: string) => expect((await post(`/v1/conversations/${id}/transfer`, { team })).status).toBe(200);

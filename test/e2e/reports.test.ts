@@ -3,8 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
-import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
-import { getHandle } from '../../src/store/contacts';
+import { newHandle, phoneHandles, postWebhook, textWebhook, whatsappCustomerWrites } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 import { applyOutboundToConversation } from '../../src/domain/outbound';
 import { newId } from '../../src/domain/ids';
@@ -75,15 +74,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const report = async (from: number, to: number) =>
   (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(from)}&to=${iso(to)}&channel=whatsapp`, { token: jwt })).body;
 
-/** A WhatsApp customer writes; answers their conversation's id once it is stored. */
-async function customerWrites(handle: string, text: string): Promise<string> {
-  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
-  return eventually(async () => {
-    const id = (await getHandle('whatsapp', handle))?.conversationId;
-    const conversation = id ? await getConversation(id, true) : undefined;
-    return conversation?.status === 'open' && conversation.lastInboundAt! > iso(Date.now() - MINUTE) ? conversation.id : undefined;
-  });
-}
+const customerWrites = (handle: string, text: string) => whatsappCustomerWrites(stack, handle, text);
 
 const agentWrites = (id: string, text: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/messages`, { token: jwt, body: { text } });
 const resolve = async (id: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: jwt })).status).toBe(200);
