@@ -17,7 +17,7 @@ export const ASSUMPTIONS = {
    * focused feed (`?feed=focused`, src/domain/fanout.ts; the bench's agent uses it). Each admin
    * console adds one; a conversation waiting unassigned reaches every agent; a console on the
    * full feed gets every conversation's events and a conversation.updated after each message.
-   * The replying console names its connection (POST .../messages `connectionId`, from its pong)
+   * The replying console names its connection (POST .../messages `connectionId`, from the `getConnection` action)
    * and gets no echo of its own reply; its status updates still reach it.
    */
   agentConnectionsPerConversation: 1,

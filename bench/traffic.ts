@@ -131,12 +131,12 @@ export class FrameWatch {
     });
   }
 
-  /** The connection's id, as its pong gives it: a console names it on the replies it sends over HTTP. */
+  /** The connection's id (the `getConnection` action): a console names it on the replies it sends over HTTP. */
   async connectionId(): Promise<string> {
-    const pong = this.next((frame) => frame.type === 'pong');
-    this.send({ action: 'ping' });
-    const id = (await pong).connectionId;
-    if (typeof id !== 'string') throw new Error('the pong carried no connectionId');
+    const answer = this.next((frame) => frame.type === 'connection');
+    this.send({ action: 'getConnection' });
+    const id = (await answer).connectionId;
+    if (typeof id !== 'string') throw new Error('the connection frame carried no connectionId');
     return id;
   }
 

@@ -39,7 +39,7 @@ const SendBody = z
     private: z.optional(z.boolean()),
     template: z.optional(Template),
     attachments: z.optional(AttachmentRefs),
-    /** The console's own WebSocket connection, from its pong: no message.created echo there. */
+    /** The console's own WebSocket connection (the getConnection action): no message.created echo there. */
     connectionId: z.optional(z.text(1, 128)),
   })
   .check(

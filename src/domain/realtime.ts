@@ -72,9 +72,11 @@ const Frame = z.discriminatedUnion('action', [
   z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
   z.object({ action: z.literal('ping') }),
+  // The connection's own id, which a console that replies over HTTP names to skip its echo (POST .../messages `connectionId`).
+  z.object({ action: z.literal('getConnection') }),
 ]);
 type Frame = z.infer<typeof Frame>;
-const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping']);
+const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping', 'getConnection']);
 
 /** Where a frame came from, as the gateway saw it. */
 export interface FrameOrigin {
@@ -172,8 +174,10 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
   const isVisitor = principal.role === 'visitor';
   switch (frame.action) {
     case 'ping':
-      // The connection's id lets a console that replies over HTTP skip its own echo (POST .../messages `connectionId`).
-      await reply({ type: 'pong', connectionId });
+      await reply({ type: 'pong' });
+      return;
+    case 'getConnection':
+      await reply({ type: 'connection', connectionId });
       return;
     case 'sendMessage': {
       if (!frame.text && !frame.attachments?.length) throw new ClientError(400, 'invalid_frame', 'text: required (or attachments)');

@@ -415,7 +415,8 @@ describe('web chat', () => {
     ws.send({ action: 'sendMessage', text: 'x'.repeat(40_000), clientMessageId: 'big' });
     await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large');
     ws.send({ action: 'ping' });
-    await ws.waitFor((f) => f.type === 'pong');
+    // The contract's frame exactly: the connection's id has an action of its own (getConnection).
+    expect(await ws.waitFor((f) => f.type === 'pong')).toEqual({ type: 'pong' });
 
     const missing = await http(stack.httpUrl, 'POST', '/v1/conversations/01NOPE/messages', { token: agentJwt, body: { text: 'hi' } });
     expect(missing.status).toBe(404);

@@ -871,7 +871,7 @@ describe('agent workspace', () => {
     expect(await assigned(conversationId)).toBe('ws-ana');
   });
 
-  it('skips the echo of a reply on the console that sent it (named by its pong), and only on a console of the sender', async () => {
+  it('skips the echo of a reply on the console that sent it (named by getConnection), and only on a console of the sender', async () => {
     // Prepare: the assignee has two tabs; each asks its connection id (last in this file: a
     // conversation more would shift who the order-dependent routing tests above hand theirs to)
     const { ws, conversationId } = await visitorWithConversation('Is my parcel on its way?');
@@ -879,8 +879,8 @@ describe('agent workspace', () => {
     const other = AGENTS.find((a) => a !== mine)!;
     const [tab, otherTab] = [await connect(tokens[mine]!), await connect(tokens[mine]!)];
     const idOf = async (client: WsClient) => {
-      client.send({ action: 'ping' });
-      return (await client.waitFor((f) => f.type === 'pong' && typeof f.connectionId === 'string', 10_000, 'pong')).connectionId as string;
+      client.send({ action: 'getConnection' });
+      return (await client.waitFor((f) => f.type === 'connection' && typeof f.connectionId === 'string', 10_000, 'connection')).connectionId as string;
     };
     const [tabId, otherTabId] = [await idOf(tab), await idOf(otherTab)];
     const created = (id: string) => (f: Frame) => f.type === 'message.created' && f.message.id === id;
