@@ -367,8 +367,8 @@ describe('re-engagement', () => {
   });
 
   it('sends the follow-up of a reply when it is due after a snooze shorter than its delay, not the whole delay after the wake', async () => {
-    // Prepare: an agent replies, which arms the follow-up for 8 s later
-    const delay = 8000;
+    // Prepare: an agent replies, which arms the follow-up for 10 s later
+    const delay = 10_000;
     await timers({ reengageAfterSeconds: delay / 1000 });
     await settings({ reengagement: { enabled: true, message: 'Still there? Anything else?' } });
     const { ws, conversationId } = await visitor(undefined, 'Is the blue one in stock?');
@@ -376,11 +376,12 @@ describe('re-engagement', () => {
     const replyId = await agentReply(conversationId, 'Let me check the stock for you');
     const reply = await ws.waitFor((f) => f.type === 'message.created' && f.message.id === replyId, 10_000, 'reply at visitor');
 
-    // Act: the agent snoozes it for 3 s, which ends well inside the follow-up's delay; the customer stays silent
-    const until = new Date(Date.now() + 3000).toISOString();
+    // Act: the agent snoozes it for 5 s, which ends well inside the follow-up's delay; the customer stays silent
+    // (the whole delay after the wake would be 5 s later than due: room for a loaded machine's lag)
+    const until = new Date(Date.now() + 5000).toISOString();
     const snoozed = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: agentJwt, body: { status: 'snoozed', snoozedUntil: until } });
     expect(snoozed.status, snoozed.text).toBe(200);
-    const followUp = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still there? Anything else?', 20_000, 'follow-up');
+    const followUp = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Still there? Anything else?', 25_000, 'follow-up');
 
     // Assess: it went when it was due, as without the snooze: not the whole delay after the wake
     const sentAt = Date.parse(followUp.message.createdAt);
