@@ -72,8 +72,9 @@ export interface AgentMessageInput {
    */
   handoff?: boolean;
   /**
-   * The replying console's own WebSocket connection (the getConnection action names it): it has the message from
-   * the answer, so it is not sent the message.created (Pusher's socket_id); its other tabs are.
+   * The replying console's own WebSocket connection (the getConnection action names it): it has
+   * the message from the answer, so it is not sent the message.created (Pusher's socket_id); its
+   * other tabs are.
    */
   connectionId?: string;
 }

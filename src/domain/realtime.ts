@@ -72,7 +72,8 @@ const Frame = z.discriminatedUnion('action', [
   z.object({ action: z.literal('markRead'), conversationId: z.optional(id), messageId: id }),
   z.object({ action: z.literal('setPresence'), status: z.enum(['online', 'away', 'offline']) }),
   z.object({ action: z.literal('ping') }),
-  // The connection's own id, which a console that replies over HTTP names to skip its echo (POST .../messages `connectionId`).
+  // The connection's own id, which a console replying over HTTP names to skip its echo
+  // (POST .../messages `connectionId`).
   z.object({ action: z.literal('getConnection') }),
 ]);
 type Frame = z.infer<typeof Frame>;
