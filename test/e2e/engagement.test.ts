@@ -331,6 +331,16 @@ describe('email fallback', () => {
  */
 const customerHooksDone = (conversationId: string) => eventually(() => pendingTimers(conversationId).includes('autoResolve'));
 
+/** Two contacts, one reachable only on the web and one only on WhatsApp (each wrote once there). */
+async function webAndWhatsAppContacts(webText: string, whatsappText: string) {
+  const web = await visitor(undefined, webText);
+  const webContact = (await conversation(web.conversationId)).contact.id as string;
+  const handle = newHandle('whatsapp');
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, whatsappText).body)).status).toBe(200);
+  const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+  return { web, webContact, handle, whatsappContact };
+}
+
 describe('re-engagement', () => {
   it('follows up once when the customer does not answer the agent', async () => {
     await timers({ reengageAfterSeconds: 2 });
@@ -678,11 +688,7 @@ describe('proactive messages', () => {
   });
 
   it('answers back the contacts a named provider channel cannot reach, and queues none for them', async () => {
-    const web = await visitor(undefined, 'web only');
-    const webContact = (await conversation(web.conversationId)).contact.id as string;
-    const handle = newHandle('whatsapp');
-    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Hello from WhatsApp').body)).status).toBe(200);
-    const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+    const { web, webContact, handle, whatsappContact } = await webAndWhatsAppContacts('web only', 'Hello from WhatsApp');
     const text = `Back in stock ${handle}`;
 
     const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [webContact, whatsappContact], text, channel: 'whatsapp' } });
@@ -701,11 +707,7 @@ describe('proactive messages', () => {
   });
 
   it('answers back the contacts the web cannot reach (no web visitor), and queues none for them', async () => {
-    const web = await visitor(undefined, 'web visitor');
-    const webContact = (await conversation(web.conversationId)).contact.id as string;
-    const handle = newHandle('whatsapp');
-    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Hello, WhatsApp only').body)).status).toBe(200);
-    const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+    const { web, webContact, handle, whatsappContact } = await webAndWhatsAppContacts('web visitor', 'Hello, WhatsApp only');
     const text = `Web sale ${handle}`;
 
     const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [webContact, whatsappContact], text, channel: 'web' } });

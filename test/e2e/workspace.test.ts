@@ -40,6 +40,8 @@ async function visitorWithConversation(text: string, name = 'Vera') {
 
 const get = (path: string, token = admin) => http(stack.httpUrl, 'GET', path, { token });
 const post = (path: string, body: unknown, token = admin) => http(stack.httpUrl, 'POST', path, { token, body });
+/** An agent's live capacity override (null: the workspace's again). */
+const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
 
 async function assigned(conversationId: string): Promise<string> {
   return eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId as string | null);
@@ -393,7 +395,6 @@ describe('agent workspace', () => {
     const { conversationId } = await visitorWithConversation('Sprechen Sie Deutsch?');
     const from = await assigned(conversationId);
     const other = AGENTS.find((a) => a !== from)!;
-    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
     expect((await capacity(other, 0)).status).toBe(200);
 
     // Act: back to the team's queue with a note, by the agent whose slot that frees
@@ -421,7 +422,6 @@ describe('agent workspace', () => {
     const { ws, conversationId } = await visitorWithConversation('Can you check my order?');
     const from = await assigned(conversationId);
     const other = AGENTS.find((a) => a !== from)!;
-    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
     expect((await capacity(other, 0)).status).toBe(200);
     expect((await post(`/v1/conversations/${conversationId}/transfer`, { note: 'someone else, please' }, tokens[from])).body.assigneeId).toBeNull();
     await new Promise((r) => setTimeout(r, 300));
@@ -442,7 +442,6 @@ describe('agent workspace', () => {
     const { conversationId } = await visitorWithConversation('Still waiting for my refund');
     const from = await assigned(conversationId);
     const other = AGENTS.find((a) => a !== from)!;
-    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
     expect((await capacity(other, 0)).status).toBe(200);
     expect((await post(`/v1/conversations/${conversationId}/assign`, { agentId: null }, tokens[from])).body.assigneeId).toBeNull();
     await drainQueue();
@@ -464,7 +463,6 @@ describe('agent workspace', () => {
     const { conversationId } = await visitorWithConversation('Where is my parcel?');
     const from = await assigned(conversationId);
     const other = AGENTS.find((a) => a !== from)!;
-    const capacity = (id: string, liveCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity } });
     const hold = (handoffHoldMinutes: number) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { routing: { handoffHoldMinutes } } });
     try {
       expect((await capacity(other, 0)).status).toBe(200);
