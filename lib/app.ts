@@ -20,6 +20,12 @@ export interface ConversaAppConfig
    * @default false: SRP only
    */
   readonly consolePasswordAuth?: boolean;
+  /**
+   * The inbox index projects every attribute (ConversaTableProps.inboxIndexAll), as on a table
+   * deployed before 2026-11-27.
+   * @default false
+   */
+  readonly inboxIndexAll?: boolean;
 }
 
 export interface ConversaStacks {
@@ -29,13 +35,14 @@ export interface ConversaStacks {
 
 /** Adds Conversa's two stacks to `app`; the stateless one depends on the stateful one. */
 export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
-  const { env, stackPrefix = 'Conversa', consolePasswordAuth, ...statelessProps } = config;
+  const { env, stackPrefix = 'Conversa', consolePasswordAuth, inboxIndexAll, ...statelessProps } = config;
   const stackProps = env ? { env } : {};
   // The pages that chat (allowedOrigins) upload and download files too.
   const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, {
     ...stackProps,
     ...(statelessProps.allowedOrigins ? { media: { allowedOrigins: statelessProps.allowedOrigins } } : {}),
     ...(consolePasswordAuth ? { agents: { passwordAuth: true } } : {}),
+    ...(inboxIndexAll ? { table: { inboxIndexAll: true } } : {}),
   });
   const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
     ...stackProps,

@@ -28,6 +28,13 @@ export interface ConversaTableProps {
    * @default 'ConversaTable'
    */
   readonly logicalId?: string;
+  /**
+   * The inbox index (gsi1) projects every attribute, as tables deployed before 2026-11-27 have
+   * it: CloudFormation cannot change an index's projection in place. The code reads either; the
+   * slim projection halves what a message costs that index once a conversation passes 1 KB.
+   * @default false
+   */
+  readonly inboxIndexAll?: boolean;
 }
 
 /**
@@ -53,7 +60,8 @@ export class ConversaTable extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
-    for (const index of TABLE.indexes) {
+    for (const spec of TABLE.indexes) {
+      const index: IndexSpec = spec.name === 'gsi1' && props.inboxIndexAll ? { ...spec, projection: 'ALL' } : spec;
       this.table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: AttributeType.STRING },

@@ -290,7 +290,8 @@ export interface ConversationFilter {
 export const WHOLE_LIST_MAX = 200;
 
 /**
- * Without an assignee: one query on the inbox index per page, newest activity first. With one:
+ * Without an assignee: one query on the inbox index per page, newest activity first, and one
+ * BatchGet of the page (the index holds only what it filters on). With one:
  * in 'activity' order a list of up to WHOLE_LIST_MAX read whole (keys, then BatchGet) and paged
  * newest activity first; otherwise (or longer) the assignee index walked in its order (keys
  * only, arrival order), one BatchGet per page, each page sorted by activity.
@@ -325,7 +326,8 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
         ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi1pk', value: pk }, attributes: ['gsi1pk', 'gsi1sk', 'pk', 'sk'] }),
       }),
     );
-    return { items: (out.Items ?? []) as ConversationRecord[], nextCursor: encodeCursor(out.LastEvaluatedKey) };
+    const ids = (out.Items ?? []).map((item) => item.id as string);
+    return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor: encodeCursor(out.LastEvaluatedKey) };
   }
   const pk = keys.assigneePartition(filter.assignee, filter.status);
   let cursor = filter.cursor;

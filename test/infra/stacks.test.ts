@@ -229,9 +229,17 @@ describe('stateful stack: the table', () => {
         },
       });
     }
-    // The two projections are deliberate (inbox needs ALL; assignee lookups stay KEYS_ONLY).
-    expect(gsis.find((g) => g.IndexName === 'gsi1')?.Projection.ProjectionType).toBe('ALL');
+    // The projections are deliberate: the inbox and assignee indexes hold no more than their
+    // lookups filter on, so a conversation item's size never multiplies their writes.
+    expect(gsis.find((g) => g.IndexName === 'gsi1')?.Projection).toEqual({ ProjectionType: 'INCLUDE', NonKeyAttributes: ['id', 'channel', 'team', 'labels'] });
     expect(gsis.find((g) => g.IndexName === 'gsi2')?.Projection.ProjectionType).toBe('KEYS_ONLY');
+  });
+
+  it('keeps the inbox index projecting every attribute with inboxIndexAll, and the others as they are', () => {
+    const gsis = (new Inspect(Template.fromStack(build({ inboxIndexAll: true }).stacks.stateful)).json.Resources.ConversaTable.Properties.GlobalSecondaryIndexes) as Json[];
+    const slim = stateful.json.Resources.ConversaTable.Properties.GlobalSecondaryIndexes as Json[];
+    expect(gsis.find((g) => g.IndexName === 'gsi1')?.Projection).toEqual({ ProjectionType: 'ALL' });
+    expect(gsis.filter((g) => g.IndexName !== 'gsi1')).toEqual(slim.filter((g) => g.IndexName !== 'gsi1'));
   });
 });
 
