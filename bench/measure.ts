@@ -9,7 +9,7 @@ import type { FunctionName } from '../src/manifest';
 import { capacityTotals } from '../src/aws/capacity';
 import { getHandle } from '../src/store/contacts';
 import { getMessage, listMessages } from '../src/store/messages';
-import { getConversation } from '../src/store/conversations';
+import { getConversation, updateConversation } from '../src/store/conversations';
 import { FrameWatch, phone, send, sendJson, whatsappStatusWebhook, whatsappWebhook } from './traffic';
 import { summarize, waitUntil, type LatencySummary } from './stats';
 
@@ -338,6 +338,49 @@ export async function usageOf(b: Bench, messages: number, httpRequests: number, 
   };
 }
 
+/** Each sender writes `perSender` messages, in order per sender, concurrently across senders. */
+function customersWrite(b: Bench, senders: string[], perSender: number, tag: string): Promise<PerMessageUsage> {
+  const total = senders.length * perSender;
+  return usageOf(b, total, total, async () => {
+    await Promise.all(senders.map(async (from, s) => {
+      for (let k = 0; k < perSender; k++) await postWebhook(b, from, `${tag} ${b.run} ${s} ${k}`);
+    }));
+    await Promise.all(senders.flatMap((_, s) => Array.from({ length: perSender }, (_, k) => b.agent.arrival(`${tag} ${b.run} ${s} ${k}`))));
+  });
+}
+
+/** The agent answers each sender's conversation `perSender` times, until the provider has every reply. */
+function agentAnswers(b: Bench, senders: string[], perSender: number, conversationOf: Map<string, string>, tag: string): Promise<PerMessageUsage> {
+  const total = senders.length * perSender;
+  const sentBefore = b.stack.providers.outbox('whatsapp').length;
+  return usageOf(b, total, total, async () => {
+    await Promise.all(senders.map(async (from, s) => {
+      const conversationId = conversationOf.get(from)!;
+      for (let k = 0; k < perSender; k++) {
+        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `${tag} ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
+        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+      }
+    }));
+    await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + total, 60_000, 'the replies to reach the provider');
+  });
+}
+
+/**
+ * What a conversation gathers over a few days, past 1 KB: labels, a team, the customer's name
+ * and email, a rating with a comment. Written straight to the store, before the measurement.
+ */
+async function growConversations(b: Bench, conversationIds: Iterable<string>): Promise<void> {
+  for (const id of conversationIds) {
+    await updateConversation(id, (c) => ({
+      ...c,
+      contact: { ...c.contact, name: `Customer ${b.run} with a longer full name`, email: `customer.${b.run}.${id.toLowerCase()}@example-company.com` },
+      labels: ['billing-issue', 'follow-up', 'refund-requested', 'vip'],
+      team: 'billing',
+      csat: { score: 3, comment: 'Helpful in the end, but I had to explain the problem twice before anyone looked at the invoice.', at: c.updatedAt },
+    }));
+  }
+}
+
 /**
  * Steady state: customers who already have an open conversation write (concurrently across
  * customers, in order per customer), then an agent answers each of them once per message.
@@ -347,26 +390,10 @@ export async function measureUsage(
   senders: string[],
   perSender: number,
   conversationOf: Map<string, string>,
-): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage; firstInbound: PerMessageUsage; receipts: PerMessageUsage }> {
-  const total = senders.length * perSender;
-  const inbound = await usageOf(b, total, total, async () => {
-    await Promise.all(senders.map(async (from, s) => {
-      for (let k = 0; k < perSender; k++) await postWebhook(b, from, `steady ${b.run} ${s} ${k}`);
-    }));
-    await Promise.all(senders.flatMap((_, s) => Array.from({ length: perSender }, (_, k) => b.agent.arrival(`steady ${b.run} ${s} ${k}`))));
-  });
-
+): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage; firstInbound: PerMessageUsage; receipts: PerMessageUsage; grownInbound: PerMessageUsage; grownOutbound: PerMessageUsage }> {
+  const inbound = await customersWrite(b, senders, perSender, 'steady');
   const sentBefore = b.stack.providers.outbox('whatsapp').length;
-  const outbound = await usageOf(b, total, total, async () => {
-    await Promise.all(senders.map(async (from, s) => {
-      const conversationId = conversationOf.get(from)!;
-      for (let k = 0; k < perSender; k++) {
-        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `answer ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
-        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
-      }
-    }));
-    await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + total, 60_000, 'the replies to reach the provider');
-  });
+  const outbound = await agentAnswers(b, senders, perSender, conversationOf, 'answer');
 
   // The Cloud API reports each reply's progress in three more webhooks (sent, delivered, read),
   // one at a time here, so that each is priced with its own invocations.
@@ -402,7 +429,12 @@ export async function measureUsage(
     await Promise.all(newcomers.map((_, s) => getConversation(b.agent.created.get(`first ${b.run} ${s}`)!.frame.conversationId, true)))
   ).filter((c) => !c?.assigneeId);
   if (unassigned.length > 0) throw new Error(`${unassigned.length} first messages were not routed to the bench agent`);
-  return { inbound, outbound, firstInbound, receipts };
+
+  // The same conversations once they have grown past 1 KB: each write of the item costs 2 WRU.
+  await growConversations(b, conversationOf.values());
+  const grownInbound = await customersWrite(b, senders, 1, 'grown');
+  const grownOutbound = await agentAnswers(b, senders, 1, conversationOf, 'grown answer');
+  return { inbound, outbound, firstInbound, receipts, grownInbound, grownOutbound };
 }
 
 const RECEIPTS = ['sent', 'delivered', 'read'] as const;

@@ -15,7 +15,7 @@ export interface Results {
   agentReply: LatencySummary;
   visitorToAgent: LatencySummary;
   throughput: ThroughputResult;
-  dynamodb: { wruPerInbound: number; rruPerInbound: number; wruPerOutbound: number; rruPerOutbound: number; wruPerFirstInbound: number; rruPerFirstInbound: number };
+  dynamodb: { wruPerInbound: number; rruPerInbound: number; wruPerOutbound: number; rruPerOutbound: number; wruPerFirstInbound: number; rruPerFirstInbound: number; wruPerInboundGrown: number; rruPerInboundGrown: number; wruPerOutboundGrown: number; rruPerOutboundGrown: number };
   bundles: BundleResult[];
   costUsdPerMillionMessages: CostModel;
   costUsdPerMillionMessagesWithReceipts: CostModel;
@@ -83,7 +83,8 @@ export function printReport(r: Results): void {
   const t = r.throughput;
   console.log(`\nthroughput: ${t.messages} messages from ${t.senders} senders in ${t.seconds} s = ${t.perSecond}/s; lost ${t.lost}, duplicated ${t.duplicated}, out of order ${t.outOfOrder}`);
   const d = r.dynamodb;
-  console.log(`dynamodb per message: inbound ${d.wruPerInbound} WRU / ${d.rruPerInbound} RRU (first of a conversation ${d.wruPerFirstInbound} / ${d.rruPerFirstInbound}), outbound ${d.wruPerOutbound} WRU / ${d.rruPerOutbound} RRU\n`);
+  console.log(`dynamodb per message: inbound ${d.wruPerInbound} WRU / ${d.rruPerInbound} RRU (first of a conversation ${d.wruPerFirstInbound} / ${d.rruPerFirstInbound}), outbound ${d.wruPerOutbound} WRU / ${d.rruPerOutbound} RRU`);
+  console.log(`  on a conversation past 1 KB: inbound ${d.wruPerInboundGrown} WRU / ${d.rruPerInboundGrown} RRU, outbound ${d.wruPerOutboundGrown} WRU / ${d.rruPerOutboundGrown} RRU\n`);
   console.log(table([['bundle', 'KiB', 'cold load ms'], ...r.bundles.map((b) => [b.name, (b.bytes / 1024).toFixed(0), b.initMs])]));
   const c = r.costUsdPerMillionMessages;
   console.log(`\ncost per million messages: $${c.total} (prices ${c.region}, ${c.pricesAsOf})`);

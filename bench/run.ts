@@ -109,7 +109,7 @@ const webhookAckIsolated = measureIsolatedAck(SIZES.ack);
 const measured = await measureStack();
 // Bundles last, with the stack stopped, so the cold loads do not share the CPU with it.
 const bundles = await measureBundles(SIZES.bundleLoads);
-const { inbound, outbound, firstInbound, receipts } = measured.usage;
+const { inbound, outbound, firstInbound, receipts, grownInbound, grownOutbound } = measured.usage;
 const round = (x: number) => Math.round(x * 100) / 100;
 
 const results = {
@@ -127,6 +127,11 @@ const results = {
     rruPerOutbound: round(outbound.rru),
     wruPerFirstInbound: round(firstInbound.wru),
     rruPerFirstInbound: round(firstInbound.rru),
+    // A conversation past 1 KB (labels, a team, the customer's email, a rated comment).
+    wruPerInboundGrown: round(grownInbound.wru),
+    rruPerInboundGrown: round(grownInbound.rru),
+    wruPerOutboundGrown: round(grownOutbound.wru),
+    rruPerOutboundGrown: round(grownOutbound.rru),
     source: 'ReturnConsumedCapacity TOTAL (table and indexes) as DynamoDB Local reports it, summed over every request of the path',
   },
   bundles,
