@@ -51,8 +51,12 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
   if (sns.success) {
     const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));
     const dropped = results.flatMap((r) => (r.accepted ? [] : [r.reason]));
+    const noted = results.flatMap((r) => (r.accepted && r.kept === 'note' ? [r.conversationId] : []));
     if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length, reasons: dropped });
-    return { outcome: `queued ${results.length - dropped.length} of ${sns.data.Records.length}` };
+    // Not the customer's address: kept as private notes, which someone may want to trace.
+    if (noted.length > 0) logger.info('kept inbound emails from another sender as private notes', { count: noted.length, conversationIds: noted });
+    const queued = results.length - dropped.length - noted.length;
+    return { outcome: `queued ${queued} of ${sns.data.Records.length}${noted.length > 0 ? `, ${noted.length} kept as notes` : ''}` };
   }
   const parsed = EngagementEvent.safeParse(event);
   if (!parsed.success) {
@@ -63,7 +67,8 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
   if (input.kind === 'inboundEmail') {
     const result = await receiveEmail(input.email);
     if (!result.accepted) logger.warn('dropped inbound email', { reason: result.reason });
-    return { outcome: result.accepted ? 'queued' : result.reason };
+    else if (result.kept === 'note') logger.info('kept an inbound email from another sender as a private note', { conversationId: result.conversationId });
+    return { outcome: result.accepted ? (result.kept === 'note' ? 'noted' : 'queued') : result.reason };
   }
   if (input.kind === 'recountLoads') {
     const orphaned = await sweepPresence();

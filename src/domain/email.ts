@@ -2,8 +2,8 @@
  * Email around a web conversation: the fallback email with unseen agent replies (SES v2), and
  * email replies coming back into the same conversation. The reply-to address carries the
  * conversation id and an HMAC of it, so it names exactly one conversation and cannot be guessed;
- * since an address can still be forwarded or quoted, a reply is also taken only from the address
- * the email went to.
+ * since an address can still be forwarded or quoted, a reply is also taken as the customer's only
+ * from the address the email went to; one from another address reaches the team as a private note.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
@@ -13,8 +13,11 @@ import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';
 import { getVisitor } from '../store/contacts';
+import { claimDedup, getMessage } from '../store/messages';
 import { normalizeEmail } from './contacts';
-import type { InboundMessageEvent, Message } from './types';
+import { storeOutbound } from './engagement';
+import { contentHash, newId } from './ids';
+import { SYSTEM_SENDER, type InboundMessageEvent, type Message } from './types';
 
 let client: SESv2Client | undefined;
 const ses = () => (client ??= new SESv2Client({}));
@@ -210,7 +213,10 @@ export const InboundEmailSchema = z.object({
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 
-export type InboundEmailResult = { accepted: true; conversationId: string } | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' };
+/** `kept`: as the customer's message, or as a private note for the team (another sender, see receiveEmail). */
+export type InboundEmailResult =
+  | { accepted: true; conversationId: string; kept: 'message' | 'note' }
+  | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' };
 
 /** The customer's email address as the fallback finds it: the contact's, else the web visitor's (a pre-chat form given later). */
 export async function customerEmail(conversation: ConversationRecord): Promise<string | undefined> {
@@ -230,20 +236,63 @@ export function senderAddress(from: string): string | undefined {
 }
 
 /**
- * Whether `from` is the address the conversation's email went to (recorded when it was sent; for
+ * Whether `sender` (the From's address) is the one the conversation's email went to (recorded when it was sent; for
  * one emailed before that was recorded, the customer's address, which is what it was sent to).
  */
-async function fromCustomer(conversation: ConversationRecord, from: string): Promise<boolean> {
-  const sender = senderAddress(from);
+async function fromCustomer(conversation: ConversationRecord, sender: string | undefined): Promise<boolean> {
   const emailedTo = conversation.engagement?.emailedTo ?? normalizeEmail(await customerEmail(conversation));
   return sender !== undefined && sender === emailedTo;
 }
 
 /**
+ * How much of another sender's email its note keeps: with the line above it, the note stays within
+ * the 4096 characters of an agent's note, and an email of 200 000 would bury the conversation.
+ */
+export const NOTE_EMAIL_CHARS = 3500;
+
+/** The note for an email from `address`, not the customer's: who sent it, and its new part (cut past NOTE_EMAIL_CHARS, saying so). */
+export function otherSenderNote(address: string, text: string): string {
+  // By code point: a cut must not split an emoji into half a surrogate pair.
+  const chars = Array.from(text);
+  const body = chars.length > NOTE_EMAIL_CHARS ? `${chars.slice(0, NOTE_EMAIL_CHARS).join('')}…\n[cut: ${chars.length - NOTE_EMAIL_CHARS} more characters]` : text;
+  return (
+    `Email from ${address}, not the address this conversation was emailed at: kept as a note, not as the customer's message ` +
+    `(it may be the customer's other address, or someone the email was forwarded to).\n\n${body}`
+  );
+}
+
+/**
+ * The idempotency scope of another sender's email in a conversation: its Message-ID, else (a
+ * caller that gave none) its sender and whole text, so that a redelivery makes no second note.
+ * Hashed: a Message-ID may be 998 characters of anything, too long for a key.
+ */
+export function otherSenderNoteScope(conversationId: string, address: string, email: Pick<InboundEmail, 'messageId' | 'text'>): string {
+  const what = email.messageId ? ['id', email.messageId] : ['content', address, email.text];
+  return `email-note#${conversationId}#${contentHash(JSON.stringify(what))}`;
+}
+
+/**
+ * Stores another sender's email as a private note, once: the claim gives every delivery of the
+ * email the same message id, and the note's conditional put (storeOutbound) stores and shows it
+ * once. A note stays with the team (no outbound job, no visitor frame), and as a note it moves
+ * neither the unread count, the customer's last message nor the status: a resolved conversation
+ * stays resolved (a stranger must not reopen it), and agents see the note live and in its history.
+ */
+async function keepAsNote(conversation: ConversationRecord, address: string, text: string, email: InboundEmail): Promise<void> {
+  const { claimed, record } = await claimDedup(otherSenderNoteScope(conversation.id, address, email), { conversationId: conversation.id, messageId: newId() });
+  // Stored by an earlier delivery. One that died after the claim and before the note is finished here.
+  if (!claimed && (await getMessage(record.conversationId, record.messageId))) return;
+  await storeOutbound(conversation, { text: otherSenderNote(address, text), sender: SYSTEM_SENDER }, 'note', record.messageId);
+}
+
+/**
  * An email reply (SES receiving, or POST /local/mail/inbound) → an InboundMessageEvent on the
  * conversation its reply-to address names, through the inbound queue like every customer message.
- * Only the address the conversation's email went to may write in it: anyone else holding the
- * reply address (a forward, a quote in a thread) is refused, and nothing is stored.
+ * Only the address the conversation's email went to may write in it as the customer: anyone else
+ * holding the reply address (a forward, a quote in a thread, or the customer's other address) is
+ * kept as a private note for the team instead, so that nobody speaks as the customer and nothing
+ * the customer wrote is lost. A From naming no single address, or another sender's email with no
+ * new text, is refused, and nothing is stored.
  */
 export async function receiveEmail(email: InboundEmail): Promise<InboundEmailResult> {
   const recipients = (Array.isArray(email.to) ? email.to : email.to.split(',')).map((r) => r.trim());
@@ -254,8 +303,13 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
     if (conversation) break;
   }
   if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
-  if (!(await fromCustomer(conversation, email.from))) return { accepted: false, reason: 'unknown_sender' };
+  const sender = senderAddress(email.from);
   const text = stripQuotedReply(email.text);
+  if (!(await fromCustomer(conversation, sender))) {
+    if (!sender || !text) return { accepted: false, reason: 'unknown_sender' };
+    await keepAsNote(conversation, sender, text, email);
+    return { accepted: true, conversationId: conversation.id, kept: 'note' };
+  }
   if (!text) return { accepted: false, reason: 'empty' };
   const event: InboundMessageEvent = {
     kind: 'message',
@@ -269,7 +323,7 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
     ...(email.messageId ? { providerMessageId: `email:${email.messageId}` } : {}),
   };
   await enqueueInbound([event]);
-  return { accepted: true, conversationId: conversation.id };
+  return { accepted: true, conversationId: conversation.id, kept: 'message' };
 }
 
 /** Local stand-in for SES receiving (POST /local/mail/inbound): status and body to answer with. */
@@ -288,11 +342,14 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   const result = await receiveEmail(parsed.data);
   if (!result.accepted) {
     if (result.reason === 'unknown_sender') {
-      return { status: 403, body: { error: { code: result.reason, message: 'the sender is not the address this conversation was emailed at' } } };
+      return {
+        status: 403,
+        body: { error: { code: result.reason, message: 'the sender is not the address this conversation was emailed at, and names no single address or wrote no new text' } },
+      };
     }
     return { status: 422, body: { error: { code: result.reason, message: result.reason === 'empty' ? 'the email has no new text' : 'no conversation has this address' } } };
   }
-  return { status: 202, body: { conversationId: result.conversationId } };
+  return { status: 202, body: { conversationId: result.conversationId, kept: result.kept } };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,6 +22,13 @@ export const MEDIA_SCHEME = 'conversa-media://';
 /** The sender id of messages the team sent from outside Conversa (Meta's Page inbox): no agent of ours. */
 export const EXTERNAL_SENDER_ID = 'external';
 
+/**
+ * The sender of notes Conversa writes for the team about something that came in but is not the
+ * customer's message (an email reply from another address): neither the customer, an agent nor
+ * the bot, which speaks to the customer, wrote it.
+ */
+export const SYSTEM_SENDER = { type: 'system', id: 'conversa', name: 'Conversa' } as const;
+
 export interface Attachment {
   type: string;
   url: string;
