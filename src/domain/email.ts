@@ -252,9 +252,13 @@ export const NOTE_EMAIL_CHARS = 3500;
 
 /** The note for an email from `address`, not the customer's: who sent it, and its new part (cut past NOTE_EMAIL_CHARS, saying so). */
 export function otherSenderNote(address: string, text: string): string {
-  // By code point: a cut must not split an emoji into half a surrogate pair.
-  const chars = Array.from(text);
-  const body = chars.length > NOTE_EMAIL_CHARS ? `${chars.slice(0, NOTE_EMAIL_CHARS).join('')}…\n[cut: ${chars.length - NOTE_EMAIL_CHARS} more characters]` : text;
+  let body = text;
+  if (text.length > NOTE_EMAIL_CHARS) {
+    // Counted as the 4096 are (UTF-16 units), but never cutting an emoji into half a surrogate pair.
+    const high = text.charCodeAt(NOTE_EMAIL_CHARS - 1);
+    const end = high >= 0xd800 && high <= 0xdbff ? NOTE_EMAIL_CHARS - 1 : NOTE_EMAIL_CHARS;
+    body = `${text.slice(0, end)}…\n[cut: ${Array.from(text.slice(end)).length} more characters]`;
+  }
   return (
     `Email from ${address}, not the address this conversation was emailed at: kept as a note, not as the customer's message ` +
     `(it may be the customer's other address, or someone the email was forwarded to).\n\n${body}`
