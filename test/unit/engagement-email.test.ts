@@ -1,11 +1,13 @@
 /**
  * Email replies coming back: MIME parsing and the SES-over-SNS event the deployed engagement
- * function receives, through to the inbound queue (mocked SQS and DynamoDB).
+ * function receives, through to the inbound queue, or to a private note for an email from another
+ * address (mocked SQS and DynamoDB).
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
 import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
@@ -119,6 +121,35 @@ describe('MIME text', () => {
   });
 });
 
+describe('an email from another sender', () => {
+  it('is a note naming the sender over the new text, cut by code point past its cap, saying how much was left out', () => {
+    expect(otherSenderNote('mallory@example.net', 'Refund me')).toMatch(/^Email from mallory@example\.net, not the address this conversation was emailed at: .*\n\nRefund me$/s);
+    // A 320-character address (the longest taken) over a 200 000-character email: within an agent note's 4096.
+    const longest = `${'m'.repeat(64)}@${'d'.repeat(251)}.net`;
+    // Emoji take two UTF-16 units, as a note's 4096 are counted: the cap falls inside one, which is left out whole.
+    const emoji = `x${'😀'.repeat(NOTE_EMAIL_CHARS / 2 + 10)}`;
+    const note = otherSenderNote(longest, emoji);
+    expect(note.length).toBeLessThanOrEqual(4096);
+    expect(note).toContain(`\n\nx${'😀'.repeat(NOTE_EMAIL_CHARS / 2 - 1)}…\n[cut: 11 more characters]`);
+    expect(note).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    expect(otherSenderNote(longest, 'x'.repeat(200_000)).length).toBeLessThanOrEqual(4096);
+    expect(otherSenderNote('a@example.com', 'x'.repeat(NOTE_EMAIL_CHARS))).not.toContain('[cut:');
+  });
+
+  it('is recognised again by its Message-ID, else by its sender and text, within its conversation', () => {
+    const scope = (conversationId: string, address: string, email: { messageId?: string; text: string }) => otherSenderNoteScope(conversationId, address, email);
+    const other = '01JD5Q8Z7V4R0M3X6N2B9C1K8V';
+    expect(scope(CONVERSATION, 'm@example.net', { messageId: '<1@x>', text: 'a' })).toBe(scope(CONVERSATION, 'm@example.net', { messageId: '<1@x>', text: 'a' }));
+    expect(scope(CONVERSATION, 'm@example.net', { messageId: '<1@x>', text: 'a' })).not.toBe(scope(CONVERSATION, 'm@example.net', { messageId: '<2@x>', text: 'a' }));
+    expect(scope(CONVERSATION, 'm@example.net', { messageId: '<1@x>', text: 'a' })).not.toBe(scope(other, 'm@example.net', { messageId: '<1@x>', text: 'a' }));
+    expect(scope(CONVERSATION, 'm@example.net', { text: 'a' })).toBe(scope(CONVERSATION, 'm@example.net', { text: 'a' }));
+    expect(scope(CONVERSATION, 'm@example.net', { text: 'a' })).not.toBe(scope(CONVERSATION, 'n@example.net', { text: 'a' }));
+    expect(scope(CONVERSATION, 'm@example.net', { text: 'a' })).not.toBe(scope(CONVERSATION, 'm@example.net', { text: 'b' }));
+    // A Message-ID of any length makes a key of bounded length.
+    expect(scope(CONVERSATION, 'm@example.net', { messageId: `<${'x'.repeat(990)}@x>`, text: 'a' }).length).toBeLessThan(80);
+  });
+});
+
 describe('engagement handler', () => {
   const sesEvent = (to: string, content: string, verdict = 'PASS', subject = 'Re: reply', from = 'Vera <vera@example.com>', dmarc = 'PASS') => ({
     Records: [
@@ -160,10 +191,17 @@ describe('engagement handler', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
-  it('takes a reply only from the address the conversation was emailed at, and not one whose From fails DMARC', async () => {
-    // Prepare: emailed at the visitor's address (the contact has none)
-    const emailed = { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1' }, engagement: { emailedUpTo: 'M1', emailedTo: 'vera@example.com' }, version: 1 };
+  /** Emailed at the visitor's address (the contact has none). */
+  const emailed = { id: CONVERSATION, channel: 'web', status: 'open', assigneeId: null, handle: 'VISITOR1', contact: { id: 'K1' }, engagement: { emailedUpTo: 'M1', emailedTo: 'vera@example.com' }, version: 1 };
+  /** The items put (dedup claims and messages), as the mocked table got them. */
+  const puts = () => ddb.commandCalls(PutCommand).map((call) => call.args[0].input.Item as Record<string, any>);
+  const notesPut = () => puts().filter((item) => String(item.sk).startsWith('MSG#'));
+
+  it('takes a reply as the customer\'s only from the address the conversation was emailed at, and not one whose From fails DMARC', async () => {
+    // Prepare
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...emailed, version: 2 } });
+    ddb.on(QueryCommand).resolves({ Items: [] });
     const to = replyAddress(CONVERSATION);
 
     // Act
@@ -173,13 +211,60 @@ describe('engagement handler', () => {
     const queuedBefore = sendMessageBatch.mock.calls.length;
     const customer = await handler(sesEvent(to, multipart, 'PASS', 'Re: reply', '"Vera V." <Vera@Example.COM>'));
 
-    // Assess: only the customer's reply is queued
-    expect([forwarded.outcome, spoofed.outcome, noAddress.outcome]).toEqual(['queued 0 of 1', 'queued 0 of 1', 'queued 0 of 1']);
+    // Assess: only the customer's reply is queued; the forward is a private note, nothing else is stored
+    expect([forwarded.outcome, spoofed.outcome, noAddress.outcome]).toEqual(['queued 0 of 1, 1 kept as notes', 'queued 0 of 1', 'queued 0 of 1']);
     expect(queuedBefore).toBe(0);
     expect(customer.outcome).toBe('queued 1 of 1');
+    expect(notesPut()).toHaveLength(1);
+    expect(notesPut()[0]).toMatchObject({ conversationId: CONVERSATION, direction: 'outbound', private: true, status: 'sent', sender: { type: 'system' } });
+    expect(notesPut()[0]!.text).toMatch(/^Email from mallory@example\.net, not the address/);
     expect(senderAddress('"vera@example.com" <Vera@Example.com>')).toBe('vera@example.com');
     expect(senderAddress('Mallory <m@example.net>, Vera <vera@example.com>')).toBeUndefined();
     expect(senderAddress('m@example.net, vera@example.com')).toBeUndefined();
+  });
+
+  it('stores a redelivered email from another sender once: the second delivery finds the first one\'s claim and note', async () => {
+    // Prepare: the table as the first delivery leaves it (the claim taken, the note stored)
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...emailed, version: 2 } });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    const claims = new Map<string, Record<string, unknown>>();
+    const messages = new Map<string, Record<string, unknown>>();
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, any> }) => {
+      const stored = String(input.Item.pk).startsWith('DEDUP#') ? claims : messages;
+      const key = `${input.Item.pk}|${input.Item.sk}`;
+      if (stored.has(key)) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
+      stored.set(key, input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => {
+      if (input.Key.pk === keys.conversation(CONVERSATION).pk && input.Key.sk === 'CONV') return { Item: emailed };
+      const key = `${input.Key.pk}|${input.Key.sk}`;
+      return { Item: claims.get(key) ?? messages.get(key) };
+    });
+    const forward = sesEvent(replyAddress(CONVERSATION), multipart, 'PASS', 'Fwd: reply', 'Mallory <mallory@example.net>');
+
+    // Act
+    const first = await handler(forward);
+    const again = await handler(forward);
+
+    // Assess: one claim, one note, both deliveries answered as kept
+    expect([first.outcome, again.outcome]).toEqual(['queued 0 of 1, 1 kept as notes', 'queued 0 of 1, 1 kept as notes']);
+    expect(claims.size).toBe(1);
+    expect(notesPut()).toHaveLength(1);
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+    expect(sendMessageBatch).not.toHaveBeenCalled();
+  });
+
+  it('refuses another sender\'s email with no new text, storing nothing', async () => {
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    const onlyQuote = ['Content-Type: text/plain', '', 'On Tue, Support wrote:', '> Sorry about that!', ''].join('\r\n');
+    const twoAddresses = 'Mallory <mallory@example.net>, Vera <vera@example.com>';
+    expect((await handler(sesEvent(replyAddress(CONVERSATION), onlyQuote, 'PASS', 'Fwd: reply', 'Mallory <mallory@example.net>'))).outcome).toBe('queued 0 of 1');
+    expect((await handler({ kind: 'inboundEmail', email: { to: replyAddress(CONVERSATION), from: twoAddresses, text: 'Write as Vera' } })).outcome).toBe('unknown_sender');
+    expect((await handler({ kind: 'inboundEmail', email: { to: replyAddress(CONVERSATION), from: 'mallory@example.net', text: '> quoted only' } })).outcome).toBe('unknown_sender');
+    expect(puts()).toEqual([]);
+    expect(sendMessageBatch).not.toHaveBeenCalled();
   });
 
   it('keeps a reply whose subject is longer than any it stores, and says why it drops one it cannot read', async () => {
