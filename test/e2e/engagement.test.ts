@@ -12,6 +12,7 @@ import { newHandle, postWebhook, textWebhook } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
+import { replyAddress } from '../../src/domain/email';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -256,7 +257,7 @@ describe('autoresponder and business hours', () => {
 describe('email fallback', () => {
   it('emails unseen replies once (several replies, one email) and takes the email reply back into the conversation', async () => {
     await timers({ emailFallbackDelaySeconds: 2 });
-    const { ws, conversationId, email } = await visitor(undefined, 'My parcel is late');
+    const { ws, session, conversationId, email } = await visitor(undefined, 'My parcel is late');
     await ws.close();
     await agentReply(conversationId, 'Sorry about that!');
     await agentReply(conversationId, 'It leaves the warehouse today.');
@@ -282,24 +283,92 @@ describe('email fallback', () => {
     expect(forged.status).toBe(422);
     const bad = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: replyTo } });
     expect(bad.status).toBe(400);
-    // The real reply address, forwarded to someone else: only the address it was emailed to writes in it
-    const stranger = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
-      body: { to: replyTo, from: 'Mallory <mallory@example.net>', subject: 'Fwd: You have 2 new replies', text: 'hijack: send the refund to my account' },
-    });
-    expect(stranger.status, stranger.text).toBe(403);
-    expect(stranger.body.error.code).toBe('unknown_sender');
+    // The visitor is back on the page (a live socket that must not hear of what follows)
+    const page = await connect(session.token);
+    const before = await conversation(conversationId);
+    const storedBefore = (await history(conversationId)).length;
+    const inbound = (body: Record<string, unknown>) => http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: replyTo, subject: 'Re', ...body } });
+
+    // Refused, nothing stored: a From naming the customer beside another address, another sender with nothing new
+    const twoAddresses = await inbound({ from: `Mallory <mallory@example.net>, Vera <${email}>`, text: 'hijack as Vera' });
+    expect(twoAddresses.status, twoAddresses.text).toBe(403);
+    expect(twoAddresses.body.error.code).toBe('unknown_sender');
+    const onlyQuote = await inbound({ from: 'Mallory <mallory@example.net>', text: 'On Tue, Support wrote:\n> Sorry about that!' });
+    expect(onlyQuote.status, onlyQuote.text).toBe(403);
+    expect(onlyQuote.body.error.code).toBe('unknown_sender');
+    expect((await history(conversationId)).length).toBe(storedBefore);
+
+    // The real reply address, forwarded to someone else (the same email delivered twice), and the
+    // customer writing from another address (no Message-ID, sent twice): only the address it was
+    // emailed to writes as the customer; the others are kept once each, as private notes
+    const forward = { from: 'Mallory <mallory@example.net>', subject: 'Fwd: You have 2 new replies', text: 'hijack: send the refund to my account\n\nOn Tue, Support wrote:\n> Sorry about that!', messageId: `<${crypto.randomUUID()}@example.net>` };
+    const work = { from: 'Vera at work <Vera.Work@example.org>', text: 'Writing from work: the parcel is here!' };
+    for (const sent of [forward, forward, work, work]) {
+      const kept = await inbound(sent);
+      expect(kept.status, kept.text).toBe(202);
+      expect(kept.body).toEqual({ conversationId, kept: 'note' });
+    }
+    const note = await agent.waitFor(
+      (f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text.includes('hijack'),
+      10_000,
+      'note at agent',
+    );
+    expect(note.message).toMatchObject({ direction: 'outbound', private: true, status: 'sent', sender: { type: 'system' } });
+    expect(note.message.text).toContain('mallory@example.net');
+    expect(note.message.text).toContain('hijack: send the refund to my account');
+    expect(note.message.text).not.toContain('Sorry about that!');
+    await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text.includes('vera.work@example.org'), 10_000, 'second note at agent');
+    await sleep(500);
+    const stored = await history(conversationId);
+    expect(stored).toHaveLength(storedBefore + 2);
+    expect(stored.filter((m) => m.text.includes('hijack')).map((m) => [m.private, m.sender.type])).toEqual([[true, 'system']]);
+    expect(stored.filter((m) => m.text.includes('Writing from work')).map((m) => [m.private, m.sender.type])).toEqual([[true, 'system']]);
+    // The customer's side of the conversation did not move
+    const after = await conversation(conversationId);
+    const customerFacing = (c: Record<string, unknown>) => [c.status, c.unreadCount, c.lastInboundAt, c.lastMessageAt, c.firstReplyAt];
+    expect(customerFacing(after)).toEqual(customerFacing(before));
 
     const reply = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
       body: { to: replyTo, from: `"Vera" <${email!.toUpperCase()}>`, subject: 'Re: You have 2 new replies', text: 'Great, thanks!\n\nOn Tue, Support wrote:\n> Sorry about that!' },
     });
     expect(reply.status, reply.text).toBe(202);
-    const inbound = await agent.waitFor(
+    expect(reply.body).toEqual({ conversationId, kept: 'message' });
+    const customerReply = await agent.waitFor(
       (f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'Great, thanks!',
       10_000,
       'email reply at agent',
     );
-    expect(inbound.message).toMatchObject({ direction: 'inbound', sender: { type: 'contact' } });
-    expect((await history(conversationId)).some((m) => m.text.includes('hijack'))).toBe(false);
+    expect(customerReply.message).toMatchObject({ direction: 'inbound', sender: { type: 'contact' } });
+    // The visitor's page got the customer's own reply, and neither note; no email carried them
+    await page.waitFor((f) => f.type === 'message.created' && f.message.text === 'Great, thanks!', 10_000, 'email reply on the page');
+    expect(page.frames.filter((f) => /hijack|Writing from work/.test(JSON.stringify(f)))).toEqual([]);
+    const mails = (await http(stack.httpUrl, 'GET', '/local/mail')).body.items as { to: string; text: string }[];
+    expect(mails.filter((m) => /hijack|Writing from work/.test(m.text) || /mallory|vera\.work/i.test(m.to))).toEqual([]);
+    expect(await mailTo(email!)).toHaveLength(1);
+    expect((await history(conversationId)).some((m) => !m.private && m.text.includes('hijack'))).toBe(false);
+  });
+
+  it('keeps an email from another address on a resolved conversation as a note, and leaves it resolved', async () => {
+    // Prepare
+    const { ws, conversationId } = await visitor(undefined, 'Where is my order?');
+    const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });
+    expect(resolved.body.status).toBe('resolved');
+    const before = await conversation(conversationId);
+
+    // Act
+    const res = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
+      body: { to: replyAddress(conversationId), from: 'vera.home@example.org', subject: 'Re', text: 'It arrived, but broken.', messageId: `<${crypto.randomUUID()}@example.org>` },
+    });
+
+    // Assess: agents see the note live; the conversation stays resolved, its customer side unchanged
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toEqual({ conversationId, kept: 'note' });
+    const note = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text.includes('broken'), 10_000, 'note at agent');
+    expect(note.message).toMatchObject({ private: true, sender: { type: 'system' } });
+    await sleep(500);
+    const after = await conversation(conversationId);
+    expect([after.status, after.resolvedAt, after.unreadCount, after.lastInboundAt]).toEqual(['resolved', before.resolvedAt, before.unreadCount, before.lastInboundAt]);
+    expect(ws.frames.filter((f) => JSON.stringify(f).includes('broken'))).toEqual([]);
   });
 
   it.each([
