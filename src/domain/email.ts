@@ -348,7 +348,7 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
     if (result.reason === 'unknown_sender') {
       return {
         status: 403,
-        body: { error: { code: result.reason, message: 'the sender is not the address this conversation was emailed at, and names no single address or wrote no new text' } },
+        body: { error: { code: result.reason, message: 'the From names no single address, or is not the address this conversation was emailed at and wrote no new text' } },
       };
     }
     return { status: 422, body: { error: { code: result.reason, message: result.reason === 'empty' ? 'the email has no new text' : 'no conversation has this address' } } };
