@@ -290,6 +290,15 @@ async function keepAsNote(conversation: ConversationRecord, address: string, tex
 }
 
 /**
+ * A customer's email as a provider message id, the key that stores it once: its Message-ID, hashed
+ * when long, since the idempotency record's key holds 2048 bytes and a Message-ID may be 998
+ * characters (of UTF-8, with SMTPUTF8).
+ */
+export function emailProviderId(messageId: string): string {
+  return Buffer.byteLength(messageId) <= 500 ? `email:${messageId}` : `email:#${contentHash(messageId)}`;
+}
+
+/**
  * An email reply (SES receiving, or POST /local/mail/inbound) → an InboundMessageEvent on the
  * conversation its reply-to address names, through the inbound queue like every customer message.
  * Only the address the conversation's email went to may write in it as the customer: anyone else
@@ -324,7 +333,7 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
     text,
     attachments: [],
     sentAt: new Date().toISOString(),
-    ...(email.messageId ? { providerMessageId: `email:${email.messageId}` } : {}),
+    ...(email.messageId ? { providerMessageId: emailProviderId(email.messageId) } : {}),
   };
   await enqueueInbound([event]);
   return { accepted: true, conversationId: conversation.id, kept: 'message' };

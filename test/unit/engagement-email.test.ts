@@ -182,6 +182,25 @@ describe('engagement handler', () => {
     expect(event.text).toBe('Merci, ça marche très bien!');
   });
 
+  it('keys a customer email by its Message-ID, hashed when too long for an idempotency key', async () => {
+    // Prepare
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
+    sendMessageBatch.mockResolvedValue({ Successful: [], Failed: [] });
+    const email = (messageId: string) => ({ kind: 'inboundEmail', email: { to: replyAddress(CONVERSATION), from: 'vera@example.com', text: 'Thanks!', messageId } });
+    const long = `<${'é'.repeat(900)}@example.com>`;
+
+    // Act
+    for (const messageId of ['<short@example.com>', long, long, `<${'é'.repeat(899)}ü@example.com>`]) await handler(email(messageId));
+
+    // Assess: a key of DEDUP# plus the id stays far below 2048 bytes, and the same id hashes alike
+    const ids = sendMessageBatch.mock.calls.map((call) => JSON.parse((call[1] as BatchEntry[])[0]!.MessageBody!).providerMessageId as string);
+    expect(ids).toHaveLength(4);
+    expect(ids[0]).toBe('email:<short@example.com>');
+    expect(Buffer.byteLength(ids[1]!)).toBeLessThan(40);
+    expect(ids[2]).toBe(ids[1]);
+    expect(ids[3]).not.toBe(ids[1]);
+  });
+
   it('drops spam, forged addresses and malformed events without throwing (no retries, no DLQ)', async () => {
     ddb.on(GetCommand).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
     expect((await handler(sesEvent(replyAddress(CONVERSATION), multipart, 'FAIL'))).outcome).toBe('queued 0 of 1');
