@@ -14,6 +14,8 @@ import { enqueueInbound } from '../aws/queues';
 import { getConversation, type ConversationRecord } from '../store/conversations';
 import { getVisitor } from '../store/contacts';
 import { claimDedup, getMessage } from '../store/messages';
+import { keys } from '../store/keys';
+import { takeSend } from '../store/quota';
 import { normalizeEmail } from './contacts';
 import { storeOutbound } from './engagement';
 import { contentHash, newId } from './ids';
@@ -216,7 +218,7 @@ export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 /** `kept`: as the customer's message, or as a private note for the team (another sender, see receiveEmail). */
 export type InboundEmailResult =
   | { accepted: true; conversationId: string; kept: 'message' | 'note' }
-  | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' };
+  | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' | 'rate_limited' };
 
 /** The customer's email address as the fallback finds it: the contact's, else the web visitor's (a pre-chat form given later). */
 export async function customerEmail(conversation: ConversationRecord): Promise<string | undefined> {
@@ -282,12 +284,25 @@ export function otherSenderNoteScope(conversationId: string, address: string, em
  * neither the unread count, the customer's last message nor the status: a resolved conversation
  * stays resolved (a stranger must not reopen it), and agents see the note live and in its history.
  */
-async function keepAsNote(conversation: ConversationRecord, address: string, text: string, email: InboundEmail): Promise<void> {
+async function keepAsNote(conversation: ConversationRecord, address: string, text: string, email: InboundEmail, now = Date.now()): Promise<boolean> {
   const { claimed, record } = await claimDedup(otherSenderNoteScope(conversation.id, address, email), { conversationId: conversation.id, messageId: newId() });
   // Stored by an earlier delivery. One that died after the claim and before the note is finished here.
-  if (!claimed && (await getMessage(record.conversationId, record.messageId))) return;
+  if (!claimed && (await getMessage(record.conversationId, record.messageId))) return true;
+  // Counted once claimed, so that a redelivery takes no room; one refused here and delivered
+  // again after the hour is stored then.
+  const windowStart = now - (now % EMAIL_NOTE_LIMIT.windowMs);
+  if (claimed && !(await takeSend(keys.emailNotes(conversation.id, new Date(windowStart).toISOString()), windowStart, EMAIL_NOTE_LIMIT.windowMs, EMAIL_NOTE_LIMIT.notes))) {
+    return false;
+  }
   await storeOutbound(conversation, { text: otherSenderNote(address, text), sender: SYSTEM_SENDER }, 'note', record.messageId);
+  return true;
 }
+
+/**
+ * Notes from other senders per conversation and hour: anyone who holds the reply address (a
+ * forward, a mailing list it reached) can write them, and each reaches every agent live.
+ */
+export const EMAIL_NOTE_LIMIT = { notes: 20, windowMs: 3_600_000 };
 
 /**
  * A customer's email as a provider message id, the key that stores it once: its Message-ID, hashed
@@ -320,7 +335,7 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   const text = stripQuotedReply(email.text);
   if (!(await fromCustomer(conversation, sender))) {
     if (!sender || !text) return { accepted: false, reason: 'unknown_sender' };
-    await keepAsNote(conversation, sender, text, email);
+    if (!(await keepAsNote(conversation, sender, text, email))) return { accepted: false, reason: 'rate_limited' };
     return { accepted: true, conversationId: conversation.id, kept: 'note' };
   }
   if (!text) return { accepted: false, reason: 'empty' };
@@ -359,6 +374,9 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
         status: 403,
         body: { error: { code: result.reason, message: 'the From names no single address, or is not the address this conversation was emailed at and wrote no new text' } },
       };
+    }
+    if (result.reason === 'rate_limited') {
+      return { status: 429, body: { error: { code: result.reason, message: `at most ${EMAIL_NOTE_LIMIT.notes} emails from other senders per conversation and hour` } } };
     }
     return { status: 422, body: { error: { code: result.reason, message: result.reason === 'empty' ? 'the email has no new text' : 'no conversation has this address' } } };
   }

@@ -65,6 +65,8 @@ export const keys = {
   visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
   /** Web visitors' messages from one network address in one window (however many sessions it opened). */
   addressSends: (address: string, windowStart: string) => ONE(`ADDRESS#${address}`, `SENDS#${windowStart}`),
+  /** Emails from other senders kept as notes on one conversation in one window (src/domain/email.ts). */
+  emailNotes: (conversationId: string, windowStart: string) => ONE(`EMAILNOTES#${conversationId}`, `SENDS#${windowStart}`),
 
   /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
   connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),

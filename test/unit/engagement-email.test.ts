@@ -7,7 +7,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
+import { EMAIL_NOTE_LIMIT, NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
 import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
@@ -271,8 +271,29 @@ describe('engagement handler', () => {
     expect([first.outcome, again.outcome]).toEqual(['queued 0 of 1, 1 kept as notes', 'queued 0 of 1, 1 kept as notes']);
     expect(claims.size).toBe(1);
     expect(notesPut()).toHaveLength(1);
-    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+    const updated = ddb.commandCalls(UpdateCommand).map((call) => String(call.args[0].input.Key!.pk));
+    // The conversation once, and the hour's count of notes once: the redelivery takes no room.
+    expect(updated.sort()).toEqual([keys.conversation(CONVERSATION).pk, `EMAILNOTES#${CONVERSATION}`]);
     expect(sendMessageBatch).not.toHaveBeenCalled();
+  });
+
+  it('refuses another sender\'s email past the hour\'s notes on the conversation, storing nothing', async () => {
+    // Prepare: the hour's count is full
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    ddb.on(UpdateCommand).callsFake((input: { Key: { pk: string }; ExpressionAttributeValues: Record<string, unknown> }) => {
+      if (input.Key.pk !== `EMAILNOTES#${CONVERSATION}`) return { Attributes: { ...emailed, version: 2 } };
+      expect(input.ExpressionAttributeValues[':limit']).toBe(EMAIL_NOTE_LIMIT.notes);
+      throw new ConditionalCheckFailedException({ message: 'full', $metadata: {} });
+    });
+    const forward = (n: number) => ({ kind: 'inboundEmail', email: { to: replyAddress(CONVERSATION), from: 'mallory@example.net', text: `Buy now ${n}`, messageId: `<spam-${n}@example.net>` } });
+
+    // Act
+    const out = await handler(forward(1));
+
+    // Assess
+    expect(out.outcome).toBe('rate_limited');
+    expect(notesPut()).toEqual([]);
+    expect(ddb.commandCalls(UpdateCommand).map((call) => call.args[0].input.Key!.pk)).toEqual([`EMAILNOTES#${CONVERSATION}`]);
   });
 
   it('refuses another sender\'s email with no new text, storing nothing', async () => {
