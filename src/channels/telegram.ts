@@ -51,7 +51,9 @@ interface TgUser {
 interface TgMessage {
   message_id?: number;
   from?: TgUser;
-  chat?: { id?: number | string; title?: string; first_name?: string; last_name?: string };
+  chat?: { id?: number | string; type?: string; title?: string; first_name?: string; last_name?: string };
+  /** Who wrote when it is a chat, not a user: an anonymous group admin, or a linked channel. */
+  sender_chat?: { title?: string };
   date?: number;
   edit_date?: number;
   text?: string;
@@ -155,8 +157,19 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
 }
 
 function profileOf(user: TgUser | undefined, chat: TgMessage['chat']): InboundMessageEvent['profile'] {
-  const name = [user?.first_name ?? chat?.first_name, user?.last_name ?? chat?.last_name].filter(Boolean).join(' ') || chat?.title;
+  // A group is the customer (its chat id is the handle replies go to): named by its title, not by
+  // whichever member wrote last.
+  const name = (isGroup(chat) ? chat?.title : undefined) ?? ([user?.first_name ?? chat?.first_name, user?.last_name ?? chat?.last_name].filter(Boolean).join(' ') || chat?.title);
   return name ? { name } : undefined;
+}
+
+const isGroup = (chat: TgMessage['chat']) => chat?.type === 'group' || chat?.type === 'supergroup';
+
+/** In a group, each member's words carry their name, since the conversation is the whole group's. */
+function signed(text: string, message: Pick<TgMessage, 'chat' | 'from' | 'sender_chat'> | undefined, from = message?.from): string {
+  if (!isGroup(message?.chat)) return text;
+  const author = [from?.first_name, from?.last_name].filter(Boolean).join(' ') || (from?.username ? `@${from.username}` : undefined) || message?.sender_chat?.title;
+  return author ? `${author}: ${text}` : text;
 }
 
 function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | undefined {
@@ -176,7 +189,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
     providerMessageId: edited
       ? `${chatId}:${message.message_id}:edited:${message.edit_date ?? message.date ?? 0}`
       : `${chatId}:${message.message_id}`,
-    text: edited ? `(edited) ${text}` : text,
+    text: signed(edited ? `(edited) ${text}` : text, message),
     attachments,
     ...sentAtFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
   };
@@ -195,7 +208,7 @@ function fromCallbackQuery(query: NonNullable<TgUpdate['callback_query']>): Inbo
     channel: 'telegram',
     handle: String(chatId),
     providerMessageId: `callback:${query.id}`,
-    text: buttonLabel(query.message, query.data) ?? query.data ?? '[button]',
+    text: signed(buttonLabel(query.message, query.data) ?? query.data ?? '[button]', query.message, query.from),
     attachments: [],
     sentAt: new Date().toISOString(),
   };

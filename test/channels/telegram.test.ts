@@ -38,6 +38,28 @@ describe('telegram normalize: surprising updates', () => {
   });
 });
 
+describe('telegram normalize: groups', () => {
+  const group = { id: -1001987654321, type: 'supergroup', title: 'Acme buyers' };
+  const inGroup = { handle: '-1001987654321', profile: { name: 'Acme buyers' } };
+
+  it('takes a group as one customer named by its title, each member\'s words signed with their name', () => {
+    expect(update('message', { chat: group })).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: Hi! Where is my parcel?' }]);
+    expect(update('message', { chat: group, from: { id: 777, is_bot: false, first_name: 'Bob' }, text: 'Same here' })).toMatchObject([{ ...inGroup, text: 'Bob: Same here' }]);
+    expect(update('message', { chat: { ...group, type: 'group' }, from: { id: 778, is_bot: false, username: 'cy' }, text: 'Me too' })).toMatchObject([{ ...inGroup, text: '@cy: Me too' }]);
+    expect(update('edited_message', { chat: group, text: 'Where is parcel #123?', edit_date: 1749416450 })).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: (edited) Where is parcel #123?' }]);
+  });
+
+  it('signs a button tapped in a group with the member who tapped it', () => {
+    const { callback_query: query } = JSON.parse(fixture('telegram', 'callback-query')) as { callback_query: { message: Record<string, unknown> } };
+    const body = JSON.stringify({ update_id: 10101, callback_query: { ...query, message: { ...query.message, chat: group } } });
+    expect(adapter.normalize(signedRequest('telegram', body), credentials)).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: rating:5' }]);
+  });
+
+  it('leaves a private chat\'s words unsigned, named by its user', () => {
+    expect(update('message', {})).toMatchObject([{ ...ada, text: 'Hi! Where is my parcel?' }]);
+  });
+});
+
 describe('telegram verify', () => {
   it('accepts the configured secret token', () => {
     expect(adapter.verify(withSecret(credentials.secretToken), credentials)).toBe(true);
