@@ -374,6 +374,17 @@ function warnIgnoredAccount(channel: ProviderChannel, entry: MessagingEntry, own
   });
 }
 
+/**
+ * A configured id that is no Meta id (a Page's username, a typo) filters nothing, so that no
+ * customer is dropped; said once per instance, since the setting does not do what it was set for.
+ */
+function warnUnusableAccount(channel: ProviderChannel, ownAccountId: string, setting: string): void {
+  const key = `${channel}#unusable#${ownAccountId}`;
+  if (warnedOtherAccounts.has(key) || warnedOtherAccounts.size >= MAX_WARNED_ACCOUNTS) return;
+  warnedOtherAccounts.add(key);
+  console.warn(`${setting} ${ownAccountId} is not a ${channel} id (digits only): the events of every entry are taken`, { channel, configured: ownAccountId });
+}
+
 export function normalizeMessaging(
   channel: ProviderChannel,
   rawBody: string,
@@ -383,6 +394,7 @@ export function normalizeMessaging(
   /** The variable that configures ownAccountId, named in the warning about another account's entry. */
   accountSetting = 'account id',
 ): InboundEvent[] {
+  if (ownAccountId && !/^\d+$/.test(ownAccountId)) warnUnusableAccount(channel, ownAccountId, accountSetting);
   // While another app has the thread (handover protocol, conversation routing), the customer's
   // messages come as `standby` events of the same shape: ours to see, not to lose.
   // The entry's id is the Page's (Instagram: the professional account's): a sender of that id is the business itself.

@@ -250,6 +250,12 @@ describe('messenger normalize', () => {
       const instagram = signedRequest('instagram', fixture('instagram', 'text'));
       expect(instagramAdapter.normalize(instagram, { ...DEV_CREDENTIALS.instagram, accountId: '5550001113' })).toEqual([]);
       expect(warn.mock.calls[0]![0]).toContain('INSTAGRAM_ACCOUNT_ID');
+      // A Page's username where its id belongs filters nothing, and says so once.
+      warn.mockClear();
+      expect(adapter.normalize(text, { ...credentials, accountId: 'acme-shop' })).toHaveLength(1);
+      expect(adapter.normalize(text, { ...credentials, accountId: 'acme-shop' })).toHaveLength(1);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]![0]).toBe('MESSENGER_PAGE_ID acme-shop is not a messenger id (digits only): the events of every entry are taken');
     } finally {
       warn.mockRestore();
     }
