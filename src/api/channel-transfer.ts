@@ -13,19 +13,19 @@ import { PROVIDER_CHANNELS, type ProviderChannel } from '../domain/types';
 import { addHandlesFollowingMerges, handleOnChannel, loadContact } from '../domain/contacts';
 import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
-import { changeConversation } from '../domain/conversations';
+import { changeConversation, withStatus } from '../domain/conversations';
 import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { claimHandle, getHandle } from '../store/contacts';
 import { getConversation, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
-import { movedEpisode } from '../domain/episodes';
+import { closedEpisodeItem, closesOwnEpisode, movedEpisode, withMovedEpisode, type MovedEpisode } from '../domain/episodes';
 
 const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
 
 async function targetConversation(
   source: ConversationRecord,
   channel: ProviderChannel,
-  episode: ReturnType<typeof movedEpisode> | undefined,
+  episode: MovedEpisode | undefined,
 ): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const found = await loadContact(source.contact.id);
   if (!found) throw notFound('contact');
@@ -65,21 +65,30 @@ async function targetConversation(
 }
 
 /**
- * Moves the source's unresolved episode to the target, so that the customer's issue counts once:
- * a target made for it was created carrying it; one without an episode of its own (moved back,
- * or started by the team) takes it; one with a live episode of its own (the customer wrote
- * there too) already counts the customer. Only then does the source leave the reports (a crash in
- * between counts it twice until the transfer is retried, never not at all). A resolved target
- * takes nothing (the customer's answer there reopens or starts its own episode), nor does a
- * resolved source, whose episode is over.
+ * Moves the source's unresolved episode to the target, so that the customer's issue counts once
+ * (src/domain/episodes.ts withMovedEpisode): a target made for it was created carrying it; one
+ * without an episode of its own (moved back, or started by the team) takes it; one with a live
+ * episode of its own (the customer wrote there too) folds the two, keeping the earlier start; a
+ * resolved one is reopened for the agent going on there and takes it, its closed episode frozen
+ * with its figures in the same write (else the customer's answer there would reopen that one or
+ * count the issue again). Only then does the source leave the reports (a crash in between counts
+ * it twice until the transfer is retried, never not at all). A resolved source moves nothing: its
+ * episode is over.
  */
-async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: ReturnType<typeof movedEpisode>): Promise<void> {
-  if (target.status === 'resolved') return;
-  if (target.movedTo || target.teamStarted) {
-    await updateConversation(target.id, (c) =>
-      (c.movedTo || c.teamStarted) && c.status !== 'resolved' ? { ...c, ...episode, movedTo: undefined, teamStarted: undefined } : undefined,
-    );
-  }
+async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: MovedEpisode, agent: AgentIdentity): Promise<void> {
+  // Decided on the record each write replaces: a concurrent move may have taken it already.
+  await changeConversation(
+    target.id,
+    (c) => {
+      const fields = withMovedEpisode(c, episode);
+      if (!fields) return undefined;
+      // The agent who moves it goes on with it, as with a reopening of their own.
+      const reopened = c.status === 'resolved' ? { ...withStatus(c, 'open', new Date().toISOString(), agent.id), assigneeId: agent.id } : c;
+      return { ...reopened, ...fields };
+    },
+    { by: agent.id },
+    (before, after) => (before.status === 'resolved' && after.status !== 'resolved' && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined),
+  );
   await updateConversation(source.id, (c) => (c.status === 'resolved' || c.movedTo === target.id ? undefined : { ...c, movedTo: target.id }));
 }
 
@@ -90,7 +99,9 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   // A source that moved before has no episode of its own left to give.
   const episode = source.status !== 'resolved' && !source.movedTo ? movedEpisode(source) : undefined;
   const target = await targetConversation(source, channel, episode);
-  if (episode) await moveEpisode(source, target.conversation, episode);
+  // One who never opened the console gets their record before anything is given to them, as when they take one.
+  await ensureAgent(agent.id, agent);
+  if (episode) await moveEpisode(source, target.conversation, episode, agent);
   await postAgentMessage(target.conversation.id, agent, {
     text: `Continued from the ${source.channel} conversation ${source.id}.`,
     private: true,
@@ -98,8 +109,7 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
   // The agent who moves it goes on with it, as with a manual assignment (when nobody holds it,
   // checked on the record the write replaces); else it would wait in the queue for an unrelated
-  // event to route it. One who never opened the console gets their record, as when they take one.
-  await ensureAgent(agent.id, agent);
+  // event to route it.
   const { after } = await changeConversation(target.conversation.id, (c) =>
     c.status === 'open' && !c.assigneeId ? { ...c, assigneeId: agent.id, updatedAt: new Date().toISOString() } : undefined,
   );

@@ -15,8 +15,10 @@ export async function changeConversation(
   id: string,
   change: (current: ConversationRecord) => ConversationRecord | undefined,
   options: ChangeOptions = {},
+  /** One more item written in the same transaction, as updateConversation's. */
+  alongside?: Parameters<typeof updateConversation>[2],
 ): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
-  const result = await updateConversation(id, change);
+  const result = await updateConversation(id, change, alongside);
   if (!result) throw notFound('conversation');
   if (result.after !== result.before) {
     await publishToConversation(result.after, [conversationEvent(result.after)], result.before);

@@ -52,7 +52,7 @@ export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo' | 'teamSt
  * to: one customer issue, counted once, from the customer's first message. Its first reply is
  * the first the team wrote on either channel; its resolution, the new conversation's.
  */
-export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount' | 'resolvedBy'> {
+export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'firstReplyAt' | 'reopenCount' | 'resolvedBy'> & { reportStartedAt: string } {
   const start = episodeStart(source);
   return {
     reportStartedAt: start,
@@ -61,6 +61,42 @@ export function movedEpisode(source: ConversationRecord): Pick<ConversationRecor
     // Whose resolution of it did not hold; the target's own, of an episode of its own, is not this one's.
     resolvedBy: source.reopenCount ? source.resolvedBy : undefined,
   };
+}
+
+export type MovedEpisode = ReturnType<typeof movedEpisode>;
+
+/**
+ * The report fields of `c`, another channel's conversation of the customer, once it counts the
+ * `episode` an agent moved to it; undefined when it counts it already (a retried or concurrent
+ * move). One resolved takes it whole: its own episode is closed (the caller freezes it, as a
+ * customer's new episode does, and reopens it for the agent going on there), so its first reply,
+ * reopen count and resolver are the moved issue's. One with a live episode of its own (the customer
+ * wrote there too) holds the same issue twice over: folded, it counts from the earlier start with
+ * the earlier first reply. Idempotent: the fold keeps the larger reopen count, not their sum.
+ */
+export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): Partial<ConversationRecord> | undefined {
+  if (c.status === 'resolved') {
+    // Its episode is this one already, resolved there (a move retried after a crash): it counts it.
+    if (closesOwnEpisode(c) && episodeStart(c) === episode.reportStartedAt) return undefined;
+    return {
+      ...newEpisode(c, episode.reportStartedAt),
+      firstReplyAt: episode.firstReplyAt,
+      reopenCount: episode.reopenCount ?? 0,
+      resolvedBy: episode.resolvedBy,
+    };
+  }
+  // Made for a move, or its own episode went elsewhere: nothing of its own to fold in.
+  if (c.movedTo || c.teamStarted) return { ...episode, movedTo: undefined, teamStarted: undefined };
+  const own = episodeStart(c);
+  const start = own < episode.reportStartedAt ? own : episode.reportStartedAt;
+  // A reply dated before its own episode started answered nothing in it (src/domain/reports.ts).
+  const replies = [c.firstReplyAt && c.firstReplyAt >= own ? c.firstReplyAt : undefined, episode.firstReplyAt].filter((at): at is string => at !== undefined);
+  const firstReplyAt = replies.sort()[0];
+  const reopenCount = Math.max(c.reopenCount ?? 0, episode.reopenCount ?? 0);
+  // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's.
+  const resolvedBy = c.reopenCount ? c.resolvedBy : (episode.resolvedBy ?? c.resolvedBy);
+  if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy) return undefined;
+  return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy };
 }
 
 /**

@@ -5,6 +5,7 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { newHandle, phoneHandles, postWebhook, textWebhook, whatsappCustomerWrites } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
+import { getHandle } from '../../src/store/contacts';
 import { applyOutboundToConversation } from '../../src/domain/outbound';
 import { newId } from '../../src/domain/ids';
 import type { Message } from '../../src/domain/types';
@@ -437,4 +438,89 @@ it('leaves a conversation the team started on another channel out of the figures
   // The team had written first: the customer is not greeted as a newcomer.
   const { body } = await http(stack.httpUrl, 'GET', `/v1/conversations/${target}/messages`, { token: jwt });
   expect(body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot')).toEqual([]);
+});
+
+/** The customer writes by SMS; returns the conversation once the message is applied to it. */
+async function smsCustomerWrites(handle: string, text: string): Promise<string> {
+  const since = new Date().toISOString();
+  expect((await postWebhook(stack, 'sms', textWebhook('sms', handle, text).body)).status).toBe(200);
+  return eventually(async () => {
+    const id = (await getHandle('sms', handle))?.conversationId;
+    const conversation = id ? await getConversation(id, true) : undefined;
+    return conversation && conversation.lastInboundAt! >= since ? conversation.id : undefined;
+  });
+}
+
+it('counts a conversation moved to one the customer had resolved days ago once, leaving the resolved one’s figures as they were', async () => {
+  // Prepare: two days ago the customer texted, was answered in 5 minutes and resolved in 30 (rated 5)
+  const phone = phoneHandles();
+  const target = await smsCustomerWrites(phone.sms, 'Where is my invoice?');
+  await agentWrites(target, 'Sent it again');
+  await resolve(target);
+  const then = await happenedDaysAgo(target, 2.3, { firstReply: 5, resolved: 30 }, 5);
+  const smsThen = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(then - MINUTE)}&to=${iso(then + MINUTE)}&channel=sms`, { token: jwt })).body;
+  const closed = { conversations: 1, resolved: 1, firstContactResolutionRate: 1, firstReplySeconds: { avg: 300 }, resolutionSeconds: { avg: 1800 }, csat: { responses: 1, average: 5 } };
+  expect(await smsThen()).toMatchObject(closed);
+  // Today the same customer has waited 40 minutes on WhatsApp
+  const source = await customerWrites(phone.whatsapp, 'Can we talk by SMS?');
+  const start = Date.now() - 40 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+  const movedAt = Date.now();
+
+  // Act: the agent moves it to the resolved SMS conversation (a double click: twice at once)
+  const move = () => http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  const moves = await Promise.all([move(), move()]);
+
+  // Assess: the SMS conversation goes on with it, open and the agent's; the issue counts once, by SMS
+  for (const moved of moves) expect(moved.status).toBe(200);
+  expect(moves[1]!.body).toMatchObject({ id: target, status: 'open', assigneeId: 'agent-rita' });
+  const waiting = { conversations: 1, resolved: 0, byChannel: { sms: { conversations: 1 } } };
+  expect(await figures()).toMatchObject({ ...waiting, firstReplySeconds: { count: 0 }, sla: { firstReplyAttainment: 0 } });
+  expect((await figures()).byChannel.whatsapp).toBeUndefined();
+  expect(await smsThen()).toMatchObject(closed);
+
+  // Act: the agent texts, the customer answers (within 4 days of the old resolution), the agent resolves
+  expect((await agentWrites(target, 'Texting you about it now')).status).toBe(202);
+  await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
+  expect(await smsCustomerWrites(phone.sms, 'Thanks, got it')).toBe(target);
+  await resolve(target);
+
+  // Assess: still one issue, from the WhatsApp message, replied and resolved on first contact by
+  // SMS; the resolved one two days ago is not reopened by the answer; nothing counts from the move on
+  const done = await figures();
+  expect(done).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, firstReplySeconds: { count: 1 }, byChannel: { sms: { conversations: 1 } } });
+  expect(done.firstReplySeconds.avg).toBeGreaterThanOrEqual(40 * 60);
+  expect(done.csat.responses).toBe(0);
+  expect(await smsThen()).toMatchObject(closed);
+  expect((await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(movedAt)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt })).body.conversations).toBe(0);
+});
+
+it('counts a conversation moved to one the customer also wrote on from the first of their messages', async () => {
+  // Prepare: the customer has waited 50 minutes on WhatsApp, then texts as well
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Is anyone there?');
+  const start = Date.now() - 50 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
+  const texted = Date.now();
+  const target = await smsCustomerWrites(phone.sms, 'Trying by SMS');
+  const figures = async (from: number, to: number) => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(from)}&to=${iso(to)}`, { token: jwt })).body;
+
+  // Act: the agent moves the WhatsApp conversation there and answers
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(200);
+  expect(moved.body.id).toBe(target);
+  expect((await agentWrites(target, 'Here, sorry for the wait')).status).toBe(202);
+  await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
+
+  // Assess: one issue, counted by SMS from the WhatsApp message 50 minutes ago (a first-reply miss)
+  const first = await figures(start - MINUTE, start + MINUTE);
+  expect(first).toMatchObject({ conversations: 1, byChannel: { sms: { conversations: 1 } }, firstReplySeconds: { count: 1 }, sla: { firstReplyAttainment: 0 } });
+  expect(first.firstReplySeconds.avg).toBeGreaterThanOrEqual(50 * 60);
+  expect((await figures(texted, Date.now() + 1000)).conversations).toBe(0);
+
+  // Act: moved back to WhatsApp; Assess: the episode goes back with the same start
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/channel`, { token: jwt, body: { channel: 'whatsapp' } })).body.id).toBe(source);
+  expect(await figures(start - MINUTE, start + MINUTE)).toMatchObject({ conversations: 1, byChannel: { whatsapp: { conversations: 1, firstReplySeconds: { count: 1 } } } });
+  expect((await figures(texted, Date.now() + 1000)).conversations).toBe(0);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { closesOwnEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode } from '../../src/domain/episodes';
+import { closesOwnEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode } from '../../src/domain/episodes';
+import type { ConversationRecord } from '../../src/store/conversations';
 
 const resolvedAt = '2026-11-02T10:00:00.000Z';
 const after = (ms: number) => new Date(Date.parse(resolvedAt) + ms).toISOString();
@@ -45,5 +46,46 @@ describe('newEpisode', () => {
     expect(newEpisode(c, at)).not.toHaveProperty('lastUnpromptedAt');
     expect(closesOwnEpisode(c)).toBe(false);
     expect(closesOwnEpisode({})).toBe(true);
+  });
+});
+
+describe('withMovedEpisode', () => {
+  const base = { id: 'c2', channel: 'sms', contact: { id: 'k1' }, assigneeId: 'a1', unreadCount: 0, handle: '+1', version: 3 } as const;
+  const weeksAgo = '2026-10-01T10:00:00.000Z';
+  const movedStart = after(7 * 86_400_000);
+  const episode = { reportStartedAt: movedStart, firstReplyAt: after(7 * 86_400_000 + 600_000), reopenCount: undefined, resolvedBy: undefined };
+  const dated = (c: object) => ({ ...base, createdAt: weeksAgo, updatedAt: weeksAgo, lastMessageAt: weeksAgo, ...c }) as ConversationRecord;
+
+  it('gives the moved issue whole to a resolved conversation, whose own episode is closed and frozen', () => {
+    const resolved = dated({ status: 'resolved', resolvedAt, firstReplyAt: after(-60_000), reopenCount: 2, resolvedBy: 'a1', csat: { score: 5 } });
+
+    // Its own first reply, reopen count and resolver were the closed episode's; its undated rating is dated by its resolution.
+    expect(withMovedEpisode(resolved, episode)).toMatchObject({ reportStartedAt: movedStart, firstReplyAt: episode.firstReplyAt, reopenCount: 0, resolvedBy: undefined, csat: { score: 5, at: resolvedAt } });
+    expect(withMovedEpisode(resolved, { ...episode, firstReplyAt: undefined, reopenCount: 1, resolvedBy: 'a9' })).toMatchObject({ firstReplyAt: undefined, reopenCount: 1, resolvedBy: 'a9' });
+    expect(closesOwnEpisode(resolved)).toBe(true);
+    // Resolved after its own episode went elsewhere: nothing of its own to freeze.
+    expect(withMovedEpisode({ ...resolved, movedTo: 'c1' }, episode)).toMatchObject({ reportStartedAt: movedStart, movedTo: undefined });
+    expect(closesOwnEpisode({ ...resolved, movedTo: 'c1' })).toBe(false);
+    // Resolved with this very episode (taken before the move was retried): counted already, left as it is.
+    expect(withMovedEpisode({ ...resolved, reportStartedAt: movedStart }, episode)).toBeUndefined();
+  });
+
+  it('folds the moved issue into a live episode of the conversation’s own, from the earlier start and first reply', () => {
+    const later = after(7 * 86_400_000 + 300_000);
+    const live = dated({ status: 'open', reportStartedAt: later, firstReplyAt: after(7 * 86_400_000 + 900_000), reopenCount: 1, resolvedBy: 'a2' });
+
+    const folded = withMovedEpisode(live, episode);
+
+    expect(folded).toEqual({ reportStartedAt: movedStart, firstReplyAt: episode.firstReplyAt, reopenCount: 1, resolvedBy: 'a2' });
+    // Applied again (a retried or concurrent move), it changes nothing: the reopen count is not added up.
+    expect(withMovedEpisode({ ...live, ...folded }, episode)).toBeUndefined();
+    // Its own start and reply earlier: kept.
+    const earlier = { ...live, reportStartedAt: after(86_400_000), firstReplyAt: after(86_400_000 + 60_000) };
+    expect(withMovedEpisode(earlier, { ...episode, reopenCount: 3, resolvedBy: 'a9' })).toEqual({ reportStartedAt: earlier.reportStartedAt, firstReplyAt: earlier.firstReplyAt, reopenCount: 3, resolvedBy: 'a2' });
+  });
+
+  it('gives the moved issue as it is to a conversation made for a move, or whose own episode went elsewhere', () => {
+    expect(withMovedEpisode(dated({ status: 'open', teamStarted: true }), episode)).toMatchObject({ ...episode, teamStarted: undefined });
+    expect(withMovedEpisode(dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(8 * 86_400_000) }), episode)).toMatchObject({ ...episode, movedTo: undefined });
   });
 });
