@@ -250,7 +250,7 @@ export class StatelessStack extends Stack {
   /** Reply-address key and the SNS topic for SES receiving. */
   public readonly inboundMail: InboundMail;
   public readonly alarmTopic?: ITopic;
-  /** Alarms on HTTP 5xx, WebSocket errors, throttles, consumer errors and queue age. */
+  /** Alarms on HTTP 5xx, WebSocket errors, throttles, consumer errors, queue age and table throttling. */
   public readonly operationalAlarms: OperationalAlarms;
   /** ARN of the SES identity mail is sent from. */
   public readonly sesIdentityArn: string;
@@ -430,6 +430,7 @@ export class StatelessStack extends Stack {
       functions: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
       consumers: Object.fromEntries(Object.values(QUEUES).map((spec) => [spec.consumer, functions[spec.consumer].function])),
       queues: Object.fromEntries(Object.entries(this.queues).map(([name, queue]) => [name, queue.queue])),
+      table: props.table,
       // The outbound consumer backs a job refused by a provider off for up to 300 s per attempt
       // (longer when the provider asks): one rate-limited conversation keeps a job that old.
       maxMessageAgeByQueue: { outbound: Duration.minutes(15) },

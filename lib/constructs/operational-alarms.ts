@@ -1,18 +1,72 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import type { IHttpStage, IWebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
-import { Alarm, ComparisonOperator, type IMetric, MathExpression, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { Alarm, ComparisonOperator, type IMetric, MathExpression, type Metric, type MetricOptions, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PROVIDER_UNAVAILABLE } from '../../src/manifest';
+import { TABLE } from '../../src/store/table';
 
 /** Period over which the count alarms (5xx, WebSocket errors, throttles, function errors) sum their metric. */
 export const COUNT_ALARM_PERIOD = Duration.minutes(5);
+/** How the count alarms read their metric. */
+export const COUNT_STATISTIC = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' } as const;
 /** Consecutive one-minute periods a queue's oldest message must stay too old before its alarm fires. */
 export const QUEUE_AGE_EVALUATION_MINUTES = 3;
+/** The table's global secondary indexes, as src/store/table.ts declares them. */
+export const TABLE_INDEX_NAMES: readonly string[] = TABLE.indexes.map((index) => index.name);
+/** A metric math alarm may read at most 10 metrics (a hard CloudWatch limit): the table and 9 indexes. */
+const MAX_ALARM_METRICS = 10;
+
+/** Age of a queue's oldest message, each minute's worst, as its alarm reads it. */
+export function oldestMessageAge(queue: IQueue): Metric {
+  return queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' });
+}
+
+/**
+ * `metricName` (AWS/DynamoDB) of the table and of each of its indexes, keyed by an id usable in
+ * metric math (`table`, `index_<name>`) and labelled by what they measure. CloudWatch publishes a
+ * table's metric under `TableName` for the table alone and each index's under `TableName` and
+ * `GlobalSecondaryIndexName`, so the indexes have to be named one by one.
+ */
+export function tableAndIndexMetrics(table: ITable, indexNames: readonly string[], metricName: string, options: MetricOptions = {}): Record<string, Metric> {
+  const metrics: Record<string, Metric> = { table: table.metric(metricName, { label: 'table', ...options }) };
+  for (const name of indexNames) {
+    metrics[`index_${name.replace(/[^A-Za-z0-9_]/g, '_')}`] = table.metric(metricName, {
+      label: name,
+      ...options,
+      dimensionsMap: { TableName: table.tableName, GlobalSecondaryIndexName: name },
+    });
+  }
+  return metrics;
+}
+
+/**
+ * Throttle events of the table and its indexes together, summed over {@link COUNT_ALARM_PERIOD}.
+ * `ReadThrottleEvents`/`WriteThrottleEvents` rather than `ThrottledRequests`: they are published
+ * for on-demand tables too (throttling there is a partition's limit, or a jump past twice the
+ * previous peak), per index, and they count every throttled read or write of the table or of an
+ * index, whereas `ThrottledRequests` exists per operation only and counts a batch write only when every
+ * item in it was throttled. An index that throttles refuses the table's write with it (back
+ * pressure), which the table's own `WriteThrottleEvents` does not count: hence every index.
+ */
+export function tableThrottleEvents(table: ITable, indexNames: readonly string[], kind: 'Read' | 'Write'): MathExpression {
+  const metrics = tableAndIndexMetrics(table, indexNames, `${kind}ThrottleEvents`, COUNT_STATISTIC);
+  if (Object.keys(metrics).length > MAX_ALARM_METRICS) {
+    throw new Error(`a metric math alarm reads at most ${MAX_ALARM_METRICS} metrics: the table and ${MAX_ALARM_METRICS - 1} indexes, got ${indexNames.length} indexes`);
+  }
+  return new MathExpression({
+    // SUM over the series: an index with no data point (nothing throttled) adds nothing.
+    expression: `SUM([${Object.keys(metrics).join(', ')}])`,
+    usingMetrics: metrics,
+    label: `${kind} throttle events, table and indexes`,
+    period: COUNT_ALARM_PERIOD,
+  });
+}
 
 /** Properties of {@link OperationalAlarms}. */
 export interface OperationalAlarmsProps {
@@ -64,6 +118,18 @@ export interface OperationalAlarmsProps {
   /** The work queues, by name: an alarm on each one's `ApproximateAgeOfOldestMessage`. */
   readonly queues: Readonly<Record<string, IQueue>>;
   /**
+   * The table: alarms on its `WriteThrottleEvents` and `ReadThrottleEvents`, the table's and
+   * every index's (`tableIndexNames`) together. The inbox index takes every message's key move
+   * on one partition key, the design's write ceiling (README, Single-table design).
+   */
+  readonly table: ITable;
+  /**
+   * Names of the table's global secondary indexes whose throttling counts with the table's; at
+   * most 9 (a metric math alarm reads 10 metrics).
+   * @default TABLE_INDEX_NAMES, every index of src/store/table.ts
+   */
+  readonly tableIndexNames?: readonly string[];
+  /**
    * Sum over {@link COUNT_ALARM_PERIOD} at which the HTTP 5xx, WebSocket error, throttle and
    * consumer error alarms fire: a handful, not one stray failure that a retry already fixed.
    * @default 5
@@ -76,6 +142,15 @@ export interface OperationalAlarmsProps {
    * @default 25
    */
   readonly authorizerErrorThreshold?: number;
+  /**
+   * Throttle events of the table and its indexes together (reads and writes alarmed apart) over
+   * {@link COUNT_ALARM_PERIOD} at which their alarms fire. Higher than `countThreshold`: the SDK
+   * tries a throttled call up to 4 times, so a few events cost some milliseconds and no message,
+   * and one write counts an event on each index it touches; a few dozen mean a partition key sits
+   * at its limit (about 1 000 write or 3 000 read units a second), before queued messages start failing.
+   * @default 25
+   */
+  readonly tableThrottleThreshold?: number;
   /**
    * Age of a queue's oldest message above which, for {@link QUEUE_AGE_EVALUATION_MINUTES}
    * minutes in a row, its alarm fires: the consumer is stuck, throttled or behind, or a
@@ -94,9 +169,9 @@ export interface OperationalAlarmsProps {
 
 /**
  * Alarms on the failures the dead-letter queues do not see: HTTP 5xx answers, failed WebSocket
- * routes and connections, throttled functions, crashing queue consumers and queues falling
- * behind. Every alarm notifies `alarmTopic` when it fires (and when it clears, with
- * `notifyOnOk`); missing data (no traffic) is healthy.
+ * routes and connections, throttled functions, crashing queue consumers, queues falling behind
+ * and a throttled table. Every alarm notifies `alarmTopic` when it fires (and when it clears,
+ * with `notifyOnOk`); missing data (no traffic) is healthy.
  */
 export class OperationalAlarms extends Construct {
   /** Every alarm of this construct. */
@@ -110,7 +185,7 @@ export class OperationalAlarms extends Construct {
     if (props.alarmTopic) this.action = new SnsAction(props.alarmTopic);
     this.notifyOnOk = props.notifyOnOk ?? false;
     const count = props.countThreshold ?? 5;
-    const sum = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' };
+    const sum = COUNT_STATISTIC;
 
     this.add('HttpServerErrors', this.serverErrors(props, sum), count, 'HTTP API answered 5xx (handler failures, 503 while an AWS dependency throttles or fails, timeouts)');
     this.add('WebSocketIntegrationErrors', props.webSocketStage.metric('IntegrationError', sum), count, 'WebSocket routes the realtime function answered with an error');
@@ -131,12 +206,26 @@ export class OperationalAlarms extends Construct {
       const maxAge = props.maxMessageAgeByQueue?.[name] ?? props.maxMessageAge ?? Duration.minutes(5);
       this.add(
         `${pascal(name)}QueueAge`,
-        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        oldestMessageAge(queue),
         maxAge.toSeconds(),
         `Oldest message of the ${name} queue waits over ${maxAge.toSeconds()} s: consumer stuck, throttled or behind`,
         { evaluationPeriods: QUEUE_AGE_EVALUATION_MINUTES, comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD },
       );
     }
+    const indexNames = props.tableIndexNames ?? TABLE_INDEX_NAMES;
+    const tableThrottles = props.tableThrottleThreshold ?? 25;
+    this.add(
+      'TableWriteThrottles',
+      tableThrottleEvents(props.table, indexNames, 'Write'),
+      tableThrottles,
+      'DynamoDB throttled writes to the table or an index (the inbox index gsi1 takes every message on one partition key, about 1 000 writes/s): consumers retry, then messages arrive late or reach the DLQ',
+    );
+    this.add(
+      'TableReadThrottles',
+      tableThrottleEvents(props.table, indexNames, 'Read'),
+      tableThrottles,
+      'DynamoDB throttled reads of the table or an index (one partition key past about 3 000 read units/s): API answers 503, consumers retry',
+    );
     this.alarms = this.created;
   }
 

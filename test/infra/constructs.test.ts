@@ -96,26 +96,29 @@ describe('ConversaTable', () => {
   });
 });
 
+/** OperationalAlarms in a bare stack, with one of each thing it watches. */
+const operational = (options: Partial<OperationalAlarmsProps>): Stack => {
+  const stack = newStack();
+  const lambda = fn(stack, 10);
+  const webSocketApi = new WebSocketApi(stack, 'Ws');
+  new OperationalAlarms(stack, 'Alarms', {
+    alarmTopic: new Topic(stack, 'Topic'),
+    httpStage: new HttpApi(stack, 'Http').defaultStage!,
+    webSocketStage: new WebSocketStage(stack, 'Live', { webSocketApi, stageName: 'live' }),
+    webSocketAuthorizer: lambda,
+    functions: { one: lambda },
+    consumers: { one: lambda },
+    queues: { one: new Queue(stack, 'Q') },
+    table: new ConversaTable(stack, 'Data').table,
+    ...options,
+  });
+  return stack;
+};
+
 describe('alarm notifications when an alarm clears', () => {
   /** Each alarm of `stack` as [has alarm actions, has OK actions]. */
   const actions = (stack: Stack): [boolean, boolean][] =>
     Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm')).map((a) => [a.Properties.AlarmActions !== undefined, a.Properties.OKActions !== undefined]);
-  const operational = (options: Partial<OperationalAlarmsProps>): Stack => {
-    const stack = newStack();
-    const lambda = fn(stack, 10);
-    const webSocketApi = new WebSocketApi(stack, 'Ws');
-    new OperationalAlarms(stack, 'Alarms', {
-      alarmTopic: new Topic(stack, 'Topic'),
-      httpStage: new HttpApi(stack, 'Http').defaultStage!,
-      webSocketStage: new WebSocketStage(stack, 'Live', { webSocketApi, stageName: 'live' }),
-      webSocketAuthorizer: lambda,
-      functions: { one: lambda },
-      consumers: { one: lambda },
-      queues: { one: new Queue(stack, 'Q') },
-      ...options,
-    });
-    return stack;
-  };
 
   it('leaves the operational alarms without OK actions by default, and adds them with notifyOnOk', () => {
     const quiet = actions(operational({}));
@@ -132,5 +135,22 @@ describe('alarm notifications when an alarm clears', () => {
     };
     expect(actions(queue())).toEqual([[true, true]]);
     expect(actions(queue(false))).toEqual([[true, false]]);
+  });
+});
+
+describe('OperationalAlarms: table throttling', () => {
+  it('alarms on the throttling of the table and of the indexes named, at tableThrottleThreshold, and refuses more indexes than one alarm can read', () => {
+    const stack = operational({ tableIndexNames: ['byStatus', 'by-day'], tableThrottleThreshold: 3 });
+    const throttles = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => a.Properties as { Threshold: number; Metrics?: { MetricStat?: { Metric: { MetricName: string; Dimensions: { Name: string; Value: unknown }[] } } }[] })
+      .filter((a) => JSON.stringify(a.Metrics ?? []).includes('ThrottleEvents'));
+    expect(throttles.map((a) => a.Threshold)).toEqual([3, 3]);
+    for (const alarm of throttles) {
+      const indexes = (alarm.Metrics ?? []).flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.Dimensions.find((d) => d.Name === 'GlobalSecondaryIndexName')?.Value ?? 'table'] : []));
+      expect(indexes).toEqual(['table', 'byStatus', 'by-day']);
+    }
+    const ten = Array.from({ length: 10 }, (_, i) => `gsi${i}`);
+    expect(() => operational({ tableIndexNames: ten })).toThrow('a metric math alarm reads at most 10 metrics: the table and 9 indexes, got 10 indexes');
+    expect(() => operational({ tableIndexNames: ten.slice(1) })).not.toThrow();
   });
 });

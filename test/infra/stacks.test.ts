@@ -18,6 +18,7 @@ import { FUNCTIONS, type FunctionName, HTTP_ROUTES, PROVIDER_UNAVAILABLE, QUEUES
 import { TABLE } from '../../src/store/table';
 import { PLACEHOLDER_WARNINGS } from '../../lib/placeholder-warnings';
 import { QUEUE_MAX_CONCURRENCY } from '../../lib/stateless-stack';
+import { ConversaTable } from '../../lib/constructs/conversa-table';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
@@ -1142,10 +1143,34 @@ describe('alarms', () => {
     );
   });
 
+  // The inbox index takes every message on one partition key: its throttling is the design's ceiling,
+  // and an index that throttles refuses the table's write without the table's own metric counting it.
+  it.each(['Write', 'Read'])('alarms on %s throttle events of the table and of every index, summed over 5 minutes', (kind) => {
+    const alarms = alarmed.resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties).filter((a) => JSON.stringify(a.Metrics ?? []).includes(`"${kind}ThrottleEvents"`));
+    expect(alarms).toHaveLength(1);
+    const alarm = alarms[0]!;
+    expect(alarm).toMatchObject({ Threshold: 25, EvaluationPeriods: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    expect(alarm.AlarmActions).toEqual([{ Ref: alarmTopicId() }]);
+    const metrics = alarm.Metrics as Json[];
+    const stats = metrics.filter((m) => m.MetricStat).map((m) => ({ id: m.Id as string, stat: m.MetricStat as Json }));
+    const dimension = (stat: Json, name: string): unknown => (stat.Metric.Dimensions as Json[]).find((d) => d.Name === name)?.Value;
+    for (const { stat } of stats) {
+      expect(stat).toMatchObject({ Metric: { Namespace: 'AWS/DynamoDB', MetricName: `${kind}ThrottleEvents` }, Period: 300, Stat: 'Sum' });
+      // The stateful stack's table, whichever metric.
+      expect(exportedRef(dimension(stat, 'TableName') as Json)).toBe(ConversaTable.DEFAULT_LOGICAL_ID);
+    }
+    // The table alone, and each index declared in src/store/table.ts: a new index is alarmed too.
+    expect(stats.map(({ stat }) => dimension(stat, 'GlobalSecondaryIndexName') ?? 'table').sort()).toEqual(['table', ...TABLE.indexes.map((index) => index.name)].sort());
+    const returned = metrics.filter((m) => m.ReturnData !== false);
+    expect(returned).toHaveLength(1);
+    const summed = /^SUM\(\[(.*)\]\)$/.exec(returned[0]!.Expression as string)?.[1]?.split(', ');
+    expect(summed?.sort()).toEqual(stats.map(({ id }) => id).sort());
+  });
+
   it('notifies the alarm topic from every alarm when it fires, and when it clears from the dead-letter queues\' only', () => {
     const alarms = alarmed.resources('AWS::CloudWatch::Alarm');
-    // 3 dead-letter queues; 5xx, 2 WebSocket, authorizer errors; throttles per function; errors and age per queue.
-    expect(alarms).toHaveLength(3 + 4 + Object.keys(FUNCTIONS).length + 2 * Object.keys(QUEUES).length);
+    // 3 dead-letter queues; 5xx, 2 WebSocket, authorizer errors; throttles per function; errors and age per queue; table reads and writes.
+    expect(alarms).toHaveLength(3 + 4 + Object.keys(FUNCTIONS).length + 2 * Object.keys(QUEUES).length + 2);
     for (const [id, alarm] of alarms) expect(alarm.Properties.AlarmActions, id).toEqual([{ Ref: alarmTopicId() }]);
     // A dead-letter queue clears once someone redrove or purged it: news for the rest of the team.
     // The count and age alarms clear by themselves with traffic; an email each time would double a flapping one's.
