@@ -34,6 +34,7 @@ import { ConversaRealtimeApi } from './constructs/realtime-api';
 import { grantTableAccess, type TableAccess } from './constructs/table-access';
 import { InboundMail } from './constructs/inbound-mail';
 import { OperationalAlarms } from './constructs/operational-alarms';
+import { OperationsDashboard } from './constructs/operations-dashboard';
 import { warnPlaceholder } from './placeholder-warnings';
 
 /** Timer defaults of CONTRACT.md section 2. */
@@ -193,6 +194,13 @@ export interface StatelessStackProps extends StackProps {
    * @default - no subscription
    */
   readonly alarmEmail?: string;
+  /**
+   * The CloudWatch dashboard of this deployment ({@link OperationsDashboard}): alarm states,
+   * queues, functions, both APIs and the table. $3 a month: it shows over 50 metrics, more than
+   * the free tier's three dashboards may.
+   * @default true
+   */
+  readonly dashboard?: boolean;
 }
 
 
@@ -252,6 +260,8 @@ export class StatelessStack extends Stack {
   public readonly alarmTopic?: ITopic;
   /** Alarms on HTTP 5xx, WebSocket errors, throttles, consumer errors, queue age and table throttling. */
   public readonly operationalAlarms: OperationalAlarms;
+  /** The operations dashboard, unless `dashboard` is false. */
+  public readonly dashboard?: OperationsDashboard;
   /** ARN of the SES identity mail is sent from. */
   public readonly sesIdentityArn: string;
 
@@ -435,6 +445,27 @@ export class StatelessStack extends Stack {
       // (longer when the provider asks): one rate-limited conversation keeps a job that old.
       maxMessageAgeByQueue: { outbound: Duration.minutes(15) },
     });
+    const deadLetterQueues = {
+      inbound: this.queues.inbound.deadLetterQueue,
+      outbound: this.queues.outbound.deadLetterQueue,
+      timers: this.schedules.deadLetterQueue,
+    };
+    if (props.dashboard ?? true) {
+      this.dashboard = new OperationsDashboard(this, 'OperationsDashboard', {
+        functions: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
+        queues: Object.fromEntries(Object.entries(this.queues).map(([name, queue]) => [name, queue.queue])),
+        deadLetterQueues,
+        httpStage: this.httpApi.stage,
+        webSocketStage: this.realtimeApi.stage,
+        table: props.table,
+        alarms: [...Object.values(deadLetterQueues).map((dlq) => dlq.alarm), ...this.operationalAlarms.alarms],
+      });
+      // The commercial partition's console, where nearly every deployment is.
+      new CfnOutput(this, 'OperationsDashboardUrl', {
+        value: `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${this.dashboard.dashboardName}`,
+        description: 'CloudWatch dashboard of this deployment: alarms, queues, functions, APIs, table',
+      });
+    }
 
     new CfnOutput(this, 'HttpApiUrl', { value: this.httpApi.url, description: 'HTTP API base URL (webhooks, widget, agent API)' });
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });

@@ -13,7 +13,7 @@ import { TABLE } from '../../src/store/table';
 
 /** Period over which the count alarms (5xx, WebSocket errors, throttles, function errors) sum their metric. */
 export const COUNT_ALARM_PERIOD = Duration.minutes(5);
-/** How the count alarms read their metric. */
+/** How the count alarms read their metric; the dashboard graphs the same metrics the same way. */
 export const COUNT_STATISTIC = { period: COUNT_ALARM_PERIOD, statistic: 'Sum' } as const;
 /** Consecutive one-minute periods a queue's oldest message must stay too old before its alarm fires. */
 export const QUEUE_AGE_EVALUATION_MINUTES = 3;

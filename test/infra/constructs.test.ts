@@ -13,6 +13,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AlarmedDeadLetterQueue } from '../../lib/constructs/dead-letter-queue';
 import { OperationalAlarms, type OperationalAlarmsProps } from '../../lib/constructs/operational-alarms';
+import { OperationsDashboard, type OperationsDashboardProps } from '../../lib/constructs/operations-dashboard';
 
 const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false }), 'Test');
 const fn = (stack: Stack, timeoutSeconds: number): LambdaFunction =>
@@ -152,5 +153,39 @@ describe('OperationalAlarms: table throttling', () => {
     const ten = Array.from({ length: 10 }, (_, i) => `gsi${i}`);
     expect(() => operational({ tableIndexNames: ten })).toThrow('a metric math alarm reads at most 10 metrics: the table and 9 indexes, got 10 indexes');
     expect(() => operational({ tableIndexNames: ten.slice(1) })).not.toThrow();
+  });
+});
+
+describe('OperationsDashboard', () => {
+  /** The dashboard's properties in a bare stack (in `region`), showing its dead-letter queue's alarm with `alarmed`. */
+  const dashboard = (options: Partial<OperationsDashboardProps>, { region, alarmed = false }: { region?: string; alarmed?: boolean } = {}): Record<string, unknown> => {
+    const stack = new Stack(new App({ builtinCloudFormationValidation: false }), 'Ops', region ? { env: { account: '111111111111', region } } : {});
+    const lambda = fn(stack, 10);
+    const dlq = new AlarmedDeadLetterQueue(stack, 'Dlq');
+    new OperationsDashboard(stack, 'Dashboard', {
+      functions: { one: lambda },
+      queues: { one: new Queue(stack, 'Q') },
+      deadLetterQueues: { one: dlq },
+      ...(alarmed ? { alarms: [dlq.alarm] } : {}),
+      httpStage: new HttpApi(stack, 'Http').defaultStage!,
+      webSocketStage: new WebSocketStage(stack, 'Live', { webSocketApi: new WebSocketApi(stack, 'Ws'), stageName: 'live' }),
+      table: new ConversaTable(stack, 'Data').table,
+      ...options,
+    });
+    const [resource] = Object.values(Template.fromStack(stack).findResources('AWS::CloudWatch::Dashboard'));
+    return resource!.Properties as Record<string, unknown>;
+  };
+
+  // Dashboards are global to the account: the same stack deployed in two regions needs two names.
+  it('names itself after its stack and region unless given a name', () => {
+    expect(dashboard({}, { region: 'eu-west-1' }).DashboardName).toBe('Ops-Operations-eu-west-1');
+    expect(dashboard({}).DashboardName).toEqual({ 'Fn::Join': ['', ['Ops-Operations-', { Ref: 'AWS::Region' }]] });
+    expect(dashboard({ dashboardName: 'oncall' }, { region: 'eu-west-1' }).DashboardName).toBe('oncall');
+  });
+
+  it('shows an alarm status widget only when given alarms', () => {
+    const hasAlarmWidget = (properties: Record<string, unknown>): boolean => JSON.stringify(properties.DashboardBody).includes('\\"type\\":\\"alarm\\"');
+    expect(hasAlarmWidget(dashboard({}))).toBe(false);
+    expect(hasAlarmWidget(dashboard({}, { alarmed: true }))).toBe(true);
   });
 });

@@ -1192,6 +1192,106 @@ describe('alarms', () => {
   });
 });
 
+describe('operations dashboard', () => {
+  /** A token of the dashboard body as one string: `<Ref X>`, `<GetAtt X.Y>`, `<Import X>` (the stateful stack's resource). */
+  const tokenOf = (node: Json): string => {
+    if (node.Ref) return `<Ref ${node.Ref}>`;
+    if (node['Fn::GetAtt']) return `<GetAtt ${(node['Fn::GetAtt'] as string[]).join('.')}>`;
+    if (node['Fn::ImportValue']) return `<Import ${exportedRef(node)}>`;
+    throw new Error(`unexpected token in the dashboard body: ${JSON.stringify(node)}`);
+  };
+  /** The one dashboard of `inspect`, its body parsed with each token as a string. */
+  const widgetsOf = (inspect: Inspect): Json[] => {
+    const dashboards = inspect.resources('AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const body = dashboards[0]![1].Properties.DashboardBody as Json | string;
+    const text = typeof body === 'string' ? body : (body['Fn::Join'][1] as (string | Json)[]).map((part) => (typeof part === 'string' ? part : tokenOf(part))).join(body['Fn::Join'][0]);
+    return (JSON.parse(text) as { widgets: Json[] }).widgets;
+  };
+  /** Every metric the graphs of `widgets` draw or compute from, as namespace, name and dimensions. */
+  interface Drawn {
+    readonly namespace: string;
+    readonly name: string;
+    readonly dimensions: Record<string, string>;
+    readonly stat?: string;
+  }
+  const metricsOf = (widgets: Json[]): Drawn[] =>
+    widgets
+      .flatMap((w) => (w.properties?.metrics ?? []) as unknown[][])
+      .filter((m) => typeof m[0] === 'string')
+      .map((m) => {
+        const options = (typeof m[m.length - 1] === 'object' ? m[m.length - 1] : {}) as Json;
+        const parts = m.filter((p) => typeof p === 'string') as string[];
+        const dimensions: Record<string, string> = {};
+        for (let i = 2; i + 1 < parts.length; i += 2) dimensions[parts[i]!] = parts[i + 1]!;
+        return { namespace: parts[0]!, name: parts[1]!, dimensions, ...(options.stat ? { stat: options.stat as string } : {}) };
+      });
+  const drawn = (widgets: Json[], namespace: string, name: string, dimensions: Record<string, string>, stat?: string): boolean =>
+    metricsOf(widgets).some(
+      (m) => m.namespace === namespace && m.name === name && Object.entries(dimensions).every(([k, v]) => m.dimensions[k] === v) && (stat === undefined || m.stat === stat),
+    );
+  const apiRef = (protocol: 'HTTP' | 'WEBSOCKET'): string => `<Ref ${stateless.resources('AWS::ApiGatewayV2::Api').find(([, a]) => a.Properties.ProtocolType === protocol)![0]}>`;
+
+  it('graphs invocations, errors, throttles, duration p50 and p99 and concurrency of every function', () => {
+    const widgets = widgetsOf(stateless);
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const fn = { FunctionName: `<Ref ${stateless.functionId(name)}>` };
+      for (const metric of ['Invocations', 'Errors', 'Throttles', 'ConcurrentExecutions']) expect(drawn(widgets, 'AWS/Lambda', metric, fn), `${name} ${metric}`).toBe(true);
+      for (const p of ['p50', 'p99']) expect(drawn(widgets, 'AWS/Lambda', 'Duration', fn, p), `${name} Duration ${p}`).toBe(true);
+    }
+  });
+
+  it('graphs both queues (visible, in flight, age of the oldest) and the depth of the three dead-letter queues', () => {
+    const widgets = widgetsOf(stateless);
+    for (const spec of Object.values(QUEUES)) {
+      const queueId = stateless.resources('AWS::Lambda::EventSourceMapping').find(([, m]) => m.Properties.FunctionName.Ref === stateless.functionId(spec.consumer))![1].Properties
+        .EventSourceArn['Fn::GetAtt'][0] as string;
+      const queue = { QueueName: `<GetAtt ${queueId}.QueueName>` };
+      for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateAgeOfOldestMessage']) {
+        expect(drawn(widgets, 'AWS/SQS', metric, queue), `${spec.consumer} ${metric}`).toBe(true);
+      }
+    }
+    for (const output of ['InboundDeadLetterQueueUrl', 'OutboundDeadLetterQueueUrl', 'TimersDeadLetterQueueUrl']) {
+      const dlqId = (stateless.json.Outputs as Json)[output].Value.Ref as string;
+      expect(drawn(widgets, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', { QueueName: `<GetAtt ${dlqId}.QueueName>` }), output).toBe(true);
+    }
+  });
+
+  it('graphs requests, 4xx, 5xx and latency p50 and p99 of the HTTP API, connections, messages and errors of the WebSocket API', () => {
+    const widgets = widgetsOf(stateless);
+    const http = { ApiId: apiRef('HTTP'), Stage: '$default' };
+    for (const metric of ['Count', '4xx', '5xx']) expect(drawn(widgets, 'AWS/ApiGateway', metric, http), metric).toBe(true);
+    for (const p of ['p50', 'p99']) expect(drawn(widgets, 'AWS/ApiGateway', 'Latency', http, p), `Latency ${p}`).toBe(true);
+    const ws = { ApiId: apiRef('WEBSOCKET'), Stage: 'live' };
+    for (const metric of ['ConnectCount', 'MessageCount', 'IntegrationError', 'ExecutionError']) expect(drawn(widgets, 'AWS/ApiGateway', metric, ws), metric).toBe(true);
+  });
+
+  it('graphs consumed capacity and throttle events of the table and of every index', () => {
+    const widgets = widgetsOf(stateless);
+    const table = { TableName: `<Import ${ConversaTable.DEFAULT_LOGICAL_ID}>` };
+    for (const metric of ['ConsumedReadCapacityUnits', 'ConsumedWriteCapacityUnits', 'ReadThrottleEvents', 'WriteThrottleEvents']) {
+      const drawnOn = metricsOf(widgets).filter((m) => m.namespace === 'AWS/DynamoDB' && m.name === metric && m.dimensions.TableName === table.TableName);
+      expect(drawnOn.map((m) => m.dimensions.GlobalSecondaryIndexName ?? 'table').sort(), metric).toEqual(['table', ...TABLE.indexes.map((index) => index.name)].sort());
+    }
+  });
+
+  it('shows the state of every alarm of the stack, and names the dashboard in the outputs', () => {
+    const widgets = widgetsOf(stateless);
+    const shown = widgets.filter((w) => w.type === 'alarm').flatMap((w) => w.properties.alarms as string[]);
+    expect(shown.sort()).toEqual(stateless.resources('AWS::CloudWatch::Alarm').map(([id]) => `<GetAtt ${id}.Arn>`).sort());
+    const [[dashboardId]] = stateless.resources('AWS::CloudWatch::Dashboard') as [[string, Json]];
+    expect(JSON.stringify((stateless.json.Outputs as Json).OperationsDashboardUrl.Value)).toContain(JSON.stringify({ Ref: dashboardId }));
+  });
+
+  it('is left out with dashboard false', () => {
+    const off = new Inspect(Template.fromStack(build({ dashboard: false }).stacks.stateless));
+    expect(off.resources('AWS::CloudWatch::Dashboard')).toEqual([]);
+    expect((off.json.Outputs as Json).OperationsDashboardUrl).toBeUndefined();
+    // The alarms stay.
+    expect(off.resources('AWS::CloudWatch::Alarm')).toHaveLength(stateless.resources('AWS::CloudWatch::Alarm').length);
+  });
+});
+
 describe('placeholder warnings', () => {
   const { sesIdentity, corsAnyOrigin, alarmsWithoutActions } = PLACEHOLDER_WARNINGS;
   const configured = { sesIdentity: 'acme.test', allowedOrigins: ['https://www.acme.test'], alarmEmail: 'oncall@acme.test' };
