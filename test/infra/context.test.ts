@@ -18,7 +18,7 @@ describe('context', () => {
   });
 
   it('leaves every setting to its default when nothing is set, and runs cdk-nag', () => {
-    expect(read()).toEqual({ config: { webSocketAccessLogging: false, sourceMaps: true, consolePasswordAuth: false, inboxIndexAll: false }, nag: true });
+    expect(read()).toEqual({ config: { webSocketAccessLogging: false, sourceMaps: true, consolePasswordAuth: false, inboxIndexAll: false, dashboard: true }, nag: true });
     // An empty value (`-c mailFrom=`) is no value.
     expect(read({ mailFrom: '', nag: null })).toEqual(read());
   });
@@ -62,20 +62,20 @@ describe('context', () => {
   });
 
   it('reads flags from cdk.json booleans and -c strings', () => {
-    expect(read({ webSocketAccessLogging: true, sourceMaps: 'false', consolePasswordAuth: 'true', inboxIndexAll: true, nag: false })).toEqual({
-      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true },
+    expect(read({ webSocketAccessLogging: true, sourceMaps: 'false', consolePasswordAuth: 'true', inboxIndexAll: true, dashboard: false, nag: false })).toEqual({
+      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true, dashboard: false },
       nag: false,
     });
   });
 
   it('reads 1 and 0 as true and false', () => {
-    expect(read({ webSocketAccessLogging: '1', sourceMaps: '0', consolePasswordAuth: 1, inboxIndexAll: '1', nag: 0 })).toEqual({
-      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true },
+    expect(read({ webSocketAccessLogging: '1', sourceMaps: '0', consolePasswordAuth: 1, inboxIndexAll: '1', dashboard: '0', nag: 0 })).toEqual({
+      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true, dashboard: false },
       nag: false,
     });
   });
 
-  it.each(['webSocketAccessLogging', 'sourceMaps', 'consolePasswordAuth', 'inboxIndexAll', 'nag'])('refuses a %s that is neither true nor false', (key) => {
+  it.each(['webSocketAccessLogging', 'sourceMaps', 'consolePasswordAuth', 'inboxIndexAll', 'dashboard', 'nag'])('refuses a %s that is neither true nor false', (key) => {
     for (const value of ['yes', 'no', 'False', 'off', '2']) {
       expect(refused({ [key]: value })).toThrow(`context ${key} must be true or false (or 1 or 0), got ${value}`);
     }
