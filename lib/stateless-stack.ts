@@ -428,7 +428,7 @@ export class StatelessStack extends Stack {
       warnPlaceholder(
         this,
         'alarmsWithoutActions',
-        'alarmEmail is not set: no alarm (dead-letter queues, 5xx, throttles, errors, queue age) notifies anyone. Set context alarmEmail, or pass an alarmTopic.',
+        'alarmEmail is not set: no alarm (dead-letter queues, 5xx, throttles, errors, queue age, table throttling) notifies anyone. Set context alarmEmail, or pass an alarmTopic.',
       );
     }
     this.operationalAlarms = new OperationalAlarms(this, 'OperationalAlarms', {
