@@ -15,7 +15,16 @@ export interface ContactRecord {
   createdAt: string;
   /** Set when an admin merged this contact into another. */
   mergedInto?: string;
+  /**
+   * The profile fields an agent set or cleared (PATCH /v1/contacts/{id}): a provider's or a
+   * visitor's profile no longer fills them, so the agent's edit is not undone.
+   */
+  edited?: ProfileField[];
+  /** Counts the changes after creation: an agent's edit writes on condition of the one it read. */
+  version?: number;
 }
+
+export type ProfileField = 'name' | 'email' | 'phone';
 
 export interface HandleRecord {
   contactId: string;
@@ -92,45 +101,120 @@ function setClauses(fields: [string, unknown][]): { clause: string; names: Recor
   };
 }
 
+/** The condition that the contact item is still at the version `contact` was read at. */
+function atVersion(contact: ContactRecord): { condition: string; values: Record<string, unknown> } {
+  return contact.version === undefined
+    ? { condition: 'attribute_not_exists(version)', values: {} }
+    : { condition: 'version = :readVersion', values: { ':readVersion': contact.version } };
+}
+
+/** Reads and writes of one change to a contact item when other writers keep landing in between. */
+const CONTACT_WRITE_ATTEMPTS = 6;
+
 /**
- * Adds handles to a contact (idempotent) and fills the name/email/phone it lacked. Web visitors
- * get an item each (keys.contactVisitor); the other handles, a few per customer, go in its list.
- * A contact merged into another takes nothing: the answer is the one it was merged into, for the
- * caller to move what it claimed there (the merge has read the handles it moves already).
+ * Adds handles to a contact (idempotent) and fills the name/email/phone it lacked, except what an
+ * agent edited (set or cleared). Web visitors get an item each (keys.contactVisitor); the other
+ * handles, a few per customer, go in its list. A contact merged into another takes nothing: the
+ * answer is the one it was merged into, for the caller to move what it claimed there (the merge
+ * has read the handles it moves already). Otherwise the answer holds the contact as read: the
+ * item is written on condition of its version, so an agent's edit that landed meanwhile makes it
+ * read again rather than be overwritten.
  */
 export async function addContactHandles(
   contactId: string,
   handles: ContactRecord['handles'],
-  profile: { name?: string; email?: string; phone?: string } = {},
-): Promise<{ mergedInto: string } | undefined> {
-  // Consistent: a contact made a moment ago (two channels' first messages) must not read as missing.
-  const contact = await getContact(contactId, true);
-  if (!contact) return undefined;
-  if (contact.mergedInto) return { mergedInto: contact.mergedInto };
-  const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
-  const listed = missing.filter((h) => h.channel !== 'web');
-  const visitors = missing.filter((h) => h.channel === 'web');
-  // Only beside a contact not merged at that moment: the merge reads its visitors after marking it.
-  const unmerged = { ConditionCheck: { TableName: config.tableName, Key: keys.contact(contactId), ConditionExpression: 'attribute_not_exists(mergedInto)' } };
-  const visitorItems = visitors.map((h) => ({ Put: { TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } } }));
-  if (visitorItems.length > 0 && !(await transactIf([unmerged, ...visitorItems]))) return mergedInto(contactId);
-  const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as keyof typeof profile]);
-  if (listed.length === 0 && fill.length === 0) return undefined;
-  const sets: string[] = [];
-  const values: Record<string, unknown> = {};
-  if (listed.length > 0) {
-    sets.push('handles = list_append(handles, :h)');
-    values[':h'] = listed;
+  profile: { name?: string | undefined; email?: string | undefined; phone?: string | undefined } = {},
+): Promise<{ mergedInto: string } | { contact: ContactRecord } | undefined> {
+  let visitorsListed = false;
+  for (let attempt = 0; attempt < CONTACT_WRITE_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    // Consistent: a contact made a moment ago (two channels' first messages) must not read as missing.
+    const contact = await getContact(contactId, true);
+    if (!contact) return undefined;
+    if (contact.mergedInto) return { mergedInto: contact.mergedInto };
+    const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
+    const listed = missing.filter((h) => h.channel !== 'web');
+    const visitors = missing.filter((h) => h.channel === 'web');
+    // Only beside a contact not merged at that moment: the merge reads its visitors after marking it.
+    const unmerged = { ConditionCheck: { TableName: config.tableName, Key: keys.contact(contactId), ConditionExpression: 'attribute_not_exists(mergedInto)' } };
+    const visitorItems = visitors.map((h) => ({ Put: { TableName: config.tableName, Item: { ...keys.contactVisitor(contactId, h.handle), visitorId: h.handle } } }));
+    if (!visitorsListed && visitorItems.length > 0) {
+      if (!(await transactIf([unmerged, ...visitorItems]))) return mergedInto(contactId);
+      visitorsListed = true;
+    }
+    const fill = Object.entries(profile).filter(([k, v]) => v && !contact[k as ProfileField] && !contact.edited?.includes(k as ProfileField));
+    if (listed.length === 0 && fill.length === 0) return { contact };
+    const sets: string[] = ['version = :nextVersion'];
+    const values: Record<string, unknown> = { ':nextVersion': (contact.version ?? 0) + 1 };
+    if (listed.length > 0) {
+      sets.push('handles = list_append(handles, :h)');
+      values[':h'] = listed;
+    }
+    const profileSet = setClauses(fill);
+    const read = atVersion(contact);
+    const updated = await updateIf({
+      Key: keys.contact(contactId),
+      UpdateExpression: `SET ${[...sets, profileSet.clause].filter(Boolean).join(', ')}`,
+      ConditionExpression: `attribute_not_exists(mergedInto) AND ${read.condition}`,
+      ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
+      ExpressionAttributeValues: { ...values, ...read.values, ...profileSet.values },
+    });
+    if (updated) return { contact: { ...contact, ...Object.fromEntries(fill), handles: [...contact.handles, ...listed] } };
+    // Merged meanwhile (the next read answers that) or changed by another writer: read again.
   }
-  const profileSet = setClauses(fill);
-  const updated = await updateIf({
-    Key: keys.contact(contactId),
-    UpdateExpression: `SET ${[...sets, profileSet.clause].filter(Boolean).join(', ')}`,
-    ConditionExpression: 'attribute_not_exists(mergedInto)',
-    ...(fill.length > 0 ? { ExpressionAttributeNames: profileSet.names } : {}),
-    ExpressionAttributeValues: { ...values, ...profileSet.values },
+  throw new Error(`contact ${contactId} kept changing while handles were added`);
+}
+
+/**
+ * An agent's edit of a contact read at `read`: sets and removes profile fields, replaces the
+ * handles list (identity handles added or dropped) and the fields marked edited. False when the
+ * contact changed since that read or was merged meanwhile (nothing written): the caller reads again.
+ */
+export async function writeContactEdit(
+  read: ContactRecord,
+  change: { set: Partial<Record<ProfileField, string>>; remove: ProfileField[]; handles: ContactRecord['handles']; edited: ProfileField[] },
+): Promise<boolean> {
+  const set = setClauses([...Object.entries(change.set), ['handles', change.handles], ['edited', change.edited], ['version', (read.version ?? 0) + 1]]);
+  const removed = change.remove.map((field) => `#${field}`);
+  const version = atVersion(read);
+  return updateIf({
+    Key: keys.contact(read.id),
+    UpdateExpression: `SET ${set.clause}${removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : ''}`,
+    ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(mergedInto) AND ${version.condition}`,
+    ExpressionAttributeNames: { ...set.names, ...Object.fromEntries(change.remove.map((field) => [`#${field}`, field])) },
+    ExpressionAttributeValues: { ...set.values, ...version.values },
   });
-  return updated ? undefined : mergedInto(contactId);
+}
+
+/**
+ * Deletes an identity handle item (a phone number or address that no longer links to the
+ * contact), only while it is still this contact's and points at no conversation.
+ */
+export async function releaseHandle(channel: 'phone' | 'email', handle: string, contactId: string): Promise<void> {
+  try {
+    await ddb().send(
+      new DeleteCommand({
+        TableName: config.tableName,
+        Key: keys.handle(channel, handle),
+        ConditionExpression: 'contactId = :contact AND attribute_not_exists(conversationId)',
+        ExpressionAttributeValues: { ':contact': contactId },
+      }),
+    );
+  } catch (error) {
+    // Another contact's by now, or gone already: nothing of ours to delete.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/** Removes profile fields a web visitor gave (an agent cleared them on the contact); nothing if the visitor is gone. */
+export async function removeVisitorFields(id: string, fields: ProfileField[]): Promise<void> {
+  if (fields.length === 0) return;
+  await updateIf({
+    Key: keys.visitor(id),
+    UpdateExpression: `REMOVE ${fields.map((field) => `#${field}`).join(', ')}`,
+    ConditionExpression: 'attribute_exists(pk)',
+    ExpressionAttributeNames: Object.fromEntries(fields.map((field) => [`#${field}`, field])),
+  });
 }
 
 /** Where a contact whose conditional write failed was merged to (undefined if it was not). */
