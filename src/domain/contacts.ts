@@ -18,12 +18,18 @@ import {
   moveHandle,
   moveVisitor,
   putContact,
+  releaseHandle,
   releaseMergeLock,
+  removeVisitorFields,
+  writeContactEdit,
   unlinkContactConversation,
   type ContactRecord,
+  type ProfileField,
   type VisitorRecord,
 } from '../store/contacts';
-import { updateConversation, type ConversationRecord } from '../store/conversations';
+import { getConversations, updateConversation, type ConversationRecord } from '../store/conversations';
+import { mapConcurrently } from '../store/items';
+import { agentConnectionsAhead } from './fanout';
 import { getSettings } from './settings';
 
 export interface Profile {
@@ -68,17 +74,30 @@ const MAX_MERGE_HOPS = 5;
  * moved it. Returns the contact that has them in the end.
  */
 export async function addHandlesFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile = {}): Promise<string> {
+  return (await addFollowingMerges(contactId, handles, profile)).contactId;
+}
+
+/** The same, with the contact as that write read it (undefined when it was not found). */
+async function addFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile): Promise<{ contactId: string; contact?: ContactRecord }> {
   let current = contactId;
   for (let hop = 0; hop < MAX_MERGE_HOPS; hop++) {
-    const merged = await addContactHandles(current, handles, profile);
-    if (!merged) return current;
+    const added = await addContactHandles(current, handles, profile);
+    if (!added || 'contact' in added) return { contactId: current, ...(added ? { contact: added.contact } : {}) };
     for (const { channel, handle } of handles) {
-      if (channel === 'web') await moveVisitor(handle, current, merged.mergedInto);
-      else await moveHandle(channel, handle, current, merged.mergedInto);
+      if (channel === 'web') await moveVisitor(handle, current, added.mergedInto);
+      else await moveHandle(channel, handle, current, added.mergedInto);
     }
-    current = merged.mergedInto;
+    current = added.mergedInto;
   }
-  return current;
+  return { contactId: current };
+}
+
+/**
+ * What an agent edited on the contact, as the contact has it (an absent value: cleared): a new
+ * conversation shows these rather than the provider's or visitor's profile.
+ */
+export function agentEdits(contact: ContactRecord): Profile {
+  return Object.fromEntries((contact.edited ?? []).map((field) => [field, contact[field]]));
 }
 
 /**
@@ -157,7 +176,7 @@ export async function findOrCreateContact(
    * are contact details only. Default: both.
    */
   options: { linkBy?: readonly ('phone' | 'email')[] } = {},
-): Promise<{ contactId: string; conversationId?: string | undefined }> {
+): Promise<{ contactId: string; conversationId?: string | undefined; edited?: Profile }> {
   const ids = identities(profile).filter((identity) => !options.linkBy || options.linkBy.includes(identity.channel));
   let contactId: string | undefined;
   let created = false;
@@ -189,14 +208,18 @@ export async function findOrCreateContact(
   // A web visitor's handle lives on its visitor item; other channels get a handle item.
   const claimed = channel === 'web' ? undefined : await claimHandle(channel, handle, { contactId, ...(conversationId ? { conversationId } : {}) });
   // A contact created here has these handles and this profile already.
+  let edited: Profile | undefined;
   if (!created) {
-    contactId = await addHandlesFollowingMerges(contactId, [{ channel, handle }, ...ids], {
+    const added = await addFollowingMerges(contactId, [{ channel, handle }, ...ids], {
       name: profile.name,
       email: normalizeEmail(profile.email),
       phone: normalizePhone(profile.phone),
     });
+    contactId = added.contactId;
+    // Read by that write already: no extra read for the new conversation to show the agent's edits.
+    if (added.contact?.edited?.length) edited = agentEdits(added.contact);
   }
-  return { contactId, conversationId: claimed?.conversationId };
+  return { contactId, conversationId: claimed?.conversationId, ...(edited ? { edited } : {}) };
 }
 
 /** A contact merged into another answers as the one it was merged into (one hop per merge). */
@@ -289,4 +312,151 @@ export function handleOnChannel(
   if (own) return { handle: own };
   const phone = normalizePhone(contact.phone) ?? contact.handles.find((h) => h.channel === 'phone')?.handle;
   return phone && handleForPhone ? { handle: handleForPhone(phone), fromPhone: phone } : undefined;
+}
+
+/** An agent's change of a contact's details: a value sets the field, null clears it. */
+export type ContactEdit = Partial<Record<ProfileField, string | null>>;
+
+/** Channels whose handle is the customer's phone number: their number stays an identity of the contact. */
+const PHONE_CHANNELS: readonly string[] = ['whatsapp', 'sms'];
+
+/** Edits tried again when another writer (an agent, a customer's first message) changed the contact meanwhile. */
+const EDIT_ATTEMPTS = 4;
+
+/**
+ * Edits a contact's name, email and phone (any agent, as Chatwoot lets them). A merged contact
+ * is edited as the one it was merged into, as GET shows it. Email and phone are identities: a new
+ * value is claimed (409 contact_exists, nothing changed, when another contact holds it: merge
+ * them instead) and the old one stops linking, except a number the customer writes from on
+ * WhatsApp or SMS. Each field edited is marked so that no provider or visitor profile fills it
+ * again. The contact is written on condition of the version it was read at and read again when
+ * another change landed first; its conversations then show the edit (syncConversations).
+ */
+export async function editContact(id: string, edit: ContactEdit): Promise<{ contact: ContactRecord; conversations: ConversationRecord[] }> {
+  const wanted = normalizedEdit(edit);
+  const fields = Object.keys(wanted) as ProfileField[];
+  let claimed: { channel: 'phone' | 'email'; handle: string }[] = [];
+  let read: ContactRecord | undefined;
+  for (let attempt = 0; attempt < EDIT_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    // The item itself (not loadContact's view, which lists web visitors among its handles): its list is written back.
+    const contact = await resolveContact(id);
+    if (!contact) throw notFound('contact');
+    read = contact;
+    claimed = [];
+    const dropped: { channel: 'phone' | 'email'; handle: string }[] = [];
+    let handles = contact.handles;
+    for (const channel of ['email', 'phone'] as const) {
+      const value = wanted[channel];
+      if (value === undefined || value === contact[channel]) continue;
+      if (value !== null) {
+        const holder = await claimHandle(channel, value, { contactId: contact.id });
+        const owner = holder.contactId === contact.id ? contact.id : ((await resolveContact(holder.contactId))?.id ?? holder.contactId);
+        if (owner !== contact.id) {
+          await releaseFresh(claimed, contact);
+          throw conflict('contact_exists', `${channel} ${value} belongs to contact ${owner}: merge the two contacts instead`);
+        }
+        claimed.push({ channel, handle: value });
+        if (!handles.some((h) => h.channel === channel && h.handle === value)) handles = [...handles, { channel, handle: value }];
+      }
+      const old = contact[channel];
+      const writesFromIt = (h: ContactRecord['handles'][number]) => PHONE_CHANNELS.includes(h.channel) && normalizePhone(h.handle) === old;
+      if (old && !(channel === 'phone' && contact.handles.some(writesFromIt))) {
+        dropped.push({ channel, handle: old });
+        handles = handles.filter((h) => !(h.channel === channel && h.handle === old));
+      }
+    }
+    const written = await writeContactEdit(contact, {
+      set: Object.fromEntries(Object.entries(wanted).filter(([, v]) => v !== null)) as Partial<Record<ProfileField, string>>,
+      remove: fields.filter((f) => wanted[f] === null && contact[f] !== undefined),
+      handles,
+      edited: [...new Set([...(contact.edited ?? []), ...fields])],
+    });
+    if (!written) continue;
+    // Once the contact no longer lists them: a crash before that leaves them linking, and the same edit again drops them.
+    for (const { channel, handle } of dropped) await releaseHandle(channel, handle, contact.id);
+    return syncConversations(contact.id);
+  }
+  if (read) await releaseFresh(claimed, read);
+  throw conflict('contact_busy', `contact ${id} kept changing while it was edited; try again`);
+}
+
+/** The email and phone of an edit as identities are kept (400 when one is not an address or a number). */
+function normalizedEdit(edit: ContactEdit): ContactEdit {
+  const out: ContactEdit = { ...edit };
+  if (typeof edit.email === 'string') {
+    out.email = normalizeEmail(edit.email);
+    if (!out.email) throw badRequest('invalid_request', 'email: not an email address');
+  }
+  if (typeof edit.phone === 'string') {
+    out.phone = normalizePhone(edit.phone);
+    if (!out.phone) throw badRequest('invalid_request', 'phone: not a phone number');
+  }
+  return out;
+}
+
+/** A contact item, or the one it was merged into (read consistently: an edit writes on condition of it). */
+async function resolveContact(id: string): Promise<ContactRecord | undefined> {
+  let contact = await getContact(id, true);
+  for (let hop = 0; contact?.mergedInto && hop < MAX_MERGE_HOPS; hop++) contact = await getContact(contact.mergedInto, true);
+  return contact?.mergedInto ? undefined : contact;
+}
+
+/** Gives up the identities an edit that did not land claimed and the contact did not list before. */
+async function releaseFresh(claimed: { channel: 'phone' | 'email'; handle: string }[], contact: ContactRecord): Promise<void> {
+  for (const { channel, handle } of claimed) {
+    if (!contact.handles.some((h) => h.channel === channel && h.handle === handle)) await releaseHandle(channel, handle, contact.id);
+  }
+}
+
+/**
+ * Conversations one edit brings up to date, newest activity first. Only a contact with many web
+ * visitors sharing an address has more; the same edit asked again takes the next ones (only the
+ * conversations that do not show it yet are written).
+ */
+export const EDIT_SYNC_MAX = 100;
+const SYNC_CONCURRENCY = 4;
+/** Rounds of syncConversations while other edits keep landing during it. */
+const SYNC_ROUNDS = 3;
+
+/**
+ * Copies what agents edited on the contact into its conversations' embedded `contact` (what
+ * inboxes show, and the address the email fallback writes to) and tells the agents
+ * (`conversation.updated`). A web visitor's own value of a cleared field is removed too: the
+ * visitor's next message would otherwise bring it back to the conversation, and the email
+ * fallback reads it when the contact has none. Copied from the contact as read here, and read
+ * again after: an edit that landed meanwhile (whose own copy may have finished first) is copied
+ * by whichever finishes last. Returns the contact and all its conversations as they are now.
+ */
+async function syncConversations(contactId: string): Promise<{ contact: ContactRecord; conversations: ConversationRecord[] }> {
+  let result: { contact: ContactRecord; conversations: ConversationRecord[] } | undefined;
+  for (let round = 0; round < SYNC_ROUNDS; round++) {
+    const found = await getContactWithConversationIds(contactId, true);
+    if (!found) throw notFound('contact');
+    const shown = agentEdits(found.contact);
+    const conversations = await getConversations(found.conversationIds, true);
+    const stale = conversations
+      .filter((c) => c.contact.id === contactId && differs(c.contact, shown))
+      .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
+      .slice(0, EDIT_SYNC_MAX);
+    const agentConnections = stale.length > 0 ? agentConnectionsAhead() : undefined;
+    const updated = await mapConcurrently(stale, SYNC_CONCURRENCY, (c) => showEdits(c, contactId, shown, agentConnections));
+    const byId = new Map(updated.map((c) => [c.id, c]));
+    result = { contact: found.contact, conversations: conversations.map((c) => byId.get(c.id) ?? c) };
+    if ((await getContact(contactId, true))?.version === found.contact.version) break;
+  }
+  return result!;
+}
+
+const differs = (shown: Profile, edits: Profile) => (Object.keys(edits) as ProfileField[]).some((f) => shown[f] !== edits[f]);
+
+async function showEdits(conversation: ConversationRecord, contactId: string, edits: Profile, agentConnections?: ReturnType<typeof agentConnectionsAhead>): Promise<ConversationRecord> {
+  const cleared = (Object.keys(edits) as ProfileField[]).filter((f) => edits[f] === undefined);
+  if (conversation.visitorId && cleared.length > 0) await removeVisitorFields(conversation.visitorId, cleared);
+  const result = await updateConversation(conversation.id, (c) =>
+    c.contact.id !== contactId || !differs(c.contact, edits) ? undefined : { ...c, contact: { ...c.contact, ...edits }, updatedAt: new Date().toISOString() },
+  );
+  if (!result) return conversation;
+  if (result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)], result.before, agentConnections);
+  return result.after;
 }

@@ -82,7 +82,9 @@ async function resolveConversation(event: InboundMessageEvent): Promise<{ conver
   const owner = pointer?.contactId
     ? { contactId: pointer.contactId, conversationId: pointer.conversationId }
     : await findOrCreateContact(event.channel, event.handle, profile, event.channel === 'web' ? undefined : newId(), { linkBy });
-  const conversation = await draftConversation({ channel: event.channel, handle: event.handle, ...owner, profile });
+  // What an agent edited on the contact shows instead of this profile (src/domain/contacts.ts agentEdits).
+  const shown = 'edited' in owner && owner.edited ? { ...profile, ...owner.edited } : profile;
+  const conversation = await draftConversation({ channel: event.channel, handle: event.handle, ...owner, profile: shown });
   return { conversation, draft: true };
 }
 
