@@ -119,7 +119,7 @@ export interface RouteThrottle {
 }
 
 export interface HttpRouteSpec {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** API Gateway path syntax: `{name}` is one segment. */
   readonly path: string;
   readonly fn: FunctionName;
@@ -154,6 +154,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('PUT', '/v1/conversations/{id}/labels'),
   agent('GET', '/v1/contacts'),
   agent('GET', '/v1/contacts/{id}'),
+  agent('PATCH', '/v1/contacts/{id}'),
   agent('POST', '/v1/contacts/{id}/merge'),
   agent('GET', '/v1/agents'),
   agent('PUT', '/v1/agents/{id}'),

@@ -44,7 +44,7 @@ export interface HttpGateway {
 /** Stand-in for the API id AWS fills in; handlers should not depend on it. */
 export const LOCAL_HTTP_API_ID = 'local-http';
 
-const ALLOWED_METHODS = 'GET,POST,PUT,DELETE,OPTIONS';
+const ALLOWED_METHODS = 'GET,POST,PUT,PATCH,DELETE,OPTIONS';
 /** API Gateway passes these bodies as text; every other content type arrives base64-encoded. */
 const TEXT_CONTENT_TYPE = /^\s*(text\/|application\/([\w.-]+\+)?(json|xml|x-www-form-urlencoded|javascript)\b)/i;
 const BEARER = /^Bearer\s+/i;

@@ -1,14 +1,21 @@
-/** The 360° view of a customer (every handle and every conversation), and admin merges. */
+/** The 360° view of a customer (every handle and every conversation), agents' edits and admin merges. */
 import * as z from '../zod';
 import type { Route } from './context';
 import { requireAdmin } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { badRequest, notFound } from '../domain/errors';
 import { isChannel, type Contact } from '../domain/types';
-import { findContactBy, loadContact, mergeContacts } from '../domain/contacts';
-import { getConversations, toConversation } from '../store/conversations';
+import { editContact, findContactBy, loadContact, mergeContacts } from '../domain/contacts';
+import { getConversations, toConversation, type ConversationRecord } from '../store/conversations';
+import type { ContactRecord } from '../store/contacts';
 
 const MergeBody = z.object({ otherContactId: z.trimmedText(1, 128) });
+// null clears a field; an empty string is no value (400), so a blank form field is not taken for "clear".
+const ContactPatch = z.strictObject({
+  name: z.optional(z.nullable(z.trimmedText(1, 255))),
+  email: z.optional(z.nullable(z.text(3, 320))),
+  phone: z.optional(z.nullable(z.text(3, 40))),
+});
 const FindQuery = z.object({ email: z.optional(z.text(3, 320)), phone: z.optional(z.text(3, 40)) });
 
 export async function contactView(id: string): Promise<Contact> {
@@ -18,10 +25,11 @@ export async function contactView(id: string): Promise<Contact> {
 }
 
 async function viewOf(found: NonNullable<Awaited<ReturnType<typeof loadContact>>>): Promise<Contact> {
-  const conversations = (await getConversations(found.conversationIds))
-    .sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))
-    .map(toConversation);
-  const { contact } = found;
+  return viewFrom(found.contact, await getConversations(found.conversationIds));
+}
+
+function viewFrom(contact: ContactRecord, records: ConversationRecord[]): Contact {
+  const conversations = [...records].sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt)).map(toConversation);
   return {
     id: contact.id,
     ...(contact.name ? { name: contact.name } : {}),
@@ -52,4 +60,15 @@ export const mergeContactRoute: Route = async ({ event, params, agent }) => {
   const body = parseBody(event, MergeBody);
   await mergeContacts(params.id!, body.otherContactId);
   return json(200, await contactView(params.id!));
+};
+
+/**
+ * PATCH /v1/contacts/{id} `{name?, email?, phone?}` (null clears one): any agent. Answers the
+ * contact as GET does, with its conversations as the edit left them.
+ */
+export const editContactRoute: Route = async ({ event, params }) => {
+  const body = parseBody(event, ContactPatch);
+  if (Object.keys(body).length === 0) throw badRequest('invalid_request', 'body: give at least one of name, email, phone');
+  const { contact, conversations } = await editContact(params.id!, body);
+  return json(200, viewFrom(contact, conversations));
 };

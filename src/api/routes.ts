@@ -14,7 +14,7 @@ import {
   setLabelsRoute,
 } from './conversations';
 import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
-import { findContactsRoute, getContactRoute, mergeContactRoute } from './contacts';
+import { editContactRoute, findContactsRoute, getContactRoute, mergeContactRoute } from './contacts';
 import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
@@ -39,6 +39,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'PUT /v1/conversations/{id}/labels': setLabelsRoute,
   'GET /v1/contacts': findContactsRoute,
   'GET /v1/contacts/{id}': getContactRoute,
+  'PATCH /v1/contacts/{id}': editContactRoute,
   'POST /v1/contacts/{id}/merge': mergeContactRoute,
   'GET /v1/agents': listAgentsRoute,
   'PUT /v1/agents/{id}': updateAgentRoute,
