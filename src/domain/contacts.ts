@@ -218,6 +218,10 @@ export async function findOrCreateContact(
     contactId = added.contactId;
     // Read by that write already: no extra read for the new conversation to show the agent's edits.
     if (added.contact?.edited?.length) edited = agentEdits(added.contact);
+    // A web visitor's own value of a field an agent cleared would come back on its next message
+    // (withVisitorProfile) and be the email fallback's address: the agent's clearing stands.
+    const cleared = (Object.keys(edited ?? {}) as ProfileField[]).filter((field) => edited![field] === undefined && profile[field]);
+    if (channel === 'web' && cleared.length > 0) await removeVisitorFields(handle, cleared);
   }
   return { contactId, conversationId: claimed?.conversationId, ...(edited ? { edited } : {}) };
 }

@@ -263,6 +263,27 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect((await getContact(contactId)).body.email).toBeUndefined();
   });
 
+  it("keeps a field an agent cleared empty on a web visitor's new conversation, also after the visitor's next message", async () => {
+    const phone = phoneHandles();
+    const contactId = (await write('sms', phone.sms, 'Hi')).message.sender.id;
+    expect((await edit(contactId, { name: null })).status).toBe(200);
+    // The visitor links by phone (identity verification off) and types a name the agent cleared.
+    const session = await visitorSession(stack.httpUrl, { name: 'Typed Name', phone: phone.phone });
+    const ws = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(ws);
+    let conversationId = '';
+    for (const text of ['Hello', 'Hello again']) {
+      const clientMessageId = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text, clientMessageId });
+      const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+      const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId);
+      expect(seen.message.sender.id).toBe(contactId);
+      conversationId = ack.conversationId;
+    }
+    expect((await getConversation(conversationId)).contact.name).toBeUndefined();
+    expect((await getContact(contactId)).body.name).toBeUndefined();
+  });
+
   it('lets two agents edit at once without losing either identity change half-way', async () => {
     const phone = phoneHandles();
     const first = await write('whatsapp', phone.whatsapp, 'Hello', 'Quinn');
