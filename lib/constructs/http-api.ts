@@ -90,7 +90,7 @@ export class ConversaHttpApi extends Construct {
         ? {
             corsPreflight: {
               allowOrigins,
-              allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.PUT, CorsHttpMethod.DELETE, CorsHttpMethod.OPTIONS],
+              allowMethods: [CorsHttpMethod.GET, CorsHttpMethod.POST, CorsHttpMethod.PUT, CorsHttpMethod.PATCH, CorsHttpMethod.DELETE, CorsHttpMethod.OPTIONS],
               allowHeaders: ['authorization', 'content-type'],
               // A 503 asks to try again later; the browser shows the script the header only if exposed.
               exposeHeaders: ['retry-after'],

@@ -486,6 +486,8 @@ describe('stateless stack: HTTP API', () => {
     expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.AllowHeaders).toEqual(expect.arrayContaining(['authorization']));
     // Browsers hide response headers from scripts unless exposed: the widget and console read Retry-After on 503s.
     expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.ExposeHeaders).toEqual(expect.arrayContaining(['retry-after']));
+    // A console on another origin calls every method a route has (a missing one fails its preflight).
+    expect(stateless.json.Resources[httpApiId()].Properties.CorsConfiguration.AllowMethods).toEqual(expect.arrayContaining([...new Set(HTTP_ROUTES.map((r) => r.method))]));
   });
 
   it('limits the anonymous widget routes below the stage, and deploys the stage after them', () => {
