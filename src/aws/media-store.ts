@@ -9,7 +9,7 @@
  * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept;
  * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider.
  */
-import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ENV } from '../config';
 import { MEDIA_SCHEME } from '../domain/types';
@@ -87,4 +87,13 @@ export async function putObject(key: string, bytes: Buffer, contentType: string,
 /** Server-side copy; copying again over the same key is harmless (retries). */
 export async function copyObject(from: string, to: string): Promise<void> {
   await s3().send(new CopyObjectCommand({ Bucket: bucket(), Key: to, CopySource: `${bucket()}/${encodeURIComponent(from).replace(/%2F/g, '/')}` }));
+}
+
+/**
+ * Deletes a file (an erasure). Deleting a key that is not there succeeds, as S3's own does. The
+ * deployed bucket is versioned: this leaves a delete marker, and the earlier version expires with
+ * the bucket's rule for replaced files (30 days).
+ */
+export async function deleteObject(key: string): Promise<void> {
+  await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: key }));
 }

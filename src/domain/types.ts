@@ -174,11 +174,15 @@ export interface InboundStatusEvent {
 export interface OutboundJob {
   conversationId: string;
   messageId: string;
-  /** `keepMedia`: copy a customer's files from the provider into our bucket (src/domain/provider-media.ts). */
-  kind?: 'keepMedia';
+  /**
+   * `keepMedia`: copy a customer's files from the provider into our bucket (src/domain/provider-media.ts).
+   * `eraseContact`: one step of erasing a customer, `conversationId` naming the contact (src/domain/erasure.ts).
+   */
+  kind?: 'keepMedia' | 'eraseContact';
   /**
    * A copy's round of queue attempts after the first, put back on the queue by a timer
-   * (src/domain/media-jobs.ts): a job of its own to SQS's deduplication, not the first one again.
+   * (src/domain/media-jobs.ts), or an erasure's step: a job of its own to SQS's deduplication,
+   * not the first one again.
    */
   round?: number;
 }

@@ -61,12 +61,20 @@ export const keys = {
   handle: (channel: string, handle: string) => ONE(`HANDLE#${channel}#${handle.toLowerCase()}`, 'HANDLE'),
 
   visitor: (id: string) => ONE(`VISITOR#${id}`, 'VISITOR'),
+  /** A web visitor's item and its send windows: what an erasure removes with the visitor. */
+  visitorPartition: (id: string) => `VISITOR#${id}`,
   /** A web visitor's messages in one window of time (the per-visitor send limit). */
   visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
   /** Web visitors' messages from one network address in one window (however many sessions it opened). */
   addressSends: (address: string, windowStart: string) => ONE(`ADDRESS#${address}`, `SENDS#${windowStart}`),
   /** Emails from other senders kept as notes on one conversation in one window (src/domain/email.ts). */
   emailNotes: (conversationId: string, windowStart: string) => ONE(`EMAILNOTES#${conversationId}`, `SENDS#${windowStart}`),
+  emailNotesPartition: (conversationId: string) => `EMAILNOTES#${conversationId}`,
+  /**
+   * A contact's erasure (src/domain/erasure.ts), by a hash of its id: what is left once the
+   * customer is gone says that an erasure ran, never whose.
+   */
+  erasure: (contactIdHash: string) => ONE(`ERASURE#${contactIdHash}`, 'ERASURE'),
 
   /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
   connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),
