@@ -9,6 +9,7 @@ import { isProviderChannel } from './types';
 import { afterOutbound } from './automation';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
+import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './media';
@@ -318,6 +319,11 @@ export async function deliverOutbound(
     await drainQueue();
     return;
   }
+  // One step of erasing a customer, in the contact's own lane.
+  if (isErasureJob(job)) {
+    await runErasureStep(job);
+    return;
+  }
   // Both reads at once: one round trip less before the send (a redelivered job wastes half a unit).
   const [stored, seen] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
   if (!stored) return;
@@ -381,6 +387,10 @@ export async function abandonOutbound(job: OutboundJob, reason: string): Promise
   }
   if (isKeepMediaJob(job)) {
     await retryCopyLater(job);
+    return true;
+  }
+  if (isErasureJob(job)) {
+    await requeueErasure(job);
     return true;
   }
   const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
