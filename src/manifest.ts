@@ -155,6 +155,7 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('GET', '/v1/contacts'),
   agent('GET', '/v1/contacts/{id}'),
   agent('PATCH', '/v1/contacts/{id}'),
+  agent('DELETE', '/v1/contacts/{id}'),
   agent('POST', '/v1/contacts/{id}/merge'),
   agent('GET', '/v1/agents'),
   agent('PUT', '/v1/agents/{id}'),

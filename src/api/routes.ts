@@ -15,6 +15,7 @@ import {
 } from './conversations';
 import { assignRoute, markReadRoute, statusRoute, transferRoute } from './assignment';
 import { editContactRoute, findContactsRoute, getContactRoute, mergeContactRoute } from './contacts';
+import { eraseContactRoute, unlessErased } from './erasure';
 import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
@@ -38,8 +39,9 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'POST /v1/conversations/{id}/channel': channelTransferRoute,
   'PUT /v1/conversations/{id}/labels': setLabelsRoute,
   'GET /v1/contacts': findContactsRoute,
-  'GET /v1/contacts/{id}': getContactRoute,
-  'PATCH /v1/contacts/{id}': editContactRoute,
+  'GET /v1/contacts/{id}': unlessErased(getContactRoute),
+  'PATCH /v1/contacts/{id}': unlessErased(editContactRoute),
+  'DELETE /v1/contacts/{id}': eraseContactRoute,
   'POST /v1/contacts/{id}/merge': mergeContactRoute,
   'GET /v1/agents': listAgentsRoute,
   'PUT /v1/agents/{id}': updateAgentRoute,
