@@ -240,7 +240,7 @@ const MEDIA_ACCESS: Readonly<Partial<Record<FunctionName, readonly MediaAccess[]
   api: ['upload', 'attach', 'download'],
   widget: ['upload', 'download'],
   realtime: ['attach'],
-  outbound: ['download', 'keep'],
+  outbound: ['download', 'keep', 'erase'],
 };
 
 /**

@@ -91,9 +91,10 @@ export class MediaBucket extends Construct {
  * - `upload`: presigned PUTs into `uploads/` (agents in the API, visitors in the widget function);
  * - `attach`: checks an upload and copies it into `media/` when a message names it;
  * - `download`: presigned GETs of kept files (consoles, the widget, providers fetching a reply's file);
- * - `keep`: writes a customer's file copied from the provider into `media/provider/`.
+ * - `keep`: writes a customer's file copied from the provider into `media/provider/`;
+ * - `erase`: deletes the files of a customer being erased (src/domain/erasure.ts).
  */
-export type MediaAccess = 'upload' | 'attach' | 'download' | 'keep';
+export type MediaAccess = 'upload' | 'attach' | 'download' | 'keep' | 'erase';
 
 const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; prefixes: string[]; reason: string }[]>> = {
   upload: [{ actions: ['s3:PutObject'], prefixes: ['uploads/*'], reason: 'Uploads are presigned per file under uploads/; the key holds the uploader and an id issued at the same time.' }],
@@ -104,6 +105,8 @@ const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; p
   ],
   download: [{ actions: ['s3:GetObject'], prefixes: ['media/*'], reason: 'Sent files are presigned one by one for the people of their conversation and its provider.' }],
   keep: [{ actions: ['s3:PutObject'], prefixes: ['media/provider/*'], reason: "A customer's file is written under its conversation and message ids." }],
+  // Not s3:DeleteObjectVersion: an erased file's earlier version expires with the bucket's rule (30 days).
+  erase: [{ actions: ['s3:DeleteObject'], prefixes: ['media/*', 'uploads/*'], reason: "An erased customer's files are deleted by key, as their messages name them." }],
 };
 
 /** Grants `access` on the media bucket; presigned URLs can do no more than their signer's role. */

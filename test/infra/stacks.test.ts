@@ -1415,7 +1415,8 @@ describe('media files', () => {
       realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media/agent', 's3:PutObject media/visitor'],
       wsAuthorizer: [],
       inbound: [],
-      outbound: ['s3:GetObject media', 's3:PutObject media/provider'],
+      // Erasing a customer deletes their files by key (src/domain/erasure.ts).
+      outbound: ['s3:DeleteObject media', 's3:DeleteObject uploads', 's3:GetObject media', 's3:PutObject media/provider'],
       engagement: [],
     });
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
