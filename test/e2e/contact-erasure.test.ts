@@ -1,0 +1,256 @@
+/**
+ * Erasing a customer on request (DELETE /v1/contacts/{id}), end to end on the local stack: a
+ * customer on WhatsApp and on the web (email, a file each way, a closed episode, open assigned
+ * conversations, pending timers) is erased by an admin; then nothing in the table names them but
+ * the idempotency records README documents as left, their files are gone from the bucket, the
+ * agent's load is back, no timer of theirs is pending, and the same phone writing again is a new
+ * customer.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { phoneHandles, postWebhook, textWebhook } from './channels-support';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { keys } from '../../src/store/keys';
+import { getErasure } from '../../src/store/erasure';
+import { getHandle } from '../../src/store/contacts';
+import { putMessage } from '../../src/store/messages';
+import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
+import { newId } from '../../src/domain/ids';
+
+const BUCKET = 'conversa-local-media';
+const AGENT = 'er-ana';
+const CUSTOMER = { name: 'Erin Erasmus', webName: 'Erin Web', email: `erin.${crypto.randomUUID().slice(0, 8)}@example.com` };
+const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.from(Array.from({ length: 64 }, (_, i) => i))]);
+
+let stack: LocalStack;
+let admin: string;
+let agentJwt: string;
+let agent: WsClient;
+const sockets: WsClient[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  admin = await agentToken(stack.httpUrl, 'er-admin', 'admin', 'Ada');
+  agentJwt = await agentToken(stack.httpUrl, AGENT, 'agent', 'Ana');
+  // The admin only watches: every conversation goes to Ana.
+  expect((await http(stack.httpUrl, 'PUT', '/v1/agents/er-admin', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } })).status).toBe(200);
+  agent = await WsClient.connect(stack.wsUrl, agentJwt);
+  sockets.push(agent);
+  await eventually(async () => (await http(stack.httpUrl, 'GET', '/v1/agents', { token: admin })).body.items.some((a: { id: string; status: string }) => a.id === AGENT && a.status === 'online'));
+});
+
+afterAll(async () => {
+  await Promise.all(sockets.map((s) => s.close()));
+  await stack?.stop();
+});
+
+const get = (path: string, token = admin) => http(stack.httpUrl, 'GET', path, { token });
+const erase = (id: string, token = admin) => http(stack.httpUrl, 'DELETE', `/v1/contacts/${id}`, { token });
+const load = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === AGENT).load as { live: number; async: number };
+
+/** The customer writes on WhatsApp under their profile name; the message as the agent saw it. */
+async function whatsappWrites(handle: string, text: string): Promise<Frame> {
+  const webhook = textWebhook('whatsapp', handle, text);
+  const body = JSON.parse(webhook.body);
+  body.entry[0].changes[0].value.contacts[0].profile = { name: CUSTOMER.name };
+  expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+  return agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'the WhatsApp message');
+}
+
+/** An upload ticket and the file PUT, as a console or the widget does it. */
+async function upload(path: string, token: string): Promise<string> {
+  const ticket = await http(stack.httpUrl, 'POST', path, { token, body: { contentType: 'image/png', size: PNG.length } });
+  expect(ticket.status, ticket.text).toBe(201);
+  const put = await fetch(ticket.body.url, { method: 'PUT', headers: ticket.body.headers, body: PNG });
+  expect(put.status).toBe(200);
+  return ticket.body.uploadId as string;
+}
+
+async function scanTable(): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await ddb().send(new ScanCommand({ TableName: config.tableName, ...(start ? { ExclusiveStartKey: start } : {}) }));
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+describe('erasing a customer', () => {
+  it('removes every item, file, timer and slot of theirs, and the same phone writing again is a new customer', async () => {
+    // Prepare: the customer on WhatsApp…
+    const phone = phoneHandles();
+    const first = await whatsappWrites(phone.whatsapp, 'Hi, my order 1234 is late');
+    const contactId = first.message.sender.id as string;
+    const whatsappId = first.conversationId as string;
+    // …resolved more than 4 days ago, back since: a closed report episode, the conversation open and Ana's again.
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${whatsappId}/resolve`, { token: agentJwt })).status).toBe(200);
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.conversation(whatsappId),
+        UpdateExpression: 'SET resolvedAt = :then',
+        ExpressionAttributeValues: { ':then': new Date(Date.now() - 5 * 86_400_000).toISOString() },
+      }),
+    );
+    await whatsappWrites(phone.whatsapp, 'Hello again, a new question');
+    // …and on the web, with the same phone and an email: the same contact.
+    const session = await visitorSession(stack.httpUrl, { name: CUSTOMER.webName, email: CUSTOMER.email, phone: phone.phone });
+    const visitor = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(visitor);
+    const visitorId = String(session.token).split('.')[0]!;
+    const visitorFile = await upload('/v1/widget/uploads', session.token);
+    const clientMessageId = crypto.randomUUID();
+    visitor.send({ action: 'sendMessage', text: 'Here is my receipt', clientMessageId, attachments: [{ uploadId: visitorFile, name: 'receipt.png' }] });
+    const ack = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+    const webId = ack.conversationId as string;
+    // Ana answers on both, with a file on WhatsApp.
+    const agentFile = await upload('/v1/uploads', agentJwt);
+    const replies = [
+      await http(stack.httpUrl, 'POST', `/v1/conversations/${whatsappId}/messages`, { token: agentJwt, body: { text: 'Looking into it', attachments: [{ uploadId: agentFile, name: 'label.png' }] } }),
+      await http(stack.httpUrl, 'POST', `/v1/conversations/${webId}/messages`, { token: agentJwt, body: { text: 'Thanks, got the receipt' } }),
+    ];
+    expect(replies.map((r) => r.status)).toEqual([202, 202]);
+    await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks, got the receipt', 10_000, 'the reply');
+
+    const contact = await get(`/v1/contacts/${contactId}`);
+    expect(contact.status).toBe(200);
+    expect(contact.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([whatsappId, webId].sort());
+    for (const id of [whatsappId, webId]) expect(await eventually(async () => (await get(`/v1/conversations/${id}`)).body.assigneeId)).toBe(AGENT);
+    expect(await load()).toEqual({ live: 1, async: 1 });
+    const episodes = (await scanTable()).filter((i) => i.pk === `CONV#${whatsappId}` && String(i.sk).startsWith('EPISODE#'));
+    expect(episodes).toHaveLength(1);
+    const timersOf = () => stack.aws.scheduler.list().filter((s) => s.name.endsWith(whatsappId) || s.name.endsWith(webId));
+    await eventually(() => timersOf().some((s) => s.name === `reengage-${whatsappId}`));
+    const files = stack.aws.s3.listKeys(BUCKET).filter((key) => key.endsWith(visitorFile) || key.endsWith(agentFile));
+    expect(files.filter((key) => key.startsWith('media/'))).toHaveLength(2);
+
+    // Act: roles first, then the admin's request.
+    expect((await erase(contactId, agentJwt)).status).toBe(403);
+    expect((await erase(contactId, session.token)).status).toBe(401);
+    const answer = await erase(contactId);
+
+    // Assess: accepted, and the contact reads as gone at once.
+    expect(answer.status).toBe(202);
+    expect(answer.body).toEqual({ contactId, status: 'erasing' });
+    expect((await get(`/v1/contacts/${contactId}`)).status).toBe(404);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+
+    // Nothing in the table names the customer but the idempotency records left to expire.
+    const needles = [contactId, whatsappId, webId, visitorId, phone.whatsapp, phone.phone, CUSTOMER.email, CUSTOMER.name, CUSTOMER.webName];
+    const naming = (await scanTable()).filter((item) => needles.some((n) => JSON.stringify(item).toLowerCase().includes(n.toLowerCase())));
+    const left = naming.filter((item) => String(item.pk).startsWith('DEDUP#'));
+    expect(naming.filter((item) => !left.includes(item)).map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
+    // The visitor's message id record is one of them: ids and a hash only, gone within 14 days.
+    expect(left.length).toBeGreaterThan(0);
+    for (const item of left) {
+      expect(Object.keys(item).sort()).toEqual(['conversationId', 'expiresAt', 'messageId', 'pk', 'sk']);
+      expect(Number(item.expiresAt)).toBeLessThanOrEqual(Date.now() / 1000 + 14 * 86_400 + 60);
+      for (const words of [CUSTOMER.name, CUSTOMER.webName, CUSTOMER.email, phone.phone, 'receipt']) expect(JSON.stringify(item)).not.toContain(words);
+    }
+    // Their files are gone from the bucket, the sent copies and the uploads alike.
+    expect(stack.aws.s3.listKeys(BUCKET).filter((key) => key.endsWith(visitorFile) || key.endsWith(agentFile))).toEqual([]);
+    // Ana's slots are free, no timer of theirs is pending, and the agents were told.
+    expect(await load()).toEqual({ live: 0, async: 0 });
+    expect(timersOf().map((s) => s.name)).toEqual([]);
+    for (const id of [whatsappId, webId]) {
+      await agent.waitFor((f) => f.type === 'conversation.deleted' && f.conversationId === id, 5_000, `conversation.deleted of ${id}`);
+      expect((await get(`/v1/conversations/${id}`)).status).toBe(404);
+    }
+    expect((await get(`/v1/contacts/${contactId}`)).status).toBe(404);
+    expect((await get(`/v1/contacts?phone=${encodeURIComponent(phone.phone)}`)).body.items).toEqual([]);
+    // The visitor's socket was closed and their token opens nothing any more.
+    await eventually(() => visitor.socket.readyState === visitor.socket.CLOSED);
+    await expect(WsClient.connect(stack.wsUrl, session.token)).rejects.toMatchObject({ status: 401 });
+
+    // Asked again: the same answer.
+    const again = await erase(contactId);
+    expect([again.status, again.body]).toEqual([202, { contactId, status: 'erasing' }]);
+
+    // The same phone writing again is a new customer with a new conversation.
+    const back = await whatsappWrites(phone.whatsapp, 'Hi, it is me again');
+    expect(back.message.sender.id).not.toBe(contactId);
+    expect(back.conversationId).not.toBe(whatsappId);
+    expect((await getHandle('whatsapp', phone.whatsapp))?.contactId).toBe(back.message.sender.id);
+  });
+
+  it('erases a long history page by page, and a step delivered again changes nothing', async () => {
+    // Prepare: Ana holds another customer's conversation beside this one's, whose history is
+    // several pages long; a slot given back twice would show as one too few.
+    const other = phoneHandles();
+    await whatsappWrites(other.whatsapp, 'Someone else');
+    const phone = phoneHandles();
+    const first = await whatsappWrites(phone.whatsapp, 'A long story');
+    const contactId = first.message.sender.id as string;
+    const conversationId = first.conversationId as string;
+    expect(await eventually(async () => (await get(`/v1/conversations/${conversationId}`)).body.assigneeId)).toBe(AGENT);
+    const before = await load();
+    const count = ERASURE_PAGE * 2 + 30;
+    for (let i = 0; i < count; i++) {
+      const id = newId();
+      await putMessage({
+        id,
+        conversationId,
+        direction: i % 2 ? 'outbound' : 'inbound',
+        sender: i % 2 ? { type: 'agent', id: AGENT } : { type: 'contact', id: contactId },
+        channel: 'whatsapp',
+        text: `line ${i}`,
+        attachments: [],
+        status: 'sent',
+        private: false,
+        createdAt: new Date().toISOString(),
+      });
+    }
+    const messagesLeft = async () => (await scanTable()).filter((i) => i.pk === `CONV#${conversationId}`).length;
+    expect(await messagesLeft()).toBeGreaterThan(count);
+
+    // Act: the admin's request, and its first step delivered twice more beside the queue's own.
+    expect((await erase(contactId)).status).toBe(202);
+    const redelivered = { kind: 'eraseContact' as const, conversationId: contactId, messageId: `erase-${contactId}` };
+    await Promise.all([runErasureStep(redelivered), runErasureStep(redelivered)]);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+
+    // Assess: every page went, the slot was given back once, and a late step finds it done.
+    expect(await messagesLeft()).toBe(0);
+    expect(await load()).toEqual({ ...before, async: before.async - 1 });
+    expect(await runErasureStep({ ...redelivered, round: 3 })).toBe('erased');
+    expect(await load()).toEqual({ ...before, async: before.async - 1 });
+  });
+
+  it('lets a message that races the erasure start a new customer or be erased with the old one, never failing', async () => {
+    // Prepare
+    const phone = phoneHandles();
+    const first = await whatsappWrites(phone.whatsapp, 'Please forget me');
+    const contactId = first.message.sender.id as string;
+
+    // Act: the request and the customer's next message at once.
+    const racing = textWebhook('whatsapp', phone.whatsapp, 'Actually, one more thing');
+    const [answer, webhook] = await Promise.all([erase(contactId), postWebhook(stack, 'whatsapp', racing.body)]);
+
+    // Assess: both accepted; the message was taken in (wherever it landed) and the erasure ended.
+    expect([answer.status, webhook.status]).toEqual([202, 200]);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === racing.providerMessageId, 10_000, 'the racing message');
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+    // Asked again, the erasure sweeps whatever the race left under the old contact.
+    expect((await erase(contactId)).status).toBe(202);
+    await eventually(async () => !(await scanTable()).some((item) => !String(item.pk).startsWith('DEDUP#') && JSON.stringify(item).includes(contactId)), 20_000);
+    const handle = await getHandle('whatsapp', phone.whatsapp);
+    if (handle) {
+      expect(handle.contactId).not.toBe(contactId);
+      expect((await get(`/v1/contacts/${handle.contactId}`)).status).toBe(200);
+    }
+  });
+
+  it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
+    const unknown = await erase('01JNOSUCHCONTACT0000000000');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ code: 'not_found' });
+    expect((await erase('01JNOSUCHCONTACT0000000000', agentJwt)).status).toBe(403);
+    expect((await erase('not%20an%20id')).status).toBe(404);
+  });
+});
