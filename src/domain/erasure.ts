@@ -192,6 +192,7 @@ async function eraseConversationPage(conversationId: string, contactId: string):
   await Promise.all(CONVERSATION_TIMERS.map((kind) => cancelTimer(kind, conversationId)));
   const content = items.filter((item) => item.sk !== 'CONV');
   if (content.length > 0) {
+    await eraseMergedSenders(content, contactId);
     await eraseContent(conversationId, content);
     return false;
   }
@@ -218,6 +219,27 @@ async function releaseSlot(conversationId: string): Promise<void> {
     c.status === 'resolved' && !c.assigneeId ? undefined : { ...c, status: 'resolved', assigneeId: null, resolvedAt: c.resolvedAt ?? now, snoozedUntil: undefined, updatedAt: now },
   );
   if (result && result.after !== result.before) await routeOnConversationChange(result.before, result.after);
+}
+
+/**
+ * A contact merged into this one keeps its item (name, email, phone, handles, `mergedInto`), and
+ * nothing points from the survivor to it; its messages, moved here with its conversations, still
+ * name it as their sender. Each such sender that was merged into this contact gets an erasure of
+ * its own (a step finding its item, and whatever a half-finished merge left under it).
+ */
+async function eraseMergedSenders(content: Record<string, unknown>[], contactId: string): Promise<void> {
+  const senders = new Set<string>();
+  for (const item of content) {
+    const sender = item.sender as { type?: string; id?: string } | undefined;
+    if (sender?.type === 'contact' && sender.id && sender.id !== contactId) senders.add(sender.id);
+  }
+  for (const senderId of senders) {
+    let current = await getContact(senderId, true);
+    for (let hop = 0; current?.mergedInto && current.mergedInto !== contactId && hop < MAX_MERGE_HOPS; hop++) current = await getContact(current.mergedInto, true);
+    if (current?.mergedInto !== contactId) continue;
+    // Started once: a later page naming the same sender finds its record and queues nothing.
+    if (await startErasure(senderId, 'merge-of-erased-contact', new Date().toISOString())) await enqueueOutbound([erasureJob(senderId)]);
+  }
 }
 
 /** Files first, then the records that point at provider ids, then the items: a step that dies half-way finds the items and does it again. */

@@ -53,10 +53,10 @@ const erase = (id: string, token = admin) => http(stack.httpUrl, 'DELETE', `/v1/
 const load = async () => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === AGENT).load as { live: number; async: number };
 
 /** The customer writes on WhatsApp under their profile name; the message as the agent saw it. */
-async function whatsappWrites(handle: string, text: string): Promise<Frame> {
+async function whatsappWrites(handle: string, text: string, name = CUSTOMER.name): Promise<Frame> {
   const webhook = textWebhook('whatsapp', handle, text);
   const body = JSON.parse(webhook.body);
-  body.entry[0].changes[0].value.contacts[0].profile = { name: CUSTOMER.name };
+  body.entry[0].changes[0].value.contacts[0].profile = { name };
   expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
   return agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'the WhatsApp message');
 }
@@ -220,6 +220,25 @@ describe('erasing a customer', () => {
     expect(await load()).toEqual({ ...before, async: before.async - 1 });
     expect(await runErasureStep({ ...redelivered, round: 3 })).toBe('erased');
     expect(await load()).toEqual({ ...before, async: before.async - 1 });
+  });
+
+  it('also erases a contact merged into the erased one, which nothing on the survivor names', async () => {
+    // Prepare: the same person on two numbers, merged by an admin.
+    const [kept, merged] = [phoneHandles(), phoneHandles()];
+    const survivor = (await whatsappWrites(kept.whatsapp, 'My first number', 'Bea Kept')).message.sender.id as string;
+    const other = await whatsappWrites(merged.whatsapp, 'My second number', 'Bea Merged');
+    const mergedId = other.message.sender.id as string;
+    expect((await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: admin, body: { otherContactId: mergedId } })).status).toBe(200);
+
+    // Act
+    expect((await erase(survivor)).status).toBe(202);
+
+    // Assess: both erasures end, and nothing names the merged contact, its number or its name.
+    await eventually(async () => (await getErasure(survivor))?.status === 'erased' && (await getErasure(mergedId))?.status === 'erased', 20_000);
+    const needles = [survivor, mergedId, other.conversationId as string, merged.whatsapp, merged.phone, 'Bea Merged', 'Bea Kept'];
+    const naming = (await scanTable()).filter((item) => !String(item.pk).startsWith('DEDUP#') && needles.some((n) => JSON.stringify(item).includes(n)));
+    expect(naming.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
+    expect((await get(`/v1/contacts/${mergedId}`)).status).toBe(404);
   });
 
   it('lets a message that races the erasure start a new customer or be erased with the old one, never failing', async () => {
