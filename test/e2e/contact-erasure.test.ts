@@ -167,6 +167,7 @@ describe('erasing a customer', () => {
     // The visitor's socket was closed and their token opens nothing any more.
     await eventually(() => visitor.socket.readyState === visitor.socket.CLOSED);
     await expect(WsClient.connect(stack.wsUrl, session.token)).rejects.toMatchObject({ status: 401 });
+    expect((await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: session.token })).status).toBe(401);
 
     // Asked again: the same answer.
     const again = await erase(contactId);
