@@ -259,6 +259,13 @@ describe('erasing a customer', () => {
     // Asked again, the erasure sweeps whatever the race left under the old contact.
     expect((await erase(contactId)).status).toBe(202);
     await eventually(async () => !(await scanTable()).some((item) => !String(item.pk).startsWith('DEDUP#') && JSON.stringify(item).includes(contactId)), 20_000);
+    // Nothing failed on the way: no message or step waits for a retry on either queue.
+    await eventually(() =>
+      ['conversa-inbound.fifo', 'conversa-outbound.fifo'].every((name) => {
+        const counts = stack.aws.sqs.getQueue(name).counts();
+        return counts.visible + counts.inFlight === 0;
+      }),
+    );
     const handle = await getHandle('whatsapp', phone.whatsapp);
     if (handle) {
       expect(handle.contactId).not.toBe(contactId);
