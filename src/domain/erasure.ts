@@ -97,7 +97,9 @@ export async function runErasureStep(job: OutboundJob): Promise<'continues' | 'e
     await finishErasure(contactId, new Date());
     return 'erased';
   }
-  await enqueueOutbound([erasureJob(contactId, (job.round ?? 0) + 1)]);
+  // Under the chain's own id: a chain started again (a repeated request) must not have its steps
+  // taken by SQS for copies of the first chain's.
+  await enqueueOutbound([erasureJob(contactId, (job.round ?? 0) + 1, job.messageId)]);
   return 'continues';
 }
 

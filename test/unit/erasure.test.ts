@@ -95,6 +95,16 @@ describe('an erasure step', () => {
     expect(sent()).toEqual([]);
   });
 
+  it("continues a chain started again under that chain's own id", async () => {
+    const restarted = { ...step(), messageId: `erase-${CONTACT}-01JAGAIN` };
+    partition(keys.contactPartition(CONTACT), [{ ...keys.contact(CONTACT), id: CONTACT, handles: [] }, { ...keys.contactVisitor(CONTACT, 'v-2'), visitorId: 'v-2' }]);
+
+    expect(await runErasureStep(restarted)).toBe('continues');
+
+    expect(sent()).toEqual([expect.objectContaining({ MessageGroupId: `eraseContact#${CONTACT}`, MessageDeduplicationId: `eraseContact#erase-${CONTACT}-01JAGAIN#1` })]);
+    expect(ddb.commandCalls(DeleteCommand).map((c) => c.args[0].input.Key)).toContainEqual(keys.contactVisitor(CONTACT, 'v-2'));
+  });
+
   it('goes back to its lane under a new deduplication id when it would reach the DLQ untried', async () => {
     expect(await abandonOutbound(step(4), 'skipped')).toBe(true);
 
