@@ -130,6 +130,10 @@ describe('erasing a customer', () => {
     const files = stack.aws.s3.listKeys(BUCKET).filter((key) => key.endsWith(visitorFile) || key.endsWith(agentFile));
     expect(files.filter((key) => key.startsWith('media/'))).toHaveLength(2);
 
+    // An agent has corrected the customer's details: the new name and address are theirs too.
+    const edited = { name: 'Erin E. Erasmus-Edit', email: `erin.work.${crypto.randomUUID().slice(0, 8)}@example.com` };
+    expect((await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: agentJwt, body: edited })).status).toBe(200);
+
     // Act: roles first, then the admin's request.
     expect((await erase(contactId, agentJwt)).status).toBe(403);
     expect((await erase(contactId, session.token)).status).toBe(401);
@@ -139,10 +143,12 @@ describe('erasing a customer', () => {
     expect(answer.status).toBe(202);
     expect(answer.body).toEqual({ contactId, status: 'erasing' });
     expect((await get(`/v1/contacts/${contactId}`)).status).toBe(404);
+    // Nor can an edit write the details back while the erasure runs.
+    expect((await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: agentJwt, body: { name: 'Erin again' } })).status).toBe(404);
     await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
 
     // Nothing in the table names the customer but the idempotency records left to expire.
-    const needles = [contactId, whatsappId, webId, visitorId, phone.whatsapp, phone.phone, CUSTOMER.email, CUSTOMER.name, CUSTOMER.webName];
+    const needles = [contactId, whatsappId, webId, visitorId, phone.whatsapp, phone.phone, CUSTOMER.email, CUSTOMER.name, CUSTOMER.webName, edited.name, edited.email];
     const naming = (await scanTable()).filter((item) => needles.some((n) => JSON.stringify(item).toLowerCase().includes(n.toLowerCase())));
     const left = naming.filter((item) => String(item.pk).startsWith('DEDUP#'));
     expect(naming.filter((item) => !left.includes(item)).map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
