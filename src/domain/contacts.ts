@@ -291,11 +291,15 @@ async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
     if (channel === 'web') await moveVisitor(handle, otherId, survivorId);
     else await moveHandle(channel, handle, otherId, survivorId);
   }
-  await addContactHandles(survivorId, contact.handles, { name: contact.name, email: contact.email, phone: contact.phone });
+  const added = await addContactHandles(survivorId, contact.handles, { name: contact.name, email: contact.email, phone: contact.phone });
+  // The moved conversations show the survivor as it now is (its details, what the other filled in),
+  // as its own conversations do: one customer, one name in the inbox.
+  const now = added && 'contact' in added ? added.contact : survivor.contact;
+  const shown = { id: survivorId, ...(now.name ? { name: now.name } : {}), ...(now.email ? { email: now.email } : {}), ...(now.phone ? { phone: now.phone } : {}) };
   for (const conversationId of marked.conversationIds) {
     await linkContactConversation(survivorId, conversationId);
     const result = await updateConversation(conversationId, (c) =>
-      c.contact.id === survivorId ? undefined : { ...c, contact: { ...c.contact, id: survivorId } },
+      c.contact.id === survivorId ? undefined : { ...c, contact: shown },
     );
     if (result && result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
     await unlinkContactConversation(otherId, conversationId);

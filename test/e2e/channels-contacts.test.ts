@@ -302,7 +302,9 @@ describe('admin contact merge', () => {
     );
     expect(merged.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([a.conversationId, b.conversationId].sort());
     const moved = merged.body.conversations.find((c: { id: string }) => c.id === b.conversationId);
-    expect(moved.contact.id).toBe(survivor);
+    // Shown as the survivor, with the survivor's details, as its own conversations are.
+    expect(moved.contact).toEqual(merged.body.conversations.find((c: { id: string }) => c.id === a.conversationId).contact);
+    expect(moved.contact).toMatchObject({ id: survivor, name: merged.body.name });
 
     // The merged contact answers as the survivor; agents were told the conversation changed hands.
     expect((await getContact(other)).body.id).toBe(survivor);
