@@ -279,7 +279,8 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
   };
   const stored = existing ?? ((await putMessage(fresh)) ? fresh : ((await getMessage(fresh.conversationId, fresh.id)) ?? fresh));
   // A receipt naming its mid may have come first (Meta sends each webhook on its own), held as for
-  // our sends; a Messenger delivery names mids only, and would otherwise never reach the message.
+  // our sends; a Messenger delivery names mids only, a WhatsApp receipt of an echo carries no
+  // reference of ours, and either would otherwise never reach the message.
   const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`])) ?? stored;
   const agentConnections = agentConnectionsAhead();
   const updated = await applyOutboundToConversation(message.conversationId, message);
@@ -545,11 +546,9 @@ const UNREFERENCED_STATUS_LOOKBACK_MS = 30 * 86_400_000;
  * The message a status names by the provider's id only, in its customer's conversation, for a
  * channel that writes no id record for its sends (its statuses carry our reference). WhatsApp
  * brings the reference back on sent, delivered and read, but not always on `failed`, the one an
- * agent most needs to see.
+ * agent most needs to see; and never on the receipts of an echo (a send from the Business app).
  */
-async function sentTo(event: InboundStatusEvent): Promise<{ conversationId: string; messageId: string } | undefined> {
-  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
-  if (!conversationId) return undefined;
+async function sentTo(event: InboundStatusEvent, conversationId: string): Promise<{ conversationId: string; messageId: string } | undefined> {
   const messageId = await findByProviderMessageId(conversationId, event.providerMessageId, Date.parse(event.at) - UNREFERENCED_STATUS_LOOKBACK_MS, 'outbound');
   return messageId ? { conversationId, messageId } : undefined;
 }
@@ -559,12 +558,18 @@ export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   const referenced = fromReference(event.reference);
   const byId = !referenced && !(isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference);
   const scope = `${event.channel}#${event.providerMessageId}`;
-  let pointer = referenced ?? (byId ? await getDedup(scope) : await sentTo(event));
-  if (!pointer && byId) {
-    // The status may have overtaken the send's own answer (which records the id): held for that
-    // send to apply, then looked up once more in case it recorded the id meanwhile.
+  // Without our reference where sends record no id: looked for in the customer's conversation.
+  const conversationId = referenced || byId ? undefined : (await getHandle(event.channel, event.handle))?.conversationId;
+  const lookUp = async () => (byId ? getDedup(scope) : conversationId ? sentTo(event, conversationId) : undefined);
+  let pointer = referenced ?? (await lookUp());
+  // The status may have overtaken what names its message: the send's own answer (which records the
+  // id), or a WhatsApp echo, whose receipts are sent apart from it. Held for that to apply, then
+  // looked up once more in case it came meanwhile. An echo is only stored in a conversation we
+  // have, so a WhatsApp status without one (a send from the app to someone who never wrote to us)
+  // holds nothing.
+  if (!pointer && (byId || conversationId)) {
     await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}) });
-    pointer = await getDedup(scope);
+    pointer = await lookUp();
   }
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;

@@ -57,7 +57,7 @@ export interface EarlyStatus {
   error?: string;
 }
 
-/** Keeps a status whose provider id no send has recorded yet, for that send to apply (applyEarlyStatuses). */
+/** Keeps a status whose provider id no send or echo has recorded yet, for that one to apply (applyHeldStatuses). */
 export async function holdEarlyStatus(scope: string, early: EarlyStatus): Promise<void> {
   await ddb().send(
     new PutCommand({ TableName: config.tableName, Item: { ...keys.earlyStatus(scope, early.status), ...early, expiresAt: Math.floor(Date.now() / 1000) + EARLY_STATUS_TTL_SECONDS } }),

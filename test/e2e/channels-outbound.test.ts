@@ -828,6 +828,62 @@ describe('WhatsApp coexistence: what the team sent from the WhatsApp Business ap
     expect(await sendsTo(handle)).toEqual([]);
   });
 
+  it.each(['read', 'failed'] as const)('applies a %s receipt that came before the echo it names (it carries no reference of ours), held once however often it comes', async (status) => {
+    // Prepare: a customer; the receipt of a message the team sent from the phone reaches us before its echo, twice
+    const { handle, conversationId } = await customer('whatsapp');
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+    const receipt = statusWebhook('whatsapp', handle, status, id);
+    expect(JSON.parse(receipt).entry[0].changes[0].value.statuses[0]).not.toHaveProperty('biz_opaque_callback_data');
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'whatsapp', receipt)).status).toBe(200);
+    // Meta's copy past SQS's deduplication window, straight to the store.
+    const [event] = whatsappAdapter.normalize(signedRequest('whatsapp', receipt), DEV_CREDENTIALS.whatsapp);
+    await ingestStatus(event as Parameters<typeof ingestStatus>[0]);
+    await eventually(async () => (await earlyStatuses(`whatsapp#${id}`)).length > 0);
+
+    // Act: the echo comes
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(handle, id, text('Sent from the phone, seen before we knew it')))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
+    await marker(handle);
+
+    // Assess: one held status, one message, shown to the agents at that status from its first frame
+    expect((await earlyStatuses(`whatsapp#${id}`)).map((s) => s.status)).toEqual([status]);
+    expect(shown.conversationId).toBe(conversationId);
+    expect(shown.message).toMatchObject({ status, direction: 'outbound', sender: { id: 'external' } });
+    if (status === 'failed') expect(shown.message.error).toContain('(code 131047)');
+    const stored = (await messagesOf(conversationId)).filter((m) => m.providerMessageId === id);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({ status, text: 'Sent from the phone, seen before we knew it' });
+    expect(agent.frames.filter((f) => f.type === 'message.created' && f.message.providerMessageId === id)).toHaveLength(1);
+  });
+
+  it('applies the receipts that come after the echo, by its wamid, holding nothing', async () => {
+    // Prepare: a customer and the team's reply from the phone, stored
+    const { handle, conversationId } = await customer('whatsapp');
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(handle, id, text('Sent from the phone first')))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
+
+    // Act: its receipts, without our reference
+    for (const status of ['delivered', 'read'] as const) expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, status, id))).status).toBe(200);
+    await agent.waitFor(updated(shown.message.id, 'read'), 10_000, 'read');
+    await marker(handle);
+
+    // Assess
+    expect((await messagesOf(conversationId)).find((m) => m.providerMessageId === id)).toMatchObject({ status: 'read', sender: { id: 'external' } });
+    expect(await earlyStatuses(`whatsapp#${id}`)).toEqual([]);
+  });
+
+  it('holds no receipt for a customer who never wrote to us: no echo of theirs could be stored', async () => {
+    const handle = newHandle('whatsapp');
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+
+    expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'delivered', id))).status).toBe(200);
+    // In the same FIFO group: once it shows, the receipt was processed.
+    await marker(handle);
+
+    expect(await earlyStatuses(`whatsapp#${id}`)).toEqual([]);
+  });
+
   it('opens no conversation for a customer who never wrote to us: what the team sent them from the phone is not shown', async () => {
     const handle = newHandle('whatsapp');
     const id = `wamid.ECHO-${crypto.randomUUID()}`;
