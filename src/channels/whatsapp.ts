@@ -1,6 +1,6 @@
 /**
  * WhatsApp Cloud API. Webhooks: entry[].changes[].value.messages[] (customer messages),
- * value.statuses[] (our sends) and value.message_echoes[] (the smb_message_echoes field: what the
+ * value.statuses[] (of our sends, and of the echoes) and value.message_echoes[] (the smb_message_echoes field: what the
  * team sent from the WhatsApp Business app on the same number, "coexistence").
  * Send: POST {base}/{phone-number-id}/messages.
  */
