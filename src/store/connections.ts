@@ -1,7 +1,7 @@
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { queryAll } from './items';
+import { deleteIf, queryAll } from './items';
 import { keys, type ConnectionAudience } from './keys';
 
 /** API Gateway closes WebSocket connections after 2 hours; the item outlives that a little. */
@@ -41,18 +41,11 @@ export async function deleteConnection(audience: ConnectionAudience, connectionI
  * answers 410 while a connection is still inside its $connect, and that one is about to live.
  */
 export async function deleteGoneConnection(audience: ConnectionAudience, connectionId: string, graceMs = 5000): Promise<void> {
-  try {
-    await ddb().send(
-      new DeleteCommand({
-        TableName: config.tableName,
-        Key: keys.connection(audience, connectionId),
-        ConditionExpression: 'connectedAt < :recent',
-        ExpressionAttributeValues: { ':recent': new Date(Date.now() - graceMs).toISOString() },
-      }),
-    );
-  } catch (error) {
-    if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-  }
+  await deleteIf({
+    Key: keys.connection(audience, connectionId),
+    ConditionExpression: 'connectedAt < :recent',
+    ExpressionAttributeValues: { ':recent': new Date(Date.now() - graceMs).toISOString() },
+  });
 }
 
 /**

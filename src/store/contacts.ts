@@ -1,9 +1,8 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
-import { batchGetAll, putNew, queryAll, transactIf, updateIf, withoutKeys } from './items';
+import { batchGetAll, deleteIf, putNew, queryAll, transactIf, updateIf, withoutKeys } from './items';
 import { keys } from './keys';
 
 export interface ContactRecord {
@@ -191,19 +190,12 @@ export async function writeContactEdit(
  * contact), only while it is still this contact's and points at no conversation.
  */
 export async function releaseHandle(channel: 'phone' | 'email', handle: string, contactId: string): Promise<void> {
-  try {
-    await ddb().send(
-      new DeleteCommand({
-        TableName: config.tableName,
-        Key: keys.handle(channel, handle),
-        ConditionExpression: 'contactId = :contact AND attribute_not_exists(conversationId)',
-        ExpressionAttributeValues: { ':contact': contactId },
-      }),
-    );
-  } catch (error) {
-    // Another contact's by now, or gone already: nothing of ours to delete.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  // Refused when another contact's by now, or gone already: nothing of ours to delete.
+  await deleteIf({
+    Key: keys.handle(channel, handle),
+    ConditionExpression: 'contactId = :contact AND attribute_not_exists(conversationId)',
+    ExpressionAttributeValues: { ':contact': contactId },
+  });
 }
 
 /** Removes profile fields a web visitor gave (an agent cleared them on the contact); nothing if the visitor is gone. */
@@ -358,12 +350,8 @@ export async function acquireMergeLock(owner: string, leaseMs: number): Promise<
 }
 
 export async function releaseMergeLock(owner: string): Promise<void> {
-  try {
-    await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.mergeLock(), ConditionExpression: '#owner = :owner', ExpressionAttributeNames: { '#owner': 'owner' }, ExpressionAttributeValues: { ':owner': owner } }));
-  } catch (error) {
-    // Taken over after the lease ran out: it is the other merge's now.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  // Refused when taken over after the lease ran out: it is the other merge's now.
+  await deleteIf({ Key: keys.mergeLock(), ConditionExpression: '#owner = :owner', ExpressionAttributeNames: { '#owner': 'owner' }, ExpressionAttributeValues: { ':owner': owner } });
 }
 
 /** Marks a contact merged into another; true when it is (or already was) merged into `into`. */

@@ -4,10 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { mapConcurrently, putNew, updateIf } from './items';
+import { deleteIf, mapConcurrently, putNew, updateIf } from './items';
 import { keys, type Key } from './keys';
 
 export type ErasureStatus = 'erasing' | 'erased';
@@ -70,19 +69,10 @@ export async function deleteAll(itemKeys: readonly Key[]): Promise<void> {
  * is not this customer's. True when it was deleted or was not there.
  */
 export async function deleteIfOwnedBy(key: Key, attribute: 'contactId' | 'conversationId', ownerId: string): Promise<boolean> {
-  try {
-    await ddb().send(
-      new DeleteCommand({
-        TableName: config.tableName,
-        Key: key,
-        ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
-        ExpressionAttributeNames: { '#owner': attribute },
-        ExpressionAttributeValues: { ':owner': ownerId },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return deleteIf({
+    Key: key,
+    ConditionExpression: 'attribute_not_exists(pk) OR #owner = :owner',
+    ExpressionAttributeNames: { '#owner': attribute },
+    ExpressionAttributeValues: { ':owner': ownerId },
+  });
 }

@@ -2,12 +2,14 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
   type BatchGetCommandInput,
   type BatchGetCommandOutput,
+  type DeleteCommandInput,
   type QueryCommandInput,
   type TransactWriteCommandInput,
   type UpdateCommandInput,
@@ -36,6 +38,17 @@ export async function putNew(item: Record<string, unknown>): Promise<boolean> {
 export async function updateIf(input: Omit<UpdateCommandInput, 'TableName'> & { ConditionExpression: string }): Promise<boolean> {
   try {
     await ddb().send(new UpdateCommand({ ...input, TableName: config.tableName }));
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** A conditional delete; false when its condition does not hold (nothing was deleted). */
+export async function deleteIf(input: Omit<DeleteCommandInput, 'TableName'> & { ConditionExpression: string }): Promise<boolean> {
+  try {
+    await ddb().send(new DeleteCommand({ ...input, TableName: config.tableName }));
     return true;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return false;
