@@ -39,7 +39,7 @@ export const keys = {
 
   /** Idempotency record: a provider message id, or a client's message id, seen once. */
   dedup: (scope: string) => ONE(`DEDUP#${scope}`, 'DEDUP'),
-  /** A provider status that came before its send's answer had named the provider id: the send applies it. */
+  /** A provider status that came before what names its provider id (its send's answer, or an echo): that one applies it. */
   earlyStatus: (scope: string, status: string) => ONE(`EARLY#${scope}`, `STATUS#${status}`),
   earlyStatusPartition: (scope: string) => `EARLY#${scope}`,
 
