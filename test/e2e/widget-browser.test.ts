@@ -433,8 +433,9 @@ it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so
 
   // One "on" and then nothing, no "off": the sign goes after a few seconds.
   agent.send({ action: 'typing', conversationId, state: 'on' });
-  // Within the sign's 6 s life, but not within the poll's default second on a loaded machine (CI read it once).
-  await expect.poll(() => widget(page).locator('.typing').textContent(), { timeout: 5_000 }).toBe('Wanda is typing…');
+  // The sign's 6 s life starts when the frame arrives, so a longer wait is safe: a loaded machine
+  // delivered it after the poll's default second (CI read it once), and once after 5 s.
+  await expect.poll(() => widget(page).locator('.typing').textContent(), { timeout: 15_000 }).toBe('Wanda is typing…');
   await expect.poll(() => widget(page).locator('.typing').textContent(), { timeout: 15_000 }).toBe('');
 
   // The visitor types on for several seconds: the agent's console hears "on" again while it lasts.
