@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { crc32, deflateSync } from 'node:zlib';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { LocalStack } from '../../local/stack';
 import { demoCustomer, widgetDemoPage, WIDGET_PATH } from '../../local/widget';
@@ -52,6 +52,24 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+/**
+ * Every browser context a test opens, closed after it even when it fails: a page left open keeps
+ * its visitor socket, and the next test would count it.
+ */
+const openContexts = new Set<BrowserContext>();
+
+async function newContext(): Promise<BrowserContext> {
+  const context = await browser.newContext();
+  openContexts.add(context);
+  context.on('close', () => openContexts.delete(context));
+  return context;
+}
+
+afterEach(async () => {
+  await Promise.all([...openContexts].map((context) => context.close().catch(() => undefined)));
+  openContexts.clear();
+});
+
 const widget = (page: Page) => page.locator('.conversa-widget');
 
 /** Opens the chat on a page of the shop and starts it through the pre-chat form. */
@@ -64,7 +82,7 @@ async function fillPreChat(page: Page, name: string): Promise<void> {
 
 /** A new browser (its own storage) on the shop's page, the chat started through the pre-chat form. */
 async function startChat(name: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   await page.goto(siteUrl);
   await fillPreChat(page, name);
@@ -107,7 +125,7 @@ async function agentSendsFile(conversationId: string, bytes: Buffer, name: strin
 }
 
 it.skipIf(!runs)('chats from a page of another origin: session, messages both ways, typing, receipts, a reconnection and a reload that resume', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   const browserErrors: string[] = [];
   page.on('pageerror', (error) => browserErrors.push(error.message));
@@ -211,7 +229,7 @@ it.skipIf(!runs)('tells a visitor outside business hours when the team is back, 
   const team = await http(stack.httpUrl, 'GET', '/v1/widget/availability');
   expect(team.body).toMatchObject({ open: false, asksForEmail: true, nextOpen: expect.stringContaining(`at 09:00 (${timeZone})`) });
 
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   await page.goto(siteUrl);
   await widget(page).getByRole('button', { name: 'Chat with us' }).click();
@@ -240,7 +258,7 @@ async function countSockets(context: BrowserContext): Promise<void> {
 const openSockets = (page: Page): Promise<number> => page.evaluate('window.conversaSockets.filter((s) => s.readyState <= 1).length');
 
 it.skipIf(!runs)('starts one session at a time: a second click on the form, or the chat opened again while the API is down, adds no visitor and no socket', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   await countSockets(context);
   const page = await context.newPage();
   // A slow session call: the visitor clicks "Start chatting" twice.
@@ -281,7 +299,7 @@ it.skipIf(!runs)('starts one session at a time: a second click on the form, or t
 }, 60_000);
 
 it.skipIf(!runs)("joins the chat another tab started: the form this tab shows gives way to that conversation, not a second one", async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const first = await context.newPage();
   const second = await context.newPage();
   await first.goto(siteUrl);
@@ -343,7 +361,7 @@ it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after
 });
 
 it.skipIf(!runs)("waits, out of sight, when a visitor's newer tabs took its socket's place: with more tabs than the cap, they do not take turns for good", async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   await countSockets(context);
   // The tab's visibility, as the test sets it (a headless page is always visible).
   await context.addInitScript(`
@@ -376,7 +394,7 @@ it.skipIf(!runs)("waits, out of sight, when a visitor's newer tabs took its sock
 });
 
 it.skipIf(!runs)('gives the form to a visitor whose kept token is no token at all, instead of retrying it for good', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   // Something else on the site wrote the key (or a token from another widget version): 300 characters.
   await context.addInitScript(`if (!sessionStorage.getItem('seeded')) { localStorage.setItem('conversa.visitorToken', '${'x'.repeat(300)}'); sessionStorage.setItem('seeded', '1'); }`);
   const page = await context.newPage();
@@ -404,7 +422,7 @@ const LOSE_NEXT_SEND = `
 `;
 
 it.skipIf(!runs)('sends again, once reconnected, a message whose socket died under it before the API had it', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   // A connection that dies as the frame goes out (a phone changing networks): the frame is lost.
   await context.addInitScript(LOSE_NEXT_SEND);
   const page = await context.newPage();
@@ -450,7 +468,7 @@ it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so
 }, 60_000);
 
 it.skipIf(!runs)('says content-type only on a request with a body: a GET of the availability needs no CORS preflight', async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   const sent: { method: string; path: string; contentType: string | undefined }[] = [];
   page.on('request', (request) => {
@@ -472,7 +490,7 @@ it.skipIf(!runs)('asks for the email only while the team is away: the form shown
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   const hours = (enabled: boolean) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { businessHours: { enabled, timeZone: 'Europe/Paris', weekly: { mon: [{ open: '09:00', close: '09:01' }] }, holidays: [] } } });
   expect((await hours(true)).status).toBe(200);
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   // The page's own timers, run ahead by the test; a route keeps the browser from caching the answer for its minute.
   await page.clock.install();
@@ -495,7 +513,7 @@ it.skipIf(!runs)('asks for the email only while the team is away: the form shown
 
   // Shown again on another page of the shop while the team is away: the email is asked for again.
   expect((await hours(true)).status).toBe(200);
-  const other = await browser.newContext();
+  const other = await newContext();
   const next = await other.newPage();
   await next.route('**/v1/widget/availability', (route) => route.continue());
   await next.goto(siteUrl);
@@ -646,7 +664,7 @@ it.skipIf(!runs)('takes the signed-in customer from the website (identify), and 
   const vera = who('Vera');
   const walt = who('Walt');
   try {
-    const context = await browser.newContext();
+    const context = await newContext();
     await countSockets(context);
     const page = await context.newPage();
     // The website's own code, once the widget is there (it may load after the page's scripts).
@@ -718,7 +736,7 @@ it.skipIf(!runs)("shows no chat to a signed-in customer whose hash does not chec
   const yara = { name: 'Yara', email, identityHash: identityHashOf(email, 'dev-widget-identity-secret') };
   const forged = { name: 'Mallory', email: `mallory.${crypto.randomUUID().slice(0, 6)}@example.com`, identityHash: identityHashOf(email, 'not the key') };
   try {
-    const context = await browser.newContext();
+    const context = await newContext();
     await countSockets(context);
     const [one, two] = [await context.newPage(), await context.newPage()];
     const identify = (page: Page, identity: object) => page.evaluate(`new Promise((resolve) => {
@@ -760,7 +778,7 @@ it.skipIf(!runs)("shows no chat to a signed-in customer whose hash does not chec
 }, 60_000);
 
 it.skipIf(!runs)("explains, on a browser without the chat, that the email's link cannot show it here, and asks for the email before a new chat starts", async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   const page = await context.newPage();
   await page.goto(`${siteUrl}?conversation=01JC0NVERSAT10NFR0MANEMA1L`);
   // Opened by the link: the form, with why, and the email required.
@@ -778,7 +796,7 @@ it.skipIf(!runs)("explains, on a browser without the chat, that the email's link
 });
 
 it.skipIf(!runs)("sends again after a reconnection a message that the history seems to hold, when that is another tab's message with the same words: nothing is lost", async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   // The second tab's connection dies as its frame goes out.
   await context.addInitScript(LOSE_NEXT_SEND);
   const first = await context.newPage();
@@ -815,7 +833,7 @@ it.skipIf(!runs)("the demo shop's own code signs its customer in and out, as the
   expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { widget: { identityVerification: true } } })).status).toBe(200);
   const email = `dana.${crypto.randomUUID().slice(0, 6)}@example.com`;
   try {
-    const context = await browser.newContext();
+    const context = await newContext();
     const page = await context.newPage();
     await page.goto(`${siteUrl}?as=${encodeURIComponent(email)}&name=${encodeURIComponent('Dana </script>')}`);
     await widget(page).getByRole('button', { name: 'Chat with us' }).click();
@@ -848,7 +866,7 @@ it.skipIf(!runs)("says so when the email's link names another conversation than 
 });
 
 it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a session call (its limit is shared by every visitor), and asks one when the socket refuses the token", async () => {
-  const context = await browser.newContext();
+  const context = await newContext();
   await countSockets(context);
   const page = await context.newPage();
   const sessions: string[] = [];
