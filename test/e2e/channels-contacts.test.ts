@@ -244,6 +244,29 @@ describe('one customer across channels', () => {
     expect((await getContact(bySms.message.sender.id)).body).toMatchObject({ name: 'Vera', phone: phone.phone });
   });
 
+  it('makes one customer of a Brazilian number written with its ninth digit and the WhatsApp id of an older account without it', async () => {
+    // The customer's number as people write it today (SMS, a web form), and their WhatsApp id.
+    const local = `8${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const bySms = await write('sms', `+55319${local}`, 'Oi, por SMS');
+    const onWhatsApp = await write('whatsapp', `5531${local}`, 'Oi, pelo WhatsApp');
+    expect(onWhatsApp.message.sender.id).toBe(bySms.message.sender.id);
+    const onTheWebsite = await visitorWithProfileWrites({ phone: `+55 31 9${local.slice(0, 4)}-${local.slice(4)}` }, 'e pelo site');
+    expect(onTheWebsite.contactId).toBe(bySms.message.sender.id);
+    const found = await http(stack.httpUrl, 'GET', `/v1/contacts?phone=${encodeURIComponent(`+5531${local}`)}`, { token: agentJwt });
+    expect(found.status).toBe(200);
+    expect(found.body.items.map((c: { id: string }) => c.id)).toEqual([bySms.message.sender.id]);
+    expect(found.body.items[0].conversations.map((c: { channel: string }) => c.channel).sort()).toEqual(['sms', 'web', 'whatsapp']);
+  });
+
+  it('takes a Mexican WhatsApp id (52 1 …) and the same number by SMS (52 …) as one customer, and an Argentine one (54 9 …) too', async () => {
+    const mx = String(Math.floor(Math.random() * 1e10)).padStart(10, '0');
+    const onWhatsApp = await write('whatsapp', `521${mx}`, 'Hola desde WhatsApp');
+    expect((await write('sms', `+52${mx}`, 'Hola por SMS')).message.sender.id).toBe(onWhatsApp.message.sender.id);
+    const ar = String(Math.floor(Math.random() * 1e10)).padStart(10, '0');
+    const bySms = await write('sms', `+54${ar}`, 'Hola por SMS');
+    expect((await write('whatsapp', `549${ar}`, 'Hola desde WhatsApp')).message.sender.id).toBe(bySms.message.sender.id);
+  });
+
   it('finds the contact a phone number or an email address links, as merges left it', async () => {
     const find = async (query: string) => http(stack.httpUrl, 'GET', `/v1/contacts?${query}`, { token: agentJwt });
     const ids = (res: { body: { items: { id: string }[] } }) => res.body.items.map((c) => c.id);
@@ -512,6 +535,16 @@ describe('channel transfer', () => {
 
     const contact = await getContact(start.message.sender.id);
     expect(contact.body.conversations.map((c: { id: string }) => c.id).sort()).toEqual([start.conversationId, smsConversation].sort());
+  });
+
+  it('lands a Brazilian customer\'s WhatsApp answer from an id without the ninth digit in the conversation moved to WhatsApp by their number with it', async () => {
+    const local = `9${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const web = await visitorWithProfileWrites({ phone: `+55 21 9${local}` }, 'Pode me chamar no WhatsApp?');
+    const moved = await moveTo(web.conversationId, 'whatsapp');
+    expect(moved.status).toBe(201);
+    const answer = await write('whatsapp', `5521${local}`, 'Oi, aqui no WhatsApp');
+    expect(answer.conversationId).toBe(moved.body.id);
+    expect(answer.message.sender.id).toBe(web.contactId);
   });
 
   it('keeps one conversation per channel when transfers and the customer’s first message there come at once', async () => {

@@ -804,6 +804,21 @@ describe('WhatsApp coexistence: what the team sent from the WhatsApp Business ap
     expect(await sendsTo(handle)).toEqual(sentBefore);
   });
 
+  it('shows a reply from the phone to a Brazilian customer’s number with its ninth digit in the conversation of their WhatsApp id without it', async () => {
+    // Prepare: a customer whose WhatsApp account predates the ninth digit writes
+    const local = `8${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const conversationId = await marker(`5531${local}`);
+    const id = `wamid.ECHO-${crypto.randomUUID()}`;
+
+    // Act: the team answers from the app, which names the number as written today
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(`+55319${local}`, id, text('Respondido pelo celular')))).status).toBe(200);
+
+    // Assess
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
+    expect(shown.conversationId).toBe(conversationId);
+    expect((await messagesOf(conversationId)).map((m) => `${m.direction} ${m.text}`)).toEqual(['inbound marker', 'outbound Respondido pelo celular']);
+  });
+
   it('copies the photo of a reply from the phone into our bucket, as a customer’s (fetched with the channel’s token), and sends nothing', async () => {
     // Prepare: a customer; the Cloud API holds the photo the team sent from the app
     const { handle, conversationId } = await customer('whatsapp');

@@ -1,6 +1,7 @@
 /** Phone numbers as people type them, to the E.164 form handles are stored and looked up by. */
 import { describe, expect, it } from 'vitest';
 import { normalizePhone } from '../../src/domain/contacts';
+import { keys, phoneKey } from '../../src/store/keys';
 
 describe('normalizePhone', () => {
   it('reads a leading international 00 as the +', () => {
@@ -25,5 +26,38 @@ describe('normalizePhone', () => {
     expect(normalizePhone('00 1234 5678 9012 3456')).toBeUndefined();
     expect(normalizePhone('12')).toBeUndefined();
     expect(normalizePhone(undefined)).toBeUndefined();
+  });
+});
+
+describe('phoneKey: one key for the forms of one mobile number', () => {
+  it('gives a Brazilian mobile its ninth digit, as WhatsApp ids of older accounts lack it', () => {
+    expect(phoneKey('553188887777')).toBe('5531988887777');
+    expect(phoneKey('5531988887777')).toBe('5531988887777');
+    expect(phoneKey('+553188887777')).toBe('+5531988887777');
+    expect(phoneKey('+5511987654321')).toBe('+5511987654321');
+  });
+
+  it('leaves Brazilian landlines (2 to 5 after the area code), area codes with a 0 and other lengths as they are', () => {
+    expect(phoneKey('553133334444')).toBe('553133334444');
+    expect(phoneKey('+551033334444')).toBe('+551033334444');
+    expect(phoneKey('5531888877')).toBe('5531888877');
+  });
+
+  it('drops the 1 of a Mexican and the 9 of an Argentine mobile after the country code', () => {
+    expect(phoneKey('5215512345678')).toBe('525512345678');
+    expect(phoneKey('+525512345678')).toBe('+525512345678');
+    expect(phoneKey('+5491123456789')).toBe('+541123456789');
+    expect(phoneKey('541123456789')).toBe('541123456789');
+  });
+
+  it('changes no other country', () => {
+    for (const phone of ['15553978867', '+442079460958', '+4930901820', '+5212345', '+919876543210']) expect(phoneKey(phone)).toBe(phone);
+  });
+
+  it('keys the phone channels by it, and no other', () => {
+    expect(keys.handle('whatsapp', '553188887777')).toEqual(keys.handle('whatsapp', '5531988887777'));
+    expect(keys.handle('sms', '+5215512345678')).toEqual(keys.handle('sms', '+525512345678'));
+    expect(keys.handle('phone', '+5491123456789')).toEqual(keys.handle('phone', '+541123456789'));
+    expect(keys.handle('telegram', '553188887777')).not.toEqual(keys.handle('telegram', '5531988887777'));
   });
 });
