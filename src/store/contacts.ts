@@ -3,7 +3,7 @@ import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel } from '../domain/types';
 import { batchGetAll, deleteIf, putNew, queryAll, transactIf, updateIf, withoutKeys } from './items';
-import { keys } from './keys';
+import { keys, sameHandle } from './keys';
 
 export interface ContactRecord {
   id: string;
@@ -131,7 +131,7 @@ export async function addContactHandles(
     const contact = await getContact(contactId, true);
     if (!contact) return undefined;
     if (contact.mergedInto) return { mergedInto: contact.mergedInto };
-    const missing = handles.filter((h) => !contact.handles.some((c) => c.channel === h.channel && c.handle === h.handle));
+    const missing = handles.filter((h) => !contact.handles.some((c) => sameHandle(c, h)));
     const listed = missing.filter((h) => h.channel !== 'web');
     const visitors = missing.filter((h) => h.channel === 'web');
     // Only beside a contact not merged at that moment: the merge reads its visitors after marking it.

@@ -110,6 +110,15 @@ function assigneePartition(assigneeId: string | null, status: ConversationStatus
   return `ASSIGNEE#${assigneeId ?? UNASSIGNED_ID}#${status}`;
 }
 
+/**
+ * Whether two of a contact's handles name one handle item: a number in either of its forms
+ * (phoneKey), an address in any case. A contact lists each once.
+ */
+export function sameHandle(a: { channel: string; handle: string }, b: { channel: string; handle: string }): boolean {
+  if (a.channel !== b.channel) return false;
+  return a.handle === b.handle || (a.channel !== 'web' && keys.handle(a.channel, a.handle).pk === keys.handle(b.channel, b.handle).pk);
+}
+
 /** Channels whose handle is a phone number: WhatsApp's wa_id, an SMS sender, a contact's phone identity. */
 const PHONE_HANDLES: ReadonlySet<string> = new Set(['whatsapp', 'sms', 'phone']);
 

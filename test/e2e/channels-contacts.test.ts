@@ -256,6 +256,12 @@ describe('one customer across channels', () => {
     expect(found.status).toBe(200);
     expect(found.body.items.map((c: { id: string }) => c.id)).toEqual([bySms.message.sender.id]);
     expect(found.body.items[0].conversations.map((c: { channel: string }) => c.channel).sort()).toEqual(['sms', 'web', 'whatsapp']);
+    // Each number once: the phone as first written, WhatsApp's id in its own form.
+    expect((await getContactItem(bySms.message.sender.id))!.handles).toEqual([
+      { channel: 'sms', handle: `+55319${local}` },
+      { channel: 'phone', handle: `+55319${local}` },
+      { channel: 'whatsapp', handle: `5531${local}` },
+    ]);
   });
 
   it('takes a Mexican WhatsApp id (52 1 …) and the same number by SMS (52 …) as one customer, and an Argentine one (54 9 …) too', async () => {

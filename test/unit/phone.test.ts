@@ -1,7 +1,7 @@
 /** Phone numbers as people type them, to the E.164 form handles are stored and looked up by. */
 import { describe, expect, it } from 'vitest';
 import { normalizePhone } from '../../src/domain/contacts';
-import { keys, phoneKey } from '../../src/store/keys';
+import { keys, phoneKey, sameHandle } from '../../src/store/keys';
 
 describe('normalizePhone', () => {
   it('reads a leading international 00 as the +', () => {
@@ -59,5 +59,12 @@ describe('phoneKey: one key for the forms of one mobile number', () => {
     expect(keys.handle('sms', '+5215512345678')).toEqual(keys.handle('sms', '+525512345678'));
     expect(keys.handle('phone', '+5491123456789')).toEqual(keys.handle('phone', '+541123456789'));
     expect(keys.handle('telegram', '553188887777')).not.toEqual(keys.handle('telegram', '5531988887777'));
+  });
+
+  it('takes a number in either form for the same handle of a contact, and a web visitor id only as it is', () => {
+    expect(sameHandle({ channel: 'phone', handle: '+553188887777' }, { channel: 'phone', handle: '+5531988887777' })).toBe(true);
+    expect(sameHandle({ channel: 'whatsapp', handle: '553188887777' }, { channel: 'sms', handle: '553188887777' })).toBe(false);
+    expect(sameHandle({ channel: 'email', handle: 'ada@example.com' }, { channel: 'email', handle: 'Ada@Example.com' })).toBe(true);
+    expect(sameHandle({ channel: 'web', handle: '01ABC' }, { channel: 'web', handle: '01abc' })).toBe(false);
   });
 });
