@@ -3,6 +3,7 @@
  * README.md's access-pattern table documents each.
  */
 import type { ConversationStatus } from '../domain/types';
+import { phoneKey } from '../domain/phone-numbers';
 
 export type Key = { pk: string; sk: string };
 
@@ -121,21 +122,3 @@ export function sameHandle(a: { channel: string; handle: string }, b: { channel:
 
 /** Channels whose handle is a phone number: WhatsApp's wa_id, an SMS sender, a contact's phone identity. */
 const PHONE_HANDLES: ReadonlySet<string> = new Set(['whatsapp', 'sms', 'phone']);
-
-/**
- * One key for the two forms a mobile number takes where WhatsApp's id and the number people write
- * differ (Meta warns that wa_id and phone may not match): Brazil's ninth digit (accounts older than
- * it keep 8 digits after the area code: the key has the 9), and the `1` of Mexico and the `9` of
- * Argentina after the country code (in WhatsApp ids and international dialling, not in the number
- * as written at home: the key has neither). Without it a customer answering on WhatsApp what was
- * sent to their number as typed, or writing by SMS and on WhatsApp, became two customers (the
- * issue Chatwoot's Brazilian users keep reporting). Landlines and every other country are as given.
- */
-export function phoneKey(phone: string): string {
-  const plus = phone.startsWith('+') ? '+' : '';
-  const digits = phone.slice(plus.length);
-  const brazil = /^55([1-9]{2})([6-9]\d{7})$/.exec(digits);
-  if (brazil) return `${plus}55${brazil[1]}9${brazil[2]}`;
-  const prefixed = /^(521|549)(\d{10})$/.exec(digits);
-  return prefixed ? `${plus}${prefixed[1]!.slice(0, 2)}${prefixed[2]}` : phone;
-}

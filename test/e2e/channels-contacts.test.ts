@@ -553,6 +553,20 @@ describe('channel transfer', () => {
     expect(answer.message.sender.id).toBe(web.contactId);
   });
 
+  it('texts a Brazilian customer whose WhatsApp id lacks the ninth digit at their number with it, and takes their SMS answer there', async () => {
+    const local = `8${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const start = await write('whatsapp', `5531${local}`, 'Pode me mandar SMS?');
+    const moved = await moveTo(start.conversationId, 'sms');
+    expect(moved.status).toBe(201);
+    const text = `Mandando SMS ${local}`;
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${moved.body.id}/messages`, { token: agentJwt, body: { text } });
+    expect(reply.status).toBe(202);
+    await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === reply.body.message.id && f.message.status === 'sent');
+    const sent = (await http(stack.httpUrl, 'GET', '/local/outbox?channel=sms')).body.items.find((i: { body: { Body?: string } }) => i.body.Body === text);
+    expect(sent.body.To).toBe(`+55319${local}`);
+    expect((await write('sms', `+55319${local}`, 'Recebi')).conversationId).toBe(moved.body.id);
+  });
+
   it('keeps one conversation per channel when transfers and the customer’s first message there come at once', async () => {
     // Three transfers at once (a double click, two agents): one SMS conversation, which each names
     const phone = phoneHandles();

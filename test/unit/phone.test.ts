@@ -1,7 +1,8 @@
 /** Phone numbers as people type them, to the E.164 form handles are stored and looked up by. */
 import { describe, expect, it } from 'vitest';
 import { normalizePhone } from '../../src/domain/contacts';
-import { keys, phoneKey, sameHandle } from '../../src/store/keys';
+import { keys, sameHandle } from '../../src/store/keys';
+import { phoneKey, withNinthDigit } from '../../src/domain/phone-numbers';
 
 describe('normalizePhone', () => {
   it('reads a leading international 00 as the +', () => {
@@ -48,6 +49,11 @@ describe('phoneKey: one key for the forms of one mobile number', () => {
     expect(phoneKey('+525512345678')).toBe('+525512345678');
     expect(phoneKey('+5491123456789')).toBe('+541123456789');
     expect(phoneKey('541123456789')).toBe('541123456789');
+  });
+
+  it('dials a Brazilian mobile with its ninth digit (an SMS to the older form reaches nobody), and nothing else differently', () => {
+    expect(withNinthDigit('+553188887777')).toBe('+5531988887777');
+    for (const phone of ['+5531988887777', '+553133334444', '+5215512345678', '+15553978867']) expect(withNinthDigit(phone)).toBe(phone);
   });
 
   it('changes no other country', () => {
