@@ -2,6 +2,7 @@
  * Runtime configuration, read from the environment once per cold start.
  * The CDK stateless stack sets these on each function; the local stack sets them for its process.
  */
+import { INBOX_INDEX, MIGRATED_INBOX_INDEX } from './store/table';
 
 function required(name: string): string {
   const value = process.env[name];
@@ -53,6 +54,8 @@ export const ENV = {
   mediaBucket: 'MEDIA_BUCKET',
   /** Web visitors' messages one network address may send in 10 s, all its sessions together. */
   visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
+  /** The index the inbox list queries: set only on a table migrated from the old inbox index (src/store/table.ts). */
+  inboxIndex: 'CONVERSA_INBOX_INDEX',
 } as const;
 
 /**
@@ -74,6 +77,13 @@ export const config = {
   },
   get tableName() {
     return required(ENV.tableName);
+  },
+  /** `gsi1` unless set: a misspelt name would fail every inbox list, so it is refused at once. */
+  get inboxIndex(): string {
+    const value = process.env[ENV.inboxIndex];
+    if (value === undefined || value === '') return INBOX_INDEX;
+    if (value !== INBOX_INDEX && value !== MIGRATED_INBOX_INDEX) throw new Error(`${ENV.inboxIndex} must be ${INBOX_INDEX} or ${MIGRATED_INBOX_INDEX}, got ${value}`);
+    return value;
   },
   get inboundQueueUrl() {
     return required(ENV.inboundQueueUrl);

@@ -317,7 +317,8 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     const out = await ddb().send(
       new QueryCommand({
         TableName: config.tableName,
-        IndexName: 'gsi1',
+        // gsi1, or on a table migrated from the old gsi1 the slim index with its keys: cursors hold for both.
+        IndexName: config.inboxIndex,
         KeyConditionExpression: 'gsi1pk = :pk',
         ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
         ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),

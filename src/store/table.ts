@@ -38,10 +38,62 @@ export const TABLE = {
   ] as readonly IndexSpec[],
 } as const;
 
-/** A CreateTable input for DynamoDB Local, built from the same definition as the CDK table. */
-export function createTableInput(tableName: string) {
+/** The inbox index: slim on a fresh table, every attribute projected on one deployed before 2026-11-27. */
+export const INBOX_INDEX = 'gsi1';
+/**
+ * The slim inbox index of a table migrated from the old `gsi1` (every attribute): the same keys
+ * under another name, since CloudFormation cannot change a projection in place, and DynamoDB
+ * builds a new index from the table's items by itself.
+ */
+export const MIGRATED_INBOX_INDEX = 'gsi1slim';
+
+/**
+ * Where a table's inbox index stands (context `inboxIndex`; README, Deploy, has the steps):
+ * - `slim`: `gsi1` projects what the inbox filters on (a fresh table);
+ * - `all`: `gsi1` projects every attribute (a table deployed before 2026-11-27);
+ * - `migrating`: step 1, `gsi1slim` is built beside that `gsi1`, which the code still reads;
+ * - `switched`: step 2, both indexes, the code reads `gsi1slim`;
+ * - `migrated`: step 3, `gsi1` is gone, `gsi1slim` is the inbox index.
+ */
+export const INBOX_INDEX_STAGES = ['slim', 'all', 'migrating', 'switched', 'migrated'] as const;
+export type InboxIndexStage = (typeof INBOX_INDEX_STAGES)[number];
+
+export function isInboxIndexStage(value: unknown): value is InboxIndexStage {
+  return (INBOX_INDEX_STAGES as readonly unknown[]).includes(value);
+}
+
+/** A table's indexes at one stage of the inbox index, and the one the inbox list queries. */
+export interface TableIndexes {
+  readonly indexes: readonly IndexSpec[];
+  readonly inbox: string;
+}
+
+/** The indexes of a table whose inbox index is at `stage`: the others are the same at every stage. */
+export function tableIndexes(stage: InboxIndexStage = 'slim'): TableIndexes {
+  const slim = TABLE.indexes.find((index) => index.name === INBOX_INDEX)!;
+  const all: IndexSpec = { name: INBOX_INDEX, partitionKey: slim.partitionKey, sortKey: slim.sortKey, projection: 'ALL' };
+  const renamed: IndexSpec = { ...slim, name: MIGRATED_INBOX_INDEX };
+  const inbox: Record<InboxIndexStage, readonly IndexSpec[]> = {
+    slim: [slim],
+    all: [all],
+    migrating: [all, renamed],
+    switched: [all, renamed],
+    migrated: [renamed],
+  };
+  return {
+    indexes: TABLE.indexes.flatMap((index) => (index.name === INBOX_INDEX ? inbox[stage] : [index])),
+    inbox: stage === 'switched' || stage === 'migrated' ? MIGRATED_INBOX_INDEX : INBOX_INDEX,
+  };
+}
+
+/**
+ * A CreateTable input for DynamoDB Local, built from the same definition as the CDK table; the
+ * local stack's is slim, a test may make one at another stage of the inbox index.
+ */
+export function createTableInput(tableName: string, stage: InboxIndexStage = 'slim') {
+  const { indexes } = tableIndexes(stage);
   const attrs = new Set<string>([TABLE.partitionKey, TABLE.sortKey]);
-  for (const index of TABLE.indexes) {
+  for (const index of indexes) {
     attrs.add(index.partitionKey);
     attrs.add(index.sortKey);
   }
@@ -53,7 +105,7 @@ export function createTableInput(tableName: string) {
       { AttributeName: TABLE.partitionKey, KeyType: 'HASH' as const },
       { AttributeName: TABLE.sortKey, KeyType: 'RANGE' as const },
     ],
-    GlobalSecondaryIndexes: TABLE.indexes.map((index) => ({
+    GlobalSecondaryIndexes: indexes.map((index) => ({
       IndexName: index.name,
       KeySchema: [
         { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
