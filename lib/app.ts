@@ -1,10 +1,11 @@
 import type { App, Environment, StackProps } from 'aws-cdk-lib';
+import type { InboxIndexStage } from '../src/store/table';
 import { StatefulStack } from './stateful-stack';
 import { StatelessStack, type StatelessStackProps } from './stateless-stack';
 
 /** Everything the app needs from outside: bin/ reads it from context and environment, tests pass it. */
 export interface ConversaAppConfig
-  extends Omit<StatelessStackProps, 'table' | 'mediaBucketArn' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | keyof StackProps> {
+  extends Omit<StatelessStackProps, 'table' | 'tableIndexNames' | 'inboxIndexName' | 'mediaBucketArn' | 'userPool' | 'userPoolClient' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | keyof StackProps> {
   /**
    * Account and region to deploy to.
    * @default - environment-agnostic stacks
@@ -21,8 +22,14 @@ export interface ConversaAppConfig
    */
   readonly consolePasswordAuth?: boolean;
   /**
-   * The inbox index projects every attribute (ConversaTableProps.inboxIndexAll), as on a table
-   * deployed before 2026-11-27.
+   * Where the table's inbox index stands (ConversaTableProps.inboxIndex): the table's indexes
+   * and the one the functions' inbox list reads.
+   * @default 'slim'
+   */
+  readonly inboxIndex?: InboxIndexStage;
+  /**
+   * `true` is `inboxIndex: 'all'` (ConversaTableProps.inboxIndexAll).
+   * @deprecated use `inboxIndex`
    * @default false
    */
   readonly inboxIndexAll?: boolean;
@@ -35,19 +42,23 @@ export interface ConversaStacks {
 
 /** Adds Conversa's two stacks to `app`; the stateless one depends on the stateful one. */
 export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
-  const { env, stackPrefix = 'Conversa', consolePasswordAuth, inboxIndexAll, ...statelessProps } = config;
+  const { env, stackPrefix = 'Conversa', consolePasswordAuth, inboxIndex, inboxIndexAll, ...statelessProps } = config;
   const stackProps = env ? { env } : {};
   // The pages that chat (allowedOrigins) upload and download files too.
   const stateful = new StatefulStack(app, `${stackPrefix}Stateful`, {
     ...stackProps,
     ...(statelessProps.allowedOrigins ? { media: { allowedOrigins: statelessProps.allowedOrigins } } : {}),
     ...(consolePasswordAuth ? { agents: { passwordAuth: true } } : {}),
-    ...(inboxIndexAll ? { table: { inboxIndexAll: true } } : {}),
+    table: { ...(inboxIndex !== undefined ? { inboxIndex } : {}), ...(inboxIndexAll !== undefined ? { inboxIndexAll } : {}) },
   });
   const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
     ...stackProps,
     ...statelessProps,
     table: stateful.table.table,
+    // The stateful stack deploys first (this stack depends on it): during a migration of the inbox
+    // index, each deploy changes the table under the functions of the deploy before (README, Deploy).
+    tableIndexNames: stateful.table.indexNames,
+    inboxIndexName: stateful.table.inboxIndexName,
     mediaBucketArn: stateful.media.exportedArn,
     channelSecrets: stateful.channelSecrets,
     replyAddressKey: stateful.replyAddressKey,

@@ -4,6 +4,7 @@
  * values it takes: README, Configuration (a test keeps that table and CONTEXT_KEYS in step).
  */
 import type { ConversaAppConfig } from './app';
+import { INBOX_INDEX_STAGES, type InboxIndexStage, isInboxIndexStage } from '../src/store/table';
 
 /** Every context key the app reads. */
 export const CONTEXT_KEYS = [
@@ -20,6 +21,7 @@ export const CONTEXT_KEYS = [
   'webSocketAccessLogging',
   'consolePasswordAuth',
   'inboxIndexAll',
+  'inboxIndex',
   'dashboard',
   'emailFallbackDelaySeconds',
   'reengageAfterSeconds',
@@ -91,6 +93,18 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
     .filter(Boolean);
   // `-c allowedOrigins=,` would leave the API without CORS and the media bucket's CORS rule with no origin.
   if (allowedOrigins?.length === 0) throw new Error(`context allowedOrigins must name origins separated by commas, got ${context('allowedOrigins')}`);
+  // inboxIndexAll came first and deployed tables set it: it stays, read as the stage it names.
+  const inboxIndex = context('inboxIndex');
+  if (inboxIndex !== undefined && !isInboxIndexStage(inboxIndex)) {
+    throw new Error(`context inboxIndex must be ${INBOX_INDEX_STAGES.slice(0, -1).join(', ')} or ${INBOX_INDEX_STAGES.at(-1)}, got ${inboxIndex}`);
+  }
+  const inboxIndexAll = context('inboxIndexAll') === undefined ? undefined : flag('inboxIndexAll', false);
+  const fromAll: InboxIndexStage | undefined = inboxIndexAll === undefined ? undefined : inboxIndexAll ? 'all' : 'slim';
+  if (inboxIndex !== undefined && fromAll !== undefined && inboxIndex !== fromAll) {
+    throw new Error(
+      `context inboxIndexAll=${String(inboxIndexAll)} (inboxIndex ${fromAll}) and inboxIndex=${inboxIndex} disagree: remove inboxIndexAll and keep inboxIndex alone (README, Deploy)`,
+    );
+  }
   const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
     (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
@@ -108,7 +122,7 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
       webSocketAccessLogging: flag('webSocketAccessLogging', false),
       sourceMaps: flag('sourceMaps', true),
       consolePasswordAuth: flag('consolePasswordAuth', false),
-      inboxIndexAll: flag('inboxIndexAll', false),
+      inboxIndex: inboxIndex ?? fromAll ?? 'slim',
       dashboard: flag('dashboard', true),
       ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
       ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),

@@ -9,6 +9,7 @@ import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import { ENV, TIMER_MAX_SECONDS, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
+import { INBOX_INDEX, TABLE } from '../src/store/table';
 import {
   FUNCTIONS,
   type FunctionName,
@@ -31,7 +32,7 @@ import { ConversaFunction } from './constructs/conversa-function';
 import { EngagementSchedules } from './constructs/engagement-schedules';
 import { ConversaHttpApi } from './constructs/http-api';
 import { ConversaRealtimeApi } from './constructs/realtime-api';
-import { grantTableAccess, type TableAccess } from './constructs/table-access';
+import { grantTableAccess, queriesIndexes, type TableAccess } from './constructs/table-access';
 import { InboundMail } from './constructs/inbound-mail';
 import { OperationalAlarms } from './constructs/operational-alarms';
 import { OperationsDashboard } from './constructs/operations-dashboard';
@@ -51,6 +52,17 @@ export const DEFAULT_SES_IDENTITY = 'example.com';
 export interface StatelessStackProps extends StackProps {
   /** The single table (from the stateful stack). */
   readonly table: ITable;
+  /**
+   * The table's global secondary indexes (the stateful stack's ConversaTable.indexNames): the
+   * functions may query each, the throttle alarms and the dashboard watch each.
+   * @default every index of src/store/table.ts
+   */
+  readonly tableIndexNames?: readonly string[];
+  /**
+   * The index the inbox list queries (`CONVERSA_INBOX_INDEX`, ConversaTable.inboxIndexName), one of `tableIndexNames`.
+   * @default 'gsi1'
+   */
+  readonly inboxIndexName?: string;
   /** The channels' credential secrets (from the stateful stack). */
   readonly channelSecrets: ChannelSecrets;
   /** ARN of the bucket of files agents and visitors send (the stateful stack's MediaBucket.exportedArn). */
@@ -299,6 +311,9 @@ export class StatelessStack extends Stack {
       autoResolveAfterSeconds: props.autoResolveAfterSeconds,
     }) };
 
+    const tableIndexNames = props.tableIndexNames ?? TABLE.indexes.map((index) => index.name);
+    const inboxIndexName = props.inboxIndexName ?? INBOX_INDEX;
+
     const shared: Record<string, string> = {
       [ENV.tableName]: props.table.tableName,
       [ENV.inboundQueueUrl]: this.queues.inbound.queue.queueUrl,
@@ -377,7 +392,9 @@ export class StatelessStack extends Stack {
       if (name !== 'engagement') fn.function.addEnvironment(ENV.engagementFunctionArn, engagement.functionArn);
 
       const tableAccess = TABLE_ACCESS[name];
-      if (tableAccess) grantTableAccess(props.table, fn.role, tableAccess);
+      if (tableAccess) grantTableAccess(props.table, fn.role, tableAccess, tableIndexNames);
+      // Only off the default, so that a table that never migrated changes no function.
+      if (tableAccess && queriesIndexes(tableAccess) && inboxIndexName !== INBOX_INDEX) fn.function.addEnvironment(ENV.inboxIndex, inboxIndexName);
       if (CONNECTION_POSTERS.includes(name)) this.realtimeApi.grantManageConnections(fn.role);
       if (SCHEDULING_FUNCTIONS.includes(name)) this.schedules.grantManageSchedules(fn.role);
       if (SECRET_READERS.includes(name)) this.channelSecrets.grantRead(fn.role);
@@ -441,6 +458,7 @@ export class StatelessStack extends Stack {
       consumers: Object.fromEntries(Object.values(QUEUES).map((spec) => [spec.consumer, functions[spec.consumer].function])),
       queues: Object.fromEntries(Object.entries(this.queues).map(([name, queue]) => [name, queue.queue])),
       table: props.table,
+      tableIndexNames,
       // The outbound consumer backs a job refused by a provider off for up to 300 s per attempt
       // (longer when the provider asks): one rate-limited conversation keeps a job that old.
       maxMessageAgeByQueue: { outbound: Duration.minutes(15) },
@@ -458,6 +476,7 @@ export class StatelessStack extends Stack {
         httpStage: this.httpApi.stage,
         webSocketStage: this.realtimeApi.stage,
         table: props.table,
+        tableIndexNames,
         alarms: [...Object.values(deadLetterQueues).map((dlq) => dlq.alarm), ...this.operationalAlarms.alarms],
       });
       // The commercial partition's console, where nearly every deployment is.
@@ -568,6 +587,12 @@ function refuseInvalidProps(props: StatelessStackProps): void {
           (sesIdentity.includes('@') ? `set mailFrom to ${sesIdentity} or leave it out` : `use an address @${sesIdentity} (or at one of its subdomains)`),
       );
     }
+  }
+  // An index the table does not have, or that the functions may not query.
+  const indexNames = props.tableIndexNames ?? TABLE.indexes.map((index) => index.name);
+  const inboxIndexName = props.inboxIndexName ?? INBOX_INDEX;
+  if (!indexNames.includes(inboxIndexName)) {
+    throw new Error(`inboxIndexName ${inboxIndexName} is not one of the table's indexes (tableIndexNames: ${indexNames.join(', ')}): the inbox list would fail on every call`);
   }
   // Lambda takes 0, and runs nothing: every timer would be throttled until it expired.
   const concurrency = props.engagementConcurrency;

@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, CfnTable, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { type IndexSpec, TABLE } from '../../src/store/table';
+import { type IndexSpec, type InboxIndexStage, INBOX_INDEX_STAGES, isInboxIndexStage, TABLE, tableIndexes } from '../../src/store/table';
 
 const PROJECTIONS: Readonly<Record<IndexSpec['projection'], ProjectionType>> = {
   ALL: ProjectionType.ALL,
@@ -29,9 +29,16 @@ export interface ConversaTableProps {
    */
   readonly logicalId?: string;
   /**
-   * The inbox index (gsi1) projects every attribute, as tables deployed before 2026-11-27 have
-   * it: CloudFormation cannot change an index's projection in place. The code reads either; the
-   * slim projection halves what a message costs that index once a conversation passes 1 KB.
+   * Where the inbox index stands (src/store/table.ts `InboxIndexStage`): `slim` on a fresh table,
+   * `all` on one deployed before 2026-11-27 (CloudFormation cannot change an index's projection
+   * in place), then `migrating`, `switched` and `migrated`, one deploy each, to move such a table
+   * to the slim index (README, Deploy). The code reads any of them.
+   * @default 'slim'
+   */
+  readonly inboxIndex?: InboxIndexStage;
+  /**
+   * `true` is `inboxIndex: 'all'`, as deployments before the migration path set it.
+   * @deprecated use `inboxIndex`
    * @default false
    */
   readonly inboxIndexAll?: boolean;
@@ -46,9 +53,16 @@ export class ConversaTable extends Construct {
   public static readonly DEFAULT_LOGICAL_ID = 'ConversaTable';
 
   public readonly table: Table;
+  /** Every global secondary index of the table: the functions may query each, the alarms watch each. */
+  public readonly indexNames: readonly string[];
+  /** The index the inbox list queries (`CONVERSA_INBOX_INDEX`). */
+  public readonly inboxIndexName: string;
 
   constructor(scope: Construct, id: string, props: ConversaTableProps = {}) {
     super(scope, id);
+    const { indexes, inbox } = tableIndexes(inboxIndexStage(props));
+    this.indexNames = indexes.map((index) => index.name);
+    this.inboxIndexName = inbox;
 
     this.table = new Table(this, 'Table', {
       partitionKey: { name: TABLE.partitionKey, type: AttributeType.STRING },
@@ -60,8 +74,7 @@ export class ConversaTable extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
-    for (const spec of TABLE.indexes) {
-      const index: IndexSpec = spec.name === 'gsi1' && props.inboxIndexAll ? { ...spec, projection: 'ALL' } : spec;
+    for (const index of indexes) {
       this.table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
@@ -73,4 +86,16 @@ export class ConversaTable extends Construct {
 
     (this.table.node.defaultChild as CfnTable).overrideLogicalId(props.logicalId ?? ConversaTable.DEFAULT_LOGICAL_ID);
   }
+}
+
+/** The stage `props` name; an `inboxIndexAll` that says otherwise than `inboxIndex` is refused. */
+function inboxIndexStage(props: ConversaTableProps): InboxIndexStage {
+  if (props.inboxIndex !== undefined && !isInboxIndexStage(props.inboxIndex)) {
+    throw new Error(`inboxIndex must be one of ${INBOX_INDEX_STAGES.join(', ')}, got ${String(props.inboxIndex)}`);
+  }
+  const fromAll: InboxIndexStage | undefined = props.inboxIndexAll === undefined ? undefined : props.inboxIndexAll ? 'all' : 'slim';
+  if (props.inboxIndex !== undefined && fromAll !== undefined && props.inboxIndex !== fromAll) {
+    throw new Error(`inboxIndexAll ${String(props.inboxIndexAll)} (inboxIndex ${fromAll}) and inboxIndex ${props.inboxIndex} disagree: set inboxIndex alone`);
+  }
+  return props.inboxIndex ?? fromAll ?? 'slim';
 }

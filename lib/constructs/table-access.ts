@@ -28,18 +28,24 @@ const ACCESS: Readonly<Record<TableAccess, { readonly actions: readonly string[]
   itemLookup: { actions: ['dynamodb:GetItem'], indexes: false },
 };
 
+/** Whether `access` queries the table's indexes. */
+export function queriesIndexes(access: TableAccess): boolean {
+  return ACCESS[access].indexes;
+}
+
 /**
- * Grants item access to the table, and Query on each index declared in src/store/table.ts
- * by name rather than CDK's `index/*`, so that the policy names exactly what exists.
+ * Grants item access to the table, and Query on each of its indexes by name rather than CDK's
+ * `index/*`, so that the policy names exactly what exists.
+ * @param indexNames the table's indexes (ConversaTable.indexNames); by default those of src/store/table.ts
  */
-export function grantTableAccess(table: ITable, grantee: IGrantable, access: TableAccess): Grant {
+export function grantTableAccess(table: ITable, grantee: IGrantable, access: TableAccess, indexNames: readonly string[] = TABLE.indexes.map((index) => index.name)): Grant {
   const { actions, indexes } = ACCESS[access];
   const items = Grant.addToPrincipal({ grantee, actions: [...actions], resourceArns: [table.tableArn] });
   if (!indexes) return items;
   const onIndexes = Grant.addToPrincipal({
     grantee,
     actions: ['dynamodb:Query'],
-    resourceArns: TABLE.indexes.map((index) => `${table.tableArn}/index/${index.name}`),
+    resourceArns: indexNames.map((name) => `${table.tableArn}/index/${name}`),
   });
   return items.combine(onIndexes);
 }

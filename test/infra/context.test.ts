@@ -18,7 +18,7 @@ describe('context', () => {
   });
 
   it('leaves every setting to its default when nothing is set, and runs cdk-nag', () => {
-    expect(read()).toEqual({ config: { webSocketAccessLogging: false, sourceMaps: true, consolePasswordAuth: false, inboxIndexAll: false, dashboard: true }, nag: true });
+    expect(read()).toEqual({ config: { webSocketAccessLogging: false, sourceMaps: true, consolePasswordAuth: false, inboxIndex: 'slim', dashboard: true }, nag: true });
     // An empty value (`-c mailFrom=`) is no value.
     expect(read({ mailFrom: '', nag: null })).toEqual(read());
   });
@@ -63,16 +63,36 @@ describe('context', () => {
 
   it('reads flags from cdk.json booleans and -c strings', () => {
     expect(read({ webSocketAccessLogging: true, sourceMaps: 'false', consolePasswordAuth: 'true', inboxIndexAll: true, dashboard: false, nag: false })).toEqual({
-      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true, dashboard: false },
+      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndex: 'all', dashboard: false },
       nag: false,
     });
   });
 
   it('reads 1 and 0 as true and false', () => {
     expect(read({ webSocketAccessLogging: '1', sourceMaps: '0', consolePasswordAuth: 1, inboxIndexAll: '1', dashboard: '0', nag: 0 })).toEqual({
-      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndexAll: true, dashboard: false },
+      config: { webSocketAccessLogging: true, sourceMaps: false, consolePasswordAuth: true, inboxIndex: 'all', dashboard: false },
       nag: false,
     });
+  });
+
+  it('reads the inbox index stage from inboxIndex, or from inboxIndexAll as tables deployed before the migration path set it', () => {
+    for (const stage of ['slim', 'all', 'migrating', 'switched', 'migrated']) expect(read({ inboxIndex: stage }).config.inboxIndex).toBe(stage);
+    expect(read({ inboxIndexAll: 'true' }).config.inboxIndex).toBe('all');
+    expect(read({ inboxIndexAll: false }).config.inboxIndex).toBe('slim');
+    // Saying the same twice is no contradiction: the migration's first step replaces one with the other.
+    expect(read({ inboxIndexAll: true, inboxIndex: 'all' }).config.inboxIndex).toBe('all');
+    expect(read({ inboxIndexAll: '0', inboxIndex: 'slim' }).config.inboxIndex).toBe('slim');
+    expect(read().config).not.toHaveProperty('inboxIndexAll');
+  });
+
+  it('refuses an inbox index stage it does not know, and an inboxIndexAll that says another', () => {
+    expect(refused({ inboxIndex: 'ALL' })).toThrow('context inboxIndex must be slim, all, migrating, switched or migrated, got ALL');
+    // cdk.json still holding inboxIndexAll=true while -c inboxIndex=migrating starts the migration.
+    expect(refused({ inboxIndexAll: true, inboxIndex: 'migrating' })).toThrow(
+      'context inboxIndexAll=true (inboxIndex all) and inboxIndex=migrating disagree: remove inboxIndexAll and keep inboxIndex alone (README, Deploy)',
+    );
+    expect(refused({ inboxIndexAll: 'true', inboxIndex: 'slim' })).toThrow(/disagree/);
+    expect(refused({ inboxIndexAll: false, inboxIndex: 'migrated' })).toThrow(/context inboxIndexAll=false \(inboxIndex slim\) and inboxIndex=migrated disagree/);
   });
 
   it.each(['webSocketAccessLogging', 'sourceMaps', 'consolePasswordAuth', 'inboxIndexAll', 'dashboard', 'nag'])('refuses a %s that is neither true nor false', (key) => {
