@@ -72,21 +72,24 @@ export type MovedEpisode = ReturnType<typeof movedEpisode>;
  * customer's new episode does, and reopens it for the agent going on there), so its first reply,
  * reopen count and resolver are the moved issue's. One with a live episode of its own (the customer
  * wrote there too) holds the same issue twice over: folded, it counts from the earlier start with
- * the earlier first reply. Idempotent: the fold keeps the larger reopen count, not their sum.
+ * the earlier first reply. Whichever it is, a rating it was given stays its episode's
+ * (ratingKeptBy). Idempotent: the fold keeps the larger reopen count, not their sum.
  */
 export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): Partial<ConversationRecord> | undefined {
   if (c.status === 'resolved') {
     // Its episode is this one already, resolved there (a move retried after a crash): it counts it.
     if (closesOwnEpisode(c) && episodeStart(c) === episode.reportStartedAt) return undefined;
+    const fields = newEpisode(c, episode.reportStartedAt);
     return {
-      ...newEpisode(c, episode.reportStartedAt),
+      ...fields,
       firstReplyAt: episode.firstReplyAt,
       reopenCount: episode.reopenCount ?? 0,
       resolvedBy: episode.resolvedBy,
+      csat: ratingKeptBy({ ...c, csat: fields.csat }),
     };
   }
   // Made for a move, or its own episode went elsewhere: nothing of its own to fold in.
-  if (c.movedTo || c.teamStarted) return { ...episode, movedTo: undefined, teamStarted: undefined };
+  if (c.movedTo || c.teamStarted) return { ...episode, movedTo: undefined, teamStarted: undefined, csat: ratingKeptBy(c) };
   const own = episodeStart(c);
   const start = own < episode.reportStartedAt ? own : episode.reportStartedAt;
   // A reply dated before its own episode started answered nothing in it (src/domain/reports.ts).
@@ -95,8 +98,24 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
   const reopenCount = Math.max(c.reopenCount ?? 0, episode.reopenCount ?? 0);
   // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's.
   const resolvedBy = c.reopenCount ? c.resolvedBy : (episode.resolvedBy ?? c.resolvedBy);
-  if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy) return undefined;
-  return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy };
+  const csat = ratingKeptBy(c);
+  if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy && csat === c.csat) return undefined;
+  return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy, csat };
+}
+
+/**
+ * The rating `c` shows once it takes a moved episode. A rating answers the question asked when the
+ * episode it was given in was resolved: the moved issue (whose start may come before it) was never
+ * asked about there. One given in an episode of `c` that is frozen, or frozen in this write (a
+ * resolved target), or on a contact the team started, stays shown but marked as an earlier
+ * episode's, counted on that episode's item alone. One of the live episode the moved one folds
+ * into, or of an episode that went elsewhere (not frozen, so counted nowhere else), is left as it is.
+ */
+function ratingKeptBy(c: ConversationRecord): ConversationRecord['csat'] {
+  const csat = c.csat;
+  if (!csat || csat.ofEarlierEpisode) return csat;
+  const earlier = c.teamStarted || (c.status === 'resolved' && closesOwnEpisode(c)) || (csat.at !== undefined && csat.at < episodeStart(c));
+  return earlier ? { ...csat, ofEarlierEpisode: true } : csat;
 }
 
 /**

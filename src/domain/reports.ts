@@ -19,7 +19,8 @@ export interface ReportRow {
   firstReplyAt?: string;
   resolvedAt?: string;
   reopenCount?: number;
-  csat?: { score: number; at?: string };
+  /** `ofEarlierEpisode`: a rating its conversation keeps, of an episode before the one this row counts. */
+  csat?: { score: number; at?: string; ofEarlierEpisode?: boolean };
   /** The agent holding it now (or when its episode closed): the one its figures are credited to, as a rule. */
   assigneeId?: string;
   /**
@@ -99,8 +100,10 @@ export function computeKpis(all: ReportRow[], sla: { firstReplySeconds: number; 
   const resolution = resolved.map((r) => seconds(r.createdAt, r.resolvedAt!));
   // A first reply after the resolution (a follow-up on a closed conversation) handled nothing.
   const handle = resolved.filter((r) => r.firstReplyAt && r.firstReplyAt <= r.resolvedAt!).map((r) => seconds(r.firstReplyAt!, r.resolvedAt!));
-  // A conversation shows its newest rating; one given before this episode started is the last one's.
-  const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number' && !(r.csat.at && r.csat.at < r.createdAt));
+  // A conversation shows its newest rating; one given before this episode started is the last one's,
+  // as is one kept by a conversation that took an episode moved from another channel (which may
+  // start before it: src/domain/episodes.ts).
+  const rated = rows.filter((r) => r.csat && typeof r.csat.score === 'number' && !(r.csat.at && r.csat.at < r.createdAt) && !r.csat.ofEarlierEpisode);
   const isResolved = (r: ReportRow) => (r.status === 'resolved' ? r.resolvedAt : undefined);
   // Resolved unanswered within the first-reply target: nobody was kept waiting, nothing to judge.
   const closedUnanswered = (r: ReportRow) => !r.firstReplyAt && r.status === 'resolved' && r.resolvedAt && seconds(r.createdAt, r.resolvedAt) <= sla.firstReplySeconds;

@@ -11,7 +11,12 @@ import { ClientError } from '../domain/errors';
 import { conversationWindow, windowStart } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
-export interface ConversationRecord extends Omit<Conversation, 'participants'> {
+export interface ConversationRecord extends Omit<Conversation, 'participants' | 'csat'> {
+  /**
+   * The newest rating, as shown. `ofEarlierEpisode` (never shown): kept on a conversation that took
+   * an episode moved from another channel, it rates an episode before that one (src/domain/episodes.ts).
+   */
+  csat?: NonNullable<Conversation['csat']> & { ofEarlierEpisode?: true };
   /** A DynamoDB string set, so that adding an agent is one idempotent `ADD` in the message's update. */
   participants?: ReadonlySet<string>;
   /** The customer's id on the channel (phone, PSID, chat id, visitor id): where replies go. */
@@ -114,6 +119,10 @@ export function toConversation(record: ConversationRecord): Conversation {
   for (const [k, v] of Object.entries(record)) if (!INTERNAL.has(k)) out[k] = v;
   if (record.participants) out.participants = [...record.participants].sort();
   out.labels = record.labels ?? [];
+  if (record.csat?.ofEarlierEpisode) {
+    const { ofEarlierEpisode: _internal, ...csat } = record.csat;
+    out.csat = csat;
+  }
   out.window = conversationWindow(record.channel, windowStart(record));
   return out as unknown as Conversation;
 }

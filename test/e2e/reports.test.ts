@@ -524,3 +524,42 @@ it('counts a conversation moved to one the customer also wrote on from the first
   expect(await figures(start - MINUTE, start + MINUTE)).toMatchObject({ conversations: 1, byChannel: { whatsapp: { conversations: 1, firstReplySeconds: { count: 1 } } } });
   expect((await figures(texted, Date.now() + 1000)).conversations).toBe(0);
 });
+
+it('counts a rating given on a resolved conversation once, for the episode it was asked about, when an issue begun before it is moved there', async () => {
+  // Prepare: two days ago the customer texted, was answered and resolved, and asked for a rating
+  const phone = phoneHandles();
+  const target = await smsCustomerWrites(phone.sms, 'Where is my refund?');
+  await agentWrites(target, 'On its way');
+  await resolve(target);
+  const then = await happenedDaysAgo(target, 2, { firstReply: 5, resolved: 30 });
+  await updateConversation(target, (c) => ({ ...c, engagement: { ...c.engagement, csatAskedAt: c.resolvedAt, csatResolvedAt: c.resolvedAt } }));
+  // 40 minutes ago the same customer wrote on WhatsApp; now they rate the SMS conversation 2
+  const source = await customerWrites(phone.whatsapp, 'My address changed');
+  const start = Date.now() - 40 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
+  expect(await smsCustomerWrites(phone.sms, '2')).toBe(target);
+  expect((await getConversation(target, true))!.csat).toMatchObject({ score: 2 });
+  const moved = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+  const all = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(then - MINUTE)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt })).body;
+
+  // Act: the agent moves the WhatsApp issue to the SMS conversation
+  const move = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+
+  // Assess: the rating answered the question about the resolved issue: it counts once, for that
+  // one, not for the moved issue; the conversation still shows it
+  expect(move.status).toBe(200);
+  expect(move.body).toMatchObject({ id: target, status: 'open' });
+  expect(Object.keys(move.body.csat).sort()).toEqual(['at', 'score']);
+  expect(await moved()).toMatchObject({ conversations: 1, csat: { responses: 0, average: null } });
+  expect(await all()).toMatchObject({ conversations: 2, csat: { responses: 1, average: 2 } });
+
+  // Act: the moved issue is resolved and asked about, and the customer rates it 5
+  await resolve(target);
+  await updateConversation(target, (c) => ({ ...c, engagement: { ...c.engagement, csatAskedAt: c.resolvedAt, csatResolvedAt: c.resolvedAt } }));
+  await smsCustomerWrites(phone.sms, '5');
+  await eventually(async () => ((await getConversation(target, true))?.csat?.score === 5 ? true : undefined));
+
+  // Assess: each issue with its own rating
+  expect(await moved()).toMatchObject({ conversations: 1, resolved: 1, csat: { responses: 1, average: 5 } });
+  expect(await all()).toMatchObject({ conversations: 2, csat: { responses: 2, average: 3.5 } });
+});

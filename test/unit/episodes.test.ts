@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closesOwnEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode } from '../../src/domain/episodes';
+import { closedEpisodeItem, closesOwnEpisode, movedEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode } from '../../src/domain/episodes';
 import type { ConversationRecord } from '../../src/store/conversations';
 
 const resolvedAt = '2026-11-02T10:00:00.000Z';
@@ -87,5 +87,31 @@ describe('withMovedEpisode', () => {
   it('gives the moved issue as it is to a conversation made for a move, or whose own episode went elsewhere', () => {
     expect(withMovedEpisode(dated({ status: 'open', teamStarted: true }), episode)).toMatchObject({ ...episode, teamStarted: undefined });
     expect(withMovedEpisode(dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(8 * 86_400_000) }), episode)).toMatchObject({ ...episode, movedTo: undefined });
+  });
+
+  // As movedEpisode gives it: no first reply, reopen count or resolver when it has none.
+  const unanswered = movedEpisode(dated({ status: 'open', reportStartedAt: movedStart }));
+
+  it('leaves a rating the conversation was given before taking the moved issue to the episode it was asked about', () => {
+    // Rated after the moved issue began, for the episode the move closes (frozen with it).
+    const ratedAt = after(7 * 86_400_000 + 120_000);
+    const resolved = dated({ status: 'resolved', resolvedAt, csat: { score: 2, at: ratedAt } });
+
+    const taken = withMovedEpisode(resolved, unanswered);
+
+    expect(taken).toMatchObject({ reportStartedAt: movedStart, csat: { score: 2, at: ratedAt, ofEarlierEpisode: true } });
+    expect(closedEpisodeItem(resolved)).toMatchObject({ csat: { score: 2, at: ratedAt } });
+    expect(closedEpisodeItem(resolved).csat).not.toHaveProperty('ofEarlierEpisode');
+    // Frozen later with the moved issue, it stays the earlier episode's.
+    expect(closedEpisodeItem({ ...resolved, ...taken, status: 'resolved' }).csat).toMatchObject({ ofEarlierEpisode: true });
+    // A live episode's own rating (it was reopened since) rates the issue the moved one folds into.
+    const live = dated({ status: 'open', reportStartedAt: after(7 * 86_400_000 + 60_000), csat: { score: 4, at: ratedAt } });
+    expect(withMovedEpisode(live, unanswered)).toMatchObject({ reportStartedAt: movedStart, csat: { score: 4, at: ratedAt } });
+    expect(withMovedEpisode(live, unanswered)!.csat).not.toHaveProperty('ofEarlierEpisode');
+    // One of an earlier episode of its own, frozen then, though given after the moved issue began.
+    const earlier = { ...live, reportStartedAt: after(7 * 86_400_000 + 180_000) };
+    expect(withMovedEpisode(earlier, unanswered)).toMatchObject({ csat: { score: 4, ofEarlierEpisode: true } });
+    // Marked once: a retried move changes nothing.
+    expect(withMovedEpisode({ ...earlier, ...withMovedEpisode(earlier, unanswered) }, unanswered)).toBeUndefined();
   });
 });

@@ -120,6 +120,9 @@ describe('computeKpis', () => {
       row({ createdAt: at(100), csat: { score: 1, at: at(50) } }),
       row({ status: 'resolved', resolvedAt: at(40), csat: { score: 4, at: at(45) } }),
       row({ status: 'resolved', resolvedAt: at(40), csat: { score: 5 } }),
+      // A conversation that took an issue begun before its rating (moved from another channel) keeps
+      // the rating of the episode it closed, which that episode's own item counts.
+      row({ createdAt: at(10), csat: { score: 2, at: at(60), ofEarlierEpisode: true } }),
     ];
 
     expect(computeKpis(rows, { firstReplySeconds: 60, resolutionSeconds: 60 }, at(200)).csat).toEqual({ responses: 2, average: 4.5, satisfiedRate: 1 });
