@@ -35,10 +35,18 @@ export function newEpisode(
   // A rating given before ratings were dated belongs to the closing episode: dated by its resolution.
   const csat = c.csat && !c.csat.at ? { ...c.csat, at: c.resolvedAt ?? episodeStart(c) } : c.csat;
   // What the team wrote before the customer's first message on a conversation it started answered
-  // nothing, but was written (no greeting for it): kept as unprompted.
-  const wrote = c.teamStarted && c.firstReplyAt && c.firstReplyAt > (c.lastUnpromptedAt ?? '') ? { lastUnpromptedAt: c.firstReplyAt } : {};
+  // nothing, but was written (no greeting for it).
+  const wrote = c.teamStarted ? keptAsWritten(c, undefined) : {};
   // A conversation whose episode was moved away counts again from its new one.
   return { reportStartedAt: at, firstReplyAt: undefined, csat, reopenCount: 0, movedTo: undefined, teamStarted: undefined, ...wrote };
+}
+
+/**
+ * `c`'s first reply, dropped for `firstReplyAt` as the first reply of the episode it counts now, was
+ * written all the same: kept as unprompted, which the timers and reads follow as they do a reply.
+ */
+function keptAsWritten(c: ConversationRecord, firstReplyAt: string | undefined): Pick<ConversationRecord, 'lastUnpromptedAt'> {
+  return c.firstReplyAt && c.firstReplyAt !== firstReplyAt && c.firstReplyAt > (c.lastUnpromptedAt ?? '') ? { lastUnpromptedAt: c.firstReplyAt } : {};
 }
 
 /**
@@ -70,10 +78,12 @@ export type MovedEpisode = ReturnType<typeof movedEpisode>;
  * `episode` an agent moved to it; undefined when it counts it already (a retried or concurrent
  * move). One resolved takes it whole: its own episode is closed (the caller freezes it, as a
  * customer's new episode does, and reopens it for the agent going on there), so its first reply,
- * reopen count and resolver are the moved issue's. One with a live episode of its own (the customer
- * wrote there too) holds the same issue twice over: folded, it counts from the earlier start with
- * the earlier first reply. Whichever it is, a rating it was given stays its episode's
- * (ratingKeptBy). Idempotent: the fold keeps the larger reopen count, not their sum.
+ * reopen count and resolver are the moved issue's. One made for the move, or whose own episode
+ * went elsewhere, takes it as it is: its own first reply went with its episode, and what the team
+ * wrote on one it started before the issue began answered nothing in it. One with a
+ * live episode of its own (the customer wrote there too) holds the same issue twice over: folded,
+ * it counts from the earlier start with the earlier first reply. Whichever it is, a rating it was
+ * given stays its episode's (ratingKeptBy). Idempotent: the fold keeps the larger reopen count, not their sum.
  */
 export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): Partial<ConversationRecord> | undefined {
   if (c.status === 'resolved') {
@@ -88,13 +98,23 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
       csat: ratingKeptBy({ ...c, csat: fields.csat }),
     };
   }
-  // Made for a move, or its own episode went elsewhere: nothing of its own to fold in.
-  if (c.movedTo || c.teamStarted) return { ...episode, movedTo: undefined, teamStarted: undefined, csat: ratingKeptBy(c) };
+  // Made for a move, or its own episode went elsewhere: nothing of its own to fold in. A reply the
+  // team wrote on one it made since the issue began is the first agent reply after that start.
+  if (c.movedTo || c.teamStarted) {
+    const firstReplyAt = earliest([c.teamStarted && c.firstReplyAt && c.firstReplyAt >= episode.reportStartedAt ? c.firstReplyAt : undefined, episode.firstReplyAt]);
+    return {
+      ...episode,
+      firstReplyAt,
+      movedTo: undefined,
+      teamStarted: undefined,
+      ...keptAsWritten(c, firstReplyAt),
+      csat: ratingKeptBy(c),
+    };
+  }
   const own = episodeStart(c);
   const start = own < episode.reportStartedAt ? own : episode.reportStartedAt;
   // A reply dated before its own episode started answered nothing in it (src/domain/reports.ts).
-  const replies = [c.firstReplyAt && c.firstReplyAt >= own ? c.firstReplyAt : undefined, episode.firstReplyAt].filter((at): at is string => at !== undefined);
-  const firstReplyAt = replies.sort()[0];
+  const firstReplyAt = earliest([c.firstReplyAt && c.firstReplyAt >= own ? c.firstReplyAt : undefined, episode.firstReplyAt]);
   const reopenCount = Math.max(c.reopenCount ?? 0, episode.reopenCount ?? 0);
   // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's.
   const resolvedBy = c.reopenCount ? c.resolvedBy : (episode.resolvedBy ?? c.resolvedBy);
@@ -102,6 +122,8 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
   if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy && csat === c.csat) return undefined;
   return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy, csat };
 }
+
+const earliest = (times: (string | undefined)[]): string | undefined => times.filter((at): at is string => at !== undefined).sort()[0];
 
 /**
  * The rating `c` shows once it takes a moved episode. A rating answers the question asked when the

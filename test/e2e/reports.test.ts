@@ -563,3 +563,40 @@ it('counts a rating given on a resolved conversation once, for the episode it wa
   expect(await moved()).toMatchObject({ conversations: 1, resolved: 1, csat: { responses: 1, average: 5 } });
   expect(await all()).toMatchObject({ conversations: 2, csat: { responses: 2, average: 3.5 } });
 });
+
+it('times a moved issue’s first reply from its start on a conversation the team started, not from what the team wrote there before', async () => {
+  // Prepare: a resolved WhatsApp conversation moved to SMS, where the agent texted the customer 30 minutes ago
+  const phone = phoneHandles();
+  const move = (id: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/channel`, { token: jwt, body: { channel: 'sms' } });
+  const source = await customerWrites(phone.whatsapp, 'All good, thanks');
+  await resolve(source);
+  const made = await move(source);
+  expect(made.status).toBe(201);
+  const target = made.body.id as string;
+  expect((await agentWrites(target, 'One more thing about your order')).status).toBe(202);
+  await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
+  await updateConversation(target, (c) => ({ ...c, firstReplyAt: iso(Date.now() - 30 * MINUTE) }));
+  // Days after the resolution, the customer wrote on WhatsApp about something else 20 minutes ago
+  await updateConversation(source, (c) => ({ ...c, resolvedAt: iso(Date.now() - 5 * DAY) }));
+  expect(await customerWrites(phone.whatsapp, 'My parcel arrived damaged')).toBe(source);
+  const start = Date.now() - 20 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, reportStartedAt: iso(start) }));
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+
+  // Act: the agent moves the new issue to SMS
+  expect((await move(source)).body.id).toBe(target);
+
+  // Assess: the text written before the issue began is no reply to it: still waiting (a miss)
+  expect(await figures()).toMatchObject({ conversations: 1, byChannel: { sms: { conversations: 1 } }, firstReplySeconds: { count: 0 }, sla: { firstReplyAttainment: 0 } });
+
+  // Act: the agent answers
+  expect((await agentWrites(target, 'Sorry about that, a new one is on its way')).status).toBe(202);
+
+  // Assess: that answer is its first reply, 20 minutes after the issue began
+  const answered = await eventually(async () => {
+    const body = await figures();
+    return body.firstReplySeconds.count === 1 ? body : undefined;
+  });
+  expect(answered.firstReplySeconds.avg).toBeGreaterThanOrEqual(20 * 60);
+  expect(answered.sla.firstReplyAttainment).toBe(0);
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closedEpisodeItem, closesOwnEpisode, movedEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode } from '../../src/domain/episodes';
+import { closedEpisodeItem, closesOwnEpisode, movedEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode, type MovedEpisode } from '../../src/domain/episodes';
 import type { ConversationRecord } from '../../src/store/conversations';
 
 const resolvedAt = '2026-11-02T10:00:00.000Z';
@@ -91,6 +91,26 @@ describe('withMovedEpisode', () => {
 
   // As movedEpisode gives it: no first reply, reopen count or resolver when it has none.
   const unanswered = movedEpisode(dated({ status: 'open', reportStartedAt: movedStart }));
+  // The record once it takes the moved episode, as the move writes it.
+  const taking = (c: ConversationRecord, moved: MovedEpisode): ConversationRecord => ({ ...c, ...withMovedEpisode(c, moved) });
+
+  it('gives the moved issue no first reply the team wrote before it began, nor that of an episode that went elsewhere', () => {
+    const teamText = after(7 * 86_400_000 - 600_000);
+    const made = dated({ status: 'open', teamStarted: true, firstReplyAt: teamText, reopenCount: 1 });
+
+    // What the team wrote before the issue is no reply to it (it was written: kept as unprompted).
+    const taken = taking(made, unanswered);
+    expect(taken).toMatchObject({ reportStartedAt: movedStart, lastUnpromptedAt: teamText });
+    expect(taken.firstReplyAt).toBeUndefined();
+    // A reply written there after the issue began is its first one, when none came earlier.
+    const since = after(7 * 86_400_000 + 60_000);
+    expect(taking({ ...made, firstReplyAt: since }, unanswered)).toMatchObject({ firstReplyAt: since });
+    expect(taking({ ...made, firstReplyAt: since }, unanswered)).not.toHaveProperty('lastUnpromptedAt');
+    expect(taking({ ...made, firstReplyAt: since }, episode)).toMatchObject({ firstReplyAt: since });
+    // Its own episode went elsewhere with its first reply, which is not the moved issue's.
+    const left = dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(6 * 86_400_000), firstReplyAt: after(7 * 86_400_000 + 60_000), reopenCount: 2 });
+    expect(taking(left, unanswered).firstReplyAt).toBeUndefined();
+  });
 
   it('leaves a rating the conversation was given before taking the moved issue to the episode it was asked about', () => {
     // Rated after the moved issue began, for the episode the move closes (frozen with it).
