@@ -79,8 +79,8 @@ export type MovedEpisode = ReturnType<typeof movedEpisode>;
  * move). One resolved takes it whole: its own episode is closed (the caller freezes it, as a
  * customer's new episode does, and reopens it for the agent going on there), so its first reply,
  * reopen count and resolver are the moved issue's. One made for the move, or whose own episode
- * went elsewhere, takes it as it is: its own first reply went with its episode, and what the team
- * wrote on one it started before the issue began answered nothing in it. One with a
+ * went elsewhere, takes it as it is: its own reopens and first reply went with its episode, and
+ * what the team wrote on one it started before the issue began answered nothing in it. One with a
  * live episode of its own (the customer wrote there too) holds the same issue twice over: folded,
  * it counts from the earlier start with the earlier first reply. Whichever it is, a rating it was
  * given stays its episode's (ratingKeptBy). Idempotent: the fold keeps the larger reopen count, not their sum.
@@ -105,6 +105,7 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
     return {
       ...episode,
       firstReplyAt,
+      reopenCount: episode.reopenCount ?? 0,
       movedTo: undefined,
       teamStarted: undefined,
       ...keptAsWritten(c, firstReplyAt),

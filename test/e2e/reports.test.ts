@@ -600,3 +600,29 @@ it('times a moved issue’s first reply from its start on a conversation the tea
   expect(answered.firstReplySeconds.avg).toBeGreaterThanOrEqual(20 * 60);
   expect(answered.sla.firstReplyAttainment).toBe(0);
 });
+
+it('counts an issue moved to a conversation the team started, resolved and reopened there before, as resolved on first contact', async () => {
+  // Prepare: a resolved WhatsApp conversation moved to SMS, where the agent resolved and reopened the team's conversation
+  const start = Date.now();
+  const phone = phoneHandles();
+  const move = (id: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/channel`, { token: jwt, body: { channel: 'sms' } });
+  const source = await customerWrites(phone.whatsapp, 'Thanks, that is all');
+  await resolve(source);
+  const made = await move(source);
+  expect(made.status).toBe(201);
+  const target = made.body.id as string;
+  await resolve(target);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/reopen`, { token: jwt })).status).toBe(200);
+  // Days after the resolution, the customer writes on WhatsApp about something else
+  await updateConversation(source, (c) => ({ ...c, resolvedAt: iso(Date.now() - 5 * DAY) }));
+  expect(await customerWrites(phone.whatsapp, 'Where is my new order?')).toBe(source);
+
+  // Act: the agent moves it to SMS, answers and resolves it there
+  expect((await move(source)).body.id).toBe(target);
+  expect((await agentWrites(target, 'It ships today')).status).toBe(202);
+  await resolve(target);
+
+  // Assess: the reopening was of the team's conversation, before the issue: it was resolved on first contact
+  const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt });
+  expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+});

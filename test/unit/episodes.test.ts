@@ -85,8 +85,8 @@ describe('withMovedEpisode', () => {
   });
 
   it('gives the moved issue as it is to a conversation made for a move, or whose own episode went elsewhere', () => {
-    expect(withMovedEpisode(dated({ status: 'open', teamStarted: true }), episode)).toMatchObject({ ...episode, teamStarted: undefined });
-    expect(withMovedEpisode(dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(8 * 86_400_000) }), episode)).toMatchObject({ ...episode, movedTo: undefined });
+    expect(withMovedEpisode(dated({ status: 'open', teamStarted: true }), episode)).toMatchObject({ ...episode, reopenCount: 0, teamStarted: undefined });
+    expect(withMovedEpisode(dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(8 * 86_400_000) }), episode)).toMatchObject({ ...episode, reopenCount: 0, movedTo: undefined });
   });
 
   // As movedEpisode gives it: no first reply, reopen count or resolver when it has none.
@@ -94,22 +94,25 @@ describe('withMovedEpisode', () => {
   // The record once it takes the moved episode, as the move writes it.
   const taking = (c: ConversationRecord, moved: MovedEpisode): ConversationRecord => ({ ...c, ...withMovedEpisode(c, moved) });
 
-  it('gives the moved issue no first reply the team wrote before it began, nor that of an episode that went elsewhere', () => {
+  it('gives the moved issue no first reply the team wrote before it began, nor the first reply or reopens of an episode that went elsewhere', () => {
     const teamText = after(7 * 86_400_000 - 600_000);
     const made = dated({ status: 'open', teamStarted: true, firstReplyAt: teamText, reopenCount: 1 });
 
     // What the team wrote before the issue is no reply to it (it was written: kept as unprompted).
     const taken = taking(made, unanswered);
-    expect(taken).toMatchObject({ reportStartedAt: movedStart, lastUnpromptedAt: teamText });
+    // Nor is a reopening of the team's conversation before it.
+    expect(taken).toMatchObject({ reportStartedAt: movedStart, lastUnpromptedAt: teamText, reopenCount: 0 });
     expect(taken.firstReplyAt).toBeUndefined();
     // A reply written there after the issue began is its first one, when none came earlier.
     const since = after(7 * 86_400_000 + 60_000);
     expect(taking({ ...made, firstReplyAt: since }, unanswered)).toMatchObject({ firstReplyAt: since });
     expect(taking({ ...made, firstReplyAt: since }, unanswered)).not.toHaveProperty('lastUnpromptedAt');
     expect(taking({ ...made, firstReplyAt: since }, episode)).toMatchObject({ firstReplyAt: since });
-    // Its own episode went elsewhere with its first reply, which is not the moved issue's.
+    // Its own episode, reopened twice, went elsewhere with its first reply: neither is the moved issue's.
     const left = dated({ status: 'open', movedTo: 'c1', reportStartedAt: after(6 * 86_400_000), firstReplyAt: after(7 * 86_400_000 + 60_000), reopenCount: 2 });
+    expect(taking(left, unanswered)).toMatchObject({ reopenCount: 0 });
     expect(taking(left, unanswered).firstReplyAt).toBeUndefined();
+    expect(taking(left, { ...unanswered, reopenCount: 1 })).toMatchObject({ reopenCount: 1 });
   });
 
   it('leaves a rating the conversation was given before taking the moved issue to the episode it was asked about', () => {
