@@ -440,6 +440,13 @@ it('leaves a conversation the team started on another channel out of the figures
   expect(body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot')).toEqual([]);
 });
 
+/** A team of a test's own (set on the conversation's item), to read its conversations alone over a period other tests' share. */
+async function ownTeam(id: string): Promise<string> {
+  const team = `moves-${crypto.randomUUID().slice(0, 8)}`;
+  await updateConversation(id, (c) => ({ ...c, team }));
+  return team;
+}
+
 /** The customer writes by SMS; returns the conversation once the message is applied to it. */
 async function smsCustomerWrites(handle: string, text: string): Promise<string> {
   const since = new Date().toISOString();
@@ -539,8 +546,10 @@ it('counts a rating given on a resolved conversation once, for the episode it wa
   await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
   expect(await smsCustomerWrites(phone.sms, '2')).toBe(target);
   expect((await getConversation(target, true))!.csat).toMatchObject({ score: 2 });
-  const moved = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
-  const all = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(then - MINUTE)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt })).body;
+  const team = await ownTeam(target);
+  const figures = async (from: number, to: number) => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(from)}&to=${iso(to)}&team=${team}`, { token: jwt })).body;
+  const moved = () => figures(start - MINUTE, start + MINUTE);
+  const all = () => figures(then - MINUTE, Date.now() + 1000);
 
   // Act: the agent moves the WhatsApp issue to the SMS conversation
   const move = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
@@ -581,7 +590,8 @@ it('times a moved issue’s first reply from its start on a conversation the tea
   expect(await customerWrites(phone.whatsapp, 'My parcel arrived damaged')).toBe(source);
   const start = Date.now() - 20 * MINUTE;
   await updateConversation(source, (c) => ({ ...c, reportStartedAt: iso(start) }));
-  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+  const team = await ownTeam(target);
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}&team=${team}`, { token: jwt })).body;
 
   // Act: the agent moves the new issue to SMS
   expect((await move(source)).body.id).toBe(target);
@@ -623,6 +633,7 @@ it('counts an issue moved to a conversation the team started, resolved and reope
   await resolve(target);
 
   // Assess: the reopening was of the team's conversation, before the issue: it was resolved on first contact
-  const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=sms`, { token: jwt });
-  expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+  const team = await ownTeam(target);
+  const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt });
+  expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, byChannel: { sms: { conversations: 1 } } });
 });
