@@ -83,7 +83,8 @@ export type MovedEpisode = ReturnType<typeof movedEpisode>;
  * what the team wrote on one it started before the issue began answered nothing in it. One with a
  * live episode of its own (the customer wrote there too) holds the same issue twice over: folded,
  * it counts from the earlier start with the earlier first reply. Whichever it is, a rating it was
- * given stays its episode's (ratingKeptBy). Idempotent: the fold keeps the larger reopen count, not their sum.
+ * given stays its episode's (ratingKeptBy). Idempotent: the fold keeps the larger reopen count,
+ * not their sum.
  */
 export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): Partial<ConversationRecord> | undefined {
   if (c.status === 'resolved') {
