@@ -10,6 +10,7 @@ import {
   acquireMergeLock,
   addContactHandles,
   claimHandle,
+  forgetMerge,
   getContact,
   getContactWithConversationIds,
   getHandle,
@@ -18,6 +19,7 @@ import {
   moveHandle,
   moveVisitor,
   putContact,
+  recordMerge,
   releaseHandle,
   releaseMergeLock,
   removeVisitorFields,
@@ -278,8 +280,12 @@ async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
   if (survivor.contact.mergedInto) {
     throw conflict('contact_merged', `contact ${survivorId} was itself merged into ${survivor.contact.mergedInto}; merge into that one`);
   }
+  // Recorded before the mark, so a merged contact is always found by the survivor's erasure; one
+  // that then was not merged (refused below, or a crash before the mark) is checked there and skipped.
+  await recordMerge(survivorId, otherId);
   // Claimed first: a second merge of the same contact elsewhere is refused from here on.
   if (!(await markContactMerged(otherId, survivorId))) {
+    await forgetMerge(survivorId, otherId);
     throw conflict('contact_merged', `contact ${otherId} was already merged into ${other.contact.mergedInto ?? 'another contact'}`);
   }
   // Read again now that it is marked: a handle added before the mark is in this read, and one

@@ -8,8 +8,8 @@
  * repeated or crashed step re-runs safely.
  *
  * Order: first the ways in (handle items, web visitors, their connections), so that a customer
- * writing meanwhile starts a new contact instead of writing into what is being erased; then each
- * conversation (its agent's slot released, its timers cancelled, its files, messages, closed
+ * writing meanwhile starts a new contact instead of writing into what is being erased; then the
+ * contacts merged into it (each an erasure of its own); then each conversation (its agent's slot released, its timers cancelled, its files, messages, closed
  * episodes and idempotency records, then the item itself, announced as `conversation.deleted`);
  * the contact item last. README (Erasure) lists what goes and what stays.
  */
@@ -122,6 +122,7 @@ async function eraseSome(contactId: string): Promise<boolean> {
   const contact = items.find((item) => item.sk === 'CONTACT') as (ContactRecord & Key) | undefined;
   const links = items.filter((item) => String(item.sk).startsWith(keys.contactConversationPrefix)).map((item) => String(item.conversationId));
   const visitors = items.filter((item) => String(item.sk).startsWith(keys.contactVisitorPrefix)).map((item) => String(item.visitorId));
+  const merged = items.filter((item) => String(item.sk).startsWith(keys.contactMergedPrefix)).map((item) => String(item.contactId));
 
   // The ways in first: a customer writing from here on starts a new contact.
   for (const { channel, handle } of contact?.handles ?? []) {
@@ -132,6 +133,13 @@ async function eraseSome(contactId: string): Promise<boolean> {
     for (const visitorId of visitors.slice(0, VISITORS_PER_STEP)) {
       await eraseVisitor(visitorId, contactId);
       await deleteAll([keys.contactVisitor(contactId, visitorId)]);
+    }
+    return false;
+  }
+  if (merged.length > 0) {
+    for (const otherId of merged) {
+      await eraseIfMergedInto(otherId, contactId);
+      await deleteAll([keys.contactMerged(contactId, otherId)]);
     }
     return false;
   }
@@ -224,10 +232,10 @@ async function releaseSlot(conversationId: string): Promise<void> {
 }
 
 /**
- * A contact merged into this one keeps its item (name, email, phone, handles, `mergedInto`), and
- * nothing points from the survivor to it; its messages, moved here with its conversations, still
- * name it as their sender. Each such sender that was merged into this contact gets an erasure of
- * its own (a step finding its item, and whatever a half-finished merge left under it).
+ * A contact merged into this one keeps its item (name, email, phone, handles, `mergedInto`). A
+ * merge records it on the survivor (keys.contactMerged, found by eraseSome); one merged before
+ * merges did is found by its messages, moved here with its conversations, which still name it as
+ * their sender.
  */
 async function eraseMergedSenders(content: Record<string, unknown>[], contactId: string): Promise<void> {
   const senders = new Set<string>();
@@ -235,13 +243,19 @@ async function eraseMergedSenders(content: Record<string, unknown>[], contactId:
     const sender = item.sender as { type?: string; id?: string } | undefined;
     if (sender?.type === 'contact' && sender.id && sender.id !== contactId) senders.add(sender.id);
   }
-  for (const senderId of senders) {
-    let current = await getContact(senderId, true);
-    for (let hop = 0; current?.mergedInto && current.mergedInto !== contactId && hop < MAX_MERGE_HOPS; hop++) current = await getContact(current.mergedInto, true);
-    if (current?.mergedInto !== contactId) continue;
-    // Started once: a later page naming the same sender finds its record and queues nothing.
-    if (await startErasure(senderId, 'merge-of-erased-contact', new Date().toISOString())) await enqueueOutbound([erasureJob(senderId)]);
-  }
+  for (const senderId of senders) await eraseIfMergedInto(senderId, contactId);
+}
+
+/**
+ * A contact merged into this one (directly or through others) gets an erasure of its own: a step
+ * finding its item, and whatever a half-finished merge left under it. Any other contact is not this customer.
+ */
+async function eraseIfMergedInto(otherId: string, contactId: string): Promise<void> {
+  let current = await getContact(otherId, true);
+  for (let hop = 0; current?.mergedInto && current.mergedInto !== contactId && hop < MAX_MERGE_HOPS; hop++) current = await getContact(current.mergedInto, true);
+  if (current?.mergedInto !== contactId) return;
+  // Started once: a later page naming the same contact finds its record and queues nothing.
+  if (await startErasure(otherId, 'merge-of-erased-contact', new Date().toISOString())) await enqueueOutbound([erasureJob(otherId)]);
 }
 
 /** Files first, then the records that point at provider ids, then the items: a step that dies half-way finds the items and does it again. */

@@ -354,6 +354,16 @@ export async function releaseMergeLock(owner: string): Promise<void> {
   await deleteIf({ Key: keys.mergeLock(), ConditionExpression: '#owner = :owner', ExpressionAttributeNames: { '#owner': 'owner' }, ExpressionAttributeValues: { ':owner': owner } });
 }
 
+/** Records on the survivor that `otherId` is being merged into it (keys.contactMerged); a repeat rewrites it. */
+export async function recordMerge(survivorId: string, otherId: string): Promise<void> {
+  await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.contactMerged(survivorId, otherId), contactId: otherId } }));
+}
+
+/** The record of a merge that did not happen (the other contact was merged elsewhere). */
+export async function forgetMerge(survivorId: string, otherId: string): Promise<void> {
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.contactMerged(survivorId, otherId) }));
+}
+
 /** Marks a contact merged into another; true when it is (or already was) merged into `into`. */
 export async function markContactMerged(id: string, into: string): Promise<boolean> {
   return updateIf({

@@ -56,6 +56,12 @@ export const keys = {
   contactVisitor: (contactId: string, visitorId: string) => ONE(`CONTACT#${contactId}`, `VISITOR#${visitorId}`),
   contactVisitorPrefix: 'VISITOR#',
   /**
+   * A contact merged into this one: an erasure of this one finds it here (the merged contact's
+   * item keeps its details, and nothing else on this one need name it).
+   */
+  contactMerged: (survivorId: string, otherId: string) => ONE(`CONTACT#${survivorId}`, `MERGED#${otherId}`),
+  contactMergedPrefix: 'MERGED#',
+  /**
    * A customer's id on a channel → its contact and that channel's conversation.
    * Identity handles (`phone`, `email`) link channels to one contact.
    */

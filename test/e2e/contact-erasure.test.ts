@@ -16,7 +16,7 @@ import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
 import { getErasure } from '../../src/store/erasure';
-import { getHandle } from '../../src/store/contacts';
+import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
 import { putMessage } from '../../src/store/messages';
 import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
 import { newId } from '../../src/domain/ids';
@@ -246,6 +246,28 @@ describe('erasing a customer', () => {
     const naming = (await scanTable()).filter((item) => !String(item.pk).startsWith('DEDUP#') && needles.some((n) => JSON.stringify(item).includes(n)));
     expect(naming.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
     expect((await get(`/v1/contacts/${mergedId}`)).status).toBe(404);
+  });
+
+  it('also erases a merged contact that no message names (the merge recorded it on the survivor)', async () => {
+    // Prepare: a contact known only by an email address (no message names it), merged into one on WhatsApp.
+    const kept = phoneHandles();
+    const survivor = (await whatsappWrites(kept.whatsapp, 'Hello', 'Cleo Kept')).message.sender.id as string;
+    const mergedId = newId();
+    const email = `cleo.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    await putContact({ id: mergedId, name: 'Cleo Addressonly', email, handles: [{ channel: 'email', handle: email }], createdAt: new Date().toISOString() });
+    expect((await claimHandle('email', email, { contactId: mergedId })).contactId).toBe(mergedId);
+    const merge = await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: admin, body: { otherContactId: mergedId } });
+    expect(merge.status).toBe(200);
+    expect(merge.body.email).toBe(email);
+
+    // Act
+    expect((await erase(survivor)).status).toBe(202);
+
+    // Assess: nothing names the merged contact, its address or its name.
+    await eventually(async () => (await getErasure(survivor))?.status === 'erased' && (await getErasure(mergedId))?.status === 'erased', 20_000);
+    const needles = [survivor, mergedId, email, 'Cleo Addressonly', 'Cleo Kept', kept.whatsapp];
+    const naming = (await scanTable()).filter((item) => !String(item.pk).startsWith('DEDUP#') && needles.some((n) => JSON.stringify(item).includes(n)));
+    expect(naming.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
   });
 
   it('lets a message that races the erasure start a new customer or be erased with the old one, never failing', async () => {
