@@ -10,6 +10,7 @@ import {
   acquireMergeLock,
   addContactHandles,
   claimHandle,
+  clearReleasing,
   forgetMerge,
   getContact,
   getContactWithConversationIds,
@@ -26,6 +27,7 @@ import {
   writeContactEdit,
   unlinkContactConversation,
   type ContactRecord,
+  type Identity,
   type ProfileField,
   type VisitorRecord,
 } from '../store/contacts';
@@ -358,7 +360,11 @@ export async function editContact(id: string, edit: ContactEdit): Promise<{ cont
     if (!contact) throw notFound('contact');
     read = contact;
     claimed = [];
-    const dropped: { channel: 'phone' | 'email'; handle: string }[] = [];
+    // Left by an edit that died before its releases (or lost them to a failure): finished first.
+    for (const { channel, handle } of contact.releasing ?? []) {
+      if (!contact.handles.some((h) => h.channel === channel && h.handle === handle)) await releaseHandle(channel, handle, contact.id);
+    }
+    const dropped: Identity[] = [];
     let handles = contact.handles;
     for (const channel of ['email', 'phone'] as const) {
       const value = wanted[channel];
@@ -385,10 +391,13 @@ export async function editContact(id: string, edit: ContactEdit): Promise<{ cont
       remove: fields.filter((f) => wanted[f] === null && contact[f] !== undefined),
       handles,
       edited: [...new Set([...(contact.edited ?? []), ...fields])],
+      // With the write that stops listing them: a crash before their items go leaves them named here.
+      releasing: dropped,
     });
-    if (!written) continue;
-    // Once the contact no longer lists them: a crash before that leaves them linking, and the same edit again drops them.
+    if (written === undefined) continue;
+    // Once the contact no longer lists them (a handle item gone already is no error).
     for (const { channel, handle } of dropped) await releaseHandle(channel, handle, contact.id);
+    if (dropped.length > 0) await clearReleasing(contact.id, written);
     return syncConversations(contact.id);
   }
   if (read) await releaseFresh(claimed, read);

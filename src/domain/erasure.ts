@@ -125,7 +125,8 @@ async function eraseSome(contactId: string): Promise<boolean> {
   const merged = items.filter((item) => String(item.sk).startsWith(keys.contactMergedPrefix)).map((item) => String(item.contactId));
 
   // The ways in first: a customer writing from here on starts a new contact.
-  for (const { channel, handle } of contact?.handles ?? []) {
+  // With the identities an edit was releasing when it died: their items may still name the contact.
+  for (const { channel, handle } of [...(contact?.handles ?? []), ...(contact?.releasing ?? [])]) {
     if (channel === 'web') await eraseVisitor(handle, contactId);
     else await eraseHandle(channel, handle, contactId);
   }

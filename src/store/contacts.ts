@@ -21,7 +21,14 @@ export interface ContactRecord {
   edited?: ProfileField[];
   /** Counts the changes after creation: an agent's edit writes on condition of the one it read. */
   version?: number;
+  /**
+   * Identity handles an agent's edit dropped whose handle items may still link to the contact:
+   * written with the edit, deleted after their items are; the next edit deletes what is left.
+   */
+  releasing?: Identity[];
 }
+
+export type Identity = { channel: 'phone' | 'email'; handle: string };
 
 export type ProfileField = 'name' | 'email' | 'phone';
 
@@ -166,22 +173,36 @@ export async function addContactHandles(
 
 /**
  * An agent's edit of a contact read at `read`: sets and removes profile fields, replaces the
- * handles list (identity handles added or dropped) and the fields marked edited. False when the
- * contact changed since that read or was merged meanwhile (nothing written): the caller reads again.
+ * handles list (identity handles added or dropped), the fields marked edited and the identities
+ * being released (none: the field goes). The version written, or undefined when the contact
+ * changed since that read or was merged meanwhile (nothing written): the caller reads again.
  */
 export async function writeContactEdit(
   read: ContactRecord,
-  change: { set: Partial<Record<ProfileField, string>>; remove: ProfileField[]; handles: ContactRecord['handles']; edited: ProfileField[] },
-): Promise<boolean> {
-  const set = setClauses([...Object.entries(change.set), ['handles', change.handles], ['edited', change.edited], ['version', (read.version ?? 0) + 1]]);
-  const removed = change.remove.map((field) => `#${field}`);
+  change: { set: Partial<Record<ProfileField, string>>; remove: ProfileField[]; handles: ContactRecord['handles']; edited: ProfileField[]; releasing: Identity[] },
+): Promise<number | undefined> {
+  const next = (read.version ?? 0) + 1;
+  const releasing: [string, unknown][] = change.releasing.length > 0 ? [['releasing', change.releasing]] : [];
+  const set = setClauses([...Object.entries(change.set), ['handles', change.handles], ['edited', change.edited], ['version', next], ...releasing]);
+  const remove = [...change.remove, ...(releasing.length > 0 ? [] : ['releasing'])];
   const version = atVersion(read);
-  return updateIf({
+  const written = await updateIf({
     Key: keys.contact(read.id),
-    UpdateExpression: `SET ${set.clause}${removed.length > 0 ? ` REMOVE ${removed.join(', ')}` : ''}`,
+    UpdateExpression: `SET ${set.clause}${remove.length > 0 ? ` REMOVE ${remove.map((field) => `#${field}`).join(', ')}` : ''}`,
     ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(mergedInto) AND ${version.condition}`,
-    ExpressionAttributeNames: { ...set.names, ...Object.fromEntries(change.remove.map((field) => [`#${field}`, field])) },
+    ExpressionAttributeNames: { ...set.names, ...Object.fromEntries(remove.map((field) => [`#${field}`, field])) },
     ExpressionAttributeValues: { ...set.values, ...version.values },
+  });
+  return written ? next : undefined;
+}
+
+/** The releases of the edit that wrote `version` are done: the list goes, unless another edit has written since (it carries its own). */
+export async function clearReleasing(contactId: string, version: number): Promise<void> {
+  await updateIf({
+    Key: keys.contact(contactId),
+    UpdateExpression: 'REMOVE releasing',
+    ConditionExpression: 'version = :version',
+    ExpressionAttributeValues: { ':version': version },
   });
 }
 

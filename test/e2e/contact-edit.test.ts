@@ -3,13 +3,30 @@
  * reaches the contact's conversations and the agents' consoles, email and phone stay identities
  * that link one contact, and a provider's profile never undoes what an agent set.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import type { ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { getContact as getContactItem, getHandle, getVisitor } from '../../src/store/contacts';
+import { getErasure } from '../../src/store/erasure';
+
+/** Armed, the next release of an old identity's handle item fails (the function dying right there). */
+const releaseFails = vi.hoisted(() => ({ armed: false }));
+vi.mock('../../src/store/contacts', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/store/contacts')>();
+  return {
+    ...real,
+    releaseHandle: async (...args: Parameters<typeof real.releaseHandle>) => {
+      if (releaseFails.armed) {
+        releaseFails.armed = false;
+        throw new Error('simulated crash between the contact write and the release');
+      }
+      return real.releaseHandle(...args);
+    },
+  };
+});
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -141,6 +158,37 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect(removed.body.email).toBeUndefined();
     expect(await findBy(`email=${encodeURIComponent(newEmail)}`)).toEqual([]);
     expect((await getConversation(first.conversationId)).contact.email).toBeUndefined();
+  });
+
+  it('finishes an old address release that died after the contact write when the PATCH is repeated, and an erasure removes it too', async () => {
+    const crashOnce = async (contactId: string, from: string, to: string) => {
+      expect((await edit(contactId, { email: from })).status).toBe(200);
+      releaseFails.armed = true;
+      expect((await edit(contactId, { email: to })).status).toBe(500);
+      expect(releaseFails.armed).toBe(false);
+      // The contact was written: the old address still finds it.
+      expect((await getContact(contactId)).body.email).toBe(to.toLowerCase());
+      expect((await findBy(`email=${encodeURIComponent(from)}`)).map((c) => c.id)).toEqual([contactId]);
+    };
+    const contactId = (await write('telegram', newHandle('telegram'), 'Hello')).message.sender.id;
+    const [oldEmail, newEmail] = [randomEmail(), randomEmail()];
+    await crashOnce(contactId, oldEmail, newEmail);
+
+    // The same PATCH again finishes the release.
+    const again = await edit(contactId, { email: newEmail });
+    expect(again.status).toBe(200);
+    expect(await findBy(`email=${encodeURIComponent(oldEmail)}`)).toEqual([]);
+    expect(await getHandle('email', oldEmail.toLowerCase())).toBeUndefined();
+    expect((await findBy(`email=${encodeURIComponent(newEmail)}`)).map((c) => c.id)).toEqual([contactId]);
+    expect((await getContactItem(contactId, true))?.releasing).toBeUndefined();
+
+    // Left as the crash left it, an erasure removes the old address's handle item as well.
+    const erased = (await write('telegram', newHandle('telegram'), 'Hello')).message.sender.id;
+    const [left, kept] = [randomEmail(), randomEmail()];
+    await crashOnce(erased, left, kept);
+    expect((await http(stack.httpUrl, 'DELETE', `/v1/contacts/${erased}`, { token: adminJwt })).status).toBe(202);
+    await eventually(async () => (await getErasure(erased))?.status === 'erased', 20_000);
+    expect(await getHandle('email', left.toLowerCase())).toBeUndefined();
   });
 
   it("changes the profile phone without touching the customer's WhatsApp handle or the number they write from", async () => {
