@@ -368,7 +368,19 @@ export async function editContact(id: string, edit: ContactEdit): Promise<{ cont
     let handles = contact.handles;
     for (const channel of ['email', 'phone'] as const) {
       const value = wanted[channel];
-      if (value === undefined || value === contact[channel]) continue;
+      if (value === undefined) continue;
+      if (value === contact[channel]) {
+        // A detail the contact has but does not link by (a web visitor's unverified address): the
+        // agent vouches for it now, unless another contact holds it (left as it was, no error).
+        if (value !== null && !handles.some((h) => h.channel === channel && h.handle === value)) {
+          const holder = await claimHandle(channel, value, { contactId: contact.id });
+          if (holder.contactId === contact.id) {
+            claimed.push({ channel, handle: value });
+            handles = [...handles, { channel, handle: value }];
+          }
+        }
+        continue;
+      }
       if (value !== null) {
         const holder = await claimHandle(channel, value, { contactId: contact.id });
         const owner = holder.contactId === contact.id ? contact.id : ((await resolveContact(holder.contactId))?.id ?? holder.contactId);

@@ -191,6 +191,45 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect(await getHandle('email', left.toLowerCase())).toBeUndefined();
   });
 
+  it('claims an email equal to the current one that the contact did not link by, unless another contact holds it', async () => {
+    const settings = (body: unknown) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });
+    const email = randomEmail();
+    const held = randomEmail();
+    const owner = (await write('telegram', newHandle('telegram'), 'I own it')).message.sender.id;
+    expect((await edit(owner, { email: held })).status).toBe(200);
+    // With identity verification on, an unvouched visitor's addresses are details that link nothing.
+    expect((await settings({ widget: { identityVerification: true } })).status).toBe(200);
+    const visitors: string[] = [];
+    try {
+      for (const address of [email, held]) {
+        const session = await visitorSession(stack.httpUrl, { name: 'Una', email: address });
+        const ws = await WsClient.connect(stack.wsUrl, session.token);
+        sockets.push(ws);
+        const clientMessageId = crypto.randomUUID();
+        ws.send({ action: 'sendMessage', text: 'Hello', clientMessageId });
+        const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+        visitors.push((await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId)).message.sender.id);
+      }
+    } finally {
+      expect((await settings({ widget: { identityVerification: false } })).status).toBe(200);
+    }
+    const [unlinked, holdsNot] = visitors as [string, string];
+    expect((await getContact(unlinked)).body.email).toBe(email.toLowerCase());
+    expect(await findBy(`email=${encodeURIComponent(email)}`)).toEqual([]);
+
+    // The agent sets the address the contact shows: it now links and finds the contact.
+    const res = await edit(unlinked, { email });
+    expect(res.status).toBe(200);
+    expect((await findBy(`email=${encodeURIComponent(email)}`)).map((c) => c.id)).toEqual([unlinked]);
+    expect((await getContactItem(unlinked, true))?.handles).toContainEqual({ channel: 'email', handle: email.toLowerCase() });
+
+    // Another contact holds it: the value stays a detail, as before, and the holder keeps it.
+    const kept = await edit(holdsNot, { email: held, name: 'Una Two' });
+    expect(kept.status).toBe(200);
+    expect(kept.body).toMatchObject({ name: 'Una Two', email: held.toLowerCase() });
+    expect((await findBy(`email=${encodeURIComponent(held)}`)).map((c) => c.id)).toEqual([owner]);
+  });
+
   it("changes the profile phone without touching the customer's WhatsApp handle or the number they write from", async () => {
     const phone = phoneHandles();
     const first = await write('whatsapp', phone.whatsapp, 'Hello', 'Pia');
