@@ -312,6 +312,11 @@ async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
     if (result && result.after !== result.before) await publishToConversation(result.after, [conversationEvent(result.after)], result.before);
     await unlinkContactConversation(otherId, conversationId);
   }
+  // The survivor's own conversations show what the other filled in too (the moved ones do already).
+  const filled = PROFILE_FIELDS.filter((field) => now[field] !== undefined && now[field] !== survivor.contact[field]);
+  if (filled.length > 0) {
+    await syncConversations(survivorId, (contact) => Object.fromEntries(filled.filter((field) => contact[field] !== undefined).map((field) => [field, contact[field]])));
+  }
 }
 
 /**
@@ -455,20 +460,23 @@ const SYNC_CONCURRENCY = 4;
 const SYNC_ROUNDS = 3;
 
 /**
- * Copies what agents edited on the contact into its conversations' embedded `contact` (what
- * inboxes show, and the address the email fallback writes to) and tells the agents
- * (`conversation.updated`). A web visitor's own value of a cleared field is removed too: the
+ * Copies what agents edited on the contact (or what `shownOf` picks: the fields a merge filled
+ * in) into its conversations' embedded `contact` (what inboxes show, and the address the email
+ * fallback writes to) and tells the agents (`conversation.updated`). A web visitor's own value of a cleared field is removed too: the
  * visitor's next message would otherwise bring it back to the conversation, and the email
  * fallback reads it when the contact has none. Copied from the contact as read here, and read
  * again after: an edit that landed meanwhile (whose own copy may have finished first) is copied
  * by whichever finishes last. Returns the contact and all its conversations as they are now.
  */
-async function syncConversations(contactId: string): Promise<{ contact: ContactRecord; conversations: ConversationRecord[] }> {
+async function syncConversations(
+  contactId: string,
+  shownOf: (contact: ContactRecord) => Profile = agentEdits,
+): Promise<{ contact: ContactRecord; conversations: ConversationRecord[] }> {
   let result: { contact: ContactRecord; conversations: ConversationRecord[] } | undefined;
   for (let round = 0; round < SYNC_ROUNDS; round++) {
     const found = await getContactWithConversationIds(contactId, true);
     if (!found) throw notFound('contact');
-    const shown = agentEdits(found.contact);
+    const shown = shownOf(found.contact);
     const conversations = await getConversations(found.conversationIds, true);
     const stale = conversations
       .filter((c) => c.contact.id === contactId && differs(c.contact, shown))

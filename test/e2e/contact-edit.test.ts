@@ -326,6 +326,27 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect((await getContactItem(merged, true))?.name).not.toBe('Both Of Us');
   });
 
+  it("shows what a merge filled in on the survivor's own conversations too, with conversation.updated", async () => {
+    // The survivor is known by SMS (no name); the other wrote on WhatsApp under a name, from another number.
+    const survivorSms = await write('sms', phoneHandles().sms, 'Hi by text');
+    const survivor = survivorSms.message.sender.id;
+    const other = await write('whatsapp', phoneHandles().whatsapp, 'Hi on WhatsApp', 'Mara Merged');
+    expect((await getConversation(survivorSms.conversationId)).contact.name).toBeUndefined();
+    const seenBefore = agent.frames.length;
+
+    const merged = await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: adminJwt, body: { otherContactId: other.message.sender.id } });
+    expect(merged.status).toBe(200);
+    expect(merged.body.name).toBe('Mara Merged');
+
+    for (const id of [survivorSms.conversationId, other.conversationId]) expect((await getConversation(id)).contact).toMatchObject({ id: survivor, name: 'Mara Merged' });
+    const update = await agent.waitFor(
+      (f) => f.type === 'conversation.updated' && f.conversation.id === survivorSms.conversationId && f.conversation.contact.name === 'Mara Merged',
+      10_000,
+      "conversation.updated of the survivor's conversation",
+    );
+    expect(agent.frames.indexOf(update)).toBeGreaterThanOrEqual(seenBefore);
+  });
+
   it('removes a cleared email from the web visitor too, so neither the widget nor the fallback brings it back', async () => {
     const email = randomEmail();
     const session = await visitorSession(stack.httpUrl, { name: 'Wes', email });
