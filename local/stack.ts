@@ -127,7 +127,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const scheduleGroup = 'conversa-local';
     aws.scheduler.ensureGroup(scheduleGroup);
     const mediaBucket = 'conversa-local-media';
-    aws.s3.createBucket(mediaBucket);
+    // Versioned, as deployed (lib/constructs/media-bucket.ts): an erasure must delete every version.
+    aws.s3.createBucket(mediaBucket, { versioned: true });
 
     const providers = createProviderStandIn();
     const websocket = await startWebSocketGateway({

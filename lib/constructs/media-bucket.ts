@@ -92,7 +92,7 @@ export class MediaBucket extends Construct {
  * - `attach`: checks an upload and copies it into `media/` when a message names it;
  * - `download`: presigned GETs of kept files (consoles, the widget, providers fetching a reply's file);
  * - `keep`: writes a customer's file copied from the provider into `media/provider/`;
- * - `erase`: deletes the files of a customer being erased (src/domain/erasure.ts).
+ * - `erase`: deletes the files of a customer being erased, every version (src/domain/erasure.ts).
  */
 export type MediaAccess = 'upload' | 'attach' | 'download' | 'keep' | 'erase';
 
@@ -105,14 +105,18 @@ const MEDIA_GRANTS: Readonly<Record<MediaAccess, readonly { actions: string[]; p
   ],
   download: [{ actions: ['s3:GetObject'], prefixes: ['media/*'], reason: 'Sent files are presigned one by one for the people of their conversation and its provider.' }],
   keep: [{ actions: ['s3:PutObject'], prefixes: ['media/provider/*'], reason: "A customer's file is written under its conversation and message ids." }],
-  // Not s3:DeleteObjectVersion: an erased file's earlier version expires with the bucket's rule (30 days).
-  erase: [{ actions: ['s3:DeleteObject'], prefixes: ['media/*', 'uploads/*'], reason: "An erased customer's files are deleted by key, as their messages name them." }],
+  // Each version by id (the bucket is versioned): a plain delete would keep the file 30 days behind a marker.
+  erase: [{ actions: ['s3:DeleteObjectVersion'], prefixes: ['media/*', 'uploads/*'], reason: "An erased customer's files are deleted by key, every version of each, as their messages name them." }],
 };
 
 /** Grants `access` on the media bucket; presigned URLs can do no more than their signer's role. */
 export function grantMediaAccess(bucket: IBucket, grantee: IGrantable & IConstruct, access: MediaAccess): void {
   // ListBucket lets HeadObject answer 404 for an upload never made (403 without it).
   if (access === 'attach') Grant.addToPrincipal({ grantee, actions: ['s3:ListBucket'], resourceArns: [bucket.bucketArn] });
+  // An erased file's versions are listed by its key as the prefix (ListObjectVersions): only under the two prefixes files have.
+  if (access === 'erase') {
+    Grant.addToPrincipal({ grantee, actions: ['s3:ListBucketVersions'], resourceArns: [bucket.bucketArn], conditions: { StringLike: { 's3:prefix': ['media/*', 'uploads/*'] } } });
+  }
   for (const { actions, prefixes, reason } of MEDIA_GRANTS[access]) {
     const arns = prefixes.map((prefix) => bucket.arnForObjects(prefix));
     Grant.addToPrincipal({ grantee, actions, resourceArns: arns });

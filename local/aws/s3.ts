@@ -1,6 +1,6 @@
 /**
  * S3 stand-in: path-style object storage in memory (PutObject, HeadObject, GetObject, CopyObject,
- * DeleteObject) behind the bucket's CORS rule, for S3Client with forcePathStyle and for browsers
+ * DeleteObject, and for a versioned bucket ListObjectVersions and DeleteObject of a version) behind the bucket's CORS rule, for S3Client with forcePathStyle and for browsers
  * holding presigned URLs. Query-signed (presigned) requests are verified, signature and expiry, so
  * that a tampered or stale URL, or an upload of another size or type than signed, fails here as it
  * does on AWS. Header-signed SDK requests are not, like the other stand-ins: any credentials do.
@@ -27,6 +27,19 @@ export interface S3ObjectView {
   etag: string;
 }
 
+/** One version of a key in a versioned bucket (ListObjectVersions), or an unversioned object's (`null`). */
+export interface S3VersionView {
+  key: string;
+  versionId: string;
+  isLatest: boolean;
+  deleteMarker: boolean;
+}
+
+export interface BucketOptions {
+  /** Keeps every version of a key, as the deployed media bucket does: a plain DELETE leaves a delete marker. */
+  versioned?: boolean;
+}
+
 export interface PutOptions {
   contentType?: string;
   metadata?: Record<string, string>;
@@ -41,6 +54,13 @@ interface StoredObject {
   readonly headers: Record<string, string>;
   /** Verified x-amz-checksum-* values by algorithm, returned when the client asks (x-amz-checksum-mode). */
   readonly checksums: Record<string, string>;
+  readonly lastModified: Date;
+}
+
+/** `object` absent: a delete marker. */
+interface Version {
+  readonly versionId: string;
+  readonly object?: StoredObject;
   readonly lastModified: Date;
 }
 
@@ -104,7 +124,6 @@ const UNSUPPORTED_SUBRESOURCES = [
   'uploads',
   'uploadId',
   'partNumber',
-  'versionId',
   'acl',
   'tagging',
   'attributes',
@@ -280,8 +299,14 @@ function requestId(): string {
   return randomBytes(8).toString('hex').toUpperCase();
 }
 
+/** ListObjectVersions' page size when the request names none (S3's). */
+const MAX_LIST_KEYS = 1000;
+
 export class LocalS3 {
+  /** The current object of each key, as GET, HEAD and listKeys see it. */
   private readonly buckets = new Map<string, Map<string, StoredObject>>();
+  /** A versioned bucket's versions of each key, oldest first (the last is the current one, or a delete marker). */
+  private readonly versions = new Map<string, Map<string, Version[]>>();
   private readonly maxObjectBytes: number;
   private readonly secretAccessKey: string;
 
@@ -291,9 +316,11 @@ export class LocalS3 {
   }
 
   /** Idempotent. Only requests to created buckets reach the stand-in. */
-  createBucket(name: string): void {
+  createBucket(name: string, options: BucketOptions = {}): void {
     if (!BUCKET_NAME.test(name)) throw new Error(`Invalid S3 bucket name: ${name}`);
     if (!this.buckets.has(name)) this.buckets.set(name, new Map());
+    // Like S3's, versioning once on stays on.
+    if (options.versioned && !this.versions.has(name)) this.versions.set(name, new Map());
   }
 
   /** Stores an object as PutObject would, for seeding. */
@@ -320,6 +347,21 @@ export class LocalS3 {
   /** Keys in S3's listing order. */
   listKeys(bucket: string, prefix = ''): string[] {
     return [...this.objects(bucket).keys()].filter((key) => key.startsWith(prefix)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+
+  /**
+   * Every version of the keys under `prefix`, by key in listing order and newest first, delete
+   * markers included; an unversioned bucket's objects as version `null`.
+   */
+  listVersions(bucket: string, prefix = ''): S3VersionView[] {
+    const versions = this.versions.get(bucket);
+    const keys = versions ? [...versions.keys()] : [...this.objects(bucket).keys()];
+    const sorted = keys.filter((key) => key.startsWith(prefix)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    return sorted.flatMap((key) => {
+      if (!versions) return [{ key, versionId: 'null', isLatest: true, deleteMarker: false }];
+      const list = versions.get(key)!;
+      return list.map((version, index) => ({ key, versionId: version.versionId, isLatest: index === list.length - 1, deleteMarker: !version.object })).reverse();
+    });
   }
 
   /** Whether the request target (path and query, as in IncomingMessage.url) is for S3: its first path segment names a created bucket. */
@@ -351,9 +393,86 @@ export class LocalS3 {
     return objects;
   }
 
-  private store(bucket: string, key: string, object: StoredObject): void {
+  private store(bucket: string, key: string, object: StoredObject): string | undefined {
     if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', 'Your key is too long.', 400);
     this.objects(bucket).set(key, object);
+    return this.addVersion(bucket, key, object, object.lastModified);
+  }
+
+  /** Appends a version (a delete marker without `object`) in a versioned bucket; its id, else undefined. */
+  private addVersion(bucket: string, key: string, object: StoredObject | undefined, lastModified: Date): string | undefined {
+    const versions = this.versions.get(bucket);
+    if (!versions) return undefined;
+    const versionId = randomBytes(16).toString('base64url');
+    versions.set(key, [...(versions.get(key) ?? []), { versionId, ...(object ? { object } : {}), lastModified }]);
+    return versionId;
+  }
+
+  /**
+   * DeleteObject: without a version, the current object goes (a versioned bucket keeps it as an
+   * earlier version behind a new delete marker); with one, that version goes for good and the
+   * newest left, if an object, is current again.
+   */
+  private delete(target: Target, versionId: string | undefined): Reply {
+    const objects = this.objects(target.bucket);
+    const versions = this.versions.get(target.bucket);
+    if (versionId === undefined) {
+      objects.delete(target.key);
+      const marker = this.addVersion(target.bucket, target.key, undefined, new Date());
+      return { status: 204, headers: marker ? { 'x-amz-delete-marker': 'true', 'x-amz-version-id': marker } : {} };
+    }
+    if (!versions) {
+      if (versionId !== 'null') throw new S3Error('InvalidArgument', 'Invalid version id specified', 400, { ArgumentName: 'versionId', ArgumentValue: versionId });
+      objects.delete(target.key);
+      return { status: 204, headers: {} };
+    }
+    const list = versions.get(target.key) ?? [];
+    const removed = list.find((version) => version.versionId === versionId);
+    // A version not there (deleted already) is no error, as on S3.
+    if (!removed) return { status: 204, headers: { 'x-amz-version-id': versionId } };
+    const left = list.filter((version) => version !== removed);
+    if (left.length > 0) versions.set(target.key, left);
+    else versions.delete(target.key);
+    const current = left.at(-1)?.object;
+    if (current) objects.set(target.key, current);
+    else objects.delete(target.key);
+    return { status: 204, headers: { 'x-amz-version-id': versionId, ...(removed.object ? {} : { 'x-amz-delete-marker': 'true' }) } };
+  }
+
+  /** ListObjectVersions (GET /<bucket>?versions): `prefix`, `max-keys`, `key-marker` and `version-id-marker`; no delimiter. */
+  private listVersionsReply(target: Target, query: Map<string, string>): Reply {
+    if (query.has('delimiter')) throw new S3Error('NotImplemented', 'The local S3 does not support a delimiter in ListObjectVersions.', 501);
+    const prefix = query.get('prefix') ?? '';
+    const maxKeys = Math.min(Number(query.get('max-keys') ?? MAX_LIST_KEYS), MAX_LIST_KEYS);
+    if (!Number.isInteger(maxKeys) || maxKeys < 0) throw new S3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', 400);
+    const keyMarker = query.get('key-marker') ?? '';
+    const versionMarker = query.get('version-id-marker');
+    const all = this.listVersions(target.bucket, prefix);
+    // After the marker: that key's versions after version-id-marker, else the keys after key-marker.
+    const atVersion = versionMarker === undefined ? -1 : all.findIndex((v) => v.key === keyMarker && v.versionId === versionMarker);
+    const afterKey = all.findIndex((v) => Buffer.compare(Buffer.from(v.key), Buffer.from(keyMarker)) > 0);
+    const start = keyMarker === '' ? 0 : atVersion >= 0 ? atVersion + 1 : afterKey >= 0 ? afterKey : all.length;
+    const page = all.slice(start, start + maxKeys);
+    const truncated = start + maxKeys < all.length;
+    const objects = this.objects(target.bucket);
+    const entries = page
+      .map((v) => {
+        const version = this.versions.get(target.bucket)?.get(v.key)?.find((entry) => entry.versionId === v.versionId);
+        const object = version ? version.object : objects.get(v.key);
+        const lastModified = (version?.lastModified ?? object?.lastModified ?? new Date()).toISOString();
+        const common = `<Key>${xmlEscape(v.key)}</Key><VersionId>${xmlEscape(v.versionId)}</VersionId><IsLatest>${v.isLatest}</IsLatest><LastModified>${lastModified}</LastModified>`;
+        return v.deleteMarker
+          ? `<DeleteMarker>${common}</DeleteMarker>`
+          : `<Version>${common}<ETag>${xmlEscape(object!.etag)}</ETag><Size>${object!.body.length}</Size><StorageClass>STANDARD</StorageClass></Version>`;
+      })
+      .join('');
+    const last = page.at(-1);
+    const next = truncated && last ? `<NextKeyMarker>${xmlEscape(last.key)}</NextKeyMarker><NextVersionIdMarker>${xmlEscape(last.versionId)}</NextVersionIdMarker>` : '';
+    const body =
+      `${XML_DECLARATION}<ListVersionsResult xmlns="${S3_XMLNS}"><Name>${xmlEscape(target.bucket)}</Name><Prefix>${xmlEscape(prefix)}</Prefix>` +
+      `<KeyMarker>${xmlEscape(keyMarker)}</KeyMarker><VersionIdMarker>${xmlEscape(versionMarker ?? '')}</VersionIdMarker><MaxKeys>${maxKeys}</MaxKeys>` +
+      `<IsTruncated>${truncated}</IsTruncated>${next}${entries}</ListVersionsResult>`;
+    return { status: 200, headers: { 'content-type': 'application/xml' }, body };
   }
 
   private async dispatch(request: IncomingMessage): Promise<Reply> {
@@ -362,8 +481,11 @@ export class LocalS3 {
     if (method === 'OPTIONS') return this.preflight(request.headers);
     const query = new Map(target.query);
     if (query.has('X-Amz-Algorithm')) this.verifyPresigned(method, target, query, request.headers);
-    if (target.key === '') throw new S3Error('NotImplemented', 'The local S3 supports object operations only.', 501);
-    const unsupported = UNSUPPORTED_SUBRESOURCES.find((name) => query.has(name));
+    if (target.key === '') {
+      if (method === 'GET' && query.has('versions')) return this.listVersionsReply(target, query);
+      throw new S3Error('NotImplemented', 'The local S3 supports object operations and ListObjectVersions only.', 501);
+    }
+    const unsupported = UNSUPPORTED_SUBRESOURCES.find((name) => query.has(name)) ?? (query.has('versionId') && method !== 'DELETE' ? 'versionId' : undefined);
     if (unsupported) throw new S3Error('NotImplemented', `The local S3 does not support the ${unsupported} sub-resource.`, 501);
 
     switch (method) {
@@ -373,8 +495,7 @@ export class LocalS3 {
       case 'HEAD':
         return this.get(request.headers, target, method === 'HEAD');
       case 'DELETE':
-        this.objects(target.bucket).delete(target.key);
-        return { status: 204, headers: {} };
+        return this.delete(target, query.get('versionId'));
       default:
         throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', 405, { Method: method, ResourceType: 'OBJECT' });
     }
@@ -401,7 +522,7 @@ export class LocalS3 {
     if (body.length !== size) throw new S3Error('IncompleteBody', 'You did not provide the number of bytes specified by the Content-Length HTTP header.', 400);
     const checksums = verifiedChecksums(headers, trailers, body);
     const etag = `"${createHash('md5').update(body).digest('hex')}"`;
-    this.store(target.bucket, target.key, {
+    const versionId = this.store(target.bucket, target.key, {
       body,
       etag,
       contentType: header(headers, 'content-type') ?? DEFAULT_CONTENT_TYPE,
@@ -411,7 +532,7 @@ export class LocalS3 {
       lastModified: new Date(),
     });
     const checksumHeaders = Object.fromEntries(Object.entries(checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
-    return { status: 200, headers: { etag, ...checksumHeaders } };
+    return { status: 200, headers: { etag, ...checksumHeaders, ...(versionId ? { 'x-amz-version-id': versionId } : {}) } };
   }
 
   private copy(request: IncomingMessage, target: Target): Reply {
@@ -440,11 +561,11 @@ export class LocalS3 {
           }
         : { contentType: original.contentType, metadata: original.metadata, headers: original.headers };
     const lastModified = new Date();
-    this.store(target.bucket, target.key, { body: original.body, etag: original.etag, checksums: original.checksums, lastModified, ...described });
+    const versionId = this.store(target.bucket, target.key, { body: original.body, etag: original.etag, checksums: original.checksums, lastModified, ...described });
     const result =
       `${XML_DECLARATION}<CopyObjectResult xmlns="${S3_XMLNS}"><LastModified>${lastModified.toISOString()}</LastModified>` +
       `<ETag>${xmlEscape(original.etag)}</ETag></CopyObjectResult>`;
-    return { status: 200, headers: { 'content-type': 'application/xml' }, body: result };
+    return { status: 200, headers: { 'content-type': 'application/xml', ...(versionId ? { 'x-amz-version-id': versionId } : {}) }, body: result };
   }
 
   private get(headers: IncomingHttpHeaders, target: Target, head: boolean): Reply {

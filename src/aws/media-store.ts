@@ -9,7 +9,7 @@
  * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept;
  * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider.
  */
-import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ENV } from '../config';
 import { MEDIA_SCHEME } from '../domain/types';
@@ -90,10 +90,19 @@ export async function copyObject(from: string, to: string): Promise<void> {
 }
 
 /**
- * Deletes a file (an erasure). Deleting a key that is not there succeeds, as S3's own does. The
- * deployed bucket is versioned: this leaves a delete marker, and the earlier version expires with
- * the bucket's rule for replaced files (30 days).
+ * Deletes a file for good (an erasure): every version of the key, earlier ones and delete markers
+ * included (the deployed bucket is versioned, and a plain delete would leave the file behind a
+ * marker for 30 days). A key with no version left is done, so a repeated erasure step is harmless.
  */
-export async function deleteObject(key: string): Promise<void> {
-  await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: key }));
+export async function deleteEveryVersion(key: string): Promise<void> {
+  let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
+  for (;;) {
+    // The key as a prefix lists other keys that start with it as well: only its own versions go.
+    const page = await s3().send(new ListObjectVersionsCommand({ Bucket: bucket(), Prefix: key, ...markers }));
+    const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === key && v.VersionId);
+    for (const { VersionId } of versions) await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: key, VersionId: VersionId! }));
+    if (!page.IsTruncated) return;
+    // A deleted version makes no marker to go on from: start over, where this page's are gone now.
+    markers = versions.length > 0 ? {} : { ...(page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker } : {}), ...(page.NextVersionIdMarker ? { VersionIdMarker: page.NextVersionIdMarker } : {}) };
+  }
 }

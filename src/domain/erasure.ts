@@ -17,7 +17,7 @@ import { DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi
 import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
-import { deleteObject, mediaKeyOf } from '../aws/media-store';
+import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
 import { getContact, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
 import { updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections } from '../store/connections';
@@ -278,7 +278,7 @@ async function eraseContent(conversationId: string, content: Record<string, unkn
     const providerIds = [item.providerMessageId, ...(((item.sendProgress as { otherIds?: string[] } | undefined)?.otherIds) ?? [])].filter((id): id is string => typeof id === 'string');
     for (const id of providerIds) dedups.push(keys.dedup(`${String(item.channel)}#${id}`));
   }
-  await mapConcurrently([...files], FILE_CONCURRENCY, deleteObject);
+  await mapConcurrently([...files], FILE_CONCURRENCY, deleteEveryVersion);
   // A file copy waiting for its next round would fetch the file again.
   await mapConcurrently(copies, FILE_CONCURRENCY, (messageId) => cancelTimer('keepMedia', messageId));
   await mapConcurrently(dedups, FILE_CONCURRENCY, (key) => deleteIfOwnedBy(key, 'conversationId', conversationId));

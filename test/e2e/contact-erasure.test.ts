@@ -161,6 +161,8 @@ describe('erasing a customer', () => {
     }
     // Their files are gone from the bucket, the sent copies and the uploads alike.
     expect(stack.aws.s3.listKeys(BUCKET).filter((key) => key.endsWith(visitorFile) || key.endsWith(agentFile))).toEqual([]);
+    // For good: no earlier version or delete marker is left in the (versioned) bucket either.
+    expect(stack.aws.s3.listVersions(BUCKET).filter((v) => v.key.endsWith(visitorFile) || v.key.endsWith(agentFile))).toEqual([]);
     // Ana's slots are free, no timer of theirs is pending, and the agents were told.
     expect(await load()).toEqual({ live: 0, async: 0 });
     expect(timersOf().map((s) => s.name)).toEqual([]);

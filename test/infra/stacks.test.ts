@@ -28,6 +28,7 @@ interface Statement {
   Effect: string;
   Action: string | string[];
   Resource: unknown;
+  Condition?: unknown;
 }
 
 function build(config: Partial<ConversaAppConfig> = {}): { app: App; stacks: ConversaStacks } {
@@ -1417,10 +1418,13 @@ describe('media files', () => {
       realtime: ['s3:GetObject media', 's3:GetObject uploads', 's3:ListBucket bucket', 's3:PutObject media/agent', 's3:PutObject media/visitor'],
       wsAuthorizer: [],
       inbound: [],
-      // Erasing a customer deletes their files by key (src/domain/erasure.ts).
-      outbound: ['s3:DeleteObject media', 's3:DeleteObject uploads', 's3:GetObject media', 's3:PutObject media/provider'],
+      // Erasing a customer deletes every version of their files by key (src/domain/erasure.ts).
+      outbound: ['s3:DeleteObjectVersion media', 's3:DeleteObjectVersion uploads', 's3:GetObject media', 's3:ListBucketVersions bucket', 's3:PutObject media/provider'],
       engagement: [],
     });
+    // Listing versions only where files are, by a key as the prefix.
+    const listing = stateless.statementsOf('outbound').find((s) => actionsOf(s).includes('s3:ListBucketVersions'))!;
+    expect(listing.Condition).toEqual({ StringLike: { 's3:prefix': ['media/*', 'uploads/*'] } });
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       const env = stateless.fn(name).Properties.Environment.Variables as Json;
       expect([name, env[ENV.mediaBucket] !== undefined]).toEqual([name, grants[name]!.length > 0]);

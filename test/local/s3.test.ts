@@ -5,6 +5,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectVersionsCommand,
   NoSuchKey,
   PutObjectCommand,
   S3Client,
@@ -169,6 +170,73 @@ describe('objects through the SDK', () => {
     expect(aws.s3.getObject(BUCKET, key)).toBeUndefined();
     expect((await s3Error(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })))).name).toBe('NotFound');
     expect((await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }))).$metadata.httpStatusCode).toBe(204);
+  });
+});
+
+describe('a versioned bucket', () => {
+  const VERSIONED = 'conversa-media-versioned';
+  const versionsOf = async (prefix: string, extra: { MaxKeys?: number; KeyMarker?: string; VersionIdMarker?: string } = {}) =>
+    s3.send(new ListObjectVersionsCommand({ Bucket: VERSIONED, Prefix: prefix, ...extra }));
+
+  it('keeps every version: a plain delete leaves a marker, a delete by version id removes that one for good', async () => {
+    aws.s3.createBucket(VERSIONED, { versioned: true });
+    const key = newKey();
+    const first = await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'one' }));
+    const second = await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'two' }));
+    // A key that starts with the other is listed under its prefix too.
+    await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: `${key}0`, Body: 'other' }));
+    expect(first.VersionId).toBeTruthy();
+    expect(second.VersionId).not.toBe(first.VersionId);
+    const deleted = await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key }));
+    expect([deleted.$metadata.httpStatusCode, deleted.DeleteMarker]).toEqual([204, true]);
+    expect((await s3Error(s3.send(new HeadObjectCommand({ Bucket: VERSIONED, Key: key })))).name).toBe('NotFound');
+    expect(aws.s3.listKeys(VERSIONED, key)).toEqual([`${key}0`]);
+
+    const listed = await versionsOf(key);
+    expect(listed.IsTruncated).toBe(false);
+    expect(listed.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest, v.Size])).toEqual([
+      [key, second.VersionId, false, 3],
+      [key, first.VersionId, false, 3],
+      [`${key}0`, expect.any(String), true, 5],
+    ]);
+    expect(listed.DeleteMarkers?.map((m) => [m.Key, m.VersionId, m.IsLatest])).toEqual([[key, deleted.VersionId, true]]);
+
+    // The marker gone, the newest version is current again; then each version by id.
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: deleted.VersionId! }))).DeleteMarker).toBe(true);
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key }))).Body!.transformToString()).toBe('two');
+    for (const id of [second.VersionId!, first.VersionId!]) await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: id }));
+    expect(aws.s3.listVersions(VERSIONED, key).map((v) => v.key)).toEqual([`${key}0`]);
+    expect(aws.s3.getObject(VERSIONED, key)).toBeUndefined();
+    // A version deleted already: no error.
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: first.VersionId! }))).$metadata.httpStatusCode).toBe(204);
+  });
+
+  it('pages ListObjectVersions with max-keys and the markers it answers', async () => {
+    aws.s3.createBucket(VERSIONED, { versioned: true });
+    const key = newKey();
+    for (const body of ['a', 'b', 'c']) await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: body }));
+    const seen: string[] = [];
+    let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
+    for (let page = 0; page < 5; page++) {
+      const listed = await versionsOf(key, { MaxKeys: 2, ...markers });
+      seen.push(...(listed.Versions ?? []).map((v) => v.VersionId!));
+      if (!listed.IsTruncated) break;
+      markers = { KeyMarker: listed.NextKeyMarker!, VersionIdMarker: listed.NextVersionIdMarker! };
+    }
+    expect(seen).toEqual(aws.s3.listVersions(VERSIONED, key).map((v) => v.versionId));
+    expect(seen).toHaveLength(3);
+  });
+
+  it('lists an unversioned bucket\'s objects as version null, which a delete by that id removes', async () => {
+    const key = newKey();
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'plain' }));
+    const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET, Prefix: key }));
+    expect(listed.Versions?.map((v) => [v.Key, v.VersionId, v.IsLatest])).toEqual([[key, 'null', true]]);
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'null' }));
+    expect(aws.s3.getObject(BUCKET, key)).toBeUndefined();
+    expect((await s3Error(s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'abc' })))).name).toBe('InvalidArgument');
+    // Reading a version is not stood in for: refused, not mistaken for the current object.
+    expect((await s3Error(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'null' })))).$metadata.httpStatusCode).toBe(501);
   });
 });
 
