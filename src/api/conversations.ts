@@ -4,6 +4,7 @@ import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
+import { isErased } from '../domain/erasure';
 import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
 import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
@@ -56,9 +57,10 @@ export const listConversationsRoute: Route = async ({ query, agent }) => {
   return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
 };
 
+/** 404 as well once its contact's erasure was asked for, before the erasure's step reaches it (one more read). */
 export const getConversationRoute: Route = async ({ params }) => {
   const conversation = await getConversation(params.id!);
-  if (!conversation) throw notFound('conversation');
+  if (!conversation || (await isErased(conversation.contact.id))) throw notFound('conversation');
   return json(200, toConversation(conversation));
 };
 

@@ -15,7 +15,7 @@ import { phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
-import { getErasure } from '../../src/store/erasure';
+import { getErasure, startErasure } from '../../src/store/erasure';
 import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
 import { putMessage } from '../../src/store/messages';
 import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
@@ -143,6 +143,7 @@ describe('erasing a customer', () => {
     expect(answer.status).toBe(202);
     expect(answer.body).toEqual({ contactId, status: 'erasing' });
     expect((await get(`/v1/contacts/${contactId}`)).status).toBe(404);
+    for (const id of [whatsappId, webId]) expect((await get(`/v1/conversations/${id}`)).status).toBe(404);
     // Nor can an edit write the details back while the erasure runs.
     expect((await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: agentJwt, body: { name: 'Erin again' } })).status).toBe(404);
     await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
@@ -301,6 +302,20 @@ describe('erasing a customer', () => {
       expect(handle.contactId).not.toBe(contactId);
       expect((await get(`/v1/contacts/${handle.contactId}`)).status).toBe(200);
     }
+  });
+
+  it("answers 404 for a conversation of a contact whose erasure was asked for, before the step reaches it", async () => {
+    const first = await whatsappWrites(phoneHandles().whatsapp, 'Hello');
+    const conversationId = first.conversationId as string;
+    expect((await get(`/v1/conversations/${conversationId}`)).status).toBe(200);
+    // The request's record, with no step run yet (as between the DELETE and the step reaching the conversation).
+    expect(await startErasure(first.message.sender.id as string, 'er-admin', new Date().toISOString())).toBe(true);
+    const gone = await get(`/v1/conversations/${conversationId}`);
+    expect([gone.status, gone.body.error?.code]).toEqual([404, 'not_found']);
+    expect((await get(`/v1/conversations/${conversationId}`, agentJwt)).status).toBe(404);
+    // The erasure asked for then runs as usual.
+    expect((await erase(first.message.sender.id as string)).status).toBe(202);
+    await eventually(async () => !(await scanTable()).some((item) => item.pk === `CONV#${conversationId}`), 20_000);
   });
 
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
