@@ -1,8 +1,8 @@
 /**
  * Erasure steps with AWS mocked: a step that erased a page queues the next one in the contact's
  * own lane under a new deduplication id (a redelivered step's copy is dropped by SQS, the next is
- * not), and deletes a message's files, its upload's first copy and its provider id's record; a
- * step that finds nothing left records the end and queues nothing; a step about to reach the DLQ
+ * not), and deletes every version of a message's files and of its upload's first copy, and its
+ * provider id's record; a step that finds nothing left records the end and queues nothing; a step about to reach the DLQ
  * untried goes back to its lane; a repeated request records nothing new and queues the first
  * step again.
  */
@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { DeleteScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
-import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectVersionsCommand, S3Client } from '@aws-sdk/client-s3';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
@@ -43,6 +43,16 @@ beforeEach(() => {
   scheduler.on(DeleteScheduleCommand).resolves({});
   s3.reset();
   s3.on(DeleteObjectCommand).resolves({});
+  // Each key's versions (an earlier one and the current), a delete marker, and another key its name begins.
+  s3.on(ListObjectVersionsCommand).callsFake((input: { Prefix: string }) => ({
+    IsTruncated: false,
+    Versions: [
+      { Key: input.Prefix, VersionId: `${input.Prefix}@2` },
+      { Key: input.Prefix, VersionId: `${input.Prefix}@1` },
+      { Key: `${input.Prefix}0`, VersionId: 'other' },
+    ],
+    DeleteMarkers: [{ Key: input.Prefix, VersionId: `${input.Prefix}@marker` }],
+  }));
   ddb.reset();
   ddb.on(QueryCommand).resolves({ Items: [] });
   ddb.on(GetCommand).resolves({});
@@ -75,7 +85,11 @@ describe('an erasure step', () => {
 
     // Assess
     expect(outcome).toBe('continues');
-    expect(s3.commandCalls(DeleteObjectCommand).map((c) => c.args[0].input.Key).sort()).toEqual(['media/visitor/v-1/up-1', 'uploads/visitor/v-1/up-1']);
+    // Every version of both files, by id: none of the other key's, no plain delete that would leave a marker.
+    const versionsDeleted = s3.commandCalls(DeleteObjectCommand).map((c) => `${c.args[0].input.Key} ${c.args[0].input.VersionId}`);
+    expect(versionsDeleted.sort()).toEqual(
+      ['media/visitor/v-1/up-1', 'uploads/visitor/v-1/up-1'].flatMap((key) => ['1', '2', 'marker'].map((v) => `${key} ${key}@${v}`)).sort(),
+    );
     const deleted = ddb.commandCalls(DeleteCommand).map((c) => c.args[0].input.Key);
     expect(deleted).toContainEqual(keys.message(CONVERSATION, '01JMSG'));
     expect(deleted).toContainEqual(keys.dedup('sms#SM1'));
