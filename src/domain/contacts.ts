@@ -33,6 +33,7 @@ import {
 } from '../store/contacts';
 import { getConversations, updateConversation, type ConversationRecord } from '../store/conversations';
 import { mapConcurrently } from '../store/items';
+import { sameHandle } from '../store/keys';
 import { agentConnectionsAhead } from './fanout';
 import { getSettings } from './settings';
 
@@ -367,17 +368,21 @@ export async function editContact(id: string, edit: ContactEdit): Promise<{ cont
     claimed = [];
     // Left by an edit that died before its releases (or lost them to a failure): finished first.
     for (const { channel, handle } of contact.releasing ?? []) {
-      if (!contact.handles.some((h) => h.channel === channel && h.handle === handle)) await releaseHandle(channel, handle, contact.id);
+      if (!contact.handles.some((h) => sameHandle(h, { channel, handle }))) await releaseHandle(channel, handle, contact.id);
     }
     const dropped: Identity[] = [];
     let handles = contact.handles;
     for (const channel of ['email', 'phone'] as const) {
       const value = wanted[channel];
       if (value === undefined) continue;
-      if (value === contact[channel]) {
+      const old = contact[channel];
+      // The same number in its other form (src/domain/phone-numbers.ts): one identity, one item, written as the agent typed it.
+      const sameIdentity = value !== null && value !== old && old !== undefined && sameHandle({ channel, handle: value }, { channel, handle: old });
+      if (value === old || sameIdentity) {
+        if (sameIdentity) handles = handles.map((h) => (h.channel === channel && h.handle === old ? { channel, handle: value } : h));
         // A detail the contact has but does not link by (a web visitor's unverified address): the
         // agent vouches for it now, unless another contact holds it (left as it was, no error).
-        if (value !== null && !handles.some((h) => h.channel === channel && h.handle === value)) {
+        if (value !== null && !handles.some((h) => sameHandle(h, { channel, handle: value }))) {
           const holder = await claimHandle(channel, value, { contactId: contact.id });
           if (holder.contactId === contact.id) {
             claimed.push({ channel, handle: value });
@@ -394,9 +399,8 @@ export async function editContact(id: string, edit: ContactEdit): Promise<{ cont
           throw conflict('contact_exists', `${channel} ${value} belongs to contact ${owner}: merge the two contacts instead`);
         }
         claimed.push({ channel, handle: value });
-        if (!handles.some((h) => h.channel === channel && h.handle === value)) handles = [...handles, { channel, handle: value }];
+        if (!handles.some((h) => sameHandle(h, { channel, handle: value }))) handles = [...handles, { channel, handle: value }];
       }
-      const old = contact[channel];
       const writesFromIt = (h: ContactRecord['handles'][number]) => PHONE_CHANNELS.includes(h.channel) && normalizePhone(h.handle) === old;
       if (old && !(channel === 'phone' && contact.handles.some(writesFromIt))) {
         dropped.push({ channel, handle: old });
@@ -445,7 +449,7 @@ async function resolveContact(id: string): Promise<ContactRecord | undefined> {
 /** Gives up the identities an edit that did not land claimed and the contact did not list before. */
 async function releaseFresh(claimed: { channel: 'phone' | 'email'; handle: string }[], contact: ContactRecord): Promise<void> {
   for (const { channel, handle } of claimed) {
-    if (!contact.handles.some((h) => h.channel === channel && h.handle === handle)) await releaseHandle(channel, handle, contact.id);
+    if (!contact.handles.some((h) => sameHandle(h, { channel, handle }))) await releaseHandle(channel, handle, contact.id);
   }
 }
 

@@ -414,3 +414,37 @@ describe('PATCH /v1/contacts/{id}', () => {
     });
   });
 });
+
+describe('PATCH /v1/contacts/{id} with the other form of the same number', () => {
+  it('takes a Brazilian number with its ninth digit for the one the WhatsApp id gave without it: still one identity, found by either form', async () => {
+    const local = `8${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const onWhatsApp = await write('whatsapp', `5531${local}`, 'Oi');
+    const contactId = onWhatsApp.message.sender.id;
+
+    const edited = await edit(contactId, { phone: `+55 31 9${local}` });
+    expect(edited.status).toBe(200);
+    expect(edited.body.phone).toBe(`+55319${local}`);
+
+    // The number still links the contact, in either form, and the customer's SMS finds it.
+    expect((await findBy(`phone=${encodeURIComponent(`+55319${local}`)}`)).map((c) => c.id)).toEqual([contactId]);
+    expect((await findBy(`phone=${encodeURIComponent(`+5531${local}`)}`)).map((c) => c.id)).toEqual([contactId]);
+    expect((await write('sms', `+55319${local}`, 'Oi por SMS')).message.sender.id).toBe(contactId);
+    expect((await getContactItem(contactId))!.handles.filter((h) => h.channel === 'phone')).toHaveLength(1);
+  });
+
+  it('keeps the identity of a number a web visitor gave when an agent writes it in its other form (its one item is not released as the old one)', async () => {
+    const local = `7${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
+    const session = await visitorSession(stack.httpUrl, { name: 'Rui', phone: `+55 21 ${local}` });
+    const ws = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(ws);
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text: 'Oi do site', clientMessageId });
+    const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+    const contactId = (await agent.waitFor((f) => f.type === 'message.created' && f.message.id === ack.messageId)).message.sender.id;
+
+    const edited = await edit(contactId, { phone: `+55219${local}` });
+    expect(edited.status).toBe(200);
+    for (const form of [`+55219${local}`, `+5521${local}`]) expect((await findBy(`phone=${encodeURIComponent(form)}`)).map((c) => c.id)).toEqual([contactId]);
+    expect((await getContactItem(contactId))!.handles.filter((h) => h.channel === 'phone')).toEqual([{ channel: 'phone', handle: `+55219${local}` }]);
+  });
+});
