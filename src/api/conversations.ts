@@ -9,7 +9,7 @@ import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } fr
 import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
-import { getConversation, listConversations, toConversation } from '../store/conversations';
+import { getConversation, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
 import { listMessages } from '../store/messages';
 
 const ListQuery = z.object({
@@ -57,17 +57,20 @@ export const listConversationsRoute: Route = async ({ query, agent }) => {
   return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
 };
 
-/** 404 as well once its contact's erasure was asked for, before the erasure's step reaches it (one more read). */
-export const getConversationRoute: Route = async ({ params }) => {
-  const conversation = await getConversation(params.id!);
+/** The conversation, or 404: also once its contact's erasure was asked for, before the erasure's step reaches it (one more read). */
+async function readable(id: string): Promise<ConversationRecord> {
+  const conversation = await getConversation(id);
   if (!conversation || (await isErased(conversation.contact.id))) throw notFound('conversation');
-  return json(200, toConversation(conversation));
-};
+  return conversation;
+}
+
+export const getConversationRoute: Route = async ({ params }) => json(200, toConversation(await readable(params.id!)));
 
 export const listMessagesRoute: Route = async ({ params, query }) => {
   const q = validate(PageQuery, query);
-  if (!(await getConversation(params.id!))) throw notFound('conversation');
-  return json(200, await listMessages(params.id!, { limit: q.limit, cursor: q.cursor, includePrivate: true }));
+  // The page is read beside the check: the console opens a conversation with this call.
+  const [, page] = await Promise.all([readable(params.id!), listMessages(params.id!, { limit: q.limit, cursor: q.cursor, includePrivate: true })]);
+  return json(200, page);
 };
 
 export const postMessageRoute: Route = async ({ event, params, agent }) => {

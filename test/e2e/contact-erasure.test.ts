@@ -308,11 +308,13 @@ describe('erasing a customer', () => {
     const first = await whatsappWrites(phoneHandles().whatsapp, 'Hello');
     const conversationId = first.conversationId as string;
     expect((await get(`/v1/conversations/${conversationId}`)).status).toBe(200);
+    expect((await get(`/v1/conversations/${conversationId}/messages`)).status).toBe(200);
     // The request's record, with no step run yet (as between the DELETE and the step reaching the conversation).
     expect(await startErasure(first.message.sender.id as string, 'er-admin', new Date().toISOString())).toBe(true);
     const gone = await get(`/v1/conversations/${conversationId}`);
     expect([gone.status, gone.body.error?.code]).toEqual([404, 'not_found']);
     expect((await get(`/v1/conversations/${conversationId}`, agentJwt)).status).toBe(404);
+    expect((await get(`/v1/conversations/${conversationId}/messages`, agentJwt)).status).toBe(404);
     // The erasure asked for then runs as usual.
     expect((await erase(first.message.sender.id as string)).status).toBe(202);
     await eventually(async () => !(await scanTable()).some((item) => item.pk === `CONV#${conversationId}`), 20_000);
