@@ -18,7 +18,8 @@ export interface InboundHookContext {
   reopened: boolean;
   /**
    * The hooks run again for the message applied last, whose first run died before it finished
-   * (`reopened` is then unknown and false: re-running the routing of a reopen could take a second slot).
+   * (`reopened` then comes from the conversation's `reopenedBy`: its agent's slot may be taken
+   * back yet, and routing checks whether the first run took it already).
    */
   resumed?: boolean;
   /** The autoresponder's messages, stored with the conversation this message created. */

@@ -414,6 +414,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
             // Long after it: a new issue as well, for the reports (src/domain/episodes.ts).
             ...(startsNewEpisode(c, message.createdAt) ? newEpisode(c, message.createdAt) : {}),
             status: 'open',
+            // A redelivery of this message that finds its hooks unfinished routes the reopening again (resumeApplied).
+            ...(reopened ? { reopenedBy: message.id } : {}),
             resolvedAt: undefined,
             snoozedUntil: undefined,
             ...arrived,
@@ -468,7 +470,9 @@ async function resumeApplied(conversation: ConversationRecord, isThisDelivery: (
   if (!message || !isThisDelivery(message)) return;
   // A first message's greeting is stored with its conversation but queued by the hooks.
   const greeting = await unfinishedGreeting(conversation, message);
-  await afterApply({ conversation, message, created: false, reopened: false, resumed: true, greeting }, conversation);
+  // A reopening whose first run died before its routing took the agent's slot back (or requeued it).
+  const reopened = conversation.reopenedBy === message.id;
+  await afterApply({ conversation, message, created: false, reopened, resumed: true, greeting }, conversation);
 }
 
 /** Routing and engagement hooks, then the fan-out, then the timers. */

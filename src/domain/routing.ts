@@ -118,11 +118,15 @@ async function offerToCandidates<T>(
  * stored afterwards, or undefined when it stays in the queue (nobody has room) or was
  * taken by someone else. Does not publish.
  */
-export async function autoAssign(conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'> & Partial<HandOff>): Promise<ConversationRecord | undefined> {
+export async function autoAssign(
+  conversation: Pick<ConversationRecord, 'id' | 'channel' | 'team'> & Partial<HandOff>,
+  /** The reopening message it is handed out for, recorded with the slot (reclaimOrRequeue). */
+  reclaimFor?: string,
+): Promise<ConversationRecord | undefined> {
   const kind = loadKindOf(conversation.channel);
   const { handedOffBy, handedOffAt, lastInboundAt } = conversation;
   const assigned = await offerToCandidates({ kind, team: conversation.team, handedOffBy, handedOffAt, lastInboundAt }, async (agent, capacity, now) => {
-    const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now });
+    const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now, ...(reclaimFor ? { reclaimFor } : {}) });
     return result.outcome === 'agent_unavailable' ? result.outcome : result;
   });
   return assigned?.outcome === 'assigned' ? assigned.conversation : undefined;
@@ -203,20 +207,23 @@ export function slotOf(c: Pick<ConversationRecord, 'status' | 'assigneeId' | 'ch
 /**
  * A conversation came back to `open` with its assignee: the agent takes the slot back when
  * available with room, otherwise the conversation goes back to the queue for someone else.
+ * `by`: the customer message that reopened it, which the slot's reservation records, so that
+ * its hooks run again after a crash (`resumed`) take no second slot if the first run took one.
  */
-async function reclaimOrRequeue(conversation: ConversationRecord): Promise<ConversationRecord> {
+async function reclaimOrRequeue(conversation: ConversationRecord, by?: { messageId: string; resumed: boolean }): Promise<ConversationRecord> {
   const slot = slotOf(conversation);
   if (!slot) return conversation;
   const [agent, settings] = await Promise.all([getAgent(slot.agentId), getSettings()]);
+  if (by?.resumed && agent?.reclaimedFor === by.messageId) return conversation;
   const now = new Date().toISOString();
-  if (agent && (await reserveAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now))) return conversation;
+  if (agent && (await reserveAgentSlot(slot.agentId, slot.kind, capacityOf(agent, slot.kind, settings), now, by?.messageId))) return conversation;
   if (!(await requeueConversation(conversation.id, slot.agentId, now))) {
     // A later change has moved it on from open with this agent, and that change's routing gives
     // back the slot this state holds: counted here, so that the give-back does not undercount.
     await addAgentLoad(slot.agentId, slot.kind);
     return (await getConversation(conversation.id, true)) ?? conversation;
   }
-  const assigned = await autoAssign(conversation);
+  const assigned = await autoAssign(conversation, by?.messageId);
   return assigned ?? (await getConversation(conversation.id, true)) ?? conversation;
 }
 
@@ -224,7 +231,7 @@ async function reclaimOrRequeue(conversation: ConversationRecord): Promise<Conve
 export async function routeOnInbound(context: InboundHookContext): Promise<ConversationRecord> {
   const conversation = context.conversation;
   if (conversation.status !== 'open') return conversation;
-  if (context.reopened && conversation.assigneeId) return reclaimOrRequeue(conversation);
+  if (context.reopened && conversation.assigneeId) return reclaimOrRequeue(conversation, { messageId: context.message.id, resumed: context.resumed === true });
   if (conversation.assigneeId) return conversation;
   return (await autoAssign(conversation)) ?? conversation;
 }

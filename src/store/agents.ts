@@ -26,6 +26,11 @@ export interface AgentRecord {
   /** Last change of either load counter: a recount waits until the assignee index caught up. */
   loadChangedAt?: string;
   /**
+   * The customer message whose reopening of a conversation last took a slot back for this agent
+   * (src/domain/routing.ts): that message's hooks run again after a crash take no second one.
+   */
+  reclaimedFor?: string;
+  /**
    * Set when the agent's last connection closed: until then the agent still counts as online
    * (a page reload must not cost their queue); after it, as away.
    */
@@ -205,13 +210,20 @@ export async function markLoadChanging(ids: readonly string[]): Promise<void> {
  * `capacity`: for an automatic assignment, or for a conversation that reopened with its
  * assignee. False means the agent has no room (the conversation goes elsewhere or waits).
  */
-export async function reserveAgentSlot(id: string, kind: LoadKind, capacity: number, now: string): Promise<boolean> {
+export async function reserveAgentSlot(
+  id: string,
+  kind: LoadKind,
+  capacity: number,
+  now: string,
+  /** The reopening message a slot is taken back for, recorded in the same write (AgentRecord.reclaimedFor). */
+  reclaimFor?: string,
+): Promise<boolean> {
   return updateIf({
     Key: keys.agent(id),
-    UpdateExpression: 'SET #load = #load + :one, lastAssignedAt = :now, loadChangedAt = :now',
+    UpdateExpression: `SET #load = #load + :one, lastAssignedAt = :now, loadChangedAt = :now${reclaimFor ? ', reclaimedFor = :for' : ''}`,
     ConditionExpression: availableCondition,
     ExpressionAttributeNames: { '#load': loadAttribute(kind), '#status': 'status' },
-    ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now },
+    ExpressionAttributeValues: { ':one': 1, ':cap': capacity, ':online': 'online', ':now': now, ...(reclaimFor ? { ':for': reclaimFor } : {}) },
   });
 }
 

@@ -31,6 +31,8 @@ export interface AssignInput {
   /** The agent's capacity for this kind (their override, else the workspace setting). */
   capacity: number;
   now: string;
+  /** The reopening customer message it is assigned for (AgentRecord.reclaimedFor). */
+  reclaimFor?: string;
 }
 
 export function takeConversationUpdate(input: AssignInput) {
@@ -55,7 +57,7 @@ export function takeConversationUpdate(input: AssignInput) {
 }
 
 export async function assignIfAvailable(input: AssignInput): Promise<AssignOutcome> {
-  if (!(await reserveAgentSlot(input.agentId, input.kind, input.capacity, input.now))) return { outcome: 'agent_unavailable' };
+  if (!(await reserveAgentSlot(input.agentId, input.kind, input.capacity, input.now, input.reclaimFor))) return { outcome: 'agent_unavailable' };
   try {
     const out = await ddb().send(takeConversationUpdate(input));
     return { outcome: 'assigned', conversation: out.Attributes as ConversationRecord };

@@ -37,6 +37,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   /** Times a resolved conversation was reopened (first-contact resolution needs it). */
   reopenCount?: number;
   /**
+   * The customer message that last reopened it (from resolved, snoozed or pending): a redelivery of
+   * that message whose first run died before its hooks finished routes the reopening again.
+   */
+  reopenedBy?: string;
+  /**
    * The agent credited with its latest resolution (src/domain/conversations.ts withStatus), kept
    * through a reopening: the reports charge a resolution that did not hold to them, whoever holds
    * the conversation now. Not in the reports index (its projection cannot change): read per row.
@@ -112,7 +117,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};

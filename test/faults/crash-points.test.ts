@@ -14,8 +14,9 @@
  *   greeting, the conversation, the greeting's enqueue, the fan-out, the auto-resolve timer;
  * - an open conversation: the message, the conversation update, the fan-out;
  * - a waiting (unassigned) conversation: the slot reservation, the assignment;
- * - a resolved conversation the customer reopens: the agent's slot taken back, the
- *   autoresponder's claim, the greeting, its conversation update, its enqueue;
+ * - a resolved conversation the customer reopens: the reopen, the agent's slot taken back, the
+ *   autoresponder's claim, the greeting, its conversation update, its enqueue; a snoozed one the
+ *   customer wakes: the reopen;
  * - SMS (undated: idempotency record): the claim on a first and on a later message, the update;
  * - a web visitor: the contact, the visitor's pointer, the claim, the conversation, the ack,
  *   the greeting's `delivered`.
@@ -288,6 +289,7 @@ interface Case {
 const inbound = (args: Args) => (args[0] as Message).direction === 'inbound';
 const greeting = (args: Args) => (args[0] as Message).sender.type === 'bot';
 type Change = { before: ConversationRecord; after: ConversationRecord } | undefined;
+const reopens = (_: Args, result: unknown) => (result as Change)?.before.status !== 'open' && (result as Change)?.after.status === 'open';
 const claimsGreeting = (_: Args, result: unknown) => !(result as Change)?.before.autoresponded && (result as Change)?.after.autoresponded === true;
 
 const cases: Case[] = [
@@ -332,6 +334,8 @@ const cases: Case[] = [
   { title: 'a waiting conversation: after the agent’s slot is reserved, before the conversation takes the agent', channel: 'whatsapp', start: 'waiting', crash: { fn: 'reserveAgentSlot' }, oneHigh: true },
   { title: 'a waiting conversation: after the conversation takes the agent, before the agents are told', channel: 'whatsapp', start: 'waiting', crash: { fn: 'assignIfAvailable' } },
 
+  { title: 'a returning customer: after the reopen, before the agent takes the slot back', channel: 'whatsapp', start: 'returning', crash: { fn: 'updateConversation', when: reopens } },
+  { title: 'a snoozed conversation: after the customer’s message wakes it, before the agent takes the slot back', channel: 'whatsapp', start: 'snoozed', crash: { fn: 'updateConversation', when: reopens } },
   { title: 'a returning customer: after the agent takes the slot back, before the autoresponder’s claim', channel: 'whatsapp', start: 'returning', crash: { fn: 'reserveAgentSlot' } },
   { title: 'a returning customer: after the autoresponder’s claim, before the greeting is written', channel: 'whatsapp', start: 'returning', crash: { fn: 'updateConversation', when: claimsGreeting } },
   { title: 'a returning customer: after the greeting is written, before the conversation records it', channel: 'whatsapp', start: 'returning', crash: { fn: 'putMessage', when: greeting } },
