@@ -4,7 +4,9 @@
  * and the end state is the one an uninterrupted run leaves: the message stored once, in order
  * with the customer's next one (queued behind it); one contact, one conversation, listed once
  * under the contact, its index keys in step; unread counted once; the agent's load counter equal
- * to what the agent holds; the greeting stored and sent once; the agents told at least once
+ * to what the agent holds (one high, as README.md's Assignment documents, where the crash falls
+ * between a slot's reservation and the write naming the agent: the recount then puts it right);
+ * the greeting stored and sent once; the agents told at least once
  * (exactly once when the crash came before the fan-out); the auto-resolve timer armed; nothing
  * orphaned (a contact, handle, listing, message or idempotency record pointing nowhere).
  *
