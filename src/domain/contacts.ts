@@ -82,12 +82,13 @@ export async function addHandlesFollowingMerges(contactId: string, handles: Cont
   return (await addFollowingMerges(contactId, handles, profile)).contactId;
 }
 
-/** The same, with the contact as that write read it (undefined when it was not found). */
-async function addFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile): Promise<{ contactId: string; contact?: ContactRecord }> {
+/** The same, with the contact as that write read it (`missing` when there is no contact item by that id). */
+async function addFollowingMerges(contactId: string, handles: ContactRecord['handles'], profile: Profile): Promise<{ contactId: string; contact?: ContactRecord; missing?: true }> {
   let current = contactId;
   for (let hop = 0; hop < MAX_MERGE_HOPS; hop++) {
     const added = await addContactHandles(current, handles, profile);
-    if (!added || 'contact' in added) return { contactId: current, ...(added ? { contact: added.contact } : {}) };
+    if (!added) return { contactId: current, missing: true };
+    if ('contact' in added) return { contactId: current, contact: added.contact };
     for (const { channel, handle } of handles) {
       if (channel === 'web') await moveVisitor(handle, current, added.mergedInto);
       else await moveHandle(channel, handle, current, added.mergedInto);
@@ -189,23 +190,25 @@ export async function findOrCreateContact(
     contactId = (await getHandle(identity.channel, identity.handle))?.contactId;
     if (contactId) break;
   }
+  const newContact = (id: string): ContactRecord => ({
+    id,
+    name: profile.name,
+    email: normalizeEmail(profile.email),
+    phone: normalizePhone(profile.phone),
+    handles: [{ channel, handle }, ...ids],
+    createdAt: new Date().toISOString(),
+  });
   if (!contactId) {
-    const candidate = newId();
+    // A web visitor with nothing to link by is its contact's only way in: the visitor's own id, so
+    // that a retry after a crash before the visitor names its contact (pointVisitorAt) makes the same one.
+    const candidate = channel === 'web' && ids.length === 0 ? handle : newId();
     // Claim identities before creating the contact so two channels racing for one phone agree.
     const first = ids[0];
     contactId = first ? (await claimHandle(first.channel, first.handle, { contactId: candidate })).contactId : candidate;
     if (contactId === candidate) {
       created = true;
-      const contact: ContactRecord = {
-        id: candidate,
-        name: profile.name,
-        email: normalizeEmail(profile.email),
-        phone: normalizePhone(profile.phone),
-        handles: [{ channel, handle }, ...ids],
-        createdAt: new Date().toISOString(),
-      };
       // Already there after a crash and retry: nothing more to do.
-      await putContact(contact);
+      await putContact(newContact(candidate));
     }
   }
   // The first identity was claimed above when the contact was created here.
@@ -221,6 +224,9 @@ export async function findOrCreateContact(
       phone: normalizePhone(profile.phone),
     });
     contactId = added.contactId;
+    // An identity claimed for a new contact by an attempt that died before writing it (its retry
+    // found the claim): the contact is written now, under the id the claim names.
+    if (added.missing) await putContact(newContact(contactId));
     // Read by that write already: no extra read for the new conversation to show the agent's edits.
     if (added.contact?.edited?.length) edited = agentEdits(added.contact);
     // A web visitor's own value of a field an agent cleared would come back on its next message
