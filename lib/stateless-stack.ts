@@ -17,6 +17,7 @@ import {
   QUEUES,
   type QueueName,
   RECURRING,
+  type RouteThrottle,
   visibilityTimeoutSeconds,
   WS_AUTHORIZER,
   WS_FUNCTION,
@@ -141,6 +142,14 @@ export interface StatelessStackProps extends StackProps {
    * @default 1000
    */
   readonly webSocketBurstLimit?: number;
+  /**
+   * Limits of the routes anyone may call without a signature or token, by route key
+   * (`POST /v1/widget/sessions`, `$connect`, …: those with a `throttle` in src/manifest.ts), in
+   * place of the manifest's. Every visitor of every site with the widget shares them, so a busy
+   * site raises them; any other route key is refused.
+   * @default the manifest's (README, Throttling)
+   */
+  readonly publicRouteThrottles?: Readonly<Record<string, RouteThrottle>>;
   /**
    * WebSocket access logs; needs the account's API Gateway CloudWatch role.
    * @default false
@@ -349,8 +358,12 @@ export class StatelessStack extends Stack {
     this.functions = functions;
     const all = Object.entries(functions) as [FunctionName, ConversaFunction][];
 
+    const publicThrottles = props.publicRouteThrottles ?? {};
     this.httpApi = new ConversaHttpApi(this, 'HttpApi', {
-      routes: HTTP_ROUTES,
+      routes: HTTP_ROUTES.map((spec) => {
+        const throttle = publicThrottles[`${spec.method} ${spec.path}`];
+        return throttle ? { ...spec, throttle } : spec;
+      }),
       handlers: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
       jwtIssuer,
       jwtAudience: [props.userPoolClient.userPoolClientId],
@@ -372,7 +385,7 @@ export class StatelessStack extends Stack {
       handler: functions[WS_FUNCTION].function,
       authorizer: functions[WS_AUTHORIZER].function,
       tokenQueryParam: WS_TOKEN_QUERY_PARAM,
-      routeThrottles: WS_ROUTE_THROTTLES,
+      routeThrottles: Object.fromEntries(Object.entries(WS_ROUTE_THROTTLES).map(([routeKey, throttle]) => [routeKey, publicThrottles[routeKey] ?? throttle])),
       ...definedOnly({
         throttlingRateLimit: props.webSocketRateLimit,
         throttlingBurstLimit: props.webSocketBurstLimit,
@@ -552,6 +565,14 @@ export class StatelessStack extends Stack {
  * anything is built.
  */
 function refuseInvalidProps(props: StatelessStackProps): void {
+  // A route key that names no public route would throttle nothing, silently.
+  const publicRoutes = new Set([...HTTP_ROUTES.filter((spec) => spec.throttle).map((spec) => `${spec.method} ${spec.path}`), ...Object.keys(WS_ROUTE_THROTTLES)]);
+  for (const [routeKey, throttle] of Object.entries(props.publicRouteThrottles ?? {})) {
+    if (!publicRoutes.has(routeKey)) throw new Error(`publicRouteThrottles: ${routeKey} is not a public route (one of ${[...publicRoutes].join(', ')})`);
+    if (!(throttle.rateLimit > 0) || !Number.isInteger(throttle.burstLimit) || throttle.burstLimit < 1) {
+      throw new Error(`publicRouteThrottles: ${routeKey} needs a rateLimit above 0 and a whole burstLimit of at least 1, got ${JSON.stringify(throttle)}`);
+    }
+  }
   if (props.widgetUrl !== undefined && !(URL.canParse(props.widgetUrl) && /^https?:$/.test(new URL(props.widgetUrl).protocol))) {
     throw new Error(`widgetUrl must be an http(s) URL, got ${props.widgetUrl}`);
   }

@@ -556,6 +556,23 @@ describe('stateless stack: WebSocket API', () => {
     expect(stage.DependsOn).toContain(connectId);
   });
 
+  it('takes a busy site\'s own limits for the public routes (publicRouteThrottles), and refuses a route that is not public or a limit of nothing', () => {
+    const busy = { rateLimit: 400, burstLimit: 800 };
+    const json = new Inspect(Template.fromStack(build({ publicRouteThrottles: { 'POST /v1/widget/sessions': busy, $connect: busy } }).stacks.stateless)).json;
+    const stages = Object.values(json.Resources as Record<string, Json>).filter((r) => r.Type === 'AWS::ApiGatewayV2::Stage');
+    const settings = Object.assign({}, ...stages.map((stage) => stage.Properties.RouteSettings));
+    const asSet = { ThrottlingRateLimit: 400, ThrottlingBurstLimit: 800 };
+    expect(settings['POST /v1/widget/sessions']).toEqual(asSet);
+    expect(settings.$connect).toEqual(asSet);
+    // The others keep the manifest's.
+    const uploads = HTTP_ROUTES.find((r) => r.path === '/v1/widget/uploads')!.throttle!;
+    expect(settings['POST /v1/widget/uploads']).toEqual({ ThrottlingRateLimit: uploads.rateLimit, ThrottlingBurstLimit: uploads.burstLimit });
+
+    expect(() => build({ publicRouteThrottles: { 'POST /webhooks/{channel}': busy } })).toThrow(/publicRouteThrottles: POST \/webhooks\/\{channel\} is not a public route/);
+    expect(() => build({ publicRouteThrottles: { $connect: { rateLimit: 0, burstLimit: 10 } } })).toThrow(/needs a rateLimit above 0/);
+    expect(() => build({ publicRouteThrottles: { $connect: { rateLimit: 10, burstLimit: 2.5 } } })).toThrow(/whole burstLimit/);
+  });
+
   it('lets the functions that post to connections manage those of the live stage, and no other', () => {
     const posters: FunctionName[] = ['api', 'realtime', 'inbound', 'outbound', 'engagement'];
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
