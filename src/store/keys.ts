@@ -65,7 +65,7 @@ export const keys = {
    * A customer's id on a channel → its contact and that channel's conversation.
    * Identity handles (`phone`, `email`) link channels to one contact.
    */
-  handle: (channel: string, handle: string) => ONE(`HANDLE#${channel}#${PHONE_HANDLES.has(channel) ? phoneKey(handle) : handle.toLowerCase()}`, 'HANDLE'),
+  handle: (channel: string, handle: string) => ONE(`HANDLE#${channel}#${(PHONE_HANDLES.has(channel) ? phoneKey(handle) : handle).toLowerCase()}`, 'HANDLE'),
 
   visitor: (id: string) => ONE(`VISITOR#${id}`, 'VISITOR'),
   /** A web visitor's item and its send windows: what an erasure removes with the visitor. */

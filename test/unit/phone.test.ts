@@ -65,6 +65,8 @@ describe('phoneKey: one key for the forms of one mobile number', () => {
     expect(keys.handle('sms', '+5215512345678')).toEqual(keys.handle('sms', '+525512345678'));
     expect(keys.handle('phone', '+5491123456789')).toEqual(keys.handle('phone', '+541123456789'));
     expect(keys.handle('telegram', '553188887777')).not.toEqual(keys.handle('telegram', '5531988887777'));
+    // A sender that is no number (an SMS from an alphanumeric id) is keyed in any case, as before.
+    expect(keys.handle('sms', 'ACME')).toEqual(keys.handle('sms', 'acme'));
   });
 
   it('takes a number in either form for the same handle of a contact, and a web visitor id only as it is', () => {
