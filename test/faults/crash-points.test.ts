@@ -32,11 +32,8 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
-import { ddb } from '../../src/aws/clients';
-import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
 import { getAgent } from '../../src/store/agents';
 import { getConversation, listConversations, type ConversationRecord } from '../../src/store/conversations';
@@ -47,7 +44,7 @@ import type { Message } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from '../e2e/channels-support';
-import { allMessages, phone, postWhatsapp, whatsappBody } from './support';
+import { allMessages, phone, postWhatsapp, scanAll, whatsappBody } from './support';
 
 type Args = unknown[];
 /**
@@ -245,19 +242,6 @@ async function prepare(channel: Channel, start: Start): Promise<Customer> {
     await eventually(async () => (await getConversation(conversation.id, true))?.status === 'snoozed' && queuesIdle());
   }
   return c;
-}
-
-type Item = Record<string, any>;
-
-async function scanAll(): Promise<Item[]> {
-  const items: Item[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const out = await ddb().send(new ScanCommand({ TableName: config.tableName, ExclusiveStartKey: start, ConsistentRead: true }));
-    items.push(...(out.Items ?? []));
-    start = out.LastEvaluatedKey;
-  } while (start);
-  return items;
 }
 
 /** The open conversations the agent holds, as the table has them, and their load counter. */

@@ -53,6 +53,18 @@ export async function conversationOf(from: string, channel = 'whatsapp') {
   return handle?.conversationId ? getConversation(handle.conversationId, true) : undefined;
 }
 
+/** Every item of the table, read consistently (a Scan, for tests only): what an orphan check looks through. */
+export async function scanAll(): Promise<Record<string, any>[]> {
+  const items: Record<string, any>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await ddb().send(new ScanCommand({ TableName: config.tableName, ExclusiveStartKey: start, ConsistentRead: true }));
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
 /** How many items the table holds: the "nothing stored" check (a Scan, for tests only). */
 export async function countItems(): Promise<number> {
   let count = 0;

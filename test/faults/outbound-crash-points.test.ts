@@ -1,0 +1,577 @@
+/**
+ * The outbound path crash point by crash point, as test/faults/crash-points.test.ts does the
+ * customer's side: an agent's reply POST, the outbound consumer that sends it, a provider's status
+ * callback and an echo of the team's send from outside Conversa, each dying right after one of its
+ * writes (the write landed, the rest did not run; with `before`, right before the call). The API
+ * client sends the same POST again (same clientMessageId); the queues hand the job or the event
+ * back at once. The end state is the one an uninterrupted run leaves: the reply (or echo) stored
+ * once; sent to the provider once, except where the crash falls between the provider taking the
+ * send and our record of it, which README.md (Channels) documents as sent again unless WhatsApp's
+ * `sent` receipt came first; its status the furthest reported, never moved back; its provider id
+ * recorded; the agents told (the status's last frame as stored); every idempotency record naming a
+ * stored message; the reply's timers armed.
+ *
+ * The writes, in order:
+ * - reply POST (postAgentMessage): the clientMessageId claim; the message and the conversation
+ *   update (side by side: `lost` drops the other one); message.created; the outbound job;
+ * - outbound job (deliverOutbound): the provider's send; the provider id's claim (not WhatsApp,
+ *   whose statuses bring our reference); the `sent` (or `failed`) write, or the id on a reply a
+ *   receipt overtook; the held early statuses; message.updated; the timers;
+ * - status callback (ingestStatus): a hold under EARLY#… when no send recorded its id yet; the
+ *   status write; message.updated;
+ * - echo (ingestEcho): the provider id's claim; the message; the held receipts; the conversation
+ *   update; message.created; the timers.
+ *
+ * Faults are keyed to one path and one conversation (reply, job) or customer handle (status,
+ * echo), so the other paths and cases never hit them. One stack, cases in sequence.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { LocalStack } from '../../local/stack';
+import type { OutboxItem } from '../../local/providers';
+import { getAgent } from '../../src/store/agents';
+import { keys } from '../../src/store/keys';
+import { getConversation } from '../../src/store/conversations';
+import { earlyStatuses, getMessage, STATUS_RANK } from '../../src/store/messages';
+import type { Message, MessageStatus } from '../../src/domain/types';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
+import { newHandle, postWebhook, statusWebhook, textWebhook } from '../e2e/channels-support';
+import { fixture } from '../fixtures/sign';
+import { allMessages, scanAll } from './support';
+
+type Args = unknown[];
+type Path = 'reply' | 'deliver' | 'status' | 'echo';
+
+/** The next crash: the first call of `fn` on `path` for which `when` holds (given its arguments, and its result unless `before`). */
+interface Crash {
+  path: Path;
+  fn: string;
+  when?: (args: Args, result: unknown) => boolean;
+  /** Dies right before the call instead of right after it. */
+  before?: boolean;
+  /** Calls made side by side with `fn` whose writes do not land (the process died first). */
+  lost?: string[];
+}
+
+const crash = vi.hoisted(() => ({
+  /** The attempt under way: its path and key (conversation or handle); `dead` once it crashed. */
+  attempt: undefined as unknown as import('node:async_hooks').AsyncLocalStorage<{ path: string; key: string; dead?: boolean }>,
+  armed: undefined as (Crash & { key: string; fired: number; died: Promise<void>; die: () => void }) | undefined,
+  /** Failed records come back at once, as at the end of their visibility timeout. */
+  retryInbound: (_receiptHandle: string): void => undefined,
+  retryOutbound: (_receiptHandle: string): void => undefined,
+  /** While set, a failed outbound job waits here instead (for something to happen before its retry). */
+  heldJobs: undefined as string[] | undefined,
+  wrap<F extends (...args: never[]) => Promise<unknown>>(fn: string, real: F): F {
+    return (async (...args: Parameters<F>) => {
+      const armed = crash.armed;
+      const attempt = crash.attempt.getStore();
+      if (!armed || !attempt || attempt.path !== armed.path || attempt.key !== armed.key) return real(...args);
+      if (attempt.dead) throw new Error(`simulated crash: ${fn} after the process died`);
+      if (armed.fired > 0) return real(...args);
+      if (armed.lost?.includes(fn)) {
+        await armed.died;
+        throw new Error(`simulated crash: ${fn} never landed`);
+      }
+      if (armed.fn !== fn) return real(...args);
+      if (armed.before) {
+        if (armed.when && !armed.when(args, undefined)) return real(...args);
+      } else {
+        const result = await real(...args);
+        if (armed.when && !armed.when(args, result)) return result;
+      }
+      armed.fired += 1;
+      attempt.dead = true;
+      armed.die();
+      throw new Error(`simulated crash ${armed.before ? 'before' : 'after'} ${fn}`);
+    }) as F;
+  },
+}));
+crash.attempt = new AsyncLocalStorage();
+
+vi.mock('../../src/domain/outbound', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/outbound')>();
+  return {
+    ...real,
+    postAgentMessage: (...args: Parameters<typeof real.postAgentMessage>) => crash.attempt.run({ path: 'reply', key: args[0] }, () => real.postAgentMessage(...args)),
+    deliverOutbound: (...args: Parameters<typeof real.deliverOutbound>) => crash.attempt.run({ path: 'deliver', key: args[0].conversationId }, () => real.deliverOutbound(...args)),
+  };
+});
+vi.mock('../../src/domain/inbound', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/inbound')>();
+  return {
+    ...real,
+    ingestMessage: (...args: Parameters<typeof real.ingestMessage>) =>
+      crash.attempt.run({ path: args[0].echo ? 'echo' : 'message', key: args[0].handle }, () => real.ingestMessage(...args)),
+    ingestStatus: (...args: Parameters<typeof real.ingestStatus>) => crash.attempt.run({ path: 'status', key: args[0].handle }, () => real.ingestStatus(...args)),
+  };
+});
+vi.mock('../../functions/inbound/handler', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../functions/inbound/handler')>();
+  return {
+    handler: async (event: SQSEvent): Promise<SQSBatchResponse> => {
+      const response = await real.handler(event);
+      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      for (const record of event.Records) if (failed.has(record.messageId)) crash.retryInbound(record.receiptHandle);
+      return response;
+    },
+  };
+});
+vi.mock('../../functions/outbound/handler', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../functions/outbound/handler')>();
+  return {
+    ...real,
+    handler: async (event: SQSEvent): Promise<SQSBatchResponse> => {
+      const response = await real.handler(event);
+      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+      for (const record of event.Records) {
+        if (!failed.has(record.messageId)) continue;
+        if (crash.heldJobs) crash.heldJobs.push(record.receiptHandle);
+        else crash.retryOutbound(record.receiptHandle);
+      }
+      return response;
+    },
+  };
+});
+vi.mock('../../src/store/messages', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/store/messages')>();
+  return {
+    ...real,
+    claimDedup: crash.wrap('claimDedup', real.claimDedup),
+    putMessage: crash.wrap('putMessage', real.putMessage),
+    updateMessageStatus: crash.wrap('updateMessageStatus', real.updateMessageStatus),
+    settleOvertakenSend: crash.wrap('settleOvertakenSend', real.settleOvertakenSend),
+    holdEarlyStatus: crash.wrap('holdEarlyStatus', real.holdEarlyStatus),
+  };
+});
+vi.mock('../../src/store/conversations', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/store/conversations')>();
+  return {
+    ...real,
+    applyMessageToOpenConversation: crash.wrap('applyMessageToOpenConversation', real.applyMessageToOpenConversation),
+    updateConversation: crash.wrap('updateConversation', real.updateConversation),
+  };
+});
+vi.mock('../../src/domain/fanout', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/fanout')>();
+  return { ...real, publish: crash.wrap('publish', real.publish) };
+});
+vi.mock('../../src/aws/queues', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/aws/queues')>();
+  return { ...real, enqueueOutbound: crash.wrap('enqueueOutbound', real.enqueueOutbound) };
+});
+vi.mock('../../src/domain/timers', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/domain/timers')>();
+  return { ...real, setTimer: crash.wrap('setTimer', real.setTimer) };
+});
+/** The provider's send, as the adapter makes it: `send` dies after the provider took it. */
+vi.mock('../../src/channels/registry', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/channels/registry')>();
+  return {
+    ...real,
+    getAdapter: (channel: Parameters<typeof real.getAdapter>[0]) => {
+      const adapter = real.getAdapter(channel);
+      return { ...adapter, send: crash.wrap('send', adapter.send.bind(adapter)) };
+    },
+  };
+});
+
+const AGENT = 'outbound-crash-agent';
+let stack: LocalStack;
+let token: string;
+let console_: WsClient;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  const inbound = stack.aws.sqs.getQueue('conversa-inbound.fifo');
+  const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
+  crash.retryInbound = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
+  crash.retryOutbound = (receiptHandle) => outbound.changeVisibility(receiptHandle, 0);
+  token = await agentToken(stack.httpUrl, AGENT, 'admin', 'Crash');
+  expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token, body: { liveCapacity: 50, asyncCapacity: 200 } })).status).toBe(200);
+  // No greeting: the provider's outbox and the consumer hold the case's reply alone.
+  const settings = await http(stack.httpUrl, 'GET', '/v1/settings', { token });
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token, body: { ...settings.body, autoresponder: { ...settings.body.autoresponder, enabled: false } } })).status).toBe(200);
+  console_ = await WsClient.connect(stack.wsUrl, token);
+  await eventually(async () => (await getAgent(AGENT))?.status === 'online');
+});
+
+afterAll(async () => {
+  await console_?.close();
+  await stack?.stop();
+});
+
+type Channel = 'whatsapp' | 'sms';
+
+interface Customer {
+  channel: Channel;
+  handle: string;
+  conversationId: string;
+}
+
+/** A customer who wrote: the conversation the agent answers, assigned to the agent. */
+async function newCustomer(channel: Channel): Promise<Customer> {
+  const handle = newHandle(channel);
+  const webhook = textWebhook(channel, handle, 'Hello, anyone there?');
+  expect((await postWebhook(stack, channel, webhook.body)).status).toBe(200);
+  const frame = await console_.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'the customer’s message');
+  return { channel, handle, conversationId: frame.conversationId };
+}
+
+function arm(c: Customer, spec: Crash): void {
+  let die!: () => void;
+  const died = new Promise<void>((resolve) => (die = resolve));
+  const key = spec.path === 'reply' || spec.path === 'deliver' ? c.conversationId : c.handle;
+  crash.armed = { ...spec, key, fired: 0, died, die };
+}
+
+const fired = () => crash.armed?.fired === 1;
+
+const queuesIdle = () =>
+  ['conversa-inbound.fifo', 'conversa-outbound.fifo'].every((name) => Object.values(stack.aws.sqs.getQueue(name).counts()).every((n) => n === 0));
+
+const postReply = (c: Customer, body: Record<string, unknown>) => http(stack.httpUrl, 'POST', `/v1/conversations/${c.conversationId}/messages`, { token, body });
+
+/** What the provider took (answered 2xx) carrying `text`. */
+const accepted = (c: Customer, text: string): OutboxItem[] =>
+  stack.providers.outbox(c.channel).filter((item) => item.status < 300 && JSON.stringify(item.body).includes(text));
+
+const providerIdOf = (c: Customer, item: OutboxItem): string =>
+  c.channel === 'sms' ? (item.answer as { sid: string }).sid : (item.answer as { messages: { id: string }[] }).messages[0]!.id;
+
+const referenceOf = (item: OutboxItem) => (item.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data;
+
+/** A status callback for one of our sends (WhatsApp's with our reference, or `sent`, which the fixtures lack). */
+async function postStatus(c: Customer, status: 'sent' | 'delivered' | 'read' | 'failed', providerMessageId: string, reference?: string): Promise<void> {
+  let body = statusWebhook(c.channel, c.handle, status === 'sent' ? 'delivered' : status, providerMessageId, undefined, reference);
+  if (status === 'sent') {
+    const receipt = JSON.parse(body);
+    receipt.entry[0].changes[0].value.statuses[0].status = 'sent';
+    body = JSON.stringify(receipt);
+  }
+  expect((await postWebhook(stack, c.channel, body)).status).toBe(200);
+}
+
+const createdFrames = (id: string) => console_.frames.filter((f) => f.type === 'message.created' && f.message.id === id);
+const updatedFrames = (id: string) => console_.frames.filter((f: Frame) => f.type === 'message.updated' && f.message.id === id);
+
+/** The message once it left `queued` and nothing is left in the queues. */
+async function settled(c: Customer, id: string, status: MessageStatus): Promise<Message> {
+  return eventually(async () => {
+    if (!fired() || !queuesIdle()) return undefined;
+    const message = await getMessage(c.conversationId, id);
+    return message?.status === status ? message : undefined;
+  }, 20_000);
+}
+
+interface Outcome {
+  /** How often the provider took it. */
+  sends: number;
+  status: MessageStatus;
+  /** How many message.created frames the agents got ('some': once or twice, by how far the first attempt's job got meanwhile). */
+  created?: 1 | 2 | 'some';
+}
+
+/**
+ * The reply stored once, its status and provider id, the agents told (statuses never moving back
+ * in their frames), the conversation moved on, every idempotency record pointing at a stored
+ * message, and its timers armed.
+ */
+async function expectReplyOnce(c: Customer, text: string, id: string, outcome: Outcome): Promise<void> {
+  const stored = await settled(c, id, outcome.status);
+  const mine = (await allMessages(c.conversationId)).filter((m) => m.text === text);
+  expect(mine.map((m) => m.id)).toEqual([id]);
+
+  const sends = accepted(c, text);
+  expect(sends).toHaveLength(outcome.sends);
+  if (outcome.sends > 0) expect(providerIdOf(c, sends.at(-1)!) === stored.providerMessageId || sends.some((s) => providerIdOf(c, s) === stored.providerMessageId)).toBe(true);
+
+  const created = createdFrames(id);
+  if (outcome.created === 'some') expect([1, 2]).toContain(created.length);
+  else expect(created).toHaveLength(outcome.created ?? 1);
+  await eventually(() => updatedFrames(id).at(-1)?.message.status === outcome.status, 10_000);
+  const ranks = updatedFrames(id).map((f) => STATUS_RANK[f.message.status as MessageStatus]);
+  expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+
+  const conversation = await getConversation(c.conversationId, true);
+  expect(conversation).toMatchObject({ lastOutboundId: id, firstReplyAt: expect.any(String) });
+  await expectNothingOrphaned(c);
+  const armed = stack.aws.scheduler.list().some((s) => s.name === `reengage-${c.conversationId}`);
+  expect(armed).toBe(outcome.status !== 'failed');
+}
+
+/** Every idempotency record of the conversation (clientMessageId, provider ids) names a message stored there. */
+async function expectNothingOrphaned(c: Customer): Promise<void> {
+  const items = await scanAll();
+  const stored = new Set(items.filter((i) => i.pk === keys.messagePartition(c.conversationId) && String(i.sk).startsWith(keys.messagePrefix)).map((i) => i.id));
+  const claims = items.filter((i) => String(i.pk).startsWith('DEDUP#') && i.conversationId === c.conversationId);
+  expect(claims.filter((i) => !stored.has(i.messageId)).map((i) => i.pk)).toEqual([]);
+}
+
+const unique = (what: string) => `${what} ${crypto.randomUUID()}`;
+
+interface ReplyCase {
+  title: string;
+  crash: Omit<Crash, 'path'>;
+  created: Outcome['created'];
+}
+
+const replyCases: ReplyCase[] = [
+  { title: 'after the idempotency claim, before the message is written', crash: { fn: 'claimDedup' }, created: 1 },
+  { title: 'after the message is written, its conversation update lost', crash: { fn: 'putMessage', lost: ['applyMessageToOpenConversation'] }, created: 1 },
+  { title: 'after the conversation update, its message write lost', crash: { fn: 'applyMessageToOpenConversation', lost: ['putMessage'] }, created: 1 },
+  { title: 'after both writes, before the agents are told', crash: { fn: 'publish', before: true }, created: 1 },
+  { title: 'after the agents are told, before the job is queued (told twice, the same id)', crash: { fn: 'publish' }, created: 2 },
+  { title: 'after the job is queued, before the answer', crash: { fn: 'enqueueOutbound' }, created: 'some' },
+];
+
+describe('an agent’s reply POST dying after each write, sent again with the same clientMessageId', { timeout: 30_000 }, () => {
+  for (const c of replyCases) {
+    it(c.title, async () => {
+      // Prepare
+      const customer = await newCustomer('whatsapp');
+      const body = { text: unique('reply'), clientMessageId: crypto.randomUUID() };
+      arm(customer, { ...c.crash, path: 'reply' });
+
+      // Act
+      const first = await postReply(customer, body);
+      const second = await postReply(customer, body);
+
+      // Assess
+      expect(fired()).toBe(true);
+      expect(first.status).toBe(500);
+      expect(second.status).toBe(202);
+      await expectReplyOnce(customer, body.text, second.body.message.id, { sends: 1, status: 'sent', created: c.created });
+    });
+  }
+});
+
+interface DeliveryCase {
+  title: string;
+  channel: Channel;
+  crash: Omit<Crash, 'path'>;
+  outcome: Outcome;
+  /** What the provider does with the send (answers, callbacks), set before the reply is posted. */
+  provider?: (c: Customer, text: string) => void;
+  /** Happens after the crash, before the job comes back. */
+  meanwhile?: (c: Customer, text: string) => Promise<void>;
+}
+
+const delivered = (c: Customer, text: string) => eventually(async () => (await allMessages(c.conversationId)).find((m) => m.text === text)?.status === 'delivered');
+
+/** The provider's "delivered" reaches us while it holds its answer to the send: held early (SMS), or applied by our reference (WhatsApp). */
+function deliveredBeforeTheAnswer(c: Customer, text: string): void {
+  stack.providers.holdNext(c.channel, async (body, answer) => {
+    const providerMessageId = c.channel === 'sms' ? (answer as { sid: string }).sid : (answer as { messages: { id: string }[] }).messages[0]!.id;
+    const reference = (body as { biz_opaque_callback_data?: string }).biz_opaque_callback_data;
+    await postStatus(c, 'delivered', providerMessageId, reference);
+    if (c.channel === 'sms') await eventually(async () => (await earlyStatuses(`sms#${providerMessageId}`)).some((s) => s.status === 'delivered'));
+    else await delivered(c, text);
+  });
+}
+
+const status = (wanted: MessageStatus) => (args: Args) => args[2] === wanted;
+
+const deliveryCases: DeliveryCase[] = [
+  {
+    title: 'SMS: after the provider took the send, before its id is claimed: sent twice (README Channels: no idempotency key, as a send whose answer is lost)',
+    channel: 'sms',
+    crash: { fn: 'send' },
+    outcome: { sends: 2, status: 'sent' },
+  },
+  {
+    title: 'SMS: after the provider id is claimed, before the sent write: sent twice (README Channels: nothing the retry reads names the send)',
+    channel: 'sms',
+    crash: { fn: 'claimDedup' },
+    outcome: { sends: 2, status: 'sent' },
+  },
+  { title: 'SMS: after the sent write, before the agents are told', channel: 'sms', crash: { fn: 'updateMessageStatus', when: status('sent') }, outcome: { sends: 1, status: 'sent' } },
+  { title: 'SMS: after the agents are told, before the timers', channel: 'sms', crash: { fn: 'publish' }, outcome: { sends: 1, status: 'sent' } },
+  {
+    title: 'SMS, a delivered status held early: after the sent write, before the held status is applied',
+    channel: 'sms',
+    provider: deliveredBeforeTheAnswer,
+    crash: { fn: 'updateMessageStatus', when: status('sent') },
+    outcome: { sends: 1, status: 'delivered' },
+  },
+  {
+    title: 'SMS, a delivered status held early: after the held status is applied, before the agents are told',
+    channel: 'sms',
+    provider: deliveredBeforeTheAnswer,
+    crash: { fn: 'updateMessageStatus', when: status('delivered') },
+    outcome: { sends: 1, status: 'delivered' },
+  },
+  {
+    title: 'SMS, refused by the provider (400): after the failed write, before the agents are told',
+    channel: 'sms',
+    provider: (c) => stack.providers.failNext(c.channel, 400, 1),
+    crash: { fn: 'updateMessageStatus', when: status('failed') },
+    outcome: { sends: 0, status: 'failed' },
+  },
+  {
+    title: 'WhatsApp: after the provider took the send, its sent receipt (with our reference) before the retry: sent once (README Channels)',
+    channel: 'whatsapp',
+    crash: { fn: 'send' },
+    meanwhile: async (c, text) => {
+      const [send] = accepted(c, text);
+      await postStatus(c, 'sent', providerIdOf(c, send!), referenceOf(send!));
+      await eventually(async () => (await allMessages(c.conversationId)).find((m) => m.text === text)?.status === 'sent');
+    },
+    outcome: { sends: 1, status: 'sent' },
+  },
+  {
+    title: 'WhatsApp: after the provider took the send, no receipt before the retry: sent twice (README Channels: the retry sends it again)',
+    channel: 'whatsapp',
+    crash: { fn: 'send' },
+    outcome: { sends: 2, status: 'sent' },
+  },
+  {
+    title: 'WhatsApp, a delivered receipt overtook the answer: after its provider id is recorded, before the agents are told',
+    channel: 'whatsapp',
+    provider: deliveredBeforeTheAnswer,
+    crash: { fn: 'settleOvertakenSend' },
+    outcome: { sends: 1, status: 'delivered' },
+  },
+];
+
+describe('the outbound consumer dying after each write of a reply’s delivery, the job redelivered', { timeout: 30_000 }, () => {
+  for (const c of deliveryCases) {
+    it(c.title, async () => {
+      // Prepare
+      const customer = await newCustomer(c.channel);
+      const text = unique('delivered reply');
+      c.provider?.(customer, text);
+      arm(customer, { ...c.crash, path: 'deliver' });
+      if (c.meanwhile) crash.heldJobs = [];
+
+      // Act
+      const response = await postReply(customer, { text });
+      expect(response.status).toBe(202);
+      if (c.meanwhile) {
+        const held = await eventually(() => (crash.heldJobs!.length > 0 ? crash.heldJobs : undefined), 20_000);
+        crash.heldJobs = undefined;
+        await c.meanwhile(customer, text);
+        for (const receiptHandle of held) crash.retryOutbound(receiptHandle);
+      }
+
+      // Assess
+      await expectReplyOnce(customer, text, response.body.message.id, c.outcome);
+    });
+  }
+});
+
+interface StatusCase {
+  title: string;
+  channel: Channel;
+  crash: Omit<Crash, 'path'>;
+  status: 'delivered' | 'read';
+  /** Sent while the provider holds its answer to the send (no id recorded yet), else after the reply is sent. */
+  early?: boolean;
+}
+
+const statusCases: StatusCase[] = [
+  { title: 'SMS delivered (by provider id): after its write, before the agents are told', channel: 'sms', crash: { fn: 'updateMessageStatus' }, status: 'delivered' },
+  { title: 'WhatsApp read (by our reference): after its write, before the agents are told', channel: 'whatsapp', crash: { fn: 'updateMessageStatus' }, status: 'read' },
+  { title: 'SMS delivered before the send’s answer: after it is held, before it looks for the reply again', channel: 'sms', crash: { fn: 'holdEarlyStatus' }, status: 'delivered', early: true },
+];
+
+describe('a status callback dying after each write, the event redelivered', { timeout: 30_000 }, () => {
+  for (const c of statusCases) {
+    it(c.title, async () => {
+      // Prepare
+      const customer = await newCustomer(c.channel);
+      const text = unique('reply with a receipt');
+      arm(customer, { ...c.crash, path: 'status' });
+      if (c.early) {
+        stack.providers.holdNext(c.channel, async (_body, answer) => {
+          const providerMessageId = (answer as { sid: string }).sid;
+          await postStatus(customer, c.status, providerMessageId);
+          await eventually(async () => fired() && queuesIdleBut('conversa-outbound.fifo') && (await earlyStatuses(`sms#${providerMessageId}`)).some((s) => s.status === c.status), 20_000);
+        });
+      }
+      const response = await postReply(customer, { text });
+      expect(response.status).toBe(202);
+      const id: string = response.body.message.id;
+
+      // Act
+      if (!c.early) {
+        const sent = await settledUnarmed(customer, id);
+        const [send] = accepted(customer, text);
+        await postStatus(customer, c.status, sent.providerMessageId!, customer.channel === 'whatsapp' ? referenceOf(send!) : undefined);
+      }
+
+      // Assess
+      await expectReplyOnce(customer, text, id, { sends: 1, status: c.status });
+    });
+  }
+});
+
+/** The reply sent before the case's crash could fire. */
+const settledUnarmed = (c: Customer, id: string) =>
+  eventually(async () => {
+    const message = await getMessage(c.conversationId, id);
+    return message?.status === 'sent' && queuesIdle() ? message : undefined;
+  }, 20_000);
+
+const queuesIdleBut = (busy: string) =>
+  ['conversa-inbound.fifo', 'conversa-outbound.fifo'].filter((name) => name !== busy).every((name) => Object.values(stack.aws.sqs.getQueue(name).counts()).every((n) => n === 0));
+
+/** Meta's smb_message_echoes webhook (test/fixtures/whatsapp/smb-message-echoes.json) with one text echo to the customer. */
+function echoWebhook(to: string, id: string, text: string): string {
+  const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
+  const value = body.entry[0].changes[0].value;
+  value.message_echoes = [{ from: value.metadata.display_phone_number, to, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }];
+  return JSON.stringify(body);
+}
+
+interface EchoCase {
+  title: string;
+  crash: Omit<Crash, 'path'>;
+  /** A delivered receipt for the echo came first and was held. */
+  heldReceipt?: boolean;
+  created: 1 | 2;
+}
+
+const echoCases: EchoCase[] = [
+  { title: 'after the provider id’s claim, before the message is written', crash: { fn: 'claimDedup' }, created: 1 },
+  { title: 'after the message is written, before the conversation update', crash: { fn: 'putMessage' }, created: 1 },
+  { title: 'after a receipt held for it is applied, before the conversation update', crash: { fn: 'updateMessageStatus' }, heldReceipt: true, created: 1 },
+  { title: 'after the conversation update, before the agents are told', crash: { fn: 'applyMessageToOpenConversation' }, created: 1 },
+  { title: 'after the agents are told, before the timers (told twice, the same id)', crash: { fn: 'publish' }, created: 2 },
+];
+
+describe('a WhatsApp Business app echo dying after each write, the event redelivered', { timeout: 30_000 }, () => {
+  for (const c of echoCases) {
+    it(c.title, async () => {
+      // Prepare
+      const customer = await newCustomer('whatsapp');
+      const wamid = `wamid.ECHO-${crypto.randomUUID()}`;
+      const text = unique('typed on the phone');
+      if (c.heldReceipt) {
+        await postStatus(customer, 'delivered', wamid);
+        await eventually(async () => (await earlyStatuses(`whatsapp#${wamid}`)).some((s) => s.status === 'delivered'));
+      }
+      arm(customer, { ...c.crash, path: 'echo' });
+
+      // Act
+      expect((await postWebhook(stack, 'whatsapp', echoWebhook(`+${customer.handle}`, wamid, text))).status).toBe(200);
+
+      // Assess: the team's message once, nothing sent, the agents told, the conversation moved on
+      const expected = c.heldReceipt ? 'delivered' : 'sent';
+      const echo = await eventually(async () => {
+        if (!fired() || !queuesIdle()) return undefined;
+        const found = (await allMessages(customer.conversationId)).filter((m) => m.providerMessageId === wamid);
+        return found.length > 0 ? found : undefined;
+      }, 20_000);
+      expect(echo.map((m) => ({ text: m.text, status: m.status, sender: m.sender.id }))).toEqual([{ text, status: expected, sender: 'external' }]);
+      expect(accepted(customer, text)).toEqual([]);
+      expect(createdFrames(echo[0]!.id)).toHaveLength(c.created);
+      const conversation = await getConversation(customer.conversationId, true);
+      expect(conversation).toMatchObject({ status: 'open', lastOutboundId: echo[0]!.id, lastMessageAt: echo[0]!.createdAt, firstReplyAt: echo[0]!.createdAt });
+      await expectNothingOrphaned(customer);
+      expect(stack.aws.scheduler.list().some((s) => s.name === `reengage-${customer.conversationId}`)).toBe(true);
+    });
+  }
+});
