@@ -332,11 +332,15 @@ export async function deliverOutbound(
   if (!conversation) return;
   const message = stored.message;
   // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
-  // status write may not have told the agents or armed the reply's timers: a redelivery does.
+  // status write may not have told the agents or armed the reply's timers: a redelivery does (a
+  // failed one too: its agent must see it failed to send it again; it arms no timers).
   if (message.status !== 'queued') {
-    if (!redelivered || message.status === 'failed') return;
+    if (!redelivered) return;
     // A delivery that died after its `sent` write may not have applied what was held for its id.
-    const held = statusesById(conversation.channel) && message.providerMessageId ? await applyHeldStatuses(message, [`${conversation.channel}#${message.providerMessageId}`]) : undefined;
+    const held =
+      statusesById(conversation.channel) && message.providerMessageId && message.status !== 'failed'
+        ? await applyHeldStatuses(message, [`${conversation.channel}#${message.providerMessageId}`])
+        : undefined;
     await finishDelivery(conversation, held ?? message);
     return;
   }
