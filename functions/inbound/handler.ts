@@ -15,14 +15,10 @@ const logger = new Logger({ serviceName: 'conversa' });
 
 async function ingest(record: SQSRecord): Promise<void> {
   const event = JSON.parse(record.body) as InboundEvent;
+  const redelivered = Number(record.attributes.ApproximateReceiveCount) > 1;
   try {
-    if (event.kind === 'status') await ingestStatus(event);
-    else
-      await ingestMessage(event, {
-        messageGroupId: record.attributes.MessageGroupId,
-        sequenceNumber: record.attributes.SequenceNumber,
-        redelivered: Number(record.attributes.ApproximateReceiveCount) > 1,
-      });
+    if (event.kind === 'status') await ingestStatus(event, { redelivered });
+    else await ingestMessage(event, { messageGroupId: record.attributes.MessageGroupId, sequenceNumber: record.attributes.SequenceNumber, redelivered });
   } catch (error) {
     // Retrying cannot help an event that refers to nothing; keep it out of the DLQ alarm.
     if (error instanceof UnprocessableEventError) {

@@ -557,7 +557,7 @@ async function sentTo(event: InboundStatusEvent, conversationId: string): Promis
   return messageId ? { conversationId, messageId } : undefined;
 }
 
-export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
+export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Delivery, 'redelivered'> = {}): Promise<void> {
   if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
   const referenced = fromReference(event.reference);
   const byId = !referenced && !(isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference);
@@ -577,14 +577,23 @@ export async function ingestStatus(event: InboundStatusEvent): Promise<void> {
   }
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;
-  const updated = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {
+  const written = await updateMessageStatus(pointer.conversationId, pointer.messageId, event.status, {
     ...(event.error ? { error: event.error } : {}),
     // The receipt of a send whose answer was lost: the only place its provider id comes from.
     ...(referenced ? { providerMessageIdIfMissing: event.providerMessageId } : {}),
   });
+  // Refused on a redelivery: the attempt that died may have written it before telling the agents,
+  // who are told the status as it stands (read only then: a provider's repeated receipt reads nothing).
+  const updated = written ?? (delivery.redelivered ? await reachedStatus(pointer, event.status) : undefined);
   if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : []);
   if (!updated) return;
   await publishStatuses(pointer.conversationId, [updated]);
+}
+
+/** The message if it is at `status` or past it. */
+async function reachedStatus(pointer: { conversationId: string; messageId: string }, status: InboundStatusEvent['status']): Promise<Message | undefined> {
+  const message = await getMessage(pointer.conversationId, pointer.messageId);
+  return message && STATUS_RANK[message.status] >= STATUS_RANK[status] ? message : undefined;
 }
 
 /**
