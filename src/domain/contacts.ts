@@ -61,8 +61,8 @@ export function normalizeEmail(raw: string | undefined): string | undefined {
   return value && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value) ? value : undefined;
 }
 
-function identities(profile: Profile): { channel: 'phone' | 'email'; handle: string }[] {
-  const out: { channel: 'phone' | 'email'; handle: string }[] = [];
+function identities(profile: Profile): Identity[] {
+  const out: Identity[] = [];
   const phone = normalizePhone(profile.phone);
   const email = normalizeEmail(profile.email);
   if (phone) out.push({ channel: 'phone', handle: phone });
@@ -363,7 +363,7 @@ const EDIT_ATTEMPTS = 4;
 export async function editContact(id: string, edit: ContactEdit): Promise<{ contact: ContactRecord; conversations: ConversationRecord[] }> {
   const wanted = normalizedEdit(edit);
   const fields = Object.keys(wanted) as ProfileField[];
-  let claimed: { channel: 'phone' | 'email'; handle: string }[] = [];
+  let claimed: Identity[] = [];
   let read: ContactRecord | undefined;
   for (let attempt = 0; attempt < EDIT_ATTEMPTS; attempt++) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
@@ -453,7 +453,7 @@ async function resolveContact(id: string): Promise<ContactRecord | undefined> {
 }
 
 /** Gives up the identities an edit that did not land claimed and the contact did not list before. */
-async function releaseFresh(claimed: { channel: 'phone' | 'email'; handle: string }[], contact: ContactRecord): Promise<void> {
+async function releaseFresh(claimed: Identity[], contact: ContactRecord): Promise<void> {
   for (const { channel, handle } of claimed) {
     if (!contact.handles.some((h) => sameHandle(h, { channel, handle }))) await releaseHandle(channel, handle, contact.id);
   }
