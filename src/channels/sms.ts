@@ -4,7 +4,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { config } from '../config';
-import { withNinthDigit } from '../domain/phone-numbers';
+import { smsNumber } from '../domain/phone-numbers';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
 import { attachmentType, MB, callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
@@ -174,8 +174,8 @@ export const smsAdapter: ChannelAdapter = {
   ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),
   // SMS has no provider-imposed window; consent rules (STOP) are enforced by Twilio itself.
   window: () => ({ allowed: true }),
-  // A Brazilian number from an older WhatsApp account's id (no ninth digit) is not dialled any more.
-  handleForPhone: withNinthDigit,
+  // A WhatsApp id's form of a Brazilian or Mexican mobile is not dialled any more.
+  handleForPhone: smsNumber,
   send: sendSms,
   // MMS: 5 MB for the whole message, its files together.
   mediaLimits: { file: 5 * MB, perMessage: 5 * MB },

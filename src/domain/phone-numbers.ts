@@ -17,6 +17,19 @@ export function withNinthDigit(phone: string): string {
   return brazil ? `${brazil[1]}9${brazil[2]}` : phone;
 }
 
+/** A Mexican mobile with the `1` WhatsApp ids still carry after the country code. */
+const MEXICO_PREFIXED = /^(\+?52)1(\d{10})$/;
+
+/**
+ * The form an SMS is addressed to: a Brazilian mobile with its ninth digit, a Mexican one without
+ * the `1` (Mexico stopped dialling it in 2019 and carriers need not route it; the WhatsApp id keeps
+ * it). An Argentine mobile keeps its `9`, part of its international form; anything else as given.
+ */
+export function smsNumber(phone: string): string {
+  const mexico = MEXICO_PREFIXED.exec(phone);
+  return mexico ? `${mexico[1]}${mexico[2]}` : withNinthDigit(phone);
+}
+
 /**
  * One key for both forms (src/store/keys.ts): a Brazilian mobile with its 9; a Mexican or Argentine
  * mobile without the digit after the country code. Without it a customer answering on WhatsApp

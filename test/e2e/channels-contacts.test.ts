@@ -567,6 +567,20 @@ describe('channel transfer', () => {
     expect((await write('sms', `+55319${local}`, 'Recebi')).conversationId).toBe(moved.body.id);
   });
 
+  it('texts a Mexican customer at their number without the 1 their WhatsApp id carries, and takes their SMS answer there', async () => {
+    const local = `55${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
+    const start = await write('whatsapp', `521${local}`, '¿Me pueden mandar un SMS?');
+    const moved = await moveTo(start.conversationId, 'sms');
+    expect(moved.status).toBe(201);
+    const text = `Le mandamos SMS ${local}`;
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${moved.body.id}/messages`, { token: agentJwt, body: { text } });
+    expect(reply.status).toBe(202);
+    await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === reply.body.message.id && f.message.status === 'sent');
+    const sent = (await http(stack.httpUrl, 'GET', '/local/outbox?channel=sms')).body.items.find((i: { body: { Body?: string } }) => i.body.Body === text);
+    expect(sent.body.To).toBe(`+52${local}`);
+    expect((await write('sms', `+52${local}`, 'Recibido')).conversationId).toBe(moved.body.id);
+  });
+
   it('keeps one conversation per channel when transfers and the customer’s first message there come at once', async () => {
     // Three transfers at once (a double click, two agents): one SMS conversation, which each names
     const phone = phoneHandles();

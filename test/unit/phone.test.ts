@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizePhone } from '../../src/domain/contacts';
 import { keys, sameHandle } from '../../src/store/keys';
-import { phoneKey, withNinthDigit } from '../../src/domain/phone-numbers';
+import { phoneKey, smsNumber, withNinthDigit } from '../../src/domain/phone-numbers';
 
 describe('normalizePhone', () => {
   it('reads a leading international 00 as the +', () => {
@@ -54,6 +54,15 @@ describe('phoneKey: one key for the forms of one mobile number', () => {
   it('dials a Brazilian mobile with its ninth digit (an SMS to the older form reaches nobody), and nothing else differently', () => {
     expect(withNinthDigit('+553188887777')).toBe('+5531988887777');
     for (const phone of ['+5531988887777', '+553133334444', '+5215512345678', '+15553978867']) expect(withNinthDigit(phone)).toBe(phone);
+  });
+
+  it('addresses an SMS to a Mexican mobile without the 1 of its WhatsApp id, a Brazilian one with its ninth digit, an Argentine one with its 9', () => {
+    expect(smsNumber('+5215512345678')).toBe('+525512345678');
+    expect(smsNumber('5215512345678')).toBe('525512345678');
+    expect(smsNumber('+553188887777')).toBe('+5531988887777');
+    for (const phone of ['+525512345678', '+5491123456789', '+541123456789', '+52155123456', '+15553978867']) expect(smsNumber(phone)).toBe(phone);
+    // Either form is still one customer.
+    expect(phoneKey(smsNumber('+5215512345678'))).toBe(phoneKey('+5215512345678'));
   });
 
   it('changes no other country', () => {
