@@ -33,7 +33,7 @@ import type { ConnectionRecord } from '../store/connections';
 export class UnprocessableEventError extends Error {}
 
 export function dedupScope(
-  event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId' | 'text'> & { attachments?: readonly Attachment[] },
+  event: Pick<InboundMessageEvent, 'channel' | 'handle' | 'providerMessageId' | 'clientMessageId' | 'text'> & { attachments?: readonly Pick<Attachment, 'url' | 'name'>[] },
 ): string | undefined {
   if (event.providerMessageId) return `${event.channel}#${event.providerMessageId}`;
   // With the content's hash: a widget that counts its ids anew after a reload ("c-1" again) sends a
@@ -48,7 +48,7 @@ export function dedupScope(
  * across a deploy still finds its record); with files, the text and each file's URL and name in
  * order (the kept file's URL holds the upload id), as an agent's content hash has them.
  */
-function visitorContentHash(text: string, attachments: readonly Attachment[]): string {
+function visitorContentHash(text: string, attachments: readonly Pick<Attachment, 'url' | 'name'>[]): string {
   if (attachments.length === 0) return contentHash(text);
   return contentHash(JSON.stringify([text, attachments.map((a) => [a.url, a.name ?? null])]));
 }

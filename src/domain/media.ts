@@ -79,6 +79,14 @@ export const AttachmentRefs = z
 export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
 
 /**
+ * What the uploads a message names become once kept (the URL and the name to show), known before
+ * any file is looked up: what a send's content hash needs (src/domain/inbound.ts dedupScope).
+ */
+export function keptFiles(uploader: Uploader, refs: readonly AttachmentRef[]): Pick<Attachment, 'url' | 'name'>[] {
+  return refs.map((ref) => ({ url: `${MEDIA_SCHEME}${storedKey(uploader.kind, uploader.id, ref.uploadId)}`, ...(ref.name ? { name: ref.name } : {}) }));
+}
+
+/**
  * The attachments of a message from the uploads it names: each must be the sender's own upload
  * (the key holds the uploader), else 400 `upload_not_found` and nothing is copied for it.
  */
@@ -101,10 +109,12 @@ export async function attachUploads(
   const missing = found.find((f) => !f.head);
   if (missing) throw badRequest('upload_not_found', `upload ${missing.ref.uploadId} has no file: PUT the file to the upload URL first`);
   if (found.some((f) => f.head!.size > MAX_UPLOAD_BYTES)) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
-  const attachments = found.map(({ ref, kept, head }) => {
+  const files = keptFiles(uploader, refs);
+  const attachments = found.map(({ head }, i) => {
     const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
-    const attachment: Attachment = { type: uploadType(mimeType), url: `${MEDIA_SCHEME}${kept}`, mimeType, size: head!.size };
-    if (ref.name) attachment.name = ref.name;
+    const { url, name } = files[i]!;
+    const attachment: Attachment = { type: uploadType(mimeType), url, mimeType, size: head!.size };
+    if (name) attachment.name = name;
     return attachment;
   });
   await check?.(attachments);

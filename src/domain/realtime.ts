@@ -10,7 +10,7 @@ import { agentConnected, agentConnectionClosed, changePresence } from './presenc
 import { conversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
-import { attachUploads, AttachmentRefs } from './media';
+import { attachUploads, AttachmentRefs, keptFiles } from './media';
 import type { Attachment } from './types';
 import { enqueueInbound } from '../aws/queues';
 import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -18,10 +18,10 @@ import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
 import { getDedup, getMessage } from '../store/messages';
 import { dedupScope } from './inbound';
-import { takeSend } from '../store/quota';
+import { giveSendBack, takeSend } from '../store/quota';
 import { config } from '../config';
 import { touchAgent } from '../store/agents';
-import { keys, type ConnectionAudience } from '../store/keys';
+import { keys, type ConnectionAudience, type Key } from '../store/keys';
 
 export interface Principal {
   role: 'agent' | 'admin' | 'visitor';
@@ -125,27 +125,34 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
 export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
 
 /**
- * Counts the visitor's message in both windows. A message refused there that was stored already
- * (a widget sending it again after a lost ack) still goes on: the consumer answers its ack.
+ * Counts the visitor's message in both windows, and answers the tallies it counted it in. A
+ * message refused there that was stored already (a widget sending it again after a lost ack)
+ * still goes on: the consumer answers its ack.
  */
 async function limitVisitorSends(
   visitorId: string,
   sourceIp: string | undefined,
-  sent: { clientMessageId: string; text: string; attachments: readonly Attachment[] },
+  sent: { clientMessageId: string; text: string; attachments: readonly Pick<Attachment, 'url' | 'name'>[] },
   now = Date.now(),
-): Promise<void> {
+): Promise<Key[]> {
   const { messages, windowMs } = VISITOR_SEND_LIMIT;
   const windowStart = now - (now % windowMs);
   const window = new Date(windowStart).toISOString();
   const wait = Math.ceil((windowStart + windowMs - now) / 1000);
-  const refusal = !(await takeSend(keys.visitorSends(visitorId, window), windowStart, windowMs, messages))
+  const counted: Key[] = [];
+  const take = async (key: Key, limit: number) => {
+    const room = await takeSend(key, windowStart, windowMs, limit);
+    if (room) counted.push(key);
+    return room;
+  };
+  const refusal = !(await take(keys.visitorSends(visitorId, window), messages))
     ? `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`
-    : sourceIp && !(await takeSend(keys.addressSends(sourceIp, window), windowStart, windowMs, config.visitorAddressSends))
+    : sourceIp && !(await take(keys.addressSends(sourceIp, window), config.visitorAddressSends))
       ? `too many messages from your network just now; send it again in ${wait} s`
       : undefined;
-  if (!refusal) return;
+  if (!refusal) return counted;
   const scope = dedupScope({ channel: 'web', handle: visitorId, ...sent });
-  if (scope && (await getDedup(scope))) return;
+  if (scope && (await getDedup(scope))) return counted;
   throw new ClientError(429, 'rate_limited', refusal);
 }
 
@@ -185,12 +192,17 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
-        // Checked and kept here, so a bad upload id is an error frame, not a message stored without its file.
-        // Counted between the two: a send refused for its files takes no slot, and one refused by the
-        // limit copies nothing.
-        const attachments = await attachUploads({ kind: 'visitor', id: principal.id }, frame.attachments ?? [], (found) =>
-          limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text, attachments: found }),
-        );
+        const uploader = { kind: 'visitor', id: principal.id } as const;
+        const refs = frame.attachments ?? [];
+        // Counted before the files are looked up, so that past the limit a frame costs no S3 request
+        // (a script naming files ran up two HEADs a file)...
+        const counted = await limitVisitorSends(principal.id, origin.sourceIp, { clientMessageId: frame.clientMessageId, text: frame.text, attachments: keptFiles(uploader, refs) });
+        // ...and checked and kept here, so a bad upload id is an error frame, not a message stored
+        // without its file; such a send is not counted (a widget whose upload failed is no flood).
+        const attachments = await attachUploads(uploader, refs).catch(async (error: unknown) => {
+          if (error instanceof ClientError) await Promise.all(counted.map(giveSendBack));
+          throw error;
+        });
         // Stored by the inbound consumer, which acknowledges once the message is durable.
         await enqueueInbound([
           {

@@ -27,3 +27,13 @@ export async function takeSend(key: Key, windowStart: number, windowMs: number, 
     ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': Math.ceil((windowStart + windowMs) / 1000) + 60 },
   });
 }
+
+/** Takes back one message counted by takeSend (a send refused after it was counted). */
+export async function giveSendBack(key: Key): Promise<void> {
+  await updateIf({
+    Key: key,
+    UpdateExpression: 'ADD messages :minusOne',
+    ConditionExpression: 'messages > :zero',
+    ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
+  });
+}

@@ -376,7 +376,7 @@ describe('refusals', () => {
     expect(history.body.items.map((m: { text: string }) => m.text)).not.toContain('look');
   });
 
-  it("refuse a visitor's file beyond the send limit before it is copied", async () => {
+  it("refuse a visitor's file beyond the send limit before it is looked up or copied", async () => {
     // Prepare: a visitor's upload; this address may send one message in a window, and has sent it
     const { ws } = await visitorWithConversation();
     const session = await visitorSession(stack.httpUrl, {});
@@ -399,6 +399,12 @@ describe('refusals', () => {
       const refused = await sender.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === clientMessageId, 10_000, 'the answer');
       expect(refused).toMatchObject({ type: 'error', code: 'rate_limited' });
       expect(keptKeys().filter((key) => key.endsWith(own.uploadId))).toEqual([]);
+
+      // Refused before any file is looked up: one never uploaded is not what it is told
+      const unknown = crypto.randomUUID();
+      sender.send({ action: 'sendMessage', clientMessageId: unknown, attachments: [{ uploadId: '01J00000000000000000000000' }] });
+      const beyond = await sender.waitFor((f) => (f.type === 'ack' || f.type === 'error') && f.clientMessageId === unknown, 10_000, 'the answer');
+      expect(beyond).toMatchObject({ type: 'error', code: 'rate_limited' });
     } finally {
       delete process.env[ENV.visitorAddressSends];
     }
