@@ -34,6 +34,7 @@ import {
   STATUS_RANK,
   getMessage,
   releaseDedup,
+  restoreDedup,
   getMessageToSend,
   putMessage,
   recordSendFailure,
@@ -263,6 +264,9 @@ function statusesById(channel: string): boolean {
   return !adapter.statusesCarryReference && adapter.reportsStatuses !== false;
 }
 
+/** The idempotency scopes of a send's provider ids, which lead status callbacks back to it. */
+const idScopes = (channel: string, providerIds: string[]) => providerIds.map((id) => `${channel}#${id}`);
+
 /**
  * Applies the statuses held for the provider ids in `scopes` (src/domain/inbound.ts ingestStatus),
  * in the order they may apply: the reply as it is after, or undefined when none moved it.
@@ -336,11 +340,14 @@ export async function deliverOutbound(
   // failed one too: its agent must see it failed to send it again; it arms no timers).
   if (message.status !== 'queued') {
     if (!redelivered) return;
-    // A delivery that died after its `sent` write may not have applied what was held for its id.
-    const held =
+    // A delivery that died after its `sent` write may not have claimed its parts' provider ids
+    // (recorded on the reply by that write) nor applied what was held for them.
+    const scopes =
       statusesById(conversation.channel) && message.providerMessageId && message.status !== 'failed'
-        ? await applyHeldStatuses(message, [`${conversation.channel}#${message.providerMessageId}`])
-        : undefined;
+        ? idScopes(conversation.channel, [message.providerMessageId, ...(stored.sendProgress?.otherIds ?? [])])
+        : [];
+    await Promise.all(scopes.map((scope) => restoreDedup(scope, { conversationId: message.conversationId, messageId: message.id })));
+    const held = scopes.length > 0 ? await applyHeldStatuses(message, scopes) : undefined;
     await finishDelivery(conversation, held ?? message);
     return;
   }
@@ -457,15 +464,23 @@ async function sendToProvider(
   );
   answered();
   if (result.ok) {
+    const otherIds = result.otherIds ?? [];
+    // A reply in parts: its progress made whole, every part's id in it.
+    const progress = otherIds.length > 0 ? { partsSent: otherIds.length + 1, primaryId: result.providerMessageId, otherIds } : undefined;
+    const ids = { providerMessageId: result.providerMessageId, ...(progress ? { sendProgress: progress } : {}) };
+    // The reply's own record first, with every part's provider id: a retry after a crash anywhere
+    // past it finds the reply sent (nothing goes twice) and makes the claims below from those ids.
+    const sent = await updateMessageStatus(message.conversationId, message.id, 'sent', ids);
+    // A status callback can overtake the provider's own answer (by our reference: no claim exists
+    // yet for one by id): the reply still gets its ids and its timers.
+    const final = sent ?? (await settleOvertakenSend(message.conversationId, message.id, result.providerMessageId, progress));
+    if (!final) return undefined;
     // Each part's provider id leads its status callbacks back to this message (a later part that
     // fails fails the reply), unless the callbacks bring our reference themselves.
-    const scopes = statusesById(channel) ? [result.providerMessageId, ...(result.otherIds ?? [])].map((id) => `${channel}#${id}`) : [];
+    const scopes = statusesById(channel) ? idScopes(channel, [result.providerMessageId, ...otherIds]) : [];
     const pointer = { conversationId: message.conversationId, messageId: message.id };
     await Promise.all(scopes.map((scope) => claimDedup(scope, pointer)));
-    const sent = await updateMessageStatus(message.conversationId, message.id, 'sent', { providerMessageId: result.providerMessageId });
-    // A status callback can overtake the provider's own answer: the reply still gets its id and its timers.
-    const final = sent ?? (await settleOvertakenSend(message.conversationId, message.id, result.providerMessageId));
-    // One that came before any id was recorded was held (ingestStatus): applied now, after the claims above.
+    // A callback that came before its id was claimed was held (ingestStatus): applied now, after the claims.
     return (await applyHeldStatuses(message, scopes)) ?? final;
   }
   if (result.retryable && !lastAttempt) {

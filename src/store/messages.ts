@@ -36,6 +36,14 @@ export async function claimDedup(scope: string, record: DedupRecord): Promise<{ 
   return { claimed: false, record: existing };
 }
 
+/**
+ * Writes the record for a scope unless one is there (a redelivered send re-creating the claims its
+ * dead attempt may not have made): no read back, the winner's record stands.
+ */
+export async function restoreDedup(scope: string, record: DedupRecord): Promise<void> {
+  await putNew({ ...keys.dedup(scope), ...record, expiresAt: Math.floor(Date.now() / 1000) + DEDUP_TTL_SECONDS });
+}
+
 /** Takes back a claim whose request was refused after all (the claim was made beside the checks). */
 export async function releaseDedup(scope: string): Promise<void> {
   await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.dedup(scope) }));
@@ -123,7 +131,7 @@ export async function getMessage(conversationId: string, messageId: string): Pro
   return (await getMessageToSend(conversationId, messageId))?.message;
 }
 
-/** A message with what earlier attempts at sending it in parts got accepted. */
+/** A message with what earlier attempts at sending it in parts got accepted (once sent, every part). */
 export interface MessageToSend {
   message: Message;
   sendProgress?: SendProgress;
@@ -188,7 +196,7 @@ export async function updateMessageStatus(
   conversationId: string,
   messageId: string,
   status: MessageStatus,
-  extra: { providerMessageId?: string; error?: string; providerMessageIdIfMissing?: string } = {},
+  extra: { providerMessageId?: string; sendProgress?: SendProgress; error?: string; providerMessageIdIfMissing?: string } = {},
 ): Promise<Message | undefined> {
   const sets = ['#status = :status'];
   const values: Record<string, unknown> = { ':status': status };
@@ -198,6 +206,10 @@ export async function updateMessageStatus(
   } else if (extra.providerMessageIdIfMissing) {
     sets.push('providerMessageId = if_not_exists(providerMessageId, :pmid)');
     values[':pmid'] = extra.providerMessageIdIfMissing;
+  }
+  if (extra.sendProgress) {
+    sets.push('sendProgress = :progress');
+    values[':progress'] = extra.sendProgress;
   }
   if (extra.error) {
     sets.push('#error = :error');
@@ -235,15 +247,22 @@ async function updateMessageIf(
 
 /**
  * A reply the provider took, whose status callback moved it past `queued` before the send's own
- * status write: keeps the provider's id and returns the message as it stands. Undefined when it
- * is gone or the callback said `failed`.
+ * status write: keeps the provider's id (and every part's, in `sendProgress`) and returns the
+ * message as it stands. Undefined when it is gone.
  */
-export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId: string): Promise<Message | undefined> {
+export async function settleOvertakenSend(conversationId: string, messageId: string, providerMessageId: string, sendProgress?: SendProgress): Promise<Message | undefined> {
   return updateMessageIf(conversationId, messageId, {
-    UpdateExpression: 'SET providerMessageId = :pmid',
+    UpdateExpression: `SET providerMessageId = :pmid${sendProgress ? ', sendProgress = :progress' : ''}`,
     ConditionExpression: 'attribute_exists(pk) AND #status IN (:sent, :delivered, :read, :failed)',
     ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':pmid': providerMessageId, ':sent': 'sent', ':delivered': 'delivered', ':read': 'read', ':failed': 'failed' },
+    ExpressionAttributeValues: {
+      ':pmid': providerMessageId,
+      ...(sendProgress ? { ':progress': sendProgress } : {}),
+      ':sent': 'sent',
+      ':delivered': 'delivered',
+      ':read': 'read',
+      ':failed': 'failed',
+    },
   });
 }
 

@@ -5,18 +5,21 @@
  * writes (the write landed, the rest did not run; with `before`, right before the call). The API
  * client sends the same POST again (same clientMessageId); the queues hand the job or the event
  * back at once. The end state is the one an uninterrupted run leaves: the reply (or echo) stored
- * once; sent to the provider once, except where the crash falls between the provider taking the
- * send and our record of it, which README.md (Channels) documents as sent again unless WhatsApp's
- * `sent` receipt came first; its status the furthest reported, never moved back; its provider id
- * recorded; the agents told (the status's last frame as stored); every idempotency record naming a
- * stored message; the reply's timers armed.
+ * once; sent to the provider once (each part of a reply sent in parts), except where the crash
+ * falls between the provider taking the send and our `sent` write, which README.md (Channels)
+ * documents as sent again unless WhatsApp's `sent` receipt came first; its status the furthest
+ * reported, never moved back; its provider id recorded, and every part's claimed where status
+ * callbacks find a reply by it; the agents told (the status's last frame as stored); every
+ * idempotency record naming a stored message; the reply's timers armed.
  *
  * The writes, in order:
  * - reply POST (postAgentMessage): the clientMessageId claim; the message and the conversation
  *   update (side by side: `lost` drops the other one); message.created; the outbound job;
- * - outbound job (deliverOutbound): the provider's send; the provider id's claim (not WhatsApp,
- *   whose statuses bring our reference); the `sent` (or `failed`) write, or the id on a reply a
- *   receipt overtook; the held early statuses; message.updated; the timers;
+ * - outbound job (deliverOutbound): the provider's send; the `sent` (or `failed`) write with every
+ *   part's provider id, or the ids on a reply a receipt overtook; each provider id's claim (not
+ *   WhatsApp, whose statuses bring our reference); the held early statuses; message.updated; the
+ *   timers. A redelivered job whose reply is past `queued` sends nothing: it claims the ids the
+ *   reply records (unless claimed) and applies what was held for them;
  * - status callback (ingestStatus): a hold under EARLY#… when no send recorded its id yet; the
  *   status write; message.updated;
  * - echo (ingestEcho): the provider id's claim; the message; the held receipts; the conversation
@@ -33,7 +36,7 @@ import type { OutboxItem } from '../../local/providers';
 import { getAgent } from '../../src/store/agents';
 import { keys } from '../../src/store/keys';
 import { getConversation } from '../../src/store/conversations';
-import { earlyStatuses, getMessage, STATUS_RANK } from '../../src/store/messages';
+import { earlyStatuses, getDedup, getMessage, STATUS_RANK } from '../../src/store/messages';
 import type { Message, MessageStatus } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
@@ -203,7 +206,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-type Channel = 'whatsapp' | 'sms';
+type Channel = 'whatsapp' | 'sms' | 'messenger' | 'instagram';
 
 interface Customer {
   channel: Channel;
@@ -238,8 +241,24 @@ const postReply = (c: Customer, body: Record<string, unknown>) => http(stack.htt
 const accepted = (c: Customer, text: string): OutboxItem[] =>
   stack.providers.outbox(c.channel).filter((item) => item.status < 300 && JSON.stringify(item.body).includes(text));
 
-const providerIdOf = (c: Customer, item: OutboxItem): string =>
-  c.channel === 'sms' ? (item.answer as { sid: string }).sid : (item.answer as { messages: { id: string }[] }).messages[0]!.id;
+const providerIdOf = (c: Customer, item: OutboxItem): string => {
+  if (c.channel === 'sms') return (item.answer as { sid: string }).sid;
+  if (c.channel === 'whatsapp') return (item.answer as { messages: { id: string }[] }).messages[0]!.id;
+  return (item.answer as { message_id: string }).message_id;
+};
+
+/** Status callbacks find a reply by the provider's id: each part's is claimed for it. */
+const statusesById = (c: Customer) => c.channel !== 'whatsapp';
+
+/** The most each provider takes in one message (README Channels), for a reply that goes in two parts. */
+const TEXT_LIMIT: Record<Channel, number> = { whatsapp: 4096, sms: 1600, messenger: 2000, instagram: 1000 };
+
+/** A reply in two paragraphs that the provider takes as two messages, and what tells each part apart. */
+function twoParts(c: Customer, tag: string): { text: string; parts: string[] } {
+  const parts = [`${tag} one`, `${tag} two`];
+  const filler = 'word '.repeat(Math.floor((TEXT_LIMIT[c.channel] * 0.9 - tag.length) / 5));
+  return { text: parts.map((part) => `${part} ${filler}`.trim()).join('\n\n'), parts };
+}
 
 const referenceOf = (item: OutboxItem) => (item.body as { biz_opaque_callback_data: string }).biz_opaque_callback_data;
 
@@ -267,8 +286,8 @@ async function settled(c: Customer, id: string, status: MessageStatus): Promise<
 }
 
 interface Outcome {
-  /** How often the provider took it. */
-  sends: number;
+  /** How often the provider took it (per part, in order, for a reply sent in parts). */
+  sends: number | number[];
   status: MessageStatus;
   /** How many message.created frames the agents got ('some': once or twice, by how far the first attempt's job got meanwhile). */
   created?: 1 | 2 | 'some';
@@ -279,15 +298,21 @@ interface Outcome {
  * in their frames), the conversation moved on, every idempotency record pointing at a stored
  * message, and its timers armed.
  */
-async function expectReplyOnce(c: Customer, text: string, id: string, outcome: Outcome): Promise<void> {
+async function expectReplyOnce(c: Customer, text: string, id: string, outcome: Outcome, parts = [text]): Promise<void> {
   const stored = await settled(c, id, outcome.status);
   const mine = (await allMessages(c.conversationId)).filter((m) => m.text === text);
   expect(mine.map((m) => m.id)).toEqual([id]);
 
-  const sends = accepted(c, text);
-  expect(sends).toHaveLength(outcome.sends);
-  // Sent twice, the retry's send is the one recorded.
-  if (outcome.sends > 0) expect(stored.providerMessageId).toBe(providerIdOf(c, sends.at(-1)!));
+  const sends = parts.map((part) => accepted(c, part));
+  expect(sends.map((s) => s.length)).toEqual(typeof outcome.sends === 'number' ? parts.map(() => outcome.sends) : outcome.sends);
+  const last = sends.map((s) => s.at(-1)).filter((s) => s !== undefined);
+  // Sent twice, the retry's send is the one recorded; the first part's id is the reply's.
+  if (last.length > 0) expect(stored.providerMessageId).toBe(providerIdOf(c, last[0]!));
+  // Every part's id leads its status callbacks to the reply (none needed once it failed).
+  if (statusesById(c) && outcome.status !== 'failed') {
+    const claims = await Promise.all(last.map((send) => getDedup(`${c.channel}#${providerIdOf(c, send)}`)));
+    expect(claims).toEqual(last.map(() => ({ conversationId: c.conversationId, messageId: id })));
+  }
 
   const created = createdFrames(id);
   if (outcome.created === 'some') expect([1, 2]).toContain(created.length);
@@ -358,6 +383,8 @@ interface DeliveryCase {
   provider?: (c: Customer, text: string) => void;
   /** Happens after the crash, before the job comes back. */
   meanwhile?: (c: Customer, text: string) => Promise<void>;
+  /** A reply the provider takes as two messages (twoParts): `outcome.sends` counts each. */
+  inParts?: boolean;
 }
 
 const delivered = (c: Customer, text: string) => eventually(async () => (await allMessages(c.conversationId)).find((m) => m.text === text)?.status === 'delivered');
@@ -375,23 +402,68 @@ function deliveredBeforeTheAnswer(c: Customer, text: string): void {
 
 const status = (wanted: MessageStatus) => (args: Args) => args[2] === wanted;
 
+const NAME: Record<Channel, string> = { whatsapp: 'WhatsApp', sms: 'SMS', messenger: 'Messenger', instagram: 'Instagram' };
+
 const deliveryCases: DeliveryCase[] = [
   {
-    title: 'SMS: after the provider took the send, before its id is claimed: sent twice (README Channels: no idempotency key, as a send whose answer is lost)',
+    title: 'SMS: after the provider took the send, before the sent write: sent twice (README Channels: no idempotency key, as a send whose answer is lost)',
     channel: 'sms',
     crash: { fn: 'send' },
     outcome: { sends: 2, status: 'sent' },
   },
+  ...(['sms', 'messenger', 'instagram'] as const).flatMap((channel): DeliveryCase[] => [
+    {
+      title: `${NAME[channel]}: after the sent write (with the provider id), before the id is claimed: sent once, the retry claims it`,
+      channel,
+      crash: { fn: 'updateMessageStatus', when: status('sent') },
+      outcome: { sends: 1, status: 'sent' },
+    },
+    {
+      title: `${NAME[channel]}: after the provider id is claimed, before the agents are told: sent once`,
+      channel,
+      crash: { fn: 'claimDedup' },
+      outcome: { sends: 1, status: 'sent' },
+    },
+    {
+      title: `${NAME[channel]}, a reply in two parts: after the sent write (with both ids), before they are claimed: each part sent once, the retry claims both`,
+      channel,
+      inParts: true,
+      crash: { fn: 'updateMessageStatus', when: status('sent') },
+      outcome: { sends: [1, 1], status: 'sent' },
+    },
+  ]),
   {
-    title: 'SMS: after the provider id is claimed, before the sent write: sent twice (README Channels: nothing the retry reads names the send)',
-    channel: 'sms',
-    crash: { fn: 'claimDedup' },
-    outcome: { sends: 2, status: 'sent' },
+    title: 'Messenger, a reply in two parts: after the provider took both, before the sent write: only the last part again (the first one’s progress was recorded)',
+    channel: 'messenger',
+    inParts: true,
+    crash: { fn: 'send' },
+    outcome: { sends: [1, 2], status: 'sent' },
   },
-  { title: 'SMS: after the sent write, before the agents are told', channel: 'sms', crash: { fn: 'updateMessageStatus', when: status('sent') }, outcome: { sends: 1, status: 'sent' } },
+  {
+    title: 'Messenger: after the provider id is claimed, a delivery naming it before the retry: sent once, delivered, its id recorded (for watermarks)',
+    channel: 'messenger',
+    crash: { fn: 'claimDedup' },
+    meanwhile: async (c, text) => {
+      const [send] = accepted(c, text);
+      await postStatus(c, 'delivered', providerIdOf(c, send!));
+      await delivered(c, text);
+    },
+    outcome: { sends: 1, status: 'delivered' },
+  },
+  {
+    title: 'SMS: after the sent write, a delivered status before the retry (held: no claim yet): the retry claims the id and applies it',
+    channel: 'sms',
+    crash: { fn: 'updateMessageStatus', when: status('sent') },
+    meanwhile: async (c, text) => {
+      const id = providerIdOf(c, accepted(c, text)[0]!);
+      await postStatus(c, 'delivered', id);
+      await eventually(async () => (await earlyStatuses(`sms#${id}`)).some((s) => s.status === 'delivered'));
+    },
+    outcome: { sends: 1, status: 'delivered' },
+  },
   { title: 'SMS: after the agents are told, before the timers', channel: 'sms', crash: { fn: 'publish' }, outcome: { sends: 1, status: 'sent' } },
   {
-    title: 'SMS, a delivered status held early: after the sent write, before the held status is applied',
+    title: 'SMS, a delivered status held early: after the sent write, before the id is claimed and the held status applied',
     channel: 'sms',
     provider: deliveredBeforeTheAnswer,
     crash: { fn: 'updateMessageStatus', when: status('sent') },
@@ -442,7 +514,8 @@ describe('the outbound consumer dying after each write of a reply’s delivery, 
     it(c.title, async () => {
       // Prepare
       const customer = await newCustomer(c.channel);
-      const text = unique('delivered reply');
+      const tag = unique('delivered reply');
+      const { text, parts } = c.inParts ? twoParts(customer, tag) : { text: tag, parts: [tag] };
       c.provider?.(customer, text);
       arm(customer, { ...c.crash, path: 'deliver' });
       if (c.meanwhile) crash.heldJobs = [];
@@ -458,7 +531,7 @@ describe('the outbound consumer dying after each write of a reply’s delivery, 
       }
 
       // Assess
-      await expectReplyOnce(customer, text, response.body.message.id, c.outcome);
+      await expectReplyOnce(customer, text, response.body.message.id, c.outcome, parts);
     });
   }
 });

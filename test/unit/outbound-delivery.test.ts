@@ -163,3 +163,100 @@ describe('a redelivered job whose reply was already sent', () => {
     expect(vi.mocked(fetch)).not.toHaveBeenCalled();
   });
 });
+
+/** Every DynamoDB call of the delivery, in order: what it wrote or read, and on which key. */
+const calls = () =>
+  ddb.calls().map((call) => {
+    const input = call.args[0].input as { Key?: { pk: string }; Item?: { pk: string }; ExpressionAttributeValues?: Record<string, unknown> };
+    return { command: call.args[0].constructor.name, pk: input.Key?.pk ?? input.Item?.pk ?? input.ExpressionAttributeValues?.[':pk'], values: input.ExpressionAttributeValues ?? {}, input };
+  });
+
+/** A reply on `channel`, stored as `item`, in a conversation whose customer just wrote. */
+function arrangeOn(channel: 'sms' | 'messenger', item: Record<string, unknown>) {
+  const now = new Date().toISOString();
+  ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...item } });
+  ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { ...conversation(now), channel, handle: channel === 'sms' ? '+15550001111' : '7001' } });
+  ddb.on(PutCommand).resolves({});
+  ddb.on(QueryCommand).resolves({ Items: [] });
+  ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
+    Attributes: { ...item, status: input.ExpressionAttributeValues[':status'] ?? item.status },
+  }));
+}
+
+const answers = (...bodies: unknown[]) => {
+  const fetchMock = vi.fn();
+  for (const body of bodies) fetchMock.mockResolvedValueOnce(new Response(JSON.stringify(body), { status: 200 }));
+  vi.stubGlobal('fetch', fetchMock);
+};
+
+describe('a reply the provider took: its record before its provider ids’ claims', () => {
+  it('writes an SMS reply sent, with its provider id, before claiming that id', async () => {
+    // Prepare
+    arrangeOn('sms', { ...reply, channel: 'sms' });
+    answers({ sid: 'SM1', status: 'queued' });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
+
+    // Assess
+    const writes = calls().filter((c) => c.command !== 'GetCommand' && c.command !== 'QueryCommand');
+    expect(writes.map((c) => [c.command, c.pk, c.values[':status'] ?? null, c.values[':pmid'] ?? null])).toEqual([
+      ['UpdateCommand', keys.message(CONVERSATION, MESSAGE).pk, 'sent', 'SM1'],
+      ['PutCommand', keys.dedup('sms#SM1').pk, null, null],
+    ]);
+  });
+
+  it('records every part’s provider id of a reply sent in parts in its sent write, before any claim', async () => {
+    // Prepare: Messenger takes 2000 characters a message, so this goes as two
+    const text = `${'first part. '.repeat(150)}\n\n${'second part. '.repeat(100)}`;
+    arrangeOn('messenger', { ...reply, channel: 'messenger', text });
+    answers({ recipient_id: '7001', message_id: 'm_1' }, { recipient_id: '7001', message_id: 'm_2' });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
+
+    // Assess
+    expect(vi.mocked(fetch)).toHaveBeenCalledTimes(2);
+    const writes = calls().filter((c) => c.values[':status'] === 'sent' || c.command === 'PutCommand');
+    expect(writes.map((c) => [c.command, c.pk])).toEqual([
+      ['UpdateCommand', keys.message(CONVERSATION, MESSAGE).pk],
+      ['PutCommand', keys.dedup('messenger#m_1').pk],
+      ['PutCommand', keys.dedup('messenger#m_2').pk],
+    ]);
+    expect(writes[0]!.values).toMatchObject({ ':pmid': 'm_1', ':progress': { partsSent: 2, primaryId: 'm_1', otherIds: ['m_2'] } });
+  });
+});
+
+describe('a redelivered job whose reply was sent, its provider ids’ claims maybe never made', () => {
+  it('claims every part’s recorded provider id (unless claimed), applies what was held for any, and sends nothing', async () => {
+    // Prepare
+    const sent = { ...reply, channel: 'messenger' as const, status: 'sent' as const, providerMessageId: 'm_1' };
+    arrangeOn('messenger', { ...sent, sendProgress: { partsSent: 2, primaryId: 'm_1', otherIds: ['m_2'] } });
+    ddb.on(QueryCommand, { ExpressionAttributeValues: { ':pk': keys.earlyStatusPartition('messenger#m_2') } }).resolves({ Items: [{ status: 'delivered' }] });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
+
+    // Assess
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    const claims = calls().filter((c) => c.command === 'PutCommand');
+    expect(claims.map((c) => c.pk)).toEqual([keys.dedup('messenger#m_1').pk, keys.dedup('messenger#m_2').pk]);
+    for (const claim of claims) {
+      expect(claim.input).toMatchObject({ ConditionExpression: 'attribute_not_exists(pk)', Item: { conversationId: CONVERSATION, messageId: MESSAGE } });
+    }
+    expect(statuses()).toEqual(['delivered']);
+    expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'delivered' }));
+  });
+
+  it('claims nothing for a reply that failed', async () => {
+    // Prepare
+    arrangeOn('messenger', { ...reply, channel: 'messenger', status: 'failed', providerMessageId: 'm_1', sendProgress: { partsSent: 2, primaryId: 'm_1', otherIds: ['m_2'] }, error: 'part 2 failed' });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
+
+    // Assess
+    expect(calls().filter((c) => c.command === 'PutCommand')).toEqual([]);
+    expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'failed' }));
+  });
+});
