@@ -306,6 +306,8 @@ async function expectReplyOnce(c: Customer, text: string, id: string, outcome: O
   const sends = parts.map((part) => accepted(c, part));
   expect(sends.map((s) => s.length)).toEqual(typeof outcome.sends === 'number' ? parts.map(() => outcome.sends) : outcome.sends);
   const last = sends.map((s) => s.at(-1)).filter((s) => s !== undefined);
+  // A reply in parts went as that many messages.
+  expect(new Set(last).size).toBe(last.length);
   // Sent twice, the retry's send is the one recorded; the first part's id is the reply's.
   if (last.length > 0) expect(stored.providerMessageId).toBe(providerIdOf(c, last[0]!));
   // Every part's id leads its status callbacks to the reply (none needed once it failed).
