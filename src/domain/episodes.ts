@@ -60,12 +60,15 @@ export const closesOwnEpisode = (c: Pick<ConversationRecord, 'movedTo' | 'teamSt
  * to: one customer issue, counted once, from the customer's first message. Its first reply is
  * the first the team wrote on either channel; its resolution, the new conversation's.
  */
-export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'firstReplyAt' | 'reopenCount' | 'resolvedBy'> & { reportStartedAt: string } {
+export function movedEpisode(source: ConversationRecord): Pick<ConversationRecord, 'firstReplyAt' | 'reopenCount' | 'resolvedBy' | 'csat'> & { reportStartedAt: string } {
   const start = episodeStart(source);
   return {
     reportStartedAt: start,
     ...(source.firstReplyAt && source.firstReplyAt >= start ? { firstReplyAt: source.firstReplyAt } : {}),
     ...(source.reopenCount ? { reopenCount: source.reopenCount } : {}),
+    // Rated when it was resolved there, then reopened within the window: the issue's own rating,
+    // which the reports would count on the source and count nowhere once it leaves them.
+    ...(ratesEpisode(source.csat, start) ? { csat: source.csat } : {}),
     // Whose resolution of it did not hold; the target's own, of an episode of its own, is not this one's.
     resolvedBy: source.reopenCount ? source.resolvedBy : undefined,
   };
@@ -80,13 +83,16 @@ export type MovedEpisode = ReturnType<typeof movedEpisode>;
  * customer's new episode does, and reopens it for the agent going on there), so its first reply,
  * reopen count and resolver are the moved issue's. One made for the move, or whose own episode
  * went elsewhere, takes it as it is: its own reopens and first reply went with its episode, and
- * what the team wrote on one it started before the issue began answered nothing in it. One with a
- * live episode of its own (the customer wrote there too) holds the same issue twice over: folded,
- * it counts from the earlier start with the earlier first reply. Whichever it is, a rating it was
- * given stays its episode's (ratingKeptBy). Idempotent: the fold keeps the larger reopen count,
- * not their sum.
+ * what the team wrote on one it started before the issue began answered nothing in it
+ * (`teamReplySince`: the first reply the team wrote there since the issue began, read from its
+ * messages by the caller when `c.firstReplyAt`, set once, is older). One with a live episode of
+ * its own (the customer wrote there too) holds the same issue twice over: folded, it counts from
+ * the earlier start with the earlier first reply. Whichever it is, a rating it was given stays its
+ * episode's (ratingKeptBy), and the moved issue's own rating comes with it (ratingOf). A first
+ * reply of its own that the result drops was written all the same (keptAsWritten). Idempotent:
+ * the fold keeps the larger reopen count, not their sum.
  */
-export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): Partial<ConversationRecord> | undefined {
+export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode, teamReplySince?: string): Partial<ConversationRecord> | undefined {
   if (c.status === 'resolved') {
     // Its episode is this one already, resolved there (a move retried after a crash): it counts it.
     if (closesOwnEpisode(c) && episodeStart(c) === episode.reportStartedAt) return undefined;
@@ -96,13 +102,14 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
       firstReplyAt: episode.firstReplyAt,
       reopenCount: episode.reopenCount ?? 0,
       resolvedBy: episode.resolvedBy,
-      csat: ratingKeptBy({ ...c, csat: fields.csat }),
+      csat: ratingOf(ratingKeptBy({ ...c, csat: fields.csat }, episode), episode),
     };
   }
   // Made for a move, or its own episode went elsewhere: nothing of its own to fold in. A reply the
   // team wrote on one it made since the issue began is the first agent reply after that start.
   if (c.movedTo || c.teamStarted) {
-    const firstReplyAt = earliest([c.teamStarted && c.firstReplyAt && c.firstReplyAt >= episode.reportStartedAt ? c.firstReplyAt : undefined, episode.firstReplyAt]);
+    const since = c.teamStarted ? earliest([c.firstReplyAt, teamReplySince].filter((at) => at !== undefined && at >= episode.reportStartedAt)) : undefined;
+    const firstReplyAt = earliest([since, episode.firstReplyAt]);
     return {
       ...episode,
       firstReplyAt,
@@ -110,7 +117,7 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
       movedTo: undefined,
       teamStarted: undefined,
       ...keptAsWritten(c, firstReplyAt),
-      csat: ratingKeptBy(c),
+      csat: ratingOf(ratingKeptBy(c, episode), episode),
     };
   }
   const own = episodeStart(c);
@@ -120,28 +127,49 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode): 
   const reopenCount = Math.max(c.reopenCount ?? 0, episode.reopenCount ?? 0);
   // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's.
   const resolvedBy = c.reopenCount ? c.resolvedBy : (episode.resolvedBy ?? c.resolvedBy);
-  const csat = ratingKeptBy(c);
-  if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy && csat === c.csat) return undefined;
-  return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy, csat };
+  const csat = ratingOf(ratingKeptBy(c, episode), episode);
+  if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy && sameRating(csat, c.csat)) return undefined;
+  return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy, csat, ...keptAsWritten(c, firstReplyAt) };
 }
 
 const earliest = (times: (string | undefined)[]): string | undefined => times.filter((at): at is string => at !== undefined).sort()[0];
+
+/** Whether `csat` rates the episode that started at `start` (as the reports read it: src/domain/reports.ts). */
+const ratesEpisode = (csat: ConversationRecord['csat'], start: string): csat is NonNullable<ConversationRecord['csat']> =>
+  csat !== undefined && !csat.ofEarlierEpisode && !(csat.at !== undefined && csat.at < start);
+
+const sameRating = (a: ConversationRecord['csat'], b: ConversationRecord['csat']): boolean =>
+  a?.score === b?.score && a?.at === b?.at && a?.comment === b?.comment && !a?.ofEarlierEpisode === !b?.ofEarlierEpisode;
 
 /**
  * The rating `c` shows once it takes a moved episode. A rating answers the question asked when the
  * episode it was given in was resolved: the moved issue (whose start may come before it) was never
  * asked about there. One given in an episode of `c` that is frozen, or frozen in this write (a
- * resolved target), or on a contact the team started, stays shown but marked as an earlier
- * episode's, counted on that episode's item alone. One of the live episode the moved one folds
- * into, or of an episode that went elsewhere (not frozen, so counted nowhere else), is left as it is.
+ * resolved target), on a contact the team started, or in an episode that went to another channel
+ * (which took its rating: movedEpisode), stays shown but marked as an earlier episode's, counted on
+ * that episode's item alone. One of the live episode the moved one folds into, or of this very
+ * episode coming back (moved back), is left as it is.
  */
-function ratingKeptBy(c: ConversationRecord): ConversationRecord['csat'] {
+function ratingKeptBy(c: ConversationRecord, episode: MovedEpisode): ConversationRecord['csat'] {
   const csat = c.csat;
   if (!csat || csat.ofEarlierEpisode) return csat;
-  const earlier = c.teamStarted || (c.status === 'resolved' && closesOwnEpisode(c)) || (csat.at !== undefined && csat.at < episodeStart(c));
+  const wentElsewhere = c.movedTo !== undefined && episodeStart(c) !== episode.reportStartedAt;
+  const earlier = c.teamStarted || wentElsewhere || (c.status === 'resolved' && closesOwnEpisode(c)) || (csat.at !== undefined && csat.at < episodeStart(c));
   return earlier ? { ...csat, ofEarlierEpisode: true } : csat;
 }
 
+/**
+ * The rating `c` shows and counts once it takes the moved `episode`: the issue's own rating, given
+ * on the old conversation, replaces one kept for an earlier episode (counted on that one's item,
+ * or with the episode that went elsewhere, so only what is shown changes); of two ratings of the
+ * folded issue, the newer, as a re-rating is.
+ */
+function ratingOf(kept: ConversationRecord['csat'], episode: MovedEpisode): ConversationRecord['csat'] {
+  const moved = episode.csat;
+  if (!moved || !ratesEpisode(moved, episode.reportStartedAt)) return kept;
+  if (!kept || kept.ofEarlierEpisode) return moved;
+  return (kept.at ?? '') >= (moved.at ?? '') ? kept : moved;
+}
 /**
  * The closed episode of `c` (as it stood before the new one), frozen: the fields the reports
  * index projects, under the episode's own start.

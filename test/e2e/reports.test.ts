@@ -637,3 +637,33 @@ it('counts an issue moved to a conversation the team started, resolved and reope
   const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt });
   expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, byChannel: { sms: { conversations: 1 } } });
 });
+
+it('keeps the rating a customer gave before reopening an issue when the issue moves to another channel', async () => {
+  // Prepare: a WhatsApp issue answered, resolved and rated 4, which the customer reopened the same day
+  const start = Date.now();
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'My card was charged twice');
+  expect((await agentWrites(source, 'Refunded, sorry')).status).toBe(202);
+  await resolve(source);
+  await updateConversation(source, (c) => ({ ...c, engagement: { ...c.engagement, csatAskedAt: c.resolvedAt, csatResolvedAt: c.resolvedAt } }));
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', phone.whatsapp, '4').body)).status).toBe(200);
+  await eventually(async () => ((await getConversation(source, true))?.csat?.score === 4 ? true : undefined));
+  expect(await customerWrites(phone.whatsapp, 'The refund has not arrived')).toBe(source);
+  expect((await getConversation(source, true))!.reopenCount).toBe(1);
+
+  // Act: the agent moves it to SMS
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+
+  // Assess: one issue, reopened, and still rated 4 (counted once, on the SMS conversation)
+  expect(moved.status).toBe(201);
+  const target = moved.body.id as string;
+  const team = await ownTeam(target);
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
+  expect(await figures()).toMatchObject({ conversations: 1, byChannel: { sms: { conversations: 1 } }, csat: { responses: 1, average: 4 } });
+
+  // Act: the agent resolves it on SMS
+  await resolve(target);
+
+  // Assess: not resolved on first contact, and rated once
+  expect(await figures()).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 0, csat: { responses: 1, average: 4 } });
+});

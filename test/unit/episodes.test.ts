@@ -76,7 +76,7 @@ describe('withMovedEpisode', () => {
 
     const folded = withMovedEpisode(live, episode);
 
-    expect(folded).toEqual({ reportStartedAt: movedStart, firstReplyAt: episode.firstReplyAt, reopenCount: 1, resolvedBy: 'a2' });
+    expect(folded).toMatchObject({ reportStartedAt: movedStart, firstReplyAt: episode.firstReplyAt, reopenCount: 1, resolvedBy: 'a2' });
     // Applied again (a retried or concurrent move), it changes nothing: the reopen count is not added up.
     expect(withMovedEpisode({ ...live, ...folded }, episode)).toBeUndefined();
     // Its own start and reply earlier: kept.
@@ -92,7 +92,7 @@ describe('withMovedEpisode', () => {
   // As movedEpisode gives it: no first reply, reopen count or resolver when it has none.
   const unanswered = movedEpisode(dated({ status: 'open', reportStartedAt: movedStart }));
   // The record once it takes the moved episode, as the move writes it.
-  const taking = (c: ConversationRecord, moved: MovedEpisode): ConversationRecord => ({ ...c, ...withMovedEpisode(c, moved) });
+  const taking = (c: ConversationRecord, moved: MovedEpisode, since?: string): ConversationRecord => ({ ...c, ...withMovedEpisode(c, moved, since) });
 
   it('gives the moved issue no first reply the team wrote before it began, nor the first reply or reopens of an episode that went elsewhere', () => {
     const teamText = after(7 * 86_400_000 - 600_000);
@@ -137,4 +137,81 @@ describe('withMovedEpisode', () => {
     // Marked once: a retried move changes nothing.
     expect(withMovedEpisode({ ...earlier, ...withMovedEpisode(earlier, unanswered) }, unanswered)).toBeUndefined();
   });
+
+  it('keeps the conversation’s own first reply that a fold drops as written, for the timers and reads', () => {
+    // Its own reply came after the moved issue's first one, which the fold takes.
+    const ownReply = after(7 * 86_400_000 + 900_000);
+    const live = dated({ status: 'open', reportStartedAt: after(7 * 86_400_000 + 300_000), firstReplyAt: ownReply, lastUnpromptedAt: after(-60_000) });
+
+    const folded = taking(live, episode);
+
+    expect(folded).toMatchObject({ firstReplyAt: episode.firstReplyAt, lastUnpromptedAt: ownReply });
+    // Its own reply is the earlier one: kept as the first reply, nothing else to keep.
+    expect(withMovedEpisode({ ...live, firstReplyAt: after(7 * 86_400_000 + 400_000) }, episode)).not.toHaveProperty('lastUnpromptedAt');
+    // Applied again, nothing changes.
+    expect(withMovedEpisode(folded, episode)).toBeUndefined();
+  });
+
+  it('takes the first reply the team wrote on its own conversation since the issue began, after one it wrote before', () => {
+    const teamText = after(7 * 86_400_000 - 600_000);
+    const since = after(7 * 86_400_000 + 60_000);
+    const made = dated({ status: 'open', teamStarted: true, firstReplyAt: teamText });
+
+    // The conversation keeps its first reply only: the caller reads the later one from its messages.
+    expect(taking(made, unanswered, since)).toMatchObject({ firstReplyAt: since, lastUnpromptedAt: teamText });
+    // Still the earlier of it and the first reply on the old channel.
+    expect(taking(made, episode, since)).toMatchObject({ firstReplyAt: since });
+    expect(taking(made, { ...episode, firstReplyAt: after(7 * 86_400_000 + 30_000) }, since)).toMatchObject({ firstReplyAt: after(7 * 86_400_000 + 30_000) });
+  });
 });
+
+describe('a rating and a moved issue', () => {
+  const base = { channel: 'sms', contact: { id: 'k1' }, assigneeId: 'a1', unreadCount: 0, handle: '+1', version: 3 } as const;
+  const weeksAgo = '2026-10-01T10:00:00.000Z';
+  const dated = (c: object) => ({ ...base, id: 'c1', createdAt: weeksAgo, updatedAt: weeksAgo, lastMessageAt: weeksAgo, ...c }) as ConversationRecord;
+  const issueStart = after(-86_400_000);
+  const ratedAt = after(60_000);
+  // Resolved, rated, then reopened by the customer within the window: the same issue, rated.
+  const source = dated({ id: 'c1', status: 'open', reportStartedAt: issueStart, reopenCount: 1, resolvedBy: 'a1', csat: { score: 2, at: ratedAt } });
+  const taking = (c: ConversationRecord, moved: MovedEpisode): ConversationRecord => ({ ...c, ...withMovedEpisode(c, moved) });
+
+  it('goes with the issue it rates when the issue moves', () => {
+    const moved = movedEpisode(source);
+
+    expect(moved).toMatchObject({ reportStartedAt: issueStart, reopenCount: 1, csat: { score: 2, at: ratedAt } });
+    // Made for the move, or with an episode of its own going on: either way the issue's rating counts there.
+    expect(taking(dated({ id: 'c2', status: 'open', ...moved }), moved).csat).toEqual({ score: 2, at: ratedAt });
+    const resolved = dated({ id: 'c2', status: 'resolved', resolvedAt: after(-2 * 86_400_000), csat: { score: 5, at: after(-2 * 86_400_000) } });
+    expect(taking(resolved, moved).csat).toEqual({ score: 2, at: ratedAt });
+    // (the resolved one's own rating stays with its frozen episode)
+    expect(closedEpisodeItem(resolved)).toMatchObject({ csat: { score: 5 } });
+    expect(taking(dated({ id: 'c2', status: 'open', teamStarted: true, csat: { score: 4, at: after(-3 * 86_400_000) } }), moved).csat).toEqual({ score: 2, at: ratedAt });
+    // A rating of an earlier episode of the source is not the issue's.
+    expect(movedEpisode({ ...source, csat: { score: 2, at: after(-2 * 86_400_000) } })).not.toHaveProperty('csat');
+    expect(movedEpisode({ ...source, csat: { score: 2, at: ratedAt, ofEarlierEpisode: true } })).not.toHaveProperty('csat');
+  });
+
+  it('keeps the newer of two ratings of a folded issue', () => {
+    const moved = movedEpisode(source);
+    const live = dated({ id: 'c2', status: 'open', reportStartedAt: after(-3_600_000), reopenCount: 1, csat: { score: 4, at: after(120_000) } });
+
+    expect(taking(live, moved).csat).toEqual({ score: 4, at: after(120_000) });
+    expect(taking({ ...live, csat: { score: 4, at: after(30_000) } }, moved).csat).toEqual({ score: 2, at: ratedAt });
+    expect(withMovedEpisode(taking(live, moved), moved)).toBeUndefined();
+  });
+
+  it('never counts a rating of an episode that went elsewhere for another issue moved there later', () => {
+    // c1's issue, rated, went to c2; then an issue begun before that rating moves from c3 to c1.
+    const left = { ...source, movedTo: 'c2' };
+    const other = movedEpisode(dated({ id: 'c3', status: 'open', reportStartedAt: after(-2 * 3_600_000) }));
+
+    const taken = taking(left, other);
+
+    expect(taken).toMatchObject({ reportStartedAt: other.reportStartedAt, csat: { score: 2, ofEarlierEpisode: true } });
+    // Moved back, the issue brings its rating home, counted again there (and out of c2, which leaves the reports).
+    expect(taking(left, movedEpisode(taking(dated({ id: 'c2', status: 'open', teamStarted: true }), movedEpisode(source)))).csat).toEqual({ score: 2, at: ratedAt });
+    // Moved back from where its rating did not go (moved before ratings went with it): still its own.
+    expect(taking(left, { ...movedEpisode(source), csat: undefined }).csat).toEqual({ score: 2, at: ratedAt });
+  });
+});
+
