@@ -17,6 +17,7 @@ import { changeConversation, withStatus } from '../domain/conversations';
 import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { claimHandle, getHandle } from '../store/contacts';
+import { firstTeamReplySince } from '../store/messages';
 import { getConversation, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { closedEpisodeItem, closesOwnEpisode, movedEpisode, withMovedEpisode, type MovedEpisode } from '../domain/episodes';
 
@@ -76,11 +77,15 @@ async function targetConversation(
  * episode is over.
  */
 async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: MovedEpisode, agent: AgentIdentity): Promise<void> {
+  // The team's conversation keeps only its first reply: one written there since the issue began,
+  // after an earlier one, is found in its messages (those since that start alone).
+  const replied = target.teamStarted && target.firstReplyAt !== undefined && target.firstReplyAt < episode.reportStartedAt;
+  const teamReplySince = replied ? await firstTeamReplySince(target.id, episode.reportStartedAt) : undefined;
   // Decided on the record each write replaces: a concurrent move may have taken it already.
   await changeConversation(
     target.id,
     (c) => {
-      const fields = withMovedEpisode(c, episode);
+      const fields = withMovedEpisode(c, episode, teamReplySince);
       if (!fields) return undefined;
       // The agent who moves it goes on with it, as with a reopening of their own.
       const reopened = c.status === 'resolved' ? { ...withStatus(c, 'open', new Date().toISOString(), agent.id), assigneeId: agent.id } : c;

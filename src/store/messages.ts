@@ -98,6 +98,32 @@ export async function deleteMessage(conversationId: string, messageId: string): 
 }
 
 /**
+ * When the team first replied on the conversation at or after `since` (an agent's or an echo's
+ * message to the customer, neither a note nor a proactive one: what sets `firstReplyAt`), read
+ * from its messages: the conversation keeps its first reply only. Reads the messages whose ids date
+ * from a minute before `since` on (an id's time may run a little ahead of its `createdAt`).
+ */
+export async function firstTeamReplySince(conversationId: string, since: string): Promise<string | undefined> {
+  const items = await queryAll({
+    KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+    FilterExpression: '#direction = :outbound AND #private = :false AND sender.#type = :agent AND attribute_not_exists(unprompted) AND createdAt >= :since',
+    ExpressionAttributeNames: { '#direction': 'direction', '#private': 'private', '#type': 'type' },
+    ProjectionExpression: 'createdAt',
+    ExpressionAttributeValues: {
+      ':pk': keys.messagePartition(conversationId),
+      ':from': `${keys.messagePrefix}${encodeTime(Math.max(0, Date.parse(since) - 60_000), 10)}`,
+      ':to': `${keys.messagePrefix}~`,
+      ':outbound': 'outbound',
+      ':false': false,
+      ':agent': 'agent',
+      ':since': since,
+    },
+    ConsistentRead: true,
+  });
+  return items.map((item) => String(item.createdAt)).sort()[0];
+}
+
+/**
  * The id of the message stored for a provider message id in one direction (the customer's, or
  * ours), looking only at messages whose ids date from `sinceMs` on: how a provider's late
  * redelivery finds its original, a status our send, an edit the customer's message it edits.

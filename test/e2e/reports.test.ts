@@ -6,6 +6,11 @@ import { agentToken, eventually, http, visitorSession, WsClient } from '../suppo
 import { newHandle, phoneHandles, postWebhook, textWebhook, whatsappCustomerWrites } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 import { getHandle } from '../../src/store/contacts';
+import { listMessages } from '../../src/store/messages';
+import { keys } from '../../src/store/keys';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { applyOutboundToConversation } from '../../src/domain/outbound';
 import { newId } from '../../src/domain/ids';
 import type { Message } from '../../src/domain/types';
@@ -440,6 +445,17 @@ it('leaves a conversation the team started on another channel out of the figures
   expect(body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot')).toEqual([]);
 });
 
+/** Dates what the team wrote on the conversation at `at`, its messages and the first reply it keeps alike. */
+async function dateTeamTexts(id: string, at: string): Promise<void> {
+  const { items } = await listMessages(id, { limit: 20, includePrivate: false });
+  for (const m of items.filter((item) => item.direction === 'outbound')) {
+    await ddb().send(
+      new UpdateCommand({ TableName: config.tableName, Key: keys.message(id, m.id), UpdateExpression: 'SET createdAt = :at', ExpressionAttributeValues: { ':at': at } }),
+    );
+  }
+  await updateConversation(id, (c) => ({ ...c, firstReplyAt: at }));
+}
+
 /** A team of a test's own (set on the conversation's item), to read its conversations alone over a period other tests' share. */
 async function ownTeam(id: string): Promise<string> {
   const team = `moves-${crypto.randomUUID().slice(0, 8)}`;
@@ -584,7 +600,7 @@ it('times a moved issue’s first reply from its start on a conversation the tea
   const target = made.body.id as string;
   expect((await agentWrites(target, 'One more thing about your order')).status).toBe(202);
   await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
-  await updateConversation(target, (c) => ({ ...c, firstReplyAt: iso(Date.now() - 30 * MINUTE) }));
+  await dateTeamTexts(target, iso(Date.now() - 30 * MINUTE));
   // Days after the resolution, the customer wrote on WhatsApp about something else 20 minutes ago
   await updateConversation(source, (c) => ({ ...c, resolvedAt: iso(Date.now() - 5 * DAY) }));
   expect(await customerWrites(phone.whatsapp, 'My parcel arrived damaged')).toBe(source);
@@ -666,4 +682,31 @@ it('keeps the rating a customer gave before reopening an issue when the issue mo
 
   // Assess: not resolved on first contact, and rated once
   expect(await figures()).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 0, csat: { responses: 1, average: 4 } });
+});
+
+it('takes the team’s first reply on its own conversation since an issue began for that issue’s first reply, though the team wrote there before', async () => {
+  // Prepare: a resolved WhatsApp conversation moved to SMS, where the agent texted the customer
+  const phone = phoneHandles();
+  const move = (id: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/channel`, { token: jwt, body: { channel: 'sms' } });
+  const source = await customerWrites(phone.whatsapp, 'Thanks, all sorted');
+  await resolve(source);
+  const made = await move(source);
+  expect(made.status).toBe(201);
+  const target = made.body.id as string;
+  expect((await agentWrites(target, 'Your invoice is attached')).status).toBe(202);
+  const before = await eventually(async () => (await getConversation(target, true))?.firstReplyAt);
+  // Days after the resolution, the customer writes on WhatsApp about something else, and the agent answers by SMS
+  await updateConversation(source, (c) => ({ ...c, resolvedAt: iso(Date.now() - 5 * DAY) }));
+  const start = Date.now();
+  expect(await customerWrites(phone.whatsapp, 'The invoice has the wrong address')).toBe(source);
+  expect((await agentWrites(target, 'I will send a corrected one by text')).status).toBe(202);
+  await eventually(async () => ((await getConversation(target, true))!.lastMessageAt > before ? true : undefined));
+  const team = await ownTeam(target);
+
+  // Act: the agent moves the issue to SMS
+  expect((await move(source)).body.id).toBe(target);
+
+  // Assess: the text written since the issue began is its first reply, in time
+  const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt });
+  expect(body).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 }, sla: { firstReplyAttainment: 1 } });
 });
