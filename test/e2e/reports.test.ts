@@ -710,3 +710,27 @@ it('takes the team’s first reply on its own conversation since an issue began 
   const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt });
   expect(body).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 }, sla: { firstReplyAttainment: 1 } });
 });
+
+it('leaves a customer’s message on the old channel soon after the moved issue’s resolution out of the figures (a documented limit)', async () => {
+  // Prepare: a WhatsApp issue moved to SMS and resolved there on first contact; the WhatsApp thread resolved too
+  const start = Date.now();
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Please text me the tracking number');
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  const target = moved.body.id as string;
+  expect((await agentWrites(target, 'It is 1Z999')).status).toBe(202);
+  await resolve(target);
+  await resolve(source);
+  const team = await ownTeam(target);
+  await updateConversation(source, (c) => ({ ...c, team }));
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
+
+  // Act: the customer writes on WhatsApp again the same day
+  expect(await customerWrites(phone.whatsapp, 'The tracking number does not work')).toBe(source);
+
+  // Assess: the WhatsApp thread reopened but stays out of the figures; the moved issue keeps its first-contact resolution
+  const body = await figures();
+  expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, byChannel: { sms: { conversations: 1 } } });
+  expect(body.byChannel.whatsapp).toBeUndefined();
+});
