@@ -170,6 +170,7 @@ function ratingOf(kept: ConversationRecord['csat'], episode: MovedEpisode): Conv
   if (!kept || kept.ofEarlierEpisode) return moved;
   return (kept.at ?? '') >= (moved.at ?? '') ? kept : moved;
 }
+
 /**
  * The closed episode of `c` (as it stood before the new one), frozen: the fields the reports
  * index projects, under the episode's own start.

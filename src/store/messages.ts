@@ -101,7 +101,7 @@ export async function deleteMessage(conversationId: string, messageId: string): 
  * When the team first replied on the conversation at or after `since` (an agent's or an echo's
  * message to the customer, neither a note nor a proactive one: what sets `firstReplyAt`), read
  * from its messages: the conversation keeps its first reply only. Reads the messages whose ids date
- * from a minute before `since` on (an id's time may run a little ahead of its `createdAt`).
+ * from a minute before `since` on (a reply's id is made a moment before its `createdAt`).
  */
 export async function firstTeamReplySince(conversationId: string, since: string): Promise<string | undefined> {
   const items = await queryAll({
