@@ -18,7 +18,7 @@ import { ensureAgent } from '../domain/assignment';
 import { getAdapter } from '../channels/registry';
 import { claimHandle, getHandle } from '../store/contacts';
 import { firstTeamReplySince } from '../store/messages';
-import { getConversation, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
+import { getConversation, isErasing, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { closedEpisodeItem, closesOwnEpisode, movedEpisode, withMovedEpisode, type MovedEpisode } from '../domain/episodes';
 
 const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
@@ -99,7 +99,7 @@ async function moveEpisode(source: ConversationRecord, target: ConversationRecor
 
 export async function transferToChannel(sourceId: string, channel: ProviderChannel, agent: AgentIdentity): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const source = await getConversation(sourceId, true);
-  if (!source) throw notFound('conversation');
+  if (!source || isErasing(source)) throw notFound('conversation');
   if (source.channel === channel) throw badRequest('same_channel', `the conversation is already on ${channel}`);
   // A source that moved before has no episode of its own left to give.
   const episode = source.status !== 'resolved' && !source.movedTo ? movedEpisode(source) : undefined;

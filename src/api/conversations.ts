@@ -9,7 +9,7 @@ import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } fr
 import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
-import { getConversation, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
+import { agentChange, getConversation, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
 import { listMessages } from '../store/messages';
 
 const ListQuery = z.object({
@@ -54,13 +54,18 @@ export const listConversationsRoute: Route = async ({ query, agent }) => {
   const q = validate(ListQuery, query);
   const assignee = q.assignee === undefined ? undefined : q.assignee === 'me' ? agent.id : q.assignee === 'unassigned' ? null : q.assignee;
   const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, label: q.label, limit: q.limit, cursor: q.cursor, order: 'activity' });
-  return json(200, { items: page.items.map(toConversation), nextCursor: page.nextCursor });
+  // Out from the erasure request on, by the mark on the items the page read anyway (a page may come out short, as when the index lags).
+  return json(200, { items: page.items.filter((c) => !isErasing(c)).map(toConversation), nextCursor: page.nextCursor });
 };
 
-/** The conversation, or 404: also once its contact's erasure was asked for, before the erasure's step reaches it (one more read). */
+/**
+ * The conversation, or 404: also once its contact's erasure was asked for, before the erasure's
+ * step reaches it. The mark the request left on it says so; one a racing message started after
+ * the request carries none until the step reaches it, so the record is read too (one more read).
+ */
 async function readable(id: string): Promise<ConversationRecord> {
   const conversation = await getConversation(id);
-  if (!conversation || (await isErased(conversation.contact.id))) throw notFound('conversation');
+  if (!conversation || isErasing(conversation) || (await isErased(conversation.contact.id))) throw notFound('conversation');
   return conversation;
 }
 
@@ -96,11 +101,11 @@ export const setLabelsRoute: Route = async ({ event, params }) => {
 };
 
 export const resolveRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(params.id!, (c) => (c.status === 'resolved' ? undefined : withStatus(c, 'resolved', undefined, agent.id)));
+  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'resolved' ? undefined : withStatus(c, 'resolved', undefined, agent.id))));
   return json(200, toConversation(after));
 };
 
 export const reopenRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(params.id!, (c) => (c.status === 'open' ? undefined : withStatus(c, 'open')), { by: agent.id });
+  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'open' ? undefined : withStatus(c, 'open'))), { by: agent.id });
   return json(200, toConversation(after));
 };

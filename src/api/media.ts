@@ -13,6 +13,7 @@ import { isProviderChannel } from '../domain/types';
 import { getAdapter } from '../channels/registry';
 import { baseUrl, loadCredentials } from '../channels/credentials';
 import { getMessage } from '../store/messages';
+import { getConversation, isErasing } from '../store/conversations';
 import { PROVIDER_UNAVAILABLE } from '../manifest';
 
 const MEDIA_ERRORS = { 404: 'media_gone', 413: 'media_too_large', 502: PROVIDER_UNAVAILABLE } as const;
@@ -29,7 +30,9 @@ export async function redirectToStored(attachment: Attachment): Promise<HttpResu
 
 export const attachmentRoute: Route = async ({ params }) => {
   if (!/^\d{1,3}$/.test(params.index ?? '')) throw notFound('attachment');
-  const message = await getMessage(params.id!, params.messageId!);
+  // The conversation beside the message: its customer's files close with it once their erasure is asked for.
+  const [message, conversation] = await Promise.all([getMessage(params.id!, params.messageId!), getConversation(params.id!)]);
+  if (!conversation || isErasing(conversation)) throw notFound('conversation');
   if (!message) throw notFound('message');
   const attachment = message.attachments[Number(params.index)];
   if (!attachment) throw notFound('attachment');

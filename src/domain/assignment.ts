@@ -9,7 +9,7 @@ import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
-import { getConversation, type ConversationRecord } from '../store/conversations';
+import { agentChange, getConversation, isErasing, type ConversationRecord } from '../store/conversations';
 import { UNASSIGNED_ID } from '../store/keys';
 
 /**
@@ -22,7 +22,10 @@ export async function ensureAgent(agentId: string, by: AgentIdentity, conversati
   refuseReservedAgentId(agentId);
   if (await getAgent(agentId)) return;
   // A request that fails (no such conversation) must not have made up a colleague either.
-  if (conversationId && !(await getConversation(conversationId))) throw notFound('conversation');
+  if (conversationId) {
+    const conversation = await getConversation(conversationId);
+    if (!conversation || isErasing(conversation)) throw notFound('conversation');
+  }
   if (agentId === by.id) await touchAgent(by.id, { role: by.role, ...(by.name ? { name: by.name } : {}) });
   else if (by.role === 'admin') await updateAgentProfile(agentId, {});
   else throw notFound('agent (an agent appears once they have opened the console)');
@@ -64,11 +67,14 @@ function handedOff(c: ConversationRecord, assigneeId: string | null, now: string
 /** Manual assignment (null unassigns: back to the queue, for anyone but who had it). */
 export async function assignConversation(conversationId: string, agentId: string | null, by: AgentIdentity): Promise<ConversationRecord> {
   if (agentId) await ensureAgent(agentId, by, conversationId);
-  const { after } = await changeConversation(conversationId, (c) => {
-    if (c.assigneeId === agentId) return undefined;
-    const now = new Date().toISOString();
-    return { ...c, assigneeId: agentId, ...handedOff(c, agentId, now), updatedAt: now };
-  });
+  const { after } = await changeConversation(
+    conversationId,
+    agentChange((c) => {
+      if (c.assigneeId === agentId) return undefined;
+      const now = new Date().toISOString();
+      return { ...c, assigneeId: agentId, ...handedOff(c, agentId, now), updatedAt: now };
+    }),
+  );
   return after;
 }
 
@@ -89,13 +95,16 @@ export async function transferConversation(conversationId: string, by: AgentIden
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
   if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
   if (input.team) await requireTeam(input.team);
-  const { after } = await changeConversation(conversationId, (c) => {
-    const assigneeId = input.agentId ?? null;
-    const team = input.team ?? (c.team ?? null);
-    if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
-    const now = new Date().toISOString();
-    return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now };
-  });
+  const { after } = await changeConversation(
+    conversationId,
+    agentChange((c) => {
+      const assigneeId = input.agentId ?? null;
+      const team = input.team ?? (c.team ?? null);
+      if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
+      const now = new Date().toISOString();
+      return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now };
+    }),
+  );
   if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true });
   return after;
 }
@@ -112,11 +121,15 @@ export async function setConversationStatus(conversationId: string, status: Conv
   } else if (snoozedUntil) {
     throw badRequest('invalid_request', 'snoozedUntil: only with status "snoozed"');
   }
-  const { before, after } = await changeConversation(conversationId, (c) => {
-    if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
-    const next = withStatus(c, status, undefined, by);
-    return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
-  }, { by });
+  const { before, after } = await changeConversation(
+    conversationId,
+    agentChange((c) => {
+      if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
+      const next = withStatus(c, status, undefined, by);
+      return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
+    }),
+    { by },
+  );
   if (after.status === 'snoozed' && after.snoozedUntil) await scheduleSnoozeWake(conversationId, after.snoozedUntil);
   else if (before.status === 'snoozed') await cancelSnoozeWake(conversationId);
   return after;
@@ -124,6 +137,6 @@ export async function setConversationStatus(conversationId: string, status: Conv
 
 /** An agent read the conversation: its unread count starts again from zero. */
 export async function markConversationRead(conversationId: string): Promise<ConversationRecord> {
-  const { after } = await changeConversation(conversationId, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+  const { after } = await changeConversation(conversationId, agentChange((c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 })));
   return after;
 }

@@ -4,7 +4,7 @@ import { getSettings } from './settings';
 import { conversationEvent, publishToConversation } from './events';
 import { afterConversationChange, type ChangeOptions } from './automation';
 import type { ConversationStatus } from './types';
-import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
+import { agentChange, getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 
 /**
  * Applies a change and publishes the result; 404 when the conversation does not exist. `after`
@@ -67,13 +67,16 @@ export async function setLabels(id: string, requested: readonly string[]): Promi
   const defined = async (fresh: boolean) => new Set((await getSettings({ fresh })).labels.map((l) => l.name));
   let known = await defined(false);
   if (wanted.some((name) => !known.has(name))) known = await defined(true);
-  const { after } = await changeConversation(id, (c) => {
-    // A label the admin has since removed stays on the conversations that have it: keeping it
-    // while changing the others is no new use of it.
-    const had = new Set(c.labels ?? []);
-    const unknown = wanted.find((name) => !known.has(name) && !had.has(name));
-    if (unknown !== undefined) throw badRequest('unknown_label', `label ${unknown} is not defined (settings.labels)`);
-    return (c.labels ?? []).join('\n') === wanted.join('\n') ? undefined : { ...c, labels: wanted, updatedAt: new Date().toISOString() };
-  });
+  const { after } = await changeConversation(
+    id,
+    agentChange((c) => {
+      // A label the admin has since removed stays on the conversations that have it: keeping it
+      // while changing the others is no new use of it.
+      const had = new Set(c.labels ?? []);
+      const unknown = wanted.find((name) => !known.has(name) && !had.has(name));
+      if (unknown !== undefined) throw badRequest('unknown_label', `label ${unknown} is not defined (settings.labels)`);
+      return (c.labels ?? []).join('\n') === wanted.join('\n') ? undefined : { ...c, labels: wanted, updatedAt: new Date().toISOString() };
+    }),
+  );
   return after;
 }

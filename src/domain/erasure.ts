@@ -18,8 +18,8 @@ import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
 import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
-import { getContact, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
-import { updateConversation, type ConversationRecord } from '../store/conversations';
+import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
+import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections } from '../store/connections';
 import { deleteAll, deleteIfOwnedBy, finishErasure, getErasure, partitionPage, startErasure } from '../store/erasure';
 import { mapConcurrently } from '../store/items';
@@ -65,24 +65,34 @@ export interface ErasureAnswer {
  * is the same person: the one it was merged into is erased too, as GET answers with that one.
  */
 export async function requestErasure(contactId: string, by: { id: string }): Promise<ErasureAnswer> {
+  const now = new Date().toISOString();
   if (await getErasure(contactId)) {
+    // Marked again: a conversation a racing message listed under the contact since.
+    const found = await getContactWithConversationIds(contactId, true);
+    if (found) await markConversations(contactId, found.conversationIds, now);
     // A step of its own to SQS's deduplication (the first step's id would be dropped for five
     // minutes); a chain already running meanwhile shares the lane, and both end on an empty partition.
     await enqueueOutbound([erasureJob(contactId, 0, `erase-${contactId}-${newId()}`)]);
     return { contactId, status: 'erasing' };
   }
-  const chain: string[] = [];
-  let contact: ContactRecord | undefined = await getContact(contactId, true);
-  if (!contact) throw notFound('contact');
-  while (contact && chain.length < MAX_MERGE_HOPS && !chain.includes(contact.id)) {
-    chain.push(contact.id);
-    contact = contact.mergedInto ? await getContact(contact.mergedInto, true) : undefined;
+  const chain: { contact: ContactRecord; conversationIds: string[] }[] = [];
+  let found = await getContactWithConversationIds(contactId, true);
+  if (!found) throw notFound('contact');
+  while (found && chain.length < MAX_MERGE_HOPS && !chain.some((c) => c.contact.id === found!.contact.id)) {
+    chain.push(found);
+    found = found.contact.mergedInto ? await getContactWithConversationIds(found.contact.mergedInto, true) : undefined;
   }
-  const now = new Date().toISOString();
-  // Recorded before the job exists: the contact reads as gone from here on (GET answers 404).
-  for (const id of chain) await startErasure(id, by.id, now);
-  await enqueueOutbound(chain.map((id) => erasureJob(id)));
+  // Recorded before the job exists: the contact reads as gone from here on (GET answers 404), and
+  // its conversations are marked (agents neither see nor change them any more).
+  for (const { contact } of chain) await startErasure(contact.id, by.id, now);
+  for (const { contact, conversationIds } of chain) await markConversations(contact.id, conversationIds, now);
+  await enqueueOutbound(chain.map(({ contact }) => erasureJob(contact.id)));
   return { contactId, status: 'erasing' };
+}
+
+/** Marks the contact's listed conversations (erasureRequestedAt): one write each, on the request only. */
+async function markConversations(contactId: string, conversationIds: readonly string[], at: string): Promise<void> {
+  await mapConcurrently(conversationIds, FILE_CONCURRENCY, (conversationId) => markErasing(conversationId, contactId, at));
 }
 
 /** Whether an erasure of this contact was asked for (running or done). */
@@ -195,11 +205,13 @@ async function eraseVisitor(visitorId: string, contactId: string): Promise<void>
  * conversation is gone (or was never this contact's to erase).
  */
 async function eraseConversationPage(conversationId: string, contactId: string): Promise<boolean> {
+  // Marked and released before its page is read: a file copy that lands after this read finds the
+  // mark and removes its file itself (src/domain/provider-media.ts).
+  // A listing left behind for a conversation that went to another contact (a merge) is only unlisted.
+  if ((await releaseSlot(conversationId, contactId)) === 'another contact') return true;
   const items = await partitionPage(keys.messagePartition(conversationId), ERASURE_PAGE + 1);
   const conversation = items.find((item) => item.sk === 'CONV') as (ConversationRecord & Key) | undefined;
-  // A listing left behind for a conversation that went to another contact (a merge) is only unlisted.
   if (conversation && conversation.contact.id !== contactId) return true;
-  if (conversation) await releaseSlot(conversationId);
   await Promise.all(CONVERSATION_TIMERS.map((kind) => cancelTimer(kind, conversationId)));
   const content = items.filter((item) => item.sk !== 'CONV');
   if (content.length > 0) {
@@ -220,16 +232,21 @@ async function eraseConversationPage(conversationId: string, contactId: string):
 }
 
 /**
- * Resolved and unassigned, through the same routing as any change: an open conversation's slot
- * is given back (the agent's load stays true) and the freed slot may take a waiting conversation.
- * A conversation already so changes nothing, so a step run again releases nothing twice.
+ * Marked (if the request did not: a conversation a racing message started), resolved and
+ * unassigned, through the same routing as any change: an open conversation's slot is given back
+ * (the agent's load stays true) and the freed slot may take a waiting conversation. A
+ * conversation already so changes nothing, so a step run again releases nothing twice.
  */
-async function releaseSlot(conversationId: string): Promise<void> {
+async function releaseSlot(conversationId: string, contactId: string): Promise<'another contact' | undefined> {
   const now = new Date().toISOString();
   const result = await updateConversation(conversationId, (c) =>
-    c.status === 'resolved' && !c.assigneeId ? undefined : { ...c, status: 'resolved', assigneeId: null, resolvedAt: c.resolvedAt ?? now, snoozedUntil: undefined, updatedAt: now },
+    c.contact.id !== contactId || (c.status === 'resolved' && !c.assigneeId && c.erasureRequestedAt)
+      ? undefined
+      : { ...c, status: 'resolved', assigneeId: null, resolvedAt: c.resolvedAt ?? now, snoozedUntil: undefined, updatedAt: now, erasureRequestedAt: c.erasureRequestedAt ?? now },
   );
+  if (result && result.before.contact.id !== contactId) return 'another contact';
   if (result && result.after !== result.before) await routeOnConversationChange(result.before, result.after);
+  return undefined;
 }
 
 /**

@@ -24,6 +24,7 @@ import { FUNCTIONS } from '../manifest';
 import {
   applyMessageToOpenConversation,
   getConversation,
+  isErasing,
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
@@ -193,7 +194,8 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   ]);
   let attachments: Attachment[] = [];
   try {
-    if (!conversation) throw notFound('conversation');
+    // Being erased (its contact's erasure was asked for): gone to agents, as the reads answer.
+    if (!conversation || isErasing(conversation)) throw notFound('conversation');
     if (input.template && (isPrivate || conversation.channel !== 'whatsapp')) {
       throw badRequest('template_not_supported', 'templates are WhatsApp message templates: send text on this conversation');
     }

@@ -13,7 +13,7 @@ import { postAgentMessage } from './outbound';
 import { attachUploads, AttachmentRefs, keptFiles } from './media';
 import type { Attachment } from './types';
 import { enqueueInbound } from '../aws/queues';
-import { getConversation, updateConversation, type ConversationRecord } from '../store/conversations';
+import { getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, putConnection } from '../store/connections';
 import { getVisitor } from '../store/contacts';
 import { getDedup, getMessage } from '../store/messages';
@@ -161,11 +161,14 @@ async function conversationFor(principal: Principal, conversationId: string | un
   if (principal.role === 'visitor') {
     const visitor = await getVisitor(principal.id);
     if (conversationId && conversationId !== visitor?.conversationId) throw forbidden('visitors can only reach their own conversation');
-    return visitor?.conversationId ? getConversation(visitor.conversationId) : undefined;
+    const own = visitor?.conversationId ? await getConversation(visitor.conversationId) : undefined;
+    // Being erased: their signals reach nobody (the erasure closes their sockets).
+    return own && !isErasing(own) ? own : undefined;
   }
   if (!conversationId) throw new ClientError(400, 'invalid_frame', 'conversationId: required for agents');
   const conversation = await getConversation(conversationId);
-  if (!conversation) throw notFound('conversation');
+  // Being erased (its contact's erasure was asked for): gone to agents, as the HTTP reads answer.
+  if (!conversation || isErasing(conversation)) throw notFound('conversation');
   return conversation;
 }
 

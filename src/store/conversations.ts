@@ -7,7 +7,7 @@ import { batchGetAll, putNew } from './items';
 import { keys } from './keys';
 import { markLoadChanging } from './agents';
 import { decodeCursor, encodeCursor } from './cursor';
-import { ClientError } from '../domain/errors';
+import { ClientError, notFound } from '../domain/errors';
 import { conversationWindow, windowStart } from '../channels/window';
 
 /** A conversation as stored: the public shape plus what routing needs. */
@@ -92,6 +92,11 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   handedOffAt?: string;
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
+  /**
+   * When its contact's erasure was asked for (src/domain/erasure.ts): from then on it reads as gone
+   * to agents (404, out of the inbox lists) and refuses their changes, until the erasure deletes it.
+   */
+  erasureRequestedAt?: string;
 }
 
 export interface EngagementState {
@@ -117,7 +122,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -149,6 +154,46 @@ export async function createConversation(record: ConversationRecord): Promise<bo
 export async function getConversation(id: string, consistent = false): Promise<ConversationRecord | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.conversation(id), ConsistentRead: consistent }));
   return out.Item as ConversationRecord | undefined;
+}
+
+/** Whether its contact's erasure was asked for: agents neither see nor change it any more. */
+export function isErasing(conversation: Pick<ConversationRecord, 'erasureRequestedAt'>): boolean {
+  return conversation.erasureRequestedAt !== undefined;
+}
+
+/**
+ * An agent's change (updateConversation's `change`), refused with 404 as the reads answer once the
+ * conversation is being erased: checked on the record the write would replace, so no read of its own.
+ */
+export function agentChange(change: (current: ConversationRecord) => ConversationRecord | undefined): (current: ConversationRecord) => ConversationRecord | undefined {
+  return (current) => {
+    if (isErasing(current)) throw notFound('conversation');
+    return change(current);
+  };
+}
+
+/**
+ * Marks a conversation of a contact whose erasure was asked for (erasureRequestedAt). The version
+ * moves, so a read-modify-write that read it before cannot put it back unmarked. False when it is
+ * gone or is another contact's by now (a merge).
+ */
+export async function markErasing(id: string, contactId: string, at: string): Promise<boolean> {
+  try {
+    await ddb().send(
+      new UpdateCommand({
+        TableName: config.tableName,
+        Key: keys.conversation(id),
+        UpdateExpression: 'SET erasureRequestedAt = if_not_exists(erasureRequestedAt, :at), version = version + :one',
+        ConditionExpression: 'attribute_exists(pk) AND #contact.#id = :contactId',
+        ExpressionAttributeNames: { '#contact': 'contact', '#id': 'id' },
+        ExpressionAttributeValues: { ':at': at, ':one': 1, ':contactId': contactId },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import { keys } from '../../src/store/keys';
 import { getErasure, startErasure } from '../../src/store/erasure';
 import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
 import { putMessage } from '../../src/store/messages';
+import { getConversation } from '../../src/store/conversations';
 import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
 import { newId } from '../../src/domain/ids';
 
@@ -318,6 +319,73 @@ describe('erasing a customer', () => {
     // The erasure asked for then runs as usual.
     expect((await erase(first.message.sender.id as string)).status).toBe(202);
     await eventually(async () => !(await scanTable()).some((item) => item.pk === `CONV#${conversationId}`), 20_000);
+  });
+
+  it("refuses agents' replies and changes, and leaves it out of the inbox lists, from the request on", async () => {
+    // Prepare: Ana's open WhatsApp conversation, listed in her inbox and everybody's.
+    const first = await whatsappWrites(phoneHandles().whatsapp, 'Please erase me');
+    const contactId = first.message.sender.id as string;
+    const id = first.conversationId as string;
+    expect(await eventually(async () => (await get(`/v1/conversations/${id}`)).body.assigneeId)).toBe(AGENT);
+    const listed = async (query: string) => ((await get(`/v1/conversations?${query}`, agentJwt)).body.items as { id: string }[]).map((c) => c.id);
+    expect(await listed('status=open')).toContain(id);
+    expect(await listed('status=open&assignee=me')).toContain(id);
+    // The erasure's lane held by a job in flight (synchronously: no consumer takes it first), so
+    // the request's steps wait behind it as they would behind a slow one.
+    const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
+    outbound.send({ body: JSON.stringify({ kind: 'eraseContact', conversationId: contactId, messageId: `hold-${contactId}` }), groupId: `eraseContact#${contactId}`, deduplicationId: `hold-${contactId}` });
+    const taken = outbound.receiveNow({ maxMessages: 10, visibilityTimeoutSeconds: 120 });
+    const hold = taken.find((m) => m.attributes.MessageGroupId === `eraseContact#${contactId}`)!;
+    for (const other of taken) if (other !== hold) outbound.changeVisibility(other.receiptHandle, 0);
+    expect(hold).toBeDefined();
+    expect((await erase(contactId)).status).toBe(202);
+    const conversationBefore = await getConversation(id, true);
+    const itemsOf = async () => (await scanTable()).filter((item) => item.pk === `CONV#${id}`).length;
+    const [itemsBefore, queuedBefore] = [await itemsOf(), outbound.counts()];
+    const lastMessage = (await scanTable()).find((item) => item.pk === `CONV#${id}` && String(item.sk).startsWith('MSG#'))!;
+
+    // Act: every change an agent can make, over HTTP and the WebSocket.
+    const post = (path: string, body: unknown) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}${path}`, { token: agentJwt, body });
+    const answers = {
+      reply: await post('/messages', { text: 'One more thing', clientMessageId: crypto.randomUUID() }),
+      note: await post('/messages', { text: 'A note', private: true }),
+      assign: await post('/assign', { agentId: null }),
+      transfer: await post('/transfer', { note: 'For you' }),
+      resolve: await post('/resolve', {}),
+      reopen: await post('/reopen', {}),
+      status: await post('/status', { status: 'pending' }),
+      snooze: await post('/status', { status: 'snoozed', snoozedUntil: new Date(Date.now() + 3_600_000).toISOString() }),
+      read: await post('/read', {}),
+      channel: await post('/channel', { channel: 'sms' }),
+      labels: await http(stack.httpUrl, 'PUT', `/v1/conversations/${id}/labels`, { token: agentJwt, body: { labels: [] } }),
+      file: await get(`/v1/conversations/${id}/messages/${String(lastMessage.id)}/attachments/0`, agentJwt),
+    };
+    const frames: Record<string, Frame> = {};
+    for (const [name, frame] of Object.entries({
+      sendMessage: { action: 'sendMessage', conversationId: id, text: 'Over the socket' },
+      typing: { action: 'typing', conversationId: id, state: 'on' },
+      markRead: { action: 'markRead', conversationId: id, messageId: String(lastMessage.id) },
+    })) {
+      const clientMessageId = crypto.randomUUID();
+      agent.send({ ...frame, clientMessageId });
+      frames[name] = await agent.waitFor((f) => f.type === 'error' && f.clientMessageId === clientMessageId, 5_000, `the ${name} error`);
+    }
+
+    // Assess: each refused as the reads are, and nothing stored, changed or queued.
+    for (const [name, answer] of Object.entries(answers)) expect([name, answer.status, answer.body.error?.code]).toEqual([name, 404, 'not_found']);
+    for (const [name, frame] of Object.entries(frames)) expect([name, frame.code]).toEqual([name, 'not_found']);
+    expect(await getConversation(id, true)).toEqual(conversationBefore);
+    expect(await itemsOf()).toBe(itemsBefore);
+    expect(outbound.counts()).toEqual(queuedBefore);
+    // Out of the inbox lists, though the erasure has not reached it yet.
+    expect(conversationBefore).toMatchObject({ status: 'open', assigneeId: AGENT });
+    expect(await listed('status=open')).not.toContain(id);
+    expect(await listed('status=open&assignee=me')).not.toContain(id);
+
+    // The erasure then runs as usual.
+    outbound.delete(hold.receiptHandle);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+    expect(await itemsOf()).toBe(0);
   });
 
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
