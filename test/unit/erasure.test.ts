@@ -61,12 +61,20 @@ beforeEach(() => {
 
 describe('an erasure step', () => {
   it('erases a page of a conversation with its files and provider id records, then queues the next step in the contact lane', async () => {
-    // Prepare: the contact (no handles left) lists one conversation, already resolved and unassigned, with one message.
+    // Prepare: the contact (no handles left) lists one conversation, already resolved, unassigned and marked, with one message.
     partition(keys.contactPartition(CONTACT), [
       { ...keys.contact(CONTACT), id: CONTACT, handles: [] },
       { ...keys.contactConversation(CONTACT, CONVERSATION), conversationId: CONVERSATION },
     ]);
-    const conversation = { ...keys.conversation(CONVERSATION), id: CONVERSATION, status: 'resolved', assigneeId: null, contact: { id: CONTACT }, version: 3 };
+    const conversation = {
+      ...keys.conversation(CONVERSATION),
+      id: CONVERSATION,
+      status: 'resolved',
+      assigneeId: null,
+      contact: { id: CONTACT },
+      version: 3,
+      erasureRequestedAt: '2026-11-27T00:00:00.000Z',
+    };
     partition(keys.messagePartition(CONVERSATION), [
       conversation,
       {
@@ -98,6 +106,39 @@ describe('an erasure step', () => {
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
     expect(sent()).toEqual([expect.objectContaining({ MessageGroupId: `eraseContact#${CONTACT}`, MessageDeduplicationId: `eraseContact#erase-${CONTACT}#3` })]);
     expect(ddb.commandCalls(UpdateCommand).filter((c) => c.args[0].input.Key?.pk === ERASURE_KEY.pk)).toHaveLength(0);
+  });
+
+  it('marks a conversation the request did not (a racing message started it) before it reads its page', async () => {
+    // Prepare: open, Ana's, and unmarked.
+    partition(keys.contactPartition(CONTACT), [
+      { ...keys.contact(CONTACT), id: CONTACT, handles: [] },
+      { ...keys.contactConversation(CONTACT, CONVERSATION), conversationId: CONVERSATION },
+    ]);
+    const conversation = {
+      ...keys.conversation(CONVERSATION),
+      id: CONVERSATION,
+      channel: 'sms',
+      status: 'resolved',
+      assigneeId: 'ana',
+      contact: { id: CONTACT },
+      createdAt: '2026-11-27T00:00:00.000Z',
+      lastMessageAt: '2026-11-27T00:00:00.000Z',
+      version: 3,
+    };
+    partition(keys.messagePartition(CONVERSATION), [conversation, { ...keys.message(CONVERSATION, '01JMSG'), id: '01JMSG', channel: 'sms', attachments: [] }]);
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
+    ddb.on(PutCommand).resolves({});
+
+    // Act
+    await runErasureStep(step(1));
+
+    // Assess: written marked, unassigned, before the page of its messages was read (a file copy landing after that read finds the mark).
+    const calls = ddb.calls().map((call) => call.args[0].input as { Item?: Record<string, unknown>; ExpressionAttributeValues?: Record<string, unknown> });
+    const marked = calls.findIndex((input) => input.Item?.pk === conversation.pk && input.Item.erasureRequestedAt !== undefined);
+    const pageRead = calls.findIndex((input) => input.ExpressionAttributeValues?.[':pk'] === keys.messagePartition(CONVERSATION));
+    expect(marked).toBeGreaterThanOrEqual(0);
+    expect(calls[marked]!.Item).toMatchObject({ assigneeId: null, status: 'resolved' });
+    expect(pageRead).toBeGreaterThan(marked);
   });
 
   it('records the end and queues nothing once the contact has nothing left', async () => {
