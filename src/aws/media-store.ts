@@ -39,7 +39,9 @@ function bucket(): string {
 const ownerPath = (kind: UploaderKind, owner: string, uploadId: string) => `${kind}/${encodeURIComponent(owner)}/${uploadId}`;
 export const uploadKey = (kind: UploaderKind, owner: string, uploadId: string) => `uploads/${ownerPath(kind, owner, uploadId)}`;
 export const storedKey = (kind: UploaderKind, owner: string, uploadId: string) => `media/${ownerPath(kind, owner, uploadId)}`;
-export const providerFileKey = (conversationId: string, messageId: string, index: number) => `media/provider/${conversationId}/${messageId}/${index}`;
+export const providerFileKey = (conversationId: string, messageId: string, index: number) => `${providerFilesPrefix(conversationId, messageId)}${index}`;
+/** Where every file copied for one customer message lies. */
+export const providerFilesPrefix = (conversationId: string, messageId: string) => `media/provider/${conversationId}/${messageId}/`;
 
 /** The key behind an attachment URL, when the file is ours. */
 export function mediaKeyOf(url: string): string | undefined {
@@ -95,12 +97,22 @@ export async function copyObject(from: string, to: string): Promise<void> {
  * marker for 30 days). A key with no version left is done, so a repeated erasure step is harmless.
  */
 export async function deleteEveryVersion(key: string): Promise<void> {
+  // The key as a prefix lists other keys that start with it as well: only its own versions go.
+  await deleteVersions(key, (listed) => listed === key);
+}
+
+/** Every version of every key under `prefix` (a folder: it ends with `/`), as deleteEveryVersion does for one key. */
+export async function deleteEveryVersionUnder(prefix: string): Promise<void> {
+  if (!prefix.endsWith('/')) throw new Error(`not a folder: ${prefix}`);
+  await deleteVersions(prefix, () => true);
+}
+
+async function deleteVersions(prefix: string, mine: (key: string) => boolean): Promise<void> {
   let markers: { KeyMarker?: string; VersionIdMarker?: string } = {};
   for (;;) {
-    // The key as a prefix lists other keys that start with it as well: only its own versions go.
-    const page = await s3().send(new ListObjectVersionsCommand({ Bucket: bucket(), Prefix: key, ...markers }));
-    const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key === key && v.VersionId);
-    for (const { VersionId } of versions) await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: key, VersionId: VersionId! }));
+    const page = await s3().send(new ListObjectVersionsCommand({ Bucket: bucket(), Prefix: prefix, ...markers }));
+    const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])].filter((v) => v.Key !== undefined && mine(v.Key) && v.VersionId);
+    for (const { Key, VersionId } of versions) await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: Key!, VersionId: VersionId! }));
     if (!page.IsTruncated) return;
     // A deleted version makes no marker to go on from: start over, where this page's are gone now.
     markers = versions.length > 0 ? {} : { ...(page.NextKeyMarker ? { KeyMarker: page.NextKeyMarker } : {}), ...(page.NextVersionIdMarker ? { VersionIdMarker: page.NextVersionIdMarker } : {}) };

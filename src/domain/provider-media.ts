@@ -12,12 +12,16 @@ import { getAdapter } from '../channels/registry';
 import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
 import type { Credentials } from '../channels/types';
 import { MAX_UPLOAD_BYTES } from '../manifest';
-import { MEDIA_SCHEME, providerFileKey, putObject } from '../aws/media-store';
+import { deleteEveryVersion, deleteEveryVersionUnder, MEDIA_SCHEME, providerFileKey, providerFilesPrefix, putObject } from '../aws/media-store';
 import { CONTENT_TYPE } from './media';
 import { getMessage, replaceAttachment } from '../store/messages';
-import { getConversation } from '../store/conversations';
+import { getConversation, isErasing } from '../store/conversations';
+import { mapConcurrently } from '../store/items';
 import { messageUpdatedEvent } from './events';
 import { publish, scopeOf } from './fanout';
+
+/** Copies removed at once (a message has a few files). */
+const FILE_CONCURRENCY = 4;
 
 /**
  * Copies each file of the message the provider still has, and points its attachment at the copy.
@@ -28,7 +32,13 @@ import { publish, scopeOf } from './fanout';
  * files of a channel that is not configured (ChannelNotConfiguredError).
  */
 export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, deadlineMs: number): Promise<void> {
-  const message = await getMessage(job.conversationId, job.messageId);
+  // The conversation beside the message, in the same round trip: a customer being erased gets no copy.
+  const [message, conversation] = await Promise.all([getMessage(job.conversationId, job.messageId), getConversation(job.conversationId)]);
+  if (!conversation || isErasing(conversation)) {
+    // Nor keeps one an earlier attempt of this job wrote before it died (its message may be gone: the folder is listed).
+    await deleteEveryVersionUnder(providerFilesPrefix(job.conversationId, job.messageId));
+    return;
+  }
   if (!message || !isProviderChannel(message.channel)) return;
   const copier = mediaCopier(getAdapter(message.channel));
   if (!copier) return;
@@ -43,6 +53,8 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
   const signal = AbortSignal.timeout(Math.max(0, deadlineMs - Date.now()));
   const context = { credentials, baseUrl: baseUrl(message.channel), fetch, maxMediaBytes: MAX_UPLOAD_BYTES, signal };
   let updated: Message | undefined;
+  const written: string[] = [];
+  let stays = true;
   // A file left behind by an outage on the last attempt: worth another round.
   let later = false;
   try {
@@ -61,6 +73,7 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
       const mimeType = [attachment.mimeType, result.contentType].find((t) => t && CONTENT_TYPE.test(t)) ?? 'application/octet-stream';
       try {
         await putObject(key, result.bytes, mimeType, signal);
+        written.push(key);
       } catch (error) {
         if (!lastAttempt) throw error;
         // The bucket would refuse the files after it too.
@@ -71,13 +84,25 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
       updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
     }
   } finally {
-    // Also when a later file throws: the consoles learn of the copies already made.
-    if (updated) await announce(updated);
+    // Also when a later file throws: the copies already made are kept (and the consoles told) or removed.
+    if (written.length > 0) stays = await keepOrRemove(job, written, updated);
   }
-  if (later) await retryCopyLater(job);
+  if (later && stays) await retryCopyLater(job);
 }
 
-async function announce(message: Message): Promise<void> {
-  const conversation = await getConversation(message.conversationId);
-  await publish([messageUpdatedEvent(message)], { agents: scopeOf(conversation ?? { assigneeId: null }) });
+/**
+ * The copies just written stay only while their conversation is not being erased. An erasure
+ * marks the conversation before it reads the messages whose files it deletes, and may have read
+ * this one before its attachment named the copy (or deleted it before): read consistently after
+ * the writes, either the mark (or the conversation gone) is seen here and the copies go now, or
+ * it came later and the erasure finds them named. False when they went.
+ */
+async function keepOrRemove(job: OutboundJob, written: readonly string[], updated: Message | undefined): Promise<boolean> {
+  const conversation = await getConversation(job.conversationId, true);
+  if (!conversation || isErasing(conversation)) {
+    await mapConcurrently(written, FILE_CONCURRENCY, deleteEveryVersion);
+    return false;
+  }
+  if (updated) await publish([messageUpdatedEvent(updated)], { agents: scopeOf(conversation) });
+  return true;
 }

@@ -8,7 +8,8 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CreateScheduleCommand, SchedulerClient } from '@aws-sdk/client-scheduler';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { clearCredentialCache } from '../../src/channels/credentials';
@@ -24,6 +25,7 @@ const { keepProviderMedia } = await import('../../src/domain/provider-media');
 const { COPY_RETRY_HOURS, keepMediaJob } = await import('../../src/domain/media-jobs');
 const { abandonOutbound } = await import('../../src/domain/outbound');
 const { runTimer } = await import('../../src/domain/engagement');
+const { publish } = await import('../../src/domain/fanout');
 
 const scheduler = mockClient(SchedulerClient);
 const s3 = mockClient(S3Client);
@@ -47,6 +49,11 @@ const photo: Message = {
   private: false,
   createdAt: NOW.toISOString(),
 };
+
+const conversation = { ...keys.conversation(CONVERSATION), id: CONVERSATION, channel: 'whatsapp', status: 'open', assigneeId: null, contact: { id: 'contact-1' }, version: 4 };
+/** As the erasure request leaves it. */
+const beingErased = { ...conversation, erasureRequestedAt: NOW.toISOString(), version: 5 };
+const COPY_KEY = `media/provider/${CONVERSATION}/${MESSAGE}/0`;
 
 const job = (round?: number): OutboundJob => ({ conversationId: CONVERSATION, messageId: MESSAGE, kind: 'keepMedia', ...(round ? { round } : {}) });
 
@@ -84,11 +91,13 @@ beforeEach(() => {
   s3.on(PutObjectCommand).resolves({});
   ddb.reset();
   ddb.on(GetCommand).resolves({});
+  ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
   ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...photo } });
   ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
     Attributes: { ...keys.message(CONVERSATION, MESSAGE), ...photo, attachments: [input.ExpressionAttributeValues[':to']] },
   }));
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
+  vi.mocked(publish).mockClear();
 });
 
 afterEach(() => {
@@ -194,6 +203,66 @@ describe('a copy in a provider outage', () => {
   it('arms the next round of a copy job skipped behind a failing one until its last receive', async () => {
     expect(await abandonOutbound(job(1), 'not sent')).toBe(true);
     expect(armed().map((input) => JSON.parse(input.Target!.Input!).round)).toEqual([2]);
+  });
+});
+
+describe("a copy of an erased customer's file", () => {
+  /** The bucket's versions under a prefix: an earlier and the current one of the copy's key. */
+  const versioned = () =>
+    s3.on(ListObjectVersionsCommand).callsFake((input: { Prefix: string }) => ({
+      IsTruncated: false,
+      Versions: COPY_KEY.startsWith(input.Prefix) ? [{ Key: COPY_KEY, VersionId: 'v2' }, { Key: COPY_KEY, VersionId: 'v1' }] : [],
+    }));
+  const versionsDeleted = () => s3.commandCalls(DeleteObjectCommand).map((c) => `${c.args[0].input.Key} ${c.args[0].input.VersionId}`);
+
+  it('removes the copy when the erasure was asked for while it ran (the erasure may have read the message before it named the copy)', async () => {
+    // Prepare: the conversation is marked between the copy's first read and its write.
+    provider(200);
+    versioned();
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolvesOnce({ Item: conversation }).resolves({ Item: beingErased });
+
+    // Act
+    await keepProviderMedia(job(), true, deadline());
+
+    // Assess: written, then every version of it deleted; nobody told of a copy that is gone.
+    expect(s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key)).toEqual([COPY_KEY]);
+    expect(versionsDeleted().sort()).toEqual([`${COPY_KEY} v1`, `${COPY_KEY} v2`]);
+    expect(publish).not.toHaveBeenCalled();
+    expect(armed()).toEqual([]);
+  });
+
+  it('removes the copy when the message and its conversation were erased before it landed', async () => {
+    provider(200);
+    versioned();
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolvesOnce({ Item: conversation }).resolves({});
+    ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'gone', $metadata: {} }));
+
+    await keepProviderMedia(job(), true, deadline());
+
+    expect(versionsDeleted().sort()).toEqual([`${COPY_KEY} v1`, `${COPY_KEY} v2`]);
+  });
+
+  it('copies nothing once the erasure was asked for, and removes what an attempt that died had written', async () => {
+    provider(200);
+    versioned();
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: beingErased });
+
+    await keepProviderMedia(job(), false, deadline());
+
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    expect(s3.commandCalls(PutObjectCommand)).toEqual([]);
+    expect(s3.commandCalls(ListObjectVersionsCommand).map((c) => c.args[0].input.Prefix)).toEqual([`media/provider/${CONVERSATION}/${MESSAGE}/`]);
+    expect(versionsDeleted().sort()).toEqual([`${COPY_KEY} v1`, `${COPY_KEY} v2`]);
+  });
+
+  it('keeps the copy, and tells the consoles, while nobody asked to erase the customer', async () => {
+    provider(200);
+    versioned();
+
+    await keepProviderMedia(job(), true, deadline());
+
+    expect(versionsDeleted()).toEqual([]);
+    expect(publish).toHaveBeenCalledTimes(1);
   });
 });
 
