@@ -1,6 +1,7 @@
 /**
  * S3 stand-in: path-style object storage in memory (PutObject, HeadObject, GetObject, CopyObject,
- * DeleteObject, and for a versioned bucket ListObjectVersions and DeleteObject of a version) behind the bucket's CORS rule, for S3Client with forcePathStyle and for browsers
+ * DeleteObject, DeleteObjects, and for a versioned bucket ListObjectVersions and a version by id
+ * to GET, HEAD, DELETE and copy from) behind the bucket's CORS rule, for S3Client with forcePathStyle and for browsers
  * holding presigned URLs. Query-signed (presigned) requests are verified, signature and expiry, so
  * that a tampered or stale URL, or an upload of another size or type than signed, fails here as it
  * does on AWS. Header-signed SDK requests are not, like the other stand-ins: any credentials do.
@@ -85,6 +86,8 @@ class S3Error extends Error {
     readonly status: number,
     /** Extra elements of the XML error body. */
     readonly details: Record<string, string> = {},
+    /** Headers of the error answer (a delete marker's). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = code;
@@ -209,8 +212,42 @@ function hmac(key: Buffer | string, data: string): Buffer {
   return createHmac('sha256', key).update(data, 'utf8').digest();
 }
 
-function noSuchKey(key: string): S3Error {
-  return new S3Error('NoSuchKey', 'The specified key does not exist.', 404, { Key: key });
+function noSuchKey(key: string, headers: Record<string, string> = {}): S3Error {
+  return new S3Error('NoSuchKey', 'The specified key does not exist.', 404, { Key: key }, headers);
+}
+
+function invalidVersionId(versionId: string): S3Error {
+  return new S3Error('InvalidArgument', 'Invalid version id specified', 400, { ArgumentName: 'versionId', ArgumentValue: versionId });
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/** The text of an XML element's content: entities and character references decoded, CDATA kept as is. */
+function xmlText(raw: string): string | undefined {
+  let bad = false;
+  const text = raw.replace(/<!\[CDATA\[([\s\S]*?)\]\]>|&(#x[0-9a-fA-F]+|#\d+|[a-z]+);|[<&]/g, (match, cdata: string | undefined, entity: string | undefined) => {
+    if (cdata !== undefined) return cdata;
+    if (entity === undefined) {
+      bad = true;
+      return match;
+    }
+    if (entity.startsWith('#')) {
+      const code = entity[1] === 'x' ? Number.parseInt(entity.slice(2), 16) : Number(entity.slice(1));
+      if (code > 0x10ffff) bad = true;
+      return bad ? match : String.fromCodePoint(code);
+    }
+    const decoded = XML_ENTITIES[entity];
+    if (decoded === undefined) bad = true;
+    return decoded ?? match;
+  });
+  return bad ? undefined : text;
+}
+
+/** The first `<name>` child's text in `xml`; undefined when there is none, null when it is malformed. */
+function childText(xml: string, name: string): string | undefined | null {
+  const match = new RegExp(`<${name}(?:\\s[^>]*)?>([\\s\\S]*?)</${name}>|<${name}(?:\\s[^>]*)?/>`).exec(xml);
+  if (!match) return undefined;
+  return xmlText(match[1] ?? '') ?? null;
 }
 
 function authQueryError(message: string): S3Error {
@@ -301,6 +338,22 @@ function requestId(): string {
 
 /** ListObjectVersions' page size when the request names none (S3's). */
 const MAX_LIST_KEYS = 1000;
+/** A checksum of the body, as S3 takes one instead of Content-MD5. */
+const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/;
+/** Keys one DeleteObjects request may name (S3's limit). */
+const MAX_DELETE_KEYS = 1000;
+/** A DeleteObjects body: a thousand keys of a kilobyte, escaped, with room for the markup. */
+const MAX_DELETE_BODY_BYTES = 8 * 1024 * 1024;
+
+/** What one delete did, as DeleteObject's headers and DeleteObjects' `<Deleted>` say it. */
+interface DeleteOutcome {
+  /** The version deleted for good (a delete by id). */
+  versionId?: string;
+  /** A delete marker was made (a plain delete in a versioned bucket) or deleted (by its id). */
+  deleteMarker?: boolean;
+  /** The marker's id: the one made, or the one deleted. */
+  deleteMarkerVersionId?: string;
+}
 
 export class LocalS3 {
   /** The current object of each key, as GET, HEAD and listKeys see it. */
@@ -413,30 +466,86 @@ export class LocalS3 {
    * earlier version behind a new delete marker); with one, that version goes for good and the
    * newest left, if an object, is current again.
    */
-  private delete(target: Target, versionId: string | undefined): Reply {
-    const objects = this.objects(target.bucket);
-    const versions = this.versions.get(target.bucket);
+  private deleteOne(bucket: string, key: string, versionId: string | undefined): DeleteOutcome {
+    const objects = this.objects(bucket);
+    const versions = this.versions.get(bucket);
     if (versionId === undefined) {
-      objects.delete(target.key);
-      const marker = this.addVersion(target.bucket, target.key, undefined, new Date());
-      return { status: 204, headers: marker ? { 'x-amz-delete-marker': 'true', 'x-amz-version-id': marker } : {} };
+      objects.delete(key);
+      const marker = this.addVersion(bucket, key, undefined, new Date());
+      return marker ? { deleteMarker: true, deleteMarkerVersionId: marker } : {};
     }
     if (!versions) {
-      if (versionId !== 'null') throw new S3Error('InvalidArgument', 'Invalid version id specified', 400, { ArgumentName: 'versionId', ArgumentValue: versionId });
-      objects.delete(target.key);
-      return { status: 204, headers: {} };
+      if (versionId !== 'null') throw invalidVersionId(versionId);
+      objects.delete(key);
+      return { versionId };
     }
-    const list = versions.get(target.key) ?? [];
+    const list = versions.get(key) ?? [];
     const removed = list.find((version) => version.versionId === versionId);
     // A version not there (deleted already) is no error, as on S3.
-    if (!removed) return { status: 204, headers: { 'x-amz-version-id': versionId } };
+    if (!removed) return { versionId };
     const left = list.filter((version) => version !== removed);
-    if (left.length > 0) versions.set(target.key, left);
-    else versions.delete(target.key);
+    if (left.length > 0) versions.set(key, left);
+    else versions.delete(key);
     const current = left.at(-1)?.object;
-    if (current) objects.set(target.key, current);
-    else objects.delete(target.key);
-    return { status: 204, headers: { 'x-amz-version-id': versionId, ...(removed.object ? {} : { 'x-amz-delete-marker': 'true' }) } };
+    if (current) objects.set(key, current);
+    else objects.delete(key);
+    return removed.object ? { versionId } : { versionId, deleteMarker: true, deleteMarkerVersionId: versionId };
+  }
+
+  private deleteReply(target: Target, versionId: string | undefined): Reply {
+    const outcome = this.deleteOne(target.bucket, target.key, versionId);
+    const id = outcome.versionId ?? outcome.deleteMarkerVersionId;
+    // An unversioned bucket's `null` version names no version in the answer.
+    const named = id !== undefined && this.versions.has(target.bucket);
+    return { status: 204, headers: { ...(named ? { 'x-amz-version-id': id } : {}), ...(outcome.deleteMarker ? { 'x-amz-delete-marker': 'true' } : {}) } };
+  }
+
+  /**
+   * DeleteObjects (POST /<bucket>?delete): `<Delete><Object><Key/><VersionId/></Object>…<Quiet/></Delete>`,
+   * with its Content-MD5 or an x-amz-checksum-* header, as S3 requires. Each key is deleted as
+   * DeleteObject would; the answer lists each `<Deleted>` (none when quiet) and each `<Error>`.
+   */
+  private async deleteObjects(request: IncomingMessage, target: Target): Promise<Reply> {
+    this.objects(target.bucket);
+    const headers = request.headers;
+    const tooLarge = () => new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema', 400);
+    const chunked = isAwsChunked(headers);
+    const raw = await readBody(request, MAX_DELETE_BODY_BYTES, tooLarge);
+    const { body, trailers } = chunked ? decodeAwsChunked(raw) : { body: raw, trailers: {} };
+    const checked = header(headers, 'content-md5') !== undefined || Object.keys({ ...headers, ...trailers }).some((name) => CHECKSUM_HEADER.test(name));
+    if (!checked) throw new S3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 or x-amz-checksum-*', 400);
+    verifiedChecksums(headers, trailers, body);
+
+    const malformed = tooLarge;
+    const xml = body.toString('utf8').replace(/^\uFEFF?\s*(<\?xml[^>]*\?>)?\s*/, '');
+    const root = /^<Delete(?:\s[^>]*)?>([\s\S]*)<\/Delete>\s*$/.exec(xml);
+    if (!root) throw malformed();
+    const objects = [...root[1]!.matchAll(/<Object(?:\s[^>]*)?>([\s\S]*?)<\/Object>/g)].map((match) => {
+      const key = childText(match[1]!, 'Key');
+      const versionId = childText(match[1]!, 'VersionId');
+      if (!key || versionId === null) throw malformed();
+      return { key, ...(versionId !== undefined ? { versionId } : {}) };
+    });
+    if (objects.length === 0 || objects.length > MAX_DELETE_KEYS) throw malformed();
+    const quiet = childText(root[1]!.replace(/<Object(?:\s[^>]*)?>[\s\S]*?<\/Object>/g, ''), 'Quiet');
+    if (quiet === null || (quiet !== undefined && quiet !== 'true' && quiet !== 'false')) throw malformed();
+
+    const versioned = this.versions.has(target.bucket);
+    const entries = objects.map(({ key, versionId }) => {
+      const named = `<Key>${xmlEscape(key)}</Key>${versionId !== undefined ? `<VersionId>${xmlEscape(versionId)}</VersionId>` : ''}`;
+      try {
+        if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error('KeyTooLongError', 'Your key is too long.', 400);
+        const outcome = this.deleteOne(target.bucket, key, versionId);
+        if (quiet === 'true') return '';
+        const marker = outcome.deleteMarker ? `<DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>${xmlEscape(outcome.deleteMarkerVersionId!)}</DeleteMarkerVersionId>` : '';
+        return `<Deleted>${versioned || versionId !== undefined ? named : `<Key>${xmlEscape(key)}</Key>`}${marker}</Deleted>`;
+      } catch (error) {
+        if (!(error instanceof S3Error)) throw error;
+        return `<Error>${named}<Code>${error.code}</Code><Message>${xmlEscape(error.message)}</Message></Error>`;
+      }
+    });
+    const result = `${XML_DECLARATION}<DeleteResult xmlns="${S3_XMLNS}">${entries.join('')}</DeleteResult>`;
+    return { status: 200, headers: { 'content-type': 'application/xml' }, body: result };
   }
 
   /** ListObjectVersions (GET /<bucket>?versions): `prefix`, `max-keys`, `key-marker` and `version-id-marker`; no delimiter. */
@@ -483,9 +592,11 @@ export class LocalS3 {
     if (query.has('X-Amz-Algorithm')) this.verifyPresigned(method, target, query, request.headers);
     if (target.key === '') {
       if (method === 'GET' && query.has('versions')) return this.listVersionsReply(target, query);
-      throw new S3Error('NotImplemented', 'The local S3 supports object operations and ListObjectVersions only.', 501);
+      if (method === 'POST' && query.has('delete')) return this.deleteObjects(request, target);
+      throw new S3Error('NotImplemented', 'The local S3 supports object operations, ListObjectVersions and DeleteObjects only.', 501);
     }
-    const unsupported = UNSUPPORTED_SUBRESOURCES.find((name) => query.has(name)) ?? (query.has('versionId') && method !== 'DELETE' ? 'versionId' : undefined);
+    // A PutObject names no version (S3 makes one): a versionId there would be one of the sub-resources of a version not stood in for.
+    const unsupported = UNSUPPORTED_SUBRESOURCES.find((name) => query.has(name)) ?? (query.has('versionId') && method === 'PUT' ? 'versionId' : undefined);
     if (unsupported) throw new S3Error('NotImplemented', `The local S3 does not support the ${unsupported} sub-resource.`, 501);
 
     switch (method) {
@@ -493,9 +604,9 @@ export class LocalS3 {
         return header(request.headers, 'x-amz-copy-source') === undefined ? this.put(request, target) : this.copy(request, target);
       case 'GET':
       case 'HEAD':
-        return this.get(request.headers, target, method === 'HEAD');
+        return this.get(request.headers, target, method === 'HEAD', query.get('versionId'));
       case 'DELETE':
-        return this.delete(target, query.get('versionId'));
+        return this.deleteReply(target, query.get('versionId'));
       default:
         throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', 405, { Method: method, ResourceType: 'OBJECT' });
     }
@@ -537,19 +648,27 @@ export class LocalS3 {
 
   private copy(request: IncomingMessage, target: Target): Reply {
     request.resume();
-    const rawSource = header(request.headers, 'x-amz-copy-source')!.split('?')[0]!;
+    // `<bucket>/<key>`, URL-encoded, and `?versionId=<id>` to copy a version other than the current one.
+    const [rawSource, rawSourceQuery = ''] = header(request.headers, 'x-amz-copy-source')!.split('?') as [string, string?];
     const source = safeDecode(rawSource.startsWith('/') ? rawSource.slice(1) : rawSource);
     const slash = source?.indexOf('/') ?? -1;
     if (source === undefined || slash <= 0 || slash === source.length - 1) throw new S3Error('InvalidArgument', 'Invalid copy source object key', 400);
     const [sourceBucket, sourceKey] = [source.slice(0, slash), source.slice(slash + 1)];
-    const sourceObjects = this.buckets.get(sourceBucket);
-    if (!sourceObjects) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', 404, { BucketName: sourceBucket });
-    const original = sourceObjects.get(sourceKey);
+    if (!this.buckets.has(sourceBucket)) throw new S3Error('NoSuchBucket', 'The specified bucket does not exist', 404, { BucketName: sourceBucket });
+    const versionParameter = new URLSearchParams(rawSourceQuery.replace(/\+/g, '%2B')).get('versionId') ?? undefined;
+    const found = this.find(sourceBucket, sourceKey, versionParameter);
+    if (found.deleteMarker) {
+      // A marker as the current version: the key reads as gone; named by its id: refused as such.
+      if (versionParameter === undefined) throw noSuchKey(sourceKey);
+      throw new S3Error('InvalidRequest', 'The source of a copy request may not specifically refer to a delete marker by version id.', 400);
+    }
+    const original = found.object;
     if (!original) throw noSuchKey(sourceKey);
 
     const directive = header(request.headers, 'x-amz-metadata-directive') ?? 'COPY';
     if (directive !== 'COPY' && directive !== 'REPLACE') throw new S3Error('InvalidArgument', 'Unknown metadata directive.', 400);
-    if (directive === 'COPY' && sourceBucket === target.bucket && sourceKey === target.key) {
+    // Copying an earlier version over its own key is how a version is restored: allowed.
+    if (directive === 'COPY' && sourceBucket === target.bucket && sourceKey === target.key && versionParameter === undefined) {
       throw new S3Error('InvalidRequest', 'This copy request is illegal: it copies an object onto itself without changing its metadata.', 400);
     }
     const described =
@@ -565,13 +684,56 @@ export class LocalS3 {
     const result =
       `${XML_DECLARATION}<CopyObjectResult xmlns="${S3_XMLNS}"><LastModified>${lastModified.toISOString()}</LastModified>` +
       `<ETag>${xmlEscape(original.etag)}</ETag></CopyObjectResult>`;
-    return { status: 200, headers: { 'content-type': 'application/xml', ...(versionId ? { 'x-amz-version-id': versionId } : {}) }, body: result };
+    const headers = {
+      'content-type': 'application/xml',
+      ...(versionId ? { 'x-amz-version-id': versionId } : {}),
+      ...(found.versionId ? { 'x-amz-copy-source-version-id': found.versionId } : {}),
+    };
+    return { status: 200, headers, body: result };
   }
 
-  private get(headers: IncomingHttpHeaders, target: Target, head: boolean): Reply {
-    const object = this.objects(target.bucket).get(target.key);
+  /**
+   * The object a GET, HEAD or copy names: the current one, or with `versionId` that version (an
+   * unversioned bucket's objects are version `null`). `versionId` in the answer: the version's id,
+   * in a versioned bucket. Throws as S3 does for a version that is not there or is malformed.
+   */
+  private find(bucket: string, key: string, versionId: string | undefined): { object?: StoredObject; versionId?: string; deleteMarker?: Version } {
+    const objects = this.objects(bucket);
+    const versions = this.versions.get(bucket);
+    if (!versions) {
+      if (versionId !== undefined && versionId !== 'null') throw invalidVersionId(versionId);
+      const object = objects.get(key);
+      return object ? { object } : {};
+    }
+    const list = versions.get(key) ?? [];
+    const version = versionId === undefined ? list.at(-1) : list.find((v) => v.versionId === versionId);
+    if (!version) {
+      if (versionId === undefined) {
+        // Stored before versioning was turned on: the `null` version.
+        const object = objects.get(key);
+        return object ? { object } : {};
+      }
+      throw new S3Error('NoSuchVersion', 'The specified version does not exist.', 404, { Key: key, VersionId: versionId });
+    }
+    return version.object ? { object: version.object, versionId: version.versionId } : { versionId: version.versionId, deleteMarker: version };
+  }
+
+  private get(headers: IncomingHttpHeaders, target: Target, head: boolean, versionId: string | undefined): Reply {
+    const found = this.find(target.bucket, target.key, versionId);
+    if (found.deleteMarker) {
+      const markerHeaders = { 'x-amz-delete-marker': 'true', 'x-amz-version-id': found.deleteMarker.versionId };
+      // The current version a marker: the key reads as gone. A marker named by its id: no object to answer with.
+      if (versionId === undefined) throw noSuchKey(target.key, markerHeaders);
+      throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.', 405, { Method: head ? 'HEAD' : 'GET', ResourceType: 'DeleteMarker' }, {
+        ...markerHeaders,
+        'last-modified': found.deleteMarker.lastModified.toUTCString(),
+        allow: 'DELETE',
+      });
+    }
+    const object = found.object;
     if (!object) throw noSuchKey(target.key);
     const replyHeaders: Record<string, string> = {
+      ...(found.versionId ? { 'x-amz-version-id': found.versionId } : {}),
       'content-type': object.contentType,
       'content-length': String(object.body.length),
       etag: object.etag,
@@ -683,7 +845,7 @@ export class LocalS3 {
       .join('');
     const message = xmlEscape(error.message);
     const body = `${XML_DECLARATION}<Error><Code>${error.code}</Code><Message>${message}</Message>${details}<RequestId>${id}</RequestId></Error>`;
-    return { status: error.status, headers: { 'content-type': 'application/xml' }, body };
+    return { status: error.status, headers: { ...error.headers, 'content-type': 'application/xml' }, body };
   }
 
   private send(request: IncomingMessage, response: ServerResponse, reply: Reply, id: string): void {

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectVersionsCommand,
@@ -235,8 +236,123 @@ describe('a versioned bucket', () => {
     await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'null' }));
     expect(aws.s3.getObject(BUCKET, key)).toBeUndefined();
     expect((await s3Error(s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'abc' })))).name).toBe('InvalidArgument');
-    // Reading a version is not stood in for: refused, not mistaken for the current object.
-    expect((await s3Error(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'null' })))).$metadata.httpStatusCode).toBe(501);
+    // Read by that id too; any other id is malformed there.
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'again' }));
+    const read = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'null' }));
+    expect([await read.Body!.transformToString(), read.VersionId]).toEqual(['again', undefined]);
+    expect((await s3Error(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key, VersionId: 'abc' })))).name).toBe('InvalidArgument');
+  });
+
+  it('reads a version by id with GET and HEAD, names the current one, and answers a delete marker as S3 does', async () => {
+    // Prepare: two versions, then a plain delete's marker.
+    aws.s3.createBucket(VERSIONED, { versioned: true });
+    const key = newKey();
+    const first = await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'one', ContentType: 'text/plain' }));
+    const second = await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'second' }));
+    const current = await s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key }));
+    const marker = await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key }));
+
+    // Act
+    const old = await s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: first.VersionId! }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: first.VersionId! }));
+    const gone = await s3Error(s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key })));
+    const markerRead = await s3Error(s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: marker.VersionId! })));
+    const markerHead = await s3Error(s3.send(new HeadObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: marker.VersionId! })));
+    const unknown = await s3Error(s3.send(new GetObjectCommand({ Bucket: VERSIONED, Key: key, VersionId: 'no-such-version' })));
+
+    // Assess
+    expect(current.VersionId).toBe(second.VersionId);
+    expect([await old.Body!.transformToString(), old.VersionId, old.ContentType]).toEqual(['one', first.VersionId, 'text/plain']);
+    expect([head.ContentLength, head.VersionId]).toEqual([3, first.VersionId]);
+    expect([gone.name, gone.$response?.headers['x-amz-delete-marker'], gone.$response?.headers['x-amz-version-id']]).toEqual(['NoSuchKey', 'true', marker.VersionId]);
+    expect([markerRead.name, markerRead.$metadata.httpStatusCode, markerRead.$response?.headers['x-amz-delete-marker']]).toEqual(['MethodNotAllowed', 405, 'true']);
+    expect([markerHead.$metadata.httpStatusCode, markerHead.$response?.headers['x-amz-delete-marker']]).toEqual([405, 'true']);
+    expect([unknown.name, unknown.$metadata.httpStatusCode]).toEqual(['NoSuchVersion', 404]);
+  });
+
+  it('copies a version by id, restores one over its own key, and refuses to copy a delete marker', async () => {
+    aws.s3.createBucket(VERSIONED, { versioned: true });
+    const key = newKey();
+    const first = await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'one' }));
+    await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: key, Body: 'two' }));
+    const source = (versionId: string) => `${VERSIONED}/${encodeURIComponent(key)}?versionId=${encodeURIComponent(versionId)}`;
+
+    const copied = await s3.send(new CopyObjectCommand({ Bucket: VERSIONED, Key: `${key}.copy`, CopySource: source(first.VersionId!) }));
+    const restored = await s3.send(new CopyObjectCommand({ Bucket: VERSIONED, Key: key, CopySource: source(first.VersionId!) }));
+    const marker = await s3.send(new DeleteObjectCommand({ Bucket: VERSIONED, Key: key }));
+    const fromMarker = await s3Error(s3.send(new CopyObjectCommand({ Bucket: VERSIONED, Key: `${key}.again`, CopySource: source(marker.VersionId!) })));
+
+    expect(copied.CopySourceVersionId).toBe(first.VersionId);
+    expect(aws.s3.getObject(VERSIONED, `${key}.copy`)?.body.toString()).toBe('one');
+    expect(restored.VersionId).not.toBe(first.VersionId);
+    expect(aws.s3.listVersions(VERSIONED, key).filter((v) => v.key === key)).toHaveLength(4);
+    expect([fromMarker.name, fromMarker.$metadata.httpStatusCode]).toEqual(['InvalidRequest', 400]);
+  });
+});
+
+describe('DeleteObjects', () => {
+  const VERSIONED = 'conversa-media-versioned';
+
+  it('deletes keys and versions in one request, each as DeleteObject would, and lists what went (nothing when quiet)', async () => {
+    // Prepare: a key with two versions, another with one, both with characters XML escapes.
+    aws.s3.createBucket(VERSIONED, { versioned: true });
+    const [a, b] = [newKey('a&<b>.bin'), newKey('"b".bin')];
+    const a1 = (await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: a, Body: '1' }))).VersionId!;
+    const a2 = (await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: a, Body: '2' }))).VersionId!;
+    const b1 = (await s3.send(new PutObjectCommand({ Bucket: VERSIONED, Key: b, Body: '1' }))).VersionId!;
+
+    // Act: both of a's versions by id and b plainly; then b's version and marker, quietly.
+    const loud = await s3.send(new DeleteObjectsCommand({ Bucket: VERSIONED, Delete: { Objects: [{ Key: a, VersionId: a1 }, { Key: a, VersionId: a2 }, { Key: b }] } }));
+    const marker = loud.Deleted?.find((d) => d.Key === b)?.DeleteMarkerVersionId;
+    // Through a client configured as the media store's (checksums only where S3 requires one, as here).
+    const sparing = new S3Client({ endpoint: aws.url, forcePathStyle: true, region: 'us-east-1', credentials, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const quiet = await sparing.send(new DeleteObjectsCommand({ Bucket: VERSIONED, Delete: { Quiet: true, Objects: [{ Key: b, VersionId: b1 }, { Key: b, VersionId: marker! }] } }));
+    sparing.destroy();
+
+    // Assess
+    expect(loud.Errors ?? []).toEqual([]);
+    expect(loud.Deleted?.map((d) => [d.Key, d.VersionId, d.DeleteMarker])).toEqual([
+      [a, a1, undefined],
+      [a, a2, undefined],
+      [b, undefined, true],
+    ]);
+    expect(marker).toBeTruthy();
+    expect([quiet.Deleted ?? [], quiet.Errors ?? []]).toEqual([[], []]);
+    expect(aws.s3.listVersions(VERSIONED).filter((v) => v.key === a || v.key === b)).toEqual([]);
+  });
+
+  it('answers a key it could not delete in the result, and deletes the others', async () => {
+    const [kept, gone] = [newKey(), newKey()];
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: gone, Body: 'x' }));
+
+    const out = await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: gone }, { Key: kept, VersionId: 'abc' }] } }));
+
+    expect(out.Deleted?.map((d) => d.Key)).toEqual([gone]);
+    expect(out.Errors?.map((e) => [e.Key, e.VersionId, e.Code])).toEqual([[kept, 'abc', 'InvalidArgument']]);
+    expect(aws.s3.getObject(BUCKET, gone)).toBeUndefined();
+  });
+
+  it('refuses a request without a checksum, a body that does not match it, malformed XML and over 1000 keys, with 400 and nothing deleted', async () => {
+    const key = newKey();
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'x' }));
+    const xml = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${inner}</Delete>`;
+    const post = (body: string, md5 = createHash('md5').update(body).digest('base64')) =>
+      fetch(`${aws.url}/${BUCKET}?delete`, { method: 'POST', body, headers: { 'content-type': 'application/xml', ...(md5 ? { 'content-md5': md5 } : {}) } });
+    const one = xml(`<Object><Key>${key}</Key></Object>`);
+
+    const answers = [
+      await post(one, ''),
+      await post(one, createHash('md5').update('other').digest('base64')),
+      await post(xml('<Object><VersionId>1</VersionId></Object>')),
+      await post('<Delete><Object><Key>x</Key></Object>'),
+      await post(xml('<Quiet>true</Quiet>')),
+    ];
+    const tooMany = await s3Error(s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: Array.from({ length: 1001 }, (_, i) => ({ Key: `${key}${i}` })) } })));
+
+    expect(answers.map((a) => a.status)).toEqual([400, 400, 400, 400, 400]);
+    expect(await Promise.all(answers.map(errorCode))).toEqual(['InvalidRequest', 'BadDigest', 'MalformedXML', 'MalformedXML', 'MalformedXML']);
+    expect([tooMany.name, tooMany.$metadata.httpStatusCode]).toEqual(['MalformedXML', 400]);
+    expect(aws.s3.getObject(BUCKET, key)).toBeDefined();
   });
 });
 
