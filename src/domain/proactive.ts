@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
-import { getConversations, type ConversationRecord } from '../store/conversations';
+import { getConversations, isErasing, type ConversationRecord } from '../store/conversations';
 import { contactsWithVisitorItems, getContactWithConversationIds, getContacts, type ContactRecord } from '../store/contacts';
 import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
@@ -149,7 +149,8 @@ export async function requeueProactive(job: ProactiveJob): Promise<void> {
 async function targetConversation(contactId: string, channel: Channel | undefined): Promise<ConversationRecord | undefined> {
   const found = await getContactWithConversationIds(contactId);
   if (!found) return undefined;
-  const conversations = (await getConversations(found.conversationIds)).filter((c) => !channel || c.channel === channel);
+  // One whose customer's erasure was asked for is written in no more.
+  const conversations = (await getConversations(found.conversationIds)).filter((c) => (!channel || c.channel === channel) && !isErasing(c));
   return conversations.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))[0];
 }
 

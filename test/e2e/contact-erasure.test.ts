@@ -371,6 +371,11 @@ describe('erasing a customer', () => {
       frames[name] = await agent.waitFor((f) => f.type === 'error' && f.clientMessageId === clientMessageId, 5_000, `the ${name} error`);
     }
 
+    // An admin's proactive message is queued (the request reads no conversation), and its job writes nothing.
+    const proactive = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactId, text: 'A campaign' } });
+    expect(proactive.status).toBe(202);
+    await eventually(() => JSON.stringify(outbound.counts()) === JSON.stringify(queuedBefore));
+
     // Assess: each refused as the reads are, and nothing stored, changed or queued.
     for (const [name, answer] of Object.entries(answers)) expect([name, answer.status, answer.body.error?.code]).toEqual([name, 404, 'not_found']);
     for (const [name, frame] of Object.entries(frames)) expect([name, frame.code]).toEqual([name, 'not_found']);
