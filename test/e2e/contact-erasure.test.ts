@@ -371,6 +371,12 @@ describe('erasing a customer', () => {
       frames[name] = await agent.waitFor((f) => f.type === 'error' && f.clientMessageId === clientMessageId, 5_000, `the ${name} error`);
     }
 
+    // Nor may an admin merge it with another customer, either way.
+    const stranger = (await whatsappWrites(phoneHandles().whatsapp, 'Someone else', 'Stella Stranger')).message.sender.id as string;
+    const merges = [
+      await http(stack.httpUrl, 'POST', `/v1/contacts/${stranger}/merge`, { token: admin, body: { otherContactId: contactId } }),
+      await http(stack.httpUrl, 'POST', `/v1/contacts/${contactId}/merge`, { token: admin, body: { otherContactId: stranger } }),
+    ];
     // An admin's proactive message is queued (the request reads no conversation), and its job writes nothing.
     const proactive = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactId, text: 'A campaign' } });
     expect(proactive.status).toBe(202);
@@ -379,6 +385,11 @@ describe('erasing a customer', () => {
     // Assess: each refused as the reads are, and nothing stored, changed or queued.
     for (const [name, answer] of Object.entries(answers)) expect([name, answer.status, answer.body.error?.code]).toEqual([name, 404, 'not_found']);
     for (const [name, frame] of Object.entries(frames)) expect([name, frame.code]).toEqual([name, 'not_found']);
+    expect(merges.map((m) => [m.status, m.body.error?.code])).toEqual([
+      [404, 'not_found'],
+      [404, 'not_found'],
+    ]);
+    expect((await get(`/v1/contacts/${stranger}`)).body.conversations.map((c: { id: string }) => c.id)).not.toContain(id);
     expect(await getConversation(id, true)).toEqual(conversationBefore);
     expect(await itemsOf()).toBe(itemsBefore);
     expect(outbound.counts()).toEqual(queuedBefore);
