@@ -404,6 +404,44 @@ describe('erasing a customer', () => {
     expect(await itemsOf()).toBe(0);
   });
 
+  it("leaves no copy of a customer's WhatsApp file whose copy lands after their erasure", async () => {
+    // Prepare: WhatsApp answers the copy's lookup of the photo only once the erasure has ended
+    // (other requests pass), so the copy read the message before the erasure and writes after it.
+    const handle = phoneHandles().whatsapp;
+    const fileId = stack.providers.addMedia('whatsapp', { contentType: 'image/png', bytes: PNG });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let lookedUp!: () => void;
+    const lookup = new Promise<void>((resolve) => (lookedUp = resolve));
+    const holdLookup = () =>
+      stack.providers.holdNext('whatsapp', async (_body, answer) => {
+        if (!(answer as { url?: string } | undefined)?.url) return holdLookup();
+        lookedUp();
+        await released;
+      });
+    holdLookup();
+    const body = JSON.parse(textWebhook('whatsapp', handle, 'unused').body);
+    const message = body.entry[0].changes[0].value.messages[0];
+    const providerMessageId = message.id as string;
+    body.entry[0].changes[0].value.messages[0] = { from: handle, id: providerMessageId, timestamp: message.timestamp, type: 'image', image: { id: fileId, mime_type: 'image/png' } };
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+    const frame = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === providerMessageId, 10_000, 'the photo');
+    const conversationId = frame.conversationId as string;
+    await lookup;
+
+    // Act: the customer erased while the copy waits, then the copy goes on.
+    expect((await erase(frame.message.sender.id as string)).status).toBe(202);
+    await eventually(async () => (await getErasure(frame.message.sender.id as string))?.status === 'erased', 20_000);
+    release();
+
+    // Assess: once the copy job is done, no version of the file is left in the bucket.
+    await eventually(() => {
+      const counts = stack.aws.sqs.getQueue('conversa-outbound.fifo').counts();
+      return counts.visible + counts.inFlight === 0;
+    }, 20_000);
+    expect(stack.aws.s3.listVersions(BUCKET, `media/provider/${conversationId}/`)).toEqual([]);
+  });
+
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
     const unknown = await erase('01JNOSUCHCONTACT0000000000');
     expect(unknown.status).toBe(404);
