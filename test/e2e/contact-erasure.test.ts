@@ -413,9 +413,12 @@ describe('erasing a customer', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     let lookedUp!: () => void;
     const lookup = new Promise<void>((resolve) => (lookedUp = resolve));
-    const holdLookup = () =>
+    const holdLookup = (): void =>
       stack.providers.holdNext('whatsapp', async (_body, answer) => {
-        if (!(answer as { url?: string } | undefined)?.url) return holdLookup();
+        if (!(answer as { url?: string } | undefined)?.url) {
+          holdLookup();
+          return;
+        }
         lookedUp();
         await released;
       });
