@@ -28,11 +28,10 @@
  * web visitor's contact made anew on each attempt (now the visitor's own id).
  *
  * Faults are keyed to one customer (the handle whose event is being ingested), so the outbound
- * consumer and the other cases never hit them. One stack, cases in sequence.
+ * consumer and the other cases never hit them (test/faults/crash-harness.ts). One stack, cases in
+ * sequence.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
 import { keys } from '../../src/store/keys';
 import { getAgent } from '../../src/store/agents';
@@ -44,104 +43,38 @@ import type { Message } from '../../src/domain/types';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
 import { newHandle, postWebhook, textWebhook } from '../e2e/channels-support';
+import type { Crash } from './crash-harness';
 import { allMessages, phone, postWhatsapp, scanAll, whatsappBody } from './support';
 
 type Args = unknown[];
-/**
- * The next crash: the first call of `fn` made while ingesting `handle`'s event for which `when`
- * holds (given the arguments, and after the write its result) runs the real write, then throws.
- */
-interface Crash {
-  fn: string;
-  when?: (args: Args, result: unknown) => boolean;
-}
 
-const crash = vi.hoisted(() => ({
-  /** The handle whose event is being ingested (set around ingestMessage). */
-  ingesting: undefined as unknown as import('node:async_hooks').AsyncLocalStorage<string>,
-  armed: undefined as (Crash & { handle: string; fired: number }) | undefined,
-  /** Failed records come back at once, as at the end of their visibility timeout. */
-  retryNow: (_receiptHandle: string): void => undefined,
-  wrap<F extends (...args: never[]) => Promise<unknown>>(fn: string, real: F): F {
-    return (async (...args: Parameters<F>) => {
-      const armed = crash.armed;
-      if (!armed || armed.fired > 0 || armed.fn !== fn || crash.ingesting.getStore() !== armed.handle) return real(...args);
-      const result = await real(...args);
-      if (armed.when && !armed.when(args, result)) return result;
-      armed.fired += 1;
-      throw new Error(`simulated crash after ${fn}`);
-    }) as F;
-  },
-}));
-crash.ingesting = new AsyncLocalStorage<string>();
+// The attempt is the ingestion of one customer's event (keyed by the handle), so the outbound
+// consumer and the other cases never hit the crash. Writes racing the one that crashed still land.
+const { crash, harness } = await vi.hoisted(async () => {
+  const harness = await import('./crash-harness');
+  return { harness, crash: harness.crashPoints({ deadAttemptsStop: false }) };
+});
 
 vi.mock('../../src/domain/inbound', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/inbound')>();
-  return { ...real, ingestMessage: (event: Parameters<typeof real.ingestMessage>[0], delivery?: Parameters<typeof real.ingestMessage>[1]) => crash.ingesting.run(event.handle, () => real.ingestMessage(event, delivery)) };
+  return { ...real, ingestMessage: (...args: Parameters<typeof real.ingestMessage>) => crash.during('message', args[0].handle, () => real.ingestMessage(...args)) };
 });
-vi.mock('../../functions/inbound/handler', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../functions/inbound/handler')>();
-  return {
-    handler: async (event: SQSEvent): Promise<SQSBatchResponse> => {
-      const response = await real.handler(event);
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      for (const record of event.Records) if (failed.has(record.messageId)) crash.retryNow(record.receiptHandle);
-      return response;
-    },
-  };
-});
-vi.mock('../../src/store/contacts', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/contacts')>();
-  return {
-    ...real,
-    claimHandle: crash.wrap('claimHandle', real.claimHandle),
-    putContact: crash.wrap('putContact', real.putContact),
-    pointVisitorAt: crash.wrap('pointVisitorAt', real.pointVisitorAt),
-    linkContactConversation: crash.wrap('linkContactConversation', real.linkContactConversation),
-  };
-});
-vi.mock('../../src/store/messages', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/messages')>();
-  return {
-    ...real,
-    claimDedup: crash.wrap('claimDedup', real.claimDedup),
-    putMessage: crash.wrap('putMessage', real.putMessage),
-    updateMessageStatus: crash.wrap('updateMessageStatus', real.updateMessageStatus),
-  };
-});
-vi.mock('../../src/store/agents', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/agents')>();
-  return { ...real, reserveAgentSlot: crash.wrap('reserveAgentSlot', real.reserveAgentSlot) };
-});
-vi.mock('../../src/store/assignment', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/assignment')>();
-  return { ...real, assignIfAvailable: crash.wrap('assignIfAvailable', real.assignIfAvailable) };
-});
-vi.mock('../../src/store/conversations', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/conversations')>();
-  return {
-    ...real,
-    createConversation: crash.wrap('createConversation', real.createConversation),
-    applyMessageToOpenConversation: crash.wrap('applyMessageToOpenConversation', real.applyMessageToOpenConversation),
-    updateConversation: crash.wrap('updateConversation', real.updateConversation),
-  };
-});
-vi.mock('../../src/aws/queues', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/aws/queues')>();
-  return { ...real, enqueueOutbound: crash.wrap('enqueueOutbound', real.enqueueOutbound) };
-});
-vi.mock('../../src/domain/events', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/domain/events')>();
-  return { ...real, publishToConversation: crash.wrap('publishToConversation', real.publishToConversation) };
-});
-vi.mock('../../src/domain/fanout', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/domain/fanout')>();
-  return { ...real, sendToConnection: crash.wrap('sendToConnection', real.sendToConnection) };
-});
-vi.mock('../../src/domain/timers', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/domain/timers')>();
-  return { ...real, setTimer: crash.wrap('setTimer', real.setTimer) };
-});
+vi.mock('../../functions/inbound/handler', async (importOriginal) => harness.redeliveringHandler(await importOriginal<typeof import('../../functions/inbound/handler')>(), crash, 'inbound'));
+vi.mock('../../src/store/contacts', async (importOriginal) =>
+  harness.wrapModule(await importOriginal<typeof import('../../src/store/contacts')>(), crash, ['claimHandle', 'putContact', 'pointVisitorAt', 'linkContactConversation']),
+);
+vi.mock('../../src/store/messages', async (importOriginal) =>
+  harness.wrapModule(await importOriginal<typeof import('../../src/store/messages')>(), crash, ['claimDedup', 'putMessage', 'updateMessageStatus']),
+);
+vi.mock('../../src/store/agents', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/store/agents')>(), crash, ['reserveAgentSlot']));
+vi.mock('../../src/store/assignment', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/store/assignment')>(), crash, ['assignIfAvailable']));
+vi.mock('../../src/store/conversations', async (importOriginal) =>
+  harness.wrapModule(await importOriginal<typeof import('../../src/store/conversations')>(), crash, ['createConversation', 'applyMessageToOpenConversation', 'updateConversation']),
+);
+vi.mock('../../src/aws/queues', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/aws/queues')>(), crash, ['enqueueOutbound']));
+vi.mock('../../src/domain/events', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/domain/events')>(), crash, ['publishToConversation']));
+vi.mock('../../src/domain/fanout', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/domain/fanout')>(), crash, ['sendToConnection']));
+vi.mock('../../src/domain/timers', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/domain/timers')>(), crash, ['setTimer']));
 
 const AGENT = 'crash-agent';
 let stack: LocalStack;
@@ -152,7 +85,7 @@ const clients: WsClient[] = [];
 beforeAll(async () => {
   stack = await startTestStack();
   const inbound = stack.aws.sqs.getQueue('conversa-inbound.fifo');
-  crash.retryNow = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
+  crash.retry.inbound = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
   token = await agentToken(stack.httpUrl, AGENT, 'admin', 'Crash');
   // Room for every case's conversation: the counter, not capacity, is under test.
   expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token, body: { liveCapacity: 50, asyncCapacity: 200 } })).status).toBe(200);
@@ -355,16 +288,16 @@ describe('a consumer dying after each write of the inbound path', { timeout: 60_
       // Each case's counter from the truth: one case's drift is not the next one's.
       await recountLoad(AGENT, new Date(Date.now() + 60_000));
       expect(await agentLoad(kind)).toMatchObject({ counter: (await agentLoad(kind)).held });
-      crash.armed = { ...c.crash, handle: customer.handle, fired: 0 };
+      crash.arm('message', customer.handle, c.crash);
 
       // Act: the message that crashes, and the customer's next one queued behind it (a visitor's
       // frames are handled side by side, so the next one is sent once the first is in the queue)
       await customer.send(texts.at(-2)!);
-      if (customer.visitor) await eventually(() => crash.armed?.fired === 1, 30_000);
+      if (customer.visitor) await eventually(() => crash.fired(), 30_000);
       await customer.send(texts.at(-1)!);
 
       // Assess
-      await eventually(() => crash.armed?.fired === 1, 30_000);
+      await eventually(() => crash.fired(), 30_000);
       const conversation = await settled(customer, texts);
       const messages = await allMessages(conversation.id);
       const mine = messages.filter((m) => m.direction === 'inbound');
