@@ -506,28 +506,38 @@ async function afterApply(context: InboundHookContext, before: ConversationRecor
  */
 const WATERMARK_LOOKBACK = 50;
 
-async function ingestWatermark(event: InboundStatusEvent): Promise<void> {
+async function ingestWatermark(event: InboundStatusEvent, redelivered: boolean): Promise<void> {
   const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
   if (!conversationId) return;
-  await applyToCovered(conversationId, event.status, (m) => m.createdAt <= event.at);
+  await applyToCovered(conversationId, event.status, (m) => m.createdAt <= event.at, [], redelivered);
 }
 
 /**
  * A receipt for everything up to a point: applied to the conversation's newest outbound messages
  * that `covers`, and told to agents with `updated` (what was already applied) in one fan-out.
  */
-async function applyToCovered(conversationId: string, status: InboundStatusEvent['status'], covers: (m: Message) => boolean, updated: Message[] = []): Promise<void> {
-  const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false });
+async function applyToCovered(
+  conversationId: string,
+  status: InboundStatusEvent['status'],
+  covers: (m: Message) => boolean,
+  updated: Message[] = [],
+  /** The queue hands the receipt over again: the attempt that died may have written some of them. */
+  redelivered = false,
+): Promise<void> {
+  // A redelivery reads what the dead attempt wrote (consistently: a lagging read would try those
+  // writes again, be refused, and tell nobody); the first delivery takes the cheaper read.
+  const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false, ...(redelivered ? { consistent: true } : {}) });
+  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && !updated.some((u) => u.id === m.id));
   // Statuses only move forward, so a message the read shows at this status or past it is skipped:
   // its write would be refused, and a refused write is billed all the same (the read may lag, so
   // one a step behind is still tried, and updateMessageStatus refuses it if it moved on meanwhile).
-  const covered = items.filter(
-    (m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && STATUS_RANK[m.status] < STATUS_RANK[status] && !updated.some((u) => u.id === m.id),
-  );
-  for (const message of covered) {
+  for (const message of covered.filter((m) => STATUS_RANK[m.status] < STATUS_RANK[status])) {
     const after = await updateMessageStatus(conversationId, message.id, status);
     if (after) updated.push(after);
   }
+  // The dead attempt may have written these and died before telling the agents: told the status
+  // as it stands (one an earlier receipt had set is told again, the same frame).
+  if (redelivered) updated.push(...covered.filter((m) => m.status === status));
   if (updated.length > 0) await publishStatuses(conversationId, updated);
 }
 
@@ -558,7 +568,7 @@ async function sentTo(event: InboundStatusEvent, conversationId: string): Promis
 }
 
 export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Delivery, 'redelivered'> = {}): Promise<void> {
-  if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event);
+  if (event.providerMessageId === ALL_BEFORE_WATERMARK) return ingestWatermark(event, delivery.redelivered === true);
   const referenced = fromReference(event.reference);
   const byId = !referenced && !(isProviderChannel(event.channel) && getAdapter(event.channel).statusesCarryReference);
   const scope = `${event.channel}#${event.providerMessageId}`;
@@ -585,7 +595,7 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   // Refused on a redelivery: the attempt that died may have written it before telling the agents,
   // who are told the status as it stands (read only then: a provider's repeated receipt reads nothing).
   const updated = written ?? (delivery.redelivered ? await reachedStatus(pointer, event.status) : undefined);
-  if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : []);
+  if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : [], delivery.redelivered);
   if (!updated) return;
   await publishStatuses(pointer.conversationId, [updated]);
 }

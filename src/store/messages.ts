@@ -298,7 +298,8 @@ const MAX_PAGE_ROUNDS = 5;
 /** History, oldest first within a page; the cursor walks back to older pages. */
 export async function listMessages(
   conversationId: string,
-  options: { limit: number; cursor?: string; includePrivate: boolean },
+  /** `consistent`: the writes made just before are in it (twice the read's cost). */
+  options: { limit: number; cursor?: string; includePrivate: boolean; consistent?: boolean },
 ): Promise<{ items: Message[]; nextCursor: string | null }> {
   const pk = keys.messagePartition(conversationId);
   let startKey = decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } });
@@ -318,6 +319,7 @@ export async function listMessages(
         },
         ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
         ScanIndexForward: false,
+        ...(options.consistent ? { ConsistentRead: true } : {}),
         Limit: options.limit - newestFirst.length,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
