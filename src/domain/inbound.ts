@@ -8,7 +8,7 @@ import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
-import { applyHeldStatuses, applyOutboundToConversation } from './outbound';
+import { applyHeldStatuses, applyOutboundToConversation, catchUpConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
@@ -283,7 +283,10 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
   // reference of ours, and either would otherwise never reach the message.
   const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`])) ?? stored;
   const agentConnections = agentConnectionsAhead();
-  const updated = await applyOutboundToConversation(message.conversationId, message);
+  // A redelivery of a stored echo catches the conversation up instead: the dead attempt's update
+  // may have landed (refused again as a duplicate, it would leave the consoles without it), and a
+  // reply applied since must not have its activity moved back.
+  const updated = existing ? await catchUpConversation(message.conversationId, message) : await applyOutboundToConversation(message.conversationId, message);
   await publish([messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])], {
     agents: scopeOf(updated ?? conversation, conversation),
     agentConnections,

@@ -131,10 +131,11 @@ const answersNothingWaiting = (c: ConversationRecord, message: Message) =>
 
 /**
  * What a stored reply's conversation write would have added, for a retry after that write failed:
- * its first reply, its activity (never moved back by a later message) and its participant.
+ * its first reply, its activity (never moved back by a later message) and its participant. The
+ * conversation as it stands after (the retry tells the consoles: the write may have landed without them hearing of it).
  */
-async function catchUpConversation(conversationId: string, message: Message, participant: string | undefined): Promise<void> {
-  await updateConversation(conversationId, (c) => {
+export async function catchUpConversation(conversationId: string, message: Message, participant?: string): Promise<ConversationRecord | undefined> {
+  const result = await updateConversation(conversationId, (c) => {
     const reply = message.sender.type === 'agent' && !message.private;
     const firstReply = reply && !c.firstReplyAt && !answersNothingWaiting(c, message);
     // A follow-up (written while not open), as applyOutboundToConversation records it.
@@ -152,6 +153,7 @@ async function catchUpConversation(conversationId: string, message: Message, par
       ...(joins ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
     };
   });
+  return result?.after;
 }
 
 /** Refuses a send the provider would refuse (24-hour windows), with a reason the agent can act on. */
@@ -220,9 +222,10 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     // The same reply again: a first attempt that died after storing it may not have moved the
     // conversation, shown the reply or queued it. Queued again under the same deduplication id,
     // and sent at most once (deliverOutbound).
-    if (existing) await catchUpConversation(conversationId, existing, participant);
+    const caughtUp = existing ? await catchUpConversation(conversationId, existing, participant) : undefined;
     if (existing?.status === 'queued' && !existing.private) {
-      await publish([messageEvent(existing)], { agents: scopeOf(conversation), ...sender });
+      const shown = caughtUp ? [conversationEventAfterMessage(conversation, caughtUp)] : [];
+      await publish([messageEvent(existing, caughtUp), ...shown], { agents: scopeOf(caughtUp ?? conversation, conversation), ...sender });
       await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
       // The first attempt's delivery may have moved it on since the read: that frame must not be the last word.
       const current = await getMessage(existing.conversationId, existing.id);
