@@ -116,15 +116,17 @@ const inboundIdle = () => Object.values(stack.aws.sqs.getQueue('conversa-inbound
 
 const postReply = (c: Customer, body: Record<string, unknown>) => http(stack.httpUrl, 'POST', `/v1/conversations/${c.conversationId}/messages`, { token, body });
 
-/** A reply the provider took, recorded `sent` (with its provider id) before the case's crash is armed. */
-async function sentReply(c: Customer, text: string): Promise<Message> {
+/** A reply the provider took, recorded `sent` (with its provider id), once `idle` holds. */
+async function sentReply(c: Customer, text: string, idle = queuesIdle): Promise<Message> {
   const response = await postReply(c, { text });
   expect(response.status).toBe(202);
   return eventually(async () => {
     const message = await getMessage(c.conversationId, response.body.message.id);
-    return message?.status === 'sent' && message.providerMessageId && queuesIdle() ? message : undefined;
+    return message?.status === 'sent' && message.providerMessageId && idle() ? message : undefined;
   }, 20_000);
 }
+
+const outboundIdle = () => Object.values(stack.aws.sqs.getQueue('conversa-outbound.fifo').counts()).every((n) => n === 0);
 
 /** What the provider took carrying `text`. */
 const accepted = (c: Customer, text: string) => stack.providers.outbox(c.channel).filter((item) => item.status < 300 && JSON.stringify(item.body).includes(text));
@@ -186,6 +188,11 @@ interface EchoCase {
   resolved?: boolean;
   /** The dead attempt had told the agents: message.created twice, the same id. */
   toldTwice?: boolean;
+  /**
+   * An agent's reply is sent before the redelivery: the conversation's activity is the reply's,
+   * its first reply the one applied first.
+   */
+  replyMeanwhile?: { firstReply: 'echo' | 'reply' };
 }
 
 const echoCases: EchoCase[] = [
@@ -195,6 +202,13 @@ const echoCases: EchoCase[] = [
   // Found: the redelivery's update was refused as a duplicate, and the consoles never got the conversation it moved.
   { title: 'after the conversation update, before the agents are told (found: the consoles got no conversation)', crash: { fn: 'applyMessageToOpenConversation' } },
   { title: 'a resolved conversation: after its update, before the agents are told', crash: { fn: 'updateConversation' }, resolved: true },
+  // Found: the redelivery applied the echo again over the reply, moving the conversation's last message back.
+  {
+    title: 'after the conversation update, an agent’s reply before the redelivery (found: its activity moved back)',
+    crash: { fn: 'applyMessageToOpenConversation' },
+    replyMeanwhile: { firstReply: 'echo' },
+  },
+  { title: 'after the message is written, an agent’s reply before the redelivery (found: its activity moved back)', crash: { fn: 'putMessage' }, replyMeanwhile: { firstReply: 'reply' } },
   { title: 'after the agents are told, before the timers', crash: { fn: 'publish' }, toldTwice: true },
   { title: 'after the re-engagement timer is armed', crash: { fn: 'setTimer', when: (args) => args[0] === 'reengage' }, toldTwice: true },
 ];
@@ -219,7 +233,15 @@ describe('an echo of the team’s message dying after each write, the event rede
         crash.arm('echo', customer.handle, c.crash);
 
         // Act
+        if (c.replyMeanwhile) crash.held.inbound = [];
         expect((await postWebhook(stack, channel, echoWebhook(customer, id, text))).status).toBe(200);
+        let reply: Message | undefined;
+        if (c.replyMeanwhile) {
+          const held = await eventually(() => (crash.held.inbound!.length > 0 ? crash.held.inbound : undefined), 20_000);
+          crash.held.inbound = undefined;
+          reply = await sentReply(customer, unique('from Conversa meanwhile'), outboundIdle);
+          for (const receiptHandle of held) crash.retry.inbound!(receiptHandle);
+        }
 
         // Assess: the team's message once, nothing sent, its held receipt applied, the agents told
         const stored = await eventually(async () => {
@@ -235,8 +257,16 @@ describe('an echo of the team’s message dying after each write, the event rede
         expect(createdFrames(echo.id)).toHaveLength(c.toldTwice ? 2 : 1);
         await expectToldAsStored(echo);
 
-        // The conversation as one run leaves it, and as the consoles last saw it.
         const after = await getConversation(customer.conversationId, true);
+        if (reply) {
+          // The last message is the reply's, whichever came back last; the first reply the one applied first.
+          const firstReplyAt = c.replyMeanwhile!.firstReply === 'echo' ? echo.createdAt : reply.createdAt;
+          expect(after).toMatchObject({ status: 'open', unreadCount: before.unreadCount, lastOutboundId: reply.id, lastMessageAt: reply.createdAt, firstReplyAt });
+          expect(lastSeenConversation(customer.conversationId)).toMatchObject({ lastMessageAt: reply.createdAt, firstReplyAt });
+          await expectNothingOrphaned(customer);
+          return;
+        }
+        // The conversation as one run leaves it, and as the consoles last saw it.
         // A follow-up on a resolved conversation answers nothing waiting: no first reply.
         const moved = c.resolved ? { followedUpAt: echo.createdAt } : { firstReplyAt: echo.createdAt };
         expect(after).toMatchObject({ status: before.status, unreadCount: before.unreadCount, lastOutboundId: echo.id, lastMessageAt: echo.createdAt, ...moved });
