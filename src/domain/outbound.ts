@@ -220,12 +220,20 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
     // The same reply again: a first attempt that died after storing it may not have moved the
-    // conversation, shown the reply or queued it. Queued again under the same deduplication id,
-    // and sent at most once (deliverOutbound).
+    // conversation, shown the reply (or note) or queued it. Queued again under the same
+    // deduplication id, and sent at most once (deliverOutbound).
     const caughtUp = existing ? await catchUpConversation(conversationId, existing, participant) : undefined;
-    if (existing?.status === 'queued' && !existing.private) {
-      const shown = caughtUp ? [conversationEventAfterMessage(conversation, caughtUp)] : [];
-      await publish([messageEvent(existing, caughtUp), ...shown], { agents: scopeOf(caughtUp ?? conversation, conversation), ...sender });
+    const show = (m: Message) =>
+      publish([messageEvent(m, caughtUp), ...(caughtUp ? [conversationEventAfterMessage(conversation, caughtUp)] : [])], {
+        agents: scopeOf(caughtUp ?? conversation, conversation),
+        ...sender,
+      });
+    if (existing?.private) {
+      await show(existing);
+      return existing;
+    }
+    if (existing?.status === 'queued') {
+      await show(existing);
       await enqueueOutbound([{ conversationId: existing.conversationId, messageId: existing.id }]);
       // The first attempt's delivery may have moved it on since the read: that frame must not be the last word.
       const current = await getMessage(existing.conversationId, existing.id);

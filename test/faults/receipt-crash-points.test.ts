@@ -488,6 +488,28 @@ describe('an agent’s reply POST dying after its writes, sent again with the sa
     expect(lastSeenConversation(customer.conversationId)).toMatchObject({ lastMessageAt: reply.createdAt, firstReplyAt: reply.createdAt });
     await expectToldAsStored(reply);
   });
+
+  // Found: a note is never queued, and the retry returned it without showing it to anyone.
+  it('a private note, after both writes, before the agents are told: the consoles are shown the note', async () => {
+    // Prepare
+    const customer = await newCustomer('whatsapp');
+    const body = { text: unique('note'), clientMessageId: crypto.randomUUID(), private: true };
+    crash.arm('reply', customer.conversationId, { fn: 'publish', before: true });
+
+    // Act
+    const first = await postReply(customer, body);
+    const second = await postReply(customer, body);
+
+    // Assess
+    expect(crash.fired()).toBe(true);
+    expect([first.status, second.status]).toEqual([500, 202]);
+    const note = (await getMessage(customer.conversationId, second.body.message.id))!;
+    expect(note).toMatchObject({ private: true, status: 'sent', text: body.text });
+    expect((await allMessages(customer.conversationId)).filter((m) => m.text === body.text)).toHaveLength(1);
+    await console_.waitFor((f) => f.type === 'message.created' && f.message.id === note.id, 10_000, 'the note');
+    expect(createdFrames(note.id)).toHaveLength(1);
+    expect(accepted(customer, body.text)).toEqual([]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
