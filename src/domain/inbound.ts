@@ -20,7 +20,7 @@ import {
   updateConversation,
   type ConversationRecord,
 } from '../store/conversations';
-import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
+import { claimDedup, findByProviderMessageId, getDedup, getMessage, holdEarlyStatus, listMessages, markStatusHeld, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
 import { ALL_BEFORE_WATERMARK } from '../channels/meta';
 import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
@@ -587,6 +587,14 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   if (!pointer && (byId || conversationId)) {
     await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}) });
     pointer = await lookUp();
+    // WhatsApp's `failed` without our reference may be for a reply of ours whose `sent` write has
+    // not landed, which reads nothing held (its other receipts carry our reference): the replies in
+    // flight are marked, and the one whose write records this wamid applies it. A send that
+    // recorded it meanwhile is found now.
+    if (!pointer && conversationId && event.status === 'failed') {
+      await markSendsInFlight(conversationId, event.providerMessageId);
+      pointer = await lookUp();
+    }
   }
   // A status for a message we never sent (or sent before this deployment): nothing to update.
   if (!pointer) return;
@@ -601,6 +609,15 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : [], delivery.redelivered);
   if (!updated) return;
   await publishStatuses(pointer.conversationId, [updated]);
+}
+
+/** How far back a reply in flight is looked for: sends finish within the queue's retries. */
+const IN_FLIGHT_LOOKBACK = 20;
+
+async function markSendsInFlight(conversationId: string, providerMessageId: string): Promise<void> {
+  const { items } = await listMessages(conversationId, { limit: IN_FLIGHT_LOOKBACK, includePrivate: false, consistent: true });
+  const inFlight = items.filter((m) => m.direction === 'outbound' && m.status === 'queued' && !m.providerMessageId);
+  await Promise.all(inFlight.map((m) => markStatusHeld(conversationId, m.id, providerMessageId)));
 }
 
 /** The message if it is at `status` or past it. */

@@ -41,6 +41,7 @@ import {
   recordSendFailure,
   recordSendProgress,
   settleOvertakenSend,
+  STATUS_HELD,
   updateMessageStatus,
 } from '../store/messages';
 
@@ -493,8 +494,10 @@ async function sendToProvider(
     const scopes = statusesById(channel) ? idScopes(channel, [result.providerMessageId, ...otherIds]) : [];
     const pointer = { conversationId: message.conversationId, messageId: message.id };
     await Promise.all(scopes.map((scope) => claimDedup(scope, pointer)));
-    // A callback that came before its id was claimed was held (ingestStatus): applied now, after the claims.
-    return (await applyHeldStatuses(message, scopes)) ?? final;
+    // A callback that came before its id was claimed was held (ingestStatus): applied now, after the
+    // claims; on WhatsApp only when a `failed` without our reference marked this send (STATUS_HELD).
+    const held = sent?.[STATUS_HELD] ? [...scopes, `${channel}#${result.providerMessageId}`] : scopes;
+    return (await applyHeldStatuses(message, held)) ?? final;
   }
   if (result.retryable && !lastAttempt) {
     throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id), result.retryAfterSeconds);

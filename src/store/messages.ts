@@ -9,7 +9,7 @@ import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
-const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures']);
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds']);
 
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
@@ -217,13 +217,36 @@ export async function replaceAttachment(conversationId: string, messageId: strin
   });
 }
 
+/**
+ * On the message a `sent` write returns when a status was held for the provider id it records
+ * while the send was in flight (markStatusHeld): what is held for that id applies to it. A
+ * symbol, so it never reaches a frame or an answer.
+ */
+export const STATUS_HELD: unique symbol = Symbol('statusHeld');
+export type WrittenMessage = Message & { [STATUS_HELD]?: true };
+
+/**
+ * Marks a send in flight (queued, no provider id recorded yet) as possibly the one a status
+ * held under `providerMessageId` is for: its `sent` write, if it records that id, says so
+ * (STATUS_HELD). False when it is no longer in flight.
+ */
+export async function markStatusHeld(conversationId: string, messageId: string, providerMessageId: string): Promise<boolean> {
+  return updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'ADD heldStatusIds :ids',
+    ConditionExpression: '#status = :queued AND attribute_not_exists(providerMessageId)',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':ids': new Set([providerMessageId]), ':queued': 'queued' },
+  });
+}
+
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */
 export async function updateMessageStatus(
   conversationId: string,
   messageId: string,
   status: MessageStatus,
   extra: { providerMessageId?: string; sendProgress?: SendProgress; error?: string; providerMessageIdIfMissing?: string } = {},
-): Promise<Message | undefined> {
+): Promise<WrittenMessage | undefined> {
   const sets = ['#status = :status'];
   const values: Record<string, unknown> = { ':status': status };
   if (extra.providerMessageId) {
@@ -246,12 +269,17 @@ export async function updateMessageStatus(
     .map(([name]) => name);
   const allowed = lower.map((_, i) => `:s${i}`);
   lower.forEach((name, i) => (values[`:s${i}`] = name));
-  return updateMessageIf(conversationId, messageId, {
+  const item = await updateMessageItemIf(conversationId, messageId, {
     UpdateExpression: `SET ${sets.join(', ')}`,
     ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
     ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
     ExpressionAttributeValues: values,
   });
+  if (!item) return undefined;
+  const message: WrittenMessage = toMessage(item);
+  const held = item.heldStatusIds;
+  if (extra.providerMessageId && held instanceof Set && held.has(extra.providerMessageId)) message[STATUS_HELD] = true;
+  return message;
 }
 
 /** A conditional update of one message: the message as it is after it, or undefined when the condition failed. */
@@ -260,11 +288,21 @@ async function updateMessageIf(
   messageId: string,
   update: Pick<UpdateCommandInput, 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>,
 ): Promise<Message | undefined> {
+  const item = await updateMessageItemIf(conversationId, messageId, update);
+  return item ? toMessage(item) : undefined;
+}
+
+/** The same, the item as stored. */
+async function updateMessageItemIf(
+  conversationId: string,
+  messageId: string,
+  update: Pick<UpdateCommandInput, 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>,
+): Promise<Record<string, unknown> | undefined> {
   try {
     const out = await ddb().send(
       new UpdateCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ...update, ReturnValues: 'ALL_NEW' }),
     );
-    return out.Attributes ? toMessage(out.Attributes) : undefined;
+    return out.Attributes;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
