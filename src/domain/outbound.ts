@@ -361,7 +361,9 @@ export async function deliverOutbound(
         ? idScopes(conversation.channel, [message.providerMessageId, ...(stored.sendProgress?.otherIds ?? [])])
         : [];
     await Promise.all(scopes.map((scope) => restoreDedup(scope, { conversationId: message.conversationId, messageId: message.id })));
-    const held = scopes.length > 0 ? await applyHeldStatuses(message, scopes) : undefined;
+    // On WhatsApp, a `failed` without our reference that marked the send was held under its wamid.
+    const heldScopes = stored.statusHeld ? [...scopes, `${conversation.channel}#${message.providerMessageId}`] : scopes;
+    const held = heldScopes.length > 0 ? await applyHeldStatuses(message, heldScopes) : undefined;
     await finishDelivery(conversation, held ?? message);
     return;
   }

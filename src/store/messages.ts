@@ -163,6 +163,8 @@ export interface MessageToSend {
   sendProgress?: SendProgress;
   /** Attempts the provider answered "later" to so far. */
   sendFailures: number;
+  /** A status without our reference was held under the provider id the send recorded (markStatusHeld). */
+  statusHeld?: true;
 }
 
 export async function getMessageToSend(conversationId: string, messageId: string): Promise<MessageToSend | undefined> {
@@ -171,7 +173,9 @@ export async function getMessageToSend(conversationId: string, messageId: string
   );
   if (!out.Item) return undefined;
   const progress = out.Item.sendProgress as SendProgress | undefined;
-  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}), sendFailures: Number(out.Item.sendFailures ?? 0) };
+  const held = out.Item.heldStatusIds;
+  const statusHeld = out.Item.providerMessageId !== undefined && held instanceof Set && held.has(out.Item.providerMessageId);
+  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}), sendFailures: Number(out.Item.sendFailures ?? 0), ...(statusHeld ? { statusHeld } : {}) };
 }
 
 /**

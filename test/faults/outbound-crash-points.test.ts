@@ -503,6 +503,18 @@ const deliveryCases: DeliveryCase[] = [
     outcome: { sends: 2, status: 'sent' },
   },
   {
+    title: 'WhatsApp, a failed receipt without our reference held while the send was in flight: after the sent write (which finds the mark), before what was held is applied: the retry applies it',
+    channel: 'whatsapp',
+    provider: (c) =>
+      stack.providers.holdNext(c.channel, async (_body, answer) => {
+        await postStatus(c, 'failed', (answer as { messages: { id: string }[] }).messages[0]!.id);
+        // Held, and the reply in flight marked: the status consumer is done with it.
+        await eventually(() => Object.values(stack.aws.sqs.getQueue('conversa-inbound.fifo').counts()).every((n) => n === 0));
+      }),
+    crash: { fn: 'updateMessageStatus', when: status('sent') },
+    outcome: { sends: 1, status: 'failed' },
+  },
+  {
     title: 'WhatsApp, a delivered receipt overtook the answer: after its provider id is recorded, before the agents are told',
     channel: 'whatsapp',
     provider: deliveredBeforeTheAnswer,
