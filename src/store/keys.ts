@@ -127,4 +127,4 @@ export function sameHandle(a: { channel: string; handle: string }, b: { channel:
 }
 
 /** Channels whose handle is a phone number: WhatsApp's wa_id, an SMS sender, a contact's phone identity. */
-const PHONE_HANDLES: ReadonlySet<string> = new Set(['whatsapp', 'sms', 'phone']);
+export const PHONE_HANDLES: ReadonlySet<string> = new Set(['whatsapp', 'sms', 'phone']);
