@@ -174,10 +174,13 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
     );
   };
 
-  const migrate = async (item: Item, old: Handle): Promise<void> => {
+  const migrate = async (scanned: Item, old: Handle): Promise<void> => {
     const number = currentNumber(old.handle);
     const target = keys.handle(old.channel, number);
-    if (target.pk === item.pk) return;
+    if (target.pk === scanned.pk) return;
+    // A Scan reads eventually consistent: the delete's condition needs the item as it is.
+    const item = await get({ pk: String(scanned.pk), sk: String(scanned.sk) });
+    if (!item) return;
     const oldPk = String(item.pk);
     const contactId = String(item.contactId);
     let existing = await get(target);
