@@ -156,6 +156,12 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
     throw new Error(`contact ${contactId} kept changing while its handles were fixed; run again`);
   };
 
+  /** The old item's contact and, when it was merged, the survivor: the merge copied its list there. */
+  const fixContacts = async (contactId: string, holder: string, old: Handle, number: string): Promise<void> => {
+    await fixContact(contactId, old, number);
+    if (holder !== contactId) await fixContact(holder, old, number);
+  };
+
   /** Deletes the old item on condition that it is as read (nobody pointed it elsewhere meanwhile). */
   const deleteOld = async (item: Item): Promise<boolean> => {
     const fields = Object.keys(item).filter((name) => name !== 'pk' && name !== 'sk');
@@ -221,7 +227,7 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
     if (dryRun) {
       log(`${would}remove ${oldPk}: ${target.pk} is contact ${holder}'s already`);
       summary.duplicates++;
-      await fixContact(contactId, old, number);
+      await fixContacts(contactId, holder, old, number);
       return;
     }
     // The old item's conversation, where the current one names none yet (an identity claimed
@@ -239,7 +245,7 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
         ),
       );
     }
-    await fixContact(contactId, old, number);
+    await fixContacts(contactId, holder, old, number);
     if (await deleteOld(item)) {
       log(`removed ${oldPk}: ${target.pk} is contact ${holder}'s already`);
       summary.duplicates++;

@@ -92,6 +92,30 @@ async function ageWhatsApp(id: string, keep = false): Promise<void> {
   await age('phone', `+${id}`, keep);
 }
 
+/**
+ * A UK number `+44 <national>` a visitor gave, as the old normalizePhone kept `0044 <national>`:
+ * `+0044…` in the identity item's key and in the contact's handles and phone. Returns that form.
+ */
+async function ageTypedWith00(contactId: string, national: string): Promise<string> {
+  const oldForm = `+0044${national}`;
+  const identity = await getItem(keys.handle('phone', `+44${national}`));
+  await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...identity, ...legacyHandleKey('phone', oldForm) } }));
+  await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.handle('phone', `+44${national}`) }));
+  const contact = await getItem(keys.contact(contactId));
+  await ddb().send(
+    new UpdateCommand({
+      TableName: config.tableName,
+      Key: keys.contact(contactId),
+      UpdateExpression: 'SET handles = :handles, phone = :phone',
+      ExpressionAttributeValues: {
+        ':handles': (contact!.handles as { channel: string; handle: string }[]).map((h) => (h.channel === 'phone' ? { ...h, handle: oldForm } : h)),
+        ':phone': oldForm,
+      },
+    }),
+  );
+  return oldForm;
+}
+
 /** The customer writes on `channel`; returns the stored message as the agent saw it. */
 async function write(channel: ProviderChannel, handle: string, text: string): Promise<Frame> {
   const webhook = textWebhook(channel, handle, text);
@@ -145,22 +169,7 @@ describe('migrate:phone-keys', () => {
     // Prepare: a visitor gave the number; the old normalizePhone kept its 00 after the +.
     const national = `207946${digits(4)}`;
     const contactId = await visitorWrites(`+44 ${national}`, 'Hello');
-    const oldForm = `+0044${national}`;
-    const identity = await getItem(keys.handle('phone', `+44${national}`));
-    await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...identity, ...legacyHandleKey('phone', oldForm) } }));
-    await ddb().send(new DeleteCommand({ TableName: config.tableName, Key: keys.handle('phone', `+44${national}`) }));
-    const contact = await getItem(keys.contact(contactId));
-    await ddb().send(
-      new UpdateCommand({
-        TableName: config.tableName,
-        Key: keys.contact(contactId),
-        UpdateExpression: 'SET handles = :handles, phone = :phone',
-        ExpressionAttributeValues: {
-          ':handles': (contact!.handles as { channel: string; handle: string }[]).map((h) => (h.channel === 'phone' ? { ...h, handle: oldForm } : h)),
-          ':phone': oldForm,
-        },
-      }),
-    );
+    const oldForm = await ageTypedWith00(contactId, national);
 
     // Act
     const run = await migrate();
@@ -227,6 +236,30 @@ describe('migrate:phone-keys', () => {
     expect(await getItem(legacyHandleKey('whatsapp', id))).toBeUndefined();
     expect(again.out).toContain(`removed ${legacyHandleKey('whatsapp', id).pk}`);
     expect(again.out).not.toContain('conflict:');
+  });
+
+  it('lists a +00 number typed again since as a conflict, and after the merge leaves the survivor one phone in its current form', async () => {
+    // Prepare: the old version's contact, then a visitor typing the number after the upgrade.
+    const national = `207946${digits(4)}`;
+    const oldContact = await visitorWrites(`+44 ${national}`, 'Hello');
+    const oldForm = await ageTypedWith00(oldContact, national);
+    const newContact = await visitorWrites(`0044 ${national}`, 'Hello again');
+    expect(newContact).not.toBe(oldContact);
+
+    // Act
+    const run = await migrate();
+    const merged = await http(stack.httpUrl, 'POST', `/v1/contacts/${newContact}/merge`, { token: adminJwt, body: { otherContactId: oldContact } });
+    const again = await migrate();
+
+    // Assess: the merge brought the +00 form to the survivor's list; the second run left one.
+    expect(merged.status).toBe(200);
+    expect(again.code).toBe(0);
+    expect(await getItem(legacyHandleKey('phone', oldForm))).toBeUndefined();
+    const survivor = await getItem(keys.contact(newContact));
+    expect((survivor!.handles as { channel: string; handle: string }[]).filter((h) => h.channel === 'phone')).toEqual([{ channel: 'phone', handle: `+44${national}` }]);
+    expect(survivor).toMatchObject({ phone: `+44${national}` });
+    expect(run.out).toContain(`conflict: ${legacyHandleKey('phone', oldForm).pk} is contact ${oldContact}'s, ${keys.handle('phone', `+44${national}`).pk} is contact ${newContact}'s`);
+    expect(again.out).toContain(`fixed contact ${newContact}: phone ${oldForm} -> +44${national}`);
   });
 
   it('changes nothing on a second run', async () => {
