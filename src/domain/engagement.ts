@@ -718,9 +718,10 @@ async function askForRating(conversation: ConversationRecord, settings: Settings
  * An auto-resolve whose run died after the resolution (its fan-out, routing, or the question's
  * write or queueing failed) left its question unasked: asked now, or queued again if it is stored
  * but still queued (sent at most once). True when this run stored it. Nothing once the customer
- * answered or anything changed the status (the ask is dropped then), nor when a message was
- * written since the ask without being the question (a question of an earlier version, whose id
- * was not made from the ask).
+ * answered or anything changed the status (the ask is dropped then), nor when a message the
+ * customer sees was written since the ask without being the question (a question of an earlier
+ * version, whose id was not made from the ask; an agent's follow-up; the customer's own). A
+ * private note is none: the team's, written meanwhile, must not cost the customer the question.
  */
 async function finishCsatQuestion(conversation: ConversationRecord, settings: Settings): Promise<boolean> {
   const askedAt = conversation.engagement?.csatAskedAt;
@@ -732,9 +733,17 @@ async function finishCsatQuestion(conversation: ConversationRecord, settings: Se
     if (stored.status === 'queued') await enqueueOutbound([{ conversationId: stored.conversationId, messageId: stored.id }]);
     return false;
   }
-  if (conversation.lastOutboundId && decodeTime(conversation.lastOutboundId) >= Date.parse(askedAt)) return false;
+  // Not lastOutboundId: every note moves it too (agents', another sender's email, a channel move's).
+  if (await shownSince(conversation.id, Date.parse(askedAt))) return false;
   await askForRating(conversation, settings, id);
   return true;
+}
+
+/** Whether the newest message the customer sees (notes left out) was written at `sinceMs` or after. */
+async function shownSince(conversationId: string, sinceMs: number): Promise<boolean> {
+  const { items } = await listMessages(conversationId, { limit: 1, includePrivate: false });
+  const newest = items.at(-1);
+  return newest !== undefined && decodeTime(newest.id) >= sinceMs;
 }
 
 /** Inside the provider's free window (no template or tag needed): the CSAT question is not worth a template. */

@@ -14,6 +14,7 @@ import {
   UpdateScheduleCommand,
 } from '@aws-sdk/client-scheduler';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { cancelTimer, scheduleName, setTimer, useInvokedFunctionAsTarget } from '../../src/domain/timers';
@@ -30,6 +31,7 @@ import type { Message } from '../../src/domain/types';
 
 const scheduler = mockClient(SchedulerClient);
 const ses = mockClient(SESv2Client);
+const ws = mockClient(ApiGatewayManagementApiClient);
 /** The queue sender, faked: what would have been sent to SQS. */
 const sendMessageBatch = vi.hoisted(() => vi.fn());
 vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
@@ -56,6 +58,7 @@ beforeEach(() => {
   for (const [k, v] of Object.entries(ENV)) vi.stubEnv(k, v);
   scheduler.reset();
   ses.reset();
+  ws.reset();
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
   clearSettingsCache();
@@ -629,12 +632,47 @@ describe('a timer run that dies after its claim, retried', () => {
       if (item?.status !== 'open') throw new ConditionalCheckFailedException({ message: 'not open', $metadata: {} });
       return { Attributes: item };
     });
-    ddb.on(QueryCommand).resolves({ Items: [] });
+    // The messages newest first, a page of Limit read before the filter (as DynamoDB does); an agent's console.
+    const lookupFailures = { agents: 0 };
+    ddb.on(QueryCommand).callsFake(
+      (input: { ExpressionAttributeValues: Record<string, unknown>; FilterExpression?: string; Limit?: number; ExclusiveStartKey?: { sk: string } }) => {
+        const pk = input.ExpressionAttributeValues[':pk'];
+        if (pk === keys.connectionPartition({ kind: 'agents' })) {
+          if (lookupFailures.agents > 0) {
+            lookupFailures.agents -= 1;
+            throw new Error('DynamoDB is throttling');
+          }
+          return { Items: [{ connectionId: 'console-1', audience: { kind: 'agents' }, principalId: 'a1', role: 'agent', connectedAt: now.toISOString(), expiresAt: 4_102_444_800 }] };
+        }
+        if (pk !== keys.messagePartition(CONVERSATION)) return { Items: [] };
+        const newestFirst = [...items.values()]
+          .filter((item) => item.pk === pk && String(item.sk).startsWith(keys.messagePrefix) && String(item.sk) < (input.ExclusiveStartKey?.sk ?? '~'))
+          .sort((a, b) => String(b.sk).localeCompare(String(a.sk)));
+        const page = newestFirst.slice(0, input.Limit);
+        const last = page.length < newestFirst.length ? page.at(-1) : undefined;
+        return {
+          Items: page.filter((item) => !input.FilterExpression || item.private === false).map((item) => structuredClone(item)),
+          ...(last ? { LastEvaluatedKey: { pk: last.pk, sk: last.sk } } : {}),
+        };
+      },
+    );
+    ws.on(PostToConnectionCommand).resolves({});
     scheduler.on(DeleteScheduleCommand).resolves({});
     scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
     const messages = () => [...items.values()].filter((item) => String(item.sk).startsWith('MSG#') && item.id !== reply.id) as unknown as Message[];
     const conversationNow = () => items.get(at(keys.conversation(CONVERSATION))) as unknown as ConversationRecord;
-    return { messages, conversationNow, failNextMessageWrite: () => (failing.messageWrites = 1) };
+    /** A message written meanwhile (by the code under test's neighbours): stored, and its conversation write made. */
+    const written = (m: Message) => {
+      items.set(at(keys.message(CONVERSATION, m.id)), { ...m, ...keys.message(CONVERSATION, m.id) });
+      Object.assign(conversationNow(), m.direction === 'outbound' ? { lastOutboundId: m.id } : { lastInboundId: m.id, lastInboundAt: m.createdAt, lastMessageAt: m.createdAt });
+    };
+    return {
+      messages,
+      conversationNow,
+      written,
+      failNextMessageWrite: () => (failing.messageWrites = 1),
+      failNextAgentLookup: () => (lookupFailures.agents = 1),
+    };
   }
 
   /** The jobs queued on the outbound queue, by message id. */
@@ -699,18 +737,54 @@ describe('a timer run that dies after its claim, retried', () => {
 
   it('asks nothing again for a conversation an earlier version resolved and asked (its question has an id of its own)', async () => {
     const askedAt = '2026-05-03T11:00:00.000Z';
-    const { messages } = table(
-      answeredConversation(reply, {
-        status: 'resolved',
-        resolvedAt: askedAt,
-        lastOutboundId: idFor(Date.parse(askedAt) + 40, 'a question stored under a random id'),
-        engagement: { csatAskedAt: askedAt, csatResolvedAt: askedAt },
-      }),
+    const earlier = message({ id: idFor(Date.parse(askedAt) + 40, 'a question stored under a random id'), channel: 'telegram', sender: { type: 'bot', id: 'conversa' }, status: 'queued', createdAt: askedAt });
+    const { messages, written } = table(
+      answeredConversation(reply, { status: 'resolved', resolvedAt: askedAt, engagement: { csatAskedAt: askedAt, csatResolvedAt: askedAt } }),
     );
+    written(earlier);
     await expect(runTimer({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: askedAt }, now)).resolves.toBe('skipped');
-    expect(messages()).toEqual([]);
+    expect(messages().map((m) => m.id)).toEqual([earlier.id]);
     expect(queuedJobs()).toEqual([]);
   });
+
+  it('asks the CSAT question on the retry when an agent wrote a private note since the resolution, once', async () => {
+    // Prepare: the question's write fails after the resolution; an agent writes a note before the retry
+    const { messages, written, failNextMessageWrite } = table(answeredConversation(reply, { lastMessageAt: '2026-05-03T10:00:00.000Z', lastInboundAt: '2026-05-03T10:00:00.000Z' }));
+    failNextMessageWrite();
+    const fire = { kind: 'autoResolve' as const, conversationId: CONVERSATION, dueAt: '2026-05-03T11:00:00.000Z' };
+    await expect(runTimer(fire, now)).rejects.toThrow(/throttling/);
+    const note = message({ id: idFor(now.getTime() + 5_000, 'a note'), channel: 'telegram', private: true, text: 'Customer called, all good', createdAt: new Date(now.getTime() + 5_000).toISOString() });
+    written(note);
+
+    // Act: the Scheduler's retry, and one more late fire
+    const retried = await runTimer(fire, now);
+    const late = await runTimer(fire, now);
+
+    // Assess: the question, stored and queued once (the late fire queued it again: sent at most once)
+    expect([retried, late]).toEqual(['done', 'skipped']);
+    const questions = messages().filter((m) => !m.private);
+    expect(questions.map((m) => [m.sender.type, m.text, m.status])).toEqual([['bot', defaultSettings().csat.question, 'queued']]);
+    expect(queuedJobs()).toEqual([questions[0]!.id, questions[0]!.id]);
+  });
+
+  it('asks nothing on the retry once the customer has rated since the resolution', async () => {
+    // Prepare: the question's write fails after the resolution; the customer's "5" comes before the retry
+    const { messages, written, failNextMessageWrite } = table(answeredConversation(reply, { lastMessageAt: '2026-05-03T10:00:00.000Z', lastInboundAt: '2026-05-03T10:00:00.000Z' }));
+    failNextMessageWrite();
+    const fire = { kind: 'autoResolve' as const, conversationId: CONVERSATION, dueAt: '2026-05-03T11:00:00.000Z' };
+    await expect(runTimer(fire, now)).rejects.toThrow(/throttling/);
+    const rating = message({ id: idFor(now.getTime() + 5_000, 'a rating'), channel: 'telegram', direction: 'inbound', sender: { type: 'contact', id: 'c1' }, status: 'received', text: '5', createdAt: new Date(now.getTime() + 5_000).toISOString() });
+    written(rating);
+
+    // Act
+    const retried = await runTimer(fire, now);
+
+    // Assess
+    expect(retried).toBe('skipped');
+    expect(messages().map((m) => m.id)).toEqual([rating.id]);
+    expect(queuedJobs()).toEqual([]);
+  });
+
 });
 
 describe('proactive messages', () => {
