@@ -17,7 +17,7 @@ import { claimDedup, getMessage } from '../store/messages';
 import { keys } from '../store/keys';
 import { takeSend } from '../store/quota';
 import { normalizeEmail } from './contacts';
-import { storeOutbound } from './engagement';
+import { showNote, storeOutbound } from './engagement';
 import { contentHash, newId } from './ids';
 import { SYSTEM_SENDER, type InboundMessageEvent, type Message } from './types';
 
@@ -279,15 +279,20 @@ export function otherSenderNoteScope(conversationId: string, address: string, em
 
 /**
  * Stores another sender's email as a private note, once: the claim gives every delivery of the
- * email the same message id, and the note's conditional put (storeOutbound) stores and shows it
- * once. A note stays with the team (no outbound job, no visitor frame), and as a note it moves
- * neither the unread count, the customer's last message nor the status: a resolved conversation
- * stays resolved (a stranger must not reopen it), and agents see the note live and in its history.
+ * email the same message id, and the note's conditional put (storeOutbound) stores it once. A
+ * note stays with the team (no outbound job, no visitor frame), and as a note it moves neither
+ * the unread count, the customer's last message nor the status: a resolved conversation stays
+ * resolved (a stranger must not reopen it), and agents see the note live and in its history.
  */
 async function keepAsNote(conversation: ConversationRecord, address: string, text: string, email: InboundEmail, now = Date.now()): Promise<boolean> {
   const { claimed, record } = await claimDedup(otherSenderNoteScope(conversation.id, address, email), { conversationId: conversation.id, messageId: newId() });
-  // Stored by an earlier delivery. One that died after the claim and before the note is finished here.
-  if (!claimed && (await getMessage(record.conversationId, record.messageId))) return true;
+  // Stored by an earlier delivery, which may have died before showing it: shown again (showNote).
+  // One that died after the claim and before the note is finished here.
+  const stored = claimed ? undefined : await getMessage(record.conversationId, record.messageId);
+  if (stored) {
+    await showNote(stored, conversation);
+    return true;
+  }
   // Counted once claimed, so that a redelivery takes no room; one refused here and delivered
   // again after the hour is stored then.
   const windowStart = now - (now % EMAIL_NOTE_LIMIT.windowMs);

@@ -105,9 +105,21 @@ export async function storeOutbound(
   // A redelivered job finds its message stored, maybe by an attempt that died before queueing it:
   // queued again under the same deduplication id, it is still sent at most once (deliverOutbound).
   if (delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
-  // A note already shown by the first attempt is not shown again.
-  if (stored && delivery === 'note') await publish([messageEvent(message), conversationEvent(updated)], { agents: scopeOf(updated) });
-  return { message, conversation: updated };
+  if (delivery !== 'note') return { message, conversation: updated };
+  // Found stored: the attempt that stored it may have died before showing it. Shown again as
+  // stored (consoles keep one message per id), not as rebuilt here with this attempt's time.
+  const note = stored ? message : ((await getMessage(conversation.id, message.id)) ?? message);
+  await showNote(note, updated);
+  return { message: note, conversation: updated };
+}
+
+/**
+ * Shows a stored note to the agents. Also on every redelivery that finds it stored: nothing records
+ * that an attempt showed it, and one that died between its write and this would leave consoles
+ * without it until they reload. Showing it again is harmless: consoles keep one message per id.
+ */
+export async function showNote(note: Message, conversation: ConversationRecord): Promise<void> {
+  await publish([messageEvent(note), conversationEvent(conversation)], { agents: scopeOf(conversation) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,7 +664,9 @@ async function finishFollowUp(conversation: ConversationRecord, reply: Message, 
     await sendFollowUp(conversation, settings, now, id);
     return true;
   }
-  if (stored.status === 'queued' && !stored.private) await enqueueOutbound([{ conversationId: stored.conversationId, messageId: stored.id }]);
+  // A note instead of the follow-up (outside the provider's window): the run that stored it may have died before showing it.
+  if (stored.private) await showNote(stored, conversation);
+  else if (stored.status === 'queued') await enqueueOutbound([{ conversationId: stored.conversationId, messageId: stored.id }]);
   return false;
 }
 

@@ -5,6 +5,7 @@
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EMAIL_NOTE_LIMIT, NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
@@ -17,6 +18,7 @@ import type { BatchEntry } from '../../src/aws/sqs-send';
 const sendMessageBatch = vi.hoisted(() => vi.fn());
 vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
+const ws = mockClient(ApiGatewayManagementApiClient);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
 beforeEach(() => {
@@ -26,6 +28,7 @@ beforeEach(() => {
   vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
+  ws.reset();
 });
 afterEach(() => vi.unstubAllEnvs());
 
@@ -275,6 +278,35 @@ describe('engagement handler', () => {
     // The conversation once, and the hour's count of notes once: the redelivery takes no room.
     expect(updated.sort()).toEqual([keys.conversation(CONVERSATION).pk, `EMAILNOTES#${CONVERSATION}`]);
     expect(sendMessageBatch).not.toHaveBeenCalled();
+  });
+
+  it('shows the agents a redelivered email\'s note that the first delivery stored but died before showing', async () => {
+    // Prepare: an agent's console is connected; the first delivery's lookup of the consoles fails, after the note's write
+    vi.stubEnv('WS_CALLBACK_URL', 'http://ws.local/live');
+    ws.on(PostToConnectionCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...emailed, version: 2 } });
+    const items = new Map<string, Record<string, any>>();
+    const key = (k: { pk: string; sk: string }) => `${k.pk}|${k.sk}`;
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, any> }) => {
+      if (items.has(key(input.Item as { pk: string; sk: string }))) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
+      items.set(key(input.Item as { pk: string; sk: string }), input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: input.Key.sk === keys.conversation(CONVERSATION).sk && input.Key.pk === keys.conversation(CONVERSATION).pk ? emailed : items.get(key(input.Key)) }));
+    const console1 = { connectionId: 'console-1', audience: { kind: 'agents' }, principalId: 'ana', role: 'agent', connectedAt: new Date().toISOString(), expiresAt: 4_102_444_800 };
+    ddb.on(QueryCommand).rejectsOnce(new Error('DynamoDB is throttling')).resolves({ Items: [console1] });
+    const forward = { kind: 'inboundEmail', email: { to: replyAddress(CONVERSATION), from: 'mallory@example.net', text: 'Forwarding this to you', messageId: '<fwd-1@example.net>' } };
+
+    // Act: the first delivery fails after storing the note; Lambda's retry delivers it again
+    await expect(handler(forward)).rejects.toThrow(/throttling/);
+    const again = await handler(forward);
+
+    // Assess: the note, stored once, reached the console on the retry
+    expect(again.outcome).toBe('noted');
+    expect(notesPut()).toHaveLength(1);
+    const shown = ws.commandCalls(PostToConnectionCommand).map((call) => JSON.parse(Buffer.from(call.args[0].input.Data as Uint8Array).toString()) as Record<string, any>);
+    const created = shown.filter((f) => f.type === 'message.created');
+    expect(created.map((f) => [f.message.id, f.message.private, f.message.createdAt])).toEqual([[notesPut()[0]!.id, true, notesPut()[0]!.createdAt]]);
   });
 
   it('refuses another sender\'s email past the hour\'s notes on the conversation, storing nothing', async () => {

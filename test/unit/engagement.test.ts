@@ -675,6 +675,9 @@ describe('a timer run that dies after its claim, retried', () => {
     };
   }
 
+  /** The frames the agent's console got. */
+  const framesAtAgent = () => ws.commandCalls(PostToConnectionCommand).map((call) => JSON.parse(Buffer.from(call.args[0].input.Data as Uint8Array).toString()) as Record<string, any>);
+
   /** The jobs queued on the outbound queue, by message id. */
   const queuedJobs = () =>
     sendMessageBatch.mock.calls.flatMap((call) => (call[1] as BatchEntry[]).map((entry) => (JSON.parse(entry.MessageBody) as { messageId: string }).messageId));
@@ -785,6 +788,27 @@ describe('a timer run that dies after its claim, retried', () => {
     expect(queuedJobs()).toEqual([]);
   });
 
+  it('shows the agents a note its first run stored instead of the follow-up but could not show, on the retry', async () => {
+    // Prepare: WhatsApp past its 24 hours without a template (a note, not a follow-up); the lookup of
+    // the agents' consoles fails once, after the note's write
+    const { messages, failNextAgentLookup } = table(answeredConversation(reply, { channel: 'whatsapp', handle: '+15550001' }));
+    failNextAgentLookup();
+    const fire = { kind: 'reengage' as const, conversationId: CONVERSATION, dueAt: '2026-05-01T11:00:00.000Z', messageId: reply.id };
+    await expect(runTimer(fire, now)).rejects.toThrow(/throttling/);
+    expect(framesAtAgent()).toEqual([]);
+
+    // Act
+    const retried = await runTimer(fire, now);
+
+    // Assess: one note, stored once and shown on the retry; nothing queued for the customer
+    expect(retried).toBe('skipped');
+    const [note, ...others] = messages();
+    expect(others).toEqual([]);
+    expect(note).toMatchObject({ private: true, text: expect.stringMatching(/^Automatic follow-up not sent/) });
+    const shown = framesAtAgent().filter((f) => f.type === 'message.created');
+    expect(shown.map((f) => [f.message.id, f.message.private, f.message.createdAt])).toEqual([[note!.id, true, note!.createdAt]]);
+    expect(queuedJobs()).toEqual([]);
+  });
 });
 
 describe('proactive messages', () => {
