@@ -371,6 +371,46 @@ describe('email fallback', () => {
     expect(ws.frames.filter((f) => JSON.stringify(f).includes('broken'))).toEqual([]);
   });
 
+  it('shows agents the note of an email whose first delivery died after storing it, when it is delivered again', async () => {
+    // Prepare: the process dies right after the note's write (before anything showed it)
+    const { ws, conversationId } = await visitor(undefined, 'Where is my parcel?');
+    const text = `Forwarded to the warehouse ${crypto.randomUUID()}`;
+    const email = { to: replyAddress(conversationId), from: 'ops@partner.example', subject: 'Fwd', text, messageId: `<${crypto.randomUUID()}@partner.example>` };
+    const crash = 'crashAfterNote';
+    let died = false;
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const item = (args.input as { Item?: { conversationId?: string; private?: boolean; text?: string } }).Item;
+        const out = await next(args);
+        if (!died && item?.conversationId === conversationId && item.private && item.text?.includes(text)) {
+          died = true;
+          throw new Error('the engagement function died after storing the note');
+        }
+        return out;
+      },
+      { step: 'initialize', name: crash },
+    );
+    let first;
+    try {
+      first = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: email });
+    } finally {
+      ddb().middlewareStack.remove(crash);
+    }
+    expect([died, first.status]).toEqual([true, 500]);
+
+    // Act: the email delivered again (SNS retries a failed invocation)
+    const again = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: email });
+
+    // Assess: the note, stored once, reaches the agent's console, and never the visitor
+    expect(again.status, again.text).toBe(202);
+    expect(again.body).toEqual({ conversationId, kept: 'note' });
+    const note = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text.includes(text), 10_000, 'note at agent');
+    expect(note.message).toMatchObject({ private: true, sender: { type: 'system' } });
+    const stored = (await history(conversationId)).filter((m) => m.text.includes(text));
+    expect(stored.map((m) => [m.id, m.private])).toEqual([[note.message.id, true]]);
+    expect(ws.frames.filter((f) => JSON.stringify(f).includes(text))).toEqual([]);
+  });
+
   it.each([
     ['a reply', false],
     ['a follow-up on the conversation resolved unanswered', true],
@@ -510,6 +550,47 @@ describe('auto-resolve and CSAT', () => {
     expect(stored).toMatchObject({ status: 'resolved', csat: { score: 4, comment: 'quick and friendly' } });
     // The answer took no agent slot for good.
     expect(await liveLoad()).toBe(loadBefore);
+  });
+
+  it('asks the customer once when an agent writes a private note as the auto-resolve runs, and the run is retried', async () => {
+    // Prepare: the auto-resolve's run dies after its resolution, as its question is written; an
+    // agent writes a private note at that moment (after the resolution, before the Scheduler's retry)
+    const question = `Rate this chat 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: true, question } });
+    const crash = 'noteAsAutoResolveRuns';
+    let conversationId = '';
+    let noteStatus: number | undefined;
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
+        if (noteStatus === undefined && item?.text === question && item.conversationId === conversationId) {
+          const note = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text: 'Called them: all sorted', private: true } });
+          noteStatus = note.status;
+          throw new Error('the engagement function died before asking');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: crash },
+    );
+    let ws: WsClient;
+    try {
+      // Act: the conversation idles past the auto-resolve's delay
+      await timers({ autoResolveAfterSeconds: 2 });
+      ({ ws, conversationId } = await visitor(undefined, 'Is the shop open on Sunday?'));
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.text === question, 20_000, 'CSAT question');
+    } finally {
+      ddb().middlewareStack.remove(crash);
+      await timers({});
+    }
+
+    // Assess: the run died once, beside the note; the customer got the question once, and it is stored once
+    expect(noteStatus).toBe(202);
+    await sleep(2000);
+    expect(ws.frames.filter((f) => f.type === 'message.created' && f.message.text === question)).toHaveLength(1);
+    const messages = await history(conversationId);
+    expect(messages.filter((m) => m.text === question).map((m) => [m.sender.type, m.private])).toEqual([['bot', false]]);
+    expect(messages.filter((m) => m.text === 'Called them: all sorted').map((m) => m.private)).toEqual([true]);
+    expect((await conversation(conversationId)).status).toBe('resolved');
   });
 
   it('takes a rating sent again right after (a second tap, a change of mind) as the newest, without reopening or greeting; anything else reopens', async () => {
