@@ -753,7 +753,11 @@ async function finishCsatQuestion(conversation: ConversationRecord, settings: Se
   return true;
 }
 
-/** Whether the newest message the customer sees (notes left out) was written at `sinceMs` or after. */
+/**
+ * Whether the newest message the customer sees (notes left out) was written at `sinceMs` or after.
+ * listMessages looks through a few pages of notes for it: past them, it answers no, and the
+ * question is asked rather than lost.
+ */
 async function shownSince(conversationId: string, sinceMs: number): Promise<boolean> {
   const { items } = await listMessages(conversationId, { limit: 1, includePrivate: false });
   const newest = items.at(-1);
