@@ -616,7 +616,8 @@ async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
   const settings = await getSettings();
   if (!settings.reengagement.enabled) return 'skipped';
   const reply = await getMessage(first.id, input.messageId);
-  if (!reply) return 'skipped';
+  // A reply the provider reported failed (after it was sent) never reached the customer: nothing to follow up.
+  if (!reply || reply.status === 'failed') return 'skipped';
   const unanswered = (c: ConversationRecord) => active(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
   if (!unanswered(first)) return 'skipped';
   const claimedFor = first.engagement?.reengagedFor ?? '';

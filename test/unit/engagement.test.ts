@@ -403,6 +403,14 @@ describe('re-engagement across provider windows', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
+  it('does nothing for a reply the provider reported failed after it was sent (the customer never got it)', async () => {
+    arrange('telegram', '2026-05-01T09:00:00.000Z');
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, reply.id) }).resolves({ Item: { ...reply, channel: 'telegram', status: 'failed' } });
+    await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+    expect(storedMessages()).toEqual([]);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
   it('does nothing when the customer answered after the reply (a late or stale fire)', async () => {
     arrange('telegram', '2026-05-02T09:00:00.000Z');
     await expect(runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
