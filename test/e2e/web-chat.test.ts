@@ -281,10 +281,15 @@ describe('web chat', () => {
     const intoWindow = () => Date.now() % windowMs;
     if (intoWindow() > windowMs / 4) await new Promise((resolve) => setTimeout(resolve, windowMs - intoWindow() + 50));
 
-    // Act: a window's worth of sends naming an upload that has no file, then a message
-    const ids = Array.from({ length: messages }, () => crypto.randomUUID());
-    for (const id of ids) ws.send({ action: 'sendMessage', text: 'look', clientMessageId: id, attachments: [{ uploadId: '01JD5Q8Z7V4R0M3X6N2B9C1K8T' }] });
-    const refused = await Promise.all(ids.map((id) => ws.waitFor((f) => f.type === 'error' && f.clientMessageId === id, 10_000, 'refusal')));
+    // Act: a window's worth of sends naming an upload that has no file, each after the last one's
+    // answer (counted before the files are looked up, a send holds its slot until it is refused),
+    // then a message
+    const refused = [];
+    for (let i = 0; i < messages; i++) {
+      const id = crypto.randomUUID();
+      ws.send({ action: 'sendMessage', text: 'look', clientMessageId: id, attachments: [{ uploadId: '01JD5Q8Z7V4R0M3X6N2B9C1K8T' }] });
+      refused.push(await ws.waitFor((f) => f.type === 'error' && f.clientMessageId === id, 10_000, 'refusal'));
+    }
     const id = crypto.randomUUID();
     ws.send({ action: 'sendMessage', text: 'the right file this time', clientMessageId: id });
 
