@@ -26,11 +26,10 @@
  *   update; message.created; the timers.
  *
  * Faults are keyed to one path and one conversation (reply, job) or customer handle (status,
- * echo), so the other paths and cases never hit them. One stack, cases in sequence.
+ * echo), so the other paths and cases never hit them (test/faults/crash-harness.ts). One stack,
+ * cases in sequence.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
 import type { OutboxItem } from '../../local/providers';
 import { getAgent } from '../../src/store/agents';
@@ -42,133 +41,44 @@ import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, WsClient, type Frame } from '../support/clients';
 import { newHandle, postWebhook, statusWebhook, textWebhook } from '../e2e/channels-support';
 import { fixture } from '../fixtures/sign';
+import type { Crash } from './crash-harness';
 import { allMessages, scanAll } from './support';
 
 type Args = unknown[];
 type Path = 'reply' | 'deliver' | 'status' | 'echo';
 
-/** The next crash: the first call of `fn` on `path` for which `when` holds (given its arguments, and its result unless `before`). */
-interface Crash {
-  path: Path;
-  fn: string;
-  when?: (args: Args, result: unknown) => boolean;
-  /** Dies right before the call instead of right after it. */
-  before?: boolean;
-  /** Calls made side by side with `fn` whose writes do not land (the process died first). */
-  lost?: string[];
-}
-
-const crash = vi.hoisted(() => ({
-  /** The attempt under way: its path and key (conversation or handle); `dead` once it crashed. */
-  attempt: undefined as unknown as import('node:async_hooks').AsyncLocalStorage<{ path: string; key: string; dead?: boolean }>,
-  armed: undefined as (Crash & { key: string; fired: number; died: Promise<void>; die: () => void }) | undefined,
-  /** Failed records come back at once, as at the end of their visibility timeout. */
-  retryInbound: (_receiptHandle: string): void => undefined,
-  retryOutbound: (_receiptHandle: string): void => undefined,
-  /** While set, a failed outbound job waits here instead (for something to happen before its retry). */
-  heldJobs: undefined as string[] | undefined,
-  wrap<F extends (...args: never[]) => Promise<unknown>>(fn: string, real: F): F {
-    return (async (...args: Parameters<F>) => {
-      const armed = crash.armed;
-      const attempt = crash.attempt.getStore();
-      if (!armed || !attempt || attempt.path !== armed.path || attempt.key !== armed.key) return real(...args);
-      if (attempt.dead) throw new Error(`simulated crash: ${fn} after the process died`);
-      if (armed.fired > 0) return real(...args);
-      if (armed.lost?.includes(fn)) {
-        await armed.died;
-        throw new Error(`simulated crash: ${fn} never landed`);
-      }
-      if (armed.fn !== fn) return real(...args);
-      if (armed.before) {
-        if (armed.when && !armed.when(args, undefined)) return real(...args);
-      } else {
-        const result = await real(...args);
-        if (armed.when && !armed.when(args, result)) return result;
-      }
-      armed.fired += 1;
-      attempt.dead = true;
-      armed.die();
-      throw new Error(`simulated crash ${armed.before ? 'before' : 'after'} ${fn}`);
-    }) as F;
-  },
-}));
-crash.attempt = new AsyncLocalStorage();
+const { crash, harness } = await vi.hoisted(async () => {
+  const harness = await import('./crash-harness');
+  return { harness, crash: harness.crashPoints() };
+});
 
 vi.mock('../../src/domain/outbound', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/outbound')>();
   return {
     ...real,
-    postAgentMessage: (...args: Parameters<typeof real.postAgentMessage>) => crash.attempt.run({ path: 'reply', key: args[0] }, () => real.postAgentMessage(...args)),
-    deliverOutbound: (...args: Parameters<typeof real.deliverOutbound>) => crash.attempt.run({ path: 'deliver', key: args[0].conversationId }, () => real.deliverOutbound(...args)),
+    postAgentMessage: (...args: Parameters<typeof real.postAgentMessage>) => crash.during('reply', args[0], () => real.postAgentMessage(...args)),
+    deliverOutbound: (...args: Parameters<typeof real.deliverOutbound>) => crash.during('deliver', args[0].conversationId, () => real.deliverOutbound(...args)),
   };
 });
 vi.mock('../../src/domain/inbound', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/domain/inbound')>();
   return {
     ...real,
-    ingestMessage: (...args: Parameters<typeof real.ingestMessage>) =>
-      crash.attempt.run({ path: args[0].echo ? 'echo' : 'message', key: args[0].handle }, () => real.ingestMessage(...args)),
-    ingestStatus: (...args: Parameters<typeof real.ingestStatus>) => crash.attempt.run({ path: 'status', key: args[0].handle }, () => real.ingestStatus(...args)),
+    ingestMessage: (...args: Parameters<typeof real.ingestMessage>) => crash.during(args[0].echo ? 'echo' : 'message', args[0].handle, () => real.ingestMessage(...args)),
+    ingestStatus: (...args: Parameters<typeof real.ingestStatus>) => crash.during('status', args[0].handle, () => real.ingestStatus(...args)),
   };
 });
-vi.mock('../../functions/inbound/handler', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../functions/inbound/handler')>();
-  return {
-    handler: async (event: SQSEvent): Promise<SQSBatchResponse> => {
-      const response = await real.handler(event);
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      for (const record of event.Records) if (failed.has(record.messageId)) crash.retryInbound(record.receiptHandle);
-      return response;
-    },
-  };
-});
-vi.mock('../../functions/outbound/handler', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../functions/outbound/handler')>();
-  return {
-    ...real,
-    handler: async (event: SQSEvent): Promise<SQSBatchResponse> => {
-      const response = await real.handler(event);
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      for (const record of event.Records) {
-        if (!failed.has(record.messageId)) continue;
-        if (crash.heldJobs) crash.heldJobs.push(record.receiptHandle);
-        else crash.retryOutbound(record.receiptHandle);
-      }
-      return response;
-    },
-  };
-});
-vi.mock('../../src/store/messages', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/messages')>();
-  return {
-    ...real,
-    claimDedup: crash.wrap('claimDedup', real.claimDedup),
-    putMessage: crash.wrap('putMessage', real.putMessage),
-    updateMessageStatus: crash.wrap('updateMessageStatus', real.updateMessageStatus),
-    settleOvertakenSend: crash.wrap('settleOvertakenSend', real.settleOvertakenSend),
-    holdEarlyStatus: crash.wrap('holdEarlyStatus', real.holdEarlyStatus),
-  };
-});
-vi.mock('../../src/store/conversations', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/store/conversations')>();
-  return {
-    ...real,
-    applyMessageToOpenConversation: crash.wrap('applyMessageToOpenConversation', real.applyMessageToOpenConversation),
-    updateConversation: crash.wrap('updateConversation', real.updateConversation),
-  };
-});
-vi.mock('../../src/domain/fanout', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/domain/fanout')>();
-  return { ...real, publish: crash.wrap('publish', real.publish) };
-});
-vi.mock('../../src/aws/queues', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/aws/queues')>();
-  return { ...real, enqueueOutbound: crash.wrap('enqueueOutbound', real.enqueueOutbound) };
-});
-vi.mock('../../src/domain/timers', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/domain/timers')>();
-  return { ...real, setTimer: crash.wrap('setTimer', real.setTimer) };
-});
+vi.mock('../../functions/inbound/handler', async (importOriginal) => harness.redeliveringHandler(await importOriginal<typeof import('../../functions/inbound/handler')>(), crash, 'inbound'));
+vi.mock('../../functions/outbound/handler', async (importOriginal) => harness.redeliveringHandler(await importOriginal<typeof import('../../functions/outbound/handler')>(), crash, 'outbound'));
+vi.mock('../../src/store/messages', async (importOriginal) =>
+  harness.wrapModule(await importOriginal<typeof import('../../src/store/messages')>(), crash, ['claimDedup', 'putMessage', 'updateMessageStatus', 'settleOvertakenSend', 'holdEarlyStatus']),
+);
+vi.mock('../../src/store/conversations', async (importOriginal) =>
+  harness.wrapModule(await importOriginal<typeof import('../../src/store/conversations')>(), crash, ['applyMessageToOpenConversation', 'updateConversation']),
+);
+vi.mock('../../src/domain/fanout', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/domain/fanout')>(), crash, ['publish']));
+vi.mock('../../src/aws/queues', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/aws/queues')>(), crash, ['enqueueOutbound']));
+vi.mock('../../src/domain/timers', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/domain/timers')>(), crash, ['setTimer']));
 /** The provider's send, as the adapter makes it: `send` dies after the provider took it. */
 vi.mock('../../src/channels/registry', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/channels/registry')>();
@@ -190,8 +100,8 @@ beforeAll(async () => {
   stack = await startTestStack();
   const inbound = stack.aws.sqs.getQueue('conversa-inbound.fifo');
   const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
-  crash.retryInbound = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
-  crash.retryOutbound = (receiptHandle) => outbound.changeVisibility(receiptHandle, 0);
+  crash.retry.inbound = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
+  crash.retry.outbound = (receiptHandle) => outbound.changeVisibility(receiptHandle, 0);
   token = await agentToken(stack.httpUrl, AGENT, 'admin', 'Crash');
   expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token, body: { liveCapacity: 50, asyncCapacity: 200 } })).status).toBe(200);
   // No greeting: the provider's outbox and the consumer hold the case's reply alone.
@@ -223,14 +133,12 @@ async function newCustomer(channel: Channel): Promise<Customer> {
   return { channel, handle, conversationId: frame.conversationId };
 }
 
-function arm(c: Customer, spec: Crash): void {
-  let die!: () => void;
-  const died = new Promise<void>((resolve) => (die = resolve));
-  const key = spec.path === 'reply' || spec.path === 'deliver' ? c.conversationId : c.handle;
-  crash.armed = { ...spec, key, fired: 0, died, die };
+/** Arms the crash for `path`, keyed to the customer's conversation (reply, job) or handle (status, echo). */
+function arm(c: Customer, path: Path, spec: Crash): void {
+  crash.arm(path, path === 'reply' || path === 'deliver' ? c.conversationId : c.handle, spec);
 }
 
-const fired = () => crash.armed?.fired === 1;
+const fired = () => crash.fired();
 
 const queuesIdle = () =>
   ['conversa-inbound.fifo', 'conversa-outbound.fifo'].every((name) => Object.values(stack.aws.sqs.getQueue(name).counts()).every((n) => n === 0));
@@ -342,7 +250,7 @@ const unique = (what: string) => `${what} ${crypto.randomUUID()}`;
 
 interface ReplyCase {
   title: string;
-  crash: Omit<Crash, 'path'>;
+  crash: Crash;
   created: Outcome['created'];
 }
 
@@ -361,7 +269,7 @@ describe('an agent’s reply POST dying after each write, sent again with the sa
       // Prepare
       const customer = await newCustomer('whatsapp');
       const body = { text: unique('reply'), clientMessageId: crypto.randomUUID() };
-      arm(customer, { ...c.crash, path: 'reply' });
+      arm(customer, 'reply', c.crash);
 
       // Act
       const first = await postReply(customer, body);
@@ -379,7 +287,7 @@ describe('an agent’s reply POST dying after each write, sent again with the sa
 interface DeliveryCase {
   title: string;
   channel: Channel;
-  crash: Omit<Crash, 'path'>;
+  crash: Crash;
   outcome: Outcome;
   /** What the provider does with the send (answers, callbacks), set before the reply is posted. */
   provider?: (c: Customer, text: string) => void;
@@ -531,17 +439,17 @@ describe('the outbound consumer dying after each write of a reply’s delivery, 
       const tag = unique('delivered reply');
       const { text, parts } = c.inParts ? twoParts(customer, tag) : { text: tag, parts: [tag] };
       c.provider?.(customer, text);
-      arm(customer, { ...c.crash, path: 'deliver' });
-      if (c.meanwhile) crash.heldJobs = [];
+      arm(customer, 'deliver', c.crash);
+      if (c.meanwhile) crash.held.outbound = [];
 
       // Act
       const response = await postReply(customer, { text });
       expect(response.status).toBe(202);
       if (c.meanwhile) {
-        const held = await eventually(() => (crash.heldJobs!.length > 0 ? crash.heldJobs : undefined), 20_000);
-        crash.heldJobs = undefined;
+        const held = await eventually(() => (crash.held.outbound!.length > 0 ? crash.held.outbound : undefined), 20_000);
+        crash.held.outbound = undefined;
         await c.meanwhile(customer, text);
-        for (const receiptHandle of held) crash.retryOutbound(receiptHandle);
+        for (const receiptHandle of held) crash.retry.outbound!(receiptHandle);
       }
 
       // Assess
@@ -553,7 +461,7 @@ describe('the outbound consumer dying after each write of a reply’s delivery, 
 interface StatusCase {
   title: string;
   channel: Channel;
-  crash: Omit<Crash, 'path'>;
+  crash: Crash;
   status: 'delivered' | 'read';
   /** Sent while the provider holds its answer to the send (no id recorded yet), else after the reply is sent. */
   early?: boolean;
@@ -571,7 +479,7 @@ describe('a status callback dying after each write, the event redelivered', { ti
       // Prepare
       const customer = await newCustomer(c.channel);
       const text = unique('reply with a receipt');
-      arm(customer, { ...c.crash, path: 'status' });
+      arm(customer, 'status', c.crash);
       if (c.early) {
         stack.providers.holdNext(c.channel, async (_body, answer) => {
           const providerMessageId = (answer as { sid: string }).sid;
@@ -616,7 +524,7 @@ function echoWebhook(to: string, id: string, text: string): string {
 
 interface EchoCase {
   title: string;
-  crash: Omit<Crash, 'path'>;
+  crash: Crash;
   /** A delivered receipt for the echo came first and was held. */
   heldReceipt?: boolean;
   created: 1 | 2;
@@ -641,7 +549,7 @@ describe('a WhatsApp Business app echo dying after each write, the event redeliv
         await postStatus(customer, 'delivered', wamid);
         await eventually(async () => (await earlyStatuses(`whatsapp#${wamid}`)).some((s) => s.status === 'delivered'));
       }
-      arm(customer, { ...c.crash, path: 'echo' });
+      arm(customer, 'echo', c.crash);
 
       // Act
       expect((await postWebhook(stack, 'whatsapp', echoWebhook(`+${customer.handle}`, wamid, text))).status).toBe(200);
