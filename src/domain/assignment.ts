@@ -5,11 +5,12 @@
  */
 import { badRequest, notFound } from './errors';
 import { changeConversation, withStatus } from './conversations';
+import { contentHash, newId } from './ids';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
-import { agentChange, getConversation, isErasing, type ConversationRecord } from '../store/conversations';
+import { agentChange, getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { UNASSIGNED_ID } from '../store/keys';
 
 /**
@@ -72,7 +73,8 @@ export async function assignConversation(conversationId: string, agentId: string
     agentChange((c) => {
       if (c.assigneeId === agentId) return undefined;
       const now = new Date().toISOString();
-      return { ...c, assigneeId: agentId, ...handedOff(c, agentId, now), updatedAt: now };
+      // A person chose who has it: a transfer asked for before is no longer the last word (transferNote).
+      return { ...c, assigneeId: agentId, ...handedOff(c, agentId, now), updatedAt: now, transferNote: undefined };
     }),
   );
   return after;
@@ -85,27 +87,74 @@ export interface TransferInput {
 }
 
 /**
+ * Who asked for which transfer, with which note. The conversation's reopen count is in it: once
+ * resolved and reopened, the same request is a new hand-off of a new issue.
+ */
+const transferKey = (by: string, input: TransferInput, c: ConversationRecord) =>
+  contentHash(JSON.stringify([by, input.agentId ?? null, input.team ?? null, input.note ?? null, c.reopenCount ?? 0]));
+
+/**
+ * The id of the note of the transfer this request repeats, if it does: the conversation records
+ * the same agent's same transfer with the same note as its last one, and it is still where that
+ * transfer put it (with the named agent, in the named team; a transfer to the queue counts however
+ * routing handed it out since). Clients and load balancers send a request again after a timeout,
+ * a 5xx or a lost answer; a person's assignment or status change since (which clear the record),
+ * another transfer or a reopening makes the same request a new transfer.
+ */
+function repeatedTransfer(c: ConversationRecord, by: string, input: TransferInput): string | undefined {
+  const last = c.transferNote;
+  if (!last || last.key !== transferKey(by, input, c)) return undefined;
+  if (input.team !== undefined && c.team !== input.team) return undefined;
+  if (input.agentId !== undefined && c.assigneeId !== input.agentId) return undefined;
+  return last.id;
+}
+
+/**
  * To an agent (optionally naming the team it now belongs to), to a team, or with only a note
  * back to its team's queue (unassigned, so that routing picks an available member other than the
  * agent it was taken from). The note is
  * a private message written after the move, so that it goes live to the agents who now follow
  * the conversation (the new assignee); its writer does not become a participant by it.
+ * The note's clientMessageId comes from the record the transfer's own write leaves (transferNote),
+ * so the same request again, after a crash before or after the note, stores it once.
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
   if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
   if (input.team) await requireTeam(input.team);
-  const { after } = await changeConversation(
+  // Decided on the record each write replaces (a retried write decides again).
+  let noteId: string | undefined;
+  let { after } = await changeConversation(
     conversationId,
     agentChange((c) => {
+      noteId = repeatedTransfer(c, by.id, input);
+      if (noteId) return undefined;
       const assigneeId = input.agentId ?? null;
       const team = input.team ?? (c.team ?? null);
       if (c.assigneeId === assigneeId && (c.team ?? null) === team) return undefined;
       const now = new Date().toISOString();
-      return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now };
+      noteId = input.note ? newId() : undefined;
+      const transferNote = noteId ? { key: transferKey(by.id, input, c), id: noteId } : undefined;
+      return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now, transferNote };
     }),
   );
-  if (input.note) await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true });
+  if (!input.note) return after;
+  if (!noteId) {
+    // Nothing to move (a note alone on a waiting conversation, or to the agent who has it): the
+    // record alone, with nothing for the consoles or routing to hear (one read and write more).
+    const marked = await updateConversation(
+      conversationId,
+      agentChange((c) => {
+        noteId = repeatedTransfer(c, by.id, input);
+        if (noteId) return undefined;
+        noteId = newId();
+        return { ...c, transferNote: { key: transferKey(by.id, input, c), id: noteId } };
+      }),
+    );
+    if (!marked) throw notFound('conversation');
+    after = marked.after;
+  }
+  await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true, clientMessageId: `transfer:${noteId}` });
   return after;
 }
 
@@ -125,7 +174,8 @@ export async function setConversationStatus(conversationId: string, status: Conv
     conversationId,
     agentChange((c) => {
       if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
-      const next = withStatus(c, status, undefined, by);
+      // A person changed it: a transfer asked for before is no longer the last word (transferNote).
+      const next = { ...withStatus(c, status, undefined, by), transferNote: undefined };
       return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
     }),
     { by },

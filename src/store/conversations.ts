@@ -90,6 +90,16 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   handedOffBy?: string;
   /** When that hand-off happened: the customer writing after it, or time, lets its agent be offered it again. */
   handedOffAt?: string;
+  /**
+   * The last transfer with a note (src/domain/assignment.ts): who asked for what (`key`) and the id
+   * its note is stored under, so that the same request again finds it and writes no second note.
+   */
+  transferNote?: { key: string; id: string };
+  /**
+   * The conversation an agent last continued this one in (src/api/channel-transfer.ts) and the id
+   * the two notes of that move are stored under; cleared once a move comes back into this one.
+   */
+  continuedIn?: { to: string; id: string };
   /** Engagement bookkeeping (src/domain/engagement.ts), never shown: makes late or repeated timers harmless. */
   engagement?: EngagementState;
   /**
@@ -122,7 +132,7 @@ export interface EngagementState {
   csatResolvedAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
