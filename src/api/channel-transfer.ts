@@ -15,6 +15,7 @@ import { openConversation } from '../domain/inbound';
 import { postAgentMessage, type AgentIdentity } from '../domain/outbound';
 import { changeConversation, withStatus } from '../domain/conversations';
 import { ensureAgent } from '../domain/assignment';
+import { newId } from '../domain/ids';
 import { getAdapter } from '../channels/registry';
 import { claimHandle, getHandle } from '../store/contacts';
 import { firstTeamReplySince } from '../store/messages';
@@ -72,9 +73,9 @@ async function targetConversation(
  * episode of its own (the customer wrote there too) folds the two, keeping the earlier start; a
  * resolved one is reopened for the agent going on there and takes it, its closed episode frozen
  * with its figures in the same write (else the customer's answer there would reopen that one or
- * count the issue again). Only then does the source leave the reports (a crash in between counts
- * it twice until the transfer is retried, never not at all). A resolved source moves nothing: its
- * episode is over.
+ * count the issue again). Only then does the source leave the reports (recordMove: a crash in
+ * between counts it twice until the transfer is retried, never not at all). A resolved source
+ * moves nothing: its episode is over.
  */
 async function moveEpisode(source: ConversationRecord, target: ConversationRecord, episode: MovedEpisode, agent: AgentIdentity): Promise<void> {
   // The team's conversation keeps only its first reply: one written there since the issue began,
@@ -94,7 +95,27 @@ async function moveEpisode(source: ConversationRecord, target: ConversationRecor
     { by: agent.id },
     (before, after) => (before.status === 'resolved' && after.status !== 'resolved' && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined),
   );
-  await updateConversation(source.id, (c) => (c.status === 'resolved' || c.movedTo === target.id ? undefined : { ...c, movedTo: target.id }));
+}
+
+/**
+ * Records the move on the source, in one write: where it was continued and the id the move's two
+ * notes are stored under (continuedIn), and `movedTo` when its episode went (moveEpisode). The same
+ * move again (a client's retry after a timeout, a 5xx or a lost answer, whatever step the first
+ * attempt died after) finds it and keeps that id, so each note is stored once; a move back into
+ * the source clears it first (transferToChannel), so moving it there again later is a new move
+ * with notes of its own. Returns that id.
+ */
+async function recordMove(sourceId: string, targetId: string, episodeMoved: boolean): Promise<string> {
+  let id = '';
+  const result = await updateConversation(sourceId, (c) => {
+    const moves = episodeMoved && c.status !== 'resolved' && c.movedTo !== targetId;
+    const repeated = c.continuedIn?.to === targetId ? c.continuedIn.id : undefined;
+    id = repeated ?? newId();
+    if (repeated && !moves) return undefined;
+    return { ...c, ...(moves ? { movedTo: targetId } : {}), continuedIn: { to: targetId, id } };
+  });
+  if (!result) throw notFound('conversation');
+  return id;
 }
 
 export async function transferToChannel(sourceId: string, channel: ProviderChannel, agent: AgentIdentity): Promise<{ conversation: ConversationRecord; created: boolean }> {
@@ -107,11 +128,18 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   // One who never opened the console gets their record before anything is given to them, as when they take one.
   await ensureAgent(agent.id, agent);
   if (episode) await moveEpisode(source, target.conversation, episode, agent);
+  // Moved back into a conversation continued elsewhere before: that earlier move is over (read on
+  // the record just read, so a write only then), and no move of it there later repeats it.
+  if (target.conversation.continuedIn) {
+    await updateConversation(target.conversation.id, (c) => (c.continuedIn ? { ...c, continuedIn: undefined } : undefined));
+  }
+  const notes = `move:${await recordMove(source.id, target.conversation.id, episode !== undefined)}`;
   await postAgentMessage(target.conversation.id, agent, {
     text: `Continued from the ${source.channel} conversation ${source.id}.`,
     private: true,
+    clientMessageId: notes,
   });
-  await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true });
+  await postAgentMessage(source.id, agent, { text: `Continued on ${channel} in conversation ${target.conversation.id}.`, private: true, clientMessageId: notes });
   // The agent who moves it goes on with it, as with a manual assignment (when nobody holds it,
   // checked on the record the write replaces); else it would wait in the queue for an unrelated
   // event to route it.
