@@ -1,0 +1,217 @@
+/**
+ * The notes routes write on an agent's behalf (a transfer's note, a channel move's "Continued
+ * from/on" notes) are stored once per request: clients and load balancers send a request again
+ * after a timeout, a 5xx or a lost answer. A crash is a throw from postAgentMessage, before it
+ * runs (the change landed, the note did not) or after it (the note landed, the answer did not),
+ * armed for one note; the route answers 5xx and the client sends the same request again.
+ * A new transfer or move with the same text still writes its own note.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { LocalStack } from '../../local/stack';
+import { startTestStack } from '../support/stack';
+import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { phoneHandles, postWebhook, textWebhook } from './channels-support';
+
+/** The next crash: around the first postAgentMessage of a note with this text. */
+const crash = vi.hoisted(() => ({ armed: undefined as { text: string; when: 'before' | 'after' } | undefined }));
+
+vi.mock('../../src/domain/outbound', async (orig) => {
+  const real = await orig<typeof import('../../src/domain/outbound')>();
+  return {
+    ...real,
+    postAgentMessage: async (...args: Parameters<typeof real.postAgentMessage>) => {
+      const armed = crash.armed?.text === args[2].text ? crash.armed : undefined;
+      if (armed) crash.armed = undefined;
+      if (armed?.when === 'before') throw new Error('simulated crash before the note');
+      const message = await real.postAgentMessage(...args);
+      if (armed?.when === 'after') throw new Error('simulated crash after the note');
+      return message;
+    },
+  };
+});
+
+let stack: LocalStack;
+let admin: string;
+const tokens: Record<string, string> = {};
+const sockets: WsClient[] = [];
+const AGENTS = ['hn-ana', 'hn-ben'];
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  admin = await agentToken(stack.httpUrl, 'hn-admin', 'admin', 'Ada');
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { autoresponder: { enabled: false } } })).status).toBe(200);
+  // The admin supervises: no conversations of their own.
+  expect((await http(stack.httpUrl, 'PUT', '/v1/agents/hn-admin', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } })).status).toBe(200);
+  for (const id of AGENTS) {
+    tokens[id] = await agentToken(stack.httpUrl, id, 'agent', id);
+    sockets.push(await WsClient.connect(stack.wsUrl, tokens[id]!));
+  }
+  await eventually(async () => (await get('/v1/agents')).body.items.filter((a: { status: string }) => a.status === 'online').length === 2);
+});
+
+afterAll(async () => {
+  await Promise.all(sockets.map((s) => s.close()));
+  await stack?.stop();
+});
+
+const get = (path: string, token = admin) => http(stack.httpUrl, 'GET', path, { token });
+const post = (path: string, body: unknown, token = admin) => http(stack.httpUrl, 'POST', path, { token, body });
+const transfer = (id: string, body: unknown, token = admin) => post(`/v1/conversations/${id}/transfer`, body, token);
+const moveTo = (id: string, channel: string, token = admin) => post(`/v1/conversations/${id}/channel`, { channel }, token);
+const notes = async (id: string, text: string) =>
+  ((await get(`/v1/conversations/${id}/messages?limit=100`)).body.items as { text: string; private: boolean }[]).filter((m) => m.private && m.text === text).length;
+const assignee = async (id: string) => (await get(`/v1/conversations/${id}`)).body.assigneeId as string | null;
+
+/** A web visitor's conversation, handed by routing to one of the agents. */
+async function visitorConversation(text: string): Promise<{ id: string; holder: string; other: string }> {
+  const session = await visitorSession(stack.httpUrl, { name: 'Vera' });
+  const ws = await WsClient.connect(stack.wsUrl, session.token);
+  sockets.push(ws);
+  const clientMessageId = crypto.randomUUID();
+  ws.send({ action: 'sendMessage', text, clientMessageId });
+  const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+  const holder = await eventually(() => assignee(ack.conversationId));
+  return { id: ack.conversationId, holder, other: AGENTS.find((a) => a !== holder)! };
+}
+
+/** A new WhatsApp customer's conversation (their phone gives them an SMS handle to move to). */
+async function whatsappConversation(text: string): Promise<string> {
+  const webhook = textWebhook('whatsapp', phoneHandles().whatsapp, text);
+  expect((await postWebhook(stack, 'whatsapp', webhook.body)).status).toBe(200);
+  const seen = await sockets[0]!.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'whatsapp message');
+  return seen.conversationId as string;
+}
+
+describe('transfer notes', () => {
+  it('stores one note when the same transfer is sent twice', async () => {
+    // Prepare
+    const { id, holder, other } = await visitorConversation('My parcel is lost');
+
+    // Act: the same request again, as after a lost answer
+    const first = await transfer(id, { agentId: other, note: 'VIP, refund approved' }, tokens[holder]);
+    const again = await transfer(id, { agentId: other, note: 'VIP, refund approved' }, tokens[holder]);
+
+    // Assess
+    expect([first.status, again.status]).toEqual([200, 200]);
+    expect(again.body.assigneeId).toBe(other);
+    expect(await notes(id, 'VIP, refund approved')).toBe(1);
+  });
+
+  it('stores one note when a transfer back to the queue dies before its note and is sent again, leaving it where routing handed it', async () => {
+    // Prepare: routing hands what the holder gives back to the other agent
+    const { id, holder, other } = await visitorConversation('Sprechen Sie Deutsch?');
+    crash.armed = { text: 'Needs someone who speaks German', when: 'before' };
+
+    // Act: the change lands, the note does not; the client sends the request again
+    const died = await transfer(id, { note: 'Needs someone who speaks German' }, tokens[holder]);
+    const handedTo = await assignee(id);
+    const retry = await transfer(id, { note: 'Needs someone who speaks German' }, tokens[holder]);
+
+    // Assess: the retry finds the transfer made (routing gave it to the other agent since), moves
+    // nothing again and writes its one note
+    expect(died.status).toBeGreaterThanOrEqual(500);
+    expect(handedTo).toBe(other);
+    expect(retry.status).toBe(200);
+    expect(retry.body.assigneeId).toBe(other);
+    expect(await assignee(id)).toBe(other);
+    expect(await notes(id, 'Needs someone who speaks German')).toBe(1);
+  });
+
+  it('stores one note when a transfer dies after its note, before the answer, and is sent again', async () => {
+    // Prepare
+    const { id, holder, other } = await visitorConversation('Can I change my order?');
+    crash.armed = { text: 'Orders is yours', when: 'after' };
+
+    // Act
+    const died = await transfer(id, { agentId: other, note: 'Orders is yours' }, tokens[holder]);
+    const retry = await transfer(id, { agentId: other, note: 'Orders is yours' }, tokens[holder]);
+
+    // Assess
+    expect(died.status).toBeGreaterThanOrEqual(500);
+    expect(retry.status).toBe(200);
+    expect(await notes(id, 'Orders is yours')).toBe(1);
+  });
+
+  it('stores a note for each new transfer with the same note, each sent twice, also one to the agent who has it after a change of theirs', async () => {
+    // Prepare
+    const { id } = await visitorConversation('Who can help me?');
+    const twice = async (body: unknown) => {
+      const answers = [await transfer(id, body), await transfer(id, body)];
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    };
+
+    // Act: to Ben, to Ana, to Ben again, all with the same note, each request sent twice
+    await twice({ agentId: 'hn-ben', note: 'Over to you' });
+    await twice({ agentId: 'hn-ana', note: 'Over to you' });
+    await twice({ agentId: 'hn-ben', note: 'Over to you' });
+    // Ben puts it on hold and takes it up again: the same transfer to him once more moves
+    // nothing, yet is a new one (a person changed the conversation since)
+    for (const status of ['pending', 'open']) expect((await post(`/v1/conversations/${id}/status`, { status }, tokens['hn-ben'])).status).toBe(200);
+    await twice({ agentId: 'hn-ben', note: 'Over to you' });
+
+    // Assess: three transfers moved it, the fourth followed Ben's own changes
+    expect(await notes(id, 'Over to you')).toBe(4);
+  });
+});
+
+describe('channel move notes', () => {
+  const from = (channel: string, id: string) => `Continued from the ${channel} conversation ${id}.`;
+  const on = (channel: string, id: string) => `Continued on ${channel} in conversation ${id}.`;
+
+  it('stores each note once when the same move is sent twice', async () => {
+    // Prepare
+    const source = await whatsappConversation('Can you text me instead?');
+
+    // Act
+    const first = await moveTo(source, 'sms');
+    const again = await moveTo(source, 'sms');
+
+    // Assess
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    expect([await notes(first.body.id, from('whatsapp', source)), await notes(source, on('sms', first.body.id))]).toEqual([1, 1]);
+  });
+
+  it('stores each note once when a move dies before its notes, or between them, and is sent again', async () => {
+    // Prepare: two customers
+    const before = await whatsappConversation('Text me please');
+    const between = await whatsappConversation('Text me too');
+
+    // Act: one move dies before its first note (the target's), the other right after it
+    crash.armed = { text: from('whatsapp', before), when: 'before' };
+    const diedBefore = await moveTo(before, 'sms');
+    const retryBefore = await moveTo(before, 'sms');
+    crash.armed = { text: from('whatsapp', between), when: 'after' };
+    const diedBetween = await moveTo(between, 'sms');
+    const retryBetween = await moveTo(between, 'sms');
+
+    // Assess
+    expect([diedBefore.status >= 500, diedBetween.status >= 500]).toEqual([true, true]);
+    expect([retryBefore.status, retryBetween.status]).toEqual([200, 200]);
+    for (const [source, target] of [
+      [before, retryBefore.body.id as string],
+      [between, retryBetween.body.id as string],
+    ] as const) {
+      expect([await notes(target, from('whatsapp', source)), await notes(source, on('sms', target))], source).toEqual([1, 1]);
+    }
+  });
+
+  it('stores new notes for a move there again after a move back, each sent twice', async () => {
+    // Prepare
+    const source = await whatsappConversation('Text me, then back on WhatsApp');
+
+    // Act: to SMS, back to WhatsApp, to SMS again; each request twice
+    const target = (await moveTo(source, 'sms')).body.id as string;
+    await moveTo(source, 'sms');
+    expect((await moveTo(target, 'whatsapp')).body.id).toBe(source);
+    await moveTo(target, 'whatsapp');
+    expect((await moveTo(source, 'sms')).body.id).toBe(target);
+    await moveTo(source, 'sms');
+
+    // Assess: two moves there, one back, each with its notes once
+    expect([await notes(target, from('whatsapp', source)), await notes(source, on('sms', target))]).toEqual([2, 2]);
+    expect([await notes(source, from('sms', target)), await notes(target, on('whatsapp', source))]).toEqual([1, 1]);
+  });
+});
+
