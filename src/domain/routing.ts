@@ -14,7 +14,7 @@
  *   capacity; the counter still follows.
  */
 import type { ConversationRecord } from '../store/conversations';
-import { getConversation, listConversations } from '../store/conversations';
+import { getConversation, isErasing, listConversations } from '../store/conversations';
 import { addAgentLoad, getAgent, listAgents, reserveAgentSlot, releaseAgentSlot, setAgentLoads, type AgentRecord, type LoadKind } from '../store/agents';
 import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
@@ -170,7 +170,10 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
     const page = await listConversations({ status: 'open', assignee: null, limit: limits.pageSize, ...(cursor ? { cursor } : {}) });
     pages++;
     const waiting = page.items
-      .filter((c) => c.status === 'open' && !c.assigneeId)
+      // One whose customer's erasure was asked for is about to be deleted: it takes nobody's slot.
+      // The mark is on the item the page read anyway (a mark of the last second may be missed: the
+      // erasure's step then gives the slot back when it resolves and unassigns it).
+      .filter((c) => c.status === 'open' && !c.assigneeId && !isErasing(c))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     // The copy each offer reads anyway (cached for a minute): no read of its own.
     const settings = waiting.length > 0 ? await getSettings() : undefined;
@@ -223,6 +226,8 @@ async function reclaimOrRequeue(conversation: ConversationRecord, by?: { message
     await addAgentLoad(slot.agentId, slot.kind);
     return (await getConversation(conversation.id, true)) ?? conversation;
   }
+  // Back in the queue, where the drain leaves it too, until the erasure's step deletes it.
+  if (isErasing(conversation)) return (await getConversation(conversation.id, true)) ?? conversation;
   const assigned = await autoAssign(conversation, by?.messageId);
   return assigned ?? (await getConversation(conversation.id, true)) ?? conversation;
 }
@@ -231,8 +236,11 @@ async function reclaimOrRequeue(conversation: ConversationRecord, by?: { message
 export async function routeOnInbound(context: InboundHookContext): Promise<ConversationRecord> {
   const conversation = context.conversation;
   if (conversation.status !== 'open') return conversation;
+  // Reopened with its agent, it holds their slot whatever its mark: the slot is counted (or the
+  // conversation requeued), so that the erasure's step, which releases it, leaves the counter true.
   if (context.reopened && conversation.assigneeId) return reclaimOrRequeue(conversation, { messageId: context.message.id, resumed: context.resumed === true });
-  if (conversation.assigneeId) return conversation;
+  // A message racing the erasure landed in a conversation being erased: nobody is to take it.
+  if (conversation.assigneeId || isErasing(conversation)) return conversation;
   return (await autoAssign(conversation)) ?? conversation;
 }
 

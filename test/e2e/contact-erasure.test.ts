@@ -18,7 +18,7 @@ import { keys } from '../../src/store/keys';
 import { getErasure, startErasure } from '../../src/store/erasure';
 import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
 import { putMessage } from '../../src/store/messages';
-import { getConversation } from '../../src/store/conversations';
+import { getConversation, listConversations } from '../../src/store/conversations';
 import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
 import { newId } from '../../src/domain/ids';
 
@@ -70,6 +70,27 @@ async function upload(path: string, token: string): Promise<string> {
   expect(put.status).toBe(200);
   return ticket.body.uploadId as string;
 }
+
+/**
+ * Holds a contact's erasure lane with a job in flight (taken synchronously: no consumer takes it
+ * first), so that the request's steps wait behind it as they would behind a slow one. Returns the
+ * release.
+ */
+function holdErasureLane(contactId: string): () => void {
+  const outbound = stack.aws.sqs.getQueue('conversa-outbound.fifo');
+  const id = `hold-${contactId}-${crypto.randomUUID()}`;
+  outbound.send({ body: JSON.stringify({ kind: 'eraseContact', conversationId: contactId, messageId: id }), groupId: `eraseContact#${contactId}`, deduplicationId: id });
+  const taken = outbound.receiveNow({ maxMessages: 10, visibilityTimeoutSeconds: 120 });
+  const hold = taken.find((m) => m.attributes.MessageGroupId === `eraseContact#${contactId}`)!;
+  for (const other of taken) if (other !== hold) outbound.changeVisibility(other.receiptHandle, 0);
+  expect(hold).toBeDefined();
+  return () => outbound.delete(hold.receiptHandle);
+}
+
+type TeamMember = { id: string; load: { live: number; async: number }; openCount: number; unreadCount: number };
+const ana = async (): Promise<TeamMember> => (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === AGENT);
+const setAnaAsyncCapacity = async (asyncCapacity: number | null) =>
+  expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token: admin, body: { asyncCapacity } })).status).toBe(200);
 
 async function scanTable(): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
@@ -443,6 +464,39 @@ describe('erasing a customer', () => {
       return counts.visible + counts.inFlight === 0;
     }, 20_000);
     expect(stack.aws.s3.listVersions(BUCKET, `media/provider/${conversationId}/`)).toEqual([]);
+  });
+
+  it('hands no agent a waiting conversation whose erasure was asked for, from the queue or on a customer message', async () => {
+    // Prepare: Ana full on asynchronous channels, so a new WhatsApp customer waits; then their erasure asked for, its steps held.
+    await setAnaAsyncCapacity((await ana()).load.async);
+    const phone = phoneHandles().whatsapp;
+    const first = await whatsappWrites(phone, 'Anyone there?', 'Walt Waiting');
+    const contactId = first.message.sender.id as string;
+    const id = first.conversationId as string;
+    expect((await getConversation(id, true))?.assigneeId ?? null).toBeNull();
+    const release = holdErasureLane(contactId);
+    expect((await erase(contactId)).status).toBe(202);
+
+    // Act: room for everybody waiting (the change drains the queue), then the customer writes again into it.
+    await setAnaAsyncCapacity(200);
+    const inbound = (await getConversation(id, true))!.lastInboundId;
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', phone, 'Hello again?').body)).status).toBe(200);
+    await eventually(async () => (await getConversation(id, true))?.lastInboundId !== inbound);
+    // Its routing runs after the message is stored: done once the inbound queue is empty.
+    const inboundQueue = stack.aws.sqs.getQueue('conversa-inbound.fifo');
+    await eventually(() => inboundQueue.counts().visible + inboundQueue.counts().inFlight === 0);
+
+    // Assess: still waiting, and Ana's counter is the slots of what she really holds (the drain gave the others theirs).
+    const after = await getConversation(id, true);
+    expect(after).toMatchObject({ status: 'open', assigneeId: null });
+    expect(after?.erasureRequestedAt).toBeDefined();
+    const holds = (await listConversations({ status: 'open', assignee: AGENT, limit: 100, consistent: true })).items.filter((c) => c.channel !== 'web');
+    expect((await ana()).load.async).toBe(holds.length);
+
+    // The erasure then runs as usual.
+    release();
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+    await setAnaAsyncCapacity(null);
   });
 
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
