@@ -1,6 +1,6 @@
 /** The team as agents see it: presence, load against capacity, unread messages. */
 import { listAgents, updateAgentProfile, type AgentProfilePatch, type AgentRecord, type LoadKind } from '../store/agents';
-import { listConversations } from '../store/conversations';
+import { isErasing, listConversations } from '../store/conversations';
 import { settlePresence } from './presence';
 import { capacityOf, loadOf, routeOnCapacityChange } from './routing';
 import { getSettings, type Settings } from './settings';
@@ -17,7 +17,11 @@ export interface AgentView {
   capacityOverride: Record<LoadKind, number | null>;
   /** Customer messages not yet read, over the agent's open conversations. */
   unreadCount: number;
-  /** Open conversations assigned to the agent. */
+  /**
+   * Open conversations assigned to the agent, as their inbox lists them: one whose customer's
+   * erasure was asked for is left out (and its unread messages), though it holds its slot in
+   * `load` until the erasure's step resolves it (seconds).
+   */
   openCount: number;
 }
 
@@ -43,7 +47,8 @@ async function openConversationsOf(agentId: string): Promise<{ unread: number; c
   let cursor: string | undefined;
   do {
     const page = await listConversations({ status: 'open', assignee: agentId, limit: 100, ...(cursor ? { cursor } : {}) });
-    for (const c of page.items) {
+    // Marked ones are gone to agents (404, out of the inbox): the items are read here anyway.
+    for (const c of page.items.filter((c) => !isErasing(c))) {
       unread += c.unreadCount;
       count++;
     }

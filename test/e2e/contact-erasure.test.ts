@@ -499,6 +499,33 @@ describe('erasing a customer', () => {
     await setAnaAsyncCapacity(null);
   });
 
+  it("leaves a conversation whose erasure was asked for out of its agent's open and unread counts", async () => {
+    // Prepare: an open conversation of Ana's, with an unread customer message.
+    await setAnaAsyncCapacity(200);
+    const first = await whatsappWrites(phoneHandles().whatsapp, 'Erase me later', 'Olga Open');
+    const contactId = first.message.sender.id as string;
+    const id = first.conversationId as string;
+    const held = await eventually(async () => {
+      const c = await getConversation(id, true);
+      return c?.assigneeId === AGENT ? c : undefined;
+    });
+    expect(held.unreadCount).toBeGreaterThan(0);
+    const before = await ana();
+    const release = holdErasureLane(contactId);
+
+    // Act
+    expect((await erase(contactId)).status).toBe(202);
+
+    // Assess: out of the counts, as out of her inbox; its slot stays counted in `load` until the step gives it back.
+    const during = await ana();
+    expect([during.openCount, during.unreadCount]).toEqual([before.openCount - 1, before.unreadCount - held.unreadCount]);
+    expect(during.load.async).toBe(before.load.async);
+    release();
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+    expect(await eventually(async () => ((await ana()).load.async === before.load.async - 1 ? true : undefined))).toBe(true);
+    await setAnaAsyncCapacity(null);
+  });
+
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {
     const unknown = await erase('01JNOSUCHCONTACT0000000000');
     expect(unknown.status).toBe(404);
