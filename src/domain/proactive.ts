@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, isErasing, type ConversationRecord } from '../store/conversations';
 import { contactsWithVisitorItems, getContactWithConversationIds, getContacts, type ContactRecord } from '../store/contacts';
+import { batchGetAll } from '../store/items';
+import { keys } from '../store/keys';
 import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
 import { ClientError, notFound } from './errors';
@@ -56,27 +58,44 @@ async function takeQuota(count: number, now: Date): Promise<void> {
 }
 
 /**
+ * The ids among `contactIds` whose erasure was asked for (running, or ended within the 30 days its
+ * record lasts): one BatchGet key each, eventually consistent (an erasure asked for within the
+ * last second may be missed: its job then finds no conversation to write in and stores nothing).
+ */
+async function erasedAmong(contactIds: readonly string[]): Promise<Set<string>> {
+  // The record's key is the hash of the id (src/store/erasure.ts): the e2e test finds those its requests write.
+  const hashed = contactIds.map((id) => ({ id, key: keys.erasure(createHash('sha256').update(id).digest('hex')) }));
+  const recorded = new Set((await batchGetAll(hashed.map(({ key }) => key), { projection: ['pk'] })).map((record) => String(record.pk)));
+  return new Set(hashed.filter(({ key }) => recorded.has(key.pk)).map(({ id }) => id));
+}
+
+/**
  * Queues one job per distinct known contact that the channel can reach; answers how many were
- * queued, the ids nobody has, and the contacts the named channel cannot reach.
+ * queued, the ids nobody has, the contacts whose erasure was asked for, and the contacts the
+ * named channel cannot reach.
  */
 export async function queueProactive(
   request: ProactiveRequest,
   sender: AgentIdentity,
   now = new Date(),
-): Promise<{ batchId: string; queued: number; unknownContactIds?: string[]; unreachableContactIds?: string[] }> {
+): Promise<{ batchId: string; queued: number; unknownContactIds?: string[]; erasedContactIds?: string[]; unreachableContactIds?: string[] }> {
   const requested = [...new Set(request.contactIds)];
   if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
   // An id no contact has (a typo, a stale list, one merged into another) takes no quota and no
-  // lane: it is answered back.
-  const contacts = (await getContacts(requested)).filter((contact) => !contact.mergedInto);
+  // lane: it is answered back. So is a contact whose erasure was asked for (read beside the
+  // contacts, same round trips), whether its item is still there (the erasure running) or gone.
+  const [found, erased] = await Promise.all([getContacts(requested), erasedAmong(requested)]);
+  const contacts = found.filter((contact) => !contact.mergedInto && !erased.has(contact.id));
   const known = new Set(contacts.map((contact) => contact.id));
-  const unknownContactIds = requested.filter((id) => !known.has(id));
+  const erasedContactIds = requested.filter((id) => erased.has(id));
+  const unknownContactIds = requested.filter((id) => !known.has(id) && !erased.has(id));
   const channel = request.channel;
   const reachable = await reachableOn(channel, contacts);
   const contactIds = requested.filter((id) => reachable.has(id));
   const unreachableContactIds = requested.filter((id) => known.has(id) && !reachable.has(id));
   if (contactIds.length === 0) {
     if (unreachableContactIds.length > 0) throw new ClientError(422, 'not_reachable', `none of the contacts has a ${channel} conversation to write in`);
+    // A contact whose erasure was asked for reads as gone, as GET /v1/contacts/{id} answers.
     throw notFound('contacts (none of the ids is a contact)');
   }
   // A retry of a request whose queueing failed halfway reuses its batch (its jobs' deduplication
@@ -84,7 +103,9 @@ export async function queueProactive(
   // quota is taken once.
   const scope = request.clientRequestId ? `proactive-request#${sender.id}#${request.clientRequestId}` : undefined;
   // What the request asks, kept with its claim: the same id for another request is refused.
-  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([[...contactIds].sort(), request.text, request.channel ?? null])).digest('base64url')}`;
+  // The erased ones count as asked for: a retry after one's erasure began is the same request.
+  const asked = [...contactIds, ...erasedContactIds].sort();
+  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([asked, request.text, request.channel ?? null])).digest('base64url')}`;
   const tentative = { conversationId: fingerprint, messageId: newId() };
   const { claimed, record } = scope ? await claimDedup(scope, tentative) : { claimed: true, record: tentative };
   if (record.conversationId !== fingerprint) {
@@ -116,6 +137,7 @@ export async function queueProactive(
     batchId,
     queued: jobs.length,
     ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}),
+    ...(erasedContactIds.length > 0 ? { erasedContactIds } : {}),
     ...(unreachableContactIds.length > 0 ? { unreachableContactIds } : {}),
   };
 }

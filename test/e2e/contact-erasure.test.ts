@@ -398,9 +398,9 @@ describe('erasing a customer', () => {
       await http(stack.httpUrl, 'POST', `/v1/contacts/${stranger}/merge`, { token: admin, body: { otherContactId: contactId } }),
       await http(stack.httpUrl, 'POST', `/v1/contacts/${contactId}/merge`, { token: admin, body: { otherContactId: stranger } }),
     ];
-    // An admin's proactive message is queued (the request reads no conversation), and its job writes nothing.
+    // An admin's proactive message to it is refused as the contact reads (404), nothing queued.
     const proactive = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactId, text: 'A campaign' } });
-    expect(proactive.status).toBe(202);
+    expect([proactive.status, proactive.body.error?.code]).toEqual([404, 'not_found']);
     await eventually(() => JSON.stringify(outbound.counts()) === JSON.stringify(queuedBefore));
 
     // Assess: each refused as the reads are, and nothing stored, changed or queued.
@@ -524,6 +524,34 @@ describe('erasing a customer', () => {
     await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
     expect(await eventually(async () => ((await ana()).load.async === before.load.async - 1 ? true : undefined))).toBe(true);
     await setAnaAsyncCapacity(null);
+  });
+
+  it('sends a campaign to the others and reports a contact whose erasure was asked for as erased, storing nothing for it', async () => {
+    // Prepare: two customers on WhatsApp; the first one's erasure asked for, its steps held.
+    const erased = await whatsappWrites(phoneHandles().whatsapp, 'Forget me', 'Fern Forgotten');
+    const kept = await whatsappWrites(phoneHandles().whatsapp, 'Keep me posted', 'Kit Kept');
+    const [erasedId, keptId] = [erased.message.sender.id as string, kept.message.sender.id as string];
+    const release = holdErasureLane(erasedId);
+    expect((await erase(erasedId)).status).toBe(202);
+    const text = `Our summer sale ${crypto.randomUUID()}`;
+    const campaign = (contactIds: string[]) => http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactIds, text, channel: 'whatsapp' } });
+
+    // Act
+    const sent = await campaign([erasedId, keptId, erasedId]);
+    const alone = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactId: erasedId, text } });
+
+    // Assess: queued for the other, the erased one answered back; alone, it reads as gone.
+    expect(sent.status).toBe(202);
+    expect(sent.body).toEqual({ batchId: expect.any(String), queued: 1, erasedContactIds: [erasedId] });
+    expect([alone.status, alone.body.error?.code]).toEqual([404, 'not_found']);
+    const stored = async (conversationId: string) => (await scanTable()).filter((item) => item.pk === `CONV#${conversationId}` && item.text === text);
+    await eventually(async () => (await stored(kept.conversationId as string)).length === 1);
+    expect(await stored(erased.conversationId as string)).toEqual([]);
+    // Once the erasure has run, the same: not a typo, an erased contact (while its record lasts).
+    release();
+    await eventually(async () => (await getErasure(erasedId))?.status === 'erased', 20_000);
+    const again = await campaign([erasedId, keptId]);
+    expect([again.status, again.body.queued, again.body.erasedContactIds, again.body.unknownContactIds]).toEqual([202, 1, [erasedId], undefined]);
   });
 
   it('answers 404 for an unknown contact, and 403 to an agent whatever the id', async () => {

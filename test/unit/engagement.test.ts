@@ -3,6 +3,7 @@
  * address, the fallback email, CSAT parsing, re-engagement across provider windows, and the
  * pacing of proactive sends.
  */
+import { createHash } from 'node:crypto';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -820,15 +821,20 @@ describe('a timer run that dies after its claim, retried', () => {
 });
 
 describe('proactive messages', () => {
-  /** The table holds a contact for every id but those in `missing` (DynamoDB leaves one key of each request unprocessed once). */
-  function contactsExist(missing: string[] = []): void {
+  /**
+   * The table holds a contact for every id but those in `missing`, and an erasure record for those
+   * in `erased` (DynamoDB leaves one key of each request unprocessed once).
+   */
+  function contactsExist(missing: string[] = [], erased: string[] = []): void {
     const retried = new Set<string>();
+    const erasures = new Set(erased.map((id) => keys.erasure(createHash('sha256').update(id).digest('hex')).pk));
     ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[] }> }) => {
       const [table, { Keys }] = Object.entries(input.RequestItems)[0]!;
       const [first, ...rest] = Keys;
       const leftOver = first && !retried.has(first.pk) ? (retried.add(first.pk), [first]) : [];
       const answered = leftOver.length > 0 ? rest : Keys;
-      const items = answered.map((k) => ({ ...k, id: k.pk.slice('CONTACT#'.length), handles: [] })).filter((c) => !missing.includes(c.id));
+      const contacts = answered.filter((k) => k.pk.startsWith('CONTACT#')).map((k) => ({ ...k, id: k.pk.slice('CONTACT#'.length), handles: [] }));
+      const items = [...contacts.filter((c) => !missing.includes(c.id)), ...answered.filter((k) => erasures.has(k.pk)).map((k) => ({ pk: k.pk }))];
       return { Responses: { [table]: items }, ...(leftOver.length > 0 ? { UnprocessedKeys: { [table]: { Keys: leftOver } } } : {}) };
     });
   }
@@ -870,6 +876,51 @@ describe('proactive messages', () => {
     const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody).proactive.contactId);
     expect(queued.sort()).toEqual(['C1', 'C2']);
     expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 2 });
+  });
+
+  it('answers contacts whose erasure was asked for back as erased, running or done, and queues and charges them nothing', async () => {
+    // Prepare: E1's erasure is running (its contact item still there), E2's is done (its item gone, its record left)
+    contactsExist(['E2'], ['E1', 'E2']);
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+
+    // Act
+    const result = await queueProactive({ contactIds: ['E1', 'C1', 'E2'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+    const onlyErased = queueProactive({ contactIds: ['E1'], text: 'Sale!' }, { id: 'admin-1', role: 'admin' });
+
+    // Assess
+    expect(result).toEqual({ batchId: expect.any(String), queued: 1, erasedContactIds: ['E1', 'E2'] });
+    const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody).proactive.contactId);
+    expect(queued).toEqual(['C1']);
+    expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 1 });
+    await expect(onlyErased).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+  });
+
+  it("takes a request retried with its clientRequestId after a recipient's erasure was asked for as the same request", async () => {
+    // Prepare: the first attempt's claim stored as DynamoDB would
+    const claims = new Map<string, Record<string, unknown>>();
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
+      const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
+      if (claims.has(key)) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
+      claims.set(key, input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: claims.get(`${input.Key.pk}|${input.Key.sk}`) }));
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+    const request = { contactIds: ['C1', 'C2'], text: 'Sale!', clientRequestId: 'campaign-43' };
+    const admin = { id: 'admin-1', role: 'admin' as const };
+    contactsExist();
+    const first = await queueProactive(request, admin);
+
+    // Act: C2's erasure asked for before the retry
+    contactsExist([], ['C2']);
+    const retried = await queueProactive(request, admin);
+
+    // Assess: the same batch, C2 answered back, the quota taken once
+    expect(retried).toEqual({ batchId: first.batchId, queued: 1, erasedContactIds: ['C2'] });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
   });
 
   it('answers a contact merged into another back, as one no longer to write to', async () => {
