@@ -9,8 +9,7 @@ import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, isErasing, type ConversationRecord } from '../store/conversations';
 import { contactsWithVisitorItems, getContactWithConversationIds, getContacts, type ContactRecord } from '../store/contacts';
-import { batchGetAll } from '../store/items';
-import { keys } from '../store/keys';
+import { erasedAmong } from '../store/erasure';
 import { claimDedup, releaseDedup } from '../store/messages';
 import { takeProactiveQuota } from '../store/quota';
 import { ClientError, notFound } from './errors';
@@ -58,18 +57,6 @@ async function takeQuota(count: number, now: Date): Promise<void> {
 }
 
 /**
- * The ids among `contactIds` whose erasure was asked for (running, or ended within the 30 days its
- * record lasts): one BatchGet key each, eventually consistent (an erasure asked for within the
- * last second may be missed: its job then finds no conversation to write in and stores nothing).
- */
-async function erasedAmong(contactIds: readonly string[]): Promise<Set<string>> {
-  // The record's key is the hash of the id (src/store/erasure.ts): the e2e test finds those its requests write.
-  const hashed = contactIds.map((id) => ({ id, key: keys.erasure(createHash('sha256').update(id).digest('hex')) }));
-  const recorded = new Set((await batchGetAll(hashed.map(({ key }) => key), { projection: ['pk'] })).map((record) => String(record.pk)));
-  return new Set(hashed.filter(({ key }) => recorded.has(key.pk)).map(({ id }) => id));
-}
-
-/**
  * Queues one job per distinct known contact that the channel can reach; answers how many were
  * queued, the ids nobody has, the contacts whose erasure was asked for, and the contacts the
  * named channel cannot reach.
@@ -83,7 +70,9 @@ export async function queueProactive(
   if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
   // An id no contact has (a typo, a stale list, one merged into another) takes no quota and no
   // lane: it is answered back. So is a contact whose erasure was asked for (read beside the
-  // contacts, same round trips), whether its item is still there (the erasure running) or gone.
+  // contacts, same round trips), whether its item is still there (the erasure running) or gone;
+  // eventually consistent: one asked for within the last second may be missed, and its job then
+  // finds no conversation to write in and stores nothing.
   const [found, erased] = await Promise.all([getContacts(requested), erasedAmong(requested)]);
   const contacts = found.filter((contact) => !contact.mergedInto && !erased.has(contact.id));
   const known = new Set(contacts.map((contact) => contact.id));

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { deleteIf, mapConcurrently, putNew, updateIf } from './items';
+import { batchGetAll, deleteIf, mapConcurrently, putNew, updateIf } from './items';
 import { keys, type Key } from './keys';
 
 export type ErasureStatus = 'erasing' | 'erased';
@@ -26,6 +26,16 @@ const ERASED_RECORD_TTL_SECONDS = 30 * 24 * 3600;
 const DELETE_CONCURRENCY = 16;
 
 const erasureKey = (contactId: string) => keys.erasure(createHash('sha256').update(contactId).digest('hex'));
+
+/**
+ * The ids among `contactIds` whose erasure was asked for (running, or ended within the days its
+ * record lasts): one BatchGet key each, eventually consistent.
+ */
+export async function erasedAmong(contactIds: readonly string[]): Promise<Set<string>> {
+  const hashed = contactIds.map((id) => ({ id, key: erasureKey(id) }));
+  const recorded = new Set((await batchGetAll(hashed.map(({ key }) => key), { projection: ['pk'] })).map((record) => String(record.pk)));
+  return new Set(hashed.filter(({ key }) => recorded.has(key.pk)).map(({ id }) => id));
+}
 
 export async function getErasure(contactId: string): Promise<ErasureRecord | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: erasureKey(contactId), ConsistentRead: true }));
