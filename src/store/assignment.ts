@@ -41,7 +41,8 @@ export function takeConversationUpdate(input: AssignInput) {
     Key: keys.conversation(input.conversationId),
     // `version` moves so that a concurrent read-modify-write of the conversation retries.
     UpdateExpression: 'SET assigneeId = :agent, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one REMOVE handedOffBy, handedOffAt',
-    ConditionExpression: '#status = :open AND (attribute_not_exists(assigneeId) OR attribute_type(assigneeId, :null))',
+    // Not one whose customer's erasure was asked for since the caller read it (it is about to go).
+    ConditionExpression: '#status = :open AND (attribute_not_exists(assigneeId) OR attribute_type(assigneeId, :null)) AND attribute_not_exists(erasureRequestedAt)',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: {
       ':agent': input.agentId,

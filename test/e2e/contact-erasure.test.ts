@@ -18,6 +18,7 @@ import { keys } from '../../src/store/keys';
 import { getErasure, startErasure } from '../../src/store/erasure';
 import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
 import { putMessage } from '../../src/store/messages';
+import { autoAssign } from '../../src/domain/routing';
 import { getConversation, listConversations } from '../../src/store/conversations';
 import { ERASURE_PAGE, runErasureStep } from '../../src/domain/erasure';
 import { newId } from '../../src/domain/ids';
@@ -473,12 +474,15 @@ describe('erasing a customer', () => {
     const first = await whatsappWrites(phone, 'Anyone there?', 'Walt Waiting');
     const contactId = first.message.sender.id as string;
     const id = first.conversationId as string;
-    expect((await getConversation(id, true))?.assigneeId ?? null).toBeNull();
+    const stale = (await getConversation(id, true))!;
+    expect(stale.assigneeId ?? null).toBeNull();
     const release = holdErasureLane(contactId);
     expect((await erase(contactId)).status).toBe(202);
 
-    // Act: room for everybody waiting (the change drains the queue), then the customer writes again into it.
+    // Act: room for everybody waiting (the change drains the queue), an assigner that read it before
+    // the mark, then the customer writes again into it.
     await setAnaAsyncCapacity(200);
+    expect(await autoAssign(stale)).toBeUndefined();
     const inbound = (await getConversation(id, true))!.lastInboundId;
     expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', phone, 'Hello again?').body)).status).toBe(200);
     await eventually(async () => (await getConversation(id, true))?.lastInboundId !== inbound);
