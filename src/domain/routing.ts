@@ -171,8 +171,8 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
     pages++;
     const waiting = page.items
       // One whose customer's erasure was asked for is about to be deleted: it takes nobody's slot.
-      // The mark is on the item the page read anyway (a mark of the last second may be missed: the
-      // erasure's step then gives the slot back when it resolves and unassigns it).
+      // The mark is on the item the page read anyway (one of the last second, which the read may
+      // miss, is refused by the assignment's conditional write).
       .filter((c) => c.status === 'open' && !c.assigneeId && !isErasing(c))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     // The copy each offer reads anyway (cached for a minute): no read of its own.
