@@ -173,8 +173,7 @@ export async function getMessageToSend(conversationId: string, messageId: string
   );
   if (!out.Item) return undefined;
   const progress = out.Item.sendProgress as SendProgress | undefined;
-  const held = out.Item.heldStatusIds;
-  const statusHeld = out.Item.providerMessageId !== undefined && held instanceof Set && held.has(out.Item.providerMessageId);
+  const statusHeld = heldFor(out.Item, out.Item.providerMessageId);
   return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}), sendFailures: Number(out.Item.sendFailures ?? 0), ...(statusHeld ? { statusHeld } : {}) };
 }
 
@@ -229,6 +228,12 @@ export async function replaceAttachment(conversationId: string, messageId: strin
 export const STATUS_HELD: unique symbol = Symbol('statusHeld');
 export type WrittenMessage = Message & { [STATUS_HELD]?: true };
 
+/** Whether markStatusHeld marked the message item for `providerMessageId`. */
+function heldFor(item: Record<string, unknown>, providerMessageId: unknown): boolean {
+  const held = item.heldStatusIds;
+  return typeof providerMessageId === 'string' && held instanceof Set && held.has(providerMessageId);
+}
+
 /**
  * Marks a send in flight (queued, no provider id recorded yet) as possibly the one a status
  * held under `providerMessageId` is for: its `sent` write, if it records that id, says so
@@ -281,8 +286,7 @@ export async function updateMessageStatus(
   });
   if (!item) return undefined;
   const message: WrittenMessage = toMessage(item);
-  const held = item.heldStatusIds;
-  if (extra.providerMessageId && held instanceof Set && held.has(extra.providerMessageId)) message[STATUS_HELD] = true;
+  if (heldFor(item, extra.providerMessageId)) message[STATUS_HELD] = true;
   return message;
 }
 
