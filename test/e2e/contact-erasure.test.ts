@@ -530,6 +530,41 @@ describe('erasing a customer', () => {
     await setAnaAsyncCapacity(null);
   });
 
+  it('puts a conversation whose erasure was asked for back in the queue when the customer reopens it and its agent is full, offering it to nobody', async () => {
+    // Prepare: Ana's WhatsApp conversation, resolved; Ben online with room; the erasure asked for, its steps held; Ana full
+    await setAnaAsyncCapacity(200);
+    const phone = phoneHandles().whatsapp;
+    const first = await whatsappWrites(phone, 'Can you check my order?', 'Rita Reopen');
+    const contactId = first.message.sender.id as string;
+    const id = first.conversationId as string;
+    await eventually(async () => ((await getConversation(id, true))?.assigneeId === AGENT ? true : undefined));
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: agentJwt })).status).toBe(200);
+    const benJwt = await agentToken(stack.httpUrl, 'er-ben', 'agent', 'Ben');
+    sockets.push(await WsClient.connect(stack.wsUrl, benJwt));
+    await eventually(async () => ((await get('/v1/agents')).body.items.some((a: { id: string }) => a.id === 'er-ben') ? true : undefined));
+    const release = holdErasureLane(contactId);
+    expect((await erase(contactId)).status).toBe(202);
+    await setAnaAsyncCapacity((await ana()).load.async);
+
+    // Act: the customer writes again, which reopens it for Ana, who has no room
+    const inbound = (await getConversation(id, true))!.lastInboundId;
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', phone, 'Still waiting').body)).status).toBe(200);
+    await eventually(async () => (await getConversation(id, true))?.lastInboundId !== inbound);
+    const inboundQueue = stack.aws.sqs.getQueue('conversa-inbound.fifo');
+    await eventually(() => inboundQueue.counts().visible + inboundQueue.counts().inFlight === 0);
+
+    // Assess: open and waiting, Ben not given it, and his counter what he holds
+    expect(await getConversation(id, true)).toMatchObject({ status: 'open', assigneeId: null });
+    const ben = (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'er-ben');
+    const bens = (await listConversations({ status: 'open', assignee: 'er-ben', limit: 100, consistent: true })).items.filter((c) => c.channel !== 'web');
+    expect(bens.map((c) => c.id)).not.toContain(id);
+    expect(ben.load.async).toBe(bens.length);
+
+    release();
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+    await setAnaAsyncCapacity(null);
+  });
+
   it('sends a campaign to the others and reports a contact whose erasure was asked for as erased, storing nothing for it', async () => {
     // Prepare: two customers on WhatsApp; the first one's erasure asked for, its steps held.
     const erased = await whatsappWrites(phoneHandles().whatsapp, 'Forget me', 'Fern Forgotten');
