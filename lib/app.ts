@@ -40,6 +40,21 @@ export interface ConversaStacks {
   readonly stateless: StatelessStack;
 }
 
+/** What the stateless stack takes from the stateful one, but for the inbox index's names (their stage decides them). */
+export function statefulResources(
+  stateful: StatefulStack,
+): Pick<StatelessStackProps, 'table' | 'mediaBucketArn' | 'channelSecrets' | 'replyAddressKey' | 'widgetIdentityKey' | 'userPool' | 'userPoolClient'> {
+  return {
+    table: stateful.table.table,
+    mediaBucketArn: stateful.media.exportedArn,
+    channelSecrets: stateful.channelSecrets,
+    replyAddressKey: stateful.replyAddressKey,
+    widgetIdentityKey: stateful.widgetIdentityKey,
+    userPool: stateful.agents.userPool,
+    userPoolClient: stateful.agents.consoleClient,
+  };
+}
+
 /** Adds Conversa's two stacks to `app`; the stateless one depends on the stateful one. */
 export function buildConversa(app: App, config: ConversaAppConfig): ConversaStacks {
   const { env, stackPrefix = 'Conversa', consolePasswordAuth, inboxIndex, inboxIndexAll, ...statelessProps } = config;
@@ -54,17 +69,11 @@ export function buildConversa(app: App, config: ConversaAppConfig): ConversaStac
   const stateless = new StatelessStack(app, `${stackPrefix}Stateless`, {
     ...stackProps,
     ...statelessProps,
-    table: stateful.table.table,
+    ...statefulResources(stateful),
     // The stateful stack deploys first (this stack depends on it): during a migration of the inbox
     // index, each deploy changes the table under the functions of the deploy before (README, Deploy).
     tableIndexNames: stateful.table.indexNames,
     inboxIndexName: stateful.table.inboxIndexName,
-    mediaBucketArn: stateful.media.exportedArn,
-    channelSecrets: stateful.channelSecrets,
-    replyAddressKey: stateful.replyAddressKey,
-    widgetIdentityKey: stateful.widgetIdentityKey,
-    userPool: stateful.agents.userPool,
-    userPoolClient: stateful.agents.consoleClient,
   });
   return { stateful, stateless };
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { buildConversa, type ConversaAppConfig } from '../../lib/app';
+import { buildConversa, statefulResources, type ConversaAppConfig } from '../../lib/app';
 import { StatefulStack } from '../../lib/stateful-stack';
 import { StatelessStack } from '../../lib/stateless-stack';
 import { ENV } from '../../src/config';
@@ -194,16 +194,7 @@ describe('inbox index settings that cannot be meant', () => {
   it('refuses functions reading an index the table does not have (stacks put together by hand)', () => {
     const app = newApp();
     const stateful = new StatefulStack(app, 'Stateful', { table: { inboxIndex: 'migrated' } });
-    const props = {
-      projectRoot,
-      table: stateful.table.table,
-      mediaBucketArn: stateful.media.exportedArn,
-      channelSecrets: stateful.channelSecrets,
-      replyAddressKey: stateful.replyAddressKey,
-      widgetIdentityKey: stateful.widgetIdentityKey,
-      userPool: stateful.agents.userPool,
-      userPoolClient: stateful.agents.consoleClient,
-    };
+    const props = { projectRoot, ...statefulResources(stateful) };
     // The migrated table with functions left at their default, gsi1.
     expect(() => new StatelessStack(app, 'Stateless', { ...props, tableIndexNames: stateful.table.indexNames })).toThrow(
       "inboxIndexName gsi1 is not one of the table's indexes (tableIndexNames: gsi1slim, gsi2, gsi3): the inbox list would fail on every call",
