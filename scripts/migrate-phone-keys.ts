@@ -1,5 +1,5 @@
 /**
- * `npm run migrate:phone-keys -- [--table NAME] [--dry-run] [--page-size N]`
+ * `npm run migrate:phone-keys -- [--table NAME] [--dry-run] [--page-size N] [--show-numbers]`
  *
  * Re-keys the handle and identity items of phone numbers (WhatsApp, SMS, a contact's phone) that
  * a version before the two forms of one number wrote under another key: keys.handle now keys a
@@ -45,6 +45,17 @@ export function currentNumber(handle: string): string {
   return handle.replace(/^(\+?)00(?=[1-9])/, '$1');
 }
 
+/**
+ * A customer's number as the command prints it by default: its first two digits and last four,
+ * the rest starred. The output lands in terminals and CI logs; contact ids name the customers
+ * an admin acts on, and `--show-numbers` prints numbers whole. A handle that is no number of
+ * seven digits or more (a short code, an alphanumeric sender) is a business's, shown as it is.
+ */
+export function maskNumber(handle: string): string {
+  const parts = /^(\+?\d{2})(\d+)(\d{4})$/.exec(handle);
+  return parts ? `${parts[1]}${'*'.repeat(parts[2]!.length)}${parts[3]}` : handle;
+}
+
 /** The channel and handle a handle item's key names (a handle may itself hold a `#`). */
 function parseHandleKey(pk: string): Handle | undefined {
   if (!pk.startsWith(HANDLE_PREFIX)) return undefined;
@@ -69,6 +80,8 @@ export interface MigrateOptions {
   dryRun?: boolean;
   pageSize?: number;
   log?: (line: string) => void;
+  /** Print numbers whole in the log lines (default: masked, maskNumber). */
+  showNumbers?: boolean;
 }
 
 /** Merges chained one after another, followed to the contact that has the handles in the end. */
@@ -76,9 +89,15 @@ const MAX_MERGE_HOPS = 5;
 /** Reads and writes of one contact item when an agent's edit or a customer's message lands in between. */
 const CONTACT_WRITE_ATTEMPTS = 5;
 
-export async function migratePhoneKeys({ client, table, dryRun = false, pageSize = 100, log = console.log }: MigrateOptions): Promise<Summary> {
+export async function migratePhoneKeys({ client, table, dryRun = false, pageSize = 100, log = console.log, showNumbers = false }: MigrateOptions): Promise<Summary> {
   const summary: Summary = { scanned: 0, rekeyed: 0, duplicates: 0, conflicts: 0, contactsFixed: 0, changed: 0 };
   const would = dryRun ? 'would ' : '';
+  const shownNumber = (handle: string): string => (showNumbers ? handle : maskNumber(handle));
+  /** A handle item's key as printed: its number masked unless asked for whole. */
+  const shown = (pk: string): string => {
+    const handle = parseHandleKey(pk);
+    return handle ? `${HANDLE_PREFIX}${handle.channel}#${shownNumber(handle.handle)}` : pk;
+  };
 
   const get = async (key: Key): Promise<Item | undefined> => (await client.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
   const conditional = async (write: () => Promise<unknown>): Promise<boolean> => {
@@ -118,7 +137,7 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
       const stalePhone = old.channel === 'phone' && contact.phone === old.handle;
       if (!staleList && !stalePhone) return;
       if (dryRun) {
-        log(`${would}fix contact ${contactId}: ${old.channel} ${old.handle} -> ${number}`);
+        log(`${would}fix contact ${contactId}: ${old.channel} ${shownNumber(old.handle)} -> ${shownNumber(number)}`);
         summary.contactsFixed++;
         return;
       }
@@ -148,7 +167,7 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
         ),
       );
       if (written) {
-        log(`fixed contact ${contactId}: ${old.channel} ${old.handle} -> ${number}`);
+        log(`fixed contact ${contactId}: ${old.channel} ${shownNumber(old.handle)} -> ${shownNumber(number)}`);
         summary.contactsFixed++;
         return;
       }
@@ -192,7 +211,7 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
     let existing = await get(target);
     if (!existing) {
       if (dryRun) {
-        log(`${would}re-key ${oldPk} -> ${target.pk} (contact ${contactId})`);
+        log(`${would}re-key ${shown(oldPk)} -> ${shown(target.pk)} (contact ${contactId})`);
         summary.rekeyed++;
         await fixContact(contactId, old, number);
         return;
@@ -203,29 +222,29 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
       if (put) {
         await fixContact(contactId, old, number);
         if (await deleteOld(item)) {
-          log(`re-keyed ${oldPk} -> ${target.pk} (contact ${contactId})`);
+          log(`re-keyed ${shown(oldPk)} -> ${shown(target.pk)} (contact ${contactId})`);
           summary.rekeyed++;
         } else {
-          log(`changed during the run, left for the next: ${oldPk}`);
+          log(`changed during the run, left for the next: ${shown(oldPk)}`);
           summary.changed++;
         }
         return;
       }
       // Written meanwhile (a customer's message in the current form): as if it had been there.
       existing = await get(target);
-      if (!existing) throw new Error(`${target.pk} was written and is gone again; run again`);
+      if (!existing) throw new Error(`${shown(target.pk)} was written and is gone again; run again`);
     }
     const holder = String(existing.contactId);
     if (holder !== contactId && (await survivorOf(holder)) !== (await survivorOf(contactId))) {
       log(
-        `conflict: ${oldPk} is contact ${contactId}'s, ${target.pk} is contact ${holder}'s: one customer, two contacts. ` +
+        `conflict: ${shown(oldPk)} is contact ${contactId}'s, ${shown(target.pk)} is contact ${holder}'s: one customer, two contacts. ` +
           `Merge them (POST /v1/contacts/${holder}/merge {"otherContactId":"${contactId}"}), then run this again`,
       );
       summary.conflicts++;
       return;
     }
     if (dryRun) {
-      log(`${would}remove ${oldPk}: ${target.pk} is contact ${holder}'s already`);
+      log(`${would}remove ${shown(oldPk)}: ${shown(target.pk)} is contact ${holder}'s already`);
       summary.duplicates++;
       await fixContacts(contactId, holder, old, number);
       return;
@@ -247,10 +266,10 @@ export async function migratePhoneKeys({ client, table, dryRun = false, pageSize
     }
     await fixContacts(contactId, holder, old, number);
     if (await deleteOld(item)) {
-      log(`removed ${oldPk}: ${target.pk} is contact ${holder}'s already`);
+      log(`removed ${shown(oldPk)}: ${shown(target.pk)} is contact ${holder}'s already`);
       summary.duplicates++;
     } else {
-      log(`changed during the run, left for the next: ${oldPk}`);
+      log(`changed during the run, left for the next: ${shown(oldPk)}`);
       summary.changed++;
     }
   };
@@ -288,7 +307,12 @@ export function summaryLine(summary: Summary, dryRun: boolean): string {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { table: { type: 'string' }, 'dry-run': { type: 'boolean', default: false }, 'page-size': { type: 'string', default: '100' } },
+    options: {
+      table: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+      'page-size': { type: 'string', default: '100' },
+      'show-numbers': { type: 'boolean', default: false },
+    },
     strict: true,
   });
   const table = values.table ?? process.env.CONVERSA_TABLE ?? process.env[ENV.tableName];
@@ -304,7 +328,7 @@ async function main(): Promise<number> {
   const dryRun = values['dry-run'];
   // Region, credentials and endpoint (AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local) from the standard AWS environment.
   const client = DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 8 }), { marshallOptions: { removeUndefinedValues: true } });
-  const summary = await migratePhoneKeys({ client, table, dryRun, pageSize });
+  const summary = await migratePhoneKeys({ client, table, dryRun, pageSize, showNumbers: values['show-numbers'] });
   console.log(summaryLine(summary, dryRun));
   // Conflicts wait for an admin's merge and are no failure; an item changed during the run is left for another.
   return summary.changed > 0 ? 1 : 0;

@@ -17,7 +17,7 @@ import { postWebhook, textWebhook } from './channels-support';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
-import { legacyHandleKey } from '../../scripts/migrate-phone-keys';
+import { legacyHandleKey, maskNumber } from '../../scripts/migrate-phone-keys';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -41,7 +41,7 @@ afterAll(async () => {
 const digits = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 10)).join('');
 
 /** The command as an admin runs it, against the stack's table (endpoint and credentials from the environment the stack set). */
-async function migrate(...args: string[]): Promise<{ code: number; out: string }> {
+async function runCommand(args: string[]): Promise<{ code: number; out: string }> {
   try {
     const { stdout } = await promisify(execFile)('node_modules/.bin/tsx', ['scripts/migrate-phone-keys.ts', '--table', config.tableName, ...args], { env: process.env });
     return { code: 0, out: stdout };
@@ -50,6 +50,9 @@ async function migrate(...args: string[]): Promise<{ code: number; out: string }
     return { code: failed.code, out: `${failed.stdout}${failed.stderr}` };
   }
 }
+
+/** With numbers printed whole, so that the lines name the very keys the tests compare. */
+const migrate = (...args: string[]) => runCommand(['--show-numbers', ...args]);
 
 /** The summary's counts, by name. */
 function counts(out: string): Record<string, number> {
@@ -260,6 +263,28 @@ describe('migrate:phone-keys', () => {
     expect(survivor).toMatchObject({ phone: `+44${national}` });
     expect(run.out).toContain(`conflict: ${legacyHandleKey('phone', oldForm).pk} is contact ${oldContact}'s, ${keys.handle('phone', `+44${national}`).pk} is contact ${newContact}'s`);
     expect(again.out).toContain(`fixed contact ${newContact}: phone ${oldForm} -> +44${national}`);
+  });
+
+  it('prints numbers masked unless --show-numbers is given: two leading and four trailing digits, the contact whole', async () => {
+    // Prepare
+    const id = `5531${8}${digits(7)}`;
+    const first = await write('whatsapp', id, 'Olá');
+    await ageWhatsApp(id);
+
+    // Act
+    const run = await runCommand(['--dry-run']);
+
+    // Assess: the keys' numbers show no more than their ends; a short code is nobody's.
+    expect(run.code).toBe(0);
+    const masked = `55${'*'.repeat(id.length - 6)}${id.slice(-4)}`;
+    const current = keys.handle('whatsapp', id).pk.slice('HANDLE#whatsapp#'.length);
+    expect(run.out).toContain(`would re-key HANDLE#whatsapp#${masked} -> HANDLE#whatsapp#${maskNumber(current)} (contact ${first.message.sender.id})`);
+    expect(run.out).toContain(`would re-key HANDLE#phone#+${masked}`);
+    expect(run.out).not.toContain(id.slice(2, -4));
+    expect(run.out).not.toContain(current.slice(2, -4));
+    expect(maskNumber('+4420794612345')).toBe('+44*******2345');
+    expect(maskNumber('12345')).toBe('12345');
+    expect(maskNumber('ACME')).toBe('ACME');
   });
 
   it('changes nothing on a second run', async () => {
