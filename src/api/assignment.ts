@@ -8,7 +8,12 @@ import { toConversation } from '../store/conversations';
 const agentId = z.string().check(z.regex(ID_PATTERN, 'an agent id (letters, digits and _ . : @ + - only, at most 128)'));
 const AssignBody = z.object({ agentId: z.nullable(agentId) });
 const TransferBody = z
-  .object({ agentId: z.optional(agentId), team: z.optional(z.trimmedText(1, 64)), note: z.optional(z.trimmedText(1, 4096)) })
+  .object({
+    agentId: z.optional(agentId),
+    team: z.optional(z.trimmedText(1, 64)),
+    note: z.optional(z.trimmedText(1, 4096)),
+    clientRequestId: z.optional(z.text(1, 128)),
+  })
   .check(z.refine((b) => Boolean(b.agentId || b.team || b.note), { message: 'agentId, team or note is required', path: ['agentId'] }));
 const StatusBody = z.object({
   status: z.enum(['open', 'pending', 'snoozed', 'resolved']),

@@ -84,6 +84,8 @@ export interface TransferInput {
   agentId?: string;
   team?: string;
   note?: string;
+  /** The client's id for this request: the same id again is a retry, another a new transfer. */
+  clientRequestId?: string;
 }
 
 /**
@@ -91,7 +93,7 @@ export interface TransferInput {
  * resolved and reopened, the same request is a new hand-off of a new issue.
  */
 const transferKey = (by: string, input: TransferInput, c: ConversationRecord) =>
-  contentHash(JSON.stringify([by, input.agentId ?? null, input.team ?? null, input.note ?? null, c.reopenCount ?? 0]));
+  contentHash(JSON.stringify([by, input.agentId ?? null, input.team ?? null, input.note ?? null, c.reopenCount ?? 0, ...(input.clientRequestId ? [input.clientRequestId] : [])]));
 
 /**
  * The id of the note of the transfer this request repeats, if it does: the conversation records
@@ -99,11 +101,14 @@ const transferKey = (by: string, input: TransferInput, c: ConversationRecord) =>
  * transfer put it (with the named agent, in the named team; a transfer to the queue counts however
  * routing handed it out since). Clients and load balancers send a request again after a timeout,
  * a 5xx or a lost answer; a person's assignment or status change since (which clear the record),
- * another transfer or a reopening makes the same request a new transfer.
+ * another transfer or a reopening makes the same request a new transfer. A request that names
+ * itself (clientRequestId) is a retry exactly when the last transfer had its id and content.
  */
 function repeatedTransfer(c: ConversationRecord, by: string, input: TransferInput): string | undefined {
   const last = c.transferNote;
   if (!last || last.key !== transferKey(by, input, c)) return undefined;
+  // The client said which request this is: no guessing from where the conversation is now.
+  if (input.clientRequestId) return last.id;
   if (input.team !== undefined && c.team !== input.team) return undefined;
   if (input.agentId !== undefined && c.assigneeId !== input.agentId) return undefined;
   return last.id;

@@ -152,6 +152,24 @@ describe('transfer notes', () => {
     // Assess: three transfers moved it, the fourth followed Ben's own changes
     expect(await notes(id, 'Over to you')).toBe(4);
   });
+
+  it('takes a request that names itself (clientRequestId) for a retry only under the same id: the same transfer again under a new id writes its note', async () => {
+    // Prepare
+    const { id, holder, other } = await visitorConversation('Is anyone there?');
+    const body = (clientRequestId: string) => ({ agentId: other, note: 'Please call the customer back', clientRequestId });
+    const [first, second] = [crypto.randomUUID(), crypto.randomUUID()];
+
+    // Act: one request sent twice, then the same transfer under another id while nothing changed
+    // (without ids, that one would pass for a retry)
+    const answers = [await transfer(id, body(first), tokens[holder]), await transfer(id, body(first), tokens[holder])];
+    const another = await transfer(id, body(second), tokens[holder]);
+
+    // Assess
+    expect([...answers, another].map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(await notes(id, 'Please call the customer back')).toBe(2);
+    expect(await assignee(id)).toBe(other);
+    expect((await transfer(id, { note: 'x', clientRequestId: '' }, tokens[holder])).status).toBe(400);
+  });
 });
 
 describe('channel move notes', () => {
