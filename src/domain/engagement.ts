@@ -151,7 +151,8 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
 
 /** After a reply, note or bot message was delivered (or failed). */
 export async function engageOnOutbound(conversation: ConversationRecord, message: Message): Promise<void> {
-  if (message.private || message.direction !== 'outbound' || message.status === 'failed') return;
+  if (message.status === 'failed') return disarmFailedReply(message);
+  if (message.private || message.direction !== 'outbound') return;
   const settings = await getSettings();
   const active = conversation.status !== 'resolved' && conversation.status !== 'snoozed';
   const byAgent = message.sender.type === 'agent';
@@ -166,6 +167,28 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
       : undefined,
   ]);
 }
+
+/**
+ * An agent's reply that never reached the customer: the provider refused it, or reported it failed
+ * or undelivered after taking it. While it is the newest message the customer would see, the
+ * conversation waits for the agent to send it again: no auto-resolve (nor CSAT question) and no
+ * follow-up, whether the reply armed them (sent first) or the customer's message before it did.
+ * The mark keeps a fire that the cancel did not reach (lost, or already running) from resolving; a
+ * later message moves `lastMessageAt` past it and arms the timers as any message does.
+ */
+export async function disarmFailedReply(message: Message): Promise<void> {
+  if (message.status !== 'failed' || message.private || message.direction !== 'outbound' || message.sender.type !== 'agent' || message.unprompted) return;
+  const at = message.createdAt;
+  const result = await updateConversation(message.conversationId, (c) =>
+    c.lastMessageAt !== at || c.engagement?.failedReplyAt === at ? undefined : { ...c, engagement: { ...c.engagement, failedReplyAt: at } },
+  );
+  // Marked by an earlier run (a redelivered callback finishes its cancels), or not the newest message: a later one armed what it should.
+  if (!result || !awaitsRetry(result.after)) return;
+  await Promise.all([cancelTimer('autoResolve', message.conversationId), cancelTimer('reengage', message.conversationId)]);
+}
+
+/** The newest message the customer would see is an agent reply that never reached them (disarmFailedReply). */
+const awaitsRetry = (c: ConversationRecord) => c.engagement?.failedReplyAt !== undefined && c.engagement.failedReplyAt === c.lastMessageAt;
 
 export async function engageOnVisitorRead(read: ConversationRecord, messageId: string): Promise<void> {
   // The frame's read of the conversation may not show a reply written a moment ago (the widget
@@ -202,7 +225,7 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
   const waking = before.status === 'snoozed' && (after.status === 'open' || after.status === 'pending');
   if ((after.status === 'open' && before.status !== 'open') || waking) {
     const settings = await getSettings();
-    tasks.push(setTimer('autoResolve', after.id, settings.timers.autoResolveAfterSeconds));
+    if (!awaitsRetry(after)) tasks.push(setTimer('autoResolve', after.id, settings.timers.autoResolveAfterSeconds));
     if (waking) tasks.push(resumeFollowUp(after, settings));
   }
   // The wake-up itself is src/domain/snooze.ts's schedule; a snoozed conversation must not auto-resolve meanwhile.
@@ -221,8 +244,9 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
 async function resumeFollowUp(conversation: ConversationRecord, settings: Settings, now = new Date()): Promise<void> {
   if (!settings.reengagement.enabled) return;
   const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
-  const reply = items.filter((m) => m.direction === 'outbound' && m.sender.type === 'agent' && !m.unprompted && m.status !== 'failed').at(-1);
-  if (!reply || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
+  // The newest reply failed (it never reached the customer): the agent is to send it again, and no follow-up goes for an older one.
+  const reply = items.filter((m) => m.direction === 'outbound' && m.sender.type === 'agent' && !m.unprompted).at(-1);
+  if (!reply || reply.status === 'failed' || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
   if ((conversation.engagement?.reengagedFor ?? '') >= reply.id) return;
   // Armed anew either way: a reply written while it slept armed nothing, and one before it may have fired and found it asleep.
   const delayMs = settings.timers.reengageAfterSeconds * 1000;
@@ -696,7 +720,8 @@ async function sendFollowUp(conversation: ConversationRecord, settings: Settings
 /** Resolves a conversation nobody touched for the configured time, then asks for a rating. */
 async function autoResolve(conversationId: string, now: Date): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
-  if (!conversation || conversation.status === 'snoozed') return 'skipped';
+  // Its newest message is a reply that never reached the customer: open until the agent sends it again.
+  if (!conversation || conversation.status === 'snoozed' || (conversation.status !== 'resolved' && awaitsRetry(conversation))) return 'skipped';
   const settings = await getSettings();
   // Resolved by a run that may have died before its question was stored (the Scheduler retries it).
   if (conversation.status === 'resolved') return (await finishCsatQuestion(conversation, settings)) ? 'done' : 'skipped';
@@ -711,7 +736,7 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
   const at = now.toISOString();
   const askCsat = settings.csat.enabled && canSendNow(conversation, now);
   const { before, after } = await changeConversation(conversationId, (c) =>
-    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt
+    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c)
       ? undefined
       : { ...withStatus(c, 'resolved', at), ...(askCsat ? { engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } } : {}) },
   );

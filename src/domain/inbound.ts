@@ -7,7 +7,7 @@ import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
-import { afterInbound, afterOutbound, beforeNewConversation, type InboundHookContext } from './automation';
+import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
 import { applyHeldStatuses, applyOutboundToConversation, catchUpConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
@@ -606,6 +606,8 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   // Refused on a redelivery: the attempt that died may have written it before telling the agents,
   // who are told the status as it stands (read only then: a provider's repeated receipt reads nothing).
   const updated = written ?? (delivery.redelivered ? await reachedStatus(pointer, event.status) : undefined);
+  // Failed after it was sent (WhatsApp's failed, Twilio's undelivered): the timers it armed are disarmed.
+  if (updated?.status === 'failed') await afterReplyFailed(updated);
   if (event.coversEarlier) return applyToCovered(pointer.conversationId, event.status, (m) => m.id < pointer.messageId, updated ? [updated] : [], delivery.redelivered);
   if (!updated) return;
   await publishStatuses(pointer.conversationId, [updated]);

@@ -6,7 +6,7 @@ import { contentHash, newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
 import type { Attachment, Message, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
-import { afterOutbound } from './automation';
+import { afterOutbound, afterReplyFailed } from './automation';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
@@ -423,7 +423,7 @@ export async function abandonOutbound(job: OutboundJob, reason: string): Promise
   const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
   if (stored?.message.status !== 'queued' || !conversation) return true;
   const failed = await updateMessageStatus(job.conversationId, job.messageId, 'failed', { error: reason });
-  if (failed) await publish([messageUpdatedEvent(failed)], { agents: scopeOf(conversation) });
+  if (failed) await Promise.all([publish([messageUpdatedEvent(failed)], { agents: scopeOf(conversation) }), afterReplyFailed(failed)]);
   return true;
 }
 

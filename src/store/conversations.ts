@@ -130,6 +130,11 @@ export interface EngagementState {
   csatAskedAt?: string;
   /** resolvedAt to restore after a CSAT answer went through the reopening inbound path. */
   csatResolvedAt?: string;
+  /**
+   * The time (createdAt) of an agent reply that never reached the customer (failed), marked while it
+   * was the newest message they would see: no auto-resolve while `lastMessageAt` is still that time.
+   */
+  failedReplyAt?: string;
 }
 
 const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn']);

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
-import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { newHandle, postWebhook, statusWebhook, textWebhook } from './channels-support';
+import { runTimer } from '../../src/domain/engagement';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
@@ -777,6 +778,73 @@ describe('auto-resolve and CSAT', () => {
     expect((await history(conversationId)).filter((m) => m.text === 'Rate us 1 to 5')).toEqual([]);
     expect(agent.frames.filter((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'resolved')).toEqual([]);
     await timers({});
+  });
+});
+
+describe('a reply the customer never got', () => {
+  const FOLLOW_UP = 'Still there? Anything else?';
+  /** A customer on `channel` whose message has run its hooks (its auto-resolve is armed). */
+  async function providerCustomer(channel: 'whatsapp' | 'sms', text: string): Promise<{ handle: string; conversationId: string }> {
+    const handle = newHandle(channel);
+    expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
+    const conversationId = await eventually(async () => (await getHandle(channel, handle))?.conversationId);
+    await customerHooksDone(conversationId);
+    return { handle, conversationId };
+  }
+  const status = (messageId: string, s: string) => agent.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === s, 15_000, `${s}: ${messageId}`);
+  /** The auto-resolve firing now as though its whole delay had passed (a lost cancel, a fire under way). */
+  const autoResolveFires = (conversationId: string) =>
+    runTimer({ kind: 'autoResolve', conversationId, dueAt: new Date().toISOString() }, new Date(Date.now() + 2 * HOUR * 1000));
+
+  it.each([
+    { channel: 'whatsapp' as const, report: 'failed' },
+    { channel: 'sms' as const, report: 'undelivered' },
+  ])('a reply sent, then reported $report by $channel, disarms its auto-resolve and follow-up; a later reply that goes through arms them again', async ({ channel, report }) => {
+    // Prepare: an agent's reply the provider took (sent), which armed the auto-resolve and the follow-up
+    await timers({});
+    await settings({ reengagement: { enabled: true, message: FOLLOW_UP }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { handle, conversationId } = await providerCustomer(channel, 'Where is my refund?');
+    const replyId = await agentReply(conversationId, 'Your refund went out yesterday');
+    const sent = await status(replyId, 'sent');
+    await eventually(() => pendingTimers(conversationId).includes('reengage'));
+
+    // Act: the provider reports later that it never reached the customer
+    const callback = statusWebhook(channel, handle, 'failed', sent.message.providerMessageId).replace(/(MessageStatus|SmsStatus)=failed/g, `$1=${report}`);
+    expect((await postWebhook(stack, channel, callback)).status).toBe(200);
+    await status(replyId, 'failed');
+
+    // Assess: nothing left armed, and a fire anyway resolves nothing, asks nothing
+    await eventually(() => !pendingTimers(conversationId).some((t) => t === 'autoResolve' || t === 'reengage'));
+    expect(await autoResolveFires(conversationId)).toBe('skipped');
+    expect(await runTimer({ kind: 'reengage', conversationId, dueAt: new Date().toISOString(), messageId: replyId }, new Date(Date.now() + 2 * HOUR * 1000))).toBe('skipped');
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect((await history(conversationId)).filter((m) => m.text === 'Rate us 1 to 5' || m.text === FOLLOW_UP)).toEqual([]);
+
+    // The agent sends it again, and this time it goes through: armed again, and it may resolve
+    const retryId = await agentReply(conversationId, 'Your refund went out yesterday (again)');
+    await status(retryId, 'sent');
+    await eventually(() => ['autoResolve', 'reengage'].every((t) => pendingTimers(conversationId).includes(t)));
+    expect(await autoResolveFires(conversationId)).toBe('done');
+    expect((await conversation(conversationId)).status).toBe('resolved');
+  });
+
+  it('a reply that fails before it is sent (the provider refuses it) leaves nothing to auto-resolve the conversation', async () => {
+    // Prepare: the customer's message armed the auto-resolve
+    await timers({});
+    await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { conversationId } = await providerCustomer('whatsapp', 'Can I change my address?');
+    expect(pendingTimers(conversationId)).toContain('autoResolve');
+
+    // Act: the agent's answer is refused by the provider
+    expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 400, count: 1 } })).status).toBe(200);
+    const replyId = await agentReply(conversationId, 'Yes, send me the new one');
+    await status(replyId, 'failed');
+
+    // Assess
+    await eventually(() => !pendingTimers(conversationId).includes('autoResolve'));
+    expect(await autoResolveFires(conversationId)).toBe('skipped');
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect((await history(conversationId)).filter((m) => m.text === 'Rate us 1 to 5')).toEqual([]);
   });
 });
 

@@ -545,14 +545,16 @@ describe('a snoozed conversation waking with an agent reply unanswered', () => {
   const reply = message({ id: '01REPLY', channel: 'telegram', createdAt: '2026-05-03T10:00:00.000Z' });
 
   /** Wakes the conversation (snoozed, then open again) at `now`, and returns the follow-up schedules armed. */
-  async function wake(now: string) {
+  async function wake(now: string, history: Message[] = [reply]) {
     vi.useFakeTimers({ now: new Date(now), toFake: ['Date'] });
     const defaults = defaultSettings();
     const settings = { ...defaults, timers: { ...defaults.timers, reengageAfterSeconds: 3600 } };
     ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { settings } });
-    ddb.on(QueryCommand).resolves({ Items: [{ ...keys.message(CONVERSATION, reply.id), ...reply }] });
+    ddb.on(QueryCommand).resolves({ Items: history.map((m) => ({ ...keys.message(CONVERSATION, m.id), ...m })).reverse() });
     scheduler.on(CreateScheduleCommand).resolves({ ScheduleArn: 'arn' });
-    const before = answeredConversation(reply, { status: 'snoozed', snoozedUntil: now });
+    const newest = history.at(-1)!;
+    const failedReplyAt = newest.status === 'failed' ? { engagement: { failedReplyAt: newest.createdAt } } : {};
+    const before = answeredConversation(newest, { status: 'snoozed', snoozedUntil: now, ...failedReplyAt });
     await engageOnConversationChange(before, { ...before, status: 'open', snoozedUntil: undefined, updatedAt: now });
     return scheduler
       .commandCalls(CreateScheduleCommand)
@@ -560,6 +562,18 @@ describe('a snoozed conversation waking with an agent reply unanswered', () => {
       .filter((input) => input.Name === `reengage-${CONVERSATION}`)
       .map((input) => ({ at: input.ScheduleExpression, input: JSON.parse(input.Target!.Input!) as Record<string, unknown> }));
   }
+
+  it('arms neither a follow-up of an earlier reply nor the auto-resolve when the newest reply never reached the customer (failed)', async () => {
+    // Prepare: a reply the customer got, then one the provider reported failed while it slept
+    const failed = message({ id: '01REPLZ', channel: 'telegram', status: 'failed', createdAt: '2026-05-03T10:05:00.000Z' });
+
+    // Act
+    const followUps = await wake('2026-05-03T10:20:00.000Z', [reply, failed]);
+
+    // Assess: the agent is to send it again; nothing speaks or resolves for them meanwhile
+    expect(followUps).toEqual([]);
+    expect(scheduler.commandCalls(CreateScheduleCommand).map((c) => c.args[0].input.Name)).toEqual([]);
+  });
 
   it('keeps the follow-up when it was due after a snooze that ended before then, not the whole delay after the wake', async () => {
     // Act: snoozed at 10:10 for 10 minutes; the follow-up was not due yet when it woke
