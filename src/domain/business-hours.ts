@@ -75,6 +75,30 @@ function intervalsOn(hours: Hours, year: number, month: number, day: number) {
   return [...(hours.weekly[weekday] ?? [])].sort((a, b) => a.open.localeCompare(b.open));
 }
 
+/**
+ * When an interval opening at `hhmm` on that date opens, as isOpen reads it: at that wall time, at
+ * both moments a fall-back shows it twice (the doors open again when the clock shows it again), or,
+ * when a spring-forward skips it (02:30 on a night the clock jumps from 02:00 to 03:00), at the end
+ * of the gap, the first minute the clock shows past it.
+ */
+function openingInstants(timeZone: string, year: number, month: number, day: number, hhmm: string): number[] {
+  const wall = Date.UTC(year, month - 1, day, Number(hhmm.slice(0, 2)), Number(hhmm.slice(3, 5)));
+  const offsets = [offsetMs(timeZone, wall - DAY_MS), offsetMs(timeZone, wall + DAY_MS)];
+  const [earliest, latest] = [wall - Math.max(...offsets), wall - Math.min(...offsets)];
+  const shown = [...new Set([earliest, latest])].filter((at) => at + offsetMs(timeZone, at) === wall);
+  if (shown.length > 0) return shown;
+  // Skipped: the gap ended between the two candidates. Zone changes fall on whole minutes: the
+  // first minute at the later offset.
+  const after = offsetMs(timeZone, latest);
+  let [lo, hi] = [earliest, latest];
+  while (hi - lo > 60_000) {
+    const mid = lo + Math.floor((hi - lo) / 120_000) * 60_000;
+    if (offsetMs(timeZone, mid) === after) hi = mid;
+    else lo = mid;
+  }
+  return [hi];
+}
+
 /** Whether the team is in. Business hours switched off means always open. */
 export function isOpen(settings: Pick<Settings, 'businessHours'>, now: Date): boolean {
   const hours = settings.businessHours;
@@ -93,11 +117,12 @@ export function nextOpening(settings: Pick<Settings, 'businessHours'>, now: Date
     // Date.UTC normalises day overflow, so this walks calendar dates, not 24-hour steps.
     const date = new Date(Date.UTC(today.year, today.month - 1, today.day + offset));
     const [y, m, d] = [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()];
-    for (const interval of intervalsOn(hours, y, m, d)) {
-      const at = zonedTimeToInstant(hours.timeZone, y, m, d, Number(interval.open.slice(0, 2)), Number(interval.open.slice(3, 5)));
-      // An interval that lies wholly in a spring-forward gap never opens that day.
-      if (at.getTime() > now.getTime() && isOpen(settings, at)) return at;
-    }
+    const openings = intervalsOn(hours, y, m, d)
+      .flatMap((interval) => openingInstants(hours.timeZone, y, m, d, interval.open))
+      .sort((a, b) => a - b);
+    // An interval that lies wholly in a spring-forward gap never opens that day.
+    const at = openings.find((instant) => instant > now.getTime() && isOpen(settings, new Date(instant)));
+    if (at !== undefined) return new Date(at);
   }
   return undefined;
 }

@@ -77,6 +77,43 @@ describe('business hours', () => {
     expect(isOpen(settings, new Date('2026-03-29T02:00:00Z'))).toBe(true);
   });
 
+  it('opens when a spring-forward gap ends, as isOpen reads it, also for an interval that closes within the hour after it', () => {
+    // 02:30 does not exist in Berlin on Sunday 2026-03-29: the clock shows 03:00 at 01:00Z, past the opening
+    const settings = hours({ weekly: { sun: [{ open: '02:30', close: '03:15' }] } });
+    expect(isOpen(settings, new Date('2026-03-29T01:00:00Z'))).toBe(true);
+    expect(nextOpening(settings, new Date('2026-03-28T12:00:00Z'))).toEqual(new Date('2026-03-29T01:00:00Z'));
+  });
+
+  it('opens again when a fall-back shows its opening time a second time', () => {
+    // Berlin on Sunday 2026-10-25 shows 02:00–03:00 twice; at 01:10Z it is 02:10 for the second time
+    const settings = hours({ weekly: { sun: [{ open: '02:30', close: '03:30' }] } });
+    expect(isOpen(settings, new Date('2026-10-25T01:10:00Z'))).toBe(false);
+    expect(isOpen(settings, new Date('2026-10-25T01:30:00Z'))).toBe(true);
+    expect(nextOpening(settings, new Date('2026-10-25T01:10:00Z'))).toEqual(new Date('2026-10-25T01:30:00Z'));
+  });
+
+  it('names as the next opening the first minute isOpen reads open, around every change of the clock', () => {
+    const night = [{ open: '00:00', close: '06:00' }, { open: '22:00', close: '24:00' }];
+    const cases = [
+      { timeZone: 'America/New_York', days: ['2026-03-08', '2026-11-01'], weekly: { sun: [{ open: '01:30', close: '02:45' }], mon: [{ open: '09:00', close: '17:00' }] } },
+      { timeZone: 'America/New_York', days: ['2026-03-08', '2026-11-01'], weekly: { sat: night, sun: night, mon: night } },
+      { timeZone: 'Europe/Berlin', days: ['2026-03-29', '2026-10-25'], weekly: { sun: [{ open: '02:15', close: '02:45' }, { open: '02:50', close: '03:10' }], mon: [{ open: '08:00', close: '12:00' }] } },
+      { timeZone: 'Australia/Lord_Howe', days: ['2026-10-04', '2026-04-05'], weekly: { sun: [{ open: '01:45', close: '02:20' }], mon: [{ open: '09:00', close: '10:00' }] } },
+    ];
+    for (const { timeZone, days, weekly } of cases) {
+      const settings = hours({ timeZone, weekly });
+      for (const day of days) {
+        // A day either side, every 40 minutes (17 s past the minute); openings and changes of the clock fall on fives of minutes
+        for (let now = Date.parse(`${day}T00:00:17Z`) - 86_400_000; now < Date.parse(`${day}T00:00:17Z`) + 86_400_000; now += 40 * 60_000) {
+          let first = Math.ceil(now / 300_000) * 300_000;
+          while (!isOpen(settings, new Date(first))) first += 300_000;
+          const expected = isOpen(settings, new Date(now)) ? now : first;
+          expect(nextOpening(settings, new Date(now))?.getTime(), `${timeZone} at ${new Date(now).toISOString()}`).toBe(expected);
+        }
+      }
+    }
+  });
+
   it('gives up (undefined) when no day ever opens', () => {
     expect(nextOpening(hours({ weekly: {} }), new Date('2026-01-06T10:00:00Z'))).toBeUndefined();
   });
@@ -141,7 +178,8 @@ describe('business hours', () => {
 
   it.each<[string, Settings['businessHours']['weekly'], string, string, string]>([
     ['America/Havana', { sun: [{ open: '00:00', close: '12:00' }] }, '2025-03-09T01:00:00Z', '2025-03-09T05:00:00Z', 'tomorrow at 01:00 (America/Havana)'],
-    ['America/New_York', { sun: [{ open: '02:30', close: '05:00' }] }, '2025-03-09T05:00:00Z', '2025-03-09T07:30:00Z', 'today at 03:30 (America/New_York)'],
+    // 02:30 is skipped: the clock shows 03:00, past it, at 07:00Z, and isOpen reads the interval open from then
+    ['America/New_York', { sun: [{ open: '02:30', close: '05:00' }] }, '2025-03-09T05:00:00Z', '2025-03-09T07:00:00Z', 'today at 03:00 (America/New_York)'],
     // Saturday 23:59:30: the Sunday that opens at (the missing) midnight is not skipped for the next one
     ['America/Santiago', { sun: [{ open: '00:00', close: '12:00' }] }, '2025-09-07T03:59:30Z', '2025-09-07T04:00:00Z', 'tomorrow at 01:00 (America/Santiago)'],
     // An interval wholly inside the gap never opens that day
