@@ -498,6 +498,22 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     expect(conversationWrites()).toEqual([]);
   });
 
+  it('resolves nothing and asks nothing when the customer writes as the auto-resolve fires (between its read and its write)', async () => {
+    // Prepare: idle for the whole hour when the run reads it; the customer's message lands before its write
+    const idle = arrange({ lastMessageAt: '2026-05-03T10:00:00.000Z' }, { autoResolveAfterSeconds: 3600 });
+    const written = { ...idle, lastMessageAt: '2026-05-03T11:59:59.900Z', lastInboundAt: '2026-05-03T11:59:59.900Z', version: idle.version + 1 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolvesOnce({ Item: idle }).resolvesOnce({ Item: idle }).resolves({ Item: written });
+    ddb.on(PutCommand).rejectsOnce(new ConditionalCheckFailedException({ message: 'version moved', $metadata: {} })).resolves({});
+
+    // Act
+    await expect(runTimer({ kind: 'autoResolve', conversationId: CONVERSATION, dueAt: now.toISOString() }, now)).resolves.toBe('skipped');
+
+    // Assess: the one write tried lost to the message; nothing resolved, no question stored or queued
+    expect(conversationWrites().map((c) => c.args[0].input.Item?.status)).toEqual(['resolved']);
+    expect(ddb.commandCalls(PutCommand).filter((c) => String(c.args[0].input.Item?.sk).startsWith('MSG#'))).toEqual([]);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
   it.each([
     ['resolved', { status: 'resolved' as const, resolvedAt: '2026-05-03T11:30:00.000Z' }],
     ['snoozed', { status: 'snoozed' as const, snoozedUntil: '2026-05-09T00:00:00.000Z' }],
