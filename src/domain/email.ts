@@ -11,7 +11,7 @@ import * as z from '../zod';
 import { loadSecretIntoEnv } from '../aws/secret-env';
 import { config, ENV } from '../config';
 import { enqueueInbound } from '../aws/queues';
-import { getConversation, type ConversationRecord } from '../store/conversations';
+import { getConversation, isErasing, type ConversationRecord } from '../store/conversations';
 import { getVisitor } from '../store/contacts';
 import { claimDedup, getMessage } from '../store/messages';
 import { keys } from '../store/keys';
@@ -332,8 +332,12 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   let conversation: ConversationRecord | undefined;
   for (const recipient of recipients) {
     const id = conversationFromReplyAddress(recipient);
-    conversation = id ? await getConversation(id) : undefined;
-    if (conversation) break;
+    const found = id ? await getConversation(id) : undefined;
+    // One whose customer's erasure was asked for is gone: nothing more is written in it (Erasure).
+    if (found && !isErasing(found)) {
+      conversation = found;
+      break;
+    }
   }
   if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
   const sender = senderAddress(email.from);

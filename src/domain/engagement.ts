@@ -6,7 +6,7 @@
  */
 import { decodeTime } from 'ulid';
 import type { ConversationRecord, EngagementState } from '../store/conversations';
-import { getConversation, updateConversation } from '../store/conversations';
+import { getConversation, isErasing, updateConversation } from '../store/conversations';
 import { getMessage, listMessages, putMessage } from '../store/messages';
 import { claimHandle, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
@@ -592,7 +592,7 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
 /** One email with every agent reply the web visitor has not seen (read, or answered after). */
 async function emailFallback(conversationId: string, now: Date): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
-  if (!conversation || conversation.channel !== 'web') return 'skipped';
+  if (!conversation || conversation.channel !== 'web' || isErasing(conversation)) return 'skipped';
   const state = conversation.engagement ?? {};
   const seenUpTo = [state.visitorReadUpTo ?? '', state.emailedUpTo ?? ''].sort().at(-1)!;
   const [unseen, settings] = await Promise.all([unseenReplies(conversation, seenUpTo), getSettings()]);
@@ -611,7 +611,7 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
   // The address is recorded with the claim: replies are taken only from it (receiveEmail).
   const emailedTo = normalizeEmail(to) ?? to.toLowerCase();
   const claim = await updateConversation(conversationId, (c) =>
-    (c.engagement?.emailedUpTo ?? '') >= newest.id ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
+    (c.engagement?.emailedUpTo ?? '') >= newest.id || isErasing(c) ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
   const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });
@@ -636,13 +636,13 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
 async function reengage(input: TimerInput, now: Date): Promise<TimerOutcome> {
   const first = await getConversation(input.conversationId, true);
   const active = (c: ConversationRecord) => c.status !== 'resolved' && c.status !== 'snoozed';
-  if (!first || !active(first) || !input.messageId) return 'skipped';
+  if (!first || !active(first) || !input.messageId || isErasing(first)) return 'skipped';
   const settings = await getSettings();
   if (!settings.reengagement.enabled) return 'skipped';
   const reply = await getMessage(first.id, input.messageId);
   // A reply the provider reported failed (after it was sent) never reached the customer: nothing to follow up.
   if (!reply || reply.status === 'failed') return 'skipped';
-  const unanswered = (c: ConversationRecord) => active(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
+  const unanswered = (c: ConversationRecord) => active(c) && !isErasing(c) && !(c.lastInboundAt && c.lastInboundAt >= reply.createdAt);
   if (!unanswered(first)) return 'skipped';
   const claimedFor = first.engagement?.reengagedFor ?? '';
   // Claimed for this reply by a run that may have died before its follow-up was stored or queued
@@ -721,7 +721,8 @@ async function sendFollowUp(conversation: ConversationRecord, settings: Settings
 async function autoResolve(conversationId: string, now: Date): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
   // Its newest message is a reply that never reached the customer: open until the agent sends it again.
-  if (!conversation || conversation.status === 'snoozed' || (conversation.status !== 'resolved' && awaitsRetry(conversation))) return 'skipped';
+  // Being erased (Erasure): its steps resolve it; nothing more is written in it, no question sent.
+  if (!conversation || conversation.status === 'snoozed' || isErasing(conversation) || (conversation.status !== 'resolved' && awaitsRetry(conversation))) return 'skipped';
   const settings = await getSettings();
   // Resolved by a run that may have died before its question was stored (the Scheduler retries it).
   if (conversation.status === 'resolved') return (await finishCsatQuestion(conversation, settings)) ? 'done' : 'skipped';
@@ -736,7 +737,7 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
   const at = now.toISOString();
   const askCsat = settings.csat.enabled && canSendNow(conversation, now);
   const { before, after } = await changeConversation(conversationId, (c) =>
-    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c)
+    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c) || isErasing(c)
       ? undefined
       : { ...withStatus(c, 'resolved', at), ...(askCsat ? { engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } } : {}) },
   );

@@ -213,6 +213,24 @@ describe('engagement handler', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
+  it('drops an email to a conversation whose customer\'s erasure was asked for, the customer\'s or anyone\'s, storing and queueing nothing', async () => {
+    // Prepare: the conversation is marked; its steps have not deleted it yet
+    const erasing = { id: CONVERSATION, channel: 'web', status: 'open', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, erasureRequestedAt: '2026-11-26T10:00:00.000Z', version: 2 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: erasing });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    const to = replyAddress(CONVERSATION);
+
+    // Act
+    const customer = await handler(sesEvent(to, multipart));
+    const other = await handler(sesEvent(to, multipart, 'PASS', 'Fwd: reply', 'Mallory <mallory@example.net>'));
+
+    // Assess
+    expect([customer.outcome, other.outcome]).toEqual(['queued 0 of 1', 'queued 0 of 1']);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+    expect(ddb.commandCalls(PutCommand)).toEqual([]);
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
+  });
+
   /** Emailed at the visitor's address (the contact has none). */
   const emailed = { id: CONVERSATION, channel: 'web', status: 'open', assigneeId: null, handle: 'VISITOR1', contact: { id: 'K1' }, engagement: { emailedUpTo: 'M1', emailedTo: 'vera@example.com' }, version: 1 };
   /** The items put (dedup claims and messages), as the mocked table got them. */

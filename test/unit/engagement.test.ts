@@ -498,6 +498,23 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     expect(conversationWrites()).toEqual([]);
   });
 
+  it.each(['autoResolve', 'reengage', 'emailFallback'] as const)('does nothing, due or not, for a conversation whose customer\'s erasure was asked for (%s)', async (kind) => {
+    // Prepare: a web conversation due for every timer (an unseen, unanswered reply two days old), marked for erasure
+    const erasing = { channel: 'web' as const, contact: { id: 'c1', email: 'vera@example.com' }, erasureRequestedAt: '2026-05-03T11:59:00.000Z' };
+    arrange(erasing, { autoResolveAfterSeconds: 3600, reengageAfterSeconds: 3600, emailFallbackDelaySeconds: 60 });
+    ddb.on(QueryCommand).resolves({ Items: [{ ...keys.message(CONVERSATION, reply.id), ...reply, channel: 'web' }] });
+    ses.on(SendEmailCommand).resolves({ MessageId: 'm-1' });
+
+    // Act
+    await expect(runTimer({ kind, conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now)).resolves.toBe('skipped');
+
+    // Assess: nothing written in it, sent from it or emailed to its customer
+    expect(conversationWrites()).toEqual([]);
+    expect(ddb.commandCalls(PutCommand).filter((c) => String(c.args[0].input.Item?.sk).startsWith('MSG#'))).toEqual([]);
+    expect(ses.commandCalls(SendEmailCommand)).toEqual([]);
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
   it('resolves nothing and asks nothing when the customer writes as the auto-resolve fires (between its read and its write)', async () => {
     // Prepare: idle for the whole hour when the run reads it; the customer's message lands before its write
     const idle = arrange({ lastMessageAt: '2026-05-03T10:00:00.000Z' }, { autoResolveAfterSeconds: 3600 });
