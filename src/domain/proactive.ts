@@ -91,10 +91,10 @@ export async function queueProactive(
   // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
   // quota is taken once.
   const scope = request.clientRequestId ? `proactive-request#${sender.id}#${request.clientRequestId}` : undefined;
-  // What the request asks, kept with its claim: the same id for another request is refused.
-  // The erased ones count as asked for: a retry after one's erasure began is the same request.
-  const asked = [...contactIds, ...erasedContactIds].sort();
-  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([asked, request.text, request.channel ?? null])).digest('base64url')}`;
+  // What the request asks, kept with its claim: the same id for another request is refused. The
+  // ids as sent, not what they turned out to be: a retry after a recipient's erasure began, or after
+  // one was merged into another or became reachable on the channel, is the same request.
+  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([[...requested].sort(), request.text, request.channel ?? null])).digest('base64url')}`;
   const tentative = { conversationId: fingerprint, messageId: newId() };
   const { claimed, record } = scope ? await claimDedup(scope, tentative) : { claimed: true, record: tentative };
   if (record.conversationId !== fingerprint) {

@@ -970,6 +970,33 @@ describe('proactive messages', () => {
     expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
   });
 
+  it('takes a request retried with its clientRequestId after a recipient was merged into another (no longer a contact) as the same request', async () => {
+    // Prepare: the first attempt's claim stored as DynamoDB would
+    const claims = new Map<string, Record<string, unknown>>();
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
+      const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
+      if (claims.has(key)) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
+      claims.set(key, input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: claims.get(`${input.Key.pk}|${input.Key.sk}`) }));
+    ddb.on(UpdateCommand).resolves({});
+    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+    const request = { contactIds: ['C1', 'C2'], text: 'Sale!', clientRequestId: 'campaign-44' };
+    const admin = { id: 'admin-1', role: 'admin' as const };
+    contactsExist();
+    const first = await queueProactive(request, admin);
+
+    // Act: C2 is no contact any more by the retry
+    contactsExist(['C2']);
+    const retried = await queueProactive(request, admin);
+
+    // Assess: the same batch, C2 answered back, the quota taken once; another list is still another request
+    expect(retried).toEqual({ batchId: first.batchId, queued: 1, unknownContactIds: ['C2'] });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
+    await expect(queueProactive({ ...request, contactIds: ['C1'] }, admin)).rejects.toMatchObject({ status: 409, code: 'client_request_id_reused' });
+  });
+
   it('answers a contact merged into another back, as one no longer to write to', async () => {
     contactsExist();
     ddb.on(BatchGetCommand).resolves({ Responses: { 'conversa-unit': [{ pk: 'CONTACT#C1', sk: 'CONTACT', id: 'C1', handles: [] }, { pk: 'CONTACT#OLD', sk: 'CONTACT', id: 'OLD', handles: [], mergedInto: 'C1' }] } });
