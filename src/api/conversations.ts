@@ -100,12 +100,19 @@ export const setLabelsRoute: Route = async ({ event, params }) => {
   return json(200, toConversation(await setLabels(params.id!, body.labels)));
 };
 
+// A person changed it, as with POST .../status: a transfer asked for before is no longer the last
+// word (transferNote), so the same transfer again is a new one, not a retry to swallow.
 export const resolveRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'resolved' ? undefined : withStatus(c, 'resolved', undefined, agent.id))));
+  const { after } = await changeConversation(
+    params.id!,
+    agentChange((c) => (c.status === 'resolved' ? undefined : { ...withStatus(c, 'resolved', undefined, agent.id), transferNote: undefined })),
+  );
   return json(200, toConversation(after));
 };
 
 export const reopenRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'open' ? undefined : withStatus(c, 'open'))), { by: agent.id });
+  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'open' ? undefined : { ...withStatus(c, 'open'), transferNote: undefined })), {
+    by: agent.id,
+  });
   return json(200, toConversation(after));
 };

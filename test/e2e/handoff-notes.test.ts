@@ -170,6 +170,31 @@ describe('transfer notes', () => {
     expect(await assignee(id)).toBe(other);
     expect((await transfer(id, { note: 'x', clientRequestId: '' }, tokens[holder])).status).toBe(400);
   });
+
+  it('takes the same transfer after a resolve or a reopen by its own route for a new one: it moves the conversation and stores its note', async () => {
+    // Prepare: Ana's, sent to the sales queue with a note (routing hands it to Ben, in sales, with room)
+    const { id } = await visitorConversation('Is the offer still on?');
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/hn-ben', { token: admin, body: { teams: ['sales'], liveCapacity: 10 } })).status).toBe(200);
+    expect((await post(`/v1/conversations/${id}/assign`, { agentId: 'hn-ana' })).status).toBe(200);
+    const toSales = { team: 'sales', note: 'Sales lead' };
+    expect((await transfer(id, toSales)).status).toBe(200);
+    expect(await eventually(() => assignee(id))).toBe('hn-ben');
+
+    // Act: Ben resolves it (POST /resolve); later the same transfer is asked for again, and once
+    // more after Ben took it up again (POST /reopen) and put it on hold
+    expect((await post(`/v1/conversations/${id}/resolve`, {}, tokens['hn-ben'])).status).toBe(200);
+    const afterResolve = await transfer(id, toSales);
+    expect((await post(`/v1/conversations/${id}/assign`, { agentId: 'hn-ben' }, tokens['hn-ben'])).status).toBe(200);
+    expect((await post(`/v1/conversations/${id}/status`, { status: 'snoozed', snoozedUntil: new Date(Date.now() + 3_600_000).toISOString() }, tokens['hn-ben'])).status).toBe(200);
+    expect((await transfer(id, toSales)).status).toBe(200);
+    expect((await post(`/v1/conversations/${id}/reopen`, {}, tokens['hn-ben'])).status).toBe(200);
+    const afterReopen = await transfer(id, toSales);
+
+    // Assess: each a transfer of its own: back to the sales queue, a note each
+    expect([afterResolve.status, afterResolve.body.assigneeId]).toEqual([200, null]);
+    expect(afterReopen.status).toBe(200);
+    expect(await notes(id, 'Sales lead')).toBe(4);
+  });
 });
 
 describe('channel move notes', () => {
