@@ -2,9 +2,8 @@
 import * as z from '../zod';
 import { requireAdmin, type Route } from './context';
 import { json, parseBody, validate } from '../http/http';
-import { notFound } from '../domain/errors';
 import { createCanned, getCanned, removeCanned, renderCanned, searchCanned } from '../domain/canned';
-import { getConversation } from '../store/conversations';
+import { readable } from './conversations';
 import { getAgent } from '../store/agents';
 
 const CannedBody = z.strictObject({
@@ -32,8 +31,9 @@ export const deleteCannedRoute: Route = async ({ agent, params }) => {
 /** The text with placeholders filled for this conversation and the asking agent, ready to send. */
 export const renderCannedRoute: Route = async ({ agent, params, query }) => {
   const { conversationId } = validate(RenderQuery, query);
-  const conversation = await getConversation(conversationId);
-  if (!conversation) throw notFound('conversation');
+  // As GET /v1/conversations/{id} reads it: a conversation whose customer's erasure was asked for is
+  // gone to agents, its contact's details too.
+  const conversation = await readable(conversationId);
   const name = agent.name ?? (await getAgent(agent.id))?.name;
   return json(200, await renderCanned(params.id!, { contact: conversation.contact, agent: { id: agent.id, ...(name ? { name } : {}) } }));
 };

@@ -63,7 +63,7 @@ export const listConversationsRoute: Route = async ({ query, agent }) => {
  * step reaches it. The mark the request left on it says so; one a racing message started after
  * the request carries none until the step reaches it, so the record is read too (one more read).
  */
-async function readable(id: string): Promise<ConversationRecord> {
+export async function readable(id: string): Promise<ConversationRecord> {
   const conversation = await getConversation(id);
   if (!conversation || isErasing(conversation) || (await isErased(conversation.contact.id))) throw notFound('conversation');
   return conversation;

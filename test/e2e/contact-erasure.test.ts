@@ -365,6 +365,8 @@ describe('erasing a customer', () => {
     const itemsOf = async () => (await scanTable()).filter((item) => item.pk === `CONV#${id}`).length;
     const [itemsBefore, queuedBefore] = [await itemsOf(), outbound.counts()];
     const lastMessage = (await scanTable()).find((item) => item.pk === `CONV#${id}` && String(item.sk).startsWith('MSG#'))!;
+    const greeting = await http(stack.httpUrl, 'POST', '/v1/canned-responses', { token: admin, body: { shortCode: `hi-${id}`, text: 'Hi {{contact.name}}' } });
+    expect(greeting.status).toBe(201);
 
     // Act: every change an agent can make, over HTTP and the WebSocket.
     const post = (path: string, body: unknown) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}${path}`, { token: agentJwt, body });
@@ -381,6 +383,8 @@ describe('erasing a customer', () => {
       channel: await post('/channel', { channel: 'sms' }),
       labels: await http(stack.httpUrl, 'PUT', `/v1/conversations/${id}/labels`, { token: agentJwt, body: { labels: [] } }),
       file: await get(`/v1/conversations/${id}/messages/${String(lastMessage.id)}/attachments/0`, agentJwt),
+      // A canned response filled in for it would show the customer's name.
+      canned: await get(`/v1/canned-responses/${String(greeting.body.id)}/render?conversationId=${id}`, agentJwt),
     };
     const frames: Record<string, Frame> = {};
     for (const [name, frame] of Object.entries({
