@@ -6,7 +6,7 @@
  * recurring recount; some of them at once, several on one conversation. After each step: no 5xx,
  * every load counter equals the open conversations its agent holds, only a person's decision
  * takes an agent past capacity, no conversation waits while an online agent of its team has room,
- * and no note reached a customer's frames or the provider.
+ * no note reached a customer's frames or the provider, and no customer heard of another's conversation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -109,6 +109,15 @@ async function leakedNotes(): Promise<string[]> {
   const frames = customers.flatMap((c) => c.frames?.frames ?? []).map((f) => JSON.stringify(f));
   const outbox = ((await get('/local/outbox?channel=whatsapp')).body.items as unknown[]).map((r) => JSON.stringify(r));
   return notes.filter((n) => [...frames, ...outbox].some((text) => text.includes(n)));
+}
+
+/** Frames a web customer got about another conversation than their own. */
+function foreignFrames(): string[] {
+  return customers.flatMap((c) =>
+    (c.frames?.frames ?? [])
+      .filter((f) => [f.conversationId, f.conversation?.id].some((id) => id !== undefined && id !== c.id))
+      .map((f) => `${c.id}: ${JSON.stringify(f)}`),
+  );
 }
 
 const conv = fc.nat({ max: 5 });
@@ -256,6 +265,7 @@ describe('workspace sequences', () => {
             expect(last, JSON.stringify(done)).toBeUndefined();
           }
           expect(await leakedNotes(), JSON.stringify(done)).toEqual([]);
+          expect(foreignFrames(), JSON.stringify(done)).toEqual([]);
         }
       }),
       { numRuns: Number(process.env.SQ_RUNS ?? 2), endOnFailure: true },
