@@ -161,12 +161,14 @@ const whatsapp: Handler = (request, credentials) => {
   if (match[1] !== credentials.phoneNumberId) {
     return graphError(400, `Unsupported post request. Object with ID '${match[1]}' does not exist`, 100, 'GraphMethodException');
   }
-  const to = field(request.body, 'to');
+  // A number as `to`, or a customer's business-scoped user id (BSUID) as `recipient`.
+  const recipient = field(request.body, 'recipient');
+  const to = field(request.body, 'to') ?? recipient;
   const type = field(request.body, 'type') ?? 'text';
   if (field(request.body, 'messaging_product') !== 'whatsapp') {
     return graphError(400, '(#100) The parameter messaging_product is required.', 100);
   }
-  if (typeof to !== 'string' || !to) return graphError(400, '(#100) The parameter to is required.', 100);
+  if (typeof to !== 'string' || !to) return graphError(400, '(#100) The parameter to or recipient is required.', 100);
   if (typeof type !== 'string' || field(request.body, type) === undefined) {
     return graphError(400, `(#100) Param ${String(type)} is required`, 100);
   }
@@ -174,7 +176,7 @@ const whatsapp: Handler = (request, credentials) => {
     status: 200,
     body: {
       messaging_product: 'whatsapp',
-      contacts: [{ input: to, wa_id: to.replace(/\D/g, '') }],
+      contacts: [to === recipient ? { input: to, user_id: to } : { input: to, wa_id: to.replace(/\D/g, '') }],
       messages: [{ id: `wamid.${randomBytes(24).toString('base64url')}` }],
     },
   };

@@ -49,7 +49,10 @@ interface WaContactCard {
 }
 
 interface WaMessage {
+  /** The customer's number; left out for one who adopted a username and keeps it hidden. */
   from?: string;
+  /** The customer's business-scoped user id (BSUID, `US.1349…`), which every message carries. */
+  from_user_id?: string;
   id?: string;
   timestamp?: string;
   type?: string;
@@ -86,14 +89,16 @@ interface WaStatus {
   biz_opaque_callback_data?: string;
   status?: string;
   timestamp?: string;
+  /** The number a send went to; left out when it went to a BSUID. */
   recipient_id?: string;
+  recipient_user_id?: string;
   errors?: { code?: number; title?: string; message?: string; error_data?: { details?: string } }[];
 }
 
 interface WaValue {
   /** The business number that received the messages (or sent what the statuses are of). */
   metadata?: { phone_number_id?: string | number };
-  contacts?: { wa_id?: string; profile?: { name?: string } }[];
+  contacts?: { wa_id?: string; user_id?: string; profile?: { name?: string; username?: string } }[];
   messages?: WaMessage[];
   statuses?: WaStatus[];
   message_echoes?: WaEcho[];
@@ -175,25 +180,37 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
   }
 }
 
+/** A non-empty string, or nothing: ids are never trusted to be what the reference says. */
+const text = (value: unknown): string | undefined => (typeof value === 'string' && value ? value : undefined);
+
 function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | undefined {
-  if (!message.from) return undefined;
+  // A customer who adopted a WhatsApp username may keep their number from businesses: their
+  // messages then name them by their business-scoped user id alone, which replies go to as well.
+  const phone = text(message.from);
+  const userId = text(message.from_user_id);
+  const handle = phone ?? userId;
+  if (!handle) return undefined;
   // A customer deleting an earlier message is nothing they wrote (as Instagram's unsends): it would
   // only reopen the conversation with a placeholder.
   if (message.type === 'revoke') return undefined;
   const contacts = records(value.contacts);
-  const contact = contacts.find((c) => c.wa_id === message.from) ?? contacts[0];
-  const profile: InboundMessageEvent['profile'] = { phone: `+${message.from}` };
-  if (contact?.profile?.name) profile.name = contact.profile.name;
+  const contact = contacts.find((c) => (phone !== undefined && c.wa_id === phone) || (userId !== undefined && c.user_id === userId)) ?? contacts[0];
+  const profile: InboundMessageEvent['profile'] = phone ? { phone: `+${phone}` } : {};
+  const name = text(contact?.profile?.name) ?? text(contact?.profile?.username);
+  if (name) profile.name = name;
   return {
     kind: 'message',
     channel: 'whatsapp',
-    handle: message.from,
-    profile,
+    handle,
+    ...(Object.keys(profile).length > 0 ? { profile } : {}),
     providerMessageId: message.id,
     ...content(message),
     ...sentAtFromEpoch(message.timestamp, 's'),
   };
 }
+
+/** A business-scoped user id (`US.13491208655302741918`, a parent one `US.ENT.…`): never a wa_id, which is digits. */
+const BSUID = /^[A-Za-z]{2}\./;
 
 /** A WhatsApp id (wa_id) is the phone number's digits without the plus. */
 function waId(phone: string): string {
@@ -236,11 +253,13 @@ const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
 function toStatus(status: WaStatus): InboundStatusEvent | undefined {
   const mapped = status.status ? STATUS_MAP[status.status] : undefined;
   // 'deleted', 'warning' and future states do not change what the agent sees.
-  if (!mapped || !status.id || !status.recipient_id) return undefined;
+  // A send to a customer's BSUID (one without a number: toMessage) names them by it alone.
+  const handle = text(status.recipient_id) ?? text(status.recipient_user_id);
+  if (!mapped || !status.id || !handle) return undefined;
   const event: InboundStatusEvent = {
     kind: 'status',
     channel: 'whatsapp',
-    handle: status.recipient_id,
+    handle,
     providerMessageId: status.id,
     status: mapped,
     at: isoFromEpoch(status.timestamp, 's'),
@@ -364,7 +383,9 @@ async function sendWhatsApp(message: OutboundSend, context: SendContext): Promis
       {
         messaging_product: 'whatsapp',
         recipient_type: 'individual',
-        to: message.to,
+        // A customer known by their BSUID alone is addressed by it as `recipient` (the Cloud API's
+        // `to` takes a number, and wins when both are given).
+        ...(BSUID.test(message.to) ? { recipient: message.to } : { to: message.to }),
         ...payload,
         // The Cloud API has no idempotency key; this opaque field comes back in status webhooks,
         // so a status leads straight to our message.

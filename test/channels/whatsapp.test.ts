@@ -93,6 +93,26 @@ describe('whatsapp normalize: messages', () => {
     expect(only('unknown-type')).toMatchObject({ providerMessageId: 'wamid.POLL1', text: '[unsupported message type: poll]' });
   });
 
+  it('a customer who keeps their number hidden behind a username → their business-scoped user id (BSUID) as the handle, their name, no phone', () => {
+    expect(only('username')).toEqual({
+      kind: 'message',
+      channel: 'whatsapp',
+      handle: 'US.13491208655302741918',
+      profile: { name: 'Kofi Mensah' },
+      providerMessageId: 'wamid.HBgLVVNFUk5BTUUxFQIAEhgUM0EwMDAwMDAwMDAwMDAwMDAwMDEA',
+      text: 'Hi, I write under my username',
+      attachments: [],
+      sentAt: SENT_AT,
+      dated: true,
+    });
+    // With the number given too (Meta still shares it for recent contacts), the number stays the handle.
+    const body = JSON.parse(fixture('whatsapp', 'username'));
+    const value = body.entry[0].changes[0].value;
+    value.messages[0].from = '16505551234';
+    value.contacts[0].wa_id = '16505551234';
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ handle: '16505551234', profile: { name: 'Kofi Mensah', phone: '+16505551234' } }]);
+  });
+
   it('several messages and entries → one event each, each with its own sender profile', () => {
     // The second entry's number is another business number: ours when it is the one configured.
     const events = adapter.normalize(signedRequest('whatsapp', fixture('whatsapp', 'multiple')), { ...credentials, phoneNumberId: '100000000000002' });
@@ -212,6 +232,15 @@ describe('whatsapp normalize: statuses', () => {
     ]);
   });
 
+  it('a status of a send to a BSUID (no recipient_id) → that BSUID as the handle', () => {
+    const body = JSON.parse(fixture('whatsapp', 'statuses'));
+    const value = body.entry[0].changes[0].value;
+    value.statuses = [{ id: 'wamid.OUTBS', status: 'delivered', timestamp: '1749416501', recipient_user_id: 'US.13491208655302741918', biz_opaque_callback_data: 'C/M' }];
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toEqual([
+      { kind: 'status', channel: 'whatsapp', handle: 'US.13491208655302741918', providerMessageId: 'wamid.OUTBS', status: 'delivered', at: '2025-06-08T21:01:41.000Z', reference: 'C/M' },
+    ]);
+  });
+
   it('uses the receive time when the provider gives no timestamp', () => {
     const body = JSON.stringify({
       object: 'whatsapp_business_account',
@@ -297,6 +326,15 @@ describe('whatsapp send', () => {
       text: { body: 'Yes, in blue too.', preview_url: false },
       biz_opaque_callback_data: '01JCONV0001/01JMSG0001',
     });
+  });
+
+  it('addresses a customer known by their BSUID alone as `recipient`, not `to`', async () => {
+    const { fetch, calls } = scriptedFetch(ok);
+    const result = await adapter.send({ ...base, to: 'US.13491208655302741918' }, sendContext('whatsapp', fetch));
+    expect(result).toEqual({ ok: true, providerMessageId: 'wamid.SENT1' });
+    const body = calls[0]!.json();
+    expect(body).toMatchObject({ messaging_product: 'whatsapp', recipient: 'US.13491208655302741918', type: 'text' });
+    expect(body).not.toHaveProperty('to');
   });
 
   it('sends a template with body parameters', async () => {

@@ -348,6 +348,34 @@ describe('a status that comes before any send recorded its id', () => {
   });
 });
 
+describe('a WhatsApp customer who keeps their number hidden behind a username', () => {
+  it('is shown, answered at their business-scoped user id (as `recipient`) and gets the receipts that name it', async () => {
+    // Prepare: their message names them by their BSUID alone (no `from`)
+    const bsuid = `US.${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+    const body = JSON.parse(fixture('whatsapp', 'username'));
+    const value = body.entry[0].changes[0].value;
+    value.contacts[0].user_id = bsuid;
+    Object.assign(value.messages[0], { from_user_id: bsuid, id: `wamid.USER${crypto.randomUUID()}`, timestamp: String(Math.floor(Date.now() / 1000)) });
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+    const inbound = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === value.messages[0].id, 10_000, 'their message');
+    expect(inbound.message.text).toBe('Hi, I write under my username');
+
+    // Act: an agent answers; the receipt names the BSUID (recipient_user_id), not a number
+    const sent = await sentReply(inbound.conversationId, 'Happy to help, Kofi');
+    const [request] = await outbox('whatsapp', carries('Happy to help, Kofi'));
+    const receipt = JSON.parse(statusWebhook('whatsapp', bsuid, 'read', sent.providerMessageId, undefined, sent.reference));
+    const status = receipt.entry[0].changes[0].value.statuses[0];
+    delete status.recipient_id;
+    status.recipient_user_id = bsuid;
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(receipt))).status).toBe(200);
+
+    // Assess
+    expect(request!.body).toMatchObject({ recipient: bsuid, text: { body: 'Happy to help, Kofi' } });
+    expect(request!.body).not.toHaveProperty('to');
+    await agent.waitFor(updated(sent.id, 'read'), 10_000, 'read by BSUID');
+  });
+});
+
 describe('a WhatsApp send whose answer was lost', () => {
   it('takes its provider id from the sent receipt, so a later failed status without our reference finds it', async () => {
     const { handle, conversationId } = await customer('whatsapp');
