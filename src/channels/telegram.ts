@@ -54,6 +54,10 @@ interface TgMessage {
   chat?: { id?: number | string; type?: string; title?: string; first_name?: string; last_name?: string };
   /** Who wrote when it is a chat, not a user: an anonymous group admin, or a linked channel. */
   sender_chat?: { title?: string };
+  /** An anonymous admin's custom title, or a channel post's author. */
+  author_signature?: string;
+  /** A post of the group's linked channel, copied into the group by Telegram. */
+  is_automatic_forward?: boolean;
   date?: number;
   edit_date?: number;
   text?: string;
@@ -165,17 +169,28 @@ function profileOf(user: TgUser | undefined, chat: TgMessage['chat']): InboundMe
 
 const isGroup = (chat: TgMessage['chat']) => chat?.type === 'group' || chat?.type === 'supergroup';
 
+/**
+ * Whether a message was sent on behalf of a chat: an anonymous admin of the group, or a member
+ * writing as their channel. Its `from` is then a placeholder user (GroupAnonymousBot, Channel_Bot)
+ * marked as a bot, kept only for older clients: the writer is a person all the same.
+ */
+const onBehalfOfChat = (message: Pick<TgMessage, 'sender_chat'> | undefined): boolean => isRecord(message?.sender_chat);
+
 /** In a group, each member's words carry their name, since the conversation is the whole group's. */
-function signed(text: string, message: Pick<TgMessage, 'chat' | 'from' | 'sender_chat'> | undefined, from = message?.from): string {
+function signed(text: string, message: Pick<TgMessage, 'chat' | 'from' | 'sender_chat' | 'author_signature'> | undefined, from = message?.from): string {
   if (!isGroup(message?.chat)) return text;
-  const author = [from?.first_name, from?.last_name].filter(Boolean).join(' ') || (from?.username ? `@${from.username}` : undefined) || message?.sender_chat?.title;
+  const signature = typeof message?.author_signature === 'string' ? message.author_signature : undefined;
+  const asChat = onBehalfOfChat(message) ? signature || message?.sender_chat?.title : undefined;
+  const author = asChat || [from?.first_name, from?.last_name].filter(Boolean).join(' ') || (from?.username ? `@${from.username}` : undefined) || message?.sender_chat?.title;
   return author ? `${author}: ${text}` : text;
 }
 
 function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | undefined {
   if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
-  // Other bots in a group, including our own messages relayed back, are not customers.
-  if (message.from?.is_bot) return undefined;
+  // Other bots in a group are not customers; a message sent on behalf of a chat names a placeholder bot as `from`.
+  if (message.from?.is_bot && !onBehalfOfChat(message)) return undefined;
+  // A post of the group's linked channel copied into it: the channel's admins writing, as channel posts are.
+  if (message.is_automatic_forward === true) return undefined;
   if (Object.keys(message).some((key) => SERVICE_KEYS.has(key))) return undefined;
   // A live location moves by editing its message, every few seconds: one message, not hundreds.
   if (edited && (message.location || message.venue)) return undefined;

@@ -49,6 +49,18 @@ describe('telegram normalize: groups', () => {
     expect(update('edited_message', { chat: group, text: 'Where is parcel #123?', edit_date: 1749416450 })).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: (edited) Where is parcel #123?' }]);
   });
 
+  it('takes what an anonymous admin, or a member writing as their channel, says: `from` is then a placeholder bot', () => {
+    expect(normalize('anonymous-admin')).toMatchObject([
+      { handle: '-1009876543210', providerMessageId: '-1009876543210:44', profile: { name: 'Support group' }, text: 'Store manager: Our order #5512 has not arrived' },
+    ]);
+    const asChannel = { from: { id: 136817688, is_bot: true, first_name: 'Channel', username: 'Channel_Bot' }, sender_chat: { id: -1001111111111, type: 'channel', title: 'Ada’s shop' } };
+    expect(update('message', { chat: group, ...asChannel, text: 'Any news?' })).toMatchObject([{ ...inGroup, text: 'Ada’s shop: Any news?' }]);
+    // Another bot of the group is still no customer, nor a post of the group's linked channel that Telegram copies in.
+    expect(normalize('bot')).toEqual([]);
+    const forwarded = { from: { id: 777000, is_bot: false, first_name: 'Telegram' }, sender_chat: asChannel.sender_chat, is_automatic_forward: true };
+    expect(update('message', { chat: group, ...forwarded, text: 'New arrivals this week' })).toEqual([]);
+  });
+
   it('signs a button tapped in a group with the member who tapped it', () => {
     const { callback_query: query } = JSON.parse(fixture('telegram', 'callback-query')) as { callback_query: { message: Record<string, unknown> } };
     const body = JSON.stringify({ update_id: 10101, callback_query: { ...query, message: { ...query.message, chat: group } } });
