@@ -68,8 +68,11 @@ interface WaMessage {
     type?: string;
     button_reply?: { id?: string; title?: string };
     list_reply?: { id?: string; title?: string; description?: string };
-    nfm_reply?: { body?: string; name?: string };
+    /** A WhatsApp Flow (or address form) the customer filled in: its answers as a JSON string. */
+    nfm_reply?: { body?: string; name?: string; response_json?: string };
   };
+  /** Products ordered from the business's catalog (a cart sent as a message). */
+  order?: { catalog_id?: string; text?: string; product_items?: { product_retailer_id?: string; quantity?: number | string; item_price?: number | string; currency?: string }[] };
   button?: { text?: string; payload?: string };
   reaction?: { message_id?: string; emoji?: string };
   system?: { body?: string };
@@ -136,6 +139,36 @@ function contactCard(card: WaContactCard): { line: string; attachment: Attachmen
   return { line: `Shared contact: ${[name, phone].filter(Boolean).join(' ')}`, attachment };
 }
 
+/** What a cart sent from the catalog holds, one line a product: an agent sees what was ordered. */
+function orderText(order: WaMessage['order']): string {
+  const items = records(order?.product_items).map((item) => {
+    const price = item.item_price !== undefined ? `, ${String(item.item_price)}${item.currency ? ` ${item.currency}` : ''} each` : '';
+    return `• ${String(item.quantity ?? 1)} × ${item.product_retailer_id ?? 'a product'}${price}`;
+  });
+  const note = typeof order?.text === 'string' && order.text ? [order.text] : [];
+  return ['🛒 Order', ...items, ...note].join('\n');
+}
+
+/**
+ * A filled-in Flow (nfm_reply): its body is a fixed "Sent", the answers are in response_json. Each
+ * answer reads `field: value` (the flow's token is no answer); a body that cannot be read stays as it is.
+ */
+function flowAnswers(reply: { body?: string; response_json?: string }): string | undefined {
+  let answers: unknown;
+  try {
+    answers = typeof reply.response_json === 'string' ? JSON.parse(reply.response_json) : undefined;
+  } catch {
+    answers = undefined;
+  }
+  const lines = isRecord(answers)
+    ? Object.entries(answers)
+        .filter(([key, value]) => key !== 'flow_token' && value !== null && value !== '')
+        .map(([key, value]) => `${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
+    : [];
+  const body = typeof reply.body === 'string' && reply.body ? reply.body : undefined;
+  return lines.length > 0 ? [body ?? 'Form sent', ...lines].join('\n') : body;
+}
+
 function content(message: WaMessage): { text: string; attachments: Attachment[] } {
   const type = message.type ?? 'unknown';
   const media = MEDIA_TYPES[type] ? (message[type as keyof WaMessage] as WaMedia | undefined) : undefined;
@@ -156,9 +189,11 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
     }
     case 'interactive': {
       const i = message.interactive ?? {};
-      const title = i.button_reply?.title ?? i.list_reply?.title ?? i.nfm_reply?.body;
+      const title = i.button_reply?.title ?? i.list_reply?.title ?? (isRecord(i.nfm_reply) ? flowAnswers(i.nfm_reply) : undefined);
       return { text: title ?? unsupportedText(`interactive ${i.type ?? ''}`.trim()), attachments: [] };
     }
+    case 'order':
+      return { text: orderText(message.order), attachments: [] };
     case 'button':
       return { text: message.button?.text ?? message.button?.payload ?? '[button]', attachments: [] };
     case 'reaction': {

@@ -68,6 +68,22 @@ describe('whatsapp normalize: messages', () => {
     expect(only('button')).toMatchObject({ providerMessageId: 'wamid.QUICKREPLY1', text: 'Stop promotions' });
   });
 
+  it('an order from the catalog → each product with its quantity and price, and the customer’s note', () => {
+    expect(only('order')).toMatchObject({
+      ...customer,
+      providerMessageId: 'wamid.ORDER1',
+      text: '🛒 Order\n• 2 × SKU-RED-M, 19.99 USD each\n• 1 × SKU-CAP, 12 USD each\nGift wrap, please',
+      attachments: [],
+    });
+  });
+
+  it('a filled-in Flow → its answers, not the fixed "Sent" alone (the flow token is no answer)', () => {
+    expect(only('flow-reply')).toMatchObject({ providerMessageId: 'wamid.FLOW1', text: 'Sent\nsize: M\ncolour: blue\nnewsletter: true' });
+    const body = JSON.parse(fixture('whatsapp', 'flow-reply'));
+    body.entry[0].changes[0].value.messages[0].interactive.nfm_reply.response_json = 'not json';
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'Sent' }]);
+  });
+
   it('reaction → "reacted 👍 to a message"', () => {
     expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [] });
   });
