@@ -123,6 +123,13 @@ describe('telegram normalize', () => {
     ]);
   });
 
+  it('an edit of a photo’s caption carries the photo as it now is: editing may replace it, which must not be lost', () => {
+    const photo = [{ file_id: 'AgACsmall', file_unique_id: 's', width: 90, height: 90 }, { file_id: 'AgACnew', file_unique_id: 'n', width: 800, height: 800 }];
+    expect(update('edited_message', { text: undefined, photo, caption: 'Now in blue', edit_date: 1749416450 })).toMatchObject([
+      { providerMessageId: '123456789:42:edited:1749416450', text: '(edited) Now in blue', attachments: [{ type: 'image', url: 'telegram-file://AgACnew' }] },
+    ]);
+  });
+
   it('an edit is a new event with its own id, marked as edited', () => {
     expect(normalize('edited')).toEqual([
       {
