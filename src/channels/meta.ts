@@ -113,11 +113,26 @@ export function graphErrorRetryable(body: unknown): boolean {
 // Messenger and Instagram: entry[].messaging[]
 // ---------------------------------------------------------------------------------------------
 
+/** One card of a shared template (a generic template's element, a Facebook Shops product). */
+interface TemplateElement {
+  title?: string;
+  subtitle?: string;
+}
+
 interface MessagingAttachment {
   type?: string;
-  /** Legacy location shares put the title beside the payload. */
+  /** Legacy location shares, and fallbacks (a shared link), put the title (and the link) beside the payload. */
   title?: string;
-  payload?: { url?: string; sticker_id?: number; title?: string; coordinates?: { lat?: number; long?: number } };
+  url?: string;
+  payload?: {
+    url?: string;
+    sticker_id?: number;
+    title?: string;
+    coordinates?: { lat?: number; long?: number };
+    /** A shared template: its cards, or a product's (`product.elements`). */
+    elements?: TemplateElement[];
+    product?: { elements?: TemplateElement[] };
+  } | null;
 }
 
 interface MessagingEvent {
@@ -182,6 +197,21 @@ function messagingAttachment(attachment: MessagingAttachment): Attachment | unde
   }
 }
 
+/**
+ * What an agent reads for an attachment that is no file: a shared template's cards (a product from
+ * Facebook Shops, a generic template), a fallback's title and link (a shared page, sent beside an
+ * empty payload), else the type it is.
+ */
+function attachmentNote(raw: MessagingAttachment): string {
+  const payload = isRecord(raw.payload) ? raw.payload : {};
+  const cards = records(payload.elements ?? (isRecord(payload.product) ? payload.product.elements : undefined))
+    .map((card) => [card.title, card.subtitle].filter((part) => typeof part === 'string' && part).join(' — '))
+    .filter(Boolean);
+  if (cards.length > 0) return cards.map((card) => `Shared: ${card}`).join('\n');
+  const label = [payload.title ?? raw.title, raw.url].filter((part) => typeof part === 'string' && part).join(' ');
+  return label || `[unsupported attachment: ${raw.type ?? 'unknown'}]`;
+}
+
 function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, handle: string): InboundMessageEvent | undefined {
   const message = event.message;
   if (!message) return undefined;
@@ -194,7 +224,7 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
     if (attachment) attachments.push(attachment);
     const coordinates = raw.type === 'location' ? raw.payload?.coordinates : undefined;
     if (coordinates) notes.push(formatLocation(coordinates.lat, coordinates.long, raw.title ?? raw.payload?.title));
-    else if (!attachment) notes.push(raw.payload?.title ?? `[unsupported attachment: ${raw.type ?? 'unknown'}]`);
+    else if (!attachment) notes.push(attachmentNote(raw));
   }
   // The story a reply answers, as a story mention is shown: a link to it (copied like any file of Meta's).
   const story = message.reply_to?.story;

@@ -203,6 +203,15 @@ describe('messenger normalize', () => {
     ]);
   });
 
+  it('a shared product or template reads as its cards; a shared link sent as a fallback without payload, as its title and link', () => {
+    expect(normalize('shared-product')).toEqual([expect.objectContaining({ providerMessageId: 'm_PRODUCT1', text: 'Shared: Red hoodie — $49.00', attachments: [] })]);
+    const body = JSON.parse(fixture('messenger', 'shared-product'));
+    body.entry[0].messaging[0].message.attachments = [{ type: 'fallback', title: 'Spring sale | Acme', url: 'https://l.facebook.com/l.php?u=https%3A%2F%2Facme.test%2Fsale', payload: null }];
+    expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([
+      { text: 'Spring sale | Acme https://l.facebook.com/l.php?u=https%3A%2F%2Facme.test%2Fsale', attachments: [] },
+    ]);
+  });
+
   it('several events and entries → one event each', () => {
     expect(normalize('multiple').map((e) => [e.handle, e.providerMessageId])).toEqual([
       [PSID, 'm_MULTI1'],
