@@ -205,8 +205,10 @@ export function missingCredential(key: string): SendResult {
   return { ok: false, retryable: false, error: `Channel credential "${key}" is not configured` };
 }
 
-export function formatLocation(latitude: unknown, longitude: unknown, name?: string): string {
-  const label = name ? ` (${name})` : '';
+/** A shared place as an agent reads it: its coordinates, then its name and street address when the provider gives them. */
+export function formatLocation(latitude: unknown, longitude: unknown, name?: unknown, address?: unknown): string {
+  const parts = [name, address].filter((part): part is string => typeof part === 'string' && part !== '');
+  const label = parts.length > 0 ? ` (${parts.join(', ')})` : '';
   return `📍 ${String(latitude)},${String(longitude)}${label}`;
 }
 

@@ -71,7 +71,7 @@ interface TgMessage {
   document?: TgFile;
   sticker?: TgFile;
   location?: { latitude?: number; longitude?: number };
-  venue?: { title?: string; location?: { latitude?: number; longitude?: number } };
+  venue?: { title?: string; address?: string; location?: { latitude?: number; longitude?: number } };
   contact?: { phone_number?: string; first_name?: string; last_name?: string };
   [key: string]: unknown;
 }
@@ -144,7 +144,7 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
   const location = venue?.location ?? message.location;
   if (location) {
     return {
-      text: formatLocation(location.latitude, location.longitude, venue?.title),
+      text: formatLocation(location.latitude, location.longitude, venue?.title, venue?.address),
       attachments: [{ type: 'location', url: geoUri(location.latitude, location.longitude) }],
     };
   }

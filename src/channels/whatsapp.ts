@@ -177,8 +177,8 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
     case 'text':
       return { text: message.text?.body ?? '', attachments: [] };
     case 'location': {
-      const { latitude, longitude, name } = message.location ?? {};
-      return { text: formatLocation(latitude, longitude, name), attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
+      const { latitude, longitude, name, address } = message.location ?? {};
+      return { text: formatLocation(latitude, longitude, name, address), attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
     }
     case 'contacts': {
       const cards = records(message.contacts).map(contactCard);

@@ -114,7 +114,7 @@ describe('telegram normalize', () => {
 
   it('location and venue → pin text and geo: attachment', () => {
     expect(normalize('location')).toMatchObject([{ text: '📍 51.500729,-0.124625', attachments: [{ type: 'location', url: 'geo:51.500729,-0.124625' }] }]);
-    expect(normalize('venue')).toMatchObject([{ text: '📍 51.500729,-0.124625 (Big Ben)' }]);
+    expect(normalize('venue')).toMatchObject([{ text: '📍 51.500729,-0.124625 (Big Ben, London SW1A 0AA)' }]);
   });
 
   it('contact → "Shared contact: name phone"', () => {
