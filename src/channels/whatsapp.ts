@@ -201,6 +201,9 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
       const emoji = message.reaction?.emoji;
       return { text: emoji ? `reacted ${emoji} to a message` : 'removed a reaction from a message', attachments: [] };
     }
+    case 'request_welcome':
+      // The customer opened a chat with the business for the first time (Meta invites a welcome message).
+      return { text: 'opened the chat', attachments: [] };
     case 'system':
       return { text: message.system?.body ?? unsupportedText('system'), attachments: [] };
     case 'edit': {

@@ -104,6 +104,14 @@ describe('whatsapp normalize: messages', () => {
     expect(normalize('revoke')).toEqual([]);
   });
 
+  it('request_welcome (the customer opened the chat for the first time) → "opened the chat", not a type placeholder', () => {
+    const body = JSON.parse(fixture('whatsapp', 'text'));
+    const message = body.entry[0].changes[0].value.messages[0];
+    delete message.text;
+    Object.assign(message, { id: 'wamid.WELCOME1', type: 'request_welcome' });
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ ...customer, providerMessageId: 'wamid.WELCOME1', text: 'opened the chat', attachments: [] }]);
+  });
+
   it('unsupported and unknown types are kept with a readable fallback', () => {
     expect(only('unsupported')).toMatchObject({ providerMessageId: 'wamid.UNSUPPORTED1', text: '[unsupported message type: edit]' });
     expect(only('unknown-type')).toMatchObject({ providerMessageId: 'wamid.POLL1', text: '[unsupported message type: poll]' });
