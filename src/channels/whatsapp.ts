@@ -80,6 +80,10 @@ interface WaMessage {
   edit?: { original_message_id?: string; message?: WaMessage };
   unsupported?: { type?: string };
   errors?: { code?: number; title?: string }[];
+  /** Forwarded, or written from a product's "Message business" button (the product it was about). */
+  context?: { forwarded?: boolean; frequently_forwarded?: boolean; referred_product?: { catalog_id?: string; product_retailer_id?: string } };
+  /** The click-to-WhatsApp ad (or post) the customer came from. */
+  referral?: { source_type?: string; source_url?: string; headline?: string; body?: string };
 }
 
 /** A smb_message_echoes entry: a message as sent (its type and content as in `messages`), `from` the business, `to` the customer. */
@@ -242,9 +246,27 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
     handle,
     ...(Object.keys(profile).length > 0 ? { profile } : {}),
     providerMessageId: message.id,
-    ...content(message),
+    ...withContext(content(message), message),
     ...sentAtFromEpoch(message.timestamp, 's'),
   };
+}
+
+/**
+ * What the customer's words do not say but the agent needs: the product they asked about (a
+ * "Message business" button on a catalog item), the ad they came from, that they forwarded it.
+ * Each is a bracketed line after the message's own text.
+ */
+function withContext(body: { text: string; attachments: Attachment[] }, message: WaMessage): { text: string; attachments: Attachment[] } {
+  const notes: string[] = [];
+  const context = isRecord(message.context) ? message.context : {};
+  const product = isRecord(context.referred_product) ? text(context.referred_product.product_retailer_id) : undefined;
+  if (product) notes.push(`[about product ${product}]`);
+  const referral = isRecord(message.referral) ? message.referral : undefined;
+  const source = referral ? [text(referral.headline), text(referral.source_url)].filter(Boolean).join(' ') : '';
+  if (referral && source) notes.push(`[from ${referral.source_type === 'post' ? 'a post' : 'an ad'}: ${source}]`);
+  if (context.frequently_forwarded === true) notes.push('[forwarded many times]');
+  else if (context.forwarded === true) notes.push('[forwarded]');
+  return notes.length > 0 ? { ...body, text: [body.text, ...notes].filter(Boolean).join('\n') } : body;
 }
 
 /** A business-scoped user id (`US.13491208655302741918`, a parent one `US.ENT.…`): never a wa_id, which is digits. */

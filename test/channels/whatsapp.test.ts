@@ -84,6 +84,14 @@ describe('whatsapp normalize: messages', () => {
     expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'Sent' }]);
   });
 
+  it('a question from a product’s button, a message from an ad, a forward → the product, the ad or the forward on a line of its own', () => {
+    expect(only('product-question')).toMatchObject({ ...customer, providerMessageId: 'wamid.PRODUCTQ1', text: 'Is this available in size M?\n[about product SKU-RED-M]' });
+    expect(only('ad-referral')).toMatchObject({ providerMessageId: 'wamid.ADREF1', text: 'Hi! I saw your ad\n[from an ad: Spring sale: 30% off https://fb.me/3cr4Wqqkk]' });
+    const body = JSON.parse(fixture('whatsapp', 'image'));
+    body.entry[0].changes[0].value.messages[0].context = { forwarded: true };
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'This one, please\n[forwarded]', attachments: [{ type: 'image' }] }]);
+  });
+
   it('reaction → "reacted 👍 to a message"', () => {
     expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [] });
   });
