@@ -16,6 +16,7 @@ import {
   list,
   missingCredential,
   parseJsonBody,
+  records,
   safeEqual,
   unsupportedText,
   type ProviderCall,
@@ -73,6 +74,8 @@ interface TgMessage {
   location?: { latitude?: number; longitude?: number };
   venue?: { title?: string; address?: string; location?: { latitude?: number; longitude?: number } };
   contact?: { phone_number?: string; first_name?: string; last_name?: string };
+  poll?: { question?: string; options?: { text?: string }[] };
+  dice?: { emoji?: string; value?: number };
   [key: string]: unknown;
 }
 
@@ -156,6 +159,12 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
     if (name) attachment.name = name;
     return { text: `Shared contact: ${[name, phone_number].filter(Boolean).join(' ')}`, attachments: phone_number ? [attachment] : [] };
   }
+  // A poll the customer sent (its question and choices), a die they threw (its emoji and score).
+  if (isRecord(message.poll) && typeof message.poll.question === 'string') {
+    const options = records(message.poll.options).flatMap((option) => (typeof option.text === 'string' ? [option.text] : []));
+    return { text: [`📊 ${message.poll.question}`, ...options.map((option) => `○ ${option}`)].join('\n'), attachments: [] };
+  }
+  if (isRecord(message.dice) && typeof message.dice.value === 'number') return { text: `${message.dice.emoji ?? '🎲'} ${message.dice.value}`, attachments: [] };
   const type = Object.keys(message).find((key) => !METADATA_KEYS.has(key)) ?? 'unknown';
   return { text: caption || unsupportedText(type), attachments: [] };
 }

@@ -186,10 +186,15 @@ describe('telegram normalize', () => {
     expect(normalize('member-update')).toEqual([]);
   });
 
+  it('a poll reads as its question and choices, a die as its emoji and score', () => {
+    expect(normalize('poll')).toMatchObject([{ providerMessageId: '123456789:42', text: '📊 Which color?\n○ Red\n○ Blue', attachments: [] }]);
+    expect(update('message', { text: undefined, dice: { emoji: '🎯', value: 6 } })).toMatchObject([{ text: '🎯 6' }]);
+  });
+
   it('unknown content keeps the message with its type named', () => {
-    expect(normalize('unknown')).toMatchObject([{ providerMessageId: '123456789:42', text: '[unsupported message type: poll]' }]);
+    expect(normalize('unknown')).toMatchObject([{ providerMessageId: '123456789:42', text: '[unsupported message type: story]' }]);
     // Content types newer than this adapter are still shown, not mistaken for service messages.
-    expect(update('message', { text: undefined, dice: { emoji: '🎲', value: 4 } })).toMatchObject([{ text: '[unsupported message type: dice]' }]);
+    expect(update('message', { text: undefined, game: { title: 'Snake' } })).toMatchObject([{ text: '[unsupported message type: game]' }]);
     expect(update('message', { text: undefined, some_future_content: { id: 1 } })).toMatchObject([{ text: '[unsupported message type: some_future_content]' }]);
   });
 
