@@ -223,13 +223,13 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
 }
 
 /** A non-empty string, or nothing: ids are never trusted to be what the reference says. */
-const text = (value: unknown): string | undefined => (typeof value === 'string' && value ? value : undefined);
+const nonEmpty = (value: unknown): string | undefined => (typeof value === 'string' && value ? value : undefined);
 
 function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | undefined {
   // A customer who adopted a WhatsApp username may keep their number from businesses: their
   // messages then name them by their business-scoped user id alone, which replies go to as well.
-  const phone = text(message.from);
-  const userId = text(message.from_user_id);
+  const phone = nonEmpty(message.from);
+  const userId = nonEmpty(message.from_user_id);
   const handle = phone ?? userId;
   if (!handle) return undefined;
   // A customer deleting an earlier message is nothing they wrote (as Instagram's unsends): it would
@@ -238,7 +238,7 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   const contacts = records(value.contacts);
   const contact = contacts.find((c) => (phone !== undefined && c.wa_id === phone) || (userId !== undefined && c.user_id === userId)) ?? contacts[0];
   const profile: InboundMessageEvent['profile'] = phone ? { phone: `+${phone}` } : {};
-  const name = text(contact?.profile?.name) ?? text(contact?.profile?.username);
+  const name = nonEmpty(contact?.profile?.name) ?? nonEmpty(contact?.profile?.username);
   if (name) profile.name = name;
   return {
     kind: 'message',
@@ -259,10 +259,10 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
 function withContext(body: { text: string; attachments: Attachment[] }, message: WaMessage): { text: string; attachments: Attachment[] } {
   const notes: string[] = [];
   const context = isRecord(message.context) ? message.context : {};
-  const product = isRecord(context.referred_product) ? text(context.referred_product.product_retailer_id) : undefined;
+  const product = isRecord(context.referred_product) ? nonEmpty(context.referred_product.product_retailer_id) : undefined;
   if (product) notes.push(`[about product ${product}]`);
   const referral = isRecord(message.referral) ? message.referral : undefined;
-  const source = referral ? [text(referral.headline), text(referral.source_url)].filter(Boolean).join(' ') : '';
+  const source = referral ? [nonEmpty(referral.headline), nonEmpty(referral.source_url)].filter(Boolean).join(' ') : '';
   if (referral && source) notes.push(`[from ${referral.source_type === 'post' ? 'a post' : 'an ad'}: ${source}]`);
   if (context.frequently_forwarded === true) notes.push('[forwarded many times]');
   else if (context.forwarded === true) notes.push('[forwarded]');
@@ -314,7 +314,7 @@ function toStatus(status: WaStatus): InboundStatusEvent | undefined {
   const mapped = status.status ? STATUS_MAP[status.status] : undefined;
   // 'deleted', 'warning' and future states do not change what the agent sees.
   // A send to a customer's BSUID (one without a number: toMessage) names them by it alone.
-  const handle = text(status.recipient_id) ?? text(status.recipient_user_id);
+  const handle = nonEmpty(status.recipient_id) ?? nonEmpty(status.recipient_user_id);
   if (!mapped || !status.id || !handle) return undefined;
   const event: InboundStatusEvent = {
     kind: 'status',
