@@ -225,6 +225,8 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
     const coordinates = raw.type === 'location' ? raw.payload?.coordinates : undefined;
     if (coordinates) notes.push(formatLocation(coordinates.lat, coordinates.long, raw.title ?? raw.payload?.title));
     else if (!attachment) notes.push(attachmentNote(raw));
+    // A shared reel or post carries its caption as the title: what the agent reads of it.
+    else if (attachment.type === 'file' && attachment.name && typeof raw.payload?.title === 'string' && raw.payload.title) notes.push(raw.payload.title);
   }
   // The story a reply answers, as a story mention is shown: a link to it (copied like any file of Meta's).
   const story = message.reply_to?.story;

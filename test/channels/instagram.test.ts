@@ -35,6 +35,16 @@ describe('instagram normalize', () => {
     ]);
   });
 
+  it('a shared reel → its caption as the text, and the reel as a file link named by its kind', () => {
+    expect(normalize('reel-share')).toMatchObject([
+      {
+        providerMessageId: 'ig_REEL1',
+        text: 'Our spring collection is here 🌸 #hoodies',
+        attachments: [{ type: 'file', name: 'ig_reel', url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=17936912345678901&signature=ghi' }],
+      },
+    ]);
+  });
+
   it('a story mention is kept as a file link named by its kind', () => {
     expect(normalize('story-mention')).toMatchObject([
       { attachments: [{ type: 'file', name: 'story_mention', url: 'https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1800&signature=def' }] },
