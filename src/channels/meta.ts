@@ -208,7 +208,8 @@ function attachmentNote(raw: MessagingAttachment): string {
     .map((card) => [card.title, card.subtitle].filter((part) => typeof part === 'string' && part).join(' — '))
     .filter(Boolean);
   if (cards.length > 0) return cards.map((card) => `Shared: ${card}`).join('\n');
-  const label = [payload.title ?? raw.title, raw.url].filter((part) => typeof part === 'string' && part).join(' ');
+  // Only a fallback's link is the customer's: a template's (a media template echoed) is Meta's own page.
+  const label = [payload.title ?? raw.title, raw.type === 'fallback' ? raw.url : undefined].filter((part) => typeof part === 'string' && part).join(' ');
   return label || `[unsupported attachment: ${raw.type ?? 'unknown'}]`;
 }
 

@@ -210,6 +210,9 @@ describe('messenger normalize', () => {
     expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([
       { text: 'Spring sale | Acme https://l.facebook.com/l.php?u=https%3A%2F%2Facme.test%2Fsale', attachments: [] },
     ]);
+    // A media template (as the Page inbox's echoes carry) names Meta's page, no customer's link: its placeholder stays.
+    body.entry[0].messaging[0].message.attachments = [{ type: 'template', title: '', url: 'https://www.facebook.com/commerce/update/', payload: { template_type: 'media', elements: [{ media_type: 'image', attachment_id: 2457235337685388 }] } }];
+    expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([{ text: '[unsupported attachment: template]' }]);
   });
 
   it('several events and entries → one event each', () => {
