@@ -194,6 +194,21 @@ function signed(text: string, message: Pick<TgMessage, 'chat' | 'from' | 'sender
   return author ? `${author}: ${text}` : text;
 }
 
+/**
+ * A forwarded message is someone else's words: said on a line of its own, with whom they came
+ * from (a user, one who hides their account, a group or a channel) when Telegram names them.
+ */
+function forwardNote(message: TgMessage): string | undefined {
+  const origin = message.forward_origin;
+  if (!isRecord(origin)) return undefined;
+  const user = isRecord(origin.sender_user) ? (origin.sender_user as TgUser) : undefined;
+  const chat = isRecord(origin.sender_chat) ? origin.sender_chat : isRecord(origin.chat) ? origin.chat : undefined;
+  const from = user
+    ? [user.first_name, user.last_name].filter(Boolean).join(' ') || (user.username ? `@${user.username}` : undefined)
+    : (origin.sender_user_name ?? chat?.title);
+  return typeof from === 'string' && from ? `[forwarded from ${from}]` : '[forwarded]';
+}
+
 function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | undefined {
   if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
   // Other bots in a group are not customers; a message sent on behalf of a chat names a placeholder bot as `from`.
@@ -204,7 +219,8 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
   // A live location moves by editing its message, every few seconds: one message, not hundreds.
   if (edited && (message.location || message.venue)) return undefined;
   const chatId = String(message.chat.id);
-  const { text, attachments } = content(message);
+  const { text: words, attachments } = content(message);
+  const text = [words, forwardNote(message)].filter(Boolean).join('\n');
   const event: InboundMessageEvent = {
     kind: 'message',
     channel: 'telegram',

@@ -186,6 +186,18 @@ describe('telegram normalize', () => {
     expect(normalize('member-update')).toEqual([]);
   });
 
+  it('a forwarded message says so on a line of its own, with whom it came from when Telegram names them', () => {
+    const date = 1749416000;
+    expect(update('message', { forward_origin: { type: 'user', date, sender_user: { id: 5, is_bot: false, first_name: 'Bob', last_name: 'Stone' } } })).toMatchObject([
+      { text: 'Hi! Where is my parcel?\n[forwarded from Bob Stone]' },
+    ]);
+    expect(update('message', { forward_origin: { type: 'hidden_user', date, sender_user_name: 'Carol' } })).toMatchObject([{ text: 'Hi! Where is my parcel?\n[forwarded from Carol]' }]);
+    expect(update('message', { forward_origin: { type: 'channel', date, chat: { id: -1001, type: 'channel', title: 'Acme news' }, message_id: 9 } })).toMatchObject([
+      { text: 'Hi! Where is my parcel?\n[forwarded from Acme news]' },
+    ]);
+    expect(update('message', { forward_origin: { type: 'unknown_future_origin', date } })).toMatchObject([{ text: 'Hi! Where is my parcel?\n[forwarded]' }]);
+  });
+
   it('a poll reads as its question and choices, a die as its emoji and score', () => {
     expect(normalize('poll')).toMatchObject([{ providerMessageId: '123456789:42', text: '📊 Which color?\n○ Red\n○ Blue', attachments: [] }]);
     expect(update('message', { text: undefined, dice: { emoji: '🎯', value: 6 } })).toMatchObject([{ text: '🎯 6' }]);
