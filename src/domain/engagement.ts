@@ -21,7 +21,7 @@ import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { endPresenceGrace } from './presence';
 import { requeueCopy } from './media-jobs';
-import { conversationEvent, messageEvent } from './events';
+import { conversationEvent, conversationEventAfterMessage, messageEvent } from './events';
 import { publish, scopeOf } from './fanout';
 import { idFor, newId } from './ids';
 import { applyOutboundToConversation } from './outbound';
@@ -98,10 +98,20 @@ export async function storeOutbound(
   draft: OutboundDraft,
   delivery: Delivery,
   id: string = newId(),
+  /** `show: false`: the caller publishes it (the inbound path, after the customer's message). */
+  options: { show?: boolean } = {},
 ): Promise<{ message: Message; conversation: ConversationRecord }> {
   const message = outboundMessage(conversation, draft, delivery, id);
   const stored = await putMessage(message);
-  const updated = (await applyOutboundToConversation(conversation.id, message, { unprompted: draft.unprompted === true })) ?? conversation;
+  const applied = await applyOutboundToConversation(conversation.id, message, { unprompted: draft.unprompted === true });
+  const updated = applied ?? conversation;
+  if ((delivery === 'queue' || delivery === 'stored') && options.show !== false) {
+    // Agents see it before its delivery can report message.updated, as an agent's reply (CONTRACT.md
+    // section 4: a message of a conversation they see). Found stored, it is shown as it stands: its
+    // delivery may have moved it on, and a queued copy must not be the last word.
+    const shown = stored ? message : ((await getMessage(conversation.id, message.id)) ?? message);
+    await showQueued(shown, conversation, applied);
+  }
   // A redelivered job finds its message stored, maybe by an attempt that died before queueing it:
   // queued again under the same deduplication id, it is still sent at most once (deliverOutbound).
   if (delivery === 'queue') await enqueueOutbound([{ conversationId: conversation.id, messageId: message.id }]);
@@ -111,6 +121,11 @@ export async function storeOutbound(
   const note = stored ? message : ((await getMessage(conversation.id, message.id)) ?? message);
   await showNote(note, updated);
   return { message: note, conversation: updated };
+}
+
+/** Shows a message the team or the bot sends without an agent's request (a follow-up, a CSAT question, a proactive message) to the agents. */
+async function showQueued(message: Message, before: ConversationRecord, after: ConversationRecord | undefined): Promise<void> {
+  await publish([messageEvent(message, after), ...(after ? [conversationEventAfterMessage(before, after)] : [])], { agents: scopeOf(after ?? before, before) });
 }
 
 /**
@@ -131,16 +146,21 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
 
   const settings = await getSettings();
   let conversation = await captureEmail(context.conversation, context.message, settings.widget.identityVerification);
+  // The autoresponder's messages go out with the customer's (the inbound fan-out shows them to the
+  // agents, and to a web visitor); those the outbound queue sends are queued once that fan-out is out,
+  // so that their status updates never reach a console before they do.
   const auto = context.greeting
-    ? { conversation, messages: await deliverGreeting(context.greeting) }
+    ? { conversation, messages: context.greeting.messages, queue: context.greeting.delivery === 'queue' ? context.greeting.messages : [] }
     : await autorespond(conversation, context.message, settings, new Date(), context.resumed === true);
   conversation = auto.conversation;
+  const queued = auto.queue.filter((m) => m.status === 'queued').map((m) => ({ conversationId: m.conversationId, messageId: m.id }));
   // The customer is here: no follow-up, and (web) the replies before this message were seen.
   const replied = teamWrote(conversation);
   const conversationId = conversation.id;
   const channel = conversation.channel;
   const afterPublish = async () => {
     await Promise.all([
+      queued.length > 0 ? enqueueOutbound(queued) : undefined,
       setTimer('autoResolve', conversationId, settings.timers.autoResolveAfterSeconds, { likelyExists: !context.created }),
       replied ? cancelTimer('reengage', conversationId) : undefined,
       replied && channel === 'web' ? cancelTimer('emailFallback', conversationId) : undefined,
@@ -303,8 +323,8 @@ async function autorespond(
   settings: Settings,
   now: Date,
   resumed: boolean,
-): Promise<{ conversation: ConversationRecord; messages: Message[] }> {
-  const none = { conversation, messages: [] };
+): Promise<{ conversation: ConversationRecord; messages: Message[]; queue: Message[] }> {
+  const none = { conversation, messages: [], queue: [] };
   // The hooks of the message it answers run again (their first run died after the claim): the
   // greeting is stored under the same ids, so what the first run stored stays, and is queued once.
   const redo = resumed && conversation.autoresponded === true && conversation.engagement?.greetedFor === trigger.id;
@@ -327,15 +347,15 @@ async function autorespond(
     // Stored and applied by the first run: as it stands (queued again, sent at most once).
     const earlier = redo && (current.lastOutboundId ?? '') >= id ? await getMessage(current.id, id) : undefined;
     if (earlier) {
-      if (delivery === 'queue' && earlier.status === 'queued') await enqueueOutbound([{ conversationId: earlier.conversationId, messageId: earlier.id }]);
       messages.push(earlier);
       continue;
     }
-    const stored = await storeOutbound(current, { text }, delivery, id);
+    // Queued by the caller once the fan-out showed it (engageOnInbound).
+    const stored = await storeOutbound(current, { text }, delivery === 'queue' ? 'stored' : delivery, id, { show: false });
     current = stored.conversation;
     messages.push(stored.message);
   }
-  return { conversation: current, messages: delivery === 'inline' ? messages : [] };
+  return { conversation: current, messages, queue: delivery === 'queue' ? messages : [] };
 }
 
 /** The autoresponder's messages for a conversation its first message is about to create. */
@@ -394,13 +414,6 @@ export async function unfinishedGreeting(conversation: ConversationRecord, messa
   if (conversation.channel === 'web') return { messages, delivery: 'inline', fields: {} };
   const queued = messages.filter((m) => m.status === 'queued');
   return queued.length > 0 ? { messages: queued, delivery: 'queue', fields: {} } : undefined;
-}
-
-/** Hands a new conversation's greeting to its delivery path; inline ones are the caller's to publish. */
-async function deliverGreeting(greeting: Greeting): Promise<Message[]> {
-  if (greeting.delivery !== 'queue') return greeting.messages;
-  await enqueueOutbound(greeting.messages.map((m) => ({ conversationId: m.conversationId, messageId: m.id })));
-  return [];
 }
 
 /** The engagement state of a conversation whose greeting for `trigger` asks for an email. */

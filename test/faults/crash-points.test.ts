@@ -230,7 +230,8 @@ const cases: Case[] = [
   { title: 'a new customer: after the agent’s slot is reserved, before the conversation is written', channel: 'whatsapp', start: 'new', crash: { fn: 'reserveAgentSlot' }, oneHigh: true },
   { title: 'a new customer: after the greeting is written, before the conversation is written', channel: 'whatsapp', start: 'new', crash: { fn: 'putMessage', when: greeting }, oneHigh: true },
   { title: 'a new customer: after the conversation is written, before the hooks', channel: 'whatsapp', start: 'new', crash: { fn: 'createConversation' } },
-  { title: 'a new customer: after the greeting is queued, before the agents are told', channel: 'whatsapp', start: 'new', crash: { fn: 'enqueueOutbound' } },
+  // The greeting is queued once the agents saw it (its message.created before any message.updated).
+  { title: 'a new customer: after the greeting is queued, the agents told before it', channel: 'whatsapp', start: 'new', crash: { fn: 'enqueueOutbound' }, toldTwice: true },
   { title: 'a new customer: after the agents are told, before the timers', channel: 'whatsapp', start: 'new', crash: { fn: 'publishToConversation' }, toldTwice: true },
   {
     title: 'a new customer: after the auto-resolve timer is armed, before the queue is answered',
@@ -258,7 +259,7 @@ const cases: Case[] = [
     start: 'returning',
     crash: { fn: 'applyMessageToOpenConversation', when: (args) => (args[1] as { direction: string }).direction === 'outbound' },
   },
-  { title: 'a returning customer: after the greeting is queued, before the agents are told', channel: 'whatsapp', start: 'returning', crash: { fn: 'enqueueOutbound' } },
+  { title: 'a returning customer: after the greeting is queued, the agents told before it', channel: 'whatsapp', start: 'returning', crash: { fn: 'enqueueOutbound' }, toldTwice: true },
 
   { title: 'a new SMS customer (undated): after the idempotency claim, before the message is written', channel: 'sms', start: 'new', crash: { fn: 'claimDedup' } },
   { title: 'an open SMS conversation: after the idempotency claim, before the message is written', channel: 'sms', start: 'open', crash: { fn: 'claimDedup' } },
