@@ -624,6 +624,7 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
     const armedBefore = armedAt();
     replyHooksFail.timer = { conversationId: conversation.id, kind: timer };
     replyHooksFail.armed = true;
+    const console_ = await WsClient.connect(stack.wsUrl, token);
     try {
       // Act: the message is sent and marked sent; the consumer dies before the timers
       const text = `timers after a crash ${crypto.randomUUID()}`;
@@ -633,8 +634,18 @@ describe('agent reply faults', { timeout: 60_000 }, () => {
       await eventually(() => replyHooksFail.failed > failedBefore && armedAt() !== undefined && armedAt() !== armedBefore, 20_000);
       expect(replyHooksFail.failed).toBe(failedBefore + 1);
       await expectSentOnce(conversation.id, text, messageId);
+      // The agents were shown the message first, and never as queued again once it was sent (a
+      // campaign's redelivery shows it again, as it stands).
+      const frames = await eventually(() => {
+        const about = console_.frames.filter((f) => f.message?.id === messageId);
+        return about.some((f) => f.message.status === 'sent') && about;
+      });
+      expect(frames[0]!.type).toBe('message.created');
+      const statuses = frames.map((f) => f.message.status as string);
+      expect(statuses.slice(statuses.indexOf('sent'))).not.toContain('queued');
     } finally {
       outbound.visibilityTimeoutSeconds = visibility;
+      await console_.close();
     }
   });
 
