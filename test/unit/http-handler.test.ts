@@ -25,6 +25,22 @@ const timeout = () => Object.assign(new Error('[AbortError]: The operation was a
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8000'), { code: 'ECONNREFUSED' });
 
 describe('httpHandler', () => {
+  // Deployed, API Gateway hands the function bodies up to 10 MB, also on routes that read none.
+  it('answers 413 payload_too_large to a body over 256 KiB on any route, without running it; 256 KiB itself passes', async () => {
+    const route = vi.fn(async () => ({ statusCode: 200, body: '{}' }));
+    const handler = httpHandler(route);
+    const post = (body: string, isBase64Encoded = false) =>
+      handler({ ...event, routeKey: 'POST /v1/conversations/{id}/resolve', body, isBase64Encoded }, {} as never) as Promise<{ statusCode: number; body: string }>;
+    const over = 'x'.repeat(256 * 1024 + 1);
+    for (const answer of [await post(over), await post(Buffer.from(over).toString('base64'), true)]) {
+      expect(answer.statusCode).toBe(413);
+      expect(JSON.parse(answer.body).error.code).toBe('payload_too_large');
+    }
+    expect(route).not.toHaveBeenCalled();
+    expect((await post('x'.repeat(256 * 1024))).statusCode).toBe(200);
+    expect(route).toHaveBeenCalledOnce();
+  });
+
   it.each([
     ['the function running out of time on a paused store', timeout()],
     ['a refused connection', refused()],
