@@ -7,7 +7,7 @@
 import { decodeTime } from 'ulid';
 import type { ConversationRecord, EngagementState } from '../store/conversations';
 import { getConversation, isErasing, updateConversation } from '../store/conversations';
-import { getMessage, listMessages, putMessage } from '../store/messages';
+import { getMessage, listMessages, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
 import { claimHandle, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
@@ -21,7 +21,7 @@ import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { endPresenceGrace } from './presence';
 import { requeueCopy } from './media-jobs';
-import { conversationEvent, conversationEventAfterMessage, messageEvent } from './events';
+import { conversationEvent, conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
 import { publish, scopeOf } from './fanout';
 import { idFor, newId } from './ids';
 import { applyOutboundToConversation } from './outbound';
@@ -219,14 +219,31 @@ export async function engageOnVisitorRead(read: ConversationRecord, messageId: s
   await updateConversation(conversation.id, (c) =>
     (c.engagement?.visitorReadUpTo ?? '') >= messageId ? undefined : { ...c, engagement: { ...c.engagement, visitorReadUpTo: messageId } },
   );
+  let recent = await recentMessages(conversation.id);
+  // The widget reads a reply as soon as it shows it: a read that lags its write is asked again.
+  if (!recent.some((m) => m.id >= messageId)) recent = await recentMessages(conversation.id, true);
+  await markRepliesRead(conversation, recent, messageId);
   // Read up to the newest reply: nothing is left to email. A partial read leaves the check to the timer.
-  if ((await unseenReplies(conversation, messageId)).length === 0) await cancelTimer('emailFallback', conversation.id);
+  if (unseenReplies(conversation, recent, messageId).length === 0) await cancelTimer('emailFallback', conversation.id);
+}
+
+const recentMessages = async (conversationId: string, consistent = false): Promise<Message[]> =>
+  (await listMessages(conversationId, { limit: RECENT_MESSAGES, includePrivate: false, consistent })).items;
+
+/**
+ * The web visitor's read is each reply's `read` status, as a provider's read receipt is: a console
+ * loaded later shows it too, not only the `read` frame. Only replies not read yet are written
+ * (one write unit each, told to the agents in one fan-out); a read of a read reply writes nothing.
+ */
+async function markRepliesRead(conversation: ConversationRecord, recent: Message[], upTo: string): Promise<void> {
+  const covered = recent.filter((m) => m.direction === 'outbound' && m.id <= upTo && STATUS_RANK[m.status] < STATUS_RANK.read && m.status !== 'queued');
+  const read = (await Promise.all(covered.map((m) => updateMessageStatus(conversation.id, m.id, 'read')))).filter((m) => m !== undefined);
+  if (read.length > 0) await publish(read.map(messageUpdatedEvent), { agents: scopeOf(conversation) });
 }
 
 /** Agent replies after `seenUpTo` that the web visitor has neither read nor answered, oldest first. */
-async function unseenReplies(conversation: ConversationRecord, seenUpTo: string): Promise<Message[]> {
-  const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
-  return items.filter(
+function unseenReplies(conversation: ConversationRecord, recent: Message[], seenUpTo: string): Message[] {
+  return recent.filter(
     (m) =>
       m.direction === 'outbound' &&
       m.sender.type === 'agent' &&
@@ -608,7 +625,8 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
   if (!conversation || conversation.channel !== 'web' || isErasing(conversation)) return 'skipped';
   const state = conversation.engagement ?? {};
   const seenUpTo = [state.visitorReadUpTo ?? '', state.emailedUpTo ?? ''].sort().at(-1)!;
-  const [unseen, settings] = await Promise.all([unseenReplies(conversation, seenUpTo), getSettings()]);
+  const [recent, settings] = await Promise.all([recentMessages(conversation.id), getSettings()]);
+  const unseen = unseenReplies(conversation, recent, seenUpTo);
   if (unseen.length === 0) return 'skipped';
   // Each reply re-arms the fallback, so it is due the delay after the newest one. Early: the delay
   // was raised since this was armed (the schedule deletes itself after firing), so wait out the rest.

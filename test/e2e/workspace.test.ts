@@ -647,6 +647,11 @@ describe('agent workspace', () => {
     ws.send({ action: 'markRead', messageId: reply.body.message.id });
     const receipt = await agent.waitFor((f) => f.type === 'read' && f.conversationId === conversationId && f.by.type === 'contact');
     expect(receipt).toMatchObject({ messageId: reply.body.message.id, by: { type: 'contact', id: contactId } });
+    // The read is the reply's status too, as a provider's receipt is: a console loaded later shows it.
+    const readReply = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === reply.body.message.id && f.message.status === 'read');
+    expect(readReply.conversationId).toBe(conversationId);
+    const history = (await get(`/v1/conversations/${conversationId}/messages?limit=50`)).body.items as { id: string; status: string }[];
+    expect(history.find((m) => m.id === reply.body.message.id)?.status).toBe('read');
     agent.send({ action: 'markRead', conversationId, messageId: madeUp });
     expect(await agent.waitFor((f) => f.type === 'error' && f.code === 'not_found')).toBeTruthy();
     // An agent reading up to a note tells the agents; the visitor, whom the note's id would tell
