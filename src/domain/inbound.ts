@@ -354,6 +354,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(found, message)]);
     const first: ConversationRecord = {
       ...found,
+      // It starts with the customer's message (its report episode does, src/domain/episodes.ts), not
+      // with this attempt: a retry after a crash that stored the message comes a visibility timeout later.
+      createdAt: message.createdAt,
       // The contact it was merged into meanwhile, if it was.
       contact: { ...found.contact, id: contactId },
       lastInboundId: message.id,

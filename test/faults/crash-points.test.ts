@@ -306,6 +306,9 @@ describe('a consumer dying after each write of the inbound path', { timeout: 60_
       expect(conversation.unreadCount).toBe(texts.length);
       expect(conversation).toMatchObject({ status: 'open', assigneeId: AGENT, lastInboundId: mine.at(-1)!.id });
       const crashed = mine.at(-2)!;
+      // A new conversation starts with the customer's first message (the reports time its first
+      // reply and place it in a period by it), not with the attempt that wrote it after a crash.
+      expect(conversation.createdAt).toBe(mine[0]!.createdAt);
 
       await expectNothingOrphaned(customer, conversation, texts);
       // A returning customer is greeted anew; an open or waiting conversation was greeted before.
