@@ -207,6 +207,17 @@ export function expectedSend(channel: ProviderChannel, handle: string, text: str
   }
 }
 
+/** A customer writes on `channel`; answers their conversation's id once it holds the message (its last inbound is from now on). */
+export async function customerWritesOn(stack: LocalStack, channel: ProviderChannel, handle: string, text: string): Promise<string> {
+  const since = new Date().toISOString();
+  expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
+  return eventually(async () => {
+    const id = (await getHandle(channel, handle))?.conversationId;
+    const conversation = id ? await getConversation(id, true) : undefined;
+    return conversation && conversation.lastInboundAt! >= since ? conversation.id : undefined;
+  });
+}
+
 /** A WhatsApp customer writes; answers their conversation's id once it holds the message (open, written to in the last minute). */
 export async function whatsappCustomerWrites(stack: LocalStack, handle: string, text: string): Promise<string> {
   expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
