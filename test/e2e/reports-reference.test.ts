@@ -66,6 +66,8 @@ interface Story {
   moved: boolean;
   /** Moved once resolved: the conversation made there is the team's until the customer writes. */
   awaitingCustomer: boolean;
+  /** A campaign went out since the resolution: the customer's answer is a new contact. */
+  campaigned: boolean;
   sms?: string;
   /** What was played, to read a failure by. */
   played: Step[];
@@ -116,18 +118,27 @@ async function begin(channel: Channel): Promise<Story> {
   }
   // A conversation starts with the customer's first message.
   const start = await inboundAt(id, text);
-  return { id, channel, episodes: [{ channel, conversationId: id, start, status: 'open', reopened: false }], wentBack: false, moved: false, awaitingCustomer: false, sms, played: [], say };
+  return { id, channel, episodes: [{ channel, conversationId: id, start, status: 'open', reopened: false }], wentBack: false, moved: false, awaitingCustomer: false, campaigned: false, sms, played: [], say };
 }
 
 const post = (path: string, body?: unknown) => http(stack.httpUrl, 'POST', path, { token: jwt, ...(body ? { body } : {}) });
 
-type Step = 'autoResolve' | 'move' | 'customer' | 'reply' | 'note' | 'resolve' | 'reopen' | 'snooze' | 'pending' | 'assign' | 'transfer' | 'wait' | 'rate' | 'backLater';
+type Step = 'campaign' | 'autoResolve' | 'move' | 'customer' | 'reply' | 'note' | 'resolve' | 'reopen' | 'snooze' | 'pending' | 'assign' | 'transfer' | 'wait' | 'rate' | 'backLater';
 
 /** The steps that make sense for the live episode as it stands. */
 function possible(story: Story): Step[] {
   const live = story.episodes.at(-1)!;
   if (story.awaitingCustomer) return ['customer'];
-  const always: Step[] = ['customer', 'reply', 'note', 'assign', 'transfer', 'wait', ...(story.sms && !story.moved ? ['move' as const] : [])];
+  const always: Step[] = [
+    'customer',
+    'reply',
+    'note',
+    'assign',
+    'transfer',
+    'wait',
+    ...(story.sms && !story.moved ? ['move' as const] : []),
+    ...(story.channel === 'web' ? [] : ['campaign' as const]),
+  ];
   if (live.status === 'resolved') return [...always, 'reopen', 'snooze', 'rate', ...(story.wentBack ? [] : ['backLater' as const])];
   return [...always, 'resolve', 'resolve', ...(live.status === 'snoozed' ? [] : ['autoResolve' as const]), 'snooze', 'pending'];
 }
@@ -136,6 +147,9 @@ function possible(story: Story): Step[] {
 async function play(story: Story, step: Step, next: () => number): Promise<void> {
   story.played.push(step);
   const live = story.episodes.at(-1)!;
+  // Whatever else happens to it drops the campaign's hold on the customer's next message.
+  const campaigned = story.campaigned;
+  if (!['campaign', 'note', 'reply', 'assign', 'transfer', 'wait', 'rate'].includes(step)) story.campaigned = false;
   const leaveResolved = () => {
     if (live.status === 'resolved') {
       live.reopened = true;
@@ -145,6 +159,13 @@ async function play(story: Story, step: Step, next: () => number): Promise<void>
   switch (step) {
     case 'customer': {
       const text = unique('One more thing');
+      if (campaigned) {
+        // Answering a campaign sent since the resolution: a new contact, however soon.
+        Object.assign(live, { frozen: true, holder: (await getConversation(story.id, true))!.assigneeId ?? undefined });
+        await story.say(text);
+        story.episodes.push({ channel: story.channel, conversationId: story.id, start: await inboundAt(story.id, text), status: 'open', reopened: false });
+        return;
+      }
       await story.say(text);
       const at = await inboundAt(story.id, text);
       if (story.awaitingCustomer) {
@@ -187,6 +208,16 @@ async function play(story: Story, step: Step, next: () => number): Promise<void>
       live.status = 'resolved';
       live.resolvedAt = res.body.resolvedAt;
       live.resolvedBy = res.body.assigneeId ?? 'agent-rita';
+      return;
+    }
+    case 'campaign': {
+      // A proactive message: no reply, whatever it finds.
+      const contactId = (await getConversation(story.id, true))!.contact.id;
+      const since = iso(Date.now());
+      const sent = await post('/v1/proactive', { contactId, text: unique('Our summer sale starts today'), channel: story.channel });
+      expect(sent.status).toBe(202);
+      await eventually(async () => ((await getConversation(story.id, true))!.lastUnpromptedAt! >= since ? true : undefined));
+      if (live.status === 'resolved') story.campaigned = true;
       return;
     }
     case 'autoResolve': {
