@@ -5,7 +5,7 @@
  * up every method on every schema. Import it as a namespace (`import * as z`): esbuild then
  * keeps only what a function uses.
  */
-import { _default, coerce, config, int, maximum, maxLength, minimum, minLength, number, string, trim } from 'zod/mini';
+import { _default, coerce, config, int, maximum, maxLength, minimum, minLength, number, overwrite, string, trim } from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
 config(en());
@@ -17,6 +17,19 @@ export const text = (min: number, max: number) => string().check(minLength(min),
 
 /** The same, counted after surrounding whitespace is trimmed (and stored trimmed). */
 export const trimmedText = (min: number, max: number) => string().check(trim(), minLength(min), maxLength(max));
+
+/**
+ * What shows nothing: whitespace, format characters (zero-width space and joiners, word joiner,
+ * BOM, bidi marks, soft hyphen), variation selectors, and the blank letters (Hangul fillers,
+ * the braille blank) that people paste to send an empty-looking message.
+ */
+const INVISIBLE_ONLY = /^[\s\p{Cf}\uFE00-\uFE0F\u115F\u1160\u3164\uFFA0\u2800]*$/u;
+
+/**
+ * A message's text, up to `max` characters once trimmed: one of invisible characters only is no
+ * text (''), so that the "text is required" rules refuse it as they refuse an empty one.
+ */
+export const messageText = (max: number) => _default(string().check(trim(), overwrite((value) => (INVISIBLE_ONLY.test(value) ? '' : value)), maxLength(max)), '');
 
 /** A whole number from `min` to `max`. */
 export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => number().check(int(), minimum(min), maximum(max));

@@ -35,7 +35,7 @@ const Template = z.object({
 
 const SendBody = z
   .object({
-    text: z._default(z.trimmedText(0, 4096), ''),
+    text: z.messageText(4096),
     clientMessageId: z.optional(z.text(1, 128)),
     private: z.optional(z.boolean()),
     template: z.optional(Template),

@@ -62,7 +62,7 @@ const Frame = z.discriminatedUnion('action', [
   z.object({
     action: z.literal('sendMessage'),
     conversationId: z.optional(id),
-    text: z._default(z.trimmedText(0, 4096), ''),
+    text: z.messageText(4096),
     clientMessageId: id,
     private: z.optional(z.boolean()),
     attachments: z.optional(AttachmentRefs),

@@ -410,18 +410,33 @@ describe('web chat', () => {
   });
 
   it('answers bad frames with an error and keeps the connection working', async () => {
-    const { ws } = await visitorWithConversation();
+    const { ws, session } = await visitorWithConversation();
     ws.send('{not json');
     expect((await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_json')).message).toBeTruthy();
     ws.send({ action: 'fly' });
     await ws.waitFor((f) => f.type === 'error' && f.code === 'unknown_action');
     ws.send({ action: 'sendMessage', clientMessageId: 'x' });
     await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_frame' && f.clientMessageId === 'x');
+    // Only invisible characters (zero-width space, word joiner, BOM, a bidi mark, the Hangul
+    // filler, the braille blank): an empty-looking message, refused as an empty one.
+    ws.send({ action: 'sendMessage', text: ' \u200B\u2060\uFEFF\u200F\u3164\u2800 ', clientMessageId: 'blank' });
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_frame' && f.clientMessageId === 'blank');
+    // The same characters inside a text are the visitor's to send (an emoji's joiner, an RTL mark).
+    ws.send({ action: 'sendMessage', text: '\u200F\u05E9\u05DC\u05D5\u05DD 👩\u200D💻', clientMessageId: 'joined' });
+    const joined = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'joined');
     ws.send({ action: 'sendMessage', text: 'x'.repeat(40_000), clientMessageId: 'big' });
     await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large');
     ws.send({ action: 'ping' });
     // The contract's frame exactly: the connection's id has an action of its own (getConnection).
     expect(await ws.waitFor((f) => f.type === 'pong')).toEqual({ type: 'pong' });
+
+    const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: session.token });
+    expect(texts(history.body.items)).toEqual(['Hello, I need help', '\u200F\u05E9\u05DC\u05D5\u05DD 👩\u200D💻']);
+    expect(history.body.items.at(-1).id).toBe(joined.messageId);
+    // An agent's reply of invisible characters only is refused too, and sends nothing.
+    const blankReply = await http(stack.httpUrl, 'POST', `/v1/conversations/${joined.conversationId}/messages`, { token: agentJwt, body: { text: '\u200B\u200C' } });
+    expect(blankReply.status).toBe(400);
+    expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${joined.conversationId}/messages`, { token: agentJwt })).body.items.some((m: { direction: string; sender: { type: string } }) => m.sender.type === 'agent')).toBe(false);
 
     const missing = await http(stack.httpUrl, 'POST', '/v1/conversations/01NOPE/messages', { token: agentJwt, body: { text: 'hi' } });
     expect(missing.status).toBe(404);
