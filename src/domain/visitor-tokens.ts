@@ -12,10 +12,11 @@ export function parseVisitorToken(token: string): { visitorId: string; secret: s
   return match ? { visitorId: match[1]!, secret: match[2]! } : undefined;
 }
 
-export async function verifyVisitorToken(token: string): Promise<VisitorRecord | undefined> {
+/** `consistent`: read after a write the caller must see (a resumed session that lost a race). */
+export async function verifyVisitorToken(token: string, consistent = false): Promise<VisitorRecord | undefined> {
   const parsed = parseVisitorToken(token);
   if (!parsed) return undefined;
-  const visitor = await getVisitor(parsed.visitorId);
+  const visitor = await getVisitor(parsed.visitorId, consistent);
   if (!visitor) return undefined;
   const expected = Buffer.from(visitor.tokenHash, 'base64url');
   const actual = hashOfSecret(parsed.secret);

@@ -11,7 +11,7 @@ import { getSettings } from './settings';
 import { ClientError } from './errors';
 import { ENV } from '../config';
 import { loadSecretIntoEnv } from '../aws/secret-env';
-import { putVisitor, updateVisitor, type VisitorRecord } from '../store/contacts';
+import { fillVisitor, putVisitor, type VisitorRecord } from '../store/contacts';
 import { getConversation } from '../store/conversations';
 import type { ConversationStatus } from './types';
 
@@ -120,10 +120,13 @@ export interface Session {
   token: string;
 }
 
+/** Times a resumed session reads the visitor again after another session filled it first. */
+const FILL_ATTEMPTS = 3;
+
 /** Starts a visitor session, or resumes the one a token belongs to (another tab or device). */
-export async function startSession(input: SessionInput): Promise<Session | undefined> {
+export async function startSession(input: SessionInput, attempt = 1): Promise<Session | undefined> {
   if (input.token) {
-    const visitor = await verifyVisitorToken(input.token);
+    const visitor = await verifyVisitorToken(input.token, attempt > 1);
     if (!visitor) return undefined;
     // Someone else signed in on this browser (a shared computer): theirs is a session of its own,
     // never the history the kept token reaches.
@@ -131,7 +134,13 @@ export async function startSession(input: SessionInput): Promise<Session | undef
     // The pre-chat form may come later than the first session (e.g. leave-a-message).
     const fill: Partial<VisitorRecord> = Object.fromEntries(Object.entries(profileOf(input)).filter(([key]) => !visitor[key as keyof typeof visitor]));
     Object.assign(fill, await vouchingOnResume(visitor, fill, input));
-    if (Object.keys(fill).length > 0) await updateVisitor(visitor.id, fill);
+    // Two tabs may send their forms at once: each field is written only while still unset (and
+    // the vouching only while the visitor is not vouched for), else the visitor is read again.
+    const unset = [...(Object.keys(fill) as (keyof VisitorRecord)[]).filter((key) => key !== 'unverified'), ...(visitor.vouched ? [] : (['vouched'] as const))];
+    if (Object.keys(fill).length > 0 && !(await fillVisitor(visitor.id, fill, unset))) {
+      if (attempt < FILL_ATTEMPTS) return startSession(input, attempt + 1);
+      throw new ClientError(409, 'session_conflict', 'the visitor changed while this session was resumed; try again');
+    }
     return { visitor: { ...visitor, ...fill }, token: input.token };
   }
   const secret = randomBytes(32).toString('base64url');

@@ -286,6 +286,29 @@ export async function updateVisitor(id: string, fields: Partial<Pick<VisitorReco
   );
 }
 
+/**
+ * Writes what a resumed session adds to a visitor, only while each of `unset` is still absent and
+ * the visitor exists: false when another session filled one of them first (or the visitor was
+ * erased), so that what was given before is never overwritten, even by a request running beside it.
+ */
+export async function fillVisitor(
+  id: string,
+  fields: Partial<Pick<VisitorRecord, 'name' | 'email' | 'phone' | 'unverified' | 'vouched'>>,
+  unset: readonly (keyof VisitorRecord)[],
+): Promise<boolean> {
+  const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return true;
+  const { clause, names, values } = setClauses(entries);
+  const absent = [...new Set(unset)];
+  return updateIf({
+    Key: keys.visitor(id),
+    UpdateExpression: `SET ${clause}`,
+    ExpressionAttributeNames: { ...names, ...Object.fromEntries(absent.map((k) => [`#u_${k}`, k])) },
+    ExpressionAttributeValues: values,
+    ConditionExpression: ['attribute_exists(pk)', ...absent.map((k) => `attribute_not_exists(#u_${k})`)].join(' AND '),
+  });
+}
+
 export async function getContacts(ids: string[]): Promise<ContactRecord[]> {
   return (await batchGetAll(ids.map((id) => keys.contact(id)))).map((item) => strip<ContactRecord>(item)!);
 }
