@@ -945,8 +945,8 @@ describe('proactive messages', () => {
     expect(ddb.commandCalls(UpdateCommand)).toHaveLength(1);
   });
 
-  it("takes a request retried with its clientRequestId after a recipient's erasure was asked for as the same request", async () => {
-    // Prepare: the first attempt's claim stored as DynamoDB would
+  /** Claims (conditional puts) kept and read back as DynamoDB would, and every queue send taken. */
+  const storeClaimsAsDynamoDb = () => {
     const claims = new Map<string, Record<string, unknown>>();
     ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
       const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
@@ -957,6 +957,11 @@ describe('proactive messages', () => {
     ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: claims.get(`${input.Key.pk}|${input.Key.sk}`) }));
     ddb.on(UpdateCommand).resolves({});
     sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+  };
+
+  it("takes a request retried with its clientRequestId after a recipient's erasure was asked for as the same request", async () => {
+    // Prepare: the first attempt's claim stored as DynamoDB would
+    storeClaimsAsDynamoDb();
     const request = { contactIds: ['C1', 'C2'], text: 'Sale!', clientRequestId: 'campaign-43' };
     const admin = { id: 'admin-1', role: 'admin' as const };
     contactsExist();
@@ -973,16 +978,7 @@ describe('proactive messages', () => {
 
   it('takes a request retried with its clientRequestId after a recipient was merged into another (no longer a contact) as the same request', async () => {
     // Prepare: the first attempt's claim stored as DynamoDB would
-    const claims = new Map<string, Record<string, unknown>>();
-    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
-      const key = `${String(input.Item.pk)}|${String(input.Item.sk)}`;
-      if (claims.has(key)) throw new ConditionalCheckFailedException({ message: 'exists', $metadata: {} });
-      claims.set(key, input.Item);
-      return {};
-    });
-    ddb.on(GetCommand).callsFake((input: { Key: { pk: string; sk: string } }) => ({ Item: claims.get(`${input.Key.pk}|${input.Key.sk}`) }));
-    ddb.on(UpdateCommand).resolves({});
-    sendMessageBatch.mockImplementation(async (_queueUrl: string, entries: unknown[]) => ({ Successful: entries, Failed: [] }));
+    storeClaimsAsDynamoDb();
     const request = { contactIds: ['C1', 'C2'], text: 'Sale!', clientRequestId: 'campaign-44' };
     const admin = { id: 'admin-1', role: 'admin' as const };
     contactsExist();
