@@ -11,6 +11,7 @@ import { badRequest, ClientError } from './errors';
 import { newId } from './ids';
 import type { Attachment } from './types';
 import type { MediaLimits, MediaTypes } from '../channels/types';
+import { LONE_SURROGATE } from '../unicode';
 
 /** type/subtype with optional parameters, nothing a header could be split with. */
 export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
@@ -61,8 +62,6 @@ export async function createUpload(uploader: Uploader, request: UploadRequest): 
   };
 }
 
-/** Half of a UTF-16 pair without its other half: encodeURIComponent throws on it. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Upload ids are ULIDs (newId): nothing else can name a key of the uploader's. */
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;

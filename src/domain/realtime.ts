@@ -22,6 +22,7 @@ import { giveSendBack, takeSend } from '../store/quota';
 import { config } from '../config';
 import { touchAgent } from '../store/agents';
 import { keys, type ConnectionAudience, type Key } from '../store/keys';
+import { wellFormedJson } from '../unicode';
 
 export interface Principal {
   role: 'agent' | 'admin' | 'visitor';
@@ -100,6 +101,7 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
     // `null` is valid JSON: every property read here must survive it.
     const claimed = (json as { clientMessageId?: unknown } | null)?.clientMessageId;
     clientMessageId = typeof claimed === 'string' ? claimed : undefined;
+    if (!wellFormedJson(raw, json)) throw new ClientError(400, 'invalid_json', 'strings must be well-formed Unicode (no lone surrogate)');
     if (typeof action !== 'string' || !ACTIONS.has(action)) {
       throw new ClientError(400, 'unknown_action', `action must be one of ${[...ACTIONS].join(', ')}`);
     }

@@ -7,6 +7,7 @@ import middy from '@middy/core';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type * as z from '../zod';
+import { wellFormedJson } from '../unicode';
 import { MAX_BODY_BYTES } from '../manifest';
 import { ClientError, badRequest } from '../domain/errors';
 import { isDependencyUnavailable } from '../aws/availability';
@@ -41,6 +42,7 @@ export function parseBody<T extends z.ZodMiniType>(event: APIGatewayProxyEventV2
     } catch {
       throw badRequest('invalid_json', 'the body must be a JSON object');
     }
+    if (!wellFormedJson(raw, value)) throw badRequest('invalid_json', 'strings must be well-formed Unicode (no lone surrogate)');
   }
   return validate(schema, value);
 }

@@ -424,6 +424,9 @@ describe('web chat', () => {
     // The same characters inside a text are the visitor's to send (an emoji's joiner, an RTL mark).
     ws.send({ action: 'sendMessage', text: '\u200F\u05E9\u05DC\u05D5\u05DD 👩\u200D💻', clientMessageId: 'joined' });
     const joined = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'joined');
+    // Half of a surrogate pair, which JSON can carry and UTF-8 cannot: refused, not stored.
+    ws.send(String.raw`{"action":"sendMessage","text":"half \udc00 a pair","clientMessageId":"lone"}`);
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_json' && f.clientMessageId === 'lone');
     ws.send({ action: 'sendMessage', text: 'x'.repeat(40_000), clientMessageId: 'big' });
     await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large');
     ws.send({ action: 'ping' });
@@ -436,6 +439,12 @@ describe('web chat', () => {
     // An agent's reply of invisible characters only is refused too, and sends nothing.
     const blankReply = await http(stack.httpUrl, 'POST', `/v1/conversations/${joined.conversationId}/messages`, { token: agentJwt, body: { text: '\u200B\u200C' } });
     expect(blankReply.status).toBe(400);
+    const loneReply = await http(stack.httpUrl, 'POST', `/v1/conversations/${joined.conversationId}/messages`, {
+      token: agentJwt,
+      raw: String.raw`{"text":"half \ud83d a pair"}`,
+      headers: { 'content-type': 'application/json' },
+    });
+    expect([loneReply.status, loneReply.body.error.code]).toEqual([400, 'invalid_json']);
     expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${joined.conversationId}/messages`, { token: agentJwt })).body.items.some((m: { direction: string; sender: { type: string } }) => m.sender.type === 'agent')).toBe(false);
 
     const missing = await http(stack.httpUrl, 'POST', '/v1/conversations/01NOPE/messages', { token: agentJwt, body: { text: 'hi' } });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as z from '../../src/zod';
 import { validate } from '../../src/http/http';
 import { ClientError } from '../../src/domain/errors';
+import { wellFormedJson } from '../../src/unicode';
 
 /** The 400 that `validate` throws for `value`, as the client would read it. */
 function refusal(schema: z.ZodMiniType, value: unknown): { status: number; code: string; message: string } {
@@ -39,5 +40,14 @@ describe('request validation (zod mini)', () => {
     expect(refusal(Query, { limit: '0' }).message).toMatch(/^limit: Too small/);
     expect(refusal(Query, { limit: '101' }).message).toMatch(/^limit: Too big/);
     expect(refusal(Query, { limit: 'ten' }).status).toBe(400);
+  });
+});
+
+describe('well-formed Unicode in JSON bodies and frames', () => {
+  const check = (raw: string) => wellFormedJson(raw, JSON.parse(raw));
+
+  it('refuses a lone surrogate in any string, key or nested value, and takes pairs written either way', () => {
+    expect([String.raw`{"text":"a \udc00"}`, String.raw`{"a":[{"b":"\ud83d"}]}`, String.raw`{"\ud800":1}`].map(check)).toEqual([false, false, false]);
+    expect([String.raw`{"text":"\ud83d\ude00"}`, '{"text":"😀 שלום"}', '{"n":1,"b":null}'].map(check)).toEqual([true, true, true]);
   });
 });
