@@ -280,7 +280,7 @@ export async function engageOnConversationChange(before: ConversationRecord, aft
  */
 async function resumeFollowUp(conversation: ConversationRecord, settings: Settings, now = new Date()): Promise<void> {
   if (!settings.reengagement.enabled) return;
-  const { items } = await listMessages(conversation.id, { limit: RECENT_MESSAGES, includePrivate: false });
+  const items = await recentMessages(conversation.id);
   // The newest reply failed (it never reached the customer): the agent is to send it again, and no follow-up goes for an older one.
   const reply = items.filter((m) => m.direction === 'outbound' && m.sender.type === 'agent' && !m.unprompted).at(-1);
   if (!reply || reply.status === 'failed' || (conversation.lastInboundAt && conversation.lastInboundAt >= reply.createdAt)) return;
