@@ -60,6 +60,7 @@ const history = async (conversationId: string) =>
     id: string;
     text: string;
     direction: string;
+    status: string;
     private: boolean;
     sender: { type: string };
     attachments: { type: string }[];
@@ -789,6 +790,9 @@ describe('a reply the customer never got', () => {
     expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
     const conversationId = await eventually(async () => (await getHandle(channel, handle))?.conversationId);
     await customerHooksDone(conversationId);
+    // The greeting goes out once the customer's fan-out is out: a provider failure armed after this
+    // must meet the agent's reply, not the greeting (a CI run saw the greeting take it).
+    await eventually(async () => ((await history(conversationId)).some((m) => m.sender.type === 'bot' && m.status === 'queued') ? undefined : true));
     return { handle, conversationId };
   }
   const status = (messageId: string, s: string) => agent.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === s, 15_000, `${s}: ${messageId}`);
