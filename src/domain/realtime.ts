@@ -2,6 +2,7 @@
  * WebSocket client actions (CONTRACT.md section 4). Every answer goes back through the
  * @connections API, so the same code serves API Gateway and the local stand-in.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import * as z from '../zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
@@ -127,6 +128,41 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
 export const VISITOR_SEND_LIMIT = { messages: 20, windowMs: 10_000 };
 
 /**
+ * The network a per-address limit counts: an IPv4 address itself; for IPv6 its /64 prefix, which a
+ * provider hands a single home or host whole, so a script could take a fresh address from it for
+ * every session. An IPv4-mapped IPv6 address (::ffff:203.0.113.7, an IPv4 client as a dual-stack
+ * socket shows it) is that IPv4 address. Anything else is kept as it came.
+ */
+export function addressNetwork(sourceIp: string): string {
+  const address = sourceIp.replace(/%.*$/, ''); // a zone id (fe80::1%eth0) names no other network
+  if (isIPv4(address) || !isIPv6(address)) return sourceIp;
+  const groups = ipv6Groups(address);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a dotted IPv4 tail as two groups). */
+function ipv6Groups(address: string): number[] {
+  const groupsOf = (side: string) =>
+    side === ''
+      ? []
+      : side.split(':').flatMap((piece) => {
+          if (!piece.includes('.')) return [parseInt(piece, 16)];
+          const [a = 0, b = 0, c = 0, d = 0] = piece.split('.').map(Number);
+          return [(a << 8) | b, (c << 8) | d];
+        });
+  const [head = '', tail] = address.split('::');
+  const left = groupsOf(head);
+  const right = tail === undefined ? [] : groupsOf(tail);
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+/**
  * Counts the visitor's message in both windows, and answers the tallies it counted it in. A
  * message refused there that was stored already (a widget sending it again after a lost ack)
  * still goes on: the consumer answers its ack.
@@ -149,7 +185,7 @@ async function limitVisitorSends(
   };
   const refusal = !(await take(keys.visitorSends(visitorId, window), messages))
     ? `at most ${messages} messages every ${windowMs / 1000} s; send it again in ${wait} s`
-    : sourceIp && !(await take(keys.addressSends(sourceIp, window), config.visitorAddressSends))
+    : sourceIp && !(await take(keys.addressSends(addressNetwork(sourceIp), window), config.visitorAddressSends))
       ? `too many messages from your network just now; send it again in ${wait} s`
       : undefined;
   if (!refusal) return counted;

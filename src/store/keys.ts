@@ -72,7 +72,7 @@ export const keys = {
   visitorPartition: (id: string) => `VISITOR#${id}`,
   /** A web visitor's messages in one window of time (the per-visitor send limit). */
   visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
-  /** Web visitors' messages from one network address in one window (however many sessions it opened). */
+  /** Web visitors' messages from one network (an IPv4 address, an IPv6 /64: addressNetwork) in one window, however many sessions it opened. */
   addressSends: (address: string, windowStart: string) => ONE(`ADDRESS#${address}`, `SENDS#${windowStart}`),
   /** Emails from other senders kept as notes on one conversation in one window (src/domain/email.ts). */
   emailNotes: (conversationId: string, windowStart: string) => ONE(`EMAILNOTES#${conversationId}`, `SENDS#${windowStart}`),
