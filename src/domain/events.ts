@@ -1,7 +1,7 @@
 /** Server → client event frames (CONTRACT.md section 4) and who receives them. */
 import { toConversation, type ConversationRecord } from '../store/conversations';
 import type { ConnectionRecord } from '../store/connections';
-import type { Message } from './types';
+import type { Conversation, Message } from './types';
 import { publish, REPEATS_ACTIVITY, scopeOf, type ServerEvent } from './fanout';
 
 /**
@@ -65,13 +65,17 @@ export async function publishToConversation(
   return visitorCount;
 }
 
-/** How the team files a conversation (its labels, its team, who else wrote in it): not the customer's to see. */
-const TEAM_ONLY = ['labels', 'team', 'participants'] as const;
+/**
+ * The Conversation fields CONTRACT.md (section 5) gives a visitor, and all their frames carry: the
+ * rest is how the team works it (the provider window, labels, team, participants, when a snooze
+ * ends), and a field added later stays the team's unless it is named here.
+ */
+const VISITOR_FIELDS: ReadonlySet<string> = new Set([
+  'id', 'channel', 'status', 'contact', 'assigneeId', 'unreadCount', 'createdAt', 'updatedAt', 'lastMessageAt', 'firstReplyAt', 'resolvedAt', 'csat',
+] satisfies (keyof Conversation)[]);
 
 function forVisitor(event: ServerEvent): ServerEvent {
   const conversation = event.conversation as Record<string, unknown> | undefined;
   if (!conversation) return event;
-  const shown = { ...conversation };
-  for (const field of TEAM_ONLY) delete shown[field];
-  return { ...event, conversation: shown };
+  return { ...event, conversation: Object.fromEntries(Object.entries(conversation).filter(([field]) => VISITOR_FIELDS.has(field))) };
 }
