@@ -219,6 +219,36 @@ function signalSender(principal: Principal, conversation: ConversationRecord): {
   return name ? { type, id, name } : { type, id };
 }
 
+/**
+ * A web visitor's typing signals reach the agents at most once per TYPING_INTERVAL_MS each way:
+ * a script sending hundreds a second would otherwise have every one fanned out to every console.
+ * An `on` goes when the last `on` sent is that old; an `off` goes at once after an `on` (the
+ * console's sign must stop), a repeated one when the last is that old. The rest are dropped
+ * quietly, as chat products do. The widget says `on` every 3 s while its visitor types and `off`
+ * 2 s after they stop, so none of its signals is dropped. Kept in memory, with no DynamoDB write
+ * a frame: each function instance holds its own, so a flood spread over N instances gets N
+ * signals through per interval. Agents are not limited.
+ */
+export const TYPING_INTERVAL_MS = 2_000;
+
+/** What passed last, per visitor; a Map keeps insertion order, so the stalest entry is first. */
+const typingSent = new Map<string, { state: 'on' | 'off'; at: number; onAt: number }>();
+
+/** Whether a visitor's typing signal goes out now (and then it is counted as sent). */
+export function typingPasses(visitorId: string, state: 'on' | 'off', now = Date.now()): boolean {
+  const last = typingSent.get(visitorId);
+  const passes = !last || (state === 'on' ? now - last.onAt >= TYPING_INTERVAL_MS : last.state === 'on' || now - last.at >= TYPING_INTERVAL_MS);
+  if (!passes) return false;
+  typingSent.delete(visitorId);
+  typingSent.set(visitorId, { state, at: now, onAt: state === 'on' ? now : (last?.onAt ?? -Infinity) });
+  // An entry older than the interval stops nothing: forgotten, so the map holds recent typers only.
+  for (const [key, sent] of typingSent) {
+    if (now - sent.at < TYPING_INTERVAL_MS) break;
+    typingSent.delete(key);
+  }
+  return true;
+}
+
 async function dispatch(principal: Principal, connectionId: string, frame: Frame, reply: (e: ServerEvent) => Promise<boolean>, origin: FrameOrigin): Promise<void> {
   const isVisitor = principal.role === 'visitor';
   switch (frame.action) {
@@ -272,7 +302,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     case 'typing': {
       if (isVisitor && frame.private) throw forbidden('visitors cannot write private notes');
       const conversation = await conversationFor(principal, frame.conversationId);
-      if (!conversation) return;
+      if (!conversation || (isVisitor && !typingPasses(principal.id, frame.state))) return;
       const isPrivate = frame.private === true;
       const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state, ...(isPrivate ? { private: true } : {}) };
       await Promise.all([

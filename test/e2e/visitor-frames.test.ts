@@ -1,6 +1,6 @@
 /**
- * What a web visitor's socket sends and gets, on the local stack: the visitor's conversation
- * frames carry the contract's fields only.
+ * What a web visitor's socket sends and gets, on the local stack: a typing flood reaches the
+ * agents as one signal, and the visitor's conversation frames carry the contract's fields only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
@@ -47,6 +47,24 @@ afterAll(async () => {
 });
 
 describe('visitor frames', () => {
+  it('fans a flood of typing frames out to the agents as one signal each way', async () => {
+    // Prepare
+    const { ws, conversationId } = await visitorWithConversation();
+    const typing = (state: string) => agent.frames.filter((f) => f.type === 'typing' && f.conversationId === conversationId && f.state === state);
+
+    // Act: a script's burst of "on", then of "off"
+    for (let i = 0; i < 30; i++) ws.send({ action: 'typing', state: 'on' });
+    await say(ws, 'after the on burst');
+    for (let i = 0; i < 30; i++) ws.send({ action: 'typing', state: 'off' });
+    await say(ws, 'after the off burst');
+
+    // Assess: the first of each reached the agent, the rest were dropped quietly
+    expect(typing('on')).toHaveLength(1);
+    expect(typing('off')).toHaveLength(1);
+    expect(typing('on')[0]!.sender).toMatchObject({ type: 'contact', name: 'Vera' });
+    expect(ws.frames.filter((f) => f.type === 'error')).toEqual([]);
+  });
+
   it("gives the visitor the contract's conversation fields, and the agents the team's too", async () => {
     // Prepare
     const { ws, conversationId } = await visitorWithConversation();
