@@ -169,11 +169,47 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
   return { text: caption || unsupportedText(type), attachments: [] };
 }
 
-function profileOf(user: TgUser | undefined, chat: TgMessage['chat']): InboundMessageEvent['profile'] {
+function profileOf(user: TgUser | undefined, message: TgMessage | undefined): InboundMessageEvent['profile'] {
+  const chat = message?.chat;
   // A group is the customer (its chat id is the handle replies go to): named by its title, not by
-  // whichever member wrote last.
-  const name = (isGroup(chat) ? chat?.title : undefined) ?? ([user?.first_name ?? chat?.first_name, user?.last_name ?? chat?.last_name].filter(Boolean).join(' ') || chat?.title);
+  // whichever member wrote last; a forum topic by the group's title and the topic's name, when known.
+  const title = isGroup(chat) && chat?.title ? [chat.title, topicName(message)].filter(Boolean).join(' › ') : undefined;
+  const name = title ?? ([user?.first_name ?? chat?.first_name, user?.last_name ?? chat?.last_name].filter(Boolean).join(' ') || chat?.title);
   return name ? { name } : undefined;
+}
+
+/** Separates a forum topic's id from its chat's in a handle: `<chat id>/<topic id>`. */
+const TOPIC_SEPARATOR = '/';
+
+/** The forum topic a message was written in; not the reply thread of a supergroup without topics. */
+function topicOf(message: TgMessage | undefined): number | undefined {
+  const topic = message?.is_topic_message === true ? message.message_thread_id : undefined;
+  return typeof topic === 'number' && Number.isSafeInteger(topic) && topic > 0 ? topic : undefined;
+}
+
+/**
+ * A forum topic is a conversation of its own (as Chatwoot has it): its handle is the chat's id and
+ * the topic's, so a reply goes back into the topic, not the General one.
+ */
+function handleOf(chatId: number | string, message: TgMessage | undefined): string {
+  const topic = topicOf(message);
+  return topic === undefined ? String(chatId) : `${chatId}${TOPIC_SEPARATOR}${topic}`;
+}
+
+/** Where a handle's replies go: the chat, and the forum topic when it names one. */
+function destination(handle: string): { chat_id: string; message_thread_id?: number } {
+  const match = /^(.+)\/(\d+)$/.exec(handle);
+  return match ? { chat_id: match[1]!, message_thread_id: Number(match[2]) } : { chat_id: handle };
+}
+
+/**
+ * A message in a topic answers the topic's first message, the one that created it (unless it
+ * answers another): the topic's name is there.
+ */
+function topicName(message: TgMessage | undefined): string | undefined {
+  if (topicOf(message) === undefined) return undefined;
+  const created = isRecord(message?.reply_to_message) ? message.reply_to_message.forum_topic_created : undefined;
+  return isRecord(created) && typeof created.name === 'string' && created.name ? created.name : undefined;
 }
 
 const isGroup = (chat: TgMessage['chat']) => chat?.type === 'group' || chat?.type === 'supergroup';
@@ -224,7 +260,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
   const event: InboundMessageEvent = {
     kind: 'message',
     channel: 'telegram',
-    handle: chatId,
+    handle: handleOf(chatId, message),
     // An edit keeps the message_id; its own id keeps it from being deduplicated away as a redelivery.
     providerMessageId: edited
       ? `${chatId}:${message.message_id}:edited:${message.edit_date ?? message.date ?? 0}`
@@ -233,7 +269,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
     attachments,
     ...sentAtFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
   };
-  const profile = profileOf(message.from, message.chat);
+  const profile = profileOf(message.from, message);
   if (profile) event.profile = profile;
   return event;
 }
@@ -246,13 +282,13 @@ function fromCallbackQuery(query: NonNullable<TgUpdate['callback_query']>): Inbo
   const event: InboundMessageEvent = {
     kind: 'message',
     channel: 'telegram',
-    handle: String(chatId),
+    handle: handleOf(chatId, query.message),
     providerMessageId: `callback:${query.id}`,
     text: signed(buttonLabel(query.message, query.data) ?? query.data ?? '[button]', query.message, query.from),
     attachments: [],
     sentAt: new Date().toISOString(),
   };
-  const profile = profileOf(query.from, query.message?.chat);
+  const profile = profileOf(query.from, query.message);
   if (profile) event.profile = profile;
   return event;
 }
@@ -364,7 +400,8 @@ function uploadCall(url: string, fields: Record<string, unknown>, attachment: At
 }
 
 function telegramCalls(message: OutboundSend, base: string, context: SendContext): { calls: ProviderCall[]; primary: number } {
-  const call = (method: string, body: Record<string, unknown>) => jsonCall(`${base}/${method}`, { chat_id: message.to, ...body });
+  const to = destination(message.to);
+  const call = (method: string, body: Record<string, unknown>) => jsonCall(`${base}/${method}`, { ...to, ...body });
   const calls: ProviderCall[] = [];
   let text = message.text;
   let primary = -1;
@@ -381,7 +418,7 @@ function telegramCalls(message: OutboundSend, base: string, context: SendContext
     }
     // Only a web URL can be fetched here; anything else goes as it is, for Telegram to refuse.
     const upload = method === 'sendDocument' && !linkable(attachment) && /^https?:\/\//i.test(attachment.url);
-    calls.push(upload ? uploadCall(`${base}/${method}`, { chat_id: message.to, ...extra }, attachment, context) : call(method, { [field]: attachment.url, ...extra }));
+    calls.push(upload ? uploadCall(`${base}/${method}`, { ...to, ...extra }, attachment, context) : call(method, { [field]: attachment.url, ...extra }));
   }
   if (primary === -1 && text) {
     calls.unshift(...splitText(text, TEXT_LIMIT).map((part) => call('sendMessage', { text: part })));
@@ -428,12 +465,13 @@ export const telegramAdapter: ChannelAdapter = {
     const token = credential(context.credentials, 'botToken');
     if (!token) return missingCredential('botToken');
     const { calls, primary } = telegramCalls(message, `${context.baseUrl}/bot${token}`, context);
-    // message_id is only unique per chat: the id is prefixed like inbound ids.
+    // message_id is only unique per chat (not per topic): the id is prefixed with the chat's, like inbound ids.
+    const chatId = destination(message.to).chat_id;
     const dialect: ProviderDialect = {
       messageId(body) {
         if (!isRecord(body) || body.ok !== true || !isRecord(body.result)) return undefined;
         const id = body.result.message_id;
-        return typeof id === 'number' ? `${message.to}:${id}` : undefined;
+        return typeof id === 'number' ? `${chatId}:${id}` : undefined;
       },
       errorMessage: (body) => (isRecord(body) && typeof body.description === 'string' ? body.description : undefined),
       // Flood control: {"error_code":429,"parameters":{"retry_after":45}}.

@@ -67,6 +67,25 @@ describe('telegram normalize: groups', () => {
     expect(adapter.normalize(signedRequest('telegram', body), credentials)).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: rating:5' }]);
   });
 
+  it('takes each forum topic as a conversation of its own, named by the group and the topic', () => {
+    const returns = { handle: '-1001234567890/57', profile: { name: 'Acme buyers › Returns' } };
+    expect(normalize('forum-topic')).toMatchObject([{ ...returns, providerMessageId: '-1001234567890:61', text: 'Ada Lovelace: How do I send the blender back?' }]);
+    // A later message of the topic that answers another message: the same topic, its name not known from it.
+    const topic = { chat: { ...group, is_forum: true }, message_thread_id: 57, is_topic_message: true };
+    expect(update('message', { ...topic, message_id: 62, reply_to_message: { message_id: 61, text: 'How do I send the blender back?' } })).toMatchObject([{ handle: '-1001987654321/57', profile: { name: 'Acme buyers' } }]);
+    expect(update('edited_message', { ...topic, edit_date: 1749416450 })).toMatchObject([{ handle: '-1001987654321/57' }]);
+    // The General topic has no thread; a reply thread in a group without topics is the group's conversation.
+    expect(update('message', { chat: { ...group, is_forum: true } })).toMatchObject([inGroup]);
+    expect(update('message', { chat: group, message_thread_id: 40 })).toMatchObject([inGroup]);
+  });
+
+  it('takes a button tapped under a message in a forum topic as that topic\'s', () => {
+    const { callback_query: query } = JSON.parse(fixture('telegram', 'callback-query')) as { callback_query: { message: Record<string, unknown> } };
+    const message = { ...query.message, chat: group, message_thread_id: 57, is_topic_message: true };
+    const body = JSON.stringify({ update_id: 10102, callback_query: { ...query, message } });
+    expect(adapter.normalize(signedRequest('telegram', body), credentials)).toMatchObject([{ handle: '-1001987654321/57', text: 'Ada Lovelace: rating:5' }]);
+  });
+
   it('leaves a private chat\'s words unsigned, named by its user', () => {
     expect(update('message', {})).toMatchObject([{ ...ada, text: 'Hi! Where is my parcel?' }]);
   });
@@ -251,6 +270,16 @@ describe('telegram send', () => {
     expect(await adapter.send(base, sendContext('telegram', fetch))).toEqual({ ok: true, providerMessageId: '123456789:77' });
     expect(calls[0]?.url).toBe(`https://provider.test/telegram/bot${credentials.botToken}/sendMessage`);
     expect(calls[0]?.json()).toEqual({ chat_id: '123456789', text: 'On its way!' });
+  });
+
+  it('a forum topic\'s reply goes into the topic: message_thread_id beside the chat\'s id, on every part', async () => {
+    const { fetch, calls } = scriptedFetch(ok(80), ok(81));
+    const topic = { ...base, to: '-1001234567890/57', attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] };
+    expect(await adapter.send(topic, sendContext('telegram', fetch))).toEqual({ ok: true, providerMessageId: '-1001234567890:80', otherIds: ['-1001234567890:81'] });
+    expect(calls.map((c) => c.json())).toEqual([
+      { chat_id: '-1001234567890', message_thread_id: 57, photo: 'https://cdn.example.com/a.jpg', caption: 'On its way!' },
+      { chat_id: '-1001234567890', message_thread_id: 57, document: 'https://cdn.example.com/b.pdf' },
+    ]);
   });
 
   it('a photo carries the text as caption; a document follows as its own message', async () => {
