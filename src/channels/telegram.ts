@@ -427,6 +427,40 @@ function telegramCalls(message: OutboundSend, base: string, context: SendContext
   return { calls, primary: Math.max(primary, 0) };
 }
 
+/** The new id of a group upgraded to a supergroup, from Telegram's refusal of a send to its old one. */
+function migratedTo(body: unknown): string | undefined {
+  const id = isRecord(body) && isRecord(body.parameters) ? body.parameters.migrate_to_chat_id : undefined;
+  return typeof id === 'number' && Number.isSafeInteger(id) ? String(id) : undefined;
+}
+
+/** Sends every part to `message.to`; a refusal says whether the chat moved (migratedTo). */
+async function sendTo(message: OutboundSend, base: string, context: SendContext): Promise<{ result: SendResult; movedTo?: string }> {
+  const { calls, primary } = telegramCalls(message, base, context);
+  // message_id is only unique per chat (not per topic): the id is prefixed with the chat's, like inbound ids.
+  const chatId = destination(message.to).chat_id;
+  let movedTo: string | undefined;
+  const dialect: ProviderDialect = {
+    messageId(body) {
+      if (!isRecord(body) || body.ok !== true || !isRecord(body.result)) return undefined;
+      const id = body.result.message_id;
+      return typeof id === 'number' ? `${chatId}:${id}` : undefined;
+    },
+    errorMessage(body) {
+      // Read with the refusal that ends the send (the parts stop at the first one).
+      movedTo = migratedTo(body);
+      return isRecord(body) && typeof body.description === 'string' ? body.description : undefined;
+    },
+    // Flood control: {"error_code":429,"parameters":{"retry_after":45}}.
+    retryAfter: (body) => {
+      const seconds = isRecord(body) && isRecord(body.parameters) ? body.parameters.retry_after : undefined;
+      return typeof seconds === 'number' && seconds > 0 ? seconds : undefined;
+    },
+  };
+  // Telegram has no idempotency key either; the queue's single delivery is what prevents resends.
+  const result = await callProviderParts(calls, primary, context, dialect);
+  return result.ok || movedTo === undefined ? { result } : { result, movedTo };
+}
+
 const FILE_SCHEME = 'telegram-file://';
 
 /** getFile gives the file's path; the download URL holds the bot token, so it never leaves here. */
@@ -464,23 +498,20 @@ export const telegramAdapter: ChannelAdapter = {
   async send(message: OutboundSend, context: SendContext): Promise<SendResult> {
     const token = credential(context.credentials, 'botToken');
     if (!token) return missingCredential('botToken');
-    const { calls, primary } = telegramCalls(message, `${context.baseUrl}/bot${token}`, context);
-    // message_id is only unique per chat (not per topic): the id is prefixed with the chat's, like inbound ids.
-    const chatId = destination(message.to).chat_id;
-    const dialect: ProviderDialect = {
-      messageId(body) {
-        if (!isRecord(body) || body.ok !== true || !isRecord(body.result)) return undefined;
-        const id = body.result.message_id;
-        return typeof id === 'number' ? `${chatId}:${id}` : undefined;
-      },
-      errorMessage: (body) => (isRecord(body) && typeof body.description === 'string' ? body.description : undefined),
-      // Flood control: {"error_code":429,"parameters":{"retry_after":45}}.
-      retryAfter: (body) => {
-        const seconds = isRecord(body) && isRecord(body.parameters) ? body.parameters.retry_after : undefined;
-        return typeof seconds === 'number' && seconds > 0 ? seconds : undefined;
+    const base = `${context.baseUrl}/bot${token}`;
+    // The parts taken so far, should the rest go elsewhere.
+    let progress = context.resume;
+    const tracked: SendContext = {
+      ...context,
+      onPartSent: async (sent) => {
+        progress = sent;
+        await context.onPartSent?.(sent);
       },
     };
-    // Telegram has no idempotency key either; the queue's single delivery is what prevents resends.
-    return callProviderParts(calls, primary, context, dialect);
+    const { result, movedTo } = await sendTo(message, base, tracked);
+    // A group upgraded to a supergroup has a new chat id, which Telegram names when it refuses a send
+    // to the old one: the reply goes there instead (once; the parts already taken are not sent again).
+    if (movedTo === undefined || movedTo === destination(message.to).chat_id) return result;
+    return (await sendTo({ ...message, to: movedTo }, base, { ...tracked, ...(progress ? { resume: progress } : {}) })).result;
   },
 };

@@ -282,6 +282,40 @@ describe('telegram send', () => {
     ]);
   });
 
+  describe('a group upgraded to a supergroup (a new chat id, which Telegram names when it refuses the old one)', () => {
+    const NEW_CHAT = -1001557912345;
+    const upgraded = { status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: group chat was upgraded to a supergroup chat', parameters: { migrate_to_chat_id: NEW_CHAT } } };
+    const group = { ...base, to: '-4518810793' };
+    const okIn = (chat: number, id: number) => ({ status: 200, body: { ok: true, result: { message_id: id, chat: { id: chat }, date: 1 } } });
+
+    it('sends the reply to the new chat, and its id is the new chat\'s', async () => {
+      const { fetch, calls } = scriptedFetch(upgraded, okIn(NEW_CHAT, 90));
+      expect(await adapter.send(group, sendContext('telegram', fetch))).toEqual({ ok: true, providerMessageId: `${NEW_CHAT}:90` });
+      expect(calls.map((c) => c.json())).toEqual([
+        { chat_id: '-4518810793', text: 'On its way!' },
+        { chat_id: String(NEW_CHAT), text: 'On its way!' },
+      ]);
+    });
+
+    it('sends there only the parts the old chat did not take, and only once more', async () => {
+      const parts = { ...group, attachments: [{ type: 'image', url: 'https://cdn.example.com/a.jpg' }, { type: 'file', url: 'https://cdn.example.com/b.pdf' }] };
+      const progress: unknown[] = [];
+      const { fetch, calls } = scriptedFetch(okIn(-4518810793, 91), upgraded, okIn(NEW_CHAT, 92));
+      const context = { ...sendContext('telegram', fetch), onPartSent: async (p: unknown) => void progress.push(p) };
+      expect(await adapter.send(parts, context)).toEqual({ ok: true, providerMessageId: '-4518810793:91', otherIds: [`${NEW_CHAT}:92`] });
+      expect(calls.map((c) => [c.json().chat_id, c.url.split('/').pop()])).toEqual([['-4518810793', 'sendPhoto'], ['-4518810793', 'sendDocument'], [String(NEW_CHAT), 'sendDocument']]);
+      expect(progress).toEqual([{ partsSent: 1, primaryId: '-4518810793:91' }]);
+
+      // The new chat refusing too (or naming itself) ends the send as Telegram answered.
+      const twice = scriptedFetch(upgraded, upgraded);
+      expect(await adapter.send(group, sendContext('telegram', twice.fetch))).toEqual({ ok: false, retryable: false, error: '400: Bad Request: group chat was upgraded to a supergroup chat' });
+      expect(twice.calls).toHaveLength(2);
+      const itself = scriptedFetch(upgraded);
+      expect(await adapter.send({ ...group, to: String(NEW_CHAT) }, sendContext('telegram', itself.fetch))).toMatchObject({ ok: false, retryable: false });
+      expect(itself.calls).toHaveLength(1);
+    });
+  });
+
   it('a photo carries the text as caption; a document follows as its own message', async () => {
     const { fetch, calls } = scriptedFetch(ok(78), ok(79));
     const result = await adapter.send(
