@@ -76,6 +76,8 @@ interface TgMessage {
   contact?: { phone_number?: string; first_name?: string; last_name?: string };
   poll?: { question?: string; options?: { text?: string }[] };
   dice?: { emoji?: string; value?: number };
+  story?: { chat?: TgMessage['chat'] & { username?: string }; id?: number };
+  game?: { title?: string; description?: string };
   [key: string]: unknown;
 }
 
@@ -165,8 +167,22 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
     return { text: [`📊 ${message.poll.question}`, ...options.map((option) => `○ ${option}`)].join('\n'), attachments: [] };
   }
   if (isRecord(message.dice) && typeof message.dice.value === 'number') return { text: `${message.dice.emoji ?? '🎲'} ${message.dice.value}`, attachments: [] };
+  // A story shared from a chat (its own link when the chat is public), a game shared through an inline bot.
+  if (isRecord(message.story)) return { text: storyText(message.story), attachments: [] };
+  if (isRecord(message.game) && typeof message.game.title === 'string') {
+    const description = typeof message.game.description === 'string' ? message.game.description : '';
+    return { text: [`🎮 ${message.game.title}`, description].filter(Boolean).join('\n'), attachments: [] };
+  }
   const type = Object.keys(message).find((key) => !METADATA_KEYS.has(key)) ?? 'unknown';
   return { text: caption || unsupportedText(type), attachments: [] };
+}
+
+function storyText(story: NonNullable<TgMessage['story']>): string {
+  const chat = isRecord(story.chat) ? story.chat : undefined;
+  const username = typeof chat?.username === 'string' && chat.username ? chat.username : undefined;
+  const from = chat?.title || [chat?.first_name, chat?.last_name].filter(Boolean).join(' ') || (username ? `@${username}` : undefined);
+  const link = username && typeof story.id === 'number' ? `https://t.me/${username}/s/${story.id}` : undefined;
+  return [from ? `Shared a story from ${from}` : 'Shared a story', link].filter(Boolean).join('\n');
 }
 
 function profileOf(user: TgUser | undefined, message: TgMessage | undefined): InboundMessageEvent['profile'] {

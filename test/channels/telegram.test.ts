@@ -222,11 +222,17 @@ describe('telegram normalize', () => {
     expect(update('message', { text: undefined, dice: { emoji: '🎯', value: 6 } })).toMatchObject([{ text: '🎯 6' }]);
   });
 
+  it('a shared story reads as whose it is, with its link when their chat is public; a game as its title and description', () => {
+    expect(normalize('story')).toMatchObject([{ providerMessageId: '123456789:42', text: 'Shared a story from Acme news', attachments: [] }]);
+    expect(update('message', { text: undefined, story: { chat: { id: 5, type: 'private', first_name: 'Bob', username: 'bob' }, id: 3 } })).toMatchObject([{ text: 'Shared a story from Bob\nhttps://t.me/bob/s/3' }]);
+    expect(update('message', { text: undefined, story: {} })).toMatchObject([{ text: 'Shared a story' }]);
+    expect(update('message', { text: undefined, game: { title: 'Snake', description: 'Eat the apples', photo: [] } })).toMatchObject([{ text: '🎮 Snake\nEat the apples' }]);
+  });
+
   it('unknown content keeps the message with its type named', () => {
-    expect(normalize('unknown')).toMatchObject([{ providerMessageId: '123456789:42', text: '[unsupported message type: story]' }]);
     // Content types newer than this adapter are still shown, not mistaken for service messages.
-    expect(update('message', { text: undefined, game: { title: 'Snake' } })).toMatchObject([{ text: '[unsupported message type: game]' }]);
     expect(update('message', { text: undefined, some_future_content: { id: 1 } })).toMatchObject([{ text: '[unsupported message type: some_future_content]' }]);
+    expect(update('message', { text: undefined, game: 'not a game' })).toMatchObject([{ text: '[unsupported message type: game]' }]);
   });
 
   it('an inline button tap reads as the label of the button tapped, or as its data when the keyboard is not there', () => {
