@@ -214,8 +214,9 @@ function handleOf(chatId: number | string, message: TgMessage | undefined): stri
 
 /** Where a handle's replies go: the chat, and the forum topic when it names one. */
 function destination(handle: string): { chat_id: string; message_thread_id?: number } {
-  const match = /^(.+)\/(\d+)$/.exec(handle);
-  return match ? { chat_id: match[1]!, message_thread_id: Number(match[2]) } : { chat_id: handle };
+  const at = handle.lastIndexOf(TOPIC_SEPARATOR);
+  const topic = handle.slice(at + 1);
+  return at > 0 && /^\d+$/.test(topic) ? { chat_id: handle.slice(0, at), message_thread_id: Number(topic) } : { chat_id: handle };
 }
 
 /**
