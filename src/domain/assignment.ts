@@ -190,8 +190,14 @@ export async function setConversationStatus(conversationId: string, status: Conv
   return after;
 }
 
-/** An agent read the conversation: its unread count starts again from zero. */
+/**
+ * An agent read the conversation: its unread count starts again from zero. Nothing to write (nor
+ * to announce) when it is zero already; refused (404) once its contact's erasure was asked for.
+ * The HTTP route and the WebSocket's `markRead` both make this change.
+ */
+export const readByAgent = agentChange((c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+
 export async function markConversationRead(conversationId: string): Promise<ConversationRecord> {
-  const { after } = await changeConversation(conversationId, agentChange((c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 })));
+  const { after } = await changeConversation(conversationId, readByAgent);
   return after;
 }

@@ -11,6 +11,7 @@ import { agentConnected, agentConnectionClosed, changePresence } from './presenc
 import { conversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
+import { readByAgent } from './assignment';
 import { attachUploads, AttachmentRefs, keptFiles } from './media';
 import type { Attachment } from './types';
 import { enqueueInbound } from '../aws/queues';
@@ -324,13 +325,16 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
         await afterVisitorRead(conversation, frame.messageId);
         return;
       }
-      const result = await updateConversation(conversation.id, (c) => (c.unreadCount === 0 ? undefined : { ...c, unreadCount: 0 }));
+      // updateConversation answers an unchanged record when there was nothing to reset: no frame then.
+      const result = await updateConversation(conversation.id, readByAgent);
+      if (!result) throw notFound('conversation');
+      const reset = result.after !== result.before ? result.after : undefined;
       // A note's id is not the visitor's to know (it would tell them one was written, and when):
       // read up to a note written after the visitor's last message, that message is what they hear of.
       const last = conversation.lastInboundId;
       const seen = !read.private ? frame.messageId : last && last < read.id ? last : undefined;
       await Promise.all([
-        publish([event, ...(result ? [conversationEvent(result.after)] : [])], { agents: scopeOf(conversation) }),
+        publish([event, ...(reset ? [conversationEvent(reset)] : [])], { agents: scopeOf(conversation) }),
         conversation.visitorId && seen ? publish([{ ...event, messageId: seen }], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
