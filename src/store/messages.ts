@@ -341,7 +341,11 @@ export async function settleOvertakenSend(conversationId: string, messageId: str
 /** Queries one page of history may take when most of it is private notes. */
 const MAX_PAGE_ROUNDS = 5;
 
-/** History, oldest first within a page; the cursor walks back to older pages. */
+/**
+ * History, oldest first within a page; the cursor walks back to older pages. One message more than
+ * the page is read: a page that ends the history gets no cursor (DynamoDB hands a start key to a
+ * query that stopped at its Limit, even with nothing after it, which sent clients to an empty page).
+ */
 export async function listMessages(
   conversationId: string,
   /** `consistent`: the writes made just before are in it (twice the read's cost). */
@@ -349,6 +353,7 @@ export async function listMessages(
 ): Promise<{ items: Message[]; nextCursor: string | null }> {
   const pk = keys.messagePartition(conversationId);
   let startKey = decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } });
+  const wanted = options.limit + 1;
   const newestFirst: Message[] = [];
   // DynamoDB filters after Limit: notes among the newest would leave a page short (or empty), so
   // the query goes on for what is missing. Each round reads no more than it may keep, so the
@@ -366,13 +371,18 @@ export async function listMessages(
         ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
         ScanIndexForward: false,
         ...(options.consistent ? { ConsistentRead: true } : {}),
-        Limit: options.limit - newestFirst.length,
+        Limit: wanted - newestFirst.length,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
     );
     newestFirst.push(...(out.Items ?? []).map(toMessage));
     startKey = out.LastEvaluatedKey;
-    if (!startKey || newestFirst.length >= options.limit) break;
+    if (!startKey || newestFirst.length >= wanted) break;
+  }
+  // The one read ahead says there is more: the next page starts after the page's oldest message.
+  if (newestFirst.length > options.limit) {
+    newestFirst.length = options.limit;
+    startKey = keys.message(conversationId, newestFirst[options.limit - 1]!.id);
   }
   return { items: newestFirst.reverse(), nextCursor: encodeCursor(startKey) };
 }
