@@ -7,7 +7,7 @@ import { badRequest, notFound } from './errors';
 import { changeConversation, withStatus } from './conversations';
 import { contentHash, newId } from './ids';
 import { postAgentMessage, type AgentIdentity } from './outbound';
-import { cancelSnoozeWake, scheduleSnoozeWake } from './snooze';
+import { syncSnoozeWake } from './snooze';
 import type { ConversationStatus } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
 import { agentChange, getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -185,8 +185,7 @@ export async function setConversationStatus(conversationId: string, status: Conv
     }),
     { by },
   );
-  if (after.status === 'snoozed' && after.snoozedUntil) await scheduleSnoozeWake(conversationId, after.snoozedUntil);
-  else if (before.status === 'snoozed') await cancelSnoozeWake(conversationId);
+  if (after.status === 'snoozed' || before.status === 'snoozed') await syncSnoozeWake(after);
   return after;
 }
 
