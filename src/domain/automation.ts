@@ -7,7 +7,7 @@ import type { ConversationRecord } from '../store/conversations';
 import { deleteMessage } from '../store/messages';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
-import { csatAnswerIn, disarmFailedReply, engageOnConversationChange, ratedBy, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
+import { csatAnswerIn, disarmFailedReply, withdrawnBeforeSending, engageOnConversationChange, ratedBy, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
 
 export interface InboundHookContext {
   conversation: ConversationRecord;
@@ -77,6 +77,11 @@ export async function afterInbound(context: InboundHookContext): Promise<HookRes
 /** After an agent (or bot) reply was delivered. */
 export async function afterOutbound(conversation: ConversationRecord, message: Message): Promise<void> {
   await engageOnOutbound(conversation, message);
+}
+
+/** Just before a queued message is sent: why it must not go after all (a CSAT question the customer overtook), else undefined. */
+export async function beforeSend(message: Message): Promise<string | undefined> {
+  return withdrawnBeforeSending(message);
 }
 
 /** A reply's provider reported it failed after it was sent (or it was given up on): what it armed waits for the agent. */

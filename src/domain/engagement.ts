@@ -780,6 +780,32 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
 /** The CSAT question an auto-resolve asked at `askedAt`: its id is made from the ask, the same on every retry. */
 const csatQuestionId = (conversationId: string, askedAt: string) => idFor(Date.parse(askedAt), `${conversationId}#csat#${askedAt}`);
 
+/** When the CSAT question `message` was asked (its id is made from the ask), or undefined for any other message. */
+function csatAskOf(message: Message): string | undefined {
+  if (message.sender.type !== 'bot' || message.direction !== 'outbound') return undefined;
+  let askedAt: string;
+  try {
+    askedAt = new Date(decodeTime(message.id)).toISOString();
+  } catch {
+    return undefined; // no id this code made (a time it cannot read)
+  }
+  return message.id === csatQuestionId(message.conversationId, askedAt) ? askedAt : undefined;
+}
+
+/**
+ * Why a queued message of the bot must not go out after all, asked just before it is sent: a CSAT
+ * question whose ask was dropped since it was queued (the customer wrote in the moment between the
+ * resolution and the send, reopening the conversation, or an agent changed its status) would land
+ * after the customer's message as though it answered it. Read consistently: that message is a moment old.
+ */
+export async function withdrawnBeforeSending(message: Message): Promise<string | undefined> {
+  const askedAt = csatAskOf(message);
+  if (!askedAt) return undefined;
+  const conversation = await getConversation(message.conversationId, true);
+  if (conversation?.status === 'resolved' && conversation.engagement?.csatAskedAt === askedAt) return undefined;
+  return 'Not sent: the conversation was reopened (the customer wrote, or an agent changed it) before the rating question went out.';
+}
+
 async function askForRating(conversation: ConversationRecord, settings: Settings, id: string): Promise<void> {
   // The widget draws buttons 1–5 for a `csat` attachment; other channels read the question as text.
   const attachments: Attachment[] = conversation.channel === 'web' ? [{ type: 'csat', url: '', name: 'rating 1-5' }] : [];

@@ -6,7 +6,7 @@ import { contentHash, newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
 import type { Attachment, Message, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
-import { afterOutbound, afterReplyFailed } from './automation';
+import { afterOutbound, afterReplyFailed, beforeSend } from './automation';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
@@ -365,6 +365,13 @@ export async function deliverOutbound(
     const heldScopes = stored.statusHeld ? [...scopes, `${conversation.channel}#${message.providerMessageId}`] : scopes;
     const held = heldScopes.length > 0 ? await applyHeldStatuses(message, heldScopes) : undefined;
     await finishDelivery(conversation, held ?? message);
+    return;
+  }
+  // One of the bot's that the conversation no longer wants: never sent, and the agents see why.
+  const withdrawn = await beforeSend(message);
+  if (withdrawn) {
+    const final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: withdrawn });
+    if (final) await finishDelivery(conversation, final);
     return;
   }
   const lastAttempt = lastReceive || stored.sendFailures + 1 >= MAX_SEND_ATTEMPTS;

@@ -595,6 +595,53 @@ describe('auto-resolve and CSAT', () => {
     expect((await conversation(conversationId)).status).toBe('resolved');
   });
 
+  it('sends no CSAT question that the customer overtook (writing between its queueing and its send), and shows the agents it was not sent, and why', async () => {
+    // Prepare: the moment the auto-resolve's question is stored (queued, not sent yet), the
+    // customer writes again, which reopens the conversation and drops the ask
+    const question = `Rate this chat 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: true, question } });
+    const hook = 'customerWritesAsQuestionIsQueued';
+    let conversationId = '';
+    let page: WsClient | undefined;
+    let wrote = false;
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
+        if (!wrote && page && item?.text === question && item.conversationId === conversationId) {
+          wrote = true;
+          await visitorSays(page, 'Actually, one more thing');
+          await eventually(async () => {
+            const current = await getConversation(conversationId, true);
+            return current?.status === 'open' && current.engagement?.csatAskedAt === undefined;
+          });
+        }
+        return out;
+      },
+      { step: 'initialize', name: hook },
+    );
+    let questionId: string;
+    try {
+      await timers({ autoResolveAfterSeconds: 2 });
+      ({ ws: page, conversationId } = await visitor(undefined, 'Do you ship to Norway?'));
+      // Act: the auto-resolve fires, stores and queues its question
+      const queued = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === question, 20_000, 'question queued');
+      questionId = queued.message.id;
+    } finally {
+      ddb().middlewareStack.remove(hook);
+      await timers({});
+    }
+
+    // Assess: the question's delivery finds the ask dropped: not sent, the agents told why
+    const settled = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === questionId, 15_000, 'question settled');
+    expect(wrote).toBe(true);
+    expect(settled.message.status).toBe('failed');
+    expect(settled.message.error).toMatch(/not sent/i);
+    expect(page!.frames.filter((f) => f.message?.id === questionId)).toEqual([]);
+    expect((await history(conversationId)).filter((m) => m.id === questionId).map((m) => m.status)).toEqual(['failed']);
+    expect((await conversation(conversationId)).status).toBe('open');
+  });
+
   it('takes a rating sent again right after (a second tap, a change of mind) as the newest, without reopening or greeting; anything else reopens', async () => {
     // Prepare: as auto-resolve leaves a conversation it asked to rate
     const { ws, conversationId } = await visitor(undefined, 'Quick one');

@@ -13,7 +13,7 @@ import { keys } from '../../src/store/keys';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
 
-const automation = vi.hoisted(() => ({ afterOutbound: vi.fn() }));
+const automation = vi.hoisted(() => ({ afterOutbound: vi.fn(), beforeSend: vi.fn(async () => undefined) }));
 vi.mock('../../src/domain/automation', () => automation);
 vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true }));
 const { deliverOutbound } = await import('../../src/domain/outbound');
