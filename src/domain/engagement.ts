@@ -203,8 +203,29 @@ export async function disarmFailedReply(message: Message): Promise<void> {
     c.lastMessageAt !== at || c.engagement?.failedReplyAt === at ? undefined : { ...c, engagement: { ...c.engagement, failedReplyAt: at } },
   );
   // Marked by an earlier run (a redelivered callback finishes its cancels), or not the newest message: a later one armed what it should.
-  if (!result || !awaitsRetry(result.after)) return;
-  await Promise.all([cancelTimer('autoResolve', message.conversationId), cancelTimer('reengage', message.conversationId)]);
+  if (result && awaitsRetry(result.after)) await Promise.all([cancelTimer('autoResolve', message.conversationId), cancelTimer('reengage', message.conversationId)]);
+  await reopenForFailedReply(message);
+}
+
+/**
+ * A reply reported failed once the auto-resolve had resolved the conversation it was the last word
+ * of: the customer never got the answer (maybe only the CSAT question after it). Reopened, so that
+ * its agent sees it and sends it again, and held open as any failed newest reply is. An agent's own
+ * resolution is left as they chose; so is a conversation anyone wrote in since (the bot aside).
+ */
+async function reopenForFailedReply(message: Message): Promise<void> {
+  const first = await getConversation(message.conversationId, true);
+  const autoResolvedAfterIt = (c: ConversationRecord) =>
+    c.status === 'resolved' && c.resolvedAt !== undefined && c.engagement?.autoResolvedAt === c.resolvedAt && c.resolvedAt > message.createdAt && !isErasing(c);
+  if (!first || !autoResolvedAfterIt(first)) return;
+  const newest = (await recentMessages(first.id, true)).filter((m) => m.sender.type !== 'bot').at(-1);
+  if (newest?.id !== message.id) return;
+  await changeConversation(first.id, (c) => {
+    // Anything written since the read above (lastMessageAt moved) is checked again by its own path.
+    if (!autoResolvedAfterIt(c) || c.lastMessageAt !== first.lastMessageAt) return undefined;
+    const reopened = withStatus(c, 'open');
+    return { ...reopened, engagement: { ...reopened.engagement, failedReplyAt: c.lastMessageAt } };
+  });
 }
 
 /** The newest message the customer would see is an agent reply that never reached them (disarmFailedReply). */
@@ -770,7 +791,7 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
   const { before, after } = await changeConversation(conversationId, (c) =>
     c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c) || isErasing(c)
       ? undefined
-      : { ...withStatus(c, 'resolved', at), ...(askCsat ? { engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } } : {}) },
+      : { ...withStatus(c, 'resolved', at), engagement: { ...c.engagement, autoResolvedAt: at, ...(askCsat ? { csatAskedAt: at, csatResolvedAt: at } : {}) } },
   );
   if (after === before) return 'skipped';
   if (askCsat) await askForRating(after, settings, csatQuestionId(conversationId, at));

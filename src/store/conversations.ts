@@ -130,9 +130,13 @@ export interface EngagementState {
   csatAskedAt?: string;
   /** resolvedAt to restore after a CSAT answer went through the reopening inbound path. */
   csatResolvedAt?: string;
+  /** The auto-resolve's resolution: equal to `resolvedAt` while no later one (an agent's) replaced it. */
+  autoResolvedAt?: string;
   /**
    * The time (createdAt) of an agent reply that never reached the customer (failed), marked while it
    * was the newest message they would see: no auto-resolve while `lastMessageAt` is still that time.
+   * A reopening for one that failed after the auto-resolve marks `lastMessageAt` as it stands (the
+   * bot's question or follow-up after the reply is no answer either).
    */
   failedReplyAt?: string;
 }

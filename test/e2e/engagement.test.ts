@@ -879,6 +879,39 @@ describe('a reply the customer never got', () => {
     expect((await conversation(conversationId)).status).toBe('resolved');
   });
 
+  it.each([
+    { channel: 'whatsapp' as const, report: 'failed', csat: true, asked: 'after asking its CSAT question' },
+    { channel: 'sms' as const, report: 'undelivered', csat: false, asked: 'without a CSAT question' },
+  ])('a reply reported $report by $channel once the auto-resolve resolved the conversation ($asked) reopens it for its agent, and nothing resolves it again', async ({ channel, report, csat }) => {
+    // Prepare: the agent's reply was sent, then the conversation idled and the auto-resolve resolved it
+    await timers({});
+    const question = `Rate us 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: csat, question } });
+    const { handle, conversationId } = await providerCustomer(channel, 'Has my order shipped?');
+    const replyId = await agentReply(conversationId, 'Yes, it left this morning');
+    const sent = await status(replyId, 'sent');
+    expect(await autoResolveFires(conversationId)).toBe('done');
+    expect((await conversation(conversationId)).status).toBe('resolved');
+    if (csat) await eventually(async () => (await history(conversationId)).some((m) => m.text === question && m.status === 'sent'));
+
+    // Act: the provider reports later that the reply never reached the customer
+    const mark = agent.frames.length;
+    const callback = statusWebhook(channel, handle, 'failed', sent.message.providerMessageId).replace(/(MessageStatus|SmsStatus)=failed/g, `$1=${report}`);
+    expect((await postWebhook(stack, channel, callback)).status).toBe(200);
+    await status(replyId, 'failed');
+
+    // Assess: open again and shown so to the agents; nothing armed resolves it (or asks) until the agent writes
+    await agent.waitFor(
+      (f) => agent.frames.indexOf(f) >= mark && f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open',
+      15_000,
+      'reopened at agent',
+    );
+    expect(pendingTimers(conversationId)).not.toContain('autoResolve');
+    expect(await autoResolveFires(conversationId)).toBe('skipped');
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect((await history(conversationId)).filter((m) => m.text === question)).toHaveLength(csat ? 1 : 0);
+  });
+
   it('a reply that fails before it is sent (the provider refuses it) leaves nothing to auto-resolve the conversation', async () => {
     // Prepare: the customer's message armed the auto-resolve
     await timers({});
