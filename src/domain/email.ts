@@ -363,6 +363,18 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   return { accepted: true, conversationId: conversation.id, kept: 'message' };
 }
 
+/** The local route's body: an email as SES hands it over, and the Date header it may give. */
+const LocalInboundEmailSchema = z.extend(InboundEmailSchema, { date: z.optional(z.text(1, 200)) });
+
+/**
+ * A Message-ID for a locally posted email that gives none, made from what makes it that email
+ * (addresses, subject, text, Date): posted again, it is the same email and is stored once, as one
+ * SES receives always has a Message-ID. Two emails alike in all of that need a messageId or a date.
+ */
+function localMessageId(email: z.infer<typeof LocalInboundEmailSchema>): string {
+  return `<${contentHash(JSON.stringify([email.to, email.from, email.subject ?? '', email.text, email.date ?? '']))}@local.conversa>`;
+}
+
 /** Local stand-in for SES receiving (POST /local/mail/inbound): status and body to answer with. */
 export async function receiveLocalEmail(rawBody: string): Promise<{ status: number; body: unknown }> {
   let json: unknown;
@@ -371,12 +383,12 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   } catch {
     return { status: 400, body: { error: { code: 'invalid_json', message: 'the body must be a JSON object' } } };
   }
-  const parsed = InboundEmailSchema.safeParse(json);
+  const parsed = LocalInboundEmailSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { status: 400, body: { error: { code: 'invalid_request', message: `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}` } } };
   }
-  const result = await receiveEmail(parsed.data);
+  const result = await receiveEmail({ ...parsed.data, messageId: parsed.data.messageId ?? localMessageId(parsed.data) });
   if (!result.accepted) {
     if (result.reason === 'unknown_sender') {
       return {

@@ -350,6 +350,32 @@ describe('email fallback', () => {
     expect((await history(conversationId)).some((m) => !m.private && m.text.includes('hijack'))).toBe(false);
   });
 
+  it('stores a customer email posted again without a Message-ID once, and two alike with another Date each', async () => {
+    // Prepare: the customer writes from the address the conversation knows
+    const { conversationId, email } = await visitor(undefined, 'Can I return the shoes?');
+    const inbound = (text: string, date?: string) =>
+      http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: replyAddress(conversationId), from: email, subject: 'Re: your question', text, ...(date ? { date } : {}) } });
+
+    // Act: the same email twice (no messageId), then two alike but for their Date, then one more
+    const posts: [string, string?][] = [
+      ['Yes, unworn, in the box.'],
+      ['Yes, unworn, in the box.'],
+      ['Thanks!', 'Mon, 30 Nov 2026 09:00:00 +0000'],
+      ['Thanks!', 'Mon, 30 Nov 2026 09:05:00 +0000'],
+      ['Also the receipt.'],
+    ];
+    for (const [text, date] of posts) {
+      const res = await inbound(text, date);
+      expect(res.status, res.text).toBe(202);
+      expect(res.body).toEqual({ conversationId, kept: 'message' });
+    }
+
+    // Assess: the last one at the agent means the others were taken (one FIFO lane); the repeat is stored once
+    await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'Also the receipt.', 10_000, 'last email at agent');
+    const texts = (await history(conversationId)).filter((m) => m.direction === 'inbound').map((m) => m.text);
+    expect(texts).toEqual(['Can I return the shoes?', 'Yes, unworn, in the box.', 'Thanks!', 'Thanks!', 'Also the receipt.']);
+  });
+
   it('keeps an email from another address on a resolved conversation as a note, and leaves it resolved', async () => {
     // Prepare
     const { ws, conversationId } = await visitor(undefined, 'Where is my order?');
