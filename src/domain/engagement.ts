@@ -203,8 +203,9 @@ export async function disarmFailedReply(message: Message): Promise<void> {
     c.lastMessageAt !== at || c.engagement?.failedReplyAt === at ? undefined : { ...c, engagement: { ...c.engagement, failedReplyAt: at } },
   );
   // Marked by an earlier run (a redelivered callback finishes its cancels), or not the newest message: a later one armed what it should.
-  if (result && awaitsRetry(result.after)) await Promise.all([cancelTimer('autoResolve', message.conversationId), cancelTimer('reengage', message.conversationId)]);
-  await reopenForFailedReply(message);
+  if (!result) return;
+  if (awaitsRetry(result.after)) await Promise.all([cancelTimer('autoResolve', message.conversationId), cancelTimer('reengage', message.conversationId)]);
+  await reopenForFailedReply(message, result.after);
 }
 
 /**
@@ -213,11 +214,10 @@ export async function disarmFailedReply(message: Message): Promise<void> {
  * its agent sees it and sends it again, and held open as any failed newest reply is. An agent's own
  * resolution is left as they chose; so is a conversation anyone wrote in since (the bot aside).
  */
-async function reopenForFailedReply(message: Message): Promise<void> {
-  const first = await getConversation(message.conversationId, true);
+async function reopenForFailedReply(message: Message, first: ConversationRecord): Promise<void> {
   const autoResolvedAfterIt = (c: ConversationRecord) =>
     c.status === 'resolved' && c.resolvedAt !== undefined && c.engagement?.autoResolvedAt === c.resolvedAt && c.resolvedAt > message.createdAt && !isErasing(c);
-  if (!first || !autoResolvedAfterIt(first)) return;
+  if (!autoResolvedAfterIt(first)) return;
   const newest = (await recentMessages(first.id, true)).filter((m) => m.sender.type !== 'bot').at(-1);
   if (newest?.id !== message.id) return;
   await changeConversation(first.id, (c) => {
