@@ -49,11 +49,11 @@ async function attachment(visitor: VisitorRecord, params: Record<string, string 
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   switch (event.routeKey) {
     case 'GET /v1/widget/messages': {
-      // The visitor's own conversation, without private notes.
+      // The visitor's own conversation as it reached them: no private notes, nothing that failed.
       const visitor = await visitorOf(event);
       const query = validate(HistoryQuery, queryOf(event));
       if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
-      return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false }));
+      return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false, withoutFailed: true }));
     }
     case 'POST /v1/widget/uploads': {
       const visitor = await visitorOf(event);

@@ -349,9 +349,17 @@ const MAX_PAGE_ROUNDS = 5;
 export async function listMessages(
   conversationId: string,
   /** `consistent`: the writes made just before are in it (twice the read's cost). */
-  options: { limit: number; cursor?: string; includePrivate: boolean; consistent?: boolean },
+  options: {
+    limit: number;
+    cursor?: string;
+    includePrivate: boolean;
+    consistent?: boolean;
+    /** Leaves out messages that failed: a web visitor's history shows what reached them (a CSAT question withdrawn before its send never did). */
+    withoutFailed?: boolean;
+  },
 ): Promise<{ items: Message[]; nextCursor: string | null }> {
   const pk = keys.messagePartition(conversationId);
+  const filters = [...(options.includePrivate ? [] : ['#private = :false']), ...(options.withoutFailed ? ['#status <> :failed'] : [])];
   let startKey = decodeCursor(options.cursor, { partition: { attribute: 'pk', value: pk }, attributes: ['pk', 'sk'], sortPrefix: { attribute: 'sk', prefix: keys.messagePrefix } });
   const wanted = options.limit + 1;
   const newestFirst: Message[] = [];
@@ -367,8 +375,14 @@ export async function listMessages(
           ':pk': pk,
           ':prefix': keys.messagePrefix,
           ...(options.includePrivate ? {} : { ':false': false }),
+          ...(options.withoutFailed ? { ':failed': 'failed' } : {}),
         },
-        ...(options.includePrivate ? {} : { FilterExpression: '#private = :false', ExpressionAttributeNames: { '#private': 'private' } }),
+        ...(filters.length === 0
+          ? {}
+          : {
+              FilterExpression: filters.join(' AND '),
+              ExpressionAttributeNames: { ...(options.includePrivate ? {} : { '#private': 'private' }), ...(options.withoutFailed ? { '#status': 'status' } : {}) },
+            }),
         ScanIndexForward: false,
         ...(options.consistent ? { ConsistentRead: true } : {}),
         Limit: wanted - newestFirst.length,

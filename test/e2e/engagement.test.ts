@@ -629,6 +629,7 @@ describe('auto-resolve and CSAT', () => {
     const hook = 'customerWritesAsQuestionIsQueued';
     let conversationId = '';
     let page: WsClient | undefined;
+    let visitorToken = '';
     let wrote = false;
     ddb().middlewareStack.add(
       (next) => async (args) => {
@@ -649,7 +650,9 @@ describe('auto-resolve and CSAT', () => {
     let questionId: string;
     try {
       await timers({ autoResolveAfterSeconds: 2 });
-      ({ ws: page, conversationId } = await visitor(undefined, 'Do you ship to Norway?'));
+      let session: { token: string };
+      ({ ws: page, conversationId, session } = await visitor(undefined, 'Do you ship to Norway?'));
+      visitorToken = session.token;
       // Act: the auto-resolve fires, stores and queues its question
       const queued = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === question, 20_000, 'question queued');
       questionId = queued.message.id;
@@ -665,6 +668,10 @@ describe('auto-resolve and CSAT', () => {
     expect(settled.message.error).toMatch(/not sent/i);
     expect(page!.frames.filter((f) => f.message?.id === questionId)).toEqual([]);
     expect((await history(conversationId)).filter((m) => m.id === questionId).map((m) => m.status)).toEqual(['failed']);
+    // The visitor's history is what reached them: their messages, not the withdrawn question
+    const seen = (await http(stack.httpUrl, 'GET', '/v1/widget/messages?limit=50', { token: visitorToken })).body.items as { id: string; text: string }[];
+    expect(seen.map((m) => m.text)).toEqual(expect.arrayContaining(['Do you ship to Norway?', 'Actually, one more thing']));
+    expect(seen.filter((m) => m.id === questionId || m.text === question)).toEqual([]);
     expect((await conversation(conversationId)).status).toBe('open');
   });
 
