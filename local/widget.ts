@@ -30,7 +30,7 @@ export function demoCustomer(query: URLSearchParams): DemoCustomer | undefined {
   return { ...(name ? { name } : {}), email, identityHash: identityHashOf(email, key) };
 }
 
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * The demo page of a site with the widget on it, pointed at `apiUrl`; with a `customer`, the
@@ -60,9 +60,13 @@ export function serveWidget(url: URL, res: ServerResponse, apiUrl: string): bool
     return true;
   }
   if (url.pathname === `${WIDGET_PATH}conversa-widget.js`) {
-    // Read per request: an edit shows on reload while `npm start` runs.
-    send(res, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }, readFileSync(SCRIPT, 'utf8'));
+    sendScript(res, SCRIPT);
     return true;
   }
   return false;
+}
+
+/** A reference client's file, read per request: an edit shows on reload while `npm start` runs. */
+export function sendScript(res: ServerResponse, file: string): void {
+  send(res, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }, readFileSync(file, 'utf8'));
 }
