@@ -27,12 +27,12 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    // The reference widget runs in browsers, as it is: no build step, no bundler.
-    files: ['widget/**/*.js'],
+    // The reference widget and console run in browsers, as they are: no build step, no bundler.
+    files: ['widget/**/*.js', 'console/**/*.js'],
     languageOptions: {
       sourceType: 'script',
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'localStorage', 'fetch', 'WebSocket', 'CSS', 'FormData', 'URLSearchParams', 'URL', 'crypto', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'].map((name) => [name, 'readonly']),
+        ['window', 'document', 'location', 'localStorage', 'fetch', 'WebSocket', 'CSS', 'FormData', 'URLSearchParams', 'URL', 'crypto', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'sessionStorage', 'atob', 'TextDecoder', 'Event'].map((name) => [name, 'readonly']),
       ),
     },
   },

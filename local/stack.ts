@@ -22,6 +22,7 @@ import { createProviderStandIn, type ProviderStandIn } from './providers';
 import { sendJson } from './gateway/shared';
 import { receiveLocalEmail } from '../src/domain/email';
 import { serveWidget } from './widget';
+import { serveConsole } from './console';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -169,7 +170,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sendJson(res, answer.status, answer.body);
         return true;
       }
-      if (req.method === 'GET' && serveWidget(url, res, http.url)) return true;
+      if (req.method === 'GET' && (serveWidget(url, res, http.url) || serveConsole(url, res, http.url, websocket.url))) return true;
       if (req.method === 'GET' && url.pathname === '/local/mail') {
         const items = aws.ses.sent.map((m) => ({ to: m.to.join(', '), from: m.from, subject: m.subject, text: m.text, html: m.html, replyTo: m.replyTo, at: m.at.toISOString() }));
         sendJson(res, 200, { items });

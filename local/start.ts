@@ -22,6 +22,7 @@ console.log(`Conversa local stack is up
   DynamoDB       ${process.env.AWS_ENDPOINT_URL_DYNAMODB}
   Health         ${stack.httpUrl}/local/health
   Widget demo    ${stack.httpUrl}/local/widget/
+  Agent console  ${stack.httpUrl}/local/console/
   Agent token    curl -s -XPOST ${stack.httpUrl}/local/auth/token -d '{"sub":"agent-1","name":"Ana","role":"agent"}'
 Ctrl-C stops everything.`);
 

@@ -1,0 +1,641 @@
+/**
+ * Conversa's reference agent console: one file, no build step, no dependencies. Like the widget, it
+ * speaks only the public contract (CONTRACT.md: the agent HTTP routes and the WebSocket frames of
+ * section 4), so a team can host it as it is or read it as the example of a console.
+ *
+ *   <div id="console"></div>
+ *   <script src="conversa-console.js" data-api="https://<http api>" data-ws="wss://<websocket api>" async></script>
+ *
+ * or `ConversaConsole.mount({ apiUrl, websocketUrl, target?, devAuth? })`. The agent signs in with
+ * an id token of the identity provider (pasted, or handed over with `ConversaConsole.signIn(token)`
+ * by the page that got it); with `data-dev-auth` (the local stack) it asks `/local/auth/token`
+ * for one. The token is kept in sessionStorage: a reload stays signed in, a closed tab does not.
+ */
+(() => {
+  const TOKEN_KEY = 'conversa.agentToken';
+  // API Gateway closes a WebSocket idle for 10 minutes.
+  const PING_MS = 4 * 60_000;
+  const MAX_BACKOFF_MS = 30_000;
+  // As the widget: "on" again every 3 s while the agent types (a sign goes 6 s after the last one).
+  const TYPING_IDLE_MS = 2_000;
+  const TYPING_RENEW_MS = 3_000;
+  const TYPING_SHOWN_MS = 6_000;
+  const MAX_TEXT = 4096;
+  const FILTERS = {
+    open: { label: 'Open', query: 'status=open', matches: (c) => c.status === 'open' },
+    pending: { label: 'Pending', query: 'status=pending', matches: (c) => c.status === 'pending' },
+    mine: { label: 'Mine', query: 'status=open&assignee=me', matches: (c, me) => c.status === 'open' && c.assigneeId === me },
+    resolved: { label: 'Resolved', query: 'status=resolved', matches: (c) => c.status === 'resolved' },
+  };
+
+  const STYLE = `
+    .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; }
+    .conversa-console [hidden] { display: none !important; }
+    .conversa-console > header { display: flex; gap: 10px; align-items: center; padding: 8px 14px; background: #24292f; color: #fff; }
+    .conversa-console > header .me { margin-left: auto; }
+    .conversa-console .main { display: flex; flex: 1; min-height: 0; }
+    .conversa-console .side { width: 300px; border-right: 1px solid #d0d7de; display: flex; flex-direction: column; }
+    .conversa-console .filters { display: flex; gap: 4px; padding: 8px; }
+    .conversa-console .filters button[aria-pressed=true] { background: #0a3069; }
+    .conversa-console .inbox { list-style: none; margin: 0; padding: 0; overflow-y: auto; flex: 1; }
+    .conversa-console .conversation { display: block; width: 100%; text-align: left; background: none; color: inherit; border-bottom: 1px solid #eaeef2; border-radius: 0; }
+    .conversa-console .conversation[aria-current=true] { background: #ddf4ff; }
+    .conversa-console .conversation .sub { display: block; font-size: 12px; color: #57606a; }
+    .conversa-console .unread { margin-left: 6px; padding: 0 6px; border-radius: 9px; background: #cf222e; color: #fff; font-size: 12px; }
+    .conversa-console .view { flex: 1; display: flex; flex-direction: column; min-width: 0; }
+    .conversa-console .head { padding: 8px 14px; border-bottom: 1px solid #d0d7de; display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+    .conversa-console .head .who { font-weight: 600; margin-right: auto; }
+    .conversa-console .log { flex: 1; overflow-y: auto; padding: 10px 14px; display: flex; flex-direction: column; gap: 6px; }
+    .conversa-console .message { max-width: 70%; padding: 6px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; }
+    .conversa-console .message.inbound { align-self: flex-start; background: #f6f8fa; }
+    .conversa-console .message.outbound { align-self: flex-end; background: #ddf4ff; }
+    .conversa-console .message.note { background: #fff8c5; border: 1px dashed #d4a72c; }
+    .conversa-console .message.failed .meta { color: #cf222e; }
+    .conversa-console .meta { display: block; font-size: 11px; color: #57606a; }
+    .conversa-console .typing, .conversa-console .notice { font-size: 12px; color: #57606a; padding: 0 14px; min-height: 16px; }
+    .conversa-console .composer { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 14px; border-top: 1px solid #d0d7de; }
+    .conversa-console .composer textarea { flex: 1 1 100%; height: 60px; resize: vertical; }
+    .conversa-console .composer.note textarea { background: #fff8c5; }
+    .conversa-console form.signin { display: flex; flex-direction: column; gap: 8px; max-width: 320px; margin: 40px auto; }
+    .conversa-console input, .conversa-console textarea, .conversa-console select { font: inherit; padding: 6px; border: 1px solid #d0d7de; border-radius: 6px; }
+    .conversa-console button { font: inherit; border: 0; border-radius: 6px; padding: 6px 10px; background: #1f6feb; color: #fff; cursor: pointer; }
+    .conversa-console button:disabled { opacity: .5; cursor: default; }
+  `;
+
+  /** An element with its properties and children; text always goes in as text, never as markup. */
+  const h = (tag, props, ...children) => {
+    const node = Object.assign(document.createElement(tag), props);
+    node.append(...children.filter((c) => c !== undefined && c !== null));
+    return node;
+  };
+
+  /** The token's claims (its payload is base64url JSON; the API checks the signature, not us). */
+  function claimsOf(token) {
+    try {
+      const base64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
+    } catch {
+      return undefined;
+    }
+  }
+
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
+  const contactName = (c) => c.contact?.name || c.contact?.email || c.contact?.phone || 'Visitor';
+
+  function mount(options) {
+    if (!options || !options.apiUrl || !options.websocketUrl) throw new Error('ConversaConsole.mount needs { apiUrl, websocketUrl }');
+    const apiUrl = options.apiUrl.replace(/\/+$/, '');
+    const root = h('div', { className: 'conversa-console' });
+    (options.target || document.body).append(h('style', { textContent: STYLE }), root);
+
+    // Signed-in state.
+    let token;
+    let me;
+    let socket;
+    let pinger;
+    let retryTimer;
+    let backoff = 1000;
+    // Bumped at sign-out: answers still on their way for the previous agent are dropped.
+    let generation = 0;
+    // The inbox: every conversation heard of (newest version), the filter shown and its next page.
+    const conversations = new Map();
+    let filter = 'open';
+    let nextCursor = null;
+    // The filter's list: its pages as loaded, and what frames brought in or took out since.
+    let listed = new Set();
+    // What frames brought in while a first page was on its way (the page may predate them).
+    let arrived = new Set();
+    // The conversation shown, its older page and what this console last marked read in it.
+    let openId = null;
+    let olderCursor = null;
+    let lastRead;
+    // A reply's clientMessageId lives as long as its draft: a retry after an error sends it once.
+    let draftId;
+    // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
+    const typingSign = { since: 0, idle: undefined, shown: undefined };
+
+    // Sign-in form.
+    const signinNotice = h('p', { className: 'notice' });
+    const signin = options.devAuth
+      ? h(
+          'form',
+          { className: 'signin' },
+          h('h2', { textContent: 'Sign in (local stack)' }),
+          h('input', { name: 'agentId', placeholder: 'Agent id', ariaLabel: 'Agent id', required: true, maxLength: 128 }),
+          h('input', { name: 'name', placeholder: 'Name', ariaLabel: 'Name', maxLength: 256 }),
+          h('select', { name: 'role', ariaLabel: 'Role' }, h('option', { value: 'agent', textContent: 'agent' }), h('option', { value: 'admin', textContent: 'admin' })),
+          h('button', { type: 'submit', textContent: 'Sign in' }),
+          signinNotice,
+        )
+      : h(
+          'form',
+          { className: 'signin' },
+          h('h2', { textContent: 'Sign in' }),
+          h('textarea', { name: 'token', placeholder: 'Id token of your identity provider', ariaLabel: 'Token', required: true }),
+          h('button', { type: 'submit', textContent: 'Sign in' }),
+          signinNotice,
+        );
+
+    // The console.
+    const state = h('span', { className: 'state' });
+    const whoAmI = h('span', { className: 'me' });
+    const presence = h(
+      'select',
+      { ariaLabel: 'Presence' },
+      ...['online', 'away', 'offline'].map((s) => h('option', { value: s, textContent: s })),
+    );
+    const signOutButton = h('button', { type: 'button', textContent: 'Sign out' });
+    const filterButtons = Object.entries(FILTERS).map(([key, f]) => {
+      const button = h('button', { type: 'button', textContent: f.label });
+      button.dataset.filter = key;
+      button.onclick = () => showFilter(key);
+      return button;
+    });
+    const inbox = h('ul', { className: 'inbox', ariaLabel: 'Conversations' });
+    const moreButton = h('button', { type: 'button', textContent: 'More', hidden: true });
+    const who = h('span', { className: 'who' });
+    const details = h('span', { className: 'details' });
+    const assignButton = h('button', { type: 'button', textContent: 'Assign to me' });
+    const transferTo = h('select', { ariaLabel: 'Transfer to' });
+    const transferNote = h('input', { placeholder: 'Transfer note', ariaLabel: 'Transfer note', maxLength: MAX_TEXT });
+    const transferButton = h('button', { type: 'button', textContent: 'Transfer' });
+    const resolveButton = h('button', { type: 'button', textContent: 'Resolve' });
+    const reopenButton = h('button', { type: 'button', textContent: 'Reopen' });
+    const olderButton = h('button', { type: 'button', textContent: 'Older messages', hidden: true });
+    const log = h('div', { className: 'log', role: 'log' });
+    const typing = h('div', { className: 'typing' });
+    const notice = h('div', { className: 'notice', role: 'status' });
+    const canned = h('select', { ariaLabel: 'Canned response' });
+    const noteBox = h('input', { type: 'checkbox', name: 'private' });
+    const text = h('textarea', { name: 'text', placeholder: 'Reply…', ariaLabel: 'Message', maxLength: MAX_TEXT });
+    const composer = h(
+      'form',
+      { className: 'composer' },
+      text,
+      canned,
+      h('label', {}, noteBox, ' Private note'),
+      h('button', { type: 'submit', textContent: 'Send' }),
+    );
+    const view = h(
+      'section',
+      { className: 'view', hidden: true },
+      h('div', { className: 'head' }, who, details, assignButton, transferTo, transferNote, transferButton, resolveButton, reopenButton),
+      olderButton,
+      log,
+      typing,
+      notice,
+      composer,
+    );
+    const workspace = h(
+      'div',
+      { className: 'workspace', hidden: true },
+      h('header', {}, h('strong', { textContent: 'Conversa' }), state, whoAmI, presence, signOutButton),
+      h('div', { className: 'main' }, h('nav', { className: 'side' }, h('div', { className: 'filters' }, ...filterButtons), inbox, moreButton), view),
+    );
+    root.append(signin, workspace);
+
+    const say = (line) => (notice.textContent = line || '');
+    const setState = (s) => (state.textContent = s);
+
+    async function api(method, path, body) {
+      const gen = generation;
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));
+      if (gen !== generation) throw Object.assign(new Error('signed out'), { stale: true });
+      if (res.status === 401) {
+        signOut('Your session ended: sign in again.');
+        throw Object.assign(new Error('signed out'), { stale: true });
+      }
+      if (!res.ok) throw Object.assign(new Error(answer.error?.message || answer.message || `HTTP ${res.status}`), { status: res.status, code: answer.error?.code });
+      return answer;
+    }
+
+    /** Runs an action; its failure is said under the conversation (a stale answer is dropped quietly). */
+    const attempt = (promise) => promise.catch((error) => error.stale || say(error.message));
+
+    function send(frame) {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    }
+
+    // ---- Sign in and out ----
+
+    function signIn(value) {
+      const claims = claimsOf(value);
+      if (!claims || !claims.sub) return void (signinNotice.textContent = 'That is not an id token.');
+      if (claims.exp && claims.exp * 1000 <= Date.now()) return void (signinNotice.textContent = 'That token has expired.');
+      // A fresh token handed over while signed in (ConversaConsole.signIn): one socket, the new one's.
+      if (token) signOut();
+      token = value;
+      me = { id: claims.sub, name: claims.name || claims.sub };
+      sessionStorage.setItem(TOKEN_KEY, token);
+      signin.hidden = true;
+      workspace.hidden = false;
+      whoAmI.textContent = me.name;
+      signinNotice.textContent = '';
+      showFilter(filter, false);
+      connect();
+    }
+
+    function signOut(why) {
+      generation += 1;
+      sessionStorage.removeItem(TOKEN_KEY);
+      token = me = undefined;
+      clearTimeout(retryTimer);
+      clearInterval(pinger);
+      if (socket) {
+        socket.onclose = socket.onmessage = socket.onopen = null;
+        socket.close();
+        socket = undefined;
+      }
+      conversations.clear();
+      listed = new Set();
+      inbox.replaceChildren();
+      closeConversation();
+      workspace.hidden = true;
+      signin.hidden = false;
+      signinNotice.textContent = why || '';
+    }
+
+    signin.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const form = new FormData(signin);
+      if (!options.devAuth) return signIn(String(form.get('token')).trim());
+      const res = await fetch(`${apiUrl}/local/auth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ sub: String(form.get('agentId')).trim(), role: form.get('role'), ...(form.get('name') ? { name: String(form.get('name')).trim() } : {}) }),
+      }).catch((error) => ({ ok: false, json: async () => ({ error: { message: error.message } }) }));
+      const answer = await res.json().catch(() => ({}));
+      if (!res.ok) return void (signinNotice.textContent = answer.error?.message || 'Could not sign in.');
+      signIn(answer.token);
+    });
+    signOutButton.onclick = () => signOut();
+
+    // ---- The WebSocket ----
+
+    function connect() {
+      setState('connecting');
+      const gen = generation;
+      socket = new WebSocket(`${options.websocketUrl}?token=${encodeURIComponent(token)}`);
+      socket.onopen = () => {
+        backoff = 1000;
+        setState('online');
+        clearInterval(pinger);
+        pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
+        attempt(loadTeam());
+        // Loaded once the socket is open, and again after each reconnection: nothing said while
+        // no socket listened is missed.
+        attempt(loadInbox());
+        if (openId) attempt(loadHistory(openId));
+      };
+      socket.onmessage = (event) => onFrame(JSON.parse(event.data));
+      socket.onclose = () => {
+        clearInterval(pinger);
+        if (gen !== generation) return;
+        // A refused handshake looks like any drop: an expired token means signing in again.
+        const claims = claimsOf(token);
+        if (claims?.exp && claims.exp * 1000 <= Date.now()) return signOut('Your session ended: sign in again.');
+        setState('reconnecting');
+        retryTimer = setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      };
+    }
+
+    presence.onchange = () => send({ action: 'setPresence', status: presence.value });
+
+    function onFrame(frame) {
+      switch (frame.type) {
+        case 'conversation.updated':
+          remember(frame.conversation);
+          break;
+        case 'message.created':
+        case 'message.updated':
+          if (frame.conversation) remember(frame.conversation);
+          else if (!conversations.has(frame.conversationId)) attempt(api('GET', `/v1/conversations/${encodeURIComponent(frame.conversationId)}`).then(remember));
+          if (frame.conversationId !== openId) break;
+          // A frame over API Gateway's 128 KiB carries no text: the history has it whole.
+          if (frame.message.truncated) attempt(loadHistory(openId));
+          else renderMessage(frame.message);
+          if (frame.type === 'message.created' && frame.message.direction === 'inbound') {
+            showTyping('');
+            markRead();
+          }
+          break;
+        case 'typing':
+          if (frame.conversationId === openId && !(frame.sender?.type === 'agent' && frame.sender.id === me.id)) {
+            const name = frame.sender?.name || (frame.sender?.type === 'contact' ? 'The customer' : 'Someone');
+            showTyping(frame.state === 'on' ? `${name} is ${frame.private ? 'writing a note' : 'typing'}…` : '');
+          }
+          break;
+        case 'read':
+          // The customer read up to this message: what was sent to them up to it is seen (ids grow with time).
+          if (frame.conversationId === openId && frame.by?.type === 'contact') {
+            for (const node of log.querySelectorAll('.message.outbound:not(.note)')) {
+              if (node.dataset.id <= frame.messageId) node.dataset.seen = '1';
+              setMeta(node);
+            }
+          }
+          break;
+        case 'error':
+          say(frame.message || frame.code);
+          break;
+      }
+    }
+
+    // ---- The inbox ----
+
+    /** Keeps the newest version of a conversation (a late answer never undoes a newer frame) and shows it. */
+    function remember(conversation, live = true) {
+      if (!conversation?.id || !me) return;
+      const known = conversations.get(conversation.id);
+      const latest = known && known.updatedAt > conversation.updatedAt ? known : conversation;
+      conversations.set(latest.id, latest);
+      if (!FILTERS[filter].matches(latest, me.id)) listed.delete(latest.id);
+      else {
+        listed.add(latest.id);
+        if (live) arrived.add(latest.id);
+      }
+      renderInbox();
+      if (latest.id === openId) renderHead();
+    }
+
+    async function loadInbox(more) {
+      const gen = generation;
+      const shown = filter;
+      if (!more) arrived = new Set();
+      const page = await api('GET', `/v1/conversations?${FILTERS[shown].query}&limit=25${more && nextCursor ? `&cursor=${encodeURIComponent(nextCursor)}` : ''}`);
+      if (gen !== generation || shown !== filter) return;
+      nextCursor = page.nextCursor;
+      moreButton.hidden = !nextCursor;
+      // A first page is the list anew (one resolved while the socket was down leaves it), with
+      // what frames brought in while it was on its way.
+      if (!more) listed = new Set(arrived);
+      for (const conversation of page.items) remember(conversation, false);
+      renderInbox();
+    }
+
+    function showFilter(key, load = true) {
+      filter = key;
+      nextCursor = null;
+      listed = new Set();
+      moreButton.hidden = true;
+      for (const button of filterButtons) button.setAttribute('aria-pressed', String(button.dataset.filter === key));
+      renderInbox();
+      if (load) attempt(loadInbox());
+    }
+
+    /** The filter's list, newest activity first. */
+    function renderInbox() {
+      if (!me) return;
+      const activity = (c) => c.lastMessageAt || c.updatedAt || '';
+      const shown = [...listed].map((id) => conversations.get(id)).sort((a, b) => (activity(b) > activity(a) ? 1 : -1));
+      inbox.replaceChildren(
+        ...shown.map((c) => {
+          const button = h(
+            'button',
+            { type: 'button', className: 'conversation' },
+            contactName(c),
+            c.unreadCount > 0 && c.id !== openId ? h('span', { className: 'unread', textContent: String(c.unreadCount) }) : undefined,
+            h('span', { className: 'sub', textContent: `${c.channel} · ${assigneeLabel(c)} · ${when(c.lastMessageAt)}` }),
+          );
+          button.dataset.id = c.id;
+          button.setAttribute('aria-current', String(c.id === openId));
+          button.onclick = () => openConversation(c.id);
+          return h('li', {}, button);
+        }),
+      );
+    }
+
+    const assigneeLabel = (c) => (!c.assigneeId ? 'unassigned' : c.assigneeId === me.id ? 'me' : c.assigneeId);
+    moreButton.onclick = () => attempt(loadInbox(true));
+
+    // ---- One conversation ----
+
+    function closeConversation() {
+      setTyping(false);
+      openId = null;
+      view.hidden = true;
+      log.replaceChildren();
+    }
+
+    function openConversation(id) {
+      if (openId !== id) {
+        setTyping(false);
+        openId = id;
+        lastRead = undefined;
+        draftId = undefined;
+        text.value = '';
+        log.replaceChildren();
+        showTyping('');
+        say('');
+      }
+      view.hidden = false;
+      renderHead();
+      renderInbox();
+      attempt(loadHistory(id));
+      attempt(loadTeam());
+      attempt(loadCanned());
+    }
+
+    function renderHead() {
+      const c = conversations.get(openId);
+      if (!c) return;
+      who.textContent = [contactName(c), c.contact?.email, c.contact?.phone].filter(Boolean).join(' · ');
+      details.textContent = `${c.channel} · ${c.status} · ${c.assigneeId ? `assigned to ${assigneeLabel(c)}` : 'unassigned'}`;
+      details.dataset.status = c.status;
+      assignButton.disabled = c.assigneeId === me.id;
+      resolveButton.hidden = c.status === 'resolved';
+      reopenButton.hidden = c.status !== 'resolved';
+    }
+
+    /** The newest page of the history (older pages on demand), merged by id with what came live. */
+    async function loadHistory(id, cursor) {
+      const page = await api('GET', `/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      if (id !== openId) return;
+      if (!cursor || olderCursor === cursor) olderCursor = page.nextCursor;
+      olderButton.hidden = !olderCursor;
+      for (const message of page.items) renderMessage(message);
+      if (!cursor) log.scrollTop = log.scrollHeight;
+      markRead();
+    }
+    olderButton.onclick = () => olderCursor && attempt(loadHistory(openId, olderCursor));
+
+    /** The team, for Transfer, and this agent's own presence as the API keeps it (a choice outlives reconnections). */
+    async function loadTeam() {
+      const gen = generation;
+      const team = await api('GET', '/v1/agents');
+      if (gen !== generation) return;
+      const own = team.items.find((a) => a.id === me.id);
+      if (own && document.activeElement !== presence) presence.value = own.status;
+      transferTo.replaceChildren(
+        h('option', { value: '', textContent: 'Transfer to…' }),
+        ...team.items.filter((a) => a.id !== me.id).map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${a.status})` })),
+      );
+    }
+
+    async function loadCanned() {
+      const gen = generation;
+      const responses = await api('GET', '/v1/canned-responses');
+      if (gen !== generation) return;
+      canned.replaceChildren(
+        h('option', { value: '', textContent: 'Canned response…' }),
+        ...responses.items.map((r) => h('option', { value: r.id, textContent: `/${r.shortCode}: ${r.text.slice(0, 60)}` })),
+      );
+    }
+
+    /** One element per message, in id order (ids grow with time); a later frame updates it. */
+    function renderMessage(message) {
+      let node = log.querySelector(`.message[data-id="${CSS.escape(message.id)}"]`);
+      if (!node) {
+        node = h('div');
+        node.dataset.id = message.id;
+        const after = [...log.children].find((other) => other.dataset.id > message.id);
+        log.insertBefore(node, after || null);
+        if (!after) log.scrollTop = log.scrollHeight;
+      }
+      node.className = ['message', message.direction, message.private ? 'note' : '', message.status === 'failed' ? 'failed' : ''].join(' ').trim();
+      node.dataset.status = message.status;
+      node.dataset.sender = message.sender?.name || message.sender?.type || '';
+      node.dataset.at = message.createdAt;
+      const files = (message.attachments || []).filter((a) => a.type !== 'csat').map((a) => h('span', { className: 'meta', textContent: `📎 ${a.name || a.type}` }));
+      node.replaceChildren(h('div', { className: 'text', textContent: message.text }), ...files, h('span', { className: 'meta' }));
+      setMeta(node);
+    }
+
+    /** Who, when, and for what went to the customer how far it got. */
+    function setMeta(node) {
+      const parts = [node.dataset.sender, when(node.dataset.at)];
+      if (node.classList.contains('note')) parts.push('private note');
+      else if (node.classList.contains('outbound')) parts.push(node.dataset.seen && node.dataset.status !== 'failed' ? 'seen' : node.dataset.status);
+      node.querySelector('.meta:last-child').textContent = parts.filter(Boolean).join(' · ');
+    }
+
+    /** The agent read what the customer wrote: their "Seen", and the conversation's unread count back to 0. */
+    function markRead() {
+      if (!openId || document.visibilityState !== 'visible') return;
+      const last = [...log.querySelectorAll('.message.inbound')].pop();
+      if (!last || last.dataset.id === lastRead) return;
+      lastRead = last.dataset.id;
+      send({ action: 'markRead', conversationId: openId, messageId: lastRead });
+    }
+    document.addEventListener('visibilitychange', markRead);
+
+    /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
+    const act = (path, body, done) =>
+      attempt(
+        api('POST', `/v1/conversations/${encodeURIComponent(openId)}/${path}`, body || {}).then((conversation) => {
+          remember(conversation);
+          if (done) done();
+        }),
+      );
+    assignButton.onclick = () => act('assign', { agentId: me.id });
+    resolveButton.onclick = () => act('resolve');
+    reopenButton.onclick = () => act('reopen');
+    transferButton.onclick = () => {
+      if (!transferTo.value) return say('Choose whom to transfer to.');
+      const note = transferNote.value.trim();
+      // The note is kept until the transfer went through.
+      act('transfer', { agentId: transferTo.value, ...(note ? { note } : {}) }, () => (transferNote.value = transferTo.value = ''));
+    };
+
+    // ---- Composer ----
+
+    canned.onchange = () => {
+      const id = canned.value;
+      canned.value = '';
+      if (!id || !openId) return;
+      // Filled for this conversation's customer and this agent, then put where the cursor is.
+      attempt(
+        api('GET', `/v1/canned-responses/${encodeURIComponent(id)}/render?conversationId=${encodeURIComponent(openId)}`).then((rendered) => {
+          text.setRangeText(rendered.text, text.selectionStart, text.selectionEnd, 'end');
+          text.dispatchEvent(new Event('input'));
+          text.focus();
+        }),
+      );
+    };
+
+    noteBox.onchange = () => {
+      composer.classList.toggle('note', noteBox.checked);
+      text.placeholder = noteBox.checked ? 'Private note (the customer never sees it)…' : 'Reply…';
+    };
+
+    composer.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const value = text.value.trim();
+      const id = openId;
+      if (!value || !id) return;
+      draftId = draftId || crypto.randomUUID();
+      setTyping(false);
+      say('');
+      try {
+        const answer = await api('POST', `/v1/conversations/${encodeURIComponent(id)}/messages`, { text: value, clientMessageId: draftId, ...(noteBox.checked ? { private: true } : {}) });
+        if (id === openId) renderMessage(answer.message);
+        if (text.value.trim() === value) text.value = '';
+        draftId = undefined;
+      } catch (error) {
+        // The draft stays, with its id: sending it again never sends it twice.
+        if (!error.stale) say(`Not sent: ${error.message}`);
+      }
+    });
+    // Enter sends, Shift+Enter starts a new line.
+    text.onkeydown = (event) => event.key === 'Enter' && !event.shiftKey && (event.preventDefault(), composer.requestSubmit());
+    text.addEventListener('input', () => {
+      // Edited after a failed send: another message, another id.
+      draftId = undefined;
+      setTyping(text.value.length > 0);
+    });
+
+    /**
+     * The agent's sign: "on" as they start and again every 3 s while they type, "off" 2 s after
+     * their last key, when they send or when they leave the conversation.
+     */
+    function setTyping(active) {
+      clearTimeout(typingSign.idle);
+      if (active) {
+        typingSign.idle = setTimeout(setTyping, TYPING_IDLE_MS, false);
+        if (Date.now() - typingSign.since < TYPING_RENEW_MS) return;
+        typingSign.since = Date.now();
+      } else {
+        if (!typingSign.since) return;
+        typingSign.since = 0;
+      }
+      // A note being written is the team's business: `private` keeps the sign from the customer.
+      if (openId) send({ action: 'typing', conversationId: openId, state: active ? 'on' : 'off', ...(noteBox.checked ? { private: true } : {}) });
+    }
+
+    /** Someone else's sign, gone after 6 s without another "on" (a closed tab never says "off"). */
+    function showTyping(line) {
+      typing.textContent = line;
+      clearTimeout(typingSign.shown);
+      typingSign.shown = line ? setTimeout(showTyping, TYPING_SHOWN_MS, '') : undefined;
+    }
+
+    const kept = sessionStorage.getItem(TOKEN_KEY);
+    if (kept && claimsOf(kept)) signIn(kept);
+    return { signIn, signOut: () => signOut() };
+  }
+
+  const consoles = [];
+  window.ConversaConsole = {
+    mount(options) {
+      const mounted = mount(options);
+      consoles.push(mounted);
+      return mounted;
+    },
+    /** Signs every mounted console in with an id token the page got from the identity provider. */
+    signIn(token) {
+      for (const c of consoles) c.signIn(token);
+    },
+  };
+  const script = document.currentScript;
+  if (script && script.dataset.api && script.dataset.ws) {
+    const start = () =>
+      window.ConversaConsole.mount({ apiUrl: script.dataset.api, websocketUrl: script.dataset.ws, devAuth: 'devAuth' in script.dataset, target: document.getElementById('console') || undefined });
+    if (document.body) start();
+    else document.addEventListener('DOMContentLoaded', start);
+  }
+})();
