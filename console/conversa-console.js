@@ -227,7 +227,12 @@
       const claims = claimsOf(value);
       if (!claims || !claims.sub) return void (signinNotice.textContent = 'That is not an id token.');
       if (claims.exp && claims.exp * 1000 <= Date.now()) return void (signinNotice.textContent = 'That token has expired.');
-      // A fresh token handed over while signed in (ConversaConsole.signIn): one socket, the new one's.
+      // A refreshed token for the same agent is used from the next request and reconnection on;
+      // another agent's starts afresh (one socket, theirs).
+      if (token && me.id === claims.sub) {
+        token = value;
+        return void sessionStorage.setItem(TOKEN_KEY, token);
+      }
       if (token) signOut();
       token = value;
       me = { id: claims.sub, name: claims.name || claims.sub };

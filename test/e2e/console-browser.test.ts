@@ -235,3 +235,35 @@ it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting
   expect(await page.locator('header .me').textContent()).toBe('Esme');
   await expect.poll(() => page.getByLabel('Presence').inputValue()).toBe('away');
 });
+
+it.skipIf(!runs)("takes a refreshed token in place (the next request carries it), and another agent's token as a new sign-in", async () => {
+  const others = stack.websocket.connections();
+  const page = await openConsole('agent-gus', 'Gus');
+  const inbound = textWebhook('whatsapp', newHandle('whatsapp'), 'Is the shop open today?');
+  expect((await postWebhook(stack, 'whatsapp', inbound.body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is the shop open today?', 15_000, 'the message');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Is the shop open today?']);
+
+  // The page's sign-in refreshed the id token: the view stays, and the API sees the new token.
+  const refreshed = stack.issueAgentToken('agent-gus', 'agent', 'Gus', 7200);
+  const sent: string[] = [];
+  await page.route('**/v1/**', (route) => {
+    sent.push(route.request().headers().authorization ?? '');
+    return route.continue();
+  });
+  await page.evaluate((token) => (globalThis as any).ConversaConsole.signIn(token), refreshed);
+  await page.getByRole('button', { name: 'Open', exact: true }).click();
+  await expect.poll(() => sent.length).toBeGreaterThan(0);
+  expect(new Set(sent)).toEqual(new Set([`Bearer ${refreshed}`]));
+  expect(await page.locator('.view').isVisible()).toBe(true);
+  expect(await page.locator('header .me').textContent()).toBe('Gus');
+
+  // Another agent's token: a new sign-in, on one socket, with nothing of Gus's conversation shown.
+  await page.evaluate((token) => (globalThis as any).ConversaConsole.signIn(token), stack.issueAgentToken('agent-hana', 'agent', 'Hana'));
+  await expect.poll(() => page.locator('header .me').textContent()).toBe('Hana');
+  await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
+  await expect.poll(() => stack.websocket.connections().filter((id) => !others.includes(id)).length).toBe(1);
+  expect(await page.locator('.view').isVisible()).toBe(false);
+});
