@@ -211,18 +211,28 @@ it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting
   await row(page, shown).click();
   await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Do you deliver on Sundays?']);
 
-  // The socket goes, and the browser cannot reconnect: what happens now reaches no frame of it.
-  await page.context().setOffline(true);
+  // The socket goes, and the browser cannot reconnect (the page's WebSocket is pointed at a closed
+  // port while `blocked`; Chromium's offline emulation leaves WebSockets alone): what happens now
+  // reaches no frame of it.
+  await page.evaluate(() => {
+    const g = globalThis as any;
+    g.blocked = true;
+    g.WebSocket = class extends g.WebSocket {
+      constructor(url: string) {
+        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
+      }
+    };
+  });
   expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
-  await expect.poll(() => page.locator('header .state').textContent()).toBe('reconnecting');
+  await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
   const token = await agentToken(stack.httpUrl, 'agent-olga');
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${waiting}/resolve`, { token })).status).toBe(200);
   expect((await customer('And on holidays?', handle)).conversationId).toBe(shown);
   expect(await texts(page, '.message.inbound')).toEqual(['Do you deliver on Sundays?']);
 
-  // Back online: the history and the inbox are read again.
-  await page.context().setOffline(false);
-  await expect.poll(() => page.locator('header .state').textContent(), { timeout: 15_000 }).toBe('online');
+  // Back: the history and the inbox are read again.
+  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
   await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Do you deliver on Sundays?', 'And on holidays?']);
   await expect.poll(() => row(page, waiting).count()).toBe(0);
   expect(await row(page, shown).count()).toBe(1);
@@ -266,4 +276,37 @@ it.skipIf(!runs)("takes a refreshed token in place (the next request carries it)
   await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
   await expect.poll(() => stack.websocket.connections().filter((id) => !others.includes(id)).length).toBe(1);
   expect(await page.locator('.view').isVisible()).toBe(false);
+});
+
+it.skipIf(!runs)('sends a reply whose answer was lost again under the same clientMessageId: the customer gets it once', async () => {
+  const page = await openConsole('agent-ivy', 'Ivy');
+  const handle = newHandle('whatsapp');
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Can I change my address?').body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Can I change my address?', 15_000, 'the message');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Can I change my address?']);
+
+  // The API stores the first attempt, but its answer never reaches the browser.
+  let lost = 0;
+  await page.route('**/v1/conversations/*/messages', async (route) => {
+    if (route.request().method() !== 'POST' || lost++ > 0) return route.continue();
+    await route.fetch();
+    return route.abort('failed');
+  });
+  await page.getByLabel('Message').fill('Yes, send me the new one.');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.locator('.view .notice').textContent()).toContain('Not sent');
+  expect(await page.getByLabel('Message').inputValue()).toBe('Yes, send me the new one.');
+  await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Yes, send me the new one.', 15_000, 'the stored reply');
+
+  // Sent again as it stands: the same message, not a second one.
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+  const sentTo = () => stack.providers.outbox('whatsapp').filter((item) => JSON.stringify(item.body).includes('Yes, send me the new one.'));
+  await eventually(() => sentTo().length > 0, 15_000);
+  const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: await agentToken(stack.httpUrl, 'agent-ivy') });
+  expect(history.body.items.filter((m: { text: string }) => m.text === 'Yes, send me the new one.')).toHaveLength(1);
+  expect((await texts(page, '.message.outbound')).filter((t) => t === 'Yes, send me the new one.')).toHaveLength(1);
+  expect(sentTo()).toHaveLength(1);
 });
