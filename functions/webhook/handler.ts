@@ -12,6 +12,7 @@ import { isProviderChannel } from '../../src/domain/types';
 import { badRequest, ClientError, notFound } from '../../src/domain/errors';
 import { enqueueInbound } from '../../src/aws/queues';
 import { config } from '../../src/config';
+import { mendedFrom } from '../../src/unicode';
 
 const reply = (r: { status: number; contentType: string; body: string }): HttpResult => ({
   statusCode: r.status,
@@ -44,7 +45,8 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   if (!adapter.verify(request, credentials)) throw new ClientError(401, 'invalid_signature', 'the webhook signature does not match');
   let events;
   try {
-    events = adapter.normalize(request, credentials).filter(hasUsableIds);
+    // Half a surrogate pair in a provider's text is taken as U+FFFD: refused, the provider would retry for days.
+    events = mendedFrom(body, adapter.normalize(request, credentials)).filter(hasUsableIds);
   } catch (error) {
     if (error instanceof BadWebhookError) throw badRequest('invalid_payload', error.message);
     throw error;

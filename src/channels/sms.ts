@@ -7,6 +7,7 @@ import { config } from '../config';
 import { smsNumber } from '../domain/phone-numbers';
 import type { Attachment, InboundEvent, InboundStatusEvent } from '../domain/types';
 import { attachmentType, MB, callProviderParts, credential, downloadMedia, isRecord, mediaCredentialMissing, missingCredential, safeEqual, splitText, type ProviderDialect } from './common';
+import { mendLoneSurrogates } from '../unicode';
 import { BadWebhookError, type ChannelAdapter, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
 /**
@@ -19,14 +20,65 @@ export function twilioSignature(url: string, params: Iterable<[string, string]>,
   return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
 }
 
-function parseForm(rawBody: string): URLSearchParams {
+/** The same signature over the parameters' bytes as they were percent-encoded, sorted bytewise. */
+function twilioByteSignature(url: string, params: [Buffer, Buffer][], authToken: string): string {
+  const hmac = createHmac('sha1', authToken).update(url, 'utf8');
+  for (const [key, value] of [...params].sort(([ak, av], [bk, bv]) => Buffer.compare(ak, bk) || Buffer.compare(av, bv))) hmac.update(key).update(value);
+  return hmac.digest('base64');
+}
+
+/**
+ * A surrogate (U+D800–DFFF) percent-encoded on its own (ED A0–BF xx: CESU-8, WTF-8), which is
+ * no UTF-8: how a text cut inside an emoji (an SMS segment lost) may come. Its bytes are not what a
+ * UTF-8 decoder gives back, so the form is then read by hand (formFields).
+ */
+const ENCODED_SURROGATE = /%ED%[AB][0-9A-F]%[89AB][0-9A-F]/i;
+
+function assertForm(rawBody: string): void {
   // A JSON or XML body here is a misrouted request, not a Twilio webhook.
   if (/^\s*[[{<]/.test(rawBody)) throw new BadWebhookError('Expected a form-encoded Twilio webhook');
-  try {
-    return new URLSearchParams(rawBody);
-  } catch {
-    throw new BadWebhookError('Webhook body is not form-encoded');
+}
+
+/** Percent-decoded bytes of one name or value of a form ('+' is a space). */
+function percentDecoded(text: string): Buffer {
+  const bytes = Buffer.from(text.replace(/\+/g, ' '), 'utf8');
+  const out = Buffer.alloc(bytes.length);
+  let length = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const hex = bytes[i] === 0x25 ? bytes.toString('latin1', i + 1, i + 3) : '';
+    if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+      out[length++] = Number.parseInt(hex, 16);
+      i += 2;
+    } else out[length++] = bytes[i]!;
   }
+  return out.subarray(0, length);
+}
+
+/** The form's fields, each name and value as the bytes that were percent-encoded. */
+function formFields(rawBody: string): [Buffer, Buffer][] {
+  return rawBody
+    .split('&')
+    .filter((field) => field !== '')
+    .map((field) => {
+      const at = field.indexOf('=');
+      return at < 0 ? [percentDecoded(field), Buffer.alloc(0)] : [percentDecoded(field.slice(0, at)), percentDecoded(field.slice(at + 1))];
+    });
+}
+
+/** Bytes as UTF-8, surrogates encoded one by one taken as such: a pair is its character, half of one U+FFFD. */
+function decodeWtf8(bytes: Buffer): string {
+  const text = bytes
+    .toString('latin1')
+    .replace(/(\xED[\xA0-\xBF][\x80-\xBF])|\xED[^\xED]*|[^\xED]+/g, (run, surrogate?: string) =>
+      surrogate ? String.fromCharCode(0xd000 | ((surrogate.charCodeAt(1) & 0x3f) << 6) | (surrogate.charCodeAt(2) & 0x3f)) : Buffer.from(run, 'latin1').toString('utf8'),
+    );
+  return mendLoneSurrogates(text);
+}
+
+function parseForm(rawBody: string): URLSearchParams {
+  assertForm(rawBody);
+  if (!ENCODED_SURROGATE.test(rawBody)) return new URLSearchParams(rawBody);
+  return new URLSearchParams(formFields(rawBody).map(([name, value]): [string, string] => [decodeWtf8(name), decodeWtf8(value)]));
 }
 
 const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
@@ -168,7 +220,10 @@ export const smsAdapter: ChannelAdapter = {
     } catch {
       return false;
     }
-    return safeEqual(request.headers['x-twilio-signature'], twilioSignature(request.url, form, authToken));
+    const signature = request.headers['x-twilio-signature'];
+    if (safeEqual(signature, twilioSignature(request.url, form, authToken))) return true;
+    // A surrogate encoded on its own decodes to U+FFFD: signed, it was the bytes sent.
+    return ENCODED_SURROGATE.test(request.rawBody) && safeEqual(signature, twilioByteSignature(request.url, formFields(request.rawBody), authToken));
   },
   normalize: (request) => normalizeSms(request.rawBody),
   ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),

@@ -11,7 +11,7 @@ import { badRequest, ClientError } from './errors';
 import { newId } from './ids';
 import type { Attachment } from './types';
 import type { MediaLimits, MediaTypes } from '../channels/types';
-import { LONE_SURROGATE } from '../unicode';
+import { LONE_SURROGATE, mendLoneSurrogates } from '../unicode';
 
 /** type/subtype with optional parameters, nothing a header could be split with. */
 export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
@@ -132,7 +132,7 @@ function uploadType(mimeType: string): string {
  * leaves ' ( ) * as they are), and a name with a lone surrogate (which it cannot encode) mended first.
  */
 export function filenameParameter(name: string): string {
-  const encoded = encodeURIComponent(name.replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(mendLoneSurrogates(name)).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `filename*=UTF-8''${encoded}`;
 }
 

@@ -2,7 +2,9 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { BatchEntry } from '../../src/aws/sqs-send';
-import { fixture, providerHeaders } from '../fixtures/sign';
+import { createHmac } from 'node:crypto';
+import { LOCAL_SMS_WEBHOOK_URL, fixture, providerHeaders } from '../fixtures/sign';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { MAX_PROVIDER_ID_CHARS } from '../../src/channels/common';
 import { GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -87,6 +89,45 @@ describe('webhook handler', () => {
     const queued = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]).map((e) => JSON.parse(e.MessageBody));
     expect(queued).toHaveLength(all - 1);
     expect(queued.every((e) => typeof e.handle === 'string')).toBe(true);
+  });
+
+  // A lone surrogate refused would come back for days; kept, it would fail at a send, an email or a file's name.
+  it.each([
+    ['whatsapp' as const, (body: Record<string, any>, text: string): void => void (body.entry[0].changes[0].value.messages[0].text.body = text)],
+    ['messenger' as const, (body: Record<string, any>, text: string): void => void (body.entry[0].messaging[0].message.text = text)],
+    ['instagram' as const, (body: Record<string, any>, text: string): void => void (body.entry[0].messaging[0].message.text = text)],
+    ['telegram' as const, (body: Record<string, any>, text: string): void => void (body.message.text = text)],
+  ])('queues a signed %s text holding half a surrogate pair with U+FFFD in its place, a whole pair kept', async (channel, write) => {
+    const body = JSON.parse(fixture(channel, 'text')) as Record<string, any>;
+    write(body, 'cut \uDC00 here, half \uD83D, whole \uD83D\uDE00');
+    // JSON.stringify writes each lone surrogate as an escape (\udc00), as a provider's JSON may.
+    const raw = JSON.stringify(body);
+    expect(raw).toContain('\\udc00');
+
+    const result = await invoke(event('POST', channel, raw, providerHeaders(channel, raw)));
+
+    expect(result.statusCode).toBe(200);
+    const [entry] = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
+    expect(JSON.parse(entry!.MessageBody).text).toBe('cut \uFFFD here, half \uFFFD, whole \u{1F600}');
+  });
+
+  // Twilio's form can carry the same as bytes: a surrogate percent-encoded on its own (CESU-8), no UTF-8.
+  it('queues a signed Twilio text whose surrogates are encoded one by one: half a pair as one U+FFFD, a whole pair as its character', async () => {
+    const sid = 'SM0123456789abcdef0123456789abcdef';
+    // U+DCC0 alone, then U+1F600 written as its two surrogates (ED A0 BD, ED B8 80).
+    const raw = `MessageSid=${sid}&From=%2B14155552671&To=%2B15005550006&NumMedia=0&Body=cut+%ED%B3%80+here%2C+whole+%ED%A0%BD%ED%B8%80`;
+    // Signed as sent: HMAC over the URL and each name and value's bytes, sorted.
+    const bytes = (part: string) => Buffer.from(part.replace(/\+/g, ' ').replace(/%([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+    const fields = raw.split('&').map((field) => field.split('=').map(bytes) as [Buffer, Buffer]);
+    const hmac = createHmac('sha1', DEV_CREDENTIALS.sms.authToken!).update(LOCAL_SMS_WEBHOOK_URL);
+    for (const [name, value] of fields.sort(([a], [b]) => Buffer.compare(a, b))) hmac.update(name).update(value);
+    const headers = { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': hmac.digest('base64') };
+
+    const result = await invoke(event('POST', 'sms', raw, headers));
+
+    expect(result.statusCode).toBe(200);
+    const [entry] = sendMessageBatch.mock.calls.flatMap(([, entries]) => entries as BatchEntry[]);
+    expect(JSON.parse(entry!.MessageBody)).toMatchObject({ providerMessageId: sid, text: 'cut \uFFFD here, whole \u{1F600}' });
   });
 
   it('skips a status whose message id is longer than a table key holds, and queues the other statuses', async () => {
