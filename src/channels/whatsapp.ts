@@ -70,6 +70,8 @@ interface WaMessage {
     list_reply?: { id?: string; title?: string; description?: string };
     /** A WhatsApp Flow (or address form) the customer filled in: its answers as a JSON string. */
     nfm_reply?: { body?: string; name?: string; response_json?: string };
+    /** The customer's answer to a call permission request: accept or reject, for a while (expiration_timestamp, seconds) or for good. */
+    call_permission_reply?: { response?: string; is_permanent?: boolean; expiration_timestamp?: number | string; response_source?: string };
   };
   /** Products ordered from the business's catalog (a cart sent as a message). */
   order?: { catalog_id?: string; text?: string; product_items?: { product_retailer_id?: string; quantity?: number | string; item_price?: number | string; currency?: string }[] };
@@ -173,6 +175,20 @@ function flowAnswers(reply: { body?: string; response_json?: string }): string |
   return lines.length > 0 ? [body ?? 'Form sent', ...lines].join('\n') : body;
 }
 
+/**
+ * A reply to a call permission request: whether the customer lets the business call them, and
+ * until when (a temporary permission expires: agents must know whether a call may still be placed).
+ */
+function callPermissionText(reply: unknown): string | undefined {
+  if (!isRecord(reply) || (reply.response !== 'accept' && reply.response !== 'reject')) return undefined;
+  const source = reply.response_source === 'automatic' ? ' (automatically)' : '';
+  if (reply.response === 'reject') return `📞 Declined calls from the business${source}`;
+  const expiry = typeof reply.expiration_timestamp === 'number' || typeof reply.expiration_timestamp === 'string' ? Number(reply.expiration_timestamp) * 1000 : Number.NaN;
+  // Past year 275760 a Date throws: such an expiry is no time at all.
+  const until = reply.is_permanent === true ? ' for good' : expiry > 0 && expiry < 8.64e15 ? ` until ${new Date(expiry).toISOString()}` : '';
+  return `📞 Allowed calls from the business${until}${source}`;
+}
+
 function content(message: WaMessage): { text: string; attachments: Attachment[] } {
   const type = message.type ?? 'unknown';
   const media = MEDIA_TYPES[type] ? (message[type as keyof WaMessage] as WaMedia | undefined) : undefined;
@@ -193,7 +209,8 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
     }
     case 'interactive': {
       const i = message.interactive ?? {};
-      const title = i.button_reply?.title ?? i.list_reply?.title ?? (isRecord(i.nfm_reply) ? flowAnswers(i.nfm_reply) : undefined);
+      const title =
+        i.button_reply?.title ?? i.list_reply?.title ?? (isRecord(i.nfm_reply) ? flowAnswers(i.nfm_reply) : undefined) ?? (i.type === 'call_permission_reply' ? callPermissionText(i.call_permission_reply) : undefined);
       return { text: title ?? unsupportedText(`interactive ${i.type ?? ''}`.trim()), attachments: [] };
     }
     case 'order':

@@ -84,6 +84,20 @@ describe('whatsapp normalize: messages', () => {
     expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'Sent' }]);
   });
 
+  it('a call permission reply → accepted until its expiry or for good, or declined; one with no answer stays the placeholder', () => {
+    const reply = (callPermission: Record<string, unknown>) => {
+      const body = JSON.parse(fixture('whatsapp', 'interactive-button-reply'));
+      body.entry[0].changes[0].value.messages[0].interactive = { type: 'call_permission_reply', call_permission_reply: callPermission };
+      const [event] = adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials);
+      return event?.kind === 'message' ? event.text : undefined;
+    };
+    expect(reply({ response: 'accept', is_permanent: false, expiration_timestamp: 1749502783, response_source: 'user_action' })).toBe('📞 Allowed calls from the business until 2025-06-09T20:59:43.000Z');
+    expect(reply({ response: 'accept', is_permanent: true, response_source: 'user_action' })).toBe('📞 Allowed calls from the business for good');
+    expect(reply({ response: 'accept', is_permanent: false, expiration_timestamp: '1749502783', response_source: 'automatic' })).toBe('📞 Allowed calls from the business until 2025-06-09T20:59:43.000Z (automatically)');
+    expect(reply({ response: 'reject', is_permanent: false, response_source: 'user_action' })).toBe('📞 Declined calls from the business');
+    expect(reply({ is_permanent: false })).toBe('[unsupported message type: interactive call_permission_reply]');
+  });
+
   it('a question from a product’s button, a message from an ad, a forward → the product, the ad or the forward on a line of its own', () => {
     expect(only('product-question')).toMatchObject({ ...customer, providerMessageId: 'wamid.PRODUCTQ1', text: 'Is this available in size M?\n[about product SKU-RED-M]' });
     expect(only('ad-referral')).toMatchObject({ providerMessageId: 'wamid.ADREF1', text: 'Hi! I saw your ad\n[from an ad: Spring sale: 30% off https://fb.me/3cr4Wqqkk]' });
