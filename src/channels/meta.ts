@@ -204,6 +204,7 @@ function messagingAttachment(attachment: MessagingAttachment): Attachment | unde
  */
 function attachmentNote(raw: MessagingAttachment): string {
   const payload = isRecord(raw.payload) ? raw.payload : {};
+  if (raw.type === 'appointment_booking') return appointmentNote(payload);
   const cards = records(payload.elements ?? (isRecord(payload.product) ? payload.product.elements : undefined))
     .map((card) => [card.title, card.subtitle].filter((part) => typeof part === 'string' && part).join(' — '))
     .filter(Boolean);
@@ -211,6 +212,34 @@ function attachmentNote(raw: MessagingAttachment): string {
   // Only a fallback's link is the customer's: a template's (a media template echoed) is Meta's own page.
   const label = [payload.title ?? raw.title, raw.type === 'fallback' ? raw.url : undefined].filter((part) => typeof part === 'string' && part).join(' ');
   return label || `[unsupported attachment: ${raw.type ?? 'unknown'}]`;
+}
+
+/** The booking states Meta documents, as an agent reads them. */
+const BOOKING_STATUS = new Set(['requested', 'confirmed', 'declined', 'cancelled']);
+
+/**
+ * An appointment booked through the Page (Messenger's appointment_booking attachment): its state and
+ * when, in the booking's own time zone as the customer chose it (UTC when it names none we know).
+ */
+function appointmentNote(payload: Record<string, unknown>): string {
+  const status = typeof payload.status === 'string' && BOOKING_STATUS.has(payload.status) ? ` ${payload.status}` : '';
+  let zone = typeof payload.timezone === 'string' && payload.timezone ? payload.timezone : 'UTC';
+  let format: Intl.DateTimeFormat;
+  const options = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' } as const;
+  try {
+    format = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: zone });
+  } catch {
+    zone = 'UTC';
+    format = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: zone });
+  }
+  const at = (seconds: unknown): string | undefined => {
+    const ms = typeof seconds === 'number' || typeof seconds === 'string' ? Number(seconds) * 1000 : Number.NaN;
+    return ms > 0 && ms < 8.64e15 ? format.format(ms) : undefined;
+  };
+  const [start, end] = [at(payload.start_time), at(payload.end_time)];
+  // The same day is written once: 2025-02-15, 01:40–02:40.
+  const until = end && start ? `–${end.slice(0, 10) === start.slice(0, 10) ? end.slice(12) : end}` : '';
+  return `📅 Appointment${status}${start ? `: ${start}${until} (${zone})` : ''}`;
 }
 
 function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, handle: string): InboundMessageEvent | undefined {

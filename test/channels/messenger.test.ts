@@ -215,6 +215,22 @@ describe('messenger normalize', () => {
     expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([{ text: '[unsupported attachment: template]' }]);
   });
 
+  it('an appointment booked through the Page reads as its state and times in its time zone, not as a placeholder', () => {
+    const booking = (payload: Record<string, unknown>) => {
+      const body = JSON.parse(fixture('messenger', 'shared-product'));
+      body.entry[0].messaging[0].message.attachments = [{ type: 'appointment_booking', payload }];
+      return adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials);
+    };
+    // 2025-02-15 09:40 to 10:40 UTC, in Los Angeles.
+    const times = { booking_id: '123', start_time: 1739612400, end_time: 1739616000 };
+    expect(booking({ ...times, status: 'requested', timezone: 'America/Los_Angeles' })).toMatchObject([
+      { providerMessageId: 'm_PRODUCT1', text: '📅 Appointment requested: 2025-02-15, 01:40–02:40 (America/Los_Angeles)', attachments: [] },
+    ]);
+    expect(booking({ ...times, status: 'cancelled', timezone: 'Not/AZone' })).toMatchObject([{ text: '📅 Appointment cancelled: 2025-02-15, 09:40–10:40 (UTC)' }]);
+    expect(booking({ ...times, end_time: 1739700000, status: 'confirmed', timezone: 'Europe/Paris' })).toMatchObject([{ text: '📅 Appointment confirmed: 2025-02-15, 10:40–2025-02-16, 11:00 (Europe/Paris)' }]);
+    expect(booking({ booking_id: '123' })).toMatchObject([{ text: '📅 Appointment' }]);
+  });
+
   it('several events and entries → one event each', () => {
     expect(normalize('multiple').map((e) => [e.handle, e.providerMessageId])).toEqual([
       [PSID, 'm_MULTI1'],
