@@ -235,4 +235,6 @@ export const smsAdapter: ChannelAdapter = {
   // MMS: 5 MB for the whole message, its files together.
   mediaLimits: { file: 5 * MB, perMessage: 5 * MB },
   fetchMedia: fetchTwilioMedia,
+  // Carriers may deliver a long SMS as an MMS whose words are a text/plain part, not the Body.
+  isTextPart: (attachment) => /^text\/plain\s*(;|$)/i.test(attachment.mimeType ?? ''),
 };

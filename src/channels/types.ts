@@ -167,6 +167,11 @@ export interface ChannelAdapter {
    * for a message with none (a link the customer shared). Undefined: every provider file is.
    */
   canCopyMedia?(reference: string, baseUrl: string): boolean;
+  /**
+   * Whether a customer's file is part of the words of the message (an MMS text part): once
+   * copied, its content is read into the message's text as well (src/domain/provider-media.ts).
+   */
+  isTextPart?(attachment: Attachment): boolean;
 }
 
 /** A media file fetched from a provider, or why not: 404 gone or unknown, 413 too large, 502 provider trouble. */

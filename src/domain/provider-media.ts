@@ -9,6 +9,7 @@
 import { isProviderChannel, type Attachment, type Message, type OutboundJob } from './types';
 import { isProviderFile, mediaCopier, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
+import { splitText } from '../channels/common';
 import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
 import type { Credentials } from '../channels/types';
 import { MAX_UPLOAD_BYTES } from '../manifest';
@@ -40,7 +41,8 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
     return;
   }
   if (!message || !isProviderChannel(message.channel)) return;
-  const copier = mediaCopier(getAdapter(message.channel));
+  const adapter = getAdapter(message.channel);
+  const copier = mediaCopier(adapter);
   if (!copier) return;
   let credentials: Credentials;
   try {
@@ -81,13 +83,39 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
         break;
       }
       const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
-      updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept)) ?? updated;
+      // An MMS text part: its words join the message's (after those an earlier part added), in the same conditional write.
+      const text = adapter.isTextPart?.(attachment) ? withTextPart((updated ?? message).text, result.bytes, [mimeType, result.contentType]) : undefined;
+      updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept, text)) ?? updated;
     }
   } finally {
     // Also when a later file throws: the copies already made are kept (and the consoles told) or removed.
     if (written.length > 0) stays = await keepOrRemove(job, written, updated);
   }
   if (later && stays) await retryCopyLater(job);
+}
+
+/** The API's limit on a message's text, which a text part read into it keeps too. */
+const TEXT_PART_CHARS = 4096;
+
+/**
+ * `text` with the words of a text part (`bytes`, in the charset one of its `types` names, else
+ * UTF-8) on a line after it, unless they are the same words; cut after a sentence or word near the limit.
+ */
+function withTextPart(text: string, bytes: Buffer, types: string[]): string {
+  const charset = types.map((type) => /;\s*charset="?([\w.:-]+)/i.exec(type)?.[1]).find(Boolean) ?? 'utf-8';
+  // A charset the decoder does not know (a carrier's typo) is read as UTF-8.
+  const decoder = (() => {
+    try {
+      return new TextDecoder(charset);
+    } catch {
+      return new TextDecoder('utf-8');
+    }
+  })();
+  // No charset takes more than 4 bytes a character: what lies beyond would be cut anyway.
+  const words = decoder.decode(bytes.subarray(0, TEXT_PART_CHARS * 4)).trim();
+  const joined = !words || words === text.trim() ? text : text.trim() ? `${text}\n${words}` : words;
+  if (joined.length <= TEXT_PART_CHARS) return joined;
+  return `${splitText(joined, TEXT_PART_CHARS - 1)[0] ?? ''}…`;
 }
 
 /**

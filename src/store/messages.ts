@@ -211,12 +211,14 @@ export async function recordSendProgress(conversationId: string, messageId: stri
  * Points one attachment at its copy of ours, unless it was changed meanwhile (a copy job that
  * ran twice): the message as it is after, or undefined.
  */
-export async function replaceAttachment(conversationId: string, messageId: string, index: number, from: string, to: Attachment): Promise<Message | undefined> {
+export async function replaceAttachment(conversationId: string, messageId: string, index: number, from: string, to: Attachment, text?: string): Promise<Message | undefined> {
+  // With `text`, the message's text too, in the same write (an MMS text part read into it).
+  const withText = text !== undefined;
   return updateMessageIf(conversationId, messageId, {
-    UpdateExpression: `SET attachments[${index}] = :to`,
+    UpdateExpression: `SET attachments[${index}] = :to${withText ? ', #text = :text' : ''}`,
     ConditionExpression: `attachments[${index}].#url = :from`,
-    ExpressionAttributeNames: { '#url': 'url' },
-    ExpressionAttributeValues: { ':from': from, ':to': to },
+    ExpressionAttributeNames: { '#url': 'url', ...(withText ? { '#text': 'text' } : {}) },
+    ExpressionAttributeValues: { ':from': from, ':to': to, ...(withText ? { ':text': text } : {}) },
   });
 }
 

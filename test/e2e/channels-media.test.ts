@@ -214,6 +214,22 @@ describe('attachments', () => {
     }
   });
 
+  it('reads a text part of an MMS (a long SMS a carrier sent as MMS) into the message text, once, and keeps its file', async () => {
+    // Prepare: the words travel as a text/plain part, not as the Body
+    const words = 'Hello, my parcel 1234 came without the charger. Could you send it, or tell me where to find it? Thanks, Ada';
+    const frame = await customerMms(newHandle('sms'), [{ sid: stack.providers.addMedia('sms', { contentType: 'text/plain', bytes: Buffer.from(words) }), contentType: 'text/plain' }]);
+    const message = { conversationId: frame.conversationId, id: frame.message.id };
+
+    // Act: the copy job keeps the part
+    const copy = await kept(message);
+
+    // Assess: the console is told the words, the history holds them once after the Body, and the part stays a file
+    expect(copy.message.text).toBe(`Photos of the damage\n${words}`);
+    const response = await fetch(`${stack.httpUrl}/v1/conversations/${message.conversationId}/messages`, { headers: { authorization: `Bearer ${jwt}` } });
+    const stored = ((await response.json()) as { items: { id: string; text: string; attachments: { type: string }[] }[] }).items.find((m) => m.id === message.id);
+    expect(stored).toMatchObject({ text: `Photos of the damage\n${words}`, attachments: [{ type: 'file' }] });
+  });
+
   it.each([
     ['a photo', 'image/jpeg', jpeg(20_000), 'image'],
     ['a contact card', 'text/vcard', Buffer.from('BEGIN:VCARD\nVERSION:3.0\nFN:Ada\nEND:VCARD\n'), 'contact'],

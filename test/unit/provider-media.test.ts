@@ -302,3 +302,64 @@ describe('a copy round that fires', () => {
     expect(JSON.parse(entries[0]!.MessageBody)).toEqual(job(3));
   });
 });
+
+describe('a copy of an MMS text part', () => {
+  const TWILIO = 'https://api.twilio.test';
+  const media = (id: string) => `${TWILIO}/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages/MM0123456789abcdef0123456789abcdef/Media/${id}`;
+  const [PHOTO, PART] = [media('ME00000000000000000000000000000001'), media('ME00000000000000000000000000000002')];
+  const mms = (text: string): Message => ({
+    ...photo,
+    channel: 'sms',
+    text,
+    attachments: [
+      { type: 'image', url: PHOTO, mimeType: 'image/jpeg' },
+      { type: 'file', url: PART, mimeType: 'text/plain' },
+    ],
+  });
+
+  /** Copies the MMS whose Body was `body` and whose text part Twilio serves as `bytes` of `contentType`; the text of each write. */
+  async function copy(body: string, bytes: Buffer, contentType = 'text/plain; charset=utf-8'): Promise<(string | undefined)[]> {
+    vi.stubEnv('TWILIO_API_BASE_URL', TWILIO);
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...mms(body) } });
+    // As DynamoDB answers ALL_NEW: the message with what the write set.
+    let stored = mms(body);
+    ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown>; ConditionExpression: string }) => {
+      const index = Number(/\[(\d)\]/.exec(input.ConditionExpression)![1]);
+      const text = (input.ExpressionAttributeValues[':text'] as string | undefined) ?? stored.text;
+      stored = { ...stored, text, attachments: stored.attachments.map((a, i) => (i === index ? (input.ExpressionAttributeValues[':to'] as Message['attachments'][number]) : a)) };
+      return { Attributes: { ...keys.message(CONVERSATION, MESSAGE), ...stored } };
+    });
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) =>
+        url === PART ? new Response(bytes, { status: 200, headers: { 'content-type': contentType } }) : new Response(Buffer.from([0xff, 0xd8]), { status: 200, headers: { 'content-type': 'image/jpeg' } }),
+      ),
+    );
+    await keepProviderMedia(job(), true, deadline());
+    return ddb.commandCalls(UpdateCommand).map((call) => call.args[0].input.ExpressionAttributeValues?.[':text'] as string | undefined);
+  }
+
+  it('reads the part into the message text in the write that keeps it, and tells the consoles; the photo stays a file', async () => {
+    const words = 'My order 1234 arrived damaged: the box was open and two plates are broken. What now?';
+
+    const texts = await copy('', Buffer.from(words));
+
+    expect(texts).toEqual([undefined, words]);
+    const [, partWrite] = ddb.commandCalls(UpdateCommand);
+    expect(partWrite!.args[0].input.ConditionExpression).toBe('attachments[1].#url = :from');
+    expect(partWrite!.args[0].input.ExpressionAttributeValues![':to']).toMatchObject({ type: 'file', url: `conversa-media://media/provider/${CONVERSATION}/${MESSAGE}/1` });
+    expect(vi.mocked(publish).mock.calls.map(([events]) => events)).toEqual([[expect.objectContaining({ type: 'message.updated', message: expect.objectContaining({ text: words }) })]]);
+  });
+
+  it('puts the part after a Body that differs, not twice the same words; reads the charset Twilio names; cuts a long part near 4096 characters', async () => {
+    expect((await copy('See below', Buffer.from('the rest')))[1]).toBe('See below\nthe rest');
+    ddb.resetHistory();
+    expect((await copy('Same words', Buffer.from('Same words\n')))[1]).toBe('Same words');
+    ddb.resetHistory();
+    expect((await copy('', Buffer.from([0x63, 0x61, 0x66, 0xe9]), 'text/plain; charset=ISO-8859-1'))[1]).toBe('café');
+    ddb.resetHistory();
+    const long = (await copy('', Buffer.from('A sentence of some words. '.repeat(400))))[1]!;
+    expect(long.length).toBeLessThanOrEqual(4096);
+    expect(long).toMatch(/words\.…$/);
+  });
+});
