@@ -161,6 +161,26 @@ describe.each(PROVIDER_CHANNELS.map((channel) => ({ channel })))('$channel webho
   });
 });
 
+// A JSON provider may send half of a surrogate pair (an emoji cut): refused, it would come back for days.
+describe.each(PROVIDER_CHANNELS.filter((channel) => channel !== 'sms').map((channel) => ({ channel })))('$channel text with half a surrogate pair', ({ channel }) => {
+  it('is taken and stored once with U+FFFD in its place, as the agent and the history read it', async () => {
+    const handle = newHandle(channel);
+    const webhook = textWebhook(channel, handle, 'cut emoji \uD83D here');
+    expect(webhook.body).toContain('\\ud83d');
+
+    const answers = [await postWebhook(stack, channel, webhook.body), await postWebhook(stack, channel, webhook.body)];
+    const marker = textWebhook(channel, handle, 'marker');
+    expect((await postWebhook(stack, channel, marker.body)).status).toBe(200);
+
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    const frame = await agent.waitFor(created(webhook.providerMessageId), 10_000, 'the message');
+    expect(frame.message.text).toBe('cut emoji \uFFFD here');
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+    const stored = (await history(frame.conversationId)).filter((m) => m.providerMessageId === webhook.providerMessageId);
+    expect(stored.map((m) => m.text)).toEqual(['cut emoji \uFFFD here']);
+  });
+});
+
 describe('a message too long for one WebSocket frame', () => {
   it('reaches the agent cut and marked truncated, the conversation event after it too, and is stored whole', async () => {
     // Prepare: 70 000 two-byte characters, past API Gateway's 128 KiB frame limit
