@@ -34,10 +34,8 @@ function twilioByteSignature(url: string, params: [Buffer, Buffer][], authToken:
  */
 const ENCODED_SURROGATE = /%ED%[AB][0-9A-F]%[89AB][0-9A-F]/i;
 
-function assertForm(rawBody: string): void {
-  // A JSON or XML body here is a misrouted request, not a Twilio webhook.
-  if (/^\s*[[{<]/.test(rawBody)) throw new BadWebhookError('Expected a form-encoded Twilio webhook');
-}
+/** A JSON or XML body here is a misrouted request, not a Twilio webhook. */
+const misrouted = (rawBody: string): boolean => /^\s*[[{<]/.test(rawBody);
 
 /** Percent-decoded bytes of one name or value of a form ('+' is a space). */
 function percentDecoded(text: string): Buffer {
@@ -76,7 +74,7 @@ function decodeWtf8(bytes: Buffer): string {
 }
 
 function parseForm(rawBody: string): URLSearchParams {
-  assertForm(rawBody);
+  if (misrouted(rawBody)) throw new BadWebhookError('Expected a form-encoded Twilio webhook');
   if (!ENCODED_SURROGATE.test(rawBody)) return new URLSearchParams(rawBody);
   return new URLSearchParams(formFields(rawBody).map(([name, value]): [string, string] => [decodeWtf8(name), decodeWtf8(value)]));
 }
@@ -214,16 +212,13 @@ export const smsAdapter: ChannelAdapter = {
   verify(request, credentials) {
     const authToken = credential(credentials, 'authToken');
     if (!authToken) return false;
-    let form: URLSearchParams;
-    try {
-      form = parseForm(request.rawBody);
-    } catch {
-      return false;
-    }
+    const { rawBody, url } = request;
     const signature = request.headers['x-twilio-signature'];
-    if (safeEqual(signature, twilioSignature(request.url, form, authToken))) return true;
-    // A surrogate encoded on its own decodes to U+FFFD: signed, it was the bytes sent.
-    return ENCODED_SURROGATE.test(request.rawBody) && safeEqual(signature, twilioByteSignature(request.url, formFields(request.rawBody), authToken));
+    if (misrouted(rawBody)) return false;
+    // Over the values as a UTF-8 decoder reads them (as before); a form with a surrogate encoded on
+    // its own (U+FFFD for each of its bytes there) may also be signed over the bytes as sent.
+    if (safeEqual(signature, twilioSignature(url, new URLSearchParams(rawBody), authToken))) return true;
+    return ENCODED_SURROGATE.test(rawBody) && safeEqual(signature, twilioByteSignature(url, formFields(rawBody), authToken));
   },
   normalize: (request) => normalizeSms(request.rawBody),
   ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),
