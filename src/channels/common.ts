@@ -135,6 +135,15 @@ export function sentAtFromEpoch(value: string | number | undefined, unit: 's' | 
 /** Before any of these providers existed. */
 const EARLIEST_SENT_AT = Date.UTC(2000, 0, 1);
 
+/**
+ * A time a provider names in epoch seconds that may lie ahead (an expiry, an appointment), in
+ * milliseconds; undefined when it is none (not a number, or out of a Date's range, where it throws).
+ */
+export function secondsAsMs(value: unknown): number | undefined {
+  const ms = typeof value === 'number' || typeof value === 'string' ? Number(value) * 1000 : Number.NaN;
+  return ms > 0 && ms < 8.64e15 ? ms : undefined;
+}
+
 export function isoFromEpoch(value: string | number | undefined, unit: 's' | 'ms'): string {
   return sentAtFromEpoch(value, unit).sentAt;
 }

@@ -20,6 +20,7 @@ import {
   records,
   isoFromEpoch,
   sentAtFromEpoch,
+  secondsAsMs,
   jsonCall,
   list,
   missingCredential,
@@ -233,8 +234,8 @@ function appointmentNote(payload: Record<string, unknown>): string {
     format = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: zone });
   }
   const at = (seconds: unknown): string | undefined => {
-    const ms = typeof seconds === 'number' || typeof seconds === 'string' ? Number(seconds) * 1000 : Number.NaN;
-    return ms > 0 && ms < 8.64e15 ? format.format(ms) : undefined;
+    const ms = secondsAsMs(seconds);
+    return ms === undefined ? undefined : format.format(ms);
   };
   const [start, end] = [at(payload.start_time), at(payload.end_time)];
   // The same day is written once: 2025-02-15, 01:40–02:40.

@@ -18,6 +18,7 @@ import {
   leniently,
   records,
   sentAtFromEpoch,
+  secondsAsMs,
   jsonCall,
   list,
   missingCredential,
@@ -183,9 +184,8 @@ function callPermissionText(reply: unknown): string | undefined {
   if (!isRecord(reply) || (reply.response !== 'accept' && reply.response !== 'reject')) return undefined;
   const source = reply.response_source === 'automatic' ? ' (automatically)' : '';
   if (reply.response === 'reject') return `📞 Declined calls from the business${source}`;
-  const expiry = typeof reply.expiration_timestamp === 'number' || typeof reply.expiration_timestamp === 'string' ? Number(reply.expiration_timestamp) * 1000 : Number.NaN;
-  // Past year 275760 a Date throws: such an expiry is no time at all.
-  const until = reply.is_permanent === true ? ' for good' : expiry > 0 && expiry < 8.64e15 ? ` until ${new Date(expiry).toISOString()}` : '';
+  const expiry = secondsAsMs(reply.expiration_timestamp);
+  const until = reply.is_permanent === true ? ' for good' : expiry !== undefined ? ` until ${new Date(expiry).toISOString()}` : '';
   return `📞 Allowed calls from the business${until}${source}`;
 }
 
