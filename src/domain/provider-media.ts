@@ -83,8 +83,10 @@ export async function keepProviderMedia(job: OutboundJob, lastAttempt: boolean, 
         break;
       }
       const kept: Attachment = { ...attachment, url: `${MEDIA_SCHEME}${key}`, mimeType, size: result.bytes.length };
-      // An MMS text part: its words join the message's (after those an earlier part added), in the same conditional write.
-      const text = adapter.isTextPart?.(attachment) ? withTextPart((updated ?? message).text, result.bytes, [mimeType, result.contentType]) : undefined;
+      // An MMS text part: its words join the message's (after those an earlier part added), in the
+      // same write, which a job run twice at once (a redelivery) cannot make with a text it did not read.
+      const was = (updated ?? message).text;
+      const text = adapter.isTextPart?.(attachment) ? { was, now: withTextPart(was, result.bytes, [mimeType, result.contentType]) } : undefined;
       updated = (await replaceAttachment(message.conversationId, message.id, index, attachment.url, kept, text)) ?? updated;
     }
   } finally {

@@ -211,14 +211,20 @@ export async function recordSendProgress(conversationId: string, messageId: stri
  * Points one attachment at its copy of ours, unless it was changed meanwhile (a copy job that
  * ran twice): the message as it is after, or undefined.
  */
-export async function replaceAttachment(conversationId: string, messageId: string, index: number, from: string, to: Attachment, text?: string): Promise<Message | undefined> {
-  // With `text`, the message's text too, in the same write (an MMS text part read into it).
-  const withText = text !== undefined;
+export async function replaceAttachment(
+  conversationId: string,
+  messageId: string,
+  index: number,
+  from: string,
+  to: Attachment,
+  /** The message's text too, in the same write, if it still reads `was` (an MMS text part read into it). */
+  text?: { was: string; now: string },
+): Promise<Message | undefined> {
   return updateMessageIf(conversationId, messageId, {
-    UpdateExpression: `SET attachments[${index}] = :to${withText ? ', #text = :text' : ''}`,
-    ConditionExpression: `attachments[${index}].#url = :from`,
-    ExpressionAttributeNames: { '#url': 'url', ...(withText ? { '#text': 'text' } : {}) },
-    ExpressionAttributeValues: { ':from': from, ':to': to, ...(withText ? { ':text': text } : {}) },
+    UpdateExpression: `SET attachments[${index}] = :to${text ? ', #text = :text' : ''}`,
+    ConditionExpression: `attachments[${index}].#url = :from${text ? ' AND #text = :was' : ''}`,
+    ExpressionAttributeNames: { '#url': 'url', ...(text ? { '#text': 'text' } : {}) },
+    ExpressionAttributeValues: { ':from': from, ':to': to, ...(text ? { ':text': text.now, ':was': text.was } : {}) },
   });
 }
 

@@ -346,7 +346,8 @@ describe('a copy of an MMS text part', () => {
 
     expect(texts).toEqual([undefined, words]);
     const [, partWrite] = ddb.commandCalls(UpdateCommand);
-    expect(partWrite!.args[0].input.ConditionExpression).toBe('attachments[1].#url = :from');
+    expect(partWrite!.args[0].input.ConditionExpression).toBe('attachments[1].#url = :from AND #text = :was');
+    expect(partWrite!.args[0].input.ExpressionAttributeValues![':was']).toBe('');
     expect(partWrite!.args[0].input.ExpressionAttributeValues![':to']).toMatchObject({ type: 'file', url: `conversa-media://media/provider/${CONVERSATION}/${MESSAGE}/1` });
     expect(vi.mocked(publish).mock.calls.map(([events]) => events)).toEqual([[expect.objectContaining({ type: 'message.updated', message: expect.objectContaining({ text: words }) })]]);
   });
