@@ -243,6 +243,15 @@ function appointmentNote(payload: Record<string, unknown>): string {
   return `📅 Appointment${status}${start ? `: ${start}${until} (${zone})` : ''}`;
 }
 
+/**
+ * A message Meta only says is there (`is_unsupported`: on Instagram a GIF or a sticker, which the
+ * API does not pass on): the agent is told so, and where to see it.
+ */
+function unsupportedNote(channel: ProviderChannel): string {
+  const app = channel === 'instagram' ? 'Instagram' : 'Messenger';
+  return `[a message ${app} does not pass on to apps (a GIF or a sticker, say): see it in ${app}]`;
+}
+
 function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, handle: string): InboundMessageEvent | undefined {
   const message = event.message;
   if (!message) return undefined;
@@ -263,7 +272,7 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
   const story = message.reply_to?.story;
   if (isRecord(story) && typeof story.url === 'string' && story.url) attachments.push({ type: 'file', url: story.url, name: 'story_reply' });
   let text = message.text || notes.join('\n');
-  if (!text && attachments.length === 0) text = unsupportedText(message.is_unsupported ? 'unsupported' : 'message');
+  if (!text && attachments.length === 0) text = message.is_unsupported ? unsupportedNote(channel) : unsupportedText('message');
   return {
     kind: 'message',
     channel,

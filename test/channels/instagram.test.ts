@@ -107,7 +107,7 @@ describe('instagram normalize', () => {
 
   it('reaction and unsupported messages get readable text', () => {
     expect(normalize('reaction')).toMatchObject([{ handle: IGSID, text: 'reacted ❤️ to a message' }]);
-    expect(normalize('unsupported')).toMatchObject([{ providerMessageId: 'ig_UNSUPPORTED1', text: '[unsupported message type: unsupported]' }]);
+    expect(normalize('unsupported')).toMatchObject([{ providerMessageId: 'ig_UNSUPPORTED1', text: '[a message Instagram does not pass on to apps (a GIF or a sticker, say): see it in Instagram]' }]);
   });
 
   it('several senders in one entry → one event each', () => {
