@@ -803,7 +803,6 @@ const csatQuestionId = (conversationId: string, askedAt: string) => idFor(Date.p
 
 /** When the CSAT question `message` was asked (its id is made from the ask), or undefined for any other message. */
 function csatAskOf(message: Message): string | undefined {
-  if (message.sender.type !== 'bot' || message.direction !== 'outbound') return undefined;
   let askedAt: string;
   try {
     askedAt = new Date(decodeTime(message.id)).toISOString();
@@ -820,11 +819,28 @@ function csatAskOf(message: Message): string | undefined {
  * after the customer's message as though it answered it. Read consistently: that message is a moment old.
  */
 export async function withdrawnBeforeSending(message: Message): Promise<string | undefined> {
+  if (message.sender.type !== 'bot' || message.direction !== 'outbound') return undefined;
   const askedAt = csatAskOf(message);
-  if (!askedAt) return undefined;
+  if (askedAt) {
+    const conversation = await getConversation(message.conversationId, true);
+    if (conversation?.status === 'resolved' && conversation.engagement?.csatAskedAt === askedAt) return undefined;
+    return 'Not sent: the conversation was reopened (the customer wrote, or an agent changed it) before the rating question went out.';
+  }
+  return (await answeredBeforeFollowUp(message)) ? 'Not sent: the customer wrote before the follow-up went out.' : undefined;
+}
+
+/**
+ * Whether `message` is the follow-up claimed for an agent's reply that the customer has answered
+ * since the claim (writing in the moment between its queueing and its send): "anything else?"
+ * would land after their message. Only a message with the follow-up's text is looked up.
+ */
+async function answeredBeforeFollowUp(message: Message): Promise<boolean> {
+  if (message.text !== (await getSettings()).reengagement.message) return false;
   const conversation = await getConversation(message.conversationId, true);
-  if (conversation?.status === 'resolved' && conversation.engagement?.csatAskedAt === askedAt) return undefined;
-  return 'Not sent: the conversation was reopened (the customer wrote, or an agent changed it) before the rating question went out.';
+  const replyId = conversation?.engagement?.reengagedFor;
+  if (!conversation?.lastInboundAt || !replyId || followUpId(conversation, replyId) !== message.id) return false;
+  const reply = await getMessage(conversation.id, replyId);
+  return reply !== undefined && conversation.lastInboundAt >= reply.createdAt;
 }
 
 async function askForRating(conversation: ConversationRecord, settings: Settings, id: string): Promise<void> {

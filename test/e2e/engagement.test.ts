@@ -11,6 +11,7 @@ import { agentToken, eventually, http, visitorSession, WsClient, type Frame } fr
 import { newHandle, postWebhook, statusWebhook, textWebhook } from './channels-support';
 import { runTimer } from '../../src/domain/engagement';
 import { getConversation, updateConversation } from '../../src/store/conversations';
+import { getMessage } from '../../src/store/messages';
 import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
 import { replyAddress } from '../../src/domain/email';
@@ -537,6 +538,51 @@ describe('re-engagement', () => {
     expect((await conversation(conversationId)).status).toBe('open');
     await sleep(2000);
     expect((await history(conversationId)).filter((m) => m.text === 'Still there? Anything else?')).toHaveLength(1);
+  });
+
+  it('sends no follow-up the customer overtook (writing between its queueing and its send), and shows the agents why', async () => {
+    // Prepare: the moment the follow-up is stored (queued, not sent yet), the customer answers the reply
+    const text = `Still there? (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ reengagement: { enabled: true, message: text } });
+    const hook = 'customerWritesAsFollowUpIsQueued';
+    let conversationId = '';
+    let page: WsClient | undefined;
+    let wrote = false;
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args);
+        const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
+        if (!wrote && page && item?.text === text && item.conversationId === conversationId) {
+          wrote = true;
+          const answered = await visitorSays(page, 'Yes, one more thing');
+          await eventually(async () => {
+            const [current, answer] = await Promise.all([getConversation(conversationId, true), getMessage(conversationId, answered.messageId as string)]);
+            return answer !== undefined && current?.lastInboundAt === answer.createdAt;
+          });
+        }
+        return out;
+      },
+      { step: 'initialize', name: hook },
+    );
+    let followUpId: string;
+    try {
+      await timers({ reengageAfterSeconds: 2 });
+      ({ ws: page, conversationId } = await visitor(undefined, 'Can you help?'));
+      await customerHooksDone(conversationId);
+      await agentReply(conversationId, 'Sure, what do you need?');
+      // Act: the follow-up's timer fires, stores and queues it
+      followUpId = (await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === text, 20_000, 'follow-up queued')).message.id;
+    } finally {
+      ddb().middlewareStack.remove(hook);
+      await timers({});
+    }
+
+    // Assess: its delivery finds the reply answered: not sent, the agents told why, the visitor none the wiser
+    const settled = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === followUpId, 15_000, 'follow-up settled');
+    expect(wrote).toBe(true);
+    expect(settled.message.status).toBe('failed');
+    expect(settled.message.error).toMatch(/not sent/i);
+    expect(page!.frames.filter((f) => f.message?.id === followUpId || f.message?.text === text)).toEqual([]);
   });
 
   it('does not follow up when the customer answered', async () => {
