@@ -67,6 +67,27 @@ const history = async (conversationId: string) =>
     attachments: { type: string }[];
     createdAt: string;
   }[];
+/**
+ * Runs `act` once, right after the message with `text` is written in the conversation that
+ * `conversationId()` names, before its writer goes on (its queueing and send come after).
+ */
+function onceStored(text: string, conversationId: () => string, act: () => Promise<void>): { fired(): boolean; remove(): void } {
+  const name = `onceStored-${crypto.randomUUID()}`;
+  let fired = false;
+  ddb().middlewareStack.add(
+    (next) => async (args) => {
+      const out = await next(args);
+      const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
+      if (!fired && conversationId() && item?.text === text && item.conversationId === conversationId()) {
+        fired = true;
+        await act();
+      }
+      return out;
+    },
+    { step: 'initialize', name },
+  );
+  return { fired: () => fired, remove: () => ddb().middlewareStack.remove(name) };
+}
 const conversation = async (id: string) => (await http(stack.httpUrl, 'GET', `/v1/conversations/${id}`, { token: agentJwt })).body;
 const mailTo = async (address: string) =>
   ((await http(stack.httpUrl, 'GET', '/local/mail')).body.items as { to: string; text: string; html: string; subject: string; replyTo: string[] }[]).filter(
@@ -544,26 +565,15 @@ describe('re-engagement', () => {
     // Prepare: the moment the follow-up is stored (queued, not sent yet), the customer answers the reply
     const text = `Still there? (${crypto.randomUUID().slice(0, 8)})`;
     await settings({ reengagement: { enabled: true, message: text } });
-    const hook = 'customerWritesAsFollowUpIsQueued';
     let conversationId = '';
     let page: WsClient | undefined;
-    let wrote = false;
-    ddb().middlewareStack.add(
-      (next) => async (args) => {
-        const out = await next(args);
-        const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
-        if (!wrote && page && item?.text === text && item.conversationId === conversationId) {
-          wrote = true;
-          const answered = await visitorSays(page, 'Yes, one more thing');
-          await eventually(async () => {
-            const [current, answer] = await Promise.all([getConversation(conversationId, true), getMessage(conversationId, answered.messageId as string)]);
-            return answer !== undefined && current?.lastInboundAt === answer.createdAt;
-          });
-        }
-        return out;
-      },
-      { step: 'initialize', name: hook },
-    );
+    const customer = onceStored(text, () => conversationId, async () => {
+      const answered = await visitorSays(page!, 'Yes, one more thing');
+      await eventually(async () => {
+        const [current, answer] = await Promise.all([getConversation(conversationId, true), getMessage(conversationId, answered.messageId as string)]);
+        return answer !== undefined && current?.lastInboundAt === answer.createdAt;
+      });
+    });
     let followUpId: string;
     try {
       await timers({ reengageAfterSeconds: 2 });
@@ -573,13 +583,13 @@ describe('re-engagement', () => {
       // Act: the follow-up's timer fires, stores and queues it
       followUpId = (await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === text, 20_000, 'follow-up queued')).message.id;
     } finally {
-      ddb().middlewareStack.remove(hook);
+      customer.remove();
       await timers({});
     }
 
     // Assess: its delivery finds the reply answered: not sent, the agents told why, the visitor none the wiser
     const settled = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === followUpId, 15_000, 'follow-up settled');
-    expect(wrote).toBe(true);
+    expect(customer.fired()).toBe(true);
     expect(settled.message.status).toBe('failed');
     expect(settled.message.error).toMatch(/not sent/i);
     expect(page!.frames.filter((f) => f.message?.id === followUpId || f.message?.text === text)).toEqual([]);
@@ -672,27 +682,16 @@ describe('auto-resolve and CSAT', () => {
     // customer writes again, which reopens the conversation and drops the ask
     const question = `Rate this chat 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
     await settings({ csat: { enabled: true, question } });
-    const hook = 'customerWritesAsQuestionIsQueued';
     let conversationId = '';
     let page: WsClient | undefined;
     let visitorToken = '';
-    let wrote = false;
-    ddb().middlewareStack.add(
-      (next) => async (args) => {
-        const out = await next(args);
-        const item = (args.input as { Item?: { conversationId?: string; text?: string } }).Item;
-        if (!wrote && page && item?.text === question && item.conversationId === conversationId) {
-          wrote = true;
-          await visitorSays(page, 'Actually, one more thing');
-          await eventually(async () => {
-            const current = await getConversation(conversationId, true);
-            return current?.status === 'open' && current.engagement?.csatAskedAt === undefined;
-          });
-        }
-        return out;
-      },
-      { step: 'initialize', name: hook },
-    );
+    const customer = onceStored(question, () => conversationId, async () => {
+      await visitorSays(page!, 'Actually, one more thing');
+      await eventually(async () => {
+        const current = await getConversation(conversationId, true);
+        return current?.status === 'open' && current.engagement?.csatAskedAt === undefined;
+      });
+    });
     let questionId: string;
     try {
       await timers({ autoResolveAfterSeconds: 2 });
@@ -703,13 +702,13 @@ describe('auto-resolve and CSAT', () => {
       const queued = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === question, 20_000, 'question queued');
       questionId = queued.message.id;
     } finally {
-      ddb().middlewareStack.remove(hook);
+      customer.remove();
       await timers({});
     }
 
     // Assess: the question's delivery finds the ask dropped: not sent, the agents told why
     const settled = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === questionId, 15_000, 'question settled');
-    expect(wrote).toBe(true);
+    expect(customer.fired()).toBe(true);
     expect(settled.message.status).toBe('failed');
     expect(settled.message.error).toMatch(/not sent/i);
     expect(page!.frames.filter((f) => f.message?.id === questionId)).toEqual([]);
