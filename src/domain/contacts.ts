@@ -215,6 +215,9 @@ export async function findOrCreateContact(
   for (const identity of created ? ids.slice(1) : ids) await claimHandle(identity.channel, identity.handle, { contactId });
   // A web visitor's handle lives on its visitor item; other channels get a handle item.
   const claimed = channel === 'web' ? undefined : await claimHandle(channel, handle, { contactId, ...(conversationId ? { conversationId } : {}) });
+  // Claimed first by a message naming the handle beside this one (a WhatsApp BSUID that a message
+  // with the number names too): that contact and its conversation are the customer's.
+  if (claimed && claimed.contactId !== contactId) return { contactId: claimed.contactId, conversationId: claimed.conversationId };
   // A contact created here has these handles and this profile already.
   let edited: Profile | undefined;
   if (!created) {

@@ -9,8 +9,8 @@ import { agentToken, eventually, http, visitorSession, WsClient, type Frame } fr
 import { isChannel, type ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { identityHashOf } from '../../src/domain/visitors';
-import { getContact as getContactItem, getHandle, getVisitor, updateVisitor } from '../../src/store/contacts';
-import { withVisitorProfile } from '../../src/domain/contacts';
+import { claimHandle, getContact as getContactItem, getHandle, getVisitor, updateVisitor } from '../../src/store/contacts';
+import { findOrCreateContact, withVisitorProfile } from '../../src/domain/contacts';
 import { ddb } from '../../src/aws/clients';
 import { getConversation } from '../../src/store/conversations';
 
@@ -635,5 +635,20 @@ describe('channel transfer', () => {
     expect((await moveTo(start.conversationId, 'messenger')).body.error.code).toBe('same_channel');
     expect((await moveTo(start.conversationId, 'fax')).status).toBe(400);
     expect((await moveTo('01NOSUCHCONVERSATION', 'sms')).status).toBe(404);
+  });
+});
+
+describe('a handle claimed by another message between the read and the claim', () => {
+  it('answers with the contact and conversation that claimed it, not the contact this attempt made', async () => {
+    // Prepare: the other message (the same WhatsApp customer by their BSUID, in another lane) claimed it first
+    const handle = `US.${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+    await claimHandle('whatsapp', handle, { contactId: 'contact-first', conversationId: 'conversation-first' });
+
+    // Act: this attempt read no handle item, so it claims one with a contact of its own
+    const owner = await findOrCreateContact('whatsapp', handle, { name: 'Kofi' }, 'conversation-second');
+
+    // Assess
+    expect(owner).toMatchObject({ contactId: 'contact-first', conversationId: 'conversation-first' });
+    expect(await getHandle('whatsapp', handle)).toEqual({ contactId: 'contact-first', conversationId: 'conversation-first' });
   });
 });
