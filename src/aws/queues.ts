@@ -10,8 +10,10 @@ function sqsId(raw: string): string {
   return /^[\w!"#$%&'()*+,\-./:;<=>?@[\\\]^`{|}~]{1,128}$/.test(raw) ? raw : createHash('sha256').update(raw).digest('hex');
 }
 
-export function inboundGroupId(event: Pick<InboundEvent, 'channel' | 'handle'>): string {
-  return sqsId(`${event.channel}#${event.handle}`);
+export function inboundGroupId(event: Pick<InboundEvent, 'channel' | 'handle'> & { otherHandle?: string | undefined }): string {
+  // A customer named by two ids (a WhatsApp number and BSUID) has one conversation: their messages
+  // take one lane, that of the id each of them carries (the BSUID), so that they never run at once.
+  return sqsId(`${event.channel}#${event.otherHandle ?? event.handle}`);
 }
 
 export function inboundDedupId(event: InboundEvent): string {

@@ -257,10 +257,15 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   const profile: InboundMessageEvent['profile'] = phone ? { phone: `+${phone}` } : {};
   const name = nonEmpty(contact?.profile?.name) ?? nonEmpty(contact?.profile?.username);
   if (name) profile.name = name;
+  // A message naming both the number and the BSUID links them: later messages by either id reach
+  // the one conversation (replies keep going to the number). The BSUID is the message's own, or
+  // the one its contact entry gives for that number.
+  const linked = phone && (userId ?? (contact?.wa_id === phone ? nonEmpty(contact.user_id) : undefined));
   return {
     kind: 'message',
     channel: 'whatsapp',
     handle,
+    ...(linked && BSUID.test(linked) ? { otherHandle: linked } : {}),
     ...(Object.keys(profile).length > 0 ? { profile } : {}),
     providerMessageId: message.id,
     ...withContext(content(message), message),

@@ -24,6 +24,7 @@ import {
   releaseHandle,
   releaseMergeLock,
   removeVisitorFields,
+  setHandleConversation,
   writeContactEdit,
   unlinkContactConversation,
   type ContactRecord,
@@ -238,6 +239,34 @@ export async function findOrCreateContact(
     if (channel === 'web' && cleared.length > 0) await removeVisitorFields(handle, cleared);
   }
   return { contactId, conversationId: claimed?.conversationId, ...(edited ? { edited } : {}) };
+}
+
+/**
+ * Links another handle of a customer's on a channel (a WhatsApp number beside the BSUID their
+ * conversation has) to their contact and that conversation, with the profile's phone linking as a
+ * first message's would. Claimed only where no one holds it, so two messages linking it at once
+ * agree. False when it leads elsewhere already (another contact or conversation: an earlier split,
+ * which an admin merges), in which case nothing is changed.
+ */
+export async function linkChannelHandle(
+  channel: Channel,
+  handle: string,
+  owner: { contactId: string; conversationId: string },
+  profile: Profile = {},
+): Promise<boolean> {
+  // Read first: every later message naming both finds it linked, and a refused put would cost a write.
+  const claimed = (await getHandle(channel, handle)) ?? (await claimHandle(channel, handle, owner));
+  if (claimed.contactId !== owner.contactId) return false;
+  // A handle item left without a conversation (an attempt that died in between) takes this one.
+  const conversationId = claimed.conversationId ?? (await setHandleConversation(channel, handle, owner.conversationId));
+  if (conversationId !== owner.conversationId) return false;
+  const ids = identities(profile);
+  const claims = await Promise.all(ids.map((identity) => claimHandle(identity.channel, identity.handle, { contactId: owner.contactId })));
+  await addHandlesFollowingMerges(owner.contactId, [{ channel, handle }, ...ids.filter((_, i) => claims[i]!.contactId === owner.contactId)], {
+    name: profile.name,
+    phone: normalizePhone(profile.phone),
+  });
+  return true;
 }
 
 /** A contact merged into another answers as the one it was merged into (one hop per merge). */

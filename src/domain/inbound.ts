@@ -6,7 +6,7 @@
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
-import { findOrCreateContact, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
+import { findOrCreateContact, linkChannelHandle, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
 import { applyHeldStatuses, applyOutboundToConversation, catchUpConversation } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
@@ -58,7 +58,34 @@ function visitorContentHash(text: string, attachments: readonly Pick<Attachment,
  * pointer to the new conversation are stored, the conversation itself is not: ingestMessage
  * stores it once, with that message applied.
  */
-async function resolveConversation(event: InboundMessageEvent): Promise<{ conversation: ConversationRecord; draft: boolean; before?: ConversationRecord }> {
+async function resolveConversation(event: InboundMessageEvent): Promise<Resolved> {
+  return event.otherHandle && event.channel !== 'web' ? resolveLinked(event, event.otherHandle) : resolveByHandle(event);
+}
+
+type Resolved = { conversation: ConversationRecord; draft: boolean; before?: ConversationRecord };
+
+/**
+ * A customer a message names by two handles (a WhatsApp number and the BSUID beside it) has one
+ * conversation: the number's if it has one, else the other's. That one is resolved as a message
+ * naming that id alone would be (a conditional claim of a new handle), so two messages racing
+ * agree; then the other handle is linked to it. Replies go to `event.handle`, the number.
+ */
+async function resolveLinked(event: InboundMessageEvent, other: string): Promise<Resolved> {
+  const byNumber = (await getHandle(event.channel, event.handle))?.conversationId !== undefined;
+  const resolved = await resolveByHandle(byNumber ? event : { ...event, handle: other });
+  const { conversation } = resolved;
+  const owner = { contactId: conversation.contact.id, conversationId: conversation.id };
+  await linkChannelHandle(event.channel, byNumber ? other : event.handle, owner, byNumber ? {} : (event.profile ?? {}));
+  if (conversation.handle === event.handle) return resolved;
+  const phone = event.profile?.phone;
+  const repointed = (c: ConversationRecord): ConversationRecord => ({ ...c, handle: event.handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
+  if (resolved.draft) return { ...resolved, conversation: repointed(conversation) };
+  // A conversation the customer opened by their BSUID alone: the number they now share is where replies go.
+  const result = await updateConversation(conversation.id, (c) => (c.handle === event.handle ? undefined : { ...repointed(c), updatedAt: new Date().toISOString() }));
+  return { ...resolved, conversation: result?.after ?? conversation };
+}
+
+async function resolveByHandle(event: InboundMessageEvent): Promise<Resolved> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
   // A provider vouches for its handles; a web visitor's email or phone only as far as the website did.

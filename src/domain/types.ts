@@ -125,6 +125,11 @@ export interface InboundMessageEvent {
   kind: 'message';
   channel: Channel;
   handle: string;
+  /**
+   * Another handle the same message names the customer by on this channel (WhatsApp: their
+   * business-scoped user id beside their number): both lead to one conversation (src/domain/inbound.ts).
+   */
+  otherHandle?: string;
   /** What the provider tells us about the customer. */
   profile?: { name?: string; phone?: string; email?: string };
   /** The provider's message id: the key that makes redeliveries idempotent. */

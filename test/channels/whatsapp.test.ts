@@ -159,6 +159,33 @@ describe('whatsapp normalize: messages', () => {
     expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ handle: '16505551234', profile: { name: 'Kofi Mensah', phone: '+16505551234' } }]);
   });
 
+  it('a message naming both the number and the BSUID → the number as the handle, the BSUID as the other handle that links to it', () => {
+    const both = (edit: (value: { contacts: Record<string, unknown>[]; messages: Record<string, unknown>[] }) => void) => {
+      const body = JSON.parse(fixture('whatsapp', 'username'));
+      edit(body.entry[0].changes[0].value);
+      return adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)[0];
+    };
+    const withNumber = both((value) => {
+      value.messages[0]!.from = '16505551234';
+      value.contacts[0]!.wa_id = '16505551234';
+    });
+    expect(withNumber).toMatchObject({ handle: '16505551234', otherHandle: 'US.13491208655302741918', profile: { phone: '+16505551234' } });
+    // Only the contact entry of that number gives it (Meta's contacts[].user_id beside wa_id).
+    const fromContact = both((value) => {
+      Object.assign(value.messages[0]!, { from: '16505551234', from_user_id: undefined });
+      value.contacts[0]!.wa_id = '16505551234';
+    });
+    expect(fromContact).toMatchObject({ handle: '16505551234', otherHandle: 'US.13491208655302741918' });
+    const otherNumber = both((value) => {
+      Object.assign(value.messages[0]!, { from: '16505551234', from_user_id: undefined });
+      value.contacts[0]!.wa_id = '447700900123';
+    });
+    expect(otherNumber).not.toHaveProperty('otherHandle');
+    // A BSUID alone is the handle itself; a number alone links nothing.
+    expect(only('username')).not.toHaveProperty('otherHandle');
+    expect(only('text')).not.toHaveProperty('otherHandle');
+  });
+
   it('several messages and entries → one event each, each with its own sender profile', () => {
     // The second entry's number is another business number: ours when it is the one configured.
     const events = adapter.normalize(signedRequest('whatsapp', fixture('whatsapp', 'multiple')), { ...credentials, phoneNumberId: '100000000000002' });

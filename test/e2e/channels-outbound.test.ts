@@ -376,6 +376,94 @@ describe('a WhatsApp customer who keeps their number hidden behind a username', 
   });
 });
 
+/** A WhatsApp message naming the customer by their BSUID and, when given, their number beside it. */
+function usernameWebhook(bsuid: string, text: string, number?: string): { body: string; providerMessageId: string } {
+  const body = JSON.parse(fixture('whatsapp', 'username'));
+  const value = body.entry[0].changes[0].value;
+  const id = `wamid.USER${crypto.randomUUID()}`;
+  Object.assign(value.contacts[0], { user_id: bsuid, ...(number ? { wa_id: number } : {}) });
+  Object.assign(value.messages[0], { from_user_id: bsuid, ...(number ? { from: number } : {}), id, timestamp: String(Math.floor(Date.now() / 1000)), text: { body: text } });
+  return { body: JSON.stringify(body), providerMessageId: id };
+}
+
+describe('a WhatsApp customer known by their number and by their business-scoped user id', () => {
+  const newBsuid = () => `US.${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+  /** Posts the message and answers the conversation the agent saw it in. */
+  const writes = async (webhook: { body: string; providerMessageId: string }): Promise<string> => {
+    expect((await postWebhook(stack, 'whatsapp', webhook.body)).status).toBe(200);
+    const frame = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, 'their message');
+    return frame.conversationId;
+  };
+
+  it('who wrote by number, then with both ids, then by BSUID alone stays in one conversation, answered at the number', async () => {
+    // Prepare
+    const { handle: number, conversationId } = await customer('whatsapp');
+    const bsuid = newBsuid();
+
+    // Act
+    const linked = await writes(usernameWebhook(bsuid, 'Both ids this time', number));
+    const hidden = await writes(usernameWebhook(bsuid, 'Now under my username alone'));
+    const sent = await sentReply(conversationId, 'Still here for you');
+
+    // Assess
+    expect([linked, hidden]).toEqual([conversationId, conversationId]);
+    const [request] = await outbox('whatsapp', carries('Still here for you'));
+    expect(request!.body).toMatchObject({ to: number });
+    expect(request!.body).not.toHaveProperty('recipient');
+    const contact = await http(stack.httpUrl, 'GET', `/v1/contacts/${(await getConversation(conversationId)).body.contact.id}`, { token: agentJwt });
+    expect(contact.body.handles).toEqual(expect.arrayContaining([{ channel: 'whatsapp', handle: number }, { channel: 'whatsapp', handle: bsuid }]));
+    expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual([conversationId]);
+    // A receipt naming the BSUID alone reaches the reply too.
+    const receipt = JSON.parse(statusWebhook('whatsapp', bsuid, 'read', sent.providerMessageId));
+    const status = receipt.entry[0].changes[0].value.statuses[0];
+    delete status.recipient_id;
+    status.recipient_user_id = bsuid;
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(receipt))).status).toBe(200);
+    await agent.waitFor(updated(sent.id, 'read'), 10_000, 'read by BSUID');
+  });
+
+  it('who wrote by BSUID alone, then with their number, keeps that conversation, answered at the number from then on', async () => {
+    // Prepare
+    const bsuid = newBsuid();
+    const number = newHandle('whatsapp');
+    const conversationId = await writes(usernameWebhook(bsuid, 'Hidden number first'));
+
+    // Act
+    const linked = await writes(usernameWebhook(bsuid, 'Here is my number too', number));
+    const byNumber = await writes(textWebhook('whatsapp', number, 'By number alone'));
+    await sentReply(conversationId, 'Got your number');
+
+    // Assess
+    expect([linked, byNumber]).toEqual([conversationId, conversationId]);
+    const [request] = await outbox('whatsapp', carries('Got your number'));
+    expect(request!.body).toMatchObject({ to: number });
+    expect(request!.body).not.toHaveProperty('recipient');
+    const conversation = (await getConversation(conversationId)).body;
+    expect(conversation.contact.phone).toBe(`+${number}`);
+    const contact = await http(stack.httpUrl, 'GET', `/v1/contacts/${conversation.contact.id}`, { token: agentJwt });
+    expect(contact.body.handles).toEqual(expect.arrayContaining([{ channel: 'whatsapp', handle: number }, { channel: 'whatsapp', handle: bsuid }]));
+    expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual([conversationId]);
+  });
+
+  it('whose first two messages, one with both ids and one by BSUID alone, arrive at once gets one conversation with both', async () => {
+    // Prepare
+    const bsuid = newBsuid();
+    const number = newHandle('whatsapp');
+    const withBoth = usernameWebhook(bsuid, 'First, with my number', number);
+    const alone = usernameWebhook(bsuid, 'Second, username alone');
+
+    // Act
+    const [a, b] = await Promise.all([writes(withBoth), writes(alone)]);
+
+    // Assess
+    expect(a).toBe(b);
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${a}/messages`, { token: agentJwt });
+    expect(page.body.items.map((m: { providerMessageId: string }) => m.providerMessageId).sort()).toEqual([withBoth.providerMessageId, alone.providerMessageId].sort());
+    const contact = await http(stack.httpUrl, 'GET', `/v1/contacts/${(await getConversation(a)).body.contact.id}`, { token: agentJwt });
+    expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual([a]);
+  });
+});
+
 describe('a WhatsApp send whose answer was lost', () => {
   it('takes its provider id from the sent receipt, so a later failed status without our reference finds it', async () => {
     const { handle, conversationId } = await customer('whatsapp');
