@@ -787,15 +787,51 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
     return 'skipped';
   }
   const at = now.toISOString();
-  const askCsat = settings.csat.enabled && canSendNow(conversation, now);
-  const { before, after } = await changeConversation(conversationId, (c) =>
-    c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c) || isErasing(c)
-      ? undefined
-      : { ...withStatus(c, 'resolved', at), engagement: { ...c.engagement, autoResolvedAt: at, ...(askCsat ? { csatAskedAt: at, csatResolvedAt: at } : {}) } },
+  const { before, after } = await resolveWithoutAgent(conversationId, at, settings, {
+    askCsat: settings.csat.enabled && canSendNow(conversation, now),
+    keep: (c) => c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c) || isErasing(c),
+    engagement: { autoResolvedAt: at },
+  });
+  return after === before ? 'skipped' : 'done';
+}
+
+/**
+ * Resolves a conversation with no agent resolving it (the idle timer, or the web visitor ending it)
+ * unless `keep` holds on the stored record, through the path an agent's resolution takes (the
+ * holder's slot given back, the timers cancelled: changeConversation). No `by`: it is credited to
+ * the agent holding it, nobody's in the queue. With `askCsat` the rating is asked at the same
+ * moment, under an id made from the ask, so a retry finding it resolved asks once (finishCsatQuestion).
+ */
+async function resolveWithoutAgent(
+  conversationId: string,
+  at: string,
+  settings: Settings,
+  options: { askCsat: boolean; keep: (c: ConversationRecord) => boolean; engagement?: EngagementState },
+): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
+  const { askCsat, keep, engagement } = options;
+  const result = await changeConversation(conversationId, (c) =>
+    keep(c) ? undefined : { ...withStatus(c, 'resolved', at), engagement: { ...c.engagement, ...engagement, ...(askCsat ? { csatAskedAt: at, csatResolvedAt: at } : {}) } },
   );
-  if (after === before) return 'skipped';
-  if (askCsat) await askForRating(after, settings, csatQuestionId(conversationId, at));
-  return 'done';
+  if (result.after !== result.before && askCsat) await askForRating(result.after, settings, csatQuestionId(conversationId, at));
+  return result;
+}
+
+/**
+ * The web visitor ends their conversation (the widget's "End conversation", as Chatwoot's): an open,
+ * pending or snoozed one is resolved as the auto-resolve resolves it, and with CSAT on the rating is
+ * asked at once. Resolved already (another tab, a second tap), nothing changes, and no second
+ * question: only one a run that died after the resolution left unasked is asked now, under its id.
+ * `changed`: this call resolved it (and published the change).
+ */
+export async function resolveByVisitor(conversationId: string, now = new Date()): Promise<{ conversation: ConversationRecord; changed: boolean }> {
+  const settings = await getSettings();
+  const { before, after } = await resolveWithoutAgent(conversationId, now.toISOString(), settings, {
+    askCsat: settings.csat.enabled,
+    keep: (c) => c.status === 'resolved' || isErasing(c),
+  });
+  const changed = after !== before;
+  if (!changed && after.status === 'resolved' && !isErasing(after)) await finishCsatQuestion(after, settings);
+  return { conversation: after, changed };
 }
 
 /** The CSAT question an auto-resolve asked at `askedAt`: its id is made from the ask, the same on every retry. */

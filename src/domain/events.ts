@@ -74,6 +74,9 @@ const VISITOR_FIELDS: ReadonlySet<string> = new Set([
   'id', 'channel', 'status', 'contact', 'assigneeId', 'unreadCount', 'createdAt', 'updatedAt', 'lastMessageAt', 'firstReplyAt', 'resolvedAt', 'csat',
 ] satisfies (keyof Conversation)[]);
 
+/** conversation.updated as the visitor's own frames carry it (the contract's fields alone). */
+export const visitorConversationEvent = (conversation: ConversationRecord): ServerEvent => forVisitor(conversationEvent(conversation));
+
 function forVisitor(event: ServerEvent): ServerEvent {
   const conversation = event.conversation as Record<string, unknown> | undefined;
   if (!conversation) return event;

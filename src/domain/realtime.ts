@@ -7,8 +7,9 @@ import * as z from '../zod';
 import { MAX_FRAME_BYTES } from '../manifest';
 import { ClientError, forbidden, notFound } from './errors';
 import { afterVisitorRead } from './automation';
+import { resolveByVisitor } from './engagement';
 import { agentConnected, agentConnectionClosed, changePresence } from './presence';
-import { conversationEvent } from './events';
+import { conversationEvent, visitorConversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
 import { readByAgent } from './assignment';
@@ -78,9 +79,11 @@ const Frame = z.discriminatedUnion('action', [
   // The connection's own id, which a console replying over HTTP names to skip its echo
   // (POST .../messages `connectionId`).
   z.object({ action: z.literal('getConnection') }),
+  // A visitor ending their own conversation (the widget's "End conversation"); agents resolve over HTTP.
+  z.object({ action: z.literal('resolve'), conversationId: z.optional(id) }),
 ]);
 type Frame = z.infer<typeof Frame>;
-const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping', 'getConnection']);
+const ACTIONS = new Set(['sendMessage', 'typing', 'markRead', 'setPresence', 'ping', 'getConnection', 'resolve']);
 
 /** Where a frame came from, as the gateway saw it. */
 export interface FrameOrigin {
@@ -343,5 +346,15 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (isVisitor) throw forbidden('only agents have presence');
       await changePresence(principal.id, frame.status);
       return;
+    case 'resolve': {
+      if (!isVisitor) throw forbidden('agents resolve with POST /v1/conversations/{id}/resolve');
+      const conversation = await conversationFor(principal, frame.conversationId);
+      if (!conversation) throw notFound('conversation');
+      // Answered by the change's conversation.updated frames, to the agents and every tab of the
+      // visitor's. Resolved already (another tab ended it), nothing changes: this tab alone hears how it stands.
+      const { conversation: after, changed } = await resolveByVisitor(conversation.id);
+      if (!changed && !isErasing(after)) await reply(visitorConversationEvent(after));
+      return;
+    }
   }
 }
