@@ -37,6 +37,7 @@
     [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
     .state { font-weight: 400; font-size: 12px; opacity: .85; }
+    .end { float: right; padding: 2px 8px; font-size: 12px; font-weight: 400; background: rgba(255,255,255,.2); }
     form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; }
     input, textarea { font: inherit; padding: 8px; border: 1px solid #d0d7de; border-radius: 6px; }
     .log { flex: 1; overflow-y: auto; padding: 10px; display: flex; flex-direction: column; gap: 6px; }
@@ -77,6 +78,8 @@
     const root = host.attachShadow({ mode: 'open' });
 
     const state = el('span', { className: 'state' });
+    // "End conversation" (as Chatwoot's widget): the visitor resolves their own conversation.
+    const endButton = el('button', { type: 'button', className: 'end', textContent: 'End conversation', hidden: true });
     const log = el('div', { className: 'log', role: 'log', ariaLive: 'polite' });
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
@@ -99,7 +102,7 @@
       el('button', { type: 'submit', textContent: 'Start chatting' }),
     ]);
     const panel = el('div', { className: 'panel', hidden: true }, [
-      el('header', {}, [el('div', { textContent: options.title || 'Chat with us' }), state]),
+      el('header', {}, [endButton, el('div', { textContent: options.title || 'Chat with us' }), state]),
       hours,
       prechat,
       log,
@@ -132,8 +135,12 @@
     // Bumped when the visitor changes (reset, someone else identified): answers still on their way
     // for the one before are dropped, never shown to the next.
     let generation = 0;
+    // The conversation is resolved, as the last frame about it said (the visitor's next message reopens it).
+    let resolved = false;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
+    // Offered once there is a conversation (a message in it) that is not resolved.
+    const showEnd = () => (endButton.hidden = composer.hidden || resolved || !log.querySelector('.message[data-id]'));
     const showNotice = (s) => (notice.textContent = s || '');
 
     /**
@@ -182,6 +189,8 @@
         localStorage.setItem(WS_KEY, websocketUrl);
         prechat.hidden = true;
         composer.hidden = false;
+        if (session.conversationStatus) resolved = session.conversationStatus === 'resolved';
+        showEnd();
         // The link names a chat this browser does not keep (a shared computer, a forwarded email).
         showNotice(linkedId && session.conversationId !== linkedId ? 'The link you followed is for a conversation started in another browser: reply to our email to continue it.' : '');
         clearTimeout(retryTimer);
@@ -241,7 +250,8 @@
       setState('');
       text.value = '';
       unread = 0;
-      badge.hidden = composer.hidden = true;
+      resolved = false;
+      badge.hidden = composer.hidden = endButton.hidden = true;
     }
 
     /** The website's logout: the next person on this browser starts afresh. */
@@ -381,6 +391,7 @@
       const meta = message.direction === 'inbound' ? (message.status === 'failed' ? 'Not sent' : node.dataset.seen ? 'Seen' : 'Sent') : message.sender?.name;
       if (meta) node.append(el('span', { className: 'meta', textContent: meta }));
       log.scrollTop = log.scrollHeight;
+      showEnd();
     }
 
     /**
@@ -446,6 +457,7 @@
         }
         case 'message.created':
         case 'message.updated':
+          if (frame.conversation?.status) resolved = frame.conversation.status === 'resolved';
           render(frame.message);
           refreshCsat();
           if (frame.message.direction === 'outbound') {
@@ -463,6 +475,9 @@
           // Reopened, snoozed…: the API dropped the question asked before.
           if (frame.conversation?.status !== 'resolved') for (const csat of log.querySelectorAll('.csat')) csat.parentNode.dataset.closed = '1';
           refreshCsat();
+          resolved = frame.conversation?.status === 'resolved';
+          endButton.disabled = false;
+          showEnd();
           break;
         case 'typing':
           if (frame.sender?.type !== 'contact') showTyping(frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '');
@@ -481,6 +496,7 @@
           break;
         case 'error': {
           showNotice(frame.message || frame.code);
+          endButton.disabled = false;
           const pending = frame.clientMessageId && log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
           if (pending) {
             pending.classList.add('failed');
@@ -546,6 +562,12 @@
     });
     text.addEventListener('input', () => setTyping(text.value.length > 0));
     attachButton.addEventListener('click', () => picker.click());
+    // Answered by conversation.updated (resolved: the button goes; the CSAT question follows when it is on).
+    endButton.addEventListener('click', () => {
+      if (socket?.readyState !== WebSocket.OPEN) return showNotice('Not connected: try again in a moment.');
+      endButton.disabled = true;
+      send({ action: 'resolve' });
+    });
     picker.addEventListener('change', () => {
       const [file] = picker.files;
       picker.value = '';

@@ -618,6 +618,36 @@ it.skipIf(!runs)("answers only the live CSAT question: a rating given shows as c
   }
 }, 90_000);
 
+it.skipIf(!runs)('ends the conversation with its "End conversation" button: resolved for the agent, the rating asked at once, the button gone until the visitor writes again', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-edda', 'admin', 'Edda');
+  const { csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
+  expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { csat: { enabled: true, question: 'Rate us, 1 to 5' } } })).status).toBe(200);
+  try {
+    const { context, page } = await startChat('Enzo');
+    const end = widget(page).getByRole('button', { name: 'End conversation' });
+    expect(await end.isVisible()).toBe(false); // no conversation yet
+    const { conversationId } = await visitorSays(page, 'Found it myself, thanks', 'the first message');
+    await expect.poll(() => end.isVisible()).toBe(true);
+
+    await end.click();
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'resolved', 15_000, 'the resolution');
+    await expect.poll(() => widget(page).locator('.csat').count(), { timeout: 15_000 }).toBe(1);
+    expect(await end.isVisible()).toBe(false);
+    await widget(page).locator('.csat').getByRole('button', { name: '5' }).click();
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.csat?.score === 5, 15_000, 'the rating');
+    expect(await end.isVisible()).toBe(false);
+
+    // Writing again reopens it: the button is back.
+    await widget(page).getByLabel('Message').fill('Oh, and one more thing');
+    await widget(page).getByLabel('Message').press('Enter');
+    await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open', 15_000, 'the reopening');
+    await expect.poll(() => end.isVisible()).toBe(true);
+    await context.close();
+  } finally {
+    await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { csat } });
+  }
+}, 60_000);
+
 it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing', async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
