@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { updateConversation } from '../../src/store/conversations';
 
 let stack: LocalStack;
 let admin: string;
@@ -152,6 +153,57 @@ describe('a visitor ends the conversation', () => {
     // Counted among those ever resolved, against first-contact resolution, and not resolved now
     expect(summary.resolved).toBe(before.resolved);
     expect(summary.firstContactResolutionRate).toBe(before.resolved / (before.resolved + 1));
+  });
+
+  it('asks the question a resolution left unasked (its run died before storing it) on the next resolve, once', async () => {
+    // Prepare: resolved with the ask recorded, as the resolution's write leaves it, but no question stored
+    await settings({ csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { ws, conversationId } = await visitorWithConversation();
+    const at = new Date().toISOString();
+    await updateConversation(conversationId, (c) => ({ ...c, status: 'resolved', resolvedAt: at, updatedAt: at, engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } }));
+
+    // Act: the visitor taps the button again, twice
+    const updates = () => ws.frames.filter((f) => f.type === 'conversation.updated').length;
+    const before = updates();
+    ws.send({ action: 'resolve' });
+    await eventually(() => updates() > before);
+    ws.send({ action: 'resolve' });
+    await eventually(() => updates() > before + 1);
+
+    // Assess: the question comes, once, and nothing else changed
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.attachments?.some((a: { type: string }) => a.type === 'csat'), 10_000, 'CSAT question');
+    expect(await csatQuestions(conversationId)).toHaveLength(1);
+    expect(await conversation(conversationId)).toMatchObject({ status: 'resolved', resolvedAt: at });
+  });
+
+  it('resolves a snoozed conversation waiting in the queue, credited to nobody', async () => {
+    // Prepare: nobody has room, so the conversation waits; an agent snoozes it
+    await settings({ csat: { enabled: false } });
+    expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token: admin, body: { liveCapacity: 0 } })).status).toBe(200);
+    try {
+      const session = await visitorSession(stack.httpUrl, { name: 'Quinn' });
+      const ws = await connect(session.token);
+      const conversationId = (await visitorSays(ws, 'Hello?')).conversationId as string;
+      const snoozedUntil = new Date(Date.now() + HOUR * 1000).toISOString();
+      const snoozed = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/status`, { token: admin, body: { status: 'snoozed', snoozedUntil } });
+      expect(snoozed.body).toMatchObject({ status: 'snoozed', assigneeId: null });
+      const before = await report();
+
+      // Act
+      ws.send({ action: 'resolve' });
+
+      // Assess: resolved for the visitor and the team, counted in the totals, in nobody's figures
+      await ws.waitFor(resolvedFrame(conversationId), 10_000, 'resolved at the visitor');
+      expect(await conversation(conversationId)).toMatchObject({ status: 'resolved', assigneeId: null });
+      const summary = await eventually(async () => {
+        const body = await report();
+        return body.resolved === before.resolved + 1 ? body : undefined;
+      });
+      expect(summary.conversations).toBe(before.conversations);
+      expect(summary.byAgent).toEqual(before.byAgent);
+    } finally {
+      await http(stack.httpUrl, 'PUT', `/v1/agents/${AGENT}`, { token: admin, body: { liveCapacity: null } }); // back to the settings' capacity
+    }
   });
 
   it('refuses what is not the visitor’s to end, changing nothing', async () => {
