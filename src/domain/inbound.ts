@@ -26,7 +26,7 @@ import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
 import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
-import { getHandle, getVisitor, pointVisitorAt, setHandleConversation, type VisitorRecord } from '../store/contacts';
+import { getHandle, getVisitor, markHandleLinked, pointVisitorAt, setHandleConversation, type HandleRecord, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
@@ -71,21 +71,32 @@ type Resolved = { conversation: ConversationRecord; draft: boolean; before?: Con
  * agree; then the other handle is linked to it. Replies go to `event.handle`, the number.
  */
 async function resolveLinked(event: InboundMessageEvent, other: string): Promise<Resolved> {
-  const byNumber = (await getHandle(event.channel, event.handle))?.conversationId !== undefined;
-  const resolved = await resolveByHandle(byNumber ? event : { ...event, handle: other });
+  const numbers = await getHandle(event.channel, event.handle);
+  // Linked by an earlier message (the mark is written last): as a message naming the number alone,
+  // at no cost more, since nearly every message of such a customer names both.
+  if (numbers?.conversationId && numbers.linkedHandle === other) return resolveByHandle(event, numbers);
+  const byNumber = numbers?.conversationId !== undefined;
+  const resolved = byNumber ? await resolveByHandle(event, numbers) : await resolveByHandle({ ...event, handle: other });
   const { conversation } = resolved;
   const owner = { contactId: conversation.contact.id, conversationId: conversation.id };
-  await linkChannelHandle(event.channel, byNumber ? other : event.handle, owner, byNumber ? {} : (event.profile ?? {}));
-  if (conversation.handle === event.handle) return resolved;
-  const phone = event.profile?.phone;
-  const repointed = (c: ConversationRecord): ConversationRecord => ({ ...c, handle: event.handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
-  if (resolved.draft) return { ...resolved, conversation: repointed(conversation) };
-  // A conversation the customer opened by their BSUID alone: the number they now share is where replies go.
-  const result = await updateConversation(conversation.id, (c) => (c.handle === event.handle ? undefined : { ...repointed(c), updatedAt: new Date().toISOString() }));
-  return { ...resolved, conversation: result?.after ?? conversation };
+  const linked = await linkChannelHandle(event.channel, byNumber ? other : event.handle, owner, byNumber ? {} : (event.profile ?? {}));
+  let result = resolved;
+  if (conversation.handle !== event.handle) {
+    const phone = event.profile?.phone;
+    const repointed = (c: ConversationRecord): ConversationRecord => ({ ...c, handle: event.handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
+    if (resolved.draft) result = { ...resolved, conversation: repointed(conversation) };
+    else {
+      // A conversation the customer opened by their BSUID alone: the number they now share is where replies go.
+      const update = await updateConversation(conversation.id, (c) => (c.handle === event.handle ? undefined : { ...repointed(c), updatedAt: new Date().toISOString() }));
+      result = { ...resolved, conversation: update?.after ?? conversation };
+    }
+  }
+  if (linked) await markHandleLinked(event.channel, event.handle, other);
+  return result;
 }
 
-async function resolveByHandle(event: InboundMessageEvent): Promise<Resolved> {
+/** `known`: the handle's item, read already. */
+async function resolveByHandle(event: InboundMessageEvent, known?: HandleRecord): Promise<Resolved> {
   let pointer: { contactId?: string; conversationId?: string } | undefined;
   let profile = event.profile ?? {};
   // A provider vouches for its handles; a web visitor's email or phone only as far as the website did.
@@ -98,7 +109,7 @@ async function resolveByHandle(event: InboundMessageEvent): Promise<Resolved> {
     profile = { name: visitor.name, email: visitor.email, phone: visitor.phone, ...profile };
     linkBy = visitorLinks(visitor);
   } else {
-    pointer = await getHandle(event.channel, event.handle);
+    pointer = known ?? (await getHandle(event.channel, event.handle));
   }
   if (pointer?.conversationId) {
     const existing = await getConversation(pointer.conversationId, true);

@@ -35,6 +35,8 @@ export type ProfileField = 'name' | 'email' | 'phone';
 export interface HandleRecord {
   contactId: string;
   conversationId?: string;
+  /** The customer's other handle on the channel, linked to this one's conversation (a WhatsApp number's BSUID). */
+  linkedHandle?: string;
 }
 
 export interface VisitorRecord {
@@ -71,6 +73,16 @@ export async function claimHandle(channel: string, handle: string, record: Handl
   const existing = await getHandle(channel, handle);
   if (!existing) throw new Error(`handle ${channel}:${handle} vanished`);
   return existing;
+}
+
+/** Marks a handle linked with the customer's other one, once both lead to its conversation (linkChannelHandle). */
+export async function markHandleLinked(channel: string, handle: string, linkedHandle: string): Promise<void> {
+  await updateIf({
+    Key: keys.handle(channel, handle),
+    UpdateExpression: 'SET linkedHandle = :l',
+    ConditionExpression: 'attribute_exists(pk)',
+    ExpressionAttributeValues: { ':l': linkedHandle },
+  });
 }
 
 /**

@@ -445,6 +445,32 @@ describe('a WhatsApp customer known by their number and by their business-scoped
     expect(contact.body.conversations.map((c: { id: string }) => c.id)).toEqual([conversationId]);
   });
 
+  it('costs no capacity unit more per message naming both ids, once linked, than one naming the number alone', async () => {
+    // Prepare: linked by a first message naming both (a customer whose number is shared names both every time)
+    const bsuid = newBsuid();
+    const { handle: number } = await customer('whatsapp');
+    await writes(usernameWebhook(bsuid, 'Linking both ids', number));
+    const idle = () =>
+      ['conversa-inbound.fifo', 'conversa-outbound.fifo'].every((name) => {
+        const counts = stack.aws.sqs.getQueue(name).counts();
+        return counts.visible + counts.inFlight + counts.delayed === 0;
+      });
+    const unitsOf = async (webhook: { body: string; providerMessageId: string }) => {
+      await eventually(idle);
+      resetCapacityTotals();
+      await writes(webhook);
+      await eventually(idle);
+      return { read: capacityTotals.read, write: capacityTotals.write };
+    };
+
+    // Act
+    const alone = await unitsOf(textWebhook('whatsapp', number, 'By number alone'));
+    const both = await unitsOf(usernameWebhook(bsuid, 'Both ids again', number));
+
+    // Assess
+    expect(both).toEqual(alone);
+  });
+
   it('whose first two messages, one with both ids and one by BSUID alone, arrive at once gets one conversation with both', async () => {
     // Prepare
     const bsuid = newBsuid();
