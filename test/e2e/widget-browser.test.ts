@@ -4,7 +4,6 @@
  * read receipts both ways, a reconnection that catches up, and the conversation resumed after a reload.
  */
 import { existsSync } from 'node:fs';
-import { crc32, deflateSync } from 'node:zlib';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import type { LocalStack } from '../../local/stack';
 import { demoCustomer, widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient } from '../support/clients';
+import { png } from '../support/png';
 import { MAX_VISITOR_CONNECTIONS } from '../../src/domain/fanout';
 import { identityHashOf } from '../../src/domain/visitors';
 
@@ -94,24 +94,6 @@ async function visitorSays(page: Page, text: string, what: string) {
   await widget(page).getByLabel('Message').fill(text);
   await widget(page).getByLabel('Message').press('Enter');
   return agent.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, what);
-}
-
-/** A real PNG of `width` × `height` grey pixels, for the browser to decode. */
-function png(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const framed = Buffer.alloc(body.length + 8);
-    framed.writeUInt32BE(data.length, 0);
-    body.copy(framed, 4);
-    framed.writeUInt32BE(crc32(body), body.length + 4);
-    return framed;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 0, 0, 0, 0], 8); // 8-bit greyscale
-  const rows = Buffer.concat(Array.from({ length: height }, () => Buffer.from([0, ...Array<number>(width).fill(128)])));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
 
 /** An agent's file, through an upload ticket, as a console sends one. */
