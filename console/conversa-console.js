@@ -51,6 +51,8 @@
     .conversa-console .message.outbound { align-self: flex-end; background: #ddf4ff; }
     .conversa-console .message.note { background: #fff8c5; border: 1px dashed #d4a72c; }
     .conversa-console .message.failed .meta { color: #cf222e; }
+    .conversa-console .message .file { display: flex; flex-direction: column; align-items: flex-start; gap: 2px; margin-top: 4px; padding: 0; background: none; color: #0969da; }
+    .conversa-console .message .file img { max-width: 240px; max-height: 140px; border-radius: 6px; }
     .conversa-console .meta { display: block; font-size: 11px; color: #57606a; }
     .conversa-console .typing, .conversa-console .notice { font-size: 12px; color: #57606a; padding: 0 14px; min-height: 16px; }
     .conversa-console .composer { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 14px; border-top: 1px solid #d0d7de; }
@@ -109,8 +111,12 @@
     let openId = null;
     let olderCursor = null;
     let lastRead;
-    // A reply's clientMessageId lives as long as its draft: a retry after an error sends it once.
+    // A reply's clientMessageId lives as long as its draft: a retry after an error sends it once,
+    // with the files it already uploaded.
     let draftId;
+    let draftFiles;
+    // The shown conversation's files fetched so far (`messageId/index` → its source and object URL).
+    const fileUrls = new Map();
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
     const typingSign = { since: 0, idle: undefined, shown: undefined };
 
@@ -168,11 +174,13 @@
     const canned = h('select', { ariaLabel: 'Canned response' });
     const noteBox = h('input', { type: 'checkbox', name: 'private' });
     const text = h('textarea', { name: 'text', placeholder: 'Reply…', ariaLabel: 'Message', maxLength: MAX_TEXT });
+    const picker = h('input', { type: 'file', multiple: true, ariaLabel: 'Attach files' });
     const composer = h(
       'form',
       { className: 'composer' },
       text,
       canned,
+      picker,
       h('label', {}, noteBox, ' Private note'),
       h('button', { type: 'submit', textContent: 'Send' }),
     );
@@ -197,14 +205,15 @@
     const say = (line) => (notice.textContent = line || '');
     const setState = (s) => (state.textContent = s);
 
-    async function api(method, path, body) {
+    /** A call of the API, its answer read by `read` (JSON by default; an error's always is). */
+    async function api(method, path, body, read = (res) => (res.status === 204 ? {} : res.json())) {
       const gen = generation;
       const res = await fetch(`${apiUrl}${path}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
-      const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));
+      const answer = await (res.ok ? read(res) : res.json()).catch(() => ({}));
       if (gen !== generation) throw Object.assign(new Error('signed out'), { stale: true });
       if (res.status === 401) {
         signOut('Your session ended: sign in again.');
@@ -425,6 +434,7 @@
       openId = null;
       view.hidden = true;
       log.replaceChildren();
+      forgetFiles();
     }
 
     function openConversation(id) {
@@ -432,9 +442,10 @@
         setTyping(false);
         openId = id;
         lastRead = undefined;
-        draftId = undefined;
-        text.value = '';
+        newDraft();
+        text.value = picker.value = '';
         log.replaceChildren();
+        forgetFiles();
         showTyping('');
         say('');
       }
@@ -506,9 +517,54 @@
       node.dataset.status = message.status;
       node.dataset.sender = message.sender?.name || message.sender?.type || '';
       node.dataset.at = message.createdAt;
-      const files = (message.attachments || []).filter((a) => a.type !== 'csat').map((a) => h('span', { className: 'meta', textContent: `📎 ${a.name || a.type}` }));
-      node.replaceChildren(h('div', { className: 'text', textContent: message.text }), ...files, h('span', { className: 'meta' }));
+      const files = (message.attachments || []).map((file, index) => (file.type === 'csat' ? undefined : fileButton(message.id, index, file)));
+      node.replaceChildren(h('div', { className: 'text', textContent: message.text }), ...files.filter(Boolean), h('span', { className: 'meta' }));
       setMeta(node);
+    }
+
+    /** A file of a message: an image shows as its thumbnail, and a click saves any file under its name. */
+    function fileButton(messageId, index, file) {
+      const name = file.name || file.type;
+      const button = h('button', { type: 'button', className: 'file', title: `Download ${name}` }, `📎 ${name}`);
+      button.dataset.index = String(index);
+      if (file.type === 'image') {
+        const thumbnail = h('img', { alt: name });
+        button.prepend(thumbnail);
+        attempt(fileUrl(messageId, index, file).then((url) => (thumbnail.src = url)));
+      }
+      button.onclick = () =>
+        attempt(
+          fileUrl(messageId, index, file).then((url) => {
+            const save = h('a', { href: url, download: file.name || 'file' });
+            root.append(save);
+            save.click();
+            save.remove();
+          }),
+        );
+      return button;
+    }
+
+    /**
+     * The file's bytes as an object URL, fetched once while its conversation is shown (again once
+     * a copy replaced the provider's link). The attachment route answers a redirect to a
+     * short-lived URL, which fetch follows without the token.
+     */
+    function fileUrl(messageId, index, file) {
+      const key = `${messageId}/${index}`;
+      const known = fileUrls.get(key);
+      if (known && known.source === file.url) return known.url;
+      if (known) known.url.then(URL.revokeObjectURL, () => undefined);
+      const path = `/v1/conversations/${encodeURIComponent(openId)}/messages/${encodeURIComponent(messageId)}/attachments/${index}`;
+      const url = api('GET', path, undefined, (res) => res.blob()).then((blob) => URL.createObjectURL(blob));
+      fileUrls.set(key, { source: file.url, url });
+      // A failed fetch is tried again at the next render or click.
+      url.catch(() => fileUrls.get(key)?.url === url && fileUrls.delete(key));
+      return url;
+    }
+
+    function forgetFiles() {
+      for (const { url } of fileUrls.values()) url.then(URL.revokeObjectURL, () => undefined);
+      fileUrls.clear();
     }
 
     /** Who, when, and for what went to the customer how far it got. */
@@ -568,29 +624,51 @@
       text.placeholder = noteBox.checked ? 'Private note (the customer never sees it)…' : 'Reply…';
     };
 
+    /** Another message from now on: another clientMessageId, its files uploaded afresh. */
+    const newDraft = () => (draftId = draftFiles = undefined);
+
+    /** Upload ticket, the file straight to storage, then the reply names it by its uploadId. */
+    async function upload(file) {
+      const ticket = await api('POST', '/v1/uploads', { contentType: file.type || 'application/octet-stream', size: file.size });
+      const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: file });
+      if (!put.ok) throw new Error(`the upload of ${file.name} was refused (${put.status})`);
+      return { uploadId: ticket.uploadId, name: file.name };
+    }
+
     composer.addEventListener('submit', async (event) => {
       event.preventDefault();
       const value = text.value.trim();
+      const files = [...picker.files];
       const id = openId;
-      if (!value || !id) return;
-      draftId = draftId || crypto.randomUUID();
+      if ((!value && files.length === 0) || !id) return;
+      const clientMessageId = (draftId = draftId || crypto.randomUUID());
       setTyping(false);
-      say('');
+      say(files.length > 0 ? 'Sending…' : '');
       try {
-        const answer = await api('POST', `/v1/conversations/${encodeURIComponent(id)}/messages`, { text: value, clientMessageId: draftId, ...(noteBox.checked ? { private: true } : {}) });
+        const attachments = draftFiles || (await Promise.all(files.map(upload)));
+        if (draftId === clientMessageId) draftFiles = attachments;
+        const answer = await api('POST', `/v1/conversations/${encodeURIComponent(id)}/messages`, {
+          text: value,
+          clientMessageId,
+          ...(attachments.length > 0 ? { attachments } : {}),
+          ...(noteBox.checked ? { private: true } : {}),
+        });
         if (id === openId) renderMessage(answer.message);
         if (text.value.trim() === value) text.value = '';
-        draftId = undefined;
+        if ([...picker.files].every((file, i) => file === files[i])) picker.value = '';
+        if (draftId === clientMessageId) newDraft();
+        say('');
       } catch (error) {
-        // The draft stays, with its id: sending it again never sends it twice.
+        // The draft stays, with its id and uploads: sending it again never sends it twice.
         if (!error.stale) say(`Not sent: ${error.message}`);
       }
     });
+    picker.onchange = newDraft;
     // Enter sends, Shift+Enter starts a new line.
     text.onkeydown = (event) => event.key === 'Enter' && !event.shiftKey && (event.preventDefault(), composer.requestSubmit());
     text.addEventListener('input', () => {
       // Edited after a failed send: another message, another id.
-      draftId = undefined;
+      newDraft();
       setTyping(text.value.length > 0);
     });
 

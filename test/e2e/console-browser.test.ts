@@ -5,13 +5,14 @@
  * notes never do, canned responses, typing and read receipts both ways, assign, transfer,
  * resolve and reopen. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { LocalStack } from '../../local/stack';
 import { CONSOLE_PATH } from '../../local/console';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { png } from '../support/png';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -309,4 +310,59 @@ it.skipIf(!runs)('sends a reply whose answer was lost again under the same clien
   expect(history.body.items.filter((m: { text: string }) => m.text === 'Yes, send me the new one.')).toHaveLength(1);
   expect((await texts(page, '.message.outbound')).filter((t) => t === 'Yes, send me the new one.')).toHaveLength(1);
   expect(sentTo()).toHaveLength(1);
+});
+
+/** The size an image was decoded at in the page: its bytes came through whole. */
+const decoded = (page: Page, selector: string) =>
+  page.locator(selector).evaluate((img) => {
+    const { naturalWidth, naturalHeight } = img as unknown as { naturalWidth: number; naturalHeight: number };
+    return `${naturalWidth}x${naturalHeight}`;
+  });
+
+it.skipIf(!runs)("files both ways: a customer's image shows as a thumbnail, any file saves under its name, and a reply takes files through uploads", async () => {
+  const page = await openConsole('agent-jay', 'Jay');
+  const session = await visitorSession(stack.httpUrl, { name: 'Fay' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    // The visitor's two files, through upload tickets as the widget sends them.
+    const upload = async (bytes: Buffer, contentType: string, name: string) => {
+      const ticket = await http(stack.httpUrl, 'POST', '/v1/widget/uploads', { token: session.token, body: { contentType, size: bytes.length } });
+      expect(ticket.status).toBe(201);
+      expect((await fetch(ticket.body.url, { method: ticket.body.method, headers: ticket.body.headers, body: bytes })).status).toBe(200);
+      return { uploadId: ticket.body.uploadId as string, name };
+    };
+    const photo = png(3, 2);
+    const receipt = Buffer.from('Order 1234: paid, 2 items\n');
+    const attachments = [await upload(photo, 'image/png', 'parcel.png'), await upload(receipt, 'text/plain', 'receipt.txt')];
+    visitor.send({ action: 'sendMessage', text: 'It arrived broken', clientMessageId: 'f-1', attachments });
+    const ack = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'f-1', 15_000, 'the ack');
+    const conversationId: string = ack.conversationId;
+    await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, conversationId).click();
+
+    // The image shows as itself without a click; the other file saves, whole, under its name.
+    await expect.poll(() => decoded(page, '.log .file img[alt="parcel.png"]')).toBe('3x2');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: '📎 receipt.txt' }).click()]);
+    expect(download.suggestedFilename()).toBe('receipt.txt');
+    expect(readFileSync(await download.path())).toEqual(receipt);
+
+    // A reply with a file: uploaded from the page, then the message names it; the visitor gets both.
+    const label = png(5, 4);
+    await page.getByLabel('Attach files').setInputFiles({ name: 'label.png', mimeType: 'image/png', buffer: label });
+    await send(page, 'Here is the return label');
+    const reply = await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'Here is the return label', 15_000, 'the reply');
+    expect(reply.message.attachments).toEqual([expect.objectContaining({ type: 'image', mimeType: 'image/png', name: 'label.png', size: label.length })]);
+    await expect.poll(() => page.getByLabel('Attach files').inputValue()).toBe('');
+    await expect.poll(() => decoded(page, `.message[data-id="${reply.message.id}"] .file img`)).toBe('5x4');
+
+    // A file alone is a message too.
+    await page.getByLabel('Attach files').setInputFiles({ name: 'terms.txt', mimeType: 'text/plain', buffer: Buffer.from('Returns within 30 days.') });
+    await page.getByLabel('Message').press('Enter');
+    const alone = await visitor.waitFor((f) => f.type === 'message.created' && f.message.attachments?.[0]?.name === 'terms.txt', 15_000, 'the file alone');
+    expect(alone.message).toMatchObject({ text: '', direction: 'outbound' });
+    const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: await agentToken(stack.httpUrl, 'agent-jay') });
+    expect(history.body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'agent').map((m: { text: string }) => m.text)).toEqual(['Here is the return label', '']);
+  } finally {
+    await visitor.close();
+  }
 });
