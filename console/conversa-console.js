@@ -117,6 +117,8 @@
     let draftFiles;
     // The shown conversation's files fetched so far (`messageId/index` → its source and object URL).
     const fileUrls = new Map();
+    // The team as GET /v1/agents read it, kept live by presence frames: the transfer picker.
+    let team = [];
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
     const typingSign = { since: 0, idle: undefined, shown: undefined };
 
@@ -354,6 +356,14 @@
             }
           }
           break;
+        case 'presence': {
+          const known = team.find((a) => a.id === frame.agentId);
+          if (known) known.status = frame.status;
+          else team.push({ id: frame.agentId, status: frame.status });
+          if (frame.agentId === me.id && document.activeElement !== presence) presence.value = frame.status;
+          renderTeam();
+          break;
+        }
         case 'error':
           say(frame.message || frame.code);
           break;
@@ -483,14 +493,24 @@
     /** The team, for Transfer, and this agent's own presence as the API keeps it (a choice outlives reconnections). */
     async function loadTeam() {
       const gen = generation;
-      const team = await api('GET', '/v1/agents');
+      const answer = await api('GET', '/v1/agents');
       if (gen !== generation) return;
-      const own = team.items.find((a) => a.id === me.id);
+      const own = answer.items.find((a) => a.id === me.id);
       if (own && document.activeElement !== presence) presence.value = own.status;
+      team = answer.items;
+      renderTeam();
+    }
+
+    /** Colleagues to transfer to, as present as they are now: online first, then away, then offline. */
+    function renderTeam() {
+      const rank = (a) => ['online', 'away', 'offline'].indexOf(a.status) >>> 0;
+      const others = team.filter((a) => a.id !== me.id).sort((a, b) => rank(a) - rank(b) || (a.name || a.id).localeCompare(b.name || b.id));
+      const chosen = transferTo.value;
       transferTo.replaceChildren(
         h('option', { value: '', textContent: 'Transfer to…' }),
-        ...team.items.filter((a) => a.id !== me.id).map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${a.status})` })),
+        ...others.map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${a.status})` })),
       );
+      if (others.some((a) => a.id === chosen)) transferTo.value = chosen;
     }
 
     async function loadCanned() {

@@ -366,3 +366,26 @@ it.skipIf(!runs)("files both ways: a customer's image shows as a thumbnail, any 
     await visitor.close();
   }
 });
+
+it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those online first", async () => {
+  const page = await openConsole('agent-kit', 'Kit');
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', newHandle('whatsapp'), 'Who can help me?').body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Who can help me?', 15_000, 'the message');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  const picker = () => page.getByLabel('Transfer to').locator('option').allTextContents();
+  const inOrder = (labels: string[]) => {
+    const ranks = labels.slice(1).map((l) => ['online', 'away', 'offline'].indexOf(/\((\w+)\)$/.exec(l)![1]!));
+    return ranks.every((rank, i) => i === 0 || ranks[i - 1]! <= rank);
+  };
+  await expect.poll(picker).toContain('Olga (online)');
+  try {
+    colleague.send({ action: 'setPresence', status: 'away' });
+    await expect.poll(picker).toContain('Olga (away)');
+    expect(inOrder(await picker())).toBe(true);
+  } finally {
+    colleague.send({ action: 'setPresence', status: 'online' });
+  }
+  await expect.poll(picker).toContain('Olga (online)');
+  expect(inOrder(await picker())).toBe(true);
+});
