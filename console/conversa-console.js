@@ -6,7 +6,8 @@
  *   <div id="console"></div>
  *   <script src="conversa-console.js" data-api="https://<http api>" data-ws="wss://<websocket api>" async></script>
  *
- * or `ConversaConsole.mount({ apiUrl, websocketUrl, target?, devAuth? })`. The agent signs in with
+ * or `ConversaConsole.mount({ apiUrl, websocketUrl, target?, devAuth?, feed? })`; `data-feed="focused"`
+ * (`feed: 'focused'`) connects with the focused feed (README, Agent workspace). The agent signs in with
  * an id token of the identity provider (pasted, or handed over with `ConversaConsole.signIn(token)`
  * by the page that got it); with `data-dev-auth` (the local stack) it asks `/local/auth/token`
  * for one. The token is kept in sessionStorage: a reload stays signed in, a closed tab does not.
@@ -25,8 +26,12 @@
     open: { label: 'Open', query: 'status=open', matches: (c) => c.status === 'open' },
     pending: { label: 'Pending', query: 'status=pending', matches: (c) => c.status === 'pending' },
     mine: { label: 'Mine', query: 'status=open&assignee=me', matches: (c, me) => c.status === 'open' && c.assigneeId === me },
+    unassigned: { label: 'Unassigned', query: 'status=open&assignee=unassigned', matches: (c) => c.status === 'open' && !c.assigneeId },
     resolved: { label: 'Resolved', query: 'status=resolved', matches: (c) => c.status === 'resolved' },
   };
+
+  // What a focused console follows whatever happens: its agent's conversations and the queue.
+  const FOCUSED_FILTERS = ['mine', 'unassigned'];
 
   const STYLE = `
     .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; }
@@ -35,7 +40,7 @@
     .conversa-console > header .me { margin-left: auto; }
     .conversa-console .main { display: flex; flex: 1; min-height: 0; }
     .conversa-console .side { width: 300px; border-right: 1px solid #d0d7de; display: flex; flex-direction: column; }
-    .conversa-console .filters { display: flex; gap: 4px; padding: 8px; }
+    .conversa-console .filters { display: flex; flex-wrap: wrap; gap: 4px; padding: 8px; }
     .conversa-console .filters button[aria-pressed=true] { background: #0a3069; }
     .conversa-console .inbox { list-style: none; margin: 0; padding: 0; overflow-y: auto; flex: 1; }
     .conversa-console .conversation { display: block; width: 100%; text-align: left; background: none; color: inherit; border-bottom: 1px solid #eaeef2; border-radius: 0; }
@@ -86,6 +91,7 @@
 
   function mount(options) {
     if (!options || !options.apiUrl || !options.websocketUrl) throw new Error('ConversaConsole.mount needs { apiUrl, websocketUrl }');
+    if (options.feed && options.feed !== 'focused') throw new Error("ConversaConsole.mount: feed is 'focused' or left out");
     const apiUrl = options.apiUrl.replace(/\/+$/, '');
     const root = h('div', { className: 'conversa-console' });
     (options.target || document.body).append(h('style', { textContent: STYLE }), root);
@@ -247,6 +253,11 @@
       if (token) signOut();
       token = value;
       me = { id: claims.sub, name: claims.name || claims.sub };
+      // A focused feed keeps live only what an agent holds or may take (admins follow all): the
+      // inbox lists that alone, as another list would go stale.
+      const lists = options.feed === 'focused' && !(claims['cognito:groups'] || []).includes('admin') ? FOCUSED_FILTERS : Object.keys(FILTERS);
+      for (const button of filterButtons) button.hidden = !lists.includes(button.dataset.filter);
+      if (!lists.includes(filter)) filter = lists[0];
       sessionStorage.setItem(TOKEN_KEY, token);
       signin.hidden = true;
       workspace.hidden = false;
@@ -296,7 +307,7 @@
     function connect() {
       setState('connecting');
       const gen = generation;
-      socket = new WebSocket(`${options.websocketUrl}?token=${encodeURIComponent(token)}`);
+      socket = new WebSocket(`${options.websocketUrl}?token=${encodeURIComponent(token)}${options.feed ? `&feed=${options.feed}` : ''}`);
       socket.onopen = () => {
         backoff = 1000;
         setState('online');
@@ -737,7 +748,13 @@
   const script = document.currentScript;
   if (script && script.dataset.api && script.dataset.ws) {
     const start = () =>
-      window.ConversaConsole.mount({ apiUrl: script.dataset.api, websocketUrl: script.dataset.ws, devAuth: 'devAuth' in script.dataset, target: document.getElementById('console') || undefined });
+      window.ConversaConsole.mount({
+        apiUrl: script.dataset.api,
+        websocketUrl: script.dataset.ws,
+        devAuth: 'devAuth' in script.dataset,
+        ...(script.dataset.feed ? { feed: script.dataset.feed } : {}),
+        target: document.getElementById('console') || undefined,
+      });
     if (document.body) start();
     else document.addEventListener('DOMContentLoaded', start);
   }

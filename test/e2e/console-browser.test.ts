@@ -44,14 +44,18 @@ afterEach(async () => {
   contexts.clear();
 });
 
-/** A new browser on the local console, signed in as `agentId` through the form. */
-async function openConsole(agentId: string, name: string): Promise<Page> {
+/**
+ * A new browser on the local console, signed in as `agentId` through the form; `query` goes on
+ * the page's URL, and `sockets` gets the URL of every WebSocket the page opens.
+ */
+async function openConsole(agentId: string, name: string, options: { query?: string; sockets?: string[] } = {}): Promise<Page> {
   const context = await browser.newContext();
   contexts.add(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`${stack.httpUrl}${CONSOLE_PATH}`);
+  page.on('websocket', (socket) => options.sockets?.push(socket.url()));
+  await page.goto(`${stack.httpUrl}${CONSOLE_PATH}${options.query ?? ''}`);
   await page.getByLabel('Agent id').fill(agentId);
   await page.getByLabel('Name').fill(name);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -388,4 +392,30 @@ it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those 
   }
   await expect.poll(picker).toContain('Olga (online)');
   expect(inOrder(await picker())).toBe(true);
+});
+
+it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed keeps live, Mine and Unassigned, a transfer taking a conversation out', async () => {
+  const sockets: string[] = [];
+  const page = await openConsole('agent-lou', 'Lou', { query: '?feed=focused', sockets });
+  expect(sockets.map((url) => new URL(url).searchParams.get('feed'))).toEqual(['focused']);
+  // Open, Pending and Resolved would hold colleagues' conversations, which this feed no longer follows.
+  const shown = async () => (await page.locator('.filters button:visible').allTextContents()).join(',');
+  expect(await shown()).toBe('Mine,Unassigned');
+  expect(await page.locator('.filters button[aria-pressed=true]').textContent()).toBe('Mine');
+
+  // Assigned to Lou: in Mine, live, and its next message moves its unread count.
+  const handle = newHandle('whatsapp');
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Is my refund through?').body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is my refund through?', 15_000, 'the message');
+  const lou = await agentToken(stack.httpUrl, 'agent-lou');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: lou, body: { agentId: 'agent-lou' } })).status).toBe(200);
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  const unread = () => row(page, conversationId).locator('.unread').textContent();
+  const before = Number(await unread());
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'It has been a week').body)).status).toBe(200);
+  await expect.poll(async () => Number(await unread()), { timeout: 15_000 }).toBe(before + 1);
+
+  // Transferred to a colleague whose console is connected: it leaves Lou's list.
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/transfer`, { token: lou, body: { agentId: 'agent-olga' } })).status).toBe(200);
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(0);
 });
