@@ -342,7 +342,9 @@
         case 'message.created':
         case 'message.updated':
           if (frame.conversation) remember(frame.conversation);
-          else if (!conversations.has(frame.conversationId)) attempt(api('GET', `/v1/conversations/${encodeURIComponent(frame.conversationId)}`).then(remember));
+          // Without it (unknown, or a frame cut for size, whose activity a focused feed hears of
+          // no other way), the conversation is read.
+          else if (options.feed || !conversations.has(frame.conversationId)) attempt(api('GET', `/v1/conversations/${encodeURIComponent(frame.conversationId)}`).then(remember));
           if (frame.conversationId !== openId) break;
           // A frame over API Gateway's 128 KiB carries no text: the history has it whole.
           if (frame.message.truncated) attempt(loadHistory(openId));

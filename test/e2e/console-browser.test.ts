@@ -414,6 +414,10 @@ it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed k
   const before = Number(await unread());
   expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'It has been a week').body)).status).toBe(200);
   await expect.poll(async () => Number(await unread()), { timeout: 15_000 }).toBe(before + 1);
+  // One too long for a frame comes cut, without its conversation, and no conversation.updated
+  // repeats it on this feed: the console reads the conversation.
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, `${'é'.repeat(70_000)} end`).body)).status).toBe(200);
+  await expect.poll(async () => Number(await unread()), { timeout: 15_000 }).toBe(before + 2);
 
   // Transferred to a colleague whose console is connected: it leaves Lou's list.
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/transfer`, { token: lou, body: { agentId: 'agent-olga' } })).status).toBe(200);
