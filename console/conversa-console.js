@@ -22,6 +22,8 @@
   const TYPING_RENEW_MS = 3_000;
   const TYPING_SHOWN_MS = 6_000;
   const MAX_TEXT = 4096;
+  // How far a message got (as the server ranks them): `failed` ends it.
+  const STATUS_RANK = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
   const FILTERS = {
     open: { label: 'Open', query: 'status=open', matches: (c) => c.status === 'open' },
     pending: { label: 'Pending', query: 'status=pending', matches: (c) => c.status === 'pending' },
@@ -546,8 +548,10 @@
         log.insertBefore(node, after || null);
         if (!after) log.scrollTop = log.scrollHeight;
       }
-      node.className = ['message', message.direction, message.private ? 'note' : '', message.status === 'failed' ? 'failed' : ''].join(' ').trim();
-      node.dataset.status = message.status;
+      // Frames and the reply's own answer can arrive in any order: a status never goes back.
+      const status = (STATUS_RANK[node.dataset.status] ?? -1) > (STATUS_RANK[message.status] ?? 0) ? node.dataset.status : message.status;
+      node.className = ['message', message.direction, message.private ? 'note' : '', status === 'failed' ? 'failed' : ''].join(' ').trim();
+      node.dataset.status = status;
       node.dataset.sender = message.sender?.name || message.sender?.type || '';
       node.dataset.at = message.createdAt;
       const files = (message.attachments || []).map((file, index) => (file.type === 'csat' ? undefined : fileButton(message.id, index, file)));

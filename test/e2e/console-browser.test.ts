@@ -147,6 +147,37 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
   }
 });
 
+it.skipIf(!runs)('keeps a reply at its furthest status when the answer to its POST comes after its sent frame', async () => {
+  // Prepare: a WhatsApp customer's conversation open in the console
+  const page = await openConsole('agent-erin', 'Erin');
+  const inbound = textWebhook('whatsapp', newHandle('whatsapp'), 'Where is my parcel?');
+  expect((await postWebhook(stack, 'whatsapp', inbound.body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Where is my parcel?', 15_000, 'the WhatsApp message');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Where is my parcel?']);
+  // The reply's answer is held until its frames have told the console it was sent.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(`**/v1/conversations/${conversationId}/messages`, async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    const response = await route.fetch();
+    await held;
+    await route.fulfill({ response });
+  });
+  const meta = () => page.locator('.message', { hasText: 'On its way today.' }).locator('.meta').last().textContent();
+
+  // Act
+  await page.getByLabel('Message').fill('On its way today.');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(meta, { timeout: 15_000 }).toContain('sent');
+  release();
+
+  // Assess: the answer (queued, as the reply stood when it was taken) does not take it back
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+  expect(await meta()).toContain('sent');
+});
+
 it.skipIf(!runs)('a WhatsApp customer live in the console: assign to me, a reply WhatsApp gets, a note it never gets, transfer and resolve', async () => {
   const page = await openConsole('agent-dora', 'Dora');
   const handle = newHandle('whatsapp');
