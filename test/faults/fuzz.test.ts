@@ -146,6 +146,8 @@ describe('fuzzing', () => {
       fc.record({ action: fc.constant('typing'), state: fc.oneof(invalid, hostileString), conversationId: hostileString }).map((f) => JSON.stringify(f)),
       fc.record({ action: fc.constant('markRead'), messageId: invalid, conversationId: hostileString }).map((f) => JSON.stringify(f)),
       fc.record({ action: fc.constant('setPresence'), status: fc.oneof(invalid, hostileString) }).map((f) => JSON.stringify(f)),
+      // A visitor with no conversation to end, an agent (who resolves over HTTP), hostile ids.
+      fc.record({ action: fc.constant('resolve'), conversationId: fc.oneof(invalid, hostileString) }, { requiredKeys: ['action'] }).map((f) => JSON.stringify(f)),
       fc.record({ action: fc.oneof(hostileString, invalid) }).map((f) => JSON.stringify(f)),
       fc.constant(JSON.stringify({ action: 'ping', padding: 'x'.repeat(MAX_FRAME_BYTES + 1) })),
       fc.constant('x'.repeat(140 * 1024)),
