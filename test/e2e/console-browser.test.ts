@@ -150,12 +150,14 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
 it.skipIf(!runs)('keeps a reply at its furthest status when the answer to its POST comes after its sent frame', async () => {
   // Prepare: a WhatsApp customer's conversation open in the console
   const page = await openConsole('agent-erin', 'Erin');
-  const inbound = textWebhook('whatsapp', newHandle('whatsapp'), 'Where is my parcel?');
+  // A text of its own: the colleague's socket also holds the web visitor's 'Where is my parcel?' from another case.
+  const question = 'Has my parcel left the depot?';
+  const inbound = textWebhook('whatsapp', newHandle('whatsapp'), question);
   expect((await postWebhook(stack, 'whatsapp', inbound.body)).status).toBe(200);
-  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Where is my parcel?', 15_000, 'the WhatsApp message');
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === question, 15_000, 'the WhatsApp message');
   await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
   await row(page, conversationId).click();
-  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Where is my parcel?']);
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual([question]);
   // The reply's answer is held until its frames have told the console it was sent.
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
