@@ -6,7 +6,7 @@ import type { SQSEvent, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { processFifoGroups } from '../../src/aws/fifo-batch';
 import { sendMessageBatch } from '../../src/aws/sqs-send';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { ingestMessage, ingestStatus, UnprocessableEventError } from '../../src/domain/inbound';
+import { ingestMessage, ingestMove, ingestStatus, UnprocessableEventError } from '../../src/domain/inbound';
 import type { InboundEvent } from '../../src/domain/types';
 import { QUEUES } from '../../src/manifest';
 import { config } from '../../src/config';
@@ -18,6 +18,7 @@ async function ingest(record: SQSRecord): Promise<void> {
   const redelivered = Number(record.attributes.ApproximateReceiveCount) > 1;
   try {
     if (event.kind === 'status') await ingestStatus(event, { redelivered });
+    else if (event.kind === 'moved') await ingestMove(event);
     else await ingestMessage(event, { messageGroupId: record.attributes.MessageGroupId, sequenceNumber: record.attributes.SequenceNumber, redelivered });
   } catch (error) {
     // Retrying cannot help an event that refers to nothing; keep it out of the DLQ alarm.

@@ -22,6 +22,8 @@ export function inboundDedupId(event: InboundEvent): string {
     const subject = event.providerMessageId === ALL_BEFORE_WATERMARK ? `${event.handle}#${ALL_BEFORE_WATERMARK}#${event.at}` : event.providerMessageId;
     return sqsId(`${event.channel}#status#${subject}#${event.status}`);
   }
+  // Both of a Telegram upgrade's service messages name the same move: one is enough.
+  if (event.kind === 'moved') return sqsId(`${event.channel}#moved#${event.from}#${event.handle}`);
   // A visitor repeating a clientMessageId wants its ack again: the store, not SQS, drops the copy.
   if (event.replyToConnectionId) return crypto.randomUUID();
   const id = event.providerMessageId ?? event.clientMessageId;

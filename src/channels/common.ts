@@ -105,10 +105,16 @@ const usableId = (id: unknown): boolean => typeof id === 'string' && id !== '' &
  */
 export function hasUsableIds(event: InboundEvent): boolean {
   const optional = [event.providerMessageId, event.kind === 'status' ? event.reference : undefined];
-  const usable = usableId(event.handle) && optional.every((id) => id === undefined || usableId(id));
+  // A move names the customer's old handle beside the new one.
+  const from = event.kind === 'moved' ? event.from : undefined;
+  const usable = usableId(event.handle) && (event.kind !== 'moved' || usableId(from)) && optional.every((id) => id === undefined || usableId(id));
   if (!usable) {
     const shown = (id: unknown) => (typeof id === 'string' ? id.slice(0, 64) : id);
-    console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not usable strings`, { handle: shown(event.handle), providerMessageId: shown(event.providerMessageId) });
+    console.warn(`skipped a ${event.channel} ${event.kind} whose ids are not usable strings`, {
+      handle: shown(event.handle),
+      providerMessageId: shown(event.providerMessageId),
+      ...(from !== undefined ? { from: shown(from) } : {}),
+    });
   }
   return usable;
 }

@@ -5,7 +5,7 @@
  */
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
-import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundStatusEvent, type Message } from './types';
+import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundMovedEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, linkChannelHandle, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
 import { applyHeldStatuses, applyOutboundToConversation, catchUpConversation } from './outbound';
@@ -83,16 +83,43 @@ async function resolveLinked(event: InboundMessageEvent, other: string): Promise
   let result = resolved;
   if (conversation.handle !== event.handle) {
     const phone = event.profile?.phone;
-    const repointed = (c: ConversationRecord): ConversationRecord => ({ ...c, handle: event.handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
-    if (resolved.draft) result = { ...resolved, conversation: repointed(conversation) };
+    if (resolved.draft) result = { ...resolved, conversation: repointed(conversation, event.handle, phone) };
     else {
       // A conversation the customer opened by their BSUID alone: the number they now share is where replies go.
-      const update = await updateConversation(conversation.id, (c) => (c.handle === event.handle ? undefined : { ...repointed(c), updatedAt: new Date().toISOString() }));
-      result = { ...resolved, conversation: update?.after ?? conversation };
+      result = { ...resolved, conversation: (await repointConversation(conversation.id, event.handle, { phone })) ?? conversation };
     }
   }
   if (linked) await markHandleLinked(event.channel, event.handle, other);
   return result;
+}
+
+const repointed = (c: ConversationRecord, handle: string, phone: string | undefined): ConversationRecord => ({ ...c, handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
+
+/** Replies go to `handle` from now on; with `from`, only if they went there until now. */
+async function repointConversation(id: string, handle: string, options: { phone?: string | undefined; from?: string }): Promise<ConversationRecord | undefined> {
+  const moves = (c: ConversationRecord) => c.handle !== handle && (options.from === undefined || c.handle === options.from);
+  const update = await updateConversation(id, (c) => (moves(c) ? { ...repointed(c, handle, options.phone), updatedAt: new Date().toISOString() } : undefined));
+  return update?.after;
+}
+
+/**
+ * A customer's handle changed (a Telegram group upgraded to a supergroup): the new one is linked
+ * to the old one's contact and conversation, as resolveLinked links a second handle, and the
+ * conversation's replies go to it. No message is stored, and nothing reopens. The old handle is
+ * marked last, so a redelivery that finds the mark has nothing to do. A new handle that opened a
+ * conversation of its own first (its messages came before the move) keeps it: both stay, for an
+ * admin to merge, as linkChannelHandle leaves a split.
+ */
+export async function ingestMove(event: InboundMovedEvent): Promise<void> {
+  const old = await getHandle(event.channel, event.from);
+  // Never heard from the old handle (or erased): the new one opens a conversation when it writes.
+  if (!old?.conversationId || old.linkedHandle === event.handle) return;
+  if (!(await linkChannelHandle(event.channel, event.handle, { contactId: old.contactId, conversationId: old.conversationId }))) {
+    console.warn(`a ${event.channel} customer's new handle has a conversation of its own: both are kept`, { from: event.from, handle: event.handle });
+    return;
+  }
+  await repointConversation(old.conversationId, event.handle, { from: event.from });
+  await markHandleLinked(event.channel, event.from, event.handle);
 }
 
 /** `known`: the handle's item, read already. */

@@ -119,7 +119,7 @@ export interface Contact {
  * `handle` is the customer's id on that channel (phone, PSID, IGSID, chat id, visitor id):
  * together with `channel` it names the conversation, so it is also the FIFO group.
  */
-export type InboundEvent = InboundMessageEvent | InboundStatusEvent;
+export type InboundEvent = InboundMessageEvent | InboundStatusEvent | InboundMovedEvent;
 
 export interface InboundMessageEvent {
   kind: 'message';
@@ -173,6 +173,23 @@ export interface InboundStatusEvent {
   reference?: string;
   /** The receipt names the newest message it covers: every earlier one we sent has that status too (Instagram's seen). */
   coversEarlier?: true;
+}
+
+/**
+ * The customer's id on the channel changed (a Telegram group upgraded to a supergroup gets a new
+ * chat id): their conversation goes on under `handle`, the new one (src/domain/inbound.ts
+ * ingestMove). No message: it stores none. Queued in the new handle's lane, so it runs in turn
+ * with the messages written there.
+ */
+export interface InboundMovedEvent {
+  kind: 'moved';
+  channel: Channel;
+  /** The new handle. */
+  handle: string;
+  /** The handle the customer had until now. */
+  from: string;
+  /** No provider message: absent, so that code reading it on any inbound event still compiles. */
+  providerMessageId?: never;
 }
 
 /** Outbound queue body: the message is already stored; the consumer delivers it. */

@@ -35,7 +35,10 @@ export type ProfileField = 'name' | 'email' | 'phone';
 export interface HandleRecord {
   contactId: string;
   conversationId?: string;
-  /** The customer's other handle on the channel, linked to this one's conversation (a WhatsApp number's BSUID). */
+  /**
+   * The customer's other handle on the channel, linked to this one's conversation (a WhatsApp
+   * number's BSUID; a Telegram group's new chat id after its upgrade to a supergroup).
+   */
   linkedHandle?: string;
 }
 
