@@ -3,7 +3,7 @@
  * setWebhook (X-Telegram-Bot-Api-Secret-Token). Send: POST {base}/bot{token}/{method}.
  * Telegram reports no delivery or read receipts to bots, so this adapter emits no statuses.
  */
-import type { Attachment, InboundEvent, InboundMessageEvent } from '../domain/types';
+import type { Attachment, InboundEvent, InboundMessageEvent, InboundMovedEvent } from '../domain/types';
 import {
   callProviderParts,
   credential,
@@ -262,8 +262,27 @@ function forwardNote(message: TgMessage): string | undefined {
   return typeof from === 'string' && from ? `[forwarded from ${from}]` : '[forwarded]';
 }
 
-function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | undefined {
+/** A chat id as Telegram sends it in a migration's fields. */
+const chatIdOf = (value: unknown): string | undefined => (typeof value === 'number' && Number.isSafeInteger(value) && value !== 0 ? String(value) : undefined);
+
+/**
+ * A group upgraded to a supergroup, which has a new chat id: Telegram says so in both chats, with
+ * `migrate_to_chat_id` in the old one and `migrate_from_chat_id` in the new one. Either (or both,
+ * in any order) moves the group's conversation to the new id.
+ */
+function fromMigration(message: TgMessage): InboundMovedEvent | undefined {
+  const chat = chatIdOf(message.chat?.id);
+  const to = chatIdOf(message.migrate_to_chat_id);
+  const from = chatIdOf(message.migrate_from_chat_id);
+  const moved = to ? { from: chat, handle: to } : from ? { from, handle: chat } : undefined;
+  if (!moved?.from || !moved.handle || moved.from === moved.handle) return undefined;
+  return { kind: 'moved', channel: 'telegram', handle: moved.handle, from: moved.from };
+}
+
+function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | InboundMovedEvent | undefined {
   if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
+  // A service message, but not one to drop: whoever upgraded the group (another bot too).
+  if (!edited && ('migrate_to_chat_id' in message || 'migrate_from_chat_id' in message)) return fromMigration(message);
   // Other bots in a group are not customers; a message sent on behalf of a chat names a placeholder bot as `from`.
   if (message.from?.is_bot && !onBehalfOfChat(message)) return undefined;
   // A post of the group's linked channel copied into it: the channel's admins writing, as channel posts are.
@@ -349,7 +368,7 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
   // channel's own admins writing, and a reply keyed on the channel would go to every subscriber.
   // Business-account updates (business_message…) also carry the owner's own outgoing messages, and a
   // reply needs a business_connection_id that the handle does not keep: they are ignored too.
-  return candidates.filter((event): event is InboundMessageEvent => event !== undefined);
+  return candidates.filter((event): event is InboundMessageEvent | InboundMovedEvent => event !== undefined);
 }
 
 /** Telegram's limit for media captions; longer text goes as its own message. */

@@ -3,6 +3,7 @@ import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { telegramAdapter as adapter } from '../../src/channels/telegram';
 import { halfwayTo, transferTimeoutMs } from '../../src/channels/common';
 import type { OutboundSend, WebhookRequest } from '../../src/channels/types';
+import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
 import { fixture, signedRequest } from '../fixtures/sign';
 import { DAY, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
 
@@ -187,8 +188,6 @@ describe('telegram normalize', () => {
     ['delete_chat_photo', true],
     ['group_chat_created', true],
     ['message_auto_delete_timer_changed', { message_auto_delete_time: 86400 }],
-    ['migrate_to_chat_id', -1009876543210],
-    ['migrate_from_chat_id', -987654321],
     ['chat_shared', { request_id: 1, chat_id: -1001 }],
     ['users_shared', { request_id: 2, users: [{ user_id: 777 }] }],
     ['write_access_allowed', { from_request: true }],
@@ -198,6 +197,32 @@ describe('telegram normalize', () => {
   ])('drops the service message %s (no event, no reopened conversation)', (key, value) => {
     expect(update('message', { text: undefined, [key]: value })).toEqual([]);
     expect(update('edited_message', { text: undefined, [key]: value, edit_date: 1749416450 })).toEqual([]);
+  });
+
+  describe('a group upgraded to a supergroup (its conversation goes on under the new chat id)', () => {
+    const OLD = -4518810793;
+    const NEW = -1001557912345;
+    const moved = { kind: 'moved', channel: 'telegram', handle: String(NEW), from: String(OLD) };
+    const inOld = { chat: { id: OLD, type: 'group', title: 'Acme buyers' }, text: undefined };
+    const inNew = { chat: { id: NEW, type: 'supergroup', title: 'Acme buyers' }, text: undefined };
+
+    it('takes either service message as the same move, from the old chat id to the new one, and nothing else', () => {
+      expect(update('message', { ...inOld, migrate_to_chat_id: NEW })).toEqual([moved]);
+      expect(update('message', { ...inNew, migrate_from_chat_id: OLD })).toEqual([moved]);
+      // Told by whoever upgraded the group, a bot too.
+      expect(update('message', { ...inNew, migrate_from_chat_id: OLD, from: { id: 5, is_bot: true, first_name: 'GroupHelpBot' } })).toEqual([moved]);
+      // Both are one move to the inbound queue (one deduplication id), in the new chat's lane.
+      const [fromOld] = update('message', { ...inOld, migrate_to_chat_id: NEW });
+      const [fromNew] = update('message', { ...inNew, migrate_from_chat_id: OLD });
+      expect(inboundDedupId(fromOld!)).toBe(inboundDedupId(fromNew!));
+      expect(inboundGroupId(fromOld!)).toBe(inboundGroupId({ channel: 'telegram', handle: String(NEW) }));
+    });
+
+    it('takes no move from an edit, an id that is not a chat id, or a chat moving to itself', () => {
+      expect(update('edited_message', { ...inOld, migrate_to_chat_id: NEW, edit_date: 1749416450 })).toEqual([]);
+      for (const id of [String(NEW), 0, 1.5, null, { id: NEW }, OLD]) expect(update('message', { ...inOld, migrate_to_chat_id: id })).toEqual([]);
+      for (const id of [String(OLD), 0, NEW]) expect(update('message', { ...inNew, migrate_from_chat_id: id })).toEqual([]);
+    });
   });
 
   it('drops messages from bots and non-message updates', () => {
