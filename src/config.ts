@@ -56,6 +56,10 @@ export const ENV = {
   visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
   /** The index the inbox list queries: set only on a table migrated from the old inbox index (src/store/table.ts). */
   inboxIndex: 'CONVERSA_INBOX_INDEX',
+  /** How long an agent whose last console closed stays online (a reload or a blip must not make them away). */
+  presenceGrace: 'CONVERSA_PRESENCE_GRACE_SECONDS',
+  /** The first backoff after a provider's "later" (429, 5xx), doubling per attempt. */
+  retryBase: 'CONVERSA_RETRY_BASE_SECONDS',
 } as const;
 
 /**
@@ -113,6 +117,16 @@ export const config = {
   },
   get jwt() {
     return { issuer: required(ENV.jwtIssuer), jwksUri: required(ENV.jwtJwksUri), audience: required(ENV.jwtAudience) };
+  },
+  /** 0: away as soon as the last console closes. */
+  get presenceGraceSeconds(): number {
+    return seconds(ENV.presenceGrace, 30);
+  },
+  /** Not 0: every retry of a refused send would come at once, and the provider's limit with it. */
+  get retryBaseSeconds(): number {
+    const value = seconds(ENV.retryBase, 2);
+    if (value === 0) throw new Error(`${ENV.retryBase} must be more than 0 seconds`);
+    return value;
   },
   get timers() {
     return {

@@ -13,7 +13,8 @@ import { QUEUES } from '../../src/manifest';
 import { sqs } from '../../src/aws/clients';
 import { config } from '../../src/config';
 
-const BASE_SECONDS = Number(process.env.CONVERSA_RETRY_BASE_SECONDS ?? 2);
+// Read at load: a misconfigured value fails the cold start rather than every retry.
+const BASE_SECONDS = config.retryBaseSeconds;
 const MAX_BACKOFF_SECONDS = 300;
 /** A provider's own wait is honoured up to an hour (SQS allows a visibility of 12 hours). */
 const MAX_RETRY_AFTER_SECONDS = 3600;

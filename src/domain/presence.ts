@@ -29,14 +29,8 @@ import {
 } from '../store/agents';
 import { listConnections } from '../store/connections';
 import { setTimerAt } from './timers';
+import { config } from '../config';
 
-export const PRESENCE_GRACE_ENV = 'CONVERSA_PRESENCE_GRACE_SECONDS';
-
-export function presenceGraceSeconds(): number {
-  const raw = process.env[PRESENCE_GRACE_ENV];
-  const value = raw === undefined || raw === '' ? 30 : Number(raw);
-  return Number.isFinite(value) && value >= 0 ? value : 30;
-}
 
 /** The agent's own choice of presence: stored, told to the other agents, and routing reacts. */
 export async function changePresence(agentId: string, status: Presence): Promise<void> {
@@ -66,7 +60,7 @@ export async function agentConnectionClosed(agentId: string): Promise<void> {
 
 /** The agent's last connection closed (checked by the caller): start the grace period. */
 async function agentDisconnected(agentId: string): Promise<void> {
-  const grace = presenceGraceSeconds();
+  const grace = config.presenceGraceSeconds;
   const until = new Date(Date.now() + grace * 1000).toISOString();
   const started = await startAgentGrace(agentId, until);
   // Without a grace period, away at once, the same automatic way (not as the agent's own
@@ -127,7 +121,7 @@ export async function sweepPresence(now = new Date()): Promise<number> {
   const [agents, connected] = await Promise.all([listAgents(), connectedAgents()]);
   const orphaned = agents.filter((a) => a.status === 'online' && !a.graceUntil && !connected.has(a.id));
   // The periods started here end later (each with its timer); the ones that have ended are those read above.
-  const until = new Date(now.getTime() + presenceGraceSeconds() * 1000).toISOString();
+  const until = new Date(now.getTime() + config.presenceGraceSeconds * 1000).toISOString();
   await Promise.all([
     ...orphaned.map(async (a) => {
       if (await startAgentGrace(a.id, until)) await armGraceTimer(a.id, until);

@@ -102,6 +102,16 @@ describe('outbound consumer', () => {
     }
   });
 
+  it.each(['0', '-1', 'two'])('refuses to load with CONVERSA_RETRY_BASE_SECONDS=%s, instead of retrying at once or never', async (value) => {
+    vi.stubEnv('CONVERSA_RETRY_BASE_SECONDS', value);
+    vi.resetModules();
+    try {
+      await expect(import('../../functions/outbound/handler')).rejects.toThrow(/CONVERSA_RETRY_BASE_SECONDS must be/);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('marks a skipped job at its last receive failed instead of leaving it to the DLQ', async () => {
     domain.deliverOutbound.mockRejectedValue(new RetryableSendError('503', 1));
     const last = QUEUES.outbound.maxReceiveCount;
