@@ -10,6 +10,7 @@ import { getMessage, listMessages } from '../../src/store/messages';
 import type { VisitorRecord } from '../../src/store/contacts';
 import { config } from '../../src/config';
 import { getSettings } from '../../src/domain/settings';
+import { visitorMessage } from '../../src/domain/events';
 import { availability } from '../../src/domain/business-hours';
 
 const SessionBody = z.object({
@@ -49,11 +50,13 @@ async function attachment(visitor: VisitorRecord, params: Record<string, string 
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   switch (event.routeKey) {
     case 'GET /v1/widget/messages': {
-      // The visitor's own conversation as it reached them: no private notes, nothing that failed.
+      // The visitor's own conversation as it reached them: no private notes, nothing that failed,
+      // each message with the fields its frames carry.
       const visitor = await visitorOf(event);
       const query = validate(HistoryQuery, queryOf(event));
       if (!visitor.conversationId) return json(200, { items: [], nextCursor: null });
-      return json(200, await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false, withoutFailed: true }));
+      const page = await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false, withoutFailed: true });
+      return json(200, { ...page, items: page.items.map(visitorMessage) });
     }
     case 'POST /v1/widget/uploads': {
       const visitor = await visitorOf(event);

@@ -74,11 +74,32 @@ const VISITOR_FIELDS: ReadonlySet<string> = new Set([
   'id', 'channel', 'status', 'contact', 'assigneeId', 'unreadCount', 'createdAt', 'updatedAt', 'lastMessageAt', 'firstReplyAt', 'resolvedAt', 'csat',
 ] satisfies (keyof Conversation)[]);
 
+/**
+ * The Message fields CONTRACT.md (section 5) names, all a visitor's frames and history carry: the
+ * rest is the team's (a failed send's provider error, the WhatsApp template, that it was sent
+ * unprompted), and so is a field added later unless it is named here.
+ */
+const VISITOR_MESSAGE_FIELDS: ReadonlySet<string> = new Set([
+  'id', 'conversationId', 'direction', 'sender', 'channel', 'text', 'attachments', 'status', 'private', 'providerMessageId', 'createdAt',
+] satisfies (keyof Message)[]);
+
+const only = <T extends object>(value: T, fields: ReadonlySet<string>): T =>
+  Object.fromEntries(Object.entries(value).filter(([field]) => fields.has(field))) as T;
+
+/** A message as its visitor sees it, in frames and in the widget's history (the contract's fields alone). */
+export const visitorMessage = (message: Message): Message => only(message, VISITOR_MESSAGE_FIELDS);
+
 /** conversation.updated as the visitor's own frames carry it (the contract's fields alone). */
 export const visitorConversationEvent = (conversation: ConversationRecord): ServerEvent => forVisitor(conversationEvent(conversation));
 
+/** message.created as the visitor's own frames carry it (the contract's fields alone). */
+export const visitorMessageEvent = (message: Message): ServerEvent => forVisitor(messageEvent(message));
+
 function forVisitor(event: ServerEvent): ServerEvent {
-  const conversation = event.conversation as Record<string, unknown> | undefined;
-  if (!conversation) return event;
-  return { ...event, conversation: Object.fromEntries(Object.entries(conversation).filter(([field]) => VISITOR_FIELDS.has(field))) };
+  const { conversation, message } = event as { conversation?: Record<string, unknown>; message?: Message };
+  return {
+    ...event,
+    ...(conversation ? { conversation: only(conversation, VISITOR_FIELDS) } : {}),
+    ...(message ? { message: visitorMessage(message) } : {}),
+  };
 }

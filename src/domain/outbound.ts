@@ -10,7 +10,7 @@ import { afterOutbound, afterReplyFailed, beforeSend } from './automation';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
-import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent } from './events';
+import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, visitorMessageEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
 import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './media';
 import { keepProviderMedia } from './provider-media';
@@ -385,7 +385,7 @@ export async function deliverOutbound(
   if (conversation.channel === 'web') {
     statusKnown();
     const reached = conversation.visitorId
-      ? await publish([messageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
+      ? await publish([visitorMessageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
       : 0;
     final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
   } else if (isProviderChannel(conversation.channel)) {

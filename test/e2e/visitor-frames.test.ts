@@ -1,6 +1,7 @@
 /**
  * What a web visitor's socket sends and gets, on the local stack: a typing flood reaches the
- * agents as one signal, and the visitor's conversation frames carry the contract's fields only.
+ * agents as one signal, and the visitor's conversation and message frames (and history) carry
+ * the contract's fields only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
@@ -23,7 +24,7 @@ async function visitorWithConversation() {
   const session = await visitorSession(stack.httpUrl, { name: 'Vera' });
   const ws = await connect(session.token);
   const ack = await say(ws, 'Hello');
-  return { ws, conversationId: ack.conversationId as string };
+  return { ws, token: session.token, conversationId: ack.conversationId as string };
 }
 
 /** The visitor writes; answers the ack once the agent has the message (every frame sent before it was handled by then). */
@@ -84,5 +85,29 @@ describe('visitor frames', () => {
     const shown = ws.frames.filter((f) => f.conversation);
     expect(shown.length).toBeGreaterThan(1); // the first message's frame and the snooze's
     for (const frame of shown) expect(Object.keys(frame.conversation).filter((field) => !contract.includes(field))).toEqual([]);
+  });
+
+  it("gives the visitor the contract's message fields, in frames and in the history, and the agents the team's too", async () => {
+    // Prepare: a proactive message is stored `unprompted`, which is the team's to know
+    const { ws, token, conversationId } = await visitorWithConversation();
+    const admin = await agentToken(stack.httpUrl, 'admin-vic', 'admin', 'Vic');
+    const created = agent.frames.find((f) => f.type === 'message.created' && f.conversationId === conversationId)!;
+    const text = `Our sale starts tomorrow ${crypto.randomUUID()}`;
+
+    // Act
+    const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: admin, body: { contactId: created.message.sender.id, text } });
+    expect(res.status).toBeLessThan(300);
+
+    // Assess
+    const sale = (f: Frame) => f.type === 'message.created' && f.message.text === text;
+    expect((await agent.waitFor(sale, 10_000, 'agent message')).message).toMatchObject({ unprompted: true });
+    const atVisitor = await ws.waitFor(sale, 10_000, 'visitor message');
+    const history = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token });
+    expect(history.status).toBe(200);
+    const contract = ['id', 'conversationId', 'direction', 'sender', 'channel', 'text', 'attachments', 'status', 'private', 'providerMessageId', 'createdAt'];
+    const messages = [...ws.frames.filter((f) => f.message).map((f) => f.message), ...history.body.items];
+    expect(messages.map((m) => m.text)).toEqual(expect.arrayContaining(['Hello', text]));
+    for (const message of messages) expect(Object.keys(message).filter((field) => !contract.includes(field))).toEqual([]);
+    expect(atVisitor.message).toMatchObject({ direction: 'outbound', status: 'delivered', private: false });
   });
 });
