@@ -224,27 +224,36 @@ function signalSender(principal: Principal, conversation: ConversationRecord): {
 }
 
 /**
- * A web visitor's typing signals reach the agents at most once per TYPING_INTERVAL_MS each way:
- * a script sending hundreds a second would otherwise have every one fanned out to every console.
- * An `on` goes when the last `on` sent is that old; an `off` goes at once after an `on` (the
- * console's sign must stop), a repeated one when the last is that old. The rest are dropped
- * quietly, as chat products do. The widget says `on` every 3 s while its visitor types and `off`
- * 2 s after they stop, so none of its signals is dropped. Kept in memory, with no DynamoDB write
- * a frame: each function instance holds its own, so a flood spread over N instances gets N
- * signals through per interval. Agents are not limited.
+ * A web visitor's typing signals reach the agents at most once per TYPING_INTERVAL_MS each way,
+ * and an agent's reach the visitor as often (per agent and conversation): a script or a broken
+ * console sending hundreds a second would otherwise have every one fanned out. An `on` goes when
+ * the last `on` sent is that old; an `off` goes at once after an `on` (the other side's sign must
+ * stop), a repeated one when the last is that old. The rest are dropped quietly, as chat products
+ * do. The widget and the console say `on` every 3 s while their person types and `off` 2 s after
+ * they stop (or on sending), so their signals go, bar an `on` for the next message within 2 s of
+ * the last. Kept in memory, with no DynamoDB
+ * write a frame: each function instance holds its own, so a flood spread over N instances gets N
+ * signals through per interval. An agent's signals still reach every colleague's console.
  */
 export const TYPING_INTERVAL_MS = 2_000;
 
-/** What passed last, per visitor; a Map keeps insertion order, so the stalest entry is first. */
+/** What passed last, per typist; a Map keeps insertion order, so the stalest entry is first. */
 const typingSent = new Map<string, { state: 'on' | 'off'; at: number; onAt: number }>();
 
-/** Whether a visitor's typing signal goes out now (and then it is counted as sent). */
-export function typingPasses(visitorId: string, state: 'on' | 'off', now = Date.now()): boolean {
-  const last = typingSent.get(visitorId);
+/**
+ * Who a typing entry counts: a visitor (who has one conversation, so their id alone, known before
+ * anything is read), or an agent in one conversation.
+ */
+const typist = (principal: Principal, conversationId?: string): string =>
+  principal.role === 'visitor' ? principal.id : `agent#${principal.id}#${conversationId ?? ''}`;
+
+/** Whether a typist's signal goes out now (and then it is counted as sent). */
+export function typingPasses(typistKey: string, state: 'on' | 'off', now = Date.now()): boolean {
+  const last = typingSent.get(typistKey);
   const passes = !last || (state === 'on' ? now - last.onAt >= TYPING_INTERVAL_MS : last.state === 'on' || now - last.at >= TYPING_INTERVAL_MS);
   if (!passes) return false;
-  typingSent.delete(visitorId);
-  typingSent.set(visitorId, { state, at: now, onAt: state === 'on' ? now : (last?.onAt ?? -Infinity) });
+  typingSent.delete(typistKey);
+  typingSent.set(typistKey, { state, at: now, onAt: state === 'on' ? now : (last?.onAt ?? -Infinity) });
   // An entry older than the interval stops nothing: forgotten, so the map holds recent typers only.
   for (const [key, sent] of typingSent) {
     if (now - sent.at < TYPING_INTERVAL_MS) break;
@@ -306,12 +315,14 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     case 'typing': {
       if (isVisitor && frame.private) throw forbidden('visitors cannot write private notes');
       const conversation = await conversationFor(principal, frame.conversationId);
-      if (!conversation || (isVisitor && !typingPasses(principal.id, frame.state))) return;
+      if (!conversation || (isVisitor && !typingPasses(typist(principal), frame.state))) return;
       const isPrivate = frame.private === true;
       const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state, ...(isPrivate ? { private: true } : {}) };
+      // A note's signals never reach the visitor, so they do not count toward what does.
+      const toVisitor = !isVisitor && !isPrivate && conversation.visitorId && typingPasses(typist(principal, conversation.id), frame.state);
       await Promise.all([
         publish([event], { agents: scopeOf(conversation), except: connectionId }),
-        !isVisitor && !isPrivate && conversation.visitorId ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
+        toVisitor ? publish([event], { agents: false, visitorId: conversation.visitorId }) : undefined,
       ]);
       return;
     }

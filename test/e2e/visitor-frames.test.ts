@@ -1,7 +1,7 @@
 /**
  * What a web visitor's socket sends and gets, on the local stack: a typing flood reaches the
- * agents as one signal, and the visitor's conversation and message frames (and history) carry
- * the contract's fields only.
+ * agents as one signal (and an agent's the visitor), and the visitor's conversation and message
+ * frames (and history) carry the contract's fields only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
@@ -64,6 +64,29 @@ describe('visitor frames', () => {
     expect(typing('off')).toHaveLength(1);
     expect(typing('on')[0]!.sender).toMatchObject({ type: 'contact', name: 'Vera' });
     expect(ws.frames.filter((f) => f.type === 'error')).toEqual([]);
+  });
+
+  it("fans an agent's flood of typing frames out to the visitor as one signal each way", async () => {
+    // Prepare
+    const { ws, conversationId } = await visitorWithConversation();
+    const typing = (state: string) => ws.frames.filter((f) => f.type === 'typing' && f.conversationId === conversationId && f.state === state);
+    /** The agent replies; answers once the visitor has it (every typing frame sent before it was handled by then). */
+    const reply = async (text: string) => {
+      agent.send({ action: 'sendMessage', conversationId, text, clientMessageId: crypto.randomUUID() });
+      await ws.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'reply at the visitor');
+    };
+
+    // Act: a broken console's burst of "on", then of "off"
+    for (let i = 0; i < 30; i++) agent.send({ action: 'typing', conversationId, state: 'on' });
+    await reply('after the on burst');
+    for (let i = 0; i < 30; i++) agent.send({ action: 'typing', conversationId, state: 'off' });
+    await reply('after the off burst');
+
+    // Assess: the first of each reached the visitor, the rest were dropped quietly
+    expect(typing('on')).toHaveLength(1);
+    expect(typing('off')).toHaveLength(1);
+    expect(typing('on')[0]!.sender).toMatchObject({ type: 'agent', id: 'agent-tess', name: 'Tess' });
+    expect(agent.frames.filter((f) => f.type === 'error')).toEqual([]);
   });
 
   it("gives the visitor the contract's conversation fields, and the agents the team's too", async () => {
