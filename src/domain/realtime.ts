@@ -314,8 +314,12 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     }
     case 'typing': {
       if (isVisitor && frame.private) throw forbidden('visitors cannot write private notes');
+      // A visitor's flood is dropped before the frame's two reads (their visitor item and
+      // conversation): a dropped frame is dropped quietly whatever it names, and one that then
+      // reaches nobody (no conversation yet) still counts.
+      if (isVisitor && !typingPasses(typist(principal), frame.state)) return;
       const conversation = await conversationFor(principal, frame.conversationId);
-      if (!conversation || (isVisitor && !typingPasses(typist(principal), frame.state))) return;
+      if (!conversation) return;
       const isPrivate = frame.private === true;
       const event = { type: 'typing', conversationId: conversation.id, sender: signalSender(principal, conversation), state: frame.state, ...(isPrivate ? { private: true } : {}) };
       // A note's signals never reach the visitor, so they do not count toward what does.

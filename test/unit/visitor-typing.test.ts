@@ -1,9 +1,20 @@
-/** Which of a web visitor's typing signals go out to the agents, on a clock the test sets. */
-import { describe, expect, it } from 'vitest';
+/**
+ * Which of a web visitor's typing signals go out to the agents, on a clock the test sets; and what
+ * a dropped one costs, with DynamoDB and the fan-out mocked.
+ */
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it, vi } from 'vitest';
+import { keys } from '../../src/store/keys';
+import type { ServerEvent } from '../../src/domain/fanout';
 
 process.env.TABLE_NAME = 'conversa-test';
 process.env.AWS_REGION = 'us-east-1';
-const { TYPING_INTERVAL_MS, typingPasses } = await import('../../src/domain/realtime');
+const publish = vi.hoisted(() => vi.fn(async () => 1));
+const sendToConnection = vi.hoisted(() => vi.fn(async () => true));
+vi.mock('../../src/domain/fanout', async (original) => ({ ...(await original<typeof import('../../src/domain/fanout')>()), publish, sendToConnection }));
+const { TYPING_INTERVAL_MS, handleFrame, typingPasses } = await import('../../src/domain/realtime');
+const ddb = mockClient(DynamoDBDocumentClient);
 
 const I = TYPING_INTERVAL_MS;
 
@@ -45,5 +56,31 @@ describe('typingPasses', () => {
     for (let i = 0; i < 100; i++) expect(typingPasses(`v-${i}-${crypto.randomUUID()}`, 'on', t + I + i)).toBe(true);
     expect(typingPasses(two, 'on', t + I + 200)).toBe(true);
     expect(typingPasses(two, 'on', t + I + 201)).toBe(false);
+  });
+});
+
+describe("a visitor's typing frame", () => {
+  it('is dropped by the throttle before anything is read: a flood costs the reads of the signal that goes', async () => {
+    // Prepare: a visitor with a conversation
+    const visitorId = `v-${crypto.randomUUID()}`;
+    const conversationId = `c-${crypto.randomUUID()}`;
+    const at = new Date().toISOString();
+    ddb.reset();
+    ddb.on(GetCommand, { Key: keys.visitor(visitorId) }).resolves({ Item: { ...keys.visitor(visitorId), id: visitorId, conversationId } });
+    ddb.on(GetCommand, { Key: keys.conversation(conversationId) }).resolves({
+      Item: { ...keys.conversation(conversationId), id: conversationId, channel: 'web', status: 'open', contact: { id: 'contact-t' }, assigneeId: null, visitorId, createdAt: at, updatedAt: at, lastMessageAt: at },
+    });
+    publish.mockClear();
+    sendToConnection.mockClear();
+    const visitor = { role: 'visitor', id: visitorId } as const;
+
+    // Act: a script's burst of ten "on"
+    for (let i = 0; i < 10; i++) await handleFrame(visitor, 'conn-typing', JSON.stringify({ action: 'typing', state: 'on' }));
+
+    // Assess: one signal out, and only its two reads (the visitor's item, its conversation)
+    const sent = (publish.mock.calls as unknown as [ServerEvent[], unknown][]).flatMap(([events]) => events);
+    expect(sent).toMatchObject([{ type: 'typing', conversationId, state: 'on' }]);
+    expect(ddb.calls()).toHaveLength(2);
+    expect(sendToConnection).not.toHaveBeenCalled();
   });
 });
