@@ -137,6 +137,8 @@
     let generation = 0;
     // The conversation is resolved, as the last frame about it said (the visitor's next message reopens it).
     let resolved = false;
+    // Frames that told the conversation's status: a history asked for before one must not undo it.
+    let statusHeard = 0;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     // Offered once there is a conversation (a message in it) that is not resolved.
@@ -318,9 +320,15 @@
 
     async function loadHistory() {
       const gen = generation;
+      const heard = statusHeard;
       const page = await api('GET', '/v1/widget/messages?limit=50');
       if (gen !== generation) return;
+      // A reload or reconnection skips the session call: the history says whether the conversation
+      // was resolved meanwhile (no "End conversation" then), unless a frame said more since it was
+      // asked for. An API without `conversationStatus` leaves it as it is.
+      if (page.conversationStatus !== undefined && heard === statusHeard) resolved = page.conversationStatus === 'resolved';
       for (const message of page.items) render(message);
+      showEnd();
       refreshCsat();
       markRead();
       confirmCsat();
@@ -457,7 +465,10 @@
         }
         case 'message.created':
         case 'message.updated':
-          if (frame.conversation?.status) resolved = frame.conversation.status === 'resolved';
+          if (frame.conversation?.status) {
+            resolved = frame.conversation.status === 'resolved';
+            statusHeard += 1;
+          }
           render(frame.message);
           refreshCsat();
           if (frame.message.direction === 'outbound') {
@@ -476,6 +487,7 @@
           if (frame.conversation?.status !== 'resolved') for (const csat of log.querySelectorAll('.csat')) csat.parentNode.dataset.closed = '1';
           refreshCsat();
           resolved = frame.conversation?.status === 'resolved';
+          statusHeard += 1;
           endButton.disabled = false;
           showEnd();
           break;

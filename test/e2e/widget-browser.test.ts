@@ -630,6 +630,28 @@ it.skipIf(!runs)('ends the conversation with its "End conversation" button: reso
   }
 }, 60_000);
 
+it.skipIf(!runs)('offers no "End conversation" on a reloaded conversation that was resolved, and offers it again once the visitor writes', async () => {
+  const { page } = await startChat('Rhea');
+  const end = widget(page).getByRole('button', { name: 'End conversation' });
+  const { conversationId } = await visitorSays(page, 'Where is my parcel?', 'the first message');
+  await expect.poll(() => end.isVisible()).toBe(true);
+  const resolved = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: jwt });
+  expect(resolved.status).toBe(200);
+  await expect.poll(() => end.isVisible()).toBe(false);
+
+  // A reload resumes straight on the socket, without the session call that would tell the status.
+  await page.reload();
+  await expect.poll(() => stack.websocket.connections().length).toBe(agentConnections.length + 1);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('Where is my parcel?')]));
+  expect(await end.isVisible()).toBe(false);
+
+  // Writing again reopens it: the button is back.
+  await visitorSays(page, 'It came, thanks', 'the message after the reload');
+  await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open', 15_000, 'the reopening');
+  await expect.poll(() => end.isVisible()).toBe(true);
+}, 60_000);
+
 it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing', async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
