@@ -231,9 +231,9 @@ function signalSender(principal: Principal, conversation: ConversationRecord): {
  * stop), a repeated one when the last is that old. The rest are dropped quietly, as chat products
  * do. The widget and the console say `on` every 3 s while their person types and `off` 2 s after
  * they stop (or on sending), so their signals go, bar an `on` for the next message within 2 s of
- * the last. Kept in memory, with no DynamoDB
- * write a frame: each function instance holds its own, so a flood spread over N instances gets N
- * signals through per interval. An agent's signals still reach every colleague's console.
+ * the last. Kept in memory, with no DynamoDB write a frame (and a visitor's decided before any
+ * read): each function instance holds its own, so a flood spread over N instances gets N signals
+ * through per interval. An agent's signals still reach every colleague's console.
  */
 export const TYPING_INTERVAL_MS = 2_000;
 
