@@ -210,9 +210,10 @@ async function draftConversation(input: NewConversation): Promise<ConversationRe
 
 /**
  * A message id above the last one applied to the conversation. FIFO processing then makes a
- * conversation's inbound ids increase whatever the clocks of the instances that made them, so
+ * lane's inbound ids increase whatever the clocks of the instances that made them, so
  * "not above the last applied" recognises every redelivery, also one that comes back after later
- * messages of its batch were applied (a consumer that died mid-batch).
+ * messages of its batch were applied (a consumer that died mid-batch). (A customer's two lanes
+ * may each make one from the same read: see appliedTo.)
  */
 function inboundIdAfter(last: string | undefined): string {
   const id = newId();
@@ -263,25 +264,79 @@ function parseMark(mark: string | undefined): { group: string; seq: bigint } | u
 }
 
 /**
+ * The conversation's mark for queue group `group`: the lane `lastInboundId` came from (`primary`),
+ * or the other lane of a customer whose messages come in two (otherInboundSeq).
+ */
+function laneMark(c: Pick<ConversationRecord, 'lastInboundSeq' | 'otherInboundSeq'>, group: string): { seq: bigint; primary: boolean } | undefined {
+  const primary = parseMark(c.lastInboundSeq);
+  if (primary?.group === group) return { seq: primary.seq, primary: true };
+  const other = parseMark(c.otherInboundSeq);
+  return other?.group === group ? { seq: other.seq, primary: false } : undefined;
+}
+
+/**
+ * The marks after applying delivery `d`: the one with the highest id (`newest`) takes
+ * lastInboundSeq, moving the other lane's mark there aside; one another lane overtook (a lower id,
+ * applied after) keeps its lane's mark as otherInboundSeq. A third lane's mark may be dropped: its
+ * messages are then told apart by their ids, as before any mark.
+ */
+function marksAfter(c: ConversationRecord, d: OrderedDelivery, newest: boolean): Pick<ConversationRecord, 'lastInboundSeq' | 'otherInboundSeq'> {
+  const primary = parseMark(c.lastInboundSeq);
+  if (!newest && primary && primary.group !== d.group) return { otherInboundSeq: markOf(d) };
+  return { lastInboundSeq: markOf(d), otherInboundSeq: primary && primary.group !== d.group ? c.lastInboundSeq : c.otherInboundSeq };
+}
+
+/**
+ * Whether `message` was applied to `c` already. One this delivery did not store (a provider's
+ * copy of a message stored before) was, if its id is not above the last one applied. One it
+ * stored (`ours`): its lane's mark says it exactly (a lane's messages are applied in their queue
+ * order); without a mark of its lane, it was not if this very attempt stored it (`stored`: the
+ * conversation is written after the message, so no attempt before did), else by its id as well.
+ */
+function appliedTo(c: ConversationRecord, message: Pick<Message, 'id'>, ordered: OrderedDelivery | undefined, own: { ours: boolean; stored: boolean }): boolean {
+  const notAbove = c.lastInboundId !== undefined && c.lastInboundId >= message.id;
+  if (!own.ours) return notAbove;
+  const lane = ordered && laneMark(c, ordered.group);
+  if (lane) return lane.seq >= ordered.seq;
+  return !own.stored && notAbove;
+}
+
+/**
+ * Whether this delivery stored `message`: this attempt (`stored`), or an earlier attempt at the
+ * same queue message that died (written after the event was received). A provider's copy finds
+ * its original, stored before the copy was received (a copy looked up is one 4+ minutes late, or
+ * one in the other lane, whose first delivery is never a redelivery).
+ */
+function storedByThisDelivery(message: Pick<Message, 'createdAt'>, ordered: OrderedDelivery | undefined, delivery: Delivery, stored: boolean): boolean {
+  if (stored) return true;
+  return ordered !== undefined && delivery.redelivered === true && Date.parse(message.createdAt) >= ordered.receivedAtMs - CLOCK_SKEW_MS;
+}
+
+/**
  * The id of an ordered delivery's message, with no idempotency record to write:
- * - at or below the conversation's sequence mark, the delivery was applied before ('applied';
- *   'last' when it is the one applied last, whose hooks and fan-out may not have run);
+ * - at or below its lane's sequence mark, the delivery was applied before ('applied'; 'last'
+ *   when it is the one applied last, whose hooks and fan-out may not have run; 'lastOfLane' for
+ *   the other lane's, whose message is looked up by its provider id);
  * - a late copy, or one whose group left no mark (an attempt that crashed before the
  *   conversation update, another channel's group), is looked up by its provider id;
  * - otherwise the id is made from the delivery alone, so a retry after a crash between the
  *   message write and the conversation update makes the same id and writes nothing new.
  */
-async function orderedMessageId(found: ConversationRecord, created: boolean, channel: Channel, d: OrderedDelivery): Promise<string | 'applied' | 'last'> {
-  const mark = parseMark(found.lastInboundSeq);
-  const sameGroup = mark?.group === d.group;
-  if (mark && sameGroup && mark.seq >= d.seq) return mark.seq === d.seq ? 'last' : 'applied';
+async function orderedMessageId(found: ConversationRecord, created: boolean, channel: Channel, d: OrderedDelivery): Promise<string | 'applied' | 'last' | 'lastOfLane'> {
+  const sameGroup = parseMark(found.lastInboundSeq)?.group === d.group;
+  const lane = laneMark(found, d.group);
+  if (lane && lane.seq >= d.seq) return lane.seq > d.seq ? 'applied' : lane.primary ? 'last' : 'lastOfLane';
   if (!created && (!sameGroup || d.receivedAtMs - d.sentAtMs >= LATE_AFTER_MS)) {
-    const since = Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS;
-    const existing = await findByProviderMessageId(found.id, d.providerMessageId, since, 'inbound');
+    const existing = await findOrdered(found.id, d);
     if (existing) return existing;
   }
   const after = found.lastInboundId ? decodeTime(found.lastInboundId) + 1 : 0;
   return idFor(Math.max(d.receivedAtMs, after), `${channel}#${d.providerMessageId}`);
+}
+
+/** The message stored for a provider's message (by an earlier attempt, or a copy), looked up by its provider id. */
+function findOrdered(conversationId: string, d: OrderedDelivery): Promise<string | undefined> {
+  return findByProviderMessageId(conversationId, d.providerMessageId, Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS, 'inbound');
 }
 
 /**
@@ -373,7 +428,9 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (ordered) {
     const messageId = await orderedMessageId(found, draft, event.channel, ordered);
     if (messageId === 'applied') return;
-    if (messageId === 'last') return resumeApplied(found, (m) => m.providerMessageId === ordered.providerMessageId);
+    const isThisDelivery = (m: Message) => m.providerMessageId === ordered.providerMessageId;
+    if (messageId === 'last') return resumeApplied(found, found.lastInboundId, isThisDelivery);
+    if (messageId === 'lastOfLane') return resumeApplied(found, await findOrdered(found.id, ordered), isThisDelivery);
     record = { conversationId: found.id, messageId };
   } else {
     const claim = await claimedMessageId(found, event);
@@ -382,7 +439,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     // its hooks and fan-out. (A provider's later copy is a new queue message: it changes nothing.)
     if (claim.repeated && delivery.redelivered && record.conversationId === found.id && found.lastInboundId === record.messageId) {
       await ackVisitor(event, record);
-      return resumeApplied(found, (m) => m.id === record.messageId);
+      return resumeApplied(found, record.messageId, (m) => m.id === record.messageId);
     }
   }
   const conversationId = record.conversationId;
@@ -404,7 +461,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   const agentConnections = agentConnectionsAhead();
   // Stored by an earlier attempt that died before the conversation's write: that one (its time) is
   // the message every later write and event names.
-  const message = (await putMessage(fresh)) ? fresh : ((await getMessage(conversationId, fresh.id)) ?? fresh);
+  const stored = await putMessage(fresh);
+  const message = stored ? fresh : ((await getMessage(conversationId, fresh.id)) ?? fresh);
   // The provider's service window counts from when the customer wrote: a message whose webhook
   // the provider retried for hours must not open it anew.
   const wroteLate = event.dated && Date.parse(message.createdAt) - Date.parse(event.sentAt) > LATE_ARRIVAL_MS ? event.sentAt : undefined;
@@ -442,31 +500,51 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     }
   }
   if (!created) {
+    const ours = storedByThisDelivery(message, ordered, delivery, stored);
+    // The first message of this lane after the other lane's: that lane's mark moves aside (kept).
+    const replaces = ordered && found.lastInboundSeq && parseMark(found.lastInboundSeq)?.group !== ordered.group ? found.lastInboundSeq : undefined;
     // A late message takes the read-modify-write: the window's start must not move back.
     const fast = wroteLate
       ? undefined
       : await applyMessageToOpenConversation(
           conversationId,
           { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact' },
-          ordered && markOf(ordered),
+          ordered && { mark: markOf(ordered), replaces },
         );
     if (fast && fast !== 'duplicate') {
       conversation = fast;
-    } else if (!fast) {
-      // Not open (or not there): read-modify-write, which also reopens.
+    } else if (!fast || ours) {
+      // Not open (or not there), or refused as applied where that may not be so: read-modify-write,
+      // which also reopens. A customer's messages may come in two lanes at once (a WhatsApp number
+      // alone, and with the BSUID), each making its id above the last one applied as it read it: the
+      // lane whose message got the lower id applies it after the other's, as a message overtaken
+      // (counted, told to the agents, the conversation's activity not moved back). That this delivery
+      // stored it and its lane's mark (appliedTo) tell it from a redelivery or a provider's copy.
       const result = await updateConversation(
         conversationId,
         (c) => {
-          if (c.lastInboundId && c.lastInboundId >= message.id) return undefined;
-          const arrived = {
-            lastInboundId: message.id,
-            ...(ordered ? { lastInboundSeq: markOf(ordered) } : {}),
-            lastMessageAt: message.createdAt,
-            lastInboundAt: message.createdAt,
-            windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
-            updatedAt: message.createdAt,
-            unreadCount: c.unreadCount + 1,
-          };
+          if (appliedTo(c, message, ordered, { ours, stored })) return undefined;
+          const newest = !c.lastInboundId || c.lastInboundId < message.id;
+          const latest = (at: string | undefined) => (at && at > message.createdAt ? at : message.createdAt);
+          const arrived = newest
+            ? {
+                lastInboundId: message.id,
+                ...(ordered ? marksAfter(c, ordered, true) : {}),
+                lastMessageAt: message.createdAt,
+                lastInboundAt: message.createdAt,
+                windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
+                updatedAt: message.createdAt,
+                unreadCount: c.unreadCount + 1,
+              }
+            : {
+                ...(ordered ? marksAfter(c, ordered, false) : {}),
+                lastMessageAt: latest(c.lastMessageAt),
+                lastInboundAt: latest(c.lastInboundAt),
+                // The window counts from the newest of the customer's messages.
+                windowFrom: message.createdAt > (c.lastInboundAt ?? '') ? windowFromAfter(c, wroteLate, message.createdAt) : c.windowFrom,
+                updatedAt: latest(c.updatedAt),
+                unreadCount: c.unreadCount + 1,
+              };
           // A rating answers the CSAT question and leaves the conversation resolved, its agent's; any
           // other message (one written before the question too, however late it arrives) drops it.
           // The question stays open to ratings: one sent again (a second tap on the widget's
@@ -496,7 +574,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
         // The closed episode keeps its figures, in the same write.
         (before, after) => (after.reportStartedAt !== before.reportStartedAt && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined),
       );
-      if (result && result.after.lastInboundId === message.id && result.after !== result.before) conversation = result.after;
+      if (result && result.after !== result.before) conversation = result.after;
     }
   }
 
@@ -529,14 +607,14 @@ async function ackVisitor(event: InboundMessageEvent, record: { conversationId: 
 }
 
 /**
- * The delivery applied last came back (a crash or a timeout after the conversation update):
- * its hooks and fan-out may not have run, and each is safe to run again (the autoresponder and
+ * The delivery applied last (of its lane) came back (a crash or a timeout after the conversation
+ * update): its hooks and fan-out may not have run, and each is safe to run again (the autoresponder and
  * the assignment claim their change, timers are replaced, a new conversation's stored greeting
  * is queued again under the same deduplication id). Agents may get its events twice, with the
  * same message id.
  */
-async function resumeApplied(conversation: ConversationRecord, isThisDelivery: (m: Message) => boolean): Promise<void> {
-  const message = conversation.lastInboundId ? await getMessage(conversation.id, conversation.lastInboundId) : undefined;
+async function resumeApplied(conversation: ConversationRecord, messageId: string | undefined, isThisDelivery: (m: Message) => boolean): Promise<void> {
+  const message = messageId ? await getMessage(conversation.id, messageId) : undefined;
   // An undated message of the same customer (no sequence mark of its own) may have come after it.
   if (!message || !isThisDelivery(message)) return;
   // A first message's greeting is stored with its conversation but queued by the hooks.

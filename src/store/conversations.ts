@@ -24,16 +24,23 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   visitorId?: string;
   /**
    * The last customer (inbound) and team (outbound) message applied to this item: a redelivery
-   * of the same message changes nothing. Inbound order is FIFO per conversation, so "not the
-   * last one applied" is exact; ids from different writers are not compared (clocks differ).
+   * of the same message changes nothing. Inbound order is FIFO per queue group, so within a lane
+   * "not above the last one applied" is exact (a customer with two lanes: see otherInboundSeq);
+   * outbound ids from different writers are not compared (clocks differ).
    */
   lastInboundId?: string;
   lastOutboundId?: string;
   /**
-   * `<queue group>|<sequence number>` of the last inbound queue message applied: SQS numbers a
-   * FIFO group's messages in increasing order, so a redelivered one is "not above" this mark.
+   * `<queue group>|<sequence number>` of the inbound queue message `lastInboundId` came from: SQS
+   * numbers a FIFO group's messages in increasing order, so a redelivered one is "not above" this mark.
    */
   lastInboundSeq?: string;
+  /**
+   * The same mark for the other lane of a customer whose messages come in two queue groups (a
+   * WhatsApp number alone, and with the BSUID beside it): the last message of that lane applied,
+   * which may have a lower id than `lastInboundId` (the lanes run side by side, src/domain/inbound.ts).
+   */
+  otherInboundSeq?: string;
   /** Times a resolved conversation was reopened (first-contact resolution needs it). */
   reopenCount?: number;
   /**
@@ -141,7 +148,7 @@ export interface EngagementState {
   failedReplyAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'otherInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -215,16 +222,25 @@ export async function markErasing(id: string, contactId: string, at: string): Pr
   }
 }
 
+/** An inbound queue delivery's mark (`<group>|<sequence number>`) for the conversation. */
+export interface InboundSequence {
+  mark: string;
+  /** The other lane's mark, read as `lastInboundSeq`, that this one replaces there: kept as `otherInboundSeq`. */
+  replaces?: string | undefined;
+}
+
 /**
  * Applies one new message to an open conversation without reading it first (the hot path).
- * Returns undefined when the conversation is not open (the caller takes the slow path) and
- * `'duplicate'` when this message (or a newer one) was already applied.
+ * Returns undefined when the conversation is not open (or another lane moved the mark it
+ * replaces: the caller takes the slow path) and `'duplicate'` when this message or one with a
+ * higher id was already applied (inbound: the caller tells a redelivery from a message another
+ * lane overtook, src/domain/inbound.ts).
  */
 export async function applyMessageToOpenConversation(
   id: string,
   message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participant?: string },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
-  sequenceMark?: string,
+  sequence?: InboundSequence,
   /** Set on the second try of a reply written before the customer reopened the conversation. */
   notFirstReply = false,
 ): Promise<ConversationRecord | 'duplicate' | undefined> {
@@ -233,10 +249,17 @@ export async function applyMessageToOpenConversation(
   const guard = inbound ? 'lastInboundId' : 'lastOutboundId';
   const sets = [`${guard} = :mid`, 'updatedAt = :now', 'version = version + :one'];
   const values: Record<string, unknown> = { ':mid': message.id, ':now': message.createdAt, ':one': 1, ':open': 'open' };
-  if (sequenceMark) {
+  if (sequence) {
     sets.push('lastInboundSeq = :seq');
-    values[':seq'] = sequenceMark;
+    values[':seq'] = sequence.mark;
+    if (sequence.replaces) {
+      sets.push('otherInboundSeq = :replaced');
+      values[':replaced'] = sequence.replaces;
+    }
   }
+  // The other lane's mark moves aside only as it was read: had that lane applied a message since,
+  // its newer mark would be lost (the slow path takes it then).
+  const laneCheck = sequence?.replaces ? ' AND lastInboundSeq = :replaced' : '';
   if (!message.private) {
     sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
     values[':gsi1sk'] = `${message.createdAt}#${id}`;
@@ -262,9 +285,10 @@ export async function applyMessageToOpenConversation(
         Key: keys.conversation(id),
         // A message on time counts the window from its arrival (a late one takes the slow path).
         UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
-        // Inbound ids increase per conversation (src/domain/inbound.ts), so any id not above the last
-        // applied one is a redelivery; outbound ids come from concurrent writers and are only told apart.
-        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)${teamStartedCheck}${firstReplyCheck}`,
+        // Inbound ids increase per lane (src/domain/inbound.ts), so an id not above the last applied one
+        // is a redelivery or another lane's overtaken message (the caller tells which); outbound ids
+        // come from concurrent writers and are only told apart.
+        ConditionExpression: `#status = :open AND (attribute_not_exists(${guard}) OR ${guard} ${inbound ? '<' : '<>'} :mid)${teamStartedCheck}${laneCheck}${firstReplyCheck}`,
         ExpressionAttributeNames: { '#status': 'status' },
         ExpressionAttributeValues: values,
         ReturnValues: 'ALL_NEW',
@@ -284,7 +308,7 @@ export async function applyMessageToOpenConversation(
       const last = text(guard);
       if (last && (inbound ? last >= message.id : last === message.id)) return 'duplicate';
       if (firstReplyCheck && text('status') === 'open' && !text('firstReplyAt') && (text('episodeStartedAt') ?? '') > message.createdAt) {
-        return applyMessageToOpenConversation(id, message, sequenceMark, true);
+        return applyMessageToOpenConversation(id, message, sequence, true);
       }
       return undefined;
     }
