@@ -223,9 +223,18 @@ async function reopenForFailedReply(message: Message, first: ConversationRecord)
   await changeConversation(first.id, (c) => {
     // Anything written since the read above (lastMessageAt moved) is checked again by its own path.
     if (!autoResolvedAfterIt(c) || c.lastMessageAt !== first.lastMessageAt) return undefined;
-    const reopened = withStatus(c, 'open');
-    return { ...reopened, engagement: { ...reopened.engagement, failedReplyAt: c.lastMessageAt } };
+    return reopenedForFailedReply(c);
   });
+}
+
+/**
+ * The resolved conversation `c` reopened because the team's own reply failed: not the customer
+ * back, so not counted as a reopen (its reopen count, first-contact resolution and the resolver
+ * the reports credit stay as they were), and held open for the agent to send it again.
+ */
+function reopenedForFailedReply(c: ConversationRecord): ConversationRecord {
+  const reopened = withStatus(c, 'open');
+  return { ...reopened, reopenCount: c.reopenCount, engagement: { ...reopened.engagement, failedReplyAt: c.lastMessageAt } };
 }
 
 /** The newest message the customer would see is an agent reply that never reached them (disarmFailedReply). */

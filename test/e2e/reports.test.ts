@@ -3,10 +3,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
-import { newHandle, phoneHandles, postWebhook, textWebhook, whatsappCustomerWrites } from './channels-support';
+import { newHandle, phoneHandles, postWebhook, statusWebhook, textWebhook, whatsappCustomerWrites } from './channels-support';
 import { getConversation, updateConversation } from '../../src/store/conversations';
 import { getHandle } from '../../src/store/contacts';
-import { listMessages } from '../../src/store/messages';
+import { getMessage, listMessages } from '../../src/store/messages';
+import { runTimer } from '../../src/domain/engagement';
 import { keys } from '../../src/store/keys';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
@@ -733,4 +734,32 @@ it('leaves a customer’s message on the old channel soon after the moved issue�
   const body = await figures();
   expect(body).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1, byChannel: { sms: { conversations: 1 } } });
   expect(body.byChannel.whatsapp).toBeUndefined();
+});
+
+it('does not count a reopening for the team’s own failed reply (after the auto-resolve) as the customer reopening', async () => {
+  // Prepare: Rita's reply was sent, then the conversation idled and the auto-resolve resolved it
+  const start = Date.now();
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'Has my order shipped?');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId: 'agent-rita' } })).status).toBe(200);
+  const team = await ownTeam(id);
+  const reply = await agentWrites(id, 'Yes, it left this morning');
+  expect(reply.status).toBe(202);
+  const sent = await eventually(async () => {
+    const m = await getMessage(id, reply.body.message.id);
+    return m?.status === 'sent' ? m : undefined;
+  });
+  // Its idle wait over (two days by default): the timer fires as though it had passed.
+  expect(await runTimer({ kind: 'autoResolve', conversationId: id, dueAt: iso(Date.now()) }, new Date(Date.now() + 3 * DAY))).toBe('done');
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
+
+  // Act: WhatsApp reports the reply failed; the conversation reopens for Rita, who sends it again and resolves it
+  expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'failed', sent.providerMessageId))).status).toBe(200);
+  await eventually(async () => ((await getConversation(id, true))?.status === 'open' ? true : undefined));
+  expect((await getConversation(id, true))?.reopenCount ?? 0).toBe(0);
+  expect((await agentWrites(id, 'Yes, it left this morning (again)')).status).toBe(202);
+  await resolve(id);
+
+  // Assess: resolved on first contact, as the customer never came back
+  expect(await figures()).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
 });
