@@ -209,32 +209,39 @@ export async function disarmFailedReply(message: Message): Promise<void> {
 }
 
 /**
- * A reply reported failed once the auto-resolve had resolved the conversation it was the last word
- * of: the customer never got the answer (maybe only the CSAT question after it). Reopened, so that
- * its agent sees it and sends it again, and held open as any failed newest reply is. An agent's own
- * resolution is left as they chose; so is a conversation anyone wrote in since (the bot aside).
+ * A reply reported failed once the conversation it was the last word of was resolved after it: by
+ * the auto-resolve, or by an agent closing it right after their reply (the "thanks, closing" flow),
+ * whose failure nobody would see on a resolved conversation. The customer never got the answer
+ * (maybe only the CSAT question after it). Reopened, so that its agent sees it and sends it again,
+ * and held open as any failed newest reply is (reopenedForFailedReply). A conversation anyone wrote
+ * in since (the bot aside) is left as it is, and so is one being erased.
  */
 async function reopenForFailedReply(message: Message, first: ConversationRecord): Promise<void> {
-  const autoResolvedAfterIt = (c: ConversationRecord) =>
-    c.status === 'resolved' && c.resolvedAt !== undefined && c.engagement?.autoResolvedAt === c.resolvedAt && c.resolvedAt > message.createdAt && !isErasing(c);
-  if (!autoResolvedAfterIt(first)) return;
+  const resolvedAfterIt = (c: ConversationRecord) => c.status === 'resolved' && c.resolvedAt !== undefined && c.resolvedAt > message.createdAt && !isErasing(c);
+  if (!resolvedAfterIt(first)) return;
   const newest = (await recentMessages(first.id, true)).filter((m) => m.sender.type !== 'bot').at(-1);
   if (newest?.id !== message.id) return;
-  await changeConversation(first.id, (c) => {
-    // Anything written since the read above (lastMessageAt moved) is checked again by its own path.
-    if (!autoResolvedAfterIt(c) || c.lastMessageAt !== first.lastMessageAt) return undefined;
-    return reopenedForFailedReply(c);
-  });
+  // Anything written since the read above (lastMessageAt moved) is checked again by its own path.
+  await changeConversation(first.id, (c) => (resolvedAfterIt(c) && c.lastMessageAt === first.lastMessageAt ? reopenedForFailedReply(c) : undefined));
 }
 
 /**
  * The resolved conversation `c` reopened because the team's own reply failed: not the customer
  * back, so not counted as a reopen (its reopen count, first-contact resolution and the resolver
- * the reports credit stay as they were), and held open for the agent to send it again.
+ * the reports credit stay as they were), no autoresponder (only a customer's message greets) and
+ * no CSAT question (the ask is dropped as at any reopening; the auto-resolve stays disarmed while
+ * the failed reply is the newest message). It goes back to its assignee, or, when nobody held it,
+ * to the agent who resolved it; routing gives either their slot back when they have room, else
+ * the queue (routeOnConversationChange).
  */
 function reopenedForFailedReply(c: ConversationRecord): ConversationRecord {
   const reopened = withStatus(c, 'open');
-  return { ...reopened, reopenCount: c.reopenCount, engagement: { ...reopened.engagement, failedReplyAt: c.lastMessageAt } };
+  return {
+    ...reopened,
+    reopenCount: c.reopenCount,
+    assigneeId: c.assigneeId ?? c.resolvedBy ?? null,
+    engagement: { ...reopened.engagement, failedReplyAt: c.lastMessageAt },
+  };
 }
 
 /** The newest message the customer would see is an agent reply that never reached them (disarmFailedReply). */

@@ -332,7 +332,10 @@ export async function routeOnConversationChange(before: ConversationRecord, afte
   let waiting = after.status === 'open' && !after.assigneeId;
   let moved = false;
   if (is) {
-    const reopenedWithSameAgent = before.status !== 'open' && before.assigneeId === after.assigneeId;
+    // Reopened with the agent who had it, or (nobody held it) with the agent who resolved it, as a
+    // reopening for a failed reply of theirs gives it (src/domain/engagement.ts): their slot back if they have room.
+    const had = before.assigneeId ?? (before.status === 'resolved' ? before.resolvedBy : undefined);
+    const reopenedWithSameAgent = before.status !== 'open' && had === after.assigneeId;
     // Its agent reopening it is taking it back, as a manual assignment is: it may exceed capacity.
     if (reopenedWithSameAgent && options.by !== after.assigneeId) {
       const routed = await reclaimOrRequeue(after);

@@ -990,6 +990,79 @@ describe('a reply the customer never got', () => {
     expect((await history(conversationId)).filter((m) => m.text === question)).toHaveLength(csat ? 1 : 0);
   });
 
+  /** The conversation's messages since `afterId` that the bot wrote (autoresponder, CSAT question, follow-up). */
+  const botSince = async (conversationId: string, afterId: string) => (await history(conversationId)).filter((m) => m.id > afterId && m.sender.type === 'bot');
+  const resolveAsAgent = async (conversationId: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+  /** The failed reply's conversation reopened, shown so to the agents, and nothing armed resolves it (or asks) until the agent writes. */
+  async function reopenedForAgent(conversationId: string, replyId: string, assigneeId: string) {
+    const stored = await eventually(async () => {
+      const c = await getConversation(conversationId, true);
+      return c?.status === 'open' ? c : undefined;
+    }, 15_000);
+    expect(stored).toMatchObject({ status: 'open', assigneeId });
+    await agent.waitFor(
+      (f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.status === 'open' && f.conversation.updatedAt >= stored.updatedAt,
+      15_000,
+      'reopened at agent',
+    );
+    // The customer did not come back: no reopen in the reports, no greeting, no rating asked.
+    expect(stored.reopenCount ?? 0).toBe(0);
+    expect(stored.engagement?.csatAskedAt).toBeUndefined();
+    expect(pendingTimers(conversationId)).not.toContain('autoResolve');
+    expect(await autoResolveFires(conversationId)).toBe('skipped');
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect(await botSince(conversationId, replyId)).toEqual([]);
+  }
+
+  it.each([
+    { channel: 'whatsapp' as const, report: 'failed' },
+    { channel: 'sms' as const, report: 'undelivered' },
+  ])('a reply reported $report by $channel after its agent resolved the conversation right away reopens it for them, unasked and uncounted', async ({ channel, report }) => {
+    // Prepare: the agent answers and closes at once ("thanks, closing"); the provider took the reply
+    await timers({});
+    await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.' }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { handle, conversationId } = await providerCustomer(channel, 'Can you cancel my order?');
+    expect((await getConversation(conversationId, true))?.assigneeId).toBe('agent-eve');
+    const replyId = await agentReply(conversationId, 'Done, it is cancelled. Closing this now');
+    const sent = await status(replyId, 'sent');
+    await resolveAsAgent(conversationId);
+
+    // Act: the provider reports later that the reply never reached the customer
+    const callback = statusWebhook(channel, handle, 'failed', sent.message.providerMessageId).replace(/(MessageStatus|SmsStatus)=failed/g, `$1=${report}`);
+    expect((await postWebhook(stack, channel, callback)).status).toBe(200);
+    await status(replyId, 'failed');
+
+    // Assess: open again, the agent's, and held open until they send it again
+    await reopenedForAgent(conversationId, replyId, 'agent-eve');
+    const retryId = await agentReply(conversationId, 'Done, it is cancelled (again)');
+    await status(retryId, 'sent');
+    await eventually(() => pendingTimers(conversationId).includes('autoResolve'));
+  });
+
+  it('a reply the provider refuses once its agent has resolved the conversation reopens it for that agent, though nobody held it', async () => {
+    // Prepare: a customer in the queue (their agent handed it back), answered and resolved by Eve at once
+    await timers({});
+    await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.' }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const { conversationId } = await providerCustomer('whatsapp', 'Please delete my account');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: null } })).status).toBe(200);
+    expect((await getConversation(conversationId, true))?.assigneeId ?? null).toBeNull();
+    // The provider answers the send only once Eve has resolved the conversation, and refuses it.
+    expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 400, count: 1 } })).status).toBe(200);
+    let resolved = false;
+    stack.providers.holdNext('whatsapp', async () => {
+      await resolveAsAgent(conversationId);
+      resolved = true;
+    });
+
+    // Act
+    const replyId = await agentReply(conversationId, 'Your account is deleted. Closing this now');
+    await status(replyId, 'failed');
+
+    // Assess: resolved before the refusal, then reopened for Eve, who resolved it
+    expect(resolved).toBe(true);
+    await reopenedForAgent(conversationId, replyId, 'agent-eve');
+  });
+
   it('a reply that fails before it is sent (the provider refuses it) leaves nothing to auto-resolve the conversation', async () => {
     // Prepare: the customer's message armed the auto-resolve
     await timers({});
