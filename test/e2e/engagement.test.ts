@@ -1022,7 +1022,7 @@ describe('a reply the customer never got', () => {
     await timers({});
     await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.' }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
     const { handle, conversationId } = await providerCustomer(channel, 'Can you cancel my order?');
-    expect((await getConversation(conversationId, true))?.assigneeId).toBe('agent-eve');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: 'agent-eve' } })).status).toBe(200);
     const replyId = await agentReply(conversationId, 'Done, it is cancelled. Closing this now');
     const sent = await status(replyId, 'sent');
     await resolveAsAgent(conversationId);
@@ -1040,10 +1040,24 @@ describe('a reply the customer never got', () => {
   });
 
   it('a reply the provider refuses once its agent has resolved the conversation reopens it for that agent, though nobody held it', async () => {
-    // Prepare: a customer in the queue (their agent handed it back), answered and resolved by Eve at once
+    // Prepare: a customer in the queue (Eve handed it back; the other agents online have no room), answered and resolved by Eve at once
     await timers({});
     await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.' }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const others = ((await http(stack.httpUrl, 'GET', '/v1/agents', { token: adminJwt })).body.items as { id: string; capacityOverride: { async: number | null } }[]).filter(
+      (a) => a.id !== 'agent-eve',
+    );
+    const capacity = (id: string, asyncCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: adminJwt, body: { asyncCapacity } });
+    for (const other of others) expect((await capacity(other.id, 0)).status).toBe(200);
+    try {
+      await refusedAfterResolution();
+    } finally {
+      for (const other of others) await capacity(other.id, other.capacityOverride.async);
+    }
+  });
+
+  async function refusedAfterResolution(): Promise<void> {
     const { conversationId } = await providerCustomer('whatsapp', 'Please delete my account');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: 'agent-eve' } })).status).toBe(200);
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: null } })).status).toBe(200);
     expect((await getConversation(conversationId, true))?.assigneeId ?? null).toBeNull();
     // The provider answers the send only once Eve has resolved the conversation, and refuses it.
@@ -1061,7 +1075,7 @@ describe('a reply the customer never got', () => {
     // Assess: resolved before the refusal, then reopened for Eve, who resolved it
     expect(resolved).toBe(true);
     await reopenedForAgent(conversationId, replyId, 'agent-eve');
-  });
+  }
 
   it('a reply that fails before it is sent (the provider refuses it) leaves nothing to auto-resolve the conversation', async () => {
     // Prepare: the customer's message armed the auto-resolve
