@@ -806,7 +806,6 @@ async function autoResolve(conversationId: string, now: Date): Promise<TimerOutc
   const { before, after } = await resolveWithoutAgent(conversationId, at, settings, {
     askCsat: settings.csat.enabled && canSendNow(conversation, now),
     keep: (c) => c.status === 'resolved' || c.status === 'snoozed' || c.lastMessageAt !== conversation.lastMessageAt || awaitsRetry(c) || isErasing(c),
-    engagement: { autoResolvedAt: at },
   });
   return after === before ? 'skipped' : 'done';
 }
@@ -822,11 +821,11 @@ async function resolveWithoutAgent(
   conversationId: string,
   at: string,
   settings: Settings,
-  options: { askCsat: boolean; keep: (c: ConversationRecord) => boolean; engagement?: EngagementState },
+  options: { askCsat: boolean; keep: (c: ConversationRecord) => boolean },
 ): Promise<{ before: ConversationRecord; after: ConversationRecord }> {
-  const { askCsat, keep, engagement } = options;
+  const { askCsat, keep } = options;
   const result = await changeConversation(conversationId, (c) =>
-    keep(c) ? undefined : { ...withStatus(c, 'resolved', at), engagement: { ...c.engagement, ...engagement, ...(askCsat ? { csatAskedAt: at, csatResolvedAt: at } : {}) } },
+    keep(c) ? undefined : { ...withStatus(c, 'resolved', at), engagement: { ...c.engagement, ...(askCsat ? { csatAskedAt: at, csatResolvedAt: at } : {}) } },
   );
   if (result.after !== result.before && askCsat) await askForRating(result.after, settings, csatQuestionId(conversationId, at));
   return result;

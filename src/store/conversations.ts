@@ -137,8 +137,6 @@ export interface EngagementState {
   csatAskedAt?: string;
   /** resolvedAt to restore after a CSAT answer went through the reopening inbound path. */
   csatResolvedAt?: string;
-  /** The auto-resolve's resolution: equal to `resolvedAt` while no later one (an agent's) replaced it. */
-  autoResolvedAt?: string;
   /**
    * The time (createdAt) of an agent reply that never reached the customer (failed), marked while it
    * was the newest message they would see: no auto-resolve while `lastMessageAt` is still that time.
