@@ -96,6 +96,9 @@
     if (options.feed && options.feed !== 'focused') throw new Error("ConversaConsole.mount: feed is 'focused' or left out");
     const apiUrl = options.apiUrl.replace(/\/+$/, '');
     const root = h('div', { className: 'conversa-console' });
+    // The page's own title, which the unread count goes in front of ("(3) Conversa console").
+    const title = document.title;
+    let shownTitle = title;
     (options.target || document.body).append(h('style', { textContent: STYLE }), root);
 
     // Signed-in state.
@@ -283,6 +286,7 @@
       conversations.clear();
       listed = new Set();
       inbox.replaceChildren();
+      showUnread(0);
       closeConversation();
       workspace.hidden = true;
       signin.hidden = false;
@@ -447,6 +451,15 @@
           return h('li', {}, button);
         }),
       );
+      // The open one counts too: a tab in the background does not mark it read.
+      showUnread(shown.reduce((sum, c) => sum + (c.unreadCount > 0 ? c.unreadCount : 0), 0));
+    }
+
+    /** The customers' messages nobody read yet in the list shown, in the tab's title: seen from other tabs. */
+    function showUnread(count) {
+      const next = count > 0 ? `(${count}) ${title}` : title;
+      // Written only when it changes (a page that set its own title in between keeps it until then).
+      if (next !== shownTitle) document.title = shownTitle = next;
     }
 
     const assigneeLabel = (c) => (!c.assigneeId ? 'unassigned' : c.assigneeId === me.id ? 'me' : c.assigneeId);

@@ -124,11 +124,14 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     expect(JSON.stringify(visitor.frames)).not.toContain('VIP: ship it express');
 
     // Markup in the customer's text is text: nothing rendered, nothing run.
-    const markup = '<img src=x onerror="document.title=\'owned\'"><b>bold</b>';
+    // (The title carries the unread count, and the console writes it when that changes: what a
+    // script wrote would stay until then. The mark on <html> is left to nobody else.)
+    const markup = '<img src=x onerror="document.title=\'owned\';document.documentElement.dataset.owned=1"><b>bold</b>';
+    const ran = async () => ({ title: await page.title(), owned: await page.locator('html[data-owned]').count() });
     visitor.send({ action: 'sendMessage', text: markup, clientMessageId: 'v-2' });
     await expect.poll(() => texts(page, '.message.inbound')).toContain(markup);
     expect(await page.locator('.log img, .log b').count()).toBe(0);
-    expect(await page.title()).toBe('Conversa console');
+    expect(await ran()).toEqual({ title: expect.stringMatching(/^(\(\d+\) )?Conversa console$/), owned: 0 });
 
     // Resolve: the visitor hears it, the conversation leaves the open inbox; the resolved one has it, to reopen.
     await page.getByRole('button', { name: 'Resolve', exact: true }).click();
@@ -142,6 +145,8 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     await expect.poll(() => row(page, conversationId).count()).toBe(0);
     await page.getByRole('button', { name: 'Open', exact: true }).click();
     await expect.poll(() => row(page, conversationId).count()).toBe(1);
+    // Round trips later, the markup still never ran.
+    expect((await ran()).owned).toBe(0);
   } finally {
     await visitor.close();
   }
@@ -455,4 +460,51 @@ it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed k
   // Transferred to a colleague whose console is connected: it leaves Lou's list.
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/transfer`, { token: lou, body: { agentId: 'agent-olga' } })).status).toBe(200);
   await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(0);
+});
+
+it.skipIf(!runs)("puts the unread count of the list shown in the tab's title, live: read in the open conversation, grown in a tab left in the background, plain again at 0", async () => {
+  // Routing gives Nia nothing: what she holds, she was given here.
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  expect((await http(stack.httpUrl, 'PUT', '/v1/agents/agent-nia', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } })).status).toBe(200);
+  const page = await openConsole('agent-nia', 'Nia');
+  await page.getByRole('button', { name: 'Mine' }).click();
+  await expect.poll(() => page.locator('.filters button[aria-pressed=true]').textContent()).toBe('Mine');
+  expect(await page.title()).toBe('Conversa console');
+
+  const nia = await agentToken(stack.httpUrl, 'agent-nia');
+  const customer = async (text: string, handle = newHandle('whatsapp')) => {
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, text).body)).status).toBe(200);
+    const frame = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, text);
+    return { conversationId: frame.conversationId as string, handle };
+  };
+  const first = await customer('Where do I send the return?');
+  const second = await customer('Do you price match?');
+  for (const { conversationId } of [first, second]) {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: nia, body: { agentId: 'agent-nia' } })).status).toBe(200);
+  }
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(2) Conversa console');
+  await customer('The label is torn', first.handle);
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(3) Conversa console');
+
+  // Opened in a visible tab: read, so it counts no more.
+  await row(page, first.conversationId).click();
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(1) Conversa console');
+
+  // The tab goes to the background: what the customer writes in the open conversation is not read, and counts.
+  const visibility = (state: 'visible' | 'hidden') =>
+    page.evaluate((value) => {
+      const { document } = globalThis as any;
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => value });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, state);
+  await visibility('hidden');
+  await customer('Hello?', first.handle);
+  await expect.poll(() => texts(page, '.message.inbound'), { timeout: 15_000 }).toContain('Hello?');
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(2) Conversa console');
+
+  // Back to the tab: read; then the other one too, and the title is the page's own again.
+  await visibility('visible');
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(1) Conversa console');
+  await row(page, second.conversationId).click();
+  await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('Conversa console');
 });
