@@ -62,6 +62,8 @@
     .conversa-console .message .file img { max-width: 240px; max-height: 140px; border-radius: 6px; }
     .conversa-console .meta { display: block; font-size: 11px; color: #57606a; }
     .conversa-console .typing, .conversa-console .notice { font-size: 12px; color: #57606a; padding: 0 14px; min-height: 16px; }
+    .conversa-console .unfollowed { padding: 6px 14px; background: #fff8c5; border-bottom: 1px solid #d4a72c; font-size: 13px; }
+    .conversa-console .unfollowed button { margin-left: 8px; padding: 2px 8px; }
     .conversa-console .composer { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 14px; border-top: 1px solid #d0d7de; }
     .conversa-console .composer textarea { flex: 1 1 100%; height: 60px; resize: vertical; }
     .conversa-console .composer.note textarea { background: #fff8c5; }
@@ -104,6 +106,8 @@
     // Signed-in state.
     let token;
     let me;
+    // On the focused feed (not an admin's), which follows only the agent's own conversations and the queue.
+    let focused = false;
     let socket;
     let pinger;
     let retryTimer;
@@ -181,6 +185,9 @@
     const resolveButton = h('button', { type: 'button', textContent: 'Resolve' });
     const reopenButton = h('button', { type: 'button', textContent: 'Reopen' });
     const olderButton = h('button', { type: 'button', textContent: 'Older messages', hidden: true });
+    const unfollowedLine = h('span');
+    const reloadButton = h('button', { type: 'button', textContent: 'Reload' });
+    const unfollowed = h('div', { className: 'unfollowed', role: 'status', hidden: true }, unfollowedLine, reloadButton);
     const log = h('div', { className: 'log', role: 'log' });
     const typing = h('div', { className: 'typing' });
     const notice = h('div', { className: 'notice', role: 'status' });
@@ -201,6 +208,7 @@
       'section',
       { className: 'view', hidden: true },
       h('div', { className: 'head' }, who, details, assignButton, transferTo, transferNote, transferButton, resolveButton, reopenButton),
+      unfollowed,
       olderButton,
       log,
       typing,
@@ -260,7 +268,8 @@
       me = { id: claims.sub, name: claims.name || claims.sub };
       // A focused feed keeps live only what an agent holds or may take (admins follow all): the
       // inbox lists that alone, as another list would go stale.
-      const lists = options.feed === 'focused' && !(claims['cognito:groups'] || []).includes('admin') ? FOCUSED_FILTERS : Object.keys(FILTERS);
+      focused = options.feed === 'focused' && !(claims['cognito:groups'] || []).includes('admin');
+      const lists = focused ? FOCUSED_FILTERS : Object.keys(FILTERS);
       for (const button of filterButtons) button.hidden = !lists.includes(button.dataset.filter);
       if (!lists.includes(filter)) filter = lists[0];
       sessionStorage.setItem(TOKEN_KEY, token);
@@ -504,6 +513,23 @@
       assignButton.disabled = c.assigneeId === me.id;
       resolveButton.hidden = c.status === 'resolved';
       reopenButton.hidden = c.status !== 'resolved';
+      // Handed to a colleague, it leaves a focused feed (which says so once, with this very change):
+      // the view says so rather than silently going stale, and reads it again on demand.
+      const gone = isUnfollowed(c);
+      unfollowed.hidden = !gone;
+      if (gone) unfollowedLine.textContent = `Handed to ${nameOf(c.assigneeId)}: this console no longer follows it live; Reload shows what happened since.`;
+    }
+
+    /** On the focused feed, a colleague's conversation this agent never wrote in while it was theirs. */
+    const isUnfollowed = (c) => focused && !!c.assigneeId && c.assigneeId !== me.id && !(c.participants || []).includes(me.id);
+    const nameOf = (agentId) => team.find((a) => a.id === agentId)?.name || agentId;
+
+    /** The shown conversation and its history read again: what no frame brings any more. */
+    function reloadConversation() {
+      const id = openId;
+      if (!id) return;
+      attempt(api('GET', `/v1/conversations/${encodeURIComponent(id)}`).then(remember));
+      attempt(loadHistory(id));
     }
 
     /** The newest page of the history (older pages on demand), merged by id with what came live. */
@@ -539,6 +565,8 @@
         ...others.map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${a.status})` })),
       );
       if (others.some((a) => a.id === chosen)) transferTo.value = chosen;
+      // The head names a colleague by the team's names.
+      if (openId) renderHead();
     }
 
     async function loadCanned() {
@@ -634,6 +662,12 @@
       send({ action: 'markRead', conversationId: openId, messageId: lastRead });
     }
     document.addEventListener('visibilitychange', markRead);
+    reloadButton.onclick = reloadConversation;
+    // Back in this tab: an unfollowed conversation is read again, as frames no longer keep it.
+    document.addEventListener('visibilitychange', () => {
+      const c = openId && conversations.get(openId);
+      if (document.visibilityState === 'visible' && c && isUnfollowed(c)) reloadConversation();
+    });
 
     /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
     const act = (path, body, done) =>

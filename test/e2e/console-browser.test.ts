@@ -457,9 +457,27 @@ it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed k
   expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, `${'é'.repeat(70_000)} end`).body)).status).toBe(200);
   await expect.poll(async () => Number(await unread()), { timeout: 15_000 }).toBe(before + 2);
 
-  // Transferred to a colleague whose console is connected: it leaves Lou's list.
+  // Transferred, while Lou has it open, to a colleague whose console is connected: it leaves
+  // Lou's list, and the view says it is no longer followed instead of silently going stale.
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toContain('It has been a week');
+  expect(await page.locator('.view .unfollowed').isVisible()).toBe(false);
   expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/transfer`, { token: lou, body: { agentId: 'agent-olga' } })).status).toBe(200);
   await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(0);
+  await expect.poll(() => details(page)).toContain('assigned to agent-olga');
+  const unfollowed = async () => (await page.locator('.view .unfollowed:visible').allTextContents()).join(' ');
+  await expect.poll(unfollowed).toContain('Handed to Olga: this console no longer follows it live');
+
+  // What the customer writes next reaches Olga; Lou's view shows it once Lou reloads it.
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'Any news on it?').body)).status).toBe(200);
+  await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Any news on it?', 15_000, 'the next message');
+  await page.locator('.view .unfollowed').getByRole('button', { name: 'Reload' }).click();
+  await expect.poll(() => texts(page, '.message.inbound'), { timeout: 15_000 }).toContain('Any news on it?');
+
+  // Given back to Lou: followed again, the notice gone.
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: lou, body: { agentId: 'agent-lou' } })).status).toBe(200);
+  await expect.poll(() => page.locator('.view .unfollowed').isVisible(), { timeout: 15_000 }).toBe(false);
+  await expect.poll(() => details(page)).toContain('assigned to me');
 });
 
 it.skipIf(!runs)("puts the unread count of the list shown in the tab's title, live: read in the open conversation, grown in a tab left in the background, plain again at 0", async () => {
