@@ -1049,13 +1049,48 @@ describe('a reply the customer never got', () => {
     const capacity = (id: string, asyncCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: adminJwt, body: { asyncCapacity } });
     for (const other of others) expect((await capacity(other.id, 0)).status).toBe(200);
     try {
-      await refusedAfterResolution();
+      // Act
+      const { conversationId, replyId } = await refusedAfterResolution();
+
+      // Assess: resolved before the refusal, then reopened for Eve, who resolved it
+      await reopenedForAgent(conversationId, replyId, 'agent-eve');
     } finally {
       for (const other of others) await capacity(other.id, other.capacityOverride.async);
     }
   });
 
-  async function refusedAfterResolution(): Promise<void> {
+  it('a reply refused after its agent resolved the conversation, once that agent has no room left, reopens it into the queue, handed out once there is room', async () => {
+    // Prepare: as above, and Eve has no room by the time the refusal comes (her async capacity set to 0 after she resolves)
+    await timers({});
+    await settings({ autoresponder: { enabled: true, message: 'Hi! We reply within minutes.' }, csat: { enabled: true, question: 'Rate us 1 to 5' } });
+    const agents = (await http(stack.httpUrl, 'GET', '/v1/agents', { token: adminJwt })).body.items as { id: string; capacityOverride: { async: number | null } }[];
+    const capacity = (id: string, asyncCapacity: number | null) => http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: adminJwt, body: { asyncCapacity } });
+    const eve = agents.find((a) => a.id === 'agent-eve')!;
+    for (const other of agents.filter((a) => a !== eve)) expect((await capacity(other.id, 0)).status).toBe(200);
+    try {
+      // Act
+      const { conversationId, replyId } = await refusedAfterResolution(async () => expect((await capacity(eve.id, 0)).status).toBe(200));
+
+      // Assess: open again but nobody's (Eve is full), not counted as the customer's reopen, nothing armed or asked
+      // (The reopening write names Eve; routing then finds her full and gives it to the queue.)
+      const waiting = await eventually(async () => {
+        const c = await getConversation(conversationId, true);
+        return c?.status === 'open' && (c.assigneeId ?? null) === null ? c : undefined;
+      }, 15_000);
+      expect(waiting.reopenCount ?? 0).toBe(0);
+      expect(pendingTimers(conversationId)).not.toContain('autoResolve');
+      expect(await botSince(conversationId, replyId)).toEqual([]);
+
+      // ...and handed out once the team has room again
+      for (const a of agents) expect((await capacity(a.id, a.capacityOverride.async)).status).toBe(200);
+      await eventually(async () => ((await getConversation(conversationId, true))?.assigneeId ?? null) !== null, 15_000);
+    } finally {
+      for (const a of agents) await capacity(a.id, a.capacityOverride.async);
+    }
+  });
+
+  /** Eve's reply on a conversation nobody holds, refused by WhatsApp only once she has resolved it (and `meanwhile` ran). */
+  async function refusedAfterResolution(meanwhile?: () => Promise<void>): Promise<{ conversationId: string; replyId: string }> {
     const { conversationId } = await providerCustomer('whatsapp', 'Please delete my account');
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: 'agent-eve' } })).status).toBe(200);
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: null } })).status).toBe(200);
@@ -1065,16 +1100,13 @@ describe('a reply the customer never got', () => {
     let resolved = false;
     stack.providers.holdNext('whatsapp', async () => {
       await resolveAsAgent(conversationId);
+      await meanwhile?.();
       resolved = true;
     });
-
-    // Act
     const replyId = await agentReply(conversationId, 'Your account is deleted. Closing this now');
     await status(replyId, 'failed');
-
-    // Assess: resolved before the refusal, then reopened for Eve, who resolved it
     expect(resolved).toBe(true);
-    await reopenedForAgent(conversationId, replyId, 'agent-eve');
+    return { conversationId, replyId };
   }
 
   it('a reply that fails before it is sent (the provider refuses it) leaves nothing to auto-resolve the conversation', async () => {
