@@ -386,8 +386,10 @@
           break;
         case 'presence': {
           const known = team.find((a) => a.id === frame.agentId);
-          if (known) known.status = frame.status;
-          else team.push({ id: frame.agentId, status: frame.status });
+          // Frames of separate changes may come in either order: the older one changes nothing.
+          if (known && frame.at && known.presenceAt && frame.at < known.presenceAt) break;
+          if (known) Object.assign(known, { status: frame.status, presenceAt: frame.at });
+          else team.push({ id: frame.agentId, status: frame.status, presenceAt: frame.at });
           if (frame.agentId === me.id && document.activeElement !== presence) presence.value = frame.status;
           renderTeam();
           break;
@@ -549,6 +551,11 @@
       const gen = generation;
       const answer = await api('GET', '/v1/agents');
       if (gen !== generation) return;
+      // A frame that came while the list was read may be newer than what it says.
+      for (const agent of answer.items) {
+        const live = team.find((a) => a.id === agent.id);
+        if (live?.presenceAt && agent.presenceAt && live.presenceAt > agent.presenceAt) Object.assign(agent, { status: live.status, presenceAt: live.presenceAt });
+      }
       const own = answer.items.find((a) => a.id === me.id);
       if (own && document.activeElement !== presence) presence.value = own.status;
       team = answer.items;

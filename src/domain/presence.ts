@@ -34,17 +34,20 @@ import { config } from '../config';
 
 /** The agent's own choice of presence: stored, told to the other agents, and routing reacts. */
 export async function changePresence(agentId: string, status: Presence): Promise<void> {
-  await setAgentPresence(agentId, status);
-  await announce(agentId, status);
+  const now = new Date().toISOString();
+  await setAgentPresence(agentId, status, now);
+  await announce(agentId, status, now);
 }
 
 /** A console connected (`connectionId`, still inside $connect): online, unless away or offline by choice. */
 export async function agentConnected(agentId: string, connectionId: string): Promise<void> {
-  if (await setAgentOnlineOnConnect(agentId)) await announce(agentId, 'online', connectionId);
+  const now = new Date().toISOString();
+  if (await setAgentOnlineOnConnect(agentId, now)) await announce(agentId, 'online', now, connectionId);
 }
 
-async function announce(agentId: string, status: Presence, except?: string): Promise<void> {
-  await publish([{ type: 'presence', agentId, status }], { agents: true, ...(except ? { except } : {}) });
+/** `at` is the stored `presenceAt`: frames from separate invocations may arrive in either order. */
+async function announce(agentId: string, status: Presence, at: string, except?: string): Promise<void> {
+  await publish([{ type: 'presence', agentId, status, at }], { agents: true, ...(except ? { except } : {}) });
   await afterPresence(agentId, status);
 }
 
@@ -107,7 +110,7 @@ export async function expirePresenceGrace(agentId: string, now = new Date().toIS
     return false;
   }
   if (!(await expireAgentGrace(agentId, now))) return false;
-  await announce(agentId, 'away');
+  await announce(agentId, 'away', now);
   return true;
 }
 

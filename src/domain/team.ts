@@ -10,6 +10,8 @@ export interface AgentView {
   name?: string;
   role: 'agent' | 'admin';
   status: AgentRecord['status'];
+  /** When `status` was last set (a `presence` frame's `at`); the item's last change for an agent never present. */
+  presenceAt: string;
   teams: string[];
   load: Record<LoadKind, number>;
   capacity: Record<LoadKind, number>;
@@ -31,6 +33,7 @@ function view(agent: AgentRecord, settings: Settings, open: { unread: number; co
     ...(agent.name ? { name: agent.name } : {}),
     role: agent.role,
     status: agent.status,
+    presenceAt: agent.presenceAt ?? agent.updatedAt,
     teams: agent.teams ?? [],
     load: { live: loadOf(agent, 'live'), async: loadOf(agent, 'async') },
     capacity: { live: capacityOf(agent, 'live', settings), async: capacityOf(agent, 'async', settings) },

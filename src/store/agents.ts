@@ -14,6 +14,11 @@ export interface AgentRecord {
   role: 'agent' | 'admin';
   status: Presence;
   updatedAt: string;
+  /**
+   * When `status` was last written (a choice, a connection, a grace period running out): presence
+   * frames carry it, so a console that gets two of them out of order keeps the newer.
+   */
+  presenceAt?: string;
   teams?: string[];
   /** Open conversations assigned, per kind: live chat (web) and asynchronous (other channels). */
   liveLoad?: number;
@@ -47,9 +52,9 @@ const strip = (item: Record<string, unknown>) => withoutKeys<AgentRecord>(item);
 const INIT_LOADS = 'liveLoad = if_not_exists(liveLoad, :zero), asyncLoad = if_not_exists(asyncLoad, :zero)';
 
 /** A presence write that also creates the agent item (`:status` and the values of presenceValues). */
-const SET_PRESENCE = `SET id = :id, #status = :status, updatedAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS}`;
+const SET_PRESENCE = `SET id = :id, #status = :status, updatedAt = :now, presenceAt = :now, #role = if_not_exists(#role, :agent), ${INIT_LOADS}`;
 const presenceNames = { '#status': 'status', '#role': 'role' };
-const presenceValues = (id: string, status: Presence) => ({ ':id': id, ':status': status, ':now': new Date().toISOString(), ':agent': 'agent', ':zero': 0 });
+const presenceValues = (id: string, status: Presence, now: string) => ({ ':id': id, ':status': status, ':now': now, ':agent': 'agent', ':zero': 0 });
 
 /** Records an agent seen at login; their presence is set separately. */
 export async function touchAgent(id: string, fields: { name?: string; role: 'agent' | 'admin' }): Promise<void> {
@@ -77,7 +82,7 @@ export async function touchAgent(id: string, fields: { name?: string; role: 'age
  * as chosen, so that the console reconnecting (API Gateway closes sockets after two hours at
  * most) does not put an agent on a break back in the queue.
  */
-export async function setAgentPresence(id: string, status: Presence): Promise<AgentRecord> {
+export async function setAgentPresence(id: string, status: Presence, now = new Date().toISOString()): Promise<AgentRecord> {
   const chosen = status !== 'online';
   const out = await ddb().send(
     new UpdateCommand({
@@ -85,7 +90,7 @@ export async function setAgentPresence(id: string, status: Presence): Promise<Ag
       Key: keys.agent(id),
       UpdateExpression: `${SET_PRESENCE}${chosen ? ', statusChosen = :true REMOVE graceUntil' : ' REMOVE graceUntil, statusChosen'}`,
       ExpressionAttributeNames: presenceNames,
-      ExpressionAttributeValues: { ...presenceValues(id, status), ...(chosen ? { ':true': true } : {}) },
+      ExpressionAttributeValues: { ...presenceValues(id, status, now), ...(chosen ? { ':true': true } : {}) },
       ReturnValues: 'ALL_NEW',
     }),
   );
@@ -96,13 +101,13 @@ export async function setAgentPresence(id: string, status: Presence): Promise<Ag
  * A connection opened: the agent is online again, unless away or offline by choice. False when
  * the choice stands (nothing changed).
  */
-export async function setAgentOnlineOnConnect(id: string): Promise<boolean> {
+export async function setAgentOnlineOnConnect(id: string, now = new Date().toISOString()): Promise<boolean> {
   return updateIf({
     Key: keys.agent(id),
     UpdateExpression: `${SET_PRESENCE} REMOVE graceUntil`,
     ConditionExpression: 'attribute_not_exists(statusChosen) OR statusChosen = :false',
     ExpressionAttributeNames: presenceNames,
-    ExpressionAttributeValues: { ...presenceValues(id, 'online'), ':false': false },
+    ExpressionAttributeValues: { ...presenceValues(id, 'online', now), ':false': false },
   });
 }
 
@@ -134,7 +139,7 @@ export async function startAgentGrace(id: string, until: string): Promise<boolea
 export async function expireAgentGrace(id: string, now: string): Promise<boolean> {
   return updateIf({
     Key: keys.agent(id),
-    UpdateExpression: 'SET #status = :away, updatedAt = :now REMOVE graceUntil',
+    UpdateExpression: 'SET #status = :away, updatedAt = :now, presenceAt = :now REMOVE graceUntil',
     ConditionExpression: '#status = :online AND graceUntil <= :now',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':away': 'away', ':online': 'online', ':now': now },

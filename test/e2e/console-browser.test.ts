@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core';
 import type { LocalStack } from '../../local/stack';
 import { CONSOLE_PATH } from '../../local/console';
 import { startTestStack } from '../support/stack';
@@ -48,10 +48,11 @@ afterEach(async () => {
  * A new browser on the local console, signed in as `agentId` through the form; `query` goes on
  * the page's URL, and `sockets` gets the URL of every WebSocket the page opens.
  */
-async function openConsole(agentId: string, name: string, options: { query?: string; sockets?: string[] } = {}): Promise<Page> {
+async function openConsole(agentId: string, name: string, options: { query?: string; sockets?: string[]; prepare?: (page: Page) => Promise<void> } = {}): Promise<Page> {
   const context = await browser.newContext();
   contexts.add(context);
   const page = await context.newPage();
+  await options.prepare?.(page);
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   page.on('websocket', (socket) => options.sockets?.push(socket.url()));
@@ -409,8 +410,16 @@ it.skipIf(!runs)("files both ways: a customer's image shows as a thumbnail, any 
   }
 });
 
-it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those online first", async () => {
-  const page = await openConsole('agent-kit', 'Kit');
+it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those online first, a frame older than what it shows changing nothing", async () => {
+  // The page's socket, passed through, so that the test can also hand it a frame of its own.
+  let socket: WebSocketRoute | undefined;
+  const page = await openConsole('agent-kit', 'Kit', {
+    prepare: (p) =>
+      p.routeWebSocket(/./, (ws) => {
+        ws.connectToServer();
+        socket = ws;
+      }),
+  });
   expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', newHandle('whatsapp'), 'Who can help me?').body)).status).toBe(200);
   const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Who can help me?', 15_000, 'the message');
   await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
@@ -423,8 +432,17 @@ it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those 
   await expect.poll(picker).toContain('Olga (online)');
   try {
     colleague.send({ action: 'setPresence', status: 'away' });
+    const away = await colleague.waitFor((f) => f.type === 'presence' && f.agentId === 'agent-olga' && f.status === 'away', 15_000, 'the presence');
     await expect.poll(picker).toContain('Olga (away)');
     expect(inOrder(await picker())).toBe(true);
+
+    // Frames of two changes delivered in the wrong order: the older "online" comes after "away"
+    // (then a frame of nobody's, to know the console has taken both).
+    const earlier = new Date(Date.parse(away.at) - 1000).toISOString();
+    socket!.send(JSON.stringify({ type: 'presence', agentId: 'agent-olga', status: 'online', at: earlier }));
+    socket!.send(JSON.stringify({ type: 'presence', agentId: 'agent-zed', status: 'offline', at: away.at }));
+    await expect.poll(picker).toContain('agent-zed (offline)');
+    expect(await picker()).toContain('Olga (away)');
   } finally {
     colleague.send({ action: 'setPresence', status: 'online' });
   }

@@ -767,8 +767,11 @@ describe('agent workspace', () => {
     expect(await status()).toBe('away');
     const onlineAfterAway = sockets['ws-ana']!.frames.filter((f) => f.type === 'presence' && f.agentId === 'ws-dora' && f.status === 'online');
     expect(onlineAfterAway).toHaveLength(1);
+    const mark = sockets['ws-ana']!.frames.length;
     again.send({ action: 'setPresence', status: 'online' });
     await eventually(async () => (await status()) === 'online');
+    const back = await sockets['ws-ana']!.waitFor((f) => sockets['ws-ana']!.frames.indexOf(f) >= mark && f.type === 'presence' && f.agentId === 'ws-dora');
+    expect((await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-dora')).toMatchObject({ status: 'online', presenceAt: back.at });
     await again.close();
   });
 
@@ -809,7 +812,7 @@ describe('agent workspace', () => {
     const token = await agentToken(stack.httpUrl, 'ws-finn', 'agent', 'Finn');
     await http(stack.httpUrl, 'PUT', '/v1/agents/ws-finn', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } });
     const finn = await connect(token);
-    await sockets['ws-ana']!.waitFor((f) => f.type === 'presence' && f.agentId === 'ws-finn' && f.status === 'online');
+    const online = await sockets['ws-ana']!.waitFor((f) => f.type === 'presence' && f.agentId === 'ws-finn' && f.status === 'online');
     const seen = sockets['ws-ana']!.frames.length;
 
     // Act: the console closes (the test stack's grace period is a second)
@@ -820,7 +823,9 @@ describe('agent workspace', () => {
     expect(away).toMatchObject({ status: 'away' });
     expect(await getAgent('ws-finn')).toMatchObject({ status: 'away' });
     await new Promise((r) => setTimeout(r, 300));
-    expect((await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-finn').status).toBe('away');
+    // Each frame says when its status was stored (a console keeps the newer of two out of order), as the list does.
+    expect(Date.parse(online.at)).toBeLessThan(Date.parse(away.at));
+    expect((await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === 'ws-finn')).toMatchObject({ status: 'away', presenceAt: away.at });
     await new Promise((r) => setTimeout(r, 300));
     expect(sockets['ws-ana']!.frames.slice(seen).filter((f) => f.type === 'presence' && f.agentId === 'ws-finn')).toHaveLength(1);
   });
