@@ -414,7 +414,9 @@
         if (live) arrived.add(latest.id);
       }
       renderInbox();
-      if (latest.id === openId) renderHead();
+      if (latest.id !== openId) return;
+      renderHead();
+      markRead();
     }
 
     async function loadInbox(more) {
@@ -663,6 +665,10 @@
     /** The agent read what the customer wrote: their "Seen", and the conversation's unread count back to 0. */
     function markRead() {
       if (!openId || document.visibilityState !== 'visible') return;
+      // A colleague's conversation looked into stays unread for them (as Chatwoot keeps its
+      // assignee's own last-seen): read once it is this agent's, or nobody's.
+      const c = conversations.get(openId);
+      if (c?.assigneeId && c.assigneeId !== me.id) return;
       const last = [...log.querySelectorAll('.message.inbound')].pop();
       if (!last || last.dataset.id === lastRead) return;
       lastRead = last.dataset.id;

@@ -450,6 +450,50 @@ it.skipIf(!runs)("shows colleagues' presence live in the transfer picker, those 
   expect(inOrder(await picker())).toBe(true);
 });
 
+it.skipIf(!runs)("leaves a colleague's conversation it shows unread for them, and reads it once it is the agent's", async () => {
+  // Every frame the page sends, on its way to the server.
+  const sent: { action?: string; conversationId?: string }[] = [];
+  const page = await openConsole('agent-max', 'Max', {
+    prepare: (p) =>
+      p.routeWebSocket(/./, (ws) => {
+        const server = ws.connectToServer();
+        ws.onMessage((m) => {
+          sent.push(JSON.parse(String(m)));
+          server.send(m);
+        });
+      }),
+  });
+  const customer = async (text: string) => {
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', newHandle('whatsapp'), text).body)).status).toBe(200);
+    return (await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, text)).conversationId as string;
+  };
+  const olgas = await customer('Olga said she would call me back');
+  const olga = await agentToken(stack.httpUrl, 'agent-olga');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${olgas}/assign`, { token: olga, body: { agentId: 'agent-olga' } })).status).toBe(200);
+  const nobodys = await customer('Anyone there?');
+  const reads = () => sent.filter((f) => f.action === 'markRead').map((f) => f.conversationId);
+
+  // Act: Max looks into Olga's conversation, then opens one nobody holds
+  await expect.poll(() => row(page, olgas).textContent(), { timeout: 15_000 }).toContain('agent-olga');
+  await row(page, olgas).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Olga said she would call me back']);
+  await expect.poll(() => row(page, nobodys).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, nobodys).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Anyone there?']);
+
+  // Assess: the one nobody held is read; Olga's is not (the page sends in order)
+  await expect.poll(reads).toContain(nobodys);
+  expect(reads()).not.toContain(olgas);
+  expect((await http(stack.httpUrl, 'GET', `/v1/conversations/${olgas}`, { token: olga })).body.unreadCount).toBe(1);
+
+  // ...until Max takes it: then it is his to read
+  await row(page, olgas).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Olga said she would call me back']);
+  await page.getByRole('button', { name: 'Assign to me' }).click();
+  await expect.poll(reads).toContain(olgas);
+  await expect.poll(async () => (await http(stack.httpUrl, 'GET', `/v1/conversations/${olgas}`, { token: olga })).body.unreadCount).toBe(0);
+});
+
 it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed keeps live, Mine and Unassigned, a transfer taking a conversation out', async () => {
   const sockets: string[] = [];
   const page = await openConsole('agent-lou', 'Lou', { query: '?feed=focused', sockets });
