@@ -199,6 +199,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const [name, spec] of Object.entries(QUEUES) as [QueueName, (typeof QUEUES)[QueueName]][]) {
       queueUrls[name] = aws.sqs.createQueue(`conversa-${name}.fifo`, {
         fifo: true,
+        // As deployed (high-throughput FIFO, lib/constructs/buffered-queue.ts): a copy sent to
+        // another message group is not a duplicate, so tests see what production would.
+        deduplicationScope: 'messageGroup',
         visibilityTimeoutSeconds: visibilityTimeoutSeconds(name),
         deadLetterQueueName: `conversa-${name}-dlq.fifo`,
         maxReceiveCount: spec.maxReceiveCount,

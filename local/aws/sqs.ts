@@ -124,9 +124,17 @@ export interface QueueOptions {
   /** @default 10 when a dead-letter queue is set */
   maxReceiveCount?: number;
   contentBasedDeduplication?: boolean;
+  /**
+   * Where a deduplication id is unique: the whole queue (SQS's default) or each message group (a
+   * high-throughput FIFO queue, as lib/constructs/buffered-queue.ts deploys them).
+   * @default 'queue'
+   */
+  deduplicationScope?: DeduplicationScope;
   /** @default 0 */
   delaySeconds?: number;
 }
+
+export type DeduplicationScope = 'queue' | 'messageGroup';
 
 interface StoredMessage {
   readonly messageId: string;
@@ -250,6 +258,7 @@ export class LocalQueue {
   visibilityTimeoutSeconds: number;
   delaySeconds: number;
   contentBasedDeduplication: boolean;
+  deduplicationScope: DeduplicationScope;
   redrive: RedrivePolicy | undefined;
   /** Notified on every change that may make a message receivable. */
   readonly changes = new ChangeSignal();
@@ -268,6 +277,7 @@ export class LocalQueue {
     this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds ?? DEFAULT_VISIBILITY_TIMEOUT_SECONDS;
     this.delaySeconds = options.delaySeconds ?? 0;
     this.contentBasedDeduplication = options.contentBasedDeduplication ?? false;
+    this.deduplicationScope = options.deduplicationScope ?? 'queue';
   }
 
   send(input: SendInput, now = Date.now()): SendResult {
@@ -277,9 +287,10 @@ export class LocalQueue {
     const md5OfAttributes = md5OfMessageAttributes(attributes);
     const deduplicationId = this.fifo ? this.deduplicationIdOf(input) : undefined;
 
-    if (deduplicationId !== undefined) {
+    const deduplicationKey = deduplicationId === undefined ? undefined : this.deduplicationScope === 'messageGroup' ? `${input.groupId}\u0000${deduplicationId}` : deduplicationId;
+    if (deduplicationKey !== undefined) {
       this.forgetExpiredDeduplication(now);
-      const original = this.deduplication.get(deduplicationId);
+      const original = this.deduplication.get(deduplicationKey);
       // A duplicate succeeds without being enqueued, as SQS does within the deduplication window.
       if (original) {
         return {
@@ -308,8 +319,8 @@ export class LocalQueue {
       firstReceiveTimestamp: undefined,
       receiptHandle: undefined,
     });
-    if (deduplicationId !== undefined) {
-      this.deduplication.set(deduplicationId, { messageId, sequenceNumber, expiresAt: now + DEDUPLICATION_WINDOW_MS });
+    if (deduplicationKey !== undefined) {
+      this.deduplication.set(deduplicationKey, { messageId, sequenceNumber, expiresAt: now + DEDUPLICATION_WINDOW_MS });
     }
     this.changes.notify();
     return { messageId, md5OfMessageBody, md5OfMessageAttributes: md5OfAttributes, sequenceNumber };
@@ -642,6 +653,7 @@ const QUEUE_ATTRIBUTE_NAMES = [
   'RedrivePolicy',
   'FifoQueue',
   'ContentBasedDeduplication',
+  'DeduplicationScope',
 ] as const;
 
 const MESSAGE_SYSTEM_ATTRIBUTE_NAMES: readonly (keyof SystemAttributes)[] = [
@@ -755,6 +767,11 @@ export class LocalSqs {
         case 'RedrivePolicy':
           this.applyRedrivePolicy(queue, value);
           break;
+        case 'DeduplicationScope':
+          if (!queue.fifo) throw new SqsError('InvalidAttributeName', 'Unknown Attribute DeduplicationScope.');
+          if (value !== 'queue' && value !== 'messageGroup') throw new SqsError('InvalidAttributeValue', `Invalid value for the parameter ${name}.`);
+          queue.deduplicationScope = value;
+          break;
         case 'FifoQueue':
         case 'MessageRetentionPeriod':
         case 'MaximumMessageSize':
@@ -763,7 +780,6 @@ export class LocalSqs {
         case 'KmsDataKeyReusePeriodSeconds':
         case 'SqsManagedSseEnabled':
         case 'Policy':
-        case 'DeduplicationScope':
         case 'FifoThroughputLimit':
         case 'RedriveAllowPolicy':
           break; // Accepted so that real configurations load; nothing local depends on them.
@@ -812,6 +828,7 @@ export class LocalSqs {
         : undefined,
       FifoQueue: queue.fifo ? 'true' : undefined,
       ContentBasedDeduplication: queue.fifo ? String(queue.contentBasedDeduplication) : undefined,
+      DeduplicationScope: queue.fifo ? queue.deduplicationScope : undefined,
     };
     const attributes: Record<string, string> = {};
     for (const name of names) {

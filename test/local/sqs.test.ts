@@ -315,6 +315,26 @@ describe('FIFO', () => {
     expect((await receive(url)).map((m) => m.Body)).toEqual(['original']);
   });
 
+  it('with DeduplicationScope messageGroup (high-throughput FIFO, as deployed), deduplicates within a group only', async () => {
+    const { QueueUrl } = await sqs.send(
+      new CreateQueueCommand({ QueueName: 'per-group.fifo', Attributes: { FifoQueue: 'true', DeduplicationScope: 'messageGroup', FifoThroughputLimit: 'perMessageGroupId' } }),
+    );
+    const send = (body: string, group: string) => sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: body, MessageGroupId: group, MessageDeduplicationId: 'same-id' }));
+    const first = await send('a', 'g1');
+    expect((await send('a again', 'g1')).MessageId).toBe(first.MessageId);
+    expect((await send('b', 'g2')).MessageId).not.toBe(first.MessageId);
+    expect((await receive(QueueUrl!)).map((m) => m.Body).sort()).toEqual(['a', 'b']);
+    expect((await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['DeduplicationScope'] }))).Attributes).toEqual({ DeduplicationScope: 'messageGroup' });
+    // The default is the whole queue.
+    const { url } = newQueue({ fifo: true });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x', MessageGroupId: 'g1', MessageDeduplicationId: 'd' }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'y', MessageGroupId: 'g2', MessageDeduplicationId: 'd' }));
+    expect((await receive(url)).map((m) => m.Body)).toEqual(['x']);
+    await expect(sqs.send(new CreateQueueCommand({ QueueName: 'bad-scope.fifo', Attributes: { FifoQueue: 'true', DeduplicationScope: 'group' } }))).rejects.toMatchObject({
+      name: 'InvalidAttributeValue',
+    });
+  });
+
   it('requires MessageGroupId, and a deduplication id unless content-based deduplication is on', async () => {
     const { url } = newQueue({ fifo: true });
     await expect(sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: 'x', MessageDeduplicationId: 'd' }))).rejects.toMatchObject({
