@@ -2,14 +2,16 @@
 import * as z from '../zod';
 import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
-import { notFound } from '../domain/errors';
+import { badRequest, notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
+import { MAX_MENTIONS } from '../domain/mentions';
 import { isErased } from '../domain/erasure';
 import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
 import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
-import { agentChange, getConversation, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
+import { agentChange, getConversation, getConversations, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
+import { listMentionKeys } from '../store/mentions';
 import { listMessages } from '../store/messages';
 
 const ListQuery = z.object({
@@ -42,6 +44,8 @@ const SendBody = z
     attachments: z.optional(AttachmentRefs),
     /** The console's own WebSocket connection (the getConnection action): no message.created echo there. */
     connectionId: z.optional(z.text(1, 128)),
+    /** Agents a private note mentions. Twice the limit passes here so that the domain's message names the limit. */
+    mentions: z.optional(z.array(z.text(1, 128)).check(z.maxLength(2 * MAX_MENTIONS))),
   })
   .check(
     z.refine((b) => b.text.length > 0 || Boolean(b.template) || (b.attachments?.length ?? 0) > 0, {
@@ -50,13 +54,38 @@ const SendBody = z
     }),
   );
 
+const MentionQuery = z.object({
+  mentioned: z.literal('me'),
+  limit: z.pageLimit(25),
+  cursor: z.optional(z.text(0, 2048)),
+});
+
 export const listConversationsRoute: Route = async ({ query, agent }) => {
+  if (query.mentioned !== undefined) return listMentionedRoute(query, agent.id);
   const q = validate(ListQuery, query);
   const assignee = q.assignee === undefined ? undefined : q.assignee === 'me' ? agent.id : q.assignee === 'unassigned' ? null : q.assignee;
   const page = await listConversations({ status: q.status, assignee, channel: q.channel, team: q.team, label: q.label, limit: q.limit, cursor: q.cursor, order: 'activity' });
   // Out from the erasure request on, by the mark on the items the page read anyway (a page may come out short, as when the index lags).
   return json(200, { items: page.items.filter((c) => !isErasing(c)).map(toConversation), nextCursor: page.nextCursor });
 };
+
+/**
+ * The Mentions view: the conversations whose notes mentioned the agent, newest mention first
+ * (each once, at its latest mention), every status; each with `mention: {messageId, at}`.
+ */
+async function listMentionedRoute(query: Record<string, string | undefined>, agentId: string) {
+  const other = Object.keys(query).filter((name) => !['mentioned', 'limit', 'cursor'].includes(name) && query[name] !== undefined);
+  if (other.length > 0) throw badRequest('invalid_request', `mentioned lists every status and takes no other filter (not ${other.join(', ')})`);
+  const q = validate(MentionQuery, query);
+  const page = await listMentionKeys(agentId, { limit: q.limit, cursor: q.cursor });
+  const found = new Map((await getConversations(page.items.map((m) => m.conversationId))).map((c) => [c.id, c]));
+  const items = page.items.flatMap((m) => {
+    const c = found.get(m.conversationId);
+    // Out from the erasure request on, as in the inbox.
+    return c && !isErasing(c) ? [{ ...toConversation(c), mention: { messageId: m.messageId, at: m.at } }] : [];
+  });
+  return json(200, { items, nextCursor: page.nextCursor });
+}
 
 /**
  * The conversation, or 404: also once its contact's erasure was asked for, before the erasure's
@@ -87,6 +116,7 @@ export const postMessageRoute: Route = async ({ event, params, agent }) => {
     ...(body.template ? { template: body.template } : {}),
     ...(body.attachments ? { attachments: body.attachments } : {}),
     ...(body.connectionId ? { connectionId: body.connectionId } : {}),
+    ...(body.mentions ? { mentions: body.mentions } : {}),
   });
   return json(202, { message });
 };

@@ -10,7 +10,7 @@
  * Order: first the ways in (handle items, web visitors, their connections), so that a customer
  * writing meanwhile starts a new contact instead of writing into what is being erased; then the
  * contacts merged into it (each an erasure of its own); then each conversation (its agent's slot released, its timers cancelled, its files, messages, closed
- * episodes and idempotency records, then the item itself, announced as `conversation.deleted`);
+ * episodes, mention items and idempotency records, then the item itself, announced as `conversation.deleted`);
  * the contact item last. README (Erasure) lists what goes and what stays.
  */
 import { DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -200,7 +200,7 @@ async function eraseVisitor(visitorId: string, contactId: string): Promise<void>
 /**
  * One page of a conversation: its agent's slot is released and its timers cancelled (on every
  * page: a fire between two pages must find nothing to do), then up to a page of its messages
- * and closed episodes go with their files and idempotency records. With nothing left but the
+ * and closed episodes (and mention items: src/domain/mentions.ts) go with their files and idempotency records. With nothing left but the
  * conversation item, that goes too and the agents hear `conversation.deleted`. True when the
  * conversation is gone (or was never this contact's to erase).
  */

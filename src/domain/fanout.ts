@@ -176,3 +176,21 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   for (const r of results) if (r.status === 'rejected') console.error('a frame did not reach its connection', r.reason);
   return results.filter((r) => r.status === 'fulfilled' && r.value).length;
 }
+
+/**
+ * Sends events to every connection of the named agents, whatever their feed: news for those
+ * people (a mention), not for whoever follows a conversation. Returns how many connections took them.
+ */
+export async function publishToAgents(agentIds: readonly string[], events: ServerEvent[], agentConnections?: Promise<ConnectionRecord[]>): Promise<number> {
+  if (agentIds.length === 0 || events.length === 0) return 0;
+  const wanted = new Set(agentIds);
+  const connections = ((await agentConnections) ?? (await listConnections({ kind: 'agents' }))).filter((c) => wanted.has(c.principalId));
+  const results = await Promise.allSettled(
+    connections.map(async (connection) => {
+      for (const event of events) if (!(await sendToConnection(connection, event))) return false;
+      return true;
+    }),
+  );
+  for (const r of results) if (r.status === 'rejected') console.error('a frame did not reach its connection', r.reason);
+  return results.filter((r) => r.status === 'fulfilled' && r.value).length;
+}

@@ -12,6 +12,7 @@ import { deliverProactive, isProactiveJob, requeueProactive } from './proactive'
 import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, visitorMessageEvent } from './events';
 import { agentConnectionsAhead, publish, scopeOf } from './fanout';
+import { announceMentions, checkMentions, mentionedOthers } from './mentions';
 import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './media';
 import { keepProviderMedia } from './provider-media';
 import { isKeepMediaJob, retryCopyLater } from './media-jobs';
@@ -81,18 +82,20 @@ export interface AgentMessageInput {
    * other tabs are.
    */
   connectionId?: string;
+  /** Agents a private note mentions (src/domain/mentions.ts). */
+  mentions?: string[];
 }
 
 export interface OutboundEffects {
-  /** An agent other than the assignee who wrote it: joins the conversation's participants. */
-  participant?: string | undefined;
+  /** Agents who join the conversation's participants: its writer helping on a colleague's conversation, those a note mentions. */
+  participants?: readonly string[];
   /** Sent without the customer asking (proactive): no first reply, recorded as `lastUnpromptedAt`. */
   unprompted?: boolean;
 }
 
 /** Moves the conversation's activity forward for a message that is not the customer's. */
 export async function applyOutboundToConversation(conversationId: string, message: Message, effects: OutboundEffects = {}): Promise<ConversationRecord | undefined> {
-  const { participant, unprompted = false } = effects;
+  const { participants = [], unprompted = false } = effects;
   const fast = await applyMessageToOpenConversation(conversationId, {
     id: message.id,
     createdAt: message.createdAt,
@@ -100,7 +103,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
     private: message.private,
     senderType: message.sender.type,
     ...(unprompted ? { unprompted } : {}),
-    ...(participant ? { participant } : {}),
+    ...(participants.length ? { participants } : {}),
   });
   if (fast === 'duplicate') return undefined;
   if (fast) return fast;
@@ -111,7 +114,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
       ...c,
       lastOutboundId: message.id,
       updatedAt: message.createdAt,
-      ...(participant ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
+      ...(participants.length ? { participants: new Set([...(c.participants ?? []), ...participants]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
       ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
       ...(!unprompted && message.sender.type === 'agent' && !message.private
@@ -132,17 +135,18 @@ const answersNothingWaiting = (c: ConversationRecord, message: Message) =>
 
 /**
  * What a stored reply's conversation write would have added, for a retry after that write failed:
- * its first reply, its activity (never moved back by a later message) and its participant. The
+ * its first reply, its activity (never moved back by a later message) and its participants. The
  * conversation as it stands after (the retry tells the consoles: the write may have landed without them hearing of it).
  */
-export async function catchUpConversation(conversationId: string, message: Message, participant?: string): Promise<ConversationRecord | undefined> {
+export async function catchUpConversation(conversationId: string, message: Message, participants: readonly string[] = []): Promise<ConversationRecord | undefined> {
   const result = await updateConversation(conversationId, (c) => {
     const reply = message.sender.type === 'agent' && !message.private;
     const firstReply = reply && !c.firstReplyAt && !answersNothingWaiting(c, message);
     // A follow-up (written while not open), as applyOutboundToConversation records it.
     const followUp = reply && c.status !== 'open' && (c.followedUpAt ?? '') < message.createdAt;
     const latest = !message.private && c.lastMessageAt < message.createdAt;
-    const joins = participant !== undefined && !c.participants?.has(participant);
+    const joining = participants.filter((p) => !c.participants?.has(p));
+    const joins = joining.length > 0;
     if (!firstReply && !followUp && !latest && !joins) return undefined;
     return {
       ...c,
@@ -151,7 +155,7 @@ export async function catchUpConversation(conversationId: string, message: Messa
       ...(latest ? { lastMessageAt: message.createdAt } : {}),
       ...(c.updatedAt < message.createdAt ? { updatedAt: message.createdAt } : {}),
       ...((c.lastOutboundId ?? '') < message.id ? { lastOutboundId: message.id } : {}),
-      ...(joins ? { participants: new Set([...(c.participants ?? []), participant]) } : {}),
+      ...(joins ? { participants: new Set([...(c.participants ?? []), ...joining]) } : {}),
     };
   });
   return result?.after;
@@ -172,7 +176,9 @@ export function checkWindow(conversation: ConversationRecord, hasTemplate: boole
  */
 export function agentMessageScope(agentId: string, conversationId: string, input: AgentMessageInput): string | undefined {
   if (!input.clientMessageId) return undefined;
-  const content = [input.text, input.private === true, input.template ?? null, (input.attachments ?? []).map((a) => [a.uploadId, a.name ?? null])];
+  const content: unknown[] = [input.text, input.private === true, input.template ?? null, (input.attachments ?? []).map((a) => [a.uploadId, a.name ?? null])];
+  // Only when given, so that the scopes of messages without mentions stay what they were.
+  if (input.mentions?.length) content.push([...new Set(input.mentions)].sort());
   return `agent#${agentId}#${conversationId}#${input.clientMessageId}#${contentHash(JSON.stringify(content))}`;
 }
 
@@ -196,6 +202,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     scope ? claimDedup(scope, tentative) : Promise.resolve({ claimed: true, record: tentative }),
   ]);
   let attachments: Attachment[] = [];
+  let mentions: string[] = [];
   try {
     // Being erased (its contact's erasure was asked for): gone to agents, as the reads answer.
     if (!conversation || isErasing(conversation)) throw notFound('conversation');
@@ -205,6 +212,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (input.template && input.attachments?.length) {
       throw badRequest('template_not_supported', 'a template carries no attachments: send the files in a reply of their own');
     }
+    mentions = await checkMentions(input.mentions, isPrivate);
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
     if (input.attachments?.length) {
       const channel = conversation.channel;
@@ -215,15 +223,17 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (scope && claimed && error instanceof ClientError) await releaseDedup(scope);
     throw error;
   }
-  // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts).
-  const participant = conversation.assigneeId === agent.id || input.handoff ? undefined : agent.id;
+  // Helping on a colleague's conversation makes an agent follow it (src/domain/fanout.ts), as
+  // being mentioned in a note does.
+  const writer = conversation.assigneeId === agent.id || input.handoff ? [] : [agent.id];
+  const participantsFor = (m: Pick<Message, 'mentions' | 'sender'>) => [...new Set([...writer, ...mentionedOthers(m)])];
   const sender = input.connectionId ? { sender: { connectionId: input.connectionId, principalId: agent.id } } : {};
   if (!claimed) {
     const existing = await getMessage(record.conversationId, record.messageId);
     // The same reply again: a first attempt that died after storing it may not have moved the
     // conversation, shown the reply (or note) or queued it. Queued again under the same
     // deduplication id, and sent at most once (deliverOutbound).
-    const caughtUp = existing ? await catchUpConversation(conversationId, existing, participant) : undefined;
+    const caughtUp = existing ? await catchUpConversation(conversationId, existing, participantsFor(existing)) : undefined;
     const show = (m: Message) =>
       publish([messageEvent(m, caughtUp), ...(caughtUp ? [conversationEventAfterMessage(conversation, caughtUp)] : [])], {
         agents: scopeOf(caughtUp ?? conversation, conversation),
@@ -231,6 +241,8 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
       });
     if (existing?.private) {
       await show(existing);
+      // Told once: recorded by the first attempt, a mention is not announced again.
+      await announceMentions(existing, conversation);
       return existing;
     }
     if (existing?.status === 'queued') {
@@ -254,18 +266,21 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     status: isPrivate ? 'sent' : 'queued',
     private: isPrivate,
     ...(input.template ? { template: input.template } : {}),
+    ...(mentions.length ? { mentions } : {}),
     createdAt: new Date().toISOString(),
   };
   // The two writes and the lookup of who to tell do not depend on each other: side by side, the
   // reply waits two round trips less. If the message's write fails after the conversation's, the
   // client's retry (same clientMessageId) writes the message and finds the conversation moved on.
   const agentConnections = agentConnectionsAhead();
-  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participant })]);
+  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participants: participantsFor(message) })]);
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],
     { agents: scopeOf(updated ?? conversation, conversation), agentConnections, ...sender },
   );
+  // After the note itself, which the notice points at.
+  await announceMentions(message, conversation, agentConnections);
   // Notes never leave the team: no outbound job.
   if (!isPrivate) await enqueueOutbound([{ conversationId, messageId: message.id }]);
   return message;

@@ -12,6 +12,7 @@ import { agentConnected, agentConnectionClosed, changePresence } from './presenc
 import { conversationEvent, visitorConversationEvent } from './events';
 import { closeOldestVisitorConnections, publish, scopeOf, sendToConnection, type ServerEvent } from './fanout';
 import { postAgentMessage } from './outbound';
+import { MAX_MENTIONS } from './mentions';
 import { readByAgent } from './assignment';
 import { attachUploads, AttachmentRefs, keptFiles } from './media';
 import type { Attachment } from './types';
@@ -70,6 +71,8 @@ const Frame = z.discriminatedUnion('action', [
     clientMessageId: id,
     private: z.optional(z.boolean()),
     attachments: z.optional(AttachmentRefs),
+    // Agents a private note mentions (src/domain/mentions.ts), as on the HTTP route.
+    mentions: z.optional(z.array(id).check(z.maxLength(2 * MAX_MENTIONS))),
   }),
   // `private`: an agent typing a note, which the customer must not see as someone typing to them.
   z.object({ action: z.literal('typing'), conversationId: z.optional(id), state: z.enum(['on', 'off']), private: z.optional(z.boolean()) }),
@@ -275,6 +278,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       if (!frame.text && !frame.attachments?.length) throw new ClientError(400, 'invalid_frame', 'text: required (or attachments)');
       if (isVisitor) {
         if (frame.private) throw forbidden('visitors cannot write private notes');
+        if (frame.mentions) throw forbidden('visitors cannot mention agents');
         if (frame.conversationId) await conversationFor(principal, frame.conversationId);
         const uploader = { kind: 'visitor', id: principal.id } as const;
         const refs = frame.attachments ?? [];
@@ -308,6 +312,7 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
         clientMessageId: frame.clientMessageId,
         private: frame.private === true,
         ...(frame.attachments?.length ? { attachments: frame.attachments } : {}),
+        ...(frame.mentions ? { mentions: frame.mentions } : {}),
       });
       await reply({ type: 'ack', clientMessageId: frame.clientMessageId, messageId: message.id, conversationId: message.conversationId });
       return;

@@ -236,7 +236,7 @@ export interface InboundSequence {
  */
 export async function applyMessageToOpenConversation(
   id: string,
-  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participant?: string },
+  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participants?: readonly string[] },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
   sequence?: InboundSequence,
   /** Set on the second try of a reply written before the customer reopened the conversation. */
@@ -262,7 +262,7 @@ export async function applyMessageToOpenConversation(
     sets.push('lastMessageAt = :now', 'gsi1sk = :gsi1sk');
     values[':gsi1sk'] = `${message.createdAt}#${id}`;
   }
-  if (message.participant) values[':participant'] = new Set([message.participant]);
+  if (message.participants?.length) values[':participants'] = new Set(message.participants);
   if (inbound) {
     sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
   } else if (message.unprompted) {
@@ -282,7 +282,7 @@ export async function applyMessageToOpenConversation(
         TableName: config.tableName,
         Key: keys.conversation(id),
         // A message on time counts the window from its arrival (a late one takes the slow path).
-        UpdateExpression: `SET ${sets.join(', ')}${message.participant ? ' ADD participants :participant' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
+        UpdateExpression: `SET ${sets.join(', ')}${message.participants?.length ? ' ADD participants :participants' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
         // Inbound ids increase per lane (src/domain/inbound.ts), so an id not above the last applied one
         // is a redelivery or another lane's overtaken message (the caller tells which); outbound ids
         // come from concurrent writers and are only told apart.

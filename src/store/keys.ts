@@ -34,6 +34,14 @@ export const keys = {
   startOfReportKey: (gsi3sk: string) => gsi3sk.slice(0, gsi3sk.lastIndexOf('#')),
   createdPartition: (day: string) => createdPartition(day),
 
+  /**
+   * An agent's latest mention in a conversation (src/domain/mentions.ts). In the conversation's
+   * partition, so that an erasure deletes it with the messages; filed in gsi2 (keys only) under the
+   * agent, newest mention last, for their Mentions view.
+   */
+  mention: (conversationId: string, agentId: string) => ONE(`CONV#${conversationId}`, `MENTION#${agentId}`),
+  mentionIndex: (agentId: string, createdAt: string, messageId: string) => ({ gsi2pk: mentionsPartition(agentId), gsi2sk: `${createdAt}#${messageId}` }),
+  mentionsPartition: (agentId: string) => mentionsPartition(agentId),
   message: (conversationId: string, messageId: string) => ONE(`CONV#${conversationId}`, `MSG#${messageId}`),
   messagePartition: (conversationId: string) => `CONV#${conversationId}`,
   messagePrefix: 'MSG#',
@@ -107,6 +115,10 @@ export type ConnectionAudience = { kind: 'agents' } | { kind: 'visitor'; visitor
 
 function audiencePartition(audience: ConnectionAudience): string {
   return audience.kind === 'agents' ? 'WS#agents' : `WS#visitor#${audience.visitorId}`;
+}
+
+function mentionsPartition(agentId: string): string {
+  return `MENTIONS#${agentId}`;
 }
 
 function createdPartition(day: string): string {

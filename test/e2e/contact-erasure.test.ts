@@ -1,7 +1,7 @@
 /**
  * Erasing a customer on request (DELETE /v1/contacts/{id}), end to end on the local stack: a
  * customer on WhatsApp and on the web (email, a file each way, a closed episode, open assigned
- * conversations, pending timers) is erased by an admin; then nothing in the table names them but
+ * conversations, pending timers, a note mentioning an agent) is erased by an admin; then nothing in the table names them but
  * the idempotency records README documents as left, their files are gone from the bucket, the
  * agent's load is back, no timer of theirs is pending, and the same phone writing again is a new
  * customer.
@@ -140,6 +140,11 @@ describe('erasing a customer', () => {
     ];
     expect(replies.map((r) => r.status)).toEqual([202, 202]);
     await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks, got the receipt', 10_000, 'the reply');
+    // …and a note of hers mentions the admin: a mention item, in the admin's Mentions view.
+    const mention = await http(stack.httpUrl, 'POST', `/v1/conversations/${webId}/messages`, { token: agentJwt, body: { text: 'Ada, a refund for Erin?', private: true, mentions: ['er-admin'] } });
+    expect(mention.status).toBe(202);
+    expect((await get('/v1/conversations?mentioned=me')).body.items.map((c: { id: string }) => c.id)).toEqual([webId]);
+    expect((await scanTable()).filter((i) => i.pk === `CONV#${webId}` && String(i.sk).startsWith('MENTION#'))).toHaveLength(1);
 
     const contact = await get(`/v1/contacts/${contactId}`);
     expect(contact.status).toBe(200);
@@ -196,6 +201,8 @@ describe('erasing a customer', () => {
     }
     expect((await get(`/v1/contacts/${contactId}`)).status).toBe(404);
     expect((await get(`/v1/contacts?phone=${encodeURIComponent(phone.phone)}`)).body.items).toEqual([]);
+    // The mention went with the conversation (the scan above finds no item under it): the view is empty.
+    expect((await get('/v1/conversations?mentioned=me')).body.items).toEqual([]);
     // The visitor's socket was closed and their token opens nothing any more.
     await eventually(() => visitor.socket.readyState === visitor.socket.CLOSED);
     await expect(WsClient.connect(stack.wsUrl, session.token)).rejects.toMatchObject({ status: 401 });

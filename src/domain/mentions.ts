@@ -1,0 +1,69 @@
+/**
+ * @mentions in private notes (as Chatwoot's): a note may name agents of the team. Each one named
+ * other than its writer joins the conversation's participants (their focused console follows it),
+ * gets a `mention` frame on every connection of theirs, and finds the conversation in their
+ * Mentions view (GET /v1/conversations?mentioned=me). Only the note path pays for it.
+ */
+import { batchGetAll } from '../store/items';
+import { keys } from '../store/keys';
+import { recordMention } from '../store/mentions';
+import type { ConversationRecord } from '../store/conversations';
+import type { ConnectionRecord } from '../store/connections';
+import { badRequest } from './errors';
+import { publishToAgents, type ServerEvent } from './fanout';
+import type { Message } from './types';
+
+/** Distinct agents one note may name. */
+export const MAX_MENTIONS = 20;
+
+/**
+ * The distinct agents a note names, in the order given, once each is known to be one of the team
+ * (an agent item exists: they signed in once, or an admin named them). Bad input is a 400 and
+ * nothing is stored: the caller checks before its writes.
+ */
+export async function checkMentions(mentions: readonly string[] | undefined, isPrivate: boolean): Promise<string[]> {
+  // An empty list is no mention: a console may always send one.
+  if (mentions === undefined || mentions.length === 0) return [];
+  if (!isPrivate) throw badRequest('invalid_request', 'mentions: only a private note may mention agents (send it with private: true)');
+  const distinct = [...new Set(mentions)];
+  if (distinct.length > MAX_MENTIONS) throw badRequest('invalid_request', `mentions: at most ${MAX_MENTIONS} agents`);
+  const found = new Set((await batchGetAll(distinct.map((id) => keys.agent(id)), { consistent: true, projection: ['pk', 'sk'] })).map((item) => String(item.sk)));
+  const unknown = distinct.filter((id) => !found.has(keys.agent(id).sk));
+  if (unknown.length > 0) throw badRequest('unknown_agent', `mentions: no agent ${unknown.map((id) => JSON.stringify(id)).join(', ')}`);
+  return distinct;
+}
+
+/** The agents a note brings in: those it names, but its writer (mentioning yourself does nothing). */
+export const mentionedOthers = (message: Pick<Message, 'mentions' | 'sender'>): string[] => (message.mentions ?? []).filter((id) => id !== message.sender.id);
+
+/** What a mentioned agent's connections get: enough for a notice naming the conversation, without a read. */
+export const mentionEvent = (message: Message, conversation: Pick<ConversationRecord, 'contact'>): ServerEvent => ({
+  type: 'mention',
+  conversationId: message.conversationId,
+  messageId: message.id,
+  by: message.sender.name ? { id: message.sender.id, name: message.sender.name } : { id: message.sender.id },
+  // A note's text is at most 4096 characters: the frame stays far under the frame limit.
+  text: message.text,
+  contact: conversation.contact.name ? { id: conversation.contact.id, name: conversation.contact.name } : { id: conversation.contact.id },
+  at: message.createdAt,
+});
+
+/**
+ * Records each mentioned agent's mention (a conditional write each), then tells those it recorded:
+ * the same note again (a retry) records nothing and tells nobody twice, and one whose first attempt
+ * died before this tells them now. A crash between the write and the frame loses that frame only:
+ * the Mentions view has it.
+ */
+export async function announceMentions(message: Message, conversation: Pick<ConversationRecord, 'contact'>, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
+  const others = mentionedOthers(message);
+  if (others.length === 0) return;
+  const by = message.sender.name ? { id: message.sender.id, name: message.sender.name } : { id: message.sender.id };
+  const recorded = await Promise.all(
+    others.map((agentId) => recordMention({ conversationId: message.conversationId, agentId, messageId: message.id, createdAt: message.createdAt, by })),
+  );
+  await publishToAgents(
+    others.filter((_, i) => recorded[i]),
+    [mentionEvent(message, conversation)],
+    agentConnections,
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * Mention items (src/domain/mentions.ts): one per agent and conversation, holding that agent's
+ * latest mention there, filed in gsi2 under the agent for the Mentions view.
+ */
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ddb } from '../aws/clients';
+import { config } from '../config';
+import { keys } from './keys';
+import { decodeCursor, encodeCursor } from './cursor';
+
+export interface MentionRecord {
+  conversationId: string;
+  agentId: string;
+  messageId: string;
+  createdAt: string;
+  by: { id: string; name?: string };
+}
+
+/**
+ * Records a mention unless this one or a later one of the agent in that conversation is there:
+ * true when this call recorded it (its notification is this caller's to send), false for a retry
+ * of the same note or an older note applied late.
+ */
+export async function recordMention(mention: MentionRecord): Promise<boolean> {
+  const index = keys.mentionIndex(mention.agentId, mention.createdAt, mention.messageId);
+  try {
+    await ddb().send(
+      new PutCommand({
+        TableName: config.tableName,
+        Item: { ...keys.mention(mention.conversationId, mention.agentId), ...index, ...mention },
+        ConditionExpression: 'attribute_not_exists(pk) OR gsi2sk < :sk',
+        ExpressionAttributeValues: { ':sk': index.gsi2sk },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** One page of an agent's mentions, newest first: the conversations' ids, and when and by which message each latest mention was. */
+export async function listMentionKeys(
+  agentId: string,
+  page: { limit: number; cursor?: string | undefined },
+): Promise<{ items: { conversationId: string; messageId: string; at: string }[]; nextCursor: string | null }> {
+  const pk = keys.mentionsPartition(agentId);
+  const out = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+      ScanIndexForward: false,
+      Limit: page.limit,
+      ExclusiveStartKey: decodeCursor(page.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
+    }),
+  );
+  const items = (out.Items ?? []).map((item) => {
+    const sk = String(item.gsi2sk);
+    const cut = sk.lastIndexOf('#');
+    return { conversationId: String(item.pk).slice('CONV#'.length), at: sk.slice(0, cut), messageId: sk.slice(cut + 1) };
+  });
+  return { items, nextCursor: encodeCursor(out.LastEvaluatedKey) };
+}
