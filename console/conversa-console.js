@@ -30,10 +30,15 @@
     mine: { label: 'Mine', query: 'status=open&assignee=me', matches: (c, me) => c.status === 'open' && c.assigneeId === me },
     unassigned: { label: 'Unassigned', query: 'status=open&assignee=unassigned', matches: (c) => c.status === 'open' && !c.assigneeId },
     resolved: { label: 'Resolved', query: 'status=resolved', matches: (c) => c.status === 'resolved' },
+    // Conversations whose notes mentioned the agent, every status, newest mention first.
+    mentions: { label: 'Mentions', query: 'mentioned=me', matches: (c, me, mentioned) => mentioned.has(c.id) },
   };
 
-  // What a focused console follows whatever happens: its agent's conversations and the queue.
-  const FOCUSED_FILTERS = ['mine', 'unassigned'];
+  // What a focused console follows whatever happens: its agent's conversations, the queue, and
+  // those it was mentioned in (a mention makes the agent a participant, whom the feed follows).
+  const FOCUSED_FILTERS = ['mine', 'unassigned', 'mentions'];
+  // Agents offered at once when a note's "@" is typed.
+  const MAX_SUGGESTIONS = 8;
 
   const STYLE = `
     .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; }
@@ -67,6 +72,11 @@
     .conversa-console .composer { display: flex; flex-wrap: wrap; gap: 6px; padding: 8px 14px; border-top: 1px solid #d0d7de; }
     .conversa-console .composer textarea { flex: 1 1 100%; height: 60px; resize: vertical; }
     .conversa-console .composer.note textarea { background: #fff8c5; }
+    .conversa-console .mention-picker { flex: 1 1 100%; list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px; }
+    .conversa-console .mention-picker button { padding: 2px 8px; background: #eaeef2; color: inherit; }
+    .conversa-console .mention-picker li:first-child button { background: #0969da; color: #fff; }
+    .conversa-console .mentioned { padding: 6px 8px; background: #ddf4ff; border-bottom: 1px solid #54aeff; font-size: 13px; }
+    .conversa-console .mentioned button { margin-left: 6px; padding: 2px 8px; }
     .conversa-console form.signin { display: flex; flex-direction: column; gap: 8px; max-width: 320px; margin: 40px auto; }
     .conversa-console input, .conversa-console textarea, .conversa-console select { font: inherit; padding: 6px; border: 1px solid #d0d7de; border-radius: 6px; }
     .conversa-console button { font: inherit; border: 0; border-radius: 6px; padding: 6px 10px; background: #1f6feb; color: #fff; cursor: pointer; }
@@ -134,6 +144,10 @@
     const fileUrls = new Map();
     // The team as GET /v1/agents read it, kept live by presence frames: the transfer picker.
     let team = [];
+    // Conversations whose notes mentioned this agent → the latest mention's time (the Mentions list).
+    const mentioned = new Map();
+    // The note's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text).
+    let picked = new Map();
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
     const typingSign = { since: 0, idle: undefined, shown: undefined };
 
@@ -174,6 +188,9 @@
       button.onclick = () => showFilter(key);
       return button;
     });
+    const mentionLine = h('span');
+    const mentionOpen = h('button', { type: 'button', textContent: 'Open' });
+    const mentionNotice = h('div', { className: 'mentioned', role: 'status', hidden: true }, mentionLine, mentionOpen);
     const inbox = h('ul', { className: 'inbox', ariaLabel: 'Conversations' });
     const moreButton = h('button', { type: 'button', textContent: 'More', hidden: true });
     const who = h('span', { className: 'who' });
@@ -195,10 +212,12 @@
     const noteBox = h('input', { type: 'checkbox', name: 'private' });
     const text = h('textarea', { name: 'text', placeholder: 'Reply…', ariaLabel: 'Message', maxLength: MAX_TEXT });
     const picker = h('input', { type: 'file', multiple: true, ariaLabel: 'Attach files' });
+    const mentionPicker = h('ul', { className: 'mention-picker', ariaLabel: 'Mention', hidden: true });
     const composer = h(
       'form',
       { className: 'composer' },
       text,
+      mentionPicker,
       canned,
       picker,
       h('label', {}, noteBox, ' Private note'),
@@ -219,7 +238,7 @@
       'div',
       { className: 'workspace', hidden: true },
       h('header', {}, h('strong', { textContent: 'Conversa' }), state, whoAmI, presence, signOutButton),
-      h('div', { className: 'main' }, h('nav', { className: 'side' }, h('div', { className: 'filters' }, ...filterButtons), inbox, moreButton), view),
+      h('div', { className: 'main' }, h('nav', { className: 'side' }, h('div', { className: 'filters' }, ...filterButtons), mentionNotice, inbox, moreButton), view),
     );
     root.append(signin, workspace);
 
@@ -293,6 +312,8 @@
         socket = undefined;
       }
       conversations.clear();
+      mentioned.clear();
+      mentionNotice.hidden = true;
       listed = new Set();
       inbox.replaceChildren();
       showUnread(0);
@@ -394,11 +415,31 @@
           renderTeam();
           break;
         }
+        case 'mention':
+          showMention(frame);
+          break;
         case 'error':
           say(frame.message || frame.code);
           break;
       }
     }
+
+    /** A colleague's note mentioned this agent: a notice naming the conversation, to open it from. */
+    function showMention(frame) {
+      if (!mentioned.has(frame.conversationId) || mentioned.get(frame.conversationId) < frame.at) mentioned.set(frame.conversationId, frame.at);
+      const known = conversations.get(frame.conversationId);
+      // The Mentions list shows it at once; an unknown conversation is read for it.
+      if (known) remember(known);
+      else attempt(api('GET', `/v1/conversations/${encodeURIComponent(frame.conversationId)}`).then(remember));
+      const customer = frame.contact?.name || 'a customer';
+      mentionLine.textContent = `${frame.by?.name || frame.by?.id} mentioned you in the conversation with ${customer}: “${frame.text.slice(0, 120)}”`;
+      mentionNotice.dataset.id = frame.conversationId;
+      mentionNotice.hidden = false;
+    }
+    mentionOpen.onclick = () => {
+      mentionNotice.hidden = true;
+      openConversation(mentionNotice.dataset.id);
+    };
 
     // ---- The inbox ----
 
@@ -408,7 +449,7 @@
       const known = conversations.get(conversation.id);
       const latest = known && known.updatedAt > conversation.updatedAt ? known : conversation;
       conversations.set(latest.id, latest);
-      if (!FILTERS[filter].matches(latest, me.id)) listed.delete(latest.id);
+      if (!FILTERS[filter].matches(latest, me.id, mentioned)) listed.delete(latest.id);
       else {
         listed.add(latest.id);
         if (live) arrived.add(latest.id);
@@ -430,7 +471,10 @@
       // A first page is the list anew (one resolved while the socket was down leaves it), with
       // what frames brought in while it was on its way.
       if (!more) listed = new Set(arrived);
-      for (const conversation of page.items) remember(conversation, false);
+      for (const conversation of page.items) {
+        if (conversation.mention && !(mentioned.get(conversation.id) > conversation.mention.at)) mentioned.set(conversation.id, conversation.mention.at);
+        remember(conversation, false);
+      }
       renderInbox();
     }
 
@@ -447,7 +491,8 @@
     /** The filter's list, newest activity first. */
     function renderInbox() {
       if (!me) return;
-      const activity = (c) => c.lastMessageAt || c.updatedAt || '';
+      // The Mentions list by its latest mention, the others by their activity.
+      const activity = (c) => (filter === 'mentions' ? mentioned.get(c.id) : c.lastMessageAt || c.updatedAt) || '';
       const shown = [...listed].map((id) => conversations.get(id)).sort((a, b) => (activity(b) > activity(a) ? 1 : -1));
       inbox.replaceChildren(
         ...shown.map((c) => {
@@ -494,6 +539,8 @@
         openId = id;
         lastRead = undefined;
         newDraft();
+        picked = new Map();
+        showSuggestions([]);
         text.value = picker.value = '';
         log.replaceChildren();
         forgetFiles();
@@ -501,6 +548,8 @@
         say('');
       }
       view.hidden = false;
+      // Not heard of yet (a mention of a conversation no list loaded): read for its head.
+      if (!conversations.has(id)) attempt(api('GET', `/v1/conversations/${encodeURIComponent(id)}`).then(remember));
       renderHead();
       renderInbox();
       attempt(loadHistory(id));
@@ -718,7 +767,8 @@
 
     noteBox.onchange = () => {
       composer.classList.toggle('note', noteBox.checked);
-      text.placeholder = noteBox.checked ? 'Private note (the customer never sees it)…' : 'Reply…';
+      text.placeholder = noteBox.checked ? 'Private note (the customer never sees it; @ mentions a colleague)…' : 'Reply…';
+      suggest();
     };
 
     /** Another message from now on: another clientMessageId, its files uploaded afresh. */
@@ -739,7 +789,10 @@
       const id = openId;
       if ((!value && files.length === 0) || !id) return;
       const clientMessageId = (draftId = draftId || crypto.randomUUID());
+      // Only a note mentions, and only the names still in its text.
+      const mentions = noteBox.checked ? [...new Set([...picked].filter(([name]) => value.includes(name)).map(([, agentId]) => agentId))] : [];
       setTyping(false);
+      showSuggestions([]);
       say(files.length > 0 ? 'Sending…' : '');
       try {
         const attachments = draftFiles || (await Promise.all(files.map(upload)));
@@ -749,9 +802,13 @@
           clientMessageId,
           ...(attachments.length > 0 ? { attachments } : {}),
           ...(noteBox.checked ? { private: true } : {}),
+          ...(mentions.length > 0 ? { mentions } : {}),
         });
         if (id === openId) renderMessage(answer.message);
-        if (text.value.trim() === value) text.value = '';
+        if (text.value.trim() === value) {
+          text.value = '';
+          picked = new Map();
+        }
         if ([...picker.files].every((file, i) => file === files[i])) picker.value = '';
         if (draftId === clientMessageId) newDraft();
         say('');
@@ -761,13 +818,66 @@
       }
     });
     picker.onchange = newDraft;
-    // Enter sends, Shift+Enter starts a new line.
-    text.onkeydown = (event) => event.key === 'Enter' && !event.shiftKey && (event.preventDefault(), composer.requestSubmit());
+    // Enter sends, Shift+Enter starts a new line; with colleagues offered for an "@", Enter or Tab
+    // picks the first and Escape closes the offer.
+    text.onkeydown = (event) => {
+      const offered = mentionPicker.hidden ? undefined : mentionPicker.querySelector('button');
+      if (offered && (event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey) return void (event.preventDefault(), offered.click());
+      if (offered && event.key === 'Escape') return void showSuggestions([]);
+      if (event.key === 'Enter' && !event.shiftKey) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    };
     text.addEventListener('input', () => {
       // Edited after a failed send: another message, another id.
       newDraft();
       setTyping(text.value.length > 0);
+      suggest();
     });
+    text.addEventListener('click', () => suggest());
+
+    /** The "@" being typed in a note, up to the cursor: its start and what follows it, or undefined. */
+    function mentionAtCursor() {
+      if (!noteBox.checked || text.selectionStart !== text.selectionEnd) return undefined;
+      const before = text.value.slice(0, text.selectionStart);
+      const match = /(^|\s)@([^\s@]{0,64})$/.exec(before);
+      return match ? { start: before.length - match[2].length - 1, query: match[2].toLowerCase() } : undefined;
+    }
+
+    /** Colleagues (GET /v1/agents) whose name or id starts a word with what follows the "@". */
+    function suggest() {
+      const at = mentionAtCursor();
+      if (!at) return showSuggestions([]);
+      const words = (a) => `${a.name || ''} ${a.id}`.toLowerCase().split(/\s+/);
+      showSuggestions(team.filter((a) => a.id !== me.id && words(a).some((w) => w.startsWith(at.query))).slice(0, MAX_SUGGESTIONS));
+    }
+
+    function showSuggestions(agents) {
+      mentionPicker.hidden = agents.length === 0;
+      mentionPicker.replaceChildren(
+        ...agents.map((agent) => {
+          const button = h('button', { type: 'button', textContent: `@${agent.name || agent.id}` });
+          button.dataset.id = agent.id;
+          // Not the textarea's blur: the pick keeps the cursor where it was.
+          button.onmousedown = (event) => event.preventDefault();
+          button.onclick = () => pick(agent);
+          return h('li', {}, button);
+        }),
+      );
+    }
+
+    /** The "@…" typed becomes "@Name ", and the note will mention that agent. */
+    function pick(agent) {
+      const at = mentionAtCursor();
+      if (!at) return showSuggestions([]);
+      const name = `@${agent.name || agent.id}`;
+      picked.set(name, agent.id);
+      text.setRangeText(`${name} `, at.start, text.selectionStart, 'end');
+      showSuggestions([]);
+      text.focus();
+      newDraft();
+    }
 
     /**
      * The agent's sign: "on" as they start and again every 3 s while they type, "off" 2 s after

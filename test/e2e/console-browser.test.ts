@@ -3,7 +3,7 @@
  * served by the local stack at /local/console/ and signed in through its identity provider: a
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
  * notes never do, canned responses, typing and read receipts both ways, assign, transfer,
- * resolve and reopen. Every wait is for a DOM state or a frame, never a fixed sleep.
+ * resolve and reopen, a note's @mention from one console to another. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -494,13 +494,13 @@ it.skipIf(!runs)("leaves a colleague's conversation it shows unread for them, an
   await expect.poll(async () => (await http(stack.httpUrl, 'GET', `/v1/conversations/${olgas}`, { token: olga })).body.unreadCount).toBe(0);
 });
 
-it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed keeps live, Mine and Unassigned, a transfer taking a conversation out', async () => {
+it.skipIf(!runs)('with feed=focused: connects focused and lists what that feed keeps live, Mine, Unassigned and Mentions, a transfer taking a conversation out', async () => {
   const sockets: string[] = [];
   const page = await openConsole('agent-lou', 'Lou', { query: '?feed=focused', sockets });
   expect(sockets.map((url) => new URL(url).searchParams.get('feed'))).toEqual(['focused']);
   // Open, Pending and Resolved would hold colleagues' conversations, which this feed no longer follows.
   const shown = async () => (await page.locator('.filters button:visible').allTextContents()).join(',');
-  expect(await shown()).toBe('Mine,Unassigned');
+  expect(await shown()).toBe('Mine,Unassigned,Mentions');
   expect(await page.locator('.filters button[aria-pressed=true]').textContent()).toBe('Mine');
 
   // Assigned to Lou: in Mine, live, and its next message moves its unread count.
@@ -587,4 +587,52 @@ it.skipIf(!runs)("puts the unread count of the list shown in the tab's title, li
   await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('(1) Conversa console');
   await row(page, second.conversationId).click();
   await expect.poll(() => page.title(), { timeout: 15_000 }).toBe('Conversa console');
+});
+
+it.skipIf(!runs)("mentions a colleague from a note: '@' offers the team, the colleague's console shows a notice naming the conversation, opens it, and lists it under Mentions", async () => {
+  const ben = await openConsole('agent-ben', 'Ben');
+  const ana = await openConsole('agent-ana', 'Ana');
+  const session = await visitorSession(stack.httpUrl, { name: 'Mira' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'My voucher does not work', clientMessageId: 'm-1' });
+    const { conversationId } = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'm-1', 15_000, 'the ack');
+    await expect.poll(() => row(ana, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(ana, conversationId).click();
+    await expect.poll(() => texts(ana, '.message.inbound')).toContain('My voucher does not work');
+
+    // A reply offers nobody; in a note, "@Be" offers Ben, and Enter picks him.
+    const message = ana.getByLabel('Message');
+    await message.fill('Hi @Be');
+    expect(await ana.locator('.mention-picker button:visible').count()).toBe(0);
+    await message.fill('');
+    await ana.getByLabel('Private note').setChecked(true);
+    await message.fill('Voucher issue, @Be');
+    await expect.poll(() => ana.locator('.mention-picker button:visible').allTextContents()).toEqual(['@Ben']);
+    await message.press('Enter');
+    await expect.poll(() => message.inputValue()).toBe('Voucher issue, @Ben ');
+    await message.pressSequentially('can you check?');
+    await message.press('Enter');
+    await expect.poll(() => message.inputValue()).toBe('');
+
+    // Sent as a note naming Ben (the team sees it with its mentions; the visitor never does).
+    const note = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Voucher issue, @Ben can you check?', 15_000, 'the note');
+    expect(note.message).toMatchObject({ private: true, mentions: ['agent-ben'] });
+
+    // Ben's console says who mentioned him where, and opens it.
+    const notice = ben.locator('.mentioned:visible');
+    await expect.poll(() => notice.textContent(), { timeout: 15_000 }).toContain('Ana mentioned you in the conversation with Mira');
+    await notice.getByRole('button', { name: 'Open' }).click();
+    await expect.poll(() => texts(ben, '.message.note')).toEqual(['Voucher issue, @Ben can you check?']);
+    await expect.poll(() => ben.locator('.head .who').textContent()).toContain('Mira');
+    expect(await ben.locator('.mentioned:visible').count()).toBe(0);
+
+    // His Mentions list has it (GET /v1/conversations?mentioned=me).
+    await ben.getByRole('button', { name: 'Mentions', exact: true }).click();
+    await expect.poll(() => row(ben, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await expect.poll(() => ben.locator('.inbox .conversation').count()).toBe(1);
+    expect(JSON.stringify(visitor.frames)).not.toContain('Voucher issue');
+  } finally {
+    await visitor.close();
+  }
 });
