@@ -6,7 +6,7 @@
  * however often it is sent, lists the conversation in his Mentions view, and goes with the
  * customer's erasure. Bad mentions are 400s that store nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
@@ -14,6 +14,26 @@ import { agentToken, eventually, http, visitorSession, WsClient, type Frame } fr
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { getErasure } from '../../src/store/erasure';
+
+/**
+ * The next crash: around the announcement of a note with this text (before: the note and its
+ * conversation write landed, no mention was recorded; after: recorded and told, the answer lost).
+ */
+const crash = vi.hoisted(() => ({ armed: undefined as { text: string; when: 'before' | 'after' } | undefined }));
+
+vi.mock('../../src/domain/mentions', async (orig) => {
+  const real = await orig<typeof import('../../src/domain/mentions')>();
+  return {
+    ...real,
+    announceMentions: async (...args: Parameters<typeof real.announceMentions>) => {
+      const armed = crash.armed?.text === args[0].text ? crash.armed : undefined;
+      if (armed) crash.armed = undefined;
+      if (armed?.when === 'before') throw new Error('simulated crash before the mentions');
+      await real.announceMentions(...args);
+      if (armed?.when === 'after') throw new Error('simulated crash after the mentions');
+    },
+  };
+});
 
 const ANA = 'mn-ana';
 const BEN = 'mn-ben';
@@ -200,6 +220,32 @@ describe('mentions in private notes', () => {
     expect(texts.filter((t) => t === 'Cy, and the parcel')).toHaveLength(1);
     expect(mentionsOf(cy, first.body.message.id)).toHaveLength(1);
     expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
+  });
+
+  it('announces a note once when its first attempt died before or after announcing it and the client sends it again', async () => {
+    // Prepare
+    const { id } = await visitorConversation('Yusuf', 'Is the warranty transferable?');
+    const attempts: { text: string; when: 'before' | 'after' }[] = [
+      { text: 'Cy, warranty question (first try died early)', when: 'before' },
+      { text: 'Cy, warranty question (answer lost)', when: 'after' },
+    ];
+    for (const { text, when } of attempts) {
+      const clientMessageId = crypto.randomUUID();
+      crash.armed = { text, when };
+
+      // Act: the first attempt dies; the client sends the same note again
+      const died = await note(id, { text, mentions: [CY], clientMessageId });
+      const retry = await note(id, { text, mentions: [CY], clientMessageId });
+      const marker = await note(id, { text: `${text}: marker`, mentions: [CY] });
+      await cy.waitFor((f) => f.type === 'mention' && f.messageId === marker.body.message.id, 10_000, 'the marker mention');
+
+      // Assess: stored once, Cy told once (whatever the first attempt sent came before the marker)
+      expect(died.status).toBeGreaterThanOrEqual(500);
+      expect(retry.status).toBe(202);
+      expect((await history(id)).filter((m) => m.text === text)).toHaveLength(1);
+      expect(mentionsOf(cy, retry.body.message.id)).toHaveLength(1);
+    }
+    expect((await get(`/v1/conversations/${id}`)).body.participants).toEqual([CY]);
   });
 
   it("lists the agent's mentions newest first, each conversation once, page by page, and erases them with the customer", async () => {
