@@ -4,14 +4,13 @@ import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { badRequest, notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
-import { MAX_MENTIONS } from '../domain/mentions';
+import { MAX_MENTIONS, mentionedConversations } from '../domain/mentions';
 import { isErased } from '../domain/erasure';
 import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
 import { LabelName } from '../domain/settings';
 import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
-import { agentChange, getConversation, getConversations, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
-import { listMentionKeys } from '../store/mentions';
+import { agentChange, getConversation, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
 import { listMessages } from '../store/messages';
 
 const ListQuery = z.object({
@@ -69,22 +68,12 @@ export const listConversationsRoute: Route = async ({ query, agent }) => {
   return json(200, { items: page.items.filter((c) => !isErasing(c)).map(toConversation), nextCursor: page.nextCursor });
 };
 
-/**
- * The Mentions view: the conversations whose notes mentioned the agent, newest mention first
- * (each once, at its latest mention), every status; each with `mention: {messageId, at}`.
- */
+/** GET /v1/conversations?mentioned=me, the Mentions view (src/domain/mentions.ts): no other filter beside it. */
 async function listMentionedRoute(query: Record<string, string | undefined>, agentId: string) {
   const other = Object.keys(query).filter((name) => !['mentioned', 'limit', 'cursor'].includes(name) && query[name] !== undefined);
   if (other.length > 0) throw badRequest('invalid_request', `mentioned lists every status and takes no other filter (not ${other.join(', ')})`);
   const q = validate(MentionQuery, query);
-  const page = await listMentionKeys(agentId, { limit: q.limit, cursor: q.cursor });
-  const found = new Map((await getConversations(page.items.map((m) => m.conversationId))).map((c) => [c.id, c]));
-  const items = page.items.flatMap((m) => {
-    const c = found.get(m.conversationId);
-    // Out from the erasure request on, as in the inbox.
-    return c && !isErasing(c) ? [{ ...toConversation(c), mention: { messageId: m.messageId, at: m.at } }] : [];
-  });
-  return json(200, { items, nextCursor: page.nextCursor });
+  return json(200, await mentionedConversations(agentId, { limit: q.limit, cursor: q.cursor }));
 }
 
 /**

@@ -6,12 +6,12 @@
  */
 import { batchGetAll } from '../store/items';
 import { keys } from '../store/keys';
-import { recordMention } from '../store/mentions';
-import type { ConversationRecord } from '../store/conversations';
+import { listMentionKeys, recordMention } from '../store/mentions';
+import { getConversations, isErasing, toConversation, type ConversationRecord } from '../store/conversations';
 import type { ConnectionRecord } from '../store/connections';
 import { badRequest } from './errors';
 import { publishToAgents, type ServerEvent } from './fanout';
-import type { Message } from './types';
+import type { Conversation, Message } from './types';
 
 /** Distinct agents one note may name. */
 export const MAX_MENTIONS = 20;
@@ -66,4 +66,22 @@ export async function announceMentions(message: Message, conversation: Pick<Conv
     [mentionEvent(message, conversation)],
     agentConnections,
   );
+}
+
+/**
+ * The Mentions view: the conversations whose notes mentioned the agent, newest mention first (each
+ * once, at its latest mention), every status; each with `mention: {messageId, at}`.
+ */
+export async function mentionedConversations(
+  agentId: string,
+  page: { limit: number; cursor?: string | undefined },
+): Promise<{ items: (Conversation & { mention: { messageId: string; at: string } })[]; nextCursor: string | null }> {
+  const keysPage = await listMentionKeys(agentId, page);
+  const found = new Map((await getConversations(keysPage.items.map((m) => m.conversationId))).map((c) => [c.id, c]));
+  const items = keysPage.items.flatMap((m) => {
+    const c = found.get(m.conversationId);
+    // Out from the erasure request on, as in the inbox.
+    return c && !isErasing(c) ? [{ ...toConversation(c), mention: { messageId: m.messageId, at: m.at } }] : [];
+  });
+  return { items, nextCursor: keysPage.nextCursor };
 }
