@@ -106,9 +106,9 @@ async function visitorWrites(visitor: WsClient, text: string): Promise<Frame> {
 }
 
 describe('mentions in private notes', () => {
-  it('refuses bad mentions with a 400 and stores nothing, over HTTP and the WebSocket', async () => {
+  it("refuses bad mentions with a 400 (a visitor's with forbidden) and stores nothing, over HTTP and the WebSocket", async () => {
     // Prepare
-    const { id } = await visitorConversation('Vic', 'Where is my refund?');
+    const { id, visitor } = await visitorConversation('Vic', 'Where is my refund?');
     const before = await get(`/v1/conversations/${id}`);
     const clientMessageId = crypto.randomUUID();
 
@@ -119,6 +119,8 @@ describe('mentions in private notes', () => {
     const notAList = await note(id, { text: 'Ben', mentions: BEN });
     ana.send({ action: 'sendMessage', conversationId: id, text: 'Over the socket', clientMessageId: 'ws-bad', private: true, mentions: ['mn-nobody'] });
     const wsError = await ana.waitFor((f) => f.type === 'error' && f.clientMessageId === 'ws-bad');
+    visitor.send({ action: 'sendMessage', text: 'Hey @Ben', clientMessageId: 'visitor-bad', mentions: [BEN] });
+    const visitorError = await visitor.waitFor((f) => f.type === 'error' && f.clientMessageId === 'visitor-bad');
 
     // Assess: each named, nothing stored or changed, nobody told
     expect([onReply.status, onReply.body.error.code]).toEqual([400, 'invalid_request']);
@@ -129,6 +131,7 @@ describe('mentions in private notes', () => {
     expect(tooMany.body.error.message).toContain('20');
     expect([notAList.status, notAList.body.error.code]).toEqual([400, 'invalid_request']);
     expect(wsError.code).toBe('unknown_agent');
+    expect(visitorError.code).toBe('forbidden');
     expect((await history(id)).map((m) => m.text)).toEqual(['Where is my refund?']);
     const after = await get(`/v1/conversations/${id}`);
     expect(after.body).toEqual(before.body);
