@@ -135,15 +135,24 @@
     // Bumped when the visitor changes (reset, someone else identified): answers still on their way
     // for the one before are dropped, never shown to the next.
     let generation = 0;
-    // The conversation is resolved, as the last frame about it said (the visitor's next message reopens it).
+    // The conversation is resolved, as the newest view of it said (the visitor's next message reopens it).
     let resolved = false;
-    // Frames that told the conversation's status: a history asked for before one must not undo it.
-    let statusHeard = 0;
+    // Views of the conversation's status (a session or history answer, a frame) are numbered as they
+    // are asked for (a frame: as it arrives), and one older than the view shown is dropped: answers
+    // come in any order, and one asked for before a frame arrived must not undo what that frame said.
+    let statusAsked = 0;
+    let statusShown = 0;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     // Offered once there is a conversation (a message in it) that is not resolved.
     const showEnd = () => (endButton.hidden = composer.hidden || resolved || !log.querySelector('.message[data-id]'));
     const showNotice = (s) => (notice.textContent = s || '');
+    /** `view` is the number statusAsked gave the view when it was asked for; null or undefined tells nothing. */
+    function takeStatus(view, status) {
+      if (status === undefined || view < statusShown) return;
+      statusShown = view;
+      resolved = status === 'resolved';
+    }
 
     /**
      * The visitor's token goes only where it is asked for (not to sessions and availability);
@@ -179,6 +188,7 @@
       let retrying = false;
       // Another tab of the site may have started the chat since this one loaded: the same visitor.
       token = token || localStorage.getItem(TOKEN_KEY);
+      const view = ++statusAsked;
       try {
         const session = await api('POST', '/v1/widget/sessions', { ...identity, ...profile, ...(token ? { token } : {}) });
         if (gen !== generation) return;
@@ -191,7 +201,8 @@
         localStorage.setItem(WS_KEY, websocketUrl);
         prechat.hidden = true;
         composer.hidden = false;
-        if (session.conversationStatus) resolved = session.conversationStatus === 'resolved';
+        // No conversation yet (null): this tab's own first message tells more than the answer.
+        if (session.conversationStatus) takeStatus(view, session.conversationStatus);
         showEnd();
         // The link names a chat this browser does not keep (a shared computer, a forwarded email).
         showNotice(linkedId && session.conversationId !== linkedId ? 'The link you followed is for a conversation started in another browser: reply to our email to continue it.' : '');
@@ -320,13 +331,13 @@
 
     async function loadHistory() {
       const gen = generation;
-      const heard = statusHeard;
+      const view = ++statusAsked;
       const page = await api('GET', '/v1/widget/messages?limit=50');
       if (gen !== generation) return;
       // A reload or reconnection skips the session call: the history says whether the conversation
-      // was resolved meanwhile (no "End conversation" then), unless a frame said more since it was
-      // asked for. An API without `conversationStatus` leaves it as it is.
-      if (page.conversationStatus !== undefined && heard === statusHeard) resolved = page.conversationStatus === 'resolved';
+      // was resolved meanwhile (no "End conversation" then). An API without `conversationStatus`
+      // leaves it as it is.
+      takeStatus(view, page.conversationStatus);
       for (const message of page.items) render(message);
       showEnd();
       refreshCsat();
@@ -465,10 +476,7 @@
         }
         case 'message.created':
         case 'message.updated':
-          if (frame.conversation?.status) {
-            resolved = frame.conversation.status === 'resolved';
-            statusHeard += 1;
-          }
+          if (frame.conversation?.status) takeStatus(++statusAsked, frame.conversation.status);
           render(frame.message);
           refreshCsat();
           if (frame.message.direction === 'outbound') {
@@ -486,8 +494,7 @@
           // Reopened, snoozed…: the API dropped the question asked before.
           if (frame.conversation?.status !== 'resolved') for (const csat of log.querySelectorAll('.csat')) csat.parentNode.dataset.closed = '1';
           refreshCsat();
-          resolved = frame.conversation?.status === 'resolved';
-          statusHeard += 1;
+          takeStatus(++statusAsked, frame.conversation?.status ?? null);
           endButton.disabled = false;
           showEnd();
           break;

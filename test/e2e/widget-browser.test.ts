@@ -652,6 +652,38 @@ it.skipIf(!runs)('offers no "End conversation" on a reloaded conversation that w
   await expect.poll(() => end.isVisible()).toBe(true);
 }, 60_000);
 
+it.skipIf(!runs)('keeps the newest view of the conversation: a session answer asked for before a frame said it was resolved does not bring "End conversation" back', async () => {
+  const { page } = await startChat('Tia');
+  const end = widget(page).getByRole('button', { name: 'End conversation' });
+  const { conversationId } = await visitorSays(page, 'Can I still return it?', 'the first message');
+  await expect.poll(() => end.isVisible()).toBe(true);
+  // The next session call is answered by the API at once and reaches the page only when released.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let made!: (answer: { conversationStatus: string }) => void;
+  const answered = new Promise<{ conversationStatus: string }>((resolve) => (made = resolve));
+  await page.route('**/v1/widget/sessions', async (route) => {
+    const response = await route.fetch();
+    made(await response.json());
+    await released;
+    await route.fulfill({ response });
+  });
+
+  // A session call (the website names its customer) while the conversation is open; the agent
+  // resolves it before that answer arrives, and the widget hears so live.
+  await page.evaluate("window.ConversaWidget.identify({ name: 'Tia' })");
+  expect((await answered).conversationStatus).toBe('open');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: jwt })).status).toBe(200);
+  await expect.poll(() => end.isVisible()).toBe(false);
+  // The answer's WebSocket URL is kept as it is taken: stored again, the answer was taken whole.
+  await page.evaluate("localStorage.removeItem('conversa.websocketUrl')");
+  release();
+  await expect.poll(() => page.evaluate("localStorage.getItem('conversa.websocketUrl')")).not.toBeNull();
+
+  // The older view (open) does not undo the frame's
+  expect(await end.isVisible()).toBe(false);
+}, 60_000);
+
 it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing', async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
