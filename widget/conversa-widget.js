@@ -339,33 +339,23 @@
       // leaves it as it is.
       takeStatus(view, page.conversationStatus);
       for (const message of page.items) render(message);
+      closeDroppedCsat(page);
       showEnd();
       refreshCsat();
       markRead();
-      confirmCsat();
     }
 
     /**
      * A question the history shows as open may have been dropped while no socket told this page
-     * (an agent reopened the conversation, before a reload): its buttons wait for the session
-     * call, asked only then, to say it still takes a rating. An API without the answer's
-     * `csatOpen` leaves them as they are.
+     * (an agent reopened the conversation, before a reload): the history's `csatOpen` says whether
+     * it still takes a rating (the API reads the conversation after the messages, so it speaks of
+     * the newest question the page holds). One that came live since is not the history's to close.
+     * An API without `csatOpen` leaves them as they are.
      */
-    async function confirmCsat() {
-      const open = [...log.querySelectorAll('.csat')].filter((csat) => csat.firstChild && !csat.firstChild.disabled).map((csat) => csat.parentNode);
-      if (!open.length || !token) return;
-      const gen = generation;
-      for (const node of open) node.dataset.checking = '1';
-      refreshCsat();
-      try {
-        const session = await api('POST', '/v1/widget/sessions', { token });
-        if (gen === generation && session.csatOpen === false) for (const node of open) node.dataset.closed = '1';
-      } catch {
-        // Out of reach: as before the check (the socket says more when it can).
-      } finally {
-        for (const node of open) delete node.dataset.checking;
-        refreshCsat();
-      }
+    function closeDroppedCsat(page) {
+      if (page.csatOpen !== false) return;
+      const ids = new Set(page.items.map((message) => message.id));
+      for (const csat of log.querySelectorAll('.csat')) if (ids.has(csat.parentNode.dataset.id)) csat.parentNode.dataset.closed = '1';
     }
 
     const byId = (id) => log.querySelector(`[data-id="${CSS.escape(id)}"]`);
@@ -425,7 +415,7 @@
         const csat = node.querySelector('.csat');
         if (!csat) continue;
         const rating = next && /^([1-5])(?!\d)/.exec(next.dataset.text || '')?.[1];
-        const closed = !newest || next || node.dataset.closed || node.dataset.checking || Date.now() - Date.parse(node.dataset.at) > CSAT_ANSWERS_MS;
+        const closed = !newest || next || node.dataset.closed || Date.now() - Date.parse(node.dataset.at) > CSAT_ANSWERS_MS;
         for (const button of csat.children) {
           button.disabled = Boolean(closed);
           button.setAttribute('aria-pressed', String(button.textContent === rating));

@@ -51,16 +51,16 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   switch (event.routeKey) {
     case 'GET /v1/widget/messages': {
       // The visitor's own conversation as it reached them: no private notes, nothing that failed,
-      // each message with the fields its frames carry. Its status beside them: a widget that
-      // resumed without a session call (a reload, a reconnection) learns it was resolved meanwhile.
+      // each message with the fields its frames carry. Its state beside them: a widget that
+      // resumed without a session call (a reload, a reconnection) learns it was resolved meanwhile,
+      // and whether the CSAT question it shows still takes a rating. The conversation is read after
+      // the messages: a question is stored after the resolution that asks it, so one the page holds
+      // is one this read knows of (read side by side, it could miss it and say it takes none).
       const visitor = await visitorOf(event);
       const query = validate(HistoryQuery, queryOf(event));
-      if (!visitor.conversationId) return json(200, { items: [], nextCursor: null, conversationStatus: null });
-      const [page, { conversationStatus }] = await Promise.all([
-        listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false, withoutFailed: true }),
-        conversationStateOf(visitor),
-      ]);
-      return json(200, { ...page, items: page.items.map(visitorMessage), conversationStatus });
+      if (!visitor.conversationId) return json(200, { items: [], nextCursor: null, conversationStatus: null, csatOpen: false });
+      const page = await listMessages(visitor.conversationId, { limit: query.limit, cursor: query.cursor, includePrivate: false, withoutFailed: true });
+      return json(200, { ...page, items: page.items.map(visitorMessage), ...(await conversationStateOf(visitor)) });
     }
     case 'POST /v1/widget/uploads': {
       const visitor = await visitorOf(event);

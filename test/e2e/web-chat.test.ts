@@ -169,7 +169,7 @@ describe('web chat', () => {
     expect(lower.status).toBe(200);
   });
 
-  it("tells a resumed session its conversation's status and whether its CSAT question still takes a rating, and nothing of the team's", async () => {
+  it("tells a resumed session, and the history beside its messages, the conversation's status and whether its CSAT question still takes a rating, and nothing of the team's", async () => {
     // Prepare: auto-resolve in seconds, asking the CSAT question
     const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
     const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
@@ -179,11 +179,19 @@ describe('web chat', () => {
       const { session, ws, ack } = await visitorWithConversation('A quick one');
       const conversationId = ack.conversationId;
       const resumed = () => visitorSession(stack.httpUrl, { token: session.token });
+      // The history says the same (a reloaded widget asks no session call to know it).
+      const history = async () => {
+        const { body } = await http(stack.httpUrl, 'GET', '/v1/widget/messages', { token: session.token });
+        expect(Object.keys(body).sort()).toEqual(['conversationStatus', 'csatOpen', 'items', 'nextCursor']);
+        return body;
+      };
       expect(session).toMatchObject({ conversationId: null, conversationStatus: null, csatOpen: false });
       expect(await resumed()).toMatchObject({ conversationId, conversationStatus: 'open', csatOpen: false });
+      expect(await history()).toMatchObject({ conversationStatus: 'open', csatOpen: false });
       await ws.waitFor((f) => f.type === 'message.created' && f.message.attachments.some((a: { type: string }) => a.type === 'csat'), 20_000, 'the CSAT question');
       const asked = await resumed();
       expect(asked).toMatchObject({ conversationId, conversationStatus: 'resolved', csatOpen: true });
+      expect(await history()).toMatchObject({ conversationStatus: 'resolved', csatOpen: true });
       expect(Object.keys(asked).sort()).toEqual(['conversationId', 'conversationStatus', 'csatOpen', 'token', 'visitorId', 'websocketUrl']);
       // No second auto-resolve (and question) once reopened.
       expect((await restore()).status).toBe(200);
@@ -191,12 +199,16 @@ describe('web chat', () => {
       // Act: an agent reopens it, then resolves it again (no question asked this time)
       expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/reopen`, { token: agentJwt })).status).toBe(200);
       const reopened = await resumed();
+      const reopenedHistory = await history();
       expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
       const resolved = await resumed();
+      const resolvedHistory = await history();
 
       // Assess: the old question takes no rating any more, whatever the status
       expect(reopened).toMatchObject({ conversationStatus: 'open', csatOpen: false });
       expect(resolved).toMatchObject({ conversationStatus: 'resolved', csatOpen: false });
+      expect(reopenedHistory).toMatchObject({ conversationStatus: 'open', csatOpen: false });
+      expect(resolvedHistory).toMatchObject({ conversationStatus: 'resolved', csatOpen: false });
     } finally {
       await restore();
     }

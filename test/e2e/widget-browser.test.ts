@@ -684,13 +684,18 @@ it.skipIf(!runs)('keeps the newest view of the conversation: a session answer as
   expect(await end.isVisible()).toBe(false);
 }, 60_000);
 
-it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing', async () => {
+it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the page was away: after a reload its buttons send nothing; the history alone says so, with no session call', async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
   const { timers, csat } = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: admin })).body;
   const restore = () => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat } });
   expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers: { autoResolveAfterSeconds: 2 }, csat: { enabled: true, question: 'Rate us, 1 to 5' } } })).status).toBe(200);
   try {
     const { context, page } = await startChat('Dora');
+    // Session calls from here on: a reload resumes on the socket, and the history tells the question's state.
+    const sessions: string[] = [];
+    context.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/v1/widget/sessions')) sessions.push(request.url());
+    });
     const created = await visitorSays(page, 'Dora, one question', 'the first message');
     const conversationId: string = created.conversationId;
     const disabled = () => widget(page).locator('.csat button').evaluateAll((nodes) => nodes.map((b) => (b as unknown as { disabled: boolean }).disabled));
@@ -698,6 +703,11 @@ it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the p
     expect(await disabled()).toEqual([false, false, false, false, false]);
     // No second question once reopened.
     expect((await restore()).status).toBe(200);
+    // Reloaded while the question is still open: it takes a rating.
+    await page.reload();
+    await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+    await expect.poll(() => widget(page).locator('.csat').count()).toBe(1);
+    await expect.poll(() => disabled()).toEqual([false, false, false, false, false]);
 
     // The page is away (closed) when the agent reopens the conversation.
     const url = page.url();
@@ -708,6 +718,7 @@ it.skipIf(!runs)('closes a CSAT question an agent dropped (reopened) while the p
     await widget(again).getByRole('button', { name: /^Chat with us/ }).click();
     await expect.poll(() => widget(again).locator('.csat').count()).toBe(1);
     await expect.poll(() => widget(again).locator('.csat button').evaluateAll((nodes) => nodes.map((b) => (b as unknown as { disabled: boolean }).disabled))).toEqual([true, true, true, true, true]);
+    expect(sessions).toEqual([]);
 
     // A click on "4" sends nothing: the next message the agent sees is the visitor's own words.
     await widget(again).locator('.csat').getByRole('button', { name: '4' }).click({ force: true });
