@@ -142,6 +142,8 @@
     // come in any order, and one asked for before a frame arrived must not undo what that frame said.
     let statusAsked = 0;
     let statusShown = 0;
+    // The newest team message this tab's markRead covered.
+    let readUpTo = '';
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     // Offered once there is a conversation (a message in it) that is not resolved.
@@ -264,6 +266,7 @@
       text.value = '';
       unread = 0;
       resolved = false;
+      readUpTo = '';
       badge.hidden = composer.hidden = endButton.hidden = true;
     }
 
@@ -517,13 +520,16 @@
       }
     }
 
+    /**
+     * Reads up to the newest team message, once: only one newer than the last this tab read goes
+     * (ids grow with time), and none the API shows `read` already (another tab, an earlier page).
+     */
     function markRead() {
-      if (panel.hidden || document.visibilityState !== 'visible') return;
+      if (panel.hidden || document.visibilityState !== 'visible' || socket?.readyState !== WebSocket.OPEN) return;
       const last = [...log.querySelectorAll('.message.outbound[data-id]')].pop();
-      if (last && last.dataset.id !== last.dataset.readSent) {
-        last.dataset.readSent = last.dataset.id;
-        send({ action: 'markRead', messageId: last.dataset.id });
-      }
+      if (!last || last.dataset.id <= readUpTo) return;
+      readUpTo = last.dataset.id;
+      if (last.dataset.status !== 'read') send({ action: 'markRead', messageId: last.dataset.id });
     }
 
     function post(value, attachments) {

@@ -343,6 +343,10 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
       const read = await getMessage(conversation.id, frame.messageId);
       if (!read || (isVisitor && read.private)) throw notFound('message');
       const event = { type: 'read', conversationId: conversation.id, messageId: frame.messageId, by: signalSender(principal, conversation) };
+      // Read already (another tab, a reload, a script): a reply is `read` only once a read of the
+      // visitor's covered it, after it moved their watermark, so this one would mark, cancel and
+      // tell nothing new. Decided on the three reads made anyway; a stale one goes the whole way.
+      if (isVisitor && read.status === 'read' && (conversation.engagement?.visitorReadUpTo ?? '') >= read.id) return;
       if (isVisitor) {
         await publish([event], { agents: scopeOf(conversation) });
         await afterVisitorRead(conversation, frame.messageId);

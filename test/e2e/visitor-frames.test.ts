@@ -6,7 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
-import { agentToken, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
+import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
+import { handleFrame } from '../../src/domain/realtime';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -24,7 +26,7 @@ async function visitorWithConversation() {
   const session = await visitorSession(stack.httpUrl, { name: 'Vera' });
   const ws = await connect(session.token);
   const ack = await say(ws, 'Hello');
-  return { ws, token: session.token, conversationId: ack.conversationId as string };
+  return { ws, token: session.token, visitorId: session.visitorId as string, conversationId: ack.conversationId as string };
 }
 
 /** The visitor writes; answers the ack once the agent has the message (every frame sent before it was handled by then). */
@@ -132,5 +134,36 @@ describe('visitor frames', () => {
     expect(messages.map((m) => m.text)).toEqual(expect.arrayContaining(['Hello', text]));
     for (const message of messages) expect(Object.keys(message).filter((field) => !contract.includes(field))).toEqual([]);
     expect(atVisitor.message).toMatchObject({ direction: 'outbound', status: 'delivered', private: false });
+  });
+  it('costs a read receipt with nothing new to mark (the reply is read already) the frame\'s own three reads: no fan-out, no engagement', async () => {
+    // Prepare: the agent's reply, delivered to the visitor and read by them; nothing left in the queues
+    const { ws, visitorId, conversationId } = await visitorWithConversation();
+    const text = `Your parcel left today ${crypto.randomUUID()}`;
+    agent.send({ action: 'sendMessage', conversationId, text, clientMessageId: crypto.randomUUID() });
+    const reply = (await ws.waitFor((f) => f.type === 'message.created' && f.message.text === text, 10_000, 'reply at the visitor')).message;
+    const idle = () =>
+      ['conversa-inbound.fifo', 'conversa-outbound.fifo'].every((name) => {
+        const counts = stack.aws.sqs.getQueue(name).counts();
+        return counts.visible + counts.inFlight + counts.delayed === 0;
+      });
+    await eventually(idle);
+    const visitor = { role: 'visitor' as const, id: visitorId };
+    const markRead = JSON.stringify({ action: 'markRead', messageId: reply.id });
+    await handleFrame(visitor, 'visitor-connection', markRead);
+    await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === reply.id && f.message.status === 'read', 10_000, 'the reply read');
+    await eventually(idle);
+
+    // Act: the same receipt again (another tab, a reload, a script)
+    resetCapacityTotals();
+    await handleFrame(visitor, 'visitor-connection', markRead);
+    const repeat = { ...capacityTotals };
+
+    // Assess: the visitor and the conversation (0.5 RRU each) and the message (consistent, 1 RRU);
+    // before, the agents' connections, the conversation again (consistent) and the recent messages
+    // too: 6 requests, 4 RRU
+    expect(repeat).toEqual({ requests: 3, read: 2, write: 0 });
+    // The agents heard the first read only (the visitor's next message comes after anything it sent).
+    await say(ws, 'Thanks');
+    expect(agent.frames.filter((f) => f.type === 'read' && f.messageId === reply.id)).toHaveLength(1);
   });
 });

@@ -342,6 +342,52 @@ it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after
   await context.close();
 });
 
+it.skipIf(!runs)('reads each team message once: a reload, the chat opened again or the tab shown again sends no markRead for a reply read already, a newer reply is read', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // What the page sends on its sockets, in order (a reload keeps the page, and this listener).
+  const sent: { action: string; messageId?: string; text?: string }[] = [];
+  page.on('websocket', (socket) => socket.on('framesent', ({ payload }) => sent.push(JSON.parse(String(payload)))));
+  const reads = () => sent.filter((f) => f.action === 'markRead').map((f) => f.messageId);
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Ines');
+  const { conversationId } = await visitorSays(page, 'Ines here', 'the first message');
+  /** The agent replies; answers its id once the visitor's read of it reached the agent. */
+  const reply = async (text: string) => {
+    const res = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } });
+    expect(res.status).toBe(202);
+    await agent.waitFor((f) => f.type === 'read' && f.messageId === res.body.message.id && f.by?.type === 'contact', 15_000, `the read of "${text}"`);
+    return res.body.message.id as string;
+  };
+  /** The visitor writes: every frame the page sent before has been seen here by then (frames go in order). */
+  const settle = async (text: string) => {
+    await visitorSays(page, text, text);
+    await expect.poll(() => sent.some((f) => f.action === 'sendMessage' && f.text === text)).toBe(true);
+  };
+  const first = await reply('First answer');
+  await settle('Thanks');
+  const readBefore = reads();
+  expect(readBefore.filter((id) => id === first)).toHaveLength(1);
+
+  // Act: the page reloaded and the chat opened (the history shows the reply read), closed and
+  // opened again, the tab shown again
+  await page.reload();
+  const launcher = widget(page).getByRole('button', { name: /^Chat with us/ });
+  await launcher.click();
+  await expect.poll(() => widget(page).locator('.message.outbound').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('First answer')]));
+  await launcher.click();
+  await launcher.click();
+  await page.evaluate("document.dispatchEvent(new Event('visibilitychange'))");
+  await settle('Still there?');
+  const readAfterReload = reads();
+  const second = await reply('Second answer');
+  await settle('Got it');
+
+  // Assess: nothing read again; the newer reply read once
+  expect(readAfterReload).toEqual(readBefore);
+  expect(reads()).toEqual([...readBefore, second]);
+});
+
 it.skipIf(!runs)("waits, out of sight, when a visitor's newer tabs took its socket's place: with more tabs than the cap, they do not take turns for good", async () => {
   const context = await newContext();
   await countSockets(context);
