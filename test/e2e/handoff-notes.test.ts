@@ -63,7 +63,7 @@ const notes = async (id: string, text: string) =>
 const assignee = async (id: string) => (await get(`/v1/conversations/${id}`)).body.assigneeId as string | null;
 
 /** A web visitor's conversation, handed by routing to one of the agents. */
-async function visitorConversation(text: string): Promise<{ id: string; holder: string; other: string }> {
+async function visitorConversation(text: string): Promise<{ id: string; holder: string; other: string; ws: WsClient }> {
   const session = await visitorSession(stack.httpUrl, { name: 'Vera' });
   const ws = await WsClient.connect(stack.wsUrl, session.token);
   sockets.push(ws);
@@ -71,7 +71,7 @@ async function visitorConversation(text: string): Promise<{ id: string; holder: 
   ws.send({ action: 'sendMessage', text, clientMessageId });
   const ack = await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
   const holder = await eventually(() => assignee(ack.conversationId));
-  return { id: ack.conversationId, holder, other: AGENTS.find((a) => a !== holder)! };
+  return { id: ack.conversationId, holder, other: AGENTS.find((a) => a !== holder)!, ws };
 }
 
 /** A new WhatsApp customer's conversation (their phone gives them an SMS handle to move to). */
@@ -194,6 +194,35 @@ describe('transfer notes', () => {
     expect([afterResolve.status, afterResolve.body.assigneeId]).toEqual([200, null]);
     expect(afterReopen.status).toBe(200);
     expect(await notes(id, 'Sales lead')).toBe(4);
+  });
+  it('takes a transfer sent again after the visitor ended the conversation for the retry it is: no second note, no move of the resolved conversation, the slot given back', async () => {
+    // Prepare: the holder sends it back to the queue with a note and the answer is lost (the note
+    // stored); routing hands it to the other agent
+    const { id, holder, other, ws } = await visitorConversation('Can you check my invoice?');
+    const body = { note: 'Invoice question, someone else please', clientRequestId: crypto.randomUUID() };
+    crash.armed = { text: body.note, when: 'after' };
+    expect((await transfer(id, body, tokens[holder])).status).toBeGreaterThanOrEqual(500);
+    expect(await eventually(() => assignee(id))).toBe(other);
+
+    // Act: the visitor ends the conversation (the widget's button), then the client's retry comes, twice
+    ws.send({ action: 'resolve' });
+    await eventually(async () => (await get(`/v1/conversations/${id}`)).body.status === 'resolved');
+    const retries = [await transfer(id, body, tokens[holder]), await transfer(id, body, tokens[holder])];
+
+    // Assess: the transfer's one note, the conversation left resolved with the agent routing gave
+    // it to, and their slot given back (the load counts what the agent holds open)
+    expect(retries.map((r) => [r.status, r.body.status, r.body.assigneeId])).toEqual([
+      [200, 'resolved', other],
+      [200, 'resolved', other],
+    ]);
+    expect(await notes(id, body.note)).toBe(1);
+    const conversation = (await get(`/v1/conversations/${id}`)).body;
+    expect([conversation.status, conversation.assigneeId]).toEqual(['resolved', other]);
+    await eventually(async () => {
+      const held = (await get(`/v1/conversations?status=open&assignee=${other}&limit=100`)).body.items.length;
+      const agent = (await get('/v1/agents')).body.items.find((a: { id: string }) => a.id === other);
+      return agent.load.live === held;
+    });
   });
 });
 
