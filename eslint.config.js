@@ -32,7 +32,7 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'script',
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'localStorage', 'fetch', 'WebSocket', 'CSS', 'FormData', 'URLSearchParams', 'URL', 'crypto', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'sessionStorage', 'atob', 'TextDecoder', 'Event'].map((name) => [name, 'readonly']),
+        ['window', 'document', 'location', 'localStorage', 'fetch', 'WebSocket', 'CSS', 'FormData', 'URLSearchParams', 'URL', 'crypto', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'sessionStorage', 'atob', 'TextDecoder', 'Event', 'DataTransfer'].map((name) => [name, 'readonly']),
       ),
     },
   },

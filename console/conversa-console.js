@@ -10,10 +10,13 @@
  * (`feed: 'focused'`) connects with the focused feed (README, Agent workspace). The agent signs in with
  * an id token of the identity provider (pasted, or handed over with `ConversaConsole.signIn(token)`
  * by the page that got it); with `data-dev-auth` (the local stack) it asks `/local/auth/token`
- * for one. The token is kept in sessionStorage: a reload stays signed in, a closed tab does not.
+ * for one. The token is kept in sessionStorage: a reload stays signed in, a closed tab does not;
+ * so are each conversation's drafts, under the agent's id (README, Agent console: Drafts).
  */
 (() => {
   const TOKEN_KEY = 'conversa.agentToken';
+  // Drafts kept over a reload, one key per agent (another agent signing in on this tab never sees them).
+  const DRAFTS_KEY = 'conversa.drafts.';
   // API Gateway closes a WebSocket idle for 10 minutes.
   const PING_MS = 4 * 60_000;
   const MAX_BACKOFF_MS = 30_000;
@@ -77,6 +80,8 @@
     .conversa-console .mention-picker li:first-child button { background: #0969da; color: #fff; }
     .conversa-console .mentioned { padding: 6px 8px; background: #ddf4ff; border-bottom: 1px solid #54aeff; font-size: 13px; }
     .conversa-console .mentioned button { margin-left: 6px; padding: 2px 8px; }
+    .conversa-console .composer .kept { font-size: 12px; color: #57606a; }
+    .conversa-console .composer .kept button { margin-left: 6px; padding: 2px 8px; }
     .conversa-console form.signin { display: flex; flex-direction: column; gap: 8px; max-width: 320px; margin: 40px auto; }
     .conversa-console input, .conversa-console textarea, .conversa-console select { font: inherit; padding: 6px; border: 1px solid #d0d7de; border-radius: 6px; }
     .conversa-console button { font: inherit; border: 0; border-radius: 6px; padding: 6px 10px; background: #1f6feb; color: #fff; cursor: pointer; }
@@ -136,17 +141,18 @@
     let openId = null;
     let olderCursor = null;
     let lastRead;
-    // A reply's clientMessageId lives as long as its draft: a retry after an error sends it once,
-    // with the files it already uploaded.
-    let draftId;
-    let draftFiles;
+    // Each conversation's draft, kept while the agent works elsewhere: { text, note, files (picked,
+    // this page only), clientMessageId and content (of its latest attempt), uploads, error }. The
+    // id lives until the API took the message, so sending it again as it was (after an error, a
+    // switch or a reload) stores it once; its uploads are the files it already sent up.
+    let drafts = new Map();
     // The shown conversation's files fetched so far (`messageId/index` → its source and object URL).
     const fileUrls = new Map();
     // The team as GET /v1/agents read it, kept live by presence frames: the transfer picker.
     let team = [];
     // Conversations whose notes mentioned this agent → the latest mention's time (the Mentions list).
     const mentioned = new Map();
-    // The note's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text).
+    // The open draft's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text); each draft keeps its own.
     let picked = new Map();
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
     const typingSign = { since: 0, idle: undefined, shown: undefined };
@@ -213,6 +219,10 @@
     const text = h('textarea', { name: 'text', placeholder: 'Reply…', ariaLabel: 'Message', maxLength: MAX_TEXT });
     const picker = h('input', { type: 'file', multiple: true, ariaLabel: 'Attach files' });
     const mentionPicker = h('ul', { className: 'mention-picker', ariaLabel: 'Mention', hidden: true });
+    // Files a draft uploaded that the picker no longer holds (a reload empties it): they go with it.
+    const keptLine = h('span');
+    const dropKept = h('button', { type: 'button', textContent: 'Remove files' });
+    const keptFiles = h('span', { className: 'kept', hidden: true }, keptLine, dropKept);
     const composer = h(
       'form',
       { className: 'composer' },
@@ -220,6 +230,7 @@
       mentionPicker,
       canned,
       picker,
+      keptFiles,
       h('label', {}, noteBox, ' Private note'),
       h('button', { type: 'submit', textContent: 'Send' }),
     );
@@ -285,6 +296,7 @@
       if (token) signOut();
       token = value;
       me = { id: claims.sub, name: claims.name || claims.sub };
+      loadDrafts();
       // A focused feed keeps live only what an agent holds or may take (admins follow all): the
       // inbox lists that alone, as another list would go stale.
       focused = options.feed === 'focused' && !(claims['cognito:groups'] || []).includes('admin');
@@ -300,9 +312,12 @@
       connect();
     }
 
-    function signOut(why) {
+    /** `forget`: the agent chose to sign out, so what they were writing leaves the browser too. */
+    function signOut(why, forget = false) {
       generation += 1;
       sessionStorage.removeItem(TOKEN_KEY);
+      if (forget && me) sessionStorage.removeItem(DRAFTS_KEY + me.id);
+      drafts = new Map();
       token = me = undefined;
       clearTimeout(retryTimer);
       clearInterval(pinger);
@@ -336,7 +351,7 @@
       if (!res.ok) return void (signinNotice.textContent = answer.error?.message || 'Could not sign in.');
       signIn(answer.token);
     });
-    signOutButton.onclick = () => signOut();
+    signOutButton.onclick = () => signOut(undefined, true);
 
     // ---- The WebSocket ----
 
@@ -531,21 +546,20 @@
       view.hidden = true;
       log.replaceChildren();
       forgetFiles();
+      showDraft();
     }
 
     function openConversation(id) {
       if (openId !== id) {
         setTyping(false);
+        keepDraft();
         openId = id;
         lastRead = undefined;
-        newDraft();
-        picked = new Map();
         showSuggestions([]);
-        text.value = picker.value = '';
         log.replaceChildren();
         forgetFiles();
         showTyping('');
-        say('');
+        showDraft();
       }
       view.hidden = false;
       // Not heard of yet (a mention of a conversation no list loaded): read for its head.
@@ -765,14 +779,90 @@
       );
     };
 
-    noteBox.onchange = () => {
+    /** The composer says which it writes: a reply, or a note the customer never sees. */
+    function showNoteMode() {
       composer.classList.toggle('note', noteBox.checked);
       text.placeholder = noteBox.checked ? 'Private note (the customer never sees it; @ mentions a colleague)…' : 'Reply…';
       suggest();
+    }
+
+    const sameFiles = (a, b) => a.length === b.length && a.every((file, i) => file === b[i]);
+    const isEmpty = (d) => !d.text && d.files.length === 0 && !d.uploads;
+
+    function draftOf(id) {
+      let d = drafts.get(id);
+      if (!d) drafts.set(id, (d = { text: '', note: false, files: [] }));
+      return d;
+    }
+
+    /** The drafts of this agent this tab kept (sessionStorage: a reload keeps them, a closed tab does not). */
+    function loadDrafts() {
+      drafts = new Map();
+      try {
+        for (const [id, d] of Object.entries(JSON.parse(sessionStorage.getItem(DRAFTS_KEY + me.id) || '{}'))) {
+          drafts.set(id, { text: String(d.text || ''), note: d.note === true, files: [], clientMessageId: d.clientMessageId, content: d.content, uploads: d.uploads, error: d.error, picked: Array.isArray(d.picked) ? d.picked : [] });
+        }
+      } catch {
+        // Unreadable: no drafts, rather than no console.
+      }
+    }
+
+    /** Empty drafts go; the rest is written for a reload (picked files cannot be: their uploads are). */
+    function storeDrafts() {
+      if (!me) return;
+      const kept = {};
+      for (const [id, d] of drafts) {
+        if (isEmpty(d)) drafts.delete(id);
+        else kept[id] = { text: d.text, note: d.note, clientMessageId: d.clientMessageId, content: d.content, uploads: d.uploads, error: d.error, picked: d.picked };
+      }
+      try {
+        sessionStorage.setItem(DRAFTS_KEY + me.id, JSON.stringify(kept));
+      } catch {
+        // Storage full or refused: the drafts still live as long as the page.
+      }
+    }
+
+    /** The open conversation's composer, as the agent leaves it, into its draft. */
+    function keepDraft() {
+      if (!openId || !me) return;
+      const d = draftOf(openId);
+      d.text = text.value;
+      d.note = noteBox.checked;
+      d.files = [...picker.files];
+      // The colleagues an "@" picked in it, by the name it wrote: a note mentions those still in its text.
+      d.picked = [...picked];
+      storeDrafts();
+    }
+
+    /** The open conversation's draft into the composer (an empty one when there is none). */
+    function showDraft() {
+      const d = (openId && drafts.get(openId)) || { text: '', note: false, files: [] };
+      picked = new Map(d.picked || []);
+      // Written only when it differs: the cursor stays where the agent is typing.
+      if (text.value !== d.text) text.value = d.text;
+      noteBox.checked = d.note;
+      showNoteMode();
+      if (!sameFiles([...picker.files], d.files)) {
+        const chosen = new DataTransfer();
+        for (const file of d.files) chosen.items.add(file);
+        picker.files = chosen.files;
+      }
+      keptFiles.hidden = !d.uploads || d.files.length > 0;
+      keptLine.textContent = d.uploads ? `📎 ${d.uploads.map((u) => u.name).join(', ')} ` : '';
+      say(d.error ? `Not sent: ${d.error}` : '');
+    }
+
+    noteBox.onchange = () => {
+      showNoteMode();
+      keepDraft();
     };
 
-    /** Another message from now on: another clientMessageId, its files uploaded afresh. */
-    const newDraft = () => (draftId = draftFiles = undefined);
+    dropKept.onclick = () => {
+      if (!openId) return;
+      draftOf(openId).uploads = undefined;
+      keepDraft();
+      showDraft();
+    };
 
     /** Upload ticket, the file straight to storage, then the reply names it by its uploadId. */
     async function upload(file) {
@@ -784,40 +874,67 @@
 
     composer.addEventListener('submit', async (event) => {
       event.preventDefault();
-      const value = text.value.trim();
-      const files = [...picker.files];
       const id = openId;
-      if ((!value && files.length === 0) || !id) return;
-      const clientMessageId = (draftId = draftId || crypto.randomUUID());
+      if (!id) return;
+      keepDraft();
+      const d = drafts.get(id);
+      const value = d ? d.text.trim() : '';
+      if (!d || (!value && d.files.length === 0 && !d.uploads)) return;
+      const { files, note } = d;
       // Only a note mentions, and only the names still in its text.
-      const mentions = noteBox.checked ? [...new Set([...picked].filter(([name]) => value.includes(name)).map(([, agentId]) => agentId))] : [];
+      const mentions = note ? [...new Set((d.picked || []).filter(([name]) => value.includes(name)).map(([, agentId]) => agentId))] : [];
+      d.error = undefined;
+      storeDrafts();
       setTyping(false);
       showSuggestions([]);
       say(files.length > 0 ? 'Sending…' : '');
+      // Still this draft, and this attempt its latest (the agent may clear it, or send it again, meanwhile).
+      let clientMessageId;
+      const current = () => drafts.get(id) === d && (!clientMessageId || d.clientMessageId === clientMessageId);
       try {
-        const attachments = draftFiles || (await Promise.all(files.map(upload)));
-        if (draftId === clientMessageId) draftFiles = attachments;
+        const attachments = d.uploads || (await Promise.all(files.map(upload)));
+        if (current() && sameFiles(d.files, files)) d.uploads = attachments;
+        // What an attempt that got no answer sent, sent again: the same message, under its id (the
+        // API stores it once). Anything else (edited, other files, a note now) is another message.
+        const content = JSON.stringify([value, note, attachments.map((a) => a.uploadId), mentions]);
+        if (!d.clientMessageId || d.content !== content) Object.assign(d, { clientMessageId: crypto.randomUUID(), content });
+        clientMessageId = d.clientMessageId;
+        if (drafts.get(id) === d) storeDrafts();
         const answer = await api('POST', `/v1/conversations/${encodeURIComponent(id)}/messages`, {
           text: value,
           clientMessageId,
           ...(attachments.length > 0 ? { attachments } : {}),
-          ...(noteBox.checked ? { private: true } : {}),
+          ...(note ? { private: true } : {}),
           ...(mentions.length > 0 ? { mentions } : {}),
         });
         if (id === openId) renderMessage(answer.message);
-        if (text.value.trim() === value) {
-          text.value = '';
-          picked = new Map();
+        // Taken: what was sent leaves the draft; what the agent wrote meanwhile stays, a new message.
+        if (current()) {
+          if (d.text.trim() === value) {
+            d.text = '';
+            d.picked = [];
+          }
+          if (sameFiles(d.files, files)) d.files = [];
+          d.uploads = d.clientMessageId = d.content = d.error = undefined;
+          storeDrafts();
         }
-        if ([...picker.files].every((file, i) => file === files[i])) picker.value = '';
-        if (draftId === clientMessageId) newDraft();
-        say('');
+        if (id === openId) showDraft();
       } catch (error) {
-        // The draft stays, with its id and uploads: sending it again never sends it twice.
-        if (!error.stale) say(`Not sent: ${error.message}`);
+        if (error.stale) return;
+        // The draft stays, with its id and uploads: sent again as it is, it is stored once.
+        if (current()) {
+          d.error = error.message;
+          storeDrafts();
+        }
+        if (id === openId) say(`Not sent: ${error.message}`);
       }
     });
-    picker.onchange = newDraft;
+    picker.onchange = () => {
+      // Other files: uploaded afresh when sent.
+      if (openId) draftOf(openId).uploads = undefined;
+      keepDraft();
+      showDraft();
+    };
     // Enter sends, Shift+Enter starts a new line; with colleagues offered for an "@", Enter or Tab
     // picks the first and Escape closes the offer.
     text.onkeydown = (event) => {
@@ -830,8 +947,7 @@
       }
     };
     text.addEventListener('input', () => {
-      // Edited after a failed send: another message, another id.
-      newDraft();
+      keepDraft();
       setTyping(text.value.length > 0);
       suggest();
     });
@@ -876,7 +992,8 @@
       text.setRangeText(`${name} `, at.start, text.selectionStart, 'end');
       showSuggestions([]);
       text.focus();
-      newDraft();
+      // setRangeText fires no input event: the draft takes the name and the pick here.
+      keepDraft();
     }
 
     /**
@@ -906,7 +1023,7 @@
 
     const kept = sessionStorage.getItem(TOKEN_KEY);
     if (kept && claimsOf(kept)) signIn(kept);
-    return { signIn, signOut: () => signOut() };
+    return { signIn, signOut: () => signOut(undefined, true) };
   }
 
   const consoles = [];

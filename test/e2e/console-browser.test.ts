@@ -3,7 +3,7 @@
  * served by the local stack at /local/console/ and signed in through its identity provider: a
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
  * notes never do, canned responses, typing and read receipts both ways, assign, transfer,
- * resolve and reopen, a note's @mention from one console to another. Every wait is for a DOM state or a frame, never a fixed sleep.
+ * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -353,6 +353,182 @@ it.skipIf(!runs)('sends a reply whose answer was lost again under the same clien
   expect(history.body.items.filter((m: { text: string }) => m.text === 'Yes, send me the new one.')).toHaveLength(1);
   expect((await texts(page, '.message.outbound')).filter((t) => t === 'Yes, send me the new one.')).toHaveLength(1);
   expect(sentTo()).toHaveLength(1);
+});
+
+/** A WhatsApp customer writes: their conversation's id, once the team's feed carried the message. */
+async function whatsappCustomer(text: string): Promise<string> {
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', newHandle('whatsapp'), text).body)).status).toBe(200);
+  const frame = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === text, 15_000, text);
+  return frame.conversationId as string;
+}
+
+/** What the composer holds: the text and whether it writes a note. */
+const composer = async (page: Page) => ({ text: await page.getByLabel('Message').inputValue(), note: await page.getByLabel('Private note').isChecked() });
+
+it.skipIf(!runs)("keeps each conversation's draft, note mode and files when the agent works elsewhere, over a reload too, for that agent alone, until it is sent", async () => {
+  const page = await openConsole('agent-pia', 'Pia');
+  const invoice = await whatsappCustomer('Can I pay by invoice?');
+  const norway = await whatsappCustomer('Do you ship to Norway?');
+  await expect.poll(() => row(page, invoice).count(), { timeout: 15_000 }).toBe(1);
+  await expect.poll(() => row(page, norway).count(), { timeout: 15_000 }).toBe(1);
+  const open = async (conversationId: string, question: string) => {
+    await row(page, conversationId).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual([question]);
+  };
+
+  // A note half written, with a file, in one conversation; a reply begun in another.
+  await open(invoice, 'Can I pay by invoice?');
+  await page.getByLabel('Private note').check();
+  await page.getByLabel('Message').fill('Check her credit limit first');
+  await page.getByLabel('Attach files').setInputFiles({ name: 'terms.txt', mimeType: 'text/plain', buffer: Buffer.from('Net 30 days.') });
+  await open(norway, 'Do you ship to Norway?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+  expect(await page.getByLabel('Attach files').inputValue()).toBe('');
+  await page.getByLabel('Message').fill('Yes, within five days');
+
+  // Back and forth: each finds its own again.
+  await open(invoice, 'Can I pay by invoice?');
+  expect(await composer(page)).toEqual({ text: 'Check her credit limit first', note: true });
+  expect(await page.getByLabel('Attach files').inputValue()).toContain('terms.txt');
+  await open(norway, 'Do you ship to Norway?');
+  expect(await composer(page)).toEqual({ text: 'Yes, within five days', note: false });
+
+  // Sent and taken: its draft is gone, here and on coming back; the other one stays.
+  await page.getByLabel('Message').press('Enter');
+  // (Its frame may show it before the 202, which empties the draft.)
+  await expect.poll(() => texts(page, '.message.outbound')).toContain('Yes, within five days');
+  await expect.poll(() => composer(page)).toEqual({ text: '', note: false });
+  await open(invoice, 'Can I pay by invoice?');
+  expect(await composer(page)).toEqual({ text: 'Check her credit limit first', note: true });
+  await open(norway, 'Do you ship to Norway?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+
+  // A reload (still signed in) keeps the text and the note mode; a picked file it cannot keep.
+  await page.reload();
+  await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
+  await expect.poll(() => row(page, invoice).count(), { timeout: 15_000 }).toBe(1);
+  await open(invoice, 'Can I pay by invoice?');
+  expect(await composer(page)).toEqual({ text: 'Check her credit limit first', note: true });
+  expect(await page.getByLabel('Attach files').inputValue()).toBe('');
+  await open(norway, 'Do you ship to Norway?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+  const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${norway}/messages`, { token: await agentToken(stack.httpUrl, 'agent-pia') });
+  expect(history.body.items.filter((m: { text: string }) => m.text === 'Yes, within five days')).toHaveLength(1);
+
+  // Another agent signing in on this tab finds none of Pia's drafts.
+  await page.evaluate((token) => (globalThis as any).ConversaConsole.signIn(token), stack.issueAgentToken('agent-quinn', 'agent', 'Quinn'));
+  await expect.poll(() => page.locator('header .me').textContent()).toBe('Quinn');
+  await expect.poll(() => row(page, invoice).count(), { timeout: 15_000 }).toBe(1);
+  await open(invoice, 'Can I pay by invoice?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+});
+
+it.skipIf(!runs)('sends a reply that failed at the network again from its kept draft, after a switch and a reload, under the same clientMessageId: stored once', async () => {
+  const page = await openConsole('agent-rex', 'Rex');
+  const refund = await whatsappCustomer('Where is my refund?');
+  const stock = await whatsappCustomer('Is the blue one in stock?');
+  await expect.poll(() => row(page, refund).count(), { timeout: 15_000 }).toBe(1);
+  await expect.poll(() => row(page, stock).count(), { timeout: 15_000 }).toBe(1);
+  const open = async (conversationId: string, question: string) => {
+    await row(page, conversationId).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual([question]);
+  };
+  await open(refund, 'Where is my refund?');
+
+  // The first attempt reaches the API, which stores it; its answer never reaches the browser.
+  const ids: string[] = [];
+  await page.route(`**/v1/conversations/${refund}/messages`, async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    ids.push(route.request().postDataJSON().clientMessageId);
+    if (ids.length !== 1 && ids.length !== 3) return route.continue();
+    await route.fetch();
+    return route.abort('failed');
+  });
+  const reply = 'It left our bank on Monday.';
+  await page.getByLabel('Message').fill(reply);
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.locator('.view .notice').textContent()).toContain('Not sent');
+  await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === reply, 15_000, 'the stored reply');
+
+  // The agent answers another customer and comes back, then reloads the page: the draft waits, not sent.
+  await open(stock, 'Is the blue one in stock?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+  await open(refund, 'Where is my refund?');
+  expect(await composer(page)).toEqual({ text: reply, note: false });
+  expect(await page.locator('.view .notice').textContent()).toContain('Not sent');
+  await page.reload();
+  await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
+  await expect.poll(() => row(page, refund).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, refund).click();
+  await expect.poll(() => texts(page, '.message.outbound')).toContain(reply);
+  expect(await composer(page)).toEqual({ text: reply, note: false });
+
+  // Sent again: the same clientMessageId, so the API keeps the one message; the draft goes.
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+  expect(ids).toHaveLength(2);
+  expect(ids[1]).toBe(ids[0]);
+  const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${refund}/messages`, { token: await agentToken(stack.httpUrl, 'agent-rex') });
+  expect(history.body.items.filter((m: { text: string }) => m.text === reply)).toHaveLength(1);
+  expect((await texts(page, '.message.outbound')).filter((t) => t === reply)).toHaveLength(1);
+  await open(stock, 'Is the blue one in stock?');
+  await open(refund, 'Where is my refund?');
+  expect(await composer(page)).toEqual({ text: '', note: false });
+  expect(await page.locator('.view .notice').textContent()).toBe('');
+
+  // Not sent, then edited: another message, under another id (the contract's "the same id twice
+  // sends once" would otherwise drop it).
+  await page.getByLabel('Message').fill('It takes three days.');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.locator('.view .notice').textContent()).toContain('Not sent');
+  await page.getByLabel('Message').fill('It takes five days.');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+  expect(ids).toHaveLength(4);
+  expect(new Set(ids.slice(1)).size).toBe(3);
+  await expect.poll(() => texts(page, '.message.outbound')).toContain('It takes five days.');
+});
+
+it.skipIf(!runs)('sends a reply with a file whose answer was a 503 again after a reload with the uploads its draft kept: one message, one copy of the file', async () => {
+  const page = await openConsole('agent-sol', 'Sol');
+  const label = await whatsappCustomer('Can you mail me a label?');
+  await expect.poll(() => row(page, label).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, label).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Can you mail me a label?']);
+
+  // Stored by the API, answered 503 to the browser.
+  const bodies: { clientMessageId: string; attachments: { uploadId: string }[] }[] = [];
+  await page.route(`**/v1/conversations/${label}/messages`, async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    bodies.push(route.request().postDataJSON());
+    if (bodies.length > 1) return route.continue();
+    await route.fetch();
+    return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ message: 'Service Unavailable' }) });
+  });
+  const reply = 'Here it is.';
+  await page.getByLabel('Attach files').setInputFiles({ name: 'label.png', mimeType: 'image/png', buffer: png(5, 4) });
+  await page.getByLabel('Message').fill(reply);
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.locator('.view .notice').textContent()).toContain('Not sent');
+  await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === reply, 15_000, 'the stored reply');
+
+  // After a reload the picker is empty, but the draft names the file it uploaded and sends it.
+  await page.reload();
+  await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
+  await expect.poll(() => row(page, label).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, label).click();
+  await expect.poll(() => composer(page)).toEqual({ text: reply, note: false });
+  expect(await page.locator('.composer .kept').textContent()).toContain('label.png');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+  expect(await page.locator('.composer .kept').isVisible()).toBe(false);
+  expect(bodies).toHaveLength(2);
+  expect(bodies[1]!.clientMessageId).toBe(bodies[0]!.clientMessageId);
+  expect(bodies[1]!.attachments.map((a) => a.uploadId)).toEqual(bodies[0]!.attachments.map((a) => a.uploadId));
+  const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${label}/messages`, { token: await agentToken(stack.httpUrl, 'agent-sol') });
+  const sent = history.body.items.filter((m: { text: string }) => m.text === reply);
+  expect(sent).toHaveLength(1);
+  expect(sent[0].attachments).toEqual([expect.objectContaining({ name: 'label.png', mimeType: 'image/png' })]);
 });
 
 /** The size an image was decoded at in the page: its bytes came through whole. */
