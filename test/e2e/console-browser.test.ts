@@ -788,6 +788,21 @@ it.skipIf(!runs)("mentions a colleague from a note: '@' offers the team, the col
     await message.press('Enter');
     await expect.poll(() => message.inputValue()).toBe('Voucher issue, @Ben ');
     await message.pressSequentially('can you check?');
+
+    // The pick stays with the draft: another conversation opened meanwhile, and a reload.
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', newHandle('whatsapp'), 'Is my voucher still valid?').body)).status).toBe(200);
+    const other = await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is my voucher still valid?', 15_000, 'the other customer');
+    await expect.poll(() => row(ana, other.conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(ana, other.conversationId).click();
+    await expect.poll(() => message.inputValue()).not.toContain('Voucher issue');
+    await row(ana, conversationId).click();
+    await expect.poll(() => message.inputValue()).toBe('Voucher issue, @Ben can you check?');
+    await ana.reload();
+    await expect.poll(() => ana.locator('header .state').textContent()).toBe('online');
+    await expect.poll(() => row(ana, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(ana, conversationId).click();
+    await expect.poll(() => message.inputValue()).toBe('Voucher issue, @Ben can you check?');
+    expect(await ana.getByLabel('Private note').isChecked()).toBe(true);
     await message.press('Enter');
     await expect.poll(() => message.inputValue()).toBe('');
 
