@@ -28,7 +28,12 @@ export function inboundDedupId(event: InboundEvent): string {
   if (event.replyToConnectionId) return crypto.randomUUID();
   const id = event.providerMessageId ?? event.clientMessageId;
   // Without an id of its own an event cannot be recognised again: each send is new.
-  return sqsId(id ? `${event.channel}#${event.handle}#${id}` : `${event.channel}#${crypto.randomUUID()}`);
+  if (!id) return sqsId(`${event.channel}#${crypto.randomUUID()}`);
+  // A wamid is WhatsApp's alone, whichever id names the customer: a copy naming the BSUID where
+  // the original named the number beside it shares its lane (inboundGroupId), and must share its
+  // deduplication id too, as the consumer trusts SQS to drop a copy within its 5 minutes.
+  if (event.channel === 'whatsapp' && event.providerMessageId) return sqsId(`whatsapp#${event.providerMessageId}`);
+  return sqsId(`${event.channel}#${event.handle}#${id}`);
 }
 
 async function sendBatches(queueUrl: string, entries: BatchEntry[]): Promise<void> {

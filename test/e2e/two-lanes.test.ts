@@ -235,6 +235,44 @@ describe('a WhatsApp customer writing in two lanes at once', () => {
     expect((await getConversation(customer.conversationId, true))!.unreadCount).toBe(before.unreadCount + 1);
   });
 
+  it('stores once a message first sent with both ids whose copy, minutes later, names the BSUID alone (the same lane)', async () => {
+    // Prepare: a message with both ids, applied; the provider sends it again naming the BSUID alone,
+    // within SQS's 5 deduplication minutes (queued in the same lane, the BSUID's)
+    const customer = await newCustomer('both');
+    const original = bothIdsWebhook(customer.bsuid, customer.number, 'sent once, with both ids');
+    expect((await postWebhook(stack, 'whatsapp', original.body)).status).toBe(200);
+    await shown(original.providerMessageId);
+    const before = (await getConversation(customer.conversationId, true))!;
+    const copy = bsuidOnlyWebhook(customer.bsuid, 'sent once, with both ids', original.providerMessageId, Math.floor(Date.now() / 1000));
+
+    // Act: the copy, then a new message behind it in the same lane
+    expect((await postWebhook(stack, 'whatsapp', copy.body)).status).toBe(200);
+    expect(await writes(customer, 'both', 'after the copy')).toBe(customer.conversationId);
+
+    // Assess
+    expect(await messagesWith(customer.conversationId, original.providerMessageId)).toHaveLength(1);
+    expect((await getConversation(customer.conversationId, true))!.unreadCount).toBe(before.unreadCount + 1);
+  });
+
+  it('stores once a message first sent by number alone whose copy, at once, names both ids (the other lane)', async () => {
+    // Prepare
+    const customer = await newCustomer('both');
+    const original = textWebhook('whatsapp', customer.number, 'sent once, by number');
+    expect((await postWebhook(stack, 'whatsapp', original.body)).status).toBe(200);
+    await shown(original.providerMessageId);
+    const before = (await getConversation(customer.conversationId, true))!;
+    const copy = JSON.parse(bothIdsWebhook(customer.bsuid, customer.number, 'sent once, by number').body);
+    copy.entry[0].changes[0].value.messages[0].id = original.providerMessageId;
+
+    // Act
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(copy))).status).toBe(200);
+    expect(await writes(customer, 'both', 'after the copy')).toBe(customer.conversationId);
+
+    // Assess
+    expect(await messagesWith(customer.conversationId, original.providerMessageId)).toHaveLength(1);
+    expect((await getConversation(customer.conversationId, true))!.unreadCount).toBe(before.unreadCount + 1);
+  });
+
   it.each([
     ['right after storing it (before the conversation update)', { fn: 'putMessage' }],
     ['right after applying it (before the agents were told)', { fn: 'updateConversation' }],
