@@ -880,6 +880,9 @@
       const d = drafts.get(id);
       const value = d ? d.text.trim() : '';
       if (!d || (!value && d.files.length === 0 && !d.uploads)) return;
+      // On its way already (its files uploading): another Send would upload them again, under new
+      // ids, and so be another message. Sent again once this attempt is answered, it is the same.
+      if (d.sending) return;
       const { files, note } = d;
       // Only a note mentions, and only the names still in its text.
       const mentions = note ? [...new Set((d.picked || []).filter(([name]) => value.includes(name)).map(([, agentId]) => agentId))] : [];
@@ -891,6 +894,7 @@
       // Still this draft, and this attempt its latest (the agent may clear it, or send it again, meanwhile).
       let clientMessageId;
       const current = () => drafts.get(id) === d && (!clientMessageId || d.clientMessageId === clientMessageId);
+      d.sending = true;
       try {
         const attachments = d.uploads || (await Promise.all(files.map(upload)));
         if (current() && sameFiles(d.files, files)) d.uploads = attachments;
@@ -927,6 +931,8 @@
           storeDrafts();
         }
         if (id === openId) say(`Not sent: ${error.message}`);
+      } finally {
+        d.sending = false;
       }
     });
     picker.onchange = () => {

@@ -579,8 +579,31 @@ it.skipIf(!runs)("files both ways: a customer's image shows as a thumbnail, any 
     await page.getByLabel('Message').press('Enter');
     const alone = await visitor.waitFor((f) => f.type === 'message.created' && f.message.attachments?.[0]?.name === 'terms.txt', 15_000, 'the file alone');
     expect(alone.message).toMatchObject({ text: '', direction: 'outbound' });
+
+    // Send pressed again while the file is still uploading: one upload, one message.
+    const tickets: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && r.url().endsWith('/v1/uploads') && tickets.push(r.url()));
+    let release!: () => void;
+    const uploading = new Promise<void>((resolve) => (release = resolve));
+    await page.route(
+      (url) => !url.pathname.startsWith('/v1/'),
+      async (route) => {
+        if (route.request().method() === 'PUT') await uploading;
+        await route.continue();
+      },
+    );
+    await page.getByLabel('Attach files').setInputFiles({ name: 'invoice.txt', mimeType: 'text/plain', buffer: Buffer.from('Invoice 99') });
+    await page.getByLabel('Message').fill('And the invoice');
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(() => tickets.length).toBe(1);
+    await page.getByLabel('Message').press('Enter');
+    await page.getByRole('button', { name: 'Send' }).click();
+    release();
+    await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'And the invoice', 15_000, 'the invoice');
+    await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('');
+    expect(tickets).toHaveLength(1);
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: await agentToken(stack.httpUrl, 'agent-jay') });
-    expect(history.body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'agent').map((m: { text: string }) => m.text)).toEqual(['Here is the return label', '']);
+    expect(history.body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'agent').map((m: { text: string }) => m.text)).toEqual(['Here is the return label', '', 'And the invoice']);
   } finally {
     await visitor.close();
   }
