@@ -53,14 +53,20 @@ export async function listMentionKeys(
       KeyConditionExpression: 'gsi2pk = :pk',
       ExpressionAttributeValues: { ':pk': pk },
       ScanIndexForward: false,
-      Limit: page.limit,
+      // One more than the page: a cursor is given only when something is after it (DynamoDB's own
+      // LastEvaluatedKey after a full page would lead to an empty one).
+      Limit: page.limit + 1,
       ExclusiveStartKey: decodeCursor(page.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
     }),
   );
-  const items = (out.Items ?? []).map((item) => {
+  const found = out.Items ?? [];
+  const kept = found.slice(0, page.limit);
+  const last = kept.at(-1);
+  const nextCursor = found.length > page.limit && last ? encodeCursor({ gsi2pk: last.gsi2pk, gsi2sk: last.gsi2sk, pk: last.pk, sk: last.sk }) : null;
+  const items = kept.map((item) => {
     const sk = String(item.gsi2sk);
     const cut = sk.lastIndexOf('#');
     return { conversationId: String(item.pk).slice('CONV#'.length), at: sk.slice(0, cut), messageId: sk.slice(cut + 1) };
   });
-  return { items, nextCursor: encodeCursor(out.LastEvaluatedKey) };
+  return { items, nextCursor };
 }

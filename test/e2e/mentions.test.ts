@@ -275,6 +275,16 @@ describe('mentions in private notes', () => {
     expect(first.body.items[1].mention.messageId).toBe(three);
     expect(first.body.items[0].contact.name).toBe('Yara');
     expect(second.body.items.map((c: { id: string }) => c.id).slice(0, 1)).toEqual([convs[1]!.id]);
+    // A view that ends on a full page says so: no cursor to an empty page.
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/mn-dee', { token: admin, body: { liveCapacity: 0, asyncCapacity: 0 } })).status).toBe(200);
+    for (const c of convs.slice(1)) expect((await note(c.id, { text: 'Dee, have a look', mentions: ['mn-dee'] })).status).toBe(202);
+    const dee = await agentToken(stack.httpUrl, 'mn-dee', 'agent', 'Dee');
+    const whole = await get('/v1/conversations?mentioned=me&limit=2', dee);
+    expect([whole.body.items.length, whole.body.nextCursor]).toEqual([2, null]);
+    const half = await get('/v1/conversations?mentioned=me&limit=1', dee);
+    const rest = await get(`/v1/conversations?mentioned=me&limit=1&cursor=${encodeURIComponent(half.body.nextCursor)}`, dee);
+    expect([...half.body.items, ...rest.body.items].map((c: { id: string }) => c.id)).toEqual([convs[2]!.id, convs[1]!.id]);
+    expect(rest.body.nextCursor).toBeNull();
     const all = await get('/v1/conversations?mentioned=me&limit=100', tokens[BEN]!);
     const ids = all.body.items.map((c: { id: string }) => c.id) as string[];
     expect(ids.filter((id) => id === convs[0]!.id)).toHaveLength(1);
