@@ -3,7 +3,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import type { Channel, Conversation, ConversationStatus } from '../domain/types';
-import { batchGetAll, putNew } from './items';
+import { batchGetAll, gsi2Page, putNew } from './items';
 import { keys } from './keys';
 import { markLoadChanging } from './agents';
 import { decodeCursor, encodeCursor } from './cursor';
@@ -452,18 +452,8 @@ async function assigneeKeys(
   pk: string,
   page: { limit: number; forward?: boolean; startKey?: Record<string, string> | undefined },
 ): Promise<{ ids: string[]; lastKey: Record<string, unknown> | undefined }> {
-  const out = await ddb().send(
-    new QueryCommand({
-      TableName: config.tableName,
-      IndexName: 'gsi2',
-      KeyConditionExpression: 'gsi2pk = :pk',
-      ExpressionAttributeValues: { ':pk': pk },
-      ScanIndexForward: page.forward ?? true,
-      Limit: page.limit,
-      ...(page.startKey ? { ExclusiveStartKey: page.startKey } : {}),
-    }),
-  );
-  return { ids: (out.Items ?? []).map((item) => String(item.pk).slice('CONV#'.length)), lastKey: out.LastEvaluatedKey };
+  const out = await gsi2Page(pk, { limit: page.limit, forward: page.forward ?? true, startKey: page.startKey });
+  return { ids: out.items.map((item) => String(item.pk).slice('CONV#'.length)), lastKey: out.lastKey };
 }
 
 /**

@@ -90,6 +90,25 @@ export async function queryAll(input: Omit<QueryCommandInput, 'TableName' | 'Exc
   return items;
 }
 
+/** One page of a gsi2 partition (the assignee index, an agent's mentions), in key order or against it. */
+export async function gsi2Page(
+  pk: string,
+  page: { limit: number; forward: boolean; startKey?: Record<string, unknown> | undefined },
+): Promise<{ items: Record<string, unknown>[]; lastKey: Record<string, unknown> | undefined }> {
+  const out = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+      ScanIndexForward: page.forward,
+      Limit: page.limit,
+      ...(page.startKey ? { ExclusiveStartKey: page.startKey } : {}),
+    }),
+  );
+  return { items: out.Items ?? [], lastKey: out.LastEvaluatedKey };
+}
+
 /**
  * BatchGetItem requests one batchGetAll keeps in flight. An 8 000-id proactive request is 80 of
  * them: one after another they take seconds of the request's time; all at once they would take

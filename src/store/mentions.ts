@@ -2,11 +2,12 @@
  * Mention items (src/domain/mentions.ts): one per agent and conversation, holding that agent's
  * latest mention there, filed in gsi2 under the agent for the Mentions view.
  */
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { keys } from './keys';
+import { gsi2Page } from './items';
 import { decodeCursor, encodeCursor } from './cursor';
 
 export interface MentionRecord {
@@ -46,20 +47,13 @@ export async function listMentionKeys(
   page: { limit: number; cursor?: string | undefined },
 ): Promise<{ items: { conversationId: string; messageId: string; at: string }[]; nextCursor: string | null }> {
   const pk = keys.mentionsPartition(agentId);
-  const out = await ddb().send(
-    new QueryCommand({
-      TableName: config.tableName,
-      IndexName: 'gsi2',
-      KeyConditionExpression: 'gsi2pk = :pk',
-      ExpressionAttributeValues: { ':pk': pk },
-      ScanIndexForward: false,
-      // One more than the page: a cursor is given only when something is after it (DynamoDB's own
-      // LastEvaluatedKey after a full page would lead to an empty one).
-      Limit: page.limit + 1,
-      ExclusiveStartKey: decodeCursor(page.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
-    }),
-  );
-  const found = out.Items ?? [];
+  // One more than the page: a cursor is given only when something is after it (DynamoDB's own
+  // LastEvaluatedKey after a full page would lead to an empty one).
+  const { items: found } = await gsi2Page(pk, {
+    limit: page.limit + 1,
+    forward: false,
+    startKey: decodeCursor(page.cursor, { partition: { attribute: 'gsi2pk', value: pk }, attributes: ['gsi2pk', 'gsi2sk', 'pk', 'sk'] }),
+  });
   const kept = found.slice(0, page.limit);
   const last = kept.at(-1);
   const nextCursor = found.length > page.limit && last ? encodeCursor({ gsi2pk: last.gsi2pk, gsi2sk: last.gsi2sk, pk: last.pk, sk: last.sk }) : null;
