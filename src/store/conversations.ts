@@ -423,12 +423,22 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
         ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
         ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),
         ScanIndexForward: false,
-        Limit: filter.limit,
+        // Unfiltered, one more than the page: a cursor only when something is after it (a full last
+        // page's LastEvaluatedKey would lead to an empty one). A filter applies after Limit, so a
+        // filtered page keeps DynamoDB's cursor.
+        Limit: channelFilter.FilterExpression ? filter.limit : filter.limit + 1,
         ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi1pk', value: pk }, attributes: ['gsi1pk', 'gsi1sk', 'pk', 'sk'] }),
       }),
     );
-    const ids = (out.Items ?? []).map((item) => item.id as string);
-    return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor: encodeCursor(out.LastEvaluatedKey) };
+    let found = out.Items ?? [];
+    let nextCursor = encodeCursor(out.LastEvaluatedKey);
+    if (!channelFilter.FilterExpression) {
+      const last = found.length > filter.limit ? found[filter.limit - 1] : undefined;
+      found = found.slice(0, filter.limit);
+      nextCursor = last ? encodeCursor({ gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk, pk: last.pk, sk: last.sk }) : null;
+    }
+    const ids = found.map((item) => item.id as string);
+    return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor };
   }
   const pk = keys.assigneePartition(filter.assignee, filter.status);
   let cursor = filter.cursor;

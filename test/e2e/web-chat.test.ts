@@ -381,6 +381,19 @@ describe('web chat', () => {
       token: agentJwt,
     });
     expect(second.body.items[0].id).toBe(a.ack.conversationId);
+    // Walked a page of one at a time, the list ends on its last conversation: no cursor to an empty page.
+    const whole = await http(stack.httpUrl, 'GET', '/v1/conversations?status=open&limit=100', { token: agentJwt });
+    expect(whole.body.nextCursor).toBeNull();
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&limit=1${query}`, { token: agentJwt });
+      expect(page.body.items).toHaveLength(1);
+      walked.push(page.body.items[0].id);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(walked).toEqual(whole.body.items.map((c: { id: string }) => c.id));
     const unassigned = await http(stack.httpUrl, 'GET', '/v1/conversations?assignee=unassigned&limit=100', { token: agentJwt });
     expect(unassigned.body.items.map((c: { id: string }) => c.id)).toContain(a.ack.conversationId);
   });
