@@ -20,6 +20,7 @@ import { channelTransferRoute } from './channel-transfer';
 import { listAgentsRoute, updateAgentRoute } from './agents';
 import { getSettingsRoute, putSettingsRoute } from './settings';
 import { createCannedRoute, deleteCannedRoute, getCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
+import { createMacroRoute, deleteMacroRoute, getMacroRoute, listMacrosRoute, runMacroRoute, updateMacroRoute } from './macros';
 import { reportSummaryRoute } from './reports';
 import { proactiveRoute } from './proactive';
 import { attachmentRoute, uploadRoute } from './media';
@@ -52,6 +53,12 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'GET /v1/canned-responses/{id}': getCannedRoute,
   'DELETE /v1/canned-responses/{id}': deleteCannedRoute,
   'GET /v1/canned-responses/{id}/render': renderCannedRoute,
+  'GET /v1/macros': listMacrosRoute,
+  'POST /v1/macros': createMacroRoute,
+  'GET /v1/macros/{id}': getMacroRoute,
+  'PUT /v1/macros/{id}': updateMacroRoute,
+  'DELETE /v1/macros/{id}': deleteMacroRoute,
+  'POST /v1/conversations/{id}/macros/{macroId}/run': runMacroRoute,
   'GET /v1/reports/summary': reportSummaryRoute,
   'POST /v1/proactive': proactiveRoute,
   'POST /v1/uploads': uploadRoute,

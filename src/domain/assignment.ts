@@ -8,7 +8,7 @@ import { changeConversation, withStatus } from './conversations';
 import { contentHash, newId } from './ids';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { syncSnoozeWake } from './snooze';
-import type { ConversationStatus } from './types';
+import type { ConversationStatus, Message } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
 import { agentChange, getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { UNASSIGNED_ID } from '../store/keys';
@@ -124,6 +124,11 @@ function repeatedTransfer(c: ConversationRecord, by: string, input: TransferInpu
  * so the same request again, after a crash before or after the note, stores it once.
  */
 export async function transferConversation(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<ConversationRecord> {
+  return (await transferWithNote(conversationId, by, input)).conversation;
+}
+
+/** transferConversation, with the note it wrote (a macro answers with the ids of its messages). */
+export async function transferWithNote(conversationId: string, by: AgentIdentity, input: TransferInput): Promise<{ conversation: ConversationRecord; note?: Message }> {
   if (!input.agentId && !input.team && !input.note) throw badRequest('invalid_request', 'agentId, team or note is required');
   if (input.agentId) await ensureAgent(input.agentId, by, conversationId);
   if (input.team) await requireTeam(input.team);
@@ -143,7 +148,7 @@ export async function transferConversation(conversationId: string, by: AgentIden
       return { ...c, assigneeId, team, ...handedOff(c, assigneeId, now), updatedAt: now, transferNote };
     }),
   );
-  if (!input.note) return after;
+  if (!input.note) return { conversation: after };
   if (!noteId) {
     // Nothing to move (a note alone on a waiting conversation, or to the agent who has it): the
     // record alone, with nothing for the consoles or routing to hear (one read and write more).
@@ -159,8 +164,8 @@ export async function transferConversation(conversationId: string, by: AgentIden
     if (!marked) throw notFound('conversation');
     after = marked.after;
   }
-  await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true, clientMessageId: `transfer:${noteId}` });
-  return after;
+  const note = await postAgentMessage(conversationId, by, { text: input.note, private: true, handoff: true, clientMessageId: `transfer:${noteId}` });
+  return { conversation: after, note };
 }
 
 /** How far ahead a conversation may be snoozed. */

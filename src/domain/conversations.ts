@@ -62,14 +62,29 @@ export const MAX_CONVERSATION_LABELS = 20;
  * settings yet: a name not found there is looked up again before it is refused.
  */
 export async function setLabels(id: string, requested: readonly string[]): Promise<ConversationRecord> {
-  const wanted = [...new Set(requested)].sort();
-  if (wanted.length > MAX_CONVERSATION_LABELS) throw badRequest('invalid_request', `labels: at most ${MAX_CONVERSATION_LABELS} per conversation`);
+  return relabel(id, requested, () => requested);
+}
+
+/**
+ * Adds and removes labels on the conversation's set as it is when written (a macro's actions),
+ * so that a colleague's change landing meanwhile is kept. Adding follows setLabels' rules;
+ * removing a label the conversation lacks changes nothing.
+ */
+export async function changeLabels(id: string, change: { add?: readonly string[]; remove?: readonly string[] }): Promise<ConversationRecord> {
+  const remove = new Set(change.remove ?? []);
+  return relabel(id, change.add ?? [], (had) => [...had, ...(change.add ?? [])].filter((name) => !remove.has(name)));
+}
+
+async function relabel(id: string, named: readonly string[], next: (had: readonly string[]) => readonly string[]): Promise<ConversationRecord> {
+  if (new Set(named).size > MAX_CONVERSATION_LABELS) throw badRequest('invalid_request', `labels: at most ${MAX_CONVERSATION_LABELS} per conversation`);
   const defined = async (fresh: boolean) => new Set((await getSettings({ fresh })).labels.map((l) => l.name));
   let known = await defined(false);
-  if (wanted.some((name) => !known.has(name))) known = await defined(true);
+  if (named.some((name) => !known.has(name))) known = await defined(true);
   const { after } = await changeConversation(
     id,
     agentChange((c) => {
+      const wanted = [...new Set(next(c.labels ?? []))].sort();
+      if (wanted.length > MAX_CONVERSATION_LABELS) throw badRequest('invalid_request', `labels: at most ${MAX_CONVERSATION_LABELS} per conversation`);
       // A label the admin has since removed stays on the conversations that have it: keeping it
       // while changing the others is no new use of it.
       const had = new Set(c.labels ?? []);

@@ -4,6 +4,8 @@ export class ClientError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** More fields beside code and message in the error body (a macro's failed action). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'ClientError';

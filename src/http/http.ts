@@ -21,7 +21,7 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 }
 
 export function errorResult(error: ClientError): HttpResult {
-  return json(error.status, { error: { code: error.code, message: error.message } });
+  return json(error.status, { error: { code: error.code, message: error.message, ...error.details } });
 }
 
 export function rawBody(event: APIGatewayProxyEventV2): string {

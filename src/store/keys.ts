@@ -109,6 +109,16 @@ export const keys = {
   cannedPrefix: 'CANNED#',
   /** A short code's claim (lower case): two admins saving the same code at once cannot both win. */
   cannedCode: (shortCode: string) => ONE('CANNED', `CODE#${shortCode.toLowerCase()}`),
+  macro: (id: string) => ONE('MACROS', `MACRO#${id}`),
+  macroPartition: 'MACROS',
+  macroPrefix: 'MACRO#',
+  /** A macro name's claim (lower case), as a canned short code's. */
+  macroName: (name: string) => ONE('MACROS', `NAME#${name.toLowerCase()}`),
+  /**
+   * One run of a macro on a conversation (src/domain/macros.ts): how far it got, so that a retry
+   * goes on from there. In the conversation's partition, so that an erasure deletes it with the messages.
+   */
+  macroRun: (conversationId: string, runKey: string) => ONE(`CONV#${conversationId}`, `MACRORUN#${runKey}`),
 } as const;
 
 export type ConnectionAudience = { kind: 'agents' } | { kind: 'visitor'; visitorId: string };
