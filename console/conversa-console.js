@@ -215,6 +215,7 @@
     const typing = h('div', { className: 'typing' });
     const notice = h('div', { className: 'notice', role: 'status' });
     const canned = h('select', { ariaLabel: 'Canned response' });
+    const macros = h('select', { ariaLabel: 'Macros' });
     const noteBox = h('input', { type: 'checkbox', name: 'private' });
     const text = h('textarea', { name: 'text', placeholder: 'Reply…', ariaLabel: 'Message', maxLength: MAX_TEXT });
     const picker = h('input', { type: 'file', multiple: true, ariaLabel: 'Attach files' });
@@ -237,7 +238,7 @@
     const view = h(
       'section',
       { className: 'view', hidden: true },
-      h('div', { className: 'head' }, who, details, assignButton, transferTo, transferNote, transferButton, resolveButton, reopenButton),
+      h('div', { className: 'head' }, who, details, assignButton, transferTo, transferNote, transferButton, resolveButton, reopenButton, macros),
       unfollowed,
       olderButton,
       log,
@@ -569,6 +570,7 @@
       attempt(loadHistory(id));
       attempt(loadTeam());
       attempt(loadCanned());
+      attempt(loadMacros());
     }
 
     function renderHead() {
@@ -649,6 +651,13 @@
         h('option', { value: '', textContent: 'Canned response…' }),
         ...responses.items.map((r) => h('option', { value: r.id, textContent: `/${r.shortCode}: ${r.text.slice(0, 60)}` })),
       );
+    }
+
+    async function loadMacros() {
+      const gen = generation;
+      const answer = await api('GET', '/v1/macros');
+      if (gen !== generation) return;
+      macros.replaceChildren(h('option', { value: '', textContent: 'Macros…' }), ...answer.items.map((m) => h('option', { value: m.id, textContent: m.name })));
     }
 
     /** One element per message, in id order (ids grow with time); a later frame updates it. */
@@ -776,6 +785,34 @@
           text.dispatchEvent(new Event('input'));
           text.focus();
         }),
+      );
+    };
+
+    // The run that failed last: choosing the same macro on the same conversation again retries it
+    // under the same clientRequestId, so the API goes on from the failed action and sends nothing twice.
+    let failedRun = null;
+    macros.onchange = () => {
+      const macroId = macros.value;
+      const name = macros.selectedOptions[0]?.textContent;
+      macros.value = '';
+      if (!macroId || !openId) return;
+      const id = openId;
+      const same = failedRun && failedRun.conversationId === id && failedRun.macroId === macroId;
+      const run = same ? failedRun : { conversationId: id, macroId, clientRequestId: crypto.randomUUID() };
+      say(`Running ${name}…`);
+      api('POST', `/v1/conversations/${encodeURIComponent(id)}/macros/${encodeURIComponent(macroId)}/run`, { clientRequestId: run.clientRequestId }).then(
+        (answer) => {
+          if (failedRun === run) failedRun = null;
+          remember(answer.conversation);
+          if (openId === id) attempt(loadHistory(id));
+          say(`${name} done.`);
+        },
+        (error) => {
+          if (error.stale) return;
+          // Refused before it started (the macro or conversation gone, bad input): nothing to go on with.
+          failedRun = error.code === 'macro_action_failed' || !error.status || error.status >= 500 ? run : null;
+          say(`${name} failed: ${error.message}${failedRun ? ' (choose it again to retry from there)' : ''}`);
+        },
       );
     };
 

@@ -2,7 +2,7 @@
  * The reference agent console in a real browser (Debian's chromium through playwright-core),
  * served by the local stack at /local/console/ and signed in through its identity provider: a
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
- * notes never do, canned responses, typing and read receipts both ways, assign, transfer,
+ * notes never do, canned responses, macros, typing and read receipts both ways, assign, transfer,
  * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -849,6 +849,56 @@ it.skipIf(!runs)("mentions a colleague from a note: '@' offers the team, the col
     await expect.poll(() => row(ben, conversationId).count(), { timeout: 15_000 }).toBe(1);
     await expect.poll(() => ben.locator('.inbox .conversation').count()).toBe(1);
     expect(JSON.stringify(visitor.frames)).not.toContain('Voucher issue');
+  } finally {
+    await visitor.close();
+  }
+});
+
+it.skipIf(!runs)('runs a macro from the head: the customer gets its reply, the team its note; a failed run, chosen again once fixed, goes on without writing twice', async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  const settings = (labels: string[]) => http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { labels: labels.map((name) => ({ name })) } });
+  const macro = (name: string, actions: unknown[]) => http(stack.httpUrl, 'POST', '/v1/macros', { token: admin, body: { name, actions } });
+  expect((await settings(['vip', 'gone'])).status).toBe(200);
+  expect((await macro('Tag and thank', [{ type: 'addLabels', labels: ['vip'] }, { type: 'sendMessage', text: 'Thanks {{contact.name|there}}!' }, { type: 'addNote', text: 'Tagged VIP' }])).status).toBe(201);
+  expect((await macro('Needs a label', [{ type: 'addNote', text: 'Before the stop' }, { type: 'addLabels', labels: ['gone'] }])).status).toBe(201);
+  // Removed from the settings after the macro was saved: its run stops at that action.
+  expect((await settings(['vip'])).status).toBe(200);
+  const page = await openConsole('agent-maya', 'Maya');
+  const session = await visitorSession(stack.httpUrl, { name: 'Rita' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'I order every week', clientMessageId: 'r-1' });
+    const { conversationId } = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'r-1', 15_000, 'the ack');
+    await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, conversationId).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toContain('I order every week');
+    const conversation = async () => (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: admin })).body;
+    const notes = async (text: string) =>
+      ((await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: admin })).body.items as { text: string }[]).filter((m) => m.text === text).length;
+
+    // Chosen in the head: the label, the reply to the customer written as Maya, the note to the team only.
+    const choose = page.getByLabel('Macros');
+    await expect.poll(() => choose.locator('option').allTextContents()).toEqual(['Macros…', 'Needs a label', 'Tag and thank']);
+    await choose.selectOption({ label: 'Tag and thank' });
+    const reply = await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'Thanks Rita!', 15_000, 'the reply');
+    expect(reply.message.sender).toMatchObject({ type: 'agent', id: 'agent-maya' });
+    await expect.poll(() => page.locator('.view .notice').textContent()).toBe('Tag and thank done.');
+    await expect.poll(() => texts(page, '.message.note')).toEqual(['Tagged VIP']);
+    expect((await conversation()).labels).toEqual(['vip']);
+
+    // A run that stops: the console says where and why; what it did before stays.
+    await choose.selectOption({ label: 'Needs a label' });
+    await expect.poll(() => page.locator('.view .notice').textContent()).toContain('Needs a label failed: action 1 (addLabels) failed: label gone is not defined');
+    await expect.poll(() => texts(page, '.message.note')).toEqual(['Tagged VIP', 'Before the stop']);
+
+    // Fixed, and chosen again: the same run goes on from the failed action, the note not written again.
+    expect((await settings(['vip', 'gone'])).status).toBe(200);
+    await choose.selectOption({ label: 'Needs a label' });
+    await expect.poll(() => page.locator('.view .notice').textContent()).toBe('Needs a label done.');
+    expect((await conversation()).labels).toEqual(['gone', 'vip']);
+    expect(await notes('Before the stop')).toBe(1);
+    expect(JSON.stringify(visitor.frames)).not.toContain('Tagged VIP');
+    expect(JSON.stringify(visitor.frames)).not.toContain('Before the stop');
   } finally {
     await visitor.close();
   }
