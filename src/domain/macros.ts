@@ -158,7 +158,8 @@ export async function runMacro(conversation: ConversationRecord, macroId: string
     try {
       written = await applyAction(conversation.id, action, agent, stepId, render);
     } catch (error) {
-      if (!(error instanceof ClientError)) throw error;
+      // A 503 (the conversation kept changing) stays what it is: the same run again goes on from here.
+      if (!(error instanceof ClientError) || error.status >= 500) throw error;
       throw new ClientError(error.status, 'macro_action_failed', `action ${index} (${action.type}) failed: ${error.message}`, {
         action: { index, type: action.type },
         cause: { code: error.code, message: error.message },
