@@ -84,11 +84,13 @@ describe('fuzzing', () => {
           ...(withToken ? { token: adminToken } : {}),
         });
         expect(res.status, `${route.method} ${route.path} → ${res.status} ${res.text.slice(0, 200)}`).toBeLessThan(500);
-        // Without a token: refused, either for the missing token or (checked first) the body size.
+        // Without a token: refused, either for the missing token or (checked first) the size of the
+        // body, or of the request line and headers (431: a route with three parameters, each some
+        // thousands of characters, passes the server's 16 KiB, as API Gateway has limits of its own).
         // A value such as "." or "..", which URL resolution removes, leaves a path no route has:
         // 404 before any authorizer, as API Gateway answers.
         const resolvedAway = new URL(path, 'http://x').pathname !== path;
-        if (route.auth === 'agent' && !withToken) expect(resolvedAway ? [401, 404, 413] : [401, 413]).toContain(res.status);
+        if (route.auth === 'agent' && !withToken) expect(resolvedAway ? [401, 404, 413, 431] : [401, 413, 431]).toContain(res.status);
       }),
       // The dot segments always run, not only when the generator happens on them.
       { numRuns: 250, examples: [[withParam, '.', '', '\u0001', false], [withParam, '..', '', '\u0001', false]] },
