@@ -120,12 +120,22 @@ function runKeyOf(conversation: ConversationRecord, macroId: string, agentId: st
   return contentHash(JSON.stringify([agentId, macroId, ...which]));
 }
 
-/** The run's record: the one an earlier attempt left, or a new one with the macro's actions as they are now. */
-async function startRun(conversationId: string, runKey: string, macroId: string, agentId: string): Promise<MacroRun> {
+/**
+ * The run's record: the one an earlier attempt left, or a new one with the macro's actions as they
+ * are now and their texts filled as they read now (as GET /v1/canned-responses/{id}/render fills
+ * them). Kept filled, a retry sends the very text the first attempt stored under the step's id:
+ * filled again after the contact's name was edited, it would be another message, sent twice.
+ */
+async function startRun(conversation: ConversationRecord, runKey: string, macroId: string, agent: AgentIdentity): Promise<MacroRun> {
+  const conversationId = conversation.id;
   const earlier = await getMacroRun(conversationId, runKey);
   if (earlier) return earlier;
   const macro = await getMacro(macroId);
-  const run: MacroRun = { macroId, agentId, actions: macro.actions, done: 0, messageIds: [] };
+  const needsName = macro.actions.some((a) => (a.type === 'sendMessage' || a.type === 'addNote') && a.text.includes('{{'));
+  const agentName = agent.name ?? (needsName ? (await getAgent(agent.id))?.name : undefined);
+  const fill = (text: string) => fillPlaceholders(text, { contact: conversation.contact, agent: { id: agent.id, ...(agentName ? { name: agentName } : {}) } });
+  const actions = macro.actions.map((a): MacroAction => (a.type === 'sendMessage' || a.type === 'addNote' ? { ...a, text: fill(a.text) } : a));
+  const run: MacroRun = { macroId, agentId: agent.id, actions, done: 0, messageIds: [] };
   if (await putMacroRun(conversationId, runKey, run)) return run;
   // Another attempt of the same run (a double click) recorded it first: go on with its record.
   const theirs = await getMacroRun(conversationId, runKey);
@@ -143,20 +153,14 @@ async function startRun(conversationId: string, runKey: string, macroId: string,
  */
 export async function runMacro(conversation: ConversationRecord, macroId: string, agent: AgentIdentity, clientRequestId?: string): Promise<MacroRunResult> {
   const runKey = runKeyOf(conversation, macroId, agent.id, clientRequestId);
-  const run = await startRun(conversation.id, runKey, macroId, agent.id);
+  const run = await startRun(conversation, runKey, macroId, agent);
   const messageIds = [...run.messageIds];
-  let agentName: string | undefined | null = null;
-  const render = async (text: string) => {
-    // As GET /v1/canned-responses/{id}/render fills it, read once a run.
-    if (agentName === null) agentName = agent.name ?? (await getAgent(agent.id))?.name;
-    return fillPlaceholders(text, { contact: conversation.contact, agent: { id: agent.id, ...(agentName ? { name: agentName } : {}) } });
-  };
   for (let index = run.done; index < run.actions.length; index++) {
     const action = run.actions[index]!;
     const stepId = `macro:${runKey}:${index}`;
     let written: Message | undefined;
     try {
-      written = await applyAction(conversation.id, action, agent, stepId, render);
+      written = await applyAction(conversation.id, action, agent, stepId);
     } catch (error) {
       // A 503 (the conversation kept changing) stays what it is: the same run again goes on from here.
       if (!(error instanceof ClientError) || error.status >= 500) throw error;
@@ -174,13 +178,8 @@ export async function runMacro(conversation: ConversationRecord, macroId: string
   return { conversation: after, messageIds };
 }
 
-async function applyAction(
-  conversationId: string,
-  action: MacroAction,
-  agent: AgentIdentity,
-  stepId: string,
-  render: (text: string) => Promise<string>,
-): Promise<Message | undefined> {
+/** One action of a run; its texts were filled when the run started (startRun). */
+async function applyAction(conversationId: string, action: MacroAction, agent: AgentIdentity, stepId: string): Promise<Message | undefined> {
   switch (action.type) {
     case 'addLabels':
       await changeLabels(conversationId, { add: action.labels });
@@ -194,9 +193,9 @@ async function applyAction(
     case 'transfer':
       return (await transferWithNote(conversationId, agent, { team: action.team, ...(action.note ? { note: action.note } : {}), clientRequestId: stepId })).note;
     case 'sendMessage':
-      return postAgentMessage(conversationId, agent, { text: await render(action.text), clientMessageId: stepId });
+      return postAgentMessage(conversationId, agent, { text: action.text, clientMessageId: stepId });
     case 'addNote':
-      return postAgentMessage(conversationId, agent, { text: await render(action.text), private: true, clientMessageId: stepId });
+      return postAgentMessage(conversationId, agent, { text: action.text, private: true, clientMessageId: stepId });
     case 'setStatus':
       await setConversationStatus(conversationId, action.status, undefined, agent.id);
       return undefined;

@@ -296,6 +296,27 @@ describe('running a macro', () => {
     expect(outbox.filter((item) => JSON.stringify(item.body).includes('Any news') || JSON.stringify(item.body).includes('Following up'))).toEqual([]);
   });
 
+  it("sends a reply once when the run is sent again after a crash and the customer's name was edited meanwhile", async () => {
+    // Prepare: a reply with the customer's name; the first attempt dies right after storing it
+    const macro = await createMacro('Greet by name', [{ type: 'sendMessage', text: 'Hi {{contact.name|there}}, we are on it' }]);
+    const { id, holder } = await visitorConversation('Rosa', 'My order is late');
+    const clientRequestId = crypto.randomUUID();
+    crash.afterText = 'Hi Rosa, we are on it';
+    expect((await run(id, macro, tokens[holder]!, { clientRequestId })).status).toBeGreaterThanOrEqual(500);
+
+    // Act: an agent corrects the name before the client sends the run again
+    const contactId = (await get(`/v1/conversations/${id}`)).body.contact.id as string;
+    expect((await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: admin, body: { name: 'Rosalind' } })).status).toBe(200);
+    await eventually(async () => (await get(`/v1/conversations/${id}`)).body.contact.name === 'Rosalind');
+    const retried = await run(id, macro, tokens[holder]!, { clientRequestId });
+
+    // Assess: the reply the first attempt stored, once; not a second one with the new name
+    expect(retried.status, retried.text).toBe(200);
+    expect(retried.body.messageIds).toHaveLength(1);
+    expect(await count(id, 'Hi Rosa, we are on it')).toBe(1);
+    expect(await count(id, 'Hi Rosalind, we are on it')).toBe(0);
+  });
+
   it('sends nothing twice and completes when the same run is sent again after a crash part-way', async () => {
     // Prepare: the transfer is undone by no later step on a retry: the run goes on from where it died
     const macro = await createMacro('Hand over and close', [
