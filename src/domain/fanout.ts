@@ -153,14 +153,20 @@ export async function publish(events: ServerEvent[], audience: Audience): Promis
   const scope = typeof agents === 'boolean' || !focused ? undefined : typeof agents === 'function' ? await agents() : agents;
   const connected = new Set(listed.filter((c) => c.audience.kind === 'agents').map((c) => c.principalId));
   const connections = listed.filter((c) => c.connectionId !== audience.except && (!scope || c.audience.kind !== 'agents' || follows(c, scope, connected)));
+  return deliver(connections, events, (connection, event) => {
+    if (connection.feed === 'focused' && event[REPEATS_ACTIVITY]) return true;
+    const isSender = connection.connectionId === audience.sender?.connectionId && connection.principalId === audience.sender.principalId;
+    return isSender && event.type === 'message.created';
+  });
+}
+
+/** Each event to each connection (but those `skips`); returns how many connections took them. */
+async function deliver(connections: ConnectionRecord[], events: ServerEvent[], skips?: (connection: ConnectionRecord, event: ServerEvent) => boolean): Promise<number> {
   const results = await Promise.allSettled(
     connections.map(async (connection) => {
-      const skipsRepeats = connection.feed === 'focused';
-      const isSender = connection.connectionId === audience.sender?.connectionId && connection.principalId === audience.sender.principalId;
       let failure: unknown;
       for (const event of events) {
-        if (skipsRepeats && event[REPEATS_ACTIVITY]) continue;
-        if (isSender && event.type === 'message.created') continue;
+        if (skips?.(connection, event)) continue;
         try {
           if (!(await sendToConnection(connection, event))) return false;
         } catch (error) {
@@ -185,12 +191,5 @@ export async function publishToAgents(agentIds: readonly string[], events: Serve
   if (agentIds.length === 0 || events.length === 0) return 0;
   const wanted = new Set(agentIds);
   const connections = ((await agentConnections) ?? (await listConnections({ kind: 'agents' }))).filter((c) => wanted.has(c.principalId));
-  const results = await Promise.allSettled(
-    connections.map(async (connection) => {
-      for (const event of events) if (!(await sendToConnection(connection, event))) return false;
-      return true;
-    }),
-  );
-  for (const r of results) if (r.status === 'rejected') console.error('a frame did not reach its connection', r.reason);
-  return results.filter((r) => r.status === 'fulfilled' && r.value).length;
+  return deliver(connections, events);
 }
