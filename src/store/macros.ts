@@ -1,7 +1,8 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
-import { withoutKeys, putNew, queryAll, transactIf, updateIf } from './items';
+import { withoutKeys, putNew, transactIf, updateIf } from './items';
+import { namedCollection } from './named';
 import { keys } from './keys';
 
 export type MacroAction =
@@ -34,13 +35,10 @@ export interface MacroRun {
 /** As long as a message's idempotency record: a retry later than that is a new run. */
 const RUN_TTL_SECONDS = 14 * 24 * 3600;
 
-const strip = (item: Record<string, unknown>) => withoutKeys<MacroRecord>(item);
-const claim = (record: MacroRecord) => ({ Put: { TableName: config.tableName, Item: { ...keys.macroName(record.name), id: record.id }, ConditionExpression: 'attribute_not_exists(pk)' } });
+const library = namedCollection<MacroRecord>({ record: keys.macro, claim: keys.macroName, partition: keys.macroPartition, prefix: keys.macroPrefix, nameOf: (m) => m.name });
 
 /** Stores a new macro with the claim of its name; false when the name is taken. */
-export async function putMacro(record: MacroRecord): Promise<boolean> {
-  return transactIf([claim(record), { Put: { TableName: config.tableName, Item: { ...keys.macro(record.id), ...record }, ConditionExpression: 'attribute_not_exists(pk)' } }]);
-}
+export const putMacro = library.put;
 
 /**
  * Replaces a macro as read (`previous`); a new name is claimed and the old one freed in the same
@@ -51,7 +49,7 @@ export async function replaceMacro(previous: MacroRecord, record: MacroRecord): 
   return transactIf([
     ...(renamed
       ? [
-          claim(record),
+          library.claimPut(record),
           { Delete: { TableName: config.tableName, Key: keys.macroName(previous.name), ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': record.id } } },
         ]
       : []),
@@ -66,30 +64,11 @@ export async function replaceMacro(previous: MacroRecord, record: MacroRecord): 
   ]);
 }
 
-export async function getMacroRecord(id: string, consistent = false): Promise<MacroRecord | undefined> {
-  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.macro(id), ConsistentRead: consistent }));
-  return out.Item ? strip(out.Item) : undefined;
-}
-
+export const getMacroRecord = library.get;
 /** False when there was nothing to delete. The name's claim goes with it, in one transaction. */
-export async function deleteMacro(id: string): Promise<boolean> {
-  const macro = await getMacroRecord(id, true);
-  if (!macro) return false;
-  return transactIf([
-    { Delete: { TableName: config.tableName, Key: keys.macro(id), ConditionExpression: 'attribute_exists(pk)' } },
-    { Delete: { TableName: config.tableName, Key: keys.macroName(macro.name), ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': id } } },
-  ]);
-}
-
+export const deleteMacro = library.remove;
 /** Every macro in one Query: a workspace keeps tens, not millions. */
-export async function listMacroRecords(): Promise<MacroRecord[]> {
-  return (
-    await queryAll({
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: { ':pk': keys.macroPartition, ':prefix': keys.macroPrefix },
-    })
-  ).map(strip);
-}
+export const listMacroRecords = library.list;
 
 export async function getMacroRun(conversationId: string, runKey: string): Promise<MacroRun | undefined> {
   const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.macroRun(conversationId, runKey), ConsistentRead: true }));
