@@ -396,6 +396,10 @@ export const WHOLE_LIST_MAX = 200;
  * newest activity first; otherwise (or longer) the assignee index walked in its order (keys
  * only, arrival order), one BatchGet per page, each page sorted by activity.
  */
+/** Index entries a filtered inbox page reads a round, and its rounds (at most 500 entries, about 12 read units). */
+const FILTERED_READ = 100;
+const FILTERED_ROUNDS = 5;
+
 export async function listConversations(filter: ConversationFilter): Promise<{ items: ConversationRecord[]; nextCursor: string | null }> {
   const conditions = [
     ...(filter.channel ? ['channel = :channel'] : []),
@@ -414,28 +418,35 @@ export async function listConversations(filter: ConversationFilter): Promise<{ i
     : { ExpressionAttributeValues: {} as Record<string, unknown> };
   if (filter.assignee === undefined) {
     const pk = keys.inboxPartition(filter.status);
-    const out = await ddb().send(
-      new QueryCommand({
-        TableName: config.tableName,
-        // gsi1, or on a table migrated from the old gsi1 the slim index with its keys: cursors hold for both.
-        IndexName: config.inboxIndex,
-        KeyConditionExpression: 'gsi1pk = :pk',
-        ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
-        ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),
-        ScanIndexForward: false,
-        // Unfiltered, one more than the page: a cursor only when something is after it (a full last
-        // page's LastEvaluatedKey would lead to an empty one). A filter applies after Limit, so a
-        // filtered page keeps DynamoDB's cursor.
-        Limit: channelFilter.FilterExpression ? filter.limit : filter.limit + 1,
-        ExclusiveStartKey: decodeCursor(filter.cursor, { partition: { attribute: 'gsi1pk', value: pk }, attributes: ['gsi1pk', 'gsi1sk', 'pk', 'sk'] }),
-      }),
-    );
-    let found = out.Items ?? [];
-    let nextCursor = encodeCursor(out.LastEvaluatedKey);
-    if (!channelFilter.FilterExpression) {
-      const last = found.length > filter.limit ? found[filter.limit - 1] : undefined;
+    // One past the page, so that a cursor is given only when something is after it (a full last
+    // page's LastEvaluatedKey would lead to an empty one). A filter applies after Limit: a filtered
+    // page reads on, a bounded number of index entries, until it has them.
+    const wanted = filter.limit + 1;
+    let found: Record<string, unknown>[] = [];
+    let start = decodeCursor(filter.cursor, { partition: { attribute: 'gsi1pk', value: pk }, attributes: ['gsi1pk', 'gsi1sk', 'pk', 'sk'] });
+    for (let round = 0; round < (channelFilter.FilterExpression ? FILTERED_ROUNDS : 1) && found.length < wanted; round++) {
+      const out = await ddb().send(
+        new QueryCommand({
+          TableName: config.tableName,
+          // gsi1, or on a table migrated from the old gsi1 the slim index with its keys: cursors hold for both.
+          IndexName: config.inboxIndex,
+          KeyConditionExpression: 'gsi1pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk, ...channelFilter.ExpressionAttributeValues },
+          ...(channelFilter.FilterExpression ? { FilterExpression: channelFilter.FilterExpression } : {}),
+          ScanIndexForward: false,
+          Limit: channelFilter.FilterExpression ? FILTERED_READ : wanted,
+          ExclusiveStartKey: start,
+        }),
+      );
+      found.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey as typeof start;
+      if (!start) break;
+    }
+    let nextCursor = encodeCursor(start);
+    if (found.length > filter.limit) {
+      const last = found[filter.limit - 1]!;
       found = found.slice(0, filter.limit);
-      nextCursor = last ? encodeCursor({ gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk, pk: last.pk, sk: last.sk }) : null;
+      nextCursor = encodeCursor({ gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk, pk: last.pk, sk: last.sk });
     }
     const ids = found.map((item) => item.id as string);
     return { items: inView(await getConversations(ids, filter.consistent), filter), nextCursor };

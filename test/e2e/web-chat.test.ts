@@ -394,6 +394,19 @@ describe('web chat', () => {
       cursor = page.body.nextCursor;
     } while (cursor);
     expect(walked).toEqual(whole.body.items.map((c: { id: string }) => c.id));
+    // Filtered too (every conversation here is a web chat): each page full, none empty at the end.
+    const filtered: string[] = [];
+    do {
+      const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&channel=web&limit=2${query}`, { token: agentJwt });
+      expect(page.body.items.length).toBe(Math.min(2, walked.length - filtered.length));
+      expect(page.body.items.length).toBeGreaterThan(0);
+      filtered.push(...page.body.items.map((c: { id: string }) => c.id));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(filtered).toEqual(walked);
+    const exact = await http(stack.httpUrl, 'GET', `/v1/conversations?status=open&channel=web&limit=${walked.length}`, { token: agentJwt });
+    expect([exact.body.items.length, exact.body.nextCursor]).toEqual([walked.length, null]);
     const unassigned = await http(stack.httpUrl, 'GET', '/v1/conversations?assignee=unassigned&limit=100', { token: agentJwt });
     expect(unassigned.body.items.map((c: { id: string }) => c.id)).toContain(a.ack.conversationId);
   });
