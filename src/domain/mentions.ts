@@ -36,15 +36,18 @@ export async function checkMentions(mentions: readonly string[] | undefined, isP
 /** The agents a note brings in: those it names, but its writer (mentioning yourself does nothing). */
 export const mentionedOthers = (message: Pick<Message, 'mentions' | 'sender'>): string[] => (message.mentions ?? []).filter((id) => id !== message.sender.id);
 
+/** A person as the frame names them: the id, and the name when there is one. */
+const idAndName = (p: { id: string; name?: string | undefined }) => (p.name ? { id: p.id, name: p.name } : { id: p.id });
+
 /** What a mentioned agent's connections get: enough for a notice naming the conversation, without a read. */
 export const mentionEvent = (message: Message, conversation: Pick<ConversationRecord, 'contact'>): ServerEvent => ({
   type: 'mention',
   conversationId: message.conversationId,
   messageId: message.id,
-  by: message.sender.name ? { id: message.sender.id, name: message.sender.name } : { id: message.sender.id },
+  by: idAndName(message.sender),
   // A note's text is at most 4096 characters: the frame stays far under the frame limit.
   text: message.text,
-  contact: conversation.contact.name ? { id: conversation.contact.id, name: conversation.contact.name } : { id: conversation.contact.id },
+  contact: idAndName(conversation.contact),
   at: message.createdAt,
 });
 
@@ -57,7 +60,7 @@ export const mentionEvent = (message: Message, conversation: Pick<ConversationRe
 export async function announceMentions(message: Message, conversation: Pick<ConversationRecord, 'contact'>, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
   const others = mentionedOthers(message);
   if (others.length === 0) return;
-  const by = message.sender.name ? { id: message.sender.id, name: message.sender.name } : { id: message.sender.id };
+  const by = idAndName(message.sender);
   const recorded = await Promise.all(
     others.map((agentId) => recordMention({ conversationId: message.conversationId, agentId, messageId: message.id, createdAt: message.createdAt, by })),
   );
