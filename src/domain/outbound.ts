@@ -297,16 +297,14 @@ function statusesById(channel: string): boolean {
 const idScopes = (channel: string, providerIds: string[]) => providerIds.map((id) => `${channel}#${id}`);
 
 /**
- * Applies the statuses held for the provider ids in `scopes` (src/domain/inbound.ts ingestStatus),
- * in the order they may apply: the reply as it is after, or undefined when none moved it.
+ * Applies the furthest of the statuses held for the provider ids in `scopes` (src/domain/inbound.ts
+ * ingestStatus): a status never moves back, so the ones before it would add writes and nothing else.
+ * The reply as it is after, or undefined when it did not move it.
  */
 export async function applyHeldStatuses(message: Message, scopes: string[]): Promise<Message | undefined> {
-  const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
-  let final: Message | undefined;
-  for (const early of held) {
-    final = (await updateMessageStatus(message.conversationId, message.id, early.status, early.error ? { error: early.error } : {})) ?? final;
-  }
-  return final;
+  const furthest = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]).at(-1);
+  if (!furthest) return undefined;
+  return updateMessageStatus(message.conversationId, message.id, furthest.status, furthest.error ? { error: furthest.error } : {});
 }
 
 /** A provider said "try later" (429, 5xx, network): the queue redelivers the job. */
