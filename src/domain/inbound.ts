@@ -727,10 +727,11 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   let pointer = referenced ?? (await lookUp());
   // The status may have overtaken what names its message: the send's own answer (which records the
   // id), or a WhatsApp echo, whose receipts are sent apart from it. Held for that to apply, then
-  // looked up once more in case it came meanwhile. An echo is only stored in a conversation we
-  // have, so a WhatsApp status without one (a send from the app to someone who never wrote to us)
-  // holds nothing.
-  if (!pointer && (byId || conversationId)) {
+  // looked up once more in case it came meanwhile. A WhatsApp status for a customer with no
+  // conversation (a send from the app to someone who never wrote to us) is held too: their first
+  // message may come before its echo, which reads the hold once stored. Nothing is looked up again
+  // for it (the echo rides the receipt's queue lane, after it), so it costs the hold alone.
+  if (!pointer) {
     await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}) });
     pointer = await lookUp();
     // WhatsApp's `failed` without our reference may be for a reply of ours whose `sent` write has

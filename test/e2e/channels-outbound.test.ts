@@ -1030,15 +1030,25 @@ describe('WhatsApp coexistence: what the team sent from the WhatsApp Business ap
     expect(await earlyStatuses(`whatsapp#${id}`)).toEqual([]);
   });
 
-  it('holds no receipt for a customer who never wrote to us: no echo of theirs could be stored', async () => {
+  it('holds a receipt for a customer who never wrote to us, at the cost of the hold alone, and applies it to the echo that comes after their first message', async () => {
+    // Prepare: the team wrote from the phone to someone who never wrote here; its receipt comes first
     const handle = newHandle('whatsapp');
     const id = `wamid.ECHO-${crypto.randomUUID()}`;
+    const [event] = whatsappAdapter.normalize(signedRequest('whatsapp', statusWebhook('whatsapp', handle, 'read', id)), DEV_CREDENTIALS.whatsapp);
+    resetCapacityTotals();
+    await ingestStatus(event as Parameters<typeof ingestStatus>[0]);
+    // The handle's read, and the hold: one unit each.
+    expect({ read: capacityTotals.read, write: capacityTotals.write }).toEqual({ read: 1, write: 1 });
+    expect((await earlyStatuses(`whatsapp#${id}`)).map((s) => s.status)).toEqual(['read']);
 
-    expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'delivered', id))).status).toBe(200);
-    // In the same FIFO group: once it shows, the receipt was processed.
-    await marker(handle);
+    // Act: the customer's first message, then the echo
+    const conversationId = await marker(handle);
+    expect((await postWebhook(stack, 'whatsapp', echoWebhook(handle, id, text('Hi, from the shop')))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === id, 10_000, 'the reply from the phone');
 
-    expect(await earlyStatuses(`whatsapp#${id}`)).toEqual([]);
+    // Assess
+    expect(shown.conversationId).toBe(conversationId);
+    expect(shown.message).toMatchObject({ status: 'read', direction: 'outbound', sender: { id: 'external' } });
   });
 
   it('opens no conversation for a customer who never wrote to us: what the team sent them from the phone is not shown', async () => {

@@ -18,11 +18,13 @@
  *   status write, the hold and the fan-out: every reply at its status, its last frame saying so.
  * - An agent's reply POST that died after its writes, sent again: the consoles get the
  *   conversation as the reply left it.
+ * - A WhatsApp receipt of a Business-app message to someone who had not written yet (held under
+ *   its wamid with no conversation to look in), then their first message, then the echo: dying
+ *   before or after the hold, or the echo after its writes. The echo at the furthest status held.
  *
  * Cases marked "found" failed before their fixes in src/domain/inbound.ts and src/domain/outbound.ts.
- * A WhatsApp receipt nothing applies (README Channels) is pinned with it.fails: one that came
- * before the customer's first message, its echo after it. Faults are keyed to one path and one customer handle (or conversation for
- * a reply), so the other paths and cases never hit them (test/faults/crash-harness.ts). One stack,
+ * Faults are keyed to one path and one customer handle (or conversation for a reply), so the
+ * other paths and cases never hit them (test/faults/crash-harness.ts). One stack,
  * cases in sequence.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -162,15 +164,15 @@ async function expectNothingOrphaned(c: Customer): Promise<void> {
 type EchoChannel = 'messenger' | 'whatsapp';
 
 /** The team's message sent from Meta's Page inbox, or from the WhatsApp Business app, as Meta echoes it. */
-function echoWebhook(c: Customer, id: string, text: string): string {
+function echoWebhook(c: Customer, id: string, text: string, sentAt = Date.now()): string {
   if (c.channel === 'whatsapp') {
     const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
     const value = body.entry[0].changes[0].value;
-    value.message_echoes = [{ from: value.metadata.display_phone_number, to: `+${c.handle}`, id, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }];
+    value.message_echoes = [{ from: value.metadata.display_phone_number, to: `+${c.handle}`, id, timestamp: String(Math.floor(sentAt / 1000)), type: 'text', text: { body: text } }];
     return JSON.stringify(body);
   }
   const body = JSON.parse(textWebhook('messenger', c.handle, 'unused').body);
-  body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: c.handle }, timestamp: Date.now(), message: { mid: id, text, is_echo: true, app_id: PAGE_INBOX_APP } }];
+  body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: c.handle }, timestamp: sentAt, message: { mid: id, text, is_echo: true, app_id: PAGE_INBOX_APP } }];
   return JSON.stringify(body);
 }
 
@@ -518,24 +520,57 @@ describe('an agent’s reply POST dying after its writes, sent again with the sa
 });
 
 // ---------------------------------------------------------------------------------------------
-// Known gaps (README Channels), pinned so that a fix shows
+// A Business-app message to someone who had not written yet
 
-describe('WhatsApp receipts that nothing applies', { timeout: 30_000 }, () => {
-  // A receipt for a customer with no conversation holds nothing (their echo would not be stored),
-  // but the customer's first message may come between the receipt and its echo.
-  it.fails('a read receipt of a Business-app message, then the customer’s first message, then its echo: the echo stays sent (known gap)', async () => {
-    // Prepare: the team wrote from the phone to someone who never wrote to us; its receipt comes first
-    const handle = newHandle('whatsapp');
-    const id = echoId('whatsapp');
-    const text = unique('first words from the phone');
-    expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'read', id))).status).toBe(200);
-    const customer = await newCustomer('whatsapp', handle);
+interface FirstContactCase {
+  title: string;
+  /** The receipts, in the order they come, before the customer's first message. */
+  receipts: ('delivered' | 'read')[];
+  /** The receipt's attempt (the last receipt's) or the echo's dies here, and the event comes back. */
+  crash?: { path: 'status' | 'echo'; at: Crash };
+  expected: MessageStatus;
+}
 
-    // Act: the echo comes after the customer's answer
-    expect((await postWebhook(stack, 'whatsapp', echoWebhook(customer, id, text))).status).toBe(200);
+const firstContactCases: FirstContactCase[] = [
+  // Found: a receipt for a customer with no conversation held nothing, and the echo stayed sent.
+  { title: 'a read receipt, then the customer’s first message, then the echo: the echo is read (found: it stayed sent)', receipts: ['read'], expected: 'read' },
+  { title: 'delivered, then read, then the customer’s first message, then the echo: the furthest applies', receipts: ['delivered', 'read'], expected: 'read' },
+  { title: 'the receipt dying after it is held, before the customer’s first message', receipts: ['read'], crash: { path: 'status', at: { fn: 'holdEarlyStatus' } }, expected: 'read' },
+  { title: 'the receipt dying before it is held: the redelivery holds it', receipts: ['delivered'], crash: { path: 'status', at: { fn: 'holdEarlyStatus', before: true } }, expected: 'delivered' },
+  { title: 'the echo dying after it is written, before the held receipt is read', receipts: ['read'], crash: { path: 'echo', at: { fn: 'putMessage' } }, expected: 'read' },
+  { title: 'the echo dying after the held receipt is applied, before the conversation update', receipts: ['delivered', 'read'], crash: { path: 'echo', at: { fn: 'updateMessageStatus' } }, expected: 'read' },
+];
 
-    // Assess
-    const echo = await eventually(async () => (queuesIdle() ? (await allMessages(customer.conversationId)).find((m) => m.providerMessageId === id) : undefined), 20_000);
-    expect(echo.status).toBe('read');
-  });
+describe('the receipts of a Business-app message to someone who had not written, before their first message and its echo', { timeout: 30_000 }, () => {
+  for (const c of firstContactCases) {
+    it(c.title, async () => {
+      // Prepare: the team wrote from the phone to someone who never wrote to us; its receipts come first
+      const handle = newHandle('whatsapp');
+      const id = echoId('whatsapp');
+      const text = unique('first words from the phone');
+      if (c.crash) crash.arm(c.crash.path, handle, c.crash.at);
+      for (const status of c.receipts) expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, status, id))).status).toBe(200);
+      // Each held once, however often its attempt ran.
+      await eventually(async () => inboundIdle() && (await earlyStatuses(`whatsapp#${id}`)).length === c.receipts.length, 20_000);
+      if (c.crash?.path === 'status') expect(crash.fired()).toBe(true);
+      const customer = await newCustomer('whatsapp', handle);
+
+      // Act: the echo comes after the customer's first message
+      expect((await postWebhook(stack, 'whatsapp', echoWebhook(customer, id, text))).status).toBe(200);
+
+      // Assess: the echo once, at the furthest status held, the agents told so
+      const stored = await eventually(async () => {
+        if ((c.crash && !crash.fired()) || !queuesIdle()) return undefined;
+        const found = (await allMessages(customer.conversationId)).filter((m) => m.providerMessageId === id);
+        return found.length > 0 ? found : undefined;
+      }, 20_000);
+      expect(stored.map((m) => ({ text: m.text, direction: m.direction, status: m.status, sender: m.sender.id }))).toEqual([
+        { text, direction: 'outbound', status: c.expected, sender: 'external' },
+      ]);
+      expect((await earlyStatuses(`whatsapp#${id}`)).map((s) => s.status)).toEqual(c.receipts);
+      await expectToldAsStored(stored[0]!);
+      expect(accepted(customer, text)).toEqual([]);
+      await expectNothingOrphaned(customer);
+    });
+  }
 });
