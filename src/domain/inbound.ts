@@ -26,7 +26,7 @@ import { getAdapter } from '../channels/registry';
 import { keepMediaJob } from './media-jobs';
 import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
-import { getHandle, getVisitor, markHandleLinked, pointVisitorAt, setHandleConversation, type HandleRecord, type VisitorRecord } from '../store/contacts';
+import { advanceReadUpTo, getHandle, getVisitor, markHandleLinked, pointVisitorAt, setHandleConversation, type HandleRecord, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
@@ -373,7 +373,8 @@ const isEcho = (m: Message) => m.direction === 'outbound' && m.sender.id === EXT
  * customer's (no unread, no service window).
  */
 async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } }, delivery: Delivery): Promise<void> {
-  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  const handle = await getHandle(event.channel, event.handle);
+  const conversationId = handle?.conversationId;
   // A thread nobody here follows (the customer never wrote to us): nothing to show it in.
   if (!conversationId || !event.providerMessageId) return;
   const conversation = await getConversation(conversationId, true);
@@ -392,7 +393,8 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
     channel: event.channel,
     text: event.text,
     attachments: event.attachments.filter((a) => !a.url.startsWith(MEDIA_SCHEME)),
-    status: 'sent',
+    // Sent at or before the customer's read watermark (Messenger), which came first: read already.
+    status: event.dated && handle.readUpTo !== undefined && event.sentAt <= handle.readUpTo ? 'read' : 'sent',
     private: false,
     providerMessageId: event.providerMessageId,
     createdAt: new Date().toISOString(),
@@ -656,8 +658,13 @@ async function afterApply(context: InboundHookContext, before: ConversationRecor
 const WATERMARK_LOOKBACK = 50;
 
 async function ingestWatermark(event: InboundStatusEvent, redelivered: boolean): Promise<void> {
-  const conversationId = (await getHandle(event.channel, event.handle))?.conversationId;
+  const handle = await getHandle(event.channel, event.handle);
+  const conversationId = handle?.conversationId;
   if (!conversationId) return;
+  // Kept on the handle for an echo of a Page-inbox message that comes after the watermark (its
+  // webhook is sent on its own): stored read. Meta repeats a watermark with every later receipt,
+  // so one the handle has reached already writes nothing (a refused write is billed too).
+  if (event.status === 'read' && !(handle.readUpTo !== undefined && handle.readUpTo >= event.at)) await advanceReadUpTo(event.channel, event.handle, event.at);
   await applyToCovered(conversationId, event.status, (m) => m.createdAt <= event.at, [], redelivered);
 }
 

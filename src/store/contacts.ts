@@ -40,6 +40,11 @@ export interface HandleRecord {
    * number's BSUID; a Telegram group's new chat id after its upgrade to a supergroup).
    */
   linkedHandle?: string;
+  /**
+   * The customer's latest read watermark on the channel (Messenger's `read.watermark`: everything
+   * the Page sent up to then is read), for an echo stored after it (src/domain/inbound.ts ingestEcho).
+   */
+  readUpTo?: string;
 }
 
 export interface VisitorRecord {
@@ -85,6 +90,16 @@ export async function markHandleLinked(channel: string, handle: string, linkedHa
     UpdateExpression: 'SET linkedHandle = :l',
     ConditionExpression: 'attribute_exists(pk)',
     ExpressionAttributeValues: { ':l': linkedHandle },
+  });
+}
+
+/** Moves the handle's read watermark forward to `at`; an older or equal one is left as it is. */
+export async function advanceReadUpTo(channel: string, handle: string, at: string): Promise<void> {
+  await updateIf({
+    Key: keys.handle(channel, handle),
+    UpdateExpression: 'SET readUpTo = :at',
+    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(readUpTo) OR readUpTo < :at)',
+    ExpressionAttributeValues: { ':at': at },
   });
 }
 

@@ -656,15 +656,23 @@ describe('Messenger watermark receipts', () => {
 
     expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'delivered', undefined))).status).toBe(200);
     await agent.waitFor(updated(second.id, 'delivered'), 10_000, 'second delivered by watermark');
-    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined))).status).toBe(200);
+    const readAt = Date.now();
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined, readAt))).status).toBe(200);
     await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
     await agent.waitFor(updated(second.id, 'read'), 10_000, 'second read');
 
-    // The same watermark again (Meta repeats it with every later receipt) writes nothing: a write
-    // its condition refuses is billed all the same.
+    // The same watermark again (Meta repeats it with every later receipt), or an older one, writes
+    // nothing: a write its condition refuses is billed all the same. A newer one with no reply left
+    // to mark moves the customer's watermark (kept for an echo that comes after it) alone: one unit.
+    const watermark = (at: number) => ingestStatus({ kind: 'status', channel: 'messenger', handle, providerMessageId: ALL_BEFORE_WATERMARK, status: 'read', at: new Date(at).toISOString() });
+    for (const at of [readAt, readAt - 1000]) {
+      resetCapacityTotals();
+      await watermark(at);
+      expect(capacityTotals.write).toBe(0);
+    }
     resetCapacityTotals();
-    await ingestStatus({ kind: 'status', channel: 'messenger', handle, providerMessageId: ALL_BEFORE_WATERMARK, status: 'read', at: new Date().toISOString() });
-    expect(capacityTotals.write).toBe(0);
+    await watermark(readAt + 1000);
+    expect(capacityTotals.write).toBe(1);
 
     // A watermark from before a reply leaves that reply alone.
     const third = await sentReply(conversationId, 'watermark three');
@@ -783,9 +791,9 @@ describe('WhatsApp document types', () => {
 
 describe('Messenger echoes of what the team sent from the Page inbox', () => {
   /** An echo as Meta sends it: from the Page to the customer, naming the app that sent it. */
-  function echoWebhook(handle: string, mid: string, text: string, appId: number): string {
+  function echoWebhook(handle: string, mid: string, text: string, appId: number, timestamp = Date.now()): string {
     const body = JSON.parse(textWebhook('messenger', handle, 'unused').body);
-    body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: handle }, timestamp: Date.now(), message: { mid, text, is_echo: true, app_id: appId } }];
+    body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: handle }, timestamp, message: { mid, text, is_echo: true, app_id: appId } }];
     return JSON.stringify(body);
   }
   const PAGE_INBOX_APP = 263902037430900;
@@ -876,6 +884,28 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
 
     // Assess: the team's message shows as delivered, not sent
     expect((await messagesOf(conversationId)).find((m) => m.providerMessageId === mid)).toMatchObject({ status: 'delivered', sender: { id: 'external' } });
+  });
+
+  it('stores a Page-inbox message the customer’s read watermark already covers as read; one sent after it as sent', async () => {
+    // Prepare: the customer read everything up to now, and that watermark reached us before the echoes
+    const { handle, conversationId } = await customer('messenger');
+    const readAt = Date.now();
+    const [seen, later] = [`m_ECHO-${crypto.randomUUID()}`, `m_ECHO-${crypto.randomUUID()}`];
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined, readAt))).status).toBe(200);
+    // An older watermark coming late leaves the customer's where it is.
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', handle, 'read', undefined, readAt - HOUR))).status).toBe(200);
+
+    // Act: the echo of a message sent before the watermark, and of one sent after it
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, seen, 'Sent before they read', PAGE_INBOX_APP, readAt - 1000))).status).toBe(200);
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, later, 'Sent after they read', PAGE_INBOX_APP, readAt + 1000))).status).toBe(200);
+    const shown = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === seen, 10_000, 'the Page-inbox message');
+    await marker(handle);
+
+    // Assess: shown read from its first frame
+    expect(shown.message).toMatchObject({ status: 'read', sender: { id: 'external' } });
+    const stored = await messagesOf(conversationId);
+    expect(stored.find((m) => m.providerMessageId === seen)).toMatchObject({ status: 'read', text: 'Sent before they read' });
+    expect(stored.find((m) => m.providerMessageId === later)).toMatchObject({ status: 'sent', text: 'Sent after they read' });
   });
 
   it('does not reopen a resolved conversation', async () => {

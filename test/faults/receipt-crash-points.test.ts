@@ -16,6 +16,8 @@
  *   and those before it), WhatsApp's `failed` without our reference (found by its wamid), and a
  *   receipt for a reply whose send is still in flight (held, then applied by the send). After each
  *   status write, the hold and the fan-out: every reply at its status, its last frame saying so.
+ *   A read watermark dying after it is kept on the customer's handle: an echo of a message sent
+ *   before it, coming after it, is stored read.
  * - An agent's reply POST that died after its writes, sent again: the consoles get the
  *   conversation as the reply left it.
  * - A WhatsApp receipt of a Business-app message to someone who had not written yet (held under
@@ -64,6 +66,7 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => harness.red
 vi.mock('../../src/store/messages', async (importOriginal) =>
   harness.wrapModule(await importOriginal<typeof import('../../src/store/messages')>(), crash, ['claimDedup', 'putMessage', 'updateMessageStatus', 'holdEarlyStatus', 'markStatusHeld']),
 );
+vi.mock('../../src/store/contacts', async (importOriginal) => harness.wrapModule(await importOriginal<typeof import('../../src/store/contacts')>(), crash, ['advanceReadUpTo']));
 vi.mock('../../src/store/conversations', async (importOriginal) =>
   harness.wrapModule(await importOriginal<typeof import('../../src/store/conversations')>(), crash, ['applyMessageToOpenConversation', 'updateConversation']),
 );
@@ -395,6 +398,31 @@ describe('a status callback dying after each write, the event redelivered', { ti
       await expectNothingOrphaned(customer);
     });
   }
+});
+
+describe('a Messenger read watermark dying after it is kept on the customer’s handle, the echo of an earlier Page-inbox message after it', { timeout: 30_000 }, () => {
+  it('the reply before it and the echo sent before it are read', async () => {
+    // Prepare: a reply of ours the watermark covers, and a message from the Page inbox whose echo is late
+    const customer = await newCustomer('messenger');
+    const reply = await sentReply(customer, unique('reply'));
+    const readAt = Date.now();
+    const id = echoId('messenger');
+    const text = unique('sent from the Page inbox before the read');
+    crash.arm('status', customer.handle, { fn: 'advanceReadUpTo' });
+
+    // Act: the watermark (its attempt dies after keeping it, the queue hands it back), then the echo
+    expect((await postWebhook(stack, 'messenger', statusWebhook('messenger', customer.handle, 'read', undefined, readAt))).status).toBe(200);
+    await eventually(() => crash.fired() && inboundIdle(), 20_000);
+    expect((await postWebhook(stack, 'messenger', echoWebhook(customer, id, text, readAt - 1000))).status).toBe(200);
+
+    // Assess
+    const echo = await eventually(async () => (queuesIdle() ? (await allMessages(customer.conversationId)).find((m) => m.providerMessageId === id) : undefined), 20_000);
+    expect(echo).toMatchObject({ text, status: 'read', sender: { id: 'external' } });
+    const replied = (await getMessage(customer.conversationId, reply.id))!;
+    expect(replied.status).toBe('read');
+    await expectToldAsStored(echo);
+    await expectToldAsStored(replied);
+  });
 });
 
 interface HeldCase {
