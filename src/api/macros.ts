@@ -2,7 +2,7 @@
 import * as z from '../zod';
 import { ID_PATTERN, requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
-import { createMacro, getMacro, listMacros, removeMacro, runMacro, updateMacro } from '../domain/macros';
+import { MAX_SNOOZE_MINUTES, createMacro, getMacro, listMacros, removeMacro, runMacro, updateMacro } from '../domain/macros';
 import { LabelName } from '../domain/settings';
 import { MAX_CONVERSATION_LABELS } from '../domain/conversations';
 import { toConversation } from '../store/conversations';
@@ -20,6 +20,8 @@ const Action = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('transfer'), team: z.trimmedText(1, 64), note: z.optional(Text) }),
   z.strictObject({ type: z.enum(['sendMessage', 'addNote']), text: Text }),
   z.strictObject({ type: z.literal('setStatus'), status: z.enum(['open', 'pending', 'resolved']) }),
+  // Minutes from the run's start; `until` is the run's to fix, not the macro's.
+  z.strictObject({ type: z.literal('snooze'), minutes: z.wholeNumber(1, MAX_SNOOZE_MINUTES) }),
 ]);
 
 const MacroBody = z.strictObject({

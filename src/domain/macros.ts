@@ -7,7 +7,7 @@ import { ClientError, badRequest, conflict, notFound } from './errors';
 import { contentHash, newId } from './ids';
 import { fillPlaceholders } from './canned';
 import { changeLabels } from './conversations';
-import { assignConversation, refuseReservedAgentId, setConversationStatus, transferWithNote } from './assignment';
+import { MAX_SNOOZE_DAYS, assignConversation, refuseReservedAgentId, setConversationStatus, transferWithNote } from './assignment';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { getSettings } from './settings';
 import type { Message } from './types';
@@ -25,6 +25,7 @@ import {
   type MacroAction,
   type MacroRecord,
   type MacroRun,
+  type MacroRunAction,
 } from '../store/macros';
 
 export type { MacroAction, MacroRecord } from '../store/macros';
@@ -36,6 +37,9 @@ export interface MacroInput {
 
 /** What `"me"` in an assign action stands for: whoever runs the macro. */
 export const RUNNER = 'me';
+
+/** The longest a snooze action may snooze for: as far ahead as /status lets an agent snooze (a leap year). */
+export const MAX_SNOOZE_MINUTES = MAX_SNOOZE_DAYS * 24 * 60;
 
 /**
  * The names a macro refers to must exist when it is saved, as they must when an agent does the
@@ -125,6 +129,8 @@ function runKeyOf(conversation: ConversationRecord, macroId: string, agentId: st
  * are now and their texts filled as they read now (as GET /v1/canned-responses/{id}/render fills
  * them). Kept filled, a retry sends the very text the first attempt stored under the step's id:
  * filled again after the contact's name was edited, it would be another message, sent twice.
+ * A snooze's end is fixed alike, from the run's start: a retry snoozes to the same instant, not
+ * to one the time the crash took later.
  */
 async function startRun(conversation: ConversationRecord, runKey: string, macroId: string, agent: AgentIdentity): Promise<MacroRun> {
   const conversationId = conversation.id;
@@ -134,7 +140,12 @@ async function startRun(conversation: ConversationRecord, runKey: string, macroI
   const needsName = macro.actions.some((a) => (a.type === 'sendMessage' || a.type === 'addNote') && a.text.includes('{{'));
   const agentName = agent.name ?? (needsName ? (await getAgent(agent.id))?.name : undefined);
   const fill = (text: string) => fillPlaceholders(text, { contact: conversation.contact, agent: { id: agent.id, ...(agentName ? { name: agentName } : {}) } });
-  const actions = macro.actions.map((a): MacroAction => (a.type === 'sendMessage' || a.type === 'addNote' ? { ...a, text: fill(a.text) } : a));
+  const startedAt = Date.now();
+  const actions = macro.actions.map((a): MacroRunAction => {
+    if (a.type === 'sendMessage' || a.type === 'addNote') return { ...a, text: fill(a.text) };
+    if (a.type === 'snooze') return { ...a, until: new Date(startedAt + a.minutes * 60_000).toISOString() };
+    return a;
+  });
   const run: MacroRun = { macroId, agentId: agent.id, actions, done: 0, messageIds: [] };
   if (await putMacroRun(conversationId, runKey, run)) return run;
   // Another attempt of the same run (a double click) recorded it first: go on with its record.
@@ -178,8 +189,8 @@ export async function runMacro(conversation: ConversationRecord, macroId: string
   return { conversation: after, messageIds };
 }
 
-/** One action of a run; its texts were filled when the run started (startRun). */
-async function applyAction(conversationId: string, action: MacroAction, agent: AgentIdentity, stepId: string): Promise<Message | undefined> {
+/** One action of a run; its texts were filled and its snooze's end fixed when the run started (startRun). */
+async function applyAction(conversationId: string, action: MacroRunAction, agent: AgentIdentity, stepId: string): Promise<Message | undefined> {
   switch (action.type) {
     case 'addLabels':
       await changeLabels(conversationId, { add: action.labels });
@@ -198,6 +209,10 @@ async function applyAction(conversationId: string, action: MacroAction, agent: A
       return postAgentMessage(conversationId, agent, { text: action.text, private: true, clientMessageId: stepId });
     case 'setStatus':
       await setConversationStatus(conversationId, action.status, undefined, agent.id);
+      return undefined;
+    case 'snooze':
+      // A retry after `until` passed is refused as /status refuses a snooze into the past (400).
+      await setConversationStatus(conversationId, 'snoozed', action.until, agent.id);
       return undefined;
   }
 }

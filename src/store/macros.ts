@@ -11,7 +11,11 @@ export type MacroAction =
   | { type: 'transfer'; team: string; note?: string }
   | { type: 'sendMessage'; text: string }
   | { type: 'addNote'; text: string }
-  | { type: 'setStatus'; status: 'open' | 'pending' | 'resolved' };
+  | { type: 'setStatus'; status: 'open' | 'pending' | 'resolved' }
+  | { type: 'snooze'; minutes: number };
+
+/** An action as a run keeps it: a snooze with the instant it ends, fixed when the run started. */
+export type MacroRunAction = Exclude<MacroAction, { type: 'snooze' }> | { type: 'snooze'; minutes: number; until: string };
 
 export interface MacroRecord {
   id: string;
@@ -26,7 +30,7 @@ export interface MacroRecord {
 export interface MacroRun {
   macroId: string;
   agentId: string;
-  actions: MacroAction[];
+  actions: MacroRunAction[];
   /** Actions done, in order: a retry goes on from the next. */
   done: number;
   messageIds: string[];

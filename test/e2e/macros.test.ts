@@ -7,10 +7,15 @@
  * was stored: the route answers 5xx and the client sends the same request again.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
 import { updateConversation } from '../../src/store/conversations';
+import { snoozeScheduleName } from '../../src/domain/snooze';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { keys } from '../../src/store/keys';
 import { phoneHandles, whatsappCustomerWrites } from './channels-support';
 
 /** The next crash: right after the first postAgentMessage of a message with this text. */
@@ -72,6 +77,27 @@ async function createMacro(name: string, actions: unknown[]): Promise<string> {
   const res = await post('/v1/macros', { name, actions });
   expect(res.status, res.text).toBe(201);
   return res.body.id as string;
+}
+
+/**
+ * Sets the end the unfinished run of a conversation fixed for its snooze to `until`: a retry
+ * sent after an end in the past finds the record as this leaves it.
+ */
+async function unfinishedRunsSnoozeUntil(conversationId: string, until: string): Promise<void> {
+  const out = await ddb().send(
+    new QueryCommand({
+      TableName: config.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :run)',
+      ExpressionAttributeValues: { ':pk': keys.messagePartition(conversationId), ':run': 'MACRORUN#' },
+      ConsistentRead: true,
+    }),
+  );
+  const unfinished = (out.Items ?? []).filter((run) => run.done < run.actions.length);
+  expect(unfinished).toHaveLength(1);
+  for (const run of unfinished) {
+    const actions = run.actions.map((a: { type: string }) => (a.type === 'snooze' ? { ...a, until } : a));
+    await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...run, actions } }));
+  }
 }
 
 /** A web visitor's conversation, handed by routing to one of the agents. */
@@ -162,6 +188,33 @@ describe('macro library', () => {
     expect(await createMacro('Escalate to billing', [{ type: 'setStatus', status: 'open' }])).toBeTruthy();
     await del(`/v1/macros/${reuse}`);
     await del(`/v1/macros/${other}`);
+  });
+
+  it('keeps a snooze of 1 to 527040 whole minutes as written, and refuses any other storing nothing', async () => {
+    // Act: the bounds, one minute and a leap year of them
+    const shortest = await post('/v1/macros', { name: 'Snooze a minute', actions: [{ type: 'snooze', minutes: 1 }] });
+    const longest = await post('/v1/macros', { name: 'Snooze a year', actions: [{ type: 'addLabels', labels: ['vip'] }, { type: 'snooze', minutes: 527040 }] });
+
+    // Assess: stored as written (the end is fixed by each run, not by the macro)
+    expect(shortest.status, shortest.text).toBe(201);
+    expect(longest.status, longest.text).toBe(201);
+    expect((await get(`/v1/macros/${longest.body.id}`)).body.actions).toEqual([{ type: 'addLabels', labels: ['vip'] }, { type: 'snooze', minutes: 527040 }]);
+
+    // Act: anything else, on create and on replace
+    const bad = [{}, { minutes: 0 }, { minutes: -5 }, { minutes: 1.5 }, { minutes: 527041 }, { minutes: '60' }, { minutes: null }, { minutes: 60, until: '2030-01-01T00:00:00Z' }];
+    const before = await macroNames();
+    const refused = [];
+    for (const fields of bad) {
+      const actions = [{ type: 'addLabels', labels: ['vip'] }, { type: 'snooze', ...fields }];
+      refused.push(await post('/v1/macros', { name: 'Bad snooze', actions }), await put(`/v1/macros/${shortest.body.id}`, { name: 'Bad snooze', actions }));
+    }
+
+    // Assess: each a 400 invalid_request, nothing stored or changed
+    for (const res of refused) expect([res.status, res.body.error?.code], res.text).toEqual([400, 'invalid_request']);
+    expect(await macroNames()).toEqual(before);
+    expect((await get(`/v1/macros/${shortest.body.id}`)).body).toMatchObject({ name: 'Snooze a minute', actions: [{ type: 'snooze', minutes: 1 }] });
+    await del(`/v1/macros/${shortest.body.id}`);
+    await del(`/v1/macros/${longest.body.id}`);
   });
 });
 
@@ -315,6 +368,102 @@ describe('running a macro', () => {
     expect(retried.body.messageIds).toHaveLength(1);
     expect(await count(id, 'Hi Rosa, we are on it')).toBe(1);
     expect(await count(id, 'Hi Rosalind, we are on it')).toBe(0);
+  });
+
+  it('snoozes until the run start plus the minutes, with the wake armed and the team told, as a snooze by hand', async () => {
+    // Prepare
+    const macro = await createMacro('Snooze 90', [{ type: 'snooze', minutes: 90 }]);
+    const { id, holder } = await visitorConversation('Sam', 'Call me back later');
+
+    // Act
+    const from = Date.now();
+    const res = await run(id, macro, tokens[holder]!);
+    const to = Date.now();
+
+    // Assess: snoozed until 90 minutes after the run started, within the run's window
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.conversation).toMatchObject({ id, status: 'snoozed', assigneeId: holder });
+    const until = Date.parse(res.body.conversation.snoozedUntil);
+    expect(until).toBeGreaterThanOrEqual(from + 90 * 60_000);
+    expect(until).toBeLessThanOrEqual(to + 90 * 60_000);
+    expect((await get(`/v1/conversations/${id}`)).body).toMatchObject({ status: 'snoozed', snoozedUntil: res.body.conversation.snoozedUntil });
+    // The wake-up armed as /status arms it: the snooze's own schedule, due at its end (to the second)
+    const schedule = stack.aws.scheduler.list().find((s) => s.name === snoozeScheduleName(id));
+    expect(JSON.parse(schedule!.target.input!)).toEqual({ kind: 'snoozeWake', conversationId: id, dueAt: new Date(Math.ceil(until / 1000) * 1000).toISOString() });
+    // The team sees it
+    await adminSocket.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === id && f.conversation.status === 'snoozed', 10_000, 'snoozed frame');
+  });
+
+  it('applies the actions around a snooze: labels before it, a note after it', async () => {
+    // Prepare
+    const macro = await createMacro('Label and snooze', [
+      { type: 'addLabels', labels: ['vip'] },
+      { type: 'snooze', minutes: 30 },
+      { type: 'addNote', text: 'Snoozed for half an hour' },
+    ]);
+    const { id, holder } = await visitorConversation('Tia', 'Back in a bit');
+
+    // Act
+    const from = Date.now();
+    const res = await run(id, macro, tokens[holder]!);
+    const to = Date.now();
+
+    // Assess: all three applied
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.conversation).toMatchObject({ status: 'snoozed', labels: ['vip'] });
+    const until = Date.parse(res.body.conversation.snoozedUntil);
+    expect(until).toBeGreaterThanOrEqual(from + 30 * 60_000);
+    expect(until).toBeLessThanOrEqual(to + 30 * 60_000);
+    expect(res.body.messageIds).toHaveLength(1);
+    expect(await count(id, 'Snoozed for half an hour')).toBe(1);
+  });
+
+  it('snoozes a run sent again after a crash to the instant fixed when it started, and refuses once that instant passed', async () => {
+    // Prepare: the first attempt dies after the note, before the snooze
+    const macro = await createMacro('Note and snooze', [
+      { type: 'addNote', text: 'Crash before the snooze' },
+      { type: 'snooze', minutes: 60 },
+    ]);
+    const { id, holder } = await visitorConversation('Uma', 'Ping me tomorrow');
+    const clientRequestId = crypto.randomUUID();
+    crash.afterText = 'Crash before the snooze';
+    const from = Date.now();
+    const died = await run(id, macro, tokens[holder]!, { clientRequestId });
+    const to = Date.now();
+    expect(died.status).toBeGreaterThanOrEqual(500);
+    expect((await get(`/v1/conversations/${id}`)).body.status).toBe('open');
+    // Later than the first attempt by some milliseconds at least, so a new start would give another end
+    await eventually(async () => Date.now() > to + 20);
+
+    // Act
+    const retryFrom = Date.now();
+    const retried = await run(id, macro, tokens[holder]!, { clientRequestId });
+
+    // Assess: the end the first attempt fixed, not one counted from the retry
+    expect(retried.status, retried.text).toBe(200);
+    const until = Date.parse(retried.body.conversation.snoozedUntil);
+    expect(retried.body.conversation.status).toBe('snoozed');
+    expect(until).toBeGreaterThanOrEqual(from + 60 * 60_000);
+    expect(until).toBeLessThanOrEqual(to + 60 * 60_000);
+    expect(until).toBeLessThan(retryFrom + 60 * 60_000);
+    expect(await count(id, 'Crash before the snooze')).toBe(1);
+
+    // Prepare: another run dies alike, and is sent again only after the end it fixed
+    const second = crypto.randomUUID();
+    const reopened = await post(`/v1/conversations/${id}/status`, { status: 'open' }, tokens[holder]!);
+    expect(reopened.status, reopened.text).toBe(200);
+    crash.afterText = 'Crash before the snooze';
+    expect((await run(id, macro, tokens[holder]!, { clientRequestId: second })).status).toBeGreaterThanOrEqual(500);
+    await unfinishedRunsSnoozeUntil(id, new Date(Date.now() - 60_000).toISOString());
+
+    // Act
+    const late = await run(id, macro, tokens[holder]!, { clientRequestId: second });
+
+    // Assess: the snooze refused as a snooze into the past is, the note before it kept once
+    expect(late.status).toBe(400);
+    expect(late.body.error).toMatchObject({ code: 'macro_action_failed', action: { index: 1, type: 'snooze' }, cause: { code: 'invalid_request' } });
+    expect((await get(`/v1/conversations/${id}`)).body.status).toBe('open');
+    expect(await count(id, 'Crash before the snooze')).toBe(2);
   });
 
   it('sends nothing twice and completes when the same run is sent again after a crash part-way', async () => {
