@@ -72,7 +72,11 @@ export async function holdEarlyStatus(scope: string, early: EarlyStatus): Promis
   );
 }
 
-/** Statuses held for a provider id, in the order they may apply (a status never moves back). */
+/**
+ * Statuses held for a provider id, in the order they may apply (a status never moves back). One
+ * past its day is left out: DynamoDB's TTL deletes it up to two days late, and what it waited
+ * for (a send, an echo: minutes) is long settled, so it must mark no message recorded since.
+ */
 export async function earlyStatuses(scope: string): Promise<EarlyStatus[]> {
   const out = await ddb().send(
     new QueryCommand({
@@ -82,7 +86,9 @@ export async function earlyStatuses(scope: string): Promise<EarlyStatus[]> {
       ConsistentRead: true,
     }),
   );
+  const now = Math.floor(Date.now() / 1000);
   return (out.Items ?? [])
+    .filter((item) => typeof item.expiresAt !== 'number' || item.expiresAt >= now)
     .map((item) => ({ status: item.status as MessageStatus, ...(typeof item.error === 'string' ? { error: item.error } : {}) }))
     .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
 }

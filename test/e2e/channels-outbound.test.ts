@@ -10,6 +10,10 @@ import { agentToken, eventually, http, WsClient, type Frame } from '../support/c
 import { PROVIDER_CHANNELS, type InboundEvent, type ProviderChannel } from '../../src/domain/types';
 import { updateConversation } from '../../src/store/conversations';
 import { earlyStatuses, getDedup } from '../../src/store/messages';
+import { keys } from '../../src/store/keys';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { agentMessageScope } from '../../src/domain/outbound';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { messengerAdapter } from '../../src/channels/messenger';
@@ -884,6 +888,23 @@ describe('Messenger echoes of what the team sent from the Page inbox', () => {
 
     // Assess: the team's message shows as delivered, not sent
     expect((await messagesOf(conversationId)).find((m) => m.providerMessageId === mid)).toMatchObject({ status: 'delivered', sender: { id: 'external' } });
+  });
+
+  it('ignores a receipt held past its day (TTL deletes it late): the echo naming its mid stays sent', async () => {
+    // Prepare: a delivery held for this mid two days ago, which DynamoDB's TTL has not deleted yet
+    const { handle, conversationId } = await customer('messenger');
+    const mid = `m_ECHO-${crypto.randomUUID()}`;
+    const expiresAt = Math.floor(Date.now() / 1000) - 86_400;
+    await ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...keys.earlyStatus(`messenger#${mid}`, 'delivered'), status: 'delivered', expiresAt } }));
+
+    // Act: the echo comes
+    expect((await postWebhook(stack, 'messenger', echoWebhook(handle, mid, 'Not delivered by a stale hold', PAGE_INBOX_APP))).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === mid, 10_000, 'the Page-inbox message');
+    await marker(handle);
+
+    // Assess: the team's message is sent, as with nothing held
+    expect((await messagesOf(conversationId)).find((m) => m.providerMessageId === mid)).toMatchObject({ status: 'sent', sender: { id: 'external' } });
+    expect(await earlyStatuses(`messenger#${mid}`)).toEqual([]);
   });
 
   it('stores a Page-inbox message the customer’s read watermark already covers as read; one sent after it as sent', async () => {
