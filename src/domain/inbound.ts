@@ -8,7 +8,7 @@ import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundMovedEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, linkChannelHandle, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
-import { applyHeldStatuses, applyOutboundToConversation, catchUpConversation } from './outbound';
+import { applyHeldStatuses, applyOutboundToConversation, applyToCovered, catchUpConversation, publishStatuses } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
 import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
@@ -403,7 +403,7 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
   // A receipt naming its mid may have come first (Meta sends each webhook on its own), held as for
   // our sends; a Messenger delivery names mids only, a WhatsApp receipt of an echo carries no
   // reference of ours, and either would otherwise never reach the message.
-  const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`])) ?? stored;
+  const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`], delivery.redelivered === true)) ?? stored;
   const agentConnections = agentConnectionsAhead();
   // A redelivery of a stored echo catches the conversation up instead: the dead attempt's update
   // may have landed (refused again as a duplicate, it would leave the consoles without it), and a
@@ -651,12 +651,6 @@ async function afterApply(context: InboundHookContext, before: ConversationRecor
   await hooked.afterPublish?.();
 }
 
-/**
- * Messenger's watermark receipts ("everything before `at`"): one Query on the conversation's
- * newest messages. Older outbound messages were covered by earlier watermarks.
- */
-const WATERMARK_LOOKBACK = 50;
-
 async function ingestWatermark(event: InboundStatusEvent, redelivered: boolean): Promise<void> {
   const handle = await getHandle(event.channel, event.handle);
   const conversationId = handle?.conversationId;
@@ -666,35 +660,6 @@ async function ingestWatermark(event: InboundStatusEvent, redelivered: boolean):
   // so one the handle has reached already writes nothing (a refused write is billed too).
   if (event.status === 'read' && !(handle.readUpTo !== undefined && handle.readUpTo >= event.at)) await advanceReadUpTo(event.channel, event.handle, event.at);
   await applyToCovered(conversationId, event.status, (m) => m.createdAt <= event.at, [], redelivered);
-}
-
-/**
- * A receipt for everything up to a point: applied to the conversation's newest outbound messages
- * that `covers`, and told to agents with `updated` (what was already applied) in one fan-out.
- */
-async function applyToCovered(
-  conversationId: string,
-  status: InboundStatusEvent['status'],
-  covers: (m: Message) => boolean,
-  updated: Message[] = [],
-  /** The queue hands the receipt over again: the attempt that died may have written some of them. */
-  redelivered = false,
-): Promise<void> {
-  // A redelivery reads what the dead attempt wrote (consistently: a lagging read would try those
-  // writes again, be refused, and tell nobody); the first delivery takes the cheaper read.
-  const { items } = await listMessages(conversationId, { limit: WATERMARK_LOOKBACK, includePrivate: false, ...(redelivered ? { consistent: true } : {}) });
-  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && !updated.some((u) => u.id === m.id));
-  // Statuses only move forward, so a message the read shows at this status or past it is skipped:
-  // its write would be refused, and a refused write is billed all the same (the read may lag, so
-  // one a step behind is still tried, and updateMessageStatus refuses it if it moved on meanwhile).
-  for (const message of covered.filter((m) => STATUS_RANK[m.status] < STATUS_RANK[status])) {
-    const after = await updateMessageStatus(conversationId, message.id, status);
-    if (after) updated.push(after);
-  }
-  // The dead attempt may have written these and died before telling the agents: told the status
-  // as it stands (one an earlier receipt had set is told again, the same frame).
-  if (redelivered) updated.push(...covered.filter((m) => m.status === status));
-  if (updated.length > 0) await publishStatuses(conversationId, updated);
 }
 
 /** The team wrote to the customer after the conversation was resolved. */
@@ -739,7 +704,7 @@ export async function ingestStatus(event: InboundStatusEvent, delivery: Pick<Del
   // message may come before its echo, which reads the hold once stored. Nothing is looked up again
   // for it (the echo rides the receipt's queue lane, after it), so it costs the hold alone.
   if (!pointer) {
-    await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}) });
+    await holdEarlyStatus(scope, { status: event.status, ...(event.error ? { error: event.error } : {}), ...(event.coversEarlier ? { coversEarlier: true } : {}) });
     pointer = await lookUp();
     // WhatsApp's `failed` without our reference may be for a reply of ours whose `sent` write has
     // not landed, which reads nothing held (its other receipts carry our reference): the replies in
@@ -780,13 +745,4 @@ async function markSendsInFlight(conversationId: string, providerMessageId: stri
 async function reachedStatus(pointer: { conversationId: string; messageId: string }, status: InboundStatusEvent['status']): Promise<Message | undefined> {
   const message = await getMessage(pointer.conversationId, pointer.messageId);
   return message && STATUS_RANK[message.status] >= STATUS_RANK[status] ? message : undefined;
-}
-
-/**
- * Status changes go to the agents who follow the conversation; its assignee is read only when a
- * focused console needs it (a read that may lag a write is fine for that).
- */
-async function publishStatuses(conversationId: string, messages: Message[]): Promise<void> {
-  const scope = async () => scopeOf((await getConversation(conversationId)) ?? { assigneeId: null });
-  await publish(messages.map(messageUpdatedEvent), { agents: scope });
 }

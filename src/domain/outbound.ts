@@ -4,7 +4,7 @@
  */
 import { contentHash, newId } from './ids';
 import { badRequest, ClientError, notFound } from './errors';
-import type { Attachment, Message, OutboundJob, SendProgress } from './types';
+import type { Attachment, Message, MessageStatus, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound, afterReplyFailed, beforeSend } from './automation';
 import { drainQueue, isDrainJob } from './routing';
@@ -38,6 +38,7 @@ import {
   releaseDedup,
   restoreDedup,
   getMessageToSend,
+  listMessages,
   putMessage,
   recordSendFailure,
   recordSendProgress,
@@ -299,12 +300,64 @@ const idScopes = (channel: string, providerIds: string[]) => providerIds.map((id
 /**
  * Applies the furthest of the statuses held for the provider ids in `scopes` (src/domain/inbound.ts
  * ingestStatus): a status never moves back, so the ones before it would add writes and nothing else.
- * The reply as it is after, or undefined when it did not move it.
+ * The reply as it is after, or undefined when it did not move it. A held status that covers the
+ * earlier replies (Instagram's seen) is applied to them as well, and they are told to the agents
+ * here; `redelivered`: a send or echo handed over again, whose dead attempt may have written them.
  */
-export async function applyHeldStatuses(message: Message, scopes: string[]): Promise<Message | undefined> {
-  const furthest = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]).at(-1);
+export async function applyHeldStatuses(message: Message, scopes: string[], redelivered = false): Promise<Message | undefined> {
+  const held = (await Promise.all(scopes.map(earlyStatuses))).flat().sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
+  const furthest = held.at(-1);
   if (!furthest) return undefined;
-  return updateMessageStatus(message.conversationId, message.id, furthest.status, furthest.error ? { error: furthest.error } : {});
+  const applied = await updateMessageStatus(message.conversationId, message.id, furthest.status, furthest.error ? { error: furthest.error } : {});
+  // Whether or not this reply moved now: a redelivery after a crash past its write still owes the rest.
+  const covering = held.filter((s) => s.coversEarlier).at(-1);
+  if (covering) await applyToCovered(message.conversationId, covering.status, (m) => m.id < message.id, [], redelivered);
+  return applied;
+}
+
+/**
+ * How far back a receipt for everything up to a point looks (Messenger's watermarks, Instagram's
+ * seen): one Query on the conversation's newest messages. Older outbound messages were covered by
+ * earlier receipts.
+ */
+const COVERED_LOOKBACK = 50;
+
+/**
+ * A receipt for everything up to a point: applied to the conversation's newest outbound messages
+ * that `covers`, and told to agents with `updated` (what was already applied) in one fan-out.
+ */
+export async function applyToCovered(
+  conversationId: string,
+  status: MessageStatus,
+  covers: (m: Message) => boolean,
+  updated: Message[] = [],
+  /** The queue hands the receipt (or the send or echo that applies it) over again: the attempt that died may have written some of them. */
+  redelivered = false,
+): Promise<void> {
+  // A redelivery reads what the dead attempt wrote (consistently: a lagging read would try those
+  // writes again, be refused, and tell nobody); the first delivery takes the cheaper read.
+  const { items } = await listMessages(conversationId, { limit: COVERED_LOOKBACK, includePrivate: false, ...(redelivered ? { consistent: true } : {}) });
+  const covered = items.filter((m) => m.direction === 'outbound' && m.providerMessageId && covers(m) && !updated.some((u) => u.id === m.id));
+  // Statuses only move forward, so a message the read shows at this status or past it is skipped:
+  // its write would be refused, and a refused write is billed all the same (the read may lag, so
+  // one a step behind is still tried, and updateMessageStatus refuses it if it moved on meanwhile).
+  for (const message of covered.filter((m) => STATUS_RANK[m.status] < STATUS_RANK[status])) {
+    const after = await updateMessageStatus(conversationId, message.id, status);
+    if (after) updated.push(after);
+  }
+  // The dead attempt may have written these and died before telling the agents: told the status
+  // as it stands (one an earlier receipt had set is told again, the same frame).
+  if (redelivered) updated.push(...covered.filter((m) => m.status === status));
+  if (updated.length > 0) await publishStatuses(conversationId, updated);
+}
+
+/**
+ * Status changes go to the agents who follow the conversation; its assignee is read only when a
+ * focused console needs it (a read that may lag a write is fine for that).
+ */
+export async function publishStatuses(conversationId: string, messages: Message[]): Promise<void> {
+  const scope = async () => scopeOf((await getConversation(conversationId)) ?? { assigneeId: null });
+  await publish(messages.map(messageUpdatedEvent), { agents: scope });
 }
 
 /** A provider said "try later" (429, 5xx, network): the queue redelivers the job. */
@@ -376,7 +429,7 @@ export async function deliverOutbound(
     await Promise.all(scopes.map((scope) => restoreDedup(scope, { conversationId: message.conversationId, messageId: message.id })));
     // On WhatsApp, a `failed` without our reference that marked the send was held under its wamid.
     const heldScopes = stored.statusHeld ? [...scopes, `${conversation.channel}#${message.providerMessageId}`] : scopes;
-    const held = heldScopes.length > 0 ? await applyHeldStatuses(message, heldScopes) : undefined;
+    const held = heldScopes.length > 0 ? await applyHeldStatuses(message, heldScopes, true) : undefined;
     await finishDelivery(conversation, held ?? message);
     return;
   }

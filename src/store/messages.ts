@@ -63,6 +63,8 @@ const EARLY_STATUS_TTL_SECONDS = 24 * 3600;
 export interface EarlyStatus {
   status: MessageStatus;
   error?: string;
+  /** The receipt names the newest message it covers (Instagram's seen): the earlier replies take it too. */
+  coversEarlier?: true;
 }
 
 /** Keeps a status whose provider id no send or echo has recorded yet, for that one to apply (applyHeldStatuses). */
@@ -89,7 +91,11 @@ export async function earlyStatuses(scope: string): Promise<EarlyStatus[]> {
   const now = Math.floor(Date.now() / 1000);
   return (out.Items ?? [])
     .filter((item) => typeof item.expiresAt !== 'number' || item.expiresAt >= now)
-    .map((item) => ({ status: item.status as MessageStatus, ...(typeof item.error === 'string' ? { error: item.error } : {}) }))
+    .map((item) => ({
+      status: item.status as MessageStatus,
+      ...(typeof item.error === 'string' ? { error: item.error } : {}),
+      ...(item.coversEarlier === true ? { coversEarlier: true as const } : {}),
+    }))
     .sort((a, b) => STATUS_RANK[a.status] - STATUS_RANK[b.status]);
 }
 

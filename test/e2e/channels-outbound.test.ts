@@ -592,6 +592,28 @@ describe('Instagram seen', () => {
     await agent.waitFor(updated(second.id, 'read'), 10_000, 'second read');
     await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
   });
+
+  it('held before the send recorded the id it names: the send marks that reply and every earlier one read', async () => {
+    // Prepare: a first reply sent; the seen naming the second reaches us before Instagram's answer to its send
+    const { handle, conversationId } = await customer('instagram');
+    const first = await sentReply(conversationId, 'first of two, before a held seen');
+    stack.providers.holdNext('instagram', async (_body, answer) => {
+      const mid = (answer as { message_id: string }).message_id;
+      expect((await postWebhook(stack, 'instagram', statusWebhook('instagram', handle, 'read', mid))).status).toBe(200);
+      await eventually(async () => (await earlyStatuses(`instagram#${mid}`)).some((s) => s.status === 'read'));
+    });
+
+    // Act
+    const response = await reply(conversationId, { text: 'second of two, seen before its answer' });
+
+    // Assess: both read, and the consoles told so for each
+    expect(response.status).toBe(202);
+    await agent.waitFor(updated(response.body.message.id, 'read'), 15_000, 'second read');
+    await agent.waitFor(updated(first.id, 'read'), 10_000, 'first read');
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+    const statuses = Object.fromEntries(page.body.items.map((m: { id: string; status: string }) => [m.id, m.status]));
+    expect([statuses[first.id], statuses[response.body.message.id]]).toEqual(['read', 'read']);
+  });
 });
 
 describe('WhatsApp window after a late webhook', () => {

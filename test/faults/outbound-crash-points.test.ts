@@ -17,9 +17,10 @@
  *   update (side by side: `lost` drops the other one); message.created; the outbound job;
  * - outbound job (deliverOutbound): the provider's send; the `sent` (or `failed`) write with every
  *   part's provider id, or the ids on a reply a receipt overtook; each provider id's claim (not
- *   WhatsApp, whose statuses bring our reference); the held early statuses; message.updated; the
- *   timers. A redelivered job whose reply is past `queued` sends nothing: it claims the ids the
- *   reply records (unless claimed) and applies what was held for them;
+ *   WhatsApp, whose statuses bring our reference); the held early statuses (a held Instagram seen:
+ *   then the earlier replies it covers, and their message.updated); message.updated; the timers.
+ *   A redelivered job whose reply is past `queued` sends nothing: it claims the ids the reply
+ *   records (unless claimed) and applies what was held for them;
  * - status callback (ingestStatus): a hold under EARLY#… when no send recorded its id yet; the
  *   status write; message.updated;
  * - echo (ingestEcho): the provider id's claim; the message; the held receipts; the conversation
@@ -500,6 +501,56 @@ describe('a status callback dying after each write, the event redelivered', { ti
 
       // Assess
       await expectReplyOnce(customer, text, id, { sends: 1, status: c.status });
+    });
+  }
+});
+
+interface HeldSeenCase {
+  title: string;
+  /** Given the earlier reply the seen covers. */
+  crash: (earlier: Message) => Crash;
+}
+
+const heldSeenCases: HeldSeenCase[] = [
+  {
+    title: 'after the held seen is applied to the reply it names, before the earlier one: the retry marks that one read',
+    crash: () => ({ fn: 'updateMessageStatus', when: status('read') }),
+  },
+  {
+    title: 'after the earlier reply is marked read, before the agents are told: the retry tells them',
+    crash: (earlier) => ({ fn: 'updateMessageStatus', when: (args) => args[1] === earlier.id && args[2] === 'read' }),
+  },
+  { title: 'after the agents are told of the earlier reply, before the reply’s own frame', crash: () => ({ fn: 'publish' }) },
+];
+
+describe('an Instagram seen held for a send in flight, covering an earlier reply: the outbound consumer dying as it applies it, the job redelivered', { timeout: 30_000 }, () => {
+  for (const c of heldSeenCases) {
+    it(c.title, async () => {
+      // Prepare: a first reply sent; Instagram holds its answer to the second until the seen naming it was held
+      const customer = await newCustomer('instagram');
+      const earlierText = unique('earlier reply');
+      const posted = await postReply(customer, { text: earlierText });
+      expect(posted.status).toBe(202);
+      const earlier = await settledUnarmed(customer, posted.body.message.id);
+      stack.providers.holdNext('instagram', async (_body, answer) => {
+        const mid = (answer as { message_id: string }).message_id;
+        await postStatus(customer, 'read', mid);
+        await eventually(async () => queuesIdleBut('conversa-outbound.fifo') && (await earlyStatuses(`instagram#${mid}`)).some((s) => s.status === 'read'), 20_000);
+      });
+      arm(customer, 'deliver', c.crash(earlier));
+      const text = unique('reply seen before its answer');
+
+      // Act
+      const response = await postReply(customer, { text });
+      expect(response.status).toBe(202);
+
+      // Assess: the reply once and read; the earlier one read too, the agents' last frame of it saying so
+      await expectReplyOnce(customer, text, response.body.message.id, { sends: 1, status: 'read' });
+      expect((await getMessage(customer.conversationId, earlier.id))?.status).toBe('read');
+      expect(accepted(customer, earlierText)).toHaveLength(1);
+      await eventually(() => updatedFrames(earlier.id).at(-1)?.message.status === 'read', 10_000);
+      const ranks = updatedFrames(earlier.id).map((f) => STATUS_RANK[f.message.status as MessageStatus]);
+      expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
     });
   }
 });

@@ -18,6 +18,8 @@
  *   status write, the hold and the fan-out: every reply at its status, its last frame saying so.
  *   A read watermark dying after it is kept on the customer's handle: an echo of a message sent
  *   before it, coming after it, is stored read.
+ * - An Instagram seen held for a Page-inbox message (its mid unknown yet), covering a reply of ours
+ *   before it: the echo dying after applying it to the echo or to that reply. Both read, told so.
  * - An agent's reply POST that died after its writes, sent again: the consoles get the
  *   conversation as the reply left it.
  * - A WhatsApp receipt of a Business-app message to someone who had not written yet (held under
@@ -82,7 +84,7 @@ let token: string;
 let console_: WsClient;
 
 beforeAll(async () => {
-  stack = await startTestStack({ env: { MESSENGER_APP_ID: OUR_APP_ID } });
+  stack = await startTestStack({ env: { MESSENGER_APP_ID: OUR_APP_ID, INSTAGRAM_APP_ID: OUR_APP_ID } });
   const inbound = stack.aws.sqs.getQueue('conversa-inbound.fifo');
   crash.retry.inbound = (receiptHandle) => inbound.changeVisibility(receiptHandle, 0);
   token = await agentToken(stack.httpUrl, AGENT, 'admin', 'Crash');
@@ -166,7 +168,7 @@ async function expectNothingOrphaned(c: Customer): Promise<void> {
 
 type EchoChannel = 'messenger' | 'whatsapp';
 
-/** The team's message sent from Meta's Page inbox, or from the WhatsApp Business app, as Meta echoes it. */
+/** The team's message sent from Meta's Page inbox (Messenger, Instagram), or from the WhatsApp Business app, as Meta echoes it. */
 function echoWebhook(c: Customer, id: string, text: string, sentAt = Date.now()): string {
   if (c.channel === 'whatsapp') {
     const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
@@ -174,7 +176,7 @@ function echoWebhook(c: Customer, id: string, text: string, sentAt = Date.now())
     value.message_echoes = [{ from: value.metadata.display_phone_number, to: `+${c.handle}`, id, timestamp: String(Math.floor(sentAt / 1000)), type: 'text', text: { body: text } }];
     return JSON.stringify(body);
   }
-  const body = JSON.parse(textWebhook('messenger', c.handle, 'unused').body);
+  const body = JSON.parse(textWebhook(c.channel, c.handle, 'unused').body);
   body.entry[0].messaging = [{ sender: { id: 'PAGE-1' }, recipient: { id: c.handle }, timestamp: sentAt, message: { mid: id, text, is_echo: true, app_id: PAGE_INBOX_APP } }];
   return JSON.stringify(body);
 }
@@ -490,6 +492,54 @@ describe('a receipt for a send in flight dying after it is held (or the send mar
       expect(reply.status).toBe(c.status);
       expect(accepted(customer, text)).toHaveLength(1);
       await expectToldAsStored(reply);
+      await expectNothingOrphaned(customer);
+    });
+  }
+});
+
+interface HeldSeenEchoCase {
+  title: string;
+  /** Given the earlier reply the seen covers. */
+  crash: (earlier: Message) => Crash;
+}
+
+const heldSeenEchoCases: HeldSeenEchoCase[] = [
+  {
+    title: 'after the held seen is applied to the echo, before the earlier reply: the redelivery marks that one read',
+    crash: (earlier) => ({ fn: 'updateMessageStatus', when: (args) => args[1] !== earlier.id && args[2] === 'read' }),
+  },
+  {
+    title: 'after the earlier reply is marked read, before the agents are told: the redelivery tells them',
+    crash: (earlier) => ({ fn: 'updateMessageStatus', when: (args) => args[1] === earlier.id && args[2] === 'read' }),
+  },
+];
+
+describe('an Instagram seen held for a Page-inbox message, covering an earlier reply: its echo dying as it applies it, the event redelivered', { timeout: 30_000 }, () => {
+  for (const c of heldSeenEchoCases) {
+    it(c.title, async () => {
+      // Prepare: a reply of ours; the seen naming a Page-inbox message after it comes before that message's echo, and is held
+      const customer = await newCustomer('instagram');
+      const earlier = await sentReply(customer, unique('earlier reply'));
+      const id = `m_ECHO-${crypto.randomUUID()}`;
+      const text = unique('sent from the Page inbox, seen before its echo');
+      expect((await postWebhook(stack, 'instagram', statusWebhook('instagram', customer.handle, 'read', id))).status).toBe(200);
+      await eventually(async () => (await earlyStatuses(`instagram#${id}`)).some((s) => s.status === 'read') && queuesIdle());
+      crash.arm('echo', customer.handle, c.crash(earlier));
+
+      // Act
+      expect((await postWebhook(stack, 'instagram', echoWebhook(customer, id, text))).status).toBe(200);
+
+      // Assess: the echo once and read, the earlier reply read, the agents told both at read
+      const stored = await eventually(async () => {
+        if (!crash.fired() || !queuesIdle()) return undefined;
+        const found = (await allMessages(customer.conversationId)).filter((m) => m.providerMessageId === id);
+        return found.length > 0 ? found : undefined;
+      }, 20_000);
+      expect(stored.map((m) => ({ text: m.text, status: m.status, sender: m.sender.id }))).toEqual([{ text, status: 'read', sender: 'external' }]);
+      const replied = (await getMessage(customer.conversationId, earlier.id))!;
+      expect(replied.status).toBe('read');
+      await expectToldAsStored(stored[0]!);
+      await expectToldAsStored(replied);
       await expectNothingOrphaned(customer);
     });
   }
