@@ -7,7 +7,7 @@
 import { decodeTime } from 'ulid';
 import type { ConversationRecord, EngagementState } from '../store/conversations';
 import { getConversation, isErasing, updateConversation } from '../store/conversations';
-import { getMessage, listMessages, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
+import { getMessage, listMessages, markReadInFlight, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
 import { claimHandle, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
 import { getAdapter } from '../channels/registry';
@@ -273,8 +273,15 @@ const recentMessages = async (conversationId: string, consistent = false): Promi
  * (one write unit each, told to the agents in one fan-out); a read of a read reply writes nothing.
  */
 async function markRepliesRead(conversation: ConversationRecord, recent: Message[], upTo: string): Promise<void> {
-  const covered = recent.filter((m) => m.direction === 'outbound' && m.id <= upTo && STATUS_RANK[m.status] < STATUS_RANK.read && m.status !== 'queued');
-  const read = (await Promise.all(covered.map((m) => updateMessageStatus(conversation.id, m.id, 'read')))).filter((m) => m !== undefined);
+  const covered = recent.filter((m) => m.direction === 'outbound' && m.id <= upTo && STATUS_RANK[m.status] < STATUS_RANK.read);
+  const markRead = async (m: Message): Promise<Message | undefined> => {
+    // Queued: a reply the visitor had from its delivery job before that job wrote `delivered` (a
+    // web one; another channel's is not theirs to have yet). Marked for that write to find, or,
+    // once it has landed, written read here.
+    if (m.status === 'queued' && (m.channel !== 'web' || (await markReadInFlight(conversation.id, m.id)))) return undefined;
+    return updateMessageStatus(conversation.id, m.id, 'read');
+  };
+  const read = (await Promise.all(covered.map(markRead))).filter((m) => m !== undefined);
   if (read.length > 0) await publish(read.map(messageUpdatedEvent), { agents: scopeOf(conversation) });
 }
 

@@ -43,6 +43,7 @@ import {
   recordSendFailure,
   recordSendProgress,
   settleOvertakenSend,
+  READ_IN_FLIGHT,
   STATUS_HELD,
   updateMessageStatus,
 } from '../store/messages';
@@ -430,7 +431,9 @@ export async function deliverOutbound(
     // On WhatsApp, a `failed` without our reference that marked the send was held under its wamid.
     const heldScopes = stored.statusHeld ? [...scopes, `${conversation.channel}#${message.providerMessageId}`] : scopes;
     const held = heldScopes.length > 0 ? await applyHeldStatuses(message, heldScopes, true) : undefined;
-    await finishDelivery(conversation, held ?? message);
+    // Died between the delivery write and the `read` the visitor's read left for it (markReadInFlight).
+    const read = stored.readInFlight && STATUS_RANK[message.status] < STATUS_RANK.read ? await updateMessageStatus(message.conversationId, message.id, 'read') : undefined;
+    await finishDelivery(conversation, read ?? held ?? message);
     return;
   }
   // One of the bot's that the conversation no longer wants: never sent, and the agents see why.
@@ -453,7 +456,9 @@ export async function deliverOutbound(
     const reached = conversation.visitorId
       ? await publish([visitorMessageEvent({ ...message, status: 'delivered' })], { agents: false, visitorId: conversation.visitorId })
       : 0;
-    final = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
+    const written = await updateMessageStatus(message.conversationId, message.id, reached > 0 ? 'delivered' : 'sent');
+    // The visitor read it between the frame and that write: its read left it for this job.
+    final = written?.[READ_IN_FLIGHT] ? ((await updateMessageStatus(message.conversationId, message.id, 'read')) ?? written) : written;
   } else if (isProviderChannel(conversation.channel)) {
     final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown, sendDeadlineMs);
   } else {

@@ -9,7 +9,7 @@ import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
-const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds']);
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds', 'readInFlight']);
 
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
@@ -177,6 +177,8 @@ export interface MessageToSend {
   sendFailures: number;
   /** A status without our reference was held under the provider id the send recorded (markStatusHeld). */
   statusHeld?: true;
+  /** The web visitor read it before its delivery was written (markReadInFlight). */
+  readInFlight?: true;
 }
 
 export async function getMessageToSend(conversationId: string, messageId: string): Promise<MessageToSend | undefined> {
@@ -186,7 +188,13 @@ export async function getMessageToSend(conversationId: string, messageId: string
   if (!out.Item) return undefined;
   const progress = out.Item.sendProgress as SendProgress | undefined;
   const statusHeld = heldFor(out.Item, out.Item.providerMessageId);
-  return { message: toMessage(out.Item), ...(progress ? { sendProgress: progress } : {}), sendFailures: Number(out.Item.sendFailures ?? 0), ...(statusHeld ? { statusHeld } : {}) };
+  return {
+    message: toMessage(out.Item),
+    ...(progress ? { sendProgress: progress } : {}),
+    sendFailures: Number(out.Item.sendFailures ?? 0),
+    ...(statusHeld ? { statusHeld } : {}),
+    ...(out.Item.readInFlight === true ? { readInFlight: true as const } : {}),
+  };
 }
 
 /**
@@ -246,7 +254,9 @@ export async function replaceAttachment(
  * symbol, so it never reaches a frame or an answer.
  */
 export const STATUS_HELD: unique symbol = Symbol('statusHeld');
-export type WrittenMessage = Message & { [STATUS_HELD]?: true };
+/** On the message a status write returns when the web visitor read it while it was queued (markReadInFlight). */
+export const READ_IN_FLIGHT: unique symbol = Symbol('readInFlight');
+export type WrittenMessage = Message & { [STATUS_HELD]?: true; [READ_IN_FLIGHT]?: true };
 
 /** Whether markStatusHeld marked the message item for `providerMessageId`. */
 function heldFor(item: Record<string, unknown>, providerMessageId: unknown): boolean {
@@ -266,6 +276,22 @@ export async function markStatusHeld(conversationId: string, messageId: string, 
     ConditionExpression: '#status = :queued AND attribute_not_exists(providerMessageId)',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':ids': new Set([providerMessageId]), ':queued': 'queued' },
+  });
+}
+
+/**
+ * Marks a web reply the visitor read while it is still queued: the visitor gets it from the
+ * delivery job's frame, which is sent before that job writes `delivered`, so their read may come
+ * first. The delivery write returns the mark (READ_IN_FLIGHT) and the job writes `read` after it.
+ * False when it is no longer queued (the read can then write `read` itself).
+ */
+export async function markReadInFlight(conversationId: string, messageId: string): Promise<boolean> {
+  return updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'SET readInFlight = :yes',
+    ConditionExpression: '#status = :queued',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':yes': true, ':queued': 'queued' },
   });
 }
 
@@ -307,6 +333,7 @@ export async function updateMessageStatus(
   if (!item) return undefined;
   const message: WrittenMessage = toMessage(item);
   if (heldFor(item, extra.providerMessageId)) message[STATUS_HELD] = true;
+  if (item.readInFlight === true) message[READ_IN_FLIGHT] = true;
   return message;
 }
 
