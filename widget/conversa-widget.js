@@ -128,6 +128,7 @@
     let typingOff;
     let typingSentAt = 0;
     let typingShown;
+    let typingBy;
     let retryTimer;
     let historyDue = false;
     // Asked for while a session call was under way (identify): one more when it is done.
@@ -473,7 +474,9 @@
           render(frame.message);
           refreshCsat();
           if (frame.message.direction === 'outbound') {
-            showTyping('');
+            // Their own message ends the typist's sign; another's (a greeting, a colleague's) or an
+            // update of an earlier one does not (a greeting delivered late cleared the agent's).
+            if (frame.type === 'message.created' && frame.message.sender?.id === typingBy) showTyping('');
             markRead();
             // A reply while the chat is closed: counted on the launcher until the visitor opens it.
             if (frame.type === 'message.created' && panel.hidden && !frame.message.private) {
@@ -492,7 +495,7 @@
           showEnd();
           break;
         case 'typing':
-          if (frame.sender?.type !== 'contact') showTyping(frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '');
+          if (frame.sender?.type !== 'contact') showTyping(frame.state === 'on' ? `${frame.sender?.name || 'Someone'} is typing…` : '', frame.sender?.id);
           break;
         case 'read':
           // The agent read up to this message: what the visitor sent up to it is seen. Ids grow with
@@ -547,10 +550,12 @@
       refreshCsat();
     }
 
-    function showTyping(line) {
+    /** Shows who is typing (`by`: their sender id), or nothing. */
+    function showTyping(line, by) {
       clearTimeout(typingShown);
       typing.textContent = line;
-      if (line) typingShown = setTimeout(() => (typing.textContent = ''), TYPING_SHOWN_MS);
+      typingBy = line ? by : undefined;
+      if (line) typingShown = setTimeout(() => showTyping(''), TYPING_SHOWN_MS);
     }
 
     function setTyping(on) {

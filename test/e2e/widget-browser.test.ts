@@ -495,6 +495,29 @@ it.skipIf(!runs)("lets \"typing…\" go when the agent's console stops saying so
   await context.close();
 }, 60_000);
 
+it.skipIf(!runs)("keeps the agent's \"typing…\" through a colleague's message, and lets it go with the agent's own", async () => {
+  // Prepare: a chat whose greeting has shown (it cannot come late), the agent typing
+  const { context, page } = await startChat('Theo');
+  const created = await visitorSays(page, 'Anyone about?', 'the first message');
+  const conversationId: string = created.conversationId;
+  await expect.poll(() => widget(page).locator('.message.outbound').count(), { timeout: 15_000 }).toBeGreaterThan(0);
+  const typingSign = () => widget(page).locator('.typing').textContent();
+  agent.send({ action: 'typing', conversationId, state: 'on' });
+  await expect.poll(typingSign, { timeout: 15_000 }).toBe('Wanda is typing…');
+
+  // Act: a colleague's message comes while Wanda types
+  const admin = await agentToken(stack.httpUrl, 'admin-olga', 'admin', 'Olga');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: admin, body: { text: 'Olga here, a moment.' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('Olga here, a moment.');
+
+  // Assess: still Wanda's sign; her own message ends it
+  expect(await typingSign()).toBe('Wanda is typing…');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'Wanda here.' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('Wanda here.');
+  expect(await typingSign()).toBe('');
+  await context.close();
+}, 60_000);
+
 it.skipIf(!runs)('says content-type only on a request with a body: a GET of the availability needs no CORS preflight', async () => {
   const context = await newContext();
   const page = await context.newPage();
