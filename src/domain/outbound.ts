@@ -275,7 +275,14 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // reply waits two round trips less. If the message's write fails after the conversation's, the
   // client's retry (same clientMessageId) writes the message and finds the conversation moved on.
   const agentConnections = agentConnectionsAhead();
-  const [, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participants: participantsFor(message) })]);
+  const [stored, updated] = await Promise.all([putMessage(message), applyOutboundToConversation(conversationId, message, { participants: participantsFor(message) })]);
+  // The same request sent twice at once: the other attempt, past the claim first, stored it after
+  // this one found nothing, and shows, announces and queues it. Ours, of a later createdAt, would
+  // be a second message.created and, its mention index past the first, a second mention notice.
+  if (!stored) {
+    const existing = await getMessage(conversationId, message.id);
+    if (existing) return existing;
+  }
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(
     [messageEvent(message, updated), ...(updated ? [conversationEventAfterMessage(conversation, updated)] : [])],

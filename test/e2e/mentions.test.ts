@@ -35,6 +35,42 @@ vi.mock('../../src/domain/mentions', async (orig) => {
   };
 });
 
+/**
+ * Two attempts of one note at once, in the order that made two messages of it: the first attempt
+ * to store it waits until the other has looked for it (and found nothing), the other's store waits
+ * for the first's to land.
+ */
+const race = vi.hoisted(() => ({
+  armed: undefined as { text: string; conversationId: string; puts: number; looked: () => void; lookedFor: Promise<void>; landed: () => void; firstLanded: Promise<void> } | undefined,
+}));
+
+vi.mock('../../src/store/messages', async (orig) => {
+  const real = await orig<typeof import('../../src/store/messages')>();
+  return {
+    ...real,
+    getMessage: async (...args: Parameters<typeof real.getMessage>) => {
+      const found = await real.getMessage(...args);
+      if (race.armed?.conversationId === args[0] && race.armed.puts === 1) race.armed.looked();
+      return found;
+    },
+    putMessage: async (...args: Parameters<typeof real.putMessage>) => {
+      const armed = race.armed?.text === args[0].text ? race.armed : undefined;
+      if (!armed) return real.putMessage(...args);
+      armed.puts += 1;
+      if (armed.puts > 1) {
+        await armed.firstLanded;
+        return real.putMessage(...args);
+      }
+      await armed.lookedFor;
+      try {
+        return await real.putMessage(...args);
+      } finally {
+        armed.landed();
+      }
+    },
+  };
+});
+
 const ANA = 'mn-ana';
 const BEN = 'mn-ben';
 const CY = 'mn-cy';
@@ -222,6 +258,38 @@ describe('mentions in private notes', () => {
     expect(texts.filter((t) => t === 'Cy, address change again')).toHaveLength(1);
     expect(texts.filter((t) => t === 'Cy, and the parcel')).toHaveLength(1);
     expect(mentionsOf(cy, first.body.message.id)).toHaveLength(1);
+    expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
+  });
+
+  it('stores, shows and announces once a note sent twice at once, when the second looked for it before the first stored it', async () => {
+    // Prepare
+    const { id } = await visitorConversation('Yara', 'Is the shop open on Sunday?');
+    const text = `Cy, Sunday hours ${crypto.randomUUID()}`;
+    let looked!: () => void;
+    let landed!: () => void;
+    const lookedFor = new Promise<void>((resolve) => (looked = resolve));
+    const firstLanded = new Promise<void>((resolve) => (landed = resolve));
+    race.armed = { text, conversationId: id, puts: 0, looked, lookedFor, landed, firstLanded };
+
+    // Act: the same note twice at once over the socket
+    const clientMessageId = crypto.randomUUID();
+    try {
+      for (let i = 0; i < 2; i++) ana.send({ action: 'sendMessage', conversationId: id, text, clientMessageId, private: true, mentions: [CY] });
+      await eventually(() => ana.frames.filter((f) => f.type === 'ack' && f.clientMessageId === clientMessageId).length === 2);
+    } finally {
+      race.armed = undefined;
+    }
+    const later = await note(id, { text: 'Cy, one more', mentions: [CY] });
+    await cy.waitFor((f) => f.type === 'mention' && f.messageId === later.body.message.id, 10_000, 'the later mention');
+
+    // Assess: one note, one message.created and one mention for it, at the time it was stored
+    const acks = ana.frames.filter((f) => f.type === 'ack' && f.clientMessageId === clientMessageId);
+    expect(acks[1]!.messageId).toBe(acks[0]!.messageId);
+    const stored = (await history(id)).filter((m) => m.text === text);
+    expect(stored).toHaveLength(1);
+    const shown = cy.frames.filter((f) => f.type === 'message.created' && f.message.id === acks[0]!.messageId);
+    expect(shown).toHaveLength(1);
+    expect(shown[0]!.message.createdAt).toBe((stored[0] as { createdAt?: string }).createdAt);
     expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
   });
 
