@@ -281,7 +281,11 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   // be a second message.created and, its mention index past the first, a second mention notice.
   if (!stored) {
     const existing = await getMessage(conversationId, message.id);
-    if (existing) return existing;
+    if (existing) {
+      // The conversation's move may be this attempt's (the other's then refused as a duplicate): told here.
+      if (updated) await publish([conversationEventAfterMessage(conversation, updated)], { agents: scopeOf(updated, conversation), agentConnections });
+      return existing;
+    }
   }
   // Agents see the reply at once (queued, or a note), before its delivery can report message.updated.
   await publish(

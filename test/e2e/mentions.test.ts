@@ -41,8 +41,41 @@ vi.mock('../../src/domain/mentions', async (orig) => {
  * for the first's to land.
  */
 const race = vi.hoisted(() => ({
-  armed: undefined as { text: string; conversationId: string; puts: number; looked: () => void; lookedFor: Promise<void>; landed: () => void; firstLanded: Promise<void> } | undefined,
+  armed: undefined as
+    | {
+        text: string;
+        conversationId: string;
+        puts: number;
+        looked: () => void;
+        lookedFor: Promise<void>;
+        landed: () => void;
+        firstLanded: Promise<void>;
+        /** The first attempt's conversation update also waits, for the other's to land first. */
+        secondMovesConversation?: { applies: number; moved: () => void; secondMoved: Promise<void> };
+      }
+    | undefined,
 }));
+
+vi.mock('../../src/store/conversations', async (orig) => {
+  const real = await orig<typeof import('../../src/store/conversations')>();
+  return {
+    ...real,
+    applyMessageToOpenConversation: async (...args: Parameters<typeof real.applyMessageToOpenConversation>) => {
+      const order = race.armed?.conversationId === args[0] ? race.armed.secondMovesConversation : undefined;
+      if (!order) return real.applyMessageToOpenConversation(...args);
+      order.applies += 1;
+      if (order.applies === 1) {
+        await order.secondMoved;
+        return real.applyMessageToOpenConversation(...args);
+      }
+      try {
+        return await real.applyMessageToOpenConversation(...args);
+      } finally {
+        order.moved();
+      }
+    },
+  };
+});
 
 vi.mock('../../src/store/messages', async (orig) => {
   const real = await orig<typeof import('../../src/store/messages')>();
@@ -261,15 +294,21 @@ describe('mentions in private notes', () => {
     expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
   });
 
-  it('stores, shows and announces once a note sent twice at once, when the second looked for it before the first stored it', async () => {
+  it.each([
+    { conversation: 'the first attempt', secondMoves: false },
+    { conversation: 'the second attempt', secondMoves: true },
+  ])('stores, shows and announces once a note sent twice at once, when the second looked for it before the first stored it ($conversation moving the conversation)', async ({ secondMoves }) => {
     // Prepare
     const { id } = await visitorConversation('Yara', 'Is the shop open on Sunday?');
     const text = `Cy, Sunday hours ${crypto.randomUUID()}`;
     let looked!: () => void;
     let landed!: () => void;
+    let moved!: () => void;
     const lookedFor = new Promise<void>((resolve) => (looked = resolve));
     const firstLanded = new Promise<void>((resolve) => (landed = resolve));
-    race.armed = { text, conversationId: id, puts: 0, looked, lookedFor, landed, firstLanded };
+    const secondMoved = new Promise<void>((resolve) => (moved = resolve));
+    race.armed = { text, conversationId: id, puts: 0, looked, lookedFor, landed, firstLanded, ...(secondMoves ? { secondMovesConversation: { applies: 0, moved, secondMoved } } : {}) };
+    const framesBefore = ana.frames.length;
 
     // Act: the same note twice at once over the socket
     const clientMessageId = crypto.randomUUID();
@@ -291,6 +330,11 @@ describe('mentions in private notes', () => {
     expect(shown).toHaveLength(1);
     expect(shown[0]!.message.createdAt).toBe((stored[0] as { createdAt?: string }).createdAt);
     expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
+    // Whichever attempt moved the conversation told the team of it, before the later note
+    const laterAt = ana.frames.findIndex((f) => f.type === 'message.created' && f.message.id === later.body.message.id);
+    const noteAt = (stored[0] as { createdAt: string }).createdAt;
+    const moves = ana.frames.slice(framesBefore, laterAt).filter((f) => f.type === 'conversation.updated' && f.conversation.id === id && f.conversation.updatedAt >= noteAt);
+    expect(moves.length).toBeGreaterThan(0);
   });
 
   it('announces a note once when its first attempt died before or after announcing it and the client sends it again', async () => {
