@@ -216,15 +216,20 @@ export async function recordSendFailure(conversationId: string, messageId: strin
   return Number(out.Attributes?.sendFailures ?? 1);
 }
 
-/** Records the parts of a queued message the provider accepted; a finished send is left alone. */
-export async function recordSendProgress(conversationId: string, messageId: string, progress: SendProgress): Promise<void> {
-  await updateIf({
+/** Sets one attribute of a message while it is `queued`: false once it is not. */
+function setWhileQueued(conversationId: string, messageId: string, attribute: string, value: unknown): Promise<boolean> {
+  return updateIf({
     Key: keys.message(conversationId, messageId),
-    UpdateExpression: 'SET sendProgress = :progress',
+    UpdateExpression: `SET ${attribute} = :value`,
     ConditionExpression: '#status = :queued',
     ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':progress': progress, ':queued': 'queued' },
+    ExpressionAttributeValues: { ':value': value, ':queued': 'queued' },
   });
+}
+
+/** Records the parts of a queued message the provider accepted; a finished send is left alone. */
+export async function recordSendProgress(conversationId: string, messageId: string, progress: SendProgress): Promise<void> {
+  await setWhileQueued(conversationId, messageId, 'sendProgress', progress);
 }
 
 /**
@@ -286,13 +291,7 @@ export async function markStatusHeld(conversationId: string, messageId: string, 
  * False when it is no longer queued (the read can then write `read` itself).
  */
 export async function markReadInFlight(conversationId: string, messageId: string): Promise<boolean> {
-  return updateIf({
-    Key: keys.message(conversationId, messageId),
-    UpdateExpression: 'SET readInFlight = :yes',
-    ConditionExpression: '#status = :queued',
-    ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':yes': true, ':queued': 'queued' },
-  });
+  return setWhileQueued(conversationId, messageId, 'readInFlight', true);
 }
 
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */

@@ -151,7 +151,7 @@ afterAll(async () => {
 const get = (path: string, token = admin) => http(stack.httpUrl, 'GET', path, { token });
 const post = (path: string, body: unknown, token: string) => http(stack.httpUrl, 'POST', path, { token, body });
 const note = (id: string, body: Record<string, unknown>, token = tokens[ANA]!) => post(`/v1/conversations/${id}/messages`, { private: true, ...body }, token);
-const history = async (id: string) => (await get(`/v1/conversations/${id}/messages?limit=100`)).body.items as { id: string; text: string; private: boolean; mentions?: string[] }[];
+const history = async (id: string) => (await get(`/v1/conversations/${id}/messages?limit=100`)).body.items as { id: string; text: string; private: boolean; mentions?: string[]; createdAt: string }[];
 const mentionsOf = (socket: WsClient, messageId: string) => socket.frames.filter((f) => f.type === 'mention' && f.messageId === messageId);
 
 /** A web visitor's conversation, which routing hands to Ana; the visitor's socket with it. */
@@ -328,11 +328,11 @@ describe('mentions in private notes', () => {
     expect(stored).toHaveLength(1);
     const shown = cy.frames.filter((f) => f.type === 'message.created' && f.message.id === acks[0]!.messageId);
     expect(shown).toHaveLength(1);
-    expect(shown[0]!.message.createdAt).toBe((stored[0] as { createdAt?: string }).createdAt);
+    expect(shown[0]!.message.createdAt).toBe(stored[0]!.createdAt);
     expect(mentionsOf(cy, acks[0]!.messageId)).toHaveLength(1);
     // Whichever attempt moved the conversation told the team of it, before the later note
     const laterAt = ana.frames.findIndex((f) => f.type === 'message.created' && f.message.id === later.body.message.id);
-    const noteAt = (stored[0] as { createdAt: string }).createdAt;
+    const noteAt = stored[0]!.createdAt;
     const moves = ana.frames.slice(framesBefore, laterAt).filter((f) => f.type === 'conversation.updated' && f.conversation.id === id && f.conversation.updatedAt >= noteAt);
     expect(moves.length).toBeGreaterThan(0);
   });
