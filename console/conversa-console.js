@@ -155,7 +155,7 @@
     // The open draft's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text); each draft keeps its own.
     let picked = new Map();
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
-    const typingSign = { since: 0, idle: undefined, shown: undefined };
+    const typingSign = { since: 0, idle: undefined, shown: undefined, by: undefined };
 
     // Sign-in form.
     const signinNotice = h('p', { className: 'notice' });
@@ -401,15 +401,15 @@
           // A frame over API Gateway's 128 KiB carries no text: the history has it whole.
           if (frame.message.truncated) attempt(loadHistory(openId));
           else renderMessage(frame.message);
-          if (frame.type === 'message.created' && frame.message.direction === 'inbound') {
-            showTyping('');
-            markRead();
-          }
+          // Only the typist's own message ends their sign: the customer writing does not end a
+          // colleague's "is writing a note…", nor a colleague's reply the customer's "is typing…".
+          if (frame.type === 'message.created' && frame.message.sender?.id === typingSign.by) showTyping('');
+          if (frame.type === 'message.created' && frame.message.direction === 'inbound') markRead();
           break;
         case 'typing':
           if (frame.conversationId === openId && !(frame.sender?.type === 'agent' && frame.sender.id === me.id)) {
             const name = frame.sender?.name || (frame.sender?.type === 'contact' ? 'The customer' : 'Someone');
-            showTyping(frame.state === 'on' ? `${name} is ${frame.private ? 'writing a note' : 'typing'}…` : '');
+            showTyping(frame.state === 'on' ? `${name} is ${frame.private ? 'writing a note' : 'typing'}…` : '', frame.sender?.id);
           }
           break;
         case 'read':
@@ -1057,9 +1057,13 @@
       if (openId) send({ action: 'typing', conversationId: openId, state: active ? 'on' : 'off', ...(noteBox.checked ? { private: true } : {}) });
     }
 
-    /** Someone else's sign, gone after 6 s without another "on" (a closed tab never says "off"). */
-    function showTyping(line) {
+    /**
+     * Someone else's sign (`by`: their sender id), gone after 6 s without another "on" (a closed
+     * tab never says "off").
+     */
+    function showTyping(line, by) {
       typing.textContent = line;
+      typingSign.by = line ? by : undefined;
       clearTimeout(typingSign.shown);
       typingSign.shown = line ? setTimeout(showTyping, TYPING_SHOWN_MS, '') : undefined;
     }

@@ -102,6 +102,16 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     await page.getByLabel('Message').fill('H');
     await visitor.waitFor((f) => f.type === 'typing' && f.state === 'on' && f.sender?.name === 'Cora', 15_000, "the console's typing");
 
+    // A colleague's sign outlasts the customer's message and ends with the colleague's own.
+    colleague.send({ action: 'typing', conversationId, state: 'on', private: true });
+    await expect.poll(() => page.locator('.typing').textContent()).toBe('Olga is writing a note…');
+    visitor.send({ action: 'sendMessage', text: 'It was due on Monday.', clientMessageId: 'v-typing' });
+    await expect.poll(() => texts(page, '.message.inbound')).toContain('It was due on Monday.');
+    expect(await page.locator('.typing').textContent()).toBe('Olga is writing a note…');
+    colleague.send({ action: 'sendMessage', conversationId, text: 'Courier says Tuesday.', private: true, clientMessageId: 'olga-note' });
+    await expect.poll(() => texts(page, '.message.note')).toContain('Courier says Tuesday.');
+    expect(await page.locator('.typing').textContent()).toBe('');
+
     // A canned response, filled for this visitor and this agent, is inserted, then sent.
     await page.getByLabel('Message').fill('');
     await expect.poll(() => page.getByLabel('Canned response').locator('option').allTextContents()).toContain('/hello: Hi {{contact.name|there}}, {{agent.name}} here.');
@@ -119,7 +129,7 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     // A note: shown to the team as a note, never to the visitor (the reply after it is).
     await send(page, 'VIP: ship it express', true);
     await colleague.waitFor((f) => f.type === 'message.created' && f.message.text === 'VIP: ship it express', 15_000, 'the note to the team');
-    await expect.poll(() => texts(page, '.message.note')).toEqual(['VIP: ship it express']);
+    await expect.poll(() => texts(page, '.message.note')).toEqual(['Courier says Tuesday.', 'VIP: ship it express']);
     await send(page, 'Anything else?');
     await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'Anything else?', 15_000, 'the reply after the note');
     expect(JSON.stringify(visitor.frames)).not.toContain('VIP: ship it express');
