@@ -13,6 +13,7 @@ import { INBOX_INDEX, TABLE } from '../src/store/table';
 import {
   FUNCTIONS,
   type FunctionName,
+  HTTP_FALLBACK_FN,
   HTTP_ROUTES,
   QUEUES,
   type QueueName,
@@ -365,6 +366,7 @@ export class StatelessStack extends Stack {
         return throttle ? { ...spec, throttle } : spec;
       }),
       handlers: Object.fromEntries(all.map(([name, fn]) => [name, fn.function])),
+      fallback: HTTP_FALLBACK_FN,
       jwtIssuer,
       jwtAudience: [props.userPoolClient.userPoolClientId],
       ...definedOnly({

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import { FUNCTIONS, HTTP_ROUTES, QUEUES, RECURRING, visibilityTimeoutSeconds, WS_AUTHORIZER, WS_FUNCTION, type FunctionName, type QueueName } from '../src/manifest';
+import { FUNCTIONS, HTTP_FALLBACK_FN, HTTP_ROUTES, QUEUES, RECURRING, visibilityTimeoutSeconds, WS_AUTHORIZER, WS_FUNCTION, type FunctionName, type QueueName } from '../src/manifest';
 import { ENV } from '../src/config';
 import { PROVIDER_CHANNELS } from '../src/domain/types';
 import { baseUrlEnv } from '../src/channels/credentials';
@@ -183,6 +183,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       host: HOST,
       routes: HTTP_ROUTES,
       invoke: (fn, event) => invoke(fn, event),
+      fallback: HTTP_FALLBACK_FN,
       authorizeJwt: (token) => auth.verifier.verifyClaims(token),
       extra,
     });

@@ -128,6 +128,13 @@ export interface HttpRouteSpec {
   readonly throttle?: RouteThrottle;
 }
 
+/**
+ * The function behind the HTTP API's `$default` route: a request no route matches reaches it with
+ * no authorization, and it answers 404 in the contract's error shape, where API Gateway's own 404
+ * would be `{"message":"Not Found"}`. It reads nothing for such a request.
+ */
+export const HTTP_FALLBACK_FN: FunctionName = 'api';
+
 const agent = (method: HttpRouteSpec['method'], path: string): HttpRouteSpec => ({ method, path, fn: 'api', auth: 'agent' });
 
 export const HTTP_ROUTES: readonly HttpRouteSpec[] = [

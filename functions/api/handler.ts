@@ -6,9 +6,10 @@ import { ROUTES } from '../../src/api/routes';
 import { ClientError } from '../../src/domain/errors';
 
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
-  const agent = agentFromEvent(event);
+  // The API's `$default` route (HTTP_FALLBACK_FN) brings here, unauthenticated, what no route matched.
   const route = ROUTES[event.routeKey];
-  if (!route) throw new ClientError(404, 'not_found', `no route ${event.routeKey}`);
+  if (!route) throw new ClientError(404, 'not_found', `no route ${event.requestContext.http.method} ${event.rawPath}`);
+  const agent = agentFromEvent(event);
   const params = (event.pathParameters ?? {}) as Record<string, string>;
   for (const [name, value] of Object.entries(params)) {
     if (!ID_PATTERN.test(value)) throw new ClientError(404, 'not_found', `no ${name} like that`);

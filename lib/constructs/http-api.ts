@@ -5,7 +5,8 @@ import {
   HttpApi,
   HttpMethod,
   HttpNoneAuthorizer,
-  type HttpRoute,
+  HttpRoute,
+  HttpRouteKey,
   HttpStage,
   type IHttpRouteAuthorizer,
   LogGroupLogDestination,
@@ -33,6 +34,13 @@ export interface ConversaHttpApiProps {
   readonly routes: readonly HttpRouteSpec[];
   /** The function behind each route's `fn`; every function a route names must be here. */
   readonly handlers: Readonly<Partial<Record<FunctionName, IFunction>>>;
+  /**
+   * The function behind the `$default` route, which a request no route matches reaches without
+   * authorization; it must answer 404 without reading anything. It gives an unknown route the
+   * contract's error body, where API Gateway's own 404 is `{"message":"Not Found"}`.
+   * @default - none: API Gateway answers unknown routes itself
+   */
+  readonly fallback?: FunctionName;
   /** Issuer of agent JWTs (the Cognito user pool's issuer URL). */
   readonly jwtIssuer: string;
   /** Accepted `aud` / `client_id` values of agent JWTs (the console's app client id). */
@@ -151,6 +159,13 @@ export class ConversaHttpApi extends Construct {
       // A public route for any other function stays a cdk-nag finding until someone writes down why.
       if (spec.auth === 'none' && reason) Validations.of(route).acknowledge({ id: 'AwsSolutions-APIG4', reason });
       routes.push(route);
+    }
+    if (props.fallback) {
+      const fallback = new HttpRoute(this, 'DefaultRoute', { httpApi: this.api, routeKey: HttpRouteKey.DEFAULT, integration: integrationFor(props.fallback) });
+      Validations.of(fallback).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'The $default route only answers 404 for requests no route matched, reading nothing; an authorizer would turn those 404s into API Gateway 401s.',
+      });
     }
     this.routes = routes;
     applyRouteThrottles(

@@ -26,6 +26,11 @@ export interface HttpGatewayOptions {
   readonly host?: string;
   readonly routes: readonly HttpRouteSpec[];
   readonly invoke: HttpInvoke;
+  /**
+   * The function behind the `$default` route: invoked with no authorizer (route key `$default`)
+   * for a request no route matches. Without it, such a request gets API Gateway's own 404.
+   */
+  readonly fallback?: FunctionName;
   /** The claims of a valid agent JWT, null when it is not one. */
   readonly authorizeJwt: (token: string) => Promise<Record<string, unknown> | null>;
   /**
@@ -76,6 +81,9 @@ const gatewayError = (code: string, message: string) => ({ message, error: { cod
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<HttpGateway> {
   const host = options.host ?? '127.0.0.1';
   const router = compileRoutes(options.routes);
+  const fallback: RouteMatch | undefined = options.fallback
+    ? { route: { spec: { method: 'GET', path: '$default', fn: options.fallback, auth: 'none' }, routeKey: '$default', segments: [] }, pathParameters: undefined }
+    : undefined;
 
   const server = createServer((req, res) => {
     handleRequest(req, res).catch((error: unknown) => {
@@ -108,7 +116,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
 
     if (options.extra && (await options.extra(req, res, body.toString('utf8'), body))) return;
 
-    const match = router(method, rawPath);
+    const match = router(method, rawPath) ?? fallback;
     if (!match) return sendJson(res, 404, gatewayError('not_found', 'Not Found'));
     const { route } = match;
 
@@ -238,7 +246,7 @@ function buildEvent(
     domainName,
     domainPrefix: domainName.split('.', 1)[0]!,
     http: {
-      method: route.spec.method,
+      method: req.method ?? 'GET',
       path: safeDecode(rawPath),
       protocol: `HTTP/${req.httpVersion}`,
       sourceIp,

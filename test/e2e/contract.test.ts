@@ -180,6 +180,15 @@ describe('section 3: the error shape on every kind of refusal', () => {
     ];
     for (const [response, status, code] of cases) expectError(await response, status, code);
   });
+
+  it("answers an unknown route from the API function ($default), as deployed, so the 404 is the contract's with or without a token", async () => {
+    for (const [method, path, token] of [['GET', '/nowhere', undefined], ['DELETE', '/v1/widget/sessions', undefined], ['PATCH', '/v1/conversations', agentJwt]] as const) {
+      const response = await http(stack.httpUrl, method, path, token ? { token } : {});
+      expect(response.status).toBe(404);
+      // API Gateway's own 404 would be {"message":"Not Found"}: only the function names the route.
+      expect(response.body).toEqual({ error: { code: 'not_found', message: `no route ${method} ${path}` } });
+    }
+  });
 });
 
 describe('section 3: webhooks', () => {

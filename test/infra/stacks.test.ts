@@ -14,7 +14,7 @@ import { buildConversa, type ConversaAppConfig, type ConversaStacks } from '../.
 import { adapters } from '../../src/channels/registry';
 import { ENV, TIMER_MAX_SECONDS } from '../../src/config';
 import { PROVIDER_CHANNELS } from '../../src/domain/types';
-import { FUNCTIONS, type FunctionName, HTTP_ROUTES, PROVIDER_UNAVAILABLE, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
+import { FUNCTIONS, type FunctionName, HTTP_FALLBACK_FN, HTTP_ROUTES, PROVIDER_UNAVAILABLE, QUEUES, RECURRING, WS_ROUTE_THROTTLES, WS_TOKEN_QUERY_PARAM } from '../../src/manifest';
 import { TABLE } from '../../src/store/table';
 import { PLACEHOLDER_WARNINGS } from '../../lib/placeholder-warnings';
 import { QUEUE_MAX_CONCURRENCY } from '../../lib/stateless-stack';
@@ -453,8 +453,15 @@ describe('stateless stack: HTTP API', () => {
   const httpRoutes = (): Json[] =>
     stateless.resources('AWS::ApiGatewayV2::Route').filter(([, r]) => r.Properties.ApiId.Ref === httpApiId()).map(([, r]) => r);
 
-  it('has exactly one route per manifest entry', () => {
-    expect(httpRoutes().map((r) => r.Properties.RouteKey).sort()).toEqual(HTTP_ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+  it('has exactly one route per manifest entry, and the $default route', () => {
+    expect(httpRoutes().map((r) => r.Properties.RouteKey).sort()).toEqual(['$default', ...HTTP_ROUTES.map((r) => `${r.method} ${r.path}`)].sort());
+  });
+
+  it("sends what no route matches to the fallback function, unauthorized, for the contract's 404 body", () => {
+    const route = httpRoutes().find((r) => r.Properties.RouteKey === '$default')!;
+    expect(route.Properties.AuthorizationType ?? 'NONE').toBe('NONE');
+    const integrationId = (route.Properties.Target['Fn::Join'][1] as unknown[]).map((p) => (p as Json).Ref).find(Boolean) as string;
+    expect(stateless.json.Resources[integrationId].Properties.IntegrationUri).toEqual({ 'Fn::GetAtt': [stateless.functionId(HTTP_FALLBACK_FN), 'Arn'] });
   });
 
   it.each(HTTP_ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('%s has the right authorization and function', (routeKey, spec) => {

@@ -156,6 +156,32 @@ describe('HTTP gateway routing', () => {
     expect(calls).toHaveLength(0);
   });
 
+  it('with a fallback, hands what no route matches to it as the $default route, unauthorized', async () => {
+    const withFallback = await startHttpGateway({
+      port: 0,
+      routes: HTTP_ROUTES,
+      fallback: 'api',
+      invoke: async (fn, event) => {
+        calls.push({ fn, event });
+        return { statusCode: 404, body: JSON.stringify({ error: { code: 'not_found', message: 'no route' } }) };
+      },
+      authorizeJwt: async (token) => (token === GOOD_TOKEN ? CLAIMS : null),
+    });
+    try {
+      const response = await fetch(`${withFallback.url}/v1/widget/sessions`, { method: 'DELETE', headers: { authorization: `Bearer ${GOOD_TOKEN}` } });
+      expect(response.status).toBe(404);
+      expect(await response.json()).toEqual({ error: { code: 'not_found', message: 'no route' } });
+      const { fn, event } = onlyCall();
+      expect(fn).toBe('api');
+      expect(event).toMatchObject({ routeKey: '$default', rawPath: '/v1/widget/sessions', requestContext: { routeKey: '$default', http: { method: 'DELETE' } } });
+      // As deployed: the $default route has no authorizer, so no claims reach the function.
+      expect((event as APIGatewayProxyEventV2WithJWTAuthorizer).requestContext.authorizer).toBeUndefined();
+      expect(event.pathParameters).toBeUndefined();
+    } finally {
+      await withFallback.close();
+    }
+  });
+
   it('serves the extra local routes first, with the body', async () => {
     const response = await call('/local/echo', { method: 'POST', body: 'hi' });
     expect(await response.text()).toBe('extra:hi');
