@@ -135,13 +135,25 @@ export function computeKpis(all: ReportRow[], sla: { firstReplySeconds: number; 
   };
 }
 
+const DAY_MS = 86_400_000;
+/**
+ * The times the reports index can be asked about: it keys episodes by their ISO start, whose year
+ * has four digits; past 9999 (or before 0) in UTC the string sorts apart and DynamoDB refuses the
+ * query as reversed, a 5xx for a query zod took (`9999-12-31T23:00:00-02:00`).
+ */
+const FIRST_TIME = Date.parse('0000-01-01T00:00:00.000Z');
+const LAST_TIME = Date.parse('9999-12-31T23:59:59.999Z');
+
 /** UTC days from `from` to `to`, inclusive; refuses ranges the report would not read in one go. */
 export function daysBetween(from: Date, to: Date): string[] {
   if (!(from <= to)) throw badRequest('invalid_range', 'from must not be after to');
+  if (from.getTime() < FIRST_TIME || to.getTime() > LAST_TIME) throw badRequest('invalid_range', 'from and to must fall in the years 0000 to 9999 in UTC');
   // The length of the range, not its UTC days: a 92-day quarter in a zone off UTC touches 93.
-  if (to.getTime() - from.getTime() > MAX_REPORT_DAYS * 86_400_000) throw badRequest('invalid_range', `a report covers at most ${MAX_REPORT_DAYS} days`);
+  if (to.getTime() - from.getTime() > MAX_REPORT_DAYS * DAY_MS) throw badRequest('invalid_range', `a report covers at most ${MAX_REPORT_DAYS} days`);
   const days: string[] = [];
-  for (let d = Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()); d <= to.getTime(); d += 86_400_000) {
+  // From the time itself: Date.UTC takes the years 0 to 99 for 1900 to 1999.
+  const midnight = from.getTime() - (((from.getTime() % DAY_MS) + DAY_MS) % DAY_MS);
+  for (let d = midnight; d <= to.getTime(); d += DAY_MS) {
     days.push(new Date(d).toISOString().slice(0, 10));
   }
   return days;

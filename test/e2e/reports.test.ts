@@ -179,6 +179,9 @@ it('answers a bad report query with a 400 that says what is wrong, never a 5xx o
     ['channel=fax', 'invalid_request', /channel/],
     ['from=2026-11-03T00:00:00Z&to=2026-11-01T00:00:00Z', 'invalid_range', /after/],
     ['from=2026-01-01T00:00:00Z&to=2026-06-01T00:00:00Z', 'invalid_range', /92 days/],
+    // Well formed, but past the year 9999 once in UTC (and before the year 0): no time the index holds.
+    ['from=9999-12-31T00:00:00Z&to=9999-12-31T23:00:00-02:00', 'invalid_range', /0000 to 9999/],
+    ['from=0000-01-01T00:00:00+01:00&to=0000-01-01T12:00:00Z', 'invalid_range', /0000 to 9999/],
   ];
   for (const [query, code, message] of bad) {
     const res = await get(query);

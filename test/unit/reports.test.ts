@@ -261,6 +261,14 @@ describe('daysBetween', () => {
     expect(() => daysBetween(new Date('2026-01-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'))).toThrow(/at most/);
   });
 
+  it('lists the days of any year from 0000 to 9999 in UTC, and refuses a time outside them', () => {
+    // Date.UTC takes the years 0 to 99 for 1900 to 1999: the days must come from the time itself.
+    expect(daysBetween(new Date('0050-01-01T12:00:00Z'), new Date('0050-01-02T00:00:00Z'))).toEqual(['0050-01-01', '0050-01-02']);
+    expect(daysBetween(new Date('9999-12-31T00:00:00Z'), new Date('9999-12-31T23:59:59.999Z'))).toEqual(['9999-12-31']);
+    expect(() => daysBetween(new Date('9999-12-31T00:00:00Z'), new Date('9999-12-31T23:00:00-02:00'))).toThrow(/0000 to 9999/);
+    expect(() => daysBetween(new Date('0000-01-01T00:00:00+01:00'), new Date('0000-01-01T12:00:00Z'))).toThrow(/0000 to 9999/);
+  });
+
   it('takes a 92-day quarter in any time zone, though it touches 93 UTC days, and refuses a millisecond more', () => {
     // The third quarter in Paris: from 22:00 UTC on 30 June to 21:59:59.999 UTC on 30 September
     const from = new Date('2026-07-01T00:00:00+02:00');
