@@ -129,11 +129,11 @@ export async function applyOutboundToConversation(conversationId: string, messag
 
 /**
  * A follow-up on a resolved conversation answers nothing waiting: it is no first reply, nor is one
- * written before the customer's message that reopened it (applied after it). A reply written
- * before a colleague resolved it (and applied after) still is.
+ * written before the customer's message that reopened it, or that started its episode (applied
+ * after it). A reply written before a colleague resolved it (and applied after) still is.
  */
 const answersNothingWaiting = (c: ConversationRecord, message: Message) =>
-  (c.status === 'resolved' && (c.resolvedAt ?? '') <= message.createdAt) || (c.episodeStartedAt ?? '') > message.createdAt;
+  (c.status === 'resolved' && (c.resolvedAt ?? '') <= message.createdAt) || [c.episodeStartedAt, c.reportStartedAt].some((at) => (at ?? '') > message.createdAt);
 
 /**
  * What a stored reply's conversation write would have added, for a retry after that write failed:

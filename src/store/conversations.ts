@@ -271,11 +271,15 @@ export async function applyMessageToOpenConversation(
     sets.push('firstReplyAt = if_not_exists(firstReplyAt, :now)');
   }
   // A reply written before the customer's message reopened the conversation (a follow-up written
-  // while it was resolved, applied just after) answers nothing waiting: refused here without a
+  // while it was resolved, applied just after), or before the message that started its episode (the
+  // team's text on a conversation it started), answers nothing waiting: refused here without a
   // read, then applied again without the first reply.
   // The customer's first message on a conversation the team started takes the slow path, which starts its episode.
   const teamStartedCheck = inbound ? ' AND attribute_not_exists(teamStarted)' : '';
-  const firstReplyCheck = reply && !notFirstReply ? ' AND (attribute_exists(firstReplyAt) OR attribute_not_exists(episodeStartedAt) OR episodeStartedAt <= :now)' : '';
+  const firstReplyCheck =
+    reply && !notFirstReply
+      ? ' AND (attribute_exists(firstReplyAt) OR ((attribute_not_exists(episodeStartedAt) OR episodeStartedAt <= :now) AND (attribute_not_exists(reportStartedAt) OR reportStartedAt <= :now)))'
+      : '';
   try {
     const out = await ddb().send(
       new UpdateCommand({
@@ -305,7 +309,8 @@ export async function applyMessageToOpenConversation(
       };
       const last = text(guard);
       if (last && (inbound ? last >= message.id : last === message.id)) return 'duplicate';
-      if (firstReplyCheck && text('status') === 'open' && !text('firstReplyAt') && (text('episodeStartedAt') ?? '') > message.createdAt) {
+      const started = [text('episodeStartedAt'), text('reportStartedAt')].some((at) => (at ?? '') > message.createdAt);
+      if (firstReplyCheck && text('status') === 'open' && !text('firstReplyAt') && started) {
         return applyMessageToOpenConversation(id, message, sequence, true);
       }
       return undefined;

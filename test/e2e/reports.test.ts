@@ -449,6 +449,50 @@ it('leaves a conversation the team started on another channel out of the figures
   expect(body.items.filter((m: { sender: { type: string } }) => m.sender.type === 'bot')).toEqual([]);
 });
 
+it.each(['open', 'pending'] as const)('takes no text the team wrote before the customer’s first message on its conversation for the first reply, when it is applied after that message (%s by then)', async (status) => {
+  // Prepare: a WhatsApp issue answered and resolved, moved to SMS (the team's conversation there);
+  // the agent's text on it is written, but its conversation update is overtaken by the customer's
+  // first SMS, which starts the episode
+  const start = Date.now();
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'Thanks, all good');
+  await agentWrites(source, 'Glad to help');
+  await resolve(source);
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  const target = moved.body.id as string;
+  const team = await ownTeam(target);
+  const writtenAt = iso(Date.now() - 1);
+  const text: Message = {
+    id: newId(Date.parse(writtenAt)),
+    conversationId: target,
+    direction: 'outbound',
+    sender: { type: 'agent', id: 'agent-rita' },
+    channel: 'sms',
+    text: 'One more thing about your order',
+    attachments: [],
+    status: 'queued',
+    private: false,
+    createdAt: writtenAt,
+  };
+  expect(await smsCustomerWrites(phone.sms, 'What is it?')).toBe(target);
+  // Set pending meanwhile, the update takes the read-modify-write path instead of the conditional one.
+  if (status === 'pending') expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/status`, { token: jwt, body: { status } })).status).toBe(200);
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
+
+  // Act
+  const applied = await applyOutboundToConversation(target, text);
+
+  // Assess: written before the episode began, it answered nothing in it; the next reply is its first
+  expect(applied).toMatchObject({ status, lastOutboundId: text.id });
+  expect(applied!.firstReplyAt).toBeUndefined();
+  expect(await figures()).toMatchObject({ conversations: 1, firstReplySeconds: { count: 0 } });
+  expect((await agentWrites(target, 'Your parcel was split in two')).status).toBe(202);
+  const replied = await eventually(async () => (await getConversation(target, true))?.firstReplyAt);
+  expect(replied > writtenAt).toBe(true);
+  expect(await figures()).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 } });
+});
+
 /** Dates what the team wrote on the conversation at `at`, its messages and the first reply it keeps alike. */
 async function dateTeamTexts(id: string, at: string): Promise<void> {
   const { items } = await listMessages(id, { limit: 20, includePrivate: false });
