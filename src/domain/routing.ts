@@ -14,7 +14,7 @@
  *   capacity; the counter still follows.
  */
 import type { ConversationRecord } from '../store/conversations';
-import { getConversation, isErasing, listConversations } from '../store/conversations';
+import { getConversation, isErasing, listConversations, queueTime } from '../store/conversations';
 import { addAgentLoad, getAgent, listAgents, reserveAgentSlot, releaseAgentSlot, setAgentLoads, type AgentRecord, type LoadKind } from '../store/agents';
 import { assignIfAvailable, requeueConversation } from '../store/assignment';
 import type { InboundHookContext } from './automation';
@@ -174,7 +174,7 @@ export async function drainQueue(limits = DRAIN_LIMITS): Promise<number> {
       // The mark is on the item the page read anyway (one of the last second, which the read may
       // miss, is refused by the assignment's conditional write).
       .filter((c) => c.status === 'open' && !c.assigneeId && !isErasing(c))
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+      .sort((a, b) => queueTime(a).localeCompare(queueTime(b)) || a.id.localeCompare(b.id));
     // The copy each offer reads anyway (cached for a minute): no read of its own.
     const settings = waiting.length > 0 ? await getSettings() : undefined;
     for (const conversation of waiting) {

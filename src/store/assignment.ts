@@ -74,14 +74,17 @@ export async function assignIfAvailable(input: AssignInput): Promise<AssignOutco
  * Used when a conversation reopens and its agent has no slot for it: no load changes hands.
  */
 export async function requeueConversation(conversationId: string, fromAgentId: string, now: string): Promise<boolean> {
+  const queued = keys.conversationAssignee(null, 'open', now, conversationId);
   return updateIf({
     Key: keys.conversation(conversationId),
-    UpdateExpression: 'SET assigneeId = :none, gsi2pk = :gsi2pk, updatedAt = :now, version = version + :one',
+    // It joins the queue now, behind those waiting (ConversationRecord.queuedAt).
+    UpdateExpression: 'SET assigneeId = :none, gsi2pk = :gsi2pk, gsi2sk = :gsi2sk, queuedAt = :now, updatedAt = :now, version = version + :one',
     ConditionExpression: '#status = :open AND assigneeId = :from',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: {
       ':none': null,
-      ':gsi2pk': keys.assigneePartition(null, 'open'),
+      ':gsi2pk': queued.gsi2pk,
+      ':gsi2sk': queued.gsi2sk,
       ':now': now,
       ':one': 1,
       ':open': 'open',

@@ -98,6 +98,12 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   /** When that hand-off happened: the customer writing after it, or time, lets its agent be offered it again. */
   handedOffAt?: string;
   /**
+   * When it last went back to the waiting queue (open, nobody's) after being elsewhere: the queue's
+   * order (the assignee index key), so that a customer coming back after a resolution, or handed
+   * back, waits behind those already waiting. Absent: it has waited since it was created.
+   */
+  queuedAt?: string;
+  /**
    * The last transfer with a note (src/domain/assignment.ts): who asked for what (`key`) and the id
    * its note is stored under, so that the same request again finds it and writes no second note.
    */
@@ -146,7 +152,7 @@ export interface EngagementState {
   failedReplyAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'otherInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'otherInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn', 'queuedAt']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};
@@ -161,14 +167,19 @@ export function toConversation(record: ConversationRecord): Conversation {
   return out as unknown as Conversation;
 }
 
-function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'reportStartedAt' | 'movedTo' | 'teamStarted'>) {
+function indexKeys(c: Pick<ConversationRecord, 'status' | 'lastMessageAt' | 'id' | 'assigneeId' | 'createdAt' | 'queuedAt' | 'reportStartedAt' | 'movedTo' | 'teamStarted'>) {
   return {
     ...keys.conversationInbox(c.status, c.lastMessageAt, c.id),
-    ...keys.conversationAssignee(c.assigneeId, c.status, c.createdAt, c.id),
+    ...keys.conversationAssignee(c.assigneeId, c.status, queueTime(c), c.id),
     // Undefined (dropped from the put) rather than absent: the record read back still carries them.
     ...(c.movedTo || c.teamStarted ? { gsi3pk: undefined, gsi3sk: undefined } : keys.conversationCreated(c.reportStartedAt ?? c.createdAt, c.id)),
   };
 }
+
+/** Where a conversation stands in the waiting queue: when it last joined it. */
+export const queueTime = (c: Pick<ConversationRecord, 'createdAt' | 'queuedAt'>): string => c.queuedAt ?? c.createdAt;
+
+const waitingInQueue = (c: Pick<ConversationRecord, 'status' | 'assigneeId'>) => c.status === 'open' && !c.assigneeId;
 
 /** False when a conversation with this id exists already (a retry after a crash). */
 export async function createConversation(record: ConversationRecord): Promise<boolean> {
@@ -346,8 +357,10 @@ export async function updateConversation(
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     const current = await getConversation(id, true);
     if (!current) return undefined;
-    const next = change(structuredClone(current));
+    let next = change(structuredClone(current));
     if (!next) return { before: current, after: current };
+    // Back in the queue (reopened unassigned, unassigned, handed back): it joins behind those waiting.
+    if (waitingInQueue(next) && !waitingInQueue(current)) next = { ...next, queuedAt: new Date().toISOString() };
     const moved = slotHoldersMoved(current, next);
     if (moved.length > 0) await markLoadChanging(moved);
     const item = { ...next, ...keys.conversation(id), ...indexKeys(next), version: current.version + 1 };

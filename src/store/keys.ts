@@ -22,10 +22,13 @@ export const keys = {
     gsi1sk: `${lastMessageAt}#${id}`,
   }),
   inboxPartition: (status: ConversationStatus) => `INBOX#${status}`,
-  /** Assignee index: per agent (or `none`, the waiting queue) and status, in arrival order. */
-  conversationAssignee: (assigneeId: string | null, status: ConversationStatus, createdAt: string, id: string) => ({
+  /**
+   * Assignee index: per agent (or `none`, the waiting queue) and status, in arrival order: `since`
+   * is when it last joined the queue (createdAt, unless it went back there since).
+   */
+  conversationAssignee: (assigneeId: string | null, status: ConversationStatus, since: string, id: string) => ({
     gsi2pk: assigneePartition(assigneeId, status),
-    gsi2sk: `${createdAt}#${id}`,
+    gsi2sk: `${since}#${id}`,
   }),
   assigneePartition: (assigneeId: string | null, status: ConversationStatus) => assigneePartition(assigneeId, status),
   /** Reports index: conversations (and closed episodes) by the UTC day their episode started. */

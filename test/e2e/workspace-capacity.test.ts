@@ -336,6 +336,40 @@ describe('capacity-based assignment', () => {
     await setStatus('online');
   });
 
+  it('serves a customer who comes back to a full agent, or is sent back to the queue, after those already waiting, not by the age of their conversation', async () => {
+    // Prepare: cap-a resolves an old conversation of theirs (their freed slot takes a waiting one)…
+    const [old] = await heldBy('cap-a');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${old}/resolve`, { token: admin })).status).toBe(200);
+    await eventually(async () => (await team()).find((a) => a.id === 'cap-a')!.load.live === (await heldBy('cap-a')).length && (await heldBy('cap-a')).length > 0);
+    // …then a new customer writes and waits, everybody being full…
+    const newcomer = await openConversation(950);
+    for (const agent of await team()) if (agent.status === 'online') expect(agent.load.live, agent.id).toBeGreaterThanOrEqual(agent.capacity.live);
+    // …and only then is the old one reopened (cap-a is full, so it goes back to the queue), and an
+    // old one of cap-b's sent back to the queue: both behind the newcomer
+    const reopened = await http(stack.httpUrl, 'POST', `/v1/conversations/${old}/reopen`, { token: admin });
+    expect(reopened.body).toMatchObject({ status: 'open', assigneeId: null });
+    const [handedBack] = await heldBy('cap-b');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${handedBack}/assign`, { token: admin, body: { agentId: null } })).status).toBe(200);
+    // cap-b's freed slot took the head of the queue (not the one it gave up): everyone is full again.
+    await eventually(async () => (await team()).find((a) => a.id === 'cap-b')!.load.live === (await heldBy('cap-b')).length);
+    const ahead = (await waiting()).filter((c) => ![newcomer, old, handedBack].includes(c.id)).length;
+
+    // Act: an agent comes online with room for those who waited before the newcomer, and the newcomer
+    expect((await http(stack.httpUrl, 'PUT', '/v1/agents/cap-g', { token: admin, body: { liveCapacity: ahead + 1 } })).status).toBe(200);
+    await connect(await agentToken(stack.httpUrl, 'cap-g', 'agent', 'Gil'));
+
+    // Assess: the newcomer was served, the customer who came back after it still waits
+    const held = await eventually(async () => {
+      const ids = await heldBy('cap-g');
+      return ids.length === ahead + 1 ? ids : undefined;
+    }, 20_000);
+    expect(held).toContain(newcomer);
+    expect(held).not.toContain(old);
+    expect(held).not.toContain(handedBack);
+    expect((await waiting()).map((c) => c.id)).toEqual(expect.arrayContaining([old, handedBack]));
+    await assertLoadsMatchReality();
+  });
+
   it('drops a recount that counts between a conversation\'s change and the counter update that follows it', async () => {
     // Prepare: cap-b holds at least two conversations, its counter true and last changed long ago
     for (const i of [900, 901]) {

@@ -35,7 +35,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { keys } from '../../src/store/keys';
 import { getAgent } from '../../src/store/agents';
-import { getConversation, listConversations, type ConversationRecord } from '../../src/store/conversations';
+import { getConversation, listConversations, queueTime, type ConversationRecord } from '../../src/store/conversations';
 import { getHandle, getVisitor } from '../../src/store/contacts';
 import { recountLoad } from '../../src/domain/routing';
 import { normalizePhone } from '../../src/domain/contacts';
@@ -356,7 +356,7 @@ async function expectNothingOrphaned(c: Customer, conversation: ConversationReco
   const conversationItem = conversations[0]!;
   expect(conversationItem).toMatchObject({
     ...keys.conversationInbox(conversation.status, conversation.lastMessageAt, conversation.id),
-    ...keys.conversationAssignee(conversation.assigneeId, conversation.status, conversation.createdAt, conversation.id),
+    ...keys.conversationAssignee(conversation.assigneeId, conversation.status, queueTime(conversation), conversation.id),
   });
   const listed = items.filter((i) => typeof i.pk === 'string' && i.pk.startsWith('CONTACT#') && typeof i.sk === 'string' && i.sk.startsWith(keys.contactConversationPrefix));
   expect(listed.filter((i) => i.pk === keys.contactPartition(contactId)).map((i) => i.conversationId)).toEqual([conversation.id]);
