@@ -12,7 +12,7 @@ import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
 import { autoAssign, drainQueue, recountLoad, routeOnConversationChange } from '../../src/domain/routing';
 import { withStatus } from '../../src/domain/conversations';
 import { assignIfAvailable } from '../../src/store/assignment';
-import { getConversation, listConversations, updateConversation } from '../../src/store/conversations';
+import { getConversation, listConversations, queueTime, updateConversation, type ConversationRecord } from '../../src/store/conversations';
 import { updateAgentProfile } from '../../src/store/agents';
 import { ddb } from '../../src/aws/clients';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -56,9 +56,11 @@ async function heldBy(agentId: string): Promise<string[]> {
   return res.body.items.map((c: { id: string }) => c.id);
 }
 
-async function waiting(): Promise<{ id: string; createdAt: string }[]> {
+/** The waiting queue in the order routing hands it out (when each joined it, which the API does not show). */
+async function waiting(): Promise<ConversationRecord[]> {
   const res = await http(stack.httpUrl, 'GET', '/v1/conversations?status=open&assignee=unassigned&limit=100', { token: admin });
-  return res.body.items.sort((a: { createdAt: string; id: string }, b: { createdAt: string; id: string }) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  const records = await Promise.all(res.body.items.map((c: { id: string }) => getConversation(c.id, true)));
+  return (records as ConversationRecord[]).sort((a, b) => queueTime(a).localeCompare(queueTime(b)) || a.id.localeCompare(b.id));
 }
 
 /** Every agent within capacity, and each counter equal to what the agent really holds. */
