@@ -127,6 +127,7 @@ export async function autoAssign(
   const { handedOffBy, handedOffAt, lastInboundAt } = conversation;
   const assigned = await offerToCandidates({ kind, team: conversation.team, handedOffBy, handedOffAt, lastInboundAt }, async (agent, capacity, now) => {
     const result = await assignIfAvailable({ conversationId: conversation.id, agentId: agent.id, kind, capacity, now, ...(reclaimFor ? { reclaimFor } : {}) });
+    if (result.outcome === 'conversation_taken') await slotGivenBack();
     return result.outcome === 'agent_unavailable' ? result.outcome : result;
   });
   return assigned?.outcome === 'assigned' ? assigned.conversation : undefined;
@@ -147,6 +148,17 @@ export async function reserveAgentForNew(conversation: Pick<ConversationRecord, 
 /** Gives back the slot reserved for a conversation that was not created after all. */
 export async function releaseReservation(conversation: Pick<ConversationRecord, 'channel'>, agentId: string): Promise<void> {
   await releaseAgentSlot(agentId, loadKindOf(conversation.channel));
+  await slotGivenBack();
+}
+
+/**
+ * A slot was reserved and given back unused (its conversation taken meanwhile, or not created
+ * after all). While it was held, a customer writing may have found its agent full and stayed
+ * waiting, with nothing but the recurring drain (15 minutes) to hand them out: a drain now does.
+ * One queued job, only in that race.
+ */
+async function slotGivenBack(): Promise<void> {
+  await requestDrain();
 }
 
 /**

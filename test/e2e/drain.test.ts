@@ -1,18 +1,36 @@
 /**
  * The queue drain's bounds on the local stack: a backlog in a lane nobody can take (a team with
  * nobody online) does not use up a drain, so customers waiting behind it in a lane with room
- * are still reached.
+ * are still reached; and a slot given back unused after a customer found it taken hands that
+ * customer out.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, visitorSession, WsClient } from '../support/clients';
-import { drainQueue } from '../../src/domain/routing';
+import { autoAssign, drainQueue } from '../../src/domain/routing';
 import { getConversation } from '../../src/store/conversations';
+import type { LoadKind } from '../../src/store/agents';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
+
+/** Runs once, just before the next slot of `agentId` is given back. */
+const beforeRelease = vi.hoisted(() => ({ agentId: '', run: undefined as (() => Promise<void>) | undefined }));
+
+vi.mock('../../src/store/agents', async (orig) => {
+  const real = await orig<typeof import('../../src/store/agents')>();
+  return {
+    ...real,
+    releaseAgentSlot: async (id: string, kind: LoadKind) => {
+      const run = id === beforeRelease.agentId ? beforeRelease.run : undefined;
+      beforeRelease.run = undefined;
+      await run?.();
+      return real.releaseAgentSlot(id, kind);
+    },
+  };
+});
 
 let stack: LocalStack;
 let admin: string;
@@ -83,5 +101,38 @@ describe('queue drain', () => {
     // Assess: the one handed off still waits for someone else; the one behind it has the agent
     expect((await getConversation(handedOff, true))?.assigneeId ?? null).toBeNull();
     expect((await getConversation(behind, true))?.assigneeId).toBe(agentId);
+  });
+
+  it('hands out a customer who found the only agent full while that slot was held for a conversation taken meanwhile', async () => {
+    // Prepare: nobody else takes anything (the conversation the hand-off left waiting is resolved);
+    // Ray, room for one, comes online once X waits and has been assigned to Hal by a person
+    for (const id of ['drain-ana', 'drain-hal']) expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${id}`, { token: admin, body: { liveCapacity: 0 } })).status).toBe(200);
+    const leftWaiting = (await http(stack.httpUrl, 'GET', '/v1/conversations?status=open&assignee=unassigned&limit=100', { token: admin })).body.items as { id: string; team?: string | null }[];
+    for (const c of leftWaiting.filter((c) => !c.team)) expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${c.id}/resolve`, { token: admin })).status).toBe(200);
+    const ray = 'drain-ray';
+    expect((await http(stack.httpUrl, 'PUT', `/v1/agents/${ray}`, { token: admin, body: { liveCapacity: 1 } })).status).toBe(200);
+    const x = await waitingConversation(30);
+    const stale = (await getConversation(x, true))!;
+    expect(stale.assigneeId ?? null).toBeNull();
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${x}/assign`, { token: admin, body: { agentId: 'drain-hal' } })).status).toBe(200);
+    await ddb().send(
+      new UpdateCommand({ TableName: config.tableName, Key: keys.agent(ray), UpdateExpression: 'SET #s = :s', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':s': 'online' } }),
+    );
+    // While Ray's slot is held for X, a new customer writes and finds Ray full
+    let y = '';
+    beforeRelease.agentId = ray;
+    beforeRelease.run = async () => {
+      y = await waitingConversation(31);
+      expect((await getConversation(y, true))?.assigneeId ?? null).toBeNull();
+    };
+
+    // Act: an assigner that read X before the person's assignment offers it to Ray
+    await autoAssign(stale);
+
+    // Assess: X stays Hal's; the customer who found Ray full gets Ray once the slot is back
+    expect(beforeRelease.run).toBeUndefined();
+    expect(y).not.toBe('');
+    expect((await getConversation(x, true))?.assigneeId).toBe('drain-hal');
+    await expect.poll(async () => (await getConversation(y, true))?.assigneeId ?? null, { timeout: 10_000 }).toBe(ray);
   });
 });
