@@ -118,7 +118,7 @@ export async function applyOutboundToConversation(conversationId: string, messag
       updatedAt: message.createdAt,
       ...(participants.length ? { participants: new Set([...(c.participants ?? []), ...participants]) } : {}),
       ...(message.private ? {} : { lastMessageAt: message.createdAt }),
-      ...(unprompted ? { lastUnpromptedAt: message.createdAt } : {}),
+      ...(unprompted ? { lastUnpromptedAt: message.createdAt, ...withoutCsatAskBefore(c, message.createdAt) } : {}),
       ...(!unprompted && message.sender.type === 'agent' && !message.private
         ? { followedUpAt: message.createdAt, ...(c.firstReplyAt || answersNothingWaiting(c, message) ? {} : { firstReplyAt: message.createdAt }) }
         : {}),
@@ -126,6 +126,15 @@ export async function applyOutboundToConversation(conversationId: string, messag
   });
   return result?.after;
 }
+
+/**
+ * A campaign reaching a resolved conversation after its rating question is what the customer
+ * answers next: their "2" to "reply 1 to confirm, 2 to reschedule" is no rating, and must reopen
+ * the conversation for the team. So the question is dropped, as a status change drops it. An
+ * agent's own follow-up keeps it ("thanks for chatting" after the visitor ended the chat).
+ */
+const withoutCsatAskBefore = (c: ConversationRecord, at: string): Pick<ConversationRecord, 'engagement'> | Record<string, never> =>
+  c.engagement?.csatAskedAt !== undefined && c.engagement.csatAskedAt < at ? { engagement: { ...c.engagement, csatAskedAt: undefined, csatResolvedAt: undefined } } : {};
 
 /**
  * A follow-up on a resolved conversation answers nothing waiting: it is no first reply, nor is one

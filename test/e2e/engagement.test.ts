@@ -797,6 +797,36 @@ describe('auto-resolve and CSAT', () => {
     expect(after.csat).toBeUndefined();
   });
 
+  it('takes no answer to a campaign sent after the rating question for a rating: it reopens the conversation', async () => {
+    // Prepare: auto-resolved and asked to rate; the customer has not answered when a campaign reaches them
+    await timers({ autoResolveAfterSeconds: 2 });
+    await settings({ csat: { enabled: true, question: 'Rate us from 1 to 5' }, autoresponder: { enabled: false } });
+    const { ws, session, conversationId } = await visitor(undefined, 'Can I move my booking?');
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Rate us from 1 to 5', 20_000, 'CSAT question');
+    await timers({});
+    const campaign = `Your appointment is tomorrow. Reply 1 to confirm, 2 to reschedule. ${crypto.randomUUID()}`;
+    const contactId = (await conversation(conversationId)).contact.id;
+    const sent = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [contactId], text: campaign, channel: 'web' } });
+    expect(sent.status, sent.text).toBe(202);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === campaign, 15_000, 'campaign');
+    // The widget's reloaded history no longer offers the question's buttons
+    const page = await http(stack.httpUrl, 'GET', '/v1/widget/messages?limit=50', { token: session.token });
+    expect(page.body).toMatchObject({ conversationStatus: 'resolved', csatOpen: false });
+
+    // Act: the customer answers the campaign
+    await visitorSays(ws, '2');
+
+    // Assess: a request for the team, not a rating of 2 on a conversation left resolved
+    const reopened = await eventually(async () => {
+      const c = await conversation(conversationId);
+      return c.status === 'open' ? c : undefined;
+    }, 10_000);
+    expect(reopened.csat).toBeUndefined();
+    await sleep(500);
+    expect(await conversation(conversationId)).toMatchObject({ status: 'open' });
+    expect((await conversation(conversationId)).csat).toBeUndefined();
+  });
+
   it('records the newest rating of a customer asked again, and takes no rating after the answer window', async () => {
     const { ws, conversationId } = await visitor(undefined, 'A question');
     // As auto-resolve leaves a conversation rated once before and asked again (`askedAt`).
