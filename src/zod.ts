@@ -5,7 +5,7 @@
  * up every method on every schema. Import it as a namespace (`import * as z`): esbuild then
  * keeps only what a function uses.
  */
-import { _default, coerce, config, int, maximum, maxLength, minimum, minLength, number, overwrite, string, trim } from 'zod/mini';
+import { _default, coerce, config, int, maximum, maxLength, minimum, minLength, number, overwrite, refine, string, trim } from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 
 config(en());
@@ -30,6 +30,14 @@ const INVISIBLE_ONLY = /^[\s\p{Cf}\uFE00-\uFE0F\u115F\u1160\u3164\uFFA0\u2800]*$
  * text (''), so that the "text is required" rules refuse it as they refuse an empty one.
  */
 export const messageText = (max: number) => _default(string().check(trim(), overwrite((value) => (INVISIBLE_ONLY.test(value) ? '' : value)), maxLength(max)), '');
+
+/**
+ * A text the team sends customers as it is written (the autoresponder's, a follow-up, the CSAT
+ * question, a campaign): `min` to `max` characters that show something. One of invisible
+ * characters only would go out as an empty bubble, or be refused by the provider every time.
+ */
+export const shownText = (min: number, max: number) =>
+  string().check(minLength(min), maxLength(max), refine((value) => !INVISIBLE_ONLY.test(value), { message: 'must show something, not only spaces or invisible characters' }));
 
 /** A whole number from `min` to `max`. */
 export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => number().check(int(), minimum(min), maximum(max));

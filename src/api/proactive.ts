@@ -10,7 +10,7 @@ const ProactiveBody = z
   .strictObject({
     contactId: z.optional(contactId),
     contactIds: z.optional(z.array(contactId).check(z.minLength(1), z.maxLength(MAX_RECIPIENTS))),
-    text: z.trimmedText(1, 4096),
+    text: z.pipe(z.trimmedText(1, 4096), z.shownText(1, 4096)),
     channel: z.optional(z.enum(CHANNELS)),
     clientRequestId: z.optional(z.text(1, 128)),
   })

@@ -22,7 +22,7 @@ export const DEFAULT_HANDOFF_HOLD_MINUTES = 15;
 const time = z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'use HH:MM (24-hour)'));
 /** `24:00` closes at the end of the day: with the next day's `00:00` opening, hours run through midnight. */
 const closing = z.string().check(z.regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'use HH:MM (24-hour; 24:00 for the end of the day)'));
-const interval = z.object({ open: time, close: closing }).check(z.refine((i) => i.open < i.close, { message: 'open must be before close' }));
+const interval = z.strictObject({ open: time, close: closing }).check(z.refine((i) => i.open < i.close, { message: 'open must be before close' }));
 const day = z.array(interval).check(z.maxLength(6));
 const timeZone = z.string().check(
   z.refine(
@@ -75,10 +75,10 @@ export const SettingsSchema = z.strictObject({
   }),
   autoresponder: z.strictObject({
     enabled: z.boolean(),
-    message: z.text(1, 1000),
+    message: z.shownText(1, 1000),
     helpCenterUrl: z.optional(helpCenterUrl),
     /** `{{nextOpen}}` is replaced by when the team is back. */
-    outOfHoursMessage: z.text(1, 1000),
+    outOfHoursMessage: z.shownText(1, 1000),
     /** Outside hours, a web visitor with no email is asked for one. */
     askForEmail: z.boolean(),
   }),
@@ -91,11 +91,11 @@ export const SettingsSchema = z.strictObject({
   }),
   reengagement: z.strictObject({
     enabled: z.boolean(),
-    message: z.text(1, 1000),
+    message: z.shownText(1, 1000),
     /** WhatsApp outside 24 h needs an approved template. */
     whatsappTemplate: z.optional(z.strictObject({ name: z.text(1, 512), language: z.text(2, 16) })),
   }),
-  csat: z.strictObject({ enabled: z.boolean(), question: z.text(1, 500) }),
+  csat: z.strictObject({ enabled: z.boolean(), question: z.shownText(1, 500) }),
   sla: z.strictObject({ firstReplySeconds: z.wholeNumber(1), resolutionSeconds: z.wholeNumber(1) }),
   /**
    * With identityVerification, a web visitor's email or phone links them to the contact that has
@@ -185,17 +185,28 @@ async function readSettings(consistent: boolean): Promise<{ value: Settings; ver
   return { value, version: stored?.version };
 }
 
+/** Any length: what the rules refuse of a stored text is only its showing nothing. */
+const shown = z.shownText(0, Number.MAX_SAFE_INTEGER);
+
 /**
  * Settings stored before the rules became stricter, minus what the rules now refuse (a holiday
- * that is not on the calendar never matched a day; a link that is not http(s) is not sent): a
- * save of any other section must not fail on them.
+ * that is not on the calendar never matched a day; a link that is not http(s) is not sent; a text
+ * for customers that shows nothing takes the default's): a save of any other section must not fail on them.
  */
 function withoutRefused(settings: Settings): Settings {
   const { helpCenterUrl: url, ...autoresponder } = settings.autoresponder;
+  const defaults = defaultSettings();
+  const text = (value: string, fallback: string) => (shown.safeParse(value).success ? value : fallback);
   return {
     ...settings,
     businessHours: { ...settings.businessHours, holidays: settings.businessHours.holidays.filter((d) => calendarDate.safeParse(d).success) },
-    autoresponder: url === undefined || helpCenterUrl.safeParse(url).success ? settings.autoresponder : autoresponder,
+    autoresponder: {
+      ...(url === undefined || helpCenterUrl.safeParse(url).success ? settings.autoresponder : autoresponder),
+      message: text(settings.autoresponder.message, defaults.autoresponder.message),
+      outOfHoursMessage: text(settings.autoresponder.outOfHoursMessage, defaults.autoresponder.outOfHoursMessage),
+    },
+    reengagement: { ...settings.reengagement, message: text(settings.reengagement.message, defaults.reengagement.message) },
+    csat: { ...settings.csat, question: text(settings.csat.question, defaults.csat.question) },
   };
 }
 

@@ -1252,7 +1252,15 @@ describe('proactive messages', () => {
 
   it('is for admins only and refuses bad input with 4xx', async () => {
     expect((await http(stack.httpUrl, 'POST', '/v1/proactive', { token: agentJwt, body: { contactId: 'x', text: 'hi' } })).status).toBe(403);
-    const cases = [{ text: 'hi' }, { contactId: 'x', contactIds: ['y'], text: 'hi' }, { contactId: 'x' }, { contactIds: [], text: 'hi' }, { contactId: 'x', text: 'hi', channel: 'fax' }];
+    const cases = [
+      { text: 'hi' },
+      { contactId: 'x', contactIds: ['y'], text: 'hi' },
+      { contactId: 'x' },
+      { contactIds: [], text: 'hi' },
+      { contactId: 'x', text: 'hi', channel: 'fax' },
+      // Shows nothing: refused before any contact is looked up
+      { contactId: 'x', text: '\u200b' },
+    ];
     for (const body of cases) {
       const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body });
       expect(res.status, JSON.stringify(body)).toBe(400);
@@ -1269,6 +1277,13 @@ describe('settings', () => {
       { businessHours: { holidays: ['2026-02-30'] } },
       { capacity: { live: 5, bogus: 1 } },
       { autoresponder: { helpCenterUrl: 'javascript:alert(1)' } },
+      // An unknown key in an opening interval (the admin thinks it is honoured)
+      { businessHours: { weekly: { mon: [{ open: '09:00', close: '17:00', timeZone: 'Europe/Paris' }] } } },
+      // Texts for customers that show nothing: an empty bubble, or a send the provider refuses
+      { autoresponder: { message: '   ' } },
+      { autoresponder: { outOfHoursMessage: '\u200b' } },
+      { reengagement: { message: '\n\t' } },
+      { csat: { question: ' \u200d ' } },
     ];
     for (const body of cases) {
       const res = await http(stack.httpUrl, 'PUT', '/v1/settings', { token: adminJwt, body });

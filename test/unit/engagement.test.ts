@@ -1120,6 +1120,11 @@ describe('settings stored under older, laxer rules', () => {
     const old = defaultSettings();
     old.businessHours.holidays = ['2025-02-29', '2025-12-25'];
     old.autoresponder.helpCenterUrl = 'mailto:help@example.com';
+    // Texts for customers that show nothing (a blank greeting went out as an empty bubble)
+    old.autoresponder.message = '   ';
+    old.autoresponder.outOfHoursMessage = '\u200b';
+    old.reengagement.message = '\n';
+    old.csat.question = ' \u200d ';
     ddb.on(GetCommand, { Key: keys.settings() }).resolves({ Item: { ...keys.settings(), settings: old } });
     ddb.on(PutCommand).resolves({});
 
@@ -1127,8 +1132,15 @@ describe('settings stored under older, laxer rules', () => {
     const saved = await saveSettings({ capacity: { live: 5 } });
 
     // Assess
+    const defaults = defaultSettings();
     expect(saved.capacity.live).toBe(5);
     expect(saved.businessHours.holidays).toEqual(['2025-12-25']);
     expect(saved.autoresponder).not.toHaveProperty('helpCenterUrl');
+    expect([saved.autoresponder.message, saved.autoresponder.outOfHoursMessage, saved.reengagement.message, saved.csat.question]).toEqual([
+      defaults.autoresponder.message,
+      defaults.autoresponder.outOfHoursMessage,
+      defaults.reengagement.message,
+      defaults.csat.question,
+    ]);
   });
 });
