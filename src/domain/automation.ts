@@ -44,8 +44,10 @@ export interface HookResult {
 export async function beforeNewConversation(
   conversation: ConversationRecord,
   first: Message,
+  /** When the customer wrote it, when it arrived late (src/domain/inbound.ts). */
+  wroteLate?: string,
 ): Promise<{ fields: Partial<ConversationRecord>; greeting: Greeting | undefined; abandon: () => Promise<void> }> {
-  const [assigneeId, greeting] = await Promise.all([reserveAgentForNew(conversation), greetNewConversation(conversation, first)]);
+  const [assigneeId, greeting] = await Promise.all([reserveAgentForNew(conversation), greetNewConversation(conversation, first, wroteLate)]);
   return {
     fields: { assigneeId: assigneeId ?? null, ...greeting?.fields },
     greeting,

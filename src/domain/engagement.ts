@@ -390,6 +390,7 @@ async function autorespond(
   // greeting is stored under the same ids, so what the first run stored stays, and is queued once.
   const redo = resumed && conversation.autoresponded === true && conversation.engagement?.greetedFor === trigger.id;
   if (!settings.autoresponder.enabled || (conversation.autoresponded && !redo) || answeredSinceStart(conversation)) return none;
+  if (!redo && !canSendNow(conversation, now)) return none;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, now);
   let current = conversation;
   if (!redo) {
@@ -434,9 +435,15 @@ export interface Greeting {
  * crash stores the same ones), and the write that creates the conversation records them. That
  * spares the claim and the activity update a greeting of an existing conversation costs.
  */
-export async function greetNewConversation(conversation: ConversationRecord, first: Message): Promise<Greeting | undefined> {
+export async function greetNewConversation(
+  conversation: ConversationRecord,
+  first: Message,
+  /** When the customer wrote it, when the provider delivered it late: the provider's window counts from then. */
+  windowFrom?: string,
+): Promise<Greeting | undefined> {
   const settings = await getSettings();
   if (!settings.autoresponder.enabled) return undefined;
+  if (!canSendNow({ ...conversation, lastInboundAt: first.createdAt, ...(windowFrom ? { windowFrom } : {}) }, new Date())) return undefined;
   const { texts, askForEmail, delivery } = await autoresponse(conversation, settings, new Date(), ownEmailIn(first.text, false) !== undefined);
   const messages = texts.map((text, i) => outboundMessage(conversation, { text }, delivery, greetingId(first.id, i)));
   await Promise.all(messages.map(putMessage));
@@ -943,7 +950,11 @@ async function shownSince(conversationId: string, sinceMs: number): Promise<bool
   return newest !== undefined && decodeTime(newest.id) >= sinceMs;
 }
 
-/** Inside the provider's free window (no template or tag needed): the CSAT question is not worth a template. */
+/**
+ * Inside the provider's free window (no template or tag needed): neither the CSAT question nor a
+ * greeting is worth a template, and Messenger's HUMAN_AGENT tag is for people. A greeting outside
+ * it (the provider delivered the customer's message after its window closed) would only fail.
+ */
 function canSendNow(conversation: ConversationRecord, now: Date): boolean {
   if (!isProviderChannel(conversation.channel)) return true;
   const decision = getAdapter(conversation.channel).window(windowStart(conversation), now, false);

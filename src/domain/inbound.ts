@@ -476,7 +476,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   if (draft) {
     // One write for the new conversation, its first message applied. Before it: the contact lists
     // it (a retry after a crash finds that done), its agent and its greeting, side by side.
-    const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(found, message)]);
+    const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(found, message, wroteLate)]);
     const first: ConversationRecord = {
       ...found,
       // It starts with the customer's message (its report episode does, src/domain/episodes.ts), not

@@ -269,6 +269,42 @@ describe('autoresponder and business hours', () => {
     expect(await greetings()).toHaveLength(greetedAtStart ? 1 : 0);
   });
 
+  it.each([
+    ['whatsapp', 2 * 86_400_000],
+    // Past 24 h Messenger takes only the HUMAN_AGENT tag, which is for people, not a bot's greeting
+    ['messenger', 30 * 3_600_000],
+  ] as const)('greets no %s customer whose message arrives once its window has closed (the provider retried it)', async (channel, lateMs) => {
+    // Prepare: the provider delivers, long after, a message the customer wrote while we were down
+    const text = `Hello greeter ${crypto.randomUUID()}`;
+    await settings({ autoresponder: { enabled: true, message: text } });
+    const handle = newHandle(channel);
+    const late = (words: string, ms: number) => {
+      const body = JSON.parse(textWebhook(channel, handle, words).body);
+      if (channel === 'whatsapp') body.entry[0].changes[0].value.messages[0].timestamp = String(Math.floor((Date.now() - ms) / 1000));
+      else body.entry[0].messaging[0].timestamp = Date.now() - ms;
+      return JSON.stringify(body);
+    };
+    const greetings = async (conversationId: string) => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    const greetingRequests = async () => ((await http(stack.httpUrl, 'GET', `/local/outbox?channel=${channel}`)).body.items as { body: unknown }[]).filter((i) => JSON.stringify(i.body).includes(text));
+
+    // Act: the first message of a new conversation
+    expect((await postWebhook(stack, channel, late('Is the shop open on Sunday?', lateMs))).status).toBe(200);
+    const conversationId = await eventually(async () => (await getHandle(channel, handle))?.conversationId, 10_000);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'Is the shop open on Sunday?', 10_000, 'the late message');
+
+    // Act: the customer, resolved days ago, comes back with another late message
+    const daysAgo = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    await updateConversation(conversationId, (c) => ({ ...c, status: 'resolved', resolvedAt: daysAgo, lastInboundAt: daysAgo, windowFrom: daysAgo, lastMessageAt: daysAgo }));
+    expect((await postWebhook(stack, channel, late('And on Monday?', lateMs))).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'And on Monday?', 10_000, 'the second late message');
+    await sleep(1000);
+
+    // Assess: no greeting stored (it would only fail, or go out tagged as a person's), none sent
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect(await greetings(conversationId)).toEqual([]);
+    expect(await greetingRequests()).toEqual([]);
+  });
+
   it('inside hours sends the normal message and asks for no email', async () => {
     await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
     const { ws, conversationId } = await visitor({ name: 'Nils' });
