@@ -315,14 +315,14 @@ export async function callProvider(call: ProviderCall, context: SendContext, dia
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
-    return { ok: false, retryable: true, error: `Network error: ${describeError(error, timeoutMs)}` };
+    return { ok: false, retryable: true, error: `Network error: ${describeError(error, timeoutMs)}`, unanswered: true };
   }
   let text: string;
   try {
     text = await response.text();
   } catch (error) {
     // The provider may have accepted the message; a retry could duplicate it, but losing it is worse.
-    return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error, timeoutMs)}` };
+    return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error, timeoutMs)}`, unanswered: true };
   }
   const body = parseMaybeJson(text);
   if (response.ok) {
@@ -360,7 +360,12 @@ export async function callProviderParts(
     if (index === primary) primaryId = result.providerMessageId;
     else otherIds.push(result.providerMessageId);
     if (index < calls.length - 1) {
-      await context.onPartSent?.({ partsSent: index + 1, ...(primaryId ? { primaryId } : {}), ...(otherIds.length ? { otherIds: [...otherIds] } : {}) });
+      await context.onPartSent?.({
+        partsSent: index + 1,
+        partsTotal: calls.length,
+        ...(primaryId ? { primaryId } : {}),
+        ...(otherIds.length ? { otherIds: [...otherIds] } : {}),
+      });
     }
   }
   if (primaryId === undefined) return { ok: false, retryable: false, error: 'Nothing to send: no text and no attachments' };

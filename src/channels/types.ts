@@ -48,7 +48,14 @@ export type SendResult =
    * the provider says when (Telegram's retry_after, a Retry-After header). Permanent errors mark
    * the message failed.
    */
-  | { ok: false; retryable: boolean; error: string; retryAfterSeconds?: number };
+  | {
+      ok: false;
+      retryable: boolean;
+      error: string;
+      retryAfterSeconds?: number;
+      /** No answer came (a timeout, a reset): the provider may have taken it. */
+      unanswered?: true;
+    };
 
 export type WindowDecision =
   | { allowed: true; tag?: string }

@@ -39,6 +39,7 @@ import {
   restoreDedup,
   getMessageToSend,
   listMessages,
+  type MessageToSend,
   putMessage,
   recordSendFailure,
   recordSendProgress,
@@ -439,7 +440,7 @@ export async function deliverOutbound(
   // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
   // status write may not have told the agents or armed the reply's timers: a redelivery does (a
   // failed one too: its agent must see it failed to send it again; it arms no timers).
-  if (message.status !== 'queued') {
+  if (message.status !== 'queued' && !partsLeft(stored)) {
     if (!redelivered) return;
     // A delivery that died after its `sent` write may not have claimed its parts' provider ids
     // (recorded on the reply by that write) nor applied what was held for them.
@@ -488,6 +489,16 @@ export async function deliverOutbound(
 }
 
 /**
+ * A reply in parts that a receipt moved past `queued` while some were still to go: WhatsApp's carry
+ * our reference, so an earlier part's applies to the reply at once. When the provider refused the
+ * next part (an answer, not a timeout after which it may have taken it), the rest is still sent.
+ */
+function partsLeft(stored: MessageToSend): boolean {
+  const progress = stored.sendProgress;
+  return stored.message.status !== 'failed' && stored.lastFailureRefused === true && progress?.partsTotal !== undefined && progress.partsSent < progress.partsTotal;
+}
+
+/**
  * Tells the agents a reply's status and arms its timers. Only the status is news (after an
  * overtaking receipt, the status as it stands: the same frame again, never an older one): the
  * conversation as it stands went out when the reply was posted.
@@ -519,7 +530,7 @@ export async function abandonOutbound(job: OutboundJob, reason: string): Promise
     return true;
   }
   const [stored, conversation] = await Promise.all([getMessageToSend(job.conversationId, job.messageId), getConversation(job.conversationId)]);
-  if (stored?.message.status !== 'queued' || !conversation) return true;
+  if (!stored || (stored.message.status !== 'queued' && !partsLeft(stored)) || !conversation) return true;
   const failed = await updateMessageStatus(job.conversationId, job.messageId, 'failed', { error: reason });
   if (failed) await Promise.all([publish([messageUpdatedEvent(failed)], { agents: scopeOf(conversation) }), afterReplyFailed(failed)]);
   return true;
@@ -600,7 +611,7 @@ async function sendToProvider(
     return (await applyHeldStatuses(message, held)) ?? final;
   }
   if (result.retryable && !lastAttempt) {
-    throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id), result.retryAfterSeconds);
+    throw new RetryableSendError(result.error, await recordSendFailure(message.conversationId, message.id, !result.unanswered), result.retryAfterSeconds);
   }
   return updateMessageStatus(message.conversationId, message.id, 'failed', { error: result.error });
 }

@@ -67,6 +67,8 @@ export interface SendProgress {
   primaryId?: string;
   /** The provider's ids of the other parts among them. */
   otherIds?: string[];
+  /** How many parts the send has: kept while it is under way (the `sent` write's progress has none). */
+  partsTotal?: number;
 }
 
 export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved';

@@ -175,6 +175,8 @@ export interface MessageToSend {
   sendProgress?: SendProgress;
   /** Attempts the provider answered "later" to so far. */
   sendFailures: number;
+  /** The last of them was the provider's answer, not a timeout: the part it refused was not taken. */
+  lastFailureRefused?: true;
   /** A status without our reference was held under the provider id the send recorded (markStatusHeld). */
   statusHeld?: true;
   /** The web visitor read it before its delivery was written (markReadInFlight). */
@@ -192,6 +194,7 @@ export async function getMessageToSend(conversationId: string, messageId: string
     message: toMessage(out.Item),
     ...(progress ? { sendProgress: progress } : {}),
     sendFailures: Number(out.Item.sendFailures ?? 0),
+    ...(out.Item.lastFailureRefused === true ? { lastFailureRefused: true as const } : {}),
     ...(statusHeld ? { statusHeld } : {}),
     ...(out.Item.readInFlight === true ? { readInFlight: true as const } : {}),
   };
@@ -200,16 +203,17 @@ export async function getMessageToSend(conversationId: string, messageId: string
 /**
  * Counts an attempt the provider answered "later" to, on the message itself: the queue's receive
  * count also rises for records skipped behind a failing one of their conversation, so it cannot
- * tell how often this message was tried. Written on failures only.
+ * tell how often this message was tried. Written on failures only. `refused`: the provider answered
+ * (a 429, a 5xx), so the part it refused was not taken; after a timeout it may have been.
  */
-export async function recordSendFailure(conversationId: string, messageId: string): Promise<number> {
+export async function recordSendFailure(conversationId: string, messageId: string, refused: boolean): Promise<number> {
   const out = await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.message(conversationId, messageId),
-      UpdateExpression: 'ADD sendFailures :one',
+      UpdateExpression: 'ADD sendFailures :one SET lastFailureRefused = :refused',
       ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeValues: { ':one': 1 },
+      ExpressionAttributeValues: { ':one': 1, ':refused': refused },
       ReturnValues: 'UPDATED_NEW',
     }),
   );
@@ -227,9 +231,18 @@ function setWhileQueued(conversationId: string, messageId: string, attribute: st
   });
 }
 
-/** Records the parts of a queued message the provider accepted; a finished send is left alone. */
+/**
+ * Records the parts of a message the provider accepted, only ever more of them: a finished send (its
+ * `sent` write records every part) is left alone. Not only while `queued`: on WhatsApp an earlier
+ * part's receipt (our reference rides on each part) may have moved the reply on.
+ */
 export async function recordSendProgress(conversationId: string, messageId: string, progress: SendProgress): Promise<void> {
-  await setWhileQueued(conversationId, messageId, 'sendProgress', progress);
+  await updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'SET sendProgress = :progress',
+    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(sendProgress) OR sendProgress.partsSent < :parts)',
+    ExpressionAttributeValues: { ':progress': progress, ':parts': progress.partsSent },
+  });
 }
 
 /**

@@ -335,7 +335,7 @@ describe('telegram send', () => {
       const context = { ...sendContext('telegram', fetch), onPartSent: async (p: unknown) => void progress.push(p) };
       expect(await adapter.send(parts, context)).toEqual({ ok: true, providerMessageId: '-4518810793:91', otherIds: [`${NEW_CHAT}:92`] });
       expect(calls.map((c) => [c.json().chat_id, c.url.split('/').pop()])).toEqual([['-4518810793', 'sendPhoto'], ['-4518810793', 'sendDocument'], [String(NEW_CHAT), 'sendDocument']]);
-      expect(progress).toEqual([{ partsSent: 1, primaryId: '-4518810793:91' }]);
+      expect(progress).toEqual([{ partsSent: 1, partsTotal: 2, primaryId: '-4518810793:91' }]);
 
       // The new chat refusing too (or naming itself) ends the send as Telegram answered.
       const twice = scriptedFetch(upgraded, upgraded);
@@ -519,7 +519,7 @@ describe('telegram send: documents Telegram cannot fetch by URL', () => {
       const timeout = Object.assign(new Error('The operation was aborted due to timeout'), { name: 'TimeoutError' });
       const { fetch } = scriptedFetch({ status: 200, body: null, file: { contentType: DOCX, bytes: Buffer.alloc(3_000_000) } }, timeout);
       const result = await adapter.send({ ...base, attachments: [{ type: 'file', url: presigned, mimeType: DOCX, name: 'c.docx', size: 3_000_000 }] }, sendContext('telegram', fetch));
-      expect(result).toEqual({ ok: false, retryable: true, error: 'Network error: timed out after 13000 ms' });
+      expect(result).toEqual({ ok: false, retryable: true, error: 'Network error: timed out after 13000 ms', unanswered: true });
     });
   });
 

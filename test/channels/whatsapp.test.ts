@@ -489,11 +489,14 @@ describe('whatsapp send', () => {
     });
   });
 
-  it('treats a network error or a timeout as retryable', async () => {
+  it('treats a network error or a timeout as retryable, and as unanswered (WhatsApp may have taken it)', async () => {
     const failed = scriptedFetch(networkError());
-    expect(await adapter.send(base, sendContext('whatsapp', failed.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('fetch failed') });
+    expect(await adapter.send(base, sendContext('whatsapp', failed.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('fetch failed'), unanswered: true });
     const timeout = scriptedFetch(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
-    expect(await adapter.send(base, sendContext('whatsapp', timeout.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('timed out') });
+    expect(await adapter.send(base, sendContext('whatsapp', timeout.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('timed out'), unanswered: true });
+    // An answer, even "later", says the part was not taken.
+    const refused = scriptedFetch({ status: 503, body: { error: { message: 'Service unavailable', code: 2 } } });
+    expect(await adapter.send(base, sendContext('whatsapp', refused.fetch))).not.toHaveProperty('unanswered');
   });
 
   it('does not call the API without an access token', async () => {

@@ -24,6 +24,7 @@ import { capacityTotals, resetCapacityTotals } from '../../src/aws/capacity';
 import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
 import { fixture, signedRequest } from '../fixtures/sign';
+import { png } from '../support/png';
 import { expectedSend, newHandle, postWebhook, REPORTED_STATUSES, statusWebhook, textWebhook } from './channels-support';
 
 let stack: LocalStack;
@@ -323,6 +324,45 @@ describe('a receipt that overtakes the provider’s answer', () => {
     // The receipt's status stands; the send adds only what it alone knows.
     expect(stored).toMatchObject({ status: 'delivered', providerMessageId });
     await eventually(() => stack.aws.scheduler.list().some((s) => s.name === `reengage-${conversationId}` && s.fireAt));
+  });
+});
+
+describe('a WhatsApp reply in parts whose first part’s receipt comes before the rest is taken', () => {
+  it('still sends the part the provider refused once: the receipt (our reference rides on each part) does not end the send', async () => {
+    // Prepare: a text over a caption's 1024 characters goes as a part of its own, before the photo
+    const { handle, conversationId } = await customer('whatsapp');
+    const photo = await upload(png(4, 4), 'image/png');
+    const tag = `parts${Date.now()}`;
+    const text = `${tag} ${'x'.repeat(1100)}`;
+    // The text part is taken and its receipt applied before the answer reaches us; the photo is refused once.
+    stack.providers.holdNext('whatsapp', async (body, answer) => {
+      const reference = (body as { biz_opaque_callback_data?: string }).biz_opaque_callback_data;
+      const wamid = (answer as { messages: { id: string }[] }).messages[0]!.id;
+      expect((await postWebhook(stack, 'whatsapp', statusWebhook('whatsapp', handle, 'delivered', wamid, undefined, reference))).status).toBe(200);
+      await agent.waitFor((f) => f.type === 'message.updated' && f.message.status === 'delivered' && `${conversationId}/${f.message.id}` === reference, 10_000, 'first part delivered');
+    });
+    expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 503, count: 1, after: 1 } })).status).toBe(200);
+
+    // Act
+    const response = await reply(conversationId, { text, attachments: [{ uploadId: photo }] });
+    expect(response.status, response.text).toBe(202);
+
+    // Assess: the photo reaches the customer on the retry, the text once; the receipt's status stands
+    const photoTo = (item: OutboxItem) => (item.body as { type?: string; to?: string }).type === 'image' && (item.body as { to?: string }).to === handle;
+    const photoAttempts = await eventually(async () => {
+      const items = await outbox('whatsapp', photoTo);
+      return items.some((a) => a.status === 200) ? items : undefined;
+    }, 15_000);
+    expect(photoAttempts.map((a) => a.status)).toEqual([503, 200]);
+    const texts = (await outbox('whatsapp', carries(tag))).filter((a) => a.status === 200);
+    expect(texts).toHaveLength(1);
+    const textId = (texts[0]!.answer as { messages: { id: string }[] }).messages[0]!.id;
+    const stored = await eventually(async () => {
+      const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
+      const message = page.body.items.find((m: { id: string }) => m.id === response.body.message.id);
+      return message?.status === 'delivered' && message.providerMessageId === textId ? message : undefined;
+    });
+    expect(stored).not.toHaveProperty('error');
   });
 });
 

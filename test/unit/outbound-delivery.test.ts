@@ -172,10 +172,11 @@ const calls = () =>
   });
 
 /** A reply on `channel`, stored as `item`, in a conversation whose customer just wrote. */
-function arrangeOn(channel: 'sms' | 'messenger', item: Record<string, unknown>) {
+function arrangeOn(channel: 'sms' | 'messenger' | 'whatsapp', item: Record<string, unknown>) {
   const now = new Date().toISOString();
+  const handle = { sms: '+15550001111', messenger: '7001', whatsapp: '15550001111' }[channel];
   ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...item } });
-  ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { ...conversation(now), channel, handle: channel === 'sms' ? '+15550001111' : '7001' } });
+  ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { ...conversation(now), channel, handle } });
   ddb.on(PutCommand).resolves({});
   ddb.on(QueryCommand).resolves({ Items: [] });
   ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
@@ -258,5 +259,48 @@ describe('a redelivered job whose reply was sent, its provider ids’ claims may
     // Assess
     expect(calls().filter((c) => c.command === 'PutCommand')).toEqual([]);
     expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'failed' }));
+  });
+});
+
+describe('a WhatsApp reply in parts that an earlier part’s receipt moved on while a later part was to go', () => {
+  // A text too long for a caption goes before the photo: two parts. The first was taken, and its
+  // receipt (our reference rides on each part) made the reply delivered.
+  const inParts = {
+    ...reply,
+    sender: { type: 'agent', id: 'agent-ana' },
+    text: 'x'.repeat(1100),
+    attachments: [{ type: 'image', url: 'https://files.example/photo.png', mimeType: 'image/png' }],
+    status: 'delivered',
+    providerMessageId: 'wamid.TEXT',
+    sendProgress: { partsSent: 1, partsTotal: 2, primaryId: 'wamid.TEXT' },
+    sendFailures: 1,
+  };
+
+  it('sends the part the provider refused (it answered: the part was not taken), and only that one', async () => {
+    // Prepare
+    arrangeOn('whatsapp', { ...inParts, lastFailureRefused: true });
+    answers({ messaging_product: 'whatsapp', messages: [{ id: 'wamid.PHOTO' }] });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
+
+    // Assess: the photo goes, the text does not go again; the receipt's status stands, with both ids
+    expect(vi.mocked(fetch)).toHaveBeenCalledTimes(1);
+    const sent = JSON.parse(String(vi.mocked(fetch).mock.calls[0]![1]!.body)) as Record<string, unknown>;
+    expect(sent).toMatchObject({ type: 'image', image: { link: 'https://files.example/photo.png' } });
+    const recorded = calls().find((c) => c.command === 'UpdateCommand' && c.values[':pmid'] === 'wamid.TEXT');
+    expect(recorded?.values[':progress']).toEqual({ partsSent: 2, primaryId: 'wamid.TEXT', otherIds: ['wamid.PHOTO'] });
+  });
+
+  it('sends nothing again after a timeout, when the provider may have taken the part (its receipt would tell, not its lack)', async () => {
+    // Prepare
+    arrangeOn('whatsapp', { ...inParts, lastFailureRefused: false });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
+
+    // Assess
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    expect(automation.afterOutbound).toHaveBeenCalledWith(expect.anything(), expect.objectContaining({ status: 'delivered' }));
   });
 });
