@@ -169,7 +169,7 @@ export const utf8Bytes: TextMeasure = (text) => Buffer.byteLength(text, 'utf8');
 /**
  * A text cut into parts the provider accepts, in order. Cuts fall after a paragraph, else a line,
  * else a sentence, else a space, in the second half of a part when one is there; a word longer than
- * a part is cut where it must be, never inside a surrogate pair. Whitespace at a cut is dropped.
+ * a part is cut where it must be, between graphemes (longestPrefix). Whitespace at a cut is dropped.
  */
 export function splitText(text: string, max: number, measure: TextMeasure = utf16Length): string[] {
   const parts: string[] = [];
@@ -192,7 +192,14 @@ export function splitText(text: string, max: number, measure: TextMeasure = utf1
   return parts;
 }
 
-/** The longest prefix (in UTF-16 units) within `max`, ending on a whole code point. */
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/**
+ * The longest prefix (in UTF-16 units) within `max`, ending on a whole grapheme: a letter and its
+ * accents (Thai writes no spaces and its vowels combine), an emoji and its skin tone or ZWJ family,
+ * a flag's two letters; cut inside one, both parts show something else. One grapheme longer than
+ * a part is cut on a whole code point.
+ */
 function longestPrefix(text: string, max: number, measure: TextMeasure): number {
   let low = 1;
   let high = Math.min(text.length, max * 4);
@@ -201,6 +208,13 @@ function longestPrefix(text: string, max: number, measure: TextMeasure): number 
     if (measure(text.slice(0, mid)) <= max) low = mid;
     else high = mid - 1;
   }
+  let boundary = 0;
+  // Whether a grapheme ends at `low` depends on what comes before it and on the code point at it.
+  for (const { index } of graphemes.segment(text.slice(0, low + 2))) {
+    if (index > low) break;
+    boundary = index;
+  }
+  if (boundary > 0) return boundary;
   const code = text.charCodeAt(low - 1);
   return code >= 0xd800 && code <= 0xdbff && low > 1 ? low - 1 : low;
 }

@@ -27,6 +27,24 @@ describe('splitText', () => {
     expect(parts.every((part) => !/[\uD800-\uDBFF]$/.test(part))).toBe(true);
   });
 
+  it('cuts a run without spaces between characters as a reader sees them: an accent, a skin tone, a family, a flag stay whole', () => {
+    const graphemes = (text: string) => [...new Intl.Segmenter(undefined, { granularity: 'grapheme' }).segment(text)].map((s) => s.segment);
+    const runs = [
+      // Thai writes no spaces between words; its vowels and tone marks are combining characters
+      { text: `ก${'สวัสดีครับ'.repeat(120)}`, max: 1000, measure: utf8Bytes },
+      { text: `a${'e\u0301'.repeat(3000)}`, max: 4096, measure: (t: string) => t.length },
+      { text: `a${'👍🏽'.repeat(1500)}`, max: 4096, measure: (t: string) => t.length },
+      { text: `abc${'👨‍👩‍👧'.repeat(600)}`, max: 4096, measure: (t: string) => t.length },
+      { text: `ab${'🇫🇷'.repeat(1500)}`, max: 1000, measure: utf8Bytes },
+    ];
+    for (const { text, max, measure } of runs) {
+      const parts = splitText(text, max, measure);
+      expect(parts.length).toBeGreaterThan(1);
+      for (const part of parts) expect(measure(part)).toBeLessThanOrEqual(max);
+      expect(parts.flatMap(graphemes)).toEqual(graphemes(text));
+    }
+  });
+
   it('measures in UTF-8 bytes when the provider does', () => {
     const parts = splitText('é'.repeat(10), 8, utf8Bytes);
     expect(parts).toEqual(['éééé', 'éééé', 'éé']);
