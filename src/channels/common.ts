@@ -285,6 +285,8 @@ export interface ProviderDialect {
   retryable?(body: unknown, status: number): boolean;
   /** When the provider says to try again, in seconds, in its body (Telegram's retry_after). */
   retryAfter?(body: unknown): number | undefined;
+  /** The status an error body names (Telegram's error_code), read when it comes with a 200. */
+  errorStatus?(body: unknown): number | undefined;
 }
 
 /** A Retry-After header in seconds (its HTTP-date form is not used by these providers). */
@@ -339,16 +341,17 @@ export async function callProvider(call: ProviderCall, context: SendContext, dia
     return { ok: false, retryable: true, error: `Network error reading the answer: ${describeError(error, timeoutMs)}`, unanswered: true };
   }
   const body = parseMaybeJson(text);
-  if (response.ok) {
-    const id = dialect.messageId(body);
-    if (id) return { ok: true, providerMessageId: id };
-    // Accepted but unidentifiable: retrying would send twice, so this is reported, not retried.
-    return { ok: false, retryable: false, error: `Provider answered ${response.status} without a message id` };
-  }
-  const detail = dialect.errorMessage(body) ?? (typeof body === 'string' && body ? body.slice(0, 200) : response.statusText);
-  const retryable = response.status === 429 || response.status >= 500 || (dialect.retryable?.(body, response.status) ?? false);
+  const id = response.ok ? dialect.messageId(body) : undefined;
+  if (id) return { ok: true, providerMessageId: id };
+  const refusal = dialect.errorMessage(body);
+  // A 200 with an error body (Telegram's `ok: false`, a Graph error object) is a refusal like any
+  // other. Without one, the send was taken but cannot be named: a retry would send it twice.
+  if (response.ok && refusal === undefined) return { ok: false, retryable: false, error: `Provider answered ${response.status} without a message id` };
+  const status = (response.ok ? dialect.errorStatus?.(body) : undefined) ?? response.status;
+  const detail = refusal ?? (typeof body === 'string' && body ? body.slice(0, 200) : response.statusText);
+  const retryable = status === 429 || status >= 500 || (dialect.retryable?.(body, status) ?? false);
   const retryAfterSeconds = retryable ? (dialect.retryAfter?.(body) ?? retryAfterHeader(response)) : undefined;
-  return { ok: false, retryable, error: `${response.status}: ${detail || 'request failed'}`, ...(retryAfterSeconds ? { retryAfterSeconds } : {}) };
+  return { ok: false, retryable, error: `${status}: ${detail || 'request failed'}`, ...(retryAfterSeconds ? { retryAfterSeconds } : {}) };
 }
 
 /**

@@ -486,6 +486,10 @@ async function sendTo(message: OutboundSend, base: string, context: SendContext)
       movedTo = migratedTo(body);
       return isRecord(body) && typeof body.description === 'string' ? body.description : undefined;
     },
+    errorStatus: (body) => {
+      const code = isRecord(body) ? body.error_code : undefined;
+      return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : undefined;
+    },
     // Flood control: {"error_code":429,"parameters":{"retry_after":45}}.
     retryAfter: (body) => {
       const seconds = isRecord(body) && isRecord(body.parameters) ? body.parameters.retry_after : undefined;

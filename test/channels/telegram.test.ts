@@ -398,6 +398,16 @@ describe('telegram send', () => {
     const { fetch } = scriptedFetch({ status: 429, body: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 45', parameters: { retry_after: 45 } } });
     expect(await adapter.send(base, sendContext('telegram', fetch))).toMatchObject({ ok: false, retryable: true, retryAfterSeconds: 45 });
   });
+
+  it('reads an `ok: false` that comes with a 200 as the refusal it names (the answer’s `ok`, not its status, says whether the call worked)', async () => {
+    const flood = scriptedFetch({ status: 200, body: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 7', parameters: { retry_after: 7 } } });
+    expect(await adapter.send(base, sendContext('telegram', flood.fetch))).toEqual({ ok: false, retryable: true, error: '429: Too Many Requests: retry after 7', retryAfterSeconds: 7 });
+    const gone = scriptedFetch({ status: 200, body: { ok: false, error_code: 400, description: 'Bad Request: chat not found' } });
+    expect(await adapter.send(base, sendContext('telegram', gone.fetch))).toEqual({ ok: false, retryable: false, error: '400: Bad Request: chat not found' });
+    // A 200 that names no message and no error was taken: never sent again.
+    const unnamed = scriptedFetch({ status: 200, body: { ok: true, result: {} } });
+    expect(await adapter.send(base, sendContext('telegram', unnamed.fetch))).toEqual({ ok: false, retryable: false, error: 'Provider answered 200 without a message id' });
+  });
 });
 
 describe('telegram send: documents Telegram cannot fetch by URL', () => {

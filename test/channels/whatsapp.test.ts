@@ -489,6 +489,21 @@ describe('whatsapp send', () => {
     });
   });
 
+  it('reads a Graph error object that comes with a 200 as the refusal it is, retryable by its code', async () => {
+    const transient = scriptedFetch({ status: 200, body: { error: { message: 'An unexpected error has occurred. Please retry your request later.', code: 2, is_transient: true } } });
+    expect(await adapter.send(base, sendContext('whatsapp', transient.fetch))).toEqual({
+      ok: false,
+      retryable: true,
+      error: '200: An unexpected error has occurred. Please retry your request later. (code 2)',
+    });
+    const closed = scriptedFetch({ status: 200, body: { error: { message: 'Re-engagement message', code: 131047, error_data: { details: 'More than 24 hours have passed since the recipient last replied' } } } });
+    expect(await adapter.send(base, sendContext('whatsapp', closed.fetch))).toEqual({
+      ok: false,
+      retryable: false,
+      error: '200: Re-engagement message: More than 24 hours have passed since the recipient last replied (code 131047)',
+    });
+  });
+
   it('treats a network error or a timeout as retryable, and as unanswered (WhatsApp may have taken it)', async () => {
     const failed = scriptedFetch(networkError());
     expect(await adapter.send(base, sendContext('whatsapp', failed.fetch))).toMatchObject({ ok: false, retryable: true, error: expect.stringContaining('fetch failed'), unanswered: true });
