@@ -435,7 +435,9 @@ export async function deliverOutbound(
   if (!stored) return;
   // A conversation written moments ago (a new customer's greeting) may not show in that read yet.
   const conversation = seen ?? (await getConversation(job.conversationId, true));
-  if (!conversation) return;
+  // Its customer asked to be erased (README, Erasure): nothing more goes to them, as no timer
+  // does; the erasure's step deletes the reply with the rest.
+  if (!conversation || isErasing(conversation)) return;
   const message = stored.message;
   // Handled by an earlier delivery of the same job: nothing is sent twice. One that died after the
   // status write may not have told the agents or armed the reply's timers: a redelivery does (a

@@ -103,6 +103,22 @@ describe('delivering a reply', () => {
   });
 });
 
+describe('a reply whose customer asked to be erased before it went out', () => {
+  it('is not sent: nothing more goes to a customer being erased (the erasure deletes the reply with the rest)', async () => {
+    // Prepare: the erasure request marked the conversation while the reply waited in its lane
+    const marked = { ...conversation(new Date().toISOString()), erasureRequestedAt: new Date().toISOString() } as ConversationRecord;
+    arrange(marked, marked);
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
+
+    // Assess
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    expect(statuses()).toEqual([]);
+    expect(automation.afterOutbound).not.toHaveBeenCalled();
+  });
+});
+
 describe('a reply on a channel nobody set up', () => {
   const secrets = mockClient(SecretsManagerClient);
   const record = (receiveCount: number): SQSRecord =>
