@@ -372,6 +372,9 @@ export async function callProviderParts(
   const start = context.resume?.partsSent ?? 0;
   for (const [index, call] of calls.entries()) {
     if (index < start) continue;
+    if (context.startBy !== undefined && Date.now() > context.startBy) {
+      return { ok: false, retryable: true, error: 'not sent yet: too late in its batch to wait for the provider', deferred: true };
+    }
     const result = await callProvider(call, context, dialect);
     if (!result.ok) return result;
     if (index === primary) primaryId = result.providerMessageId;

@@ -55,6 +55,8 @@ export type SendResult =
       retryAfterSeconds?: number;
       /** No answer came (a timeout, a reset): the provider may have taken it. */
       unanswered?: true;
+      /** A part was due past the context's `startBy`: not started, left for the next delivery. */
+      deferred?: true;
     };
 
 export type WindowDecision =
@@ -88,6 +90,11 @@ export interface SendContext {
    * what the provider took: a file's transfer is given time for its size up to then, no further.
    */
   deadlineMs?: number;
+  /**
+   * No part is started after this (epoch ms): its answer could come after `deadlineMs`, and the
+   * function be stopped after the provider took it, which a retry would send again.
+   */
+  startBy?: number;
 }
 
 /**

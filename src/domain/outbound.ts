@@ -19,6 +19,7 @@ import { isKeepMediaJob, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
+import { PROVIDER_TIMEOUT_MS } from '../channels/common';
 import type { Credentials } from '../channels/types';
 import { enqueueOutbound } from '../aws/queues';
 import { FUNCTIONS } from '../manifest';
@@ -41,6 +42,7 @@ import {
   listMessages,
   type MessageToSend,
   putMessage,
+  recordSendDeferred,
   recordSendFailure,
   recordSendProgress,
   settleOvertakenSend,
@@ -483,7 +485,10 @@ export async function deliverOutbound(
     // The visitor read it between the frame and that write: its read left it for this job.
     final = written?.[READ_IN_FLIGHT] ? ((await updateMessageStatus(message.conversationId, message.id, 'read')) ?? written) : written;
   } else if (isProviderChannel(conversation.channel)) {
-    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown, sendDeadlineMs);
+    // A part is started only while its answer can come in time (on the last receive, at any time:
+    // the queue would give up on the job instead).
+    const startBy = lastReceive ? undefined : sendDeadlineMs - PROVIDER_TIMEOUT_MS;
+    final = await sendToProvider(conversation, message, lastAttempt, stored.sendProgress, statusKnown, { deadlineMs: sendDeadlineMs, startBy });
   } else {
     final = await updateMessageStatus(message.conversationId, message.id, 'failed', { error: `no sender for channel ${conversation.channel}` });
   }
@@ -492,12 +497,13 @@ export async function deliverOutbound(
 
 /**
  * A reply in parts that a receipt moved past `queued` while some were still to go: WhatsApp's carry
- * our reference, so an earlier part's applies to the reply at once. When the provider refused the
- * next part (an answer, not a timeout after which it may have taken it), the rest is still sent.
+ * our reference, so an earlier part's applies to the reply at once. When the next part is known
+ * untaken (the provider refused it with an answer, not a timeout after which it may have taken it;
+ * or it was put off unstarted), the rest is still sent.
  */
 function partsLeft(stored: MessageToSend): boolean {
   const progress = stored.sendProgress;
-  return stored.message.status !== 'failed' && stored.lastFailureRefused === true && progress?.partsTotal !== undefined && progress.partsSent < progress.partsTotal;
+  return stored.message.status !== 'failed' && stored.nextPartUntaken === true && progress?.partsTotal !== undefined && progress.partsSent < progress.partsTotal;
 }
 
 /**
@@ -545,7 +551,7 @@ async function sendToProvider(
   resume: SendProgress | undefined,
   /** Called once the provider has answered (the reply's status is then known). */
   answered: () => void,
-  deadlineMs: number,
+  time: { deadlineMs: number; startBy: number | undefined },
 ): Promise<Message | undefined> {
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
@@ -583,12 +589,19 @@ async function sendToProvider(
       credentials,
       baseUrl: baseUrl(channel),
       fetch,
-      deadlineMs,
+      deadlineMs: time.deadlineMs,
+      ...(time.startBy !== undefined ? { startBy: time.startBy } : {}),
       ...(resume ? { resume } : {}),
       // A reply sent in parts: a retry after a failed part must not resend the ones before it.
       onPartSent: (progress) => recordSendProgress(message.conversationId, message.id, progress),
     },
   );
+  // Late in a slow batch: back to the queue (with the jobs behind it) for the next one, at no
+  // attempt's cost; the part it did not start is known untaken (partsLeft).
+  if (!result.ok && result.deferred) {
+    await recordSendDeferred(message.conversationId, message.id);
+    throw new RetryableSendError(result.error, 0);
+  }
   answered();
   if (result.ok) {
     const otherIds = result.otherIds ?? [];

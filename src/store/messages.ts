@@ -175,8 +175,11 @@ export interface MessageToSend {
   sendProgress?: SendProgress;
   /** Attempts the provider answered "later" to so far. */
   sendFailures: number;
-  /** The last of them was the provider's answer, not a timeout: the part it refused was not taken. */
-  lastFailureRefused?: true;
+  /**
+   * The last attempt left the part after its progress untaken: the provider refused it with an
+   * answer (not a timeout, after which it may have taken it), or it was never started (deferSend).
+   */
+  nextPartUntaken?: true;
   /** A status without our reference was held under the provider id the send recorded (markStatusHeld). */
   statusHeld?: true;
   /** The web visitor read it before its delivery was written (markReadInFlight). */
@@ -194,7 +197,7 @@ export async function getMessageToSend(conversationId: string, messageId: string
     message: toMessage(out.Item),
     ...(progress ? { sendProgress: progress } : {}),
     sendFailures: Number(out.Item.sendFailures ?? 0),
-    ...(out.Item.lastFailureRefused === true ? { lastFailureRefused: true as const } : {}),
+    ...(out.Item.nextPartUntaken === true ? { nextPartUntaken: true as const } : {}),
     ...(statusHeld ? { statusHeld } : {}),
     ...(out.Item.readInFlight === true ? { readInFlight: true as const } : {}),
   };
@@ -203,17 +206,17 @@ export async function getMessageToSend(conversationId: string, messageId: string
 /**
  * Counts an attempt the provider answered "later" to, on the message itself: the queue's receive
  * count also rises for records skipped behind a failing one of their conversation, so it cannot
- * tell how often this message was tried. Written on failures only. `refused`: the provider answered
+ * tell how often this message was tried. Written on failures only. `untaken`: the provider answered
  * (a 429, a 5xx), so the part it refused was not taken; after a timeout it may have been.
  */
-export async function recordSendFailure(conversationId: string, messageId: string, refused: boolean): Promise<number> {
+export async function recordSendFailure(conversationId: string, messageId: string, untaken: boolean): Promise<number> {
   const out = await ddb().send(
     new UpdateCommand({
       TableName: config.tableName,
       Key: keys.message(conversationId, messageId),
-      UpdateExpression: 'ADD sendFailures :one SET lastFailureRefused = :refused',
+      UpdateExpression: 'ADD sendFailures :one SET nextPartUntaken = :untaken',
       ConditionExpression: 'attribute_exists(pk)',
-      ExpressionAttributeValues: { ':one': 1, ':refused': refused },
+      ExpressionAttributeValues: { ':one': 1, ':untaken': untaken },
       ReturnValues: 'UPDATED_NEW',
     }),
   );
@@ -228,6 +231,16 @@ function setWhileQueued(conversationId: string, messageId: string, attribute: st
     ConditionExpression: '#status = :queued',
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':value': value, ':queued': 'queued' },
+  });
+}
+
+/** A send put off before its next part was started (no attempt: the counter stays). */
+export async function recordSendDeferred(conversationId: string, messageId: string): Promise<void> {
+  await updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'SET nextPartUntaken = :untaken',
+    ConditionExpression: 'attribute_exists(pk)',
+    ExpressionAttributeValues: { ':untaken': true },
   });
 }
 

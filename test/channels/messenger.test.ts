@@ -392,6 +392,30 @@ describe('messenger send', () => {
     const { fetch } = scriptedFetch({ status: 200, body: {} });
     expect(await adapter.send(base, sendContext('messenger', fetch))).toMatchObject({ ok: false, retryable: false });
   });
+
+  it('starts no part past `startBy`: the parts taken are recorded, the rest put off for the next delivery', async () => {
+    // Prepare: two parts; the clock passes `startBy` while the first is answered
+    const startBy = Date.now() + 60_000;
+    const { fetch, calls } = scriptedFetch({ status: 200, body: { recipient_id: '7001', message_id: 'm_1' } });
+    const slow: typeof fetch = async (input, init) => {
+      vi.setSystemTime(startBy + 1);
+      return fetch(input, init);
+    };
+    const kept: unknown[] = [];
+    const long = { ...base, text: `${'a'.repeat(1990)}\n\n${'b'.repeat(100)}` };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // Act
+      const result = await adapter.send(long, { ...sendContext('messenger', slow), startBy, onPartSent: async (p) => void kept.push(p) });
+
+      // Assess
+      expect(result).toMatchObject({ ok: false, retryable: true, deferred: true });
+      expect(calls).toHaveLength(1);
+      expect(kept).toEqual([{ partsSent: 1, partsTotal: 2, primaryId: 'm_1' }]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe('instagram shares the Send API without metadata', () => {

@@ -16,7 +16,7 @@ import type { Message } from '../../src/domain/types';
 const automation = vi.hoisted(() => ({ afterOutbound: vi.fn(), beforeSend: vi.fn(async () => undefined) }));
 vi.mock('../../src/domain/automation', () => automation);
 vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true }));
-const { deliverOutbound } = await import('../../src/domain/outbound');
+const { deliverOutbound, RetryableSendError } = await import('../../src/domain/outbound');
 const { handler } = await import('../../functions/outbound/handler');
 const { publish } = await import('../../src/domain/fanout');
 
@@ -116,6 +116,38 @@ describe('a reply whose customer asked to be erased before it went out', () => {
     expect(vi.mocked(fetch)).not.toHaveBeenCalled();
     expect(statuses()).toEqual([]);
     expect(automation.afterOutbound).not.toHaveBeenCalled();
+  });
+});
+
+describe('a reply reached late in a slow batch', () => {
+  // Its send would start with less than the provider timeout left before the batch's send deadline:
+  // an answer could come after the function is stopped, and the retry send it again.
+  const late = () => Date.now() + 5_000;
+
+  it('is not started: it goes back to the queue, with no attempt counted, its next part known untaken', async () => {
+    // Prepare
+    arrange(conversation(new Date().toISOString()), conversation(new Date().toISOString()));
+
+    // Act
+    const delivery = deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, false, Date.now() + 15_000, late());
+
+    // Assess
+    await expect(delivery).rejects.toBeInstanceOf(RetryableSendError);
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    const writes = ddb.commandCalls(UpdateCommand).map((c) => c.args[0].input.UpdateExpression);
+    expect(writes).toEqual(['SET nextPartUntaken = :untaken']);
+  });
+
+  it('is sent all the same on the queue’s last receive, which would otherwise give up on it', async () => {
+    // Prepare
+    arrange(conversation(new Date().toISOString()), conversation(new Date().toISOString()));
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, true, false, Date.now() + 15_000, late());
+
+    // Assess
+    expect(vi.mocked(fetch)).toHaveBeenCalledTimes(1);
+    expect(statuses()).toEqual(['sent']);
   });
 });
 
@@ -294,7 +326,7 @@ describe('a WhatsApp reply in parts that an earlier part’s receipt moved on wh
 
   it('sends the part the provider refused (it answered: the part was not taken), and only that one', async () => {
     // Prepare
-    arrangeOn('whatsapp', { ...inParts, lastFailureRefused: true });
+    arrangeOn('whatsapp', { ...inParts, nextPartUntaken: true });
     answers({ messaging_product: 'whatsapp', messages: [{ id: 'wamid.PHOTO' }] });
 
     // Act
@@ -310,7 +342,7 @@ describe('a WhatsApp reply in parts that an earlier part’s receipt moved on wh
 
   it('sends nothing again after a timeout, when the provider may have taken the part (its receipt would tell, not its lack)', async () => {
     // Prepare
-    arrangeOn('whatsapp', { ...inParts, lastFailureRefused: false });
+    arrangeOn('whatsapp', { ...inParts, nextPartUntaken: false });
 
     // Act
     await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false, true);
