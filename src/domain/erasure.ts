@@ -21,7 +21,7 @@ import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
 import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
 import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections } from '../store/connections';
-import { deleteAll, deleteIfOwnedBy, finishErasure, getErasure, partitionPage, startErasure } from '../store/erasure';
+import { deleteAll, deleteIfOwnedBy, finishErasure, getErasure, partitionPage, rememberErasedMessages, startErasure } from '../store/erasure';
 import { mapConcurrently } from '../store/items';
 import { keys, type Key } from '../store/keys';
 import { notFound } from './errors';
@@ -281,8 +281,10 @@ async function eraseContent(conversationId: string, content: Record<string, unkn
   const files = new Set<string>();
   const dedups: Key[] = [];
   const copies: string[] = [];
+  const customerWords: string[] = [];
   for (const item of content) {
     if (!String(item.sk).startsWith(keys.messagePrefix)) continue;
+    if (item.direction === 'inbound' && typeof item.providerMessageId === 'string') customerWords.push(`${String(item.channel)}#${item.providerMessageId}`);
     const attachments = (item.attachments ?? []) as Attachment[];
     for (const attachment of attachments) {
       const key = mediaKeyOf(attachment.url);
@@ -298,6 +300,8 @@ async function eraseContent(conversationId: string, content: Record<string, unkn
   await mapConcurrently([...files], FILE_CONCURRENCY, deleteEveryVersion);
   // A file copy waiting for its next round would fetch the file again.
   await mapConcurrently(copies, FILE_CONCURRENCY, (messageId) => cancelTimer('keepMedia', messageId));
+  // Before the messages go: a provider's copy arriving after them must not bring the customer back.
+  await rememberErasedMessages(customerWords, new Date());
   await mapConcurrently(dedups, FILE_CONCURRENCY, (key) => deleteIfOwnedBy(key, 'conversationId', conversationId));
   await deleteAll(content.map((item) => ({ pk: String(item.pk), sk: String(item.sk) })));
 }

@@ -28,6 +28,7 @@ import { enqueueOutbound } from '../aws/queues';
 import { windowStart } from '../channels/window';
 import { advanceReadUpTo, getHandle, getVisitor, markHandleLinked, pointVisitorAt, setHandleConversation, type HandleRecord, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
+import { wasErasedMessage } from '../store/erasure';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
 export class UnprocessableEventError extends Error {}
@@ -334,6 +335,18 @@ async function orderedMessageId(found: ConversationRecord, created: boolean, cha
   return idFor(Math.max(d.receivedAtMs, after), `${channel}#${d.providerMessageId}`);
 }
 
+/**
+ * A provider's copy of a customer message whose customer was erased since (src/domain/erasure.ts
+ * remembers a hash of each such message's id): stored again, it would bring back their words, and
+ * as a first message their number and name. Only a copy SQS's deduplication may have let through
+ * can be one: a dated message 4+ minutes late, or an undated one (one read each).
+ */
+async function erasedBefore(event: InboundMessageEvent): Promise<boolean> {
+  if (!event.providerMessageId || !isProviderChannel(event.channel)) return false;
+  const late = !event.dated || (event.receivedAt !== undefined && Date.parse(event.receivedAt) - Date.parse(event.sentAt) >= LATE_AFTER_MS);
+  return late && (await wasErasedMessage(`${event.channel}#${event.providerMessageId}`));
+}
+
 /** The message stored for a provider's message (by an earlier attempt, or a copy), looked up by its provider id. */
 function findOrdered(conversationId: string, d: OrderedDelivery): Promise<string | undefined> {
   return findByProviderMessageId(conversationId, d.providerMessageId, Math.min(d.sentAtMs, d.receivedAtMs) - CLOCK_SKEW_MS, 'inbound');
@@ -424,6 +437,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   // An edit of our own message (an echo, a reply), or of nothing we have, is no customer's words:
   // it must neither add a message nor open a conversation.
   if (event.edits !== undefined && !(await editsCustomerMessage({ ...event, edits: event.edits }))) return;
+  if (await erasedBefore(event)) return;
   const { conversation: found, draft, before } = await resolveConversation(event);
   const ordered = orderedDelivery(event, delivery);
   let record: { conversationId: string; messageId: string };

@@ -3,7 +3,7 @@
  * partition to delete, and deletes that only remove what is still the contact's.
  */
 import { createHash } from 'node:crypto';
-import { DeleteCommand, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../aws/clients';
 import { config } from '../config';
 import { batchGetAll, deleteIf, mapConcurrently, putNew, updateIf } from './items';
@@ -58,6 +58,26 @@ export async function finishErasure(contactId: string, now: Date): Promise<void>
     ExpressionAttributeNames: { '#status': 'status' },
     ExpressionAttributeValues: { ':erased': 'erased', ':now': now.toISOString(), ':expires': Math.floor(now.getTime() / 1000) + ERASED_RECORD_TTL_SECONDS },
   });
+}
+
+/**
+ * How long a provider's copy of an erased customer message is recognised: Meta retries a webhook
+ * for up to 7 days; as long as the idempotency records of undated messages last.
+ */
+const ERASED_MESSAGE_TTL_SECONDS = 14 * 24 * 3600;
+
+const erasedMessageKey = (scope: string) => keys.erasedMessage(createHash('sha256').update(scope).digest('hex'));
+
+/** Remembers customer messages (`<channel>#<provider id>`) an erasure is about to delete: a hash each, nothing else. */
+export async function rememberErasedMessages(scopes: readonly string[], now: Date): Promise<void> {
+  const expiresAt = Math.floor(now.getTime() / 1000) + ERASED_MESSAGE_TTL_SECONDS;
+  await mapConcurrently(scopes, DELETE_CONCURRENCY, (scope) => ddb().send(new PutCommand({ TableName: config.tableName, Item: { ...erasedMessageKey(scope), expiresAt } })));
+}
+
+/** Whether an erasure deleted this customer message (`<channel>#<provider id>`): one eventually consistent read. */
+export async function wasErasedMessage(scope: string): Promise<boolean> {
+  const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: erasedMessageKey(scope), ProjectionExpression: 'pk' }));
+  return out.Item !== undefined;
 }
 
 /** Up to `limit` items of a partition, in key order, read consistently (what an earlier step deleted is gone). */

@@ -93,6 +93,11 @@ export const keys = {
    * customer is gone says that an erasure ran, never whose.
    */
   erasure: (contactIdHash: string) => ONE(`ERASURE#${contactIdHash}`, 'ERASURE'),
+  /**
+   * A customer message an erasure deleted, by a hash of `<channel>#<provider id>` (a WhatsApp id
+   * carries the number): a provider's later copy of it is dropped, not stored anew.
+   */
+  erasedMessage: (scopeHash: string) => ONE(`ERASED#${scopeHash}`, 'ERASED'),
 
   /** WebSocket connections, grouped by who may receive: all agents, or one visitor. */
   connection: (audience: ConnectionAudience, connectionId: string) => ONE(audiencePartition(audience), connectionId),

@@ -11,7 +11,12 @@ import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient, type Frame } from '../support/clients';
-import { phoneHandles, postWebhook, textWebhook } from './channels-support';
+import { phoneHandles, postWebhook, smsWebhookUrl, textWebhook } from './channels-support';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { getAdapter } from '../../src/channels/registry';
+import { DEV_CREDENTIALS } from '../../src/channels/credentials';
+import { inboundGroupId } from '../../src/aws/queues';
+import { signedRequest } from '../fixtures/sign';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
 import { keys } from '../../src/store/keys';
@@ -332,6 +337,54 @@ describe('erasing a customer', () => {
       expect(handle.contactId).not.toBe(contactId);
       expect((await get(`/v1/contacts/${handle.contactId}`)).status).toBe(200);
     }
+  });
+
+  it("stores nothing of a provider's copy of an erased message that comes after the erasure, and takes the customer's new message", async () => {
+    // Prepare: a customer writes by SMS and on WhatsApp; both webhooks as the providers queued them.
+    const phone = phoneHandles();
+    const sms = textWebhook('sms', phone.sms, 'Old words by SMS');
+    const whatsapp = textWebhook('whatsapp', phone.whatsapp, 'Old words on WhatsApp');
+    const events = [
+      ...getAdapter('sms').normalize(signedRequest('sms', sms.body, smsWebhookUrl(stack)), DEV_CREDENTIALS.sms),
+      ...getAdapter('whatsapp').normalize(signedRequest('whatsapp', whatsapp.body), DEV_CREDENTIALS.whatsapp),
+    ];
+    expect((await postWebhook(stack, 'sms', sms.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === sms.providerMessageId, 10_000, 'the SMS');
+    expect((await postWebhook(stack, 'whatsapp', whatsapp.body)).status).toBe(200);
+    const seen = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === whatsapp.providerMessageId, 10_000, 'the WhatsApp message');
+    const contactId = seen.message.sender.id as string;
+    expect((await erase(contactId)).status).toBe(202);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+
+    // Act: the providers' copies hours later (past SQS's deduplication window), then the customer writes anew.
+    const sqs = new SQSClient({});
+    for (const event of events) {
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: process.env.INBOUND_QUEUE_URL!,
+          MessageBody: JSON.stringify({ ...event, receivedAt: new Date(Date.now() + 6 * 3_600_000).toISOString() }),
+          MessageGroupId: inboundGroupId(event),
+          MessageDeduplicationId: `later-${crypto.randomUUID()}`,
+        }),
+      );
+    }
+    sqs.destroy();
+    const fresh = textWebhook('sms', phone.sms, 'New words after the erasure');
+    expect((await postWebhook(stack, 'sms', fresh.body)).status).toBe(200);
+    const again = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === fresh.providerMessageId, 10_000, 'the new SMS');
+    await eventually(() => {
+      const counts = stack.aws.sqs.getQueue('conversa-inbound.fifo').counts();
+      return counts.visible + counts.inFlight === 0;
+    });
+
+    // Assess: a new customer with the new message only; the old words and the old contact nowhere.
+    expect(again.message.sender.id).not.toBe(contactId);
+    const contact = (await get(`/v1/contacts/${again.message.sender.id}`)).body;
+    expect(contact.conversations.map((c: { channel: string }) => c.channel)).toEqual(['sms']);
+    expect((await get(`/v1/conversations/${again.conversationId}/messages`)).body.items.filter((m: { direction: string }) => m.direction === 'inbound').map((m: { text: string }) => m.text)).toEqual(['New words after the erasure']);
+    expect(await getHandle('whatsapp', phone.whatsapp)).toBeUndefined();
+    const old = (await scanTable()).filter((item) => ['Old words', contactId].some((n) => JSON.stringify(item).includes(n)));
+    expect(old.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
   });
 
   it("answers 404 for a conversation of a contact whose erasure was asked for, before the step reaches it", async () => {
