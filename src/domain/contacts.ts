@@ -50,10 +50,20 @@ export interface Profile {
  */
 const INTERNATIONAL_PREFIX = /^[^\d+]*00(?=[^\d]*[1-9])/;
 
+/**
+ * `+44 (0)20…`, `0049 (0) 30…`: the trunk prefix a country's own callers dial, in brackets after
+ * the country code, which E.123 says to leave out from abroad. Kept as a digit, it made a web
+ * visitor's `+44 (0)7700…` another number than their WhatsApp id `447700…`: two customers.
+ */
+const BRACKETED_TRUNK_ZERO = /^([^\d+]*(?:\+|00)[^\d]*?)(\d{1,3})([^\d(]*)\(\s*0\s*\)/;
+/** Countries whose numbers begin with a 0 dialled from abroad too (no trunk prefix): Italy, San Marino, the Vatican, Côte d'Ivoire, Gabon, Congo. */
+const LEADING_ZERO_COUNTRIES = new Set(['39', '378', '379', '225', '241', '242']);
+
 /** E.164 with a leading +, digits only; undefined when it does not look like a phone number. */
 export function normalizePhone(raw: string | undefined): string | undefined {
   if (!raw) return undefined;
-  const digits = raw.replace(INTERNATIONAL_PREFIX, '').replace(/[^\d]/g, '');
+  const international = raw.replace(BRACKETED_TRUNK_ZERO, (_, lead: string, country: string, gap: string) => `${lead}${country}${gap}${LEADING_ZERO_COUNTRIES.has(country) ? '0' : ''}`);
+  const digits = international.replace(INTERNATIONAL_PREFIX, '').replace(/[^\d]/g, '');
   return digits.length >= 7 && digits.length <= 15 ? `+${digits}` : undefined;
 }
 

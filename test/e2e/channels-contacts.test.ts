@@ -235,6 +235,16 @@ describe('one customer across channels', () => {
     expect((await http(stack.httpUrl, 'POST', '/v1/widget/sessions', { body: { phone: 'call me maybe' } })).status).toBe(400);
   });
 
+  it('links a web visitor who writes their number with the trunk 0 in brackets (+44 (0)7700 …) to the WhatsApp contact with that number', async () => {
+    const local = String(Math.floor(Math.random() * 1e6)).padStart(6, '0');
+    const onWhatsApp = await write('whatsapp', `447700${local}`, 'Hi from WhatsApp');
+    const written = `+44 (0)7700 ${local}`;
+    const onTheWebsite = await visitorWithProfileWrites({ phone: written }, 'now on the website');
+    expect(onTheWebsite.contactId).toBe(onWhatsApp.message.sender.id);
+    const found = await http(stack.httpUrl, 'GET', `/v1/contacts?phone=${encodeURIComponent(written)}`, { token: agentJwt });
+    expect(found.body.items.map((c: { id: string }) => c.id)).toEqual([onWhatsApp.message.sender.id]);
+  });
+
   it('gives an unnamed SMS contact the name a web visitor with the same phone number types', async () => {
     // `name` is a DynamoDB reserved word: the write that fills it once failed, and the message with it.
     const phone = phoneHandles();

@@ -20,6 +20,16 @@ describe('normalizePhone', () => {
     expect(normalizePhone('000 555 1234')).toBe('+0005551234');
   });
 
+  it('leaves out the trunk 0 written in brackets after a country code, as dialled from abroad, except where numbers keep it', () => {
+    expect(normalizePhone('+44 (0)20 7946 0958')).toBe('+442079460958');
+    expect(normalizePhone('+44(0) 7700 900123')).toBe('+447700900123');
+    expect(normalizePhone('0049 (0) 30 901820')).toBe('+4930901820');
+    expect(normalizePhone('+39 (0)6 1234 5678')).toBe('+390612345678');
+    // Not in brackets, or not after a country code: as before.
+    expect(normalizePhone('+44 020 7946 0958')).toBe('+4402079460958');
+    expect(normalizePhone('(0)20 7946 0958')).toBe('+02079460958');
+  });
+
   it('refuses what is too short or too long once the prefix is read', () => {
     expect(normalizePhone('00123456')).toBeUndefined();
     expect(normalizePhone('00 1234567')).toBe('+1234567');
