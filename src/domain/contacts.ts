@@ -216,11 +216,9 @@ export async function findOrCreateContact(
     // Claim identities before creating the contact so two channels racing for one phone agree.
     const first = ids[0];
     contactId = first ? (await claimHandle(first.channel, first.handle, { contactId: candidate })).contactId : candidate;
-    if (contactId === candidate) {
-      created = true;
-      // Already there after a crash and retry: nothing more to do.
-      await putContact(newContact(candidate));
-    }
+    // Already there (another channel's first message found the claim and wrote it, or an attempt
+    // that died did): this message's handle and profile are added to it below, as to any contact.
+    if (contactId === candidate) created = await putContact(newContact(candidate));
   }
   // The first identity was claimed above when the contact was created here.
   for (const identity of created ? ids.slice(1) : ids) await claimHandle(identity.channel, identity.handle, { contactId });

@@ -662,3 +662,37 @@ describe('a handle claimed by another message between the read and the claim', (
     expect(await getHandle('whatsapp', handle)).toEqual({ contactId: 'contact-first', conversationId: 'conversation-first' });
   });
 });
+
+describe("two channels' first messages racing for one phone", () => {
+  it("keeps the WhatsApp handle and profile on the contact when the SMS message writes that contact first", async () => {
+    // Prepare: the WhatsApp message has claimed the phone for its new contact; the SMS one, finding
+    // that claim, writes the contact (as one whose writer died) just before the WhatsApp one does.
+    const phone = phoneHandles();
+    const name = 'racesContactWrite';
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const item = (args.input as { Item?: StoredItem }).Item as (StoredItem & { handles?: { channel: string; handle: string }[] }) | undefined;
+        if (item?.sk === 'CONTACT' && item.handles?.some((h) => h.channel === 'whatsapp' && h.handle === phone.whatsapp)) {
+          ddb().middlewareStack.remove(name);
+          await findOrCreateContact('sms', phone.sms, { phone: phone.sms }, `conversation-sms-${phone.whatsapp}`);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+
+    // Act
+    let owner: Awaited<ReturnType<typeof findOrCreateContact>>;
+    try {
+      owner = await findOrCreateContact('whatsapp', phone.whatsapp, { name: 'Wanda Race', phone: phone.whatsapp }, `conversation-wa-${phone.whatsapp}`);
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
+
+    // Assess: one contact, listing both channels, with the WhatsApp profile's name
+    expect((await getHandle('sms', phone.sms))?.contactId).toBe(owner.contactId);
+    const contact = await getContactItem(owner.contactId, true);
+    expect(contact?.handles.map((h) => h.channel).sort()).toEqual(['phone', 'sms', 'whatsapp']);
+    expect(contact?.name).toBe('Wanda Race');
+  });
+});
