@@ -39,6 +39,10 @@ export const messageText = (max: number) => _default(string().check(trim(), over
 export const shownText = (min: number, max: number) =>
   string().check(minLength(min), maxLength(max), refine((value) => !INVISIBLE_ONLY.test(value), { message: 'must show something, not only spaces or invisible characters' }));
 
+/** Trimmed as trimmedText, and showing something (a contact's name: a blank one is an empty line in every inbox). */
+export const shownTrimmedText = (min: number, max: number) =>
+  string().check(trim(), minLength(min), maxLength(max), refine((value) => !INVISIBLE_ONLY.test(value), { message: 'must show something, not only spaces or invisible characters' }));
+
 /** A whole number from `min` to `max`. */
 export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => number().check(int(), minimum(min), maximum(max));
 

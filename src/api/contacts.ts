@@ -13,7 +13,7 @@ import type { ContactRecord } from '../store/contacts';
 const MergeBody = z.object({ otherContactId: z.trimmedText(1, 128) });
 // null clears a field; an empty string is no value (400), so a blank form field is not taken for "clear".
 const ContactPatch = z.strictObject({
-  name: z.optional(z.nullable(z.trimmedText(1, 255))),
+  name: z.optional(z.nullable(z.shownTrimmedText(1, 255))),
   email: z.optional(z.nullable(z.text(3, 320))),
   phone: z.optional(z.nullable(z.text(3, 40))),
 });

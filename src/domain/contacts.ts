@@ -69,7 +69,8 @@ export function normalizePhone(raw: string | undefined): string | undefined {
 
 export function normalizeEmail(raw: string | undefined): string | undefined {
   const value = raw?.trim().toLowerCase();
-  return value && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value) ? value : undefined;
+  // No control character either: an address with one reaches nobody, and the mail service refuses it.
+  return value && /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(value) ? value : undefined;
 }
 
 function identities(profile: Profile): Identity[] {
@@ -479,6 +480,8 @@ function normalizedEdit(edit: ContactEdit): ContactEdit {
     if (!out.email) throw badRequest('invalid_request', 'email: not an email address');
   }
   if (typeof edit.phone === 'string') {
+    // Words or an extension beside the digits ("ext 12") would be read into another number.
+    if (/\p{L}/u.test(edit.phone)) throw badRequest('invalid_request', 'phone: digits only, with +, spaces, dashes, dots or brackets');
     out.phone = normalizePhone(edit.phone);
     if (!out.phone) throw badRequest('invalid_request', 'phone: not a phone number');
   }

@@ -292,6 +292,15 @@ describe('PATCH /v1/contacts/{id}', () => {
       { name: 'Bo', handles: [] },
       { name: 42 },
       { email: '' },
+      // Shows nothing: an empty name in every inbox.
+      { name: '\u200b\u200b' },
+      { name: ' \u2060 ' },
+      // Not an address: a control character inside.
+      { email: 'ana\u0000@example.com' },
+      { email: 'ana@example.com\u0007' },
+      // Words or an extension beside the digits: stripped, they made another number (+15550100000123).
+      { phone: '+1 555 010 0000 ext 123' },
+      { phone: 'call me on 555 010 0000' },
     ];
     for (const body of bad) {
       const res = await edit(contactId, body);
