@@ -6,7 +6,6 @@ import { json, parseBody, validate } from '../http/http';
 import { badRequest, notFound } from '../domain/errors';
 import { isChannel, type Contact } from '../domain/types';
 import { editContact, findContactBy, loadContact, mergeContacts } from '../domain/contacts';
-import { isErased } from '../domain/erasure';
 import { getConversations, toConversation, type ConversationRecord } from '../store/conversations';
 import type { ContactRecord } from '../store/contacts';
 
@@ -57,14 +56,12 @@ export const findContactsRoute: Route = async ({ query }) => {
 
 /**
  * `{id}` survives; `otherContactId` is merged into it. Answers the surviving contact. A contact
- * whose erasure was asked for is gone to it (404), as to GET: a merge would move its conversations
- * out of the erasure's reach, or bring another's into it (one read of each erasure record, side by side).
+ * whose erasure was asked for is gone to it (404), as to GET (mergeContacts reads both erasure
+ * records under the merge lock).
  */
 export const mergeContactRoute: Route = async ({ event, params, agent }) => {
   requireAdmin(agent);
   const body = parseBody(event, MergeBody);
-  const erased = await Promise.all([params.id!, body.otherContactId].map((id) => isErased(id)));
-  if (erased.some(Boolean)) throw notFound('contact');
   await mergeContacts(params.id!, body.otherContactId);
   return json(200, await contactView(params.id!));
 };

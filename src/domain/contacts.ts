@@ -33,6 +33,7 @@ import {
   type VisitorRecord,
 } from '../store/contacts';
 import { getConversations, updateConversation, type ConversationRecord } from '../store/conversations';
+import { getErasure } from '../store/erasure';
 import { mapConcurrently } from '../store/items';
 import { sameHandle } from '../store/keys';
 import { agentConnectionsAhead } from './fanout';
@@ -314,6 +315,11 @@ export async function mergeContacts(survivorId: string, otherId: string): Promis
   const owner = newId();
   if (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) throw conflict('merge_in_progress', 'another merge is running; try again in a moment');
   try {
+    // Under the lock, which an erasure request holds while it records itself (src/domain/erasure.ts):
+    // a merge would move an erased contact's conversations out of its erasure's reach, or bring
+    // another's into it. Consistent reads: the record may be a moment old.
+    const erased = await Promise.all([survivorId, otherId].map((id) => getErasure(id)));
+    if (erased.some(Boolean)) throw notFound('contact');
     await mergeLocked(survivorId, otherId);
   } finally {
     await releaseMergeLock(owner);
@@ -321,7 +327,7 @@ export async function mergeContacts(survivorId: string, otherId: string): Promis
 }
 
 /** Longer than the API function may run: a lock is only taken over from a merge that died. */
-const MERGE_LEASE_MS = 60_000;
+export const MERGE_LEASE_MS = 60_000;
 
 async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
   const [survivor, other] = await Promise.all([getContactWithConversationIds(survivorId, true), getContactWithConversationIds(otherId, true)]);

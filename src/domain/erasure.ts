@@ -18,13 +18,14 @@ import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
 import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
-import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
+import { acquireMergeLock, getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, releaseMergeLock, unlinkContactConversation, type ContactRecord } from '../store/contacts';
+import { MERGE_LEASE_MS } from './contacts';
 import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections } from '../store/connections';
 import { deleteAll, deleteIfOwnedBy, finishErasure, getErasure, partitionPage, rememberErasedMessages, startErasure } from '../store/erasure';
 import { mapConcurrently } from '../store/items';
 import { keys, type Key } from '../store/keys';
-import { notFound } from './errors';
+import { conflict, notFound } from './errors';
 import { publish } from './fanout';
 import { newId } from './ids';
 import { routeOnConversationChange } from './routing';
@@ -75,19 +76,43 @@ export async function requestErasure(contactId: string, by: { id: string }): Pro
     await enqueueOutbound([erasureJob(contactId, 0, `erase-${contactId}-${newId()}`)]);
     return { contactId, status: 'erasing' };
   }
-  const chain: { contact: ContactRecord; conversationIds: string[] }[] = [];
-  let found = await getContactWithConversationIds(contactId, true);
-  if (!found) throw notFound('contact');
-  while (found && chain.length < MAX_MERGE_HOPS && !chain.some((c) => c.contact.id === found!.contact.id)) {
-    chain.push(found);
-    found = found.contact.mergedInto ? await getContactWithConversationIds(found.contact.mergedInto, true) : undefined;
-  }
-  // Recorded before the job exists: the contact reads as gone from here on (GET answers 404), and
-  // its conversations are marked (agents neither see nor change them any more).
-  for (const { contact } of chain) await startErasure(contact.id, by.id, now);
+  // Recorded under the merge lock: a merge running meanwhile would move the contact's
+  // conversations and handles to a survivor this request did not see, out of the erasure's reach;
+  // one after it finds the record and refuses (src/domain/contacts.ts mergeContacts).
+  const chain = await underMergeLock(async () => {
+    const read: { contact: ContactRecord; conversationIds: string[] }[] = [];
+    let found = await getContactWithConversationIds(contactId, true);
+    if (!found) throw notFound('contact');
+    while (found && read.length < MAX_MERGE_HOPS && !read.some((c) => c.contact.id === found!.contact.id)) {
+      read.push(found);
+      found = found.contact.mergedInto ? await getContactWithConversationIds(found.contact.mergedInto, true) : undefined;
+    }
+    // Recorded before the job exists: the contact reads as gone from here on (GET answers 404), and
+    // its conversations are marked (agents neither see nor change them any more).
+    for (const { contact } of read) await startErasure(contact.id, by.id, now);
+    return read;
+  });
   for (const { contact, conversationIds } of chain) await markConversations(contact.id, conversationIds, now);
   await enqueueOutbound(chain.map(({ contact }) => erasureJob(contact.id)));
   return { contactId, status: 'erasing' };
+}
+
+/** Tries to take the merge lock for this long, a merge of many conversations taking seconds. */
+const MERGE_WAIT_MS = 10_000;
+
+/** Runs `work` holding the merge lock (waiting for a merge to end); 409 merge_in_progress if one keeps it. */
+async function underMergeLock<T>(work: () => Promise<T>): Promise<T> {
+  const owner = newId();
+  const until = Date.now() + MERGE_WAIT_MS;
+  while (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) {
+    if (Date.now() > until) throw conflict('merge_in_progress', 'a merge of contacts is running; ask again in a moment');
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
+  }
+  try {
+    return await work();
+  } finally {
+    await releaseMergeLock(owner);
+  }
 }
 
 /** Marks the contact's listed conversations (erasureRequestedAt): one write each, on the request only. */

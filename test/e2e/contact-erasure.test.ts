@@ -387,6 +387,48 @@ describe('erasing a customer', () => {
     expect(old.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
   });
 
+  it('erases a contact asked for while an admin merges it into another, with the one it went into', async () => {
+    // Prepare: a WhatsApp customer, and an SMS contact it is being merged into
+    const phone = phoneHandles();
+    const first = await whatsappWrites(phone.whatsapp, 'Words to forget');
+    const merged = first.message.sender.id as string;
+    const survivor = (await whatsappWrites(phoneHandles().whatsapp, 'The other contact')).message.sender.id as string;
+
+    // Act: the erasure is asked for as the merge marks the contact merged (after the merge checked
+    // for erasures); the merge goes on once the request has answered, or waits for the merge lock.
+    const name = 'eraseWhileMerging';
+    let erasing: Promise<{ status: number }> | undefined;
+    let requestWaits: () => void = () => {};
+    const waits = new Promise<void>((resolve) => (requestWaits = resolve));
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Key?: { pk?: string; sk?: string }; UpdateExpression?: string };
+        if (erasing && input.Key?.pk === keys.mergeLock().pk && input.Key.sk === keys.mergeLock().sk) requestWaits();
+        if (!erasing && input.Key?.pk === `CONTACT#${merged}` && input.Key.sk === 'CONTACT' && input.UpdateExpression?.includes('mergedInto')) {
+          erasing = erase(merged);
+          await Promise.race([erasing, waits]);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name },
+    );
+    let merge: { status: number };
+    try {
+      merge = await http(stack.httpUrl, 'POST', `/v1/contacts/${survivor}/merge`, { token: admin, body: { otherContactId: merged } });
+      expect((await erasing!).status).toBe(202);
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
+
+    // Assess: the merge went through, and the erasure took the customer it merged them with too
+    // (one person): nothing of the words, the number or either contact is left.
+    expect(merge.status).toBe(200);
+    await eventually(async () => (await getErasure(merged))?.status === 'erased' && (await getErasure(survivor))?.status === 'erased', 20_000);
+    expect((await get(`/v1/contacts/${survivor}`)).status).toBe(404);
+    const left = (await scanTable()).filter((item) => !String(item.pk).startsWith('DEDUP#') && ['Words to forget', phone.whatsapp, merged, survivor].some((n) => JSON.stringify(item).includes(n)));
+    expect(left.map((i) => `${String(i.pk)} ${String(i.sk)}`)).toEqual([]);
+  });
+
   it("answers 404 for a conversation of a contact whose erasure was asked for, before the step reaches it", async () => {
     const first = await whatsappWrites(phoneHandles().whatsapp, 'Hello');
     const conversationId = first.conversationId as string;
