@@ -75,12 +75,19 @@ export async function getHandle(channel: string, handle: string): Promise<Handle
   return strip<HandleRecord>(out.Item);
 }
 
+/** Claims of one handle tried while its holder keeps letting it go. */
+const CLAIM_ATTEMPTS = 3;
+
 /** Claims a handle for a contact; if another contact holds it already, returns that one. */
 export async function claimHandle(channel: string, handle: string, record: HandleRecord): Promise<HandleRecord> {
-  if (await putNew({ ...keys.handle(channel, handle), ...record })) return record;
-  const existing = await getHandle(channel, handle);
-  if (!existing) throw new Error(`handle ${channel}:${handle} vanished`);
-  return existing;
+  for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+    if (await putNew({ ...keys.handle(channel, handle), ...record })) return record;
+    const existing = await getHandle(channel, handle);
+    if (existing) return existing;
+    // Released between the refused put and the read (an agent's edit moving it off its contact,
+    // an erasure): free to claim again.
+  }
+  throw new Error(`handle ${channel}:${handle} kept vanishing`);
 }
 
 /** Marks a handle linked with the customer's other one, once both lead to its conversation (linkChannelHandle). */

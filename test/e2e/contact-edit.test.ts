@@ -11,6 +11,8 @@ import type { ProviderChannel } from '../../src/domain/types';
 import { newHandle, phoneHandles, postWebhook, textWebhook } from './channels-support';
 import { getContact as getContactItem, getHandle, getVisitor } from '../../src/store/contacts';
 import { getErasure } from '../../src/store/erasure';
+import { ddb } from '../../src/aws/clients';
+import { keys } from '../../src/store/keys';
 
 /** Armed, the next release of an old identity's handle item fails (the function dying right there). */
 const releaseFails = vi.hoisted(() => ({ armed: false }));
@@ -274,6 +276,47 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect(both.body.error.message).toContain(phoneOwner);
     expect(await getContactItem(takerId, true)).toEqual(before);
     expect(await findBy(`email=${encodeURIComponent(fresh)}`)).toEqual([]);
+  });
+
+  it('takes an address another contact gives up between its claim and the read of who holds it', async () => {
+    // Prepare: one contact holds the address; another agent will put it on a second contact.
+    const owner = (await write('telegram', newHandle('telegram'), 'It was mine')).message.sender.id;
+    const email = randomEmail().toLowerCase();
+    expect((await edit(owner, { email })).status).toBe(200);
+    const taker = (await write('telegram', newHandle('telegram'), 'It is mine now')).message.sender.id;
+
+    // Act: the taker's claim is refused (the owner holds it), and the owner's agent moves it off
+    // the owner before the taker reads who holds it.
+    const name = 'releasedMeanwhile';
+    const claim = keys.handle('email', email);
+    let released: { status: number } | undefined;
+    ddb().middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Item?: { pk?: string; sk?: string; contactId?: string } };
+        try {
+          return await next(args);
+        } catch (error) {
+          if (input.Item?.pk === claim.pk && input.Item.sk === claim.sk && input.Item.contactId === taker) {
+            ddb().middlewareStack.remove(name);
+            released = await edit(owner, { email: randomEmail() }, otherAgentJwt);
+          }
+          throw error;
+        }
+      },
+      { step: 'initialize', name },
+    );
+    let res: Awaited<ReturnType<typeof edit>>;
+    try {
+      res = await edit(taker, { email });
+    } finally {
+      ddb().middlewareStack.remove(name);
+    }
+
+    // Assess: both edits land; the address is the taker's.
+    expect(released?.status).toBe(200);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.email).toBe(email);
+    expect((await findBy(`email=${encodeURIComponent(email)}`)).map((c) => c.id)).toEqual([taker]);
   });
 
   it('refuses bad input with 400 and changes nothing', async () => {
