@@ -84,6 +84,12 @@ const report = async (from: number, to: number) =>
 const customerWrites = (handle: string, text: string) => whatsappCustomerWrites(stack, handle, text);
 
 const agentWrites = (id: string, text: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/messages`, { token: jwt, body: { text } });
+
+/** Rita's reply as written this moment, not yet applied to its conversation: a test applies it when it chooses. */
+const writtenNow = (conversationId: string, channel: Message['channel'], text: string): Message => {
+  const createdAt = iso(Date.now() - 1);
+  return { id: newId(Date.parse(createdAt)), conversationId, direction: 'outbound', sender: { type: 'agent', id: 'agent-rita' }, channel, text, attachments: [], status: 'queued', private: false, createdAt };
+};
 const resolve = async (id: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/resolve`, { token: jwt })).status).toBe(200);
 
 /** Moves a conversation's story back in time, as if it had happened `days` ago. */
@@ -384,19 +390,7 @@ it('takes no follow-up written while resolved for the first reply when it is app
   const handle = newHandle('whatsapp');
   const id = await customerWrites(handle, 'Where is my parcel?');
   await resolve(id);
-  const writtenAt = iso(Date.now() - 1);
-  const followUp: Message = {
-    id: newId(Date.parse(writtenAt)),
-    conversationId: id,
-    direction: 'outbound',
-    sender: { type: 'agent', id: 'agent-rita' },
-    channel: 'whatsapp',
-    text: 'It left the depot',
-    attachments: [],
-    status: 'queued',
-    private: false,
-    createdAt: writtenAt,
-  };
+  const followUp = writtenNow(id, 'whatsapp', 'It left the depot');
   expect(await customerWrites(handle, 'Still nothing')).toBe(id);
 
   // Act
@@ -421,14 +415,10 @@ it('leaves a conversation the team started on another channel out of the figures
   const count = async (channel: string) =>
     (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=${channel}`, { token: jwt })).body;
   const phone = phoneHandles();
-  const source = await customerWrites(phone.whatsapp, 'Thanks, all good');
-  await agentWrites(source, 'Glad to help');
-  await resolve(source);
+  const source = await answeredAndResolved(phone.whatsapp);
 
   // Act: later the agent moves it to SMS and texts the customer
-  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
-  expect(moved.status).toBe(201);
-  const target = moved.body.id as string;
+  const target = await movedToSms(source);
   expect((await agentWrites(target, 'One more thing about your order')).status).toBe(202);
   await eventually(async () => ((await getConversation(target, true))?.firstReplyAt ? true : undefined));
 
@@ -455,26 +445,9 @@ it.each(['open', 'pending'] as const)('takes no text the team wrote before the c
   // first SMS, which starts the episode
   const start = Date.now();
   const phone = phoneHandles();
-  const source = await customerWrites(phone.whatsapp, 'Thanks, all good');
-  await agentWrites(source, 'Glad to help');
-  await resolve(source);
-  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
-  expect(moved.status).toBe(201);
-  const target = moved.body.id as string;
+  const target = await movedToSms(await answeredAndResolved(phone.whatsapp));
   const team = await ownTeam(target);
-  const writtenAt = iso(Date.now() - 1);
-  const text: Message = {
-    id: newId(Date.parse(writtenAt)),
-    conversationId: target,
-    direction: 'outbound',
-    sender: { type: 'agent', id: 'agent-rita' },
-    channel: 'sms',
-    text: 'One more thing about your order',
-    attachments: [],
-    status: 'queued',
-    private: false,
-    createdAt: writtenAt,
-  };
+  const text = writtenNow(target, 'sms', 'One more thing about your order');
   expect(await smsCustomerWrites(phone.sms, 'What is it?')).toBe(target);
   // Set pending meanwhile, the update takes the read-modify-write path instead of the conditional one.
   if (status === 'pending') expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/status`, { token: jwt, body: { status } })).status).toBe(200);
@@ -489,9 +462,24 @@ it.each(['open', 'pending'] as const)('takes no text the team wrote before the c
   expect(await figures()).toMatchObject({ conversations: 1, firstReplySeconds: { count: 0 } });
   expect((await agentWrites(target, 'Your parcel was split in two')).status).toBe(202);
   const replied = await eventually(async () => (await getConversation(target, true))?.firstReplyAt);
-  expect(replied > writtenAt).toBe(true);
+  expect(replied > text.createdAt).toBe(true);
   expect(await figures()).toMatchObject({ conversations: 1, firstReplySeconds: { count: 1 } });
 });
+
+/** A WhatsApp customer's conversation, answered and resolved. */
+async function answeredAndResolved(whatsapp: string): Promise<string> {
+  const id = await customerWrites(whatsapp, 'Thanks, all good');
+  await agentWrites(id, 'Glad to help');
+  await resolve(id);
+  return id;
+}
+
+/** The team's conversation on SMS that moving `source` there starts. */
+async function movedToSms(source: string): Promise<string> {
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  return moved.body.id as string;
+}
 
 /** Dates what the team wrote on the conversation at `at`, its messages and the first reply it keeps alike. */
 async function dateTeamTexts(id: string, at: string): Promise<void> {
