@@ -337,7 +337,8 @@ async function dispatch(principal: Principal, connectionId: string, frame: Frame
     }
     case 'markRead': {
       const conversation = await conversationFor(principal, frame.conversationId);
-      if (!conversation) return;
+      // A visitor with no conversation yet (or its erasure asked for) can see no message: refused as an unknown one.
+      if (!conversation) throw notFound('message');
       // The id becomes the visitor's read watermark (what the email fallback skips) and the agents'
       // receipt: only a message of this conversation its reader can see may be one.
       const read = await getMessage(conversation.id, frame.messageId);

@@ -166,4 +166,24 @@ describe('visitor frames', () => {
     await say(ws, 'Thanks');
     expect(agent.frames.filter((f) => f.type === 'read' && f.messageId === reply.id)).toHaveLength(1);
   });
+
+  it('answers a read receipt of a visitor who has no conversation yet with not_found, as any message it cannot see', async () => {
+    // Prepare: someone else's message, and a visitor who has not written yet
+    const other = await visitorWithConversation();
+    const ack = await say(other.ws, 'Mine alone');
+    const session = await visitorSession(stack.httpUrl, { name: 'Nadia' });
+    const ws = await connect(session.token);
+
+    // Act: a receipt naming that message, then one naming nothing that exists
+    ws.send({ action: 'markRead', messageId: ack.messageId });
+    ws.send({ action: 'markRead', messageId: '01ZZZZZZZZZZZZZZZZZZZZZZZZ' });
+
+    // Assess: each refused, as README (Live signals) says; before, neither got an answer
+    await eventually(() => ws.frames.filter((f) => f.type === 'error').length >= 2, 10_000);
+    expect(ws.frames.map((f) => [f.type, f.code])).toEqual([
+      ['error', 'not_found'],
+      ['error', 'not_found'],
+    ]);
+    expect(agent.frames.some((f) => f.type === 'read' && f.messageId === ack.messageId)).toBe(false);
+  });
 });
