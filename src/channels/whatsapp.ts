@@ -87,6 +87,8 @@ interface WaMessage {
   context?: { forwarded?: boolean; frequently_forwarded?: boolean; referred_product?: { catalog_id?: string; product_retailer_id?: string } };
   /** The click-to-WhatsApp ad (or post) the customer came from. */
   referral?: { source_type?: string; source_url?: string; headline?: string; body?: string };
+  /** A group of the Groups API the message was written in (`from` is then one of its members). */
+  group_id?: string;
 }
 
 /** A smb_message_echoes entry: a message as sent (its type and content as in `messages`), `from` the business, `to` the customer. */
@@ -252,6 +254,9 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   // A customer deleting an earlier message is nothing they wrote (as Instagram's unsends): it would
   // only reopen the conversation with a placeholder.
   if (message.type === 'revoke') return undefined;
+  // Words said to a group are not the member's private conversation, where a reply would go to
+  // them alone; Conversa keeps no WhatsApp groups (as it keeps no Telegram channel posts).
+  if (message.group_id !== undefined) return undefined;
   const contacts = records(value.contacts);
   const contact = contacts.find((c) => (phone !== undefined && c.wa_id === phone) || (userId !== undefined && c.user_id === userId)) ?? contacts[0];
   const profile: InboundMessageEvent['profile'] = phone ? { phone: `+${phone}` } : {};

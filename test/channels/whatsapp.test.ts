@@ -198,6 +198,15 @@ describe('whatsapp normalize: messages', () => {
     expect(both[2]).toMatchObject({ providerMessageId: 'wamid.MULTI3', sentAt: '2025-06-08T21:00:00.000Z' });
   });
 
+  it('ignores a message written in a WhatsApp group (Groups API, group_id): filed under its member, a reply would go to them alone', () => {
+    const body = JSON.parse(fixture('whatsapp', 'text'));
+    const value = body.entry[0].changes[0].value;
+    const direct = value.messages[0];
+    value.messages = [{ ...direct, id: 'wamid.GROUP1', group_id: 'Y2FwaV9ncm91cDoxNTU1MDc4Mzg4MToxMjAzNjM0MDQ2OTQyMzM4MjA', text: { body: 'What do you all think?' } }, direct];
+    // The same member's own message beside it still counts.
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ ...customer, providerMessageId: direct.id, text: 'Does it come in another color?' }]);
+  });
+
   it('ignores what another number of the business account received: replies go from ours, and its customers’ windows are with that number', () => {
     expect(normalize('multiple').map((e) => e.providerMessageId)).toEqual(['wamid.MULTI1', 'wamid.MULTI2']);
     const statuses = JSON.parse(fixture('whatsapp', 'statuses'));
