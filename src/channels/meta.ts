@@ -185,7 +185,8 @@ function messagingAttachment(attachment: MessagingAttachment): Attachment | unde
     return { type: 'location', url: geoUri(payload.coordinates.lat, payload.coordinates.long) };
   }
   if (!payload.url) return undefined;
-  if (payload.sticker_id !== undefined) return { type: 'sticker', url: payload.url };
+  // Messenger now marks a sticker by its own type; earlier, as an image with a sticker_id.
+  if (payload.sticker_id !== undefined || attachment.type === 'sticker') return { type: 'sticker', url: payload.url };
   switch (attachment.type) {
     case 'image':
     case 'audio':
@@ -261,6 +262,8 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
   const notes: string[] = [];
   for (const raw of records(message.attachments)) {
     const attachment = messagingAttachment(raw);
+    // While Meta moved stickers to their own type, it sent each twice (an image and a sticker, one link): one file.
+    if (attachment && attachments.some((kept) => kept.url === attachment.url)) continue;
     if (attachment) attachments.push(attachment);
     const coordinates = raw.type === 'location' ? raw.payload?.coordinates : undefined;
     if (coordinates) notes.push(formatLocation(coordinates.lat, coordinates.long, raw.title ?? raw.payload?.title));

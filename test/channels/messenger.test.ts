@@ -66,6 +66,20 @@ describe('messenger normalize', () => {
     expect(normalize('sticker')).toMatchObject([{ attachments: [{ type: 'sticker', url: 'https://scontent.xx.fbcdn.net/v/t39.1997-6/sticker.png' }] }]);
   });
 
+  it('a sticker of the `sticker` attachment type is one sticker, beside the `image` copy Meta sent during its switch to that type too', () => {
+    const sticker = JSON.parse(fixture('messenger', 'sticker'));
+    const message = sticker.entry[0].messaging[0].message;
+    const url = message.attachments[0].payload.url;
+    const normalizeBody = () => adapter.normalize(signedRequest('messenger', JSON.stringify(sticker)), credentials);
+    // During the switch: the image copy, then the sticker, one file.
+    message.attachments.push({ type: 'sticker', payload: { url, sticker_id: message.sticker_id } });
+    expect(normalizeBody()).toMatchObject([{ text: '', attachments: [{ type: 'sticker', url }] }]);
+    expect(normalizeBody()[0]).toHaveProperty('attachments.length', 1);
+    // Since: the sticker type alone, a sticker whatever its payload names beside the link.
+    message.attachments = [{ type: 'sticker', payload: { url } }];
+    expect(normalizeBody()).toMatchObject([{ text: '', attachments: [{ type: 'sticker', url }] }]);
+  });
+
   it('a location share → pin text and geo: attachment', () => {
     expect(normalize('location')).toMatchObject([
       { text: '📍 48.8584,2.2945 (Pinned location)', attachments: [{ type: 'location', url: 'geo:48.8584,2.2945' }] },
