@@ -92,6 +92,16 @@ const STATUS_MAP: Record<string, InboundStatusEvent['status']> = {
   canceled: 'failed',
 };
 
+/**
+ * What Twilio does on an opt-out or opt-in keyword, which a Messaging Service with Advanced Opt-Out
+ * names (OptOutType): after STOP it refuses every send to the number (error 21610), which an agent
+ * should know before writing. HELP changes nothing: Twilio answered it with the number's help text.
+ */
+const OPT_OUT_NOTES: Record<string, string> = {
+  STOP: '[opted out of texts: Twilio refuses our replies to this number until they text START]',
+  START: '[opted in to texts again]',
+};
+
 function normalizeSms(rawBody: string): InboundEvent[] {
   const form = parseForm(rawBody);
   const sid = form.get('MessageSid') ?? form.get('SmsMessageSid');
@@ -134,7 +144,7 @@ function normalizeSms(rawBody: string): InboundEvent[] {
       handle: from,
       profile: { phone: from },
       providerMessageId: sid,
-      text: form.get('Body') ?? '',
+      text: [form.get('Body') ?? '', OPT_OUT_NOTES[form.get('OptOutType')?.toUpperCase() ?? '']].filter(Boolean).join('\n'),
       attachments,
       sentAt: new Date().toISOString(),
     },

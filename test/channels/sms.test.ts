@@ -87,6 +87,21 @@ describe('twilio normalize', () => {
     expect(event?.kind === 'status' ? event.error : 'n/a').toBe(error);
   });
 
+  it('an opt-out or opt-in keyword (Advanced Opt-Out names it, OptOutType) → the words and a line saying what Twilio now does', () => {
+    const keyword = (body: string, type?: string) => {
+      const form = new URLSearchParams(fixture('sms', 'text.txt'));
+      form.set('Body', body);
+      if (type) form.set('OptOutType', type);
+      const [event] = adapter.normalize(signedRequest('sms', form.toString()), credentials);
+      return event?.kind === 'message' ? event.text : undefined;
+    };
+    expect(keyword('Stop', 'STOP')).toBe('Stop\n[opted out of texts: Twilio refuses our replies to this number until they text START]');
+    expect(keyword('unstop', 'START')).toBe('unstop\n[opted in to texts again]');
+    // HELP changes nothing (Twilio answered with the number's help text); without the parameter, words are words.
+    expect(keyword('HELP', 'HELP')).toBe('HELP');
+    expect(keyword('STOP')).toBe('STOP');
+  });
+
   it('throws BadWebhookError on JSON or a form without MessageSid', () => {
     for (const body of ['{"MessageSid":"SM1"}', 'From=%2B1555&Body=hi', '']) {
       expect(() => adapter.normalize(request(body, undefined), credentials)).toThrow(expect.objectContaining({ name: 'BadWebhookError' }));
