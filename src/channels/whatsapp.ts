@@ -33,6 +33,7 @@ import {
   KB,
   MB,
 } from './common';
+import { phoneKey } from '../domain/phone-numbers';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
 import type { ChannelAdapter, MediaResult, OutboundSend, SendContext, SendResult, ServiceWindow, WindowDecision } from './types';
 
@@ -258,7 +259,12 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   // them alone; Conversa keeps no WhatsApp groups (as it keeps no Telegram channel posts).
   if (message.group_id !== undefined) return undefined;
   const contacts = records(value.contacts);
-  const contact = contacts.find((c) => (phone !== undefined && c.wa_id === phone) || (userId !== undefined && c.user_id === userId)) ?? contacts[0];
+  // A wa_id may be the number's other form (phoneKey); one entry alone is the sender's, but among
+  // several customers' entries, one that names nobody of this message is another customer's.
+  const contact =
+    contacts.find((c) => (phone !== undefined && c.wa_id === phone) || (userId !== undefined && c.user_id === userId)) ??
+    (phone !== undefined ? contacts.find((c) => typeof c.wa_id === 'string' && phoneKey(c.wa_id) === phoneKey(phone)) : undefined) ??
+    (contacts.length === 1 ? contacts[0] : undefined);
   const profile: InboundMessageEvent['profile'] = phone ? { phone: `+${phone}` } : {};
   const name = nonEmpty(contact?.profile?.name) ?? nonEmpty(contact?.profile?.username);
   if (name) profile.name = name;

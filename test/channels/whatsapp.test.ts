@@ -186,6 +186,21 @@ describe('whatsapp normalize: messages', () => {
     expect(only('text')).not.toHaveProperty('otherHandle');
   });
 
+  it('a batch of several customers → each message takes its own sender’s name, found in the other form of their number too, else none', () => {
+    const body = JSON.parse(fixture('whatsapp', 'text'));
+    const value = body.entry[0].changes[0].value;
+    const text = (id: string, from: string) => ({ from, id, timestamp: '1749416383', type: 'text', text: { body: id } });
+    // An older Brazilian account: the contact's wa_id without the ninth digit, the message's number with it.
+    value.contacts = [{ profile: { name: 'Oliver Smith' }, wa_id: '447700900123' }, { profile: { name: 'Ana Lima' }, wa_id: '553188887777' }];
+    value.messages = [text('wamid.BR1', '5531988887777'), text('wamid.NONE1', '4915112345678')];
+    const events = adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials);
+    expect(events.map((e) => (e.kind === 'message' ? [e.handle, e.profile] : undefined))).toEqual([
+      ['5531988887777', { phone: '+5531988887777', name: 'Ana Lima' }],
+      // Named by no entry of the batch: another customer's name would be a guess.
+      ['4915112345678', { phone: '+4915112345678' }],
+    ]);
+  });
+
   it('several messages and entries → one event each, each with its own sender profile', () => {
     // The second entry's number is another business number: ours when it is the one configured.
     const events = adapter.normalize(signedRequest('whatsapp', fixture('whatsapp', 'multiple')), { ...credentials, phoneNumberId: '100000000000002' });
