@@ -256,6 +256,22 @@ describe('edits, deletions, story replies and button taps, as the providers send
     expect(await inboundTexts(first.conversationId)).toEqual(['Does it come in red?', '(edited) Does it come in another colour?', 'marker']);
   });
 
+  it('WhatsApp: a message written in a group (Groups API) is acknowledged and stored nowhere, not in its member’s own conversation', async () => {
+    // Prepare: a member's words to a group of the business, as the Groups API delivers them
+    const handle = newHandle('whatsapp');
+    const group = JSON.parse(textWebhook('whatsapp', handle, 'What do you all think?').body);
+    group.entry[0].changes[0].value.messages[0].group_id = `Y2FwaV9ncm91cDo${crypto.randomUUID().replace(/-/g, '')}`;
+
+    // Act
+    expect((await postWebhook(stack, 'whatsapp', JSON.stringify(group))).status).toBe(200);
+    const marker = textWebhook('whatsapp', handle, 'marker');
+    expect((await postWebhook(stack, 'whatsapp', marker.body)).status).toBe(200);
+    const stored = await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+
+    // Assess: the member's own conversation holds their own message alone
+    expect(await inboundTexts(stored.conversationId)).toEqual(['marker']);
+  });
+
   it('Messenger: an edit is shown once as "(edited)" with the new text', async () => {
     const handle = newHandle('messenger');
     const original = textWebhook('messenger', handle, 'Hello, is my order shipped?');
