@@ -8,7 +8,12 @@ import { ClientError } from '../../src/domain/errors';
 export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   // The API's `$default` route (HTTP_FALLBACK_FN) brings here, unauthenticated, what no route matched.
   const route = ROUTES[event.routeKey];
-  if (!route) throw new ClientError(404, 'not_found', `no route ${event.requestContext.http.method} ${event.rawPath}`);
+  if (!route) {
+    // $default catches OPTIONS too, so deployed API Gateway hands it the browsers' CORS preflights
+    // instead of answering them; a 2xx gets the API's CORS headers added, a 404 fails the preflight.
+    if (isCorsPreflight(event)) return { statusCode: 204 };
+    throw new ClientError(404, 'not_found', `no route ${event.requestContext.http.method} ${event.rawPath}`);
+  }
   const agent = agentFromEvent(event);
   const params = (event.pathParameters ?? {}) as Record<string, string>;
   for (const [name, value] of Object.entries(params)) {
@@ -16,3 +21,9 @@ export const handler = httpHandler(async (event: APIGatewayProxyEventV2) => {
   }
   return route({ event, agent, params, query: queryOf(event) });
 });
+
+/** A browser's CORS preflight: OPTIONS with the Origin and Access-Control-Request-Method headers. */
+function isCorsPreflight(event: APIGatewayProxyEventV2): boolean {
+  const headers = event.headers ?? {};
+  return event.requestContext.http.method === 'OPTIONS' && Boolean(headers.origin) && Boolean(headers['access-control-request-method']);
+}
