@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CONTEXT_KEYS, readConversaContext } from '../../lib/context';
+import { HTTP_ROUTES, WS_ROUTE_THROTTLES } from '../../src/manifest';
 
 /** Reads `values` as the app's context, as `-c key=value` strings or cdk.json JSON. */
 const read = (values: Record<string, unknown> = {}) => readConversaContext((key) => values[key]);
@@ -109,5 +110,13 @@ describe('README', () => {
     // A row's first cell names one key or several (`a`, `b`); environment variables are UPPER_CASE.
     const documented = [...configuration.matchAll(/^\| ((?:`[a-z]\w*`(?:, )?)+) \|/gm)].flatMap((row) => row[1]!.match(/[a-z]\w*/g) ?? []);
     expect(documented.sort()).toEqual([...CONTEXT_KEYS].sort());
+  });
+
+  it('names every route with a limit of its own in the Throttling paragraph, so a platform team knows what callers get 429 past', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const throttling = readme.slice(readme.indexOf('\nThrottling: '), readme.indexOf('\n\n', readme.indexOf('\nThrottling: ') + 1));
+    const throttled = [...HTTP_ROUTES.filter((spec) => spec.throttle).map((spec) => `${spec.method} ${spec.path}`), ...Object.keys(WS_ROUTE_THROTTLES)];
+    expect(throttled.length).toBeGreaterThan(0);
+    expect(throttled.filter((routeKey) => !throttling.includes(`\`${routeKey}\``))).toEqual([]);
   });
 });
