@@ -137,12 +137,15 @@ async function startRun(conversation: ConversationRecord, runKey: string, macroI
   const earlier = await getMacroRun(conversationId, runKey);
   if (earlier) return earlier;
   const macro = await getMacro(macroId);
-  const needsName = macro.actions.some((a) => (a.type === 'sendMessage' || a.type === 'addNote') && a.text.includes('{{'));
+  const textOf = (a: MacroAction) => (a.type === 'sendMessage' || a.type === 'addNote' ? a.text : a.type === 'transfer' ? a.note : undefined);
+  const needsName = macro.actions.some((a) => textOf(a)?.includes('{{'));
   const agentName = agent.name ?? (needsName ? (await getAgent(agent.id))?.name : undefined);
   const fill = (text: string) => fillPlaceholders(text, { contact: conversation.contact, agent: { id: agent.id, ...(agentName ? { name: agentName } : {}) } });
   const startedAt = Date.now();
   const actions = macro.actions.map((a): MacroRunAction => {
     if (a.type === 'sendMessage' || a.type === 'addNote') return { ...a, text: fill(a.text) };
+    // A transfer's note is a note: filled alike, and kept filled for a retry's same note.
+    if (a.type === 'transfer' && a.note !== undefined) return { ...a, note: fill(a.note) };
     if (a.type === 'snooze') return { ...a, until: new Date(startedAt + a.minutes * 60_000).toISOString() };
     return a;
   });

@@ -370,6 +370,21 @@ describe('running a macro', () => {
     expect(await count(id, 'Hi Rosalind, we are on it')).toBe(0);
   });
 
+  it("fills a transfer note's placeholders as a note's, for the conversation and the agent running it", async () => {
+    // Prepare
+    const macro = await createMacro('Hand to billing, signed', [{ type: 'transfer', team: 'billing', note: 'From {{agent.name}}: {{contact.name|the customer}} wants a refund' }]);
+    const { id, holder } = await visitorConversation('Nadia', 'Refund please');
+
+    // Act
+    const res = await run(id, macro, tokens[holder]!);
+
+    // Assess: the note as the team reads it, filled; not the placeholders as written
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.conversation).toMatchObject({ team: 'billing' });
+    const notes = (await history(id)).filter((m) => m.private).map((m) => m.text);
+    expect(notes).toEqual([`From ${AGENTS[holder]}: Nadia wants a refund`]);
+  });
+
   it('snoozes until the run start plus the minutes, with the wake armed and the team told, as a snooze by hand', async () => {
     // Prepare
     const macro = await createMacro('Snooze 90', [{ type: 'snooze', minutes: 90 }]);
