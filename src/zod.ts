@@ -25,6 +25,9 @@ export const trimmedText = (min: number, max: number) => string().check(trim(), 
  */
 const INVISIBLE_ONLY = /^[\s\p{Cf}\uFE00-\uFE0F\u115F\u1160\u3164\uFFA0\u2800]*$/u;
 
+/** Whether a text is empty or of invisible characters only (a filled template may come out so). */
+export const showsNothing = (text: string): boolean => INVISIBLE_ONLY.test(text);
+
 /**
  * A message's text, up to `max` characters once trimmed: one of invisible characters only is no
  * text (''), so that the "text is required" rules refuse it as they refuse an empty one.

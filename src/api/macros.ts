@@ -9,7 +9,8 @@ import { toConversation } from '../store/conversations';
 import { readable } from './conversations';
 
 const Labels = z.array(LabelName).check(z.minLength(1), z.maxLength(MAX_CONVERSATION_LABELS));
-const Text = z.trimmedText(1, 4096);
+// Texts that show nothing would go out as an empty bubble, or a blank line in the macro list.
+const Text = z.shownTrimmedText(1, 4096);
 
 const Action = z.discriminatedUnion('type', [
   z.strictObject({ type: z.enum(['addLabels', 'removeLabels']), labels: Labels }),
@@ -25,7 +26,7 @@ const Action = z.discriminatedUnion('type', [
 ]);
 
 const MacroBody = z.strictObject({
-  name: z.trimmedText(1, 100),
+  name: z.shownTrimmedText(1, 100),
   actions: z.array(Action).check(z.minLength(1), z.maxLength(10)),
 });
 

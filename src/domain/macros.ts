@@ -6,6 +6,7 @@
 import { ClientError, badRequest, conflict, notFound } from './errors';
 import { contentHash, newId } from './ids';
 import { fillPlaceholders } from './canned';
+import { showsNothing } from '../zod';
 import { changeLabels } from './conversations';
 import { MAX_SNOOZE_DAYS, assignConversation, refuseReservedAgentId, setConversationStatus, transferWithNote } from './assignment';
 import { postAgentMessage, type AgentIdentity } from './outbound';
@@ -192,8 +193,18 @@ export async function runMacro(conversation: ConversationRecord, macroId: string
   return { conversation: after, messageIds };
 }
 
+/**
+ * A text whose placeholders filled to nothing (`{{contact.email}}` for a contact without one) is
+ * refused as an empty reply or note by hand is: sent, it would be an empty bubble to the customer.
+ */
+function refuseBlank(text: string | undefined, what: string): void {
+  if (text !== undefined && showsNothing(text)) throw badRequest('invalid_request', `${what}: its placeholders fill to nothing for this conversation`);
+}
+
 /** One action of a run; its texts were filled and its snooze's end fixed when the run started (startRun). */
 async function applyAction(conversationId: string, action: MacroRunAction, agent: AgentIdentity, stepId: string): Promise<Message | undefined> {
+  if (action.type === 'sendMessage' || action.type === 'addNote') refuseBlank(action.text, 'text');
+  if (action.type === 'transfer') refuseBlank(action.note, 'note');
   switch (action.type) {
     case 'addLabels':
       await changeLabels(conversationId, { add: action.labels });

@@ -385,6 +385,42 @@ describe('running a macro', () => {
     expect(notes).toEqual([`From ${AGENTS[holder]}: Nadia wants a refund`]);
   });
 
+  it('stops at a reply or note whose placeholders fill to nothing, sending no empty message, and refuses texts that show nothing', async () => {
+    // Prepare: the visitor gave no email, so the reply fills to an empty text
+    const macro = await createMacro('Email only', [
+      { type: 'addLabels', labels: ['legacy'] },
+      { type: 'sendMessage', text: ' {{contact.email}} ' },
+      { type: 'setStatus', status: 'resolved' },
+    ]);
+    const { id, holder } = await visitorConversation('Omar', 'Hello?');
+    const before = (await history(id)).length;
+
+    // Act
+    const res = await run(id, macro, tokens[holder]!);
+
+    // Assess: a 4xx naming the reply, the label kept, no message stored or sent, the status untouched
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'macro_action_failed', action: { index: 1, type: 'sendMessage' }, cause: { code: 'invalid_request' } });
+    expect((await history(id)).length).toBe(before);
+    expect((await get(`/v1/conversations/${id}`)).body).toMatchObject({ labels: ['legacy'], status: 'open' });
+
+    // Act: texts and names of invisible characters only, saved
+    const names = await macroNames();
+    const refused = await Promise.all([
+      post('/v1/macros', { name: 'Blank reply', actions: [{ type: 'sendMessage', text: '\u200b' }] }),
+      post('/v1/macros', { name: 'Blank note', actions: [{ type: 'transfer', team: 'billing', note: '\u200b\u200d' }] }),
+      post('/v1/macros', { name: '\u200b', actions: [{ type: 'setStatus', status: 'open' }] }),
+    ]);
+
+    // Assess: each a 400, nothing stored
+    expect(refused.map((r) => [r.status, r.body.error?.code])).toEqual([
+      [400, 'invalid_request'],
+      [400, 'invalid_request'],
+      [400, 'invalid_request'],
+    ]);
+    expect(await macroNames()).toEqual(names);
+  });
+
   it('snoozes until the run start plus the minutes, with the wake armed and the team told, as a snooze by hand', async () => {
     // Prepare
     const macro = await createMacro('Snooze 90', [{ type: 'snooze', minutes: 90 }]);
