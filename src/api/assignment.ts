@@ -11,7 +11,8 @@ const TransferBody = z
   .object({
     agentId: z.optional(agentId),
     team: z.optional(z.trimmedText(1, 64)),
-    note: z.optional(z.trimmedText(1, 4096)),
+    // A note of invisible characters only would be a blank line in the history.
+    note: z.optional(z.shownTrimmedText(1, 4096)),
     clientRequestId: z.optional(z.text(1, 128)),
   })
   .check(z.refine((b) => Boolean(b.agentId || b.team || b.note), { message: 'agentId, team or note is required', path: ['agentId'] }));

@@ -97,6 +97,22 @@ describe('transfer notes', () => {
     expect(await notes(id, 'VIP, refund approved')).toBe(1);
   });
 
+  it('refuses a note of invisible characters only with a 400, moving nothing and storing no note', async () => {
+    // Prepare
+    const { id, holder, other } = await visitorConversation('Where is my order?');
+    const before = (await get(`/v1/conversations/${id}/messages?limit=100`)).body.items.length as number;
+
+    // Act: a zero-width space and a joiner, as pasted to get past an empty-note check
+    const res = await transfer(id, { agentId: other, note: '\u200b\u200d' }, tokens[holder]);
+
+    // Assess
+    expect([res.status, res.body.error?.code]).toEqual([400, 'invalid_request']);
+    expect(await assignee(id)).toBe(holder);
+    expect((await get(`/v1/conversations/${id}/messages?limit=100`)).body.items.length).toBe(before);
+    // Its slot back for the cases after this one, which count on the agents' room
+    expect((await post(`/v1/conversations/${id}/resolve`, {}, tokens[holder])).status).toBe(200);
+  });
+
   it('stores one note when a transfer back to the queue dies before its note and is sent again, leaving it where routing handed it', async () => {
     // Prepare: routing hands what the holder gives back to the other agent
     const { id, holder, other } = await visitorConversation('Sprechen Sie Deutsch?');
