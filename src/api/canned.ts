@@ -8,7 +8,8 @@ import { getAgent } from '../store/agents';
 
 const CannedBody = z.strictObject({
   shortCode: z.trimmedText(1, 64).check(z.regex(/^[\w.-]+$/, 'letters, digits, _ . - only')),
-  text: z.trimmedText(1, 4096),
+  // One of invisible characters only would fill the composer with a blank reply.
+  text: z.shownTrimmedText(1, 4096),
 });
 const ListQuery = z.object({ q: z.optional(z.text(0, 200)) });
 const RenderQuery = z.object({ conversationId: z.text(1, 128) });

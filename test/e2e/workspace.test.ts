@@ -109,6 +109,21 @@ describe('agent workspace', () => {
     expect(bad.body.error.code).toBe('invalid_request');
   });
 
+  it('refuses a canned response whose text shows nothing, storing nothing', async () => {
+    // Prepare
+    const before = (await get('/v1/canned-responses')).body.items.length as number;
+
+    // Act: a zero-width space, and a word joiner beside spaces
+    const refused = [await post('/v1/canned-responses', { shortCode: 'blank-zwsp', text: '\u200b' }), await post('/v1/canned-responses', { shortCode: 'blank-wj', text: ' \u2060 ' })];
+
+    // Assess
+    expect(refused.map((r) => [r.status, r.body.error?.code])).toEqual([
+      [400, 'invalid_request'],
+      [400, 'invalid_request'],
+    ]);
+    expect((await get('/v1/canned-responses')).body.items.length).toBe(before);
+  });
+
   it('sends a focused console only its agent’s conversations, and no repeats of a message’s activity', async () => {
     // Prepare: focused consoles for both agents and an admin, besides their full ones
     const focused = async (token: string) => {
