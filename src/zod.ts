@@ -32,7 +32,10 @@ export const showsNothing = (text: string): boolean => INVISIBLE_ONLY.test(text)
  * A message's text, up to `max` characters once trimmed: one of invisible characters only is no
  * text (''), so that the "text is required" rules refuse it as they refuse an empty one.
  */
-export const messageText = (max: number) => _default(string().check(trim(), overwrite((value) => (INVISIBLE_ONLY.test(value) ? '' : value)), maxLength(max)), '');
+export const messageText = (max: number) => _default(string().check(trim(), overwrite((value) => (showsNothing(value) ? '' : value)), maxLength(max)), '');
+
+/** Refuses a text that shows nothing. */
+const showsSomething = () => refine<string>((value) => !showsNothing(value), { message: 'must show something, not only spaces or invisible characters' });
 
 /**
  * A text the team sends customers as it is written (the autoresponder's, a follow-up, the CSAT
@@ -40,11 +43,11 @@ export const messageText = (max: number) => _default(string().check(trim(), over
  * characters only would go out as an empty bubble, or be refused by the provider every time.
  */
 export const shownText = (min: number, max: number) =>
-  string().check(minLength(min), maxLength(max), refine((value) => !INVISIBLE_ONLY.test(value), { message: 'must show something, not only spaces or invisible characters' }));
+  string().check(minLength(min), maxLength(max), showsSomething());
 
 /** Trimmed as trimmedText, and showing something (a contact's name: a blank one is an empty line in every inbox). */
 export const shownTrimmedText = (min: number, max: number) =>
-  string().check(trim(), minLength(min), maxLength(max), refine((value) => !INVISIBLE_ONLY.test(value), { message: 'must show something, not only spaces or invisible characters' }));
+  string().check(trim(), minLength(min), maxLength(max), showsSomething());
 
 /** A whole number from `min` to `max`. */
 export const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => number().check(int(), minimum(min), maximum(max));
