@@ -1,7 +1,8 @@
 /**
  * Snooze wake-ups: a conversation timer of kind `snoozeWake` (src/domain/timers.ts), so that
- * snoozing again replaces the wake-up and any other status change cancels it. The engagement
- * function runs {@link wakeSnoozed} when it fires.
+ * snoozing again replaces the wake-up and leaving `snoozed` through `/status` cancels it. One left
+ * by `/resolve`, `/reopen` or a customer's message finds the conversation no longer snoozed when it
+ * fires and does nothing (README, timers table). The engagement function runs {@link wakeSnoozed}.
  */
 import { changeConversation, withStatus } from './conversations';
 import { cancelTimer, scheduleName, setTimerAt } from './timers';
