@@ -312,22 +312,36 @@ export async function mergeContacts(survivorId: string, otherId: string): Promis
   if (survivorId === otherId) throw badRequest('same_contact', 'a contact cannot be merged into itself');
   // One merge at a time: two at once could each absorb the other (A into B, B into A), or move a
   // third contact's conversations into one that is being merged away.
-  const owner = newId();
-  if (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) throw conflict('merge_in_progress', 'another merge is running; try again in a moment');
-  try {
+  await underMergeLock({ waitMs: 0, busy: 'another merge is running; try again in a moment' }, async () => {
     // Under the lock, which an erasure request holds while it records itself (src/domain/erasure.ts):
     // a merge would move an erased contact's conversations out of its erasure's reach, or bring
     // another's into it. Consistent reads: the record may be a moment old.
     const erased = await Promise.all([survivorId, otherId].map((id) => getErasure(id)));
     if (erased.some(Boolean)) throw notFound('contact');
     await mergeLocked(survivorId, otherId);
+  });
+}
+
+/** Longer than the API function may run: a lock is only taken over from a merge that died. */
+const MERGE_LEASE_MS = 60_000;
+
+/**
+ * Runs `work` holding the merge lock, trying to take it for up to `waitMs` (a merge of many
+ * conversations takes seconds); 409 merge_in_progress with `busy` if it stays taken.
+ */
+export async function underMergeLock<T>(options: { waitMs: number; busy: string }, work: () => Promise<T>): Promise<T> {
+  const owner = newId();
+  const until = Date.now() + options.waitMs;
+  while (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) {
+    if (Date.now() >= until) throw conflict('merge_in_progress', options.busy);
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
+  }
+  try {
+    return await work();
   } finally {
     await releaseMergeLock(owner);
   }
 }
-
-/** Longer than the API function may run: a lock is only taken over from a merge that died. */
-export const MERGE_LEASE_MS = 60_000;
 
 async function mergeLocked(survivorId: string, otherId: string): Promise<void> {
   const [survivor, other] = await Promise.all([getContactWithConversationIds(survivorId, true), getContactWithConversationIds(otherId, true)]);

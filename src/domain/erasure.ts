@@ -18,14 +18,14 @@ import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
 import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
-import { acquireMergeLock, getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, releaseMergeLock, unlinkContactConversation, type ContactRecord } from '../store/contacts';
-import { MERGE_LEASE_MS } from './contacts';
+import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
+import { underMergeLock } from './contacts';
 import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
 import { deleteConnection, listConnections } from '../store/connections';
 import { deleteAll, deleteIfOwnedBy, finishErasure, getErasure, partitionPage, rememberErasedMessages, startErasure } from '../store/erasure';
 import { mapConcurrently } from '../store/items';
 import { keys, type Key } from '../store/keys';
-import { conflict, notFound } from './errors';
+import { notFound } from './errors';
 import { publish } from './fanout';
 import { newId } from './ids';
 import { routeOnConversationChange } from './routing';
@@ -79,7 +79,7 @@ export async function requestErasure(contactId: string, by: { id: string }): Pro
   // Recorded under the merge lock: a merge running meanwhile would move the contact's
   // conversations and handles to a survivor this request did not see, out of the erasure's reach;
   // one after it finds the record and refuses (src/domain/contacts.ts mergeContacts).
-  const chain = await underMergeLock(async () => {
+  const chain = await underMergeLock({ waitMs: MERGE_WAIT_MS, busy: 'a merge of contacts is running; ask again in a moment' }, async () => {
     const read: { contact: ContactRecord; conversationIds: string[] }[] = [];
     let found = await getContactWithConversationIds(contactId, true);
     if (!found) throw notFound('contact');
@@ -99,21 +99,6 @@ export async function requestErasure(contactId: string, by: { id: string }): Pro
 
 /** Tries to take the merge lock for this long, a merge of many conversations taking seconds. */
 const MERGE_WAIT_MS = 10_000;
-
-/** Runs `work` holding the merge lock (waiting for a merge to end); 409 merge_in_progress if one keeps it. */
-async function underMergeLock<T>(work: () => Promise<T>): Promise<T> {
-  const owner = newId();
-  const until = Date.now() + MERGE_WAIT_MS;
-  while (!(await acquireMergeLock(owner, MERGE_LEASE_MS))) {
-    if (Date.now() > until) throw conflict('merge_in_progress', 'a merge of contacts is running; ask again in a moment');
-    await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 100));
-  }
-  try {
-    return await work();
-  } finally {
-    await releaseMergeLock(owner);
-  }
-}
 
 /** Marks the contact's listed conversations (erasureRequestedAt): one write each, on the request only. */
 async function markConversations(contactId: string, conversationIds: readonly string[], at: string): Promise<void> {
