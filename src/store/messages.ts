@@ -223,17 +223,6 @@ export async function recordSendFailure(conversationId: string, messageId: strin
   return Number(out.Attributes?.sendFailures ?? 1);
 }
 
-/** Sets one attribute of a message while it is `queued`: false once it is not. */
-function setWhileQueued(conversationId: string, messageId: string, attribute: string, value: unknown): Promise<boolean> {
-  return updateIf({
-    Key: keys.message(conversationId, messageId),
-    UpdateExpression: `SET ${attribute} = :value`,
-    ConditionExpression: '#status = :queued',
-    ExpressionAttributeNames: { '#status': 'status' },
-    ExpressionAttributeValues: { ':value': value, ':queued': 'queued' },
-  });
-}
-
 /** A send put off before its next part was started (no attempt: the counter stays). */
 export async function recordSendDeferred(conversationId: string, messageId: string): Promise<void> {
   await updateIf({
@@ -317,7 +306,13 @@ export async function markStatusHeld(conversationId: string, messageId: string, 
  * False when it is no longer queued (the read can then write `read` itself).
  */
 export async function markReadInFlight(conversationId: string, messageId: string): Promise<boolean> {
-  return setWhileQueued(conversationId, messageId, 'readInFlight', true);
+  return updateIf({
+    Key: keys.message(conversationId, messageId),
+    UpdateExpression: 'SET readInFlight = :value',
+    ConditionExpression: '#status = :queued',
+    ExpressionAttributeNames: { '#status': 'status' },
+    ExpressionAttributeValues: { ':value': true, ':queued': 'queued' },
+  });
 }
 
 /** Statuses only move forward (sent → delivered → read); `failed` ends a send. */
