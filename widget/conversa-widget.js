@@ -22,6 +22,9 @@
   const TYPING_RENEW_MS = 3_000;
   const TYPING_SHOWN_MS = 6_000;
   const MAX_BACKOFF_MS = 30_000;
+  // A message's frame unanswered this long (an error the API sent without its clientMessageId)
+  // no longer holds back the ones written after it; it goes again after a reconnection.
+  const ANSWER_WAIT_MS = 10_000;
   // The availability is cached a minute (API and browser): the form shown follows it this often.
   const AVAILABILITY_MS = 60_000;
   // The longest text a message may have (the API refuses longer ones).
@@ -130,6 +133,9 @@
     let typingShown;
     let typingBy;
     let retryTimer;
+    // The clientMessageId of the message frame on its way, and when it stops holding the next back.
+    let inFlight;
+    let inFlightTimer;
     let historyDue = false;
     // Asked for while a session call was under way (identify): one more when it is done.
     let rerun = false;
@@ -254,6 +260,7 @@
       clearTimeout(retryTimer);
       clearTimeout(typingOff);
       clearInterval(pinger);
+      forgetInFlight();
       typingSentAt = 0;
       if (socket) {
         socket.onopen = socket.onmessage = socket.onclose = null;
@@ -304,13 +311,14 @@
         // Then what this tab sent without an ack (written while the socket was down, or lost with
         // it), even if the history seemed to hold it (another tab's same words). The same
         // clientMessageId again: one the API stored meanwhile is acknowledged as itself, never twice.
-        for (const node of log.querySelectorAll('.message[data-frame]:not(.failed)')) {
-          if (socket.readyState === WebSocket.OPEN && node.dataset.frame) socket.send(node.dataset.frame);
-        }
+        forgetInFlight();
+        for (const node of log.querySelectorAll('.message[data-sent]')) delete node.dataset.sent;
+        sendNextMessage();
       };
       socket.onmessage = (event) => onFrame(JSON.parse(event.data));
       socket.onclose = (event) => {
         clearInterval(pinger);
+        forgetInFlight();
         // Closed on purpose by the API (1000): a visitor's connections are capped, and a newer tab
         // or device took this one's place. Out of sight, the tab waits until it is seen again, or
         // with more tabs open than the cap they would take each other's places for good.
@@ -329,6 +337,35 @@
     /** Sends a frame if the socket is open; a message's frame is kept on its bubble (post) until it is known stored. */
     function send(frame) {
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    }
+
+    /**
+     * Sends the oldest message not yet sent on this socket, unless one is still unanswered: each
+     * frame is an invocation of its own, so two at once may be stored the other way round.
+     */
+    function sendNextMessage() {
+      if (inFlight || socket?.readyState !== WebSocket.OPEN) return;
+      const node = log.querySelector('.message[data-frame]:not(.failed):not([data-sent])');
+      if (!node) return;
+      node.dataset.sent = '1';
+      inFlight = node.dataset.clientId;
+      inFlightTimer = setTimeout(() => {
+        inFlight = undefined;
+        sendNextMessage();
+      }, ANSWER_WAIT_MS);
+      socket.send(node.dataset.frame);
+    }
+
+    /** The API answered this message (ack or error): the next may go. */
+    function answered(clientMessageId) {
+      if (!clientMessageId || clientMessageId !== inFlight) return;
+      forgetInFlight();
+      sendNextMessage();
+    }
+
+    function forgetInFlight() {
+      clearTimeout(inFlightTimer);
+      inFlight = undefined;
     }
 
     const reloadHistory = () => loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
@@ -458,6 +495,7 @@
     function onFrame(frame) {
       switch (frame.type) {
         case 'ack': {
+          answered(frame.clientMessageId);
           const mine = log.querySelector(`.message[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
           if (!mine) break;
           // Known stored: never sent again. Shown already under another id (the same words from
@@ -518,6 +556,7 @@
             const meta = pending.querySelector('.meta:last-child');
             if (meta) meta.textContent = 'Not sent';
           }
+          answered(frame.clientMessageId);
           break;
         }
       }
@@ -546,7 +585,7 @@
       showNotice('');
       const frame = { action: 'sendMessage', text: value, clientMessageId, ...(attachments ? { attachments } : {}) };
       node.dataset.frame = JSON.stringify(frame);
-      send(frame);
+      sendNextMessage();
       refreshCsat();
     }
 

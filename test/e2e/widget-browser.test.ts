@@ -324,6 +324,46 @@ it.skipIf(!runs)('keeps a message within what the API takes, and says "Not sent"
   await context.close();
 }, 60_000);
 
+it.skipIf(!runs)('sends messages written back to back one at a time, each once the one before is answered, and they are stored in the order written', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  const frames: { way: 'sent' | 'received'; frame: { action?: string; type?: string; clientMessageId?: string; text?: string } }[] = [];
+  page.on('websocket', (socket) => {
+    socket.on('framesent', ({ payload }) => frames.push({ way: 'sent', frame: JSON.parse(String(payload)) }));
+    socket.on('framereceived', ({ payload }) => frames.push({ way: 'received', frame: JSON.parse(String(payload)) }));
+  });
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Olga');
+  const first = await visitorSays(page, 'Three things:', 'the first message');
+
+  // Three lines sent in one go, faster than any answer can come back.
+  const lines = ['one, the size', 'two, the colour', 'three, the date'];
+  await page.evaluate(`{
+    const box = document.querySelector('.conversa-widget').shadowRoot.querySelector('textarea');
+    for (const line of ${JSON.stringify(lines)}) {
+      box.value = line;
+      box.closest('form').requestSubmit();
+    }
+  }`);
+  await expect.poll(() => widget(page).locator('.message.inbound .meta:last-child').allTextContents(), { timeout: 15_000 }).toEqual(['Sent', 'Sent', 'Sent', 'Sent']);
+
+  // Each message frame went only after the one before it had its ack.
+  // (Its first time out: a socket that reconnected meanwhile sends an unanswered frame again.)
+  const sends = lines.map((line) => {
+    const at = frames.findIndex((f) => f.way === 'sent' && f.frame.action === 'sendMessage' && f.frame.text === line);
+    return { at, id: frames[at]?.frame.clientMessageId };
+  });
+  for (const [n, send] of sends.entries()) {
+    if (n === 0) continue;
+    const ackAt = frames.findIndex((f) => f.way === 'received' && f.frame.type === 'ack' && f.frame.clientMessageId === sends[n - 1]!.id);
+    expect(ackAt, `the ack of line ${n} before line ${n + 1} goes`).toBeGreaterThan(-1);
+    expect(ackAt).toBeLessThan(send.at);
+  }
+  const stored = (await http(stack.httpUrl, 'GET', `/v1/conversations/${first.conversationId}/messages`, { token: jwt })).body.items as { text: string; direction: string }[];
+  expect(stored.filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['Three things:', ...lines]);
+  await context.close();
+});
+
 it.skipIf(!runs)('shows "Seen" only on what the agent read: a message sent after the one read stays "Sent"', async () => {
   const { context, page } = await startChat('Rhea');
   const first = await visitorSays(page, 'Where is parcel A?', 'the first message');
