@@ -98,17 +98,20 @@ export async function handleFrame(principal: Principal, connectionId: string, ra
   const reply = (event: ServerEvent) => sendToConnection({ connectionId, audience: audienceOf(principal) }, event);
   let clientMessageId: string | undefined;
   try {
-    if (Buffer.byteLength(raw) > MAX_FRAME_BYTES) throw new ClientError(413, 'frame_too_large', `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+    const tooLarge = new ClientError(413, 'frame_too_large', `frames are limited to ${MAX_FRAME_BYTES} bytes`);
+    // Read even when too large (API Gateway passes at most 128 KiB): the error names the message,
+    // and a client sending one at a time knows which it was.
     let json: unknown;
     try {
       json = JSON.parse(raw);
     } catch {
-      throw new ClientError(400, 'invalid_json', 'frames must be JSON objects');
+      throw Buffer.byteLength(raw) > MAX_FRAME_BYTES ? tooLarge : new ClientError(400, 'invalid_json', 'frames must be JSON objects');
     }
     const action = (json as { action?: unknown } | null)?.action;
     // `null` is valid JSON: every property read here must survive it.
     const claimed = (json as { clientMessageId?: unknown } | null)?.clientMessageId;
     clientMessageId = typeof claimed === 'string' ? claimed : undefined;
+    if (Buffer.byteLength(raw) > MAX_FRAME_BYTES) throw tooLarge;
     if (!wellFormedJson(raw, json)) throw new ClientError(400, 'invalid_json', 'strings must be well-formed Unicode (no lone surrogate)');
     if (typeof action !== 'string' || !ACTIONS.has(action)) {
       throw new ClientError(400, 'unknown_action', `action must be one of ${[...ACTIONS].join(', ')}`);

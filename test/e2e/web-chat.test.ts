@@ -466,7 +466,7 @@ describe('web chat', () => {
     ws.send(String.raw`{"action":"sendMessage","text":"half \udc00 a pair","clientMessageId":"lone"}`);
     await ws.waitFor((f) => f.type === 'error' && f.code === 'invalid_json' && f.clientMessageId === 'lone');
     ws.send({ action: 'sendMessage', text: 'x'.repeat(40_000), clientMessageId: 'big' });
-    await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large');
+    await ws.waitFor((f) => f.type === 'error' && f.code === 'frame_too_large' && f.clientMessageId === 'big');
     ws.send({ action: 'ping' });
     // The contract's frame exactly: the connection's id has an action of its own (getConnection).
     expect(await ws.waitFor((f) => f.type === 'pong')).toEqual({ type: 'pong' });
