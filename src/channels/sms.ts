@@ -157,6 +157,8 @@ const dialect: ProviderDialect = {
     if (!isRecord(body) || typeof body.message !== 'string') return undefined;
     return body.code !== undefined ? `${body.message} (Twilio error ${String(body.code)})` : body.message;
   },
+  // 21611: the sender's queue is full (a 400): it drains within hours, so the send waits its turn.
+  retryable: (body) => isRecord(body) && body.code === 21611,
 };
 
 /** Twilio's limit on a message Body, in characters. */

@@ -191,6 +191,7 @@ describe('twilio send', () => {
     [500, { code: 20500, message: 'Internal Server Error', status: 500 }, true],
     [400, { code: 21211, message: "The 'To' number +1555 is not a valid phone number.", more_info: 'https://www.twilio.com/docs/errors/21211', status: 400 }, false],
     [401, { code: 20003, message: 'Authenticate', status: 401 }, false],
+    [400, { code: 21611, message: "This 'From' number has exceeded the maximum number of queued messages", status: 400 }, true],
   ])('maps %i', async (status, body, retryable) => {
     const { fetch } = scriptedFetch({ status, body });
     expect(await adapter.send(base, sendContext('sms', fetch))).toEqual({ ok: false, retryable, error: `${status}: ${body.message} (Twilio error ${body.code})` });
