@@ -6,7 +6,11 @@
  * Layout (the one place that names keys):
  * - `uploads/<agent|visitor>/<owner>/<uploadId>`: where a presigned PUT lands; expired by a
  *   lifecycle rule after a day, so an upload never sent costs nothing for long;
- * - `media/<agent|visitor>/<owner>/<uploadId>`: the copy a sent message refers to, kept;
+ * - `media/agent/<owner>/<conversationId>/<uploadId>`: the copy an agent's sent message refers to,
+ *   kept, one per conversation: an upload sent to two customers is two files, so that erasing one
+ *   customer's leaves the other's (messages sent before kept `media/agent/<owner>/<uploadId>`);
+ * - `media/visitor/<owner>/<uploadId>`: the copy a visitor's message refers to (a visitor writes
+ *   in their own conversations only, all erased together), kept;
  * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider.
  */
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -38,7 +42,14 @@ function bucket(): string {
 
 const ownerPath = (kind: UploaderKind, owner: string, uploadId: string) => `${kind}/${encodeURIComponent(owner)}/${uploadId}`;
 export const uploadKey = (kind: UploaderKind, owner: string, uploadId: string) => `uploads/${ownerPath(kind, owner, uploadId)}`;
-export const storedKey = (kind: UploaderKind, owner: string, uploadId: string) => `media/${ownerPath(kind, owner, uploadId)}`;
+/** The kept copy of an upload; `conversationId` for an agent's (one copy per conversation it went to). */
+export const storedKey = (kind: UploaderKind, owner: string, uploadId: string, conversationId?: string) =>
+  conversationId ? `media/${kind}/${encodeURIComponent(owner)}/${encodeURIComponent(conversationId)}/${uploadId}` : `media/${ownerPath(kind, owner, uploadId)}`;
+/** The upload a kept copy was made from (either layout), if the key is one of an uploader's. */
+export function uploadKeyOfStored(key: string): string | undefined {
+  const parts = /^media\/(agent|visitor)\/([^/]+)\/(?:[^/]+\/)?([^/]+)$/.exec(key);
+  return parts ? `uploads/${parts[1]}/${parts[2]}/${parts[3]}` : undefined;
+}
 export const providerFileKey = (conversationId: string, messageId: string, index: number) => `${providerFilesPrefix(conversationId, messageId)}${index}`;
 /** Where every file copied for one customer message lies. */
 export const providerFilesPrefix = (conversationId: string, messageId: string) => `media/provider/${conversationId}/${messageId}/`;

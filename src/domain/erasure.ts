@@ -17,7 +17,7 @@ import { DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi
 import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
-import { deleteEveryVersion, mediaKeyOf } from '../aws/media-store';
+import { deleteEveryVersion, mediaKeyOf, uploadKeyOfStored } from '../aws/media-store';
 import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
 import { underMergeLock } from './contacts';
 import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -301,7 +301,8 @@ async function eraseContent(conversationId: string, content: Record<string, unkn
       if (!key) continue;
       files.add(key);
       // A sent upload's first landing place expires within a day; removed now all the same.
-      if (key.startsWith('media/agent/') || key.startsWith('media/visitor/')) files.add(`uploads/${key.slice('media/'.length)}`);
+      const upload = uploadKeyOfStored(key);
+      if (upload) files.add(upload);
     }
     if (attachments.length > 0) copies.push(String(item.id));
     const providerIds = [item.providerMessageId, ...(((item.sendProgress as { otherIds?: string[] } | undefined)?.otherIds) ?? [])].filter((id): id is string => typeof id === 'string');

@@ -30,6 +30,8 @@ const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp)|audio\/(mpeg|mp4|aac|ogg|wav|
 export interface Uploader {
   kind: UploaderKind;
   id: string;
+  /** The conversation an agent's files go to: each keeps its own copy (src/aws/media-store.ts). */
+  conversationId?: string;
 }
 
 /** What an upload ticket is asked for with: the file's type and exact size (both are signed). */
@@ -82,7 +84,7 @@ export type AttachmentRef = z.infer<typeof AttachmentRefs>[number];
  * any file is looked up: what a send's content hash needs (src/domain/inbound.ts dedupScope).
  */
 export function keptFiles(uploader: Uploader, refs: readonly AttachmentRef[]): Pick<Attachment, 'url' | 'name'>[] {
-  return refs.map((ref) => ({ url: `${MEDIA_SCHEME}${storedKey(uploader.kind, uploader.id, ref.uploadId)}`, ...(ref.name ? { name: ref.name } : {}) }));
+  return refs.map((ref) => ({ url: `${MEDIA_SCHEME}${storedKey(uploader.kind, uploader.id, ref.uploadId, uploader.conversationId)}`, ...(ref.name ? { name: ref.name } : {}) }));
 }
 
 /**
@@ -98,11 +100,16 @@ export async function attachUploads(
   if (refs.length > MAX_ATTACHMENTS) throw badRequest('too_many_attachments', `a message takes at most ${MAX_ATTACHMENTS} attachments`);
   const found = await Promise.all(
     refs.map(async (ref) => {
-      const staged = uploadKey(uploader.kind, uploader.id, ref.uploadId);
-      const kept = storedKey(uploader.kind, uploader.id, ref.uploadId);
-      // Kept already: an earlier attempt at this message copied it, or another message sent it.
+      const kept = storedKey(uploader.kind, uploader.id, ref.uploadId, uploader.conversationId);
+      // Kept already: an earlier attempt at this message copied it, or another message here sent it.
       const keptHead = await headObject(kept);
-      return { ref, staged, kept, copied: keptHead !== undefined, head: keptHead ?? (await headObject(staged)) };
+      if (keptHead) return { ref, kept, head: keptHead };
+      // Else the upload; or, once it expired, the copy a message sent before copies went per conversation kept.
+      for (const source of [uploadKey(uploader.kind, uploader.id, ref.uploadId), ...(uploader.conversationId ? [storedKey(uploader.kind, uploader.id, ref.uploadId)] : [])]) {
+        const head = await headObject(source);
+        if (head) return { ref, kept, source, head };
+      }
+      return { ref, kept, head: undefined };
     }),
   );
   const missing = found.find((f) => !f.head);
@@ -117,7 +124,7 @@ export async function attachUploads(
     return attachment;
   });
   await check?.(attachments);
-  await Promise.all(found.filter((f) => !f.copied).map((f) => copyObject(f.staged, f.kept)));
+  await Promise.all(found.flatMap((f) => (f.source ? [copyObject(f.source, f.kept)] : [])));
   return attachments;
 }
 

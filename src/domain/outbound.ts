@@ -230,7 +230,7 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
     if (!isPrivate) checkWindow(conversation, Boolean(input.template));
     if (input.attachments?.length) {
       const channel = conversation.channel;
-      attachments = await attachUploads({ kind: 'agent', id: agent.id }, input.attachments, isPrivate ? undefined : (files) => refuseUnsendableFiles(channel, files));
+      attachments = await attachUploads({ kind: 'agent', id: agent.id, conversationId }, input.attachments, isPrivate ? undefined : (files) => refuseUnsendableFiles(channel, files));
     }
   } catch (error) {
     // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.

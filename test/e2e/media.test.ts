@@ -12,6 +12,8 @@ import { fixture } from '../fixtures/sign';
 import { MAX_UPLOAD_BYTES } from '../../src/manifest';
 import { ENV } from '../../src/config';
 import { VISITOR_SEND_LIMIT } from '../../src/domain/realtime';
+import { getErasure } from '../../src/store/erasure';
+import { deleteEveryVersion } from '../../src/aws/media-store';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -208,6 +210,50 @@ describe('files agents send', () => {
     const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages`, { token: agentJwt });
     expect(history.body.items.filter((m: { text: string }) => m.text === 'twice')).toHaveLength(1);
     expect(keptKeys().filter((k) => k.endsWith(ticket.uploadId))).toHaveLength(1);
+  });
+  it("stay with each customer they went to when another customer is erased", async () => {
+    // Prepare: one upload sent to two visitors' conversations
+    const erased = await visitorWithConversation();
+    const kept = await visitorWithConversation();
+    const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'image/png');
+    const send = (conversationId: string) =>
+      http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text: 'the label', attachments: [{ uploadId: ticket.uploadId }] } });
+    const [toErased, toKept] = [await send(erased.conversationId), await send(kept.conversationId)];
+    expect([toErased.status, toKept.status]).toEqual([202, 202]);
+    const admin = await agentToken(stack.httpUrl, 'admin-media', 'admin', 'Ada');
+    const contactId = (await http(stack.httpUrl, 'GET', `/v1/conversations/${erased.conversationId}`, { token: agentJwt })).body.contact.id as string;
+
+    // Act: the first customer's erasure
+    expect((await http(stack.httpUrl, 'DELETE', `/v1/contacts/${contactId}`, { token: admin })).status).toBe(202);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+
+    // Assess: the other customer and the agent still open the file; the erased customer's copy is gone
+    const byVisitor = await open(`/v1/widget/messages/${toKept.body.message.id}/attachments/0`, kept.session.token);
+    const byAgent = await open(`/v1/conversations/${kept.conversationId}/messages/${toKept.body.message.id}/attachments/0`, agentJwt);
+    expect(byVisitor.status).toBe(200);
+    expect(byVisitor.bytes!.equals(PNG_BYTES)).toBe(true);
+    expect(byAgent.status).toBe(200);
+    expect(keptKeys()).not.toContain(toErased.body.message.attachments[0].url.slice('conversa-media://'.length));
+    expect(keptKeys()).toContain(toKept.body.message.attachments[0].url.slice('conversa-media://'.length));
+  });
+
+  it('go again from the copy a message kept before copies were made per conversation, once the upload expired, as a copy of their own', async () => {
+    // Prepare: a file kept where a message sent before this layout put it (media/agent/<agent>/<uploadId>); its upload expired
+    const { conversationId } = await visitorWithConversation();
+    const uploadId = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
+    const legacy = `media/agent/agent-mia/${uploadId}`;
+    stack.aws.s3.putObject(BUCKET, legacy, PNG_BYTES, { contentType: 'image/png' });
+
+    // Act
+    const reply = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text: 'again', attachments: [{ uploadId }] } });
+
+    // Assess: this conversation's own copy, which opens after the old one is gone (its customer erased)
+    expect(reply.status, reply.text).toBe(202);
+    expect(reply.body.message.attachments[0]).toMatchObject({ type: 'image', mimeType: 'image/png', size: PNG_BYTES.length });
+    await deleteEveryVersion(legacy);
+    const file = await open(`/v1/conversations/${conversationId}/messages/${reply.body.message.id}/attachments/0`, agentJwt);
+    expect(file.status).toBe(200);
+    expect(file.bytes!.equals(PNG_BYTES)).toBe(true);
   });
 });
 
