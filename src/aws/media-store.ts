@@ -45,6 +45,8 @@ export const uploadKey = (kind: UploaderKind, owner: string, uploadId: string) =
 /** The kept copy of an upload; `conversationId` for an agent's (one copy per conversation it went to). */
 export const storedKey = (kind: UploaderKind, owner: string, uploadId: string, conversationId?: string) =>
   conversationId ? `media/${kind}/${encodeURIComponent(owner)}/${encodeURIComponent(conversationId)}/${uploadId}` : `media/${ownerPath(kind, owner, uploadId)}`;
+/** Every file of one uploader, sent or not (a visitor's erasure takes them all). */
+export const uploaderFolders = (kind: UploaderKind, owner: string) => [`media/${kind}/${encodeURIComponent(owner)}/`, `uploads/${kind}/${encodeURIComponent(owner)}/`];
 /** The upload a kept copy was made from (either layout), if the key is one of an uploader's. */
 export function uploadKeyOfStored(key: string): string | undefined {
   const parts = /^media\/(agent|visitor)\/([^/]+)\/(?:[^/]+\/)?([^/]+)$/.exec(key);

@@ -17,7 +17,7 @@ import { DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi
 import { connectionsApi } from '../aws/clients';
 import { config } from '../config';
 import { enqueueOutbound } from '../aws/queues';
-import { deleteEveryVersion, mediaKeyOf, uploadKeyOfStored } from '../aws/media-store';
+import { deleteEveryVersion, deleteEveryVersionUnder, mediaKeyOf, uploaderFolders, uploadKeyOfStored } from '../aws/media-store';
 import { getContact, getContactWithConversationIds, getHandle, getVisitor, linkContactConversation, unlinkContactConversation, type ContactRecord } from '../store/contacts';
 import { underMergeLock } from './contacts';
 import { markErasing, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -183,8 +183,8 @@ async function eraseHandle(channel: string, handle: string, contactId: string): 
 
 /**
  * A web visitor of this contact: its conversation listed for erasure, its open sockets closed
- * (the token they were opened with names a visitor that is about to go), then its item and
- * its send windows. A visitor linked to another contact by now is that contact's.
+ * (the token they were opened with names a visitor that is about to go), its files, then its item
+ * and its send windows. A visitor linked to another contact by now is that contact's.
  */
 async function eraseVisitor(visitorId: string, contactId: string): Promise<void> {
   const visitor = await getVisitor(visitorId, true);
@@ -200,6 +200,8 @@ async function eraseVisitor(visitorId: string, contactId: string): Promise<void>
     }
     await deleteConnection(audience, connection.connectionId);
   }
+  // Its files by folder, not only those its messages name: a send that failed after the file was kept (and was never tried again) left a copy no message names.
+  for (const folder of uploaderFolders('visitor', visitorId)) await deleteEveryVersionUnder(folder);
   for (;;) {
     const page = await partitionPage(keys.visitorPartition(visitorId), ERASURE_PAGE);
     if (page.length === 0) break;

@@ -160,6 +160,21 @@ describe('an erasure step', () => {
     expect(ddb.commandCalls(DeleteCommand).map((c) => c.args[0].input.Key)).toContainEqual(keys.contactVisitor(CONTACT, 'v-2'));
   });
 
+  it("deletes every file of a visitor it erases, also a copy no message names (a send that failed after its file was kept)", async () => {
+    // Prepare: the contact's one web visitor, with no conversation
+    partition(keys.contactPartition(CONTACT), [{ ...keys.contact(CONTACT), id: CONTACT, handles: [] }, { ...keys.contactVisitor(CONTACT, 'v-3'), visitorId: 'v-3' }]);
+    ddb.on(GetCommand, { Key: keys.visitor('v-3') }).resolves({ Item: { ...keys.visitor('v-3'), id: 'v-3', contactId: CONTACT } });
+
+    // Act
+    await runErasureStep(step(1));
+
+    // Assess: every version under the visitor's kept and upload folders, whatever key it has there
+    const versionsDeleted = s3.commandCalls(DeleteObjectCommand).map((c) => `${c.args[0].input.Key} ${c.args[0].input.VersionId}`);
+    for (const folder of ['media/visitor/v-3/', 'uploads/visitor/v-3/']) {
+      expect(versionsDeleted).toEqual(expect.arrayContaining([`${folder}0 other`, `${folder} ${folder}@1`, `${folder} ${folder}@marker`]));
+    }
+  });
+
   it('goes back to its lane under a new deduplication id when it would reach the DLQ untried', async () => {
     expect(await abandonOutbound(step(4), 'skipped')).toBe(true);
 
