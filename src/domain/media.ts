@@ -54,16 +54,40 @@ export async function createUpload(uploader: Uploader, request: UploadRequest): 
   if (!CONTENT_TYPE.test(request.contentType)) throw badRequest('invalid_content_type', 'contentType must be a MIME type such as image/png');
   if (request.size > MAX_UPLOAD_BYTES) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
   const uploadId = newId();
-  const url = await presignUpload(uploadKey(uploader.kind, uploader.id, uploadId), request.contentType, request.size, UPLOAD_URL_SECONDS);
+  const contentType = registeredType(request.contentType);
+  const url = await presignUpload(uploadKey(uploader.kind, uploader.id, uploadId), contentType, request.size, UPLOAD_URL_SECONDS);
   return {
     uploadId,
     url,
     method: 'PUT',
-    headers: { 'content-type': request.contentType },
+    headers: { 'content-type': contentType },
     expiresAt: new Date(Date.now() + UPLOAD_URL_SECONDS * 1000).toISOString(),
   };
 }
 
+
+/**
+ * Names browsers and phones give common files that are not the registered type (Chrome's and
+ * Safari's `.m4a`, some Android apps' `.jpg`): providers check the registered one, so WhatsApp
+ * would refuse an M4A it takes. The ticket signs the registered name, and the file is kept as it.
+ */
+const TYPE_ALIASES: Readonly<Record<string, string>> = {
+  'image/jpg': 'image/jpeg',
+  'image/pjpeg': 'image/jpeg',
+  'audio/x-m4a': 'audio/mp4',
+  'audio/m4a': 'audio/mp4',
+  'audio/mp3': 'audio/mpeg',
+  'audio/x-mp3': 'audio/mpeg',
+  'audio/x-mpeg': 'audio/mpeg',
+  'audio/x-aac': 'audio/aac',
+  'video/x-m4v': 'video/mp4',
+};
+
+function registeredType(contentType: string): string {
+  const [base, ...parameters] = contentType.split(';');
+  const registered = TYPE_ALIASES[base!.trim().toLowerCase()];
+  return registered ? [registered, ...parameters].join(';') : contentType;
+}
 
 /** Upload ids are ULIDs (newId): nothing else can name a key of the uploader's. */
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;

@@ -855,6 +855,28 @@ describe('WhatsApp document types', () => {
   });
 });
 
+describe('File types named otherwise than registered', () => {
+  it("sends a browser's audio/x-m4a and an app's image/jpg to WhatsApp as the audio and image they are", async () => {
+    // Prepare: a WhatsApp customer; files typed as Chrome names an .m4a and some Android apps a .jpg
+    const { handle, conversationId } = await customer('whatsapp');
+    const ticket = await http(stack.httpUrl, 'POST', '/v1/uploads', { token: agentJwt, body: { contentType: 'audio/x-m4a', size: 4 } });
+    expect(ticket.body.headers).toEqual({ 'content-type': 'audio/mp4' });
+    const voice = await upload(Buffer.from('m4a!'), 'audio/x-m4a');
+    const photo = await upload(Buffer.from('\xff\xd8\xff jpeg'), 'image/jpg');
+    const sentBefore = stack.providers.outbox('whatsapp').length;
+
+    // Act
+    const sent = await reply(conversationId, { text: '', attachments: [{ uploadId: voice, name: 'note.m4a' }, { uploadId: photo, name: 'shelf.jpg' }] });
+
+    // Assess: taken (not 415), and sent as audio and image
+    expect(sent.status, sent.text).toBe(202);
+    expect(sent.body.message.attachments.map((a: { mimeType: string }) => a.mimeType)).toEqual(['audio/mp4', 'image/jpeg']);
+    await agent.waitFor(updated(sent.body.message.id, 'sent'), 15_000, 'the files reply');
+    const bodies = stack.providers.outbox('whatsapp').slice(sentBefore).map((item) => (typeof item.body === 'string' ? JSON.parse(item.body) : item.body) as Record<string, unknown>);
+    expect(bodies.filter((body) => body.to === handle).map((body) => body.type)).toEqual(['audio', 'image']);
+  });
+});
+
 describe('Messenger echoes of what the team sent from the Page inbox', () => {
   /** An echo as Meta sends it: from the Page to the customer, naming the app that sent it. */
   function echoWebhook(handle: string, mid: string, text: string, appId: number, timestamp = Date.now()): string {
