@@ -8,7 +8,7 @@
  *   again after an outage outlasted the outbound queue's attempts (src/domain/media-jobs.ts).
  * - `{ kind: 'presenceGrace', conversationId: <agent id>, dueAt }`: the end of an agent's grace
  *   period after their last connection closed (src/domain/presence.ts).
- * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId? } }`: an email reply,
+ * - `{ kind: 'inboundEmail', email: { to, from, subject?, text, messageId?, automatic? } }`: an email reply,
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
  * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters and
  *   turns away online agents left without a connection.

@@ -212,13 +212,30 @@ export const InboundEmailSchema = z.object({
   text: z.text(0, 200_000),
   /** The email's Message-ID: a retried delivery of the same email is stored once. */
   messageId: z.optional(z.text(1, 998)),
+  /** Headed as no person's writing (isAutomaticEmail): an out-of-office reply, a bounce. */
+  automatic: z.optional(z.boolean()),
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 
 /** `kept`: as the customer's message, or as a private note for the team (another sender, see receiveEmail). */
 export type InboundEmailResult =
   | { accepted: true; conversationId: string; kept: 'message' | 'note' }
-  | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' | 'rate_limited' };
+  | { accepted: false; reason: 'unknown_recipient' | 'unknown_sender' | 'empty' | 'rate_limited' | 'auto_reply' };
+
+/**
+ * Whether an email's headers mark it as sent by a program, not a person (RFC 3834's Auto-Submitted,
+ * the X-Autoreply/X-Autorespond and Precedence marks older responders use, a bounce's
+ * multipart/report). Taken as the customer's, an out-of-office reply to the fallback email would
+ * answer the follow-up, reopen a resolved conversation, and be answered, mailed and auto-replied again.
+ */
+export function isAutomaticEmail(headers: Readonly<Record<string, string | undefined>>): boolean {
+  const header = (name: string) => headers[name]?.trim().toLowerCase();
+  const autoSubmitted = header('auto-submitted');
+  if (autoSubmitted && !/^no\b/.test(autoSubmitted)) return true;
+  const marked = (name: string) => header(name) !== undefined && !/^(no|false)$/.test(header(name)!);
+  if (['x-autoreply', 'x-autorespond', 'x-autoresponder'].some(marked)) return true;
+  return /^(bulk|junk|auto_reply)$/.test(header('precedence') ?? '') || /^multipart\/report\b/.test(header('content-type') ?? '');
+}
 
 /** The customer's email address as the fallback finds it: the contact's, else the web visitor's (a pre-chat form given later). */
 export async function customerEmail(conversation: ConversationRecord): Promise<string | undefined> {
@@ -328,6 +345,7 @@ export function emailProviderId(messageId: string): string {
  * new text, is refused, and nothing is stored.
  */
 export async function receiveEmail(email: InboundEmail): Promise<InboundEmailResult> {
+  if (email.automatic) return { accepted: false, reason: 'auto_reply' };
   const recipients = (Array.isArray(email.to) ? email.to : email.to.split(',')).map((r) => r.trim());
   let conversation: ConversationRecord | undefined;
   for (const recipient of recipients) {
@@ -364,7 +382,11 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
 }
 
 /** The local route's body: an email as SES hands it over, and the Date header it may give. */
-const LocalInboundEmailSchema = z.extend(InboundEmailSchema, { date: z.optional(z.text(1, 200)) });
+const LocalInboundEmailSchema = z.extend(InboundEmailSchema, {
+  date: z.optional(z.text(1, 200)),
+  /** Other header fields by name (any case), e.g. `{"Auto-Submitted": "auto-replied"}`. */
+  headers: z.optional(z.record(z.string().check(z.maxLength(200)), z.text(0, 998))),
+});
 
 /**
  * A Message-ID for a locally posted email that gives none, made from what makes it that email
@@ -388,13 +410,18 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
     const issue = parsed.error.issues[0];
     return { status: 400, body: { error: { code: 'invalid_request', message: `${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}` } } };
   }
-  const result = await receiveEmail({ ...parsed.data, messageId: parsed.data.messageId ?? localMessageId(parsed.data) });
+  const { headers, ...email } = parsed.data;
+  const automatic = email.automatic ?? isAutomaticEmail(Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name.toLowerCase(), value])));
+  const result = await receiveEmail({ ...email, automatic, messageId: email.messageId ?? localMessageId(email) });
   if (!result.accepted) {
     if (result.reason === 'unknown_sender') {
       return {
         status: 403,
         body: { error: { code: result.reason, message: 'the From names no single address, or is not the address this conversation was emailed at and wrote no new text' } },
       };
+    }
+    if (result.reason === 'auto_reply') {
+      return { status: 422, body: { error: { code: result.reason, message: 'an automatic reply (out of office, auto-responder) or a bounce: nobody wrote it, so nothing is kept' } } };
     }
     if (result.reason === 'rate_limited') {
       return { status: 429, body: { error: { code: result.reason, message: `at most ${EMAIL_NOTE_LIMIT.notes} emails from other senders per conversation and hour` } } };
@@ -432,6 +459,7 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
     if ([note.receipt?.spamVerdict, note.receipt?.virusVerdict, note.receipt?.dmarcVerdict].some((verdict) => verdict?.status === 'FAIL')) continue;
     const raw = /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
     const text = textFromMime(raw);
+    const automatic = isAutomaticEmail(splitMessage(raw).headers);
     const to = [...(note.receipt?.recipients ?? []), ...(note.mail?.commonHeaders?.to ?? [])];
     const from = note.mail?.commonHeaders?.from?.[0] ?? note.mail?.source;
     const parsed = InboundEmailSchema.safeParse({
@@ -441,6 +469,7 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
       subject: note.mail?.commonHeaders?.subject?.slice(0, 1000),
       text: text ?? '',
       messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId,
+      automatic,
     });
     if (parsed.success) emails.push(parsed.data);
     else console.warn('an inbound email was dropped', parsed.error.issues[0]?.path.join('.'), parsed.error.issues[0]?.message);

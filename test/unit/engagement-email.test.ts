@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { EMAIL_NOTE_LIMIT, NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
+import { EMAIL_NOTE_LIMIT, NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, receiveLocalEmail, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
 import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
@@ -372,6 +372,38 @@ describe('engagement handler', () => {
     expect(unreadable.outcome).toBe('queued 0 of 1');
     expect(warn).toHaveBeenCalledWith('an inbound email was dropped', expect.stringMatching(/^to/), expect.any(String));
     warn.mockRestore();
+  });
+
+  it('drops out-of-office replies and bounces from the customer\'s address, storing and queueing nothing, and keeps a reply marked Auto-Submitted: no', async () => {
+    // Prepare: the customer's own address, as an auto-responder answers the fallback email from it
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...emailed, version: 2 } });
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    const to = replyAddress(CONVERSATION);
+    const headed = (header: string, type = 'text/plain') => [header, `Content-Type: ${type}`, '', 'I am out of the office until Monday.', ''].join('\r\n');
+    const automatic = [
+      headed('Auto-Submitted: auto-replied'),
+      headed('auto-submitted: Auto-Generated; owner-email="vera@example.com"'),
+      headed('X-Autoreply: yes'),
+      headed('X-Autorespond: Vacation'),
+      headed('Precedence: bulk'),
+      headed('Precedence: auto_reply'),
+      headed('Subject: Undelivered Mail', 'multipart/report; report-type=delivery-status; boundary="r"'),
+    ];
+
+    // Act
+    const outcomes = [];
+    for (const content of automatic) outcomes.push((await handler(sesEvent(to, content, 'PASS', 'Automatic reply: You have a new reply', 'Vera <vera@example.com>'))).outcome);
+    const local = await receiveLocalEmail(JSON.stringify({ to, from: 'vera@example.com', text: 'Out of office', headers: { 'Auto-Submitted': 'auto-replied' } }));
+    const queuedBefore = sendMessageBatch.mock.calls.length;
+    const person = await handler(sesEvent(to, headed('Auto-Submitted: no'), 'PASS', 'Re: reply', 'Vera <vera@example.com>'));
+
+    // Assess
+    expect(outcomes).toEqual(automatic.map(() => 'queued 0 of 1'));
+    expect(local).toMatchObject({ status: 422, body: { error: { code: 'auto_reply' } } });
+    expect(queuedBefore).toBe(0);
+    expect(puts()).toEqual([]);
+    expect(person.outcome).toBe('queued 1 of 1');
   });
 
   it('re-checks state for a timer whose conversation is gone', async () => {
