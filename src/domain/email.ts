@@ -539,19 +539,37 @@ function dropElements(html: string, tag: string): string {
   }
 }
 
-/** HTML to text: styles, scripts and quoted earlier emails dropped, blocks and breaks as lines. */
-function htmlText(html: string): string {
-  const visible = ['style', 'script', 'blockquote'].reduce(dropElements, html);
-  return visible
-    .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, '\n')
-    .replace(/<[^<>]*>/g, '')
-    .replace(/&nbsp;/g, ' ')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&');
+/** Named character references mail clients write beyond the accented letters (ACCENTS). */
+const ENTITIES: Record<string, string> = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', shy: '', zwnj: '\u200c', zwj: '\u200d',
+  lsquo: '‘', rsquo: '’', sbquo: '‚', ldquo: '“', rdquo: '”', bdquo: '„', laquo: '«', raquo: '»',
+  ndash: '–', mdash: '—', hellip: '…', bull: '•', middot: '·', copy: '©', reg: '®', trade: '™',
+  euro: '€', pound: '£', yen: '¥', cent: '¢', deg: '°', times: '×', divide: '÷', iexcl: '¡', iquest: '¿',
+  szlig: 'ß', aelig: 'æ', AElig: 'Æ', oelig: 'œ', OElig: 'Œ', oslash: 'ø', Oslash: 'Ø', eth: 'ð', ETH: 'Ð', thorn: 'þ', THORN: 'Þ',
+};
+/** `&eacute;`, `&Uuml;`, `&ccedil;`…: the letter with its combining mark, composed. */
+const ACCENTS: Record<string, string> = { acute: '\u0301', grave: '\u0300', circ: '\u0302', uml: '\u0308', tilde: '\u0303', cedil: '\u0327', ring: '\u030a' };
+
+/** One pass, so that `&amp;lt;` stays the text `&lt;`; a reference it does not know stays as written. */
+function decodeEntities(text: string): string {
+  return text.replace(/&(?:#(\d{1,7})|#x([0-9a-f]{1,6})|([a-z]{2,8}));/gi, (whole, dec?: string, hex?: string, name?: string) => {
+    if (name) {
+      const accented = /^([a-z])(acute|grave|circ|uml|tilde|cedil|ring)$/i.exec(name);
+      return Object.hasOwn(ENTITIES, name) ? ENTITIES[name]! : (accented ? `${accented[1]}${ACCENTS[accented[2]!]}`.normalize('NFC') : whole);
+    }
+    const code = dec ? parseInt(dec, 10) : parseInt(hex!, 16);
+    return code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff) ? String.fromCodePoint(code) : whole;
+  });
 }
+
+/** HTML to text: the title, styles, scripts and quoted earlier emails dropped, blocks and breaks as lines. */
+function htmlText(html: string): string {
+  const visible = ['title', 'style', 'script', 'blockquote'].reduce(dropElements, html);
+  return decodeEntities(visible.replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, '\n').replace(/<[^<>]*>/g, ''));
+}
+
+/** A part the sender attached (a file, even one of text), not the words they wrote. */
+const isAttachedFile = (headers: Record<string, string>) => /^attachment\b|\bfilename\*?=/i.test(headers['content-disposition'] ?? '');
 
 /** The readable text of a MIME email: its text/plain part, else its HTML with the tags dropped. */
 export function textFromMime(raw: string, depth = 0): string | undefined {
@@ -563,7 +581,10 @@ export function textFromMime(raw: string, depth = 0): string | undefined {
     const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
     if (!boundary) return undefined;
     const parts = body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
-    const texts = parts.map((part) => ({ type: splitMessage(part.replace(/^\n/, '')).headers['content-type'] ?? 'text/plain', text: textFromMime(part.replace(/^\n/, ''), depth + 1) }));
+    const texts = parts
+      .map((part) => ({ raw: part.replace(/^\n/, ''), headers: splitMessage(part.replace(/^\n/, '')).headers }))
+      .filter((part) => !isAttachedFile(part.headers))
+      .map((part) => ({ type: part.headers['content-type'] ?? 'text/plain', text: textFromMime(part.raw, depth + 1) }));
     return (texts.find((t) => /^(text\/plain|multipart\/)/i.test(t.type) && t.text) ?? texts.find((t) => t.text))?.text;
   }
   const text = decodeBody(body, headers['content-transfer-encoding'], charset);

@@ -111,6 +111,21 @@ describe('MIME text', () => {
     expect(textFromMime(html)?.trim()).toBe('Hi\nthere');
   });
 
+  it('reads an HTML-only email\'s character references and leaves out its title', () => {
+    const html = 'Content-Type: text/html; charset=utf-8\n\n<html><head><title>Re: You have a new reply</title></head><body><p>I&#8217;m in &Uuml;ber&shy;lingen &#x2014; &eacute;t&eacute;, caf&#233; &amp;lt;3 &bogus;</p></body></html>';
+    expect(textFromMime(html)?.trim()).toBe('I’m in Überlingen — été, café &lt;3 &bogus;');
+  });
+
+  it('reads the words the customer wrote, not a text file they attached under an HTML-only body', () => {
+    const mixed = [
+      'Content-Type: multipart/mixed; boundary="m"', '',
+      '--m', 'Content-Type: text/html; charset=utf-8', '', '<p>The log is attached</p>',
+      '--m', 'Content-Type: text/plain; name="error.log"', 'Content-Disposition: attachment; filename="error.log"', '', 'ERROR 42 at line 7',
+      '--m--', '',
+    ].join('\r\n');
+    expect(textFromMime(mixed)?.trim()).toBe('The log is attached');
+  });
+
   it('gives up on multiparts nested deeper than any mail client makes them', () => {
     let mime = 'Content-Type: text/plain\n\nhi\n';
     for (let i = 2999; i >= 0; i--) mime = `Content-Type: multipart/mixed; boundary="b${i}"\n\n--b${i}\n${mime}--b${i}--\n`;
