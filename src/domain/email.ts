@@ -150,6 +150,8 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
 
 /** "On … wrote:" as mail clients put it in the languages customers most often write in. */
 const ATTRIBUTION = /^(On .+ wrote|Le .+ a écrit|Am .+ schrieb.*|El .+ escribió|Em .+ escreveu|Il .+ ha scritto|Op .+ schreef.*)\s*:\s*$/i;
+/** How each of ATTRIBUTION's forms begins: only such a line is tried joined with the next. */
+const ATTRIBUTION_START = /^(On|Le|Am|El|Em|Il|Op) /i;
 /** Longer than any attribution line: longer lines are never tested against ATTRIBUTION (it backtracks). */
 const MAX_ATTRIBUTION_CHARS = 400;
 const isAttribution = (line: string) => line.length <= MAX_ATTRIBUTION_CHARS && ATTRIBUTION.test(line);
@@ -188,8 +190,15 @@ export function stripQuotedReply(text: string): string {
   const kept: string[] = [];
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i]!;
-    // Gmail wraps a long attribution line after the sender's "<".
-    if (line.length <= MAX_ATTRIBUTION_CHARS && /^On .+<\s*$/i.test(line) && /wrote:\s*$/i.test(lines[i + 1] ?? '')) line = `${line}${lines[++i]}`;
+    // Gmail wraps a long attribution line, after the sender's "<" or at a space ("… a\nécrit :"), in
+    // every language; joined only where the whole line is then dropped, so the customer's own words keep their breaks.
+    if (i + 1 < lines.length && line.length <= MAX_ATTRIBUTION_CHARS && ATTRIBUTION_START.test(line) && !isAttribution(line)) {
+      const joined = /<\s*$/.test(line) ? `${line}${lines[i + 1]}` : `${line} ${lines[i + 1]}`;
+      if (isAttribution(joined) && (quoteNext[i + 1] || (ourEmailAt > i && DATED_ATTRIBUTION.test(joined)))) {
+        line = joined;
+        i += 1;
+      }
+    }
     // Outlook's separators and header block: everything under them is the earlier email.
     if (/^-{2,}\s*Original Message\s*-{2,}/i.test(line) || /^_{5,}$/.test(line) || (ourEmailAt > i && startsHeaderBlock(lines, i))) break;
     // An attribution heads the quote under it, which is skipped; the customer may write on below

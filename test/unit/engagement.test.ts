@@ -175,6 +175,21 @@ describe('reply-to address', () => {
     expect(stripQuotedReply(email)).toBe('Merci !');
   });
 
+  it.each([
+    ['French, after the sender\'s "<"', 'Merci !\n\nLe mar. 5 mai 2026 à 10:00, Conversa <\nsupport@example.com> a écrit :\n> Ana: Hi Vera\n'],
+    ['French, before its last word', 'Merci !\n\nLe mar. 5 mai 2026 à 10:00, Conversa <support@example.com> a\nécrit :\n> Ana: Hi Vera\n'],
+    ['German', 'Merci !\n\nAm Di., 5. Mai 2026 um 10:00 Uhr schrieb Conversa <\nsupport@example.com>:\n> Ana: Hi\n'],
+    ['Dutch', 'Merci !\n\nOp di 5 mei 2026 om 10:00 schreef Conversa <support@example.com\n>:\n> Ana: Hi\n'],
+    ['English, the quote unprefixed under it (iOS)', 'Merci !\n\nOn 5 May 2026, at 10:00, Conversa <support@example.com>\nwrote:\n\nYou have a new reply to your conversation:\n\nAna: Hi Vera\n'],
+  ])('drops the quote under an attribution wrapped in %s', (_, email) => {
+    expect(stripQuotedReply(email)).toBe('Merci !');
+  });
+
+  it('keeps the line breaks of the customer\'s own words that read like a wrapped attribution', () => {
+    expect(stripQuotedReply('On Monday\nI wrote: the box was damaged\nPlease check')).toBe('On Monday\nI wrote: the box was damaged\nPlease check');
+    expect(stripQuotedReply('Le colis\na écrit :\nrien')).toBe('Le colis\na écrit :\nrien');
+  });
+
   it('reads a long hostile line in one pass', () => {
     const line = `Am ${' schrieb x'.repeat(20_000)}`;
     expect(stripQuotedReply(`${line}\n${'On '.repeat(60_000)}<`)).toBe(`${line}\n${'On '.repeat(60_000)}<`.trim());
