@@ -254,13 +254,17 @@ export async function customerEmail(conversation: ConversationRecord): Promise<s
 
 /**
  * The bare, normalized address of a From header (`Vera <Vera@Example.com>` → `vera@example.com`).
- * A quoted display name may hold anything, an address too; a From naming two addresses names nobody
- * (else a stranger could list the customer's beside their own).
+ * A quoted display name or a (comment) may hold anything, an address too (`vera@example.com (Vera)`,
+ * the older form); a From naming two addresses names nobody (else a stranger could list the
+ * customer's beside their own), but one whose unquoted display name is its own address
+ * (`vera@example.com <vera@example.com>`, as some clients write it) names that one.
  */
 export function senderAddress(from: string): string | undefined {
-  const unquoted = from.replace(/"(?:[^"\\]|\\.)*"/g, '""');
-  if (unquoted.split('@').length !== 2) return undefined;
-  return normalizeEmail(/<([^<>]+)>\s*$/.exec(unquoted)?.[1] ?? unquoted);
+  const text = from.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\((?:[^()\\]|\\.)*\)/g, ' ');
+  const angle = /<([^<>]+)>\s*$/.exec(text);
+  const address = normalizeEmail(angle?.[1] ?? text);
+  const named = angle ? text.slice(0, angle.index).split(/[\s<>,;]+/).filter((word) => word.includes('@')) : [];
+  return address && named.every((word) => normalizeEmail(word) === address) ? address : undefined;
 }
 
 /**

@@ -278,6 +278,22 @@ describe('engagement handler', () => {
     expect(senderAddress('m@example.net, vera@example.com')).toBeUndefined();
   });
 
+  it('takes the customer\'s reply from a From that names their address in a comment\'s older form or as its own display name', async () => {
+    // Prepare
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
+    const to = replyAddress(CONVERSATION);
+
+    // Act
+    const outcomes = [];
+    for (const from of ['vera@example.com (Vera Vieira)', 'Vera@Example.com <vera@example.com>', 'Vera <vera@example.com> (home)']) outcomes.push((await handler(sesEvent(to, multipart, 'PASS', 'Re: reply', from))).outcome);
+
+    // Assess: each is the customer's message; a From naming another address beside it still names nobody
+    expect(outcomes).toEqual(['queued 1 of 1', 'queued 1 of 1', 'queued 1 of 1']);
+    expect(senderAddress('vera@example.com <mallory@example.net>')).toBeUndefined();
+    expect(senderAddress('(vera@example.com) mallory@example.net')).toBe('mallory@example.net');
+    expect(senderAddress('Vera <vera@example.com> <mallory@example.net>')).toBeUndefined();
+  });
+
   it('stores a redelivered email from another sender once: the second delivery finds the first one\'s claim and note', async () => {
     // Prepare: the table as the first delivery leaves it (the claim taken, the note stored)
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: emailed });
