@@ -691,9 +691,12 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
   if (!to) return 'skipped';
   // Claimed before sending: a second fire (or a concurrent one) finds the replies emailed.
   // The address is recorded with the claim: replies are taken only from it (receiveEmail).
+  // Checked again on the record the claim replaces: the visitor may have come back and read (or
+  // answered) the replies since the read above, and the cancel of this timer can lose that race.
   const emailedTo = normalizeEmail(to) ?? to.toLowerCase();
+  const seenSince = (c: ConversationRecord) => (c.engagement?.visitorReadUpTo ?? '') >= newest.id || (c.lastInboundAt !== undefined && c.lastInboundAt >= newest.createdAt);
   const claim = await updateConversation(conversationId, (c) =>
-    (c.engagement?.emailedUpTo ?? '') >= newest.id || isErasing(c) ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
+    (c.engagement?.emailedUpTo ?? '') >= newest.id || isErasing(c) || seenSince(c) ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
   );
   if (!claim || claim.after === claim.before) return 'skipped';
   const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });

@@ -573,6 +573,23 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     expect(ses.commandCalls(SendEmailCommand)).toEqual([]);
   });
 
+  it('emails nothing when the visitor comes back and reads the reply as the fallback fires (between its read and its claim)', async () => {
+    // Prepare: unseen when the run reads the conversation; the visitor's read lands before the claim's read
+    const unseen = message({ id: '01REPLYC', channel: 'web', createdAt: '2026-05-03T11:50:00.000Z' });
+    const unread = arrange({ channel: 'web', contact: { id: 'c1', email: 'vera@example.com' }, lastInboundAt: '2026-05-03T11:40:00.000Z' }, { emailFallbackDelaySeconds: 60 });
+    const read = { ...unread, engagement: { ...unread.engagement, visitorReadUpTo: unseen.id }, version: unread.version + 1 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolvesOnce({ Item: unread }).resolves({ Item: read });
+    ddb.on(QueryCommand).resolves({ Items: [{ ...keys.message(CONVERSATION, unseen.id), ...unseen }] });
+    ses.on(SendEmailCommand).resolves({ MessageId: 'm-1' });
+
+    // Act
+    await expect(runTimer({ kind: 'emailFallback', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: unseen.id }, now)).resolves.toBe('skipped');
+
+    // Assess: nothing claimed, nothing emailed
+    expect(conversationWrites()).toEqual([]);
+    expect(ses.commandCalls(SendEmailCommand)).toEqual([]);
+  });
+
   it('keeps a snoozed conversation asleep when its wake-up comes early, and re-arms it for snoozedUntil', async () => {
     arrange({ status: 'snoozed', snoozedUntil: '2026-05-03T12:00:05.000Z' }, {});
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:05.000Z' }, now)).resolves.toBe('skipped');
