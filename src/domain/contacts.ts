@@ -68,10 +68,16 @@ export function normalizePhone(raw: string | undefined): string | undefined {
   return digits.length >= 7 && digits.length <= 15 ? `+${digits}` : undefined;
 }
 
+/**
+ * An address as people have them (RFC 5322's dot-atom, letters of any script): a comma, a bracket
+ * or a quote is a list or a display name the mail service would refuse or read as other addresses,
+ * and so is a control character.
+ */
+const EMAIL = /^[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+)*@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+[\p{L}\p{N}][\p{L}\p{N}-]*$/u;
+
 export function normalizeEmail(raw: string | undefined): string | undefined {
   const value = raw?.trim().toLowerCase();
-  // No control character either: an address with one reaches nobody, and the mail service refuses it.
-  return value && /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(value) ? value : undefined;
+  return value && value.length <= 254 && EMAIL.test(value) ? value : undefined;
 }
 
 function identities(profile: Profile): Identity[] {

@@ -319,6 +319,16 @@ describe('PATCH /v1/contacts/{id}', () => {
     expect((await findBy(`email=${encodeURIComponent(email)}`)).map((c) => c.id)).toEqual([taker]);
   });
 
+  it('takes the addresses people have: plus tags, dots, letters of any script, subdomains', async () => {
+    const first = await write('telegram', newHandle('telegram'), 'Hello');
+    const contactId = first.message.sender.id;
+    for (const email of [`ana.maria+orders-${contactId}@mail.example.co.uk`, `o'brien_${contactId}@example.ie`, `josé-${contactId}@exämple.de`]) {
+      const res = await edit(contactId, { email });
+      expect(res.status, email).toBe(200);
+      expect(res.body.email).toBe(email.toLowerCase());
+    }
+  });
+
   it('refuses bad input with 400 and changes nothing', async () => {
     const first = await write('telegram', newHandle('telegram'), 'Hello');
     const contactId = first.message.sender.id;
@@ -341,6 +351,16 @@ describe('PATCH /v1/contacts/{id}', () => {
       // Not an address: a control character inside.
       { email: 'ana\u0000@example.com' },
       { email: 'ana@example.com\u0007' },
+      // A list or a display name: the mail service would refuse it, or read other addresses in it.
+      { email: 'ana,bo@example.com' },
+      { email: 'ana;bo@example.com' },
+      { email: 'Ana <ana@example.com>' },
+      { email: '"ana"@example.com' },
+      { email: 'ana@exa(mple).com' },
+      { email: 'ana..bo@example.com' },
+      { email: '.ana@example.com' },
+      { email: 'ana@-example.com' },
+      { email: 'ana@example..com' },
       // Words or an extension beside the digits: stripped, they made another number (+15550100000123).
       { phone: '+1 555 010 0000 ext 123' },
       { phone: 'call me on 555 010 0000' },
