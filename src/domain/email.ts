@@ -214,6 +214,9 @@ export function stripQuotedReply(text: string): string {
   return kept.join('\n').trim();
 }
 
+/** The files of one email named in its message, at most. */
+const MAX_LISTED_FILES = 20;
+
 export const InboundEmailSchema = z.object({
   to: z.union([z.text(3, 1000), z.array(z.text(3, 320)).check(z.minLength(1), z.maxLength(50))]),
   from: z.text(3, 320),
@@ -223,6 +226,8 @@ export const InboundEmailSchema = z.object({
   messageId: z.optional(z.text(1, 998)),
   /** Headed as no person's writing (isAutomaticEmail): an out-of-office reply, a bounce. */
   automatic: z.optional(z.boolean()),
+  /** The names of the files it came with (attachedFileNames): not kept, but said, so none goes unseen. */
+  files: z.optional(z.array(z.text(1, 255)).check(z.maxLength(MAX_LISTED_FILES))),
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
 
@@ -372,7 +377,7 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   }
   if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
   const sender = senderAddress(email.from);
-  const text = stripQuotedReply(email.text);
+  const text = withFilesNotKept(stripQuotedReply(email.text), email.files);
   if (!(await fromCustomer(conversation, sender))) {
     if (!sender || !text) return { accepted: false, reason: 'unknown_sender' };
     if (!(await keepAsNote(conversation, sender, text, email))) return { accepted: false, reason: 'rate_limited' };
@@ -392,6 +397,16 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   };
   await enqueueInbound([event]);
   return { accepted: true, conversationId: conversation.id, kept: 'message' };
+}
+
+/**
+ * Files sent by email are not kept (a reply comes through SNS whole, 150 KB at most): the message
+ * names them, so that a customer's photo is not dropped unseen, and the team asks for it in the chat.
+ */
+function withFilesNotKept(text: string, files: readonly string[] | undefined): string {
+  if (!files?.length) return text;
+  const line = `📎 Sent by email, not kept here: ${files.join(', ')}`;
+  return text ? `${text}\n\n${line}` : line;
 }
 
 /** The local route's body: an email as SES hands it over, and the Date header it may give. */
@@ -472,6 +487,7 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
     if ([note.receipt?.spamVerdict, note.receipt?.virusVerdict, note.receipt?.dmarcVerdict].some((verdict) => verdict?.status === 'FAIL')) continue;
     const raw = /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
     const text = textFromMime(raw);
+    const files = attachedFileNames(raw);
     const automatic = isAutomaticEmail(splitMessage(raw).headers);
     const to = [...(note.receipt?.recipients ?? []), ...(note.mail?.commonHeaders?.to ?? [])];
     const from = note.mail?.commonHeaders?.from?.[0] ?? note.mail?.source;
@@ -483,6 +499,7 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
       text: text ?? '',
       messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId,
       automatic,
+      ...(files.length ? { files } : {}),
     });
     if (parsed.success) emails.push(parsed.data);
     else console.warn('an inbound email was dropped', parsed.error.issues[0]?.path.join('.'), parsed.error.issues[0]?.message);
@@ -520,6 +537,15 @@ function decodeBody(body: string, encoding: string | undefined, charset: string 
   } catch {
     return new TextDecoder('utf-8').decode(bytes);
   }
+}
+
+/** RFC 2047's encoded words (`=?UTF-8?B?…?=`, `=?ISO-8859-1?Q?…?=`) as their text; adjacent ones join. */
+function decodeWords(text: string): string {
+  return text
+    .replace(/(\?=)\s+(=\?)/g, '$1$2')
+    .replace(/=\?([^?\s]+)\?([bq])\?([^?\s]*)\?=/gi, (_, charset: string, kind: string, data: string) =>
+      kind.toLowerCase() === 'b' ? decodeBody(data, 'base64', charset) : decodeBody(data.replace(/_/g, ' '), 'quoted-printable', charset),
+    );
 }
 
 /** windows-1252's characters for 0x80–0x9F (undefined slots stay as they are). */
@@ -583,6 +609,45 @@ function htmlText(html: string): string {
 
 /** A part the sender attached (a file, even one of text), not the words they wrote. */
 const isAttachedFile = (headers: Record<string, string>) => /^attachment\b|\bfilename\*?=/i.test(headers['content-disposition'] ?? '');
+
+/**
+ * The names of the files a person attached, in order: a part attached as a file, or an inline one
+ * named but not shown in the HTML by Content-ID (a pasted photo, not a signature's logo).
+ */
+export function attachedFileNames(raw: string, depth = 0): string[] {
+  if (depth > MAX_MIME_DEPTH) return [];
+  const { headers, body } = splitMessage(raw);
+  const boundary = /^multipart\//i.test(headers['content-type'] ?? '') ? /boundary="?([^";]+)"?/i.exec(headers['content-type']!)?.[1] : undefined;
+  if (!boundary) return [];
+  const names: string[] = [];
+  for (const part of body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'))) {
+    const raw = part.replace(/^\n/, '');
+    const own = splitMessage(raw).headers;
+    const name = fileNameOf(own);
+    const disposition = own['content-disposition'] ?? '';
+    if (name && (/^attachment\b/i.test(disposition) || !own['content-id'])) names.push(name);
+    else if (!name) names.push(...attachedFileNames(raw, depth + 1));
+  }
+  return names.slice(0, MAX_LISTED_FILES);
+}
+
+/** A part's file name: `filename` (RFC 2231's `filename*=UTF-8''…` too), else the type's `name`. */
+function fileNameOf(headers: Record<string, string>): string | undefined {
+  const disposition = headers['content-disposition'] ?? '';
+  const extended = /filename\*=(?:([\w-]+)?'[^']*')?([^;\s]+)/i.exec(disposition);
+  let name: string | undefined;
+  if (extended) {
+    try {
+      name = decodeURIComponent(extended[2]!);
+    } catch {
+      name = extended[2];
+    }
+  } else {
+    name = /\bfilename="?([^";]+)"?/i.exec(disposition)?.[1] ?? /\bname="?([^";]+)"?/i.exec(headers['content-type'] ?? '')?.[1];
+  }
+  const shown = name ? decodeWords(name).replace(/\p{Cc}/gu, '').trim().slice(0, 255) : '';
+  return shown || undefined;
+}
 
 /** The readable text of a MIME email: its text/plain part, else its HTML with the tags dropped. */
 export function textFromMime(raw: string, depth = 0): string | undefined {

@@ -200,6 +200,36 @@ describe('engagement handler', () => {
     expect(event.text).toBe('Merci, ça marche très bien!');
   });
 
+  it("names the files a reply came with in its message, so a photo sent alone is not dropped unseen; a signature's inline logo is no file", async () => {
+    // Prepare: a photo alone (no words), and a reply with words, a PDF, an encoded name and a logo the HTML shows
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
+    const photoOnly = [
+      'Content-Type: multipart/mixed; boundary="m"', '',
+      '--m', 'Content-Type: text/plain; charset=utf-8', '', '',
+      '--m', 'Content-Type: image/jpeg; name="IMG_2041.jpg"', 'Content-Disposition: attachment; filename="IMG_2041.jpg"', 'Content-Transfer-Encoding: base64', '', '/9j/4AAQ',
+      '--m--', '',
+    ].join('\r\n');
+    const withWords = [
+      'Content-Type: multipart/mixed; boundary="m"', '',
+      '--m', 'Content-Type: multipart/related; boundary="r"', '',
+      '--r', 'Content-Type: text/html; charset=utf-8', '', '<p>Here is the invoice</p><img src="cid:logo1">',
+      '--r', 'Content-Type: image/png; name="logo.png"', 'Content-Disposition: inline; filename="logo.png"', 'Content-ID: <logo1>', '', 'iVBOR',
+      '--r--',
+      '--m', 'Content-Type: application/pdf', "Content-Disposition: attachment; filename*=UTF-8''facture%20n%C2%B012.pdf", '', '%PDF',
+      '--m', 'Content-Type: text/plain; name="=?UTF-8?B?w6l0w6kudHh0?="', 'Content-Disposition: attachment', '', 'summer',
+      '--m--', '',
+    ].join('\r\n');
+
+    // Act
+    const alone = await handler(sesEvent(replyAddress(CONVERSATION), photoOnly));
+    const words = await handler(sesEvent(replyAddress(CONVERSATION), withWords));
+
+    // Assess: both queued, each naming its files; the logo is not one
+    expect([alone.outcome, words.outcome]).toEqual(['queued 1 of 1', 'queued 1 of 1']);
+    const texts = sendMessageBatch.mock.calls.map((call) => JSON.parse((call[1] as BatchEntry[])[0]!.MessageBody!).text as string);
+    expect(texts).toEqual(['📎 Sent by email, not kept here: IMG_2041.jpg', 'Here is the invoice\n\n📎 Sent by email, not kept here: facture n°12.pdf, été.txt']);
+  });
+
   it('keys a customer email by its Message-ID, hashed when too long for an idempotency key', async () => {
     // Prepare
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
