@@ -417,9 +417,10 @@ export async function deliverOutbound(
     await keepProviderMedia(job, lastReceive, copyDeadlineMs);
     return;
   }
-  // A proactive job names a contact, not a stored message: it is expanded (and sent) there.
+  // A proactive job names a contact, not a stored message: it is expanded (and sent) there, under
+  // this batch's deadlines (a send started too late could be taken and then sent again).
   if (isProactiveJob(job)) {
-    await deliverProactive(job, lastReceive, redelivered);
+    await deliverProactive(job, lastReceive, redelivered, { copyMs: copyDeadlineMs, sendMs: sendDeadlineMs });
     return;
   }
   // Routing's request to hand waiting conversations out (an agent came online).

@@ -171,7 +171,13 @@ export type ProactiveOutcome = 'sent' | 'no_conversation';
  * One recipient, run by the outbound consumer. Repeatable: the message id is claimed once per
  * batch and contact, and deliverOutbound sends a stored message at most once.
  */
-export async function deliverProactive(job: ProactiveJob, lastAttempt: boolean, redelivered = false): Promise<ProactiveOutcome> {
+export async function deliverProactive(
+  job: ProactiveJob,
+  lastAttempt: boolean,
+  redelivered = false,
+  /** The batch's deadlines (src/domain/outbound.ts deliverOutbound), not this job's start. */
+  deadlines?: { copyMs: number; sendMs: number },
+): Promise<ProactiveOutcome> {
   const { batchId, contactId, text, channel, sender } = job.proactive;
   const conversation = await targetConversation(contactId, channel);
   if (!conversation) return 'no_conversation';
@@ -179,6 +185,6 @@ export async function deliverProactive(job: ProactiveJob, lastAttempt: boolean, 
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
   await storeOutbound(target, { text, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.
-  await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt, redelivered);
+  await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt, redelivered, deadlines?.copyMs, deadlines?.sendMs);
   return 'sent';
 }

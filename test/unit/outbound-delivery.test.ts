@@ -5,17 +5,18 @@
  */
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { clearCredentialCache } from '../../src/channels/credentials';
 import { keys } from '../../src/store/keys';
 import type { ConversationRecord } from '../../src/store/conversations';
 import type { Message } from '../../src/domain/types';
+import type { ProactiveJob } from '../../src/domain/proactive';
 
 const automation = vi.hoisted(() => ({ afterOutbound: vi.fn(), beforeSend: vi.fn(async () => undefined) }));
 vi.mock('../../src/domain/automation', () => automation);
-vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true }));
+vi.mock('../../src/domain/fanout', () => ({ publish: vi.fn(async () => 0), agentConnectionsAhead: () => Promise.resolve([]), scopeOf: () => true, REPEATS_ACTIVITY: Symbol('repeatsActivity') }));
 const { deliverOutbound, RetryableSendError } = await import('../../src/domain/outbound');
 const { handler } = await import('../../functions/outbound/handler');
 const { publish } = await import('../../src/domain/fanout');
@@ -148,6 +149,40 @@ describe('a reply reached late in a slow batch', () => {
     // Assess
     expect(vi.mocked(fetch)).toHaveBeenCalledTimes(1);
     expect(statuses()).toEqual(['sent']);
+  });
+
+  it('is not started for a proactive job either: the batch’s deadline reaches the send it expands into', async () => {
+    // Prepare: a contact with one WhatsApp conversation, its window open; what the job stores is read back
+    const open = conversation(new Date().toISOString());
+    const items = new Map<string, Record<string, unknown>>();
+    const at = (key: Record<string, unknown>) => `${String(key.pk)}|${String(key.sk)}`;
+    ddb.on(QueryCommand).resolves({
+      Items: [
+        { ...keys.contact('c1'), id: 'c1', handles: [{ channel: 'whatsapp', handle: open.handle }] },
+        { ...keys.contactConversation('c1', CONVERSATION), conversationId: CONVERSATION },
+      ],
+    });
+    ddb.on(BatchGetCommand).resolves({ Responses: { 'conversa-unit': [{ ...keys.conversation(CONVERSATION), ...open }] } });
+    ddb.on(PutCommand).callsFake((input: { Item: Record<string, unknown> }) => {
+      items.set(at(input.Item), input.Item);
+      return {};
+    });
+    ddb.on(GetCommand).callsFake((input: { Key: Record<string, unknown> }) => ({ Item: input.Key.sk === 'CONV' ? { ...keys.conversation(CONVERSATION), ...open } : items.get(at(input.Key)) }));
+    ddb.on(UpdateCommand).resolves({ Attributes: open });
+    const job: ProactiveJob = {
+      conversationId: 'proactive-lane-0',
+      messageId: 'proactive-B1-c1',
+      proactive: { batchId: 'B1', contactId: 'c1', text: 'Our sale starts today', sender: { id: 'admin-1' } },
+    };
+
+    // Act
+    const delivery = deliverOutbound(job, false, false, Date.now() + 15_000, late());
+
+    // Assess: stored, and left queued for the next delivery (which finds it by the job's claim)
+    await expect(delivery).rejects.toBeInstanceOf(RetryableSendError);
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    const stored = [...items.values()].filter((item) => String(item.sk).startsWith('MSG#'));
+    expect(stored).toEqual([expect.objectContaining({ text: 'Our sale starts today', status: 'queued', unprompted: true })]);
   });
 });
 
