@@ -20,7 +20,7 @@ import { getAdapter } from '../channels/registry';
 import { windowStart } from '../channels/window';
 import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
 import { PROVIDER_TIMEOUT_MS } from '../channels/common';
-import type { Credentials } from '../channels/types';
+import type { ChannelAdapter, Credentials, WindowDecision } from '../channels/types';
 import { enqueueOutbound } from '../aws/queues';
 import { FUNCTIONS } from '../manifest';
 import {
@@ -545,6 +545,21 @@ export async function abandonOutbound(job: OutboundJob, reason: string): Promise
   return true;
 }
 
+/**
+ * What the provider's window allows this message now. A proactive message answers nobody: past the
+ * 24 hours, Messenger's and Instagram's HUMAN_AGENT tag is for an agent's answer to the customer,
+ * and Meta forbids it for campaigns (a Page that uses it so risks its messaging).
+ */
+function windowFor(adapter: ChannelAdapter, conversation: ConversationRecord, message: Message): WindowDecision {
+  const decision = adapter.window(windowStart(conversation), new Date(), Boolean(message.template));
+  if (!decision.allowed || !decision.tag || !message.unprompted) return decision;
+  return {
+    allowed: false,
+    code: 'outside_window',
+    message: 'The customer last wrote more than 24 hours ago: a proactive message goes only within the 24-hour standard messaging window (the HUMAN_AGENT tag after it is for answering the customer).',
+  };
+}
+
 async function sendToProvider(
   conversation: ConversationRecord,
   message: Message,
@@ -557,11 +572,11 @@ async function sendToProvider(
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
   const adapter = getAdapter(channel);
-  let decision = adapter.window(windowStart(conversation), new Date(), Boolean(message.template));
+  let decision = windowFor(adapter, conversation, message);
   if (!decision.allowed) {
     // The customer's newest message (the one a greeting answers) may be missing from an eventually consistent read.
     const fresh = await getConversation(conversation.id, true);
-    decision = adapter.window(windowStart(fresh ?? conversation), new Date(), Boolean(message.template));
+    decision = windowFor(adapter, fresh ?? conversation, message);
   }
   if (!decision.allowed) {
     return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });

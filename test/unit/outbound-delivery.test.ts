@@ -186,6 +186,42 @@ describe('a reply reached late in a slow batch', () => {
   });
 });
 
+describe('a message on Messenger two days after the customer last wrote (its HUMAN_AGENT days)', () => {
+  function arrangeMessenger(message: Message) {
+    const old = { ...conversation(new Date(Date.now() - 48 * HOUR).toISOString()), channel: 'messenger' as const, handle: '2468013579' };
+    ddb.on(GetCommand, { Key: keys.message(CONVERSATION, MESSAGE) }).resolves({ Item: { ...keys.message(CONVERSATION, MESSAGE), ...message } });
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: old });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    ddb.on(UpdateCommand).callsFake((input: { ExpressionAttributeValues: Record<string, unknown> }) => ({
+      Attributes: { ...message, status: input.ExpressionAttributeValues[':status'], ...(input.ExpressionAttributeValues[':error'] ? { error: input.ExpressionAttributeValues[':error'] } : {}) },
+    }));
+    vi.mocked(fetch).mockImplementation(async () => new Response(JSON.stringify({ recipient_id: old.handle, message_id: 'm_SENT' }), { status: 200 }));
+  }
+  const onMessenger: Message = { ...reply, channel: 'messenger', sender: { type: 'agent', id: 'admin-1' }, text: 'Our sale starts today' };
+
+  it('is not sent when it is a proactive one: the tag is for answering the customer, not for campaigns', async () => {
+    // Prepare
+    arrangeMessenger({ ...onMessenger, unprompted: true });
+
+    // Act
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
+
+    // Assess
+    expect(vi.mocked(fetch)).not.toHaveBeenCalled();
+    expect(statuses()).toEqual(['failed']);
+    expect(ddb.commandCalls(UpdateCommand)[0]!.args[0].input.ExpressionAttributeValues?.[':error']).toMatch(/proactive message goes only within the 24-hour/);
+  });
+
+  it('goes under the tag when it is an agent’s reply', async () => {
+    arrangeMessenger(onMessenger);
+    await deliverOutbound({ conversationId: CONVERSATION, messageId: MESSAGE }, false);
+    expect(vi.mocked(fetch)).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(String(vi.mocked(fetch).mock.calls[0]![1]!.body))).toMatchObject({ messaging_type: 'MESSAGE_TAG', tag: 'HUMAN_AGENT' });
+    expect(statuses()).toEqual(['sent']);
+  });
+});
+
 describe('a reply on a channel nobody set up', () => {
   const secrets = mockClient(SecretsManagerClient);
   const record = (receiveCount: number): SQSRecord =>
