@@ -8,9 +8,10 @@
 import { createHash } from 'node:crypto';
 import { enqueueOutbound } from '../aws/queues';
 import { getConversations, isErasing, type ConversationRecord } from '../store/conversations';
-import { contactsWithVisitorItems, getContactWithConversationIds, getContacts, type ContactRecord } from '../store/contacts';
+import { contactsWithVisitorItems, getContacts, type ContactRecord } from '../store/contacts';
 import { erasedAmong } from '../store/erasure';
-import { claimDedup, releaseDedup } from '../store/messages';
+import { claimDedup, getDedup, releaseDedup } from '../store/messages';
+import { loadContact } from './contacts';
 import { takeProactiveQuota } from '../store/quota';
 import { ClientError, notFound } from './errors';
 import { storeOutbound } from './engagement';
@@ -156,13 +157,18 @@ export async function requeueProactive(job: ProactiveJob): Promise<void> {
   await enqueueOutbound([{ ...job, messageId: `proactive-${job.proactive.batchId}-${job.proactive.contactId}#${newId()}` }]);
 }
 
-/** The contact's conversation to write in: on the requested channel, else the most recently active. */
-async function targetConversation(contactId: string, channel: Channel | undefined): Promise<ConversationRecord | undefined> {
-  const found = await getContactWithConversationIds(contactId);
-  if (!found) return undefined;
+/**
+ * The recipient as merges left it (a contact merged into another since the request took its
+ * conversations there) and its conversation to write in: on the requested channel, else the most
+ * recently active.
+ */
+async function targetConversation(contactId: string, channel: Channel | undefined): Promise<{ recipient: string; conversation?: ConversationRecord }> {
+  const found = await loadContact(contactId);
+  if (!found) return { recipient: contactId };
   // One whose customer's erasure was asked for is written in no more.
   const conversations = (await getConversations(found.conversationIds)).filter((c) => (!channel || c.channel === channel) && !isErasing(c));
-  return conversations.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))[0];
+  const newest = conversations.sort((a, b) => b.lastMessageAt.localeCompare(a.lastMessageAt))[0];
+  return { recipient: found.contact.id, ...(newest ? { conversation: newest } : {}) };
 }
 
 export type ProactiveOutcome = 'sent' | 'no_conversation';
@@ -179,9 +185,14 @@ export async function deliverProactive(
   deadlines?: { copyMs: number; sendMs: number },
 ): Promise<ProactiveOutcome> {
   const { batchId, contactId, text, channel, sender } = job.proactive;
-  const conversation = await targetConversation(contactId, channel);
+  const { recipient, conversation } = await targetConversation(contactId, channel);
   if (!conversation) return 'no_conversation';
-  const { record } = await claimDedup(`proactive#${batchId}#${contactId}`, { conversationId: conversation.id, messageId: newId() });
+  // Merged into another contact since the request: written to as that one, under its claim, so that
+  // the survivor, on the list too, gets the message once. A claim of this job's own from before the
+  // merge (a redelivery) stands: its message may be stored and not yet sent.
+  const own = `proactive#${batchId}#${contactId}`;
+  const scope = recipient === contactId || (await getDedup(own)) ? own : `proactive#${batchId}#${recipient}`;
+  const { record } = await claimDedup(scope, { conversationId: conversation.id, messageId: newId() });
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
   await storeOutbound(target, { text, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.

@@ -15,6 +15,7 @@ import { getMessage } from '../../src/store/messages';
 import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
 import { replyAddress } from '../../src/domain/email';
+import { deliverProactive, type ProactiveJob } from '../../src/domain/proactive';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -1284,6 +1285,30 @@ describe('proactive messages', () => {
     const none = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [whatsappContact], text, channel: 'web' } });
     expect(none.status, none.text).toBe(422);
     expect(none.body.error.code).toBe('not_reachable');
+  });
+
+  it('writes to a recipient merged into another contact after the request as that one, once for both when both are on the list', async () => {
+    // Prepare: the request named both; before their jobs ran, the web contact was merged into the WhatsApp one
+    const { web, webContact, handle, whatsappContact } = await webAndWhatsAppContacts('merged later', 'Hello, same person');
+    const merged = await http(stack.httpUrl, 'POST', `/v1/contacts/${whatsappContact}/merge`, { token: adminJwt, body: { otherContactId: webContact } });
+    expect(merged.status, merged.text).toBe(200);
+    const text = `Merged sale ${handle}`;
+    const jobFor = (contactId: string): ProactiveJob => ({
+      conversationId: 'proactive-lane-0',
+      messageId: `proactive-MERGED-${contactId}`,
+      proactive: { batchId: `MERGED-${handle}`, contactId, text, sender: { id: 'admin-ada' } },
+    });
+
+    // Act: the merged contact's job first (it must not be skipped), then the survivor's
+    const outcomes = [await deliverProactive(jobFor(webContact), false), await deliverProactive(jobFor(whatsappContact), false)];
+
+    // Assess: one message, on the survivor's newest conversation, sent once
+    expect(outcomes).toEqual(['sent', 'sent']);
+    const whatsappConversation = (await http(stack.httpUrl, 'GET', `/v1/contacts/${whatsappContact}`, { token: agentJwt })).body.conversations.find((c: { channel: string }) => c.channel === 'whatsapp').id as string;
+    const written = [...(await history(web.conversationId)), ...(await history(whatsappConversation))].filter((m) => m.text === text);
+    expect(written).toEqual([expect.objectContaining({ conversationId: whatsappConversation, unprompted: true })]);
+    const sends = ((await http(stack.httpUrl, 'GET', '/local/outbox?channel=whatsapp')).body.items as unknown[]).filter((r) => JSON.stringify(r).includes(text));
+    expect(sends).toHaveLength(1);
   });
 
   it('is for admins only and refuses bad input with 4xx', async () => {
