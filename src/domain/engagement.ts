@@ -787,18 +787,24 @@ async function sendFollowUp(conversation: ConversationRecord, settings: Settings
     await storeOutbound(conversation, { text }, 'queue', id);
     return;
   }
-  const adapter = getAdapter(conversation.channel);
-  if (adapter.window(windowStart(conversation), now, false).allowed) {
+  // Not under Messenger's and Instagram's HUMAN_AGENT tag past their 24 hours: it is for people
+  // answering, as the greeting and the CSAT question keep to (canSendNow).
+  if (canSendNow(conversation, now)) {
     await storeOutbound(conversation, { text }, 'queue', id);
     return;
   }
+  const adapter = getAdapter(conversation.channel);
   const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
   const decision = adapter.window(windowStart(conversation), now, Boolean(template));
-  if (template && decision.allowed) {
+  if (template && decision.allowed && !decision.tag) {
     await storeOutbound(conversation, { text, template }, 'queue', id);
     return;
   }
-  const reason = decision.allowed ? 'the channel does not allow it now' : decision.message;
+  const reason = !decision.allowed
+    ? decision.message
+    : decision.tag
+      ? 'the customer last wrote more than 24 hours ago, and the HUMAN_AGENT tag that lets a message through now is for people answering, not automatic messages.'
+      : 'the channel does not allow it now';
   await storeOutbound(conversation, { text: `Automatic follow-up not sent: ${reason} Follow up yourself if needed.` }, 'note', id);
 }
 

@@ -407,6 +407,15 @@ describe('re-engagement across provider windows', () => {
     expect(sendMessageBatch.mock.calls).toHaveLength(0);
   });
 
+  it.each(['messenger', 'instagram'] as const)("past %s's 24 hours sends nothing under the HUMAN_AGENT tag (it is for people) and leaves the agent a note", async (channel) => {
+    // The customer last wrote 51 h ago: within the tag's 7 days, past the standard 24 hours.
+    arrange(channel, '2026-05-01T09:00:00.000Z');
+    await runTimer({ kind: 'reengage', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: reply.id }, now);
+    const [note] = storedMessages();
+    expect(note).toMatchObject({ private: true, sender: { type: 'bot' }, text: expect.stringMatching(/^Automatic follow-up not sent: .*HUMAN_AGENT/) });
+    expect(sendMessageBatch.mock.calls).toHaveLength(0);
+  });
+
   it('does nothing when the customer writes between the timer’s first read and its claim', async () => {
     const conversation = arrange('telegram', '2026-05-01T09:00:00.000Z');
     // The first read still shows the old message; the claim's fresh read has the customer's answer.
