@@ -217,20 +217,25 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   ]);
   let attachments: Attachment[] = [];
   let mentions: string[] = [];
+  // The same reply again, stored by an earlier attempt: answered with it whatever the checks would
+  // say now (the window may have closed since, the upload expired).
+  const existing = claimed ? undefined : await getMessage(record.conversationId, record.messageId);
   try {
     // Being erased (its contact's erasure was asked for): gone to agents, as the reads answer.
     if (!conversation || isErasing(conversation)) throw notFound('conversation');
-    if (input.template && (isPrivate || conversation.channel !== 'whatsapp')) {
-      throw badRequest('template_not_supported', 'templates are WhatsApp message templates: send text on this conversation');
-    }
-    if (input.template && input.attachments?.length) {
-      throw badRequest('template_not_supported', 'a template carries no attachments: send the files in a reply of their own');
-    }
-    mentions = await checkMentions(input.mentions, isPrivate);
-    if (!isPrivate) checkWindow(conversation, Boolean(input.template));
-    if (input.attachments?.length) {
-      const channel = conversation.channel;
-      attachments = await attachUploads({ kind: 'agent', id: agent.id, conversationId }, input.attachments, isPrivate ? undefined : (files) => refuseUnsendableFiles(channel, files));
+    if (!existing) {
+      if (input.template && (isPrivate || conversation.channel !== 'whatsapp')) {
+        throw badRequest('template_not_supported', 'templates are WhatsApp message templates: send text on this conversation');
+      }
+      if (input.template && input.attachments?.length) {
+        throw badRequest('template_not_supported', 'a template carries no attachments: send the files in a reply of their own');
+      }
+      mentions = await checkMentions(input.mentions, isPrivate);
+      if (!isPrivate) checkWindow(conversation, Boolean(input.template));
+      if (input.attachments?.length) {
+        const channel = conversation.channel;
+        attachments = await attachUploads({ kind: 'agent', id: agent.id, conversationId }, input.attachments, isPrivate ? undefined : (files) => refuseUnsendableFiles(channel, files));
+      }
     }
   } catch (error) {
     // Refused input changes nothing; an outage (S3, DynamoDB) keeps the claim, so a retry beside it cannot store twice.
@@ -243,7 +248,6 @@ export async function postAgentMessage(conversationId: string, agent: AgentIdent
   const participantsFor = (m: Pick<Message, 'mentions' | 'sender'>) => [...new Set([...writer, ...mentionedOthers(m)])];
   const sender = input.connectionId ? { sender: { connectionId: input.connectionId, principalId: agent.id } } : {};
   if (!claimed) {
-    const existing = await getMessage(record.conversationId, record.messageId);
     // The same reply again: a first attempt that died after storing it may not have moved the
     // conversation, shown the reply (or note) or queued it. Queued again under the same
     // deduplication id, and sent at most once (deliverOutbound).

@@ -691,6 +691,28 @@ describe('WhatsApp window after a late webhook', () => {
   });
 });
 
+describe('a reply sent again once the window has closed', () => {
+  it('answers the retry with the reply stored by the first attempt, not 422, and stores and sends it once', async () => {
+    // Prepare: a WhatsApp reply taken (its answer lost to the agent's network), then the window closes
+    const { conversationId } = await customer('whatsapp');
+    const body = { text: `Your refund is on its way (${conversationId})`, clientMessageId: 'refund-1' };
+    const first = await reply(conversationId, body);
+    expect(first.status).toBe(202);
+    await agent.waitFor(updated(first.body.message.id, 'sent'), 15_000, 'the first attempt sent');
+    await lastWroteAgo(conversationId, 25 * HOUR);
+
+    // Act: the console sends the same reply again
+    const again = await reply(conversationId, body);
+
+    // Assess: the same message, once in the history and once at WhatsApp
+    expect(again.status, again.text).toBe(202);
+    expect(again.body.message.id).toBe(first.body.message.id);
+    const page = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt });
+    expect(page.body.items.filter((m: { text: string }) => m.text === body.text)).toHaveLength(1);
+    expect(await outbox('whatsapp', carries(body.text))).toHaveLength(1);
+  });
+});
+
 describe.each([{ channel: 'messenger' as const }, { channel: 'instagram' as const }])('$channel window', ({ channel }) => {
   it('sends with the HUMAN_AGENT tag between 24 h and 7 days, and refuses after 7 days', async () => {
     const { conversationId } = await customer(channel);
