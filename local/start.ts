@@ -8,11 +8,18 @@ const port = (name: string, fallback: number) => {
   return value;
 };
 
+const ports = { httpPort: port('CONVERSA_HTTP_PORT', 3000), wsPort: port('CONVERSA_WS_PORT', 3001) };
 const stack = await startLocalStack({
-  httpPort: port('CONVERSA_HTTP_PORT', 3000),
-  wsPort: port('CONVERSA_WS_PORT', 3001),
+  ...ports,
   ...(process.env.CONVERSA_DATA_DIR ? { dataDir: process.env.CONVERSA_DATA_DIR } : {}),
   verbose: true,
+}).catch((error: unknown) => {
+  // Another npm start (or anything else) on the port: say which and what to do, not a stack trace.
+  const { code, port: taken } = error as { code?: string; port?: number };
+  if (code !== 'EADDRINUSE') throw error;
+  const variable = taken === ports.wsPort ? 'CONVERSA_WS_PORT' : 'CONVERSA_HTTP_PORT';
+  console.error(`Port ${taken} is in use: stop what listens on it, or set ${variable} to another port (0 picks a free one).`);
+  process.exit(1);
 });
 
 console.log(`Conversa local stack is up

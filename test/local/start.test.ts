@@ -59,3 +59,44 @@ it('stops every part when the npm process gets SIGTERM', { timeout: 120_000 }, a
     }
   }
 });
+
+it('says which port is taken, and what to do, when another process holds it; nothing it started is left running', { timeout: 120_000 }, async () => {
+  // Prepare: something already listens on the HTTP port
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const httpPort = (holder.address() as { port: number }).port;
+  const npm = spawn('npm', ['start'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: { ...process.env, CONVERSA_HTTP_PORT: String(httpPort), CONVERSA_WS_PORT: String(await freePort()) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let output = '';
+  npm.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  npm.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  try {
+    // Act
+    const code = await new Promise<number | null>((resolve) => npm.on('exit', (exit) => resolve(exit)));
+
+    // Assess: a clear line, no stack trace, and no DynamoDB Local left behind in its group
+    expect(code).toBe(1);
+    expect(output).toContain(`Port ${httpPort} is in use: stop what listens on it, or set CONVERSA_HTTP_PORT`);
+    expect(output).not.toMatch(/\n\s+at /);
+    let alive = true;
+    await eventually(() => {
+      try {
+        process.kill(-npm.pid!, 0);
+      } catch {
+        alive = false;
+      }
+      return !alive;
+    }, 15_000, 200);
+  } finally {
+    holder.close();
+    try {
+      process.kill(-npm.pid!, 'SIGKILL');
+    } catch {
+      // Already gone, as it should be.
+    }
+  }
+});
