@@ -21,14 +21,38 @@ import { claimHandle, getHandle } from '../store/contacts';
 import { firstTeamReplySince } from '../store/messages';
 import { getConversation, isErasing, toConversation, updateConversation, type ConversationRecord } from '../store/conversations';
 import { closedEpisodeItem, closesOwnEpisode, movedEpisode, withMovedEpisode, type MovedEpisode } from '../domain/episodes';
+import { FUNCTIONS } from '../manifest';
 
 const TransferBody = z.object({ channel: z.enum(PROVIDER_CHANNELS) });
+
+/** Past the API function's timeout, the move that claimed an episode died (its retry holds the claim all the same). */
+const CLAIM_HOLDS_MS = FUNCTIONS.api.timeoutSeconds * 1000;
+
+/**
+ * Claims the source's unresolved episode for the move to `channel`, on the source, before any
+ * target takes it: of two moves at once to two channels (two agents), only one carries it, the
+ * other going on as a move after it would, without it (else both targets counted the issue).
+ * The same move again (a double click, a retry) holds the same claim; one older than the API's
+ * timeout was left by a move that died, and gives way. The episode this move carries, if any.
+ */
+async function claimEpisode(sourceId: string, channel: ProviderChannel): Promise<MovedEpisode | undefined> {
+  const now = Date.now();
+  let claimed: ConversationRecord | undefined;
+  await updateConversation(sourceId, (c) => {
+    claimed = undefined;
+    // A source that moved before has no episode of its own left to give; a resolved one's is over.
+    if (c.status === 'resolved' || c.movedTo) return undefined;
+    if (c.movingTo && c.movingTo.channel !== channel && now - Date.parse(c.movingTo.at) < CLAIM_HOLDS_MS) return undefined;
+    claimed = c;
+    return c.movingTo?.channel === channel ? undefined : { ...c, movingTo: { channel, at: new Date(now).toISOString() } };
+  });
+  return claimed && movedEpisode(claimed);
+}
 
 async function targetConversation(
   source: ConversationRecord,
   channel: ProviderChannel,
-  episode: MovedEpisode | undefined,
-): Promise<{ conversation: ConversationRecord; created: boolean }> {
+): Promise<{ conversation: ConversationRecord; created: boolean; episode: MovedEpisode | undefined }> {
   const found = await loadContact(source.contact.id);
   if (!found) throw notFound('contact');
   const { contact } = found;
@@ -47,13 +71,15 @@ async function targetConversation(
   if (pointer.contactId !== contact.id) {
     throw conflict('handle_taken', `The ${channel} handle ${handle} belongs to another contact; merge the contacts first.`);
   }
+  // Claimed once the move is sure to go ahead: a refused one leaves the source as it was.
+  const episode = await claimEpisode(source.id, channel);
   if (pointer.conversationId) {
     const existing = await getConversation(pointer.conversationId, true);
-    if (existing) return { conversation: existing, created: false };
+    if (existing) return { conversation: existing, created: false, episode };
   }
   // The contact it was merged into meanwhile, if it was.
   const contactId = await addHandlesFollowingMerges(contact.id, [{ channel, handle }]);
-  return openConversation(
+  const opened = await openConversation(
     {
       channel,
       handle,
@@ -64,6 +90,7 @@ async function targetConversation(
     // Without an issue to carry the team starts this contact: it counts once the customer writes there.
     episode ?? { teamStarted: true },
   );
+  return { ...opened, episode };
 }
 
 /**
@@ -105,14 +132,17 @@ async function moveEpisode(source: ConversationRecord, target: ConversationRecor
  * the source clears it first (transferToChannel), so moving it there again later is a new move
  * with notes of its own. Returns that id.
  */
-async function recordMove(sourceId: string, targetId: string, episodeMoved: boolean): Promise<string> {
+async function recordMove(sourceId: string, target: ConversationRecord, episodeMoved: boolean): Promise<string> {
+  const targetId = target.id;
   let id = '';
   const result = await updateConversation(sourceId, (c) => {
     const moves = episodeMoved && c.status !== 'resolved' && c.movedTo !== targetId;
     const repeated = c.continuedIn?.to === targetId ? c.continuedIn.id : undefined;
+    // This move's claim ends here; another's (a move without the episode beside it) stands.
+    const claimEnds = c.movingTo?.channel === target.channel;
     id = repeated ?? newId();
-    if (repeated && !moves) return undefined;
-    return { ...c, ...(moves ? { movedTo: targetId } : {}), continuedIn: { to: targetId, id } };
+    if (repeated && !moves && !claimEnds) return undefined;
+    return { ...c, ...(moves ? { movedTo: targetId } : {}), ...(claimEnds ? { movingTo: undefined } : {}), continuedIn: { to: targetId, id } };
   });
   if (!result) throw notFound('conversation');
   return id;
@@ -122,9 +152,8 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   const source = await getConversation(sourceId, true);
   if (!source || isErasing(source)) throw notFound('conversation');
   if (source.channel === channel) throw badRequest('same_channel', `the conversation is already on ${channel}`);
-  // A source that moved before has no episode of its own left to give.
-  const episode = source.status !== 'resolved' && !source.movedTo ? movedEpisode(source) : undefined;
-  const target = await targetConversation(source, channel, episode);
+  const target = await targetConversation(source, channel);
+  const { episode } = target;
   // One who never opened the console gets their record before anything is given to them, as when they take one.
   await ensureAgent(agent.id, agent);
   if (episode) await moveEpisode(source, target.conversation, episode, agent);
@@ -133,7 +162,7 @@ export async function transferToChannel(sourceId: string, channel: ProviderChann
   if (target.conversation.continuedIn) {
     await updateConversation(target.conversation.id, (c) => (c.continuedIn ? { ...c, continuedIn: undefined } : undefined));
   }
-  const notes = `move:${await recordMove(source.id, target.conversation.id, episode !== undefined)}`;
+  const notes = `move:${await recordMove(source.id, target.conversation, episode !== undefined)}`;
   await postAgentMessage(target.conversation.id, agent, {
     text: `Continued from the ${source.channel} conversation ${source.id}.`,
     private: true,

@@ -798,3 +798,28 @@ it('does not count a reopening for the team’s own failed reply (after the auto
   // Assess: resolved on first contact, as the customer never came back
   expect(await figures()).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
 });
+
+it('counts an issue moved to two channels at once (two agents) once, on the conversation it went to', async () => {
+  // Prepare: a web visitor who gave their number (reachable by WhatsApp and SMS) has waited 30 minutes
+  const phone = phoneHandles();
+  const session = await visitorSession(stack.httpUrl, { name: 'Tomas', phone: phone.phone });
+  const ws = await WsClient.connect(stack.wsUrl, session.token);
+  sockets.push(ws);
+  ws.send({ action: 'sendMessage', text: 'Reach me by phone', clientMessageId: crypto.randomUUID() });
+  const source = (await ws.waitFor((f) => f.type === 'ack')).conversationId as string;
+  const start = Date.now() - 3 * DAY - 31 * MINUTE;
+  await updateConversation(source, (c) => ({ ...c, createdAt: iso(start) }));
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(start + MINUTE)}`, { token: jwt })).body;
+
+  // Act: one agent moves it to SMS while another moves it to WhatsApp
+  const move = (channel: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel } });
+  const moves = await Promise.all([move('sms'), move('whatsapp')]);
+
+  // Assess: both continue it there, but the issue counts once, on the one the web conversation names
+  expect(moves.map((m) => m.status)).toEqual([201, 201]);
+  const movedTo = (await getConversation(source, true))?.movedTo;
+  const counted = await figures();
+  expect(counted.conversations).toBe(1);
+  const channel = moves.find((m) => m.body.id === movedTo)!.body.channel as string;
+  expect(Object.keys(counted.byChannel)).toEqual([channel]);
+});
