@@ -88,7 +88,8 @@ async function targetConversation(
       profile: { name: contact.name, email: contact.email, phone: contact.phone },
     },
     // Without an issue to carry the team starts this contact: it counts once the customer writes there.
-    episode ?? { teamStarted: true },
+    // Either way an agent goes on with it there: the customer's answer is not greeted as a new start.
+    { ...(episode ?? { teamStarted: true }), autoresponded: true },
   );
   return { ...opened, episode };
 }
@@ -117,7 +118,8 @@ async function moveEpisode(source: ConversationRecord, target: ConversationRecor
       if (!fields) return undefined;
       // The agent who moves it goes on with it, as with a reopening of their own.
       const reopened = c.status === 'resolved' ? { ...withStatus(c, 'open', new Date().toISOString(), agent.id), assigneeId: agent.id } : c;
-      return { ...reopened, ...fields };
+      // The issue was greeted where it began (or not at all): the customer's answer here is not a new start.
+      return { ...reopened, ...fields, autoresponded: true };
     },
     { by: agent.id },
     (before, after) => (before.status === 'resolved' && after.status !== 'resolved' && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined),

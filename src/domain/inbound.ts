@@ -170,7 +170,7 @@ interface NewConversation {
 export async function openConversation(
   input: NewConversation,
   /** The report episode it carries on (src/domain/episodes.ts movedEpisode), or that the team started it. */
-  episode: Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount' | 'teamStarted'> = {},
+  episode: Pick<ConversationRecord, 'reportStartedAt' | 'firstReplyAt' | 'reopenCount' | 'teamStarted' | 'autoresponded'> = {},
 ): Promise<{ conversation: ConversationRecord; created: boolean }> {
   const draft = await draftConversation(input);
   const contactId = await listUnderContact(input.contactId, draft.id);

@@ -610,6 +610,23 @@ describe('channel transfer', () => {
     expect(await smsConversations(second.message.sender.id)).toHaveLength(1);
   });
 
+  it('does not greet the customer again on the channel an agent moved their conversation to', async () => {
+    // Prepare: a WhatsApp customer, greeted by the autoresponder, asks to be texted
+    const phone = phoneHandles();
+    const start = await write('whatsapp', phone.whatsapp, 'Can you text me?');
+    const botTexts = async (id: string) => (await messages(id)).filter((m) => m.direction === 'outbound' && !m.private).map((m) => m.text);
+    expect(await eventually(async () => ((await botTexts(start.conversationId)).length === 1 ? true : undefined))).toBe(true);
+    const moved = await moveTo(start.conversationId, 'sms');
+    expect(moved.status).toBe(201);
+
+    // Act: the customer texts before the agent does (twice: the second, in the same queue group, comes after the first's hooks)
+    expect((await write('sms', phone.sms, 'Here I am')).conversationId).toBe(moved.body.id);
+    await write('sms', phone.sms, 'Hello?');
+
+    // Assess: the agent holding it answers; no second "thanks for getting in touch" for the same issue
+    expect(await botTexts(moved.body.id)).toEqual([]);
+  });
+
   it('gives the moved conversation to an agent who never opened the console, as when they take one', async () => {
     const phone = phoneHandles();
     const start = await write('whatsapp', phone.whatsapp, 'Text me please');
