@@ -36,6 +36,16 @@ const timeZone = z.string().check(
     },
     { message: 'not an IANA time zone' },
   ),
+  // Zones are matched without case: `europe/paris` is kept as `Europe/Paris`, as customers are told
+  // it. Only the case: the runtime's own name may be an older alias (Asia/Kolkata → Asia/Calcutta).
+  z.overwrite((tz) => {
+    try {
+      const known = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+      return known.toLowerCase() === tz.toLowerCase() ? known : tz;
+    } catch {
+      return tz; // refused above
+    }
+  }),
 );
 
 /** A real calendar date: `2026-02-30` would never match a day, and the holiday would silently not be one. */

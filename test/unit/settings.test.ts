@@ -49,3 +49,20 @@ describe('the hand-off hold', () => {
     expect(saved.success).toBe(true);
   });
 });
+
+describe('the business hours time zone', () => {
+  const zoneSaved = (timeZone: string) => SettingsSchema.safeParse(mergeSettings(defaultSettings(), { businessHours: { timeZone } }));
+
+  it("is kept as the zone is spelled, whatever the case it was typed in (customers are told it: 'back at 09:00 (Europe/Paris)')", () => {
+    expect(zoneSaved('europe/paris').data?.businessHours.timeZone).toBe('Europe/Paris');
+    expect(zoneSaved('AMERICA/NEW_YORK').data?.businessHours.timeZone).toBe('America/New_York');
+    expect(zoneSaved('utc').data?.businessHours.timeZone).toBe('UTC');
+    // Not swapped for the runtime's older alias, nor for the zone an alias stands for.
+    expect(zoneSaved('Asia/Kolkata').data?.businessHours.timeZone).toBe('Asia/Kolkata');
+    expect(zoneSaved('US/Eastern').data?.businessHours.timeZone).toBe('US/Eastern');
+  });
+
+  it('refuses a name that is no zone, without throwing', () => {
+    for (const zone of ['Mars/Base', '', 'UTC+3', '+05:00', 'Europe/Paris ']) expect(zoneSaved(zone).success, zone).toBe(false);
+  });
+});
