@@ -83,7 +83,8 @@ vi.mock('../../src/store/messages', async (orig) => {
     ...real,
     getMessage: async (...args: Parameters<typeof real.getMessage>) => {
       const found = await real.getMessage(...args);
-      if (race.armed?.conversationId === args[0] && race.armed.puts === 1) race.armed.looked();
+      // Before the first attempt's store or while it waits (a retry looks before its checks).
+      if (race.armed?.conversationId === args[0] && race.armed.puts <= 1) race.armed.looked();
       return found;
     },
     putMessage: async (...args: Parameters<typeof real.putMessage>) => {
