@@ -445,6 +445,30 @@ describe('erasing a customer', () => {
     await eventually(async () => !(await scanTable()).some((item) => item.pk === `CONV#${conversationId}`), 20_000);
   });
 
+  it("closes a conversation's files to agents once its contact's erasure was asked for, before the step marks it", async () => {
+    // Prepare: a web visitor's message with a file, which an agent opens.
+    const session = await visitorSession(stack.httpUrl, { name: 'Fay Files' });
+    const visitor = await WsClient.connect(stack.wsUrl, session.token);
+    sockets.push(visitor);
+    const uploadId = await upload('/v1/widget/uploads', session.token);
+    const clientMessageId = crypto.randomUUID();
+    visitor.send({ action: 'sendMessage', text: 'My invoice', clientMessageId, attachments: [{ uploadId, name: 'invoice.png' }] });
+    const ack = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 10_000, 'ack');
+    const file = `/v1/conversations/${String(ack.conversationId)}/messages/${String(ack.messageId)}/attachments/0`;
+    // The redirect to the bucket, followed: the file itself.
+    expect((await get(file, agentJwt)).status).toBe(200);
+    const contactId = (await get(`/v1/conversations/${String(ack.conversationId)}`)).body.contact.id as string;
+
+    // Act: the request's record alone, as for a conversation a racing message started (no mark on it).
+    expect(await startErasure(contactId, 'er-admin', new Date().toISOString())).toBe(true);
+    const answer = await get(file, agentJwt);
+
+    // Assess: gone, as the conversation and its messages are.
+    expect([answer.status, answer.body.error?.code]).toEqual([404, 'not_found']);
+    expect((await erase(contactId)).status).toBe(202);
+    await eventually(async () => (await getErasure(contactId))?.status === 'erased', 20_000);
+  });
+
   it("refuses agents' replies and changes, and leaves it out of the inbox lists, from the request on", async () => {
     // Prepare: Ana's open WhatsApp conversation, listed in her inbox and everybody's.
     const first = await whatsappWrites(phoneHandles().whatsapp, 'Please erase me');
