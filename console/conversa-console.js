@@ -46,8 +46,10 @@
   const STYLE = `
     .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; }
     .conversa-console [hidden] { display: none !important; }
-    .conversa-console > header { display: flex; gap: 10px; align-items: center; padding: 8px 14px; background: #24292f; color: #fff; }
-    .conversa-console > header .me { margin-left: auto; }
+    /* The workspace fills the page's height, so the history scrolls inside its log and the composer stays in view. */
+    .conversa-console .workspace { display: flex; flex-direction: column; flex: 1; min-height: 0; }
+    .conversa-console .workspace > header { display: flex; gap: 10px; align-items: center; padding: 8px 14px; background: #24292f; color: #fff; }
+    .conversa-console .workspace > header .me { margin-left: auto; }
     .conversa-console .main { display: flex; flex: 1; min-height: 0; }
     .conversa-console .side { width: 300px; border-right: 1px solid #d0d7de; display: flex; flex-direction: column; }
     .conversa-console .filters { display: flex; flex-wrap: wrap; gap: 4px; padding: 8px; }

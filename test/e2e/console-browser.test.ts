@@ -913,3 +913,38 @@ it.skipIf(!runs)('runs a macro from the head: the customer gets its reply, the t
     await visitor.close();
   }
 });
+
+/** A colleague's notes in a conversation, one after the other (ids in that order): a long history fast. */
+async function colleagueNotes(conversationId: string, prefix: string, count: number): Promise<void> {
+  const token = await agentToken(stack.httpUrl, 'agent-olga', 'agent', 'Olga');
+  for (let i = 0; i < count; i += 1) {
+    const sent = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, {
+      token,
+      body: { text: `${prefix} ${String(i).padStart(2, '0')}`, private: true, clientMessageId: `${prefix}-${i}` },
+    });
+    expect(sent.status).toBe(202);
+  }
+}
+
+/** Whether the element lies wholly inside the browser's window. */
+const inWindow = (page: Page, selector: string) =>
+  page.locator(selector).evaluate((node) => {
+    const box = node.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= (globalThis as any).innerHeight && box.height > 0;
+  });
+
+it.skipIf(!runs)('keeps a long history scrolling inside its log: the newest message and the composer stay in the window', async () => {
+  const conversationId = await whatsappCustomer('Is my order on its way?');
+  await colleagueNotes(conversationId, 'long history', 40);
+  const page = await openConsole('agent-rosa', 'Rosa');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.note')).toContain('long history 39');
+  // The page itself does not grow with the history: the log scrolls, at its newest message.
+  expect(await page.evaluate(() => (globalThis as any).document.documentElement.scrollHeight <= (globalThis as any).innerHeight)).toBe(true);
+  expect(await page.locator('.log').evaluate((log) => log.scrollHeight > log.clientHeight)).toBe(true);
+  await expect.poll(() => inWindow(page, '.log .message:last-child')).toBe(true);
+  expect(await inWindow(page, '.composer')).toBe(true);
+  // The header bar is styled as the console's (its rule once missed the element).
+  expect(await page.locator('header').evaluate((header) => (globalThis as any).getComputedStyle(header).display)).toBe('flex');
+});
