@@ -778,11 +778,18 @@
 
     canned.onchange = () => {
       const id = canned.value;
+      const conversationId = openId;
       canned.value = '';
-      if (!id || !openId) return;
+      if (!id || !conversationId) return;
       // Filled for this conversation's customer and this agent, then put where the cursor is.
       attempt(
-        api('GET', `/v1/canned-responses/${encodeURIComponent(id)}/render?conversationId=${encodeURIComponent(openId)}`).then((rendered) => {
+        api('GET', `/v1/canned-responses/${encodeURIComponent(id)}/render?conversationId=${encodeURIComponent(conversationId)}`).then((rendered) => {
+          // Another conversation opened meanwhile: the text (its customer's name in it) joins the draft of the one it was filled for.
+          if (openId !== conversationId) {
+            const d = draftOf(conversationId);
+            d.text += rendered.text;
+            return storeDrafts();
+          }
           text.setRangeText(rendered.text, text.selectionStart, text.selectionEnd, 'end');
           text.dispatchEvent(new Event('input'));
           text.focus();

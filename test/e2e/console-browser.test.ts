@@ -948,3 +948,35 @@ it.skipIf(!runs)('keeps a long history scrolling inside its log: the newest mess
   // The header bar is styled as the console's (its rule once missed the element).
   expect(await page.locator('header').evaluate((header) => (globalThis as any).getComputedStyle(header).display)).toBe('flex');
 });
+
+it.skipIf(!runs)("puts a canned response whose fill answered after the agent opened another conversation in the draft it was filled for, not in the one shown", async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  const created = await http(stack.httpUrl, 'POST', '/v1/canned-responses', { token: admin, body: { shortCode: 'switch', text: 'Dear {{contact.name|customer}}, thanks.' } });
+  expect(created.status).toBe(201);
+  const first = await whatsappCustomer('Where is parcel one?');
+  const second = await whatsappCustomer('Where is parcel two?');
+  const name = (await http(stack.httpUrl, 'GET', `/v1/conversations/${first}`, { token: admin })).body.contact.name as string;
+  const page = await openConsole('agent-sami', 'Sami');
+  // The fill's answer waits until the agent is in the other conversation.
+  let release: (() => void) | undefined;
+  await page.route('**/v1/canned-responses/*/render?**', async (route) => {
+    await new Promise<void>((resolve) => (release = resolve));
+    await route.continue();
+  });
+  await expect.poll(() => row(page, first).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, first).click();
+  const label = '/switch: Dear {{contact.name|customer}}, thanks.';
+  await expect.poll(() => page.getByLabel('Canned response').locator('option').allTextContents()).toContain(label);
+  await page.getByLabel('Canned response').selectOption({ label });
+  await expect.poll(() => release !== undefined).toBe(true);
+  await row(page, second).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Where is parcel two?']);
+  release!();
+  // Once the fill is in a draft (kept in sessionStorage), it is the first conversation's, and the one shown has none.
+  const kept = () => page.evaluate(() => JSON.parse((globalThis as any).sessionStorage.getItem('conversa.drafts.agent-sami') || '{}'));
+  await expect.poll(async () => JSON.stringify(await kept())).toContain('Dear');
+  expect(Object.keys(await kept())).toEqual([first]);
+  expect(await page.getByLabel('Message').inputValue()).toBe('');
+  await row(page, first).click();
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe(`Dear ${name}, thanks.`);
+});
