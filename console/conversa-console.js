@@ -142,6 +142,8 @@
     // The conversation shown, its older page and what this console last marked read in it.
     let openId = null;
     let olderCursor = null;
+    // The conversation whose history the log shows (its newest page read at least once).
+    let historyOf = null;
     let lastRead;
     // Each conversation's draft, kept while the agent works elsewhere: { text, note, files (picked,
     // this page only), clientMessageId and content (of its latest attempt), uploads, error }. The
@@ -545,7 +547,7 @@
 
     function closeConversation() {
       setTyping(false);
-      openId = null;
+      openId = historyOf = null;
       view.hidden = true;
       log.replaceChildren();
       forgetFiles();
@@ -557,6 +559,7 @@
         setTyping(false);
         keepDraft();
         openId = id;
+        historyOf = null;
         lastRead = undefined;
         showSuggestions([]);
         log.replaceChildren();
@@ -605,11 +608,26 @@
 
     /** The newest page of the history (older pages on demand), merged by id with what came live. */
     async function loadHistory(id, cursor) {
-      const page = await api('GET', `/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const read = (from) => api('GET', `/v1/conversations/${encodeURIComponent(id)}/messages?limit=50${from ? `&cursor=${encodeURIComponent(from)}` : ''}`);
+      // The newest page read again (a reconnection, a cut frame) over a history shown: it reads back
+      // to the newest message shown, so more than a page said meanwhile leaves no gap.
+      const newest = !cursor && historyOf === id ? log.lastElementChild?.dataset.id : undefined;
+      const page = await read(cursor);
       if (id !== openId) return;
-      if (!cursor || olderCursor === cursor) olderCursor = page.nextCursor;
-      olderButton.hidden = !olderCursor;
+      let next = page.nextCursor;
       for (const message of page.items) renderMessage(message);
+      while (newest && next && !page.items.some((m) => m.id <= newest)) {
+        const older = await read(next);
+        if (id !== openId) return;
+        for (const message of older.items) renderMessage(message);
+        if (older.items.some((m) => m.id <= newest)) break;
+        next = older.nextCursor;
+      }
+      historyOf = id;
+      // Where "Older messages" goes on from: the first page's end, or the older page's it read; a
+      // history read again up to what was shown keeps where that went on from.
+      if (cursor ? olderCursor === cursor : !newest) olderCursor = page.nextCursor;
+      olderButton.hidden = !olderCursor;
       if (!cursor) log.scrollTop = log.scrollHeight;
       markRead();
     }

@@ -980,3 +980,36 @@ it.skipIf(!runs)("puts a canned response whose fill answered after the agent ope
   await row(page, first).click();
   await expect.poll(() => page.getByLabel('Message').inputValue()).toBe(`Dear ${name}, thanks.`);
 });
+
+it.skipIf(!runs)('catches up on more than a page of messages said while its socket was down: none missing, none twice, in order', async () => {
+  const others = stack.websocket.connections();
+  const conversationId = await whatsappCustomer('Can I change my address?');
+  const page = await openConsole('agent-tova', 'Tova');
+  const [own] = stack.websocket.connections().filter((id) => !others.includes(id));
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Can I change my address?']);
+  const before = await texts(page, '.message');
+
+  // As in the reconnection case above: the socket drops and cannot come back while `blocked`.
+  await page.evaluate(() => {
+    const g = globalThis as any;
+    g.blocked = true;
+    g.WebSocket = class extends g.WebSocket {
+      constructor(url: string) {
+        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
+      }
+    };
+  });
+  expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
+  await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
+  // More than the history's page of 50 while nothing listens.
+  await colleagueNotes(conversationId, 'while away', 60);
+  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
+
+  const expected = [...before, ...Array.from({ length: 60 }, (_, i) => `while away ${String(i).padStart(2, '0')}`)];
+  await expect.poll(() => texts(page, '.message')).toEqual(expected);
+  // Everything is shown: there is nothing older to offer.
+  expect(await page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(false);
+});
