@@ -560,6 +560,9 @@
         keepDraft();
         openId = id;
         historyOf = null;
+        // The previous conversation's way back is no cursor of this one's (the API refuses it).
+        olderCursor = null;
+        olderButton.hidden = true;
         lastRead = undefined;
         showSuggestions([]);
         log.replaceChildren();

@@ -1013,3 +1013,28 @@ it.skipIf(!runs)('catches up on more than a page of messages said while its sock
   // Everything is shown: there is nothing older to offer.
   expect(await page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(false);
 });
+
+it.skipIf(!runs)("offers no 'Older messages' of the conversation it left in the one it opens", async () => {
+  const long = await whatsappCustomer('I have a long story');
+  const short = await whatsappCustomer('Quick question');
+  await colleagueNotes(long, 'story', 55);
+  const page = await openConsole('agent-uma', 'Uma');
+  await expect.poll(() => row(page, long).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, long).click();
+  await expect.poll(() => texts(page, '.message.note')).toContain('story 54');
+  await expect.poll(() => page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(true);
+
+  // The other conversation's history is on its way: its own page says whether there is more.
+  let release: (() => void) | undefined;
+  await page.route(`**/v1/conversations/${short}/messages?**`, async (route) => {
+    await new Promise<void>((resolve) => (release = resolve));
+    await route.continue();
+  });
+  await row(page, short).click();
+  await expect.poll(() => release !== undefined).toBe(true);
+  expect(await page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(false);
+  release!();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Quick question']);
+  expect(await page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(false);
+  expect(await page.locator('.notice[role=status]').textContent()).toBe('');
+});
