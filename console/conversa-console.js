@@ -25,6 +25,8 @@
   const TYPING_RENEW_MS = 3_000;
   const TYPING_SHOWN_MS = 6_000;
   const MAX_TEXT = 4096;
+  // How near the log's end counts as reading the newest messages (a live one then scrolls into view).
+  const FOLLOW_SLACK_PX = 40;
   // How far a message got (as the server ranks them): `failed` ends it.
   const STATUS_RANK = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
   const FILTERS = {
@@ -686,12 +688,16 @@
     /** One element per message, in id order (ids grow with time); a later frame updates it. */
     function renderMessage(message) {
       let node = log.querySelector(`.message[data-id="${CSS.escape(message.id)}"]`);
+      // A new last message comes into view if the agent was at the newest (or sent it); one who
+      // scrolled back to read keeps their place.
+      let follow = false;
       if (!node) {
         node = h('div');
         node.dataset.id = message.id;
         const after = [...log.children].find((other) => other.dataset.id > message.id);
+        const own = message.sender?.type === 'agent' && message.sender.id === me?.id;
+        follow = !after && (own || log.scrollHeight - log.scrollTop - log.clientHeight < FOLLOW_SLACK_PX);
         log.insertBefore(node, after || null);
-        if (!after) log.scrollTop = log.scrollHeight;
       }
       // Frames and the reply's own answer can arrive in any order: a status never goes back.
       const status = (STATUS_RANK[node.dataset.status] ?? -1) > (STATUS_RANK[message.status] ?? 0) ? node.dataset.status : message.status;
@@ -702,6 +708,8 @@
       const files = (message.attachments || []).map((file, index) => (file.type === 'csat' ? undefined : fileButton(message.id, index, file)));
       node.replaceChildren(h('div', { className: 'text', textContent: message.text }), ...files.filter(Boolean), h('span', { className: 'meta' }));
       setMeta(node);
+      // Scrolled once the message has its height, or it would stay below the fold.
+      if (follow) log.scrollTop = log.scrollHeight;
     }
 
     /** A file of a message: an image shows as its thumbnail, and a click saves any file under its name. */

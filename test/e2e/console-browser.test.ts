@@ -1038,3 +1038,24 @@ it.skipIf(!runs)("offers no 'Older messages' of the conversation it left in the 
   expect(await page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(false);
   expect(await page.locator('.notice[role=status]').textContent()).toBe('');
 });
+
+it.skipIf(!runs)('shows a live message at the newest end of the log in full, and leaves an agent who scrolled back to read where they were', async () => {
+  const conversationId = await whatsappCustomer('Do you ship abroad?');
+  await colleagueNotes(conversationId, 'earlier', 30);
+  const page = await openConsole('agent-vera', 'Vera');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.note')).toContain('earlier 29');
+  await expect.poll(() => inWindow(page, '.log .message:last-child')).toBe(true);
+
+  // At the newest end: a live message shows whole.
+  await colleagueNotes(conversationId, 'live one', 1);
+  await expect.poll(() => texts(page, '.message.note')).toContain('live one 00');
+  await expect.poll(() => inWindow(page, '.log .message:last-child')).toBe(true);
+
+  // Scrolled back: the next one leaves the log where the agent put it.
+  await page.locator('.log').evaluate((log) => (log.scrollTop = 100));
+  await colleagueNotes(conversationId, 'live two', 1);
+  await expect.poll(() => texts(page, '.message.note')).toContain('live two 00');
+  expect(await page.locator('.log').evaluate((log) => log.scrollTop)).toBe(100);
+});
