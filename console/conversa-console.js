@@ -521,7 +521,8 @@
           const button = h(
             'button',
             { type: 'button', className: 'conversation' },
-            contactName(c),
+            // Isolated, in its own direction: a right-to-left name neither leans left nor reorders what follows.
+            h('bdi', { textContent: contactName(c) }),
             c.unreadCount > 0 && c.id !== openId ? h('span', { className: 'unread', textContent: String(c.unreadCount) }) : undefined,
             h('span', { className: 'sub', textContent: `${c.channel} · ${assigneeLabel(c)} · ${when(c.lastMessageAt)}` }),
           );
@@ -706,7 +707,8 @@
       node.dataset.sender = message.sender?.name || message.sender?.type || '';
       node.dataset.at = message.createdAt;
       const files = (message.attachments || []).map((file, index) => (file.type === 'csat' ? undefined : fileButton(message.id, index, file)));
-      node.replaceChildren(h('div', { className: 'text', textContent: message.text }), ...files.filter(Boolean), h('span', { className: 'meta' }));
+      // Laid out in the text's own direction (its first strong letter): Arabic or Hebrew reads right to left.
+      node.replaceChildren(h('div', { className: 'text', dir: 'auto', textContent: message.text }), ...files.filter(Boolean), h('span', { className: 'meta' }));
       setMeta(node);
       // Scrolled once the message has its height, or it would stay below the fold.
       if (follow) log.scrollTop = log.scrollHeight;

@@ -1059,3 +1059,29 @@ it.skipIf(!runs)('shows a live message at the newest end of the log in full, and
   await expect.poll(() => texts(page, '.message.note')).toContain('live two 00');
   expect(await page.locator('.log').evaluate((log) => log.scrollTop)).toBe(100);
 });
+
+it.skipIf(!runs)("lays a right-to-left customer's name and messages out right to left, and a left-to-right reply as before", async () => {
+  const session = await visitorSession(stack.httpUrl, { name: 'سارة' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'مرحبا! أين طلبي؟', clientMessageId: 'rtl-1' });
+    const ack = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'rtl-1', 15_000, 'the ack');
+    const page = await openConsole('agent-wren', 'Wren');
+    await expect.poll(() => row(page, ack.conversationId).count(), { timeout: 15_000 }).toBe(1);
+    // The direction the element holding exactly `text` is laid out in (a re-render may replace it: read again).
+    const direction = (selector: string, text: string) =>
+      page.locator(selector).evaluate((scope, wanted) => {
+        const holder = [...scope.querySelectorAll('*')].find((node: any) => node.textContent === wanted) ?? scope;
+        return (globalThis as any).getComputedStyle(holder).direction;
+      }, text);
+    expect(await direction(`.inbox .conversation[data-id="${ack.conversationId}"]`, 'سارة')).toBe('rtl');
+    await row(page, ack.conversationId).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual(['مرحبا! أين طلبي؟']);
+    await expect.poll(() => direction('.log', 'مرحبا! أين طلبي؟')).toBe('rtl');
+    await send(page, 'Hello! Let me check.');
+    await expect.poll(() => texts(page, '.message.outbound')).toContain('Hello! Let me check.');
+    await expect.poll(() => direction('.log', 'Hello! Let me check.')).toBe('ltr');
+  } finally {
+    await visitor.close();
+  }
+});
