@@ -46,7 +46,7 @@
   const MAX_SUGGESTIONS = 8;
 
   const STYLE = `
-    .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; }
+    .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; overflow-wrap: anywhere; }
     .conversa-console [hidden] { display: none !important; }
     /* The workspace fills the page's height, so the history scrolls inside its log and the composer stays in view. */
     .conversa-console .workspace { display: flex; flex-direction: column; flex: 1; min-height: 0; }

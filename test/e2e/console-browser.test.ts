@@ -1085,3 +1085,23 @@ it.skipIf(!runs)("lays a right-to-left customer's name and messages out right to
     await visitor.close();
   }
 });
+
+it.skipIf(!runs)('wraps a name of one very long word in the inbox and the head, so the page never scrolls sideways', async () => {
+  const name = 'Bartholomew'.repeat(18);
+  const session = await visitorSession(stack.httpUrl, { name });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: `Hi, I am ${name}`, clientMessageId: 'long-name' });
+    const ack = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'long-name', 15_000, 'the ack');
+    const page = await openConsole('agent-yara', 'Yara');
+    await expect.poll(() => row(page, ack.conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, ack.conversationId).click();
+    await expect.poll(() => page.locator('.head .who').textContent()).toContain(name);
+    const overflows = (selector: string) => page.locator(selector).evaluate((node) => node.scrollWidth > node.clientWidth);
+    expect(await overflows('html')).toBe(false);
+    expect(await overflows('.inbox')).toBe(false);
+    expect(await overflows('.head')).toBe(false);
+  } finally {
+    await visitor.close();
+  }
+});
