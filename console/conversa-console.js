@@ -788,13 +788,21 @@
     });
 
     /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
-    const act = (path, body, done) =>
-      attempt(
-        api('POST', `/v1/conversations/${encodeURIComponent(openId)}/${path}`, body || {}).then((conversation) => {
+    function act(path, body, done) {
+      const id = openId;
+      api('POST', `/v1/conversations/${encodeURIComponent(id)}/${path}`, body || {}).then(
+        (conversation) => {
           remember(conversation);
-          if (done) done();
-        }),
+          if (done && id === openId) done();
+        },
+        (error) => {
+          if (error.stale) return;
+          // Another conversation shown by the time it failed: the refusal names the one it was about.
+          const about = conversations.get(id);
+          say(id === openId ? error.message : `Not done in the conversation with ${about ? contactName(about) : id}: ${error.message}`);
+        },
       );
+    }
     assignButton.onclick = () => act('assign', { agentId: me.id });
     resolveButton.onclick = () => act('resolve');
     reopenButton.onclick = () => act('reopen');

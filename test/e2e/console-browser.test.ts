@@ -1105,3 +1105,39 @@ it.skipIf(!runs)('wraps a name of one very long word in the inbox and the head, 
     await visitor.close();
   }
 });
+
+it.skipIf(!runs)('says an action refused after the agent opened another conversation as about the conversation it was for', async () => {
+  const session = await visitorSession(stack.httpUrl, { name: 'Zelda' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'Please close this', clientMessageId: 'zelda-1' });
+    const first: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'zelda-1', 15_000, 'the ack')).conversationId;
+    const second = await whatsappCustomer('Another question');
+    const page = await openConsole('agent-zora', 'Zora');
+    await expect.poll(() => row(page, first).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, first).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Please close this']);
+    // The API's refusal (a 409, as a resolve racing a colleague's change may get) comes once the agent is elsewhere.
+    let release: (() => void) | undefined;
+    await page.route(`**/v1/conversations/${first}/resolve`, async (route) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      await route.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ error: { code: 'conflict', message: 'The conversation changed meanwhile' } }) });
+    });
+    await page.getByRole('button', { name: 'Resolve', exact: true }).click();
+    await expect.poll(() => release !== undefined).toBe(true);
+    await row(page, second).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Another question']);
+    release!();
+    await expect.poll(() => page.locator('.notice[role=status]').textContent()).toBe('Not done in the conversation with Zelda: The conversation changed meanwhile');
+    // In the conversation it was for, the refusal is said as the API put it.
+    await row(page, first).click();
+    release = undefined;
+    await page.getByRole('button', { name: 'Resolve', exact: true }).click();
+    await expect.poll(() => release !== undefined).toBe(true);
+    release!();
+    await expect.poll(() => page.locator('.notice[role=status]').textContent()).toBe('The conversation changed meanwhile');
+    expect(await details(page)).toContain('open');
+  } finally {
+    await visitor.close();
+  }
+});
