@@ -566,6 +566,8 @@
         // The previous conversation's way back is no cursor of this one's (the API refuses it).
         olderCursor = null;
         olderButton.hidden = true;
+        // A transfer being set up was for the conversation left: it never goes with the next one.
+        transferNote.value = transferTo.value = '';
         lastRead = undefined;
         showSuggestions([]);
         log.replaceChildren();
