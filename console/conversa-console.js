@@ -623,7 +623,10 @@
       const page = await read(cursor);
       if (id !== openId) return;
       let next = page.nextCursor;
+      // An older page goes above what the agent reads, who stays at the same place in it.
+      const fromEnd = log.scrollHeight - log.scrollTop;
       for (const message of page.items) renderMessage(message);
+      if (cursor) log.scrollTop = log.scrollHeight - fromEnd;
       while (newest && next && !page.items.some((m) => m.id <= newest)) {
         const older = await read(next);
         if (id !== openId) return;

@@ -1162,3 +1162,22 @@ it.skipIf(!runs)("never carries a transfer set up in one conversation, its note 
   const history = await http(stack.httpUrl, 'GET', `/v1/conversations/${second}/messages`, { token });
   expect(JSON.stringify(history.body)).not.toContain('Angry about the refund');
 });
+
+it.skipIf(!runs)("puts an older page above the message the agent scrolled back to, which stays where it was", async () => {
+  const conversationId = await whatsappCustomer('A story in many parts');
+  await colleagueNotes(conversationId, 'part', 70);
+  const page = await openConsole('agent-bria', 'Bria');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.note')).toContain('part 69');
+  await page.locator('.log').evaluate((log) => (log.scrollTop = 0));
+  const oldest = page.locator('.log .message').first();
+  const reading = await oldest.textContent();
+  // How far down the log's visible area a message is.
+  const inLog = (message: typeof oldest) => message.evaluate((node) => node.getBoundingClientRect().top - node.parentElement!.getBoundingClientRect().top);
+  const before = await inLog(oldest);
+  await page.getByRole('button', { name: 'Older messages' }).click();
+  await expect.poll(() => texts(page, '.message.note')).toContain('part 00');
+  const after = await inLog(page.locator('.log .message', { hasText: reading! }));
+  expect(Math.abs(after - before)).toBeLessThan(2);
+});
