@@ -437,6 +437,9 @@
           renderTeam();
           break;
         }
+        case 'conversation.deleted':
+          forgetConversation(frame.conversationId);
+          break;
         case 'mention':
           showMention(frame);
           break;
@@ -480,6 +483,28 @@
       if (latest.id !== openId) return;
       renderHead();
       markRead();
+    }
+
+    /**
+     * The customer was erased (the `conversation.deleted` extension): nothing of the conversation
+     * stays on screen or in this tab's drafts, and nothing more is asked about it.
+     */
+    function forgetConversation(id) {
+      if (!id || !me) return;
+      conversations.delete(id);
+      listed.delete(id);
+      arrived.delete(id);
+      mentioned.delete(id);
+      drafts.delete(id);
+      storeDrafts();
+      if (mentionNotice.dataset.id === id) mentionNotice.hidden = true;
+      if (openId === id) {
+        // Its typing sign is not ended by a frame about a conversation that is no more.
+        clearTimeout(typingSign.idle);
+        typingSign.since = 0;
+        closeConversation();
+      }
+      renderInbox();
     }
 
     async function loadInbox(more) {

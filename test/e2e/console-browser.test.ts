@@ -1181,3 +1181,29 @@ it.skipIf(!runs)("puts an older page above the message the agent scrolled back t
   const after = await inLog(page.locator('.log .message', { hasText: reading! }));
   expect(Math.abs(after - before)).toBeLessThan(2);
 });
+
+it.skipIf(!runs)("lets an erased customer's conversation go at once: out of the inbox, off the screen and out of the tab's drafts", async () => {
+  const erased = await whatsappCustomer('Please forget me');
+  const kept = await whatsappCustomer('I stay');
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  const contactId: string = (await http(stack.httpUrl, 'GET', `/v1/conversations/${erased}`, { token: admin })).body.contact.id;
+  const page = await openConsole('agent-cyra', 'Cyra');
+  await expect.poll(() => row(page, erased).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, kept).click();
+  await page.getByLabel('Message').fill('A draft that stays');
+  await row(page, erased).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Please forget me']);
+  await page.getByLabel('Message').fill('A draft naming what they asked');
+  const drafts = () => page.evaluate(() => Object.keys(JSON.parse((globalThis as any).sessionStorage.getItem('conversa.drafts.agent-cyra') || '{}')));
+  await expect.poll(async () => (await drafts()).sort()).toEqual([erased, kept].sort());
+
+  expect((await http(stack.httpUrl, 'DELETE', `/v1/contacts/${contactId}`, { token: admin })).status).toBe(202);
+  await colleague.waitFor((f) => f.type === 'conversation.deleted' && f.conversationId === erased, 15_000, 'conversation.deleted');
+  await expect.poll(() => row(page, erased).count()).toBe(0);
+  await expect.poll(() => page.locator('.view').isVisible()).toBe(false);
+  expect(await page.locator('.log').textContent()).toBe('');
+  expect(await drafts()).toEqual([kept]);
+  // The other conversation and its draft are as they were.
+  await row(page, kept).click();
+  await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('A draft that stays');
+});
