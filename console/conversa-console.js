@@ -818,6 +818,13 @@
     });
 
     /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
+    /** Nothing for the conversation shown; for another, which one (an answer that came after the agent moved on). */
+    function where(id) {
+      if (id === openId) return '';
+      const about = conversations.get(id);
+      return ` in the conversation with ${about ? contactName(about) : id}`;
+    }
+
     function act(path, body, done) {
       const id = openId;
       api('POST', `/v1/conversations/${encodeURIComponent(id)}/${path}`, body || {}).then(
@@ -828,8 +835,7 @@
         (error) => {
           if (error.stale) return;
           // Another conversation shown by the time it failed: the refusal names the one it was about.
-          const about = conversations.get(id);
-          say(id === openId ? error.message : `Not done in the conversation with ${about ? contactName(about) : id}: ${error.message}`);
+          say(id === openId ? error.message : `Not done${where(id)}: ${error.message}`);
         },
       );
     }
@@ -883,13 +889,13 @@
           if (failedRun === run) failedRun = null;
           remember(answer.conversation);
           if (openId === id) attempt(loadHistory(id));
-          say(`${name} done.`);
+          say(`${name} done${where(id)}.`);
         },
         (error) => {
           if (error.stale) return;
           // Refused before it started (the macro or conversation gone, bad input): nothing to go on with.
           failedRun = error.code === 'macro_action_failed' || !error.status || error.status >= 500 ? run : null;
-          say(`${name} failed: ${error.message}${failedRun ? ' (choose it again to retry from there)' : ''}`);
+          say(`${name} failed${where(id)}: ${error.message}${failedRun ? ' (choose it again to retry from there)' : ''}`);
         },
       );
     };

@@ -1207,3 +1207,36 @@ it.skipIf(!runs)("lets an erased customer's conversation go at once: out of the 
   await row(page, kept).click();
   await expect.poll(() => page.getByLabel('Message').inputValue()).toBe('A draft that stays');
 });
+
+it.skipIf(!runs)("says a macro's end after the agent opened another conversation as about the conversation it ran in, so it is not run again in the wrong one", async () => {
+  const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
+  expect((await http(stack.httpUrl, 'POST', '/v1/macros', { token: admin, body: { name: 'Note the call', actions: [{ type: 'addNote', text: 'Called back' }] } })).status).toBe(201);
+  const session = await visitorSession(stack.httpUrl, { name: 'Dalia' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'Call me back', clientMessageId: 'dalia-1' });
+    const first: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'dalia-1', 15_000, 'the ack')).conversationId;
+    const second = await whatsappCustomer('Unrelated question');
+    const page = await openConsole('agent-dina', 'Dina');
+    await expect.poll(() => row(page, first).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, first).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Call me back']);
+    // The run's answer (here a 503) comes once the agent is in the other conversation.
+    let release: (() => void) | undefined;
+    await page.route('**/macros/*/run', async (route) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      await route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'Try again' } }) });
+    });
+    await expect.poll(() => page.getByLabel('Macros').locator('option').allTextContents()).toContain('Note the call');
+    await page.getByLabel('Macros').selectOption({ label: 'Note the call' });
+    await expect.poll(() => release !== undefined).toBe(true);
+    await row(page, second).click();
+    await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Unrelated question']);
+    release!();
+    await expect.poll(() => page.locator('.notice[role=status]').textContent()).toBe(
+      'Note the call failed in the conversation with Dalia: Try again (choose it again to retry from there)',
+    );
+  } finally {
+    await visitor.close();
+  }
+});
