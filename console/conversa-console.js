@@ -406,6 +406,9 @@
           if (frame.conversationId !== openId) break;
           // A frame over API Gateway's 128 KiB carries no text: the history has it whole.
           if (frame.message.truncated) attempt(loadHistory(openId));
+          // An update of a message older than the pages shown (a read receipt reaching back) waits for
+          // its page: shown now, it would sit above the history next to messages it was never beside.
+          else if (frame.type === 'message.updated' && isBeforeShown(frame.message.id)) break;
           else renderMessage(frame.message);
           // Only the typist's own message ends their sign: the customer writing does not end a
           // colleague's "is writing a note…", nor a colleague's reply the customer's "is typing…".
@@ -668,6 +671,12 @@
       markRead();
     }
     olderButton.onclick = () => olderCursor && attempt(loadHistory(openId, olderCursor));
+
+    /** A message the log lacks that is older than its first, with older pages still to read. */
+    function isBeforeShown(messageId) {
+      const first = log.firstElementChild?.dataset.id;
+      return historyOf === openId && !!olderCursor && !!first && messageId < first;
+    }
 
     /** The team, for Transfer, and this agent's own presence as the API keeps it (a choice outlives reconnections). */
     async function loadTeam() {

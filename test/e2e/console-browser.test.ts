@@ -1240,3 +1240,44 @@ it.skipIf(!runs)("says a macro's end after the agent opened another conversation
     await visitor.close();
   }
 });
+
+it.skipIf(!runs)('keeps an update of a message older than the pages shown for its own page, in its place there', async () => {
+  const session = await visitorSession(stack.httpUrl, { name: 'Elif' });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    visitor.send({ action: 'sendMessage', text: 'Status of my claim?', clientMessageId: 'elif-1' });
+    const conversationId: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'elif-1', 15_000, 'the ack')).conversationId;
+    const page = await openConsole('agent-edda', 'Edda');
+    await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+    await row(page, conversationId).click();
+    await send(page, 'We are on it.');
+    const reply = await visitor.waitFor((f) => f.type === 'message.created' && f.message.text === 'We are on it.', 15_000, 'the reply');
+    // The team writes more than a page after it; opened again, the console shows the newest page only.
+    await colleagueNotes(conversationId, 'team', 55);
+    // What the reloaded console's socket receives (to know the update reached it).
+    const received: string[] = [];
+    page.on('websocket', (socket) => socket.on('framereceived', (frame) => received.push(String(frame.payload))));
+    await page.reload();
+    await expect.poll(() => page.locator('header .state').textContent()).toBe('online');
+    await row(page, conversationId).click();
+    await expect.poll(() => texts(page, '.message.note')).toContain('team 54');
+    await expect.poll(() => page.getByRole('button', { name: 'Older messages' }).isVisible()).toBe(true);
+
+    // The visitor reads the reply now: its update is for a page not shown.
+    visitor.send({ action: 'markRead', messageId: reply.message.id });
+    await expect.poll(() => received.some((frame) => frame.includes('"message.updated"') && frame.includes(reply.message.id)), { timeout: 15_000 }).toBe(true);
+    // A frame after it shown is the update handled (one socket's frames are handled in order).
+    await colleagueNotes(conversationId, 'after the read', 1);
+    await expect.poll(() => texts(page, '.message.note')).toContain('after the read 00');
+    expect(await texts(page, '.message.outbound:not(.note)')).not.toContain('We are on it.');
+    // Its page, read, has it once, in order, as read.
+    await page.getByRole('button', { name: 'Older messages' }).click();
+    await expect.poll(() => texts(page, '.message.outbound:not(.note)')).toContain('We are on it.');
+    const shown = await texts(page, '.message');
+    expect(shown.filter((t) => t === 'We are on it.')).toHaveLength(1);
+    expect(shown.indexOf('We are on it.')).toBeLessThan(shown.indexOf('team 00'));
+    expect(await page.locator(`.message[data-id="${reply.message.id}"] .meta`).textContent()).toContain('read');
+  } finally {
+    await visitor.close();
+  }
+});
