@@ -130,6 +130,8 @@
     let socket;
     let pinger;
     let retryTimer;
+    // Signs out as the token expires.
+    let expiryTimer;
     let backoff = 1000;
     // Bumped at sign-out: answers still on their way for the previous agent are dropped.
     let generation = 0;
@@ -298,10 +300,12 @@
       // another agent's starts afresh (one socket, theirs).
       if (token && me.id === claims.sub) {
         token = value;
+        armExpiry(claims);
         return void sessionStorage.setItem(TOKEN_KEY, token);
       }
       if (token) signOut();
       token = value;
+      armExpiry(claims);
       me = { id: claims.sub, name: claims.name || claims.sub };
       loadDrafts();
       // A focused feed keeps live only what an agent holds or may take (admins follow all): the
@@ -319,9 +323,19 @@
       connect();
     }
 
+    /**
+     * The session ends when the token does: an open socket outlives it (nothing closes it then), so
+     * without this the console would go on showing what the API no longer lets this token read.
+     */
+    function armExpiry(claims) {
+      clearTimeout(expiryTimer);
+      if (claims.exp) expiryTimer = setTimeout(() => signOut('Your session ended: sign in again.'), Math.min(claims.exp * 1000 - Date.now(), 2 ** 31 - 1));
+    }
+
     /** `forget`: the agent chose to sign out, so what they were writing leaves the browser too. */
     function signOut(why, forget = false) {
       generation += 1;
+      clearTimeout(expiryTimer);
       sessionStorage.removeItem(TOKEN_KEY);
       if (forget && me) sessionStorage.removeItem(DRAFTS_KEY + me.id);
       drafts = new Map();

@@ -1281,3 +1281,17 @@ it.skipIf(!runs)('keeps an update of a message older than the pages shown for it
     await visitor.close();
   }
 });
+
+it.skipIf(!runs)('goes back to the sign-in form once its token has expired, though its socket stays open', async () => {
+  const conversationId = await whatsappCustomer('Are you there?');
+  const page = await openConsole('agent-faye', 'Faye');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Are you there?']);
+  // The page hands over a token of the same agent that ends in a few seconds (taken in place, on the same socket).
+  await page.evaluate((token) => (globalThis as any).ConversaConsole.signIn(token), stack.issueAgentToken('agent-faye', 'agent', 'Faye', 3));
+  await expect.poll(() => page.locator('form.signin').isVisible(), { timeout: 15_000 }).toBe(true);
+  expect(await page.locator('form.signin .notice').textContent()).toBe('Your session ended: sign in again.');
+  expect(await page.locator('.view').isVisible()).toBe(false);
+  expect(await page.locator('.inbox').textContent()).toBe('');
+});
