@@ -3,7 +3,9 @@
  * served by the local stack at /local/console/ and signed in through its identity provider: a
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
  * notes never do, canned responses, macros, typing and read receipts both ways, assign, transfer,
- * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId. Every wait is for a DOM state or a frame, never a fixed sleep.
+ * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId,
+ * the log's scrolling and paging, answers that come after the agent moved to another conversation, right-to-left and long text,
+ * erasure and an expiring token. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
