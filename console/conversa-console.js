@@ -1088,6 +1088,8 @@
     // Enter sends, Shift+Enter starts a new line; with colleagues offered for an "@", Enter or Tab
     // picks the first and Escape closes the offer.
     text.onkeydown = (event) => {
+      // An input method (Chinese, Japanese, Korean…) takes Enter to confirm what is being composed: not a send.
+      if (event.isComposing || event.keyCode === 229) return;
       const offered = mentionPicker.hidden ? undefined : mentionPicker.querySelector('button');
       if (offered && (event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey) return void (event.preventDefault(), offered.click());
       if (offered && event.key === 'Escape') return void showSuggestions([]);

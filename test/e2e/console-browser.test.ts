@@ -1297,3 +1297,27 @@ it.skipIf(!runs)('goes back to the sign-in form once its token has expired, thou
   expect(await page.locator('.view').isVisible()).toBe(false);
   expect(await page.locator('.inbox').textContent()).toBe('');
 });
+
+it.skipIf(!runs)("leaves the Enter that confirms an input method's composition to it: nothing is sent until the agent's own Enter", async () => {
+  const conversationId = await whatsappCustomer('こんにちは');
+  const page = await openConsole('agent-gina', 'Gina');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['こんにちは']);
+  const posted: string[] = [];
+  await page.route(`**/v1/conversations/${conversationId}/messages`, (route) => {
+    if (route.request().method() === 'POST') posted.push(route.request().postDataJSON().text);
+    return route.continue();
+  });
+  // Mid-composition the text holds the reading; Enter (as the browser sends it then) picks the characters.
+  await page.getByLabel('Message').fill('ありがとう');
+  await page.getByLabel('Message').evaluate((node) => {
+    const g = globalThis as any;
+    node.dispatchEvent(new g.KeyboardEvent('keydown', { key: 'Enter', keyCode: 229, isComposing: true, bubbles: true, cancelable: true }));
+  });
+  // The agent's own Enter, once composed, sends the whole text, once.
+  await page.getByLabel('Message').fill('ありがとうございます');
+  await page.getByLabel('Message').press('Enter');
+  await expect.poll(() => texts(page, '.message.outbound')).toContain('ありがとうございます');
+  expect(posted).toEqual(['ありがとうございます']);
+});
