@@ -614,6 +614,8 @@
       post(value);
     });
     text.addEventListener('keydown', (event) => {
+      // An input method (Chinese, Japanese, Korean…) takes Enter to confirm what is being composed: not a send.
+      if (event.isComposing || event.keyCode === 229) return;
       if (event.key === 'Enter' && !event.shiftKey) {
         event.preventDefault();
         composer.requestSubmit();

@@ -1092,3 +1092,21 @@ it.skipIf(!runs)("resumes a returning visitor's chat on the next page without a 
   expect(sessions).toHaveLength(2);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)("leaves the Enter that confirms an input method's composition to it: the visitor's text goes whole, on their own Enter", async () => {
+  const { context, page } = await startChat('Mei');
+  const { conversationId } = await visitorSays(page, 'Hello', 'the first message');
+  const message = widget(page).getByLabel('Message');
+  // Mid-composition the text holds the reading; Enter (as the browser sends it then) picks the characters.
+  await message.fill('ありがとう');
+  await message.evaluate((node) => {
+    const g = globalThis as any;
+    node.dispatchEvent(new g.KeyboardEvent('keydown', { key: 'Enter', keyCode: 229, isComposing: true, bubbles: true, cancelable: true }));
+  });
+  await message.fill('ありがとうございます');
+  await visitorSays(page, 'ありがとうございます', 'the composed message');
+  // The widget sends one message at a time, in order: a half-composed one would have come first.
+  const said = agent.frames.filter((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.direction === 'inbound').map((f) => f.message.text);
+  expect(said).toEqual(['Hello', 'ありがとうございます']);
+  await context.close();
+});
