@@ -840,7 +840,6 @@
       if (document.visibilityState === 'visible' && c && isUnfollowed(c)) reloadConversation();
     });
 
-    /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
     /** Nothing for the conversation shown; for another, which one (an answer that came after the agent moved on). */
     function where(id) {
       if (id === openId) return '';
@@ -848,6 +847,7 @@
       return ` in the conversation with ${about ? contactName(about) : id}`;
     }
 
+    /** Conversation actions: each answers with the conversation, which the inbox and head then show. */
     function act(path, body, done) {
       const id = openId;
       api('POST', `/v1/conversations/${encodeURIComponent(id)}/${path}`, body || {}).then(
