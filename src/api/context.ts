@@ -1,6 +1,7 @@
 /** What an agent route receives: the parsed request and who is asking. */
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyEventV2 } from 'aws-lambda';
 import { ClientError, forbidden } from '../domain/errors';
+import { agentFromClaims } from '../auth/claims';
 import type { AgentIdentity } from '../domain/outbound';
 import type { HttpResult } from '../http/http';
 
@@ -20,19 +21,12 @@ export type Route = (context: RouteContext) => Promise<HttpResult>;
  */
 export const ID_PATTERN = /^[A-Za-z0-9_.:@+-]{1,128}$/;
 
-/** Claims as the HTTP API JWT authorizer passes them: arrays arrive as "[a b]" strings. */
-function groups(value: unknown): string[] {
-  if (Array.isArray(value)) return value.map(String);
-  if (typeof value === 'string') return value.replace(/^\[|\]$/g, '').split(/[\s,]+/).filter(Boolean);
-  return [];
-}
-
 export function agentFromEvent(event: APIGatewayProxyEventV2): AgentIdentity {
   const claims = (event as APIGatewayProxyEventV2WithJWTAuthorizer).requestContext.authorizer?.jwt?.claims;
-  const sub = claims?.sub;
-  if (typeof sub !== 'string' || sub === '') throw new ClientError(401, 'unauthorized', 'an agent token is required');
-  const name = typeof claims?.name === 'string' ? claims.name : undefined;
-  return { id: sub, role: groups(claims?.['cognito:groups']).includes('admin') ? 'admin' : 'agent', ...(name ? { name } : {}) };
+  // Read as the WebSocket authorizer reads them: a subject it refuses (`none`, the unassigned queue's id) is no agent here either.
+  const agent = claims ? agentFromClaims(claims) : null;
+  if (!agent) throw new ClientError(401, 'unauthorized', 'an agent token is required');
+  return { id: agent.sub, role: agent.role, ...(agent.name ? { name: agent.name } : {}) };
 }
 
 export function requireAdmin(agent: AgentIdentity): void {

@@ -7,15 +7,9 @@
 import { JwtRsaVerifier } from 'aws-jwt-verify';
 import { SimpleJwksCache } from 'aws-jwt-verify/jwk';
 import type { Fetcher } from 'aws-jwt-verify/https';
-import { UNASSIGNED_ID } from '../store/keys';
+import { agentFromClaims, type AgentClaims } from './claims';
 
-export type AgentRole = 'agent' | 'admin';
-
-export interface AgentClaims {
-  readonly sub: string;
-  readonly name?: string;
-  readonly role: AgentRole;
-}
+export { agentFromClaims, type AgentClaims, type AgentRole } from './claims';
 
 export interface AgentTokenVerifierOptions {
   readonly issuer: string;
@@ -33,7 +27,6 @@ export interface AgentTokenVerifier {
   verifyClaims(token: string): Promise<Record<string, unknown> | null>;
 }
 
-const GROUPS_CLAIM = 'cognito:groups';
 const JWKS_FETCH_TIMEOUT_MS = 3000;
 
 /**
@@ -71,25 +64,4 @@ export function createAgentTokenVerifier(options: AgentTokenVerifierOptions): Ag
       return claims ? agentFromClaims(claims) : null;
     },
   };
-}
-
-/**
- * The agent described by verified claims: either the JWT payload itself, or the claims an HTTP API
- * JWT authorizer puts in `requestContext.authorizer.jwt.claims`, where API Gateway has turned
- * arrays into strings like "[admin agent]".
- */
-export function agentFromClaims(claims: Record<string, unknown>): AgentClaims | null {
-  const sub = claims.sub;
-  // The assignee index files unassigned conversations under that id: it names no agent.
-  if (typeof sub !== 'string' || sub === '' || sub === UNASSIGNED_ID) return null;
-  const role: AgentRole = groupsOf(claims[GROUPS_CLAIM]).includes('admin') ? 'admin' : 'agent';
-  const name = claims.name;
-  return typeof name === 'string' ? { sub, name, role } : { sub, role };
-}
-
-function groupsOf(value: unknown): string[] {
-  if (Array.isArray(value)) return value.filter((group): group is string => typeof group === 'string');
-  if (typeof value !== 'string') return [];
-  const inner = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
-  return inner.split(/[\s,]+/).filter(Boolean);
 }

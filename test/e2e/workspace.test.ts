@@ -523,6 +523,13 @@ describe('agent workspace', () => {
     const agents = (await get('/v1/agents')).body.items as { id: string }[];
     expect(agents.map((a) => a.id).filter((id) => ['ws-ghost-a', 'ws-ghost-t', 'none'].includes(id))).toEqual([]);
     expect((await get(`/v1/conversations/${conversationId}`)).body.assigneeId).not.toBe('none');
+    // A token whose subject is that id is no agent's, on HTTP as on the WebSocket: it would see the
+    // unassigned queue as its own (assignee=me) and reply as "none".
+    const noneToken = await agentToken(stack.httpUrl, 'none', 'admin', 'Nobody');
+    const mine = await http(stack.httpUrl, 'GET', '/v1/conversations?assignee=me', { token: noneToken });
+    const replied = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: noneToken, body: { text: 'as nobody' } });
+    expect([mine.status, replied.status]).toEqual([401, 401]);
+    expect(mine.body.error.code).toBe('unauthorized');
     // Cleanup: the live slot routing gave it goes back for the tests after this one
     expect((await post(`/v1/conversations/${conversationId}/status`, { status: 'resolved' })).status).toBe(200);
   });
