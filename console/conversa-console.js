@@ -885,7 +885,8 @@
           // Another conversation opened meanwhile: the text (its customer's name in it) joins the draft of the one it was filled for.
           if (openId !== conversationId) {
             const d = draftOf(conversationId);
-            d.text += rendered.text;
+            // Put after what was written there, not run into its last word.
+            d.text += (d.text && !/\s$/.test(d.text) ? ' ' : '') + rendered.text;
             return storeDrafts();
           }
           text.setRangeText(rendered.text, text.selectionStart, text.selectionEnd, 'end');
