@@ -163,7 +163,8 @@
     // The open draft's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text); each draft keeps its own.
     let picked = new Map();
     // Typing: when this agent's "on" was last sent (0: "off" said) and the sign's timers.
-    const typingSign = { since: 0, idle: undefined, shown: undefined, by: undefined };
+    // `private`: whether the "on" in force was a note's, so that its "off" reaches whom it reached.
+    const typingSign = { since: 0, idle: undefined, shown: undefined, by: undefined, private: false };
 
     // Sign-in form.
     const signinNotice = h('p', { className: 'notice' });
@@ -998,6 +999,9 @@
     }
 
     noteBox.onchange = () => {
+      // A reply's "typing…" ends as the agent turns to a note (the customer would see it for 6 s more);
+      // the next key says "on" again, as a note's.
+      if (typingSign.since && typingSign.private !== noteBox.checked) setTyping(false);
       showNoteMode();
       keepDraft();
     };
@@ -1159,12 +1163,13 @@
         typingSign.idle = setTimeout(setTyping, TYPING_IDLE_MS, false);
         if (Date.now() - typingSign.since < TYPING_RENEW_MS) return;
         typingSign.since = Date.now();
+        typingSign.private = noteBox.checked;
       } else {
         if (!typingSign.since) return;
         typingSign.since = 0;
       }
       // A note being written is the team's business: `private` keeps the sign from the customer.
-      if (openId) send({ action: 'typing', conversationId: openId, state: active ? 'on' : 'off', ...(noteBox.checked ? { private: true } : {}) });
+      if (openId) send({ action: 'typing', conversationId: openId, state: active ? 'on' : 'off', ...(typingSign.private ? { private: true } : {}) });
     }
 
     /**

@@ -103,6 +103,12 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     await expect.poll(() => page.locator('.typing').textContent()).toBe('Vic is typing…');
     await page.getByLabel('Message').fill('H');
     await visitor.waitFor((f) => f.type === 'typing' && f.state === 'on' && f.sender?.name === 'Cora', 15_000, "the console's typing");
+    // Turned to a note mid-word: the customer's "typing…" ends then, not 6 s later on their side
+    // (the note's own sign, and its "off", are the team's only).
+    await page.getByLabel('Private note').setChecked(true);
+    await page.getByLabel('Message').fill('Hm');
+    await visitor.waitFor((f) => f.type === 'typing' && f.state === 'off' && f.sender?.name === 'Cora', 15_000, "the console's typing ended");
+    await page.getByLabel('Private note').setChecked(false);
 
     // A colleague's sign outlasts the customer's message and ends with the colleague's own.
     colleague.send({ action: 'typing', conversationId, state: 'on', private: true });
