@@ -23,6 +23,7 @@ const QUEUE_NAME = /^[A-Za-z0-9_-]{1,80}$/;
 /** Codes SQS answers with; the SDK maps the modelled ones to exception classes. */
 export type SqsErrorCode =
   | 'BatchEntryIdsNotDistinct'
+  | 'BatchRequestTooLong'
   | 'EmptyBatchRequest'
   | 'InvalidAttributeName'
   | 'InvalidAttributeValue'
@@ -40,6 +41,7 @@ export type SqsErrorCode =
 /** The awsQueryError codes of the SQS model: the SDK reads them from the x-amzn-query-error header. */
 const QUERY_ERROR_CODES: Partial<Record<SqsErrorCode, string>> = {
   BatchEntryIdsNotDistinct: 'AWS.SimpleQueueService.BatchEntryIdsNotDistinct',
+  BatchRequestTooLong: 'AWS.SimpleQueueService.BatchRequestTooLong',
   EmptyBatchRequest: 'AWS.SimpleQueueService.EmptyBatchRequest',
   InvalidBatchEntryId: 'AWS.SimpleQueueService.InvalidBatchEntryId',
   MessageNotInflight: 'AWS.SimpleQueueService.MessageNotInflight',
@@ -623,6 +625,27 @@ function batchEntries(input: Json): Json[] {
   return entries;
 }
 
+/**
+ * SQS refuses the whole SendMessageBatch, sending none of it, when its messages together (bodies
+ * and attributes) exceed what one message may hold; ten entries each within the limit can still.
+ */
+function checkBatchSize(entries: Json[]): void {
+  let total = 0;
+  for (const entry of entries) {
+    if (typeof entry.MessageBody === 'string') total += Buffer.byteLength(entry.MessageBody);
+    if (!isObject(entry.MessageAttributes)) continue;
+    for (const [name, value] of Object.entries(entry.MessageAttributes)) {
+      total += Buffer.byteLength(name);
+      if (!isObject(value)) continue;
+      for (const field of ['DataType', 'StringValue'] as const) if (typeof value[field] === 'string') total += Buffer.byteLength(value[field]);
+      if (typeof value.BinaryValue === 'string') total += Buffer.from(value.BinaryValue, 'base64').length;
+    }
+  }
+  if (total > MAX_MESSAGE_BYTES) {
+    throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_MESSAGE_BYTES} bytes. You have sent ${total} bytes.`);
+  }
+}
+
 /** Runs each entry on its own: one entry's error becomes its Failed item, as in SQS. */
 function runBatch(entries: Json[], run: (entry: Json) => Json): Json {
   const Successful: Json[] = [];
@@ -864,7 +887,9 @@ export class LocalSqs {
         return sendOutputOf(queue().send(sendInputOf(input)));
       case 'SendMessageBatch': {
         const target = queue();
-        return runBatch(batchEntries(input), (entry) => sendOutputOf(target.send(sendInputOf(entry))));
+        const entries = batchEntries(input);
+        checkBatchSize(entries);
+        return runBatch(entries, (entry) => sendOutputOf(target.send(sendInputOf(entry))));
       }
       case 'ReceiveMessage':
         return this.receiveFromWire(queue(), input, signal);

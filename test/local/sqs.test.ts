@@ -218,6 +218,24 @@ describe('messages', () => {
     });
   });
 
+  it('refuses a whole batch whose messages together exceed 1 MiB, sending none of them', async () => {
+    const { url } = newQueue();
+    const half = 'x'.repeat(600 * 1024);
+    const entries = [
+      { Id: 'a', MessageBody: half },
+      { Id: 'b', MessageBody: half },
+    ];
+    await expect(sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }))).rejects.toMatchObject({
+      name: 'BatchRequestTooLong',
+      Code: 'AWS.SimpleQueueService.BatchRequestTooLong',
+      $metadata: { httpStatusCode: 400 },
+    });
+    expect(await count(url)).toEqual({ visible: 0, inFlight: 0 });
+    // Each alone is within the limit.
+    await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: [entries[0]!] }));
+    expect(await count(url)).toEqual({ visible: 1, inFlight: 0 });
+  });
+
   it('rejects a receipt handle it never issued', async () => {
     const { url } = newQueue();
     await expect(sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: 'garbage' }))).rejects.toBeInstanceOf(ReceiptHandleIsInvalid);
