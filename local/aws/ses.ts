@@ -48,13 +48,23 @@ function structure(input: Json, name: string): Json | undefined {
   return value;
 }
 
+/**
+ * SES does not support SMTPUTF8: an address (display name included) must be 7-bit ASCII, a
+ * Unicode domain given in Punycode and a Unicode name as a MIME encoded-word.
+ */
+const ASCII_ADDRESS = /^[\x20-\x7e]*@[\x20-\x7e]*$/;
+
+function address(value: unknown, name: string): string {
+  if (typeof value !== 'string' || !value.includes('@')) throw badRequest(`${name} must be an email address.`);
+  if (!ASCII_ADDRESS.test(value)) throw badRequest(`${name}: the address must be 7-bit ASCII (SES does not support SMTPUTF8): ${value}`);
+  return value;
+}
+
 function addresses(input: Json | undefined, name: string): string[] {
   const value = input?.[name];
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string' && item.includes('@'))) {
-    throw badRequest(`${name} must be a list of email addresses.`);
-  }
-  return value;
+  if (!Array.isArray(value)) throw badRequest(`${name} must be a list of email addresses.`);
+  return value.map((item) => address(item, name));
 }
 
 /** The Data of a Content structure ({ Data, Charset }). */
@@ -70,8 +80,8 @@ export class LocalSes {
   readonly sent: SentEmail[] = [];
 
   sendEmail(input: Json): Json {
-    const from = input.FromEmailAddress;
-    if (typeof from !== 'string' || !from.includes('@')) throw badRequest('FromEmailAddress is required.');
+    if (input.FromEmailAddress === undefined || input.FromEmailAddress === null) throw badRequest('FromEmailAddress is required.');
+    const from = address(input.FromEmailAddress, 'FromEmailAddress');
     const destination = structure(input, 'Destination');
     const [to, cc, bcc] = [addresses(destination, 'ToAddresses'), addresses(destination, 'CcAddresses'), addresses(destination, 'BccAddresses')];
     if (to.length + cc.length + bcc.length === 0) throw badRequest('Destination must have at least one recipient.');

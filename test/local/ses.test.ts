@@ -69,6 +69,24 @@ describe('SES v2 SendEmail', () => {
     expect(aws.ses.sent).toHaveLength(count);
   });
 
+  it('rejects addresses that are not 7-bit ASCII, as SES does not support SMTPUTF8', async () => {
+    const count = aws.ses.sent.length;
+    const invalid: SendEmailCommandInput[] = [
+      email({ Destination: { ToAddresses: ['josé@example.org'] } }),
+      email({ Destination: { ToAddresses: ['vera@bücher.de'] } }),
+      email({ Destination: { ToAddresses: ['visitor@example.org'], BccAddresses: ['ñ@example.org'] } }),
+      email({ FromEmailAddress: 'Café <support@example.com>' }),
+      email({ ReplyToAddresses: ['réponse@example.com'] }),
+    ];
+    for (const input of invalid) {
+      await expect(ses.send(new SendEmailCommand(input))).rejects.toBeInstanceOf(BadRequestException);
+    }
+    expect(aws.ses.sent).toHaveLength(count);
+    // The Punycode of a Unicode domain, and an encoded-word name, are what SES takes.
+    await ses.send(new SendEmailCommand(email({ FromEmailAddress: '=?UTF-8?B?Q2Fmw6k=?= <support@example.com>', Destination: { ToAddresses: ['vera@xn--bcher-kva.de'] } })));
+    expect(aws.ses.sent.at(-1)!.to).toEqual(['vera@xn--bcher-kva.de']);
+  });
+
   it('answers unknown SES routes and malformed bodies with 400 JSON errors', async () => {
     const responses = await Promise.all([
       fetch(`${aws.url}/v2/email/identities`, { method: 'POST', body: '{}' }),
