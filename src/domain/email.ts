@@ -6,6 +6,7 @@
  * from the address the email went to; one from another address reaches the team as a private note.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { domainToASCII } from 'node:url';
 import { SendEmailCommand, SESv2Client } from '@aws-sdk/client-sesv2';
 import * as z from '../zod';
 import { loadSecretIntoEnv } from '../aws/secret-env';
@@ -130,12 +131,26 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
   return { subject, text, html };
 }
 
+/**
+ * The address as SES can send to it, undefined when it cannot: SES has no SMTPUTF8, so a Unicode
+ * domain goes as its Punycode, and a Unicode local part (which has no ASCII form) cannot be sent to.
+ */
+export function sesAddress(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  if (at < 1 || !/^[\x21-\x7e]+$/.test(local)) return undefined;
+  const domain = domainToASCII(address.slice(at + 1));
+  return domain ? `${local}@${domain}` : undefined;
+}
+
 export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefined> {
   const { subject, text, html } = renderReplyEmail(email);
+  const to = sesAddress(email.to);
+  if (!to) throw new Error(`SES cannot send to ${email.to} (no SMTPUTF8)`);
   const out = await ses().send(
     new SendEmailCommand({
       FromEmailAddress: env(ENV.mailFrom),
-      Destination: { ToAddresses: [email.to] },
+      Destination: { ToAddresses: [to] },
       ReplyToAddresses: [replyAddress(email.conversation.id)],
       Content: {
         Simple: {
@@ -278,7 +293,10 @@ export function senderAddress(from: string): string | undefined {
  */
 async function fromCustomer(conversation: ConversationRecord, sender: string | undefined): Promise<boolean> {
   const emailedTo = conversation.engagement?.emailedTo ?? normalizeEmail(await customerEmail(conversation));
-  return sender !== undefined && sender === emailedTo;
+  if (sender === undefined || emailedTo === undefined) return false;
+  // A Unicode domain was emailed at its Punycode: the reply may name it in either form.
+  const ascii = sesAddress(sender);
+  return sender === emailedTo || (ascii !== undefined && ascii === sesAddress(emailedTo));
 }
 
 /**

@@ -16,7 +16,7 @@ import { afterConversationChange, type HookResult, type InboundHookContext } fro
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { addHandlesFollowingMerges, normalizeEmail } from './contacts';
 import { changeConversation, withStatus } from './conversations';
-import { customerEmail, sendReplyEmail } from './email';
+import { customerEmail, sendReplyEmail, sesAddress } from './email';
 import { ClientError } from './errors';
 import { wakeSnoozed } from './snooze';
 import { endPresenceGrace } from './presence';
@@ -688,7 +688,8 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
     return 'skipped';
   }
   const to = await customerEmail(conversation);
-  if (!to) return 'skipped';
+  // An address SES cannot send to (a Unicode local part) is as good as none.
+  if (!to || !sesAddress(to)) return 'skipped';
   // Claimed before sending: a second fire (or a concurrent one) finds the replies emailed.
   // The address is recorded with the claim: replies are taken only from it (receiveEmail).
   // Checked again on the record the claim replaces: the visitor may have come back and read (or

@@ -16,6 +16,7 @@ import { getHandle } from '../../src/store/contacts';
 import { ddb } from '../../src/aws/clients';
 import { replyAddress } from '../../src/domain/email';
 import { deliverProactive, type ProactiveJob } from '../../src/domain/proactive';
+import { scheduleName } from '../../src/domain/timers';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -496,6 +497,40 @@ describe('email fallback', () => {
     const stored = (await history(conversationId)).filter((m) => m.text.includes(text));
     expect(stored.map((m) => [m.id, m.private])).toEqual([[note.message.id, true]]);
     expect(ws.frames.filter((f) => JSON.stringify(f).includes(text))).toEqual([]);
+  });
+
+  it('emails an address with a Unicode domain at its Punycode (SES has no SMTPUTF8) and takes the reply from either form', async () => {
+    await timers({ emailFallbackDelaySeconds: 2 });
+    const { ws, conversationId } = await visitor({ name: 'Vera' }, 'Wo ist mein Paket?');
+    await ws.close();
+    const contactId = (await conversation(conversationId)).contact.id as string;
+    const edited = await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: agentJwt, body: { email: `vera-${conversationId}@bücher.de` } });
+    expect(edited.status, edited.text).toBe(200);
+    await agentReply(conversationId, 'Es ist unterwegs.');
+    const ascii = `vera-${conversationId.toLowerCase()}@xn--bcher-kva.de`;
+    const [mail] = await eventually(async () => {
+      const found = await mailTo(ascii);
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    expect(mail!.text).toContain('Es ist unterwegs.');
+    const reply = await http(stack.httpUrl, 'POST', '/local/mail/inbound', { body: { to: mail!.replyTo[0], from: `Vera <${ascii}>`, subject: 'Re', text: 'Danke!' } });
+    expect(reply.status, reply.text).toBe(202);
+    expect(reply.body).toEqual({ conversationId, kept: 'message' });
+  });
+
+  it('sends no email to an address SES cannot take (a Unicode local part), and the timer ends without an error', async () => {
+    await timers({ emailFallbackDelaySeconds: 2 });
+    const { ws, conversationId } = await visitor({ name: 'José' }, '¿Dónde está mi pedido?');
+    await ws.close();
+    const contactId = (await conversation(conversationId)).contact.id as string;
+    const address = `josé-${conversationId.toLowerCase()}@example.org`;
+    const edited = await http(stack.httpUrl, 'PATCH', `/v1/contacts/${contactId}`, { token: agentJwt, body: { email: address } });
+    expect(edited.status, edited.text).toBe(200);
+    await agentReply(conversationId, 'Está en camino.');
+    const ran = (list: { name: string }[]) => list.some((fire) => fire.name === scheduleName(conversationId, 'emailFallback'));
+    await eventually(() => ran(stack.aws.scheduler.fired) || ran(stack.aws.scheduler.failed), 20_000);
+    expect(ran(stack.aws.scheduler.failed)).toBe(false);
+    expect(await mailTo(address)).toEqual([]);
   });
 
   it.each([
