@@ -601,6 +601,10 @@ function refuseInvalidProps(props: StatelessStackProps): void {
     const sesIdentity = (props.sesIdentity ?? DEFAULT_SES_IDENTITY).toLowerCase();
     const address = senderAddress(props.mailFrom)?.toLowerCase();
     if (address === undefined) throw new Error(`mailFrom must be an email address (or Name <address>), got ${props.mailFrom}`);
+    // SES has no SMTPUTF8: a Unicode sender deploys, then every SendEmail is refused.
+    if (!/^[\x20-\x7e]*$/.test(props.mailFrom)) {
+      throw new Error(`mailFrom must be 7-bit ASCII (SES has no SMTPUTF8): write a Unicode name as an encoded-word (=?UTF-8?B?...?=) and a Unicode domain in Punycode, got ${props.mailFrom}`);
+    }
     const domain = address.slice(address.lastIndexOf('@') + 1);
     // A verified domain covers its subdomains too (SES's verification inheritance): mail.acme.test sends under acme.test.
     const covered = sesIdentity.includes('@') ? address === sesIdentity : domain === sesIdentity || domain.endsWith(`.${sesIdentity}`);

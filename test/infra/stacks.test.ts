@@ -921,6 +921,16 @@ describe('props reach the template', () => {
     expect(() => build({ sesIdentity: 'acme.test', mailFrom })).toThrow(`mailFrom must be an email address (or Name <address>), got ${mailFrom}`);
   });
 
+  it.each(['Équipe <help@acme.test>', 'hélp@acme.test'])('refuses the sender %j, which SES would refuse (not 7-bit ASCII)', (mailFrom) => {
+    expect(() => build({ sesIdentity: 'acme.test', mailFrom })).toThrow(`mailFrom must be 7-bit ASCII (SES has no SMTPUTF8)`);
+  });
+
+  it('takes a Unicode sender name written as an encoded-word', () => {
+    const mailFrom = '=?UTF-8?B?w4lxdWlwZQ==?= <help@acme.test>';
+    const { stacks: custom } = build({ sesIdentity: 'acme.test', mailFrom });
+    expect(new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables[ENV.mailFrom]).toBe(mailFrom);
+  });
+
   it('sends from a verified address given as the SES identity, and takes replies on its domain', () => {
     const { stacks: custom } = build({ sesIdentity: 'support@acme.test' });
     const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
