@@ -10,7 +10,9 @@
  * does not allow `$connect`) with 403, any other failure or a malformed policy with 500.
  *
  * Not emulated: route responses (handler return bodies are never sent back; handlers answer through
- * @connections), the 10-minute idle timeout and the 2-hour connection limit.
+ * @connections), the 10-minute idle timeout, the 2-hour connection limit, and the 32 KB frame quota:
+ * deployed, a single frame over 32 KB or a message over 128 KB closes the connection with 1009,
+ * where this stand-in passes a frame up to 128 KiB and answers a larger one with an error frame.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -94,7 +96,7 @@ export async function startWebSocketGateway(options: WebSocketGatewayOptions): P
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const live = new Map<string, Connection>();
 
-  // A larger transport limit than the quota, so oversize messages get API Gateway's answer instead of a 1009 close.
+  // A larger transport limit than the quota, so that an oversize message gets an error frame (not a 1009 close, as deployed).
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
