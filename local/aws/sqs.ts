@@ -241,6 +241,16 @@ export function md5OfMessageAttributes(attributes: MessageAttributes): string | 
   return md5Hex(Buffer.concat(chunks));
 }
 
+/** The bytes attributes add to a message's size: each name, type and value. */
+function attributeBytes(attributes: MessageAttributes): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(attributes)) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType);
+    bytes += value.BinaryValue !== undefined ? Buffer.from(value.BinaryValue, 'base64').length : Buffer.byteLength(value.StringValue ?? '');
+  }
+  return bytes;
+}
+
 function encodeReceiptHandle(messageId: string, receiveCount: number): string {
   return Buffer.from(`${messageId}:${receiveCount}:${randomBytes(8).toString('hex')}`).toString('base64url');
 }
@@ -466,7 +476,8 @@ export class LocalQueue {
 
   private validateSend(input: SendInput): void {
     if (input.body.length === 0) throw new SqsError('MissingParameter', 'The request must contain the parameter MessageBody.');
-    if (Buffer.byteLength(input.body) > MAX_MESSAGE_BYTES) {
+    // Attributes count towards the message's size, as SQS counts them.
+    if (Buffer.byteLength(input.body) + attributeBytes(input.messageAttributes ?? {}) > MAX_MESSAGE_BYTES) {
       throw new SqsError('InvalidParameterValue', `One or more parameters are invalid. Reason: Message must be shorter than ${MAX_MESSAGE_BYTES} bytes.`);
     }
     if (INVALID_BODY_CHARACTER.test(input.body)) {

@@ -236,6 +236,17 @@ describe('messages', () => {
     expect(await count(url)).toEqual({ visible: 1, inFlight: 0 });
   });
 
+  it('counts message attributes towards the 1 MiB a message may hold', async () => {
+    const { url } = newQueue();
+    const body = 'x'.repeat(1024 * 1024 - 10);
+    await expect(
+      sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageAttributes: { trace: { DataType: 'String', StringValue: 'y'.repeat(100) } } })),
+    ).rejects.toMatchObject({ name: 'InvalidParameterValue', $metadata: { httpStatusCode: 400 } });
+    expect(await count(url)).toEqual({ visible: 0, inFlight: 0 });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body }));
+    expect(await count(url)).toEqual({ visible: 1, inFlight: 0 });
+  });
+
   it('rejects a receipt handle it never issued', async () => {
     const { url } = newQueue();
     await expect(sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: 'garbage' }))).rejects.toBeInstanceOf(ReceiptHandleIsInvalid);
