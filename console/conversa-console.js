@@ -817,7 +817,8 @@
     function setMeta(node) {
       const parts = [node.dataset.sender, when(node.dataset.at)];
       if (node.classList.contains('note')) parts.push('private note');
-      else if (node.classList.contains('outbound')) parts.push(node.dataset.seen && node.dataset.status !== 'failed' ? 'seen' : node.dataset.status);
+      // The customer's read, live (a `read` frame) or as stored (`read`): said one way.
+      else if (node.classList.contains('outbound')) parts.push((node.dataset.seen && node.dataset.status !== 'failed') || node.dataset.status === 'read' ? 'seen' : node.dataset.status);
       node.querySelector('.meta:last-child').textContent = parts.filter(Boolean).join(' · ');
     }
 
