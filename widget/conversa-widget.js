@@ -399,6 +399,8 @@
       for (const csat of log.querySelectorAll('.csat')) if (ids.has(csat.parentNode.dataset.id)) csat.parentNode.dataset.closed = '1';
     }
 
+    const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+
     const byId = (id) => log.querySelector(`[data-id="${CSS.escape(id)}"]`);
 
     /**
@@ -415,6 +417,8 @@
     /** One element per message: a later frame (status, a copy after reconnecting) updates it. */
     function render(message) {
       if (message.private) return;
+      // Only a visitor at the newest end is taken along: one reading older messages stays there.
+      const follow = atEnd();
       let node = byId(message.id);
       if (!node && message.direction === 'inbound') {
         // This tab's own send, shown before its ack named it.
@@ -440,7 +444,7 @@
       // The visitor's own messages are `received` once stored; the agent's read marks them seen.
       const meta = message.direction === 'inbound' ? (message.status === 'failed' ? 'Not sent' : node.dataset.seen ? 'Seen' : 'Sent') : message.sender?.name;
       if (meta) node.append(el('span', { className: 'meta', textContent: meta }));
-      log.scrollTop = log.scrollHeight;
+      if (follow) log.scrollTop = log.scrollHeight;
       showEnd();
     }
 
@@ -644,6 +648,8 @@
     launcher.addEventListener('click', () => {
       panel.hidden = !panel.hidden;
       if (!panel.hidden) {
+        // A hidden log scrolls nowhere: what came meanwhile (the badge) is at its end.
+        log.scrollTop = log.scrollHeight;
         unread = 0;
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));

@@ -1110,3 +1110,40 @@ it.skipIf(!runs)("leaves the Enter that confirms an input method's composition t
   expect(said).toEqual(['Hello', 'ありがとうございます']);
   await context.close();
 });
+
+it.skipIf(!runs)('leaves a visitor reading older messages where they are when a reply comes, and follows the newest when they were at it', async () => {
+  const { context, page } = await startChat('Ruth');
+  const { conversationId } = await visitorSays(page, 'A long story', 'the first message');
+  const reply = async (text: string) => {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+  };
+  for (let i = 1; i <= 20; i += 1) await reply(`line ${i}\nsecond row\nthird row`);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('line 20');
+  const log = widget(page).locator('.log');
+  const atEnd = () => log.evaluate((node) => node.scrollHeight - node.scrollTop - node.clientHeight);
+  // The log scrolls inside the panel, at its newest message.
+  expect(await log.evaluate((node) => node.scrollHeight > node.clientHeight + 500)).toBe(true);
+  await expect.poll(atEnd).toBeLessThan(5);
+
+  // Scrolled back to read: a reply (and its status updates) leaves the visitor where they are.
+  await log.evaluate((node) => (node.scrollTop = 100));
+  await reply('Are you still there?');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('Are you still there?');
+  await agent.waitFor((f) => f.type === 'read' && f.by?.type === 'contact' && f.conversationId === conversationId, 15_000, 'the read of the reply');
+  expect(await log.evaluate((node) => node.scrollTop)).toBe(100);
+
+  // Back at the newest end: the next reply shows, whole.
+  await log.evaluate((node) => (node.scrollTop = node.scrollHeight));
+  await reply('Last one\nwith two rows');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('Last one');
+  await expect.poll(atEnd).toBeLessThan(5);
+
+  // Replies that came with the chat closed (the badge) are in view once it opens.
+  await log.evaluate((node) => (node.scrollTop = 0));
+  await widget(page).locator('.launcher').click();
+  await reply('While you were away\none\ntwo');
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  await widget(page).locator('.launcher').click();
+  await expect.poll(atEnd).toBeLessThan(5);
+  await context.close();
+}, 60_000);
