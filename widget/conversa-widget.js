@@ -87,7 +87,7 @@
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
     const hours = el('div', { className: 'hours', hidden: true });
-    const text = el('textarea', { name: 'text', placeholder: 'Type a message…', ariaLabel: 'Message', maxLength: MAX_TEXT });
+    const text = el('textarea', { name: 'text', dir: 'auto', placeholder: 'Type a message…', ariaLabel: 'Message', maxLength: MAX_TEXT });
     const picker = el('input', { type: 'file', hidden: true, ariaLabel: 'File' });
     const attachButton = el('button', { type: 'button', textContent: '📎', title: 'Send a file', ariaLabel: 'Send a file' });
     const composer = el('form', { className: 'composer', hidden: true }, [attachButton, picker, text, el('button', { type: 'submit', textContent: 'Send' })]);
@@ -100,7 +100,7 @@
     const linkedId = new URLSearchParams(location.search).get('conversation');
     const prechat = el('form', { className: 'prechat', hidden: true }, [
       linked,
-      el('input', { name: 'name', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
+      el('input', { name: 'name', dir: 'auto', placeholder: 'Your name', autocomplete: 'name', maxLength: 200 }),
       el('input', { name: 'email', type: 'email', placeholder: 'Email (to hear back if you leave)', autocomplete: 'email', maxLength: 320 }),
       el('button', { type: 'submit', textContent: 'Start chatting' }),
     ]);
@@ -424,7 +424,7 @@
         // This tab's own send, shown before its ack named it.
         node = [...log.querySelectorAll('.message.pending:not([data-id])')].find((n) => n.dataset.text === message.text);
       }
-      if (!node) node = el('div');
+      if (!node) node = el('div', { dir: 'auto' });
       node.className = `message ${message.direction} ${message.status === 'failed' ? 'failed' : ''}`;
       if (node.dataset.id !== message.id) place(node, message.id);
       node.dataset.status = message.status;
@@ -580,7 +580,7 @@
 
     function post(value, attachments) {
       const clientMessageId = crypto.randomUUID();
-      const node = el('div', { className: 'message inbound pending' });
+      const node = el('div', { className: 'message inbound pending', dir: 'auto' });
       node.dataset.clientId = clientMessageId;
       node.dataset.text = value;
       node.append(value, ...(attachments || []).map((a) => el('span', { className: 'meta', textContent: `📎 ${a.name}` })), el('span', { className: 'meta', textContent: 'Sending…' }));

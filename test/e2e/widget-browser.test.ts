@@ -1147,3 +1147,17 @@ it.skipIf(!runs)('leaves a visitor reading older messages where they are when a 
   await expect.poll(atEnd).toBeLessThan(5);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)('lays right-to-left text out in its own direction, in the log and while the visitor writes it', async () => {
+  const { context, page } = await startChat('Omar');
+  const { conversationId } = await visitorSays(page, 'مرحبا، أين طلبي؟', 'the Arabic message');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'شكرا!' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('شكرا!');
+  const direction = (selector: string) => widget(page).locator(selector).last().evaluate((node) => (globalThis as any).getComputedStyle(node).direction);
+  expect(await direction('.message.inbound')).toBe('rtl');
+  expect(await direction('.message.outbound')).toBe('rtl');
+  // A visitor writing Arabic sees it laid out as Arabic while writing.
+  await widget(page).getByLabel('Message').fill('سؤال آخر');
+  expect(await widget(page).getByLabel('Message').evaluate((node) => (globalThis as any).getComputedStyle(node).direction)).toBe('rtl');
+  await context.close();
+});
