@@ -36,7 +36,7 @@
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
     .launcher { position: fixed; right: 20px; bottom: 20px; border: 0; border-radius: 24px; padding: 12px 18px; background: #1f6feb; color: #fff; cursor: pointer; }
     .badge { margin-left: 8px; padding: 0 7px; border-radius: 10px; background: #cf222e; font-size: 12px; }
-    .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; }
+    .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; overflow-wrap: anywhere; }
     [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
     .state { font-weight: 400; font-size: 12px; opacity: .85; }

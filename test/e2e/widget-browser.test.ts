@@ -1161,3 +1161,26 @@ it.skipIf(!runs)('lays right-to-left text out in its own direction, in the log a
   expect(await widget(page).getByLabel('Message').evaluate((node) => (globalThis as any).getComputedStyle(node).direction)).toBe('rtl');
   await context.close();
 });
+
+it.skipIf(!runs)('wraps a word longer than the panel (a URL, a file name, a name) inside it', async () => {
+  const { context, page } = await startChat('Wim');
+  const { conversationId } = await visitorSays(page, 'See this', 'the first message');
+
+  // A word longer than the panel (a URL, a file's name) wraps inside it.
+  const long = `https://example.com/${'a'.repeat(300)}`;
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: long } })).status).toBe(202);
+  await agentSendsFile(conversationId, png(2, 2), `${'b'.repeat(200)}.png`);
+  await expect.poll(() => widget(page).locator('.file').count()).toBe(1);
+  // A colleague whose name is one long word types.
+  const colleague = await WsClient.connect(stack.wsUrl, await agentToken(stack.httpUrl, 'agent-long', 'agent', 'Maximilian'.repeat(12)));
+  colleague.send({ action: 'typing', conversationId, state: 'on' });
+  await expect.poll(() => widget(page).locator('.typing').textContent()).toContain('is typing');
+  await colleague.close();
+  const overflow = await widget(page).locator('.panel').evaluate((panel) => {
+    const box = panel.getBoundingClientRect();
+    // Neither sticking out of the panel nor cut off inside its own box.
+    return [...panel.querySelectorAll('*')].filter((node) => node.getBoundingClientRect().right > box.right + 1 || node.scrollWidth > node.clientWidth + 1).map((node) => node.className || node.tagName);
+  });
+  expect(overflow).toEqual([]);
+  await context.close();
+}, 60_000);
