@@ -36,12 +36,13 @@
     :host { all: initial; font: 14px/1.4 system-ui, sans-serif; color: #1f2328; }
     .launcher { position: fixed; right: 20px; bottom: 20px; border: 0; border-radius: 24px; padding: 12px 18px; background: #1f6feb; color: #fff; cursor: pointer; }
     .badge { margin-left: 8px; padding: 0 7px; border-radius: 10px; background: #cf222e; font-size: 12px; }
-    .panel { position: fixed; right: 20px; bottom: 76px; width: 340px; height: 460px; display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; overflow-wrap: anywhere; }
+    /* A phone's window (360 px wide, or turned to 360 px high) holds it whole: border included, 12 px to spare. */
+    .panel { box-sizing: border-box; position: fixed; right: 20px; bottom: 76px; width: min(340px, calc(100vw - 32px)); height: min(460px, calc(100vh - 88px)); height: min(460px, calc(100dvh - 88px)); display: flex; flex-direction: column; background: #fff; border: 1px solid #d0d7de; border-radius: 12px; box-shadow: 0 8px 24px rgba(0,0,0,.15); overflow: hidden; overflow-wrap: anywhere; }
     [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
     .state { font-weight: 400; font-size: 12px; opacity: .85; }
     .end { float: right; padding: 2px 8px; font-size: 12px; font-weight: 400; background: rgba(255,255,255,.2); }
-    form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; }
+    form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; overflow-y: auto; }
     input, textarea { font: inherit; padding: 8px; border: 1px solid #d0d7de; border-radius: 6px; }
     .log { flex: 1; overflow-y: auto; padding: 10px; display: flex; flex-direction: column; gap: 6px; }
     .message { max-width: 80%; padding: 6px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; }

@@ -1184,3 +1184,46 @@ it.skipIf(!runs)('wraps a word longer than the panel (a URL, a file name, a name
   expect(overflow).toEqual([]);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)('fits a phone: on 360x640, and turned to 640x360, the panel stays in the window with its composer in view', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  const inWindow = async (selector: string) => {
+    const { width, height } = page.viewportSize()!;
+    const boxes = await widget(page).locator(selector).evaluateAll((nodes) => nodes.map((node) => {
+      const box = node.getBoundingClientRect();
+      return { left: box.left, top: box.top, right: box.right, bottom: box.bottom };
+    }));
+    expect(boxes.length, selector).toBeGreaterThan(0);
+    for (const box of boxes) {
+      expect(box.left, `${selector} at ${width}x${height}`).toBeGreaterThanOrEqual(0);
+      expect(box.top, `${selector} at ${width}x${height}`).toBeGreaterThanOrEqual(0);
+      expect(box.right, `${selector} at ${width}x${height}`).toBeLessThanOrEqual(width);
+      expect(box.bottom, `${selector} at ${width}x${height}`).toBeLessThanOrEqual(height);
+    }
+  };
+  // Turned sideways, the pre-chat form (with the away notice above it) can still be sent.
+  await page.setViewportSize({ width: 640, height: 360 });
+  await page.goto(siteUrl);
+  await widget(page).getByRole('button', { name: 'Chat with us' }).click();
+  const start = widget(page).getByRole('button', { name: 'Start chatting' });
+  await start.scrollIntoViewIfNeeded();
+  await inWindow('.panel');
+  await inWindow('form.prechat button');
+  await page.setViewportSize({ width: 360, height: 640 });
+  await widget(page).getByPlaceholder('Your name').fill('Pia');
+  await widget(page).getByPlaceholder(/^Email/).fill('pia@example.com');
+  await start.click();
+  const { conversationId } = await visitorSays(page, 'From my phone', 'the first message');
+  for (let i = 1; i <= 12; i += 1) {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: `reply ${i}\nmore\nmore` } })).status).toBe(202);
+  }
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('reply 12');
+  for (const [width, height] of [[360, 640], [640, 360], [320, 568]] as const) {
+    await page.setViewportSize({ width, height });
+    await inWindow('.panel');
+    await inWindow('form.composer');
+    await inWindow('.launcher');
+  }
+  await context.close();
+}, 60_000);
