@@ -374,13 +374,23 @@
     async function loadHistory() {
       const gen = generation;
       const view = ++statusAsked;
-      const page = await api('GET', '/v1/widget/messages?limit=50');
+      const read = (cursor) => api('GET', `/v1/widget/messages?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      // Read again over what is shown (a reconnection), it goes back page after page to the newest
+      // message shown: more than a page written meanwhile leaves no gap.
+      const newest = [...log.querySelectorAll('.message[data-id]')].pop()?.dataset.id;
+      const page = await read();
       if (gen !== generation) return;
       // A reload or reconnection skips the session call: the history says whether the conversation
       // was resolved meanwhile (no "End conversation" then). An API without `conversationStatus`
       // leaves it as it is.
       takeStatus(view, page.conversationStatus);
       for (const message of page.items) render(message);
+      let older = page;
+      while (newest && older.nextCursor && !older.items.some((message) => message.id <= newest)) {
+        older = await read(older.nextCursor);
+        if (gen !== generation) return;
+        for (const message of older.items) render(message);
+      }
       closeDroppedCsat(page);
       showEnd();
       refreshCsat();

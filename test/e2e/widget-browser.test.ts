@@ -1227,3 +1227,33 @@ it.skipIf(!runs)('fits a phone: on 360x640, and turned to 640x360, the panel sta
   }
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)('catches up on more than a page of replies written while its socket was down: none is missing after the reconnection', async () => {
+  const { context, page } = await startChat('Gil');
+  const { conversationId } = await visitorSays(page, 'Please send me the whole list', 'the first message');
+  await expect.poll(() => widget(page).locator('.state').textContent()).toBe(' · online');
+  const visitorSockets = () => stack.websocket.connections().filter((id) => !agentConnections.includes(id));
+  await expect.poll(() => visitorSockets().length, { timeout: 10_000 }).toBe(1);
+  // The socket goes and cannot come back while `blocked` (pointed at a closed port).
+  await page.evaluate(() => {
+    const g = globalThis as any;
+    g.blocked = true;
+    g.WebSocket = class extends g.WebSocket {
+      constructor(url: string) {
+        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
+      }
+    };
+  });
+  stack.websocket.dropConnection(visitorSockets()[0]!, { notify: true });
+  await expect.poll(() => widget(page).locator('.state').textContent()).not.toBe(' · online');
+  const lines = Array.from({ length: 60 }, (_, i) => `item ${i + 1}`);
+  for (const text of lines) {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+  }
+  await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'item 60', 15_000, 'the last reply');
+  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await expect.poll(() => widget(page).locator('.state').textContent(), { timeout: 30_000 }).toBe(' · online');
+  const shown = () => widget(page).locator('.message.outbound').evaluateAll((nodes) => nodes.map((node) => node.firstChild?.textContent ?? '').filter((t) => t.startsWith('item ')));
+  await expect.poll(shown, { timeout: 10_000 }).toEqual(lines);
+  await context.close();
+}, 90_000);
