@@ -226,6 +226,8 @@
         if (refused) clear();
         // 401: a token the API no longer knows; 400 to a resume (it sent the token alone): no token at all.
         if (!refused && (error.status === 401 || (error.status === 400 && !profile && token))) {
+          // Erased meanwhile, say: what the page shows of that visitor goes with the token.
+          clear();
           token = null;
           localStorage.removeItem(TOKEN_KEY);
           prechat.hidden = false;

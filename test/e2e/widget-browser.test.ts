@@ -1257,3 +1257,25 @@ it.skipIf(!runs)('catches up on more than a page of replies written while its so
   await expect.poll(shown, { timeout: 10_000 }).toEqual(lines);
   await context.close();
 }, 90_000);
+
+it.skipIf(!runs)("takes an erased visitor's conversation off the open page: the form comes back, and a new chat shows none of it", async () => {
+  const { context, page } = await startChat('Edda');
+  const { conversationId } = await visitorSays(page, 'My card number is 4111', 'the message to erase');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text: 'Noted, Edda' } })).status).toBe(202);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('Noted, Edda');
+  const contactId = (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: jwt })).body.contact.id;
+  const admin = await agentToken(stack.httpUrl, 'admin-erin', 'admin', 'Erin');
+  expect((await http(stack.httpUrl, 'DELETE', `/v1/contacts/${contactId}`, { token: admin })).status).toBe(202);
+  // Its socket closed and its token refused: the page forgets what it showed.
+  await expect.poll(() => widget(page).getByRole('button', { name: 'Start chatting' }).isVisible(), { timeout: 20_000 }).toBe(true);
+  await expect.poll(() => widget(page).locator('.message').count()).toBe(0);
+  expect(await page.evaluate(() => (globalThis as any).localStorage.getItem('conversa.visitorToken'))).toBeNull();
+
+  await widget(page).getByPlaceholder('Your name').fill('Edda');
+  await widget(page).getByRole('button', { name: 'Start chatting' }).click();
+  const fresh = await visitorSays(page, 'Hello again', 'the new chat');
+  expect(fresh.conversationId).not.toBe(conversationId);
+  await expect.poll(() => widget(page).locator('.message').allTextContents()).not.toContainEqual(expect.stringContaining('4111'));
+  expect(await widget(page).locator('.message').allTextContents()).not.toContainEqual(expect.stringContaining('Noted, Edda'));
+  await context.close();
+}, 60_000);
