@@ -14,6 +14,9 @@
 (() => {
   const TOKEN_KEY = 'conversa.visitorToken';
   const WS_KEY = 'conversa.websocketUrl';
+  // The newest team message a tab of this browser read: the other tabs' launchers stop counting it
+  // (the API tells a visitor's other sockets nothing of a read).
+  const READ_KEY = 'conversa.readUpTo';
   // API Gateway closes a WebSocket idle for 10 minutes.
   const PING_MS = 4 * 60_000;
   const TYPING_IDLE_MS = 2_000;
@@ -116,7 +119,12 @@
     ]);
     const badge = el('span', { className: 'badge', hidden: true, ariaLabel: 'unread replies' });
     const launcher = el('button', { className: 'launcher', type: 'button', textContent: options.title || 'Chat with us' }, [badge]);
-    let unread = 0;
+    // The team's replies that came with the chat closed, not read since in any tab (ids).
+    let unread = [];
+    const showUnread = () => {
+      badge.textContent = String(unread.length);
+      badge.hidden = !unread.length;
+    };
     root.append(el('style', { textContent: STYLE }), panel, launcher);
 
     let token = localStorage.getItem(TOKEN_KEY);
@@ -275,7 +283,7 @@
       showNotice('');
       setState('');
       text.value = '';
-      unread = 0;
+      unread = [];
       resolved = false;
       readUpTo = '';
       badge.hidden = composer.hidden = endButton.hidden = true;
@@ -535,9 +543,8 @@
             markRead();
             // A reply while the chat is closed: counted on the launcher until the visitor opens it.
             if (frame.type === 'message.created' && panel.hidden && !frame.message.private) {
-              unread += 1;
-              badge.textContent = String(unread);
-              badge.hidden = false;
+              unread.push(frame.message.id);
+              showUnread();
             }
           }
           break;
@@ -588,6 +595,7 @@
       const last = [...log.querySelectorAll('.message.outbound[data-id]')].pop();
       if (!last || last.dataset.id <= readUpTo) return;
       readUpTo = last.dataset.id;
+      localStorage.setItem(READ_KEY, readUpTo);
       if (last.dataset.status !== 'read') send({ action: 'markRead', messageId: last.dataset.id });
     }
 
@@ -663,7 +671,7 @@
       if (!panel.hidden) {
         // A hidden log scrolls nowhere: what came meanwhile (the badge) is at its end.
         log.scrollTop = log.scrollHeight;
-        unread = 0;
+        unread = [];
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
         if (historyDue && socket?.readyState === WebSocket.OPEN) {
@@ -687,6 +695,10 @@
     // Another tab started the chat while this one shows the form (or nothing yet): joined at once.
     // Another tab's logout (reset) or someone else signed in there: this one follows.
     window.addEventListener('storage', (event) => {
+      if (event.key === READ_KEY && event.newValue) {
+        unread = unread.filter((id) => id > event.newValue);
+        return showUnread();
+      }
       if (event.key !== TOKEN_KEY && event.key !== null) return;
       const kept = localStorage.getItem(TOKEN_KEY);
       if (kept === token || starting) return;

@@ -1279,3 +1279,30 @@ it.skipIf(!runs)("takes an erased visitor's conversation off the open page: the 
   expect(await widget(page).locator('.message').allTextContents()).not.toContainEqual(expect.stringContaining('Noted, Edda'));
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)("stops counting a reply on the launcher once another tab of the visitor's read it, and counts the next", async () => {
+  const { context, page } = await startChat('Tess');
+  const { conversationId } = await visitorSays(page, 'I have two tabs open', 'the first message');
+  const other = await context.newPage();
+  await other.goto(siteUrl);
+  await expect.poll(() => stack.websocket.connections().filter((id) => !agentConnections.includes(id)).length, { timeout: 10_000 }).toBe(2);
+  const reply = async (text: string) => {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+  };
+  // Both tabs with the chat closed: the reply counts on both launchers.
+  await widget(page).locator('.launcher').click();
+  await reply('Your refund is on its way');
+  await expect.poll(() => widget(other).locator('.badge').textContent()).toBe('1');
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  // Read in the first tab: the other's launcher no longer says it is unread.
+  await page.bringToFront();
+  await widget(page).locator('.launcher').click();
+  await agent.waitFor((f) => f.type === 'read' && f.by?.type === 'contact' && f.conversationId === conversationId, 15_000, 'the read');
+  await expect.poll(() => widget(other).locator('.badge').isVisible()).toBe(false);
+  // A later reply, not read yet (the first tab closed again), counts alone.
+  await widget(page).locator('.launcher').click();
+  await reply('It should arrive Monday');
+  await expect.poll(() => widget(other).locator('.badge').textContent()).toBe('1');
+  expect(await widget(other).locator('.badge').isVisible()).toBe(true);
+  await context.close();
+}, 60_000);
