@@ -145,6 +145,7 @@
     // The clientMessageId of the message frame on its way, and when it stops holding the next back.
     let inFlight;
     let inFlightTimer;
+    // The history to read once the chat opens: { since: the newest message shown when the socket came back }.
     let historyDue = false;
     // Asked for while a session call was under way (identify): one more when it is done.
     let rerun = false;
@@ -316,8 +317,10 @@
         // What arrived while the socket was down comes with the history; with the chat closed, once
         // it opens (a page view needs none: the route's limit is shared by every visitor).
         const gen = generation;
-        historyDue = panel.hidden;
-        if (!historyDue) await reloadHistory();
+        // Read later, it still goes back to what the log showed now: replies may come live before.
+        const since = historyDue ? historyDue.since : newestShown();
+        historyDue = panel.hidden && { since };
+        if (!historyDue) await reloadHistory(since);
         if (gen !== generation) return;
         // Then what this tab sent without an ack (written while the socket was down, or lost with
         // it), even if the history seemed to hold it (another tab's same words). The same
@@ -379,15 +382,13 @@
       inFlight = undefined;
     }
 
-    const reloadHistory = () => loadHistory().catch((error) => showNotice(`History unavailable: ${error.message}`));
+    const reloadHistory = (since) => loadHistory(since).catch((error) => showNotice(`History unavailable: ${error.message}`));
 
-    async function loadHistory() {
+    /** The newest page, and, read again over a log that showed `since` (a reconnection), every page back to it. */
+    async function loadHistory(since) {
       const gen = generation;
       const view = ++statusAsked;
       const read = (cursor) => api('GET', `/v1/widget/messages?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-      // Read again over what is shown (a reconnection), it goes back page after page to the newest
-      // message shown: more than a page written meanwhile leaves no gap.
-      const newest = [...log.querySelectorAll('.message[data-id]')].pop()?.dataset.id;
       const page = await read();
       if (gen !== generation) return;
       // A reload or reconnection skips the session call: the history says whether the conversation
@@ -396,7 +397,8 @@
       takeStatus(view, page.conversationStatus);
       for (const message of page.items) render(message);
       let older = page;
-      while (newest && older.nextCursor && !older.items.some((message) => message.id <= newest)) {
+      // More than a page written meanwhile leaves no gap.
+      while (since && older.nextCursor && !older.items.some((message) => message.id <= since)) {
         older = await read(older.nextCursor);
         if (gen !== generation) return;
         for (const message of older.items) render(message);
@@ -421,6 +423,8 @@
     }
 
     const atEnd = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+
+    const newestShown = () => [...log.querySelectorAll('.message[data-id]')].pop()?.dataset.id;
 
     const byId = (id) => log.querySelector(`[data-id="${CSS.escape(id)}"]`);
 
@@ -675,8 +679,9 @@
         badge.hidden = true;
         showAvailability().catch(() => (hours.hidden = true));
         if (historyDue && socket?.readyState === WebSocket.OPEN) {
+          const { since } = historyDue;
           historyDue = false;
-          reloadHistory();
+          reloadHistory(since);
         }
         if (!socket && !starting && prechat.hidden && composer.hidden) {
           if (token || known()) begin();

@@ -1306,3 +1306,39 @@ it.skipIf(!runs)("stops counting a reply on the launcher once another tab of the
   expect(await widget(other).locator('.badge').isVisible()).toBe(true);
   await context.close();
 }, 60_000);
+
+it.skipIf(!runs)('catches up on the replies written while its socket was down when the chat opens later, though a newer reply came live meanwhile', async () => {
+  const { context, page } = await startChat('Hal');
+  const { conversationId } = await visitorSays(page, 'I will check back later', 'the first message');
+  await expect.poll(() => widget(page).locator('.state').textContent()).toBe(' · online');
+  const visitorSockets = () => stack.websocket.connections().filter((id) => !agentConnections.includes(id));
+  await expect.poll(() => visitorSockets().length, { timeout: 10_000 }).toBe(1);
+  const reply = async (text: string) => {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+  };
+  // The chat closed, the socket goes and cannot come back while `blocked`.
+  await widget(page).locator('.launcher').click();
+  await page.evaluate(() => {
+    const g = globalThis as any;
+    g.blocked = true;
+    g.WebSocket = class extends g.WebSocket {
+      constructor(url: string) {
+        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
+      }
+    };
+  });
+  stack.websocket.dropConnection(visitorSockets()[0]!, { notify: true });
+  await expect.poll(() => widget(page).locator('.state').textContent()).not.toBe(' · online');
+  const lines = Array.from({ length: 55 }, (_, i) => `note ${i + 1}`);
+  for (const text of lines) await reply(text);
+  await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'note 55', 15_000, 'the last reply');
+  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await expect.poll(() => widget(page).locator('.state').textContent(), { timeout: 30_000 }).toBe(' · online');
+  // Reconnected with the chat closed (its history is read once it opens), a reply comes live.
+  await reply('note 56');
+  await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  await widget(page).locator('.launcher').click();
+  const shown = () => widget(page).locator('.message.outbound').evaluateAll((nodes) => nodes.map((node) => node.firstChild?.textContent ?? '').filter((t) => t.startsWith('note ')));
+  await expect.poll(shown, { timeout: 10_000 }).toEqual([...lines, 'note 56']);
+  await context.close();
+}, 90_000);
