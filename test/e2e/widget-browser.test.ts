@@ -1,7 +1,9 @@
 /**
  * The reference widget in a real browser (Debian's chromium through playwright-core), on a page
  * of another origin than the API, as a shop's site is: CORS, the session, the WebSocket, typing,
- * read receipts both ways, a reconnection that catches up, and the conversation resumed after a reload.
+ * read receipts both ways, a reconnection that catches up (more than a page too), and the conversation
+ * resumed after a reload; also the log's scrolling, right-to-left and long text, a phone's window, an
+ * erasure while the page is open and the launcher's count across tabs.
  */
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
