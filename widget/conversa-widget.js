@@ -295,6 +295,7 @@
       clear();
       token = null;
       localStorage.removeItem(TOKEN_KEY);
+      localStorage.removeItem(READ_KEY);
       prechat.reset();
       prechat.hidden = panel.hidden;
     }

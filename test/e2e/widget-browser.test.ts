@@ -894,6 +894,8 @@ it.skipIf(!runs)('takes the signed-in customer from the website (identify), and 
     // Walt logs out: the widget forgets him, and the next person gets a fresh chat through the form.
     await page.evaluate('window.ConversaWidget.reset()');
     expect(await page.evaluate("localStorage.getItem('conversa.visitorToken')")).toBeNull();
+    // Nor what he read (the greeting): no trace of his chat stays in the browser.
+    expect(await page.evaluate("localStorage.getItem('conversa.readUpTo')")).toBeNull();
     await expect.poll(() => openSockets(page)).toBe(0);
     expect(await texts()).toEqual([]);
     await expect.poll(() => widget(page).getByPlaceholder('Your name').isVisible()).toBe(true);
