@@ -14,6 +14,7 @@ import type { LocalStack } from '../../local/stack';
 import { CONSOLE_PATH } from '../../local/console';
 import { startTestStack } from '../support/stack';
 import { agentToken, eventually, http, visitorSession, WsClient } from '../support/clients';
+import { blockSockets, unblockSockets } from '../support/browser';
 import { png } from '../support/png';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
 
@@ -70,6 +71,20 @@ async function openConsole(agentId: string, name: string, options: { query?: str
 const row = (page: Page, conversationId: string) => page.locator(`.inbox .conversation[data-id="${conversationId}"]`);
 const texts = (page: Page, selector: string) => page.locator(`.log ${selector} .text`).allTextContents();
 const details = (page: Page) => page.locator('.head .details').textContent();
+
+/** A web visitor, on a socket of their own, who wrote `text`: the conversation it opened. Close `visitor` after. */
+async function webVisitorSays(name: string, text: string): Promise<{ visitor: WsClient; conversationId: string }> {
+  const session = await visitorSession(stack.httpUrl, { name });
+  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  try {
+    const clientMessageId = crypto.randomUUID();
+    visitor.send({ action: 'sendMessage', text, clientMessageId });
+    return { visitor, conversationId: (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId, 15_000, 'the ack')).conversationId };
+  } catch (error) {
+    await visitor.close();
+    throw error;
+  }
+}
 
 async function send(page: Page, text: string, note = false): Promise<void> {
   await page.getByLabel('Private note').setChecked(note);
@@ -276,15 +291,7 @@ it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting
   // The socket goes, and the browser cannot reconnect (the page's WebSocket is pointed at a closed
   // port while `blocked`; Chromium's offline emulation leaves WebSockets alone): what happens now
   // reaches no frame of it.
-  await page.evaluate(() => {
-    const g = globalThis as any;
-    g.blocked = true;
-    g.WebSocket = class extends g.WebSocket {
-      constructor(url: string) {
-        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
-      }
-    };
-  });
+  await blockSockets(page);
   expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
   await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
   const token = await agentToken(stack.httpUrl, 'agent-olga');
@@ -293,7 +300,7 @@ it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting
   expect(await texts(page, '.message.inbound')).toEqual(['Do you deliver on Sundays?']);
 
   // Back: the history and the inbox are read again.
-  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await unblockSockets(page);
   await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
   await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Do you deliver on Sundays?', 'And on holidays?']);
   await expect.poll(() => row(page, waiting).count()).toBe(0);
@@ -812,11 +819,8 @@ it.skipIf(!runs)("puts the unread count of the list shown in the tab's title, li
 it.skipIf(!runs)("mentions a colleague from a note: '@' offers the team, the colleague's console shows a notice naming the conversation, opens it, and lists it under Mentions", async () => {
   const ben = await openConsole('agent-ben', 'Ben');
   const ana = await openConsole('agent-ana', 'Ana');
-  const session = await visitorSession(stack.httpUrl, { name: 'Mira' });
-  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  const { visitor, conversationId } = await webVisitorSays('Mira', 'My voucher does not work');
   try {
-    visitor.send({ action: 'sendMessage', text: 'My voucher does not work', clientMessageId: 'm-1' });
-    const { conversationId } = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'm-1', 15_000, 'the ack');
     await expect.poll(() => row(ana, conversationId).count(), { timeout: 15_000 }).toBe(1);
     await row(ana, conversationId).click();
     await expect.poll(() => texts(ana, '.message.inbound')).toContain('My voucher does not work');
@@ -882,11 +886,8 @@ it.skipIf(!runs)('runs a macro from the head: the customer gets its reply, the t
   // Removed from the settings after the macro was saved: its run stops at that action.
   expect((await settings(['vip'])).status).toBe(200);
   const page = await openConsole('agent-maya', 'Maya');
-  const session = await visitorSession(stack.httpUrl, { name: 'Rita' });
-  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  const { visitor, conversationId } = await webVisitorSays('Rita', 'I order every week');
   try {
-    visitor.send({ action: 'sendMessage', text: 'I order every week', clientMessageId: 'r-1' });
-    const { conversationId } = await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'r-1', 15_000, 'the ack');
     await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
     await row(page, conversationId).click();
     await expect.poll(() => texts(page, '.message.inbound')).toContain('I order every week');
@@ -1002,20 +1003,12 @@ it.skipIf(!runs)('catches up on more than a page of messages said while its sock
   const before = await texts(page, '.message');
 
   // As in the reconnection case above: the socket drops and cannot come back while `blocked`.
-  await page.evaluate(() => {
-    const g = globalThis as any;
-    g.blocked = true;
-    g.WebSocket = class extends g.WebSocket {
-      constructor(url: string) {
-        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
-      }
-    };
-  });
+  await blockSockets(page);
   expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
   await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
   // More than the history's page of 50 while nothing listens.
   await colleagueNotes(conversationId, 'while away', 60);
-  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await unblockSockets(page);
   await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
 
   const expected = [...before, ...Array.from({ length: 60 }, (_, i) => `while away ${String(i).padStart(2, '0')}`)];
@@ -1117,11 +1110,8 @@ it.skipIf(!runs)('wraps a name of one very long word in the inbox and the head, 
 });
 
 it.skipIf(!runs)('says an action refused after the agent opened another conversation as about the conversation it was for', async () => {
-  const session = await visitorSession(stack.httpUrl, { name: 'Zelda' });
-  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  const { visitor, conversationId: first } = await webVisitorSays('Zelda', 'Please close this');
   try {
-    visitor.send({ action: 'sendMessage', text: 'Please close this', clientMessageId: 'zelda-1' });
-    const first: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'zelda-1', 15_000, 'the ack')).conversationId;
     const second = await whatsappCustomer('Another question');
     const page = await openConsole('agent-zora', 'Zora');
     await expect.poll(() => row(page, first).count(), { timeout: 15_000 }).toBe(1);
@@ -1221,11 +1211,8 @@ it.skipIf(!runs)("lets an erased customer's conversation go at once: out of the 
 it.skipIf(!runs)("says a macro's end after the agent opened another conversation as about the conversation it ran in, so it is not run again in the wrong one", async () => {
   const admin = await agentToken(stack.httpUrl, 'admin-ada', 'admin', 'Ada');
   expect((await http(stack.httpUrl, 'POST', '/v1/macros', { token: admin, body: { name: 'Note the call', actions: [{ type: 'addNote', text: 'Called back' }] } })).status).toBe(201);
-  const session = await visitorSession(stack.httpUrl, { name: 'Dalia' });
-  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  const { visitor, conversationId: first } = await webVisitorSays('Dalia', 'Call me back');
   try {
-    visitor.send({ action: 'sendMessage', text: 'Call me back', clientMessageId: 'dalia-1' });
-    const first: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'dalia-1', 15_000, 'the ack')).conversationId;
     const second = await whatsappCustomer('Unrelated question');
     const page = await openConsole('agent-dina', 'Dina');
     await expect.poll(() => row(page, first).count(), { timeout: 15_000 }).toBe(1);
@@ -1252,11 +1239,8 @@ it.skipIf(!runs)("says a macro's end after the agent opened another conversation
 });
 
 it.skipIf(!runs)('keeps an update of a message older than the pages shown for its own page, in its place there', async () => {
-  const session = await visitorSession(stack.httpUrl, { name: 'Elif' });
-  const visitor = await WsClient.connect(session.websocketUrl, session.token);
+  const { visitor, conversationId } = await webVisitorSays('Elif', 'Status of my claim?');
   try {
-    visitor.send({ action: 'sendMessage', text: 'Status of my claim?', clientMessageId: 'elif-1' });
-    const conversationId: string = (await visitor.waitFor((f) => f.type === 'ack' && f.clientMessageId === 'elif-1', 15_000, 'the ack')).conversationId;
     const page = await openConsole('agent-edda', 'Edda');
     await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
     await row(page, conversationId).click();

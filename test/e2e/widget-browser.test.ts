@@ -14,6 +14,7 @@ import type { LocalStack } from '../../local/stack';
 import { demoCustomer, widgetDemoPage, WIDGET_PATH } from '../../local/widget';
 import { startTestStack } from '../support/stack';
 import { agentToken, http, WsClient } from '../support/clients';
+import { blockSockets, unblockSockets } from '../support/browser';
 import { png } from '../support/png';
 import { MAX_VISITOR_CONNECTIONS } from '../../src/domain/fanout';
 import { identityHashOf } from '../../src/domain/visitors';
@@ -1239,15 +1240,7 @@ it.skipIf(!runs)('catches up on more than a page of replies written while its so
   const visitorSockets = () => stack.websocket.connections().filter((id) => !agentConnections.includes(id));
   await expect.poll(() => visitorSockets().length, { timeout: 10_000 }).toBe(1);
   // The socket goes and cannot come back while `blocked` (pointed at a closed port).
-  await page.evaluate(() => {
-    const g = globalThis as any;
-    g.blocked = true;
-    g.WebSocket = class extends g.WebSocket {
-      constructor(url: string) {
-        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
-      }
-    };
-  });
+  await blockSockets(page);
   stack.websocket.dropConnection(visitorSockets()[0]!, { notify: true });
   await expect.poll(() => widget(page).locator('.state').textContent()).not.toBe(' · online');
   const lines = Array.from({ length: 60 }, (_, i) => `item ${i + 1}`);
@@ -1255,7 +1248,7 @@ it.skipIf(!runs)('catches up on more than a page of replies written while its so
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
   }
   await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'item 60', 15_000, 'the last reply');
-  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await unblockSockets(page);
   await expect.poll(() => widget(page).locator('.state').textContent(), { timeout: 30_000 }).toBe(' · online');
   const shown = () => widget(page).locator('.message.outbound').evaluateAll((nodes) => nodes.map((node) => node.firstChild?.textContent ?? '').filter((t) => t.startsWith('item ')));
   await expect.poll(shown, { timeout: 10_000 }).toEqual(lines);
@@ -1322,21 +1315,13 @@ it.skipIf(!runs)('catches up on the replies written while its socket was down wh
   };
   // The chat closed, the socket goes and cannot come back while `blocked`.
   await widget(page).locator('.launcher').click();
-  await page.evaluate(() => {
-    const g = globalThis as any;
-    g.blocked = true;
-    g.WebSocket = class extends g.WebSocket {
-      constructor(url: string) {
-        super(g.blocked ? 'ws://127.0.0.1:9/' : url);
-      }
-    };
-  });
+  await blockSockets(page);
   stack.websocket.dropConnection(visitorSockets()[0]!, { notify: true });
   await expect.poll(() => widget(page).locator('.state').textContent()).not.toBe(' · online');
   const lines = Array.from({ length: 55 }, (_, i) => `note ${i + 1}`);
   for (const text of lines) await reply(text);
   await agent.waitFor((f) => f.type === 'message.created' && f.message.text === 'note 55', 15_000, 'the last reply');
-  await page.evaluate(() => ((globalThis as any).blocked = false));
+  await unblockSockets(page);
   await expect.poll(() => widget(page).locator('.state').textContent(), { timeout: 30_000 }).toBe(' · online');
   // Reconnected with the chat closed (its history is read once it opens), a reply comes live.
   await reply('note 56');
