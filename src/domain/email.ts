@@ -625,6 +625,21 @@ function htmlText(html: string): string {
   return decodeEntities(visible.replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])>/gi, '\n').replace(/<[^<>]*>/g, ''));
 }
 
+/** A multipart's parts, each as written and its headers; undefined for a body that is none (or names no boundary). */
+function multipartParts(headers: Record<string, string>, body: string): { raw: string; headers: Record<string, string> }[] | undefined {
+  const type = headers['content-type'] ?? '';
+  const boundary = /^multipart\//i.test(type) ? /boundary="?([^";]+)"?/i.exec(type)?.[1] : undefined;
+  if (!boundary) return undefined;
+  return body
+    .split(`--${boundary}`)
+    .slice(1)
+    .filter((part) => !part.startsWith('--'))
+    .map((part) => {
+      const raw = part.replace(/^\n/, '');
+      return { raw, headers: splitMessage(raw).headers };
+    });
+}
+
 /** A part the sender attached (a file, even one of text), not the words they wrote. */
 const isAttachedFile = (headers: Record<string, string>) => /^attachment\b|\bfilename\*?=/i.test(headers['content-disposition'] ?? '');
 
@@ -635,16 +650,12 @@ const isAttachedFile = (headers: Record<string, string>) => /^attachment\b|\bfil
 export function attachedFileNames(raw: string, depth = 0): string[] {
   if (depth > MAX_MIME_DEPTH) return [];
   const { headers, body } = splitMessage(raw);
-  const boundary = /^multipart\//i.test(headers['content-type'] ?? '') ? /boundary="?([^";]+)"?/i.exec(headers['content-type']!)?.[1] : undefined;
-  if (!boundary) return [];
   const names: string[] = [];
-  for (const part of body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'))) {
-    const raw = part.replace(/^\n/, '');
-    const own = splitMessage(raw).headers;
-    const name = fileNameOf(own);
-    const disposition = own['content-disposition'] ?? '';
-    if (name && (/^attachment\b/i.test(disposition) || !own['content-id'])) names.push(name);
-    else if (!name) names.push(...attachedFileNames(raw, depth + 1));
+  for (const part of multipartParts(headers, body) ?? []) {
+    const name = fileNameOf(part.headers);
+    const disposition = part.headers['content-disposition'] ?? '';
+    if (name && (/^attachment\b/i.test(disposition) || !part.headers['content-id'])) names.push(name);
+    else if (!name) names.push(...attachedFileNames(part.raw, depth + 1));
   }
   return names.slice(0, MAX_LISTED_FILES);
 }
@@ -674,11 +685,9 @@ export function textFromMime(raw: string, depth = 0): string | undefined {
   const type = headers['content-type'] ?? 'text/plain';
   const charset = /charset="?([^";\s]+)"?/i.exec(type)?.[1];
   if (/^multipart\//i.test(type)) {
-    const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
-    if (!boundary) return undefined;
-    const parts = body.split(`--${boundary}`).slice(1).filter((p) => !p.startsWith('--'));
+    const parts = multipartParts(headers, body);
+    if (!parts) return undefined;
     const texts = parts
-      .map((part) => ({ raw: part.replace(/^\n/, ''), headers: splitMessage(part.replace(/^\n/, '')).headers }))
       .filter((part) => !isAttachedFile(part.headers))
       .map((part) => ({ type: part.headers['content-type'] ?? 'text/plain', text: textFromMime(part.raw, depth + 1) }));
     return (texts.find((t) => /^(text\/plain|multipart\/)/i.test(t.type) && t.text) ?? texts.find((t) => t.text))?.text;
