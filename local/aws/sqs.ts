@@ -241,12 +241,18 @@ export function md5OfMessageAttributes(attributes: MessageAttributes): string | 
   return md5Hex(Buffer.concat(chunks));
 }
 
-/** The bytes attributes add to a message's size: each name, type and value. */
-function attributeBytes(attributes: MessageAttributes): number {
+/**
+ * The bytes attributes add to a message's size: each name, type and value. Read loosely, as the
+ * batch's size is checked before its entries are (a malformed one fails on its own later).
+ */
+function attributeBytes(attributes: unknown): number {
+  if (!isObject(attributes)) return 0;
   let bytes = 0;
   for (const [name, value] of Object.entries(attributes)) {
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType);
-    bytes += value.BinaryValue !== undefined ? Buffer.from(value.BinaryValue, 'base64').length : Buffer.byteLength(value.StringValue ?? '');
+    bytes += Buffer.byteLength(name);
+    if (!isObject(value)) continue;
+    for (const field of ['DataType', 'StringValue'] as const) if (typeof value[field] === 'string') bytes += Buffer.byteLength(value[field]);
+    if (typeof value.BinaryValue === 'string') bytes += Buffer.from(value.BinaryValue, 'base64').length;
   }
   return bytes;
 }
@@ -477,7 +483,7 @@ export class LocalQueue {
   private validateSend(input: SendInput): void {
     if (input.body.length === 0) throw new SqsError('MissingParameter', 'The request must contain the parameter MessageBody.');
     // Attributes count towards the message's size, as SQS counts them.
-    if (Buffer.byteLength(input.body) + attributeBytes(input.messageAttributes ?? {}) > MAX_MESSAGE_BYTES) {
+    if (Buffer.byteLength(input.body) + attributeBytes(input.messageAttributes) > MAX_MESSAGE_BYTES) {
       throw new SqsError('InvalidParameterValue', `One or more parameters are invalid. Reason: Message must be shorter than ${MAX_MESSAGE_BYTES} bytes.`);
     }
     if (INVALID_BODY_CHARACTER.test(input.body)) {
@@ -644,13 +650,7 @@ function checkBatchSize(entries: Json[]): void {
   let total = 0;
   for (const entry of entries) {
     if (typeof entry.MessageBody === 'string') total += Buffer.byteLength(entry.MessageBody);
-    if (!isObject(entry.MessageAttributes)) continue;
-    for (const [name, value] of Object.entries(entry.MessageAttributes)) {
-      total += Buffer.byteLength(name);
-      if (!isObject(value)) continue;
-      for (const field of ['DataType', 'StringValue'] as const) if (typeof value[field] === 'string') total += Buffer.byteLength(value[field]);
-      if (typeof value.BinaryValue === 'string') total += Buffer.from(value.BinaryValue, 'base64').length;
-    }
+    total += attributeBytes(entry.MessageAttributes);
   }
   if (total > MAX_MESSAGE_BYTES) {
     throw new SqsError('BatchRequestTooLong', `Batch requests cannot be longer than ${MAX_MESSAGE_BYTES} bytes. You have sent ${total} bytes.`);
