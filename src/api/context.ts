@@ -15,11 +15,11 @@ export interface RouteContext {
 export type Route = (context: RouteContext) => Promise<HttpResult>;
 
 /**
- * What an id in a path may look like (ULIDs, UUIDs, short names): anything else names nothing, and
- * could not be a table key. An agent id given in a body must look the same, or the agent it makes
- * up could never be reached at PUT /v1/agents/{id}.
+ * What an id in a path may look like: anything else names nothing, and could not be a table key. An
+ * agent id given in a body must look the same, or the agent it makes up could never be reached at
+ * PUT /v1/agents/{id}.
  */
-export const ID_PATTERN = /^[A-Za-z0-9_.:@+-]{1,128}$/;
+export { ID_PATTERN } from '../store/keys';
 
 export function agentFromEvent(event: APIGatewayProxyEventV2): AgentIdentity {
   const claims = (event as APIGatewayProxyEventV2WithJWTAuthorizer).requestContext.authorizer?.jwt?.claims;

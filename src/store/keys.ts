@@ -12,6 +12,12 @@ const ONE = (pk: string, sk: string): Key => ({ pk, sk });
 /** Where unassigned conversations are listed in the assignee index: no agent may have this id. */
 export const UNASSIGNED_ID = 'none';
 
+/**
+ * What an id in a key may look like (ULIDs, UUIDs, short names): anything else names nothing here.
+ * `#` is the keys' separator, so an id with one could read as another item's key.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9_.:@+-]{1,128}$/;
+
 export const keys = {
   conversation: (id: string) => ONE(`CONV#${id}`, 'CONV'),
   /** A conversation's closed report episode, frozen when the customer came back with a new issue. */

@@ -163,4 +163,11 @@ describe('agentFromClaims', () => {
   it('takes no token whose subject is the id unassigned conversations are filed under', () => {
     expect(agentFromClaims({ sub: 'none', 'cognito:groups': '[agent]' })).toBeNull();
   });
+
+  it('takes no subject that could not be an agent id: a key separator, spaces, too long', () => {
+    for (const sub of ['a#b', 'ASSIGNEE#none#open', 'a b', 'x'.repeat(129), '']) {
+      expect(agentFromClaims({ sub, 'cognito:groups': '[admin]' }), sub).toBeNull();
+    }
+    expect(agentFromClaims({ sub: '7b1f0c3e-5d2a-4c1e-9f00-1a2b3c4d5e6f' })).not.toBeNull();
+  });
 });
