@@ -92,12 +92,21 @@ function registeredType(contentType: string): string {
 /** Upload ids are ULIDs (newId): nothing else can name a key of the uploader's. */
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** `attachments` on a reply or a visitor's message: uploads by id, each with the name to show. */
 export const AttachmentRefs = z
   .array(
     z.object({
       uploadId: z.string().check(z.regex(ULID, 'an uploadId from POST …/uploads')),
-      name: z.optional(z.trimmedText(1, 255).check(z.refine((name) => !LONE_SURROGATE.test(name), 'must be well-formed Unicode (no lone surrogate)'))),
+      name: z.optional(
+        z.trimmedText(1, 255).check(
+          z.refine((name) => !LONE_SURROGATE.test(name), 'must be well-formed Unicode (no lone surrogate)'),
+          // Providers take the name as a document's filename (WhatsApp) or a multipart header (Telegram), where a line break or NUL is refused or cuts it.
+          z.refine((name) => !CONTROL_CHARACTER.test(name), 'must have no control characters (line breaks, tabs, NUL)'),
+        ),
+      ),
     }),
   )
   .check(z.maxLength(MAX_ATTACHMENTS));

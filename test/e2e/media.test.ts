@@ -258,7 +258,7 @@ describe('files agents send', () => {
 });
 
 describe('names and types', () => {
-  it('refuse a name that is not well-formed Unicode, and encode odd names as RFC 8187 has it', async () => {
+  it('refuse a name that is not well-formed Unicode or has control characters, and encode odd names as RFC 8187 has it', async () => {
     const { conversationId } = await visitorWithConversation();
     const ticket = await upload('/v1/uploads', agentJwt, PNG_BYTES, 'application/pdf');
 
@@ -272,7 +272,15 @@ describe('names and types', () => {
       body: { text: 'doc', attachments: [{ uploadId: ticket.uploadId, name: "it's (1)*.pdf" }] },
     });
 
+    const controls = await Promise.all(
+      ['invoice\r\nX-Injected: 1.pdf', 'a\u0000b.pdf', 'tab\there.pdf'].map((name) =>
+        http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text: 'doc', attachments: [{ uploadId: ticket.uploadId, name }] } }),
+      ),
+    );
+
     expect(broken.status).toBe(400);
+    expect(controls.map((r) => r.status)).toEqual([400, 400, 400]);
+    expect(controls[0]!.body.error.message).toMatch(/control characters/);
     expect(odd.status, odd.text).toBe(202);
     const file = await open(`/v1/conversations/${conversationId}/messages/${odd.body.message.id}/attachments/0`, agentJwt);
     expect(file.disposition).toBe("inline; filename*=UTF-8''it%27s%20%281%29%2A.pdf");
