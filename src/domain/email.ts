@@ -175,6 +175,7 @@ const DATED_ATTRIBUTION = /\b\d{1,2}:\d{2}\b|@/;
 /** The first line of the emails we send (renderReplyEmail): what marks a quote without `>` as ours. */
 const OUR_EMAIL = /You have (a new reply|\d+ new replies) to your conversation:/;
 /** Outlook's header block over the earlier email, in a few languages: From, then Sent or Date, To and Subject. */
+const SENT_FROM_DEVICE = /^(Sent from my .{1,40}|Get Outlook for (iOS|Android)|Envoyé de mon .{1,40}|Von meinem .{1,40} gesendet|Enviado desde mi .{1,40}|Enviado do meu .{1,40}|Inviato da(l mio)? .{1,40}|Verzonden (met|vanaf) mijn .{1,40})\s*$/i;
 const HEADER_FROM = /^\*?(From|De|Von|Van|Da)\s*:\*?\s*\S/i;
 const HEADER_NEXT = /^\*?(Sent|Date|Envoyé|Gesendet|Verzonden|Inviato|Enviado|To|À|An|Aan|A|Para|Cc|Subject|Objet|Betreff|Onderwerp|Oggetto|Asunto|Assunto)\s*:/i;
 
@@ -223,10 +224,15 @@ export function stripQuotedReply(text: string): string {
       if (quoteNext[i]) continue;
       if (ourEmailAt > i && DATED_ATTRIBUTION.test(line)) break;
     }
+    // A signature under its separator (RFC 3676's `-- `, which some clients trim) is not the message.
+    if (/^-- ?$/.test(line)) break;
     if (line.startsWith('>')) continue;
     kept.push(line);
   }
-  return kept.join('\n').trim();
+  const reply = kept.join('\n').trim();
+  // The line a phone's mail app adds last ("Sent from my iPhone") is not the customer's either.
+  const lastBreak = reply.lastIndexOf('\n');
+  return SENT_FROM_DEVICE.test(reply.slice(lastBreak + 1)) ? reply.slice(0, Math.max(lastBreak, 0)).trim() : reply;
 }
 
 /** The files of one email named in its message, at most. */
@@ -545,7 +551,7 @@ function decodeBody(body: string, encoding: string | undefined, charset: string 
   const bytes =
     enc === 'base64'
       ? Buffer.from(body.replace(/\s+/g, ''), 'base64')
-      : Buffer.from(body.replace(/=\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+      : Buffer.from(softBreaksJoined(body).replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
   // Mail clients label windows-1252 text latin1 too (WHATWG reads both as windows-1252); Node's
   // decoder takes them as ISO-8859-1, which turns ’ “ ” € into invisible control characters.
   if (/^(windows-1252|cp1252|iso-8859-1|latin1|us-ascii)$/i.test(charset ?? '')) return windows1252(bytes);
@@ -555,6 +561,45 @@ function decodeBody(body: string, encoding: string | undefined, charset: string 
   } catch {
     return new TextDecoder('utf-8').decode(bytes);
   }
+}
+
+/**
+ * Quoted-printable's line ends (RFC 2045): whitespace before a break is transport padding, and a
+ * `=` then ends a soft break (Outlook pads them). Split and trimmed per line, which a regex over a
+ * long run of spaces would do in quadratic time; an encoded word (one line) is left as it is.
+ */
+function softBreaksJoined(body: string): string {
+  const lines = body.split('\n');
+  let joined = '';
+  for (let i = 0; i < lines.length - 1; i++) {
+    const line = lines[i]!.trimEnd();
+    joined += line.endsWith('=') ? line.slice(0, -1) : `${line}\n`;
+  }
+  return joined + lines[lines.length - 1]!;
+}
+
+/**
+ * format=flowed text (RFC 3676, Thunderbird's and Apple Mail's default) as its paragraphs: a line
+ * ending in a space goes on in the next line of the same quote depth (without that space under
+ * DelSp=yes), and a line's leading stuffed space is dropped. The signature line `-- ` is not flowed.
+ */
+function unflowed(text: string, delSp: boolean): string {
+  const out: string[] = [];
+  let open: { depth: number; text: string } | undefined;
+  for (const line of text.split('\n')) {
+    const depth = /^>*/.exec(line)![0].length;
+    const content = line.slice(depth).replace(/^ /, '');
+    const joined = open && open.depth === depth ? open.text + content : content;
+    if (open && open.depth !== depth) out.push(`${'>'.repeat(open.depth)}${open.depth ? ' ' : ''}${open.text}`);
+    if (content.endsWith(' ') && content !== '-- ') {
+      open = { depth, text: delSp ? joined.slice(0, -1) : joined };
+    } else {
+      out.push(`${'>'.repeat(depth)}${depth ? ' ' : ''}${joined}`);
+      open = undefined;
+    }
+  }
+  if (open) out.push(`${'>'.repeat(open.depth)}${open.depth ? ' ' : ''}${open.text}`);
+  return out.join('\n');
 }
 
 /** RFC 2047's encoded words (`=?UTF-8?B?…?=`, `=?ISO-8859-1?Q?…?=`) as their text; adjacent ones join. */
@@ -693,7 +738,7 @@ export function textFromMime(raw: string, depth = 0): string | undefined {
     return (texts.find((t) => /^(text\/plain|multipart\/)/i.test(t.type) && t.text) ?? texts.find((t) => t.text))?.text;
   }
   const text = decodeBody(body, headers['content-transfer-encoding'], charset);
-  if (/^text\/plain/i.test(type)) return text;
+  if (/^text\/plain/i.test(type)) return /;\s*format="?flowed/i.test(type) ? unflowed(text.replace(/\r\n/g, '\n'), /;\s*delsp="?yes/i.test(type)) : text;
   if (/^text\/html/i.test(type)) return htmlText(text);
   return undefined;
 }

@@ -106,6 +106,23 @@ describe('MIME text', () => {
     expect(textFromMime(latin9)).toBe('café €');
   });
 
+  it('joins quoted-printable soft breaks that carry padding before the line end, and drops that padding', () => {
+    const qp = 'Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nThe parcel never arrived, could you =  \r\ncheck it?   \r\nVera =C3=A7a';
+    expect(textFromMime(qp.replace(/\n/g, '\r\n'))).toBe('The parcel never arrived, could you check it?\nVera ça');
+  });
+
+  it('reads format=flowed text as its paragraphs, with DelSp and stuffed spaces, and keeps its quotes and signature apart', () => {
+    const flowed = [
+      'Content-Type: text/plain; charset=utf-8; format=flowed', '',
+      'The parcel never arrived, could ', 'you check it?', ' From Lisbon', '', '-- ', 'Vera', '> On Tue you ', '> wrote: hi',
+    ].join('\r\n');
+    expect(textFromMime(flowed)).toBe('The parcel never arrived, could you check it?\nFrom Lisbon\n\n-- \nVera\n> On Tue you wrote: hi');
+    const delsp = 'Content-Type: text/plain; format=flowed; delsp=yes\n\n\u3053\u3093\u306b \n\u3061\u306f';
+    expect(textFromMime(delsp)).toBe('\u3053\u3093\u306b\u3061\u306f');
+    // Without format=flowed, a trailing space is the line's own.
+    expect(textFromMime('Content-Type: text/plain\n\nline one \nline two')).toBe('line one \nline two');
+  });
+
   it('reads an HTML-only email without its styles, scripts and quoted earlier email, a line per block', () => {
     const html = 'Content-Type: text/html\n\n<style>p{color:red}</style><div>Hi</div><div>there</div><blockquote>You wrote: old</blockquote><SCRIPT>x()</SCRIPT>';
     expect(textFromMime(html)?.trim()).toBe('Hi\nthere');

@@ -185,6 +185,16 @@ describe('reply-to address', () => {
     expect(stripQuotedReply(email)).toBe('Merci !');
   });
 
+  it('leaves out a signature under its separator and the line a phone adds last', () => {
+    expect(stripQuotedReply('Thanks, that works.\n\n-- \nVera Novak\nAcme Ltd, +44 20 7946 0000\n\nOn Tue, 5 May 2026, Support wrote:\n> earlier')).toBe('Thanks, that works.');
+    expect(stripQuotedReply('Yes please\n--\nVera')).toBe('Yes please');
+    expect(stripQuotedReply('Yes please\n\nSent from my iPhone')).toBe('Yes please');
+    expect(stripQuotedReply('Oui\n\nEnvoyé de mon iPhone\n\nLe mar. 5 mai 2026 à 10:00, Support a écrit :\n> earlier')).toBe('Oui');
+    expect(stripQuotedReply('Sent from my iPhone')).toBe('');
+    // Dashes within a line, and a device named mid-message, are the customer's words.
+    expect(stripQuotedReply('Order 12 -- the blue one\nSent from my iPhone, the photo was blurry\nthanks')).toBe('Order 12 -- the blue one\nSent from my iPhone, the photo was blurry\nthanks');
+  });
+
   it('keeps the line breaks of the customer\'s own words that read like a wrapped attribution', () => {
     expect(stripQuotedReply('On Monday\nI wrote: the box was damaged\nPlease check')).toBe('On Monday\nI wrote: the box was damaged\nPlease check');
     expect(stripQuotedReply('Le colis\na écrit :\nrien')).toBe('Le colis\na écrit :\nrien');
