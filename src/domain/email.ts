@@ -156,6 +156,12 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
         Simple: {
           Subject: { Data: subject, Charset: 'UTF-8' },
           Body: { Text: { Data: text, Charset: 'UTF-8' }, Html: { Data: html, Charset: 'UTF-8' } },
+          // Sent by us, not typed to them as a mail: the customer's out-of-office (RFC 3834, and
+          // Exchange's own header) then does not answer it, and no reply-domain mail is spent on one.
+          Headers: [
+            { Name: 'Auto-Submitted', Value: 'auto-generated' },
+            { Name: 'X-Auto-Response-Suppress', Value: 'OOF, AutoReply' },
+          ],
         },
       },
     }),

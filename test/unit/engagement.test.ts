@@ -242,6 +242,8 @@ describe('fallback email', () => {
     expect(input.Destination?.ToAddresses).toEqual(['vera@example.com']);
     expect(input.FromEmailAddress).toBe('support@example.com');
     expect(input.ReplyToAddresses).toEqual([replyAddress(CONVERSATION)]);
+    // Marked automatic, so that a vacation responder does not answer it.
+    expect(input.Content!.Simple!.Headers).toEqual(expect.arrayContaining([{ Name: 'Auto-Submitted', Value: 'auto-generated' }]));
     const body = input.Content!.Simple!.Body!;
     expect(input.Content!.Simple!.Subject!.Data).toBe('You have 2 new replies');
     expect(body.Text!.Data).toContain('Eve: First <b>reply</b>');
