@@ -170,9 +170,9 @@ export async function sendReplyEmail(email: ReplyEmail): Promise<string | undefi
 }
 
 /** "On … wrote:" as mail clients put it in the languages customers most often write in. */
-const ATTRIBUTION = /^(On .+ wrote|Le .+ a écrit|Am .+ schrieb.*|El .+ escribió|Em .+ escreveu|Il .+ ha scritto|Op .+ schreef.*)\s*:\s*$/i;
+const ATTRIBUTION = /^(On .+ wrote|Le .+ a écrit|Am .+ schrieb.*|El .+ escribió|Em .+ escreveu|Il .+ ha scritto|Op .+ (schreef.*|het volgende geschreven)|Den .+ skrev.*|W dniu .+ napisał.*)\s*:\s*$/i;
 /** How each of ATTRIBUTION's forms begins: only such a line is tried joined with the next. */
-const ATTRIBUTION_START = /^(On|Le|Am|El|Em|Il|Op) /i;
+const ATTRIBUTION_START = /^(On|Le|Am|El|Em|Il|Op|Den|W dniu) /i;
 /** Longer than any attribution line: longer lines are never tested against ATTRIBUTION (it backtracks). */
 const MAX_ATTRIBUTION_CHARS = 400;
 const isAttribution = (line: string) => line.length <= MAX_ATTRIBUTION_CHARS && ATTRIBUTION.test(line);

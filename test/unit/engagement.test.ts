@@ -169,6 +169,9 @@ describe('reply-to address', () => {
     ['German', 'Merci !\n\nAm Mo., 5. Jan. 2026 um 10:00 Uhr schrieb Conversa <support@example.com>:\n> Ana: Hi\n'],
     ['Spanish', 'Merci !\n\nEl lun, 5 ene 2026 a las 10:00, Conversa (<support@example.com>) escribió:\n> Ana: Hola\n'],
     ['iOS, the quote unprefixed', 'Merci !\n\nOn Jan 5, 2026, at 10:00, Conversa <support@example.com> wrote:\n\nYou have a new reply to your conversation:\n\nAna: Hi Vera\n'],
+    ['Swedish, Danish and Norwegian', 'Merci !\n\nDen mån 5 jan. 2026 kl 10:00 skrev Conversa <support@example.com>:\n> Ana: Hej\n'],
+    ['Polish', 'Merci !\n\nW dniu pon., 5 sty 2026 o 10:00 Conversa <support@example.com> napisał(a):\n> Ana: Cześć\n'],
+    ['Dutch on iOS', 'Merci !\n\nOp 5 jan. 2026 om 10:00 heeft Conversa <support@example.com> het volgende geschreven:\n\nYou have a new reply to your conversation:\n\nAna: Hoi\n'],
     ['Outlook, no separator', 'Merci !\r\n\r\nFrom: Conversa <support@example.com>\r\nSent: Monday, January 5, 2026 10:00 AM\r\nTo: vera@example.com\r\nSubject: You have a new reply\r\n\r\nYou have a new reply to your conversation:\r\n\r\nAna: Hi Vera\r\n'],
     ['Outlook in French', 'Merci !\n\nDe : Conversa <support@example.com>\nEnvoyé : lundi 5 janvier 2026 10:00\nÀ : vera@example.com\nObjet : Réponse\n\nYou have 2 new replies to your conversation:\n\nAna: Hi Vera\n'],
   ])('drops the earlier email quoted the way %s clients do', (_, email) => {
