@@ -321,6 +321,10 @@ describe('agent workspace', () => {
     expect(tooMany.status).toBe(400);
     expect((await put('/v1/conversations/nope/labels', { labels: ['vip'] }, tokens[agentId])).status).toBe(404);
     expect((await get('/v1/conversations?label=VIP')).status).toBe(400);
+    for (const assignee of ['none', 'a#b', 'x y']) {
+      const listed = await get(`/v1/conversations?assignee=${encodeURIComponent(assignee)}`);
+      expect([listed.status, listed.body.error?.message], assignee).toEqual([400, expect.stringMatching(/assignee/)]);
+    }
 
     // A customer's message (the hot path's update) keeps them.
     const clientMessageId = crypto.randomUUID();
