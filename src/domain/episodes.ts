@@ -125,8 +125,10 @@ export function withMovedEpisode(c: ConversationRecord, episode: MovedEpisode, t
   // A reply dated before its own episode started answered nothing in it (src/domain/reports.ts).
   const firstReplyAt = earliest([c.firstReplyAt && c.firstReplyAt >= own ? c.firstReplyAt : undefined, episode.firstReplyAt]);
   const reopenCount = Math.max(c.reopenCount ?? 0, episode.reopenCount ?? 0);
-  // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's.
-  const resolvedBy = c.reopenCount ? c.resolvedBy : (episode.resolvedBy ?? c.resolvedBy);
+  // Whose resolution did not hold: its own resolver's if it was reopened, else the moved one's, nobody
+  // when that was nobody's (its holder is charged then). `c`'s resolver, unreopened, resolved an
+  // older episode, which held.
+  const resolvedBy = c.reopenCount ? c.resolvedBy : episode.reopenCount ? episode.resolvedBy : c.resolvedBy;
   const csat = ratingOf(ratingKeptBy(c, episode), episode);
   if (start === own && firstReplyAt === c.firstReplyAt && reopenCount === (c.reopenCount ?? 0) && resolvedBy === c.resolvedBy && sameRating(csat, c.csat)) return undefined;
   return { reportStartedAt: start, firstReplyAt, reopenCount, resolvedBy, csat, ...keptAsWritten(c, firstReplyAt) };

@@ -823,3 +823,34 @@ it('counts an issue moved to two channels at once (two agents) once, on the conv
   const channel = moves.find((m) => m.body.id === movedTo)!.body.channel as string;
   expect(Object.keys(counted.byChannel)).toEqual([channel]);
 });
+
+it('charges a moved issue reopened after nobody’s resolution to the agent who holds it, not to whoever resolved an older issue of the conversation it folds into', async () => {
+  // Prepare: six days ago Sam answered and resolved the customer's SMS; today they text about something else (a new issue there)
+  const phone = phoneHandles();
+  const target = await smsCustomerWrites(phone.sms, 'Where is my invoice?');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/assign`, { token: jwt, body: { agentId: 'agent-sam' } })).status).toBe(200);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/messages`, { token: samJwt, body: { text: 'Sent again' } })).status).toBe(202);
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${target}/resolve`, { token: samJwt })).status).toBe(200);
+  await happenedDaysAgo(target, 6, { firstReply: 5, resolved: 30 });
+  const start = Date.now();
+  // On WhatsApp, nobody took the customer's question and it was auto-resolved in the queue; they wrote again (a reopening)
+  const source = await customerWrites(phone.whatsapp, 'Can I change my delivery slot?');
+  expect(await runTimer({ kind: 'autoResolve', conversationId: source, dueAt: iso(Date.now()) }, new Date(Date.now() + 3 * DAY))).toBe('done');
+  expect(await customerWrites(phone.whatsapp, 'Nobody answered me')).toBe(source);
+  expect(await smsCustomerWrites(phone.sms, 'Also, can I change my delivery slot?')).toBe(target);
+  // Sam is offline: routing takes the SMS conversation back to the queue
+  await eventually(async () => (await getConversation(target, true))!.assigneeId === null, 10_000);
+  const team = await ownTeam(target);
+
+  // Act: Rita moves the WhatsApp conversation to SMS, where it folds into the customer's new issue, and goes on with it
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(200);
+  expect(moved.body.id).toBe(target);
+  expect((await getConversation(target, true))!.assigneeId).toBe('agent-rita');
+
+  // Assess: one issue, reopened after a resolution that was nobody's: Rita's (she holds it), never Sam's
+  const { body } = await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start - MINUTE)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt });
+  const reopened = { conversations: 1, resolved: 0, firstContactResolutionRate: 0 };
+  expect(body).toMatchObject(reopened);
+  expect(body.byAgent).toEqual({ 'agent-rita': expect.objectContaining(reopened) });
+});

@@ -82,6 +82,11 @@ describe('withMovedEpisode', () => {
     // Its own start and reply earlier: kept.
     const earlier = { ...live, reportStartedAt: after(86_400_000), firstReplyAt: after(86_400_000 + 60_000) };
     expect(withMovedEpisode(earlier, { ...episode, reopenCount: 3, resolvedBy: 'a9' })).toEqual({ reportStartedAt: earlier.reportStartedAt, firstReplyAt: earlier.firstReplyAt, reopenCount: 3, resolvedBy: 'a2' });
+    // Reopened after a resolution that was nobody's (auto-resolved in the queue), folded into an episode
+    // not reopened: nobody's still, not the resolver of an older episode there, whose resolution held.
+    const unreopened = { ...live, reopenCount: 0 };
+    expect(withMovedEpisode(unreopened, { ...episode, reopenCount: 1, resolvedBy: undefined })).toMatchObject({ reopenCount: 1 });
+    expect(withMovedEpisode(unreopened, { ...episode, reopenCount: 1, resolvedBy: undefined })!.resolvedBy).toBeUndefined();
   });
 
   it('gives the moved issue as it is to a conversation made for a move, or whose own episode went elsewhere', () => {
