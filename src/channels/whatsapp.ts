@@ -48,6 +48,7 @@ interface WaMedia {
 interface WaContactCard {
   name?: { formatted_name?: string; first_name?: string; last_name?: string };
   phones?: { phone?: string; wa_id?: string }[];
+  emails?: { email?: string }[];
 }
 
 interface WaMessage {
@@ -140,13 +141,15 @@ function mediaAttachment(type: string, media: WaMedia): Attachment {
   return attachment;
 }
 
-function contactCard(card: WaContactCard): { line: string; attachment: Attachment | undefined } {
+/** A shared card: its name, then every number and email it has (a card often holds a home and a work number), a tel: link each number. */
+function contactCard(card: WaContactCard): { line: string; attachments: Attachment[] } {
   const name = card.name?.formatted_name ?? [card.name?.first_name, card.name?.last_name].filter(Boolean).join(' ');
-  const given = records(card.phones)[0]?.phone;
-  const phone = typeof given === 'string' ? given : undefined;
-  const attachment: Attachment | undefined = phone ? { type: 'contact', url: `tel:${phone.replace(/[^\d+]/g, '')}` } : undefined;
-  if (attachment && name) attachment.name = name;
-  return { line: `Shared contact: ${[name, phone].filter(Boolean).join(' ')}`, attachment };
+  const strings = (values: unknown[]) => values.filter((value): value is string => typeof value === 'string' && value !== '');
+  const phones = strings(records(card.phones).map((p) => p.phone));
+  const emails = strings(records(card.emails).map((e) => e.email));
+  const attachments = phones.map((phone): Attachment => ({ type: 'contact', url: `tel:${phone.replace(/[^\d+]/g, '')}`, ...(name ? { name } : {}) }));
+  const details = [...phones, ...emails].join(', ');
+  return { line: `Shared contact: ${[name, details].filter(Boolean).join(' ')}`, attachments };
 }
 
 /** What a cart sent from the catalog holds, one line a product: an agent sees what was ordered. */
@@ -207,7 +210,7 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
       const cards = records(message.contacts).map(contactCard);
       return {
         text: cards.map((c) => c.line).join('\n') || 'Shared contact',
-        attachments: cards.flatMap((c) => (c.attachment ? [c.attachment] : [])),
+        attachments: cards.flatMap((c) => c.attachments),
       };
     }
     case 'interactive': {

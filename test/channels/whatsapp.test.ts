@@ -62,6 +62,17 @@ describe('whatsapp normalize: messages', () => {
     });
   });
 
+  it('a card with several numbers and emails → every one of them, a tel: attachment each; a card with an email alone → its email', () => {
+    expect(only('contacts-several')).toMatchObject({
+      providerMessageId: 'wamid.CONTACTS2',
+      text: 'Shared contact: Barbara J. Johnson +1 (940) 555-1234, +1 (650) 555-1234, bjohnson@example.com\nShared contact: Front desk desk@example.com',
+      attachments: [
+        { type: 'contact', url: 'tel:+19405551234', name: 'Barbara J. Johnson' },
+        { type: 'contact', url: 'tel:+16505551234', name: 'Barbara J. Johnson' },
+      ],
+    });
+  });
+
   it('interactive button and list replies and template quick replies → the chosen title', () => {
     expect(only('interactive-button-reply')).toMatchObject({ providerMessageId: 'wamid.BTNREPLY1', text: 'Change' });
     expect(only('interactive-list-reply')).toMatchObject({ providerMessageId: 'wamid.LISTREPLY1', text: 'Express Shipping' });
