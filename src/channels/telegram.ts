@@ -131,9 +131,34 @@ function fileAttachment(type: Attachment['type'], file: TgFile | undefined): Att
   return [attachment];
 }
 
+/** A message entity; a text_link's URL is in it alone (the text holds only the words it is under). */
+interface TgEntity {
+  type?: string;
+  offset?: number;
+  length?: number;
+  url?: string;
+}
+
+/**
+ * The text with each link under words (text_link) written after them, `words (url)`, so the agent
+ * sees where it goes: a forwarded post's "Read more", a customer's linked words. Offsets are UTF-16
+ * units, as JavaScript strings count; links are written from the last one, so earlier offsets hold.
+ */
+function withLinks(text: string, entities: unknown): string {
+  const links = records(list(entities as TgEntity[]))
+    .flatMap((entity) => {
+      const { type, offset, length, url } = entity;
+      if (type !== 'text_link' || typeof url !== 'string' || !url || !Number.isInteger(offset) || !Number.isInteger(length)) return [];
+      const end = offset! + length!;
+      return offset! >= 0 && length! > 0 && end <= text.length && text.slice(offset, end).trim() !== url ? [{ end, url }] : [];
+    })
+    .sort((a, b) => b.end - a.end);
+  return links.reduce((written, { end, url }) => `${written.slice(0, end)} (${url})${written.slice(end)}`, text);
+}
+
 function content(message: TgMessage): { text: string; attachments: Attachment[] } {
-  const caption = message.caption ?? '';
-  if (message.text !== undefined) return { text: message.text, attachments: [] };
+  const caption = typeof message.caption === 'string' ? withLinks(message.caption, message.caption_entities) : '';
+  if (message.text !== undefined) return { text: typeof message.text === 'string' ? withLinks(message.text, message.entities) : message.text, attachments: [] };
   const photos = list(message.photo);
   // Telegram lists every resolution, smallest first.
   if (photos.length > 0) return { text: caption, attachments: fileAttachment('image', photos[photos.length - 1]) };

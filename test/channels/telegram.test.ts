@@ -242,6 +242,24 @@ describe('telegram normalize', () => {
     expect(update('message', { forward_origin: { type: 'unknown_future_origin', date } })).toMatchObject([{ text: 'Hi! Where is my parcel?\n[forwarded]' }]);
   });
 
+  it('a link under words (a text_link entity: the URL is not in the text) is written after them, in the text and in a caption', () => {
+    // Offsets count UTF-16 units: the emoji before the first link takes two.
+    const text = '📦 Tracking here, and the invoice';
+    const entities = [
+      { type: 'bold', offset: 0, length: 2 },
+      { type: 'text_link', offset: 3, length: 13, url: 'https://track.example/123' },
+      { type: 'text_link', offset: 26, length: 7, url: 'https://shop.example/inv.pdf' },
+    ];
+    expect(update('message', { text, entities })).toMatchObject([{ text: '📦 Tracking here (https://track.example/123), and the invoice (https://shop.example/inv.pdf)' }]);
+    const photo = [{ file_id: 'AgAC', file_unique_id: 'u', width: 90, height: 90 }];
+    expect(update('message', { text: undefined, photo, caption: 'Order page', caption_entities: [{ type: 'text_link', offset: 0, length: 10, url: 'https://shop.example/o/9' }] })).toMatchObject([
+      { text: 'Order page (https://shop.example/o/9)' },
+    ]);
+    // A link whose words are its URL already, or whose offsets are not the text's, adds nothing.
+    expect(update('message', { text: 'https://a.example', entities: [{ type: 'text_link', offset: 0, length: 17, url: 'https://a.example' }] })).toMatchObject([{ text: 'https://a.example' }]);
+    expect(update('message', { text: 'short', entities: [{ type: 'text_link', offset: 2, length: 40, url: 'https://b.example' }] })).toMatchObject([{ text: 'short' }]);
+  });
+
   it('a poll reads as its question and choices, a die as its emoji and score', () => {
     expect(normalize('poll')).toMatchObject([{ providerMessageId: '123456789:42', text: '📊 Which color?\n○ Red\n○ Blue', attachments: [] }]);
     expect(update('message', { text: undefined, dice: { emoji: '🎯', value: 6 } })).toMatchObject([{ text: '🎯 6' }]);
