@@ -73,7 +73,7 @@ interface TgMessage {
   sticker?: TgFile;
   location?: { latitude?: number; longitude?: number };
   venue?: { title?: string; address?: string; location?: { latitude?: number; longitude?: number } };
-  contact?: { phone_number?: string; first_name?: string; last_name?: string };
+  contact?: { phone_number?: string; first_name?: string; last_name?: string; vcard?: string };
   poll?: { question?: string; options?: { text?: string }[] };
   dice?: { emoji?: string; value?: number };
   story?: { chat?: TgMessage['chat'] & { username?: string }; id?: number };
@@ -182,9 +182,13 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
     const { first_name, last_name } = message.contact;
     const phone_number = typeof message.contact.phone_number === 'string' ? message.contact.phone_number : undefined;
     const name = [first_name, last_name].filter(Boolean).join(' ');
-    const attachment: Attachment = { type: 'contact', url: `tel:${(phone_number ?? '').replace(/[^\d+]/g, '')}` };
-    if (name) attachment.name = name;
-    return { text: `Shared contact: ${[name, phone_number].filter(Boolean).join(' ')}`, attachments: phone_number ? [attachment] : [] };
+    const card = vcardDetails(message.contact.vcard);
+    // The contact's own number comes in the vCard too, written its own way: kept once.
+    const digits = (phone: string) => phone.replace(/[^\d+]/g, '');
+    const phones = [...(phone_number ? [phone_number] : []), ...card.phones].filter((phone, i, all) => all.findIndex((other) => digits(other) === digits(phone)) === i);
+    const attachments = phones.map((phone): Attachment => ({ type: 'contact', url: `tel:${digits(phone)}`, ...(name ? { name } : {}) }));
+    const details = [...phones, ...card.emails].join(', ');
+    return { text: `Shared contact: ${[name, details].filter(Boolean).join(' ')}`, attachments };
   }
   // A poll the customer sent (its question and choices), a die they threw (its emoji and score).
   if (isRecord(message.poll) && typeof message.poll.question === 'string') {
@@ -200,6 +204,23 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
   }
   const type = Object.keys(message).find((key) => !METADATA_KEYS.has(key)) ?? 'unknown';
   return { text: caption || unsupportedText(type), attachments: [] };
+}
+
+/**
+ * The numbers and emails of a contact's vCard (a contact shared from an address book carries one):
+ * the other numbers and the emails are there alone. Folded lines are unfolded first (RFC 6350).
+ */
+function vcardDetails(vcard: unknown): { phones: string[]; emails: string[] } {
+  const phones: string[] = [];
+  const emails: string[] = [];
+  if (typeof vcard !== 'string') return { phones, emails };
+  for (const line of vcard.replace(/\r?\n[ \t]/g, '').split(/\r?\n/)) {
+    const match = /^(?:[\w-]+\.)?(TEL|EMAIL)(?:;[^:]*)?:(.+)$/i.exec(line.trim());
+    const value = match?.[2]?.replace(/^tel:/i, '').trim();
+    if (!match || !value) continue;
+    (match[1]!.toUpperCase() === 'TEL' ? phones : emails).push(value);
+  }
+  return { phones: phones.filter((phone) => /\d/.test(phone)), emails };
 }
 
 function storyText(story: NonNullable<TgMessage['story']>): string {

@@ -143,6 +143,29 @@ describe('telegram normalize', () => {
     ]);
   });
 
+  it('a contact shared from an address book → the other numbers and the emails its vCard holds too, its own number once', () => {
+    const vcard = [
+      'BEGIN:VCARD',
+      'VERSION:3.0',
+      'FN:Charles Babbage',
+      'TEL;TYPE=CELL:+44 1234 567890',
+      'item1.TEL;TYPE=WORK:+44 20 7946',
+      ' 0958',
+      'EMAIL;TYPE=INTERNET:charles@engine.example',
+      'END:VCARD',
+    ].join('\r\n');
+    const contact = { phone_number: '+441234567890', first_name: 'Charles', last_name: 'Babbage', vcard };
+    expect(update('message', { text: undefined, contact })).toMatchObject([
+      {
+        text: 'Shared contact: Charles Babbage +441234567890, +44 20 79460958, charles@engine.example',
+        attachments: [
+          { type: 'contact', url: 'tel:+441234567890', name: 'Charles Babbage' },
+          { type: 'contact', url: 'tel:+442079460958', name: 'Charles Babbage' },
+        ],
+      },
+    ]);
+  });
+
   it('an edit of a photo’s caption carries the photo as it now is: editing may replace it, which must not be lost', () => {
     const photo = [{ file_id: 'AgACsmall', file_unique_id: 's', width: 90, height: 90 }, { file_id: 'AgACnew', file_unique_id: 'n', width: 800, height: 800 }];
     expect(update('edited_message', { text: undefined, photo, caption: 'Now in blue', edit_date: 1749416450 })).toMatchObject([
