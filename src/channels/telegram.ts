@@ -290,7 +290,8 @@ function signed(text: string, message: Pick<TgMessage, 'chat' | 'from' | 'sender
   const signature = typeof message?.author_signature === 'string' ? message.author_signature : undefined;
   const asChat = onBehalfOfChat(message) ? signature || message?.sender_chat?.title : undefined;
   const author = asChat || [from?.first_name, from?.last_name].filter(Boolean).join(' ') || (from?.username ? `@${from.username}` : undefined) || message?.sender_chat?.title;
-  return author ? `${author}: ${text}` : text;
+  // A photo without a caption still says whose it is, without a dangling space.
+  return author ? (text ? `${author}: ${text}` : `${author}:`) : text;
 }
 
 /**

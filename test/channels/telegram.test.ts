@@ -48,6 +48,8 @@ describe('telegram normalize: groups', () => {
     expect(update('message', { chat: group, from: { id: 777, is_bot: false, first_name: 'Bob' }, text: 'Same here' })).toMatchObject([{ ...inGroup, text: 'Bob: Same here' }]);
     expect(update('message', { chat: { ...group, type: 'group' }, from: { id: 778, is_bot: false, username: 'cy' }, text: 'Me too' })).toMatchObject([{ ...inGroup, text: '@cy: Me too' }]);
     expect(update('edited_message', { chat: group, text: 'Where is parcel #123?', edit_date: 1749416450 })).toMatchObject([{ ...inGroup, text: 'Ada Lovelace: (edited) Where is parcel #123?' }]);
+    const photo = update('message', { chat: group, text: undefined, photo: [{ file_id: 'p1', file_unique_id: 'u1', width: 90, height: 90 }] });
+    expect(photo).toMatchObject([{ ...inGroup, text: 'Ada Lovelace:', attachments: [{ type: 'image' }] }]);
   });
 
   it('takes what an anonymous admin, or a member writing as their channel, says: `from` is then a placeholder bot', () => {
