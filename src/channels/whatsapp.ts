@@ -203,8 +203,10 @@ function content(message: WaMessage): { text: string; attachments: Attachment[] 
     case 'text':
       return { text: message.text?.body ?? '', attachments: [] };
     case 'location': {
-      const { latitude, longitude, name, address } = message.location ?? {};
-      return { text: formatLocation(latitude, longitude, name, address), attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
+      const { latitude, longitude, name, address, url } = message.location ?? {};
+      // A place shared from the map carries its page (the business's site), which the agent may need.
+      const page = typeof url === 'string' && /^https?:\/\/\S+$/i.test(url) ? `\n${url}` : '';
+      return { text: formatLocation(latitude, longitude, name, address) + page, attachments: [{ type: 'location', url: geoUri(latitude, longitude) }] };
     }
     case 'contacts': {
       const cards = records(message.contacts).map(contactCard);

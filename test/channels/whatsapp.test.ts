@@ -47,9 +47,9 @@ describe('whatsapp normalize: messages', () => {
     expect(only(name)).toMatchObject({ ...customer, text, attachments: [attachment], sentAt: SENT_AT });
   });
 
-  it('location → a readable pin with the place’s name and address, and a geo: attachment', () => {
+  it('location → a readable pin with the place’s name, address and page, and a geo: attachment', () => {
     expect(only('location')).toMatchObject({
-      text: '📍 37.483307,-122.148981 (Main office, 1 Hacker Way, Menlo Park, CA 94025)',
+      text: '📍 37.483307,-122.148981 (Main office, 1 Hacker Way, Menlo Park, CA 94025)\nhttps://example.com',
       attachments: [{ type: 'location', url: 'geo:37.483307,-122.148981' }],
     });
   });
