@@ -44,6 +44,7 @@
     [hidden] { display: none !important; }
     header { padding: 12px 14px; background: #1f6feb; color: #fff; font-weight: 600; }
     .state { font-weight: 400; font-size: 12px; opacity: .85; }
+    .older { align-self: center; margin: 6px 0 0; padding: 3px 10px; font-size: 12px; background: #f6f8fa; color: #0969da; }
     .end { float: right; padding: 2px 8px; font-size: 12px; font-weight: 400; background: rgba(255,255,255,.2); }
     form.prechat { display: flex; flex-direction: column; gap: 8px; padding: 14px; overflow-y: auto; }
     input, textarea { font: inherit; padding: 8px; border: 1px solid #d0d7de; border-radius: 6px; }
@@ -88,6 +89,8 @@
     // "End conversation" (as Chatwoot's widget): the visitor resolves their own conversation.
     const endButton = el('button', { type: 'button', className: 'end', textContent: 'End conversation', hidden: true });
     const log = el('div', { className: 'log', role: 'log', ariaLive: 'polite' });
+    // The history's earlier pages, on demand (as the agent console's): outside the log, which clear() empties.
+    const olderButton = el('button', { type: 'button', className: 'older', textContent: 'Older messages', hidden: true });
     const typing = el('div', { className: 'typing' });
     const notice = el('div', { className: 'notice' });
     const hours = el('div', { className: 'hours', hidden: true });
@@ -112,6 +115,7 @@
       el('header', {}, [endButton, el('div', { textContent: options.title || 'Chat with us' }), state]),
       hours,
       prechat,
+      olderButton,
       log,
       typing,
       notice,
@@ -161,6 +165,9 @@
     let statusShown = 0;
     // The newest team message this tab's markRead covered.
     let readUpTo = '';
+    // Where "Older messages" goes on from: undefined until the log's first history read, null once
+    // the conversation's first message is shown.
+    let olderCursor;
 
     const setState = (s) => (state.textContent = s ? ` · ${s}` : '');
     // Offered once there is a conversation (a message in it) that is not resolved.
@@ -287,6 +294,8 @@
       unread = [];
       resolved = false;
       readUpTo = '';
+      olderCursor = undefined;
+      olderButton.hidden = true;
       badge.hidden = composer.hidden = endButton.hidden = true;
     }
 
@@ -404,10 +413,32 @@
         if (gen !== generation) return;
         for (const message of older.items) render(message);
       }
+      // A reconnection's read goes back to what was shown: older pages go on from where they did.
+      if (olderCursor === undefined) olderCursor = older.nextCursor ?? null;
+      olderButton.hidden = !olderCursor;
       closeDroppedCsat(page);
       showEnd();
       refreshCsat();
       markRead();
+    }
+
+    /** The page before the oldest shown, put above it: the visitor stays at the message they were reading. */
+    async function loadOlder() {
+      const gen = generation;
+      const cursor = olderCursor;
+      olderButton.disabled = true;
+      try {
+        const page = await api('GET', `/v1/widget/messages?limit=50&cursor=${encodeURIComponent(cursor)}`);
+        if (gen !== generation || olderCursor !== cursor) return;
+        const fromEnd = log.scrollHeight - log.scrollTop;
+        for (const message of page.items) render(message);
+        log.scrollTop = log.scrollHeight - fromEnd;
+        olderCursor = page.nextCursor ?? null;
+        olderButton.hidden = !olderCursor;
+        refreshCsat();
+      } finally {
+        olderButton.disabled = false;
+      }
     }
 
     /**
@@ -653,6 +684,7 @@
     });
     text.addEventListener('input', () => setTyping(text.value.length > 0));
     attachButton.addEventListener('click', () => picker.click());
+    olderButton.addEventListener('click', () => olderCursor && loadOlder().catch((error) => showNotice(`Older messages unavailable: ${error.message}`)));
     // Answered by conversation.updated (resolved: the button goes; the CSAT question follows when it is on).
     endButton.addEventListener('click', () => {
       if (socket?.readyState !== WebSocket.OPEN) return showNotice('Not connected: try again in a moment.');

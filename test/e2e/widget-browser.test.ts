@@ -1,7 +1,7 @@
 /**
  * The reference widget in a real browser (Debian's chromium through playwright-core), on a page
  * of another origin than the API, as a shop's site is: CORS, the session, the WebSocket, typing,
- * read receipts both ways, a reconnection that catches up (more than a page too), and the conversation
+ * read receipts both ways, a reconnection that catches up (more than a page too), older pages on demand, and the conversation
  * resumed after a reload; also the log's scrolling, right-to-left and long text, a phone's window, an
  * erasure while the page is open and the launcher's count across tabs.
  */
@@ -1331,3 +1331,67 @@ it.skipIf(!runs)('catches up on the replies written while its socket was down wh
   await expect.poll(shown, { timeout: 10_000 }).toEqual([...lines, 'note 56']);
   await context.close();
 }, 90_000);
+
+it.skipIf(!runs)('shows a returning visitor older messages on demand, above the one they were reading, through a reconnection, until the first; a logout takes the button away', async () => {
+  const { context, page } = await startChat('Olga');
+  const { conversationId } = await visitorSays(page, 'Start of a long chat', 'the first message');
+  const reply = async (text: string) => {
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
+  };
+  for (let i = 1; i <= 60; i += 1) await reply(`old ${i}`);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('old 60');
+  const older = widget(page).getByRole('button', { name: 'Older messages' });
+  const log = widget(page).locator('.log');
+  const shownIds = () => widget(page).locator('.message').evaluateAll((nodes) => nodes.map((node) => (node as unknown as { dataset: { id?: string } }).dataset.id));
+
+  // A later visit: the newest page, and the way to the older ones.
+  await page.reload();
+  await widget(page).getByRole('button', { name: /^Chat with us/ }).click();
+  await expect.poll(() => widget(page).locator('.message').count(), { timeout: 10_000 }).toBe(50);
+  await expect.poll(() => older.isVisible()).toBe(true);
+
+  // The socket goes and comes back with replies written meanwhile (read with the history).
+  await expect.poll(() => widget(page).locator('.state').textContent()).toBe(' · online');
+  await blockSockets(page);
+  const visitorSockets = () => stack.websocket.connections().filter((id) => !agentConnections.includes(id));
+  stack.websocket.dropConnection(visitorSockets()[0]!, { notify: true });
+  await expect.poll(() => widget(page).locator('.state').textContent()).not.toBe(' · online');
+  for (let i = 1; i <= 3; i += 1) await reply(`new ${i}`);
+  await unblockSockets(page);
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 30_000 }).toContain('new 3');
+  expect(await older.isVisible()).toBe(true);
+
+  // The visitor reads the oldest shown, then asks for what came before: it goes above, and the
+  // message they read stays where it was in the panel.
+  await log.evaluate((node) => (node.scrollTop = 0));
+  const firstShown = (await shownIds())[0]!;
+  const offset = () => log.evaluate((node, id) => node.querySelector(`[data-id="${id}"]`)!.getBoundingClientRect().top - node.getBoundingClientRect().top, firstShown);
+  const before = await offset();
+  await older.click();
+  await expect.poll(() => widget(page).locator('.message').count()).toBeGreaterThan(53);
+  expect(await offset()).toBeCloseTo(before, 0);
+
+  // Every message of the conversation, once each, in its order; nothing older to ask for.
+  const all: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { body: { items: { id: string }[]; nextCursor: string | null } } = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: jwt });
+    all.unshift(...res.body.items.map((m) => m.id));
+    cursor = res.body.nextCursor;
+  } while (cursor);
+  expect(all.length).toBe(await widget(page).locator('.message').count());
+  expect(await shownIds()).toEqual(all);
+  expect(await older.isVisible()).toBe(false);
+
+  // Reading older messages, a reply does not take them down.
+  const reading = await log.evaluate((node) => node.scrollTop);
+  await reply('Are you still there?');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('Are you still there?');
+  expect(await log.evaluate((node) => node.scrollTop)).toBe(reading);
+
+  // The site's logout: no way back into the previous visitor's history.
+  await page.evaluate('ConversaWidget.reset()');
+  await expect.poll(() => widget(page).locator('.message').count()).toBe(0);
+  expect(await older.isVisible()).toBe(false);
+  await context.close();
+}, 120_000);
