@@ -32,6 +32,8 @@
   const AVAILABILITY_MS = 60_000;
   // The longest text a message may have (the API refuses longer ones).
   const MAX_TEXT = 4096;
+  // The largest file the API takes (README: Files agents and visitors send).
+  const MAX_FILE_BYTES = 25 * 1024 * 1024;
   // A rating later than this after its question is no rating (the API reads it as a message).
   const CSAT_ANSWERS_MS = 3 * 24 * 3600_000;
 
@@ -546,11 +548,21 @@
 
     /** Upload ticket, the file straight to storage, then the message naming the upload. */
     async function sendFile(file) {
+      if (file.size > MAX_FILE_BYTES || !file.size) throw Object.assign(new Error('refused'), { code: file.size ? 'file_too_large' : 'file_empty' });
       const ticket = await api('POST', '/v1/widget/uploads', { contentType: file.type || 'application/octet-stream', size: file.size });
       const put = await fetch(ticket.url, { method: ticket.method, headers: ticket.headers, body: file });
-      if (!put.ok) throw new Error(`the upload was refused (${put.status})`);
+      if (!put.ok) throw Object.assign(new Error('refused'), { status: put.status });
       post(text.value.trim(), [{ uploadId: ticket.uploadId, name: file.name }]);
       text.value = '';
+    }
+
+    /** A visitor's words for a file that did not go (an API error, a frame's, or a network's): what to do about it. */
+    function fileProblem(error, name) {
+      const file = name ? `"${name}"` : 'The file';
+      if (error.status === 413 || error.code === 'file_too_large') return `${file} is too large to send here (25 MB at most).`;
+      if (error.status === 415 || /^(invalid_content_type|attachment_type_not_supported)$/.test(error.code)) return `${file} is a type of file that cannot be sent here.`;
+      if (error.code === 'file_empty') return `${file} is empty.`;
+      return `${file} could not be sent. Please try again.`;
     }
 
     function onFrame(frame) {
@@ -608,9 +620,10 @@
           }
           break;
         case 'error': {
-          showNotice(frame.message || frame.code);
           endButton.disabled = false;
           const pending = frame.clientMessageId && log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
+          const file = pending && JSON.parse(pending.dataset.frame || '{}').attachments?.[0];
+          showNotice(file ? fileProblem(frame, file.name) : frame.message || frame.code);
           if (pending) {
             pending.classList.add('failed');
             const meta = pending.querySelector('.meta:last-child');
@@ -694,7 +707,8 @@
     picker.addEventListener('change', () => {
       const [file] = picker.files;
       picker.value = '';
-      if (file) sendFile(file).catch((error) => showNotice(`Could not send the file: ${error.message}`));
+      // The draft stays in the composer: it goes with the file picked again.
+      if (file) sendFile(file).catch((error) => showNotice(fileProblem(error, file.name)));
     });
     prechat.addEventListener('submit', (event) => {
       event.preventDefault();

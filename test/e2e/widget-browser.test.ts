@@ -1395,3 +1395,46 @@ it.skipIf(!runs)('shows a returning visitor older messages on demand, above the 
   expect(await older.isVisible()).toBe(false);
   await context.close();
 }, 120_000);
+
+it.skipIf(!runs)('says in a few words why a file did not go (too large, a type not taken, an upload that failed), keeps the draft, and sends it with the file picked again', async () => {
+  const { context, page } = await startChat('Ugo');
+  const { conversationId } = await visitorSays(page, 'I will send you the invoice', 'the first message');
+  const draft = 'Here it is';
+  await widget(page).getByLabel('Message').fill(draft);
+  const notice = widget(page).locator('.notice');
+  /** The visitor picks a file the page makes (a 25 MiB one costs nothing to hand over this way). */
+  const pick = (name: string, size: number, type: string) =>
+    widget(page).locator('input[type=file]').evaluate((input, file) => {
+      const picked = new (globalThis as any).DataTransfer();
+      picked.items.add(new File([new Uint8Array(file.size)], file.name, { type: file.type }));
+      (input as unknown as { files: unknown }).files = picked.files;
+      input.dispatchEvent(new Event('change'));
+    }, { name, size, type });
+
+  await pick('scan.pdf', 25 * 1024 * 1024 + 1, 'application/pdf');
+  await expect.poll(() => notice.textContent()).toBe('"scan.pdf" is too large to send here (25 MB at most).');
+  await pick('odd.bin', 10, 'application/x odd');
+  await expect.poll(() => notice.textContent()).toBe('"odd.bin" is a type of file that cannot be sent here.');
+  // The file never reaches storage (the network fails under it).
+  await page.route('**/*', (route) => (route.request().method() === 'PUT' ? route.abort() : route.continue()));
+  await pick('invoice.pdf', 100, 'application/pdf');
+  await expect.poll(() => notice.textContent()).toBe('"invoice.pdf" could not be sent. Please try again.');
+  expect(await widget(page).getByLabel('Message').inputValue()).toBe(draft);
+  expect(await widget(page).locator('.message.inbound').count()).toBe(1);
+  // Storage said yes without keeping it: the API refuses the message naming it (an error frame).
+  await page.unrouteAll();
+  await page.route('**/*', (route) => (route.request().method() === 'PUT' ? route.fulfill({ status: 200, headers: { 'access-control-allow-origin': '*' } }) : route.continue()));
+  await pick('invoice.pdf', 100, 'application/pdf');
+  await expect.poll(() => widget(page).locator('.message.failed').count(), { timeout: 10_000 }).toBe(1);
+  expect(await notice.textContent()).toBe('"invoice.pdf" could not be sent. Please try again.');
+
+  // Picked again once storage works: the file goes, with the words (a failed message's are in
+  // its bubble, as any message's: written again here).
+  await page.unrouteAll();
+  await widget(page).getByLabel('Message').fill(draft);
+  await pick('invoice.pdf', 100, 'application/pdf');
+  const sent = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.attachments?.length === 1, 15_000, "the visitor's file");
+  expect(sent.message).toMatchObject({ text: draft, attachments: [{ name: 'invoice.pdf', size: 100 }] });
+  expect(await widget(page).getByLabel('Message').inputValue()).toBe('');
+  await context.close();
+}, 60_000);
