@@ -125,11 +125,18 @@
     ]);
     const badge = el('span', { className: 'badge', hidden: true, ariaLabel: 'unread replies' });
     const launcher = el('button', { className: 'launcher', type: 'button', textContent: options.title || 'Chat with us' }, [badge]);
-    // The team's replies that came with the chat closed, not read since in any tab (ids).
+    // The team's replies that came with the chat closed or the tab out of sight, not read since in any tab (ids).
     let unread = [];
+    // The page's own title, and the one shown with the count before it (a page that changes its
+    // title meanwhile has its new one kept).
+    let pageTitle;
+    let titleShown;
     const showUnread = () => {
       badge.textContent = String(unread.length);
-      badge.hidden = !unread.length;
+      badge.hidden = !unread.length || !panel.hidden;
+      if (document.title !== titleShown) pageTitle = document.title;
+      titleShown = unread.length ? `(${unread.length}) ${pageTitle}` : pageTitle;
+      if (document.title !== titleShown) document.title = titleShown;
     };
     root.append(el('style', { textContent: STYLE }), panel, launcher);
 
@@ -298,6 +305,7 @@
       readUpTo = '';
       olderCursor = undefined;
       olderButton.hidden = true;
+      showUnread();
       badge.hidden = composer.hidden = endButton.hidden = true;
     }
 
@@ -589,8 +597,9 @@
             // update of an earlier one does not (a greeting delivered late cleared the agent's).
             if (frame.type === 'message.created' && frame.message.sender?.id === typingBy) showTyping('');
             markRead();
-            // A reply while the chat is closed: counted on the launcher until the visitor opens it.
-            if (frame.type === 'message.created' && panel.hidden && !frame.message.private) {
+            // A reply while the chat is closed or the tab out of sight: counted on the launcher and in
+            // the page's title until the visitor sees it.
+            if (frame.type === 'message.created' && (panel.hidden || document.visibilityState !== 'visible') && !frame.message.private) {
               unread.push(frame.message.id);
               showUnread();
             }
@@ -723,7 +732,7 @@
         // A hidden log scrolls nowhere: what came meanwhile (the badge) is at its end.
         log.scrollTop = log.scrollHeight;
         unread = [];
-        badge.hidden = true;
+        showUnread();
         showAvailability().catch(() => (hours.hidden = true));
         if (historyDue && socket?.readyState === WebSocket.OPEN) {
           const { since } = historyDue;
@@ -741,6 +750,11 @@
       if (parked && document.visibilityState === 'visible') {
         parked = false;
         connect();
+      }
+      // Back in sight with the chat open: what came meanwhile is read.
+      if (document.visibilityState === 'visible' && !panel.hidden) {
+        unread = [];
+        showUnread();
       }
       markRead();
     });

@@ -1291,11 +1291,13 @@ it.skipIf(!runs)("stops counting a reply on the launcher once another tab of the
   await reply('Your refund is on its way');
   await expect.poll(() => widget(other).locator('.badge').textContent()).toBe('1');
   await expect.poll(() => widget(page).locator('.badge').textContent()).toBe('1');
+  expect(await other.title()).toBe('(1) Conversa widget demo');
   // Read in the first tab: the other's launcher no longer says it is unread.
   await page.bringToFront();
   await widget(page).locator('.launcher').click();
   await agent.waitFor((f) => f.type === 'read' && f.by?.type === 'contact' && f.conversationId === conversationId, 15_000, 'the read');
   await expect.poll(() => widget(other).locator('.badge').isVisible()).toBe(false);
+  await expect.poll(() => other.title()).toBe('Conversa widget demo');
   // A later reply, not read yet (the first tab closed again), counts alone.
   await widget(page).locator('.launcher').click();
   await reply('It should arrive Monday');
@@ -1436,5 +1438,60 @@ it.skipIf(!runs)('says in a few words why a file did not go (too large, a type n
   const sent = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.attachments?.length === 1, 15_000, "the visitor's file");
   expect(sent.message).toMatchObject({ text: draft, attachments: [{ name: 'invoice.pdf', size: 100 }] });
   expect(await widget(page).getByLabel('Message').inputValue()).toBe('');
+  await context.close();
+}, 60_000);
+
+it.skipIf(!runs)("counts the team's replies in the page's title while its tab is out of sight, and gives the title back once the visitor sees them", async () => {
+  const context = await newContext();
+  // The tab's visibility, as the test sets it (a headless page is always visible).
+  await context.addInitScript(`
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (window.conversaHidden ? 'hidden' : 'visible') });
+  `);
+  const page = await context.newPage();
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Tina');
+  const { conversationId } = await visitorSays(page, 'Where is my parcel?', 'the first message');
+  const reply = async (text: string) => {
+    const res = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } });
+    expect(res.status).toBe(202);
+    await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain(text);
+    return res.body.message.id as string;
+  };
+  const setHidden = (hidden: boolean) => page.evaluate(`window.conversaHidden = ${hidden}; document.dispatchEvent(new Event('visibilitychange'))`);
+  await reply('Let me look');
+  expect(await page.title()).toBe('Conversa widget demo');
+
+  // The chat open in a tab out of sight: each reply counts in the title (not on the launcher, under the open chat).
+  await setHidden(true);
+  await reply('Found it');
+  await expect.poll(() => page.title()).toBe('(1) Conversa widget demo');
+  const last = await reply('It is at the depot');
+  await expect.poll(() => page.title()).toBe('(2) Conversa widget demo');
+  expect(await widget(page).locator('.badge').isVisible()).toBe(false);
+  // Seen: the title is the page's again, and the reply is read.
+  await setHidden(false);
+  await expect.poll(() => page.title()).toBe('Conversa widget demo');
+  await agent.waitFor((f) => f.type === 'read' && f.messageId === last && f.by?.type === 'contact', 15_000, 'the read once seen');
+
+  // The chat closed: a reply out of sight counts on the launcher and in the title, still unread
+  // when the tab is seen, until the chat opens; the page's own new title is kept.
+  await widget(page).locator('.launcher').click();
+  await setHidden(true);
+  await reply('Delivery tomorrow');
+  await expect.poll(() => page.title()).toBe('(1) Conversa widget demo');
+  await page.evaluate("document.title = 'Checkout'");
+  await reply('Between 9 and 12');
+  await expect.poll(() => page.title()).toBe('(2) Checkout');
+  await setHidden(false);
+  expect(await page.title()).toBe('(2) Checkout');
+  expect(await widget(page).locator('.badge').textContent()).toBe('2');
+  await widget(page).locator('.launcher').click();
+  await expect.poll(() => page.title()).toBe('Checkout');
+  // The site's logout takes the count away with the chat.
+  await setHidden(true);
+  await reply('Anything else?');
+  await expect.poll(() => page.title()).toBe('(1) Checkout');
+  await page.evaluate('ConversaWidget.reset()');
+  expect(await page.title()).toBe('Checkout');
   await context.close();
 }, 60_000);
