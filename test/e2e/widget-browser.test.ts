@@ -1335,7 +1335,7 @@ it.skipIf(!runs)('catches up on the replies written while its socket was down wh
 }, 90_000);
 
 it.skipIf(!runs)('shows a returning visitor older messages on demand, above the one they were reading, through a reconnection, until the first; a logout takes the button away', async () => {
-  const { context, page } = await startChat('Olga');
+  const { context, page } = await startChat('Orla');
   const { conversationId } = await visitorSays(page, 'Start of a long chat', 'the first message');
   const reply = async (text: string) => {
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } })).status).toBe(202);
@@ -1388,7 +1388,7 @@ it.skipIf(!runs)('shows a returning visitor older messages on demand, above the 
   // Reading older messages, a reply does not take them down.
   const reading = await log.evaluate((node) => node.scrollTop);
   await reply('Are you still there?');
-  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain('Are you still there?');
+  await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain('Are you still there?');
   expect(await log.evaluate((node) => node.scrollTop)).toBe(reading);
 
   // The site's logout: no way back into the previous visitor's history.
@@ -1449,12 +1449,12 @@ it.skipIf(!runs)("counts the team's replies in the page's title while its tab is
   `);
   const page = await context.newPage();
   await page.goto(siteUrl);
-  await fillPreChat(page, 'Tina');
-  const { conversationId } = await visitorSays(page, 'Where is my parcel?', 'the first message');
+  await fillPreChat(page, 'Tilda');
+  const { conversationId } = await visitorSays(page, "Where is Tilda's parcel?", 'the first message');
   const reply = async (text: string) => {
     const res = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: jwt, body: { text } });
     expect(res.status).toBe(202);
-    await expect.poll(() => widget(page).locator('.message.outbound').last().textContent()).toContain(text);
+    await expect.poll(() => widget(page).locator('.message.outbound').last().textContent(), { timeout: 15_000 }).toContain(text);
     return res.body.message.id as string;
   };
   const setHidden = (hidden: boolean) => page.evaluate(`window.conversaHidden = ${hidden}; document.dispatchEvent(new Event('visibilitychange'))`);
