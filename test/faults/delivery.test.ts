@@ -11,6 +11,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSEvent } from 'aws-lambda';
 import type { LocalStack } from '../../local/stack';
 import { enqueueInbound } from '../../src/aws/queues';
+import { QUEUES } from '../../src/manifest';
 import { listMessages } from '../../src/store/messages';
 import { updateConversation } from '../../src/store/conversations';
 import type { InboundMessageEvent } from '../../src/domain/types';
@@ -20,11 +21,13 @@ import { newHandle, postWebhook, textWebhook } from '../e2e/channels-support';
 import { allMessages, conversationOf, phone, postWhatsapp, queueDepth, queueUrl, sequenceOf, setInboundQueue, sqsClient, storedMessages, whatsappBody } from './support';
 
 /** The inbound consumer, wrapped so a test can make one invocation die after part of its batch. */
-const crash = vi.hoisted(() => ({ armed: false, after: 0, batches: [] as number[] }));
+const crash = vi.hoisted(() => ({ armed: false, after: 0, batches: [] as number[], receives: new Map<string, number>() }));
 vi.mock('../../functions/inbound/handler', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../functions/inbound/handler')>();
   return {
     handler: async (event: SQSEvent) => {
+      // The last receive of each body: how often a record was tried before it left the queue.
+      for (const r of event.Records) crash.receives.set(r.body, Number(r.attributes.ApproximateReceiveCount));
       if (crash.armed && event.Records.length > crash.after) {
         crash.armed = false;
         crash.batches.push(event.Records.length);
@@ -43,13 +46,14 @@ vi.mock('../../functions/inbound/handler', async (importOriginal) => {
  * message, the hooks after the conversation update, and an agent reply's outbound enqueue.
  */
 const faults = vi.hoisted(() => {
-  const state = () => ({ armed: false, failed: 0 });
+  const state = () => ({ armed: false, failed: 0, args: [] as unknown[] });
   const failOnce =
-    <A extends unknown[], R>(switch_: { armed: boolean; failed: number }, what: string, real: (...args: A) => Promise<R>, applies: (...args: A) => boolean = () => true) =>
+    <A extends unknown[], R>(switch_: { armed: boolean; failed: number; args: unknown[] }, what: string, real: (...args: A) => Promise<R>, applies: (...args: A) => boolean = () => true) =>
     async (...args: A): Promise<R> => {
       if (switch_.armed && applies(...args)) {
         switch_.armed = false;
         switch_.failed += 1;
+        switch_.args = args;
         throw new Error(`simulated crash ${what}`);
       }
       return real(...args);
@@ -230,6 +234,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     // Prepare: one unreadable record between two good ones of other conversations, in one batch
     await retryQuickly();
     const [a, b, c] = [phone(3, 1), phone(3, 2), phone(3, 3)];
+    const poison = '{"kind":"message", this is not JSON';
     const sqs = sqsClient(stack);
 
     // Act
@@ -238,7 +243,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
         QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'),
         Entries: [
           { Id: 'good-a', MessageBody: JSON.stringify(event(a, 'before the poison')), MessageGroupId: `whatsapp#${a}`, MessageDeduplicationId: crypto.randomUUID() },
-          { Id: 'poison', MessageBody: '{"kind":"message", this is not JSON', MessageGroupId: `whatsapp#${b}`, MessageDeduplicationId: crypto.randomUUID() },
+          { Id: 'poison', MessageBody: poison, MessageGroupId: `whatsapp#${b}`, MessageDeduplicationId: crypto.randomUUID() },
           { Id: 'good-c', MessageBody: JSON.stringify(event(c, 'after the poison')), MessageGroupId: `whatsapp#${c}`, MessageDeduplicationId: crypto.randomUUID() },
         ],
       }),
@@ -256,8 +261,9 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     }, 60_000, 100);
     expect(dlq.visible).toBe(1);
     const poisoned = stack.aws.sqs.getQueue('conversa-inbound-dlq.fifo').receiveNow({ maxMessages: 10 });
-    expect(poisoned.map((m) => m.body)).toEqual(['{"kind":"message", this is not JSON']);
-    expect(Number(poisoned[0]!.attributes.ApproximateReceiveCount)).toBeGreaterThanOrEqual(1);
+    expect(poisoned.map((m) => m.body)).toEqual([poison]);
+    // Retried up to maxReceiveCount first: a failure that passes (a throttle) must not dead-letter.
+    expect(crash.receives.get(poison)).toBe(QUEUES.inbound.maxReceiveCount);
     expect((await storedMessages(a)).map((m) => m.text)).toEqual(['before the poison']);
     expect((await storedMessages(c)).map((m) => m.text)).toEqual(['after the poison']);
     expect(await queueDepth(stack, 'conversa-inbound.fifo')).toEqual({ visible: 0, inFlight: 0 });
@@ -269,6 +275,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     const dlq = stack.aws.sqs.getQueue('conversa-inbound-dlq.fifo');
     dlq.purge();
     const from = phone(3, 5);
+    const poison = '{"kind":"message", not JSON either';
     const entry = (id: string, body: string) => ({ Id: id, MessageBody: body, MessageGroupId: `whatsapp#${from}`, MessageDeduplicationId: crypto.randomUUID() });
     const sqs = sqsClient(stack);
 
@@ -278,7 +285,7 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
         QueueUrl: queueUrl(stack, 'conversa-inbound.fifo'),
         Entries: [
           entry('first', JSON.stringify(event(from, 'seq 0'))),
-          entry('poison', '{"kind":"message", not JSON either'),
+          entry('poison', poison),
           entry('second', JSON.stringify(event(from, 'seq 1'))),
           entry('third', JSON.stringify(event(from, 'seq 2'))),
         ],
@@ -290,7 +297,8 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     // Assess: the messages behind the poison are stored once, in order, once it is dead-lettered alone
     expect(await settledSequence(from, 'seq ', 3)).toEqual([0, 1, 2]);
     const dead = await eventually(async () => (dlq.counts().visible > 0 ? dlq.receiveNow({ maxMessages: 10 }) : undefined), 60_000, 100);
-    expect(dead.map((m) => m.body)).toEqual(['{"kind":"message", not JSON either']);
+    expect(dead.map((m) => m.body)).toEqual([poison]);
+    expect(crash.receives.get(poison)).toBe(QUEUES.inbound.maxReceiveCount);
     expect(dead[0]!.attributes.MessageGroupId).toBe(`whatsapp#${from}`);
     expect(dlq.counts()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
     expect(await queueDepth(stack, 'conversa-inbound.fifo')).toEqual({ visible: 0, inFlight: 0 });
@@ -332,6 +340,10 @@ describe('inbound delivery faults', { timeout: 120_000 }, () => {
     expect(applyFails.failed).toBe(1);
     expect(sequence).toEqual([0, 1, 2]);
     expect((await conversationOf(from))?.unreadCount).toBe(3);
+    // The dead attempt's write stands (its conditional put): the retry takes that message, not a copy written over it.
+    const [, died] = applyFails.args as [string, { id: string; createdAt: string }];
+    const torn = (await storedMessages(from)).find((m) => m.text === 'torn 1')!;
+    expect({ id: torn.id, createdAt: torn.createdAt }).toEqual({ id: died.id, createdAt: died.createdAt });
   });
 
   it('stores a new customer’s first message and conversation once when the consumer dies in between', async () => {
