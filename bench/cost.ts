@@ -65,10 +65,29 @@ function lambdaCost(usage: PerMessageUsage, timing: PerMessageUsage): { compute:
   return { compute, requests: (invocations * PRICES.lambda.perMillionRequests) / 1e6, invocations };
 }
 
-/** Inbound cost with the first message's extra (contact, handle, conversation) spread over the conversation. */
-function amortized(steady: PerMessageUsage, first: PerMessageUsage, pick: (u: PerMessageUsage) => number): number {
+/**
+ * An inbound message with its first message's extra (contact, handle, conversation, assignment,
+ * greeting: writes, frames, the greeting's send and its queue requests) spread over the conversation.
+ * Durations stay the steady message's: the first message's own were measured concurrently.
+ */
+function amortizedInbound(steady: PerMessageUsage, first: PerMessageUsage): PerMessageUsage {
   const inboundPerConversation = ASSUMPTIONS.messagesPerConversation * ASSUMPTIONS.inboundShare;
-  return pick(steady) + (pick(first) - pick(steady)) / inboundPerConversation;
+  const spread = (a: number, b: number) => a + (b - a) / inboundPerConversation;
+  const lambda: PerMessageUsage['lambda'] = {};
+  for (const fn of new Set([...Object.keys(steady.lambda), ...Object.keys(first.lambda)]) as Set<FunctionName>) {
+    const [s, f] = [steady.lambda[fn], first.lambda[fn]];
+    lambda[fn] = { invocations: spread(s?.invocations ?? 0, f?.invocations ?? 0), billedMs: s?.billedMs ?? f!.billedMs };
+  }
+  return {
+    messages: steady.messages,
+    wru: spread(steady.wru, first.wru),
+    rru: spread(steady.rru, first.rru),
+    agentFrames: spread(steady.agentFrames, first.agentFrames),
+    lambda,
+    httpRequests: spread(steady.httpRequests, first.httpRequests),
+    sqsRequests: spread(steady.sqsRequests, first.sqsRequests),
+    schedules: spread(steady.schedules, first.schedules),
+  };
 }
 
 export interface MeasuredUsage {
@@ -104,12 +123,12 @@ export function withExtra(base: PerMessageUsage, extra: PerMessageUsage): PerMes
   };
 }
 
-export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbound, sequentialOutbound }: MeasuredUsage): CostModel {
+export function costPerMillion({ inbound: steadyInbound, outbound, firstInbound, sequentialInbound, sequentialOutbound }: MeasuredUsage): CostModel {
   const million = 1e6;
-  const lambdaIn = lambdaCost(inbound, sequentialInbound);
+  const inbound = amortizedInbound(steadyInbound, firstInbound);
+  // A greeting's send is timed as a reply's (one at a time).
+  const lambdaIn = lambdaCost(inbound, { ...sequentialInbound, lambda: { ...sequentialOutbound.lambda, ...sequentialInbound.lambda } });
   const lambdaOut = lambdaCost(outbound, sequentialOutbound);
-  const wruIn = amortized(inbound, firstInbound, (u) => u.wru);
-  const rruIn = amortized(inbound, firstInbound, (u) => u.rru);
   const breakdown: Record<string, number> = {
     apiGatewayHttp: mix(inbound.httpRequests, outbound.httpRequests) * PRICES.apiGateway.httpPerMillionRequests,
     apiGatewayWebSocketMessages:
@@ -118,8 +137,8 @@ export function costPerMillion({ inbound, outbound, firstInbound, sequentialInbo
     lambdaCompute: mix(lambdaIn.compute, lambdaOut.compute) * million,
     lambdaRequests: mix(lambdaIn.requests, lambdaOut.requests) * million,
     sqs: mix(inbound.sqsRequests, outbound.sqsRequests) * PRICES.sqs.fifoPerMillionRequests,
-    dynamodbWrites: mix(wruIn, outbound.wru) * PRICES.dynamodb.perMillionWriteRequestUnits,
-    dynamodbReads: mix(rruIn, outbound.rru) * PRICES.dynamodb.perMillionReadRequestUnits,
+    dynamodbWrites: mix(inbound.wru, outbound.wru) * PRICES.dynamodb.perMillionWriteRequestUnits,
+    dynamodbReads: mix(inbound.rru, outbound.rru) * PRICES.dynamodb.perMillionReadRequestUnits,
     // Each message replaces its conversation's timers (creating schedules is free); only the last ones fire.
     scheduler: (ASSUMPTIONS.scheduleFiresPerConversation / ASSUMPTIONS.messagesPerConversation) * PRICES.scheduler.perMillionInvocations,
     cloudwatchLogs:
