@@ -301,7 +301,7 @@ export interface PerMessageUsage {
   lambda: Partial<Record<FunctionName, { invocations: number; billedMs: number }>>;
   /** HTTP API requests. */
   httpRequests: number;
-  /** SendMessageBatch calls, plus ReceiveMessage and DeleteMessageBatch per consumer batch. */
+  /** Sends the SQS stand-in served (webhooks, replies, greetings), plus ReceiveMessage and DeleteMessageBatch per consumer batch. */
   sqsRequests: number;
   /** One-time schedules created (each fires at most once). */
   schedules: number;
@@ -310,21 +310,20 @@ export interface PerMessageUsage {
 /** Runs `act` and divides what it used by `messages`. The stack must be otherwise idle. */
 export async function usageOf(b: Bench, messages: number, httpRequests: number, act: () => Promise<void>): Promise<PerMessageUsage> {
   await drainQueues(b.stack);
-  const before = { wru: capacityTotals.write, rru: capacityTotals.read, frames: b.agent.totalFrames(), calls: b.invocations.snapshot(), schedules: b.stack.aws.scheduler.list().length };
+  const sends = () => (b.stack.aws.sqs.requests.get('SendMessageBatch') ?? 0) + (b.stack.aws.sqs.requests.get('SendMessage') ?? 0);
+  const before = { wru: capacityTotals.write, rru: capacityTotals.read, frames: b.agent.totalFrames(), calls: b.invocations.snapshot(), schedules: b.stack.aws.scheduler.list().length, sends: sends() };
   await act();
   await drainQueues(b.stack);
   const after = b.invocations.snapshot();
   const lambda: PerMessageUsage['lambda'] = {};
   let consumerBatches = 0;
-  let sends = 0;
   for (const [fn, now] of after) {
     const was = before.calls.get(fn) ?? { count: 0, billedMs: 0 };
     const count = now.count - was.count;
     if (count === 0) continue;
     lambda[fn] = { invocations: count / messages, billedMs: (now.billedMs - was.billedMs) / count };
+    // The event source mapping's ReceiveMessage and DeleteMessageBatch (ours polls the stand-in's queue directly).
     if (fn === 'inbound' || fn === 'outbound') consumerBatches += count;
-    // Each webhook and each agent reply enqueues with one SendMessageBatch.
-    if (fn === 'webhook' || fn === 'api') sends += count;
   }
   return {
     messages,
@@ -333,7 +332,7 @@ export async function usageOf(b: Bench, messages: number, httpRequests: number, 
     agentFrames: (b.agent.totalFrames() - before.frames) / messages,
     lambda,
     httpRequests: httpRequests / messages,
-    sqsRequests: (sends + 2 * consumerBatches) / messages,
+    sqsRequests: (sends() - before.sends + 2 * consumerBatches) / messages,
     schedules: (b.stack.aws.scheduler.list().length - before.schedules) / messages,
   };
 }

@@ -723,6 +723,8 @@ function selectMessageAttributes(attributes: MessageAttributes, requested: strin
 
 export class LocalSqs {
   private readonly queues = new Map<string, LocalQueue>();
+  /** Requests served, by operation (the bench prices them; the event source's receives are not requests here). */
+  readonly requests = new Map<string, number>();
   private readonly closing = new AbortController();
 
   /** `baseUrl` is the server's own URL; queue URLs are `${baseUrl}/${account}/${name}`. */
@@ -875,6 +877,7 @@ export class LocalSqs {
 
   /** One SQS operation, by its X-Amz-Target name. `signal` ends a long poll when the client goes away. */
   async execute(operation: string, input: Json, signal?: AbortSignal): Promise<Json> {
+    this.requests.set(operation, (this.requests.get(operation) ?? 0) + 1);
     const queue = () => this.getQueue(requiredString(input, 'QueueUrl'));
     switch (operation) {
       case 'CreateQueue':
