@@ -51,15 +51,19 @@ function mix(perInbound: number, perOutbound: number): number {
 /**
  * Invocations come from the concurrent batch (it shows how records share batches); durations from
  * the one-at-a-time phase, because in one process concurrent handlers' wall times include each
- * other's CPU, while each Lambda invocation has its own.
+ * other's CPU, while each Lambda invocation has its own. A consumer's batch is timed apart
+ * (`batched`: batches of about the steady phase's size with nothing else running), at its billed
+ * milliseconds per record: a one-record invocation's duration per batch would leave out the
+ * other records' work.
  */
-function lambdaCost(usage: PerMessageUsage, timing: PerMessageUsage): { compute: number; requests: number; invocations: number } {
+function lambdaCost(usage: PerMessageUsage, timing: PerMessageUsage, batched?: PerMessageUsage): { compute: number; requests: number; invocations: number } {
   let compute = 0;
   let invocations = 0;
   for (const [fn, used] of Object.entries(usage.lambda) as [FunctionName, { invocations: number; billedMs: number }][]) {
     const gb = FUNCTIONS[fn].memoryMb / 1024;
-    const billedMs = timing.lambda[fn]?.billedMs ?? used.billedMs;
-    compute += used.invocations * (billedMs / 1000) * gb * PRICES.lambda.armGbSecond;
+    const batch = used.invocations < 1 ? batched?.lambda[fn] : undefined;
+    const msPerMessage = batch ? batch.invocations * batch.billedMs : used.invocations * (timing.lambda[fn]?.billedMs ?? used.billedMs);
+    compute += (msPerMessage / 1000) * gb * PRICES.lambda.armGbSecond;
     invocations += used.invocations;
   }
   return { compute, requests: (invocations * PRICES.lambda.perMillionRequests) / 1e6, invocations };
@@ -97,6 +101,9 @@ export interface MeasuredUsage {
   /** One message at a time: webhook → agent, and agent reply → visitor. */
   sequentialInbound: PerMessageUsage;
   sequentialOutbound: PerMessageUsage;
+  /** Batches of about the steady phase's size, nothing else running: consumers' durations per record. */
+  batchedInbound?: PerMessageUsage;
+  batchedOutbound?: PerMessageUsage;
 }
 
 /**
@@ -123,12 +130,12 @@ export function withExtra(base: PerMessageUsage, extra: PerMessageUsage): PerMes
   };
 }
 
-export function costPerMillion({ inbound: steadyInbound, outbound, firstInbound, sequentialInbound, sequentialOutbound }: MeasuredUsage): CostModel {
+export function costPerMillion({ inbound: steadyInbound, outbound, firstInbound, sequentialInbound, sequentialOutbound, batchedInbound, batchedOutbound }: MeasuredUsage): CostModel {
   const million = 1e6;
   const inbound = amortizedInbound(steadyInbound, firstInbound);
   // A greeting's send is timed as a reply's (one at a time).
-  const lambdaIn = lambdaCost(inbound, { ...sequentialInbound, lambda: { ...sequentialOutbound.lambda, ...sequentialInbound.lambda } });
-  const lambdaOut = lambdaCost(outbound, sequentialOutbound);
+  const lambdaIn = lambdaCost(inbound, { ...sequentialInbound, lambda: { ...sequentialOutbound.lambda, ...sequentialInbound.lambda } }, batchedInbound);
+  const lambdaOut = lambdaCost(outbound, sequentialOutbound, batchedOutbound);
   const breakdown: Record<string, number> = {
     apiGatewayHttp: mix(inbound.httpRequests, outbound.httpRequests) * PRICES.apiGateway.httpPerMillionRequests,
     apiGatewayWebSocketMessages:

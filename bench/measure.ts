@@ -364,6 +364,41 @@ function agentAnswers(b: Bench, senders: string[], perSender: number, conversati
   });
 }
 
+/** Messages sent at once in each round of measureBatched: about the steady phase's batch size. */
+export const BATCH_ROUND = 8;
+
+/**
+ * Consumer durations with batches as the steady phase forms them (about 8 records) but nothing
+ * else running: rounds of BATCH_ROUND customers writing at once, then the agent answering them at
+ * once. The steady phase shows how records share batches, but its invocations' wall times include
+ * the rest of the burst's CPU in this one process; the one-at-a-time phases' durations are a single
+ * record's. A batch's records of different conversations run concurrently, so its duration is
+ * neither.
+ */
+export async function measureBatched(b: Bench, senders: string[], rounds: number, conversationOf: Map<string, string>): Promise<{ inbound: PerMessageUsage; outbound: PerMessageUsage }> {
+  const groups = Array.from({ length: rounds }, (_, r) => Array.from({ length: BATCH_ROUND }, (_, i) => senders[(r * BATCH_ROUND + i) % senders.length]!));
+  const total = rounds * BATCH_ROUND;
+  const inbound = await usageOf(b, total, total, async () => {
+    for (const [r, group] of groups.entries()) {
+      await Promise.all(group.map((from, i) => postWebhook(b, from, `batched ${b.run} ${r} ${i}`)));
+      await Promise.all(group.map((_, i) => b.agent.arrival(`batched ${b.run} ${r} ${i}`)));
+      await drainQueues(b.stack);
+    }
+  });
+  const outbound = await usageOf(b, total, total, async () => {
+    for (const [r, group] of groups.entries()) {
+      const sentBefore = b.stack.providers.outbox('whatsapp').length;
+      await Promise.all(group.map(async (from, i) => {
+        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationOf.get(from)!}/messages`, 'POST', { text: `batched answer ${b.run} ${r} ${i}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
+        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+      }));
+      await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + group.length, 60_000, 'the batched replies to reach the provider');
+      await drainQueues(b.stack);
+    }
+  });
+  return { inbound, outbound };
+}
+
 /**
  * What a conversation gathers over a few days, past 1 KB: labels, a team, the customer's name
  * and email, a rating with a comment. Written straight to the store, before the measurement.

@@ -17,6 +17,7 @@ import {
   measureEndToEnd,
   measureThroughput,
   measureVisitorToAgent,
+  measureBatched,
   measureUsage,
   measureWebhookAck,
   conversationsOf,
@@ -33,8 +34,8 @@ const quick = process.env.BENCH_QUICK === '1';
 // Quick runs keep the usage phase (steady senders) at full size: batch sizes decide the SQS
 // requests and Lambda invocations per message, and small phases would price them high.
 const SIZES = quick
-  ? { ack: 60, endToEnd: 60, firstMessage: 10, agentReply: 40, visitors: 5, steadySenders: 20, steadyPerSender: 10, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
-  : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
+  ? { ack: 60, endToEnd: 60, firstMessage: 10, agentReply: 40, visitors: 5, steadySenders: 20, steadyPerSender: 10, batchedRounds: 5, burstSenders: 30, burstPerSender: 10, bundleLoads: 3 }
+  : { ack: 500, endToEnd: 300, firstMessage: 100, agentReply: 200, visitors: 20, steadySenders: 20, steadyPerSender: 10, batchedRounds: 25, burstSenders: 200, burstPerSender: 10, bundleLoads: 7 };
 
 const BENCH_AGENT = 'bench-agent';
 /** Unmeasured messages before each one-at-a-time phase. */
@@ -84,7 +85,8 @@ async function measureStack() {
       agentReply = await measureAgentReply(bench, SIZES.agentReply, visitors);
     });
     const visitorToAgent = await measureVisitorToAgent(bench, SIZES.agentReply, visitors);
-    const usage = { ...(await measureUsage(bench, senders, SIZES.steadyPerSender, conversationOf)), sequentialInbound, sequentialOutbound };
+    const batched = await measureBatched(bench, senders, SIZES.batchedRounds, conversationOf);
+    const usage = { ...(await measureUsage(bench, senders, SIZES.steadyPerSender, conversationOf)), sequentialInbound, sequentialOutbound, batchedInbound: batched.inbound, batchedOutbound: batched.outbound };
     const throughput = await measureThroughput(bench, SIZES.burstSenders, SIZES.burstPerSender);
     for (const v of visitors) v.watch.close();
     return { webhookAck, webhookAckWhileConsuming, endToEnd, endToEndFirstMessage, agentReply, visitorToAgent, usage, throughput };

@@ -45,4 +45,27 @@ describe('costPerMillion', () => {
     const greetingCompute = (50 / 1000) * (FUNCTIONS.outbound.memoryMb / 1024) * PRICES.lambda.armGbSecond * 1e6;
     expect(breakdown.lambdaCompute).toBeCloseTo(steady.lambdaCompute! + (half * greetingCompute) / perConversation, 2);
   });
+
+  it("prices a consumer's batch at its records' measured work, not at one record's duration per batch", () => {
+    // Prepare: records share batches of 8 (0.125 invocations a message); one record alone takes
+    // 20 ms, a batch of 8 with nothing else running 60 ms
+    const inbound = usage({ lambda: { webhook: { invocations: 1, billedMs: 4 }, inbound: { invocations: 0.125, billedMs: 400 } } });
+    const sequentialInbound = usage({ lambda: { webhook: { invocations: 1, billedMs: 4 }, inbound: { invocations: 1, billedMs: 20 } } });
+    const batchedInbound = usage({ lambda: { webhook: { invocations: 1, billedMs: 4 }, inbound: { invocations: 0.125, billedMs: 60 } } });
+    const outbound = usage({ lambda: { api: { invocations: 1, billedMs: 30 } } });
+    const measured = { inbound, outbound, firstInbound: inbound, sequentialInbound, sequentialOutbound: outbound };
+
+    // Act
+    const batched = costPerMillion({ ...measured, batchedInbound }).breakdown;
+    const unbatched = costPerMillion(measured).breakdown;
+
+    // Assess: 7.5 ms of the consumer a message (60 / 8), where one record's 20 ms per batch gave 2.5
+    const gbMs = (ms: number, fn: 'inbound' | 'webhook' | 'api') => (ms / 1000) * (FUNCTIONS[fn].memoryMb / 1024) * PRICES.lambda.armGbSecond * 1e6;
+    const half = ASSUMPTIONS.inboundShare;
+    const rest = half * gbMs(4, 'webhook') + (1 - half) * gbMs(30, 'api');
+    expect(batched.lambdaCompute).toBeCloseTo(rest + half * gbMs(7.5, 'inbound'), 3);
+    expect(unbatched.lambdaCompute).toBeCloseTo(rest + half * gbMs(2.5, 'inbound'), 3);
+    // Requests still follow how records share batches.
+    expect(batched.lambdaRequests).toBe(unbatched.lambdaRequests);
+  });
 });
