@@ -502,7 +502,10 @@
         if (file.type === 'csat') return;
         const link = el('button', { type: 'button', className: 'file', textContent: `📎 ${file.name || file.type}` });
         link.dataset.index = String(index);
-        link.onclick = () => openFile(message.id, index, file).catch((error) => showNotice(`Could not open the file: ${error.message}`));
+        link.onclick = () =>
+          openFile(message.id, index, file).catch((error) =>
+            showNotice(error.status === 404 || error.status === 410 ? 'This file is no longer available.' : 'Could not open the file. Please try again.'),
+          );
         node.append(link);
       });
       if ((message.attachments || []).some((a) => a.type === 'csat')) {
@@ -542,7 +545,7 @@
      */
     async function openFile(messageId, index, file) {
       const res = await fetch(`${apiUrl}/v1/widget/messages/${encodeURIComponent(messageId)}/attachments/${index}`, { headers: { authorization: `Bearer ${token}` } });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { status: res.status });
       const url = URL.createObjectURL(await res.blob());
       if (file.type === 'image') {
         const shown = byId(messageId)?.querySelector(`.file[data-index="${index}"]`);

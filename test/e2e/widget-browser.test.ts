@@ -1153,6 +1153,23 @@ it.skipIf(!runs)('leaves a visitor reading older messages where they are when a 
   await context.close();
 }, 60_000);
 
+it.skipIf(!runs)("says in a visitor's words when a file cannot be opened: gone, or the network", async () => {
+  const { context, page } = await startChat('Fenna');
+  const { conversationId } = await visitorSays(page, 'Can you send the label?', 'the label request');
+  await agentSendsFile(conversationId, png(2, 2), 'label.png');
+  await expect.poll(() => widget(page).locator('.file').count()).toBe(1);
+
+  await page.route('**/attachments/0', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"no file"}}' }));
+  await widget(page).locator('.file').first().click();
+  await expect.poll(() => widget(page).locator('.notice').textContent()).toBe('This file is no longer available.');
+
+  await page.unroute('**/attachments/0');
+  await page.route('**/attachments/0', (route) => route.abort('connectionreset'));
+  await widget(page).locator('.file').first().click();
+  await expect.poll(() => widget(page).locator('.notice').textContent()).toBe('Could not open the file. Please try again.');
+  await context.close();
+}, 60_000);
+
 it.skipIf(!runs)('lays right-to-left text out in its own direction, in the log and while the visitor writes it', async () => {
   const { context, page } = await startChat('Omar');
   const { conversationId } = await visitorSays(page, 'مرحبا، أين طلبي؟', 'the Arabic message');
