@@ -4,6 +4,7 @@ import { requireAdmin, type Route } from './context';
 import { json, parseBody } from '../http/http';
 import { MAX_RECIPIENTS, queueProactive } from '../domain/proactive';
 import { CHANNELS } from '../domain/types';
+import { unknownPlaceholders } from '../domain/canned';
 
 const contactId = z.text(1, 128);
 const ProactiveBody = z
@@ -16,6 +17,10 @@ const ProactiveBody = z
   })
   .check(
     z.refine((b) => (b.contactId === undefined) !== (b.contactIds === undefined), { message: 'give contactId or contactIds (one of them)', path: ['contactIds'] }),
+    z.refine((b) => unknownPlaceholders(b.text).length === 0, {
+      message: 'holds a placeholder that is not {{contact.name}}, {{contact.email}}, {{contact.phone}} or {{agent.name}} (a fallback after |, as {{contact.name|there}})',
+      path: ['text'],
+    }),
   );
 
 export const proactiveRoute: Route = async ({ event, agent }) => {

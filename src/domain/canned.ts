@@ -44,6 +44,16 @@ export interface PlaceholderValues {
  * `{{contact.name|there}}` gives a fallback for a missing value. Unknown placeholders stay
  * as written, so a typo shows up in the agent's composer instead of vanishing.
  */
+const PLACEHOLDER_KEYS = ['contact.name', 'contact.email', 'contact.phone', 'agent.name'];
+
+/**
+ * The `{{…}}` a text holds that fillPlaceholders does not know: where a typo would go out as
+ * written (a proactive message goes to many customers, unread by an agent first).
+ */
+export function unknownPlaceholders(text: string): string[] {
+  return [...text.matchAll(/\{\{([^{}]{0,100})\}\}/g)].map((m) => m[0]).filter((whole) => !PLACEHOLDER_KEYS.includes(whole.slice(2, -2).split('|')[0]!.trim()));
+}
+
 export function fillPlaceholders(text: string, values: PlaceholderValues): string {
   const lookup: Record<string, string | undefined> = {
     'contact.name': values.contact.name,

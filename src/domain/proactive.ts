@@ -16,6 +16,8 @@ import { takeProactiveQuota } from '../store/quota';
 import { ClientError, notFound } from './errors';
 import { storeOutbound } from './engagement';
 import { newId } from './ids';
+import { fillPlaceholders } from './canned';
+import { showsNothing } from '../zod';
 import { deliverOutbound, type AgentIdentity } from './outbound';
 import { isProviderChannel, type Channel, type OutboundJob } from './types';
 
@@ -171,7 +173,7 @@ async function targetConversation(contactId: string, channel: Channel | undefine
   return { recipient: found.contact.id, ...(newest ? { conversation: newest } : {}) };
 }
 
-export type ProactiveOutcome = 'sent' | 'no_conversation';
+export type ProactiveOutcome = 'sent' | 'no_conversation' | 'blank';
 
 /**
  * One recipient, run by the outbound consumer. Repeatable: the message id is claimed once per
@@ -192,9 +194,13 @@ export async function deliverProactive(
   // merge (a redelivery) stands: its message may be stored and not yet sent.
   const own = `proactive#${batchId}#${contactId}`;
   const scope = recipient === contactId || (await getDedup(own)) ? own : `proactive#${batchId}#${recipient}`;
+  // Filled for this customer, as the conversation knows them; one whose text fills to nothing (a
+  // message of `{{contact.name}}` alone, for a customer with no name) is not sent.
+  const filled = fillPlaceholders(text, { contact: conversation.contact, agent: sender });
+  if (showsNothing(filled)) return 'blank';
   const { record } = await claimDedup(scope, { conversationId: conversation.id, messageId: newId() });
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
-  await storeOutbound(target, { text, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
+  await storeOutbound(target, { text: filled, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.
   await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt, redelivered, deadlines?.copyMs, deadlines?.sendMs);
   return 'sent';

@@ -1288,6 +1288,34 @@ describe('proactive messages', () => {
     await eventually(async () => ((await conversation(one.conversationId)).firstReplyAt ? true : undefined), 10_000);
   });
 
+  it("fills each customer's placeholders, with their fallback, and refuses a placeholder it does not know before queueing", async () => {
+    await settings({ autoresponder: { enabled: false } });
+    const named = await visitor({ name: 'Vera', email: `vera-${crypto.randomUUID()}@example.com` }, 'first');
+    const nameless = await visitor({}, 'first');
+    const contactOf = async (v: { conversationId: string }) => (await conversation(v.conversationId)).contact.id as string;
+    const tag = crypto.randomUUID().slice(0, 8);
+    const text = `Hi {{ contact.name | there }}, our sale starts today (${tag}). {{agent.name}}`;
+
+    const typo = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [await contactOf(named)], text: 'Hi {{contact.firstname}}' } });
+    expect([typo.status, typo.body.error.message]).toEqual([400, expect.stringContaining('placeholder')]);
+
+    const res = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [await contactOf(named), await contactOf(nameless)], text } });
+    expect(res.status, res.text).toBe(202);
+    const got = await Promise.all(
+      [named, nameless].map((v) => v.ws.waitFor((f) => f.type === 'message.created' && String(f.message.text).includes(tag), 15_000, 'proactive message')),
+    );
+    expect(got.map((f) => f.message.text)).toEqual([`Hi Vera, our sale starts today (${tag}). Ada`, `Hi there, our sale starts today (${tag}). Ada`]);
+    // Nothing of the typo's request went anywhere.
+    expect((await history(named.conversationId)).filter((m) => m.text.startsWith('Hi {{'))).toEqual([]);
+
+    // A text that fills to nothing for a customer (no name, no fallback) is not sent to them: no empty bubble.
+    const onlyName = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [await contactOf(nameless), await contactOf(named)], text: '{{contact.name}}' } });
+    expect(onlyName.status, onlyName.text).toBe(202);
+    await named.ws.waitFor((f) => f.type === 'message.created' && f.message.text === 'Vera', 15_000, 'the named one');
+    await sleep(500);
+    expect((await history(nameless.conversationId)).map((m) => m.text)).not.toContain('');
+  });
+
   it('answers back the contacts a named provider channel cannot reach, and queues none for them', async () => {
     const { web, webContact, handle, whatsappContact } = await webAndWhatsAppContacts('web only', 'Hello from WhatsApp');
     const text = `Back in stock ${handle}`;
