@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { BadWebhookError, type Credentials, type MediaResult, type SendContext, type SendResult } from './types';
-import type { InboundEvent } from '../domain/types';
+import type { InboundEvent, ReplyTo } from '../domain/types';
 
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
@@ -117,6 +117,21 @@ export function hasUsableIds(event: InboundEvent): boolean {
     });
   }
   return usable;
+}
+
+/** An excerpt of a quoted message is a reminder, not its copy: the stored item stays small. */
+export const REPLY_EXCERPT_MAX = 200;
+
+/**
+ * The `replyTo` of a message that quotes an earlier one, spread into its event: nothing when the
+ * provider named no usable id (a quote that cannot be found is no reason to lose the message).
+ * The excerpt is the quoted words on one line, cut after a word near REPLY_EXCERPT_MAX with `…`.
+ */
+export function replyContext(providerMessageId: unknown, text?: unknown): { replyTo?: ReplyTo } {
+  if (!usableId(providerMessageId)) return {};
+  const words = typeof text === 'string' ? text.replace(/\s+/g, ' ').trim() : '';
+  const excerpt = words.length > REPLY_EXCERPT_MAX ? `${splitText(words, REPLY_EXCERPT_MAX - 1)[0]}…` : words;
+  return { replyTo: { providerMessageId: providerMessageId as string, ...(excerpt ? { text: excerpt } : {}) } };
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

@@ -18,6 +18,7 @@ import {
   isRecord,
   leniently,
   records,
+  replyContext,
   isoFromEpoch,
   sentAtFromEpoch,
   secondsAsMs,
@@ -283,6 +284,8 @@ function messageFromMessaging(channel: ProviderChannel, event: MessagingEvent, h
     providerMessageId: message.mid,
     text,
     attachments,
+    // A reply to an earlier message names its mid (ours and the customer's alike), no words of it.
+    ...replyContext(isRecord(message.reply_to) ? message.reply_to.mid : undefined),
     ...sentAtFromEpoch(event.timestamp, 'ms'),
   };
 }

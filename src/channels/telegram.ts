@@ -3,7 +3,7 @@
  * setWebhook (X-Telegram-Bot-Api-Secret-Token). Send: POST {base}/bot{token}/{method}.
  * Telegram reports no delivery or read receipts to bots, so this adapter emits no statuses.
  */
-import type { Attachment, InboundEvent, InboundMessageEvent, InboundMovedEvent } from '../domain/types';
+import type { Attachment, InboundEvent, InboundMessageEvent, InboundMovedEvent, ReplyTo } from '../domain/types';
 import {
   callProviderParts,
   credential,
@@ -17,6 +17,7 @@ import {
   missingCredential,
   parseJsonBody,
   records,
+  replyContext,
   safeEqual,
   unsupportedText,
   type ProviderCall,
@@ -326,6 +327,22 @@ function fromMigration(message: TgMessage): InboundMovedEvent | undefined {
   return { kind: 'moved', channel: 'telegram', handle: moved.handle, from: moved.from };
 }
 
+/**
+ * The message a customer's message answers in its chat, by the id our messages take there (`<chat
+ * id>:<message id>`, ours and the customer's alike), with the words quoted: the part the customer
+ * picked (`quote`), else the message's text or caption. In a forum every message answers its
+ * topic's first one (which created it): that is no reply. One in another chat (`external_reply`)
+ * is no message of this conversation's.
+ */
+function replyOf(message: TgMessage, chatId: string): { replyTo?: ReplyTo } {
+  const replied = message.reply_to_message;
+  if (!isRecord(replied) || typeof replied.message_id !== 'number') return {};
+  if ('forum_topic_created' in replied || (topicOf(message) !== undefined && replied.message_id === message.message_thread_id)) return {};
+  const quote = isRecord(message.quote) && typeof message.quote.text === 'string' && message.quote.text ? message.quote.text : undefined;
+  const words = quote ?? [replied.text, replied.caption].find((value) => typeof value === 'string' && value);
+  return replyContext(`${chatId}:${replied.message_id}`, words);
+}
+
 function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMessageEvent | InboundMovedEvent | undefined {
   if (!isRecord(message) || message.chat?.id === undefined || message.message_id === undefined) return undefined;
   // A service message, but not one to drop: whoever upgraded the group (another bot too).
@@ -350,6 +367,7 @@ function fromMessage(message: TgMessage | undefined, edited: boolean): InboundMe
       : `${chatId}:${message.message_id}`,
     text: signed(edited ? `(edited) ${text}` : text, message),
     attachments,
+    ...replyOf(message, chatId),
     ...sentAtFromEpoch(edited ? (message.edit_date ?? message.date) : message.date, 's'),
   };
   const profile = profileOf(message.from, message);

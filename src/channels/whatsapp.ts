@@ -4,7 +4,7 @@
  * team sent from the WhatsApp Business app on the same number, "coexistence").
  * Send: POST {base}/{phone-number-id}/messages.
  */
-import type { Attachment, InboundEvent, InboundMessageEvent, InboundStatusEvent } from '../domain/types';
+import type { Attachment, InboundEvent, InboundMessageEvent, InboundStatusEvent, ReplyTo } from '../domain/types';
 import {
   DAY_MS,
   HOUR_MS,
@@ -30,6 +30,7 @@ import {
   getProviderJson,
   mediaAccess,
   refuseLarge,
+  replyContext,
   KB,
   MB,
 } from './common';
@@ -85,8 +86,17 @@ interface WaMessage {
   edit?: { original_message_id?: string; message?: WaMessage };
   unsupported?: { type?: string };
   errors?: { code?: number; title?: string }[];
-  /** Forwarded, or written from a product's "Message business" button (the product it was about). */
-  context?: { forwarded?: boolean; frequently_forwarded?: boolean; referred_product?: { catalog_id?: string; product_retailer_id?: string } };
+  /**
+   * Forwarded, written from a product's "Message business" button (the product it was about), or a
+   * reply to an earlier message (a swipe-reply): `id` is that message's wamid, `from` who wrote it.
+   */
+  context?: {
+    forwarded?: boolean;
+    frequently_forwarded?: boolean;
+    referred_product?: { catalog_id?: string; product_retailer_id?: string };
+    id?: string;
+    from?: string;
+  };
   /** The click-to-WhatsApp ad (or post) the customer came from. */
   referral?: { source_type?: string; source_url?: string; headline?: string; body?: string };
   /** A group of the Groups API the message was written in (`from` is then one of its members). */
@@ -285,8 +295,14 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
     ...(Object.keys(profile).length > 0 ? { profile } : {}),
     providerMessageId: message.id,
     ...withContext(content(message), message),
+    ...quoted(message),
     ...sentAtFromEpoch(message.timestamp, 's'),
   };
+}
+
+/** The message a swipe-reply answers, by its wamid (ours and the customer's alike); WhatsApp hands over no words of it. */
+function quoted(message: WaMessage): { replyTo?: ReplyTo } {
+  return replyContext(isRecord(message.context) ? message.context.id : undefined);
 }
 
 /**
@@ -336,6 +352,7 @@ function toEcho(echo: WaEcho): InboundMessageEvent | undefined {
     handle,
     providerMessageId: echo.id,
     ...content(echo),
+    ...quoted(echo),
     ...sentAtFromEpoch(echo.timestamp, 's'),
     echo: { name: ECHO_SENDER },
   };

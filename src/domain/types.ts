@@ -56,7 +56,24 @@ export interface Message {
   unprompted?: true;
   /** The agents a private note mentions (src/domain/mentions.ts); the team's, never a visitor's. */
   mentions?: string[];
+  /** The earlier message a customer's message quotes (InboundMessageEvent.replyTo); the team's, never a visitor's. */
+  replyTo?: ReplyTo;
+  /**
+   * The provider's ids of a reply's other parts (a text sent in several messages), read from what
+   * the send recorded: a customer may quote any of them. The team's, never a visitor's.
+   */
+  otherProviderMessageIds?: string[];
   createdAt: string;
+}
+
+/**
+ * The message a customer's message answers, as the provider names it (a swipe-reply, a quote):
+ * its id in the form our messages' `providerMessageId` take, and a short excerpt of its words where
+ * the provider hands them over (Telegram). Consoles find the quoted message by that id.
+ */
+export interface ReplyTo {
+  providerMessageId: string;
+  text?: string;
 }
 
 /** How far an earlier attempt got with a reply that goes out in parts (kept on the message, never shown). */
@@ -140,6 +157,8 @@ export interface InboundMessageEvent {
   providerMessageId?: string;
   /** The web widget's client-side id (idempotency for visitor sends). */
   clientMessageId?: string;
+  /** The earlier message this one quotes (Message.replyTo). */
+  replyTo?: ReplyTo;
   text: string;
   attachments: Attachment[];
   /** ISO time the provider says the message was sent, else when we received it. */

@@ -160,3 +160,22 @@ describe('instagram send', () => {
     expect(parts.join(' ')).toBe(text.trim());
   });
 });
+
+describe('instagram normalize: replies', () => {
+  it('a reply to a message names it by its mid; a story reply answers a story, no message', () => {
+    expect(normalize('reply')).toEqual([
+      {
+        kind: 'message',
+        channel: 'instagram',
+        handle: IGSID,
+        providerMessageId: 'ig_REPLY1',
+        text: 'Tomorrow works',
+        attachments: [],
+        replyTo: { providerMessageId: 'ig_OURQUESTION1' },
+        sentAt: SENT_AT,
+        dated: true,
+      },
+    ]);
+    expect(normalize('story-reply')[0]).not.toHaveProperty('replyTo');
+  });
+});

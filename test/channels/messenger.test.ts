@@ -445,3 +445,21 @@ describe('instagram shares the Send API without metadata', () => {
     expect(instagramAdapter.defaultBaseUrl).toBe('https://graph.instagram.com/v21.0');
   });
 });
+
+describe('messenger normalize: replies', () => {
+  it('a reply names the message it answers by its mid (as our sends record theirs), no words of it', () => {
+    expect(normalize('reply')).toEqual([
+      {
+        kind: 'message',
+        channel: 'messenger',
+        handle: PSID,
+        providerMessageId: 'm_REPLY1',
+        text: 'Yes, the blue one',
+        attachments: [],
+        replyTo: { providerMessageId: 'm_OURQUESTION1' },
+        sentAt: SENT_AT,
+        dated: true,
+      },
+    ]);
+  });
+});

@@ -582,3 +582,64 @@ describe('telegram send: documents Telegram cannot fetch by URL', () => {
     expect(result).toEqual({ ok: false, retryable: false, error: '400: Bad Request: file must be non-empty' });
   });
 });
+
+describe('telegram normalize: replies', () => {
+  const question = 'Shall we send a replacement? Or would you rather have your money back?';
+
+  it('a reply names the message it answers as our ids take it (`<chat id>:<message id>`), with its words on one line', () => {
+    expect(normalize('reply')).toEqual([
+      {
+        kind: 'message',
+        ...ada,
+        providerMessageId: '123456789:45',
+        text: 'Yes please',
+        attachments: [],
+        replyTo: { providerMessageId: '123456789:44', text: question },
+        sentAt: SENT_AT,
+        dated: true,
+      },
+    ]);
+  });
+
+  it('names the message a send of ours recorded: the id our sendMessage got for it is the one the reply gives', async () => {
+    const ok = { status: 200, body: { ok: true, result: { message_id: 44, chat: { id: 123456789 }, date: 1, text: question } } };
+    const { fetch } = scriptedFetch(ok);
+    const sent = await adapter.send({ to: '123456789', text: question, attachments: [], idempotencyKey: 'k', reference: 'c/k' }, sendContext('telegram', fetch));
+    const [reply] = normalize('reply');
+    expect(sent.ok && sent.providerMessageId).toBe(reply?.kind === 'message' && reply.replyTo?.providerMessageId);
+  });
+
+  it('the part the customer quoted is the excerpt; a caption serves when the message has no text; a long one is cut after a word', () => {
+    expect(normalize('reply-quote')).toMatchObject([{ replyTo: { providerMessageId: '123456789:44', text: 'would you rather have your money back?' } }]);
+    const photo = { message_id: 44, chat: { id: 123456789, type: 'private' }, date: 1749416300, photo: [{ file_id: 'p1', file_unique_id: 'u1', width: 90, height: 90 }], caption: 'This one?' };
+    expect(update('message', { reply_to_message: photo })).toMatchObject([{ replyTo: { providerMessageId: '123456789:44', text: 'This one?' } }]);
+    const [long] = update('message', { reply_to_message: { ...photo, caption: 'word '.repeat(100) } });
+    const text = (long as { replyTo?: { text?: string } }).replyTo?.text ?? '';
+    expect(text.length).toBeLessThanOrEqual(200);
+    expect(text).toMatch(/^(word )+word…$/);
+  });
+
+  it('a file without words is named by id alone; an edit keeps what it answers', () => {
+    const sticker = { message_id: 44, chat: { id: 123456789, type: 'private' }, date: 1749416300, sticker: { file_id: 's1', emoji: '👍' } };
+    expect(update('message', { reply_to_message: sticker })).toMatchObject([{ replyTo: { providerMessageId: '123456789:44' } }]);
+    expect((update('message', { reply_to_message: sticker })[0] as { replyTo?: object }).replyTo).not.toHaveProperty('text');
+    expect(update('edited_message', { reply_to_message: sticker, edit_date: 1749416450 })).toMatchObject([{ replyTo: { providerMessageId: '123456789:44' } }]);
+  });
+
+  it('a forum topic\'s message answers its topic\'s first message: no reply; a reply within the topic is one', () => {
+    const [topicMessage] = normalize('forum-topic');
+    expect(topicMessage).toMatchObject({ handle: '-1001234567890/57', text: 'Ada Lovelace: How do I send the blender back?' });
+    expect(topicMessage).not.toHaveProperty('replyTo');
+    const { message } = JSON.parse(fixture('telegram', 'forum-topic')) as { message: Record<string, unknown> };
+    const earlier = { message_id: 59, message_thread_id: 57, is_topic_message: true, chat: message.chat, date: 1749416350, text: 'Is the box needed?' };
+    const body = JSON.stringify({ update_id: 10301, message: { ...message, reply_to_message: earlier } });
+    expect(adapter.normalize(signedRequest('telegram', body), credentials)).toMatchObject([
+      { handle: '-1001234567890/57', replyTo: { providerMessageId: '-1001234567890:59', text: 'Is the box needed?' } },
+    ]);
+  });
+
+  it('a reply to a message of another chat (external_reply) names none of this conversation\'s', () => {
+    const [event] = update('message', { external_reply: { origin: { type: 'channel', chat: { id: -100555, type: 'channel' }, message_id: 9, date: 1 } } });
+    expect(event).not.toHaveProperty('replyTo');
+  });
+});

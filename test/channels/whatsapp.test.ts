@@ -556,3 +556,43 @@ describe('whatsapp send', () => {
     expect(calls).toHaveLength(0);
   });
 });
+
+describe('whatsapp normalize: replies', () => {
+  const ourQuestion = 'wamid.HBgLMTY1MDU1NTEyMzQVAgARGBJBQkNERUYwMTIzNDU2Nzg5AA==';
+
+  it('a swipe-reply names the message it answers by its wamid, the id our sends and the customer\'s messages keep; WhatsApp gives no words of it', () => {
+    expect(only('reply')).toEqual({
+      kind: 'message',
+      channel: 'whatsapp',
+      ...customer,
+      providerMessageId: 'wamid.REPLY1',
+      text: 'Yes',
+      attachments: [],
+      replyTo: { providerMessageId: ourQuestion },
+      sentAt: SENT_AT,
+      dated: true,
+    });
+  });
+
+  it('a forward answers nothing; an id that is no usable string is left out and the message kept', () => {
+    const body = JSON.parse(fixture('whatsapp', 'reply'));
+    const message = body.entry[0].changes[0].value.messages[0];
+    const withContext = (context: unknown) => {
+      message.context = context;
+      return adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials);
+    };
+    expect(withContext({ forwarded: true })[0]).not.toHaveProperty('replyTo');
+    for (const id of [42, '', 'w'.repeat(600)]) {
+      const [event] = withContext({ from: '15550783881', id });
+      expect(event).toMatchObject({ providerMessageId: 'wamid.REPLY1', text: 'Yes' });
+      expect(event).not.toHaveProperty('replyTo');
+    }
+  });
+
+  it('a message the team sent from the WhatsApp Business app in answer to one keeps what it answers', () => {
+    const body = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
+    const echo = body.entry[0].changes[0].value.message_echoes[0];
+    echo.context = { from: '16505551234', id: 'wamid.CUSTOMER1' };
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)[0]).toMatchObject({ echo: {}, replyTo: { providerMessageId: 'wamid.CUSTOMER1' } });
+  });
+});
