@@ -410,6 +410,7 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
     status: event.dated && handle.readUpTo !== undefined && event.sentAt <= handle.readUpTo ? 'read' : 'sent',
     private: false,
     providerMessageId: event.providerMessageId,
+    ...(event.replyTo ? { replyTo: event.replyTo } : {}),
     createdAt: new Date().toISOString(),
   };
   const stored = existing ?? ((await putMessage(fresh)) ? fresh : ((await getMessage(fresh.conversationId, fresh.id)) ?? fresh));
@@ -471,6 +472,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     status: 'received',
     private: false,
     ...(event.providerMessageId ? { providerMessageId: event.providerMessageId } : {}),
+    // Which earlier message it answers: kept on the item itself, so showing it costs no read.
+    ...(event.replyTo ? { replyTo: event.replyTo } : {}),
     createdAt: new Date().toISOString(),
   };
   // Who to tell is looked up while the message and its conversation are written.

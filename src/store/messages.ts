@@ -14,6 +14,9 @@ const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(item)) if (!INTERNAL.has(k)) out[k] = v;
+  // A customer may quote any part of a reply sent in several: consoles find it by these ids too.
+  const otherIds = (item.sendProgress as SendProgress | undefined)?.otherIds;
+  if (Array.isArray(otherIds) && otherIds.length > 0) out.otherProviderMessageIds = otherIds;
   return out as unknown as Message;
 }
 

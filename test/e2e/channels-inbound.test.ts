@@ -328,3 +328,78 @@ describe('edits, deletions, story replies and button taps, as the providers send
     expect(await inboundTexts(frame.conversationId)).toEqual(['⭐️⭐️⭐️⭐️⭐️ Great', 'marker']);
   });
 });
+
+describe('a customer’s reply to one of the agent’s messages', () => {
+  interface OutboxItem {
+    body: unknown;
+    answer: unknown;
+  }
+
+  /** The agent's reply once the provider took it, as the agent's frame shows it. */
+  async function agentReply(conversationId: string, text: string): Promise<Frame['message']> {
+    const response = await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/messages`, { token: agentJwt, body: { text } });
+    expect(response.status, response.text).toBe(202);
+    const id = response.body.message.id;
+    const frame = await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === id && f.message.status === 'sent', 15_000, `sent: ${text.slice(0, 20)}`);
+    return frame.message;
+  }
+
+  async function storedMessage(conversationId: string, providerMessageId: string) {
+    return (await history(conversationId)).find((m) => m.providerMessageId === providerMessageId) as Record<string, unknown> | undefined;
+  }
+
+  it('WhatsApp: a swipe-reply is stored once with replyTo naming the agent’s question as its send recorded it, and reaches the agent’s frame', async () => {
+    // Prepare: the customer writes; the agent asks two questions
+    const handle = newHandle('whatsapp');
+    const opening = textWebhook('whatsapp', handle, 'I want to return my blender');
+    expect((await postWebhook(stack, 'whatsapp', opening.body)).status).toBe(200);
+    const { conversationId } = await agent.waitFor(created(opening.providerMessageId), 10_000, 'the opening');
+    const boxQuestion = await agentReply(conversationId, 'Is the box undamaged?');
+    await agentReply(conversationId, 'Do you still have the receipt?');
+
+    // Act: the customer answers the first question by swiping it (WhatsApp delivers it twice)
+    const answer = textWebhook('whatsapp', handle, 'Yes');
+    const body = JSON.parse(answer.body);
+    body.entry[0].changes[0].value.messages[0].context = { from: '15550783881', id: boxQuestion.providerMessageId };
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'whatsapp', JSON.stringify(body))).status).toBe(200);
+
+    // Assess: the agent sees which question "Yes" answers, live and in the history, once
+    const frame = await agent.waitFor(created(answer.providerMessageId), 10_000, 'the swipe-reply');
+    expect(frame.message).toMatchObject({ text: 'Yes', direction: 'inbound', replyTo: { providerMessageId: boxQuestion.providerMessageId } });
+    const marker = textWebhook('whatsapp', handle, 'marker');
+    expect((await postWebhook(stack, 'whatsapp', marker.body)).status).toBe(200);
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+    expect(agent.frames.filter(created(answer.providerMessageId))).toHaveLength(1);
+    const stored = (await history(conversationId)).filter((m) => m.providerMessageId === answer.providerMessageId);
+    expect(stored).toEqual([expect.objectContaining({ replyTo: { providerMessageId: boxQuestion.providerMessageId } })]);
+    // A message that quotes nothing carries no replyTo.
+    expect(await storedMessage(conversationId, marker.providerMessageId)).not.toHaveProperty('replyTo');
+  });
+
+  it('Messenger: a reply sent in parts lists its other parts’ ids, so a customer quoting a later part names an id the agent’s history has', async () => {
+    // Prepare: the customer writes; the agent's answer is longer than Messenger's 2000 characters
+    const handle = newHandle('messenger');
+    const opening = textWebhook('messenger', handle, 'Which sizes do you have?');
+    expect((await postWebhook(stack, 'messenger', opening.body)).status).toBe(200);
+    const { conversationId } = await agent.waitFor(created(opening.providerMessageId), 10_000, 'the opening');
+    const tag = `sizes${Date.now()}`;
+    const sent = await agentReply(conversationId, `${tag} ${'Small fits 36 to 38. '.repeat(100)}\n\nWhich one shall I reserve for you?`);
+    const items = (await http(stack.httpUrl, 'GET', '/local/outbox?channel=messenger')).body.items as OutboxItem[];
+    // Its two parts (the greeting also went to this customer).
+    const parts = items.filter((item) => JSON.stringify(item.body).includes(handle) && /Small fits|reserve for you/.test(JSON.stringify(item.body)));
+    const mids = parts.map((item) => (item.answer as { message_id?: string }).message_id);
+    expect(mids).toHaveLength(2);
+    expect(sent).toMatchObject({ providerMessageId: mids[0], otherProviderMessageIds: [mids[1]] });
+
+    // Act: the customer quotes the last part, the question
+    const answer = textWebhook('messenger', handle, 'Medium, please');
+    const body = JSON.parse(answer.body);
+    body.entry[0].messaging[0].message.reply_to = { mid: mids[1] };
+    expect((await postWebhook(stack, 'messenger', JSON.stringify(body))).status).toBe(200);
+
+    // Assess
+    const frame = await agent.waitFor(created(answer.providerMessageId), 10_000, 'the reply');
+    expect(frame.message.replyTo).toEqual({ providerMessageId: mids[1] });
+    expect(await storedMessage(conversationId, mids[0]!)).toMatchObject({ otherProviderMessageIds: [mids[1]] });
+  });
+});
