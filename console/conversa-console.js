@@ -27,6 +27,8 @@
   const MAX_TEXT = 4096;
   // How near the log's end counts as reading the newest messages (a live one then scrolls into view).
   const FOLLOW_SLACK_PX = 40;
+  // How much of a quoted message shows above a reply to it (its whole text is a click away).
+  const QUOTE_CHARS = 120;
   // How far a message got (as the server ranks them): `failed` ends it.
   const STATUS_RANK = { received: 0, queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
   const FILTERS = {
@@ -70,6 +72,8 @@
     .conversa-console .message.outbound { align-self: flex-end; background: #ddf4ff; }
     .conversa-console .message.note { background: #fff8c5; border: 1px dashed #d4a72c; }
     .conversa-console .message.failed .meta { color: #cf222e; }
+    .conversa-console .message .quote { margin-bottom: 4px; padding: 2px 8px; border-left: 3px solid #8c959f; color: #57606a; font-size: 12px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+    .conversa-console .message .quote[title] { cursor: pointer; }
     .conversa-console .message .file { display: flex; flex-direction: column; align-items: flex-start; gap: 2px; margin-top: 4px; padding: 0; background: none; color: #0969da; }
     .conversa-console .message .file img { max-width: 240px; max-height: 140px; border-radius: 6px; }
     .conversa-console .meta { display: block; font-size: 11px; color: #57606a; }
@@ -761,11 +765,51 @@
       node.dataset.sender = message.sender?.name || message.sender?.type || '';
       node.dataset.at = message.createdAt;
       const files = (message.attachments || []).map((file, index) => (file.type === 'csat' ? undefined : fileButton(message.id, index, file)));
+      // A customer may quote a reply by any of its parts' ids (one sent in several).
+      const providerIds = [message.providerMessageId, ...(message.otherProviderMessageIds || [])].filter(Boolean);
+      if (providerIds.length > 0) node.dataset.providerIds = providerIds.join(' ');
+      if (message.replyTo?.providerMessageId) {
+        node.dataset.replyTo = message.replyTo.providerMessageId;
+        node.dataset.replyText = message.replyTo.text || '';
+      }
       // Laid out in the text's own direction (its first strong letter): Arabic or Hebrew reads right to left.
-      node.replaceChildren(h('div', { className: 'text', dir: 'auto', textContent: message.text }), ...files.filter(Boolean), h('span', { className: 'meta' }));
+      node.replaceChildren(
+        ...(node.dataset.replyTo ? [quoteOf(node)] : []),
+        h('div', { className: 'text', dir: 'auto', textContent: message.text }),
+        ...files.filter(Boolean),
+        h('span', { className: 'meta' }),
+      );
       setMeta(node);
+      // Replies shown before the message they quote (an older page read later, a send's id known
+      // only once sent) find it now.
+      for (const other of log.querySelectorAll('.message[data-reply-to]')) {
+        if (other !== node && providerIds.includes(other.dataset.replyTo)) other.querySelector(':scope > .quote')?.replaceWith(quoteOf(other));
+      }
       // Scrolled once the message has its height, or it would stay below the fold.
       if (follow) log.scrollTop = log.scrollHeight;
+    }
+
+    /**
+     * "↪ <excerpt>" above a customer's reply: the quoted message's words when it is shown here (a
+     * click brings it into view), else those the provider handed over (Telegram), else a mention.
+     */
+    function quoteOf(node) {
+      const id = node.dataset.replyTo;
+      const quoted = [...log.querySelectorAll('.message[data-provider-ids]')].find((other) => other.dataset.providerIds.split(' ').includes(id));
+      const words = (quoted && excerptOf(quoted)) || node.dataset.replyText || 'Reply to an earlier message';
+      const quote = h('div', { className: 'quote', dir: 'auto', textContent: `↪ ${words}` });
+      if (quoted) {
+        quote.title = 'Show the quoted message';
+        quote.onclick = () => quoted.isConnected && quoted.scrollIntoView({ block: 'center' });
+      }
+      return quote;
+    }
+
+    /** A shown message's words on one line (its files' names when it has none), cut to QUOTE_CHARS. */
+    function excerptOf(node) {
+      const text = node.querySelector(':scope > .text')?.textContent || [...node.querySelectorAll(':scope > .file')].map((file) => file.textContent).join(' ');
+      const chars = [...text.replace(/\s+/g, ' ').trim()];
+      return chars.length > QUOTE_CHARS ? `${chars.slice(0, QUOTE_CHARS - 1).join('')}…` : chars.join('');
     }
 
     /** A file of a message: an image shows as its thumbnail, and a click saves any file under its name. */

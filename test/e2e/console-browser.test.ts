@@ -4,7 +4,7 @@
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
  * notes never do, canned responses, macros, typing and read receipts both ways, assign, transfer,
  * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId,
- * the log's scrolling and paging, answers that come after the agent moved to another conversation, right-to-left and long text,
+ * the log's scrolling and paging, answers that come after the agent moved to another conversation, right-to-left and long text, a customer's reply quoting an earlier message,
  * erasure and an expiring token. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { agentToken, eventually, http, visitorSession, WsClient } from '../suppo
 import { blockSockets, unblockSockets } from '../support/browser';
 import { png } from '../support/png';
 import { newHandle, postWebhook, textWebhook } from './channels-support';
+import { fixture } from '../fixtures/sign';
 
 const CHROMIUM = '/usr/bin/chromium';
 // CI installs chromium (.ci/run): there the test must run. Elsewhere it needs the package.
@@ -269,6 +270,67 @@ it.skipIf(!runs)('a WhatsApp customer live in the console: assign to me, a reply
   await expect.poll(() => details(page)).toContain('resolved');
   const stored = await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}`, { token: await agentToken(stack.httpUrl, 'agent-dora') });
   expect(stored.body.status).toBe('resolved');
+});
+
+it.skipIf(!runs)('a customer’s reply to one of the agent’s questions shows "↪" and the question it quotes; a quote not shown reads the provider’s words, else says so', async () => {
+  // Prepare: a WhatsApp customer's conversation open in the console, the agent asks two questions
+  const page = await openConsole('agent-quinn', 'Quinn');
+  const handle = newHandle('whatsapp');
+  const opening = textWebhook('whatsapp', handle, 'I want to return my blender');
+  expect((await postWebhook(stack, 'whatsapp', opening.body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === opening.providerMessageId, 15_000, 'the opening');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['I want to return my blender']);
+  const wamidOf = (text: string) =>
+    eventually(() => {
+      const item = stack.providers.outbox('whatsapp').find((i) => i.status === 200 && JSON.stringify(i.body).includes(text));
+      return (item?.answer as { messages?: { id: string }[] } | undefined)?.messages?.[0]?.id;
+    }, 15_000);
+  await send(page, 'Is the box undamaged?');
+  await send(page, 'Do you still have the receipt?');
+  const boxQuestion = await wamidOf('Is the box undamaged?');
+  await expect.poll(() => page.locator('.message', { hasText: 'Do you still have the receipt?' }).locator('.meta').last().textContent(), { timeout: 15_000 }).toContain('sent');
+
+  // Act: the customer swipes the first question to answer it, then one the console does not show
+  const swipeReply = (text: string, quotedId: string) => {
+    const reply = textWebhook('whatsapp', handle, text);
+    const body = JSON.parse(reply.body);
+    body.entry[0].changes[0].value.messages[0].context = { from: '15550783881', id: quotedId };
+    return postWebhook(stack, 'whatsapp', JSON.stringify(body));
+  };
+  expect((await swipeReply('Yes', boxQuestion)).status).toBe(200);
+  const unseen = `wamid.UNSEEN${Date.now()}`;
+  expect((await swipeReply('That one too', unseen)).status).toBe(200);
+
+  // Assess: each reply says what it answers; the one quoting a message not shown, that it answers one
+  const quoteOf = (text: string) => page.locator('.message.inbound', { has: page.locator('.text', { hasText: new RegExp(`^${text}$`) }) }).locator('.quote');
+  await expect.poll(() => quoteOf('Yes').textContent(), { timeout: 15_000 }).toBe('↪ Is the box undamaged?');
+  await expect.poll(() => quoteOf('That one too').textContent(), { timeout: 15_000 }).toBe('↪ Reply to an earlier message');
+  expect(await quoteOf('I want to return my blender').count()).toBe(0);
+  // The quoted message, sent from the WhatsApp Business app, arrives after the reply: the quote finds it.
+  const echo = JSON.parse(fixture('whatsapp', 'smb-message-echoes'));
+  const value = echo.entry[0].changes[0].value;
+  value.message_echoes = [{ ...value.message_echoes[0], to: handle, id: unseen, timestamp: String(Math.floor(Date.now() / 1000)), text: { body: 'Shall I send a label for the jug as well?' } }];
+  expect((await postWebhook(stack, 'whatsapp', JSON.stringify(echo))).status).toBe(200);
+  await expect.poll(() => quoteOf('That one too').textContent(), { timeout: 15_000 }).toBe('↪ Shall I send a label for the jug as well?');
+  // Read again (a reload of the history), the quotes stand.
+  await page.reload();
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => quoteOf('Yes').textContent(), { timeout: 15_000 }).toBe('↪ Is the box undamaged?');
+
+  // A Telegram customer quoting a message the console never had: the words Telegram handed over.
+  const chat = Number(newHandle('telegram'));
+  const quoting = JSON.parse(fixture('telegram', 'reply'));
+  Object.assign(quoting.message, { message_id: 45, date: Math.floor(Date.now() / 1000), text: 'Yes please' });
+  quoting.message.from.id = quoting.message.chat.id = quoting.message.reply_to_message.chat.id = chat;
+  expect((await postWebhook(stack, 'telegram', JSON.stringify(quoting))).status).toBe(200);
+  const { conversationId: telegramId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === `${chat}:45`, 15_000, 'the Telegram reply');
+  await page.getByRole('button', { name: 'Open', exact: true }).click();
+  await expect.poll(() => row(page, telegramId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, telegramId).click();
+  await expect.poll(() => quoteOf('Yes please').textContent(), { timeout: 15_000 }).toBe('↪ Shall we send a replacement? Or would you rather have your money back?');
 });
 
 it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting: the open history and the inbox as they are now; presence kept over a reload', async () => {
