@@ -409,6 +409,8 @@ function eventsFromMessaging(channel: ProviderChannel, event: MessagingEvent, ac
         providerMessageId: `reaction:${mid ?? 'unknown'}:${action ?? 'react'}:${event.timestamp ?? at}`,
         text: removed ? 'removed a reaction from a message' : `reacted ${emoji ?? reaction ?? 'with an emoji'} to a message`,
         attachments: [],
+        // Which message: the text cannot say, a console shows it as it shows a reply's quote.
+        ...replyContext(mid),
         ...sentAtFromEpoch(event.timestamp, 'ms'),
       },
     ];

@@ -300,8 +300,12 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
   };
 }
 
-/** The message a swipe-reply answers, by its wamid (ours and the customer's alike); WhatsApp hands over no words of it. */
+/**
+ * The message a swipe-reply answers, or a reaction is on, by its wamid (ours and the customer's
+ * alike); WhatsApp hands over no words of it. A reaction's own text cannot say which message it is.
+ */
 function quoted(message: WaMessage): { replyTo?: ReplyTo } {
+  if (message.type === 'reaction') return replyContext(isRecord(message.reaction) ? message.reaction.message_id : undefined);
   return replyContext(isRecord(message.context) ? message.context.id : undefined);
 }
 

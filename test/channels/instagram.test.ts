@@ -106,7 +106,7 @@ describe('instagram normalize', () => {
   });
 
   it('reaction and unsupported messages get readable text', () => {
-    expect(normalize('reaction')).toMatchObject([{ handle: IGSID, text: 'reacted ❤️ to a message' }]);
+    expect(normalize('reaction')).toMatchObject([{ handle: IGSID, text: 'reacted ❤️ to a message', replyTo: { providerMessageId: 'ig_OUT1' } }]);
     expect(normalize('unsupported')).toMatchObject([{ providerMessageId: 'ig_UNSUPPORTED1', text: '[a message Instagram does not pass on to apps (a GIF or a sticker, say): see it in Instagram]' }]);
   });
 

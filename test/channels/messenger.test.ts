@@ -204,11 +204,16 @@ describe('messenger normalize', () => {
     expect(adapter.normalize(signedRequest('messenger', numeric), credentials)).toEqual([]);
   });
 
-  it('reactions become readable messages with stable ids', () => {
+  it('reactions become readable messages with stable ids, naming the message they are on (replyTo) as a reply does', () => {
     expect(normalize('reaction')).toEqual([
-      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:react:1749416383000', text: 'reacted ❤️ to a message' }),
-      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:unreact:1749416399000', text: 'removed a reaction from a message' }),
+      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:react:1749416383000', text: 'reacted ❤️ to a message', replyTo: { providerMessageId: 'm_OUT1' } }),
+      expect.objectContaining({ providerMessageId: 'reaction:m_OUT1:unreact:1749416399000', text: 'removed a reaction from a message', replyTo: { providerMessageId: 'm_OUT1' } }),
     ]);
+    // Naming no message: the reaction kept, naming none.
+    const body = JSON.stringify({ object: 'page', entry: [{ id: 'PAGE', time: 1, messaging: [{ sender: { id: PSID }, recipient: { id: 'PAGE' }, timestamp: 1749416383000, reaction: { action: 'react', emoji: '👍' } }] }] });
+    const [event] = adapter.normalize(signedRequest('messenger', body), credentials);
+    expect(event).toMatchObject({ text: 'reacted 👍 to a message' });
+    expect(event).not.toHaveProperty('replyTo');
   });
 
   it('an attachment it cannot show is kept with a fallback; opt-ins are not messages', () => {

@@ -117,8 +117,17 @@ describe('whatsapp normalize: messages', () => {
     expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'This one, please\n[forwarded]', attachments: [{ type: 'image' }] }]);
   });
 
-  it('reaction → "reacted 👍 to a message"', () => {
-    expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [] });
+  it('reaction → "reacted 👍 to a message", naming the message it is on (replyTo) as a swipe-reply does', () => {
+    expect(only('reaction')).toMatchObject({ providerMessageId: 'wamid.REACTION1', text: 'reacted 👍 to a message', attachments: [], replyTo: { providerMessageId: 'wamid.OUTBOUND3' } });
+    const body = JSON.parse(fixture('whatsapp', 'reaction'));
+    const message = body.entry[0].changes[0].value.messages[0];
+    // Removed (an empty emoji): still on that message. No usable id: the reaction kept, naming none.
+    message.reaction = { message_id: 'wamid.OUTBOUND3', emoji: '' };
+    expect(adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'removed a reaction from a message', replyTo: { providerMessageId: 'wamid.OUTBOUND3' } }]);
+    message.reaction = { message_id: 42, emoji: '👍' };
+    const [event] = adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials);
+    expect(event).toMatchObject({ text: 'reacted 👍 to a message' });
+    expect(event).not.toHaveProperty('replyTo');
   });
 
   it('an edit (text or caption) → "(edited)" and the new wording, under the edit’s own id; a deletion → nothing', () => {
