@@ -4,7 +4,7 @@
  * web visitor's and a WhatsApp customer's messages show live, the agent's replies reach them,
  * notes never do, canned responses, macros, typing and read receipts both ways, assign, transfer,
  * resolve and reopen, a note's @mention from one console to another, drafts kept per conversation and sent again under their clientMessageId,
- * the log's scrolling and paging, answers that come after the agent moved to another conversation, right-to-left and long text, a customer's reply quoting an earlier message,
+ * the log's scrolling and paging, answers that come after the agent moved to another conversation, right-to-left and long text, a customer's reply quoting an earlier message and a reaction naming the message it is on (a click on the quote brings that message into view),
  * erasure and an expiring token. Every wait is for a DOM state or a frame, never a fixed sleep.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -331,6 +331,41 @@ it.skipIf(!runs)('a customer’s reply to one of the agent’s questions shows "
   await expect.poll(() => row(page, telegramId).count(), { timeout: 15_000 }).toBe(1);
   await row(page, telegramId).click();
   await expect.poll(() => quoteOf('Yes please').textContent(), { timeout: 15_000 }).toBe('↪ Shall we send a replacement? Or would you rather have your money back?');
+});
+
+it.skipIf(!runs)('a customer’s reaction shows "↪" and the message it is on; a click on a quote brings the quoted message, scrolled out of view, back into it', async () => {
+  // Prepare: the agent asks a question, then a long talk among the team pushes it out of view
+  const handle = newHandle('whatsapp');
+  const opening = textWebhook('whatsapp', handle, 'Is the kettle in stock?');
+  expect((await postWebhook(stack, 'whatsapp', opening.body)).status).toBe(200);
+  const { conversationId } = await colleague.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === opening.providerMessageId, 15_000, 'the opening');
+  const page = await openConsole('agent-rhea', 'Rhea');
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  await expect.poll(() => texts(page, '.message.inbound')).toEqual(['Is the kettle in stock?']);
+  await send(page, 'Which colour would you like?');
+  const question = await eventually(() => {
+    const item = stack.providers.outbox('whatsapp').find((i) => i.status === 200 && JSON.stringify(i.body).includes('Which colour would you like?'));
+    return (item?.answer as { messages?: { id: string }[] } | undefined)?.messages?.[0]?.id;
+  }, 15_000);
+  await colleagueNotes(conversationId, 'stock check', 30);
+  await expect.poll(() => texts(page, '.message.note'), { timeout: 15_000 }).toContain('stock check 29');
+
+  // Act: the customer reacts to the question
+  const reaction = JSON.parse(textWebhook('whatsapp', handle, '').body);
+  const message = reaction.entry[0].changes[0].value.messages[0];
+  delete message.text;
+  Object.assign(message, { type: 'reaction', reaction: { message_id: question, emoji: '👍' } });
+  expect((await postWebhook(stack, 'whatsapp', JSON.stringify(reaction))).status).toBe(200);
+
+  // Assess: the reaction says which message it is on; the question is out of view until its quote is clicked
+  const reacted = page.locator('.message.inbound', { has: page.locator('.text', { hasText: /^reacted 👍 to a message$/ }) });
+  await expect.poll(() => reacted.locator('.quote').textContent(), { timeout: 15_000 }).toBe('↪ Which colour would you like?');
+  await expect.poll(() => inWindow(page, '.log .message:last-child')).toBe(true);
+  const questionSelector = '.log .message.outbound:has(> .text:text-is("Which colour would you like?"))';
+  expect(await inWindow(page, questionSelector)).toBe(false);
+  await reacted.locator('.quote').click();
+  await expect.poll(() => inWindow(page, questionSelector)).toBe(true);
 });
 
 it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting: the open history and the inbox as they are now; presence kept over a reload', async () => {
