@@ -46,6 +46,9 @@
   const FOCUSED_FILTERS = ['mine', 'unassigned', 'mentions'];
   // Agents offered at once when a note's "@" is typed.
   const MAX_SUGGESTIONS = 8;
+  const INBOX_PAGE = 25;
+  // Inbox pages read again on a reconnection (the agent's place in a long list); "More" goes on from there.
+  const MAX_INBOX_PAGES_AGAIN = 10;
 
   const STYLE = `
     .conversa-console { font: 14px/1.4 system-ui, sans-serif; color: #1f2328; display: flex; flex-direction: column; height: 100vh; overflow-wrap: anywhere; }
@@ -392,8 +395,9 @@
         pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
         attempt(loadTeam());
         // Loaded once the socket is open, and again after each reconnection: nothing said while
-        // no socket listened is missed.
-        attempt(loadInbox());
+        // no socket listened is missed. As many pages as the list showed ("More", or frames) are read
+        // again: the agent keeps their place in it.
+        attempt(loadInbox(false, Math.ceil(listed.size / INBOX_PAGE)));
         if (openId) attempt(loadHistory(openId));
       };
       socket.onmessage = (event) => onFrame(JSON.parse(event.data));
@@ -529,18 +533,27 @@
       renderInbox();
     }
 
-    async function loadInbox(more) {
+    /** The next page ("More"), or the list anew from its first page, `pages` of them (a reconnection). */
+    async function loadInbox(more, pages = 1) {
       const gen = generation;
       const shown = filter;
       if (!more) arrived = new Set();
-      const page = await api('GET', `/v1/conversations?${FILTERS[shown].query}&limit=25${more && nextCursor ? `&cursor=${encodeURIComponent(nextCursor)}` : ''}`);
+      const read = (cursor) => api('GET', `/v1/conversations?${FILTERS[shown].query}&limit=${INBOX_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      let page = await read(more ? nextCursor : null);
+      const items = [...page.items];
+      let count = 1;
+      // Swapped in once all are read: a list cut to its first page meanwhile would lose the agent's place.
+      for (; !more && count < Math.min(pages, MAX_INBOX_PAGES_AGAIN) && page.nextCursor && gen === generation && shown === filter; count += 1) {
+        page = await read(page.nextCursor);
+        items.push(...page.items);
+      }
       if (gen !== generation || shown !== filter) return;
       nextCursor = page.nextCursor;
       moreButton.hidden = !nextCursor;
       // A first page is the list anew (one resolved while the socket was down leaves it), with
       // what frames brought in while it was on its way.
       if (!more) listed = new Set(arrived);
-      for (const conversation of page.items) {
+      for (const conversation of items) {
         if (conversation.mention && !(mentioned.get(conversation.id) > conversation.mention.at)) mentioned.set(conversation.id, conversation.mention.at);
         remember(conversation, false);
       }

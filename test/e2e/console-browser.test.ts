@@ -412,6 +412,42 @@ it.skipIf(!runs)('after its socket drops, the console catches up on reconnecting
   await expect.poll(() => page.getByLabel('Presence').inputValue()).toBe('away');
 });
 
+it.skipIf(!runs)('keeps the inbox pages the agent loaded, and their place in the list, over a reconnection', async () => {
+  // Prepare: 30 new open conversations, the oldest 5 of them on the inbox's second page
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i += 1) ids.push(await whatsappCustomer(`Where is order ${1000 + i}?`));
+  const others = stack.websocket.connections();
+  const page = await openConsole('agent-uma', 'Uma');
+  const [own] = stack.websocket.connections().filter((id) => !others.includes(id));
+  await expect.poll(() => row(page, ids[29]!).count(), { timeout: 15_000 }).toBe(1);
+  expect(await row(page, ids[0]!).count()).toBe(0);
+  await page.getByRole('button', { name: 'More', exact: true }).click();
+  await expect.poll(() => row(page, ids[0]!).count(), { timeout: 15_000 }).toBe(1);
+  const inInbox = (id: string) =>
+    row(page, id).evaluate((node) => {
+      const box = node.getBoundingClientRect();
+      const list = node.closest('.inbox')!.getBoundingClientRect();
+      return box.height > 0 && box.top >= list.top && box.bottom <= list.bottom;
+    });
+  await row(page, ids[1]!).evaluate((node) => node.scrollIntoView({ block: 'center' }));
+  expect(await inInbox(ids[1]!)).toBe(true);
+
+  // Act: the socket drops and cannot come back while a colleague resolves one of the second page's
+  await blockSockets(page);
+  expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
+  await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
+  const token = await agentToken(stack.httpUrl, 'agent-olga');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${ids[2]}/resolve`, { token })).status).toBe(200);
+  await unblockSockets(page);
+  await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
+
+  // Assess: the list was read again (the resolved one left it), as far as the agent had it, where they were
+  await expect.poll(() => row(page, ids[2]!).count(), { timeout: 15_000 }).toBe(0);
+  expect(await row(page, ids[0]!).count()).toBe(1);
+  expect(await row(page, ids[29]!).count()).toBe(1);
+  expect(await inInbox(ids[1]!)).toBe(true);
+});
+
 it.skipIf(!runs)("takes a refreshed token in place (the next request carries it), and another agent's token as a new sign-in", async () => {
   const others = stack.websocket.connections();
   const page = await openConsole('agent-gus', 'Gus');
