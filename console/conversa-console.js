@@ -165,6 +165,9 @@
     const fileUrls = new Map();
     // The team as GET /v1/agents read it, kept live by presence frames: the transfer picker.
     let team = [];
+    // Whether the presence shown is live: not while the socket is down (no frame reaches the
+    // console, and the server turns an agent without a connection away), until /v1/agents is read again.
+    let presenceLive = false;
     // Conversations whose notes mentioned this agent → the latest mention's time (the Mentions list).
     const mentioned = new Map();
     // The open draft's mentions picked so far: the "@Name" put in the text → the agent's id (sent while the name stays in the text); each draft keeps its own.
@@ -202,6 +205,8 @@
       'select',
       { ariaLabel: 'Presence' },
       ...['online', 'away', 'offline'].map((s) => h('option', { value: s, textContent: s })),
+      // Shown while the socket is down: not a choice.
+      h('option', { value: '', textContent: 'unknown', hidden: true }),
     );
     const signOutButton = h('button', { type: 'button', textContent: 'Sign out' });
     const filterButtons = Object.entries(FILTERS).map(([key, f]) => {
@@ -386,11 +391,14 @@
 
     function connect() {
       setState('connecting');
+      showPresenceStale();
       const gen = generation;
       socket = new WebSocket(`${options.websocketUrl}?token=${encodeURIComponent(token)}${options.feed ? `&feed=${options.feed}` : ''}`);
       socket.onopen = () => {
         backoff = 1000;
         setState('online');
+        // A choice can be sent again; what it is shows once /v1/agents (or a frame) says.
+        presence.disabled = false;
         clearInterval(pinger);
         pinger = setInterval(() => send({ action: 'ping' }), PING_MS);
         attempt(loadTeam());
@@ -408,12 +416,25 @@
         const claims = claimsOf(token);
         if (claims?.exp && claims.exp * 1000 <= Date.now()) return signOut('Your session ended: sign in again.');
         setState('reconnecting');
+        showPresenceStale();
         retryTimer = setTimeout(connect, backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       };
     }
 
     presence.onchange = () => send({ action: 'setPresence', status: presence.value });
+
+    /**
+     * While no socket listens, presence is what it was: the agent's own reads "unknown" (a choice
+     * could not be sent, and the server turns an agent without a connection away after a grace
+     * period), colleagues' "last known".
+     */
+    function showPresenceStale() {
+      presenceLive = false;
+      presence.disabled = true;
+      presence.value = '';
+      renderTeam();
+    }
 
     function onFrame(frame) {
       switch (frame.type) {
@@ -459,7 +480,7 @@
           if (known && frame.at && known.presenceAt && frame.at < known.presenceAt) break;
           if (known) Object.assign(known, { status: frame.status, presenceAt: frame.at });
           else team.push({ id: frame.agentId, status: frame.status, presenceAt: frame.at });
-          if (frame.agentId === me.id && document.activeElement !== presence) presence.value = frame.status;
+          if (frame.agentId === me.id && (document.activeElement !== presence || !presence.value)) presence.value = frame.status;
           renderTeam();
           break;
         }
@@ -721,8 +742,12 @@
         if (live?.presenceAt && agent.presenceAt && live.presenceAt > agent.presenceAt) Object.assign(agent, { status: live.status, presenceAt: live.presenceAt });
       }
       const own = answer.items.find((a) => a.id === me.id);
-      if (own && document.activeElement !== presence) presence.value = own.status;
+      if (own && (document.activeElement !== presence || !presence.value)) presence.value = own.status;
+      // Not listed yet: never chose, so the connection made them online.
+      else if (!own && !presence.value) presence.value = 'online';
       team = answer.items;
+      // Live again only with a socket to keep it so (it may have dropped while the list was read).
+      presenceLive = socket?.readyState === WebSocket.OPEN;
       renderTeam();
     }
 
@@ -733,7 +758,7 @@
       const chosen = transferTo.value;
       transferTo.replaceChildren(
         h('option', { value: '', textContent: 'Transfer to…' }),
-        ...others.map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${a.status})` })),
+        ...others.map((a) => h('option', { value: a.id, textContent: `${a.name || a.id} (${presenceLive ? '' : 'last known: '}${a.status})` })),
       );
       if (others.some((a) => a.id === chosen)) transferTo.value = chosen;
       // The head names a colleague by the team's names.

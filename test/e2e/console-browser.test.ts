@@ -448,6 +448,43 @@ it.skipIf(!runs)('keeps the inbox pages the agent loaded, and their place in the
   expect(await inInbox(ids[1]!)).toBe(true);
 });
 
+it.skipIf(!runs)("shows presence as unknown while its socket is down (the agent's own) or as last known (colleagues'), and as it is once back", async () => {
+  const conversationId = await whatsappCustomer('Can someone call me back?');
+  const others = stack.websocket.connections();
+  const page = await openConsole('agent-wren', 'Wren');
+  const [own] = stack.websocket.connections().filter((id) => !others.includes(id));
+  await expect.poll(() => row(page, conversationId).count(), { timeout: 15_000 }).toBe(1);
+  await row(page, conversationId).click();
+  const picker = () => page.getByLabel('Transfer to').locator('option').allTextContents();
+  const presence = page.getByLabel('Presence');
+  await expect.poll(picker).toContain('Olga (online)');
+  await expect.poll(() => presence.inputValue()).toBe('online');
+
+  // The socket drops and cannot come back: what the console shows is no longer live.
+  await blockSockets(page);
+  expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
+  await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
+  await expect.poll(picker).toContain('Olga (last known: online)');
+  expect(await presence.inputValue()).toBe('');
+  expect(await presence.locator('option:checked').textContent()).toBe('unknown');
+  expect(await presence.isDisabled()).toBe(true);
+  try {
+    // Meanwhile the colleague goes away: no frame reaches this console.
+    colleague.send({ action: 'setPresence', status: 'away' });
+    await colleague.waitFor((f) => f.type === 'presence' && f.agentId === 'agent-olga' && f.status === 'away', 15_000, 'the presence');
+
+    // Back: presence is read again and live.
+    await unblockSockets(page);
+    await expect.poll(() => page.locator('header .state').textContent(), { timeout: 20_000 }).toBe('online');
+    await expect.poll(picker).toContain('Olga (away)');
+    await expect.poll(() => presence.inputValue()).toBe('online');
+    expect(await presence.isDisabled()).toBe(false);
+  } finally {
+    colleague.send({ action: 'setPresence', status: 'online' });
+  }
+  await expect.poll(picker).toContain('Olga (online)');
+});
+
 it.skipIf(!runs)("takes a refreshed token in place (the next request carries it), and another agent's token as a new sign-in", async () => {
   const others = stack.websocket.connections();
   const page = await openConsole('agent-gus', 'Gus');
