@@ -527,19 +527,25 @@ export class StatelessStack extends Stack {
   private createAlarmTopic(email: string): Topic {
     // Encrypted at rest with a key of its own (about $1 a month): CloudWatch cannot publish to a
     // topic under SNS's AWS-managed key (alias/aws/sns), whose policy does not let it use the key.
-    // The statement is the one AWS documents for alarm actions; who may publish is the topic
-    // policy's business below.
+    // The statement is the one AWS documents for alarm actions, held to this account's alarms as
+    // the topic policy below is: CloudWatch acting for another account's alarm may not use the key
+    // (confused deputy).
     const key = new Key(this, 'AlarmsKey', {
       description: 'Conversa alarm topic',
       enableKeyRotation: true,
       // SNS keeps no messages: nothing encrypted under it outlives the topic.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    const ownAlarms = {
+      StringEquals: { 'aws:SourceAccount': this.account },
+      ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+    };
     key.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
+        conditions: ownAlarms,
       }),
     );
     const topic = new Topic(this, 'Alarms', { displayName: 'Conversa alarms', enforceSSL: true, masterKey: key });
@@ -551,10 +557,7 @@ export class StatelessStack extends Stack {
         principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': this.account },
-          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
-        },
+        conditions: ownAlarms,
       }),
     );
     topic.addSubscription(new EmailSubscription(email));

@@ -1096,7 +1096,7 @@ describe('alarms', () => {
     alarmed.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: EMAIL, TopicArn: { Ref: topicId } });
   });
 
-  it('encrypts the alarm topic with a rotated key of its own that CloudWatch may use (not alias/aws/sns, which CloudWatch cannot)', () => {
+  it("encrypts the alarm topic with a rotated key of its own that CloudWatch may use for this account's alarms only (not alias/aws/sns, which CloudWatch cannot)", () => {
     const key = alarmed.json.Resources[alarmTopicId()].Properties.KmsMasterKeyId as Json;
     const keyId = key['Fn::GetAtt']?.[0] as string;
     expect(key).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
@@ -1105,8 +1105,20 @@ describe('alarms', () => {
     expect(resource.Properties.EnableKeyRotation).toBe(true);
     const statements = resource.Properties.KeyPolicy.Statement as Json[];
     const byCloudWatch = statements.filter((st) => JSON.stringify(st.Principal ?? {}).includes('cloudwatch.amazonaws.com'));
+    // Only on behalf of this account's alarms (confused deputy): the topic policy's conditions.
     expect(byCloudWatch).toEqual([
-      expect.objectContaining({ Effect: 'Allow', Principal: { Service: 'cloudwatch.amazonaws.com' }, Action: ['kms:Decrypt', 'kms:GenerateDataKey*'], Resource: '*' }),
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Resource: '*',
+        Condition: {
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+          ArnLike: {
+            'aws:SourceArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:*']] },
+          },
+        },
+      }),
     ]);
     // The key serves this topic alone: no other service principal may use it.
     const services = statements.flatMap((st) => asArray((st.Principal as Json | undefined)?.Service ?? []));
