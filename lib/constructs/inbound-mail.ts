@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -57,12 +57,21 @@ export class InboundMail extends Construct {
       }),
     );
     this.topic = new Topic(this, 'Topic', { masterKey: key, enforceSSL: true, displayName: 'Conversa inbound mail' });
+    // SES names the receipt rule that publishes as aws:SourceArn. The rule's own name cannot be
+    // used (the rule waits for this policy), so any rule of the named rule set, or of any rule set
+    // of this account and region when the platform team adds the rule.
+    const receiptRules = Stack.of(this).formatArn({
+      service: 'ses',
+      resource: 'receipt-rule-set',
+      resourceName: `${props.receiptRuleSetName ?? '*'}:receipt-rule/*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
     const publishBySes = this.topic.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal('ses.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [this.topic.topicArn],
-        conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        conditions: { StringEquals: { 'aws:SourceAccount': account }, ArnLike: { 'aws:SourceArn': receiptRules } },
       }),
     );
     this.topic.addSubscription(new LambdaSubscription(props.receiver));

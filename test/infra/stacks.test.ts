@@ -962,6 +962,14 @@ function expectKeyOnlyFor(described: string, arnVariable: string, reader: Functi
 }
 
 describe('email replies', () => {
+  /** The conditions on SES's sns:Publish in the inbound mail topic's policy. */
+  const sesPublishConditions = (inspect: Inspect): Json[] =>
+    inspect
+      .resources('AWS::SNS::TopicPolicy')
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Json[])
+      .filter((st) => st.Effect === 'Allow' && JSON.stringify(st.Principal ?? {}).includes('ses.amazonaws.com'))
+      .map((st) => ({ Action: st.Action, StringEquals: st.Condition?.StringEquals, SourceArn: st.Condition?.ArnLike && flatArn(st.Condition.ArnLike['aws:SourceArn']) }));
+
   it('keeps the reply-address key in a secret of the stateful stack only the mail sender can read', () => {
     expectKeyOnlyFor('reply-to', ENV.replySecretArn, 'engagement');
   });
@@ -976,6 +984,16 @@ describe('email replies', () => {
     t.hasOutput('InboundMailTopicArn', {});
     // No rule set named: the stack leaves the account's receipt rules alone.
     expect(stateless.resources('AWS::SES::ReceiptRule')).toEqual([]);
+  });
+
+  it("lets SES publish for this account's receipt rules only (confused deputy), whichever rule set the platform team's rule is in", () => {
+    expect(sesPublishConditions(stateless)).toEqual([
+      {
+        Action: 'sns:Publish',
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        SourceArn: 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:receipt-rule-set/*:receipt-rule/*',
+      },
+    ]);
   });
 
   it('adds the reply domain\'s receipt rule to the named rule set, publishing UTF-8 to the topic', () => {
@@ -997,6 +1015,14 @@ describe('email replies', () => {
     // SES checks it may publish when the rule is created: the rule waits for the topic policy.
     const [policyId] = inspect.resources('AWS::SNS::TopicPolicy')[0]!;
     expect(rules[0]![1].DependsOn).toContain(policyId);
+    // Only rules of that rule set may have SES publish.
+    expect(sesPublishConditions(inspect)).toEqual([
+      {
+        Action: 'sns:Publish',
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        SourceArn: 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:receipt-rule-set/acme-active:receipt-rule/*',
+      },
+    ]);
     expect(nagFindings(custom.stateless)).toEqual([]);
   });
 });
