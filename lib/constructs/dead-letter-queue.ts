@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Queue, QueueEncryption, type RedriveAllowPolicy } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
 /** Properties of {@link AlarmedDeadLetterQueue}. */
@@ -31,6 +31,11 @@ export interface AlarmedDeadLetterQueueProps {
    */
   readonly notifyOnOk?: boolean;
   /**
+   * Which source queues may name this queue as their dead-letter queue.
+   * @default - any queue of the account (SQS's default)
+   */
+  readonly redriveAllowPolicy?: RedriveAllowPolicy;
+  /**
    * What the alarm description calls the messages that failed, for whoever is paged.
    * @default 'messages'
    */
@@ -53,6 +58,7 @@ export class AlarmedDeadLetterQueue extends Construct {
       retentionPeriod: props.retentionPeriod ?? Duration.days(14),
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+      ...(props.redriveAllowPolicy ? { redriveAllowPolicy: props.redriveAllowPolicy } : {}),
     });
 
     this.alarm = new Alarm(this, 'NotEmpty', {

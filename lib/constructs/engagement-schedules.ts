@@ -3,6 +3,7 @@ import { Effect, type IGrantable, Grant, PolicyStatement, Role, ServicePrincipal
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { CfnSchedule, CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { RedrivePermission } from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { AlarmedDeadLetterQueue } from './dead-letter-queue';
 import { acknowledgeWildcardResource } from './nag';
@@ -68,6 +69,8 @@ export class EngagementSchedules extends Construct {
 
     this.deadLetterQueue = new AlarmedDeadLetterQueue(this, 'DeadLetter', {
       subject: 'Conversa timers',
+      // Scheduler's dead letters only: no SQS queue may redrive its failures in here.
+      redriveAllowPolicy: { redrivePermission: RedrivePermission.DENY_ALL },
       ...(props.alarmTopic ? { alarmTopic: props.alarmTopic } : {}),
     });
     // Scheduler delivers dead-letter events with the schedule's execution role, so the role

@@ -632,6 +632,11 @@ describe('stateless stack: timers', () => {
     expect(rest).toEqual([{ Action: 'sqs:SendMessage', Effect: 'Allow', Resource: dlq }]);
   });
 
+  it('lets no SQS queue name the timers\' dead-letter queue as its own (Scheduler fills it, no queue redrives into it)', () => {
+    const dlqId = stateless.fn('api').Properties.Environment.Variables[ENV.schedulerDlqArn]['Fn::GetAtt'][0] as string;
+    expect(stateless.json.Resources[dlqId].Properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'denyAll' });
+  });
+
   it('names every dead-letter queue in the outputs, for whoever the alarm pages', () => {
     const outputs = stateless.json.Outputs as Json;
     for (const name of ['InboundDeadLetterQueueUrl', 'OutboundDeadLetterQueueUrl', 'TimersDeadLetterQueueUrl']) {
