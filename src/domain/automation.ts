@@ -31,7 +31,9 @@ export interface HookResult {
   conversation: ConversationRecord;
   /** Messages the hooks stored (autoresponder), published after the customer's own message. */
   messages: Message[];
-  /** Work that need not delay the fan-out (timer schedules): run once the events are out. */
+  /** Timer schedules: run beside the fan-out, which they neither wait for nor delay. */
+  timers?: () => Promise<void>;
+  /** Work that must follow the fan-out (queueing the greeting: its status updates come after its message.created). */
   afterPublish?: () => Promise<void>;
 }
 

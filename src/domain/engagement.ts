@@ -158,15 +158,15 @@ export async function engageOnInbound(context: InboundHookContext): Promise<Hook
   const replied = teamWrote(conversation);
   const conversationId = conversation.id;
   const channel = conversation.channel;
-  const afterPublish = async () => {
+  const timers = async () => {
     await Promise.all([
-      queued.length > 0 ? enqueueOutbound(queued) : undefined,
       setTimer('autoResolve', conversationId, settings.timers.autoResolveAfterSeconds, { likelyExists: !context.created }),
       replied ? cancelTimer('reengage', conversationId) : undefined,
       replied && channel === 'web' ? cancelTimer('emailFallback', conversationId) : undefined,
     ]);
   };
-  return { conversation, messages: auto.messages, afterPublish };
+  const afterPublish = queued.length > 0 ? () => enqueueOutbound(queued) : undefined;
+  return { conversation, messages: auto.messages, timers, afterPublish };
 }
 
 /** After a reply, note or bot message was delivered (or failed). */

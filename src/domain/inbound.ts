@@ -8,6 +8,7 @@ import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundMovedEvent, type InboundStatusEvent, type Message } from './types';
 import { findOrCreateContact, linkChannelHandle, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
+import { besideTimers } from './timers';
 import { applyHeldStatuses, applyOutboundToConversation, applyToCovered, catchUpConversation, publishStatuses } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
@@ -643,29 +644,33 @@ async function resumeApplied(conversation: ConversationRecord, messageId: string
   await afterApply({ conversation, message, created: false, reopened, resumed: true, greeting }, conversation);
 }
 
-/** Routing and engagement hooks, then the fan-out, then the timers. */
+/** Routing and engagement hooks, then the fan-out, with the timers beside it. */
 async function afterApply(context: InboundHookContext, before: ConversationRecord | undefined, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
   const { message } = context;
   const hooked = await afterInbound(context);
-  const reached = await publishToConversation(hooked.conversation, [
-    messageEvent(message, hooked.conversation),
-    ...hooked.messages.map((m) => messageEvent(m)),
-    conversationEventAfterMessage(before, hooked.conversation),
-  ], before, agentConnections);
-  // The autoresponder's web messages went out in that fan-out: a visitor connection that took
-  // them makes them delivered, as it does an agent's reply (src/domain/outbound.ts).
-  const handed = hooked.messages.filter((m) => m.channel === 'web' && !m.private && m.status === 'sent');
-  if (reached > 0 && handed.length > 0) {
-    const delivered = await Promise.all(handed.map((m) => updateMessageStatus(m.conversationId, m.id, 'delivered')));
-    const changed = delivered.filter((m): m is Message => m !== undefined);
-    if (changed.length > 0) await publish(changed.map(messageUpdatedEvent), { agents: scopeOf(hooked.conversation) });
-  }
-  // The customer's files are copied from the provider meanwhile (src/domain/provider-media.ts).
-  const keep = keepMediaJob(message);
-  if (keep) await enqueueOutbound([keep]);
-  // Timers after the fan-out: they need not delay it. A failure here (or anywhere above) is
-  // retried by the queue, and the redelivery resumes here (resumeApplied).
-  await hooked.afterPublish?.();
+  const fanOut = async () => {
+    const reached = await publishToConversation(hooked.conversation, [
+      messageEvent(message, hooked.conversation),
+      ...hooked.messages.map((m) => messageEvent(m)),
+      conversationEventAfterMessage(before, hooked.conversation),
+    ], before, agentConnections);
+    // The autoresponder's web messages went out in that fan-out: a visitor connection that took
+    // them makes them delivered, as it does an agent's reply (src/domain/outbound.ts).
+    const handed = hooked.messages.filter((m) => m.channel === 'web' && !m.private && m.status === 'sent');
+    if (reached > 0 && handed.length > 0) {
+      const delivered = await Promise.all(handed.map((m) => updateMessageStatus(m.conversationId, m.id, 'delivered')));
+      const changed = delivered.filter((m): m is Message => m !== undefined);
+      if (changed.length > 0) await publish(changed.map(messageUpdatedEvent), { agents: scopeOf(hooked.conversation) });
+    }
+    // The customer's files are copied from the provider meanwhile (src/domain/provider-media.ts).
+    const keep = keepMediaJob(message);
+    if (keep) await enqueueOutbound([keep]);
+    await hooked.afterPublish?.();
+  };
+  // The timers neither wait for the fan-out nor delay it: one round trip less per message. A
+  // failure of either (or anywhere above) is retried by the queue, and the redelivery resumes
+  // here (resumeApplied).
+  await besideTimers(fanOut(), hooked.timers?.());
 }
 
 async function ingestWatermark(event: InboundStatusEvent, redelivered: boolean): Promise<void> {

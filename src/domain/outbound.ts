@@ -7,6 +7,7 @@ import { badRequest, ClientError, notFound } from './errors';
 import type { Attachment, Message, MessageStatus, OutboundJob, SendProgress } from './types';
 import { isProviderChannel } from './types';
 import { afterOutbound, afterReplyFailed, beforeSend } from './automation';
+import { besideTimers } from './timers';
 import { drainQueue, isDrainJob } from './routing';
 import { deliverProactive, isProactiveJob, requeueProactive } from './proactive';
 import { isErasureJob, requeueErasure, runErasureStep } from './erasure';
@@ -517,8 +518,15 @@ function partsLeft(stored: MessageToSend): boolean {
  * conversation as it stands went out when the reply was posted.
  */
 async function finishDelivery(conversation: ConversationRecord, message: Message, agentConnections?: Promise<ConnectionRecord[]>): Promise<void> {
-  await publish([messageUpdatedEvent(message)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
-  await afterOutbound(conversation, message);
+  const told = () => publish([messageUpdatedEvent(message)], { agents: scopeOf(conversation), ...(agentConnections ? { agentConnections } : {}) });
+  // A failed reply's disarm may reopen the conversation: its conversation.updated comes after the
+  // message.updated. A sent one's timers go beside the frame, one round trip less.
+  if (message.status === 'failed') {
+    await told();
+    await afterOutbound(conversation, message);
+    return;
+  }
+  await besideTimers(told(), afterOutbound(conversation, message));
 }
 
 /**

@@ -172,3 +172,14 @@ export async function cancelTimer(kind: TimerKind, conversationId: string): Prom
 function isError(error: unknown, type: abstract new (...args: never[]) => Error, name: string): boolean {
   return error instanceof type || (error as { name?: string } | null)?.name === name;
 }
+
+/**
+ * `work` and `timers` side by side. Both finish before a failure of either is thrown, so none of
+ * a failed record's work runs on after its handler answered.
+ */
+export async function besideTimers<T>(work: Promise<T>, timers: Promise<void> | undefined): Promise<T> {
+  const [done, armed] = await Promise.allSettled([work, timers]);
+  if (done.status === 'rejected') throw done.reason;
+  if (armed.status === 'rejected') throw armed.reason;
+  return done.value;
+}
