@@ -73,6 +73,26 @@ export function agentConnectionsAhead(): Promise<ConnectionRecord[]> {
   return listed;
 }
 
+/**
+ * agentConnectionsAhead for a queue consumer's batch: a lookup in flight answers every record
+ * that asks meanwhile (the batch's conversations reach it together: one Query, not one each).
+ * What a record gets is at most one round trip older than its own lookup would be; an answered
+ * lookup is never reused, and each batch makes its own.
+ */
+export function sharedConnectionLookups(): () => Promise<ConnectionRecord[]> {
+  let inFlight: Promise<ConnectionRecord[]> | undefined;
+  return () => {
+    if (inFlight) return inFlight;
+    const listed = agentConnectionsAhead();
+    inFlight = listed;
+    const answered = () => {
+      if (inFlight === listed) inFlight = undefined;
+    };
+    listed.then(answered, answered);
+    return listed;
+  };
+}
+
 /** API Gateway refuses WebSocket frames over 128 KiB; this leaves room for its own framing. */
 export const MAX_FRAME_OUT_BYTES = 120 * 1024;
 

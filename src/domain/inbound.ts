@@ -228,6 +228,8 @@ export interface Delivery {
   sequenceNumber?: string;
   /** The queue hands this message over again (a failed or crashed attempt), not a provider's copy. */
   redelivered?: boolean;
+  /** The agents' connection lookup the records of this batch share (sharedConnectionLookups). */
+  agentConnections?: () => Promise<ConnectionRecord[]>;
 }
 
 /**
@@ -419,7 +421,7 @@ async function ingestEcho(event: InboundMessageEvent & { echo: { name: string } 
   // our sends; a Messenger delivery names mids only, a WhatsApp receipt of an echo carries no
   // reference of ours, and either would otherwise never reach the message.
   const message = (await applyHeldStatuses(stored, [`${event.channel}#${event.providerMessageId}`], delivery.redelivered === true)) ?? stored;
-  const agentConnections = agentConnectionsAhead();
+  const agentConnections = (delivery.agentConnections ?? agentConnectionsAhead)();
   // A redelivery of a stored echo catches the conversation up instead: the dead attempt's update
   // may have landed (refused again as a duplicate, it would leave the consoles without it), and a
   // reply applied since must not have its activity moved back.
@@ -478,7 +480,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
     createdAt: new Date().toISOString(),
   };
   // Who to tell is looked up while the message and its conversation are written.
-  const agentConnections = agentConnectionsAhead();
+  const agentConnections = (delivery.agentConnections ?? agentConnectionsAhead)();
   // Stored by an earlier attempt that died before the conversation's write: that one (its time) is
   // the message every later write and event names.
   const stored = await putMessage(fresh);
