@@ -4,7 +4,7 @@
  * team sent from the WhatsApp Business app on the same number, "coexistence").
  * Send: POST {base}/{phone-number-id}/messages.
  */
-import type { Attachment, InboundEvent, InboundMessageEvent, InboundStatusEvent, ReplyTo } from '../domain/types';
+import type { Attachment, InboundEvent, InboundMessageEvent, InboundMovedEvent, InboundStatusEvent, ReplyTo } from '../domain/types';
 import {
   DAY_MS,
   HOUR_MS,
@@ -81,7 +81,8 @@ interface WaMessage {
   order?: { catalog_id?: string; text?: string; product_items?: { product_retailer_id?: string; quantity?: number | string; item_price?: number | string; currency?: string }[] };
   button?: { text?: string; payload?: string };
   reaction?: { message_id?: string; emoji?: string };
-  system?: { body?: string };
+  /** A notice from WhatsApp: `user_changed_number` names the customer's new number (its wa_id); `from` is the old one. */
+  system?: { body?: string; type?: string; wa_id?: string };
   /** A customer's edit of an earlier message (text, or a caption): the message as it now reads. */
   edit?: { original_message_id?: string; message?: WaMessage };
   unsupported?: { type?: string };
@@ -301,6 +302,23 @@ function toMessage(message: WaMessage, value: WaValue): InboundMessageEvent | un
 }
 
 /**
+ * A customer who changed their number: WhatsApp's `user_changed_number` notice comes from the old
+ * number and names the new one's wa_id. Their conversation goes on under the new number (replies
+ * go there, its messages land there: src/domain/inbound.ts ingestMove), as a Telegram group's does
+ * after its upgrade; the notice itself stays a message. A notice naming no usable wa_id (a customer
+ * known by their BSUID alone may keep the new number hidden), or the same number in its other form
+ * (one handle item already: src/store/keys.ts), moves nothing.
+ */
+function toMove(message: WaMessage): InboundMovedEvent | undefined {
+  if (message.type !== 'system' || !isRecord(message.system) || message.system.type !== 'user_changed_number') return undefined;
+  if (message.group_id !== undefined) return undefined;
+  const from = nonEmpty(message.from) ?? nonEmpty(message.from_user_id);
+  const to = nonEmpty(message.system.wa_id);
+  if (!from || !to || !/^\d+$/.test(to) || phoneKey(from) === phoneKey(to)) return undefined;
+  return { kind: 'moved', channel: 'whatsapp', handle: to, from, profile: { phone: `+${to}` } };
+}
+
+/**
  * The message a swipe-reply answers, or a reaction is on, by its wamid (ours and the customer's
  * alike); WhatsApp hands over no words of it. A reaction's own text cannot say which message it is.
  */
@@ -409,7 +427,7 @@ function normalizeWhatsApp(rawBody: string, phoneNumberId: string | undefined): 
       const value = change?.value;
       if (typeof value !== 'object' || value === null || !forOurNumber(value, phoneNumberId)) continue;
       for (const message of list(value.messages)) {
-        events.push(...leniently('WhatsApp message', () => (isRecord(message) ? [toMessage(message, value)].filter((e) => e !== undefined) : [])));
+        events.push(...leniently('WhatsApp message', () => (isRecord(message) ? [toMessage(message, value), toMove(message)].filter((e) => e !== undefined) : [])));
       }
       for (const status of list(value.statuses)) {
         events.push(...leniently('WhatsApp status', () => (isRecord(status) ? [toStatus(status)].filter((e) => e !== undefined) : [])));

@@ -24,6 +24,7 @@ import {
   releaseHandle,
   releaseMergeLock,
   removeVisitorFields,
+  replaceContactPhone,
   setHandleConversation,
   writeContactEdit,
   unlinkContactConversation,
@@ -283,6 +284,21 @@ export async function linkChannelHandle(
     phone: normalizePhone(profile.phone),
   });
   return true;
+}
+
+/**
+ * A customer's number changed (WhatsApp's user_changed_number): the contact's phone follows, from
+ * the old number (`from`, E.164, in either of its forms) or none, so that it shows the number
+ * replies go to and a transfer to SMS texts it; not a phone an agent set, nor another number.
+ * Whether it is `to` now (a redelivery finds it so).
+ */
+export async function followPhone(contactId: string, from: string | undefined, to: string): Promise<boolean> {
+  const contact = await getContact(contactId, true);
+  if (!contact || contact.mergedInto) return false;
+  const same = (a: string, b: string | undefined) => b !== undefined && sameHandle({ channel: 'phone', handle: a }, { channel: 'phone', handle: b });
+  if (contact.phone !== undefined && same(contact.phone, to)) return true;
+  if (contact.edited?.includes('phone') || (contact.phone !== undefined && !same(contact.phone, from))) return false;
+  return replaceContactPhone(contact.id, contact.phone, to);
 }
 
 /** A contact merged into another answers as the one it was merged into (one hop per merge). */

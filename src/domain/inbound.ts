@@ -6,13 +6,13 @@
 import { decodeTime } from 'ulid';
 import { contentHash, idFor, newId } from './ids';
 import { EXTERNAL_SENDER_ID, isProviderChannel, MEDIA_SCHEME, type Attachment, type Channel, type InboundMessageEvent, type InboundMovedEvent, type InboundStatusEvent, type Message } from './types';
-import { findOrCreateContact, linkChannelHandle, listUnderContact, visitorLinks, withVisitorProfile, type Profile } from './contacts';
+import { findOrCreateContact, followPhone, linkChannelHandle, listUnderContact, normalizePhone, visitorLinks, withVisitorProfile, type Profile } from './contacts';
 import { afterInbound, afterOutbound, afterReplyFailed, beforeNewConversation, type InboundHookContext } from './automation';
 import { besideTimers } from './timers';
 import { applyHeldStatuses, applyOutboundToConversation, applyToCovered, catchUpConversation, publishStatuses } from './outbound';
 import { csatRatingFor, unfinishedGreeting, type Greeting } from './engagement';
 import { closedEpisodeItem, closesOwnEpisode, newEpisode, startsNewEpisode } from './episodes';
-import { conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
+import { conversationEvent, conversationEventAfterMessage, messageEvent, messageUpdatedEvent, publishToConversation } from './events';
 import { agentConnectionsAhead, publish, scopeOf, sendToConnection } from './fanout';
 import {
   applyMessageToOpenConversation,
@@ -30,6 +30,7 @@ import { windowStart } from '../channels/window';
 import { advanceReadUpTo, getHandle, getVisitor, markHandleLinked, pointVisitorAt, setHandleConversation, type HandleRecord, type VisitorRecord } from '../store/contacts';
 import type { ConnectionRecord } from '../store/connections';
 import { wasErasedMessage } from '../store/erasure';
+import { sameHandle } from '../store/keys';
 
 /** A message that can never be processed (e.g. from a visitor that does not exist): dropped, not retried. */
 export class UnprocessableEventError extends Error {}
@@ -88,39 +89,55 @@ async function resolveLinked(event: InboundMessageEvent, other: string): Promise
     if (resolved.draft) result = { ...resolved, conversation: repointed(conversation, event.handle, phone) };
     else {
       // A conversation the customer opened by their BSUID alone: the number they now share is where replies go.
-      result = { ...resolved, conversation: (await repointConversation(conversation.id, event.handle, { phone })) ?? conversation };
+      result = { ...resolved, conversation: (await repointConversation(conversation.id, event.handle, { phone }))?.after ?? conversation };
     }
   }
   if (linked) await markHandleLinked(event.channel, event.handle, other);
   return result;
 }
 
-const repointed = (c: ConversationRecord, handle: string, phone: string | undefined): ConversationRecord => ({ ...c, handle, contact: { ...c.contact, phone: c.contact.phone ?? phone } });
+/** With `replacePhone`, the phone shown is `phone` (the contact's followed it); else `phone` only fills a missing one. */
+const repointed = (c: ConversationRecord, handle: string, phone: string | undefined, replacePhone = false): ConversationRecord => ({
+  ...c,
+  handle,
+  contact: { ...c.contact, phone: replacePhone ? (phone ?? c.contact.phone) : (c.contact.phone ?? phone) },
+});
 
 /** Replies go to `handle` from now on; with `from`, only if they went there until now. */
-async function repointConversation(id: string, handle: string, options: { phone?: string | undefined; from?: string }): Promise<ConversationRecord | undefined> {
-  const moves = (c: ConversationRecord) => c.handle !== handle && (options.from === undefined || c.handle === options.from);
-  const update = await updateConversation(id, (c) => (moves(c) ? { ...repointed(c, handle, options.phone), updatedAt: new Date().toISOString() } : undefined));
-  return update?.after;
+async function repointConversation(
+  id: string,
+  handle: string,
+  options: { phone?: string | undefined; replacePhone?: boolean; from?: string },
+): Promise<{ before: ConversationRecord; after: ConversationRecord } | undefined> {
+  // `from` in either form of a number (one handle item: src/store/keys.ts).
+  const from = options.from;
+  const moves = (c: ConversationRecord) => c.handle !== handle && (from === undefined || sameHandle({ channel: c.channel, handle: c.handle }, { channel: c.channel, handle: from }));
+  return updateConversation(id, (c) => (moves(c) ? { ...repointed(c, handle, options.phone, options.replacePhone), updatedAt: new Date().toISOString() } : undefined));
 }
 
 /**
- * A customer's handle changed (a Telegram group upgraded to a supergroup): the new one is linked
- * to the old one's contact and conversation, as resolveLinked links a second handle, and the
- * conversation's replies go to it. No message is stored, and nothing reopens. The old handle is
- * marked last, so a redelivery that finds the mark has nothing to do. A new handle that opened a
- * conversation of its own first (its messages came before the move) keeps it: both stay, for an
- * admin to merge, as linkChannelHandle leaves a split.
+ * A customer's handle changed (a Telegram group upgraded to a supergroup, a WhatsApp customer's
+ * new number): the new one is linked to the old one's contact and conversation, as resolveLinked
+ * links a second handle, and the conversation's replies go to it. A new number is linked as the
+ * contact's phone too, and the phone shown follows it (followPhone). No message is stored, and
+ * nothing reopens. The old handle is marked last, so a redelivery that finds the mark has nothing
+ * to do. A new handle that opened a conversation of its own first (its messages came before the
+ * move) keeps it: both stay, for an admin to merge, as linkChannelHandle leaves a split.
  */
 export async function ingestMove(event: InboundMovedEvent): Promise<void> {
   const old = await getHandle(event.channel, event.from);
   // Never heard from the old handle (or erased): the new one opens a conversation when it writes.
   if (!old?.conversationId || old.linkedHandle === event.handle) return;
-  if (!(await linkChannelHandle(event.channel, event.handle, { contactId: old.contactId, conversationId: old.conversationId }))) {
+  const owner = { contactId: old.contactId, conversationId: old.conversationId };
+  if (!(await linkChannelHandle(event.channel, event.handle, owner, event.profile ?? {}))) {
     console.warn(`a ${event.channel} customer's new handle has a conversation of its own: both are kept`, { from: event.from, handle: event.handle });
     return;
   }
-  await repointConversation(old.conversationId, event.handle, { from: event.from });
+  const phone = event.profile?.phone;
+  const replacePhone = phone !== undefined && (await followPhone(old.contactId, normalizePhone(event.from), phone));
+  const moved = await repointConversation(old.conversationId, event.handle, { from: event.from, phone, replacePhone });
+  // The number agents see changed: their consoles are told (a new chat id is nothing they see).
+  if (moved && moved.after.contact.phone !== moved.before.contact.phone) await publishToConversation(moved.after, [conversationEvent(moved.after)], moved.before);
   await markHandleLinked(event.channel, event.from, event.handle);
 }
 

@@ -200,9 +200,9 @@ export interface InboundStatusEvent {
 
 /**
  * The customer's id on the channel changed (a Telegram group upgraded to a supergroup gets a new
- * chat id): their conversation goes on under `handle`, the new one (src/domain/inbound.ts
- * ingestMove). No message: it stores none. Queued in the new handle's lane, so it runs in turn
- * with the messages written there.
+ * chat id; a WhatsApp customer changed their number): their conversation goes on under `handle`,
+ * the new one (src/domain/inbound.ts ingestMove). No message: it stores none. Queued in the new
+ * handle's lane, so it runs in turn with the messages written there.
  */
 export interface InboundMovedEvent {
   kind: 'moved';
@@ -211,6 +211,8 @@ export interface InboundMovedEvent {
   handle: string;
   /** The handle the customer had until now. */
   from: string;
+  /** What the provider says of the new handle: a customer's new number, which their contact's phone follows. */
+  profile?: { phone?: string };
   /** No provider message: absent, so that code reading it on any inbound event still compiles. */
   providerMessageId?: never;
 }

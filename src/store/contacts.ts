@@ -100,6 +100,21 @@ export async function markHandleLinked(channel: string, handle: string, linkedHa
   });
 }
 
+/**
+ * Sets the contact's phone to `to` where it is still `from` as read (absent: none), unless an agent
+ * edited it or the contact was merged meanwhile. False when nothing was written.
+ */
+export async function replaceContactPhone(contactId: string, from: string | undefined, to: string): Promise<boolean> {
+  return updateIf({
+    Key: keys.contact(contactId),
+    // Versioned as every change is: an agent's edit read before this one is read again.
+    UpdateExpression: 'SET #phone = :to, version = if_not_exists(version, :zero) + :one',
+    ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(mergedInto) AND ${from === undefined ? 'attribute_not_exists(#phone)' : '#phone = :from'} AND (attribute_not_exists(edited) OR NOT contains(edited, :field))`,
+    ExpressionAttributeNames: { '#phone': 'phone' },
+    ExpressionAttributeValues: { ':to': to, ':zero': 0, ':one': 1, ':field': 'phone', ...(from === undefined ? {} : { ':from': from }) },
+  });
+}
+
 /** Moves the handle's read watermark forward to `at`; an older or equal one is left as it is. */
 export async function advanceReadUpTo(channel: string, handle: string, at: string): Promise<void> {
   await updateIf({

@@ -3,6 +3,7 @@ import { DEV_CREDENTIALS } from '../../src/channels/credentials';
 import type { OutboundSend } from '../../src/channels/types';
 import { whatsappAdapter as adapter } from '../../src/channels/whatsapp';
 import { fixture, signedRequest } from '../fixtures/sign';
+import { inboundDedupId, inboundGroupId } from '../../src/aws/queues';
 import { DAY, HOUR, MINUTE, NOW, ago, networkError, scriptedFetch, sendContext } from './support';
 
 const credentials = DEV_CREDENTIALS.whatsapp;
@@ -204,6 +205,51 @@ describe('whatsapp normalize: messages', () => {
     // A BSUID alone is the handle itself; a number alone links nothing.
     expect(only('username')).not.toHaveProperty('otherHandle');
     expect(only('text')).not.toHaveProperty('otherHandle');
+  });
+
+  describe('a customer who changed their number (system, user_changed_number)', () => {
+    const notice = {
+      kind: 'message',
+      channel: 'whatsapp',
+      handle: '16505551234',
+      profile: { phone: '+16505551234' },
+      providerMessageId: 'wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDAwOQA=',
+      text: 'User Sheena Nelson changed from 16505551234 to 16505559876',
+      attachments: [],
+      sentAt: SENT_AT,
+      dated: true,
+    };
+    const moved = { kind: 'moved', channel: 'whatsapp', handle: '16505559876', from: '16505551234', profile: { phone: '+16505559876' } };
+    const changed = (edit: (message: Record<string, unknown> & { system: Record<string, unknown> }) => void) => {
+      const body = JSON.parse(fixture('whatsapp', 'system-changed-number'));
+      edit(body.entry[0].changes[0].value.messages[0]);
+      return adapter.normalize(signedRequest('whatsapp', JSON.stringify(body)), credentials);
+    };
+
+    it('→ the notice as the message it is, and a move of the conversation from the old number to the new one', () => {
+      expect(normalize('system-changed-number')).toEqual([notice, moved]);
+      const [, move] = normalize('system-changed-number');
+      // In the new number's lane, so it runs before that number's next messages; a redelivered notice is the same move.
+      expect(inboundGroupId(move!)).toBe(inboundGroupId({ channel: 'whatsapp', handle: '16505559876' }));
+      expect(inboundDedupId(move!)).toBe(inboundDedupId(normalize('system-changed-number')[1]!));
+    });
+
+    it('a customer known by their BSUID alone → moved from it when the new number is named, else the notice alone', () => {
+      const bsuid = 'US.13491208655302741918';
+      const { profile: _noPhone, ...byBsuid } = { ...notice, handle: bsuid };
+      expect(changed((m) => Object.assign(m, { from: undefined, from_user_id: bsuid }))).toEqual([byBsuid, { ...moved, from: bsuid }]);
+      expect(changed((m) => Object.assign(m, { from: undefined, from_user_id: bsuid, system: { ...m.system, wa_id: undefined } }))).toEqual([byBsuid]);
+    });
+
+    it('moves nothing for another notice, a wa_id that is no number, or the same number in its other form', () => {
+      expect(changed((m) => (m.system.type = 'user_changed_user_id'))).toEqual([notice]);
+      expect(changed((m) => (m.system.wa_id = 16505559876))).toEqual([notice]);
+      expect(changed((m) => (m.system.wa_id = ''))).toEqual([notice]);
+      // A Brazilian mobile with and without its ninth digit is one handle already.
+      expect(changed((m) => Object.assign(m, { from: '5511987654321', system: { ...m.system, wa_id: '551187654321' } }))).toEqual([
+        { ...notice, handle: '5511987654321', profile: { phone: '+5511987654321' } },
+      ]);
+    });
   });
 
   it('a batch of several customers → each message takes its own sender’s name, found in the other form of their number too, else none', () => {
