@@ -87,6 +87,25 @@ interface TgUpdate {
   message?: TgMessage;
   edited_message?: TgMessage;
   callback_query?: { id?: string; from?: TgUser; message?: TgMessage; data?: string };
+  message_reaction?: TgReactionUpdate;
+}
+
+/** ReactionType: `emoji`, `custom_emoji` (a Premium user's own sticker-like emoji) or `paid` (a star). */
+interface TgReaction {
+  type?: string;
+  emoji?: string;
+  custom_emoji_id?: string;
+}
+
+/** MessageReactionUpdated: a user's (or, anonymous, a chat's) reactions on one message, before and after. */
+interface TgReactionUpdate {
+  chat?: TgMessage['chat'];
+  message_id?: number;
+  user?: TgUser;
+  actor_chat?: { id?: number | string; title?: string };
+  date?: number;
+  old_reaction?: TgReaction[];
+  new_reaction?: TgReaction[];
 }
 
 /** An inline keyboard button, as the message a callback query comes from carries it. */
@@ -402,6 +421,64 @@ function buttonLabel(message: TgMessage | undefined, data: string | undefined): 
 }
 
 /**
+ * What tells one reaction from another: the emoji, the custom emoji's id, the paid star; a type
+ * Telegram adds later by its name, so that it is still seen (no emoji contains a colon).
+ */
+function reactionKey(reaction: TgReaction): string | undefined {
+  const { type, emoji, custom_emoji_id: id } = reaction;
+  if (type === 'emoji') return typeof emoji === 'string' && emoji ? emoji : undefined;
+  if (type === 'custom_emoji') return typeof id === 'string' && id ? `custom_emoji:${id}` : undefined;
+  if (type === 'paid') return 'paid';
+  return typeof type === 'string' && type ? `${type}:` : undefined;
+}
+
+/**
+ * The update says which reactions the user has now and had before: the ones added are what they
+ * did ("reacted 👍"), worded as the other channels word theirs; none added and some taken away is a
+ * removal. A custom emoji is an id without a picture we could show: it is named for what it is.
+ */
+function reactionText(old: string[], now: string[]): string | undefined {
+  const added = now.filter((key) => !old.includes(key));
+  if (added.length === 0) return old.some((key) => !now.includes(key)) ? 'removed a reaction from a message' : undefined;
+  const shown = added.flatMap((key) => (key === 'paid' ? ['⭐'] : key.includes(':') ? [] : [key]));
+  const custom = added.some((key) => key.startsWith('custom_emoji:')) ? 'a custom emoji' : '';
+  if (shown.length === 0) return custom ? `reacted with ${custom} to a message` : 'reacted to a message';
+  return `reacted ${[shown.join(' '), custom].filter(Boolean).join(' and ')} to a message`;
+}
+
+/**
+ * A customer's reaction to a message of their chat, stored as a message naming that message in
+ * `replyTo`, as WhatsApp's and Meta's are. Telegram gives a reaction no id: the chat, the message,
+ * who reacted, when, and what they have now tell a redelivery (the same update again) from another
+ * reaction. It names no forum topic, so one in a forum lands in the group's own conversation.
+ */
+function fromReaction(reaction: TgReactionUpdate): InboundMessageEvent | undefined {
+  const chat = reaction.chat;
+  if (chat?.id === undefined || typeof reaction.message_id !== 'number' || chat.type === 'channel' || reaction.user?.is_bot) return undefined;
+  const keys = (items: TgReaction[] | undefined) => records(items).flatMap((item) => reactionKey(item) ?? []);
+  const now = keys(reaction.new_reaction);
+  const text = reactionText(keys(reaction.old_reaction), now);
+  if (!text) return undefined;
+  const chatId = String(chat.id);
+  const actor = reaction.user?.id ?? reaction.actor_chat?.id ?? 'anonymous';
+  // An anonymous admin reacts as the group (actor_chat), signed with its name as their messages are.
+  const as = { chat, ...(isRecord(reaction.actor_chat) ? { sender_chat: reaction.actor_chat } : {}) };
+  const event: InboundMessageEvent = {
+    kind: 'message',
+    channel: 'telegram',
+    handle: chatId,
+    providerMessageId: `${chatId}:${reaction.message_id}:reaction:${actor}:${reaction.date ?? 0}:${now.join(',')}`,
+    text: signed(text, as, reaction.user),
+    attachments: [],
+    ...replyContext(`${chatId}:${reaction.message_id}`),
+    ...sentAtFromEpoch(reaction.date, 's'),
+  };
+  const profile = profileOf(reaction.user, as);
+  if (profile) event.profile = profile;
+  return event;
+}
+
+/**
  * The webhook's answer. A callback query must be answered, or the customer's app shows the
  * button loading for a while: the answer carries that Bot API call (Telegram runs a method named in
  * a webhook's answer), so it costs no request of our own.
@@ -428,8 +505,10 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
     ...leniently('Telegram message', () => [fromMessage(u.message, false)]),
     ...leniently('Telegram edited message', () => [fromMessage(u.edited_message, true)]),
     ...leniently('Telegram callback query', () => [u.callback_query ? fromCallbackQuery(u.callback_query) : undefined]),
+    ...leniently('Telegram reaction', () => [isRecord(u.message_reaction) ? fromReaction(u.message_reaction) : undefined]),
   ];
-  // Member changes, polls answers, inline queries: not conversation content. Channel posts are the
+  // Member changes, polls answers, inline queries, a message's anonymous reaction counts
+  // (message_reaction_count, which name no one): not conversation content. Channel posts are the
   // channel's own admins writing, and a reply keyed on the channel would go to every subscriber.
   // Business-account updates (business_message…) also carry the owner's own outgoing messages, and a
   // reply needs a business_connection_id that the handle does not keep: they are ignored too.

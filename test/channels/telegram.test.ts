@@ -643,3 +643,81 @@ describe('telegram normalize: replies', () => {
     expect(event).not.toHaveProperty('replyTo');
   });
 });
+
+describe('telegram normalize: reactions (message_reaction)', () => {
+  /** An Update whose message_reaction is the fixture's with `fields` replaced. */
+  function reaction(fields: Record<string, unknown>) {
+    const { message_reaction: base } = JSON.parse(fixture('telegram', 'message-reaction')) as { message_reaction: Record<string, unknown> };
+    return adapter.normalize(signedRequest('telegram', JSON.stringify({ update_id: 10501, message_reaction: { ...base, ...fields } })), credentials);
+  }
+  const thumbsUp = { type: 'emoji', emoji: '👍' };
+  const heart = { type: 'emoji', emoji: '❤' };
+
+  it('is a message worded as the other channels word theirs, naming the message it is on as our ids take it', () => {
+    expect(normalize('message-reaction')).toEqual([
+      {
+        kind: 'message',
+        ...ada,
+        providerMessageId: '123456789:44:reaction:123456789:1749416383:👍',
+        text: 'reacted 👍 to a message',
+        attachments: [],
+        replyTo: { providerMessageId: '123456789:44' },
+        sentAt: SENT_AT,
+        dated: true,
+      },
+    ]);
+  });
+
+  it('says what was added; a reaction taken away, with or without others left, is a removal', () => {
+    expect(reaction({ old_reaction: [thumbsUp], new_reaction: [heart] })).toMatchObject([{ text: 'reacted ❤ to a message', replyTo: { providerMessageId: '123456789:44' } }]);
+    expect(reaction({ old_reaction: [thumbsUp], new_reaction: [thumbsUp, heart] })).toMatchObject([{ text: 'reacted ❤ to a message' }]);
+    expect(reaction({ old_reaction: [thumbsUp], new_reaction: [] })).toMatchObject([{ text: 'removed a reaction from a message', replyTo: { providerMessageId: '123456789:44' } }]);
+    expect(reaction({ old_reaction: [thumbsUp, heart], new_reaction: [heart] })).toMatchObject([{ text: 'removed a reaction from a message' }]);
+    // Nothing changed: nothing to say.
+    expect(reaction({ old_reaction: [thumbsUp], new_reaction: [thumbsUp] })).toEqual([]);
+  });
+
+  it('reads a custom emoji, a paid star and a type not known yet as words, never as an empty reaction', () => {
+    const custom = { type: 'custom_emoji', custom_emoji_id: '5368324170671202286' };
+    expect(reaction({ new_reaction: [custom] })).toMatchObject([{ text: 'reacted with a custom emoji to a message' }]);
+    expect(reaction({ new_reaction: [thumbsUp, custom] })).toMatchObject([{ text: 'reacted 👍 and a custom emoji to a message' }]);
+    expect(reaction({ new_reaction: [{ type: 'paid' }] })).toMatchObject([{ text: 'reacted ⭐ to a message' }]);
+    expect(reaction({ new_reaction: [{ type: 'sparkles_of_the_future' }] })).toMatchObject([{ text: 'reacted to a message' }]);
+    // Swapping one custom emoji for another is a new reaction, under an id of its own.
+    const [first] = reaction({ new_reaction: [custom] });
+    const [second] = reaction({ old_reaction: [custom], new_reaction: [{ ...custom, custom_emoji_id: '5368324170671202287' }] });
+    expect(second).toMatchObject({ text: 'reacted with a custom emoji to a message' });
+    expect(first?.providerMessageId).not.toBe(second?.providerMessageId);
+  });
+
+  it('keeps one id across redeliveries of the same update, and another for each other reaction', () => {
+    const [once] = normalize('message-reaction');
+    const [again] = normalize('message-reaction');
+    expect(again?.providerMessageId).toBe(once?.providerMessageId);
+    const others = [
+      reaction({ new_reaction: [heart] }),
+      reaction({ date: 1749416390 }),
+      reaction({ message_id: 45 }),
+      reaction({ user: { id: 777, is_bot: false, first_name: 'Bob' } }),
+      reaction({ old_reaction: [thumbsUp], new_reaction: [] }),
+    ].map(([event]) => event?.providerMessageId);
+    expect(new Set([once?.providerMessageId, ...others]).size).toBe(6);
+  });
+
+  it('in a group, is the group\'s, signed with the member\'s name, or the group\'s when an admin reacts anonymously', () => {
+    const group = { id: -1001987654321, type: 'supergroup', title: 'Acme buyers' };
+    expect(reaction({ chat: group })).toMatchObject([
+      { handle: '-1001987654321', profile: { name: 'Acme buyers' }, text: 'Ada Lovelace: reacted 👍 to a message', replyTo: { providerMessageId: '-1001987654321:44' } },
+    ]);
+    const [anonymous] = reaction({ chat: group, user: undefined, actor_chat: group });
+    expect(anonymous).toMatchObject({ handle: '-1001987654321', text: 'Acme buyers: reacted 👍 to a message' });
+    expect(anonymous?.providerMessageId).toBe('-1001987654321:44:reaction:-1001987654321:1749416383:👍');
+  });
+
+  it('takes none from bots or channels, nor the anonymous counts of message_reaction_count', () => {
+    expect(reaction({ user: { id: 5, is_bot: true, first_name: 'Other bot' } })).toEqual([]);
+    expect(reaction({ chat: { id: -1001111111111, type: 'channel', title: 'Acme news' }, user: undefined, actor_chat: { id: -1001111111111, title: 'Acme news' } })).toEqual([]);
+    const counts = { chat: { id: -1001987654321, type: 'supergroup', title: 'Acme buyers' }, message_id: 44, date: 1749416383, reactions: [{ type: thumbsUp, total_count: 3 }] };
+    expect(adapter.normalize(signedRequest('telegram', JSON.stringify({ update_id: 10502, message_reaction_count: counts })), credentials)).toEqual([]);
+  });
+});
