@@ -376,6 +376,35 @@ describe('a customer’s reply to one of the agent’s messages', () => {
     expect(await storedMessage(conversationId, marker.providerMessageId)).not.toHaveProperty('replyTo');
   });
 
+  it('Telegram: a reaction to the agent’s message is stored once however often it comes, naming that message as its send recorded it', async () => {
+    // Prepare: the customer writes; the agent answers
+    const handle = newHandle('telegram');
+    const opening = textWebhook('telegram', handle, 'Is the blender in stock?');
+    expect((await postWebhook(stack, 'telegram', opening.body)).status).toBe(200);
+    const { conversationId } = await agent.waitFor(created(opening.providerMessageId), 10_000, 'the opening');
+    const sent = await agentReply(conversationId, 'Yes, we have two left.');
+
+    // Act: the customer reacts to the answer with 👍 (Telegram delivers the update twice)
+    const body = JSON.parse(fixture('telegram', 'message-reaction'));
+    const update = body.message_reaction;
+    update.chat.id = Number(handle);
+    update.user.id = Number(handle);
+    update.message_id = Number(String(sent.providerMessageId).split(':')[1]);
+    update.date = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 2; i++) expect((await postWebhook(stack, 'telegram', JSON.stringify(body))).status).toBe(200);
+
+    // Assess: the agent sees the reaction on its message, live and in the history, once
+    const reacted = (f: Frame) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'reacted 👍 to a message';
+    const frame = await agent.waitFor(reacted, 10_000, 'the reaction');
+    expect(frame.message).toMatchObject({ direction: 'inbound', replyTo: { providerMessageId: sent.providerMessageId } });
+    const marker = textWebhook('telegram', handle, 'marker');
+    expect((await postWebhook(stack, 'telegram', marker.body)).status).toBe(200);
+    await agent.waitFor(created(marker.providerMessageId), 10_000, 'marker');
+    expect(agent.frames.filter(reacted)).toHaveLength(1);
+    const stored = (await history(conversationId)).filter((m) => m.text === 'reacted 👍 to a message');
+    expect(stored).toEqual([expect.objectContaining({ providerMessageId: frame.message.providerMessageId, replyTo: { providerMessageId: sent.providerMessageId } })]);
+  });
+
   it('Messenger: a reply sent in parts lists its other parts’ ids, so a customer quoting a later part names an id the agent’s history has', async () => {
     // Prepare: the customer writes; the agent's answer is longer than Messenger's 2000 characters
     const handle = newHandle('messenger');
