@@ -54,6 +54,10 @@ export const ENV = {
   mediaBucket: 'MEDIA_BUCKET',
   /** Web visitors' messages one network address may send in 10 s, all its sessions together. */
   visitorAddressSends: 'CONVERSA_VISITOR_ADDRESS_SENDS',
+  /** Upload tickets one web visitor may take per UTC hour (src/domain/media.ts). */
+  visitorUploadsPerHour: 'CONVERSA_VISITOR_UPLOADS_PER_HOUR',
+  /** Upload tickets one agent may take per UTC hour. */
+  agentUploadsPerHour: 'CONVERSA_AGENT_UPLOADS_PER_HOUR',
   /** The index the inbox list queries: set only on a table migrated from the old inbox index (src/store/table.ts). */
   inboxIndex: 'CONVERSA_INBOX_INDEX',
   /** How long an agent whose last console closed stays online (a reload or a blip must not make them away). */
@@ -71,6 +75,20 @@ export const TIMER_MAX_SECONDS = { emailFallbackDelaySeconds: 7 * 86400, reengag
 /** Web visitors' messages one network address may send in 10 s (ENV.visitorAddressSends). */
 export const VISITOR_ADDRESS_SENDS_DEFAULT = 100;
 
+/**
+ * Upload tickets one uploader may take per UTC hour. Each may put up to 25 MiB in the bucket for a
+ * day (uploads/ expires then): without a limit one visitor token could fill it. Agents attach more.
+ */
+export const UPLOADS_PER_HOUR_DEFAULT = { visitor: 60, agent: 600 } as const;
+
+function wholeNumber(name: string, fallback: number, what: string): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number of ${what}`);
+  return value;
+}
+
 export const config = {
   get visitorAddressSends(): number {
     const raw = process.env[ENV.visitorAddressSends];
@@ -78,6 +96,13 @@ export const config = {
     const value = Number(raw);
     if (!Number.isInteger(value) || value < 1) throw new Error(`${ENV.visitorAddressSends} must be a whole number of messages`);
     return value;
+  },
+  /** ENV.visitorUploadsPerHour and ENV.agentUploadsPerHour, else UPLOADS_PER_HOUR_DEFAULT. */
+  get uploadsPerHour(): { visitor: number; agent: number } {
+    return {
+      visitor: wholeNumber(ENV.visitorUploadsPerHour, UPLOADS_PER_HOUR_DEFAULT.visitor, 'upload tickets'),
+      agent: wholeNumber(ENV.agentUploadsPerHour, UPLOADS_PER_HOUR_DEFAULT.agent, 'upload tickets'),
+    };
   },
   get tableName() {
     return required(ENV.tableName);

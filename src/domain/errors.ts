@@ -6,6 +6,8 @@ export class ClientError extends Error {
     message: string,
     /** More fields beside code and message in the error body (a macro's failed action). */
     readonly details?: Record<string, unknown>,
+    /** Answered as `Retry-After` (a quota that frees up at a known time). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'ClientError';

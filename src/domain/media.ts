@@ -12,6 +12,9 @@ import { newId } from './ids';
 import type { Attachment } from './types';
 import type { MediaLimits, MediaTypes } from '../channels/types';
 import { LONE_SURROGATE, mendLoneSurrogates } from '../unicode';
+import { config } from '../config';
+import { keys } from '../store/keys';
+import { takeUploadTicket } from '../store/quota';
 
 /** type/subtype with optional parameters, nothing a header could be split with. */
 export const CONTENT_TYPE = /^[\w.+-]+\/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+"-]+)*$/;
@@ -21,6 +24,7 @@ const UPLOAD_URL_SECONDS = 300;
 const DOWNLOAD_URL_SECONDS = 300;
 /** Providers fetch a reply's file when it is sent; Twilio may take a few minutes under load. */
 const PROVIDER_URL_SECONDS = 3600;
+const HOUR_MS = 3_600_000;
 /**
  * Shown in the page, by exact type; everything else downloads. Nothing that a browser could run
  * as a document (HTML, SVG, any `+xml`) is in the list: S3 cannot add nosniff or a CSP.
@@ -50,9 +54,11 @@ export interface UploadTicket {
   expiresAt: string;
 }
 
-export async function createUpload(uploader: Uploader, request: UploadRequest): Promise<UploadTicket> {
+export async function createUpload(uploader: Uploader, request: UploadRequest, now = new Date()): Promise<UploadTicket> {
   if (!CONTENT_TYPE.test(request.contentType)) throw badRequest('invalid_content_type', 'contentType must be a MIME type such as image/png');
   if (request.size > MAX_UPLOAD_BYTES) throw new ClientError(413, 'file_too_large', `files are limited to ${MAX_UPLOAD_BYTES} bytes`);
+  // Counted after the checks, so that a refused request takes nothing.
+  await takeUploadQuota(uploader, now);
   const uploadId = newId();
   const contentType = registeredType(request.contentType);
   const url = await presignUpload(uploadKey(uploader.kind, uploader.id, uploadId), contentType, request.size, UPLOAD_URL_SECONDS);
@@ -65,6 +71,19 @@ export async function createUpload(uploader: Uploader, request: UploadRequest): 
   };
 }
 
+/**
+ * Takes one of the uploader's tickets for `now`'s UTC hour (config.uploadsPerHour), or refuses with
+ * 429 `too_many_uploads` naming when the hour ends. The tally expires an hour after that.
+ */
+async function takeUploadQuota(uploader: Uploader, now: Date): Promise<void> {
+  const limit = config.uploadsPerHour[uploader.kind];
+  const hourEnd = (Math.floor(now.getTime() / HOUR_MS) + 1) * HOUR_MS;
+  const key = keys.uploadQuota(uploader.kind, uploader.id, now.toISOString().slice(0, 13));
+  if (await takeUploadTicket(key, limit, (hourEnd + HOUR_MS) / 1000)) return;
+  const wait = Math.ceil((hourEnd - now.getTime()) / 1000);
+  const at = new Date(hourEnd).toISOString();
+  throw new ClientError(429, 'too_many_uploads', `at most ${limit} uploads an hour; try again after ${at} (in ${wait} s)`, undefined, wait);
+}
 
 /**
  * Names browsers and phones give common files that are not the registered type (Chrome's and

@@ -21,7 +21,8 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 }
 
 export function errorResult(error: ClientError): HttpResult {
-  return json(error.status, { error: { code: error.code, message: error.message, ...error.details } });
+  const retryAfter: Record<string, string> = error.retryAfterSeconds === undefined ? {} : { 'retry-after': String(error.retryAfterSeconds) };
+  return json(error.status, { error: { code: error.code, message: error.message, ...error.details } }, retryAfter);
 }
 
 export function rawBody(event: APIGatewayProxyEventV2): string {

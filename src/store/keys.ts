@@ -89,6 +89,12 @@ export const keys = {
   visitorPartition: (id: string) => `VISITOR#${id}`,
   /** A web visitor's messages in one window of time (the per-visitor send limit). */
   visitorSends: (id: string, windowStart: string) => ONE(`VISITOR#${id}`, `SENDS#${windowStart}`),
+  /**
+   * Upload tickets one uploader took in one UTC hour (YYYY-MM-DDTHH): the upload quota. A visitor's
+   * in their partition, so that an erasure removes it with them.
+   */
+  uploadQuota: (kind: 'agent' | 'visitor', id: string, hour: string) =>
+    kind === 'visitor' ? ONE(`VISITOR#${id}`, `UPLOADS#${hour}`) : ONE(`UPLOADS#agent#${id}`, `UPLOADS#${hour}`),
   /** Web visitors' messages from one network (an IPv4 address, an IPv6 /64: addressNetwork) in one window, however many sessions it opened. */
   addressSends: (address: string, windowStart: string) => ONE(`ADDRESS#${address}`, `SENDS#${windowStart}`),
   /** Emails from other senders kept as notes on one conversation in one window (src/domain/email.ts). */

@@ -15,6 +15,19 @@ export async function takeProactiveQuota(now: Date, count: number, limit: number
 }
 
 /**
+ * Counts one upload ticket on `key` (an uploader's hour) if fewer than `limit` are counted there;
+ * false (nothing counted) when the hour is full. The tally expires at `expiresAt` (epoch s).
+ */
+export async function takeUploadTicket(key: Key, limit: number, expiresAt: number): Promise<boolean> {
+  return updateIf({
+    Key: key,
+    UpdateExpression: 'ADD tickets :one SET expiresAt = :ttl',
+    ConditionExpression: 'attribute_not_exists(tickets) OR tickets < :limit',
+    ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': expiresAt },
+  });
+}
+
+/**
  * Counts one message in the window starting at `windowStart` (epoch ms) of `key` (a web visitor,
  * or a network address) if the window has room; false (nothing counted) when it is full. The
  * tally expires with its window.

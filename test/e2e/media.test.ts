@@ -71,6 +71,12 @@ async function visitorWithConversation() {
   return { session, ws, conversationId: ack.conversationId as string };
 }
 
+/** Waits past the next UTC hour when it ends within 5 s: an hour's quota must hold for a whole test. */
+async function awayFromHourEnd(): Promise<void> {
+  const left = 3_600_000 - (Date.now() % 3_600_000);
+  if (left < 5_000) await new Promise((resolve) => setTimeout(resolve, left + 50));
+}
+
 const keptKeys = () => stack.aws.s3.listKeys(BUCKET, 'media/');
 
 beforeAll(async () => {
@@ -497,6 +503,59 @@ describe('refusals', () => {
     expect(typeless.status).toBe(400);
     expect(typeless.body.error.code).toBe('invalid_content_type');
     expect(anonymous.status).toBe(401);
+  });
+
+  it("refuse a visitor's tickets beyond the hour's quota with 429, signing nothing, and count no refused request", async () => {
+    // Prepare: visitors may take 2 tickets an hour; all requests in one UTC hour
+    const session = await visitorSession(stack.httpUrl, {});
+    const other = await visitorSession(stack.httpUrl, {});
+    const ask = (token: string, contentType = 'image/png') => http(stack.httpUrl, 'POST', '/v1/widget/uploads', { token, body: { contentType, size: 10 } });
+    await awayFromHourEnd();
+    process.env[ENV.visitorUploadsPerHour] = '2';
+    try {
+      // Act: a bad request, two tickets, then one too many
+      const bad = await ask(session.token, 'png');
+      const taken = [await ask(session.token), await ask(session.token)];
+      const beyond = await ask(session.token);
+      const othersFirst = await ask(other.token);
+
+      // Assess: the bad request took none of the two; the third is refused with no URL, naming when the hour ends
+      expect(bad.status).toBe(400);
+      expect(taken.map((r) => r.status)).toEqual([201, 201]);
+      expect(beyond.status, beyond.text).toBe(429);
+      expect(beyond.body.error.code).toBe('too_many_uploads');
+      expect(beyond.text).not.toContain('X-Amz-Signature');
+      const hourEnd = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000);
+      expect(beyond.body.error.message).toContain(hourEnd.toISOString());
+      const retryAfter = Number(beyond.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(3600);
+      // Each visitor has a quota of their own
+      expect(othersFirst.status, othersFirst.text).toBe(201);
+    } finally {
+      delete process.env[ENV.visitorUploadsPerHour];
+    }
+  });
+
+  it("refuse an agent's tickets beyond the hour's quota with 429, on the agents' own limit", async () => {
+    // Prepare: agents may take 2 tickets an hour, visitors 1 (not the agents' limit)
+    const jwt = await agentToken(stack.httpUrl, `agent-quota-${crypto.randomUUID().slice(0, 8)}`, 'agent', 'Quinn');
+    const ask = () => http(stack.httpUrl, 'POST', '/v1/uploads', { token: jwt, body: { contentType: 'image/png', size: 10 } });
+    await awayFromHourEnd();
+    process.env[ENV.agentUploadsPerHour] = '2';
+    process.env[ENV.visitorUploadsPerHour] = '1';
+    try {
+      // Act
+      const answers = [await ask(), await ask(), await ask()];
+
+      // Assess
+      expect(answers.map((r) => r.status)).toEqual([201, 201, 429]);
+      expect(answers[2]!.body.error.code).toBe('too_many_uploads');
+      expect(answers[2]!.body.error.message).toContain('at most 2 uploads an hour');
+    } finally {
+      delete process.env[ENV.agentUploadsPerHour];
+      delete process.env[ENV.visitorUploadsPerHour];
+    }
   });
 
   it("keep private notes' files and other conversations' files from visitors", async () => {

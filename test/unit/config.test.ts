@@ -26,3 +26,17 @@ describe('config.retryBaseSeconds', () => {
     expect(config.retryBaseSeconds).toBe(0.5);
   });
 });
+
+describe('config.uploadsPerHour', () => {
+  it('is 60 a visitor and 600 an agent unless set', () => {
+    expect(config.uploadsPerHour).toEqual({ visitor: 60, agent: 600 });
+    vi.stubEnv('CONVERSA_VISITOR_UPLOADS_PER_HOUR', '5');
+    vi.stubEnv('CONVERSA_AGENT_UPLOADS_PER_HOUR', '50');
+    expect(config.uploadsPerHour).toEqual({ visitor: 5, agent: 50 });
+  });
+
+  it.each(['0', '2.5', 'many'])('refuses %s rather than taking the default silently', (value) => {
+    vi.stubEnv('CONVERSA_VISITOR_UPLOADS_PER_HOUR', value);
+    expect(() => config.uploadsPerHour).toThrow(/CONVERSA_VISITOR_UPLOADS_PER_HOUR must be a whole number of upload tickets/);
+  });
+});
