@@ -671,7 +671,8 @@
       const c = conversations.get(openId);
       if (!c) return;
       who.textContent = [contactName(c), c.contact?.email, c.contact?.phone].filter(Boolean).join(' · ');
-      details.textContent = `${c.channel} · ${c.status} · ${c.assigneeId ? `assigned to ${assigneeLabel(c)}` : 'unassigned'}`;
+      // Texted STOP: replies are refused (422 opted_out) until they text START.
+      details.textContent = `${c.channel} · ${c.status} · ${c.assigneeId ? `assigned to ${assigneeLabel(c)}` : 'unassigned'}${c.optedOut ? ' · opted out of texts' : ''}`;
       details.dataset.status = c.status;
       assignButton.disabled = c.assigneeId === me.id;
       resolveButton.hidden = c.status === 'resolved';

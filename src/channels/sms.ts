@@ -137,6 +137,10 @@ function normalizeSms(rawBody: string): InboundEvent[] {
     if (mimeType) attachment.mimeType = mimeType;
     attachments.push(attachment);
   }
+  const optOutType = form.get('OptOutType')?.toUpperCase() ?? '';
+  // Twilio names STOP for each of its opt-out keywords (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT…) and
+  // START for each opt-in one (UNSTOP, YES…), custom keywords of the Messaging Service included.
+  const optOut = optOutType === 'STOP' ? 'stop' : optOutType === 'START' ? 'start' : undefined;
   return [
     {
       kind: 'message',
@@ -144,8 +148,9 @@ function normalizeSms(rawBody: string): InboundEvent[] {
       handle: from,
       profile: { phone: from },
       providerMessageId: sid,
-      text: [form.get('Body') ?? '', OPT_OUT_NOTES[form.get('OptOutType')?.toUpperCase() ?? '']].filter(Boolean).join('\n'),
+      text: [form.get('Body') ?? '', OPT_OUT_NOTES[optOutType]].filter(Boolean).join('\n'),
       attachments,
+      ...(optOut ? { optOut } : {}),
       sentAt: new Date().toISOString(),
     },
   ];
@@ -234,7 +239,7 @@ export const smsAdapter: ChannelAdapter = {
   },
   normalize: (request) => normalizeSms(request.rawBody),
   ack: () => ({ status: 200, contentType: 'text/xml', body: '<Response/>' }),
-  // SMS has no provider-imposed window; consent rules (STOP) are enforced by Twilio itself.
+  // SMS has no provider-imposed window; a STOP is kept on the conversation (optedOut, src/channels/window.ts sendDecision).
   window: () => ({ allowed: true }),
   // A WhatsApp id's form of a Brazilian or Mexican mobile is not dialled any more.
   handleForPhone: smsNumber,

@@ -61,7 +61,7 @@ export type SendResult =
 
 export type WindowDecision =
   | { allowed: true; tag?: string }
-  | { allowed: false; code: 'outside_window' | 'template_required'; message: string };
+  | { allowed: false; code: 'outside_window' | 'template_required' | 'opted_out'; message: string };
 
 export interface ServiceWindow {
   /** Free-form replies are allowed this long after the customer's last message. */

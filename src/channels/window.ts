@@ -6,6 +6,7 @@
 import type { Channel, ConversationWindow } from '../domain/types';
 import { isProviderChannel } from '../domain/types';
 import { getAdapter } from './registry';
+import type { WindowDecision } from './types';
 
 /**
  * When the customer last wrote, as the provider's window counts it: `windowFrom`, kept when a
@@ -25,4 +26,25 @@ export function conversationWindow(channel: Channel, lastInboundAt: string | und
   if (!decision.allowed) return { state: decision.code === 'template_required' ? 'template_required' : 'closed' };
   if (decision.tag) return { state: 'tag_required', ...closesAt(rule?.taggedMs) };
   return { state: 'open', ...closesAt(rule?.openMs) };
+}
+
+/** A customer who texted STOP: Twilio refuses every send to them (error 21610) until they text START. */
+const OPTED_OUT: WindowDecision = {
+  allowed: false,
+  code: 'opted_out',
+  message: 'The customer opted out of texts (they sent STOP): the provider refuses every message to this number until they text START.',
+};
+
+/**
+ * Whether a send on a provider channel may go now: refused while the customer is opted out, else
+ * as the adapter's window decides. Every send's check (replies, campaigns, timers) goes through it.
+ */
+export function sendDecision(
+  c: { channel: Channel; optedOut?: { at: string } | undefined; lastInboundAt?: string | undefined; windowFrom?: string | undefined },
+  now: Date,
+  hasTemplate: boolean,
+): WindowDecision {
+  if (c.optedOut) return OPTED_OUT;
+  if (!isProviderChannel(c.channel)) return { allowed: true };
+  return getAdapter(c.channel).window(windowStart(c), now, hasTemplate);
 }

@@ -506,16 +506,21 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
   // the provider retried for hours must not open it anew.
   const wroteLate = event.dated && Date.parse(message.createdAt) - Date.parse(event.sentAt) > LATE_ARRIVAL_MS ? event.sentAt : undefined;
 
+  // An SMS STOP or START: recorded in the write the message makes anyway, no read or write of its own.
+  const optedOut = event.optOut === 'stop' ? { at: message.createdAt } : event.optOut === 'start' ? null : undefined;
+
   let conversation: ConversationRecord | undefined;
   let reopened = false;
   let created = false;
   let greeting: Greeting | undefined;
   if (draft) {
+    // Opted out from its first message: not greeted either (the provider would refuse it).
+    const drafted = optedOut ? { ...found, optedOut } : found;
     // One write for the new conversation, its first message applied. Before it: the contact lists
     // it (a retry after a crash finds that done), its agent and its greeting, side by side.
-    const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(found, message, wroteLate)]);
+    const [contactId, prepared] = await Promise.all([listUnderContact(found.contact.id, found.id), beforeNewConversation(drafted, message, wroteLate)]);
     const first: ConversationRecord = {
-      ...found,
+      ...drafted,
       // It starts with the customer's message (its report episode does, src/domain/episodes.ts), not
       // with this attempt: a retry after a crash that stored the message comes a visibility timeout later.
       createdAt: message.createdAt,
@@ -547,7 +552,7 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
       ? undefined
       : await applyMessageToOpenConversation(
           conversationId,
-          { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact' },
+          { id: message.id, createdAt: message.createdAt, direction: 'inbound', private: false, senderType: 'contact', ...(optedOut !== undefined ? { optedOut } : {}) },
           ordered && { mark: markOf(ordered), replaces },
         );
     if (fast && fast !== 'duplicate') {
@@ -574,6 +579,8 @@ export async function ingestMessage(event: InboundMessageEvent, delivery: Delive
                 windowFrom: windowFromAfter(c, wroteLate, message.createdAt),
                 updatedAt: message.createdAt,
                 unreadCount: c.unreadCount + 1,
+                // Only the newest message says whether the customer is opted out now.
+                ...(optedOut !== undefined ? { optedOut: optedOut ? (c.optedOut ?? optedOut) : undefined } : {}),
               }
             : {
                 ...(ordered ? marksAfter(c, ordered, false) : {}),

@@ -18,10 +18,10 @@ import { attachUploads, forProvider, sendingKinds, type AttachmentRef } from './
 import { keepProviderMedia } from './provider-media';
 import { isKeepMediaJob, retryCopyLater } from './media-jobs';
 import { getAdapter } from '../channels/registry';
-import { windowStart } from '../channels/window';
+import { sendDecision } from '../channels/window';
 import { baseUrl, ChannelNotConfiguredError, loadCredentials } from '../channels/credentials';
 import { PROVIDER_TIMEOUT_MS } from '../channels/common';
-import type { ChannelAdapter, Credentials, WindowDecision } from '../channels/types';
+import type { Credentials, WindowDecision } from '../channels/types';
 import { enqueueOutbound } from '../aws/queues';
 import { FUNCTIONS } from '../manifest';
 import {
@@ -176,10 +176,10 @@ export async function catchUpConversation(conversationId: string, message: Messa
   return result?.after;
 }
 
-/** Refuses a send the provider would refuse (24-hour windows), with a reason the agent can act on. */
+/** Refuses a send the provider would refuse (24-hour windows, an opt-out), with a reason the agent can act on. */
 export function checkWindow(conversation: ConversationRecord, hasTemplate: boolean, now = new Date()): void {
   if (!isProviderChannel(conversation.channel)) return;
-  const decision = getAdapter(conversation.channel).window(windowStart(conversation), now, hasTemplate);
+  const decision = sendDecision(conversation, now, hasTemplate);
   if (!decision.allowed) throw new ClientError(422, decision.code, decision.message);
 }
 
@@ -562,8 +562,8 @@ export async function abandonOutbound(job: OutboundJob, reason: string): Promise
  * 24 hours, Messenger's and Instagram's HUMAN_AGENT tag is for an agent's answer to the customer,
  * and Meta forbids it for campaigns (a Page that uses it so risks its messaging).
  */
-function windowFor(adapter: ChannelAdapter, conversation: ConversationRecord, message: Message): WindowDecision {
-  const decision = adapter.window(windowStart(conversation), new Date(), Boolean(message.template));
+function windowFor(conversation: ConversationRecord, message: Message): WindowDecision {
+  const decision = sendDecision(conversation, new Date(), Boolean(message.template));
   if (!decision.allowed || !decision.tag || !message.unprompted) return decision;
   return {
     allowed: false,
@@ -584,11 +584,11 @@ async function sendToProvider(
   const channel = conversation.channel;
   if (!isProviderChannel(channel)) return undefined;
   const adapter = getAdapter(channel);
-  let decision = windowFor(adapter, conversation, message);
+  let decision = windowFor(conversation, message);
   if (!decision.allowed) {
     // The customer's newest message (the one a greeting answers) may be missing from an eventually consistent read.
     const fresh = await getConversation(conversation.id, true);
-    decision = windowFor(adapter, fresh ?? conversation, message);
+    decision = windowFor(fresh ?? conversation, message);
   }
   if (!decision.allowed) {
     return updateMessageStatus(message.conversationId, message.id, 'failed', { error: decision.message });

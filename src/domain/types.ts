@@ -124,6 +124,11 @@ export interface Conversation {
   participants?: string[];
   /** Labels agents put on it (defined in the settings), sorted; `[]` when none. */
   labels?: string[];
+  /**
+   * SMS: the customer texted STOP (Twilio's Advanced Opt-Out), at `at`: Twilio refuses every send to
+   * the number until they text START, so replies are refused before they are stored (422 `opted_out`).
+   */
+  optedOut?: { at: string };
 }
 
 export interface Contact {
@@ -159,6 +164,8 @@ export interface InboundMessageEvent {
   clientMessageId?: string;
   /** The earlier message this one quotes (Message.replyTo). */
   replyTo?: ReplyTo;
+  /** The provider's own opt-out handling took it as an opt-out (STOP) or opt-in (START): Conversation.optedOut follows. */
+  optOut?: 'stop' | 'start';
   text: string;
   attachments: Attachment[];
   /** ISO time the provider says the message was sent, else when we received it. */

@@ -252,7 +252,17 @@ export interface InboundSequence {
  */
 export async function applyMessageToOpenConversation(
   id: string,
-  message: { id: string; createdAt: string; direction: 'inbound' | 'outbound'; private: boolean; senderType: string; unprompted?: boolean; participants?: readonly string[] },
+  message: {
+    id: string;
+    createdAt: string;
+    direction: 'inbound' | 'outbound';
+    private: boolean;
+    senderType: string;
+    unprompted?: boolean;
+    participants?: readonly string[];
+    /** An SMS opt-out (kept from its first STOP) or opt-in (null: cleared) the message brings. */
+    optedOut?: { at: string } | null;
+  },
   /** The queue delivery's mark (inbound only), kept as lastInboundSeq. */
   sequence?: InboundSequence,
   /** Set on the second try of a reply written before the customer reopened the conversation. */
@@ -279,8 +289,13 @@ export async function applyMessageToOpenConversation(
     values[':gsi1sk'] = `${message.createdAt}#${id}`;
   }
   if (message.participants?.length) values[':participants'] = new Set(message.participants);
+  const removes = inbound ? ['windowFrom'] : [];
   if (inbound) {
     sets.push('lastInboundAt = :now', 'unreadCount = unreadCount + :one');
+    if (message.optedOut) {
+      sets.push('optedOut = if_not_exists(optedOut, :optedOut)');
+      values[':optedOut'] = message.optedOut;
+    } else if (message.optedOut === null) removes.push('optedOut');
   } else if (message.unprompted) {
     sets.push('lastUnpromptedAt = :now');
   } else if (reply && !notFirstReply) {
@@ -302,7 +317,7 @@ export async function applyMessageToOpenConversation(
         TableName: config.tableName,
         Key: keys.conversation(id),
         // A message on time counts the window from its arrival (a late one takes the slow path).
-        UpdateExpression: `SET ${sets.join(', ')}${message.participants?.length ? ' ADD participants :participants' : ''}${inbound ? ' REMOVE windowFrom' : ''}`,
+        UpdateExpression: `SET ${sets.join(', ')}${message.participants?.length ? ' ADD participants :participants' : ''}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
         // Inbound ids increase per lane (src/domain/inbound.ts), so an id not above the last applied one
         // is a redelivery or another lane's overtaken message (the caller tells which); outbound ids
         // come from concurrent writers and are only told apart.

@@ -102,6 +102,22 @@ describe('twilio normalize', () => {
     expect(keyword('STOP')).toBe('STOP');
   });
 
+  it('an opt-out keyword (any Twilio maps to STOP) marks the event an opt-out, an opt-in one (START) an opt-in; HELP or no OptOutType neither', () => {
+    const optOut = (body: string, type?: string) => {
+      const form = new URLSearchParams(fixture('sms', 'text.txt'));
+      form.set('Body', body);
+      if (type) form.set('OptOutType', type);
+      const [event] = adapter.normalize(signedRequest('sms', form.toString()), credentials);
+      return event?.kind === 'message' ? (event.optOut ?? null) : 'not a message';
+    };
+    expect(optOut('Stop', 'STOP')).toBe('stop');
+    expect(optOut('unsubscribe', 'STOP')).toBe('stop');
+    expect(optOut('unstop', 'START')).toBe('start');
+    expect(optOut('yes', 'start')).toBe('start');
+    expect(optOut('HELP', 'HELP')).toBeNull();
+    expect(optOut('STOP')).toBeNull();
+  });
+
   it('throws BadWebhookError on JSON or a form without MessageSid', () => {
     for (const body of ['{"MessageSid":"SM1"}', 'From=%2B1555&Body=hi', '']) {
       expect(() => adapter.normalize(request(body, undefined), credentials)).toThrow(expect.objectContaining({ name: 'BadWebhookError' }));

@@ -623,6 +623,77 @@ describe('WhatsApp 24-hour window', () => {
   });
 });
 
+describe('SMS opt-out (Twilio Advanced Opt-Out)', () => {
+  /** The customer texts a keyword Twilio's opt-out handling names (OptOutType); waits until it is shown. */
+  async function texts(handle: string, words: string, optOutType?: 'STOP' | 'START'): Promise<string> {
+    const webhook = textWebhook('sms', handle, words);
+    const form = new URLSearchParams(webhook.body);
+    if (optOutType) form.set('OptOutType', optOutType);
+    expect((await postWebhook(stack, 'sms', form.toString())).status).toBe(200);
+    const frame = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === webhook.providerMessageId, 10_000, words);
+    return frame.conversationId;
+  }
+  const messagesOf = async (conversationId: string) => (await http(stack.httpUrl, 'GET', `/v1/conversations/${conversationId}/messages?limit=100`, { token: agentJwt })).body.items as { text: string }[];
+
+  it('refuses replies with 422 opted_out after STOP, storing and sending nothing, keeps refusing through other texts, and sends again after START', async () => {
+    const { handle, conversationId } = await customer('sms');
+
+    await texts(handle, 'STOP', 'STOP');
+    // Agents are told with the conversation itself.
+    const told = await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.optedOut, 10_000, 'opted out');
+    expect(told.conversation.optedOut).toEqual({ at: expect.any(String) });
+    expect((await getConversation(conversationId)).body.optedOut).toEqual(told.conversation.optedOut);
+
+    const text = `Your order shipped ${crypto.randomUUID()}`;
+    const clientMessageId = crypto.randomUUID();
+    const before = (await messagesOf(conversationId)).length;
+    const refused = await reply(conversationId, { text, clientMessageId });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.code).toBe('opted_out');
+    expect(refused.body.error.message).toMatch(/START/);
+    expect(await messagesOf(conversationId)).toHaveLength(before);
+    expect(await getDedup(agentMessageScope('agent-ana', conversationId, { text, clientMessageId })!)).toBeUndefined();
+    // A note stays within the team: still written.
+    expect((await reply(conversationId, { text: 'They opted out, call them instead', private: true })).status).toBe(202);
+
+    // Any other text leaves them opted out (Twilio still refuses); the time is the first STOP's.
+    await texts(handle, 'why do you keep texting');
+    expect((await getConversation(conversationId)).body.optedOut).toEqual(told.conversation.optedOut);
+    expect((await reply(conversationId, { text })).status).toBe(422);
+
+    await texts(handle, 'UNSTOP', 'START');
+    expect((await getConversation(conversationId)).body.optedOut).toBeUndefined();
+    await sentReply(conversationId, text);
+    // Only the reply after START reached Twilio.
+    expect(await outbox('sms', carries(text))).toHaveLength(1);
+  });
+
+  it('records STOP as a customer’s first text and on a resolved conversation it reopens; a proactive message to them fails with the reason', async () => {
+    const handle = newHandle('sms');
+    const conversationId = await texts(handle, 'STOP', 'STOP');
+    expect((await getConversation(conversationId)).body.optedOut).toEqual({ at: expect.any(String) });
+    expect((await reply(conversationId, { text: 'Hello?' })).body.error?.code).toBe('opted_out');
+
+    const adminJwt = await agentToken(stack.httpUrl, 'admin-ada', 'admin');
+    const campaign = `Our sale starts today ${crypto.randomUUID()}`;
+    const contactId = (await getConversation(conversationId)).body.contact.id as string;
+    const sent = await http(stack.httpUrl, 'POST', '/v1/proactive', { token: adminJwt, body: { contactIds: [contactId], text: campaign, channel: 'sms' } });
+    expect(sent.status, sent.text).toBe(202);
+    const failed = await agent.waitFor((f) => f.type === 'message.updated' && f.message.text === campaign && f.message.status === 'failed', 15_000, 'campaign failed');
+    expect(failed.message.error).toMatch(/opted out/);
+    expect(await outbox('sms', carries(campaign))).toHaveLength(0);
+
+    await texts(handle, 'START', 'START');
+    expect((await getConversation(conversationId)).body.optedOut).toBeUndefined();
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+    // Reopened by the STOP (the read-modify-write, not the open conversation's update).
+    await texts(handle, 'stopall', 'STOP');
+    const reopened = (await getConversation(conversationId)).body;
+    expect(reopened).toMatchObject({ status: 'open', optedOut: { at: expect.any(String) } });
+    expect((await reply(conversationId, { text: 'Hello?' })).body.error?.code).toBe('opted_out');
+  });
+});
+
 describe('Instagram seen', () => {
   it('marks the named reply read and every earlier one too: it names the last message read', async () => {
     const { handle, conversationId } = await customer('instagram');
