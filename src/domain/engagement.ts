@@ -10,8 +10,7 @@ import { getConversation, isErasing, updateConversation } from '../store/convers
 import { getMessage, listMessages, markReadInFlight, putMessage, STATUS_RANK, updateMessageStatus } from '../store/messages';
 import { claimHandle, updateVisitor } from '../store/contacts';
 import { enqueueOutbound } from '../aws/queues';
-import { getAdapter } from '../channels/registry';
-import { windowStart } from '../channels/window';
+import { sendDecision } from '../channels/window';
 import { afterConversationChange, type HookResult, type InboundHookContext } from './automation';
 import { describeOpening, isOpen, nextOpening } from './business-hours';
 import { addHandlesFollowingMerges, normalizeEmail } from './contacts';
@@ -794,9 +793,8 @@ async function sendFollowUp(conversation: ConversationRecord, settings: Settings
     await storeOutbound(conversation, { text }, 'queue', id);
     return;
   }
-  const adapter = getAdapter(conversation.channel);
   const template = conversation.channel === 'whatsapp' ? settings.reengagement.whatsappTemplate : undefined;
-  const decision = adapter.window(windowStart(conversation), now, Boolean(template));
+  const decision = sendDecision(conversation, now, Boolean(template));
   if (template && decision.allowed && !decision.tag) {
     await storeOutbound(conversation, { text, template }, 'queue', id);
     return;
@@ -967,6 +965,6 @@ async function shownSince(conversationId: string, sinceMs: number): Promise<bool
  */
 function canSendNow(conversation: ConversationRecord, now: Date): boolean {
   if (!isProviderChannel(conversation.channel)) return true;
-  const decision = getAdapter(conversation.channel).window(windowStart(conversation), now, false);
+  const decision = sendDecision(conversation, now, false);
   return decision.allowed && !decision.tag;
 }

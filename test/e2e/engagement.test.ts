@@ -307,6 +307,36 @@ describe('autoresponder and business hours', () => {
     expect(await greetingRequests()).toEqual([]);
   });
 
+  it('greets no SMS customer whose first text is STOP, nor one who texts STOP on a resolved conversation (Twilio would refuse both)', async () => {
+    const text = `Hello greeter ${crypto.randomUUID()}`;
+    await settings({ autoresponder: { enabled: true, message: text } });
+    const handle = newHandle('sms');
+    const stop = (words: string) => {
+      const webhook = textWebhook('sms', handle, words);
+      const form = new URLSearchParams(webhook.body);
+      form.set('OptOutType', 'STOP');
+      return { body: form.toString(), providerMessageId: webhook.providerMessageId };
+    };
+    const greetings = async (conversationId: string) => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    const greetingRequests = async () => ((await http(stack.httpUrl, 'GET', '/local/outbox?channel=sms')).body.items as { body: unknown }[]).filter((i) => JSON.stringify(i.body).includes(text));
+
+    const first = stop('STOP');
+    expect((await postWebhook(stack, 'sms', first.body)).status).toBe(200);
+    const { conversationId } = await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === first.providerMessageId, 10_000, 'the STOP');
+    const resolve = async () => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
+    await resolve();
+    const again = stop('unsubscribe');
+    expect((await postWebhook(stack, 'sms', again.body)).status).toBe(200);
+    await agent.waitFor((f) => f.type === 'message.created' && f.message.providerMessageId === again.providerMessageId, 10_000, 'the second STOP');
+    await sleep(1000);
+
+    expect((await conversation(conversationId)).status).toBe('open');
+    expect(await greetings(conversationId)).toEqual([]);
+    expect(await greetingRequests()).toEqual([]);
+    // Left open, it would hold an agent's slot that later tests count on.
+    await resolve();
+  });
+
   it('inside hours sends the normal message and asks for no email', async () => {
     await settings({ autoresponder: { enabled: true, message: 'In hours hello' } });
     const { ws, conversationId } = await visitor({ name: 'Nils' });
