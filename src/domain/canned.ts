@@ -39,31 +39,32 @@ export interface PlaceholderValues {
   agent: { id: string; name?: string };
 }
 
-/**
- * Fills `{{contact.name}}`, `{{contact.email}}`, `{{contact.phone}}`, `{{agent.name}}`;
- * `{{contact.name|there}}` gives a fallback for a missing value. Unknown placeholders stay
- * as written, so a typo shows up in the agent's composer instead of vanishing.
- */
-const PLACEHOLDER_KEYS = ['contact.name', 'contact.email', 'contact.phone', 'agent.name'];
+/** What each placeholder reads: fillPlaceholders fills these, and unknownPlaceholders refuses others. */
+const PLACEHOLDERS: Readonly<Record<string, (values: PlaceholderValues) => string | undefined>> = {
+  'contact.name': (v) => v.contact.name,
+  'contact.email': (v) => v.contact.email,
+  'contact.phone': (v) => v.contact.phone,
+  'agent.name': (v) => v.agent.name,
+};
 
 /**
  * The `{{…}}` a text holds that fillPlaceholders does not know: where a typo would go out as
  * written (a proactive message goes to many customers, unread by an agent first).
  */
 export function unknownPlaceholders(text: string): string[] {
-  return [...text.matchAll(/\{\{([^{}]{0,100})\}\}/g)].map((m) => m[0]).filter((whole) => !PLACEHOLDER_KEYS.includes(whole.slice(2, -2).split('|')[0]!.trim()));
+  return [...text.matchAll(/\{\{[^{}]{0,100}\}\}/g)].map((m) => m[0]).filter((whole) => !Object.hasOwn(PLACEHOLDERS, whole.slice(2, -2).split('|')[0]!.trim()));
 }
 
+/**
+ * Fills `{{contact.name}}`, `{{contact.email}}`, `{{contact.phone}}`, `{{agent.name}}`;
+ * `{{contact.name|there}}` gives a fallback for a missing value. Unknown placeholders stay
+ * as written, so a typo shows up in the agent's composer instead of vanishing.
+ */
 export function fillPlaceholders(text: string, values: PlaceholderValues): string {
-  const lookup: Record<string, string | undefined> = {
-    'contact.name': values.contact.name,
-    'contact.email': values.contact.email,
-    'contact.phone': values.contact.phone,
-    'agent.name': values.agent.name,
-  };
   return text.replace(/\{\{\s*([a-z]+\.[a-z]+)\s*(?:\|([^}]*))?\}\}/g, (whole, key: string, fallback: string | undefined) => {
-    if (!(key in lookup)) return whole;
-    return lookup[key] ?? fallback?.trim() ?? '';
+    const read = Object.hasOwn(PLACEHOLDERS, key) ? PLACEHOLDERS[key] : undefined;
+    if (!read) return whole;
+    return read(values) ?? fallback?.trim() ?? '';
   });
 }
 
