@@ -14,17 +14,23 @@ export async function takeProactiveQuota(now: Date, count: number, limit: number
   });
 }
 
+/** Adds one to `key`'s `counter` if it holds fewer than `limit`; false (nothing counted) when full. The item expires at `expiresAt` (epoch s). */
+function takeOne(key: Key, counter: 'tickets' | 'messages', limit: number, expiresAt: number): Promise<boolean> {
+  return updateIf({
+    Key: key,
+    UpdateExpression: 'ADD #count :one SET expiresAt = :ttl',
+    ConditionExpression: 'attribute_not_exists(#count) OR #count < :limit',
+    ExpressionAttributeNames: { '#count': counter },
+    ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': expiresAt },
+  });
+}
+
 /**
  * Counts one upload ticket on `key` (an uploader's hour) if fewer than `limit` are counted there;
  * false (nothing counted) when the hour is full. The tally expires at `expiresAt` (epoch s).
  */
-export async function takeUploadTicket(key: Key, limit: number, expiresAt: number): Promise<boolean> {
-  return updateIf({
-    Key: key,
-    UpdateExpression: 'ADD tickets :one SET expiresAt = :ttl',
-    ConditionExpression: 'attribute_not_exists(tickets) OR tickets < :limit',
-    ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': expiresAt },
-  });
+export function takeUploadTicket(key: Key, limit: number, expiresAt: number): Promise<boolean> {
+  return takeOne(key, 'tickets', limit, expiresAt);
 }
 
 /**
@@ -32,13 +38,8 @@ export async function takeUploadTicket(key: Key, limit: number, expiresAt: numbe
  * or a network address) if the window has room; false (nothing counted) when it is full. The
  * tally expires with its window.
  */
-export async function takeSend(key: Key, windowStart: number, windowMs: number, limit: number): Promise<boolean> {
-  return updateIf({
-    Key: key,
-    UpdateExpression: 'ADD messages :one SET expiresAt = :ttl',
-    ConditionExpression: 'attribute_not_exists(messages) OR messages < :limit',
-    ExpressionAttributeValues: { ':one': 1, ':limit': limit, ':ttl': Math.ceil((windowStart + windowMs) / 1000) + 60 },
-  });
+export function takeSend(key: Key, windowStart: number, windowMs: number, limit: number): Promise<boolean> {
+  return takeOne(key, 'messages', limit, Math.ceil((windowStart + windowMs) / 1000) + 60);
 }
 
 /** Takes back one message counted by takeSend (a send refused after it was counted). */
