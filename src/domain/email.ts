@@ -591,20 +591,21 @@ function softBreaksJoined(body: string): string {
  */
 function unflowed(text: string, delSp: boolean): string {
   const out: string[] = [];
+  const write = (depth: number, line: string) => out.push(depth ? `${'>'.repeat(depth)} ${line}` : line);
   let open: { depth: number; text: string } | undefined;
   for (const line of text.split('\n')) {
     const depth = /^>*/.exec(line)![0].length;
     const content = line.slice(depth).replace(/^ /, '');
     const joined = open && open.depth === depth ? open.text + content : content;
-    if (open && open.depth !== depth) out.push(`${'>'.repeat(open.depth)}${open.depth ? ' ' : ''}${open.text}`);
+    if (open && open.depth !== depth) write(open.depth, open.text);
     if (content.endsWith(' ') && content !== '-- ') {
       open = { depth, text: delSp ? joined.slice(0, -1) : joined };
     } else {
-      out.push(`${'>'.repeat(depth)}${depth ? ' ' : ''}${joined}`);
+      write(depth, joined);
       open = undefined;
     }
   }
-  if (open) out.push(`${'>'.repeat(open.depth)}${open.depth ? ' ' : ''}${open.text}`);
+  if (open) write(open.depth, open.text);
   return out.join('\n');
 }
 
