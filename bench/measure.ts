@@ -48,6 +48,12 @@ export interface Bench {
 
 const webhookUrl = (b: Bench) => `${b.stack.httpUrl}/webhooks/whatsapp`;
 
+/** The agent's reply, named with the agent's connection (no echo to it), as a console sends it. */
+async function postAgentReply(b: Bench, conversationId: string, text: string): Promise<void> {
+  const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
+  if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+}
+
 async function postWebhook(b: Bench, from: string, text: string): Promise<number> {
   const { body, headers } = whatsappWebhook(from, text);
   const reply = await send(webhookUrl(b), 'POST', body, headers);
@@ -267,8 +273,7 @@ export async function measureAgentReply(b: Bench, n: number, visitors: Visitor[]
     const text = `${label} ${b.run} ${i}`;
     const arrival = visitor.watch.arrival(text);
     const started = performance.now();
-    const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${visitor.conversationId}/messages`, 'POST', { text, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
-    if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+    await postAgentReply(b, visitor.conversationId, text);
     samples.push((await arrival) - started);
   }
   await drainQueues(b.stack);
@@ -356,8 +361,7 @@ function agentAnswers(b: Bench, senders: string[], perSender: number, conversati
     await Promise.all(senders.map(async (from, s) => {
       const conversationId = conversationOf.get(from)!;
       for (let k = 0; k < perSender; k++) {
-        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationId}/messages`, 'POST', { text: `${tag} ${b.run} ${s} ${k}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
-        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
+        await postAgentReply(b, conversationId, `${tag} ${b.run} ${s} ${k}`);
       }
     }));
     await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + total, 60_000, 'the replies to reach the provider');
@@ -388,10 +392,7 @@ export async function measureBatched(b: Bench, senders: string[], rounds: number
   const outbound = await usageOf(b, total, total, async () => {
     for (const [r, group] of groups.entries()) {
       const sentBefore = b.stack.providers.outbox('whatsapp').length;
-      await Promise.all(group.map(async (from, i) => {
-        const reply = await sendJson(`${b.stack.httpUrl}/v1/conversations/${conversationOf.get(from)!}/messages`, 'POST', { text: `batched answer ${b.run} ${r} ${i}`, clientMessageId: crypto.randomUUID(), connectionId: b.agentConnectionId }, b.agentToken);
-        if (reply.status !== 202) throw new Error(`agent reply answered ${reply.status}`);
-      }));
+      await Promise.all(group.map((from, i) => postAgentReply(b, conversationOf.get(from)!, `batched answer ${b.run} ${r} ${i}`)));
       await waitUntil(() => b.stack.providers.outbox('whatsapp').length >= sentBefore + group.length, 60_000, 'the batched replies to reach the provider');
       await drainQueues(b.stack);
     }
