@@ -91,11 +91,7 @@ function wholeNumber(name: string, fallback: number, what: string): number {
 
 export const config = {
   get visitorAddressSends(): number {
-    const raw = process.env[ENV.visitorAddressSends];
-    if (raw === undefined || raw === '') return VISITOR_ADDRESS_SENDS_DEFAULT;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${ENV.visitorAddressSends} must be a whole number of messages`);
-    return value;
+    return wholeNumber(ENV.visitorAddressSends, VISITOR_ADDRESS_SENDS_DEFAULT, 'messages');
   },
   /** ENV.visitorUploadsPerHour and ENV.agentUploadsPerHour, else UPLOADS_PER_HOUR_DEFAULT. */
   get uploadsPerHour(): { visitor: number; agent: number } {
