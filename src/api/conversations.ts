@@ -12,14 +12,14 @@ import { CHANNELS } from '../domain/types';
 import { AttachmentRefs } from '../domain/media';
 import { agentChange, getConversation, isErasing, listConversations, toConversation, type ConversationRecord } from '../store/conversations';
 import { listMessages } from '../store/messages';
-import { ID_PATTERN, UNASSIGNED_ID } from '../store/keys';
+import { isAgentId } from '../store/keys';
 
 const ListQuery = z.object({
   status: z._default(z.enum(['open', 'pending', 'snoozed', 'resolved']), 'open'),
   // `none` is the id the index files the queue under (`unassigned` reads it); anything else outside the id pattern names nobody.
   assignee: z.optional(
     z.string().check(
-      z.refine((a) => a !== UNASSIGNED_ID && ID_PATTERN.test(a), '`me`, `unassigned` or an agent id (letters, digits and _ . : @ + - only, at most 128)'),
+      z.refine(isAgentId, '`me`, `unassigned` or an agent id (letters, digits and _ . : @ + - only, at most 128)'),
     ),
   ),
   channel: z.optional(z.enum(CHANNELS)),

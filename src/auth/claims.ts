@@ -4,7 +4,7 @@
  * passes on, so both sides take the same agents. Free of the verifier (aws-jwt-verify), which the
  * API function does not need.
  */
-import { ID_PATTERN, UNASSIGNED_ID } from '../store/keys';
+import { isAgentId } from '../store/keys';
 
 export type AgentRole = 'agent' | 'admin';
 
@@ -26,7 +26,7 @@ export function agentFromClaims(claims: Record<string, unknown>): AgentClaims | 
   // The assignee index files unassigned conversations under that id: it names no agent. A subject
   // outside the id pattern could not be assigned or reached at /v1/agents/{id}, and a `#` in it
   // would split its keys.
-  if (typeof sub !== 'string' || !ID_PATTERN.test(sub) || sub === UNASSIGNED_ID) return null;
+  if (typeof sub !== 'string' || !isAgentId(sub)) return null;
   const role: AgentRole = groupsOf(claims[GROUPS_CLAIM]).includes('admin') ? 'admin' : 'agent';
   const name = claims.name;
   return typeof name === 'string' ? { sub, name, role } : { sub, role };

@@ -18,6 +18,9 @@ export const UNASSIGNED_ID = 'none';
  */
 export const ID_PATTERN = /^[A-Za-z0-9_.:@+-]{1,128}$/;
 
+/** Whether `id` could be an agent's: an id by ID_PATTERN, and not the one the unassigned queue is filed under. */
+export const isAgentId = (id: string): boolean => id !== UNASSIGNED_ID && ID_PATTERN.test(id);
+
 export const keys = {
   conversation: (id: string) => ONE(`CONV#${id}`, 'CONV'),
   /** A conversation's closed report episode, frozen when the customer came back with a new issue. */
