@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { BadWebhookError, type Credentials, type MediaResult, type SendContext, type SendResult } from './types';
-import type { InboundEvent, ReplyTo } from '../domain/types';
+import type { Attachment, InboundEvent, ReplyTo } from '../domain/types';
 
 /** Provider calls must not hold a Lambda (and the FIFO group behind it) for longer than this. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
@@ -254,6 +254,15 @@ export function formatLocation(latitude: unknown, longitude: unknown, name?: unk
   const parts = [name, address].filter((part): part is string => typeof part === 'string' && part !== '');
   const label = parts.length > 0 ? ` (${parts.join(', ')})` : '';
   return `📍 ${String(latitude)},${String(longitude)}${label}`;
+}
+
+/** A phone number as a tel: URI takes it: its digits and a leading plus. */
+export const telDigits = (phone: string): string => phone.replace(/[^\d+]/g, '');
+
+/** A contact card the customer shared: its name, then every number and email, and a tel: link each number. */
+export function sharedContact(name: string, phones: readonly string[], emails: readonly string[]): { text: string; attachments: Attachment[] } {
+  const attachments = phones.map((phone): Attachment => ({ type: 'contact', url: `tel:${telDigits(phone)}`, ...(name ? { name } : {}) }));
+  return { text: `Shared contact: ${[name, [...phones, ...emails].join(', ')].filter(Boolean).join(' ')}`, attachments };
 }
 
 /** RFC 5870 geo URI: a neutral way to carry a location as an attachment url. */

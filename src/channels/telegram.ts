@@ -30,6 +30,8 @@ import {
   transferTimeoutMs,
   halfwayTo,
   MB,
+  sharedContact,
+  telDigits,
 } from './common';
 import { BadWebhookError, type ChannelAdapter, type HttpReply, type MediaResult, type OutboundSend, type SendContext, type SendResult } from './types';
 
@@ -204,11 +206,8 @@ function content(message: TgMessage): { text: string; attachments: Attachment[] 
     const name = [first_name, last_name].filter(Boolean).join(' ');
     const card = vcardDetails(message.contact.vcard);
     // The contact's own number comes in the vCard too, written its own way: kept once.
-    const digits = (phone: string) => phone.replace(/[^\d+]/g, '');
-    const phones = [...(phone_number ? [phone_number] : []), ...card.phones].filter((phone, i, all) => all.findIndex((other) => digits(other) === digits(phone)) === i);
-    const attachments = phones.map((phone): Attachment => ({ type: 'contact', url: `tel:${digits(phone)}`, ...(name ? { name } : {}) }));
-    const details = [...phones, ...card.emails].join(', ');
-    return { text: `Shared contact: ${[name, details].filter(Boolean).join(' ')}`, attachments };
+    const phones = [...(phone_number ? [phone_number] : []), ...card.phones].filter((phone, i, all) => all.findIndex((other) => telDigits(other) === telDigits(phone)) === i);
+    return sharedContact(name, phones, card.emails);
   }
   // A poll the customer sent (its question and choices), a die they threw (its emoji and score).
   if (isRecord(message.poll) && typeof message.poll.question === 'string') {

@@ -33,6 +33,7 @@ import {
   replyContext,
   KB,
   MB,
+  sharedContact,
 } from './common';
 import { phoneKey } from '../domain/phone-numbers';
 import { graphErrorMessage, graphErrorRetryable, metaAck, metaChallenge, metaEntries, verifyMetaSignature } from './meta';
@@ -158,9 +159,8 @@ function contactCard(card: WaContactCard): { line: string; attachments: Attachme
   const strings = (values: unknown[]) => values.filter((value): value is string => typeof value === 'string' && value !== '');
   const phones = strings(records(card.phones).map((p) => p.phone));
   const emails = strings(records(card.emails).map((e) => e.email));
-  const attachments = phones.map((phone): Attachment => ({ type: 'contact', url: `tel:${phone.replace(/[^\d+]/g, '')}`, ...(name ? { name } : {}) }));
-  const details = [...phones, ...emails].join(', ');
-  return { line: `Shared contact: ${[name, details].filter(Boolean).join(' ')}`, attachments };
+  const { text, attachments } = sharedContact(name, phones, emails);
+  return { line: text, attachments };
 }
 
 /** What a cart sent from the catalog holds, one line a product: an agent sees what was ordered. */
