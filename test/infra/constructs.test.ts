@@ -14,8 +14,9 @@ import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AlarmedDeadLetterQueue } from '../../lib/constructs/dead-letter-queue';
 import { OperationalAlarms, type OperationalAlarmsProps } from '../../lib/constructs/operational-alarms';
 import { OperationsDashboard, type OperationsDashboardProps } from '../../lib/constructs/operations-dashboard';
+import { testOutdir } from '../support/cdk-outdir';
 
-const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false }), 'Test');
+const newStack = (): Stack => new Stack(new App({ builtinCloudFormationValidation: false, outdir: testOutdir }), 'Test');
 const fn = (stack: Stack, timeoutSeconds: number): LambdaFunction =>
   new LambdaFunction(stack, `Fn${timeoutSeconds}`, {
     runtime: Runtime.NODEJS_22_X,
@@ -74,7 +75,7 @@ describe('ConversaHttpApi', () => {
 
 describe('ConversaFunction', () => {
   // Bundling skipped: only the function's configuration is under test.
-  const stackWithout = () => new Stack(new App({ builtinCloudFormationValidation: false, context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
+  const stackWithout = () => new Stack(new App({ builtinCloudFormationValidation: false, outdir: testOutdir, context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
   const nodeOptions = (sourceMaps?: boolean) => {
     const stack = stackWithout();
     new ConversaFunction(stack, 'Fn', { spec: FUNCTIONS.webhook, projectRoot: process.cwd(), ...(sourceMaps === undefined ? {} : { sourceMaps }) });
@@ -159,7 +160,7 @@ describe('OperationalAlarms: table throttling', () => {
 describe('OperationsDashboard', () => {
   /** The dashboard's properties in a bare stack (in `region`), showing its dead-letter queue's alarm with `alarmed`. */
   const dashboard = (options: Partial<OperationsDashboardProps>, { region, alarmed = false }: { region?: string; alarmed?: boolean } = {}): Record<string, unknown> => {
-    const stack = new Stack(new App({ builtinCloudFormationValidation: false }), 'Ops', region ? { env: { account: '111111111111', region } } : {});
+    const stack = new Stack(new App({ builtinCloudFormationValidation: false, outdir: testOutdir }), 'Ops', region ? { env: { account: '111111111111', region } } : {});
     const lambda = fn(stack, 10);
     const dlq = new AlarmedDeadLetterQueue(stack, 'Dlq');
     new OperationsDashboard(stack, 'Dashboard', {

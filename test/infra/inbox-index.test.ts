@@ -15,6 +15,7 @@ import { StatelessStack } from '../../lib/stateless-stack';
 import { ENV } from '../../src/config';
 import { FUNCTIONS, type FunctionName } from '../../src/manifest';
 import { type InboxIndexStage, TABLE } from '../../src/store/table';
+import { testOutdir } from '../support/cdk-outdir';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
@@ -23,7 +24,7 @@ type Json = Record<string, any>;
 
 function newApp(): App {
   // CDK's built-in CloudFormation schema check costs half a minute per process; `npm run synth` runs it.
-  return new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, builtinCloudFormationValidation: false });
+  return new App({ context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] }, builtinCloudFormationValidation: false, outdir: testOutdir });
 }
 
 /** What one synth deploys: the templates, the table's indexes, and what the functions read and may query. */

@@ -19,6 +19,7 @@ import { TABLE } from '../../src/store/table';
 import { PLACEHOLDER_WARNINGS } from '../../lib/placeholder-warnings';
 import { QUEUE_MAX_CONCURRENCY } from '../../lib/stateless-stack';
 import { ConversaTable } from '../../lib/constructs/conversa-table';
+import { testOutdir } from '../support/cdk-outdir';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const cdkJsonContext = (JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> }).context;
@@ -36,6 +37,7 @@ function build(config: Partial<ConversaAppConfig> = {}): { app: App; stacks: Con
     context: { ...cdkJsonContext, 'aws:cdk:bundling-stacks': [] },
     // CDK's built-in CloudFormation schema check costs half a minute per process; `npm run synth` runs it.
     builtinCloudFormationValidation: false,
+    outdir: testOutdir,
   });
   return { app, stacks: buildConversa(app, { projectRoot, ...config }) };
 }
