@@ -448,10 +448,12 @@ function reactionText(old: string[], now: string[]): string | undefined {
 /**
  * A customer's reaction to a message of their chat, stored as a message naming that message in
  * `replyTo`, as WhatsApp's and Meta's are. Telegram gives a reaction no id: the chat, the message,
- * who reacted, when, and what they have now tell a redelivery (the same update again) from another
- * reaction. It names no forum topic, so one in a forum lands in the group's own conversation.
+ * who reacted, when, what they have now and the update's id tell a redelivery (the same update
+ * again) from another reaction; the update id alone tells apart a reaction taken back and given
+ * again within the second. It names no forum topic, so one in a forum lands in the group's own
+ * conversation.
  */
-function fromReaction(reaction: TgReactionUpdate): InboundMessageEvent | undefined {
+function fromReaction(reaction: TgReactionUpdate, updateId: unknown): InboundMessageEvent | undefined {
   const chat = reaction.chat;
   if (chat?.id === undefined || typeof reaction.message_id !== 'number' || chat.type === 'channel' || reaction.user?.is_bot) return undefined;
   const keys = (items: TgReaction[] | undefined) => records(items).flatMap((item) => reactionKey(item) ?? []);
@@ -466,7 +468,7 @@ function fromReaction(reaction: TgReactionUpdate): InboundMessageEvent | undefin
     kind: 'message',
     channel: 'telegram',
     handle: chatId,
-    providerMessageId: `${chatId}:${reaction.message_id}:reaction:${actor}:${reaction.date ?? 0}:${now.join(',')}`,
+    providerMessageId: `${chatId}:${reaction.message_id}:reaction:${actor}:${reaction.date ?? 0}:${now.join(',')}${typeof updateId === 'number' ? `:${updateId}` : ''}`,
     text: signed(text, as, reaction.user),
     attachments: [],
     ...replyContext(`${chatId}:${reaction.message_id}`),
@@ -504,7 +506,7 @@ function normalizeTelegram(rawBody: string): InboundEvent[] {
     ...leniently('Telegram message', () => [fromMessage(u.message, false)]),
     ...leniently('Telegram edited message', () => [fromMessage(u.edited_message, true)]),
     ...leniently('Telegram callback query', () => [u.callback_query ? fromCallbackQuery(u.callback_query) : undefined]),
-    ...leniently('Telegram reaction', () => [isRecord(u.message_reaction) ? fromReaction(u.message_reaction) : undefined]),
+    ...leniently('Telegram reaction', () => [isRecord(u.message_reaction) ? fromReaction(u.message_reaction, u.update_id) : undefined]),
   ];
   // Member changes, polls answers, inline queries, a message's anonymous reaction counts
   // (message_reaction_count, which name no one): not conversation content. Channel posts are the

@@ -646,9 +646,9 @@ describe('telegram normalize: replies', () => {
 
 describe('telegram normalize: reactions (message_reaction)', () => {
   /** An Update whose message_reaction is the fixture's with `fields` replaced. */
-  function reaction(fields: Record<string, unknown>) {
+  function reaction(fields: Record<string, unknown>, updateId = 10501) {
     const { message_reaction: base } = JSON.parse(fixture('telegram', 'message-reaction')) as { message_reaction: Record<string, unknown> };
-    return adapter.normalize(signedRequest('telegram', JSON.stringify({ update_id: 10501, message_reaction: { ...base, ...fields } })), credentials);
+    return adapter.normalize(signedRequest('telegram', JSON.stringify({ update_id: updateId, message_reaction: { ...base, ...fields } })), credentials);
   }
   const thumbsUp = { type: 'emoji', emoji: '👍' };
   const heart = { type: 'emoji', emoji: '❤' };
@@ -658,7 +658,7 @@ describe('telegram normalize: reactions (message_reaction)', () => {
       {
         kind: 'message',
         ...ada,
-        providerMessageId: '123456789:44:reaction:123456789:1749416383:👍',
+        providerMessageId: '123456789:44:reaction:123456789:1749416383:👍:10500',
         text: 'reacted 👍 to a message',
         attachments: [],
         replyTo: { providerMessageId: '123456789:44' },
@@ -704,6 +704,19 @@ describe('telegram normalize: reactions (message_reaction)', () => {
     expect(new Set([once?.providerMessageId, ...others]).size).toBe(6);
   });
 
+  it('tells a reaction taken back and given again within the second from a redelivery, by the update id', () => {
+    const [given] = reaction({ old_reaction: [], new_reaction: [thumbsUp] }, 20001);
+    const [taken] = reaction({ old_reaction: [thumbsUp], new_reaction: [] }, 20002);
+    const [givenAgain] = reaction({ old_reaction: [], new_reaction: [thumbsUp] }, 20003);
+    const [redelivered] = reaction({ old_reaction: [], new_reaction: [thumbsUp] }, 20003);
+    expect(new Set([given, taken, givenAgain].map((event) => event?.providerMessageId)).size).toBe(3);
+    expect(redelivered?.providerMessageId).toBe(givenAgain?.providerMessageId);
+    // An update without its id (never from Telegram) still gets one from what it says.
+    expect(adapter.normalize(signedRequest('telegram', JSON.stringify({ message_reaction: JSON.parse(fixture('telegram', 'message-reaction')).message_reaction })), credentials)).toMatchObject([
+      { providerMessageId: '123456789:44:reaction:123456789:1749416383:👍' },
+    ]);
+  });
+
   it('in a group, is the group\'s, signed with the member\'s name, or the group\'s when an admin reacts anonymously', () => {
     const group = { id: -1001987654321, type: 'supergroup', title: 'Acme buyers' };
     expect(reaction({ chat: group })).toMatchObject([
@@ -711,7 +724,7 @@ describe('telegram normalize: reactions (message_reaction)', () => {
     ]);
     const [anonymous] = reaction({ chat: group, user: undefined, actor_chat: group });
     expect(anonymous).toMatchObject({ handle: '-1001987654321', text: 'Acme buyers: reacted 👍 to a message' });
-    expect(anonymous?.providerMessageId).toBe('-1001987654321:44:reaction:-1001987654321:1749416383:👍');
+    expect(anonymous?.providerMessageId).toBe('-1001987654321:44:reaction:-1001987654321:1749416383:👍:10501');
   });
 
   it('takes none from bots or channels, nor the anonymous counts of message_reaction_count', () => {
