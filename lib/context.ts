@@ -27,6 +27,8 @@ export const CONTEXT_KEYS = [
   'reengageAfterSeconds',
   'autoResolveAfterSeconds',
   'visitorAddressSends',
+  'visitorUploadsPerHour',
+  'agentUploadsPerHour',
   'engagementConcurrency',
   'nag',
 ] as const;
@@ -59,11 +61,11 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
     if (!Number.isFinite(value)) throw new Error(`context ${key} must be a number of seconds, got ${raw}`);
     return value;
   };
-  const messages = (key: ContextKey): number | undefined => {
+  const count = (key: ContextKey, what: string): number | undefined => {
     const raw = context(key);
     if (raw === undefined) return undefined;
     const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of messages, got ${raw}`);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`context ${key} must be a whole number of ${what}, got ${raw}`);
     return value;
   };
   // A count or `none`; its bounds are the stack's to check, for props as well.
@@ -127,7 +129,9 @@ export function readConversaContext(tryGetContext: (key: ContextKey) => unknown)
       ...optional('emailFallbackDelaySeconds', seconds('emailFallbackDelaySeconds')),
       ...optional('reengageAfterSeconds', seconds('reengageAfterSeconds')),
       ...optional('autoResolveAfterSeconds', seconds('autoResolveAfterSeconds')),
-      ...optional('visitorAddressSends', messages('visitorAddressSends')),
+      ...optional('visitorAddressSends', count('visitorAddressSends', 'messages')),
+      ...optional('visitorUploadsPerHour', count('visitorUploadsPerHour', 'upload tickets')),
+      ...optional('agentUploadsPerHour', count('agentUploadsPerHour', 'upload tickets')),
       ...optional('engagementConcurrency', concurrency('engagementConcurrency')),
     },
     nag: flag('nag', true),

@@ -8,7 +8,7 @@ import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
-import { ENV, TIMER_MAX_SECONDS, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
+import { ENV, TIMER_MAX_SECONDS, UPLOADS_PER_HOUR_DEFAULT, VISITOR_ADDRESS_SENDS_DEFAULT } from '../src/config';
 import { INBOX_INDEX, TABLE } from '../src/store/table';
 import {
   FUNCTIONS,
@@ -178,6 +178,17 @@ export interface StatelessStackProps extends StackProps {
    */
   readonly visitorAddressSends?: number;
   /**
+   * Upload tickets one web visitor may take per UTC hour (`CONVERSA_VISITOR_UPLOADS_PER_HOUR`):
+   * each upload is kept a day, so this bounds what one visitor token can put in the bucket.
+   * @default 60
+   */
+  readonly visitorUploadsPerHour?: number;
+  /**
+   * Upload tickets one agent may take per UTC hour (`CONVERSA_AGENT_UPLOADS_PER_HOUR`).
+   * @default 600
+   */
+  readonly agentUploadsPerHour?: number;
+  /**
    * Concurrency reserved for the engagement function (the timers' target), also its ceiling: a
    * burst of schedules firing together (business hours opening in one time zone) waits in Lambda's
    * asynchronous queue, retried for up to 6 hours and then dead-lettered, instead of taking the
@@ -339,6 +350,8 @@ export class StatelessStack extends Stack {
       [ENV.reengageAfter]: String(timers.reengageAfterSeconds),
       [ENV.autoResolveAfter]: String(timers.autoResolveAfterSeconds),
       [ENV.visitorAddressSends]: String(props.visitorAddressSends ?? VISITOR_ADDRESS_SENDS_DEFAULT),
+      [ENV.visitorUploadsPerHour]: String(props.visitorUploadsPerHour ?? UPLOADS_PER_HOUR_DEFAULT.visitor),
+      [ENV.agentUploadsPerHour]: String(props.agentUploadsPerHour ?? UPLOADS_PER_HOUR_DEFAULT.agent),
       [ENV.mailReplyDomain]: mailReplyDomain,
     };
 
@@ -636,6 +649,11 @@ function refuseInvalidProps(props: StatelessStackProps): void {
     if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= TIMER_MAX_SECONDS[key])) {
       throw new Error(`${key} must be whole seconds from 1 to ${TIMER_MAX_SECONDS[key]}, got ${value}`);
     }
+  }
+  // The functions refuse to start on a count below 1 or a fraction (config): fail the synth instead.
+  for (const key of ['visitorAddressSends', 'visitorUploadsPerHour', 'agentUploadsPerHour'] as const) {
+    const value = props[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new Error(`${key} must be a whole number of at least 1, got ${value}`);
   }
 }
 

@@ -48,6 +48,9 @@ describe('context', () => {
   it('refuses a log level or message count that cannot be meant', () => {
     expect(refused({ logLevel: 'debug' })).toThrow('context logLevel must be DEBUG, INFO, WARN or ERROR, got debug');
     expect(refused({ visitorAddressSends: '2.5' })).toThrow('context visitorAddressSends must be a whole number of messages, got 2.5');
+    expect(read({ visitorUploadsPerHour: '30', agentUploadsPerHour: 1200 }).config).toMatchObject({ visitorUploadsPerHour: 30, agentUploadsPerHour: 1200 });
+    expect(refused({ visitorUploadsPerHour: '0' })).toThrow('context visitorUploadsPerHour must be a whole number of upload tickets, got 0');
+    expect(refused({ agentUploadsPerHour: 'lots' })).toThrow('context agentUploadsPerHour must be a whole number of upload tickets, got lots');
   });
 
   it('reads engagementConcurrency as a number, left to the stack to bound, or none', () => {

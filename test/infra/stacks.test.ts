@@ -833,6 +833,19 @@ describe('props reach the template', () => {
     }
   });
 
+  it('hands the upload quotas to the functions that sign uploads, and refuses a count below 1 or a fraction', () => {
+    const widgetEnv = (inspect: Inspect) => inspect.fn('widget').Properties.Environment.Variables as Json;
+    const apiEnv = (inspect: Inspect) => inspect.fn('api').Properties.Environment.Variables as Json;
+    expect(widgetEnv(stateless)[ENV.visitorUploadsPerHour]).toBe('60');
+    expect(apiEnv(stateless)[ENV.agentUploadsPerHour]).toBe('600');
+    const custom = new Inspect(Template.fromStack(build({ visitorUploadsPerHour: 12, agentUploadsPerHour: 2400 }).stacks.stateless));
+    expect(widgetEnv(custom)[ENV.visitorUploadsPerHour]).toBe('12');
+    expect(apiEnv(custom)[ENV.agentUploadsPerHour]).toBe('2400');
+    for (const key of ['visitorAddressSends', 'visitorUploadsPerHour', 'agentUploadsPerHour'] as const) {
+      for (const value of [0, 2.5, -3]) expect(() => build({ [key]: value }), `${key} ${value}`).toThrow(`${key} must be a whole number of at least 1, got ${value}`);
+    }
+  });
+
   it('takes each timer up to its bound', () => {
     const { stacks: custom } = build({ ...TIMER_MAX_SECONDS });
     const env = new Inspect(Template.fromStack(custom.stateless)).fn('engagement').Properties.Environment.Variables as Json;
