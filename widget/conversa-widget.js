@@ -201,7 +201,10 @@
         ...(body ? { body: JSON.stringify(body) } : {}),
       });
       const answer = res.status === 204 ? {} : await res.json().catch(() => ({}));
-      if (!res.ok) throw Object.assign(new Error(answer.error?.message || `HTTP ${res.status}`), { status: res.status, code: answer.error?.code });
+      if (!res.ok) {
+        const retryAfter = Number(res.headers.get('retry-after')) || undefined;
+        throw Object.assign(new Error(answer.error?.message || `HTTP ${res.status}`), { status: res.status, code: answer.error?.code, retryAfter });
+      }
       return answer;
     }
 
@@ -573,6 +576,11 @@
       if (error.status === 413 || error.code === 'file_too_large') return `${file} is too large to send here (25 MB at most).`;
       if (error.status === 415 || /^(invalid_content_type|attachment_type_not_supported)$/.test(error.code)) return `${file} is a type of file that cannot be sent here.`;
       if (error.code === 'file_empty') return `${file} is empty.`;
+      if (error.code === 'too_many_uploads') {
+        // The quota is per hour: "try again" at once would only be refused again.
+        const minutes = Math.ceil((error.retryAfter ?? 3600) / 60);
+        return `${file} was not sent: too many files this hour. Please try again in ${minutes === 1 ? 'a minute' : `${minutes} minutes`}.`;
+      }
       return `${file} could not be sent. Please try again.`;
     }
 

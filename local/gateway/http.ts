@@ -100,7 +100,11 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     const rawQueryString = queryAt === -1 ? '' : url.slice(queryAt + 1);
     const method = req.method ?? 'GET';
 
-    if (req.headers.origin !== undefined) res.setHeader('access-control-allow-origin', '*');
+    // As the deployed API's CORS: a page may read when to try again.
+    if (req.headers.origin !== undefined) {
+      res.setHeader('access-control-allow-origin', '*');
+      res.setHeader('access-control-expose-headers', 'retry-after');
+    }
     if (method === 'OPTIONS') return answerPreflight(req, res);
 
     // The provider stand-ins take what the providers take (Telegram's uploads), not the API's limit.

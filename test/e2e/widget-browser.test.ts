@@ -1415,20 +1415,57 @@ it.skipIf(!runs)('shows a returning visitor older messages on demand, above the 
   await context.close();
 }, 120_000);
 
+/** The visitor picks a file the page makes (a 25 MiB one costs nothing to hand over this way). */
+function pickFile(page: Page, name: string, size: number, type: string) {
+  return widget(page).locator('input[type=file]').evaluate((input, file) => {
+    const picked = new (globalThis as any).DataTransfer();
+    picked.items.add(new File([new Uint8Array(file.size)], file.name, { type: file.type }));
+    (input as unknown as { files: unknown }).files = picked.files;
+    input.dispatchEvent(new Event('change'));
+  }, { name, size, type });
+}
+
+it.skipIf(!runs)('past the hourly upload quota, says when the visitor can send a file again rather than "try again"', async () => {
+  const { context, page } = await startChat('Quinn');
+  await visitorSays(page, 'I have lots of photos', 'the first message');
+  // The visitor's tickets for this hour, taken as the widget takes them (its own token and origin).
+  const statuses = await page.evaluate(async (url) => {
+    const token = (globalThis as any).localStorage.getItem('conversa.visitorToken') as string;
+    const take = () =>
+      fetch(`${url}/v1/widget/uploads`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ contentType: 'image/jpeg', size: 100 }),
+      }).then((res) => res.status);
+    const seen: number[] = [];
+    for (let i = 0; i < 200 && !seen.includes(429); i++) seen.push(await take());
+    return seen;
+  }, stack.httpUrl);
+  expect(statuses.at(-1)).toBe(429);
+  expect(statuses.slice(0, -1).every((status) => status === 201 || status === 200)).toBe(true);
+
+  const draft = 'And one more';
+  await widget(page).getByLabel('Message').fill(draft);
+  await pickFile(page, 'beach.jpg', 100, 'image/jpeg');
+  const notice = widget(page).locator('.notice');
+  // The quota's hour is the UTC hour: the answer's Retry-After runs to its end (read, so not a flat hour).
+  const minutesLeft = () => Math.ceil((3_600_000 - (Date.now() % 3_600_000)) / 60_000);
+  const said = (minutes: number) => `"beach.jpg" was not sent: too many files this hour. Please try again in ${minutes === 1 ? 'a minute' : `${minutes} minutes`}.`;
+  const before = minutesLeft();
+  await expect.poll(() => notice.textContent()).toMatch(/^"beach\.jpg" was not sent/);
+  expect([said(before), said(minutesLeft())]).toContain(await notice.textContent());
+  expect(await widget(page).getByLabel('Message').inputValue()).toBe(draft);
+  expect(await widget(page).locator('.message.inbound').count()).toBe(1);
+  await context.close();
+}, 60_000);
+
 it.skipIf(!runs)('says in a few words why a file did not go (too large, a type not taken, an upload that failed), keeps the draft, and sends it with the file picked again', async () => {
   const { context, page } = await startChat('Ugo');
   const { conversationId } = await visitorSays(page, 'I will send you the invoice', 'the first message');
   const draft = 'Here it is';
   await widget(page).getByLabel('Message').fill(draft);
   const notice = widget(page).locator('.notice');
-  /** The visitor picks a file the page makes (a 25 MiB one costs nothing to hand over this way). */
-  const pick = (name: string, size: number, type: string) =>
-    widget(page).locator('input[type=file]').evaluate((input, file) => {
-      const picked = new (globalThis as any).DataTransfer();
-      picked.items.add(new File([new Uint8Array(file.size)], file.name, { type: file.type }));
-      (input as unknown as { files: unknown }).files = picked.files;
-      input.dispatchEvent(new Event('change'));
-    }, { name, size, type });
+  const pick = (name: string, size: number, type: string) => pickFile(page, name, size, type);
 
   await pick('scan.pdf', 25 * 1024 * 1024 + 1, 'application/pdf');
   await expect.poll(() => notice.textContent()).toBe('"scan.pdf" is too large to send here (25 MB at most).');
