@@ -4,6 +4,7 @@ import type { Route } from './context';
 import { json, parseBody, validate } from '../http/http';
 import { badRequest, notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
+import { setConversationStatus } from '../domain/assignment';
 import { MAX_MENTIONS, mentionedConversations } from '../domain/mentions';
 import { isErased } from '../domain/erasure';
 import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
@@ -125,15 +126,8 @@ export const setLabelsRoute: Route = async ({ event, params }) => {
   return json(200, toConversation(await setLabels(params.id!, body.labels)));
 };
 
-// A person changed it, as with POST .../status: a transfer asked for before is no longer the last
-// word (transferNote), so the same transfer again is a new one, not a retry to swallow.
-export const resolveRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(
-    params.id!,
-    agentChange((c) => (c.status === 'resolved' ? undefined : { ...withStatus(c, 'resolved', undefined, agent.id), transferNote: undefined })),
-  );
-  return json(200, toConversation(after));
-};
+// POST .../status {status: "resolved"}: the same change, with its CSAT question.
+export const resolveRoute: Route = async ({ params, agent }) => json(200, toConversation(await setConversationStatus(params.id!, 'resolved', undefined, agent.id)));
 
 export const reopenRoute: Route = async ({ params, agent }) => {
   const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'open' ? undefined : { ...withStatus(c, 'open'), transferNote: undefined })), {

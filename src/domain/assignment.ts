@@ -8,6 +8,8 @@ import { changeConversation, withStatus } from './conversations';
 import { contentHash, newId } from './ids';
 import { postAgentMessage, type AgentIdentity } from './outbound';
 import { syncSnoozeWake } from './snooze';
+import { askAfterAgentResolution, withAgentResolutionAsk } from './engagement';
+import { getSettings } from './settings';
 import type { ConversationStatus, Message } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
 import { agentChange, getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -180,16 +182,20 @@ export async function setConversationStatus(conversationId: string, status: Conv
   } else if (snoozedUntil) {
     throw badRequest('invalid_request', 'snoozedUntil: only with status "snoozed"');
   }
+  const settings = status === 'resolved' ? await getSettings() : undefined;
+  const at = new Date().toISOString();
   const { before, after } = await changeConversation(
     conversationId,
     agentChange((c) => {
       if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
       // A person changed it: a transfer asked for before is no longer the last word (transferNote).
-      const next = { ...withStatus(c, status, undefined, by), transferNote: undefined };
-      return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: new Date().toISOString() } : next;
+      const next = { ...withStatus(c, status, at, by), transferNote: undefined };
+      if (settings) return withAgentResolutionAsk(next, settings, at);
+      return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: at } : next;
     }),
     { by },
   );
+  if (settings) await askAfterAgentResolution(before, after, settings);
   if (after.status === 'snoozed' || before.status === 'snoozed') await syncSnoozeWake(after);
   return after;
 }

@@ -871,6 +871,33 @@ export async function resolveByVisitor(conversationId: string, now = new Date())
   return { conversation: after, changed };
 }
 
+/**
+ * An agent's resolution (`/resolve`, `/status`, a macro's `setStatus`) asks the CSAT question as
+ * the auto-resolve does, as Chatwoot asks when an agent resolves: `next`, the conversation resolved
+ * at `at`, carries the ask in the same write. Not to a customer who never wrote (a proactive message
+ * nobody answered), nor one whose last word was a rating of this issue, nor where the question could
+ * not go now (the provider's window, an SMS opt-out), nor after a reply that never reached them (as
+ * the auto-resolve), nor during an erasure.
+ */
+export function withAgentResolutionAsk(next: ConversationRecord, settings: Settings, at: string): ConversationRecord {
+  if (next.status !== 'resolved' || !settings.csat.enabled || !next.lastInboundAt || isErasing(next) || awaitsRetry(next)) return next;
+  if (next.csat?.at && next.csat.at >= next.lastInboundAt) return next;
+  if (!canSendNow(next, new Date(at))) return next;
+  return { ...next, engagement: { ...next.engagement, csatAskedAt: at, csatResolvedAt: at } };
+}
+
+/**
+ * After the write withAgentResolutionAsk shaped: the question, under the id made from the ask. A
+ * retried call that changed nothing (the first died after its write) asks the question that one
+ * left unasked, once, as the auto-resolve's retry does.
+ */
+export async function askAfterAgentResolution(before: ConversationRecord, after: ConversationRecord, settings: Settings): Promise<void> {
+  const askedAt = after.engagement?.csatAskedAt;
+  if (after.status !== 'resolved' || !askedAt || isErasing(after)) return;
+  if (after === before) await finishCsatQuestion(after, settings);
+  else if (before.engagement?.csatAskedAt !== askedAt) await askForRating(after, settings, csatQuestionId(after.id, askedAt));
+}
+
 /** The CSAT question an auto-resolve asked at `askedAt`: its id is made from the ask, the same on every retry. */
 const csatQuestionId = (conversationId: string, askedAt: string) => idFor(Date.parse(askedAt), `${conversationId}#csat#${askedAt}`);
 

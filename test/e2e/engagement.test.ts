@@ -232,7 +232,8 @@ describe('autoresponder and business hours', () => {
   it('greets a customer who comes back after a resolution again, once', async () => {
     await settings({ autoresponder: { enabled: true, message: 'Hello from the team' } });
     const { ws, conversationId } = await visitor({ name: 'Rosa' });
-    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    // The bot's other message here is the rating question the agent's resolution asks.
+    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot' && m.text.startsWith('Hello from the team'));
     await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
     await agentReply(conversationId, 'How can I help?');
     expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
@@ -254,7 +255,7 @@ describe('autoresponder and business hours', () => {
   ])('does not greet a customer who answers the team’s follow-up on a resolved conversation (%s)', async (_, greetedAtStart) => {
     await settings({ autoresponder: { enabled: greetedAtStart, message: 'Hello from the team' } });
     const { ws, conversationId } = await visitor({ name: 'Sol' });
-    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot');
+    const greetings = async () => (await history(conversationId)).filter((m) => m.sender.type === 'bot' && m.text.startsWith('Hello from the team'));
     if (greetedAtStart) await ws.waitFor((f) => f.type === 'message.created' && f.message.text.startsWith('Hello from the team'), 10_000, 'first greeting');
     await agentReply(conversationId, 'How can I help?');
     await settings({ autoresponder: { enabled: true } });
@@ -1039,19 +1040,110 @@ describe('auto-resolve and CSAT', () => {
   });
 });
 
+/** A customer on `channel` whose message has run its hooks (its auto-resolve is armed). */
+async function providerCustomer(channel: 'whatsapp' | 'sms', text: string): Promise<{ handle: string; conversationId: string }> {
+  const handle = newHandle(channel);
+  expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
+  const conversationId = await eventually(async () => (await getHandle(channel, handle))?.conversationId);
+  await customerHooksDone(conversationId);
+  // The greeting goes out once the customer's fan-out is out: a provider failure armed after this
+  // must meet the agent's reply, not the greeting (a CI run saw the greeting take it).
+  await eventually(async () => ((await history(conversationId)).some((m) => m.sender.type === 'bot' && m.status === 'queued') ? undefined : true));
+  return { handle, conversationId };
+}
+describe('CSAT when an agent resolves', () => {
+  const resolve = (conversationId: string) => http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt });
+  const questions = async (conversationId: string, question: string) => (await history(conversationId)).filter((m) => m.text === question);
+
+  it('asks the customer as the auto-resolve does, once across retried calls, and the rating keeps the conversation resolved and credited', async () => {
+    const question = `How did Eve do? 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await timers({});
+    await settings({ csat: { enabled: true, question } });
+    const { ws, conversationId } = await visitor(undefined, 'Where is my parcel?');
+    await customerHooksDone(conversationId);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/assign`, { token: agentJwt, body: { agentId: 'agent-eve' } })).status).toBe(200);
+    await agentReply(conversationId, 'It arrives tomorrow');
+
+    // Act: Eve resolves, and her console sends the call again (a retry after a lost answer)
+    expect((await resolve(conversationId)).status).toBe(200);
+    const asked = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === question, 15_000, 'the question at the visitor');
+    expect((await resolve(conversationId)).status).toBe(200);
+
+    // Assess: one question, with the widget's buttons, and the answer is the conversation's rating
+    expect(asked.message.attachments).toEqual([expect.objectContaining({ type: 'csat' })]);
+    expect(await questions(conversationId, question)).toHaveLength(1);
+    await visitorSays(ws, '5 - very helpful');
+    const rated = await agent.waitFor((f) => f.type === 'conversation.updated' && f.conversation.id === conversationId && f.conversation.csat, 10_000, 'the rating');
+    expect(rated.conversation).toMatchObject({ status: 'resolved', assigneeId: 'agent-eve', csat: { score: 5, comment: 'very helpful' } });
+    // Reopened by Eve and resolved again with nothing new from the customer: not asked twice for one issue.
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/reopen`, { token: agentJwt })).status).toBe(200);
+    expect((await resolve(conversationId)).status).toBe(200);
+    await sleep(500);
+    expect(await questions(conversationId, question)).toHaveLength(1);
+  });
+
+  it('asks the question a resolution that died after its write left unasked, when the call is made again', async () => {
+    const question = `Rate us 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: true, question } });
+    const { ws, conversationId } = await visitor(undefined, 'Can I change my order?');
+    await customerHooksDone(conversationId);
+    await agentReply(conversationId, 'Done');
+    // The first call's write landed (resolved, asking) and the call died before the question was stored.
+    const at = new Date().toISOString();
+    await updateConversation(conversationId, (c) => ({ ...c, status: 'resolved', resolvedAt: at, updatedAt: at, engagement: { ...c.engagement, csatAskedAt: at, csatResolvedAt: at } }));
+
+    expect((await resolve(conversationId)).status).toBe(200);
+    await ws.waitFor((f) => f.type === 'message.created' && f.message.text === question, 15_000, 'the question');
+    expect((await resolve(conversationId)).status).toBe(200);
+    await sleep(500);
+    expect(await questions(conversationId, question)).toHaveLength(1);
+  });
+
+  it('asks nobody with CSAT off, nor a customer the channel cannot reach now (past WhatsApp\'s 24 hours, an SMS opt-out) or whose last reply never reached them, nor through /status any differently', async () => {
+    const question = `Rate us 1 to 5 (${crypto.randomUUID().slice(0, 8)})`;
+    await timers({});
+    // CSAT off
+    await settings({ csat: { enabled: false, question } });
+    const off = await visitor(undefined, 'Quick one');
+    await customerHooksDone(off.conversationId);
+    expect((await resolve(off.conversationId)).status).toBe(200);
+    // WhatsApp, the customer's last message two days old
+    await settings({ csat: { enabled: true, question } });
+    const late = await providerCustomer('whatsapp', 'Do you ship to Spain?');
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    await updateConversation(late.conversationId, (c) => ({ ...c, lastInboundAt: twoDaysAgo, windowFrom: twoDaysAgo }));
+    expect((await resolve(late.conversationId)).status).toBe(200);
+    // SMS, opted out
+    const handle = newHandle('sms');
+    const stop = new URLSearchParams(textWebhook('sms', handle, 'STOP').body);
+    stop.set('OptOutType', 'STOP');
+    expect((await postWebhook(stack, 'sms', stop.toString())).status).toBe(200);
+    const optedOut = await eventually(async () => (await getHandle('sms', handle))?.conversationId);
+    await customerHooksDone(optedOut);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${optedOut}/status`, { token: agentJwt, body: { status: 'resolved' } })).status).toBe(200);
+    // WhatsApp, the agent's last reply refused by the provider: it never reached the customer
+    const refused = await providerCustomer('whatsapp', 'Can you call me?');
+    expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 400, count: 1 } })).status).toBe(200);
+    const failedId = await agentReply(refused.conversationId, 'We cannot call, sorry');
+    await agent.waitFor((f) => f.type === 'message.updated' && f.message.id === failedId && f.message.status === 'failed', 15_000, 'the refused reply');
+    expect((await resolve(refused.conversationId)).status).toBe(200);
+    // A customer on WhatsApp inside the window, resolved through /status: asked
+    const inWindow = await providerCustomer('whatsapp', 'And to Portugal?');
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${inWindow.conversationId}/status`, { token: agentJwt, body: { status: 'resolved' } })).status).toBe(200);
+
+    await eventually(async () => (await questions(inWindow.conversationId, question)).length === 1, 15_000);
+    for (const id of [off.conversationId, late.conversationId, optedOut, refused.conversationId]) {
+      expect((await conversation(id)).status).toBe('resolved');
+      expect(await questions(id, question)).toEqual([]);
+    }
+    const outbox = (await http(stack.httpUrl, 'GET', '/local/outbox')).body.items as { body: unknown }[];
+    expect(outbox.filter((i) => JSON.stringify(i.body).includes(question))).toHaveLength(1);
+  });
+});
+
 describe('a reply the customer never got', () => {
   const FOLLOW_UP = 'Still there? Anything else?';
-  /** A customer on `channel` whose message has run its hooks (its auto-resolve is armed). */
-  async function providerCustomer(channel: 'whatsapp' | 'sms', text: string): Promise<{ handle: string; conversationId: string }> {
-    const handle = newHandle(channel);
-    expect((await postWebhook(stack, channel, textWebhook(channel, handle, text).body)).status).toBe(200);
-    const conversationId = await eventually(async () => (await getHandle(channel, handle))?.conversationId);
-    await customerHooksDone(conversationId);
-    // The greeting goes out once the customer's fan-out is out: a provider failure armed after this
-    // must meet the agent's reply, not the greeting (a CI run saw the greeting take it).
-    await eventually(async () => ((await history(conversationId)).some((m) => m.sender.type === 'bot' && m.status === 'queued') ? undefined : true));
-    return { handle, conversationId };
-  }
+
   const status = (messageId: string, s: string) => agent.waitFor((f) => f.type === 'message.updated' && f.message.id === messageId && f.message.status === s, 15_000, `${s}: ${messageId}`);
   /** The auto-resolve firing now as though its whole delay had passed (a lost cancel, a fire under way). */
   const autoResolveFires = (conversationId: string) =>
@@ -1124,9 +1216,23 @@ describe('a reply the customer never got', () => {
 
   /** The conversation's messages since `afterId` that the bot wrote (autoresponder, CSAT question, follow-up). */
   const botSince = async (conversationId: string, afterId: string) => (await history(conversationId)).filter((m) => m.id > afterId && m.sender.type === 'bot');
+  async function expectOnlyResolutionQuestion(conversationId: string, replyId: string, question: 'withdrawn' | 'sent or withdrawn') {
+    const bots = await eventually(async () => {
+      const since = await botSince(conversationId, replyId);
+      return since.every((m) => m.status !== 'queued') ? since : undefined;
+    }, 15_000);
+    expect(bots.map((m) => m.text)).toEqual(['Rate us 1 to 5']);
+    if (question === 'withdrawn') expect(bots[0]).toMatchObject({ status: 'failed' });
+  }
   const resolveAsAgent = async (conversationId: string) => expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/resolve`, { token: agentJwt })).status).toBe(200);
-  /** The failed reply's conversation reopened, shown so to the agents, and nothing armed resolves it (or asks) until the agent writes. */
-  async function reopenedForAgent(conversationId: string, replyId: string, assigneeId: string) {
+  /**
+   * The failed reply's conversation reopened, shown so to the agents, and nothing armed resolves it
+   * (or asks again) until the agent writes. The bot wrote nothing since the reply but the rating
+   * question the agent's resolution asked: `withdrawn` when the reply failed before it went (the
+   * question waits behind it in the conversation's lane, and the reopening drops its ask); a failure
+   * reported after the send may come before or after the question went.
+   */
+  async function reopenedForAgent(conversationId: string, replyId: string, assigneeId: string, question: 'withdrawn' | 'sent or withdrawn') {
     const stored = await eventually(async () => {
       const c = await getConversation(conversationId, true);
       return c?.status === 'open' ? c : undefined;
@@ -1137,13 +1243,13 @@ describe('a reply the customer never got', () => {
       15_000,
       'reopened at agent',
     );
-    // The customer did not come back: no reopen in the reports, no greeting, no rating asked.
+    // The customer did not come back: no reopen in the reports, no greeting, no rating asked now.
     expect(stored.reopenCount ?? 0).toBe(0);
     expect(stored.engagement?.csatAskedAt).toBeUndefined();
     expect(pendingTimers(conversationId)).not.toContain('autoResolve');
     expect(await autoResolveFires(conversationId)).toBe('skipped');
     expect((await conversation(conversationId)).status).toBe('open');
-    expect(await botSince(conversationId, replyId)).toEqual([]);
+    await expectOnlyResolutionQuestion(conversationId, replyId, question);
   }
 
   it.each([
@@ -1165,7 +1271,7 @@ describe('a reply the customer never got', () => {
     await status(replyId, 'failed');
 
     // Assess: open again, the agent's, and held open until they send it again
-    await reopenedForAgent(conversationId, replyId, 'agent-eve');
+    await reopenedForAgent(conversationId, replyId, 'agent-eve', 'sent or withdrawn');
     const retryId = await agentReply(conversationId, 'Done, it is cancelled (again)');
     await status(retryId, 'sent');
     await eventually(() => pendingTimers(conversationId).includes('autoResolve'));
@@ -1185,7 +1291,7 @@ describe('a reply the customer never got', () => {
       const { conversationId, replyId } = await refusedAfterResolution();
 
       // Assess: resolved before the refusal, then reopened for Eve, who resolved it
-      await reopenedForAgent(conversationId, replyId, 'agent-eve');
+      await reopenedForAgent(conversationId, replyId, 'agent-eve', 'withdrawn');
     } finally {
       for (const other of others) await capacity(other.id, other.capacityOverride.async);
     }
@@ -1211,7 +1317,7 @@ describe('a reply the customer never got', () => {
       }, 15_000);
       expect(waiting.reopenCount ?? 0).toBe(0);
       expect(pendingTimers(conversationId)).not.toContain('autoResolve');
-      expect(await botSince(conversationId, replyId)).toEqual([]);
+      await expectOnlyResolutionQuestion(conversationId, replyId, 'withdrawn');
 
       // ...and handed out once the team has room again
       for (const a of agents) expect((await capacity(a.id, a.capacityOverride.async)).status).toBe(200);
