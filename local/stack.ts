@@ -166,7 +166,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         return true;
       }
       if (req.method === 'POST' && url.pathname === '/local/mail/inbound') {
-        const answer = await receiveLocalEmail(body);
+        const answer = await receiveLocalEmail(body, req.headers['content-type']);
         sendJson(res, answer.status, answer.body);
         return true;
       }

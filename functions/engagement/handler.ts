@@ -12,8 +12,9 @@
  *   already parsed (locally POST /local/mail/inbound does the same without this function).
  * - `{ kind: 'recountLoads' }`: the recurring schedule that heals agents' load counters and
  *   turns away online agents left without a connection.
- * - An SNS event whose messages are SES "Received" notifications (a receipt rule's SNS action,
- *   UTF-8 encoding): email replies as SES receiving delivers them when deployed.
+ * - An SNS event whose messages are SES "Received" notifications: email replies as SES receiving
+ *   delivers them when deployed, stored by the receipt rule's S3 action (read from the bucket the
+ *   notification names) or, from a rule with an SNS action (UTF-8), carried in the notification.
  *
  * A malformed event is logged and dropped: retrying cannot fix it, and the timers' DLQ is for
  * failures worth a look. Errors while acting are thrown: Lambda retries the (asynchronous)
@@ -25,6 +26,7 @@ import { runTimer } from '../../src/domain/engagement';
 import { recountAllLoads } from '../../src/domain/routing';
 import { sweepPresence } from '../../src/domain/presence';
 import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail } from '../../src/domain/email';
+import { readRawEmail } from '../../src/aws/raw-mail';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 
@@ -49,7 +51,8 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
   await loadReplySecret();
   const sns = SnsEvent.safeParse(event);
   if (sns.success) {
-    const results = await Promise.all(emailsFromSesNotifications(sns.data).map((email) => receiveEmail(email)));
+    const received = await emailsFromSesNotifications(sns.data, readRawEmail);
+    const results = await Promise.all(received.map(({ email, files }) => receiveEmail(email, files)));
     const dropped = results.flatMap((r) => (r.accepted ? [] : [r.reason]));
     const noted = results.flatMap((r) => (r.accepted && r.kept === 'note' ? [r.conversationId] : []));
     if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length, reasons: dropped });

@@ -107,8 +107,9 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     }
     if (method === 'OPTIONS') return answerPreflight(req, res);
 
-    // The provider stand-ins take what the providers take (Telegram's uploads), not the API's limit.
-    const limit = rawPath.startsWith('/local/providers/') ? PROVIDER_BODY_BYTES : MAX_BODY_BYTES;
+    // The provider stand-ins take what the providers take (Telegram's uploads), not the API's limit;
+    // the SES receiving stand-in a raw email with its files (SES takes up to 40 MB).
+    const limit = rawPath.startsWith('/local/providers/') || rawPath === '/local/mail/inbound' ? PROVIDER_BODY_BYTES : MAX_BODY_BYTES;
     let body: Buffer;
     try {
       body = await readBody(req, limit);

@@ -11,9 +11,12 @@
  *   customer's leaves the other's (messages sent before kept `media/agent/<owner>/<uploadId>`);
  * - `media/visitor/<owner>/<uploadId>`: the copy a visitor's message refers to (a visitor writes
  *   in their own conversations only, all erased together), kept;
- * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider.
+ * - `media/provider/<conversationId>/<messageId>/<index>`: a customer's file copied from the provider;
+ * - `media/provider/<conversationId>/email-<hash of the email's provider id>/<index>`: a file of a
+ *   customer's email reply, written before its message exists, the same on every delivery of the email.
  */
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ENV } from '../config';
 import { MEDIA_SCHEME } from '../domain/types';
@@ -53,6 +56,8 @@ export function uploadKeyOfStored(key: string): string | undefined {
   return parts ? `uploads/${parts[1]}/${parts[2]}/${parts[3]}` : undefined;
 }
 export const providerFileKey = (conversationId: string, messageId: string, index: number) => `${providerFilesPrefix(conversationId, messageId)}${index}`;
+export const emailFileKey = (conversationId: string, providerMessageId: string, index: number) =>
+  `${providerFilesPrefix(conversationId, `email-${createHash('sha256').update(providerMessageId).digest('base64url').slice(0, 22)}`)}${index}`;
 /** Where every file copied for one customer message lies. */
 export const providerFilesPrefix = (conversationId: string, messageId: string) => `media/provider/${conversationId}/${messageId}/`;
 

@@ -20,7 +20,11 @@ import { takeSend } from '../store/quota';
 import { normalizeEmail } from './contacts';
 import { showNote, storeOutbound } from './engagement';
 import { contentHash, newId } from './ids';
-import { SYSTEM_SENDER, type InboundMessageEvent, type Message } from './types';
+import { CONTENT_TYPE, attachmentType } from './media';
+import { MAX_ATTACHMENTS, MAX_UPLOAD_BYTES } from '../manifest';
+import { emailFileKey, MEDIA_SCHEME, putObject } from '../aws/media-store';
+import { mapConcurrently } from '../store/items';
+import { SYSTEM_SENDER, type Attachment, type InboundMessageEvent, type Message } from './types';
 
 let client: SESv2Client | undefined;
 const ses = () => (client ??= new SESv2Client({}));
@@ -253,7 +257,7 @@ export const InboundEmailSchema = z.object({
   messageId: z.optional(z.text(1, 998)),
   /** Headed as no person's writing (isAutomaticEmail): an out-of-office reply, a bounce. */
   automatic: z.optional(z.boolean()),
-  /** The names of the files it came with (attachedFileNames): not kept, but said, so none goes unseen. */
+  /** The names of the files it came with (attachedFileNames): those not kept as attachments are said, so none goes unseen. */
   files: z.optional(z.array(z.text(1, 255)).check(z.maxLength(MAX_LISTED_FILES))),
 });
 export type InboundEmail = z.infer<typeof InboundEmailSchema>;
@@ -390,9 +394,10 @@ export function emailProviderId(messageId: string): string {
  * holding the reply address (a forward, a quote in a thread, or the customer's other address) is
  * kept as a private note for the team instead, so that nobody speaks as the customer and nothing
  * the customer wrote is lost. A From naming no single address, or another sender's email with no
- * new text, is refused, and nothing is stored.
+ * new text, is refused, and nothing is stored. The customer's `files` (decoded from the raw email,
+ * attachedFiles) become the message's attachments; another sender's note only names them.
  */
-export async function receiveEmail(email: InboundEmail): Promise<InboundEmailResult> {
+export async function receiveEmail(email: InboundEmail, files: readonly EmailFile[] = []): Promise<InboundEmailResult> {
   if (email.automatic) return { accepted: false, reason: 'auto_reply' };
   const recipients = (Array.isArray(email.to) ? email.to : email.to.split(',')).map((r) => r.trim());
   let conversation: ConversationRecord | undefined;
@@ -407,13 +412,20 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
   }
   if (!conversation) return { accepted: false, reason: 'unknown_recipient' };
   const sender = senderAddress(email.from);
-  const text = withFilesNotKept(stripQuotedReply(email.text), email.files);
+  const words = stripQuotedReply(email.text);
   if (!(await fromCustomer(conversation, sender))) {
+    const text = withFilesNotKept(words, email.files);
     if (!sender || !text) return { accepted: false, reason: 'unknown_sender' };
     if (!(await keepAsNote(conversation, sender, text, email))) return { accepted: false, reason: 'rate_limited' };
     return { accepted: true, conversationId: conversation.id, kept: 'note' };
   }
-  if (!text) return { accepted: false, reason: 'empty' };
+  const providerMessageId = email.messageId ? emailProviderId(email.messageId) : undefined;
+  // Without a Message-ID a redelivery could not find the same keys: its files stay named.
+  const kept = providerMessageId ? await keepEmailFiles(conversation.id, providerMessageId, files) : [];
+  const keptIndexes = new Set(kept.map((k) => k.index));
+  const notKept = files.length > 0 ? files.flatMap((file, i) => (keptIndexes.has(i) ? [] : [file.name])) : email.files;
+  const text = withFilesNotKept(words, notKept);
+  if (!text && kept.length === 0) return { accepted: false, reason: 'empty' };
   const event: InboundMessageEvent = {
     kind: 'message',
     channel: conversation.channel,
@@ -421,17 +433,37 @@ export async function receiveEmail(email: InboundEmail): Promise<InboundEmailRes
     handle: conversation.handle,
     conversationId: conversation.id,
     text,
-    attachments: [],
+    attachments: kept.map((k) => k.attachment),
     sentAt: new Date().toISOString(),
-    ...(email.messageId ? { providerMessageId: emailProviderId(email.messageId) } : {}),
+    ...(providerMessageId ? { providerMessageId } : {}),
   };
   await enqueueInbound([event]);
   return { accepted: true, conversationId: conversation.id, kept: 'message' };
 }
 
+/** Files written at once (an email has a few). */
+const FILE_CONCURRENCY = 4;
+
 /**
- * Files sent by email are not kept (a reply comes through SNS whole, 150 KB at most): the message
- * names them, so that a customer's photo is not dropped unseen, and the team asks for it in the chat.
+ * Writes the decoded files of a customer's email into the media bucket, where the channels keep a
+ * customer's files, under keys made of the conversation, the email's provider id and the file's
+ * place: a redelivered email writes the same bytes to the same keys, and its message (stored once
+ * by that id) names them once. The attachments, with the index of the file each came from.
+ */
+async function keepEmailFiles(conversationId: string, providerMessageId: string, files: readonly EmailFile[]): Promise<{ index: number; attachment: Attachment }[]> {
+  const keptFiles = files.flatMap((file, index) => (file.bytes && file.mimeType ? [{ index, file: { ...file, bytes: file.bytes, mimeType: file.mimeType } }] : [])).slice(0, MAX_ATTACHMENTS);
+  return mapConcurrently(keptFiles, FILE_CONCURRENCY, async ({ index, file }) => {
+    const key = emailFileKey(conversationId, providerMessageId, index);
+    await putObject(key, file.bytes, file.mimeType);
+    const attachment: Attachment = { type: attachmentType(file.mimeType), url: `${MEDIA_SCHEME}${key}`, mimeType: file.mimeType, name: file.name, size: file.bytes.length };
+    return { index, attachment };
+  });
+}
+
+/**
+ * The files of an email that are not kept (over the channels' limit, past a message's number of
+ * files, or only named: the engagement function's `inboundEmail` event and the local JSON route):
+ * the message names them, so that a customer's photo is not dropped unseen, and the team asks for it in the chat.
  */
 function withFilesNotKept(text: string, files: readonly string[] | undefined): string {
   if (!files?.length) return text;
@@ -455,13 +487,23 @@ function localMessageId(email: z.infer<typeof LocalInboundEmailSchema>): string 
   return `<${contentHash(JSON.stringify([email.to, email.from, email.subject ?? '', email.text, email.date ?? '']))}@local.conversa>`;
 }
 
-/** Local stand-in for SES receiving (POST /local/mail/inbound): status and body to answer with. */
-export async function receiveLocalEmail(rawBody: string): Promise<{ status: number; body: unknown }> {
+/**
+ * Local stand-in for SES receiving (POST /local/mail/inbound): status and body to answer with. The
+ * body is the email as JSON (LocalInboundEmailSchema), or, with `contentType` message/rfc822, the raw
+ * MIME email as SES stores it, read as the deployed path reads it (its files kept likewise).
+ */
+export async function receiveLocalEmail(rawBody: string, contentType?: string): Promise<{ status: number; body: unknown }> {
+  if (/^message\/rfc822\b/i.test(contentType ?? '')) {
+    const received = emailFromMime(rawBody);
+    if (!received) return { status: 400, body: { error: { code: 'invalid_request', message: 'the email needs a To naming a reply address and a From' } } };
+    // A raw email without a Message-ID is the same email when it is the same bytes.
+    return localAnswer(await receiveEmail({ ...received.email, messageId: received.email.messageId ?? `<${contentHash(rawBody)}@local.conversa>` }, received.files));
+  }
   let json: unknown;
   try {
     json = JSON.parse(rawBody);
   } catch {
-    return { status: 400, body: { error: { code: 'invalid_json', message: 'the body must be a JSON object' } } };
+    return { status: 400, body: { error: { code: 'invalid_json', message: 'the body must be a JSON object (or, with Content-Type message/rfc822, a MIME email)' } } };
   }
   const parsed = LocalInboundEmailSchema.safeParse(json);
   if (!parsed.success) {
@@ -470,7 +512,10 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   }
   const { headers, ...email } = parsed.data;
   const automatic = email.automatic ?? isAutomaticEmail(Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name.toLowerCase(), value])));
-  const result = await receiveEmail({ ...email, automatic, messageId: email.messageId ?? localMessageId(email) });
+  return localAnswer(await receiveEmail({ ...email, automatic, messageId: email.messageId ?? localMessageId(email) }));
+}
+
+function localAnswer(result: InboundEmailResult): { status: number; body: unknown } {
   if (!result.accepted) {
     if (result.reason === 'unknown_sender') {
       return {
@@ -489,23 +534,41 @@ export async function receiveLocalEmail(rawBody: string): Promise<{ status: numb
   return { status: 202, body: { conversationId: result.conversationId, kept: result.kept } };
 }
 
-// ---------------------------------------------------------------------------------------------
-// SES receiving, deployed: a receipt rule's SNS action (encoding UTF-8, emails up to 150 KB)
-// publishes the whole email; the engagement function, subscribed to that topic, gets it here.
+// SES receiving, deployed: the stack's receipt rule's S3 action stores the whole email (up to
+// SES's 40 MB) and notifies the topic with where; a rule with an SNS action (encoding UTF-8, emails up
+// to 150 KB, larger ones bounce) publishes the email itself, as deployments before the S3 action did.
+// The engagement function, subscribed to that topic, gets either here.
 
 interface SesNotification {
   notificationType?: string;
   mail?: { messageId?: string; source?: string; commonHeaders?: { from?: string[]; to?: string[]; subject?: string; messageId?: string } };
-  receipt?: { recipients?: string[]; spamVerdict?: { status?: string }; virusVerdict?: { status?: string }; dmarcVerdict?: { status?: string } };
+  receipt?: {
+    recipients?: string[];
+    spamVerdict?: { status?: string };
+    virusVerdict?: { status?: string };
+    dmarcVerdict?: { status?: string };
+    action?: { type?: string; bucketName?: string; objectKey?: string };
+  };
   content?: string;
 }
 
+/** An email as received: its fields, and the files it came with (attachedFiles). */
+export interface ReceivedEmail {
+  email: InboundEmail;
+  files: EmailFile[];
+}
+
+/** Reads a stored raw email (the S3 action's object): its bytes, or undefined when there is none. */
+export type RawEmailReader = (bucket: string, key: string) => Promise<Buffer | undefined>;
+
 /**
  * The emails in an SNS event carrying SES "Received" notifications; spam, viruses and emails whose
- * From fails DMARC (forged: the sender check in receiveEmail trusts the From) are left out.
+ * From fails DMARC (forged: the sender check in receiveEmail trusts the From) are left out. An email
+ * the notification does not carry is read where the S3 action stored it; one gone from there
+ * (expired) is left out, and a failure to read it throws, so that the delivery is tried again.
  */
-export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?: string } }[] }): InboundEmail[] {
-  const emails: InboundEmail[] = [];
+export async function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?: string } }[] }, readRaw: RawEmailReader): Promise<ReceivedEmail[]> {
+  const emails: ReceivedEmail[] = [];
   for (const record of event.Records ?? []) {
     let note: SesNotification;
     try {
@@ -513,28 +576,49 @@ export function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?
     } catch {
       continue;
     }
-    if (note.notificationType !== 'Received' || !note.content) continue;
+    if (note.notificationType !== 'Received') continue;
     if ([note.receipt?.spamVerdict, note.receipt?.virusVerdict, note.receipt?.dmarcVerdict].some((verdict) => verdict?.status === 'FAIL')) continue;
-    const raw = /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
-    const text = textFromMime(raw);
-    const files = attachedFileNames(raw);
-    const automatic = isAutomaticEmail(splitMessage(raw).headers);
+    const raw = await rawEmailOf(note, readRaw);
+    if (raw === undefined) continue;
     const to = [...(note.receipt?.recipients ?? []), ...(note.mail?.commonHeaders?.to ?? [])];
     const from = note.mail?.commonHeaders?.from?.[0] ?? note.mail?.source;
-    const parsed = InboundEmailSchema.safeParse({
-      to,
-      from,
-      // Never used: a long one must not cost the reply.
-      subject: note.mail?.commonHeaders?.subject?.slice(0, 1000),
-      text: text ?? '',
-      messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId,
-      automatic,
-      ...(files.length ? { files } : {}),
-    });
-    if (parsed.success) emails.push(parsed.data);
-    else console.warn('an inbound email was dropped', parsed.error.issues[0]?.path.join('.'), parsed.error.issues[0]?.message);
+    const received = emailFromMime(raw, { to, from, subject: note.mail?.commonHeaders?.subject, messageId: note.mail?.commonHeaders?.messageId ?? note.mail?.messageId });
+    if (received) emails.push(received);
   }
   return emails;
+}
+
+async function rawEmailOf(note: SesNotification, readRaw: RawEmailReader): Promise<string | undefined> {
+  if (note.content) return /^[A-Za-z0-9+/=\r\n]+$/.test(note.content) ? Buffer.from(note.content, 'base64').toString('utf8') : note.content;
+  const action = note.receipt?.action;
+  if (action?.type !== 'S3' || !action.bucketName || !action.objectKey) return undefined;
+  const bytes = await readRaw(action.bucketName, action.objectKey);
+  if (!bytes) console.warn('an inbound email was dropped: its stored copy is gone', action.objectKey);
+  // As the SNS action's UTF-8 encoding hands it over: 8-bit text parts are read as UTF-8.
+  return bytes?.toString('utf8');
+}
+
+/**
+ * A raw MIME email as an InboundEmail and its files; `envelope` gives what SES read from it (the
+ * recipients, the From, the Message-ID), else its own headers do. Undefined, logged, when it is not one.
+ */
+export function emailFromMime(raw: string, envelope: { to?: string[]; from?: string; subject?: string; messageId?: string } = {}): ReceivedEmail | undefined {
+  const { headers } = splitMessage(raw);
+  const files = attachedFiles(raw);
+  const to = envelope.to?.length ? envelope.to : [headers.to, headers.cc].filter((h): h is string => Boolean(h)).flatMap((h) => h.split(','));
+  const parsed = InboundEmailSchema.safeParse({
+    to,
+    from: envelope.from ?? headers.from,
+    // Never used: a long one must not cost the reply.
+    subject: (envelope.subject ?? headers.subject)?.slice(0, 1000),
+    text: textFromMime(raw) ?? '',
+    messageId: envelope.messageId ?? headers['message-id'],
+    automatic: isAutomaticEmail(headers),
+    ...(files.length ? { files: files.map((f) => f.name) } : {}),
+  });
+  if (parsed.success) return { email: parsed.data, files };
+  console.warn('an inbound email was dropped', parsed.error.issues[0]?.path.join('.'), parsed.error.issues[0]?.message);
+  return undefined;
 }
 
 function splitMessage(raw: string): { headers: Record<string, string>; body: string } {
@@ -550,14 +634,19 @@ function splitMessage(raw: string): { headers: Record<string, string>; body: str
   return { headers, body: end < 0 ? '' : normalised.slice(end + 2) };
 }
 
+/** A body's bytes: base64 and quoted-printable decoded, anything else as the UTF-8 text SNS (or the S3 object, read so) gives. */
+function bodyBytes(body: string, encoding: string | undefined): Buffer {
+  const enc = (encoding ?? '').toLowerCase();
+  if (enc === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64');
+  if (enc === 'quoted-printable') return Buffer.from(softBreaksJoined(body).replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  return Buffer.from(body, 'utf8');
+}
+
 function decodeBody(body: string, encoding: string | undefined, charset: string | undefined): string {
   const enc = (encoding ?? '').toLowerCase();
   // 7bit, 8bit, binary or none: SNS hands the email over as decoded text already.
   if (enc !== 'base64' && enc !== 'quoted-printable') return body;
-  const bytes =
-    enc === 'base64'
-      ? Buffer.from(body.replace(/\s+/g, ''), 'base64')
-      : Buffer.from(softBreaksJoined(body).replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  const bytes = bodyBytes(body, enc);
   // Mail clients label windows-1252 text latin1 too (WHATWG reads both as windows-1252); Node's
   // decoder takes them as ISO-8859-1, which turns ’ “ ” € into invisible control characters.
   if (/^(windows-1252|cp1252|iso-8859-1|latin1|us-ascii)$/i.test(charset ?? '')) return windows1252(bytes);
@@ -629,6 +718,8 @@ function windows1252(bytes: Buffer): string {
 
 /** Nested multiparts deeper than any mail client makes: a hostile email, not a reply. */
 const MAX_MIME_DEPTH = 10;
+/** Parts of one multipart read, and parts looked at for files in one email: more is a hostile email, read no further. */
+const MAX_MIME_PARTS = 100;
 
 /** Removes each `<tag …>…</tag>` with its content, in one pass (an unclosed one runs to the end). */
 function dropElements(html: string, tag: string): string {
@@ -682,8 +773,9 @@ function multipartParts(headers: Record<string, string>, body: string): { raw: s
   const type = headers['content-type'] ?? '';
   const boundary = /^multipart\//i.test(type) ? /boundary="?([^";]+)"?/i.exec(type)?.[1] : undefined;
   if (!boundary) return undefined;
+  // Split no further than MAX_MIME_PARTS: a hostile email's thousands of parts are never made into strings.
   return body
-    .split(`--${boundary}`)
+    .split(`--${boundary}`, MAX_MIME_PARTS + 1)
     .slice(1)
     .filter((part) => !part.startsWith('--'))
     .map((part) => {
@@ -695,21 +787,60 @@ function multipartParts(headers: Record<string, string>, body: string): { raw: s
 /** A part the sender attached (a file, even one of text), not the words they wrote. */
 const isAttachedFile = (headers: Record<string, string>) => /^attachment\b|\bfilename\*?=/i.test(headers['content-disposition'] ?? '');
 
+/** A file a person attached: its name, and its type and bytes when it can be kept (emailFileParts). */
+export interface EmailFile {
+  name: string;
+  mimeType?: string;
+  bytes?: Buffer;
+}
+
 /**
- * The names of the files a person attached, in order: a part attached as a file, or an inline one
- * named but not shown in the HTML by Content-ID (a pasted photo, not a signature's logo).
+ * The parts a person attached as files, in order, at most MAX_LISTED_FILES among at most
+ * MAX_MIME_PARTS parts: a part attached as a file, or an inline one named but not shown in the HTML
+ * by Content-ID (a pasted photo, not a signature's logo).
  */
-export function attachedFileNames(raw: string, depth = 0): string[] {
-  if (depth > MAX_MIME_DEPTH) return [];
-  const { headers, body } = splitMessage(raw);
-  const names: string[] = [];
-  for (const part of multipartParts(headers, body) ?? []) {
-    const name = fileNameOf(part.headers);
-    const disposition = part.headers['content-disposition'] ?? '';
-    if (name && (/^attachment\b/i.test(disposition) || !part.headers['content-id'])) names.push(name);
-    else if (!name) names.push(...attachedFileNames(part.raw, depth + 1));
-  }
-  return names.slice(0, MAX_LISTED_FILES);
+function fileParts(raw: string): { name: string; raw: string; headers: Record<string, string> }[] {
+  const found: { name: string; raw: string; headers: Record<string, string> }[] = [];
+  let looked = 0;
+  const walk = (raw: string, depth: number): void => {
+    if (depth > MAX_MIME_DEPTH) return;
+    const { headers, body } = splitMessage(raw);
+    for (const part of multipartParts(headers, body) ?? []) {
+      if (found.length >= MAX_LISTED_FILES || ++looked > MAX_MIME_PARTS) return;
+      const name = fileNameOf(part.headers);
+      const disposition = part.headers['content-disposition'] ?? '';
+      if (name && (/^attachment\b/i.test(disposition) || !part.headers['content-id'])) found.push({ name, ...part });
+      else if (!name) walk(part.raw, depth + 1);
+    }
+  };
+  walk(raw, 0);
+  return found;
+}
+
+/** The names of the files a person attached, in order (fileParts). */
+export function attachedFileNames(raw: string): string[] {
+  return fileParts(raw).map((part) => part.name);
+}
+
+/**
+ * The files a person attached (fileParts), the first MAX_ATTACHMENTS of them decoded with their
+ * type, as a message takes that many; one larger than MAX_UPLOAD_BYTES (the channels' limit) keeps
+ * its name only. A type that is no well-formed media type is application/octet-stream, as the
+ * channels keep a provider's file.
+ */
+export function attachedFiles(raw: string): EmailFile[] {
+  return fileParts(raw).map((part, i) => {
+    if (i >= MAX_ATTACHMENTS) return { name: part.name };
+    const { headers, body } = splitMessage(part.raw);
+    const encoding = headers['content-transfer-encoding'];
+    // Base64 takes 4 characters for 3 bytes: one far too long is not decoded at all.
+    if (body.length > (/^\s*base64\s*$/i.test(encoding ?? '') ? (MAX_UPLOAD_BYTES / 3) * 4 * 1.1 : MAX_UPLOAD_BYTES * 3)) return { name: part.name };
+    // The line break before the next boundary belongs to the boundary.
+    const bytes = bodyBytes(body.replace(/\n$/, ''), encoding);
+    if (bytes.length === 0 || bytes.length > MAX_UPLOAD_BYTES) return { name: part.name };
+    const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    return { name: part.name, mimeType: CONTENT_TYPE.test(type) ? type : 'application/octet-stream', bytes };
+  });
 }
 
 /** A part's file name: `filename` (RFC 2231's `filename*=UTF-8''…` too), else the type's `name`. */

@@ -171,7 +171,7 @@ export async function attachUploads(
   const attachments = found.map(({ head }, i) => {
     const mimeType = head!.contentType && CONTENT_TYPE.test(head!.contentType) ? head!.contentType : 'application/octet-stream';
     const { url, name } = files[i]!;
-    const attachment: Attachment = { type: uploadType(mimeType), url, mimeType, size: head!.size };
+    const attachment: Attachment = { type: attachmentType(mimeType), url, mimeType, size: head!.size };
     if (name) attachment.name = name;
     return attachment;
   });
@@ -181,7 +181,7 @@ export async function attachUploads(
 }
 
 /** What a file is shown as; a vCard stays a file (as a `contact`, adapters would send its URL as text). */
-function uploadType(mimeType: string): string {
+export function attachmentType(mimeType: string): string {
   const major = mimeType.split('/')[0]!.toLowerCase();
   return major === 'image' || major === 'audio' || major === 'video' ? major : 'file';
 }

@@ -17,6 +17,7 @@ import { ddb } from '../../src/aws/clients';
 import { replyAddress } from '../../src/domain/email';
 import { deliverProactive, type ProactiveJob } from '../../src/domain/proactive';
 import { scheduleName } from '../../src/domain/timers';
+import { png } from '../support/png';
 
 let stack: LocalStack;
 let agent: WsClient;
@@ -465,6 +466,53 @@ describe('email fallback', () => {
     await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text === 'Also the receipt.', 10_000, 'last email at agent');
     const texts = (await history(conversationId)).filter((m) => m.direction === 'inbound').map((m) => m.text);
     expect(texts).toEqual(['Can I return the shoes?', 'Yes, unworn, in the box.', 'Thanks!', 'Thanks!', 'Also the receipt.']);
+  });
+
+  it('keeps the files of a raw MIME email reply on its message, once when the email comes again, and names the one it cannot keep', async () => {
+    // Prepare: the customer answers with a screenshot and a PDF (base64), and a file over 25 MiB
+    const { conversationId, email } = await visitor(undefined, 'The page shows an error');
+    const screenshot = png(4, 3);
+    const pdf = Buffer.from('%PDF-1.4\n%âãÏÓ\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n', 'latin1');
+    const base64 = (bytes: Buffer) => bytes.toString('base64').replace(/.{76}/g, '$&\r\n');
+    const raw = [
+      `From: Vera <${email}>`,
+      `To: ${replyAddress(conversationId)}`,
+      'Subject: Re: You have a new reply',
+      `Message-ID: <shot-${conversationId}@example.com>`,
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="m"',
+      '',
+      '--m', 'Content-Type: text/plain; charset=utf-8', '', 'This is what I see.',
+      '--m', 'Content-Type: image/png', 'Content-Disposition: attachment; filename="screenshot.png"', 'Content-Transfer-Encoding: base64', '', base64(screenshot),
+      '--m', 'Content-Type: application/pdf; name="invoice.pdf"', 'Content-Disposition: attachment; filename="invoice.pdf"', 'Content-Transfer-Encoding: base64', '', base64(pdf),
+      '--m', 'Content-Type: application/octet-stream', 'Content-Disposition: attachment; filename="huge.bin"', 'Content-Transfer-Encoding: base64', '', base64(Buffer.alloc(25 * 1024 * 1024 + 1)),
+      '--m--', '',
+    ].join('\r\n');
+    const post = () => http(stack.httpUrl, 'POST', '/local/mail/inbound', { raw, headers: { 'content-type': 'message/rfc822' } });
+
+    // Act: SES delivers it twice (a retried notification)
+    const first = await post();
+    const again = await post();
+
+    // Assess: one message with both files, which open as the files sent; the huge one is named
+    expect([first.status, again.status], first.text).toEqual([202, 202]);
+    expect(first.body).toEqual({ conversationId, kept: 'message' });
+    const created = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.text.startsWith('This is what I see.'), 20_000, 'email reply at agent');
+    expect(created.message.text).toBe('This is what I see.\n\n📎 Sent by email, not kept here: huge.bin');
+    expect(created.message.attachments.map(({ type, mimeType, name, size }: Record<string, unknown>) => ({ type, mimeType, name, size }))).toEqual([
+      { type: 'image', mimeType: 'image/png', name: 'screenshot.png', size: screenshot.length },
+      { type: 'file', mimeType: 'application/pdf', name: 'invoice.pdf', size: pdf.length },
+    ]);
+    await sleep(1000);
+    const inbound = (await history(conversationId)).filter((m) => m.direction === 'inbound');
+    expect(inbound.map((m) => m.text)).toEqual(['The page shows an error', created.message.text]);
+    for (const [index, bytes, type] of [[0, screenshot, 'image/png'], [1, pdf, 'application/pdf']] as const) {
+      const redirect = await fetch(`${stack.httpUrl}/v1/conversations/${conversationId}/messages/${created.message.id}/attachments/${index}`, { headers: { authorization: `Bearer ${agentJwt}` }, redirect: 'manual' });
+      expect(redirect.status).toBe(302);
+      const file = await fetch(redirect.headers.get('location')!);
+      expect([file.status, file.headers.get('content-type')]).toEqual([200, type]);
+      expect(Buffer.from(await file.arrayBuffer()).equals(bytes)).toBe(true);
+    }
   });
 
   it('keeps an email from another address on a resolved conversation as a note, and leaves it resolved', async () => {

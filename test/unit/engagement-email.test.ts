@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { EMAIL_NOTE_LIMIT, NOTE_EMAIL_CHARS, otherSenderNote, otherSenderNoteScope, receiveLocalEmail, renderReplyEmail, replyAddress, senderAddress, textFromMime } from '../../src/domain/email';
 import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
@@ -19,6 +20,7 @@ const sendMessageBatch = vi.hoisted(() => vi.fn());
 vi.mock('../../src/aws/sqs-send', async (original) => ({ ...(await original<typeof import('../../src/aws/sqs-send')>()), sendMessageBatch }));
 const ddb = mockClient(DynamoDBDocumentClient);
 const ws = mockClient(ApiGatewayManagementApiClient);
+const s3 = mockClient(S3Client);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
 beforeEach(() => {
@@ -26,6 +28,8 @@ beforeEach(() => {
   vi.stubEnv('INBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-inbound.fifo');
   vi.stubEnv('MAIL_REPLY_DOMAIN', 'reply.example.com');
   vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
+  vi.stubEnv('MEDIA_BUCKET', 'conversa-unit-media');
+  s3.reset();
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
   ws.reset();
@@ -215,9 +219,13 @@ describe('engagement handler', () => {
     const event = JSON.parse(entry.MessageBody!);
     expect(event).toMatchObject({ kind: 'message', channel: 'web', handle: 'VISITOR1', conversationId: CONVERSATION, providerMessageId: 'email:<m1@example.com>' });
     expect(event.text).toBe('Merci, ça marche très bien!');
+    expect(event.attachments).toEqual([]);
+    // A reply without files costs what it did: no bucket call, the table only read.
+    expect(s3.calls()).toEqual([]);
+    expect(ddb.calls().map((call) => call.args[0].constructor.name)).toEqual(['GetCommand']);
   });
 
-  it("names the files a reply came with in its message, so a photo sent alone is not dropped unseen; a signature's inline logo is no file", async () => {
+  it("keeps the files a reply came with as its attachments, so a photo sent alone is a message; a signature's inline logo is no file", async () => {
     // Prepare: a photo alone (no words), and a reply with words, a PDF, an encoded name and a logo the HTML shows
     ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: { id: CONVERSATION, channel: 'web', handle: 'VISITOR1', contact: { id: 'K1', email: 'vera@example.com' }, version: 1 } });
     const photoOnly = [
@@ -241,10 +249,24 @@ describe('engagement handler', () => {
     const alone = await handler(sesEvent(replyAddress(CONVERSATION), photoOnly));
     const words = await handler(sesEvent(replyAddress(CONVERSATION), withWords));
 
-    // Assess: both queued, each naming its files; the logo is not one
+    // Assess: both queued, each with its files kept in the media bucket; the logo is not one
     expect([alone.outcome, words.outcome]).toEqual(['queued 1 of 1', 'queued 1 of 1']);
-    const texts = sendMessageBatch.mock.calls.map((call) => JSON.parse((call[1] as BatchEntry[])[0]!.MessageBody!).text as string);
-    expect(texts).toEqual(['📎 Sent by email, not kept here: IMG_2041.jpg', 'Here is the invoice\n\n📎 Sent by email, not kept here: facture n°12.pdf, été.txt']);
+    const events = sendMessageBatch.mock.calls.map((call) => JSON.parse((call[1] as BatchEntry[])[0]!.MessageBody!) as { text: string; attachments: Message['attachments'] });
+    expect(events.map((e) => e.text)).toEqual(['', 'Here is the invoice']);
+    expect(events.map((e) => e.attachments.map(({ type, mimeType, name, size }) => ({ type, mimeType, name, size })))).toEqual([
+      [{ type: 'image', mimeType: 'image/jpeg', name: 'IMG_2041.jpg', size: 6 }],
+      [
+        { type: 'file', mimeType: 'application/pdf', name: 'facture n°12.pdf', size: 4 },
+        { type: 'file', mimeType: 'text/plain', name: 'été.txt', size: 6 },
+      ],
+    ]);
+    const written = s3.commandCalls(PutObjectCommand).map((call) => call.args[0].input);
+    expect(written.map((w) => `conversa-media://${w.Key}`)).toEqual(events.flatMap((e) => e.attachments.map((a) => a.url)));
+    expect(written.map((w) => [w.ContentType, Buffer.from(w.Body as Uint8Array).toString('latin1')])).toEqual([
+      ['image/jpeg', Buffer.from('/9j/4AAQ', 'base64').toString('latin1')],
+      ['application/pdf', '%PDF'],
+      ['text/plain', 'summer'],
+    ]);
   });
 
   it('keys a customer email by its Message-ID, hashed when too long for an idempotency key', async () => {
