@@ -274,6 +274,8 @@ const MEDIA_ACCESS: Readonly<Partial<Record<FunctionName, readonly MediaAccess[]
   widget: ['upload', 'download'],
   realtime: ['attach'],
   outbound: ['download', 'keep', 'erase'],
+  // The files of a customer's email reply (src/domain/email.ts).
+  engagement: ['keep'],
 };
 
 /**
@@ -460,6 +462,7 @@ export class StatelessStack extends Stack {
       replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
+    this.inboundMail.grantReadRawMail(functions.engagement.role);
     for (const name of MAIL_SENDERS) {
       if (props.widgetUrl) functions[name].function.addEnvironment(ENV.widgetUrl, props.widgetUrl);
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);
@@ -518,7 +521,11 @@ export class StatelessStack extends Stack {
     new CfnOutput(this, 'WebSocketUrl', { value: this.realtimeApi.url, description: 'WebSocket URL for visitors and agents' });
     new CfnOutput(this, 'InboundMailTopicArn', {
       value: this.inboundMail.topic.topicArn,
-      description: 'Target of your SES receipt rule (SNS action, UTF-8) for the reply domain',
+      description: 'Notification topic of your SES receipt rule for the reply domain (S3 action into InboundMailBucketName, prefix inbound/)',
+    });
+    new CfnOutput(this, 'InboundMailBucketName', {
+      value: this.inboundMail.bucket.bucketName,
+      description: 'Bucket of your SES receipt rule\'s S3 action for the reply domain (prefix inbound/, notifying InboundMailTopicArn)',
     });
     // Where to look (and redrive from) when a dead-letter alarm fires.
     new CfnOutput(this, 'InboundDeadLetterQueueUrl', { value: this.queues.inbound.deadLetterQueue.queue.queueUrl, description: 'Customer messages the inbound consumer gave up on' });

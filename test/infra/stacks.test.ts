@@ -1016,34 +1016,64 @@ describe('email replies', () => {
     ]);
   });
 
-  it('adds the reply domain\'s receipt rule to the named rule set, publishing UTF-8 to the topic', () => {
+  it('adds the reply domain\'s receipt rule to the named rule set, storing each email in the inbound mail bucket and notifying the topic', () => {
     const { stacks: custom } = build({ sesIdentity: 'mail.acme.test', mailReceiptRuleSet: 'acme-active' });
     const inspect = new Inspect(Template.fromStack(custom.stateless));
     const rules = inspect.resources('AWS::SES::ReceiptRule');
     expect(rules).toHaveLength(1);
     const [topicId] = inspect.resources('AWS::SNS::Topic')[0]!;
-    expect(rules[0]![1].Properties).toMatchObject({
+    const [bucketId] = inspect.resources('AWS::S3::Bucket')[0]!;
+    // The S3 action, not SNS's: SNS carries emails up to 150 KB, and SES bounces larger ones.
+    expect(rules[0]![1].Properties).toEqual({
       RuleSetName: 'acme-active',
       Rule: {
         Enabled: true,
         Recipients: ['reply.mail.acme.test'],
         ScanEnabled: true,
         TlsPolicy: 'Require',
-        Actions: [{ SNSAction: { Encoding: 'UTF-8', TopicArn: { Ref: topicId } } }],
+        Actions: [{ S3Action: { BucketName: { Ref: bucketId }, ObjectKeyPrefix: 'inbound/', TopicArn: { Ref: topicId } } }],
       },
     });
-    // SES checks it may publish when the rule is created: the rule waits for the topic policy.
+    // SES checks it may write and publish when the rule is created: the rule waits for both policies.
     const [policyId] = inspect.resources('AWS::SNS::TopicPolicy')[0]!;
-    expect(rules[0]![1].DependsOn).toContain(policyId);
-    // Only rules of that rule set may have SES publish.
-    expect(sesPublishConditions(inspect)).toEqual([
-      {
-        Action: 'sns:Publish',
-        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
-        SourceArn: 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:receipt-rule-set/acme-active:receipt-rule/*',
-      },
+    const [bucketPolicyId] = inspect.resources('AWS::S3::BucketPolicy')[0]!;
+    expect(rules[0]![1].DependsOn).toEqual(expect.arrayContaining([policyId, bucketPolicyId]));
+    // Only rules of that rule set may have SES publish, and store.
+    const ruleSetRules = 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:receipt-rule-set/acme-active:receipt-rule/*';
+    expect(sesPublishConditions(inspect)).toEqual([{ Action: 'sns:Publish', StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } }, SourceArn: ruleSetRules }]);
+    expect(sesStoreStatements(inspect)).toEqual([
+      { Action: 's3:PutObject', Resource: `<${bucketId}.Arn>/inbound/*`, StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } }, SourceArn: ruleSetRules },
     ]);
     expect(nagFindings(custom.stateless)).toEqual([]);
+  });
+
+  /** SES's statements in the inbound mail bucket's policy, with their conditions. */
+  const sesStoreStatements = (inspect: Inspect): Json[] =>
+    inspect
+      .resources('AWS::S3::BucketPolicy')
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Json[])
+      .filter((st) => JSON.stringify(st.Principal ?? {}).includes('ses.amazonaws.com'))
+      .map((st) => ({ Action: st.Action, Resource: flatResource(st.Resource), StringEquals: st.Condition?.StringEquals, SourceArn: st.Condition?.ArnLike && flatArn(st.Condition.ArnLike['aws:SourceArn']) }));
+  const flatResource = (value: Json): string => (value['Fn::Join'] ? (value['Fn::Join'][1] as Json[]).map((v) => (typeof v === 'string' ? v : `<${v['Fn::GetAtt'].join('.')}>`)).join('') : JSON.stringify(value));
+
+  it('keeps received emails in a private, encrypted, TLS-only bucket that SES alone writes, for this account\'s receipt rules, and deletes each after 14 days', () => {
+    const buckets = stateless.resources('AWS::S3::Bucket');
+    expect(buckets).toHaveLength(1);
+    const [bucketId, bucket] = buckets[0]!;
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
+    expect(bucket.Properties.LifecycleConfiguration.Rules).toContainEqual(expect.objectContaining({ Id: 'ReadMail', ExpirationInDays: 14, Status: 'Enabled' }));
+    const statements = stateless.resources('AWS::S3::BucketPolicy').flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Json[]);
+    expect(statements).toContainEqual(expect.objectContaining({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }));
+    expect(sesStoreStatements(stateless)).toEqual([
+      {
+        Action: 's3:PutObject',
+        Resource: `<${bucketId}.Arn>/inbound/*`,
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        SourceArn: 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>:receipt-rule-set/*:receipt-rule/*',
+      },
+    ]);
+    stateless.template.hasOutput('InboundMailBucketName', { Value: { Ref: bucketId } });
   });
 });
 
@@ -1458,7 +1488,7 @@ describe('media files', () => {
       .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
       .flatMap((s) => {
         const resources: unknown[] = Array.isArray(s.Resource) ? s.Resource : [s.Resource];
-        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|media|media\/(?:provider|agent|visitor))\/\*/)?.[1] ?? 'bucket'}`));
+        return actionsOf(s).flatMap((action) => resources.map((r) => `${action} ${JSON.stringify(r).match(/\/(uploads|inbound|media|media\/(?:provider|agent|visitor))\/\*/)?.[1] ?? 'bucket'}`));
       })
       .sort();
 
@@ -1514,7 +1544,8 @@ describe('media files', () => {
       inbound: [],
       // Erasing a customer deletes every version of their files by key (src/domain/erasure.ts).
       outbound: ['s3:DeleteObjectVersion media', 's3:DeleteObjectVersion uploads', 's3:GetObject media', 's3:ListBucketVersions bucket', 's3:PutObject media/provider'],
-      engagement: [],
+      // An email reply's files, and the stored email itself (the inbound mail bucket's inbound/).
+      engagement: ['s3:GetObject inbound', 's3:PutObject media/provider'],
     });
     // Listing versions only where files are, by a key as the prefix.
     const listing = stateless.statementsOf('outbound').find((s) => actionsOf(s).includes('s3:ListBucketVersions'))!;
