@@ -193,8 +193,8 @@ describe('web chat', () => {
       expect(asked).toMatchObject({ conversationId, conversationStatus: 'resolved', csatOpen: true });
       expect(await history()).toMatchObject({ conversationStatus: 'resolved', csatOpen: true });
       expect(Object.keys(asked).sort()).toEqual(['conversationId', 'conversationStatus', 'csatOpen', 'token', 'visitorId', 'websocketUrl']);
-      // No second auto-resolve (and question) once reopened.
-      expect((await restore()).status).toBe(200);
+      // No second auto-resolve once reopened, and no question at the agent's resolution (CSAT off).
+      expect((await http(stack.httpUrl, 'PUT', '/v1/settings', { token: admin, body: { timers, csat: { ...csat, enabled: false } } })).status).toBe(200);
 
       // Act: an agent reopens it, then resolves it again (no question asked this time)
       expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${conversationId}/reopen`, { token: agentJwt })).status).toBe(200);
