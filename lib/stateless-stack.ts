@@ -462,7 +462,7 @@ export class StatelessStack extends Stack {
       replyAddressSecret: props.replyAddressKey,
       ...(props.mailReceiptRuleSet ? { receiptRuleSetName: props.mailReceiptRuleSet, replyDomain: mailReplyDomain } : {}),
     });
-    this.inboundMail.grantReadRawMail(functions.engagement.role);
+    this.inboundMail.grantConsumeRawMail(functions.engagement.role);
     for (const name of MAIL_SENDERS) {
       if (props.widgetUrl) functions[name].function.addEnvironment(ENV.widgetUrl, props.widgetUrl);
       functions[name].function.addEnvironment(ENV.replySecretArn, this.inboundMail.replyAddressSecret.secretArn);

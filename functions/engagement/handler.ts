@@ -25,8 +25,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { runTimer } from '../../src/domain/engagement';
 import { recountAllLoads } from '../../src/domain/routing';
 import { sweepPresence } from '../../src/domain/presence';
-import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail } from '../../src/domain/email';
-import { readRawEmail } from '../../src/aws/raw-mail';
+import { emailsFromSesNotifications, InboundEmailSchema, loadReplySecret, receiveEmail, storedEmailLocations } from '../../src/domain/email';
+import { deleteRawEmail, readRawEmail } from '../../src/aws/raw-mail';
 import type { Context } from 'aws-lambda';
 import { TIMER_KINDS, useInvokedFunctionAsTarget } from '../../src/domain/timers';
 
@@ -53,6 +53,10 @@ export const handler = async (event: unknown, context?: Pick<Context, 'invokedFu
   if (sns.success) {
     const received = await emailsFromSesNotifications(sns.data, readRawEmail);
     const results = await Promise.all(received.map(({ email, files }) => receiveEmail(email, files)));
+    // Only once all are in (a throw above has Lambda try the event again, which needs the copies).
+    const deletions = await Promise.allSettled(storedEmailLocations(sns.data).map(({ bucket, key }) => deleteRawEmail(bucket, key)));
+    const undeleted = deletions.filter((d) => d.status === 'rejected').length;
+    if (undeleted > 0) logger.warn('stored inbound emails left for the bucket to expire', { count: undeleted });
     const dropped = results.flatMap((r) => (r.accepted ? [] : [r.reason]));
     const noted = results.flatMap((r) => (r.accepted && r.kept === 'note' ? [r.conversationId] : []));
     if (dropped.length > 0) logger.warn('dropped inbound emails', { count: dropped.length, reasons: dropped });

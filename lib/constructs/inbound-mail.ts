@@ -138,10 +138,10 @@ export class InboundMail extends Construct {
     }
   }
 
-  /** Lets `grantee` read the stored emails (and nothing else of the bucket). */
-  grantReadRawMail(grantee: IGrantable & IConstruct): void {
+  /** Lets `grantee` read the stored emails and delete each once taken in (and nothing else of the bucket). */
+  grantConsumeRawMail(grantee: IGrantable & IConstruct): void {
     const arn = this.bucket.arnForObjects(`${RAW_MAIL_PREFIX}*`);
-    Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [arn] });
+    Grant.addToPrincipal({ grantee, actions: ['s3:GetObject', 's3:DeleteObject'], resourceArns: [arn] });
     acknowledgeWildcardResource(grantee, arn, 'SES names each stored email by its own message id: the function reads the one a notification names.');
   }
 

@@ -1,8 +1,8 @@
 /**
  * Raw emails the SES receipt rule's S3 action stored (lib/constructs/inbound-mail.ts), read once
- * by the engagement function; the bucket's lifecycle rule deletes them.
+ * by the engagement function and deleted once taken in; the bucket's lifecycle rule deletes any left.
  */
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 let client: S3Client | undefined;
 
@@ -21,4 +21,9 @@ export async function readRawEmail(bucket: string, key: string): Promise<Buffer 
     if ((error as { name?: string }).name === 'NoSuchKey' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
     throw error;
   }
+}
+
+/** Deletes a stored email that was taken in (S3 answers a missing key with success too). */
+export async function deleteRawEmail(bucket: string, key: string): Promise<void> {
+  await s3().send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 }

@@ -567,6 +567,22 @@ export type RawEmailReader = (bucket: string, key: string) => Promise<Buffer | u
  * the notification does not carry is read where the S3 action stored it; one gone from there
  * (expired) is left out, and a failure to read it throws, so that the delivery is tried again.
  */
+/**
+ * Where the S3 action stored the emails of an SNS event (spam and unreadable ones included): once
+ * every one of them is taken in, their copies are deleted, so a customer's words and files are not
+ * kept twice (and outside erasure's reach) for the bucket's 14 days.
+ */
+export function storedEmailLocations(event: { Records?: { Sns?: { Message?: string } }[] }): { bucket: string; key: string }[] {
+  return (event.Records ?? []).flatMap((record) => {
+    try {
+      const action = (JSON.parse(record.Sns?.Message ?? '') as SesNotification).receipt?.action;
+      return action?.type === 'S3' && action.bucketName && action.objectKey ? [{ bucket: action.bucketName, key: action.objectKey }] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export async function emailsFromSesNotifications(event: { Records?: { Sns?: { Message?: string } }[] }, readRaw: RawEmailReader): Promise<ReceivedEmail[]> {
   const emails: ReceivedEmail[] = [];
   for (const record of event.Records ?? []) {

@@ -1545,7 +1545,7 @@ describe('media files', () => {
       // Erasing a customer deletes every version of their files by key (src/domain/erasure.ts).
       outbound: ['s3:DeleteObjectVersion media', 's3:DeleteObjectVersion uploads', 's3:GetObject media', 's3:ListBucketVersions bucket', 's3:PutObject media/provider'],
       // An email reply's files, and the stored email itself (the inbound mail bucket's inbound/).
-      engagement: ['s3:GetObject inbound', 's3:PutObject media/provider'],
+      engagement: ['s3:DeleteObject inbound', 's3:GetObject inbound', 's3:PutObject media/provider'],
     });
     // Listing versions only where files are, by a key as the prefix.
     const listing = stateless.statementsOf('outbound').find((s) => actionsOf(s).includes('s3:ListBucketVersions'))!;

@@ -7,7 +7,7 @@
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { attachedFileNames, attachedFiles, replyAddress, textFromMime } from '../../src/domain/email';
 import { emailFileKey } from '../../src/aws/media-store';
 import { handler } from '../../functions/engagement/handler';
@@ -176,6 +176,8 @@ describe('an email reply stored by the S3 action', () => {
     const [put] = s3.commandCalls(PutObjectCommand).map((call) => call.args[0].input);
     expect(put).toMatchObject({ Bucket: 'conversa-unit-media', Key: key, ContentType: 'image/png' });
     expect(Buffer.from(put!.Body as Uint8Array).equals(PIXEL)).toBe(true);
+    // Taken in: the stored email is deleted, not kept beside the message for the bucket's 14 days.
+    expect(s3.commandCalls(DeleteObjectCommand).map((call) => call.args[0].input)).toEqual([{ Bucket: 'conversa-inbound-mail', Key: 'inbound/abc123' }]);
   });
 
   it('writes a redelivered email\'s file to the same key and queues it under the same id, which the inbound store keeps once', async () => {
@@ -201,5 +203,20 @@ describe('an email reply stored by the S3 action', () => {
     expect((await handler(stored('inbound/gone'))).outcome).toBe('queued 0 of 1');
     await expect(handler(stored('inbound/flaky'))).rejects.toThrow(/try again/);
     expect(sendMessageBatch).not.toHaveBeenCalled();
+    // The retry needs the copy the failed read left.
+    expect(s3.commandCalls(DeleteObjectCommand).map((call) => call.args[0].input.Key)).toEqual(['inbound/gone']);
+  });
+
+  it('keeps the stored email when taking it in fails, for Lambda\'s retry, and takes it in once a deletion fails', async () => {
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolves({ Item: conversation });
+    s3.on(GetObjectCommand).resolves({ Body: body(rawEmail()) });
+    s3.on(PutObjectCommand).rejectsOnce(new S3ServiceException({ name: 'SlowDown', $fault: 'server', message: 'slow down', $metadata: { httpStatusCode: 503 } }));
+
+    await expect(handler(stored())).rejects.toThrow(/slow down/);
+    expect(s3.commandCalls(DeleteObjectCommand)).toHaveLength(0);
+
+    s3.on(DeleteObjectCommand).rejects(new S3ServiceException({ name: 'InternalError', $fault: 'server', message: 'later', $metadata: { httpStatusCode: 500 } }));
+    expect((await handler(stored())).outcome).toBe('queued 1 of 1');
+    expect(s3.commandCalls(DeleteObjectCommand)).toHaveLength(1);
   });
 });
