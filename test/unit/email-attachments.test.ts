@@ -15,6 +15,7 @@ import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
 import type { Attachment } from '../../src/domain/types';
 import { png } from '../support/png';
+import { stubEmailEnv } from '../support/email-env';
 
 vi.mock('../../src/manifest', async (original) => ({ ...(await original<typeof import('../../src/manifest')>()), MAX_UPLOAD_BYTES: 100 }));
 const sendMessageBatch = vi.hoisted(() => vi.fn());
@@ -24,11 +25,7 @@ const s3 = mockClient(S3Client);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
 beforeEach(() => {
-  vi.stubEnv('TABLE_NAME', 'conversa-unit');
-  vi.stubEnv('INBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-inbound.fifo');
-  vi.stubEnv('MAIL_REPLY_DOMAIN', 'reply.example.com');
-  vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
-  vi.stubEnv('MEDIA_BUCKET', 'conversa-unit-media');
+  stubEmailEnv();
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
   s3.reset();

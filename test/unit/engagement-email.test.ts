@@ -14,6 +14,7 @@ import type { Message } from '../../src/domain/types';
 import { handler } from '../../functions/engagement/handler';
 import { keys } from '../../src/store/keys';
 import type { BatchEntry } from '../../src/aws/sqs-send';
+import { stubEmailEnv } from '../support/email-env';
 
 /** The queue sender, faked: what would have been sent to SQS. */
 const sendMessageBatch = vi.hoisted(() => vi.fn());
@@ -24,11 +25,7 @@ const s3 = mockClient(S3Client);
 const CONVERSATION = '01JD5Q8Z7V4R0M3X6N2B9C1K8T';
 
 beforeEach(() => {
-  vi.stubEnv('TABLE_NAME', 'conversa-unit');
-  vi.stubEnv('INBOUND_QUEUE_URL', 'http://sqs.local/000000000000/conversa-inbound.fifo');
-  vi.stubEnv('MAIL_REPLY_DOMAIN', 'reply.example.com');
-  vi.stubEnv('REPLY_ADDRESS_SECRET', 'unit-secret');
-  vi.stubEnv('MEDIA_BUCKET', 'conversa-unit-media');
+  stubEmailEnv();
   s3.reset();
   sendMessageBatch.mockReset().mockResolvedValue({ Successful: [], Failed: [] });
   ddb.reset();
