@@ -432,7 +432,7 @@ const tooLarge = (size: number, max: number): MediaResult => ({
   error: `the file is ${size} bytes; files up to ${max} bytes are fetched (open it in the provider's app)`,
 });
 
-type MediaFailure = MediaResult & { ok: false };
+export type MediaFailure = MediaResult & { ok: false };
 
 /** Redirects a checked download follows, each one checked again. */
 const MAX_REDIRECTS = 3;
@@ -469,12 +469,20 @@ function mediaFailure(status: number): MediaFailure {
     : { ok: false, status: 502, error: `the provider answered ${status}` };
 }
 
-/** GET of a provider's JSON metadata: the parsed body, or the MediaResult that explains why not. */
-export async function getProviderJson(url: string, headers: Record<string, string>, context: SendContext): Promise<{ ok: true; body: unknown } | MediaFailure> {
+/**
+ * GET of a provider's JSON metadata: the parsed body, or the MediaResult that explains why not
+ * (`explain`: the provider's own reason for a refusal, read from its answer, where it has one).
+ */
+export async function getProviderJson(
+  url: string,
+  headers: Record<string, string>,
+  context: SendContext,
+  explain?: (body: unknown) => MediaFailure | undefined,
+): Promise<{ ok: true; body: unknown } | MediaFailure> {
   const response = await getFromProvider(url, headers, context);
   if (!(response instanceof Response)) return response;
   const body = parseMaybeJson(await response.text());
-  return response.ok ? { ok: true, body } : mediaFailure(response.status);
+  return response.ok ? { ok: true, body } : (explain?.(body) ?? mediaFailure(response.status));
 }
 
 /**

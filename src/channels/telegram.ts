@@ -25,6 +25,7 @@ import {
   splitText,
   downloadMedia,
   getProviderJson,
+  type MediaFailure,
   mediaAccess,
   refuseLarge,
   transferTimeoutMs,
@@ -648,12 +649,18 @@ async function sendTo(message: OutboundSend, base: string, context: SendContext)
 
 const FILE_SCHEME = 'telegram-file://';
 
+/** Bots may download files up to 20 MB; getFile refuses a larger one ("file is too big"), which Telegram still has. */
+const explainGetFile = (body: unknown): MediaFailure | undefined =>
+  isRecord(body) && typeof body.description === 'string' && /file is too big/i.test(body.description)
+    ? { ok: false, status: 413, error: 'Telegram lets bots download files up to 20 MB, and this one is larger (open it in the Telegram app)' }
+    : undefined;
+
 /** getFile gives the file's path; the download URL holds the bot token, so it never leaves here. */
 async function fetchTelegramFile(reference: string, context: SendContext): Promise<MediaResult | undefined> {
   const access = mediaAccess(reference, FILE_SCHEME, 'botToken', context);
   if (!access || 'ok' in access) return access;
   const bot = `bot${access.secret}`;
-  const meta = await getProviderJson(`${context.baseUrl}/${bot}/getFile?file_id=${encodeURIComponent(access.id)}`, {}, context);
+  const meta = await getProviderJson(`${context.baseUrl}/${bot}/getFile?file_id=${encodeURIComponent(access.id)}`, {}, context, explainGetFile);
   if (!meta.ok) return meta;
   const file = isRecord(meta.body) && isRecord(meta.body.result) ? meta.body.result : {};
   const large = refuseLarge(file.file_size, context);

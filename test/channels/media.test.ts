@@ -87,6 +87,13 @@ describe('telegram media', () => {
     expect(await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', large.fetch))).toMatchObject({ ok: false, status: 413 });
     expect(large.calls).toHaveLength(1);
   });
+
+  it('says a file over the 20 MB bots may download is too large, not gone (getFile refuses it)', async () => {
+    const big = scriptedFetch({ status: 400, body: { ok: false, error_code: 400, description: 'Bad Request: file is too big' } });
+    const result = await telegramAdapter.fetchMedia!('telegram-file://AgACx', sendContext('telegram', big.fetch));
+    expect(result).toMatchObject({ ok: false, status: 413 });
+    expect(result && !result.ok ? result.error : '').toMatch(/20 MB/);
+  });
 });
 
 describe('twilio media', () => {
