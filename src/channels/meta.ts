@@ -133,6 +133,10 @@ interface MessagingAttachment {
     coordinates?: { lat?: number; long?: number };
     /** A shared template: its cards, or a product's (`product.elements`). */
     elements?: TemplateElement[];
+    /** A button template (an echo of another app's send): its words, and its buttons' titles. */
+    template_type?: string;
+    text?: string;
+    buttons?: { title?: string }[];
     product?: { elements?: TemplateElement[] };
   } | null;
 }
@@ -212,6 +216,10 @@ function attachmentNote(raw: MessagingAttachment): string {
     .map((card) => [card.title, card.subtitle].filter((part) => typeof part === 'string' && part).join(' — '))
     .filter(Boolean);
   if (cards.length > 0) return cards.map((card) => `Shared: ${card}`).join('\n');
+  if (payload.template_type === 'button' && typeof payload.text === 'string' && payload.text.trim()) {
+    const buttons = records(payload.buttons).flatMap((button) => (typeof button.title === 'string' && button.title ? [button.title] : []));
+    return buttons.length > 0 ? `${payload.text}\n[buttons: ${buttons.join(' · ')}]` : payload.text;
+  }
   // Only a fallback's link is the customer's: a template's (a media template echoed) is Meta's own page.
   const label = [payload.title ?? raw.title, raw.type === 'fallback' ? raw.url : undefined].filter((part) => typeof part === 'string' && part).join(' ');
   return label || `[unsupported attachment: ${raw.type ?? 'unknown'}]`;

@@ -232,6 +232,10 @@ describe('messenger normalize', () => {
     // A media template (as the Page inbox's echoes carry) names Meta's page, no customer's link: its placeholder stays.
     body.entry[0].messaging[0].message.attachments = [{ type: 'template', title: '', url: 'https://www.facebook.com/commerce/update/', payload: { template_type: 'media', elements: [{ media_type: 'image', attachment_id: 2457235337685388 }] } }];
     expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([{ text: '[unsupported attachment: template]' }]);
+    // A button template (another app's send, echoed) reads as its words and its buttons.
+    const buttons = [{ type: 'web_url', url: 'https://acme.test/track', title: 'Track order' }, { type: 'postback', title: 'Talk to us', payload: 'TALK' }];
+    body.entry[0].messaging[0].message.attachments = [{ type: 'template', payload: { template_type: 'button', text: 'Your order shipped.', buttons } }];
+    expect(adapter.normalize(signedRequest('messenger', JSON.stringify(body)), credentials)).toMatchObject([{ text: 'Your order shipped.\n[buttons: Track order · Talk to us]' }]);
   });
 
   it('an appointment booked through the Page reads as its state and times in its time zone, not as a placeholder', () => {
