@@ -647,7 +647,12 @@ async function webAndWhatsAppContacts(webText: string, whatsappText: string) {
   const webContact = (await conversation(web.conversationId)).contact.id as string;
   const handle = newHandle('whatsapp');
   expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, whatsappText).body)).status).toBe(200);
-  const whatsappContact = await eventually(async () => (await getHandle('whatsapp', handle))?.contactId);
+  // The handle names its contact before the conversation is written (src/domain/inbound.ts): a
+  // campaign in between finds no conversation and sends nothing. Waiting for the conversation item.
+  const whatsappContact = await eventually(async () => {
+    const found = await getHandle('whatsapp', handle);
+    return found?.conversationId && (await getConversation(found.conversationId, true)) ? found.contactId : undefined;
+  });
   return { web, webContact, handle, whatsappContact };
 }
 
