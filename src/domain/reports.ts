@@ -3,7 +3,8 @@
  * a period (a customer back with a new issue starts one again: src/domain/episodes.ts): volume, first reply time, handle time, resolution time and rate,
  * first-contact resolution, SLA attainment and CSAT. Read from the reports index (one Query
  * per UTC day), which projects only what these figures need, and for the few reopened
- * conversations whose figures may go to another agent than their holder, who resolved them.
+ * conversations whose figures may go to another agent than their holder (reopened, or resolved
+ * with nobody holding them), who resolved them.
  * Narrowed to a team or a label, it reads the conversations' current team and labels too.
  */
 import { keys, UNASSIGNED_ID } from '../store/keys';
@@ -169,24 +170,26 @@ export const DAY_QUERY_CONCURRENCY = 8;
 const holder = (r: ReportRow) => (r.assigneeId && r.assigneeId !== UNASSIGNED_ID ? r.assigneeId : undefined);
 
 /**
- * A conversation reopened since it was resolved, and either open again or resolved with nobody
- * holding it: its resolution that did not hold may be another agent's than its holder's (the
- * reopening went to the queue or to someone else). One resolved again by its holder is theirs.
+ * A conversation whose figures may go to the agent credited with its resolution rather than its
+ * holder: one resolved with nobody holding it (resolved from the queue, credited to its resolver),
+ * and one reopened since and open again (the reopening went to the queue or to someone else). One
+ * resolved again by its holder is theirs.
  */
-export const needsResolver = (r: ReportRow): boolean => Boolean(r.reopenCount) && (r.status !== 'resolved' || !holder(r));
+export const needsResolver = (r: ReportRow): boolean => (r.status === 'resolved' ? !holder(r) : Boolean(r.reopenCount));
 
 /**
- * The agent a conversation's figures are credited to in `byAgent`: its holder, but one reopened
- * after an agent resolved it, not resolved again since by its holder, is that agent's (as Chatwoot
- * credits a resolution to the agent who had it): their first-contact resolution failed, whoever
- * took the conversation back, or if nobody did.
+ * The agent a conversation's figures are credited to in `byAgent`: its holder, else the agent who
+ * resolved it (a resolution from the queue is its resolver's, whether it holds or the customer
+ * undoes it); and one reopened after an agent resolved it, not resolved again since by its holder,
+ * is that agent's (as Chatwoot credits a resolution to the agent who had it): their first-contact
+ * resolution failed, whoever took the conversation back, or if nobody did.
  */
 export function creditedAgent(r: ReportRow): string | undefined {
   if (needsResolver(r) && r.resolvedBy) return r.resolvedBy;
   return holder(r);
 }
 
-/** Reads `resolvedBy` for the rows that need it: one BatchGet of that attribute alone, reopened rows only. */
+/** Reads `resolvedBy` for the rows that need it: one BatchGet of that attribute alone, those rows only. */
 async function withResolvers(rows: ReportRow[]): Promise<ReportRow[]> {
   const id = (key: { pk: string; sk: string }) => `${key.pk}\n${key.sk}`;
   const wanted = new Map<string, { pk: string; sk: string }>();
@@ -285,8 +288,8 @@ export interface Summary extends Kpis {
   byChannel: Partial<Record<Channel, Kpis>>;
   /**
    * Per agent id, the conversations each holds, but a reopened one that its holder did not resolve
-   * again goes to the agent whose resolution it undid (creditedAgent); ones credited to nobody
-   * count only in the totals.
+   * again goes to the agent whose resolution it undid, and one resolved from the queue to its
+   * resolver (creditedAgent); ones credited to nobody count only in the totals.
    */
   byAgent: Record<string, Kpis>;
 }

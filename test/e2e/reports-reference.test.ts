@@ -335,9 +335,13 @@ function expected(episodes: Episode[]) {
 
 /**
  * Whom an episode's figures go to: its holder, unless a resolution it undid was someone's (not an
- * auto-resolve in the queue) and its holder has not resolved it since.
+ * auto-resolve in the queue) and its holder has not resolved it since; one resolved with nobody
+ * holding it, whoever resolved it (nobody for an auto-resolve in the queue).
  */
-const credited = (e: Episode) => (e.reopened && e.resolvedBy && (e.status !== 'resolved' || !e.holder) ? e.resolvedBy : e.holder);
+const credited = (e: Episode) => {
+  if (e.status === 'resolved' && !e.holder) return e.resolvedBy;
+  return e.reopened && e.resolvedBy && e.status !== 'resolved' ? e.resolvedBy : e.holder;
+};
 
 function groups<K extends string>(episodes: Episode[], keyOf: (e: Episode) => K | undefined) {
   const out: Record<string, ReturnType<typeof expected>> = {};

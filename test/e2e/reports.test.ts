@@ -854,3 +854,47 @@ it('charges a moved issue reopened after nobody’s resolution to the agent who 
   expect(body).toMatchObject(reopened);
   expect(body.byAgent).toEqual({ 'agent-rita': expect.objectContaining(reopened) });
 });
+
+/** The conversation's messages the bot wrote (greeting, rating question), once none is still queued. */
+const botMessages = (id: string) =>
+  eventually(async () => {
+    const bots = (await listMessages(id, { limit: 50, includePrivate: false, consistent: true })).items.filter((m) => m.sender.type === 'bot');
+    return bots.every((m) => m.status !== 'queued') ? bots : undefined;
+  }, 15_000);
+
+/** The customer answers the rating question: the conversation stays resolved, rated. */
+async function customerRates(handle: string, id: string, score: number): Promise<void> {
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, String(score)).body)).status).toBe(200);
+  const rated = await eventually(async () => {
+    const c = await getConversation(id, true);
+    return c?.csat?.score === score ? c : undefined;
+  });
+  expect(rated).toMatchObject({ status: 'resolved' });
+  expect(rated.reopenCount ?? 0).toBe(0);
+}
+
+it('credits a resolution made from the queue to the agent who made it, its rating too, as it charges them when the customer undoes it', async () => {
+  const start = Date.now();
+  const now = async () => report(start, Date.now() + 1000);
+  // Prepare: a customer nobody holds (nobody is online to take it)
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'Can I pay by invoice?');
+  await botMessages(id);
+  expect((await getConversation(id, true))!.assigneeId ?? null).toBeNull();
+
+  // Act: Rita answers and resolves it from the queue; the customer rates 5
+  expect((await agentWrites(id, 'Yes, on orders over 100 EUR')).status).toBe(202);
+  await resolve(id);
+  await customerRates(handle, id, 5);
+
+  // Assess: her resolution, first reply, handle time and rating, as a reopening would have been hers
+  const hers = { conversations: 1, resolved: 1, firstContactResolutionRate: 1, firstReplySeconds: { count: 1 }, handleSeconds: { count: 1 }, csat: { responses: 1, average: 5 } };
+  expect(await now()).toMatchObject({ ...hers, byAgent: { 'agent-rita': hers } });
+
+  // Act: the customer writes again (a reopening, back to the queue)
+  expect(await customerWrites(handle, 'And by bank transfer?')).toBe(id);
+
+  // Assess: still Rita's, not resolved on first contact
+  const undone = { conversations: 1, resolved: 0, firstContactResolutionRate: 0 };
+  expect(await now()).toMatchObject({ ...undone, byAgent: { 'agent-rita': undone } });
+});

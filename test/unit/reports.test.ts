@@ -182,6 +182,23 @@ describe('summarizeRows', () => {
     expect(report).toMatchObject({ conversations: 6, resolved: 3, firstContactResolutionRate: 0.3333 });
   });
 
+  it('credits a resolution made from the queue to its resolver, whether it holds or the customer undoes it', () => {
+    const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
+    const rows = [
+      // Rita answered and resolved these with nobody holding them; the customer rated one, reopened the other
+      row({ firstReplyAt: at(2), status: 'resolved', resolvedAt: at(30), resolvedBy: 'rita', csat: { score: 5, at: at(31) } }),
+      row({ reopenCount: 1, resolvedBy: 'rita' }),
+      // Auto-resolved in the queue: nobody's
+      row({ status: 'resolved', resolvedAt: at(40) }),
+    ];
+
+    const report = summarizeRows(rows, sla, at(100));
+
+    expect(Object.keys(report.byAgent)).toEqual(['rita']);
+    expect(report.byAgent.rita).toMatchObject({ conversations: 2, resolved: 1, firstContactResolutionRate: 0.5, handleSeconds: { count: 1 }, csat: { responses: 1, average: 5 } });
+    expect(report).toMatchObject({ conversations: 3, resolved: 2 });
+  });
+
   it('has a row for every agent id the API accepts, "__proto__" and "constructor" too', () => {
     const sla = { firstReplySeconds: 15 * 60, resolutionSeconds: 90 * 60 };
     const rows = [row({ assigneeId: '__proto__' }), row({ assigneeId: 'constructor' }), row({ assigneeId: 'ana' })];
@@ -347,13 +364,30 @@ describe('loadReportRows', () => {
     expect(request.ProjectionExpression!.split(', ').map((name) => request.ExpressionAttributeNames![name])).toEqual(['pk', 'sk', 'resolvedBy']);
   });
 
+  it('reads who resolved a conversation resolved with nobody holding it, and for nobody else resolved', async () => {
+    // Prepare: resolved from the queue (never reopened), and resolved by its holder
+    const item = (id: string, over: Record<string, unknown>) => ({ pk: `CONV#${id}`, sk: 'CONV', id, channel: 'web', status: 'resolved', resolvedAt: at(30), gsi3sk: `2026-11-02T09:00:00.000Z#${id}`, ...over });
+    ddb.on(QueryCommand).resolves({ Items: [item('c1', {}), item('c2', { assigneeId: 'ana' })] });
+    ddb.on(BatchGetCommand).resolves({ Responses: { 'conversa-unit': [{ pk: 'CONV#c1', sk: 'CONV', resolvedBy: 'rita' }] } });
+
+    // Act
+    const rows = await loadReportRows(new Date('2026-11-02T00:00:00Z'), new Date('2026-11-02T23:59:59Z'));
+
+    // Assess
+    expect(rows.map((r) => [r.id, r.resolvedBy])).toEqual([
+      ['c1', 'rita'],
+      ['c2', undefined],
+    ]);
+    expect(ddb.commandCalls(BatchGetCommand).map((c) => c.args[0].input.RequestItems!['conversa-unit']!.Keys)).toEqual([[{ pk: 'CONV#c1', sk: 'CONV' }]]);
+  });
+
   it('reads each conversation’s team and labels once, only when asked for, then who resolved the rows kept', async () => {
-    // Prepare: one day holding c1 (billing, refund) and an earlier episode of it, c2 (sales,
+    // Prepare: one day holding c1 (billing, refund) and an earlier episode of it (Ana's), c2 (sales,
     // refund, reopened in the queue) and c3 (billing, reopened in the queue)
     const item = (id: string, sk: string, over: Record<string, unknown>) => ({ pk: `CONV#${id}`, sk, id, channel: 'web', status: 'open', gsi3sk: `2026-11-02T09:00:00.000Z#${id}`, ...over });
     ddb.on(QueryCommand).resolves({
       Items: [
-        item('c1', 'EPISODE#2026-11-02T08:00:00.000Z', { status: 'resolved', resolvedAt: at(30), gsi3sk: '2026-11-02T08:00:00.000Z#c1' }),
+        item('c1', 'EPISODE#2026-11-02T08:00:00.000Z', { status: 'resolved', resolvedAt: at(30), assigneeId: 'ana', gsi3sk: '2026-11-02T08:00:00.000Z#c1' }),
         item('c1', 'CONV', {}),
         item('c2', 'CONV', { reopenCount: 1 }),
         item('c3', 'CONV', { reopenCount: 1 }),
