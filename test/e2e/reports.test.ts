@@ -873,6 +873,76 @@ async function customerRates(handle: string, id: string, score: number): Promise
   expect(rated.reopenCount ?? 0).toBe(0);
 }
 
+it('takes the rating question an agent’s resolution asks for no reply and its rating for no reopen, and its failure or withdrawal changes nothing', async () => {
+  const start = Date.now();
+  const now = async () => report(start, Date.now() + 1000);
+  const question = (await http(stack.httpUrl, 'GET', '/v1/settings', { token: jwt })).body.csat.question as string;
+  const asSam = (id: string, path: string, body?: unknown) => http(stack.httpUrl, 'POST', `/v1/conversations/${id}/${path}`, { token: samJwt, ...(body ? { body } : {}) });
+  /** A WhatsApp customer Sam holds, the greeting sent (so that a provider failure meets what follows). */
+  const samsCustomer = async (text: string) => {
+    const handle = newHandle('whatsapp');
+    const id = await customerWrites(handle, text);
+    expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/assign`, { token: jwt, body: { agentId: 'agent-sam' } })).status).toBe(200);
+    await botMessages(id);
+    return { handle, id };
+  };
+
+  // Prepare: Sam resolves a conversation without writing (the customer's answer was in the FAQ)
+  const first = await samsCustomer('Do you ship to Chile?');
+  expect((await asSam(first.id, 'resolve')).status).toBe(200);
+  expect((await botMessages(first.id)).filter((m) => m.text === question)).toEqual([expect.objectContaining({ status: 'sent' })]);
+
+  // Assess: the bot's question is no first reply, so there is no handle time either
+  const once = { conversations: 1, resolved: 1, firstContactResolutionRate: 1 };
+  expect(await now()).toMatchObject({ ...once, firstReplySeconds: { count: 0 }, handleSeconds: { count: 0 } });
+
+  // Act: the customer rates 4
+  await customerRates(first.handle, first.id, 4);
+
+  // Assess: still resolved on first contact, and the rating is Sam's, whose resolution it was
+  const rated = { ...once, csat: { responses: 1, average: 4 } };
+  expect(await now()).toMatchObject({ ...rated, byAgent: { 'agent-sam': rated } });
+
+  // Act: the provider refuses the question of Sam's next resolution
+  const second = await samsCustomer('Is the red one back in stock?');
+  expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 400, count: 1 } })).status).toBe(200);
+  expect((await asSam(second.id, 'resolve')).status).toBe(200);
+
+  // Assess: the question failed, and the resolution stands: resolved on first contact
+  expect((await botMessages(second.id)).filter((m) => m.text === question)).toEqual([expect.objectContaining({ status: 'failed' })]);
+  expect((await getConversation(second.id, true))!.status).toBe('resolved');
+  const two = { conversations: 2, resolved: 2, firstContactResolutionRate: 1, csat: { responses: 1 } };
+  expect(await now()).toMatchObject({ ...two, byAgent: { 'agent-sam': two } });
+
+  // Act: Sam answers a third customer and resolves at once; WhatsApp answers the reply only then, refusing it
+  const third = await samsCustomer('Please delete my account');
+  expect((await http(stack.httpUrl, 'POST', '/local/providers/whatsapp/_fail', { body: { status: 400, count: 1 } })).status).toBe(200);
+  let resolved = false;
+  stack.providers.holdNext('whatsapp', async () => {
+    expect((await asSam(third.id, 'resolve')).status).toBe(200);
+    resolved = true;
+  });
+  const reply = await asSam(third.id, 'messages', { text: 'Deleted. Closing this now' });
+  expect(reply.status).toBe(202);
+  await eventually(async () => ((await getMessage(third.id, reply.body.message.id))?.status === 'failed' ? true : undefined), 15_000);
+  expect(resolved).toBe(true);
+
+  // Assess: reopened for Sam, the question withdrawn: no reopen, nothing counted against first contact
+  await eventually(async () => ((await getConversation(third.id, true))?.status === 'open' ? true : undefined), 15_000);
+  expect((await botMessages(third.id)).filter((m) => m.text === question)).toEqual([expect.objectContaining({ status: 'failed' })]);
+  expect((await getConversation(third.id, true))!.reopenCount ?? 0).toBe(0);
+  // (Sam is offline: routing gives it to the queue, where it waits as nobody's.)
+  expect(await now()).toMatchObject({ conversations: 3, resolved: 2, firstContactResolutionRate: 1, byAgent: { 'agent-sam': { resolved: 2, firstContactResolutionRate: 1 } } });
+
+  // Act: Sam sends it again and resolves
+  expect((await asSam(third.id, 'messages', { text: 'Deleted (again). Closing this now' })).status).toBe(202);
+  expect((await asSam(third.id, 'resolve')).status).toBe(200);
+
+  // Assess: all three resolved on first contact, Sam's (the last from the queue)
+  const all = { conversations: 3, resolved: 3, firstContactResolutionRate: 1 };
+  expect(await now()).toMatchObject({ ...all, byAgent: { 'agent-sam': all } });
+});
+
 it('credits a resolution made from the queue to the agent who made it, its rating too, as it charges them when the customer undoes it', async () => {
   const start = Date.now();
   const now = async () => report(start, Date.now() + 1000);
