@@ -5,6 +5,7 @@ import { json, parseBody, validate } from '../http/http';
 import { badRequest, notFound } from '../domain/errors';
 import { postAgentMessage } from '../domain/outbound';
 import { setConversationStatus } from '../domain/assignment';
+import { frozenEpisode, reopenedByAgent } from '../domain/episodes';
 import { MAX_MENTIONS, mentionedConversations } from '../domain/mentions';
 import { isErased } from '../domain/erasure';
 import { changeConversation, MAX_CONVERSATION_LABELS, setLabels, withStatus } from '../domain/conversations';
@@ -130,8 +131,12 @@ export const setLabelsRoute: Route = async ({ event, params }) => {
 export const resolveRoute: Route = async ({ params, agent }) => json(200, toConversation(await setConversationStatus(params.id!, 'resolved', undefined, agent.id)));
 
 export const reopenRoute: Route = async ({ params, agent }) => {
-  const { after } = await changeConversation(params.id!, agentChange((c) => (c.status === 'open' ? undefined : { ...withStatus(c, 'open'), transferNote: undefined })), {
-    by: agent.id,
-  });
+  const at = new Date().toISOString();
+  const { after } = await changeConversation(
+    params.id!,
+    agentChange((c) => (c.status === 'open' ? undefined : reopenedByAgent(c, { ...withStatus(c, 'open', at), transferNote: undefined }, at))),
+    { by: agent.id },
+    frozenEpisode,
+  );
   return json(200, toConversation(after));
 };

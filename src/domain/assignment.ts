@@ -10,6 +10,7 @@ import { postAgentMessage, type AgentIdentity } from './outbound';
 import { syncSnoozeWake } from './snooze';
 import { askAfterAgentResolution, withAgentResolutionAsk } from './engagement';
 import { getSettings } from './settings';
+import { frozenEpisode, reopenedByAgent } from './episodes';
 import type { ConversationStatus, Message } from './types';
 import { getAgent, listAgents, touchAgent, updateAgentProfile } from '../store/agents';
 import { agentChange, getConversation, isErasing, updateConversation, type ConversationRecord } from '../store/conversations';
@@ -189,11 +190,12 @@ export async function setConversationStatus(conversationId: string, status: Conv
     agentChange((c) => {
       if (c.status === status && c.snoozedUntil === snoozedUntil) return undefined;
       // A person changed it: a transfer asked for before is no longer the last word (transferNote).
-      const next = { ...withStatus(c, status, at, by), transferNote: undefined };
+      const next = reopenedByAgent(c, { ...withStatus(c, status, at, by), transferNote: undefined }, at);
       if (settings) return withAgentResolutionAsk(next, settings, at);
       return status === 'snoozed' ? { ...next, snoozedUntil, updatedAt: at } : next;
     }),
     { by },
+    frozenEpisode,
   );
   if (settings) await askAfterAgentResolution(before, after, settings);
   if (after.status === 'snoozed' || before.status === 'snoozed') await syncSnoozeWake(after);

@@ -42,6 +42,23 @@ export function newEpisode(
 }
 
 /**
+ * An agent taking `before` out of `resolved` (`next`, at `at`: a reopening, a status) more than
+ * REOPEN_WINDOW_MS after its resolution. Its issue had closed, as a Zendesk ticket closes 4 days after
+ * it was solved and only a follow-up ticket takes more: its episode keeps its figures where it started
+ * (frozen by frozenEpisode in the same write), and what the agent starts is the team's contact, out of
+ * the figures until the customer writes (as a conversation made for a move). Within the window it is a reopen.
+ */
+export function reopenedByAgent(before: ConversationRecord, next: ConversationRecord, at: string): ConversationRecord {
+  if (before.status !== 'resolved' || next.status === 'resolved' || before.resolvedAt === undefined || !closesOwnEpisode(before)) return next;
+  if (Date.parse(at) - Date.parse(before.resolvedAt) <= REOPEN_WINDOW_MS) return next;
+  return { ...next, ...newEpisode(before, at), teamStarted: true };
+}
+
+/** The episode a change closed on its own conversation (a new one started there), to write with it. */
+export const frozenEpisode = (before: ConversationRecord, after: ConversationRecord): Record<string, unknown> | undefined =>
+  after.reportStartedAt !== before.reportStartedAt && closesOwnEpisode(before) ? closedEpisodeItem(before) : undefined;
+
+/**
  * `c`'s first reply, dropped for `firstReplyAt` as the first reply of the episode it counts now, was
  * written all the same: kept as unprompted, which the timers and reads follow as they do a reply.
  */

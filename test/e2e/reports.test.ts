@@ -968,3 +968,40 @@ it('credits a resolution made from the queue to the agent who made it, its ratin
   const undone = { conversations: 1, resolved: 0, firstContactResolutionRate: 0 };
   expect(await now()).toMatchObject({ ...undone, byAgent: { 'agent-rita': undone } });
 });
+
+it.each([
+  ['reopens it', { path: 'reopen' }],
+  ['sets it pending', { path: 'status', body: { status: 'pending' } }],
+] as const)('leaves an issue resolved more than 4 days ago where it started when an agent %s, and counts the customer’s answer as a new conversation', async (_, change) => {
+  // Prepare: answered in 5 minutes and resolved in 30, on first contact, six days ago
+  const handle = newHandle('whatsapp');
+  const id = await customerWrites(handle, 'My order is late');
+  await agentWrites(id, 'Sorry, it ships today');
+  await resolve(id);
+  const then = await happenedDaysAgo(id, 6, { firstReply: 5, resolved: 30 });
+  const team = await ownTeam(id);
+  const figures = async (from: number, to: number) => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(from)}&to=${iso(to)}&team=${team}`, { token: jwt })).body;
+  const closed = async () => figures(then - MINUTE, then + 60 * MINUTE);
+  const before = { conversations: 1, resolved: 1, firstContactResolutionRate: 1, resolutionSeconds: { avg: 1800 }, sla: { resolutionAttainment: 1 } };
+  expect(await closed()).toMatchObject(before);
+  const now = Date.now();
+  const today = async () => figures(now, Date.now() + 1000);
+
+  // Act: today an agent takes it up again and writes to the customer
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${id}/${change.path}`, { token: jwt, ...('body' in change ? { body: change.body } : {}) })).status).toBe(200);
+  const asked = await agentWrites(id, 'Did the parcel arrive in the end?');
+  expect(asked.status).toBe(202);
+  await eventually(async () => ((await getMessage(id, asked.body.message.id))?.status === 'sent' ? true : undefined));
+
+  // Assess: the closed issue keeps its figures where it started; nothing counts today yet
+  expect(await closed()).toMatchObject(before);
+  expect((await today()).conversations).toBe(0);
+
+  // Act: the customer answers
+  expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', handle, 'It did not, actually').body)).status).toBe(200);
+  await eventually(async () => ((await getConversation(id, true))!.lastInboundAt! >= iso(now) ? true : undefined));
+
+  // Assess: a new conversation today, waiting for its first reply (the agent's text before it is none), no reopen
+  expect(await today()).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 }, firstContactResolutionRate: null });
+  expect(await closed()).toMatchObject(before);
+});

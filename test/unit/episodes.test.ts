@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { closedEpisodeItem, closesOwnEpisode, movedEpisode, newEpisode, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode, type MovedEpisode } from '../../src/domain/episodes';
+import { closedEpisodeItem, closesOwnEpisode, frozenEpisode, movedEpisode, newEpisode, reopenedByAgent, REOPEN_WINDOW_MS, startsNewEpisode, withMovedEpisode, type MovedEpisode } from '../../src/domain/episodes';
+import { withStatus } from '../../src/domain/conversations';
 import type { ConversationRecord } from '../../src/store/conversations';
 
 const resolvedAt = '2026-11-02T10:00:00.000Z';
@@ -220,3 +221,55 @@ describe('a rating and a moved issue', () => {
   });
 });
 
+
+describe('an agent reopening a resolved conversation', () => {
+  const resolved = (over: Partial<ConversationRecord> = {}) =>
+    ({
+      id: 'c1',
+      channel: 'whatsapp',
+      status: 'resolved',
+      resolvedAt,
+      resolvedBy: 'rita',
+      assigneeId: 'rita',
+      createdAt: after(-3_600_000),
+      updatedAt: resolvedAt,
+      lastMessageAt: resolvedAt,
+      firstReplyAt: after(-3_000_000),
+      version: 3,
+      ...over,
+    }) as ConversationRecord;
+  const reopen = (c: ConversationRecord, at: string, status: 'open' | 'pending' = 'open') => reopenedByAgent(c, withStatus(c, status, at), at);
+
+  it('reopens the same episode within the reopen window, a reopen against first-contact resolution', () => {
+    const at = after(REOPEN_WINDOW_MS);
+    const c = resolved();
+
+    const next = reopen(c, at);
+
+    expect(next).toMatchObject({ status: 'open', reopenCount: 1, firstReplyAt: c.firstReplyAt });
+    expect(next.reportStartedAt).toBeUndefined();
+    expect(frozenEpisode(c, next)).toBeUndefined();
+  });
+
+  it('after it, leaves the closed episode its figures and starts the team’s contact, counted once the customer writes', () => {
+    const at = after(REOPEN_WINDOW_MS + 1);
+    const c = resolved();
+
+    const next = reopen(c, at, 'pending');
+
+    expect(next).toMatchObject({ status: 'pending', reopenCount: 0, reportStartedAt: at, teamStarted: true });
+    expect(next.firstReplyAt).toBeUndefined();
+    expect(frozenEpisode(c, next)).toEqual(closedEpisodeItem(c));
+    expect(closedEpisodeItem(c)).toMatchObject({ sk: `EPISODE#${c.createdAt}`, status: 'resolved', resolvedAt });
+    // The customer's next message starts its episode, and is no reopen
+    expect(startsNewEpisode(next, after(REOPEN_WINDOW_MS + 60_000))).toBe(true);
+  });
+
+  it('leaves alone one with no episode of its own (the team’s contact, or one whose issue went to another channel)', () => {
+    const at = after(REOPEN_WINDOW_MS + 1);
+    for (const c of [resolved({ teamStarted: true }), resolved({ movedTo: 'c2' })]) {
+      const next = withStatus(c, 'open', at);
+      expect(reopenedByAgent(c, next, at)).toBe(next);
+    }
+  });
+});
