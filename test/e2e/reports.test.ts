@@ -8,6 +8,7 @@ import { getConversation, updateConversation } from '../../src/store/conversatio
 import { getHandle } from '../../src/store/contacts';
 import { getMessage, listMessages } from '../../src/store/messages';
 import { runTimer } from '../../src/domain/engagement';
+import { getSettings } from '../../src/domain/settings';
 import { keys } from '../../src/store/keys';
 import { ddb } from '../../src/aws/clients';
 import { config } from '../../src/config';
@@ -1004,4 +1005,35 @@ it.each([
   // Assess: a new conversation today, waiting for its first reply (the agent's text before it is none), no reopen
   expect(await today()).toMatchObject({ conversations: 1, resolved: 0, firstReplySeconds: { count: 0 }, firstContactResolutionRate: null });
   expect(await closed()).toMatchObject(before);
+});
+
+it('takes a customer answering the automatic follow-up after the resolution for the issue it followed up coming back, a reopen', async () => {
+  // Prepare: a visitor answered by Rita, who never wrote back
+  const start = Date.now();
+  const session = await visitorSession(stack.httpUrl);
+  const ws = await WsClient.connect(stack.wsUrl, session.token);
+  sockets.push(ws);
+  const says = async (text: string) => {
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text, clientMessageId });
+    return (await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId)).conversationId as string;
+  };
+  const id = await says('My invoice has the wrong amount');
+  const team = await ownTeam(id);
+  const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
+  const reply = await agentWrites(id, 'Corrected, a new one is in your inbox');
+  expect(reply.status).toBe(202);
+  // A day later the follow-up goes (sent while the issue is open), and the day after the auto-resolve resolves it
+  const followUp = (await getSettings()).reengagement.message;
+  expect(await runTimer({ kind: 'reengage', conversationId: id, dueAt: iso(Date.now()), messageId: reply.body.message.id }, new Date(Date.now() + DAY + MINUTE))).toBe('done');
+  await ws.waitFor((f) => f.type === 'message.created' && f.message.text === followUp, 10_000);
+  expect(await runTimer({ kind: 'autoResolve', conversationId: id, dueAt: iso(Date.now()) }, new Date(Date.now() + 3 * DAY))).toBe('done');
+  expect(await figures()).toMatchObject({ conversations: 1, resolved: 1, firstContactResolutionRate: 1 });
+
+  // Act: the visitor answers the follow-up
+  await says('Yes: the new one has the wrong address');
+  await eventually(async () => ((await getConversation(id, true))?.status === 'open' ? true : undefined));
+
+  // Assess: the same issue back, within 4 days of its resolution: reopened, not resolved on first contact
+  expect(await figures()).toMatchObject({ conversations: 1, resolved: 0, firstContactResolutionRate: 0 });
 });
