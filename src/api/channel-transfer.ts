@@ -40,8 +40,9 @@ async function claimEpisode(sourceId: string, channel: ProviderChannel): Promise
   let claimed: ConversationRecord | undefined;
   await updateConversation(sourceId, (c) => {
     claimed = undefined;
-    // A source that moved before has no episode of its own left to give; a resolved one's is over.
-    if (c.status === 'resolved' || c.movedTo) return undefined;
+    // A source that moved before has no episode of its own left to give; a resolved one's is over;
+    // the team's contact (an agent took up an issue closed days ago) is no issue until the customer writes.
+    if (c.status === 'resolved' || c.movedTo || c.teamStarted) return undefined;
     if (c.movingTo && c.movingTo.channel !== channel && now - Date.parse(c.movingTo.at) < CLAIM_HOLDS_MS) return undefined;
     claimed = c;
     return c.movingTo?.channel === channel ? undefined : { ...c, movingTo: { channel, at: new Date(now).toISOString() } };

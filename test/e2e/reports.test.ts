@@ -1037,3 +1037,28 @@ it('takes a customer answering the automatic follow-up after the resolution for 
   // Assess: the same issue back, within 4 days of its resolution: reopened, not resolved on first contact
   expect(await figures()).toMatchObject({ conversations: 1, resolved: 0, firstContactResolutionRate: 0 });
 });
+
+it('leaves the team’s contact out of the figures when the agent who took up an issue closed days ago moves it to another channel', async () => {
+  // Prepare: a WhatsApp issue resolved six days ago, which an agent takes up again today
+  const phone = phoneHandles();
+  const source = await customerWrites(phone.whatsapp, 'My order is late');
+  await agentWrites(source, 'Sorry, it ships today');
+  await resolve(source);
+  await happenedDaysAgo(source, 6, { firstReply: 5, resolved: 30 });
+  const start = Date.now();
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/reopen`, { token: jwt })).status).toBe(200);
+
+  // Act: the agent moves it to SMS and texts the customer
+  const moved = await http(stack.httpUrl, 'POST', `/v1/conversations/${source}/channel`, { token: jwt, body: { channel: 'sms' } });
+  expect(moved.status).toBe(201);
+  expect((await agentWrites(moved.body.id, 'Did the parcel arrive in the end?')).status).toBe(202);
+
+  // Assess: no issue of the customer's today, on either channel, until they write
+  const count = async (channel: string) =>
+    (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&channel=${channel}`, { token: jwt })).body.conversations;
+  expect([await count('whatsapp'), await count('sms')]).toEqual([0, 0]);
+
+  // Act: the customer answers by SMS; Assess: a new conversation there, waiting for its first reply
+  expect(await smsCustomerWrites(phone.sms, 'It did not')).toBe(moved.body.id);
+  expect(await count('sms')).toBe(1);
+});
