@@ -671,8 +671,9 @@
       const c = conversations.get(openId);
       if (!c) return;
       who.textContent = [contactName(c), c.contact?.email, c.contact?.phone].filter(Boolean).join(' · ');
-      // Texted STOP: replies are refused (422 opted_out) until they text START.
-      details.textContent = `${c.channel} · ${c.status} · ${c.assigneeId ? `assigned to ${assigneeLabel(c)}` : 'unassigned'}${c.optedOut ? ' · opted out of texts' : ''}`;
+      // Texted STOP: replies are refused (422 opted_out) until they text START. The customer's newest CSAT rating, with their words.
+      const rated = c.csat ? ` · rated ${c.csat.score}/5${c.csat.comment ? `: “${c.csat.comment}”` : ''}` : '';
+      details.textContent = `${c.channel} · ${c.status} · ${c.assigneeId ? `assigned to ${assigneeLabel(c)}` : 'unassigned'}${c.optedOut ? ' · opted out of texts' : ''}${rated}`;
       details.dataset.status = c.status;
       assignButton.disabled = c.assigneeId === me.id;
       resolveButton.hidden = c.status === 'resolved';

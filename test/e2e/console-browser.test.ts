@@ -172,6 +172,11 @@ it.skipIf(!runs)('a web visitor live in the console: canned reply, typing and re
     await page.getByRole('button', { name: 'Resolve', exact: true }).click();
     await visitor.waitFor((f) => f.type === 'conversation.updated' && f.conversation.status === 'resolved', 15_000, 'the resolution');
     await expect.poll(() => details(page)).toContain('resolved');
+    // The resolution asked the visitor for a rating (CSAT is on by default); the agent sees theirs.
+    await visitor.waitFor((f) => f.type === 'message.created' && f.message.attachments.some((a: { type: string }) => a.type === 'csat'), 15_000, 'the CSAT question');
+    expect(await details(page)).not.toContain('rated');
+    visitor.send({ action: 'sendMessage', text: '4 - quick and kind', clientMessageId: 'v-rating' });
+    await expect.poll(() => details(page)).toMatch(/^web · resolved · [^·]+ · rated 4\/5: “quick and kind”$/);
     await expect.poll(() => row(page, conversationId).count()).toBe(0);
     await page.getByRole('button', { name: 'Resolved', exact: true }).click();
     await expect.poll(() => row(page, conversationId).count()).toBe(1);
