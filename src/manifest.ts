@@ -181,6 +181,8 @@ export const HTTP_ROUTES: readonly HttpRouteSpec[] = [
   agent('POST', '/v1/conversations/{id}/macros/{macroId}/run'),
   agent('GET', '/v1/reports/summary'),
   agent('POST', '/v1/proactive'),
+  agent('GET', '/v1/proactive/{id}'),
+  agent('DELETE', '/v1/proactive/{id}'),
   agent('POST', '/v1/uploads'),
   // Visitors' files and their conversation's files; the widget handler checks the visitor token itself.
   { method: 'POST', path: '/v1/widget/uploads', fn: 'widget', auth: 'none', throttle: { rateLimit: 10, burstLimit: 20 } },

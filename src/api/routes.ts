@@ -22,7 +22,7 @@ import { getSettingsRoute, putSettingsRoute } from './settings';
 import { createCannedRoute, deleteCannedRoute, getCannedRoute, listCannedRoute, renderCannedRoute } from './canned';
 import { createMacroRoute, deleteMacroRoute, getMacroRoute, listMacrosRoute, runMacroRoute, updateMacroRoute } from './macros';
 import { reportSummaryRoute } from './reports';
-import { proactiveRoute } from './proactive';
+import { cancelCampaignRoute, getCampaignRoute, proactiveRoute } from './proactive';
 import { attachmentRoute, uploadRoute } from './media';
 
 export const ROUTES: Readonly<Record<string, Route>> = {
@@ -61,5 +61,7 @@ export const ROUTES: Readonly<Record<string, Route>> = {
   'POST /v1/conversations/{id}/macros/{macroId}/run': runMacroRoute,
   'GET /v1/reports/summary': reportSummaryRoute,
   'POST /v1/proactive': proactiveRoute,
+  'GET /v1/proactive/{id}': getCampaignRoute,
+  'DELETE /v1/proactive/{id}': cancelCampaignRoute,
   'POST /v1/uploads': uploadRoute,
 };

@@ -7,6 +7,7 @@ import type { ConversationRecord } from '../store/conversations';
 import { deleteMessage } from '../store/messages';
 import type { Message } from './types';
 import { releaseReservation, reserveAgentForNew, routeOnConversationChange, routeOnInbound, routeOnPresence } from './routing';
+import { countCampaignReply } from './campaigns';
 import { csatAnswerIn, disarmFailedReply, withdrawnBeforeSending, engageOnConversationChange, ratedBy, engageOnInbound, engageOnOutbound, engageOnVisitorRead, greetNewConversation, type Greeting } from './engagement';
 
 export interface InboundHookContext {
@@ -63,6 +64,12 @@ export async function beforeNewConversation(
 }
 
 export async function afterInbound(context: InboundHookContext): Promise<HookResult> {
+  // Beside the hooks: a campaign the customer answers counts the reply (a write only for a conversation a campaign marked).
+  const [result] = await Promise.all([inboundHooks(context), countCampaignReply(context.conversation, context.message)]);
+  return result;
+}
+
+async function inboundHooks(context: InboundHookContext): Promise<HookResult> {
   // Recorded with the message, the conversation left resolved: nothing to route or answer.
   if (ratedBy(context)) return { conversation: context.conversation, messages: [] };
   if (csatAnswerIn(context)) {

@@ -27,6 +27,7 @@ import { applyOutboundToConversation } from './outbound';
 import { getSettings, type Settings } from './settings';
 import { cancelTimer, setTimer, setTimerAt, type TimerInput } from './timers';
 import { isProviderChannel, type Attachment, type Message } from './types';
+import { fireCampaign } from './campaigns';
 
 export const BOT_SENDER = { type: 'bot', id: 'conversa', name: 'Conversa' } as const;
 export const ASK_FOR_EMAIL_TEXT = 'Leave us your email address and we will reply there if you are gone by then.';
@@ -71,6 +72,8 @@ export interface OutboundDraft {
   sender?: Message['sender'];
   /** Sent without the customer asking (proactive): written, but no reply (reports' first reply). */
   unprompted?: boolean;
+  /** The campaign a proactive message is of (its counters follow the message's status). */
+  campaignId?: string;
 }
 
 /** A message the team (or the bot) sends, not stored yet. */
@@ -101,7 +104,8 @@ export async function storeOutbound(
   options: { show?: boolean } = {},
 ): Promise<{ message: Message; conversation: ConversationRecord }> {
   const message = outboundMessage(conversation, draft, delivery, id);
-  const stored = await putMessage(message);
+  // A campaign's id is stored with the message (its status changes count there), never shown.
+  const stored = await putMessage(draft.campaignId ? { ...message, campaignId: draft.campaignId } : message);
   const applied = await applyOutboundToConversation(conversation.id, message, { unprompted: draft.unprompted === true });
   const updated = applied ?? conversation;
   if ((delivery === 'queue' || delivery === 'stored') && options.show !== false) {
@@ -666,6 +670,8 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
       return (await requeueCopy(input)) ? 'done' : 'skipped';
     case 'presenceGrace':
       return (await endPresenceGrace(input.conversationId, input.dueAt, now)) ? 'done' : 'skipped';
+    case 'campaignSend':
+      return fireCampaign(input.conversationId, now);
   }
 }
 

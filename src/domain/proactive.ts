@@ -13,6 +13,7 @@ import { erasedAmong } from '../store/erasure';
 import { claimDedup, getDedup, releaseDedup } from '../store/messages';
 import { loadContact } from './contacts';
 import { takeProactiveQuota } from '../store/quota';
+import { addCampaignCounts, markCampaignWritten, putCampaign } from '../store/campaigns';
 import { ClientError, notFound } from './errors';
 import { storeOutbound } from './engagement';
 import { newId } from './ids';
@@ -59,16 +60,20 @@ async function takeQuota(count: number, now: Date): Promise<void> {
   }
 }
 
+/** Who a request reaches, and the ids it names that are answered back. */
+export interface Recipients {
+  requested: string[];
+  contactIds: string[];
+  unknownContactIds: string[];
+  erasedContactIds: string[];
+  unreachableContactIds: string[];
+}
+
 /**
- * Queues one job per distinct known contact that the channel can reach; answers how many were
- * queued, the ids nobody has, the contacts whose erasure was asked for, and the contacts the
- * named channel cannot reach.
+ * The distinct known contacts the channel can reach, the ids nobody has, the contacts whose erasure
+ * was asked for, and the contacts the named channel cannot reach; 404 or 422 when nobody is left.
  */
-export async function queueProactive(
-  request: ProactiveRequest,
-  sender: AgentIdentity,
-  now = new Date(),
-): Promise<{ batchId: string; queued: number; unknownContactIds?: string[]; erasedContactIds?: string[]; unreachableContactIds?: string[] }> {
+export async function resolveRecipients(request: ProactiveRequest): Promise<Recipients> {
   const requested = [...new Set(request.contactIds)];
   if (requested.length > MAX_RECIPIENTS) throw new ClientError(400, 'too_many_recipients', `at most ${MAX_RECIPIENTS} contacts per request`);
   // An id no contact has (a typo, a stale list, one merged into another) takes no quota and no
@@ -90,6 +95,24 @@ export async function queueProactive(
     // A contact whose erasure was asked for reads as gone, as GET /v1/contacts/{id} answers.
     throw notFound('contacts (none of the ids is a contact)');
   }
+  return { requested, contactIds, unknownContactIds, erasedContactIds, unreachableContactIds };
+}
+
+/** The ids a request named that it does not reach, as the answers give them (only the lists that have some). */
+export function answeredBack(r: Recipients): { unknownContactIds?: string[]; erasedContactIds?: string[]; unreachableContactIds?: string[] } {
+  return {
+    ...(r.unknownContactIds.length > 0 ? { unknownContactIds: r.unknownContactIds } : {}),
+    ...(r.erasedContactIds.length > 0 ? { erasedContactIds: r.erasedContactIds } : {}),
+    ...(r.unreachableContactIds.length > 0 ? { unreachableContactIds: r.unreachableContactIds } : {}),
+  };
+}
+
+/**
+ * The request's batch id, claimed under its clientRequestId when it has one, and whether this call
+ * made the claim (a retry's did not). A new claim takes `count` recipients from the quota of
+ * `quotaAt`'s hour. `sendAt` (a scheduled request) is part of what the request asks.
+ */
+export async function claimBatch(request: ProactiveRequest, sender: AgentIdentity, requested: string[], count: number, quotaAt: Date, sendAt?: string): Promise<{ batchId: string; claimed: boolean }> {
   // A retry of a request whose queueing failed halfway reuses its batch (its jobs' deduplication
   // ids, and the per-recipient claims of deliverProactive): nobody gets the message twice, and the
   // quota is taken once.
@@ -97,7 +120,9 @@ export async function queueProactive(
   // What the request asks, kept with its claim: the same id for another request is refused. The
   // ids as sent, not what they turned out to be: a retry after a recipient's erasure began, or after
   // one was merged into another or became reachable on the channel, is the same request.
-  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify([[...requested].sort(), request.text, request.channel ?? null])).digest('base64url')}`;
+  const asked: unknown[] = [[...requested].sort(), request.text, request.channel ?? null];
+  if (sendAt) asked.push(sendAt);
+  const fingerprint = `proactive#${createHash('sha256').update(JSON.stringify(asked)).digest('base64url')}`;
   const tentative = { conversationId: fingerprint, messageId: newId() };
   const { claimed, record } = scope ? await claimDedup(scope, tentative) : { claimed: true, record: tentative };
   if (record.conversationId !== fingerprint) {
@@ -105,13 +130,17 @@ export async function queueProactive(
   }
   if (claimed) {
     try {
-      await takeQuota(contactIds.length, now);
+      await takeQuota(count, quotaAt);
     } catch (error) {
       if (scope) await releaseDedup(scope);
       throw error;
     }
   }
-  const batchId = record.messageId;
+  return { batchId: record.messageId, claimed };
+}
+
+/** One job per recipient on the outbound queue, in PROACTIVE_LANES groups; repeatable (deduplication ids, and deliverProactive's claims). */
+export async function enqueueProactiveJobs(batchId: string, contactIds: string[], request: Pick<ProactiveRequest, 'text' | 'channel'>, sender: { id: string; name?: string }): Promise<number> {
   const jobs: ProactiveJob[] = contactIds.map((contactId, i) => ({
     conversationId: `proactive-lane-${i % PROACTIVE_LANES}`,
     messageId: `proactive-${batchId}-${contactId}`,
@@ -125,13 +154,36 @@ export async function queueProactive(
   }));
   const sliceSize = Math.ceil(jobs.length / ENQUEUE_CONCURRENCY);
   await Promise.all(Array.from({ length: ENQUEUE_CONCURRENCY }, (_, i) => jobs.slice(i * sliceSize, (i + 1) * sliceSize)).filter((s) => s.length > 0).map((s) => enqueueOutbound(s)));
-  return {
+  return jobs.length;
+}
+
+/**
+ * Queues one job per distinct known contact that the channel can reach; answers how many were
+ * queued, the ids nobody has, the contacts whose erasure was asked for, and the contacts the
+ * named channel cannot reach. The batch is kept as a campaign (src/domain/campaigns.ts) whose
+ * outcomes GET /v1/proactive/{batchId} counts.
+ */
+export async function queueProactive(
+  request: ProactiveRequest,
+  sender: AgentIdentity,
+  now = new Date(),
+): Promise<{ batchId: string; queued: number; unknownContactIds?: string[]; erasedContactIds?: string[]; unreachableContactIds?: string[] }> {
+  const recipients = await resolveRecipients(request);
+  const { batchId } = await claimBatch(request, sender, recipients.requested, recipients.contactIds.length, now);
+  const from = { id: sender.id, ...(sender.name ? { name: sender.name } : {}) };
+  // Before the jobs, so that their counts have a campaign; a retry finds it there and keeps it.
+  await putCampaign({
     batchId,
-    queued: jobs.length,
-    ...(unknownContactIds.length > 0 ? { unknownContactIds } : {}),
-    ...(erasedContactIds.length > 0 ? { erasedContactIds } : {}),
-    ...(unreachableContactIds.length > 0 ? { unreachableContactIds } : {}),
-  };
+    state: 'sending',
+    text: request.text,
+    ...(request.channel ? { channel: request.channel } : {}),
+    sender: from,
+    createdAt: now.toISOString(),
+    queuedAt: now.toISOString(),
+    recipients: recipients.contactIds.length,
+  });
+  const queued = await enqueueProactiveJobs(batchId, recipients.contactIds, request, from);
+  return { batchId, queued, ...answeredBack(recipients) };
 }
 
 /**
@@ -188,20 +240,40 @@ export async function deliverProactive(
 ): Promise<ProactiveOutcome> {
   const { batchId, contactId, text, channel, sender } = job.proactive;
   const { recipient, conversation } = await targetConversation(contactId, channel);
-  if (!conversation) return 'no_conversation';
+  const own = `proactive#${batchId}#${contactId}`;
+  if (!conversation) return skip(own, 'no_conversation', batchId);
   // Merged into another contact since the request: written to as that one, under its claim, so that
   // the survivor, on the list too, gets the message once. A claim of this job's own from before the
   // merge (a redelivery) stands: its message may be stored and not yet sent.
-  const own = `proactive#${batchId}#${contactId}`;
-  const scope = recipient === contactId || (await getDedup(own)) ? own : `proactive#${batchId}#${recipient}`;
+  const ownClaim = recipient === contactId ? undefined : await getDedup(own);
+  const scope = recipient === contactId || ownClaim ? own : `proactive#${batchId}#${recipient}`;
+  // Skipped by an earlier delivery of this job (counted then): skipped again, counted once.
+  if (ownClaim?.conversationId === SKIPPED) return ownClaim.messageId as ProactiveOutcome;
   // Filled for this customer, as the conversation knows them; one whose text fills to nothing (a
   // message of `{{contact.name}}` alone, for a customer with no name) is not sent.
   const filled = fillPlaceholders(text, { contact: conversation.contact, agent: sender });
-  if (showsNothing(filled)) return 'blank';
+  if (showsNothing(filled)) return skip(scope, 'blank', batchId);
   const { record } = await claimDedup(scope, { conversationId: conversation.id, messageId: newId() });
+  if (record.conversationId === SKIPPED) return record.messageId as ProactiveOutcome;
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
-  await storeOutbound(target, { text: filled, sender: { type: 'agent', ...sender }, unprompted: true }, 'stored', record.messageId);
+  const { message } = await storeOutbound(target, { text: filled, sender: { type: 'agent', ...sender }, unprompted: true, campaignId: batchId }, 'stored', record.messageId);
+  // Before the send: the customer's answer to it counts as the campaign's reply (src/domain/campaigns.ts).
+  await markCampaignWritten(target.id, batchId, message.createdAt);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.
   await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt, redelivered, deadlines?.copyMs, deadlines?.sendMs);
   return 'sent';
+}
+
+/** The claim's conversation id of a recipient the job skipped: its message id says why. */
+const SKIPPED = 'skipped';
+
+/**
+ * A recipient not sent the message: claimed as skipped, so that the campaign counts it once
+ * however often the job is delivered (a redelivery finds the claim and skips again).
+ */
+async function skip(scope: string, outcome: Exclude<ProactiveOutcome, 'sent'>, batchId: string): Promise<ProactiveOutcome> {
+  const { claimed, record } = await claimDedup(scope, { conversationId: SKIPPED, messageId: outcome });
+  if (claimed) await addCampaignCounts(batchId, { skipped: 1 });
+  // Claimed by an earlier delivery that found a conversation: its message goes on as it was.
+  return record.conversationId === SKIPPED ? (record.messageId as ProactiveOutcome) : outcome;
 }

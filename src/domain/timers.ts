@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-scheduler';
 import { ENV } from '../config';
 
-export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake', 'keepMedia', 'presenceGrace'] as const;
+export const TIMER_KINDS = ['emailFallback', 'reengage', 'autoResolve', 'snoozeWake', 'keepMedia', 'presenceGrace', 'campaignSend'] as const;
 export type TimerKind = (typeof TIMER_KINDS)[number];
 
 /**
@@ -25,6 +25,9 @@ export type TimerKind = (typeof TIMER_KINDS)[number];
  * (src/domain/presence.ts: the end of a grace period after the last connection closed).
  */
 const AGENT_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['presenceGrace']);
+
+/** Timers of a campaign (src/domain/campaigns.ts): their `conversationId` carries its batch id. */
+const CAMPAIGN_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['campaignSend']);
 
 /**
  * Timers of one message rather than of its conversation, named after the message: a copy retry
@@ -35,7 +38,7 @@ const MESSAGE_TIMERS: ReadonlySet<TimerKind> = new Set<TimerKind>(['keepMedia'])
 /** What the schedule hands the engagement function (the target's Input). */
 export interface TimerInput {
   kind: TimerKind;
-  /** The conversation's id; an agent's timer (AGENT_TIMERS): the agent's. */
+  /** The conversation's id; an agent's timer (AGENT_TIMERS): the agent's; a campaign's: its batch id. */
   conversationId: string;
   /** When the timer was meant to fire: the handler compares it with the current state. */
   dueAt: string;
@@ -99,7 +102,7 @@ function scheduleInput(input: TimerInput, at: Date): CreateScheduleCommandInput 
     ScheduleExpressionTimezone: 'UTC',
     FlexibleTimeWindow: { Mode: 'OFF' },
     ActionAfterCompletion: 'DELETE',
-    Description: `Conversa ${input.kind} for ${AGENT_TIMERS.has(input.kind) ? 'agent' : 'conversation'} ${input.conversationId}${MESSAGE_TIMERS.has(input.kind) ? `, message ${input.messageId}` : ''}`,
+    Description: `Conversa ${input.kind} for ${AGENT_TIMERS.has(input.kind) ? 'agent' : CAMPAIGN_TIMERS.has(input.kind) ? 'campaign' : 'conversation'} ${input.conversationId}${MESSAGE_TIMERS.has(input.kind) ? `, message ${input.messageId}` : ''}`,
     Target: {
       Arn: targetArn(),
       RoleArn: env(ENV.schedulerRoleArn),

@@ -54,6 +54,8 @@ export interface Message {
   template?: { name: string; language?: string; params?: string[] };
   /** Sent without the customer asking (a proactive message): no reply, so no first reply and no follow-up. */
   unprompted?: true;
+  /** The campaign (proactive batch) a proactive message belongs to: its status changes count there. Stored, never shown. */
+  campaignId?: string;
   /** The agents a private note mentions (src/domain/mentions.ts); the team's, never a visitor's. */
   mentions?: string[];
   /** The earlier message a customer's message quotes (InboundMessageEvent.replyTo); the team's, never a visitor's. */

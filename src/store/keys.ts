@@ -125,6 +125,14 @@ export const keys = {
   settings: () => ONE('SETTINGS', 'SETTINGS'),
   /** Proactive recipients sent in one UTC hour (YYYY-MM-DDTHH): the admin rate limit. */
   proactiveQuota: (hour: string) => ONE('PROACTIVE', `QUOTA#${hour}`),
+  /**
+   * A proactive request (a campaign, src/domain/campaigns.ts): its text, state and, while scheduled,
+   * its recipients; its outcome counters on an item of their own, small, so each ADD costs 1 WRU
+   * whatever the text's length.
+   */
+  campaign: (batchId: string) => ONE(`CAMPAIGN#${batchId}`, 'CAMPAIGN'),
+  campaignCounts: (batchId: string) => ONE(`CAMPAIGN#${batchId}`, 'COUNTS'),
+  campaignPartition: (batchId: string) => `CAMPAIGN#${batchId}`,
   /** Held while contacts merge: merges run one at a time (two at once could each absorb the other). */
   mergeLock: () => ONE('MERGE', 'LOCK'),
   cannedResponse: (id: string) => ONE('CANNED', `CANNED#${id}`),

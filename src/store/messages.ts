@@ -7,9 +7,10 @@ import { encodeTime } from 'ulid';
 import { putNew, queryAll, updateIf } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
+import { addCampaignCounts, countsForTransition } from './campaigns';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
-const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds', 'readInFlight']);
+const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds', 'readInFlight', 'campaignId']);
 
 export function toMessage(item: Record<string, unknown>): Message {
   const out: Record<string, unknown> = {};
@@ -347,13 +348,30 @@ export async function updateMessageStatus(
     .map(([name]) => name);
   const allowed = lower.map((_, i) => `:s${i}`);
   lower.forEach((name, i) => (values[`:s${i}`] = name));
-  const item = await updateMessageItemIf(conversationId, messageId, {
-    UpdateExpression: `SET ${sets.join(', ')}`,
-    ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
-    ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
-    ExpressionAttributeValues: values,
-  });
-  if (!item) return undefined;
+  // The item as it was, so that a campaign message's counters know the status it left; what the
+  // write made of it is rebuilt from the SET above (the same units as ALL_NEW).
+  const old = await updateMessageItemIf(
+    conversationId,
+    messageId,
+    {
+      UpdateExpression: `SET ${sets.join(', ')}`,
+      ConditionExpression: `attribute_exists(pk) AND #status IN (${allowed.join(', ')})`,
+      ExpressionAttributeNames: { '#status': 'status', ...(extra.error ? { '#error': 'error' } : {}) },
+      ExpressionAttributeValues: values,
+    },
+    'ALL_OLD',
+  );
+  if (!old) return undefined;
+  const item: Record<string, unknown> = {
+    ...old,
+    status,
+    ...(extra.providerMessageId ? { providerMessageId: extra.providerMessageId } : {}),
+    ...(!extra.providerMessageId && extra.providerMessageIdIfMissing && old.providerMessageId === undefined ? { providerMessageId: extra.providerMessageIdIfMissing } : {}),
+    ...(extra.sendProgress ? { sendProgress: extra.sendProgress } : {}),
+    ...(extra.error ? { error: extra.error } : {}),
+  };
+  // Counted only by the write that applied the change: a redelivered job's is refused above.
+  if (typeof old.campaignId === 'string') await addCampaignCounts(old.campaignId, countsForTransition(old.status as MessageStatus, status));
   const message: WrittenMessage = toMessage(item);
   if (heldFor(item, extra.providerMessageId)) message[STATUS_HELD] = true;
   if (item.readInFlight === true) message[READ_IN_FLIGHT] = true;
@@ -375,10 +393,11 @@ async function updateMessageItemIf(
   conversationId: string,
   messageId: string,
   update: Pick<UpdateCommandInput, 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>,
+  returnValues: 'ALL_NEW' | 'ALL_OLD' = 'ALL_NEW',
 ): Promise<Record<string, unknown> | undefined> {
   try {
     const out = await ddb().send(
-      new UpdateCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ...update, ReturnValues: 'ALL_NEW' }),
+      new UpdateCommand({ TableName: config.tableName, Key: keys.message(conversationId, messageId), ...update, ReturnValues: returnValues }),
     );
     return out.Attributes;
   } catch (error) {

@@ -14,6 +14,16 @@ export async function takeProactiveQuota(now: Date, count: number, limit: number
   });
 }
 
+/** Gives back `count` recipients taken from `at`'s hour (a cancelled scheduled campaign's). */
+export async function giveProactiveQuotaBack(at: Date, count: number): Promise<void> {
+  await updateIf({
+    Key: keys.proactiveQuota(at.toISOString().slice(0, 13)),
+    UpdateExpression: 'ADD recipients :minus',
+    ConditionExpression: 'recipients >= :n',
+    ExpressionAttributeValues: { ':minus': -count, ':n': count },
+  });
+}
+
 /** Adds one to `key`'s `counter` if it holds fewer than `limit`; false (nothing counted) when full. The item expires at `expiresAt` (epoch s). */
 function takeOne(key: Key, counter: 'tickets' | 'messages', limit: number, expiresAt: number): Promise<boolean> {
   return updateIf({
