@@ -40,6 +40,19 @@ async function conversation(): Promise<string> {
   return (await ws.waitFor((f) => f.type === 'ack')).conversationId;
 }
 
+/** A web visitor on the socket, and `says`: sends a text and answers its conversation's id once acknowledged. */
+async function chattingVisitor(): Promise<{ ws: WsClient; says: (text: string) => Promise<string> }> {
+  const session = await visitorSession(stack.httpUrl);
+  const ws = await WsClient.connect(stack.wsUrl, session.token);
+  sockets.push(ws);
+  const says = async (text: string) => {
+    const clientMessageId = crypto.randomUUID();
+    ws.send({ action: 'sendMessage', text, clientMessageId });
+    return (await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId)).conversationId as string;
+  };
+  return { ws, says };
+}
+
 it('reports volume, replies, resolution and FCR for the period, per channel', async () => {
   const from = new Date(Date.now() - 60_000).toISOString();
   const [a, b, c] = [await conversation(), await conversation(), await conversation()];
@@ -292,14 +305,7 @@ it('counts a re-rated conversation once, with its newest rating, and keeps it re
   expect((await timers(2)).status).toBe(200);
   try {
     const start = Date.now();
-    const session = await visitorSession(stack.httpUrl);
-    const ws = await WsClient.connect(stack.wsUrl, session.token);
-    sockets.push(ws);
-    const says = async (text: string) => {
-      const clientMessageId = crypto.randomUUID();
-      ws.send({ action: 'sendMessage', text, clientMessageId });
-      return (await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId)).conversationId as string;
-    };
+    const { ws, says } = await chattingVisitor();
     const id = await says('Can I change my delivery address?');
     expect((await agentWrites(id, 'Done, it is changed')).status).toBe(202);
     await ws.waitFor((f) => f.type === 'message.created' && f.message.sender.type === 'bot' && /rate/i.test(f.message.text), 20_000);
@@ -1010,14 +1016,7 @@ it.each([
 it('takes a customer answering the automatic follow-up after the resolution for the issue it followed up coming back, a reopen', async () => {
   // Prepare: a visitor answered by Rita, who never wrote back
   const start = Date.now();
-  const session = await visitorSession(stack.httpUrl);
-  const ws = await WsClient.connect(stack.wsUrl, session.token);
-  sockets.push(ws);
-  const says = async (text: string) => {
-    const clientMessageId = crypto.randomUUID();
-    ws.send({ action: 'sendMessage', text, clientMessageId });
-    return (await ws.waitFor((f) => f.type === 'ack' && f.clientMessageId === clientMessageId)).conversationId as string;
-  };
+  const { ws, says } = await chattingVisitor();
   const id = await says('My invoice has the wrong amount');
   const team = await ownTeam(id);
   const figures = async () => (await http(stack.httpUrl, 'GET', `/v1/reports/summary?from=${iso(start)}&to=${iso(Date.now() + 1000)}&team=${team}`, { token: jwt })).body;
