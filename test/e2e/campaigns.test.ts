@@ -13,7 +13,11 @@ import { runTimer } from '../../src/domain/engagement';
 import { deliverProactive, type ProactiveJob } from '../../src/domain/proactive';
 import { getConversation } from '../../src/store/conversations';
 import { getHandle } from '../../src/store/contacts';
-import type { TimerInput } from '../../src/domain/timers';
+import { cancelTimer, type TimerInput } from '../../src/domain/timers';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { ddb } from '../../src/aws/clients';
+import { config } from '../../src/config';
+import { keys } from '../../src/store/keys';
 
 let stack: LocalStack;
 let adminJwt: string;
@@ -130,6 +134,48 @@ describe('scheduled campaigns', () => {
     expect((await cancel('01ARZ3NDEKTSV4RRFFQ69G5FAV')).status).toBe(404);
     expect((await http(stack.httpUrl, 'GET', '/v1/proactive/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token: adminJwt })).status).toBe(404);
     expect((await http(stack.httpUrl, 'GET', `/v1/proactive/${now.body.batchId}`, { token: agentJwt })).status).toBe(403);
+  });
+
+  it('gives the quota of the hour it was to go in back when it is cancelled', async () => {
+    const [ana, ben] = [await whatsappCustomer(), await whatsappCustomer()];
+    // An hour of its own, days ahead: nothing else in this file takes from it.
+    const sendAt = inMinutes((10 * 24 + 7) * 60);
+    const tally = async () => {
+      const out = await ddb().send(new GetCommand({ TableName: config.tableName, Key: keys.proactiveQuota(sendAt.slice(0, 13)), ConsistentRead: true }));
+      return Number(out.Item?.recipients ?? 0);
+    };
+    const before = await tally();
+    const res = await schedule({ contactIds: [ana.contactId, ben.contactId], text: `Quota back ${crypto.randomUUID()}`, sendAt });
+    expect(res.status, res.text).toBe(202);
+    expect(await tally()).toBe(before + 2);
+    const cancel = () => http(stack.httpUrl, 'DELETE', `/v1/proactive/${res.body.batchId}`, { token: adminJwt });
+    expect((await cancel()).status).toBe(204);
+    expect(await tally()).toBe(before);
+    // Cancelling again gives nothing back twice.
+    expect((await cancel()).status).toBe(204);
+    expect(await tally()).toBe(before);
+  });
+
+  it('arms its schedule again when it fires early, and sends only at its time', async () => {
+    const ana = await whatsappCustomer();
+    const text = `Early ${crypto.randomUUID()}`;
+    const res = await schedule({ contactId: ana.contactId, text, sendAt: inMinutes(4) });
+    expect(res.status, res.text).toBe(202);
+    const { batchId, scheduledFor } = res.body;
+    const input = JSON.parse(pendingSchedule(batchId)!.target.input!) as TimerInput;
+    // The Scheduler deletes a schedule once it has fired (ActionAfterCompletion DELETE).
+    await cancelTimer('campaignSend', batchId);
+    expect(pendingSchedule(batchId)).toBeUndefined();
+
+    // Fired two minutes early (a clock ahead): nothing is queued, the schedule is there again.
+    expect(await runTimer(input, new Date(Date.parse(scheduledFor) - 120_000))).toBe('skipped');
+    expect(pendingSchedule(batchId)?.fireAt?.toISOString()).toBe(scheduledFor);
+    expect(await campaign(batchId)).toMatchObject({ state: 'scheduled', counts: { recipients: 1 } });
+
+    expect(await fire(JSON.parse(pendingSchedule(batchId)!.target.input!) as TimerInput)).toBe('done');
+    await eventually(async () => ((await sendsOf(text)).length === 1 ? true : undefined), 15_000);
+    await sleep(500);
+    expect(await sendsOf(text)).toHaveLength(1);
   });
 
   it('refuses a sendAt that is no time, too soon or too far, and stores nothing', async () => {
