@@ -117,7 +117,17 @@ export type CampaignView = {
   createdAt: string;
   queuedAt?: string;
   cancelledAt?: string;
-  counts: { recipients: number; sent: number; delivered: number; read: number; failed: number; skipped: number; replied: number };
+  counts: {
+    recipients: number;
+    sent: number;
+    delivered: number;
+    read: number;
+    failed: number;
+    skipped: number;
+    /** Why: no conversation to write in (none on the channel, or not stored yet for a brand-new customer), a text that fills to nothing, an erasure found by the fire. */
+    skippedFor: { noConversation: number; blank: number; erased: number };
+    replied: number;
+  };
 };
 
 /** A campaign's state, what it says and its outcome counts. */
@@ -137,7 +147,16 @@ export async function campaignView(batchId: string): Promise<CampaignView> {
     createdAt: campaign.createdAt,
     ...(campaign.queuedAt ? { queuedAt: campaign.queuedAt } : {}),
     ...(campaign.cancelledAt ? { cancelledAt: campaign.cancelledAt } : {}),
-    counts: { recipients: campaign.recipients, sent: counts.sent, delivered: counts.delivered, read: counts.read, failed: counts.failed, skipped, replied: counts.replied },
+    counts: {
+      recipients: campaign.recipients,
+      sent: counts.sent,
+      delivered: counts.delivered,
+      read: counts.read,
+      failed: counts.failed,
+      skipped,
+      skippedFor: { noConversation: counts.skippedNoConversation, blank: counts.skippedBlank, erased: campaign.skippedAtSend ?? 0 },
+      replied: counts.replied,
+    },
   };
 }
 

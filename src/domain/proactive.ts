@@ -273,7 +273,7 @@ const SKIPPED = 'skipped';
  */
 async function skip(scope: string, outcome: Exclude<ProactiveOutcome, 'sent'>, batchId: string): Promise<ProactiveOutcome> {
   const { claimed, record } = await claimDedup(scope, { conversationId: SKIPPED, messageId: outcome });
-  if (claimed) await addCampaignCounts(batchId, { skipped: 1 });
+  if (claimed) await addCampaignCounts(batchId, { skipped: 1, ...(outcome === 'blank' ? { skippedBlank: 1 } : { skippedNoConversation: 1 }) });
   // Claimed by an earlier delivery that found a conversation: its message goes on as it was.
   return record.conversationId === SKIPPED ? (record.messageId as ProactiveOutcome) : outcome;
 }

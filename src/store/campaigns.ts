@@ -33,7 +33,8 @@ export interface CampaignRecord {
   skippedAtSend?: number;
 }
 
-export const CAMPAIGN_COUNTERS = ['sent', 'delivered', 'read', 'failed', 'skipped', 'replied', 'settled'] as const;
+// `skipped` is every skip; `skippedNoConversation` and `skippedBlank` say which of the job's skips it was, ADDed in the same write.
+export const CAMPAIGN_COUNTERS = ['sent', 'delivered', 'read', 'failed', 'skipped', 'skippedNoConversation', 'skippedBlank', 'replied', 'settled'] as const;
 export type CampaignCounter = (typeof CAMPAIGN_COUNTERS)[number];
 export type CampaignCounts = Record<CampaignCounter, number>;
 

@@ -12,7 +12,8 @@ import { newHandle, postWebhook, statusWebhook, textWebhook, whatsappCustomerWri
 import { runTimer } from '../../src/domain/engagement';
 import { deliverProactive, type ProactiveJob } from '../../src/domain/proactive';
 import { getConversation } from '../../src/store/conversations';
-import { getHandle } from '../../src/store/contacts';
+import { claimHandle, getHandle, putContact } from '../../src/store/contacts';
+import { newId } from '../../src/domain/ids';
 import { cancelTimer, type TimerInput } from '../../src/domain/timers';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { ddb } from '../../src/aws/clients';
@@ -208,7 +209,8 @@ describe('scheduled campaigns', () => {
     const sends = await sendsOf(text);
     expect(sends).toHaveLength(1);
     expect(JSON.stringify(sends[0]!.body)).toContain(ana.handle);
-    expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 2, sent: 1, skipped: 1 });
+    // Skipped for the erasure the fire found, not for a conversation the job missed.
+    expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 2, sent: 1, skipped: 1, skippedFor: { erased: 1, noConversation: 0, blank: 0 } });
   });
 });
 
@@ -229,6 +231,21 @@ describe('campaign counts', () => {
       proactive: { batchId: res.body.batchId, contactId, text: '{{contact.email}}', sender: { id: 'admin-camp', name: 'Cam' } },
     };
     expect(await deliverProactive(job, false, true)).toBe('blank');
-    expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 1, sent: 0, skipped: 1 });
+    expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 1, sent: 0, skipped: 1, skippedFor: { blank: 1, noConversation: 0, erased: 0 } });
+  });
+
+  it('counts a new customer whose conversation was not stored yet as skipped for no conversation, and says so', async () => {
+    // Mid-way through a new customer's first message: their contact and handle are stored, their conversation not yet.
+    const handle = newHandle('whatsapp');
+    const contactId = newId();
+    expect(await putContact({ id: contactId, handles: [{ channel: 'whatsapp', handle }], createdAt: new Date().toISOString() })).toBe(true);
+    await claimHandle('whatsapp', handle, { contactId });
+    const text = `Too soon ${crypto.randomUUID()}`;
+    const res = await schedule({ contactId, text, channel: 'whatsapp' });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body.queued).toBe(1);
+    await eventually(async () => ((await campaign(res.body.batchId)).state === 'done' ? true : undefined), 15_000);
+    expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 1, sent: 0, skipped: 1, skippedFor: { noConversation: 1, blank: 0, erased: 0 } });
+    expect(await sendsOf(text)).toHaveLength(0);
   });
 });
