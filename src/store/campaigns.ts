@@ -147,6 +147,15 @@ export function markCampaignWritten(conversationId: string, batchId: string, at:
   });
 }
 
+/**
+ * A campaign message that failed (before or after it was sent) never reached the customer: the
+ * conversation's mark goes, so their next message is no reply to it. Only this campaign's mark
+ * (a newer campaign's stays); a reply counted before the failure stays counted.
+ */
+export function dropCampaignMark(conversationId: string, batchId: string): Promise<boolean> {
+  return takeCampaignReply(conversationId, batchId);
+}
+
 /** Takes the conversation's campaign as answered: true once, for the first customer message after it. */
 export function takeCampaignReply(conversationId: string, batchId: string): Promise<boolean> {
   return updateIf({

@@ -7,7 +7,7 @@ import { encodeTime } from 'ulid';
 import { putNew, queryAll, updateIf } from './items';
 import { keys } from './keys';
 import { decodeCursor, encodeCursor } from './cursor';
-import { addCampaignCounts, countsForTransition } from './campaigns';
+import { addCampaignCounts, countsForTransition, dropCampaignMark } from './campaigns';
 
 const DEDUP_TTL_SECONDS = 14 * 24 * 3600;
 const INTERNAL = new Set(['pk', 'sk', 'expiresAt', 'sendProgress', 'sendFailures', 'heldStatusIds', 'readInFlight', 'campaignId']);
@@ -371,7 +371,10 @@ export async function updateMessageStatus(
     ...(extra.error ? { error: extra.error } : {}),
   };
   // Counted only by the write that applied the change: a redelivered job's is refused above.
-  if (typeof old.campaignId === 'string') await addCampaignCounts(old.campaignId, countsForTransition(old.status as MessageStatus, status));
+  if (typeof old.campaignId === 'string') {
+    const campaignId = old.campaignId;
+    await Promise.all([addCampaignCounts(campaignId, countsForTransition(old.status as MessageStatus, status)), status === 'failed' ? dropCampaignMark(conversationId, campaignId) : undefined]);
+  }
   const message: WrittenMessage = toMessage(item);
   if (heldFor(item, extra.providerMessageId)) message[STATUS_HELD] = true;
   if (item.readInFlight === true) message[READ_IN_FLIGHT] = true;

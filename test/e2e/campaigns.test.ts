@@ -97,6 +97,9 @@ describe('scheduled campaigns', () => {
     expect((await status(ana, toAna, 'delivered')).status).toBe(200);
     expect((await status(ben, toBen, 'failed')).status).toBe(200);
     await eventually(async () => ((await history(ben.conversationId)).find((m) => m.id === toBen.id)?.status === 'failed' ? true : undefined), 10_000);
+    // Ben never got it: his next message is no reply to it.
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', ben.handle, 'Any news on my order?').body)).status).toBe(200);
+    await eventually(async () => ((await history(ben.conversationId)).some((m) => m.text === 'Any news on my order?') ? true : undefined), 10_000);
     expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', ana.handle, 'Is the blue one in it?').body)).status).toBe(200);
     expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', ana.handle, 'And the red one?').body)).status).toBe(200);
     await eventually(async () => ((await campaign(batchId)).counts.replied === 1 ? true : undefined), 10_000);
