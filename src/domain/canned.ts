@@ -52,7 +52,12 @@ const PLACEHOLDERS: Readonly<Record<string, (values: PlaceholderValues) => strin
  * written (a proactive message goes to many customers, unread by an agent first).
  */
 export function unknownPlaceholders(text: string): string[] {
-  return [...text.matchAll(/\{\{[^{}]{0,100}\}\}/g)].map((m) => m[0]).filter((whole) => !Object.hasOwn(PLACEHOLDERS, whole.slice(2, -2).split('|')[0]!.trim()));
+  const whole = /\{\{[^{}]{0,100}\}\}/g;
+  const unknown = [...text.matchAll(whole)].map((m) => m[0]).filter((p) => !Object.hasOwn(PLACEHOLDERS, p.slice(2, -2).split('|')[0]!.trim()));
+  // A `{{` that opens no whole placeholder (one inside a fallback, one closed by a single brace)
+  // is not filled: it would go out as written ("Hi {{contact.name|there}, …", "Hi Ana}}").
+  const stray = text.replace(whole, '').match(/\{\{[^]{0,20}/g) ?? [];
+  return [...unknown, ...stray];
 }
 
 /**

@@ -200,6 +200,21 @@ describe('scheduled campaigns', () => {
     expect(campaignSchedules()).toBe(before);
   });
 
+  it('refuses a text whose braces would reach customers as written, for now and for later', async () => {
+    const ana = await whatsappCustomer();
+    const before = stack.aws.scheduler.list().length;
+    // A placeholder inside a fallback fills to "Hi Ana}}" or "Hi {{agent.name}}"; one closed by a single brace is sent as typed.
+    for (const text of ['Hi {{contact.name|{{agent.name}}}}', 'Hi {{contact.name|there}, welcome back']) {
+      for (const sendAt of [undefined, inMinutes(5)]) {
+        const res = await schedule({ contactId: ana.contactId, text, ...(sendAt ? { sendAt } : {}) });
+        expect([res.status, res.body.error?.message], `${text} ${sendAt ?? 'now'}`).toEqual([400, expect.stringContaining('placeholder')]);
+      }
+    }
+    expect(stack.aws.scheduler.list().length).toBe(before);
+    await sleep(500);
+    expect(await sendsOf('Hi {{')).toHaveLength(0);
+  });
+
   it('skips a recipient whose erasure was asked for after the campaign was scheduled', async () => {
     const [ana, ben] = [await whatsappCustomer(), await whatsappCustomer()];
     const text = `Erased meanwhile ${crypto.randomUUID()}`;
