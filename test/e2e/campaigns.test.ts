@@ -114,6 +114,9 @@ describe('scheduled campaigns', () => {
     expect(first.status, first.text).toBe(202);
     const input = JSON.parse(pendingSchedule(first.body.batchId)!.target.input!) as TimerInput;
     const cancel = (id: string) => http(stack.httpUrl, 'DELETE', `/v1/proactive/${id}`, { token: adminJwt });
+    // An agent cannot cancel an admin's campaign: it stays scheduled.
+    expect((await http(stack.httpUrl, 'DELETE', `/v1/proactive/${first.body.batchId}`, { token: agentJwt })).status).toBe(403);
+    expect(await campaign(first.body.batchId)).toMatchObject({ state: 'scheduled' });
 
     expect((await cancel(first.body.batchId)).status).toBe(204);
     expect(pendingSchedule(first.body.batchId)).toBeUndefined();
