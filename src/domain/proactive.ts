@@ -258,7 +258,7 @@ export async function deliverProactive(
   const target = record.conversationId === conversation.id ? conversation : ((await getConversations([record.conversationId]))[0] ?? conversation);
   const { message } = await storeOutbound(target, { text: filled, sender: { type: 'agent', ...sender }, unprompted: true, campaignId: batchId }, 'stored', record.messageId);
   // Before the send: the customer's answer to it counts as the campaign's reply (src/domain/campaigns.ts).
-  await markCampaignWritten(target.id, batchId, message.createdAt);
+  await markCampaignWritten(target.id, batchId, message.id, message.createdAt);
   // Sent here, in this job's lane: that is what keeps proactive sends paced.
   await deliverOutbound({ conversationId: target.id, messageId: record.messageId }, lastAttempt, redelivered, deadlines?.copyMs, deadlines?.sendMs);
   return 'sent';

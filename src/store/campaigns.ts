@@ -137,13 +137,17 @@ export function countsForTransition(from: MessageStatus, to: MessageStatus): Par
   return counts;
 }
 
-/** Records on the conversation the newest campaign message written there (for its `replied` count). */
-export function markCampaignWritten(conversationId: string, batchId: string, at: string): Promise<boolean> {
+/**
+ * Records on the conversation the newest campaign message written there (for its `replied` count),
+ * once per message: its id stays when the reply takes the mark, so a redelivered job (a provider's
+ * 429 on its first attempt) does not mark it again for the customer's next message to count twice.
+ */
+export function markCampaignWritten(conversationId: string, batchId: string, messageId: string, at: string): Promise<boolean> {
   return updateIf({
     Key: keys.conversation(conversationId),
-    UpdateExpression: 'SET lastCampaignId = :batch, lastCampaignAt = :at',
-    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(lastCampaignAt) OR lastCampaignAt <= :at)',
-    ExpressionAttributeValues: { ':batch': batchId, ':at': at },
+    UpdateExpression: 'SET lastCampaignId = :batch, lastCampaignAt = :at, lastCampaignMessageId = :message',
+    ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(lastCampaignAt) OR lastCampaignAt <= :at) AND (attribute_not_exists(lastCampaignMessageId) OR lastCampaignMessageId <> :message)',
+    ExpressionAttributeValues: { ':batch': batchId, ':at': at, ':message': messageId },
   });
 }
 

@@ -86,6 +86,8 @@ export interface ConversationRecord extends Omit<Conversation, 'participants' | 
   /** The newest campaign written here and when, until the customer's next message counts as its reply (src/domain/campaigns.ts). */
   lastCampaignId?: string;
   lastCampaignAt?: string;
+  /** The campaign message that set the mark last: kept when the mark goes, so that it is set once per message. */
+  lastCampaignMessageId?: string;
   /**
    * The provider's time of the newest customer message when it arrived late (more than
    * LATE_ARRIVAL_MS after it was written, src/domain/inbound.ts): the service window counts from it.
@@ -160,7 +162,7 @@ export interface EngagementState {
   failedReplyAt?: string;
 }
 
-const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'otherInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn', 'movingTo', 'queuedAt', 'lastCampaignId', 'lastCampaignAt']);
+const INTERNAL = new Set(['pk', 'sk', 'gsi1pk', 'gsi1sk', 'gsi2pk', 'gsi2sk', 'gsi3pk', 'gsi3sk', 'reopenCount', 'reopenedBy', 'resolvedBy', 'handle', 'visitorId', 'lastInboundId', 'lastOutboundId', 'lastInboundSeq', 'otherInboundSeq', 'version', 'autoresponded', 'episodeStartedAt', 'reportStartedAt', 'lastUnpromptedAt', 'followedUpAt', 'windowFrom', 'engagement', 'expiresAt', 'handedOffBy', 'handedOffAt', 'movedTo', 'teamStarted', 'erasureRequestedAt', 'transferNote', 'continuedIn', 'movingTo', 'queuedAt', 'lastCampaignId', 'lastCampaignAt', 'lastCampaignMessageId']);
 
 export function toConversation(record: ConversationRecord): Conversation {
   const out: Record<string, unknown> = {};

@@ -255,6 +255,28 @@ describe('campaign counts', () => {
     expect((await campaign(res.body.batchId)).counts).toMatchObject({ recipients: 1, sent: 0, skipped: 1, skippedFor: { blank: 1, noConversation: 0, erased: 0 } });
   });
 
+  it('counts a reply once when the job is delivered again after the customer answered', async () => {
+    const ana = await whatsappCustomer();
+    const text = `Once ${crypto.randomUUID()}`;
+    const res = await schedule({ contactId: ana.contactId, text, channel: 'whatsapp' });
+    expect(res.status, res.text).toBe(202);
+    await eventually(async () => ((await campaign(res.body.batchId)).state === 'done' ? true : undefined), 15_000);
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', ana.handle, 'Tell me more').body)).status).toBe(200);
+    await eventually(async () => ((await campaign(res.body.batchId)).counts.replied === 1 ? true : undefined), 10_000);
+    // The queue hands the job over again (a provider's 429 on the first attempt, a timeout): nothing is sent again, and the mark is not set again.
+    const job: ProactiveJob = {
+      conversationId: 'proactive-lane-0',
+      messageId: `proactive-${res.body.batchId}-${ana.contactId}`,
+      proactive: { batchId: res.body.batchId, contactId: ana.contactId, text, channel: 'whatsapp', sender: { id: 'admin-camp', name: 'Cam' } },
+    };
+    expect(await deliverProactive(job, false, true)).toBe('sent');
+    expect((await postWebhook(stack, 'whatsapp', textWebhook('whatsapp', ana.handle, 'And the price?').body)).status).toBe(200);
+    await eventually(async () => ((await history(ana.conversationId)).some((m) => m.text === 'And the price?') ? true : undefined), 10_000);
+    await sleep(1000);
+    expect((await campaign(res.body.batchId)).counts).toMatchObject({ sent: 1, replied: 1 });
+    expect(await sendsOf(text)).toHaveLength(1);
+  });
+
   it('counts a new customer whose conversation was not stored yet as skipped for no conversation, and says so', async () => {
     // Mid-way through a new customer's first message: their contact and handle are stored, their conversation not yet.
     const handle = newHandle('whatsapp');
