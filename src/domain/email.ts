@@ -92,31 +92,40 @@ const escapeHtml = (text: string) =>
 
 const who = (m: Message) => (m.direction === 'inbound' ? 'You' : (m.sender.name ?? (m.sender.type === 'agent' ? 'Support' : 'Conversa')));
 
+/** The CSAT question's buttons in the widget: no file. */
+const isRatingButtons = (a: Attachment) => a.type === 'csat';
+
 /** Files are named, not attached: they open in the conversation, where the visitor's token reaches them. */
 function shown(m: Message): string {
-  if (m.attachments.length === 0) return m.text;
-  const files = `[${m.attachments.length === 1 ? 'a file' : `${m.attachments.length} files`}: ${m.attachments.map((a) => a.name ?? a.type).join(', ')}]`;
+  const attachments = m.attachments.filter((a) => !isRatingButtons(a));
+  if (attachments.length === 0) return m.text;
+  const files = `[${attachments.length === 1 ? 'a file' : `${attachments.length} files`}: ${attachments.map((a) => a.name ?? a.type).join(', ')}]`;
   return m.text ? `${m.text}\n${files}` : files;
 }
 
 export interface ReplyEmail {
   to: string;
   conversation: Pick<ConversationRecord, 'id'>;
-  /** The agent replies the visitor has not seen, oldest first. */
+  /** The agent replies the visitor has not seen, oldest first, and the CSAT question while it takes an answer. */
   unseen: Message[];
   /** Earlier messages shown for context, oldest first. */
   context: Message[];
 }
+
+const RATE_BY_REPLY = 'To rate this conversation, reply to this email with a number from 1 (poor) to 5 (great), and a comment if you like (for example: 5 - thanks).';
 
 export function renderReplyEmail(email: ReplyEmail): { subject: string; text: string; html: string } {
   const link = conversationLink(email.conversation.id);
   const count = email.unseen.length;
   const subject = count === 1 ? 'You have a new reply' : `You have ${count} new replies`;
   const line = (m: Message) => `${who(m)}: ${shown(m)}`;
+  // The widget's buttons are not in an email: a reply with the number rates (ratingIn reads it).
+  const rates = email.unseen.some((m) => m.attachments.some(isRatingButtons));
   const text = [
     `${subject} to your conversation:`,
     '',
     ...email.unseen.map(line),
+    ...(rates ? ['', RATE_BY_REPLY] : []),
     '',
     // Every line of an earlier message is quoted, its file line and the lines of a longer text too.
     // (A line break written \r\n is one break: `^` would also quote after its \r, leaving a bare CR.)
@@ -127,6 +136,7 @@ export function renderReplyEmail(email: ReplyEmail): { subject: string; text: st
   const html = [
     `<p>${escapeHtml(subject)} to your conversation:</p>`,
     ...email.unseen.map(block),
+    ...(rates ? [`<p>${escapeHtml(RATE_BY_REPLY)}</p>`] : []),
     ...(email.context.length > 0
       ? ['<hr><p style="color:#666">Earlier in the conversation:</p><blockquote style="color:#666">', ...email.context.map(block), '</blockquote>']
       : []),

@@ -185,7 +185,8 @@ export async function engageOnOutbound(conversation: ConversationRecord, message
     active && byAgent && !message.unprompted && settings.reengagement.enabled
       ? setTimer('reengage', conversation.id, settings.timers.reengageAfterSeconds, { messageId: message.id })
       : undefined,
-    byAgent && conversation.channel === 'web' && message.status !== 'read'
+    // The CSAT question too: a visitor who left is asked by email, as for an unseen reply.
+    (byAgent || isCsatQuestion(message)) && conversation.channel === 'web' && message.status !== 'read'
       ? setTimer('emailFallback', conversation.id, settings.timers.emailFallbackDelaySeconds, { messageId: message.id })
       : undefined,
   ]);
@@ -254,8 +255,8 @@ export async function engageOnVisitorRead(read: ConversationRecord, messageId: s
   // The frame's read of the conversation may not show a reply written a moment ago (the widget
   // marks it read as soon as it shows it): asked again, consistently, before the read is ignored,
   // or the email fallback would mail the visitor a reply they saw.
-  const conversation = teamWrote(read) ? read : await getConversation(read.id, true);
-  if (!conversation || !teamWrote(conversation)) return;
+  const conversation = wroteToVisitor(read) ? read : await getConversation(read.id, true);
+  if (!conversation || !wroteToVisitor(conversation)) return;
   await updateConversation(conversation.id, (c) =>
     (c.engagement?.visitorReadUpTo ?? '') >= messageId ? undefined : { ...c, engagement: { ...c.engagement, visitorReadUpTo: messageId } },
   );
@@ -266,6 +267,9 @@ export async function engageOnVisitorRead(read: ConversationRecord, messageId: s
   // Read up to the newest reply: nothing is left to email. A partial read leaves the check to the timer.
   if (unseenReplies(conversation, recent, messageId).length === 0) await cancelTimer('emailFallback', conversation.id);
 }
+
+/** Something the email fallback may send was written: a reply, or (asked, maybe with no reply before it) the CSAT question. */
+const wroteToVisitor = (c: ConversationRecord) => teamWrote(c) || c.engagement?.csatAskedAt !== undefined;
 
 const recentMessages = async (conversationId: string, consistent = false): Promise<Message[]> =>
   (await listMessages(conversationId, { limit: RECENT_MESSAGES, includePrivate: false, consistent })).items;
@@ -288,12 +292,15 @@ async function markRepliesRead(conversation: ConversationRecord, recent: Message
   if (read.length > 0) await publish(read.map(messageUpdatedEvent), { agents: scopeOf(conversation) });
 }
 
-/** Agent replies after `seenUpTo` that the web visitor has neither read nor answered, oldest first. */
-function unseenReplies(conversation: ConversationRecord, recent: Message[], seenUpTo: string): Message[] {
+/**
+ * Agent replies after `seenUpTo` that the web visitor has neither read nor answered, oldest first,
+ * and the CSAT question while it still takes an answer.
+ */
+function unseenReplies(conversation: ConversationRecord, recent: Message[], seenUpTo: string, now = new Date()): Message[] {
   return recent.filter(
     (m) =>
       m.direction === 'outbound' &&
-      m.sender.type === 'agent' &&
+      (m.sender.type === 'agent' || (isCsatQuestion(m) && questionOpen(conversation, m, now))) &&
       m.status !== 'read' &&
       m.status !== 'failed' &&
       m.id > seenUpTo &&
@@ -675,14 +682,18 @@ export async function runTimer(input: TimerInput, now = new Date()): Promise<Tim
   }
 }
 
-/** One email with every agent reply the web visitor has not seen (read, or answered after). */
-async function emailFallback(conversationId: string, now: Date): Promise<TimerOutcome> {
+/**
+ * One email with every agent reply the web visitor has not seen (read, or answered after), and the
+ * CSAT question while it takes an answer. `retries`: a question withdrawn as the claim was made
+ * (an agent reopened) leaves the replies still to email, read again without it.
+ */
+async function emailFallback(conversationId: string, now: Date, retries = 1): Promise<TimerOutcome> {
   const conversation = await getConversation(conversationId, true);
   if (!conversation || conversation.channel !== 'web' || isErasing(conversation)) return 'skipped';
   const state = conversation.engagement ?? {};
   const seenUpTo = [state.visitorReadUpTo ?? '', state.emailedUpTo ?? ''].sort().at(-1)!;
   const [recent, settings] = await Promise.all([recentMessages(conversation.id), getSettings()]);
-  const unseen = unseenReplies(conversation, recent, seenUpTo);
+  const unseen = unseenReplies(conversation, recent, seenUpTo, now);
   if (unseen.length === 0) return 'skipped';
   // Each reply re-arms the fallback, so it is due the delay after the newest one. Early: the delay
   // was raised since this was armed (the schedule deletes itself after firing), so wait out the rest.
@@ -701,10 +712,13 @@ async function emailFallback(conversationId: string, now: Date): Promise<TimerOu
   // answered) the replies since the read above, and the cancel of this timer can lose that race.
   const emailedTo = normalizeEmail(to) ?? to.toLowerCase();
   const seenSince = (c: ConversationRecord) => (c.engagement?.visitorReadUpTo ?? '') >= newest.id || (c.lastInboundAt !== undefined && c.lastInboundAt >= newest.createdAt);
+  const withdrawn = (c: ConversationRecord) => unseen.some((m) => isCsatQuestion(m) && !questionOpen(c, m, now));
   const claim = await updateConversation(conversationId, (c) =>
-    (c.engagement?.emailedUpTo ?? '') >= newest.id || isErasing(c) || seenSince(c) ? undefined : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
+    (c.engagement?.emailedUpTo ?? '') >= newest.id || isErasing(c) || seenSince(c) || withdrawn(c)
+      ? undefined
+      : { ...c, engagement: { ...c.engagement, emailedUpTo: newest.id, emailedTo } },
   );
-  if (!claim || claim.after === claim.before) return 'skipped';
+  if (!claim || claim.after === claim.before) return claim && retries > 0 && withdrawn(claim.after) ? emailFallback(conversationId, now, retries - 1) : 'skipped';
   const { items } = await listMessages(conversationId, { limit: EMAIL_CONTEXT_MESSAGES + unseen.length, includePrivate: false });
   const context = items.filter((m) => m.id < unseen[0]!.id).slice(-EMAIL_CONTEXT_MESSAGES);
   try {
@@ -947,6 +961,24 @@ async function answeredBeforeFollowUp(message: Message): Promise<boolean> {
   if (!conversation?.lastInboundAt || !replyId || followUpId(conversation, replyId) !== message.id) return false;
   const reply = await getMessage(conversation.id, replyId);
   return reply !== undefined && conversation.lastInboundAt >= reply.createdAt;
+}
+
+/** The bot's CSAT question as the widget gets it (its buttons are the `csat` attachment). */
+const isCsatQuestion = (m: Message) => m.sender.type === 'bot' && m.direction === 'outbound' && m.attachments.some((a) => a.type === 'csat');
+
+/**
+ * Whether `question` still takes an answer: its ask is the conversation's, which is still resolved
+ * (a customer's message or any change of status drops the ask), and its answer window is open.
+ * Emailed otherwise, the customer's "5" would reopen the conversation instead of rating it.
+ */
+function questionOpen(conversation: ConversationRecord, question: Message, now: Date): boolean {
+  const askedAt = csatAskOf(question);
+  return (
+    askedAt !== undefined &&
+    conversation.status === 'resolved' &&
+    conversation.engagement?.csatAskedAt === askedAt &&
+    now.getTime() - Date.parse(askedAt) < CSAT_ANSWER_WINDOW_MS
+  );
 }
 
 async function askForRating(conversation: ConversationRecord, settings: Settings, id: string): Promise<void> {

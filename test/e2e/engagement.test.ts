@@ -632,6 +632,79 @@ describe('email fallback', () => {
     await sleep(5000);
     expect(await mailTo(email!)).toEqual([]);
   });
+
+  it('emails the rating question to a visitor who left before the auto-resolve asked it, once, and stores the rating they email back', async () => {
+    // Prepare: a visitor with an email writes and leaves; nobody answers
+    const question = `How did we do? (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: true, question } });
+    let mail: Awaited<ReturnType<typeof mailTo>>[number] | undefined;
+    let conversationId: string;
+    let email: string | undefined;
+    try {
+      await timers({ emailFallbackDelaySeconds: 2, autoResolveAfterSeconds: 2 });
+      let ws: WsClient;
+      ({ ws, conversationId, email } = await visitor(undefined, 'Do you gift-wrap?'));
+      await ws.close();
+
+      // Act: the auto-resolve asks; the question stays unseen past the fallback's delay
+      [mail] = await eventually(async () => {
+        const found = await mailTo(email!);
+        return found.length > 0 ? found : undefined;
+      }, 20_000);
+    } finally {
+      await timers({});
+    }
+
+    // Assess: the email carries the question, how to rate by replying, and the widget's link; once
+    expect((await conversation(conversationId)).status).toBe('resolved');
+    expect(mail!.text).toContain(`Conversa: ${question}`);
+    expect(mail!.text).toMatch(/reply to this email with a number from 1 \(poor\) to 5 \(great\), and a comment/i);
+    expect(mail!.html).toContain(question);
+    expect(mail!.text).not.toContain('[a file');
+    expect(mail!.text).toContain(`https://shop.example.com/help?conversation=${conversationId}`);
+    await sleep(3000);
+    expect(await mailTo(email!)).toHaveLength(1);
+
+    // The visitor answers the email: their rating, under the quote of our email, is stored and the conversation stays resolved
+    const answer = await http(stack.httpUrl, 'POST', '/local/mail/inbound', {
+      body: { to: mail!.replyTo[0], from: `Vera <${email}>`, subject: `Re: ${mail!.subject}`, text: `5 - thanks\n\nOn Sun, Conversa <support@conversa.local> wrote:\n> ${question}` },
+    });
+    expect(answer.status, answer.text).toBe(202);
+    expect(answer.body).toEqual({ conversationId, kept: 'message' });
+    const rated = await eventually(async () => {
+      const current = await conversation(conversationId);
+      return current.csat ? current : undefined;
+    });
+    expect(rated).toMatchObject({ status: 'resolved', csat: { score: 5, comment: 'thanks' } });
+    expect((await history(conversationId)).filter((m) => m.direction === 'inbound').map((m) => m.text)).toEqual(['Do you gift-wrap?', '5 - thanks']);
+    expect(await mailTo(email!)).toHaveLength(1);
+  });
+
+  it('sends no email with the rating question to a visitor who saw it in the widget', async () => {
+    // Prepare: the visitor stays on the page; nobody answers
+    const question = `How did we do? (${crypto.randomUUID().slice(0, 8)})`;
+    await settings({ csat: { enabled: true, question } });
+    let conversationId: string;
+    let email: string | undefined;
+    try {
+      await timers({ emailFallbackDelaySeconds: 2, autoResolveAfterSeconds: 2 });
+      let ws: WsClient;
+      ({ ws, conversationId, email } = await visitor(undefined, 'Do you ship on Saturdays?'));
+      const asked = await ws.waitFor((f) => f.type === 'message.created' && f.message.text === question, 20_000, 'CSAT question');
+      await eventually(() => pendingTimers(conversationId).includes('emailFallback'));
+
+      // Act: the widget shows the question and marks it read
+      ws.send({ action: 'markRead', messageId: asked.message.id });
+      await agent.waitFor((f) => f.type === 'read' && f.messageId === asked.message.id, 10_000, 'read at agent');
+    } finally {
+      await timers({});
+    }
+
+    // Assess: the read cancels the schedule itself, and no email goes
+    await eventually(() => !pendingTimers(conversationId).includes('emailFallback'));
+    await sleep(5000);
+    expect(await mailTo(email!)).toEqual([]);
+  });
 });
 
 /**

@@ -614,6 +614,39 @@ describe('timers that fire early (a delay raised since they were armed)', () => 
     expect(ses.commandCalls(SendEmailCommand)).toEqual([]);
   });
 
+  it('emails the reply without the rating question when an agent reopens the conversation as the fallback fires (between its read and its claim)', async () => {
+    // Prepare: an agent's reply and, at the resolution right after, the rating question, both unseen;
+    // the agent reopens the conversation (dropping the ask) after the run's first read
+    const askedAt = '2026-05-03T11:50:01.000Z';
+    const reply = message({ id: idFor(Date.parse('2026-05-03T11:50:00.000Z'), 'reply'), text: 'Done: refunded', createdAt: '2026-05-03T11:50:00.000Z' });
+    const question = message({
+      id: idFor(Date.parse(askedAt), `${CONVERSATION}#csat#${askedAt}`),
+      sender: { type: 'bot', id: 'conversa', name: 'Conversa' },
+      text: 'Rate us 1 to 5',
+      attachments: [{ type: 'csat', url: '', name: 'rating 1-5' }],
+      createdAt: askedAt,
+    });
+    const asking = arrange(
+      { channel: 'web', status: 'resolved', resolvedAt: askedAt, contact: { id: 'c1', email: 'vera@example.com' }, lastInboundAt: '2026-05-03T11:40:00.000Z', engagement: { csatAskedAt: askedAt, csatResolvedAt: askedAt } },
+      { emailFallbackDelaySeconds: 60 },
+    );
+    const reopened = { ...asking, status: 'open' as const, resolvedAt: undefined, engagement: {}, version: asking.version + 1 };
+    ddb.on(GetCommand, { Key: keys.conversation(CONVERSATION) }).resolvesOnce({ Item: asking }).resolves({ Item: reopened });
+    ddb.on(QueryCommand).resolves({ Items: [question, reply].map((m) => ({ ...keys.message(CONVERSATION, m.id), ...m })) });
+    ses.on(SendEmailCommand).resolves({ MessageId: 'm-1' });
+
+    // Act
+    await expect(runTimer({ kind: 'emailFallback', conversationId: CONVERSATION, dueAt: now.toISOString(), messageId: question.id }, now)).resolves.toBe('done');
+
+    // Assess: one email, with the reply and not the withdrawn question; the claim stops at the reply
+    const sent = ses.commandCalls(SendEmailCommand).map((c) => c.args[0].input.Content!.Simple!.Body!.Text!.Data!);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toContain('Eve: Done: refunded');
+    expect(sent[0]).not.toContain('Rate us 1 to 5');
+    expect(sent[0]).not.toMatch(/to rate this conversation/i);
+    expect(conversationWrites().map((c) => (c.args[0].input.Item as ConversationRecord).engagement?.emailedUpTo)).toEqual([reply.id]);
+  });
+
   it('keeps a snoozed conversation asleep when its wake-up comes early, and re-arms it for snoozedUntil', async () => {
     arrange({ status: 'snoozed', snoozedUntil: '2026-05-03T12:00:05.000Z' }, {});
     await expect(runTimer({ kind: 'snoozeWake', conversationId: CONVERSATION, dueAt: '2026-05-03T12:00:05.000Z' }, now)).resolves.toBe('skipped');
