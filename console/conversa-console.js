@@ -743,13 +743,14 @@
         const live = team.find((a) => a.id === agent.id);
         if (live?.presenceAt && agent.presenceAt && live.presenceAt > agent.presenceAt) Object.assign(agent, { status: live.status, presenceAt: live.presenceAt });
       }
-      const own = answer.items.find((a) => a.id === me.id);
-      if (own && (document.activeElement !== presence || !presence.value)) presence.value = own.status;
-      // Not listed yet: never chose, so the connection made them online.
-      else if (!own && !presence.value) presence.value = 'online';
-      team = answer.items;
-      // Live again only with a socket to keep it so (it may have dropped while the list was read).
+      // Live again only with a socket to keep it so (it may have dropped while the list was read:
+      // the own status then stays "unknown", not what the list said before the drop).
       presenceLive = socket?.readyState === WebSocket.OPEN;
+      const own = answer.items.find((a) => a.id === me.id);
+      if (presenceLive && own && (document.activeElement !== presence || !presence.value)) presence.value = own.status;
+      // Not listed yet: never chose, so the connection made them online.
+      else if (presenceLive && !own && !presence.value) presence.value = 'online';
+      team = answer.items;
       renderTeam();
     }
 

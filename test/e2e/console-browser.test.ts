@@ -465,10 +465,24 @@ it.skipIf(!runs)("shows presence as unknown while its socket is down (the agent'
   await expect.poll(picker).toContain('Olga (online)');
   await expect.poll(() => presence.inputValue()).toBe('online');
 
+  // A read of the team still on its way when the socket drops (opening a conversation reads it).
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/v1/agents', async (route) => {
+    await held;
+    await route.continue();
+  });
+  const teamRead = page.waitForResponse((response) => new URL(response.url()).pathname === '/v1/agents');
+  await row(page, conversationId).click();
+
   // The socket drops and cannot come back: what the console shows is no longer live.
   await blockSockets(page);
   expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
   await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
+  // The read answers after the drop: it does not bring back the agent's status from before it.
+  release();
+  await teamRead;
+  await page.unroute('**/v1/agents');
   await expect.poll(picker).toContain('Olga (last known: online)');
   expect(await presence.inputValue()).toBe('');
   expect(await presence.locator('option:checked').textContent()).toBe('unknown');
