@@ -3,7 +3,7 @@ import { updateIf } from './items';
 
 /**
  * Adds `count` proactive recipients to the tally of `now`'s UTC hour if they fit under `limit`;
- * false (and nothing counted) when they do not. The tally expires an hour after its hour ends.
+ * false (and nothing counted) when they do not. The tally expires two hours after `now` (an hour or more after its hour ends).
  */
 export async function takeProactiveQuota(now: Date, count: number, limit: number): Promise<boolean> {
   return updateIf({
