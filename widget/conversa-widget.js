@@ -644,7 +644,15 @@
           const pending = frame.clientMessageId && log.querySelector(`.message.pending[data-client-id="${CSS.escape(frame.clientMessageId)}"]`);
           const file = pending && JSON.parse(pending.dataset.frame || '{}').attachments?.[0];
           showNotice(file ? fileProblem(frame, file.name) : frame.message || frame.code);
-          if (pending) {
+          if (file) {
+            // Refused with its file (upload_not_found…): the words go back to the composer, as when
+            // the upload fails, to go again with the file picked again; what was written since follows them.
+            const words = pending.dataset.text;
+            const since = text.value.trim();
+            if (words) text.value = since && since !== words ? `${words}\n${since}` : words;
+            pending.remove();
+            refreshCsat();
+          } else if (pending) {
             pending.classList.add('failed');
             const meta = pending.querySelector('.meta:last-child');
             if (meta) meta.textContent = 'Not sent';

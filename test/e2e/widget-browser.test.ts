@@ -1459,8 +1459,28 @@ it.skipIf(!runs)('past the hourly upload quota, says when the visitor can send a
   await context.close();
 }, 60_000);
 
-it.skipIf(!runs)('says in a few words why a file did not go (too large, a type not taken, an upload that failed), keeps the draft, and sends it with the file picked again', async () => {
-  const { context, page } = await startChat('Ugo');
+it.skipIf(!runs)('says in a few words why a file did not go (too large, a type not taken, an upload that failed, a message refused), keeps the draft, and sends it with the file picked again', async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  // The visitor's socket, passed through, except error frames while `holding`: the test writes in
+  // the composer while the refusal is on its way.
+  let holding = false;
+  let held: (() => void) | undefined;
+  const errorHeld = new Promise<void>((resolve) => (held = resolve));
+  const release: string[] = [];
+  let toPage: ((message: string) => void) | undefined;
+  await page.routeWebSocket(/./, (ws) => {
+    const server = ws.connectToServer();
+    toPage = (message) => ws.send(message);
+    server.onMessage((message) => {
+      if (holding && typeof message === 'string' && JSON.parse(message).type === 'error') {
+        release.push(message);
+        held?.();
+      } else ws.send(message);
+    });
+  });
+  await page.goto(siteUrl);
+  await fillPreChat(page, 'Ugo');
   const { conversationId } = await visitorSays(page, 'I will send you the invoice', 'the first message');
   const draft = 'Here it is';
   await widget(page).getByLabel('Message').fill(draft);
@@ -1477,20 +1497,32 @@ it.skipIf(!runs)('says in a few words why a file did not go (too large, a type n
   await expect.poll(() => notice.textContent()).toBe('"invoice.pdf" could not be sent. Please try again.');
   expect(await widget(page).getByLabel('Message').inputValue()).toBe(draft);
   expect(await widget(page).locator('.message.inbound').count()).toBe(1);
-  // Storage said yes without keeping it: the API refuses the message naming it (an error frame).
+
+  // Storage said yes without keeping it: the API refuses the message naming it (an error frame,
+  // upload_not_found). The words left the composer with the file, and more are written meanwhile.
   await page.unrouteAll();
   await page.route('**/*', (route) => (route.request().method() === 'PUT' ? route.fulfill({ status: 200, headers: { 'access-control-allow-origin': '*' } }) : route.continue()));
+  holding = true;
   await pick('invoice.pdf', 100, 'application/pdf');
-  await expect.poll(() => widget(page).locator('.message.failed').count(), { timeout: 10_000 }).toBe(1);
+  await errorHeld;
+  expect(JSON.parse(release[0]!)).toMatchObject({ type: 'error', code: 'upload_not_found' });
+  expect(await widget(page).getByLabel('Message').inputValue()).toBe('');
+  expect(await notice.textContent()).toBe('');
+  await widget(page).getByLabel('Message').fill('And the receipt');
+  holding = false;
+  toPage!(release[0]!);
+  // Back in the composer ahead of what came since, as after a failed upload, and said why; no "Not sent" bubble.
+  const words = `${draft}\nAnd the receipt`;
+  await expect.poll(() => widget(page).getByLabel('Message').inputValue(), { timeout: 10_000 }).toBe(words);
   expect(await notice.textContent()).toBe('"invoice.pdf" could not be sent. Please try again.');
+  expect(await widget(page).locator('.message.failed').count()).toBe(0);
+  expect(await widget(page).locator('.message.inbound').count()).toBe(1);
 
-  // Picked again once storage works: the file goes, with the words (a failed message's are in
-  // its bubble, as any message's: written again here).
+  // Picked again once storage works: the file goes, with the words the composer kept.
   await page.unrouteAll();
-  await widget(page).getByLabel('Message').fill(draft);
   await pick('invoice.pdf', 100, 'application/pdf');
   const sent = await agent.waitFor((f) => f.type === 'message.created' && f.conversationId === conversationId && f.message.attachments?.length === 1, 15_000, "the visitor's file");
-  expect(sent.message).toMatchObject({ text: draft, attachments: [{ name: 'invoice.pdf', size: 100 }] });
+  expect(sent.message).toMatchObject({ text: words, attachments: [{ name: 'invoice.pdf', size: 100 }] });
   expect(await widget(page).getByLabel('Message').inputValue()).toBe('');
   await context.close();
 }, 60_000);
