@@ -150,6 +150,9 @@
     let listed = new Set();
     // What frames brought in while a first page was on its way (the page may predate them).
     let arrived = new Set();
+    // "More" and a reconnection's reload of the list take turns: the reload swaps in the pages it
+    // read, which would drop a page "More" added meanwhile, and counts the pages shown when it starts.
+    let inboxTurn = Promise.resolve();
     // The conversation shown, its older page and what this console last marked read in it.
     let openId = null;
     let olderCursor = null;
@@ -364,6 +367,7 @@
       mentioned.clear();
       mentionNotice.hidden = true;
       listed = new Set();
+      inboxTurn = Promise.resolve();
       inbox.replaceChildren();
       showUnread(0);
       closeConversation();
@@ -405,7 +409,7 @@
         // Loaded once the socket is open, and again after each reconnection: nothing said while
         // no socket listened is missed. As many pages as the list showed ("More", or frames) are read
         // again: the agent keeps their place in it.
-        attempt(loadInbox(false, Math.ceil(listed.size / INBOX_PAGE)));
+        attempt(inTurn(() => loadInbox(false, Math.ceil(listed.size / INBOX_PAGE))));
         if (openId) attempt(loadHistory(openId));
       };
       socket.onmessage = (event) => onFrame(JSON.parse(event.data));
@@ -581,6 +585,13 @@
       renderInbox();
     }
 
+    /** Runs `load` once the inbox loads before it in turn are done. */
+    function inTurn(load) {
+      const run = inboxTurn.then(load);
+      inboxTurn = run.catch(() => undefined);
+      return run;
+    }
+
     function showFilter(key, load = true) {
       filter = key;
       nextCursor = null;
@@ -625,7 +636,12 @@
     }
 
     const assigneeLabel = (c) => (!c.assigneeId ? 'unassigned' : c.assigneeId === me.id ? 'me' : c.assigneeId);
-    moreButton.onclick = () => attempt(loadInbox(true));
+    moreButton.onclick = () => {
+      const gen = generation;
+      const shown = filter;
+      // After a reload it waited for, from where that reload ended (if there is more, still of this filter and agent).
+      attempt(inTurn(() => gen === generation && shown === filter && nextCursor && loadInbox(true)));
+    };
 
     // ---- One conversation ----
 

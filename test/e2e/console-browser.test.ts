@@ -453,6 +453,63 @@ it.skipIf(!runs)('keeps the inbox pages the agent loaded, and their place in the
   expect(await inInbox(ids[1]!)).toBe(true);
 });
 
+it.skipIf(!runs)('keeps the page "More" asked for while a reconnection was reading the inbox again', async () => {
+  // Prepare: 30 new open conversations, the oldest 5 of them on the inbox's second page; the page's
+  // inbox reads are counted as it makes them
+  const ids: string[] = [];
+  for (let i = 0; i < 30; i += 1) ids.push(await whatsappCustomer(`Is order ${2000 + i} paid?`));
+  const others = stack.websocket.connections();
+  const page = await openConsole('agent-vera', 'Vera', {
+    prepare: async (p) => {
+      await p.addInitScript(() => {
+        const g = globalThis as any;
+        const fetch = g.fetch.bind(g);
+        g.pagesRead = [];
+        g.fetch = (url: string, init: unknown) => (g.pagesRead.push(String(url)), fetch(url, init));
+      });
+    },
+  });
+  const [own] = stack.websocket.connections().filter((id) => !others.includes(id));
+  await expect.poll(() => row(page, ids[29]!).count(), { timeout: 15_000 }).toBe(1);
+  expect(await row(page, ids[0]!).count()).toBe(0);
+
+  // The socket drops and cannot come back while a colleague resolves one of the first page's
+  await blockSockets(page);
+  expect(stack.websocket.dropConnection(own!, { notify: true })).toBe(true);
+  await expect.poll(() => page.locator('header .state').textContent()).not.toBe('online');
+  const token = await agentToken(stack.httpUrl, 'agent-olga');
+  expect((await http(stack.httpUrl, 'POST', `/v1/conversations/${ids[20]}/resolve`, { token })).status).toBe(200);
+  // The reconnection's read of the list (its first page) is held until the agent has clicked More
+  let reloadAsked!: () => void;
+  const asked = new Promise<void>((resolve) => (reloadAsked = resolve));
+  let letGo!: () => void;
+  const held = new Promise<void>((resolve) => (letGo = resolve));
+  await page.route(
+    (url) => url.pathname === '/v1/conversations' && !url.searchParams.has('cursor'),
+    async (route) => {
+      reloadAsked();
+      await held;
+      await route.continue();
+    },
+  );
+  const nextPageRead = new Promise<void>((resolve) => page.on('requestfinished', (request) => request.url().includes('/v1/conversations?') && request.url().includes('cursor=') && resolve()));
+  await unblockSockets(page);
+  await asked;
+
+  // Act: More, while the reload is on its way. A console that reads the next page at once has its
+  // answer before the reload's (the order in which the reload used to undo it)
+  await page.getByRole('button', { name: 'More', exact: true }).click();
+  const readAtOnce = await page.evaluate(() => (globalThis as any).pagesRead.some((url: string) => url.includes('cursor=')));
+  if (readAtOnce) await nextPageRead;
+  letGo();
+
+  // Assess: the reload came in (the resolved one left the list), and the page More asked for is there
+  await expect.poll(() => row(page, ids[20]!).count(), { timeout: 15_000 }).toBe(0);
+  await expect.poll(() => row(page, ids[0]!).count(), { timeout: 15_000 }).toBe(1);
+  expect(await row(page, ids[29]!).count()).toBe(1);
+  expect(await page.locator('header .state').textContent()).toBe('online');
+});
+
 it.skipIf(!runs)("shows presence as unknown while its socket is down (the agent's own) or as last known (colleagues'), and as it is once back", async () => {
   const conversationId = await whatsappCustomer('Can someone call me back?');
   const others = stack.websocket.connections();
